@@ -314,6 +314,7 @@ func (x *GCCommand) GetKeys() [][]byte {
 type ChangeReplicasContext struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
 	Tablet        *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=tablet,proto3" json:"tablet,omitempty"`
+	ProposalId    uint64                   `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -355,6 +356,75 @@ func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
 	return nil
 }
 
+func (x *ChangeReplicasContext) GetProposalId() uint64 {
+	if x != nil {
+		return x.ProposalId
+	}
+	return 0
+}
+
+// SnapshotData is the Data of a raft snapshot: which engine snapshot the
+// sender streams, and the replica state the receiver installs with it.
+type SnapshotData struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	SnapshotId    uint64                   `protobuf:"varint,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Applied       *AppliedState            `protobuf:"bytes,2,opt,name=applied,proto3" json:"applied,omitempty"`
+	Tablet        *metapb.TabletDescriptor `protobuf:"bytes,3,opt,name=tablet,proto3" json:"tablet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotData) Reset() {
+	*x = SnapshotData{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotData) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotData) ProtoMessage() {}
+
+func (x *SnapshotData) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
+func (*SnapshotData) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *SnapshotData) GetSnapshotId() uint64 {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return 0
+}
+
+func (x *SnapshotData) GetApplied() *AppliedState {
+	if x != nil {
+		return x.Applied
+	}
+	return nil
+}
+
+func (x *SnapshotData) GetTablet() *metapb.TabletDescriptor {
+	if x != nil {
+		return x.Tablet
+	}
+	return nil
+}
+
 // AppliedState is persisted atomically with every applied batch.
 type AppliedState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -368,7 +438,7 @@ type AppliedState struct {
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -380,7 +450,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -393,7 +463,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -428,7 +498,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -440,7 +510,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -453,7 +523,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -481,7 +551,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -493,7 +563,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -506,7 +576,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -540,9 +610,16 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\rnew_tablet_id\x18\x02 \x01(\x04R\vnewTabletId\x126\n" +
 	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\fR\x04keys\"M\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
 	"\x15ChangeReplicasContext\x124\n" +
-	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"]\n" +
+	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12\x1f\n" +
+	"\vproposal_id\x18\x02 \x01(\x04R\n" +
+	"proposalId\"\x9c\x01\n" +
+	"\fSnapshotData\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
+	"snapshotId\x125\n" +
+	"\aapplied\x18\x02 \x01(\v2\x1b.shale.raftcmd.AppliedStateR\aapplied\x124\n" +
+	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"]\n" +
 	"\fAppliedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12#\n" +
@@ -565,38 +642,41 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
 	(*GCCommand)(nil),                      // 2: shale.raftcmd.GCCommand
 	(*ChangeReplicasContext)(nil),          // 3: shale.raftcmd.ChangeReplicasContext
-	(*AppliedState)(nil),                   // 4: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 5: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 6: shale.raftcmd.Tombstone
-	(*metapb.Epoch)(nil),                   // 7: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 8: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 9: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 10: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 11: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 12: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 13: shale.meta.TabletDescriptor
+	(*SnapshotData)(nil),                   // 4: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 5: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 6: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 7: shale.raftcmd.Tombstone
+	(*metapb.Epoch)(nil),                   // 8: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 9: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 10: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 11: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 12: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 13: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 14: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	7,  // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	8,  // 1: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	9,  // 2: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	10, // 3: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	11, // 4: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	8,  // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	9,  // 1: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	10, // 2: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	11, // 3: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	12, // 4: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 5: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
 	2,  // 6: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
-	12, // 7: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	13, // 8: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	9,  // [9:9] is the sub-list for method output_type
-	9,  // [9:9] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 7: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	14, // 8: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	5,  // 9: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	14, // 10: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -618,7 +698,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1,0 +1,8 @@
+// Package placementdriver is the control plane (PD): it keeps the cluster's
+// metadata (stores, tablets, tables, the ID counter and timestamp window) in
+// its own Raft group, serves routing, IDs, timestamps and the table catalog
+// over gRPC, and turns store and tablet heartbeats into operators (add or
+// remove replica, transfer leader, split, merge) chosen by its checkers and
+// schedulers. It also serves the JSON HTTP API and status page. It is never
+// on the data path: reads and writes do not ask PD for permission.
+package placementdriver

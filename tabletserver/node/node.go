@@ -1,0 +1,347 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/tabletserver/store"
+	"github.com/shaledb/shale/tabletserver/transport"
+)
+
+// The bootstrap tablet and the default raw-KV table.
+const (
+	// BootstrapTabletID is the tablet that initially covers the whole key
+	// space.
+	BootstrapTabletID = 1
+	// KVTableID, KVTableName and KVFamily name the default raw-KV table:
+	// a row key maps to the cell (KVFamily, empty qualifier).
+	KVTableID   = 1
+	KVTableName = "kv"
+	KVFamily    = "v"
+)
+
+// BootstrapDescriptor returns the descriptor of the first tablet for a
+// cluster of the given stores: the whole key space, one voter per store
+// with replica id == store id (in store-id order), epoch {1,1}.
+func BootstrapDescriptor(stores []uint64) *metapb.TabletDescriptor {
+	d := &metapb.TabletDescriptor{
+		TabletId: BootstrapTabletID,
+		Epoch:    &metapb.Epoch{Version: 1, ConfVersion: 1},
+	}
+	for _, id := range slices.Sorted(slices.Values(stores)) {
+		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: id, StoreId: id, Role: metapb.ReplicaRole_VOTER})
+	}
+	return d
+}
+
+// KVTableSchema is the schema of the default raw-KV table.
+func KVTableSchema() *metapb.TableSchema {
+	return &metapb.TableSchema{
+		TableId:  KVTableID,
+		Name:     KVTableName,
+		Families: []*metapb.FamilySchema{{Name: KVFamily, MaxVersions: 1}},
+		Version:  1,
+	}
+}
+
+// Run runs a tablet server until ctx is done, then shuts it down and
+// returns nil. It returns an error if the node cannot start or a server
+// fails while running. See the package doc for the sequence.
+func Run(ctx context.Context, o Options) error {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	log := o.Logger.With("store", o.StoreID)
+
+	if err := ensureDir(o.DataDir); err != nil {
+		return err
+	}
+	grpcLis, err := listen("--addr", o.Addr)
+	if err != nil {
+		return err
+	}
+	defer grpcLis.Close()
+	var httpLis net.Listener
+	if o.HTTPAddr != "" {
+		if httpLis, err = listen("--http-addr", o.HTTPAddr); err != nil {
+			return err
+		}
+		defer httpLis.Close()
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	sopts := o.Store
+	sopts.StoreID = o.StoreID
+	sopts.Dir = o.DataDir
+	sopts.Resolver = staticResolver(maps.Clone(o.Peers))
+	sopts.Logger = o.Logger
+	sopts.Registry = reg
+	s, err := store.Open(sopts)
+	if err != nil {
+		return fmt.Errorf("node: opening store %d in data directory %s: %w", o.StoreID, o.DataDir, err)
+	}
+	storeClosed := false
+	defer func() {
+		if !storeClosed {
+			_ = s.Close()
+		}
+	}()
+
+	if o.Bootstrap {
+		if err := bootstrap(s, o, log); err != nil {
+			return err
+		}
+	}
+
+	var gate requestGate
+	srv := grpc.NewServer(append(transport.ServerOptions(),
+		grpc.ChainUnaryInterceptor(gate.unary),
+		grpc.ChainStreamInterceptor(gate.stream),
+	)...)
+	s.Transport().Register(srv)
+	kvpb.RegisterTabletServer(srv, store.NewService(s))
+
+	var healthy atomic.Bool
+	errc := make(chan error, 2)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := srv.Serve(grpcLis); err != nil {
+			errc <- fmt.Errorf("node: gRPC server on %s: %w", o.Addr, err)
+		}
+	}()
+	var httpSrv *http.Server
+	if httpLis != nil {
+		mux := http.NewServeMux()
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+			if !healthy.Load() {
+				http.Error(w, "not serving", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("ok"))
+		})
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)
+			}
+		}()
+	}
+
+	s.Start()
+	healthy.Store(true)
+	httpAddr := ""
+	if httpLis != nil {
+		httpAddr = httpLis.Addr().String()
+	}
+	log.Info("tablet server serving",
+		"addr", grpcLis.Addr().String(), "http_addr", httpAddr, "data_dir", o.DataDir,
+		"peers", FormatPeers(o.Peers), "labels", o.Labels, "pd", strings.Join(o.PD, ","))
+	if o.onServing != nil {
+		o.onServing(grpcLis.Addr().String(), httpAddr)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("tablet server shutting down", "cause", context.Cause(ctx))
+	case runErr = <-errc:
+		log.Error("tablet server failed; shutting down", "err", runErr)
+	}
+	healthy.Store(false)
+
+	// Refuse new Tablet requests and let in-flight ones finish, while the
+	// store (and its raft traffic) still runs so that they can commit.
+	if !gate.drain(o.ShutdownTimeout) {
+		log.Warn("in-flight requests did not finish in time", "timeout", o.ShutdownTimeout)
+	}
+	// Closing the store also closes the transport, which ends the inbound
+	// raft streams of peers, so the gRPC server can drain.
+	storeClosed = true
+	if err := s.Close(); err != nil && runErr == nil {
+		runErr = fmt.Errorf("node: closing store: %w", err)
+	}
+	stopped := make(chan struct{})
+	go func() {
+		srv.GracefulStop()
+		close(stopped)
+	}()
+	select {
+	case <-stopped:
+	case <-time.After(o.ShutdownTimeout):
+		log.Warn("gRPC server did not drain in time; stopping it", "timeout", o.ShutdownTimeout)
+		srv.Stop()
+		<-stopped
+	}
+	if httpSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownTimeout)
+		if err := httpSrv.Shutdown(sctx); err != nil {
+			_ = httpSrv.Close()
+		}
+		cancel()
+	}
+	wg.Wait()
+	log.Info("tablet server stopped")
+	return runErr
+}
+
+// bootstrap creates the first tablet and the raw-KV table schema unless the
+// store already holds a tablet.
+func bootstrap(s *store.Store, o Options, log *slog.Logger) error {
+	if ts := s.Tablets(); len(ts) > 0 {
+		log.Info("store already holds tablets; not bootstrapping again", "tablets", len(ts))
+	} else {
+		desc := BootstrapDescriptor(slices.Collect(maps.Keys(o.Peers)))
+		if err := s.BootstrapTablet(desc); err != nil {
+			return fmt.Errorf("node: bootstrapping tablet %d on store %d: %w", desc.TabletId, o.StoreID, err)
+		}
+		log.Info("bootstrapped the first tablet", "tablet", desc.TabletId, "stores", FormatPeers(o.Peers))
+	}
+	// Version 1: a newer schema already on the store wins.
+	if err := s.PutTableSchema(KVTableSchema()); err != nil {
+		return fmt.Errorf("node: putting the default table schema on store %d: %w", o.StoreID, err)
+	}
+	return nil
+}
+
+// ensureDir creates dir if needed and checks that it is a writable
+// directory, so that a bad --data-dir gets a clear message rather than an
+// engine error.
+func ensureDir(dir string) error {
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return fmt.Errorf("node: data directory %s exists and is not a directory", dir)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("node: cannot create data directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("node: data directory %s is not writable: %w", dir, err)
+	}
+	name := f.Name()
+	_ = f.Close()
+	_ = os.Remove(name)
+	return nil
+}
+
+// listen opens a TCP listener, explaining the common failures.
+func listen(flag, addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return lis, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("node: %s %s: address already in use (is another process listening on it?)", flag, addr)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return nil, fmt.Errorf("node: %s %s: address not available on this host", flag, addr)
+	case errors.Is(err, syscall.EACCES):
+		return nil, fmt.Errorf("node: %s %s: permission denied (ports below 1024 need privileges)", flag, addr)
+	}
+	return nil, fmt.Errorf("node: %s %s: %w", flag, addr, err)
+}
+
+// requestGate counts in-flight client (non-raft-transport) RPCs and refuses
+// new ones once draining starts, so shutdown can let accepted requests
+// finish while the store still replicates.
+type requestGate struct {
+	mu       sync.Mutex
+	draining bool
+	inflight int
+	idle     chan struct{} // closed when draining and inflight reaches 0
+}
+
+// isTransport reports raft traffic, which is never gated: in-flight client
+// requests need it to commit.
+func isTransport(method string) bool {
+	return strings.HasPrefix(method, "/shale.transport.")
+}
+
+func (g *requestGate) enter() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.draining {
+		return status.Error(codes.Unavailable, "tablet server is shutting down")
+	}
+	g.inflight++
+	return nil
+}
+
+func (g *requestGate) exit() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.inflight--
+	if g.draining && g.inflight == 0 {
+		close(g.idle)
+	}
+}
+
+// drain refuses new requests and waits up to timeout for in-flight ones. It
+// reports whether they all finished.
+func (g *requestGate) drain(timeout time.Duration) bool {
+	g.mu.Lock()
+	g.draining = true
+	g.idle = make(chan struct{})
+	if g.inflight == 0 {
+		close(g.idle)
+	}
+	idle := g.idle
+	g.mu.Unlock()
+	select {
+	case <-idle:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+func (g *requestGate) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if isTransport(info.FullMethod) {
+		return h(ctx, req)
+	}
+	if err := g.enter(); err != nil {
+		return nil, err
+	}
+	defer g.exit()
+	return h(ctx, req)
+}
+
+func (g *requestGate) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if isTransport(info.FullMethod) {
+		return h(srv, ss)
+	}
+	if err := g.enter(); err != nil {
+		return err
+	}
+	defer g.exit()
+	return h(srv, ss)
+}

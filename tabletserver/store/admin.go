@@ -1,0 +1,420 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// applySplit cuts the tablet at the split key: this replica keeps the left
+// half and the right half becomes a new tablet whose raft group starts on
+// the same stores. Worker only.
+func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.SplitCommand, post []func()) (proto.Message, []func(), error) {
+	desc := r.mu.desc
+	if cmd.Epoch == nil || cmd.Epoch.Version != desc.Epoch.Version {
+		return nil, post, errs.EpochMismatch(desc)
+	}
+	if !containsKey(desc, c.SplitKey) || bytes.Equal(c.SplitKey, desc.StartKey) {
+		return nil, post, errs.InvalidArgument("split key %x is not strictly inside tablet %d", c.SplitKey, desc.TabletId)
+	}
+	left := proto.Clone(desc).(*metapb.TabletDescriptor)
+	left.EndKey = c.SplitKey
+	left.Epoch.Version++
+	right := &metapb.TabletDescriptor{
+		TabletId: c.NewTabletId,
+		StartKey: c.SplitKey,
+		EndKey:   desc.EndKey,
+		Epoch:    &metapb.Epoch{Version: left.Epoch.Version, ConfVersion: desc.Epoch.ConfVersion},
+		Replicas: c.NewReplicas,
+	}
+	if err := setProto(b, keys.DescriptorKey(left.TabletId), left); err != nil {
+		r.s.fatal("write descriptor", err, r)
+	}
+	mine := replicaOnStore(right, r.s.opts.StoreID)
+	var tomb raftcmdpb.Tombstone
+	if err := getProto(r.s.db, keys.TombstoneKey(right.TabletId), &tomb); err != nil {
+		r.s.fatal("read tombstone", err, r)
+	}
+	createRight := mine != nil && tomb.NextReplicaId <= mine.ReplicaId
+	if createRight {
+		if err := writeSplitState(r.s.db, b, right, r.applied.MaxTimestamp); err != nil {
+			r.s.fatal("write split state", err, r)
+		}
+	} else {
+		// The right tablet's replica was already moved off this store;
+		// the data in its range belongs to nobody here.
+		lo, hi := keys.DataSpan(right.StartKey, right.EndKey)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			r.s.fatal("clear split data", err, r)
+		}
+	}
+	wasLeader := r.raw.BasicStatus().Lead == r.replicaID
+	post = append(post, func() {
+		r.mu.Lock()
+		r.mu.desc = left
+		r.mu.Unlock()
+		if createRight {
+			r.s.initSplitReplica(right, mine.ReplicaId, wasLeader)
+		}
+	})
+	r.s.log.Info("tablet split", "tablet", left.TabletId, "new_tablet", right.TabletId, "key", keyString(c.SplitKey))
+	return &kvpb.SplitTabletResponse{Left: left, Right: right}, post, nil
+}
+
+// writeSplitState writes a new right-hand tablet's initial state, keeping
+// any term and vote its uninitialized replica already cast.
+func writeSplitState(db *pebble.DB, b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
+	if err := writeInitialState(b, desc, maxTS); err != nil {
+		return err
+	}
+	v, closer, err := db.Get(keys.RaftHardStateKey(desc.TabletId))
+	if err != nil {
+		return nil // none: the initial state stands
+	}
+	defer closer.Close()
+	var hs raftpb.HardState
+	if err := hs.Unmarshal(v); err != nil || hs.Term <= raftInitialTerm {
+		return err
+	}
+	hs.Commit = raftInitialIndex
+	nv, err := hs.Marshal()
+	if err != nil {
+		return err
+	}
+	return b.Set(keys.RaftHardStateKey(desc.TabletId), nv, nil)
+}
+
+// initSplitReplica creates the right-hand replica after a split committed,
+// or gives state to the uninitialized one a message already created.
+// Worker only (runs in post-apply).
+func (s *Store) initSplitReplica(desc *metapb.TabletDescriptor, replicaID uint64, campaign bool) {
+	r := s.getReplica(desc.TabletId)
+	if r != nil {
+		if r.descriptor() != nil {
+			return // already initialized (cannot normally happen)
+		}
+		r.replicaID = replicaID
+		if err := r.loadState(desc); err != nil {
+			s.fatal("init split replica", err, r)
+		}
+	} else {
+		var err error
+		if r, err = s.newReplica(desc.TabletId, replicaID, desc); err != nil {
+			s.fatal("create split replica", err, nil)
+		}
+	}
+	s.awake[r.tabletID] = r
+	if campaign {
+		// The left's leader leads the right too, saving an election timeout.
+		_ = r.raw.Campaign()
+	}
+	s.enqueue(r.tabletID)
+}
+
+// applyConfChange applies a membership change and the descriptor it implies.
+func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()) []func() {
+	var cc raftpb.ConfChangeV2
+	if e.Type == raftpb.EntryConfChange {
+		var v1 raftpb.ConfChange
+		if err := v1.Unmarshal(e.Data); err != nil {
+			r.s.fatal("decode conf change", err, r)
+		}
+		cc = v1.AsV2()
+	} else if err := cc.Unmarshal(e.Data); err != nil {
+		r.s.fatal("decode conf change", err, r)
+	}
+	var ctx raftcmdpb.ChangeReplicasContext
+	if len(cc.Context) > 0 {
+		if err := proto.Unmarshal(cc.Context, &ctx); err != nil {
+			r.s.fatal("decode conf change context", err, r)
+		}
+	}
+	cs := r.raw.ApplyConfChange(cc)
+	r.storage.SetConfState(*cs)
+	r.pendingConfChange = len(cs.VotersOutgoing) > 0
+	old := r.mu.desc
+	desc := descFromConfState(old, ctx.Tablet, *cs)
+	if err := setProto(b, keys.DescriptorKey(r.tabletID), desc); err != nil {
+		r.s.fatal("write descriptor", err, r)
+	}
+	var p *proposal
+	if ctx.ProposalId != 0 {
+		p = r.proposals[ctx.ProposalId]
+		delete(r.proposals, ctx.ProposalId)
+	}
+	removed := replicaOnStore(desc, r.s.opts.StoreID) == nil
+	post = append(post, func() {
+		r.mu.Lock()
+		r.mu.desc = desc
+		for _, rep := range desc.Replicas {
+			r.mu.peers[rep.ReplicaId] = rep.StoreId
+		}
+		r.mu.Unlock()
+		if p != nil {
+			p.finish(applyResult{resp: &kvpb.ChangeReplicasResponse{Tablet: desc}})
+		}
+		if removed {
+			r.s.destroyReplica(r, r.replicaID+1)
+		}
+	})
+	r.log.Info("membership changed", "conf_version", desc.Epoch.ConfVersion, "replicas", replicasString(desc))
+	if removed {
+		// Nothing after this entry may be applied here.
+		r.raw = nil
+	}
+	return post
+}
+
+// descFromConfState derives the descriptor after a conf change: roles from
+// raft's configuration, store placement from the old descriptor and the
+// proposal's planned one.
+func descFromConfState(old, planned *metapb.TabletDescriptor, cs raftpb.ConfState) *metapb.TabletDescriptor {
+	stores := map[uint64]uint64{}
+	var order []uint64
+	for _, d := range []*metapb.TabletDescriptor{old, planned} {
+		if d == nil {
+			continue
+		}
+		for _, rep := range d.Replicas {
+			if _, ok := stores[rep.ReplicaId]; !ok {
+				order = append(order, rep.ReplicaId)
+			}
+			stores[rep.ReplicaId] = rep.StoreId
+		}
+	}
+	in := func(ids []uint64, id uint64) bool {
+		for _, x := range ids {
+			if x == id {
+				return true
+			}
+		}
+		return false
+	}
+	joint := len(cs.VotersOutgoing) > 0
+	desc := proto.Clone(old).(*metapb.TabletDescriptor)
+	desc.Replicas = nil
+	desc.Epoch.ConfVersion++
+	for _, id := range order {
+		rep := &metapb.Replica{ReplicaId: id, StoreId: stores[id]}
+		inV, inOut := in(cs.Voters, id), in(cs.VotersOutgoing, id)
+		switch {
+		case inV && (inOut || !joint):
+			rep.Role = metapb.ReplicaRole_VOTER
+		case inV:
+			rep.Role = metapb.ReplicaRole_VOTER_INCOMING
+		case inOut:
+			rep.Role = metapb.ReplicaRole_VOTER_OUTGOING
+		case in(cs.Learners, id) || in(cs.LearnersNext, id):
+			rep.Role = metapb.ReplicaRole_LEARNER
+		default:
+			continue
+		}
+		desc.Replicas = append(desc.Replicas, rep)
+	}
+	return desc
+}
+
+// destroyReplica removes a replica and its data, leaving a tombstone so
+// stale messages cannot resurrect it. Worker only.
+func (s *Store) destroyReplica(r *replica, nextReplicaID uint64) {
+	r.mu.Lock()
+	desc := r.mu.desc
+	r.mu.destroyed = true
+	r.mu.Unlock()
+	r.failAllWaiters(errs.TabletNotFound(r.tabletID, s.opts.StoreID))
+	r.raw = nil
+	delete(s.awake, r.tabletID)
+	s.mu.Lock()
+	if s.mu.replicas[r.tabletID] == r {
+		delete(s.mu.replicas, r.tabletID)
+	}
+	s.mu.Unlock()
+	if err := s.destroyReplicaData(r.tabletID, desc, nextReplicaID); err != nil {
+		s.fatal("destroy replica", err, r)
+	}
+	r.log.Info("replica destroyed")
+}
+
+// destroyReplicaData deletes a replica's data (when desc is known) and raft
+// state, and writes its tombstone.
+func (s *Store) destroyReplicaData(tabletID uint64, desc *metapb.TabletDescriptor, nextReplicaID uint64) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if desc != nil {
+		lo, hi := keys.DataSpan(desc.StartKey, desc.EndKey)
+		if err := b.DeleteRange(lo, hi, nil); err != nil {
+			return err
+		}
+	}
+	p := keys.TabletLocalPrefix(tabletID)
+	if err := b.DeleteRange(p, keys.PrefixEnd(p), nil); err != nil {
+		return err
+	}
+	if nextReplicaID > 0 {
+		if err := setProto(b, keys.TombstoneKey(tabletID), &raftcmdpb.Tombstone{NextReplicaId: nextReplicaID}); err != nil {
+			return err
+		}
+	}
+	return b.Commit(pebble.Sync)
+}
+
+// Split splits a tablet at key (an encoded row key). It is proposed through
+// raft and returns once applied on the leader.
+func (s *Store) Split(ctx context.Context, req *kvpb.SplitTabletRequest) (*kvpb.SplitTabletResponse, error) {
+	r, err := s.replicaForRequest(req.Header.GetTabletId())
+	if err != nil {
+		return nil, err
+	}
+	if !keys.IsValidSplitKey(req.SplitKey) {
+		return nil, errs.InvalidArgument("split key %x is not a table prefix or row key", req.SplitKey)
+	}
+	desc := r.descriptor()
+	if err := checkEpoch(desc, req.Header); err != nil {
+		return nil, err
+	}
+	if req.NewTabletId == 0 || len(req.NewReplicaIds) != len(desc.Replicas) {
+		return nil, errs.InvalidArgument("split needs a new tablet id and %d new replica ids", len(desc.Replicas))
+	}
+	newReps := make([]*metapb.Replica, len(desc.Replicas))
+	for i, rep := range desc.Replicas {
+		newReps[i] = &metapb.Replica{ReplicaId: req.NewReplicaIds[i], StoreId: rep.StoreId, Role: rep.Role}
+	}
+	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{
+		Epoch: desc.Epoch,
+		Cmd:   &raftcmdpb.RaftCommand_Split{Split: &raftcmdpb.SplitCommand{SplitKey: req.SplitKey, NewTabletId: req.NewTabletId, NewReplicas: newReps}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp.(*kvpb.SplitTabletResponse), nil
+}
+
+// TransferLeader asks the tablet's leader to hand leadership to the replica
+// on toStore. It returns once the transfer started; leadership moves within
+// an election timeout.
+func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequest) error {
+	r, err := s.replicaForRequest(req.Header.GetTabletId())
+	if err != nil {
+		return err
+	}
+	target := replicaOnStore(r.descriptor(), req.ToStoreId)
+	if target == nil {
+		return errs.InvalidArgument("tablet %d has no replica on store %d", r.tabletID, req.ToStoreId)
+	}
+	return r.runOnWorker(ctx, func(r *replica) error {
+		if r.raw.BasicStatus().Lead != r.replicaID {
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			return r.leaderErrorLocked()
+		}
+		r.raw.TransferLeader(target.ReplicaId)
+		return nil
+	})
+}
+
+// ChangeReplicas changes the tablet's membership and returns once the
+// change (including leaving joint consensus) applied on the leader.
+func (s *Store) ChangeReplicas(ctx context.Context, req *kvpb.ChangeReplicasRequest) (*metapb.TabletDescriptor, error) {
+	r, err := s.replicaForRequest(req.Header.GetTabletId())
+	if err != nil {
+		return nil, err
+	}
+	desc := r.descriptor()
+	if req.Header.GetEpoch() != nil && req.Header.Epoch.ConfVersion != desc.Epoch.ConfVersion {
+		return nil, errs.EpochMismatch(desc)
+	}
+	if len(req.Changes) == 0 {
+		return nil, errs.InvalidArgument("no replica changes given")
+	}
+	planned := proto.Clone(desc).(*metapb.TabletDescriptor)
+	cc := &raftpb.ConfChangeV2{}
+	voterChanges := 0
+	for _, ch := range req.Changes {
+		existing := replicaOnStore(desc, ch.StoreId)
+		switch ch.Type {
+		case kvpb.ReplicaChange_ADD_LEARNER, kvpb.ReplicaChange_ADD_VOTER:
+			if existing != nil {
+				return nil, errs.InvalidArgument("store %d already has a replica of tablet %d", ch.StoreId, r.tabletID)
+			}
+			if ch.ReplicaId == 0 {
+				return nil, errs.InvalidArgument("adding a replica needs a replica id")
+			}
+			typ := raftpb.ConfChangeAddLearnerNode
+			if ch.Type == kvpb.ReplicaChange_ADD_VOTER {
+				typ = raftpb.ConfChangeAddNode
+				voterChanges++
+			}
+			planned.Replicas = append(planned.Replicas, &metapb.Replica{ReplicaId: ch.ReplicaId, StoreId: ch.StoreId})
+			cc.Changes = append(cc.Changes, raftpb.ConfChangeSingle{Type: typ, NodeID: ch.ReplicaId})
+		case kvpb.ReplicaChange_PROMOTE_LEARNER:
+			if existing == nil || existing.Role != metapb.ReplicaRole_LEARNER {
+				return nil, errs.InvalidArgument("store %d has no learner of tablet %d", ch.StoreId, r.tabletID)
+			}
+			voterChanges++
+			cc.Changes = append(cc.Changes, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeAddNode, NodeID: existing.ReplicaId})
+		case kvpb.ReplicaChange_REMOVE:
+			if existing == nil {
+				return nil, errs.InvalidArgument("store %d has no replica of tablet %d", ch.StoreId, r.tabletID)
+			}
+			if existing.Role != metapb.ReplicaRole_LEARNER {
+				voterChanges++
+			}
+			cc.Changes = append(cc.Changes, raftpb.ConfChangeSingle{Type: raftpb.ConfChangeRemoveNode, NodeID: existing.ReplicaId})
+		}
+	}
+	if voterChanges > 1 {
+		cc.Transition = raftpb.ConfChangeTransitionAuto // joint consensus
+	}
+	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1)}
+	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id})
+	if err != nil {
+		return nil, err
+	}
+	cc.Context = cctx
+	p.cc = cc
+	if _, err := r.submit(ctx, p); err != nil {
+		return nil, err
+	}
+	// Wait until raft left the joint configuration, if it entered one.
+	for {
+		d := r.descriptor()
+		if d == nil {
+			return nil, errs.TabletNotFound(r.tabletID, s.opts.StoreID)
+		}
+		if !isJoint(d) {
+			return d, nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil, errs.Ambiguous("tablet %d: waiting to leave joint configuration: %v", r.tabletID, ctx.Err())
+		case <-time.After(s.opts.TickInterval):
+		}
+	}
+}
+
+func isJoint(d *metapb.TabletDescriptor) bool {
+	for _, rep := range d.Replicas {
+		if rep.Role == metapb.ReplicaRole_VOTER_INCOMING || rep.Role == metapb.ReplicaRole_VOTER_OUTGOING {
+			return true
+		}
+	}
+	return false
+}
+
+// checkEpoch rejects a request whose epoch version is stale.
+func checkEpoch(desc *metapb.TabletDescriptor, h *kvpb.RequestHeader) error {
+	if h.GetEpoch() != nil && h.Epoch.Version != desc.Epoch.Version {
+		return errs.EpochMismatch(desc)
+	}
+	return nil
+}

@@ -1,0 +1,361 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// applyEntries evaluates committed entries into b and returns actions to run
+// once b is committed (replying to callers, publishing descriptors). Worker
+// only. Evaluation must be deterministic: it may read only b (the engine
+// plus earlier writes of this batch) and the command itself.
+func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func()) []func() {
+	if len(ents) == 0 || r.raw == nil {
+		return post
+	}
+	for _, e := range ents {
+		if e.Index <= r.applied.Index {
+			continue // already applied (restart re-delivers)
+		}
+		switch e.Type {
+		case raftpb.EntryNormal:
+			if len(e.Data) > 0 {
+				post = r.applyCommand(b, e, post)
+			}
+		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
+			post = r.applyConfChange(b, e, post)
+		}
+		r.applied.Index, r.applied.Term = e.Index, e.Term
+		r.s.metrics.entriesApplied.Inc()
+		if r.raw == nil { // destroyed by this entry
+			return post
+		}
+	}
+	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
+		r.s.fatal("write applied state", err, r)
+	}
+	applied, maxTS := r.applied.Index, r.applied.MaxTimestamp
+	return append(post, func() {
+		r.mu.Lock()
+		r.mu.applied = applied
+		r.mu.Unlock()
+		r.s.clock.Update(maxTS)
+	})
+}
+
+func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) []func() {
+	var cmd raftcmdpb.RaftCommand
+	if err := proto.Unmarshal(e.Data, &cmd); err != nil {
+		r.s.fatal("decode raft command", err, r)
+	}
+	var (
+		resp proto.Message
+		err  error
+	)
+	// The commit timestamp strictly increases in log order, whatever the
+	// proposer's clock said.
+	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
+	desc := r.mu.desc // written only by this goroutine
+	ev := evaluator{b: b, desc: desc, ts: ts}
+	switch c := cmd.Cmd.(type) {
+	case *raftcmdpb.RaftCommand_MutateRow:
+		resp, err = ev.mutateRow(c.MutateRow)
+	case *raftcmdpb.RaftCommand_CheckAndMutateRow:
+		resp, err = ev.checkAndMutate(c.CheckAndMutateRow)
+	case *raftcmdpb.RaftCommand_ReadModifyWriteRow:
+		resp, err = ev.readModifyWrite(c.ReadModifyWriteRow)
+	case *raftcmdpb.RaftCommand_BatchMutate:
+		resp, err = ev.batchMutate(c.BatchMutate)
+	case *raftcmdpb.RaftCommand_Gc:
+		err = ev.gc(c.Gc)
+	case *raftcmdpb.RaftCommand_Split:
+		resp, post, err = r.applySplit(b, &cmd, c.Split, post)
+	default:
+		err = errs.InvalidArgument("unknown raft command")
+	}
+	if ev.wrote {
+		r.applied.MaxTimestamp = ts
+	}
+	if p, ok := r.proposals[cmd.ProposalId]; ok {
+		delete(r.proposals, cmd.ProposalId)
+		res := applyResult{resp: resp, err: err}
+		post = append(post, func() { p.finish(res) })
+	}
+	return post
+}
+
+// evaluator turns one command into writes on b. Every command first plans
+// all its writes and only then applies them, so a failing command writes
+// nothing.
+type evaluator struct {
+	b     *pebble.Batch
+	desc  *metapb.TabletDescriptor
+	ts    int64
+	wrote bool
+}
+
+type write struct {
+	key, value []byte
+	rangeEnd   []byte // non-nil: DeleteRange [key, rangeEnd)
+	del        bool
+}
+
+func (ev *evaluator) checkRow(tableID uint64, row []byte) error {
+	if k := keys.RowKey(tableID, row); !containsKey(ev.desc, k) {
+		return errs.KeyNotInTablet(k, ev.desc)
+	}
+	return nil
+}
+
+func (ev *evaluator) commit(ws []write) error {
+	for _, w := range ws {
+		var err error
+		switch {
+		case w.rangeEnd != nil:
+			err = ev.b.DeleteRange(w.key, w.rangeEnd, nil)
+		case w.del:
+			err = ev.b.Delete(w.key, nil)
+		default:
+			err = ev.b.Set(w.key, w.value, nil)
+		}
+		if err != nil {
+			return err
+		}
+		ev.wrote = true
+	}
+	return nil
+}
+
+func deleteRange(lo, hi []byte) write {
+	return write{key: keys.DataKey(lo), rangeEnd: keys.DataKey(hi)}
+}
+
+// planMutations converts mutations of one row into writes at ts.
+func planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation, ts int64) ([]write, error) {
+	ws := make([]write, 0, len(muts))
+	for _, m := range muts {
+		switch x := m.Mutation.(type) {
+		case *kvpb.Mutation_SetCell_:
+			c := x.SetCell
+			cts := c.Timestamp
+			if cts <= 0 {
+				cts = ts
+			}
+			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value})
+		case *kvpb.Mutation_DeleteFromColumn_:
+			c := x.DeleteFromColumn
+			col := keys.ColumnPrefix(tableID, row, c.Family, c.Qualifier)
+			lo, hi := col, keys.PrefixEnd(col)
+			if tr := c.TimeRange; tr != nil {
+				// Versions sort newest first: [end-1 ... start].
+				if tr.EndTs > 0 {
+					lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
+				}
+				if tr.StartTs > 0 {
+					hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
+				}
+			}
+			if bytes.Compare(lo, hi) < 0 {
+				ws = append(ws, deleteRange(lo, hi))
+			}
+		case *kvpb.Mutation_DeleteFromFamily_:
+			p := keys.FamilyPrefix(tableID, row, x.DeleteFromFamily.Family)
+			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
+		case *kvpb.Mutation_DeleteFromRow_:
+			p := keys.RowKey(tableID, row)
+			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
+		default:
+			return nil, errs.InvalidArgument("empty mutation")
+		}
+	}
+	return ws, nil
+}
+
+func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error) {
+	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
+		return nil, err
+	}
+	ws, err := planMutations(req.TableId, req.RowKey, req.Mutations, ev.ts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ev.commit(ws); err != nil {
+		return nil, err
+	}
+	return &kvpb.MutateRowResponse{Timestamp: ev.ts}, nil
+}
+
+// newestCell reads the newest version of a column as of this batch.
+func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, qualifier []byte) (value []byte, found bool, err error) {
+	col := keys.ColumnPrefix(tableID, row, family, qualifier)
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
+	if err != nil {
+		return nil, false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return nil, false, it.Error()
+	}
+	return bytes.Clone(it.Value()), true, nil
+}
+
+func conditionHolds(c *kvpb.Condition, value []byte, found bool) bool {
+	switch c.Op {
+	case kvpb.Condition_EXISTS:
+		return found
+	case kvpb.Condition_NOT_EXISTS:
+		return !found
+	}
+	if !found {
+		return false
+	}
+	cmp := bytes.Compare(value, c.Value)
+	switch c.Op {
+	case kvpb.Condition_EQUAL:
+		return cmp == 0
+	case kvpb.Condition_NOT_EQUAL:
+		return cmp != 0
+	case kvpb.Condition_LESS:
+		return cmp < 0
+	case kvpb.Condition_LESS_OR_EQUAL:
+		return cmp <= 0
+	case kvpb.Condition_GREATER:
+		return cmp > 0
+	case kvpb.Condition_GREATER_OR_EQUAL:
+		return cmp >= 0
+	}
+	return false
+}
+
+func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.Message, error) {
+	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
+		return nil, err
+	}
+	c := req.Condition
+	v, found, err := ev.newestCell(req.TableId, req.RowKey, c.Family, c.Qualifier)
+	if err != nil {
+		return nil, err
+	}
+	matched := conditionHolds(c, v, found)
+	muts := req.FalseMutations
+	if matched {
+		muts = req.TrueMutations
+	}
+	ws, err := planMutations(req.TableId, req.RowKey, muts, ev.ts)
+	if err != nil {
+		return nil, err
+	}
+	if err := ev.commit(ws); err != nil {
+		return nil, err
+	}
+	return &kvpb.CheckAndMutateRowResponse{PredicateMatched: matched, Timestamp: ev.ts}, nil
+}
+
+// errNotInt64 is returned for an increment of a cell that is not 8 bytes.
+var errNotInt64 = errors.New("cell is not a 64-bit big-endian integer")
+
+func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto.Message, error) {
+	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
+		return nil, err
+	}
+	type col struct{ family, qualifier string }
+	current := map[col][]byte{}
+	row := &kvpb.Row{Key: req.RowKey}
+	var ws []write
+	for _, rule := range req.Rules {
+		k := col{rule.Family, string(rule.Qualifier)}
+		v, ok := current[k]
+		if !ok {
+			var err error
+			if v, _, err = ev.newestCell(req.TableId, req.RowKey, rule.Family, rule.Qualifier); err != nil {
+				return nil, err
+			}
+		}
+		switch x := rule.Rule.(type) {
+		case *kvpb.ReadModifyWriteRule_AppendValue:
+			v = append(bytes.Clone(v), x.AppendValue...)
+		case *kvpb.ReadModifyWriteRule_IncrementAmount:
+			var n int64
+			switch len(v) {
+			case 0:
+			case 8:
+				n = int64(binary.BigEndian.Uint64(v))
+			default:
+				return nil, errs.InvalidArgument("increment %s:%q: %v (it has %d bytes)", rule.Family, rule.Qualifier, errNotInt64, len(v))
+			}
+			v = binary.BigEndian.AppendUint64(nil, uint64(n+x.IncrementAmount))
+		default:
+			return nil, errs.InvalidArgument("empty read-modify-write rule")
+		}
+		current[k] = v
+		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, rule.Family, rule.Qualifier, ev.ts)), value: v})
+	}
+	if err := ev.commit(ws); err != nil {
+		return nil, err
+	}
+	// Report each modified cell once, with its final value.
+	seen := map[col]bool{}
+	for _, rule := range req.Rules {
+		k := col{rule.Family, string(rule.Qualifier)}
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		row.Cells = append(row.Cells, &kvpb.Cell{Family: rule.Family, Qualifier: rule.Qualifier, Timestamp: ev.ts, Value: current[k]})
+	}
+	return &kvpb.ReadModifyWriteRowResponse{Row: row}, nil
+}
+
+func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, error) {
+	resp := &kvpb.BatchMutateResponse{Results: make([]*kvpb.BatchMutateResponse_Result, len(req.Entries))}
+	for i, e := range req.Entries {
+		res := &kvpb.BatchMutateResponse_Result{}
+		resp.Results[i] = res
+		if err := ev.checkRow(req.TableId, e.RowKey); err != nil {
+			res.Error = errs.ToProto(err)
+			continue
+		}
+		ws, err := planMutations(req.TableId, e.RowKey, e.Mutations, ev.ts)
+		if err == nil {
+			err = ev.commit(ws)
+		}
+		if err != nil {
+			res.Error = errs.ToProto(err)
+			continue
+		}
+		res.Timestamp = ev.ts
+	}
+	return resp, nil
+}
+
+// gc deletes versions the leader found to be garbage. Keys outside the
+// tablet (it split since) are skipped; their new owner collects them.
+func (ev *evaluator) gc(c *raftcmdpb.GCCommand) error {
+	for _, k := range c.Keys {
+		if !containsDataKey(ev.desc, k) {
+			continue
+		}
+		if err := ev.b.Delete(keys.DataKey(k), nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// containsDataKey reports whether a cell key (without the data prefix)
+// belongs to desc.
+func containsDataKey(desc *metapb.TabletDescriptor, k []byte) bool {
+	row, err := keys.RowPrefix(k)
+	return err == nil && containsKey(desc, row)
+}

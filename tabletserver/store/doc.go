@@ -1,0 +1,44 @@
+// Package store is a tablet server's data plane: one Pebble instance holding
+// every replica's data and raft state, one etcd-raft RawNode per replica, and
+// a single raft worker goroutine that drives them all.
+//
+// # The Ready loop
+//
+// Request goroutines never touch a RawNode. They put proposals, read-index
+// requests and admin closures into the replica's inbox (under replica.mu) and
+// mark the replica ready. The worker wakes on that, or on a tick, and for
+// every replica with work:
+//
+//  1. drains the inbox into the RawNode (Propose, Step, ReadIndex, ...);
+//  2. collects Ready from every replica that has one;
+//  3. installs snapshots (SST ingest, atomic with the replica state), then
+//     writes all entries and hard states of all replicas into ONE Pebble
+//     batch and commits it with ONE fsync (group commit);
+//  4. sends all outgoing messages, batched per destination store;
+//  5. applies committed entries of all replicas in one batch (data and the
+//     applied index together, no fsync: the log is durable and apply is
+//     deterministic, so a crash re-applies);
+//  6. delivers results to waiting callers and calls Advance.
+//
+// Commands are evaluated at apply time, in log order, identically on every
+// replica; that is what makes CheckAndMutate and ReadModifyWrite atomic
+// without row latches, and what lets a tablet assign commit timestamps that
+// strictly increase in log order (max(proposer clock, last applied + 1)),
+// even across leader changes and wall-clock jumps.
+//
+// # Idle tablets
+//
+// There is no goroutine per tablet. A leader whose followers have everything
+// stops ticking ("quiesces") after QuiesceAfterTicks and tells its followers
+// to stop too; only awake replicas are ticked. Any proposal or message wakes
+// a replica. Stores ping each other once per heartbeat interval; when a store
+// goes silent for an election timeout, replicas that were quiesced under a
+// leader on it wake up and elect a new one.
+//
+// # Lock order
+//
+// Store.applyMu < replica.mu < Store.mu. The worker holds applyMu (write)
+// while it commits an apply batch and publishes the new descriptors, so a
+// reader holding applyMu (read) sees data and descriptor from the same
+// instant.
+package store

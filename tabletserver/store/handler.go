@@ -1,0 +1,95 @@
+package store
+
+import (
+	"context"
+
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/proto/transportpb"
+	"github.com/shaledb/shale/tabletserver/transport"
+)
+
+// transportHandler receives raft traffic for the store.
+type transportHandler Store
+
+var _ transport.Handler = (*transportHandler)(nil)
+
+// HandleRaftBatch queues inbound raft messages on their replicas, creating
+// uninitialized replicas for tablets this store does not know yet.
+func (h *transportHandler) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
+	s := (*Store)(h)
+	if s.stopped.Load() {
+		return
+	}
+	s.heard(b.FromStore)
+	for _, rm := range b.Messages {
+		if rm.ToStore != s.opts.StoreID {
+			continue
+		}
+		var m raftpb.Message
+		if err := m.Unmarshal(rm.Message); err != nil {
+			s.log.Warn("dropping undecodable raft message", "from_store", rm.FromStore, "err", err)
+			continue
+		}
+		r := s.getReplica(rm.TabletId)
+		if r == nil {
+			var err error
+			if r, err = s.maybeCreateUninitialized(rm.TabletId, m); err != nil || r == nil {
+				continue
+			}
+		}
+		r.mu.Lock()
+		if r.mu.destroyed || m.To != r.replicaID {
+			r.mu.Unlock()
+			continue
+		}
+		r.mu.peers[m.From] = rm.FromStore
+		r.mu.inbox.msgs = append(r.mu.inbox.msgs, inboundMsg{msg: m, quiesce: rm.Quiesce})
+		r.mu.Unlock()
+		s.enqueue(rm.TabletId)
+	}
+}
+
+// maybeCreateUninitialized creates a replica for a message to an unknown
+// tablet unless a tombstone says the addressee was removed.
+func (s *Store) maybeCreateUninitialized(tabletID uint64, m raftpb.Message) (*replica, error) {
+	// Only messages a leader or candidate sends can usefully create a
+	// replica; responses to a replica we no longer have are stale.
+	switch m.Type {
+	case raftpb.MsgApp, raftpb.MsgHeartbeat, raftpb.MsgSnap, raftpb.MsgVote, raftpb.MsgPreVote, raftpb.MsgTimeoutNow:
+	default:
+		return nil, nil
+	}
+	var tomb raftcmdpb.Tombstone
+	if err := getProto(s.db, keys.TombstoneKey(tabletID), &tomb); err != nil {
+		return nil, err
+	}
+	if tomb.NextReplicaId > m.To {
+		return nil, nil
+	}
+	r, err := s.newReplica(tabletID, m.To, nil)
+	if err != nil {
+		// Lost a race with another creator.
+		return s.getReplica(tabletID), nil
+	}
+	return r, nil
+}
+
+// HandleSnapshot implements transport.Handler.
+func (h *transportHandler) HandleSnapshot(ctx context.Context, hd *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error {
+	s := (*Store)(h)
+	if s.stopped.Load() {
+		return ErrClosed
+	}
+	if hd.ToStore != s.opts.StoreID {
+		return errs.InvalidArgument("snapshot for store %d reached store %d", hd.ToStore, s.opts.StoreID)
+	}
+	return s.receiveSnapshot(ctx, hd, next)
+}
+
+// ReportUnreachable implements transport.Handler. Raft notices unreachable
+// followers through missing responses; nothing more to do here.
+func (h *transportHandler) ReportUnreachable(storeID uint64) {}

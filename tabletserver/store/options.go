@@ -1,0 +1,181 @@
+package store
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shaledb/shale/tabletserver/transport"
+)
+
+// Options configure a Store. The zero value of every field means "default".
+type Options struct {
+	// StoreID identifies this store in the cluster. Required, non-zero.
+	StoreID uint64
+	// Dir holds the Pebble instance and snapshot scratch files. Required.
+	Dir string
+	// FS is the file system Pebble uses (tests pass an in-memory one).
+	// Default: the OS file system.
+	FS vfs.FS
+	// Resolver maps store IDs to transport addresses. Required.
+	Resolver transport.Resolver
+
+	// TickInterval is one raft tick. Default 100ms.
+	TickInterval time.Duration
+	// ElectionTicks is the raft election timeout in ticks. Default 10.
+	ElectionTicks int
+	// HeartbeatTicks is the leader heartbeat interval in ticks. Default 2.
+	HeartbeatTicks int
+	// QuiesceAfterTicks is how many idle ticks a fully caught-up leader waits
+	// before it stops ticking its group. Default ElectionTicks/2. Negative
+	// disables quiescence.
+	QuiesceAfterTicks int
+
+	// RaftLogTruncateEntries: once the log holds more entries than this it
+	// is truncated up to what every follower has. Default 10000.
+	RaftLogTruncateEntries uint64
+	// RaftLogMaxEntries: beyond this the log is truncated up to the applied
+	// index even if a follower lags; that follower then gets a snapshot.
+	// Default 4 × RaftLogTruncateEntries.
+	RaftLogMaxEntries uint64
+	// MaxInflightMsgs limits unacknowledged appends per follower. Default 256.
+	MaxInflightMsgs int
+	// MaxSizePerMsg limits the bytes of entries in one append. Default 1 MiB.
+	MaxSizePerMsg uint64
+
+	// Limits enforced on every request before it reaches raft.
+	Limits Limits
+
+	// SnapshotBytesPerSec limits outgoing snapshot bandwidth. Default 32 MiB/s.
+	SnapshotBytesPerSec int64
+	// MaxConcurrentSnapshots limits snapshots being sent at once. Default 2.
+	MaxConcurrentSnapshots int
+
+	// ProposalTimeout bounds how long a write waits for its entry to apply
+	// before it is reported as having an unknown outcome. Default 10s.
+	ProposalTimeout time.Duration
+
+	// GCInterval is how often the leader of each tablet looks for cell
+	// versions its families' GC policies make garbage. Default 1m;
+	// negative disables background GC (reads still hide garbage).
+	GCInterval time.Duration
+
+	// WallClock is the physical clock behind commit timestamps. Default
+	// time.Now. Correctness never depends on it.
+	WallClock func() time.Time
+
+	// Logger gets structured logs. Default slog.Default().
+	Logger *slog.Logger
+	// Registry gets the store's metrics. Default: a private registry.
+	Registry prometheus.Registerer
+
+	// Knobs are test hooks; nil in production.
+	Knobs *TestingKnobs
+}
+
+// Limits bound request sizes. Zero fields get the defaults documented in
+// docs/limits.md (Bigtable-like).
+type Limits struct {
+	MaxRowKeyBytes    int // default 4 KiB
+	MaxQualifierBytes int // default 16 KiB
+	MaxValueBytes     int // default 8 MiB
+	MaxMutationBytes  int // one row's mutations, default 16 MiB
+	MaxBatchBytes     int // one BatchMutate, default 32 MiB
+	MaxBatchRows      int // one BatchMutate, default 10000
+}
+
+// TestingKnobs let tests reach inside the store. Nil in production.
+type TestingKnobs struct {
+	// Transport knobs are passed to the store's transport.
+	Transport *transport.TestingKnobs
+	// DisableTruncationMinMatch makes the leader ignore followers' progress
+	// when truncating, so a lagging follower needs a snapshot sooner.
+	DisableTruncationMinMatch bool
+}
+
+func (o Options) withDefaults() Options {
+	if o.TickInterval <= 0 {
+		o.TickInterval = 100 * time.Millisecond
+	}
+	if o.ElectionTicks <= 0 {
+		o.ElectionTicks = 10
+	}
+	if o.HeartbeatTicks <= 0 {
+		o.HeartbeatTicks = 2
+	}
+	if o.QuiesceAfterTicks == 0 {
+		o.QuiesceAfterTicks = o.ElectionTicks / 2
+	}
+	if o.RaftLogTruncateEntries == 0 {
+		o.RaftLogTruncateEntries = 10000
+	}
+	if o.RaftLogMaxEntries == 0 {
+		o.RaftLogMaxEntries = 4 * o.RaftLogTruncateEntries
+	}
+	if o.MaxInflightMsgs <= 0 {
+		o.MaxInflightMsgs = 256
+	}
+	if o.MaxSizePerMsg == 0 {
+		o.MaxSizePerMsg = 1 << 20
+	}
+	if o.SnapshotBytesPerSec == 0 {
+		o.SnapshotBytesPerSec = 32 << 20
+	}
+	if o.MaxConcurrentSnapshots <= 0 {
+		o.MaxConcurrentSnapshots = 2
+	}
+	if o.ProposalTimeout <= 0 {
+		o.ProposalTimeout = 10 * time.Second
+	}
+	if o.GCInterval == 0 {
+		o.GCInterval = time.Minute
+	}
+	if o.WallClock == nil {
+		o.WallClock = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	l := &o.Limits
+	if l.MaxRowKeyBytes <= 0 {
+		l.MaxRowKeyBytes = 4 << 10
+	}
+	if l.MaxQualifierBytes <= 0 {
+		l.MaxQualifierBytes = 16 << 10
+	}
+	if l.MaxValueBytes <= 0 {
+		l.MaxValueBytes = 8 << 20
+	}
+	if l.MaxMutationBytes <= 0 {
+		l.MaxMutationBytes = 16 << 20
+	}
+	if l.MaxBatchBytes <= 0 {
+		l.MaxBatchBytes = 32 << 20
+	}
+	if l.MaxBatchRows <= 0 {
+		l.MaxBatchRows = 10000
+	}
+	return o
+}
+
+func (o Options) validate() error {
+	switch {
+	case o.StoreID == 0:
+		return errors.New("store: StoreID must be set")
+	case o.Dir == "":
+		return errors.New("store: Dir must be set")
+	case o.Resolver == nil:
+		return errors.New("store: Resolver must be set")
+	case o.ElectionTicks <= o.HeartbeatTicks:
+		return errors.New("store: ElectionTicks must exceed HeartbeatTicks")
+	case o.RaftLogMaxEntries < o.RaftLogTruncateEntries:
+		return errors.New("store: RaftLogMaxEntries must be at least RaftLogTruncateEntries")
+	}
+	return nil
+}

@@ -1,0 +1,277 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"encoding/binary"
+	"time"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// proposal is a command waiting to be applied.
+type proposal struct {
+	id       uint64
+	data     []byte               // a marshalled RaftCommand, or
+	cc       *raftpb.ConfChangeV2 // a membership change
+	proposed time.Time
+	done     chan applyResult
+}
+
+type applyResult struct {
+	resp proto.Message
+	err  error
+}
+
+func (p *proposal) finish(res applyResult) {
+	select {
+	case p.done <- res:
+	default:
+	}
+}
+
+// propose replicates cmd through raft and waits until this replica applied
+// it. Only the leader accepts proposals.
+func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (proto.Message, error) {
+	p := &proposal{id: r.s.nextID.Add(1), done: make(chan applyResult, 1)}
+	cmd.ProposalId = p.id
+	cmd.Timestamp = r.s.clock.Now()
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return nil, err
+	}
+	p.data = data
+	return r.submit(ctx, p)
+}
+
+// submit queues p for the worker and waits for its result.
+func (r *replica) submit(ctx context.Context, p *proposal) (proto.Message, error) {
+	r.mu.Lock()
+	switch {
+	case r.mu.destroyed:
+		r.mu.Unlock()
+		return nil, errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
+	case !r.mu.isLeader:
+		err := r.leaderErrorLocked()
+		r.mu.Unlock()
+		return nil, err
+	}
+	r.mu.inbox.props = append(r.mu.inbox.props, p)
+	r.mu.Unlock()
+	r.s.enqueue(r.tabletID)
+	r.s.metrics.proposals.Inc()
+
+	ctx, cancel := r.s.requestContext(ctx)
+	defer cancel()
+	select {
+	case res := <-p.done:
+		return res.resp, res.err
+	case <-ctx.Done():
+		return nil, errs.Ambiguous("tablet %d: %v waiting for the write to apply", r.tabletID, ctx.Err())
+	}
+}
+
+// proposeToRaft hands one proposal to the RawNode. Worker only.
+func (r *replica) proposeToRaft(p *proposal) {
+	var err error
+	if p.cc != nil {
+		if r.pendingConfChange || (len(r.raw.Status().Config.Voters[1]) > 0 && !p.cc.LeaveJoint()) {
+			p.finish(applyResult{err: errs.ServerBusy("another membership change of this tablet is in progress", 500)})
+			return
+		}
+		err = r.raw.ProposeConfChange(*p.cc)
+		if err == nil {
+			r.pendingConfChange = true
+		}
+	} else {
+		err = r.raw.Propose(p.data)
+	}
+	if err != nil {
+		if err == raft.ErrProposalDropped {
+			r.mu.Lock()
+			err = r.leaderErrorLocked()
+			r.mu.Unlock()
+		}
+		p.finish(applyResult{err: err})
+		return
+	}
+	p.proposed = time.Now()
+	r.proposals[p.id] = p
+}
+
+// expireProposals gives up on proposals that have waited longer than the
+// proposal timeout; their callers already returned Ambiguous. Worker only.
+func (r *replica) expireProposals() {
+	if len(r.proposals) == 0 {
+		return
+	}
+	cutoff := time.Now().Add(-r.s.opts.ProposalTimeout)
+	for id, p := range r.proposals {
+		if p.proposed.Before(cutoff) {
+			p.finish(applyResult{err: errs.Ambiguous("tablet %d: proposal timed out", r.tabletID)})
+			delete(r.proposals, id)
+		}
+	}
+}
+
+// readRequest waits for a linearizable read point: the leader confirmed it
+// was still leader at some commit index and this replica applied it.
+type readRequest struct {
+	done chan error
+}
+
+func (rr *readRequest) finish(err error) {
+	select {
+	case rr.done <- err:
+	default:
+	}
+}
+
+type indexedRead struct {
+	index uint64
+	reads []*readRequest
+}
+
+// readIndex blocks until a linearizable read may be served locally.
+func (r *replica) readIndex(ctx context.Context) error {
+	rr := &readRequest{done: make(chan error, 1)}
+	r.mu.Lock()
+	switch {
+	case r.mu.destroyed:
+		r.mu.Unlock()
+		return errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
+	case !r.mu.isLeader:
+		err := r.leaderErrorLocked()
+		r.mu.Unlock()
+		return err
+	}
+	r.mu.inbox.reads = append(r.mu.inbox.reads, rr)
+	r.mu.Unlock()
+	r.s.enqueue(r.tabletID)
+	ctx, cancel := r.s.requestContext(ctx)
+	defer cancel()
+	select {
+	case err := <-rr.done:
+		return err
+	case <-ctx.Done():
+		return errs.ServerBusy(fmt.Sprintf("tablet %d: read index timed out", r.tabletID), 100)
+	}
+}
+
+// startReadIndex asks raft for one read index covering every queued read
+// (reads batch naturally). Worker only.
+func (r *replica) startReadIndex(reads []*readRequest) {
+	if r.raw.BasicStatus().RaftState != raft.StateLeader {
+		r.mu.Lock()
+		err := r.leaderErrorLocked()
+		r.mu.Unlock()
+		for _, rd := range reads {
+			rd.finish(err)
+		}
+		return
+	}
+	r.readSeq++
+	ctx := binary.BigEndian.AppendUint64(nil, r.readSeq)
+	r.readBatches[r.readSeq] = reads
+	r.raw.ReadIndex(ctx)
+}
+
+// handleReadStates turns confirmed read indexes into waits on apply.
+func (r *replica) handleReadStates(states []raft.ReadState) {
+	for _, rs := range states {
+		if len(rs.RequestCtx) != 8 {
+			continue
+		}
+		seq := binary.BigEndian.Uint64(rs.RequestCtx)
+		reads, ok := r.readBatches[seq]
+		if !ok {
+			continue
+		}
+		delete(r.readBatches, seq)
+		r.readsWaitingApply = append(r.readsWaitingApply, indexedRead{index: rs.Index, reads: reads})
+	}
+}
+
+// releaseAppliedReads finishes reads whose index has been applied.
+func (r *replica) releaseAppliedReads() {
+	if len(r.readsWaitingApply) == 0 {
+		return
+	}
+	keep := r.readsWaitingApply[:0]
+	for _, ir := range r.readsWaitingApply {
+		if ir.index <= r.applied.Index {
+			for _, rd := range ir.reads {
+				rd.finish(nil)
+			}
+			continue
+		}
+		keep = append(keep, ir)
+	}
+	r.readsWaitingApply = keep
+}
+
+// failAllWaiters fails every proposal and read of the replica (store
+// closing, replica destroyed). Safe to call only when the worker is not
+// running or from the worker.
+func (r *replica) failAllWaiters(err error) {
+	for id, p := range r.proposals {
+		p.finish(applyResult{err: err})
+		delete(r.proposals, id)
+	}
+	for seq, reads := range r.readBatches {
+		for _, rd := range reads {
+			rd.finish(err)
+		}
+		delete(r.readBatches, seq)
+	}
+	for _, ir := range r.readsWaitingApply {
+		for _, rd := range ir.reads {
+			rd.finish(err)
+		}
+	}
+	r.readsWaitingApply = nil
+	r.mu.Lock()
+	in := r.mu.inbox
+	r.mu.inbox = inbox{}
+	r.mu.Unlock()
+	for _, p := range in.props {
+		p.finish(applyResult{err: err})
+	}
+	for _, rd := range in.reads {
+		rd.finish(err)
+	}
+}
+
+// runOnWorker runs f on the raft worker with the replica's RawNode and waits
+// for it.
+func (r *replica) runOnWorker(ctx context.Context, f func(*replica) error) error {
+	done := make(chan error, 1)
+	r.mu.Lock()
+	if r.mu.destroyed {
+		r.mu.Unlock()
+		return errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
+	}
+	r.mu.inbox.admin = append(r.mu.inbox.admin, func(r *replica) {
+		if r.raw == nil {
+			done <- errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
+			return
+		}
+		done <- f(r)
+	})
+	r.mu.Unlock()
+	r.s.enqueue(r.tabletID)
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.s.stopCh:
+		return ErrClosed
+	}
+}
+

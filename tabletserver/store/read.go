@@ -1,0 +1,350 @@
+package store
+
+import (
+	"bytes"
+	"context"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+)
+
+// rowFilter decides which cell versions a read returns: the request's
+// families, columns, time range and version count, and the families' GC
+// policies (garbage not yet collected is never returned).
+type rowFilter struct {
+	families    map[string]bool
+	columns     map[string]map[string]bool
+	maxVersions int
+	start, end  int64 // [start, end), end 0 unbounded
+	policy      map[string]*metapb.FamilySchema
+	nowMicros   int64
+}
+
+func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*rowFilter, error) {
+	f := &rowFilter{maxVersions: 1, policy: map[string]*metapb.FamilySchema{}, nowMicros: s.opts.WallClock().UnixMicro()}
+	for _, fam := range schema.Families {
+		f.policy[fam.Name] = fam
+	}
+	if o == nil {
+		return f, nil
+	}
+	if o.MaxVersions > 0 {
+		f.maxVersions = int(o.MaxVersions)
+	}
+	if tr := o.TimeRange; tr != nil {
+		f.start, f.end = tr.StartTs, tr.EndTs
+		if f.end > 0 && f.end <= f.start {
+			return nil, errs.InvalidArgument("time range [%d, %d) is empty", f.start, f.end)
+		}
+	}
+	for _, fam := range o.Families {
+		if f.policy[fam] == nil {
+			return nil, errs.InvalidArgument("table %d has no column family %q", schema.TableId, fam)
+		}
+		if f.families == nil {
+			f.families = map[string]bool{}
+		}
+		f.families[fam] = true
+	}
+	for _, c := range o.Columns {
+		if f.policy[c.Family] == nil {
+			return nil, errs.InvalidArgument("table %d has no column family %q", schema.TableId, c.Family)
+		}
+		if f.columns == nil {
+			f.columns = map[string]map[string]bool{}
+		}
+		if f.columns[c.Family] == nil {
+			f.columns[c.Family] = map[string]bool{}
+		}
+		f.columns[c.Family][string(c.Qualifier)] = true
+	}
+	return f, nil
+}
+
+func (f *rowFilter) wantColumn(family string, qualifier []byte) bool {
+	if f.families == nil && f.columns == nil {
+		return true
+	}
+	if f.families[family] {
+		return true
+	}
+	return f.columns[family][string(qualifier)]
+}
+
+// rowBuilder accumulates the cells of one row while iterating in key order.
+type rowBuilder struct {
+	f        *rowFilter
+	row      *kvpb.Row
+	lastFam  string
+	lastQual []byte
+	versions int // versions seen of the current column (before filtering)
+	returned int // versions returned of the current column
+}
+
+// add considers one stored cell. Cells must arrive in key order.
+func (b *rowBuilder) add(c keys.Cell, value []byte) {
+	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
+		b.row = &kvpb.Row{Key: c.Row}
+		b.lastFam, b.lastQual = "", nil
+	}
+	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
+		// Family names are never empty, so a new row always lands here.
+		b.versions, b.returned = 0, 0
+		b.lastFam, b.lastQual = c.Family, c.Qualifier
+	}
+	b.versions++
+	if !b.f.wantColumn(c.Family, c.Qualifier) {
+		return
+	}
+	if p := b.f.policy[c.Family]; p != nil {
+		if p.MaxVersions > 0 && b.versions > int(p.MaxVersions) {
+			return
+		}
+		if p.MaxAgeMs > 0 && c.Timestamp < b.f.nowMicros-p.MaxAgeMs*1000 {
+			return
+		}
+	}
+	if c.Timestamp < b.f.start || (b.f.end > 0 && c.Timestamp >= b.f.end) {
+		return
+	}
+	if b.returned >= b.f.maxVersions {
+		return
+	}
+	b.returned++
+	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
+}
+
+// readLeader resolves the replica, confirms a linearizable read point and
+// returns the replica for reading.
+func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica, error) {
+	r, err := s.replicaForRequest(h.GetTabletId())
+	if err != nil {
+		return nil, err
+	}
+	if err := checkEpoch(r.descriptor(), h); err != nil {
+		return nil, err
+	}
+	if err := r.readIndex(ctx); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// pinnedRead returns an engine snapshot and the descriptor valid for it.
+func (s *Store) pinnedRead(r *replica) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
+	s.applyMu.RLock()
+	defer s.applyMu.RUnlock()
+	r.mu.Lock()
+	desc, destroyed := r.mu.desc, r.mu.destroyed
+	r.mu.Unlock()
+	if destroyed || desc == nil {
+		return nil, nil, errs.TabletNotFound(r.tabletID, s.opts.StoreID)
+	}
+	return s.db.NewSnapshot(), desc, nil
+}
+
+// Get reads one row.
+func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
+	schema, err := s.schema(req.TableId)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkRowKey(req.RowKey); err != nil {
+		return nil, err
+	}
+	f, err := s.newRowFilter(schema, req.Options)
+	if err != nil {
+		return nil, err
+	}
+	r, err := s.readLeader(ctx, req.Header)
+	if err != nil {
+		return nil, err
+	}
+	snap, desc, err := s.pinnedRead(r)
+	if err != nil {
+		return nil, err
+	}
+	defer snap.Close()
+	rowKey := keys.RowKey(req.TableId, req.RowKey)
+	if !containsKey(desc, rowKey) {
+		return nil, errs.KeyNotInTablet(rowKey, desc)
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(rowKey), UpperBound: keys.DataKey(keys.PrefixEnd(rowKey))})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	b := &rowBuilder{f: f}
+	for it.First(); it.Valid(); it.Next() {
+		c, err := decodeDataKey(it.Key())
+		if err != nil {
+			return nil, err
+		}
+		b.add(c, it.Value())
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	resp := &kvpb.GetResponse{}
+	if b.row != nil && len(b.row.Cells) > 0 {
+		resp.Row = b.row
+	}
+	s.metrics.reads.Inc()
+	return resp, nil
+}
+
+func decodeDataKey(k []byte) (keys.Cell, error) {
+	ck, err := keys.StripDataKey(k)
+	if err != nil {
+		return keys.Cell{}, err
+	}
+	return keys.DecodeCellKey(ck)
+}
+
+const defaultPageRows = 256
+
+// Scan streams the rows of the request's range that lie in the tablet, from
+// one consistent engine snapshot taken after a read-index.
+func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb.ScanResponse) error) error {
+	schema, err := s.schema(req.TableId)
+	if err != nil {
+		return err
+	}
+	f, err := s.newRowFilter(schema, req.Options)
+	if err != nil {
+		return err
+	}
+	r, err := s.readLeader(ctx, req.Header)
+	if err != nil {
+		return err
+	}
+	snap, desc, err := s.pinnedRead(r)
+	if err != nil {
+		return err
+	}
+	defer snap.Close()
+
+	lo := keys.RowKey(req.TableId, req.StartRow)
+	hi := keys.PrefixEnd(keys.TablePrefix(req.TableId))
+	if len(req.EndRow) > 0 {
+		hi = keys.RowKey(req.TableId, req.EndRow)
+	}
+	// Clip to the tablet.
+	if bytes.Compare(lo, desc.StartKey) < 0 {
+		lo = desc.StartKey
+	}
+	if len(desc.EndKey) > 0 && bytes.Compare(hi, desc.EndKey) > 0 {
+		hi = desc.EndKey
+	}
+	// The request must overlap the tablet at its near end, or the client
+	// routed it wrongly.
+	probe := lo
+	if req.Reverse {
+		probe = hi
+	}
+	if !containsKey(desc, probe) && !(req.Reverse && bytes.Equal(probe, desc.EndKey)) {
+		return errs.KeyNotInTablet(probe, desc)
+	}
+	pageRows := int(req.PageRows)
+	if pageRows <= 0 {
+		pageRows = defaultPageRows
+	}
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(lo), UpperBound: keys.DataKey(hi)})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+
+	var (
+		page    []*kvpb.Row
+		sent    uint64
+		b       = &rowBuilder{f: f}
+		pending *kvpb.Row
+	)
+	emit := func(row *kvpb.Row) error {
+		if row == nil || len(row.Cells) == 0 {
+			return nil
+		}
+		if req.Reverse {
+			// Cells were gathered newest-key-last; restore key order.
+			for i, j := 0, len(row.Cells)-1; i < j; i, j = i+1, j-1 {
+				row.Cells[i], row.Cells[j] = row.Cells[j], row.Cells[i]
+			}
+		}
+		page = append(page, row)
+		sent++
+		if len(page) >= pageRows {
+			if err := send(&kvpb.ScanResponse{Rows: page}); err != nil {
+				return err
+			}
+			page = nil
+		}
+		return nil
+	}
+	limitHit := func() bool { return req.Limit > 0 && sent >= req.Limit }
+
+	if !req.Reverse {
+		for it.First(); it.Valid() && !limitHit(); it.Next() {
+			c, err := decodeDataKey(it.Key())
+			if err != nil {
+				return err
+			}
+			if pending != nil && !bytes.Equal(pending.Key, c.Row) {
+				if err := emit(pending); err != nil {
+					return err
+				}
+				pending = nil
+			}
+			b.add(c, it.Value())
+			pending = b.row
+		}
+	} else {
+		// Walk rows backwards; within a row gather cells forwards.
+		for valid := it.Last(); valid && !limitHit(); {
+			c, err := decodeDataKey(it.Key())
+			if err != nil {
+				return err
+			}
+			rowKey := keys.RowKey(c.TableID, c.Row)
+			rit, err := snap.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(rowKey), UpperBound: keys.DataKey(keys.PrefixEnd(rowKey))})
+			if err != nil {
+				return err
+			}
+			rb := &rowBuilder{f: f}
+			for rit.First(); rit.Valid(); rit.Next() {
+				rc, err := decodeDataKey(rit.Key())
+				if err != nil {
+					rit.Close()
+					return err
+				}
+				rb.add(rc, rit.Value())
+			}
+			rit.Close()
+			if rb.row != nil {
+				// emit reverses cells for reverse scans; pre-reverse so
+				// the final order is key order.
+				for i, j := 0, len(rb.row.Cells)-1; i < j; i, j = i+1, j-1 {
+					rb.row.Cells[i], rb.row.Cells[j] = rb.row.Cells[j], rb.row.Cells[i]
+				}
+			}
+			if err := emit(rb.row); err != nil {
+				return err
+			}
+			valid = it.SeekLT(keys.DataKey(rowKey))
+		}
+	}
+	if pending != nil && !limitHit() {
+		if err := emit(pending); err != nil {
+			return err
+		}
+	}
+	if err := it.Error(); err != nil {
+		return err
+	}
+	s.metrics.reads.Inc()
+	return send(&kvpb.ScanResponse{Rows: page, Last: true, TabletExhausted: !limitHit()})
+}

@@ -1,0 +1,176 @@
+package store
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/tabletserver/raftlog"
+)
+
+// replica is this store's member of one tablet's raft group.
+type replica struct {
+	s         *Store
+	tabletID  uint64
+	replicaID uint64
+	log       *slog.Logger
+
+	// mu guards the fields inside; it is held only briefly.
+	mu struct {
+		sync.Mutex
+		// desc is nil while the replica is uninitialized (created by a
+		// message, waiting for a snapshot or a split to give it state).
+		desc      *metapb.TabletDescriptor
+		leaderID  uint64 // raft replica ID of the leader, 0 if unknown
+		isLeader  bool
+		term      uint64
+		applied   uint64
+		quiesced  bool
+		destroyed bool
+		// peers maps replica IDs to store IDs, from the descriptor and from
+		// inbound messages (an uninitialized replica knows no descriptor).
+		peers map[uint64]uint64
+		inbox inbox
+	}
+
+	// Fields below are owned by the raft worker goroutine.
+	raw       *raft.RawNode
+	storage   *raftlog.Storage
+	applied   raftcmdpb.AppliedState
+	proposals map[uint64]*proposal
+	// reads waiting for their ReadIndex response, by request context.
+	readBatches map[uint64][]*readRequest
+	// reads whose index is known, waiting for apply to reach it.
+	readsWaitingApply []indexedRead
+	readSeq           uint64
+	idleTicks         int
+	ticksSinceTrunc   int
+	pendingConfChange bool
+	// inboundSnapshot is the SST built from a received snapshot, keyed by
+	// the snapshot index, until the worker installs it.
+	inboundSnapshot map[uint64]string
+}
+
+// inbox collects work for the worker; swapped out whole under replica.mu.
+type inbox struct {
+	msgs  []inboundMsg
+	props []*proposal
+	reads []*readRequest
+	admin []func(*replica)
+}
+
+type inboundMsg struct {
+	msg     raftpb.Message
+	quiesce bool
+}
+
+func (b *inbox) empty() bool {
+	return len(b.msgs) == 0 && len(b.props) == 0 && len(b.reads) == 0 && len(b.admin) == 0
+}
+
+// descriptor returns the current descriptor (nil if uninitialized).
+func (r *replica) descriptor() *metapb.TabletDescriptor {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.desc
+}
+
+// leaderError builds a NotLeader error with the best hint this replica has.
+func (r *replica) leaderErrorLocked() error {
+	var leaderStore uint64
+	if r.mu.leaderID != 0 {
+		leaderStore = r.mu.peers[r.mu.leaderID]
+	}
+	addr := ""
+	if leaderStore != 0 {
+		addr, _ = r.s.opts.Resolver.Resolve(leaderStore)
+	}
+	return errs.NotLeader(r.tabletID, leaderStore, addr)
+}
+
+// containsKey reports whether key lies in desc's range.
+func containsKey(desc *metapb.TabletDescriptor, key []byte) bool {
+	if bytes.Compare(key, desc.StartKey) < 0 {
+		return false
+	}
+	return len(desc.EndKey) == 0 || bytes.Compare(key, desc.EndKey) < 0
+}
+
+// rangesOverlap reports whether [s1,e1) and [s2,e2) intersect (empty end:
+// unbounded).
+func rangesOverlap(s1, e1, s2, e2 []byte) bool {
+	if len(e1) != 0 && bytes.Compare(e1, s2) <= 0 {
+		return false
+	}
+	if len(e2) != 0 && bytes.Compare(e2, s1) <= 0 {
+		return false
+	}
+	return true
+}
+
+// confStateFromDesc derives raft's membership from a descriptor's roles.
+func confStateFromDesc(desc *metapb.TabletDescriptor) raftpb.ConfState {
+	var cs raftpb.ConfState
+	joint := false
+	for _, rep := range desc.Replicas {
+		if rep.Role == metapb.ReplicaRole_VOTER_INCOMING || rep.Role == metapb.ReplicaRole_VOTER_OUTGOING {
+			joint = true
+		}
+	}
+	for _, rep := range desc.Replicas {
+		switch rep.Role {
+		case metapb.ReplicaRole_VOTER:
+			cs.Voters = append(cs.Voters, rep.ReplicaId)
+			if joint {
+				cs.VotersOutgoing = append(cs.VotersOutgoing, rep.ReplicaId)
+			}
+		case metapb.ReplicaRole_VOTER_INCOMING:
+			cs.Voters = append(cs.Voters, rep.ReplicaId)
+		case metapb.ReplicaRole_VOTER_OUTGOING:
+			cs.VotersOutgoing = append(cs.VotersOutgoing, rep.ReplicaId)
+		case metapb.ReplicaRole_LEARNER:
+			cs.Learners = append(cs.Learners, rep.ReplicaId)
+		}
+	}
+	cs.AutoLeave = joint
+	return cs
+}
+
+// replicaInDesc finds this store's replica in desc.
+func replicaOnStore(desc *metapb.TabletDescriptor, storeID uint64) *metapb.Replica {
+	for _, rep := range desc.Replicas {
+		if rep.StoreId == storeID {
+			return rep
+		}
+	}
+	return nil
+}
+
+func (r *replica) newRawNode() error {
+	c := &raft.Config{
+		ID:                        r.replicaID,
+		ElectionTick:              r.s.opts.ElectionTicks,
+		HeartbeatTick:             r.s.opts.HeartbeatTicks,
+		Storage:                   r.storage,
+		Applied:                   r.applied.Index,
+		MaxSizePerMsg:             r.s.opts.MaxSizePerMsg,
+		MaxInflightMsgs:           r.s.opts.MaxInflightMsgs,
+		CheckQuorum:               true,
+		PreVote:                   true,
+		DisableProposalForwarding: true,
+		ReadOnlyOption:            raft.ReadOnlySafe,
+		Logger:                    raftLogger{r.log},
+	}
+	raw, err := raft.NewRawNode(c)
+	if err != nil {
+		return err
+	}
+	r.raw = raw
+	return nil
+}

@@ -1,0 +1,384 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"path/filepath"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/objstorage/objstorageprovider"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/proto/transportpb"
+)
+
+// makeSnapshot is the replica's raft.Storage Snapshot: it pins an engine
+// snapshot and describes it; the data is streamed when raft sends MsgSnap.
+// Worker only (raft calls it while stepping).
+func (r *replica) makeSnapshot() (raftpb.Snapshot, error) {
+	snap := r.s.db.NewSnapshot()
+	var applied raftcmdpb.AppliedState
+	var desc metapb.TabletDescriptor
+	if err := getSnapProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
+		snap.Close()
+		return raftpb.Snapshot{}, err
+	}
+	if err := getSnapProto(snap, keys.DescriptorKey(r.tabletID), &desc); err != nil || desc.TabletId == 0 {
+		snap.Close()
+		return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
+	}
+	id := r.s.nextID.Add(1)
+	data, err := proto.Marshal(&raftcmdpb.SnapshotData{SnapshotId: id, Applied: &applied, Tablet: &desc})
+	if err != nil {
+		snap.Close()
+		return raftpb.Snapshot{}, err
+	}
+	r.s.snapshots.Lock()
+	r.s.snapshots.outgoing[id] = snap
+	r.s.snapshots.Unlock()
+	return raftpb.Snapshot{
+		Data: data,
+		Metadata: raftpb.SnapshotMetadata{
+			Index:     applied.Index,
+			Term:      applied.Term,
+			ConfState: confStateFromDesc(&desc),
+		},
+	}, nil
+}
+
+func getSnapProto(snap *pebble.Snapshot, key []byte, m proto.Message) error {
+	v, closer, err := snap.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	return proto.Unmarshal(v, m)
+}
+
+// sendSnapshotAsync streams a snapshot raft decided to send, then reports
+// the outcome to raft.
+func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) {
+	var sd raftcmdpb.SnapshotData
+	if err := proto.Unmarshal(m.Snapshot.Data, &sd); err != nil {
+		r.log.Error("bad outgoing snapshot", "err", err)
+		return
+	}
+	s.snapshots.Lock()
+	snap := s.snapshots.outgoing[sd.SnapshotId]
+	delete(s.snapshots.outgoing, sd.SnapshotId)
+	s.snapshots.Unlock()
+	if snap == nil {
+		return
+	}
+	msg, err := m.Marshal()
+	if err != nil {
+		snap.Close()
+		return
+	}
+	header := &transportpb.SnapshotHeader{TabletId: r.tabletID, FromStore: s.opts.StoreID, ToStore: toStore, RaftMessage: msg, Tablet: sd.Tablet}
+	s.snapshotWG.Add(1)
+	go func() {
+		defer s.snapshotWG.Done()
+		defer snap.Close()
+		select {
+		case s.snapshotSem <- struct{}{}:
+		case <-s.stopCh:
+			return
+		}
+		defer func() { <-s.snapshotSem }()
+		ctx, cancel := context.WithCancel(context.Background())
+		go func() {
+			select {
+			case <-s.stopCh:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+		defer cancel()
+		lo, hi := keys.DataSpan(sd.Tablet.StartKey, sd.Tablet.EndKey)
+		err := s.transport.SendSnapshot(ctx, toStore, header, func(emit func(k, v []byte) error) error {
+			it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+			if err != nil {
+				return err
+			}
+			defer it.Close()
+			for it.First(); it.Valid(); it.Next() {
+				if err := emit(it.Key(), it.Value()); err != nil {
+					return err
+				}
+			}
+			return it.Error()
+		})
+		status := raft.SnapshotFinish
+		if err != nil {
+			status = raft.SnapshotFailure
+			r.log.Warn("snapshot send failed", "to_store", toStore, "index", m.Snapshot.Metadata.Index, "err", err)
+		} else {
+			s.metrics.snapshotsSent.Inc()
+			r.log.Info("snapshot sent", "to_store", toStore, "index", m.Snapshot.Metadata.Index)
+		}
+		r.enqueueAdmin(func(r *replica) { r.raw.ReportSnapshot(m.To, status) })
+	}()
+}
+
+func (r *replica) enqueueAdmin(f func(*replica)) {
+	r.mu.Lock()
+	if r.mu.destroyed {
+		r.mu.Unlock()
+		return
+	}
+	r.mu.inbox.admin = append(r.mu.inbox.admin, func(r *replica) {
+		if r.raw != nil {
+			f(r)
+		}
+	})
+	r.mu.Unlock()
+	r.s.enqueue(r.tabletID)
+}
+
+// receiveSnapshot writes an inbound snapshot into an SST (clearing the
+// tablet's range in the same file) and hands the raft message to the
+// replica; the worker ingests the SST when raft applies the snapshot.
+func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error {
+	var m raftpb.Message
+	if err := m.Unmarshal(h.RaftMessage); err != nil || m.Type != raftpb.MsgSnap {
+		return errs.InvalidArgument("snapshot header has no MsgSnap")
+	}
+	var sd raftcmdpb.SnapshotData
+	if err := proto.Unmarshal(m.Snapshot.Data, &sd); err != nil || sd.Tablet == nil || sd.Applied == nil {
+		return errs.InvalidArgument("snapshot carries no tablet state")
+	}
+	desc := sd.Tablet
+	if desc.TabletId != h.TabletId {
+		return errs.InvalidArgument("snapshot for tablet %d names tablet %d", h.TabletId, desc.TabletId)
+	}
+	mine := replicaOnStore(desc, s.opts.StoreID)
+	if mine == nil || mine.ReplicaId != m.To {
+		return errs.InvalidArgument("snapshot of tablet %d is not for a replica on store %d", desc.TabletId, s.opts.StoreID)
+	}
+	var tomb raftcmdpb.Tombstone
+	if err := getProto(s.db, keys.TombstoneKey(desc.TabletId), &tomb); err != nil {
+		return err
+	}
+	if tomb.NextReplicaId > m.To {
+		return errs.TabletNotFound(desc.TabletId, s.opts.StoreID)
+	}
+	if err := s.checkNoOverlap(desc, 0); err != nil {
+		return err
+	}
+	if r := s.getReplica(desc.TabletId); r != nil {
+		r.mu.Lock()
+		applied := r.mu.applied
+		r.mu.Unlock()
+		if applied >= m.Snapshot.Metadata.Index {
+			return nil // stale; raft would ignore it
+		}
+	}
+	path := filepath.Join(s.snapshotDir(), fmt.Sprintf("%d-%d-%d.sst", desc.TabletId, m.Snapshot.Metadata.Index, s.nextID.Add(1)))
+	lo, hi := keys.DataSpan(desc.StartKey, desc.EndKey)
+	n, err := s.writeSST(path, func(w *sstable.Writer) (int, error) {
+		if err := w.DeleteRange(lo, hi); err != nil {
+			return 0, err
+		}
+		count := 0
+		var prev []byte
+		for {
+			k, v, err := next()
+			if err == io.EOF {
+				return count, nil
+			}
+			if err != nil {
+				return count, err
+			}
+			if string(k) < string(lo) || string(k) >= string(hi) || (prev != nil && string(k) <= string(prev)) {
+				return count, errs.InvalidArgument("snapshot key %x is out of order or outside tablet %d", k, desc.TabletId)
+			}
+			prev = append(prev[:0], k...)
+			if err := w.Set(k, v); err != nil {
+				return count, err
+			}
+			count++
+		}
+	})
+	if err != nil {
+		_ = s.fs.Remove(path)
+		return err
+	}
+	r := s.getReplica(desc.TabletId)
+	if r == nil {
+		if r, err = s.newReplica(desc.TabletId, m.To, nil); err != nil {
+			_ = s.fs.Remove(path)
+			return err
+		}
+	}
+	r.mu.Lock()
+	r.mu.peers[m.From] = h.FromStore
+	r.mu.inbox.admin = append(r.mu.inbox.admin, func(r *replica) {
+		if r.raw == nil {
+			_ = r.s.fs.Remove(path)
+			return
+		}
+		r.inboundSnapshot[m.Snapshot.Metadata.Index] = path
+		_ = r.raw.Step(m)
+	})
+	r.mu.Unlock()
+	s.enqueue(desc.TabletId)
+	r.log.Info("snapshot received", "index", m.Snapshot.Metadata.Index, "keys", n)
+	return nil
+}
+
+// writeSST creates an SST at path with fill and syncs it.
+func (s *Store) writeSST(path string, fill func(w *sstable.Writer) (int, error)) (int, error) {
+	f, err := s.fs.Create(path, "snapshot")
+	if err != nil {
+		return 0, err
+	}
+	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
+		TableFormat: s.db.FormatMajorVersion().MaxTableFormat(),
+	})
+	n, err := fill(w)
+	if err != nil {
+		_ = w.Close()
+		return n, err
+	}
+	return n, w.Close()
+}
+
+// installSnapshot ingests a received snapshot's SST together with a second
+// SST that replaces the replica's raft state, so data and state change in
+// one atomic step. Worker only.
+func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
+	idx := snap.Metadata.Index
+	dataPath, ok := r.inboundSnapshot[idx]
+	if !ok {
+		return fmt.Errorf("no received data for snapshot at index %d", idx)
+	}
+	for i, p := range r.inboundSnapshot {
+		if i < idx {
+			_ = r.s.fs.Remove(p)
+		}
+		delete(r.inboundSnapshot, i)
+	}
+	var sd raftcmdpb.SnapshotData
+	if err := proto.Unmarshal(snap.Data, &sd); err != nil {
+		return err
+	}
+	cur := r.storage.HardState()
+	newHS := raftpb.HardState{Term: max(cur.Term, hs.Term), Vote: cur.Vote, Commit: idx}
+	if hs.Term >= cur.Term {
+		newHS.Vote = hs.Vote
+	}
+	hsBytes, err := newHS.Marshal()
+	if err != nil {
+		return err
+	}
+	tr := &raftcmdpb.TruncatedState{Index: idx, Term: snap.Metadata.Term}
+	localPath := dataPath + ".local"
+	prefix := keys.TabletLocalPrefix(r.tabletID)
+	_, err = r.s.writeSST(localPath, func(w *sstable.Writer) (int, error) {
+		if err := w.DeleteRange(prefix, keys.PrefixEnd(prefix)); err != nil {
+			return 0, err
+		}
+		// Keys in suffix order: 'a' applied, 'd' descriptor, 'h' hard
+		// state, 't' truncated state.
+		for _, kv := range []struct {
+			k []byte
+			m proto.Message
+		}{
+			{keys.AppliedStateKey(r.tabletID), sd.Applied},
+			{keys.DescriptorKey(r.tabletID), sd.Tablet},
+		} {
+			v, err := proto.Marshal(kv.m)
+			if err != nil {
+				return 0, err
+			}
+			if err := w.Set(kv.k, v); err != nil {
+				return 0, err
+			}
+		}
+		if err := w.Set(keys.RaftHardStateKey(r.tabletID), hsBytes); err != nil {
+			return 0, err
+		}
+		v, err := proto.Marshal(tr)
+		if err != nil {
+			return 0, err
+		}
+		return 0, w.Set(keys.RaftTruncatedStateKey(r.tabletID), v)
+	})
+	if err != nil {
+		return err
+	}
+	r.s.applyMu.Lock()
+	err = r.s.db.Ingest(context.Background(), []string{localPath, dataPath})
+	if err == nil {
+		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp}
+		r.storage.SetTruncated(raftcmdpb.TruncatedState{Index: idx, Term: snap.Metadata.Term}, true)
+		r.storage.SetHardState(newHS)
+		r.storage.SetConfState(snap.Metadata.ConfState)
+		r.mu.Lock()
+		r.mu.desc = sd.Tablet
+		r.mu.applied = idx
+		for _, rep := range sd.Tablet.Replicas {
+			r.mu.peers[rep.ReplicaId] = rep.StoreId
+		}
+		r.mu.Unlock()
+		r.s.clock.Update(sd.Applied.MaxTimestamp)
+	}
+	r.s.applyMu.Unlock()
+	_ = r.s.fs.Remove(localPath)
+	_ = r.s.fs.Remove(dataPath)
+	if err == nil {
+		r.s.metrics.snapshotsApplied.Inc()
+		r.log.Info("snapshot installed", "index", idx, "epoch", sd.Tablet.Epoch.String())
+	}
+	return err
+}
+
+// maybeTruncateLog drops applied log entries. The leader keeps what its
+// followers still need unless the log grew past RaftLogMaxEntries. Worker
+// only.
+func (r *replica) maybeTruncateLog() {
+	size := r.storage.LogSize()
+	if size <= r.s.opts.RaftLogTruncateEntries {
+		return
+	}
+	target := r.applied.Index
+	knobs := r.s.opts.Knobs
+	if size <= r.s.opts.RaftLogMaxEntries && (knobs == nil || !knobs.DisableTruncationMinMatch) {
+		st := r.raw.Status()
+		if st.RaftState == raft.StateLeader {
+			for id, pr := range st.Progress {
+				if id != r.replicaID && pr.Match < target {
+					target = pr.Match
+				}
+			}
+		}
+	}
+	if target <= r.storage.Truncated().Index {
+		return
+	}
+	b := r.s.db.NewBatch()
+	defer b.Close()
+	tr, ok, err := r.storage.TruncateToBatch(b, target)
+	if err != nil || !ok {
+		return
+	}
+	if err := b.Commit(pebble.NoSync); err != nil {
+		r.s.fatal("truncate raft log", err, r)
+	}
+	r.storage.SetTruncated(tr, false)
+}
+

@@ -1,0 +1,519 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/hlc"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/tabletserver/raftlog"
+	"github.com/shaledb/shale/tabletserver/transport"
+)
+
+// ErrClosed is returned by operations on a closed store.
+var ErrClosed = errors.New("store: closed")
+
+// Store hosts the replicas of many tablets on one Pebble instance.
+type Store struct {
+	opts      Options
+	db        *pebble.DB
+	fs        vfs.FS
+	clock     *hlc.Clock
+	transport *transport.Transport
+	log       *slog.Logger
+	metrics   *metrics
+
+	// applyMu: see the lock order in doc.go.
+	applyMu sync.RWMutex
+
+	mu struct {
+		sync.RWMutex
+		replicas map[uint64]*replica
+		schemas  map[uint64]*metapb.TableSchema
+	}
+
+	queue struct {
+		sync.Mutex
+		pending map[uint64]struct{}
+	}
+	wake chan struct{}
+
+	// awake are the replicas being ticked (not quiesced). Worker-owned.
+	awake map[uint64]*replica
+
+	liveness struct {
+		sync.Mutex
+		lastHeard map[uint64]time.Time
+		dead      map[uint64]bool
+	}
+
+	snapshots struct {
+		sync.Mutex
+		outgoing map[uint64]*pebble.Snapshot
+	}
+	snapshotSem chan struct{}
+
+	nextID     atomic.Uint64
+	stopCh     chan struct{}
+	stopped    atomic.Bool
+	wg         sync.WaitGroup
+	snapshotWG sync.WaitGroup
+}
+
+// Open opens (or creates) the store in opts.Dir and recovers every replica
+// found on disk. The transport is created but not listening: register it on
+// a gRPC server with Transport().Register, then call Start.
+func Open(opts Options) (*Store, error) {
+	opts = opts.withDefaults()
+	if err := opts.validate(); err != nil {
+		return nil, err
+	}
+	fs := opts.FS
+	if fs == nil {
+		fs = vfs.Default
+	}
+	if err := fs.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	s := &Store{
+		opts:        opts,
+		fs:          fs,
+		clock:       hlc.New(opts.WallClock),
+		log:         opts.Logger.With("store", opts.StoreID),
+		wake:        make(chan struct{}, 1),
+		awake:       map[uint64]*replica{},
+		stopCh:      make(chan struct{}),
+		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
+	}
+	s.metrics = newMetrics(opts.Registry)
+	s.mu.replicas = map[uint64]*replica{}
+	s.mu.schemas = map[uint64]*metapb.TableSchema{}
+	s.queue.pending = map[uint64]struct{}{}
+	s.liveness.lastHeard = map[uint64]time.Time{}
+	s.liveness.dead = map[uint64]bool{}
+	s.snapshots.outgoing = map[uint64]*pebble.Snapshot{}
+	s.nextID.Store(uint64(time.Now().UnixNano()))
+
+	db, err := pebble.Open(filepath.Join(opts.Dir, "engine"), &pebble.Options{
+		FS:                 fs,
+		Logger:             pebbleLogger{s.log},
+		MemTableSize:       64 << 20,
+		FormatMajorVersion: pebble.FormatNewest,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open engine: %w", err)
+	}
+	s.db = db
+	if err := s.checkIdent(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := fs.RemoveAll(s.snapshotDir()); err != nil && !os.IsNotExist(err) {
+		db.Close()
+		return nil, err
+	}
+	if err := fs.MkdirAll(s.snapshotDir(), 0o755); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadSchemas(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.loadReplicas(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	s.transport = transport.New(transport.Options{
+		StoreID:             opts.StoreID,
+		Resolver:            opts.Resolver,
+		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
+		Logger:              s.log,
+		Knobs:               opts.Knobs.transport(),
+	}, (*transportHandler)(s))
+	return s, nil
+}
+
+func (k *TestingKnobs) transport() *transport.TestingKnobs {
+	if k == nil {
+		return nil
+	}
+	return k.Transport
+}
+
+// Transport returns the raft transport, to be registered on a gRPC server.
+func (s *Store) Transport() *transport.Transport { return s.transport }
+
+// StoreID returns the store's ID.
+func (s *Store) StoreID() uint64 { return s.opts.StoreID }
+
+// DB exposes the engine for tests and diagnostics.
+func (s *Store) DB() *pebble.DB { return s.db }
+
+// Start launches the raft worker and the liveness pinger.
+func (s *Store) Start() {
+	s.wg.Add(2)
+	go s.runWorker()
+	go s.runLiveness()
+	// Recovered replicas may have committed-but-unapplied entries.
+	s.mu.RLock()
+	for id := range s.mu.replicas {
+		s.enqueue(id)
+	}
+	s.mu.RUnlock()
+}
+
+// Close stops the store. In-flight requests fail; data already
+// acknowledged is durable.
+func (s *Store) Close() error {
+	if !s.stopped.CompareAndSwap(false, true) {
+		return nil
+	}
+	close(s.stopCh)
+	s.wg.Wait()
+	s.transport.Close()
+	s.snapshotWG.Wait()
+	s.snapshots.Lock()
+	for id, snap := range s.snapshots.outgoing {
+		snap.Close()
+		delete(s.snapshots.outgoing, id)
+	}
+	s.snapshots.Unlock()
+	s.mu.Lock()
+	for _, r := range s.mu.replicas {
+		r.failAllWaiters(ErrClosed)
+	}
+	s.mu.Unlock()
+	return s.db.Close()
+}
+
+func (s *Store) snapshotDir() string { return filepath.Join(s.opts.Dir, "snapshots") }
+
+// checkIdent refuses to open a directory that belongs to another store.
+func (s *Store) checkIdent() error {
+	v, closer, err := s.db.Get(keys.StoreIdentKey())
+	if errors.Is(err, pebble.ErrNotFound) {
+		ident := &metapb.Store{StoreId: s.opts.StoreID}
+		b, _ := proto.Marshal(ident)
+		return s.db.Set(keys.StoreIdentKey(), b, pebble.Sync)
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	var ident metapb.Store
+	if err := proto.Unmarshal(v, &ident); err != nil {
+		return fmt.Errorf("store: corrupt store identity: %w", err)
+	}
+	if ident.StoreId != s.opts.StoreID {
+		return fmt.Errorf("store: %s belongs to store %d, not %d", s.opts.Dir, ident.StoreId, s.opts.StoreID)
+	}
+	return nil
+}
+
+func (s *Store) loadSchemas() error {
+	prefix := keys.TableSchemaPrefix()
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	for iter.First(); iter.Valid(); iter.Next() {
+		var ts metapb.TableSchema
+		if err := proto.Unmarshal(iter.Value(), &ts); err != nil {
+			return fmt.Errorf("store: corrupt table schema: %w", err)
+		}
+		s.mu.schemas[ts.TableId] = &ts
+	}
+	return iter.Error()
+}
+
+// loadReplicas recreates every initialized replica from its descriptor.
+func (s *Store) loadReplicas() error {
+	lo, hi := []byte{0x02}, []byte{0x03}
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	var descs []*metapb.TabletDescriptor
+	for iter.First(); iter.Valid(); iter.Next() {
+		tabletID, suffix, err := keys.DecodeTabletLocalKey(iter.Key())
+		if err != nil {
+			return err
+		}
+		if suffix != 'd' {
+			continue
+		}
+		var d metapb.TabletDescriptor
+		if err := proto.Unmarshal(iter.Value(), &d); err != nil {
+			return fmt.Errorf("store: corrupt descriptor of tablet %d: %w", tabletID, err)
+		}
+		descs = append(descs, &d)
+	}
+	if err := iter.Error(); err != nil {
+		return err
+	}
+	for _, d := range descs {
+		rep := replicaOnStore(d, s.opts.StoreID)
+		if rep == nil {
+			// Removed before its data was destroyed; finish the job.
+			if err := s.destroyReplicaData(d.TabletId, d, 0); err != nil {
+				return err
+			}
+			continue
+		}
+		if _, err := s.newReplica(d.TabletId, rep.ReplicaId, d); err != nil {
+			return err
+		}
+	}
+	s.log.Info("store opened", "tablets", len(descs))
+	return nil
+}
+
+// newReplica builds a replica (initialized when desc != nil) and registers
+// it. The caller must not hold s.mu.
+func (s *Store) newReplica(tabletID, replicaID uint64, desc *metapb.TabletDescriptor) (*replica, error) {
+	r := &replica{
+		s:               s,
+		tabletID:        tabletID,
+		replicaID:       replicaID,
+		log:             s.log.With("tablet", tabletID, "replica", replicaID),
+		proposals:       map[uint64]*proposal{},
+		readBatches:     map[uint64][]*readRequest{},
+		inboundSnapshot: map[uint64]string{},
+	}
+	r.mu.peers = map[uint64]uint64{}
+	if err := r.loadState(desc); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	if old, ok := s.mu.replicas[tabletID]; ok && old != r {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("store: tablet %d already has a replica", tabletID)
+	}
+	s.mu.replicas[tabletID] = r
+	s.mu.Unlock()
+	return r, nil
+}
+
+// loadState opens the raft storage and RawNode from what is on disk.
+func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
+	var cs = confStateFromDesc(&metapb.TabletDescriptor{})
+	if desc != nil {
+		cs = confStateFromDesc(desc)
+		if err := getProto(r.s.db, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
+			return err
+		}
+		r.s.clock.Update(r.applied.MaxTimestamp)
+	}
+	st, err := raftlog.Open(r.s.db, r.tabletID, cs, r.makeSnapshot)
+	if err != nil {
+		return err
+	}
+	r.storage = st
+	r.mu.Lock()
+	r.mu.desc = desc
+	r.mu.applied = r.applied.Index
+	if desc != nil {
+		for _, rep := range desc.Replicas {
+			r.mu.peers[rep.ReplicaId] = rep.StoreId
+		}
+	}
+	r.mu.Unlock()
+	return r.newRawNode()
+}
+
+func getProto(db *pebble.DB, key []byte, m proto.Message) error {
+	v, closer, err := db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	return proto.Unmarshal(v, m)
+}
+
+func setProto(b *pebble.Batch, key []byte, m proto.Message) error {
+	v, err := proto.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return b.Set(key, v, nil)
+}
+
+// getReplica returns the replica of tabletID, or nil.
+func (s *Store) getReplica(tabletID uint64) *replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mu.replicas[tabletID]
+}
+
+// replicaForRequest finds the initialized replica a request is for.
+func (s *Store) replicaForRequest(tabletID uint64) (*replica, error) {
+	if s.stopped.Load() {
+		return nil, ErrClosed
+	}
+	r := s.getReplica(tabletID)
+	if r == nil || r.descriptor() == nil {
+		return nil, errs.TabletNotFound(tabletID, s.opts.StoreID)
+	}
+	return r, nil
+}
+
+// enqueue marks a replica as having work for the worker.
+func (s *Store) enqueue(tabletID uint64) {
+	s.queue.Lock()
+	s.queue.pending[tabletID] = struct{}{}
+	s.queue.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// BootstrapTablet creates the first replica state of a tablet on this store.
+// Every store listed in desc must be bootstrapped with the same descriptor;
+// the resulting group starts at log index 5 / term 5 with the listed voters.
+func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
+	rep := replicaOnStore(desc, s.opts.StoreID)
+	if rep == nil {
+		return errs.InvalidArgument("tablet %d has no replica on store %d", desc.TabletId, s.opts.StoreID)
+	}
+	if desc.Epoch == nil {
+		desc.Epoch = &metapb.Epoch{Version: 1, ConfVersion: 1}
+	}
+	if r := s.getReplica(desc.TabletId); r != nil {
+		if d := r.descriptor(); d != nil && proto.Equal(d, desc) {
+			return nil // idempotent
+		}
+		return errs.InvalidArgument("tablet %d already exists on store %d", desc.TabletId, s.opts.StoreID)
+	}
+	if err := s.checkNoOverlap(desc, 0); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := writeInitialState(b, desc, 0); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	r, err := s.newReplica(desc.TabletId, rep.ReplicaId, desc)
+	if err != nil {
+		return err
+	}
+	s.enqueue(r.tabletID)
+	return nil
+}
+
+// raftInitialIndex/Term: a new group's log starts here, as CockroachDB's
+// does, so that an uninitialized replica (index 0) is recognisably behind.
+const (
+	raftInitialIndex = 5
+	raftInitialTerm  = 5
+)
+
+// writeInitialState writes the state of a brand-new tablet replica.
+func writeInitialState(b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
+	id := desc.TabletId
+	if err := setProto(b, keys.DescriptorKey(id), desc); err != nil {
+		return err
+	}
+	if err := setProto(b, keys.AppliedStateKey(id), &raftcmdpb.AppliedState{Index: raftInitialIndex, Term: raftInitialTerm, MaxTimestamp: maxTS}); err != nil {
+		return err
+	}
+	if err := setProto(b, keys.RaftTruncatedStateKey(id), &raftcmdpb.TruncatedState{Index: raftInitialIndex, Term: raftInitialTerm}); err != nil {
+		return err
+	}
+	hs := hardState(raftInitialTerm, 0, raftInitialIndex)
+	v, err := hs.Marshal()
+	if err != nil {
+		return err
+	}
+	return b.Set(keys.RaftHardStateKey(id), v, nil)
+}
+
+// checkNoOverlap fails if desc's range overlaps an initialized replica of
+// another tablet on this store.
+func (s *Store) checkNoOverlap(desc *metapb.TabletDescriptor, except uint64) error {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for id, r := range s.mu.replicas {
+		if id == desc.TabletId || id == except {
+			continue
+		}
+		d := r.descriptor()
+		if d != nil && rangesOverlap(d.StartKey, d.EndKey, desc.StartKey, desc.EndKey) {
+			return errs.InvalidArgument("tablet %d's range overlaps tablet %d on store %d", desc.TabletId, id, s.opts.StoreID)
+		}
+	}
+	return nil
+}
+
+// PutTableSchema installs or updates a table schema (newest version wins).
+func (s *Store) PutTableSchema(ts *metapb.TableSchema) error {
+	if ts.TableId == 0 {
+		return errs.InvalidArgument("table id must be non-zero")
+	}
+	seen := map[string]bool{}
+	for _, f := range ts.Families {
+		if f.Name == "" {
+			return errs.InvalidArgument("table %d: column family name must not be empty", ts.TableId)
+		}
+		if seen[f.Name] {
+			return errs.InvalidArgument("table %d: duplicate column family %q", ts.TableId, f.Name)
+		}
+		if f.MaxAgeMs < 0 {
+			return errs.InvalidArgument("table %d: family %q: max age must not be negative", ts.TableId, f.Name)
+		}
+		seen[f.Name] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.mu.schemas[ts.TableId]; ok && old.Version > ts.Version {
+		return nil
+	}
+	v, err := proto.Marshal(ts)
+	if err != nil {
+		return err
+	}
+	if err := s.db.Set(keys.TableSchemaKey(ts.TableId), v, pebble.Sync); err != nil {
+		return err
+	}
+	s.mu.schemas[ts.TableId] = proto.Clone(ts).(*metapb.TableSchema)
+	return nil
+}
+
+// schema returns the table's schema or a TableNotFound error.
+func (s *Store) schema(tableID uint64) (*metapb.TableSchema, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	ts, ok := s.mu.schemas[tableID]
+	if !ok {
+		return nil, errs.TableNotFound(tableID)
+	}
+	return ts, nil
+}
+
+// requestContext bounds a request by the proposal timeout.
+func (s *Store) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opts.ProposalTimeout)
+}

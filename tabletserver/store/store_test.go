@@ -1,0 +1,136 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func startTablet(t *testing.T, n int) (*storetest.Cluster, uint64) {
+	c := storetest.Start(t, n, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	stores := []uint64{1, 2, 3}[:min(n, 3)]
+	c.Bootstrap(1, lo, hi, stores...)
+	return c, 1
+}
+
+func TestReplicatedWriteRead(t *testing.T) {
+	c, tab := startTablet(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	for i := 0; i < 50; i++ {
+		if err := c.Put(ctx, tab, fmt.Sprintf("row%03d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 50; i++ {
+		if err := c.MustRead(ctx, tab, fmt.Sprintf("row%03d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Every replica applied the same data.
+	storetest.SucceedsSoon(t, func() error {
+		for id := range c.Nodes {
+			if st, err := c.Nodes[id].Store.TabletStatus(tab); err != nil || st.AppliedIndex < 50 {
+				return fmt.Errorf("store %d behind: %v %v", id, st, err)
+			}
+		}
+		return nil
+	})
+}
+
+// (a) Every write acknowledged before the leader is killed is readable after
+// re-election.
+func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
+	c, tab := startTablet(t, 3)
+	ctx := ctxT(t, 60*time.Second)
+	acked := map[string]string{}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 30; i++ {
+			row, val := fmt.Sprintf("r%d-%d", round, i), fmt.Sprintf("v%d-%d", round, i)
+			if err := c.Put(ctx, tab, row, val); err != nil {
+				t.Fatal(err)
+			}
+			acked[row] = val
+		}
+		leader := c.WaitLeader(tab)
+		c.Stop(leader)
+		newLeader := c.WaitLeader(tab)
+		if newLeader == leader {
+			t.Fatalf("leader %d still reported after stop", leader)
+		}
+		for row, val := range acked {
+			if err := c.MustRead(ctx, tab, row, val); err != nil {
+				t.Fatalf("round %d: %v", round, err)
+			}
+		}
+		c.Restart(leader)
+	}
+}
+
+// (c) A restarted store recovers all its tablets.
+func TestRestartRecoversTablets(t *testing.T) {
+	c := storetest.Start(t, 3, nil)
+	c.PutSchema(storetest.TestTable)
+	ctx := ctxT(t, 60*time.Second)
+	// Five tablets over disjoint row ranges of the test table.
+	bounds := []string{"", "b", "d", "f", "h", ""}
+	lo, hi := storetest.TableSpan()
+	for i := 0; i < 5; i++ {
+		s, e := lo, hi
+		if bounds[i] != "" {
+			s = rowKey(bounds[i])
+		}
+		if bounds[i+1] != "" {
+			e = rowKey(bounds[i+1])
+		}
+		c.Bootstrap(uint64(10+i), s, e, 1, 2, 3)
+	}
+	rows := map[string]uint64{"a1": 10, "c1": 11, "e1": 12, "g1": 13, "z1": 14}
+	for row, tab := range rows {
+		if err := c.Put(ctx, tab, row, "val-"+row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for id := range c.Nodes {
+		c.Stop(id)
+	}
+	for id := range c.Nodes {
+		c.Restart(id)
+	}
+	for id := range c.Nodes {
+		if got := len(c.Nodes[id].Store.Tablets()); got != 5 {
+			t.Fatalf("store %d recovered %d tablets, want 5", id, got)
+		}
+	}
+	for row, tab := range rows {
+		if err := c.MustRead(ctx, tab, row, "val-"+row); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// A write to a row outside the tablet is refused without being applied.
+func TestKeyNotInTablet(t *testing.T) {
+	c := storetest.Start(t, 1, nil)
+	c.PutSchema(storetest.TestTable)
+	c.Bootstrap(1, rowKey("a"), rowKey("m"), 1)
+	ctx := ctxT(t, 10*time.Second)
+	_, err := c.Nodes[1].Client.MutateRow(ctx, &kvpb.MutateRowRequest{
+		Header: &kvpb.RequestHeader{TabletId: 1}, TableId: storetest.TestTable.TableId, RowKey: []byte("x"),
+		Mutations: []*kvpb.Mutation{storetest.SetCell("f", "q", "v")},
+	})
+	if err == nil {
+		t.Fatal("write outside the tablet succeeded")
+	}
+}

@@ -1,0 +1,455 @@
+package store
+
+import (
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"go.etcd.io/raft/v3/raftpb"
+
+	"github.com/shaledb/shale/proto/transportpb"
+)
+
+func hardState(term, vote, commit uint64) raftpb.HardState {
+	return raftpb.HardState{Term: term, Vote: vote, Commit: commit}
+}
+
+// runWorker is the store's single raft goroutine (see doc.go).
+func (s *Store) runWorker() {
+	defer s.wg.Done()
+	ticker := time.NewTicker(s.opts.TickInterval)
+	defer ticker.Stop()
+	for {
+		ticked := false
+		select {
+		case <-s.stopCh:
+			return
+		case <-s.wake:
+		case <-ticker.C:
+			ticked = true
+		}
+		s.processReady(ticked)
+	}
+}
+
+type readyReplica struct {
+	r  *replica
+	rd raft.Ready
+}
+
+// processReady is one iteration of the Ready loop over every replica with
+// work.
+func (s *Store) processReady(ticked bool) {
+	s.queue.Lock()
+	pending := s.queue.pending
+	s.queue.pending = make(map[uint64]struct{}, len(pending))
+	s.queue.Unlock()
+
+	candidates := make(map[uint64]*replica, len(pending)+len(s.awake))
+	for id := range pending {
+		if r := s.getReplica(id); r != nil {
+			candidates[id] = r
+		}
+	}
+	if ticked {
+		s.checkLiveness()
+		for id, r := range s.awake {
+			candidates[id] = r
+		}
+	}
+
+	var readies []readyReplica
+	for _, r := range candidates {
+		if r.raw == nil {
+			continue
+		}
+		r.drainInbox()
+		if s.awake[r.tabletID] == nil && r.raw != nil {
+			r.mu.Lock()
+			q := r.mu.quiesced
+			r.mu.Unlock()
+			if !q {
+				s.awake[r.tabletID] = r
+			}
+		}
+		if ticked && s.awake[r.tabletID] != nil {
+			r.tick()
+		}
+		if r.raw != nil && r.raw.HasReady() {
+			readies = append(readies, readyReplica{r, r.raw.Ready()})
+		}
+	}
+	if len(readies) == 0 {
+		return
+	}
+	s.metrics.readyIterations.Inc()
+
+	// 1. Snapshots, then entries and hard states of every replica, one
+	// batch, at most one fsync.
+	b := s.db.NewBatch()
+	sync := false
+	for _, rr := range readies {
+		if !raft.IsEmptySnap(rr.rd.Snapshot) {
+			if err := rr.r.installSnapshot(rr.rd.Snapshot, rr.rd.HardState); err != nil {
+				s.fatal("install snapshot", err, rr.r)
+			}
+		}
+		if err := rr.r.storage.AppendToBatch(b, rr.rd.HardState, rr.rd.Entries); err != nil {
+			s.fatal("append raft entries", err, rr.r)
+		}
+		if rr.rd.MustSync {
+			sync = true
+		}
+		s.metrics.entriesAppended.Add(float64(len(rr.rd.Entries)))
+	}
+	if !b.Empty() {
+		opts := pebble.NoSync
+		if sync {
+			opts = pebble.Sync
+			s.metrics.raftSyncs.Inc()
+		}
+		if err := b.Commit(opts); err != nil {
+			// A failed fsync must never be retried (fsyncgate): stop.
+			s.fatal("commit raft batch", err, nil)
+		}
+	}
+	b.Close()
+	for _, rr := range readies {
+		rr.r.storage.Appended(rr.rd.HardState, rr.rd.Entries)
+	}
+
+	// 2. Messages, batched per destination store.
+	out := map[uint64][]*transportpb.RaftMessage{}
+	for _, rr := range readies {
+		rr.r.collectMessages(rr.rd.Messages, out)
+	}
+	for to, msgs := range out {
+		s.transport.Send(to, msgs)
+	}
+
+	// 3. Apply committed entries of every replica in one batch.
+	ab := s.db.NewIndexedBatch()
+	var post []func()
+	for _, rr := range readies {
+		post = rr.r.applyEntries(ab, rr.rd.CommittedEntries, post)
+	}
+	s.applyMu.Lock()
+	if !ab.Empty() {
+		if err := ab.Commit(pebble.NoSync); err != nil {
+			s.fatal("commit apply batch", err, nil)
+		}
+	}
+	for _, f := range post {
+		f()
+	}
+	s.applyMu.Unlock()
+	ab.Close()
+
+	// 4. Soft state, read states, Advance.
+	for _, rr := range readies {
+		r := rr.r
+		if r.raw == nil { // destroyed while applying
+			continue
+		}
+		if rr.rd.SoftState != nil || !raft.IsEmptyHardState(rr.rd.HardState) {
+			r.updateLeadership(rr.rd.SoftState, rr.rd.HardState)
+		}
+		r.handleReadStates(rr.rd.ReadStates)
+		r.raw.Advance(rr.rd)
+		r.releaseAppliedReads()
+		if r.raw.HasReady() {
+			s.enqueue(r.tabletID)
+		}
+	}
+}
+
+// fatal stops the process: the engine or disk failed in a way that makes
+// continuing unsafe (a retried fsync can silently lose data).
+func (s *Store) fatal(what string, err error, r *replica) {
+	if r != nil {
+		r.log.Error("fatal storage error", "op", what, "err", err)
+	} else {
+		s.log.Error("fatal storage error", "op", what, "err", err)
+	}
+	panic("store: " + what + ": " + err.Error())
+}
+
+// drainInbox feeds queued work into the RawNode. Worker only.
+func (r *replica) drainInbox() {
+	r.mu.Lock()
+	in := r.mu.inbox
+	r.mu.inbox = inbox{}
+	wasQuiesced := r.mu.quiesced
+	r.mu.Unlock()
+	if in.empty() {
+		return
+	}
+	wake := len(in.props) > 0 || len(in.reads) > 0 || len(in.admin) > 0
+	for _, m := range in.msgs {
+		if !m.quiesce && m.msg.Type != raftpb.MsgHeartbeatResp {
+			wake = true
+		}
+	}
+	if wake && wasQuiesced {
+		r.unquiesce()
+	}
+	for _, m := range in.msgs {
+		if m.msg.Type != raftpb.MsgHeartbeat && m.msg.Type != raftpb.MsgHeartbeatResp {
+			r.idleTicks = 0
+		}
+		if err := r.raw.Step(m.msg); err != nil && err != raft.ErrStepPeerNotFound {
+			r.log.Debug("step failed", "type", m.msg.Type, "err", err)
+		}
+		if m.quiesce {
+			r.maybeQuiesceFollower(m.msg)
+		}
+	}
+	for _, p := range in.props {
+		r.idleTicks = 0
+		r.proposeToRaft(p)
+	}
+	if len(in.reads) > 0 {
+		r.idleTicks = 0
+		r.startReadIndex(in.reads)
+	}
+	for _, f := range in.admin {
+		r.idleTicks = 0
+		f(r)
+	}
+}
+
+// tick advances the group's logical clock and considers quiescing it.
+func (r *replica) tick() {
+	r.raw.Tick()
+	r.idleTicks++
+	r.ticksSinceTrunc++
+	if r.ticksSinceTrunc >= 10 {
+		r.ticksSinceTrunc = 0
+		r.maybeTruncateLog()
+	}
+	r.expireProposals()
+	r.maybeQuiesceLeader()
+}
+
+func (r *replica) unquiesce() {
+	r.mu.Lock()
+	r.mu.quiesced = false
+	r.mu.Unlock()
+	r.idleTicks = 0
+	r.s.awake[r.tabletID] = r
+}
+
+func (r *replica) setQuiesced() {
+	r.mu.Lock()
+	r.mu.quiesced = true
+	r.mu.Unlock()
+	delete(r.s.awake, r.tabletID)
+}
+
+// maybeQuiesceLeader stops ticking an idle group whose followers all have
+// every entry, and tells them to stop too.
+func (r *replica) maybeQuiesceLeader() {
+	q := r.s.opts.QuiesceAfterTicks
+	if q < 0 || r.idleTicks < q || len(r.proposals) > 0 || len(r.readBatches) > 0 || len(r.readsWaitingApply) > 0 || r.pendingConfChange {
+		return
+	}
+	st := r.raw.Status()
+	if st.RaftState != raft.StateLeader || st.LeadTransferee != 0 || r.raw.HasReady() {
+		return
+	}
+	last, _ := r.storage.LastIndex()
+	if st.Commit != last || st.Applied != last || r.applied.Index != last {
+		return
+	}
+	for id, pr := range st.Progress {
+		if id == r.replicaID {
+			continue
+		}
+		if pr.Match != last {
+			return
+		}
+		if store := r.peerStore(id); store == 0 || r.s.isDead(store) {
+			return
+		}
+	}
+	msgs := map[uint64][]*transportpb.RaftMessage{}
+	for id := range st.Progress {
+		if id == r.replicaID {
+			continue
+		}
+		m := raftpb.Message{Type: raftpb.MsgHeartbeat, From: r.replicaID, To: id, Term: st.Term, Commit: st.Commit}
+		store := r.peerStore(id)
+		msgs[store] = append(msgs[store], r.wrap(m, store, true))
+	}
+	for store, ms := range msgs {
+		r.s.transport.Send(store, ms)
+	}
+	r.setQuiesced()
+}
+
+// maybeQuiesceFollower follows a leader's quiesce heartbeat if this replica
+// has everything the leader has.
+func (r *replica) maybeQuiesceFollower(m raftpb.Message) {
+	st := r.raw.BasicStatus()
+	last, _ := r.storage.LastIndex()
+	if st.Lead != m.From || st.Term != m.Term || st.Commit != m.Commit || last != m.Commit || r.raw.HasReady() {
+		return
+	}
+	r.setQuiesced()
+}
+
+// runLiveness pings every peer store once per heartbeat interval so that
+// quiesced followers notice a dead leader store.
+func (s *Store) runLiveness() {
+	defer s.wg.Done()
+	interval := s.opts.TickInterval * time.Duration(s.opts.HeartbeatTicks)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-t.C:
+		}
+		for _, store := range s.peerStores() {
+			s.transport.Send(store, nil)
+		}
+	}
+}
+
+// peerStores lists the stores this store shares a tablet with.
+func (s *Store) peerStores() []uint64 {
+	seen := map[uint64]bool{}
+	s.mu.RLock()
+	reps := make([]*replica, 0, len(s.mu.replicas))
+	for _, r := range s.mu.replicas {
+		reps = append(reps, r)
+	}
+	s.mu.RUnlock()
+	var out []uint64
+	for _, r := range reps {
+		r.mu.Lock()
+		for _, store := range r.mu.peers {
+			if store != s.opts.StoreID && !seen[store] {
+				seen[store] = true
+				out = append(out, store)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return out
+}
+
+func (s *Store) heard(store uint64) {
+	s.liveness.Lock()
+	s.liveness.lastHeard[store] = time.Now()
+	s.liveness.Unlock()
+}
+
+func (s *Store) isDead(store uint64) bool {
+	s.liveness.Lock()
+	defer s.liveness.Unlock()
+	return s.liveness.dead[store]
+}
+
+// checkLiveness marks stores silent for an election timeout as dead and
+// wakes the quiesced replicas that followed a leader there. Worker only.
+func (s *Store) checkLiveness() {
+	timeout := s.opts.TickInterval * time.Duration(s.opts.ElectionTicks)
+	now := time.Now()
+	var newlyDead []uint64
+	s.liveness.Lock()
+	for store, t := range s.liveness.lastHeard {
+		dead := now.Sub(t) > timeout
+		if dead && !s.liveness.dead[store] {
+			newlyDead = append(newlyDead, store)
+		}
+		s.liveness.dead[store] = dead
+	}
+	s.liveness.Unlock()
+	if len(newlyDead) == 0 {
+		return
+	}
+	s.mu.RLock()
+	reps := make([]*replica, 0, len(s.mu.replicas))
+	for _, r := range s.mu.replicas {
+		reps = append(reps, r)
+	}
+	s.mu.RUnlock()
+	for _, r := range reps {
+		r.mu.Lock()
+		q, leader := r.mu.quiesced, r.mu.peers[r.mu.leaderID]
+		r.mu.Unlock()
+		if !q {
+			continue
+		}
+		for _, d := range newlyDead {
+			if leader == d {
+				r.unquiesce()
+				break
+			}
+		}
+	}
+}
+
+// peerStore maps a replica ID of this group to its store.
+func (r *replica) peerStore(replicaID uint64) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.mu.peers[replicaID]
+}
+
+func (r *replica) wrap(m raftpb.Message, toStore uint64, quiesce bool) *transportpb.RaftMessage {
+	b, err := m.Marshal()
+	if err != nil {
+		r.s.fatal("marshal raft message", err, r)
+	}
+	return &transportpb.RaftMessage{TabletId: r.tabletID, FromStore: r.s.opts.StoreID, ToStore: toStore, Message: b, Quiesce: quiesce}
+}
+
+// collectMessages routes outgoing raft messages; snapshots go out on their
+// own stream.
+func (r *replica) collectMessages(msgs []raftpb.Message, out map[uint64][]*transportpb.RaftMessage) {
+	for _, m := range msgs {
+		to := r.peerStore(m.To)
+		if to == 0 {
+			r.log.Debug("dropping message to unknown replica", "to", m.To, "type", m.Type)
+			continue
+		}
+		if m.Type == raftpb.MsgSnap {
+			r.s.sendSnapshotAsync(r, m, to)
+			continue
+		}
+		out[to] = append(out[to], r.wrap(m, to, false))
+	}
+}
+
+// updateLeadership publishes leader and term changes and fails waiters that
+// can no longer be served here.
+func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
+	r.mu.Lock()
+	if ss != nil {
+		r.mu.leaderID = ss.Lead
+		r.mu.isLeader = ss.RaftState == raft.StateLeader
+	}
+	if hs.Term != 0 {
+		r.mu.term = hs.Term
+	}
+	isLeader := r.mu.isLeader
+	var err error
+	if !isLeader {
+		err = r.leaderErrorLocked()
+	}
+	r.mu.Unlock()
+	if !isLeader && len(r.readBatches) > 0 {
+		for ctx, reads := range r.readBatches {
+			for _, rd := range reads {
+				rd.finish(err)
+			}
+			delete(r.readBatches, ctx)
+		}
+	}
+	if ss != nil && ss.RaftState == raft.StateLeader {
+		r.s.awake[r.tabletID] = r
+	}
+}

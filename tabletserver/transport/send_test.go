@@ -1,0 +1,209 @@
+package transport
+
+import (
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/proto/transportpb"
+)
+
+// TestSendOrderedDelivery: three goroutines on store 1 send to stores 2
+// and 3 concurrently; every message arrives, in per-sender order.
+func TestSendOrderedDelivery(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{})
+	dests := []*testNode{startNode(t, 2, res, Options{}), startNode(t, 3, res, Options{})}
+
+	const senders, perSender = 3, 400
+	seed := rand.Uint64()
+	t.Logf("seed=%d", seed)
+	var wg sync.WaitGroup
+	for s := uint64(1); s <= senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, s))
+			for seq := uint64(0); seq < perSender; {
+				k := min(uint64(1+rng.IntN(5)), perSender-seq)
+				for _, d := range dests {
+					var msgs []*transportpb.RaftMessage
+					for i := range k {
+						msgs = append(msgs, msg(s, 1, d.id, seq+i))
+					}
+					n1.tr.Send(d.id, msgs)
+				}
+				seq += k
+			}
+		}()
+	}
+	wg.Wait()
+
+	for _, d := range dests {
+		succeedsSoon(t, func() bool { return len(d.h.messages()) == senders*perSender },
+			"store %d got %d messages", d.id, len(d.h.messages()))
+		next := map[uint64]uint64{}
+		for _, m := range d.h.messages() {
+			require.Equal(t, d.id, m.ToStore)
+			require.Equal(t, next[m.TabletId], seqOf(t, m), "sender %d to store %d", m.TabletId, d.id)
+			next[m.TabletId]++
+		}
+		batches := d.h.batchList()
+		for _, b := range batches {
+			require.Equal(t, uint64(1), b.FromStore)
+		}
+		t.Logf("store %d: %d messages in %d batches", d.id, senders*perSender, len(batches))
+	}
+	require.Zero(t, n1.h.unreachableCount(2)+n1.h.unreachableCount(3))
+}
+
+func TestSendEmptyIsPing(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{})
+	n2 := startNode(t, 2, res, Options{})
+
+	n1.tr.Send(2, nil)
+	succeedsSoon(t, func() bool { return len(n2.h.batchList()) == 1 })
+	b := n2.h.batchList()[0]
+	require.Equal(t, uint64(1), b.FromStore)
+	require.Empty(t, b.Messages)
+}
+
+func TestSendFilter(t *testing.T) {
+	const delay = 300 * time.Millisecond
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{Knobs: &TestingKnobs{
+		SendFilter: func(from, to uint64, m *transportpb.RaftMessage) (bool, time.Duration) {
+			switch m.TabletId {
+			case 7:
+				return true, 0
+			case 8:
+				return false, delay
+			}
+			return false, 0
+		},
+	}})
+	n2 := startNode(t, 2, res, Options{})
+
+	start := time.Now()
+	n1.tr.Send(2, []*transportpb.RaftMessage{msg(7, 1, 2, 0), msg(8, 1, 2, 0), msg(9, 1, 2, 0)})
+	succeedsSoon(t, func() bool { return n2.h.has(8) })
+	require.GreaterOrEqual(t, time.Since(start), delay)
+
+	got := n2.h.messages()
+	require.Len(t, got, 2)
+	require.Equal(t, uint64(9), got[0].TabletId, "undelayed message first")
+	require.Equal(t, uint64(8), got[1].TabletId)
+}
+
+// TestSendReconnect: the receiver dies and comes back on the same address;
+// the sender reports it unreachable meanwhile and then delivers again.
+func TestSendReconnect(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{})
+	n2 := startNode(t, 2, res, Options{})
+
+	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
+	succeedsSoon(t, func() bool { return n2.h.has(1) })
+
+	n2.stopServer()
+	succeedsSoon(t, func() bool {
+		n1.tr.Send(2, []*transportpb.RaftMessage{msg(2, 1, 2, 0)})
+		return n1.h.unreachableCount(2) > 0
+	}, "ReportUnreachable while store 2 is down")
+
+	n2.restartServer(t)
+	succeedsSoon(t, func() bool {
+		n1.tr.Send(2, []*transportpb.RaftMessage{msg(3, 1, 2, 0)})
+		return n2.h.has(3)
+	}, "delivery after store 2 restarted")
+}
+
+// TestSendUnresolvable: a store the resolver does not know is reported
+// unreachable, and other destinations are unaffected.
+func TestSendUnresolvable(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{})
+	n2 := startNode(t, 2, res, Options{})
+
+	n1.tr.Send(42, []*transportpb.RaftMessage{msg(1, 1, 42, 0)})
+	succeedsSoon(t, func() bool { return n1.h.unreachableCount(42) > 0 })
+	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
+	succeedsSoon(t, func() bool { return n2.h.has(1) })
+}
+
+// TestPeerQueue exercises the queue without a goroutine draining it.
+func TestPeerQueue(t *testing.T) {
+	tr := New(Options{StoreID: 1, Resolver: newTestResolver(), SendQueueLen: 4}, &recorder{})
+	defer tr.Close()
+	p := newPeer(tr, 2)
+
+	t.Run("batches everything queued", func(t *testing.T) {
+		p.enqueue([]*transportpb.RaftMessage{msg(1, 1, 2, 0)}, false)
+		p.enqueue(nil, true)
+		p.enqueue([]*transportpb.RaftMessage{msg(1, 1, 2, 1), msg(2, 1, 2, 0)}, false)
+		msgs, send, dropped, more := p.take()
+		require.Len(t, msgs, 3)
+		require.True(t, send)
+		require.Zero(t, dropped)
+		require.False(t, more)
+		_, send, _, _ = p.take()
+		require.False(t, send, "ping was consumed by the batch")
+	})
+	t.Run("ping alone", func(t *testing.T) {
+		p.enqueue(nil, true)
+		msgs, send, _, _ := p.take()
+		require.Empty(t, msgs)
+		require.True(t, send)
+	})
+	t.Run("overflow drops newest", func(t *testing.T) {
+		var in []*transportpb.RaftMessage
+		for i := range uint64(6) {
+			in = append(in, msg(1, 1, 2, i))
+		}
+		p.enqueue(in, false)
+		msgs, _, dropped, _ := p.take()
+		require.Equal(t, in[:4], msgs)
+		require.Equal(t, 2, dropped)
+		_, _, dropped, _ = p.take()
+		require.Zero(t, dropped, "reported once")
+	})
+	t.Run("large messages split batches", func(t *testing.T) {
+		big := make([]byte, 600<<10)
+		for i := range 3 {
+			p.enqueue([]*transportpb.RaftMessage{{TabletId: uint64(i), Message: big}}, false)
+		}
+		msgs, _, _, more := p.take()
+		require.Len(t, msgs, 2)
+		require.True(t, more)
+		msgs, _, _, more = p.take()
+		require.Len(t, msgs, 1)
+		require.Equal(t, uint64(2), msgs[0].TabletId)
+		require.False(t, more)
+	})
+}
+
+// TestSendQueueOverflowReported: a destination that cannot be reached
+// overflows its queue and is reported, without blocking Send.
+func TestSendQueueOverflowReported(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{SendQueueLen: 2})
+	var msgs []*transportpb.RaftMessage
+	for i := range uint64(100) {
+		msgs = append(msgs, msg(1, 1, 42, i))
+	}
+	start := time.Now()
+	for range 50 {
+		n1.tr.Send(42, msgs)
+	}
+	require.Less(t, time.Since(start), 5*time.Second, "Send must not block")
+	succeedsSoon(t, func() bool { return n1.h.unreachableCount(42) > 0 })
+	p := n1.tr.peer(42)
+	p.mu.Lock()
+	queued := len(p.mu.msgs)
+	p.mu.Unlock()
+	require.LessOrEqual(t, queued, 2)
+}

@@ -1,0 +1,214 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/golang/snappy"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/shaledb/shale/proto/transportpb"
+)
+
+// Resolver maps a store ID to its transport address.
+type Resolver interface {
+	Resolve(storeID uint64) (addr string, err error)
+}
+
+// Handler is the receiving side of a Transport, implemented by the store.
+type Handler interface {
+	// HandleRaftBatch receives every inbound batch (an empty batch is a
+	// liveness ping). It runs on the sending store's stream goroutine, so
+	// batches from different stores arrive concurrently, and must return
+	// quickly; the batch is owned by the handler afterwards.
+	HandleRaftBatch(b *transportpb.RaftMessageBatch)
+	// HandleSnapshot consumes an inbound snapshot; next returns key/value
+	// pairs in the order sent and io.EOF after the final chunk. Any other
+	// error from next is a status error (codes.DataLoss for corruption,
+	// codes.InvalidArgument for malformed framing, or the stream's
+	// cancellation) and is what the sender sees, whatever HandleSnapshot
+	// returns. Return an error to reject the snapshot (the sender sees it);
+	// returning nil before io.EOF accepts the snapshot and ends the stream.
+	// next is not safe for concurrent use. Returned slices are not reused by
+	// the transport; empty keys or values may be nil.
+	HandleSnapshot(ctx context.Context, h *transportpb.SnapshotHeader, next func() (key, value []byte, err error)) error
+	// ReportUnreachable is called when messages to storeID could not be
+	// delivered (dial/stream failure or queue overflow). It runs on the
+	// destination's send goroutine, never inside Send, so it may call Send.
+	ReportUnreachable(storeID uint64)
+}
+
+// ErrClosed is returned by SendSnapshot once Close has been called.
+var ErrClosed = errors.New("transport: closed")
+
+const (
+	// keepaliveTime is how long a connection may be silent before the client
+	// pings it; keepaliveTimeout is how long the ping may go unanswered
+	// before the connection (and the streams on it) fail. Without them a
+	// peer that vanished without a RST would block stream.Send forever once
+	// HTTP/2 flow control fills up.
+	keepaliveTime    = 30 * time.Second
+	keepaliveTimeout = 10 * time.Second
+	// maxRecvMsgSize is set by ServerOptions: a single raft message (one big
+	// entry) can exceed gRPC's 4 MiB default.
+	maxRecvMsgSize = 64 << 20
+)
+
+// ServerOptions returns the grpc.ServerOptions the server hosting Register
+// should be built with: a keepalive policy that accepts the transport's
+// client pings (without it, gRPC's default policy answers them with
+// GOAWAY "too_many_pings" and the connection churns) and a receive limit large
+// enough for big raft entries.
+func ServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             keepaliveTime / 2,
+			PermitWithoutStream: true,
+		}),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+	}
+}
+
+// Transport sends and receives raft traffic for one store. All methods are
+// safe for concurrent use.
+type Transport struct {
+	opts    Options
+	handler Handler
+	log     *slog.Logger
+	// limiter paces outgoing snapshot bytes across all snapshots.
+	limiter *rate.Limiter
+
+	// ctx is canceled by Close; every goroutine and outgoing stream derives
+	// from it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	closed atomic.Bool
+
+	mu struct {
+		sync.Mutex
+		// peers holds one send queue and goroutine per destination store.
+		peers map[uint64]*peer
+		// conns caches one client connection per destination store, shared
+		// by its raft stream and its snapshots.
+		conns map[uint64]*conn
+	}
+}
+
+type conn struct {
+	addr string
+	cc   *grpc.ClientConn
+}
+
+// New returns a Transport for opts.StoreID that delivers inbound traffic to
+// h. Call Register to serve inbound traffic and Close to release resources.
+func New(opts Options, h Handler) *Transport {
+	opts = opts.withDefaults()
+	limit, burst := rate.Inf, 0
+	if opts.SnapshotBytesPerSec > 0 {
+		limit = rate.Limit(opts.SnapshotBytesPerSec)
+		// The burst is one compressed chunk, so the limiter starts nearly
+		// empty and even short snapshots are paced.
+		burst = snappy.MaxEncodedLen(opts.SnapshotChunkBytes)
+		if burst < 0 {
+			burst = math.MaxInt32
+		}
+	}
+	t := &Transport{
+		opts:    opts,
+		handler: h,
+		log:     opts.Logger.With("store", opts.StoreID),
+		limiter: rate.NewLimiter(limit, burst),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
+	t.mu.peers = make(map[uint64]*peer)
+	t.mu.conns = make(map[uint64]*conn)
+	return t
+}
+
+// Register registers the RaftTransport service on s. See ServerOptions for
+// the options s should be built with.
+func (t *Transport) Register(s *grpc.Server) {
+	transportpb.RegisterRaftTransportServer(s, &server{t: t})
+}
+
+// Close stops the send goroutines, aborts outgoing snapshots, closes the
+// client connections, and makes inbound streams fail. Send after Close is a
+// no-op and SendSnapshot returns ErrClosed. Close does not stop the
+// grpc.Server passed to Register. It is idempotent.
+func (t *Transport) Close() {
+	t.mu.Lock()
+	if t.closed.Swap(true) {
+		t.mu.Unlock()
+		return
+	}
+	conns := t.mu.conns
+	t.mu.conns = nil
+	t.mu.peers = nil
+	t.mu.Unlock()
+
+	t.cancel()
+	t.wg.Wait()
+	for _, c := range conns {
+		_ = c.cc.Close()
+	}
+}
+
+// conn returns the client connection to storeID, creating it or replacing
+// it if the store's address changed.
+func (t *Transport) conn(storeID uint64) (*grpc.ClientConn, error) {
+	addr, err := t.opts.Resolver.Resolve(storeID)
+	if err != nil {
+		return nil, fmt.Errorf("transport: resolve store %d: %w", storeID, err)
+	}
+	t.mu.Lock()
+	if t.closed.Load() {
+		t.mu.Unlock()
+		return nil, ErrClosed
+	}
+	old := t.mu.conns[storeID]
+	if old != nil && old.addr == addr {
+		t.mu.Unlock()
+		return old.cc, nil
+	}
+	cc, err := grpc.NewClient(addr,
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                keepaliveTime,
+			Timeout:             keepaliveTimeout,
+			PermitWithoutStream: true,
+		}),
+		// gRPC's default reconnect backoff grows to two minutes; a raft
+		// peer should be retried within about a second of coming back.
+		grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff: backoff.Config{
+				BaseDelay:  100 * time.Millisecond,
+				Multiplier: 1.6,
+				Jitter:     0.2,
+				MaxDelay:   time.Second,
+			},
+			MinConnectTimeout: t.opts.DialTimeout,
+		}),
+	)
+	if err != nil {
+		t.mu.Unlock()
+		return nil, fmt.Errorf("transport: dial store %d at %s: %w", storeID, addr, err)
+	}
+	t.mu.conns[storeID] = &conn{addr: addr, cc: cc}
+	t.mu.Unlock()
+	if old != nil {
+		t.log.Info("store address changed", "peer", storeID, "old", old.addr, "new", addr)
+		_ = old.cc.Close()
+	}
+	return cc, nil
+}
