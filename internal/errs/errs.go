@@ -183,4 +183,3 @@ func IsRetryable(err error) bool {
 	}
 	return false
 }
-

@@ -1,7 +1,6 @@
 package raftlog
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -22,7 +21,6 @@ var ErrCorrupt = errors.New("raftlog: corrupt raft state")
 // is too far behind. It is owned by the replica because only it knows how to
 // pin engine state consistent with the snapshot's index.
 type SnapshotFunc func() (raftpb.Snapshot, error)
-
 
 // Storage implements raft.Storage for one tablet replica.
 type Storage struct {
@@ -329,10 +327,4 @@ func (s *Storage) LogSize() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mu.lastIndex - s.mu.truncated.Index
-}
-
-// EncodeIndex is the 8-byte big-endian form used in log keys, exposed for
-// tests that corrupt or inspect raw keys.
-func EncodeIndex(i uint64) []byte {
-	return binary.BigEndian.AppendUint64(nil, i)
 }

@@ -2,8 +2,8 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"encoding/binary"
+	"fmt"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -274,4 +274,3 @@ func (r *replica) runOnWorker(ctx context.Context, f func(*replica) error) error
 		return ErrClosed
 	}
 }
-

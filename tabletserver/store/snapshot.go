@@ -381,4 +381,3 @@ func (r *replica) maybeTruncateLog() {
 	}
 	r.storage.SetTruncated(tr, false)
 }
-
