@@ -36,3 +36,6 @@ func (s *Store) Syncs() float64 { return counterValue(s.metrics.raftSyncs) }
 
 // Proposals returns the number of commands proposed so far.
 func (s *Store) Proposals() float64 { return counterValue(s.metrics.proposals) }
+
+// SnapshotsApplied returns the number of raft snapshots ingested so far.
+func (s *Store) SnapshotsApplied() float64 { return counterValue(s.metrics.snapshotsApplied) }

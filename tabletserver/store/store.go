@@ -142,7 +142,7 @@ func Open(opts Options) (*Store, error) {
 		StoreID:             opts.StoreID,
 		Resolver:            opts.Resolver,
 		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
-		Logger:              s.log,
+		Logger:              opts.Logger,
 		Knobs:               opts.Knobs.transport(),
 	}, (*transportHandler)(s))
 	return s, nil

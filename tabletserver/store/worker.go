@@ -292,7 +292,7 @@ func (r *replica) maybeQuiesceLeader() {
 func (r *replica) maybeQuiesceFollower(m raftpb.Message) {
 	st := r.raw.BasicStatus()
 	last, _ := r.storage.LastIndex()
-	if st.Lead != m.From || st.Term != m.Term || st.Commit != m.Commit || last != m.Commit || r.raw.HasReady() {
+	if st.Lead != m.From || st.Term != m.Term || st.Commit != m.Commit || last != m.Commit {
 		return
 	}
 	r.setQuiesced()

@@ -254,7 +254,13 @@ func (c *Cluster) WaitLeader(tabletID uint64) uint64 {
 // SucceedsSoon retries f until it returns nil, failing after 15s.
 func SucceedsSoon(t testing.TB, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	SucceedsSoonFor(t, 15*time.Second, f)
+}
+
+// SucceedsSoonFor retries f until it returns nil, failing after d.
+func SucceedsSoonFor(t testing.TB, d time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(d)
 	wait := 5 * time.Millisecond
 	for {
 		err := f()
@@ -262,7 +268,7 @@ func SucceedsSoon(t testing.TB, f func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within 15s: %v", err)
+			t.Fatalf("condition not met within %v: %v", d, err)
 		}
 		time.Sleep(wait)
 		if wait < 200*time.Millisecond {
