@@ -2134,6 +2134,105 @@ func (x *ChangeReplicasResponse) GetTablet() *metapb.TabletDescriptor {
 	return nil
 }
 
+// MergeTabletsRequest merges the tablet in header (the left one) with its
+// right neighbour. Both must have replicas on the same stores and be led
+// from the store that receives the request.
+type MergeTabletsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	RightTabletId uint64                 `protobuf:"varint,2,opt,name=right_tablet_id,json=rightTabletId,proto3" json:"right_tablet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeTabletsRequest) Reset() {
+	*x = MergeTabletsRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeTabletsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeTabletsRequest) ProtoMessage() {}
+
+func (x *MergeTabletsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeTabletsRequest.ProtoReflect.Descriptor instead.
+func (*MergeTabletsRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *MergeTabletsRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *MergeTabletsRequest) GetRightTabletId() uint64 {
+	if x != nil {
+		return x.RightTabletId
+	}
+	return 0
+}
+
+type MergeTabletsResponse struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Tablet        *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=tablet,proto3" json:"tablet,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MergeTabletsResponse) Reset() {
+	*x = MergeTabletsResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MergeTabletsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MergeTabletsResponse) ProtoMessage() {}
+
+func (x *MergeTabletsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MergeTabletsResponse.ProtoReflect.Descriptor instead.
+func (*MergeTabletsResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *MergeTabletsResponse) GetTablet() *metapb.TabletDescriptor {
+	if x != nil {
+		return x.Tablet
+	}
+	return nil
+}
+
 type TabletStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
@@ -2143,7 +2242,7 @@ type TabletStatusRequest struct {
 
 func (x *TabletStatusRequest) Reset() {
 	*x = TabletStatusRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[33]
+	mi := &file_kvpb_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2155,7 +2254,7 @@ func (x *TabletStatusRequest) String() string {
 func (*TabletStatusRequest) ProtoMessage() {}
 
 func (x *TabletStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[33]
+	mi := &file_kvpb_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2168,7 +2267,7 @@ func (x *TabletStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TabletStatusRequest.ProtoReflect.Descriptor instead.
 func (*TabletStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{33}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *TabletStatusRequest) GetTabletId() uint64 {
@@ -2193,7 +2292,7 @@ type TabletStatusResponse struct {
 
 func (x *TabletStatusResponse) Reset() {
 	*x = TabletStatusResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[34]
+	mi := &file_kvpb_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2205,7 +2304,7 @@ func (x *TabletStatusResponse) String() string {
 func (*TabletStatusResponse) ProtoMessage() {}
 
 func (x *TabletStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[34]
+	mi := &file_kvpb_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2218,7 +2317,7 @@ func (x *TabletStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TabletStatusResponse.ProtoReflect.Descriptor instead.
 func (*TabletStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{34}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *TabletStatusResponse) GetTablet() *metapb.TabletDescriptor {
@@ -2283,7 +2382,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[35]
+	mi := &file_kvpb_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2295,7 +2394,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[35]
+	mi := &file_kvpb_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2351,7 +2450,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[36]
+	mi := &file_kvpb_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2363,7 +2462,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[36]
+	mi := &file_kvpb_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2409,7 +2508,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[37]
+	mi := &file_kvpb_kv_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2421,7 +2520,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[37]
+	mi := &file_kvpb_kv_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2452,7 +2551,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[38]
+	mi := &file_kvpb_kv_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2464,7 +2563,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[38]
+	mi := &file_kvpb_kv_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2490,7 +2589,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2502,7 +2601,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2543,7 +2642,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2555,7 +2654,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2756,6 +2855,11 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x121\n" +
 	"\achanges\x18\x02 \x03(\v2\x17.shale.kv.ReplicaChangeR\achanges\"N\n" +
 	"\x16ChangeReplicasResponse\x124\n" +
+	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"n\n" +
+	"\x13MergeTabletsRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12&\n" +
+	"\x0fright_tablet_id\x18\x02 \x01(\x04R\rrightTabletId\"L\n" +
+	"\x14MergeTabletsResponse\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"2\n" +
 	"\x13TabletStatusRequest\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\"\x9b\x02\n" +
@@ -2766,7 +2870,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1a\n" +
 	"\bquiesced\x18\x06 \x01(\bR\bquiesced\x12)\n" +
-	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize2\xb8\a\n" +
+	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize2\x87\b\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -2779,6 +2883,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\vSplitTablet\x12\x1c.shale.kv.SplitTabletRequest\x1a\x1d.shale.kv.SplitTabletResponse\x12S\n" +
 	"\x0eTransferLeader\x12\x1f.shale.kv.TransferLeaderRequest\x1a .shale.kv.TransferLeaderResponse\x12S\n" +
 	"\x0eChangeReplicas\x12\x1f.shale.kv.ChangeReplicasRequest\x1a .shale.kv.ChangeReplicasResponse\x12M\n" +
+	"\fMergeTablets\x12\x1d.shale.kv.MergeTabletsRequest\x1a\x1e.shale.kv.MergeTabletsResponse\x12M\n" +
 	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
@@ -2794,7 +2899,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                  // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),            // 1: shale.kv.ReplicaChange.Type
@@ -2831,28 +2936,30 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*ReplicaChange)(nil),              // 32: shale.kv.ReplicaChange
 	(*ChangeReplicasRequest)(nil),      // 33: shale.kv.ChangeReplicasRequest
 	(*ChangeReplicasResponse)(nil),     // 34: shale.kv.ChangeReplicasResponse
-	(*TabletStatusRequest)(nil),        // 35: shale.kv.TabletStatusRequest
-	(*TabletStatusResponse)(nil),       // 36: shale.kv.TabletStatusResponse
-	(*Mutation_SetCell)(nil),           // 37: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),  // 38: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),  // 39: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),     // 40: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),   // 41: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil), // 42: shale.kv.BatchMutateResponse.Result
-	(*metapb.Epoch)(nil),               // 43: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),         // 44: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),    // 45: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),              // 46: shale.error.Error
+	(*MergeTabletsRequest)(nil),        // 35: shale.kv.MergeTabletsRequest
+	(*MergeTabletsResponse)(nil),       // 36: shale.kv.MergeTabletsResponse
+	(*TabletStatusRequest)(nil),        // 37: shale.kv.TabletStatusRequest
+	(*TabletStatusResponse)(nil),       // 38: shale.kv.TabletStatusResponse
+	(*Mutation_SetCell)(nil),           // 39: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),  // 40: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),  // 41: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),     // 42: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),   // 43: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil), // 44: shale.kv.BatchMutateResponse.Result
+	(*metapb.Epoch)(nil),               // 45: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),         // 46: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),    // 47: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),              // 48: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	43, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	45, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
-	37, // 4: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	38, // 5: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	39, // 6: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	40, // 7: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	39, // 4: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	40, // 5: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	41, // 6: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	42, // 7: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 8: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 9: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 10: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -2873,52 +2980,56 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 25: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 26: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 27: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	41, // 28: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	43, // 28: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 29: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	42, // 30: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	44, // 31: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	45, // 32: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	44, // 30: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	46, // 31: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	47, // 32: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 33: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	45, // 34: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	45, // 35: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	47, // 34: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	47, // 35: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
 	2,  // 36: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 37: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 38: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	32, // 39: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	45, // 40: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	45, // 41: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	7,  // 42: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	9,  // 43: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	46, // 44: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	10, // 45: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	12, // 46: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	14, // 47: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	17, // 48: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	20, // 49: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	22, // 50: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	24, // 51: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	26, // 52: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	28, // 53: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	30, // 54: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	33, // 55: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	35, // 56: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	11, // 57: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	13, // 58: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	15, // 59: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	18, // 60: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	21, // 61: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	23, // 62: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	25, // 63: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	27, // 64: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	29, // 65: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	31, // 66: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	34, // 67: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	36, // 68: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	57, // [57:69] is the sub-list for method output_type
-	45, // [45:57] is the sub-list for method input_type
-	45, // [45:45] is the sub-list for extension type_name
-	45, // [45:45] is the sub-list for extension extendee
-	0,  // [0:45] is the sub-list for field type_name
+	47, // 40: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 41: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
+	47, // 42: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	47, // 43: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	7,  // 44: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	9,  // 45: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	48, // 46: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	10, // 47: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	12, // 48: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	14, // 49: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	17, // 50: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	20, // 51: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	22, // 52: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	24, // 53: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	26, // 54: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	28, // 55: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	30, // 56: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	33, // 57: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	35, // 58: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	37, // 59: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	11, // 60: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	13, // 61: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	15, // 62: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	18, // 63: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	21, // 64: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	23, // 65: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	25, // 66: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	27, // 67: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	29, // 68: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	31, // 69: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	34, // 70: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	36, // 71: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	38, // 72: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	60, // [60:73] is the sub-list for method output_type
+	47, // [47:60] is the sub-list for method input_type
+	47, // [47:47] is the sub-list for extension type_name
+	47, // [47:47] is the sub-list for extension extendee
+	0,  // [0:47] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -2942,7 +3053,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   41,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

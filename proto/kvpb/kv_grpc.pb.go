@@ -32,6 +32,7 @@ const (
 	Tablet_SplitTablet_FullMethodName        = "/shale.kv.Tablet/SplitTablet"
 	Tablet_TransferLeader_FullMethodName     = "/shale.kv.Tablet/TransferLeader"
 	Tablet_ChangeReplicas_FullMethodName     = "/shale.kv.Tablet/ChangeReplicas"
+	Tablet_MergeTablets_FullMethodName       = "/shale.kv.Tablet/MergeTablets"
 	Tablet_TabletStatus_FullMethodName       = "/shale.kv.Tablet/TabletStatus"
 )
 
@@ -50,6 +51,7 @@ type TabletClient interface {
 	SplitTablet(ctx context.Context, in *SplitTabletRequest, opts ...grpc.CallOption) (*SplitTabletResponse, error)
 	TransferLeader(ctx context.Context, in *TransferLeaderRequest, opts ...grpc.CallOption) (*TransferLeaderResponse, error)
 	ChangeReplicas(ctx context.Context, in *ChangeReplicasRequest, opts ...grpc.CallOption) (*ChangeReplicasResponse, error)
+	MergeTablets(ctx context.Context, in *MergeTabletsRequest, opts ...grpc.CallOption) (*MergeTabletsResponse, error)
 	TabletStatus(ctx context.Context, in *TabletStatusRequest, opts ...grpc.CallOption) (*TabletStatusResponse, error)
 }
 
@@ -180,6 +182,16 @@ func (c *tabletClient) ChangeReplicas(ctx context.Context, in *ChangeReplicasReq
 	return out, nil
 }
 
+func (c *tabletClient) MergeTablets(ctx context.Context, in *MergeTabletsRequest, opts ...grpc.CallOption) (*MergeTabletsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MergeTabletsResponse)
+	err := c.cc.Invoke(ctx, Tablet_MergeTablets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tabletClient) TabletStatus(ctx context.Context, in *TabletStatusRequest, opts ...grpc.CallOption) (*TabletStatusResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(TabletStatusResponse)
@@ -205,6 +217,7 @@ type TabletServer interface {
 	SplitTablet(context.Context, *SplitTabletRequest) (*SplitTabletResponse, error)
 	TransferLeader(context.Context, *TransferLeaderRequest) (*TransferLeaderResponse, error)
 	ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error)
+	MergeTablets(context.Context, *MergeTabletsRequest) (*MergeTabletsResponse, error)
 	TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error)
 	mustEmbedUnimplementedTabletServer()
 }
@@ -248,6 +261,9 @@ func (UnimplementedTabletServer) TransferLeader(context.Context, *TransferLeader
 }
 func (UnimplementedTabletServer) ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ChangeReplicas not implemented")
+}
+func (UnimplementedTabletServer) MergeTablets(context.Context, *MergeTabletsRequest) (*MergeTabletsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method MergeTablets not implemented")
 }
 func (UnimplementedTabletServer) TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TabletStatus not implemented")
@@ -464,6 +480,24 @@ func _Tablet_ChangeReplicas_Handler(srv interface{}, ctx context.Context, dec fu
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tablet_MergeTablets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(MergeTabletsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TabletServer).MergeTablets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tablet_MergeTablets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TabletServer).MergeTablets(ctx, req.(*MergeTabletsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Tablet_TabletStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(TabletStatusRequest)
 	if err := dec(in); err != nil {
@@ -528,6 +562,10 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ChangeReplicas",
 			Handler:    _Tablet_ChangeReplicas_Handler,
+		},
+		{
+			MethodName: "MergeTablets",
+			Handler:    _Tablet_MergeTablets_Handler,
 		},
 		{
 			MethodName: "TabletStatus",

@@ -46,6 +46,9 @@ type RaftCommand struct {
 	//	*RaftCommand_BatchMutate
 	//	*RaftCommand_Split
 	//	*RaftCommand_Gc
+	//	*RaftCommand_PrepareMerge
+	//	*RaftCommand_CommitMerge
+	//	*RaftCommand_RollbackMerge
 	Cmd           isRaftCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -163,6 +166,33 @@ func (x *RaftCommand) GetGc() *GCCommand {
 	return nil
 }
 
+func (x *RaftCommand) GetPrepareMerge() *PrepareMergeCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_PrepareMerge); ok {
+			return x.PrepareMerge
+		}
+	}
+	return nil
+}
+
+func (x *RaftCommand) GetCommitMerge() *CommitMergeCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_CommitMerge); ok {
+			return x.CommitMerge
+		}
+	}
+	return nil
+}
+
+func (x *RaftCommand) GetRollbackMerge() *RollbackMergeCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_RollbackMerge); ok {
+			return x.RollbackMerge
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Cmd interface {
 	isRaftCommand_Cmd()
 }
@@ -191,6 +221,18 @@ type RaftCommand_Gc struct {
 	Gc *GCCommand `protobuf:"bytes,15,opt,name=gc,proto3,oneof"`
 }
 
+type RaftCommand_PrepareMerge struct {
+	PrepareMerge *PrepareMergeCommand `protobuf:"bytes,16,opt,name=prepare_merge,json=prepareMerge,proto3,oneof"`
+}
+
+type RaftCommand_CommitMerge struct {
+	CommitMerge *CommitMergeCommand `protobuf:"bytes,17,opt,name=commit_merge,json=commitMerge,proto3,oneof"`
+}
+
+type RaftCommand_RollbackMerge struct {
+	RollbackMerge *RollbackMergeCommand `protobuf:"bytes,18,opt,name=rollback_merge,json=rollbackMerge,proto3,oneof"`
+}
+
 func (*RaftCommand_MutateRow) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_CheckAndMutateRow) isRaftCommand_Cmd() {}
@@ -202,6 +244,12 @@ func (*RaftCommand_BatchMutate) isRaftCommand_Cmd() {}
 func (*RaftCommand_Split) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_Gc) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_PrepareMerge) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_CommitMerge) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_RollbackMerge) isRaftCommand_Cmd() {}
 
 type SplitCommand struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -264,6 +312,189 @@ func (x *SplitCommand) GetNewReplicas() []*metapb.Replica {
 	return nil
 }
 
+// PrepareMergeCommand freezes the right-hand tablet of a merge: from its
+// index on, the tablet applies no more writes.
+type PrepareMergeCommand struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	TargetTabletId uint64                 `protobuf:"varint,1,opt,name=target_tablet_id,json=targetTabletId,proto3" json:"target_tablet_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PrepareMergeCommand) Reset() {
+	*x = PrepareMergeCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareMergeCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareMergeCommand) ProtoMessage() {}
+
+func (x *PrepareMergeCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareMergeCommand.ProtoReflect.Descriptor instead.
+func (*PrepareMergeCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PrepareMergeCommand) GetTargetTabletId() uint64 {
+	if x != nil {
+		return x.TargetTabletId
+	}
+	return 0
+}
+
+// PrepareMergeResult reports the freeze index to the proposer.
+type PrepareMergeResult struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	FreezeIndex   uint64                 `protobuf:"varint,1,opt,name=freeze_index,json=freezeIndex,proto3" json:"freeze_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PrepareMergeResult) Reset() {
+	*x = PrepareMergeResult{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PrepareMergeResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PrepareMergeResult) ProtoMessage() {}
+
+func (x *PrepareMergeResult) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PrepareMergeResult.ProtoReflect.Descriptor instead.
+func (*PrepareMergeResult) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PrepareMergeResult) GetFreezeIndex() uint64 {
+	if x != nil {
+		return x.FreezeIndex
+	}
+	return 0
+}
+
+// CommitMergeCommand, applied by the left tablet, absorbs the frozen right
+// tablet. Every replica first brings its local right replica to
+// freeze_index from its own log, so both halves are complete.
+type CommitMergeCommand struct {
+	state         protoimpl.MessageState   `protogen:"open.v1"`
+	Source        *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	FreezeIndex   uint64                   `protobuf:"varint,2,opt,name=freeze_index,json=freezeIndex,proto3" json:"freeze_index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CommitMergeCommand) Reset() {
+	*x = CommitMergeCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CommitMergeCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CommitMergeCommand) ProtoMessage() {}
+
+func (x *CommitMergeCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CommitMergeCommand.ProtoReflect.Descriptor instead.
+func (*CommitMergeCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *CommitMergeCommand) GetSource() *metapb.TabletDescriptor {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *CommitMergeCommand) GetFreezeIndex() uint64 {
+	if x != nil {
+		return x.FreezeIndex
+	}
+	return 0
+}
+
+// RollbackMergeCommand unfreezes a tablet whose merge was abandoned.
+type RollbackMergeCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RollbackMergeCommand) Reset() {
+	*x = RollbackMergeCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RollbackMergeCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RollbackMergeCommand) ProtoMessage() {}
+
+func (x *RollbackMergeCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RollbackMergeCommand.ProtoReflect.Descriptor instead.
+func (*RollbackMergeCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
+}
+
 // GCCommand deletes cell versions that the leader found to be garbage.
 type GCCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -274,7 +505,7 @@ type GCCommand struct {
 
 func (x *GCCommand) Reset() {
 	*x = GCCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -286,7 +517,7 @@ func (x *GCCommand) String() string {
 func (*GCCommand) ProtoMessage() {}
 
 func (x *GCCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -299,7 +530,7 @@ func (x *GCCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCommand.ProtoReflect.Descriptor instead.
 func (*GCCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{2}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *GCCommand) GetKeys() [][]byte {
@@ -321,7 +552,7 @@ type ChangeReplicasContext struct {
 
 func (x *ChangeReplicasContext) Reset() {
 	*x = ChangeReplicasContext{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -333,7 +564,7 @@ func (x *ChangeReplicasContext) String() string {
 func (*ChangeReplicasContext) ProtoMessage() {}
 
 func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -346,7 +577,7 @@ func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasContext.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasContext) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{3}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
@@ -376,7 +607,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -388,7 +619,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -401,7 +632,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *SnapshotData) GetSnapshotId() uint64 {
@@ -431,14 +662,16 @@ type AppliedState struct {
 	Index uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
 	Term  uint64                 `protobuf:"varint,2,opt,name=term,proto3" json:"term,omitempty"`
 	// Highest commit timestamp applied; new writes get strictly larger ones.
-	MaxTimestamp  int64 `protobuf:"varint,3,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	MaxTimestamp int64 `protobuf:"varint,3,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// Non-zero while the tablet is frozen for a merge into that tablet.
+	MergingInto   uint64 `protobuf:"varint,4,opt,name=merging_into,json=mergingInto,proto3" json:"merging_into,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -450,7 +683,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -463,7 +696,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -487,6 +720,13 @@ func (x *AppliedState) GetMaxTimestamp() int64 {
 	return 0
 }
 
+func (x *AppliedState) GetMergingInto() uint64 {
+	if x != nil {
+		return x.MergingInto
+	}
+	return 0
+}
+
 // TruncatedState: the log holds entries after index only.
 type TruncatedState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -498,7 +738,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +750,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +763,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -551,7 +791,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -563,7 +803,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -576,7 +816,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -590,7 +830,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\x8e\x04\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xef\x05\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1c\n" +
@@ -603,12 +843,23 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x15read_modify_write_row\x18\f \x01(\v2#.shale.kv.ReadModifyWriteRowRequestH\x00R\x12readModifyWriteRow\x12A\n" +
 	"\fbatch_mutate\x18\r \x01(\v2\x1c.shale.kv.BatchMutateRequestH\x00R\vbatchMutate\x123\n" +
 	"\x05split\x18\x0e \x01(\v2\x1b.shale.raftcmd.SplitCommandH\x00R\x05split\x12*\n" +
-	"\x02gc\x18\x0f \x01(\v2\x18.shale.raftcmd.GCCommandH\x00R\x02gcB\x05\n" +
+	"\x02gc\x18\x0f \x01(\v2\x18.shale.raftcmd.GCCommandH\x00R\x02gc\x12I\n" +
+	"\rprepare_merge\x18\x10 \x01(\v2\".shale.raftcmd.PrepareMergeCommandH\x00R\fprepareMerge\x12F\n" +
+	"\fcommit_merge\x18\x11 \x01(\v2!.shale.raftcmd.CommitMergeCommandH\x00R\vcommitMerge\x12L\n" +
+	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMergeB\x05\n" +
 	"\x03cmd\"\x87\x01\n" +
 	"\fSplitCommand\x12\x1b\n" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_tablet_id\x18\x02 \x01(\x04R\vnewTabletId\x126\n" +
-	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"\x1f\n" +
+	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"?\n" +
+	"\x13PrepareMergeCommand\x12(\n" +
+	"\x10target_tablet_id\x18\x01 \x01(\x04R\x0etargetTabletId\"7\n" +
+	"\x12PrepareMergeResult\x12!\n" +
+	"\ffreeze_index\x18\x01 \x01(\x04R\vfreezeIndex\"m\n" +
+	"\x12CommitMergeCommand\x124\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06source\x12!\n" +
+	"\ffreeze_index\x18\x02 \x01(\x04R\vfreezeIndex\"\x16\n" +
+	"\x14RollbackMergeCommand\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
 	"\x15ChangeReplicasContext\x124\n" +
@@ -619,11 +870,12 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x125\n" +
 	"\aapplied\x18\x02 \x01(\v2\x1b.shale.raftcmd.AppliedStateR\aapplied\x124\n" +
-	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"]\n" +
+	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\x80\x01\n" +
 	"\fAppliedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12#\n" +
-	"\rmax_timestamp\x18\x03 \x01(\x03R\fmaxTimestamp\":\n" +
+	"\rmax_timestamp\x18\x03 \x01(\x03R\fmaxTimestamp\x12!\n" +
+	"\fmerging_into\x18\x04 \x01(\x04R\vmergingInto\":\n" +
 	"\x0eTruncatedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"3\n" +
@@ -642,41 +894,49 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
-	(*GCCommand)(nil),                      // 2: shale.raftcmd.GCCommand
-	(*ChangeReplicasContext)(nil),          // 3: shale.raftcmd.ChangeReplicasContext
-	(*SnapshotData)(nil),                   // 4: shale.raftcmd.SnapshotData
-	(*AppliedState)(nil),                   // 5: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 6: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 7: shale.raftcmd.Tombstone
-	(*metapb.Epoch)(nil),                   // 8: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 9: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 10: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 11: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 12: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 13: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 14: shale.meta.TabletDescriptor
+	(*PrepareMergeCommand)(nil),            // 2: shale.raftcmd.PrepareMergeCommand
+	(*PrepareMergeResult)(nil),             // 3: shale.raftcmd.PrepareMergeResult
+	(*CommitMergeCommand)(nil),             // 4: shale.raftcmd.CommitMergeCommand
+	(*RollbackMergeCommand)(nil),           // 5: shale.raftcmd.RollbackMergeCommand
+	(*GCCommand)(nil),                      // 6: shale.raftcmd.GCCommand
+	(*ChangeReplicasContext)(nil),          // 7: shale.raftcmd.ChangeReplicasContext
+	(*SnapshotData)(nil),                   // 8: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 9: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 10: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 11: shale.raftcmd.Tombstone
+	(*metapb.Epoch)(nil),                   // 12: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 13: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 14: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 15: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 16: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 17: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 18: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	8,  // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	9,  // 1: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	10, // 2: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	11, // 3: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	12, // 4: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	12, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	13, // 1: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	14, // 2: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	15, // 3: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	16, // 4: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 5: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	2,  // 6: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
-	13, // 7: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	14, // 8: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	5,  // 9: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	14, // 10: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	6,  // 6: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	2,  // 7: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
+	4,  // 8: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
+	5,  // 9: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
+	17, // 10: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	18, // 11: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	18, // 12: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	9,  // 13: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	18, // 14: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	15, // [15:15] is the sub-list for method output_type
+	15, // [15:15] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -691,6 +951,9 @@ func file_raftcmdpb_raftcmd_proto_init() {
 		(*RaftCommand_BatchMutate)(nil),
 		(*RaftCommand_Split)(nil),
 		(*RaftCommand_Gc)(nil),
+		(*RaftCommand_PrepareMerge)(nil),
+		(*RaftCommand_CommitMerge)(nil),
+		(*RaftCommand_RollbackMerge)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -698,7 +961,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

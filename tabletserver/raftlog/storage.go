@@ -32,7 +32,7 @@ type Storage struct {
 		sync.Mutex
 		hardState raftpb.HardState
 		confState raftpb.ConfState
-		truncated raftcmdpb.TruncatedState
+		truncated Truncated
 		lastIndex uint64
 		lastTerm  uint64
 	}
@@ -45,9 +45,11 @@ var _ raft.Storage = (*Storage)(nil)
 func Open(db *pebble.DB, tabletID uint64, confState raftpb.ConfState, snap SnapshotFunc) (*Storage, error) {
 	s := &Storage{db: db, tabletID: tabletID, snapshot: snap}
 	s.mu.confState = confState
-	if err := getProto(db, keys.RaftTruncatedStateKey(tabletID), &s.mu.truncated); err != nil {
+	var tr raftcmdpb.TruncatedState
+	if err := getProto(db, keys.RaftTruncatedStateKey(tabletID), &tr); err != nil {
 		return nil, err
 	}
+	s.mu.truncated = Truncated{Index: tr.Index, Term: tr.Term}
 	v, closer, err := db.Get(keys.RaftHardStateKey(tabletID))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
@@ -203,11 +205,14 @@ func (s *Storage) FirstIndex() (uint64, error) {
 	return s.mu.truncated.Index + 1, nil
 }
 
+// Truncated is the index and term of the entry just before the log's first.
+type Truncated struct{ Index, Term uint64 }
+
 // Truncated returns the truncated state: the log starts after it.
-func (s *Storage) Truncated() raftcmdpb.TruncatedState {
+func (s *Storage) Truncated() Truncated {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return raftcmdpb.TruncatedState{Index: s.mu.truncated.Index, Term: s.mu.truncated.Term}
+	return s.mu.truncated
 }
 
 // Snapshot implements raft.Storage.
@@ -273,22 +278,22 @@ func (s *Storage) Appended(hs raftpb.HardState, ents []raftpb.Entry) {
 // TruncateToBatch removes entries up to and including index from the log
 // and records the new truncated state in b. It returns false when there is
 // nothing to do. Call Truncated once b is committed.
-func (s *Storage) TruncateToBatch(b *pebble.Batch, index uint64) (raftcmdpb.TruncatedState, bool, error) {
+func (s *Storage) TruncateToBatch(b *pebble.Batch, index uint64) (Truncated, bool, error) {
 	s.mu.Lock()
 	tr, last := s.mu.truncated, s.mu.lastIndex
 	s.mu.Unlock()
 	if index <= tr.Index || index > last {
-		return raftcmdpb.TruncatedState{}, false, nil
+		return Truncated{}, false, nil
 	}
 	term, err := s.Term(index)
 	if err != nil {
-		return raftcmdpb.TruncatedState{}, false, err
+		return Truncated{}, false, err
 	}
-	next := raftcmdpb.TruncatedState{Index: index, Term: term}
+	next := Truncated{Index: index, Term: term}
 	if err := b.DeleteRange(keys.RaftLogKey(s.tabletID, tr.Index+1), keys.RaftLogKey(s.tabletID, index+1), nil); err != nil {
 		return next, false, err
 	}
-	v, err := proto.Marshal(&next)
+	v, err := proto.Marshal(&raftcmdpb.TruncatedState{Index: next.Index, Term: next.Term})
 	if err != nil {
 		return next, false, err
 	}
@@ -298,10 +303,10 @@ func (s *Storage) TruncateToBatch(b *pebble.Batch, index uint64) (raftcmdpb.Trun
 // SetTruncated installs a truncated state after the batch that wrote it
 // committed (log truncation or an applied snapshot). For a snapshot the log
 // is empty afterwards, so last index and term move to the snapshot's.
-func (s *Storage) SetTruncated(tr raftcmdpb.TruncatedState, snapshot bool) {
+func (s *Storage) SetTruncated(tr Truncated, snapshot bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.truncated = raftcmdpb.TruncatedState{Index: tr.Index, Term: tr.Term}
+	s.mu.truncated = tr
 	if snapshot || s.mu.lastIndex < tr.Index {
 		s.mu.lastIndex, s.mu.lastTerm = tr.Index, tr.Term
 	}

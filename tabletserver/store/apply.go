@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 	"go.etcd.io/raft/v3/raftpb"
@@ -68,7 +69,12 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
 	desc := r.mu.desc // written only by this goroutine
 	ev := evaluator{b: b, desc: desc, ts: ts}
+	if r.applied.MergingInto != 0 && isDataOrSplit(&cmd) {
+		err = errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, r.applied.MergingInto), 200)
+		cmd.Cmd = nil
+	}
 	switch c := cmd.Cmd.(type) {
+	case nil:
 	case *raftcmdpb.RaftCommand_MutateRow:
 		resp, err = ev.mutateRow(c.MutateRow)
 	case *raftcmdpb.RaftCommand_CheckAndMutateRow:
@@ -81,9 +87,17 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		err = ev.gc(c.Gc)
 	case *raftcmdpb.RaftCommand_Split:
 		resp, post, err = r.applySplit(b, &cmd, c.Split, post)
+	case *raftcmdpb.RaftCommand_PrepareMerge:
+		resp, err = r.applyPrepareMerge(c.PrepareMerge, e.Index)
+	case *raftcmdpb.RaftCommand_CommitMerge:
+		resp, post, err = r.applyCommitMerge(b, &cmd, c.CommitMerge, post)
+	case *raftcmdpb.RaftCommand_RollbackMerge:
+		r.applied.MergingInto = 0
+		r.setMerging(0)
 	default:
 		err = errs.InvalidArgument("unknown raft command")
 	}
+	_ = ev
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
 	}
@@ -93,6 +107,15 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		post = append(post, func() { p.finish(res) })
 	}
 	return post
+}
+
+// isDataOrSplit reports commands a frozen (merging) tablet must refuse.
+func isDataOrSplit(cmd *raftcmdpb.RaftCommand) bool {
+	switch cmd.Cmd.(type) {
+	case *raftcmdpb.RaftCommand_PrepareMerge, *raftcmdpb.RaftCommand_RollbackMerge:
+		return false
+	}
+	return true
 }
 
 // evaluator turns one command into writes on b. Every command first plans

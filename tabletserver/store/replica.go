@@ -33,6 +33,8 @@ type replica struct {
 		applied   uint64
 		quiesced  bool
 		destroyed bool
+		// mergingInto is non-zero while the tablet is frozen for a merge.
+		mergingInto uint64
 		// peers maps replica IDs to store IDs, from the descriptor and from
 		// inbound messages (an uninitialized replica knows no descriptor).
 		peers map[uint64]uint64

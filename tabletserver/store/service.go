@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -98,6 +99,12 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 	desc := r.descriptor()
 	if err := checkEpoch(desc, h); err != nil {
 		return nil, nil, err
+	}
+	r.mu.Lock()
+	merging := r.mu.mergingInto
+	r.mu.Unlock()
+	if merging != 0 {
+		return nil, nil, errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, merging), 200)
 	}
 	return r, desc, nil
 }
@@ -324,6 +331,14 @@ func (v *Service) ChangeReplicas(ctx context.Context, req *kvpb.ChangeReplicasRe
 		return nil, err
 	}
 	return &kvpb.ChangeReplicasResponse{Tablet: d}, nil
+}
+
+func (v *Service) MergeTablets(ctx context.Context, req *kvpb.MergeTabletsRequest) (*kvpb.MergeTabletsResponse, error) {
+	d, err := v.s.Merge(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &kvpb.MergeTabletsResponse{Tablet: d}, nil
 }
 
 func (v *Service) TabletStatus(ctx context.Context, req *kvpb.TabletStatusRequest) (*kvpb.TabletStatusResponse, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
 	"github.com/shaledb/shale/proto/transportpb"
+	"github.com/shaledb/shale/tabletserver/raftlog"
 )
 
 // makeSnapshot is the replica's raft.Storage Snapshot: it pins an engine
@@ -325,7 +326,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	err = r.s.db.Ingest(context.Background(), []string{localPath, dataPath})
 	if err == nil {
 		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp}
-		r.storage.SetTruncated(raftcmdpb.TruncatedState{Index: idx, Term: snap.Metadata.Term}, true)
+		r.storage.SetTruncated(raftlog.Truncated{Index: idx, Term: snap.Metadata.Term}, true)
 		r.storage.SetHardState(newHS)
 		r.storage.SetConfState(snap.Metadata.ConfState)
 		r.mu.Lock()

@@ -164,11 +164,13 @@ func (s *Store) StoreID() uint64 { return s.opts.StoreID }
 // DB exposes the engine for tests and diagnostics.
 func (s *Store) DB() *pebble.DB { return s.db }
 
-// Start launches the raft worker and the liveness pinger.
+// Start launches the raft worker, the liveness pinger and the version GC
+// queue.
 func (s *Store) Start() {
-	s.wg.Add(2)
+	s.wg.Add(3)
 	go s.runWorker()
 	go s.runLiveness()
+	go s.runGC()
 	// Recovered replicas may have committed-but-unapplied entries.
 	s.mu.RLock()
 	for id := range s.mu.replicas {
@@ -329,6 +331,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	r.mu.Lock()
 	r.mu.desc = desc
 	r.mu.applied = r.applied.Index
+	r.mu.mergingInto = r.applied.MergingInto
 	if desc != nil {
 		for _, rep := range desc.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId

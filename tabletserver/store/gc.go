@@ -1,0 +1,139 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// gcBatchKeys bounds one GC command (and so one raft entry).
+const gcBatchKeys = 1000
+
+// runGC is the store's version-GC queue: every GCInterval it walks the
+// tablets this store leads, finds cell versions their families' policies
+// make garbage, and deletes them through raft so every replica drops the
+// same keys. One goroutine per store; it reads from an engine snapshot and
+// never blocks the raft worker.
+func (s *Store) runGC() {
+	defer s.wg.Done()
+	if s.opts.GCInterval < 0 {
+		return
+	}
+	t := time.NewTicker(s.opts.GCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-t.C:
+		}
+		s.mu.RLock()
+		reps := make([]*replica, 0, len(s.mu.replicas))
+		for _, r := range s.mu.replicas {
+			reps = append(reps, r)
+		}
+		s.mu.RUnlock()
+		for _, r := range reps {
+			r.mu.Lock()
+			lead := r.mu.isLeader && r.mu.desc != nil
+			r.mu.Unlock()
+			if !lead {
+				continue
+			}
+			if _, err := s.GCTablet(context.Background(), r.tabletID); err != nil {
+				r.log.Debug("version gc failed", "err", err)
+			}
+			select {
+			case <-s.stopCh:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// GCTablet collects garbage versions of one tablet this store leads and
+// returns how many cell versions it deleted.
+func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return 0, err
+	}
+	snap, desc, err := s.pinnedRead(r)
+	if err != nil {
+		return 0, err
+	}
+	defer snap.Close()
+	lo, hi := keys.DataSpan(desc.StartKey, desc.EndKey)
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return 0, err
+	}
+	defer it.Close()
+	now := s.opts.WallClock().UnixMicro()
+	var (
+		garbage  [][]byte
+		deleted  int
+		colKey   []byte
+		versions int
+		schema   *metapb.TableSchema
+		policy   = map[string]*metapb.FamilySchema{}
+	)
+	flush := func() error {
+		if len(garbage) == 0 {
+			return nil
+		}
+		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage}}})
+		if err == nil {
+			deleted += len(garbage)
+		}
+		garbage = nil
+		return err
+	}
+	for it.First(); it.Valid(); it.Next() {
+		ck, err := keys.StripDataKey(it.Key())
+		if err != nil {
+			return deleted, err
+		}
+		c, err := keys.DecodeCellKey(ck)
+		if err != nil {
+			return deleted, err
+		}
+		if schema == nil || schema.TableId != c.TableID {
+			schema, _ = s.schema(c.TableID)
+			clear(policy)
+			if schema != nil {
+				for _, f := range schema.Families {
+					policy[f.Name] = f
+				}
+			}
+		}
+		col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
+		if !bytes.Equal(col, colKey) {
+			colKey, versions = col, 0
+		}
+		versions++
+		p := policy[c.Family]
+		if p == nil {
+			continue // unknown family: keep, the schema may not have arrived yet
+		}
+		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && c.Timestamp < now-p.MaxAgeMs*1000) {
+			garbage = append(garbage, bytes.Clone(ck))
+			if len(garbage) >= gcBatchKeys {
+				if err := flush(); err != nil {
+					return deleted, err
+				}
+			}
+		}
+	}
+	if err := it.Error(); err != nil {
+		return deleted, err
+	}
+	return deleted, flush()
+}

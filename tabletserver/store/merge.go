@@ -1,0 +1,233 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"go.etcd.io/raft/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// Merge absorbs the left tablet's right neighbour into it:
+//
+//  1. PrepareMerge through the right tablet's log freezes it at index I:
+//     from then on it applies no writes.
+//  2. The leader waits until every right replica has entry I in its log.
+//  3. CommitMerge through the left tablet's log carries the right
+//     descriptor and I. Each store applying it first brings its local right
+//     replica to I from its own log (entries up to I are committed and
+//     persisted there), then widens the left descriptor over both ranges
+//     and retires the right replica, keeping its data.
+//
+// If step 2 or 3 fails the right tablet is unfrozen (RollbackMerge). The
+// store receiving the request must lead both tablets, and both must have
+// voters on the same stores and no learners.
+func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*metapb.TabletDescriptor, error) {
+	left, err := s.replicaForRequest(req.Header.GetTabletId())
+	if err != nil {
+		return nil, err
+	}
+	right, err := s.replicaForRequest(req.RightTabletId)
+	if err != nil {
+		return nil, err
+	}
+	ld, rd := left.descriptor(), right.descriptor()
+	if err := checkEpoch(ld, req.Header); err != nil {
+		return nil, err
+	}
+	if err := checkMergeable(ld, rd); err != nil {
+		return nil, err
+	}
+	for _, r := range []*replica{left, right} {
+		r.mu.Lock()
+		isLeader := r.mu.isLeader
+		r.mu.Unlock()
+		if !isLeader {
+			return nil, errs.ServerBusy(fmt.Sprintf("store %d must lead both tablets %d and %d to merge them; transfer leadership first", s.opts.StoreID, ld.TabletId, rd.TabletId), 500)
+		}
+	}
+	res, err := right.propose(ctx, &raftcmdpb.RaftCommand{Epoch: rd.Epoch, Cmd: &raftcmdpb.RaftCommand_PrepareMerge{PrepareMerge: &raftcmdpb.PrepareMergeCommand{TargetTabletId: ld.TabletId}}})
+	if err != nil {
+		return nil, err
+	}
+	freeze := res.(*raftcmdpb.PrepareMergeResult).FreezeIndex
+	rollback := func(cause error) error {
+		rctx, cancel := context.WithTimeout(context.Background(), s.opts.ProposalTimeout)
+		defer cancel()
+		if _, err := right.propose(rctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}}); err != nil {
+			return fmt.Errorf("merge failed (%v) and its rollback too (%v)", cause, err)
+		}
+		return cause
+	}
+	// Every right replica must hold the freeze entry.
+	for {
+		var ok bool
+		err := right.runOnWorker(ctx, func(r *replica) error {
+			st := r.raw.Status()
+			if st.RaftState != raft.StateLeader {
+				return errs.NotLeader(r.tabletID, 0, "")
+			}
+			ok = true
+			for _, pr := range st.Progress {
+				if pr.Match < freeze {
+					ok = false
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, rollback(err)
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil, rollback(errs.ServerBusy("merge: right tablet's replicas did not catch up", 500))
+		case <-time.After(s.opts.TickInterval):
+		}
+	}
+	frozen := right.descriptor()
+	res, err = left.propose(ctx, &raftcmdpb.RaftCommand{Epoch: ld.Epoch, Cmd: &raftcmdpb.RaftCommand_CommitMerge{CommitMerge: &raftcmdpb.CommitMergeCommand{Source: frozen, FreezeIndex: freeze}}})
+	if err != nil {
+		if isAmbiguous(err) {
+			return nil, err // may have committed: never roll back blindly
+		}
+		return nil, rollback(err)
+	}
+	return res.(*kvpb.MergeTabletsResponse).Tablet, nil
+}
+
+func checkMergeable(ld, rd *metapb.TabletDescriptor) error {
+	if len(ld.EndKey) == 0 || !bytes.Equal(ld.EndKey, rd.StartKey) {
+		return errs.InvalidArgument("tablets %d and %d are not adjacent", ld.TabletId, rd.TabletId)
+	}
+	if isJoint(ld) || isJoint(rd) {
+		return errs.ServerBusy("a membership change is in progress", 500)
+	}
+	stores := func(d *metapb.TabletDescriptor) (map[uint64]bool, error) {
+		m := map[uint64]bool{}
+		for _, rep := range d.Replicas {
+			if rep.Role != metapb.ReplicaRole_VOTER {
+				return nil, errs.InvalidArgument("tablet %d has a non-voter replica on store %d; merge needs voters only", d.TabletId, rep.StoreId)
+			}
+			m[rep.StoreId] = true
+		}
+		return m, nil
+	}
+	ls, err := stores(ld)
+	if err != nil {
+		return err
+	}
+	rs, err := stores(rd)
+	if err != nil {
+		return err
+	}
+	if len(ls) != len(rs) {
+		return errs.InvalidArgument("tablets %d and %d have replicas on different stores", ld.TabletId, rd.TabletId)
+	}
+	for id := range ls {
+		if !rs[id] {
+			return errs.InvalidArgument("tablets %d and %d have replicas on different stores", ld.TabletId, rd.TabletId)
+		}
+	}
+	return nil
+}
+
+// applyPrepareMerge freezes this (right-hand) tablet. Worker only.
+func (r *replica) applyPrepareMerge(c *raftcmdpb.PrepareMergeCommand, index uint64) (proto.Message, error) {
+	if r.applied.MergingInto != 0 && r.applied.MergingInto != c.TargetTabletId {
+		return nil, errs.ServerBusy("tablet is already merging", 500)
+	}
+	r.applied.MergingInto = c.TargetTabletId
+	r.setMerging(c.TargetTabletId)
+	return &raftcmdpb.PrepareMergeResult{FreezeIndex: index}, nil
+}
+
+func (r *replica) setMerging(target uint64) {
+	r.mu.Lock()
+	r.mu.mergingInto = target
+	r.mu.Unlock()
+}
+
+// applyCommitMerge absorbs the frozen source tablet into this one. Worker
+// only.
+func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.CommitMergeCommand, post []func()) (proto.Message, []func(), error) {
+	desc := r.mu.desc
+	src := c.Source
+	if cmd.Epoch == nil || cmd.Epoch.Version != desc.Epoch.Version {
+		return nil, post, errs.EpochMismatch(desc)
+	}
+	if !bytes.Equal(desc.EndKey, src.StartKey) {
+		return nil, post, errs.InvalidArgument("tablet %d is not adjacent to %d", desc.TabletId, src.TabletId)
+	}
+	source := r.s.getReplica(src.TabletId)
+	if source == nil || source.raw == nil || source.descriptor() == nil {
+		r.s.fatal("commit merge", fmt.Errorf("tablet %d: source tablet %d has no replica here", desc.TabletId, src.TabletId), r)
+	}
+	// Bring the source to the freeze index from its own log.
+	if source.applied.Index < c.FreezeIndex {
+		ents, err := source.storage.Entries(source.applied.Index+1, c.FreezeIndex+1, math.MaxUint64)
+		if err != nil {
+			r.s.fatal("commit merge: read source log", err, source)
+		}
+		post = source.applyEntries(b, ents, post)
+	}
+	if source.applied.MergingInto != desc.TabletId {
+		r.s.fatal("commit merge", fmt.Errorf("source tablet %d is not frozen for tablet %d", src.TabletId, desc.TabletId), source)
+	}
+	merged := proto.Clone(desc).(*metapb.TabletDescriptor)
+	merged.EndKey = src.EndKey
+	merged.Epoch.Version = max(desc.Epoch.Version, src.Epoch.Version) + 1
+	if err := setProto(b, keys.DescriptorKey(desc.TabletId), merged); err != nil {
+		r.s.fatal("write descriptor", err, r)
+	}
+	// Timestamps on the merged range keep increasing past both halves'.
+	r.applied.MaxTimestamp = max(r.applied.MaxTimestamp, source.applied.MaxTimestamp)
+	// Retire the source: its raft state goes, its data stays (now ours).
+	p := keys.TabletLocalPrefix(src.TabletId)
+	if err := b.DeleteRange(p, keys.PrefixEnd(p), nil); err != nil {
+		r.s.fatal("retire merged tablet", err, r)
+	}
+	if err := setProto(b, keys.TombstoneKey(src.TabletId), &raftcmdpb.Tombstone{NextReplicaId: math.MaxUint64}); err != nil {
+		r.s.fatal("retire merged tablet", err, r)
+	}
+	post = append(post, func() {
+		r.mu.Lock()
+		r.mu.desc = merged
+		r.mu.Unlock()
+		r.s.retireReplica(source)
+	})
+	r.s.log.Info("tablets merged", "tablet", merged.TabletId, "absorbed", src.TabletId)
+	return &kvpb.MergeTabletsResponse{Tablet: merged}, post, nil
+}
+
+// retireReplica drops a merged-away replica from memory. Its on-disk state
+// was removed in the merge's apply batch. Worker only.
+func (s *Store) retireReplica(r *replica) {
+	r.mu.Lock()
+	r.mu.destroyed = true
+	r.mu.Unlock()
+	r.failAllWaiters(errs.TabletNotFound(r.tabletID, s.opts.StoreID))
+	r.raw = nil
+	delete(s.awake, r.tabletID)
+	s.mu.Lock()
+	if s.mu.replicas[r.tabletID] == r {
+		delete(s.mu.replicas, r.tabletID)
+	}
+	s.mu.Unlock()
+}
+
+func isAmbiguous(err error) bool {
+	return err != nil && errs.Code(err) == "KV:Unknown"
+}
