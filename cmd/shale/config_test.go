@@ -46,6 +46,13 @@ func runTablet(t *testing.T, args ...string) (testOptions, []map[string]any, err
 	sub.Flags().Bool("no-field", false, "a flag without a field in testOptions")
 
 	root := newRootCommand()
+	// Stand in for the real tablet command (tablet.go), which would
+	// otherwise be found first.
+	for _, c := range root.Commands() {
+		if c.Name() == "tablet" {
+			root.RemoveCommand(c)
+		}
+	}
 	root.AddCommand(sub)
 	var stdout, stderr bytes.Buffer
 	root.SetOut(&stdout)

@@ -38,6 +38,14 @@ type RaftCommand struct {
 	// The epoch the proposer saw; a key-range command proposed under an older
 	// version is rejected at apply time (the range moved under it).
 	Epoch *metapb.Epoch `protobuf:"bytes,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
+	// Policy the proposer read from its schema and options, carried in the
+	// entry so that every replica evaluates the command identically (stores'
+	// schemas and options are not replicated by raft): column families' max
+	// age in ms (a version older than timestamp - max age is treated as
+	// absent by conditions and read-modify-write), and the largest value a
+	// read-modify-write may produce.
+	FamilyMaxAgeMs map[string]int64 `protobuf:"bytes,4,rep,name=family_max_age_ms,json=familyMaxAgeMs,proto3" json:"family_max_age_ms,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
+	MaxValueBytes  int64            `protobuf:"varint,5,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*RaftCommand_MutateRow
@@ -103,6 +111,20 @@ func (x *RaftCommand) GetEpoch() *metapb.Epoch {
 		return x.Epoch
 	}
 	return nil
+}
+
+func (x *RaftCommand) GetFamilyMaxAgeMs() map[string]int64 {
+	if x != nil {
+		return x.FamilyMaxAgeMs
+	}
+	return nil
+}
+
+func (x *RaftCommand) GetMaxValueBytes() int64 {
+	if x != nil {
+		return x.MaxValueBytes
+	}
+	return 0
 }
 
 func (x *RaftCommand) GetCmd() isRaftCommand_Cmd {
@@ -830,12 +852,14 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xef\x05\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xb5\a\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1c\n" +
 	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\x12'\n" +
-	"\x05epoch\x18\x03 \x01(\v2\x11.shale.meta.EpochR\x05epoch\x12;\n" +
+	"\x05epoch\x18\x03 \x01(\v2\x11.shale.meta.EpochR\x05epoch\x12Y\n" +
+	"\x11family_max_age_ms\x18\x04 \x03(\v2..shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntryR\x0efamilyMaxAgeMs\x12&\n" +
+	"\x0fmax_value_bytes\x18\x05 \x01(\x03R\rmaxValueBytes\x12;\n" +
 	"\n" +
 	"mutate_row\x18\n" +
 	" \x01(\v2\x1a.shale.kv.MutateRowRequestH\x00R\tmutateRow\x12U\n" +
@@ -846,7 +870,10 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x02gc\x18\x0f \x01(\v2\x18.shale.raftcmd.GCCommandH\x00R\x02gc\x12I\n" +
 	"\rprepare_merge\x18\x10 \x01(\v2\".shale.raftcmd.PrepareMergeCommandH\x00R\fprepareMerge\x12F\n" +
 	"\fcommit_merge\x18\x11 \x01(\v2!.shale.raftcmd.CommitMergeCommandH\x00R\vcommitMerge\x12L\n" +
-	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMergeB\x05\n" +
+	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMerge\x1aA\n" +
+	"\x13FamilyMaxAgeMsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x05\n" +
 	"\x03cmd\"\x87\x01\n" +
 	"\fSplitCommand\x12\x1b\n" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
@@ -894,7 +921,7 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
@@ -908,35 +935,37 @@ var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*AppliedState)(nil),                   // 9: shale.raftcmd.AppliedState
 	(*TruncatedState)(nil),                 // 10: shale.raftcmd.TruncatedState
 	(*Tombstone)(nil),                      // 11: shale.raftcmd.Tombstone
-	(*metapb.Epoch)(nil),                   // 12: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 13: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 14: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 15: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 16: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 17: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 18: shale.meta.TabletDescriptor
+	nil,                                    // 12: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	(*metapb.Epoch)(nil),                   // 13: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 14: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 15: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 16: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 17: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 18: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 19: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	12, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	13, // 1: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	14, // 2: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	15, // 3: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	16, // 4: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
-	1,  // 5: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	6,  // 6: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
-	2,  // 7: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
-	4,  // 8: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
-	5,  // 9: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
-	17, // 10: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	18, // 11: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	18, // 12: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	9,  // 13: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	18, // 14: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	15, // [15:15] is the sub-list for method output_type
-	15, // [15:15] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	13, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	12, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	14, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	15, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	16, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	17, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	1,  // 6: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
+	6,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	2,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
+	4,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
+	5,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
+	18, // 11: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	19, // 12: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	19, // 13: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	9,  // 14: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	19, // 15: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -961,7 +990,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -47,7 +47,7 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raf
 	}
 	createRight := mine != nil && tomb.NextReplicaId <= mine.ReplicaId
 	if createRight {
-		if err := writeSplitState(r.s.db, b, right, r.applied.MaxTimestamp); err != nil {
+		if err := writeInitialStateKeepingVote(r.s.db, b, right, r.applied.MaxTimestamp); err != nil {
 			r.s.fatal("write split state", err, r)
 		}
 	} else {
@@ -71,9 +71,10 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raf
 	return &kvpb.SplitTabletResponse{Left: left, Right: right}, post, nil
 }
 
-// writeSplitState writes a new right-hand tablet's initial state, keeping
-// any term and vote its uninitialized replica already cast.
-func writeSplitState(db *pebble.DB, b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
+// writeInitialStateKeepingVote writes a new replica's initial state (split or
+// bootstrap), keeping any term and vote its uninitialized replica already
+// cast.
+func writeInitialStateKeepingVote(db *pebble.DB, b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
 	if err := writeInitialState(b, desc, maxTS); err != nil {
 		return err
 	}

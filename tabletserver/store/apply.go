@@ -68,7 +68,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	// proposer's clock said.
 	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
 	desc := r.mu.desc // written only by this goroutine
-	ev := evaluator{b: b, desc: desc, ts: ts}
+	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes}
 	if r.applied.MergingInto != 0 && isDataOrSplit(&cmd) {
 		err = errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, r.applied.MergingInto), 200)
 		cmd.Cmd = nil
@@ -122,10 +122,12 @@ func isDataOrSplit(cmd *raftcmdpb.RaftCommand) bool {
 // all its writes and only then applies them, so a failing command writes
 // nothing.
 type evaluator struct {
-	b     *pebble.Batch
-	desc  *metapb.TabletDescriptor
-	ts    int64
-	wrote bool
+	b             *pebble.Batch
+	desc          *metapb.TabletDescriptor
+	ts            int64
+	maxAgeMs      map[string]int64
+	maxValueBytes int64
+	wrote         bool
 }
 
 type write struct {
@@ -219,18 +221,28 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	return &kvpb.MutateRowResponse{Timestamp: ev.ts}, nil
 }
 
-// newestCell reads the newest version of a column as of this batch.
-func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, qualifier []byte) (value []byte, found bool, err error) {
+// newestCell reads the newest live version of a column as of this batch.
+// A version older than the family's max age (measured from the command's
+// timestamp, so every replica agrees) counts as absent, as it does for
+// reads.
+func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, qualifier []byte) (value []byte, ts int64, found bool, err error) {
 	col := keys.ColumnPrefix(tableID, row, family, qualifier)
 	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
 	if err != nil {
-		return nil, false, err
+		return nil, 0, false, err
 	}
 	defer it.Close()
 	if !it.First() {
-		return nil, false, it.Error()
+		return nil, 0, false, it.Error()
 	}
-	return bytes.Clone(it.Value()), true, nil
+	c, err := decodeDataKey(it.Key())
+	if err != nil {
+		return nil, 0, false, err
+	}
+	if age := ev.maxAgeMs[family]; age > 0 && c.Timestamp < ev.ts-age*1000 {
+		return nil, c.Timestamp, false, nil
+	}
+	return bytes.Clone(it.Value()), c.Timestamp, true, nil
 }
 
 func conditionHolds(c *kvpb.Condition, value []byte, found bool) bool {
@@ -266,7 +278,7 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 		return nil, err
 	}
 	c := req.Condition
-	v, found, err := ev.newestCell(req.TableId, req.RowKey, c.Family, c.Qualifier)
+	v, _, found, err := ev.newestCell(req.TableId, req.RowKey, c.Family, c.Qualifier)
 	if err != nil {
 		return nil, err
 	}
@@ -293,18 +305,27 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 		return nil, err
 	}
 	type col struct{ family, qualifier string }
-	current := map[col][]byte{}
-	row := &kvpb.Row{Key: req.RowKey}
-	var ws []write
+	type cell struct {
+		value []byte
+		ts    int64
+	}
+	current := map[col]cell{}
+	var order []col
 	for _, rule := range req.Rules {
 		k := col{rule.Family, string(rule.Qualifier)}
-		v, ok := current[k]
+		cur, ok := current[k]
 		if !ok {
-			var err error
-			if v, _, err = ev.newestCell(req.TableId, req.RowKey, rule.Family, rule.Qualifier); err != nil {
+			v, ts, _, err := ev.newestCell(req.TableId, req.RowKey, rule.Family, rule.Qualifier)
+			if err != nil {
 				return nil, err
 			}
+			// The new version must sort above every stored one, even one
+			// a client wrote with a future timestamp, or reads would not
+			// see it (HBase does the same).
+			cur = cell{value: v, ts: max(ev.ts, ts+1)}
+			order = append(order, k)
 		}
+		v := cur.value
 		switch x := rule.Rule.(type) {
 		case *kvpb.ReadModifyWriteRule_AppendValue:
 			v = append(bytes.Clone(v), x.AppendValue...)
@@ -321,21 +342,21 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 		default:
 			return nil, errs.InvalidArgument("empty read-modify-write rule")
 		}
-		current[k] = v
-		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, rule.Family, rule.Qualifier, ev.ts)), value: v})
+		if ev.maxValueBytes > 0 && int64(len(v)) > ev.maxValueBytes {
+			return nil, errs.InvalidArgument("value of %s:%q would be %d bytes; the limit is %d", rule.Family, rule.Qualifier, len(v), ev.maxValueBytes)
+		}
+		cur.value = v
+		current[k] = cur
+	}
+	row := &kvpb.Row{Key: req.RowKey}
+	ws := make([]write, 0, len(order))
+	for _, k := range order {
+		c := current[k]
+		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, k.family, []byte(k.qualifier), c.ts)), value: c.value})
+		row.Cells = append(row.Cells, &kvpb.Cell{Family: k.family, Qualifier: []byte(k.qualifier), Timestamp: c.ts, Value: c.value})
 	}
 	if err := ev.commit(ws); err != nil {
 		return nil, err
-	}
-	// Report each modified cell once, with its final value.
-	seen := map[col]bool{}
-	for _, rule := range req.Rules {
-		k := col{rule.Family, string(rule.Qualifier)}
-		if seen[k] {
-			continue
-		}
-		seen[k] = true
-		row.Cells = append(row.Cells, &kvpb.Cell{Family: rule.Family, Qualifier: rule.Qualifier, Timestamp: ev.ts, Value: current[k]})
 	}
 	return &kvpb.ReadModifyWriteRowResponse{Row: row}, nil
 }

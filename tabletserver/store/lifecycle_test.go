@@ -286,3 +286,40 @@ func bootstrapDesc(id uint64, lo, hi []byte) *metapb.TabletDescriptor {
 	}
 	return desc
 }
+
+// A store told to bootstrap a tablet after a peer's raft traffic already
+// created an empty replica of it still joins the group and catches up.
+func TestBootstrapAfterPeerTraffic(t *testing.T) {
+	c := storetest.Start(t, 3, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	desc := bootstrapDesc(1, lo, hi)
+	for _, id := range []uint64{1, 2} {
+		if err := c.Nodes[id].Store.BootstrapTablet(desc); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := ctxT(t, 30*time.Second)
+	if err := c.Put(ctx, 1, "early", "v"); err != nil {
+		t.Fatal(err)
+	}
+	// Store 3 has heard from the leader by now; it holds an empty replica.
+	if err := c.Nodes[3].Store.BootstrapTablet(desc); err != nil {
+		t.Fatalf("bootstrap after peer traffic: %v", err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		st, err := c.Nodes[3].Store.TabletStatus(1)
+		if err != nil {
+			return err
+		}
+		if st.AppliedIndex < 7 {
+			return fmt.Errorf("store 3 applied %d", st.AppliedIndex)
+		}
+		return nil
+	})
+	// Store 3 now holds the data: with store 1 down, 2 and 3 serve it.
+	c.Stop(1)
+	if err := c.MustRead(ctx, 1, "early", "v"); err != nil {
+		t.Fatal(err)
+	}
+}

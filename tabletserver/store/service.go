@@ -90,6 +90,20 @@ func (s *Store) checkMutations(schema *metapb.TableSchema, row []byte, muts []*k
 	return size, nil
 }
 
+// maxAges lists the families of schema that expire versions by age.
+func maxAges(schema *metapb.TableSchema) map[string]int64 {
+	var m map[string]int64
+	for _, f := range schema.Families {
+		if f.MaxAgeMs > 0 {
+			if m == nil {
+				m = map[string]int64{}
+			}
+			m[f.Name] = f.MaxAgeMs
+		}
+	}
+	return m
+}
+
 // writeLeader resolves the replica a write goes to and checks its epoch.
 func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDescriptor, error) {
 	r, err := s.replicaForRequest(h.GetTabletId())
@@ -156,7 +170,7 @@ func (s *Store) CheckAndMutateRow(ctx context.Context, req *kvpb.CheckAndMutateR
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_CheckAndMutateRow{CheckAndMutateRow: req}})
+	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, FamilyMaxAgeMs: maxAges(schema), Cmd: &raftcmdpb.RaftCommand_CheckAndMutateRow{CheckAndMutateRow: req}})
 	if err != nil {
 		return nil, err
 	}
@@ -186,7 +200,10 @@ func (s *Store) ReadModifyWriteRow(ctx context.Context, req *kvpb.ReadModifyWrit
 	if err != nil {
 		return nil, err
 	}
-	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_ReadModifyWriteRow{ReadModifyWriteRow: req}})
+	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{
+		Epoch: desc.Epoch, FamilyMaxAgeMs: maxAges(schema), MaxValueBytes: int64(s.opts.Limits.MaxValueBytes),
+		Cmd: &raftcmdpb.RaftCommand_ReadModifyWriteRow{ReadModifyWriteRow: req},
+	})
 	if err != nil {
 		return nil, err
 	}

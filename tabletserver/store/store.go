@@ -403,10 +403,34 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 		desc.Epoch = &metapb.Epoch{Version: 1, ConfVersion: 1}
 	}
 	if r := s.getReplica(desc.TabletId); r != nil {
-		if d := r.descriptor(); d != nil && proto.Equal(d, desc) {
-			return nil // idempotent
+		if d := r.descriptor(); d != nil {
+			if proto.Equal(d, desc) {
+				return nil // idempotent
+			}
+			return errs.InvalidArgument("tablet %d already exists on store %d", desc.TabletId, s.opts.StoreID)
 		}
-		return errs.InvalidArgument("tablet %d already exists on store %d", desc.TabletId, s.opts.StoreID)
+		// A peer's message created it before we were told to bootstrap:
+		// give it state on the worker, keeping any vote it cast.
+		if err := s.checkNoOverlap(desc, 0); err != nil {
+			return err
+		}
+		ctx, cancel := s.requestContext(context.Background())
+		defer cancel()
+		return r.runOnWorker(ctx, func(r *replica) error {
+			if r.mu.desc != nil {
+				return nil
+			}
+			b := s.db.NewBatch()
+			defer b.Close()
+			if err := writeInitialStateKeepingVote(s.db, b, desc, 0); err != nil {
+				return err
+			}
+			if err := b.Commit(pebble.Sync); err != nil {
+				return err
+			}
+			r.replicaID = rep.ReplicaId
+			return r.loadState(desc)
+		})
 	}
 	if err := s.checkNoOverlap(desc, 0); err != nil {
 		return err

@@ -1,0 +1,105 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shaledb/shale/tabletserver/node"
+)
+
+func init() { subcommands = append(subcommands, newTabletCommand) }
+
+// tabletConfig is the `tablet` section of the config: flags, SHALE_TABLET_*
+// env vars, or the config file's tablet table (see bindConfig).
+type tabletConfig struct {
+	StoreID   uint64   `mapstructure:"store-id"`
+	DataDir   string   `mapstructure:"data-dir"`
+	Addr      string   `mapstructure:"addr"`
+	HTTPAddr  string   `mapstructure:"http-addr"`
+	PD        []string `mapstructure:"pd"`
+	Peers     []string `mapstructure:"peers"`
+	Labels    []string `mapstructure:"labels"`
+	Bootstrap bool     `mapstructure:"bootstrap"`
+}
+
+// runTabletNode runs the server; tests replace it to inspect the options.
+var runTabletNode = node.Run
+
+func newTabletCommand() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "tablet",
+		Short: "Run a tablet server (a store hosting tablet replicas)",
+		Long: `Run a tablet server: one store holding replicas of many tablets, serving
+the raft transport and the Tablet API over gRPC on --addr, and /metrics and
+/healthz over HTTP on --http-addr. It runs until SIGINT or SIGTERM, then
+shuts down cleanly.
+
+Until the placement driver exists, the cluster is static: every store is
+started with the same --peers (store id to gRPC address, this store
+included), and a new cluster is created by starting every store with
+--bootstrap, which creates tablet 1 over the whole key space with one
+replica per store, and the raw key/value table 1 ("kv", family "v").
+--bootstrap on a store that already holds tablets does nothing.
+
+Every flag can also be set as SHALE_TABLET_<FLAG> (e.g. SHALE_TABLET_STORE_ID)
+or in the "tablet" section of the --config file.`,
+		Example: `  shale tablet --store-id 1 --data-dir /tmp/s1 --addr 127.0.0.1:20161 \
+    --http-addr 127.0.0.1:20181 --bootstrap \
+    --peers 1=127.0.0.1:20161,2=127.0.0.1:20162,3=127.0.0.1:20163`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts, err := tabletOptions(cmd)
+			if err != nil {
+				return err
+			}
+			return runTabletNode(cmd.Context(), opts)
+		},
+	}
+	f := cmd.Flags()
+	f.Uint64("store-id", 0, "this store's id, unique in the cluster (required)")
+	f.String("data-dir", "", `data directory (default "shale-data/store-<store-id>")`)
+	f.String("addr", "127.0.0.1:20160", "gRPC listen address (raft transport and Tablet API)")
+	f.String("http-addr", "127.0.0.1:20180", `HTTP listen address for /metrics and /healthz ("" disables)`)
+	f.StringSlice("pd", nil, "placement driver addresses (accepted but unused until the placement driver exists)")
+	f.StringSlice("peers", nil, "static store map STORE_ID=HOST:PORT,... including this store (default: this store alone)")
+	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
+	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
+	return cmd
+}
+
+// tabletOptions resolves the command's settings into node.Options.
+func tabletOptions(cmd *cobra.Command) (node.Options, error) {
+	var cfg tabletConfig
+	if err := bindConfig(cmd, "tablet", &cfg); err != nil {
+		return node.Options{}, err
+	}
+	peers, err := node.ParsePeers(strings.Join(cfg.Peers, ","))
+	if err != nil {
+		return node.Options{}, fmt.Errorf("--peers: %w", err)
+	}
+	labels, err := node.ParseLabels(strings.Join(cfg.Labels, ","))
+	if err != nil {
+		return node.Options{}, fmt.Errorf("--labels: %w", err)
+	}
+	dataDir := cfg.DataDir
+	if dataDir == "" && cfg.StoreID != 0 {
+		dataDir = filepath.Join("shale-data", "store-"+strconv.FormatUint(cfg.StoreID, 10))
+	}
+	opts := node.Options{
+		StoreID:   cfg.StoreID,
+		DataDir:   dataDir,
+		Addr:      cfg.Addr,
+		HTTPAddr:  cfg.HTTPAddr,
+		PD:        cfg.PD,
+		Peers:     peers,
+		Labels:    labels,
+		Bootstrap: cfg.Bootstrap,
+		Logger:    slog.Default(),
+	}.EnsureDefaults()
+	return opts, opts.Validate()
+}

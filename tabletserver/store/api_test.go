@@ -1,0 +1,1402 @@
+package store_test
+
+// Behaviour tests of the Tablet data API (proto/kvpb/kv.proto) against a
+// one-store cluster over real gRPC.
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/errorpb"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/tabletserver/store"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+const (
+	apiTableID    = 42 // served whole by apiTablet
+	apiSubTableID = 43 // only rows [r10, r20) are served, by apiSubTablet
+	apiTablet     = 1
+	apiSubTablet  = 2
+)
+
+// apiSchema: "a" keeps 2 versions, "ab" shares a prefix with "a" and is
+// unlimited, "b" expires after a minute, "c" is unlimited, "d" has both rules.
+func apiSchema(id uint64) *metapb.TableSchema {
+	return &metapb.TableSchema{TableId: id, Name: fmt.Sprintf("api%d", id), Version: 1, Families: []*metapb.FamilySchema{
+		{Name: "a", MaxVersions: 2},
+		{Name: "ab"},
+		{Name: "b", MaxAgeMs: 60_000},
+		{Name: "c"},
+		{Name: "d", MaxVersions: 3, MaxAgeMs: 60_000},
+	}}
+}
+
+type apiEnv struct {
+	t   *testing.T
+	c   *storetest.Cluster
+	cl  kvpb.TabletClient
+	ctx context.Context
+}
+
+// newAPIEnv starts one store with background GC disabled (reads must hide
+// garbage themselves), table 42 on a whole-table tablet and table 43 on a
+// tablet that covers only rows [r10, r20).
+func newAPIEnv(t *testing.T, tweak func(*store.Options)) *apiEnv {
+	t.Helper()
+	c := storetest.Start(t, 1, func(o *store.Options) {
+		o.GCInterval = -1
+		if tweak != nil {
+			tweak(o)
+		}
+	})
+	c.PutSchema(apiSchema(apiTableID))
+	c.PutSchema(apiSchema(apiSubTableID))
+	p := keys.TablePrefix(apiTableID)
+	c.Bootstrap(apiTablet, p, keys.PrefixEnd(p), 1)
+	c.Bootstrap(apiSubTablet, keys.RowKey(apiSubTableID, []byte("r10")), keys.RowKey(apiSubTableID, []byte("r20")), 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return &apiEnv{t: t, c: c, cl: c.Nodes[1].Client, ctx: ctx}
+}
+
+func apiHdr(tablet uint64) *kvpb.RequestHeader { return &kvpb.RequestHeader{TabletId: tablet} }
+
+// ---- mutation builders ----
+
+func apiSetC(fam, qual, val string) *kvpb.Mutation { return apiSetTS(fam, qual, 0, val) }
+
+func apiSetTS(fam, qual string, ts int64, val string) *kvpb.Mutation {
+	return apiSetB(fam, qual, ts, []byte(val))
+}
+
+func apiSetB(fam, qual string, ts int64, val []byte) *kvpb.Mutation {
+	return &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: fam, Qualifier: []byte(qual), Timestamp: ts, Value: val}}}
+}
+
+func apiDelCol(fam, qual string, tr *kvpb.TimeRange) *kvpb.Mutation {
+	return &kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromColumn_{DeleteFromColumn: &kvpb.Mutation_DeleteFromColumn{Family: fam, Qualifier: []byte(qual), TimeRange: tr}}}
+}
+
+func apiDelFam(fam string) *kvpb.Mutation {
+	return &kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromFamily_{DeleteFromFamily: &kvpb.Mutation_DeleteFromFamily{Family: fam}}}
+}
+
+func apiDelRow() *kvpb.Mutation {
+	return &kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}}
+}
+
+func apiIncr(fam, qual string, n int64) *kvpb.ReadModifyWriteRule {
+	return &kvpb.ReadModifyWriteRule{Family: fam, Qualifier: []byte(qual), Rule: &kvpb.ReadModifyWriteRule_IncrementAmount{IncrementAmount: n}}
+}
+
+func apiAppendR(fam, qual, v string) *kvpb.ReadModifyWriteRule {
+	return &kvpb.ReadModifyWriteRule{Family: fam, Qualifier: []byte(qual), Rule: &kvpb.ReadModifyWriteRule_AppendValue{AppendValue: []byte(v)}}
+}
+
+func apiI64(n int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(n)) }
+
+func apiAllVersions() *kvpb.ReadOptions { return &kvpb.ReadOptions{MaxVersions: 1000} }
+
+// ---- calls ----
+
+func (e *apiEnv) mutateErr(row string, muts ...*kvpb.Mutation) (int64, error) {
+	resp, err := e.cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: apiHdr(apiTablet), TableId: apiTableID, RowKey: []byte(row), Mutations: muts})
+	if err != nil {
+		return 0, err
+	}
+	return resp.Timestamp, nil
+}
+
+func (e *apiEnv) mutate(row string, muts ...*kvpb.Mutation) int64 {
+	e.t.Helper()
+	ts, err := e.mutateErr(row, muts...)
+	if err != nil {
+		e.t.Fatalf("MutateRow %q: %v", row, err)
+	}
+	if ts <= 0 {
+		e.t.Fatalf("MutateRow %q: timestamp %d", row, ts)
+	}
+	return ts
+}
+
+func (e *apiEnv) getErr(row string, o *kvpb.ReadOptions) (*kvpb.Row, error) {
+	resp, err := e.cl.Get(e.ctx, &kvpb.GetRequest{Header: apiHdr(apiTablet), TableId: apiTableID, RowKey: []byte(row), Options: o})
+	if err != nil {
+		return nil, err
+	}
+	if resp.Row != nil && string(resp.Row.Key) != row {
+		return nil, fmt.Errorf("Get %q returned row %q", row, resp.Row.Key)
+	}
+	return resp.Row, nil
+}
+
+func (e *apiEnv) get(row string, o *kvpb.ReadOptions) *kvpb.Row {
+	e.t.Helper()
+	r, err := e.getErr(row, o)
+	if err != nil {
+		e.t.Fatalf("Get %q: %v", row, err)
+	}
+	return r
+}
+
+// cells renders a row as "fam:qual@ts=value" strings (nil row: nil).
+func apiCells(r *kvpb.Row) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range r.Cells {
+		out = append(out, fmt.Sprintf("%s:%s@%d=%s", c.Family, c.Qualifier, c.Timestamp, c.Value))
+	}
+	return out
+}
+
+// vals renders a row as "fam:qual=value" strings, ignoring timestamps.
+func apiVals(r *kvpb.Row) []string {
+	if r == nil {
+		return nil
+	}
+	var out []string
+	for _, c := range r.Cells {
+		out = append(out, fmt.Sprintf("%s:%s=%s", c.Family, c.Qualifier, c.Value))
+	}
+	return out
+}
+
+func apiEq[T any](t *testing.T, what string, got, want T) {
+	t.Helper()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("%s:\n got  %#v\n want %#v", what, got, want)
+	}
+}
+
+// wantCode fails unless err has the gRPC code and its message contains
+// every substring.
+func apiWantCode(t *testing.T, err error, code codes.Code, substrs ...string) {
+	t.Helper()
+	if err == nil {
+		t.Errorf("got no error, want %v", code)
+		return
+	}
+	st := status.Convert(err)
+	if st.Code() != code {
+		t.Errorf("got %v (%v), want code %v", st.Code(), st.Message(), code)
+		return
+	}
+	for _, s := range substrs {
+		if !strings.Contains(st.Message(), s) {
+			t.Errorf("error %q does not mention %q", st.Message(), s)
+		}
+	}
+}
+
+func (e *apiEnv) scanErr(req *kvpb.ScanRequest) ([]*kvpb.ScanResponse, error) {
+	if req.Header == nil {
+		req.Header = apiHdr(apiTablet)
+	}
+	if req.TableId == 0 {
+		req.TableId = apiTableID
+	}
+	st, err := e.cl.Scan(e.ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	var out []*kvpb.ScanResponse
+	for {
+		m, err := st.Recv()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return out, err
+		}
+		out = append(out, m)
+	}
+}
+
+// scan runs a scan and checks the paging protocol: exactly the final
+// message has last set, tablet_exhausted appears only on it, and no page
+// exceeds pageRows (when set). It returns the rows, the number of messages
+// and the final tablet_exhausted.
+func (e *apiEnv) scan(req *kvpb.ScanRequest) (rows []*kvpb.Row, msgs int, exhausted bool) {
+	e.t.Helper()
+	out, err := e.scanErr(req)
+	if err != nil {
+		e.t.Fatalf("Scan %v: %v", req, err)
+	}
+	if len(out) == 0 {
+		e.t.Fatalf("Scan %v: no messages", req)
+	}
+	for i, m := range out {
+		final := i == len(out)-1
+		if m.Last != final {
+			e.t.Errorf("Scan message %d/%d: last=%v", i+1, len(out), m.Last)
+		}
+		if !final && m.TabletExhausted {
+			e.t.Errorf("Scan message %d/%d: tablet_exhausted on a non-final page", i+1, len(out))
+		}
+		if req.PageRows > 0 && len(m.Rows) > int(req.PageRows) {
+			e.t.Errorf("Scan message %d has %d rows; page_rows %d", i+1, len(m.Rows), req.PageRows)
+		}
+		if !final && req.PageRows > 0 && len(m.Rows) != int(req.PageRows) {
+			e.t.Errorf("Scan non-final message %d has %d rows; want a full page of %d", i+1, len(m.Rows), req.PageRows)
+		}
+		for _, r := range m.Rows {
+			if len(r.Cells) == 0 {
+				e.t.Errorf("Scan returned row %q with no cells", r.Key)
+			}
+		}
+		rows = append(rows, m.Rows...)
+	}
+	return rows, len(out), out[len(out)-1].TabletExhausted
+}
+
+func apiRowKeys(rows []*kvpb.Row) []string {
+	out := []string{}
+	for _, r := range rows {
+		out = append(out, string(r.Key))
+	}
+	return out
+}
+
+func apiRowNames(prefix string, from, to, step int) []string {
+	out := []string{}
+	if step > 0 {
+		for i := from; i < to; i += step {
+			out = append(out, fmt.Sprintf("%s%02d", prefix, i))
+		}
+	} else {
+		for i := from; i > to; i += step {
+			out = append(out, fmt.Sprintf("%s%02d", prefix, i))
+		}
+	}
+	return out
+}
+
+func apiMustTableNotFound(t *testing.T, err error, table uint64) {
+	t.Helper()
+	apiWantCode(t, err, codes.NotFound)
+	d, ok := errs.As[*errorpb.TableNotFound](err)
+	if !ok {
+		t.Errorf("error %v carries no TableNotFound detail", err)
+	} else if d.TableId != table {
+		t.Errorf("TableNotFound.table_id = %d, want %d", d.TableId, table)
+	}
+}
+
+func apiMustKeyNotInTablet(t *testing.T, err error) {
+	t.Helper()
+	apiWantCode(t, err, codes.FailedPrecondition)
+	if _, ok := errs.As[*errorpb.KeyNotInTablet](err); !ok {
+		t.Errorf("error %v carries no KeyNotInTablet detail", err)
+	}
+}
+
+// ==================== MutateRow ====================
+
+func TestAPIMutateRow(t *testing.T) {
+	e := newAPIEnv(t, nil)
+
+	t.Run("AtomicMultipleMutations", func(t *testing.T) {
+		ts := e.mutate("m1", apiSetC("c", "z", "3"), apiSetC("a", "x", "1"), apiSetC("c", "y", "2"), apiSetC("ab", "w", "4"))
+		want := []string{
+			fmt.Sprintf("a:x@%d=1", ts), fmt.Sprintf("ab:w@%d=4", ts),
+			fmt.Sprintf("c:y@%d=2", ts), fmt.Sprintf("c:z@%d=3", ts),
+		}
+		apiEq(t, "row m1", apiCells(e.get("m1", nil)), want)
+	})
+
+	t.Run("FailedRequestAppliesNothing", func(t *testing.T) {
+		e.mutate("m2", apiSetTS("c", "keep", 10, "old"))
+		before := apiCells(e.get("m2", apiAllVersions()))
+		_, err := e.mutateErr("m2", apiDelRow(), apiSetC("c", "new", "v"), apiSetC("nope", "q", "v"))
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = e.mutateErr("m2", apiDelRow(), apiSetC("c", "new", "v"), &kvpb.Mutation{})
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = e.mutateErr("m2", apiDelRow(), apiSetTS("c", "new", -5, "v"))
+		apiWantCode(t, err, codes.InvalidArgument, "negative")
+		_, err = e.mutateErr("m2", apiDelRow(), apiDelCol("c", "keep", &kvpb.TimeRange{StartTs: -1}))
+		apiWantCode(t, err, codes.InvalidArgument, "negative")
+		_, err = e.mutateErr("m2", apiDelRow(), apiDelFam("nope"))
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = e.mutateErr("m2", apiDelRow(), apiDelCol("nope", "q", nil))
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		apiEq(t, "row m2 after rejected requests", apiCells(e.get("m2", apiAllVersions())), before)
+	})
+
+	t.Run("OrderWithinRequest", func(t *testing.T) {
+		e.mutate("m3", apiSetC("a", "x", "1"), apiSetC("c", "y", "2"))
+		ts := e.mutate("m3", apiDelRow(), apiSetC("c", "fresh", "v"))
+		apiEq(t, "DeleteFromRow then SetCell", apiCells(e.get("m3", apiAllVersions())), []string{fmt.Sprintf("c:fresh@%d=v", ts)})
+
+		e.mutate("m3", apiSetC("c", "gone", "v"), apiDelRow())
+		if r := e.get("m3", apiAllVersions()); r != nil {
+			t.Errorf("SetCell then DeleteFromRow left %v", apiCells(r))
+		}
+
+		e.mutate("m3", apiSetTS("c", "q", 5, "old"), apiSetC("a", "x", "1"))
+		ts = e.mutate("m3", apiDelFam("c"), apiSetC("c", "q", "new"))
+		apiEq(t, "DeleteFromFamily then SetCell", apiVals(e.get("m3", apiAllVersions())), []string{"a:x=1", "c:q=new"})
+
+		ts = e.mutate("m3", apiDelCol("c", "q", nil), apiSetTS("c", "q", 7, "seven"), apiSetC("c", "q", "now"))
+		apiEq(t, "DeleteFromColumn then SetCells", apiCells(e.get("m3", &kvpb.ReadOptions{Families: []string{"c"}, MaxVersions: 10})),
+			[]string{fmt.Sprintf("c:q@%d=now", ts), "c:q@7=seven"})
+
+		// A later SetCell of the same cell in one request wins.
+		e.mutate("m3", apiSetTS("c", "dup", 9, "first"), apiSetTS("c", "dup", 9, "second"))
+		apiEq(t, "same cell twice", apiCells(e.get("m3", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("dup")}}, MaxVersions: 10})),
+			[]string{"c:dup@9=second"})
+	})
+
+	t.Run("ExplicitTimestamps", func(t *testing.T) {
+		e.mutate("m4", apiSetTS("c", "q", 1000, "v1"), apiSetTS("c", "q", 3000, "v3"))
+		e.mutate("m4", apiSetTS("c", "q", 2000, "v2"))
+		apiEq(t, "all versions", apiCells(e.get("m4", apiAllVersions())), []string{"c:q@3000=v3", "c:q@2000=v2", "c:q@1000=v1"})
+		apiEq(t, "newest", apiCells(e.get("m4", nil)), []string{"c:q@3000=v3"})
+		// Writing an existing timestamp replaces that version.
+		e.mutate("m4", apiSetTS("c", "q", 2000, "v2b"))
+		apiEq(t, "after overwrite", apiCells(e.get("m4", apiAllVersions())), []string{"c:q@3000=v3", "c:q@2000=v2b", "c:q@1000=v1"})
+	})
+
+	t.Run("ServerTimestampsIncrease", func(t *testing.T) {
+		var prev int64
+		for i := 0; i < 20; i++ {
+			row := fmt.Sprintf("m5-%d", i%3)
+			before := time.Now().UnixMicro()
+			ts := e.mutate(row, apiSetC("c", "q", fmt.Sprint(i)))
+			if ts <= prev {
+				t.Fatalf("write %d: timestamp %d not after %d", i, ts, prev)
+			}
+			prev = ts
+			if d := ts - before; d < -int64(time.Minute/time.Microsecond) || d > int64(time.Minute/time.Microsecond) {
+				t.Errorf("timestamp %d is %dµs from the wall clock", ts, d)
+			}
+			got := e.get(row, nil)
+			apiEq(t, "cell written with the response timestamp", apiCells(got), []string{fmt.Sprintf("c:q@%d=%d", ts, i)})
+		}
+		// Every server-assigned version of a row is kept and distinct.
+		if n := len(e.get("m5-0", apiAllVersions()).Cells); n != 7 {
+			t.Errorf("row m5-0 has %d versions, want 7", n)
+		}
+	})
+
+	t.Run("DeleteFromColumnTimeRange", func(t *testing.T) {
+		row := "m6"
+		put := func(ts ...int64) {
+			var muts []*kvpb.Mutation
+			for _, x := range ts {
+				muts = append(muts, apiSetTS("c", "q", x, fmt.Sprint(x)))
+			}
+			e.mutate(row, muts...)
+		}
+		put(10, 20, 30, 40, 50)
+		// Neighbours that share the column's prefix must survive.
+		e.mutate(row, apiSetTS("c", "q1", 20, "n1"), apiSetTS("c", "q\x00z", 20, "n2"), apiSetTS("c", "p", 20, "n3"), apiSetTS("ab", "q", 20, "n4"))
+		column := func() []string {
+			return apiCells(e.get(row, &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("q")}}, MaxVersions: 100}))
+		}
+		neighbours := []string{"ab:q@20=n4", "c:p@20=n3", "c:q\x00z@20=n2", "c:q1@20=n1"}
+		others := func() []string {
+			r := e.get(row, apiAllVersions())
+			var out []string
+			for _, c := range apiCells(r) {
+				if !strings.HasPrefix(c, "c:q@") {
+					out = append(out, c)
+				}
+			}
+			return out
+		}
+
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 20, EndTs: 40}))
+		apiEq(t, "after delete [20,40)", column(), []string{"c:q@50=50", "c:q@40=40", "c:q@10=10"})
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 40, EndTs: 41}))
+		apiEq(t, "after delete [40,41)", column(), []string{"c:q@50=50", "c:q@10=10"})
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 0, EndTs: 10}))
+		apiEq(t, "after delete [0,10)", column(), []string{"c:q@50=50", "c:q@10=10"})
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 0, EndTs: 11}))
+		apiEq(t, "after delete [0,11)", column(), []string{"c:q@50=50"})
+		put(5, 60)
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 50})) // [50, ∞)
+		apiEq(t, "after delete [50,∞)", column(), []string{"c:q@5=5"})
+		put(0, 1, 2)
+		e.mutate(row, apiDelCol("c", "q", &kvpb.TimeRange{StartTs: 1, EndTs: 2}))
+		// ts 0 means "server-assigned", so put(0) wrote at the commit time.
+		got := column()
+		if len(got) != 3 || got[1] != "c:q@5=5" || got[2] != "c:q@2=2" {
+			t.Errorf("after delete [1,2): %v", got)
+		}
+		apiEq(t, "neighbours", others(), neighbours)
+		e.mutate(row, apiDelCol("c", "q", nil))
+		apiEq(t, "after delete all", column(), []string(nil))
+		apiEq(t, "neighbours", others(), neighbours)
+	})
+
+	t.Run("DeleteFromFamily", func(t *testing.T) {
+		e.mutate("m7", apiSetTS("a", "x", 1, "a1"), apiSetTS("a", "y", 2, "a2"), apiSetTS("ab", "x", 1, "ab1"), apiSetTS("c", "x", 1, "c1"), apiSetTS("c", "x", 2, "c2"))
+		e.mutate("m7x", apiSetTS("a", "x", 1, "other-row"))
+		e.mutate("m7", apiDelFam("a"))
+		apiEq(t, "after delete family a", apiCells(e.get("m7", apiAllVersions())), []string{"ab:x@1=ab1", "c:x@2=c2", "c:x@1=c1"})
+		e.mutate("m7", apiDelFam("c"))
+		apiEq(t, "after delete family c", apiCells(e.get("m7", apiAllVersions())), []string{"ab:x@1=ab1"})
+		// Deleting an empty family is fine.
+		e.mutate("m7", apiDelFam("d"))
+		apiEq(t, "after delete empty family", apiCells(e.get("m7", apiAllVersions())), []string{"ab:x@1=ab1"})
+		apiEq(t, "other row", apiCells(e.get("m7x", apiAllVersions())), []string{"a:x@1=other-row"})
+	})
+
+	t.Run("DeleteFromRow", func(t *testing.T) {
+		rows := []string{"k", "k1", "k\x00", "k\x00\x01", "j", "l"}
+		for _, r := range rows {
+			e.mutate(r, apiSetTS("c", "q", 1, "v-"+r), apiSetTS("a", "q", 1, "a-"+r))
+		}
+		e.mutate("k", apiDelRow())
+		if r := e.get("k", apiAllVersions()); r != nil {
+			t.Errorf("deleted row k still has %v", apiCells(r))
+		}
+		for _, r := range rows[1:] {
+			apiEq(t, "row "+r, apiCells(e.get(r, apiAllVersions())), []string{"a:q@1=a-" + r, "c:q@1=v-" + r})
+		}
+		// Deleting a missing row succeeds.
+		e.mutate("never-written", apiDelRow())
+		// The row can be written again afterwards.
+		e.mutate("k", apiSetTS("c", "q", 1, "again"))
+		apiEq(t, "rewritten row", apiCells(e.get("k", apiAllVersions())), []string{"c:q@1=again"})
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		_, err := e.cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: apiHdr(apiTablet), TableId: 999, RowKey: []byte("x"), Mutations: []*kvpb.Mutation{apiSetC("c", "q", "v")}})
+		apiMustTableNotFound(t, err, 999)
+		_, err = e.mutateErr("", apiSetC("c", "q", "v"))
+		apiWantCode(t, err, codes.InvalidArgument, "empty")
+		_, err = e.mutateErr("x")
+		apiWantCode(t, err, codes.InvalidArgument, "no mutations")
+		_, err = e.cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte("r30"), Mutations: []*kvpb.Mutation{apiSetC("c", "q", "v")}})
+		apiMustKeyNotInTablet(t, err)
+		_, err = e.cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: apiHdr(77), TableId: apiTableID, RowKey: []byte("x"), Mutations: []*kvpb.Mutation{apiSetC("c", "q", "v")}})
+		apiWantCode(t, err, codes.NotFound)
+		if _, ok := errs.As[*errorpb.TabletNotFound](err); !ok {
+			t.Errorf("unknown tablet: %v has no TabletNotFound detail", err)
+		}
+		if r := e.get("x", apiAllVersions()); r != nil {
+			t.Errorf("row x written by rejected requests: %v", apiCells(r))
+		}
+	})
+}
+
+// ==================== Get ====================
+
+func TestAPIGet(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	now := time.Now().UnixMicro()
+	old := now - 2*int64(time.Hour/time.Microsecond)
+	sec := int64(time.Second / time.Microsecond)
+	recent := func(agoSec int64) int64 { return now - agoSec*sec }
+
+	e.mutate("g",
+		// a keeps 2 versions: @100 is garbage.
+		apiSetTS("a", "x", 100, "a100"), apiSetTS("a", "x", 200, "a200"), apiSetTS("a", "x", 300, "a300"),
+		apiSetTS("ab", "x", 100, "ab100"),
+		// b expires after a minute.
+		apiSetTS("b", "expired", old, "gone"),
+		apiSetTS("b", "fresh", recent(10), "fresh"),
+		apiSetTS("b", "mixed", old, "stale"), apiSetTS("b", "mixed", recent(10), "new"),
+		// c is unlimited.
+		apiSetTS("c", "x", 100, "c100"), apiSetTS("c", "x", 200, "c200"), apiSetTS("c", "x", 300, "c300"), apiSetTS("c", "x", 400, "c400"), apiSetTS("c", "x", 500, "c500"),
+		apiSetTS("c", "y", 100, "y100"),
+		// d: 3 versions and a minute.
+		apiSetTS("d", "x", recent(5), "d5"), apiSetTS("d", "x", recent(4), "d4"), apiSetTS("d", "x", recent(3), "d3"), apiSetTS("d", "x", recent(2), "d2"),
+		apiSetTS("d", "old", old, "old"),
+	)
+	fmtc := func(fam, q string, ts int64, v string) string { return fmt.Sprintf("%s:%s@%d=%s", fam, q, ts, v) }
+
+	t.Run("WholeRowNewest", func(t *testing.T) {
+		want := []string{
+			"a:x@300=a300", "ab:x@100=ab100",
+			fmtc("b", "fresh", recent(10), "fresh"), fmtc("b", "mixed", recent(10), "new"),
+			"c:x@500=c500", "c:y@100=y100",
+			fmtc("d", "x", recent(2), "d2"),
+		}
+		apiEq(t, "nil options", apiCells(e.get("g", nil)), want)
+		apiEq(t, "empty options", apiCells(e.get("g", &kvpb.ReadOptions{})), want)
+		apiEq(t, "max_versions 1", apiCells(e.get("g", &kvpb.ReadOptions{MaxVersions: 1})), want)
+	})
+
+	t.Run("AllVersionsHonourGCPolicy", func(t *testing.T) {
+		want := []string{
+			"a:x@300=a300", "a:x@200=a200", "ab:x@100=ab100",
+			fmtc("b", "fresh", recent(10), "fresh"), fmtc("b", "mixed", recent(10), "new"),
+			"c:x@500=c500", "c:x@400=c400", "c:x@300=c300", "c:x@200=c200", "c:x@100=c100", "c:y@100=y100",
+			fmtc("d", "x", recent(2), "d2"), fmtc("d", "x", recent(3), "d3"), fmtc("d", "x", recent(4), "d4"),
+		}
+		apiEq(t, "all versions", apiCells(e.get("g", apiAllVersions())), want)
+	})
+
+	t.Run("FamiliesFilter", func(t *testing.T) {
+		apiEq(t, "families c", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"c"}})), []string{"c:x@500=c500", "c:y@100=y100"})
+		apiEq(t, "families a (not ab)", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"a"}, MaxVersions: 10})), []string{"a:x@300=a300", "a:x@200=a200"})
+		apiEq(t, "families ab,a", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"ab", "a"}})), []string{"a:x@300=a300", "ab:x@100=ab100"})
+		apiEq(t, "families b", apiVals(e.get("g", &kvpb.ReadOptions{Families: []string{"b"}, MaxVersions: 10})), []string{"b:fresh=fresh", "b:mixed=new"})
+	})
+
+	t.Run("ColumnsFilter", func(t *testing.T) {
+		apiEq(t, "column c:x, 2 versions", apiCells(e.get("g", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("x")}}, MaxVersions: 2})),
+			[]string{"c:x@500=c500", "c:x@400=c400"})
+		apiEq(t, "columns c:y, a:x", apiCells(e.get("g", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("y")}, {Family: "a", Qualifier: []byte("x")}}})),
+			[]string{"a:x@300=a300", "c:y@100=y100"})
+		apiEq(t, "families a + column c:y", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"a"}, Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("y")}}})),
+			[]string{"a:x@300=a300", "c:y@100=y100"})
+		if r := e.get("g", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("nope")}}}); r != nil {
+			t.Errorf("missing column returned %v", apiCells(r))
+		}
+	})
+
+	t.Run("MaxVersions", func(t *testing.T) {
+		apiEq(t, "c:x 3 versions", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"c"}, MaxVersions: 3})),
+			[]string{"c:x@500=c500", "c:x@400=c400", "c:x@300=c300", "c:y@100=y100"})
+		// Asking for more than the family keeps returns what it keeps.
+		apiEq(t, "d:x 10 versions", apiVals(e.get("g", &kvpb.ReadOptions{Families: []string{"d"}, MaxVersions: 10})), []string{"d:x=d2", "d:x=d3", "d:x=d4"})
+	})
+
+	t.Run("TimeRange", func(t *testing.T) {
+		apiEq(t, "[200,400)", apiCells(e.get("g", &kvpb.ReadOptions{MaxVersions: 10, TimeRange: &kvpb.TimeRange{StartTs: 200, EndTs: 400}})),
+			[]string{"a:x@300=a300", "a:x@200=a200", "c:x@300=c300", "c:x@200=c200"})
+		// a:x@100 is beyond max_versions: garbage, even inside the range.
+		apiEq(t, "[100,200)", apiCells(e.get("g", &kvpb.ReadOptions{MaxVersions: 10, TimeRange: &kvpb.TimeRange{StartTs: 100, EndTs: 200}})),
+			[]string{"ab:x@100=ab100", "c:x@100=c100", "c:y@100=y100"})
+		if r := e.get("g", &kvpb.ReadOptions{Families: []string{"a"}, MaxVersions: 10, TimeRange: &kvpb.TimeRange{StartTs: 0, EndTs: 150}}); r != nil {
+			t.Errorf("garbage version returned: %v", apiCells(r))
+		}
+		apiEq(t, "[450,∞) in c", apiCells(e.get("g", &kvpb.ReadOptions{Families: []string{"c"}, MaxVersions: 10, TimeRange: &kvpb.TimeRange{StartTs: 450}})),
+			[]string{"c:x@500=c500"})
+		// max_versions counts versions inside the range.
+		apiEq(t, "[0,450) newest 2", apiCells(e.get("g", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("x")}}, MaxVersions: 2, TimeRange: &kvpb.TimeRange{EndTs: 450}})),
+			[]string{"c:x@400=c400", "c:x@300=c300"})
+		// Expired versions stay hidden inside a range that names them.
+		if r := e.get("g", &kvpb.ReadOptions{Families: []string{"b", "d"}, MaxVersions: 10, TimeRange: &kvpb.TimeRange{StartTs: old, EndTs: old + 1}}); r != nil {
+			t.Errorf("expired versions returned: %v", apiCells(r))
+		}
+		_, err := e.getErr("g", &kvpb.ReadOptions{TimeRange: &kvpb.TimeRange{StartTs: 300, EndTs: 300}})
+		apiWantCode(t, err, codes.InvalidArgument, "time range")
+		_, err = e.getErr("g", &kvpb.ReadOptions{TimeRange: &kvpb.TimeRange{StartTs: 300, EndTs: 200}})
+		apiWantCode(t, err, codes.InvalidArgument, "time range")
+	})
+
+	t.Run("ExpiredOnlyRowIsAbsent", func(t *testing.T) {
+		e.mutate("g-expired", apiSetTS("b", "x", old, "gone"), apiSetTS("d", "x", old, "gone"))
+		if r := e.get("g-expired", apiAllVersions()); r != nil {
+			t.Errorf("row of expired cells returned %v", apiCells(r))
+		}
+	})
+
+	t.Run("MissingRowAndEmptyResult", func(t *testing.T) {
+		r, err := e.getErr("nope", nil)
+		if err != nil || r != nil {
+			t.Errorf("missing row: row %v, err %v", r, err)
+		}
+		if r := e.get("g-c-only", nil); r != nil {
+			t.Errorf("unwritten row: %v", apiCells(r))
+		}
+		e.mutate("g-c-only", apiSetC("c", "q", "v"))
+		if r := e.get("g-c-only", &kvpb.ReadOptions{Families: []string{"a"}}); r != nil {
+			t.Errorf("filter matching nothing returned %v", apiCells(r))
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		_, err := e.getErr("g", &kvpb.ReadOptions{Families: []string{"c", "nope"}})
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = e.getErr("g", &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "nope", Qualifier: []byte("x")}}})
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = e.getErr("", nil)
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = e.cl.Get(e.ctx, &kvpb.GetRequest{Header: apiHdr(apiTablet), TableId: 999, RowKey: []byte("g")})
+		apiMustTableNotFound(t, err, 999)
+		_, err = e.cl.Get(e.ctx, &kvpb.GetRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte("r30")})
+		apiMustKeyNotInTablet(t, err)
+		_, err = e.cl.Get(e.ctx, &kvpb.GetRequest{Header: apiHdr(77), TableId: apiTableID, RowKey: []byte("g")})
+		apiWantCode(t, err, codes.NotFound)
+		if _, ok := errs.As[*errorpb.TabletNotFound](err); !ok {
+			t.Errorf("unknown tablet: %v has no TabletNotFound detail", err)
+		}
+	})
+}
+
+// ==================== Scan ====================
+
+func TestAPIScan(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	// 50 rows; every row has a:x in 3 versions (one is garbage) and c:y;
+	// even rows also have ab:e.
+	batch := &kvpb.BatchMutateRequest{Header: apiHdr(apiTablet), TableId: apiTableID}
+	for i := 0; i < 50; i++ {
+		muts := []*kvpb.Mutation{
+			apiSetTS("c", "y", 5, fmt.Sprintf("y%02d", i)),
+			apiSetTS("a", "x", 1, "x1"), apiSetTS("a", "x", 3, "x3"), apiSetTS("a", "x", 2, "x2"),
+		}
+		if i%2 == 0 {
+			muts = append(muts, apiSetTS("ab", "e", 7, "e"))
+		}
+		batch.Entries = append(batch.Entries, &kvpb.BatchMutateRequest_Entry{RowKey: []byte(fmt.Sprintf("row%02d", i)), Mutations: muts})
+	}
+	resp, err := e.cl.BatchMutate(e.ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range resp.Results {
+		if r.Error != nil {
+			t.Fatalf("row %d: %v", i, r.Error)
+		}
+	}
+	wantCells := func(i int) []string {
+		out := []string{"a:x@3=x3", "a:x@2=x2"}
+		if i%2 == 0 {
+			out = append(out, "ab:e@7=e")
+		}
+		return append(out, fmt.Sprintf("c:y@5=y%02d", i))
+	}
+	checkRows := func(t *testing.T, rows []*kvpb.Row) {
+		t.Helper()
+		for _, r := range rows {
+			var i int
+			if _, err := fmt.Sscanf(string(r.Key), "row%02d", &i); err != nil {
+				t.Fatalf("unexpected row %q", r.Key)
+			}
+			apiEq(t, "cells of "+string(r.Key), apiCells(r), wantCells(i))
+		}
+	}
+	all := &kvpb.ReadOptions{MaxVersions: 10}
+
+	t.Run("ForwardWhole", func(t *testing.T) {
+		rows, _, ex := e.scan(&kvpb.ScanRequest{Options: all})
+		apiEq(t, "rows", apiRowKeys(rows), apiRowNames("row", 0, 50, 1))
+		checkRows(t, rows)
+		if !ex {
+			t.Error("whole-table scan did not report tablet_exhausted")
+		}
+	})
+
+	t.Run("ReverseWhole", func(t *testing.T) {
+		rows, _, ex := e.scan(&kvpb.ScanRequest{Options: all, Reverse: true})
+		apiEq(t, "rows", apiRowKeys(rows), apiRowNames("row", 49, -1, -1))
+		checkRows(t, rows)
+		if !ex {
+			t.Error("reverse whole-table scan did not report tablet_exhausted")
+		}
+	})
+
+	t.Run("StartEndRows", func(t *testing.T) {
+		rows, _, ex := e.scan(&kvpb.ScanRequest{StartRow: []byte("row10"), EndRow: []byte("row20"), Options: all})
+		apiEq(t, "forward [row10,row20)", apiRowKeys(rows), apiRowNames("row", 10, 20, 1))
+		checkRows(t, rows)
+		if !ex {
+			t.Error("bounded scan did not report tablet_exhausted")
+		}
+		rows, _, ex = e.scan(&kvpb.ScanRequest{StartRow: []byte("row10"), EndRow: []byte("row20"), Reverse: true, Options: all})
+		apiEq(t, "reverse [row10,row20)", apiRowKeys(rows), apiRowNames("row", 19, 9, -1))
+		checkRows(t, rows)
+		if !ex {
+			t.Error("bounded reverse scan did not report tablet_exhausted")
+		}
+		rows, _, _ = e.scan(&kvpb.ScanRequest{StartRow: []byte("row4"), Options: all})
+		apiEq(t, "forward [row4,∞)", apiRowKeys(rows), apiRowNames("row", 40, 50, 1))
+		rows, _, _ = e.scan(&kvpb.ScanRequest{EndRow: []byte("row03"), Reverse: true})
+		apiEq(t, "reverse [,row03)", apiRowKeys(rows), apiRowNames("row", 2, -1, -1))
+		// Start between rows; end is exclusive even for a prefix-extended key.
+		rows, _, _ = e.scan(&kvpb.ScanRequest{StartRow: []byte("row055"), EndRow: []byte("row08")})
+		apiEq(t, "forward [row055,row08)", apiRowKeys(rows), apiRowNames("row", 6, 8, 1))
+		rows, _, _ = e.scan(&kvpb.ScanRequest{StartRow: []byte("row05"), EndRow: []byte("row05\x00")})
+		apiEq(t, "single row", apiRowKeys(rows), []string{"row05"})
+		rows, _, ex = e.scan(&kvpb.ScanRequest{StartRow: []byte("zzz")})
+		apiEq(t, "past the last row", apiRowKeys(rows), []string{})
+		if !ex {
+			t.Error("empty scan did not report tablet_exhausted")
+		}
+	})
+
+	t.Run("Limit", func(t *testing.T) {
+		rows, _, ex := e.scan(&kvpb.ScanRequest{Limit: 7, Options: all})
+		apiEq(t, "forward limit 7", apiRowKeys(rows), apiRowNames("row", 0, 7, 1))
+		checkRows(t, rows)
+		if ex {
+			t.Error("scan stopped by its limit reported tablet_exhausted")
+		}
+		rows, _, ex = e.scan(&kvpb.ScanRequest{Limit: 7, Reverse: true, Options: all})
+		apiEq(t, "reverse limit 7", apiRowKeys(rows), apiRowNames("row", 49, 42, -1))
+		checkRows(t, rows)
+		if ex {
+			t.Error("reverse scan stopped by its limit reported tablet_exhausted")
+		}
+		rows, _, ex = e.scan(&kvpb.ScanRequest{Limit: 100})
+		if len(rows) != 50 || !ex {
+			t.Errorf("limit 100: %d rows, exhausted=%v", len(rows), ex)
+		}
+		rows, _, ex = e.scan(&kvpb.ScanRequest{StartRow: []byte("row45"), Limit: 10, Reverse: false})
+		if len(rows) != 5 || !ex {
+			t.Errorf("limit beyond the rows left: %d rows, exhausted=%v", len(rows), ex)
+		}
+		// The limit counts returned rows, not rows skipped by the filter.
+		rows, _, _ = e.scan(&kvpb.ScanRequest{Limit: 5, Options: &kvpb.ReadOptions{Families: []string{"ab"}}})
+		apiEq(t, "filtered limit 5", apiRowKeys(rows), apiRowNames("row", 0, 10, 2))
+		rows, _, _ = e.scan(&kvpb.ScanRequest{Limit: 3, Reverse: true, Options: &kvpb.ReadOptions{Families: []string{"ab"}}})
+		apiEq(t, "filtered reverse limit 3", apiRowKeys(rows), apiRowNames("row", 48, 42, -2))
+	})
+
+	t.Run("Pages", func(t *testing.T) {
+		rows, msgs, ex := e.scan(&kvpb.ScanRequest{PageRows: 3, Options: all})
+		apiEq(t, "paged rows", apiRowKeys(rows), apiRowNames("row", 0, 50, 1))
+		checkRows(t, rows)
+		if msgs < 17 || !ex {
+			t.Errorf("page_rows 3 over 50 rows: %d messages, exhausted=%v", msgs, ex)
+		}
+		rows, msgs, ex = e.scan(&kvpb.ScanRequest{PageRows: 3, Reverse: true, Options: all})
+		apiEq(t, "reverse paged rows", apiRowKeys(rows), apiRowNames("row", 49, -1, -1))
+		checkRows(t, rows)
+		if msgs < 17 || !ex {
+			t.Errorf("reverse page_rows 3 over 50 rows: %d messages, exhausted=%v", msgs, ex)
+		}
+		rows, msgs, ex = e.scan(&kvpb.ScanRequest{PageRows: 3, Limit: 10})
+		apiEq(t, "paged limit 10", apiRowKeys(rows), apiRowNames("row", 0, 10, 1))
+		if msgs < 4 || ex {
+			t.Errorf("page_rows 3 limit 10: %d messages, exhausted=%v", msgs, ex)
+		}
+		rows, _, ex = e.scan(&kvpb.ScanRequest{PageRows: 3, Limit: 10, Reverse: true, StartRow: []byte("row20"), EndRow: []byte("row40")})
+		apiEq(t, "reverse paged limit 10", apiRowKeys(rows), apiRowNames("row", 39, 29, -1))
+		if ex {
+			t.Error("reverse paged scan stopped by its limit reported tablet_exhausted")
+		}
+	})
+
+	t.Run("Filters", func(t *testing.T) {
+		rows, _, _ := e.scan(&kvpb.ScanRequest{Options: &kvpb.ReadOptions{Families: []string{"ab"}}})
+		apiEq(t, "rows with family ab", apiRowKeys(rows), apiRowNames("row", 0, 50, 2))
+		for _, r := range rows {
+			apiEq(t, "cells of "+string(r.Key), apiCells(r), []string{"ab:e@7=e"})
+		}
+		rows, _, _ = e.scan(&kvpb.ScanRequest{EndRow: []byte("row02"), Options: &kvpb.ReadOptions{TimeRange: &kvpb.TimeRange{StartTs: 1, EndTs: 3}, MaxVersions: 10}})
+		for _, r := range rows {
+			apiEq(t, "time range [1,3) of "+string(r.Key), apiCells(r), []string{"a:x@2=x2"})
+		}
+		apiEq(t, "time range rows", apiRowKeys(rows), []string{"row00", "row01"})
+		rows, _, _ = e.scan(&kvpb.ScanRequest{EndRow: []byte("row02"), Reverse: true})
+		apiEq(t, "newest only, reverse", [][]string{apiCells(rows[0]), apiCells(rows[1])},
+			[][]string{{"a:x@3=x3", "c:y@5=y01"}, {"a:x@3=x3", "ab:e@7=e", "c:y@5=y00"}})
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		_, err := e.scanErr(&kvpb.ScanRequest{Options: &kvpb.ReadOptions{Families: []string{"nope"}}})
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = e.scanErr(&kvpb.ScanRequest{TableId: 999})
+		apiMustTableNotFound(t, err, 999)
+		_, err = e.scanErr(&kvpb.ScanRequest{Options: &kvpb.ReadOptions{TimeRange: &kvpb.TimeRange{StartTs: 5, EndTs: 5}}})
+		apiWantCode(t, err, codes.InvalidArgument)
+	})
+
+	t.Run("DeletedRowsSkipped", func(t *testing.T) {
+		e.mutate("row25", apiDelRow())
+		e.mutate("row26", apiDelFam("a"), apiDelFam("ab"), apiDelFam("c"))
+		rows, _, _ := e.scan(&kvpb.ScanRequest{StartRow: []byte("row24"), EndRow: []byte("row28")})
+		apiEq(t, "rows", apiRowKeys(rows), []string{"row24", "row27"})
+		rows, _, _ = e.scan(&kvpb.ScanRequest{StartRow: []byte("row24"), EndRow: []byte("row28"), Reverse: true})
+		apiEq(t, "reverse rows", apiRowKeys(rows), []string{"row27", "row24"})
+	})
+
+	t.Run("ClippedToTablet", func(t *testing.T) {
+		sub := func(req *kvpb.ScanRequest) *kvpb.ScanRequest {
+			req.Header, req.TableId = apiHdr(apiSubTablet), apiSubTableID
+			return req
+		}
+		for i := 10; i < 20; i++ {
+			_, err := e.cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte(fmt.Sprintf("r%02d", i)),
+				Mutations: []*kvpb.Mutation{apiSetTS("c", "v", 1, fmt.Sprint(i))}})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, tc := range []struct {
+			name      string
+			req       *kvpb.ScanRequest
+			want      []string
+			exhausted bool
+		}{
+			{"whole table", &kvpb.ScanRequest{}, apiRowNames("r", 10, 20, 1), true},
+			{"whole table reverse", &kvpb.ScanRequest{Reverse: true}, apiRowNames("r", 19, 9, -1), true},
+			{"whole table paged", &kvpb.ScanRequest{PageRows: 3}, apiRowNames("r", 10, 20, 1), true},
+			{"whole table reverse paged", &kvpb.ScanRequest{PageRows: 3, Reverse: true}, apiRowNames("r", 19, 9, -1), true},
+			{"start inside", &kvpb.ScanRequest{StartRow: []byte("r15")}, apiRowNames("r", 15, 20, 1), true},
+			{"start inside reverse", &kvpb.ScanRequest{StartRow: []byte("r15"), Reverse: true}, apiRowNames("r", 19, 14, -1), true},
+			{"end inside", &kvpb.ScanRequest{EndRow: []byte("r13")}, apiRowNames("r", 10, 13, 1), true},
+			{"end inside reverse", &kvpb.ScanRequest{EndRow: []byte("r13"), Reverse: true}, apiRowNames("r", 12, 9, -1), true},
+			{"start before", &kvpb.ScanRequest{StartRow: []byte("r05"), EndRow: []byte("r12")}, apiRowNames("r", 10, 12, 1), true},
+			{"end after", &kvpb.ScanRequest{StartRow: []byte("r18"), EndRow: []byte("r99")}, apiRowNames("r", 18, 20, 1), true},
+			{"end after reverse", &kvpb.ScanRequest{StartRow: []byte("r18"), EndRow: []byte("r99"), Reverse: true}, apiRowNames("r", 19, 17, -1), true},
+			{"limit", &kvpb.ScanRequest{Limit: 3, PageRows: 2}, apiRowNames("r", 10, 13, 1), false},
+			{"limit reverse", &kvpb.ScanRequest{Limit: 3, PageRows: 2, Reverse: true}, apiRowNames("r", 19, 16, -1), false},
+			{"limit beyond", &kvpb.ScanRequest{Limit: 30, PageRows: 4}, apiRowNames("r", 10, 20, 1), true},
+		} {
+			rows, _, ex := e.scan(sub(tc.req))
+			apiEq(t, tc.name, apiRowKeys(rows), tc.want)
+			if ex != tc.exhausted {
+				t.Errorf("%s: tablet_exhausted=%v, want %v", tc.name, ex, tc.exhausted)
+			}
+		}
+		// A scan whose near end lies outside the tablet was misrouted.
+		_, err := e.scanErr(sub(&kvpb.ScanRequest{StartRow: []byte("r30")}))
+		apiMustKeyNotInTablet(t, err)
+		_, err = e.scanErr(sub(&kvpb.ScanRequest{EndRow: []byte("r05"), Reverse: true}))
+		apiMustKeyNotInTablet(t, err)
+	})
+
+	t.Run("InvertedRange", func(t *testing.T) {
+		// start_row after end_row: no rows (or an InvalidArgument), never
+		// a crash or rows outside the range.
+		for _, rev := range []bool{false, true} {
+			out, err := e.scanErr(&kvpb.ScanRequest{StartRow: []byte("row30"), EndRow: []byte("row20"), Reverse: rev})
+			if err != nil {
+				apiWantCode(t, err, codes.InvalidArgument)
+				continue
+			}
+			var n int
+			for _, m := range out {
+				n += len(m.Rows)
+			}
+			if n != 0 {
+				t.Errorf("inverted range (reverse=%v) returned %d rows", rev, n)
+			}
+		}
+		// Reverse scan starting past the sub-tablet's end.
+		out, err := e.scanErr(&kvpb.ScanRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, StartRow: []byte("r30"), Reverse: true})
+		if err == nil {
+			var n int
+			for _, m := range out {
+				n += len(m.Rows)
+			}
+			if n != 0 {
+				t.Errorf("reverse scan from r30 returned %d rows", n)
+			}
+		} else if status.Code(err) != codes.FailedPrecondition && status.Code(err) != codes.InvalidArgument {
+			t.Errorf("reverse scan from past the tablet: %v", err)
+		}
+	})
+}
+
+// ==================== CheckAndMutateRow ====================
+
+func TestAPICheckAndMutate(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	cam := func(row string, cond *kvpb.Condition, tm, fm []*kvpb.Mutation) (*kvpb.CheckAndMutateRowResponse, error) {
+		return e.cl.CheckAndMutateRow(e.ctx, &kvpb.CheckAndMutateRowRequest{Header: apiHdr(apiTablet), TableId: apiTableID, RowKey: []byte(row), Condition: cond, TrueMutations: tm, FalseMutations: fm})
+	}
+	cond := func(fam, q string, op kvpb.Condition_Op, v string) *kvpb.Condition {
+		return &kvpb.Condition{Family: fam, Qualifier: []byte(q), Op: op, Value: []byte(v)}
+	}
+	type opCase struct {
+		op    kvpb.Condition_Op
+		value string
+		want  bool
+	}
+	const (
+		EX  = kvpb.Condition_EXISTS
+		NEX = kvpb.Condition_NOT_EXISTS
+		EQ  = kvpb.Condition_EQUAL
+		NE  = kvpb.Condition_NOT_EQUAL
+		LT  = kvpb.Condition_LESS
+		LE  = kvpb.Condition_LESS_OR_EQUAL
+		GT  = kvpb.Condition_GREATER
+		GE  = kvpb.Condition_GREATER_OR_EQUAL
+	)
+	// The cell's newest version is "m"; an older version "z" must be ignored.
+	present := []opCase{
+		{EX, "", true}, {NEX, "", false},
+		{EQ, "m", true}, {EQ, "z", false}, {EQ, "", false},
+		{NE, "m", false}, {NE, "z", true},
+		{LT, "n", true}, {LT, "mm", true}, {LT, "m", false}, {LT, "l", false}, {LT, "z", true},
+		{LE, "m", true}, {LE, "n", true}, {LE, "l", false},
+		{GT, "l", true}, {GT, "", true}, {GT, "m", false}, {GT, "n", false},
+		{GE, "m", true}, {GE, "l", true}, {GE, "n", false}, {GE, "mm", false},
+	}
+	missing := []opCase{
+		{EX, "", false}, {NEX, "", true},
+		{EQ, "", false}, {EQ, "m", false}, {NE, "m", false}, {NE, "", false},
+		{LT, "m", false}, {LE, "m", false}, {LE, "", false}, {GT, "", false}, {GT, "m", false}, {GE, "", false},
+	}
+	run := func(t *testing.T, kind string, cases []opCase, setup func(row string)) {
+		for i, tc := range cases {
+			row := fmt.Sprintf("%s-%d", kind, i)
+			setup(row)
+			before := apiCells(e.get(row, apiAllVersions()))
+			resp, err := cam(row, cond("c", "v", tc.op, tc.value),
+				[]*kvpb.Mutation{apiSetC("c", "branch", "true")},
+				[]*kvpb.Mutation{apiSetC("c", "branch", "false")})
+			if err != nil {
+				t.Fatalf("%s %v %q: %v", kind, tc.op, tc.value, err)
+			}
+			if resp.PredicateMatched != tc.want {
+				t.Errorf("%s: cell %v %q: predicate_matched=%v, want %v", kind, tc.op, tc.value, resp.PredicateMatched, tc.want)
+			}
+			branch := e.get(row, &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("branch")}}, MaxVersions: 10})
+			apiEq(t, fmt.Sprintf("%s %v %q branch", kind, tc.op, tc.value), apiCells(branch), []string{fmt.Sprintf("c:branch@%d=%v", resp.Timestamp, tc.want)})
+			var rest []string
+			for _, c := range apiCells(e.get(row, apiAllVersions())) {
+				if !strings.HasPrefix(c, "c:branch@") {
+					rest = append(rest, c)
+				}
+			}
+			apiEq(t, fmt.Sprintf("%s %v %q other cells", kind, tc.op, tc.value), rest, before)
+		}
+	}
+	t.Run("PresentCell", func(t *testing.T) {
+		run(t, "present", present, func(row string) {
+			e.mutate(row, apiSetTS("c", "v", 100, "z"), apiSetTS("c", "v", 200, "m"))
+		})
+	})
+	t.Run("MissingCell", func(t *testing.T) {
+		// Other columns of the row and family exist, but not c:v.
+		run(t, "missing", missing, func(row string) {
+			e.mutate(row, apiSetTS("c", "v2", 100, "m"), apiSetTS("c", "u", 100, "m"), apiSetTS("ab", "v", 100, "m"))
+		})
+	})
+	t.Run("MissingRow", func(t *testing.T) {
+		run(t, "norow", missing, func(string) {})
+	})
+	t.Run("DeletedCellIsMissing", func(t *testing.T) {
+		run(t, "deleted", missing, func(row string) {
+			e.mutate(row, apiSetTS("c", "v", 100, "m"))
+			e.mutate(row, apiDelCol("c", "v", nil), apiSetTS("c", "w", 1, "w"))
+		})
+	})
+	t.Run("GarbageVersionsAreInvisible", func(t *testing.T) {
+		// The newest version of b:v is older than b's max age: reads hide
+		// it, so the condition must treat the cell as missing, or a client
+		// that read "no cell" and then conditions on NOT_EXISTS would fail.
+		old := time.Now().UnixMicro() - 2*int64(time.Hour/time.Microsecond)
+		e.mutate("cam-expired", apiSetTS("b", "v", old, "m"))
+		if r := e.get("cam-expired", apiAllVersions()); r != nil {
+			t.Fatalf("expired cell visible: %v", apiCells(r))
+		}
+		for _, tc := range []opCase{{EX, "", false}, {NEX, "", true}, {EQ, "m", false}} {
+			resp, err := cam("cam-expired", cond("b", "v", tc.op, tc.value), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.PredicateMatched != tc.want {
+				t.Errorf("expired cell %v %q: predicate_matched=%v, want %v (reads do not show the cell)", tc.op, tc.value, resp.PredicateMatched, tc.want)
+			}
+		}
+	})
+
+	t.Run("BranchMutations", func(t *testing.T) {
+		row := "cam-branch"
+		e.mutate(row, apiSetTS("c", "v", 10, "1"), apiSetTS("a", "x", 10, "ax"), apiSetTS("ab", "y", 10, "aby"))
+		// True branch: several mutations, applied in order, atomically.
+		resp, err := cam(row, cond("c", "v", EQ, "1"),
+			[]*kvpb.Mutation{apiDelFam("a"), apiSetC("c", "v", "2"), apiSetTS("c", "w", 5, "w5"), apiSetC("a", "x", "new")},
+			[]*kvpb.Mutation{apiDelRow()})
+		if err != nil || !resp.PredicateMatched {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+		ts := resp.Timestamp
+		apiEq(t, "after true branch", apiCells(e.get(row, apiAllVersions())), []string{
+			fmt.Sprintf("a:x@%d=new", ts), "ab:y@10=aby", fmt.Sprintf("c:v@%d=2", ts), "c:v@10=1", "c:w@5=w5",
+		})
+		// False branch: DeleteFromRow.
+		resp, err = cam(row, cond("c", "v", EQ, "1"), []*kvpb.Mutation{apiSetC("c", "never", "x")}, []*kvpb.Mutation{apiDelRow()})
+		if err != nil || resp.PredicateMatched {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+		if r := e.get(row, apiAllVersions()); r != nil {
+			t.Errorf("false branch DeleteFromRow left %v", apiCells(r))
+		}
+		// An empty branch is a no-op.
+		e.mutate(row, apiSetTS("c", "v", 10, "1"))
+		resp, err = cam(row, cond("c", "v", EX, ""), nil, []*kvpb.Mutation{apiDelRow()})
+		if err != nil || !resp.PredicateMatched {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+		resp, err = cam(row, cond("c", "v", NEX, ""), []*kvpb.Mutation{apiDelRow()}, nil)
+		if err != nil || resp.PredicateMatched {
+			t.Fatalf("resp %v err %v", resp, err)
+		}
+		apiEq(t, "after empty branches", apiCells(e.get(row, apiAllVersions())), []string{"c:v@10=1"})
+		// The condition sees the effects of earlier writes (the branch wrote
+		// c:v=2 at a newer timestamp).
+		e.mutate(row, apiSetC("c", "v", "2"))
+		resp, err = cam(row, cond("c", "v", EQ, "2"), []*kvpb.Mutation{apiSetC("c", "seen", "yes")}, nil)
+		if err != nil || !resp.PredicateMatched {
+			t.Fatalf("condition did not see the newest write: %v %v", resp, err)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		row := "cam-err"
+		e.mutate(row, apiSetTS("c", "v", 10, "1"))
+		before := apiCells(e.get(row, apiAllVersions()))
+		_, err := cam(row, nil, []*kvpb.Mutation{apiDelRow()}, nil)
+		apiWantCode(t, err, codes.InvalidArgument, "condition")
+		_, err = cam(row, cond("nope", "v", EX, ""), []*kvpb.Mutation{apiDelRow()}, nil)
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		// An invalid mutation in either branch rejects the whole request.
+		_, err = cam(row, cond("c", "v", EX, ""), []*kvpb.Mutation{apiDelRow(), apiSetC("nope", "q", "v")}, nil)
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = cam(row, cond("c", "v", EX, ""), []*kvpb.Mutation{apiDelRow()}, []*kvpb.Mutation{apiSetC("nope", "q", "v")})
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = cam(row, cond("c", "v", EX, ""), []*kvpb.Mutation{apiDelRow(), {}}, nil)
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = cam("", cond("c", "v", EX, ""), []*kvpb.Mutation{apiDelRow()}, nil)
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = e.cl.CheckAndMutateRow(e.ctx, &kvpb.CheckAndMutateRowRequest{Header: apiHdr(apiTablet), TableId: 999, RowKey: []byte(row), Condition: cond("c", "v", EX, "")})
+		apiMustTableNotFound(t, err, 999)
+		_, err = e.cl.CheckAndMutateRow(e.ctx, &kvpb.CheckAndMutateRowRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte("r30"), Condition: cond("c", "v", EX, ""), TrueMutations: []*kvpb.Mutation{apiDelRow()}})
+		apiMustKeyNotInTablet(t, err)
+		apiEq(t, "row after rejected requests", apiCells(e.get(row, apiAllVersions())), before)
+	})
+}
+
+// ==================== ReadModifyWriteRow ====================
+
+func TestAPIReadModifyWrite(t *testing.T) {
+	e := newAPIEnv(t, nil)
+	rmwErr := func(row string, rules ...*kvpb.ReadModifyWriteRule) (*kvpb.Row, error) {
+		resp, err := e.cl.ReadModifyWriteRow(e.ctx, &kvpb.ReadModifyWriteRowRequest{Header: apiHdr(apiTablet), TableId: apiTableID, RowKey: []byte(row), Rules: rules})
+		if err != nil {
+			return nil, err
+		}
+		return resp.Row, nil
+	}
+	rmw := func(t *testing.T, row string, rules ...*kvpb.ReadModifyWriteRule) *kvpb.Row {
+		t.Helper()
+		r, err := rmwErr(row, rules...)
+		if err != nil {
+			t.Fatalf("ReadModifyWriteRow %q: %v", row, err)
+		}
+		if r == nil || string(r.Key) != row {
+			t.Fatalf("ReadModifyWriteRow %q returned row %v", row, r)
+		}
+		return r
+	}
+	intCell := func(t *testing.T, c *kvpb.Cell) int64 {
+		t.Helper()
+		if len(c.Value) != 8 {
+			t.Fatalf("cell %s:%s has %d bytes", c.Family, c.Qualifier, len(c.Value))
+		}
+		return int64(binary.BigEndian.Uint64(c.Value))
+	}
+	newest := func(t *testing.T, row, fam, q string) *kvpb.Cell {
+		t.Helper()
+		r := e.get(row, &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: fam, Qualifier: []byte(q)}}})
+		if r == nil || len(r.Cells) != 1 {
+			t.Fatalf("row %q %s:%s: %v", row, fam, q, apiCells(r))
+		}
+		return r.Cells[0]
+	}
+
+	t.Run("Increment", func(t *testing.T) {
+		var prevTS int64
+		for i, step := range []struct{ amount, want int64 }{{5, 5}, {5, 10}, {-15, -5}, {0, -5}, {1 << 40, 1<<40 - 5}, {-(1 << 40), -5}} {
+			r := rmw(t, "ctr", apiIncr("c", "n", step.amount))
+			if len(r.Cells) != 1 {
+				t.Fatalf("step %d: %v", i, apiCells(r))
+			}
+			c := r.Cells[0]
+			if c.Family != "c" || string(c.Qualifier) != "n" || intCell(t, c) != step.want {
+				t.Errorf("step %d: +%d returned %s:%s=%d, want %d", i, step.amount, c.Family, c.Qualifier, intCell(t, c), step.want)
+			}
+			if c.Timestamp <= prevTS {
+				t.Errorf("step %d: timestamp %d not after %d", i, c.Timestamp, prevTS)
+			}
+			prevTS = c.Timestamp
+			stored := newest(t, "ctr", "c", "n")
+			if intCell(t, stored) != step.want || stored.Timestamp != c.Timestamp {
+				t.Errorf("step %d: stored %d@%d, response %d@%d", i, intCell(t, stored), stored.Timestamp, step.want, c.Timestamp)
+			}
+		}
+		// Each increment wrote a new version (family c keeps them all).
+		if n := len(e.get("ctr", apiAllVersions()).Cells); n != 6 {
+			t.Errorf("%d versions after 6 increments", n)
+		}
+		// An existing 8-byte value written by SetCell is a valid counter.
+		e.mutate("ctr2", apiSetB("c", "n", 0, apiI64(41)))
+		if got := intCell(t, rmw(t, "ctr2", apiIncr("c", "n", 1)).Cells[0]); got != 42 {
+			t.Errorf("41+1 = %d", got)
+		}
+	})
+
+	t.Run("Append", func(t *testing.T) {
+		r := rmw(t, "app", apiAppendR("c", "s", "ab"))
+		apiEq(t, "append to missing", apiVals(r), []string{"c:s=ab"})
+		r = rmw(t, "app", apiAppendR("c", "s", "cd"))
+		apiEq(t, "append", apiVals(r), []string{"c:s=abcd"})
+		apiEq(t, "stored", apiVals(e.get("app", &kvpb.ReadOptions{Families: []string{"c"}})), []string{"c:s=abcd"})
+		r = rmw(t, "app", apiAppendR("c", "s", ""))
+		apiEq(t, "empty append", apiVals(r), []string{"c:s=abcd"})
+		// Append to a cell whose older versions differ: only the newest counts.
+		e.mutate("app2", apiSetTS("c", "s", 1, "old"), apiSetTS("c", "s", 2, "new"))
+		apiEq(t, "append to newest", apiVals(rmw(t, "app2", apiAppendR("c", "s", "!"))), []string{"c:s=new!"})
+	})
+
+	t.Run("RulesApplySequentially", func(t *testing.T) {
+		r := rmw(t, "seq", apiIncr("c", "n", 1), apiIncr("c", "n", 2), apiAppendR("c", "s", "x"), apiIncr("c", "n", 4), apiAppendR("c", "s", "y"), apiIncr("a", "m", 7))
+		if len(r.Cells) != 3 {
+			t.Fatalf("want one cell per column, got %v", apiCells(r))
+		}
+		if r.Cells[0].Family != "c" || string(r.Cells[0].Qualifier) != "n" || intCell(t, r.Cells[0]) != 7 {
+			t.Errorf("c:n: %v", r.Cells[0])
+		}
+		if string(r.Cells[1].Qualifier) != "s" || string(r.Cells[1].Value) != "xy" {
+			t.Errorf("c:s: %v", r.Cells[1])
+		}
+		if r.Cells[2].Family != "a" || intCell(t, r.Cells[2]) != 7 {
+			t.Errorf("a:m: %v", r.Cells[2])
+		}
+		ts := r.Cells[0].Timestamp
+		for _, c := range r.Cells {
+			if c.Timestamp != ts {
+				t.Errorf("cells of one request have different timestamps: %v", apiCells(r))
+			}
+		}
+		// One version per column, not one per rule.
+		got := e.get("seq", apiAllVersions())
+		apiEq(t, "stored", apiCells(got), []string{
+			fmt.Sprintf("a:m@%d=%s", ts, apiI64(7)), fmt.Sprintf("c:n@%d=%s", ts, apiI64(7)), fmt.Sprintf("c:s@%d=xy", ts),
+		})
+		// Again: starts from the stored values.
+		r = rmw(t, "seq", apiIncr("c", "n", 10), apiIncr("c", "n", -1))
+		if intCell(t, r.Cells[0]) != 16 {
+			t.Errorf("7+10-1 = %d", intCell(t, r.Cells[0]))
+		}
+	})
+
+	t.Run("FamilyGCPolicy", func(t *testing.T) {
+		for i := 0; i < 4; i++ {
+			rmw(t, "gcrow", apiIncr("a", "n", 1))
+		}
+		r := e.get("gcrow", apiAllVersions())
+		if len(r.Cells) != 2 || intCell(t, r.Cells[0]) != 4 || intCell(t, r.Cells[1]) != 3 {
+			t.Errorf("family a (2 versions) after 4 increments: %v", apiCells(r))
+		}
+	})
+
+	t.Run("NonIntegerIncrementAppliesNothing", func(t *testing.T) {
+		row := "bad"
+		e.mutate(row, apiSetTS("c", "txt", 10, "abc"), apiSetB("c", "n", 10, apiI64(10)), apiSetTS("c", "s", 10, "s"))
+		before := apiCells(e.get(row, apiAllVersions()))
+		// Valid rules first, the bad one last.
+		_, err := rmwErr(row, apiIncr("c", "n", 1), apiAppendR("c", "s", "more"), apiIncr("c", "new", 1), apiIncr("c", "txt", 1))
+		apiWantCode(t, err, codes.InvalidArgument, "txt", "3 bytes")
+		// A value that only becomes non-integer within the request.
+		_, err = rmwErr(row, apiIncr("c", "n", 1), apiAppendR("c", "n", "x"), apiIncr("c", "n", 1))
+		apiWantCode(t, err, codes.InvalidArgument, "9 bytes")
+		_, err = rmwErr(row, apiAppendR("c", "fresh", "1234567"), apiIncr("c", "fresh", 1))
+		apiWantCode(t, err, codes.InvalidArgument, "7 bytes")
+		apiEq(t, "row after rejected requests", apiCells(e.get(row, apiAllVersions())), before)
+		// Eight bytes that were written as text are a valid integer.
+		e.mutate("bad8", apiSetTS("c", "n", 1, "\x00\x00\x00\x00\x00\x00\x00\x01"))
+		if got := intCell(t, rmw(t, "bad8", apiIncr("c", "n", 1)).Cells[0]); got != 2 {
+			t.Errorf("1+1 = %d", got)
+		}
+	})
+
+	t.Run("GarbageVersionsAreInvisible", func(t *testing.T) {
+		// The counter's only version is older than b's max age: reads say it
+		// does not exist, so increment must start from 0 and append from "".
+		old := time.Now().UnixMicro() - 2*int64(time.Hour/time.Microsecond)
+		e.mutate("rmw-expired", apiSetB("b", "n", old, apiI64(100)), apiSetTS("b", "s", old, "stale"))
+		if r := e.get("rmw-expired", apiAllVersions()); r != nil {
+			t.Fatalf("expired cells visible: %v", apiCells(r))
+		}
+		r := rmw(t, "rmw-expired", apiIncr("b", "n", 1), apiAppendR("b", "s", "x"))
+		if got := intCell(t, r.Cells[0]); got != 1 {
+			t.Errorf("increment of an expired counter returned %d, want 1", got)
+		}
+		if got := string(r.Cells[1].Value); got != "x" {
+			t.Errorf("append to an expired cell returned %q, want %q", got, "x")
+		}
+	})
+
+	t.Run("FutureTimestampedCell", func(t *testing.T) {
+		// A cell written with an explicit timestamp ahead of the server
+		// clock: the increment's result must still be what a read returns
+		// next (the response reports "the new values of the modified cells").
+		future := time.Now().UnixMicro() + int64(time.Hour/time.Microsecond)
+		e.mutate("rmw-future", apiSetB("c", "n", future, apiI64(100)))
+		r := rmw(t, "rmw-future", apiIncr("c", "n", 1))
+		if got := intCell(t, r.Cells[0]); got != 101 {
+			t.Fatalf("100+1 = %d", got)
+		}
+		stored := newest(t, "rmw-future", "c", "n")
+		if got := intCell(t, stored); got != 101 {
+			t.Errorf("after increment to 101 a read returns %d@%d (the increment was written at %d, below the existing version)", got, stored.Timestamp, r.Cells[0].Timestamp)
+		}
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		row := "rmw-err"
+		e.mutate(row, apiSetB("c", "n", 10, apiI64(1)))
+		before := apiCells(e.get(row, apiAllVersions()))
+		_, err := rmwErr(row)
+		apiWantCode(t, err, codes.InvalidArgument, "rule")
+		_, err = rmwErr(row, apiIncr("c", "n", 1), &kvpb.ReadModifyWriteRule{Family: "c", Qualifier: []byte("n")})
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = rmwErr(row, apiIncr("c", "n", 1), apiIncr("nope", "n", 1))
+		apiWantCode(t, err, codes.InvalidArgument, "nope")
+		_, err = rmwErr("", apiIncr("c", "n", 1))
+		apiWantCode(t, err, codes.InvalidArgument)
+		_, err = e.cl.ReadModifyWriteRow(e.ctx, &kvpb.ReadModifyWriteRowRequest{Header: apiHdr(apiTablet), TableId: 999, RowKey: []byte(row), Rules: []*kvpb.ReadModifyWriteRule{apiIncr("c", "n", 1)}})
+		apiMustTableNotFound(t, err, 999)
+		_, err = e.cl.ReadModifyWriteRow(e.ctx, &kvpb.ReadModifyWriteRowRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte("r30"), Rules: []*kvpb.ReadModifyWriteRule{apiIncr("c", "n", 1)}})
+		apiMustKeyNotInTablet(t, err)
+		apiEq(t, "row after rejected requests", apiCells(e.get(row, apiAllVersions())), before)
+	})
+}
+
+// ==================== BatchMutate ====================
+
+func TestAPIBatchMutate(t *testing.T) {
+	e := newAPIEnv(t, func(o *store.Options) { o.Limits.MaxValueBytes = 1024 })
+	entry := func(row string, muts ...*kvpb.Mutation) *kvpb.BatchMutateRequest_Entry {
+		return &kvpb.BatchMutateRequest_Entry{RowKey: []byte(row), Mutations: muts}
+	}
+	batch := func(tablet, table uint64, entries ...*kvpb.BatchMutateRequest_Entry) (*kvpb.BatchMutateResponse, error) {
+		return e.cl.BatchMutate(e.ctx, &kvpb.BatchMutateRequest{Header: apiHdr(tablet), TableId: table, Entries: entries})
+	}
+
+	t.Run("MixedValidAndInvalid", func(t *testing.T) {
+		e.mutate("b-del", apiSetTS("c", "q", 1, "old"))
+		e.mutate("b-unk", apiSetTS("c", "q", 1, "keep"))
+		e.mutate("b-big", apiSetTS("c", "q", 1, "keep"))
+		big := strings.Repeat("v", 1025)
+		entries := []*kvpb.BatchMutateRequest_Entry{
+			entry("b-ok1", apiSetC("c", "q", "1"), apiSetC("a", "x", "1")),
+			entry("b-unk", apiDelRow(), apiSetC("nope", "q", "v")),
+			entry("", apiSetC("c", "q", "v")),
+			entry("b-ok2", apiSetTS("c", "q", 5, "2")),
+			entry("b-big", apiDelRow(), apiSetC("c", "q", big)),
+			entry("b-del", apiDelRow(), apiSetC("c", "q", "new")),
+			entry("b-none"),
+			entry("b-nil", apiSetC("c", "q", "v"), &kvpb.Mutation{}),
+			entry("b-ok3", apiSetC("c", "q", "3")),
+		}
+		wantErr := []codes.Code{codes.OK, codes.InvalidArgument, codes.InvalidArgument, codes.OK, codes.InvalidArgument, codes.OK, codes.InvalidArgument, codes.InvalidArgument, codes.OK}
+		wantMsg := []string{"", "nope", "empty", "", "limit is 1024", "", "no mutations", "", ""}
+		resp, err := batch(apiTablet, apiTableID, entries...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Results) != len(entries) {
+			t.Fatalf("%d results for %d entries", len(resp.Results), len(entries))
+		}
+		var ts int64
+		for i, r := range resp.Results {
+			if r == nil {
+				t.Errorf("result %d is nil", i)
+				continue
+			}
+			if wantErr[i] == codes.OK {
+				if r.Error != nil {
+					t.Errorf("entry %d (%q): unexpected error %v", i, entries[i].RowKey, r.Error)
+				}
+				if r.Timestamp <= 0 {
+					t.Errorf("entry %d: timestamp %d", i, r.Timestamp)
+				}
+				ts = r.Timestamp
+				continue
+			}
+			if r.Error == nil {
+				t.Errorf("entry %d (%q): no error, want %v", i, entries[i].RowKey, wantErr[i])
+				continue
+			}
+			if codes.Code(r.Error.Code) != wantErr[i] || !strings.Contains(r.Error.Message, wantMsg[i]) {
+				t.Errorf("entry %d (%q): error %v %q, want %v mentioning %q", i, entries[i].RowKey, codes.Code(r.Error.Code), r.Error.Message, wantErr[i], wantMsg[i])
+			}
+			if r.Timestamp != 0 {
+				t.Errorf("failed entry %d has timestamp %d", i, r.Timestamp)
+			}
+		}
+		apiEq(t, "b-ok1", apiCells(e.get("b-ok1", apiAllVersions())), []string{fmt.Sprintf("a:x@%d=1", ts), fmt.Sprintf("c:q@%d=1", ts)})
+		apiEq(t, "b-ok2", apiCells(e.get("b-ok2", apiAllVersions())), []string{"c:q@5=2"})
+		apiEq(t, "b-ok3", apiCells(e.get("b-ok3", apiAllVersions())), []string{fmt.Sprintf("c:q@%d=3", ts)})
+		apiEq(t, "b-del", apiCells(e.get("b-del", apiAllVersions())), []string{fmt.Sprintf("c:q@%d=new", ts)})
+		apiEq(t, "b-unk untouched", apiCells(e.get("b-unk", apiAllVersions())), []string{"c:q@1=keep"})
+		apiEq(t, "b-big untouched", apiCells(e.get("b-big", apiAllVersions())), []string{"c:q@1=keep"})
+		for _, r := range []string{"b-none", "b-nil"} {
+			if got := e.get(r, apiAllVersions()); got != nil {
+				t.Errorf("invalid row %q applied: %v", r, apiCells(got))
+			}
+		}
+	})
+
+	t.Run("AllInvalid", func(t *testing.T) {
+		resp, err := batch(apiTablet, apiTableID, entry("b-x", apiSetC("nope", "q", "v")), entry("b-y"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Results) != 2 || resp.Results[0].Error == nil || resp.Results[1].Error == nil {
+			t.Fatalf("results %v", resp.Results)
+		}
+		for _, r := range []string{"b-x", "b-y"} {
+			if got := e.get(r, nil); got != nil {
+				t.Errorf("row %q applied: %v", r, apiCells(got))
+			}
+		}
+	})
+
+	t.Run("RowsOutsideTablet", func(t *testing.T) {
+		resp, err := batch(apiSubTablet, apiSubTableID, entry("r30", apiSetC("c", "q", "v")), entry("r11", apiSetC("c", "q", "in")), entry("r05", apiSetC("c", "q", "v")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(resp.Results) != 3 {
+			t.Fatalf("results %v", resp.Results)
+		}
+		for _, i := range []int{0, 2} {
+			r := resp.Results[i]
+			if r.Error == nil || r.Error.GetKeyNotInTablet() == nil || codes.Code(r.Error.Code) != codes.FailedPrecondition {
+				t.Errorf("entry %d: %v, want KeyNotInTablet", i, r.Error)
+			}
+		}
+		if resp.Results[1].Error != nil {
+			t.Errorf("entry 1: %v", resp.Results[1].Error)
+		}
+		g, err := e.cl.Get(e.ctx, &kvpb.GetRequest{Header: apiHdr(apiSubTablet), TableId: apiSubTableID, RowKey: []byte("r11")})
+		if err != nil || g.Row == nil || apiVals(g.Row)[0] != "c:q=in" {
+			t.Errorf("r11: %v %v", g, err)
+		}
+	})
+
+	t.Run("SameRowTwice", func(t *testing.T) {
+		resp, err := batch(apiTablet, apiTableID,
+			entry("b-twice", apiSetC("c", "q", "first"), apiSetC("c", "p", "p")),
+			entry("b-twice", apiSetC("c", "q", "second")),
+			entry("b-twice", apiSetC("nope", "q", "third")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Results[0].Error != nil || resp.Results[1].Error != nil || resp.Results[2].Error == nil {
+			t.Fatalf("results %v", resp.Results)
+		}
+		apiEq(t, "b-twice", apiVals(e.get("b-twice", apiAllVersions())), []string{"c:p=p", "c:q=second"})
+	})
+
+	t.Run("Errors", func(t *testing.T) {
+		_, err := batch(apiTablet, apiTableID)
+		apiWantCode(t, err, codes.InvalidArgument, "no rows")
+		_, err = batch(apiTablet, 999, entry("b-z", apiSetC("c", "q", "v")))
+		apiMustTableNotFound(t, err, 999)
+		if got := e.get("b-z", nil); got != nil {
+			t.Errorf("row applied: %v", apiCells(got))
+		}
+	})
+}
