@@ -232,7 +232,7 @@ func (s *Store) destroyReplica(r *replica, nextReplicaID uint64) {
 	desc := r.mu.desc
 	r.mu.destroyed = true
 	r.mu.Unlock()
-	r.failAllWaiters(errs.TabletNotFound(r.tabletID, s.opts.StoreID))
+	r.failAllWaiters(errs.Ambiguous("tablet %d: replica removed from store %d before the write applied here", r.tabletID, s.opts.StoreID), errs.TabletNotFound(r.tabletID, s.opts.StoreID))
 	r.raw = nil
 	delete(s.awake, r.tabletID)
 	s.mu.Lock()
@@ -272,6 +272,10 @@ func (s *Store) destroyReplicaData(tabletID uint64, desc *metapb.TabletDescripto
 // Split splits a tablet at key (an encoded row key). It is proposed through
 // raft and returns once applied on the leader.
 func (s *Store) Split(ctx context.Context, req *kvpb.SplitTabletRequest) (*kvpb.SplitTabletResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	r, err := s.replicaForRequest(req.Header.GetTabletId())
 	if err != nil {
 		return nil, err
@@ -304,6 +308,10 @@ func (s *Store) Split(ctx context.Context, req *kvpb.SplitTabletRequest) (*kvpb.
 // on toStore. It returns once the transfer started; leadership moves within
 // an election timeout.
 func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequest) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	r, err := s.replicaForRequest(req.Header.GetTabletId())
 	if err != nil {
 		return err
@@ -326,6 +334,10 @@ func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequ
 // ChangeReplicas changes the tablet's membership and returns once the
 // change (including leaving joint consensus) applied on the leader.
 func (s *Store) ChangeReplicas(ctx context.Context, req *kvpb.ChangeReplicasRequest) (*metapb.TabletDescriptor, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	r, err := s.replicaForRequest(req.Header.GetTabletId())
 	if err != nil {
 		return nil, err

@@ -61,6 +61,10 @@ func (s *Store) runGC() {
 // GCTablet collects garbage versions of one tablet this store leads and
 // returns how many cell versions it deleted.
 func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
+	if err := s.enter(); err != nil {
+		return 0, err
+	}
+	defer s.exit()
 	r, err := s.replicaForRequest(tabletID)
 	if err != nil {
 		return 0, err

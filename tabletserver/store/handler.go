@@ -21,9 +21,10 @@ var _ transport.Handler = (*transportHandler)(nil)
 // uninitialized replicas for tablets this store does not know yet.
 func (h *transportHandler) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
 	s := (*Store)(h)
-	if s.stopped.Load() {
+	if s.enter() != nil {
 		return
 	}
+	defer s.exit()
 	s.heard(b.FromStore)
 	for _, rm := range b.Messages {
 		if rm.ToStore != s.opts.StoreID {
@@ -81,9 +82,10 @@ func (s *Store) maybeCreateUninitialized(tabletID uint64, m raftpb.Message) (*re
 // HandleSnapshot implements transport.Handler.
 func (h *transportHandler) HandleSnapshot(ctx context.Context, hd *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error {
 	s := (*Store)(h)
-	if s.stopped.Load() {
-		return ErrClosed
+	if err := s.enter(); err != nil {
+		return err
 	}
+	defer s.exit()
 	if hd.ToStore != s.opts.StoreID {
 		return errs.InvalidArgument("snapshot for store %d reached store %d", hd.ToStore, s.opts.StoreID)
 	}

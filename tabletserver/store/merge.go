@@ -33,6 +33,10 @@ import (
 // store receiving the request must lead both tablets, and both must have
 // voters on the same stores and no learners.
 func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*metapb.TabletDescriptor, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	left, err := s.replicaForRequest(req.Header.GetTabletId())
 	if err != nil {
 		return nil, err
@@ -218,7 +222,7 @@ func (s *Store) retireReplica(r *replica) {
 	r.mu.Lock()
 	r.mu.destroyed = true
 	r.mu.Unlock()
-	r.failAllWaiters(errs.TabletNotFound(r.tabletID, s.opts.StoreID))
+	r.failAllWaiters(errs.Ambiguous("tablet %d: replica removed from store %d before the write applied here", r.tabletID, s.opts.StoreID), errs.TabletNotFound(r.tabletID, s.opts.StoreID))
 	r.raw = nil
 	delete(s.awake, r.tabletID)
 	s.mu.Lock()

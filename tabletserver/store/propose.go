@@ -73,6 +73,8 @@ func (r *replica) submit(ctx context.Context, p *proposal) (proto.Message, error
 		return res.resp, res.err
 	case <-ctx.Done():
 		return nil, errs.Ambiguous("tablet %d: %v waiting for the write to apply", r.tabletID, ctx.Err())
+	case <-r.s.stopCh:
+		return nil, errs.Ambiguous("tablet %d: store closed before the write applied", r.tabletID)
 	}
 }
 
@@ -158,6 +160,8 @@ func (r *replica) readIndex(ctx context.Context) error {
 	select {
 	case err := <-rr.done:
 		return err
+	case <-r.s.stopCh:
+		return ErrClosed
 	case <-ctx.Done():
 		return errs.ServerBusy(fmt.Sprintf("tablet %d: read index timed out", r.tabletID), 100)
 	}
@@ -215,12 +219,13 @@ func (r *replica) releaseAppliedReads() {
 	r.readsWaitingApply = keep
 }
 
-// failAllWaiters fails every proposal and read of the replica (store
-// closing, replica destroyed). Safe to call only when the worker is not
+// failAllWaiters fails every proposal (with propErr: a proposal may still
+// have committed, so this should be an ambiguous error) and every read
+// (with readErr) of the replica. Safe to call only when the worker is not
 // running or from the worker.
-func (r *replica) failAllWaiters(err error) {
+func (r *replica) failAllWaiters(propErr, err error) {
 	for id, p := range r.proposals {
-		p.finish(applyResult{err: err})
+		p.finish(applyResult{err: propErr})
 		delete(r.proposals, id)
 	}
 	for seq, reads := range r.readBatches {
@@ -240,6 +245,7 @@ func (r *replica) failAllWaiters(err error) {
 	r.mu.inbox = inbox{}
 	r.mu.Unlock()
 	for _, p := range in.props {
+		// Never proposed: nothing can have applied.
 		p.finish(applyResult{err: err})
 	}
 	for _, rd := range in.reads {

@@ -149,6 +149,10 @@ func (s *Store) pinnedRead(r *replica) (*pebble.Snapshot, *metapb.TabletDescript
 
 // Get reads one row.
 func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return nil, err
@@ -210,6 +214,10 @@ const defaultPageRows = 256
 // Scan streams the rows of the request's range that lie in the tablet, from
 // one consistent engine snapshot taken after a read-index.
 func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb.ScanResponse) error) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return err

@@ -125,6 +125,10 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 
 // MutateRow atomically applies mutations to one row.
 func (s *Store) MutateRow(ctx context.Context, req *kvpb.MutateRowRequest) (*kvpb.MutateRowResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return nil, err
@@ -145,6 +149,10 @@ func (s *Store) MutateRow(ctx context.Context, req *kvpb.MutateRowRequest) (*kvp
 
 // CheckAndMutateRow applies one of two mutation lists depending on a cell.
 func (s *Store) CheckAndMutateRow(ctx context.Context, req *kvpb.CheckAndMutateRowRequest) (*kvpb.CheckAndMutateRowResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return nil, err
@@ -179,6 +187,10 @@ func (s *Store) CheckAndMutateRow(ctx context.Context, req *kvpb.CheckAndMutateR
 
 // ReadModifyWriteRow atomically increments or appends to cells.
 func (s *Store) ReadModifyWriteRow(ctx context.Context, req *kvpb.ReadModifyWriteRowRequest) (*kvpb.ReadModifyWriteRowResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return nil, err
@@ -213,6 +225,10 @@ func (s *Store) ReadModifyWriteRow(ctx context.Context, req *kvpb.ReadModifyWrit
 // BatchMutate applies many rows' mutations; each row is atomic on its own
 // and gets its own result. Invalid rows fail without reaching raft.
 func (s *Store) BatchMutate(ctx context.Context, req *kvpb.BatchMutateRequest) (*kvpb.BatchMutateResponse, error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.exit()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return nil, err

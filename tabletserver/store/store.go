@@ -13,6 +13,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -24,8 +26,9 @@ import (
 	"github.com/shaledb/shale/tabletserver/transport"
 )
 
-// ErrClosed is returned by operations on a closed store.
-var ErrClosed = errors.New("store: closed")
+// ErrClosed is returned by operations on a closed store. It is a gRPC
+// Unavailable status: the client should try another replica.
+var ErrClosed = status.Error(codes.Unavailable, "store: closed")
 
 // Store hosts the replicas of many tablets on one Pebble instance.
 type Store struct {
@@ -39,6 +42,9 @@ type Store struct {
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
+	// requests is held for reading by every request in flight; Close takes
+	// it for writing before closing the engine.
+	requests sync.RWMutex
 
 	mu struct {
 		sync.RWMutex
@@ -189,18 +195,36 @@ func (s *Store) Close() error {
 	s.wg.Wait()
 	s.transport.Close()
 	s.snapshotWG.Wait()
+	s.mu.Lock()
+	for _, r := range s.mu.replicas {
+		r.failAllWaiters(errs.Ambiguous("store %d closed before the write applied", s.opts.StoreID), ErrClosed)
+	}
+	s.mu.Unlock()
+	// Wait for requests still using the engine.
+	s.requests.Lock()
+	defer s.requests.Unlock()
 	s.snapshots.Lock()
 	for id, snap := range s.snapshots.outgoing {
 		snap.Close()
 		delete(s.snapshots.outgoing, id)
 	}
 	s.snapshots.Unlock()
-	s.mu.Lock()
-	for _, r := range s.mu.replicas {
-		r.failAllWaiters(ErrClosed)
-	}
-	s.mu.Unlock()
 	return s.db.Close()
+}
+
+// enter registers a request; it fails once the store is closing. Every
+// entry point that touches the engine calls it and defers exit.
+func (s *Store) enter() error {
+	s.requests.RLock()
+	if s.stopped.Load() {
+		s.requests.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (s *Store) exit() {
+	s.requests.RUnlock()
 }
 
 func (s *Store) snapshotDir() string { return filepath.Join(s.opts.Dir, "snapshots") }
@@ -395,6 +419,10 @@ func (s *Store) enqueue(tabletID uint64) {
 // Every store listed in desc must be bootstrapped with the same descriptor;
 // the resulting group starts at log index 5 / term 5 with the listed voters.
 func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	rep := replicaOnStore(desc, s.opts.StoreID)
 	if rep == nil {
 		return errs.InvalidArgument("tablet %d has no replica on store %d", desc.TabletId, s.opts.StoreID)
@@ -497,6 +525,10 @@ func (s *Store) checkNoOverlap(desc *metapb.TabletDescriptor, except uint64) err
 
 // PutTableSchema installs or updates a table schema (newest version wins).
 func (s *Store) PutTableSchema(ts *metapb.TableSchema) error {
+	if err := s.enter(); err != nil {
+		return err
+	}
+	defer s.exit()
 	if ts.TableId == 0 {
 		return errs.InvalidArgument("table id must be non-zero")
 	}

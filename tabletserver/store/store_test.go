@@ -2,11 +2,14 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
@@ -132,5 +135,43 @@ func TestKeyNotInTablet(t *testing.T) {
 	})
 	if err == nil {
 		t.Fatal("write outside the tablet succeeded")
+	}
+}
+
+// Closing a store while requests are in flight neither panics nor leaks
+// engine iterators: requests finish or fail with ErrClosed first.
+func TestCloseDuringRequests(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		c, tab := startTablet(t, 1)
+		ctx := ctxT(t, 20*time.Second)
+		if err := c.Put(ctx, tab, "row", "v"); err != nil {
+			t.Fatal(err)
+		}
+		s := c.Nodes[1].Store
+		var wg sync.WaitGroup
+		stop := make(chan struct{})
+		for g := 0; g < 8; g++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					_, _ = s.Get(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")})
+					_, _ = s.MutateRow(ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row"),
+						Mutations: []*kvpb.Mutation{storetest.SetCell("f", "q", "w")}})
+				}
+			}()
+		}
+		time.Sleep(20 * time.Millisecond)
+		c.Stop(1) // fails the test if Close reports leaked iterators
+		close(stop)
+		wg.Wait()
+		if _, err := s.Get(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")}); !errors.Is(err, store.ErrClosed) {
+			t.Fatalf("Get on a closed store: %v, want ErrClosed", err)
+		}
 	}
 }
