@@ -1,0 +1,125 @@
+package placementdriver
+
+import (
+	"context"
+	"regexp"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+var tableNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_.\-]{0,127}$`)
+var familyNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
+
+// createTable adds a table to the catalog. Table IDs come from the ID
+// allocator and are never reused; the tablets covering the new table are
+// split at its boundaries (and its split rows) by the boundary checker.
+// fixedID, when non-zero, is used instead of allocating (the built-in
+// raw key/value table).
+func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest, fixedID uint64) (*metapb.TableSchema, error) {
+	if !tableNameRE.MatchString(req.Name) {
+		return nil, status.Errorf(codes.InvalidArgument, "table name %q is invalid: use letters, digits, '_', '.', '-', starting with a letter or '_', at most 128 characters", req.Name)
+	}
+	if len(req.Families) == 0 {
+		return nil, status.Errorf(codes.InvalidArgument, "table %q needs at least one column family", req.Name)
+	}
+	seen := map[string]bool{}
+	for _, f := range req.Families {
+		if !familyNameRE.MatchString(f.GetName()) {
+			return nil, status.Errorf(codes.InvalidArgument, "column family name %q is invalid: 1-64 letters, digits, '_', '.', '-'", f.GetName())
+		}
+		if seen[f.Name] {
+			return nil, status.Errorf(codes.InvalidArgument, "column family %q is listed twice", f.Name)
+		}
+		if f.MaxAgeMs < 0 {
+			return nil, status.Errorf(codes.InvalidArgument, "column family %q: max age must not be negative", f.Name)
+		}
+		seen[f.Name] = true
+	}
+	for _, r := range req.SplitRows {
+		if len(r) == 0 {
+			return nil, status.Error(codes.InvalidArgument, "split rows must not be empty")
+		}
+	}
+	c.mu.Lock()
+	for _, t := range c.tables {
+		if t.Name == req.Name {
+			c.mu.Unlock()
+			return nil, status.Errorf(codes.AlreadyExists, "table %q already exists", req.Name)
+		}
+	}
+	c.mu.Unlock()
+	id := fixedID
+	if id == 0 {
+		var err error
+		if id, err = c.ids.alloc(ctx, 1); err != nil {
+			return nil, err
+		}
+	}
+	c.mu.Lock()
+	version := c.catalogVersion + 1
+	c.mu.Unlock()
+	t := &metapb.TableSchema{TableId: id, Name: req.Name, Families: req.Families, Version: version, SplitRows: req.SplitRows}
+	v, err := proto.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.meta.put(ctx, map[string][]byte{idRow(prefixTable, id): v, rowCatalogVersion: u64(version)}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.tables[id] = t
+	c.catalogVersion = max(c.catalogVersion, version)
+	c.mu.Unlock()
+	c.s.log.Info("table created", "table", t.Name, "id", id)
+	return t, nil
+}
+
+// dropTable removes a table from the catalog; stores learn of the drop
+// from their heartbeats and delete its data in the background.
+func (c *cluster) dropTable(ctx context.Context, name string) error {
+	c.mu.Lock()
+	var t *metapb.TableSchema
+	for _, x := range c.tables {
+		if x.Name == name {
+			t = x
+		}
+	}
+	version := c.catalogVersion + 1
+	c.mu.Unlock()
+	if t == nil {
+		return status.Errorf(codes.NotFound, "table %q does not exist", name)
+	}
+	if t.TableId == kvTableID {
+		return status.Errorf(codes.FailedPrecondition, "table %q is built in and cannot be dropped", name)
+	}
+	if err := c.meta.put(ctx, map[string][]byte{
+		idRow(prefixTable, t.TableId):   nil,
+		idRow(prefixDropped, t.TableId): u64(version),
+		rowCatalogVersion:               u64(version),
+	}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	delete(c.tables, t.TableId)
+	c.dropped[t.TableId] = version
+	c.catalogVersion = max(c.catalogVersion, version)
+	c.mu.Unlock()
+	c.s.log.Info("table dropped", "table", name, "id", t.TableId)
+	return nil
+}
+
+func (c *cluster) table(name string) (*metapb.TableSchema, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.tables {
+		if t.Name == name {
+			return t, nil
+		}
+	}
+	return nil, status.Errorf(codes.NotFound, "table %q does not exist", name)
+}

@@ -1,0 +1,173 @@
+package pdclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// Client is safe for concurrent use.
+type Client struct {
+	mu        sync.Mutex
+	endpoints []string
+	conns     map[string]*grpc.ClientConn
+	current   int
+	clusterID atomic.Uint64
+}
+
+// New returns a client for the PD members at endpoints (client addresses).
+// clusterID may be 0 (learn it from the first answer) or the ID the
+// caller persisted earlier (then a PD of another cluster is refused).
+func New(endpoints []string, clusterID uint64) (*Client, error) {
+	if len(endpoints) == 0 {
+		return nil, errors.New("pdclient: no placement driver address given (--pd)")
+	}
+	c := &Client{endpoints: append([]string(nil), endpoints...), conns: map[string]*grpc.ClientConn{}}
+	c.clusterID.Store(clusterID)
+	return c, nil
+}
+
+// ClusterID returns the cluster ID learned so far (0 if none yet).
+func (c *Client) ClusterID() uint64 { return c.clusterID.Load() }
+
+// Close closes every connection.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, conn := range c.conns {
+		conn.Close()
+	}
+	c.conns = map[string]*grpc.ClientConn{}
+	return nil
+}
+
+func (c *Client) header() *pdpb.Header { return &pdpb.Header{ClusterId: c.clusterID.Load()} }
+
+func (c *Client) conn(addr string) (pdpb.PDClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	conn, ok := c.conns[addr]
+	if !ok {
+		var err error
+		conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err != nil {
+			return nil, err
+		}
+		c.conns[addr] = conn
+	}
+	return pdpb.NewPDClient(conn), nil
+}
+
+func (c *Client) pick() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.endpoints[c.current%len(c.endpoints)]
+}
+
+// redirect moves to addr (adding it if new) or, with no address, to the
+// next endpoint.
+func (c *Client) redirect(from, addr string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.endpoints[c.current%len(c.endpoints)] != from {
+		return // someone else moved already
+	}
+	if addr != "" {
+		for i, e := range c.endpoints {
+			if e == addr {
+				c.current = i
+				return
+			}
+		}
+		c.endpoints = append(c.endpoints, addr)
+		c.current = len(c.endpoints) - 1
+		return
+	}
+	c.current = (c.current + 1) % len(c.endpoints)
+}
+
+// call runs f against the leader, retrying redirects and unavailability
+// until ctx ends. Without a deadline on ctx it gives up after 30s.
+func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PDClient) (T, error)) (T, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+	}
+	backoff := 20 * time.Millisecond
+	var zero T
+	for {
+		addr := c.pick()
+		cl, err := c.conn(addr)
+		if err != nil {
+			return zero, err
+		}
+		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := f(actx, cl)
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		st := status.Convert(err)
+		switch st.Code() {
+		case codes.Unavailable, codes.DeadlineExceeded:
+		default:
+			return zero, err
+		}
+		hint := ""
+		for _, d := range st.Details() {
+			if nl, ok := d.(*pdpb.NotPDLeader); ok {
+				hint = nl.LeaderClientAddr
+			}
+		}
+		c.redirect(addr, hint)
+		if hint != "" && hint != addr {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
+		case <-time.After(backoff):
+		}
+		if backoff < 500*time.Millisecond {
+			backoff *= 2
+		}
+	}
+}
+
+// learn records the cluster ID from a response.
+func (c *Client) learn(id uint64) error {
+	if id == 0 {
+		return nil
+	}
+	if old := c.clusterID.Load(); old != 0 && old != id {
+		return fmt.Errorf("pdclient: placement driver belongs to cluster %d, expected cluster %d", id, old)
+	}
+	c.clusterID.Store(id)
+	return nil
+}
+
+// GetMembers returns the PD members and the leader.
+func (c *Client) GetMembers(ctx context.Context) (*pdpb.GetMembersResponse, error) {
+	resp, err := call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.GetMembersResponse, error) {
+		r, err := cl.GetMembers(ctx, &pdpb.GetMembersRequest{})
+		if err == nil && r.Leader == nil {
+			return nil, status.Error(codes.Unavailable, "no pd leader elected yet")
+		}
+		return r, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return resp, c.learn(resp.ClusterId)
+}

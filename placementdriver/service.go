@@ -1,0 +1,298 @@
+package placementdriver
+
+import (
+	"context"
+	"encoding/json"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// notLeaderLocked builds the redirect answer of a follower.
+func (s *Server) notLeaderLocked() error {
+	detail := &pdpb.NotPDLeader{}
+	msg := "this pd member is not the leader"
+	if name, ok := s.names[s.mu.leaderID]; ok {
+		detail.LeaderName = name
+		detail.LeaderClientAddr = s.clientAddr(name)
+		msg += "; the leader is " + name
+		if detail.LeaderClientAddr != "" {
+			msg += " at " + detail.LeaderClientAddr
+		}
+	} else {
+		msg += "; no leader is elected yet"
+	}
+	st := status.New(codes.Unavailable, msg)
+	if d, err := st.WithDetails(protoadapt.MessageV1Of(detail)); err == nil {
+		st = d
+	}
+	return st.Err()
+}
+
+// service implements pdpb.PDServer on the leader.
+type service struct {
+	pdpb.UnimplementedPDServer
+	s *Server
+}
+
+var _ pdpb.PDServer = (*service)(nil)
+
+func (v *service) leader(h *pdpb.Header) (*cluster, error) {
+	c, err := v.s.leader()
+	if err != nil {
+		return nil, err
+	}
+	return c, c.checkHeader(h)
+}
+
+func (v *service) GetMembers(ctx context.Context, _ *pdpb.GetMembersRequest) (*pdpb.GetMembersResponse, error) {
+	resp := &pdpb.GetMembersResponse{Members: v.s.members()}
+	v.s.mu.Lock()
+	leaderID, c := v.s.mu.leaderID, v.s.mu.cluster
+	v.s.mu.Unlock()
+	for _, m := range resp.Members {
+		if m.MemberId == leaderID {
+			resp.Leader = m
+		}
+	}
+	if c != nil {
+		resp.ClusterId = c.clusterID
+	}
+	return resp, nil
+}
+
+func (v *service) RegisterStore(ctx context.Context, req *pdpb.RegisterStoreRequest) (*pdpb.RegisterStoreResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if req.Store == nil {
+		return nil, status.Error(codes.InvalidArgument, "no store given")
+	}
+	id, err := c.registerStore(ctx, req.Store)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.RegisterStoreResponse{ClusterId: c.clusterID, StoreId: id}, nil
+}
+
+func (v *service) StoreHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRequest) (*pdpb.StoreHeartbeatResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return c.storeHeartbeat(ctx, req)
+}
+
+func (v *service) TabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeatRequest) (*pdpb.TabletHeartbeatResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return c.tabletHeartbeat(ctx, req)
+}
+
+func (v *service) GetTablet(ctx context.Context, req *pdpb.GetTabletRequest) (*pdpb.GetTabletResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.tablets.lookup(req.Key)
+	if t == nil {
+		return nil, status.Errorf(codes.NotFound, "no tablet covers key %x (the cluster may not be bootstrapped yet)", req.Key)
+	}
+	return &pdpb.GetTabletResponse{Tablet: t}, nil
+}
+
+func (v *service) GetTabletByID(ctx context.Context, req *pdpb.GetTabletByIDRequest) (*pdpb.GetTabletResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := c.tablets.lookupID(req.TabletId)
+	if t == nil {
+		return nil, status.Errorf(codes.NotFound, "tablet %d not found", req.TabletId)
+	}
+	return &pdpb.GetTabletResponse{Tablet: t}, nil
+}
+
+const maxScanTablets = 1000
+
+func (v *service) ScanTablets(ctx context.Context, req *pdpb.ScanTabletsRequest) (*pdpb.ScanTabletsResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	limit := int(req.Limit)
+	if limit <= 0 || limit > maxScanTablets {
+		limit = maxScanTablets
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &pdpb.ScanTabletsResponse{Tablets: c.tablets.scan(req.StartKey, req.EndKey, limit)}, nil
+}
+
+func (v *service) GetStore(ctx context.Context, req *pdpb.GetStoreRequest) (*pdpb.GetStoreResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	si, ok := c.stores[req.StoreId]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "store %d not found", req.StoreId)
+	}
+	return &pdpb.GetStoreResponse{Store: si}, nil
+}
+
+func (v *service) ListStores(ctx context.Context, req *pdpb.ListStoresRequest) (*pdpb.ListStoresResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.ListStoresResponse{Stores: c.storeList()}, nil
+}
+
+func (v *service) AllocID(ctx context.Context, req *pdpb.AllocIDRequest) (*pdpb.AllocIDResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	n := max(req.Count, 1)
+	if n > 100000 {
+		return nil, status.Error(codes.InvalidArgument, "at most 100000 IDs per call")
+	}
+	first, err := c.ids.alloc(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.AllocIDResponse{First: first, Count: n}, nil
+}
+
+func (v *service) GetTimestamp(ctx context.Context, req *pdpb.GetTimestampRequest) (*pdpb.GetTimestampResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	n := max(req.Count, 1)
+	if n > 100000 {
+		return nil, status.Error(codes.InvalidArgument, "at most 100000 timestamps per call")
+	}
+	first, err := c.tso.get(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.GetTimestampResponse{First: first, Count: n}, nil
+}
+
+func (v *service) CreateTable(ctx context.Context, req *pdpb.CreateTableRequest) (*pdpb.CreateTableResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.createTable(ctx, req, 0)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.CreateTableResponse{Table: t}, nil
+}
+
+func (v *service) DropTable(ctx context.Context, req *pdpb.DropTableRequest) (*pdpb.DropTableResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.DropTableResponse{}, c.dropTable(ctx, req.Name)
+}
+
+func (v *service) GetTable(ctx context.Context, req *pdpb.GetTableRequest) (*pdpb.GetTableResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.table(req.Name)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.GetTableResponse{Table: t}, nil
+}
+
+func (v *service) ListTables(ctx context.Context, req *pdpb.ListTablesRequest) (*pdpb.ListTablesResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.ListTablesResponse{Tables: c.tableList()}, nil
+}
+
+func (v *service) GetConfig(ctx context.Context, req *pdpb.GetConfigRequest) (*pdpb.GetConfigResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &pdpb.GetConfigResponse{Config: c.config.Map()}, nil
+}
+
+func (v *service) SetConfig(ctx context.Context, req *pdpb.SetConfigRequest) (*pdpb.SetConfigResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.SetConfigResponse{}, c.setConfig(ctx, req.Key, req.Value)
+}
+
+// setConfig validates, persists and applies one config change.
+func (c *cluster) setConfig(ctx context.Context, key, value string) error {
+	c.mu.Lock()
+	next := c.config
+	c.mu.Unlock()
+	next.LocationLabels = append([]string(nil), next.LocationLabels...)
+	if err := next.Set(key, value); err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	v, err := json.Marshal(next)
+	if err != nil {
+		return err
+	}
+	if err := c.meta.put(ctx, map[string][]byte{rowConfig: v}); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.config = next
+	c.mu.Unlock()
+	c.s.log.Info("pd config changed", "key", key, "value", value)
+	return nil
+}
+
+func (c *cluster) storeList() []*pdpb.StoreInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*pdpb.StoreInfo, 0, len(c.stores))
+	for _, si := range c.stores {
+		out = append(out, si)
+	}
+	sortStores(out)
+	return out
+}
+
+func (c *cluster) tableList() []*metapb.TableSchema {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*metapb.TableSchema, 0, len(c.tables))
+	for _, t := range c.tables {
+		out = append(out, t)
+	}
+	sortTables(out)
+	return out
+}
