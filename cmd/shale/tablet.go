@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,14 +18,15 @@ func init() { subcommands = append(subcommands, newTabletCommand) }
 // tabletConfig is the `tablet` section of the config: flags, SHALE_TABLET_*
 // env vars, or the config file's tablet table (see bindConfig).
 type tabletConfig struct {
-	StoreID   uint64   `mapstructure:"store-id"`
-	DataDir   string   `mapstructure:"data-dir"`
-	Addr      string   `mapstructure:"addr"`
-	HTTPAddr  string   `mapstructure:"http-addr"`
-	PD        []string `mapstructure:"pd"`
-	Peers     []string `mapstructure:"peers"`
-	Labels    []string `mapstructure:"labels"`
-	Bootstrap bool     `mapstructure:"bootstrap"`
+	StoreID           uint64        `mapstructure:"store-id"`
+	DataDir           string        `mapstructure:"data-dir"`
+	Addr              string        `mapstructure:"addr"`
+	HTTPAddr          string        `mapstructure:"http-addr"`
+	PD                []string      `mapstructure:"pd"`
+	HeartbeatInterval time.Duration `mapstructure:"heartbeat-interval"`
+	Peers             []string      `mapstructure:"peers"`
+	Labels            []string      `mapstructure:"labels"`
+	Bootstrap         bool          `mapstructure:"bootstrap"`
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -39,16 +41,26 @@ the raft transport and the Tablet API over gRPC on --addr, and /metrics and
 /healthz over HTTP on --http-addr. It runs until SIGINT or SIGTERM, then
 shuts down cleanly.
 
-Until the placement driver exists, the cluster is static: every store is
-started with the same --peers (store id to gRPC address, this store
-included), and a new cluster is created by starting every store with
---bootstrap, which creates tablet 1 over the whole key space with one
-replica per store, and the raw key/value table 1 ("kv", family "v").
---bootstrap on a store that already holds tablets does nothing.
+With --pd the store joins the cluster of that placement driver: it
+registers (getting a store id unless --store-id is given), remembers the
+cluster and its id in DATA_DIR/identity.json, reports to PD every
+--heartbeat-interval and carries out its commands (add or remove replicas,
+move leaders, split, merge). PD creates the first tablet once enough
+stores have joined.
+
+Without --pd the cluster is static: every store is started with the same
+--peers (store id to gRPC address, this store included), and a new cluster
+is created by starting every store with --bootstrap, which creates tablet
+1 over the whole key space with one replica per store, and the raw
+key/value table 1 ("kv", family "v"). --bootstrap on a store that already
+holds tablets does nothing.
 
 Every flag can also be set as SHALE_TABLET_<FLAG> (e.g. SHALE_TABLET_STORE_ID)
 or in the "tablet" section of the --config file.`,
-		Example: `  shale tablet --store-id 1 --data-dir /tmp/s1 --addr 127.0.0.1:20161 \
+		Example: `  shale tablet --data-dir /tmp/s1 --addr 127.0.0.1:20161 --http-addr 127.0.0.1:20181 \
+    --pd 127.0.0.1:2379 --labels zone=z1,host=h1
+
+  shale tablet --store-id 1 --data-dir /tmp/s1 --addr 127.0.0.1:20161 \
     --http-addr 127.0.0.1:20181 --bootstrap \
     --peers 1=127.0.0.1:20161,2=127.0.0.1:20162,3=127.0.0.1:20163`,
 		Args: cobra.NoArgs,
@@ -61,11 +73,12 @@ or in the "tablet" section of the --config file.`,
 		},
 	}
 	f := cmd.Flags()
-	f.Uint64("store-id", 0, "this store's id, unique in the cluster (required)")
+	f.Uint64("store-id", 0, "this store's id, unique in the cluster (required without --pd; with --pd, PD assigns one)")
 	f.String("data-dir", "", `data directory (default "shale-data/store-<store-id>")`)
 	f.String("addr", "127.0.0.1:20160", "gRPC listen address (raft transport and Tablet API)")
 	f.String("http-addr", "127.0.0.1:20180", `HTTP listen address for /metrics and /healthz ("" disables)`)
-	f.StringSlice("pd", nil, "placement driver addresses (accepted but unused until the placement driver exists)")
+	f.StringSlice("pd", nil, "placement driver client addresses HOST:PORT,... (any or all members)")
+	f.Duration("heartbeat-interval", 10*time.Second, "how often to report to the placement driver")
 	f.StringSlice("peers", nil, "static store map STORE_ID=HOST:PORT,... including this store (default: this store alone)")
 	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
 	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
@@ -86,20 +99,24 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 	if err != nil {
 		return node.Options{}, fmt.Errorf("--labels: %w", err)
 	}
+	if len(cfg.PD) > 0 && cfg.DataDir == "" {
+		return node.Options{}, fmt.Errorf("--data-dir is required with --pd")
+	}
 	dataDir := cfg.DataDir
 	if dataDir == "" && cfg.StoreID != 0 {
 		dataDir = filepath.Join("shale-data", "store-"+strconv.FormatUint(cfg.StoreID, 10))
 	}
 	opts := node.Options{
-		StoreID:   cfg.StoreID,
-		DataDir:   dataDir,
-		Addr:      cfg.Addr,
-		HTTPAddr:  cfg.HTTPAddr,
-		PD:        cfg.PD,
-		Peers:     peers,
-		Labels:    labels,
-		Bootstrap: cfg.Bootstrap,
-		Logger:    slog.Default(),
+		StoreID:           cfg.StoreID,
+		DataDir:           dataDir,
+		Addr:              cfg.Addr,
+		HTTPAddr:          cfg.HTTPAddr,
+		PD:                cfg.PD,
+		HeartbeatInterval: cfg.HeartbeatInterval,
+		Peers:             peers,
+		Labels:            labels,
+		Bootstrap:         cfg.Bootstrap,
+		Logger:            slog.Default(),
 	}.EnsureDefaults()
 	return opts, opts.Validate()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -56,7 +57,7 @@ func runTabletCmd(t *testing.T, env map[string]string, args ...string) (node.Opt
 func TestTabletCommandFlags(t *testing.T) {
 	got, err := runTabletCmd(t, nil,
 		"--store-id", "2", "--data-dir", "/d2", "--addr", "127.0.0.1:7002",
-		"--http-addr", "127.0.0.1:8002", "--pd", "pd1:2379,pd2:2379",
+		"--http-addr", "127.0.0.1:8002",
 		"--peers", "1=127.0.0.1:7001,2=127.0.0.1:7002", "--labels", "zone=z1,rack=r1",
 		"--bootstrap")
 	require.NoError(t, err)
@@ -64,10 +65,26 @@ func TestTabletCommandFlags(t *testing.T) {
 	require.Equal(t, "/d2", got.DataDir)
 	require.Equal(t, "127.0.0.1:7002", got.Addr)
 	require.Equal(t, "127.0.0.1:8002", got.HTTPAddr)
-	require.Equal(t, []string{"pd1:2379", "pd2:2379"}, got.PD)
 	require.Equal(t, map[uint64]string{1: "127.0.0.1:7001", 2: "127.0.0.1:7002"}, got.Peers)
 	require.Equal(t, map[string]string{"zone": "z1", "rack": "r1"}, got.Labels)
 	require.True(t, got.Bootstrap)
+}
+
+func TestTabletCommandPDMode(t *testing.T) {
+	got, err := runTabletCmd(t, nil, "--data-dir", "/d", "--addr", "127.0.0.1:7002",
+		"--pd", "pd1:2379,pd2:2379", "--heartbeat-interval", "2s", "--labels", "zone=z1")
+	require.NoError(t, err)
+	require.Equal(t, uint64(0), got.StoreID, "PD assigns the store id")
+	require.Equal(t, []string{"pd1:2379", "pd2:2379"}, got.PD)
+	require.Equal(t, 2*time.Second, got.HeartbeatInterval)
+	require.Empty(t, got.Peers)
+
+	_, err = runTabletCmd(t, nil, "--data-dir", "/d", "--pd", "pd:1", "--peers", "1=h:1")
+	require.ErrorContains(t, err, "either --pd")
+	_, err = runTabletCmd(t, nil, "--data-dir", "/d", "--pd", "pd:1", "--bootstrap")
+	require.ErrorContains(t, err, "--bootstrap is for static clusters")
+	_, err = runTabletCmd(t, nil, "--pd", "pd:1")
+	require.ErrorContains(t, err, "--data-dir is required")
 }
 
 func TestTabletCommandEnvAndDefaults(t *testing.T) {
@@ -100,14 +117,12 @@ tablet:
   store-id: 5
   data-dir: /file
   peers: ["5=h5:1", "6=h6:1"]
-  pd: [pd:2379]
 `), 0o644))
 	got, err := runTabletCmd(t, map[string]string{"SHALE_TABLET_DATA_DIR": "/env"}, "--config", cfg)
 	require.NoError(t, err)
 	require.Equal(t, uint64(5), got.StoreID)
 	require.Equal(t, "/env", got.DataDir)
 	require.Equal(t, map[uint64]string{5: "h5:1", 6: "h6:1"}, got.Peers)
-	require.Equal(t, []string{"pd:2379"}, got.PD)
 }
 
 func TestTabletCommandErrors(t *testing.T) {

@@ -57,6 +57,7 @@ type RaftCommand struct {
 	//	*RaftCommand_PrepareMerge
 	//	*RaftCommand_CommitMerge
 	//	*RaftCommand_RollbackMerge
+	//	*RaftCommand_ClearRange
 	Cmd           isRaftCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -215,6 +216,15 @@ func (x *RaftCommand) GetRollbackMerge() *RollbackMergeCommand {
 	return nil
 }
 
+func (x *RaftCommand) GetClearRange() *ClearRangeCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_ClearRange); ok {
+			return x.ClearRange
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Cmd interface {
 	isRaftCommand_Cmd()
 }
@@ -255,6 +265,10 @@ type RaftCommand_RollbackMerge struct {
 	RollbackMerge *RollbackMergeCommand `protobuf:"bytes,18,opt,name=rollback_merge,json=rollbackMerge,proto3,oneof"`
 }
 
+type RaftCommand_ClearRange struct {
+	ClearRange *ClearRangeCommand `protobuf:"bytes,19,opt,name=clear_range,json=clearRange,proto3,oneof"`
+}
+
 func (*RaftCommand_MutateRow) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_CheckAndMutateRow) isRaftCommand_Cmd() {}
@@ -272,6 +286,8 @@ func (*RaftCommand_PrepareMerge) isRaftCommand_Cmd() {}
 func (*RaftCommand_CommitMerge) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_RollbackMerge) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_ClearRange) isRaftCommand_Cmd() {}
 
 type SplitCommand struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -517,6 +533,60 @@ func (*RollbackMergeCommand) Descriptor() ([]byte, []int) {
 	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
 }
 
+// ClearRangeCommand deletes every cell in [start, end) ∩ the tablet (the
+// data of a dropped table).
+type ClearRangeCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ClearRangeCommand) Reset() {
+	*x = ClearRangeCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ClearRangeCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ClearRangeCommand) ProtoMessage() {}
+
+func (x *ClearRangeCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ClearRangeCommand.ProtoReflect.Descriptor instead.
+func (*ClearRangeCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ClearRangeCommand) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ClearRangeCommand) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
 // GCCommand deletes cell versions that the leader found to be garbage.
 type GCCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -527,7 +597,7 @@ type GCCommand struct {
 
 func (x *GCCommand) Reset() {
 	*x = GCCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +609,7 @@ func (x *GCCommand) String() string {
 func (*GCCommand) ProtoMessage() {}
 
 func (x *GCCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +622,7 @@ func (x *GCCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCommand.ProtoReflect.Descriptor instead.
 func (*GCCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *GCCommand) GetKeys() [][]byte {
@@ -574,7 +644,7 @@ type ChangeReplicasContext struct {
 
 func (x *ChangeReplicasContext) Reset() {
 	*x = ChangeReplicasContext{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -586,7 +656,7 @@ func (x *ChangeReplicasContext) String() string {
 func (*ChangeReplicasContext) ProtoMessage() {}
 
 func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -599,7 +669,7 @@ func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasContext.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasContext) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
@@ -629,7 +699,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -641,7 +711,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -654,7 +724,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *SnapshotData) GetSnapshotId() uint64 {
@@ -693,7 +763,7 @@ type AppliedState struct {
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -705,7 +775,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -718,7 +788,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -760,7 +830,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -772,7 +842,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -785,7 +855,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -813,7 +883,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -825,7 +895,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -838,7 +908,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -852,7 +922,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xb5\a\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xfa\a\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1c\n" +
@@ -870,7 +940,9 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x02gc\x18\x0f \x01(\v2\x18.shale.raftcmd.GCCommandH\x00R\x02gc\x12I\n" +
 	"\rprepare_merge\x18\x10 \x01(\v2\".shale.raftcmd.PrepareMergeCommandH\x00R\fprepareMerge\x12F\n" +
 	"\fcommit_merge\x18\x11 \x01(\v2!.shale.raftcmd.CommitMergeCommandH\x00R\vcommitMerge\x12L\n" +
-	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMerge\x1aA\n" +
+	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMerge\x12C\n" +
+	"\vclear_range\x18\x13 \x01(\v2 .shale.raftcmd.ClearRangeCommandH\x00R\n" +
+	"clearRange\x1aA\n" +
 	"\x13FamilyMaxAgeMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x05\n" +
@@ -886,7 +958,10 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x12CommitMergeCommand\x124\n" +
 	"\x06source\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06source\x12!\n" +
 	"\ffreeze_index\x18\x02 \x01(\x04R\vfreezeIndex\"\x16\n" +
-	"\x14RollbackMergeCommand\"\x1f\n" +
+	"\x14RollbackMergeCommand\";\n" +
+	"\x11ClearRangeCommand\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
 	"\x15ChangeReplicasContext\x124\n" +
@@ -921,7 +996,7 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
@@ -929,43 +1004,45 @@ var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*PrepareMergeResult)(nil),             // 3: shale.raftcmd.PrepareMergeResult
 	(*CommitMergeCommand)(nil),             // 4: shale.raftcmd.CommitMergeCommand
 	(*RollbackMergeCommand)(nil),           // 5: shale.raftcmd.RollbackMergeCommand
-	(*GCCommand)(nil),                      // 6: shale.raftcmd.GCCommand
-	(*ChangeReplicasContext)(nil),          // 7: shale.raftcmd.ChangeReplicasContext
-	(*SnapshotData)(nil),                   // 8: shale.raftcmd.SnapshotData
-	(*AppliedState)(nil),                   // 9: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 10: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 11: shale.raftcmd.Tombstone
-	nil,                                    // 12: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	(*metapb.Epoch)(nil),                   // 13: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 14: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 15: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 16: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 17: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 18: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 19: shale.meta.TabletDescriptor
+	(*ClearRangeCommand)(nil),              // 6: shale.raftcmd.ClearRangeCommand
+	(*GCCommand)(nil),                      // 7: shale.raftcmd.GCCommand
+	(*ChangeReplicasContext)(nil),          // 8: shale.raftcmd.ChangeReplicasContext
+	(*SnapshotData)(nil),                   // 9: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 10: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 11: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 12: shale.raftcmd.Tombstone
+	nil,                                    // 13: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	(*metapb.Epoch)(nil),                   // 14: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 15: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 16: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 17: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 18: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 19: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 20: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	13, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	12, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	14, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	15, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	16, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	17, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	14, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	13, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	15, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	16, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	17, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	18, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 6: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	6,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	7,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
 	2,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
 	4,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
 	5,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
-	18, // 11: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	19, // 12: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	19, // 13: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	9,  // 14: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	19, // 15: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	6,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
+	19, // 12: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	20, // 13: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	20, // 14: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	10, // 15: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	20, // 16: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -983,6 +1060,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 		(*RaftCommand_PrepareMerge)(nil),
 		(*RaftCommand_CommitMerge)(nil),
 		(*RaftCommand_RollbackMerge)(nil),
+		(*RaftCommand_ClearRange)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -990,7 +1068,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -73,11 +74,21 @@ func Run(ctx context.Context, o Options) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
-	log := o.Logger.With("store", o.StoreID)
-
 	if err := ensureDir(o.DataDir); err != nil {
 		return err
 	}
+	var resolver transport.Resolver = staticResolver(maps.Clone(o.Peers))
+	var pdc *pdclient.Client
+	if len(o.PD) > 0 {
+		cl, id, err := joinCluster(ctx, o)
+		if err != nil {
+			return err
+		}
+		defer cl.Close()
+		pdc, o.StoreID = cl, id.StoreID
+		resolver = &pdResolver{cl: cl, m: map[uint64]resolved{}}
+	}
+	log := o.Logger.With("store", o.StoreID)
 	grpcLis, err := listen("--addr", o.Addr)
 	if err != nil {
 		return err
@@ -99,7 +110,7 @@ func Run(ctx context.Context, o Options) error {
 	sopts := o.Store
 	sopts.StoreID = o.StoreID
 	sopts.Dir = o.DataDir
-	sopts.Resolver = staticResolver(maps.Clone(o.Peers))
+	sopts.Resolver = resolver
 	sopts.Logger = o.Logger
 	sopts.Registry = reg
 	s, err := store.Open(sopts)
@@ -159,6 +170,14 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	s.Start()
+	pdCtx, stopPD := context.WithCancel(ctx)
+	pdDone := make(chan struct{})
+	if pdc != nil {
+		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}}
+		go func() { defer close(pdDone); loop.run(pdCtx) }()
+	} else {
+		close(pdDone)
+	}
 	healthy.Store(true)
 	httpAddr := ""
 	if httpLis != nil {
@@ -179,6 +198,8 @@ func Run(ctx context.Context, o Options) error {
 		log.Error("tablet server failed; shutting down", "err", runErr)
 	}
 	healthy.Store(false)
+	stopPD()
+	<-pdDone
 
 	// Refuse new Tablet requests and let in-flight ones finish, while the
 	// store (and its raft traffic) still runs so that they can commit.

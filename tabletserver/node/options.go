@@ -27,9 +27,14 @@ type Options struct {
 	// HTTPAddr is the host:port of the HTTP server serving /metrics and
 	// /healthz. Empty: no HTTP server.
 	HTTPAddr string
-	// PD lists placement driver addresses. Accepted but unused until the
-	// placement driver exists.
+	// PD lists the placement driver's client addresses. With PD set the
+	// store registers with it (getting its store ID when StoreID is 0),
+	// resolves peers through it, heartbeats it and carries out its
+	// commands; Peers and Bootstrap must then be empty.
 	PD []string
+	// HeartbeatInterval is how often the store reports to the placement
+	// driver. Default 10s.
+	HeartbeatInterval time.Duration
 	// Peers maps every store ID of the cluster (this one included) to its
 	// gRPC address; it is the static resolver used until the placement
 	// driver exists. Default: {StoreID: Addr}, a single-store cluster.
@@ -62,7 +67,10 @@ func (o Options) EnsureDefaults() Options {
 	if o.ShutdownTimeout <= 0 {
 		o.ShutdownTimeout = 5 * time.Second
 	}
-	if len(o.Peers) == 0 && o.StoreID != 0 && o.Addr != "" {
+	if o.HeartbeatInterval <= 0 {
+		o.HeartbeatInterval = 10 * time.Second
+	}
+	if len(o.PD) == 0 && len(o.Peers) == 0 && o.StoreID != 0 && o.Addr != "" {
 		o.Peers = map[uint64]string{o.StoreID: o.Addr}
 	}
 	return o
@@ -70,6 +78,19 @@ func (o Options) EnsureDefaults() Options {
 
 // Validate rejects incomplete or contradictory options.
 func (o Options) Validate() error {
+	if len(o.PD) > 0 {
+		switch {
+		case len(o.Peers) > 0:
+			return errors.New("node: give either --pd (placement driver) or --peers (static cluster), not both")
+		case o.Bootstrap:
+			return errors.New("node: --bootstrap is for static clusters; with --pd the placement driver bootstraps the cluster")
+		case o.DataDir == "":
+			return errors.New("node: a data directory is required (--data-dir)")
+		case o.Addr == "":
+			return errors.New("node: a listen address is required (--addr)")
+		}
+		return nil
+	}
 	switch {
 	case o.StoreID == 0:
 		return errors.New("node: a store id is required (--store-id) and must be non-zero")

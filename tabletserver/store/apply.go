@@ -85,6 +85,8 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		resp, err = ev.batchMutate(c.BatchMutate)
 	case *raftcmdpb.RaftCommand_Gc:
 		err = ev.gc(c.Gc)
+	case *raftcmdpb.RaftCommand_ClearRange:
+		err = ev.clearRange(c.ClearRange)
 	case *raftcmdpb.RaftCommand_Split:
 		resp, post, err = r.applySplit(b, &cmd, c.Split, post)
 	case *raftcmdpb.RaftCommand_PrepareMerge:
@@ -395,6 +397,23 @@ func (ev *evaluator) gc(c *raftcmdpb.GCCommand) error {
 		}
 	}
 	return nil
+}
+
+// clearRange deletes the part of [start, end) that lies in the tablet.
+func (ev *evaluator) clearRange(c *raftcmdpb.ClearRangeCommand) error {
+	lo, hi := c.Start, c.End
+	if bytes.Compare(lo, ev.desc.StartKey) < 0 {
+		lo = ev.desc.StartKey
+	}
+	if len(ev.desc.EndKey) > 0 && (len(hi) == 0 || bytes.Compare(hi, ev.desc.EndKey) > 0) {
+		hi = ev.desc.EndKey
+	}
+	if len(hi) > 0 && bytes.Compare(lo, hi) >= 0 {
+		return nil
+	}
+	dlo, dhi := keys.DataSpan(lo, hi)
+	ev.wrote = true
+	return ev.b.DeleteRange(dlo, dhi, nil)
 }
 
 // containsDataKey reports whether a cell key (without the data prefix)

@@ -5,6 +5,7 @@ import (
 	"context"
 
 	"github.com/cockroachdb/pebble/v2"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
@@ -197,6 +198,7 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	if b.row != nil && len(b.row.Cells) > 0 {
 		resp.Row = b.row
 	}
+	r.record(false, req.TableId, req.RowKey, proto.Size(resp))
 	s.metrics.reads.Inc()
 	return resp, nil
 }
@@ -354,5 +356,6 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 		return err
 	}
 	s.metrics.reads.Inc()
+	r.record(false, req.TableId, req.StartRow, int(sent))
 	return send(&kvpb.ScanResponse{Rows: page, Last: true, TabletExhausted: !limitHit()})
 }

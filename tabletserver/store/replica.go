@@ -41,6 +41,8 @@ type replica struct {
 		inbox inbox
 	}
 
+	load loadStats
+
 	// Fields below are owned by the raft worker goroutine.
 	raw       *raft.RawNode
 	storage   *raftlog.Storage

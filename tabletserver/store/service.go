@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -140,6 +142,7 @@ func (s *Store) MutateRow(ctx context.Context, req *kvpb.MutateRowRequest) (*kvp
 	if err != nil {
 		return nil, err
 	}
+	r.record(true, req.TableId, req.RowKey, proto.Size(req))
 	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_MutateRow{MutateRow: req}})
 	if err != nil {
 		return nil, err
@@ -178,6 +181,7 @@ func (s *Store) CheckAndMutateRow(ctx context.Context, req *kvpb.CheckAndMutateR
 	if err != nil {
 		return nil, err
 	}
+	r.record(true, req.TableId, req.RowKey, proto.Size(req))
 	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, FamilyMaxAgeMs: maxAges(schema), Cmd: &raftcmdpb.RaftCommand_CheckAndMutateRow{CheckAndMutateRow: req}})
 	if err != nil {
 		return nil, err
@@ -212,6 +216,7 @@ func (s *Store) ReadModifyWriteRow(ctx context.Context, req *kvpb.ReadModifyWrit
 	if err != nil {
 		return nil, err
 	}
+	r.record(true, req.TableId, req.RowKey, proto.Size(req))
 	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{
 		Epoch: desc.Epoch, FamilyMaxAgeMs: maxAges(schema), MaxValueBytes: int64(s.opts.Limits.MaxValueBytes),
 		Cmd: &raftcmdpb.RaftCommand_ReadModifyWriteRow{ReadModifyWriteRow: req},
@@ -262,6 +267,10 @@ func (s *Store) BatchMutate(ctx context.Context, req *kvpb.BatchMutateRequest) (
 		if err != nil {
 			return nil, err
 		}
+		for _, e := range valid.Entries {
+			r.record(true, req.TableId, e.RowKey, 0)
+		}
+		r.load.writeBytes.Add(uint64(total))
 		resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_BatchMutate{BatchMutate: valid}})
 		if err != nil {
 			return nil, err

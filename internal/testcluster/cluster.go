@@ -1,0 +1,235 @@
+package testcluster
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/placementdriver/pdclient"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/pdpb"
+	"github.com/shaledb/shale/tabletserver/node"
+	"github.com/shaledb/shale/tabletserver/store"
+)
+
+// Options size the cluster. Zero fields: 1 PD member, 3 stores.
+type Options struct {
+	PDMembers int
+	Stores    int
+	// Labels, if set, gives store i (0-based) its labels.
+	Labels func(i int) map[string]string
+	// Schedule sets PD's initial scheduling config.
+	Schedule placementdriver.Config
+	// StoreOptions adjusts every store's options.
+	StoreOptions func(*store.Options)
+}
+
+type proc struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Cluster is a running in-process cluster.
+type Cluster struct {
+	t        testing.TB
+	dir      string
+	opts     Options
+	PDPeers  map[string]string // name → peer addr
+	PDAddrs  map[string]string // name → client addr
+	Stores   []*Store
+	mu       sync.Mutex
+	pd       map[string]*proc
+	pdClient *pdclient.Client
+}
+
+// Store is one tablet server.
+type Store struct {
+	Index int
+	Dir   string
+	Addr  string
+	p     *proc
+}
+
+func freeAddr(t testing.TB) string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Start starts the cluster and waits until PD has bootstrapped the first
+// tablet.
+func Start(t testing.TB, o Options) *Cluster {
+	t.Helper()
+	if o.PDMembers == 0 {
+		o.PDMembers = 1
+	}
+	if o.Stores == 0 {
+		o.Stores = 3
+	}
+	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, pd: map[string]*proc{}}
+	for i := 1; i <= o.PDMembers; i++ {
+		name := fmt.Sprintf("pd%d", i)
+		c.PDPeers[name], c.PDAddrs[name] = freeAddr(t), freeAddr(t)
+	}
+	for name := range c.PDPeers {
+		c.StartPD(name)
+	}
+	var err error
+	if c.pdClient, err = pdclient.New(c.PDEndpoints(), 0); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < o.Stores; i++ {
+		c.AddStore()
+	}
+	t.Cleanup(c.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	c.WaitFor(ctx, func() error {
+		resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: []byte{}})
+		if err != nil {
+			return err
+		}
+		if resp.Tablet.LeaderStoreId == 0 {
+			return fmt.Errorf("first tablet has no leader yet")
+		}
+		return nil
+	})
+	return c
+}
+
+// PDEndpoints lists the PD client addresses.
+func (c *Cluster) PDEndpoints() []string {
+	var out []string
+	for _, a := range c.PDAddrs {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// PD returns a PD client.
+func (c *Cluster) PD() *pdclient.Client { return c.pdClient }
+
+// StartPD starts (or restarts) a PD member.
+func (c *Cluster) StartPD(name string) {
+	o := placementdriver.Options{
+		Name: name, DataDir: filepath.Join(c.dir, name), ClientAddr: c.PDAddrs[name], PeerAddr: c.PDPeers[name],
+		InitialCluster: c.PDPeers, ClientAddrs: c.PDAddrs, TickInterval: 20 * time.Millisecond,
+		StoreHeartbeatTimeout: 2 * time.Second, Schedule: c.opts.Schedule,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- placementdriver.Run(ctx, o) }()
+	c.mu.Lock()
+	c.pd[name] = p
+	c.mu.Unlock()
+}
+
+// StopPD stops a PD member.
+func (c *Cluster) StopPD(name string) {
+	c.mu.Lock()
+	p := c.pd[name]
+	delete(c.pd, name)
+	c.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		if err := <-p.done; err != nil {
+			c.t.Errorf("pd %s: %v", name, err)
+		}
+	}
+}
+
+// AddStore starts a new tablet server.
+func (c *Cluster) AddStore() *Store {
+	i := len(c.Stores)
+	s := &Store{Index: i, Dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i)), Addr: freeAddr(c.t)}
+	c.Stores = append(c.Stores, s)
+	c.StartStore(i)
+	return s
+}
+
+// StartStore starts (or restarts) store i.
+func (c *Cluster) StartStore(i int) {
+	s := c.Stores[i]
+	so := store.Options{TickInterval: 20 * time.Millisecond, ElectionTicks: 15, HeartbeatTicks: 3, ProposalTimeout: 5 * time.Second}
+	if c.opts.StoreOptions != nil {
+		c.opts.StoreOptions(&so)
+	}
+	var labels map[string]string
+	if c.opts.Labels != nil {
+		labels = c.opts.Labels(i)
+	}
+	o := node.Options{DataDir: s.Dir, Addr: s.Addr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{cancel: cancel, done: make(chan error, 1)}
+	go func() { p.done <- node.Run(ctx, o) }()
+	c.mu.Lock()
+	s.p = p
+	c.mu.Unlock()
+}
+
+// StopStore stops store i.
+func (c *Cluster) StopStore(i int) {
+	c.mu.Lock()
+	p := c.Stores[i].p
+	c.Stores[i].p = nil
+	c.mu.Unlock()
+	if p != nil {
+		p.cancel()
+		if err := <-p.done; err != nil {
+			c.t.Errorf("store %d: %v", i, err)
+		}
+	}
+}
+
+// Close stops everything.
+func (c *Cluster) Close() {
+	for i := range c.Stores {
+		c.StopStore(i)
+	}
+	for name := range c.PDPeers {
+		c.StopPD(name)
+	}
+	c.pdClient.Close()
+}
+
+// WaitFor retries f until it returns nil or ctx ends (failing the test).
+func (c *Cluster) WaitFor(ctx context.Context, f func() error) {
+	c.t.Helper()
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			c.t.Fatalf("condition not met: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// TabletClient returns a Tablet API client for the store with this ID.
+func (c *Cluster) TabletClient(ctx context.Context, storeID uint64) (kvpb.TabletClient, func(), error) {
+	st, err := c.PD().GetStore(ctx, &pdpb.GetStoreRequest{StoreId: storeID})
+	if err != nil {
+		return nil, nil, err
+	}
+	conn, err := grpc.NewClient(st.Store.Store.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, nil, err
+	}
+	return kvpb.NewTabletClient(conn), func() { conn.Close() }, nil
+}

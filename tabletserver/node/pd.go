@@ -1,0 +1,294 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/shaledb/shale/placementdriver/pdclient"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/pdpb"
+	"github.com/shaledb/shale/tabletserver/store"
+)
+
+// identity is what a store remembers about the cluster it joined, in
+// DATA_DIR/identity.json, so it never joins another cluster by mistake
+// and keeps its store ID across restarts.
+type identity struct {
+	ClusterID uint64 `json:"cluster_id"`
+	StoreID   uint64 `json:"store_id"`
+}
+
+func identityPath(dir string) string { return filepath.Join(dir, "identity.json") }
+
+func readIdentity(dir string) (identity, bool, error) {
+	b, err := os.ReadFile(identityPath(dir))
+	if errors.Is(err, os.ErrNotExist) {
+		return identity{}, false, nil
+	}
+	if err != nil {
+		return identity{}, false, err
+	}
+	var id identity
+	if err := json.Unmarshal(b, &id); err != nil || id.StoreID == 0 {
+		return identity{}, false, fmt.Errorf("node: %s is corrupt: %v", identityPath(dir), err)
+	}
+	return id, true, nil
+}
+
+// writeIdentity writes the file durably (temp file, fsync, rename, fsync
+// of the directory).
+func writeIdentity(dir string, id identity) error {
+	b, _ := json.Marshal(id)
+	tmp := identityPath(dir) + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, identityPath(dir)); err != nil {
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// joinCluster registers the store with the placement driver: a new store
+// gets its ID from PD; a known one re-registers its address and labels.
+func joinCluster(ctx context.Context, o Options) (*pdclient.Client, identity, error) {
+	id, known, err := readIdentity(o.DataDir)
+	if err != nil {
+		return nil, id, err
+	}
+	if known && o.StoreID != 0 && o.StoreID != id.StoreID {
+		return nil, id, fmt.Errorf("node: data directory %s belongs to store %d, not %d", o.DataDir, id.StoreID, o.StoreID)
+	}
+	cl, err := pdclient.New(o.PD, id.ClusterID)
+	if err != nil {
+		return nil, id, err
+	}
+	want := id.StoreID
+	if want == 0 {
+		want = o.StoreID
+	}
+	rctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	resp, err := cl.RegisterStore(rctx, &pdpb.RegisterStoreRequest{Store: &metapb.Store{StoreId: want, Address: o.Addr, Labels: o.Labels}})
+	if err != nil {
+		cl.Close()
+		return nil, id, fmt.Errorf("node: registering with the placement driver at %v: %w", o.PD, err)
+	}
+	id = identity{ClusterID: resp.ClusterId, StoreID: resp.StoreId}
+	if err := writeIdentity(o.DataDir, id); err != nil {
+		cl.Close()
+		return nil, id, err
+	}
+	return cl, id, nil
+}
+
+// pdResolver finds store addresses through the placement driver, caching
+// them for a short while.
+type pdResolver struct {
+	cl *pdclient.Client
+	mu sync.Mutex
+	m  map[uint64]resolved
+}
+
+type resolved struct {
+	addr string
+	at   time.Time
+}
+
+const resolveTTL = 10 * time.Second
+
+func (r *pdResolver) Resolve(storeID uint64) (string, error) {
+	r.mu.Lock()
+	e, ok := r.m[storeID]
+	r.mu.Unlock()
+	if ok && time.Since(e.at) < resolveTTL {
+		return e.addr, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	resp, err := r.cl.GetStore(ctx, &pdpb.GetStoreRequest{StoreId: storeID})
+	if err != nil {
+		if ok {
+			return e.addr, nil // stale beats nothing
+		}
+		return "", err
+	}
+	r.mu.Lock()
+	r.m[storeID] = resolved{addr: resp.Store.Store.Address, at: time.Now()}
+	r.mu.Unlock()
+	return resp.Store.Store.Address, nil
+}
+
+// pdLoop heartbeats the placement driver and carries out its commands.
+type pdLoop struct {
+	s        *store.Store
+	cl       *pdclient.Client
+	log      *slog.Logger
+	interval time.Duration
+	storeID  uint64
+	catalog  uint64
+
+	mu      sync.Mutex
+	running map[uint64]bool // tablets with a command in progress
+	wg      sync.WaitGroup
+}
+
+func (p *pdLoop) run(ctx context.Context) {
+	t := time.NewTicker(p.interval)
+	defer t.Stop()
+	for {
+		p.storeHeartbeat(ctx)
+		p.tabletHeartbeat(ctx)
+		select {
+		case <-ctx.Done():
+			p.wg.Wait()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *pdLoop) storeHeartbeat(ctx context.Context) {
+	hctx, cancel := context.WithTimeout(ctx, p.interval+5*time.Second)
+	defer cancel()
+	resp, err := p.cl.StoreHeartbeat(hctx, &pdpb.StoreHeartbeatRequest{StoreId: p.storeID, Stats: p.s.StoreStats(), CatalogVersion: p.catalog})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("store heartbeat failed", "err", err)
+		}
+		return
+	}
+	ok := true
+	for _, ts := range resp.Schemas {
+		if err := p.s.PutTableSchema(ts); err != nil {
+			p.log.Warn("installing table schema failed", "table", ts.Name, "err", err)
+			ok = false
+		}
+	}
+	for _, id := range resp.DroppedTables {
+		if err := p.s.DropTable(hctx, id); err != nil {
+			p.log.Warn("deleting a dropped table's data failed; will retry", "table_id", id, "err", err)
+			ok = false
+			continue
+		}
+		if err := p.s.RemoveTableSchema(id); err != nil {
+			ok = false
+		}
+	}
+	if ok {
+		p.catalog = resp.CatalogVersion
+	}
+	for _, d := range resp.Bootstrap {
+		if err := p.s.BootstrapTablet(d); err != nil {
+			p.log.Warn("bootstrapping the first tablet failed", "err", err)
+		}
+	}
+	if resp.Tombstoned {
+		p.log.Error("the placement driver removed this store from the cluster; it holds no data any more and should be shut down")
+	}
+}
+
+func (p *pdLoop) tabletHeartbeat(ctx context.Context) {
+	reports := p.s.LeaderReports()
+	if len(reports) == 0 {
+		return
+	}
+	hctx, cancel := context.WithTimeout(ctx, p.interval+5*time.Second)
+	defer cancel()
+	resp, err := p.cl.TabletHeartbeat(hctx, &pdpb.TabletHeartbeatRequest{StoreId: p.storeID, Reports: reports})
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.Warn("tablet heartbeat failed", "err", err)
+		}
+		return
+	}
+	for _, cmd := range resp.Commands {
+		p.execute(ctx, cmd)
+	}
+}
+
+// execute runs one command in the background, one at a time per tablet.
+func (p *pdLoop) execute(ctx context.Context, cmd *pdpb.TabletCommand) {
+	p.mu.Lock()
+	if p.running[cmd.TabletId] {
+		p.mu.Unlock()
+		return
+	}
+	p.running[cmd.TabletId] = true
+	p.mu.Unlock()
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer func() {
+			p.mu.Lock()
+			delete(p.running, cmd.TabletId)
+			p.mu.Unlock()
+		}()
+		cctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		if err := p.apply(cctx, cmd); err != nil && ctx.Err() == nil {
+			p.log.Warn("placement command failed", "tablet", cmd.TabletId, "cmd", fmt.Sprintf("%T", cmd.Cmd), "err", err)
+		}
+	}()
+}
+
+func (p *pdLoop) apply(ctx context.Context, cmd *pdpb.TabletCommand) error {
+	h := &kvpb.RequestHeader{TabletId: cmd.TabletId, Epoch: cmd.Epoch}
+	switch c := cmd.Cmd.(type) {
+	case *pdpb.TabletCommand_ChangeReplicas_:
+		req := &kvpb.ChangeReplicasRequest{Header: h}
+		for _, ch := range c.ChangeReplicas.Changes {
+			t := kvpb.ReplicaChange_ADD_LEARNER
+			switch ch.Type {
+			case pdpb.TabletCommand_ChangeReplicas_Change_PROMOTE_LEARNER:
+				t = kvpb.ReplicaChange_PROMOTE_LEARNER
+			case pdpb.TabletCommand_ChangeReplicas_Change_REMOVE:
+				t = kvpb.ReplicaChange_REMOVE
+			}
+			req.Changes = append(req.Changes, &kvpb.ReplicaChange{Type: t, StoreId: ch.StoreId, ReplicaId: ch.ReplicaId})
+		}
+		_, err := p.s.ChangeReplicas(ctx, req)
+		return err
+	case *pdpb.TabletCommand_TransferLeader_:
+		return p.s.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: h, ToStoreId: c.TransferLeader.ToStoreId})
+	case *pdpb.TabletCommand_Split_:
+		key := c.Split.SplitKey
+		if len(key) == 0 {
+			var err error
+			if key, err = p.s.MiddleKey(cmd.TabletId); err != nil || key == nil {
+				return err
+			}
+		}
+		_, err := p.s.Split(ctx, &kvpb.SplitTabletRequest{Header: h, SplitKey: key, NewTabletId: c.Split.NewTabletId, NewReplicaIds: c.Split.NewReplicaIds})
+		return err
+	case *pdpb.TabletCommand_Merge_:
+		_, err := p.s.Merge(ctx, &kvpb.MergeTabletsRequest{Header: h, RightTabletId: c.Merge.RightTabletId})
+		return err
+	}
+	return fmt.Errorf("unknown command %T", cmd.Cmd)
+}
