@@ -111,6 +111,51 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	return post
 }
 
+// dedupFamily is a hidden column family holding, in each row, the
+// responses to recent requests that carried a RequestID: qualifier =
+// client_id|seq, value = the marshalled response. Because it is part of the
+// row it moves with the row through splits, merges and snapshots. User
+// family names cannot start with 0x00, and it sorts before every user
+// family, so a whole-row delete can skip it.
+const dedupFamily = "\x00rid"
+
+func dedupQualifier(id *kvpb.RequestID) []byte {
+	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, id.ClientId), id.Seq)
+}
+
+func hasRequestID(id *kvpb.RequestID) bool { return id != nil && id.ClientId != 0 }
+
+// seen returns the stored response of an already applied request.
+func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, into proto.Message) (bool, error) {
+	if !hasRequestID(id) {
+		return false, nil
+	}
+	col := keys.ColumnPrefix(tableID, row, dedupFamily, dedupQualifier(id))
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
+	if err != nil {
+		return false, err
+	}
+	defer it.Close()
+	if !it.First() {
+		return false, it.Error()
+	}
+	return true, proto.Unmarshal(it.Value(), into)
+}
+
+// remember stores a response for a request ID, in the same batch as the
+// request's writes.
+func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, resp proto.Message) error {
+	if !hasRequestID(id) {
+		return nil
+	}
+	v, err := proto.Marshal(resp)
+	if err != nil {
+		return err
+	}
+	ev.wrote = true
+	return ev.b.Set(keys.DataKey(keys.CellKey(tableID, row, dedupFamily, dedupQualifier(id), ev.ts)), v, nil)
+}
+
 // isDataOrSplit reports commands a frozen (merging) tablet must refuse.
 func isDataOrSplit(cmd *raftcmdpb.RaftCommand) bool {
 	switch cmd.Cmd.(type) {
@@ -200,8 +245,10 @@ func planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation, ts int64) 
 			p := keys.FamilyPrefix(tableID, row, x.DeleteFromFamily.Family)
 			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
 		case *kvpb.Mutation_DeleteFromRow_:
+			// Everything but the hidden request-ID records, which sort
+			// first in the row.
 			p := keys.RowKey(tableID, row)
-			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
+			ws = append(ws, deleteRange(keys.PrefixEnd(keys.FamilyPrefix(tableID, row, dedupFamily)), keys.PrefixEnd(p)))
 		default:
 			return nil, errs.InvalidArgument("empty mutation")
 		}
@@ -213,6 +260,10 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
 		return nil, err
 	}
+	prev := &kvpb.MutateRowResponse{}
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+		return prev, err
+	}
 	ws, err := planMutations(req.TableId, req.RowKey, req.Mutations, ev.ts)
 	if err != nil {
 		return nil, err
@@ -220,7 +271,8 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	if err := ev.commit(ws); err != nil {
 		return nil, err
 	}
-	return &kvpb.MutateRowResponse{Timestamp: ev.ts}, nil
+	resp := &kvpb.MutateRowResponse{Timestamp: ev.ts}
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
 }
 
 // newestCell reads the newest live version of a column as of this batch.
@@ -279,6 +331,10 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
 		return nil, err
 	}
+	prev := &kvpb.CheckAndMutateRowResponse{}
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+		return prev, err
+	}
 	c := req.Condition
 	v, _, found, err := ev.newestCell(req.TableId, req.RowKey, c.Family, c.Qualifier)
 	if err != nil {
@@ -296,7 +352,8 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 	if err := ev.commit(ws); err != nil {
 		return nil, err
 	}
-	return &kvpb.CheckAndMutateRowResponse{PredicateMatched: matched, Timestamp: ev.ts}, nil
+	resp := &kvpb.CheckAndMutateRowResponse{PredicateMatched: matched, Timestamp: ev.ts}
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
 }
 
 // errNotInt64 is returned for an increment of a cell that is not 8 bytes.
@@ -305,6 +362,10 @@ var errNotInt64 = errors.New("cell is not a 64-bit big-endian integer")
 func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto.Message, error) {
 	if err := ev.checkRow(req.TableId, req.RowKey); err != nil {
 		return nil, err
+	}
+	prev := &kvpb.ReadModifyWriteRowResponse{}
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+		return prev, err
 	}
 	type col struct{ family, qualifier string }
 	type cell struct {
@@ -360,7 +421,8 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 	if err := ev.commit(ws); err != nil {
 		return nil, err
 	}
-	return &kvpb.ReadModifyWriteRowResponse{Row: row}, nil
+	resp := &kvpb.ReadModifyWriteRowResponse{Row: row}
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
 }
 
 func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, error) {
@@ -372,6 +434,14 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 			res.Error = errs.ToProto(err)
 			continue
 		}
+		// Per row, a retried batch returns what the row's first
+		// application returned.
+		if ok, err := ev.seen(req.TableId, e.RowKey, req.RequestId, res); ok || err != nil {
+			if err != nil {
+				res.Error = errs.ToProto(err)
+			}
+			continue
+		}
 		ws, err := planMutations(req.TableId, e.RowKey, e.Mutations, ev.ts)
 		if err == nil {
 			err = ev.commit(ws)
@@ -381,6 +451,9 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 			continue
 		}
 		res.Timestamp = ev.ts
+		if err := ev.remember(req.TableId, e.RowKey, req.RequestId, res); err != nil {
+			res.Error = errs.ToProto(err)
+		}
 	}
 	return resp, nil
 }

@@ -12,6 +12,13 @@ import (
 	"github.com/shaledb/shale/proto/raftcmdpb"
 )
 
+// dedupPolicy keeps request-ID records long enough for any client retry
+// (clients give up long before).
+var dedupPolicy = &metapb.FamilySchema{Name: dedupFamily, MaxAgeMs: int64(DedupRetention / time.Millisecond)}
+
+// DedupRetention is how long a tablet remembers a request ID's response.
+const DedupRetention = 10 * time.Minute
+
 // gcBatchKeys bounds one GC command (and so one raft entry).
 const gcBatchKeys = 1000
 
@@ -124,6 +131,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		versions++
 		p := policy[c.Family]
+		if c.Family == dedupFamily {
+			p = dedupPolicy
+		}
 		if p == nil {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}

@@ -98,7 +98,7 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
 	b.versions++
-	if !b.f.wantColumn(c.Family, c.Qualifier) {
+	if c.Family == dedupFamily || !b.f.wantColumn(c.Family, c.Qualifier) {
 		return
 	}
 	if p := b.f.policy[c.Family]; p != nil {
