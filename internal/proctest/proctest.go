@@ -1,0 +1,181 @@
+package proctest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds bin/shale (static, cgo off) into a temporary directory the
+// first time it is called and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		out, err := exec.Command("go", "env", "GOMOD").Output()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		root := filepath.Dir(strings.TrimSpace(string(out)))
+		dir, err := os.MkdirTemp("", "shale-proctest-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "shale")
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/shale")
+		cmd.Dir = root
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building shale: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreeAddr returns a free 127.0.0.1 port.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// Proc is a running process.
+type Proc struct {
+	Name string
+	Log  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Start runs `shale args...` with stdout and stderr appended to logPath.
+// The process is killed at test cleanup if still running; when the test
+// failed, the tail of its log is printed.
+func Start(t testing.TB, name, logPath string, args ...string) *Proc {
+	t.Helper()
+	f, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(f, "==== start %s at %s: %s ====\n", name, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	cmd := exec.Command(Binary(t), args...)
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
+	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		_ = cmd.Wait()
+		f.Close()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("---- tail of %s (%s) ----\n%s", name, logPath, Tail(logPath, 60))
+		}
+	})
+	return p
+}
+
+// Kill sends SIGKILL and waits for the process to be reaped.
+func (p *Proc) Kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Signal sends sig and waits up to timeout for exit; it returns the exit
+// code (-1 on timeout, after which the process is killed).
+func (p *Proc) Signal(sig os.Signal, timeout time.Duration) int {
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	case <-time.After(timeout):
+		p.Kill()
+		return -1
+	}
+}
+
+// Exited reports whether the process has ended.
+func (p *Proc) Exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// WaitHealthy waits until http://addr/healthz answers 200.
+func (p *Proc) WaitHealthy(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Second}
+	deadline := time.Now().Add(timeout)
+	for {
+		resp, err := client.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if p.Exited() {
+			t.Fatalf("%s exited before becoming healthy; log tail:\n%s", p.Name, Tail(p.Log, 30))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not healthy after %v: %v", p.Name, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Tail returns the last n lines of a file.
+func Tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// KillAll sends SIGKILL to every process before waiting for any, so they
+// die at (nearly) the same instant.
+func KillAll(ps ...*Proc) {
+	for _, p := range ps {
+		_ = p.cmd.Process.Kill()
+	}
+	for _, p := range ps {
+		<-p.done
+	}
+}
