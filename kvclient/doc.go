@@ -3,5 +3,96 @@
 // server busy), batching, scans stitched across tablets in key order,
 // single-row transactions and the plain Get/Put/Delete/Scan API. Bulk SST
 // building and the Thrift gateway server live below it. It imports only
-// proto/ and its own code, never server internals.
+// proto/, the shared internal/ plumbing (key codec, error codes) and the PD
+// client, never server internals.
+//
+// # Usage
+//
+//	c, err := kvclient.Open(ctx, kvclient.Options{PD: []string{"127.0.0.1:2379"}})
+//	defer c.Close()
+//	_, err = c.CreateTable(ctx, "users", []kvclient.Family{{Name: "f", MaxVersions: 3}}, []byte("m"))
+//	t, err := c.Table(ctx, "users")
+//	ts, err := t.MutateRow(ctx, []byte("alice"), kvclient.SetCell("f", []byte("name"), []byte("Alice")))
+//	row, err := t.Get(ctx, []byte("alice"), kvclient.Families("f"))
+//	sc := t.Scan(ctx, kvclient.ScanOptions{Start: []byte("a"), End: []byte("n")})
+//	for sc.Next() { use(sc.Row()) }
+//	err = sc.Err(); sc.Close()
+//
+// The raw key/value API (RawGet, RawPut, RawDelete, RawScan) stores each key
+// as a row of the built-in table "kv" (ID 1), family "v", empty qualifier.
+//
+// # Routing
+//
+// Every request goes to the leader of the tablet holding the row's encoded
+// key (internal/keys.RowKey). The location cache keeps tablet descriptors
+// sorted by start key, each with the store believed to lead it. It is
+// filled from the placement driver (GetTablet on a miss, ScanTablets,
+// paged, before a scan) and corrected from the errors tablet servers
+// return, without asking the PD where the error says enough:
+//
+//   - NotLeader with a leader hint: the leader is updated in place.
+//   - NotLeader without a hint (election running): the descriptor's other
+//     voters are tried, then the entry is dropped and refetched.
+//   - EpochMismatch: the current descriptors carried by the error replace
+//     the entry and every cached entry they overlap.
+//   - KeyNotInTablet, TabletNotFound: the entry is dropped and refetched.
+//
+// A descriptor never replaces an overlapping cached one with a newer epoch
+// version, so a PD lagging behind a split cannot undo what a tablet server
+// already told the client. Store addresses come from PD GetStore, are
+// cached, and are forgotten after a connection failure. There is one
+// gRPC connection per store address. The PD client follows PD leader
+// changes on its own.
+//
+// # Retries and ambiguity
+//
+// An operation is retried, with exponential backoff and jitter (10ms up to
+// 1s) until its context's deadline (Options.RequestTimeout, default 10s,
+// when the context has none), only after errors that guarantee nothing was
+// applied: NotLeader, TabletNotFound, KeyNotInTablet, EpochMismatch,
+// ServerBusy (waiting at least its retry_after), a store that could not be
+// reached before the request was sent (writes are only sent over a
+// connected channel), and TableNotFound from a store that has not yet
+// learned a table the PD knows. Reads additionally retry connection
+// failures (Unavailable without a routing detail).
+//
+// Every write is treated as non-idempotent. When a write's outcome is
+// unknown - Unavailable without a routing detail after it was sent, Unknown
+// ("result unknown" from the server), DeadlineExceeded or cancellation
+// while in flight - it is not retried and the error satisfies
+// errors.Is(err, ErrAmbiguous): read the row to learn what happened. If a
+// deadline ends the retries after only "nothing applied" failures, the
+// error wraps context.DeadlineExceeded and is not ambiguous.
+//
+// Every write carries a RequestID{client_id, seq}: client_id is
+// Options.ClientID (random when 0), seq grows per logical write and is
+// reused by that write's retries (BatchMutate takes a fresh seq per RPC,
+// since retried RPCs regroup rows). Tablet servers ignore it today; once
+// they deduplicate by request ID, retried writes will apply at most once
+// with no change to this package.
+//
+// # Errors
+//
+// ErrTableNotFound, ErrTableExists, ErrInvalidArgument (wrapping the
+// server's message), ErrAmbiguous and ErrClosed are matched with errors.Is;
+// the underlying gRPC status stays reachable through errors.As/Unwrap.
+//
+// # Scans
+//
+// A Scanner streams one tablet at a time and fetches one page ahead of the
+// caller in a background goroutine. When a tablet's stream ends with
+// tablet_exhausted, the scan continues from that tablet's end key (start
+// key when reverse), re-resolving the location, so tablets that split or
+// merge during the scan are followed. On an error mid-stream the scan
+// resumes right after the last row returned (row+"\x00" forward; end=row
+// reverse), so rows come exactly once and in order; the client also drops
+// any row that is not strictly past the last one returned.
+//
+// # Batches
+//
+// BatchGet and BatchMutate group rows by tablet and run the groups in
+// parallel; results come back in input order. BatchMutate sends one
+// BatchMutate RPC per tablet and returns one error per row: rows refused
+// with a routing error are re-routed and retried, an ambiguous RPC failure
+// marks every row of that RPC ErrAmbiguous.
 package kvclient

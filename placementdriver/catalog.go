@@ -3,6 +3,7 @@ package placementdriver
 import (
 	"context"
 	"regexp"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -56,7 +57,7 @@ func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest,
 	id := fixedID
 	if id == 0 {
 		var err error
-		if id, err = c.ids.alloc(ctx, 1); err != nil {
+		if id, err = c.alloc.alloc(ctx, 1); err != nil {
 			return nil, err
 		}
 	}
@@ -76,7 +77,33 @@ func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest,
 	c.catalogVersion = max(c.catalogVersion, version)
 	c.mu.Unlock()
 	c.s.log.Info("table created", "table", t.Name, "id", id)
+	c.waitCatalog(ctx, version)
 	return t, nil
+}
+
+// catalogWait bounds how long a catalog change waits for stores to learn it.
+const catalogWait = 10 * time.Second
+
+// waitCatalog waits (bounded) until every Up store has reported catalog
+// version v in a heartbeat, so a table can be used as soon as its creation
+// returns. A store that has not caught up by then gets it on its next
+// heartbeat; requests for the table fail with TableNotFound until then.
+func (c *cluster) waitCatalog(ctx context.Context, v uint64) {
+	deadline := time.Now().Add(catalogWait)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		c.mu.Lock()
+		behind := 0
+		for id, si := range c.stores {
+			if si.State == pdpb.StoreState_UP && c.storeCatalog[id] < v {
+				behind++
+			}
+		}
+		c.mu.Unlock()
+		if behind == 0 {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // dropTable removes a table from the catalog; stores learn of the drop

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	mathrand "math/rand"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/placementdriver/schedule"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -33,48 +35,51 @@ const (
 // Stores' liveness and tablets' statistics live only here (rebuilt from
 // heartbeats after a failover); everything else is persisted first.
 type cluster struct {
-	s    *Server
-	meta metaStore
-	term uint64
-	ids  *idAllocator
-	tso  *tsOracle
+	s     *Server
+	meta  metaStore
+	term  uint64
+	alloc *idAllocator
+	tso   *tsOracle
 
 	clusterID uint64
 
-	mu             sync.Mutex
-	config         Config
-	stores         map[uint64]*pdpb.StoreInfo
-	lastHeartbeat  map[uint64]time.Time
-	tablets        *tabletIndex
+	mu            sync.Mutex
+	config        Config
+	stores        map[uint64]*pdpb.StoreInfo
+	lastHeartbeat map[uint64]time.Time
+	storeCatalog  map[uint64]uint64 // catalog version each store reported
+	// view is the scheduler's model of stores and tablets (key-ordered);
+	// infos holds each tablet's latest full report for routing answers.
+	view           *schedule.Cluster
+	infos          map[uint64]*pdpb.TabletInfo
+	coord          *schedule.Coordinator
+	ids            idReserve
+	hotSince       map[uint64]time.Time
+	rangeSince     map[uint64]time.Time // when each tablet's range last changed
 	tables         map[uint64]*metapb.TableSchema
 	dropped        map[uint64]uint64 // table ID → catalog version of the drop
 	catalogVersion uint64
 	bootstrap      *metapb.TabletDescriptor
-	// splits remembers the IDs chosen for a boundary split of a tablet at
-	// an epoch, so repeated heartbeats repeat the same command.
-	splits map[splitKey]*pdpb.TabletCommand_Split
-}
-
-type splitKey struct {
-	tablet  uint64
-	version uint64
-	key     string
 }
 
 func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) {
 	m := metaStore{s.store}
 	c := &cluster{
 		s: s, meta: m, term: term,
-		ids:           &idAllocator{meta: m},
+		alloc:         &idAllocator{meta: m},
 		tso:           &tsOracle{meta: m, now: time.Now},
 		stores:        map[uint64]*pdpb.StoreInfo{},
 		lastHeartbeat: map[uint64]time.Time{},
-		tablets:       newTabletIndex(),
+		storeCatalog:  map[uint64]uint64{},
+		view:          schedule.NewCluster(nil, nil),
+		infos:         map[uint64]*pdpb.TabletInfo{},
+		hotSince:      map[uint64]time.Time{},
+		rangeSince:    map[uint64]time.Time{},
 		tables:        map[uint64]*metapb.TableSchema{},
 		dropped:       map[uint64]uint64{},
-		splits:        map[splitKey]*pdpb.TabletCommand_Split{},
 		config:        s.opts.Schedule,
 	}
+	c.ids.c = c
 	// The cluster ID is created once, by the first leader.
 	v, ok, err := m.get(ctx, rowClusterID)
 	if err != nil {
@@ -93,7 +98,7 @@ func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) 
 	if c.clusterID, err = decodeU64(v); err != nil {
 		return nil, err
 	}
-	if err := c.ids.load(ctx); err != nil {
+	if err := c.alloc.load(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.tso.load(ctx); err != nil {
@@ -139,6 +144,7 @@ func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) 
 		// A new leader has heard nobody yet; give every store a full
 		// heartbeat timeout before calling it disconnected.
 		c.lastHeartbeat[si.Store.StoreId] = now
+		c.view.PutStore(schedule.StoreFromProto(&si, 0))
 	}
 	if rows, err = m.scan(ctx, prefixTablet); err != nil {
 		return nil, err
@@ -148,7 +154,7 @@ func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) 
 		if err := proto.Unmarshal(v, &d); err != nil {
 			return nil, err
 		}
-		c.tablets.update(&pdpb.TabletInfo{Tablet: &d, Stats: &pdpb.TabletStats{}})
+		c.putTablet(&pdpb.TabletReport{Tablet: &d, Stats: &pdpb.TabletStats{}}, now)
 	}
 	if rows, err = m.scan(ctx, prefixTable); err != nil {
 		return nil, err
@@ -172,42 +178,8 @@ func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) 
 			return nil, err
 		}
 	}
+	c.coord = schedule.NewCoordinator(c.config.scheduleConfig(), &c.ids, mathrand.New(mathrand.NewSource(int64(term))))
 	return c, nil
-}
-
-// run does the leader's periodic work until ctx ends.
-func (c *cluster) run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.updateStoreStates(time.Now())
-	}
-}
-
-// updateStoreStates derives Up/Disconnected/Down from heartbeat ages.
-func (c *cluster) updateStoreStates(now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for id, si := range c.stores {
-		switch si.State {
-		case pdpb.StoreState_OFFLINE, pdpb.StoreState_TOMBSTONE:
-			continue
-		}
-		age := now.Sub(c.lastHeartbeat[id])
-		switch {
-		case age > c.config.MaxStoreDownTime:
-			si.State = pdpb.StoreState_DOWN
-		case age > c.s.opts.StoreHeartbeatTimeout:
-			si.State = pdpb.StoreState_DISCONNECTED
-		default:
-			si.State = pdpb.StoreState_UP
-		}
-	}
 }
 
 func (c *cluster) checkHeader(h *pdpb.Header) error {
@@ -254,7 +226,7 @@ func (c *cluster) registerStore(ctx context.Context, st *metapb.Store) (uint64, 
 	id := st.StoreId
 	if id == 0 {
 		var err error
-		if id, err = c.ids.alloc(ctx, 1); err != nil {
+		if id, err = c.alloc.alloc(ctx, 1); err != nil {
 			return 0, err
 		}
 	}
@@ -270,6 +242,7 @@ func (c *cluster) registerStore(ctx context.Context, st *metapb.Store) (uint64, 
 		si.State = pdpb.StoreState_UP
 	}
 	c.lastHeartbeat[id] = time.Now()
+	c.view.PutStore(schedule.StoreFromProto(si, 0))
 	snapshot := proto.Clone(si).(*pdpb.StoreInfo)
 	c.mu.Unlock()
 	if changed {
@@ -305,7 +278,12 @@ func (c *cluster) storeHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRe
 	}
 	now := time.Now()
 	c.lastHeartbeat[req.StoreId] = now
+	c.storeCatalog[req.StoreId] = req.CatalogVersion
 	si.LastHeartbeatUnixMs = now.UnixMilli()
+	if si.State == pdpb.StoreState_DISCONNECTED || si.State == pdpb.StoreState_DOWN {
+		si.State = pdpb.StoreState_UP
+	}
+	c.view.PutStore(schedule.StoreFromProto(si, 0))
 	resp := &pdpb.StoreHeartbeatResponse{CatalogVersion: c.catalogVersion, Tombstoned: si.State == pdpb.StoreState_TOMBSTONE}
 	for _, t := range c.tables {
 		if t.Version > req.CatalogVersion {
@@ -327,7 +305,7 @@ func (c *cluster) storeHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRe
 			return nil, err
 		}
 	}
-	if boot != nil && c.tablets.lookupID(boot.TabletId) == nil {
+	if boot != nil && c.tabletInfo(boot.TabletId) == nil {
 		// Not reported by any leader yet: keep telling its stores.
 		for _, r := range boot.Replicas {
 			if r.StoreId == req.StoreId {
@@ -361,7 +339,7 @@ func (c *cluster) maybeBootstrap(ctx context.Context) (*metapb.TabletDescriptor,
 		return nil, nil
 	}
 	chosen := pickSpread(up, n, labels)
-	first, err := c.ids.alloc(ctx, uint32(n))
+	first, err := c.alloc.alloc(ctx, uint32(n))
 	if err != nil {
 		return nil, err
 	}
@@ -430,19 +408,83 @@ func contains(list []*pdpb.StoreInfo, si *pdpb.StoreInfo) bool {
 	return false
 }
 
-func (x *tabletIndex) lookupID(id uint64) *pdpb.TabletInfo { return x.byID[id] }
+// tabletInfo returns the latest report of a tablet, or nil.
+func (c *cluster) tabletInfo(id uint64) *pdpb.TabletInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.infos[id]
+}
+
+// putTablet records a report in the view and the routing table. It returns
+// the scheduler's tablet (nil for a stale report), whether the descriptor
+// changed (so must be persisted), and the tablets it replaced. c.mu held.
+func (c *cluster) putTablet(r *pdpb.TabletReport, now time.Time) (*schedule.Tablet, bool, []uint64) {
+	id := r.Tablet.TabletId
+	// Load-based split needs the load sustained for split-qps-window.
+	hot := 0
+	if st := r.Stats; st != nil && st.ReadQps+st.WriteQps > c.config.SplitQPS {
+		since, ok := c.hotSince[id]
+		if !ok {
+			since = now
+			c.hotSince[id] = now
+		}
+		if now.Sub(since) >= c.config.SplitQPSWindow {
+			hot = c.coord.Config.SplitHotReports
+		}
+	} else {
+		delete(c.hotSince, id)
+	}
+	t := schedule.TabletFromProto(r, hot)
+	old := c.infos[id]
+	since, ok := c.rangeSince[id]
+	if !ok || (old != nil && old.Tablet.Epoch.GetVersion() != r.Tablet.Epoch.GetVersion()) {
+		since = now
+	}
+	t.RangeAge = now.Sub(since)
+	removed, err := c.view.PutTablet(t)
+	if err != nil {
+		return nil, false, nil // stale
+	}
+	c.rangeSince[id] = since
+	changed := old == nil || newer(r.Tablet, old.Tablet)
+	c.infos[id] = &pdpb.TabletInfo{Tablet: r.Tablet, LeaderStoreId: r.LeaderStoreId, Stats: r.Stats}
+	var gone []uint64
+	for _, x := range removed {
+		if x.ID != id {
+			delete(c.infos, x.ID)
+			delete(c.hotSince, x.ID)
+			delete(c.rangeSince, x.ID)
+			gone = append(gone, x.ID)
+		}
+	}
+	return t, changed, gone
+}
+
+// newer reports whether descriptor a has a later epoch than b.
+func newer(a, b *metapb.TabletDescriptor) bool {
+	if a.Epoch.GetVersion() != b.Epoch.GetVersion() {
+		return a.Epoch.GetVersion() > b.Epoch.GetVersion()
+	}
+	return a.Epoch.GetConfVersion() > b.Epoch.GetConfVersion()
+}
 
 // tabletHeartbeat records leader reports and answers with commands.
 func (c *cluster) tabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeatRequest) (*pdpb.TabletHeartbeatResponse, error) {
+	if err := c.ids.refill(ctx); err != nil {
+		return nil, err
+	}
 	rows := map[string][]byte{}
 	resp := &pdpb.TabletHeartbeatResponse{}
+	now := time.Now()
 	c.mu.Lock()
 	for _, r := range req.Reports {
 		if r.Tablet == nil || r.Tablet.Epoch == nil {
 			continue
 		}
-		info := &pdpb.TabletInfo{Tablet: r.Tablet, LeaderStoreId: r.LeaderStoreId, Stats: r.Stats}
-		changed, removed := c.tablets.update(info)
+		t, changed, removed := c.putTablet(r, now)
+		if t == nil {
+			continue
+		}
 		if changed {
 			v, err := proto.Marshal(r.Tablet)
 			if err != nil {
@@ -454,39 +496,28 @@ func (c *cluster) tabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeat
 		for _, id := range removed {
 			rows[idRow(prefixTablet, id)] = nil
 		}
+		if r.LeaderStoreId != req.StoreId {
+			continue
+		}
+		// Every table gets tablets of its own, before anything else.
+		ctl := c.coord.Controller
+		if key := c.boundaryInsideLocked(r.Tablet); key != nil && !ctl.HasOperator(t.ID) {
+			_ = ctl.AddOperator(schedule.NewSplitOperator(t, &c.ids, schedule.KindSplit, key, "table boundary"), now)
+		}
+		if cmd := ctl.Dispatch(t, now); cmd != nil {
+			resp.Commands = append(resp.Commands, cmd)
+		}
 	}
 	c.mu.Unlock()
 	if err := c.meta.put(ctx, rows); err != nil {
 		return nil, err
 	}
-	for _, r := range req.Reports {
-		if r.Tablet == nil || r.Tablet.Epoch == nil || r.LeaderStoreId != req.StoreId {
-			continue
-		}
-		cmd, err := c.commandFor(ctx, r)
-		if err != nil {
-			return nil, err
-		}
-		if cmd != nil {
-			resp.Commands = append(resp.Commands, cmd)
-		}
-	}
 	return resp, nil
-}
-
-// commandFor decides what the tablet's leader should do next.
-func (c *cluster) commandFor(ctx context.Context, r *pdpb.TabletReport) (*pdpb.TabletCommand, error) {
-	if key := c.boundaryInside(r.Tablet); key != nil {
-		return c.splitCommand(ctx, r.Tablet, key)
-	}
-	return nil, nil
 }
 
 // boundaryInside returns the first table boundary strictly inside the
 // tablet: every table gets tablets of its own.
-func (c *cluster) boundaryInside(d *metapb.TabletDescriptor) []byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+func (c *cluster) boundaryInsideLocked(d *metapb.TabletDescriptor) []byte {
 	var best []byte
 	consider := func(k []byte) {
 		if bytes.Compare(k, d.StartKey) <= 0 || (len(d.EndKey) != 0 && bytes.Compare(k, d.EndKey) >= 0) {
@@ -504,27 +535,6 @@ func (c *cluster) boundaryInside(d *metapb.TabletDescriptor) []byte {
 		}
 	}
 	return best
-}
-
-func (c *cluster) splitCommand(ctx context.Context, d *metapb.TabletDescriptor, key []byte) (*pdpb.TabletCommand, error) {
-	sk := splitKey{tablet: d.TabletId, version: d.Epoch.Version, key: string(key)}
-	c.mu.Lock()
-	sp, ok := c.splits[sk]
-	c.mu.Unlock()
-	if !ok {
-		first, err := c.ids.alloc(ctx, uint32(1+len(d.Replicas)))
-		if err != nil {
-			return nil, err
-		}
-		sp = &pdpb.TabletCommand_Split{SplitKey: key, NewTabletId: first}
-		for i := range d.Replicas {
-			sp.NewReplicaIds = append(sp.NewReplicaIds, first+1+uint64(i))
-		}
-		c.mu.Lock()
-		c.splits[sk] = sp
-		c.mu.Unlock()
-	}
-	return &pdpb.TabletCommand{TabletId: d.TabletId, Epoch: d.Epoch, Cmd: &pdpb.TabletCommand_Split_{Split: sp}}, nil
 }
 
 // tableSplitRows are the extra split points a table was created with.

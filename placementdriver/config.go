@@ -19,6 +19,7 @@ type Config struct {
 	SplitQPS             float64       `json:"split-qps"`
 	SplitQPSWindow       time.Duration `json:"split-qps-window"`
 	MergeSize            uint64        `json:"merge-size"`
+	SplitMergeInterval   time.Duration `json:"split-merge-interval"`
 	MaxSnapshotsPerStore int           `json:"max-snapshots-per-store"`
 	TabletScheduleLimit  int           `json:"tablet-schedule-limit"`
 	LeaderScheduleLimit  int           `json:"leader-schedule-limit"`
@@ -45,6 +46,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MergeSize == 0 {
 		c.MergeSize = 20 << 20
+	}
+	if c.SplitMergeInterval <= 0 {
+		c.SplitMergeInterval = time.Hour
 	}
 	if c.MaxSnapshotsPerStore <= 0 {
 		c.MaxSnapshotsPerStore = 4
@@ -81,6 +85,7 @@ var configKeys = map[string]configKey{
 	"split-qps":               floatKey(func(c *Config) *float64 { return &c.SplitQPS }),
 	"split-qps-window":        durationKey(func(c *Config) *time.Duration { return &c.SplitQPSWindow }),
 	"merge-size":              sizeKey(func(c *Config) *uint64 { return &c.MergeSize }),
+	"split-merge-interval":    durationKey(func(c *Config) *time.Duration { return &c.SplitMergeInterval }),
 	"max-snapshots-per-store": intKey(func(c *Config) *int { return &c.MaxSnapshotsPerStore }, 1),
 	"tablet-schedule-limit":   intKey(func(c *Config) *int { return &c.TabletScheduleLimit }, 0),
 	"leader-schedule-limit":   intKey(func(c *Config) *int { return &c.LeaderScheduleLimit }, 0),

@@ -11,11 +11,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -215,7 +217,7 @@ func (s *Server) watchLeadership(ctx context.Context) {
 			s.mu.cluster, s.mu.cancel = c, cancel
 			s.mu.Unlock()
 			go c.run(lctx)
-			s.log.Info("pd leader serving", "term", st.Term, "stores", len(c.stores), "tablets", c.tablets.len())
+			s.log.Info("pd leader serving", "term", st.Term, "stores", len(c.stores), "tablets", c.view.TabletCount())
 		case !isLeader && c != nil:
 			s.log.Info("pd leadership lost")
 			s.stepDown()
@@ -241,6 +243,25 @@ func (s *Server) leader() (*cluster, error) {
 		return s.mu.cluster, nil
 	}
 	return nil, s.notLeaderLocked()
+}
+
+// localClusterID reads the cluster ID from this member's own replica of
+// the metadata (it never changes once created), so followers can report it.
+func (s *Server) localClusterID() uint64 {
+	col := keys.ColumnPrefix(metaTableID, []byte(rowClusterID), metaFamily, nil)
+	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
+	if err != nil {
+		return 0
+	}
+	defer it.Close()
+	if !it.First() {
+		return 0
+	}
+	id, err := decodeU64(it.Value())
+	if err != nil {
+		return 0
+	}
+	return id
 }
 
 func (s *Server) members() []*pdpb.Member {

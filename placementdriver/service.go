@@ -3,9 +3,12 @@ package placementdriver
 import (
 	"context"
 	"encoding/json"
+	"sort"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/shaledb/shale/proto/metapb"
@@ -61,6 +64,8 @@ func (v *service) GetMembers(ctx context.Context, _ *pdpb.GetMembersRequest) (*p
 	}
 	if c != nil {
 		resp.ClusterId = c.clusterID
+	} else {
+		resp.ClusterId = v.s.localClusterID()
 	}
 	return resp, nil
 }
@@ -103,7 +108,10 @@ func (v *service) GetTablet(ctx context.Context, req *pdpb.GetTabletRequest) (*p
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.tablets.lookup(req.Key)
+	var t *pdpb.TabletInfo
+	if st := c.view.TabletForKey(req.Key); st != nil {
+		t = c.infos[st.ID]
+	}
 	if t == nil {
 		return nil, status.Errorf(codes.NotFound, "no tablet covers key %x (the cluster may not be bootstrapped yet)", req.Key)
 	}
@@ -117,7 +125,7 @@ func (v *service) GetTabletByID(ctx context.Context, req *pdpb.GetTabletByIDRequ
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	t := c.tablets.lookupID(req.TabletId)
+	t := c.infos[req.TabletId]
 	if t == nil {
 		return nil, status.Errorf(codes.NotFound, "tablet %d not found", req.TabletId)
 	}
@@ -135,9 +143,7 @@ func (v *service) ScanTablets(ctx context.Context, req *pdpb.ScanTabletsRequest)
 	if limit <= 0 || limit > maxScanTablets {
 		limit = maxScanTablets
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return &pdpb.ScanTabletsResponse{Tablets: c.tablets.scan(req.StartKey, req.EndKey, limit)}, nil
+	return &pdpb.ScanTabletsResponse{Tablets: c.scanTablets(req.StartKey, req.EndKey, limit)}, nil
 }
 
 func (v *service) GetStore(ctx context.Context, req *pdpb.GetStoreRequest) (*pdpb.GetStoreResponse, error) {
@@ -151,7 +157,8 @@ func (v *service) GetStore(ctx context.Context, req *pdpb.GetStoreRequest) (*pdp
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "store %d not found", req.StoreId)
 	}
-	return &pdpb.GetStoreResponse{Store: si}, nil
+	// Copies: gRPC marshals after the lock is released.
+	return &pdpb.GetStoreResponse{Store: proto.Clone(si).(*pdpb.StoreInfo)}, nil
 }
 
 func (v *service) ListStores(ctx context.Context, req *pdpb.ListStoresRequest) (*pdpb.ListStoresResponse, error) {
@@ -171,7 +178,7 @@ func (v *service) AllocID(ctx context.Context, req *pdpb.AllocIDRequest) (*pdpb.
 	if n > 100000 {
 		return nil, status.Error(codes.InvalidArgument, "at most 100000 IDs per call")
 	}
-	first, err := c.ids.alloc(ctx, n)
+	first, err := c.alloc.alloc(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -270,6 +277,7 @@ func (c *cluster) setConfig(ctx context.Context, key, value string) error {
 	}
 	c.mu.Lock()
 	c.config = next
+	c.applyConfigLocked(time.Now())
 	c.mu.Unlock()
 	c.s.log.Info("pd config changed", "key", key, "value", value)
 	return nil
@@ -280,7 +288,7 @@ func (c *cluster) storeList() []*pdpb.StoreInfo {
 	defer c.mu.Unlock()
 	out := make([]*pdpb.StoreInfo, 0, len(c.stores))
 	for _, si := range c.stores {
-		out = append(out, si)
+		out = append(out, proto.Clone(si).(*pdpb.StoreInfo))
 	}
 	sortStores(out)
 	return out
@@ -294,5 +302,61 @@ func (c *cluster) tableList() []*metapb.TableSchema {
 		out = append(out, t)
 	}
 	sortTables(out)
+	return out
+}
+
+func (v *service) ListOperators(ctx context.Context, req *pdpb.ListOperatorsRequest) (*pdpb.ListOperatorsResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.ListOperatorsResponse{Operators: c.listOperators()}, nil
+}
+
+func (v *service) AddOperator(ctx context.Context, req *pdpb.AddOperatorRequest) (*pdpb.AddOperatorResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	op, err := c.addOperator(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.AddOperatorResponse{Operator: op}, nil
+}
+
+func (v *service) DrainStore(ctx context.Context, req *pdpb.DrainStoreRequest) (*pdpb.DrainStoreResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	return &pdpb.DrainStoreResponse{}, c.drainStore(ctx, req.StoreId)
+}
+
+// scanTablets returns up to limit tablets overlapping [start, end), in key
+// order.
+func (c *cluster) scanTablets(start, end []byte, limit int) []*pdpb.TabletInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.scanTabletsLocked(start, end, limit)
+}
+
+func (c *cluster) scanTabletsLocked(start, end []byte, limit int) []*pdpb.TabletInfo {
+	if limit <= 0 {
+		limit = int(^uint(0) >> 1)
+	}
+	all := c.view.Tablets()
+	i := sort.Search(len(all), func(i int) bool {
+		return len(all[i].EndKey) == 0 || string(all[i].EndKey) > string(start)
+	})
+	var out []*pdpb.TabletInfo
+	for ; i < len(all) && len(out) < limit; i++ {
+		if len(end) != 0 && string(all[i].StartKey) >= string(end) {
+			break
+		}
+		if info := c.infos[all[i].ID]; info != nil {
+			out = append(out, info)
+		}
+	}
 	return out
 }

@@ -883,8 +883,13 @@ type ScanResponse struct {
 	// reached.
 	Last            bool `protobuf:"varint,2,opt,name=last,proto3" json:"last,omitempty"`
 	TabletExhausted bool `protobuf:"varint,3,opt,name=tablet_exhausted,json=tabletExhausted,proto3" json:"tablet_exhausted,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// On the last page: the range of the tablet that served the scan, so the
+	// client continues exactly at its boundary even if the tablet split or
+	// merged since the client looked it up.
+	TabletStartKey []byte `protobuf:"bytes,4,opt,name=tablet_start_key,json=tabletStartKey,proto3" json:"tablet_start_key,omitempty"`
+	TabletEndKey   []byte `protobuf:"bytes,5,opt,name=tablet_end_key,json=tabletEndKey,proto3" json:"tablet_end_key,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ScanResponse) Reset() {
@@ -936,6 +941,20 @@ func (x *ScanResponse) GetTabletExhausted() bool {
 		return x.TabletExhausted
 	}
 	return false
+}
+
+func (x *ScanResponse) GetTabletStartKey() []byte {
+	if x != nil {
+		return x.TabletStartKey
+	}
+	return nil
+}
+
+func (x *ScanResponse) GetTabletEndKey() []byte {
+	if x != nil {
+		return x.TabletEndKey
+	}
+	return nil
 }
 
 type MutateRowRequest struct {
@@ -2751,11 +2770,13 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\areverse\x18\x05 \x01(\bR\areverse\x12\x14\n" +
 	"\x05limit\x18\x06 \x01(\x04R\x05limit\x12/\n" +
 	"\aoptions\x18\a \x01(\v2\x15.shale.kv.ReadOptionsR\aoptions\x12\x1b\n" +
-	"\tpage_rows\x18\b \x01(\rR\bpageRows\"p\n" +
+	"\tpage_rows\x18\b \x01(\rR\bpageRows\"\xc0\x01\n" +
 	"\fScanResponse\x12!\n" +
 	"\x04rows\x18\x01 \x03(\v2\r.shale.kv.RowR\x04rows\x12\x12\n" +
 	"\x04last\x18\x02 \x01(\bR\x04last\x12)\n" +
-	"\x10tablet_exhausted\x18\x03 \x01(\bR\x0ftabletExhausted\"\xdd\x01\n" +
+	"\x10tablet_exhausted\x18\x03 \x01(\bR\x0ftabletExhausted\x12(\n" +
+	"\x10tablet_start_key\x18\x04 \x01(\fR\x0etabletStartKey\x12$\n" +
+	"\x0etablet_end_key\x18\x05 \x01(\fR\ftabletEndKey\"\xdd\x01\n" +
 	"\x10MutateRowRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x17\n" +

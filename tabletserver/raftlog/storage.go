@@ -45,12 +45,16 @@ var _ raft.Storage = (*Storage)(nil)
 func Open(db *pebble.DB, tabletID uint64, confState raftpb.ConfState, snap SnapshotFunc) (*Storage, error) {
 	s := &Storage{db: db, tabletID: tabletID, snapshot: snap}
 	s.mu.confState = confState
+	// Read every record from one engine snapshot: a concurrent batch (a
+	// split creating this tablet's state) must be seen whole or not at all.
+	view := db.NewSnapshot()
+	defer view.Close()
 	var tr raftcmdpb.TruncatedState
-	if err := getProto(db, keys.RaftTruncatedStateKey(tabletID), &tr); err != nil {
+	if err := getProto(view, keys.RaftTruncatedStateKey(tabletID), &tr); err != nil {
 		return nil, err
 	}
 	s.mu.truncated = Truncated{Index: tr.Index, Term: tr.Term}
-	v, closer, err := db.Get(keys.RaftHardStateKey(tabletID))
+	v, closer, err := view.Get(keys.RaftHardStateKey(tabletID))
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 	case err != nil:
@@ -63,7 +67,7 @@ func Open(db *pebble.DB, tabletID uint64, confState raftpb.ConfState, snap Snaps
 		}
 	}
 	s.mu.lastIndex, s.mu.lastTerm = s.mu.truncated.Index, s.mu.truncated.Term
-	iter, err := db.NewIter(&pebble.IterOptions{
+	iter, err := view.NewIter(&pebble.IterOptions{
 		LowerBound: keys.RaftLogPrefix(tabletID),
 		UpperBound: keys.PrefixEnd(keys.RaftLogPrefix(tabletID)),
 	})
@@ -81,7 +85,7 @@ func Open(db *pebble.DB, tabletID uint64, confState raftpb.ConfState, snap Snaps
 	return s, iter.Error()
 }
 
-func getProto(db *pebble.DB, key []byte, m proto.Message) error {
+func getProto(db pebble.Reader, key []byte, m proto.Message) error {
 	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil

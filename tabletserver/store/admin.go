@@ -99,19 +99,17 @@ func writeInitialStateKeepingVote(db *pebble.DB, b *pebble.Batch, desc *metapb.T
 // or gives state to the uninitialized one a message already created.
 // Worker only (runs in post-apply).
 func (s *Store) initSplitReplica(desc *metapb.TabletDescriptor, replicaID uint64, campaign bool) {
-	r := s.getReplica(desc.TabletId)
-	if r != nil {
+	r, created, err := s.getOrCreateReplica(desc.TabletId, replicaID, desc)
+	if err != nil {
+		s.fatal("create split replica", err, nil)
+	}
+	if !created {
 		if r.descriptor() != nil {
 			return // already initialized (cannot normally happen)
 		}
-		r.replicaID = replicaID
+		r.setReplicaID(replicaID)
 		if err := r.loadState(desc); err != nil {
 			s.fatal("init split replica", err, r)
-		}
-	} else {
-		var err error
-		if r, err = s.newReplica(desc.TabletId, replicaID, desc); err != nil {
-			s.fatal("create split replica", err, nil)
 		}
 	}
 	s.awake[r.tabletID] = r
@@ -284,7 +282,7 @@ func (s *Store) Split(ctx context.Context, req *kvpb.SplitTabletRequest) (*kvpb.
 		return nil, errs.InvalidArgument("split key %x is not a table prefix or row key", req.SplitKey)
 	}
 	desc := r.descriptor()
-	if err := checkEpoch(desc, req.Header); err != nil {
+	if err := s.checkEpoch(desc, req.Header); err != nil {
 		return nil, err
 	}
 	if req.NewTabletId == 0 || len(req.NewReplicaIds) != len(desc.Replicas) {
@@ -424,10 +422,23 @@ func isJoint(d *metapb.TabletDescriptor) bool {
 	return false
 }
 
-// checkEpoch rejects a request whose epoch version is stale.
-func checkEpoch(desc *metapb.TabletDescriptor, h *kvpb.RequestHeader) error {
-	if h.GetEpoch() != nil && h.Epoch.Version != desc.Epoch.Version {
-		return errs.EpochMismatch(desc)
+// checkEpoch rejects a request whose epoch version is stale. The error
+// carries the tablet's descriptor and, after a split, its new right-hand
+// neighbour when this store has it, so the client can fix its cache
+// without asking the placement driver.
+func (s *Store) checkEpoch(desc *metapb.TabletDescriptor, h *kvpb.RequestHeader) error {
+	if h.GetEpoch() == nil || h.Epoch.Version == desc.Epoch.Version {
+		return nil
 	}
-	return nil
+	current := []*metapb.TabletDescriptor{desc}
+	if len(desc.EndKey) > 0 {
+		s.mu.RLock()
+		for _, r := range s.mu.replicas {
+			if d := r.descriptor(); d != nil && bytes.Equal(d.StartKey, desc.EndKey) && d.Epoch.Version == desc.Epoch.Version {
+				current = append(current, d)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return errs.EpochMismatch(current...)
 }

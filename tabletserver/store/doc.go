@@ -37,7 +37,7 @@
 //
 // # Lock order
 //
-// Store.applyMu < replica.mu < Store.mu. The worker holds applyMu (write)
+// Store.applyMu < Store.mu < replica.mu. The worker holds applyMu (write)
 // while it commits an apply batch and publishes the new descriptors, so a
 // reader holding applyMu (read) sees data and descriptor from the same
 // instant.

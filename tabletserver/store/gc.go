@@ -76,7 +76,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	snap, desc, err := s.pinnedRead(r)
+	snap, desc, err := s.pinnedRead(r, nil)
 	if err != nil {
 		return 0, err
 	}

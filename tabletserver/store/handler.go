@@ -71,12 +71,8 @@ func (s *Store) maybeCreateUninitialized(tabletID uint64, m raftpb.Message) (*re
 	if tomb.NextReplicaId > m.To {
 		return nil, nil
 	}
-	r, err := s.newReplica(tabletID, m.To, nil)
-	if err != nil {
-		// Lost a race with another creator.
-		return s.getReplica(tabletID), nil
-	}
-	return r, nil
+	r, _, err := s.getOrCreateReplica(tabletID, m.To, nil)
+	return r, err
 }
 
 // HandleSnapshot implements transport.Handler.

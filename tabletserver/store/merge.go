@@ -46,7 +46,7 @@ func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*meta
 		return nil, err
 	}
 	ld, rd := left.descriptor(), right.descriptor()
-	if err := checkEpoch(ld, req.Header); err != nil {
+	if err := s.checkEpoch(ld, req.Header); err != nil {
 		return nil, err
 	}
 	if err := checkMergeable(ld, rd); err != nil {

@@ -126,7 +126,7 @@ func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEpoch(r.descriptor(), h); err != nil {
+	if err := s.checkEpoch(r.descriptor(), h); err != nil {
 		return nil, err
 	}
 	if err := r.readIndex(ctx); err != nil {
@@ -136,7 +136,9 @@ func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica
 }
 
 // pinnedRead returns an engine snapshot and the descriptor valid for it.
-func (s *Store) pinnedRead(r *replica) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
+// The request's epoch (if any) is checked again here: the tablet may have
+// split since the request was accepted.
+func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
 	r.mu.Lock()
@@ -144,6 +146,9 @@ func (s *Store) pinnedRead(r *replica) (*pebble.Snapshot, *metapb.TabletDescript
 	r.mu.Unlock()
 	if destroyed || desc == nil {
 		return nil, nil, errs.TabletNotFound(r.tabletID, s.opts.StoreID)
+	}
+	if err := s.checkEpoch(desc, h); err != nil {
+		return nil, nil, err
 	}
 	return s.db.NewSnapshot(), desc, nil
 }
@@ -169,7 +174,7 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	if err != nil {
 		return nil, err
 	}
-	snap, desc, err := s.pinnedRead(r)
+	snap, desc, err := s.pinnedRead(r, req.Header)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +237,7 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	if err != nil {
 		return err
 	}
-	snap, desc, err := s.pinnedRead(r)
+	snap, desc, err := s.pinnedRead(r, req.Header)
 	if err != nil {
 		return err
 	}
@@ -357,5 +362,5 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	}
 	s.metrics.reads.Inc()
 	r.record(false, req.TableId, req.StartRow, int(sent))
-	return send(&kvpb.ScanResponse{Rows: page, Last: true, TabletExhausted: !limitHit()})
+	return send(&kvpb.ScanResponse{Rows: page, Last: true, TabletExhausted: !limitHit(), TabletStartKey: desc.StartKey, TabletEndKey: desc.EndKey})
 }

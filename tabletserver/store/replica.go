@@ -78,6 +78,15 @@ func (b *inbox) empty() bool {
 	return len(b.msgs) == 0 && len(b.props) == 0 && len(b.reads) == 0 && len(b.admin) == 0
 }
 
+// setReplicaID changes the ID of an uninitialized replica that a split or
+// bootstrap gives state to. Inbound traffic reads the ID under r.mu. Worker
+// only.
+func (r *replica) setReplicaID(id uint64) {
+	r.mu.Lock()
+	r.replicaID = id
+	r.mu.Unlock()
+}
+
 // descriptor returns the current descriptor (nil if uninitialized).
 func (r *replica) descriptor() *metapb.TabletDescriptor {
 	r.mu.Lock()

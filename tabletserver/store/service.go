@@ -113,7 +113,7 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 		return nil, nil, err
 	}
 	desc := r.descriptor()
-	if err := checkEpoch(desc, h); err != nil {
+	if err := s.checkEpoch(desc, h); err != nil {
 		return nil, nil, err
 	}
 	r.mu.Lock()

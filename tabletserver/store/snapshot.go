@@ -218,12 +218,10 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 		_ = s.fs.Remove(path)
 		return err
 	}
-	r := s.getReplica(desc.TabletId)
-	if r == nil {
-		if r, err = s.newReplica(desc.TabletId, m.To, nil); err != nil {
-			_ = s.fs.Remove(path)
-			return err
-		}
+	r, _, err := s.getOrCreateReplica(desc.TabletId, m.To, nil)
+	if err != nil {
+		_ = s.fs.Remove(path)
+		return err
 	}
 	r.mu.Lock()
 	r.mu.peers[m.From] = h.FromStore

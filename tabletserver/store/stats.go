@@ -151,7 +151,7 @@ func (s *Store) MiddleKey(tabletID uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, desc, err := s.pinnedRead(r)
+	snap, desc, err := s.pinnedRead(r, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -312,8 +312,24 @@ func (s *Store) loadReplicas() error {
 }
 
 // newReplica builds a replica (initialized when desc != nil) and registers
-// it. The caller must not hold s.mu.
+// it. It fails if the tablet already has one. The caller must not hold s.mu.
 func (s *Store) newReplica(tabletID, replicaID uint64, desc *metapb.TabletDescriptor) (*replica, error) {
+	r, created, err := s.getOrCreateReplica(tabletID, replicaID, desc)
+	if err == nil && !created {
+		err = fmt.Errorf("store: tablet %d already has a replica", tabletID)
+	}
+	return r, err
+}
+
+// getOrCreateReplica returns the tablet's replica, creating it (from desc,
+// or uninitialized) when there is none; the check and the registration are
+// one atomic step, as raft traffic may create the same replica concurrently.
+func (s *Store) getOrCreateReplica(tabletID, replicaID uint64, desc *metapb.TabletDescriptor) (*replica, bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.mu.replicas[tabletID]; ok {
+		return old, false, nil
+	}
 	r := &replica{
 		s:               s,
 		tabletID:        tabletID,
@@ -325,16 +341,10 @@ func (s *Store) newReplica(tabletID, replicaID uint64, desc *metapb.TabletDescri
 	}
 	r.mu.peers = map[uint64]uint64{}
 	if err := r.loadState(desc); err != nil {
-		return nil, err
-	}
-	s.mu.Lock()
-	if old, ok := s.mu.replicas[tabletID]; ok && old != r {
-		s.mu.Unlock()
-		return nil, fmt.Errorf("store: tablet %d already has a replica", tabletID)
+		return nil, false, err
 	}
 	s.mu.replicas[tabletID] = r
-	s.mu.Unlock()
-	return r, nil
+	return r, true, nil
 }
 
 // loadState opens the raft storage and RawNode from what is on disk.
@@ -456,7 +466,7 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 			if err := b.Commit(pebble.Sync); err != nil {
 				return err
 			}
-			r.replicaID = rep.ReplicaId
+			r.setReplicaID(rep.ReplicaId)
 			return r.loadState(desc)
 		})
 	}

@@ -1,0 +1,131 @@
+package kvclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/proto/errorpb"
+)
+
+// Errors a caller can test for with errors.Is. Every error the client
+// returns for one of these reasons wraps the sentinel and, where there is
+// one, the server's gRPC status (reachable with errors.As / status.FromError).
+var (
+	// ErrTableNotFound is returned when the named table does not exist (or
+	// was dropped while the operation ran).
+	ErrTableNotFound = errors.New("kvclient: table not found")
+	// ErrTableExists is returned by CreateTable when the name is taken.
+	ErrTableExists = errors.New("kvclient: table already exists")
+	// ErrAmbiguous is returned by a write whose outcome is unknown: the
+	// request may have been applied or not (the connection broke after it
+	// was sent, the deadline expired while it was in flight, or the server
+	// lost track of the proposal). Read the row to find out. The client
+	// never retries such a write on its own.
+	ErrAmbiguous = errors.New("kvclient: result unknown; the write may or may not have been applied")
+	// ErrInvalidArgument is returned for requests the server (or the client)
+	// rejects as malformed: unknown column family, empty row key, oversized
+	// value, bad table name. The message carries the server's reason.
+	ErrInvalidArgument = errors.New("kvclient: invalid argument")
+	// ErrClosed is returned by operations on a closed Client.
+	ErrClosed = errors.New("kvclient: client is closed")
+)
+
+// Error is the error type behind the sentinels above: Kind is the sentinel
+// (matched by errors.Is), Cause the underlying error (usually a gRPC status).
+type Error struct {
+	Kind  error
+	Msg   string
+	Cause error
+}
+
+func (e *Error) Error() string {
+	if e.Msg == "" {
+		return e.Kind.Error()
+	}
+	return e.Kind.Error() + ": " + e.Msg
+}
+
+// Is reports whether target is the error's kind.
+func (e *Error) Is(target error) bool { return target == e.Kind }
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Cause }
+
+func newError(kind error, cause error, format string, args ...any) *Error {
+	return &Error{Kind: kind, Msg: fmt.Sprintf(format, args...), Cause: cause}
+}
+
+func ambiguous(cause error, what string) error {
+	msg := what
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	return &Error{Kind: ErrAmbiguous, Msg: msg, Cause: cause}
+}
+
+func invalidArgf(format string, args ...any) error {
+	return newError(ErrInvalidArgument, nil, format, args...)
+}
+
+// userError converts a final (not retried) server error into the error the
+// caller sees.
+func userError(err error, write bool, what string) error {
+	if err == nil {
+		return nil
+	}
+	var ke *Error
+	if errors.As(err, &ke) {
+		return err
+	}
+	if _, ok := errs.As[*errorpb.TableNotFound](err); ok {
+		return newError(ErrTableNotFound, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		if write {
+			return ambiguous(err, what)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch st.Code() {
+	case codes.InvalidArgument, codes.OutOfRange:
+		return newError(ErrInvalidArgument, err, "%s: %s", what, st.Message())
+	case codes.Unknown:
+		if write {
+			return ambiguous(err, what)
+		}
+	case codes.Unavailable, codes.DeadlineExceeded, codes.Canceled:
+		if write && errs.Detail(err) == nil {
+			return ambiguous(err, what)
+		}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// pdError converts an error from a placement driver call.
+func pdError(err error, what string) error {
+	if err == nil {
+		return nil
+	}
+	st, ok := status.FromError(err)
+	if !ok {
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	switch st.Code() {
+	case codes.NotFound:
+		return newError(ErrTableNotFound, err, "%s: %s", what, st.Message())
+	case codes.AlreadyExists:
+		return newError(ErrTableExists, err, "%s: %s", what, st.Message())
+	case codes.InvalidArgument, codes.FailedPrecondition:
+		return newError(ErrInvalidArgument, err, "%s: %s", what, st.Message())
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,49 @@
+package kvclient
+
+import (
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Options configure a Client. Zero fields take their defaults.
+type Options struct {
+	// PD lists the placement driver members' client addresses. Required.
+	// Any subset works; the client follows the PD leader.
+	PD []string
+	// RequestTimeout bounds one operation (all its retries) when the
+	// caller's context has no deadline. Default 10s. A scan applies it to
+	// each stretch without progress rather than to the whole scan.
+	RequestTimeout time.Duration
+	// PageRows is the scan page size in rows asked from tablet servers
+	// (0: the server's default, 256).
+	PageRows int
+	// Logger receives debug logs of retries and routing changes. Default:
+	// slog.Default().
+	Logger *slog.Logger
+	// ClientID identifies this client in the RequestID of every write (so
+	// a server can recognise a retried write). 0: a random ID.
+	ClientID uint64
+}
+
+// EnsureDefaults returns a copy with defaults filled in.
+func (o Options) EnsureDefaults() Options {
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 10 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
+}
+
+// Validate rejects unusable options.
+func (o Options) Validate() error {
+	if len(o.PD) == 0 {
+		return errors.New("kvclient: Options.PD must list at least one placement driver address")
+	}
+	if o.PageRows < 0 {
+		return errors.New("kvclient: Options.PageRows must not be negative")
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package schedule
+
+import (
+	"math/rand"
+	"time"
+)
+
+// Coordinator wires the default checkers and schedulers to a Controller, as
+// PD's coordinator does. The PD server owns one, calls Round periodically
+// (and Dispatch on every tablet report), all under its cluster lock.
+type Coordinator struct {
+	Config     Config
+	Controller *Controller
+	Checkers   []Checker   // in priority order; the first operator wins
+	Schedulers []Scheduler // run after the checkers, in order
+}
+
+// NewCoordinator builds the default pipeline: replica repair, placement,
+// split and merge checkers; tablet, leader and hot schedulers. rnd must be
+// seeded by the caller for reproducible runs.
+func NewCoordinator(cfg Config, alloc IDAllocator, rnd *rand.Rand) *Coordinator {
+	cfg = cfg.EnsureDefaults()
+	ctl := NewController(cfg)
+	return &Coordinator{
+		Config:     cfg,
+		Controller: ctl,
+		Checkers: []Checker{
+			NewReplicaChecker(cfg, ctl, alloc),
+			NewPlacementChecker(cfg, ctl, alloc),
+			NewSplitChecker(cfg, ctl, alloc),
+			NewMergeChecker(cfg, ctl, alloc),
+		},
+		Schedulers: []Scheduler{
+			NewBalanceLeaderScheduler(ctl, rnd),
+			NewHotScheduler(ctl),
+			NewBalanceTabletScheduler(ctl, alloc, rnd),
+		},
+	}
+}
+
+// RoundResult counts what one Round did.
+type RoundResult struct {
+	Added    [numKinds]int
+	Rejected int // proposals the Controller refused (limits, conflicts)
+	Expired  int
+}
+
+// Total is the number of operators added.
+func (r RoundResult) Total() int {
+	n := 0
+	for _, a := range r.Added {
+		n += a
+	}
+	return n
+}
+
+// AddedOf is the number of operators of a kind added.
+func (r RoundResult) AddedOf(k OpKind) int { return r.Added[k] }
+
+// Round runs one scheduling pass: expire stale operators, run the checkers
+// over every tablet without an operator (one pass in key order), then every
+// scheduler, adding the proposed operators to the Controller.
+func (co *Coordinator) Round(c *Cluster, now time.Time) RoundResult {
+	var res RoundResult
+	res.Expired = len(co.Controller.Expire(now))
+	add := func(op *Operator) {
+		if err := co.Controller.AddOperator(op, now); err != nil {
+			res.Rejected++
+			return
+		}
+		res.Added[op.Kind]++
+	}
+	co.CheckTablets(c, add)
+	for _, s := range co.Schedulers {
+		for _, op := range s.Schedule(c, co.Config) {
+			add(op)
+		}
+	}
+	return res
+}
+
+// CheckTablets runs the checkers over all tablets and hands each proposed
+// operator to add.
+func (co *Coordinator) CheckTablets(c *Cluster, add func(*Operator)) {
+	ctl := co.Controller
+	for _, t := range c.Tablets() {
+		if ctl.HasOperator(t.ID) {
+			continue
+		}
+		for _, ck := range co.Checkers {
+			if op := ck.Check(c, t); op != nil {
+				add(op)
+				break
+			}
+		}
+	}
+}

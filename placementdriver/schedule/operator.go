@@ -1,0 +1,272 @@
+package schedule
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// OpKind says which checker or scheduler made an operator. It selects the
+// concurrency limit and the priority.
+type OpKind int
+
+const (
+	KindReplicaRepair OpKind = iota
+	KindPlacement
+	KindBalanceTablet
+	KindBalanceLeader
+	KindHot
+	KindSplit
+	KindSplitLoad
+	KindMerge
+	KindAdmin
+	numKinds
+)
+
+var kindNames = [...]string{"replica-repair", "placement", "balance-tablet", "balance-leader", "hot", "split", "split-load", "merge", "admin"}
+
+func (k OpKind) String() string {
+	if k >= 0 && k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("OpKind(%d)", int(k))
+}
+
+// priority orders kinds: an operator may replace a running one of lower
+// priority on the same tablet (repair preempts balance).
+func (k OpKind) priority() int {
+	switch k {
+	case KindAdmin:
+		return 5
+	case KindReplicaRepair:
+		return 4
+	case KindPlacement:
+		return 3
+	case KindSplit, KindSplitLoad, KindMerge:
+		return 2
+	case KindHot:
+		return 1
+	}
+	return 0
+}
+
+// OpStatus is an operator's lifecycle state.
+type OpStatus int
+
+const (
+	OpRunning OpStatus = iota
+	OpFinished
+	OpTimedOut
+	OpCancelled // cancelled by the caller or replaced by a higher-priority operator
+)
+
+var statusNames = [...]string{"running", "finished", "timed-out", "cancelled"}
+
+func (s OpStatus) String() string { return statusNames[s] }
+
+// Operator is a scheduling decision as data: an ordered list of steps for
+// one tablet. Checkers and schedulers build operators; the Controller tracks
+// them and turns the current step into the command of the next heartbeat
+// response.
+type Operator struct {
+	ID       uint64 // assigned by Controller.AddOperator when zero
+	TabletID uint64
+	Kind     OpKind
+	Desc     string
+	Steps    []Step
+	Created  time.Time     // set by Controller.AddOperator when zero
+	Timeout  time.Duration // from Config when zero
+	// Related are other tablets the operator needs untouched while it runs
+	// (a merge locks the right tablet); they get no other operator.
+	Related []uint64
+
+	// Controller-owned state.
+	current int
+	status  OpStatus
+	ended   time.Time
+}
+
+// CurrentStep is the index of the first unfinished step (len(Steps) once
+// finished).
+func (op *Operator) CurrentStep() int { return op.current }
+
+// Step returns the current step, or nil when none is left.
+func (op *Operator) Step() Step {
+	if op.current < len(op.Steps) {
+		return op.Steps[op.current]
+	}
+	return nil
+}
+
+// Status returns the lifecycle state.
+func (op *Operator) Status() OpStatus { return op.status }
+
+// Ended is when the operator finished, timed out or was cancelled.
+func (op *Operator) Ended() time.Time { return op.ended }
+
+func (op *Operator) String() string {
+	steps := make([]string, len(op.Steps))
+	for i, s := range op.Steps {
+		steps[i] = s.String()
+	}
+	return fmt.Sprintf("op %d tablet %d %s (%s): [%s] step %d/%d %s",
+		op.ID, op.TabletID, op.Kind, op.Desc, strings.Join(steps, "; "), op.current, len(op.Steps), op.status)
+}
+
+// onlyLeaderSteps reports whether every step is a leader transfer.
+func (op *Operator) onlyLeaderSteps() bool {
+	for _, s := range op.Steps {
+		if _, ok := s.(TransferLeader); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// stepBuilder assembles membership steps for one tablet, tracking who leads
+// after each step so that a replica is never removed while it leads and the
+// snapshot sender is known.
+type stepBuilder struct {
+	c      *Cluster
+	t      *Tablet
+	alloc  IDAllocator
+	leader uint64
+	voters map[uint64]bool // store → voter, as of the steps built so far
+	steps  []Step
+	failed bool
+}
+
+func newStepBuilder(c *Cluster, t *Tablet, alloc IDAllocator) *stepBuilder {
+	b := &stepBuilder{c: c, t: t, alloc: alloc, leader: t.LeaderStoreID, voters: map[uint64]bool{}}
+	for _, r := range t.Replicas {
+		if !r.Learner {
+			b.voters[r.StoreID] = true
+		}
+	}
+	return b
+}
+
+// transferLeaderAway moves leadership off store from to the healthy voter
+// with the fewest leaders, preferring prefer when it qualifies.
+func (b *stepBuilder) transferLeaderAway(from uint64, prefer uint64) {
+	if b.leader != from {
+		return
+	}
+	var best uint64
+	bestCount := 0
+	for _, r := range b.t.Replicas {
+		if r.StoreID == from || !b.voters[r.StoreID] || b.t.IsDown(r.ID) || b.t.IsPending(r.ID) {
+			continue
+		}
+		s := b.c.Store(r.StoreID)
+		if s == nil || s.State != StoreUp {
+			continue
+		}
+		if r.StoreID == prefer {
+			best = r.StoreID
+			break
+		}
+		n := b.c.StoreLeaderCount(r.StoreID)
+		if best == 0 || n < bestCount || (n == bestCount && r.StoreID < best) {
+			best, bestCount = r.StoreID, n
+		}
+	}
+	if best == 0 {
+		b.failed = true
+		return
+	}
+	b.transferLeader(best)
+}
+
+func (b *stepBuilder) transferLeader(to uint64) {
+	if b.leader == to {
+		return
+	}
+	b.steps = append(b.steps, TransferLeader{From: b.leader, To: to})
+	b.leader = to
+}
+
+// move replaces the replica on from by a new one on to: AddLearner, then a
+// joint change promoting it and removing the old one (leadership is moved
+// off from first).
+func (b *stepBuilder) move(from, to uint64) {
+	old, ok := b.t.ReplicaOn(from)
+	if !ok {
+		b.failed = true
+		return
+	}
+	b.transferLeaderAway(from, 0)
+	if b.failed {
+		return
+	}
+	id := b.alloc.AllocID()
+	b.steps = append(b.steps,
+		AddLearner{Store: to, ReplicaID: id, Sender: b.leader},
+		ChangeReplicas{
+			Promote: []PromoteLearner{{Store: to, ReplicaID: id}},
+			Remove:  []RemoveReplica{{Store: from, ReplicaID: old.ID}},
+		})
+	delete(b.voters, from)
+	b.voters[to] = true
+}
+
+// add adds a new voter on store to.
+func (b *stepBuilder) add(to uint64) {
+	id := b.alloc.AllocID()
+	b.steps = append(b.steps, AddLearner{Store: to, ReplicaID: id, Sender: b.leader}, PromoteLearner{Store: to, ReplicaID: id})
+	b.voters[to] = true
+}
+
+// remove removes the replica on from (transferring leadership first).
+func (b *stepBuilder) remove(from uint64) {
+	old, ok := b.t.ReplicaOn(from)
+	if !ok {
+		b.failed = true
+		return
+	}
+	b.transferLeaderAway(from, 0)
+	if b.failed {
+		return
+	}
+	b.steps = append(b.steps, RemoveReplica{Store: from, ReplicaID: old.ID})
+	delete(b.voters, from)
+}
+
+func (b *stepBuilder) build(kind OpKind, desc string) *Operator {
+	if b.failed || len(b.steps) == 0 {
+		return nil
+	}
+	return &Operator{TabletID: b.t.ID, Kind: kind, Desc: desc, Steps: b.steps}
+}
+
+// NewMoveOperator builds the operator moving t's replica from one store to
+// another (used by schedulers and by `shale ctl move`). It returns nil when
+// the move is impossible (no replica on from, or from leads and no other
+// healthy voter can take over).
+func NewMoveOperator(c *Cluster, t *Tablet, alloc IDAllocator, kind OpKind, from, to uint64) *Operator {
+	b := newStepBuilder(c, t, alloc)
+	b.move(from, to)
+	return b.build(kind, fmt.Sprintf("move replica from store %d to store %d", from, to))
+}
+
+// NewTransferLeaderOperator builds a leader transfer to store to.
+func NewTransferLeaderOperator(t *Tablet, kind OpKind, to uint64) *Operator {
+	if t.LeaderStoreID == to {
+		return nil
+	}
+	return &Operator{
+		TabletID: t.ID, Kind: kind,
+		Desc:  fmt.Sprintf("transfer leader from store %d to store %d", t.LeaderStoreID, to),
+		Steps: []Step{TransferLeader{From: t.LeaderStoreID, To: to}},
+	}
+}
+
+// NewSplitOperator builds a split at key (empty: middle key chosen by the
+// leader), allocating the new tablet's and replicas' IDs.
+func NewSplitOperator(t *Tablet, alloc IDAllocator, kind OpKind, key []byte, desc string) *Operator {
+	s := Split{Key: key, NewTabletID: alloc.AllocID(), FromVersion: t.Version}
+	for range t.Replicas {
+		s.NewReplicaIDs = append(s.NewReplicaIDs, alloc.AllocID())
+	}
+	return &Operator{TabletID: t.ID, Kind: kind, Desc: desc, Steps: []Step{s}}
+}

@@ -1,0 +1,278 @@
+package schedule
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// keyed returns n tablets with keys k000.. on the given stores.
+func keyed(first uint64, n int, stores ...uint64) []*Tablet {
+	var out []*Tablet
+	for i := 0; i < n; i++ {
+		id := first + uint64(i)
+		out = append(out, tablet(id, fmt.Sprintf("k%05d", id), fmt.Sprintf("k%05d", id+1), stores...))
+	}
+	return out
+}
+
+func TestBalanceTabletPicksSourceAndTarget(t *testing.T) {
+	cfg := testConfig()
+	cfg.TabletScheduleLimit = 1
+	// Zones z1:{1,2} z2:{3,4} z3:{5,6}. Stores 1,3,5 hold all 20 tablets;
+	// 2 has 5 tablets of its own (with 4 and 6). Emptiest stores: 4 and 6
+	// (5 each) vs 2 (5): tie broken by... every target is as isolated as
+	// the source only within the source's zone, so store 1's replica may go
+	// to store 2 only.
+	tabs := keyed(1, 20, 1, 3, 5)
+	tabs = append(tabs, keyed(100, 5, 2, 4, 6)...)
+	stores := sixStoresThreeZones()
+	f := newFixture(cfg, stores, tabs...)
+	s := NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1)))
+	ops := s.Schedule(f.c, cfg)
+	require.Len(t, ops, 1)
+	op := ops[0]
+	require.Equal(t, KindBalanceTablet, op.Kind)
+	// Source: store 1 (20 replicas, lowest ID among 1,3,5). Target: store 2,
+	// the only store in zone z1. Store 1 leads every tablet, so leadership
+	// moves first to the follower store with the fewest leaders (3).
+	add := op.Steps[len(op.Steps)-2].(AddLearner)
+	ch := op.Steps[len(op.Steps)-1].(ChangeReplicas)
+	require.Equal(t, uint64(2), add.Store, op.String())
+	require.Equal(t, uint64(1), ch.Remove[0].Store, op.String())
+	require.Equal(t, TransferLeader{From: 1, To: 3}, op.Steps[0])
+
+	// Without labels, the emptiest store overall is chosen.
+	cfg.LocationLabels = nil
+	f = newFixture(cfg, []*Store{store(1, ""), store(2, ""), store(3, ""), store(4, "")}, keyed(1, 10, 1, 2, 3)...)
+	f.c.PutTablet(func() *Tablet { tb := tablet(50, "z", "", 2, 3, 1); return tb }())
+	ops = NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg)
+	require.Len(t, ops, 1)
+	ch = ops[0].Steps[len(ops[0].Steps)-1].(ChangeReplicas)
+	require.Equal(t, uint64(4), ch.Promote[0].Store)
+	// Stores 1, 2, 3 tie at 11: the lowest ID is the source.
+	require.Equal(t, uint64(1), ch.Remove[0].Store)
+	// Prefers a follower: tablet 50 is the only one store 1 does not lead.
+	require.Equal(t, uint64(50), ops[0].TabletID)
+	require.Len(t, ops[0].Steps, 2)
+}
+
+func TestBalanceTabletWithinTolerance(t *testing.T) {
+	cfg := testConfig()
+	cfg.LocationLabels = nil
+	tabs := append(keyed(1, 10, 1, 2, 3), keyed(20, 9, 2, 3, 4)...)
+	tabs = append(tabs, keyed(40, 1, 1, 3, 4)...)
+	// counts: 1:11 2:19 3:20 4:10 → moves; then a balanced cluster → none.
+	f := newFixture(cfg, []*Store{store(1, ""), store(2, ""), store(3, ""), store(4, "")}, tabs...)
+	require.NotEmpty(t, NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg))
+	bal := append(keyed(1, 5, 1, 2, 3), keyed(10, 5, 2, 3, 4)...)
+	bal = append(bal, keyed(20, 5, 3, 4, 1)...)
+	bal = append(bal, keyed(30, 5, 4, 1, 2)...)
+	f = newFixture(cfg, []*Store{store(1, ""), store(2, ""), store(3, ""), store(4, "")}, bal...)
+	require.Empty(t, NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg))
+}
+
+func TestBalanceNeverTargetsBadStores(t *testing.T) {
+	cfg := testConfig()
+	cfg.LocationLabels = nil
+	stores := []*Store{store(1, ""), store(2, ""), store(3, ""), store(4, ""), store(5, ""), store(6, "")}
+	stores[3].State = StoreDisconnected
+	stores[4].State = StoreOffline
+	stores[5].State = StoreDown
+	f := newFixture(cfg, stores, keyed(1, 30, 1, 2, 3)...)
+	ops := NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg)
+	require.Empty(t, ops)
+	lops := NewBalanceLeaderScheduler(f.ctl, rand.New(rand.NewSource(1))).Schedule(f.c, cfg)
+	for _, op := range lops {
+		to := op.Steps[0].(TransferLeader).To
+		require.Contains(t, []uint64{2, 3}, to)
+	}
+}
+
+func TestBalanceLeaderUsesTransferOnly(t *testing.T) {
+	cfg := testConfig()
+	cfg.LeaderScheduleLimit = 100
+	f := newFixture(cfg, sixStoresThreeZones(), append(keyed(1, 30, 1, 3, 5), keyed(100, 30, 2, 4, 6)...)...)
+	ops := NewBalanceLeaderScheduler(f.ctl, rand.New(rand.NewSource(1))).Schedule(f.c, cfg)
+	require.NotEmpty(t, ops)
+	moved := map[uint64]int{}
+	for _, op := range ops {
+		require.Equal(t, KindBalanceLeader, op.Kind)
+		require.Len(t, op.Steps, 1)
+		tl, ok := op.Steps[0].(TransferLeader)
+		require.True(t, ok, op.String())
+		tab := f.c.Tablet(op.TabletID)
+		require.Equal(t, tab.LeaderStoreID, tl.From)
+		require.True(t, tab.HasStore(tl.To))
+		moved[tl.From]--
+		moved[tl.To]++
+	}
+	// 60 leaders, 10 per store: stores 1 and 2 give 20 each.
+	require.Equal(t, map[uint64]int{1: -20, 2: -20, 3: 10, 4: 10, 5: 10, 6: 10}, moved)
+}
+
+func TestHotSchedulerMovesHottestLeader(t *testing.T) {
+	cfg := testConfig()
+	tabs := keyed(1, 4, 1, 3, 5)
+	tabs[0].ReadQPS = 5000
+	tabs[1].ReadQPS = 3000
+	tabs[2].ReadQPS = 50 // below HotTabletQPS
+	other := keyed(10, 1, 3, 1, 5)
+	other[0].WriteQPS = 1000
+	f := newFixture(cfg, sixStoresThreeZones(), append(tabs, other...)...)
+	ops := NewHotScheduler(f.ctl).Schedule(f.c, cfg)
+	// Store 1 serves 8050, store 3 1000, store 5 0. The hottest tablet goes
+	// to store 5; the next one would leave store 1 at 50 < 3000: moved to
+	// store 3 (load 1000+3000 < 8050-5000? no: 4000 >= 3050) — refused.
+	require.Len(t, ops, 1)
+	require.Equal(t, uint64(1), ops[0].TabletID)
+	require.Equal(t, []Step{TransferLeader{From: 1, To: 5}}, ops[0].Steps)
+}
+
+func TestSnapshotLimit(t *testing.T) {
+	cfg := testConfig()
+	cfg.LocationLabels = nil
+	cfg.TabletScheduleLimit = 100
+	cfg.MaxSnapshotsPerStore = 2
+	stores := []*Store{store(1, ""), store(2, ""), store(3, ""), store(4, ""), store(5, "")}
+	// Leaders on 2 and 3 (the senders); replicas to move off store 1.
+	tabs := keyed(1, 20, 2, 1, 3)
+	for i, tb := range tabs {
+		if i%2 == 1 {
+			tb.LeaderStoreID = 3
+		}
+	}
+	f := newFixture(cfg, stores, tabs...)
+	ops := NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg)
+	touch := map[uint64]int{}
+	for _, op := range ops {
+		for _, s := range op.Steps {
+			if al, ok := s.(AddLearner); ok {
+				touch[al.Store]++
+				touch[al.Sender]++
+			}
+		}
+		require.NoError(t, f.ctl.AddOperator(op, t0))
+	}
+	require.NotEmpty(t, ops)
+	for st, n := range touch {
+		require.LessOrEqual(t, n, 2, "store %d", st)
+	}
+	// Stores 1-3 hold 20 each, 4 and 5 none: 4 and 5 receive two each.
+	require.Len(t, ops, 4)
+
+	// The controller refuses what exceeds the limit.
+	extra := NewMoveOperator(f.c, tabs[10], f.alloc, KindBalanceTablet, 1, 4)
+	require.ErrorIs(t, f.ctl.AddOperator(extra, t0), ErrSnapshotLimit)
+	require.Equal(t, 4, f.ctl.SnapshotsInFlight(2)+f.ctl.SnapshotsInFlight(3))
+
+	// Store-reported snapshots count too.
+	stores[4].ReceivingSnapshots = 2
+	f = newFixture(cfg, stores, tabs...)
+	for _, op := range NewBalanceTabletScheduler(f.ctl, f.alloc, rand.New(rand.NewSource(1))).Schedule(f.c, cfg) {
+		require.NotEqual(t, uint64(5), op.Steps[0].(AddLearner).Store)
+	}
+}
+
+func TestControllerStepProgression(t *testing.T) {
+	cfg := testConfig()
+	stores := []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")}
+	tab := tablet(1, "a", "b", 1, 2, 3)
+	f := newFixture(cfg, stores, tab)
+	op := NewMoveOperator(f.c, tab, f.alloc, KindAdmin, 1, 4)
+	require.Equal(t, append([]Step{TransferLeader{From: 1, To: 2}}, move(1, 4, 101, 1001, 2)...), op.Steps)
+	require.NoError(t, f.ctl.AddOperator(op, t0))
+	require.ErrorIs(t, f.ctl.AddOperator(NewTransferLeaderOperator(tab, KindBalanceLeader, 3), t0), ErrOperatorExists)
+	require.Equal(t, Influence{Tablets: 1}, f.ctl.Influence(4))
+	require.Equal(t, Influence{Tablets: -1, Leaders: -1}, f.ctl.Influence(1))
+
+	// Report 1: nothing done yet → transfer leader.
+	cmd := f.ctl.Dispatch(tab, t0.Add(time.Second))
+	require.Equal(t, uint64(2), cmd.GetTransferLeader().GetToStoreId())
+	require.Equal(t, uint64(1), cmd.GetEpoch().GetConfVersion())
+
+	// Report 2: leader moved → add learner on store 4.
+	r2 := tab.Clone()
+	r2.LeaderStoreID = 2
+	cmd = f.ctl.Dispatch(r2, t0.Add(2*time.Second))
+	ch := cmd.GetChangeReplicas().GetChanges()
+	require.Len(t, ch, 1)
+	require.Equal(t, "ADD_LEARNER", ch[0].GetType().String())
+	require.Equal(t, uint64(4), ch[0].GetStoreId())
+	require.Equal(t, uint64(1001), ch[0].GetReplicaId())
+
+	// Report 3: learner present but still pending → same command again.
+	r3 := r2.Clone()
+	r3.ConfVersion++
+	r3.Replicas = append(r3.Replicas, Replica{ID: 1001, StoreID: 4, Learner: true})
+	r3.PendingReplicas = []uint64{1001}
+	cmd = f.ctl.Dispatch(r3, t0.Add(3*time.Second))
+	require.Equal(t, "ADD_LEARNER", cmd.GetChangeReplicas().GetChanges()[0].GetType().String())
+	require.Equal(t, 1, f.ctl.SnapshotsInFlight(4))
+
+	// Report 4: caught up → one joint change: promote 4 and remove 1.
+	r4 := r3.Clone()
+	r4.PendingReplicas = nil
+	cmd = f.ctl.Dispatch(r4, t0.Add(4*time.Second))
+	ch = cmd.GetChangeReplicas().GetChanges()
+	require.Len(t, ch, 2)
+	require.Equal(t, "PROMOTE_LEARNER", ch[0].GetType().String())
+	require.Equal(t, uint64(4), ch[0].GetStoreId())
+	require.Equal(t, "REMOVE", ch[1].GetType().String())
+	require.Equal(t, uint64(1), ch[1].GetStoreId())
+	require.Equal(t, 0, f.ctl.SnapshotsInFlight(4))
+
+	// Report 5: done → no command, operator finished.
+	r5 := tablet(1, "a", "b", 2, 3, 4)
+	r5.Replicas[2].ID = 1001
+	r5.ConfVersion = 3
+	require.Nil(t, f.ctl.Dispatch(r5, t0.Add(5*time.Second)))
+	require.Nil(t, f.ctl.Operator(1))
+	ended := f.ctl.TakeEnded()
+	require.Len(t, ended, 1)
+	require.Equal(t, OpFinished, ended[0].Status())
+	require.Equal(t, Influence{}, f.ctl.Influence(1))
+	require.Equal(t, Influence{}, f.ctl.Influence(4))
+}
+
+func TestControllerTimeoutAndLimits(t *testing.T) {
+	cfg := testConfig()
+	cfg.LeaderScheduleLimit = 1
+	stores := sixStoresThreeZones()
+	tabs := keyed(1, 3, 1, 3, 5)
+	f := newFixture(cfg, stores, tabs...)
+	op := NewTransferLeaderOperator(tabs[0], KindBalanceLeader, 3)
+	require.NoError(t, f.ctl.AddOperator(op, t0))
+	require.Equal(t, cfg.LeaderTimeout, op.Timeout)
+	require.ErrorIs(t, f.ctl.AddOperator(NewTransferLeaderOperator(tabs[1], KindBalanceLeader, 3), t0), ErrKindLimit)
+	require.NotNil(t, f.ctl.Dispatch(tabs[0], t0.Add(cfg.LeaderTimeout)))
+	// The leader never moves: the operator times out.
+	require.Nil(t, f.ctl.Dispatch(tabs[0], t0.Add(cfg.LeaderTimeout+time.Second)))
+	require.Equal(t, OpTimedOut, op.Status())
+	require.Equal(t, 1, f.ctl.EndedCount(KindBalanceLeader, OpTimedOut))
+	require.NoError(t, f.ctl.AddOperator(NewTransferLeaderOperator(tabs[1], KindBalanceLeader, 3), t0))
+
+	// Expire handles tablets that stopped reporting.
+	mv := NewMoveOperator(f.c, tabs[2], f.alloc, KindBalanceTablet, 3, 4)
+	require.NoError(t, f.ctl.AddOperator(mv, t0))
+	exp := f.ctl.Expire(t0.Add(cfg.Timeout))
+	require.Len(t, exp, 1) // the leader transfer (LeaderTimeout)
+	require.Equal(t, KindBalanceLeader, exp[0].Kind)
+	exp = f.ctl.Expire(t0.Add(cfg.Timeout + time.Second))
+	require.Len(t, exp, 1)
+	require.Equal(t, mv, exp[0])
+	require.Zero(t, f.ctl.Len())
+	require.Zero(t, f.ctl.SnapshotsInFlight(4))
+
+	// Higher priority replaces lower priority.
+	bal := NewMoveOperator(f.c, tabs[2], f.alloc, KindBalanceTablet, 3, 4)
+	require.NoError(t, f.ctl.AddOperator(bal, t0))
+	rep := NewMoveOperator(f.c, tabs[2], f.alloc, KindReplicaRepair, 3, 4)
+	require.NoError(t, f.ctl.AddOperator(rep, t0))
+	require.Equal(t, OpCancelled, bal.Status())
+	require.Equal(t, rep, f.ctl.Operator(3))
+	require.Equal(t, 1, f.ctl.SnapshotsInFlight(4))
+}

@@ -1,0 +1,106 @@
+package sim
+
+import (
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"github.com/shaledb/shale/placementdriver/schedule"
+	"github.com/stretchr/testify/require"
+)
+
+var (
+	flagTablets = flag.Int("sim.tablets", 0, "tablets in TestSimConverges (default 100000, 10000 under -race)")
+	flagSeed    = flag.Int64("sim.seed", 42, "seed for the simulator tests")
+	flagVerbose = flag.Bool("sim.v", false, "log balance every tick")
+)
+
+// simOptions are the knobs of the convergence scenario. The skewed start
+// needs ~270,000 replica moves, all sent at first from stores 1..10; with
+// the production limits (4 snapshots per store) that is hours of simulated
+// snapshot traffic, so the limits are raised: the scenario tests that the
+// decisions converge, not transfer throughput.
+func simOptions(tablets int) Options {
+	return Options{
+		Stores:  100,
+		Tablets: tablets,
+		Seed:    *flagSeed,
+		Config: schedule.Config{
+			MaxSnapshotsPerStore: 256,
+			TabletScheduleLimit:  8000,
+			LeaderScheduleLimit:  4000,
+			ReplicaScheduleLimit: 4000,
+		},
+	}
+}
+
+const maxTicks = 400
+
+func TestSimConverges(t *testing.T) {
+	n := defaultSimTablets
+	if *flagTablets > 0 {
+		n = *flagTablets
+	}
+	s := New(simOptions(n))
+	t.Logf("seed %d, %d stores, %d tablets; start: %s", s.Opts.Seed, s.Opts.Stores, n, s.Measure())
+	converged := false
+	for s.Tick < maxTicks && !converged {
+		res := s.Step()
+		b := s.Measure()
+		if *flagVerbose || s.Tick%25 == 0 {
+			t.Logf("tick %d: +%d ops (%d running, %d rejected): %s", s.Tick, res.Total(), s.Co.Controller.Len(), res.Rejected, b)
+		}
+		converged = b.Within(0.2)
+	}
+	b := s.Measure()
+	t.Logf("tick %d: %s; applied %v", s.Tick, b, s.Applied)
+	require.True(t, converged, "not converged after %d ticks: %s", s.Tick, b)
+	for _, k := range []schedule.OpKind{schedule.KindBalanceTablet, schedule.KindBalanceLeader} {
+		require.Zero(t, s.Co.Controller.EndedCount(k, schedule.OpTimedOut), "%s timeouts", k)
+	}
+}
+
+// TestSimDeterministic runs the same seed twice and compares every operator.
+func TestSimDeterministic(t *testing.T) {
+	trace := func() string {
+		s := New(simOptions(3000))
+		h := sha256.New()
+		s.Trace = func(op *schedule.Operator) { fmt.Fprintln(h, op.String()) }
+		for range 30 {
+			s.Step()
+		}
+		fmt.Fprintln(h, s.Measure())
+		return fmt.Sprintf("%x", h.Sum(nil))
+	}
+	require.Equal(t, trace(), trace())
+}
+
+// BenchmarkScheduleRound measures one full scheduling round (all checkers
+// over every tablet, then all schedulers) at 100 stores × 100k tablets.
+// "skewed" is the starting layout of the simulation (many operators
+// proposed), "balanced" the steady state (checkers find nothing).
+func BenchmarkScheduleRound(b *testing.B) {
+	for _, bal := range []bool{false, true} {
+		name := "skewed"
+		if bal {
+			name = "balanced"
+		}
+		b.Run(name, func(b *testing.B) {
+			opts := simOptions(100_000)
+			opts.Balanced = bal
+			s := New(opts)
+			b.ReportAllocs()
+			b.ResetTimer()
+			ops := 0
+			for range b.N {
+				b.StopTimer()
+				co := schedule.NewCoordinator(s.Opts.Config, s, rand.New(rand.NewSource(1)))
+				b.StartTimer()
+				ops += co.Round(s.Cluster, s.Now).Total()
+			}
+			b.ReportMetric(float64(ops)/float64(b.N), "ops/round")
+		})
+	}
+}

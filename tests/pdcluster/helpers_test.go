@@ -1,0 +1,107 @@
+package pdcluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// put writes one cell through the tablet's current leader, re-resolving
+// through PD on routing errors. (Tests here exercise PD; kvclient has its
+// own tests.)
+func put(ctx context.Context, c *testcluster.Cluster, table uint64, row, value []byte) error {
+	return routed(ctx, c, table, row, func(cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
+		_, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{Header: h, TableId: table, RowKey: row, Mutations: []*kvpb.Mutation{
+			{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: "f", Qualifier: []byte("q"), Value: value}}},
+		}})
+		return err
+	})
+}
+
+// get reads one cell's value.
+func get(ctx context.Context, c *testcluster.Cluster, table uint64, row []byte) ([]byte, error) {
+	var v []byte
+	err := routed(ctx, c, table, row, func(cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
+		resp, err := cl.Get(ctx, &kvpb.GetRequest{Header: h, TableId: table, RowKey: row})
+		if err == nil && resp.Row != nil {
+			v = resp.Row.Cells[0].Value
+		}
+		return err
+	})
+	return v, err
+}
+
+func routed(ctx context.Context, c *testcluster.Cluster, table uint64, row []byte, op func(kvpb.TabletClient, *kvpb.RequestHeader) error) error {
+	key := keys.RowKey(table, row)
+	for {
+		err := func() error {
+			resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
+			if err != nil {
+				return err
+			}
+			if resp.Tablet.LeaderStoreId == 0 {
+				return fmt.Errorf("no leader")
+			}
+			cl, done, err := c.TabletClient(ctx, resp.Tablet.LeaderStoreId)
+			if err != nil {
+				return err
+			}
+			defer done()
+			return op(cl, &kvpb.RequestHeader{TabletId: resp.Tablet.Tablet.TabletId})
+		}()
+		if err == nil {
+			return nil
+		}
+		if !errs.IsRetryable(err) && err.Error() != "no leader" && errs.Code(err) != "KV:Unavailable" {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// tablets lists the cluster's tablets from PD.
+func tablets(ctx context.Context, c *testcluster.Cluster) ([]*pdpb.TabletInfo, error) {
+	resp, err := c.PD().ScanTablets(ctx, &pdpb.ScanTabletsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Tablets, nil
+}
+
+// perStore counts replicas and leaders per store ID.
+func perStore(ts []*pdpb.TabletInfo) (replicas, leaders map[uint64]int) {
+	replicas, leaders = map[uint64]int{}, map[uint64]int{}
+	for _, t := range ts {
+		for _, r := range t.Tablet.Replicas {
+			replicas[r.StoreId]++
+		}
+		leaders[t.LeaderStoreId]++
+	}
+	return replicas, leaders
+}
+
+// within reports whether every one of the stores' counts is within frac of
+// their mean.
+func within(counts map[uint64]int, stores []uint64, frac float64) error {
+	total := 0
+	for _, s := range stores {
+		total += counts[s]
+	}
+	mean := float64(total) / float64(len(stores))
+	for _, s := range stores {
+		if d := float64(counts[s]) - mean; d > frac*mean || -d > frac*mean {
+			return fmt.Errorf("store %d has %d, mean %.1f (counts %v)", s, counts[s], mean, counts)
+		}
+	}
+	return nil
+}
