@@ -127,7 +127,7 @@ func (c *Cluster) StartPD(name string) {
 	o := placementdriver.Options{
 		Name: name, DataDir: filepath.Join(c.dir, name), ClientAddr: c.PDAddrs[name], PeerAddr: c.PDPeers[name],
 		InitialCluster: c.PDPeers, ClientAddrs: c.PDAddrs, TickInterval: 20 * time.Millisecond,
-		StoreHeartbeatTimeout: 2 * time.Second, Schedule: c.opts.Schedule,
+		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}

@@ -51,7 +51,12 @@ func (rc *ReplicaChecker) needsReplacement(c *Cluster, t *Tablet, r Replica) (bo
 // Check implements Checker.
 func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 	view := rc.pick.view
-	if view.HasOperator(t.ID) || view.KindSlots(KindReplicaRepair) <= 0 {
+	// Replacing replicas on unhealthy stores may preempt a running
+	// operator of lower priority (a split that cannot finish must not keep
+	// a tablet under-replicated). Tidying (stray learners, replica counts)
+	// never does: what looks stray may belong to the running operator.
+	k, running := view.OperatorKind(t.ID)
+	if (running && k.priority() >= KindReplicaRepair.priority()) || view.KindSlots(KindReplicaRepair) <= 0 {
 		return nil
 	}
 	voters := t.VoterCount()
@@ -76,6 +81,9 @@ func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 		}
 		// No healthy target right now (or the snapshot limit is hit): try
 		// the other bad replicas, then retry on a later round.
+	}
+	if running {
+		return nil
 	}
 	// Learners without an operator are leftovers of an interrupted move.
 	for _, r := range t.Replicas {

@@ -267,3 +267,25 @@ func TestMergeChecker(t *testing.T) {
 		require.Nil(t, NewMergeChecker(cfg, f.ctl, f.alloc).Check(f.c, l))
 	})
 }
+
+// A running lower-priority operator is preempted only to replace replicas
+// on unhealthy stores, never to tidy a learner the operator itself added.
+func TestRepairPreemptsOnlyForUnhealthyStores(t *testing.T) {
+	cfg := testConfig()
+	stores := sixStoresThreeZones()
+	tb := tablet(1, "a", "b", 1, 3, 5)
+	tb.Replicas = append(tb.Replicas, Replica{ID: 199, StoreID: 2, Learner: true})
+	f := newFixture(cfg, stores, tb)
+	balance := &Operator{TabletID: 1, Kind: KindBalanceTablet, Desc: "move 1 to 2", Steps: []Step{TransferLeader{From: 1, To: 3}}}
+	require.NoError(t, f.ctl.AddOperator(balance, t0))
+	rc := NewReplicaChecker(cfg, f.ctl, f.alloc)
+	require.Nil(t, rc.Check(f.c, tb), "the learner belongs to the running move")
+
+	stores[2].State = StoreDown // store 3
+	stores[2].DownFor = time.Hour
+	f = newFixture(cfg, stores, tb)
+	require.NoError(t, f.ctl.AddOperator(balance, t0))
+	op := NewReplicaChecker(cfg, f.ctl, f.alloc).Check(f.c, tb)
+	require.NotNil(t, op, "a replica on a down store is replaced even during a move")
+	require.Equal(t, KindReplicaRepair, op.Kind)
+}

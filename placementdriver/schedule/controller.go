@@ -47,6 +47,8 @@ type OperatorView interface {
 	SnapshotsInFlight(storeID uint64) int
 	// Influence is the pending effect of unfinished steps on the store.
 	Influence(storeID uint64) Influence
+	// OperatorKind returns the kind of the tablet's running operator.
+	OperatorKind(tabletID uint64) (OpKind, bool)
 }
 
 // Controller tracks running operators, at most one per tablet. It is the
@@ -97,6 +99,15 @@ func (c *Controller) SnapshotsInFlight(storeID uint64) int { return c.snapshots[
 
 // Influence implements OperatorView.
 func (c *Controller) Influence(storeID uint64) Influence { return c.influence[storeID] }
+
+// OperatorKind implements OperatorView.
+func (c *Controller) OperatorKind(tabletID uint64) (OpKind, bool) {
+	op, ok := c.byTablet[tabletID]
+	if !ok {
+		return 0, false
+	}
+	return op.Kind, true
+}
 
 // Operator returns the running operator of a tablet, or nil.
 func (c *Controller) Operator(tabletID uint64) *Operator { return c.byTablet[tabletID] }

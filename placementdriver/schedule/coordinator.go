@@ -85,6 +85,14 @@ func (co *Coordinator) CheckTablets(c *Cluster, add func(*Operator)) {
 	ctl := co.Controller
 	for _, t := range c.Tablets() {
 		if ctl.HasOperator(t.ID) {
+			// Only repair may preempt a running operator.
+			for _, ck := range co.Checkers {
+				if rc, ok := ck.(*ReplicaChecker); ok {
+					if op := rc.Check(c, t); op != nil {
+						add(op)
+					}
+				}
+			}
 			continue
 		}
 		for _, ck := range co.Checkers {

@@ -158,19 +158,31 @@ type pdLoop struct {
 	wg      sync.WaitGroup
 }
 
+// run heartbeats until ctx ends. Store and tablet heartbeats run on their
+// own schedules so that a slow tablet report never delays the store's
+// liveness signal.
 func (p *pdLoop) run(ctx context.Context) {
-	t := time.NewTicker(p.interval)
-	defer t.Stop()
-	for {
-		p.storeHeartbeat(ctx)
-		p.tabletHeartbeat(ctx)
-		select {
-		case <-ctx.Done():
-			p.wg.Wait()
-			return
-		case <-t.C:
-		}
+	var loops sync.WaitGroup
+	every := func(f func(context.Context)) {
+		loops.Add(1)
+		go func() {
+			defer loops.Done()
+			t := time.NewTicker(p.interval)
+			defer t.Stop()
+			for {
+				f(ctx)
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		}()
 	}
+	every(p.storeHeartbeat)
+	every(p.tabletHeartbeat)
+	loops.Wait()
+	p.wg.Wait()
 }
 
 func (p *pdLoop) storeHeartbeat(ctx context.Context) {

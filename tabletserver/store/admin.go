@@ -63,8 +63,16 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raf
 		r.mu.Lock()
 		r.mu.desc = left
 		r.mu.Unlock()
+		// Each half gets half of the not-yet-flushed bytes (an estimate).
+		e := r.s.flushEpoch.Load()
+		half := r.load.unflushedBytes(e) / 2
+		r.load.unflushed.Store(0)
+		r.load.addUnflushed(e, half)
 		if createRight {
 			r.s.initSplitReplica(right, mine.ReplicaId, wasLeader)
+			if rr := r.s.getReplica(right.TabletId); rr != nil {
+				rr.load.addUnflushed(e, half)
+			}
 		}
 	})
 	r.s.log.Info("tablet split", "tablet", left.TabletId, "new_tablet", right.TabletId, "key", keyString(c.SplitKey))

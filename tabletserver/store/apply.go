@@ -102,6 +102,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	_ = ev
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
+		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
 	}
 	if p, ok := r.proposals[cmd.ProposalId]; ok {
 		delete(r.proposals, cmd.ProposalId)

@@ -26,8 +26,13 @@ type loadStats struct {
 	requests              atomic.Uint64
 	mu                    sync.Mutex
 	samples               [][]byte // encoded row keys, ring buffer
-	next                  int
-	lastReport            time.Time
+	// unflushed counts bytes applied to the tablet since the engine's last
+	// memtable flush: the part of its size that EstimateDiskUsage (SSTs
+	// only) cannot see yet.
+	unflushed      atomic.Uint64
+	unflushedEpoch atomic.Uint64
+	next           int
+	lastReport     time.Time
 }
 
 const (
@@ -111,6 +116,7 @@ func (s *Store) LeaderReports() []*pdpb.TabletReport {
 		if size, err := s.db.EstimateDiskUsage(lo, hi); err == nil {
 			st.ApproximateSize = size
 		}
+		st.ApproximateSize += r.load.unflushedBytes(s.flushEpoch.Load())
 		out = append(out, &pdpb.TabletReport{Tablet: desc, LeaderStoreId: s.opts.StoreID, Stats: st})
 	}
 	return out
@@ -242,3 +248,26 @@ func (s *Store) RemoveTableSchema(tableID uint64) error {
 	delete(s.mu.schemas, tableID)
 	return nil
 }
+
+// addUnflushed counts bytes applied since the flush of epoch e.
+func (l *loadStats) addUnflushed(e, n uint64) {
+	if l.unflushedEpoch.Load() != e {
+		l.unflushed.Store(0)
+		l.unflushedEpoch.Store(e)
+	}
+	l.unflushed.Add(n)
+}
+
+// unflushedBytes returns the bytes applied since the flush of epoch e.
+func (l *loadStats) unflushedBytes(e uint64) uint64 {
+	if l.unflushedEpoch.Load() != e {
+		return 0
+	}
+	return l.unflushed.Load()
+}
+
+// onFlush is Pebble's FlushEnd listener. Pebble calls it with its own
+// locks held, so it must not take any lock (that would deadlock with a
+// goroutine holding s.mu while reading the engine): it only starts a new
+// flush epoch, and each tablet's unflushed count resets lazily.
+func (s *Store) onFlush() { s.flushEpoch.Add(1) }

@@ -74,6 +74,7 @@ type Store struct {
 	snapshotSem chan struct{}
 
 	nextID     atomic.Uint64
+	flushEpoch atomic.Uint64 // memtable flushes so far (see onFlush)
 	stopCh     chan struct{}
 	stopped    atomic.Bool
 	wg         sync.WaitGroup
@@ -119,6 +120,9 @@ func Open(opts Options) (*Store, error) {
 		Logger:             pebbleLogger{s.log},
 		MemTableSize:       64 << 20,
 		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			FlushEnd: func(pebble.FlushInfo) { s.onFlush() },
+		},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open engine: %w", err)

@@ -16,7 +16,7 @@ import (
 
 func fastSchedule(c *placementdriver.Config) {
 	c.ScheduleInterval = 200 * time.Millisecond
-	c.MaxStoreDownTime = 3 * time.Second
+	c.MaxStoreDownTime = 6 * time.Second
 	c.SplitQPSWindow = time.Second
 }
 
@@ -121,7 +121,15 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 				}
 			}
 			if voters != 3 || len(tab.Tablet.Replicas) != 3 {
-				return fmt.Errorf("tablet %d has %d live voters of %d replicas", tab.Tablet.TabletId, voters, len(tab.Tablet.Replicas))
+				ops, _ := c.PD().ListOperators(ctx, &pdpb.ListOperatorsRequest{})
+				var mine []string
+				for _, op := range ops.GetOperators() {
+					if op.TabletId == tab.Tablet.TabletId {
+						mine = append(mine, op.Kind+": "+op.Description+" @ "+op.Step)
+					}
+				}
+				return fmt.Errorf("tablet %d (leader %d, %v) has %d live voters of %d replicas; operators %v",
+					tab.Tablet.TabletId, tab.LeaderStoreId, tab.Tablet.Replicas, voters, len(tab.Tablet.Replicas), mine)
 			}
 		}
 		return nil
