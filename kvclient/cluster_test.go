@@ -466,6 +466,8 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 					if p == 2 {
 						okAfter.Add(1)
 					}
+				case tctx.Err() != nil:
+					// Cut off by the end of the test, not by the cluster.
 				case errors.Is(err, kvclient.ErrAmbiguous):
 					ambiguous.Add(1)
 					if p == 2 {
@@ -473,7 +475,6 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 						failsAfter = append(failsAfter, err)
 						mu.Unlock()
 					}
-				case tctx.Err() != nil:
 				default:
 					if p == 2 {
 						mu.Lock()

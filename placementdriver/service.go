@@ -210,6 +210,8 @@ func (v *service) CreateTable(ctx context.Context, req *pdpb.CreateTableRequest)
 	if err != nil {
 		return nil, err
 	}
+	// Return once the stores know the table, so it can be used at once.
+	c.waitCatalog(ctx, t.Version)
 	return &pdpb.CreateTableResponse{Table: t}, nil
 }
 

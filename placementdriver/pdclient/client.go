@@ -112,7 +112,9 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 		if err != nil {
 			return zero, err
 		}
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		// Longer than any server-side wait (CreateTable waits up to 10s for
+		// stores to learn the new schema), so a slow success is not retried.
+		actx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		resp, err := f(actx, cl)
 		cancel()
 		if err == nil {

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -327,10 +328,19 @@ func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequ
 		return errs.InvalidArgument("tablet %d has no replica on store %d", r.tabletID, req.ToStoreId)
 	}
 	return r.runOnWorker(ctx, func(r *replica) error {
-		if r.raw.BasicStatus().Lead != r.replicaID {
+		st := r.raw.Status()
+		if st.Lead != r.replicaID {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			return r.leaderErrorLocked()
+		}
+		// Raft stops accepting proposals while a transfer is pending, so a
+		// transfer to a replica that is unreachable or behind would only
+		// make the tablet unavailable for an election timeout (and again on
+		// every retry): refuse it.
+		pr, ok := st.Progress[target.ReplicaId]
+		if !ok || !pr.RecentActive || pr.Match < st.Commit {
+			return errs.ServerBusy(fmt.Sprintf("tablet %d: replica on store %d is not caught up or not reachable; not transferring leadership to it", r.tabletID, req.ToStoreId), 500)
 		}
 		r.raw.TransferLeader(target.ReplicaId)
 		return nil

@@ -1,0 +1,148 @@
+package process
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/placementdriver/pdclient"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// cluster is a set of real processes: PD members and tablet servers.
+type cluster struct {
+	t        *testing.T
+	dir      string
+	pdPeer   map[string]string
+	pdClient map[string]string
+	pdHTTP   map[string]string
+	pd       map[string]*proctest.Proc
+	stores   []*storeProc
+	pdFlags  []string
+}
+
+type storeProc struct {
+	addr, http, dir string
+	p               *proctest.Proc
+}
+
+func newCluster(t *testing.T, pdMembers int, pdFlags ...string) *cluster {
+	c := &cluster{t: t, dir: t.TempDir(), pdPeer: map[string]string{}, pdClient: map[string]string{}, pdHTTP: map[string]string{}, pd: map[string]*proctest.Proc{}, pdFlags: pdFlags}
+	for i := 1; i <= pdMembers; i++ {
+		name := fmt.Sprintf("pd%d", i)
+		c.pdPeer[name], c.pdClient[name], c.pdHTTP[name] = proctest.FreeAddr(t), proctest.FreeAddr(t), proctest.FreeAddr(t)
+	}
+	return c
+}
+
+func joinMap(m map[string]string) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, k+"="+v)
+	}
+	return strings.Join(parts, ",")
+}
+
+func (c *cluster) endpoints() []string {
+	var out []string
+	for _, a := range c.pdClient {
+		out = append(out, a)
+	}
+	return out
+}
+
+func (c *cluster) startPD(name string) {
+	args := append([]string{"pd", "--name", name, "--data-dir", filepath.Join(c.dir, name),
+		"--client-addr", c.pdClient[name], "--peer-addr", c.pdPeer[name], "--http-addr", c.pdHTTP[name],
+		"--initial-cluster", joinMap(c.pdPeer), "--initial-cluster-client", joinMap(c.pdClient)}, c.pdFlags...)
+	c.pd[name] = proctest.Start(c.t, name, filepath.Join(c.dir, name+".log"), args...)
+}
+
+func (c *cluster) addStore() *storeProc {
+	i := len(c.stores)
+	s := &storeProc{addr: proctest.FreeAddr(c.t), http: proctest.FreeAddr(c.t), dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i))}
+	c.stores = append(c.stores, s)
+	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
+		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
+		"--pd", strings.Join(c.endpoints(), ","), "--heartbeat-interval", "500ms")
+	s.p.WaitHealthy(c.t, s.http, 30*time.Second)
+	return s
+}
+
+func (c *cluster) pdc() *pdclient.Client {
+	cl, err := pdclient.New(c.endpoints(), 0)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	c.t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+// waitFor retries f every 100ms until it returns nil or ctx ends.
+func waitFor(ctx context.Context, t *testing.T, what string, f func() error) {
+	t.Helper()
+	start := time.Now()
+	var err error
+	for {
+		if err = f(); err == nil {
+			t.Logf("%s after %v", what, time.Since(start).Round(10*time.Millisecond))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("%s: not reached: %v", what, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func upStores(ctx context.Context, pd *pdclient.Client) (map[uint64]bool, error) {
+	resp, err := pd.ListStores(ctx, &pdpb.ListStoresRequest{})
+	if err != nil {
+		return nil, err
+	}
+	up := map[uint64]bool{}
+	for _, s := range resp.Stores {
+		if s.State == pdpb.StoreState_UP {
+			up[s.Store.StoreId] = true
+		}
+	}
+	return up, nil
+}
+
+func allTablets(ctx context.Context, pd *pdclient.Client) ([]*pdpb.TabletInfo, error) {
+	resp, err := pd.ScanTablets(ctx, &pdpb.ScanTabletsRequest{})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Tablets, nil
+}
+
+// balanced reports whether replica and leader counts of the up stores are
+// all within 20% of their means.
+func balanced(ts []*pdpb.TabletInfo, up map[uint64]bool) error {
+	replicas, leaders := map[uint64]int{}, map[uint64]int{}
+	for _, t := range ts {
+		for _, r := range t.Tablet.Replicas {
+			replicas[r.StoreId]++
+		}
+		leaders[t.LeaderStoreId]++
+	}
+	for name, counts := range map[string]map[uint64]int{"replicas": replicas, "leaders": leaders} {
+		total := 0
+		for s := range up {
+			total += counts[s]
+		}
+		mean := float64(total) / float64(len(up))
+		for s := range up {
+			if d := float64(counts[s]) - mean; d > 0.2*mean || -d > 0.2*mean {
+				return fmt.Errorf("%s: store %d has %d, mean %.1f (%v)", name, s, counts[s], mean, counts)
+			}
+		}
+	}
+	return nil
+}
