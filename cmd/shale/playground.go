@@ -12,15 +12,16 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/tabletserver/node"
 )
 
 func init() { subcommands = append(subcommands, newPlaygroundCommand) }
 
-// newPlaygroundCommand starts a local cluster of real tablet servers in this
-// process (the same node.Run the `shale tablet` command uses). Until the
-// placement driver exists the stores share one statically bootstrapped
-// tablet holding the raw key/value table.
+// newPlaygroundCommand starts a local cluster in this process: one
+// placement driver member and N tablet servers, the same placementdriver.Run
+// and node.Run the `shale pd` and `shale tablet` commands use.
 func newPlaygroundCommand() *cobra.Command {
 	var (
 		stores   int
@@ -30,7 +31,8 @@ func newPlaygroundCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "playground",
 		Short: "Start a local cluster on 127.0.0.1 and print its endpoints",
-		Long: `Start a local cluster of tablet servers on 127.0.0.1, wait until it serves,
+		Long: `Start a local cluster (a placement driver and tablet servers) on 127.0.0.1,
+wait until it serves,
 and print one line per endpoint. Without --data-dir the data lives in a
 temporary directory removed on exit; with one it is kept and reused.
 Stop with Ctrl-C.`,
@@ -49,44 +51,50 @@ Stop with Ctrl-C.`,
 				defer os.RemoveAll(tmp)
 				dir = tmp
 			}
-			grpcAddrs, httpAddrs, err := playgroundAddrs(stores, basePort)
+			addrs, err := playgroundAddrs(2*stores+3, basePort)
 			if err != nil {
 				return err
 			}
-			peers := map[uint64]string{}
-			for i := range stores {
-				peers[uint64(i+1)] = grpcAddrs[i]
-			}
+			pdClient, pdPeer, pdHTTP := addrs[0], addrs[1], addrs[2]
 			ctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			g, gctx := errgroup.WithContext(ctx)
+			g.Go(func() error {
+				return placementdriver.Run(gctx, placementdriver.Options{
+					Name: "pd1", DataDir: filepath.Join(dir, "pd1"),
+					ClientAddr: pdClient, PeerAddr: pdPeer, HTTPAddr: pdHTTP,
+				})
+			})
+			var storeHTTP []string
 			for i := range stores {
 				o := node.Options{
-					StoreID:   uint64(i + 1),
-					DataDir:   filepath.Join(dir, fmt.Sprintf("store-%d", i+1)),
-					Addr:      grpcAddrs[i],
-					HTTPAddr:  httpAddrs[i],
-					Peers:     peers,
-					Bootstrap: true,
+					DataDir:           filepath.Join(dir, fmt.Sprintf("store-%d", i+1)),
+					Addr:              addrs[3+2*i],
+					HTTPAddr:          addrs[4+2*i],
+					PD:                []string{pdClient},
+					HeartbeatInterval: time.Second,
 				}
+				storeHTTP = append(storeHTTP, o.HTTPAddr)
 				g.Go(func() error { return node.Run(gctx, o) })
 			}
-			if err := waitHealthy(gctx, httpAddrs); err != nil {
+			if err := waitServing(gctx, pdClient, append([]string{pdHTTP}, storeHTTP...)); err != nil {
 				cancel()
 				_ = g.Wait()
 				return err
 			}
 			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pd: %s\n", pdClient)
+			fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdHTTP)
 			for i := range stores {
-				fmt.Fprintf(out, "tablet: %s\n", grpcAddrs[i])
-				fmt.Fprintf(out, "http: http://%s/metrics\n", httpAddrs[i])
+				fmt.Fprintf(out, "tablet: %s\n", addrs[3+2*i])
 			}
 			fmt.Fprintf(out, "data: %s\n\n", dir)
-			p := node.FormatPeers(peers)
 			fmt.Fprintf(out, "Try it from another terminal:\n")
-			fmt.Fprintf(out, "  bin/shale tablet-debug --stores %s put hello world\n", p)
-			fmt.Fprintf(out, "  bin/shale tablet-debug --stores %s get hello\n", p)
-			fmt.Fprintf(out, "  bin/shale tablet-debug --stores %s scan\n", p)
+			fmt.Fprintf(out, "  bin/shale kv --pd %s put hello world\n", pdClient)
+			fmt.Fprintf(out, "  bin/shale kv --pd %s get hello\n", pdClient)
+			fmt.Fprintf(out, "  bin/shale kv --pd %s scan\n", pdClient)
+			fmt.Fprintf(out, "  bin/shale ctl --pd %s stores\n", pdClient)
+			fmt.Fprintf(out, "  bin/shale ctl --pd %s tablets\n", pdClient)
 			fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 			return g.Wait()
 		},
@@ -97,28 +105,30 @@ Stop with Ctrl-C.`,
 	return cmd
 }
 
-func playgroundAddrs(n, base int) (grpcAddrs, httpAddrs []string, err error) {
+// playgroundAddrs picks n addresses on 127.0.0.1: consecutive ports from
+// base, or free ports when base is 0.
+func playgroundAddrs(n, base int) ([]string, error) {
+	var out []string
 	for i := range n {
 		if base > 0 {
-			grpcAddrs = append(grpcAddrs, fmt.Sprintf("127.0.0.1:%d", base+i))
-			httpAddrs = append(httpAddrs, fmt.Sprintf("127.0.0.1:%d", base+100+i))
+			out = append(out, fmt.Sprintf("127.0.0.1:%d", base+i))
 			continue
 		}
-		for _, list := range []*[]string{&grpcAddrs, &httpAddrs} {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				return nil, nil, err
-			}
-			*list = append(*list, l.Addr().String())
-			l.Close()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, l.Addr().String())
+		l.Close()
 	}
-	return grpcAddrs, httpAddrs, nil
+	return out, nil
 }
 
-// waitHealthy polls every store's /healthz until all answer 200.
-func waitHealthy(ctx context.Context, httpAddrs []string) error {
-	deadline := time.Now().Add(30 * time.Second)
+// waitServing waits until every HTTP endpoint answers /healthz and PD has
+// bootstrapped the first tablet (it needs three stores).
+func waitServing(ctx context.Context, pdAddr string, httpAddrs []string) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
 	for _, a := range httpAddrs {
 		for {
 			resp, err := http.Get("http://" + a + "/healthz")
@@ -128,15 +138,27 @@ func waitHealthy(ctx context.Context, httpAddrs []string) error {
 					break
 				}
 			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("store at %s did not become healthy within 30s", a)
-			}
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return fmt.Errorf("%s did not become healthy: %v", a, ctx.Err())
 			case <-time.After(100 * time.Millisecond):
 			}
 		}
 	}
-	return nil
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: []string{pdAddr}})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	for {
+		_, _, err := cl.RawGet(ctx, []byte("playground-ready"))
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cluster did not start serving: %v", err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
