@@ -114,4 +114,3 @@ Keys and values are taken literally from the arguments.`,
 
 // errNotFound makes `shale kv get` exit 1 with "not found" on stderr.
 var errNotFound = errors.New("not found")
-

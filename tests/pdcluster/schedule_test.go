@@ -42,7 +42,7 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 	var sched placementdriver.Config
 	fastSchedule(&sched)
 	c := testcluster.Start(t, testcluster.Options{Schedule: sched})
-	ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 400*time.Second)
 	defer cancel()
 	if _, err := c.PD().SetConfig(ctx, &pdpb.SetConfigRequest{Key: "split-size", Value: "64KiB"}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,589 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shaledb/shale/kvclient"
+)
+
+func init() { subcommands = append(subcommands, newTableCommand) }
+
+// errRowNotFound makes `shale table lookup` exit 1 with "row not found".
+var errRowNotFound = errors.New("row not found")
+
+// tableRowSeparator is the line `shale table read` prints before each row,
+// as cbt does.
+var tableRowSeparator = strings.Repeat("-", 40)
+
+// tableTimeLayout formats cell timestamps (UTC, microseconds), as cbt does.
+const tableTimeLayout = "2006/01/02-15:04:05.000000"
+
+// newTableCommand is a cbt-like command line for tables, column families
+// and rows on kvclient's table API.
+func newTableCommand() *cobra.Command {
+	var (
+		pd      string
+		timeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "table",
+		Short: "Create, inspect, read and write tables (like Bigtable's cbt)",
+		Long: `Create, inspect, read and write tables, in the manner of Bigtable's cbt.
+
+Row keys, qualifiers and values are taken literally from the arguments.
+Cells are printed as
+
+  ROW
+    FAMILY:QUALIFIER @ TIMESTAMP
+      "VALUE"
+
+with timestamps in UTC and values quoted as Go string literals.`,
+		Example: `  shale table --pd 127.0.0.1:2379 create users info:maxversions=3 stats:maxage=24h --split m
+  shale table --pd 127.0.0.1:2379 ls
+  shale table --pd 127.0.0.1:2379 describe users
+  shale table --pd 127.0.0.1:2379 set users alice info:name=Alice info:email=alice@example.com
+  shale table --pd 127.0.0.1:2379 lookup users alice
+  shale table --pd 127.0.0.1:2379 read users start=a end=n count=10
+  shale table --pd 127.0.0.1:2379 deleterow users alice
+  shale table --pd 127.0.0.1:2379 drop users`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
+	pf.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
+
+	// run connects and calls f with a context bounded by --timeout.
+	run := func(cmd *cobra.Command, f func(ctx context.Context, c *kvclient.Client, out io.Writer) error) error {
+		if timeout <= 0 {
+			return fmt.Errorf("--timeout must be positive, got %v", timeout)
+		}
+		addrs, err := tablePDAddrs(pd)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+		defer cancel()
+		c, err := kvclient.Open(ctx, kvclient.Options{PD: addrs})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		w := bufio.NewWriter(cmd.OutOrStdout())
+		err = f(ctx, c, w)
+		if ferr := w.Flush(); err == nil {
+			err = ferr
+		}
+		return err
+	}
+
+	cmd.AddCommand(
+		newTableCreateCommand(run),
+		newTableLsCommand(run),
+		newTableDescribeCommand(run),
+		newTableDropCommand(run),
+		newTableSetCommand(run),
+		newTableLookupCommand(run),
+		newTableReadCommand(run),
+		newTableDeleteRowCommand(run),
+	)
+	tablePrefixErrors(cmd)
+	return cmd
+}
+
+type tableRunFunc = func(cmd *cobra.Command, f func(ctx context.Context, c *kvclient.Client, out io.Writer) error) error
+
+func newTableCreateCommand(run tableRunFunc) *cobra.Command {
+	var splits []string
+	cmd := &cobra.Command{
+		Use:   "create NAME FAMILY[:maxversions=N,maxage=D]...",
+		Short: "Create a table with column families and optional split rows",
+		Long: `Create a table with one or more column families, each with an optional
+garbage-collection policy:
+
+  maxversions=N  keep at most N versions per column (N >= 1)
+  maxage=D       drop versions older than D, a Go duration such as 90s, 36h
+                 or 1h30m (millisecond granularity)
+
+A family without a policy keeps every version forever. --split ROW
+(repeatable) pre-splits the table so that a tablet starts at ROW.`,
+		Example: `  shale table create users info
+  shale table create users info:maxversions=3 stats:maxage=24h
+  shale table create events e:maxversions=1,maxage=720h --split g --split p`,
+		Args: tableArgs(2, -1, "NAME FAMILY[:POLICY]..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			var fams []kvclient.Family
+			for _, spec := range args[1:] {
+				f, err := parseFamilySpec(spec)
+				if err != nil {
+					return err
+				}
+				if slices.ContainsFunc(fams, func(g kvclient.Family) bool { return g.Name == f.Name }) {
+					return fmt.Errorf("family %q given more than once", f.Name)
+				}
+				fams = append(fams, f)
+			}
+			var splitRows [][]byte
+			for _, s := range splits {
+				if s == "" {
+					return errors.New("--split: the split row must not be empty")
+				}
+				splitRows = append(splitRows, []byte(s))
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
+				_, err := c.CreateTable(ctx, name, fams, splitRows...)
+				return err
+			})
+		},
+	}
+	cmd.Flags().StringArrayVar(&splits, "split", nil, "pre-split the table at this row key (repeatable)")
+	return cmd
+}
+
+func newTableLsCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:     "ls",
+		Short:   "List table names, one per line (the built-in kv table included)",
+		Example: `  shale table --pd 127.0.0.1:2379 ls`,
+		Args:    tableArgs(0, 0, ""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
+				tables, err := c.ListTables(ctx)
+				if err != nil {
+					return err
+				}
+				names := make([]string, 0, len(tables))
+				for _, t := range tables {
+					names = append(names, t.Name)
+				}
+				slices.Sort(names)
+				for _, n := range names {
+					fmt.Fprintln(out, n)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func newTableDescribeCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "describe NAME",
+		Short: "Print a table's column families with their GC policies, and its split rows",
+		Long: `Print a table's column families with their garbage-collection policies as an
+aligned table ("-": no limit), then the rows it was pre-split at, if any.`,
+		Example: `  shale table --pd 127.0.0.1:2379 describe users`,
+		Args:    tableArgs(1, 1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := tableNonEmpty("table NAME", args[0]); err != nil {
+				return err
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
+				ti, err := c.DescribeTable(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				return writeTableInfo(out, ti)
+			})
+		},
+	}
+}
+
+func newTableDropCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:     "drop NAME",
+		Short:   "Drop a table and all its data",
+		Example: `  shale table --pd 127.0.0.1:2379 drop users`,
+		Args:    tableArgs(1, 1, "NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := tableNonEmpty("table NAME", args[0]); err != nil {
+				return err
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
+				return c.DropTable(ctx, args[0])
+			})
+		},
+	}
+}
+
+func newTableSetCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "set NAME ROW FAMILY:QUALIFIER=VALUE...",
+		Short: "Write cells of one row atomically",
+		Long: `Write one or more cells of a row in one atomic mutation, at the commit
+timestamp. The family ends at the first ':' and the qualifier at the first
+'=' after it; the value is the rest (it may contain ':' and '=').`,
+		Example: `  shale table set users alice info:name=Alice
+  shale table set users alice info:name=Alice info:email=alice@example.com stats:visits=1`,
+		Args: tableArgs(3, -1, "NAME ROW FAMILY:QUALIFIER=VALUE..."),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, row := args[0], args[1]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			if err := tableNonEmpty("ROW", row); err != nil {
+				return err
+			}
+			muts := make([]kvclient.Mutation, 0, len(args)-2)
+			for _, spec := range args[2:] {
+				fam, qual, val, err := parseCellSpec(spec)
+				if err != nil {
+					return err
+				}
+				muts = append(muts, kvclient.SetCell(fam, []byte(qual), []byte(val)))
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
+				t, err := c.Table(ctx, name)
+				if err != nil {
+					return err
+				}
+				_, err = t.MutateRow(ctx, []byte(row), muts...)
+				return err
+			})
+		},
+	}
+}
+
+func newTableLookupCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "lookup NAME ROW",
+		Short: "Print a row's cells; exit 1 with \"row not found\" when absent",
+		Long: `Print a row's cells (the newest version of each column): the row key, then
+for each cell "  FAMILY:QUALIFIER @ TIMESTAMP" and the quoted value on the
+next line. Exit status 1 with "row not found" when the row has no cells.`,
+		Example: `  shale table --pd 127.0.0.1:2379 lookup users alice`,
+		Args:    tableArgs(2, 2, "NAME ROW"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, row := args[0], args[1]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			if err := tableNonEmpty("ROW", row); err != nil {
+				return err
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
+				t, err := c.Table(ctx, name)
+				if err != nil {
+					return err
+				}
+				r, err := t.Get(ctx, []byte(row))
+				if err != nil {
+					return err
+				}
+				if r == nil || len(r.Cells) == 0 {
+					return fmt.Errorf("%w: %q in table %q", errRowNotFound, row, name)
+				}
+				writeTableRow(out, r)
+				return nil
+			})
+		},
+	}
+}
+
+func newTableReadCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "read NAME [start=ROW] [end=ROW] [count=N]",
+		Short: "Print the rows in [start, end), each after a line of dashes",
+		Long: `Print rows in key order, in the format of lookup, each preceded by a line of
+dashes (as cbt does). start=ROW (inclusive) and end=ROW (exclusive) bound
+the rows (default: the whole table); count=N stops after N rows.`,
+		Example: `  shale table --pd 127.0.0.1:2379 read users
+  shale table --pd 127.0.0.1:2379 read users start=a end=n
+  shale table --pd 127.0.0.1:2379 read users start=bob count=10`,
+		Args: tableArgs(1, 4, "NAME [start=ROW] [end=ROW] [count=N]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			o, err := parseReadArgs(args[1:])
+			if err != nil {
+				return err
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
+				t, err := c.Table(ctx, name)
+				if err != nil {
+					return err
+				}
+				sc := t.Scan(ctx, o)
+				defer sc.Close()
+				for sc.Next() {
+					fmt.Fprintln(out, tableRowSeparator)
+					writeTableRow(out, sc.Row())
+				}
+				return sc.Err()
+			})
+		},
+	}
+}
+
+func newTableDeleteRowCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:     "deleterow NAME ROW",
+		Short:   "Delete every cell of a row",
+		Example: `  shale table --pd 127.0.0.1:2379 deleterow users alice`,
+		Args:    tableArgs(2, 2, "NAME ROW"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, row := args[0], args[1]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			if err := tableNonEmpty("ROW", row); err != nil {
+				return err
+			}
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
+				t, err := c.Table(ctx, name)
+				if err != nil {
+					return err
+				}
+				_, err = t.MutateRow(ctx, []byte(row), kvclient.DeleteRow())
+				return err
+			})
+		},
+	}
+}
+
+// tablePrefixErrors makes every error of the table subcommands start with
+// "table SUBCOMMAND: ", keeping the wrapped error for errors.Is.
+func tablePrefixErrors(cmd *cobra.Command) {
+	for _, c := range cmd.Commands() {
+		if c.RunE == nil {
+			continue
+		}
+		run := c.RunE
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			if err != nil {
+				err = fmt.Errorf("%s: %w", tableCmdName(cmd), err)
+			}
+			return err
+		}
+	}
+}
+
+// tableCmdName is "table SUBCOMMAND".
+func tableCmdName(cmd *cobra.Command) string {
+	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ")
+}
+
+// tableArgs checks the number of positional arguments (hi -1: no limit)
+// and names the expected ones in its error.
+func tableArgs(lo, hi int, names string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) >= lo && (hi < 0 || len(args) <= hi) {
+			return nil
+		}
+		want := "no arguments"
+		if names != "" {
+			want = names
+		}
+		return fmt.Errorf("%s: want %s, got %d argument(s) (usage: %s; see --help)",
+			tableCmdName(cmd), want, len(args), cmd.UseLine())
+	}
+}
+
+func tableNonEmpty(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s must not be empty", what)
+	}
+	return nil
+}
+
+// tablePDAddrs splits --pd into addresses.
+func tablePDAddrs(pd string) ([]string, error) {
+	var addrs []string
+	for _, a := range strings.Split(pd, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return nil, fmt.Errorf("--pd: no placement driver address in %q", pd)
+	}
+	return addrs, nil
+}
+
+// parseFamilySpec parses FAMILY[:maxversions=N,maxage=D].
+func parseFamilySpec(spec string) (kvclient.Family, error) {
+	bad := func(format string, args ...any) (kvclient.Family, error) {
+		return kvclient.Family{}, fmt.Errorf("bad family %q: %s (format: FAMILY[:maxversions=N,maxage=DURATION])",
+			spec, fmt.Sprintf(format, args...))
+	}
+	name, policy, hasPolicy := strings.Cut(spec, ":")
+	if name == "" {
+		return bad("empty family name")
+	}
+	if strings.ContainsAny(name, "=,") {
+		return bad("family name %q must not contain '=' or ','", name)
+	}
+	f := kvclient.Family{Name: name}
+	if !hasPolicy {
+		return f, nil
+	}
+	if policy == "" {
+		return bad("empty GC policy after ':'")
+	}
+	seen := map[string]bool{}
+	for _, opt := range strings.Split(policy, ",") {
+		key, val, ok := strings.Cut(opt, "=")
+		if !ok {
+			return bad("policy %q is not KEY=VALUE", opt)
+		}
+		key = strings.ToLower(strings.TrimSpace(key))
+		if seen[key] {
+			return bad("%s given more than once", key)
+		}
+		seen[key] = true
+		switch key {
+		case "maxversions":
+			n, err := strconv.ParseUint(val, 10, 32)
+			if err != nil || n == 0 {
+				return bad("maxversions=%q: want an integer >= 1 (omit it to keep every version)", val)
+			}
+			f.MaxVersions = uint32(n)
+		case "maxage":
+			d, err := time.ParseDuration(val)
+			if err != nil {
+				return bad("maxage=%q: want a Go duration such as 90s, 36h or 1h30m", val)
+			}
+			if d <= 0 {
+				return bad("maxage=%q: must be positive (omit it to keep versions forever)", val)
+			}
+			if d%time.Millisecond != 0 {
+				return bad("maxage=%q: the granularity is one millisecond", val)
+			}
+			f.MaxAge = d
+		default:
+			return bad("unknown policy %q (known: maxversions, maxage)", key)
+		}
+	}
+	return f, nil
+}
+
+// parseCellSpec parses FAMILY:QUALIFIER=VALUE.
+func parseCellSpec(spec string) (family, qualifier, value string, err error) {
+	const want = "want FAMILY:QUALIFIER=VALUE"
+	family, rest, ok := strings.Cut(spec, ":")
+	if !ok {
+		return "", "", "", fmt.Errorf("bad cell %q: missing ':' after the family (%s)", spec, want)
+	}
+	if family == "" {
+		return "", "", "", fmt.Errorf("bad cell %q: empty family (%s)", spec, want)
+	}
+	if strings.Contains(family, "=") {
+		return "", "", "", fmt.Errorf("bad cell %q: '=' before the ':' ending the family (%s)", spec, want)
+	}
+	qualifier, value, ok = strings.Cut(rest, "=")
+	if !ok {
+		return "", "", "", fmt.Errorf("bad cell %q: missing '=' before the value (%s)", spec, want)
+	}
+	return family, qualifier, value, nil
+}
+
+// parseReadArgs parses read's start=ROW end=ROW count=N arguments.
+func parseReadArgs(args []string) (kvclient.ScanOptions, error) {
+	var o kvclient.ScanOptions
+	seen := map[string]bool{}
+	for _, a := range args {
+		key, val, ok := strings.Cut(a, "=")
+		if !ok {
+			return o, fmt.Errorf("bad argument %q: want start=ROW, end=ROW or count=N", a)
+		}
+		if seen[key] {
+			return o, fmt.Errorf("%s= given more than once", key)
+		}
+		seen[key] = true
+		switch key {
+		case "start", "end":
+			if val == "" {
+				return o, fmt.Errorf("%s=: the row must not be empty (omit %s= for no bound)", key, key)
+			}
+			if key == "start" {
+				o.Start = []byte(val)
+			} else {
+				o.End = []byte(val)
+			}
+		case "count":
+			n, err := strconv.Atoi(val)
+			if err != nil || n <= 0 {
+				return o, fmt.Errorf("count=%q: want an integer >= 1", val)
+			}
+			o.Limit = n
+		default:
+			return o, fmt.Errorf("bad argument %q: unknown key %q (known: start, end, count)", a, key)
+		}
+	}
+	if o.Start != nil && o.End != nil && string(o.Start) >= string(o.End) {
+		return o, fmt.Errorf("start=%q must sort before end=%q", o.Start, o.End)
+	}
+	return o, nil
+}
+
+// writeTableRow prints a row cbt-style: the key, then per cell
+// "  FAMILY:QUALIFIER @ TIMESTAMP" and the quoted value.
+func writeTableRow(w io.Writer, r *kvclient.Row) {
+	fmt.Fprintf(w, "%s\n", r.Key)
+	for _, c := range r.Cells {
+		fmt.Fprintf(w, "  %s:%s @ %s\n", c.Family, c.Qualifier, formatCellTimestamp(c.Timestamp))
+		fmt.Fprintf(w, "    %s\n", strconv.Quote(string(c.Value)))
+	}
+}
+
+// formatCellTimestamp renders a cell timestamp (microseconds) in UTC.
+func formatCellTimestamp(us int64) string {
+	return time.UnixMicro(us).UTC().Format(tableTimeLayout)
+}
+
+// writeTableInfo prints a table's families and split rows.
+func writeTableInfo(w io.Writer, ti *kvclient.TableInfo) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FAMILY\tMAX VERSIONS\tMAX AGE")
+	for _, f := range ti.Families {
+		versions, age := "-", "-"
+		if f.MaxVersions > 0 {
+			versions = strconv.FormatUint(uint64(f.MaxVersions), 10)
+		}
+		if f.MaxAge > 0 {
+			age = shortDuration(f.MaxAge)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, versions, age)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(ti.SplitRows) > 0 {
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "SPLIT ROWS")
+		for _, r := range ti.SplitRows {
+			fmt.Fprintln(w, strconv.Quote(string(r)))
+		}
+	}
+	return nil
+}
+
+// shortDuration is d.String() without trailing zero units: 24h, 1h30m.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
