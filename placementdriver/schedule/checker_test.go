@@ -1,6 +1,7 @@
 package schedule
 
 import (
+	"math/rand"
 	"testing"
 	"time"
 
@@ -288,4 +289,23 @@ func TestRepairPreemptsOnlyForUnhealthyStores(t *testing.T) {
 	op := NewReplicaChecker(cfg, f.ctl, f.alloc).Check(f.c, tb)
 	require.NotNil(t, op, "a replica on a down store is replaced even during a move")
 	require.Equal(t, KindReplicaRepair, op.Kind)
+}
+
+// An operator whose next step needs a store that went down is cancelled
+// at the next round, freeing its snapshot slots for repair.
+func TestStrandedOperatorCancelled(t *testing.T) {
+	cfg := testConfig()
+	stores := sixStoresThreeZones()
+	tb := tablet(1, "a", "b", 1, 3, 5)
+	f := newFixture(cfg, stores, tb)
+	co := NewCoordinator(cfg, f.alloc, rand.New(rand.NewSource(1)))
+	op := &Operator{TabletID: 1, Kind: KindBalanceTablet, Desc: "move to 2", Steps: []Step{AddLearner{Store: 2, ReplicaID: 900}}}
+	require.NoError(t, co.Controller.AddOperator(op, t0))
+	co.Round(f.c, t0)
+	require.True(t, co.Controller.HasOperator(1), "store 2 is up: the move goes on")
+
+	stores[1].State = StoreDown
+	f.c.PutStore(stores[1])
+	co.Round(f.c, t0.Add(time.Second))
+	require.Equal(t, OpCancelled, op.Status(), "the learner's store is down")
 }

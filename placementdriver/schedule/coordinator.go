@@ -63,6 +63,7 @@ func (r RoundResult) AddedOf(k OpKind) int { return r.Added[k] }
 func (co *Coordinator) Round(c *Cluster, now time.Time) RoundResult {
 	var res RoundResult
 	res.Expired = len(co.Controller.Expire(now))
+	res.Expired += co.cancelStranded(c, now)
 	add := func(op *Operator) {
 		if err := co.Controller.AddOperator(op, now); err != nil {
 			res.Rejected++
@@ -102,4 +103,38 @@ func (co *Coordinator) CheckTablets(c *Cluster, add func(*Operator)) {
 			}
 		}
 	}
+}
+
+// cancelStranded cancels operators whose current step needs a store that
+// is no longer Up (a learner being added to a store that died, a leader
+// moving to it): such a step cannot finish, and until its timeout it would
+// hold snapshot slots that repair needs.
+func (co *Coordinator) cancelStranded(c *Cluster, now time.Time) int {
+	n := 0
+	for _, op := range co.Controller.Operators() {
+		var target uint64
+		switch s := op.Step().(type) {
+		case AddLearner:
+			target = s.Store
+		case PromoteLearner:
+			target = s.Store
+		case TransferLeader:
+			target = s.To
+		case ChangeReplicas:
+			for _, p := range s.Promote {
+				if st := c.Store(p.Store); st == nil || st.State != StoreUp {
+					target = p.Store
+				}
+			}
+		}
+		if target == 0 {
+			continue
+		}
+		if st := c.Store(target); st == nil || st.State != StoreUp {
+			if co.Controller.Cancel(op.TabletID, now) {
+				n++
+			}
+		}
+	}
+	return n
 }

@@ -338,8 +338,10 @@ func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequ
 		// transfer to a replica that is unreachable or behind would only
 		// make the tablet unavailable for an election timeout (and again on
 		// every retry): refuse it.
+		// Reachability comes from the store-level liveness pings (raft's
+		// RecentActive goes stale while a group is quiesced).
 		pr, ok := st.Progress[target.ReplicaId]
-		if !ok || !pr.RecentActive || pr.Match < st.Commit {
+		if !ok || r.s.isDead(target.StoreId) || pr.Match < st.Commit {
 			return errs.ServerBusy(fmt.Sprintf("tablet %d: replica on store %d is not caught up or not reachable; not transferring leadership to it", r.tabletID, req.ToStoreId), 500)
 		}
 		r.raw.TransferLeader(target.ReplicaId)
