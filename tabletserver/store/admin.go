@@ -235,6 +235,17 @@ func descFromConfState(old, planned *metapb.TabletDescriptor, cs raftpb.ConfStat
 // destroyReplica removes a replica and its data, leaving a tombstone so
 // stale messages cannot resurrect it. Worker only.
 func (s *Store) destroyReplica(r *replica, nextReplicaID uint64) {
+	desc := s.forgetReplica(r)
+	if err := s.destroyReplicaData(r.tabletID, desc, nextReplicaID); err != nil {
+		s.fatal("destroy replica", err, r)
+	}
+	r.log.Info("replica destroyed")
+}
+
+// forgetReplica drops a replica from memory: waiters fail (writes with an
+// unknown outcome), the raft group stops, and the store stops routing to
+// it. It returns the last descriptor. Worker only.
+func (s *Store) forgetReplica(r *replica) *metapb.TabletDescriptor {
 	r.mu.Lock()
 	desc := r.mu.desc
 	r.mu.destroyed = true
@@ -247,10 +258,7 @@ func (s *Store) destroyReplica(r *replica, nextReplicaID uint64) {
 		delete(s.mu.replicas, r.tabletID)
 	}
 	s.mu.Unlock()
-	if err := s.destroyReplicaData(r.tabletID, desc, nextReplicaID); err != nil {
-		s.fatal("destroy replica", err, r)
-	}
-	r.log.Info("replica destroyed")
+	return desc
 }
 
 // destroyReplicaData deletes a replica's data (when desc is known) and raft

@@ -40,12 +40,7 @@ func (s *Store) runGC() {
 			return
 		case <-t.C:
 		}
-		s.mu.RLock()
-		reps := make([]*replica, 0, len(s.mu.replicas))
-		for _, r := range s.mu.replicas {
-			reps = append(reps, r)
-		}
-		s.mu.RUnlock()
+		reps := s.replicaList()
 		for _, r := range reps {
 			r.mu.Lock()
 			lead := r.mu.isLeader && r.mu.desc != nil

@@ -219,17 +219,7 @@ func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, 
 // retireReplica drops a merged-away replica from memory. Its on-disk state
 // was removed in the merge's apply batch. Worker only.
 func (s *Store) retireReplica(r *replica) {
-	r.mu.Lock()
-	r.mu.destroyed = true
-	r.mu.Unlock()
-	r.failAllWaiters(errs.Ambiguous("tablet %d: replica removed from store %d before the write applied here", r.tabletID, s.opts.StoreID), errs.TabletNotFound(r.tabletID, s.opts.StoreID))
-	r.raw = nil
-	delete(s.awake, r.tabletID)
-	s.mu.Lock()
-	if s.mu.replicas[r.tabletID] == r {
-		delete(s.mu.replicas, r.tabletID)
-	}
-	s.mu.Unlock()
+	s.forgetReplica(r)
 }
 
 func isAmbiguous(err error) bool {

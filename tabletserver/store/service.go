@@ -304,12 +304,7 @@ func (s *Store) TabletStatus(tabletID uint64) (*kvpb.TabletStatusResponse, error
 
 // Tablets lists the descriptors of the store's initialized replicas.
 func (s *Store) Tablets() []*metapb.TabletDescriptor {
-	s.mu.RLock()
-	reps := make([]*replica, 0, len(s.mu.replicas))
-	for _, r := range s.mu.replicas {
-		reps = append(reps, r)
-	}
-	s.mu.RUnlock()
+	reps := s.replicaList()
 	var out []*metapb.TabletDescriptor
 	for _, r := range reps {
 		if d := r.descriptor(); d != nil {

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -30,11 +29,11 @@ func (r *replica) makeSnapshot() (raftpb.Snapshot, error) {
 	snap := r.s.db.NewSnapshot()
 	var applied raftcmdpb.AppliedState
 	var desc metapb.TabletDescriptor
-	if err := getSnapProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
+	if err := getProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
 		snap.Close()
 		return raftpb.Snapshot{}, err
 	}
-	if err := getSnapProto(snap, keys.DescriptorKey(r.tabletID), &desc); err != nil || desc.TabletId == 0 {
+	if err := getProto(snap, keys.DescriptorKey(r.tabletID), &desc); err != nil || desc.TabletId == 0 {
 		snap.Close()
 		return raftpb.Snapshot{}, raft.ErrSnapshotTemporarilyUnavailable
 	}
@@ -55,18 +54,6 @@ func (r *replica) makeSnapshot() (raftpb.Snapshot, error) {
 			ConfState: confStateFromDesc(&desc),
 		},
 	}, nil
-}
-
-func getSnapProto(snap *pebble.Snapshot, key []byte, m proto.Message) error {
-	v, closer, err := snap.Get(key)
-	if errors.Is(err, pebble.ErrNotFound) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	defer closer.Close()
-	return proto.Unmarshal(v, m)
 }
 
 // sendSnapshotAsync streams a snapshot raft decided to send, then reports

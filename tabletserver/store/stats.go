@@ -96,12 +96,7 @@ func (r *replica) record(write bool, tableID uint64, row []byte, n int) {
 // LeaderReports describes every tablet this store leads, for the placement
 // driver's tablet heartbeat.
 func (s *Store) LeaderReports() []*pdpb.TabletReport {
-	s.mu.RLock()
-	reps := make([]*replica, 0, len(s.mu.replicas))
-	for _, r := range s.mu.replicas {
-		reps = append(reps, r)
-	}
-	s.mu.RUnlock()
+	reps := s.replicaList()
 	now := time.Now()
 	var out []*pdpb.TabletReport
 	for _, r := range reps {
@@ -210,12 +205,7 @@ func (s *Store) DropTable(ctx context.Context, tableID uint64) error {
 	defer s.exit()
 	start := keys.TablePrefix(tableID)
 	end := keys.PrefixEnd(start)
-	s.mu.RLock()
-	reps := make([]*replica, 0, len(s.mu.replicas))
-	for _, r := range s.mu.replicas {
-		reps = append(reps, r)
-	}
-	s.mu.RUnlock()
+	reps := s.replicaList()
 	for _, r := range reps {
 		r.mu.Lock()
 		desc, lead := r.mu.desc, r.mu.isLeader

@@ -379,7 +379,9 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	return r.newRawNode()
 }
 
-func getProto(db *pebble.DB, key []byte, m proto.Message) error {
+// getProto reads a proto record from the engine or a snapshot of it; a
+// missing key leaves m empty.
+func getProto(db pebble.Reader, key []byte, m proto.Message) error {
 	v, closer, err := db.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil
@@ -397,6 +399,18 @@ func setProto(b *pebble.Batch, key []byte, m proto.Message) error {
 		return err
 	}
 	return b.Set(key, v, nil)
+}
+
+// replicaList copies the store's replicas, so callers can visit them
+// without holding s.mu.
+func (s *Store) replicaList() []*replica {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	reps := make([]*replica, 0, len(s.mu.replicas))
+	for _, r := range s.mu.replicas {
+		reps = append(reps, r)
+	}
+	return reps
 }
 
 // getReplica returns the replica of tabletID, or nil.

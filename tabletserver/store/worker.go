@@ -320,12 +320,7 @@ func (s *Store) runLiveness() {
 // peerStores lists the stores this store shares a tablet with.
 func (s *Store) peerStores() []uint64 {
 	seen := map[uint64]bool{}
-	s.mu.RLock()
-	reps := make([]*replica, 0, len(s.mu.replicas))
-	for _, r := range s.mu.replicas {
-		reps = append(reps, r)
-	}
-	s.mu.RUnlock()
+	reps := s.replicaList()
 	var out []uint64
 	for _, r := range reps {
 		r.mu.Lock()
@@ -370,12 +365,7 @@ func (s *Store) checkLiveness() {
 	if len(newlyDead) == 0 {
 		return
 	}
-	s.mu.RLock()
-	reps := make([]*replica, 0, len(s.mu.replicas))
-	for _, r := range s.mu.replicas {
-		reps = append(reps, r)
-	}
-	s.mu.RUnlock()
+	reps := s.replicaList()
 	for _, r := range reps {
 		r.mu.Lock()
 		q, leader := r.mu.quiesced, r.mu.peers[r.mu.leaderID]
