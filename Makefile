@@ -9,7 +9,7 @@ MODULE    := github.com/shaledb/shale
 TOOLS_BIN := $(CURDIR)/bin/tools
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help build proto proto-check test lint fmt-check vet run clean
+.PHONY: help build proto thrift proto-check test lint fmt-check vet run clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{ printf "  %-12s %s\n", $$1, $$2 }'
@@ -26,6 +26,15 @@ proto: ## regenerate Go code from proto/**/*.proto (installs protoc and pinned p
 		--go_out=. --go_opt=module=$(MODULE) \
 		--go-grpc_out=. --go-grpc_opt=module=$(MODULE) \
 		$$(find proto -type f -name '*.proto' | LC_ALL=C sort)
+
+# The HBase Thrift2 gateway's Go code (proto/hbase) comes from
+# proto/hbase.thrift through Debian's thrift-compiler; the checked-in code was
+# generated with thrift 0.17.0 and builds against github.com/apache/thrift
+# v0.25.0 (go.mod).
+thrift: ## regenerate proto/hbase from proto/hbase.thrift (installs thrift-compiler if missing)
+	scripts/install-tools.sh proto
+	rm -rf proto/hbase
+	thrift --gen go:package_prefix=$(MODULE)/proto/,skip_remote -out proto proto/hbase.thrift
 
 proto-check: proto ## regenerate and fail if the checked-in generated code differs
 	@git diff --exit-code -- proto/ || { \
@@ -45,6 +54,7 @@ lint: fmt-check vet ## gofmt check + go vet
 # -race needs cgo, so it is forced on here (the binary itself is built without).
 # Fuzz targets run their seed corpora as ordinary tests.
 test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
+	scripts/install-tools.sh ci
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
 
 run: build ## build, then start a local playground cluster

@@ -4,7 +4,8 @@
 # Usage: scripts/install-tools.sh [GROUP...]     (no GROUP = all groups)
 #
 #   proto  protoc (Debian package protobuf-compiler) and the pinned Go plugins
-#          protoc-gen-go / protoc-gen-go-grpc in <repo>/bin/tools (via GOBIN).
+#          protoc-gen-go / protoc-gen-go-grpc in <repo>/bin/tools (via GOBIN),
+#          and thrift (Debian package thrift-compiler) for `make thrift`.
 #   ci     make, git and a C compiler (go test -race needs cgo).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
@@ -23,6 +24,8 @@ PROTOC_GEN_GO_GRPC_PKG="google.golang.org/grpc/cmd/protoc-gen-go-grpc"
 PROTOC_GEN_GO_GRPC_VERSION="v1.6.2"
 # protoc version the checked-in code was generated with (Debian bookworm).
 PROTOC_EXPECTED_VERSION="3.21.12"
+# thrift version proto/hbase was generated with (Debian thrift-compiler).
+THRIFT_EXPECTED_VERSION="0.17.0"
 
 log() { echo "install-tools: $*" >&2; }
 die() {
@@ -80,6 +83,11 @@ install_proto() {
 	if [[ "$v" != "$PROTOC_EXPECTED_VERSION" ]]; then
 		log "warning: protoc is ${v}, checked-in code was generated with ${PROTOC_EXPECTED_VERSION}; generated headers will differ"
 	fi
+	need_cmd thrift thrift-compiler
+	v="$(thrift --version | awk '{ print $3 }')"
+	if [[ "$v" != "$THRIFT_EXPECTED_VERSION" ]]; then
+		log "warning: thrift is ${v}, proto/hbase was generated with ${THRIFT_EXPECTED_VERSION}; generated code will differ"
+	fi
 	go_tool protoc-gen-go "$PROTOC_GEN_GO_PKG" "$PROTOC_GEN_GO_VERSION"
 	go_tool protoc-gen-go-grpc "$PROTOC_GEN_GO_GRPC_PKG" "$PROTOC_GEN_GO_GRPC_VERSION"
 }
@@ -93,6 +101,13 @@ install_ci() {
 	if ! have "${cc%% *}"; then
 		apt_install gcc libc6-dev
 		have "${cc%% *}" || die "installed gcc but the C compiler '${cc}' (go env CC) is still not on PATH"
+	fi
+	# The cross-language Thrift test generates a Python client with
+	# Debian's thrift compiler and runs it with Debian's python3-thrift.
+	need_cmd thrift thrift-compiler
+	if ! /usr/bin/python3 -c 'import thrift' >/dev/null 2>&1; then
+		apt_install python3-thrift
+		/usr/bin/python3 -c 'import thrift' >/dev/null 2>&1 || die "installed python3-thrift but /usr/bin/python3 cannot import thrift"
 	fi
 }
 

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/tabletserver/node"
 )
@@ -51,7 +52,7 @@ Stop with Ctrl-C.`,
 				defer os.RemoveAll(tmp)
 				dir = tmp
 			}
-			addrs, err := playgroundAddrs(2*stores+3, basePort)
+			addrs, err := playgroundAddrs(2*stores+4, basePort)
 			if err != nil {
 				return err
 			}
@@ -82,8 +83,26 @@ Stop with Ctrl-C.`,
 				_ = g.Wait()
 				return err
 			}
+			// The Thrift gateway (HBase Thrift2 protocol) on the last port.
+			thriftAddr := addrs[len(addrs)-1]
+			kv, err := kvclient.Open(gctx, kvclient.Options{PD: []string{pdClient}})
+			if err != nil {
+				cancel()
+				_ = g.Wait()
+				return err
+			}
+			defer kv.Close()
+			gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: thriftAddr})
+			if err != nil {
+				cancel()
+				_ = g.Wait()
+				return err
+			}
+			g.Go(func() error { return gw.Serve() })
+			g.Go(func() error { <-gctx.Done(); return gw.Close() })
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "pd: %s\n", pdClient)
+			fmt.Fprintf(out, "thrift: %s\n", thriftAddr)
 			fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdHTTP)
 			for i := range stores {
 				fmt.Fprintf(out, "tablet: %s\n", addrs[3+2*i])

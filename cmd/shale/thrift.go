@@ -1,0 +1,109 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw"
+)
+
+func init() { subcommands = append(subcommands, newThriftCommand) }
+
+// newThriftCommand runs the HBase Thrift2-compatible gateway.
+func newThriftCommand() *cobra.Command {
+	var (
+		pd                  string
+		addr                string
+		framed, compact     bool
+		scannerIdle         time.Duration
+		maxScanners         int
+		maxMessage          int32
+		timeout, reqTimeout time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "thrift",
+		Short: "Serve Shale tables over the HBase Thrift2 protocol (THBaseService)",
+		Long: `Serve Shale tables to HBase Thrift2 clients: the gateway speaks the core of
+HBase's THBaseService (proto/hbase.thrift), so an HBase Thrift2 client works
+by pointing it at this address. Like HBase it serves the binary protocol over
+a buffered transport by default; --framed and --compact select the framed
+transport and the compact protocol. Timestamps on the wire are milliseconds
+(HBase's), stored as Shale microseconds.`,
+		Example: `  shale thrift --pd 127.0.0.1:2379 --addr 0.0.0.0:9090
+  shale thrift --pd 10.0.0.1:2379,10.0.0.2:2379 --framed --compact`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			listen, err := normalizeThriftAddr(addr)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			octx, cancel := context.WithTimeout(ctx, timeout)
+			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ",")})
+			cancel()
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			srv, err := thriftgw.Listen(thriftgw.Options{
+				Client: c, Addr: listen, Framed: framed, Compact: compact,
+				ScannerIdleTimeout: scannerIdle, MaxScanners: maxScanners,
+				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout,
+			})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "shale thrift gateway listening on %s (transport %s, protocol %s)\n",
+				srv.Addr(), map[bool]string{false: "buffered", true: "framed"}[framed], map[bool]string{false: "binary", true: "compact"}[compact])
+			errc := make(chan error, 1)
+			go func() { errc <- srv.Serve() }()
+			select {
+			case <-ctx.Done():
+				return srv.Close()
+			case err := <-errc:
+				srv.Close()
+				return err
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
+	f.StringVar(&addr, "addr", ":"+strconv.Itoa(thriftgw.DefaultPort), "address to serve Thrift on, HOST:PORT (port defaults to 9090)")
+	f.BoolVar(&framed, "framed", false, "use the framed transport (default: buffered, as HBase)")
+	f.BoolVar(&compact, "compact", false, "use the compact protocol (default: binary, as HBase)")
+	f.DurationVar(&scannerIdle, "scanner-idle-timeout", 60*time.Second, "close scanners idle for this long")
+	f.IntVar(&maxScanners, "max-scanners", 1000, "most scanners open at once")
+	f.Int32Var(&maxMessage, "max-message-size", 64<<20, "largest request (message, frame, string or container) accepted, in bytes")
+	f.DurationVar(&timeout, "timeout", 10*time.Second, "give up connecting to the cluster after this long")
+	f.DurationVar(&reqTimeout, "request-timeout", 30*time.Second, "bound on one request to the cluster")
+	return cmd
+}
+
+// normalizeThriftAddr accepts HOST:PORT, HOST or :PORT; a missing port is
+// 9090.
+func normalizeThriftAddr(a string) (string, error) {
+	if a == "" {
+		return ":" + strconv.Itoa(thriftgw.DefaultPort), nil
+	}
+	if _, _, err := net.SplitHostPort(a); err == nil {
+		return a, nil
+	}
+	if strings.Count(a, ":") > 1 && !strings.HasPrefix(a, "[") { // bare IPv6
+		return net.JoinHostPort(a, strconv.Itoa(thriftgw.DefaultPort)), nil
+	}
+	if strings.Contains(a, ":") {
+		return "", errors.New("--addr: want HOST:PORT, got " + strconv.Quote(a))
+	}
+	return net.JoinHostPort(a, strconv.Itoa(thriftgw.DefaultPort)), nil
+}

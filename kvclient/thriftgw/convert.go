@@ -1,0 +1,420 @@
+package thriftgw
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+)
+
+// cellTypePut is HBase's KeyValue.Type.Put code.
+const cellTypePut = 4
+
+// Timestamps: HBase milliseconds <-> Shale microseconds.
+
+func msToMicros(ms int64) int64 {
+	if ms > math.MaxInt64/1000 {
+		return math.MaxInt64
+	}
+	if ms < 0 {
+		return 0
+	}
+	return ms * 1000
+}
+
+func microsToMs(us int64) int64 { return us / 1000 }
+
+// rangeMsToMicros converts [min, max) milliseconds to Shale's [start, end)
+// microseconds (end 0: unbounded).
+func rangeMsToMicros(minMs, maxMs int64) (int64, int64, error) {
+	if minMs < 0 || maxMs < 0 || maxMs < minMs {
+		return 0, 0, illegalf("invalid time range [%d, %d)", minMs, maxMs)
+	}
+	start := msToMicros(minMs)
+	end := int64(0)
+	if maxMs <= math.MaxInt64/1000 {
+		end = maxMs * 1000
+	}
+	return start, end, nil
+}
+
+// exactMsToMicros is the microsecond range of one millisecond.
+func exactMsToMicros(ms int64) (int64, int64, error) {
+	if ms < 0 {
+		return 0, 0, illegalf("invalid timestamp %d", ms)
+	}
+	if ms >= math.MaxInt64/1000 {
+		return msToMicros(ms), 0, nil
+	}
+	return ms * 1000, (ms + 1) * 1000, nil
+}
+
+// errIllegal marks a bad request (reported as TIOError or TIllegalArgument
+// by the method's declared exceptions).
+type errIllegal struct{ msg string }
+
+func (e *errIllegal) Error() string { return e.msg }
+
+func illegalf(format string, args ...any) error {
+	return &errIllegal{msg: fmt.Sprintf(format, args...)}
+}
+
+func unsupportedf(format string, args ...any) error {
+	return &errIllegal{msg: "not supported by Shale: " + fmt.Sprintf(format, args...)}
+}
+
+// ioError converts any error to the TIOError HBase clients expect.
+func ioError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var te *hbase.TIOError
+	if errors.As(err, &te) {
+		return te
+	}
+	var ia *hbase.TIllegalArgument
+	if errors.As(err, &ia) {
+		return ia
+	}
+	msg := err.Error()
+	switch {
+	case errors.Is(err, kvclient.ErrTableNotFound):
+		msg = "TableNotFoundException: " + msg
+	case errors.Is(err, kvclient.ErrTableExists):
+		msg = "TableExistsException: " + msg
+	case errors.Is(err, kvclient.ErrInvalidArgument):
+		msg = "IllegalArgumentException: " + msg
+	}
+	return &hbase.TIOError{Message: &msg}
+}
+
+func illegalArg(err error) error {
+	msg := err.Error()
+	return &hbase.TIllegalArgument{Message: &msg}
+}
+
+// tableName maps an HBase table name ("t" or "default:t") to Shale's.
+func tableName(b []byte) (string, error) {
+	s := string(b)
+	if s == "" {
+		return "", illegalf("empty table name")
+	}
+	if ns, q, ok := strings.Cut(s, ":"); ok {
+		if ns != "default" {
+			return "", unsupportedf("namespace %q (only the default namespace exists)", ns)
+		}
+		s = q
+	}
+	if s == "" {
+		return "", illegalf("empty table name %q", b)
+	}
+	return s, nil
+}
+
+func tTableName(t *hbase.TTableName) (string, error) {
+	if t == nil {
+		return "", illegalf("missing table name")
+	}
+	if len(t.Ns) > 0 && string(t.Ns) != "default" {
+		return "", unsupportedf("namespace %q (only the default namespace exists)", t.Ns)
+	}
+	return tableName(t.Qualifier)
+}
+
+func toTTableName(name string) *hbase.TTableName {
+	return &hbase.TTableName{Ns: []byte("default"), Qualifier: []byte(name)}
+}
+
+func toTDescriptor(ti *kvclient.TableInfo) *hbase.TTableDescriptor {
+	d := &hbase.TTableDescriptor{TableName: toTTableName(ti.Name)}
+	for _, f := range ti.Families {
+		cf := &hbase.TColumnFamilyDescriptor{Name: []byte(f.Name)}
+		mv := int32(math.MaxInt32)
+		if f.MaxVersions > 0 && f.MaxVersions < math.MaxInt32 {
+			mv = int32(f.MaxVersions)
+		}
+		cf.MaxVersions = &mv
+		ttl := int32(math.MaxInt32) // HBase's HConstants.FOREVER
+		if f.MaxAge > 0 && f.MaxAge/time.Second < math.MaxInt32 {
+			ttl = int32(max(1, f.MaxAge/time.Second))
+		}
+		cf.TimeToLive = &ttl
+		d.Columns = append(d.Columns, cf)
+	}
+	return d
+}
+
+func fromTDescriptor(d *hbase.TTableDescriptor) (string, []kvclient.Family, error) {
+	if d == nil {
+		return "", nil, illegalf("missing table descriptor")
+	}
+	name, err := tTableName(d.TableName)
+	if err != nil {
+		return "", nil, err
+	}
+	var fams []kvclient.Family
+	for _, c := range d.Columns {
+		if c == nil {
+			continue
+		}
+		f := kvclient.Family{Name: string(c.Name)}
+		if c.MaxVersions != nil && *c.MaxVersions > 0 && *c.MaxVersions != math.MaxInt32 {
+			f.MaxVersions = uint32(*c.MaxVersions)
+		}
+		if c.TimeToLive != nil && *c.TimeToLive > 0 && *c.TimeToLive != math.MaxInt32 {
+			f.MaxAge = time.Duration(*c.TimeToLive) * time.Second
+		}
+		fams = append(fams, f)
+	}
+	return name, fams, nil
+}
+
+func toTResult(r *kvclient.Row) *hbase.TResult_ {
+	out := &hbase.TResult_{ColumnValues: []*hbase.TColumnValue{}}
+	if r == nil || len(r.Cells) == 0 {
+		return out
+	}
+	out.Row = r.Key
+	typ := int8(cellTypePut)
+	for _, c := range r.Cells {
+		ts := microsToMs(c.Timestamp)
+		out.ColumnValues = append(out.ColumnValues, &hbase.TColumnValue{
+			Family: []byte(c.Family), Qualifier: c.Qualifier, Value: c.Value, Timestamp: &ts, Type: &typ,
+		})
+	}
+	return out
+}
+
+// readOpts converts the read part of a TGet/TScan.
+func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersions int32) ([]kvclient.ReadOption, error) {
+	var opts []kvclient.ReadOption
+	var fams []string
+	var qcols []kvclient.Column
+	for _, c := range cols {
+		if c == nil || len(c.Family) == 0 {
+			return nil, illegalf("column without a family")
+		}
+		if c.Qualifier == nil {
+			fams = append(fams, string(c.Family))
+		} else {
+			qcols = append(qcols, kvclient.Column{Family: string(c.Family), Qualifier: c.Qualifier})
+		}
+	}
+	if len(fams) > 0 {
+		opts = append(opts, kvclient.Families(fams...))
+	}
+	if len(qcols) > 0 {
+		opts = append(opts, kvclient.Columns(qcols...))
+	}
+	switch {
+	case ts != nil:
+		start, end, err := exactMsToMicros(*ts)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kvclient.TimeRange(start, end))
+	case tr != nil:
+		start, end, err := rangeMsToMicros(tr.MinStamp, tr.MaxStamp)
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kvclient.TimeRange(start, end))
+	}
+	if maxVersions < 0 {
+		return nil, illegalf("maxVersions %d must not be negative", maxVersions)
+	}
+	if maxVersions > 1 {
+		opts = append(opts, kvclient.MaxVersions(uint32(maxVersions)))
+	}
+	return opts, nil
+}
+
+func getReadOpts(g *hbase.TGet) ([]kvclient.ReadOption, error) {
+	if g == nil {
+		return nil, illegalf("missing TGet")
+	}
+	if len(g.Row) == 0 {
+		return nil, illegalf("TGet: empty row key")
+	}
+	if len(g.FilterString) > 0 || len(g.FilterBytes) > 0 {
+		return nil, unsupportedf("filters in TGet")
+	}
+	mv := int32(1)
+	if g.MaxVersions != nil {
+		mv = *g.MaxVersions
+	}
+	return readOpts(g.Columns, g.Timestamp, g.TimeRange, mv)
+}
+
+// putMutations converts a TPut.
+func putMutations(p *hbase.TPut) ([]kvclient.Mutation, error) {
+	if p == nil {
+		return nil, illegalf("missing TPut")
+	}
+	if len(p.Row) == 0 {
+		return nil, illegalf("TPut: empty row key")
+	}
+	if len(p.ColumnValues) == 0 {
+		return nil, illegalf("TPut for row %q has no column values", p.Row)
+	}
+	muts := make([]kvclient.Mutation, 0, len(p.ColumnValues))
+	for _, cv := range p.ColumnValues {
+		if cv == nil || len(cv.Family) == 0 {
+			return nil, illegalf("TPut: column value without a family")
+		}
+		var ts int64
+		switch {
+		case cv.Timestamp != nil:
+			ts = *cv.Timestamp
+		case p.Timestamp != nil:
+			ts = *p.Timestamp
+		default:
+			muts = append(muts, kvclient.SetCell(string(cv.Family), cv.Qualifier, cv.Value))
+			continue
+		}
+		if ts < 0 {
+			return nil, illegalf("TPut: negative timestamp %d", ts)
+		}
+		us := msToMicros(ts)
+		if us == 0 {
+			// Shale reads 0 as "commit timestamp"; the earliest explicit
+			// time it can store is 1µs.
+			us = 1
+		}
+		muts = append(muts, kvclient.SetCellAt(string(cv.Family), cv.Qualifier, cv.Value, us))
+	}
+	return muts, nil
+}
+
+// deleteNeedsNewest reports the columns of a TDelete that delete "the
+// newest version" (DELETE_COLUMN without a timestamp); those need a read.
+func deleteNeedsNewest(d *hbase.TDelete) []kvclient.Column {
+	if d.DeleteType != hbase.TDeleteType_DELETE_COLUMN {
+		return nil
+	}
+	var out []kvclient.Column
+	for _, c := range d.Columns {
+		if c != nil && c.Qualifier != nil && c.Timestamp == nil && d.Timestamp == nil {
+			out = append(out, kvclient.Column{Family: string(c.Family), Qualifier: c.Qualifier})
+		}
+	}
+	return out
+}
+
+// deleteMutations converts a TDelete. newest gives the timestamp (µs) of
+// the newest version of the columns deleteNeedsNewest named (absent: no
+// such version, nothing to delete).
+func deleteMutations(d *hbase.TDelete, newest func(family string, qualifier []byte) (int64, bool)) ([]kvclient.Mutation, error) {
+	if d == nil {
+		return nil, illegalf("missing TDelete")
+	}
+	if len(d.Row) == 0 {
+		return nil, illegalf("TDelete: empty row key")
+	}
+	if len(d.Columns) == 0 {
+		if d.Timestamp != nil {
+			return nil, unsupportedf("deleting a whole row up to a timestamp")
+		}
+		return []kvclient.Mutation{kvclient.DeleteRow()}, nil
+	}
+	var muts []kvclient.Mutation
+	for _, c := range d.Columns {
+		if c == nil || len(c.Family) == 0 {
+			return nil, illegalf("TDelete: column without a family")
+		}
+		fam := string(c.Family)
+		ts := d.Timestamp
+		if c.Timestamp != nil {
+			ts = c.Timestamp
+		}
+		if c.Qualifier == nil {
+			if d.DeleteType == hbase.TDeleteType_DELETE_FAMILY_VERSION {
+				return nil, unsupportedf("DELETE_FAMILY_VERSION")
+			}
+			if ts != nil {
+				return nil, unsupportedf("deleting a column family up to a timestamp")
+			}
+			muts = append(muts, kvclient.DeleteFamily(fam))
+			continue
+		}
+		switch d.DeleteType {
+		case hbase.TDeleteType_DELETE_COLUMNS:
+			if ts == nil {
+				muts = append(muts, kvclient.DeleteColumn(fam, c.Qualifier))
+			} else {
+				if *ts < 0 {
+					return nil, illegalf("TDelete: negative timestamp %d", *ts)
+				}
+				_, end, _ := exactMsToMicros(*ts)
+				muts = append(muts, kvclient.DeleteColumnRange(fam, c.Qualifier, 0, end))
+			}
+		case hbase.TDeleteType_DELETE_COLUMN:
+			if ts == nil {
+				us, ok := newest(fam, c.Qualifier)
+				if !ok {
+					continue
+				}
+				muts = append(muts, kvclient.DeleteColumnRange(fam, c.Qualifier, us, us+1))
+			} else {
+				start, end, err := exactMsToMicros(*ts)
+				if err != nil {
+					return nil, err
+				}
+				muts = append(muts, kvclient.DeleteColumnRange(fam, c.Qualifier, start, end))
+			}
+		case hbase.TDeleteType_DELETE_FAMILY, hbase.TDeleteType_DELETE_FAMILY_VERSION:
+			return nil, illegalf("TDelete: delete type %v with a column qualifier", d.DeleteType)
+		default:
+			return nil, illegalf("TDelete: unknown delete type %d", d.DeleteType)
+		}
+	}
+	return muts, nil
+}
+
+// condition converts HBase's check (expected value on the left of the
+// operator) to a Shale Condition (stored value on the left).
+func condition(family, qualifier []byte, op hbase.TCompareOperator, value []byte) (kvclient.Condition, error) {
+	if len(family) == 0 {
+		return kvclient.Condition{}, illegalf("check: empty family")
+	}
+	c := kvclient.Condition{Family: string(family), Qualifier: qualifier, Value: value}
+	if len(value) == 0 {
+		switch op {
+		case hbase.TCompareOperator_NOT_EQUAL:
+			c.Op = kvclient.Exists
+		case hbase.TCompareOperator_NO_OP:
+			return c, unsupportedf("compare operator NO_OP")
+		default:
+			c.Op = kvclient.NotExists
+		}
+		c.Value = nil
+		return c, nil
+	}
+	switch op {
+	case hbase.TCompareOperator_EQUAL:
+		c.Op = kvclient.Equal
+	case hbase.TCompareOperator_NOT_EQUAL:
+		c.Op = kvclient.NotEqual
+	case hbase.TCompareOperator_LESS: // expected < stored
+		c.Op = kvclient.Greater
+	case hbase.TCompareOperator_LESS_OR_EQUAL:
+		c.Op = kvclient.GreaterOrEqual
+	case hbase.TCompareOperator_GREATER:
+		c.Op = kvclient.Less
+	case hbase.TCompareOperator_GREATER_OR_EQUAL:
+		c.Op = kvclient.LessOrEqual
+	default:
+		return c, unsupportedf("compare operator %v", op)
+	}
+	return c, nil
+}
+
+// after returns the smallest key greater than k.
+func after(k []byte) []byte {
+	return append(bytes.Clone(k), 0)
+}

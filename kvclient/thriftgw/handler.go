@@ -1,0 +1,874 @@
+package thriftgw
+
+import (
+	"context"
+	"errors"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+)
+
+// handler implements hbase.THBaseService on a kvclient.Client.
+type handler struct {
+	s        *Server
+	c        *kvclient.Client
+	scanners *registry
+	// adminMu keeps two truncateTable calls from interleaving their drop
+	// and create.
+	adminMu sync.Mutex
+}
+
+var _ hbase.THBaseService = (*handler)(nil)
+
+func newHandler(s *Server) *handler {
+	return &handler{s: s, c: s.opts.Client, scanners: newRegistry(s.opts.MaxScanners)}
+}
+
+func (h *handler) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, h.s.opts.RequestTimeout)
+}
+
+func (h *handler) table(ctx context.Context, name []byte) (*kvclient.Table, error) {
+	n, err := tableName(name)
+	if err != nil {
+		return nil, err
+	}
+	return h.c.Table(ctx, n)
+}
+
+// ---- reads ----
+
+func (h *handler) get(ctx context.Context, table []byte, g *hbase.TGet) (*kvclient.Row, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	opts, err := getReadOpts(g)
+	if err != nil {
+		return nil, err
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	return t.Get(ctx, g.Row, opts...)
+}
+
+func (h *handler) Exists(ctx context.Context, table []byte, g *hbase.TGet) (bool, error) {
+	r, err := h.get(ctx, table, g)
+	if err != nil {
+		return false, ioError(err)
+	}
+	return r != nil && len(r.Cells) > 0, nil
+}
+
+func (h *handler) ExistsAll(ctx context.Context, table []byte, gets []*hbase.TGet) ([]bool, error) {
+	rows, err := h.getMultiple(ctx, table, gets)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	out := make([]bool, len(rows))
+	for i, r := range rows {
+		out[i] = r != nil && len(r.Cells) > 0
+	}
+	return out, nil
+}
+
+func (h *handler) Get(ctx context.Context, table []byte, g *hbase.TGet) (*hbase.TResult_, error) {
+	r, err := h.get(ctx, table, g)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	return toTResult(r), nil
+}
+
+func (h *handler) getMultiple(ctx context.Context, table []byte, gets []*hbase.TGet) ([]*kvclient.Row, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*kvclient.Row, len(gets))
+	if len(gets) == 0 {
+		return out, nil
+	}
+	// Gets with identical read options go in one BatchGet; in practice
+	// clients send one shape, so group by the first and fall back to
+	// single Gets for the others.
+	var firstOpts []kvclient.ReadOption
+	var batchRows [][]byte
+	var batchIdx []int
+	for i, g := range gets {
+		opts, err := getReadOpts(g)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 || sameReadShape(gets[0], g) {
+			if i == 0 {
+				firstOpts = opts
+			}
+			batchRows = append(batchRows, g.Row)
+			batchIdx = append(batchIdx, i)
+			continue
+		}
+		r, err := t.Get(ctx, g.Row, opts...)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = r
+	}
+	rows, err := t.BatchGet(ctx, batchRows, firstOpts...)
+	if err != nil {
+		return nil, err
+	}
+	for j, i := range batchIdx {
+		if j < len(rows) {
+			out[i] = rows[j]
+		}
+	}
+	return out, nil
+}
+
+// sameReadShape reports whether two TGets ask for the same cells of their
+// rows.
+func sameReadShape(a, b *hbase.TGet) bool {
+	ac, bc := *a, *b
+	ac.Row, bc.Row = nil, nil
+	return ac.Equals(&bc)
+}
+
+func (h *handler) GetMultiple(ctx context.Context, table []byte, gets []*hbase.TGet) ([]*hbase.TResult_, error) {
+	rows, err := h.getMultiple(ctx, table, gets)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	out := make([]*hbase.TResult_, len(rows))
+	for i, r := range rows {
+		out[i] = toTResult(r)
+	}
+	return out, nil
+}
+
+// ---- writes ----
+
+func (h *handler) Put(ctx context.Context, table []byte, p *hbase.TPut) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	muts, err := putMutations(p)
+	if err != nil {
+		return ioError(err)
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return ioError(err)
+	}
+	_, err = t.MutateRow(ctx, p.Row, muts...)
+	return ioError(err)
+}
+
+func (h *handler) PutMultiple(ctx context.Context, table []byte, puts []*hbase.TPut) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	entries := make([]kvclient.RowMutation, 0, len(puts))
+	for _, p := range puts {
+		muts, err := putMutations(p)
+		if err != nil {
+			return ioError(err)
+		}
+		entries = append(entries, kvclient.RowMutation{Row: p.Row, Mutations: muts})
+	}
+	if len(entries) == 0 {
+		return nil
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return ioError(err)
+	}
+	return ioError(firstBatchError(t.BatchMutate(ctx, entries)))
+}
+
+func firstBatchError(errs []error) error {
+	n := 0
+	var first error
+	for _, e := range errs {
+		if e != nil {
+			n++
+			if first == nil {
+				first = e
+			}
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	if n > 1 {
+		return errors.New(strconv.Itoa(n) + " of " + strconv.Itoa(len(errs)) + " rows failed; first: " + first.Error())
+	}
+	return first
+}
+
+// deleteMuts converts a TDelete, reading the row when a DELETE_COLUMN
+// without timestamp needs the newest version's timestamp.
+func (h *handler) deleteMuts(ctx context.Context, t *kvclient.Table, d *hbase.TDelete) ([]kvclient.Mutation, error) {
+	if d == nil {
+		return nil, illegalf("missing TDelete")
+	}
+	var row *kvclient.Row
+	if cols := deleteNeedsNewest(d); len(cols) > 0 && len(d.Row) > 0 {
+		var err error
+		if row, err = t.Get(ctx, d.Row, kvclient.Columns(cols...)); err != nil {
+			return nil, err
+		}
+	}
+	return deleteMutations(d, func(f string, q []byte) (int64, bool) {
+		c := row.Cell(f, q)
+		if c == nil {
+			return 0, false
+		}
+		return c.Timestamp, true
+	})
+}
+
+func (h *handler) DeleteSingle(ctx context.Context, table []byte, d *hbase.TDelete) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return ioError(err)
+	}
+	muts, err := h.deleteMuts(ctx, t, d)
+	if err != nil {
+		return ioError(err)
+	}
+	if len(muts) == 0 {
+		return nil
+	}
+	_, err = t.MutateRow(ctx, d.Row, muts...)
+	return ioError(err)
+}
+
+func (h *handler) DeleteMultiple(ctx context.Context, table []byte, dels []*hbase.TDelete) ([]*hbase.TDelete, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	entries := make([]kvclient.RowMutation, 0, len(dels))
+	for _, d := range dels {
+		muts, err := h.deleteMuts(ctx, t, d)
+		if err != nil {
+			return nil, ioError(err)
+		}
+		if len(muts) > 0 {
+			entries = append(entries, kvclient.RowMutation{Row: d.Row, Mutations: muts})
+		}
+	}
+	if len(entries) > 0 {
+		if err := firstBatchError(t.BatchMutate(ctx, entries)); err != nil {
+			return nil, ioError(err)
+		}
+	}
+	return []*hbase.TDelete{}, nil
+}
+
+func (h *handler) checkAndMutate(ctx context.Context, table, row, family, qualifier []byte, op hbase.TCompareOperator, value []byte, muts func(t *kvclient.Table) ([]kvclient.Mutation, error)) (bool, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if len(row) == 0 {
+		return false, ioError(illegalf("empty row key"))
+	}
+	cond, err := condition(family, qualifier, op, value)
+	if err != nil {
+		return false, ioError(err)
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return false, ioError(err)
+	}
+	ms, err := muts(t)
+	if err != nil {
+		return false, ioError(err)
+	}
+	ok, err := t.CheckAndMutateRow(ctx, row, cond, ms, nil)
+	if err != nil {
+		return false, ioError(err)
+	}
+	return ok, nil
+}
+
+func sameRow(what string, check, mut []byte) error {
+	if string(check) != string(mut) {
+		return illegalf("%s row %q does not match the checked row %q", what, mut, check)
+	}
+	return nil
+}
+
+func (h *handler) CheckAndPut(ctx context.Context, table, row, family, qualifier, value []byte, p *hbase.TPut) (bool, error) {
+	return h.checkAndMutate(ctx, table, row, family, qualifier, hbase.TCompareOperator_EQUAL, value, func(*kvclient.Table) ([]kvclient.Mutation, error) {
+		muts, err := putMutations(p)
+		if err != nil {
+			return nil, err
+		}
+		return muts, sameRow("TPut", row, p.Row)
+	})
+}
+
+func (h *handler) CheckAndDelete(ctx context.Context, table, row, family, qualifier, value []byte, d *hbase.TDelete) (bool, error) {
+	return h.checkAndMutate(ctx, table, row, family, qualifier, hbase.TCompareOperator_EQUAL, value, func(t *kvclient.Table) ([]kvclient.Mutation, error) {
+		if d == nil {
+			return nil, illegalf("missing TDelete")
+		}
+		if err := sameRow("TDelete", row, d.Row); err != nil {
+			return nil, err
+		}
+		if len(deleteNeedsNewest(d)) > 0 {
+			return nil, unsupportedf("DELETE_COLUMN without a timestamp in checkAndDelete (it needs a read); give a timestamp or use DELETE_COLUMNS")
+		}
+		return deleteMutations(d, nil)
+	})
+}
+
+func (h *handler) CheckAndMutate(ctx context.Context, table, row, family, qualifier []byte, op hbase.TCompareOperator, value []byte, rm *hbase.TRowMutations) (bool, error) {
+	return h.checkAndMutate(ctx, table, row, family, qualifier, op, value, func(t *kvclient.Table) ([]kvclient.Mutation, error) {
+		if rm == nil {
+			return nil, illegalf("missing TRowMutations")
+		}
+		if err := sameRow("TRowMutations", row, rm.Row); err != nil {
+			return nil, err
+		}
+		return rowMutations(rm, true)
+	})
+}
+
+// rowMutations converts a TRowMutations (all on rm.Row).
+func rowMutations(rm *hbase.TRowMutations, noReads bool) ([]kvclient.Mutation, error) {
+	var out []kvclient.Mutation
+	for _, m := range rm.Mutations {
+		switch {
+		case m == nil:
+			return nil, illegalf("empty TMutation")
+		case m.Put != nil:
+			if err := sameRow("TPut", rm.Row, m.Put.Row); err != nil {
+				return nil, err
+			}
+			ms, err := putMutations(m.Put)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ms...)
+		case m.DeleteSingle != nil:
+			if err := sameRow("TDelete", rm.Row, m.DeleteSingle.Row); err != nil {
+				return nil, err
+			}
+			if noReads && len(deleteNeedsNewest(m.DeleteSingle)) > 0 {
+				return nil, unsupportedf("DELETE_COLUMN without a timestamp in a row mutation (it needs a read); give a timestamp or use DELETE_COLUMNS")
+			}
+			ms, err := deleteMutations(m.DeleteSingle, nil)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ms...)
+		default:
+			return nil, illegalf("TMutation sets neither put nor deleteSingle")
+		}
+	}
+	if len(out) == 0 {
+		return nil, illegalf("TRowMutations for row %q has no mutations", rm.Row)
+	}
+	return out, nil
+}
+
+func (h *handler) MutateRow(ctx context.Context, table []byte, rm *hbase.TRowMutations) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if rm == nil || len(rm.Row) == 0 {
+		return ioError(illegalf("missing row in TRowMutations"))
+	}
+	muts, err := rowMutations(rm, true)
+	if err != nil {
+		return ioError(err)
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return ioError(err)
+	}
+	_, err = t.MutateRow(ctx, rm.Row, muts...)
+	return ioError(err)
+}
+
+func (h *handler) Increment(ctx context.Context, table []byte, inc *hbase.TIncrement) (*hbase.TResult_, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if inc == nil || len(inc.Row) == 0 {
+		return nil, ioError(illegalf("TIncrement: empty row key"))
+	}
+	if len(inc.Columns) == 0 {
+		return nil, ioError(illegalf("TIncrement for row %q has no columns", inc.Row))
+	}
+	rules := make([]kvclient.Rule, 0, len(inc.Columns))
+	for _, c := range inc.Columns {
+		if c == nil || len(c.Family) == 0 {
+			return nil, ioError(illegalf("TIncrement: column without a family"))
+		}
+		rules = append(rules, kvclient.IncrementRule(string(c.Family), c.Qualifier, c.Amount))
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	r, err := t.ReadModifyWriteRow(ctx, inc.Row, rules...)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	if inc.ReturnResults != nil && !*inc.ReturnResults {
+		return toTResult(nil), nil
+	}
+	return toTResult(r), nil
+}
+
+func (h *handler) Append(ctx context.Context, table []byte, ap *hbase.TAppend) (*hbase.TResult_, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	if ap == nil || len(ap.Row) == 0 {
+		return nil, ioError(illegalf("TAppend: empty row key"))
+	}
+	if len(ap.Columns) == 0 {
+		return nil, ioError(illegalf("TAppend for row %q has no columns", ap.Row))
+	}
+	rules := make([]kvclient.Rule, 0, len(ap.Columns))
+	for _, c := range ap.Columns {
+		if c == nil || len(c.Family) == 0 {
+			return nil, ioError(illegalf("TAppend: column without a family"))
+		}
+		rules = append(rules, kvclient.AppendRule(string(c.Family), c.Qualifier, c.Value))
+	}
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	r, err := t.ReadModifyWriteRow(ctx, ap.Row, rules...)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	if ap.ReturnResults != nil && !*ap.ReturnResults {
+		return toTResult(nil), nil
+	}
+	return toTResult(r), nil
+}
+
+// ---- scanners ----
+
+func scanOptions(sc *hbase.TScan) (kvclient.ScanOptions, error) {
+	var o kvclient.ScanOptions
+	if sc == nil {
+		return o, illegalf("missing TScan")
+	}
+	if len(sc.FilterString) > 0 || len(sc.FilterBytes) > 0 {
+		return o, unsupportedf("filters in TScan")
+	}
+	if len(sc.ColFamTimeRangeMap) > 0 {
+		return o, unsupportedf("per-family time ranges (colFamTimeRangeMap) in TScan")
+	}
+	mv := sc.MaxVersions
+	if mv == 0 {
+		mv = 1
+	}
+	read, err := readOpts(sc.Columns, nil, sc.TimeRange, mv)
+	if err != nil {
+		return o, err
+	}
+	o.Read = read
+	if sc.Reversed != nil && *sc.Reversed {
+		// HBase: startRow is the inclusive upper bound, stopRow the
+		// exclusive lower bound. Shale: [Start, End) with Reverse.
+		o.Reverse = true
+		if len(sc.StopRow) > 0 {
+			o.Start = after(sc.StopRow)
+		}
+		if len(sc.StartRow) > 0 {
+			o.End = after(sc.StartRow)
+		}
+	} else {
+		o.Start = sc.StartRow
+		if len(sc.StopRow) > 0 {
+			o.End = sc.StopRow
+		}
+	}
+	if sc.Limit != nil {
+		if *sc.Limit < 0 {
+			return o, illegalf("negative scan limit %d", *sc.Limit)
+		}
+		o.Limit = int(*sc.Limit)
+	}
+	if sc.Caching != nil && *sc.Caching > 0 {
+		o.PageRows = int(min(*sc.Caching, 10000))
+	}
+	return o, nil
+}
+
+func (h *handler) OpenScanner(ctx context.Context, table []byte, sc *hbase.TScan) (int32, error) {
+	o, err := scanOptions(sc)
+	if err != nil {
+		return 0, ioError(err)
+	}
+	tctx, cancel := h.ctx(ctx)
+	t, err := h.table(tctx, table)
+	cancel()
+	if err != nil {
+		return 0, ioError(err)
+	}
+	if err := h.scanners.full(); err != nil {
+		return 0, ioError(err)
+	}
+	// The scan outlives this request: it runs until closeScanner, expiry
+	// or gateway shutdown.
+	sctx, scancel := context.WithCancel(context.Background())
+	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
+	id, err := h.scanners.add(s)
+	if err != nil {
+		s.close()
+		return 0, ioError(err)
+	}
+	return id, nil
+}
+
+// next returns up to n rows of s.
+func (s *scanner) next(n int) ([]*hbase.TResult_, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, illegalf("scanner is closed")
+	}
+	out := []*hbase.TResult_{}
+	for len(out) < n && s.sc.Next() {
+		out = append(out, toTResult(s.sc.Row()))
+	}
+	if len(out) < n {
+		if err := s.sc.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+func (h *handler) GetScannerRows(ctx context.Context, id int32, numRows int32) ([]*hbase.TResult_, error) {
+	s, ok := h.scanners.acquire(id)
+	if !ok {
+		return nil, illegalArg(illegalf("invalid scanner id %d: unknown, closed or expired (scanners idle for %v are closed)", id, h.s.opts.ScannerIdleTimeout))
+	}
+	defer h.scanners.release(s)
+	if numRows < 0 {
+		return nil, illegalArg(illegalf("numRows %d must not be negative", numRows))
+	}
+	rows, err := s.next(int(numRows))
+	if err != nil {
+		return nil, ioError(err)
+	}
+	return rows, nil
+}
+
+func (h *handler) CloseScanner(ctx context.Context, id int32) error {
+	s, ok := h.scanners.remove(id)
+	if !ok {
+		return illegalArg(illegalf("invalid scanner id %d: unknown, closed or expired", id))
+	}
+	s.close()
+	return nil
+}
+
+func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase.TScan, numRows int32) ([]*hbase.TResult_, error) {
+	o, err := scanOptions(sc)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	if numRows < 0 {
+		return nil, ioError(illegalf("numRows %d must not be negative", numRows))
+	}
+	if numRows == 0 {
+		return []*hbase.TResult_{}, nil
+	}
+	if o.Limit == 0 || o.Limit > int(numRows) {
+		o.Limit = int(numRows)
+	}
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.table(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	sctx, scancel := context.WithCancel(ctx)
+	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
+	defer s.close()
+	rows, err := s.next(int(numRows))
+	if err != nil {
+		return nil, ioError(err)
+	}
+	return rows, nil
+}
+
+// ---- region locations (synthetic: see doc.go) ----
+
+func (h *handler) regions(ctx context.Context, table []byte) (string, []*hbase.THRegionLocation, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, err := tableName(table)
+	if err != nil {
+		return "", nil, err
+	}
+	ti, err := h.c.DescribeTable(ctx, name)
+	if err != nil {
+		return "", nil, err
+	}
+	host, portStr, _ := net.SplitHostPort(h.s.Addr().String())
+	port, _ := strconv.Atoi(portStr)
+	p32 := int32(port)
+	bounds := append([][]byte{nil}, ti.SplitRows...)
+	var out []*hbase.THRegionLocation
+	for i, start := range bounds {
+		var end []byte
+		if i+1 < len(bounds) {
+			end = bounds[i+1]
+		}
+		out = append(out, &hbase.THRegionLocation{
+			ServerName: &hbase.TServerName{HostName: host, Port: &p32},
+			RegionInfo: &hbase.THRegionInfo{
+				RegionId: int64(ti.ID)<<16 | int64(i), TableName: []byte(ti.Name),
+				StartKey: append([]byte{}, start...), EndKey: append([]byte{}, end...),
+			},
+		})
+	}
+	return name, out, nil
+}
+
+func (h *handler) GetRegionLocation(ctx context.Context, table, row []byte, reload bool) (*hbase.THRegionLocation, error) {
+	_, locs, err := h.regions(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	for _, l := range locs {
+		ri := l.RegionInfo
+		if string(row) >= string(ri.StartKey) && (len(ri.EndKey) == 0 || string(row) < string(ri.EndKey)) {
+			return l, nil
+		}
+	}
+	return locs[len(locs)-1], nil
+}
+
+func (h *handler) GetAllRegionLocations(ctx context.Context, table []byte) ([]*hbase.THRegionLocation, error) {
+	_, locs, err := h.regions(ctx, table)
+	return locs, ioError(err)
+}
+
+// ---- admin ----
+
+func (h *handler) GetTableDescriptor(ctx context.Context, tn *hbase.TTableName) (*hbase.TTableDescriptor, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, err := tTableName(tn)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	ti, err := h.c.DescribeTable(ctx, name)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	return toTDescriptor(ti), nil
+}
+
+func (h *handler) GetTableDescriptors(ctx context.Context, tns []*hbase.TTableName) ([]*hbase.TTableDescriptor, error) {
+	out := make([]*hbase.TTableDescriptor, 0, len(tns))
+	for _, tn := range tns {
+		d, err := h.GetTableDescriptor(ctx, tn)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
+func (h *handler) TableExists(ctx context.Context, tn *hbase.TTableName) (bool, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, err := tTableName(tn)
+	if err != nil {
+		return false, ioError(err)
+	}
+	_, err = h.c.DescribeTable(ctx, name)
+	if errors.Is(err, kvclient.ErrTableNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, ioError(err)
+	}
+	return true, nil
+}
+
+func (h *handler) listTables(ctx context.Context, match func(string) bool) ([]*kvclient.TableInfo, error) {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	all, err := h.c.ListTables(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*kvclient.TableInfo
+	for _, ti := range all {
+		if match(ti.Name) {
+			out = append(out, ti)
+		}
+	}
+	return out, nil
+}
+
+func patternMatcher(regex string) (func(string) bool, error) {
+	if regex == "" {
+		return func(string) bool { return true }, nil
+	}
+	re, err := regexp.Compile("^(?:" + regex + ")$")
+	if err != nil {
+		return nil, illegalf("bad table name pattern %q: %v", regex, err)
+	}
+	return func(n string) bool { return re.MatchString(n) || re.MatchString("default:"+n) }, nil
+}
+
+func namespaceMatcher(ns string) (func(string) bool, error) {
+	if ns != "default" && ns != "" {
+		return nil, unsupportedf("namespace %q (only the default namespace exists)", ns)
+	}
+	return func(string) bool { return true }, nil
+}
+
+func (h *handler) names(ctx context.Context, match func(string) bool, err error) ([]*hbase.TTableName, error) {
+	if err != nil {
+		return nil, ioError(err)
+	}
+	tis, err := h.listTables(ctx, match)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	out := make([]*hbase.TTableName, 0, len(tis))
+	for _, ti := range tis {
+		out = append(out, toTTableName(ti.Name))
+	}
+	return out, nil
+}
+
+func (h *handler) descriptors(ctx context.Context, match func(string) bool, err error) ([]*hbase.TTableDescriptor, error) {
+	if err != nil {
+		return nil, ioError(err)
+	}
+	tis, err := h.listTables(ctx, match)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	out := make([]*hbase.TTableDescriptor, 0, len(tis))
+	for _, ti := range tis {
+		out = append(out, toTDescriptor(ti))
+	}
+	return out, nil
+}
+
+func (h *handler) GetTableDescriptorsByPattern(ctx context.Context, regex string, _ bool) ([]*hbase.TTableDescriptor, error) {
+	m, err := patternMatcher(regex)
+	return h.descriptors(ctx, m, err)
+}
+
+func (h *handler) GetTableDescriptorsByNamespace(ctx context.Context, name string) ([]*hbase.TTableDescriptor, error) {
+	m, err := namespaceMatcher(name)
+	return h.descriptors(ctx, m, err)
+}
+
+func (h *handler) GetTableNamesByPattern(ctx context.Context, regex string, _ bool) ([]*hbase.TTableName, error) {
+	m, err := patternMatcher(regex)
+	return h.names(ctx, m, err)
+}
+
+func (h *handler) GetTableNamesByNamespace(ctx context.Context, name string) ([]*hbase.TTableName, error) {
+	m, err := namespaceMatcher(name)
+	return h.names(ctx, m, err)
+}
+
+func (h *handler) CreateTable(ctx context.Context, desc *hbase.TTableDescriptor, splitKeys [][]byte) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, fams, err := fromTDescriptor(desc)
+	if err != nil {
+		return ioError(err)
+	}
+	if len(fams) == 0 {
+		return ioError(illegalf("table %q must have at least one column family", name))
+	}
+	_, err = h.c.CreateTable(ctx, name, fams, splitKeys...)
+	return ioError(err)
+}
+
+func (h *handler) DeleteTable(ctx context.Context, tn *hbase.TTableName) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, err := tTableName(tn)
+	if err != nil {
+		return ioError(err)
+	}
+	return ioError(h.c.DropTable(ctx, name))
+}
+
+func (h *handler) TruncateTable(ctx context.Context, tn *hbase.TTableName, preserveSplits bool) error {
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	name, err := tTableName(tn)
+	if err != nil {
+		return ioError(err)
+	}
+	h.adminMu.Lock()
+	defer h.adminMu.Unlock()
+	ti, err := h.c.DescribeTable(ctx, name)
+	if err != nil {
+		return ioError(err)
+	}
+	if err := h.c.DropTable(ctx, name); err != nil {
+		return ioError(err)
+	}
+	var splits [][]byte
+	if preserveSplits {
+		splits = ti.SplitRows
+	}
+	_, err = h.c.CreateTable(ctx, name, ti.Families, splits...)
+	return ioError(err)
+}
+
+func (h *handler) EnableTable(ctx context.Context, tn *hbase.TTableName) error {
+	ok, err := h.TableExists(ctx, tn)
+	if err == nil && !ok {
+		err = ioError(illegalf("TableNotFoundException: %s", tn.GetQualifier()))
+	}
+	return err
+}
+
+func (h *handler) DisableTable(ctx context.Context, tn *hbase.TTableName) error {
+	return ioError(unsupportedf("disableTable: Shale tables are always enabled"))
+}
+
+func (h *handler) IsTableEnabled(ctx context.Context, tn *hbase.TTableName) (bool, error) {
+	ok, err := h.TableExists(ctx, tn)
+	if err == nil && !ok {
+		err = ioError(illegalf("TableNotFoundException: %s", tn.GetQualifier()))
+	}
+	return ok, err
+}
+
+func (h *handler) IsTableDisabled(ctx context.Context, tn *hbase.TTableName) (bool, error) {
+	_, err := h.IsTableEnabled(ctx, tn)
+	return false, err
+}
+
+func (h *handler) IsTableAvailable(ctx context.Context, tn *hbase.TTableName) (bool, error) {
+	return h.TableExists(ctx, tn)
+}
+
+func (h *handler) GetThriftServerType(context.Context) (hbase.TThriftServerType, error) {
+	return hbase.TThriftServerType_TWO, nil
+}

@@ -1,0 +1,260 @@
+package thriftgw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+)
+
+// DefaultPort is the port HBase's Thrift server listens on.
+const DefaultPort = 9090
+
+// Options configure a Server. Zero fields take their defaults.
+type Options struct {
+	// Client is the Shale client the gateway serves from. Required. The
+	// Server does not close it.
+	Client *kvclient.Client
+	// Addr is the HOST:PORT to listen on. Default ":9090".
+	Addr string
+	// Framed selects the framed transport (default: buffered, as HBase).
+	Framed bool
+	// Compact selects the compact protocol (default: binary, as HBase).
+	Compact bool
+	// MaxMessageSize bounds a message, a frame and every string, binary
+	// and container size a request declares. Default 64 MiB.
+	MaxMessageSize int32
+	// ScannerIdleTimeout closes a scanner unused for this long. Default 60s.
+	ScannerIdleTimeout time.Duration
+	// MaxScanners bounds the scanners open at once. Default 1000.
+	MaxScanners int
+	// RequestTimeout bounds one request to Shale. Default 30s.
+	RequestTimeout time.Duration
+	// Logger receives connection and panic logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+func (o *Options) defaults() error {
+	if o.Client == nil {
+		return errors.New("thriftgw: Options.Client is required")
+	}
+	if o.Addr == "" {
+		o.Addr = fmt.Sprintf(":%d", DefaultPort)
+	}
+	if o.MaxMessageSize <= 0 {
+		o.MaxMessageSize = 64 << 20
+	}
+	if o.ScannerIdleTimeout <= 0 {
+		o.ScannerIdleTimeout = 60 * time.Second
+	}
+	if o.MaxScanners <= 0 {
+		o.MaxScanners = 1000
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return nil
+}
+
+// Server is a running Thrift gateway.
+type Server struct {
+	opts    Options
+	sock    *thrift.TServerSocket
+	conns   *connTracker
+	srv     *thrift.TSimpleServer
+	handler *handler
+	stop    chan struct{}
+	wg      sync.WaitGroup
+	once    sync.Once
+}
+
+// Listen validates the options and binds the listening socket. Call Serve
+// to accept connections.
+func Listen(o Options) (*Server, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	sock, err := thrift.NewTServerSocket(o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("thriftgw: %w", err)
+	}
+	if err := sock.Listen(); err != nil {
+		return nil, fmt.Errorf("thriftgw: listen on %s: %w", o.Addr, err)
+	}
+	cfg := &thrift.TConfiguration{
+		MaxMessageSize: o.MaxMessageSize,
+		MaxFrameSize:   o.MaxMessageSize,
+	}
+	var tf thrift.TTransportFactory
+	if o.Framed {
+		tf = thrift.NewTFramedTransportFactoryConf(thrift.NewTTransportFactory(), cfg)
+	} else {
+		tf = thrift.NewTBufferedTransportFactory(8192)
+	}
+	var pf thrift.TProtocolFactory
+	if o.Compact {
+		pf = thrift.NewTCompactProtocolFactoryConf(cfg)
+	} else {
+		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
+	}
+	s := &Server{opts: o, sock: sock, stop: make(chan struct{})}
+	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}}
+	s.handler = newHandler(s)
+	proc := hbase.NewTHBaseServiceProcessor(s.handler)
+	wrapped := thrift.WrapProcessor(proc, s.recoverMiddleware)
+	s.srv = thrift.NewTSimpleServer4(wrapped, s.conns, tf, pf)
+	s.wg.Add(1)
+	go s.janitor()
+	return s, nil
+}
+
+// Addr is the address the gateway listens on.
+func (s *Server) Addr() net.Addr { return s.sock.Addr() }
+
+// Serve accepts connections until Close. It returns nil after Close.
+func (s *Server) Serve() error {
+	err := s.srv.Serve()
+	select {
+	case <-s.stop:
+		return nil
+	default:
+		return err
+	}
+}
+
+// Close stops accepting connections, closes every scanner and waits for
+// the gateway's goroutines. It does not close Options.Client.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		close(s.stop)
+		s.conns.closeAll()
+		err = s.srv.Stop()
+		s.wg.Wait()
+		s.handler.scanners.closeAll()
+	})
+	return err
+}
+
+func (s *Server) janitor() {
+	defer s.wg.Done()
+	period := s.opts.ScannerIdleTimeout / 4
+	if period > 5*time.Second {
+		period = 5 * time.Second
+	}
+	if period < 10*time.Millisecond {
+		period = 10 * time.Millisecond
+	}
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.handler.scanners.expire(now, s.opts.ScannerIdleTimeout)
+		}
+	}
+}
+
+// recoverMiddleware turns a panic in a handler into a TIOError reply
+// instead of crashing the gateway.
+func (s *Server) recoverMiddleware(name string, next thrift.TProcessorFunction) thrift.TProcessorFunction {
+	return panicRecoverer{name: name, next: next, log: s.opts.Logger}
+}
+
+type panicRecoverer struct {
+	name string
+	next thrift.TProcessorFunction
+	log  *slog.Logger
+}
+
+func (p panicRecoverer) Process(ctx context.Context, seqID int32, in, out thrift.TProtocol) (ok bool, err thrift.TException) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		p.log.Error("thrift gateway: panic in handler", "method", p.name, "panic", r, "stack", string(debug.Stack()))
+		x := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, fmt.Sprintf("internal error in %s: %v", p.name, r))
+		if e := out.WriteMessageBegin(ctx, p.name, thrift.EXCEPTION, seqID); e != nil {
+			ok, err = false, thrift.WrapTException(e)
+			return
+		}
+		_ = x.Write(ctx, out)
+		_ = out.WriteMessageEnd(ctx)
+		if e := out.Flush(ctx); e != nil {
+			ok, err = false, thrift.WrapTException(e)
+			return
+		}
+		ok, err = true, nil
+	}()
+	return p.next.Process(ctx, seqID, in, out)
+}
+
+// connTracker remembers the open client connections so that Close can end
+// them (TSimpleServer.Stop otherwise waits for clients to hang up).
+type connTracker struct {
+	*thrift.TServerSocket
+	mu     sync.Mutex
+	closed bool
+	conns  map[*trackedConn]struct{}
+}
+
+type trackedConn struct {
+	thrift.TTransport
+	t    *connTracker
+	once sync.Once
+}
+
+func (c *trackedConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.t.mu.Lock()
+		delete(c.t.conns, c)
+		c.t.mu.Unlock()
+		err = c.TTransport.Close()
+	})
+	return err
+}
+
+func (t *connTracker) Accept() (thrift.TTransport, error) {
+	tr, err := t.TServerSocket.Accept()
+	if err != nil || tr == nil {
+		return tr, err
+	}
+	c := &trackedConn{TTransport: tr, t: t}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		tr.Close()
+		return c, nil
+	}
+	t.conns[c] = struct{}{}
+	return c, nil
+}
+
+func (t *connTracker) closeAll() {
+	t.mu.Lock()
+	t.closed = true
+	conns := make([]*trackedConn, 0, len(t.conns))
+	for c := range t.conns {
+		conns = append(conns, c)
+	}
+	t.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
