@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"time"
 
@@ -153,6 +154,8 @@ type pdLoop struct {
 	storeID  uint64
 	catalog  uint64
 
+	gcCursor uint64 // last tablet replica GC looked at
+
 	mu      sync.Mutex
 	running map[uint64]bool // tablets with a command in progress
 	wg      sync.WaitGroup
@@ -181,6 +184,20 @@ func (p *pdLoop) run(ctx context.Context) {
 	}
 	every(p.storeHeartbeat)
 	every(p.tabletHeartbeat)
+	loops.Add(1)
+	go func() {
+		defer loops.Done()
+		t := time.NewTicker(replicaGCEvery * p.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			p.replicaGC(ctx)
+		}
+	}()
 	loops.Wait()
 	p.wg.Wait()
 }
@@ -303,4 +320,40 @@ func (p *pdLoop) apply(ctx context.Context, cmd *pdpb.TabletCommand) error {
 		return err
 	}
 	return fmt.Errorf("unknown command %T", cmd.Cmd)
+}
+
+const (
+	// replicaGCEvery: replica GC runs every this many heartbeat intervals.
+	replicaGCEvery = 10
+	// replicaGCBatch bounds the PD lookups of one replica-GC round.
+	replicaGCBatch = 64
+)
+
+// replicaGC asks PD about replicas this store does not lead and destroys
+// the ones PD's newer descriptors no longer list (removed while lagging;
+// see store.DestroyIfRemoved). Each round checks a bounded batch,
+// continuing where the last one stopped.
+func (p *pdLoop) replicaGC(ctx context.Context) {
+	ids := p.s.FollowerTablets()
+	if len(ids) == 0 {
+		return
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	start := sort.Search(len(ids), func(i int) bool { return ids[i] > p.gcCursor })
+	for n := 0; n < min(replicaGCBatch, len(ids)); n++ {
+		id := ids[(start+n)%len(ids)]
+		p.gcCursor = id
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := p.cl.GetTabletByID(cctx, &pdpb.GetTabletByIDRequest{TabletId: id})
+		if err == nil {
+			var gone bool
+			if gone, err = p.s.DestroyIfRemoved(cctx, resp.Tablet.Tablet); gone {
+				p.log.Info("destroyed a replica that was removed from its tablet while lagging", "tablet", id)
+			}
+		}
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }

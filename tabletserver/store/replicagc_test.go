@@ -1,0 +1,66 @@
+package store_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+// A replica removed while its store was down never applies its removal;
+// told the current descriptor, the store destroys it.
+func TestDestroyIfRemoved(t *testing.T) {
+	c := storetest.Start(t, 4, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	victim := uint64(3)
+	if c.WaitLeader(1) == victim {
+		victim = 2
+	}
+	c.Stop(victim)
+	var current *kvpb.ChangeReplicasResponse
+	for _, ch := range [][]*kvpb.ReplicaChange{
+		{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 4, ReplicaId: 4}},
+		{{Type: kvpb.ReplicaChange_PROMOTE_LEARNER, StoreId: 4}, {Type: kvpb.ReplicaChange_REMOVE, StoreId: victim}},
+	} {
+		err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+			var err error
+			current, err = cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1}, Changes: ch})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Restart(victim)
+	s := c.Nodes[victim].Store
+	if _, err := s.TabletStatus(1); err != nil {
+		t.Fatalf("the stale replica should still exist before GC: %v", err)
+	}
+	// A descriptor that still lists the store, or is not newer, changes
+	// nothing.
+	st, _ := s.TabletStatus(1)
+	if gone, err := s.DestroyIfRemoved(ctx, st.Tablet); err != nil || gone {
+		t.Fatalf("destroyed on its own descriptor: %v %v", gone, err)
+	}
+	gone, err := s.DestroyIfRemoved(ctx, current.Tablet)
+	if err != nil || !gone {
+		t.Fatalf("stale replica not destroyed: %v %v", gone, err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		if _, err := s.TabletStatus(1); err == nil {
+			return fmt.Errorf("still there")
+		}
+		return nil
+	})
+	if err := c.MustRead(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+}
