@@ -100,6 +100,9 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 	}
 	retriers := map[uint64]*retrier{}
 	pdRetrier := t.c.newRetrier(t, true, "batch mutate")
+	// One request ID for the whole call: tablets remember it per row, so a
+	// row resent in a regrouped RPC (after a split) is still applied once.
+	reqID := t.c.nextRequestID()
 	for len(pending) > 0 {
 		type group struct {
 			loc  location
@@ -145,7 +148,7 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				retry := t.sendBatch(ctx, g.loc, g.r, entries, g.idxs, out)
+				retry := t.sendBatch(ctx, g.loc, g.r, reqID, entries, g.idxs, out)
 				mu.Lock()
 				next = append(next, retry...)
 				mu.Unlock()
@@ -159,8 +162,8 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 
 // sendBatch sends one tablet's share of a BatchMutate. It fills out for
 // the rows that are done and returns the rows to retry.
-func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, entries []RowMutation, idxs []int, out []error) []int {
-	req := &kvpb.BatchMutateRequest{TableId: t.info.ID, RequestId: t.c.nextRequestID()}
+func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvpb.RequestID, entries []RowMutation, idxs []int, out []error) []int {
+	req := &kvpb.BatchMutateRequest{TableId: t.info.ID, RequestId: id}
 	for _, i := range idxs {
 		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{RowKey: entries[i].Row, Mutations: mutationsToProto(entries[i].Mutations)})
 	}

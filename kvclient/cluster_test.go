@@ -3,10 +3,10 @@ package kvclient_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -248,14 +248,8 @@ func storeIDs(t *testing.T, c *testcluster.Cluster) map[int]uint64 {
 	return out
 }
 
-// chaosSplits adds tablet splits (SplitTablet RPC) to the chaos. Off by
-// default: concurrent splits currently crash tablet servers (a split's new
-// replica races with raft messages that already created it uninitialized:
-// "create split replica: tablet N already has a replica", and raft's
-// "state.commit N is out of range [0, 0]"). Set SHALE_KVCLIENT_CHAOS_SPLITS=1
-// to run them. PD-driven merges of the small tablets still happen during
-// the scans.
-var chaosSplits = os.Getenv("SHALE_KVCLIENT_CHAOS_SPLITS") != ""
+// chaosSplits: the scan chaos splits tablets as well as moving leaders.
+const chaosSplits = true
 
 // chaos moves leaders of the table's tablets around and splits tablets
 // until ctx ends; it returns how many transfers and splits succeeded.
@@ -521,4 +515,74 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 		_, err := tbl.Get(ctx, row(i))
 		require.NoError(t, err)
 	}
+}
+
+// Increments keep going while the counter tablet's leader store is killed;
+// the client resends writes whose outcome is unknown with the same request
+// ID, so every acknowledged increment is applied exactly once: the final
+// value equals the number of acknowledged increments.
+func TestIncrementExactlyOnceAcrossLeaderKill(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	require.NoError(t, err)
+	defer cl.Close()
+	_, err = cl.CreateTable(ctx, "ctr", []kvclient.Family{{Name: "f"}})
+	require.NoError(t, err)
+	tbl, err := cl.Table(ctx, "ctr")
+	require.NoError(t, err)
+
+	var acked, ambiguous atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; i < 200; i++ {
+			opctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err := tbl.Increment(opctx, []byte("n"), "f", []byte("c"), 1)
+			cancel()
+			switch {
+			case err == nil:
+				acked.Add(1)
+			case errors.Is(err, kvclient.ErrAmbiguous):
+				ambiguous.Add(1)
+			default:
+				t.Errorf("increment %d: %v", i, err)
+				return
+			}
+		}
+	}()
+	// Kill the store leading the counter's tablet mid-stream.
+	for acked.Load() < 50 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: keys.RowKey(tbl.Info().ID, []byte("n"))})
+	require.NoError(t, err)
+	stopped := 0
+	for i, s := range c.Stores {
+		if storeIDOf(ctx, t, c, s.Addr) == resp.Tablet.LeaderStoreId {
+			c.StopStore(i)
+			stopped++
+		}
+	}
+	require.Equal(t, 1, stopped, "the leader's store must be stopped")
+	<-done
+	row, err := tbl.Get(ctx, []byte("n"))
+	require.NoError(t, err)
+	got := int64(binary.BigEndian.Uint64(row.Cells[0].Value))
+	t.Logf("%d acknowledged, %d ambiguous, counter %d", acked.Load(), ambiguous.Load(), got)
+	require.Zero(t, ambiguous.Load(), "with a 20s deadline every increment should complete")
+	require.Equal(t, acked.Load(), got)
+}
+
+// storeIDOf finds a store's ID by its address.
+func storeIDOf(ctx context.Context, t *testing.T, c *testcluster.Cluster, addr string) uint64 {
+	resp, err := c.PD().ListStores(ctx, &pdpb.ListStoresRequest{})
+	require.NoError(t, err)
+	for _, s := range resp.Stores {
+		if s.Store.Address == addr {
+			return s.Store.StoreId
+		}
+	}
+	return 0
 }

@@ -56,20 +56,21 @@
 // learned a table the PD knows. Reads additionally retry connection
 // failures (Unavailable without a routing detail).
 //
-// Every write is treated as non-idempotent. When a write's outcome is
-// unknown - Unavailable without a routing detail after it was sent, Unknown
-// ("result unknown" from the server), DeadlineExceeded or cancellation
-// while in flight - it is not retried and the error satisfies
-// errors.Is(err, ErrAmbiguous): read the row to learn what happened. If a
-// deadline ends the retries after only "nothing applied" failures, the
-// error wraps context.DeadlineExceeded and is not ambiguous.
-//
 // Every write carries a RequestID{client_id, seq}: client_id is
-// Options.ClientID (random when 0), seq grows per logical write and is
-// reused by that write's retries (BatchMutate takes a fresh seq per RPC,
-// since retried RPCs regroup rows). Tablet servers ignore it today; once
-// they deduplicate by request ID, retried writes will apply at most once
-// with no change to this package.
+// Options.ClientID (random when 0), seq grows per logical write (one per
+// BatchMutate call, for all its rows) and is reused by that write's
+// retries. Tablets remember, per row, the response to each request ID for
+// ten minutes and answer a repeat with it without applying anything, so a
+// write is applied at most once however often it is sent.
+//
+// That makes retrying safe even when a write's outcome is unknown
+// (Unavailable without a routing detail after it was sent, or Unknown -
+// "result unknown" - from a tablet that timed out or lost its leadership):
+// such writes are resent, with the same request ID, until they succeed or
+// the caller's deadline ends. Only then is the error ambiguous,
+// errors.Is(err, ErrAmbiguous): the write may or may not have applied.
+// If a deadline ends the retries after only "nothing applied" failures,
+// the error wraps context.DeadlineExceeded and is not ambiguous.
 //
 // # Errors
 //
@@ -93,6 +94,7 @@
 // BatchGet and BatchMutate group rows by tablet and run the groups in
 // parallel; results come back in input order. BatchMutate sends one
 // BatchMutate RPC per tablet and returns one error per row: rows refused
-// with a routing error are re-routed and retried, an ambiguous RPC failure
-// marks every row of that RPC ErrAmbiguous.
+// with a routing error are re-routed and retried (with the call's one
+// request ID, so regrouped rows still apply once); rows of an RPC whose
+// outcome stays unknown until the deadline are ErrAmbiguous.
 package kvclient

@@ -157,9 +157,16 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		if r.t == nil || !r.c.tableStillExists(ctx, r.t) {
 			return userError(err, r.write, r.what)
 		}
-	} else if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && errs.Detail(err) == nil && !r.write {
-		// Connection failure on a read: the store may be down.
+	} else if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && errs.Detail(err) == nil {
+		// Connection failure: the store may be down. For a write the
+		// outcome is unknown, but the retry carries the same request ID
+		// and the tablet applies a request at most once (it answers a
+		// repeat with the first result), so resending is safe.
 		r.c.pool.forget(store)
+		r.tryNextReplica(loc, store)
+	} else if ok && st.Code() == codes.Unknown && r.write {
+		// "Result unknown" (the tablet timed out waiting for the entry, or
+		// lost its leadership): resend with the same request ID; see above.
 		r.tryNextReplica(loc, store)
 	} else {
 		return userError(err, r.write, r.what)
