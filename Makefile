@@ -55,7 +55,10 @@ lint: fmt-check vet ## gofmt check + go vet
 # Fuzz targets run their seed corpora as ordinary tests.
 test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
 	scripts/install-tools.sh ci
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 25m ./...
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests/')
+	@# End-to-end suites (whole clusters, real processes) one package at a
+	@# time, so they do not compete with each other for the 2 cores.
+	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
 
 run: build ## build, then start a local playground cluster
 	bin/shale playground

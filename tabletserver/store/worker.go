@@ -439,6 +439,13 @@ func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 			delete(r.readBatches, ctx)
 		}
 	}
+	if ss != nil {
+		// A conf change proposed under an earlier leadership may never
+		// commit; from here on raft's own pending-conf-change guard (it
+		// holds new changes until everything up to the election is
+		// applied) is what protects us, so our flag must not stay stuck.
+		r.pendingConfChange = false
+	}
 	if ss != nil && ss.RaftState == raft.StateLeader {
 		r.s.awake[r.tabletID] = r
 	}

@@ -125,7 +125,16 @@ func TestPlacementDriverProcesses(t *testing.T) {
 				}
 			}
 			if voters != 3 || len(tab.Tablet.Replicas) != 3 {
-				return fmt.Errorf("tablet %d has %d live voters of %d replicas", tab.Tablet.TabletId, voters, len(tab.Tablet.Replicas))
+				var ops []string
+				if resp, err := pd.ListOperators(ctx, &pdpb.ListOperatorsRequest{}); err == nil {
+					for _, op := range resp.Operators {
+						if op.TabletId == tab.Tablet.TabletId {
+							ops = append(ops, op.Kind+": "+op.Description+" @ "+op.Step)
+						}
+					}
+				}
+				return fmt.Errorf("tablet %d (leader %d, %v) has %d live voters of %d replicas; operators %v",
+					tab.Tablet.TabletId, tab.LeaderStoreId, tab.Tablet.Replicas, voters, len(tab.Tablet.Replicas), ops)
 			}
 		}
 		return nil
