@@ -164,6 +164,12 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		// repeat with the first result), so resending is safe.
 		r.c.pool.forget(store)
 		r.tryNextReplica(loc, store)
+	} else if ok && st.Code() == codes.Unimplemented {
+		// Another server now listens on the store's old address (the store
+		// moved or is gone, and its port was reused): nothing was applied.
+		// Forget the address and re-route.
+		r.c.pool.forget(store)
+		r.c.cache.drop(loc.tabletID())
 	} else if ok && st.Code() == codes.Unknown && r.write {
 		// "Result unknown" (the tablet timed out waiting for the entry, or
 		// lost its leadership): resend with the same request ID; see above.
