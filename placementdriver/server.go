@@ -216,8 +216,11 @@ func (s *Server) watchLeadership(ctx context.Context) {
 			s.mu.Lock()
 			s.mu.cluster, s.mu.cancel = c, cancel
 			s.mu.Unlock()
+			c.mu.Lock()
+			stores, tablets := len(c.stores), c.view.TabletCount()
+			c.mu.Unlock()
 			go c.run(lctx)
-			s.log.Info("pd leader serving", "term", st.Term, "stores", len(c.stores), "tablets", c.view.TabletCount())
+			s.log.Info("pd leader serving", "term", st.Term, "stores", stores, "tablets", tablets)
 		case !isLeader && c != nil:
 			s.log.Info("pd leadership lost")
 			s.stepDown()
