@@ -34,7 +34,7 @@ type fakePD struct {
 	config  map[string]string
 	ops     []*pdpb.OperatorInfo
 	// unimplemented: ListOperators, AddOperator and DrainStore answer
-	// Unimplemented, as the real server does until the scheduler lands.
+	// Unimplemented, as an older or partial PD server would: ctl must surface it.
 	unimplemented bool
 	added         []*pdpb.AddOperatorRequest
 	drained       []uint64
