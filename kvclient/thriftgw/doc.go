@@ -51,14 +51,22 @@
 //   - Scans: startRow inclusive, stopRow exclusive, reversed scans
 //     (startRow is then the upper, inclusive bound), columns, maxVersions,
 //     timeRange, limit and caching (page size) are honoured. Scanners live
-//     in the gateway: a scanner idle for Options.ScannerIdleTimeout
-//     (default 60s) is closed, and at most Options.MaxScanners (default
-//     1000) are open at once across the gateway; openScanner past that
-//     answers TIOError. An unknown or expired scanner id answers
-//     TIllegalArgument.
-//   - Region locations are synthetic: one region per pre-split range of the
-//     table (TableInfo.SplitRows), all served by the gateway's own address,
-//     since every request goes through the gateway anyway.
+//     in the gateway and belong to the connection that opened them: at
+//     most Options.MaxScanners (default 1000) are open at once per
+//     connection (openScanner past that answers TIOError), a scanner idle
+//     for Options.ScannerIdleTimeout (default 60s) is closed, and a
+//     connection's scanners are closed when it closes. Scanner ids are
+//     unique across the gateway, but only the owning connection can use or
+//     close one: an unknown, expired or foreign id answers
+//     TIllegalArgument, so a stray id never disturbs another client.
+//   - Region locations are real: a region is a tablet (regionId = tablet
+//     ID), its start and end keys are the tablet's boundaries restricted to
+//     the table (empty at the table's ends), and its server is the host and
+//     port of the tablet's leader, from the client's routing cache
+//     (getRegionLocation with reload, and getAllRegionLocations, ask the
+//     placement driver). While no leader is known the gateway's own address
+//     stands in. The locations are informative: every request still goes
+//     through the gateway.
 //   - Table admin: createTable, deleteTable (no need to disable first),
 //     truncateTable (drop and re-create, not atomic), tableExists,
 //     getTableDescriptor(s), getTableNamesByNamespace/ByPattern,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"runtime"
@@ -13,15 +14,18 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/pdpb"
 )
 
 // env is one in-process cluster shared by the subtests (starting a
 // cluster dominates the test time).
 type env struct {
+	c  *testcluster.Cluster
 	cl *kvclient.Client
 }
 
@@ -33,7 +37,7 @@ func startEnv(t *testing.T) *env {
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
 	require.NoError(t, err)
 	t.Cleanup(func() { cl.Close() })
-	return &env{cl: cl}
+	return &env{c: c, cl: cl}
 }
 
 func (e *env) gateway(t *testing.T, o thriftgw.Options) *thriftgw.Server {
@@ -345,9 +349,49 @@ func TestGateway(t *testing.T) {
 		locs, err := c.GetAllRegionLocations(ctx, table)
 		require.NoError(t, err)
 		require.Len(t, locs, 1)
+		require.Empty(t, locs[0].RegionInfo.StartKey)
+		require.Empty(t, locs[0].RegionInfo.EndKey)
 		loc, err := c.GetRegionLocation(ctx, table, []byte("x"), false)
 		require.NoError(t, err)
 		require.Equal(t, "t1", string(loc.RegionInfo.TableName))
+		require.Equal(t, locs[0].RegionInfo.RegionId, loc.RegionInfo.RegionId)
+
+		// A pre-split table: one region per tablet, keys within the table,
+		// region ID = tablet ID, server = the tablet's leader.
+		require.NoError(t, c.CreateTable(ctx, &hbase.TTableDescriptor{
+			TableName: tn("regions"), Columns: []*hbase.TColumnFamilyDescriptor{{Name: []byte("cf")}},
+		}, [][]byte{[]byte("g"), []byte("p")}))
+		defer func() { require.NoError(t, c.DeleteTable(ctx, tn("regions"))) }()
+		info, err := e.cl.DescribeTable(ctx, "regions")
+		require.NoError(t, err)
+		locs, err = c.GetAllRegionLocations(ctx, []byte("regions"))
+		require.NoError(t, err)
+		require.Len(t, locs, 3)
+		bounds := [][2]string{{"", "g"}, {"g", "p"}, {"p", ""}}
+		for i, l := range locs {
+			require.Equal(t, "regions", string(l.RegionInfo.TableName))
+			require.Equal(t, bounds[i][0], string(l.RegionInfo.StartKey), "region %d", i)
+			require.Equal(t, bounds[i][1], string(l.RegionInfo.EndKey), "region %d", i)
+			pd, err := e.c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: keys.RowKey(info.ID, []byte(bounds[i][0]))})
+			require.NoError(t, err)
+			require.Equal(t, int64(pd.Tablet.Tablet.TabletId), l.RegionInfo.RegionId, "region %d", i)
+			require.Equal(t, e.storeAddr(ctx, t, pd.Tablet.LeaderStoreId), net.JoinHostPort(l.ServerName.HostName, fmt.Sprint(l.ServerName.GetPort())))
+		}
+		for _, reload := range []bool{false, true} {
+			loc, err = c.GetRegionLocation(ctx, []byte("regions"), []byte("h"), reload)
+			require.NoError(t, err)
+			require.Equal(t, locs[1].RegionInfo.RegionId, loc.RegionInfo.RegionId, "reload=%v", reload)
+			require.Equal(t, "g", string(loc.RegionInfo.StartKey))
+			require.Equal(t, "p", string(loc.RegionInfo.EndKey))
+		}
+		loc, err = c.GetRegionLocation(ctx, []byte("regions"), []byte("zzz"), false)
+		require.NoError(t, err)
+		require.Equal(t, locs[2].RegionInfo.RegionId, loc.RegionInfo.RegionId)
+
+		_, err = c.GetAllRegionLocations(ctx, []byte("no_such_table"))
+		requireIOError(t, err, "TableNotFoundException")
+		_, err = c.GetRegionLocation(ctx, []byte("no_such_table"), []byte("a"), false)
+		requireIOError(t, err, "TableNotFoundException")
 	})
 
 	t.Run("MalformedInput", func(t *testing.T) {
@@ -433,6 +477,89 @@ func TestGateway(t *testing.T) {
 		require.Contains(t, ia.GetMessage(), "expired")
 	})
 
+	t.Run("ScannersPerConnection", func(t *testing.T) {
+		g := e.gateway(t, thriftgw.Options{MaxScanners: 2, ScannerIdleTimeout: time.Minute})
+		a := dial(t, g.Addr().String(), false, false)
+		b := dial(t, g.Addr().String(), false, false)
+		scan := &hbase.TScan{StartRow: []byte("s1"), StopRow: []byte("s5")}
+		a1, err := a.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		_, err = a.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		_, err = a.OpenScanner(ctx, table, scan)
+		requireIOError(t, err, "too many open scanners on this connection: at most 2 per connection")
+		// Another connection has a limit of its own.
+		b1, err := b.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		_, err = b.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		require.Equal(t, 4, g.OpenScanners())
+		// A scanner belongs to its connection: another one cannot read or
+		// close it, and it keeps working for its owner.
+		var ia *hbase.TIllegalArgument
+		_, err = b.GetScannerRows(ctx, a1, 1)
+		require.True(t, errors.As(err, &ia), "got %T %v", err, err)
+		require.Contains(t, ia.GetMessage(), "unknown on this connection")
+		err = b.CloseScanner(ctx, a1)
+		require.True(t, errors.As(err, &ia), "got %T %v", err, err)
+		rows, err := a.GetScannerRows(ctx, a1, 1)
+		require.NoError(t, err)
+		require.Len(t, rows, 1)
+		require.Equal(t, "s1", string(rows[0].Row))
+		// Closing a scanner makes room on its connection.
+		require.NoError(t, b.CloseScanner(ctx, b1))
+		_, err = b.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		// A connection that closes frees its scanners; the others stay.
+		require.NoError(t, a.trans.Close())
+		require.Eventually(t, func() bool { return g.OpenScanners() == 2 }, 10*time.Second, 10*time.Millisecond,
+			"the closed connection's scanners were not freed: %d open", g.OpenScanners())
+		_, err = b.OpenScanner(ctx, table, scan)
+		requireIOError(t, err, "too many open scanners on this connection")
+		c3 := dial(t, g.Addr().String(), false, false)
+		id, err := c3.OpenScanner(ctx, table, scan)
+		require.NoError(t, err)
+		rows, err = c3.GetScannerRows(ctx, id, 10)
+		require.NoError(t, err)
+		require.Len(t, rows, 4)
+	})
+
+	t.Run("MalformedFrames", func(t *testing.T) {
+		g := e.gateway(t, thriftgw.Options{Framed: true, MaxMessageSize: 1 << 20})
+		fc := dial(t, g.Addr().String(), true, false)
+		exists := func(c *client) {
+			t.Helper()
+			ok, err := c.Exists(ctx, table, &hbase.TGet{Row: []byte("r1")})
+			require.NoError(t, err)
+			require.True(t, ok)
+		}
+		exists(fc)
+		frame := func(size uint32, body []byte) []byte {
+			return append(binary.BigEndian.AppendUint32(nil, size), body...)
+		}
+		for name, payload := range map[string][]byte{
+			"oversized frame":            frame(1<<31-1, []byte("x")),
+			"negative frame size":        frame(1<<31, nil),
+			"garbage inside a frame":     frame(16, []byte("\x80\x01\x00\x01garbage!garb")),
+			"message longer than frame":  frame(8, []byte("\x80\x01\x00\x01\x00\x00\x00\xff")),
+			"truncated frame then close": frame(100, []byte("\x80\x01")),
+		} {
+			raw, err := net.DialTimeout("tcp", g.Addr().String(), 5*time.Second)
+			require.NoError(t, err, name)
+			_, err = raw.Write(payload)
+			require.NoError(t, err, name)
+			if name == "truncated frame then close" || name == "message longer than frame" {
+				// The gateway waits for the rest, as for a slow client,
+				// until the client hangs up.
+				require.NoError(t, raw.(*net.TCPConn).CloseWrite())
+			}
+			requireClosed(t, raw)
+			raw.Close()
+			exists(fc) // the established connection is not disturbed
+		}
+		exists(dial(t, g.Addr().String(), true, false))
+	})
+
 	t.Run("FramedCompact", func(t *testing.T) {
 		g := e.gateway(t, thriftgw.Options{Framed: true, Compact: true})
 		c := dial(t, g.Addr().String(), true, true)
@@ -452,6 +579,14 @@ func TestGateway(t *testing.T) {
 		require.NoError(t, err)
 		require.False(t, ok)
 	})
+}
+
+// storeAddr returns a store's address as the PD knows it.
+func (e *env) storeAddr(ctx context.Context, t *testing.T, id uint64) string {
+	t.Helper()
+	resp, err := e.c.PD().GetStore(ctx, &pdpb.GetStoreRequest{StoreId: id})
+	require.NoError(t, err)
+	return resp.GetStore().GetStore().GetAddress()
 }
 
 // requireClosed waits for the server to close conn (any reply it sends

@@ -22,7 +22,14 @@ type handler struct {
 	adminMu sync.Mutex
 }
 
-var _ hbase.THBaseService = (*handler)(nil)
+// connHandler is the service one connection sees: the shared handler,
+// with the scanner methods bound to the connection's scanners.
+type connHandler struct {
+	*handler
+	owner *owner
+}
+
+var _ hbase.THBaseService = (*connHandler)(nil)
 
 func newHandler(s *Server) *handler {
 	return &handler{s: s, c: s.opts.Client, scanners: newRegistry(s.opts.MaxScanners)}
@@ -510,7 +517,7 @@ func scanOptions(sc *hbase.TScan) (kvclient.ScanOptions, error) {
 	return o, nil
 }
 
-func (h *handler) OpenScanner(ctx context.Context, table []byte, sc *hbase.TScan) (int32, error) {
+func (h *connHandler) OpenScanner(ctx context.Context, table []byte, sc *hbase.TScan) (int32, error) {
 	o, err := scanOptions(sc)
 	if err != nil {
 		return 0, ioError(err)
@@ -521,14 +528,14 @@ func (h *handler) OpenScanner(ctx context.Context, table []byte, sc *hbase.TScan
 	if err != nil {
 		return 0, ioError(err)
 	}
-	if err := h.scanners.full(); err != nil {
+	if err := h.scanners.full(h.owner); err != nil {
 		return 0, ioError(err)
 	}
 	// The scan outlives this request: it runs until closeScanner, expiry
 	// or gateway shutdown.
 	sctx, scancel := context.WithCancel(context.Background())
 	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
-	id, err := h.scanners.add(s)
+	id, err := h.scanners.add(h.owner, s)
 	if err != nil {
 		s.close()
 		return 0, ioError(err)
@@ -555,10 +562,10 @@ func (s *scanner) next(n int) ([]*hbase.TResult_, error) {
 	return out, nil
 }
 
-func (h *handler) GetScannerRows(ctx context.Context, id int32, numRows int32) ([]*hbase.TResult_, error) {
-	s, ok := h.scanners.acquire(id)
+func (h *connHandler) GetScannerRows(ctx context.Context, id int32, numRows int32) ([]*hbase.TResult_, error) {
+	s, ok := h.scanners.acquire(h.owner, id)
 	if !ok {
-		return nil, illegalArg(illegalf("invalid scanner id %d: unknown, closed or expired (scanners idle for %v are closed)", id, h.s.opts.ScannerIdleTimeout))
+		return nil, illegalArg(illegalf("invalid scanner id %d: unknown on this connection, closed or expired (scanners idle for %v are closed; a scanner belongs to the connection that opened it)", id, h.s.opts.ScannerIdleTimeout))
 	}
 	defer h.scanners.release(s)
 	if numRows < 0 {
@@ -571,10 +578,10 @@ func (h *handler) GetScannerRows(ctx context.Context, id int32, numRows int32) (
 	return rows, nil
 }
 
-func (h *handler) CloseScanner(ctx context.Context, id int32) error {
-	s, ok := h.scanners.remove(id)
+func (h *connHandler) CloseScanner(ctx context.Context, id int32) error {
+	s, ok := h.scanners.remove(h.owner, id)
 	if !ok {
-		return illegalArg(illegalf("invalid scanner id %d: unknown, closed or expired", id))
+		return illegalArg(illegalf("invalid scanner id %d: unknown on this connection, closed or expired", id))
 	}
 	s.close()
 	return nil
@@ -610,57 +617,74 @@ func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase
 	return rows, nil
 }
 
-// ---- region locations (synthetic: see doc.go) ----
+// ---- region locations: a region is a tablet ----
 
-func (h *handler) regions(ctx context.Context, table []byte) (string, []*hbase.THRegionLocation, error) {
-	ctx, cancel := h.ctx(ctx)
-	defer cancel()
+// locTable returns a handle on the table with its schema read afresh, so
+// that a dropped and re-created table is located by its current ID.
+func (h *handler) locTable(ctx context.Context, table []byte) (*kvclient.Table, error) {
 	name, err := tableName(table)
 	if err != nil {
-		return "", nil, err
+		return nil, err
 	}
-	ti, err := h.c.DescribeTable(ctx, name)
+	if _, err := h.c.DescribeTable(ctx, name); err != nil {
+		return nil, err
+	}
+	return h.c.Table(ctx, name)
+}
+
+// regionLocation describes a tablet as an HBase region: region ID = tablet
+// ID, start and end keys = the tablet's rows within the table, server = the
+// tablet's leader (the gateway itself while no leader is known).
+func (h *handler) regionLocation(t *kvclient.Table, l kvclient.TabletLocation) *hbase.THRegionLocation {
+	addr := l.LeaderAddr
+	if addr == "" {
+		addr = h.s.Addr().String()
+	}
+	host, portStr, err := net.SplitHostPort(addr)
 	if err != nil {
-		return "", nil, err
+		host, portStr = addr, "0"
 	}
-	host, portStr, _ := net.SplitHostPort(h.s.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 	p32 := int32(port)
-	bounds := append([][]byte{nil}, ti.SplitRows...)
-	var out []*hbase.THRegionLocation
-	for i, start := range bounds {
-		var end []byte
-		if i+1 < len(bounds) {
-			end = bounds[i+1]
-		}
-		out = append(out, &hbase.THRegionLocation{
-			ServerName: &hbase.TServerName{HostName: host, Port: &p32},
-			RegionInfo: &hbase.THRegionInfo{
-				RegionId: int64(ti.ID)<<16 | int64(i), TableName: []byte(ti.Name),
-				StartKey: append([]byte{}, start...), EndKey: append([]byte{}, end...),
-			},
-		})
+	return &hbase.THRegionLocation{
+		ServerName: &hbase.TServerName{HostName: host, Port: &p32},
+		RegionInfo: &hbase.THRegionInfo{
+			RegionId: int64(l.TabletID), TableName: []byte(t.Info().Name),
+			StartKey: append([]byte{}, l.StartRow...), EndKey: append([]byte{}, l.EndRow...),
+		},
 	}
-	return name, out, nil
 }
 
 func (h *handler) GetRegionLocation(ctx context.Context, table, row []byte, reload bool) (*hbase.THRegionLocation, error) {
-	_, locs, err := h.regions(ctx, table)
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.locTable(ctx, table)
 	if err != nil {
 		return nil, ioError(err)
 	}
-	for _, l := range locs {
-		ri := l.RegionInfo
-		if string(row) >= string(ri.StartKey) && (len(ri.EndKey) == 0 || string(row) < string(ri.EndKey)) {
-			return l, nil
-		}
+	l, err := t.Locate(ctx, row, reload)
+	if err != nil {
+		return nil, ioError(err)
 	}
-	return locs[len(locs)-1], nil
+	return h.regionLocation(t, l), nil
 }
 
 func (h *handler) GetAllRegionLocations(ctx context.Context, table []byte) ([]*hbase.THRegionLocation, error) {
-	_, locs, err := h.regions(ctx, table)
-	return locs, ioError(err)
+	ctx, cancel := h.ctx(ctx)
+	defer cancel()
+	t, err := h.locTable(ctx, table)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	ls, err := t.Tablets(ctx)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	out := make([]*hbase.THRegionLocation, 0, len(ls))
+	for _, l := range ls {
+		out = append(out, h.regionLocation(t, l))
+	}
+	return out, nil
 }
 
 // ---- admin ----

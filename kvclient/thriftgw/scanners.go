@@ -15,6 +15,7 @@ type scanner struct {
 	mu       sync.Mutex
 	sc       *kvclient.Scanner
 	cancel   context.CancelFunc
+	owner    *owner    // the connection that opened it; set by add
 	lastUsed time.Time // guarded by registry.mu
 	busy     int       // guarded by registry.mu: calls in progress
 	closed   bool      // guarded by mu
@@ -30,7 +31,18 @@ func (s *scanner) close() {
 	}
 }
 
-// registry holds the gateway's open scanners by id.
+// owner is one client connection's share of the registry. Its fields are
+// guarded by registry.mu.
+type owner struct {
+	open   int  // scanners open on the connection
+	closed bool // the connection has closed: no new scanners
+}
+
+// registry holds the gateway's open scanners. Ids are unique across the
+// gateway, but a scanner belongs to the connection that opened it: only
+// that connection can use or close it (a stray id from another client
+// cannot disturb it), at most max are open per connection, and they are
+// closed when the connection closes.
 type registry struct {
 	mu     sync.Mutex
 	next   int32
@@ -43,14 +55,18 @@ func newRegistry(max int) *registry {
 	return &registry{max: max, byID: map[int32]*scanner{}}
 }
 
-// add registers a scanner and returns its id, or an error past the limit.
-func (r *registry) add(s *scanner) (int32, error) {
+// add registers a scanner for o and returns its id, or an error past the
+// connection's limit.
+func (r *registry) add(o *owner, s *scanner) (int32, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
 		return 0, fmt.Errorf("gateway is shutting down")
 	}
-	if err := r.fullLocked(); err != nil {
+	if o.closed {
+		return 0, fmt.Errorf("connection is closing")
+	}
+	if err := r.fullLocked(o); err != nil {
 		return 0, err
 	}
 	for {
@@ -62,22 +78,25 @@ func (r *registry) add(s *scanner) (int32, error) {
 			break
 		}
 	}
+	s.owner = o
 	s.lastUsed = time.Now()
+	o.open++
 	r.byID[r.next] = s
 	return r.next, nil
 }
 
-// acquire returns the scanner and marks it busy (not expirable) until
+// acquire returns o's scanner id and marks it busy (not expirable) until
 // release.
-func (r *registry) acquire(id int32) (*scanner, bool) {
+func (r *registry) acquire(o *owner, id int32) (*scanner, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.byID[id]
-	if ok {
-		s.busy++
-		s.lastUsed = time.Now()
+	if !ok || s.owner != o {
+		return nil, false
 	}
-	return s, ok
+	s.busy++
+	s.lastUsed = time.Now()
+	return s, true
 }
 
 func (r *registry) release(s *scanner) {
@@ -87,22 +106,55 @@ func (r *registry) release(s *scanner) {
 	r.mu.Unlock()
 }
 
-// remove unregisters a scanner; false if the id is unknown.
-func (r *registry) remove(id int32) (*scanner, bool) {
+// remove unregisters o's scanner id; false if o has no such scanner.
+func (r *registry) remove(o *owner, id int32) (*scanner, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	s, ok := r.byID[id]
+	if !ok || s.owner != o {
+		return nil, false
+	}
+	r.deleteLocked(id, s)
+	return s, true
+}
+
+func (r *registry) deleteLocked(id int32, s *scanner) {
 	delete(r.byID, id)
-	return s, ok
+	s.owner.open--
 }
 
 // expire closes scanners idle for longer than idle.
 func (r *registry) expire(now time.Time, idle time.Duration) {
+	r.closeWhere(func(s *scanner) bool { return s.busy == 0 && now.Sub(s.lastUsed) > idle })
+}
+
+// closeOwner closes every scanner of a connection that has closed, and
+// refuses it new ones.
+func (r *registry) closeOwner(o *owner) {
+	r.mu.Lock()
+	o.closed = true
+	n := o.open
+	r.mu.Unlock()
+	if n > 0 {
+		r.closeWhere(func(s *scanner) bool { return s.owner == o })
+	}
+}
+
+func (r *registry) closeAll() {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
+	r.closeWhere(func(*scanner) bool { return true })
+}
+
+// closeWhere unregisters and closes the scanners matching pred, which runs
+// under r.mu.
+func (r *registry) closeWhere(pred func(*scanner) bool) {
 	var dead []*scanner
 	r.mu.Lock()
 	for id, s := range r.byID {
-		if s.busy == 0 && now.Sub(s.lastUsed) > idle {
-			delete(r.byID, id)
+		if pred(s) {
+			r.deleteLocked(id, s)
 			dead = append(dead, s)
 		}
 	}
@@ -112,34 +164,21 @@ func (r *registry) expire(now time.Time, idle time.Duration) {
 	}
 }
 
-func (r *registry) closeAll() {
-	r.mu.Lock()
-	r.closed = true
-	all := make([]*scanner, 0, len(r.byID))
-	for _, s := range r.byID {
-		all = append(all, s)
-	}
-	r.byID = map[int32]*scanner{}
-	r.mu.Unlock()
-	for _, s := range all {
-		s.close()
-	}
-}
-
-// full returns an error when no scanner can be opened.
-func (r *registry) full() error {
+// full returns an error when o can open no more scanners.
+func (r *registry) full(o *owner) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.fullLocked()
+	return r.fullLocked(o)
 }
 
-func (r *registry) fullLocked() error {
-	if len(r.byID) >= r.max {
-		return fmt.Errorf("too many open scanners: the gateway allows %d at once; close scanners with closeScanner (idle ones expire)", r.max)
+func (r *registry) fullLocked(o *owner) error {
+	if o.open >= r.max {
+		return fmt.Errorf("too many open scanners on this connection: at most %d per connection; close scanners with closeScanner (idle ones expire) or use another connection", r.max)
 	}
 	return nil
 }
 
+// len returns the number of open scanners across the gateway.
 func (r *registry) len() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

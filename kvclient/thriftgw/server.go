@@ -35,7 +35,8 @@ type Options struct {
 	MaxMessageSize int32
 	// ScannerIdleTimeout closes a scanner unused for this long. Default 60s.
 	ScannerIdleTimeout time.Duration
-	// MaxScanners bounds the scanners open at once. Default 1000.
+	// MaxScanners bounds the scanners open at once on one connection.
+	// Default 1000.
 	MaxScanners int
 	// RequestTimeout bounds one request to Shale. Default 30s.
 	RequestTimeout time.Duration
@@ -110,18 +111,36 @@ func Listen(o Options) (*Server, error) {
 		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
 	}
 	s := &Server{opts: o, sock: sock, stop: make(chan struct{})}
-	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}}
 	s.handler = newHandler(s)
-	proc := hbase.NewTHBaseServiceProcessor(s.handler)
-	wrapped := thrift.WrapProcessor(proc, s.recoverMiddleware)
-	s.srv = thrift.NewTSimpleServer4(wrapped, s.conns, tf, pf)
+	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
+	s.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s}, s.conns, tf, pf)
 	s.wg.Add(1)
 	go s.janitor()
 	return s, nil
 }
 
+// connProcessorFactory gives every connection its own processor, bound to
+// the connection's share of the scanner registry. TSimpleServer asks for
+// one per accepted transport, before reading from it, and closes the
+// transport when the connection ends, which frees the connection's
+// scanners (trackedConn.Close).
+type connProcessorFactory struct{ s *Server }
+
+func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProcessor {
+	o := &owner{}
+	if c, ok := trans.(*trackedConn); ok {
+		o = c.owner
+	}
+	h := &connHandler{handler: f.s.handler, owner: o}
+	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware)
+}
+
 // Addr is the address the gateway listens on.
 func (s *Server) Addr() net.Addr { return s.sock.Addr() }
+
+// OpenScanners returns the number of scanners open across all connections
+// (for monitoring and tests).
+func (s *Server) OpenScanners() int { return s.handler.scanners.len() }
 
 // Serve accepts connections until Close. It returns nil after Close.
 func (s *Server) Serve() error {
@@ -205,18 +224,22 @@ func (p panicRecoverer) Process(ctx context.Context, seqID int32, in, out thrift
 }
 
 // connTracker remembers the open client connections so that Close can end
-// them (TSimpleServer.Stop otherwise waits for clients to hang up).
+// them (TSimpleServer.Stop otherwise waits for clients to hang up), and
+// tells the scanner registry when a connection closes.
 type connTracker struct {
 	*thrift.TServerSocket
-	mu     sync.Mutex
-	closed bool
-	conns  map[*trackedConn]struct{}
+	onClose func(*owner)
+	mu      sync.Mutex
+	closed  bool
+	conns   map[*trackedConn]struct{}
 }
 
+// trackedConn is one accepted client connection.
 type trackedConn struct {
 	thrift.TTransport
-	t    *connTracker
-	once sync.Once
+	t     *connTracker
+	owner *owner // the connection's scanners
+	once  sync.Once
 }
 
 func (c *trackedConn) Close() error {
@@ -226,6 +249,7 @@ func (c *trackedConn) Close() error {
 		delete(c.t.conns, c)
 		c.t.mu.Unlock()
 		err = c.TTransport.Close()
+		c.t.onClose(c.owner)
 	})
 	return err
 }
@@ -235,7 +259,7 @@ func (t *connTracker) Accept() (thrift.TTransport, error) {
 	if err != nil || tr == nil {
 		return tr, err
 	}
-	c := &trackedConn{TTransport: tr, t: t}
+	c := &trackedConn{TTransport: tr, t: t, owner: &owner{}}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
