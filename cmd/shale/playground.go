@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,29 +24,46 @@ import (
 
 func init() { subcommands = append(subcommands, newPlaygroundCommand) }
 
-// newPlaygroundCommand starts a local cluster in this process: one
-// placement driver member and N tablet servers, the same placementdriver.Run
-// and node.Run the `shale pd` and `shale tablet` commands use.
+// newPlaygroundCommand starts a local cluster in this process: one or three
+// placement driver members, N tablet servers and the Thrift gateway, the
+// same placementdriver.Run, node.Run and thriftgw server the `shale pd`,
+// `shale tablet` and `shale thrift` commands use.
 func newPlaygroundCommand() *cobra.Command {
 	var (
-		stores   int
-		dataDir  string
-		basePort int
+		stores    int
+		pdMembers int
+		dataDir   string
+		basePort  int
 	)
 	cmd := &cobra.Command{
 		Use:   "playground",
 		Short: "Start a local cluster on 127.0.0.1 and print its endpoints",
-		Long: `Start a local cluster (a placement driver and tablet servers) on 127.0.0.1,
-wait until it serves,
-and print one line per endpoint. Without --data-dir the data lives in a
-temporary directory removed on exit; with one it is kept and reused.
-Stop with Ctrl-C.`,
+		Long: `Start a local cluster on 127.0.0.1: a placement driver of one or three
+members (--pd-members), tablet servers (--stores) and the HBase Thrift2
+gateway, all in this process and running the same code as 'shale pd',
+'shale tablet' and 'shale thrift'. It waits until the cluster serves, then
+prints one line per endpoint:
+
+  pd: HOST:PORT[,HOST:PORT,HOST:PORT]   (give it to --pd of shale kv/table/ctl)
+  thrift: HOST:PORT
+  http: URL                             (the PD leader's JSON API)
+
+Without --data-dir the data lives in a temporary directory removed on exit;
+with one it is kept and reused (start it again with the same --pd-members).
+Stop with Ctrl-C or SIGTERM.`,
+		Example: `  shale playground
+  shale playground --pd-members 3 --stores 3 --data-dir /tmp/shale-play`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if stores < 1 {
-				return fmt.Errorf("--stores must be at least 1")
+				return fmt.Errorf("--stores must be at least 1, got %d", stores)
 			}
-			ctx := cmd.Context()
+			if pdMembers != 1 && pdMembers != 3 {
+				return fmt.Errorf("--pd-members must be 1 or 3, got %d (a placement driver of 2 members stops when either fails; more than 3 is not worth it on one machine)", pdMembers)
+			}
+			if basePort < 0 || basePort > 65535 {
+				return fmt.Errorf("--base-port must be a port number (0 picks free ports), got %d", basePort)
+			}
 			dir := dataDir
 			if dir == "" {
 				tmp, err := os.MkdirTemp("", "shale-playground-")
@@ -51,82 +72,163 @@ Stop with Ctrl-C.`,
 				}
 				defer os.RemoveAll(tmp)
 				dir = tmp
+			} else if err := checkPlaygroundDir(dir, pdMembers); err != nil {
+				return err
 			}
-			addrs, err := playgroundAddrs(2*stores+4, basePort)
+			l, err := newPlaygroundLayout(pdMembers, stores, basePort)
 			if err != nil {
 				return err
 			}
-			pdClient, pdPeer, pdHTTP := addrs[0], addrs[1], addrs[2]
-			ctx, cancel := context.WithCancel(ctx)
-			defer cancel()
-			g, gctx := errgroup.WithContext(ctx)
-			g.Go(func() error {
-				return placementdriver.Run(gctx, placementdriver.Options{
-					Name: "pd1", DataDir: filepath.Join(dir, "pd1"),
-					ClientAddr: pdClient, PeerAddr: pdPeer, HTTPAddr: pdHTTP,
-				})
-			})
-			var storeHTTP []string
-			for i := range stores {
-				o := node.Options{
-					DataDir:           filepath.Join(dir, fmt.Sprintf("store-%d", i+1)),
-					Addr:              addrs[3+2*i],
-					HTTPAddr:          addrs[4+2*i],
-					PD:                []string{pdClient},
-					HeartbeatInterval: time.Second,
-				}
-				storeHTTP = append(storeHTTP, o.HTTPAddr)
-				g.Go(func() error { return node.Run(gctx, o) })
-			}
-			if err := waitServing(gctx, pdClient, append([]string{pdHTTP}, storeHTTP...)); err != nil {
-				cancel()
-				_ = g.Wait()
-				return err
-			}
-			// The Thrift gateway (HBase Thrift2 protocol) on the last port.
-			thriftAddr := addrs[len(addrs)-1]
-			kv, err := kvclient.Open(gctx, kvclient.Options{PD: []string{pdClient}})
-			if err != nil {
-				cancel()
-				_ = g.Wait()
-				return err
-			}
-			defer kv.Close()
-			gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: thriftAddr})
-			if err != nil {
-				cancel()
-				_ = g.Wait()
-				return err
-			}
-			g.Go(func() error { return gw.Serve() })
-			g.Go(func() error { <-gctx.Done(); return gw.Close() })
-			out := cmd.OutOrStdout()
-			fmt.Fprintf(out, "pd: %s\n", pdClient)
-			fmt.Fprintf(out, "thrift: %s\n", thriftAddr)
-			fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdHTTP)
-			for i := range stores {
-				fmt.Fprintf(out, "tablet: %s\n", addrs[3+2*i])
-			}
-			fmt.Fprintf(out, "data: %s\n\n", dir)
-			fmt.Fprintf(out, "Try it from another terminal:\n")
-			fmt.Fprintf(out, "  bin/shale kv --pd %s put hello world\n", pdClient)
-			fmt.Fprintf(out, "  bin/shale kv --pd %s get hello\n", pdClient)
-			fmt.Fprintf(out, "  bin/shale kv --pd %s scan\n", pdClient)
-			fmt.Fprintf(out, "  bin/shale ctl --pd %s stores\n", pdClient)
-			fmt.Fprintf(out, "  bin/shale ctl --pd %s tablets\n", pdClient)
-			fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
-			return g.Wait()
+			return runPlayground(cmd, dir, l)
 		},
 	}
 	cmd.Flags().IntVar(&stores, "stores", 3, "number of tablet servers")
+	cmd.Flags().IntVar(&pdMembers, "pd-members", 1, "placement driver members: 1 or 3")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep data here (default: a temporary directory removed on exit)")
-	cmd.Flags().IntVar(&basePort, "base-port", 0, "first port to use (gRPC on base+i, HTTP on base+100+i); 0 picks free ports")
+	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift); 0 picks free ports")
 	return cmd
+}
+
+// playgroundLayout is the playground's addresses.
+type playgroundLayout struct {
+	pd     []placementdriver.Options // Name, ClientAddr, PeerAddr, HTTPAddr
+	stores [][2]string               // gRPC, HTTP
+	thrift string
+}
+
+func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error) {
+	addrs, err := playgroundAddrs(3*members+2*stores+1, basePort)
+	if err != nil {
+		return playgroundLayout{}, err
+	}
+	var l playgroundLayout
+	for i := range members {
+		l.pd = append(l.pd, placementdriver.Options{
+			Name:       fmt.Sprintf("pd%d", i+1),
+			ClientAddr: addrs[3*i], PeerAddr: addrs[3*i+1], HTTPAddr: addrs[3*i+2],
+		})
+	}
+	next := 3 * members
+	for range stores {
+		l.stores = append(l.stores, [2]string{addrs[next], addrs[next+1]})
+		next += 2
+	}
+	l.thrift = addrs[next]
+	return l, nil
+}
+
+// pdClientAddrs is the PD client address list, as --pd takes it.
+func (l playgroundLayout) pdClientAddrs() []string {
+	var out []string
+	for _, m := range l.pd {
+		out = append(out, m.ClientAddr)
+	}
+	return out
+}
+
+// runPlayground runs the cluster until the command's context ends.
+func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout) error {
+	ctx, cancel := context.WithCancel(cmd.Context())
+	defer cancel()
+	g, gctx := errgroup.WithContext(ctx)
+	peers, clients := map[string]string{}, map[string]string{}
+	for _, m := range l.pd {
+		peers[m.Name], clients[m.Name] = m.PeerAddr, m.ClientAddr
+	}
+	var healthz []string
+	for _, m := range l.pd {
+		m.DataDir = filepath.Join(dir, m.Name)
+		m.InitialCluster, m.ClientAddrs = maps.Clone(peers), maps.Clone(clients)
+		healthz = append(healthz, m.HTTPAddr)
+		g.Go(func() error { return placementdriver.Run(gctx, m) })
+	}
+	pd := l.pdClientAddrs()
+	for i, s := range l.stores {
+		o := node.Options{
+			DataDir:           filepath.Join(dir, fmt.Sprintf("store-%d", i+1)),
+			Addr:              s[0],
+			HTTPAddr:          s[1],
+			PD:                pd,
+			HeartbeatInterval: time.Second,
+		}
+		healthz = append(healthz, o.HTTPAddr)
+		g.Go(func() error { return node.Run(gctx, o) })
+	}
+	// fail stops what started and prefers the error of the server that
+	// failed to the waiter's "context canceled".
+	fail := func(err error) error {
+		cancel()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) {
+			return werr
+		}
+		return err
+	}
+	if err := waitServing(gctx, pd, healthz); err != nil {
+		return fail(err)
+	}
+	// The Thrift gateway (HBase Thrift2 protocol).
+	kv, err := kvclient.Open(gctx, kvclient.Options{PD: pd})
+	if err != nil {
+		return fail(err)
+	}
+	defer kv.Close()
+	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift})
+	if err != nil {
+		return fail(err)
+	}
+	g.Go(func() error { return gw.Serve() })
+	g.Go(func() error { <-gctx.Done(); return gw.Close() })
+
+	out := cmd.OutOrStdout()
+	pdFlag := strings.Join(pd, ",")
+	fmt.Fprintf(out, "pd: %s\n", pdFlag)
+	fmt.Fprintf(out, "thrift: %s\n", l.thrift)
+	fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdLeaderHTTP(gctx, l.pd))
+	for _, s := range l.stores {
+		fmt.Fprintf(out, "tablet: %s\n", s[0])
+	}
+	fmt.Fprintf(out, "data: %s\n\n", dir)
+	fmt.Fprintf(out, "Try it from another terminal:\n")
+	fmt.Fprintf(out, "  bin/shale kv --pd %s put hello world\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale kv --pd %s get hello\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale kv --pd %s scan\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale table --pd %s ls\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale ctl --pd %s stores\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale ctl --pd %s tablets\n", pdFlag)
+	if len(l.pd) > 1 {
+		fmt.Fprintf(out, "  bin/shale ctl --pd %s members\n", pdFlag)
+	}
+	fmt.Fprintf(out, "HBase Thrift2 clients connect to %s (binary protocol, buffered transport).\n", l.thrift)
+	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		err = nil
+	}
+	return err
+}
+
+// checkPlaygroundDir refuses to reuse a data directory created with another
+// number of PD members: the members' metadata replicas would disagree on
+// who belongs to the group.
+func checkPlaygroundDir(dir string, members int) error {
+	had := 0
+	for i := 1; i <= 3; i++ {
+		if st, err := os.Stat(filepath.Join(dir, fmt.Sprintf("pd%d", i))); err == nil && st.IsDir() {
+			had++
+		}
+	}
+	if had != 0 && had != members {
+		return fmt.Errorf("--data-dir %s holds a playground with %d PD member(s); start it with --pd-members %d, or use another --data-dir", dir, had, had)
+	}
+	return nil
 }
 
 // playgroundAddrs picks n addresses on 127.0.0.1: consecutive ports from
 // base, or free ports when base is 0.
 func playgroundAddrs(n, base int) ([]string, error) {
+	if base > 0 && base+n-1 > 65535 {
+		return nil, fmt.Errorf("--base-port %d: the playground needs %d ports, past 65535", base, n)
+	}
 	var out []string
 	for i := range n {
 		if base > 0 {
@@ -143,9 +245,10 @@ func playgroundAddrs(n, base int) ([]string, error) {
 	return out, nil
 }
 
-// waitServing waits until every HTTP endpoint answers /healthz and PD has
-// bootstrapped the first tablet (it needs three stores).
-func waitServing(ctx context.Context, pdAddr string, httpAddrs []string) error {
+// waitServing waits until every HTTP endpoint answers /healthz and the
+// cluster serves reads (PD has bootstrapped the first tablet, which needs
+// three stores, and elected a leader).
+func waitServing(ctx context.Context, pd []string, httpAddrs []string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	for _, a := range httpAddrs {
@@ -164,7 +267,7 @@ func waitServing(ctx context.Context, pdAddr string, httpAddrs []string) error {
 			}
 		}
 	}
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: []string{pdAddr}})
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: pd})
 	if err != nil {
 		return err
 	}
@@ -180,4 +283,32 @@ func waitServing(ctx context.Context, pdAddr string, httpAddrs []string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
+}
+
+// pdLeaderHTTP returns the HTTP address of the PD member that leads now
+// (followers answer the JSON API with 503 and the leader's name), or the
+// first member's if none says so.
+func pdLeaderHTTP(ctx context.Context, members []placementdriver.Options) string {
+	if len(members) > 1 {
+		hc := &http.Client{Timeout: time.Second}
+		for _, m := range members {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/pd/api/v1/health", nil)
+			if err != nil {
+				continue
+			}
+			resp, err := hc.Do(req)
+			if err != nil {
+				continue
+			}
+			var h struct {
+				IsLeader bool `json:"is_leader"`
+			}
+			err = json.NewDecoder(resp.Body).Decode(&h)
+			resp.Body.Close()
+			if err == nil && h.IsLeader {
+				return m.HTTPAddr
+			}
+		}
+	}
+	return members[0].HTTPAddr
 }

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/proctest"
+)
+
+// startPlayground runs `shale playground args...` as a real process and
+// returns it with the endpoint lines it printed (name → value).
+func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Proc, map[string]string) {
+	t.Helper()
+	p := proctest.Start(t, "playground", logPath, append([]string{"playground", "--log-level", "warn"}, args...)...)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b, _ := os.ReadFile(logPath)
+		// Only this start's output: the log is appended to across restarts.
+		out := string(b)
+		if i := strings.LastIndex(out, "==== start playground"); i >= 0 {
+			out = out[i:]
+		}
+		if strings.Contains(out, "Press Ctrl-C to stop.") {
+			eps := map[string]string{}
+			for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data): (\S+)$`).FindAllStringSubmatch(out, -1) {
+				eps[m[1]] = m[2]
+			}
+			return p, eps
+		}
+		if p.Exited() {
+			t.Fatalf("the playground exited before serving:\n%s", proctest.Tail(logPath, 40))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the playground did not serve within 90s:\n%s", proctest.Tail(logPath, 40))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A playground with three PD members: it prints the three client
+// addresses as one --pd list, shale kv works against it, SIGTERM stops it
+// cleanly, and it starts again on its kept data directory.
+func TestPlaygroundThreePDMembers(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "data")
+	logPath := filepath.Join(t.TempDir(), "playground.log")
+	p, eps := startPlayground(t, logPath, "--pd-members", "3", "--stores", "3", "--data-dir", dir)
+	pd := eps["pd"]
+	require.Len(t, strings.Split(pd, ","), 3, "pd line %q", pd)
+	require.NotEmpty(t, eps["thrift"])
+	require.Regexp(t, `^http://127\.0\.0\.1:\d+/pd/api/v1/stores$`, eps["http"])
+	require.Equal(t, dir, eps["data"])
+
+	_, err := runShale(t, "kv", "--pd", pd, "put", "hello", "world")
+	require.NoError(t, err)
+	out, err := runShale(t, "kv", "--pd", pd, "get", "hello")
+	require.NoError(t, err)
+	require.Equal(t, "world\n", out)
+	out, err = runShale(t, "ctl", "--pd", pd, "members")
+	require.NoError(t, err)
+	require.Equal(t, 1, strings.Count(out, "leader"), "members:\n%s", out)
+	require.Equal(t, 2, strings.Count(out, "follower"), "members:\n%s", out)
+
+	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit\n%s", proctest.Tail(logPath, 20))
+	for _, sub := range []string{"pd1", "pd2", "pd3", "store-1", "store-2", "store-3"} {
+		require.DirExists(t, filepath.Join(dir, sub))
+	}
+
+	// The data directory is reused (the ports differ this time).
+	p, eps = startPlayground(t, logPath, "--pd-members", "3", "--data-dir", dir)
+	out, err = runShale(t, "kv", "--pd", eps["pd"], "get", "hello")
+	require.NoError(t, err)
+	require.Equal(t, "world\n", out)
+	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit\n%s", proctest.Tail(logPath, 20))
+
+	// A directory made with three members cannot start with one.
+	_, err = runShale(t, "playground", "--pd-members", "1", "--data-dir", dir)
+	require.ErrorContains(t, err, "holds a playground with 3 PD member(s); start it with --pd-members 3")
+}
+
+func TestPlaygroundFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--pd-members", "2"}, "--pd-members must be 1 or 3, got 2"},
+		{[]string{"--pd-members", "0"}, "--pd-members must be 1 or 3, got 0"},
+		{[]string{"--pd-members", "5"}, "--pd-members must be 1 or 3, got 5"},
+		{[]string{"--stores", "0"}, "--stores must be at least 1"},
+		{[]string{"--base-port", "70000"}, "--base-port must be a port number"},
+		{[]string{"--base-port", "65530"}, "past 65535"},
+		{[]string{"extra"}, "unknown command"},
+	} {
+		_, err := runShale(t, append([]string{"playground"}, tc.args...)...)
+		require.ErrorContains(t, err, tc.want, "args %v", tc.args)
+	}
+	// A directory made with one member cannot start with three.
+	dir := t.TempDir()
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "pd1"), 0o755))
+	_, err := runShale(t, "playground", "--pd-members", "3", "--data-dir", dir)
+	require.ErrorContains(t, err, "holds a playground with 1 PD member(s); start it with --pd-members 1")
+}
