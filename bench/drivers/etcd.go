@@ -1,0 +1,212 @@
+package drivers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/shaledb/shale/bench/ycsb"
+)
+
+// Etcd is the driver for etcd, the baseline. One client (one gRPC
+// connection balancing over the endpoints) is shared by every session,
+// as etcd's own benchmark tool does by default.
+type Etcd struct {
+	c          *clientv3.Client
+	fieldCount int
+	timeout    time.Duration
+}
+
+var _ ycsb.Driver = (*Etcd)(nil)
+
+// OpenEtcd connects to cfg.Etcd and checks that the cluster answers.
+// Property etcd.timeout bounds each operation (default 10s).
+func OpenEtcd(ctx context.Context, cfg Config) (*Etcd, error) {
+	if len(cfg.Etcd) == 0 {
+		return nil, errors.New("target etcd needs --etcd-endpoints HOST:PORT,...")
+	}
+	timeout, err := opTimeout(cfg.Props, "etcd.timeout")
+	if err != nil {
+		return nil, err
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Etcd,
+		DialTimeout: 5 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to etcd %v: %w", cfg.Etcd, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if _, err := c.Get(pctx, "ycsb-probe"); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("etcd %v does not answer: %w", cfg.Etcd, err)
+	}
+	return &Etcd{c: c, fieldCount: len(cfg.Workload.FieldNames), timeout: timeout}, nil
+}
+
+// Session returns a session over the shared client.
+func (e *Etcd) Session(context.Context) (ycsb.DB, error) { return etcdDB{e}, nil }
+
+// Close closes the client.
+func (e *Etcd) Close() error { return e.c.Close() }
+
+type etcdDB struct{ e *Etcd }
+
+func rowPrefix(table, key string) string { return table + "/" + key + "/" }
+
+// splitKey splits "<table>/<key>/<field>" into key and field.
+func splitKey(table, k string) (string, string, bool) {
+	rest, ok := strings.CutPrefix(k, table+"/")
+	if !ok {
+		return "", "", false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	return rest[:i], rest[i+1:], true
+}
+
+func (d etcdDB) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, d.e.timeout)
+}
+
+func (d etcdDB) read(ctx context.Context, table, key string, fields []string) (ycsb.Record, int64, error) {
+	var resp *clientv3.GetResponse
+	var err error
+	if len(fields) == 1 {
+		resp, err = d.e.c.Get(ctx, rowPrefix(table, key)+fields[0])
+	} else {
+		resp, err = d.e.c.Get(ctx, rowPrefix(table, key), clientv3.WithPrefix())
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, 0, ycsb.ErrNotFound
+	}
+	rec := make(ycsb.Record, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		_, f, ok := splitKey(table, string(kv.Key))
+		if ok {
+			rec = append(rec, ycsb.Field{Name: f, Value: kv.Value})
+		}
+	}
+	return onlyFields(rec, fields), resp.Header.Revision, nil
+}
+
+func (d etcdDB) Read(ctx context.Context, table, key string, fields []string) (ycsb.Record, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	rec, _, err := d.read(ctx, table, key, fields)
+	return rec, err
+}
+
+func (d etcdDB) Scan(ctx context.Context, table, startKey string, count int, fields []string) ([]ycsb.Record, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	resp, err := d.e.c.Get(ctx, rowPrefix(table, startKey),
+		clientv3.WithRange(clientv3.GetPrefixRangeEnd(table+"/")),
+		clientv3.WithLimit(int64(count*d.e.fieldCount)))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ycsb.Record, 0, count)
+	var rec ycsb.Record
+	cur := ""
+	flush := func() {
+		if cur != "" && len(out) < count {
+			out = append(out, append(onlyFields(rec, fields), ycsb.Field{Name: ycsb.KeyField, Value: []byte(cur)}))
+		}
+		rec = nil
+	}
+	for _, kv := range resp.Kvs {
+		k, f, ok := splitKey(table, string(kv.Key))
+		if !ok {
+			continue
+		}
+		if k != cur {
+			flush()
+			cur = k
+		}
+		rec = append(rec, ycsb.Field{Name: f, Value: kv.Value})
+	}
+	flush()
+	return out, nil
+}
+
+func (d etcdDB) puts(table, key string, values ycsb.Record) []clientv3.Op {
+	ops := make([]clientv3.Op, len(values))
+	for i, f := range values {
+		ops[i] = clientv3.OpPut(rowPrefix(table, key)+f.Name, string(f.Value))
+	}
+	return ops
+}
+
+func (d etcdDB) Update(ctx context.Context, table, key string, values ycsb.Record) error {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	if len(values) == 1 {
+		_, err := d.e.c.Put(ctx, rowPrefix(table, key)+values[0].Name, string(values[0].Value))
+		return err
+	}
+	_, err := d.e.c.Txn(ctx).Then(d.puts(table, key, values)...).Commit()
+	return err
+}
+
+func (d etcdDB) Insert(ctx context.Context, table, key string, values ycsb.Record) error {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	_, err := d.e.c.Txn(ctx).Then(d.puts(table, key, values)...).Commit()
+	return err
+}
+
+// ReadModifyWrite reads the whole record, then writes in a Txn that
+// succeeds only if no key of the record was modified after the read's
+// revision and no written key was created meanwhile; on conflict it
+// reads again.
+func (d etcdDB) ReadModifyWrite(ctx context.Context, table, key string, fields []string, values ycsb.Record) (ycsb.Record, error) {
+	ctx, cancel := d.ctx(ctx)
+	defer cancel()
+	puts := d.puts(table, key, values)
+	for attempt := 0; attempt < maxRMWAttempts; attempt++ {
+		resp, err := d.e.c.Get(ctx, rowPrefix(table, key), clientv3.WithPrefix())
+		if err != nil {
+			return nil, err
+		}
+		if len(resp.Kvs) == 0 {
+			return nil, ycsb.ErrNotFound
+		}
+		rev := resp.Header.Revision
+		rec := make(ycsb.Record, 0, len(resp.Kvs))
+		cmps := make([]clientv3.Cmp, 0, len(resp.Kvs)+len(values))
+		for _, kv := range resp.Kvs {
+			if _, f, ok := splitKey(table, string(kv.Key)); ok {
+				rec = append(rec, ycsb.Field{Name: f, Value: kv.Value})
+			}
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "<", rev+1))
+		}
+		for _, f := range values {
+			if _, ok := rec.Get(f.Name); !ok {
+				cmps = append(cmps, clientv3.Compare(clientv3.Version(rowPrefix(table, key)+f.Name), "=", 0))
+			}
+		}
+		tr, err := d.e.c.Txn(ctx).If(cmps...).Then(puts...).Commit()
+		if err != nil {
+			return nil, err
+		}
+		if tr.Succeeded {
+			return onlyFields(rec, fields), nil
+		}
+	}
+	return nil, errRMWConflict{key}
+}
+
+func (etcdDB) Close() error { return nil }
