@@ -48,6 +48,16 @@ for _ in range(3):
     res = client.increment(table, TIncrement(row=b"ctr", columns=[TColumnIncrement(family=b"f", qualifier=b"n", amount=2)]))
 assert int.from_bytes(res.columnValues[0].value, "big", signed=True) == 6, res
 
+# Region locations are the table's tablets, served by tablet servers.
+split = b"pysplit"
+client.createTable(TTableDescriptor(tableName=TTableName(qualifier=split), columns=[TColumnFamilyDescriptor(name=b"f")]), [b"m"])
+locs = client.getAllRegionLocations(split)
+assert [(l.regionInfo.startKey or b"", l.regionInfo.endKey or b"") for l in locs] == [(b"", b"m"), (b"m", b"")], locs
+assert all(l.serverName.port > 0 and l.regionInfo.regionId > 0 for l in locs), locs
+loc = client.getRegionLocation(split, b"x", False)
+assert loc.regionInfo.regionId == locs[1].regionInfo.regionId, loc
+client.deleteTable(TTableName(qualifier=split))
+
 client.deleteSingle(table, TDelete(row=b"row3"))
 assert not client.exists(table, TGet(row=b"row3")), "deleted row still exists"
 assert client.exists(table, TGet(row=b"row4"))

@@ -2,16 +2,18 @@ package pythonthrift
 
 import (
 	"context"
+	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/shaledb/shale/internal/testcluster"
-	"github.com/shaledb/shale/kvclient"
-	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/internal/proctest"
 )
 
 // python is Debian's interpreter, which sees Debian's python3-thrift.
@@ -32,25 +34,47 @@ func TestPythonClient(t *testing.T) {
 		t.Fatalf("generating the Python client: %v\n%s", err, out)
 	}
 
-	c := testcluster.Start(t, testcluster.Options{})
+	// A real `shale playground` (PD, three tablet servers, the gateway).
+	logPath := filepath.Join(t.TempDir(), "playground.log")
+	p := proctest.Start(t, "playground", logPath, "playground", "--log-level", "warn")
+	thriftAddr := waitThrift(t, p, logPath)
+	host, port, err := net.SplitHostPort(thriftAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	kv, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer kv.Close()
-	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go gw.Serve()
-	defer gw.Close()
-	host, port, _ := strings.Cut(gw.Addr().String(), ":")
-
 	cmd := exec.CommandContext(ctx, python, filepath.Join(here, "client.py"), gen, host, port)
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("python client failed: %v\n%s", err, out)
+	}
+	if code := p.Signal(syscall.SIGTERM, 30*time.Second); code != 0 {
+		t.Fatalf("the playground exited with %d after SIGTERM:\n%s", code, proctest.Tail(logPath, 20))
+	}
+}
+
+// waitThrift waits for the playground to print its endpoints and returns
+// the Thrift gateway's address.
+func waitThrift(t *testing.T, p *proctest.Proc, logPath string) string {
+	t.Helper()
+	re := regexp.MustCompile(`(?m)^thrift: (\S+)$`)
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b, _ := os.ReadFile(logPath)
+		if strings.Contains(string(b), "Press Ctrl-C to stop.") {
+			if m := re.FindStringSubmatch(string(b)); m != nil {
+				return m[1]
+			}
+			t.Fatalf("the playground printed no thrift: line:\n%s", b)
+		}
+		if p.Exited() {
+			t.Fatalf("the playground exited before serving:\n%s", proctest.Tail(logPath, 40))
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the playground did not serve within 90s:\n%s", proctest.Tail(logPath, 40))
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
