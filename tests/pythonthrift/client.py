@@ -62,5 +62,9 @@ client.deleteSingle(table, TDelete(row=b"row3"))
 assert not client.exists(table, TGet(row=b"row3")), "deleted row still exists"
 assert client.exists(table, TGet(row=b"row4"))
 
+# The raw key/value API (shale kv) is the table "kv": row = key, family
+# "v", empty qualifier. The Go test reads this back with shale kv get.
+client.put(b"kv", TPut(row=b"from-python", columnValues=[TColumnValue(family=b"v", qualifier=b"", value=b"hi")]))
+
 transport.close()
 print("OK")

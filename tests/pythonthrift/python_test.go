@@ -37,7 +37,7 @@ func TestPythonClient(t *testing.T) {
 	// A real `shale playground` (PD, three tablet servers, the gateway).
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p := proctest.Start(t, "playground", logPath, "playground", "--log-level", "warn")
-	thriftAddr := waitThrift(t, p, logPath)
+	thriftAddr, pd := waitServing(t, p, logPath)
 	host, port, err := net.SplitHostPort(thriftAddr)
 	if err != nil {
 		t.Fatal(err)
@@ -50,24 +50,44 @@ func TestPythonClient(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "OK") {
 		t.Fatalf("python client failed: %v\n%s", err, out)
 	}
+	// What `make run` promises: shale kv works against the playground, and
+	// sees what the Python client wrote through the gateway (the raw API's
+	// keys are rows of the "kv" table, family "v", empty qualifier).
+	shale := func(args ...string) string {
+		t.Helper()
+		out, err := exec.CommandContext(ctx, proctest.Binary(t), append([]string{"kv", "--log-level", "warn", "--pd", pd}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("shale kv %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	shale("put", "hello", "world")
+	if got := shale("get", "hello"); got != "world\n" {
+		t.Fatalf("shale kv get hello = %q, want \"world\\n\"", got)
+	}
+	if got := shale("get", "from-python"); got != "hi\n" {
+		t.Fatalf("shale kv get from-python = %q, want \"hi\\n\"", got)
+	}
 	if code := p.Signal(syscall.SIGTERM, 30*time.Second); code != 0 {
 		t.Fatalf("the playground exited with %d after SIGTERM:\n%s", code, proctest.Tail(logPath, 20))
 	}
 }
 
-// waitThrift waits for the playground to print its endpoints and returns
-// the Thrift gateway's address.
-func waitThrift(t *testing.T, p *proctest.Proc, logPath string) string {
+// waitServing waits for the playground to print its endpoints and returns
+// the Thrift gateway's address and the PD list.
+func waitServing(t *testing.T, p *proctest.Proc, logPath string) (thrift, pd string) {
 	t.Helper()
-	re := regexp.MustCompile(`(?m)^thrift: (\S+)$`)
+	reThrift := regexp.MustCompile(`(?m)^thrift: (\S+)$`)
+	rePD := regexp.MustCompile(`(?m)^pd: (\S+)$`)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		b, _ := os.ReadFile(logPath)
 		if strings.Contains(string(b), "Press Ctrl-C to stop.") {
-			if m := re.FindStringSubmatch(string(b)); m != nil {
-				return m[1]
+			mt, mp := reThrift.FindStringSubmatch(string(b)), rePD.FindStringSubmatch(string(b))
+			if mt == nil || mp == nil {
+				t.Fatalf("the playground printed no thrift: or pd: line:\n%s", b)
 			}
-			t.Fatalf("the playground printed no thrift: line:\n%s", b)
+			return mt[1], mp[1]
 		}
 		if p.Exited() {
 			t.Fatalf("the playground exited before serving:\n%s", proctest.Tail(logPath, 40))
