@@ -105,9 +105,24 @@ func (c *cluster) run(ctx context.Context) {
 		}
 		c.mu.Lock()
 		res := c.coord.Round(c.view, now)
+		var added []*schedule.Operator
+		for _, op := range c.coord.Controller.Operators() {
+			if op.Created.Equal(now) {
+				added = append(added, op)
+			}
+		}
+		ended := c.coord.Controller.TakeEnded()
 		c.mu.Unlock()
 		if n := res.Total(); n > 0 {
 			c.s.log.Debug("scheduling round", "operators", n, "rejected", res.Rejected, "expired", res.Expired)
+		}
+		// Operator lifecycles at Info: they are rare and are what an
+		// operator reads first when a tablet is in trouble.
+		for _, op := range added {
+			c.s.log.Info("operator added", "op", op.String(), "epoch", fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion))
+		}
+		for _, op := range ended {
+			c.s.log.Info("operator ended", "op", op.String())
 		}
 	}
 }

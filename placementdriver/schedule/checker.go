@@ -55,6 +55,9 @@ func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 	// operator of lower priority (a split that cannot finish must not keep
 	// a tablet under-replicated). Tidying (stray learners, replica counts)
 	// never does: what looks stray may belong to the running operator.
+	if t.Joint {
+		return nil // the leader is leaving joint consensus; look again then
+	}
 	k, running := view.OperatorKind(t.ID)
 	if (running && k.priority() >= KindReplicaRepair.priority()) || view.KindSlots(KindReplicaRepair) <= 0 {
 		return nil
@@ -277,11 +280,10 @@ func (mc *MergeChecker) Check(c *Cluster, t *Tablet) *Operator {
 		}
 	}
 	if len(missing) == 0 && r.LeaderStoreID == t.LeaderStoreID {
-		return &Operator{
-			TabletID: t.ID, Kind: KindMerge, Related: []uint64{r.ID},
-			Desc:  fmt.Sprintf("merge tablet %d (%d B) with right tablet %d (%d B)", t.ID, t.Size, r.ID, r.Size),
-			Steps: []Step{Merge{Right: r.ID, FromVersion: t.Version}},
-		}
+		op := newOperator(t, KindMerge, fmt.Sprintf("merge tablet %d (%d B) with right tablet %d (%d B)", t.ID, t.Size, r.ID, r.Size),
+			Merge{Right: r.ID, FromVersion: t.Version})
+		op.Related = []uint64{r.ID}
+		return op
 	}
 	for _, s := range missing {
 		if st := c.Store(s); st == nil || st.State != StoreUp || snapshotRoom(mc.view, &mc.cfg, st) <= 0 {

@@ -63,7 +63,7 @@ type Controller struct {
 	influence map[uint64]Influence
 	nextID    uint64
 	ended     []*Operator
-	stats     [numKinds][4]int // per kind, per status: how many ended so
+	stats     [numKinds][numStatuses]int // per kind, per status: how many ended so
 }
 
 var _ OperatorView = (*Controller)(nil)
@@ -254,7 +254,30 @@ func (c *Controller) Dispatch(t *Tablet, now time.Time) *pdpb.TabletCommand {
 	if c.expire(op, now) {
 		return nil
 	}
-	return op.Steps[op.current].Command(t)
+	// The conf version the finished steps account for. Anything beyond
+	// it (and beyond what the current step may have applied so far) was
+	// done by someone else: the operator was planned against a membership
+	// that no longer exists, and its next command could undo a change it
+	// never saw (remove a learner that has since been promoted, say). A
+	// range change likewise invalidates it (split and merge steps finish
+	// the operator when they change the range).
+	want := op.OriginConfVersion
+	for _, s := range op.Steps[:op.current] {
+		want += s.confChanges()
+	}
+	step := op.Steps[op.current]
+	if t.Version != op.OriginVersion || t.ConfVersion > want+step.confChanges() || t.ConfVersion < op.OriginConfVersion {
+		c.end(op, OpStale, now)
+		return nil
+	}
+	if t.Joint || t.ConfVersion != want {
+		// The current step is under way (a joint change the leader is
+		// leaving, a learner receiving its snapshot): wait for it.
+		return nil
+	}
+	cmd := step.Command(t)
+	cmd.Epoch.ConfVersion = want
+	return cmd
 }
 
 func (c *Controller) expire(op *Operator, now time.Time) bool {

@@ -106,6 +106,10 @@ type Tablet struct {
 	LoadSplitKey []byte
 	// DownReplicas and PendingReplicas hold replica IDs reported by the leader.
 	DownReplicas, PendingReplicas []uint64
+	// Joint: the tablet is between two voter sets (joint consensus); its
+	// leader leaves that state on its own. Incoming and outgoing voters
+	// are both listed as voters.
+	Joint bool
 	// RangeAge is how long the tablet has had its current key range
 	// (since it was created by a split or changed by a merge), measured by
 	// the caller. Young tablets are not merged (see SplitMergeInterval).
@@ -133,6 +137,9 @@ func TabletFromProto(r *pdpb.TabletReport, hotReports int) *Tablet {
 			StoreID: rp.GetStoreId(),
 			Learner: rp.GetRole() == metapb.ReplicaRole_LEARNER,
 		})
+		if r := rp.GetRole(); r == metapb.ReplicaRole_VOTER_INCOMING || r == metapb.ReplicaRole_VOTER_OUTGOING {
+			t.Joint = true
+		}
 	}
 	if st := r.GetStats(); st != nil {
 		t.Size = st.GetApproximateSize()

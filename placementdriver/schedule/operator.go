@@ -58,9 +58,13 @@ const (
 	OpFinished
 	OpTimedOut
 	OpCancelled // cancelled by the caller or replaced by a higher-priority operator
+	// OpStale: the tablet changed in a way the operator's steps do not
+	// explain, so what it was planned from no longer holds.
+	OpStale
+	numStatuses
 )
 
-var statusNames = [...]string{"running", "finished", "timed-out", "cancelled"}
+var statusNames = [...]string{"running", "finished", "timed-out", "cancelled", "stale"}
 
 func (s OpStatus) String() string { return statusNames[s] }
 
@@ -79,6 +83,13 @@ type Operator struct {
 	// Related are other tablets the operator needs untouched while it runs
 	// (a merge locks the right tablet); they get no other operator.
 	Related []uint64
+	// OriginVersion and OriginConfVersion are the tablet's epoch in the
+	// report the operator was planned from. The Controller cancels the
+	// operator as stale when the tablet's epoch moves in a way its own
+	// steps do not explain (another change got in first), and sends every
+	// command with the epoch the steps imply, so the leader refuses a
+	// command planned against a membership that no longer exists.
+	OriginVersion, OriginConfVersion uint64
 
 	// Controller-owned state.
 	current int
@@ -236,7 +247,12 @@ func (b *stepBuilder) build(kind OpKind, desc string) *Operator {
 	if b.failed || len(b.steps) == 0 {
 		return nil
 	}
-	return &Operator{TabletID: b.t.ID, Kind: kind, Desc: desc, Steps: b.steps}
+	return newOperator(b.t, kind, desc, b.steps...)
+}
+
+// newOperator returns an operator for t planned from t's current epoch.
+func newOperator(t *Tablet, kind OpKind, desc string, steps ...Step) *Operator {
+	return &Operator{TabletID: t.ID, Kind: kind, Desc: desc, Steps: steps, OriginVersion: t.Version, OriginConfVersion: t.ConfVersion}
 }
 
 // NewMoveOperator builds the operator moving t's replica from one store to
@@ -254,11 +270,8 @@ func NewTransferLeaderOperator(t *Tablet, kind OpKind, to uint64) *Operator {
 	if t.LeaderStoreID == to {
 		return nil
 	}
-	return &Operator{
-		TabletID: t.ID, Kind: kind,
-		Desc:  fmt.Sprintf("transfer leader from store %d to store %d", t.LeaderStoreID, to),
-		Steps: []Step{TransferLeader{From: t.LeaderStoreID, To: to}},
-	}
+	return newOperator(t, kind, fmt.Sprintf("transfer leader from store %d to store %d", t.LeaderStoreID, to),
+		TransferLeader{From: t.LeaderStoreID, To: to})
 }
 
 // NewSplitOperator builds a split at key (empty: middle key chosen by the
@@ -268,5 +281,5 @@ func NewSplitOperator(t *Tablet, alloc IDAllocator, kind OpKind, key []byte, des
 	for range t.Replicas {
 		s.NewReplicaIDs = append(s.NewReplicaIDs, alloc.AllocID())
 	}
-	return &Operator{TabletID: t.ID, Kind: kind, Desc: desc, Steps: []Step{s}}
+	return newOperator(t, kind, desc, s)
 }

@@ -204,13 +204,13 @@ func TestControllerStepProgression(t *testing.T) {
 	require.Equal(t, uint64(4), ch[0].GetStoreId())
 	require.Equal(t, uint64(1001), ch[0].GetReplicaId())
 
-	// Report 3: learner present but still pending → same command again.
+	// Report 3: learner present but still pending → nothing to send; the
+	// leader is streaming the snapshot.
 	r3 := r2.Clone()
 	r3.ConfVersion++
 	r3.Replicas = append(r3.Replicas, Replica{ID: 1001, StoreID: 4, Learner: true})
 	r3.PendingReplicas = []uint64{1001}
-	cmd = f.ctl.Dispatch(r3, t0.Add(3*time.Second))
-	require.Equal(t, "ADD_LEARNER", cmd.GetChangeReplicas().GetChanges()[0].GetType().String())
+	require.Nil(t, f.ctl.Dispatch(r3, t0.Add(3*time.Second)))
 	require.Equal(t, 1, f.ctl.SnapshotsInFlight(4))
 
 	// Report 4: caught up → one joint change: promote 4 and remove 1.
@@ -223,12 +223,21 @@ func TestControllerStepProgression(t *testing.T) {
 	require.Equal(t, uint64(4), ch[0].GetStoreId())
 	require.Equal(t, "REMOVE", ch[1].GetType().String())
 	require.Equal(t, uint64(1), ch[1].GetStoreId())
+	require.Equal(t, uint64(2), cmd.GetEpoch().GetConfVersion())
 	require.Equal(t, 0, f.ctl.SnapshotsInFlight(4))
 
-	// Report 5: done → no command, operator finished.
+	// Report 4b: in the joint state → wait for the leader to leave it.
+	r4b := r4.Clone()
+	r4b.ConfVersion++
+	r4b.Joint = true
+	require.Nil(t, f.ctl.Dispatch(r4b, t0.Add(4*time.Second)))
+	require.NotNil(t, f.ctl.Operator(1))
+
+	// Report 5: done (joint entered and left: two conf versions) → no
+	// command, operator finished.
 	r5 := tablet(1, "a", "b", 2, 3, 4)
 	r5.Replicas[2].ID = 1001
-	r5.ConfVersion = 3
+	r5.ConfVersion = 4
 	require.Nil(t, f.ctl.Dispatch(r5, t0.Add(5*time.Second)))
 	require.Nil(t, f.ctl.Operator(1))
 	ended := f.ctl.TakeEnded()
@@ -275,4 +284,57 @@ func TestControllerTimeoutAndLimits(t *testing.T) {
 	require.Equal(t, OpCancelled, bal.Status())
 	require.Equal(t, rep, f.ctl.Operator(3))
 	require.Equal(t, 1, f.ctl.SnapshotsInFlight(4))
+}
+
+// An operator planned from one membership must not act on another: here a
+// stray learner is to be removed, but before the command lands the learner
+// is promoted by a change the operator never saw. Resending "remove the
+// replica on store 4" with the newer epoch would cut the tablet to two
+// voters; the Controller must drop the operator instead.
+func TestControllerStaleOperator(t *testing.T) {
+	cfg := testConfig()
+	stores := []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")}
+	tab := tablet(1, "a", "b", 1, 2, 3)
+	tab.Replicas = append(tab.Replicas, Replica{ID: 1001, StoreID: 4, Learner: true})
+	tab.ConfVersion = 6
+	f := newFixture(cfg, stores, tab)
+	op := NewReplicaChecker(cfg, f.ctl, f.alloc).Check(f.c, tab)
+	require.NotNil(t, op)
+	require.Equal(t, []Step{RemoveReplica{Store: 4, ReplicaID: 1001}}, op.Steps)
+	require.NoError(t, f.ctl.AddOperator(op, t0))
+
+	// The command carries the epoch the operator was planned from.
+	cmd := f.ctl.Dispatch(tab, t0.Add(time.Second))
+	require.Equal(t, uint64(6), cmd.GetEpoch().GetConfVersion())
+
+	// Meanwhile (an earlier move's joint change) 4 became a voter and 1
+	// left: conf version 6 → 8, which one RemoveReplica cannot explain.
+	moved := tablet(1, "a", "b", 2, 3, 4)
+	moved.Replicas[2].ID = 1001
+	moved.ConfVersion = 8
+	require.Nil(t, f.ctl.Dispatch(moved, t0.Add(2*time.Second)))
+	require.Equal(t, OpStale, op.Status())
+	require.Nil(t, f.ctl.Operator(1))
+
+	// A range change (split) makes a membership operator stale too.
+	tab2 := tablet(2, "b", "c", 1, 2, 3)
+	mv := NewMoveOperator(f.c, tab2, f.alloc, KindBalanceTablet, 3, 4)
+	require.NoError(t, f.ctl.AddOperator(mv, t0))
+	split := tab2.Clone()
+	split.Version++
+	require.Nil(t, f.ctl.Dispatch(split, t0.Add(time.Second)))
+	require.Equal(t, OpStale, mv.Status())
+}
+
+// A tablet in joint consensus gets no repair or tidying: its four voters are
+// a transient state the leader leaves by itself.
+func TestReplicaCheckerWaitsOutJointState(t *testing.T) {
+	cfg := testConfig()
+	stores := []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")}
+	tab := tablet(1, "a", "b", 1, 2, 3, 4)
+	tab.Joint = true
+	f := newFixture(cfg, stores, tab)
+	require.Nil(t, NewReplicaChecker(cfg, f.ctl, f.alloc).Check(f.c, tab))
+	tab.Joint = false
+	require.NotNil(t, NewReplicaChecker(cfg, f.ctl, f.alloc).Check(f.c, tab), "four plain voters are one too many")
 }

@@ -24,6 +24,25 @@ type Step interface {
 	// influence reports the step's effect on store tablet and leader counts
 	// while it is unfinished, so schedulers do not overshoot.
 	influence(add func(store uint64, tablets, leaders int))
+	// confChanges is how much the step raises the tablet's conf version
+	// (a joint change takes two: entering and leaving).
+	confChanges() uint64
+}
+
+func (AddLearner) confChanges() uint64     { return 1 }
+func (PromoteLearner) confChanges() uint64 { return 1 }
+func (RemoveReplica) confChanges() uint64  { return 1 }
+func (TransferLeader) confChanges() uint64 { return 0 }
+func (Split) confChanges() uint64          { return 0 }
+func (Merge) confChanges() uint64          { return 0 }
+
+// confChanges implements Step: the store applies more than one change
+// through joint consensus.
+func (s ChangeReplicas) confChanges() uint64 {
+	if len(s.Promote)+len(s.Remove) > 1 {
+		return 2
+	}
+	return 1
 }
 
 // AddLearner adds a non-voting replica, which the leader brings up to date

@@ -22,7 +22,10 @@ import (
 // the same stores. Worker only.
 func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.SplitCommand, post []func()) (proto.Message, []func(), error) {
 	desc := r.mu.desc
-	if cmd.Epoch == nil || cmd.Epoch.Version != desc.Epoch.Version {
+	// The new tablet's replicas were planned from the membership the
+	// proposer saw: a membership change committed ahead of the split would
+	// make them wrong, so the conf version must match too.
+	if !sameEpoch(cmd.Epoch, desc.Epoch) {
 		return nil, post, errs.EpochMismatch(desc)
 	}
 	if !containsKey(desc, c.SplitKey) || bytes.Equal(c.SplitKey, desc.StartKey) {
@@ -147,6 +150,22 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 			r.s.fatal("decode conf change context", err, r)
 		}
 	}
+	var p *proposal
+	if ctx.ProposalId != 0 {
+		p = r.proposals[ctx.ProposalId]
+		delete(r.proposals, ctx.ProposalId)
+	}
+	if err := r.confChangeRejection(cc, ctx.Tablet); err != nil {
+		// Every replica reaches the same verdict from its applied state.
+		// Raft must still be told: a change of node 0 is its no-op.
+		r.raw.ApplyConfChange(raftpb.ConfChange{}.AsV2())
+		r.pendingConfChange = false
+		r.log.Info("membership change rejected at apply", "err", err)
+		if p != nil {
+			post = append(post, func() { p.finish(applyResult{err: err}) })
+		}
+		return post
+	}
 	cs := r.raw.ApplyConfChange(cc)
 	r.storage.SetConfState(*cs)
 	r.pendingConfChange = len(cs.VotersOutgoing) > 0
@@ -154,11 +173,6 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 	desc := descFromConfState(old, ctx.Tablet, *cs)
 	if err := setProto(b, keys.DescriptorKey(r.tabletID), desc); err != nil {
 		r.s.fatal("write descriptor", err, r)
-	}
-	var p *proposal
-	if ctx.ProposalId != 0 {
-		p = r.proposals[ctx.ProposalId]
-		delete(r.proposals, ctx.ProposalId)
 	}
 	removed := replicaOnStore(desc, r.s.opts.StoreID) == nil
 	post = append(post, func() {
@@ -181,6 +195,26 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 		r.raw = nil
 	}
 	return post
+}
+
+// confChangeRejection says why a committed membership change must not take
+// effect: it was planned against a membership that has changed since (the
+// proposer checked the epoch, but another change may have been committed
+// ahead of it in the log), or the tablet is frozen for a merge, whose
+// commit needs the frozen membership. Leaving a joint configuration is
+// never refused. Worker only.
+func (r *replica) confChangeRejection(cc raftpb.ConfChangeV2, planned *metapb.TabletDescriptor) error {
+	if cc.LeaveJoint() {
+		return nil
+	}
+	desc := r.mu.desc
+	if planned != nil && planned.GetEpoch().GetConfVersion() != desc.GetEpoch().GetConfVersion() {
+		return errs.EpochMismatch(desc)
+	}
+	if r.applied.MergingInto != 0 {
+		return errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d; its membership cannot change", r.tabletID, r.applied.MergingInto), 200)
+	}
+	return nil
 }
 
 // descFromConfState derives the descriptor after a conf change: roles from
@@ -301,6 +335,12 @@ func (s *Store) Split(ctx context.Context, req *kvpb.SplitTabletRequest) (*kvpb.
 	desc := r.descriptor()
 	if err := s.checkEpoch(desc, req.Header); err != nil {
 		return nil, err
+	}
+	if e := req.Header.GetEpoch(); e != nil && e.ConfVersion != desc.Epoch.ConfVersion {
+		return nil, errs.EpochMismatch(desc)
+	}
+	if isJoint(desc) {
+		return nil, errs.ServerBusy("a membership change is in progress", 500)
 	}
 	if req.NewTabletId == 0 || len(req.NewReplicaIds) != len(desc.Replicas) {
 		return nil, errs.InvalidArgument("split needs a new tablet id and %d new replica ids", len(desc.Replicas))
@@ -439,6 +479,12 @@ func (s *Store) ChangeReplicas(ctx context.Context, req *kvpb.ChangeReplicasRequ
 		case <-time.After(s.opts.TickInterval):
 		}
 	}
+}
+
+// sameEpoch reports whether a command's epoch equals the descriptor's in
+// both version and conf version.
+func sameEpoch(a, b *metapb.Epoch) bool {
+	return a != nil && b != nil && a.Version == b.Version && a.ConfVersion == b.ConfVersion
 }
 
 func isJoint(d *metapb.TabletDescriptor) bool {

@@ -90,7 +90,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	case *raftcmdpb.RaftCommand_Split:
 		resp, post, err = r.applySplit(b, &cmd, c.Split, post)
 	case *raftcmdpb.RaftCommand_PrepareMerge:
-		resp, err = r.applyPrepareMerge(c.PrepareMerge, e.Index)
+		resp, err = r.applyPrepareMerge(&cmd, c.PrepareMerge, e.Index)
 	case *raftcmdpb.RaftCommand_CommitMerge:
 		resp, post, err = r.applyCommitMerge(b, &cmd, c.CommitMerge, post)
 	case *raftcmdpb.RaftCommand_RollbackMerge:

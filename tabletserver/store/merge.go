@@ -149,9 +149,15 @@ func checkMergeable(ld, rd *metapb.TabletDescriptor) error {
 }
 
 // applyPrepareMerge freezes this (right-hand) tablet. Worker only.
-func (r *replica) applyPrepareMerge(c *raftcmdpb.PrepareMergeCommand, index uint64) (proto.Message, error) {
+func (r *replica) applyPrepareMerge(cmd *raftcmdpb.RaftCommand, c *raftcmdpb.PrepareMergeCommand, index uint64) (proto.Message, error) {
 	if r.applied.MergingInto != 0 && r.applied.MergingInto != c.TargetTabletId {
 		return nil, errs.ServerBusy("tablet is already merging", 500)
+	}
+	// The merge was checked against this membership and range; freeze
+	// only if nothing changed since (from here on membership changes are
+	// refused, see confChangeRejection).
+	if !sameEpoch(cmd.Epoch, r.mu.desc.Epoch) {
+		return nil, errs.EpochMismatch(r.mu.desc)
 	}
 	r.applied.MergingInto = c.TargetTabletId
 	r.setMerging(c.TargetTabletId)
@@ -169,7 +175,9 @@ func (r *replica) setMerging(target uint64) {
 func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.CommitMergeCommand, post []func()) (proto.Message, []func(), error) {
 	desc := r.mu.desc
 	src := c.Source
-	if cmd.Epoch == nil || cmd.Epoch.Version != desc.Epoch.Version {
+	// Every store with a replica of this tablet must hold one of the
+	// source: a membership change since the merge was checked breaks that.
+	if !sameEpoch(cmd.Epoch, desc.Epoch) {
 		return nil, post, errs.EpochMismatch(desc)
 	}
 	if !bytes.Equal(desc.EndKey, src.StartKey) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -42,6 +43,10 @@ type replica struct {
 	}
 
 	load loadStats
+	// lastMessage is when the worker last stepped a raft message into this
+	// replica (unix nanoseconds); replica GC leaves alone an uninitialized
+	// replica that still hears from its group.
+	lastMessage atomic.Int64
 
 	// Fields below are owned by the raft worker goroutine.
 	raw       *raft.RawNode

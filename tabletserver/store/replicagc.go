@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/shaledb/shale/proto/metapb"
 )
@@ -30,6 +31,13 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 		if local != nil && !epochNewer(current.Epoch, local.Epoch) {
 			return nil // ours is as new as PD's: PD is behind, not us
 		}
+		if local == nil && time.Since(time.Unix(0, r.lastMessage.Load())) < uninitializedGCQuiet {
+			// An uninitialized replica has no epoch to compare. One that
+			// still hears from its group is most likely a learner being
+			// added that PD has not heard of yet: destroying it (and
+			// tombstoning its ID) would leave the addition hanging.
+			return nil
+		}
 		// Tombstone every replica ID the tablet has used so far here.
 		next := r.replicaID + 1
 		for _, rep := range current.Replicas {
@@ -41,6 +49,10 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 	})
 	return destroyed, err
 }
+
+// uninitializedGCQuiet is how long an uninitialized replica must have heard
+// nothing from its group before replica GC may destroy it.
+const uninitializedGCQuiet = 30 * time.Second
 
 func epochNewer(a, b *metapb.Epoch) bool {
 	if a.GetVersion() != b.GetVersion() {

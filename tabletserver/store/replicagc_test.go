@@ -64,3 +64,47 @@ func TestDestroyIfRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A learner being added is created uninitialized by the leader's first
+// message and waits for its snapshot. PD may not have heard of it yet, so
+// its descriptor does not list the store; replica GC must not destroy (and
+// tombstone) such a replica while its group is talking to it, or the
+// addition could never finish.
+func TestReplicaGCSparesLearnerAwaitingSnapshot(t *testing.T) {
+	c := storetest.Start(t, 4, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	before := c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.BlockSnapshots(4, true)
+	err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1},
+			Changes: []*kvpb.ReplicaChange{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 4, ReplicaId: 44}}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s4 := c.Nodes[4].Store
+	storetest.SucceedsSoon(t, func() error {
+		if ids := s4.FollowerTablets(); len(ids) != 1 || ids[0] != 1 {
+			return fmt.Errorf("store 4 holds %v, want an uninitialized replica of tablet 1", ids)
+		}
+		return nil
+	})
+	// PD's (stale) view: the descriptor from before the learner.
+	if gone, err := s4.DestroyIfRemoved(ctx, before); err != nil || gone {
+		t.Fatalf("learner awaiting its snapshot destroyed by replica GC: gone=%v err=%v", gone, err)
+	}
+	c.Net.BlockSnapshots(4, false)
+	storetest.SucceedsSoon(t, func() error {
+		st, err := s4.TabletStatus(1)
+		if err != nil || st.Tablet == nil {
+			return fmt.Errorf("learner not initialized yet: %v", err)
+		}
+		return nil
+	})
+}

@@ -193,6 +193,9 @@ func (r *replica) drainInbox() {
 	if wake && wasQuiesced {
 		r.unquiesce()
 	}
+	if len(in.msgs) > 0 {
+		r.lastMessage.Store(time.Now().UnixNano())
+	}
 	for _, m := range in.msgs {
 		if m.msg.Type != raftpb.MsgHeartbeat && m.msg.Type != raftpb.MsgHeartbeatResp {
 			r.idleTicks = 0

@@ -345,11 +345,12 @@ type Network struct {
 	maxDelay  time.Duration
 	rng       *rand.Rand
 	isolateTo map[uint64]bool // one-way: messages TO these stores drop
+	noSnapTo  map[uint64]bool // snapshots TO these stores fail
 }
 
 // NewNetwork returns a healthy network.
 func NewNetwork() *Network {
-	return &Network{group: map[uint64]int{}, isolateTo: map[uint64]bool{}, rng: rand.New(rand.NewSource(1))}
+	return &Network{group: map[uint64]int{}, isolateTo: map[uint64]bool{}, noSnapTo: map[uint64]bool{}, rng: rand.New(rand.NewSource(1))}
 }
 
 // Partition splits stores into groups that cannot reach each other; stores
@@ -404,8 +405,15 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 	return false, 0
 }
 
+// BlockSnapshots makes snapshots sent to store to fail (on) or pass again.
+func (n *Network) BlockSnapshots(to uint64, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.noSnapTo[to] = on
+}
+
 func (n *Network) snapshotFilter(from, to uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	return n.group[from] != n.group[to]
+	return n.group[from] != n.group[to] || n.noSnapTo[to]
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"testing"
 	"time"
@@ -98,14 +97,6 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		return nil
 	})
 	t.Log("balanced across 4 stores")
-	// Known bug (issue 4 stays open): under load a tablet sometimes ends up
-	// with two replicas before the store is stopped, and then cannot be
-	// repaired (no quorum). Until it is fixed this phase runs only when
-	// asked for, so that CI stays meaningful.
-	if os.Getenv("SHALE_TEST_REPAIR") == "" {
-		t.Log("stop-and-repair phase not run: set SHALE_TEST_REPAIR=1 (known bug, see docs/decisions.md)")
-		return
-	}
 
 	// A store down past max-store-down-time is replaced.
 	c.StopStore(1)

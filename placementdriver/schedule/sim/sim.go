@@ -248,7 +248,12 @@ func (s *Sim) apply(cmd *pdpb.TabletCommand) {
 			}
 			s.Applied[ch.GetType().String()]++
 		}
+		// Like a real leader: several changes go through joint consensus,
+		// entering and leaving it, which raises the conf version twice.
 		t.ConfVersion++
+		if len(c.ChangeReplicas.GetChanges()) > 1 {
+			t.ConfVersion++
+		}
 	case *pdpb.TabletCommand_Split_:
 		key := c.Split.GetSplitKey()
 		if len(key) == 0 {

@@ -1,0 +1,54 @@
+package store
+
+import (
+	"context"
+
+	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// Test hooks: they put into a tablet's log what the public API would
+// refuse before proposing, so that the apply-time checks can be tested.
+
+// ProposeFreezeForTest proposes a PrepareMerge of the tablet into target
+// carrying epoch.
+func (s *Store) ProposeFreezeForTest(ctx context.Context, tabletID, target uint64, epoch *metapb.Epoch) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	_, err = r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: epoch, Cmd: &raftcmdpb.RaftCommand_PrepareMerge{PrepareMerge: &raftcmdpb.PrepareMergeCommand{TargetTabletId: target}}})
+	return err
+}
+
+// ProposeSplitForTest proposes a split command carrying epoch as is.
+func (s *Store) ProposeSplitForTest(ctx context.Context, tabletID uint64, epoch *metapb.Epoch, split *raftcmdpb.SplitCommand) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	_, err = r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: epoch, Cmd: &raftcmdpb.RaftCommand_Split{Split: split}})
+	return err
+}
+
+// ProposeAddLearnerForTest proposes adding a learner as if planned from
+// the descriptor planned (whose epoch may be stale).
+func (s *Store) ProposeAddLearnerForTest(ctx context.Context, tabletID, replicaID, storeID uint64, planned *metapb.TabletDescriptor) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	planned = proto.Clone(planned).(*metapb.TabletDescriptor)
+	planned.Replicas = append(planned.Replicas, &metapb.Replica{ReplicaId: replicaID, StoreId: storeID, Role: metapb.ReplicaRole_LEARNER})
+	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1)}
+	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id})
+	if err != nil {
+		return err
+	}
+	p.cc = &raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID}}, Context: cctx}
+	_, err = r.submit(ctx, p)
+	return err
+}
