@@ -22,11 +22,13 @@ type scanner struct {
 }
 
 func (s *scanner) close() {
+	// Cancel first: a call blocked in the scan (holding mu) returns now
+	// instead of at its request timeout.
+	s.cancel()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
-		s.cancel()
 		s.sc.Close()
 	}
 }
