@@ -83,7 +83,7 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 	f.BoolVar(&framed, "framed", false, "use the framed transport (default: buffered, as HBase)")
 	f.BoolVar(&compact, "compact", false, "use the compact protocol (default: binary, as HBase)")
 	f.DurationVar(&scannerIdle, "scanner-idle-timeout", 60*time.Second, "close scanners idle for this long")
-	f.IntVar(&maxScanners, "max-scanners", 1000, "most scanners open at once")
+	f.IntVar(&maxScanners, "max-scanners", 1000, "most scanners open at once on one client connection")
 	f.Int32Var(&maxMessage, "max-message-size", 64<<20, "largest request (message, frame, string or container) accepted, in bytes")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "give up connecting to the cluster after this long")
 	f.DurationVar(&reqTimeout, "request-timeout", 30*time.Second, "bound on one request to the cluster")
