@@ -26,16 +26,18 @@ func rowValue(i int) string { return fmt.Sprintf("value-%d", i) }
 // restarted on the same directories and ports. Every write acknowledged
 // before the kill must read back with its value; writes that returned an
 // error may or may not exist; nothing else may exist. Repeated for -cycles
-// cycles with cumulative data.
+// cycles (env SHALE_CRASH_CYCLES overrides; `make e2e` runs more) with
+// cumulative data.
 func TestCrashRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("long crash loop")
 	}
+	cycles := crashCycles(*cyclesFlag, "SHALE_CRASH_CYCLES")
 	seed := *seedFlag
 	if seed == 0 {
 		seed = time.Now().UnixNano()
 	}
-	t.Logf("seed %d (replay with -seed %d)", seed, seed)
+	t.Logf("seed %d (replay with -seed %d), %d cycles", seed, seed, cycles)
 	rng := rand.New(rand.NewPCG(uint64(seed), 0))
 	testStart := time.Now()
 
@@ -45,7 +47,7 @@ func TestCrashRestart(t *testing.T) {
 
 	acked := map[string]string{}     // row → value, acknowledged
 	attempted := map[string]string{} // row → value, every write sent
-	for cycle := 0; cycle < *cyclesFlag; cycle++ {
+	for cycle := 0; cycle < cycles; cycle++ {
 		cycleStart := time.Now()
 		base := cycle * rowsPerCycle
 		for i := base; i < base+rowsPerCycle; i++ {
@@ -155,7 +157,7 @@ func TestCrashRestart(t *testing.T) {
 			acked[k] = v
 		}
 	}
-	t.Logf("%d cycles, %d rows acknowledged, in %v", *cyclesFlag, len(acked), time.Since(testStart).Round(time.Millisecond))
+	t.Logf("%d cycles, %d rows acknowledged, in %v", cycles, len(acked), time.Since(testStart).Round(time.Millisecond))
 }
 
 // TestSigtermExits: SIGTERM makes a `shale tablet` shut down cleanly and

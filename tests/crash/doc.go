@@ -3,7 +3,11 @@
 // middle of writes, restart them, and check that every acknowledged write
 // survived. Run with
 //
-//	go test ./tests/crash/ -count=1 -v [-seed N] [-cycles N]
+//	go test ./tests/crash/ -count=1 -v [-seed N] [-cycles N] [-pd-cycles N]
 //
-// -short skips the long crash loop.
+// TestCrashRestart runs a static cluster (3 stores, no PD; 20 cycles by
+// default), TestCrashRestartPD one `shale pd` and 3 `shale tablet --pd`
+// (4 cycles by default), killing every process at once in each cycle.
+// SHALE_CRASH_CYCLES and SHALE_CRASH_PD_CYCLES override the cycle counts;
+// `make e2e` runs 60 and 20. -short skips the crash loops.
 package crash
