@@ -65,3 +65,27 @@ run: build ## build, then start a local playground cluster
 
 clean: ## remove build outputs and installed tools
 	rm -rf bin/
+
+# ---- deployment: container image and the Docker nemesis suite ----
+# (deploy/README.md, docs/reliability.md)
+
+IMAGE ?= shale:dev
+
+.PHONY: image e2e
+
+# The image is FROM scratch: nothing is pulled, so it builds offline. The
+# context is a staging directory holding only the binary.
+image: build ## build the container image $(IMAGE) from bin/shale (FROM scratch)
+	rm -rf bin/image && mkdir -p bin/image/data
+	cp bin/shale bin/image/shale
+	docker build -q -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) bin/image
+
+# Nemesis suite against a Docker Compose cluster (CI-sized by default: 2
+# runs of 60s of faults; SHALE_E2E_RUNS, SHALE_E2E_DURATION and
+# SHALE_E2E_SEED scale or replay it), then the crash loops with more cycles
+# than `make test` runs (SHALE_CRASH_CYCLES, SHALE_CRASH_PD_CYCLES).
+e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHALE_E2E_DURATION=2m for the full run
+	$(GO) vet -tags e2e ./tests/e2e/
+	SHALE_IMAGE=$(IMAGE) $(GO) test -tags e2e -count=1 -timeout 4h -v -run TestNemesis ./tests/e2e/
+	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-60} SHALE_CRASH_PD_CYCLES=$${SHALE_CRASH_PD_CYCLES:-20} \
+		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrash' ./tests/crash/

@@ -1,0 +1,330 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/shaledb/shale/internal/keys"
+)
+
+// Fault kinds, in the order the report lists them.
+const (
+	FaultKillTablet     = "kill-tablet"
+	FaultKillPD         = "kill-pd"
+	FaultPause          = "pause"
+	FaultPartitionPD    = "partition-pd-leader"
+	FaultPartitionHot   = "partition-hot-leader"
+	FaultPartitionTwo   = "partition-two"
+	FaultRollingRestart = "rolling-restart"
+	FaultSplit          = "split"
+	FaultTransferLeader = "transfer-leader"
+)
+
+var faultKinds = []string{FaultKillTablet, FaultKillPD, FaultPause, FaultPartitionPD, FaultPartitionHot,
+	FaultPartitionTwo, FaultRollingRestart, FaultSplit, FaultTransferLeader}
+
+// faultEvent is one injected fault, for the report and the history.
+type faultEvent struct {
+	Kind    string `json:"kind"`
+	Targets string `json:"targets"`
+	Start   int64  `json:"start"` // ns since the run started
+	End     int64  `json:"end"`
+	Err     string `json:"err,omitempty"`
+}
+
+// nemesis injects faults into a cluster on a schedule from its rng.
+type nemesis struct {
+	c      *cluster
+	rng    *rand.Rand
+	now    func() int64
+	shale  string // host binary, for `shale ctl`
+	hotKey []byte // an encoded key of the hot (register) tablet
+	// splitKeys are encoded row keys of the workload tables to split at.
+	splitKeys [][]byte
+	logf      func(string, ...any)
+
+	mu     sync.Mutex
+	events []faultEvent
+}
+
+// run injects faults until ctx is done: the kinds in a shuffled order,
+// reshuffled after each round, so every kind comes up in a long enough
+// run. Each fault is healed before the next starts.
+func (n *nemesis) run(ctx context.Context) {
+	var bag []string
+	for ctx.Err() == nil {
+		if len(bag) == 0 {
+			bag = append(bag, faultKinds...)
+			n.rng.Shuffle(len(bag), func(i, j int) { bag[i], bag[j] = bag[j], bag[i] })
+		}
+		kind := bag[0]
+		bag = bag[1:]
+		if !sleepCtx(ctx, time.Duration(1000+n.rng.IntN(2000))*time.Millisecond) {
+			return
+		}
+		ev := faultEvent{Kind: kind, Start: n.now()}
+		targets, err := n.inject(ctx, kind)
+		ev.Targets, ev.End = targets, n.now()
+		if err != nil {
+			ev.Err = err.Error()
+		}
+		n.logf("nemesis: %-21s %-24s %5.1fs–%5.1fs %s", kind, targets, float64(ev.Start)/1e9, float64(ev.End)/1e9, ev.Err)
+		n.mu.Lock()
+		n.events = append(n.events, ev)
+		n.mu.Unlock()
+	}
+}
+
+// hold is how long a fault lasts before it is healed.
+func (n *nemesis) hold() time.Duration {
+	return time.Duration(2000+n.rng.IntN(6000)) * time.Millisecond
+}
+
+// inject applies one fault, holds it and heals it; it returns the targets.
+// The hold ends early if ctx is done, but the heal always runs.
+func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
+	c := n.c
+	switch kind {
+	case FaultKillTablet, FaultKillPD:
+		pool := tabletNodes
+		if kind == FaultKillPD {
+			pool = pdNodes
+			if n.rng.IntN(2) == 0 {
+				if l, err := c.pdLeader(); err == nil {
+					pool = []node{l}
+				}
+			}
+		}
+		t := pool[n.rng.IntN(len(pool))]
+		if _, err := c.docker(time.Minute, "kill", "-s", "KILL", c.container(t)); err != nil {
+			return t.name, err
+		}
+		sleepCtx(ctx, n.hold())
+		return t.name, n.restart(t)
+	case FaultPause:
+		all := serverNodes()
+		t := all[n.rng.IntN(len(all))]
+		c.mu.Lock()
+		c.paused[c.container(t)] = true
+		c.mu.Unlock()
+		if out, err := c.docker(time.Minute, "pause", c.container(t)); err != nil {
+			return t.name, fmt.Errorf("%v: %s", err, out)
+		}
+		sleepCtx(ctx, n.hold())
+		out, err := c.docker(time.Minute, "unpause", c.container(t))
+		if err != nil {
+			return t.name, fmt.Errorf("%v: %s", err, out)
+		}
+		c.mu.Lock()
+		delete(c.paused, c.container(t))
+		c.mu.Unlock()
+		return t.name, c.awaitHealthy([]node{t}, 2*time.Minute)
+	case FaultPartitionPD, FaultPartitionHot, FaultPartitionTwo:
+		var targets []node
+		switch kind {
+		case FaultPartitionPD:
+			l, err := c.pdLeader()
+			if err != nil {
+				return "", err
+			}
+			targets = []node{l}
+		case FaultPartitionHot:
+			t, err := n.hotLeader()
+			if err != nil {
+				return "", err
+			}
+			targets = []node{t}
+		default:
+			all := serverNodes()
+			n.rng.Shuffle(len(all), func(i, j int) { all[i], all[j] = all[j], all[i] })
+			targets = all[:2]
+		}
+		names := nodeNames(targets)
+		for _, t := range targets {
+			c.mu.Lock()
+			c.cut[c.container(t)] = true
+			c.mu.Unlock()
+			if out, err := c.docker(time.Minute, "network", "disconnect", c.network(), c.container(t)); err != nil {
+				return names, fmt.Errorf("disconnect %s: %v: %s", t.name, err, out)
+			}
+		}
+		sleepCtx(ctx, n.hold())
+		var firstErr error
+		for _, t := range targets {
+			if err := n.reconnect(t); err != nil && firstErr == nil {
+				firstErr = err
+			}
+		}
+		if firstErr != nil {
+			return names, firstErr
+		}
+		return names, c.awaitHealthy(targets, 2*time.Minute)
+	case FaultRollingRestart:
+		// Every server in turn, gracefully (SIGTERM, then SIGKILL after
+		// 10s), each healthy again before the next.
+		for _, t := range append(serverNodes(), thriftNode) {
+			if out, err := c.docker(2*time.Minute, "restart", "-t", "10", c.container(t)); err != nil {
+				return "all", fmt.Errorf("restart %s: %v: %s", t.name, err, out)
+			}
+			if err := c.awaitHealthy([]node{t}, time.Minute); err != nil {
+				return "all", err
+			}
+		}
+		return "all", nil
+	case FaultSplit:
+		key := n.splitKeys[n.rng.IntN(len(n.splitKeys))]
+		tb, err := c.tabletFor(key)
+		if err != nil {
+			return "", err
+		}
+		target := fmt.Sprintf("tablet %d at %x", tb.ID, key)
+		if tb.StartKey == fmt.Sprintf("%x", key) {
+			return target, nil // already a boundary
+		}
+		if err := n.ctl("split", fmt.Sprint(tb.ID), "--key", fmt.Sprintf("%x", key)); err != nil {
+			return target, err
+		}
+		sleepCtx(ctx, n.hold())
+		return target, nil
+	case FaultTransferLeader:
+		tb, err := c.tabletFor(n.hotKey)
+		if err != nil {
+			return "", err
+		}
+		var voters []uint64
+		for _, p := range tb.Peers {
+			if p.Role == "voter" && p.StoreID != tb.Leader {
+				voters = append(voters, p.StoreID)
+			}
+		}
+		if len(voters) == 0 {
+			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("tablet %d has no other voter", tb.ID)
+		}
+		to := voters[n.rng.IntN(len(voters))]
+		target := fmt.Sprintf("tablet %d %d→%d", tb.ID, tb.Leader, to)
+		if err := n.ctl("transfer-leader", fmt.Sprint(tb.ID), fmt.Sprint(to)); err != nil {
+			return target, err
+		}
+		sleepCtx(ctx, n.hold())
+		return target, nil
+	}
+	return "", fmt.Errorf("unknown fault %q", kind)
+}
+
+// restart starts a killed container again and waits until it is healthy.
+func (n *nemesis) restart(t node) error {
+	if out, err := n.c.docker(time.Minute, "start", n.c.container(t)); err != nil {
+		return fmt.Errorf("start %s: %v: %s", t.name, err, out)
+	}
+	return n.c.awaitHealthy([]node{t}, time.Minute)
+}
+
+// reconnect puts a node back on the network at its fixed address.
+func (n *nemesis) reconnect(t node) error {
+	c := n.c
+	out, err := c.docker(time.Minute, "network", "connect", "--ip", c.ip(t), c.network(), c.container(t))
+	if err != nil && !strings.Contains(out, "already exists") {
+		return fmt.Errorf("reconnect %s: %v: %s", t.name, err, out)
+	}
+	c.mu.Lock()
+	delete(c.cut, c.container(t))
+	c.mu.Unlock()
+	return nil
+}
+
+// healAll undoes whatever fault is still in place (after a failed heal)
+// and starts containers that are not running.
+func (n *nemesis) healAll() error {
+	c := n.c
+	c.mu.Lock()
+	paused := keysOf(c.paused)
+	cut := keysOf(c.cut)
+	c.mu.Unlock()
+	for _, name := range paused {
+		_, _ = c.docker(time.Minute, "unpause", name)
+		c.mu.Lock()
+		delete(c.paused, name)
+		c.mu.Unlock()
+	}
+	for _, t := range append(serverNodes(), thriftNode) {
+		for _, name := range cut {
+			if name == c.container(t) {
+				_ = n.reconnect(t)
+			}
+		}
+		st, _ := c.docker(30*time.Second, "inspect", "-f", "{{.State.Running}}", c.container(t))
+		if strings.TrimSpace(st) == "false" {
+			_, _ = c.docker(time.Minute, "start", c.container(t))
+		}
+	}
+	return c.awaitHealthy(append(serverNodes(), thriftNode), 90*time.Second)
+}
+
+// hotLeader returns the tablet server leading the hot tablet.
+func (n *nemesis) hotLeader() (node, error) {
+	tb, err := n.c.tabletFor(n.hotKey)
+	if err != nil {
+		return node{}, err
+	}
+	if tb.Leader == 0 {
+		return node{}, fmt.Errorf("tablet %d has no leader", tb.ID)
+	}
+	return n.c.storeNode(tb.Leader)
+}
+
+// ctl runs `shale ctl` against the cluster's PD.
+func (n *nemesis) ctl(args ...string) error {
+	full := append([]string{"ctl", "--pd", strings.Join(n.c.pdAddrs(), ","), "--timeout", "20s"}, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, n.shale, full...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("shale %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func (n *nemesis) snapshot() []faultEvent {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]faultEvent(nil), n.events...)
+}
+
+func nodeNames(ns []node) string {
+	var s []string
+	for _, n := range ns {
+		s = append(s, n.name)
+	}
+	return strings.Join(s, ",")
+}
+
+func keysOf(m map[string]bool) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// sleepCtx sleeps for d or until ctx is done; it reports whether it slept
+// the whole time.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// rowKey is a row's encoded key, as PD's tablet boundaries are.
+func rowKey(tableID uint64, row string) []byte { return keys.RowKey(tableID, []byte(row)) }
