@@ -6,7 +6,8 @@
 #   proto  protoc (Debian package protobuf-compiler) and the pinned Go plugins
 #          protoc-gen-go / protoc-gen-go-grpc in <repo>/bin/tools (via GOBIN),
 #          and thrift (Debian package thrift-compiler) for `make thrift`.
-#   ci     make, git and a C compiler (go test -race needs cgo).
+#   ci     make, git and a C compiler (go test -race needs cgo), etcd-server
+#          (the benchmark's etcd driver tests run a real etcd).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -102,6 +103,8 @@ install_ci() {
 		apt_install gcc libc6-dev
 		have "${cc%% *}" || die "installed gcc but the C compiler '${cc}' (go env CC) is still not on PATH"
 	fi
+	# The YCSB etcd driver's tests (bench/) run a real etcd server.
+	need_cmd etcd etcd-server
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler

@@ -1,8 +1,3 @@
-// Package plot draws benchmark results over time: throughput and p99
-// latency per second, one line per result file, the two charts side by
-// side. The output is a self-contained HTML page with inline SVG (or a
-// bare SVG), written with the standard library only, so it opens in any
-// browser and diffs as text.
 package plot
 
 import (
@@ -133,7 +128,7 @@ const (
 func chart(title string, lines []Line, y func(ycsb.Point) float64) string {
 	var maxX, maxY float64
 	for _, l := range lines {
-		for _, p := range l.Result.Series {
+		for _, p := range drawable(l.Result.Series) {
 			maxX = math.Max(maxX, p.T)
 			if v := y(p); !math.IsNaN(v) && !math.IsInf(v, 0) {
 				maxY = math.Max(maxY, v)
@@ -162,7 +157,7 @@ func chart(title string, lines []Line, y func(ycsb.Point) float64) string {
 	fmt.Fprintf(&b, "<rect x=\"%d\" y=\"%d\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" stroke=\"#999\"/>\n", padL, padT, plotW, plotH)
 	for i, l := range lines {
 		var pts []string
-		for _, p := range l.Result.Series {
+		for _, p := range drawable(l.Result.Series) {
 			v := y(p)
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				continue
@@ -213,4 +208,13 @@ func tickLabel(v float64) string {
 		return fmt.Sprintf("%gk", v/1e3)
 	}
 	return fmt.Sprintf("%g", math.Round(v*1000)/1000)
+}
+
+// drawable drops a run's last interval when it is under half a second
+// and not the only one: its rate and p99 rest on too few operations.
+func drawable(ps []ycsb.Point) []ycsb.Point {
+	if n := len(ps); n > 1 && ps[n-1].Dt < 0.5 {
+		return ps[:n-1]
+	}
+	return ps
 }

@@ -113,8 +113,10 @@ func (m *Measurements) Measure(op string, latency time.Duration, status string, 
 
 // Point is one interval of the time series.
 type Point struct {
-	// T is the end of the interval, in seconds since the start.
-	T float64 `json:"t"`
+	// T is the end of the interval, in seconds since the start; Dt its
+	// length (one second but for the last one).
+	T  float64 `json:"t"`
+	Dt float64 `json:"dt"`
 	// Ops is the number of operations completed in the interval (VERIFY
 	// excluded), Throughput the same per second.
 	Ops        int64   `json:"ops"`
@@ -163,8 +165,8 @@ func (m *Measurements) Tick(now time.Time) Point {
 		p.PerOp[n] = OpPoint{Ops: h.TotalCount(), P99Us: h.ValueAtPercentile(99)}
 		h.Reset()
 	}
-	if dt := now.Sub(m.lastTick).Seconds(); dt > 0 {
-		p.Throughput = float64(p.Ops) / dt
+	if p.Dt = now.Sub(m.lastTick).Seconds(); p.Dt > 0 {
+		p.Throughput = float64(p.Ops) / p.Dt
 	}
 	p.P99Us = all.ValueAtPercentile(99)
 	m.lastTick = now
