@@ -26,7 +26,7 @@ type memStore struct {
 func newMemStore() *memStore { return &memStore{rows: map[string]Record{}} }
 
 func (s *memStore) Session(context.Context) (DB, error) { return s, nil }
-func (s *memStore) Close() error                       { return nil }
+func (s *memStore) Close() error                        { return nil }
 
 func (s *memStore) note(op, key string) { s.log = append(s.log, op+" "+key) }
 
