@@ -33,8 +33,36 @@ func (s *Store) runWorker() {
 }
 
 type readyReplica struct {
-	r  *replica
-	rd raft.Ready
+	r         *replica
+	rd        raft.Ready
+	sentEarly bool // messages already sent before the fsync
+}
+
+// sendsBeforeSync reports whether rd's messages may go out before rd is
+// persisted. A leader's appends and heartbeats may (the raft thesis,
+// §10.2.1; etcd raft: "Messages may be sent while entries from the same
+// batch are being persisted"): the leader counts its own acknowledgement
+// only after the fsync, so an entry is still committed only once a quorum
+// has it on disk, and the leader's fsync overlaps its followers' instead of
+// preceding them. Nothing may go out early when the term or vote is being
+// changed (those must be durable before anyone hears of them), and
+// follower messages (acknowledgements, votes) never do. Worker only.
+func (r *replica) sendsBeforeSync(rd *raft.Ready) bool {
+	if len(rd.Messages) == 0 || r.raw.BasicStatus().RaftState != raft.StateLeader {
+		return false
+	}
+	if !raft.IsEmptyHardState(rd.HardState) {
+		prev := r.storage.HardState()
+		if rd.HardState.Term != prev.Term || rd.HardState.Vote != prev.Vote {
+			return false
+		}
+	}
+	for _, m := range rd.Messages {
+		if m.Type != raftpb.MsgApp && m.Type != raftpb.MsgHeartbeat {
+			return false
+		}
+	}
+	return true
 }
 
 // processReady is one iteration of the Ready loop over every replica with
@@ -76,7 +104,7 @@ func (s *Store) processReady(ticked bool) {
 			r.tick()
 		}
 		if r.raw != nil && r.raw.HasReady() {
-			readies = append(readies, readyReplica{r, r.raw.Ready()})
+			readies = append(readies, readyReplica{r: r, rd: r.raw.Ready()})
 		}
 	}
 	if len(readies) == 0 {
@@ -84,8 +112,19 @@ func (s *Store) processReady(ticked bool) {
 	}
 	s.metrics.readyIterations.Inc()
 
-	// 1. Snapshots, then entries and hard states of every replica, one
-	// batch, at most one fsync.
+	// 1. Leaders' appends go out first, so that followers write while the
+	// leader does; then snapshots, entries and hard states of every
+	// replica, one batch, at most one fsync.
+	early := map[uint64][]*transportpb.RaftMessage{}
+	for i := range readies {
+		if rr := &readies[i]; rr.r.sendsBeforeSync(&rr.rd) {
+			rr.r.collectMessages(rr.rd.Messages, early)
+			rr.sentEarly = true
+		}
+	}
+	for to, msgs := range early {
+		s.transport.Send(to, msgs)
+	}
 	b := s.db.NewBatch()
 	sync := false
 	for _, rr := range readies {
@@ -118,10 +157,12 @@ func (s *Store) processReady(ticked bool) {
 		rr.r.storage.Appended(rr.rd.HardState, rr.rd.Entries)
 	}
 
-	// 2. Messages, batched per destination store.
+	// 2. The other messages, batched per destination store.
 	out := map[uint64][]*transportpb.RaftMessage{}
 	for _, rr := range readies {
-		rr.r.collectMessages(rr.rd.Messages, out)
+		if !rr.sentEarly {
+			rr.r.collectMessages(rr.rd.Messages, out)
+		}
 	}
 	for to, msgs := range out {
 		s.transport.Send(to, msgs)
