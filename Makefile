@@ -89,3 +89,10 @@ e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHAL
 	SHALE_IMAGE=$(IMAGE) $(GO) test -tags e2e -count=1 -timeout 4h -v -run TestNemesis ./tests/e2e/
 	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-60} SHALE_CRASH_PD_CYCLES=$${SHALE_CRASH_PD_CYCLES:-20} \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrash' ./tests/crash/
+
+# YCSB side by side against a 3-member etcd cluster (bench/compare.sh; its
+# header lists the settings: RECORDS, THREADS, WORKLOADS, DURATION, PROFILE).
+.PHONY: bench-compare
+
+bench-compare: build ## YCSB: Shale vs etcd on this machine, Markdown report in bench/results/ (~35 min)
+	bench/compare.sh
