@@ -86,9 +86,13 @@ type runReport struct {
 	Linearizability       porcupine.CheckResult `json:"linearizability"`
 	CheckTime             time.Duration         `json:"check_time_ns"`
 	Violations            []string              `json:"violations,omitempty"`
-	Verdict               string                `json:"verdict"`
-	Events                []faultEvent          `json:"events"`
-	Dir                   string                `json:"dir"`
+	// DataViolations counts lost, duplicated or invented acknowledged
+	// writes and bad scans; Crashes distinct panics in the servers' logs.
+	DataViolations int          `json:"data_violations"`
+	Crashes        int          `json:"crashes"`
+	Verdict        string       `json:"verdict"`
+	Events         []faultEvent `json:"events"`
+	Dir            string       `json:"dir"`
 }
 
 func (r *runReport) ops() int {
@@ -171,11 +175,11 @@ func summaryTable(rs []*runReport) string {
 	for _, k := range faultKinds {
 		fmt.Fprintf(&b, "%s | ", k)
 	}
-	fmt.Fprintf(&b, "ops | unknown | lin. | verdict |\n|---|---|")
+	fmt.Fprintf(&b, "ops | unknown | lin. | lost/dup | crashes | verdict |\n|---|---|")
 	for range faultKinds {
 		fmt.Fprintf(&b, "---|")
 	}
-	fmt.Fprintf(&b, "---|---|---|---|\n")
+	fmt.Fprintf(&b, "---|---|---|---|---|---|\n")
 	total := runReport{Faults: map[string]int{}}
 	for _, r := range rs {
 		fmt.Fprintf(&b, "| %d | %d | ", r.Run, r.Seed)
@@ -183,7 +187,7 @@ func summaryTable(rs []*runReport) string {
 			fmt.Fprintf(&b, "%d | ", r.Faults[k])
 			total.Faults[k] += r.Faults[k]
 		}
-		fmt.Fprintf(&b, "%d | %d | %s | %s |\n", r.ops(), r.unknown(), r.Linearizability, r.Verdict)
+		fmt.Fprintf(&b, "%d | %d | %s | %d | %d | %s |\n", r.ops(), r.unknown(), r.Linearizability, r.DataViolations, r.Crashes, r.Verdict)
 		total.Registers.OK += r.ops()
 		total.Registers.Unknown += r.unknown()
 	}
@@ -191,7 +195,7 @@ func summaryTable(rs []*runReport) string {
 	for _, k := range faultKinds {
 		fmt.Fprintf(&b, "%d | ", total.Faults[k])
 	}
-	fmt.Fprintf(&b, "%d | %d | | |\n", total.Registers.OK, total.Registers.Unknown)
+	fmt.Fprintf(&b, "%d | %d | | | | |\n", total.Registers.OK, total.Registers.Unknown)
 	return b.String()
 }
 
@@ -286,9 +290,11 @@ func runOnce(t *testing.T, r *runReport, image, shale string) {
 		case porcupine.Unknown:
 			violations = append(violations, "linearizability check did not finish in 5 minutes (inconclusive)")
 		}
-		violations = append(violations, CheckCounters(w.ctr, ctr)...)
-		violations = append(violations, CheckSets(w.set, sets)...)
-		violations = append(violations, CheckSets(w.thr, thr)...)
+		data := CheckCounters(w.ctr, ctr)
+		data = append(data, CheckSets(w.set, sets)...)
+		data = append(data, CheckSets(w.thr, thr)...)
+		r.DataViolations += len(data)
+		violations = append(violations, data...)
 		var acked int64
 		for _, o := range w.ctr {
 			if o.Outcome == OK {
@@ -305,7 +311,10 @@ func runOnce(t *testing.T, r *runReport, image, shale string) {
 	}
 	violations = append(violations, w.scanBad...)
 	violations = append(violations, w.other...)
-	for _, crash := range c.crashes() {
+	r.DataViolations += len(w.scanBad) + len(w.other)
+	crashes := c.crashes()
+	r.Crashes = len(crashes)
+	for _, crash := range crashes {
 		violations = append(violations, "server crashed: "+crash)
 	}
 	r.Violations = violations
