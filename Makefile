@@ -94,5 +94,5 @@ e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHAL
 # header lists the settings: RECORDS, THREADS, WORKLOADS, DURATION, PROFILE).
 .PHONY: bench-compare
 
-bench-compare: build ## YCSB: Shale vs etcd on this machine, Markdown report in bench/results/ (~35 min)
+bench-compare: build ## YCSB: Shale vs etcd on this machine, Markdown report in bench/results/ (about 20 min)
 	bench/compare.sh

@@ -99,12 +99,14 @@ stop_all() { # stop what runs now (between thread counts)
 }
 
 # free_port prints a TCP port nothing listens on (and that this script has
-# not handed out yet).
+# not handed out yet), below the kernel's ephemeral range so no outgoing
+# connection holds it either.
 USED_PORTS=" "
+EPHEMERAL_LOW=$(awk '{ print $1 }' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
 free_port() {
 	local p
 	for _ in $(seq 1 200); do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (EPHEMERAL_LOW - 10000)))
 		[[ "$USED_PORTS" == *" $p "* ]] && continue
 		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 			USED_PORTS+="$p "
@@ -141,8 +143,8 @@ if [[ "$PROFILE" == 1 ]] && ! command -v perf >/dev/null 2>&1; then
 fi
 
 # ---- clusters ----
-start_etcd() { # DIR -> sets ETCD_ENDPOINTS, ETCD_PIDS
-	local dir="$1" i cluster="" urls=()
+start_etcd() { # DIR LOGDIR -> sets ETCD_ENDPOINTS, ETCD_PIDS
+	local dir="$1" logs="$2" i cluster="" urls=()
 	local -a cport pport
 	for i in 1 2 3; do
 		cport[i]=$(free_port)
@@ -161,7 +163,7 @@ start_etcd() { # DIR -> sets ETCD_ENDPOINTS, ETCD_PIDS
 			--initial-cluster "$cluster" --initial-cluster-state new --initial-cluster-token "bench-$$" \
 			--quota-backend-bytes $((8 * 1024 * 1024 * 1024)) \
 			--auto-compaction-mode periodic --auto-compaction-retention 5m \
-			>"$dir/e$i.log" 2>&1 &
+			>"$logs/etcd-$i.log" 2>&1 &
 		PIDS+=($!)
 		ETCD_PIDS+=($!)
 	done
@@ -172,14 +174,14 @@ start_etcd() { # DIR -> sets ETCD_ENDPOINTS, ETCD_PIDS
 	)
 }
 
-start_shale() { # DIR -> sets PD, TABLET_PIDS
-	local dir="$1" i
+start_shale() { # DIR LOGDIR -> sets PD, TABLET_PIDS
+	local dir="$1" logs="$2" i
 	local pdc pdp pdh
 	pdc=$(free_port)
 	pdp=$(free_port)
 	pdh=$(free_port)
 	"$SHALE" pd --name pd1 --data-dir "$dir/pd1" --client-addr "127.0.0.1:$pdc" --peer-addr "127.0.0.1:$pdp" \
-		--http-addr "127.0.0.1:$pdh" >"$dir/pd1.log" 2>&1 &
+		--http-addr "127.0.0.1:$pdh" >"$logs/shale-pd.log" 2>&1 &
 	PIDS+=($!)
 	PD="127.0.0.1:$pdc"
 	wait_http "http://127.0.0.1:$pdh/healthz" 60
@@ -191,7 +193,7 @@ start_shale() { # DIR -> sets PD, TABLET_PIDS
 		# Heartbeats every second (as the playground) so the placement
 		# driver balances the new table's leaders during the load.
 		"$SHALE" tablet --data-dir "$dir/s$i" --addr "127.0.0.1:$a" --http-addr "127.0.0.1:$h" \
-			--pd "$PD" --heartbeat-interval 1s >"$dir/s$i.log" 2>&1 &
+			--pd "$PD" --heartbeat-interval 1s >"$logs/shale-tablet-$i.log" 2>&1 &
 		PIDS+=($!)
 		TABLET_PIDS+=($!)
 		wait_http "http://127.0.0.1:$h/healthz" 60
@@ -199,7 +201,7 @@ start_shale() { # DIR -> sets PD, TABLET_PIDS
 	# Serving once the first tablet exists (PD creates it when 3 stores are up).
 	local deadline=$((SECONDS + 60))
 	until "$SHALE" kv --pd "$PD" --timeout 5s put compare-probe ok >/dev/null 2>&1; do
-		((SECONDS < deadline)) || die "Shale cluster not serving after 60 s (logs in $dir)"
+		((SECONDS < deadline)) || die "Shale cluster not serving after 60 s (logs in $logs)"
 		sleep 0.5
 	done
 }
@@ -280,10 +282,10 @@ rss_kib() { awk '/^'"$2"':/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 
 for t in $THREADS; do
 	work="$(mktemp -d "$DATA/shale-compare.XXXXXX")"
 	WORKDIRS+=("$work")
-	mkdir -p "$work/etcd" "$work/shale"
-	log "threads $t: starting clusters in $work"
-	start_etcd "$work/etcd"
-	start_shale "$work/shale"
+	mkdir -p "$work/etcd" "$work/shale" "$OUT/logs/t$t"
+	log "threads $t: starting clusters in $work (server logs in $OUT/logs/t$t)"
+	start_etcd "$work/etcd" "$OUT/logs/t$t"
+	start_shale "$work/shale" "$OUT/logs/t$t"
 
 	next_order
 	for sys in $ORDER; do bench "$sys" load a "$t"; done
