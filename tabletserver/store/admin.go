@@ -21,7 +21,7 @@ import (
 // half and the right half becomes a new tablet whose raft group starts on
 // the same stores. Worker only.
 func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.SplitCommand, post []func()) (proto.Message, []func(), error) {
-	desc := r.mu.desc
+	desc := r.appliedDesc
 	// The new tablet's replicas were planned from the membership the
 	// proposer saw: a membership change committed ahead of the split would
 	// make them wrong, so the conf version must match too.
@@ -63,6 +63,7 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raf
 		}
 	}
 	wasLeader := r.raw.BasicStatus().Lead == r.replicaID
+	r.appliedDesc = left
 	post = append(post, func() {
 		r.mu.Lock()
 		r.mu.desc = left
@@ -166,11 +167,13 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 		}
 		return post
 	}
+	r.invalidateLease()
 	cs := r.raw.ApplyConfChange(cc)
 	r.storage.SetConfState(*cs)
 	r.pendingConfChange = len(cs.VotersOutgoing) > 0
-	old := r.mu.desc
+	old := r.appliedDesc
 	desc := descFromConfState(old, ctx.Tablet, *cs)
+	r.appliedDesc = desc
 	if err := setProto(b, keys.DescriptorKey(r.tabletID), desc); err != nil {
 		r.s.fatal("write descriptor", err, r)
 	}
@@ -207,7 +210,7 @@ func (r *replica) confChangeRejection(cc raftpb.ConfChangeV2, planned *metapb.Ta
 	if cc.LeaveJoint() {
 		return nil
 	}
-	desc := r.mu.desc
+	desc := r.appliedDesc
 	if planned != nil && planned.GetEpoch().GetConfVersion() != desc.GetEpoch().GetConfVersion() {
 		return errs.EpochMismatch(desc)
 	}
@@ -392,6 +395,7 @@ func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequ
 		if !ok || r.s.isDead(target.StoreId) || pr.Match < st.Commit {
 			return errs.ServerBusy(fmt.Sprintf("tablet %d: replica on store %d is not caught up or not reachable; not transferring leadership to it", r.tabletID, req.ToStoreId), 500)
 		}
+		r.invalidateLease() // the target campaigns with votes that leases cannot stop
 		r.raw.TransferLeader(target.ReplicaId)
 		return nil
 	})

@@ -67,7 +67,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	// The commit timestamp strictly increases in log order, whatever the
 	// proposer's clock said.
 	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
-	desc := r.mu.desc // written only by this goroutine
+	desc := r.appliedDesc
 	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes}
 	if r.applied.MergingInto != 0 && isDataOrSplit(&cmd) {
 		err = errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, r.applied.MergingInto), 200)
@@ -105,6 +105,8 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
 	}
 	if p, ok := r.proposals[cmd.ProposalId]; ok {
+		// Committed: a quorum acknowledged it after it was proposed.
+		r.renewLease(p.proposed, e.Index)
 		delete(r.proposals, cmd.ProposalId)
 		res := applyResult{resp: resp, err: err}
 		post = append(post, func() { p.finish(res) })

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -86,5 +87,59 @@ func TestApplyTimeEpochChecks(t *testing.T) {
 	}
 	if n := len(c.Nodes[4].Store.Tablets()); n != 0 {
 		t.Fatalf("store 4 holds %d tablets; no learner was to be added", n)
+	}
+}
+
+// A follower that was cut off catches up by applying several membership
+// changes in one apply batch. Each must build on the one before it (not on
+// the descriptor published before the batch), or the follower's descriptor
+// ends up with another conf version than the leader's, and every
+// apply-time epoch check on it would then disagree with the other replicas.
+func TestCatchUpAppliesChangesInOrder(t *testing.T) {
+	c := storetest.Start(t, 4, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	boot := c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	lagging := uint64(3)
+	if c.WaitLeader(1) == lagging {
+		lagging = 2
+	}
+	c.Net.Partition([]uint64{1, 2, 3, 4}, []uint64{lagging})
+	for _, ch := range [][]*kvpb.ReplicaChange{
+		{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 4, ReplicaId: 44}},
+		{{Type: kvpb.ReplicaChange_PROMOTE_LEARNER, StoreId: 4}},
+	} {
+		err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+			_, err := cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1}, Changes: ch})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Net.Heal()
+	var want *metapb.TabletDescriptor
+	storetest.SucceedsSoon(t, func() error {
+		leader := c.WaitLeader(1)
+		st, err := c.Nodes[leader].Store.TabletStatus(1)
+		if err != nil {
+			return err
+		}
+		want = st.Tablet
+		for _, id := range []uint64{1, 2, 3, 4} {
+			got, err := c.Nodes[id].Store.TabletStatus(1)
+			if err != nil {
+				return fmt.Errorf("store %d: %v", id, err)
+			}
+			if !proto.Equal(got.Tablet, want) {
+				return fmt.Errorf("store %d has %v, leader has %v", id, got.Tablet, want)
+			}
+		}
+		return nil
+	})
+	if len(want.Replicas) != 4 || want.Epoch.ConfVersion != boot.Epoch.ConfVersion+2 {
+		t.Fatalf("final descriptor %v: want 4 voters, conf version raised by 2", want)
 	}
 }

@@ -35,6 +35,9 @@ func (h *transportHandler) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
 			s.log.Warn("dropping undecodable raft message", "from_store", rm.FromStore, "err", err)
 			continue
 		}
+		if s.dropsVote(&m) {
+			continue
+		}
 		r := s.getReplica(rm.TabletId)
 		if r == nil {
 			var err error

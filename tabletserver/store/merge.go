@@ -156,8 +156,8 @@ func (r *replica) applyPrepareMerge(cmd *raftcmdpb.RaftCommand, c *raftcmdpb.Pre
 	// The merge was checked against this membership and range; freeze
 	// only if nothing changed since (from here on membership changes are
 	// refused, see confChangeRejection).
-	if !sameEpoch(cmd.Epoch, r.mu.desc.Epoch) {
-		return nil, errs.EpochMismatch(r.mu.desc)
+	if !sameEpoch(cmd.Epoch, r.appliedDesc.Epoch) {
+		return nil, errs.EpochMismatch(r.appliedDesc)
 	}
 	r.applied.MergingInto = c.TargetTabletId
 	r.setMerging(c.TargetTabletId)
@@ -173,7 +173,7 @@ func (r *replica) setMerging(target uint64) {
 // applyCommitMerge absorbs the frozen source tablet into this one. Worker
 // only.
 func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, c *raftcmdpb.CommitMergeCommand, post []func()) (proto.Message, []func(), error) {
-	desc := r.mu.desc
+	desc := r.appliedDesc
 	src := c.Source
 	// Every store with a replica of this tablet must hold one of the
 	// source: a membership change since the merge was checked breaks that.
@@ -214,6 +214,7 @@ func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, 
 	if err := setProto(b, keys.TombstoneKey(src.TabletId), &raftcmdpb.Tombstone{NextReplicaId: math.MaxUint64}); err != nil {
 		r.s.fatal("retire merged tablet", err, r)
 	}
+	r.appliedDesc = merged
 	post = append(post, func() {
 		r.mu.Lock()
 		r.mu.desc = merged

@@ -9,6 +9,7 @@ type metrics struct {
 	entriesApplied   prometheus.Counter
 	proposals        prometheus.Counter
 	reads            prometheus.Counter
+	leaseReads       prometheus.Counter
 	snapshotsSent    prometheus.Counter
 	snapshotsApplied prometheus.Counter
 }
@@ -26,6 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		entriesApplied:   c("raft_entries_applied_total", "Raft entries applied to the state machine."),
 		proposals:        c("proposals_total", "Commands proposed by leaders on this store."),
 		reads:            c("reads_total", "Get and Scan requests served."),
+		leaseReads:       c("lease_reads_total", "Reads served under the leader lease, without a raft round."),
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
 	}
@@ -33,6 +35,9 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 
 // Syncs returns the number of raft log fsyncs so far (for benchmarks).
 func (s *Store) Syncs() float64 { return counterValue(s.metrics.raftSyncs) }
+
+// LeaseReads returns the number of reads served under a leader lease.
+func (s *Store) LeaseReads() float64 { return counterValue(s.metrics.leaseReads) }
 
 // Proposals returns the number of commands proposed so far.
 func (s *Store) Proposals() float64 { return counterValue(s.metrics.proposals) }

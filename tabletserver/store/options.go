@@ -27,6 +27,9 @@ type Options struct {
 	TickInterval time.Duration
 	// ElectionTicks is the raft election timeout in ticks. Default 10.
 	ElectionTicks int
+	// DisableLeaseReads makes every read confirm leadership with a raft
+	// round (ReadIndex) instead of using the leader lease (lease.go).
+	DisableLeaseReads bool
 	// HeartbeatTicks is the leader heartbeat interval in ticks. Default 2.
 	HeartbeatTicks int
 	// QuiesceAfterTicks is how many idle ticks a fully caught-up leader waits

@@ -127,6 +127,13 @@ type readRequest struct {
 	done chan error
 }
 
+// readBatch is the reads one ReadIndex request covers, and when it was
+// sent (its answer renews the leader lease from then).
+type readBatch struct {
+	reads []*readRequest
+	sent  time.Time
+}
+
 func (rr *readRequest) finish(err error) {
 	select {
 	case rr.done <- err:
@@ -151,6 +158,10 @@ func (r *replica) readIndex(ctx context.Context) error {
 		err := r.leaderErrorLocked()
 		r.mu.Unlock()
 		return err
+	case r.leaseReadLocked(time.Now()):
+		r.mu.Unlock()
+		r.s.metrics.leaseReads.Inc()
+		return nil
 	}
 	r.mu.inbox.reads = append(r.mu.inbox.reads, rr)
 	r.mu.Unlock()
@@ -181,7 +192,7 @@ func (r *replica) startReadIndex(reads []*readRequest) {
 	}
 	r.readSeq++
 	ctx := binary.BigEndian.AppendUint64(nil, r.readSeq)
-	r.readBatches[r.readSeq] = reads
+	r.readBatches[r.readSeq] = readBatch{reads: reads, sent: time.Now()}
 	r.raw.ReadIndex(ctx)
 }
 
@@ -192,12 +203,14 @@ func (r *replica) handleReadStates(states []raft.ReadState) {
 			continue
 		}
 		seq := binary.BigEndian.Uint64(rs.RequestCtx)
-		reads, ok := r.readBatches[seq]
+		batch, ok := r.readBatches[seq]
 		if !ok {
 			continue
 		}
 		delete(r.readBatches, seq)
-		r.readsWaitingApply = append(r.readsWaitingApply, indexedRead{index: rs.Index, reads: reads})
+		// A quorum answered a heartbeat sent after batch.sent.
+		r.renewLease(batch.sent, rs.Index)
+		r.readsWaitingApply = append(r.readsWaitingApply, indexedRead{index: rs.Index, reads: batch.reads})
 	}
 }
 
@@ -228,8 +241,8 @@ func (r *replica) failAllWaiters(propErr, err error) {
 		p.finish(applyResult{err: propErr})
 		delete(r.proposals, id)
 	}
-	for seq, reads := range r.readBatches {
-		for _, rd := range reads {
+	for seq, batch := range r.readBatches {
+		for _, rd := range batch.reads {
 			rd.finish(err)
 		}
 		delete(r.readBatches, seq)

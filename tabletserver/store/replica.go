@@ -36,6 +36,9 @@ type replica struct {
 		destroyed bool
 		// mergingInto is non-zero while the tablet is frozen for a merge.
 		mergingInto uint64
+		// lease: reads are served without a raft round while leader and
+		// before leaseUntil, once applied reaches leaseIndex (see lease.go).
+		lease leaderLease
 		// peers maps replica IDs to store IDs, from the descriptor and from
 		// inbound messages (an uninitialized replica knows no descriptor).
 		peers map[uint64]uint64
@@ -49,12 +52,18 @@ type replica struct {
 	lastMessage atomic.Int64
 
 	// Fields below are owned by the raft worker goroutine.
-	raw       *raft.RawNode
-	storage   *raftlog.Storage
-	applied   raftcmdpb.AppliedState
-	proposals map[uint64]*proposal
+	raw     *raft.RawNode
+	storage *raftlog.Storage
+	applied raftcmdpb.AppliedState
+	// appliedDesc is the descriptor as of the last applied entry. Apply
+	// logic must read this, not mu.desc: mu.desc is published only after
+	// the apply batch commits, so an entry applied in the same batch as a
+	// split or membership change would otherwise see the old descriptor
+	// (and replicas that batch differently would disagree).
+	appliedDesc *metapb.TabletDescriptor
+	proposals   map[uint64]*proposal
 	// reads waiting for their ReadIndex response, by request context.
-	readBatches map[uint64][]*readRequest
+	readBatches map[uint64]readBatch
 	// reads whose index is known, waiting for apply to reach it.
 	readsWaitingApply []indexedRead
 	readSeq           uint64

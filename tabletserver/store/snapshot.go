@@ -314,6 +314,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		r.storage.SetTruncated(raftlog.Truncated{Index: idx, Term: snap.Metadata.Term}, true)
 		r.storage.SetHardState(newHS)
 		r.storage.SetConfState(snap.Metadata.ConfState)
+		r.appliedDesc = sd.Tablet
 		r.mu.Lock()
 		r.mu.desc = sd.Tablet
 		r.mu.applied = idx

@@ -76,6 +76,7 @@ type Store struct {
 	nextID     atomic.Uint64
 	flushEpoch atomic.Uint64 // memtable flushes so far (see onFlush)
 	stopCh     chan struct{}
+	startedAt  time.Time // for dropsVote
 	stopped    atomic.Bool
 	wg         sync.WaitGroup
 	snapshotWG sync.WaitGroup
@@ -104,6 +105,7 @@ func Open(opts Options) (*Store, error) {
 		wake:        make(chan struct{}, 1),
 		awake:       map[uint64]*replica{},
 		stopCh:      make(chan struct{}),
+		startedAt:   time.Now(),
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
 	s.metrics = newMetrics(opts.Registry)
@@ -340,7 +342,7 @@ func (s *Store) getOrCreateReplica(tabletID, replicaID uint64, desc *metapb.Tabl
 		replicaID:       replicaID,
 		log:             s.log.With("tablet", tabletID, "replica", replicaID),
 		proposals:       map[uint64]*proposal{},
-		readBatches:     map[uint64][]*readRequest{},
+		readBatches:     map[uint64]readBatch{},
 		inboundSnapshot: map[uint64]string{},
 	}
 	r.mu.peers = map[uint64]uint64{}
@@ -366,6 +368,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 		return err
 	}
 	r.storage = st
+	r.appliedDesc = desc
 	r.mu.Lock()
 	r.mu.desc = desc
 	r.mu.applied = r.applied.Index

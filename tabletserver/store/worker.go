@@ -462,6 +462,9 @@ func (r *replica) collectMessages(msgs []raftpb.Message, out map[uint64][]*trans
 // can no longer be served here.
 func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	r.mu.Lock()
+	if ss != nil || (hs.Term != 0 && hs.Term != r.mu.term) {
+		r.mu.lease.invalidate(time.Now())
+	}
 	if ss != nil {
 		r.mu.leaderID = ss.Lead
 		r.mu.isLeader = ss.RaftState == raft.StateLeader
@@ -476,8 +479,8 @@ func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	}
 	r.mu.Unlock()
 	if !isLeader && len(r.readBatches) > 0 {
-		for ctx, reads := range r.readBatches {
-			for _, rd := range reads {
+		for ctx, batch := range r.readBatches {
+			for _, rd := range batch.reads {
 				rd.finish(err)
 			}
 			delete(r.readBatches, ctx)
