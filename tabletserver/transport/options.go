@@ -62,7 +62,8 @@ type Options struct {
 // TestingKnobs are hooks for tests. All are optional and may be called
 // concurrently from several goroutines.
 type TestingKnobs struct {
-	// SendFilter is consulted, inside Send, for every outbound message: it can
+	// SendFilter is consulted, inside Send, for every outbound message (and,
+	// with a nil message, for every liveness ping): it can
 	// drop the message silently, or deliver it after delay (via a timer, so
 	// delayed messages may overtake or be overtaken by others; raft tolerates
 	// it).

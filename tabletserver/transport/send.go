@@ -38,6 +38,12 @@ func (t *Transport) Send(toStore uint64, msgs []*transportpb.RaftMessage) {
 		return
 	}
 	if len(msgs) == 0 {
+		// A liveness ping: a partition must stop it like any message.
+		if k := t.opts.Knobs; k != nil && k.SendFilter != nil {
+			if drop, _ := k.SendFilter(t.opts.StoreID, toStore, nil); drop {
+				return
+			}
+		}
 		p.enqueue(nil, true)
 		return
 	}
