@@ -26,7 +26,10 @@
 // One key per field: "<table>/<key>/<field>", so a field update is one
 // Put, an insert a Txn of all the record's Puts, a read a range read of the
 // record's prefix (linearizable, etcd's default), and a scan of n records
-// one range read from the start key with a limit of n*fieldcount keys.
+// range reads from the start key with a limit of n*fieldcount keys, over
+// windows of the key space rather than to the table's end, because etcd
+// walks its whole index range before applying a limit (see etcdDB.Scan;
+// etcd.scanwindow=false reads to the table's end).
 // Read-modify-write reads the record's prefix and writes in a Txn whose
 // compares check that no key of the record changed since that read's
 // revision (ModRevision < rev+1), retrying on conflict.

@@ -209,6 +209,40 @@ func TestEtcdDriver(t *testing.T) {
 	tg := target{name: "etcd", etcd: []string{etcdtest.Start(t)}}
 	loadAndRun(t, tg, "usertable")
 	rmwIsATransaction(t, tg, "rmw")
+
+	// Windowed scans return what one range read to the table's end does.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	scanKeys := func(windowed bool, start string, n int) []string {
+		p := ycsb.NewProperties()
+		p.Set("recordcount", "500")
+		p.Set("etcd.scanwindow", fmt.Sprint(windowed))
+		w, err := ycsb.NewWorkload(p)
+		require.NoError(t, err)
+		d, err := drivers.Open(ctx, "etcd", drivers.Config{Etcd: tg.etcd, Props: p, Workload: w})
+		require.NoError(t, err)
+		defer d.Close()
+		db, err := d.Session(ctx)
+		require.NoError(t, err)
+		recs, err := db.Scan(ctx, "usertable", start, n, nil)
+		require.NoError(t, err)
+		var keys []string
+		for _, r := range recs {
+			k, _ := r.Get(ycsb.KeyField)
+			require.Len(t, r, 11, "10 fields and the key")
+			keys = append(keys, string(k))
+		}
+		return keys
+	}
+	for _, start := range []string{"user", "user5", "user6284781860667377211", "user9"} {
+		for _, n := range []int{1, 7, 60} {
+			want := scanKeys(false, start, n)
+			require.Equal(t, want, scanKeys(true, start, n), "scan of %d from %s", n, start)
+			if start != "user9" {
+				require.Len(t, want, n)
+			}
+		}
+	}
 }
 
 func TestSplitRows(t *testing.T) {
