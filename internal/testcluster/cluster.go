@@ -209,9 +209,16 @@ func (c *Cluster) Close() {
 func (c *Cluster) WaitFor(ctx context.Context, f func() error) {
 	c.t.Helper()
 	var err error
+	lastLog := time.Now()
 	for {
 		if err = f(); err == nil {
 			return
+		}
+		if time.Since(lastLog) > 15*time.Second {
+			// A condition that takes long says why, even if the test
+			// later dies elsewhere.
+			c.t.Logf("still waiting: %v", err)
+			lastLog = time.Now()
 		}
 		select {
 		case <-ctx.Done():
