@@ -75,13 +75,13 @@ IMAGE ?= shale:dev
 
 # The image is FROM scratch: nothing is pulled, so it builds offline. The
 # context is a staging directory holding only the binary.
-image: build ## build the container image $(IMAGE) from bin/shale (FROM scratch)
+image: build ## build the container image (IMAGE, default shale:dev) from bin/shale, FROM scratch
 	rm -rf bin/image && mkdir -p bin/image/data
 	cp bin/shale bin/image/shale
 	docker build -q -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t $(IMAGE) bin/image
 
 # Nemesis suite against a Docker Compose cluster (CI-sized by default: 2
-# runs of 60s of faults; SHALE_E2E_RUNS, SHALE_E2E_DURATION and
+# runs of 90s of faults; SHALE_E2E_RUNS, SHALE_E2E_DURATION and
 # SHALE_E2E_SEED scale or replay it), then the crash loops with more cycles
 # than `make test` runs (SHALE_CRASH_CYCLES, SHALE_CRASH_PD_CYCLES).
 e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHALE_E2E_DURATION=2m for the full run

@@ -135,7 +135,7 @@ func (r *runReport) text() string {
 // TestNemesis runs SHALE_E2E_RUNS seeded runs, each on a fresh cluster.
 func TestNemesis(t *testing.T) {
 	runs := int(envInt("SHALE_E2E_RUNS", 2))
-	dur := envDuration("SHALE_E2E_DURATION", 60*time.Second)
+	dur := envDuration("SHALE_E2E_DURATION", 90*time.Second)
 	seed := uint64(envInt("SHALE_E2E_SEED", time.Now().UnixNano()%1_000_000_000))
 	image := os.Getenv("SHALE_IMAGE")
 	if image == "" {
