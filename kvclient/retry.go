@@ -39,6 +39,10 @@ type retrier struct {
 	backoff time.Duration
 	tried   map[uint64]map[uint64]bool // tablet → stores that answered "not leader, no hint" or were unreachable
 	lastErr error
+	// mayHaveApplied: an earlier attempt of this write reached a store
+	// and failed without a verdict (connection lost, result unknown), so
+	// giving up later must report ErrAmbiguous, not "not applied".
+	mayHaveApplied bool
 }
 
 func (c *Client) newRetrier(t *Table, write bool, what string) *retrier {
@@ -69,14 +73,36 @@ func minDur(a, b time.Duration) time.Duration {
 	return b
 }
 
-// giveUp builds the final error after ctx ended between attempts. Every
-// earlier attempt failed in a way that guarantees nothing was applied, so
-// even a write's outcome is known: not applied.
+// giveUp builds the final error after ctx ended between attempts. For a
+// write, any attempt that may have been applied makes the outcome unknown
+// (ErrAmbiguous) however the later attempts failed; otherwise every attempt
+// was refused with a verdict, and the write was not applied.
 func (r *retrier) giveUp(ctx context.Context) error {
+	if r.write && r.mayHaveApplied {
+		cause := ctx.Err()
+		if r.lastErr != nil {
+			cause = fmt.Errorf("%w (last error: %v)", ctx.Err(), r.lastErr)
+		}
+		return ambiguous(cause, r.what)
+	}
 	if r.lastErr != nil {
 		return fmt.Errorf("%s: %w (last error: %v)", r.what, ctx.Err(), r.lastErr)
 	}
 	return fmt.Errorf("%s: %w", r.what, ctx.Err())
+}
+
+// mayHaveApplied reports whether a failed write attempt may still have been
+// applied: it was sent and failed without the tablet's verdict (a typed
+// error such as NotLeader or EpochMismatch is a verdict: nothing applied).
+func mayHaveApplied(err error) bool {
+	if errors.Is(err, errNotSent) || errs.Detail(err) != nil {
+		return false
+	}
+	switch status.Code(err) {
+	case codes.Unavailable, codes.Unknown, codes.DeadlineExceeded, codes.Canceled:
+		return true
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // tryNextReplica marks store as tried for the tablet and points the cache
@@ -109,8 +135,11 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 	if errors.Is(err, ErrClosed) {
 		return err
 	}
+	if r.write && mayHaveApplied(err) {
+		r.mayHaveApplied = true
+	}
 	if ctx.Err() != nil {
-		if errors.Is(err, errNotSent) || errs.IsRetryable(err) {
+		if errors.Is(err, errNotSent) || errs.IsRetryable(err) || (r.write && r.mayHaveApplied) {
 			r.lastErr = err
 			return r.giveUp(ctx)
 		}

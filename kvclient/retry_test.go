@@ -1,0 +1,48 @@
+package kvclient
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/errs"
+)
+
+// A write whose first attempt reached a store and got no verdict (the
+// connection broke) may have been applied. If later attempts find no
+// store before the deadline, the caller must hear "result unknown", not
+// a plain deadline error it would read as "not written" (found by the
+// nemesis suite: docs/reliability.md, finding 2).
+func TestGiveUpAfterPossiblyAppliedWriteIsAmbiguous(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	r := c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	cancel()
+	err := r.handle(ctx, loc, 2, errNotSent)
+	require.ErrorIs(t, err, ErrAmbiguous)
+
+	// Attempts that all ended with a verdict or never left: not applied.
+	ctx, cancel = context.WithCancel(context.Background())
+	r = c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(ctx, loc, 1, errs.NotLeader(7, 0, "")))
+	cancel()
+	err = r.handle(ctx, loc, 2, errNotSent)
+	require.Error(t, err)
+	require.False(t, errors.Is(err, ErrAmbiguous), "got %v", err)
+
+	// Reads are never ambiguous.
+	ctx, cancel = context.WithCancel(context.Background())
+	r = c.newRetrier(nil, false, "get")
+	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	cancel()
+	require.False(t, errors.Is(r.handle(ctx, loc, 2, errNotSent), ErrAmbiguous))
+}
