@@ -147,7 +147,7 @@ func (d etcdDB) Scan(ctx context.Context, table, startKey string, count int, fie
 	var kvs []*mvccpb.KeyValue
 	from := start
 	cut := int(d.e.cut.Load())
-	windows := 0
+	windows, atEnd := 0, false
 	for {
 		end := tableEnd
 		if d.e.windowed && len(start)-cut >= minLen {
@@ -159,15 +159,18 @@ func (d etcdDB) Scan(ctx context.Context, table, startKey string, count int, fie
 		}
 		windows++
 		kvs = append(kvs, resp.Kvs...)
-		if len(kvs) >= want || end == tableEnd {
+		atEnd = end == tableEnd
+		if len(kvs) >= want || atEnd {
 			break
 		}
 		from = end
 		cut++
 	}
-	if d.e.windowed {
+	if d.e.windowed && !atEnd {
 		// Widen for the next scans when this one needed more windows;
-		// narrow again after a run of scans that one window satisfied.
+		// narrow again after a run of scans that one window satisfied. A
+		// scan that ran into the table's end (it started near it: few keys
+		// to walk) teaches nothing.
 		if windows > 1 {
 			d.e.cut.Store(int32(cut))
 			d.e.streak.Store(0)
