@@ -86,7 +86,7 @@ image: build ## build the container image (IMAGE, default shale:dev) from bin/sh
 # than `make test` runs (SHALE_CRASH_CYCLES, SHALE_CRASH_PD_CYCLES).
 e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHALE_E2E_DURATION=2m for the full run
 	$(GO) vet -tags e2e ./tests/e2e/
-	SHALE_IMAGE=$(IMAGE) $(GO) test -tags e2e -count=1 -timeout 4h -v -run TestNemesis ./tests/e2e/
+	SHALE_IMAGE=$(IMAGE) SHALE_BIN=$(CURDIR)/bin/shale $(GO) test -tags e2e -count=1 -timeout 4h -v -run TestNemesis ./tests/e2e/
 	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-60} SHALE_CRASH_PD_CYCLES=$${SHALE_CRASH_PD_CYCLES:-20} \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrash' ./tests/crash/
 

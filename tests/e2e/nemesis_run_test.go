@@ -152,7 +152,12 @@ func TestNemesis(t *testing.T) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	shale := proctest.Binary(t)
+	// `shale ctl` for splits and leader transfers: the binary the image
+	// was built from (make e2e sets SHALE_BIN), else a fresh build.
+	shale := os.Getenv("SHALE_BIN")
+	if shale == "" {
+		shale = proctest.Binary(t)
+	}
 	t.Logf("nemesis: %d runs × %v from seed %d; reports in %s", runs, dur, seed, out)
 
 	var reports []*runReport
