@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -487,14 +488,16 @@ func TestSystemdUnits(t *testing.T) {
 // 0 on 200 and 1 otherwise, saying why.
 func TestHealthCommand(t *testing.T) {
 	bin := proctest.Binary(t)
-	status := http.StatusOK
+	var status atomic.Int32 // the answer of /healthz
+	status.Store(http.StatusOK)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/healthz" {
 			http.NotFound(w, r)
 			return
 		}
-		w.WriteHeader(status)
-		fmt.Fprint(w, map[int]string{200: "ok", 503: "not serving"}[status])
+		code := int(status.Load())
+		w.WriteHeader(code)
+		fmt.Fprint(w, map[int]string{200: "ok", 503: "not serving"}[code])
 	}))
 	defer srv.Close()
 	addr := strings.TrimPrefix(srv.URL, "http://")
@@ -503,7 +506,7 @@ func TestHealthCommand(t *testing.T) {
 	require.NoError(t, err, "%s", out)
 	require.Contains(t, string(out), "ok")
 
-	status = http.StatusServiceUnavailable
+	status.Store(http.StatusServiceUnavailable)
 	out, err = exec.Command(bin, "health", "--addr", addr).CombinedOutput()
 	require.Error(t, err)
 	require.Contains(t, string(out), "503")
