@@ -229,8 +229,23 @@ bench() {
 	esac
 	log "$(date +%H:%M:%S) $name"
 	echo "bin/shale ${args[*]}" >>"$OUT/commands.txt"
-	timeout --kill-after=10 "$limit" "$SHALE" "${args[@]}" >"$OUT/$name.txt" 2>"$OUT/$name.log" ||
-		log "WARNING: $name exited with $? (see $OUT/$name.log)"
+	# In the background and waited for, so a signal to this script is
+	# handled at once (cleanup stops the run too).
+	timeout --kill-after=10 "$limit" "$SHALE" "${args[@]}" >"$OUT/$name.txt" 2>"$OUT/$name.log" &
+	local pid=$! rc=0
+	PIDS+=("$pid")
+	wait "$pid" || rc=$?
+	if ((rc != 0)); then
+		tail -3 "$OUT/$name.log" >&2
+		# Running workloads on records that were not loaded measures nothing.
+		[[ "$phase" == load ]] && die "$name failed (exit $rc, see $OUT/$name.log)"
+		log "WARNING: $name exited with $rc (see $OUT/$name.log)"
+	fi
+	if [[ "$phase" == load ]]; then
+		local ok
+		ok=$(awk -F', ' '$1 == "[INSERT]" && $2 == "Return=OK" { print $3 }' "$OUT/$name.txt")
+		[[ "${ok:-0}" == "$RECORDS" ]] || die "$name loaded ${ok:-0} of $RECORDS records (see $OUT/$name.txt)"
+	fi
 	grep -E '^\[OVERALL\], Throughput' "$OUT/$name.txt" >&2 || true
 }
 

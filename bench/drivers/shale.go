@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/shaledb/shale/bench/ycsb"
 	"github.com/shaledb/shale/kvclient"
@@ -20,6 +21,9 @@ type Shale struct {
 }
 
 var _ ycsb.Driver = (*Shale)(nil)
+
+// createTimeout bounds creating the table and waiting for its tablets.
+const createTimeout = 2 * time.Minute
 
 // OpenShale connects to the placement driver at cfg.PD and opens the
 // workload's table, creating it (pre-split) when missing.
@@ -46,11 +50,16 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 func ensureShaleTable(ctx context.Context, c *kvclient.Client, name, family string, tablets int) (*kvclient.Table, error) {
 	t, err := c.Table(ctx, name)
 	if errors.Is(err, kvclient.ErrTableNotFound) {
-		_, err = c.CreateTable(ctx, name, []kvclient.Family{{Name: family, MaxVersions: 1}}, SplitRows(tablets)...)
-		if err != nil && !errors.Is(err, kvclient.ErrTableExists) {
-			return nil, fmt.Errorf("create table %s: %w", name, err)
-		}
+		// The placement driver splits a new table's tablets one after the
+		// other (about one a second), longer than a request's default
+		// timeout: give creation its own deadline.
+		cctx, cancel := context.WithTimeout(ctx, createTimeout)
+		_, cerr := c.CreateTable(cctx, name, []kvclient.Family{{Name: family, MaxVersions: 1}}, SplitRows(tablets)...)
+		cancel()
 		t, err = c.Table(ctx, name)
+		if err != nil && cerr != nil && !errors.Is(cerr, kvclient.ErrTableExists) {
+			return nil, fmt.Errorf("create table %s: %w", name, cerr)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open table %s: %w", name, err)
