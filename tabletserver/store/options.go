@@ -48,6 +48,11 @@ type Options struct {
 	MaxInflightMsgs int
 	// MaxSizePerMsg limits the bytes of entries in one append. Default 1 MiB.
 	MaxSizePerMsg uint64
+	// BlockCacheBytes sizes Pebble's block cache (uncompressed blocks,
+	// shared by data and raft log reads). Default 256 MiB: Pebble's own
+	// default of 8 MiB made nearly every read of a 100 MiB data set miss
+	// (docs/performance.md).
+	BlockCacheBytes int64
 
 	// Limits enforced on every request before it reaches raft.
 	Limits Limits
@@ -120,6 +125,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxInflightMsgs <= 0 {
 		o.MaxInflightMsgs = 256
+	}
+	if o.BlockCacheBytes <= 0 {
+		o.BlockCacheBytes = 256 << 20
 	}
 	if o.MaxSizePerMsg == 0 {
 		o.MaxSizePerMsg = 1 << 20

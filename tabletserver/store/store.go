@@ -121,6 +121,7 @@ func Open(opts Options) (*Store, error) {
 		FS:                 fs,
 		Logger:             pebbleLogger{s.log},
 		MemTableSize:       64 << 20,
+		CacheSize:          opts.BlockCacheBytes,
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener: &pebble.EventListener{
 			FlushEnd: func(pebble.FlushInfo) { s.onFlush() },
