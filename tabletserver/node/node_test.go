@@ -204,6 +204,9 @@ func TestRunThreeNodes(t *testing.T) {
 	require.Contains(t, body, "go_goroutines")
 	require.Contains(t, body, "process_")
 	require.Contains(t, body, "shale_store_")
+	code, body = httpGet(t, "http://"+nodes[2].httpAddr+"/debug/pprof/heap?debug=1")
+	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, body, "heap profile")
 
 	// Restart every node with --bootstrap again: harmless, data kept.
 	for id := uint64(1); id <= 3; id++ {

@@ -24,8 +24,8 @@ type Options struct {
 	// Addr is the host:port the gRPC server (raft transport and Tablet API)
 	// listens on. Required.
 	Addr string
-	// HTTPAddr is the host:port of the HTTP server serving /metrics and
-	// /healthz. Empty: no HTTP server.
+	// HTTPAddr is the host:port of the HTTP server serving /metrics,
+	// /healthz and Go profiles under /debug/pprof/. Empty: no HTTP server.
 	HTTPAddr string
 	// PD lists the placement driver's client addresses. With PD set the
 	// store registers with it (getting its store ID when StoreID is 0),
