@@ -86,7 +86,7 @@ func (x Condition_Op) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use Condition_Op.Descriptor instead.
 func (Condition_Op) EnumDescriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{14, 0}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{16, 0}
 }
 
 type ReplicaChange_Type int32
@@ -138,7 +138,7 @@ func (x ReplicaChange_Type) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ReplicaChange_Type.Descriptor instead.
 func (ReplicaChange_Type) EnumDescriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{30, 0}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{32, 0}
 }
 
 // RequestHeader routes a request. epoch is optional; when set and stale the
@@ -480,8 +480,12 @@ type ReadOptions struct {
 	Families []string  `protobuf:"bytes,1,rep,name=families,proto3" json:"families,omitempty"`
 	Columns  []*Column `protobuf:"bytes,2,rep,name=columns,proto3" json:"columns,omitempty"`
 	// Versions per column to return; 0 means 1 (the newest).
-	MaxVersions   uint32     `protobuf:"varint,3,opt,name=max_versions,json=maxVersions,proto3" json:"max_versions,omitempty"`
-	TimeRange     *TimeRange `protobuf:"bytes,4,opt,name=time_range,json=timeRange,proto3" json:"time_range,omitempty"`
+	MaxVersions uint32     `protobuf:"varint,3,opt,name=max_versions,json=maxVersions,proto3" json:"max_versions,omitempty"`
+	TimeRange   *TimeRange `protobuf:"bytes,4,opt,name=time_range,json=timeRange,proto3" json:"time_range,omitempty"`
+	// Only rows for which the filter is TRUE are returned; unset: every row.
+	// The filter sees the newest visible version of each column it names
+	// whether or not the column is projected; Limit counts filtered rows.
+	Filter        *RowFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -544,6 +548,179 @@ func (x *ReadOptions) GetTimeRange() *TimeRange {
 	return nil
 }
 
+func (x *ReadOptions) GetFilter() *RowFilter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+// RowFilter is a predicate over a row's newest visible cell values that the
+// tablet server evaluates, so rows failing it never cross the network (as
+// HBase's FilterList of SingleColumnValueFilters). It uses SQL's
+// three-valued logic: a comparison with a missing cell is UNKNOWN (EXISTS
+// and NOT_EXISTS are never UNKNOWN), NOT UNKNOWN is UNKNOWN, AND/OR follow
+// Kleene's tables, and a row is returned only when the filter is TRUE.
+// At most 16 levels deep and 256 conditions.
+type RowFilter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Filter:
+	//
+	//	*RowFilter_And
+	//	*RowFilter_Or
+	//	*RowFilter_Not
+	//	*RowFilter_Column
+	Filter        isRowFilter_Filter `protobuf_oneof:"filter"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RowFilter) Reset() {
+	*x = RowFilter{}
+	mi := &file_kvpb_kv_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RowFilter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RowFilter) ProtoMessage() {}
+
+func (x *RowFilter) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RowFilter.ProtoReflect.Descriptor instead.
+func (*RowFilter) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *RowFilter) GetFilter() isRowFilter_Filter {
+	if x != nil {
+		return x.Filter
+	}
+	return nil
+}
+
+func (x *RowFilter) GetAnd() *RowFilterList {
+	if x != nil {
+		if x, ok := x.Filter.(*RowFilter_And); ok {
+			return x.And
+		}
+	}
+	return nil
+}
+
+func (x *RowFilter) GetOr() *RowFilterList {
+	if x != nil {
+		if x, ok := x.Filter.(*RowFilter_Or); ok {
+			return x.Or
+		}
+	}
+	return nil
+}
+
+func (x *RowFilter) GetNot() *RowFilter {
+	if x != nil {
+		if x, ok := x.Filter.(*RowFilter_Not); ok {
+			return x.Not
+		}
+	}
+	return nil
+}
+
+func (x *RowFilter) GetColumn() *Condition {
+	if x != nil {
+		if x, ok := x.Filter.(*RowFilter_Column); ok {
+			return x.Column
+		}
+	}
+	return nil
+}
+
+type isRowFilter_Filter interface {
+	isRowFilter_Filter()
+}
+
+type RowFilter_And struct {
+	And *RowFilterList `protobuf:"bytes,1,opt,name=and,proto3,oneof"`
+}
+
+type RowFilter_Or struct {
+	Or *RowFilterList `protobuf:"bytes,2,opt,name=or,proto3,oneof"`
+}
+
+type RowFilter_Not struct {
+	Not *RowFilter `protobuf:"bytes,3,opt,name=not,proto3,oneof"`
+}
+
+type RowFilter_Column struct {
+	// Compared bytewise against the newest visible version of the cell.
+	Column *Condition `protobuf:"bytes,4,opt,name=column,proto3,oneof"`
+}
+
+func (*RowFilter_And) isRowFilter_Filter() {}
+
+func (*RowFilter_Or) isRowFilter_Filter() {}
+
+func (*RowFilter_Not) isRowFilter_Filter() {}
+
+func (*RowFilter_Column) isRowFilter_Filter() {}
+
+type RowFilterList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Filters       []*RowFilter           `protobuf:"bytes,1,rep,name=filters,proto3" json:"filters,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RowFilterList) Reset() {
+	*x = RowFilterList{}
+	mi := &file_kvpb_kv_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RowFilterList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RowFilterList) ProtoMessage() {}
+
+func (x *RowFilterList) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RowFilterList.ProtoReflect.Descriptor instead.
+func (*RowFilterList) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *RowFilterList) GetFilters() []*RowFilter {
+	if x != nil {
+		return x.Filters
+	}
+	return nil
+}
+
 type Mutation struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Types that are valid to be assigned to Mutation:
@@ -559,7 +736,7 @@ type Mutation struct {
 
 func (x *Mutation) Reset() {
 	*x = Mutation{}
-	mi := &file_kvpb_kv_proto_msgTypes[7]
+	mi := &file_kvpb_kv_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +748,7 @@ func (x *Mutation) String() string {
 func (*Mutation) ProtoMessage() {}
 
 func (x *Mutation) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[7]
+	mi := &file_kvpb_kv_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +761,7 @@ func (x *Mutation) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation.ProtoReflect.Descriptor instead.
 func (*Mutation) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{7}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Mutation) GetMutation() isMutation_Mutation {
@@ -670,7 +847,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[8]
+	mi := &file_kvpb_kv_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -682,7 +859,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[8]
+	mi := &file_kvpb_kv_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -695,7 +872,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{8}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *GetRequest) GetHeader() *RequestHeader {
@@ -736,7 +913,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[9]
+	mi := &file_kvpb_kv_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -748,7 +925,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[9]
+	mi := &file_kvpb_kv_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -761,7 +938,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{9}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *GetResponse) GetRow() *Row {
@@ -791,7 +968,7 @@ type ScanRequest struct {
 
 func (x *ScanRequest) Reset() {
 	*x = ScanRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[10]
+	mi := &file_kvpb_kv_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +980,7 @@ func (x *ScanRequest) String() string {
 func (*ScanRequest) ProtoMessage() {}
 
 func (x *ScanRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[10]
+	mi := &file_kvpb_kv_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +993,7 @@ func (x *ScanRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanRequest.ProtoReflect.Descriptor instead.
 func (*ScanRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{10}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ScanRequest) GetHeader() *RequestHeader {
@@ -894,7 +1071,7 @@ type ScanResponse struct {
 
 func (x *ScanResponse) Reset() {
 	*x = ScanResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[11]
+	mi := &file_kvpb_kv_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1083,7 @@ func (x *ScanResponse) String() string {
 func (*ScanResponse) ProtoMessage() {}
 
 func (x *ScanResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[11]
+	mi := &file_kvpb_kv_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1096,7 @@ func (x *ScanResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ScanResponse.ProtoReflect.Descriptor instead.
 func (*ScanResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{11}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ScanResponse) GetRows() []*Row {
@@ -970,7 +1147,7 @@ type MutateRowRequest struct {
 
 func (x *MutateRowRequest) Reset() {
 	*x = MutateRowRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[12]
+	mi := &file_kvpb_kv_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -982,7 +1159,7 @@ func (x *MutateRowRequest) String() string {
 func (*MutateRowRequest) ProtoMessage() {}
 
 func (x *MutateRowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[12]
+	mi := &file_kvpb_kv_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -995,7 +1172,7 @@ func (x *MutateRowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRowRequest.ProtoReflect.Descriptor instead.
 func (*MutateRowRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{12}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *MutateRowRequest) GetHeader() *RequestHeader {
@@ -1042,7 +1219,7 @@ type MutateRowResponse struct {
 
 func (x *MutateRowResponse) Reset() {
 	*x = MutateRowResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[13]
+	mi := &file_kvpb_kv_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1054,7 +1231,7 @@ func (x *MutateRowResponse) String() string {
 func (*MutateRowResponse) ProtoMessage() {}
 
 func (x *MutateRowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[13]
+	mi := &file_kvpb_kv_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1067,7 +1244,7 @@ func (x *MutateRowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MutateRowResponse.ProtoReflect.Descriptor instead.
 func (*MutateRowResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{13}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *MutateRowResponse) GetTimestamp() int64 {
@@ -1092,7 +1269,7 @@ type Condition struct {
 
 func (x *Condition) Reset() {
 	*x = Condition{}
-	mi := &file_kvpb_kv_proto_msgTypes[14]
+	mi := &file_kvpb_kv_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1104,7 +1281,7 @@ func (x *Condition) String() string {
 func (*Condition) ProtoMessage() {}
 
 func (x *Condition) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[14]
+	mi := &file_kvpb_kv_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1117,7 +1294,7 @@ func (x *Condition) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Condition.ProtoReflect.Descriptor instead.
 func (*Condition) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{14}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Condition) GetFamily() string {
@@ -1163,7 +1340,7 @@ type CheckAndMutateRowRequest struct {
 
 func (x *CheckAndMutateRowRequest) Reset() {
 	*x = CheckAndMutateRowRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[15]
+	mi := &file_kvpb_kv_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1175,7 +1352,7 @@ func (x *CheckAndMutateRowRequest) String() string {
 func (*CheckAndMutateRowRequest) ProtoMessage() {}
 
 func (x *CheckAndMutateRowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[15]
+	mi := &file_kvpb_kv_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1188,7 +1365,7 @@ func (x *CheckAndMutateRowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAndMutateRowRequest.ProtoReflect.Descriptor instead.
 func (*CheckAndMutateRowRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{15}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *CheckAndMutateRowRequest) GetHeader() *RequestHeader {
@@ -1250,7 +1427,7 @@ type CheckAndMutateRowResponse struct {
 
 func (x *CheckAndMutateRowResponse) Reset() {
 	*x = CheckAndMutateRowResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[16]
+	mi := &file_kvpb_kv_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1262,7 +1439,7 @@ func (x *CheckAndMutateRowResponse) String() string {
 func (*CheckAndMutateRowResponse) ProtoMessage() {}
 
 func (x *CheckAndMutateRowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[16]
+	mi := &file_kvpb_kv_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1275,7 +1452,7 @@ func (x *CheckAndMutateRowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CheckAndMutateRowResponse.ProtoReflect.Descriptor instead.
 func (*CheckAndMutateRowResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{16}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *CheckAndMutateRowResponse) GetPredicateMatched() bool {
@@ -1307,7 +1484,7 @@ type ReadModifyWriteRule struct {
 
 func (x *ReadModifyWriteRule) Reset() {
 	*x = ReadModifyWriteRule{}
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1319,7 +1496,7 @@ func (x *ReadModifyWriteRule) String() string {
 func (*ReadModifyWriteRule) ProtoMessage() {}
 
 func (x *ReadModifyWriteRule) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[17]
+	mi := &file_kvpb_kv_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1332,7 +1509,7 @@ func (x *ReadModifyWriteRule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadModifyWriteRule.ProtoReflect.Descriptor instead.
 func (*ReadModifyWriteRule) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{17}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ReadModifyWriteRule) GetFamily() string {
@@ -1404,7 +1581,7 @@ type ReadModifyWriteRowRequest struct {
 
 func (x *ReadModifyWriteRowRequest) Reset() {
 	*x = ReadModifyWriteRowRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1416,7 +1593,7 @@ func (x *ReadModifyWriteRowRequest) String() string {
 func (*ReadModifyWriteRowRequest) ProtoMessage() {}
 
 func (x *ReadModifyWriteRowRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[18]
+	mi := &file_kvpb_kv_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1429,7 +1606,7 @@ func (x *ReadModifyWriteRowRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadModifyWriteRowRequest.ProtoReflect.Descriptor instead.
 func (*ReadModifyWriteRowRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{18}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ReadModifyWriteRowRequest) GetHeader() *RequestHeader {
@@ -1477,7 +1654,7 @@ type ReadModifyWriteRowResponse struct {
 
 func (x *ReadModifyWriteRowResponse) Reset() {
 	*x = ReadModifyWriteRowResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[19]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1489,7 +1666,7 @@ func (x *ReadModifyWriteRowResponse) String() string {
 func (*ReadModifyWriteRowResponse) ProtoMessage() {}
 
 func (x *ReadModifyWriteRowResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[19]
+	mi := &file_kvpb_kv_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1502,7 +1679,7 @@ func (x *ReadModifyWriteRowResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadModifyWriteRowResponse.ProtoReflect.Descriptor instead.
 func (*ReadModifyWriteRowResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{19}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ReadModifyWriteRowResponse) GetRow() *Row {
@@ -1524,7 +1701,7 @@ type BatchMutateRequest struct {
 
 func (x *BatchMutateRequest) Reset() {
 	*x = BatchMutateRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[20]
+	mi := &file_kvpb_kv_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1536,7 +1713,7 @@ func (x *BatchMutateRequest) String() string {
 func (*BatchMutateRequest) ProtoMessage() {}
 
 func (x *BatchMutateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[20]
+	mi := &file_kvpb_kv_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1549,7 +1726,7 @@ func (x *BatchMutateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchMutateRequest.ProtoReflect.Descriptor instead.
 func (*BatchMutateRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{20}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *BatchMutateRequest) GetHeader() *RequestHeader {
@@ -1590,7 +1767,7 @@ type BatchMutateResponse struct {
 
 func (x *BatchMutateResponse) Reset() {
 	*x = BatchMutateResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[21]
+	mi := &file_kvpb_kv_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1602,7 +1779,7 @@ func (x *BatchMutateResponse) String() string {
 func (*BatchMutateResponse) ProtoMessage() {}
 
 func (x *BatchMutateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[21]
+	mi := &file_kvpb_kv_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1615,7 +1792,7 @@ func (x *BatchMutateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchMutateResponse.ProtoReflect.Descriptor instead.
 func (*BatchMutateResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{21}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *BatchMutateResponse) GetResults() []*BatchMutateResponse_Result {
@@ -1634,7 +1811,7 @@ type PutTableSchemaRequest struct {
 
 func (x *PutTableSchemaRequest) Reset() {
 	*x = PutTableSchemaRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[22]
+	mi := &file_kvpb_kv_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1646,7 +1823,7 @@ func (x *PutTableSchemaRequest) String() string {
 func (*PutTableSchemaRequest) ProtoMessage() {}
 
 func (x *PutTableSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[22]
+	mi := &file_kvpb_kv_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1659,7 +1836,7 @@ func (x *PutTableSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutTableSchemaRequest.ProtoReflect.Descriptor instead.
 func (*PutTableSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{22}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *PutTableSchemaRequest) GetSchema() *metapb.TableSchema {
@@ -1677,7 +1854,7 @@ type PutTableSchemaResponse struct {
 
 func (x *PutTableSchemaResponse) Reset() {
 	*x = PutTableSchemaResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[23]
+	mi := &file_kvpb_kv_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1689,7 +1866,7 @@ func (x *PutTableSchemaResponse) String() string {
 func (*PutTableSchemaResponse) ProtoMessage() {}
 
 func (x *PutTableSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[23]
+	mi := &file_kvpb_kv_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1702,7 +1879,7 @@ func (x *PutTableSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutTableSchemaResponse.ProtoReflect.Descriptor instead.
 func (*PutTableSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{23}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{25}
 }
 
 type BootstrapTabletRequest struct {
@@ -1714,7 +1891,7 @@ type BootstrapTabletRequest struct {
 
 func (x *BootstrapTabletRequest) Reset() {
 	*x = BootstrapTabletRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[24]
+	mi := &file_kvpb_kv_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +1903,7 @@ func (x *BootstrapTabletRequest) String() string {
 func (*BootstrapTabletRequest) ProtoMessage() {}
 
 func (x *BootstrapTabletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[24]
+	mi := &file_kvpb_kv_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +1916,7 @@ func (x *BootstrapTabletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapTabletRequest.ProtoReflect.Descriptor instead.
 func (*BootstrapTabletRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{24}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *BootstrapTabletRequest) GetTablet() *metapb.TabletDescriptor {
@@ -1757,7 +1934,7 @@ type BootstrapTabletResponse struct {
 
 func (x *BootstrapTabletResponse) Reset() {
 	*x = BootstrapTabletResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[25]
+	mi := &file_kvpb_kv_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1769,7 +1946,7 @@ func (x *BootstrapTabletResponse) String() string {
 func (*BootstrapTabletResponse) ProtoMessage() {}
 
 func (x *BootstrapTabletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[25]
+	mi := &file_kvpb_kv_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1782,7 +1959,7 @@ func (x *BootstrapTabletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootstrapTabletResponse.ProtoReflect.Descriptor instead.
 func (*BootstrapTabletResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{25}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{27}
 }
 
 type SplitTabletRequest struct {
@@ -1799,7 +1976,7 @@ type SplitTabletRequest struct {
 
 func (x *SplitTabletRequest) Reset() {
 	*x = SplitTabletRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[26]
+	mi := &file_kvpb_kv_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1811,7 +1988,7 @@ func (x *SplitTabletRequest) String() string {
 func (*SplitTabletRequest) ProtoMessage() {}
 
 func (x *SplitTabletRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[26]
+	mi := &file_kvpb_kv_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1824,7 +2001,7 @@ func (x *SplitTabletRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletRequest.ProtoReflect.Descriptor instead.
 func (*SplitTabletRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{26}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *SplitTabletRequest) GetHeader() *RequestHeader {
@@ -1865,7 +2042,7 @@ type SplitTabletResponse struct {
 
 func (x *SplitTabletResponse) Reset() {
 	*x = SplitTabletResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[27]
+	mi := &file_kvpb_kv_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1877,7 +2054,7 @@ func (x *SplitTabletResponse) String() string {
 func (*SplitTabletResponse) ProtoMessage() {}
 
 func (x *SplitTabletResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[27]
+	mi := &file_kvpb_kv_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1890,7 +2067,7 @@ func (x *SplitTabletResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletResponse.ProtoReflect.Descriptor instead.
 func (*SplitTabletResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{27}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *SplitTabletResponse) GetLeft() *metapb.TabletDescriptor {
@@ -1917,7 +2094,7 @@ type TransferLeaderRequest struct {
 
 func (x *TransferLeaderRequest) Reset() {
 	*x = TransferLeaderRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[28]
+	mi := &file_kvpb_kv_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1929,7 +2106,7 @@ func (x *TransferLeaderRequest) String() string {
 func (*TransferLeaderRequest) ProtoMessage() {}
 
 func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[28]
+	mi := &file_kvpb_kv_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1942,7 +2119,7 @@ func (x *TransferLeaderRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderRequest.ProtoReflect.Descriptor instead.
 func (*TransferLeaderRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{28}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *TransferLeaderRequest) GetHeader() *RequestHeader {
@@ -1967,7 +2144,7 @@ type TransferLeaderResponse struct {
 
 func (x *TransferLeaderResponse) Reset() {
 	*x = TransferLeaderResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[29]
+	mi := &file_kvpb_kv_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1979,7 +2156,7 @@ func (x *TransferLeaderResponse) String() string {
 func (*TransferLeaderResponse) ProtoMessage() {}
 
 func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[29]
+	mi := &file_kvpb_kv_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1992,7 +2169,7 @@ func (x *TransferLeaderResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TransferLeaderResponse.ProtoReflect.Descriptor instead.
 func (*TransferLeaderResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{29}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{31}
 }
 
 type ReplicaChange struct {
@@ -2007,7 +2184,7 @@ type ReplicaChange struct {
 
 func (x *ReplicaChange) Reset() {
 	*x = ReplicaChange{}
-	mi := &file_kvpb_kv_proto_msgTypes[30]
+	mi := &file_kvpb_kv_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2196,7 @@ func (x *ReplicaChange) String() string {
 func (*ReplicaChange) ProtoMessage() {}
 
 func (x *ReplicaChange) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[30]
+	mi := &file_kvpb_kv_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2209,7 @@ func (x *ReplicaChange) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReplicaChange.ProtoReflect.Descriptor instead.
 func (*ReplicaChange) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{30}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ReplicaChange) GetType() ReplicaChange_Type {
@@ -2067,7 +2244,7 @@ type ChangeReplicasRequest struct {
 
 func (x *ChangeReplicasRequest) Reset() {
 	*x = ChangeReplicasRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[31]
+	mi := &file_kvpb_kv_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2079,7 +2256,7 @@ func (x *ChangeReplicasRequest) String() string {
 func (*ChangeReplicasRequest) ProtoMessage() {}
 
 func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[31]
+	mi := &file_kvpb_kv_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2092,7 +2269,7 @@ func (x *ChangeReplicasRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasRequest.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{31}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ChangeReplicasRequest) GetHeader() *RequestHeader {
@@ -2118,7 +2295,7 @@ type ChangeReplicasResponse struct {
 
 func (x *ChangeReplicasResponse) Reset() {
 	*x = ChangeReplicasResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[32]
+	mi := &file_kvpb_kv_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2130,7 +2307,7 @@ func (x *ChangeReplicasResponse) String() string {
 func (*ChangeReplicasResponse) ProtoMessage() {}
 
 func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[32]
+	mi := &file_kvpb_kv_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2143,7 +2320,7 @@ func (x *ChangeReplicasResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasResponse.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{32}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *ChangeReplicasResponse) GetTablet() *metapb.TabletDescriptor {
@@ -2166,7 +2343,7 @@ type MergeTabletsRequest struct {
 
 func (x *MergeTabletsRequest) Reset() {
 	*x = MergeTabletsRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[33]
+	mi := &file_kvpb_kv_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2178,7 +2355,7 @@ func (x *MergeTabletsRequest) String() string {
 func (*MergeTabletsRequest) ProtoMessage() {}
 
 func (x *MergeTabletsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[33]
+	mi := &file_kvpb_kv_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2191,7 +2368,7 @@ func (x *MergeTabletsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeTabletsRequest.ProtoReflect.Descriptor instead.
 func (*MergeTabletsRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{33}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *MergeTabletsRequest) GetHeader() *RequestHeader {
@@ -2217,7 +2394,7 @@ type MergeTabletsResponse struct {
 
 func (x *MergeTabletsResponse) Reset() {
 	*x = MergeTabletsResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[34]
+	mi := &file_kvpb_kv_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2229,7 +2406,7 @@ func (x *MergeTabletsResponse) String() string {
 func (*MergeTabletsResponse) ProtoMessage() {}
 
 func (x *MergeTabletsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[34]
+	mi := &file_kvpb_kv_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2242,7 +2419,7 @@ func (x *MergeTabletsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MergeTabletsResponse.ProtoReflect.Descriptor instead.
 func (*MergeTabletsResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{34}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *MergeTabletsResponse) GetTablet() *metapb.TabletDescriptor {
@@ -2261,7 +2438,7 @@ type TabletStatusRequest struct {
 
 func (x *TabletStatusRequest) Reset() {
 	*x = TabletStatusRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[35]
+	mi := &file_kvpb_kv_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2273,7 +2450,7 @@ func (x *TabletStatusRequest) String() string {
 func (*TabletStatusRequest) ProtoMessage() {}
 
 func (x *TabletStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[35]
+	mi := &file_kvpb_kv_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2286,7 +2463,7 @@ func (x *TabletStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TabletStatusRequest.ProtoReflect.Descriptor instead.
 func (*TabletStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{35}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *TabletStatusRequest) GetTabletId() uint64 {
@@ -2311,7 +2488,7 @@ type TabletStatusResponse struct {
 
 func (x *TabletStatusResponse) Reset() {
 	*x = TabletStatusResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[36]
+	mi := &file_kvpb_kv_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2323,7 +2500,7 @@ func (x *TabletStatusResponse) String() string {
 func (*TabletStatusResponse) ProtoMessage() {}
 
 func (x *TabletStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[36]
+	mi := &file_kvpb_kv_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2336,7 +2513,7 @@ func (x *TabletStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TabletStatusResponse.ProtoReflect.Descriptor instead.
 func (*TabletStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{36}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *TabletStatusResponse) GetTablet() *metapb.TabletDescriptor {
@@ -2388,6 +2565,281 @@ func (x *TabletStatusResponse) GetApproximateSize() uint64 {
 	return 0
 }
 
+// UploadSSTRequest streams one SST file to a store's staging area. The first
+// message names the file (tablet_id, checksum, size); every message may
+// carry a chunk of the file, snappy-compressed (block format).
+type UploadSSTRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	TabletId uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	// SHA-256 of the uncompressed file; the staged file is named by it.
+	Checksum      []byte `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk         []byte `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadSSTRequest) Reset() {
+	*x = UploadSSTRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadSSTRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadSSTRequest) ProtoMessage() {}
+
+func (x *UploadSSTRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadSSTRequest.ProtoReflect.Descriptor instead.
+func (*UploadSSTRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *UploadSSTRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *UploadSSTRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+func (x *UploadSSTRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *UploadSSTRequest) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+type UploadSSTResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Bytes received (uncompressed).
+	Received uint64 `protobuf:"varint,1,opt,name=received,proto3" json:"received,omitempty"`
+	// The store already had this file staged; the chunks were not needed.
+	AlreadyStaged bool `protobuf:"varint,2,opt,name=already_staged,json=alreadyStaged,proto3" json:"already_staged,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UploadSSTResponse) Reset() {
+	*x = UploadSSTResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UploadSSTResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UploadSSTResponse) ProtoMessage() {}
+
+func (x *UploadSSTResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UploadSSTResponse.ProtoReflect.Descriptor instead.
+func (*UploadSSTResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *UploadSSTResponse) GetReceived() uint64 {
+	if x != nil {
+		return x.Received
+	}
+	return 0
+}
+
+func (x *UploadSSTResponse) GetAlreadyStaged() bool {
+	if x != nil {
+		return x.AlreadyStaged
+	}
+	return false
+}
+
+// IngestSSTRequest asks the tablet's leader to ingest a staged SST through
+// the raft log. header.epoch is the epoch the importer cut the file for.
+type IngestSSTRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Header   *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TableId  uint64                 `protobuf:"varint,2,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	Checksum []byte                 `protobuf:"bytes,3,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Size     uint64                 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	// Smallest and largest cell key in the file (internal/keys.CellKey,
+	// without the data prefix), and how many keys it holds.
+	Smallest []byte `protobuf:"bytes,5,opt,name=smallest,proto3" json:"smallest,omitempty"`
+	Largest  []byte `protobuf:"bytes,6,opt,name=largest,proto3" json:"largest,omitempty"`
+	KeyCount uint64 `protobuf:"varint,7,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	// Largest cell timestamp in the file.
+	MaxTimestamp  int64 `protobuf:"varint,8,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestSSTRequest) Reset() {
+	*x = IngestSSTRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestSSTRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestSSTRequest) ProtoMessage() {}
+
+func (x *IngestSSTRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestSSTRequest.ProtoReflect.Descriptor instead.
+func (*IngestSSTRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *IngestSSTRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *IngestSSTRequest) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *IngestSSTRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+func (x *IngestSSTRequest) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *IngestSSTRequest) GetSmallest() []byte {
+	if x != nil {
+		return x.Smallest
+	}
+	return nil
+}
+
+func (x *IngestSSTRequest) GetLargest() []byte {
+	if x != nil {
+		return x.Largest
+	}
+	return nil
+}
+
+func (x *IngestSSTRequest) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *IngestSSTRequest) GetMaxTimestamp() int64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
+type IngestSSTResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	KeyCount      uint64                 `protobuf:"varint,1,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestSSTResponse) Reset() {
+	*x = IngestSSTResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestSSTResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestSSTResponse) ProtoMessage() {}
+
+func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestSSTResponse.ProtoReflect.Descriptor instead.
+func (*IngestSSTResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *IngestSSTResponse) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
 type Mutation_SetCell struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Family    string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
@@ -2401,7 +2853,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[37]
+	mi := &file_kvpb_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2413,7 +2865,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[37]
+	mi := &file_kvpb_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2426,7 +2878,7 @@ func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation_SetCell.ProtoReflect.Descriptor instead.
 func (*Mutation_SetCell) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{7, 0}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{9, 0}
 }
 
 func (x *Mutation_SetCell) GetFamily() string {
@@ -2469,7 +2921,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[38]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2933,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[38]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2946,7 @@ func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation_DeleteFromColumn.ProtoReflect.Descriptor instead.
 func (*Mutation_DeleteFromColumn) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{7, 1}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{9, 1}
 }
 
 func (x *Mutation_DeleteFromColumn) GetFamily() string {
@@ -2527,7 +2979,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2539,7 +2991,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2552,7 +3004,7 @@ func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation_DeleteFromFamily.ProtoReflect.Descriptor instead.
 func (*Mutation_DeleteFromFamily) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{7, 2}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{9, 2}
 }
 
 func (x *Mutation_DeleteFromFamily) GetFamily() string {
@@ -2570,7 +3022,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +3034,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +3047,7 @@ func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Mutation_DeleteFromRow.ProtoReflect.Descriptor instead.
 func (*Mutation_DeleteFromRow) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{7, 3}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{9, 3}
 }
 
 type BatchMutateRequest_Entry struct {
@@ -2608,7 +3060,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[41]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2620,7 +3072,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[41]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2633,7 +3085,7 @@ func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchMutateRequest_Entry.ProtoReflect.Descriptor instead.
 func (*BatchMutateRequest_Entry) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{20, 0}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{22, 0}
 }
 
 func (x *BatchMutateRequest_Entry) GetRowKey() []byte {
@@ -2661,7 +3113,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +3125,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +3138,7 @@ func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchMutateResponse_Result.ProtoReflect.Descriptor instead.
 func (*BatchMutateResponse_Result) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{21, 0}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{23, 0}
 }
 
 func (x *BatchMutateResponse_Result) GetTimestamp() int64 {
@@ -2727,13 +3179,22 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\"=\n" +
 	"\tTimeRange\x12\x19\n" +
 	"\bstart_ts\x18\x01 \x01(\x03R\astartTs\x12\x15\n" +
-	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xac\x01\n" +
+	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xd9\x01\n" +
 	"\vReadOptions\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\tR\bfamilies\x12*\n" +
 	"\acolumns\x18\x02 \x03(\v2\x10.shale.kv.ColumnR\acolumns\x12!\n" +
 	"\fmax_versions\x18\x03 \x01(\rR\vmaxVersions\x122\n" +
 	"\n" +
-	"time_range\x18\x04 \x01(\v2\x13.shale.kv.TimeRangeR\ttimeRange\"\xf5\x04\n" +
+	"time_range\x18\x04 \x01(\v2\x13.shale.kv.TimeRangeR\ttimeRange\x12+\n" +
+	"\x06filter\x18\x05 \x01(\v2\x13.shale.kv.RowFilterR\x06filter\"\xc5\x01\n" +
+	"\tRowFilter\x12+\n" +
+	"\x03and\x18\x01 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x03and\x12)\n" +
+	"\x02or\x18\x02 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x02or\x12'\n" +
+	"\x03not\x18\x03 \x01(\v2\x13.shale.kv.RowFilterH\x00R\x03not\x12-\n" +
+	"\x06column\x18\x04 \x01(\v2\x13.shale.kv.ConditionH\x00R\x06columnB\b\n" +
+	"\x06filter\">\n" +
+	"\rRowFilterList\x12-\n" +
+	"\afilters\x18\x01 \x03(\v2\x13.shale.kv.RowFilterR\afilters\"\xf5\x04\n" +
 	"\bMutation\x127\n" +
 	"\bset_cell\x18\x01 \x01(\v2\x1a.shale.kv.Mutation.SetCellH\x00R\asetCell\x12S\n" +
 	"\x12delete_from_column\x18\x02 \x01(\v2#.shale.kv.Mutation.DeleteFromColumnH\x00R\x10deleteFromColumn\x12S\n" +
@@ -2891,7 +3352,26 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1a\n" +
 	"\bquiesced\x18\x06 \x01(\bR\bquiesced\x12)\n" +
-	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize2\x87\b\n" +
+	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\"u\n" +
+	"\x10UploadSSTRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
+	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +
+	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x14\n" +
+	"\x05chunk\x18\x04 \x01(\fR\x05chunk\"V\n" +
+	"\x11UploadSSTResponse\x12\x1a\n" +
+	"\breceived\x18\x01 \x01(\x04R\breceived\x12%\n" +
+	"\x0ealready_staged\x18\x02 \x01(\bR\ralreadyStaged\"\x86\x02\n" +
+	"\x10IngestSSTRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
+	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x1a\n" +
+	"\bchecksum\x18\x03 \x01(\fR\bchecksum\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1a\n" +
+	"\bsmallest\x18\x05 \x01(\fR\bsmallest\x12\x18\n" +
+	"\alargest\x18\x06 \x01(\fR\alargest\x12\x1b\n" +
+	"\tkey_count\x18\a \x01(\x04R\bkeyCount\x12#\n" +
+	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\"0\n" +
+	"\x11IngestSSTResponse\x12\x1b\n" +
+	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\x95\t\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -2905,7 +3385,9 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x0eTransferLeader\x12\x1f.shale.kv.TransferLeaderRequest\x1a .shale.kv.TransferLeaderResponse\x12S\n" +
 	"\x0eChangeReplicas\x12\x1f.shale.kv.ChangeReplicasRequest\x1a .shale.kv.ChangeReplicasResponse\x12M\n" +
 	"\fMergeTablets\x12\x1d.shale.kv.MergeTabletsRequest\x1a\x1e.shale.kv.MergeTabletsResponse\x12M\n" +
-	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
+	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12F\n" +
+	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
+	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
 	file_kvpb_kv_proto_rawDescOnce sync.Once
@@ -2920,7 +3402,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                  // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),            // 1: shale.kv.ReplicaChange.Type
@@ -2931,126 +3413,143 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*Column)(nil),                     // 6: shale.kv.Column
 	(*TimeRange)(nil),                  // 7: shale.kv.TimeRange
 	(*ReadOptions)(nil),                // 8: shale.kv.ReadOptions
-	(*Mutation)(nil),                   // 9: shale.kv.Mutation
-	(*GetRequest)(nil),                 // 10: shale.kv.GetRequest
-	(*GetResponse)(nil),                // 11: shale.kv.GetResponse
-	(*ScanRequest)(nil),                // 12: shale.kv.ScanRequest
-	(*ScanResponse)(nil),               // 13: shale.kv.ScanResponse
-	(*MutateRowRequest)(nil),           // 14: shale.kv.MutateRowRequest
-	(*MutateRowResponse)(nil),          // 15: shale.kv.MutateRowResponse
-	(*Condition)(nil),                  // 16: shale.kv.Condition
-	(*CheckAndMutateRowRequest)(nil),   // 17: shale.kv.CheckAndMutateRowRequest
-	(*CheckAndMutateRowResponse)(nil),  // 18: shale.kv.CheckAndMutateRowResponse
-	(*ReadModifyWriteRule)(nil),        // 19: shale.kv.ReadModifyWriteRule
-	(*ReadModifyWriteRowRequest)(nil),  // 20: shale.kv.ReadModifyWriteRowRequest
-	(*ReadModifyWriteRowResponse)(nil), // 21: shale.kv.ReadModifyWriteRowResponse
-	(*BatchMutateRequest)(nil),         // 22: shale.kv.BatchMutateRequest
-	(*BatchMutateResponse)(nil),        // 23: shale.kv.BatchMutateResponse
-	(*PutTableSchemaRequest)(nil),      // 24: shale.kv.PutTableSchemaRequest
-	(*PutTableSchemaResponse)(nil),     // 25: shale.kv.PutTableSchemaResponse
-	(*BootstrapTabletRequest)(nil),     // 26: shale.kv.BootstrapTabletRequest
-	(*BootstrapTabletResponse)(nil),    // 27: shale.kv.BootstrapTabletResponse
-	(*SplitTabletRequest)(nil),         // 28: shale.kv.SplitTabletRequest
-	(*SplitTabletResponse)(nil),        // 29: shale.kv.SplitTabletResponse
-	(*TransferLeaderRequest)(nil),      // 30: shale.kv.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 31: shale.kv.TransferLeaderResponse
-	(*ReplicaChange)(nil),              // 32: shale.kv.ReplicaChange
-	(*ChangeReplicasRequest)(nil),      // 33: shale.kv.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 34: shale.kv.ChangeReplicasResponse
-	(*MergeTabletsRequest)(nil),        // 35: shale.kv.MergeTabletsRequest
-	(*MergeTabletsResponse)(nil),       // 36: shale.kv.MergeTabletsResponse
-	(*TabletStatusRequest)(nil),        // 37: shale.kv.TabletStatusRequest
-	(*TabletStatusResponse)(nil),       // 38: shale.kv.TabletStatusResponse
-	(*Mutation_SetCell)(nil),           // 39: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),  // 40: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),  // 41: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),     // 42: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),   // 43: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil), // 44: shale.kv.BatchMutateResponse.Result
-	(*metapb.Epoch)(nil),               // 45: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),         // 46: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),    // 47: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),              // 48: shale.error.Error
+	(*RowFilter)(nil),                  // 9: shale.kv.RowFilter
+	(*RowFilterList)(nil),              // 10: shale.kv.RowFilterList
+	(*Mutation)(nil),                   // 11: shale.kv.Mutation
+	(*GetRequest)(nil),                 // 12: shale.kv.GetRequest
+	(*GetResponse)(nil),                // 13: shale.kv.GetResponse
+	(*ScanRequest)(nil),                // 14: shale.kv.ScanRequest
+	(*ScanResponse)(nil),               // 15: shale.kv.ScanResponse
+	(*MutateRowRequest)(nil),           // 16: shale.kv.MutateRowRequest
+	(*MutateRowResponse)(nil),          // 17: shale.kv.MutateRowResponse
+	(*Condition)(nil),                  // 18: shale.kv.Condition
+	(*CheckAndMutateRowRequest)(nil),   // 19: shale.kv.CheckAndMutateRowRequest
+	(*CheckAndMutateRowResponse)(nil),  // 20: shale.kv.CheckAndMutateRowResponse
+	(*ReadModifyWriteRule)(nil),        // 21: shale.kv.ReadModifyWriteRule
+	(*ReadModifyWriteRowRequest)(nil),  // 22: shale.kv.ReadModifyWriteRowRequest
+	(*ReadModifyWriteRowResponse)(nil), // 23: shale.kv.ReadModifyWriteRowResponse
+	(*BatchMutateRequest)(nil),         // 24: shale.kv.BatchMutateRequest
+	(*BatchMutateResponse)(nil),        // 25: shale.kv.BatchMutateResponse
+	(*PutTableSchemaRequest)(nil),      // 26: shale.kv.PutTableSchemaRequest
+	(*PutTableSchemaResponse)(nil),     // 27: shale.kv.PutTableSchemaResponse
+	(*BootstrapTabletRequest)(nil),     // 28: shale.kv.BootstrapTabletRequest
+	(*BootstrapTabletResponse)(nil),    // 29: shale.kv.BootstrapTabletResponse
+	(*SplitTabletRequest)(nil),         // 30: shale.kv.SplitTabletRequest
+	(*SplitTabletResponse)(nil),        // 31: shale.kv.SplitTabletResponse
+	(*TransferLeaderRequest)(nil),      // 32: shale.kv.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),     // 33: shale.kv.TransferLeaderResponse
+	(*ReplicaChange)(nil),              // 34: shale.kv.ReplicaChange
+	(*ChangeReplicasRequest)(nil),      // 35: shale.kv.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),     // 36: shale.kv.ChangeReplicasResponse
+	(*MergeTabletsRequest)(nil),        // 37: shale.kv.MergeTabletsRequest
+	(*MergeTabletsResponse)(nil),       // 38: shale.kv.MergeTabletsResponse
+	(*TabletStatusRequest)(nil),        // 39: shale.kv.TabletStatusRequest
+	(*TabletStatusResponse)(nil),       // 40: shale.kv.TabletStatusResponse
+	(*UploadSSTRequest)(nil),           // 41: shale.kv.UploadSSTRequest
+	(*UploadSSTResponse)(nil),          // 42: shale.kv.UploadSSTResponse
+	(*IngestSSTRequest)(nil),           // 43: shale.kv.IngestSSTRequest
+	(*IngestSSTResponse)(nil),          // 44: shale.kv.IngestSSTResponse
+	(*Mutation_SetCell)(nil),           // 45: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),  // 46: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),  // 47: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),     // 48: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),   // 49: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil), // 50: shale.kv.BatchMutateResponse.Result
+	(*metapb.Epoch)(nil),               // 51: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),         // 52: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),    // 53: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),              // 54: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	45, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	51, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
-	39, // 4: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	40, // 5: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	41, // 6: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	42, // 7: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
-	2,  // 8: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
-	8,  // 9: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
-	5,  // 10: shale.kv.GetResponse.row:type_name -> shale.kv.Row
-	2,  // 11: shale.kv.ScanRequest.header:type_name -> shale.kv.RequestHeader
-	8,  // 12: shale.kv.ScanRequest.options:type_name -> shale.kv.ReadOptions
-	5,  // 13: shale.kv.ScanResponse.rows:type_name -> shale.kv.Row
-	2,  // 14: shale.kv.MutateRowRequest.header:type_name -> shale.kv.RequestHeader
-	9,  // 15: shale.kv.MutateRowRequest.mutations:type_name -> shale.kv.Mutation
-	3,  // 16: shale.kv.MutateRowRequest.request_id:type_name -> shale.kv.RequestID
-	0,  // 17: shale.kv.Condition.op:type_name -> shale.kv.Condition.Op
-	2,  // 18: shale.kv.CheckAndMutateRowRequest.header:type_name -> shale.kv.RequestHeader
-	16, // 19: shale.kv.CheckAndMutateRowRequest.condition:type_name -> shale.kv.Condition
-	9,  // 20: shale.kv.CheckAndMutateRowRequest.true_mutations:type_name -> shale.kv.Mutation
-	9,  // 21: shale.kv.CheckAndMutateRowRequest.false_mutations:type_name -> shale.kv.Mutation
-	3,  // 22: shale.kv.CheckAndMutateRowRequest.request_id:type_name -> shale.kv.RequestID
-	2,  // 23: shale.kv.ReadModifyWriteRowRequest.header:type_name -> shale.kv.RequestHeader
-	19, // 24: shale.kv.ReadModifyWriteRowRequest.rules:type_name -> shale.kv.ReadModifyWriteRule
-	3,  // 25: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
-	5,  // 26: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
-	2,  // 27: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	43, // 28: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
-	3,  // 29: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	44, // 30: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	46, // 31: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	47, // 32: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
-	2,  // 33: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	47, // 34: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	47, // 35: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	2,  // 36: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
-	1,  // 37: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
-	2,  // 38: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
-	32, // 39: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	47, // 40: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	2,  // 41: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	47, // 42: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	47, // 43: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	7,  // 44: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	9,  // 45: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	48, // 46: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	10, // 47: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	12, // 48: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	14, // 49: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	17, // 50: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	20, // 51: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	22, // 52: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	24, // 53: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	26, // 54: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	28, // 55: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	30, // 56: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	33, // 57: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	35, // 58: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
-	37, // 59: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	11, // 60: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	13, // 61: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	15, // 62: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	18, // 63: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	21, // 64: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	23, // 65: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	25, // 66: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	27, // 67: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	29, // 68: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	31, // 69: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	34, // 70: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	36, // 71: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	38, // 72: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	60, // [60:73] is the sub-list for method output_type
-	47, // [47:60] is the sub-list for method input_type
-	47, // [47:47] is the sub-list for extension type_name
-	47, // [47:47] is the sub-list for extension extendee
-	0,  // [0:47] is the sub-list for field type_name
+	9,  // 4: shale.kv.ReadOptions.filter:type_name -> shale.kv.RowFilter
+	10, // 5: shale.kv.RowFilter.and:type_name -> shale.kv.RowFilterList
+	10, // 6: shale.kv.RowFilter.or:type_name -> shale.kv.RowFilterList
+	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
+	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
+	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
+	45, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	46, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	47, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	48, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
+	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
+	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
+	2,  // 17: shale.kv.ScanRequest.header:type_name -> shale.kv.RequestHeader
+	8,  // 18: shale.kv.ScanRequest.options:type_name -> shale.kv.ReadOptions
+	5,  // 19: shale.kv.ScanResponse.rows:type_name -> shale.kv.Row
+	2,  // 20: shale.kv.MutateRowRequest.header:type_name -> shale.kv.RequestHeader
+	11, // 21: shale.kv.MutateRowRequest.mutations:type_name -> shale.kv.Mutation
+	3,  // 22: shale.kv.MutateRowRequest.request_id:type_name -> shale.kv.RequestID
+	0,  // 23: shale.kv.Condition.op:type_name -> shale.kv.Condition.Op
+	2,  // 24: shale.kv.CheckAndMutateRowRequest.header:type_name -> shale.kv.RequestHeader
+	18, // 25: shale.kv.CheckAndMutateRowRequest.condition:type_name -> shale.kv.Condition
+	11, // 26: shale.kv.CheckAndMutateRowRequest.true_mutations:type_name -> shale.kv.Mutation
+	11, // 27: shale.kv.CheckAndMutateRowRequest.false_mutations:type_name -> shale.kv.Mutation
+	3,  // 28: shale.kv.CheckAndMutateRowRequest.request_id:type_name -> shale.kv.RequestID
+	2,  // 29: shale.kv.ReadModifyWriteRowRequest.header:type_name -> shale.kv.RequestHeader
+	21, // 30: shale.kv.ReadModifyWriteRowRequest.rules:type_name -> shale.kv.ReadModifyWriteRule
+	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
+	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
+	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
+	49, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
+	50, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	52, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	53, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
+	53, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	53, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	2,  // 42: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
+	1,  // 43: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
+	2,  // 44: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
+	34, // 45: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
+	53, // 46: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 47: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
+	53, // 48: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	53, // 49: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 50: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
+	7,  // 51: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	11, // 52: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	54, // 53: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	12, // 54: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	14, // 55: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	16, // 56: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	19, // 57: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	22, // 58: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	24, // 59: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	26, // 60: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	28, // 61: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	30, // 62: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	32, // 63: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	35, // 64: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	37, // 65: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	39, // 66: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	41, // 67: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
+	43, // 68: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
+	13, // 69: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 70: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 71: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 72: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 73: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 74: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 75: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 76: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 77: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 78: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 79: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 80: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 81: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 82: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	44, // 83: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	69, // [69:84] is the sub-list for method output_type
+	54, // [54:69] is the sub-list for method input_type
+	54, // [54:54] is the sub-list for extension type_name
+	54, // [54:54] is the sub-list for extension extendee
+	0,  // [0:54] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -3059,12 +3558,18 @@ func file_kvpb_kv_proto_init() {
 		return
 	}
 	file_kvpb_kv_proto_msgTypes[7].OneofWrappers = []any{
+		(*RowFilter_And)(nil),
+		(*RowFilter_Or)(nil),
+		(*RowFilter_Not)(nil),
+		(*RowFilter_Column)(nil),
+	}
+	file_kvpb_kv_proto_msgTypes[9].OneofWrappers = []any{
 		(*Mutation_SetCell_)(nil),
 		(*Mutation_DeleteFromColumn_)(nil),
 		(*Mutation_DeleteFromFamily_)(nil),
 		(*Mutation_DeleteFromRow_)(nil),
 	}
-	file_kvpb_kv_proto_msgTypes[17].OneofWrappers = []any{
+	file_kvpb_kv_proto_msgTypes[19].OneofWrappers = []any{
 		(*ReadModifyWriteRule_AppendValue)(nil),
 		(*ReadModifyWriteRule_IncrementAmount)(nil),
 	}
@@ -3074,7 +3579,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   43,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -34,6 +34,8 @@ const (
 	Tablet_ChangeReplicas_FullMethodName     = "/shale.kv.Tablet/ChangeReplicas"
 	Tablet_MergeTablets_FullMethodName       = "/shale.kv.Tablet/MergeTablets"
 	Tablet_TabletStatus_FullMethodName       = "/shale.kv.Tablet/TabletStatus"
+	Tablet_UploadSST_FullMethodName          = "/shale.kv.Tablet/UploadSST"
+	Tablet_IngestSST_FullMethodName          = "/shale.kv.Tablet/IngestSST"
 )
 
 // TabletClient is the client API for Tablet service.
@@ -53,6 +55,8 @@ type TabletClient interface {
 	ChangeReplicas(ctx context.Context, in *ChangeReplicasRequest, opts ...grpc.CallOption) (*ChangeReplicasResponse, error)
 	MergeTablets(ctx context.Context, in *MergeTabletsRequest, opts ...grpc.CallOption) (*MergeTabletsResponse, error)
 	TabletStatus(ctx context.Context, in *TabletStatusRequest, opts ...grpc.CallOption) (*TabletStatusResponse, error)
+	UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error)
+	IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error)
 }
 
 type tabletClient struct {
@@ -202,6 +206,29 @@ func (c *tabletClient) TabletStatus(ctx context.Context, in *TabletStatusRequest
 	return out, nil
 }
 
+func (c *tabletClient) UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Tablet_ServiceDesc.Streams[1], Tablet_UploadSST_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[UploadSSTRequest, UploadSSTResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_UploadSSTClient = grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse]
+
+func (c *tabletClient) IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(IngestSSTResponse)
+	err := c.cc.Invoke(ctx, Tablet_IngestSST_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TabletServer is the server API for Tablet service.
 // All implementations must embed UnimplementedTabletServer
 // for forward compatibility.
@@ -219,6 +246,8 @@ type TabletServer interface {
 	ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error)
 	MergeTablets(context.Context, *MergeTabletsRequest) (*MergeTabletsResponse, error)
 	TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error)
+	UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error
+	IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error)
 	mustEmbedUnimplementedTabletServer()
 }
 
@@ -267,6 +296,12 @@ func (UnimplementedTabletServer) MergeTablets(context.Context, *MergeTabletsRequ
 }
 func (UnimplementedTabletServer) TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TabletStatus not implemented")
+}
+func (UnimplementedTabletServer) UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error {
+	return status.Error(codes.Unimplemented, "method UploadSST not implemented")
+}
+func (UnimplementedTabletServer) IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method IngestSST not implemented")
 }
 func (UnimplementedTabletServer) mustEmbedUnimplementedTabletServer() {}
 func (UnimplementedTabletServer) testEmbeddedByValue()                {}
@@ -516,6 +551,31 @@ func _Tablet_TabletStatus_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tablet_UploadSST_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(TabletServer).UploadSST(&grpc.GenericServerStream[UploadSSTRequest, UploadSSTResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_UploadSSTServer = grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]
+
+func _Tablet_IngestSST_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(IngestSSTRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TabletServer).IngestSST(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tablet_IngestSST_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TabletServer).IngestSST(ctx, req.(*IngestSSTRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Tablet_ServiceDesc is the grpc.ServiceDesc for Tablet service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -571,12 +631,21 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "TabletStatus",
 			Handler:    _Tablet_TabletStatus_Handler,
 		},
+		{
+			MethodName: "IngestSST",
+			Handler:    _Tablet_IngestSST_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Scan",
 			Handler:       _Tablet_Scan_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "UploadSST",
+			Handler:       _Tablet_UploadSST_Handler,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "kvpb/kv.proto",

@@ -58,6 +58,7 @@ type RaftCommand struct {
 	//	*RaftCommand_CommitMerge
 	//	*RaftCommand_RollbackMerge
 	//	*RaftCommand_ClearRange
+	//	*RaftCommand_IngestSst
 	Cmd           isRaftCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -225,6 +226,15 @@ func (x *RaftCommand) GetClearRange() *ClearRangeCommand {
 	return nil
 }
 
+func (x *RaftCommand) GetIngestSst() *IngestSSTCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_IngestSst); ok {
+			return x.IngestSst
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Cmd interface {
 	isRaftCommand_Cmd()
 }
@@ -269,6 +279,10 @@ type RaftCommand_ClearRange struct {
 	ClearRange *ClearRangeCommand `protobuf:"bytes,19,opt,name=clear_range,json=clearRange,proto3,oneof"`
 }
 
+type RaftCommand_IngestSst struct {
+	IngestSst *IngestSSTCommand `protobuf:"bytes,20,opt,name=ingest_sst,json=ingestSst,proto3,oneof"`
+}
+
 func (*RaftCommand_MutateRow) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_CheckAndMutateRow) isRaftCommand_Cmd() {}
@@ -288,6 +302,8 @@ func (*RaftCommand_CommitMerge) isRaftCommand_Cmd() {}
 func (*RaftCommand_RollbackMerge) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_ClearRange) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_IngestSst) isRaftCommand_Cmd() {}
 
 type SplitCommand struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -587,6 +603,106 @@ func (x *ClearRangeCommand) GetEnd() []byte {
 	return nil
 }
 
+// IngestSSTCommand adds an SST of cells to the tablet (bulk import). The
+// file travels inside the entry (as CockroachDB's AddSSTable does), so every
+// replica, including one that catches up from the log after a restart,
+// ingests the same bytes at the same log position. Apply verifies the
+// checksum and that [smallest, largest] lies in the tablet at the
+// command's epoch.
+type IngestSSTCommand struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TableId uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	// SHA-256 of data.
+	Checksum []byte `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Data     []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// Cell keys (no data prefix).
+	Smallest      []byte `protobuf:"bytes,4,opt,name=smallest,proto3" json:"smallest,omitempty"`
+	Largest       []byte `protobuf:"bytes,5,opt,name=largest,proto3" json:"largest,omitempty"`
+	KeyCount      uint64 `protobuf:"varint,6,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	MaxTimestamp  int64  `protobuf:"varint,7,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IngestSSTCommand) Reset() {
+	*x = IngestSSTCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IngestSSTCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IngestSSTCommand) ProtoMessage() {}
+
+func (x *IngestSSTCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IngestSSTCommand.ProtoReflect.Descriptor instead.
+func (*IngestSSTCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *IngestSSTCommand) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *IngestSSTCommand) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+func (x *IngestSSTCommand) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+func (x *IngestSSTCommand) GetSmallest() []byte {
+	if x != nil {
+		return x.Smallest
+	}
+	return nil
+}
+
+func (x *IngestSSTCommand) GetLargest() []byte {
+	if x != nil {
+		return x.Largest
+	}
+	return nil
+}
+
+func (x *IngestSSTCommand) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *IngestSSTCommand) GetMaxTimestamp() int64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
 // GCCommand deletes cell versions that the leader found to be garbage.
 type GCCommand struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -597,7 +713,7 @@ type GCCommand struct {
 
 func (x *GCCommand) Reset() {
 	*x = GCCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -609,7 +725,7 @@ func (x *GCCommand) String() string {
 func (*GCCommand) ProtoMessage() {}
 
 func (x *GCCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -622,7 +738,7 @@ func (x *GCCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCommand.ProtoReflect.Descriptor instead.
 func (*GCCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GCCommand) GetKeys() [][]byte {
@@ -644,7 +760,7 @@ type ChangeReplicasContext struct {
 
 func (x *ChangeReplicasContext) Reset() {
 	*x = ChangeReplicasContext{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -656,7 +772,7 @@ func (x *ChangeReplicasContext) String() string {
 func (*ChangeReplicasContext) ProtoMessage() {}
 
 func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -669,7 +785,7 @@ func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasContext.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasContext) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
@@ -699,7 +815,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -711,7 +827,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -724,7 +840,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotData) GetSnapshotId() uint64 {
@@ -763,7 +879,7 @@ type AppliedState struct {
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -775,7 +891,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -788,7 +904,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -830,7 +946,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +958,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +971,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -883,7 +999,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -895,7 +1011,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -908,7 +1024,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -922,7 +1038,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xfa\a\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xbc\b\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1c\n" +
@@ -942,7 +1058,9 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\fcommit_merge\x18\x11 \x01(\v2!.shale.raftcmd.CommitMergeCommandH\x00R\vcommitMerge\x12L\n" +
 	"\x0erollback_merge\x18\x12 \x01(\v2#.shale.raftcmd.RollbackMergeCommandH\x00R\rrollbackMerge\x12C\n" +
 	"\vclear_range\x18\x13 \x01(\v2 .shale.raftcmd.ClearRangeCommandH\x00R\n" +
-	"clearRange\x1aA\n" +
+	"clearRange\x12@\n" +
+	"\n" +
+	"ingest_sst\x18\x14 \x01(\v2\x1f.shale.raftcmd.IngestSSTCommandH\x00R\tingestSst\x1aA\n" +
 	"\x13FamilyMaxAgeMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x05\n" +
@@ -961,7 +1079,15 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x14RollbackMergeCommand\";\n" +
 	"\x11ClearRangeCommand\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\fR\x03end\"\x1f\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\xd5\x01\n" +
+	"\x10IngestSSTCommand\x12\x19\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x1a\n" +
+	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +
+	"\x04data\x18\x03 \x01(\fR\x04data\x12\x1a\n" +
+	"\bsmallest\x18\x04 \x01(\fR\bsmallest\x12\x18\n" +
+	"\alargest\x18\x05 \x01(\fR\alargest\x12\x1b\n" +
+	"\tkey_count\x18\x06 \x01(\x04R\bkeyCount\x12#\n" +
+	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
 	"\x15ChangeReplicasContext\x124\n" +
@@ -996,7 +1122,7 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
@@ -1005,44 +1131,46 @@ var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*CommitMergeCommand)(nil),             // 4: shale.raftcmd.CommitMergeCommand
 	(*RollbackMergeCommand)(nil),           // 5: shale.raftcmd.RollbackMergeCommand
 	(*ClearRangeCommand)(nil),              // 6: shale.raftcmd.ClearRangeCommand
-	(*GCCommand)(nil),                      // 7: shale.raftcmd.GCCommand
-	(*ChangeReplicasContext)(nil),          // 8: shale.raftcmd.ChangeReplicasContext
-	(*SnapshotData)(nil),                   // 9: shale.raftcmd.SnapshotData
-	(*AppliedState)(nil),                   // 10: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 11: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 12: shale.raftcmd.Tombstone
-	nil,                                    // 13: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	(*metapb.Epoch)(nil),                   // 14: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 15: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 16: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 17: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 18: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 19: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 20: shale.meta.TabletDescriptor
+	(*IngestSSTCommand)(nil),               // 7: shale.raftcmd.IngestSSTCommand
+	(*GCCommand)(nil),                      // 8: shale.raftcmd.GCCommand
+	(*ChangeReplicasContext)(nil),          // 9: shale.raftcmd.ChangeReplicasContext
+	(*SnapshotData)(nil),                   // 10: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 11: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 12: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 13: shale.raftcmd.Tombstone
+	nil,                                    // 14: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	(*metapb.Epoch)(nil),                   // 15: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 16: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 17: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 18: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 19: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 20: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 21: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	14, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	13, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	15, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	16, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	17, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	18, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	15, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	14, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	16, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	17, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	18, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	19, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 6: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	7,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	8,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
 	2,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
 	4,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
 	5,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
 	6,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
-	19, // 12: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	20, // 13: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	20, // 14: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	10, // 15: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	20, // 16: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	7,  // 12: shale.raftcmd.RaftCommand.ingest_sst:type_name -> shale.raftcmd.IngestSSTCommand
+	20, // 13: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	21, // 14: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	21, // 15: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	11, // 16: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	21, // 17: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -1061,6 +1189,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 		(*RaftCommand_CommitMerge)(nil),
 		(*RaftCommand_RollbackMerge)(nil),
 		(*RaftCommand_ClearRange)(nil),
+		(*RaftCommand_IngestSst)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1068,7 +1197,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   14,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -96,6 +96,12 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	case *raftcmdpb.RaftCommand_RollbackMerge:
 		r.applied.MergingInto = 0
 		r.setMerging(0)
+	case *raftcmdpb.RaftCommand_IngestSst:
+		resp, post, err = r.applyIngest(b, e, &cmd, c.IngestSst, post)
+		if err == nil {
+			// Later writes must order after every imported cell.
+			ev.wrote, ts = true, max(ts, c.IngestSst.MaxTimestamp)
+		}
 	default:
 		err = errs.InvalidArgument("unknown raft command")
 	}

@@ -72,6 +72,8 @@ type Store struct {
 		outgoing map[uint64]*pebble.Snapshot
 	}
 	snapshotSem chan struct{}
+	// ingest is the staging area of uploaded SSTs (ingest.go).
+	ingest *ingestState
 
 	nextID     atomic.Uint64
 	flushEpoch atomic.Uint64 // memtable flushes so far (see onFlush)
@@ -140,6 +142,10 @@ func Open(opts Options) (*Store, error) {
 		return nil, err
 	}
 	if err := fs.MkdirAll(s.snapshotDir(), 0o755); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.openIngest(); err != nil {
 		db.Close()
 		return nil, err
 	}

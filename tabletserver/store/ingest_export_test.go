@@ -1,0 +1,39 @@
+package store
+
+import (
+	"context"
+	"errors"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+)
+
+// ProposeIngestForTest puts an IngestSSTCommand into the tablet's log as
+// is, bypassing the leader's validation, to test the apply-time checks.
+func (s *Store) ProposeIngestForTest(ctx context.Context, tabletID uint64, epoch *metapb.Epoch, c *raftcmdpb.IngestSSTCommand) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	_, err = r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: epoch, Cmd: &raftcmdpb.RaftCommand_IngestSst{IngestSst: c}})
+	return err
+}
+
+// HasCellForTest reports whether this store's engine holds a cell key,
+// whatever its replicas' roles.
+func (s *Store) HasCellForTest(cellKey []byte) (bool, error) {
+	_, closer, err := s.db.Get(keys.DataKey(cellKey))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return true, closer.Close()
+}
+
+// StagedFilesForTest lists the staged SSTs.
+func (s *Store) StagedFilesForTest() []string { return s.stagedFiles() }

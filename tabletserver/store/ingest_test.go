@@ -1,0 +1,244 @@
+package store_test
+
+// Bulk ingest (ingest.go): SSTs uploaded to the leader and ingested through
+// the raft log, on a real three-store cluster.
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/importer"
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/errorpb"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+const ingestTS = 1_000_000
+
+// buildSST makes an SST of TestTable rows prefix000.. with f:q = "v<i>".
+func buildSST(t *testing.T, prefix string, n int, family string) (*importer.SST, [][]byte) {
+	t.Helper()
+	b := importer.NewSSTBuilder()
+	var cells [][]byte
+	for i := 0; i < n; i++ {
+		k := keys.CellKey(storetest.TestTable.TableId, []byte(fmt.Sprintf("%s%03d", prefix, i)), family, []byte("q"), ingestTS)
+		if err := b.Add(k, []byte(fmt.Sprintf("v%d", i)), ingestTS); err != nil {
+			t.Fatal(err)
+		}
+		cells = append(cells, k)
+	}
+	sst, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sst, cells
+}
+
+func ingestEnv(t *testing.T) (*storetest.Cluster, *metapb.TabletDescriptor, context.Context) {
+	c := storetest.Start(t, 3, nil)
+	c.PutSchema(storetest.TestTable)
+	// The tablet holds rows [b, m) of the table.
+	desc := c.Bootstrap(1, keys.RowKey(storetest.TestTable.TableId, []byte("b")), keys.RowKey(storetest.TestTable.TableId, []byte("m")), 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return c, desc, ctx
+}
+
+func uploadAndIngest(ctx context.Context, c *storetest.Cluster, tablet uint64, epoch *metapb.Epoch, sst *importer.SST) error {
+	return c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
+		if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
+			return err
+		}
+		_, err := cl.IngestSST(ctx, importer.IngestRequest(tablet, epoch, storetest.TestTable.TableId, sst))
+		return err
+	})
+}
+
+// TestIngestSSTReachesEveryReplica: a follower that is down during the
+// ingest gets the cells from the log when it returns, and the leader keeps
+// them across a restart (re-applying the entry is harmless).
+func TestIngestSSTReachesEveryReplica(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	leader := c.WaitLeader(1)
+	down := uint64(1)
+	if down == leader {
+		down = 2
+	}
+	c.Stop(down)
+	sst, cells := buildSST(t, "c", 200, "f")
+	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	for i := 0; i < 200; i += 37 {
+		if err := c.MustRead(ctx, 1, fmt.Sprintf("c%03d", i), fmt.Sprintf("v%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if staged := c.Nodes[leader].Store.StagedFilesForTest(); len(staged) != 0 {
+		t.Fatalf("staged files left after a successful ingest: %v", staged)
+	}
+	// A write after the ingest orders after the imported cells.
+	if err := c.Put(ctx, 1, "c005", "newer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MustRead(ctx, 1, "c005", "newer"); err != nil {
+		t.Fatal(err)
+	}
+
+	c.Restart(down)
+	storetest.SucceedsSoon(t, func() error {
+		for _, k := range cells {
+			ok, err := c.Nodes[down].Store.HasCellForTest(k)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				return fmt.Errorf("store %d lacks cell %x", down, k)
+			}
+		}
+		return nil
+	})
+	c.Stop(leader)
+	c.Restart(leader)
+	for i := 0; i < 200; i += 41 {
+		want := fmt.Sprintf("v%d", i)
+		if i == 5 {
+			want = "newer"
+		}
+		if err := c.MustRead(ctx, 1, fmt.Sprintf("c%03d", i), want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, k := range cells {
+		ok, err := c.Nodes[leader].Store.HasCellForTest(k)
+		if err != nil || !ok {
+			t.Fatalf("store %d lost cell %x after restart (err %v)", leader, k, err)
+		}
+	}
+}
+
+// TestIngestSSTRejects: what the leader refuses before proposing.
+func TestIngestSSTRejects(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	leader := c.WaitLeader(1)
+	cl := c.Nodes[leader].Client
+	tid := storetest.TestTable.TableId
+
+	// Rows past the tablet's end ("m"): KeyNotInTablet, a routing error
+	// the importer answers by re-cutting the file.
+	out, _ := buildSST(t, "x", 10, "f")
+	if _, err := importer.UploadSST(ctx, cl, 1, out); err != nil {
+		t.Fatal(err)
+	}
+	_, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, out))
+	if _, ok := errs.As[*errorpb.KeyNotInTablet](err); !ok {
+		t.Fatalf("out-of-range SST: got %v, want KeyNotInTablet", err)
+	}
+
+	// A file whose bytes do not match the checksum it is uploaded under.
+	good, _ := buildSST(t, "c", 10, "f")
+	bad := *good
+	bad.Data = append([]byte(nil), good.Data...)
+	bad.Data[len(bad.Data)/2] ^= 0xff
+	if _, err := importer.UploadSST(ctx, cl, 1, &bad); status.Code(err) != codes.DataLoss {
+		t.Fatalf("corrupted upload: got %v, want DataLoss", err)
+	}
+	// Never uploaded: NotFound, upload first.
+	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, good)); status.Code(err) != codes.NotFound || errs.Detail(err) != nil {
+		t.Fatalf("ingest of an unstaged file: got %v, want plain NotFound", err)
+	}
+	if _, err := importer.UploadSST(ctx, cl, 1, good); err != nil {
+		t.Fatal(err)
+	}
+	// A stale epoch.
+	stale := &metapb.Epoch{Version: desc.Epoch.Version - 1, ConfVersion: desc.Epoch.ConfVersion}
+	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, stale, tid, good)); err == nil {
+		t.Fatal("ingest at a stale epoch succeeded")
+	} else if _, ok := errs.As[*errorpb.EpochMismatch](err); !ok {
+		t.Fatalf("stale epoch: got %v, want EpochMismatch", err)
+	}
+	// Declarations that do not match the file.
+	req := importer.IngestRequest(1, desc.Epoch, tid, good)
+	req.KeyCount++
+	if _, err := cl.IngestSST(ctx, req); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("wrong key count: got %v, want InvalidArgument", err)
+	}
+	req = importer.IngestRequest(1, desc.Epoch, tid, good)
+	req.MaxTimestamp = ingestTS - 1
+	if _, err := cl.IngestSST(ctx, req); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("cells above max timestamp: got %v, want InvalidArgument", err)
+	}
+	// An unknown family.
+	nofam, _ := buildSST(t, "d", 3, "nope")
+	if _, err := importer.UploadSST(ctx, cl, 1, nofam); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, nofam)); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("unknown family: got %v, want InvalidArgument", err)
+	}
+	// Too big.
+	huge := &importer.SST{Data: make([]byte, 17<<20), Checksum: make([]byte, 32)}
+	if _, err := importer.UploadSST(ctx, cl, 1, huge); status.Code(err) != codes.InvalidArgument {
+		t.Fatalf("oversized upload: got %v, want InvalidArgument", err)
+	}
+	// Nothing of the rejected files reached the engine; the good one still
+	// ingests.
+	if _, _, err := c.Read(ctx, 1, "c000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, _ := c.Read(ctx, 1, "c000"); ok {
+		t.Fatal("a rejected SST left cells behind")
+	}
+	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, good)); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MustRead(ctx, 1, "c009", "v9"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIngestSSTApplyChecks: commands that reach the log are checked again
+// at apply time, identically on every replica.
+func TestIngestSSTApplyChecks(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	leader := c.WaitLeader(1)
+	s := c.Nodes[leader].Store
+	sst, cells := buildSST(t, "e", 5, "f")
+	cmd := func() *raftcmdpb.IngestSSTCommand {
+		return &raftcmdpb.IngestSSTCommand{TableId: storetest.TestTable.TableId, Checksum: sst.Checksum, Data: append([]byte(nil), sst.Data...),
+			Smallest: sst.Smallest, Largest: sst.Largest, KeyCount: sst.KeyCount, MaxTimestamp: sst.MaxTimestamp}
+	}
+	corrupt := cmd()
+	corrupt.Data[10] ^= 1
+	if err := s.ProposeIngestForTest(ctx, 1, desc.Epoch, corrupt); status.Code(err) != codes.DataLoss {
+		t.Fatalf("corrupted entry: got %v, want DataLoss", err)
+	}
+	outside := cmd()
+	outside.Largest = keys.CellKey(storetest.TestTable.TableId, []byte("z"), "f", []byte("q"), ingestTS)
+	if err := s.ProposeIngestForTest(ctx, 1, desc.Epoch, outside); err == nil {
+		t.Fatal("entry spanning past the tablet applied")
+	} else if _, ok := errs.As[*errorpb.KeyNotInTablet](err); !ok {
+		t.Fatalf("entry spanning past the tablet: got %v, want KeyNotInTablet", err)
+	}
+	if err := s.ProposeIngestForTest(ctx, 1, &metapb.Epoch{Version: 9, ConfVersion: 9}, cmd()); err == nil {
+		t.Fatal("entry at a foreign epoch applied")
+	} else if _, ok := errs.As[*errorpb.EpochMismatch](err); !ok {
+		t.Fatalf("entry at a foreign epoch: got %v, want EpochMismatch", err)
+	}
+	for id, n := range c.Nodes {
+		for _, k := range cells {
+			if ok, err := n.Store.HasCellForTest(k); err != nil || ok {
+				t.Fatalf("store %d holds cell %x of a rejected entry (err %v)", id, k, err)
+			}
+		}
+	}
+}
