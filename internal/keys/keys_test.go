@@ -3,6 +3,7 @@ package keys
 import (
 	"bytes"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -273,5 +274,45 @@ func BenchmarkDecodeCellKey(b *testing.B) {
 		if _, err := DecodeCellKey(key); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// CellDecoder returns exactly what DecodeCellKey returns, over a sorted run
+// of keys whose rows, families and columns repeat, change and contain
+// escaped zero bytes, and it rejects what DecodeCellKey rejects.
+func TestCellDecoderMatchesDecodeCellKey(t *testing.T) {
+	var ks [][]byte
+	for _, table := range []uint64{1, 2} {
+		for _, row := range []string{"", "a", "a\x00", "b"} {
+			for _, fam := range []string{"\x00rid", "f", "g\x00"} {
+				for _, q := range []string{"", "q", "q\x00r"} {
+					for _, ts := range []int64{0, 5, math.MaxInt64} {
+						ks = append(ks, CellKey(table, []byte(row), fam, []byte(q), ts))
+					}
+				}
+			}
+		}
+	}
+	slices.SortFunc(ks, bytes.Compare)
+	var d CellDecoder
+	for _, k := range ks {
+		want, err := DecodeCellKey(k)
+		require.NoError(t, err)
+		got, err := d.Decode(k)
+		require.NoError(t, err)
+		require.Equal(t, want, got, "key %x", k)
+	}
+	for _, bad := range [][]byte{
+		nil,
+		be1,
+		cat(be1, []byte("row"), term, tsZero),                  // missing family and qualifier
+		cat(be1, []byte("r"), term, []byte("f"), term, tsZero), // missing qualifier
+		cat(be1, []byte("r"), term, []byte("f"), term, []byte("q"), term, tsMax[:4]),
+		cat(be1, []byte("r"), term, []byte("f"), term, []byte("q"), term, []byte{0, 0, 0, 0, 0, 0, 0, 0}), // negative ts
+	} {
+		_, wantErr := DecodeCellKey(bad)
+		require.Error(t, wantErr, "key %x", bad)
+		_, err := d.Decode(bad)
+		require.ErrorIs(t, err, ErrCorruptKey, "key %x", bad)
 	}
 }

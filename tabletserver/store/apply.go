@@ -134,21 +134,46 @@ func dedupQualifier(id *kvpb.RequestID) []byte {
 
 func hasRequestID(id *kvpb.RequestID) bool { return id != nil && id.ClientId != 0 }
 
+// dedupKey is the engine key of a request ID's record. Unlike user cells it
+// has one fixed version (timestamp 0): a retry looks it up with a point Get,
+// which Pebble's bloom filters answer without touching most SSTs — nearly
+// every lookup is for a request that was never seen. The record's age lives
+// in its value (see dedupRecord), where version GC reads it.
+func dedupKey(tableID uint64, row []byte, id *kvpb.RequestID) []byte {
+	return keys.DataKey(keys.CellKey(tableID, row, dedupFamily, dedupQualifier(id), 0))
+}
+
+// dedupRecord is the value of a request ID's record: the big-endian apply
+// timestamp (HLC micros) followed by the marshalled response.
+func dedupRecord(ts int64, resp []byte) []byte {
+	return append(binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(resp)), uint64(ts)), resp...)
+}
+
+// dedupRecordTime returns the apply timestamp stored in a dedup record.
+func dedupRecordTime(v []byte) (int64, bool) {
+	if len(v) < 8 {
+		return 0, false
+	}
+	return int64(binary.BigEndian.Uint64(v)), true
+}
+
 // seen returns the stored response of an already applied request.
 func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, into proto.Message) (bool, error) {
 	if !hasRequestID(id) {
 		return false, nil
 	}
-	col := keys.ColumnPrefix(tableID, row, dedupFamily, dedupQualifier(id))
-	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
+	v, closer, err := ev.b.Get(dedupKey(tableID, row, id))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
 	if err != nil {
 		return false, err
 	}
-	defer it.Close()
-	if !it.First() {
-		return false, it.Error()
+	defer closer.Close()
+	if len(v) < 8 {
+		return false, fmt.Errorf("store: corrupt request-ID record for table %d (%d bytes)", tableID, len(v))
 	}
-	return true, proto.Unmarshal(it.Value(), into)
+	return true, proto.Unmarshal(v[8:], into)
 }
 
 // remember stores a response for a request ID, in the same batch as the
@@ -162,7 +187,7 @@ func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, re
 		return err
 	}
 	ev.wrote = true
-	return ev.b.Set(keys.DataKey(keys.CellKey(tableID, row, dedupFamily, dedupQualifier(id), ev.ts)), v, nil)
+	return ev.b.Set(dedupKey(tableID, row, id), dedupRecord(ev.ts, v), nil)
 }
 
 // isDataOrSplit reports commands a frozen (merging) tablet must refuse.
@@ -298,7 +323,8 @@ func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, quali
 	if !it.First() {
 		return nil, 0, false, it.Error()
 	}
-	c, err := decodeDataKey(it.Key())
+	var dec keys.CellDecoder
+	c, err := decodeDataKey(&dec, it.Key())
 	if err != nil {
 		return nil, 0, false, err
 	}

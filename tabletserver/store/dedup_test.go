@@ -2,10 +2,14 @@ package store_test
 
 import (
 	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
@@ -116,5 +120,116 @@ func TestRequestIDBatchMutate(t *testing.T) {
 	}
 	if n := len(resp.Row.Cells); n != 1 {
 		t.Fatalf("row a has %d versions after a retried batch, want 1", n)
+	}
+}
+
+// Request-ID records are kept for DedupRetention and then collected by
+// version GC, which reads their age from the record (their key has one fixed
+// version so that lookups are point reads).
+func TestRequestIDRecordsExpire(t *testing.T) {
+	var skew atomic.Int64
+	c := storetest.Start(t, 1, func(o *store.Options) {
+		o.WallClock = func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }
+	})
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1)
+	ctx := ctxT(t, 30*time.Second)
+	id := &kvpb.RequestID{ClientId: 5, Seq: 1}
+	inc := func() int64 {
+		t.Helper()
+		resp, err := c.Nodes[1].Client.ReadModifyWriteRow(ctx, &kvpb.ReadModifyWriteRowRequest{
+			Header: &kvpb.RequestHeader{TabletId: 1}, TableId: storetest.TestTable.TableId, RowKey: []byte("ctr"), RequestId: id,
+			Rules: []*kvpb.ReadModifyWriteRule{{Family: "f", Qualifier: []byte("n"), Rule: &kvpb.ReadModifyWriteRule_IncrementAmount{IncrementAmount: 1}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return int64(binary.BigEndian.Uint64(resp.Row.Cells[0].Value))
+	}
+	if got := inc(); got != 1 {
+		t.Fatalf("first increment returned %d", got)
+	}
+	if _, err := c.Nodes[1].Store.GCTablet(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if got := inc(); got != 1 {
+		t.Fatalf("retry within the retention returned %d, want the original 1", got)
+	}
+	skew.Store(int64(store.DedupRetention + time.Minute))
+	n, err := c.Nodes[1].Store.GCTablet(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Fatalf("GC after the retention deleted %d cells, want the one request-ID record", n)
+	}
+	if got := inc(); got != 2 {
+		t.Fatalf("request replayed after its record expired returned %d, want a fresh apply (2)", got)
+	}
+}
+
+// Reads step over a row's request-ID records, also when a hot row holds
+// many of them (scans then seek past the rest), in both directions.
+func TestReadsSkipRequestIDRecords(t *testing.T) {
+	c, tab := startTablet(t, 1)
+	ctx := ctxT(t, 20*time.Second)
+	table := storetest.TestTable.TableId
+	writes := map[string]int{"a": 1, "b": 25, "c": 5, "d": 0}
+	seq := uint64(0)
+	for row, n := range writes {
+		for i := 0; i < max(n, 1); i++ {
+			seq++
+			req := &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: table, RowKey: []byte(row),
+				Mutations: []*kvpb.Mutation{storetest.SetCell("f", "q", fmt.Sprintf("%s%d", row, i))}}
+			if n > 0 {
+				req.RequestId = &kvpb.RequestID{ClientId: 3, Seq: seq}
+			}
+			if _, err := c.Nodes[1].Client.MutateRow(ctx, req); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []string{"a=a0", "b=b24", "c=c4", "d=d0"}
+	for _, reverse := range []bool{false, true} {
+		stream, err := c.Nodes[1].Client.Scan(ctx, &kvpb.ScanRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: table, Reverse: reverse})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for {
+			resp, err := stream.Recv()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range resp.Rows {
+				if len(r.Cells) != 1 || r.Cells[0].Family != "f" {
+					t.Fatalf("row %q returned cells %v, want only its one user cell", r.Key, r.Cells)
+				}
+				got = append(got, fmt.Sprintf("%s=%s", r.Key, r.Cells[0].Value))
+			}
+			if resp.Last {
+				break
+			}
+		}
+		exp := slices.Clone(want)
+		if reverse {
+			slices.Reverse(exp)
+		}
+		if !slices.Equal(got, exp) {
+			t.Fatalf("scan (reverse=%v) returned %v, want %v", reverse, got, exp)
+		}
+	}
+	resp, err := c.Nodes[1].Client.Get(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: table, RowKey: []byte("b"), Options: &kvpb.ReadOptions{MaxVersions: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, cell := range resp.Row.Cells {
+		got = append(got, cell.Family+":"+string(cell.Value))
+	}
+	// Family f keeps 3 versions; no request-ID record shows.
+	if want := []string{"f:b24", "f:b23", "f:b22"}; !slices.Equal(got, want) {
+		t.Fatalf("get of b returned %v, want %v", got, want)
 	}
 }

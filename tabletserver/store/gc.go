@@ -126,13 +126,17 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		versions++
 		p := policy[c.Family]
+		ts := c.Timestamp
 		if c.Family == dedupFamily {
+			// Request-ID records keep their age in the value (dedupRecord);
+			// an unreadable one (age 0) is useless and goes.
 			p = dedupPolicy
+			ts, _ = dedupRecordTime(it.Value())
 		}
 		if p == nil {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}
-		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && c.Timestamp < now-p.MaxAgeMs*1000) {
+		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
 			garbage = append(garbage, bytes.Clone(ck))
 			if len(garbage) >= gcBatchKeys {
 				if err := flush(); err != nil {

@@ -23,6 +23,7 @@ type rowFilter struct {
 	start, end  int64 // [start, end), end 0 unbounded
 	policy      map[string]*metapb.FamilySchema
 	nowMicros   int64
+	filter      *compiledFilter // nil: every row
 }
 
 func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*rowFilter, error) {
@@ -63,6 +64,13 @@ func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*
 		}
 		f.columns[c.Family][string(c.Qualifier)] = true
 	}
+	if o.Filter != nil {
+		cf, err := compileFilter(schema, o.Filter)
+		if err != nil {
+			return nil, err
+		}
+		f.filter = cf
+	}
 	return f, nil
 }
 
@@ -82,8 +90,9 @@ type rowBuilder struct {
 	row      *kvpb.Row
 	lastFam  string
 	lastQual []byte
-	versions int // versions seen of the current column (before filtering)
-	returned int // versions returned of the current column
+	versions int  // versions seen of the current column (before filtering)
+	returned int  // versions returned of the current column
+	observed bool // the current column's newest visible version went to the filter
 }
 
 // add considers one stored cell. Cells must arrive in key order.
@@ -91,14 +100,17 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
 		b.row = &kvpb.Row{Key: c.Row}
 		b.lastFam, b.lastQual = "", nil
+		if b.f.filter != nil {
+			b.f.filter.startRow()
+		}
 	}
 	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
 		// Family names are never empty, so a new row always lands here.
-		b.versions, b.returned = 0, 0
+		b.versions, b.returned, b.observed = 0, 0, false
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
 	b.versions++
-	if c.Family == dedupFamily || !b.f.wantColumn(c.Family, c.Qualifier) {
+	if c.Family == dedupFamily {
 		return
 	}
 	if p := b.f.policy[c.Family]; p != nil {
@@ -112,12 +124,20 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 	if c.Timestamp < b.f.start || (b.f.end > 0 && c.Timestamp >= b.f.end) {
 		return
 	}
-	if b.returned >= b.f.maxVersions {
+	// Visible: the filter sees the newest such version, projected or not.
+	if b.f.filter != nil && !b.observed {
+		b.observed = true
+		b.f.filter.observe(c.Family, c.Qualifier, value)
+	}
+	if !b.f.wantColumn(c.Family, c.Qualifier) || b.returned >= b.f.maxVersions {
 		return
 	}
 	b.returned++
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
 }
+
+// matches reports whether the row built so far passes the request's filter.
+func (b *rowBuilder) matches() bool { return b.f.filter == nil || b.f.filter.matches() }
 
 // readLeader resolves the replica, confirms a linearizable read point and
 // returns the replica for reading.
@@ -183,14 +203,18 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	if !containsKey(desc, rowKey) {
 		return nil, errs.KeyNotInTablet(rowKey, desc)
 	}
-	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(rowKey), UpperBound: keys.DataKey(keys.PrefixEnd(rowKey))})
+	// The row's request-ID records sort first (dedupFamily); start after
+	// them, a hot row can have thousands.
+	lower := keys.DataKey(keys.PrefixEnd(keys.FamilyPrefix(req.TableId, req.RowKey, dedupFamily)))
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: keys.DataKey(keys.PrefixEnd(rowKey))})
 	if err != nil {
 		return nil, err
 	}
 	defer it.Close()
 	b := &rowBuilder{f: f}
+	var dec keys.CellDecoder
 	for it.First(); it.Valid(); it.Next() {
-		c, err := decodeDataKey(it.Key())
+		c, err := decodeDataKey(&dec, it.Key())
 		if err != nil {
 			return nil, err
 		}
@@ -200,7 +224,7 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 		return nil, err
 	}
 	resp := &kvpb.GetResponse{}
-	if b.row != nil && len(b.row.Cells) > 0 {
+	if b.row != nil && len(b.row.Cells) > 0 && b.matches() {
 		resp.Row = b.row
 	}
 	r.record(false, req.TableId, req.RowKey, proto.Size(resp))
@@ -208,13 +232,17 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	return resp, nil
 }
 
-func decodeDataKey(k []byte) (keys.Cell, error) {
+func decodeDataKey(dec *keys.CellDecoder, k []byte) (keys.Cell, error) {
 	ck, err := keys.StripDataKey(k)
 	if err != nil {
 		return keys.Cell{}, err
 	}
-	return keys.DecodeCellKey(ck)
+	return dec.Decode(ck)
 }
+
+// dedupSkipAfter is how many request-ID records of one row a scan steps
+// over before it seeks past the rest: a seek costs more than a few steps.
+const dedupSkipAfter = 4
 
 const defaultPageRows = 256
 
@@ -280,8 +308,8 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 		b       = &rowBuilder{f: f}
 		pending *kvpb.Row
 	)
-	emit := func(row *kvpb.Row) error {
-		if row == nil || len(row.Cells) == 0 {
+	emit := func(row *kvpb.Row, rb *rowBuilder) error {
+		if row == nil || len(row.Cells) == 0 || !rb.matches() {
 			return nil
 		}
 		if req.Reverse {
@@ -302,14 +330,32 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	}
 	limitHit := func() bool { return req.Limit > 0 && sent >= req.Limit }
 
+	var dec keys.CellDecoder
 	if !req.Reverse {
-		for it.First(); it.Valid() && !limitHit(); it.Next() {
-			c, err := decodeDataKey(it.Key())
+		dedupRun := 0
+		for valid := it.First(); valid && !limitHit(); valid = it.Next() {
+			c, err := decodeDataKey(&dec, it.Key())
 			if err != nil {
 				return err
 			}
+			if c.Family == dedupFamily {
+				if dedupRun++; dedupRun > dedupSkipAfter {
+					dedupRun = 0
+					it.SeekGE(keys.DataKey(keys.PrefixEnd(keys.FamilyPrefix(c.TableID, c.Row, dedupFamily))))
+					if !it.Valid() {
+						break
+					}
+					if c, err = decodeDataKey(&dec, it.Key()); err != nil {
+						return err
+					}
+				} else {
+					continue
+				}
+			} else {
+				dedupRun = 0
+			}
 			if pending != nil && !bytes.Equal(pending.Key, c.Row) {
-				if err := emit(pending); err != nil {
+				if err := emit(pending, b); err != nil {
 					return err
 				}
 				pending = nil
@@ -320,7 +366,7 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	} else {
 		// Walk rows backwards; within a row gather cells forwards.
 		for valid := it.Last(); valid && !limitHit(); {
-			c, err := decodeDataKey(it.Key())
+			c, err := decodeDataKey(&dec, it.Key())
 			if err != nil {
 				return err
 			}
@@ -330,8 +376,9 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				return err
 			}
 			rb := &rowBuilder{f: f}
+			var rdec keys.CellDecoder
 			for rit.First(); rit.Valid(); rit.Next() {
-				rc, err := decodeDataKey(rit.Key())
+				rc, err := decodeDataKey(&rdec, rit.Key())
 				if err != nil {
 					rit.Close()
 					return err
@@ -346,14 +393,14 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 					rb.row.Cells[i], rb.row.Cells[j] = rb.row.Cells[j], rb.row.Cells[i]
 				}
 			}
-			if err := emit(rb.row); err != nil {
+			if err := emit(rb.row, rb); err != nil {
 				return err
 			}
 			valid = it.SeekLT(keys.DataKey(rowKey))
 		}
 	}
 	if pending != nil && !limitHit() {
-		if err := emit(pending); err != nil {
+		if err := emit(pending, b); err != nil {
 			return err
 		}
 	}

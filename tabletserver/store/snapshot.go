@@ -233,7 +233,8 @@ func (s *Store) writeSST(path string, fill func(w *sstable.Writer) (int, error))
 		return 0, err
 	}
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), sstable.WriterOptions{
-		TableFormat: s.db.FormatMajorVersion().MaxTableFormat(),
+		TableFormat:  s.db.FormatMajorVersion().MaxTableFormat(),
+		FilterPolicy: filterPolicy,
 	})
 	n, err := fill(w)
 	if err != nil {

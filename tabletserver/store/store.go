@@ -119,7 +119,7 @@ func Open(opts Options) (*Store, error) {
 	s.snapshots.outgoing = map[uint64]*pebble.Snapshot{}
 	s.nextID.Store(uint64(time.Now().UnixNano()))
 
-	db, err := pebble.Open(filepath.Join(opts.Dir, "engine"), &pebble.Options{
+	popts := &pebble.Options{
 		FS:                 fs,
 		Logger:             pebbleLogger{s.log},
 		MemTableSize:       64 << 20,
@@ -128,7 +128,9 @@ func Open(opts Options) (*Store, error) {
 		EventListener: &pebble.EventListener{
 			FlushEnd: func(pebble.FlushInfo) { s.onFlush() },
 		},
-	})
+	}
+	popts.Levels[0].FilterPolicy = filterPolicy // later levels inherit it
+	db, err := pebble.Open(filepath.Join(opts.Dir, "engine"), popts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open engine: %w", err)
 	}
