@@ -305,7 +305,7 @@ func TestCellDecoderMatchesDecodeCellKey(t *testing.T) {
 	for _, bad := range [][]byte{
 		nil,
 		be1,
-		cat(be1, []byte("row"), term, tsZero),                  // missing family and qualifier
+		cat(be1, []byte("row"), term, tsZero), // missing family and qualifier
 		cat(be1, []byte("r"), term, []byte("f"), term, tsZero), // missing qualifier
 		cat(be1, []byte("r"), term, []byte("f"), term, []byte("q"), term, tsMax[:4]),
 		cat(be1, []byte("r"), term, []byte("f"), term, []byte("q"), term, []byte{0, 0, 0, 0, 0, 0, 0, 0}), // negative ts
