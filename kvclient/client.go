@@ -135,12 +135,18 @@ func (l pdLookup) StoreAddr(ctx context.Context, storeID uint64) (string, error)
 // splitRows, and waits (within ctx) until its tablets exist and have
 // leaders.
 func (c *Client) CreateTable(ctx context.Context, name string, families []Family, splitRows ...[]byte) (*TableInfo, error) {
+	return c.CreateTableWithSQLSchema(ctx, name, families, nil, splitRows...)
+}
+
+// CreateTableWithSQLSchema is CreateTable that also stores the SQL layer's
+// (opaque) schema with the table in the PD catalog.
+func (c *Client) CreateTableWithSQLSchema(ctx context.Context, name string, families []Family, sqlSchema []byte, splitRows ...[]byte) (*TableInfo, error) {
 	if c.closed.Load() {
 		return nil, ErrClosed
 	}
 	ctx, cancel := c.opContext(ctx)
 	defer cancel()
-	resp, err := c.pd.CreateTable(ctx, &pdpb.CreateTableRequest{Name: name, Families: familiesToProto(families), SplitRows: splitRows})
+	resp, err := c.pd.CreateTable(ctx, &pdpb.CreateTableRequest{Name: name, Families: familiesToProto(families), SplitRows: splitRows, SqlSchema: sqlSchema})
 	if err != nil {
 		return nil, pdError(err, "create table "+name)
 	}
@@ -187,6 +193,26 @@ func (c *Client) DropTable(ctx context.Context, name string) error {
 	c.forgetTable(name)
 	_, err := c.pd.DropTable(ctx, &pdpb.DropTableRequest{Name: name})
 	return pdError(err, "drop table "+name)
+}
+
+// SetSQLSchema replaces a table's SQL schema in the PD catalog. With a
+// non-zero expectedVersion it applies only if the table's Version still
+// equals it (an error wrapping codes.FailedPrecondition otherwise).
+func (c *Client) SetSQLSchema(ctx context.Context, name string, expectedVersion uint64, sqlSchema []byte) (*TableInfo, error) {
+	if c.closed.Load() {
+		return nil, ErrClosed
+	}
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	resp, err := c.pd.SetSQLSchema(ctx, &pdpb.SetSQLSchemaRequest{Name: name, ExpectedVersion: expectedVersion, SqlSchema: sqlSchema})
+	if err != nil {
+		return nil, pdError(err, "set SQL schema of "+name)
+	}
+	ti := tableInfoFromProto(resp.Table)
+	c.tables.Lock()
+	c.tables.byName[name] = ti
+	c.tables.Unlock()
+	return ti, nil
 }
 
 // ListTables lists every table, the built-in "kv" table included.

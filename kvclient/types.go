@@ -27,10 +27,13 @@ type TableInfo struct {
 	SplitRows [][]byte
 	// Version grows on every schema change.
 	Version uint64
+	// SQLSchema is the SQL layer's schema (opaque here; empty for tables
+	// not made by SQL).
+	SQLSchema []byte
 }
 
 func tableInfoFromProto(s *metapb.TableSchema) *TableInfo {
-	ti := &TableInfo{ID: s.TableId, Name: s.Name, Version: s.Version, SplitRows: s.SplitRows}
+	ti := &TableInfo{ID: s.TableId, Name: s.Name, Version: s.Version, SplitRows: s.SplitRows, SQLSchema: s.SqlSchema}
 	for _, f := range s.Families {
 		ti.Families = append(ti.Families, Family{Name: f.Name, MaxVersions: f.MaxVersions, MaxAge: time.Duration(f.MaxAgeMs) * time.Millisecond})
 	}

@@ -64,7 +64,7 @@ func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest,
 	c.mu.Lock()
 	version := c.catalogVersion + 1
 	c.mu.Unlock()
-	t := &metapb.TableSchema{TableId: id, Name: req.Name, Families: req.Families, Version: version, SplitRows: req.SplitRows}
+	t := &metapb.TableSchema{TableId: id, Name: req.Name, Families: req.Families, Version: version, SplitRows: req.SplitRows, SqlSchema: req.SqlSchema}
 	v, err := proto.Marshal(t)
 	if err != nil {
 		return nil, err
@@ -137,6 +137,44 @@ func (c *cluster) dropTable(ctx context.Context, name string) error {
 	c.mu.Unlock()
 	c.s.log.Info("table dropped", "table", name, "id", t.TableId)
 	return nil
+}
+
+// setSQLSchema replaces a table's SQL schema (opaque bytes owned by the SQL
+// layer), optionally only if the table is still at expectedVersion, and
+// bumps the catalog version so stores learn the new schema.
+func (c *cluster) setSQLSchema(ctx context.Context, req *pdpb.SetSQLSchemaRequest) (*metapb.TableSchema, error) {
+	c.catalogMu.Lock()
+	defer c.catalogMu.Unlock()
+	c.mu.Lock()
+	var old *metapb.TableSchema
+	for _, x := range c.tables {
+		if x.Name == req.Name {
+			old = x
+		}
+	}
+	version := c.catalogVersion + 1
+	c.mu.Unlock()
+	if old == nil {
+		return nil, status.Errorf(codes.NotFound, "table %q does not exist", req.Name)
+	}
+	if req.ExpectedVersion != 0 && old.Version != req.ExpectedVersion {
+		return nil, status.Errorf(codes.FailedPrecondition, "table %q changed concurrently (version %d, expected %d)", req.Name, old.Version, req.ExpectedVersion)
+	}
+	t := proto.Clone(old).(*metapb.TableSchema)
+	t.SqlSchema = req.SqlSchema
+	t.Version = version
+	v, err := proto.Marshal(t)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.meta.put(ctx, map[string][]byte{idRow(prefixTable, t.TableId): v, rowCatalogVersion: u64(version)}); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.tables[t.TableId] = t
+	c.catalogVersion = max(c.catalogVersion, version)
+	c.mu.Unlock()
+	return t, nil
 }
 
 func (c *cluster) table(name string) (*metapb.TableSchema, error) {

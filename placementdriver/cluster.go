@@ -43,7 +43,9 @@ type cluster struct {
 
 	clusterID uint64
 
-	mu            sync.Mutex
+	mu sync.Mutex
+	// catalogMu serializes SQL schema updates (read-check-write of a table).
+	catalogMu     sync.Mutex
 	config        Config
 	stores        map[uint64]*pdpb.StoreInfo
 	lastHeartbeat map[uint64]time.Time

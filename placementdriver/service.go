@@ -235,6 +235,19 @@ func (v *service) GetTable(ctx context.Context, req *pdpb.GetTableRequest) (*pdp
 	return &pdpb.GetTableResponse{Table: t}, nil
 }
 
+func (v *service) SetSQLSchema(ctx context.Context, req *pdpb.SetSQLSchemaRequest) (*pdpb.SetSQLSchemaResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	t, err := c.setSQLSchema(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	c.waitCatalog(ctx, t.Version)
+	return &pdpb.SetSQLSchemaResponse{Table: t}, nil
+}
+
 func (v *service) ListTables(ctx context.Context, req *pdpb.ListTablesRequest) (*pdpb.ListTablesResponse, error) {
 	c, err := v.leader(req.Header)
 	if err != nil {

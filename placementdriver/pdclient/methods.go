@@ -131,6 +131,16 @@ func (c *Client) DropTable(ctx context.Context, req *pdpb.DropTableRequest) (*pd
 	return resp, err
 }
 
+// SetSQLSchema calls PD.SetSQLSchema.
+func (c *Client) SetSQLSchema(ctx context.Context, req *pdpb.SetSQLSchemaRequest) (*pdpb.SetSQLSchemaResponse, error) {
+	req.Header = c.header()
+	resp, err := call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.SetSQLSchemaResponse, error) {
+		req.Header = c.header()
+		return cl.SetSQLSchema(ctx, req)
+	})
+	return resp, err
+}
+
 // GetTable calls PD.GetTable.
 func (c *Client) GetTable(ctx context.Context, req *pdpb.GetTableRequest) (*pdpb.GetTableResponse, error) {
 	req.Header = c.header()

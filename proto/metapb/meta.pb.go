@@ -344,7 +344,10 @@ type TableSchema struct {
 	// Grows on every change; a store keeps the newest it has seen.
 	Version uint64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
 	// Row keys the table was pre-split at when created.
-	SplitRows     [][]byte `protobuf:"bytes,5,rep,name=split_rows,json=splitRows,proto3" json:"split_rows,omitempty"`
+	SplitRows [][]byte `protobuf:"bytes,5,rep,name=split_rows,json=splitRows,proto3" json:"split_rows,omitempty"`
+	// The SQL layer's schema of the table (sql-lite; opaque to the PD and the
+	// stores). Empty for tables not made by SQL.
+	SqlSchema     []byte `protobuf:"bytes,6,opt,name=sql_schema,json=sqlSchema,proto3" json:"sql_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -410,6 +413,13 @@ func (x *TableSchema) GetVersion() uint64 {
 func (x *TableSchema) GetSplitRows() [][]byte {
 	if x != nil {
 		return x.SplitRows
+	}
+	return nil
+}
+
+func (x *TableSchema) GetSqlSchema() []byte {
+	if x != nil {
+		return x.SqlSchema
 	}
 	return nil
 }
@@ -498,14 +508,16 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fmax_versions\x18\x02 \x01(\rR\vmaxVersions\x12\x1c\n" +
 	"\n" +
-	"max_age_ms\x18\x03 \x01(\x03R\bmaxAgeMs\"\xab\x01\n" +
+	"max_age_ms\x18\x03 \x01(\x03R\bmaxAgeMs\"\xca\x01\n" +
 	"\vTableSchema\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
 	"\bfamilies\x18\x03 \x03(\v2\x18.shale.meta.FamilySchemaR\bfamilies\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\x04R\aversion\x12\x1d\n" +
 	"\n" +
-	"split_rows\x18\x05 \x03(\fR\tsplitRows\"\xae\x01\n" +
+	"split_rows\x18\x05 \x03(\fR\tsplitRows\x12\x1d\n" +
+	"\n" +
+	"sql_schema\x18\x06 \x01(\fR\tsqlSchema\"\xae\x01\n" +
 	"\x05Store\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x125\n" +

@@ -1937,7 +1937,9 @@ type CreateTableRequest struct {
 	Name     string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
 	Families []*metapb.FamilySchema `protobuf:"bytes,3,rep,name=families,proto3" json:"families,omitempty"`
 	// Extra split points inside the table (row keys, not encoded).
-	SplitRows     [][]byte `protobuf:"bytes,4,rep,name=split_rows,json=splitRows,proto3" json:"split_rows,omitempty"`
+	SplitRows [][]byte `protobuf:"bytes,4,rep,name=split_rows,json=splitRows,proto3" json:"split_rows,omitempty"`
+	// Opaque SQL schema stored with the table (sql-lite).
+	SqlSchema     []byte `protobuf:"bytes,5,opt,name=sql_schema,json=sqlSchema,proto3" json:"sql_schema,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1996,6 +1998,13 @@ func (x *CreateTableRequest) GetFamilies() []*metapb.FamilySchema {
 func (x *CreateTableRequest) GetSplitRows() [][]byte {
 	if x != nil {
 		return x.SplitRows
+	}
+	return nil
+}
+
+func (x *CreateTableRequest) GetSqlSchema() []byte {
+	if x != nil {
+		return x.SqlSchema
 	}
 	return nil
 }
@@ -2228,6 +2237,121 @@ func (x *GetTableResponse) GetTable() *metapb.TableSchema {
 	return nil
 }
 
+// SetSQLSchema replaces a table's SQL schema (ALTER TABLE). When
+// expected_version is non-zero the change applies only if the table's
+// version still equals it (FailedPrecondition otherwise).
+type SetSQLSchemaRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Header          *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name            string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	ExpectedVersion uint64                 `protobuf:"varint,3,opt,name=expected_version,json=expectedVersion,proto3" json:"expected_version,omitempty"`
+	SqlSchema       []byte                 `protobuf:"bytes,4,opt,name=sql_schema,json=sqlSchema,proto3" json:"sql_schema,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *SetSQLSchemaRequest) Reset() {
+	*x = SetSQLSchemaRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSQLSchemaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSQLSchemaRequest) ProtoMessage() {}
+
+func (x *SetSQLSchemaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSQLSchemaRequest.ProtoReflect.Descriptor instead.
+func (*SetSQLSchemaRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetSQLSchemaRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetSQLSchemaRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetSQLSchemaRequest) GetExpectedVersion() uint64 {
+	if x != nil {
+		return x.ExpectedVersion
+	}
+	return 0
+}
+
+func (x *SetSQLSchemaRequest) GetSqlSchema() []byte {
+	if x != nil {
+		return x.SqlSchema
+	}
+	return nil
+}
+
+type SetSQLSchemaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         *metapb.TableSchema    `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSQLSchemaResponse) Reset() {
+	*x = SetSQLSchemaResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSQLSchemaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSQLSchemaResponse) ProtoMessage() {}
+
+func (x *SetSQLSchemaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSQLSchemaResponse.ProtoReflect.Descriptor instead.
+func (*SetSQLSchemaResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *SetSQLSchemaResponse) GetTable() *metapb.TableSchema {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
 type ListTablesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
@@ -2237,7 +2361,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2249,7 +2373,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2262,7 +2386,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ListTablesRequest) GetHeader() *Header {
@@ -2281,7 +2405,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2293,7 +2417,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2306,7 +2430,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListTablesResponse) GetTables() []*metapb.TableSchema {
@@ -2325,7 +2449,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2337,7 +2461,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2350,7 +2474,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetConfigRequest) GetHeader() *Header {
@@ -2370,7 +2494,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2506,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2519,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetConfigResponse) GetConfig() map[string]string {
@@ -2416,7 +2540,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2428,7 +2552,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2441,7 +2565,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *SetConfigRequest) GetHeader() *Header {
@@ -2473,7 +2597,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2485,7 +2609,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2498,7 +2622,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
 }
 
 type OperatorInfo struct {
@@ -2514,7 +2638,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2526,7 +2650,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2539,7 +2663,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OperatorInfo) GetTabletId() uint64 {
@@ -2586,7 +2710,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2598,7 +2722,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2611,7 +2735,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *ListOperatorsRequest) GetHeader() *Header {
@@ -2630,7 +2754,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2642,7 +2766,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2655,7 +2779,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -2683,7 +2807,7 @@ type AddOperatorRequest struct {
 
 func (x *AddOperatorRequest) Reset() {
 	*x = AddOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2695,7 +2819,7 @@ func (x *AddOperatorRequest) String() string {
 func (*AddOperatorRequest) ProtoMessage() {}
 
 func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2708,7 +2832,7 @@ func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AddOperatorRequest) GetHeader() *Header {
@@ -2806,7 +2930,7 @@ type AddOperatorResponse struct {
 
 func (x *AddOperatorResponse) Reset() {
 	*x = AddOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2818,7 +2942,7 @@ func (x *AddOperatorResponse) String() string {
 func (*AddOperatorResponse) ProtoMessage() {}
 
 func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2831,7 +2955,7 @@ func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorResponse.ProtoReflect.Descriptor instead.
 func (*AddOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *AddOperatorResponse) GetOperator() *OperatorInfo {
@@ -2851,7 +2975,7 @@ type DrainStoreRequest struct {
 
 func (x *DrainStoreRequest) Reset() {
 	*x = DrainStoreRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2863,7 +2987,7 @@ func (x *DrainStoreRequest) String() string {
 func (*DrainStoreRequest) ProtoMessage() {}
 
 func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2876,7 +3000,7 @@ func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreRequest.ProtoReflect.Descriptor instead.
 func (*DrainStoreRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *DrainStoreRequest) GetHeader() *Header {
@@ -2901,7 +3025,7 @@ type DrainStoreResponse struct {
 
 func (x *DrainStoreResponse) Reset() {
 	*x = DrainStoreResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2913,7 +3037,7 @@ func (x *DrainStoreResponse) String() string {
 func (*DrainStoreResponse) ProtoMessage() {}
 
 func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2926,7 +3050,7 @@ func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreResponse.ProtoReflect.Descriptor instead.
 func (*DrainStoreResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
 }
 
 type TabletCommand_ChangeReplicas struct {
@@ -2938,7 +3062,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3074,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2982,7 +3106,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3118,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3029,7 +3153,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3041,7 +3165,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3087,7 +3211,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3099,7 +3223,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3257,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3269,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3192,7 +3316,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3204,7 +3328,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3217,7 +3341,7 @@ func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest_MoveReplica.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest_MoveReplica) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{45, 0}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{47, 0}
 }
 
 func (x *AddOperatorRequest_MoveReplica) GetFromStore() uint64 {
@@ -3382,13 +3506,15 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x05count\x18\x02 \x01(\rR\x05count\"B\n" +
 	"\x14GetTimestampResponse\x12\x14\n" +
 	"\x05first\x18\x01 \x01(\x03R\x05first\x12\x14\n" +
-	"\x05count\x18\x02 \x01(\rR\x05count\"\xa7\x01\n" +
+	"\x05count\x18\x02 \x01(\rR\x05count\"\xc6\x01\n" +
 	"\x12CreateTableRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
 	"\bfamilies\x18\x03 \x03(\v2\x18.shale.meta.FamilySchemaR\bfamilies\x12\x1d\n" +
 	"\n" +
-	"split_rows\x18\x04 \x03(\fR\tsplitRows\"D\n" +
+	"split_rows\x18\x04 \x03(\fR\tsplitRows\x12\x1d\n" +
+	"\n" +
+	"sql_schema\x18\x05 \x01(\fR\tsqlSchema\"D\n" +
 	"\x13CreateTableResponse\x12-\n" +
 	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"P\n" +
 	"\x10DropTableRequest\x12(\n" +
@@ -3399,6 +3525,14 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\"A\n" +
 	"\x10GetTableResponse\x12-\n" +
+	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"\x9d\x01\n" +
+	"\x13SetSQLSchemaRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12)\n" +
+	"\x10expected_version\x18\x03 \x01(\x04R\x0fexpectedVersion\x12\x1d\n" +
+	"\n" +
+	"sql_schema\x18\x04 \x01(\fR\tsqlSchema\"E\n" +
+	"\x14SetSQLSchemaResponse\x12-\n" +
 	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"=\n" +
 	"\x11ListTablesRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"E\n" +
@@ -3450,7 +3584,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\fDISCONNECTED\x10\x01\x12\b\n" +
 	"\x04DOWN\x10\x02\x12\v\n" +
 	"\aOFFLINE\x10\x03\x12\r\n" +
-	"\tTOMBSTONE\x10\x042\xd8\v\n" +
+	"\tTOMBSTONE\x10\x042\xa7\f\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -3469,7 +3603,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\tDropTable\x12\x1a.shale.pd.DropTableRequest\x1a\x1b.shale.pd.DropTableResponse\x12A\n" +
 	"\bGetTable\x12\x19.shale.pd.GetTableRequest\x1a\x1a.shale.pd.GetTableResponse\x12G\n" +
 	"\n" +
-	"ListTables\x12\x1b.shale.pd.ListTablesRequest\x1a\x1c.shale.pd.ListTablesResponse\x12D\n" +
+	"ListTables\x12\x1b.shale.pd.ListTablesRequest\x1a\x1c.shale.pd.ListTablesResponse\x12M\n" +
+	"\fSetSQLSchema\x12\x1d.shale.pd.SetSQLSchemaRequest\x1a\x1e.shale.pd.SetSQLSchemaResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.shale.pd.GetConfigRequest\x1a\x1b.shale.pd.GetConfigResponse\x12D\n" +
 	"\tSetConfig\x12\x1a.shale.pd.SetConfigRequest\x1a\x1b.shale.pd.SetConfigResponse\x12P\n" +
 	"\rListOperators\x12\x1e.shale.pd.ListOperatorsRequest\x1a\x1f.shale.pd.ListOperatorsResponse\x12J\n" +
@@ -3490,7 +3625,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0), // 0: shale.pd.StoreState
 	(TabletCommand_ChangeReplicas_Change_Type)(0), // 1: shale.pd.TabletCommand.ChangeReplicas.Change.Type
@@ -3530,55 +3665,57 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*DropTableResponse)(nil),                   // 35: shale.pd.DropTableResponse
 	(*GetTableRequest)(nil),                     // 36: shale.pd.GetTableRequest
 	(*GetTableResponse)(nil),                    // 37: shale.pd.GetTableResponse
-	(*ListTablesRequest)(nil),                   // 38: shale.pd.ListTablesRequest
-	(*ListTablesResponse)(nil),                  // 39: shale.pd.ListTablesResponse
-	(*GetConfigRequest)(nil),                    // 40: shale.pd.GetConfigRequest
-	(*GetConfigResponse)(nil),                   // 41: shale.pd.GetConfigResponse
-	(*SetConfigRequest)(nil),                    // 42: shale.pd.SetConfigRequest
-	(*SetConfigResponse)(nil),                   // 43: shale.pd.SetConfigResponse
-	(*OperatorInfo)(nil),                        // 44: shale.pd.OperatorInfo
-	(*ListOperatorsRequest)(nil),                // 45: shale.pd.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),               // 46: shale.pd.ListOperatorsResponse
-	(*AddOperatorRequest)(nil),                  // 47: shale.pd.AddOperatorRequest
-	(*AddOperatorResponse)(nil),                 // 48: shale.pd.AddOperatorResponse
-	(*DrainStoreRequest)(nil),                   // 49: shale.pd.DrainStoreRequest
-	(*DrainStoreResponse)(nil),                  // 50: shale.pd.DrainStoreResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 51: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 52: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 53: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 54: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 55: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 56: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 57: shale.pd.AddOperatorRequest.MoveReplica
-	(*metapb.Store)(nil),                   // 58: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 59: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 60: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 61: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 62: shale.meta.FamilySchema
+	(*SetSQLSchemaRequest)(nil),                 // 38: shale.pd.SetSQLSchemaRequest
+	(*SetSQLSchemaResponse)(nil),                // 39: shale.pd.SetSQLSchemaResponse
+	(*ListTablesRequest)(nil),                   // 40: shale.pd.ListTablesRequest
+	(*ListTablesResponse)(nil),                  // 41: shale.pd.ListTablesResponse
+	(*GetConfigRequest)(nil),                    // 42: shale.pd.GetConfigRequest
+	(*GetConfigResponse)(nil),                   // 43: shale.pd.GetConfigResponse
+	(*SetConfigRequest)(nil),                    // 44: shale.pd.SetConfigRequest
+	(*SetConfigResponse)(nil),                   // 45: shale.pd.SetConfigResponse
+	(*OperatorInfo)(nil),                        // 46: shale.pd.OperatorInfo
+	(*ListOperatorsRequest)(nil),                // 47: shale.pd.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),               // 48: shale.pd.ListOperatorsResponse
+	(*AddOperatorRequest)(nil),                  // 49: shale.pd.AddOperatorRequest
+	(*AddOperatorResponse)(nil),                 // 50: shale.pd.AddOperatorResponse
+	(*DrainStoreRequest)(nil),                   // 51: shale.pd.DrainStoreRequest
+	(*DrainStoreResponse)(nil),                  // 52: shale.pd.DrainStoreResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 53: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 54: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 55: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 56: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 57: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 58: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 59: shale.pd.AddOperatorRequest.MoveReplica
+	(*metapb.Store)(nil),                   // 60: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 61: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 62: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 63: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 64: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	4,  // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	4,  // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	58, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	60, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,  // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	7,  // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	2,  // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	58, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	60, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	2,  // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	7,  // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	59, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	60, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	60, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	61, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	62, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	62, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	2,  // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	14, // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	61, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	51, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	52, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	53, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	54, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	63, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	53, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	54, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	55, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	56, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	16, // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	60, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	62, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	2,  // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	2,  // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -3592,69 +3729,73 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	2,  // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	2,  // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	2,  // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	62, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	59, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	64, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	61, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
 	2,  // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	59, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
-	2,  // 40: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	59, // 41: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
-	2,  // 42: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	56, // 43: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
-	2,  // 44: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
-	2,  // 45: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
-	44, // 46: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
-	2,  // 47: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	57, // 48: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
-	44, // 49: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	2,  // 50: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	55, // 51: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	1,  // 52: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	5,  // 53: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	9,  // 54: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	11, // 55: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	15, // 56: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	19, // 57: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	20, // 58: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	22, // 59: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	24, // 60: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	26, // 61: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	28, // 62: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	30, // 63: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	32, // 64: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	34, // 65: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	36, // 66: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	38, // 67: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	40, // 68: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	42, // 69: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	45, // 70: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	47, // 71: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	49, // 72: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	6,  // 73: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	10, // 74: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	12, // 75: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	17, // 76: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	21, // 77: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	21, // 78: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	23, // 79: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	25, // 80: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	27, // 81: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	29, // 82: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	31, // 83: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	33, // 84: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	35, // 85: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	37, // 86: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	39, // 87: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	41, // 88: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	43, // 89: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	46, // 90: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	48, // 91: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	50, // 92: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	73, // [73:93] is the sub-list for method output_type
-	53, // [53:73] is the sub-list for method input_type
-	53, // [53:53] is the sub-list for extension type_name
-	53, // [53:53] is the sub-list for extension extendee
-	0,  // [0:53] is the sub-list for field type_name
+	61, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	2,  // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
+	61, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	2,  // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
+	61, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	2,  // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
+	58, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	2,  // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
+	2,  // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
+	46, // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
+	2,  // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
+	59, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	46, // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	2,  // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
+	57, // 53: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	1,  // 54: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	5,  // 55: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	9,  // 56: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	11, // 57: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	15, // 58: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	19, // 59: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	20, // 60: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	22, // 61: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	24, // 62: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	26, // 63: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	28, // 64: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	30, // 65: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	32, // 66: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	34, // 67: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	36, // 68: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	40, // 69: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	38, // 70: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	42, // 71: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	44, // 72: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	47, // 73: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	49, // 74: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	51, // 75: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	6,  // 76: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	10, // 77: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	12, // 78: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	17, // 79: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	21, // 80: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	21, // 81: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	23, // 82: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	25, // 83: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	27, // 84: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	29, // 85: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	31, // 86: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	33, // 87: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	35, // 88: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	37, // 89: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	41, // 90: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	39, // 91: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	43, // 92: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	45, // 93: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	48, // 94: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	50, // 95: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	52, // 96: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	76, // [76:97] is the sub-list for method output_type
+	55, // [55:76] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -3668,7 +3809,7 @@ func file_pdpb_pd_proto_init() {
 		(*TabletCommand_Split_)(nil),
 		(*TabletCommand_Merge_)(nil),
 	}
-	file_pdpb_pd_proto_msgTypes[45].OneofWrappers = []any{
+	file_pdpb_pd_proto_msgTypes[47].OneofWrappers = []any{
 		(*AddOperatorRequest_SplitKey)(nil),
 		(*AddOperatorRequest_SplitMiddle)(nil),
 		(*AddOperatorRequest_TransferLeaderTo)(nil),
@@ -3680,7 +3821,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

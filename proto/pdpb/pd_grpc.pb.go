@@ -36,6 +36,7 @@ const (
 	PD_DropTable_FullMethodName       = "/shale.pd.PD/DropTable"
 	PD_GetTable_FullMethodName        = "/shale.pd.PD/GetTable"
 	PD_ListTables_FullMethodName      = "/shale.pd.PD/ListTables"
+	PD_SetSQLSchema_FullMethodName    = "/shale.pd.PD/SetSQLSchema"
 	PD_GetConfig_FullMethodName       = "/shale.pd.PD/GetConfig"
 	PD_SetConfig_FullMethodName       = "/shale.pd.PD/SetConfig"
 	PD_ListOperators_FullMethodName   = "/shale.pd.PD/ListOperators"
@@ -62,6 +63,7 @@ type PDClient interface {
 	DropTable(ctx context.Context, in *DropTableRequest, opts ...grpc.CallOption) (*DropTableResponse, error)
 	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error)
 	ListTables(ctx context.Context, in *ListTablesRequest, opts ...grpc.CallOption) (*ListTablesResponse, error)
+	SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, opts ...grpc.CallOption) (*SetSQLSchemaResponse, error)
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	SetConfig(ctx context.Context, in *SetConfigRequest, opts ...grpc.CallOption) (*SetConfigResponse, error)
 	ListOperators(ctx context.Context, in *ListOperatorsRequest, opts ...grpc.CallOption) (*ListOperatorsResponse, error)
@@ -227,6 +229,16 @@ func (c *pDClient) ListTables(ctx context.Context, in *ListTablesRequest, opts .
 	return out, nil
 }
 
+func (c *pDClient) SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, opts ...grpc.CallOption) (*SetSQLSchemaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetSQLSchemaResponse)
+	err := c.cc.Invoke(ctx, PD_SetSQLSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *pDClient) GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetConfigResponse)
@@ -296,6 +308,7 @@ type PDServer interface {
 	DropTable(context.Context, *DropTableRequest) (*DropTableResponse, error)
 	GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error)
 	ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error)
+	SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error)
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
 	SetConfig(context.Context, *SetConfigRequest) (*SetConfigResponse, error)
 	ListOperators(context.Context, *ListOperatorsRequest) (*ListOperatorsResponse, error)
@@ -355,6 +368,9 @@ func (UnimplementedPDServer) GetTable(context.Context, *GetTableRequest) (*GetTa
 }
 func (UnimplementedPDServer) ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListTables not implemented")
+}
+func (UnimplementedPDServer) SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetSQLSchema not implemented")
 }
 func (UnimplementedPDServer) GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConfig not implemented")
@@ -662,6 +678,24 @@ func _PD_ListTables_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_SetSQLSchema_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetSQLSchemaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetSQLSchema(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetSQLSchema_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetSQLSchema(ctx, req.(*SetSQLSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _PD_GetConfig_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(GetConfigRequest)
 	if err := dec(in); err != nil {
@@ -818,6 +852,10 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListTables",
 			Handler:    _PD_ListTables_Handler,
+		},
+		{
+			MethodName: "SetSQLSchema",
+			Handler:    _PD_SetSQLSchema_Handler,
 		},
 		{
 			MethodName: "GetConfig",

@@ -1,0 +1,469 @@
+package sqllite
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+)
+
+// maxRetries bounds the read-modify-write retries of one row.
+const maxRetries = 10000
+
+func retryPause(attempt int) {
+	if attempt > 3 {
+		time.Sleep(time.Duration(rand.IntN(min(attempt, 50))+1) * 100 * time.Microsecond)
+	}
+}
+
+// singleTable resolves the one table of a DML statement.
+func (s *Session) singleTable(ctx context.Context, refs *ast.TableRefsClause, what string) (*table, string, error) {
+	if refs == nil {
+		return nil, "", notSupported("%s without a table", what)
+	}
+	items, err := flattenFrom(refs.TableRefs)
+	if err != nil {
+		return nil, "", err
+	}
+	if len(items) != 1 {
+		return nil, "", notSupported("multi-table %s", what)
+	}
+	t, err := s.lookup(ctx, items[0].name.Name.L)
+	if err != nil {
+		return nil, "", err
+	}
+	alias := t.name
+	if items[0].ts.AsName.L != "" {
+		alias = items[0].ts.AsName.L
+	}
+	return t, alias, nil
+}
+
+func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, error) {
+	verb := "INSERT"
+	if st.IsReplace {
+		verb = "REPLACE"
+	}
+	t, alias, err := s.singleTable(ctx, st.Table, verb)
+	if err != nil {
+		return nil, err
+	}
+	if st.IsReplace && len(st.OnDuplicate) > 0 {
+		return nil, notSupported("REPLACE with ON DUPLICATE KEY UPDATE")
+	}
+	// Target columns.
+	var target []int
+	if len(st.Columns) == 0 {
+		for i := range t.cols {
+			target = append(target, i)
+		}
+	} else {
+		seen := map[int]bool{}
+		for _, cn := range st.Columns {
+			i, ok := t.col(cn.Name.O)
+			if !ok {
+				return nil, errf(CodeUnknownColumn, "unknown column %s in table %s", cn.Name.O, t.name)
+			}
+			if seen[i] {
+				return nil, errf(CodeConstraint, "column %s is listed twice", cn.Name.O)
+			}
+			seen[i] = true
+			target = append(target, i)
+		}
+	}
+	// Source rows.
+	var rows [][]Datum
+	if st.Select != nil {
+		sel, ok := st.Select.(*ast.SelectStmt)
+		if !ok {
+			return nil, notSupported("INSERT ... SELECT with UNION")
+		}
+		res, err := s.execSelect(ctx, sel)
+		if err != nil {
+			return nil, err
+		}
+		if len(res.Columns) != len(target) {
+			return nil, errf(CodeConstraint, "INSERT has %d target columns but the SELECT returns %d", len(target), len(res.Columns))
+		}
+		rows = res.Rows
+	} else {
+		c := &compiler{sc: &scope{}}
+		for ri, list := range st.Lists {
+			if len(list) != len(target) {
+				return nil, errf(CodeConstraint, "row %d has %d values but %d columns are listed", ri+1, len(list), len(target))
+			}
+			row := make([]Datum, len(list))
+			for i, e := range list {
+				if _, ok := e.(*ast.DefaultExpr); ok {
+					row[i] = t.cols[target[i]].defaultValue()
+					continue
+				}
+				ce, err := c.compile(e)
+				if err != nil {
+					return nil, err
+				}
+				if row[i], err = ce.eval(nil); err != nil {
+					return nil, err
+				}
+			}
+			rows = append(rows, row)
+		}
+	}
+	// ON DUPLICATE KEY UPDATE assignments.
+	type assign struct {
+		ci int
+		e  expr
+	}
+	var onDup []assign
+	var curIns []Datum
+	if len(st.OnDuplicate) > 0 {
+		sc := &scope{cols: tableScope(t, alias)}
+		c := &compiler{sc: sc, values: func(name string) (expr, error) {
+			i, ok := t.col(name)
+			if !ok {
+				return nil, errf(CodeUnknownColumn, "unknown column %s in VALUES()", name)
+			}
+			return funcExpr(func([]Datum) (Datum, error) { return curIns[i], nil }), nil
+		}}
+		for _, a := range st.OnDuplicate {
+			ci, ok := t.col(a.Column.Name.O)
+			if !ok {
+				return nil, errf(CodeUnknownColumn, "unknown column %s in table %s", a.Column.Name.O, t.name)
+			}
+			if t.isPK[ci] {
+				return nil, notSupported("updating primary key column %s", t.cols[ci].Name)
+			}
+			e, err := c.compile(a.Expr)
+			if err != nil {
+				return nil, err
+			}
+			onDup = append(onDup, assign{ci, e})
+		}
+	}
+	var affected int64
+	for ri, src := range rows {
+		vals := make([]Datum, len(t.cols))
+		given := make([]bool, len(t.cols))
+		for i, ci := range target {
+			v, err := convert(src[i], t.cols[ci].Type, t.cols[ci].Name)
+			if err != nil {
+				return nil, rowErr(err, ri, len(rows), affected)
+			}
+			vals[ci], given[ci] = v, true
+		}
+		for ci := range t.cols {
+			if !given[ci] {
+				vals[ci] = t.cols[ci].defaultValue()
+			}
+			if vals[ci].IsNull() && t.cols[ci].NotNull {
+				if !given[ci] {
+					return nil, rowErr(errf(CodeConstraint, "column %s is NOT NULL and has no default; give it a value", t.cols[ci].Name), ri, len(rows), affected)
+				}
+				return nil, rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[ci].Name), ri, len(rows), affected)
+			}
+		}
+		key, err := t.encodeKey(t.pkVals(vals))
+		if err != nil {
+			return nil, rowErr(err, ri, len(rows), affected)
+		}
+		curIns = vals
+		done := false
+		for attempt := 0; !done; attempt++ {
+			if attempt > maxRetries {
+				return nil, rowErr(errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries), ri, len(rows), affected)
+			}
+			retryPause(attempt)
+			if st.IsReplace {
+				_, ver, exists, err := s.getRow(ctx, t, key)
+				if err != nil {
+					return nil, err
+				}
+				ok, err := s.writeRow(ctx, t, key, writeCond{exists, ver}, vals)
+				if err != nil {
+					return nil, rowErr(err, ri, len(rows), affected)
+				}
+				if ok {
+					affected++
+					done = true
+				}
+				continue
+			}
+			ok, err := s.writeRow(ctx, t, key, writeCond{}, vals)
+			if err != nil {
+				return nil, rowErr(err, ri, len(rows), affected)
+			}
+			if ok {
+				affected++
+				break
+			}
+			if st.IgnoreErr && len(onDup) == 0 {
+				break
+			}
+			if len(onDup) == 0 {
+				return nil, rowErr(errf(CodeDuplicateKey, "duplicate primary key %s in table %s", keyText(t, vals), t.name), ri, len(rows), affected)
+			}
+			// ON DUPLICATE KEY UPDATE: read-modify-write the existing row.
+			old, ver, exists, err := s.getRow(ctx, t, key)
+			if err != nil {
+				return nil, err
+			}
+			if !exists {
+				continue // deleted meanwhile: insert again
+			}
+			nv := append([]Datum(nil), old...)
+			for _, a := range onDup {
+				v, err := a.e.eval(nv)
+				if err != nil {
+					return nil, rowErr(err, ri, len(rows), affected)
+				}
+				if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
+					return nil, rowErr(err, ri, len(rows), affected)
+				}
+				if v.IsNull() && t.cols[a.ci].NotNull {
+					return nil, rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name), ri, len(rows), affected)
+				}
+				nv[a.ci] = v
+			}
+			ok, err = s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
+			if err != nil {
+				return nil, rowErr(err, ri, len(rows), affected)
+			}
+			if ok {
+				affected++
+				done = true
+			}
+		}
+	}
+	return &Result{RowsAffected: affected}, nil
+}
+
+// rowErr says which row of a multi-row statement failed and how many
+// rows were written before it (statements are not atomic across rows).
+func rowErr(err error, ri, n int, affected int64) error {
+	if n <= 1 {
+		return err
+	}
+	if e, ok := err.(*Error); ok {
+		c := *e
+		c.Msg = fmt.Sprintf("%s (row %d of %d; %d rows written before it stay written)", e.Msg, ri+1, n, affected)
+		return &c
+	}
+	return err
+}
+
+func keyText(t *table, vals []Datum) string {
+	var parts []string
+	for _, ci := range t.pk {
+		parts = append(parts, quoteVal(vals[ci]))
+	}
+	return "(" + strings.Join(parts, ", ") + ")"
+}
+
+// dmlPlan plans the row selection of an UPDATE or DELETE.
+type dmlPlan struct {
+	t     *table
+	sc    *scope
+	acc   *access
+	where expr
+	limit int
+	desc  []string
+}
+
+func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where ast.ExprNode, order *ast.OrderByClause, limit *ast.Limit, what string) (*dmlPlan, error) {
+	t, alias, err := s.singleTable(ctx, refs, what)
+	if err != nil {
+		return nil, err
+	}
+	if order != nil {
+		return nil, notSupported("%s ... ORDER BY", what)
+	}
+	p := &dmlPlan{t: t, sc: &scope{cols: tableScope(t, alias)}, limit: -1}
+	p.acc = &access{t: t, alias: alias}
+	for i := range t.cols {
+		if !t.isPK[i] {
+			p.acc.needed = append(p.acc.needed, i)
+		}
+	}
+	chooseAccess(p.sc, p.acc, splitAnd(where))
+	p.desc = append(p.desc, fmt.Sprintf("%s %s: %s", what, describeTable(p.acc), p.acc.keyDesc))
+	if where != nil {
+		if hasAggregate(where) {
+			return nil, notSupported("aggregates in WHERE")
+		}
+		if p.where, err = (&compiler{sc: p.sc}).compile(where); err != nil {
+			return nil, err
+		}
+		p.desc = append(p.desc, "filter (client): "+exprText(where))
+	}
+	if limit != nil {
+		if limit.Offset != nil {
+			return nil, notSupported("%s ... LIMIT with OFFSET", what)
+		}
+		v, ok := constValue(limit.Count)
+		if !ok || v.Kind != KindInt || v.Value.(int64) < 0 {
+			return nil, notSupported("LIMIT that is not a non-negative integer literal")
+		}
+		p.limit = int(v.Value.(int64))
+	}
+	p.desc = append(p.desc, "each row written atomically by check-and-mutate on its version (rows are not atomic with each other)")
+	return p, nil
+}
+
+// eachRow runs f on every row matching the plan, re-reading and
+// re-checking a row whose write lost a race (f returns false).
+func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, key []byte, ver uint64) (bool, error)) (int64, error) {
+	var n int64
+	if p.limit == 0 {
+		return 0, nil
+	}
+	err := s.read(ctx, p.acc, func(vals []Datum, key []byte, ver uint64) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		key = append([]byte(nil), key...)
+		for attempt := 0; ; attempt++ {
+			if attempt > maxRetries {
+				return false, errf(CodeConflict, "row %s kept changing; gave up after %d attempts (%d rows written before it stay written)", keyText(p.t, vals), maxRetries, n)
+			}
+			if p.where != nil {
+				t, err := evalTruth(p.where, vals)
+				if err != nil {
+					return false, err
+				}
+				if t != tTrue {
+					return true, nil
+				}
+			}
+			ok, err := f(vals, key, ver)
+			if err != nil {
+				return false, err
+			}
+			if ok {
+				n++
+				return p.limit < 0 || n < int64(p.limit), nil
+			}
+			retryPause(attempt)
+			var exists bool
+			if vals, ver, exists, err = s.getRow(ctx, p.t, key); err != nil {
+				return false, err
+			}
+			if !exists {
+				return true, nil
+			}
+		}
+	})
+	return n, err
+}
+
+func (s *Session) execUpdate(ctx context.Context, st *ast.UpdateStmt) (*Result, error) {
+	if st.MultipleTable {
+		return nil, notSupported("multi-table UPDATE")
+	}
+	if st.With != nil {
+		return nil, notSupported("WITH")
+	}
+	p, err := s.planDML(ctx, st.TableRefs, st.Where, st.Order, st.Limit, "UPDATE")
+	if err != nil {
+		return nil, err
+	}
+	t := p.t
+	type assign struct {
+		ci int
+		e  expr
+	}
+	var as []assign
+	c := &compiler{sc: p.sc}
+	for _, a := range st.List {
+		ci, ok := t.col(a.Column.Name.O)
+		if !ok {
+			return nil, errf(CodeUnknownColumn, "unknown column %s in table %s", a.Column.Name.O, t.name)
+		}
+		if t.isPK[ci] {
+			return nil, notSupported("updating primary key column %s (DELETE and INSERT the row instead)", t.cols[ci].Name)
+		}
+		if _, ok := a.Expr.(*ast.DefaultExpr); ok {
+			d := t.cols[ci].defaultValue()
+			as = append(as, assign{ci, constExpr{d}})
+			continue
+		}
+		e, err := c.compile(a.Expr)
+		if err != nil {
+			return nil, err
+		}
+		as = append(as, assign{ci, e})
+	}
+	n, err := s.eachRow(ctx, p, func(vals []Datum, key []byte, ver uint64) (bool, error) {
+		nv := append([]Datum(nil), vals...)
+		for _, a := range as {
+			v, err := a.e.eval(vals) // every SET sees the old row (standard SQL)
+			if err != nil {
+				return false, err
+			}
+			if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
+				return false, err
+			}
+			if v.IsNull() && t.cols[a.ci].NotNull {
+				return false, errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name)
+			}
+			nv[a.ci] = v
+		}
+		return s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{RowsAffected: n}, nil
+}
+
+func (s *Session) execDelete(ctx context.Context, st *ast.DeleteStmt) (*Result, error) {
+	if st.IsMultiTable {
+		return nil, notSupported("multi-table DELETE")
+	}
+	p, err := s.planDML(ctx, st.TableRefs, st.Where, st.Order, st.Limit, "DELETE")
+	if err != nil {
+		return nil, err
+	}
+	n, err := s.eachRow(ctx, p, func(vals []Datum, key []byte, ver uint64) (bool, error) {
+		return s.writeRow(ctx, p.t, key, writeCond{true, ver}, nil)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &Result{RowsAffected: n}, nil
+}
+
+func (s *Session) explain(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	var lines []string
+	switch x := st.(type) {
+	case *ast.SelectStmt:
+		p, err := s.planSelect(ctx, x, false)
+		if err != nil {
+			return nil, err
+		}
+		lines = p.explain
+	case *ast.UpdateStmt:
+		p, err := s.planDML(ctx, x.TableRefs, x.Where, x.Order, x.Limit, "UPDATE")
+		if err != nil {
+			return nil, err
+		}
+		lines = p.desc
+	case *ast.DeleteStmt:
+		p, err := s.planDML(ctx, x.TableRefs, x.Where, x.Order, x.Limit, "DELETE")
+		if err != nil {
+			return nil, err
+		}
+		lines = p.desc
+	case *ast.InsertStmt:
+		lines = []string{"insert: each row by check-and-mutate (absent version cell), rows not atomic with each other"}
+	default:
+		return nil, notSupported("EXPLAIN of %s", stmtName(st))
+	}
+	res := &Result{Columns: []string{"plan"}, Rows: [][]Datum{}}
+	for _, l := range lines {
+		res.Rows = append(res.Rows, []Datum{strDatum(l)})
+	}
+	return res, nil
+}

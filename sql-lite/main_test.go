@@ -1,0 +1,118 @@
+package sqllite
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/kvclient"
+)
+
+// One in-process cluster (PD + 3 tablet servers) serves every test in the
+// package; each test uses its own table names.
+var (
+	testClient *kvclient.Client
+)
+
+// mainTB lets testcluster.Start run from TestMain.
+type mainTB struct {
+	testing.TB
+	mu       sync.Mutex
+	cleanups []func()
+	dir      string
+}
+
+func (m *mainTB) Helper()                           {}
+func (m *mainTB) Logf(format string, args ...any)   {}
+func (m *mainTB) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
+func (m *mainTB) Fatal(args ...any)                 { fmt.Fprintln(os.Stderr, args...); os.Exit(2) }
+func (m *mainTB) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, format+"\n", args...)
+	os.Exit(2)
+}
+func (m *mainTB) Cleanup(f func()) {
+	m.mu.Lock()
+	m.cleanups = append(m.cleanups, f)
+	m.mu.Unlock()
+}
+func (m *mainTB) TempDir() string {
+	d, err := os.MkdirTemp(m.dir, "tc")
+	if err != nil {
+		m.Fatal(err)
+	}
+	return d
+}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "sqllite-test")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	tb := &mainTB{dir: dir}
+	c := testcluster.Start(tb, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	testClient, err = kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	cancel()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	code := m.Run()
+	testClient.Close()
+	for i := len(tb.cleanups) - 1; i >= 0; i-- {
+		tb.cleanups[i]()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func newSession(t testing.TB) *Session {
+	t.Helper()
+	s, err := Open(context.Background(), testClient)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// mustExec runs sql and fails the test on error.
+func mustExec(t testing.TB, s *Session, sql string) []*Result {
+	t.Helper()
+	res, err := s.Exec(testCtx(t), sql)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return res
+}
+
+// query runs one query and renders its rows as "a|b" lines.
+func query(t testing.TB, s *Session, sql string) string {
+	t.Helper()
+	res := mustExec(t, s, sql)
+	return render(res[len(res)-1])
+}
+
+func render(r *Result) string {
+	var lines []string
+	for _, row := range r.Rows {
+		var parts []string
+		for _, d := range row {
+			parts = append(parts, d.String())
+		}
+		lines = append(lines, strings.Join(parts, "|"))
+	}
+	return strings.Join(lines, "\n")
+}

@@ -1,0 +1,845 @@
+package sqllite
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/pingcap/tidb/pkg/parser/opcode"
+)
+
+// HashJoinMaxRows bounds the build side of a hash join (rows kept in
+// memory); past it the query fails with ErrResource.
+var HashJoinMaxRows = 1_000_000
+
+const lookupBatch = 256
+
+// joinStep joins one more table onto the rows so far.
+type joinStep struct {
+	acc    *access
+	left   bool // LEFT JOIN
+	on     expr // full ON condition over the combined row (nil: none)
+	lookup bool
+	// lookup join: scope index (in the left part) feeding each pk column.
+	keySrc []int
+	// hash join: left scope indexes and right column indexes of the equalities.
+	hashL, hashR []int
+	width        int // columns of the left part
+	build        map[string][][]Datum
+	flush        func() (bool, error)
+	onText       string
+}
+
+type selectPlan struct {
+	sc       *scope
+	driving  *access
+	joins    []*joinStep
+	where    expr
+	whereTxt string
+	// output
+	agg      *aggPlan
+	having   expr
+	fields   []expr
+	names    []string
+	order    []orderItem
+	distinct bool
+	offset   int
+	limit    int // -1: none
+	sorted   bool
+	explain  []string
+}
+
+type orderItem struct {
+	e    expr
+	out  int // >= 0: output column index
+	desc bool
+}
+
+// flattenFrom turns a left-deep join tree into table sources and joins.
+type fromItem struct {
+	ts   *ast.TableSource
+	name *ast.TableName
+	tp   ast.JoinType
+	on   ast.ExprNode
+}
+
+func flattenFrom(n ast.ResultSetNode) ([]fromItem, error) {
+	switch x := n.(type) {
+	case *ast.TableSource:
+		tn, ok := x.Source.(*ast.TableName)
+		if !ok {
+			return nil, notSupported("subqueries in FROM")
+		}
+		return []fromItem{{ts: x, name: tn}}, nil
+	case *ast.Join:
+		left, err := flattenFrom(x.Left)
+		if err != nil {
+			return nil, err
+		}
+		if x.Right == nil {
+			return left, nil
+		}
+		right, err := flattenFrom(x.Right)
+		if err != nil {
+			return nil, err
+		}
+		if len(right) != 1 {
+			return nil, notSupported("nested joins on the right side")
+		}
+		if x.NaturalJoin || x.Using != nil {
+			return nil, notSupported("NATURAL JOIN and JOIN ... USING (write ON a.x = b.x)")
+		}
+		if x.StraightJoin {
+			return nil, notSupported("STRAIGHT_JOIN")
+		}
+		if x.Tp == ast.RightJoin {
+			return nil, notSupported("RIGHT JOIN (swap the tables and use LEFT JOIN)")
+		}
+		r := right[0]
+		r.tp = x.Tp
+		if x.On != nil {
+			r.on = x.On.Expr
+		}
+		return append(left, r), nil
+	}
+	return nil, notSupported("FROM %T", n)
+}
+
+func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite bool) (*selectPlan, error) {
+	if st.With != nil {
+		return nil, notSupported("WITH (common table expressions)")
+	}
+	if st.AfterSetOperator != nil || st.Kind != ast.SelectStmtKindSelect {
+		return nil, notSupported("UNION / VALUES / TABLE statements")
+	}
+	if st.LockInfo != nil && st.LockInfo.LockType != ast.SelectLockNone {
+		return nil, notSupported("SELECT ... FOR UPDATE")
+	}
+	if st.SelectIntoOpt != nil {
+		return nil, notSupported("SELECT ... INTO")
+	}
+	if len(st.WindowSpecs) > 0 {
+		return nil, notSupported("window functions")
+	}
+	p := &selectPlan{sc: &scope{}, limit: -1, distinct: st.Distinct}
+	var items []fromItem
+	if st.From != nil {
+		var err error
+		if items, err = flattenFrom(st.From.TableRefs); err != nil {
+			return nil, err
+		}
+	}
+	tables := make([]*table, len(items))
+	aliases := make([]string, len(items))
+	for i, it := range items {
+		if it.name.Schema.L != "" {
+			return nil, notSupported("schema-qualified table names")
+		}
+		t, err := s.lookup(ctx, it.name.Name.L)
+		if err != nil {
+			return nil, err
+		}
+		tables[i] = t
+		aliases[i] = it.name.Name.L
+		if it.ts.AsName.L != "" {
+			aliases[i] = it.ts.AsName.L
+		}
+		for j := 0; j < i; j++ {
+			if aliases[j] == aliases[i] {
+				return nil, notSupported("table %s appears twice; give it an alias", aliases[i])
+			}
+		}
+		p.sc.cols = append(p.sc.cols, tableScope(t, aliases[i])...)
+	}
+	wildcard := false
+	for _, f := range st.Fields.Fields {
+		if f.WildCard != nil {
+			wildcard = true
+		}
+	}
+	var allNodes []ast.Node
+	for _, f := range st.Fields.Fields {
+		if f.Expr != nil {
+			allNodes = append(allNodes, f.Expr)
+		}
+	}
+	if st.Where != nil {
+		allNodes = append(allNodes, st.Where)
+	}
+	if st.GroupBy != nil {
+		allNodes = append(allNodes, st.GroupBy)
+	}
+	if st.Having != nil {
+		allNodes = append(allNodes, st.Having.Expr)
+	}
+	if st.OrderBy != nil {
+		allNodes = append(allNodes, st.OrderBy)
+	}
+	for _, it := range items {
+		if it.on != nil {
+			allNodes = append(allNodes, it.on)
+		}
+	}
+	conj := splitAnd(st.Where)
+
+	// Access paths: the driving table from WHERE; joined tables by lookup
+	// or hash.
+	width := 0
+	for i, t := range tables {
+		a := &access{t: t, alias: aliases[i]}
+		a.needed = usedColumns(p.sc, aliases[i], t, wildcard || forWrite, allNodes...)
+		if i == 0 {
+			chooseAccess(p.sc, a, conj)
+			p.driving = a
+			p.explain = append(p.explain, fmt.Sprintf("%s: %s", describeTable(a), a.keyDesc))
+		} else {
+			js, err := s.planJoin(p, a, items[i], width)
+			if err != nil {
+				return nil, err
+			}
+			p.joins = append(p.joins, js)
+		}
+		width += len(t.cols)
+	}
+	c := &compiler{sc: p.sc}
+	if st.Where != nil {
+		if hasAggregate(st.Where) {
+			return nil, errf(CodeNotSupported, "aggregate functions are not allowed in WHERE (use HAVING)")
+		}
+		w, err := c.compile(st.Where)
+		if err != nil {
+			return nil, err
+		}
+		p.where = w
+		p.whereTxt = exprText(st.Where)
+	}
+	if forWrite {
+		return p, nil
+	}
+	// Aggregation.
+	var having ast.ExprNode
+	if st.Having != nil {
+		having = st.Having.Expr
+	}
+	var fieldNodes []ast.Node
+	for _, f := range st.Fields.Fields {
+		if f.Expr != nil {
+			fieldNodes = append(fieldNodes, f.Expr)
+		}
+	}
+	var orderNodes []ast.Node
+	if st.OrderBy != nil {
+		for _, it := range st.OrderBy.Items {
+			orderNodes = append(orderNodes, it.Expr)
+		}
+	}
+	if st.GroupBy != nil || hasAggregate(append(append(fieldNodes, orderNodes...), nodeOrNil(having)...)...) {
+		if st.GroupBy != nil && st.GroupBy.Rollup {
+			return nil, notSupported("WITH ROLLUP")
+		}
+		var gitems []ast.ExprNode
+		if st.GroupBy != nil {
+			for _, it := range st.GroupBy.Items {
+				gitems = append(gitems, it.Expr)
+			}
+		}
+		ap, err := newAggPlan(p.sc, gitems)
+		if err != nil {
+			return nil, err
+		}
+		p.agg = ap
+		c = &compiler{sc: p.sc, agg: ap}
+		if wildcard {
+			return nil, notSupported("SELECT * with GROUP BY or aggregates")
+		}
+	} else if having != nil {
+		return nil, notSupported("HAVING without GROUP BY or aggregates")
+	}
+	// Output columns.
+	for _, f := range st.Fields.Fields {
+		if f.WildCard != nil {
+			tn := f.WildCard.Table.L
+			matched := false
+			for i, col := range p.sc.cols {
+				if tn == "" || col.table == tn {
+					p.fields = append(p.fields, colRef{i})
+					p.names = append(p.names, col.disp)
+					matched = true
+				}
+			}
+			if !matched {
+				return nil, errf(CodeUnknownTable, "unknown table %s in %s.*", f.WildCard.Table.O, f.WildCard.Table.O)
+			}
+			continue
+		}
+		e, err := c.compile(f.Expr)
+		if err != nil {
+			return nil, err
+		}
+		p.fields = append(p.fields, e)
+		name := f.AsName.O
+		if name == "" {
+			if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
+				name = cn.Name.Name.O
+			} else if t := f.Expr.Text(); t != "" {
+				name = t
+			} else {
+				name = exprText(f.Expr)
+			}
+		}
+		p.names = append(p.names, name)
+	}
+	if having != nil {
+		h, err := c.compile(having)
+		if err != nil {
+			return nil, err
+		}
+		p.having = h
+	}
+	if st.OrderBy != nil {
+		for _, it := range st.OrderBy.Items {
+			oi := orderItem{desc: it.Desc, out: -1}
+			if v, ok := constValue(it.Expr); ok && v.Kind == KindInt {
+				n := int(v.Value.(int64))
+				if n < 1 || n > len(p.fields) {
+					return nil, errf(CodeUnknownColumn, "ORDER BY position %d is not in the select list", n)
+				}
+				oi.out = n - 1
+			} else if cn, ok := it.Expr.(*ast.ColumnNameExpr); ok && cn.Name.Table.L == "" && aliasIndex(st, cn.Name.Name.L) >= 0 {
+				oi.out = aliasIndex(st, cn.Name.Name.L)
+			} else {
+				e, err := c.compile(it.Expr)
+				if err != nil {
+					return nil, err
+				}
+				oi.e = e
+			}
+			p.order = append(p.order, oi)
+		}
+	}
+	if st.Limit != nil {
+		if st.Limit.Count != nil {
+			v, ok := constValue(st.Limit.Count)
+			if !ok || v.Kind != KindInt || v.Value.(int64) < 0 {
+				return nil, notSupported("LIMIT that is not a non-negative integer literal")
+			}
+			p.limit = int(v.Value.(int64))
+		}
+		if st.Limit.Offset != nil {
+			v, ok := constValue(st.Limit.Offset)
+			if !ok || v.Kind != KindInt || v.Value.(int64) < 0 {
+				return nil, notSupported("OFFSET that is not a non-negative integer literal")
+			}
+			p.offset = int(v.Value.(int64))
+		}
+	}
+	// ORDER BY the key of a single table: use the scan order.
+	if p.agg == nil && len(p.joins) == 0 && len(p.order) > 0 && p.orderIsKey(st) {
+		p.sorted = true
+		p.driving.reverse = p.order[0].desc
+		p.explain = append(p.explain, fmt.Sprintf("order: by primary key, %s scan (no sort)", map[bool]string{true: "reverse", false: "forward"}[p.driving.reverse]))
+	} else if len(p.order) > 0 {
+		p.explain = append(p.explain, "order: sort in client")
+	}
+	if p.agg != nil {
+		p.explain = append(p.explain, fmt.Sprintf("aggregate: %d group expressions, %d aggregates (client)", len(p.agg.groups), len(p.agg.aggs)))
+	}
+	if p.where != nil {
+		p.explain = append(p.explain, "filter (client): "+p.whereTxt)
+	}
+	// A scan limit is safe only when nothing after the scan drops rows.
+	if p.agg == nil && len(p.joins) == 0 && p.where == nil && !p.distinct && (len(p.order) == 0 || p.sorted) && p.limit >= 0 && s.txn == nil {
+		p.driving.limit = p.limit + p.offset
+		if p.driving.limit == 0 {
+			p.driving.points = [][]byte{}
+		}
+	}
+	if p.limit >= 0 || p.offset > 0 {
+		p.explain = append(p.explain, fmt.Sprintf("limit %d offset %d", p.limit, p.offset))
+	}
+	return p, nil
+}
+
+func nodeOrNil(e ast.ExprNode) []ast.Node {
+	if e == nil {
+		return nil
+	}
+	return []ast.Node{e}
+}
+
+func aliasIndex(st *ast.SelectStmt, name string) int {
+	for i, f := range st.Fields.Fields {
+		if f.AsName.L == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func describeTable(a *access) string {
+	if a.alias != a.t.name {
+		return a.t.name + " AS " + a.alias
+	}
+	return a.t.name
+}
+
+// orderIsKey reports whether ORDER BY lists primary-key columns in key
+// order (after any columns fixed by equality), all in one direction.
+func (p *selectPlan) orderIsKey(st *ast.SelectStmt) bool {
+	t := p.driving.t
+	k := 0
+	for i, it := range st.OrderBy.Items {
+		if it.Desc != st.OrderBy.Items[0].Desc || p.order[i].e == nil {
+			return false
+		}
+		cr, ok := p.order[i].e.(colRef)
+		if !ok || p.sc.cols[cr.idx].tbl != t || p.sc.cols[cr.idx].table != p.driving.alias {
+			return false
+		}
+		ci := p.sc.cols[cr.idx].ci
+		for k < len(t.pk) && t.pk[k] != ci {
+			k++ // skipped key columns must not vary: only fine if the scan is a point set or prefix
+		}
+		if k == len(t.pk) {
+			return false
+		}
+		k++
+	}
+	// Skipped leading key columns would break the order unless fixed; be
+	// conservative: require the order items to be a prefix of the key.
+	for i := range st.OrderBy.Items {
+		cr := p.order[i].e.(colRef)
+		if p.sc.cols[cr.idx].ci != t.pk[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// planJoin chooses a lookup join (the ON equalities cover the right
+// table's primary key) or a hash join.
+func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int) (*joinStep, error) {
+	js := &joinStep{acc: a, left: it.tp == ast.LeftJoin, width: width}
+	if it.on == nil {
+		return nil, notSupported("joins without ON (cross joins)")
+	}
+	c := &compiler{sc: p.sc}
+	on, err := c.compile(it.on)
+	if err != nil {
+		return nil, err
+	}
+	js.on = on
+	js.onText = exprText(it.on)
+	t := a.t
+	// Equalities left.col = right.col.
+	src := map[int]int{} // right column index -> left scope index
+	for _, e := range splitAnd(it.on) {
+		b, ok := unparen(e).(*ast.BinaryOperationExpr)
+		if !ok || b.Op != opcode.EQ {
+			continue
+		}
+		l, ok1 := unparen(b.L).(*ast.ColumnNameExpr)
+		r, ok2 := unparen(b.R).(*ast.ColumnNameExpr)
+		if !ok1 || !ok2 {
+			continue
+		}
+		li, err1 := p.sc.resolve(l.Name)
+		ri, err2 := p.sc.resolve(r.Name)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		if li >= width && ri < width {
+			li, ri = ri, li
+		}
+		if li < width && ri >= width && ri < width+len(t.cols) {
+			rc := ri - width
+			src[rc] = li
+			js.hashL = append(js.hashL, li)
+			js.hashR = append(js.hashR, rc)
+		}
+	}
+	if len(js.hashL) == 0 {
+		return nil, notSupported("joins without an equality between the tables in ON")
+	}
+	js.lookup = true
+	for _, ci := range t.pk {
+		li, ok := src[ci]
+		if !ok {
+			js.lookup = false
+			break
+		}
+		js.keySrc = append(js.keySrc, li)
+	}
+	kind := map[bool]string{true: "LEFT", false: "INNER"}[js.left]
+	if js.lookup {
+		p.explain = append(p.explain, fmt.Sprintf("%s lookup join %s: batched point gets on its primary key (ON %s)", kind, describeTable(a), js.onText))
+	} else {
+		p.explain = append(p.explain, fmt.Sprintf("%s hash join %s: full table scan builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), HashJoinMaxRows, js.onText))
+	}
+	return js, nil
+}
+
+// run executes the plan's FROM/JOIN/WHERE part, calling h with every
+// qualifying combined row. h returns false to stop.
+func (s *Session) run(ctx context.Context, p *selectPlan, h func(row []Datum) (bool, error)) error {
+	if p.driving == nil {
+		more, err := s.filterEmit(p, nil, h)
+		_ = more
+		return err
+	}
+	// Build the hash tables first.
+	for _, js := range p.joins {
+		if !js.lookup {
+			if err := s.buildHash(ctx, js); err != nil {
+				return err
+			}
+		}
+	}
+	stage := func(row []Datum) (bool, error) { return s.filterEmit(p, row, h) }
+	for i := len(p.joins) - 1; i >= 0; i-- {
+		stage = s.joinStage(ctx, p.joins[i], stage)
+	}
+	flushers := p.joins
+	err := s.read(ctx, p.driving, func(vals []Datum, _ []byte, _ uint64) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		return stage(vals)
+	})
+	if err != nil {
+		if err == errStop {
+			return nil
+		}
+		return err
+	}
+	// Flush buffered lookup batches, in join order.
+	for _, js := range flushers {
+		if js.flush != nil {
+			if _, err := js.flush(); err != nil {
+				if err == errStop {
+					return nil
+				}
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+var errStop = fmt.Errorf("stop")
+
+func (s *Session) filterEmit(p *selectPlan, row []Datum, h func(row []Datum) (bool, error)) (bool, error) {
+	if p.where != nil {
+		t, err := evalTruth(p.where, row)
+		if err != nil {
+			return false, err
+		}
+		if t != tTrue {
+			return true, nil
+		}
+	}
+	return h(row)
+}
+
+func (s *Session) buildHash(ctx context.Context, js *joinStep) error {
+	js.build = map[string][][]Datum{}
+	n := 0
+	a := *js.acc
+	return s.readAll(ctx, &a, func(vals []Datum) error {
+		var kb strings.Builder
+		for _, rc := range js.hashR {
+			if vals[rc].IsNull() {
+				return nil
+			}
+			kb.WriteString(keyOf(vals[rc]))
+			kb.WriteByte(0)
+		}
+		n++
+		if n > HashJoinMaxRows {
+			return errf(CodeResource, "hash join: table %s has more than %d rows to hold in memory; join on its full primary key to use a lookup join, or filter it", js.acc.t.name, HashJoinMaxRows)
+		}
+		js.build[kb.String()] = append(js.build[kb.String()], vals)
+		return nil
+	})
+}
+
+func (s *Session) readAll(ctx context.Context, a *access, f func(vals []Datum) error) error {
+	if s.txn != nil {
+		return errf(CodeTransaction, "joins are not supported inside a transaction (it may touch one row)")
+	}
+	return s.read(ctx, a, func(vals []Datum, _ []byte, _ uint64) (bool, error) {
+		return true, f(vals)
+	})
+}
+
+// joinStage returns the function that joins one left row (or a batch of
+// them, for lookups) and passes combined rows to next.
+func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum) (bool, error)) func([]Datum) (bool, error) {
+	rwidth := len(js.acc.t.cols)
+	emit := func(left []Datum, matches [][]Datum) (bool, error) {
+		found := false
+		for _, r := range matches {
+			row := make([]Datum, 0, len(left)+rwidth)
+			row = append(append(row, left...), r...)
+			if js.on != nil {
+				t, err := evalTruth(js.on, row)
+				if err != nil {
+					return false, err
+				}
+				if t != tTrue {
+					continue
+				}
+			}
+			found = true
+			if more, err := next(row); err != nil || !more {
+				return more, err
+			}
+		}
+		if !found && js.left {
+			row := make([]Datum, len(left)+rwidth)
+			copy(row, left)
+			return next(row)
+		}
+		return true, nil
+	}
+	if !js.lookup {
+		return func(left []Datum) (bool, error) {
+			var kb strings.Builder
+			for _, li := range js.hashL {
+				if left[li].IsNull() {
+					return emit(left, nil)
+				}
+				kb.WriteString(keyOf(left[li]))
+				kb.WriteByte(0)
+			}
+			return emit(left, js.build[kb.String()])
+		}
+	}
+	t := js.acc.t
+	var batch [][]Datum
+	flush := func() (bool, error) {
+		if len(batch) == 0 {
+			return true, nil
+		}
+		keys := make([][]byte, 0, len(batch))
+		idx := make([]int, len(batch))
+		for i, left := range batch {
+			idx[i] = -1
+			vals := make([]Datum, len(t.pk))
+			ok := true
+			for j, li := range js.keySrc {
+				v, exact := exactConvert(left[li], t.cols[t.pk[j]].Type)
+				if !exact {
+					ok = false
+					break
+				}
+				vals[j] = v
+			}
+			if !ok {
+				continue
+			}
+			k, err := t.encodeKey(vals)
+			if err != nil {
+				continue
+			}
+			idx[i] = len(keys)
+			keys = append(keys, k)
+		}
+		var rows [][]Datum
+		if len(keys) > 0 {
+			got, err := t.kv.BatchGet(ctx, keys, js.acc.readOpts()...)
+			if err != nil {
+				return false, storageErr(err, "lookup join "+t.name)
+			}
+			rows = make([][]Datum, len(got))
+			for i, r := range got {
+				vals, _, ok, err := t.decodeRow(r)
+				if err != nil {
+					return false, err
+				}
+				if ok {
+					rows[i] = vals
+				}
+			}
+		}
+		b := batch
+		batch = nil
+		for i, left := range b {
+			var m [][]Datum
+			if idx[i] >= 0 && rows[idx[i]] != nil {
+				m = [][]Datum{rows[idx[i]]}
+			}
+			more, err := emit(left, m)
+			if err != nil {
+				return false, err
+			}
+			if !more {
+				return false, errStop
+			}
+		}
+		return true, nil
+	}
+	js.flush = flush
+	return func(left []Datum) (bool, error) {
+		batch = append(batch, left)
+		if len(batch) >= lookupBatch {
+			return flush()
+		}
+		return true, nil
+	}
+}
+
+// execSelect runs a SELECT.
+func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
+	p, err := s.planSelect(ctx, st, false)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Columns: p.names}
+	project := func(row []Datum) ([]Datum, error) {
+		out := make([]Datum, len(p.fields))
+		for i, f := range p.fields {
+			v, err := f.eval(row)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = v
+		}
+		return out, nil
+	}
+	streaming := len(p.order) == 0 || p.sorted
+	streaming = streaming && !p.distinct && p.agg == nil
+	type sortRow struct {
+		out  []Datum
+		keys []Datum
+	}
+	var collected []sortRow
+	skipped := 0
+	post := func(row []Datum) (bool, error) {
+		if p.having != nil {
+			t, err := evalTruth(p.having, row)
+			if err != nil {
+				return false, err
+			}
+			if t != tTrue {
+				return true, nil
+			}
+		}
+		out, err := project(row)
+		if err != nil {
+			return false, err
+		}
+		if streaming {
+			if skipped < p.offset {
+				skipped++
+				return true, nil
+			}
+			if p.limit >= 0 && len(res.Rows) >= p.limit {
+				return false, nil
+			}
+			res.Rows = append(res.Rows, out)
+			return p.limit < 0 || len(res.Rows) < p.limit, nil
+		}
+		sr := sortRow{out: out}
+		for _, o := range p.order {
+			if o.out >= 0 {
+				sr.keys = append(sr.keys, out[o.out])
+				continue
+			}
+			v, err := o.e.eval(row)
+			if err != nil {
+				return false, err
+			}
+			sr.keys = append(sr.keys, v)
+		}
+		collected = append(collected, sr)
+		if len(collected) > maxSortRows {
+			return false, errf(CodeResource, "query needs more than %d rows in memory to sort, group or deduplicate; add a LIMIT on the key order or a narrower WHERE", maxSortRows)
+		}
+		return true, nil
+	}
+	if p.agg != nil {
+		ag := newAggregator(p.agg)
+		if err := s.run(ctx, p, func(row []Datum) (bool, error) { return true, ag.push(row) }); err != nil {
+			return nil, err
+		}
+		for _, r := range ag.rows() {
+			if _, err := post(r); err != nil {
+				return nil, err
+			}
+		}
+	} else if p.limit == 0 {
+		return res, nil
+	} else if err := s.run(ctx, p, post); err != nil {
+		return nil, err
+	}
+	if streaming {
+		if res.Rows == nil {
+			res.Rows = [][]Datum{}
+		}
+		return res, nil
+	}
+	var sortErr error
+	if len(p.order) > 0 && !p.sorted {
+		sort.SliceStable(collected, func(i, j int) bool {
+			for k, o := range p.order {
+				c := cmpNullsFirst(collected[i].keys[k], collected[j].keys[k], &sortErr)
+				if c != 0 {
+					if o.desc {
+						return c > 0
+					}
+					return c < 0
+				}
+			}
+			return false
+		})
+		if sortErr != nil {
+			return nil, sortErr
+		}
+	}
+	seen := map[string]bool{}
+	res.Rows = [][]Datum{}
+	for _, r := range collected {
+		if p.distinct {
+			var kb strings.Builder
+			for _, v := range r.out {
+				kb.WriteString(keyOf(v))
+				kb.WriteByte(0)
+			}
+			if seen[kb.String()] {
+				continue
+			}
+			seen[kb.String()] = true
+		}
+		if skipped < p.offset {
+			skipped++
+			continue
+		}
+		if p.limit >= 0 && len(res.Rows) >= p.limit {
+			break
+		}
+		res.Rows = append(res.Rows, r.out)
+	}
+	return res, nil
+}
+
+const maxSortRows = 2_000_000
+
+// cmpNullsFirst orders NULL before every value (MySQL's ascending order).
+func cmpNullsFirst(a, b Datum, errp *error) int {
+	switch {
+	case a.IsNull() && b.IsNull():
+		return 0
+	case a.IsNull():
+		return -1
+	case b.IsNull():
+		return 1
+	}
+	c, err := compare(a, b)
+	if err != nil && *errp == nil {
+		*errp = err
+	}
+	return c
+}

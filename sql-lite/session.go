@@ -1,0 +1,177 @@
+package sqllite
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"github.com/pingcap/tidb/pkg/parser"
+	"github.com/pingcap/tidb/pkg/parser/ast"
+
+	"github.com/shaledb/shale/kvclient"
+)
+
+// Session is one SQL connection: it owns the open transaction (if any) and
+// caches the catalog. It is not safe for concurrent use; open one per
+// shell or goroutine.
+type Session struct {
+	client *kvclient.Client
+	parser *parser.Parser
+	tables map[string]*table
+	txn    *txnState
+}
+
+// Open starts a session on a kvclient.Client (which the caller keeps
+// owning and closes).
+func Open(ctx context.Context, client *kvclient.Client) (*Session, error) {
+	return &Session{client: client, parser: parser.New(), tables: map[string]*table{}}, nil
+}
+
+// Close ends the session, rolling back an open transaction.
+func (s *Session) Close() error {
+	s.txn = nil
+	return nil
+}
+
+// InTransaction reports whether a BEGIN is open.
+func (s *Session) InTransaction() bool { return s.txn != nil }
+
+// Result is the outcome of one statement. Queries fill Columns and Rows;
+// writes fill RowsAffected; DDL and transaction control fill Message.
+type Result struct {
+	Columns      []string
+	Rows         [][]Datum
+	RowsAffected int64
+	Message      string
+}
+
+var parseErrRE = regexp.MustCompile(`line (\d+) column (\d+)(.*)`)
+
+// parse parses sql into statements, reporting errors with line and column.
+func (s *Session) parse(sql string) ([]ast.StmtNode, error) {
+	stmts, _, err := s.parser.Parse(sql, "", "")
+	if err != nil {
+		msg := err.Error()
+		e := &Error{Code: CodeParse, Msg: msg, Cause: err}
+		if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+			e.Line, _ = strconv.Atoi(m[1])
+			e.Col, _ = strconv.Atoi(m[2])
+			e.Msg = "syntax error" + strings.TrimRight(m[3], " ")
+		}
+		return nil, e
+	}
+	return stmts, nil
+}
+
+// Exec parses and runs every statement in sql, in order, and returns one
+// Result per statement. It stops at the first failing statement and returns
+// the results before it with the error. Canceling ctx cancels the running
+// statement.
+func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
+	stmts, err := s.parse(sql)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Result
+	for _, st := range stmts {
+		r, err := s.execStmt(ctx, st)
+		if err != nil {
+			if ctx.Err() != nil {
+				return out, &Error{Code: CodeStorage, Msg: "statement canceled: " + ctx.Err().Error(), Cause: ctx.Err()}
+			}
+			return out, err
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	switch x := st.(type) {
+	case *ast.SelectStmt:
+		return s.execSelect(ctx, x)
+	case *ast.InsertStmt:
+		return s.execInsert(ctx, x)
+	case *ast.UpdateStmt:
+		return s.execUpdate(ctx, x)
+	case *ast.DeleteStmt:
+		return s.execDelete(ctx, x)
+	case *ast.BeginStmt:
+		return s.begin(x)
+	case *ast.CommitStmt:
+		return s.commit(ctx)
+	case *ast.RollbackStmt:
+		return s.rollback(x)
+	case *ast.CreateTableStmt:
+		return s.noTxn(ctx, func() (*Result, error) { return s.createTable(ctx, x) })
+	case *ast.DropTableStmt:
+		return s.noTxn(ctx, func() (*Result, error) { return s.dropTable(ctx, x) })
+	case *ast.AlterTableStmt:
+		return s.noTxn(ctx, func() (*Result, error) { return s.alterTable(ctx, x) })
+	case *ast.ShowStmt:
+		return s.show(ctx, x)
+	case *ast.ExplainStmt:
+		if sh, ok := x.Stmt.(*ast.ShowStmt); ok {
+			return s.show(ctx, sh)
+		}
+		if x.Analyze {
+			return nil, notSupported("EXPLAIN ANALYZE")
+		}
+		return s.explain(ctx, x.Stmt)
+	case *ast.UseStmt:
+		return nil, notSupported("USE (Shale has one database)")
+	case *ast.CreateIndexStmt:
+		return nil, notSupported("CREATE INDEX (secondary indexes)")
+	case *ast.TruncateTableStmt:
+		return nil, notSupported("TRUNCATE TABLE (use DELETE FROM)")
+	case *ast.SetStmt:
+		return nil, notSupported("SET")
+	}
+	return nil, notSupported("statement %s", stmtName(st))
+}
+
+func stmtName(st ast.StmtNode) string {
+	t := strings.TrimPrefix(strings.TrimPrefix(strings.TrimSuffix(typeName(st), "Stmt"), "*ast."), "ast.")
+	return strings.ToUpper(t)
+}
+
+func typeName(v any) string {
+	return strings.TrimPrefix(strings.TrimPrefix(strconv.Quote(typeString(v)), "\""), "\"")
+}
+
+func (s *Session) noTxn(ctx context.Context, f func() (*Result, error)) (*Result, error) {
+	if s.txn != nil {
+		return nil, errf(CodeTransaction, "schema changes are not allowed inside a transaction; COMMIT or ROLLBACK first")
+	}
+	return f()
+}
+
+// TableNames lists the SQL tables, for completion.
+func (s *Session) TableNames(ctx context.Context) ([]string, error) {
+	infos, err := s.client.ListTables(ctx)
+	if err != nil {
+		return nil, storageErr(err, "list tables")
+	}
+	var out []string
+	for _, ti := range infos {
+		if len(ti.SQLSchema) > 0 {
+			out = append(out, ti.Name)
+		}
+	}
+	sortStrings(out)
+	return out, nil
+}
+
+// ColumnNames lists a table's columns in order, for completion.
+func (s *Session) ColumnNames(ctx context.Context, table string) ([]string, error) {
+	t, err := s.lookup(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(t.cols))
+	for i, c := range t.cols {
+		out[i] = c.Name
+	}
+	return out, nil
+}
