@@ -66,7 +66,7 @@ func (s *scope) resolve(n *ast.ColumnName) (int, error) {
 // GROUP BY items).
 func exprText(n ast.Node) string {
 	var sb strings.Builder
-	if err := n.Restore(format.NewRestoreCtx(format.RestoreStringSingleQuotes|format.RestoreKeyWordLowercase|format.RestoreNameLowercase, &sb)); err != nil {
+	if err := n.Restore(format.NewRestoreCtx(format.RestoreStringSingleQuotes|format.RestoreKeyWordUppercase|format.RestoreNameLowercase|format.RestoreStringWithoutCharset|format.RestoreSpacesAroundBinaryOperation, &sb)); err != nil {
 		return "?"
 	}
 	return sb.String()

@@ -283,7 +283,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		if name == "" {
 			if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
 				name = cn.Name.Name.O
-			} else if t := f.Expr.Text(); t != "" {
+			} else if t := f.Text(); t != "" {
 				name = t
 			} else {
 				name = exprText(f.Expr)
@@ -301,8 +301,11 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 	if st.OrderBy != nil {
 		for _, it := range st.OrderBy.Items {
 			oi := orderItem{desc: it.Desc, out: -1}
-			if v, ok := constValue(it.Expr); ok && v.Kind == KindInt {
-				n := int(v.Value.(int64))
+			if pe, ok := it.Expr.(*ast.PositionExpr); ok {
+				if pe.P != nil {
+					return nil, notSupported("parameterized ORDER BY position")
+				}
+				n := pe.N
 				if n < 1 || n > len(p.fields) {
 					return nil, errf(CodeUnknownColumn, "ORDER BY position %d is not in the select list", n)
 				}

@@ -125,6 +125,8 @@ func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (*Result, error
 		return nil, notSupported("CREATE INDEX (secondary indexes)")
 	case *ast.TruncateTableStmt:
 		return nil, notSupported("TRUNCATE TABLE (use DELETE FROM)")
+	case *ast.SetOprStmt:
+		return nil, notSupported("UNION / INTERSECT / EXCEPT")
 	case *ast.SetStmt:
 		return nil, notSupported("SET")
 	}
@@ -137,7 +139,7 @@ func stmtName(st ast.StmtNode) string {
 }
 
 func typeName(v any) string {
-	return strings.TrimPrefix(strings.TrimPrefix(strconv.Quote(typeString(v)), "\""), "\"")
+	return typeString(v)
 }
 
 func (s *Session) noTxn(ctx context.Context, f func() (*Result, error)) (*Result, error) {
