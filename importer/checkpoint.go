@@ -1,0 +1,128 @@
+package importer
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
+// checkpointName is the checkpoint file inside the work directory.
+const checkpointName = "checkpoint.json"
+
+// checkpoint is the job's durable progress. It is rewritten (atomically:
+// temp file, fsync, rename) after every phase and every ingested SST, so a
+// killed importer resumes where it stopped. Re-ingesting an SST whose
+// checkpoint write was lost is harmless: the cells carry the job's one
+// timestamp, so the same rows produce the same keys and values.
+type checkpoint struct {
+	Version     int    `json:"version"`
+	Fingerprint string `json:"fingerprint"`
+	TableID     uint64 `json:"table_id"`
+	// Timestamp is every imported cell's timestamp, from the PD's
+	// timestamp oracle when the job first started. It is what makes a
+	// resumed job write exactly the keys the killed one did.
+	Timestamp int64 `json:"timestamp"`
+
+	// After the sort phase.
+	Sorted      bool     `json:"sorted"`
+	Runs        []string `json:"runs,omitempty"`
+	Samples     []Sample `json:"samples,omitempty"`
+	InputRows   int64    `json:"input_rows"`
+	InputBytes  int64    `json:"input_bytes"`
+	Rejected    int64    `json:"rejected"`
+	SortedBytes int64    `json:"sorted_bytes"`
+
+	Split bool `json:"split"`
+
+	// Ingest progress: every cell key <= DoneKey is ingested.
+	DoneKey       []byte `json:"done_key,omitempty"`
+	RowsIngested  int64  `json:"rows_ingested"`
+	CellsIngested int64  `json:"cells_ingested"`
+	BytesIngested int64  `json:"bytes_ingested"`
+	SSTs          int64  `json:"ssts"`
+	Recuts        int64  `json:"recuts"`
+	Duplicates    int64  `json:"duplicates"`
+
+	Done         bool  `json:"done"`
+	VerifiedRows int64 `json:"verified_rows"`
+}
+
+func loadCheckpoint(dir string) (*checkpoint, error) {
+	data, err := os.ReadFile(filepath.Join(dir, checkpointName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var cp checkpoint
+	if err := json.Unmarshal(data, &cp); err != nil {
+		return nil, fmt.Errorf("importer: checkpoint %s is damaged (%v); remove the work directory to start over", filepath.Join(dir, checkpointName), err)
+	}
+	return &cp, nil
+}
+
+func (cp *checkpoint) save(dir string) error {
+	data, err := json.Marshal(cp)
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, checkpointName+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, checkpointName)); err != nil {
+		return err
+	}
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// fingerprint identifies a job: the options that shape its cells and the
+// input files (path, size, modification time). Re-running with a different
+// fingerprint in the same work directory is refused.
+func fingerprint(o *Options, files []inputFile) string {
+	type fileID struct {
+		Path  string
+		Size  int64
+		MTime int64
+	}
+	v := struct {
+		Table       string
+		Format      string
+		Header      bool
+		Columns     []string
+		Delimiter   rune
+		Null        *string
+		RowKey      string
+		Mappings    []Mapping
+		OnDuplicate string
+		EncoderID   string
+		Files       []fileID
+	}{o.Table, o.Source.Format.String(), o.Source.Header, o.Source.Columns, o.Source.Delimiter, o.Source.Null, o.RowKey, o.Mappings, o.OnDuplicate, o.EncoderID, nil}
+	for _, f := range files {
+		v.Files = append(v.Files, fileID{f.path, f.size, f.mtime})
+	}
+	data, _ := json.Marshal(v)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}

@@ -1,0 +1,1045 @@
+package importer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/metapb"
+)
+
+// maxSSTBytes mirrors tabletserver/store.MaxIngestBytes (one SST rides in
+// one raft entry); SSTs are cut below it.
+const maxSSTBytes = 16 << 20
+
+// Options configure one import job.
+type Options struct {
+	// PD lists placement-driver endpoints.
+	PD []string
+	// Table is the target table; it must exist.
+	Table string
+	// Inputs are files, directories (their regular, non-hidden files) or
+	// "-" for Stdin.
+	Inputs []string
+	Stdin  io.Reader
+	Source SourceOptions
+
+	// Raw-table mapping: the row-key column and column=family:qualifier.
+	RowKey   string
+	Mappings []Mapping
+	// NewEncoder, if set, replaces the raw encoder (SQL tables). EncoderID
+	// names it in the job's fingerprint.
+	NewEncoder func(schema *metapb.TableSchema, ts int64) (Encoder, error)
+	EncoderID  string
+
+	// WorkDir holds sorted runs, the checkpoint and the reject file.
+	// Re-running the same job with the same WorkDir resumes it. Required.
+	WorkDir string
+	// MemoryBytes bounds the sort buffers (all readers together). Default
+	// 256 MiB.
+	MemoryBytes int
+	// Parallel is how many input files are read at once. Default 2.
+	Parallel int
+	// SSTBytes is the target size of one SST. Default 8 MiB, at most 16.
+	SSTBytes int
+	// SplitBytes is the target tablet size: the importer asks the PD to
+	// split the table's range every SplitBytes of sorted data and to
+	// spread the new tablets' leaders. 0: 64 MiB; negative: no splits.
+	SplitBytes int64
+	// MaxErrors is how many malformed rows are skipped (and written to
+	// RejectFile) before the job fails. 0: the first one fails it.
+	MaxErrors int64
+	// RejectFile receives skipped rows as "file:line:col: error<TAB>row".
+	// Default: WorkDir/rejects.txt.
+	RejectFile string
+	// OnDuplicate is "error" (default) or "last": what a row key given by
+	// more than one input record does.
+	OnDuplicate string
+	// Progress, if set, is called every ProgressInterval (default 500ms)
+	// and once at the end.
+	Progress         func(Progress)
+	ProgressInterval time.Duration
+	Logger           *slog.Logger
+	// Hook, if set, is called at points of the pipeline (tests use it to
+	// kill the job or change the cluster at chosen moments).
+	Hook func(Event)
+}
+
+// Event is a point of the pipeline passed to Options.Hook.
+type Event struct {
+	// Name is "parsed", "split", "sst" (an SST is built for a tablet,
+	// before upload), "ingested" (the tablet took it; the checkpoint is
+	// not yet written) or "checkpointed".
+	Name     string
+	TabletID uint64
+	SST      *SST
+}
+
+func (j *job) hook(ev Event) {
+	if j.o.Hook != nil {
+		j.o.Hook(ev)
+	}
+}
+
+// Progress is a snapshot of a running job.
+type Progress struct {
+	Phase         string        `json:"phase"` // parse, split, ingest, verify, done
+	InputBytes    int64         `json:"input_bytes"`
+	InputTotal    int64         `json:"input_total"` // 0 when unknown (stdin)
+	InputRows     int64         `json:"input_rows"`
+	Rejected      int64         `json:"rejected"`
+	SortedBytes   int64         `json:"sorted_bytes"`
+	IngestedBytes int64         `json:"ingested_bytes"`
+	IngestedRows  int64         `json:"ingested_rows"`
+	SSTs          int64         `json:"ssts"`
+	Elapsed       time.Duration `json:"elapsed_ns"`
+}
+
+// Summary is a finished job's account.
+type Summary struct {
+	Table        string
+	Timestamp    int64
+	InputRows    int64
+	InputBytes   int64
+	Rows         int64 // distinct rows imported
+	Cells        int64
+	Bytes        int64 // cell bytes ingested
+	Rejected     int64
+	Duplicates   int64
+	SSTs         int64
+	Recuts       int64
+	VerifiedRows int64
+	Resumed      bool
+	Duration     time.Duration
+	RejectFile   string
+}
+
+func (s *Summary) String() string {
+	secs := max(s.Duration.Seconds(), 1e-9)
+	return fmt.Sprintf("imported %d rows (%d cells, %.1f MiB) into %q in %s: %.0f rows/s, %.1f MiB/s; %d SSTs, %d re-cut; %d rejected, %d duplicate rows; verified %d rows at timestamp %d",
+		s.Rows, s.Cells, float64(s.Bytes)/(1<<20), s.Table, s.Duration.Round(time.Millisecond), float64(s.Rows)/secs, float64(s.Bytes)/(1<<20)/secs,
+		s.SSTs, s.Recuts, s.Rejected, s.Duplicates, s.VerifiedRows, s.Timestamp)
+}
+
+type inputFile struct {
+	path  string
+	size  int64
+	mtime int64
+	stdin bool
+}
+
+func (o *Options) defaults() error {
+	if o.Table == "" {
+		return errors.New("importer: no table given")
+	}
+	if o.WorkDir == "" {
+		return errors.New("importer: no work directory given")
+	}
+	if len(o.Inputs) == 0 {
+		return errors.New("importer: no input given")
+	}
+	if o.MemoryBytes <= 0 {
+		o.MemoryBytes = 256 << 20
+	}
+	if o.Parallel <= 0 {
+		o.Parallel = 2
+	}
+	if o.SSTBytes <= 0 {
+		o.SSTBytes = 8 << 20
+	}
+	o.SSTBytes = min(o.SSTBytes, maxSSTBytes*3/4)
+	if o.SplitBytes == 0 {
+		o.SplitBytes = 64 << 20
+	}
+	switch o.OnDuplicate {
+	case "":
+		o.OnDuplicate = "error"
+	case "error", "last":
+	default:
+		return fmt.Errorf("importer: --on-duplicate %q: want error or last", o.OnDuplicate)
+	}
+	if o.RejectFile == "" {
+		o.RejectFile = filepath.Join(o.WorkDir, "rejects.txt")
+	}
+	if o.ProgressInterval <= 0 {
+		o.ProgressInterval = 500 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if o.NewEncoder == nil && (o.RowKey == "" || len(o.Mappings) == 0) {
+		return errors.New("importer: a raw import needs --row-key and --map")
+	}
+	return nil
+}
+
+func listInputs(inputs []string) ([]inputFile, error) {
+	var out []inputFile
+	stdin := false
+	for _, in := range inputs {
+		if in == "-" {
+			if stdin {
+				return nil, errors.New("importer: stdin given twice")
+			}
+			stdin = true
+			out = append(out, inputFile{path: "-", stdin: true})
+			continue
+		}
+		fi, err := os.Stat(in)
+		if err != nil {
+			return nil, fmt.Errorf("importer: %w", err)
+		}
+		if !fi.IsDir() {
+			out = append(out, inputFile{path: in, size: fi.Size(), mtime: fi.ModTime().UnixNano()})
+			continue
+		}
+		ents, err := os.ReadDir(in)
+		if err != nil {
+			return nil, fmt.Errorf("importer: %w", err)
+		}
+		n := 0
+		for _, e := range ents {
+			if !e.Type().IsRegular() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			info, err := e.Info()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, inputFile{path: filepath.Join(in, e.Name()), size: info.Size(), mtime: info.ModTime().UnixNano()})
+			n++
+		}
+		if n == 0 {
+			return nil, fmt.Errorf("importer: directory %s holds no input files", in)
+		}
+	}
+	return out, nil
+}
+
+// job is one run of Run.
+type job struct {
+	o       Options
+	files   []inputFile
+	cl      *cluster
+	schema  *metapb.TableSchema
+	cp      *checkpoint
+	started time.Time
+
+	phase      atomic.Value // string
+	inputBytes atomic.Int64
+	inputTotal int64
+	inputRows  atomic.Int64
+	rejected   atomic.Int64
+	// Ingest progress, mirrored from the checkpoint for the reporter.
+	sortedBytes, ingestedBytes, ingestedRows, ssts atomic.Int64
+
+	rejectMu sync.Mutex
+	rejectW  *bufio.Writer
+	rejectF  *os.File
+}
+
+// Run imports the inputs into the table, resuming from the work
+// directory's checkpoint if there is one.
+func Run(ctx context.Context, o Options) (*Summary, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	files, err := listInputs(o.Inputs)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
+		return nil, err
+	}
+	j := &job{o: o, files: files, started: time.Now()}
+	j.phase.Store("start")
+	for _, f := range files {
+		j.inputTotal += f.size
+	}
+	fp := fingerprint(&o, files)
+	cp, err := loadCheckpoint(o.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	resumed := cp != nil
+	if cp != nil && cp.Fingerprint != fp {
+		return nil, fmt.Errorf("importer: work directory %s belongs to another job (different table, options or input files); use another --work-dir or remove it", o.WorkDir)
+	}
+	if cp == nil {
+		cp = &checkpoint{Version: 1, Fingerprint: fp}
+	}
+	j.cp = cp
+	if cp.Done {
+		return j.summary(resumed), nil
+	}
+	j.cl, err = dialCluster(ctx, o.PD)
+	if err != nil {
+		return nil, err
+	}
+	defer j.cl.close()
+	if j.schema, err = j.cl.table(ctx, o.Table); err != nil {
+		return nil, err
+	}
+	if cp.TableID != 0 && cp.TableID != j.schema.TableId {
+		return nil, fmt.Errorf("importer: table %q was recreated since this job started (id %d, now %d); remove the work directory to start over", o.Table, cp.TableID, j.schema.TableId)
+	}
+	cp.TableID = j.schema.TableId
+	if cp.Timestamp == 0 {
+		if cp.Timestamp, err = j.cl.timestamp(ctx); err != nil {
+			return nil, err
+		}
+		if err := cp.save(o.WorkDir); err != nil {
+			return nil, err
+		}
+	}
+	j.publish()
+	stop := j.reportProgress()
+	defer stop()
+
+	if !cp.Sorted {
+		if err := j.parse(ctx); err != nil {
+			return nil, err
+		}
+	}
+	j.hook(Event{Name: "parsed"})
+	if !cp.Split {
+		j.phase.Store("split")
+		if err := j.splitAndScatter(ctx); err != nil {
+			return nil, err
+		}
+		cp.Split = true
+		if err := cp.save(o.WorkDir); err != nil {
+			return nil, err
+		}
+		j.hook(Event{Name: "split"})
+	}
+	j.phase.Store("ingest")
+	if err := j.ingestAll(ctx); err != nil {
+		return nil, err
+	}
+	j.phase.Store("verify")
+	if err := j.verify(ctx); err != nil {
+		return nil, err
+	}
+	cp.Done = true
+	if err := cp.save(o.WorkDir); err != nil {
+		return nil, err
+	}
+	for _, r := range cp.Runs {
+		_ = os.Remove(filepath.Join(o.WorkDir, r))
+	}
+	j.phase.Store("done")
+	return j.summary(resumed), nil
+}
+
+func (j *job) summary(resumed bool) *Summary {
+	cp := j.cp
+	s := &Summary{
+		Table: j.o.Table, Timestamp: cp.Timestamp, InputRows: cp.InputRows, InputBytes: cp.InputBytes,
+		Rows: cp.RowsIngested, Cells: cp.CellsIngested, Bytes: cp.BytesIngested, Rejected: cp.Rejected,
+		Duplicates: cp.Duplicates, SSTs: cp.SSTs, Recuts: cp.Recuts, VerifiedRows: cp.VerifiedRows,
+		Resumed: resumed, Duration: time.Since(j.started),
+	}
+	if cp.Rejected > 0 {
+		s.RejectFile = j.o.RejectFile
+	}
+	return s
+}
+
+func (j *job) progress() Progress {
+	return Progress{
+		Phase: j.phase.Load().(string), InputBytes: j.inputBytes.Load(), InputTotal: j.inputTotal,
+		InputRows: j.inputRows.Load(), Rejected: j.rejected.Load(), Elapsed: time.Since(j.started),
+		SortedBytes: j.sortedBytes.Load(), IngestedBytes: j.ingestedBytes.Load(),
+		IngestedRows: j.ingestedRows.Load(), SSTs: j.ssts.Load(),
+	}
+}
+
+// publish copies the checkpoint's counters to the progress counters.
+func (j *job) publish() {
+	cp := j.cp
+	if cp.Sorted {
+		j.inputBytes.Store(cp.InputBytes)
+		j.inputRows.Store(cp.InputRows)
+		j.rejected.Store(cp.Rejected)
+		j.sortedBytes.Store(cp.SortedBytes)
+	}
+	j.ingestedBytes.Store(cp.BytesIngested)
+	j.ingestedRows.Store(cp.RowsIngested)
+	j.ssts.Store(cp.SSTs)
+}
+
+func (j *job) reportProgress() func() {
+	if j.o.Progress == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(j.o.ProgressInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				j.o.Progress(j.progress())
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		j.o.Progress(j.progress())
+	}
+}
+
+// ---- phase 1: parse, encode, sort ----
+
+func (j *job) parse(ctx context.Context) error {
+	j.phase.Store("parse")
+	dir := j.o.WorkDir
+	// Leftovers of an interrupted parse are redone from scratch.
+	if ents, err := os.ReadDir(dir); err == nil {
+		for _, e := range ents {
+			if strings.HasSuffix(e.Name(), ".run") {
+				_ = os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+	}
+	_ = os.Remove(j.o.RejectFile)
+	defer j.closeRejects()
+
+	type result struct {
+		runs    []string
+		samples []Sample
+		bytes   int64
+	}
+	results := make([]result, len(j.files))
+	next := atomic.Int64{}
+	budget := j.o.MemoryBytes / j.o.Parallel
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	var firstErr error
+	var errMu sync.Mutex
+	for w := 0; w < min(j.o.Parallel, len(j.files)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(j.files) || ctx.Err() != nil {
+					return
+				}
+				s := newSorter(dir, fmt.Sprintf("f%05d", i), budget)
+				s.sampleEvery = max(min(sampleBytes, j.o.SplitBytes/8), 1)
+				n, err := j.parseFile(ctx, i, s)
+				if err == nil {
+					err = s.spill()
+				}
+				if err != nil {
+					errMu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					errMu.Unlock()
+					cancel()
+					return
+				}
+				results[i] = result{s.runs, s.samples, n}
+			}
+		}()
+	}
+	wg.Wait()
+	if firstErr != nil {
+		return firstErr
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cp := j.cp
+	cp.Runs, cp.Samples, cp.SortedBytes = nil, nil, 0
+	for _, r := range results {
+		cp.Runs = append(cp.Runs, r.runs...)
+		cp.Samples = append(cp.Samples, r.samples...)
+		cp.SortedBytes += r.bytes
+	}
+	cp.InputRows, cp.InputBytes, cp.Rejected = j.inputRows.Load(), j.inputBytes.Load(), j.rejected.Load()
+	cp.Sorted = true
+	j.publish()
+	return cp.save(dir)
+}
+
+// parseFile reads input file i into s and returns the cell bytes added.
+func (j *job) parseFile(ctx context.Context, i int, s *sorter) (int64, error) {
+	f := j.files[i]
+	var r io.Reader
+	name := f.path
+	if f.stdin {
+		if j.o.Stdin == nil {
+			return 0, errors.New("importer: input - (stdin) but no stdin reader")
+		}
+		r, name = j.o.Stdin, "<stdin>"
+	} else {
+		fh, err := os.Open(f.path)
+		if err != nil {
+			return 0, fmt.Errorf("importer: %w", err)
+		}
+		defer fh.Close()
+		r = fh
+	}
+	var local int64
+	r = countingReader{r: r, n: &local}
+	var enc Encoder
+	var err error
+	if j.o.NewEncoder != nil {
+		enc, err = j.o.NewEncoder(j.schema, j.cp.Timestamp)
+	} else {
+		enc, err = NewRawEncoder(j.schema, j.o.RowKey, j.o.Mappings, j.cp.Timestamp)
+	}
+	if err != nil {
+		return 0, err
+	}
+	var recNo uint64
+	var cellBytes, reported int64
+	bind := func(cols []string) error {
+		if err := enc.Bind(cols); err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		return nil
+	}
+	row := func(rec *Record) error {
+		if recNo&1023 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			j.inputBytes.Add(local - reported)
+			reported = local
+		}
+		seq := uint64(i)<<40 | recNo
+		// Encode into a scratch list first so a bad field adds nothing.
+		var cells []entry
+		err := enc.Encode(rec, func(k, v []byte) error {
+			cells = append(cells, entry{key: append([]byte(nil), k...), value: append([]byte(nil), v...)})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, c := range cells {
+			if err := s.add(c.key, c.value, seq, uint32(rec.Line)); err != nil {
+				return err
+			}
+			cellBytes += int64(len(c.key) + len(c.value))
+		}
+		recNo++
+		j.inputRows.Add(1)
+		return nil
+	}
+	err = readSource(name, r, j.o.Source, bind, row, j.reject)
+	j.inputBytes.Add(local - reported)
+	return cellBytes, err
+}
+
+// reject records a malformed row, or fails the job once MaxErrors is
+// exceeded.
+func (j *job) reject(ie *InputError) error {
+	if n := j.rejected.Add(1); n > j.o.MaxErrors {
+		if j.o.MaxErrors > 0 {
+			return fmt.Errorf("%w (more than --max-errors=%d bad rows; see %s)", ie, j.o.MaxErrors, j.o.RejectFile)
+		}
+		return ie
+	}
+	j.rejectMu.Lock()
+	defer j.rejectMu.Unlock()
+	if j.rejectW == nil {
+		f, err := os.Create(j.o.RejectFile)
+		if err != nil {
+			return err
+		}
+		j.rejectF, j.rejectW = f, bufio.NewWriter(f)
+	}
+	fmt.Fprintf(j.rejectW, "%s\t%s\n", ie.Error(), ie.Raw)
+	return nil
+}
+
+func (j *job) closeRejects() {
+	j.rejectMu.Lock()
+	defer j.rejectMu.Unlock()
+	if j.rejectW != nil {
+		_ = j.rejectW.Flush()
+		_ = j.rejectF.Sync()
+		_ = j.rejectF.Close()
+		j.rejectW, j.rejectF = nil, nil
+	}
+}
+
+// ---- phase 2: split and scatter ----
+
+// splitPoints picks row keys about every SplitBytes of sorted data.
+func (j *job) splitPoints() [][]byte {
+	if j.o.SplitBytes < 0 || len(j.cp.Samples) == 0 {
+		return nil
+	}
+	samples := slices.Clone(j.cp.Samples)
+	sort.Slice(samples, func(a, b int) bool { return bytes.Compare(samples[a].Key, samples[b].Key) < 0 })
+	var out [][]byte
+	var acc int64
+	for _, s := range samples {
+		acc += s.Bytes
+		if acc < j.o.SplitBytes {
+			continue
+		}
+		row, err := keys.RowPrefix(s.Key)
+		if err != nil {
+			continue
+		}
+		if len(out) > 0 && bytes.Compare(row, out[len(out)-1]) <= 0 {
+			continue
+		}
+		out = append(out, bytes.Clone(row))
+		acc = 0
+	}
+	return out
+}
+
+func (j *job) splitAndScatter(ctx context.Context) error {
+	points := j.splitPoints()
+	// One at a time: the PD runs one operator per tablet, and each split
+	// point lies in the right half of the previous split.
+	for _, p := range points {
+		if err := j.splitAt(ctx, p); err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// Best effort: the ingest works with whatever tablets exist.
+			j.o.Logger.Warn("split failed", "key", fmt.Sprintf("%x", p), "err", err)
+		}
+	}
+	if len(points) == 0 {
+		return nil
+	}
+	start := keys.TablePrefix(j.schema.TableId)
+	tablets, err := j.cl.tablets(ctx, start, keys.PrefixEnd(start))
+	if err != nil {
+		return err
+	}
+	// Spread leaders round-robin over each tablet's replicas.
+	for i, t := range tablets {
+		reps := t.GetTablet().GetReplicas()
+		if len(reps) < 2 {
+			continue
+		}
+		to := reps[i%len(reps)].StoreId
+		if to != t.LeaderStoreId {
+			if err := j.cl.transferLeader(ctx, t.Tablet.TabletId, to); err != nil {
+				j.o.Logger.Debug("leader scatter failed", "tablet", t.Tablet.TabletId, "err", err)
+			}
+		}
+	}
+	return nil
+}
+
+// splitAt asks the PD to split the tablet holding row key p at p and waits
+// (up to 10s) until the PD reports the split.
+func (j *job) splitAt(ctx context.Context, p []byte) error {
+	deadline := time.Now().Add(10 * time.Second)
+	var requested time.Time
+	for attempt := 0; ; attempt++ {
+		info, err := j.cl.tablet(ctx, p)
+		if err == nil && bytes.Equal(info.Tablet.StartKey, p) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("split not visible after 10s (last error: %v)", err)
+		}
+		// (Re-)request it: the PD may refuse while the tablet runs another
+		// operator, or cancel the split when the tablet changes.
+		if err == nil && time.Since(requested) > 2*time.Second {
+			if err := j.cl.split(ctx, info.Tablet.TabletId, p); err == nil {
+				requested = time.Now()
+			} else {
+				j.o.Logger.Debug("split request", "tablet", info.Tablet.TabletId, "err", err)
+			}
+		}
+		if err := j.backoff(ctx, min(attempt, 2)); err != nil {
+			return err
+		}
+	}
+}
+
+// ---- phase 3: build SSTs per tablet, upload, ingest ----
+
+// pending is a run of whole rows waiting to be cut into SSTs.
+type pending struct {
+	cells []entry
+	rows  []int // start index in cells of each row
+	arena []byte
+	bytes int
+}
+
+func (p *pending) addRow(cells []entry) {
+	p.rows = append(p.rows, len(p.cells))
+	for _, c := range cells {
+		off := len(p.arena)
+		p.arena = append(p.arena, c.key...)
+		p.arena = append(p.arena, c.value...)
+		p.cells = append(p.cells, entry{key: p.arena[off : off+len(c.key) : off+len(c.key)], value: p.arena[off+len(c.key) : len(p.arena) : len(p.arena)]})
+		p.bytes += len(c.key) + len(c.value)
+	}
+	// Re-slice after growth moved the arena.
+	off := 0
+	for i := range p.cells {
+		kl, vl := len(p.cells[i].key), len(p.cells[i].value)
+		p.cells[i].key = p.arena[off : off+kl : off+kl]
+		p.cells[i].value = p.arena[off+kl : off+kl+vl : off+kl+vl]
+		off += kl + vl
+	}
+}
+
+func (p *pending) rowEnd(i int) int {
+	if i+1 < len(p.rows) {
+		return p.rows[i+1]
+	}
+	return len(p.cells)
+}
+
+func (p *pending) reset() {
+	p.cells, p.rows, p.arena, p.bytes = p.cells[:0], p.rows[:0], p.arena[:0], 0
+}
+
+func (j *job) ingestAll(ctx context.Context) error {
+	cp := j.cp
+	m, err := newMerger(j.o.WorkDir, cp.Runs)
+	if err != nil {
+		return err
+	}
+	defer m.close()
+	rs := &rowStream{
+		m:         m,
+		onDupLast: j.o.OnDuplicate == "last",
+		rowOf:     keys.RowPrefix,
+		dupErr: func(row []byte, a, b entry) error {
+			_, r, _ := keys.DecodeRowKey(row)
+			return fmt.Errorf("importer: duplicate row key %q: %s:%d and %s:%d (use --on-duplicate=last to keep the last)",
+				r, j.fileName(a.seq), a.line, j.fileName(b.seq), b.line)
+		},
+	}
+	var p pending
+	var dups int64
+	for {
+		cells, err := rs.nextRow()
+		if err != nil {
+			return err
+		}
+		if cells == nil {
+			break
+		}
+		if cp.DoneKey != nil && bytes.Compare(cells[len(cells)-1].key, cp.DoneKey) <= 0 {
+			dups = rs.duplicates
+			continue // ingested before a restart
+		}
+		p.addRow(cells)
+		if p.bytes >= j.o.SSTBytes {
+			if err := j.flush(ctx, &p); err != nil {
+				return err
+			}
+			cp.Duplicates += rs.duplicates - dups
+			dups = rs.duplicates
+		}
+	}
+	if len(p.cells) > 0 {
+		if err := j.flush(ctx, &p); err != nil {
+			return err
+		}
+	}
+	cp.Duplicates += rs.duplicates - dups
+	return cp.save(j.o.WorkDir)
+}
+
+func (j *job) fileName(seq uint64) string {
+	i := int(seq >> 40)
+	if i < len(j.files) {
+		if j.files[i].stdin {
+			return "<stdin>"
+		}
+		return j.files[i].path
+	}
+	return "?"
+}
+
+// location is where the importer believes a tablet is.
+type location struct {
+	desc   *metapb.TabletDescriptor
+	leader uint64
+}
+
+func (l location) containsRow(rowKey []byte) bool {
+	return bytes.Compare(rowKey, l.desc.StartKey) >= 0 && (len(l.desc.EndKey) == 0 || bytes.Compare(rowKey, l.desc.EndKey) < 0)
+}
+
+// flush ingests every row of p, cutting SSTs at tablet boundaries and
+// re-cutting when a tablet splits or moves under an SST.
+func (j *job) flush(ctx context.Context, p *pending) error {
+	var hint *location
+	row := 0
+	for row < len(p.rows) {
+		firstRow, err := keys.RowPrefix(p.cells[p.rows[row]].key)
+		if err != nil {
+			return err
+		}
+		loc := hint
+		hint = nil
+		if loc == nil || !loc.containsRow(firstRow) {
+			info, err := j.cl.tablet(ctx, firstRow)
+			if err != nil {
+				if err := j.backoff(ctx, 0); err != nil {
+					return err
+				}
+				continue
+			}
+			loc = &location{desc: info.Tablet, leader: info.LeaderStoreId}
+		}
+		b := NewSSTBuilder()
+		end := row
+		for end < len(p.rows) {
+			rk, err := keys.RowPrefix(p.cells[p.rows[end]].key)
+			if err != nil {
+				return err
+			}
+			if !loc.containsRow(rk) {
+				break
+			}
+			for _, c := range p.cells[p.rows[end]:p.rowEnd(end)] {
+				if err := b.Add(c.key, c.value, j.cp.Timestamp); err != nil {
+					return err
+				}
+			}
+			end++
+		}
+		sst, err := b.Finish()
+		if err != nil {
+			return err
+		}
+		if len(sst.Data) > maxSSTBytes {
+			return fmt.Errorf("importer: an SST for tablet %d grew to %d bytes (limit %d); lower --sst-size", loc.desc.TabletId, len(sst.Data), maxSSTBytes)
+		}
+		j.hook(Event{Name: "sst", TabletID: loc.desc.TabletId, SST: sst})
+		next, err := j.ingestOne(ctx, loc, sst)
+		if err != nil {
+			return err
+		}
+		if next != nil { // re-cut for the tablet's new shape
+			j.cp.Recuts++
+			hint = next
+			continue
+		}
+		var cellBytes int64
+		for _, c := range p.cells[p.rows[row]:p.rowEnd(end-1)] {
+			cellBytes += int64(len(c.key) + len(c.value))
+		}
+		j.hook(Event{Name: "ingested", TabletID: loc.desc.TabletId, SST: sst})
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		cp := j.cp
+		cp.DoneKey = bytes.Clone(sst.Largest)
+		cp.RowsIngested += int64(end - row)
+		cp.CellsIngested += int64(sst.KeyCount)
+		cp.BytesIngested += cellBytes
+		cp.SSTs++
+		if err := cp.save(j.o.WorkDir); err != nil {
+			return err
+		}
+		j.publish()
+		j.hook(Event{Name: "checkpointed", TabletID: loc.desc.TabletId, SST: sst})
+		row = end
+	}
+	p.reset()
+	return nil
+}
+
+func (j *job) backoff(ctx context.Context, attempt int) error {
+	d := min(50*time.Millisecond<<min(attempt, 5), time.Second)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// ingestOne uploads sst to loc's leader and ingests it. It returns a new
+// location when the SST must be re-cut (the tablet split, merged or moved
+// since it was cut), nil when it is in.
+func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location, error) {
+	leader := loc.leader
+	uploadedTo := uint64(0)
+	var lastErr error
+	for attempt := 0; ; attempt++ {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if attempt > 0 && attempt%8 == 0 {
+			j.o.Logger.Warn("ingest retrying", "tablet", loc.desc.TabletId, "attempt", attempt, "err", lastErr)
+		}
+		if attempt >= 200 {
+			return nil, fmt.Errorf("importer: giving up on tablet %d after %d attempts: %w", loc.desc.TabletId, attempt, lastErr)
+		}
+		if leader == 0 {
+			// Unknown leader: ask the PD again, else try the replicas.
+			if info, err := j.cl.tablet(ctx, loc.desc.StartKey); err == nil && info.Tablet.TabletId == loc.desc.TabletId {
+				leader = info.LeaderStoreId
+			}
+			if leader == 0 && len(loc.desc.Replicas) > 0 {
+				leader = loc.desc.Replicas[attempt%len(loc.desc.Replicas)].StoreId
+			}
+			if leader == 0 {
+				if err := j.backoff(ctx, attempt); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		}
+		cl, err := j.cl.client(ctx, leader)
+		if err != nil {
+			lastErr = err
+			leader = 0
+			if err := j.backoff(ctx, attempt); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if uploadedTo != leader {
+			if _, err := UploadSST(ctx, cl, loc.desc.TabletId, sst); err != nil {
+				lastErr = err
+				if next, err := j.route(ctx, err, loc, &leader, attempt); next != nil || err != nil {
+					return next, err
+				}
+				continue
+			}
+			uploadedTo = leader
+		}
+		resp, err := cl.IngestSST(ctx, IngestRequest(loc.desc.TabletId, loc.desc.Epoch, j.schema.TableId, sst))
+		if err == nil {
+			if resp.KeyCount != sst.KeyCount {
+				return nil, fmt.Errorf("importer: tablet %d acknowledged %d cells of an SST of %d", loc.desc.TabletId, resp.KeyCount, sst.KeyCount)
+			}
+			return nil, nil
+		}
+		lastErr = err
+		prev := leader
+		next, rerr := j.route(ctx, err, loc, &leader, attempt)
+		if next != nil || rerr != nil {
+			return next, rerr
+		}
+		if r, _ := classify(err); r == routeReupload || leader != prev {
+			uploadedTo = 0
+		}
+	}
+}
+
+// route reacts to an error of an upload or ingest: it may change *leader,
+// return a location to re-cut for, or a fatal error.
+func (j *job) route(ctx context.Context, err error, loc *location, leader *uint64, attempt int) (*location, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	r, nl := classify(err)
+	switch r {
+	case routeFatal:
+		return nil, fmt.Errorf("importer: tablet %d: %w", loc.desc.TabletId, err)
+	case routeLeader:
+		*leader = nl.LeaderStoreId
+		if *leader == 0 {
+			return nil, j.backoff(ctx, attempt)
+		}
+		return nil, nil
+	case routeRecut:
+		if err := j.backoff(ctx, 0); err != nil {
+			return nil, err
+		}
+		return j.relocate(ctx, loc)
+	case routeReupload:
+		return nil, nil
+	default:
+		j.cl.forget(*leader)
+		*leader = 0
+		return nil, j.backoff(ctx, attempt)
+	}
+}
+
+// relocate asks the PD for the tablet now holding loc's first row; while
+// the PD still reports the old shape, it waits.
+func (j *job) relocate(ctx context.Context, loc *location) (*location, error) {
+	for attempt := 0; attempt < 100; attempt++ {
+		info, err := j.cl.tablet(ctx, loc.desc.StartKey)
+		if err == nil && !sameDesc(info.Tablet, loc.desc) {
+			return &location{desc: info.Tablet, leader: info.LeaderStoreId}, nil
+		}
+		if err := j.backoff(ctx, attempt); err != nil {
+			return nil, err
+		}
+	}
+	// The PD still shows the shape the store refused; try it again (the
+	// store may have refused because it had not caught up).
+	return &location{desc: loc.desc}, nil
+}
+
+func sameDesc(a, b *metapb.TabletDescriptor) bool {
+	return a.TabletId == b.TabletId && a.GetEpoch().GetVersion() == b.GetEpoch().GetVersion() &&
+		a.GetEpoch().GetConfVersion() == b.GetEpoch().GetConfVersion()
+}
+
+// ---- phase 4: verify ----
+
+// verify counts the table's rows that hold a cell at the job's timestamp:
+// every imported row does (a later write adds a newer version; a row
+// deleted meanwhile, or a version collected by a 1-version family after a
+// newer write, would be missing, which is why this is reported and not an
+// error unless nothing at all is found).
+func (j *job) verify(ctx context.Context) error {
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: j.o.PD})
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	t, err := cl.Table(ctx, j.o.Table)
+	if err != nil {
+		return err
+	}
+	ts := j.cp.Timestamp
+	sc := t.Scan(ctx, kvclient.ScanOptions{Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1)}})
+	defer sc.Close()
+	var n int64
+	for sc.Next() {
+		if len(sc.Row().Cells) > 0 {
+			n++
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("importer: verifying: %w", err)
+	}
+	j.cp.VerifiedRows = n
+	if n == 0 && j.cp.RowsIngested > 0 {
+		return fmt.Errorf("importer: verification found none of the %d imported rows at timestamp %d", j.cp.RowsIngested, ts)
+	}
+	return nil
+}
