@@ -60,8 +60,8 @@ test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
 	@# time, so they do not compete with each other for the 2 cores.
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
 
-run: build ## build, then start a local playground cluster
-	bin/shale playground
+run: build ## build, start a local playground cluster and open the SQL shell on it (demo tables loaded)
+	bin/shale playground --sql --demo
 
 clean: ## remove build outputs and installed tools
 	rm -rf bin/

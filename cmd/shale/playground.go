@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/sql-lite/shell"
 	"github.com/shaledb/shale/tabletserver/node"
 )
 
@@ -34,6 +36,8 @@ func newPlaygroundCommand() *cobra.Command {
 		pdMembers int
 		dataDir   string
 		basePort  int
+		sqlShell  bool
+		sf        sqlFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "playground",
@@ -50,8 +54,14 @@ prints one line per endpoint:
 
 Without --data-dir the data lives in a temporary directory removed on exit;
 with one it is kept and reused (start it again with the same --pd-members).
-Stop with Ctrl-C or SIGTERM.`,
+Stop with Ctrl-C or SIGTERM.
+
+With --sql it opens the SQL shell (shale sql) on the cluster instead, and
+stops the cluster when the shell exits (Ctrl-D or \q; Ctrl-C only cancels
+a statement). The servers then log to playground.log in the data
+directory. --demo loads the sample tables customers and orders first.`,
 		Example: `  shale playground
+  shale playground --sql --demo
   shale playground --pd-members 3 --stores 3 --data-dir /tmp/shale-play`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -79,12 +89,29 @@ Stop with Ctrl-C or SIGTERM.`,
 			if err != nil {
 				return err
 			}
-			return runPlayground(cmd, dir, l)
+			if !sqlShell {
+				if sf.demo {
+					return errors.New("--demo loads the sample tables through the SQL shell: give --sql too")
+				}
+				return runPlayground(cmd, dir, l, nil)
+			}
+			o, err := sf.options(cmd, nil)
+			if err != nil {
+				return err
+			}
+			err = runPlayground(cmd, dir, l, &o)
+			if errors.Is(err, shell.ErrStatementFailed) {
+				cmd.SilenceErrors = true // the shell printed it
+			}
+			return err
 		},
 	}
 	cmd.Flags().IntVar(&stores, "stores", 3, "number of tablet servers")
 	cmd.Flags().IntVar(&pdMembers, "pd-members", 1, "placement driver members: 1 or 3")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "", "keep data here (default: a temporary directory removed on exit)")
+	cmd.Flags().BoolVar(&sqlShell, "sql", false, "open the SQL shell on the cluster; the cluster stops when it exits")
+	cmd.Flags().BoolVar(&sf.demo, "demo", false, "with --sql: first create and fill the sample tables customers and orders")
+	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
 	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift); 0 picks free ports")
 	return cmd
 }
@@ -126,9 +153,29 @@ func (l playgroundLayout) pdClientAddrs() []string {
 	return out
 }
 
-// runPlayground runs the cluster until the command's context ends.
-func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout) error {
-	ctx, cancel := context.WithCancel(cmd.Context())
+// runPlayground runs the cluster until the command's context ends or, with
+// sql, until the SQL shell exits.
+func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shell.Options) error {
+	parent := cmd.Context()
+	if sql != nil {
+		// Ctrl-C (which ends cmd.Context()) cancels a statement in the
+		// shell; the cluster lives until the shell exits.
+		parent = context.WithoutCancel(parent)
+		logPath := filepath.Join(dir, "playground.log")
+		logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return err
+		}
+		defer logFile.Close()
+		level, err := resolveLogLevel(cmd)
+		if err != nil {
+			return err
+		}
+		prev := slog.Default()
+		slog.SetDefault(newLoggerTo(logFile, level))
+		defer slog.SetDefault(prev)
+	}
+	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	g, gctx := errgroup.WithContext(ctx)
 	peers, clients := map[string]string{}, map[string]string{}
@@ -188,10 +235,22 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout) error {
 		fmt.Fprintf(out, "tablet: %s\n", s[0])
 	}
 	fmt.Fprintf(out, "data: %s\n\n", dir)
+	if sql != nil {
+		fmt.Fprintf(out, "Server logs: %s. Other clients: bin/shale sql --pd %s\n\n", filepath.Join(dir, "playground.log"), pdFlag)
+		o := *sql
+		o.PD = pd
+		err := shell.Main(cmd.Context(), o)
+		cancel()
+		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
+			err = werr
+		}
+		return err
+	}
 	fmt.Fprintf(out, "Try it from another terminal:\n")
 	fmt.Fprintf(out, "  bin/shale kv --pd %s put hello world\n", pdFlag)
 	fmt.Fprintf(out, "  bin/shale kv --pd %s get hello\n", pdFlag)
 	fmt.Fprintf(out, "  bin/shale kv --pd %s scan\n", pdFlag)
+	fmt.Fprintf(out, "  bin/shale sql --pd %s --demo\n", pdFlag)
 	fmt.Fprintf(out, "  bin/shale table --pd %s ls\n", pdFlag)
 	fmt.Fprintf(out, "  bin/shale ctl --pd %s stores\n", pdFlag)
 	fmt.Fprintf(out, "  bin/shale ctl --pd %s tablets\n", pdFlag)
