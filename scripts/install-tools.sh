@@ -7,7 +7,8 @@
 #          protoc-gen-go / protoc-gen-go-grpc in <repo>/bin/tools (via GOBIN),
 #          and thrift (Debian package thrift-compiler) for `make thrift`.
 #   ci     make, git and a C compiler (go test -race needs cgo), etcd-server
-#          (the benchmark's etcd driver tests run a real etcd).
+#          (the benchmark's etcd driver tests run a real etcd), sqlite3 (the
+#          sql-lite differential test compares answers with SQLite's).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -105,6 +106,8 @@ install_ci() {
 	fi
 	# The YCSB etcd driver's tests (bench/) run a real etcd server.
 	need_cmd etcd etcd-server
+	# sql-lite/sqltest's differential test runs the sqlite3 CLI.
+	need_cmd sqlite3 sqlite3
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler

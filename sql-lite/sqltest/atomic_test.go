@@ -1,0 +1,184 @@
+package sqltest
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	sqllite "github.com/shaledb/shale/sql-lite"
+)
+
+var (
+	flagAtomicSessions = flag.Int("atomic.sessions", 32, "TestAtomicUpdateCounter: concurrent sessions")
+	// The issue asks for 32 x 100; that takes minutes under contention
+	// (see the report), so CI runs 32 x 10 and -atomic.updates 100 the rest.
+	flagAtomicUpdates = flag.Int("atomic.updates", 10, "TestAtomicUpdateCounter: updates per session (issue 8: 100)")
+	flagTxnSessions   = flag.Int("txn.sessions", 8, "TestConcurrentTxnOneRow: concurrent sessions")
+	flagTxnRounds     = flag.Int("txn.rounds", 25, "TestConcurrentTxnOneRow: transactions per session")
+)
+
+// TestAtomicUpdateCounter: many sessions increment one row with a single
+// UPDATE each time; every statement is an atomic read-modify-write, so no
+// increment is lost and none is applied twice.
+func TestAtomicUpdateCounter(t *testing.T) {
+	setup := openSession(t)
+	mustExec(t, setup, "CREATE TABLE atomic_accounts (id INT PRIMARY KEY, bal BIGINT NOT NULL)")
+	mustExec(t, setup, "INSERT INTO atomic_accounts VALUES (1, 0), (2, 0)")
+	n, per := *flagAtomicSessions, *flagAtomicUpdates
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	var affected atomic.Int64
+	for i := 0; i < n; i++ {
+		s := openSession(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < per; j++ {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				res, err := s.Exec(ctx, "UPDATE atomic_accounts SET bal = bal + 1 WHERE id = 1")
+				cancel()
+				if err != nil {
+					errs <- fmt.Errorf("session %d update %d: %w", i, j, err)
+					return
+				}
+				if len(res) != 1 || res[0].RowsAffected != 1 {
+					errs <- fmt.Errorf("session %d update %d: want 1 row affected, got %+v", i, j, res)
+					return
+				}
+				affected.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	got := queryInt(t, setup, "SELECT bal FROM atomic_accounts WHERE id = 1")
+	if want := int64(n * per); got != want || affected.Load() != want {
+		t.Fatalf("final balance %d after %d successful updates; want exactly %d", got, affected.Load(), want)
+	}
+	if other := queryInt(t, setup, "SELECT bal FROM atomic_accounts WHERE id = 2"); other != 0 {
+		t.Fatalf("row 2 changed to %d", other)
+	}
+}
+
+var conflictRE = regexp.MustCompile(`(?i)conflict`)
+
+// TestConcurrentTxnOneRow: sessions run BEGIN; read; write two columns
+// from what they read; COMMIT, on one row at the same time. Each COMMIT
+// either applies both writes or fails with a conflict; a lost update would
+// make bal smaller than the number of successful commits, a partial one
+// would make n differ from bal.
+func TestConcurrentTxnOneRow(t *testing.T) {
+	setup := openSession(t)
+	mustExec(t, setup, "CREATE TABLE atomic_txn (id INT PRIMARY KEY, bal BIGINT NOT NULL, n BIGINT NOT NULL, last VARCHAR(32))")
+	mustExec(t, setup, "INSERT INTO atomic_txn VALUES (7, 0, 0, 'none')")
+	var commits, conflicts atomic.Int64
+	var mu sync.Mutex
+	committed := map[string]int64{} // writer tag -> bal it wrote
+	var wg sync.WaitGroup
+	errs := make(chan error, *flagTxnSessions)
+	for i := 0; i < *flagTxnSessions; i++ {
+		s := openSession(t)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < *flagTxnRounds; j++ {
+				tag := fmt.Sprintf("s%d-r%d", i, j)
+				ok, wrote, err := oneTxn(s, tag)
+				if err != nil {
+					errs <- fmt.Errorf("session %d txn %d: %w", i, j, err)
+					return
+				}
+				if ok {
+					commits.Add(1)
+					mu.Lock()
+					committed[tag] = wrote
+					mu.Unlock()
+				} else {
+					conflicts.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := setup.Exec(ctx, "SELECT bal, n, last FROM atomic_txn WHERE id = 7")
+	if err != nil || len(res) != 1 || len(res[0].Rows) != 1 {
+		t.Fatalf("reading the row: %v %+v", err, res)
+	}
+	row := res[0].Rows[0]
+	bal, _ := strconv.ParseInt(row[0].String(), 10, 64)
+	n, _ := strconv.ParseInt(row[1].String(), 10, 64)
+	last := row[2].String()
+	t.Logf("%d commits, %d conflicts; final bal=%d n=%d last=%s", commits.Load(), conflicts.Load(), bal, n, last)
+	if bal != commits.Load() || n != commits.Load() {
+		t.Fatalf("final bal=%d n=%d, want both = %d successful commits (lost or partial commit)", bal, n, commits.Load())
+	}
+	if w, ok := committed[last]; !ok || w != bal {
+		t.Fatalf("last writer %q is not a successful commit that wrote bal=%d (committed: %v)", last, bal, ok)
+	}
+	if commits.Load() == 0 {
+		t.Fatal("no transaction committed")
+	}
+}
+
+// oneTxn runs one read-then-write transaction; ok=false means COMMIT
+// reported a conflict (a retryable, clean failure).
+func oneTxn(s *sqllite.Session, tag string) (ok bool, wrote int64, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	res, err := s.Exec(ctx, "BEGIN; SELECT bal FROM atomic_txn WHERE id = 7")
+	if err != nil {
+		return false, 0, err
+	}
+	if len(res) != 2 || len(res[1].Rows) != 1 {
+		return false, 0, fmt.Errorf("BEGIN; SELECT: unexpected results %+v", res)
+	}
+	bal, err := strconv.ParseInt(res[1].Rows[0][0].String(), 10, 64)
+	if err != nil {
+		return false, 0, err
+	}
+	wrote = bal + 1
+	if _, err := s.Exec(ctx, fmt.Sprintf("UPDATE atomic_txn SET bal = %d, last = '%s' WHERE id = 7; UPDATE atomic_txn SET n = n + 1 WHERE id = 7", wrote, tag)); err != nil {
+		return false, 0, err
+	}
+	_, err = s.Exec(ctx, "COMMIT")
+	if err == nil {
+		return true, wrote, nil
+	}
+	if conflictRE.MatchString(err.Error()) {
+		// The session must be usable (no transaction left open).
+		if _, err2 := s.Exec(ctx, "SELECT 1 FROM atomic_txn WHERE id = 7"); err2 != nil {
+			return false, 0, fmt.Errorf("after a conflict the session fails: %w", err2)
+		}
+		return false, 0, nil
+	}
+	return false, 0, errors.Join(errors.New("COMMIT failed with an error that is not a conflict"), err)
+}
+
+func queryInt(t *testing.T, s *sqllite.Session, sql string) int64 {
+	t.Helper()
+	res := mustExec(t, s, sql)
+	if len(res) != 1 || len(res[0].Rows) != 1 || len(res[0].Rows[0]) != 1 {
+		t.Fatalf("%s: want one value, got %+v", sql, res)
+	}
+	v, err := strconv.ParseInt(res[0].Rows[0][0].String(), 10, 64)
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return v
+}
