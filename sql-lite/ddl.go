@@ -430,7 +430,19 @@ func (s *Session) show(ctx context.Context, st *ast.ShowStmt) (*Result, error) {
 			return nil, err
 		}
 		res := &Result{Columns: []string{"Tables"}, Rows: [][]Datum{}}
+		if st.Where != nil {
+			return nil, notSupported("SHOW TABLES WHERE (use LIKE)")
+		}
 		for _, n := range names {
+			if st.Pattern != nil {
+				pv, ok := constValue(st.Pattern.Pattern)
+				if !ok || pv.Kind != KindString {
+					return nil, notSupported("SHOW TABLES LIKE with a non-string pattern")
+				}
+				if !likeMatch(n, pv.Value.(string), '\\') {
+					continue
+				}
+			}
 			res.Rows = append(res.Rows, []Datum{strDatum(n)})
 		}
 		return res, nil

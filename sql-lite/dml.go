@@ -3,8 +3,10 @@ package sqllite
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -17,6 +19,33 @@ func retryPause(attempt int) {
 	if attempt > 3 {
 		time.Sleep(time.Duration(rand.IntN(min(attempt, 50))+1) * 100 * time.Microsecond)
 	}
+}
+
+// rowLocks serialize read-modify-writes of the same row by sessions of
+// this process, so that local contenders queue instead of spending raft
+// rounds on check-and-mutates that are bound to fail. Atomicity does not
+// depend on them: the version check does that, across processes too.
+var rowLocks [256]sync.Mutex
+
+func rowLock(t *table, key []byte) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write(key)
+	return &rowLocks[(h.Sum32()^uint32(t.info.ID))%uint32(len(rowLocks))]
+}
+
+// lockRow takes the row's local lock unless a transaction buffers the
+// writes, and reports whether it had to wait (the row read before may be
+// stale).
+func (s *Session) lockRow(t *table, key []byte) (unlock func(), waited bool) {
+	if s.txn != nil {
+		return func() {}, false
+	}
+	mu := rowLock(t, key)
+	if !mu.TryLock() {
+		mu.Lock()
+		waited = true
+	}
+	return mu.Unlock, waited
 }
 
 // singleTable resolves the one table of a DML statement.
@@ -170,71 +199,79 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 			return nil, rowErr(err, ri, len(rows), affected)
 		}
 		curIns = vals
-		done := false
-		for attempt := 0; !done; attempt++ {
-			if attempt > maxRetries {
-				return nil, rowErr(errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries), ri, len(rows), affected)
-			}
-			retryPause(attempt)
-			if st.IsReplace {
-				_, ver, exists, err := s.getRow(ctx, t, key)
-				if err != nil {
-					return nil, err
+		err = func() error {
+			unlock, _ := s.lockRow(t, key)
+			defer unlock()
+			done := false
+			for attempt := 0; !done; attempt++ {
+				if attempt > maxRetries {
+					return rowErr(errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries), ri, len(rows), affected)
 				}
-				ok, err := s.writeRow(ctx, t, key, writeCond{exists, ver}, vals)
+				retryPause(attempt)
+				if st.IsReplace {
+					_, ver, exists, err := s.getRow(ctx, t, key)
+					if err != nil {
+						return err
+					}
+					ok, err := s.writeRow(ctx, t, key, writeCond{exists, ver}, vals)
+					if err != nil {
+						return rowErr(err, ri, len(rows), affected)
+					}
+					if ok {
+						affected++
+						done = true
+					}
+					continue
+				}
+				ok, err := s.writeRow(ctx, t, key, writeCond{}, vals)
 				if err != nil {
-					return nil, rowErr(err, ri, len(rows), affected)
+					return rowErr(err, ri, len(rows), affected)
+				}
+				if ok {
+					affected++
+					return nil
+				}
+				if st.IgnoreErr && len(onDup) == 0 {
+					return nil
+				}
+				if len(onDup) == 0 {
+					return rowErr(errf(CodeDuplicateKey, "duplicate primary key %s in table %s", keyText(t, vals), t.name), ri, len(rows), affected)
+				}
+				// ON DUPLICATE KEY UPDATE: read-modify-write the existing row.
+				old, ver, exists, err := s.getRow(ctx, t, key)
+				if err != nil {
+					return err
+				}
+				if !exists {
+					continue // deleted meanwhile: insert again
+				}
+				nv := append([]Datum(nil), old...)
+				for _, a := range onDup {
+					v, err := a.e.eval(nv)
+					if err != nil {
+						return rowErr(err, ri, len(rows), affected)
+					}
+					if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
+						return rowErr(err, ri, len(rows), affected)
+					}
+					if v.IsNull() && t.cols[a.ci].NotNull {
+						return rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name), ri, len(rows), affected)
+					}
+					nv[a.ci] = v
+				}
+				ok, err = s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
+				if err != nil {
+					return rowErr(err, ri, len(rows), affected)
 				}
 				if ok {
 					affected++
 					done = true
 				}
-				continue
 			}
-			ok, err := s.writeRow(ctx, t, key, writeCond{}, vals)
-			if err != nil {
-				return nil, rowErr(err, ri, len(rows), affected)
-			}
-			if ok {
-				affected++
-				break
-			}
-			if st.IgnoreErr && len(onDup) == 0 {
-				break
-			}
-			if len(onDup) == 0 {
-				return nil, rowErr(errf(CodeDuplicateKey, "duplicate primary key %s in table %s", keyText(t, vals), t.name), ri, len(rows), affected)
-			}
-			// ON DUPLICATE KEY UPDATE: read-modify-write the existing row.
-			old, ver, exists, err := s.getRow(ctx, t, key)
-			if err != nil {
-				return nil, err
-			}
-			if !exists {
-				continue // deleted meanwhile: insert again
-			}
-			nv := append([]Datum(nil), old...)
-			for _, a := range onDup {
-				v, err := a.e.eval(nv)
-				if err != nil {
-					return nil, rowErr(err, ri, len(rows), affected)
-				}
-				if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
-					return nil, rowErr(err, ri, len(rows), affected)
-				}
-				if v.IsNull() && t.cols[a.ci].NotNull {
-					return nil, rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name), ri, len(rows), affected)
-				}
-				nv[a.ci] = v
-			}
-			ok, err = s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
-			if err != nil {
-				return nil, rowErr(err, ri, len(rows), affected)
-			}
-			if ok {
-				affected++
-				done = true
-			}
+			return nil
+		}()
+		if err != nil {
+			return nil, err
 		}
 	}
 	return &Result{RowsAffected: affected}, nil
@@ -324,6 +361,15 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 			return false, ctx.Err()
 		}
 		key = append([]byte(nil), key...)
+		unlock, waited := s.lockRow(p.t, key)
+		defer unlock()
+		if waited {
+			var exists bool
+			var err error
+			if vals, ver, exists, err = s.getRow(ctx, p.t, key); err != nil || !exists {
+				return err == nil, err
+			}
+		}
 		for attempt := 0; ; attempt++ {
 			if attempt > maxRetries {
 				return false, errf(CodeConflict, "row %s kept changing; gave up after %d attempts (%d rows written before it stay written)", keyText(p.t, vals), maxRetries, n)
