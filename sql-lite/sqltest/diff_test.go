@@ -83,6 +83,21 @@ type table struct {
 	cols []column
 	nkey int     // the first nkey columns are the primary key
 	rows [][]any // nil, int64, float64, string, bool
+	// splits are first-key-column values the Shale table is pre-split at
+	// (so that scans, reverse scans and limits cross tablets).
+	splits []any
+}
+
+// shaleDDL is ddl() plus the pre-split rows (COMMENT 'SPLIT AT ...').
+func (t *table) shaleDDL() string {
+	if len(t.splits) == 0 {
+		return t.ddl()
+	}
+	var tuples []string
+	for _, v := range t.splits {
+		tuples = append(tuples, "("+literal(v)+")")
+	}
+	return t.ddl() + " COMMENT '" + strings.ReplaceAll("SPLIT AT "+strings.Join(tuples, ", "), "'", "''") + "'"
 }
 
 func (t *table) ddl() string {
@@ -207,6 +222,16 @@ func (g *gen) table(name string, forceIntKey bool, rows int) *table {
 		}
 		seen[k] = true
 		t.rows = append(t.rows, row)
+	}
+	if len(t.rows) > 0 && g.chance(0.6) {
+		seenSplit := map[string]bool{}
+		for n := 1 + g.pick(3); n > 0; n-- {
+			v := t.rows[g.pick(len(t.rows))][0]
+			if k := fmt.Sprint(v); !seenSplit[k] {
+				seenSplit[k] = true
+				t.splits = append(t.splits, v)
+			}
+		}
 	}
 	return t
 }
@@ -832,8 +857,14 @@ func TestDifferentialSQLite(t *testing.T) {
 		setup := []string{a.ddl(), b.ddl()}
 		setup = append(setup, a.inserts()...)
 		setup = append(setup, b.inserts()...)
-		for _, st := range setup {
+		shaleSetup := append([]string{a.shaleDDL(), b.shaleDDL()}, setup[2:]...)
+		for _, st := range shaleSetup {
 			mustExec(t, s, st)
+		}
+		if kt, err := shared.client.Table(context.Background(), a.name); err == nil {
+			if tablets, err := kt.Tablets(context.Background()); err == nil {
+				t.Logf("round %d: %s has %d rows in %d tablet(s) (split at %v), %s has %d rows", round, a.name, len(a.rows), len(tablets), a.splits, b.name, len(b.rows))
+			}
 		}
 		queries := make([]query, *flagDiffQ)
 		for i := range queries {
@@ -875,7 +906,7 @@ func TestDifferentialSQLite(t *testing.T) {
 			ty.mismatch++
 			reported++
 			if reported <= *flagDiffMax {
-				path := writeRepro(seed, round, i, setup, q)
+				path := writeRepro(seed, round, i, shaleSetup, q)
 				t.Errorf("round %d query %d [%s] differs from SQLite (ordered=%v)\n  %s\n  shale  (%d rows): %s\n  sqlite (%d rows): %s\n  repro script: %s",
 					round, i, q.shape, q.ordered, q.sql, len(got), head(got), len(w), head(w), path)
 			}
