@@ -324,8 +324,16 @@ func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where 
 			p.acc.needed = append(p.acc.needed, i)
 		}
 	}
-	chooseAccess(p.sc, p.acc, splitAnd(where))
+	conj := splitAnd(where)
+	exact := chooseAccess(p.sc, p.acc, conj)
+	pushed := map[int]bool{}
+	if s.txn == nil {
+		pushed = planPushdown(p.sc, p.acc, conj)
+	}
 	p.desc = append(p.desc, fmt.Sprintf("%s %s: %s", what, describeTable(p.acc), p.acc.keyDesc))
+	if p.acc.pushed != nil {
+		p.desc = append(p.desc, "pushed down to tablet servers: "+strings.Join(p.acc.pushed.desc, " AND "))
+	}
 	if where != nil {
 		if hasAggregate(where) {
 			return nil, notSupported("aggregates in WHERE")
@@ -333,7 +341,15 @@ func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where 
 		if p.where, err = (&compiler{sc: p.sc}).compile(where); err != nil {
 			return nil, err
 		}
-		p.desc = append(p.desc, "filter (client): "+exprText(where))
+		var rest []string
+		for i, e := range conj {
+			if !exact[i] && !pushed[i] {
+				rest = append(rest, exprText(e))
+			}
+		}
+		if len(rest) > 0 {
+			p.desc = append(p.desc, "filter (client): "+strings.Join(rest, " AND "))
+		}
 	}
 	if limit != nil {
 		if limit.Offset != nil {

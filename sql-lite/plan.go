@@ -87,7 +87,7 @@ func exactConvert(v Datum, t Type) (Datum, bool) {
 	if err != nil {
 		return nullDatum, false
 	}
-	if (v.Kind == KindString || v.Kind == KindBytes) != (t.Kind == KindString || t.Kind == KindBytes) {
+	if (v.Kind == KindString || v.Kind == KindBytes) != (t.Kind == KindString || t.Kind == KindBytes) && !(v.Kind == KindString && t.Kind == KindTime) {
 		return nullDatum, false // '5' = 5 compares numerically; not a byte range
 	}
 	if t.Kind == KindBool && v.Kind != KindBool {
@@ -188,59 +188,85 @@ func matchColCmp(sc *scope, tblAlias string, e ast.ExprNode) ([]colCmp, bool) {
 	return nil, false
 }
 
-// chooseAccess derives point gets or a key range from the conjuncts. The
-// conjuncts are still evaluated on every row; the range only narrows
-// what is read.
-func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) {
+// chooseAccess derives point gets or a key range from the conjuncts and
+// returns the indexes of the conjuncts the key access enforces exactly
+// (the client still evaluates every conjunct on every row).
+func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) map[int]bool {
 	t := a.t
-	eq := map[int]Datum{}
-	in := map[int][]Datum{}
 	type bound struct {
 		v     Datum
 		incl  bool
 		valid bool
+		conj  int
 	}
+	eq := map[int]bound{}
+	in := map[int][]Datum{}
+	inConj := map[int]int{}
 	lo, hi := map[int]bound{}, map[int]bound{}
-	for _, e := range conj {
+	ncmp := map[int]int{} // conjunct -> number of key comparisons it yields
+	for i, e := range conj {
 		cmps, ok := matchColCmp(sc, a.alias, e)
 		if !ok {
 			continue
 		}
+		allPK := true
 		for _, c := range cmps {
 			if !t.isPK[c.ci] {
-				continue
+				allPK = false
 			}
+		}
+		if !allPK {
+			continue
+		}
+		ncmp[i] = len(cmps)
+		for _, c := range cmps {
 			switch c.op {
 			case opcode.EQ:
-				eq[c.ci] = c.v
+				eq[c.ci] = bound{v: c.v, valid: true, conj: i}
 			case opcode.In:
+				if _, seen := inConj[c.ci]; seen && inConj[c.ci] != i {
+					continue
+				}
+				inConj[c.ci] = i
 				in[c.ci] = append(in[c.ci], c.v)
 			case opcode.GT, opcode.GE:
 				if b := lo[c.ci]; !b.valid || mustCmp(c.v, b.v) >= 0 {
-					lo[c.ci] = bound{c.v, c.op == opcode.GE, true}
+					lo[c.ci] = bound{c.v, c.op == opcode.GE, true, i}
 				}
 			case opcode.LT, opcode.LE:
 				if b := hi[c.ci]; !b.valid || mustCmp(c.v, b.v) <= 0 {
-					hi[c.ci] = bound{c.v, c.op == opcode.LE, true}
+					hi[c.ci] = bound{c.v, c.op == opcode.LE, true, i}
 				}
 			}
 		}
 	}
+	used := map[int]int{} // conjunct -> comparisons of it the access uses
 	var prefix []byte
 	var desc []string
+	finish := func() map[int]bool {
+		exact := map[int]bool{}
+		for ci, n := range used {
+			if ncmp[ci] == n {
+				exact[ci] = true
+			}
+		}
+		return exact
+	}
 	for i, ci := range t.pk {
 		col := t.cols[ci]
-		if v, ok := eq[ci]; ok {
-			prefix = encodeValue(prefix, v, col.Type, true)
-			desc = append(desc, col.Name+" = "+quoteVal(v))
+		if b, ok := eq[ci]; ok {
+			used[b.conj]++
+			prefix = encodeValue(prefix, b.v, col.Type, true)
+			desc = append(desc, col.Name+" = "+quoteVal(b.v))
 			if i == len(t.pk)-1 {
 				a.points = [][]byte{prefix}
 				a.keyDesc = "point get (" + strings.Join(desc, ", ") + ")"
-				return
+				return finish()
 			}
 			continue
 		}
 		if vs, ok := in[ci]; ok && i == len(t.pk)-1 && len(vs) <= 10000 {
+			used[inConj[ci]] += len(vs)
 			seen := map[string]bool{}
 			for _, v := range vs {
 				k := encodeValue(append([]byte(nil), prefix...), v, col.Type, true)
@@ -255,7 +281,7 @@ func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) {
 			if len(desc) > 0 {
 				a.keyDesc += " with " + strings.Join(desc, ", ")
 			}
-			return
+			return finish()
 		}
 		a.start = append([]byte(nil), prefix...)
 		a.end = prefixEnd(prefix)
@@ -263,6 +289,7 @@ func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) {
 			a.start, a.end = nil, nil
 		}
 		if b := lo[ci]; b.valid {
+			used[b.conj]++
 			k := encodeValue(append([]byte(nil), prefix...), b.v, col.Type, true)
 			if !b.incl {
 				k = prefixEnd(k)
@@ -271,6 +298,7 @@ func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) {
 			desc = append(desc, col.Name+map[bool]string{true: " >= ", false: " > "}[b.incl]+quoteVal(b.v))
 		}
 		if b := hi[ci]; b.valid {
+			used[b.conj]++
 			k := encodeValue(append([]byte(nil), prefix...), b.v, col.Type, true)
 			if b.incl {
 				k = prefixEnd(k)
@@ -289,6 +317,7 @@ func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) {
 		a.points = [][]byte{} // empty range
 		a.keyDesc = "empty range (" + strings.Join(desc, ", ") + ")"
 	}
+	return finish()
 }
 
 func mustCmp(a, b Datum) int {
@@ -348,6 +377,9 @@ func (s *Session) read(ctx context.Context, a *access, h rowHandler) error {
 			}
 		}
 		for _, r := range rows {
+			if r != nil {
+				s.rowsRead++
+			}
 			vals, ver, ok, err := a.t.decodeRow(r)
 			if err != nil {
 				return err
@@ -365,6 +397,7 @@ func (s *Session) read(ctx context.Context, a *access, h rowHandler) error {
 	defer sc.Close()
 	for sc.Next() {
 		r := sc.Row()
+		s.rowsRead++
 		vals, ver, ok, err := a.t.decodeRow(r)
 		if err != nil {
 			return err

@@ -38,6 +38,9 @@ type selectPlan struct {
 	joins    []*joinStep
 	where    expr
 	whereTxt string
+	// residual are the WHERE conjuncts neither the key access nor the
+	// pushed-down filter enforce.
+	residual []string
 	// output
 	agg      *aggPlan
 	having   expr
@@ -191,9 +194,20 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		a := &access{t: t, alias: aliases[i]}
 		a.needed = usedColumns(p.sc, aliases[i], t, wildcard || forWrite, allNodes...)
 		if i == 0 {
-			chooseAccess(p.sc, a, conj)
+			exact := chooseAccess(p.sc, a, conj)
+			pushed := planPushdown(p.sc, a, conj)
 			p.driving = a
 			p.explain = append(p.explain, fmt.Sprintf("%s: %s", describeTable(a), a.keyDesc))
+			if a.pushed != nil {
+				p.explain = append(p.explain, "pushed down to tablet servers: "+strings.Join(a.pushed.desc, " AND "))
+			}
+			var rest []string
+			for ci, e := range conj {
+				if !exact[ci] && !pushed[ci] {
+					rest = append(rest, exprText(e))
+				}
+			}
+			p.residual = rest
 		} else {
 			js, err := s.planJoin(p, a, items[i], width)
 			if err != nil {
@@ -349,11 +363,11 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 	if p.agg != nil {
 		p.explain = append(p.explain, fmt.Sprintf("aggregate: %d group expressions, %d aggregates (client)", len(p.agg.groups), len(p.agg.aggs)))
 	}
-	if p.where != nil {
-		p.explain = append(p.explain, "filter (client): "+p.whereTxt)
+	if len(p.residual) > 0 {
+		p.explain = append(p.explain, "filter (client): "+strings.Join(p.residual, " AND "))
 	}
 	// A scan limit is safe only when nothing after the scan drops rows.
-	if p.agg == nil && len(p.joins) == 0 && p.where == nil && !p.distinct && (len(p.order) == 0 || p.sorted) && p.limit >= 0 && s.txn == nil {
+	if p.agg == nil && len(p.joins) == 0 && len(p.residual) == 0 && !p.distinct && (len(p.order) == 0 || p.sorted) && p.limit >= 0 && s.txn == nil {
 		p.driving.limit = p.limit + p.offset
 		if p.driving.limit == 0 {
 			p.driving.points = [][]byte{}

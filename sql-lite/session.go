@@ -20,6 +20,9 @@ type Session struct {
 	parser *parser.Parser
 	tables map[string]*table
 	txn    *txnState
+	// rowsRead counts rows received from the tablet servers (tests use it
+	// to check that filters are pushed down).
+	rowsRead int64
 }
 
 // Open starts a session on a kvclient.Client (which the caller keeps
