@@ -315,6 +315,25 @@ func (g *gen) sample(c colRef) any {
 	return g.value(c.c.typ)
 }
 
+// lit returns a literal to compare with column c: a value of its type,
+// or for numeric columns sometimes one of the other numeric type (2.5 or
+// 3.0 against an integer column, 3 against a double column), which both
+// dialects compare by numeric value; it exercises literal conversion in
+// key ranges and pushed-down filters.
+func (g *gen) lit(c colRef) string {
+	v := g.sample(c)
+	if !g.chance(0.25) {
+		return literal(v)
+	}
+	switch v := v.(type) {
+	case int64:
+		return literal(float64(v) + []float64{-0.5, 0, 0.5}[g.pick(3)])
+	case float64:
+		return strconv.FormatInt(int64(math.Floor(v)), 10)
+	}
+	return literal(v)
+}
+
 var cmpOps = []string{"=", "<>", "<", "<=", ">", ">="}
 
 // pred returns a random boolean expression over cols.
@@ -344,7 +363,7 @@ func (g *gen) atom(cols []colRef) string {
 		return c.String() + " " + cmpOps[g.pick(6)] + " NULL"
 	}
 	if c.c.typ != tBool && g.chance(0.04) {
-		return fmt.Sprintf("COALESCE(%s, %s) %s %s", c, literal(g.sample(c)), cmpOps[g.pick(6)], literal(g.sample(c)))
+		return fmt.Sprintf("COALESCE(%s, %s) %s %s", c, g.lit(c), cmpOps[g.pick(6)], g.lit(c))
 	}
 	switch c.c.typ {
 	case tBool:
@@ -368,13 +387,13 @@ func (g *gen) atom(cols []colRef) string {
 		case 1:
 			return g.inList(c)
 		case 2:
-			return fmt.Sprintf("%s BETWEEN %s AND %s", c, literal(g.sample(c)), literal(g.sample(c)))
+			return fmt.Sprintf("%s BETWEEN %s AND %s", c, g.lit(c), g.lit(c))
 		case 3:
 			if o, ok := g.sameClass(cols, c); ok {
 				return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], o)
 			}
 		}
-		return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], literal(g.sample(c)))
+		return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], g.lit(c))
 	default: // int, double
 		switch g.pick(7) {
 		case 0:
@@ -391,18 +410,18 @@ func (g *gen) atom(cols []colRef) string {
 				return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], o)
 			}
 		case 3:
-			return fmt.Sprintf("%s + %d %s %s", c, g.pick(5)+1, cmpOps[g.pick(6)], literal(g.sample(c)))
+			return fmt.Sprintf("%s + %d %s %s", c, g.pick(5)+1, cmpOps[g.pick(6)], g.lit(c))
 		case 4:
-			return fmt.Sprintf("%s * 2 %s %s", c, cmpOps[g.pick(6)], literal(g.sample(c)))
+			return fmt.Sprintf("%s * 2 %s %s", c, cmpOps[g.pick(6)], g.lit(c))
 		}
-		return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], literal(g.sample(c)))
+		return fmt.Sprintf("%s %s %s", c, cmpOps[g.pick(6)], g.lit(c))
 	}
 }
 
 func (g *gen) inList(c colRef) string {
 	var lits []string
 	for n := 1 + g.pick(4); n > 0; n-- {
-		lits = append(lits, literal(g.sample(c)))
+		lits = append(lits, g.lit(c))
 	}
 	if g.chance(0.1) {
 		lits = append(lits, "NULL")
@@ -443,7 +462,7 @@ func (g *gen) keyPred(t *table, qual string) string {
 	case 0:
 		var parts []string
 		for _, k := range ks {
-			parts = append(parts, fmt.Sprintf("%s = %s", k, literal(g.sample(k))))
+			parts = append(parts, fmt.Sprintf("%s = %s", k, g.lit(k)))
 		}
 		return strings.Join(parts, " AND ")
 	case 1:
