@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
-	"time"
 
 	"github.com/shaledb/shale/kvclient"
 )
@@ -54,7 +53,6 @@ type table struct {
 	pk      []int    // indexes into cols
 	isPK    []bool   // by column index
 	quals   [][]byte // by column index
-	fetched time.Time
 }
 
 func qualOf(id uint64) []byte { return binary.AppendUvarint(nil, id) }
@@ -68,7 +66,7 @@ func newTable(ctx context.Context, c *kvclient.Client, info *kvclient.TableInfo)
 	if err != nil {
 		return nil, storageErr(err, "open table "+info.Name)
 	}
-	t := &table{name: info.Name, info: info, kv: kv, schema: s, cols: s.Columns, byName: map[string]int{}, fetched: time.Now()}
+	t := &table{name: info.Name, info: info, kv: kv, schema: s, cols: s.Columns, byName: map[string]int{}}
 	t.isPK = make([]bool, len(s.Columns))
 	for i, col := range s.Columns {
 		t.byName[strings.ToLower(col.Name)] = i
@@ -90,15 +88,17 @@ func (t *table) col(name string) (int, bool) {
 	return i, ok
 }
 
-// schemaTTL bounds how long a session trusts its cached schema of a table
-// another session may alter.
-const schemaTTL = 2 * time.Second
-
 // lookup resolves a table by name (names are case-insensitive and stored
-// lower-case).
+// lower-case). Statements that write (and DDL) always check the catalog
+// (once per table per statement), so they never write with a stale
+// schema; SELECTs use the session's cache and check it in parallel with
+// their execution (see execSelect), re-running when it was stale.
 func (s *Session) lookup(ctx context.Context, name string) (*table, error) {
 	name = strings.ToLower(name)
-	if t, ok := s.tables[name]; ok && time.Since(t.fetched) < schemaTTL {
+	if t, ok := s.seen[name]; ok {
+		return t, nil
+	}
+	if t, ok := s.tables[name]; ok && !s.fresh {
 		return t, nil
 	}
 	info, err := s.client.DescribeTable(ctx, name)
@@ -112,12 +112,37 @@ func (s *Session) lookup(ctx context.Context, name string) (*table, error) {
 	if len(info.SQLSchema) == 0 {
 		return nil, errf(CodeUnknownTable, "table %s is not a SQL table (it has no SQL schema)", name)
 	}
-	t, err := newTable(ctx, s.client, info)
-	if err != nil {
-		return nil, err
+	t, ok := s.tables[name]
+	if !ok || t.info.ID != info.ID || t.info.Version != info.Version {
+		if t, err = newTable(ctx, s.client, info); err != nil {
+			return nil, err
+		}
+		s.tables[name] = t
 	}
-	s.tables[name] = t
+	if s.seen != nil {
+		s.seen[name] = t
+	}
 	return t, nil
+}
+
+// staleTables reports which of the tables changed in the catalog since
+// they were cached.
+func (s *Session) staleTables(ctx context.Context, ts []*table) ([]string, error) {
+	var stale []string
+	for _, t := range ts {
+		info, err := s.client.DescribeTable(ctx, t.name)
+		if err != nil {
+			if errors.Is(err, kvclient.ErrTableNotFound) {
+				stale = append(stale, t.name)
+				continue
+			}
+			return nil, err
+		}
+		if info.ID != t.info.ID || info.Version != t.info.Version {
+			stale = append(stale, t.name)
+		}
+	}
+	return stale, nil
 }
 
 // encodeKey encodes the primary-key values (in pk order) into a row key.

@@ -708,12 +708,51 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 	}
 }
 
-// execSelect runs a SELECT.
+// execSelect runs a SELECT. Unless the statement already checked the
+// catalog, the cached schemas are checked while the query runs; if one was
+// stale the query runs again with the current schemas.
 func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
 	p, err := s.planSelect(ctx, st, false)
-	if err != nil {
-		return nil, err
+	if err != nil || s.fresh {
+		if err != nil && !s.fresh {
+			// An unknown column may come from a stale cache: retry fresh.
+			s.fresh = true
+			return s.execSelect(ctx, st)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return s.runSelect(ctx, p)
 	}
+	var ts []*table
+	if p.driving != nil {
+		ts = append(ts, p.driving.t)
+	}
+	for _, js := range p.joins {
+		ts = append(ts, js.acc.t)
+	}
+	type check struct {
+		stale []string
+		err   error
+	}
+	done := make(chan check, 1)
+	go func() {
+		stale, err := s.staleTables(ctx, ts)
+		done <- check{stale, err}
+	}()
+	res, err := s.runSelect(ctx, p)
+	c := <-done
+	if c.err != nil {
+		return nil, storageErr(c.err, "check catalog")
+	}
+	if len(c.stale) == 0 {
+		return res, err
+	}
+	s.fresh = true
+	return s.execSelect(ctx, st)
+}
+
+func (s *Session) runSelect(ctx context.Context, p *selectPlan) (*Result, error) {
 	res := &Result{Columns: p.names}
 	project := func(row []Datum) ([]Datum, error) {
 		out := make([]Datum, len(p.fields))

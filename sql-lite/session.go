@@ -20,6 +20,10 @@ type Session struct {
 	parser *parser.Parser
 	tables map[string]*table
 	txn    *txnState
+	// fresh makes lookups check the catalog (statements that write); seen
+	// holds the tables checked by the running statement.
+	fresh bool
+	seen  map[string]*table
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
@@ -91,6 +95,10 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 }
 
 func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	s.seen = map[string]*table{}
+	_, isSelect := st.(*ast.SelectStmt)
+	s.fresh = !isSelect
+	defer func() { s.seen, s.fresh = nil, false }()
 	switch x := st.(type) {
 	case *ast.SelectStmt:
 		return s.execSelect(ctx, x)

@@ -59,6 +59,9 @@ func (s *Session) commit(ctx context.Context) (*Result, error) {
 	if !tx.touched || !tx.dirty || (!tx.baseExists && !tx.exists) {
 		return &Result{Message: "COMMIT"}, nil
 	}
+	if cur, err := s.lookup(ctx, tx.t.name); err != nil || cur.info.ID != tx.t.info.ID || cur.info.Version != tx.t.info.Version {
+		return nil, errf(CodeConflict, "transaction conflict: table %s changed (schema change or drop) since this transaction read it; the transaction was rolled back", tx.t.name)
+	}
 	var vals []Datum
 	if tx.exists {
 		vals = tx.vals
