@@ -44,15 +44,15 @@ type tableSchema struct {
 
 // table is a resolved SQL table.
 type table struct {
-	name    string
-	info    *kvclient.TableInfo
-	kv      *kvclient.Table
-	schema  tableSchema
-	cols    []ColumnDef
-	byName  map[string]int
-	pk      []int    // indexes into cols
-	isPK    []bool   // by column index
-	quals   [][]byte // by column index
+	name   string
+	info   *kvclient.TableInfo
+	kv     *kvclient.Table
+	schema tableSchema
+	cols   []ColumnDef
+	byName map[string]int
+	pk     []int    // indexes into cols
+	isPK   []bool   // by column index
+	quals  [][]byte // by column index
 }
 
 func qualOf(id uint64) []byte { return binary.AppendUvarint(nil, id) }
