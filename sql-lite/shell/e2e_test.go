@@ -169,7 +169,8 @@ lines', NULL, NULL);`})
 // testInteractive drives `shale sql` on a pseudo-terminal: multi-line
 // statements, tab completion of a table name, history (the up arrow, and
 // the history file across runs), Ctrl-C dropping a half-typed statement
-// and canceling a running one without leaving the shell, Ctrl-D.
+// and canceling a running one without leaving the shell, the transaction
+// prompt, help, Ctrl-D.
 func testInteractive(t *testing.T, c *testcluster.Cluster) {
 	history := filepath.Join(t.TempDir(), "history")
 	args := ptyArgs(c.PDEndpoints(), history)
@@ -226,6 +227,18 @@ func testInteractive(t *testing.T, c *testcluster.Cluster) {
 	term.expect("| apple |")
 	term.expect("shale> ")
 
+	// Inside BEGIN ... COMMIT the prompt says so.
+	term.send("BEGIN;\r")
+	term.expect("shale*> ")
+	term.send("UPDATE fruits SET name = 'blueberry' WHERE id = 2;\r")
+	term.expect("Query OK, 1 row affected (")
+	term.expect("shale*> ")
+	term.send("COMMIT;\r")
+	term.expect("shale> ")
+	term.send("SELECT name FROM fruits WHERE id = 2;\r")
+	term.expect("| blueberry |")
+	term.expect("shale> ")
+
 	// help, then Ctrl-D leaves with status 0.
 	term.send("help\r")
 	term.expect(`\q, quit, exit, Ctrl-D`)
@@ -239,9 +252,9 @@ func testInteractive(t *testing.T, c *testcluster.Cluster) {
 	term.send("\x1b[A")
 	term.expect("help")
 	term.send("\x1b[A")
-	term.expect("SELECT name FROM fruits WHERE id = 1;")
+	term.expect("SELECT name FROM fruits WHERE id = 2;")
 	term.send("\r")
-	term.expect("| apple |")
+	term.expect("| blueberry |")
 	term.expect("shale> ")
 	term.send("exit\r")
 	require.Equal(t, 0, term.wait())

@@ -217,6 +217,7 @@ func errText(ctx context.Context, err error) string {
 
 const (
 	prompt             = "shale> "
+	txnPrompt          = "shale*> " // inside BEGIN ... COMMIT
 	continuationPrompt = "    -> "
 )
 
@@ -284,6 +285,9 @@ func (s *Shell) Interactive(ctx context.Context, in *os.File, historyFile string
 		cancel = nil
 		mu.Unlock()
 		if err != nil {
+			if sctx.Err() != nil {
+				fmt.Fprintln(s.errOut) // past the terminal's ^C echo
+			}
 			fmt.Fprintf(s.errOut, "ERROR: %s\n", errText(sctx, err))
 		}
 		c()
@@ -291,12 +295,25 @@ func (s *Shell) Interactive(ctx context.Context, in *os.File, historyFile string
 	}
 	isStopped := func() bool { mu.Lock(); defer mu.Unlock(); return stopped }
 
+	// A session that tells whether a BEGIN is open gets a prompt that
+	// shows it (shale*>), and a word when the shell exits in one.
+	txn, _ := s.db.(interface{ InTransaction() bool })
+	inTxn := func() bool { return txn != nil && txn.InTransaction() }
+	defer func() {
+		if inTxn() {
+			fmt.Fprintln(s.errOut, "The open transaction was rolled back.")
+		}
+	}()
+
 	fmt.Fprintf(s.out, "Shale SQL shell. Statements end with ';'. Type 'help' for help, Ctrl-D to exit.\n")
 	for !isStopped() {
-		if pending.Len() == 0 {
-			rl.SetPrompt(prompt)
-		} else {
+		switch {
+		case pending.Len() > 0:
 			rl.SetPrompt(continuationPrompt)
+		case inTxn():
+			rl.SetPrompt(txnPrompt)
+		default:
+			rl.SetPrompt(prompt)
 		}
 		line, err := rl.ReadLine()
 		if errors.Is(err, readline.ErrInterrupt) {
