@@ -30,6 +30,9 @@ type ColumnDef struct {
 	// Default is the default value in its display form (converted with
 	// the column type); nil means NULL.
 	Default *string `json:"default,omitempty"`
+	// Backfill marks a column added by ALTER TABLE with a default: rows
+	// written before it existed read the default.
+	Backfill bool `json:"backfill,omitempty"`
 }
 
 // tableSchema is the SQL schema stored (as JSON) with the table in the PD
@@ -197,6 +200,14 @@ func (t *table) decodeRow(r *kvclient.Row) ([]Datum, uint64, bool, error) {
 				}
 				vals[ci] = d
 				break
+			}
+		}
+	}
+	if found {
+		epoch := version & (1<<epochBits - 1)
+		for ci := range t.cols {
+			if c := &t.cols[ci]; c.Backfill && c.ID >= epoch && vals[ci].IsNull() {
+				vals[ci] = c.defaultValue()
 			}
 		}
 	}

@@ -367,9 +367,14 @@ func (s *Session) alterTable(ctx context.Context, st *ast.AlterTableStmt) (*Resu
 				if pk {
 					return nil, notSupported("adding a primary key column (the row key cannot change)")
 				}
-				if col.NotNull || col.Default != nil {
-					return nil, notSupported("ADD COLUMN with NOT NULL or a non-NULL DEFAULT (existing rows would need a rewrite; add it nullable)")
+				if col.NotNull && col.Default == nil {
+					return nil, errf(CodeConstraint, "ADD COLUMN %s NOT NULL needs a DEFAULT for the existing rows", col.Name)
 				}
+				if sch.NextID >= 1<<epochBits-1 {
+					return nil, errf(CodeResource, "table %s has used up its %d column IDs", name, 1<<epochBits-1)
+				}
+				// Existing rows read the default without being rewritten.
+				col.Backfill = col.Default != nil
 				for _, c := range sch.Columns {
 					if strings.EqualFold(c.Name, col.Name) {
 						if spec.IfNotExists {

@@ -66,6 +66,9 @@ func cellCol(sc *scope, a *access, n ast.ExprNode) (int, bool) {
 	if err != nil || sc.cols[i].table != a.alias || sc.cols[i].ci < 0 || a.t.isPK[sc.cols[i].ci] {
 		return 0, false
 	}
+	if a.t.cols[sc.cols[i].ci].Backfill {
+		return 0, false // a missing cell may mean the default, which the server cannot know
+	}
 	return sc.cols[i].ci, true
 }
 

@@ -153,7 +153,7 @@ func (s *Session) writeRow(ctx context.Context, t *table, key []byte, cond write
 		} else {
 			tx.exists, tx.vals = true, append([]Datum(nil), vals...)
 		}
-		tx.version = newVersion()
+		tx.version = newVersion(t.schema.NextID)
 		return true, nil
 	}
 	c := kvclient.Condition{Family: family, Qualifier: versionQual, Op: kvclient.NotExists}
@@ -161,7 +161,7 @@ func (s *Session) writeRow(ctx context.Context, t *table, key []byte, cond write
 		c.Op, c.Value = kvclient.Equal, versionBytes(cond.version)
 	}
 	var muts []kvclient.Mutation
-	nv := newVersion()
+	nv := newVersion(t.schema.NextID)
 	if vals == nil {
 		muts = []kvclient.Mutation{kvclient.DeleteRow()}
 	} else {
@@ -204,9 +204,16 @@ func (s *Session) writeRow(ctx context.Context, t *table, key []byte, cond write
 	return ok, nil
 }
 
-func newVersion() uint64 {
+// epochBits of a row's version hold the schema's NextID when the row was
+// written: columns with a larger or equal ID were added later, so the row
+// reads their backfill default (ALTER TABLE ADD COLUMN ... DEFAULT without
+// a rewrite). The other 40 bits are random, so a version is never reused
+// by a later write of the row (no ABA on check-and-mutate).
+const epochBits = 24
+
+func newVersion(epoch uint64) uint64 {
 	for {
-		if v := rand.Uint64(); v != 0 {
+		if v := rand.Uint64()<<epochBits | epoch&(1<<epochBits-1); v>>epochBits != 0 {
 			return v
 		}
 	}
