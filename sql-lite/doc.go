@@ -4,4 +4,11 @@
 // model, planning and execution over kvclient (scans, simple joins), the
 // interactive shell and the bulk importer's table encoding. It never
 // imports tabletserver or placementdriver: storage is not its concern.
+//
+// The engine (this package) maps tables onto Shale tables (catalog.go,
+// types.go for the order-preserving encoding), compiles expressions
+// (expr.go, agg.go), plans access paths, pushdown and joins (plan.go,
+// pushdown.go, select.go), and writes rows atomically through
+// check-and-mutate on a per-row version cell (dml.go, txn.go). The
+// user-facing reference is docs/sql.md.
 package sqllite
