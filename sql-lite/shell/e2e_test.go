@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -256,7 +257,16 @@ func testInteractive(t *testing.T, c *testcluster.Cluster) {
 	term.send("\r")
 	term.expect("| blueberry |")
 	term.expect("shale> ")
+	// Ctrl-C at an empty prompt stays in the shell.
+	term.send("\x03")
+	term.expect("shale> ")
 	term.send("exit\r")
+	require.Equal(t, 0, term.wait())
+
+	// SIGTERM ends the shell cleanly.
+	term = startTerminal(t, args...)
+	term.expect("shale> ")
+	require.NoError(t, term.cmd.Process.Signal(syscall.SIGTERM))
 	require.Equal(t, 0, term.wait())
 	hist, err := os.ReadFile(history)
 	require.NoError(t, err)
