@@ -54,8 +54,11 @@ type Options struct {
 	MemoryBytes int
 	// Parallel is how many input files are read at once. Default 2.
 	Parallel int
-	// SSTBytes is the target size of one SST. Default 8 MiB, at most 16.
+	// SSTBytes is the target size of one SST. Default 8 MiB, at most 12.
 	SSTBytes int
+	// IngestParallel is how many SSTs are uploaded and ingested at once.
+	// Default 4.
+	IngestParallel int
 	// SplitBytes is the target tablet size: the importer asks the PD to
 	// split the table's range every SplitBytes of sorted data and to
 	// spread the new tablets' leaders. 0: 64 MiB; negative: no splits.
@@ -91,6 +94,8 @@ type Event struct {
 
 func (j *job) hook(ev Event) {
 	if j.o.Hook != nil {
+		j.hookMu.Lock() // hooks never run concurrently
+		defer j.hookMu.Unlock()
 		j.o.Hook(ev)
 	}
 }
@@ -157,6 +162,9 @@ func (o *Options) defaults() error {
 	}
 	if o.Parallel <= 0 {
 		o.Parallel = 2
+	}
+	if o.IngestParallel <= 0 {
+		o.IngestParallel = 4
 	}
 	if o.SSTBytes <= 0 {
 		o.SSTBytes = 8 << 20
@@ -247,6 +255,7 @@ type job struct {
 	// Ingest progress, mirrored from the checkpoint for the reporter.
 	sortedBytes, ingestedBytes, ingestedRows, ssts atomic.Int64
 
+	hookMu   sync.Mutex
 	rejectMu sync.Mutex
 	rejectW  *bufio.Writer
 	rejectF  *os.File
@@ -687,22 +696,29 @@ func (j *job) splitAt(ctx context.Context, p []byte) error {
 
 // ---- phase 3: build SSTs per tablet, upload, ingest ----
 
-// pending is a run of whole rows waiting to be cut into SSTs.
-type pending struct {
+// chunk is a run of whole rows, about SSTBytes, that one worker cuts into
+// SSTs at tablet boundaries and ingests; its totals go to the checkpoint
+// once every earlier chunk is in.
+type chunk struct {
+	seq   int
 	cells []entry
 	rows  []int // start index in cells of each row
 	arena []byte
-	bytes int
+	size  int
+
+	// Totals, filled in by ingestChunk.
+	lastKey                                  []byte
+	nRows, nCells, bytes, ssts, recuts, dups int64
 }
 
-func (p *pending) addRow(cells []entry) {
+func (p *chunk) addRow(cells []entry) {
 	p.rows = append(p.rows, len(p.cells))
 	for _, c := range cells {
 		off := len(p.arena)
 		p.arena = append(p.arena, c.key...)
 		p.arena = append(p.arena, c.value...)
 		p.cells = append(p.cells, entry{key: p.arena[off : off+len(c.key) : off+len(c.key)], value: p.arena[off+len(c.key) : len(p.arena) : len(p.arena)]})
-		p.bytes += len(c.key) + len(c.value)
+		p.size += len(c.key) + len(c.value)
 	}
 	// Re-slice after growth moved the arena.
 	off := 0
@@ -714,15 +730,11 @@ func (p *pending) addRow(cells []entry) {
 	}
 }
 
-func (p *pending) rowEnd(i int) int {
+func (p *chunk) rowEnd(i int) int {
 	if i+1 < len(p.rows) {
 		return p.rows[i+1]
 	}
 	return len(p.cells)
-}
-
-func (p *pending) reset() {
-	p.cells, p.rows, p.arena, p.bytes = p.cells[:0], p.rows[:0], p.arena[:0], 0
 }
 
 func (j *job) ingestAll(ctx context.Context) error {
@@ -742,36 +754,123 @@ func (j *job) ingestAll(ctx context.Context) error {
 				r, j.fileName(a.seq), a.line, j.fileName(b.seq), b.line)
 		},
 	}
-	var p pending
-	var dups int64
-	for {
-		cells, err := rs.nextRow()
-		if err != nil {
-			return err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// Chunks of about SSTBytes go to IngestParallel workers; the
+	// checkpoint advances over the longest prefix of finished chunks, so
+	// a resumed job redoes at most the chunks that were in flight (which
+	// is harmless: their cells are identical).
+	work := make(chan *chunk)
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		firstErr error
+		finished = map[int]*chunk{}
+		next     int
+	)
+	fail := func(err error) {
+		mu.Lock()
+		if firstErr == nil {
+			firstErr = err
 		}
-		if cells == nil {
-			break
+		mu.Unlock()
+		cancel()
+	}
+	complete := func(c *chunk) {
+		mu.Lock()
+		defer mu.Unlock()
+		finished[c.seq] = c
+		for {
+			d, ok := finished[next]
+			if !ok {
+				return
+			}
+			delete(finished, next)
+			next++
+			cp.DoneKey = d.lastKey
+			cp.RowsIngested += d.nRows
+			cp.CellsIngested += d.nCells
+			cp.BytesIngested += d.bytes
+			cp.SSTs += d.ssts
+			cp.Recuts += d.recuts
+			cp.Duplicates += d.dups
+			if err := cp.save(j.o.WorkDir); err != nil {
+				if firstErr == nil {
+					firstErr = err
+				}
+				cancel()
+				return
+			}
+			j.publish()
+			j.hook(Event{Name: "checkpointed"})
 		}
-		if cp.DoneKey != nil && bytes.Compare(cells[len(cells)-1].key, cp.DoneKey) <= 0 {
+	}
+	for w := 0; w < j.o.IngestParallel; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c := range work {
+				if err := j.ingestChunk(ctx, c); err != nil {
+					fail(err)
+					continue
+				}
+				complete(c)
+			}
+		}()
+	}
+	produce := func() error {
+		var dups int64
+		seq := 0
+		c := &chunk{}
+		send := func() error {
+			c.seq, c.dups = seq, rs.duplicates-dups
 			dups = rs.duplicates
-			continue // ingested before a restart
+			seq++
+			select {
+			case work <- c:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			c = &chunk{}
+			return nil
 		}
-		p.addRow(cells)
-		if p.bytes >= j.o.SSTBytes {
-			if err := j.flush(ctx, &p); err != nil {
+		for {
+			cells, err := rs.nextRow()
+			if err != nil {
 				return err
 			}
-			cp.Duplicates += rs.duplicates - dups
-			dups = rs.duplicates
+			if cells == nil {
+				break
+			}
+			if cp.DoneKey != nil && bytes.Compare(cells[len(cells)-1].key, cp.DoneKey) <= 0 {
+				dups = rs.duplicates
+				continue // ingested before a restart
+			}
+			c.addRow(cells)
+			if c.size >= j.o.SSTBytes {
+				if err := send(); err != nil {
+					return err
+				}
+			}
 		}
-	}
-	if len(p.cells) > 0 {
-		if err := j.flush(ctx, &p); err != nil {
-			return err
+		if len(c.cells) > 0 {
+			return send()
 		}
+		return nil
 	}
-	cp.Duplicates += rs.duplicates - dups
-	return cp.save(j.o.WorkDir)
+	err = produce()
+	close(work)
+	wg.Wait()
+	if err != nil {
+		if firstErr != nil && errors.Is(err, context.Canceled) {
+			return firstErr
+		}
+		return err
+	}
+	if firstErr != nil {
+		return firstErr
+	}
+	return ctx.Err()
 }
 
 func (j *job) fileName(seq uint64) string {
@@ -795,9 +894,9 @@ func (l location) containsRow(rowKey []byte) bool {
 	return bytes.Compare(rowKey, l.desc.StartKey) >= 0 && (len(l.desc.EndKey) == 0 || bytes.Compare(rowKey, l.desc.EndKey) < 0)
 }
 
-// flush ingests every row of p, cutting SSTs at tablet boundaries and
-// re-cutting when a tablet splits or moves under an SST.
-func (j *job) flush(ctx context.Context, p *pending) error {
+// ingestChunk ingests every row of p, cutting SSTs at tablet boundaries
+// and re-cutting when a tablet splits or moves under an SST.
+func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 	var hint *location
 	row := 0
 	for row < len(p.rows) {
@@ -847,32 +946,23 @@ func (j *job) flush(ctx context.Context, p *pending) error {
 			return err
 		}
 		if next != nil { // re-cut for the tablet's new shape
-			j.cp.Recuts++
+			p.recuts++
 			hint = next
 			continue
-		}
-		var cellBytes int64
-		for _, c := range p.cells[p.rows[row]:p.rowEnd(end-1)] {
-			cellBytes += int64(len(c.key) + len(c.value))
 		}
 		j.hook(Event{Name: "ingested", TabletID: loc.desc.TabletId, SST: sst})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		cp := j.cp
-		cp.DoneKey = bytes.Clone(sst.Largest)
-		cp.RowsIngested += int64(end - row)
-		cp.CellsIngested += int64(sst.KeyCount)
-		cp.BytesIngested += cellBytes
-		cp.SSTs++
-		if err := cp.save(j.o.WorkDir); err != nil {
-			return err
+		for _, c := range p.cells[p.rows[row]:p.rowEnd(end-1)] {
+			p.bytes += int64(len(c.key) + len(c.value))
 		}
-		j.publish()
-		j.hook(Event{Name: "checkpointed", TabletID: loc.desc.TabletId, SST: sst})
+		p.nRows += int64(end - row)
+		p.nCells += int64(sst.KeyCount)
+		p.ssts++
+		p.lastKey = bytes.Clone(sst.Largest)
 		row = end
 	}
-	p.reset()
 	return nil
 }
 

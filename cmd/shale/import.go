@@ -30,7 +30,7 @@ func newImportCommand() *cobra.Command {
 		raw, header, nullSet                                                  bool
 		memory, sstSize                                                       int
 		splitSize                                                             int64
-		parallel                                                              int
+		parallel, ingestParallel                                              int
 		maxErrors                                                             int64
 	)
 	cmd := &cobra.Command{
@@ -110,7 +110,7 @@ yet.`,
 			o := importer.Options{
 				PD: addrs, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
-				SSTBytes: sstSize, SplitBytes: splitSize, MaxErrors: maxErrors, RejectFile: rejectFile,
+				SSTBytes: sstSize, IngestParallel: ingestParallel, SplitBytes: splitSize, MaxErrors: maxErrors, RejectFile: rejectFile,
 				OnDuplicate: onDup, Progress: show, ProgressInterval: 200 * time.Millisecond,
 			}
 			sum, err := importer.Run(cmd.Context(), o)
@@ -145,6 +145,7 @@ yet.`,
 	fl.IntVar(&memory, "memory", 256<<20, "bytes of memory for sorting")
 	fl.IntVar(&parallel, "parallel", 2, "input files read at once")
 	fl.IntVar(&sstSize, "sst-size", 8<<20, "target bytes of one SST (at most 12 MiB)")
+	fl.IntVar(&ingestParallel, "ingest-parallel", 4, "SSTs uploaded and ingested at once")
 	fl.Int64Var(&splitSize, "split-size", 64<<20, "split the table every this many bytes of data (negative: no splits)")
 	fl.Int64Var(&maxErrors, "max-errors", 0, "skip up to N malformed rows (written to the reject file)")
 	fl.StringVar(&rejectFile, "reject-file", "", "where skipped rows go (default WORK-DIR/rejects.txt)")
