@@ -80,9 +80,20 @@ type compiler struct {
 	agg *aggPlan
 	// values resolves VALUES(col) in ON DUPLICATE KEY UPDATE.
 	values func(name string) (expr, error)
+	// aliases are select-list aliases usable in HAVING (MySQL).
+	aliases map[string]ast.ExprNode
 }
 
 func (c *compiler) compile(n ast.ExprNode) (expr, error) {
+	if cn, ok := n.(*ast.ColumnNameExpr); ok && c.aliases != nil && cn.Name.Table.L == "" {
+		if a, ok := c.aliases[cn.Name.Name.L]; ok {
+			if _, err := c.sc.resolve(cn.Name); err != nil {
+				inner := *c
+				inner.aliases = nil // no recursion through aliases
+				return inner.compile(a)
+			}
+		}
+	}
 	if c.agg != nil {
 		if i := c.agg.groupSlot(c.sc, n); i >= 0 {
 			return colRef{i}, nil

@@ -256,7 +256,11 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		var gitems []ast.ExprNode
 		if st.GroupBy != nil {
 			for _, it := range st.GroupBy.Items {
-				gitems = append(gitems, it.Expr)
+				g, err := groupItem(p.sc, st, it.Expr)
+				if err != nil {
+					return nil, err
+				}
+				gitems = append(gitems, g)
 			}
 		}
 		ap, err := newAggPlan(p.sc, gitems)
@@ -306,6 +310,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		p.names = append(p.names, name)
 	}
 	if having != nil {
+		c.aliases = selectAliases(st)
 		h, err := c.compile(having)
 		if err != nil {
 			return nil, err
@@ -377,6 +382,35 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		p.explain = append(p.explain, fmt.Sprintf("limit %d offset %d", p.limit, p.offset))
 	}
 	return p, nil
+}
+
+// groupItem resolves GROUP BY positions and select-list aliases (as
+// MySQL does) to expressions.
+func groupItem(sc *scope, st *ast.SelectStmt, e ast.ExprNode) (ast.ExprNode, error) {
+	if pe, ok := e.(*ast.PositionExpr); ok {
+		if pe.P != nil || pe.N < 1 || pe.N > len(st.Fields.Fields) || st.Fields.Fields[pe.N-1].Expr == nil {
+			return nil, errf(CodeUnknownColumn, "GROUP BY position %d is not in the select list", pe.N)
+		}
+		return st.Fields.Fields[pe.N-1].Expr, nil
+	}
+	if cn, ok := e.(*ast.ColumnNameExpr); ok && cn.Name.Table.L == "" {
+		if _, err := sc.resolve(cn.Name); err != nil {
+			if a, ok := selectAliases(st)[cn.Name.Name.L]; ok {
+				return a, nil
+			}
+		}
+	}
+	return e, nil
+}
+
+func selectAliases(st *ast.SelectStmt) map[string]ast.ExprNode {
+	m := map[string]ast.ExprNode{}
+	for _, f := range st.Fields.Fields {
+		if f.AsName.L != "" && f.Expr != nil {
+			m[f.AsName.L] = f.Expr
+		}
+	}
+	return m
 }
 
 func nodeOrNil(e ast.ExprNode) []ast.Node {
