@@ -12,12 +12,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/kvclient"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
 var (
 	flagAtomicSessions = flag.Int("atomic.sessions", 32, "TestAtomicUpdateCounter: concurrent sessions")
 	flagAtomicUpdates  = flag.Int("atomic.updates", 100, "TestAtomicUpdateCounter: updates per session")
+	flagAtomicClients  = flag.Int("atomic.clients", 1, "TestAtomicUpdateCounter: kvclient.Clients the sessions are spread over (32 = one per session, like 32 shell processes)")
 	flagTxnSessions    = flag.Int("txn.sessions", 8, "TestConcurrentTxnOneRow: concurrent sessions")
 	flagTxnRounds      = flag.Int("txn.rounds", 25, "TestConcurrentTxnOneRow: transactions per session")
 )
@@ -33,8 +35,9 @@ func TestAtomicUpdateCounter(t *testing.T) {
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	var affected atomic.Int64
+	clients := newClients(t, *flagAtomicClients)
 	for i := 0; i < n; i++ {
-		s := openSession(t)
+		s := openSessionOn(t, clients[i%len(clients)])
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -91,7 +94,7 @@ func TestConcurrentTxnOneRow(t *testing.T) {
 			defer wg.Done()
 			for j := 0; j < *flagTxnRounds; j++ {
 				tag := fmt.Sprintf("s%d-r%d", i, j)
-				ok, wrote, err := oneTxn(s, tag)
+				ok, wrote, err := oneTxnOn(s, "atomic_txn", tag)
 				if err != nil {
 					errs <- fmt.Errorf("session %d txn %d: %w", i, j, err)
 					return
@@ -136,10 +139,10 @@ func TestConcurrentTxnOneRow(t *testing.T) {
 
 // oneTxn runs one read-then-write transaction; ok=false means COMMIT
 // reported a conflict (a retryable, clean failure).
-func oneTxn(s *sqllite.Session, tag string) (ok bool, wrote int64, err error) {
+func oneTxnOn(s *sqllite.Session, table, tag string) (ok bool, wrote int64, err error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := s.Exec(ctx, "BEGIN; SELECT bal FROM atomic_txn WHERE id = 7")
+	res, err := s.Exec(ctx, "BEGIN; SELECT bal FROM "+table+" WHERE id = 7")
 	if err != nil {
 		return false, 0, err
 	}
@@ -151,7 +154,7 @@ func oneTxn(s *sqllite.Session, tag string) (ok bool, wrote int64, err error) {
 		return false, 0, err
 	}
 	wrote = bal + 1
-	if _, err := s.Exec(ctx, fmt.Sprintf("UPDATE atomic_txn SET bal = %d, last = '%s' WHERE id = 7; UPDATE atomic_txn SET n = n + 1 WHERE id = 7", wrote, tag)); err != nil {
+	if _, err := s.Exec(ctx, fmt.Sprintf("UPDATE %s SET bal = %d, last = '%s' WHERE id = 7; UPDATE %s SET n = n + 1 WHERE id = 7", table, wrote, tag, table)); err != nil {
 		return false, 0, err
 	}
 	_, err = s.Exec(ctx, "COMMIT")
@@ -160,12 +163,102 @@ func oneTxn(s *sqllite.Session, tag string) (ok bool, wrote int64, err error) {
 	}
 	if conflictRE.MatchString(err.Error()) {
 		// The session must be usable (no transaction left open).
-		if _, err2 := s.Exec(ctx, "SELECT 1 FROM atomic_txn WHERE id = 7"); err2 != nil {
+		if _, err2 := s.Exec(ctx, "SELECT 1 FROM "+table+" WHERE id = 7"); err2 != nil {
 			return false, 0, fmt.Errorf("after a conflict the session fails: %w", err2)
 		}
 		return false, 0, nil
 	}
 	return false, 0, errors.Join(errors.New("COMMIT failed with an error that is not a conflict"), err)
+}
+
+// newClients opens n kvclient.Clients on the shared cluster (n <= 1: the
+// shared client), closed with the test.
+func newClients(t *testing.T, n int) []*kvclient.Client {
+	if n <= 1 {
+		return []*kvclient.Client{shared.client}
+	}
+	var out []*kvclient.Client
+	for i := 0; i < n; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		cl, err := kvclient.Open(ctx, kvclient.Options{PD: shared.cluster.PDEndpoints()})
+		cancel()
+		if err != nil {
+			t.Fatalf("kvclient.Open: %v", err)
+		}
+		t.Cleanup(func() { cl.Close() })
+		out = append(out, cl)
+	}
+	return out
+}
+
+func openSessionOn(t *testing.T, cl *kvclient.Client) *sqllite.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := sqllite.Open(ctx, cl)
+	if err != nil {
+		t.Fatalf("sqllite.Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// TestMixedTxnAndUpdates: on one row, some sessions run read-then-write
+// transactions (BEGIN; SELECT; UPDATE SET bal = <read>+1; COMMIT) while
+// others run single UPDATE ... SET bal = bal + 1 statements, through two
+// clients. A COMMIT must see every UPDATE that happened since its read
+// (whatever path the UPDATE took), so the final balance is exactly the
+// successful commits plus the updates.
+func TestMixedTxnAndUpdates(t *testing.T) {
+	setup := openSession(t)
+	mustExec(t, setup, "CREATE TABLE atomic_mixed (id INT PRIMARY KEY, bal BIGINT NOT NULL, n BIGINT NOT NULL, last VARCHAR(32))")
+	mustExec(t, setup, "INSERT INTO atomic_mixed VALUES (7, 0, 0, 'none')")
+	clients := newClients(t, 2)
+	var commits, conflicts, updates atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := 0; i < 8; i++ {
+		s := openSessionOn(t, clients[i%2])
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if i%2 == 0 {
+					ok, _, err := oneTxnOn(s, "atomic_mixed", fmt.Sprintf("s%d-r%d", i, j))
+					if err != nil {
+						errs <- fmt.Errorf("session %d txn %d: %w", i, j, err)
+						return
+					}
+					if ok {
+						commits.Add(1)
+					} else {
+						conflicts.Add(1)
+					}
+					continue
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				res, err := s.Exec(ctx, "UPDATE atomic_mixed SET bal = bal + 1, n = n + 1 WHERE id = 7")
+				cancel()
+				if err != nil || len(res) != 1 || res[0].RowsAffected != 1 {
+					errs <- fmt.Errorf("session %d update %d: %v %+v", i, j, err, res)
+					return
+				}
+				updates.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	bal := queryInt(t, setup, "SELECT bal FROM atomic_mixed WHERE id = 7")
+	n := queryInt(t, setup, "SELECT n FROM atomic_mixed WHERE id = 7")
+	want := commits.Load() + updates.Load()
+	t.Logf("%d commits, %d conflicts, %d updates; final bal=%d n=%d", commits.Load(), conflicts.Load(), updates.Load(), bal, n)
+	if bal != want || n != want {
+		t.Fatalf("final bal=%d n=%d, want both = %d commits + %d updates = %d", bal, n, commits.Load(), updates.Load(), want)
+	}
 }
 
 func queryInt(t *testing.T, s *sqllite.Session, sql string) int64 {
