@@ -209,7 +209,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			}
 			p.residual = rest
 		} else {
-			js, err := s.planJoin(p, a, items[i], width)
+			js, err := s.planJoin(p, a, items[i], width, conj)
 			if err != nil {
 				return nil, err
 			}
@@ -471,7 +471,7 @@ func (p *selectPlan) orderIsKey(st *ast.SelectStmt) bool {
 
 // planJoin chooses a lookup join (the ON equalities cover the right
 // table's primary key) or a hash join.
-func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int) (*joinStep, error) {
+func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int, where []ast.ExprNode) (*joinStep, error) {
 	js := &joinStep{acc: a, left: it.tp == ast.LeftJoin, width: width}
 	if it.on == nil {
 		return nil, notSupported("joins without ON (cross joins)")
@@ -523,11 +523,25 @@ func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int) (*j
 		}
 		js.keySrc = append(js.keySrc, li)
 	}
+	// Conditions on the joined table alone filter its rows at the source:
+	// ON conjuncts always, WHERE conjuncts only for inner joins (a LEFT
+	// join's WHERE sees NULL-extended rows).
+	cands := splitAnd(it.on)
+	if !js.left && s.txn == nil {
+		cands = append(cands, where...)
+	}
+	if s.txn == nil {
+		planPushdown(p.sc, a, cands)
+	}
 	kind := map[bool]string{true: "LEFT", false: "INNER"}[js.left]
 	if js.lookup {
 		p.explain = append(p.explain, fmt.Sprintf("%s lookup join %s: batched point gets on its primary key (ON %s)", kind, describeTable(a), js.onText))
 	} else {
-		p.explain = append(p.explain, fmt.Sprintf("%s hash join %s: full table scan builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), HashJoinMaxRows, js.onText))
+		chooseAccess(p.sc, a, cands)
+		p.explain = append(p.explain, fmt.Sprintf("%s hash join %s: %s builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), a.keyDesc, HashJoinMaxRows, js.onText))
+	}
+	if a.pushed != nil {
+		p.explain = append(p.explain, fmt.Sprintf("  %s: pushed down to tablet servers: %s", a.alias, strings.Join(a.pushed.desc, " AND ")))
 	}
 	return js, nil
 }
