@@ -9,7 +9,11 @@ package sqltest
 // random columns then the whole key, so the order is total, with
 // LIMIT/OFFSET), agg (COUNT/SUM/MIN/MAX/AVG, GROUP BY, HAVING), join
 // (INNER and LEFT equi-joins through the other table's key and on non-key
-// columns, and aggregates over them).
+// columns, and aggregates over them). After the queries, each round runs
+// -diff.dml writes (UPDATE/DELETE with any WHERE, REPLACE of old and new
+// keys) and compares the whole table after each, and DELETE counts.
+// Tables are pre-split at random keys (COMMENT 'SPLIT AT ...') in most
+// rounds, so scans cross tablets.
 //
 // Shapes whose semantics differ between MySQL (the engine's dialect) and
 // SQLite are not generated:
@@ -57,6 +61,7 @@ var (
 	flagDiffQ      = flag.Int("diff.queries", 80, "differential test: queries per round")
 	flagDiffShapes = flag.String("diff.shapes", "filter,range,order,agg,join", "differential test: query shapes to generate")
 	flagDiffMax    = flag.Int("diff.maxreport", 15, "differential test: mismatches reported in full")
+	flagDiffDML    = flag.Int("diff.dml", 15, "differential test: UPDATE/DELETE/REPLACE statements per round, each followed by a comparison of the whole table")
 )
 
 type colType int
@@ -806,6 +811,9 @@ func canonSQLite(v any) string {
 	case nil:
 		return "NULL"
 	case json.Number:
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return strconv.FormatInt(i, 10)
+		}
 		f, err := strconv.ParseFloat(string(v), 64)
 		if err != nil {
 			return "?" + string(v)
@@ -864,7 +872,7 @@ func TestDifferentialSQLite(t *testing.T) {
 	s := openSession(t)
 	type tally struct{ ok, mismatch, errs int }
 	tallies := map[string]*tally{}
-	for _, sh := range shapes {
+	for _, sh := range append(shapes, "dml") {
 		tallies[sh] = &tally{}
 	}
 	reported := 0
@@ -930,6 +938,62 @@ func TestDifferentialSQLite(t *testing.T) {
 					round, i, q.shape, q.ordered, q.sql, len(got), head(got), len(w), head(w), path)
 			}
 		}
+		// Writes: after each UPDATE/DELETE/REPLACE, the whole table must
+		// be the same in both, and a DELETE must report SQLite's count.
+		// (UPDATE and REPLACE counts are not compared: MySQL counts
+		// changed rows, 2 per replaced row; SQLite counts matched rows.)
+		var steps []query
+		all := "SELECT * FROM " + a.name + " ORDER BY " + strings.Join(keyNames(a), ", ")
+		for i := 0; i < *flagDiffDML; i++ {
+			steps = append(steps, g.dml(a), query{shape: "count", sql: "SELECT changes() AS n"}, query{shape: "state", sql: all, ordered: true})
+		}
+		// The read queries changed nothing, so SQLite starts the writes
+		// from the same tables.
+		wantSteps := runSQLite(t, bin, setup, steps)
+		ty := tallies["dml"]
+		var lastAffected int64
+		for i := 0; i < len(steps); i += 3 {
+			dml, state := steps[i], steps[i+2]
+			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			res, err := s.Exec(ctx, dml.sql)
+			cancel()
+			if err != nil {
+				ty.errs++
+				firstErrs = append(firstErrs, fmt.Sprintf("[dml] %s\n    error: %v", dml.sql, err))
+				break // the tables have diverged
+			}
+			if len(res) == 1 {
+				lastAffected = res[0].RowsAffected
+			}
+			ctx, cancel = context.WithTimeout(context.Background(), 60*time.Second)
+			res, err = s.Exec(ctx, state.sql)
+			cancel()
+			if err != nil {
+				t.Fatalf("%s: %v", state.sql, err)
+			}
+			var got []string
+			for _, row := range res[0].Rows {
+				cells := make([]string, len(row))
+				for j, d := range row {
+					cells[j] = canonShale(d)
+				}
+				got = append(got, strings.Join(cells, " | "))
+			}
+			countOK := true
+			if strings.HasPrefix(dml.sql, "DELETE") && len(wantSteps[i+1]) == 1 {
+				countOK = wantSteps[i+1][0] == strconv.FormatInt(lastAffected, 10)
+			}
+			if slicesEqual(got, wantSteps[i+2]) && countOK {
+				ty.ok++
+				continue
+			}
+			ty.mismatch++
+			reported++
+			path := writeRepro(seed, round, 1000+i/3, append(append([]string{}, shaleSetup...), dmlSQL(steps[:i])...), dml)
+			t.Errorf("round %d write %d: table %s differs from SQLite after\n  %s\n  affected: shale %d, sqlite %v\n  shale  (%d rows): %s\n  sqlite (%d rows): %s\n  repro script (earlier writes included): %s",
+				round, i/3, a.name, dml.sql, lastAffected, wantSteps[i+1], len(got), head(diffRows(got, wantSteps[i+2])), len(wantSteps[i+2]), head(diffRows(wantSteps[i+2], got)), path)
+			break // later steps would only repeat the difference
+		}
 		for _, tb := range []*table{a, b} {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			_, _ = s.Exec(ctx, "DROP TABLE "+tb.name)
@@ -938,7 +1002,7 @@ func TestDifferentialSQLite(t *testing.T) {
 	}
 	var summary []string
 	total := 0
-	for _, sh := range shapes {
+	for _, sh := range append(shapes, "dml") {
 		ty := tallies[sh]
 		total += ty.ok + ty.mismatch + ty.errs
 		summary = append(summary, fmt.Sprintf("%s: %d same, %d differ, %d errors", sh, ty.ok, ty.mismatch, ty.errs))
@@ -946,6 +1010,109 @@ func TestDifferentialSQLite(t *testing.T) {
 	t.Logf("seed %d: %d queries: %s", seed, total, strings.Join(summary, "; "))
 	if len(firstErrs) > 0 {
 		t.Errorf("Shale failed queries SQLite answers (first %d):\n  %s", len(firstErrs), strings.Join(firstErrs, "\n  "))
+	}
+}
+
+func keyNames(t *table) []string {
+	var out []string
+	for _, c := range t.cols[:t.nkey] {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+func dmlSQL(steps []query) []string {
+	var out []string
+	for i := 0; i < len(steps); i += 3 {
+		out = append(out, steps[i].sql)
+	}
+	return out
+}
+
+// diffRows returns the rows of a that are not in b (for a readable report).
+func diffRows(a, b []string) []string {
+	in := map[string]int{}
+	for _, r := range b {
+		in[r]++
+	}
+	var out []string
+	for _, r := range a {
+		if in[r] > 0 {
+			in[r]--
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// dml returns a random write on t: an UPDATE or DELETE with a WHERE over
+// any columns (key ranges included), or a REPLACE of existing or new keys.
+func (g *gen) dml(t *table) query {
+	cols := refs(t, "")
+	where := ""
+	if !g.chance(0.05) {
+		if g.chance(0.4) {
+			where = " WHERE " + g.keyPred(t, "")
+			if g.chance(0.5) {
+				where += " AND " + g.pred(cols, 1)
+			}
+		} else {
+			where = " WHERE " + g.pred(cols, 1)
+		}
+	}
+	switch g.pick(5) {
+	case 0, 1:
+		var sets []string
+		for _, c := range cols[t.nkey:] {
+			if len(sets) > 0 && g.chance(0.5) {
+				continue
+			}
+			var e string
+			switch {
+			case g.chance(0.15):
+				e = "NULL"
+			case c.c.typ == tInt:
+				e = []string{c.c.name + " + 1", c.c.name + " * 2 - 3", "c0", literal(g.value(tInt))}[g.pick(4)]
+			case c.c.typ == tDouble:
+				e = []string{c.c.name + " * 2", c.c.name + " - 0.25", literal(g.value(tDouble))}[g.pick(3)]
+			case c.c.typ == tBool:
+				e = []string{"NOT " + c.c.name, literal(g.value(tBool))}[g.pick(2)]
+			default:
+				e = []string{literal(g.value(tText)), "CASE WHEN " + c.c.name + " IS NULL THEN 'n' ELSE " + c.c.name + " END"}[g.pick(2)]
+			}
+			sets = append(sets, c.c.name+" = "+e)
+		}
+		return query{shape: "dml", sql: "UPDATE " + t.name + " SET " + strings.Join(sets, ", ") + where}
+	case 2, 3:
+		return query{shape: "dml", sql: "DELETE FROM " + t.name + where}
+	default:
+		var vals []string
+		for n := 1 + g.pick(3); n > 0; n-- {
+			var row []any
+			if len(t.rows) > 0 && g.chance(0.5) {
+				row = append(row, t.rows[g.pick(len(t.rows))][:t.nkey]...)
+			} else {
+				for i, c := range t.cols[:t.nkey] {
+					row = append(row, g.keyValue(c.typ, i, t.nkey, len(t.rows)+1))
+				}
+			}
+			for _, c := range t.cols[t.nkey:] {
+				if g.chance(0.2) {
+					row = append(row, nil)
+				} else {
+					row = append(row, g.value(c.typ))
+				}
+			}
+			var lits []string
+			for _, v := range row {
+				lits = append(lits, literal(v))
+			}
+			vals = append(vals, "("+strings.Join(lits, ", ")+")")
+		}
+		// One statement may name a key twice: both dialects then keep the
+		// last row.
+		return query{shape: "dml", sql: "REPLACE INTO " + t.name + " VALUES " + strings.Join(vals, ", ")}
 	}
 }
 
