@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -147,7 +148,6 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 		e  expr
 	}
 	var onDup []assign
-	var curIns []Datum
 	if len(st.OnDuplicate) > 0 {
 		sc := &scope{cols: tableScope(t, alias)}
 		c := &compiler{sc: sc, values: func(name string) (expr, error) {
@@ -155,7 +155,7 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 			if !ok {
 				return nil, errf(CodeUnknownColumn, "unknown column %s in VALUES()", name)
 			}
-			return funcExpr(func([]Datum) (Datum, error) { return curIns[i], nil }), nil
+			return colRef{len(t.cols) + i}, nil
 		}}
 		for _, a := range st.OnDuplicate {
 			ci, ok := t.col(a.Column.Name.O)
@@ -172,14 +172,20 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 			onDup = append(onDup, assign{ci, e})
 		}
 	}
-	var affected int64
+	// Prepare every row first: conversion and constraint errors fail the
+	// statement before anything is written.
+	type prepared struct {
+		vals []Datum
+		key  []byte
+	}
+	preps := make([]prepared, len(rows))
 	for ri, src := range rows {
 		vals := make([]Datum, len(t.cols))
 		given := make([]bool, len(t.cols))
 		for i, ci := range target {
 			v, err := convert(src[i], t.cols[ci].Type, t.cols[ci].Name)
 			if err != nil {
-				return nil, rowErr(err, ri, len(rows), affected)
+				return nil, rowErr(err, ri, len(rows), 0)
 			}
 			vals[ci], given[ci] = v, true
 		}
@@ -189,92 +195,130 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 			}
 			if vals[ci].IsNull() && t.cols[ci].NotNull {
 				if !given[ci] {
-					return nil, rowErr(errf(CodeConstraint, "column %s is NOT NULL and has no default; give it a value", t.cols[ci].Name), ri, len(rows), affected)
+					return nil, rowErr(errf(CodeConstraint, "column %s is NOT NULL and has no default; give it a value", t.cols[ci].Name), ri, len(rows), 0)
 				}
-				return nil, rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[ci].Name), ri, len(rows), affected)
+				return nil, rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[ci].Name), ri, len(rows), 0)
 			}
 		}
 		key, err := t.encodeKey(t.pkVals(vals))
 		if err != nil {
-			return nil, rowErr(err, ri, len(rows), affected)
+			return nil, rowErr(err, ri, len(rows), 0)
 		}
-		curIns = vals
-		err = func() error {
-			unlock, _ := s.lockRow(t, key)
-			defer unlock()
-			done := false
-			for attempt := 0; !done; attempt++ {
-				if attempt > maxRetries {
-					return rowErr(errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries), ri, len(rows), affected)
+		preps[ri] = prepared{vals, key}
+	}
+	// insertOne writes one row atomically and reports whether it counts.
+	insertOne := func(vals []Datum, key []byte) (bool, error) {
+		unlock, _ := s.lockRow(t, key)
+		defer unlock()
+		for attempt := 0; ; attempt++ {
+			if attempt > maxRetries {
+				return false, errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries)
+			}
+			retryPause(attempt)
+			if ctx.Err() != nil {
+				return false, ctx.Err()
+			}
+			if st.IsReplace {
+				_, ver, exists, err := s.getRow(ctx, t, key)
+				if err != nil {
+					return false, err
 				}
-				retryPause(attempt)
-				if st.IsReplace {
-					_, ver, exists, err := s.getRow(ctx, t, key)
-					if err != nil {
-						return err
-					}
-					ok, err := s.writeRow(ctx, t, key, writeCond{exists, ver}, vals)
-					if err != nil {
-						return rowErr(err, ri, len(rows), affected)
-					}
-					if ok {
-						affected++
-						done = true
-					}
+				ok, err := s.writeRow(ctx, t, key, writeCond{exists, ver}, vals)
+				if err != nil || ok {
+					return ok, err
+				}
+				continue
+			}
+			ok, err := s.writeRow(ctx, t, key, writeCond{}, vals)
+			if err != nil || ok {
+				return ok, err
+			}
+			if len(onDup) == 0 {
+				if st.IgnoreErr {
+					return false, nil
+				}
+				return false, errf(CodeDuplicateKey, "duplicate primary key %s in table %s", keyText(t, vals), t.name)
+			}
+			// ON DUPLICATE KEY UPDATE: read-modify-write the existing row.
+			old, ver, exists, err := s.getRow(ctx, t, key)
+			if err != nil {
+				return false, err
+			}
+			if !exists {
+				continue // deleted meanwhile: insert again
+			}
+			nv := append([]Datum(nil), old...)
+			env := append(append([]Datum(nil), old...), vals...) // old row, then VALUES()
+			for _, a := range onDup {
+				v, err := a.e.eval(env)
+				if err != nil {
+					return false, err
+				}
+				if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
+					return false, err
+				}
+				if v.IsNull() && t.cols[a.ci].NotNull {
+					return false, errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name)
+				}
+				nv[a.ci] = v
+			}
+			ok, err = s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
+			if err != nil || ok {
+				return ok, err
+			}
+		}
+	}
+	// Rows are independent: write them concurrently (rows with the same key
+	// go to the same worker, in statement order).
+	counted := make([]bool, len(preps))
+	errs := make([]error, len(preps))
+	workers := min(insertWorkers, len(preps))
+	if s.txn != nil || len(preps) < 4 {
+		workers = 1
+	}
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i, p := range preps {
+				if workers > 1 && int(fnv32(p.key)%uint32(workers)) != w {
 					continue
 				}
-				ok, err := s.writeRow(ctx, t, key, writeCond{}, vals)
-				if err != nil {
-					return rowErr(err, ri, len(rows), affected)
+				if failed.Load() {
+					return
 				}
-				if ok {
-					affected++
-					return nil
-				}
-				if st.IgnoreErr && len(onDup) == 0 {
-					return nil
-				}
-				if len(onDup) == 0 {
-					return rowErr(errf(CodeDuplicateKey, "duplicate primary key %s in table %s", keyText(t, vals), t.name), ri, len(rows), affected)
-				}
-				// ON DUPLICATE KEY UPDATE: read-modify-write the existing row.
-				old, ver, exists, err := s.getRow(ctx, t, key)
-				if err != nil {
-					return err
-				}
-				if !exists {
-					continue // deleted meanwhile: insert again
-				}
-				nv := append([]Datum(nil), old...)
-				for _, a := range onDup {
-					v, err := a.e.eval(nv)
-					if err != nil {
-						return rowErr(err, ri, len(rows), affected)
-					}
-					if v, err = convert(v, t.cols[a.ci].Type, t.cols[a.ci].Name); err != nil {
-						return rowErr(err, ri, len(rows), affected)
-					}
-					if v.IsNull() && t.cols[a.ci].NotNull {
-						return rowErr(errf(CodeConstraint, "column %s must not be NULL", t.cols[a.ci].Name), ri, len(rows), affected)
-					}
-					nv[a.ci] = v
-				}
-				ok, err = s.writeRow(ctx, t, key, writeCond{true, ver}, nv)
-				if err != nil {
-					return rowErr(err, ri, len(rows), affected)
-				}
-				if ok {
-					affected++
-					done = true
+				counted[i], errs[i] = insertOne(p.vals, p.key)
+				if errs[i] != nil {
+					failed.Store(true)
+					return
 				}
 			}
-			return nil
 		}()
+	}
+	wg.Wait()
+	var affected int64
+	for _, c := range counted {
+		if c {
+			affected++
+		}
+	}
+	for i, err := range errs {
 		if err != nil {
-			return nil, err
+			return nil, rowErr(err, i, len(preps), affected)
 		}
 	}
 	return &Result{RowsAffected: affected}, nil
+}
+
+// insertWorkers bounds the rows of one INSERT written concurrently.
+const insertWorkers = 16
+
+func fnv32(b []byte) uint32 {
+	h := fnv.New32a()
+	h.Write(b)
+	return h.Sum32()
 }
 
 // rowErr says which row of a multi-row statement failed and how many
@@ -285,7 +329,7 @@ func rowErr(err error, ri, n int, affected int64) error {
 	}
 	if e, ok := err.(*Error); ok {
 		c := *e
-		c.Msg = fmt.Sprintf("%s (row %d of %d; %d rows written before it stay written)", e.Msg, ri+1, n, affected)
+		c.Msg = fmt.Sprintf("%s (row %d of %d; rows are written independently: %d rows of this statement were written)", e.Msg, ri+1, n, affected)
 		return &c
 	}
 	return err

@@ -101,3 +101,29 @@ func TestErrorCodes(t *testing.T) {
 		t.Fatalf("parse error position: %#v", err)
 	}
 }
+
+// A large INSERT writes rows concurrently; a duplicate fails the statement
+// and the error counts exactly the rows that were written.
+func TestConcurrentMultiRowInsert(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, `CREATE TABLE mins_t (id INT PRIMARY KEY, v INT); INSERT INTO mins_t VALUES (250, 0)`)
+	var vals []string
+	for i := 0; i < 400; i++ {
+		vals = append(vals, fmt.Sprintf("(%d, %d)", i, i))
+	}
+	_, err := s.Exec(testCtx(t), `INSERT INTO mins_t VALUES `+strings.Join(vals, ","))
+	if !errors.Is(err, ErrDuplicateKey) || !strings.Contains(err.Error(), "row 251 of 400") {
+		t.Fatalf("insert with a duplicate: %v", err)
+	}
+	n := query(t, s, `SELECT COUNT(*) - 1 FROM mins_t`)
+	if !strings.Contains(err.Error(), " "+n+" rows of this statement were written") {
+		t.Fatalf("error %q, but %s rows were written", err, n)
+	}
+	if got := query(t, s, `SELECT v FROM mins_t WHERE id = 250`); got != "0" {
+		t.Fatalf("duplicate row overwritten: %s", got)
+	}
+	mustExec(t, s, `INSERT IGNORE INTO mins_t VALUES `+strings.Join(vals, ","))
+	if got := query(t, s, `SELECT COUNT(*), SUM(v) FROM mins_t`); got != "400|79550" {
+		t.Fatalf("after INSERT IGNORE: %s", got)
+	}
+}
