@@ -866,8 +866,8 @@ func TestDifferentialSQLite(t *testing.T) {
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (rerun: go test -count=1 -run TestDifferentialSQLite ./sql-lite/sqltest/ -seed %d -diff.size %d -diff.rows %d -diff.queries %d)",
-		seed, seed, *flagDiffSize, *flagDiffRows, *flagDiffQ)
+	t.Logf("seed %d (rerun: go test -count=1 -run TestDifferentialSQLite ./sql-lite/sqltest/ -seed %d -diff.size %d -diff.rows %d -diff.queries %d -diff.dml %d -diff.shapes %s)",
+		seed, seed, *flagDiffSize, *flagDiffRows, *flagDiffQ, *flagDiffDML, *flagDiffShapes)
 	shapes := strings.Split(*flagDiffShapes, ",")
 	s := openSession(t)
 	type tally struct{ ok, mismatch, errs int }

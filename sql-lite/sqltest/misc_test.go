@@ -124,3 +124,46 @@ func TestWritesDuringSchemaChanges(t *testing.T) {
 		t.Fatalf("%d rows in the table, %d inserts reported done", n, total)
 	}
 }
+
+// TestCompletionLists: the shell's completion sources list the SQL tables
+// and a table's columns in order, and follow DDL.
+func TestCompletionLists(t *testing.T) {
+	s := openSession(t)
+	mustExec(t, s, "CREATE TABLE misc_comp (id INT PRIMARY KEY, b VARCHAR(4), a INT)")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	names, err := s.TableNames(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !contains(names, "misc_comp") {
+		t.Fatalf("TableNames %v lacks misc_comp", names)
+	}
+	if contains(names, "kv") {
+		t.Fatalf("TableNames %v lists the raw KV table, which is not a SQL table", names)
+	}
+	cols, err := s.ColumnNames(ctx, "misc_comp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cols, ",") != "id,b,a" {
+		t.Fatalf("ColumnNames = %v, want [id b a]", cols)
+	}
+	mustExec(t, s, "ALTER TABLE misc_comp ADD COLUMN z INT; ALTER TABLE misc_comp DROP COLUMN b")
+	if cols, err = s.ColumnNames(ctx, "misc_comp"); err != nil || strings.Join(cols, ",") != "id,a,z" {
+		t.Fatalf("after ALTER: ColumnNames = %v (%v), want [id a z]", cols, err)
+	}
+	mustExec(t, s, "DROP TABLE misc_comp")
+	if names, err = s.TableNames(ctx); err != nil || contains(names, "misc_comp") {
+		t.Fatalf("after DROP: TableNames = %v (%v)", names, err)
+	}
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
