@@ -14,7 +14,7 @@ func TestBasicCreateInsertSelect(t *testing.T) {
 	if got := query(t, s, `SELECT name, score FROM basic WHERE id = 2`); got != "bob|NULL" {
 		t.Fatalf("got %q", got)
 	}
-	if got := query(t, s, `SELECT * FROM basic`); got != "1|ann|1.5\n2|bob|NULL\n3|cy|3.0" {
+	if got := query(t, s, `SELECT * FROM basic`); got != "1|ann|1.5\n2|bob|NULL\n3|cy|3" {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -86,9 +86,11 @@ func printable(b []byte) bool {
 	return true
 }
 
+// formatFloat prints the shortest form that reads back exactly, without
+// an exponent for ordinary magnitudes (as MySQL shows DOUBLE).
 func formatFloat(f float64) string {
-	if f == math.Trunc(f) && math.Abs(f) < 1e15 {
-		return strconv.FormatFloat(f, 'f', 1, 64)
+	if a := math.Abs(f); a == 0 || (a >= 1e-6 && a < 1e15) {
+		return strconv.FormatFloat(f, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(f, 'g', -1, 64)
 }

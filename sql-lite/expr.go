@@ -1,7 +1,9 @@
 package sqllite
 
 import (
+	"encoding/hex"
 	"math"
+	"strconv"
 	"math/big"
 	"strings"
 	"time"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/format"
+	"github.com/pingcap/tidb/pkg/parser/mysql"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
 	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
 )
@@ -165,6 +168,8 @@ func (c *compiler) compile(n ast.ExprNode) (expr, error) {
 		return c.caseExpr(x)
 	case *ast.FuncCallExpr:
 		return c.call(x)
+	case *ast.FuncCastExpr:
+		return c.cast(x)
 	case *ast.AggregateFuncExpr:
 		return nil, errf(CodeNotSupported, "aggregate function %s is not allowed here", strings.ToUpper(x.F))
 	case *ast.ValuesExpr:
@@ -960,10 +965,188 @@ func (c *compiler) call(x *ast.FuncCallExpr) (expr, error) {
 			}
 			return args[2].eval(row)
 		}), nil
+	case "greatest", "least":
+		if err := nargs(1, 1000); err != nil {
+			return nil, err
+		}
+		return strict(1, 1000, func(vs []Datum) (Datum, error) {
+			best := vs[0]
+			for _, v := range vs[1:] {
+				c, err := compare(v, best)
+				if err != nil {
+					return nullDatum, err
+				}
+				if (name == "greatest" && c > 0) || (name == "least" && c < 0) {
+					best = v
+				}
+			}
+			return best, nil
+		})
+	case "replace":
+		return strict(3, 3, func(vs []Datum) (Datum, error) {
+			return strDatum(strings.ReplaceAll(vs[0].String(), vs[1].String(), vs[2].String())), nil
+		})
+	case "reverse":
+		return strict(1, 1, func(vs []Datum) (Datum, error) {
+			r := []rune(vs[0].String())
+			for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
+				r[i], r[j] = r[j], r[i]
+			}
+			return strDatum(string(r)), nil
+		})
+	case "left", "right":
+		return strict(2, 2, func(vs []Datum) (Datum, error) {
+			n, err := convert(vs[1], Type{Kind: KindInt, Name: "BIGINT"}, "length")
+			if err != nil {
+				return nullDatum, err
+			}
+			r := []rune(vs[0].String())
+			k := int(min(max(n.Value.(int64), 0), int64(len(r))))
+			if name == "left" {
+				return strDatum(string(r[:k])), nil
+			}
+			return strDatum(string(r[len(r)-k:])), nil
+		})
+	case "repeat":
+		return strict(2, 2, func(vs []Datum) (Datum, error) {
+			n, err := convert(vs[1], Type{Kind: KindInt, Name: "BIGINT"}, "count")
+			if err != nil {
+				return nullDatum, err
+			}
+			k := n.Value.(int64)
+			if k <= 0 {
+				return strDatum(""), nil
+			}
+			if int64(len(vs[0].String()))*k > 1<<20 {
+				return nullDatum, errf(CodeResource, "REPEAT result longer than 1 MiB")
+			}
+			return strDatum(strings.Repeat(vs[0].String(), int(k))), nil
+		})
+	case "locate", "instr", "position":
+		return strict(2, 2, func(vs []Datum) (Datum, error) {
+			sub, str := vs[0].String(), vs[1].String()
+			if name == "instr" {
+				sub, str = str, sub
+			}
+			i := strings.Index(str, sub)
+			if i < 0 {
+				return intDatum(0), nil
+			}
+			return intDatum(int64(utf8.RuneCountInString(str[:i]) + 1)), nil
+		})
+	case "hex":
+		return strict(1, 1, func(vs []Datum) (Datum, error) {
+			if vs[0].Kind == KindInt {
+				return strDatum(strings.ToUpper(strconv.FormatUint(uint64(vs[0].Value.(int64)), 16))), nil
+			}
+			if vs[0].Kind == KindBytes {
+				return strDatum(strings.ToUpper(hex.EncodeToString(vs[0].Value.([]byte)))), nil
+			}
+			return strDatum(strings.ToUpper(hex.EncodeToString([]byte(vs[0].String())))), nil
+		})
+	case "power", "pow", "sqrt", "exp", "ln", "log", "log10", "log2":
+		lo, hi := 1, 1
+		if name == "power" || name == "pow" {
+			lo, hi = 2, 2
+		}
+		if name == "log" {
+			hi = 2
+		}
+		return strict(lo, hi, func(vs []Datum) (Datum, error) {
+			fs := make([]float64, len(vs))
+			for i, v := range vs {
+				f, ok := toFloat(v)
+				if !ok {
+					return nullDatum, typeErr("%s value %s is not a number", v.Kind, quoteVal(v))
+				}
+				fs[i] = f
+			}
+			var r float64
+			switch name {
+			case "power", "pow":
+				r = math.Pow(fs[0], fs[1])
+			case "sqrt":
+				r = math.Sqrt(fs[0])
+			case "exp":
+				r = math.Exp(fs[0])
+			case "ln":
+				r = math.Log(fs[0])
+			case "log":
+				if len(fs) == 2 {
+					r = math.Log(fs[1]) / math.Log(fs[0])
+				} else {
+					r = math.Log(fs[0])
+				}
+			case "log10":
+				r = math.Log10(fs[0])
+			case "log2":
+				r = math.Log2(fs[0])
+			}
+			if math.IsNaN(r) || math.IsInf(r, 0) {
+				return nullDatum, nil // MySQL: NULL for out-of-domain arguments
+			}
+			return floatDatum(r), nil
+		})
+	case "sign":
+		return strict(1, 1, func(vs []Datum) (Datum, error) {
+			v, err := numArg(vs[0])
+			if err != nil {
+				return nullDatum, err
+			}
+			c, err := compare(v, intDatum(0))
+			return intDatum(int64(c)), err
+		})
 	case "now", "current_timestamp", "utc_timestamp":
 		return funcExpr(func([]Datum) (Datum, error) { return timeDatum(time.Now()), nil }), nil
 	}
 	return nil, notSupported("function %s", strings.ToUpper(name))
+}
+
+// cast implements CAST(x AS type) / CONVERT: like storing into a column of
+// that type, except that numbers round to integers (as MySQL).
+func (c *compiler) cast(x *ast.FuncCastExpr) (expr, error) {
+	e, err := c.compile(x.Expr)
+	if err != nil {
+		return nil, err
+	}
+	var t Type
+	switch x.Tp.GetType() {
+	case mysql.TypeLonglong:
+		if mysql.HasUnsignedFlag(x.Tp.GetFlag()) {
+			return nil, notSupported("CAST AS UNSIGNED")
+		}
+		t = Type{Kind: KindInt, Name: "BIGINT"}
+	default:
+		ft := x.Tp.Clone()
+		ft.SetFlag(ft.GetFlag() &^ mysql.UnsignedFlag)
+		if t, err = columnType("CAST", ft); err != nil {
+			return nil, err
+		}
+		if t.Kind == KindString {
+			t.Len = 0
+		}
+		if t.Kind == KindDecimal && x.Tp.GetFlen() <= 0 {
+			t.Prec, t.Scale = 18, 0
+		}
+	}
+	return funcExpr(func(row []Datum) (Datum, error) {
+		v, err := e.eval(row)
+		if err != nil || v.IsNull() {
+			return v, err
+		}
+		if t.Kind == KindInt && (v.Kind == KindFloat || v.Kind == KindDecimal) {
+			r, ok := toRat(v)
+			if !ok {
+				return nullDatum, typeErr("cannot CAST %s to an integer", quoteVal(v))
+			}
+			u, ok := scaleRat(r, 0)
+			if !ok {
+				return nullDatum, typeErr("value %s is out of range for CAST AS SIGNED", quoteVal(v))
+			}
+			return intDatum(u), nil
+		}
+		return convert(v, t, "CAST")
+	}), nil
 }
 
 func rounding(name string, vs []Datum) (Datum, error) {
