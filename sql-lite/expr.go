@@ -3,8 +3,8 @@ package sqllite
 import (
 	"encoding/hex"
 	"math"
-	"strconv"
 	"math/big"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
