@@ -167,3 +167,30 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// TestCatalogFromPD: the schema (types, NOT NULL, defaults) lives in the
+// PD catalog, so a session on another client (another process, in real
+// use) enforces it without having seen the CREATE TABLE.
+func TestCatalogFromPD(t *testing.T) {
+	s := openSession(t)
+	mustExec(t, s, "CREATE TABLE misc_cat (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, qty INT DEFAULT 3)")
+	other := openSessionOn(t, newClients(t, 2)[1])
+	mustExec(t, other, "INSERT INTO misc_cat (id, name) VALUES (1, 'abc')")
+	if q := queryInt(t, s, "SELECT qty FROM misc_cat WHERE id = 1"); q != 3 {
+		t.Fatalf("default from the catalog: qty = %d, want 3", q)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, bad := range []string{
+		"INSERT INTO misc_cat (id) VALUES (2)",
+		"INSERT INTO misc_cat VALUES (2, 'toolong', 1)",
+		"INSERT INTO misc_cat VALUES (2, 'x', 'y')",
+	} {
+		if _, err := other.Exec(ctx, bad); err == nil {
+			t.Errorf("%s: accepted by a session on another client", bad)
+		}
+	}
+	if n := queryInt(t, s, "SELECT COUNT(*) FROM misc_cat"); n != 1 {
+		t.Fatalf("%d rows, want 1", n)
+	}
+}
