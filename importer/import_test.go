@@ -289,6 +289,11 @@ func TestImportKilledAndResumed(t *testing.T) {
 				}
 				n++
 			}
+			// Sometimes also a kill at a random instant (it may land in the
+			// parse, between pipeline points, or not at all).
+			if killAt >= 0 && rng.IntN(3) == 0 {
+				time.AfterFunc(time.Duration(rng.IntN(400))*time.Millisecond, cancel)
+			}
 			sum, err := importer.Run(ctx, o)
 			cancel()
 			if err != nil {

@@ -288,6 +288,11 @@ func (r *rateMeter) observe(p importer.Progress) {
 
 func (r *rateMeter) rates(p importer.Progress) (rows, mib float64, eta string) {
 	f := fraction(p)
+	if p.Phase == "verify" || p.Phase == "done" {
+		// Past the ingest: show the job's averages, not a decayed rate.
+		secs := max(p.Elapsed.Seconds(), 1e-9)
+		return float64(p.IngestedRows) / secs, float64(p.IngestedBytes) / (1 << 20) / secs, "0s"
+	}
 	eta = "--"
 	if f > 0.01 && f < 1 {
 		left := time.Duration(float64(p.Elapsed) * (1 - f) / f)
