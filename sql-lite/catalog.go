@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/shaledb/shale/kvclient"
 )
@@ -101,12 +103,12 @@ func (s *Session) lookup(ctx context.Context, name string) (*table, error) {
 	if t, ok := s.seen[name]; ok {
 		return t, nil
 	}
-	if t, ok := s.tables[name]; ok && !s.fresh {
+	if t, _ := s.cache.get(name); t != nil && !s.fresh {
 		return t, nil
 	}
 	info, err := s.client.DescribeTable(ctx, name)
 	if err != nil {
-		delete(s.tables, name)
+		s.cache.drop(name)
 		if errors.Is(err, kvclient.ErrTableNotFound) {
 			return nil, errf(CodeUnknownTable, "table %s does not exist", name)
 		}
@@ -115,18 +117,73 @@ func (s *Session) lookup(ctx context.Context, name string) (*table, error) {
 	if len(info.SQLSchema) == 0 {
 		return nil, errf(CodeUnknownTable, "table %s is not a SQL table (it has no SQL schema)", name)
 	}
-	t, ok := s.tables[name]
-	if !ok || t.info.ID != info.ID || t.info.Version != info.Version {
+	t, _ := s.cache.get(name)
+	if t == nil || t.info.ID != info.ID || t.info.Version != info.Version {
 		if t, err = newTable(ctx, s.client, info); err != nil {
 			return nil, err
 		}
-		s.tables[name] = t
 	}
+	s.cache.put(name, t)
 	if s.seen != nil {
 		s.seen[name] = t
 	}
 	return t, nil
 }
+
+// catalogCache holds the resolved tables of one kvclient.Client, shared
+// by every session on it, so a schema change made by one session is seen
+// by the others at once. checked is when the catalog last confirmed an
+// entry.
+type catalogCache struct {
+	mu     sync.Mutex
+	tables map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	t       *table
+	checked time.Time
+}
+
+var catalogCaches sync.Map // *kvclient.Client -> *catalogCache
+
+func cacheFor(c *kvclient.Client) *catalogCache {
+	v, _ := catalogCaches.LoadOrStore(c, &catalogCache{tables: map[string]cacheEntry{}})
+	return v.(*catalogCache)
+}
+
+func (c *catalogCache) get(name string) (*table, time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e := c.tables[name]
+	return e.t, e.checked
+}
+
+func (c *catalogCache) put(name string, t *table) {
+	c.mu.Lock()
+	c.tables[name] = cacheEntry{t, time.Now()}
+	c.mu.Unlock()
+}
+
+// confirm records that the catalog still matches t.
+func (c *catalogCache) confirm(t *table) {
+	c.mu.Lock()
+	if e, ok := c.tables[t.name]; ok && e.t == t {
+		c.tables[t.name] = cacheEntry{t, time.Now()}
+	}
+	c.mu.Unlock()
+}
+
+func (c *catalogCache) drop(name string) {
+	c.mu.Lock()
+	delete(c.tables, name)
+	c.mu.Unlock()
+}
+
+// recheckAfter is how long a SELECT trusts a cached schema without asking
+// the catalog again. Schema changes made through the same kvclient.Client
+// update the cache at once; this bounds how long a change made elsewhere
+// (another process or client) can go unseen by reads. Writes always ask.
+var recheckAfter = time.Second
 
 // staleTables reports which of the tables changed in the catalog since
 // they were cached.

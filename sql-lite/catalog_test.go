@@ -3,6 +3,8 @@ package sqllite
 import (
 	"errors"
 	"testing"
+
+	"github.com/shaledb/shale/kvclient"
 )
 
 // Schema changes made by one session apply at once to statements of
@@ -36,5 +38,40 @@ func TestSchemaChangesSeenByOtherSessions(t *testing.T) {
 	}
 	if got := query(t, a, `SELECT * FROM cat_x`); got != "3|30|zz|NULL" {
 		t.Fatalf("after conflicting commit: %q", got)
+	}
+}
+
+// A session on another kvclient.Client (as another process would be) does
+// not share the cache: its writes still check the catalog, and its reads
+// re-check it in parallel once the cached entry is older than
+// recheckAfter.
+func TestSchemaChangesSeenAcrossClients(t *testing.T) {
+	ctx := testCtx(t)
+	other, err := kvclient.Open(ctx, kvclient.Options{PD: testPD})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	c, err := Open(ctx, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newSession(t)
+	mustExec(t, b, `CREATE TABLE cat_y (id INT PRIMARY KEY, w INT); INSERT INTO cat_y VALUES (1, 10)`)
+	if got := query(t, c, `SELECT * FROM cat_y`); got != "1|10" {
+		t.Fatalf("got %q", got)
+	}
+	mustExec(t, b, `ALTER TABLE cat_y DROP COLUMN w; ALTER TABLE cat_y ADD COLUMN w INT`)
+	// Writes check the catalog: the insert lands in the new column.
+	mustExec(t, c, `INSERT INTO cat_y VALUES (2, 20)`)
+	if got := query(t, b, `SELECT * FROM cat_y`); got != "1|NULL\n2|20" {
+		t.Fatalf("b sees %q", got)
+	}
+	mustExec(t, b, `ALTER TABLE cat_y ADD COLUMN z INT`)
+	old := recheckAfter
+	recheckAfter = 0
+	defer func() { recheckAfter = old }()
+	if got := query(t, c, `SELECT * FROM cat_y`); got != "1|NULL|NULL\n2|20|NULL" {
+		t.Fatalf("c's read after a change through another client: %q", got)
 	}
 }

@@ -259,7 +259,7 @@ func (s *Session) createTable(ctx context.Context, st *ast.CreateTableStmt) (*Re
 		}
 		return nil, storageErr(err, "create table "+name)
 	}
-	delete(s.tables, name)
+	s.cache.drop(name)
 	return &Result{Message: fmt.Sprintf("table %s created", name)}, nil
 }
 
@@ -328,7 +328,7 @@ func (s *Session) dropTable(ctx context.Context, st *ast.DropTableStmt) (*Result
 			}
 			return nil, err
 		}
-		delete(s.tables, name)
+		s.cache.drop(name)
 		if err := s.client.DropTable(ctx, name); err != nil {
 			if errors.Is(err, kvclient.ErrTableNotFound) && st.IfExists {
 				continue
@@ -345,7 +345,7 @@ func (s *Session) dropTable(ctx context.Context, st *ast.DropTableStmt) (*Result
 
 func (s *Session) alterTable(ctx context.Context, st *ast.AlterTableStmt) (*Result, error) {
 	name := st.Table.Name.L
-	delete(s.tables, name)
+	s.cache.drop(name)
 	t, err := s.lookup(ctx, name)
 	if err != nil {
 		return nil, err
@@ -423,7 +423,7 @@ func (s *Session) alterTable(ctx context.Context, st *ast.AlterTableStmt) (*Resu
 		}
 		return nil, storageErr(err, "alter table "+name)
 	}
-	delete(s.tables, name)
+	s.cache.drop(name)
 	return &Result{Message: strings.Join(msgs, "; ")}, nil
 }
 

@@ -17,6 +17,7 @@ import (
 // package; each test uses its own table names.
 var (
 	testClient *kvclient.Client
+	testPD     []string
 )
 
 // mainTB lets testcluster.Start run from TestMain.
@@ -57,7 +58,8 @@ func TestMain(m *testing.M) {
 	tb := &mainTB{dir: dir}
 	c := testcluster.Start(tb, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	testClient, err = kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	testPD = c.PDEndpoints()
+	testClient, err = kvclient.Open(ctx, kvclient.Options{PD: testPD})
 	cancel()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

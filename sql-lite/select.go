@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
@@ -773,11 +774,20 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 		return s.runSelect(ctx, p)
 	}
 	var ts []*table
+	recent := true
 	if p.driving != nil {
 		ts = append(ts, p.driving.t)
 	}
 	for _, js := range p.joins {
 		ts = append(ts, js.acc.t)
+	}
+	for _, t := range ts {
+		if cur, checked := s.cache.get(t.name); cur != t || time.Since(checked) > recheckAfter {
+			recent = false
+		}
+	}
+	if recent {
+		return s.runSelect(ctx, p)
 	}
 	type check struct {
 		stale []string
@@ -794,7 +804,13 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 		return nil, storageErr(c.err, "check catalog")
 	}
 	if len(c.stale) == 0 {
+		for _, t := range ts {
+			s.cache.confirm(t)
+		}
 		return res, err
+	}
+	for _, name := range c.stale {
+		s.cache.drop(name)
 	}
 	s.fresh = true
 	return s.execSelect(ctx, st)

@@ -18,7 +18,7 @@ import (
 type Session struct {
 	client *kvclient.Client
 	parser *parser.Parser
-	tables map[string]*table
+	cache  *catalogCache
 	txn    *txnState
 	// fresh makes lookups check the catalog (statements that write); seen
 	// holds the tables checked by the running statement.
@@ -32,7 +32,7 @@ type Session struct {
 // Open starts a session on a kvclient.Client (which the caller keeps
 // owning and closes).
 func Open(ctx context.Context, client *kvclient.Client) (*Session, error) {
-	return &Session{client: client, parser: parser.New(), tables: map[string]*table{}}, nil
+	return &Session{client: client, parser: parser.New(), cache: cacheFor(client)}, nil
 }
 
 // Close ends the session, rolling back an open transaction.
