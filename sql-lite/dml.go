@@ -410,29 +410,31 @@ func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where 
 }
 
 // eachRow runs f on every row matching the plan, re-reading and
-// re-checking a row whose write lost a race (f returns false).
+// re-checking a row whose write lost a race (f returns false). Rows are
+// independent, so without a LIMIT or transaction they are processed by up
+// to dmlWorkers goroutines while the scan streams on.
 func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, key []byte, ver uint64) (bool, error)) (int64, error) {
-	var n int64
 	if p.limit == 0 {
 		return 0, nil
 	}
-	err := s.read(ctx, p.acc, func(vals []Datum, key []byte, ver uint64) (bool, error) {
-		if ctx.Err() != nil {
-			return false, ctx.Err()
-		}
-		key = append([]byte(nil), key...)
+	var n atomic.Int64
+	// one processes one row; it reports whether the row was written.
+	one := func(ctx context.Context, vals []Datum, key []byte, ver uint64) (bool, error) {
 		unlock, waited := s.lockRow(p.t, key)
 		defer unlock()
 		if waited {
 			var exists bool
 			var err error
 			if vals, ver, exists, err = s.getRow(ctx, p.t, key); err != nil || !exists {
-				return err == nil, err
+				return false, err
 			}
 		}
 		for attempt := 0; ; attempt++ {
 			if attempt > maxRetries {
-				return false, errf(CodeConflict, "row %s kept changing; gave up after %d attempts (%d rows written before it stay written)", keyText(p.t, vals), maxRetries, n)
+				return false, errf(CodeConflict, "row %s kept changing; gave up after %d attempts", keyText(p.t, vals), maxRetries)
+			}
+			if ctx.Err() != nil {
+				return false, ctx.Err()
 			}
 			if p.where != nil {
 				t, err := evalTruth(p.where, vals)
@@ -440,7 +442,7 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 					return false, err
 				}
 				if t != tTrue {
-					return true, nil
+					return false, nil
 				}
 			}
 			ok, err := f(vals, key, ver)
@@ -448,8 +450,7 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 				return false, err
 			}
 			if ok {
-				n++
-				return p.limit < 0 || n < int64(p.limit), nil
+				return true, nil
 			}
 			retryPause(attempt)
 			var exists bool
@@ -457,12 +458,89 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 				return false, err
 			}
 			if !exists {
-				return true, nil
+				return false, nil
 			}
 		}
+	}
+	withCount := func(err error) error {
+		if e, ok := err.(*Error); ok && n.Load() > 0 {
+			c := *e
+			c.Msg = fmt.Sprintf("%s (rows are written independently: %d rows of this statement were written)", e.Msg, n.Load())
+			return &c
+		}
+		return err
+	}
+	if p.limit > 0 || s.txn != nil {
+		err := s.read(ctx, p.acc, func(vals []Datum, key []byte, ver uint64) (bool, error) {
+			ok, err := one(ctx, vals, append([]byte(nil), key...), ver)
+			if err != nil {
+				return false, err
+			}
+			if ok && n.Add(1) >= int64(p.limit) && p.limit > 0 {
+				return false, nil
+			}
+			return true, nil
+		})
+		return n.Load(), withCount(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type job struct {
+		vals []Datum
+		key  []byte
+		ver  uint64
+	}
+	jobs := make(chan job, dmlWorkers)
+	var mu sync.Mutex
+	var firstErr error
+	var wg sync.WaitGroup
+	for w := 0; w < dmlWorkers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				ok, err := one(wctx, j.vals, j.key, j.ver)
+				if err != nil {
+					mu.Lock()
+					if firstErr == nil {
+						firstErr = err
+					}
+					mu.Unlock()
+					cancel()
+					continue
+				}
+				if ok {
+					n.Add(1)
+				}
+			}
+		}()
+	}
+	err := s.read(wctx, p.acc, func(vals []Datum, key []byte, ver uint64) (bool, error) {
+		select {
+		case jobs <- job{vals, append([]byte(nil), key...), ver}:
+			return true, nil
+		case <-wctx.Done():
+			return false, nil
+		}
 	})
-	return n, err
+	close(jobs)
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	if firstErr != nil {
+		return n.Load(), withCount(firstErr)
+	}
+	if err != nil {
+		return n.Load(), withCount(err)
+	}
+	if ctx.Err() != nil {
+		return n.Load(), ctx.Err()
+	}
+	return n.Load(), nil
 }
+
+// dmlWorkers bounds the rows of one UPDATE or DELETE processed at once.
+const dmlWorkers = 16
 
 func (s *Session) execUpdate(ctx context.Context, st *ast.UpdateStmt) (*Result, error) {
 	if st.MultipleTable {

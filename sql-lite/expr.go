@@ -761,6 +761,7 @@ func (c *compiler) caseExpr(x *ast.CaseExpr) (expr, error) {
 	}
 	return funcExpr(func(row []Datum) (Datum, error) {
 		var v Datum
+		var err error
 		if val != nil {
 			if v, err = val.eval(row); err != nil {
 				return nullDatum, err
