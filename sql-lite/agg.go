@@ -1,6 +1,7 @@
 package sqllite
 
 import (
+	"math/big"
 	"strings"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
@@ -182,7 +183,16 @@ func (a *aggregator) push(row []Datum) error {
 					return err
 				}
 				acc.hasVal = true
-			} else if acc.sum, err = arith(opcode.Plus, acc.sum, v); err != nil {
+			} else if sum, err := arith(opcode.Plus, acc.sum, v); err == nil {
+				acc.sum = sum
+			} else if x, ok1 := toRat(acc.sum); ok1 && acc.sum.Kind == KindInt {
+				// BIGINT overflow: continue exactly as DECIMAL (as MySQL).
+				y, ok2 := toRat(v)
+				if !ok2 {
+					return err
+				}
+				acc.sum = decDatum(new(big.Rat).Add(x, y), 0)
+			} else {
 				return err
 			}
 		case "min", "max":
