@@ -47,8 +47,12 @@ type checkpoint struct {
 	Recuts        int64  `json:"recuts"`
 	Duplicates    int64  `json:"duplicates"`
 
-	Done         bool  `json:"done"`
-	VerifiedRows int64 `json:"verified_rows"`
+	// Checksum digests every imported cell in key order (cellHash).
+	Checksum string `json:"checksum,omitempty"`
+
+	Done             bool   `json:"done"`
+	VerifiedRows     int64  `json:"verified_rows"`
+	VerifiedChecksum string `json:"verified_checksum,omitempty"`
 }
 
 func loadCheckpoint(dir string) (*checkpoint, error) {

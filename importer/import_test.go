@@ -159,6 +159,8 @@ func TestImportRawCSVAndJSONL(t *testing.T) {
 	t.Log(sum)
 	require.EqualValues(t, 600, sum.Rows)
 	require.EqualValues(t, 600, sum.VerifiedRows)
+	require.NotEmpty(t, sum.Checksum)
+	require.Equal(t, sum.Checksum, sum.VerifiedChecksum)
 	require.Greater(t, sum.SSTs, int64(3))
 	_, sawDone := phases.Load("done")
 	require.True(t, sawDone)
@@ -304,6 +306,7 @@ func TestImportKilledAndResumed(t *testing.T) {
 			t.Logf("round %d: %d kills; %s", round, kills, sum)
 			ts = sum.Timestamp
 			require.EqualValues(t, len(rows), sum.Rows)
+			require.Equal(t, sum.Checksum, sum.VerifiedChecksum, "checksum of the input vs. the table")
 			break
 		}
 		e.checkTable(table, rows, ts)

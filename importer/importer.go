@@ -4,8 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"log/slog"
 	"os"
@@ -128,9 +132,12 @@ type Summary struct {
 	SSTs         int64
 	Recuts       int64
 	VerifiedRows int64
-	Resumed      bool
-	Duration     time.Duration
-	RejectFile   string
+	// Checksum is a SHA-256 over the imported cells in key order;
+	// VerifiedChecksum the same over the cells read back at Timestamp.
+	Checksum, VerifiedChecksum string
+	Resumed                    bool
+	Duration                   time.Duration
+	RejectFile                 string
 }
 
 func (s *Summary) String() string {
@@ -360,7 +367,7 @@ func (j *job) summary(resumed bool) *Summary {
 	s := &Summary{
 		Table: j.o.Table, Timestamp: cp.Timestamp, InputRows: cp.InputRows, InputBytes: cp.InputBytes,
 		Rows: cp.RowsIngested, Cells: cp.CellsIngested, Bytes: cp.BytesIngested, Rejected: cp.Rejected,
-		Duplicates: cp.Duplicates, SSTs: cp.SSTs, Recuts: cp.Recuts, VerifiedRows: cp.VerifiedRows,
+		Duplicates: cp.Duplicates, SSTs: cp.SSTs, Recuts: cp.Recuts, VerifiedRows: cp.VerifiedRows, Checksum: cp.Checksum, VerifiedChecksum: cp.VerifiedChecksum,
 		Resumed: resumed, Duration: time.Since(j.started),
 	}
 	if cp.Rejected > 0 {
@@ -833,6 +840,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 			}
 		}()
 	}
+	sum := newCellHash()
 	produce := func() error {
 		var dups int64
 		seq := 0
@@ -857,6 +865,13 @@ func (j *job) ingestAll(ctx context.Context) error {
 			if cells == nil {
 				break
 			}
+			for _, c := range cells {
+				d, err := keys.DecodeCellKey(c.key)
+				if err != nil {
+					return err
+				}
+				sum.add(d.Row, d.Family, d.Qualifier, c.value)
+			}
 			if resumeKey != nil && bytes.Compare(cells[len(cells)-1].key, resumeKey) <= 0 {
 				dups = rs.duplicates
 				continue // ingested before a restart
@@ -876,6 +891,9 @@ func (j *job) ingestAll(ctx context.Context) error {
 	err = produce()
 	close(work)
 	wg.Wait()
+	if err == nil && firstErr == nil {
+		cp.Checksum = sum.sum()
+	}
 	if err != nil {
 		if firstErr != nil && errors.Is(err, context.Canceled) {
 			return firstErr
@@ -1115,6 +1133,22 @@ func sameDesc(a, b *metapb.TabletDescriptor) bool {
 
 // ---- phase 4: verify ----
 
+// cellHash is an order-dependent digest of cells (row, family, qualifier,
+// value), fed in key order both while ingesting and while scanning back.
+type cellHash struct{ h hash.Hash }
+
+func newCellHash() *cellHash { return &cellHash{h: sha256.New()} }
+
+func (c *cellHash) add(row []byte, family string, qualifier, value []byte) {
+	var n [binary.MaxVarintLen64]byte
+	for _, b := range [][]byte{row, []byte(family), qualifier, value} {
+		c.h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
+		c.h.Write(b)
+	}
+}
+
+func (c *cellHash) sum() string { return hex.EncodeToString(c.h.Sum(nil)) }
+
 // verify counts the table's rows that hold a cell at the job's timestamp:
 // every imported row does (a later write adds a newer version; a row
 // deleted meanwhile, or a version collected by a 1-version family after a
@@ -1134,17 +1168,28 @@ func (j *job) verify(ctx context.Context) error {
 	sc := t.Scan(ctx, kvclient.ScanOptions{Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1)}})
 	defer sc.Close()
 	var n int64
+	h := newCellHash()
 	for sc.Next() {
-		if len(sc.Row().Cells) > 0 {
-			n++
+		row := sc.Row()
+		if len(row.Cells) == 0 {
+			continue
+		}
+		n++
+		for _, c := range row.Cells {
+			h.add(row.Key, c.Family, c.Qualifier, c.Value)
 		}
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("importer: verifying: %w", err)
 	}
 	j.cp.VerifiedRows = n
-	if n == 0 && j.cp.RowsIngested > 0 {
+	j.cp.VerifiedChecksum = h.sum()
+	switch {
+	case n == 0 && j.cp.RowsIngested > 0:
 		return fmt.Errorf("importer: verification found none of the %d imported rows at timestamp %d", j.cp.RowsIngested, ts)
+	case n == j.cp.RowsIngested && j.cp.Checksum != "" && j.cp.VerifiedChecksum != j.cp.Checksum:
+		// Every row is there but some cell differs: never expected.
+		return fmt.Errorf("importer: verification: the table's cells at timestamp %d differ from the input (sha256 %s, expected %s)", ts, j.cp.VerifiedChecksum, j.cp.Checksum)
 	}
 	return nil
 }

@@ -162,7 +162,7 @@ func summaryJSON(s *importer.Summary) map[string]any {
 		"input_rows": s.InputRows, "input_bytes": s.InputBytes, "rejected": s.Rejected, "duplicates": s.Duplicates,
 		"ssts": s.SSTs, "recuts": s.Recuts, "verified_rows": s.VerifiedRows, "resumed": s.Resumed,
 		"duration_s": s.Duration.Seconds(), "rows_per_s": float64(s.Rows) / secs, "mib_per_s": float64(s.Bytes) / (1 << 20) / secs,
-		"reject_file": s.RejectFile,
+		"reject_file": s.RejectFile, "checksum": s.Checksum, "verified_checksum": s.VerifiedChecksum,
 	}
 }
 
@@ -184,7 +184,14 @@ func printSummary(w io.Writer, s *importer.Summary, workDir string) {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  SSTs        %d ingested, %d re-cut after a split or move\n", s.SSTs, s.Recuts)
-	fmt.Fprintf(w, "  verified    %d rows hold a cell at timestamp %d\n", s.VerifiedRows, s.Timestamp)
+	fmt.Fprintf(w, "  verified    %d rows hold a cell at timestamp %d", s.VerifiedRows, s.Timestamp)
+	switch {
+	case s.Checksum != "" && s.Checksum == s.VerifiedChecksum:
+		fmt.Fprintf(w, "; cells match the input (sha256 %.16s…)", s.Checksum)
+	case s.VerifiedRows != s.Rows:
+		fmt.Fprintf(w, "; %d differ from the %d imported (deleted or collected since?)", s.Rows-s.VerifiedRows, s.Rows)
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  work dir    %s (remove it when done)\n", filepath.Clean(workDir))
 }
 
