@@ -78,9 +78,10 @@ func (c colType) sql() string {
 }
 
 type column struct {
-	name string
-	typ  colType
-	key  bool
+	name    string
+	typ     colType
+	key     bool
+	notNull bool // added by ALTER ... NOT NULL DEFAULT
 }
 
 type table struct {
@@ -91,6 +92,9 @@ type table struct {
 	// splits are first-key-column values the Shale table is pre-split at
 	// (so that scans, reverse scans and limits cross tablets).
 	splits []any
+	// rowCols names the columns of rows (cols changes with ALTER TABLE).
+	rowCols []string
+	nalter  int
 }
 
 // shaleDDL is ddl() plus the pre-split rows (COMMENT 'SPLIT AT ...').
@@ -228,6 +232,9 @@ func (g *gen) table(name string, forceIntKey bool, rows int) *table {
 		seen[k] = true
 		t.rows = append(t.rows, row)
 	}
+	for _, c := range t.cols {
+		t.rowCols = append(t.rowCols, c.name)
+	}
 	if len(t.rows) > 0 && g.chance(0.6) {
 		seenSplit := map[string]bool{}
 		for n := 1 + g.pick(3); n > 0; n-- {
@@ -304,8 +311,8 @@ func refs(t *table, qual string) []colRef {
 // sample returns a value that occurs in the column (or a random one).
 func (g *gen) sample(c colRef) any {
 	idx := -1
-	for i, cc := range c.t.cols {
-		if cc.name == c.c.name {
+	for i, name := range c.t.rowCols {
+		if name == c.c.name {
 			idx = i
 		}
 	}
@@ -898,46 +905,49 @@ func TestDifferentialSQLite(t *testing.T) {
 			queries[i] = g.query(shapes[g.pick(len(shapes))], a, b)
 		}
 		want := runSQLite(t, bin, setup, queries)
-		for i, q := range queries {
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-			res, err := s.Exec(ctx, q.sql)
-			cancel()
-			ty := tallies[q.shape]
-			if err != nil {
-				ty.errs++
-				if len(firstErrs) < *flagDiffMax {
-					firstErrs = append(firstErrs, fmt.Sprintf("[%s] %s\n    error: %v", q.shape, q.sql, err))
-				}
-				continue
-			}
-			var got []string
-			if len(res) != 1 {
-				got = []string{fmt.Sprintf("<%d results>", len(res))}
-			} else {
-				for _, row := range res[0].Rows {
-					cells := make([]string, len(row))
-					for j, d := range row {
-						cells[j] = canonShale(d)
+		compare := func(queries []query, want [][]string, reproSetup []string, base int) {
+			for i, q := range queries {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				res, err := s.Exec(ctx, q.sql)
+				cancel()
+				ty := tallies[q.shape]
+				if err != nil {
+					ty.errs++
+					if len(firstErrs) < *flagDiffMax {
+						firstErrs = append(firstErrs, fmt.Sprintf("[%s] %s\n    error: %v", q.shape, q.sql, err))
 					}
-					got = append(got, strings.Join(cells, " | "))
+					continue
 				}
-			}
-			w := want[i]
-			if !q.ordered {
-				got, w = sorted(got), sorted(w)
-			}
-			if slicesEqual(got, w) {
-				ty.ok++
-				continue
-			}
-			ty.mismatch++
-			reported++
-			if reported <= *flagDiffMax {
-				path := writeRepro(seed, round, i, shaleSetup, q)
-				t.Errorf("round %d query %d [%s] differs from SQLite (ordered=%v)\n  %s\n  shale  (%d rows): %s\n  sqlite (%d rows): %s\n  repro script: %s",
-					round, i, q.shape, q.ordered, q.sql, len(got), head(got), len(w), head(w), path)
+				var got []string
+				if len(res) != 1 {
+					got = []string{fmt.Sprintf("<%d results>", len(res))}
+				} else {
+					for _, row := range res[0].Rows {
+						cells := make([]string, len(row))
+						for j, d := range row {
+							cells[j] = canonShale(d)
+						}
+						got = append(got, strings.Join(cells, " | "))
+					}
+				}
+				w := want[i]
+				if !q.ordered {
+					got, w = sorted(got), sorted(w)
+				}
+				if slicesEqual(got, w) {
+					ty.ok++
+					continue
+				}
+				ty.mismatch++
+				reported++
+				if reported <= *flagDiffMax {
+					path := writeRepro(seed, round, base+i, reproSetup, q)
+					t.Errorf("round %d query %d [%s] differs from SQLite (ordered=%v)\n  %s\n  shale  (%d rows): %s\n  sqlite (%d rows): %s\n  repro script: %s",
+						round, base+i, q.shape, q.ordered, q.sql, len(got), head(got), len(w), head(w), path)
+				}
 			}
 		}
+		compare(queries, want, shaleSetup, 0)
 		// Writes: after each UPDATE/DELETE/REPLACE, the whole table must
 		// be the same in both, and a DELETE must report SQLite's count.
 		// (UPDATE and REPLACE counts are not compared: MySQL counts
@@ -945,13 +955,18 @@ func TestDifferentialSQLite(t *testing.T) {
 		var steps []query
 		all := "SELECT * FROM " + a.name + " ORDER BY " + strings.Join(keyNames(a), ", ")
 		for i := 0; i < *flagDiffDML; i++ {
-			steps = append(steps, g.dml(a), query{shape: "count", sql: "SELECT changes() AS n"}, query{shape: "state", sql: all, ordered: true})
+			w := g.dml(a)
+			if g.chance(0.15) {
+				w = g.alter(a)
+			}
+			steps = append(steps, w, query{shape: "count", sql: "SELECT changes() AS n"}, query{shape: "state", sql: all, ordered: true})
 		}
 		// The read queries changed nothing, so SQLite starts the writes
 		// from the same tables.
 		wantSteps := runSQLite(t, bin, setup, steps)
 		ty := tallies["dml"]
 		var lastAffected int64
+		diverged := false
 		for i := 0; i < len(steps); i += 3 {
 			dml, state := steps[i], steps[i+2]
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -960,7 +975,8 @@ func TestDifferentialSQLite(t *testing.T) {
 			if err != nil {
 				ty.errs++
 				firstErrs = append(firstErrs, fmt.Sprintf("[dml] %s\n    error: %v", dml.sql, err))
-				break // the tables have diverged
+				diverged = true
+				break
 			}
 			if len(res) == 1 {
 				lastAffected = res[0].RowsAffected
@@ -992,7 +1008,18 @@ func TestDifferentialSQLite(t *testing.T) {
 			path := writeRepro(seed, round, 1000+i/3, append(append([]string{}, shaleSetup...), dmlSQL(steps[:i])...), dml)
 			t.Errorf("round %d write %d: table %s differs from SQLite after\n  %s\n  affected: shale %d, sqlite %v\n  shale  (%d rows): %s\n  sqlite (%d rows): %s\n  repro script (earlier writes included): %s",
 				round, i/3, a.name, dml.sql, lastAffected, wantSteps[i+1], len(got), head(diffRows(got, wantSteps[i+2])), len(wantSteps[i+2]), head(diffRows(wantSteps[i+2], got)), path)
+			diverged = true
 			break // later steps would only repeat the difference
+		}
+		// Reads again, over the written and altered table (added columns
+		// with defaults, rows that moved between pushed-down filters).
+		if !diverged {
+			post := make([]query, (*flagDiffQ+3)/4)
+			for i := range post {
+				post[i] = g.query(shapes[g.pick(len(shapes))], a, b)
+			}
+			written := append(append([]string{}, setup...), dmlSQL(steps)...)
+			compare(post, runSQLite(t, bin, written, post), append(append([]string{}, shaleSetup...), dmlSQL(steps)...), 2000)
 		}
 		for _, tb := range []*table{a, b} {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -1070,10 +1097,13 @@ func (g *gen) dml(t *table) query {
 			}
 			var e string
 			switch {
-			case g.chance(0.15):
+			case g.chance(0.15) && !c.c.notNull:
 				e = "NULL"
 			case c.c.typ == tInt:
-				e = []string{c.c.name + " + 1", c.c.name + " * 2 - 3", "c0", literal(g.value(tInt))}[g.pick(4)]
+				e = []string{c.c.name + " + 1", c.c.name + " * 2 - 3", literal(g.value(tInt)), "c0"}[g.pick(4)]
+				if e == "c0" && c.c.notNull {
+					e = "COALESCE(c0, 0)"
+				}
 			case c.c.typ == tDouble:
 				e = []string{c.c.name + " * 2", c.c.name + " - 0.25", literal(g.value(tDouble))}[g.pick(3)]
 			case c.c.typ == tBool:
@@ -1098,7 +1128,7 @@ func (g *gen) dml(t *table) query {
 				}
 			}
 			for _, c := range t.cols[t.nkey:] {
-				if g.chance(0.2) {
+				if g.chance(0.2) && !c.notNull {
 					row = append(row, nil)
 				} else {
 					row = append(row, g.value(c.typ))
@@ -1114,6 +1144,36 @@ func (g *gen) dml(t *table) query {
 		// last row.
 		return query{shape: "dml", sql: "REPLACE INTO " + t.name + " VALUES " + strings.Join(vals, ", ")}
 	}
+}
+
+// alter adds a column (with or without a DEFAULT, sometimes NOT NULL) or
+// drops one of the optional non-key columns, and updates t.cols. Existing
+// rows read as the default in both dialects.
+func (g *gen) alter(t *table) query {
+	var droppable []int
+	for i, c := range t.cols {
+		if i >= t.nkey+2 && c.name != "c0" && c.name != "c1" {
+			droppable = append(droppable, i)
+		}
+	}
+	if len(droppable) > 0 && g.chance(0.35) {
+		i := droppable[g.pick(len(droppable))]
+		name := t.cols[i].name
+		t.cols = append(t.cols[:i:i], t.cols[i+1:]...)
+		return query{shape: "dml", sql: fmt.Sprintf("ALTER TABLE %s DROP COLUMN %s", t.name, name)}
+	}
+	t.nalter++
+	c := column{name: fmt.Sprintf("a%d", t.nalter), typ: colType(g.pick(4))}
+	def := ""
+	switch g.pick(3) {
+	case 0:
+		def = " DEFAULT " + literal(g.value(c.typ))
+	case 1:
+		def = " NOT NULL DEFAULT " + literal(g.value(c.typ))
+		c.notNull = true
+	}
+	t.cols = append(t.cols, c)
+	return query{shape: "dml", sql: fmt.Sprintf("ALTER TABLE %s ADD COLUMN %s %s%s", t.name, c.name, c.typ.sql(), def)}
 }
 
 func sorted(s []string) []string {
@@ -1185,6 +1245,25 @@ func TestDiffGeneratorValid(t *testing.T) {
 				nonEmpty++
 			}
 		}
+	}
+	// Writes and schema changes, then reads over the result.
+	for seed := uint64(1); seed <= 5; seed++ {
+		g := &gen{r: rand.New(rand.NewPCG(seed, 1))}
+		a := g.table("ga", false, 40)
+		b := g.table("gb", true, 21)
+		setup := append([]string{a.ddl(), b.ddl()}, append(a.inserts(), b.inserts()...)...)
+		var steps []query
+		for i := 0; i < 40; i++ {
+			w := g.dml(a)
+			if i%5 == 0 {
+				w = g.alter(a)
+			}
+			steps = append(steps, w)
+		}
+		for i := 0; i < 50; i++ {
+			steps = append(steps, g.query(shapes[i%len(shapes)], a, b))
+		}
+		runSQLite(t, bin, setup, steps)
 	}
 	t.Logf("%d of %d generated queries return rows", nonEmpty, total)
 	if nonEmpty < total/2 {
