@@ -104,17 +104,31 @@ func rawOptions(e *env, table string, inputs []string, work string) importer.Opt
 // one version each, at the job's timestamp, nothing else.
 func (e *env) checkTable(table string, rows []srcRow, ts int64) {
 	e.t.Helper()
+	e.checkImported(table, rows, ts, "")
+}
+
+// checkImported is checkTable looking only at cells at ts, and skipping
+// rows whose key starts with ignore (written by others during the import).
+func (e *env) checkImported(table string, rows []srcRow, ts int64, ignore string) {
+	e.t.Helper()
 	want := map[string]srcRow{}
 	for _, r := range rows {
 		want[r.id] = r
 	}
 	tbl, err := e.cl.Table(e.ctx, table)
 	require.NoError(e.t, err)
-	sc := tbl.Scan(e.ctx, kvclient.ScanOptions{Read: []kvclient.ReadOption{kvclient.MaxVersions(10)}})
+	read := []kvclient.ReadOption{kvclient.MaxVersions(10)}
+	if ignore != "" {
+		read = append(read, kvclient.TimeRange(ts, ts+1))
+	}
+	sc := tbl.Scan(e.ctx, kvclient.ScanOptions{Read: read})
 	defer sc.Close()
 	seen := 0
 	for sc.Next() {
 		row := sc.Row()
+		if ignore != "" && (strings.HasPrefix(string(row.Key), ignore) || len(row.Cells) == 0) {
+			continue
+		}
 		r, ok := want[string(row.Key)]
 		require.True(e.t, ok, "unexpected row %q", row.Key)
 		seen++
@@ -327,6 +341,30 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 	in := filepath.Join(dir, "in.csv")
 	writeCSV(t, in, rows, true)
 	pd := e.c.PD()
+	tbl := mustTable(e, "online")
+	// The table stays writable: a writer adds rows of its own all along.
+	stop := make(chan struct{})
+	var live []string
+	var writer sync.WaitGroup
+	writer.Add(1)
+	go func() {
+		defer writer.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			key := fmt.Sprintf("live%05d", i)
+			ctx, cancel := context.WithTimeout(e.ctx, 10*time.Second)
+			_, err := tbl.MutateRow(ctx, []byte(key), kvclient.SetCell("f", []byte("name"), []byte(key)))
+			cancel()
+			if err == nil {
+				live = append(live, key)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
 	o := rawOptions(e, "online", []string{in}, filepath.Join(dir, "work"))
 	o.SplitBytes = -1 // no pre-split: the test splits under the import
 	n := 0
@@ -336,6 +374,12 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 			return
 		}
 		n++
+		if n == 2 {
+			// A write to an imported row during the import is newer than
+			// the import's timestamp and wins.
+			_, err := tbl.MutateRow(e.ctx, []byte(rows[0].id), kvclient.SetCell("f", []byte("name"), []byte("written during the import")))
+			require.NoError(t, err)
+		}
 		switch {
 		case n == 5:
 			stopped = rng.IntN(len(e.c.Stores))
@@ -385,6 +429,38 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 		e.c.StartStore(stopped)
 	}
 	t.Log(sum)
+	close(stop)
+	writer.Wait()
 	require.Greater(t, sum.Recuts, int64(0), "no SST was re-cut")
-	e.checkTable("online", rows, sum.Timestamp)
+	require.Equal(t, sum.Checksum, sum.VerifiedChecksum)
+	e.checkImported("online", rows, sum.Timestamp, "live")
+	r, err := tbl.Get(e.ctx, []byte(rows[0].id))
+	require.NoError(t, err)
+	v, _ := r.Value("f", []byte("name"))
+	require.Equal(t, "written during the import", string(v))
+	require.NotEmpty(t, live)
+	for _, k := range live {
+		r, err := tbl.Get(e.ctx, []byte(k))
+		require.NoError(t, err)
+		require.NotNil(t, r, "row %s written during the import is missing", k)
+	}
+	t.Logf("%d rows written by a concurrent writer", len(live))
+}
+
+// TestImportWorkDirLocked: a second importer on a busy work directory is
+// refused before it touches anything.
+func TestImportWorkDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in.csv")
+	require.NoError(t, os.WriteFile(in, []byte("id,name\na,b\n"), 0o644))
+	work := filepath.Join(dir, "work")
+	require.NoError(t, os.MkdirAll(work, 0o755))
+	unlock, err := importer.LockWorkDirForTest(work)
+	require.NoError(t, err)
+	defer unlock()
+	_, err = importer.Run(context.Background(), importer.Options{
+		PD: []string{"127.0.0.1:1"}, Table: "t", Inputs: []string{in}, WorkDir: work,
+		RowKey: "id", Mappings: []importer.Mapping{{Column: "name", Family: "f", Qualifier: "n"}},
+	})
+	require.ErrorContains(t, err, "another import is using work directory")
 }

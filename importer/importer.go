@@ -19,6 +19,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
@@ -271,6 +272,16 @@ type job struct {
 // Run imports the inputs into the table, resuming from the work
 // directory's checkpoint if there is one.
 func Run(ctx context.Context, o Options) (*Summary, error) {
+	sum, err := run(ctx, o)
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		// Canceled: say so whatever layer noticed first (gRPC reports
+		// its own status), so callers can tell an interrupted job.
+		err = fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return sum, err
+}
+
+func run(ctx context.Context, o Options) (*Summary, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -281,6 +292,11 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	if err := os.MkdirAll(o.WorkDir, 0o755); err != nil {
 		return nil, err
 	}
+	unlock, err := lockWorkDir(o.WorkDir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	j := &job{o: o, files: files, started: time.Now()}
 	j.phase.Store("start")
 	for _, f := range files {
@@ -360,6 +376,23 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	}
 	j.phase.Store("done")
 	return j.summary(resumed), nil
+}
+
+// lockWorkDir takes an exclusive lock on the work directory, so two
+// importers never share one; the kernel drops it when the process dies.
+func lockWorkDir(dir string) (func(), error) {
+	f, err := os.OpenFile(filepath.Join(dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("importer: another import is using work directory %s", dir)
+	}
+	return func() {
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		f.Close()
+	}, nil
 }
 
 func (j *job) summary(resumed bool) *Summary {

@@ -6,6 +6,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -19,6 +21,7 @@ import (
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
@@ -240,5 +243,42 @@ func TestIngestSSTApplyChecks(t *testing.T) {
 				t.Fatalf("store %d holds cell %x of a rejected entry (err %v)", id, k, err)
 			}
 		}
+	}
+}
+
+// TestIngestStagingCleanup: staged files that were never ingested go away
+// after StagedTTL (swept on the next upload) and on restart.
+func TestIngestStagingCleanup(t *testing.T) {
+	c, _, ctx := ingestEnv(t)
+	leader := c.WaitLeader(1)
+	cl := c.Nodes[leader].Client
+	old, _ := buildSST(t, "c", 5, "f")
+	if _, err := importer.UploadSST(ctx, cl, 1, old); err != nil {
+		t.Fatal(err)
+	}
+	// A retried upload of a staged file is accepted without the bytes.
+	resp, err := importer.UploadSST(ctx, cl, 1, old)
+	if err != nil || !resp.AlreadyStaged {
+		t.Fatalf("second upload: %v, %v; want already staged", resp, err)
+	}
+	staged := c.Nodes[leader].Store.StagedFilesForTest()
+	if len(staged) != 1 {
+		t.Fatalf("staged %v, want one file", staged)
+	}
+	past := time.Now().Add(-store.StagedTTL - time.Minute)
+	if err := os.Chtimes(filepath.Join(c.Nodes[leader].Dir, "ingest", staged[0]), past, past); err != nil {
+		t.Fatal(err)
+	}
+	fresh, _ := buildSST(t, "d", 5, "f")
+	if _, err := importer.UploadSST(ctx, cl, 1, fresh); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Nodes[leader].Store.StagedFilesForTest(); len(got) != 1 || got[0] == staged[0] {
+		t.Fatalf("after the TTL: staged %v, want only the fresh file", got)
+	}
+	c.Stop(leader)
+	c.Restart(leader)
+	if got := c.Nodes[leader].Store.StagedFilesForTest(); len(got) != 0 {
+		t.Fatalf("after a restart: staged %v, want none", got)
 	}
 }

@@ -1,0 +1,4 @@
+package importer
+
+// LockWorkDirForTest takes the work-directory lock Run takes.
+var LockWorkDirForTest = lockWorkDir
