@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
@@ -27,6 +28,8 @@ type access struct {
 	limit int
 	// keyDesc describes the range for EXPLAIN.
 	keyDesc string
+	// eqPrefix counts the leading key columns fixed by equality.
+	eqPrefix int
 	// needed are the non-key column indexes to read.
 	needed []int
 	// pushed are the conditions evaluated by the tablet server.
@@ -165,6 +168,30 @@ func matchColCmp(sc *scope, tblAlias string, e ast.ExprNode) ([]colCmp, bool) {
 				}
 			}
 		}
+	case *ast.PatternLikeOrIlikeExpr:
+		// col LIKE 'prefix%' on a string key column is the key range
+		// [prefix, prefixEnd) (binary collation).
+		ci, ok := colOf(x.Expr)
+		if !ok || x.Not || !x.IsLike || tblOf().cols[ci].Type.Kind != KindString {
+			return nil, false
+		}
+		pv, ok := constValue(x.Pattern)
+		if !ok || pv.Kind != KindString {
+			return nil, false
+		}
+		pat := pv.Value.(string)
+		if !strings.HasSuffix(pat, "%") {
+			return nil, false
+		}
+		prefix := pat[:len(pat)-1]
+		if prefix == "" || strings.ContainsAny(prefix, "%_\\") || (x.Escape != 0 && x.Escape != '\\' && strings.IndexByte(prefix, x.Escape) >= 0) {
+			return nil, false
+		}
+		end := prefixEnd([]byte(prefix))
+		if end == nil || !utf8.Valid(end) {
+			return nil, false
+		}
+		return []colCmp{{ci, opcode.GE, strDatum(prefix)}, {ci, opcode.LT, strDatum(string(end))}}, true
 	case *ast.PatternInExpr:
 		if x.Not || x.Sel != nil {
 			return nil, false
@@ -255,6 +282,7 @@ func chooseAccess(sc *scope, a *access, conj []ast.ExprNode) map[int]bool {
 	for i, ci := range t.pk {
 		col := t.cols[ci]
 		if b, ok := eq[ci]; ok {
+			a.eqPrefix = i + 1
 			used[b.conj]++
 			prefix = encodeValue(prefix, b.v, col.Type, true)
 			desc = append(desc, col.Name+" = "+quoteVal(b.v))

@@ -441,7 +441,7 @@ func describeTable(a *access) string {
 // order (after any columns fixed by equality), all in one direction.
 func (p *selectPlan) orderIsKey(st *ast.SelectStmt) bool {
 	t := p.driving.t
-	k := 0
+	start := -1
 	for i, it := range st.OrderBy.Items {
 		if it.Desc != st.OrderBy.Items[0].Desc || p.order[i].e == nil {
 			return false
@@ -451,19 +451,23 @@ func (p *selectPlan) orderIsKey(st *ast.SelectStmt) bool {
 			return false
 		}
 		ci := p.sc.cols[cr.idx].ci
-		for k < len(t.pk) && t.pk[k] != ci {
-			k++ // skipped key columns must not vary: only fine if the scan is a point set or prefix
+		pos := -1
+		for k, pk := range t.pk {
+			if pk == ci {
+				pos = k
+			}
 		}
-		if k == len(t.pk) {
+		if pos < 0 {
 			return false
 		}
-		k++
-	}
-	// Skipped leading key columns would break the order unless fixed; be
-	// conservative: require the order items to be a prefix of the key.
-	for i := range st.OrderBy.Items {
-		cr := p.order[i].e.(colRef)
-		if p.sc.cols[cr.idx].ci != t.pk[i] {
+		if i == 0 {
+			// Key columns before the first ORDER BY column must be fixed
+			// by equality.
+			if pos > p.driving.eqPrefix {
+				return false
+			}
+			start = pos
+		} else if pos != start+i {
 			return false
 		}
 	}
