@@ -16,6 +16,9 @@ package sqltest
 // Any directive may carry "gap" (used in testdata/gaps/ only, see
 // TestCorpusKnownGaps).
 //
+// Any directive may also carry client=NAME: its session then runs on a
+// kvclient.Client of its own (like a shell in another process).
+//
 //	exec [session=NAME] [nocount]
 //	    Runs the SQL (any number of statements). Prints, per result, the
 //	    rows of a query (as `query` does), or "ok" for a statement that
@@ -62,6 +65,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/kvclient"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
@@ -96,6 +100,7 @@ func TestCorpusKnownGaps(t *testing.T) {
 				t.Fatal(err)
 			}
 			r := newCorpusRunner(t)
+			dropCreated(t, r.session("default"), cases)
 			gaps := 0
 			for _, c := range cases {
 				got := r.run(c)
@@ -123,6 +128,7 @@ func runCorpusFile(t *testing.T, path string, rewrite bool) {
 		t.Fatal(err)
 	}
 	r := newCorpusRunner(t)
+	dropCreated(t, r.session("default"), cases)
 	var newExpected []string
 	for _, c := range cases {
 		got := r.run(c)
@@ -150,17 +156,30 @@ func runCorpusFile(t *testing.T, path string, rewrite bool) {
 type corpusRunner struct {
 	t        *testing.T
 	sessions map[string]*sqllite.Session
+	clients  map[string]*kvclient.Client
 }
 
 func newCorpusRunner(t *testing.T) *corpusRunner {
-	return &corpusRunner{t: t, sessions: map[string]*sqllite.Session{}}
+	return &corpusRunner{t: t, sessions: map[string]*sqllite.Session{}, clients: map[string]*kvclient.Client{"default": shared.client}}
 }
 
 func (r *corpusRunner) session(name string) *sqllite.Session {
-	s, ok := r.sessions[name]
+	return r.sessionOn("default", name)
+}
+
+// sessionOn returns session name on client (each client name other than
+// "default" is its own kvclient.Client, like another shell process).
+func (r *corpusRunner) sessionOn(client, name string) *sqllite.Session {
+	key := client + "/" + name
+	s, ok := r.sessions[key]
 	if !ok {
-		s = openSession(r.t)
-		r.sessions[name] = s
+		cl, ok := r.clients[client]
+		if !ok {
+			cl = newClients(r.t, 2)[1]
+			r.clients[client] = cl
+		}
+		s = openSessionOn(r.t, cl)
+		r.sessions[key] = s
 	}
 	return s
 }
@@ -172,13 +191,16 @@ func (r *corpusRunner) run(c *ddCase) string {
 		k, v, _ := strings.Cut(a, "=")
 		opts[k] = v
 	}
-	sess := opts["session"]
+	sess, client := opts["session"], opts["client"]
 	if sess == "" {
 		sess = "default"
 	}
+	if client == "" {
+		client = "default"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	res, err := r.session(sess).Exec(ctx, c.input)
+	res, err := r.sessionOn(client, sess).Exec(ctx, c.input)
 	_, nocount := opts["nocount"]
 	_, rowsort := opts["rowsort"]
 	var b strings.Builder
@@ -214,6 +236,22 @@ func (c *ddCase) check(got string) (bool, string) {
 		return matchAll(c.expected, got)
 	}
 	return false, "unknown directive " + c.directive
+}
+
+var createRE = regexp.MustCompile(`(?i)\bcreate\s+table\s+(?:if\s+not\s+exists\s+)?` + "`?" + `(\w+)`)
+
+// dropCreated drops the tables a file creates, left by an earlier run of
+// the same binary (go test -count N), so that every run starts clean.
+func dropCreated(t *testing.T, s *sqllite.Session, cases []*ddCase) {
+	seen := map[string]bool{}
+	for _, c := range cases {
+		for _, m := range createRE.FindAllStringSubmatch(c.input, -1) {
+			if !seen[m[1]] {
+				seen[m[1]] = true
+				mustExec(t, s, "DROP TABLE IF EXISTS "+m[1])
+			}
+		}
+	}
 }
 
 func (c *ddCase) hasArg(a string) bool {

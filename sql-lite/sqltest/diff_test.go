@@ -892,7 +892,7 @@ func TestDifferentialSQLite(t *testing.T) {
 		setup = append(setup, a.inserts()...)
 		setup = append(setup, b.inserts()...)
 		shaleSetup := append([]string{a.shaleDDL(), b.shaleDDL()}, setup[2:]...)
-		for _, st := range shaleSetup {
+		for _, st := range append([]string{"DROP TABLE IF EXISTS " + a.name, "DROP TABLE IF EXISTS " + b.name}, shaleSetup...) {
 			mustExec(t, s, st)
 		}
 		if kt, err := shared.client.Table(context.Background(), a.name); err == nil {

@@ -151,3 +151,11 @@ func abbrev(s string) string {
 	}
 	return s
 }
+
+// createFresh drops table name if an earlier run (go test -count N) left
+// it, then creates it.
+func createFresh(tb testing.TB, s *sqllite.Session, name, ddl string) {
+	tb.Helper()
+	mustExec(tb, s, "DROP TABLE IF EXISTS "+name)
+	mustExec(tb, s, ddl)
+}

@@ -15,7 +15,7 @@ import (
 // keeps working.
 func TestCancelStatement(t *testing.T) {
 	s := openSession(t)
-	mustExec(t, s, "CREATE TABLE misc_cancel (id INT PRIMARY KEY, v INT)")
+	createFresh(t, s, "misc_cancel", "CREATE TABLE misc_cancel (id INT PRIMARY KEY, v INT)")
 	var vals []string
 	for i := 0; i < 500; i++ {
 		vals = append(vals, fmt.Sprintf("(%d, %d)", i, i%7))
@@ -57,7 +57,7 @@ func TestCancelStatement(t *testing.T) {
 // there, with its value, afterwards.
 func TestWritesDuringSchemaChanges(t *testing.T) {
 	s := openSession(t)
-	mustExec(t, s, "CREATE TABLE misc_ddl (id INT PRIMARY KEY, v INT)")
+	createFresh(t, s, "misc_ddl", "CREATE TABLE misc_ddl (id INT PRIMARY KEY, v INT)")
 	const writers, per = 4, 40
 	var wg sync.WaitGroup
 	done := make(chan struct{})
@@ -129,7 +129,7 @@ func TestWritesDuringSchemaChanges(t *testing.T) {
 // and a table's columns in order, and follow DDL.
 func TestCompletionLists(t *testing.T) {
 	s := openSession(t)
-	mustExec(t, s, "CREATE TABLE misc_comp (id INT PRIMARY KEY, b VARCHAR(4), a INT)")
+	createFresh(t, s, "misc_comp", "CREATE TABLE misc_comp (id INT PRIMARY KEY, b VARCHAR(4), a INT)")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	names, err := s.TableNames(ctx)
@@ -173,7 +173,7 @@ func contains(list []string, s string) bool {
 // use) enforces it without having seen the CREATE TABLE.
 func TestCatalogFromPD(t *testing.T) {
 	s := openSession(t)
-	mustExec(t, s, "CREATE TABLE misc_cat (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, qty INT DEFAULT 3)")
+	createFresh(t, s, "misc_cat", "CREATE TABLE misc_cat (id INT PRIMARY KEY, name VARCHAR(5) NOT NULL, qty INT DEFAULT 3)")
 	other := openSessionOn(t, newClients(t, 2)[1])
 	mustExec(t, other, "INSERT INTO misc_cat (id, name) VALUES (1, 'abc')")
 	if q := queryInt(t, s, "SELECT qty FROM misc_cat WHERE id = 1"); q != 3 {
