@@ -180,7 +180,8 @@ func classify(err error) (routing, *errorpb.NotLeader) {
 		return routeLeader, d
 	case *errorpb.EpochMismatch, *errorpb.KeyNotInTablet, *errorpb.TabletNotFound:
 		return routeRecut, nil
-	case *errorpb.ServerBusy:
+	case *errorpb.ServerBusy, *errorpb.TableNotFound:
+		// TableNotFound: the store has not heard of a new table yet.
 		return routeRetry, nil
 	}
 	switch status.Code(err) {

@@ -1134,7 +1134,10 @@ func (j *job) route(ctx context.Context, err error, loc *location, leader *uint6
 		}
 		return j.relocate(ctx, loc)
 	case routeReupload:
-		return nil, nil
+		if attempt < 2 {
+			return nil, nil
+		}
+		return nil, j.backoff(ctx, attempt)
 	default:
 		j.cl.forget(*leader)
 		*leader = 0
