@@ -1,0 +1,145 @@
+package importer
+
+// Unit tests of the pieces that need no cluster: input parsing and the
+// external sort.
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/keys"
+)
+
+func parseAll(t *testing.T, in string, o SourceOptions) ([]string, [][]string, []*InputError) {
+	t.Helper()
+	var cols []string
+	var rows [][]string
+	var bad []*InputError
+	err := readSource("in", strings.NewReader(in), o,
+		func(c []string) error { cols = c; return nil },
+		func(r *Record) error {
+			var row []string
+			for _, v := range r.Values {
+				if v.Null {
+					row = append(row, "<NULL>")
+				} else {
+					row = append(row, string(v.Bytes))
+				}
+			}
+			rows = append(rows, row)
+			return nil
+		},
+		func(e *InputError) error { bad = append(bad, e); return nil })
+	require.NoError(t, err)
+	return cols, rows, bad
+}
+
+func TestReadSource(t *testing.T) {
+	null := `\N`
+	cols, rows, bad := parseAll(t, "a,b\n1,\"x, \"\"y\"\"\"\n2,\\N\n3\n", SourceOptions{Format: CSV, Header: true, Null: &null})
+	require.Equal(t, []string{"a", "b"}, cols)
+	require.Equal(t, [][]string{{"1", `x, "y"`}, {"2", "<NULL>"}}, rows)
+	require.Len(t, bad, 1)
+	require.Equal(t, 4, bad[0].Line)
+	require.Contains(t, bad[0].Error(), "in:4:1: record has 1 fields; want 2")
+
+	// --columns overrides the header; TSV splits on tabs.
+	cols, rows, _ = parseAll(t, "h1\th2\nk\tv w\n", SourceOptions{Format: TSV, Header: true, Columns: []string{"key", "val"}})
+	require.Equal(t, []string{"key", "val"}, cols)
+	require.Equal(t, [][]string{{"k", "v w"}}, rows)
+
+	// No header, no names: columns are 1, 2, ...; a custom delimiter.
+	cols, rows, _ = parseAll(t, "k|v\n", SourceOptions{Format: CSV, Delimiter: '|'})
+	require.Equal(t, []string{"1", "2"}, cols)
+	require.Equal(t, [][]string{{"k", "v"}}, rows)
+
+	// JSONL: columns from the first object (sorted), numbers and booleans
+	// as written, null and missing keys as NULL.
+	cols, rows, bad = parseAll(t, "{\"k\":\"a\",\"n\":1.50,\"b\":true}\n\n{\"k\":\"b\",\"n\":null}\nnot json\n", SourceOptions{Format: JSONL})
+	require.Equal(t, []string{"b", "k", "n"}, cols)
+	require.Equal(t, [][]string{{"true", "a", "1.50"}, {"<NULL>", "b", "<NULL>"}}, rows)
+	require.Len(t, bad, 1)
+	require.Equal(t, 4, bad[0].Line)
+	require.Equal(t, 2, bad[0].Column)
+}
+
+// TestExternalSort spills many small runs and checks the merge yields
+// every cell in order, and the duplicate rule per row.
+func TestExternalSort(t *testing.T) {
+	seed := rand.Uint64()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 9))
+	dir := t.TempDir()
+	s := newSorter(dir, "t", 1) // the 1 MiB floor: several runs below
+	type cell struct{ key, val string }
+	var want []cell
+	val := strings.Repeat("v", 300)
+	for i := 0; i < 12000; i++ {
+		row := fmt.Sprintf("r%06d", rng.IntN(1_000_000_000))
+		k := keys.CellKey(1, []byte(row+fmt.Sprint(i)), "f", []byte("q"), 7)
+		require.NoError(t, s.add(k, []byte(val), uint64(i), uint32(i+1)))
+		want = append(want, cell{string(k), val})
+	}
+	require.NoError(t, s.spill())
+	require.Greater(t, len(s.runs), 2, "the budget forced spills")
+	sort.Slice(want, func(a, b int) bool { return want[a].key < want[b].key })
+	m, err := newMerger(dir, s.runs)
+	require.NoError(t, err)
+	defer m.close()
+	var prev *runReader
+	for i := 0; ; i++ {
+		e, err := m.next(&prev)
+		require.NoError(t, err)
+		if e == nil {
+			require.Equal(t, len(want), i)
+			break
+		}
+		require.Equal(t, want[i].key, string(e.key), "cell %d", i)
+		require.Equal(t, want[i].val, string(e.value))
+	}
+
+	// Duplicates: row "dup" from records 1 and 3 (two runs).
+	dir = t.TempDir()
+	s = newSorter(dir, "d", 1)
+	add := func(row, qual, v string, seq uint64) {
+		require.NoError(t, s.add(keys.CellKey(1, []byte(row), "f", []byte(qual), 7), []byte(v), seq, uint32(seq+1)))
+	}
+	add("dup", "a", "first-a", 1)
+	add("dup", "b", "first-b", 1)
+	add("one", "a", "x", 2)
+	require.NoError(t, s.spill())
+	add("dup", "a", "last-a", 3)
+	require.NoError(t, s.spill())
+	rows := func(last bool) ([]string, error) {
+		m, err := newMerger(dir, s.runs)
+		require.NoError(t, err)
+		defer m.close()
+		rs := &rowStream{m: m, onDupLast: last, rowOf: keys.RowPrefix,
+			dupErr: func(row []byte, a, b entry) error { return fmt.Errorf("dup at lines %d and %d", a.line, b.line) }}
+		var out []string
+		for {
+			cells, err := rs.nextRow()
+			if err != nil || cells == nil {
+				return out, err
+			}
+			var b bytes.Buffer
+			for _, c := range cells {
+				d, err := keys.DecodeCellKey(c.key)
+				require.NoError(t, err)
+				fmt.Fprintf(&b, "%s/%s=%s ", d.Row, d.Qualifier, c.value)
+			}
+			out = append(out, strings.TrimSpace(b.String()))
+		}
+	}
+	_, err = rows(false)
+	require.ErrorContains(t, err, "dup at lines 2 and 4")
+	got, err := rows(true)
+	require.NoError(t, err)
+	require.Equal(t, []string{"dup/a=last-a", "one/a=x"}, got)
+}
