@@ -66,8 +66,12 @@ func newSorter(dir, prefix string, budget int) *sorter {
 	return &sorter{dir: dir, prefix: prefix, budget: max(budget, 1<<20), sampleEvery: sampleBytes}
 }
 
+// entryOverhead is what one buffered entry costs besides its bytes (the
+// entry struct), counted against the budget.
+const entryOverhead = 64
+
 func (s *sorter) add(key, value []byte, seq uint64, line uint32) error {
-	if len(s.arena)+len(key)+len(value) > cap(s.arena) && len(s.entries) > 0 && len(s.arena)+len(key)+len(value) > s.budget {
+	if used := len(s.arena) + len(s.entries)*entryOverhead; len(s.entries) > 0 && used+len(key)+len(value)+entryOverhead > s.budget {
 		if err := s.spill(); err != nil {
 			return err
 		}
