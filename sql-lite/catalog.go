@@ -183,7 +183,7 @@ func (c *catalogCache) drop(name string) {
 // the catalog again. Schema changes made through the same kvclient.Client
 // update the cache at once; this bounds how long a change made elsewhere
 // (another process or client) can go unseen by reads. Writes always ask.
-var recheckAfter = time.Second
+var recheckAfter = 100 * time.Millisecond
 
 // staleTables reports which of the tables changed in the catalog since
 // they were cached.

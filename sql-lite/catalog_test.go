@@ -3,6 +3,7 @@ package sqllite
 import (
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/shaledb/shale/kvclient"
 )
@@ -73,5 +74,12 @@ func TestSchemaChangesSeenAcrossClients(t *testing.T) {
 	defer func() { recheckAfter = old }()
 	if got := query(t, c, `SELECT * FROM cat_y`); got != "1|NULL|NULL\n2|20|NULL" {
 		t.Fatalf("c's read after a change through another client: %q", got)
+	}
+	// A read that finds its cached table dropped re-resolves the name,
+	// however fresh the cache entry looked.
+	recheckAfter = time.Hour
+	mustExec(t, b, `DROP TABLE cat_y; CREATE TABLE cat_y (id INT PRIMARY KEY, w INT); INSERT INTO cat_y VALUES (3, 30)`)
+	if got := query(t, c, `SELECT * FROM cat_y`); got != "3|30" {
+		t.Fatalf("c's read after DROP/CREATE through another client: %q", got)
 	}
 }

@@ -2,6 +2,7 @@ package sqllite
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -791,7 +792,16 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 		}
 	}
 	if recent {
-		return s.runSelect(ctx, p)
+		res, err := s.runSelect(ctx, p)
+		if errors.Is(err, ErrUnknownTable) {
+			// Dropped (and maybe re-created) through another client.
+			for _, t := range ts {
+				s.cache.drop(t.name)
+			}
+			s.fresh = true
+			return s.execSelect(ctx, st)
+		}
+		return res, err
 	}
 	type check struct {
 		stale []string
