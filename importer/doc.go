@@ -1,5 +1,38 @@
 // Package importer is the client half of `shale import`: it turns CSV, TSV
 // or JSONL files into sorted SSTs of cells and ingests them into a table's
-// tablets through their raft logs (tabletserver/store/ingest.go is the
-// server half).
+// tablets through their raft logs. The server half is
+// tabletserver/store/ingest.go; the design is in docs/decisions.md ("Bulk
+// import").
+//
+// # Pipeline
+//
+// Run drives one job through its phases, each recorded in the work
+// directory's checkpoint so a killed job resumes where it stopped:
+//
+//  1. parse: input files are read (Options.Parallel at a time) by
+//     readSource, each record is turned into cells by an Encoder
+//     (RawEncoder for raw tables; a SQL encoder plugs in through
+//     Options.NewEncoder), and the cells go to a sorter that spills sorted,
+//     snappy-framed runs into the work directory within Options.MemoryBytes;
+//  2. split: split points every Options.SplitBytes of sorted data are asked
+//     of the placement driver (middle first, then both halves at once) and
+//     the tablets' leaders are spread over their replicas;
+//  3. ingest: a k-way merge of the runs yields rows in key order (the
+//     duplicate rule applies here), cut into chunks that
+//     Options.IngestParallel workers turn into one SST per tablet
+//     (SSTBuilder), upload to the tablet's leader (UploadSST) and ingest
+//     (IngestSST), re-cutting when a tablet split or moved meanwhile;
+//  4. verify: the table's cells at the job's timestamp are read back,
+//     counted and digested, and compared with the input's digest.
+//
+// Every cell of a job carries one timestamp from the placement driver's
+// oracle, fixed when the job first starts; that is what makes re-ingesting
+// a chunk after a restart harmless and the job exactly-once.
+//
+// # Errors
+//
+// A malformed record is an *InputError naming file:line:column; up to
+// Options.MaxErrors of them are written to the reject file and skipped. A
+// canceled job returns an error wrapping context.Canceled; running it again
+// with the same Options resumes it.
 package importer
