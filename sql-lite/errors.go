@@ -24,6 +24,7 @@ const (
 	CodeTransaction
 	CodeResource
 	CodeStorage
+	CodeInternal
 )
 
 var codeNames = map[Code]string{
@@ -83,6 +84,7 @@ var (
 	ErrTransaction   = &Error{Code: CodeTransaction}
 	ErrResource      = &Error{Code: CodeResource}
 	ErrStorage       = &Error{Code: CodeStorage}
+	ErrInternal      = &Error{Code: CodeInternal}
 )
 
 func errf(c Code, format string, args ...any) *Error {

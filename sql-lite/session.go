@@ -2,6 +2,8 @@ package sqllite
 
 import (
 	"context"
+	"fmt"
+	"runtime/debug"
 	"regexp"
 	"strconv"
 	"strings"
@@ -94,7 +96,13 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 	return out, nil
 }
 
-func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, err error) {
+	defer func() {
+		// A bug must not take the shell down: report it as an error.
+		if r := recover(); r != nil {
+			res, err = nil, &Error{Code: CodeInternal, Msg: fmt.Sprintf("%v (please report this statement)\n%s", r, debug.Stack())}
+		}
+	}()
 	s.seen = map[string]*table{}
 	_, isSelect := st.(*ast.SelectStmt)
 	s.fresh = !isSelect
