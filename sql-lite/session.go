@@ -3,8 +3,8 @@ package sqllite
 import (
 	"context"
 	"fmt"
-	"runtime/debug"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 
