@@ -856,7 +856,6 @@ func (j *job) ingestAll(ctx context.Context) error {
 				cancel()
 				return
 			}
-			j.publish()
 			j.hook(Event{Name: "checkpointed"})
 		}
 	}
@@ -964,6 +963,7 @@ func (l location) containsRow(rowKey []byte) bool {
 // and re-cutting when a tablet splits or moves under an SST.
 func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 	var hint *location
+	var shownBytes int64
 	row := 0
 	for row < len(p.rows) {
 		firstRow, err := keys.RowPrefix(p.cells[p.rows[row]].key)
@@ -1026,6 +1026,11 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 		p.nRows += int64(end - row)
 		p.nCells += int64(sst.KeyCount)
 		p.ssts++
+		// The display moves per SST; the checkpoint per finished prefix.
+		j.ingestedRows.Add(int64(end - row))
+		j.ingestedBytes.Add(p.bytes - shownBytes)
+		shownBytes = p.bytes
+		j.ssts.Add(1)
 		p.lastKey = bytes.Clone(sst.Largest)
 		row = end
 	}
