@@ -689,15 +689,23 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 		}
 	}
 	t := js.acc.t
+	// Batches of left rows are looked up with one BatchGet each; up to
+	// lookupInFlight of them run at once and are emitted in order.
+	type pending struct {
+		batch [][]Datum
+		idx   []int // batch row -> index in rows, -1: cannot match
+		rows  [][]Datum
+		err   error
+		done  chan struct{}
+	}
 	var batch [][]Datum
-	flush := func() (bool, error) {
-		if len(batch) == 0 {
-			return true, nil
-		}
-		keys := make([][]byte, 0, len(batch))
-		idx := make([]int, len(batch))
-		for i, left := range batch {
-			idx[i] = -1
+	var queue []*pending
+	launch := func() {
+		p := &pending{batch: batch, idx: make([]int, len(batch)), done: make(chan struct{})}
+		batch = nil
+		var keys [][]byte
+		for i, left := range p.batch {
+			p.idx[i] = -1
 			vals := make([]Datum, len(t.pk))
 			ok := true
 			for j, li := range js.keySrc {
@@ -715,52 +723,77 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 			if err != nil {
 				continue
 			}
-			idx[i] = len(keys)
+			p.idx[i] = len(keys)
 			keys = append(keys, k)
 		}
-		var rows [][]Datum
-		if len(keys) > 0 {
-			got, err := t.kv.BatchGet(ctx, keys, js.acc.readOpts()...)
+		queue = append(queue, p)
+		if len(keys) == 0 {
+			close(p.done)
+			return
+		}
+		opts := js.acc.readOpts()
+		go func() {
+			defer close(p.done)
+			got, err := t.kv.BatchGet(ctx, keys, opts...)
 			if err != nil {
-				return false, storageErr(err, "lookup join "+t.name)
+				p.err = storageErr(err, "lookup join "+t.name)
+				return
 			}
-			rows = make([][]Datum, len(got))
+			p.rows = make([][]Datum, len(got))
 			for i, r := range got {
 				vals, _, ok, err := t.decodeRow(r)
 				if err != nil {
-					return false, err
+					p.err = err
+					return
 				}
 				if ok {
-					rows[i] = vals
+					p.rows[i] = vals
 				}
 			}
-		}
-		b := batch
-		batch = nil
-		for i, left := range b {
-			var m [][]Datum
-			if idx[i] >= 0 && rows[idx[i]] != nil {
-				m = [][]Datum{rows[idx[i]]}
+		}()
+	}
+	drain := func(all bool) (bool, error) {
+		for len(queue) > 0 && (all || len(queue) >= lookupInFlight) {
+			p := queue[0]
+			queue = queue[1:]
+			<-p.done
+			if p.err != nil {
+				return false, p.err
 			}
-			more, err := emit(left, m)
-			if err != nil {
-				return false, err
-			}
-			if !more {
-				return false, errStop
+			for i, left := range p.batch {
+				var m [][]Datum
+				if p.idx[i] >= 0 && p.rows[p.idx[i]] != nil {
+					m = [][]Datum{p.rows[p.idx[i]]}
+				}
+				more, err := emit(left, m)
+				if err != nil {
+					return false, err
+				}
+				if !more {
+					return false, errStop
+				}
 			}
 		}
 		return true, nil
 	}
-	js.flush = flush
+	js.flush = func() (bool, error) {
+		if len(batch) > 0 {
+			launch()
+		}
+		return drain(true)
+	}
 	return func(left []Datum) (bool, error) {
 		batch = append(batch, left)
 		if len(batch) >= lookupBatch {
-			return flush()
+			launch()
+			return drain(false)
 		}
 		return true, nil
 	}
 }
+
+// lookupInFlight bounds the concurrent BatchGets of one lookup join.
+const lookupInFlight = 4
 
 // execSelect runs a SELECT. Unless the statement already checked the
 // catalog, the cached schemas are checked while the query runs; if one was
