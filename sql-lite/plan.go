@@ -361,6 +361,15 @@ func sortKeys(ks [][]byte) {
 	}
 }
 
+// columnsDesc lists the columns a read fetches, for EXPLAIN.
+func (a *access) columnsDesc() string {
+	names := []string{"key"}
+	for _, ci := range a.needed {
+		names = append(names, a.t.cols[ci].Name)
+	}
+	return "columns (" + strings.Join(names, ", ") + ")"
+}
+
 // readOpts returns the read options for the needed columns.
 func (a *access) readOpts() []kvclient.ReadOption {
 	cols := []kvclient.Column{{Family: family, Qualifier: versionQual}}

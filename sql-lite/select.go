@@ -199,7 +199,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			exact := chooseAccess(p.sc, a, conj)
 			pushed := planPushdown(p.sc, a, conj)
 			p.driving = a
-			p.explain = append(p.explain, fmt.Sprintf("%s: %s", describeTable(a), a.keyDesc))
+			p.explain = append(p.explain, fmt.Sprintf("%s: %s, reads %s", describeTable(a), a.keyDesc, a.columnsDesc()))
 			if a.pushed != nil {
 				p.explain = append(p.explain, "pushed down to tablet servers: "+strings.Join(a.pushed.desc, " AND "))
 			}
@@ -546,6 +546,7 @@ func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int, whe
 		chooseAccess(p.sc, a, cands)
 		p.explain = append(p.explain, fmt.Sprintf("%s hash join %s: %s builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), a.keyDesc, HashJoinMaxRows, js.onText))
 	}
+	p.explain = append(p.explain, fmt.Sprintf("  %s: reads %s", a.alias, a.columnsDesc()))
 	if a.pushed != nil {
 		p.explain = append(p.explain, fmt.Sprintf("  %s: pushed down to tablet servers: %s", a.alias, strings.Join(a.pushed.desc, " AND ")))
 	}
