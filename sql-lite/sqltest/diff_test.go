@@ -169,7 +169,7 @@ func (g *gen) chance(p float64) bool {
 	return g.r.Float64() < p
 }
 
-var textAlphabet = []string{"", "a", "b", "c", "aa", "ab", "abc", "b", "ba", "bab", "ca", "cc", "x", "xyz", "o'k"}
+var textAlphabet = []string{"", "a", "b", "c", "aa", "ab", "abc", "b", "ba", "bab", "ca", "cc", "x", "xyz", "o'k", "a_b", "5%"}
 
 // value returns a random non-NULL value of typ. Ints, doubles (multiples
 // of 1/4, exact in binary) and texts come from small domains, so that
@@ -390,7 +390,7 @@ func (g *gen) atom(cols []colRef) string {
 	case tText:
 		switch g.pick(6) {
 		case 0:
-			pats := []string{"a%", "%b", "_a%", "ab", "%", "%c%", "x_z", "_"}
+			pats := []string{"a%", "%b", "_a%", "ab", "%", "%c%", "x_z", "_", "a!_%' ESCAPE '!", "%!%' ESCAPE '!", "a_b%"}
 			not := ""
 			if g.chance(0.3) {
 				not = "NOT "
