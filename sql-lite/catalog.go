@@ -71,7 +71,14 @@ func newTable(ctx context.Context, c *kvclient.Client, info *kvclient.TableInfo)
 	if err != nil {
 		return nil, storageErr(err, "open table "+info.Name)
 	}
-	t := &table{name: info.Name, info: info, kv: kv, schema: s, cols: s.Columns, byName: map[string]int{}}
+	t := tableFromSchema(info.Name, s)
+	t.info, t.kv = info, kv
+	return t, nil
+}
+
+// tableFromSchema resolves a SQL schema's columns and primary key.
+func tableFromSchema(name string, s tableSchema) *table {
+	t := &table{name: name, schema: s, cols: s.Columns, byName: map[string]int{}}
 	t.isPK = make([]bool, len(s.Columns))
 	for i, col := range s.Columns {
 		t.byName[strings.ToLower(col.Name)] = i
@@ -85,7 +92,7 @@ func newTable(ctx context.Context, c *kvclient.Client, info *kvclient.TableInfo)
 			}
 		}
 	}
-	return t, nil
+	return t
 }
 
 func (t *table) col(name string) (int, bool) {

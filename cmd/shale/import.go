@@ -17,6 +17,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/shaledb/shale/importer"
+	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
 func init() { subcommands = append(subcommands, newImportCommand) }
@@ -34,7 +35,7 @@ func newImportCommand() *cobra.Command {
 		maxErrors                                                             int64
 	)
 	cmd := &cobra.Command{
-		Use:   "import --pd ADDR --table T --raw --row-key COL --map COL=FAM:QUAL,... FILE|DIR|-",
+		Use:   "import --pd ADDR --table T [--raw --row-key COL --map COL=FAM:QUAL,...] FILE|DIR|-",
 		Short: "Bulk-load CSV, TSV or JSONL files into a table (sorted SSTs ingested through raft)",
 		Long: `Bulk-load files into an existing table. Rows are parsed, encoded into cells,
 sorted on disk in bounded memory, the table is split (and its leaders spread)
@@ -47,12 +48,18 @@ The job is resumable: the work directory holds its checkpoint. If the import
 is killed, run the same command again to finish it; every row ends up in the
 table exactly once.
 
+SQL tables (created with the SQL shell; the default): input columns are
+matched to the table's columns by name (--header or --columns), each field
+is converted to its column's type as INSERT would, absent columns take their
+DEFAULT, and a row that already exists gets the columns the input sets.
+
 Raw tables (--raw): --row-key names the column holding the row key; --map maps
 other columns to family:qualifier cells. Columns are named by the header
-(--header), by --columns, or by 1-based position. NULL fields (--null) write
-no cell. SQL tables (rows encoded by the sql-lite catalog) are not supported
-yet.`,
-		Example: `  shale import --pd 127.0.0.1:2379 --table users --raw --header \
+(--header), by --columns, or by 1-based position.
+
+NULL fields (--null) write no cell.`,
+		Example: `  shale import --pd 127.0.0.1:2379 --table accounts --header accounts.csv
+  shale import --pd 127.0.0.1:2379 --table users --raw --header \
       --row-key id --map name=info:name,email=info:email users.csv
   shale import --pd 127.0.0.1:2379 --table events --raw --format jsonl \
       --row-key id --map type=e:type,payload=e:payload --progress json events/
@@ -60,8 +67,11 @@ yet.`,
       --columns k,v --row-key k --map v=f:v --work-dir /data/import-t -`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if !raw {
-				return errors.New("only raw tables can be imported yet (the sql-lite catalog encoder is not built): pass --raw with --row-key and --map")
+			if raw == (rowKey == "" && mapping == "") {
+				if raw {
+					return errors.New("--raw needs --row-key and --map")
+				}
+				return errors.New("--row-key and --map are for raw tables: add --raw, or leave them out to import into a SQL table")
 			}
 			addrs, err := tablePDAddrs(pd)
 			if err != nil {
@@ -89,9 +99,11 @@ yet.`,
 			if nullSet = cmd.Flags().Changed("null"); nullSet {
 				src.Null = &null
 			}
-			maps, err := importer.ParseMappings(mapping)
-			if err != nil {
-				return err
+			var maps []importer.Mapping
+			if raw {
+				if maps, err = importer.ParseMappings(mapping); err != nil {
+					return err
+				}
 			}
 			if workDir == "" {
 				workDir = "shale-import-" + table
@@ -112,6 +124,10 @@ yet.`,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
 				SSTBytes: sstSize, IngestParallel: ingestParallel, SplitBytes: splitSize, MaxErrors: maxErrors, RejectFile: rejectFile,
 				OnDuplicate: onDup, Progress: show, ProgressInterval: 200 * time.Millisecond,
+			}
+			if !raw {
+				// A SQL table: rows are encoded as sql-lite writes them.
+				o.NewEncoder, o.EncoderID = sqllite.NewImportEncoder, "sql"
 			}
 			sum, err := importer.Run(cmd.Context(), o)
 			if finish != nil {
