@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"regexp"
 	"strings"
 
@@ -245,6 +246,24 @@ func (s *Session) createTable(ctx context.Context, st *ast.CreateTableStmt) (*Re
 			return nil, notSupported("table option %s", exprText(o))
 		}
 	}
+	if st.Partition != nil {
+		return nil, notSupported("PARTITION BY (tables are split into tablets by key automatically; pre-split with SPLIT BETWEEN or COMMENT 'SPLIT AT ...')")
+	}
+	if st.TemporaryKeyword != ast.TemporaryNone {
+		return nil, notSupported("temporary tables")
+	}
+	for _, so := range st.SplitIndex {
+		if !so.TableLevel && !so.PrimaryKey {
+			return nil, notSupported("SPLIT INDEX (secondary indexes)")
+		}
+		if len(splits) > 0 {
+			return nil, errf(CodeConstraint, "give pre-split keys once (SPLIT BETWEEN or COMMENT 'SPLIT AT ...')")
+		}
+		var err error
+		if splits, sch.Splits, err = s.splitBetween(so.SplitOpt, &sch); err != nil {
+			return nil, err
+		}
+	}
 	raw, err := json.Marshal(&sch)
 	if err != nil {
 		return nil, err
@@ -313,6 +332,105 @@ func (s *Session) parseSplits(text string, sch *tableSchema) ([][]byte, []string
 		texts = append(texts, "("+strings.Join(parts, ", ")+")")
 	}
 	return keys, texts, nil
+}
+
+// splitBetween turns SPLIT [PRIMARY KEY] BETWEEN (lo) AND (hi) REGIONS n
+// into n-1 evenly spaced split keys on the first key column (an integer
+// kind), or SPLIT BY (v), ... into those keys.
+func (s *Session) splitBetween(o *ast.SplitOption, sch *tableSchema) ([][]byte, []string, error) {
+	var first ColumnDef
+	for _, c := range sch.Columns {
+		if c.ID == sch.PK[0] {
+			first = c
+		}
+	}
+	var tuples [][]Datum
+	if len(o.ValueLists) > 0 {
+		for _, l := range o.ValueLists {
+			var tuple []Datum
+			for _, e := range l {
+				v, ok := constValue(e)
+				if !ok {
+					return nil, nil, errf(CodeConstraint, "SPLIT BY values must be constants")
+				}
+				tuple = append(tuple, v)
+			}
+			tuples = append(tuples, tuple)
+		}
+	} else {
+		if len(o.Lower) != 1 || len(o.Upper) != 1 {
+			return nil, nil, notSupported("SPLIT BETWEEN with more than one value per bound (give the first key column's range)")
+		}
+		if first.Type.Kind != KindInt {
+			return nil, nil, notSupported("SPLIT BETWEEN on a %s key (use COMMENT 'SPLIT AT (v), ...')", first.Type)
+		}
+		lv, ok1 := constValue(o.Lower[0])
+		hv, ok2 := constValue(o.Upper[0])
+		if !ok1 || !ok2 {
+			return nil, nil, errf(CodeConstraint, "SPLIT BETWEEN bounds must be constants")
+		}
+		lo, err := convert(lv, first.Type, first.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		hi, err := convert(hv, first.Type, first.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		l, h := lo.Value.(int64), hi.Value.(int64)
+		if o.Num < 1 || o.Num > 1000 || h <= l {
+			return nil, nil, errf(CodeConstraint, "SPLIT BETWEEN needs lower < upper and 1 to 1000 REGIONS")
+		}
+		step := new(big.Int).Sub(big.NewInt(h), big.NewInt(l))
+		for k := int64(1); k < o.Num; k++ {
+			v := new(big.Int).Mul(step, big.NewInt(k))
+			v.Quo(v, big.NewInt(o.Num))
+			v.Add(v, big.NewInt(l))
+			tuples = append(tuples, []Datum{intDatum(v.Int64())})
+		}
+	}
+	var keys [][]byte
+	var texts []string
+	seen := map[string]bool{}
+	for _, tuple := range tuples {
+		k, text, err := splitKey(tuple, sch)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !seen[string(k)] {
+			seen[string(k)] = true
+			keys = append(keys, k)
+			texts = append(texts, text)
+		}
+	}
+	return keys, texts, nil
+}
+
+// splitKey encodes a tuple of leading key values as a split row key.
+func splitKey(tuple []Datum, sch *tableSchema) ([]byte, string, error) {
+	if len(tuple) > len(sch.PK) {
+		return nil, "", errf(CodeConstraint, "split tuple has %d values but the primary key has %d columns", len(tuple), len(sch.PK))
+	}
+	var k []byte
+	var parts []string
+	for i, v := range tuple {
+		if v.IsNull() {
+			return nil, "", errf(CodeConstraint, "split values must not be NULL")
+		}
+		var col ColumnDef
+		for _, c := range sch.Columns {
+			if c.ID == sch.PK[i] {
+				col = c
+			}
+		}
+		cv, err := convert(v, col.Type, col.Name)
+		if err != nil {
+			return nil, "", err
+		}
+		k = encodeValue(k, cv, col.Type, true)
+		parts = append(parts, sqlLiteral(cv))
+	}
+	return k, "(" + strings.Join(parts, ", ") + ")", nil
 }
 
 func (s *Session) dropTable(ctx context.Context, st *ast.DropTableStmt) (*Result, error) {
