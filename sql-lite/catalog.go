@@ -32,6 +32,8 @@ type ColumnDef struct {
 	// Default is the default value in its display form (converted with
 	// the column type); nil means NULL.
 	Default *string `json:"default,omitempty"`
+	// DefaultNow: DEFAULT CURRENT_TIMESTAMP (the time of the insert).
+	DefaultNow bool `json:"default_now,omitempty"`
 	// Backfill marks a column added by ALTER TABLE with a default: rows
 	// written before it existed read the default.
 	Backfill bool `json:"backfill,omitempty"`

@@ -8,6 +8,7 @@ import (
 	"math/big"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/mysql"
@@ -101,6 +102,13 @@ func columnDef(d *ast.ColumnDef, id uint64) (ColumnDef, bool, error) {
 		case ast.ColumnOptionNull:
 			col.NotNull = false
 		case ast.ColumnOptionDefaultValue:
+			if fc, ok := o.Expr.(*ast.FuncCallExpr); ok && (fc.FnName.L == "current_timestamp" || fc.FnName.L == "now" || fc.FnName.L == "utc_timestamp") && len(fc.Args) == 0 {
+				if t.Kind != KindTime {
+					return col, false, typeErr("DEFAULT CURRENT_TIMESTAMP needs a TIMESTAMP or DATETIME column (column %s is %s)", name, t)
+				}
+				col.DefaultNow = true
+				continue
+			}
 			v, ok := constValue(o.Expr)
 			if !ok {
 				return col, false, notSupported("non-constant DEFAULT (column %s)", name)
@@ -146,6 +154,9 @@ func exprTextOpt(o *ast.ColumnOption) string {
 
 // defaultValue returns a column's default as a value of its type.
 func (c ColumnDef) defaultValue() Datum {
+	if c.DefaultNow {
+		return timeDatum(time.Now())
+	}
 	if c.Default == nil {
 		return nullDatum
 	}
@@ -485,6 +496,9 @@ func (s *Session) alterTable(ctx context.Context, st *ast.AlterTableStmt) (*Resu
 				if pk {
 					return nil, notSupported("adding a primary key column (the row key cannot change)")
 				}
+				if col.DefaultNow {
+					return nil, notSupported("ADD COLUMN ... DEFAULT CURRENT_TIMESTAMP (existing rows would need a rewrite; add it without a default)")
+				}
 				if col.NotNull && col.Default == nil {
 					return nil, errf(CodeConstraint, "ADD COLUMN %s NOT NULL needs a DEFAULT for the existing rows", col.Name)
 				}
@@ -586,6 +600,9 @@ func (s *Session) show(ctx context.Context, st *ast.ShowStmt) (*Result, error) {
 			if c.Default != nil {
 				def = strDatum(*c.Default)
 			}
+			if c.DefaultNow {
+				def = strDatum("CURRENT_TIMESTAMP")
+			}
 			res.Rows = append(res.Rows, []Datum{strDatum(c.Name), strDatum(c.Type.String()), strDatum(null), strDatum(key), def})
 		}
 		return res, nil
@@ -611,6 +628,9 @@ func (t *table) createSQL() string {
 		if c.Default != nil {
 			v := c.defaultValue()
 			fmt.Fprintf(&b, " DEFAULT %s", sqlLiteral(v))
+		}
+		if c.DefaultNow {
+			b.WriteString(" DEFAULT CURRENT_TIMESTAMP")
 		}
 		b.WriteString(",\n")
 	}
