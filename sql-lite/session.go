@@ -26,6 +26,9 @@ type Session struct {
 	// holds the tables checked by the running statement.
 	fresh bool
 	seen  map[string]*table
+	// parsed caches the ASTs of recent statement texts (repeated
+	// statements skip the parser).
+	parsed map[string][]ast.StmtNode
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
@@ -34,7 +37,7 @@ type Session struct {
 // Open starts a session on a kvclient.Client (which the caller keeps
 // owning and closes).
 func Open(ctx context.Context, client *kvclient.Client) (*Session, error) {
-	return &Session{client: client, parser: parser.New(), cache: cacheFor(client)}, nil
+	return &Session{client: client, parser: parser.New(), cache: cacheFor(client), parsed: map[string][]ast.StmtNode{}}, nil
 }
 
 // Close ends the session, rolling back an open transaction.
@@ -55,11 +58,27 @@ type Result struct {
 	Message      string
 }
 
+const (
+	maxCachedSQL   = 4096
+	maxCachedStmts = 256
+)
+
 var parseErrRE = regexp.MustCompile(`line (\d+) column (\d+)(.*)`)
 
 // parse parses sql into statements, reporting errors with line and column.
 func (s *Session) parse(sql string) ([]ast.StmtNode, error) {
+	if stmts, ok := s.parsed[sql]; ok {
+		return stmts, nil // ASTs are never modified after parsing
+	}
 	stmts, _, err := s.parser.Parse(sql, "", "")
+	// The parser reuses the returned slice's array on its next Parse.
+	stmts = append([]ast.StmtNode(nil), stmts...)
+	if err == nil && len(sql) <= maxCachedSQL {
+		if len(s.parsed) >= maxCachedStmts {
+			clear(s.parsed)
+		}
+		s.parsed[sql] = stmts
+	}
 	if err != nil {
 		msg := err.Error()
 		e := &Error{Code: CodeParse, Msg: msg, Cause: err}
