@@ -18,3 +18,17 @@ func TestBasicCreateInsertSelect(t *testing.T) {
 		t.Fatalf("got %q", got)
 	}
 }
+
+// Repeated statement texts reuse their parsed form; a different statement
+// in between must not change what the first one means.
+func TestRepeatedStatementsKeepTheirMeaning(t *testing.T) {
+	s := newSession(t)
+	for i := 0; i < 3; i++ {
+		if got := query(t, s, `SELECT 1 + 1`); got != "2" {
+			t.Fatalf("round %d: SELECT 1 + 1 = %q", i, got)
+		}
+		if got := query(t, s, `SELECT 'x'`); got != "x" {
+			t.Fatalf("round %d: SELECT 'x' = %q", i, got)
+		}
+	}
+}
