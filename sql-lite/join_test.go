@@ -52,6 +52,14 @@ func TestJoinsBatchingAndMemoryBound(t *testing.T) {
 	if !errors.Is(err, ErrResource) || !strings.Contains(err.Error(), "lookup join") {
 		t.Fatalf("hash join past the bound: %v", err)
 	}
+	HashJoinMaxRows = old
+	oldBytes := HashJoinMaxBytes
+	HashJoinMaxBytes = 10_000
+	defer func() { HashJoinMaxBytes = oldBytes }()
+	if _, err := s.Exec(testCtx(t), `SELECT COUNT(*) FROM jt_a a JOIN jt_b b ON a.grp = b.grp`); !errors.Is(err, ErrResource) {
+		t.Fatalf("hash join past the byte bound: %v", err)
+	}
+	HashJoinMaxRows = 100
 	// A lookup join needs no memory for the other table.
 	if got := query(t, s, `SELECT COUNT(*) FROM jt_a a JOIN jt_b b ON b.id = a.b`); got != "167" {
 		t.Fatalf("lookup join under a small bound: %s", got)

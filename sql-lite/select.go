@@ -12,9 +12,29 @@ import (
 	"github.com/pingcap/tidb/pkg/parser/opcode"
 )
 
-// HashJoinMaxRows bounds the build side of a hash join (rows kept in
-// memory); past it the query fails with ErrResource.
-var HashJoinMaxRows = 1_000_000
+// HashJoinMaxRows and HashJoinMaxBytes bound the build side of a hash
+// join (rows kept in memory, and their approximate size); past either the
+// query fails with ErrResource.
+var (
+	HashJoinMaxRows  = 1_000_000
+	HashJoinMaxBytes = 256 << 20
+)
+
+// datumSize approximates the memory a row's values take.
+func datumSize(vals []Datum) int {
+	n := 24 + 40*len(vals)
+	for _, v := range vals {
+		switch v.Kind {
+		case KindString:
+			n += len(v.Value.(string))
+		case KindBytes:
+			n += len(v.Value.([]byte))
+		case KindDecimal:
+			n += 64
+		}
+	}
+	return n
+}
 
 const lookupBatch = 256
 
@@ -617,7 +637,7 @@ func (s *Session) filterEmit(p *selectPlan, row []Datum, h func(row []Datum) (bo
 
 func (s *Session) buildHash(ctx context.Context, js *joinStep) error {
 	js.build = map[string][][]Datum{}
-	n := 0
+	n, size := 0, 0
 	a := *js.acc
 	return s.readAll(ctx, &a, func(vals []Datum) error {
 		var kb strings.Builder
@@ -629,8 +649,9 @@ func (s *Session) buildHash(ctx context.Context, js *joinStep) error {
 			kb.WriteByte(0)
 		}
 		n++
-		if n > HashJoinMaxRows {
-			return errf(CodeResource, "hash join: table %s has more than %d rows to hold in memory; join on its full primary key to use a lookup join, or filter it", js.acc.t.name, HashJoinMaxRows)
+		size += datumSize(vals)
+		if n > HashJoinMaxRows || size > HashJoinMaxBytes {
+			return errf(CodeResource, "hash join: table %s has more rows than fit the hash join's memory bound (%d rows, %d MiB); join on its full primary key to use a lookup join, or filter it", js.acc.t.name, HashJoinMaxRows, HashJoinMaxBytes>>20)
 		}
 		js.build[kb.String()] = append(js.build[kb.String()], vals)
 		return nil
