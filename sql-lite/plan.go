@@ -90,12 +90,15 @@ func exactConvert(v Datum, t Type) (Datum, bool) {
 	if err != nil {
 		return nullDatum, false
 	}
-	if (v.Kind == KindString || v.Kind == KindBytes) != (t.Kind == KindString || t.Kind == KindBytes) && !(v.Kind == KindString && t.Kind == KindTime) {
-		return nullDatum, false // '5' = 5 compares numerically; not a byte range
+	vStr := v.Kind == KindString || v.Kind == KindBytes
+	if (t.Kind == KindString || t.Kind == KindBytes) && !vStr {
+		return nullDatum, false // strcol = 5 compares numerically ('5.0' = 5): not a byte range
 	}
-	if t.Kind == KindBool && v.Kind != KindBool {
+	if t.Kind == KindBool && vStr {
 		return nullDatum, false
 	}
+	// A string constant against a number or time column is converted the
+	// way compare converts it; the check below proves the result equal.
 	if x, err := compare(c, v); err != nil || x != 0 {
 		return nullDatum, false
 	}
