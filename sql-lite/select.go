@@ -380,7 +380,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		}
 	}
 	// ORDER BY the key of a single table: use the scan order.
-	if p.agg == nil && len(p.joins) == 0 && len(p.order) > 0 && p.orderIsKey(st) {
+	if p.agg == nil && len(p.order) > 0 && p.orderIsKey(st) {
 		p.sorted = true
 		p.driving.reverse = p.order[0].desc
 		p.explain = append(p.explain, fmt.Sprintf("order: by primary key, %s scan (no sort)", map[bool]string{true: "reverse", false: "forward"}[p.driving.reverse]))
