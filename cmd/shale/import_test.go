@@ -94,7 +94,7 @@ func TestImportCommand(t *testing.T) {
 		"--map", "name=info:name", "--work-dir", filepath.Join(dir, "w2"), "--progress", "none", bad)
 	require.ErrorContains(t, err, bad+":3:")
 
-	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "users", in)
+	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "users", "--work-dir", filepath.Join(dir, "w4"), in)
 	require.ErrorContains(t, err, "--raw")
 }
 
@@ -169,6 +169,6 @@ func TestImportSQLTable(t *testing.T) {
 		require.ErrorContains(t, err, tc.want, tc.name)
 	}
 	// A raw mapping into a SQL table, or no mapping into a raw table, is refused.
-	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "acct", "--row-key", "id", file)
+	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "acct", "--row-key", "id", "--work-dir", filepath.Join(dir, "w5"), file)
 	require.ErrorContains(t, err, "add --raw")
 }
