@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
 	"github.com/pingcap/tidb/pkg/parser/opcode"
+
+	"github.com/shaledb/shale/kvclient"
 )
 
 // HashJoinMaxRows and HashJoinMaxBytes bound the build side of a hash
@@ -44,6 +47,8 @@ type joinStep struct {
 	left   bool // LEFT JOIN
 	on     expr // full ON condition over the combined row (nil: none)
 	lookup bool
+	// prefix: the equalities cover only a key prefix (range lookup join).
+	prefix bool
 	// lookup join: scope index (in the left part) feeding each pk column.
 	keySrc []int
 	// hash join: left scope indexes and right column indexes of the equalities.
@@ -540,15 +545,17 @@ func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int, whe
 	if len(js.hashL) == 0 {
 		return nil, notSupported("joins without an equality between the tables in ON")
 	}
-	js.lookup = true
+	// Equalities on the whole key: point lookups; on a key prefix: one
+	// prefix scan per left row; otherwise a hash join.
 	for _, ci := range t.pk {
 		li, ok := src[ci]
 		if !ok {
-			js.lookup = false
 			break
 		}
 		js.keySrc = append(js.keySrc, li)
 	}
+	js.lookup = len(js.keySrc) > 0
+	js.prefix = js.lookup && len(js.keySrc) < len(t.pk)
 	// Conditions on the joined table alone filter its rows at the source:
 	// ON conjuncts always, WHERE conjuncts only for inner joins (a LEFT
 	// join's WHERE sees NULL-extended rows).
@@ -560,7 +567,13 @@ func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int, whe
 		planPushdown(p.sc, a, cands)
 	}
 	kind := map[bool]string{true: "LEFT", false: "INNER"}[js.left]
-	if js.lookup {
+	if js.prefix {
+		var cols []string
+		for _, ci := range t.pk[:len(js.keySrc)] {
+			cols = append(cols, t.cols[ci].Name)
+		}
+		p.explain = append(p.explain, fmt.Sprintf("%s range lookup join %s: one key-prefix scan (%s) per row, %d at a time (ON %s)", kind, describeTable(a), strings.Join(cols, ", "), prefixScans, js.onText))
+	} else if js.lookup {
 		p.explain = append(p.explain, fmt.Sprintf("%s lookup join %s: batched point gets on its primary key (ON %s)", kind, describeTable(a), js.onText))
 	} else {
 		chooseAccess(p.sc, a, cands)
@@ -714,11 +727,11 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 	// Batches of left rows are looked up with one BatchGet each; up to
 	// lookupInFlight of them run at once and are emitted in order.
 	type pending struct {
-		batch [][]Datum
-		idx   []int // batch row -> index in rows, -1: cannot match
-		rows  [][]Datum
-		err   error
-		done  chan struct{}
+		batch   [][]Datum
+		idx     []int // batch row -> index in keys, -1: cannot match
+		matches [][][]Datum
+		err     error
+		done    chan struct{}
 	}
 	var batch [][]Datum
 	var queue []*pending
@@ -728,21 +741,18 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 		var keys [][]byte
 		for i, left := range p.batch {
 			p.idx[i] = -1
-			vals := make([]Datum, len(t.pk))
+			var k []byte
 			ok := true
 			for j, li := range js.keySrc {
-				v, exact := exactConvert(left[li], t.cols[t.pk[j]].Type)
+				col := t.cols[t.pk[j]]
+				v, exact := exactConvert(left[li], col.Type)
 				if !exact {
 					ok = false
 					break
 				}
-				vals[j] = v
+				k = encodeValue(k, v, col.Type, true)
 			}
 			if !ok {
-				continue
-			}
-			k, err := t.encodeKey(vals)
-			if err != nil {
 				continue
 			}
 			p.idx[i] = len(keys)
@@ -756,22 +766,63 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 		opts := js.acc.readOpts()
 		go func() {
 			defer close(p.done)
-			got, err := t.kv.BatchGet(ctx, keys, opts...)
-			if err != nil {
-				p.err = storageErr(err, "lookup join "+t.name)
-				return
-			}
-			p.rows = make([][]Datum, len(got))
-			for i, r := range got {
-				vals, _, ok, err := t.decodeRow(r)
+			p.matches = make([][][]Datum, len(keys))
+			if !js.prefix {
+				got, err := t.kv.BatchGet(ctx, keys, opts...)
 				if err != nil {
-					p.err = err
+					p.err = storageErr(err, "lookup join "+t.name)
 					return
 				}
-				if ok {
-					p.rows[i] = vals
+				for i, r := range got {
+					vals, _, ok, err := t.decodeRow(r)
+					if err != nil {
+						p.err = err
+						return
+					}
+					if ok {
+						p.matches[i] = [][]Datum{vals}
+					}
 				}
+				return
 			}
+			// Range lookups: prefixScans scans at a time.
+			var mu sync.Mutex
+			var total int
+			sem := make(chan struct{}, prefixScans)
+			var wg sync.WaitGroup
+			for i, k := range keys {
+				wg.Add(1)
+				sem <- struct{}{}
+				go func() {
+					defer func() { <-sem; wg.Done() }()
+					sc := t.kv.Scan(ctx, kvclient.ScanOptions{Start: k, End: prefixEnd(k), Read: opts})
+					defer sc.Close()
+					var rows [][]Datum
+					for sc.Next() {
+						vals, _, ok, err := t.decodeRow(sc.Row())
+						if err == nil && ok {
+							rows = append(rows, vals)
+						}
+						if err != nil {
+							mu.Lock()
+							p.err = err
+							mu.Unlock()
+							return
+						}
+					}
+					mu.Lock()
+					defer mu.Unlock()
+					if err := sc.Err(); err != nil && p.err == nil {
+						p.err = storageErr(err, "range lookup join "+t.name)
+					}
+					p.matches[i] = rows
+					total += len(rows)
+					if total > HashJoinMaxRows && p.err == nil {
+						p.err = errf(CodeResource, "range lookup join: more than %d rows of %s match one batch of %d rows", HashJoinMaxRows, t.name, lookupBatch)
+					}
+				}()
+			}
+			wg.Wait()
 		}()
 	}
 	drain := func(all bool) (bool, error) {
@@ -784,8 +835,8 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 			}
 			for i, left := range p.batch {
 				var m [][]Datum
-				if p.idx[i] >= 0 && p.rows[p.idx[i]] != nil {
-					m = [][]Datum{p.rows[p.idx[i]]}
+				if p.idx[i] >= 0 {
+					m = p.matches[p.idx[i]]
 				}
 				more, err := emit(left, m)
 				if err != nil {
@@ -814,8 +865,12 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 	}
 }
 
-// lookupInFlight bounds the concurrent BatchGets of one lookup join.
-const lookupInFlight = 4
+// lookupInFlight bounds the concurrent batches of one lookup join, and
+// prefixScans the concurrent scans of one range-lookup batch.
+const (
+	lookupInFlight = 4
+	prefixScans    = 8
+)
 
 // execSelect runs a SELECT. Unless the statement already checked the
 // catalog, the cached schemas are checked while the query runs; if one was
