@@ -169,8 +169,11 @@ func (c *catalogCache) get(name string) (*table, time.Time) {
 
 func (c *catalogCache) put(name string, t *table) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.tables[name]; ok && e.t.info.ID == t.info.ID && e.t.info.Version > t.info.Version {
+		return // a slower lookup must not bring back an older schema
+	}
 	c.tables[name] = cacheEntry{t, time.Now()}
-	c.mu.Unlock()
 }
 
 // confirm records that the catalog still matches t.
