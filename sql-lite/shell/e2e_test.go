@@ -76,11 +76,11 @@ lines', NULL, NULL);`})
 		}{
 			{shell.FormatCSV, "id,name,note,score,ok\n" +
 				`1,Ada,"say ""hi"", then go",1.5,true` + "\n" +
-				"2,Bob,,-2.0,false\n" +
+				"2,Bob,,-2,false\n" +
 				"3,,\"two\nlines\",,\n"},
 			{shell.FormatTSV, "id\tname\tnote\tscore\tok\n" +
 				"1\tAda\t\"say \"\"hi\"\", then go\"\t1.5\ttrue\n" +
-				"2\tBob\t\t-2.0\tfalse\n" +
+				"2\tBob\t\t-2\tfalse\n" +
 				"3\t\t\"two\nlines\"\t\t\n"},
 			{shell.FormatJSON, `{"id":1,"name":"Ada","note":"say \"hi\", then go","score":1.5,"ok":true}` + "\n" +
 				`{"id":2,"name":"Bob","note":null,"score":-2,"ok":false}` + "\n" +
@@ -89,7 +89,7 @@ lines', NULL, NULL);`})
 | id | name | note              | score | ok    |
 +----+------+-------------------+-------+-------+
 |  1 | Ada  | say "hi", then go |   1.5 | true  |
-|  2 | Bob  | NULL              |  -2.0 | false |
+|  2 | Bob  | NULL              |    -2 | false |
 |  3 | NULL | two\nlines        |  NULL | NULL  |
 +----+------+-------------------+-------+-------+
 3 rows in set

@@ -41,7 +41,7 @@ func TestFormatTable(t *testing.T) {
 | id  | name     | note              | score | price | ok    |
 +-----+----------+-------------------+-------+-------+-------+
 |   1 | Ada      | say "hi", then go |   1.5 |  4.50 | true  |
-|  20 | Bob\tTab | NULL              |  -2.0 |  NULL | false |
+|  20 | Bob\tTab | NULL              |    -2 |  NULL | false |
 | 300 | NULL     | two\nlines        |  NULL | 10.00 | NULL  |
 +-----+----------+-------------------+-------+-------+-------+
 3 rows in set
@@ -57,7 +57,7 @@ func TestFormatTable(t *testing.T) {
 func TestFormatCSV(t *testing.T) {
 	require.Equal(t, "id,name,note,score,price,ok\n"+
 		`1,Ada,"say ""hi"", then go",1.5,4.50,true`+"\n"+
-		"20,Bob\tTab,,-2.0,,false\n"+
+		"20,Bob\tTab,,-2,,false\n"+
 		"300,,\"two\nlines\",,10.00,\n", format(t, FormatCSV, sample, time.Second))
 	// Writes print nothing: the output is data only.
 	require.Equal(t, "", format(t, FormatCSV, &sqllite.Result{RowsAffected: 3}, -1))
@@ -67,7 +67,7 @@ func TestFormatCSV(t *testing.T) {
 func TestFormatTSV(t *testing.T) {
 	require.Equal(t, "id\tname\tnote\tscore\tprice\tok\n"+
 		"1\tAda\t\"say \"\"hi\"\", then go\"\t1.5\t4.50\ttrue\n"+
-		"20\t\"Bob\tTab\"\t\t-2.0\t\tfalse\n"+
+		"20\t\"Bob\tTab\"\t\t-2\t\tfalse\n"+
 		"300\t\t\"two\nlines\"\t\t10.00\t\n", format(t, FormatTSV, sample, -1))
 }
 
