@@ -34,6 +34,12 @@ type Session struct {
 	rowsRead int64
 }
 
+// RowsRead returns how many rows this session's table reads (scans and
+// key lookups) have received from the tablet servers so far: with filters
+// pushed down, rows a WHERE rejects are never received. Lookup-join reads
+// are not counted.
+func (s *Session) RowsRead() int64 { return s.rowsRead }
+
 // Open starts a session on a kvclient.Client (which the caller keeps
 // owning and closes).
 func Open(ctx context.Context, client *kvclient.Client) (*Session, error) {

@@ -7,25 +7,17 @@ package sqltest
 //   BenchmarkPointSelect/sql  SELECT v FROM t WHERE id = ? through a session
 //   BenchmarkPointSelect/raw  kvclient Table.Get of the same rows' keys
 //   BenchmarkSelectiveScan/pushed  a scan with a 1%-selective predicate;
-//                             reports rows returned and an estimate of rows
-//                             shipped (issue: <= 2x returned)
+//                             reports rows returned and rows shipped
+//                             (Session.RowsRead; issue: <= 2x returned)
 //   BenchmarkSelectiveScan/client  the same rows through an expression not
-//                             pushed down: checks the estimator (~ every row)
+//                             pushed down: every row is shipped
 //   BenchmarkLookupJoin       orders JOIN customers ON o.cust = c.id
-//
-// Rows shipped: the SQL API exposes no counter, so the benchmark measures
-// the bytes the test process reads from sockets (rchar in /proc/self/io;
-// client and in-process servers share the process, and with the data in
-// Pebble's block cache the servers read no files) and divides by the bytes
-// per row of the same projection without a filter (every row shipped).
-// It is an estimate: cluster heartbeats add a little.
 
 import (
 	"context"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,23 +135,6 @@ func BenchmarkPointSelect(b *testing.B) {
 	})
 }
 
-// socketBytesRead returns rchar from /proc/self/io: bytes this process
-// read through read(2)-like calls, sockets included.
-func socketBytesRead(b *testing.B) int64 {
-	data, err := os.ReadFile("/proc/self/io")
-	if err != nil {
-		b.Fatalf("rows-shipped estimate needs /proc/self/io: %v", err)
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(l, "rchar: "); ok {
-			n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
-			return n
-		}
-	}
-	b.Fatal("no rchar in /proc/self/io")
-	return 0
-}
-
 func BenchmarkSelectiveScan(b *testing.B) {
 	n := *flagBenchRows
 	name := fmt.Sprintf("bench_scan_%d", n)
@@ -167,20 +142,6 @@ func BenchmarkSelectiveScan(b *testing.B) {
 		return fmt.Sprintf("(%d, %d, '%s-%d')", i, i%100, strings.Repeat("p", 60), i)
 	})
 	s := openSession(b)
-	// Calibrate: bytes read per row when every row is shipped (same
-	// projection, no filter), best of three to keep heartbeats out.
-	full := "SELECT id, pad FROM " + name
-	bytesPerRow := 0.0
-	for k := 0; k < 3; k++ {
-		before := socketBytesRead(b)
-		res := benchExec(b, s, full)
-		if len(res.Rows) != n {
-			b.Fatalf("full scan returned %d rows, want %d", len(res.Rows), n)
-		}
-		if bpr := float64(socketBytesRead(b)-before) / float64(n); bytesPerRow == 0 || bpr < bytesPerRow {
-			bytesPerRow = bpr
-		}
-	}
 	want := 0
 	for i := 0; i < n; i++ {
 		if i%100 == 7 {
@@ -188,27 +149,27 @@ func BenchmarkSelectiveScan(b *testing.B) {
 		}
 	}
 	// "pushed": a predicate the tablet servers can evaluate. "client":
-	// the same rows through an expression the engine may not push down
-	// (a check of the estimator: it should come out near every row).
+	// the same rows through an expression the engine does not push down,
+	// so every row crosses the network. Session.RowsRead counts the rows
+	// received from the tablet servers.
 	for _, c := range []struct{ name, where string }{{"pushed", "sel = 7"}, {"client", "sel + 0 = 7"}} {
 		b.Run(c.name, func(b *testing.B) {
 			q := "SELECT id, pad FROM " + name + " WHERE " + c.where
-			var bytes int64
+			var shipped int64
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				before := socketBytesRead(b)
+				before := s.RowsRead()
 				res := benchExec(b, s, q)
-				bytes += socketBytesRead(b) - before
+				shipped += s.RowsRead() - before
 				if len(res.Rows) != want {
 					b.Fatalf("selective scan returned %d rows, want %d", len(res.Rows), want)
 				}
 			}
 			b.StopTimer()
-			shipped := float64(bytes) / float64(b.N) / bytesPerRow
 			b.ReportMetric(float64(want), "rows-returned/op")
-			b.ReportMetric(shipped, "rows-shipped-est/op")
+			b.ReportMetric(float64(shipped)/float64(b.N), "rows-shipped/op")
 			if want > 0 {
-				b.ReportMetric(shipped/float64(want), "shipped/returned")
+				b.ReportMetric(float64(shipped)/float64(b.N)/float64(want), "shipped/returned")
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows-scanned/s")
 		})
