@@ -89,9 +89,10 @@ type Options struct {
 
 // Event is a point of the pipeline passed to Options.Hook.
 type Event struct {
-	// Name is "parsed", "split", "sst" (an SST is built for a tablet,
-	// before upload), "ingested" (the tablet took it; the checkpoint is
-	// not yet written) or "checkpointed".
+	// Name is "parsed", "sst" (an SST is built for a tablet, before
+	// upload), "ingested" (the tablet took it; the checkpoint is not yet
+	// written), "checkpointed" or "split" (the splits, which run during
+	// the ingest, are done and recorded; it follows the last ingest).
 	Name     string
 	TabletID uint64
 	SST      *SST
@@ -348,20 +349,38 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	j.hook(Event{Name: "parsed"})
+	// Splitting and ingesting overlap: each split waits for the PD to
+	// hand the operator to a store and hear back (a heartbeat or two), so
+	// splitting first left the cluster idle for seconds per round. SSTs
+	// cut for a tablet that splits before they land are re-cut (an epoch
+	// mismatch), and cells ingested before a split simply end up in
+	// whichever half holds their keys.
+	splitDone := make(chan error, 1)
+	sctx, stopSplit := context.WithCancel(ctx)
+	defer stopSplit()
+	if cp.Split {
+		splitDone <- nil
+	} else {
+		go func() { splitDone <- j.splitAndScatter(sctx) }()
+	}
+	j.phase.Store("ingest")
+	err = j.ingestAll(ctx)
+	if err != nil {
+		stopSplit()
+	}
+	splitErr := <-splitDone
+	if err != nil {
+		return nil, err
+	}
+	if splitErr != nil {
+		return nil, splitErr
+	}
 	if !cp.Split {
-		j.phase.Store("split")
-		if err := j.splitAndScatter(ctx); err != nil {
-			return nil, err
-		}
 		cp.Split = true
 		if err := cp.save(o.WorkDir); err != nil {
 			return nil, err
 		}
 		j.hook(Event{Name: "split"})
-	}
-	j.phase.Store("ingest")
-	if err := j.ingestAll(ctx); err != nil {
-		return nil, err
 	}
 	j.phase.Store("verify")
 	if err := j.verify(ctx); err != nil {
@@ -765,8 +784,14 @@ type chunk struct {
 	nRows, nCells, bytes, ssts, recuts, dups int64
 }
 
-func (p *chunk) addRow(cells []entry) {
+func (p *chunk) addRow(cells []entry, sizeHint int) {
+	if p.arena == nil {
+		// One allocation per chunk: a chunk ends at the first row past
+		// sizeHint, so growth (and the re-slicing below) is rare.
+		p.arena = make([]byte, 0, sizeHint+sizeHint/8)
+	}
 	p.rows = append(p.rows, len(p.cells))
+	base := p.arena
 	for _, c := range cells {
 		off := len(p.arena)
 		p.arena = append(p.arena, c.key...)
@@ -774,7 +799,11 @@ func (p *chunk) addRow(cells []entry) {
 		p.cells = append(p.cells, entry{key: p.arena[off : off+len(c.key) : off+len(c.key)], value: p.arena[off+len(c.key) : len(p.arena) : len(p.arena)]})
 		p.size += len(c.key) + len(c.value)
 	}
-	// Re-slice after growth moved the arena.
+	if cap(base) > 0 && &base[:1][0] == &p.arena[:1][0] {
+		return // the arena did not move
+	}
+	// Re-slice after growth moved the arena (only then: doing it for every
+	// row made filling a chunk quadratic in its cell count).
 	off := 0
 	for i := range p.cells {
 		kl, vl := len(p.cells[i].key), len(p.cells[i].value)
@@ -908,7 +937,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 				dups = rs.duplicates
 				continue // ingested before a restart
 			}
-			c.addRow(cells)
+			c.addRow(cells, j.o.SSTBytes)
 			if c.size >= j.o.SSTBytes {
 				if err := send(); err != nil {
 					return err
@@ -1176,19 +1205,33 @@ func sameDesc(a, b *metapb.TabletDescriptor) bool {
 
 // cellHash is an order-dependent digest of cells (row, family, qualifier,
 // value), fed in key order both while ingesting and while scanning back.
-type cellHash struct{ h hash.Hash }
+type cellHash struct {
+	h   hash.Hash
+	buf []byte // cells gathered for one Write (many small Writes cost more)
+}
 
 func newCellHash() *cellHash { return &cellHash{h: sha256.New()} }
 
 func (c *cellHash) add(row []byte, family string, qualifier, value []byte) {
-	var n [binary.MaxVarintLen64]byte
-	for _, b := range [][]byte{row, []byte(family), qualifier, value} {
-		c.h.Write(n[:binary.PutUvarint(n[:], uint64(len(b)))])
-		c.h.Write(b)
+	c.buf = binary.AppendUvarint(c.buf, uint64(len(row)))
+	c.buf = append(c.buf, row...)
+	c.buf = binary.AppendUvarint(c.buf, uint64(len(family)))
+	c.buf = append(c.buf, family...)
+	c.buf = binary.AppendUvarint(c.buf, uint64(len(qualifier)))
+	c.buf = append(c.buf, qualifier...)
+	c.buf = binary.AppendUvarint(c.buf, uint64(len(value)))
+	c.buf = append(c.buf, value...)
+	if len(c.buf) >= 64<<10 {
+		c.h.Write(c.buf)
+		c.buf = c.buf[:0]
 	}
 }
 
-func (c *cellHash) sum() string { return hex.EncodeToString(c.h.Sum(nil)) }
+func (c *cellHash) sum() string {
+	c.h.Write(c.buf)
+	c.buf = c.buf[:0]
+	return hex.EncodeToString(c.h.Sum(nil))
+}
 
 // verify counts the table's rows that hold a cell at the job's timestamp:
 // every imported row does (a later write adds a newer version; a row

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +35,7 @@ func newImportCommand() *cobra.Command {
 		splitSize                                                             int64
 		parallel, ingestParallel                                              int
 		maxErrors                                                             int64
+		cpuProfile                                                            string
 	)
 	cmd := &cobra.Command{
 		Use:   "import --pd ADDR --table T [--raw --row-key COL --map COL=FAM:QUAL,...] FILE|DIR|-",
@@ -129,6 +132,13 @@ NULL fields (--null) write no cell.`,
 				// A SQL table: rows are encoded as sql-lite writes them.
 				o.NewEncoder, o.EncoderID = sqllite.NewImportEncoder, "sql"
 			}
+			if cpuProfile != "" {
+				stop, err := startCPUProfile(cpuProfile)
+				if err != nil {
+					return err
+				}
+				defer stop()
+			}
 			sum, err := importer.Run(cmd.Context(), o)
 			if finish != nil {
 				finish(err)
@@ -167,8 +177,24 @@ NULL fields (--null) write no cell.`,
 	fl.StringVar(&rejectFile, "reject-file", "", "where skipped rows go (default WORK-DIR/rejects.txt)")
 	fl.StringVar(&onDup, "on-duplicate", "error", "a row key given twice: error or last (the last record wins)")
 	fl.StringVar(&progress, "progress", "bar", "progress display: bar, json (lines on stdout) or none")
+	fl.StringVar(&cpuProfile, "cpuprofile", "", "write a Go CPU profile of the import to this file")
+	_ = fl.MarkHidden("cpuprofile")
 	_ = cmd.MarkFlagRequired("table")
 	return cmd
+}
+
+// startCPUProfile profiles the importer (hidden --cpuprofile, for
+// performance work); the returned func stops and closes it.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func summaryJSON(s *importer.Summary) map[string]any {

@@ -37,3 +37,14 @@ func (s *Store) HasCellForTest(cellKey []byte) (bool, error) {
 
 // StagedFilesForTest lists the staged SSTs.
 func (s *Store) StagedFilesForTest() []string { return s.stagedFiles() }
+
+// FirstLogIndexForTest is the first index still in the tablet's raft log
+// on this store (0 if the store has no replica of it).
+func (s *Store) FirstLogIndexForTest(tabletID uint64) uint64 {
+	r := s.getReplica(tabletID)
+	if r == nil {
+		return 0
+	}
+	i, _ := r.storage.FirstIndex()
+	return i
+}

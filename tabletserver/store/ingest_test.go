@@ -247,6 +247,48 @@ func TestIngestSSTApplyChecks(t *testing.T) {
 	}
 }
 
+// TestIngestTruncatesLog: megabytes of applied ingest entries make every
+// replica truncate its raft log soon after (well before the entry-count
+// rule would), so the carried SSTs do not stay in the log.
+func TestIngestTruncatesLog(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	c.WaitLeader(1)
+	b := importer.NewSSTBuilder()
+	val := make([]byte, 64<<10)
+	rand.New(rand.NewSource(1)).Read(val) // incompressible: a multi-MiB SST
+	for i := 0; i < 100; i++ {
+		k := keys.CellKey(storetest.TestTable.TableId, []byte(fmt.Sprintf("d%03d", i)), "f", []byte("q"), ingestTS)
+		if err := b.Add(k, val, ingestTS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sst, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sst.Data) < 4<<20 {
+		t.Fatalf("test SST is only %d bytes", len(sst.Data))
+	}
+	before := map[uint64]uint64{}
+	for id, n := range c.Nodes {
+		before[id] = n.Store.FirstLogIndexForTest(1)
+	}
+	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			if got := n.Store.FirstLogIndexForTest(1); got <= before[id] {
+				return fmt.Errorf("store %d: raft log still starts at %d after the ingest", id, got)
+			}
+		}
+		return nil
+	})
+	if err := c.MustRead(ctx, 1, "d042", string(val)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestIngestStagingCleanup: staged files that were never ingested go away
 // after StagedTTL (swept on the next upload) and on restart.
 func TestIngestStagingCleanup(t *testing.T) {

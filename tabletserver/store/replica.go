@@ -69,6 +69,10 @@ type replica struct {
 	readSeq           uint64
 	idleTicks         int
 	ticksSinceTrunc   int
+	// ingestLogBytes counts SST bytes applied since the log was last
+	// truncated (worker only): ingest entries are megabytes each, so the
+	// log is truncated after them instead of after RaftLogTruncateEntries.
+	ingestLogBytes    uint64
 	pendingConfChange bool
 	// inboundSnapshot is the SST built from a received snapshot, keyed by
 	// the snapshot index, until the worker installs it.

@@ -340,7 +340,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 // only.
 func (r *replica) maybeTruncateLog() {
 	size := r.storage.LogSize()
-	if size <= r.s.opts.RaftLogTruncateEntries {
+	if size <= r.s.opts.RaftLogTruncateEntries && r.ingestLogBytes < ingestTruncateBytes {
 		return
 	}
 	target := r.applied.Index
@@ -368,4 +368,7 @@ func (r *replica) maybeTruncateLog() {
 		r.s.fatal("truncate raft log", err, r)
 	}
 	r.storage.SetTruncated(tr, false)
+	if target >= r.applied.Index {
+		r.ingestLogBytes = 0
+	}
 }

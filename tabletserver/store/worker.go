@@ -267,7 +267,7 @@ func (r *replica) tick() {
 	r.raw.Tick()
 	r.idleTicks++
 	r.ticksSinceTrunc++
-	if r.ticksSinceTrunc >= 10 {
+	if r.ticksSinceTrunc >= 10 || r.ingestLogBytes >= ingestTruncateBytes {
 		r.ticksSinceTrunc = 0
 		r.maybeTruncateLog()
 	}
