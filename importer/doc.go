@@ -16,14 +16,16 @@
 //     snappy-framed runs into the work directory within Options.MemoryBytes;
 //  2. split: split points every Options.SplitBytes of sorted data are asked
 //     of the placement driver (middle first, then both halves at once) and
-//     the tablets' leaders are spread over their replicas;
+//     the tablets' leaders are spread over their replicas, while the
+//     ingest already runs (splits wait for PD heartbeats);
 //  3. ingest: a k-way merge of the runs yields rows in key order (the
 //     duplicate rule applies here), cut into chunks that
 //     Options.IngestParallel workers turn into one SST per tablet
 //     (SSTBuilder), upload to the tablet's leader (UploadSST) and ingest
 //     (IngestSST), re-cutting when a tablet split or moved meanwhile;
-//  4. verify: the table's cells at the job's timestamp are read back,
-//     counted and digested, and compared with the input's digest.
+//  4. verify: the table's cells at the job's timestamp are read back in
+//     key order, trailing the ingest's checkpointed prefix, counted and
+//     digested, and compared with the input's digest.
 //
 // Every cell of a job carries one timestamp from the placement driver's
 // oracle, fixed when the job first starts; that is what makes re-ingesting

@@ -255,6 +255,7 @@ type job struct {
 	schema  *metapb.TableSchema
 	cp      *checkpoint
 	started time.Time
+	verify  *verifier // scans what is ingested, trailing the ingest
 
 	phase      atomic.Value // string
 	inputBytes atomic.Int64
@@ -364,15 +365,23 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		go func() { splitDone <- j.splitAndScatter(sctx) }()
 	}
 	j.phase.Store("ingest")
+	vctx, stopVerify := context.WithCancel(ctx)
+	defer stopVerify()
+	j.verify = j.startVerifier(vctx)
 	err = j.ingestAll(ctx)
+	close(j.verify.upTo) // ingestAll's workers are done: no more advances
 	if err != nil {
 		stopSplit()
+		stopVerify()
+		<-j.verify.done
 	}
 	splitErr := <-splitDone
 	if err != nil {
 		return nil, err
 	}
 	if splitErr != nil {
+		stopVerify()
+		<-j.verify.done
 		return nil, splitErr
 	}
 	if !cp.Split {
@@ -383,7 +392,7 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		j.hook(Event{Name: "split"})
 	}
 	j.phase.Store("verify")
-	if err := j.verify(ctx); err != nil {
+	if err := j.finishVerify(j.verify); err != nil {
 		return nil, err
 	}
 	cp.Done = true
@@ -885,6 +894,9 @@ func (j *job) ingestAll(ctx context.Context) error {
 				cancel()
 				return
 			}
+			if j.verify != nil && d.lastKey != nil {
+				j.verify.advance(d.lastKey)
+			}
 			j.hook(Event{Name: "checkpointed"})
 		}
 	}
@@ -1233,12 +1245,43 @@ func (c *cellHash) sum() string {
 	return hex.EncodeToString(c.h.Sum(nil))
 }
 
-// verify counts the table's rows that hold a cell at the job's timestamp:
-// every imported row does (a later write adds a newer version; a row
-// deleted meanwhile, or a version collected by a 1-version family after a
-// newer write, would be missing, which is why this is reported and not an
-// error unless nothing at all is found).
-func (j *job) verify(ctx context.Context) error {
+// verifier counts the table's rows that hold a cell at the job's
+// timestamp: every imported row does (a later write adds a newer version;
+// a row deleted meanwhile, or a version collected by a 1-version family
+// after a newer write, would be missing, which is why this is reported and
+// not an error unless nothing at all is found). It trails the ingest: each
+// key sent on upTo is the last cell of the checkpointed prefix, and the
+// rows up to it are scanned while later chunks are still being ingested;
+// when upTo closes, the rest of the table is scanned. Scanning in key
+// order keeps the digest comparable with the importer's.
+type verifier struct {
+	upTo chan []byte // capacity 1; the sender replaces an unread key
+	done chan struct{}
+	n    int64
+	h    *cellHash
+	err  error
+}
+
+func (j *job) startVerifier(ctx context.Context) *verifier {
+	v := &verifier{upTo: make(chan []byte, 1), done: make(chan struct{}), h: newCellHash()}
+	go func() {
+		defer close(v.done)
+		v.err = j.runVerifier(ctx, v)
+	}()
+	return v
+}
+
+// advance tells the verifier that every row up to cell key k is in. Only
+// one goroutine calls it at a time (ingestAll's complete, under its lock).
+func (v *verifier) advance(k []byte) {
+	select {
+	case <-v.upTo: // not read yet: replace it
+	default:
+	}
+	v.upTo <- k
+}
+
+func (j *job) runVerifier(ctx context.Context, v *verifier) error {
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: j.o.PD})
 	if err != nil {
 		return err
@@ -1249,25 +1292,50 @@ func (j *job) verify(ctx context.Context) error {
 		return err
 	}
 	ts := j.cp.Timestamp
-	sc := t.Scan(ctx, kvclient.ScanOptions{Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1)}})
-	defer sc.Close()
-	var n int64
-	h := newCellHash()
-	for sc.Next() {
-		row := sc.Row()
-		if len(row.Cells) == 0 {
+	var from []byte // row to start the next scan at; nil: the table's first
+	scan := func(to []byte) error {
+		sc := t.Scan(ctx, kvclient.ScanOptions{Start: from, End: to, Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1)}})
+		defer sc.Close()
+		for sc.Next() {
+			row := sc.Row()
+			if len(row.Cells) == 0 {
+				continue
+			}
+			v.n++
+			for _, c := range row.Cells {
+				v.h.add(row.Key, c.Family, c.Qualifier, c.Value)
+			}
+		}
+		return sc.Err()
+	}
+	for k := range v.upTo {
+		d, err := keys.DecodeCellKey(k)
+		if err != nil {
+			return err
+		}
+		to := append(bytes.Clone(d.Row), 0) // the first row after d.Row
+		if from != nil && bytes.Compare(to, from) <= 0 {
 			continue
 		}
-		n++
-		for _, c := range row.Cells {
-			h.add(row.Key, c.Family, c.Qualifier, c.Value)
+		if err := scan(to); err != nil {
+			return err
 		}
+		from = to
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("importer: verifying: %w", err)
+	return scan(nil)
+}
+
+// finishVerify waits for v's last scan (ingestAll is over and closed
+// v.upTo) and checks its result.
+func (j *job) finishVerify(v *verifier) error {
+	<-v.done
+	if v.err != nil {
+		return fmt.Errorf("importer: verifying: %w", v.err)
 	}
+	ts := j.cp.Timestamp
+	n := v.n
 	j.cp.VerifiedRows = n
-	j.cp.VerifiedChecksum = h.sum()
+	j.cp.VerifiedChecksum = v.h.sum()
 	switch {
 	case n == 0 && j.cp.RowsIngested > 0:
 		return fmt.Errorf("importer: verification found none of the %d imported rows at timestamp %d", j.cp.RowsIngested, ts)
