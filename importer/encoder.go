@@ -51,10 +51,12 @@ func ParseMappings(s string) ([]Mapping, error) {
 	return out, nil
 }
 
-// Limits the stores enforce on cells (tabletserver/store Limits defaults).
+// Limits the stores enforce on cells (tabletserver/store Limits
+// defaults). Encoders check them per record so a bad row is rejected with
+// its file, line and column instead of failing its whole SST at ingest.
 const (
-	maxRowKeyBytes = 4 << 10
-	maxValueBytes  = 8 << 20
+	MaxRowKeyBytes = 4 << 10
+	MaxValueBytes  = 8 << 20
 )
 
 // RawEncoder writes each mapped column of a record as one cell of the row
@@ -135,16 +137,16 @@ func (e *RawEncoder) Encode(rec *Record, emit func(cellKey, value []byte) error)
 	switch {
 	case rk.Null || len(rk.Bytes) == 0:
 		return &FieldError{Field: e.rowIdx, Err: errors.New("row key is empty")}
-	case len(rk.Bytes) > maxRowKeyBytes:
-		return &FieldError{Field: e.rowIdx, Err: fmt.Errorf("row key is %d bytes; the limit is %d", len(rk.Bytes), maxRowKeyBytes)}
+	case len(rk.Bytes) > MaxRowKeyBytes:
+		return &FieldError{Field: e.rowIdx, Err: fmt.Errorf("row key is %d bytes; the limit is %d", len(rk.Bytes), MaxRowKeyBytes)}
 	}
 	for _, c := range e.cols {
 		v := rec.Values[c.idx]
 		if v.Null {
 			continue
 		}
-		if len(v.Bytes) > maxValueBytes {
-			return &FieldError{Field: c.idx, Err: fmt.Errorf("value is %d bytes; the limit is %d", len(v.Bytes), maxValueBytes)}
+		if len(v.Bytes) > MaxValueBytes {
+			return &FieldError{Field: c.idx, Err: fmt.Errorf("value is %d bytes; the limit is %d", len(v.Bytes), MaxValueBytes)}
 		}
 	}
 	var buf []byte

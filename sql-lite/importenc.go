@@ -10,11 +10,6 @@ import (
 	"github.com/shaledb/shale/proto/metapb"
 )
 
-// maxImportKeyBytes is the stores' row-key limit (tabletserver/store
-// Limits), checked here so a bad row is rejected with its line and column
-// rather than failing its whole SST at ingest.
-const maxImportKeyBytes = 4 << 10
-
 // NewImportEncoder returns the bulk importer's encoder for a SQL table:
 // input columns are matched to table columns by name (case-insensitive),
 // each field is converted to its column's type with the same checked
@@ -42,7 +37,7 @@ type importEncoder struct {
 	field   []int // input field per table column; -1: absent
 	vals    []Datum
 	pkVals  []Datum
-	key     []byte
+	encoded [][]byte // per column; nil: no cell
 }
 
 // Bind implements importer.Encoder.
@@ -98,17 +93,28 @@ func (e *importEncoder) Encode(rec *importer.Record, emit func(cellKey, value []
 	if err != nil {
 		return &importer.FieldError{Field: e.field[t.pk[0]], Err: err}
 	}
-	if len(key) > maxImportKeyBytes {
-		return &importer.FieldError{Field: e.field[t.pk[0]], Err: errf(CodeConstraint, "primary key encodes to %d bytes; the limit is %d", len(key), maxImportKeyBytes)}
+	if len(key) > importer.MaxRowKeyBytes {
+		return &importer.FieldError{Field: e.field[t.pk[0]], Err: errf(CodeConstraint, "primary key encodes to %d bytes; the limit is %d", len(key), importer.MaxRowKeyBytes)}
 	}
-	var buf, val []byte
+	// Encode every value first: a row with one bad field emits nothing.
+	e.encoded = e.encoded[:0]
 	for ci, col := range t.cols {
-		if t.isPK[ci] || e.vals[ci].IsNull() {
+		var v []byte
+		if !t.isPK[ci] && !e.vals[ci].IsNull() {
+			v = encodeValue([]byte{}, e.vals[ci], col.Type, false) // non-nil, also for ''
+			if len(v) > importer.MaxValueBytes {
+				return &importer.FieldError{Field: max(e.field[ci], 0), Err: errf(CodeConstraint, "column %s: value is %d bytes; the limit is %d", col.Name, len(v), importer.MaxValueBytes)}
+			}
+		}
+		e.encoded = append(e.encoded, v)
+	}
+	var buf []byte
+	for ci, v := range e.encoded {
+		if v == nil {
 			continue
 		}
 		buf = keys.AppendCellKey(buf[:0], e.tableID, key, family, t.quals[ci], e.ts)
-		val = encodeValue(val[:0], e.vals[ci], col.Type, false)
-		if err := emit(buf, val); err != nil {
+		if err := emit(buf, v); err != nil {
 			return err
 		}
 	}

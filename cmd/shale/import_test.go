@@ -129,6 +129,8 @@ func TestImportSQLTable(t *testing.T) {
 		note, noteOut := fmt.Sprintf("n%d", i), fmt.Sprintf("n%d", i)
 		if i%7 == 0 {
 			note, noteOut = `\N`, ""
+		} else if i%11 == 0 {
+			note, noteOut = "", "" // an empty string, not NULL
 		}
 		fmt.Fprintf(&in, "%d,%s,%d,%s\n", i, region, i*10-500, note)
 		rows = append(rows, row{region, i, fmt.Sprintf("%s,%d,%d,%s,true\n", region, i, i*10-500, noteOut)})
@@ -151,6 +153,10 @@ func TestImportSQLTable(t *testing.T) {
 	require.Contains(t, out, `"verified_rows":200`)
 
 	require.Equal(t, want.String(), sql("SELECT region, id, bal, note, active FROM acct ORDER BY region, id"))
+	// CSV shows NULL and '' alike: count them apart. i%7 == 0: NULL (29
+	// rows); otherwise i%11 == 0: '' (16 rows).
+	require.Equal(t, "n\n29\n", sql("SELECT COUNT(*) AS n FROM acct WHERE note IS NULL"))
+	require.Equal(t, "n\n16\n", sql("SELECT COUNT(*) AS n FROM acct WHERE note = ''"))
 	// Imported rows are ordinary SQL rows: their version cell lets
 	// single-row writes apply.
 	sql("UPDATE acct SET bal = bal + 1 WHERE region = 'eu' AND id = 3")
