@@ -77,9 +77,14 @@ t0=$(now)
 	--duration 24h --json "$OUT/load.json" >"$OUT/load.txt" 2>"$OUT/load.log"
 t1=$(now)
 
+cpu_of() { awk '{printf "%.1f", ($14 + $15) / 100}' "/proc/$1/stat"; } # user+system seconds
+
 log "bulk path: shale import"
-import_into usertable_import "$OUT/import" | tee "$OUT/import.txt"
+c1=$(cpu_of "$PG_PID")
+TIMEFORMAT='importer CPU: %U s user, %S s system'
+time import_into usertable_import "$OUT/import" | tee "$OUT/import.txt"
 t2=$(now)
+echo "cluster CPU during the import: $(echo "$(cpu_of "$PG_PID") - $c1" | bc) s" | tee -a "$OUT/import.txt"
 
 log "foreground reads (workload c on usertable_load) during a second import"
 "$SHALE" bench ycsb run --target shale --pd "$PD" --workload c --threads 16 --seed 1 \

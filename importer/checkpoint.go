@@ -47,7 +47,7 @@ type checkpoint struct {
 	Recuts        int64  `json:"recuts"`
 	Duplicates    int64  `json:"duplicates"`
 
-	// Checksum digests every imported cell in key order (cellHash).
+	// Checksum digests every imported cell (cellSum).
 	Checksum string `json:"checksum,omitempty"`
 
 	Done             bool   `json:"done"`

@@ -168,6 +168,18 @@ func TestImportRawCSVAndJSONL(t *testing.T) {
 	o.Progress = func(p importer.Progress) { phases.Store(p.Phase, true) }
 	o.Logger = slog.Default()
 	o.ProgressInterval = time.Millisecond
+	var sstMu sync.Mutex
+	var ingested [][2][]byte // row spans of the ingested SSTs
+	o.Hook = func(ev importer.Event) {
+		if ev.Name == "ingested" {
+			lo, err1 := keys.DecodeCellKey(ev.SST.Smallest)
+			hi, err2 := keys.DecodeCellKey(ev.SST.Largest)
+			require.NoError(t, errors.Join(err1, err2))
+			sstMu.Lock()
+			ingested = append(ingested, [2][]byte{bytes.Clone(lo.Row), bytes.Clone(hi.Row)})
+			sstMu.Unlock()
+		}
+	}
 	sum, err := importer.Run(e.ctx, o)
 	require.NoError(t, err)
 	t.Log(sum)
@@ -182,6 +194,14 @@ func TestImportRawCSVAndJSONL(t *testing.T) {
 	tablets, err := mustTable(e, "users").Tablets(e.ctx)
 	require.NoError(t, err)
 	require.Greater(t, len(tablets), 2, "the import split the table")
+	// SSTs are cut at the planned split points: none spans a boundary
+	// of the tablets the import split the table into.
+	for _, tab := range tablets[1:] {
+		for _, span := range ingested {
+			require.False(t, bytes.Compare(span[0], tab.StartRow) < 0 && bytes.Compare(tab.StartRow, span[1]) <= 0,
+				"an SST of rows %q..%q spans the split point %q", span[0], span[1], tab.StartRow)
+		}
+	}
 
 	// Running the finished job again does nothing.
 	again, err := importer.Run(e.ctx, o)

@@ -4,16 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -22,8 +19,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/errorpb"
+	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -57,7 +57,8 @@ type Options struct {
 	// MemoryBytes bounds the sort buffers (all readers together). Default
 	// 256 MiB.
 	MemoryBytes int
-	// Parallel is how many input files are read at once. Default 2.
+	// Parallel is how many input files are read at once (each is parsed
+	// by GOMAXPROCS workers). Default 2.
 	Parallel int
 	// SSTBytes is the target size of one SST. Default 8 MiB, at most 12.
 	SSTBytes int
@@ -134,8 +135,9 @@ type Summary struct {
 	SSTs         int64
 	Recuts       int64
 	VerifiedRows int64
-	// Checksum is a SHA-256 over the imported cells in key order;
-	// VerifiedChecksum the same over the cells read back at Timestamp.
+	// Checksum digests the imported cells (the sum of keys.CellDigest);
+	// VerifiedChecksum is the same digest of the table's cells at
+	// Timestamp, computed by the tablet servers.
 	Checksum, VerifiedChecksum string
 	Resumed                    bool
 	Duration                   time.Duration
@@ -256,6 +258,13 @@ type job struct {
 	cp      *checkpoint
 	started time.Time
 	verify  *verifier // scans what is ingested, trailing the ingest
+	// splits are the planned split points (row keys, increasing); SSTs
+	// never span one, so a split under an SST in flight leaves its bytes
+	// as they are (staged copies stay valid).
+	splits [][]byte
+	// rawSSTs: an SST's blocks did not compress, so later ones are
+	// written without compression.
+	rawSSTs atomic.Bool
 
 	phase      atomic.Value // string
 	inputBytes atomic.Int64
@@ -356,6 +365,7 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 	// cut for a tablet that splits before they land are re-cut (an epoch
 	// mismatch), and cells ingested before a split simply end up in
 	// whichever half holds their keys.
+	j.splits = j.splitPoints()
 	splitDone := make(chan error, 1)
 	sctx, stopSplit := context.WithCancel(ctx)
 	defer stopSplit()
@@ -514,8 +524,7 @@ func (j *job) parse(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	var firstErr error
-	var errMu sync.Mutex
+	fe := &firstError{cancel: cancel}
 	for w := 0; w < min(j.o.Parallel, len(j.files)); w++ {
 		wg.Add(1)
 		go func() {
@@ -525,28 +534,18 @@ func (j *job) parse(ctx context.Context) error {
 				if i >= len(j.files) || ctx.Err() != nil {
 					return
 				}
-				s := newSorter(dir, fmt.Sprintf("f%05d", i), budget)
-				s.sampleEvery = max(min(sampleBytes, j.o.SplitBytes/8), 1)
-				n, err := j.parseFile(ctx, i, s)
-				if err == nil {
-					err = s.spill()
-				}
+				runs, samples, n, err := j.parseFile(ctx, i, budget)
 				if err != nil {
-					errMu.Lock()
-					if firstErr == nil {
-						firstErr = err
-					}
-					errMu.Unlock()
-					cancel()
+					fe.set(err)
 					return
 				}
-				results[i] = result{s.runs, s.samples, n}
+				results[i] = result{runs, samples, n}
 			}
 		}()
 	}
 	wg.Wait()
-	if firstErr != nil {
-		return firstErr
+	if err := fe.get(); err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
@@ -564,26 +563,18 @@ func (j *job) parse(ctx context.Context) error {
 	return cp.save(dir)
 }
 
-// parseFile reads input file i into s and returns the cell bytes added.
-func (j *job) parseFile(ctx context.Context, i int, s *sorter) (int64, error) {
-	f := j.files[i]
-	var r io.Reader
-	name := f.path
-	if f.stdin {
-		if j.o.Stdin == nil {
-			return 0, errors.New("importer: input - (stdin) but no stdin reader")
-		}
-		r, name = j.o.Stdin, "<stdin>"
-	} else {
-		fh, err := os.Open(f.path)
-		if err != nil {
-			return 0, fmt.Errorf("importer: %w", err)
-		}
-		defer fh.Close()
-		r = fh
-	}
-	var local int64
-	r = countingReader{r: r, n: &local}
+// parseWorker encodes records into its own sorter.
+type parseWorker struct {
+	j     *job
+	file  int
+	enc   Encoder
+	s     *sorter
+	rc    recordCells
+	p     *sourceParser
+	bytes int64
+}
+
+func (j *job) newParseWorker(file, w, budget int) (*parseWorker, error) {
 	var enc Encoder
 	var err error
 	if j.o.NewEncoder != nil {
@@ -592,47 +583,208 @@ func (j *job) parseFile(ctx context.Context, i int, s *sorter) (int64, error) {
 		enc, err = NewRawEncoder(j.schema, j.o.RowKey, j.o.Mappings, j.cp.Timestamp)
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	var recNo uint64
-	var cellBytes, reported int64
-	bind := func(cols []string) error {
-		if err := enc.Bind(cols); err != nil {
-			return fmt.Errorf("%s: %w", name, err)
-		}
-		return nil
+	s := newSorter(j.o.WorkDir, fmt.Sprintf("f%05d-%d", file, w), budget)
+	s.sampleEvery = max(min(sampleBytes, j.o.SplitBytes/8), 1)
+	return &parseWorker{j: j, file: file, enc: enc, s: s}, nil
+}
+
+// row encodes one record into the sorter. Its seq is its line: records of
+// one file start on distinct, increasing lines whichever worker parses
+// them, which is all the duplicate rule needs (a file of 2^40 lines would
+// overflow into the file index).
+func (w *parseWorker) row(rec *Record) error {
+	w.rc.reset()
+	if err := w.enc.Encode(rec, w.rc.emit); err != nil {
+		return err
 	}
-	row := func(rec *Record) error {
-		if recNo&1023 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			j.inputBytes.Add(local - reported)
-			reported = local
+	n, err := w.s.addRecord(&w.rc, uint64(w.file)<<40|uint64(rec.Line), uint32(rec.Line))
+	if err != nil {
+		return err
+	}
+	w.bytes += n
+	w.j.inputRows.Add(1)
+	return nil
+}
+
+// parseBatch is a batch of one file on its way through the parse workers;
+// its rejects are kept, in input order, for the committer.
+type parseBatch struct {
+	b       *batch
+	rejects []*InputError
+	done    chan struct{}
+}
+
+// parseFile reads input file i and returns the runs its sorters wrote and
+// the cell bytes added. One goroutine (this one) reads and cuts the file
+// into batches of whole records; until the first good record has fixed
+// the columns it parses them itself, then GOMAXPROCS workers, each with
+// its own encoder and sorter (budget shared), parse the rest. Rejects are
+// committed in input order, so the reject file, --max-errors and the
+// error that fails the job are those of a serial parse.
+func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sample, int64, error) {
+	f := j.files[i]
+	var r io.Reader
+	name := f.path
+	if f.stdin {
+		if j.o.Stdin == nil {
+			return nil, nil, 0, errors.New("importer: input - (stdin) but no stdin reader")
 		}
-		seq := uint64(i)<<40 | recNo
-		// Encode into a scratch list first so a bad field adds nothing.
-		var cells []entry
-		err := enc.Encode(rec, func(k, v []byte) error {
-			cells = append(cells, entry{key: append([]byte(nil), k...), value: append([]byte(nil), v...)})
-			return nil
-		})
+		r, name = j.o.Stdin, "<stdin>"
+	} else {
+		fh, err := os.Open(f.path)
 		if err != nil {
-			return err
+			return nil, nil, 0, fmt.Errorf("importer: %w", err)
 		}
-		for _, c := range cells {
-			if err := s.add(c.key, c.value, seq, uint32(rec.Line)); err != nil {
-				return err
-			}
-			cellBytes += int64(len(c.key) + len(c.value))
-		}
-		recNo++
-		j.inputRows.Add(1)
-		return nil
+		defer fh.Close()
+		r = fh
 	}
-	err = readSource(name, r, j.o.Source, bind, row, j.reject)
-	j.inputBytes.Add(local - reported)
-	return cellBytes, err
+	nw := max(runtime.GOMAXPROCS(0), 1)
+	workers := make([]*parseWorker, nw)
+	for w := range workers {
+		var err error
+		if workers[w], err = j.newParseWorker(i, w, budget/nw); err != nil {
+			return nil, nil, 0, err
+		}
+	}
+	finish := func(err error) ([]string, []Sample, int64, error) {
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		var runs []string
+		var samples []Sample
+		var n int64
+		for _, w := range workers {
+			runs, samples, n = append(runs, w.s.runs...), append(samples, w.s.samples...), n+w.bytes
+		}
+		return runs, samples, n, nil
+	}
+	c := newCutter(r, j.o.Source)
+	c.read = func(n int) { j.inputBytes.Add(int64(n)) }
+	readErr := func(err error) error { return fmt.Errorf("%s: %w", name, err) }
+
+	// Serial until the columns are known (normally the first batch).
+	w0 := workers[0]
+	w0.p = &sourceParser{name: name, o: j.o.Source, row: w0.row, bad: j.reject, bind: func(cols []string) error {
+		for _, w := range workers {
+			if err := w.enc.Bind(cols); err != nil {
+				return fmt.Errorf("%s: %w", name, err)
+			}
+		}
+		return nil
+	}}
+	for !w0.p.bound {
+		if err := ctx.Err(); err != nil {
+			return finish(err)
+		}
+		b, err := c.next(nil)
+		if err != nil {
+			return finish(readErr(err))
+		}
+		if b == nil {
+			err := w0.p.finish()
+			if err == nil {
+				err = w0.s.spill()
+			}
+			return finish(err)
+		}
+		if err := w0.p.parse(b); err != nil {
+			return finish(err)
+		}
+	}
+
+	// Parallel: the cutter (here) feeds the workers, the committer takes
+	// the batches' rejects in input order. At most 2*nw batches are in
+	// flight, their buffers recycled.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	fe := &firstError{cancel: cancel}
+	fail := fe.set
+	work := make(chan *parseBatch, nw)
+	ordered := make(chan *parseBatch, 2*nw)
+	free := make(chan []byte, 3*nw+1)
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var pb *parseBatch
+			p := w0.p.fork(w.row, func(ie *InputError) error {
+				pb.rejects = append(pb.rejects, ie)
+				return nil
+			})
+			for pb = range work {
+				if ctx.Err() == nil {
+					if err := p.parse(pb.b); err != nil {
+						fail(err)
+					}
+				}
+				close(pb.done)
+			}
+			if ctx.Err() == nil {
+				if err := w.s.spill(); err != nil {
+					fail(err)
+				}
+			}
+		}()
+	}
+	committed := make(chan struct{})
+	go func() {
+		defer close(committed)
+		for pb := range ordered {
+			<-pb.done
+			for _, ie := range pb.rejects {
+				if ctx.Err() != nil {
+					break
+				}
+				if err := j.reject(ie); err != nil {
+					fail(err)
+				}
+			}
+			select {
+			case free <- pb.b.data:
+			default:
+			}
+		}
+	}()
+	for ctx.Err() == nil {
+		var buf []byte
+		select {
+		case buf = <-free:
+		default:
+		}
+		b, err := c.next(buf)
+		if err != nil {
+			fail(readErr(err))
+			break
+		}
+		if b == nil {
+			break
+		}
+		pb := &parseBatch{b: b, done: make(chan struct{})}
+		select {
+		case ordered <- pb:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			close(pb.done)
+			break
+		}
+		select {
+		case work <- pb:
+		case <-ctx.Done():
+			close(pb.done)
+		}
+	}
+	close(work)
+	close(ordered)
+	wg.Wait()
+	<-committed
+	if err := fe.get(); err != nil {
+		return finish(err)
+	}
+	return finish(ctx.Err())
 }
 
 // reject records a malformed row, or fails the job once MaxErrors is
@@ -857,18 +1009,11 @@ func (j *job) ingestAll(ctx context.Context) error {
 	var (
 		wg       sync.WaitGroup
 		mu       sync.Mutex
-		firstErr error
+		fe       = &firstError{cancel: cancel}
 		finished = map[int]*chunk{}
 		next     int
 	)
-	fail := func(err error) {
-		mu.Lock()
-		if firstErr == nil {
-			firstErr = err
-		}
-		mu.Unlock()
-		cancel()
-	}
+	fail := fe.set
 	complete := func(c *chunk) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -888,10 +1033,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 			cp.Recuts += d.recuts
 			cp.Duplicates += d.dups
 			if err := cp.save(j.o.WorkDir); err != nil {
-				if firstErr == nil {
-					firstErr = err
-				}
-				cancel()
+				fail(err)
 				return
 			}
 			if j.verify != nil && d.lastKey != nil {
@@ -913,7 +1055,8 @@ func (j *job) ingestAll(ctx context.Context) error {
 			}
 		}()
 	}
-	sum := newCellHash()
+	var sum cellSum
+	var dec keys.CellDecoder // a row's cells share its decoded parts
 	produce := func() error {
 		var dups int64
 		seq := 0
@@ -939,7 +1082,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 				break
 			}
 			for _, c := range cells {
-				d, err := keys.DecodeCellKey(c.key)
+				d, err := dec.Decode(c.key)
 				if err != nil {
 					return err
 				}
@@ -964,8 +1107,9 @@ func (j *job) ingestAll(ctx context.Context) error {
 	err = produce()
 	close(work)
 	wg.Wait()
+	firstErr := fe.get()
 	if err == nil && firstErr == nil {
-		cp.Checksum = sum.sum()
+		cp.Checksum = sum.String()
 	}
 	if err != nil {
 		if firstErr != nil && errors.Is(err, context.Canceled) {
@@ -977,6 +1121,30 @@ func (j *job) ingestAll(ctx context.Context) error {
 		return firstErr
 	}
 	return ctx.Err()
+}
+
+// firstError keeps the first error a group of goroutines reports and
+// cancels their context when it arrives (errgroup's rule, for goroutines
+// that report from several places and go on draining their queues).
+type firstError struct {
+	mu     sync.Mutex
+	err    error
+	cancel context.CancelFunc
+}
+
+func (f *firstError) set(err error) {
+	f.mu.Lock()
+	if f.err == nil {
+		f.err = err
+	}
+	f.mu.Unlock()
+	f.cancel()
+}
+
+func (f *firstError) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 func (j *job) fileName(seq uint64) string {
@@ -998,6 +1166,12 @@ type location struct {
 
 func (l location) containsRow(rowKey []byte) bool {
 	return bytes.Compare(rowKey, l.desc.StartKey) >= 0 && (len(l.desc.EndKey) == 0 || bytes.Compare(rowKey, l.desc.EndKey) < 0)
+}
+
+// containsCell reports whether the row of a cell key lies in l.
+func (l location) containsCell(cellKey []byte) bool {
+	row, err := keys.RowPrefix(cellKey)
+	return err == nil && l.containsRow(row)
 }
 
 // ingestChunk ingests every row of p, cutting SSTs at tablet boundaries
@@ -1023,14 +1197,24 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 			}
 			loc = &location{desc: info.Tablet, leader: info.LeaderStoreId}
 		}
-		b := NewSSTBuilder()
+		b := newSSTBuilder(!j.rawSSTs.Load(), j.o.SSTBytes)
 		end := row
+		// The first planned split point above firstRow ends the SST too.
+		var splitAt []byte
+		if i, _ := slices.BinarySearchFunc(j.splits, firstRow, bytes.Compare); i < len(j.splits) {
+			if splitAt = j.splits[i]; bytes.Equal(splitAt, firstRow) {
+				splitAt = nil
+				if i+1 < len(j.splits) {
+					splitAt = j.splits[i+1]
+				}
+			}
+		}
 		for end < len(p.rows) {
 			rk, err := keys.RowPrefix(p.cells[p.rows[end]].key)
 			if err != nil {
 				return err
 			}
-			if !loc.containsRow(rk) {
+			if !loc.containsRow(rk) || (splitAt != nil && bytes.Compare(rk, splitAt) >= 0) {
 				break
 			}
 			for _, c := range p.cells[p.rows[end]:p.rowEnd(end)] {
@@ -1043,6 +1227,10 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 		sst, err := b.Finish()
 		if err != nil {
 			return err
+		}
+		if !b.ValuesCompress() && sst.KeyCount > 1000 {
+			// The data does not compress: stop paying for the attempts.
+			j.rawSSTs.Store(true)
 		}
 		if len(sst.Data) > maxSSTBytes {
 			return fmt.Errorf("importer: an SST for tablet %d grew to %d bytes (limit %d); lower --sst-size", loc.desc.TabletId, len(sst.Data), maxSSTBytes)
@@ -1088,12 +1276,12 @@ func (j *job) backoff(ctx context.Context, attempt int) error {
 	}
 }
 
-// ingestOne uploads sst to loc's leader and ingests it. It returns a new
-// location when the SST must be re-cut (the tablet split, merged or moved
-// since it was cut), nil when it is in.
+// ingestOne uploads sst to every replica of loc and has the leader ingest
+// it. It returns a new location when the SST must be re-cut (the tablet
+// split, merged or moved since it was cut), nil when it is in.
 func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location, error) {
 	leader := loc.leader
-	uploadedTo := uint64(0)
+	staged := map[uint64]bool{} // stores holding the file
 	var lastErr error
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
@@ -1129,17 +1317,25 @@ func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location
 			}
 			continue
 		}
-		if uploadedTo != leader {
-			if _, err := UploadSST(ctx, cl, loc.desc.TabletId, sst); err != nil {
+		if !staged[leader] {
+			t0 := time.Now()
+			err := j.stage(ctx, loc, leader, cl, sst, staged)
+			j.o.Logger.Debug("SST staged", "tablet", loc.desc.TabletId, "bytes", len(sst.Data), "stores", len(staged), "took", time.Since(t0), "err", err)
+			if err != nil {
 				lastErr = err
-				if next, err := j.route(ctx, err, loc, &leader, attempt); next != nil || err != nil {
+				if next, err := j.route(ctx, err, loc, &leader, sst, attempt); next != nil || err != nil {
 					return next, err
 				}
 				continue
 			}
-			uploadedTo = leader
 		}
-		resp, err := cl.IngestSST(ctx, IngestRequest(loc.desc.TabletId, loc.desc.Epoch, j.schema.TableId, sst))
+		req := IngestRequest(loc.desc.TabletId, loc.desc.Epoch, j.schema.TableId, sst)
+		for id := range staged {
+			req.StagedStoreIds = append(req.StagedStoreIds, id)
+		}
+		t0 := time.Now()
+		resp, err := cl.IngestSST(ctx, req)
+		j.o.Logger.Debug("SST ingest", "tablet", loc.desc.TabletId, "by_reference", len(staged) >= len(loc.desc.Replicas), "took", time.Since(t0), "err", err)
 		if err == nil {
 			if resp.KeyCount != sst.KeyCount {
 				return nil, fmt.Errorf("importer: tablet %d acknowledged %d cells of an SST of %d", loc.desc.TabletId, resp.KeyCount, sst.KeyCount)
@@ -1148,19 +1344,73 @@ func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location
 		}
 		lastErr = err
 		prev := leader
-		next, rerr := j.route(ctx, err, loc, &leader, attempt)
+		next, rerr := j.route(ctx, err, loc, &leader, sst, attempt)
 		if next != nil || rerr != nil {
 			return next, rerr
 		}
-		if r, _ := classify(err); r == routeReupload || leader != prev {
-			uploadedTo = 0
+		if r, _ := classify(err); r == routeReupload {
+			delete(staged, prev) // the leader lost it (restart or sweep)
 		}
 	}
 }
 
+// stage uploads sst, at once, to loc's leader (through cl) and to every
+// replica of loc that does not hold it yet, and records in staged the
+// stores that do. It returns the leader's upload error. A follower that
+// cannot take the file is left out: the leader then carries the file in
+// the raft entry instead of naming it (tabletserver/store/ingest.go).
+func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.TabletClient, sst *SST, staged map[uint64]bool) error {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	var leaderErr error
+	upload := func(id uint64) {
+		defer wg.Done()
+		var err error
+		if id == leader {
+			_, err = UploadSST(ctx, cl, loc.desc.TabletId, sst)
+		} else {
+			// A follower that is down or partitioned must not hold up
+			// the ingest for long.
+			fctx, cancel := context.WithTimeout(ctx, followerUploadTimeout+time.Duration(len(sst.Data)>>20)*time.Second)
+			defer cancel()
+			var fcl kvpb.TabletClient
+			if fcl, err = j.cl.client(fctx, id); err == nil {
+				_, err = UploadSST(fctx, fcl, loc.desc.TabletId, sst)
+			}
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			staged[id] = true
+		case id == leader:
+			leaderErr = err
+		default:
+			j.o.Logger.Debug("follower upload failed; the SST will travel in the raft entry", "tablet", loc.desc.TabletId, "store", id, "err", err)
+		}
+	}
+	// The targets are chosen before any upload starts: the uploads write
+	// to staged.
+	targets := []uint64{leader}
+	for _, rep := range loc.desc.Replicas {
+		if rep.StoreId != leader && !staged[rep.StoreId] {
+			targets = append(targets, rep.StoreId)
+		}
+	}
+	for _, id := range targets {
+		wg.Add(1)
+		go upload(id)
+	}
+	wg.Wait()
+	return leaderErr
+}
+
+// followerUploadTimeout (plus a second per MiB) bounds a follower's upload.
+const followerUploadTimeout = 5 * time.Second
+
 // route reacts to an error of an upload or ingest: it may change *leader,
 // return a location to re-cut for, or a fatal error.
-func (j *job) route(ctx context.Context, err error, loc *location, leader *uint64, attempt int) (*location, error) {
+func (j *job) route(ctx context.Context, err error, loc *location, leader *uint64, sst *SST, attempt int) (*location, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
@@ -1175,6 +1425,19 @@ func (j *job) route(ctx context.Context, err error, loc *location, leader *uint6
 		}
 		return nil, nil
 	case routeRecut:
+		// The leader's answer names the tablet's current shape; when the
+		// SST still fits in it (SSTs are cut at the planned split
+		// points), retry there at once rather than wait for the PD to
+		// hear of the split: the bytes, and so the staged copies, are
+		// the same.
+		if em, ok := errs.Detail(err).(*errorpb.EpochMismatch); ok && *leader != 0 && sst != nil {
+			for _, d := range em.Current {
+				nl := &location{desc: d, leader: *leader}
+				if d.TabletId == loc.desc.TabletId && !sameDesc(d, loc.desc) && nl.containsCell(sst.Smallest) && nl.containsCell(sst.Largest) {
+					return nl, nil
+				}
+			}
+		}
 		if err := j.backoff(ctx, 0); err != nil {
 			return nil, err
 		}
@@ -1215,35 +1478,20 @@ func sameDesc(a, b *metapb.TabletDescriptor) bool {
 
 // ---- phase 4: verify ----
 
-// cellHash is an order-dependent digest of cells (row, family, qualifier,
-// value), fed in key order both while ingesting and while scanning back.
-type cellHash struct {
-	h   hash.Hash
-	buf []byte // cells gathered for one Write (many small Writes cost more)
+// cellSum digests cells (row, family, qualifier, value): the wrapping sum
+// of keys.CellDigest over them, so the input's digest can be compared with
+// the one the tablet servers compute over the table (kvclient.Digest)
+// without shipping the data back.
+type cellSum struct {
+	d   keys.CellDigester
+	sum uint64
 }
 
-func newCellHash() *cellHash { return &cellHash{h: sha256.New()} }
-
-func (c *cellHash) add(row []byte, family string, qualifier, value []byte) {
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(row)))
-	c.buf = append(c.buf, row...)
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(family)))
-	c.buf = append(c.buf, family...)
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(qualifier)))
-	c.buf = append(c.buf, qualifier...)
-	c.buf = binary.AppendUvarint(c.buf, uint64(len(value)))
-	c.buf = append(c.buf, value...)
-	if len(c.buf) >= 64<<10 {
-		c.h.Write(c.buf)
-		c.buf = c.buf[:0]
-	}
+func (c *cellSum) add(row []byte, family string, qualifier, value []byte) {
+	c.sum += c.d.CellDigest(row, family, qualifier, value)
 }
 
-func (c *cellHash) sum() string {
-	c.h.Write(c.buf)
-	c.buf = c.buf[:0]
-	return hex.EncodeToString(c.h.Sum(nil))
-}
+func (c *cellSum) String() string { return fmt.Sprintf("%016x", c.sum) }
 
 // verifier counts the table's rows that hold a cell at the job's
 // timestamp: every imported row does (a later write adds a newer version;
@@ -1258,12 +1506,12 @@ type verifier struct {
 	upTo chan []byte // capacity 1; the sender replaces an unread key
 	done chan struct{}
 	n    int64
-	h    *cellHash
+	sum  uint64 // of the rows' cell digests
 	err  error
 }
 
 func (j *job) startVerifier(ctx context.Context) *verifier {
-	v := &verifier{upTo: make(chan []byte, 1), done: make(chan struct{}), h: newCellHash()}
+	v := &verifier{upTo: make(chan []byte, 1), done: make(chan struct{})}
 	go func() {
 		defer close(v.done)
 		v.err = j.runVerifier(ctx, v)
@@ -1294,17 +1542,16 @@ func (j *job) runVerifier(ctx context.Context, v *verifier) error {
 	ts := j.cp.Timestamp
 	var from []byte // row to start the next scan at; nil: the table's first
 	scan := func(to []byte) error {
-		sc := t.Scan(ctx, kvclient.ScanOptions{Start: from, End: to, Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1)}})
+		// The servers digest the cells; only row keys come back.
+		sc := t.Scan(ctx, kvclient.ScanOptions{Start: from, End: to, Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1), kvclient.Digest()}})
 		defer sc.Close()
 		for sc.Next() {
 			row := sc.Row()
-			if len(row.Cells) == 0 {
+			if row.CellCount == 0 {
 				continue
 			}
 			v.n++
-			for _, c := range row.Cells {
-				v.h.add(row.Key, c.Family, c.Qualifier, c.Value)
-			}
+			v.sum += row.CellDigest
 		}
 		return sc.Err()
 	}
@@ -1335,13 +1582,13 @@ func (j *job) finishVerify(v *verifier) error {
 	ts := j.cp.Timestamp
 	n := v.n
 	j.cp.VerifiedRows = n
-	j.cp.VerifiedChecksum = v.h.sum()
+	j.cp.VerifiedChecksum = fmt.Sprintf("%016x", v.sum)
 	switch {
 	case n == 0 && j.cp.RowsIngested > 0:
 		return fmt.Errorf("importer: verification found none of the %d imported rows at timestamp %d", j.cp.RowsIngested, ts)
 	case n == j.cp.RowsIngested && j.cp.Checksum != "" && j.cp.VerifiedChecksum != j.cp.Checksum:
 		// Every row is there but some cell differs: never expected.
-		return fmt.Errorf("importer: verification: the table's cells at timestamp %d differ from the input (sha256 %s, expected %s)", ts, j.cp.VerifiedChecksum, j.cp.Checksum)
+		return fmt.Errorf("importer: verification: the table's cells at timestamp %d differ from the input (digest %s, expected %s)", ts, j.cp.VerifiedChecksum, j.cp.Checksum)
 	}
 	return nil
 }

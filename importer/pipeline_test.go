@@ -89,17 +89,9 @@ func TestExternalSort(t *testing.T) {
 	require.NoError(t, s.spill())
 	require.Greater(t, len(s.runs), 2, "the budget forced spills")
 	sort.Slice(want, func(a, b int) bool { return want[a].key < want[b].key })
-	m, err := newMerger(dir, s.runs)
-	require.NoError(t, err)
-	defer m.close()
-	var prev *runReader
-	for i := 0; ; i++ {
-		e, err := m.next(&prev)
-		require.NoError(t, err)
-		if e == nil {
-			require.Equal(t, len(want), i)
-			break
-		}
+	got := mergedEntries(t, dir, s.runs)
+	require.Len(t, got, len(want))
+	for i, e := range got {
 		require.Equal(t, want[i].key, string(e.key), "cell %d", i)
 		require.Equal(t, want[i].val, string(e.value))
 	}
@@ -137,9 +129,28 @@ func TestExternalSort(t *testing.T) {
 			out = append(out, strings.TrimSpace(b.String()))
 		}
 	}
-	_, err = rows(false)
+	_, err := rows(false)
 	require.ErrorContains(t, err, "dup at lines 2 and 4")
-	got, err := rows(true)
+	kept, err := rows(true)
 	require.NoError(t, err)
-	require.Equal(t, []string{"dup/a=last-a", "one/a=x"}, got)
+	require.Equal(t, []string{"dup/a=last-a", "one/a=x"}, kept)
+}
+
+// mergedEntries reads runs back through the k-way merge, in merge order
+// (keys and values copied).
+func mergedEntries(t *testing.T, dir string, runs []string) []entry {
+	t.Helper()
+	m, err := newMerger(dir, runs)
+	require.NoError(t, err)
+	defer m.close()
+	var out []entry
+	var prev *runReader
+	for {
+		e, err := m.next(&prev)
+		require.NoError(t, err)
+		if e == nil {
+			return out
+		}
+		out = append(out, entry{key: bytes.Clone(e.key), value: bytes.Clone(e.value), seq: e.seq, line: e.line})
+	}
 }

@@ -1,13 +1,13 @@
 package importer
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -101,103 +101,349 @@ type FieldError struct {
 
 func (e *FieldError) Error() string { return e.Err.Error() }
 
-// countingReader counts bytes read, for progress.
-type countingReader struct {
-	r io.Reader
-	n *int64
+// cutBatchBytes is the size from which the cutter ends a batch at the next
+// record boundary. Tests shrink it to put boundaries everywhere.
+var cutBatchBytes = 1 << 20
+
+// batch is a run of whole records of one input, as the cutter cut it.
+type batch struct {
+	data []byte
+	// line is the number of data's first line in the input.
+	line int
+	// first: data starts the input (and holds the header, if any).
+	first bool
 }
 
-func (c countingReader) Read(p []byte) (int, error) {
-	n, err := c.r.Read(p)
-	*c.n += int64(n)
-	return n, err
+// cutter reads an input and cuts it into batches of whole records, so the
+// batches can be parsed independently (and in parallel) with exactly the
+// records, line numbers and errors of parsing the input in one piece.
+type cutter struct {
+	r      io.Reader
+	format Format
+	comma  []byte
+	// pending holds the bytes read past the last cut.
+	pending []byte
+	line    int
+	eof     bool
+	first   bool
+	// read, if set, is told how many bytes each read returned (progress).
+	read func(n int)
+}
+
+func newCutter(r io.Reader, o SourceOptions) *cutter {
+	return &cutter{r: r, format: o.Format, comma: []byte(string(csvComma(o))), line: 1, first: true}
+}
+
+func csvComma(o SourceOptions) rune {
+	switch {
+	case o.Delimiter != 0:
+		return o.Delimiter
+	case o.Format == TSV:
+		return '\t'
+	}
+	return ','
+}
+
+// next returns the next batch, in buf's memory if it is large enough, or
+// nil at the end of the input.
+func (c *cutter) next(buf []byte) (*batch, error) {
+	data := append(buf[:0], c.pending...)
+	scan := 0 // a record starts here; records before it end before want
+	want := max(cutBatchBytes, 1)
+	cut := -1
+	for cut < 0 {
+		// Scan the whole records that are in data for the first end at
+		// or past want.
+		for scan < len(data) {
+			end := c.recordEnd(data, scan)
+			if end < 0 {
+				break
+			}
+			scan = end
+			if end >= want {
+				cut = end
+				break
+			}
+		}
+		if cut >= 0 {
+			break
+		}
+		if c.eof {
+			cut = len(data) // the last record may lack its newline
+			break
+		}
+		// Read up to want, then in steps (the record that crosses want
+		// is usually short); grow by half at least, so a record larger
+		// than a batch costs amortized linear time.
+		step := max(want-len(data), min(64<<10, want))
+		if cap(data)-len(data) < step {
+			data = slices.Grow(data, max(step, len(data)/2))
+		}
+		n, err := c.r.Read(data[len(data) : len(data)+step])
+		data = data[:len(data)+n]
+		if c.read != nil && n > 0 {
+			c.read(n)
+		}
+		if err == io.EOF {
+			c.eof = true
+		} else if err != nil {
+			return nil, err
+		}
+	}
+	if cut == 0 {
+		return nil, nil
+	}
+	c.pending = append(c.pending[:0], data[cut:]...)
+	b := &batch{data: data[:cut], line: c.line, first: c.first}
+	c.line += bytes.Count(b.data, []byte{'\n'})
+	c.first = false
+	return b, nil
+}
+
+// recordEnd returns the index just past the newline that ends the record
+// starting at data[pos] (or the empty lines before it), or -1 when data
+// ends first.
+func (c *cutter) recordEnd(data []byte, pos int) int {
+	if c.format == JSONL {
+		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
+			return pos + i + 1
+		}
+		return -1
+	}
+	return csvRecordEnd(data, pos, c.comma)
+}
+
+// csvRecordEnd mirrors how encoding/csv (without LazyQuotes, comments or
+// TrimLeadingSpace) finds the end of a record: it skips empty lines; a
+// field that starts with a quote runs to the matching quote, across
+// newlines ("" is a quote inside it); any other field runs to the next
+// delimiter or the end of the line. A malformed field (a quote inside an
+// unquoted field, or a closing quote followed by anything but a delimiter
+// or the end of the line) ends the record at the end of its line, where
+// csv resumes after reporting it. RFC 4180's rule (a newline ends a record
+// when the quotes since its start are even) is the same on well-formed
+// input; this one also agrees with csv on malformed input.
+func csvRecordEnd(data []byte, pos int, comma []byte) int {
+	lineEnd := func(i int) int {
+		if j := bytes.IndexByte(data[i:], '\n'); j >= 0 {
+			return i + j + 1
+		}
+		return -1
+	}
+	// Empty lines before the record belong to it.
+	for {
+		switch {
+		case pos < len(data) && data[pos] == '\n':
+			pos++
+			continue
+		case pos+1 < len(data) && data[pos] == '\r' && data[pos+1] == '\n':
+			pos += 2
+			continue
+		}
+		break
+	}
+	// The common case: a line without quotes is one whole record.
+	eol := lineEnd(pos)
+	if eol < 0 {
+		return -1
+	}
+	if bytes.IndexByte(data[pos:eol], '"') < 0 {
+		return eol
+	}
+	i := pos
+	for { // at the start of a field
+		if i < len(data) && data[i] == '"' {
+			i++
+			for {
+				q := bytes.IndexByte(data[i:], '"')
+				if q < 0 {
+					return -1
+				}
+				i += q + 1
+				rest := data[i:]
+				switch {
+				case len(rest) == 0 || (rest[0] == '\r' && len(rest) == 1):
+					return -1 // what follows decides
+				case rest[0] == '"':
+					i++
+					continue
+				case bytes.HasPrefix(rest, comma):
+					i += len(comma)
+				case rest[0] == '\n':
+					return i + 1
+				case rest[0] == '\r' && rest[1] == '\n':
+					return i + 2
+				default:
+					return lineEnd(i)
+				}
+				break
+			}
+			continue
+		}
+		eol := lineEnd(i)
+		line := data[i:]
+		if eol >= 0 {
+			line = data[i:eol]
+		}
+		field := line
+		if c := bytes.Index(line, comma); c >= 0 {
+			field = line[:c]
+		}
+		if bytes.IndexByte(field, '"') >= 0 || len(field) == len(line) {
+			return eol // a bare quote, or the last field
+		}
+		i += len(field) + len(comma)
+	}
 }
 
 // readSource parses one input stream and calls bind once with the column
 // names, then row for every record. A malformed record goes to bad; if bad
 // returns an error, reading stops with it.
 func readSource(name string, r io.Reader, o SourceOptions, bind func(cols []string) error, row func(*Record) error, bad func(*InputError) error) error {
-	if o.Format == JSONL {
-		return readJSONL(name, r, o, bind, row, bad)
+	c := newCutter(r, o)
+	p := &sourceParser{name: name, o: o, bind: bind, row: row, bad: bad}
+	for {
+		b, err := c.next(nil)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		if b == nil {
+			return p.finish()
+		}
+		if err := p.parse(b); err != nil {
+			return err
+		}
 	}
-	cr := csv.NewReader(bufio.NewReaderSize(r, 1<<20))
-	cr.Comma = ','
-	if o.Format == TSV {
-		cr.Comma = '\t'
+}
+
+// sourceParser parses the batches of one input. The columns are fixed by
+// the first good record (bind is called then); after that, copies made by
+// fork parse further batches in any order, each with its own callbacks.
+type sourceParser struct {
+	name  string
+	o     SourceOptions
+	cols  []string
+	index map[string]int // JSONL: column name to index
+	bound bool
+	bind  func(cols []string) error
+	row   func(*Record) error
+	bad   func(*InputError) error
+
+	rec     Record
+	scratch []byte
+	starts  []int
+}
+
+// fork returns a parser of further batches of the same (bound) input.
+func (p *sourceParser) fork(row func(*Record) error, bad func(*InputError) error) *sourceParser {
+	return &sourceParser{name: p.name, o: p.o, cols: p.cols, index: p.index, bound: p.bound, bind: p.bind, row: row, bad: bad}
+}
+
+// finish ends the input: an input without a good record still binds.
+func (p *sourceParser) finish() error {
+	if !p.bound {
+		p.bound = true
+		return p.bind(p.cols)
 	}
-	if o.Delimiter != 0 {
-		cr.Comma = o.Delimiter
+	return nil
+}
+
+func (p *sourceParser) parse(b *batch) error {
+	if p.o.Format == JSONL {
+		return p.parseJSONL(b)
 	}
+	return p.parseCSV(b)
+}
+
+func (p *sourceParser) parseCSV(b *batch) error {
+	name, o := p.name, p.o
+	cr := csv.NewReader(bytes.NewReader(b.data))
+	cr.Comma = csvComma(o)
 	cr.FieldsPerRecord = -1
 	cr.ReuseRecord = true
-	cols := o.Columns
-	if o.Header {
+	shift := b.line - 1 // csv counts lines from 1 in the batch
+	fieldPos := func(i int) (int, int) {
+		l, c := cr.FieldPos(i)
+		return l + shift, c
+	}
+	if b.first && o.Header {
+		p.cols = o.Columns
 		hdr, err := cr.Read()
 		if err == io.EOF {
-			return bind(cols)
-		}
-		if err != nil {
-			return csvError(name, err)
-		}
-		if cols == nil {
-			cols = append([]string(nil), hdr...)
-		}
-	}
-	bound := false
-	rec := &Record{File: name}
-	rec.pos = func(i int) (int, int) { return cr.FieldPos(i) }
-	for {
-		fields, err := cr.Read()
-		if err == io.EOF {
-			if !bound {
-				return bind(cols)
-			}
 			return nil
 		}
 		if err != nil {
-			ie := csvError(name, err)
+			return csvError(name, err, shift)
+		}
+		if p.cols == nil {
+			p.cols = append([]string(nil), hdr...)
+		}
+	} else if b.first {
+		p.cols = o.Columns
+	}
+	rec := &p.rec
+	rec.File = name
+	rec.pos = fieldPos
+	for {
+		fields, err := cr.Read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			ie := csvError(name, err, shift)
 			var ie2 *InputError
 			if errors.As(ie, &ie2) {
-				if err := bad(ie2); err != nil {
+				if err := p.bad(ie2); err != nil {
 					return err
 				}
 				continue
 			}
 			return ie
 		}
-		if !bound {
+		cols := p.cols
+		if !p.bound {
 			if cols == nil { // no header, no names: columns are 1, 2, ...
 				for i := range fields {
 					cols = append(cols, strconv.Itoa(i+1))
 				}
+				p.cols = cols
 			}
-			if err := bind(cols); err != nil {
+			p.bound = true
+			if err := p.bind(cols); err != nil {
 				return err
 			}
-			bound = true
 		}
-		line, _ := cr.FieldPos(0)
+		line, _ := fieldPos(0)
 		if len(fields) != len(cols) {
-			l, c := cr.FieldPos(min(len(fields), len(cols)) - 1)
-			if err := bad(&InputError{File: name, Line: l, Column: c, Err: fmt.Errorf("record has %d fields; want %d (%s)", len(fields), len(cols), strings.Join(cols, ",")), Raw: joinFields(fields, cr.Comma)}); err != nil {
+			l, c := fieldPos(min(len(fields), len(cols)) - 1)
+			if err := p.bad(&InputError{File: name, Line: l, Column: c, Err: fmt.Errorf("record has %d fields; want %d (%s)", len(fields), len(cols), strings.Join(cols, ",")), Raw: joinFields(fields, cr.Comma)}); err != nil {
 				return err
 			}
 			continue
 		}
 		rec.Line = line
 		rec.Values = rec.Values[:0]
+		// The fields' bytes go to one reused buffer (grown first, so the
+		// slices into it stay put): no allocation per field.
+		n := 0
 		for _, f := range fields {
-			v := Value{Bytes: []byte(f)}
-			if o.Null != nil && f == *o.Null {
-				v = Value{Null: true}
-			}
-			rec.Values = append(rec.Values, v)
+			n += len(f)
 		}
-		if err := row(rec); err != nil {
+		p.scratch = slices.Grow(p.scratch[:0], n)
+		for _, f := range fields {
+			if o.Null != nil && f == *o.Null {
+				rec.Values = append(rec.Values, Value{Null: true})
+				continue
+			}
+			off := len(p.scratch)
+			p.scratch = append(p.scratch, f...)
+			rec.Values = append(rec.Values, Value{Bytes: p.scratch[off:len(p.scratch):len(p.scratch)]})
+		}
+		if err := p.row(rec); err != nil {
 			var fe *FieldError
 			if errors.As(err, &fe) {
-				l, c := cr.FieldPos(fe.Field)
-				if err := bad(&InputError{File: name, Line: l, Column: c, Err: fmt.Errorf("column %s: %w", cols[fe.Field], fe.Err), Raw: joinFields(fields, cr.Comma)}); err != nil {
+				l, c := fieldPos(fe.Field)
+				if err := p.bad(&InputError{File: name, Line: l, Column: c, Err: fmt.Errorf("column %s: %w", cols[fe.Field], fe.Err), Raw: joinFields(fields, cr.Comma)}); err != nil {
 					return err
 				}
 				continue
@@ -216,43 +462,45 @@ func joinFields(fields []string, comma rune) string {
 	return strings.TrimRight(b.String(), "\r\n")
 }
 
-func csvError(name string, err error) error {
+// csvError turns csv's error into an InputError, its lines moved down by
+// shift (the batch's place in the input).
+func csvError(name string, err error, shift int) error {
 	var pe *csv.ParseError
 	if errors.As(err, &pe) {
-		return &InputError{File: name, Line: pe.Line, Column: pe.Column, Err: pe.Err}
+		return &InputError{File: name, Line: pe.Line + shift, Column: pe.Column, Err: pe.Err}
 	}
 	return fmt.Errorf("%s: %w", name, err)
 }
 
-// readJSONL reads one object per line. Values may be strings, numbers
+// parseJSONL reads one object per line. Values may be strings, numbers
 // (kept as written), booleans or null; nested values are errors.
-func readJSONL(name string, r io.Reader, o SourceOptions, bind func([]string) error, row func(*Record) error, bad func(*InputError) error) error {
-	br := bufio.NewReaderSize(r, 1<<20)
-	cols := o.Columns
-	var index map[string]int
-	bound := false
-	rec := &Record{File: name}
-	var starts []int
+func (p *sourceParser) parseJSONL(b *batch) error {
+	name := p.name
+	if b.first {
+		p.cols = p.o.Columns
+	}
+	rec := &p.rec
+	rec.File = name
 	rec.pos = func(i int) (int, int) {
-		if i < len(starts) && starts[i] > 0 {
-			return rec.Line, starts[i]
+		if i < len(p.starts) && p.starts[i] > 0 {
+			return rec.Line, p.starts[i]
 		}
 		return rec.Line, 1
 	}
-	for lineNo := 1; ; lineNo++ {
-		line, err := br.ReadBytes('\n')
-		if len(line) == 0 && err == io.EOF {
-			break
-		}
-		if err != nil && err != io.EOF {
-			return fmt.Errorf("%s: %w", name, err)
+	data := b.data
+	for lineNo := b.line; len(data) > 0; lineNo++ {
+		line := data
+		if i := bytes.IndexByte(data, '\n'); i >= 0 {
+			line, data = data[:i+1], data[i+1:]
+		} else {
+			data = nil
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
 		fail := func(col int, e error) error {
-			return bad(&InputError{File: name, Line: lineNo, Column: col, Err: e, Raw: string(line)})
+			return p.bad(&InputError{File: name, Line: lineNo, Column: col, Err: e, Raw: string(line)})
 		}
 		var obj map[string]json.RawMessage
 		if err := json.Unmarshal(line, &obj); err != nil {
@@ -271,36 +519,37 @@ func readJSONL(name string, r io.Reader, o SourceOptions, bind func([]string) er
 			}
 			continue
 		}
-		if !bound {
-			if cols == nil {
+		if !p.bound {
+			if p.cols == nil {
 				for k := range obj {
-					cols = append(cols, k)
+					p.cols = append(p.cols, k)
 				}
-				sortStrings(cols)
+				sortStrings(p.cols)
 			}
-			index = map[string]int{}
-			for i, c := range cols {
-				index[c] = i
+			p.index = map[string]int{}
+			for i, c := range p.cols {
+				p.index[c] = i
 			}
-			if err := bind(cols); err != nil {
+			p.bound = true
+			if err := p.bind(p.cols); err != nil {
 				return err
 			}
-			bound = true
 		}
+		cols := p.cols
 		rec.Line = lineNo
 		rec.Values = rec.Values[:0]
-		starts = starts[:0]
+		p.starts = p.starts[:0]
 		for range cols {
 			rec.Values = append(rec.Values, Value{Null: true})
-			starts = append(starts, 0)
+			p.starts = append(p.starts, 0)
 		}
 		var rowErr error
 		for k, raw := range obj {
-			i, ok := index[k]
+			i, ok := p.index[k]
 			if !ok {
 				continue
 			}
-			starts[i] = valueColumn(line, k)
+			p.starts[i] = valueColumn(line, k)
 			v, err := jsonValue(raw)
 			if err != nil {
 				rowErr = &FieldError{Field: i, Err: err}
@@ -309,7 +558,7 @@ func readJSONL(name string, r io.Reader, o SourceOptions, bind func([]string) er
 			rec.Values[i] = v
 		}
 		if rowErr == nil {
-			rowErr = row(rec)
+			rowErr = p.row(rec)
 		}
 		if rowErr != nil {
 			var fe *FieldError
@@ -322,9 +571,6 @@ func readJSONL(name string, r io.Reader, o SourceOptions, bind func([]string) er
 			}
 			return rowErr
 		}
-	}
-	if !bound {
-		return bind(cols)
 	}
 	return nil
 }

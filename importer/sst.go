@@ -4,12 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"fmt"
+	"hash/crc32"
+	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 
 	"github.com/shaledb/shale/internal/keys"
 )
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // memWritable is an objstorage.Writable over a byte buffer.
 type memWritable struct{ buf *bytes.Buffer }
@@ -22,30 +26,52 @@ func (w memWritable) Abort()               {}
 type SST struct {
 	Data     []byte
 	Checksum []byte // SHA-256 of Data
+	CRC32C   uint32 // of Data (Castagnoli): the stores check uploads with it
 	// Smallest and Largest are cell keys (no data prefix).
 	Smallest, Largest []byte
 	KeyCount          uint64
 	MaxTimestamp      int64
+
+	compress   sync.Once
+	compressed [][]byte // upload chunks (chunks)
+	raw        bool     // the chunks are not compressed
 }
 
 // SSTBuilder writes cells, in strictly increasing cell-key order, into an
 // in-memory SST in the format the stores write their snapshot SSTs in
 // (stores open Pebble at FormatNewest; see tabletserver/store/snapshot.go).
 type SSTBuilder struct {
-	buf   bytes.Buffer
-	w     *sstable.Writer
-	sst   SST
-	bytes int
+	// valueSample holds the first 64 KiB of values (ValuesCompress).
+	valueSample []byte
+	buf         bytes.Buffer
+	w           *sstable.Writer
+	sst         SST
+	bytes       int
 }
 
-// NewSSTBuilder starts an empty SST.
-func NewSSTBuilder() *SSTBuilder {
+// NewSSTBuilder starts an empty SST with snappy-compressed blocks.
+func NewSSTBuilder() *SSTBuilder { return newSSTBuilder(true, 0) }
+
+// newSSTBuilder starts an empty SST, its blocks snappy-compressed or not
+// (a job whose values do not compress stops trying: see ValuesCompress),
+// with room for about sizeHint bytes (growing a buffer to megabytes copies
+// it over and over).
+func newSSTBuilder(compress bool, sizeHint int) *SSTBuilder {
 	b := &SSTBuilder{}
-	b.w = sstable.NewWriter(memWritable{&b.buf}, sstable.WriterOptions{
-		TableFormat: pebble.FormatNewest.MaxTableFormat(),
-	})
+	b.buf.Grow(sizeHint + sizeHint/8)
+	o := sstable.WriterOptions{TableFormat: pebble.FormatNewest.MaxTableFormat()}
+	if !compress {
+		o.Compression = sstable.NoCompression
+	}
+	b.w = sstable.NewWriter(memWritable{&b.buf}, o)
 	return b
 }
+
+// ValuesCompress reports whether the values added (a sample of the first
+// 64 KiB) shrink by an eighth under snappy: the blocks' keys are
+// prefix-compressed by the table format anyway, so the values decide
+// whether block compression is worth its CPU.
+func (b *SSTBuilder) ValuesCompress() bool { return compressible(b.valueSample) }
 
 // Add appends one cell; cellKey is keys.CellKey(...) and ts its timestamp.
 func (b *SSTBuilder) Add(cellKey, value []byte, ts int64) error {
@@ -59,6 +85,9 @@ func (b *SSTBuilder) Add(cellKey, value []byte, ts int64) error {
 		b.sst.Smallest = append([]byte(nil), cellKey...)
 	}
 	b.sst.Largest = append(b.sst.Largest[:0], cellKey...)
+	if len(b.valueSample) < 64<<10 {
+		b.valueSample = append(b.valueSample, value...)
+	}
 	b.sst.KeyCount++
 	b.sst.MaxTimestamp = max(b.sst.MaxTimestamp, ts)
 	b.bytes += len(cellKey) + len(value) + 1
@@ -79,5 +108,6 @@ func (b *SSTBuilder) Finish() (*SST, error) {
 	b.sst.Data = b.buf.Bytes()
 	sum := sha256.Sum256(b.sst.Data)
 	b.sst.Checksum = sum[:]
+	b.sst.CRC32C = crc32.Checksum(b.sst.Data, castagnoli)
 	return &b.sst, nil
 }

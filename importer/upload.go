@@ -2,6 +2,7 @@ package importer
 
 import (
 	"context"
+	"io"
 
 	"github.com/golang/snappy"
 
@@ -13,34 +14,59 @@ import (
 const uploadChunkBytes = 1 << 20
 
 // UploadSST streams sst to one store's staging area: 1 MiB chunks,
-// snappy-compressed, named by the file's SHA-256 (which the store checks).
+// snappy-compressed (once per SST, however many replicas it goes to),
+// named by the file's SHA-256 (which the store checks).
 func UploadSST(ctx context.Context, cl kvpb.TabletClient, tabletID uint64, sst *SST) (*kvpb.UploadSSTResponse, error) {
 	stream, err := cl.UploadSST(ctx)
 	if err != nil {
 		return nil, err
 	}
-	data := sst.Data
-	first := true
-	var enc []byte
-	for first || len(data) > 0 {
-		n := min(len(data), uploadChunkBytes)
-		enc = snappy.Encode(enc[:cap(enc)], data[:n])
-		msg := &kvpb.UploadSSTRequest{Chunk: enc}
-		if first {
-			msg.TabletId, msg.Checksum, msg.Size = tabletID, sst.Checksum, uint64(len(sst.Data))
-			first = false
+	chunks, raw := sst.chunks()
+	for i, chunk := range chunks {
+		msg := &kvpb.UploadSSTRequest{Chunk: chunk, Raw: raw}
+		if i == 0 {
+			msg.TabletId, msg.Checksum, msg.Size, msg.Crc32C = tabletID, sst.Checksum, uint64(len(sst.Data)), sst.CRC32C
 		}
 		if err := stream.Send(msg); err != nil {
-			// The server's reason arrives with CloseAndRecv.
-			_, rerr := stream.CloseAndRecv()
+			// The server answered early: an error, or a file it already
+			// has (io.EOF here, its response from CloseAndRecv).
+			resp, rerr := stream.CloseAndRecv()
 			if rerr != nil {
 				return nil, rerr
 			}
+			if err == io.EOF && resp.AlreadyStaged {
+				return resp, nil
+			}
 			return nil, err
 		}
-		data = data[n:]
 	}
 	return stream.CloseAndRecv()
+}
+
+// chunks returns the file cut into uploadChunkBytes pieces, compressed
+// once however many replicas the file goes to: snappy-compressed, or raw
+// when the first piece does not shrink by an eighth (the SST's blocks are
+// compressed already, or the values are random), which spares both sides
+// the work. An empty file is one empty piece.
+func (s *SST) chunks() ([][]byte, bool) {
+	s.compress.Do(func() {
+		data := s.Data
+		for first := true; first || len(data) > 0; first = false {
+			n := min(len(data), uploadChunkBytes)
+			piece := data[:n]
+			data = data[n:]
+			if !s.raw {
+				enc := snappy.Encode(nil, piece)
+				if first && len(enc) > n-n/8 {
+					s.raw = true
+				} else {
+					piece = enc
+				}
+			}
+			s.compressed = append(s.compressed, piece)
+		}
+	})
+	return s.compressed, s.raw
 }
 
 // IngestRequest is the IngestSST request naming sst for a tablet at epoch.
@@ -55,4 +81,10 @@ func IngestRequest(tabletID uint64, epoch *metapb.Epoch, tableID uint64, sst *SS
 		KeyCount:     sst.KeyCount,
 		MaxTimestamp: sst.MaxTimestamp,
 	}
+}
+
+// UploadCompressed reports whether UploadSST sends s snappy-compressed.
+func (s *SST) UploadCompressed() bool {
+	_, raw := s.chunks()
+	return !raw
 }

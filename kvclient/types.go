@@ -62,6 +62,10 @@ type Cell struct {
 type Row struct {
 	Key   []byte
 	Cells []Cell
+	// With the Digest read option: the row's cell count and
+	// keys.CellDigest sum (Cells is then empty).
+	CellCount  uint32
+	CellDigest uint64
 }
 
 // Value returns the newest value of a column and whether it exists.
@@ -91,7 +95,7 @@ func rowFromProto(p *kvpb.Row) *Row {
 	if p == nil {
 		return nil
 	}
-	r := &Row{Key: p.Key, Cells: make([]Cell, len(p.Cells))}
+	r := &Row{Key: p.Key, Cells: make([]Cell, len(p.Cells)), CellCount: p.CellCount, CellDigest: p.CellDigest}
 	for i, c := range p.Cells {
 		r.Cells[i] = Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: c.Value}
 	}
@@ -130,6 +134,14 @@ func MaxVersions(n uint32) ReadOption {
 // unbounded). Timestamps are microseconds.
 func TimeRange(start, end int64) ReadOption {
 	return func(o *kvpb.ReadOptions) { o.TimeRange = &kvpb.TimeRange{StartTs: start, EndTs: end} }
+}
+
+// Digest makes reads return, for each row, the count and digest of the
+// cells they select (Row.CellCount, Row.CellDigest: the sum of
+// keys.CellDigest over the cells) instead of the cells, so data can be
+// checked without shipping it.
+func Digest() ReadOption {
+	return func(o *kvpb.ReadOptions) { o.Digest = true }
 }
 
 func readOptions(opts []ReadOption) *kvpb.ReadOptions {

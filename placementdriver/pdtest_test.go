@@ -3,13 +3,13 @@ package placementdriver_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/proctest"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 )
@@ -25,14 +25,7 @@ type pdCluster struct {
 	mu      sync.Mutex
 }
 
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 func startPD(t *testing.T, n int, tweak func(*placementdriver.Options)) *pdCluster {
 	c := &pdCluster{t: t, dir: t.TempDir(), cluster: map[string]string{}, clients: map[string]string{}, cancel: map[string]context.CancelFunc{}, done: map[string]chan error{}}

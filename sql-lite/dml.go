@@ -374,9 +374,12 @@ func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where 
 	if s.txn == nil {
 		pushed = planPushdown(p.sc, p.acc, conj)
 	}
-	p.desc = append(p.desc, fmt.Sprintf("%s %s: %s", what, describeTable(p.acc), p.acc.keyDesc))
-	if p.acc.pushed != nil {
-		p.desc = append(p.desc, "pushed down to tablet servers: "+strings.Join(p.acc.pushed.desc, " AND "))
+	// desc is EXPLAIN's: formatting it is skipped otherwise.
+	if s.explaining {
+		p.desc = append(p.desc, fmt.Sprintf("%s %s: %s", what, describeTable(p.acc), p.acc.keyDesc))
+		if p.acc.pushed != nil {
+			p.desc = append(p.desc, "pushed down to tablet servers: "+strings.Join(p.acc.pushed.desc, " AND "))
+		}
 	}
 	if where != nil {
 		if hasAggregate(where) {
@@ -387,7 +390,7 @@ func (s *Session) planDML(ctx context.Context, refs *ast.TableRefsClause, where 
 		}
 		var rest []string
 		for i, e := range conj {
-			if !exact[i] && !pushed[i] {
+			if s.explaining && !exact[i] && !pushed[i] {
 				rest = append(rest, exprText(e))
 			}
 		}
@@ -620,6 +623,8 @@ func (s *Session) execDelete(ctx context.Context, st *ast.DeleteStmt) (*Result, 
 }
 
 func (s *Session) explain(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	s.explaining = true
+	defer func() { s.explaining = false }()
 	var lines []string
 	switch x := st.(type) {
 	case *ast.SelectStmt:

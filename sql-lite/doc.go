@@ -9,6 +9,9 @@
 // types.go for the order-preserving encoding), compiles expressions
 // (expr.go, agg.go), plans access paths, pushdown and joins (plan.go,
 // pushdown.go, select.go), and writes rows atomically through
-// check-and-mutate on a per-row version cell (dml.go, txn.go). The
-// user-facing reference is docs/sql.md.
+// check-and-mutate on a per-row version cell (dml.go, txn.go).
+// Prepared statements (prepare.go) parse once and replace each ? marker
+// with a literal node whose value each Exec sets; a prepared point SELECT
+// also reuses its plan while the table's schema is unchanged. The user-facing
+// reference is docs/sql.md.
 package sqllite

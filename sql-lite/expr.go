@@ -115,6 +115,10 @@ func (c *compiler) compile(n ast.ExprNode) (expr, error) {
 	case *driver.ValueExpr:
 		v, err := literal(x)
 		return constExpr{v}, err
+	case *driver.ParamMarkerExpr:
+		// Stmt replaces the markers of prepared statements; these come
+		// from Session.Exec text.
+		return nil, notSupported("parameter marker ? outside a prepared statement (use Session.Prepare and Stmt.Exec)")
 	case *ast.ColumnNameExpr:
 		i, err := c.sc.resolve(x.Name)
 		if err != nil {

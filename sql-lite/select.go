@@ -60,11 +60,10 @@ type joinStep struct {
 }
 
 type selectPlan struct {
-	sc       *scope
-	driving  *access
-	joins    []*joinStep
-	where    expr
-	whereTxt string
+	sc      *scope
+	driving *access
+	joins   []*joinStep
+	where   expr
 	// residual are the WHERE conjuncts neither the key access nor the
 	// pushed-down filter enforce.
 	residual []string
@@ -78,6 +77,10 @@ type selectPlan struct {
 	offset   int
 	limit    int // -1: none
 	sorted   bool
+	// describe asks for EXPLAIN's lines in explain (Session.explain sets
+	// it). Other runs skip them: formatting them was a tenth of a point
+	// SELECT's planning.
+	describe bool
 	explain  []string
 }
 
@@ -153,7 +156,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 	if len(st.WindowSpecs) > 0 {
 		return nil, notSupported("window functions")
 	}
-	p := &selectPlan{sc: &scope{}, limit: -1, distinct: st.Distinct}
+	p := &selectPlan{sc: &scope{}, limit: -1, distinct: st.Distinct, describe: s.explaining}
 	var items []fromItem
 	if st.From != nil {
 		var err error
@@ -224,9 +227,11 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			exact := chooseAccess(p.sc, a, conj)
 			pushed := planPushdown(p.sc, a, conj)
 			p.driving = a
-			p.explain = append(p.explain, fmt.Sprintf("%s: %s, reads %s", describeTable(a), a.keyDesc, a.columnsDesc()))
-			if a.pushed != nil {
-				p.explain = append(p.explain, "pushed down to tablet servers: "+strings.Join(a.pushed.desc, " AND "))
+			if p.describe { // (formatting the arguments costs, even unused)
+				p.note("%s: %s, reads %s", describeTable(a), a.keyDesc, a.columnsDesc())
+				if a.pushed != nil {
+					p.note("pushed down to tablet servers: %s", strings.Join(a.pushed.desc, " AND "))
+				}
 			}
 			var rest []string
 			for ci, e := range conj {
@@ -254,7 +259,6 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			return nil, err
 		}
 		p.where = w
-		p.whereTxt = exprText(st.Where)
 	}
 	if forWrite {
 		return p, nil
@@ -388,15 +392,15 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 	if p.agg == nil && len(p.order) > 0 && p.orderIsKey(st) {
 		p.sorted = true
 		p.driving.reverse = p.order[0].desc
-		p.explain = append(p.explain, fmt.Sprintf("order: by primary key, %s scan (no sort)", map[bool]string{true: "reverse", false: "forward"}[p.driving.reverse]))
+		p.note("order: by primary key, %s scan (no sort)", map[bool]string{true: "reverse", false: "forward"}[p.driving.reverse])
 	} else if len(p.order) > 0 {
-		p.explain = append(p.explain, "order: sort in client")
+		p.note("order: sort in client")
 	}
 	if p.agg != nil {
-		p.explain = append(p.explain, fmt.Sprintf("aggregate: %d group expressions, %d aggregates (client)", len(p.agg.groups), len(p.agg.aggs)))
+		p.note("aggregate: %d group expressions, %d aggregates (client)", len(p.agg.groups), len(p.agg.aggs))
 	}
 	if len(p.residual) > 0 {
-		p.explain = append(p.explain, "filter (client): "+strings.Join(p.residual, " AND "))
+		p.note("filter (client): %s", strings.Join(p.residual, " AND "))
 	}
 	// A scan limit is safe only when nothing after the scan drops rows.
 	if p.agg == nil && len(p.joins) == 0 && len(p.residual) == 0 && !p.distinct && (len(p.order) == 0 || p.sorted) && p.limit >= 0 && s.txn == nil {
@@ -406,9 +410,16 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 		}
 	}
 	if p.limit >= 0 || p.offset > 0 {
-		p.explain = append(p.explain, fmt.Sprintf("limit %d offset %d", p.limit, p.offset))
+		p.note("limit %d offset %d", p.limit, p.offset)
 	}
 	return p, nil
+}
+
+// note adds a line to EXPLAIN's output when it is wanted.
+func (p *selectPlan) note(format string, args ...any) {
+	if p.describe {
+		p.explain = append(p.explain, fmt.Sprintf(format, args...))
+	}
 }
 
 // groupItem resolves GROUP BY positions and select-list aliases (as
@@ -572,16 +583,16 @@ func (s *Session) planJoin(p *selectPlan, a *access, it fromItem, width int, whe
 		for _, ci := range t.pk[:len(js.keySrc)] {
 			cols = append(cols, t.cols[ci].Name)
 		}
-		p.explain = append(p.explain, fmt.Sprintf("%s range lookup join %s: one key-prefix scan (%s) per row, %d at a time (ON %s)", kind, describeTable(a), strings.Join(cols, ", "), prefixScans, js.onText))
+		p.note("%s range lookup join %s: one key-prefix scan (%s) per row, %d at a time (ON %s)", kind, describeTable(a), strings.Join(cols, ", "), prefixScans, js.onText)
 	} else if js.lookup {
-		p.explain = append(p.explain, fmt.Sprintf("%s lookup join %s: batched point gets on its primary key (ON %s)", kind, describeTable(a), js.onText))
+		p.note("%s lookup join %s: batched point gets on its primary key (ON %s)", kind, describeTable(a), js.onText)
 	} else {
 		chooseAccess(p.sc, a, cands)
-		p.explain = append(p.explain, fmt.Sprintf("%s hash join %s: %s builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), a.keyDesc, HashJoinMaxRows, js.onText))
+		p.note("%s hash join %s: %s builds a hash table (at most %d rows) (ON %s)", kind, describeTable(a), a.keyDesc, HashJoinMaxRows, js.onText)
 	}
-	p.explain = append(p.explain, fmt.Sprintf("  %s: reads %s", a.alias, a.columnsDesc()))
+	p.note("  %s: reads %s", a.alias, a.columnsDesc())
 	if a.pushed != nil {
-		p.explain = append(p.explain, fmt.Sprintf("  %s: pushed down to tablet servers: %s", a.alias, strings.Join(a.pushed.desc, " AND ")))
+		p.note("  %s: pushed down to tablet servers: %s", a.alias, strings.Join(a.pushed.desc, " AND "))
 	}
 	return js, nil
 }
@@ -876,7 +887,13 @@ const (
 // catalog, the cached schemas are checked while the query runs; if one was
 // stale the query runs again with the current schemas.
 func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
-	p, err := s.planSelect(ctx, st, false)
+	var p *selectPlan
+	var err error
+	if pp := s.point; pp != nil && pp.stmt == st && !s.fresh {
+		p, err = pp.plan(ctx, s) // a prepared point SELECT
+	} else {
+		p, err = s.planSelect(ctx, st, false)
+	}
 	if err != nil || s.fresh {
 		if err != nil && !s.fresh {
 			// An unknown column may come from a stale cache: retry fresh.

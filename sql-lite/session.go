@@ -29,6 +29,12 @@ type Session struct {
 	// parsed caches the ASTs of recent statement texts (repeated
 	// statements skip the parser).
 	parsed map[string][]ast.StmtNode
+	// point is the running prepared statement's plan reuse (Stmt.Exec
+	// sets it; execSelect uses it for that statement only).
+	point *pointPlan
+	// explaining is set while EXPLAIN plans a statement (plans describe
+	// themselves only then).
+	explaining bool
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
@@ -86,16 +92,22 @@ func (s *Session) parse(sql string) ([]ast.StmtNode, error) {
 		s.parsed[sql] = stmts
 	}
 	if err != nil {
-		msg := err.Error()
-		e := &Error{Code: CodeParse, Msg: msg, Cause: err}
-		if m := parseErrRE.FindStringSubmatch(msg); m != nil {
-			e.Line, _ = strconv.Atoi(m[1])
-			e.Col, _ = strconv.Atoi(m[2])
-			e.Msg = "syntax error" + strings.TrimRight(m[3], " ")
-		}
-		return nil, e
+		return nil, parseErr(err)
 	}
 	return stmts, nil
+}
+
+// parseErr turns a parser error into a CodeParse error with its line and
+// column.
+func parseErr(err error) *Error {
+	msg := err.Error()
+	e := &Error{Code: CodeParse, Msg: msg, Cause: err}
+	if m := parseErrRE.FindStringSubmatch(msg); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Col, _ = strconv.Atoi(m[2])
+		e.Msg = "syntax error" + strings.TrimRight(m[3], " ")
+	}
+	return e
 }
 
 // Exec parses and runs every statement in sql, in order, and returns one
@@ -109,16 +121,22 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 	}
 	var out []*Result
 	for _, st := range stmts {
-		r, err := s.execStmt(ctx, st)
+		r, err := s.runStmt(ctx, st)
 		if err != nil {
-			if ctx.Err() != nil {
-				return out, &Error{Code: CodeStorage, Msg: "statement canceled: " + ctx.Err().Error(), Cause: ctx.Err()}
-			}
 			return out, err
 		}
 		out = append(out, r)
 	}
 	return out, nil
+}
+
+// runStmt runs one parsed statement, reporting a cancellation as such.
+func (s *Session) runStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	r, err := s.execStmt(ctx, st)
+	if err != nil && ctx.Err() != nil {
+		return nil, &Error{Code: CodeStorage, Msg: "statement canceled: " + ctx.Err().Error(), Cause: ctx.Err()}
+	}
+	return r, err
 }
 
 func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, err error) {

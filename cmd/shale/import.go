@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
@@ -126,7 +127,7 @@ NULL fields (--null) write no cell.`,
 				PD: addrs, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
 				SSTBytes: sstSize, IngestParallel: ingestParallel, SplitBytes: splitSize, MaxErrors: maxErrors, RejectFile: rejectFile,
-				OnDuplicate: onDup, Progress: show, ProgressInterval: 200 * time.Millisecond,
+				OnDuplicate: onDup, Progress: show, ProgressInterval: 200 * time.Millisecond, Logger: slog.Default(),
 			}
 			if !raw {
 				// A SQL table: rows are encoded as sql-lite writes them.
@@ -229,7 +230,7 @@ func printSummary(w io.Writer, s *importer.Summary, workDir string) {
 	fmt.Fprintf(w, "  verified    %d rows hold a cell at timestamp %d", s.VerifiedRows, s.Timestamp)
 	switch {
 	case s.Checksum != "" && s.Checksum == s.VerifiedChecksum:
-		fmt.Fprintf(w, "; cells match the input (sha256 %.16s…)", s.Checksum)
+		fmt.Fprintf(w, "; cells match the input (digest %s)", s.Checksum)
 	case s.VerifiedRows != s.Rows:
 		fmt.Fprintf(w, "; %d differ from the %d imported (deleted or collected since?)", s.Rows-s.VerifiedRows, s.Rows)
 	}

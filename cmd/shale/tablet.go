@@ -27,6 +27,7 @@ type tabletConfig struct {
 	Peers             []string      `mapstructure:"peers"`
 	Labels            []string      `mapstructure:"labels"`
 	Bootstrap         bool          `mapstructure:"bootstrap"`
+	IngestBytesPerSec int64         `mapstructure:"ingest-bytes-per-sec"`
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -82,6 +83,7 @@ or in the "tablet" section of the --config file.`,
 	f.StringSlice("peers", nil, "static store map STORE_ID=HOST:PORT,... including this store (default: this store alone)")
 	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
 	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
+	f.Int64("ingest-bytes-per-sec", 0, "how fast this store takes in SSTs uploaded by shale import (0: 256 MiB/s; negative: unlimited)")
 	return cmd
 }
 
@@ -117,6 +119,8 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 		Labels:            labels,
 		Bootstrap:         cfg.Bootstrap,
 		Logger:            slog.Default(),
-	}.EnsureDefaults()
+	}
+	opts.Store.IngestBytesPerSec = cfg.IngestBytesPerSec
+	opts = opts.EnsureDefaults()
 	return opts, opts.Validate()
 }

@@ -72,8 +72,9 @@ func TestTabletCommandFlags(t *testing.T) {
 
 func TestTabletCommandPDMode(t *testing.T) {
 	got, err := runTabletCmd(t, nil, "--data-dir", "/d", "--addr", "127.0.0.1:7002",
-		"--pd", "pd1:2379,pd2:2379", "--heartbeat-interval", "2s", "--labels", "zone=z1")
+		"--pd", "pd1:2379,pd2:2379", "--heartbeat-interval", "2s", "--labels", "zone=z1", "--ingest-bytes-per-sec", "67108864")
 	require.NoError(t, err)
+	require.Equal(t, int64(64<<20), got.Store.IngestBytesPerSec)
 	require.Equal(t, uint64(0), got.StoreID, "PD assigns the store id")
 	require.Equal(t, []string{"pd1:2379", "pd2:2379"}, got.PD)
 	require.Equal(t, 2*time.Second, got.HeartbeatInterval)

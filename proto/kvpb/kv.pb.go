@@ -318,9 +318,13 @@ func (x *Cell) GetValue() []byte {
 }
 
 type Row struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Cells         []*Cell                `protobuf:"bytes,2,rep,name=cells,proto3" json:"cells,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Cells []*Cell                `protobuf:"bytes,2,rep,name=cells,proto3" json:"cells,omitempty"`
+	// With ReadOptions.digest: how many cells the row has and their digest
+	// (cells is then empty).
+	CellCount     uint32 `protobuf:"varint,3,opt,name=cell_count,json=cellCount,proto3" json:"cell_count,omitempty"`
+	CellDigest    uint64 `protobuf:"varint,4,opt,name=cell_digest,json=cellDigest,proto3" json:"cell_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -367,6 +371,20 @@ func (x *Row) GetCells() []*Cell {
 		return x.Cells
 	}
 	return nil
+}
+
+func (x *Row) GetCellCount() uint32 {
+	if x != nil {
+		return x.CellCount
+	}
+	return 0
+}
+
+func (x *Row) GetCellDigest() uint64 {
+	if x != nil {
+		return x.CellDigest
+	}
+	return 0
 }
 
 type Column struct {
@@ -485,7 +503,12 @@ type ReadOptions struct {
 	// Only rows for which the filter is TRUE are returned; unset: every row.
 	// The filter sees the newest visible version of each column it names
 	// whether or not the column is projected; Limit counts filtered rows.
-	Filter        *RowFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	Filter *RowFilter `protobuf:"bytes,5,opt,name=filter,proto3" json:"filter,omitempty"`
+	// Return each row's selected cells as Row.cell_count and Row.cell_digest
+	// (keys.CellDigest summed over them) instead of the cells: checking a
+	// bulk import reads the data without shipping it. Sums are
+	// order-independent, so digests of row ranges add up.
+	Digest        bool `protobuf:"varint,6,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -553,6 +576,13 @@ func (x *ReadOptions) GetFilter() *RowFilter {
 		return x.Filter
 	}
 	return nil
+}
+
+func (x *ReadOptions) GetDigest() bool {
+	if x != nil {
+		return x.Digest
+	}
+	return false
 }
 
 // RowFilter is a predicate over a row's newest visible cell values that the
@@ -2567,14 +2597,20 @@ func (x *TabletStatusResponse) GetApproximateSize() uint64 {
 
 // UploadSSTRequest streams one SST file to a store's staging area. The first
 // message names the file (tablet_id, checksum, size); every message may
-// carry a chunk of the file, snappy-compressed (block format).
+// carry a chunk of the file, snappy-compressed (block format) unless raw.
 type UploadSSTRequest struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	TabletId uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
 	// SHA-256 of the uncompressed file; the staged file is named by it.
-	Checksum      []byte `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
-	Size          uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
-	Chunk         []byte `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	Checksum []byte `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	Size     uint64 `protobuf:"varint,3,opt,name=size,proto3" json:"size,omitempty"`
+	Chunk    []byte `protobuf:"bytes,4,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	// The chunk is not compressed (the file's blocks did not compress).
+	Raw bool `protobuf:"varint,5,opt,name=raw,proto3" json:"raw,omitempty"`
+	// In the first message: CRC-32C (Castagnoli) of the whole uncompressed
+	// file, which the store checks instead of hashing it with SHA-256 (the
+	// checksum still names the file). 0: the store checks the SHA-256.
+	Crc32C        uint32 `protobuf:"fixed32,6,opt,name=crc32c,proto3" json:"crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2635,6 +2671,20 @@ func (x *UploadSSTRequest) GetChunk() []byte {
 		return x.Chunk
 	}
 	return nil
+}
+
+func (x *UploadSSTRequest) GetRaw() bool {
+	if x != nil {
+		return x.Raw
+	}
+	return false
+}
+
+func (x *UploadSSTRequest) GetCrc32C() uint32 {
+	if x != nil {
+		return x.Crc32C
+	}
+	return 0
 }
 
 type UploadSSTResponse struct {
@@ -2705,9 +2755,14 @@ type IngestSSTRequest struct {
 	Largest  []byte `protobuf:"bytes,6,opt,name=largest,proto3" json:"largest,omitempty"`
 	KeyCount uint64 `protobuf:"varint,7,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
 	// Largest cell timestamp in the file.
-	MaxTimestamp  int64 `protobuf:"varint,8,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MaxTimestamp int64 `protobuf:"varint,8,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// Stores the importer staged this file on (UploadSST succeeded). When they
+	// cover every replica of the tablet, the leader proposes the ingest by
+	// reference (checksum only) and each replica ingests its own staged copy;
+	// otherwise the file travels inside the raft entry.
+	StagedStoreIds []uint64 `protobuf:"varint,9,rep,packed,name=staged_store_ids,json=stagedStoreIds,proto3" json:"staged_store_ids,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *IngestSSTRequest) Reset() {
@@ -2794,6 +2849,13 @@ func (x *IngestSSTRequest) GetMaxTimestamp() int64 {
 		return x.MaxTimestamp
 	}
 	return 0
+}
+
+func (x *IngestSSTRequest) GetStagedStoreIds() []uint64 {
+	if x != nil {
+		return x.StagedStoreIds
+	}
+	return nil
 }
 
 type IngestSSTResponse struct {
@@ -3170,23 +3232,28 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\x12\x1c\n" +
 	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\fR\x05value\"=\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\"}\n" +
 	"\x03Row\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12$\n" +
-	"\x05cells\x18\x02 \x03(\v2\x0e.shale.kv.CellR\x05cells\">\n" +
+	"\x05cells\x18\x02 \x03(\v2\x0e.shale.kv.CellR\x05cells\x12\x1d\n" +
+	"\n" +
+	"cell_count\x18\x03 \x01(\rR\tcellCount\x12\x1f\n" +
+	"\vcell_digest\x18\x04 \x01(\x04R\n" +
+	"cellDigest\">\n" +
 	"\x06Column\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\"=\n" +
 	"\tTimeRange\x12\x19\n" +
 	"\bstart_ts\x18\x01 \x01(\x03R\astartTs\x12\x15\n" +
-	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xd9\x01\n" +
+	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xf1\x01\n" +
 	"\vReadOptions\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\tR\bfamilies\x12*\n" +
 	"\acolumns\x18\x02 \x03(\v2\x10.shale.kv.ColumnR\acolumns\x12!\n" +
 	"\fmax_versions\x18\x03 \x01(\rR\vmaxVersions\x122\n" +
 	"\n" +
 	"time_range\x18\x04 \x01(\v2\x13.shale.kv.TimeRangeR\ttimeRange\x12+\n" +
-	"\x06filter\x18\x05 \x01(\v2\x13.shale.kv.RowFilterR\x06filter\"\xc5\x01\n" +
+	"\x06filter\x18\x05 \x01(\v2\x13.shale.kv.RowFilterR\x06filter\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\bR\x06digest\"\xc5\x01\n" +
 	"\tRowFilter\x12+\n" +
 	"\x03and\x18\x01 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x03and\x12)\n" +
 	"\x02or\x18\x02 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x02or\x12'\n" +
@@ -3352,15 +3419,17 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1a\n" +
 	"\bquiesced\x18\x06 \x01(\bR\bquiesced\x12)\n" +
-	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\"u\n" +
+	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\"\x9f\x01\n" +
 	"\x10UploadSSTRequest\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
 	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +
 	"\x04size\x18\x03 \x01(\x04R\x04size\x12\x14\n" +
-	"\x05chunk\x18\x04 \x01(\fR\x05chunk\"V\n" +
+	"\x05chunk\x18\x04 \x01(\fR\x05chunk\x12\x10\n" +
+	"\x03raw\x18\x05 \x01(\bR\x03raw\x12\x16\n" +
+	"\x06crc32c\x18\x06 \x01(\aR\x06crc32c\"V\n" +
 	"\x11UploadSSTResponse\x12\x1a\n" +
 	"\breceived\x18\x01 \x01(\x04R\breceived\x12%\n" +
-	"\x0ealready_staged\x18\x02 \x01(\bR\ralreadyStaged\"\x86\x02\n" +
+	"\x0ealready_staged\x18\x02 \x01(\bR\ralreadyStaged\"\xb0\x02\n" +
 	"\x10IngestSSTRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x1a\n" +
@@ -3369,7 +3438,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\bsmallest\x18\x05 \x01(\fR\bsmallest\x12\x18\n" +
 	"\alargest\x18\x06 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\a \x01(\x04R\bkeyCount\x12#\n" +
-	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\"0\n" +
+	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
+	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
 	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\x95\t\n" +
 	"\x06Tablet\x122\n" +

@@ -603,23 +603,27 @@ func (x *ClearRangeCommand) GetEnd() []byte {
 	return nil
 }
 
-// IngestSSTCommand adds an SST of cells to the tablet (bulk import). The
-// file travels inside the entry (as CockroachDB's AddSSTable does), so every
-// replica, including one that catches up from the log after a restart,
-// ingests the same bytes at the same log position. Apply verifies the
-// checksum and that [smallest, largest] lies in the tablet at the
-// command's epoch.
+// IngestSSTCommand adds an SST of cells to the tablet (bulk import), so
+// every replica ingests the same bytes at the same log position. Either the
+// file travels inside the entry (data set, as CockroachDB's AddSSTable
+// does), or, when the importer staged it on every replica (as TiKV's
+// import does), the entry names it by checksum and size and each replica
+// ingests its staged copy. Apply checks that [smallest, largest] lies in
+// the tablet at the command's epoch.
 type IngestSSTCommand struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	TableId uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
-	// SHA-256 of data.
+	// SHA-256 of the file.
 	Checksum []byte `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
-	Data     []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
+	// The file, or empty when it is staged on every replica (by reference).
+	Data []byte `protobuf:"bytes,3,opt,name=data,proto3" json:"data,omitempty"`
 	// Cell keys (no data prefix).
-	Smallest      []byte `protobuf:"bytes,4,opt,name=smallest,proto3" json:"smallest,omitempty"`
-	Largest       []byte `protobuf:"bytes,5,opt,name=largest,proto3" json:"largest,omitempty"`
-	KeyCount      uint64 `protobuf:"varint,6,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
-	MaxTimestamp  int64  `protobuf:"varint,7,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	Smallest     []byte `protobuf:"bytes,4,opt,name=smallest,proto3" json:"smallest,omitempty"`
+	Largest      []byte `protobuf:"bytes,5,opt,name=largest,proto3" json:"largest,omitempty"`
+	KeyCount     uint64 `protobuf:"varint,6,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	MaxTimestamp int64  `protobuf:"varint,7,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	// The file's size (by reference).
+	Size          uint64 `protobuf:"varint,8,opt,name=size,proto3" json:"size,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -699,6 +703,13 @@ func (x *IngestSSTCommand) GetKeyCount() uint64 {
 func (x *IngestSSTCommand) GetMaxTimestamp() int64 {
 	if x != nil {
 		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *IngestSSTCommand) GetSize() uint64 {
+	if x != nil {
+		return x.Size
 	}
 	return 0
 }
@@ -1079,7 +1090,7 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x14RollbackMergeCommand\";\n" +
 	"\x11ClearRangeCommand\x12\x14\n" +
 	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
-	"\x03end\x18\x02 \x01(\fR\x03end\"\xd5\x01\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\xe9\x01\n" +
 	"\x10IngestSSTCommand\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x1a\n" +
 	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +
@@ -1087,7 +1098,8 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\bsmallest\x18\x04 \x01(\fR\bsmallest\x12\x18\n" +
 	"\alargest\x18\x05 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\x06 \x01(\x04R\bkeyCount\x12#\n" +
-	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\"\x1f\n" +
+	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\x12\x12\n" +
+	"\x04size\x18\b \x01(\x04R\x04size\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
 	"\x15ChangeReplicasContext\x124\n" +

@@ -4,7 +4,10 @@ package sqltest
 //   go test -run '^$' -bench . -benchtime 3s ./sql-lite/sqltest/ -bench.rows 100000
 // sizes by flags, small defaults):
 //
-//   BenchmarkPointSelect/sql  SELECT v FROM t WHERE id = ? through a session
+//   BenchmarkPointSelect/sql  SELECT v FROM t WHERE id = <literal> through
+//                             Session.Exec (each text is parsed)
+//   BenchmarkPointSelect/prepared  the same through Session.Prepare once
+//                             and Stmt.Exec(id) per row
 //   BenchmarkPointSelect/raw  kvclient Table.Get of the same rows' keys
 //   BenchmarkSelectiveScan/pushed  a scan with a 1%-selective predicate;
 //                             reports rows returned and rows shipped
@@ -100,6 +103,25 @@ func BenchmarkPointSelect(b *testing.B) {
 		b.ResetTimer()
 		for i := 0; i < b.N; i++ {
 			res := benchExec(b, s, "SELECT v FROM "+name+" WHERE id = "+strconv.Itoa(r.IntN(n)))
+			if len(res.Rows) != 1 {
+				b.Fatalf("point select returned %d rows", len(res.Rows))
+			}
+		}
+	})
+	b.Run("prepared", func(b *testing.B) {
+		s := openSession(b)
+		ctx := context.Background()
+		st, err := s.Prepare(ctx, "SELECT v FROM "+name+" WHERE id = ?")
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(1, 2))
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			res, err := st.Exec(ctx, r.IntN(n))
+			if err != nil {
+				b.Fatal(err)
+			}
 			if len(res.Rows) != 1 {
 				b.Fatalf("point select returned %d rows", len(res.Rows))
 			}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/proctest"
 )
 
 func TestParsePeers(t *testing.T) {
@@ -92,14 +94,7 @@ func TestBootstrapDescriptor(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := l.Addr().String()
-	require.NoError(t, l.Close())
-	return addr
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 func testLogger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {

@@ -2,23 +2,42 @@ package store
 
 // Bulk ingest: the tablet-server half of `shale import`.
 //
-// An importer builds an SST of cells for one tablet, streams it to the
-// tablet's leader (UploadSST: chunked, snappy-compressed, SHA-256-checked,
-// rate-limited, staged under <dir>/ingest named by its checksum) and then
-// asks the leader to ingest it (IngestSST). The leader validates the file
-// (only point SETs of cell keys of the named table, in existing families,
-// inside the tablet at the request's epoch) and proposes an IngestSSTCommand
-// that CARRIES THE FILE in the raft entry, as CockroachDB's AddSSTable does.
-// Every replica therefore ingests the same bytes at the same log position:
-// a follower that was down catches up from the log (or from a snapshot,
-// which contains the ingested data like any other), a new leader needs no
-// file, and a restart that re-applies the entry re-ingests the same cells
-// (the same keys with the same values: idempotent). The price is that the
-// data is written to the raft log too, and one file is capped at
+// An importer builds an SST of cells for one tablet and streams it to the
+// tablet's replicas (UploadSST: chunked, snappy-compressed, SHA-256-checked,
+// rate-limited, fsync'd and staged under <dir>/ingest named by its
+// checksum), then asks the leader to ingest it (IngestSST). The leader
+// validates its staged copy (only point SETs of cell keys of the named
+// table, in existing families, inside the tablet at the request's epoch)
+// and proposes an IngestSSTCommand in one of two forms:
+//
+//   - By reference, when the request says the file is staged on every
+//     replica of the tablet (as TiKV's import does): the entry names the
+//     file by checksum and size, and each replica ingests its own staged
+//     copy, which pebble hard-links into the engine. The bytes cross the
+//     network once per replica and are written once per replica; nothing
+//     goes through the raft log.
+//   - Carried, otherwise (a replica could not be reached, an older
+//     importer): the entry CARRIES THE FILE, as CockroachDB's AddSSTable
+//     does, and each replica writes it out and ingests it. A follower that
+//     was down catches up from the log, at the price of the data being
+//     written to the raft log too.
+//
+// Either way every replica ingests the same bytes at the same log position.
+// A follower that falls behind past a log truncation gets a snapshot, which
+// contains the ingested data like any other; a new replica is added only by
+// a conf change, which changes the epoch, so an ingest proposed for the old
+// replica set is refused at apply on every replica alike. Staged files
+// survive restarts (an entry appended before a crash is applied after it)
+// and are swept StagedTTL after their upload. A replica that applies a
+// by-reference entry whose file it does not have stops the process (the
+// disk lost a fsync'd file; continuing would diverge), unless its marker
+// file shows that it already ingested that file (a retried proposal).
+// Re-applying an ingest after a restart re-ingests the same cells (the
+// same keys with the same values: idempotent). One file is capped at
 // MaxIngestBytes; importers cut larger tablets into several files.
 //
-// At apply time the command is checked again, deterministically (checksum
-// of the carried bytes, epoch, span inside the tablet), then the apply
+// At apply time the command is checked again, deterministically (epoch,
+// span inside the tablet, the checksum of carried bytes), then the apply
 // batch built so far is committed (with the applied state, synced, so the
 // entries before the ingest are never re-applied on top of it) and the file
 // is ingested with pebble's DB.Ingest. Ingestion is all-or-nothing per file.
@@ -30,10 +49,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -67,34 +90,49 @@ const MaxIngestBytes = 16 << 20
 // keeps what a lagging follower needs.
 const ingestTruncateBytes = 4 << 20
 
-// StagedTTL is how long an uploaded file that was never ingested stays in
-// the staging directory (the importer died, or re-cut the file).
-const StagedTTL = time.Hour
+// StagedTTL is how long an uploaded file, and the marker of an ingested
+// one, stay in the staging directory. A file is normally consumed by its
+// ingest; one that never is (the importer died, or re-cut the file) waits
+// this long, which also bounds how long a replica may be down between the
+// upload and applying the ingest (past it, the replica cannot apply a
+// by-reference entry; PD replaces a store that is down that long anyway).
+const StagedTTL = 24 * time.Hour
 
 // ingestState is the store's staging area for uploaded SSTs.
 type ingestState struct {
-	dir     string
-	limiter *rate.Limiter
+	dir       string
+	limiter   *rate.Limiter
+	lastSweep atomic.Int64 // unix nanoseconds
 }
 
 func (s *Store) ingestDir() string { return filepath.Join(s.opts.Dir, "ingest") }
 
-// openIngest empties the staging directory (a staged file does not survive
-// a restart: the importer re-uploads it) and sets up the rate limiter,
-// which shares the snapshot bandwidth setting.
+// openIngest prepares the staging directory, keeping staged files (an
+// ingest entry appended before a restart is applied after it) but removing
+// partial uploads and apply scratch files, and sets up the rate limiter.
 func (s *Store) openIngest() error {
 	dir := s.ingestDir()
-	if err := s.fs.RemoveAll(dir); err != nil && !os.IsNotExist(err) {
-		return err
-	}
 	if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	limit := rate.Inf
-	if s.opts.SnapshotBytesPerSec > 0 {
-		limit = rate.Limit(s.opts.SnapshotBytesPerSec)
+	names, err := s.fs.List(dir)
+	if err != nil {
+		return err
 	}
+	for _, n := range names {
+		if strings.Contains(n, ".tmp") || strings.HasPrefix(n, "apply-") {
+			_ = s.fs.Remove(filepath.Join(dir, n))
+		}
+	}
+	limit := rate.Inf
+	if s.opts.IngestBytesPerSec > 0 {
+		limit = rate.Limit(s.opts.IngestBytesPerSec)
+	}
+	// No sweep here: a replica applies the committed entries in its log
+	// right after a restart, and a by-reference one needs its file even
+	// if the store was down for longer than StagedTTL. Uploads sweep.
 	s.ingest = &ingestState{dir: dir, limiter: rate.NewLimiter(limit, 1<<20)}
+	s.ingest.lastSweep.Store(time.Now().UnixNano())
 	return nil
 }
 
@@ -115,12 +153,25 @@ func errBadSST(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, "ingest: "+format, args...)
 }
 
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
 func (st *ingestState) path(sum []byte) string {
 	return filepath.Join(st.dir, hex.EncodeToString(sum)+".sst")
 }
 
-// sweep removes staged files older than StagedTTL.
+// donePath is the marker left when a replica has ingested a staged file by
+// reference, so that a retried proposal of the same file is recognised.
+func (st *ingestState) donePath(sum []byte) string {
+	return filepath.Join(st.dir, hex.EncodeToString(sum)+".done")
+}
+
+// sweepStaged removes staged files and markers older than StagedTTL.
 func (s *Store) sweepStaged() {
+	now := time.Now()
+	if last := s.ingest.lastSweep.Load(); now.UnixNano()-last < int64(time.Minute) && last != 0 {
+		return // listing the directory on every upload would be O(files)
+	}
+	s.ingest.lastSweep.Store(now.UnixNano())
 	names, err := s.fs.List(s.ingest.dir)
 	if err != nil {
 		return
@@ -160,13 +211,9 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	s.sweepStaged()
 	final := s.ingest.path(first.Checksum)
 	if fi, err := s.fs.Stat(final); err == nil && uint64(fi.Size()) == first.Size {
-		for { // already here (a retried upload): drain and succeed
-			if _, err := recv(); err == io.EOF {
-				return &kvpb.UploadSSTResponse{Received: first.Size, AlreadyStaged: true}, nil
-			} else if err != nil {
-				return nil, err
-			}
-		}
+		// Already here (a retried upload, or a re-cut that left the file
+		// as it was): answer at once; the importer stops sending.
+		return &kvpb.UploadSSTResponse{AlreadyStaged: true}, nil
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", final, s.nextID.Add(1))
 	f, err := s.fs.Create(tmp, "ingest")
@@ -180,20 +227,31 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 			_ = s.fs.Remove(tmp)
 		}
 	}()
-	h := sha256.New()
+	// The transfer is checked with the CRC-32C the importer sends (cheap:
+	// every replica receives every byte) or else the SHA-256 itself.
+	var h hash.Hash = sha256.New()
+	if first.Crc32C != 0 {
+		h = crc32.New(castagnoli)
+	}
 	var received uint64
-	var buf []byte
+	var buf, scratch []byte
 	for msg := first; ; {
 		if len(msg.Chunk) > 0 {
-			n, err := snappy.DecodedLen(msg.Chunk)
-			if err != nil {
-				return nil, errBadSST("chunk at byte %d: %v", received, err)
+			n := len(msg.Chunk)
+			if !msg.Raw {
+				if n, err = snappy.DecodedLen(msg.Chunk); err != nil {
+					return nil, errBadSST("chunk at byte %d: %v", received, err)
+				}
 			}
 			if received+uint64(n) > first.Size {
 				return nil, errBadSST("upload exceeds its declared size of %d bytes", first.Size)
 			}
-			if buf, err = snappy.Decode(buf[:cap(buf)], msg.Chunk); err != nil {
+			if msg.Raw {
+				buf = msg.Chunk
+			} else if buf, err = snappy.Decode(scratch[:cap(scratch)], msg.Chunk); err != nil {
 				return nil, status.Errorf(codes.DataLoss, "ingest: chunk at byte %d does not decompress: %v", received, err)
+			} else {
+				scratch = buf
 			}
 			if err := s.waitIngestRate(ctx, len(buf)); err != nil {
 				return nil, err
@@ -213,7 +271,11 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	if received != first.Size {
 		return nil, errBadSST("upload ended after %d of %d bytes", received, first.Size)
 	}
-	if got := h.Sum(nil); !bytes.Equal(got, first.Checksum) {
+	if first.Crc32C != 0 {
+		if got := h.(hash.Hash32).Sum32(); got != first.Crc32C {
+			return nil, status.Errorf(codes.DataLoss, "ingest: SST %x arrived damaged: CRC-32C %08x, expected %08x", first.Checksum, got, first.Crc32C)
+		}
+	} else if got := h.Sum(nil); !bytes.Equal(got, first.Checksum) {
 		return nil, errSSTChecksum(first.Checksum, got)
 	}
 	if err := f.Sync(); err != nil {
@@ -225,6 +287,11 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	ok = true
 	if err := s.fs.Rename(tmp, final); err != nil {
 		_ = s.fs.Remove(tmp)
+		return nil, err
+	}
+	// The file must survive a crash once the importer is told it is
+	// staged: an ingest by reference will count on it.
+	if err := s.syncIngestDir(); err != nil {
 		return nil, err
 	}
 	return &kvpb.UploadSSTResponse{Received: received}, nil
@@ -272,27 +339,62 @@ func (s *Store) IngestSST(ctx context.Context, req *kvpb.IngestSSTRequest) (*kvp
 	if err := s.validateSST(data, req, desc, schema); err != nil {
 		return nil, err
 	}
-	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_IngestSst{IngestSst: &raftcmdpb.IngestSSTCommand{
+	cmd := &raftcmdpb.IngestSSTCommand{
 		TableId:      req.TableId,
 		Checksum:     req.Checksum,
-		Data:         data,
+		Size:         req.Size,
 		Smallest:     req.Smallest,
 		Largest:      req.Largest,
 		KeyCount:     req.KeyCount,
 		MaxTimestamp: req.MaxTimestamp,
-	}}})
+	}
+	byRef := stagedOnAll(desc, req.StagedStoreIds)
+	if !byRef {
+		cmd.Data = data
+	}
+	resp, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_IngestSst{IngestSst: cmd}})
 	if err != nil {
 		return nil, err
 	}
-	_ = s.fs.Remove(path)
+	if !byRef {
+		_ = s.fs.Remove(path)
+	}
 	return resp.(*kvpb.IngestSSTResponse), nil
 }
 
+// stagedOnAll reports whether the stores an importer staged a file on
+// cover every replica of desc.
+func stagedOnAll(desc *metapb.TabletDescriptor, staged []uint64) bool {
+	if len(staged) == 0 {
+		return false
+	}
+	for _, rep := range desc.Replicas {
+		if !slices.Contains(staged, rep.StoreId) {
+			return false
+		}
+	}
+	return true
+}
+
+// syncIngestDir makes renames and removals in the staging directory
+// durable.
+func (s *Store) syncIngestDir() error {
+	d, err := s.fs.OpenDir(s.ingest.dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// readStaged reads the staged file req names. Its SHA-256 was checked as
+// it arrived and it was fsync'd; damage on disk since then fails the block
+// checksums validateSST reads through.
 func (s *Store) readStaged(path string, req *kvpb.IngestSSTRequest) ([]byte, error) {
 	if len(req.Checksum) != sha256.Size {
 		return nil, errBadSST("request names a %d-byte checksum; want SHA-256", len(req.Checksum))
 	}
-	if req.Size > MaxIngestBytes {
+	if req.Size == 0 || req.Size > MaxIngestBytes {
 		return nil, errBadSST("SST of %d bytes; the limit is %d", req.Size, MaxIngestBytes)
 	}
 	f, err := s.fs.Open(path)
@@ -303,13 +405,15 @@ func (s *Store) readStaged(path string, req *kvpb.IngestSSTRequest) ([]byte, err
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxIngestBytes+1))
-	if err != nil {
+	if fi, err := f.Stat(); err != nil {
 		return nil, err
+	} else if uint64(fi.Size()) != req.Size {
+		_ = s.fs.Remove(path) // not the file the request names
+		return nil, errSSTNotStaged(req.Checksum, s.opts.StoreID)
 	}
-	if got := sha256.Sum256(data); !bytes.Equal(got[:], req.Checksum) || uint64(len(data)) != req.Size {
-		_ = s.fs.Remove(path) // corrupt on disk: the importer uploads again
-		return nil, errSSTChecksum(req.Checksum, got[:])
+	data := make([]byte, req.Size)
+	if _, err := io.ReadFull(f, data); err != nil {
+		return nil, err
 	}
 	return data, nil
 }
@@ -357,6 +461,7 @@ func (s *Store) validateSST(data []byte, req *kvpb.IngestSSTRequest, desc *metap
 	defer it.Close()
 	var prev []byte
 	var n uint64
+	var dec keys.CellDecoder // the cells of a row share its decoded parts
 	for kv := it.First(); kv != nil; kv = it.Next() {
 		if kv.Kind() != pebble.InternalKeyKindSet {
 			return errBadSST("key %x is a %s; only SETs may be ingested", kv.K.UserKey, kv.Kind())
@@ -375,7 +480,7 @@ func (s *Store) validateSST(data []byte, req *kvpb.IngestSSTRequest, desc *metap
 		} else if bytes.Compare(ck, prev) <= 0 {
 			return errBadSST("key %x is not above its predecessor", ck)
 		}
-		c, err := keys.DecodeCellKey(ck)
+		c, err := dec.Decode(ck)
 		if err != nil {
 			return errBadSST("%v", err)
 		}
@@ -426,8 +531,11 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	if !sameEpoch(cmd.Epoch, desc.Epoch) {
 		return nil, post, errs.EpochMismatch(desc)
 	}
-	if got := sha256.Sum256(c.Data); !bytes.Equal(got[:], c.Checksum) {
-		return nil, post, errSSTChecksum(c.Checksum, got[:])
+	byRef := len(c.Data) == 0
+	if !byRef {
+		if got := sha256.Sum256(c.Data); !bytes.Equal(got[:], c.Checksum) {
+			return nil, post, errSSTChecksum(c.Checksum, got[:])
+		}
 	}
 	if !containsDataKey(desc, c.Smallest) {
 		return nil, post, keyNotInTablet(c.Smallest, desc)
@@ -453,22 +561,52 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	post = post[:0]
 	b.Reset()
 
-	path := filepath.Join(s.ingest.dir, fmt.Sprintf("apply-%d-%d.sst", r.tabletID, e.Index))
-	if err := s.writeFile(path, c.Data); err != nil {
-		s.fatal("write SST to ingest", err, r)
+	resp := &kvpb.IngestSSTResponse{KeyCount: c.KeyCount}
+	var path string
+	if byRef {
+		path = s.ingest.path(c.Checksum)
+		fi, err := s.fs.Stat(path)
+		if err != nil || uint64(fi.Size()) != c.Size {
+			if _, derr := s.fs.Stat(s.ingest.donePath(c.Checksum)); derr == nil {
+				// A retried proposal of a file this replica ingested at an
+				// earlier index: the cells are in.
+				r.log.Info("SST already ingested", "index", e.Index, "checksum", hex.EncodeToString(c.Checksum))
+				return resp, post, nil
+			}
+			if err == nil {
+				err = fmt.Errorf("staged file is %d bytes, the entry names %d", fi.Size(), c.Size)
+			}
+			s.fatal(fmt.Sprintf("ingest by reference: staged SST %x (entry %d)", c.Checksum, e.Index), err, r)
+		}
+	} else {
+		path = filepath.Join(s.ingest.dir, fmt.Sprintf("apply-%d-%d.sst", r.tabletID, e.Index))
+		if err := s.writeFile(path, c.Data); err != nil {
+			s.fatal("write SST to ingest", err, r)
+		}
 	}
 	s.applyMu.Lock()
 	err := s.db.Ingest(context.Background(), []string{path})
 	s.applyMu.Unlock()
-	_ = s.fs.Remove(path)
 	if err != nil {
 		// The leader validated the bytes every replica holds; an engine
 		// that cannot ingest them now would diverge if it went on.
 		s.fatal("ingest SST", err, r)
 	}
+	if byRef {
+		// The marker first, durably, then the staged link (pebble holds
+		// its own): a crash in between leaves a file to re-ingest or a
+		// marker, never neither.
+		if err := s.writeFile(s.ingest.donePath(c.Checksum), nil); err != nil {
+			s.fatal("write ingest marker", err, r)
+		}
+		if err := s.syncIngestDir(); err != nil {
+			s.fatal("sync staging directory", err, r)
+		}
+	}
+	_ = s.fs.Remove(path)
 	r.ingestLogBytes += uint64(len(c.Data))
-	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", len(c.Data))
-	return &kvpb.IngestSSTResponse{KeyCount: c.KeyCount}, post, nil
+	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", c.Size, "by_reference", byRef)
+	return resp, post, nil
 }
 
 func (s *Store) writeFile(path string, data []byte) error {
@@ -487,12 +625,13 @@ func (s *Store) writeFile(path string, data []byte) error {
 	return f.Close()
 }
 
-// stagedFiles lists the staging directory (tests).
-func (s *Store) stagedFiles() []string {
+// stagingFiles lists the staging directory's files ending in suffix
+// (".sst": staged files; ".done": ingest markers; tests).
+func (s *Store) stagingFiles(suffix string) []string {
 	names, _ := s.fs.List(s.ingest.dir)
 	var out []string
 	for _, n := range names {
-		if strings.HasSuffix(n, ".sst") {
+		if strings.HasSuffix(n, suffix) {
 			out = append(out, n)
 		}
 	}

@@ -36,7 +36,7 @@ func (s *Store) HasCellForTest(cellKey []byte) (bool, error) {
 }
 
 // StagedFilesForTest lists the staged SSTs.
-func (s *Store) StagedFilesForTest() []string { return s.stagedFiles() }
+func (s *Store) StagedFilesForTest() []string { return s.stagingFiles(".sst") }
 
 // FirstLogIndexForTest is the first index still in the tablet's raft log
 // on this store (0 if the store has no replica of it).
@@ -48,3 +48,13 @@ func (s *Store) FirstLogIndexForTest(tabletID uint64) uint64 {
 	i, _ := r.storage.FirstIndex()
 	return i
 }
+
+// SweepStagedForTest sweeps the staging directory now (uploads sweep at
+// most once a minute).
+func (s *Store) SweepStagedForTest() {
+	s.ingest.lastSweep.Store(0)
+	s.sweepStaged()
+}
+
+// IngestMarkersForTest lists the markers of files ingested by reference.
+func (s *Store) IngestMarkersForTest() []string { return s.stagingFiles(".done") }

@@ -57,6 +57,14 @@ func ingestEnv(t *testing.T) (*storetest.Cluster, *metapb.TabletDescriptor, cont
 	return c, desc, ctx
 }
 
+// followerOf returns a store of ingestEnv's tablet other than leader.
+func followerOf(leader uint64) uint64 {
+	if leader == 1 {
+		return 2
+	}
+	return 1
+}
+
 func uploadAndIngest(ctx context.Context, c *storetest.Cluster, tablet uint64, epoch *metapb.Epoch, sst *importer.SST) error {
 	return c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
 		if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
@@ -73,10 +81,7 @@ func uploadAndIngest(ctx context.Context, c *storetest.Cluster, tablet uint64, e
 func TestIngestSSTReachesEveryReplica(t *testing.T) {
 	c, desc, ctx := ingestEnv(t)
 	leader := c.WaitLeader(1)
-	down := uint64(1)
-	if down == leader {
-		down = 2
-	}
+	down := followerOf(leader)
 	c.Stop(down)
 	sst, cells := buildSST(t, "c", 200, "f")
 	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
@@ -150,11 +155,18 @@ func TestIngestSSTRejects(t *testing.T) {
 
 	// A file whose bytes do not match the checksum it is uploaded under.
 	good, _ := buildSST(t, "c", 10, "f")
-	bad := *good
-	bad.Data = append([]byte(nil), good.Data...)
+	bad := &importer.SST{Data: append([]byte(nil), good.Data...), Checksum: good.Checksum}
 	bad.Data[len(bad.Data)/2] ^= 0xff
-	if _, err := importer.UploadSST(ctx, cl, 1, &bad); status.Code(err) != codes.DataLoss {
+	if _, err := importer.UploadSST(ctx, cl, 1, bad); status.Code(err) != codes.DataLoss {
 		t.Fatalf("corrupted upload: got %v, want DataLoss", err)
+	}
+	// The same, checked with the CRC-32C the importer sends.
+	bad.CRC32C = good.CRC32C
+	if good.CRC32C == 0 {
+		t.Fatal("the builder left the SST's CRC-32C unset")
+	}
+	if _, err := importer.UploadSST(ctx, cl, 1, bad); status.Code(err) != codes.DataLoss {
+		t.Fatalf("corrupted upload with a CRC-32C: got %v, want DataLoss", err)
 	}
 	// Never uploaded: NotFound, upload first.
 	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, good)); status.Code(err) != codes.NotFound || errs.Detail(err) != nil {
@@ -290,7 +302,8 @@ func TestIngestTruncatesLog(t *testing.T) {
 }
 
 // TestIngestStagingCleanup: staged files that were never ingested go away
-// after StagedTTL (swept on the next upload) and on restart.
+// after StagedTTL; younger ones survive a restart (an ingest entry appended
+// before it may name them).
 func TestIngestStagingCleanup(t *testing.T) {
 	c, _, ctx := ingestEnv(t)
 	leader := c.WaitLeader(1)
@@ -316,14 +329,107 @@ func TestIngestStagingCleanup(t *testing.T) {
 	if _, err := importer.UploadSST(ctx, cl, 1, fresh); err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Nodes[leader].Store.StagedFilesForTest(); len(got) != 1 || got[0] == staged[0] {
+	c.Nodes[leader].Store.SweepStagedForTest()
+	got := c.Nodes[leader].Store.StagedFilesForTest()
+	if len(got) != 1 || got[0] == staged[0] {
 		t.Fatalf("after the TTL: staged %v, want only the fresh file", got)
+	}
+	// A partial upload left by a crash is removed at restart; the staged
+	// file is kept.
+	partial := filepath.Join(c.Nodes[leader].Dir, "ingest", got[0]+".tmp7")
+	if err := os.WriteFile(partial, []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	c.Stop(leader)
 	c.Restart(leader)
-	if got := c.Nodes[leader].Store.StagedFilesForTest(); len(got) != 0 {
-		t.Fatalf("after a restart: staged %v, want none", got)
+	if after := c.Nodes[leader].Store.StagedFilesForTest(); len(after) != 1 || after[0] != got[0] {
+		t.Fatalf("after a restart: staged %v, want %v", after, got)
 	}
+	if _, err := os.Stat(partial); !os.IsNotExist(err) {
+		t.Fatalf("partial upload %s survived the restart (stat: %v)", partial, err)
+	}
+}
+
+// TestIngestSSTByReference: a file staged on every replica is ingested by
+// reference (the entry names it; each replica ingests its own copy), also
+// by a follower that was down when the entry committed and applies it
+// after a restart; a retried entry for a file already ingested is
+// recognised by its marker. A file staged on the leader only travels in
+// the entry instead.
+func TestIngestSSTByReference(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	leader := c.WaitLeader(1)
+	down := followerOf(leader)
+	sst, cells := buildSST(t, "c", 200, "f")
+	for id, n := range c.Nodes {
+		if _, err := importer.UploadSST(ctx, n.Client, 1, sst); err != nil {
+			t.Fatalf("upload to store %d: %v", id, err)
+		}
+	}
+	c.Stop(down)
+	req := importer.IngestRequest(1, desc.Epoch, storetest.TestTable.TableId, sst)
+	req.StagedStoreIds = []uint64{1, 2, 3}
+	if _, err := c.Nodes[leader].Client.IngestSST(ctx, req); err != nil {
+		t.Fatalf("ingest by reference: %v", err)
+	}
+	if err := c.MustRead(ctx, 1, "c042", "v42"); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Nodes[leader].Store.IngestMarkersForTest(); len(m) != 1 {
+		t.Fatalf("leader markers %v, want one (ingested by reference)", m)
+	}
+	if staged := c.Nodes[leader].Store.StagedFilesForTest(); len(staged) != 0 {
+		t.Fatalf("leader kept staged files %v after ingesting them", staged)
+	}
+	c.Restart(down)
+	storetest.SucceedsSoon(t, func() error {
+		for _, k := range cells {
+			if ok, err := c.Nodes[down].Store.HasCellForTest(k); err != nil || !ok {
+				return fmt.Errorf("store %d lacks cell %x (err %v)", down, k, err)
+			}
+		}
+		return nil
+	})
+	if staged := c.Nodes[down].Store.StagedFilesForTest(); len(staged) != 0 || len(c.Nodes[down].Store.IngestMarkersForTest()) != 1 {
+		t.Fatalf("store %d after catching up: staged %v, markers %v; want none and one", down, staged, c.Nodes[down].Store.IngestMarkersForTest())
+	}
+
+	// The same entry again (an importer's retry that reached the log
+	// twice): every replica finds its marker and the cells stay.
+	again := &raftcmdpb.IngestSSTCommand{TableId: storetest.TestTable.TableId, Checksum: sst.Checksum, Size: uint64(len(sst.Data)),
+		Smallest: sst.Smallest, Largest: sst.Largest, KeyCount: sst.KeyCount, MaxTimestamp: sst.MaxTimestamp}
+	leader = c.WaitLeader(1)
+	if err := c.Nodes[leader].Store.ProposeIngestForTest(ctx, 1, desc.Epoch, again); err != nil {
+		t.Fatalf("retried entry: %v", err)
+	}
+	if err := c.MustRead(ctx, 1, "c199", "v199"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Staged on the leader only: the file rides in the entry, and the
+	// followers, which never had it, ingest it all the same.
+	carried, carriedCells := buildSST(t, "d", 50, "f")
+	if _, err := importer.UploadSST(ctx, c.Nodes[leader].Client, 1, carried); err != nil {
+		t.Fatal(err)
+	}
+	req = importer.IngestRequest(1, desc.Epoch, storetest.TestTable.TableId, carried)
+	req.StagedStoreIds = []uint64{leader}
+	if _, err := c.Nodes[leader].Client.IngestSST(ctx, req); err != nil {
+		t.Fatalf("carried ingest: %v", err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			for _, k := range carriedCells {
+				if ok, err := n.Store.HasCellForTest(k); err != nil || !ok {
+					return fmt.Errorf("store %d lacks carried cell %x (err %v)", id, k, err)
+				}
+			}
+			if m := n.Store.IngestMarkersForTest(); len(m) != 1 {
+				return fmt.Errorf("store %d markers %v: the carried file must not leave one", id, m)
+			}
+		}
+		return nil
+	})
 }
 
 // TestIngestSSTStoreStoppedDuringIngest stops a random store (leader or
@@ -381,5 +487,44 @@ func TestIngestSSTStoreStoppedDuringIngest(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+	}
+}
+
+// TestUploadSSTRawChunks: an SST whose values do not compress is sent raw
+// (the importer skips snappy) and arrives byte for byte.
+func TestUploadSSTRawChunks(t *testing.T) {
+	c, desc, ctx := ingestEnv(t)
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewSource(seed))
+	b := importer.NewSSTBuilder()
+	vals := map[string]string{}
+	for i := 0; i < 3000; i++ { // about 3 MiB: several upload chunks
+		row := fmt.Sprintf("c%05d", i)
+		v := make([]byte, 1000)
+		rng.Read(v)
+		vals[row] = string(v)
+		if err := b.Add(keys.CellKey(storetest.TestTable.TableId, []byte(row), "f", []byte("q"), ingestTS), v, ingestTS); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sst, err := b.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sst.UploadCompressed() {
+		t.Fatal("random values were snappy-compressed for the upload")
+	}
+	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
+		t.Fatalf("ingest: %v", err)
+	}
+	for _, row := range []string{"c00000", "c01234", "c02999"} {
+		if err := c.MustRead(ctx, 1, row, vals[row]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	small, _ := buildSST(t, "d", 200, "f")
+	if !small.UploadCompressed() {
+		t.Fatal("compressible values were sent raw")
 	}
 }

@@ -60,6 +60,10 @@ type Options struct {
 
 	// SnapshotBytesPerSec limits outgoing snapshot bandwidth. Default 32 MiB/s.
 	SnapshotBytesPerSec int64
+	// IngestBytesPerSec limits how fast SSTs uploaded for bulk import are
+	// taken in (each store receives its replicas' copies). Default 256
+	// MiB/s (TiKV's import upload limit defaults to 512 MiB/s).
+	IngestBytesPerSec int64
 	// MaxConcurrentSnapshots limits snapshots being sent at once. Default 2.
 	MaxConcurrentSnapshots int
 
@@ -132,6 +136,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxSizePerMsg == 0 {
 		o.MaxSizePerMsg = 1 << 20
+	}
+	if o.IngestBytesPerSec == 0 {
+		o.IngestBytesPerSec = 256 << 20
 	}
 	if o.SnapshotBytesPerSec == 0 {
 		o.SnapshotBytesPerSec = 32 << 20

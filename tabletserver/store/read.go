@@ -24,6 +24,7 @@ type rowFilter struct {
 	policy      map[string]*metapb.FamilySchema
 	nowMicros   int64
 	filter      *compiledFilter // nil: every row
+	digest      bool            // rows carry a count and digest of their cells
 }
 
 func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*rowFilter, error) {
@@ -37,6 +38,7 @@ func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*
 	if o.MaxVersions > 0 {
 		f.maxVersions = int(o.MaxVersions)
 	}
+	f.digest = o.Digest
 	if tr := o.TimeRange; tr != nil {
 		f.start, f.end = tr.StartTs, tr.EndTs
 		if f.end > 0 && f.end <= f.start {
@@ -93,6 +95,7 @@ type rowBuilder struct {
 	versions int  // versions seen of the current column (before filtering)
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
+	digester keys.CellDigester
 }
 
 // add considers one stored cell. Cells must arrive in key order.
@@ -133,11 +136,19 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		return
 	}
 	b.returned++
+	if b.f.digest {
+		b.row.CellCount++
+		b.row.CellDigest += b.digester.CellDigest(c.Row, c.Family, c.Qualifier, value)
+		return
+	}
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
 }
 
 // matches reports whether the row built so far passes the request's filter.
 func (b *rowBuilder) matches() bool { return b.f.filter == nil || b.f.filter.matches() }
+
+// hasCells reports whether a built row has cells to return.
+func hasCells(row *kvpb.Row) bool { return len(row.Cells) > 0 || row.CellCount > 0 }
 
 // readLeader resolves the replica, confirms a linearizable read point and
 // returns the replica for reading.
@@ -224,7 +235,7 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 		return nil, err
 	}
 	resp := &kvpb.GetResponse{}
-	if b.row != nil && len(b.row.Cells) > 0 && b.matches() {
+	if b.row != nil && hasCells(b.row) && b.matches() {
 		resp.Row = b.row
 	}
 	r.record(false, req.TableId, req.RowKey, proto.Size(resp))
@@ -309,7 +320,7 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 		pending *kvpb.Row
 	)
 	emit := func(row *kvpb.Row, rb *rowBuilder) error {
-		if row == nil || len(row.Cells) == 0 || !rb.matches() {
+		if row == nil || !hasCells(row) || !rb.matches() {
 			return nil
 		}
 		if req.Reverse {
