@@ -48,6 +48,20 @@ func (rc *ReplicaChecker) needsReplacement(c *Cluster, t *Tablet, r Replica) (bo
 	return false, ""
 }
 
+// usableLearner returns a learner of t that could become a voter now: on an
+// Up store, caught up (not pending) and not down.
+func (rc *ReplicaChecker) usableLearner(c *Cluster, t *Tablet) (Replica, bool) {
+	for _, r := range t.Replicas {
+		if !r.Learner || t.IsPending(r.ID) || t.IsDown(r.ID) {
+			continue
+		}
+		if s := c.Store(r.StoreID); s != nil && s.State == StoreUp {
+			return r, true
+		}
+	}
+	return Replica{}, false
+}
+
 // Check implements Checker.
 func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 	view := rc.pick.view
@@ -78,7 +92,16 @@ func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 			b.remove(r.StoreID)
 			return b.build(KindReplicaRepair, fmt.Sprintf("remove excess replica on %s %d", why, r.StoreID))
 		}
-		if to, _ := rc.pick.best(c, t, voterStores(t, r.StoreID)); to != 0 {
+		others := voterStores(t, r.StoreID)
+		to, score := rc.pick.best(c, t, others)
+		if l, ok := rc.usableLearner(c, t); ok && (to == 0 || rc.pick.locs.score(l.StoreID, others) >= score) {
+			// A learner (left by an interrupted move, or the target of a
+			// balance move this repair preempts) is as good a home as any
+			// and already holds the data.
+			b.promoteInstead(r.StoreID, l)
+			return b.build(KindReplicaRepair, fmt.Sprintf("replace replica on %s %d by learner on store %d", why, r.StoreID, l.StoreID))
+		}
+		if to != 0 {
 			b.move(r.StoreID, to)
 			return b.build(KindReplicaRepair, fmt.Sprintf("replace replica on %s %d by store %d", why, r.StoreID, to))
 		}

@@ -82,6 +82,37 @@ func TestReplicaCheckerRepair(t *testing.T) {
 			tab:    tablet(1, "a", "b", 1, 2, 3),
 		},
 		{
+			name:   "down store replaced by promoting a caught-up learner",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), down(store(3, "z3"), time.Hour), store(4, "z3"), store(5, "z3")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.Replicas = append(t.Replicas, Replica{ID: 104, StoreID: 4, Learner: true})
+				return t
+			}(),
+			want: []Step{ChangeReplicas{Promote: []PromoteLearner{{Store: 4, ReplicaID: 104}}, Remove: []RemoveReplica{{Store: 3, ReplicaID: 103}}}},
+		},
+		{
+			name:   "a learner still receiving its snapshot is not promoted",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), down(store(3, "z3"), time.Hour), store(4, "z3"), store(5, "z3")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.Replicas = append(t.Replicas, Replica{ID: 104, StoreID: 4, Learner: true})
+				t.PendingReplicas = []uint64{104}
+				return t
+			}(),
+			want: move(3, 5, 103, 1001, 1),
+		},
+		{
+			name:   "a learner in a worse place than the best target is not promoted",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), down(store(3, "z3"), time.Hour), store(4, "z1"), store(5, "z3")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.Replicas = append(t.Replicas, Replica{ID: 104, StoreID: 4, Learner: true})
+				return t
+			}(),
+			want: move(3, 5, 103, 1001, 1),
+		},
+		{
 			name:   "stray learner removed",
 			stores: []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")},
 			tab: func() *Tablet {

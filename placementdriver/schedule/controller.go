@@ -270,6 +270,14 @@ func (c *Controller) Dispatch(t *Tablet, now time.Time) *pdpb.TabletCommand {
 		c.end(op, OpStale, now)
 		return nil
 	}
+	if t.ConfVersion > want && !t.Joint && !confApplied(step, t) {
+		// The membership moved on without this step: someone else's change
+		// (typically a learner left by an earlier operator on the very store
+		// this step targets, which the plan did not see yet). The step can
+		// never finish; waiting would hold the tablet until the timeout.
+		c.end(op, OpStale, now)
+		return nil
+	}
 	if t.Joint || t.ConfVersion != want {
 		// The current step is under way (a joint change the leader is
 		// leaving, a learner receiving its snapshot): wait for it.

@@ -25,7 +25,10 @@
 // skips the steps the report shows finished (IsFinished looks only at the
 // reported tablet: replica present and not pending, voter, gone, leader
 // moved, epoch version grown), ends the operator when none is left or its
-// Timeout passed, and otherwise returns the current step's TabletCommand,
+// Timeout passed, ends it as stale when the tablet's epoch moved in a way
+// its steps cannot explain (a split, or a membership change it did not make,
+// such as another learner on the store it is adding one to), and otherwise
+// returns the current step's TabletCommand,
 // which the server sends back in the heartbeat response. PD never calls a
 // tablet server; progress is judged only from later heartbeats.
 //
@@ -41,6 +44,9 @@
 //     snapshot room (MaxSnapshotsPerStore counts unfinished AddLearner steps
 //     on the receiving store and on the sending leader's store), and never
 //     lower the tablet's isolation (PD's distinct score over LocationLabels).
+//   - A voter that must be replaced is replaced by promoting a caught-up
+//     learner when one is as well placed as the best new store (no
+//     snapshot needed); otherwise by a move.
 //   - Replicas on Disconnected stores, or Down for less than
 //     MaxStoreDownTime, are not replaced.
 //   - Concurrency per kind is bounded (Config *ScheduleLimit); schedulers

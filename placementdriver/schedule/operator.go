@@ -221,6 +221,27 @@ func (b *stepBuilder) move(from, to uint64) {
 	b.voters[to] = true
 }
 
+// promoteInstead replaces the voter on from by the existing learner l: one
+// joint change promoting l and removing the old replica (leadership is moved
+// off from first). No snapshot is needed; l already has the data.
+func (b *stepBuilder) promoteInstead(from uint64, l Replica) {
+	old, ok := b.t.ReplicaOn(from)
+	if !ok {
+		b.failed = true
+		return
+	}
+	b.transferLeaderAway(from, 0)
+	if b.failed {
+		return
+	}
+	b.steps = append(b.steps, ChangeReplicas{
+		Promote: []PromoteLearner{{Store: l.StoreID, ReplicaID: l.ID}},
+		Remove:  []RemoveReplica{{Store: from, ReplicaID: old.ID}},
+	})
+	delete(b.voters, from)
+	b.voters[l.StoreID] = true
+}
+
 // add adds a new voter on store to.
 func (b *stepBuilder) add(to uint64) {
 	id := b.alloc.AllocID()

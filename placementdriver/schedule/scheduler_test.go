@@ -326,6 +326,39 @@ func TestControllerStaleOperator(t *testing.T) {
 	require.Equal(t, OpStale, mv.Status())
 }
 
+// An operator planned from a report that did not yet show a learner left on
+// store 4 by an earlier operator wants its own learner there. The next
+// report shows the other learner: the step can never finish, so the
+// operator ends at once instead of holding the tablet until its timeout
+// (seen in TestSplitBalanceAndRepair: a down store's replicas stayed
+// unrepaired for minutes).
+func TestControllerAddLearnerConflict(t *testing.T) {
+	cfg := testConfig()
+	stores := []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")}
+	tab := tablet(1, "a", "b", 1, 2, 3)
+	f := newFixture(cfg, stores, tab)
+	op := NewMoveOperator(f.c, tab, f.alloc, KindReplicaRepair, 3, 4)
+	require.NotNil(t, op)
+	require.NoError(t, f.ctl.AddOperator(op, t0))
+	require.NotNil(t, f.ctl.Dispatch(tab, t0.Add(time.Second)))
+
+	// Its own learner, still receiving a snapshot: the step is under way.
+	own := tab.Clone()
+	own.Replicas = append(own.Replicas, Replica{ID: op.Steps[0].(AddLearner).ReplicaID, StoreID: 4, Learner: true})
+	own.PendingReplicas = []uint64{op.Steps[0].(AddLearner).ReplicaID}
+	own.ConfVersion++
+	require.Nil(t, f.ctl.Dispatch(own, t0.Add(2*time.Second)))
+	require.Equal(t, OpRunning, op.Status())
+
+	// Somebody else's learner on the same store: stale.
+	other := tab.Clone()
+	other.Replicas = append(other.Replicas, Replica{ID: 999, StoreID: 4, Learner: true})
+	other.ConfVersion++
+	require.Nil(t, f.ctl.Dispatch(other, t0.Add(3*time.Second)))
+	require.Equal(t, OpStale, op.Status())
+	require.Nil(t, f.ctl.Operator(1))
+}
+
 // A tablet in joint consensus gets no repair or tidying: its four voters are
 // a transient state the leader leaves by itself.
 func TestReplicaCheckerWaitsOutJointState(t *testing.T) {

@@ -45,6 +45,16 @@ func (s ChangeReplicas) confChanges() uint64 {
 	return 1
 }
 
+// confApplied reports whether t's membership shows step s applied, finished
+// or not: an added learner may still wait for its snapshot.
+func confApplied(s Step, t *Tablet) bool {
+	if al, ok := s.(AddLearner); ok {
+		r, on := t.ReplicaOn(al.Store)
+		return on && r.ID == al.ReplicaID
+	}
+	return s.IsFinished(t)
+}
+
 // AddLearner adds a non-voting replica, which the leader brings up to date
 // with a snapshot. Finished when the replica is present and not pending.
 type AddLearner struct {
