@@ -2512,8 +2512,10 @@ type TabletStatusResponse struct {
 	CommitIndex     uint64                   `protobuf:"varint,5,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
 	Quiesced        bool                     `protobuf:"varint,6,opt,name=quiesced,proto3" json:"quiesced,omitempty"`
 	ApproximateSize uint64                   `protobuf:"varint,7,opt,name=approximate_size,json=approximateSize,proto3" json:"approximate_size,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// Non-zero while the tablet is frozen for a merge into that tablet.
+	MergingInto   uint64 `protobuf:"varint,8,opt,name=merging_into,json=mergingInto,proto3" json:"merging_into,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TabletStatusResponse) Reset() {
@@ -2591,6 +2593,13 @@ func (x *TabletStatusResponse) GetQuiesced() bool {
 func (x *TabletStatusResponse) GetApproximateSize() uint64 {
 	if x != nil {
 		return x.ApproximateSize
+	}
+	return 0
+}
+
+func (x *TabletStatusResponse) GetMergingInto() uint64 {
+	if x != nil {
+		return x.MergingInto
 	}
 	return 0
 }
@@ -3411,7 +3420,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x14MergeTabletsResponse\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"2\n" +
 	"\x13TabletStatusRequest\x12\x1b\n" +
-	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\"\x9b\x02\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\"\xbe\x02\n" +
 	"\x14TabletStatusResponse\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12*\n" +
 	"\x11leader_replica_id\x18\x02 \x01(\x04R\x0fleaderReplicaId\x12\x12\n" +
@@ -3419,7 +3428,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rapplied_index\x18\x04 \x01(\x04R\fappliedIndex\x12!\n" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1a\n" +
 	"\bquiesced\x18\x06 \x01(\bR\bquiesced\x12)\n" +
-	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\"\x9f\x01\n" +
+	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\x12!\n" +
+	"\fmerging_into\x18\b \x01(\x04R\vmergingInto\"\x9f\x01\n" +
 	"\x10UploadSSTRequest\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
 	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +

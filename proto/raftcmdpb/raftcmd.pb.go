@@ -371,8 +371,12 @@ func (x *SplitCommand) GetNewReplicas() []*metapb.Replica {
 type PrepareMergeCommand struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
 	TargetTabletId uint64                 `protobuf:"varint,1,opt,name=target_tablet_id,json=targetTabletId,proto3" json:"target_tablet_id,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// The target's epoch the merge was checked against; CommitMerge carries
+	// it. Kept in the frozen tablet's AppliedState so that a merge whose
+	// proposer died can be finished or rolled back (store/merge.go).
+	TargetEpoch   *metapb.Epoch `protobuf:"bytes,2,opt,name=target_epoch,json=targetEpoch,proto3" json:"target_epoch,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *PrepareMergeCommand) Reset() {
@@ -410,6 +414,13 @@ func (x *PrepareMergeCommand) GetTargetTabletId() uint64 {
 		return x.TargetTabletId
 	}
 	return 0
+}
+
+func (x *PrepareMergeCommand) GetTargetEpoch() *metapb.Epoch {
+	if x != nil {
+		return x.TargetEpoch
+	}
+	return nil
 }
 
 // PrepareMergeResult reports the freeze index to the proposer.
@@ -883,9 +894,13 @@ type AppliedState struct {
 	// Highest commit timestamp applied; new writes get strictly larger ones.
 	MaxTimestamp int64 `protobuf:"varint,3,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
 	// Non-zero while the tablet is frozen for a merge into that tablet.
-	MergingInto   uint64 `protobuf:"varint,4,opt,name=merging_into,json=mergingInto,proto3" json:"merging_into,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MergingInto uint64 `protobuf:"varint,4,opt,name=merging_into,json=mergingInto,proto3" json:"merging_into,omitempty"`
+	// While frozen: the PrepareMerge entry's index and the target's epoch it
+	// names (PrepareMergeCommand.target_epoch).
+	MergeFreezeIndex uint64        `protobuf:"varint,5,opt,name=merge_freeze_index,json=mergeFreezeIndex,proto3" json:"merge_freeze_index,omitempty"`
+	MergeTargetEpoch *metapb.Epoch `protobuf:"bytes,6,opt,name=merge_target_epoch,json=mergeTargetEpoch,proto3" json:"merge_target_epoch,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AppliedState) Reset() {
@@ -944,6 +959,20 @@ func (x *AppliedState) GetMergingInto() uint64 {
 		return x.MergingInto
 	}
 	return 0
+}
+
+func (x *AppliedState) GetMergeFreezeIndex() uint64 {
+	if x != nil {
+		return x.MergeFreezeIndex
+	}
+	return 0
+}
+
+func (x *AppliedState) GetMergeTargetEpoch() *metapb.Epoch {
+	if x != nil {
+		return x.MergeTargetEpoch
+	}
+	return nil
 }
 
 // TruncatedState: the log holds entries after index only.
@@ -1079,9 +1108,10 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\fSplitCommand\x12\x1b\n" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_tablet_id\x18\x02 \x01(\x04R\vnewTabletId\x126\n" +
-	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"?\n" +
+	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"u\n" +
 	"\x13PrepareMergeCommand\x12(\n" +
-	"\x10target_tablet_id\x18\x01 \x01(\x04R\x0etargetTabletId\"7\n" +
+	"\x10target_tablet_id\x18\x01 \x01(\x04R\x0etargetTabletId\x124\n" +
+	"\ftarget_epoch\x18\x02 \x01(\v2\x11.shale.meta.EpochR\vtargetEpoch\"7\n" +
 	"\x12PrepareMergeResult\x12!\n" +
 	"\ffreeze_index\x18\x01 \x01(\x04R\vfreezeIndex\"m\n" +
 	"\x12CommitMergeCommand\x124\n" +
@@ -1110,12 +1140,14 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x125\n" +
 	"\aapplied\x18\x02 \x01(\v2\x1b.shale.raftcmd.AppliedStateR\aapplied\x124\n" +
-	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\x80\x01\n" +
+	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\xef\x01\n" +
 	"\fAppliedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12#\n" +
 	"\rmax_timestamp\x18\x03 \x01(\x03R\fmaxTimestamp\x12!\n" +
-	"\fmerging_into\x18\x04 \x01(\x04R\vmergingInto\":\n" +
+	"\fmerging_into\x18\x04 \x01(\x04R\vmergingInto\x12,\n" +
+	"\x12merge_freeze_index\x18\x05 \x01(\x04R\x10mergeFreezeIndex\x12?\n" +
+	"\x12merge_target_epoch\x18\x06 \x01(\v2\x11.shale.meta.EpochR\x10mergeTargetEpoch\":\n" +
 	"\x0eTruncatedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"3\n" +
@@ -1174,15 +1206,17 @@ var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
 	6,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
 	7,  // 12: shale.raftcmd.RaftCommand.ingest_sst:type_name -> shale.raftcmd.IngestSSTCommand
 	20, // 13: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	21, // 14: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	21, // 15: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	11, // 16: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	21, // 17: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	15, // 14: shale.raftcmd.PrepareMergeCommand.target_epoch:type_name -> shale.meta.Epoch
+	21, // 15: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	21, // 16: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	11, // 17: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	21, // 18: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	15, // 19: shale.raftcmd.AppliedState.merge_target_epoch:type_name -> shale.meta.Epoch
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }

@@ -94,8 +94,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	case *raftcmdpb.RaftCommand_CommitMerge:
 		resp, post, err = r.applyCommitMerge(b, &cmd, c.CommitMerge, post)
 	case *raftcmdpb.RaftCommand_RollbackMerge:
-		r.applied.MergingInto = 0
-		r.setMerging(0)
+		r.applyRollbackMerge()
 	case *raftcmdpb.RaftCommand_IngestSst:
 		resp, post, err = r.applyIngest(b, e, &cmd, c.IngestSst, post)
 		if err == nil {

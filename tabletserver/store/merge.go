@@ -31,7 +31,9 @@ import (
 //
 // If step 2 or 3 fails the right tablet is unfrozen (RollbackMerge). The
 // store receiving the request must lead both tablets, and both must have
-// voters on the same stores and no learners.
+// voters on the same stores and no learners. A merge whose proposer gave up
+// between steps 1 and 3 (it died, or its deadline passed) is finished or
+// rolled back by runMergeRecovery.
 func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*metapb.TabletDescriptor, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -44,6 +46,13 @@ func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*meta
 	right, err := s.replicaForRequest(req.RightTabletId)
 	if err != nil {
 		return nil, err
+	}
+	// The proposer must be done (merged, rolled back, or gone) before
+	// runMergeRecovery may act on the frozen tablet.
+	if after := s.opts.MergeRecoveryAfter; after > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, after/2)
+		defer cancel()
 	}
 	ld, rd := left.descriptor(), right.descriptor()
 	if err := s.checkEpoch(ld, req.Header); err != nil {
@@ -60,12 +69,28 @@ func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*meta
 			return nil, errs.ServerBusy(fmt.Sprintf("store %d must lead both tablets %d and %d to merge them; transfer leadership first", s.opts.StoreID, ld.TabletId, rd.TabletId), 500)
 		}
 	}
-	res, err := right.propose(ctx, &raftcmdpb.RaftCommand{Epoch: rd.Epoch, Cmd: &raftcmdpb.RaftCommand_PrepareMerge{PrepareMerge: &raftcmdpb.PrepareMergeCommand{TargetTabletId: ld.TabletId}}})
+	res, err := right.propose(ctx, &raftcmdpb.RaftCommand{Epoch: rd.Epoch, Cmd: &raftcmdpb.RaftCommand_PrepareMerge{PrepareMerge: &raftcmdpb.PrepareMergeCommand{TargetTabletId: ld.TabletId, TargetEpoch: ld.Epoch}}})
 	if err != nil {
 		return nil, err
 	}
 	freeze := res.(*raftcmdpb.PrepareMergeResult).FreezeIndex
+	if k := s.opts.Knobs; k != nil && k.AbandonMergeAfterPrepare {
+		return nil, errs.ServerBusy("merge abandoned after PrepareMerge (testing knob)", 500)
+	}
+	return s.finishMerge(ctx, left, right, ld.Epoch, freeze, true)
+}
+
+// finishMerge runs steps 2 and 3 of a merge whose right tablet is frozen
+// at index freeze, for the left tablet at epoch leftEpoch. The store must
+// lead both. With mayRollback it unfreezes the right tablet when the merge
+// fails before or at CommitMerge: only the proposer that froze it may, as
+// only it knows that no CommitMerge of an earlier attempt can still be
+// in the left's log.
+func (s *Store) finishMerge(ctx context.Context, left, right *replica, leftEpoch *metapb.Epoch, freeze uint64, mayRollback bool) (*metapb.TabletDescriptor, error) {
 	rollback := func(cause error) error {
+		if !mayRollback {
+			return cause
+		}
 		rctx, cancel := context.WithTimeout(context.Background(), s.opts.ProposalTimeout)
 		defer cancel()
 		if _, err := right.propose(rctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}}); err != nil {
@@ -102,7 +127,7 @@ func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*meta
 		}
 	}
 	frozen := right.descriptor()
-	res, err = left.propose(ctx, &raftcmdpb.RaftCommand{Epoch: ld.Epoch, Cmd: &raftcmdpb.RaftCommand_CommitMerge{CommitMerge: &raftcmdpb.CommitMergeCommand{Source: frozen, FreezeIndex: freeze}}})
+	res, err := left.propose(ctx, &raftcmdpb.RaftCommand{Epoch: leftEpoch, Cmd: &raftcmdpb.RaftCommand_CommitMerge{CommitMerge: &raftcmdpb.CommitMergeCommand{Source: frozen, FreezeIndex: freeze}}})
 	if err != nil {
 		if isAmbiguous(err) {
 			return nil, err // may have committed: never roll back blindly
@@ -160,14 +185,143 @@ func (r *replica) applyPrepareMerge(cmd *raftcmdpb.RaftCommand, c *raftcmdpb.Pre
 		return nil, errs.EpochMismatch(r.appliedDesc)
 	}
 	r.applied.MergingInto = c.TargetTabletId
+	r.applied.MergeFreezeIndex = index
+	r.applied.MergeTargetEpoch = c.TargetEpoch
 	r.setMerging(c.TargetTabletId)
 	return &raftcmdpb.PrepareMergeResult{FreezeIndex: index}, nil
 }
 
 func (r *replica) setMerging(target uint64) {
 	r.mu.Lock()
+	if r.mu.mergingInto == 0 && target != 0 {
+		r.mu.frozenAt = time.Now()
+	}
 	r.mu.mergingInto = target
 	r.mu.Unlock()
+}
+
+// applyRollbackMerge unfreezes this tablet. Worker only.
+func (r *replica) applyRollbackMerge() {
+	r.applied.MergingInto = 0
+	r.applied.MergeFreezeIndex = 0
+	r.applied.MergeTargetEpoch = nil
+	r.setMerging(0)
+}
+
+// runMergeRecovery finishes or rolls back merges whose proposer gave up
+// between PrepareMerge and CommitMerge; the right tablet would otherwise
+// stay frozen, refusing writes, for good. (TiKV's source region leader
+// likewise re-checks its target while merging.) One goroutine per store;
+// a round costs a lock per replica and acts only on the frozen ones this
+// store leads that have been frozen for MergeRecoveryAfter.
+func (s *Store) runMergeRecovery() {
+	defer s.wg.Done()
+	after := s.opts.MergeRecoveryAfter
+	if after < 0 {
+		return
+	}
+	t := time.NewTicker(max(after/4, s.opts.TickInterval))
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopCh:
+			return
+		case <-t.C:
+		}
+		for _, r := range s.replicaList() {
+			r.mu.Lock()
+			due := r.mu.mergingInto != 0 && r.mu.isLeader && time.Since(r.mu.frozenAt) >= after
+			r.mu.Unlock()
+			if !due {
+				continue
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.ProposalTimeout)
+			if err := s.recoverMerge(ctx, r); err != nil {
+				r.log.Warn("merge recovery", "err", err)
+			}
+			cancel()
+			select {
+			case <-s.stopCh:
+				return
+			default:
+			}
+		}
+	}
+}
+
+// recoverMerge decides the fate of right, a tablet this store leads that is
+// frozen for a merge, from the local replica of the merge's left tablet:
+//
+//   - The left covers right's range: the merge applied here; the right
+//     replica is retired with it. Nothing to do.
+//   - The left's epoch moved past the one PrepareMerge recorded: no
+//     CommitMerge can apply anymore (it carries that epoch, and one that was
+//     ordered before the change would have applied here first, retiring
+//     this replica), so the right tablet is rolled back.
+//   - The left is at that epoch: the merge is finished, from here, as the
+//     Merge request would have (after moving the left's leadership here).
+//   - The local left is behind that epoch or missing: wait.
+func (s *Store) recoverMerge(ctx context.Context, right *replica) error {
+	// A barrier first: every entry committed before it is applied after
+	// it, so a RollbackMerge of the original proposer is either applied
+	// (seen below) or can never commit.
+	if err := right.readIndex(ctx); err != nil {
+		return err
+	}
+	var target, freeze uint64
+	var want *metapb.Epoch
+	if err := right.runOnWorker(ctx, func(r *replica) error {
+		target, freeze = r.applied.MergingInto, r.applied.MergeFreezeIndex
+		if e := r.applied.GetMergeTargetEpoch(); e != nil {
+			want = &metapb.Epoch{Version: e.Version, ConfVersion: e.ConfVersion}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if target == 0 {
+		return nil // rolled back or merged meanwhile
+	}
+	if want == nil || want.Version == 0 {
+		return fmt.Errorf("tablet %d is frozen for a merge into %d by an entry that does not name the target's epoch; roll it back by hand", right.tabletID, target)
+	}
+	left := s.getReplica(target)
+	var ld *metapb.TabletDescriptor
+	if left != nil {
+		ld = left.descriptor()
+	}
+	rd := right.descriptor()
+	switch {
+	case ld == nil || rd == nil:
+		return fmt.Errorf("tablet %d is frozen for a merge into %d, which has no replica here yet; waiting", right.tabletID, target)
+	case len(ld.EndKey) == 0 || bytes.Compare(ld.EndKey, rd.StartKey) > 0:
+		return nil
+	case ld.Epoch.Version > want.Version || ld.Epoch.ConfVersion > want.ConfVersion:
+		if _, err := right.propose(ctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}}); err != nil {
+			return fmt.Errorf("roll back the abandoned merge of tablet %d into %d: %w", right.tabletID, target, err)
+		}
+		right.log.Warn("abandoned merge rolled back: the target tablet changed since PrepareMerge", "target", target, "target_epoch", ld.Epoch.String())
+		return nil
+	case !sameEpoch(ld.Epoch, want):
+		return nil // the local left replica has not caught up yet
+	}
+	left.mu.Lock()
+	leads := left.mu.isLeader
+	left.mu.Unlock()
+	if !leads {
+		// A follower's transfer request is forwarded to the leader, which
+		// hands over once this replica is caught up; next round goes on.
+		return left.runOnWorker(ctx, func(l *replica) error {
+			l.raw.TransferLeader(l.replicaID)
+			return nil
+		})
+	}
+	merged, err := s.finishMerge(ctx, left, right, want, freeze, false)
+	if err != nil {
+		return fmt.Errorf("finish the abandoned merge of tablet %d into %d: %w", right.tabletID, target, err)
+	}
+	right.log.Warn("abandoned merge finished", "merged_into", merged.TabletId)
+	return nil
 }
 
 // applyCommitMerge absorbs the frozen source tablet into this one. Worker

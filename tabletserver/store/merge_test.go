@@ -2,11 +2,13 @@ package store_test
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
@@ -134,4 +136,184 @@ func TestMergeRejectsNonAdjacent(t *testing.T) {
 	if err := c.Put(ctx, 2, "e", "still-writable"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// abandonedMerge splits the table's tablet 1 at "m" into tablet 2, writes a
+// row into each half, and runs a merge whose proposer "dies" right after
+// PrepareMerge (the knob), so tablet 2 is left frozen. recoverAfter is the
+// stores' MergeRecoveryAfter from the next restart on (negative: off).
+// tweak, when not nil, adjusts the stores' options further; beforeMerge,
+// when not nil, runs just before the merge with the store leading both.
+func abandonedMerge(t *testing.T, recoverAfter *time.Duration, tweak func(*store.Options), beforeMerge func(c *storetest.Cluster, leader uint64)) (*storetest.Cluster, []byte) {
+	t.Helper()
+	abandon := true
+	c := storetest.Start(t, 3, func(o *store.Options) {
+		o.Knobs.AbandonMergeAfterPrepare = abandon
+		o.MergeRecoveryAfter = *recoverAfter
+		if tweak != nil {
+			tweak(o)
+		}
+	})
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.SplitTablet(ctx, &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: 1}, SplitKey: rowKey("m"), NewTabletId: 2, NewReplicaIds: []uint64{11, 12, 13}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitLeader(1)
+	storetest.SucceedsSoon(t, func() error {
+		if l := c.WaitLeader(2); l != leader {
+			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: leader})
+			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, leader, err)
+		}
+		return nil
+	})
+	for tab, row := range map[uint64]string{1: "c", 2: "t"} {
+		if err := c.Put(ctx, tab, row, "before"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if beforeMerge != nil {
+		beforeMerge(c, leader)
+	}
+	if _, err := c.Nodes[leader].Client.MergeTablets(ctx, &kvpb.MergeTabletsRequest{Header: &kvpb.RequestHeader{TabletId: 1}, RightTabletId: 2}); err == nil {
+		t.Fatal("the knob did not abandon the merge")
+	}
+	short := ctxT(t, time.Second)
+	if err := c.Put(short, 2, "u", "x"); err == nil || !strings.Contains(err.Error(), "being merged") {
+		t.Fatalf("write to the frozen tablet: %v, want a 'being merged' refusal", err)
+	}
+	abandon = false
+	return c, hi
+}
+
+// A merge whose proposer died after PrepareMerge is finished by the store
+// leading the frozen tablet, after every store restarted (the freeze, its
+// index and the target's epoch are durable).
+func TestAbandonedMergeIsFinished(t *testing.T) {
+	recoverAfter := time.Duration(-1)
+	c, hi := abandonedMerge(t, &recoverAfter, nil, nil)
+	recoverAfter = 300 * time.Millisecond
+	for id := range c.Nodes {
+		c.Stop(id)
+	}
+	for id := range c.Nodes {
+		c.Restart(id)
+	}
+	ctx := ctxT(t, 60*time.Second)
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			if _, err := n.Store.TabletStatus(2); err == nil {
+				return fmt.Errorf("store %d still has tablet 2", id)
+			}
+			st, err := n.Store.TabletStatus(1)
+			if err != nil {
+				return err
+			}
+			if string(st.Tablet.EndKey) != string(hi) {
+				return fmt.Errorf("store %d: tablet 1 ends at %x", id, st.Tablet.EndKey)
+			}
+		}
+		return nil
+	})
+	for _, row := range []string{"c", "t"} {
+		if err := c.MustRead(ctx, 1, row, "before"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Put(ctx, 1, "z-new", "x"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// When the merge's left tablet changed after PrepareMerge (here it split),
+// no CommitMerge can apply any more: the frozen tablet is rolled back and
+// takes writes again, on every store.
+func TestAbandonedMergeIsRolledBack(t *testing.T) {
+	recoverAfter := time.Duration(-1)
+	c, hi := abandonedMerge(t, &recoverAfter, nil, nil)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.SplitTablet(ctx, &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: 1}, SplitKey: rowKey("f"), NewTabletId: 3, NewReplicaIds: []uint64{21, 22, 23}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recoverAfter = 300 * time.Millisecond
+	for id := range c.Nodes {
+		c.Stop(id)
+	}
+	for id := range c.Nodes {
+		c.Restart(id)
+	}
+	if err := c.Put(ctx, 2, "u", "after"); err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range []string{"t", "u"} {
+		want := map[string]string{"t": "before", "u": "after"}[row]
+		if err := c.MustRead(ctx, 2, row, want); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			st, err := n.Store.TabletStatus(2)
+			if err != nil {
+				return fmt.Errorf("store %d: %v", id, err)
+			}
+			if string(st.Tablet.StartKey) != string(rowKey("m")) || string(st.Tablet.EndKey) != string(hi) || st.MergingInto != 0 {
+				return fmt.Errorf("store %d: tablet 2 is [%x, %x) merging into %d", id, st.Tablet.StartKey, st.Tablet.EndKey, st.MergingInto)
+			}
+		}
+		return nil
+	})
+}
+
+// A follower that catches up by snapshot on a tablet frozen for a merge is
+// frozen too (it once came out unfrozen, and would have applied writes the
+// other replicas refused, and failed the merge's commit).
+func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
+	recoverAfter := time.Duration(-1)
+	var follower uint64
+	c, _ := abandonedMerge(t, &recoverAfter, func(o *store.Options) {
+		o.RaftLogTruncateEntries, o.RaftLogMaxEntries = 1, 1
+		o.Knobs.DisableTruncationMinMatch = true
+	}, func(c *storetest.Cluster, leader uint64) {
+		follower = leader%3 + 1
+		c.Stop(follower)
+	})
+	leader := c.WaitLeader(2)
+	storetest.SucceedsSoon(t, func() error {
+		st, err := c.Nodes[leader].Store.TabletStatus(2)
+		if err != nil {
+			return err
+		}
+		if st.MergingInto != 1 {
+			return fmt.Errorf("leader: tablet 2 merging into %d", st.MergingInto)
+		}
+		return nil
+	})
+	time.Sleep(time.Second) // a few ticks: the leader truncates its log past the freeze
+	c.Restart(follower)
+	storetest.SucceedsSoon(t, func() error {
+		lst, err := c.Nodes[leader].Store.TabletStatus(2)
+		if err != nil {
+			return err
+		}
+		st, err := c.Nodes[follower].Store.TabletStatus(2)
+		if err != nil {
+			return err
+		}
+		if st.AppliedIndex < lst.AppliedIndex {
+			return fmt.Errorf("follower applied %d of %d", st.AppliedIndex, lst.AppliedIndex)
+		}
+		if st.MergingInto != 1 {
+			return fmt.Errorf("follower: tablet 2 merging into %d after catching up", st.MergingInto)
+		}
+		return nil
+	})
 }

@@ -71,6 +71,12 @@ type Options struct {
 	// before it is reported as having an unknown outcome. Default 10s.
 	ProposalTimeout time.Duration
 
+	// MergeRecoveryAfter is how long a tablet frozen for a merge waits for
+	// the merge's proposer before this store, if it leads the tablet,
+	// finishes or rolls back the merge itself. Default 2m (the proposer's
+	// deadline is 1m); negative disables recovery.
+	MergeRecoveryAfter time.Duration
+
 	// GCInterval is how often the leader of each tablet looks for cell
 	// versions its families' GC policies make garbage. Default 1m;
 	// negative disables background GC (reads still hide garbage).
@@ -107,6 +113,9 @@ type TestingKnobs struct {
 	// DisableTruncationMinMatch makes the leader ignore followers' progress
 	// when truncating, so a lagging follower needs a snapshot sooner.
 	DisableTruncationMinMatch bool
+	// AbandonMergeAfterPrepare makes Merge return right after freezing
+	// the right tablet, as if its proposer had died there.
+	AbandonMergeAfterPrepare bool
 }
 
 func (o Options) withDefaults() Options {
@@ -148,6 +157,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ProposalTimeout <= 0 {
 		o.ProposalTimeout = 10 * time.Second
+	}
+	if o.MergeRecoveryAfter == 0 {
+		o.MergeRecoveryAfter = 2 * time.Minute
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
@@ -34,8 +35,10 @@ type replica struct {
 		applied   uint64
 		quiesced  bool
 		destroyed bool
-		// mergingInto is non-zero while the tablet is frozen for a merge.
+		// mergingInto is non-zero while the tablet is frozen for a merge,
+		// since frozenAt (or since the store opened).
 		mergingInto uint64
+		frozenAt    time.Time
 		// lease: reads are served without a raft round while leader and
 		// before leaseUntil, once applied reaches leaseIndex (see lease.go).
 		lease leaderLease

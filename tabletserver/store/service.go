@@ -299,6 +299,7 @@ func (s *Store) TabletStatus(tabletID uint64) (*kvpb.TabletStatusResponse, error
 		Term:            r.mu.term,
 		AppliedIndex:    r.mu.applied,
 		Quiesced:        r.mu.quiesced,
+		MergingInto:     r.mu.mergingInto,
 	}, nil
 }
 

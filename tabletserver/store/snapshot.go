@@ -311,7 +311,11 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	r.s.applyMu.Lock()
 	err = r.s.db.Ingest(context.Background(), []string{localPath, dataPath})
 	if err == nil {
-		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp}
+		// The whole applied state, as written above: a snapshot of a tablet
+		// frozen for a merge keeps it frozen here too.
+		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp,
+			MergingInto: sd.Applied.MergingInto, MergeFreezeIndex: sd.Applied.MergeFreezeIndex, MergeTargetEpoch: sd.Applied.MergeTargetEpoch}
+		r.setMerging(sd.Applied.MergingInto)
 		r.storage.SetTruncated(raftlog.Truncated{Index: idx, Term: snap.Metadata.Term}, true)
 		r.storage.SetHardState(newHS)
 		r.storage.SetConfState(snap.Metadata.ConfState)

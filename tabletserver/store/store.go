@@ -188,10 +188,11 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // Start launches the raft worker, the liveness pinger and the version GC
 // queue.
 func (s *Store) Start() {
-	s.wg.Add(3)
+	s.wg.Add(4)
 	go s.runWorker()
 	go s.runLiveness()
 	go s.runGC()
+	go s.runMergeRecovery()
 	// Recovered replicas may have committed-but-unapplied entries.
 	s.mu.RLock()
 	for id := range s.mu.replicas {
@@ -382,6 +383,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	r.mu.desc = desc
 	r.mu.applied = r.applied.Index
 	r.mu.mergingInto = r.applied.MergingInto
+	r.mu.frozenAt = time.Now()
 	if desc != nil {
 		for _, rep := range desc.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
