@@ -193,7 +193,9 @@ func (r *replica) applyPrepareMerge(cmd *raftcmdpb.RaftCommand, c *raftcmdpb.Pre
 
 func (r *replica) setMerging(target uint64) {
 	r.mu.Lock()
-	if r.mu.mergingInto == 0 && target != 0 {
+	if target != 0 {
+		// A new PrepareMerge (a retried merge re-freezes) restarts the
+		// clock: its proposer is alive.
 		r.mu.frozenAt = time.Now()
 	}
 	r.mu.mergingInto = target
