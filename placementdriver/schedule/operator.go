@@ -201,30 +201,19 @@ func (b *stepBuilder) transferLeader(to uint64) {
 // joint change promoting it and removing the old one (leadership is moved
 // off from first).
 func (b *stepBuilder) move(from, to uint64) {
-	old, ok := b.t.ReplicaOn(from)
-	if !ok {
-		b.failed = true
-		return
-	}
-	b.transferLeaderAway(from, 0)
-	if b.failed {
-		return
-	}
-	id := b.alloc.AllocID()
-	b.steps = append(b.steps,
-		AddLearner{Store: to, ReplicaID: id, Sender: b.leader},
-		ChangeReplicas{
-			Promote: []PromoteLearner{{Store: to, ReplicaID: id}},
-			Remove:  []RemoveReplica{{Store: from, ReplicaID: old.ID}},
-		})
-	delete(b.voters, from)
-	b.voters[to] = true
+	b.replace(from, Replica{ID: b.alloc.AllocID(), StoreID: to, Learner: true}, true)
 }
 
 // promoteInstead replaces the voter on from by the existing learner l: one
 // joint change promoting l and removing the old replica (leadership is moved
 // off from first). No snapshot is needed; l already has the data.
 func (b *stepBuilder) promoteInstead(from uint64, l Replica) {
+	b.replace(from, l, false)
+}
+
+// replace moves leadership off from, then (after adding learner l when
+// add) promotes l and removes the replica on from in one joint change.
+func (b *stepBuilder) replace(from uint64, l Replica, add bool) {
 	old, ok := b.t.ReplicaOn(from)
 	if !ok {
 		b.failed = true
@@ -233,6 +222,9 @@ func (b *stepBuilder) promoteInstead(from uint64, l Replica) {
 	b.transferLeaderAway(from, 0)
 	if b.failed {
 		return
+	}
+	if add {
+		b.steps = append(b.steps, AddLearner{Store: l.StoreID, ReplicaID: l.ID, Sender: b.leader})
 	}
 	b.steps = append(b.steps, ChangeReplicas{
 		Promote: []PromoteLearner{{Store: l.StoreID, ReplicaID: l.ID}},

@@ -32,16 +32,8 @@ func (s *Store) runGC() {
 	if s.opts.GCInterval < 0 {
 		return
 	}
-	t := time.NewTicker(s.opts.GCInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopCh:
-			return
-		case <-t.C:
-		}
-		reps := s.replicaList()
-		for _, r := range reps {
+	s.every(s.opts.GCInterval, func() {
+		for _, r := range s.replicaList() {
 			r.mu.Lock()
 			lead := r.mu.isLeader && r.mu.desc != nil
 			r.mu.Unlock()
@@ -51,13 +43,11 @@ func (s *Store) runGC() {
 			if _, err := s.GCTablet(context.Background(), r.tabletID); err != nil {
 				r.log.Debug("version gc failed", "err", err)
 			}
-			select {
-			case <-s.stopCh:
+			if s.stopping() {
 				return
-			default:
 			}
 		}
-	}
+	})
 }
 
 // GCTablet collects garbage versions of one tablet this store leads and

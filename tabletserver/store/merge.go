@@ -222,14 +222,7 @@ func (s *Store) runMergeRecovery() {
 	if after < 0 {
 		return
 	}
-	t := time.NewTicker(max(after/4, s.opts.TickInterval))
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopCh:
-			return
-		case <-t.C:
-		}
+	s.every(max(after/4, s.opts.TickInterval), func() {
 		for _, r := range s.replicaList() {
 			r.mu.Lock()
 			due := r.mu.mergingInto != 0 && r.mu.isLeader && time.Since(r.mu.frozenAt) >= after
@@ -242,13 +235,11 @@ func (s *Store) runMergeRecovery() {
 				r.log.Warn("merge recovery", "err", err)
 			}
 			cancel()
-			select {
-			case <-s.stopCh:
+			if s.stopping() {
 				return
-			default:
 			}
 		}
-	}
+	})
 }
 
 // recoverMerge decides the fate of right, a tablet this store leads that is

@@ -1,6 +1,7 @@
 package store_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"sync"
@@ -22,23 +23,7 @@ func TestMergeUnderWrites(t *testing.T) {
 	c.Bootstrap(1, lo, hi, 1, 2, 3)
 	ctx := ctxT(t, 90*time.Second)
 
-	err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
-		_, err := cl.SplitTablet(ctx, &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: 1}, SplitKey: rowKey("m"), NewTabletId: 2, NewReplicaIds: []uint64{11, 12, 13}})
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// After the split the left's leader campaigns for the right, so both
-	// are usually led from the same store; make sure of it.
-	leader := c.WaitLeader(1)
-	storetest.SucceedsSoon(t, func() error {
-		if l := c.WaitLeader(2); l != leader {
-			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: leader})
-			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, leader, err)
-		}
-		return nil
-	})
+	leader := splitAtM(ctx, t, c)
 
 	var mu sync.Mutex
 	merged := false
@@ -123,6 +108,28 @@ func TestMergeUnderWrites(t *testing.T) {
 	t.Logf("%d acknowledged writes verified across the merge", len(w.acked))
 }
 
+// splitAtM splits tablet 1 at row "m" into tablet 2 and returns the store
+// leading both (after the split the left's leader campaigns for the right,
+// so both are usually led from the same store; this makes sure of it).
+func splitAtM(ctx context.Context, t *testing.T, c *storetest.Cluster) uint64 {
+	t.Helper()
+	if err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.SplitTablet(ctx, &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: 1}, SplitKey: rowKey("m"), NewTabletId: 2, NewReplicaIds: []uint64{11, 12, 13}})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitLeader(1)
+	storetest.SucceedsSoon(t, func() error {
+		if l := c.WaitLeader(2); l != leader {
+			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: leader})
+			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, leader, err)
+		}
+		return nil
+	})
+	return leader
+}
+
 // Merging tablets that are not neighbours is refused and changes nothing.
 func TestMergeRejectsNonAdjacent(t *testing.T) {
 	c := storetest.Start(t, 1, nil)
@@ -158,20 +165,7 @@ func abandonedMerge(t *testing.T, recoverAfter *time.Duration, tweak func(*store
 	lo, hi := storetest.TableSpan()
 	c.Bootstrap(1, lo, hi, 1, 2, 3)
 	ctx := ctxT(t, 60*time.Second)
-	if err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
-		_, err := cl.SplitTablet(ctx, &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: 1}, SplitKey: rowKey("m"), NewTabletId: 2, NewReplicaIds: []uint64{11, 12, 13}})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	leader := c.WaitLeader(1)
-	storetest.SucceedsSoon(t, func() error {
-		if l := c.WaitLeader(2); l != leader {
-			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: leader})
-			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, leader, err)
-		}
-		return nil
-	})
+	leader := splitAtM(ctx, t, c)
 	for tab, row := range map[uint64]string{1: "c", 2: "t"} {
 		if err := c.Put(ctx, tab, row, "before"); err != nil {
 			t.Fatal(err)

@@ -346,7 +346,15 @@ func (r *replica) maybeQuiesceFollower(m raftpb.Message) {
 // quiesced followers notice a dead leader store.
 func (s *Store) runLiveness() {
 	defer s.wg.Done()
-	interval := s.opts.TickInterval * time.Duration(s.opts.HeartbeatTicks)
+	s.every(s.opts.TickInterval*time.Duration(s.opts.HeartbeatTicks), func() {
+		for _, store := range s.peerStores() {
+			s.transport.Send(store, nil)
+		}
+	})
+}
+
+// every calls f every interval until the store stops.
+func (s *Store) every(interval time.Duration, f func()) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -355,9 +363,18 @@ func (s *Store) runLiveness() {
 			return
 		case <-t.C:
 		}
-		for _, store := range s.peerStores() {
-			s.transport.Send(store, nil)
-		}
+		f()
+	}
+}
+
+// stopping reports whether the store is shutting down (for loops over
+// many replicas to give up early).
+func (s *Store) stopping() bool {
+	select {
+	case <-s.stopCh:
+		return true
+	default:
+		return false
 	}
 }
 
