@@ -15,6 +15,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/metapb"
@@ -30,7 +31,9 @@ func startPDWithHTTP(t *testing.T, n int) (*pdCluster, map[string]string) {
 	urls := map[string]string{}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pd%d", i)
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		a, err := freeport.Addr()
+		require.NoError(t, err)
+		l, err := net.Listen("tcp", a)
 		require.NoError(t, err)
 		holders[name] = l
 		urls[name] = "http://" + l.Addr().String() + "/pd/api/v1/"

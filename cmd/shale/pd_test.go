@@ -14,6 +14,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/placementdriver"
 )
 
@@ -162,7 +163,9 @@ func freeTCPAddrs(t *testing.T, n int) []string {
 	t.Helper()
 	var out []string
 	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		a, err := freeport.Addr()
+		require.NoError(t, err)
+		l, err := net.Listen("tcp", a)
 		require.NoError(t, err)
 		defer l.Close() // held until all are chosen, so they differ
 		out = append(out, l.Addr().String())

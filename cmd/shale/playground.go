@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver"
@@ -283,7 +283,8 @@ func checkPlaygroundDir(dir string, members int) error {
 }
 
 // playgroundAddrs picks n addresses on 127.0.0.1: consecutive ports from
-// base, or free ports when base is 0.
+// base, or free ports below the ephemeral range when base is 0 (package
+// freeport).
 func playgroundAddrs(n, base int) ([]string, error) {
 	if base > 0 && base+n-1 > 65535 {
 		return nil, fmt.Errorf("--base-port %d: the playground needs %d ports, past 65535", base, n)
@@ -294,12 +295,11 @@ func playgroundAddrs(n, base int) ([]string, error) {
 			out = append(out, fmt.Sprintf("127.0.0.1:%d", base+i))
 			continue
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		a, err := freeport.Addr()
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, l.Addr().String())
-		l.Close()
+		out = append(out, a)
 	}
 	return out, nil
 }

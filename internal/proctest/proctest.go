@@ -2,8 +2,6 @@ package proctest
 
 import (
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shaledb/shale/internal/freeport"
 )
 
 var (
@@ -50,27 +50,15 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// FreeAddr returns a free 127.0.0.1 port for a server a test starts
-// later. It is picked below Linux's ephemeral range (32768 and up by
-// default), which ":0" and every outgoing connection draw from: between
-// this check and the server's listen, another test's connection could
-// take an ephemeral port, and then the server fails with "address already
-// in use" (seen in CI with many test binaries running at once).
+// FreeAddr returns a free 127.0.0.1 address below the ephemeral port range
+// (see package freeport) for a server a test starts.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	for range 100 {
-		port := 20000 + rand.IntN(12000)
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			l.Close()
-			return l.Addr().String()
-		}
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return a
 }
 
 // Proc is a running process.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -63,7 +64,7 @@ func Start(t testing.TB, n int, tweak func(*store.Options)) *Cluster {
 	dir := t.TempDir()
 	for i := 1; i <= n; i++ {
 		id := uint64(i)
-		lis, err := net.Listen("tcp", "127.0.0.1:0")
+		lis, err := listenFree()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -82,7 +83,7 @@ func (c *Cluster) AddNode() *Node {
 	for c.Nodes[id] != nil {
 		id++
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	lis, err := listenFree()
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -93,6 +94,17 @@ func (c *Cluster) AddNode() *Node {
 	c.mu.Unlock()
 	c.startNode(node, lis)
 	return node
+}
+
+// listenFree listens on a free loopback port below the ephemeral range, so
+// that Restart can bind it again after Stop (an ephemeral port may be taken
+// by an outgoing connection meanwhile).
+func listenFree() (net.Listener, error) {
+	a, err := freeport.Addr()
+	if err != nil {
+		return nil, err
+	}
+	return net.Listen("tcp", a)
 }
 
 // Resolve implements transport.Resolver.

@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shaledb/shale/internal/freeport"
 )
 
 // node is one service of deploy/docker-compose.yml. Every node has a fixed
@@ -67,12 +69,15 @@ func repoRoot(t *testing.T) string {
 }
 
 func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	a, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	addr, err := net.ResolveTCPAddr("tcp", a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return addr.Port
 }
 
 // startCluster brings up a new compose project and waits until every
