@@ -74,14 +74,36 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// newSession opens a session on the package's cluster. When the test ends,
+// the tables created while it was open are dropped, so tests can be rerun
+// on the same cluster (go test -count=N).
 func newSession(t testing.TB) *Session {
 	t.Helper()
 	s, err := Open(context.Background(), testClient)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	before := tableNames(t, s)
+	t.Cleanup(func() {
+		defer s.Close()
+		for name := range tableNames(t, s) {
+			if !before[name] {
+				mustExec(t, s, "DROP TABLE IF EXISTS `"+name+"`")
+			}
+		}
+	})
 	return s
+}
+
+// tableNames lists the cluster's SQL tables.
+func tableNames(t testing.TB, s *Session) map[string]bool {
+	t.Helper()
+	res := mustExec(t, s, "SHOW TABLES")
+	names := map[string]bool{}
+	for _, row := range res[len(res)-1].Rows {
+		names[row[0].String()] = true
+	}
+	return names
 }
 
 func testCtx(t testing.TB) context.Context {
