@@ -25,10 +25,11 @@ const (
 	FaultRollingRestart = "rolling-restart"
 	FaultSplit          = "split"
 	FaultTransferLeader = "transfer-leader"
+	FaultMoveReplica    = "move-replica"
 )
 
 var faultKinds = []string{FaultKillTablet, FaultKillPD, FaultPause, FaultPartitionPD, FaultPartitionHot,
-	FaultPartitionTwo, FaultRollingRestart, FaultSplit, FaultTransferLeader}
+	FaultPartitionTwo, FaultRollingRestart, FaultSplit, FaultTransferLeader, FaultMoveReplica}
 
 // faultEvent is one injected fault, for the report and the history.
 type faultEvent struct {
@@ -214,8 +215,72 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 		}
 		sleepCtx(ctx, n.hold())
 		return target, nil
+	case FaultMoveReplica:
+		// A membership change of the hot tablet: a random replica (the
+		// leader too: PD moves leadership first) to a store without one.
+		// The move runs as a PD operator (add learner, snapshot, joint
+		// change) while the workload runs, and while the next faults hit.
+		tb, err := c.tabletFor(n.hotKey)
+		if err != nil {
+			return "", err
+		}
+		var stores []pdStore
+		if err := c.pdGet("stores", &stores); err != nil {
+			return fmt.Sprintf("tablet %d", tb.ID), err
+		}
+		has := map[uint64]bool{}
+		var from []uint64
+		for _, p := range tb.Peers {
+			has[p.StoreID] = true
+			if p.Role == "voter" {
+				from = append(from, p.StoreID)
+			}
+		}
+		var to []uint64
+		for _, st := range stores {
+			if st.State == "Up" && !has[st.ID] {
+				to = append(to, st.ID)
+			}
+		}
+		if len(from) == 0 || len(to) == 0 {
+			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("tablet %d: no replica to move or no store to move it to (%v)", tb.ID, tb.Peers)
+		}
+		src, dst := from[n.rng.IntN(len(from))], to[n.rng.IntN(len(to))]
+		target := fmt.Sprintf("tablet %d %d→%d", tb.ID, src, dst)
+		if err := n.ctl("move", fmt.Sprint(tb.ID), fmt.Sprint(src), fmt.Sprint(dst)); err != nil {
+			return target, err
+		}
+		sleepCtx(ctx, n.hold())
+		return target, n.awaitMoved(tb.ID, src, dst, 30*time.Second)
 	}
 	return "", fmt.Errorf("unknown fault %q", kind)
+}
+
+// awaitMoved waits until the hot tablet (if it is still tablet id) has a
+// voter on store to and no replica on store from.
+func (n *nemesis) awaitMoved(id, from, to uint64, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		tb, err := n.c.tabletFor(n.hotKey)
+		if err == nil {
+			if tb.ID != id {
+				return nil // split or merged meanwhile: another shape
+			}
+			onFrom, voterOnTo := false, false
+			for _, p := range tb.Peers {
+				onFrom = onFrom || p.StoreID == from
+				voterOnTo = voterOnTo || (p.StoreID == to && p.Role == "voter")
+			}
+			if voterOnTo && !onFrom {
+				return nil
+			}
+			err = fmt.Errorf("replicas %v", tb.Peers)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("move of tablet %d from store %d to %d not done after %v: %v", id, from, to, timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
 }
 
 // restart starts a killed container again and waits until it is healthy.
