@@ -93,7 +93,7 @@ func (s *Store) finishMerge(ctx context.Context, left, right *replica, leftEpoch
 		}
 		rctx, cancel := context.WithTimeout(context.Background(), s.opts.ProposalTimeout)
 		defer cancel()
-		if _, err := right.propose(rctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}}); err != nil {
+		if err := right.proposeRollbackMerge(rctx); err != nil {
 			return fmt.Errorf("merge failed (%v) and its rollback too (%v)", cause, err)
 		}
 		return cause
@@ -202,6 +202,12 @@ func (r *replica) setMerging(target uint64) {
 	r.mu.Unlock()
 }
 
+// proposeRollbackMerge proposes unfreezing this tablet.
+func (r *replica) proposeRollbackMerge(ctx context.Context) error {
+	_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}})
+	return err
+}
+
 // applyRollbackMerge unfreezes this tablet. Worker only.
 func (r *replica) applyRollbackMerge() {
 	r.applied.MergingInto = 0
@@ -276,7 +282,7 @@ func (s *Store) recoverMerge(ctx context.Context, right *replica) error {
 		return nil // rolled back or merged meanwhile
 	}
 	if want == nil || want.Version == 0 {
-		return fmt.Errorf("tablet %d is frozen for a merge into %d by an entry that does not name the target's epoch; roll it back by hand", right.tabletID, target)
+		return fmt.Errorf("tablet %d is frozen for a merge into %d by a PrepareMerge that does not record the target's epoch (written by an older version); it cannot be finished or rolled back safely from here", right.tabletID, target)
 	}
 	left := s.getReplica(target)
 	var ld *metapb.TabletDescriptor
@@ -290,7 +296,7 @@ func (s *Store) recoverMerge(ctx context.Context, right *replica) error {
 	case len(ld.EndKey) == 0 || bytes.Compare(ld.EndKey, rd.StartKey) > 0:
 		return nil
 	case ld.Epoch.Version > want.Version || ld.Epoch.ConfVersion > want.ConfVersion:
-		if _, err := right.propose(ctx, &raftcmdpb.RaftCommand{Cmd: &raftcmdpb.RaftCommand_RollbackMerge{RollbackMerge: &raftcmdpb.RollbackMergeCommand{}}}); err != nil {
+		if err := right.proposeRollbackMerge(ctx); err != nil {
 			return fmt.Errorf("roll back the abandoned merge of tablet %d into %d: %w", right.tabletID, target, err)
 		}
 		right.log.Warn("abandoned merge rolled back: the target tablet changed since PrepareMerge", "target", target, "target_epoch", ld.Epoch.String())
