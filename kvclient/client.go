@@ -64,7 +64,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	lk := pdLookup{pd}
 	c.cache = newLocationCache(lk)
-	c.pool = newConnPool(lk)
+	c.pool = newConnPool(lk, o.DialOptions)
 	c.tables.byName = map[string]*TableInfo{}
 	return c, nil
 }

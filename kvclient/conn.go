@@ -24,6 +24,7 @@ type storeResolver interface {
 // next request asks the PD again (the store may have moved).
 type connPool struct {
 	resolve storeResolver
+	dial    []grpc.DialOption // Options.DialOptions
 
 	mu struct {
 		sync.Mutex
@@ -33,8 +34,8 @@ type connPool struct {
 	}
 }
 
-func newConnPool(r storeResolver) *connPool {
-	p := &connPool{resolve: r}
+func newConnPool(r storeResolver, dial []grpc.DialOption) *connPool {
+	p := &connPool{resolve: r, dial: dial}
 	p.mu.addrs = map[uint64]string{}
 	p.mu.conns = map[string]*grpc.ClientConn{}
 	return p
@@ -67,12 +68,13 @@ func (p *connPool) conn(ctx context.Context, storeID uint64) (*grpc.ClientConn, 
 	cc, ok := p.mu.conns[addr]
 	if !ok {
 		var err error
-		cc, err = grpc.NewClient(addr,
+		opts := append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: time.Second,
-			}))
+			})}, p.dial...)
+		cc, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("kvclient: connecting to store %d at %s: %w", storeID, addr, err)
 		}

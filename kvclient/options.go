@@ -2,6 +2,8 @@ package kvclient
 
 import (
 	"errors"
+
+	"google.golang.org/grpc"
 	"log/slog"
 	"time"
 )
@@ -24,6 +26,10 @@ type Options struct {
 	// ClientID identifies this client in the RequestID of every write (so
 	// a server can recognise a retried write). 0: a random ID.
 	ClientID uint64
+	// DialOptions are added to every connection to a tablet server (for
+	// example an interceptor for tracing, or for fault injection in
+	// tests).
+	DialOptions []grpc.DialOption
 }
 
 // EnsureDefaults returns a copy with defaults filled in.

@@ -417,6 +417,13 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 	return false, 0
 }
 
+// TransportKnobs returns transport knobs that route every raft message and
+// snapshot of a store through this network's faults, for clusters built
+// outside this package (internal/testcluster).
+func (n *Network) TransportKnobs() *transport.TestingKnobs {
+	return &transport.TestingKnobs{SendFilter: n.filter, SnapshotFilter: n.snapshotFilter}
+}
+
 // BlockSnapshots makes snapshots sent to store to fail (on) or pass again.
 func (n *Network) BlockSnapshots(to uint64, on bool) {
 	n.mu.Lock()

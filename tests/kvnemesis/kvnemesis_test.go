@@ -1,0 +1,304 @@
+package kvnemesis
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/tabletserver/store"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+const (
+	kvWorkers     = 4
+	thriftWorkers = 2
+	numRows       = 24
+	tableName     = "kvnemesis"
+)
+
+// config is a run's size, from the environment: SHALE_KVNEMESIS_SEED and
+// SHALE_KVNEMESIS_DURATION (`make kvnemesis-soak` sets 30m).
+type config struct {
+	seed     uint64
+	duration time.Duration
+}
+
+func loadConfig(t *testing.T) config {
+	cfg := config{seed: rand.Uint64(), duration: 60 * time.Second}
+	if s := os.Getenv("SHALE_KVNEMESIS_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			t.Fatalf("SHALE_KVNEMESIS_SEED=%q: %v", s, err)
+		}
+		cfg.seed = v
+	}
+	if s := os.Getenv("SHALE_KVNEMESIS_DURATION"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			t.Fatalf("SHALE_KVNEMESIS_DURATION=%q: want a positive duration such as 30m", s)
+		}
+		cfg.duration = d
+	}
+	return cfg
+}
+
+func TestKVNemesis(t *testing.T) {
+	cfg := loadConfig(t)
+	t.Logf("kvnemesis: seed %d (replay with SHALE_KVNEMESIS_SEED=%d), %v of operations", cfg.seed, cfg.seed, cfg.duration)
+	rng := rand.New(rand.NewPCG(cfg.seed, 0x6b766e656d657369))
+
+	net := storetest.NewNetwork()
+	c := testcluster.Start(t, testcluster.Options{Stores: 4, StoreOptions: func(o *store.Options) {
+		o.Knobs = &store.TestingKnobs{Transport: net.TransportKnobs()}
+		// An abandoned merge is finished or rolled back within the run.
+		o.MergeRecoveryAfter = 3 * time.Second
+	}})
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+5*time.Minute)
+	defer cancel()
+
+	rows := make([]string, numRows)
+	for i := range rows {
+		rows[i] = fmt.Sprintf("r%02d", i)
+	}
+	admin := openClient(t, ctx, c, 0, rng)
+	info, err := admin.CreateTable(ctx, tableName, []kvclient.Family{{Name: famF}, {Name: famG}}, []byte("r06"), []byte("r12"), []byte("r18"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := startGateway(t, admin)
+
+	h := newHistory()
+	var (
+		workers []*worker
+		wg      sync.WaitGroup
+	)
+	runCtx, stopRun := context.WithTimeout(ctx, cfg.duration)
+	defer stopRun()
+	for i := range kvWorkers + thriftWorkers {
+		cl := admin
+		if i < kvWorkers {
+			cl = openClient(t, ctx, c, 0.05, rng)
+		}
+		tbl, err := cl.Table(ctx, tableName)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), h: h, tbl: tbl, rows: rows}
+		workers = append(workers, w)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if i < kvWorkers {
+				for runCtx.Err() == nil {
+					w.step(runCtx)
+				}
+				return
+			}
+			tw := &thriftWorker{worker: w, table: []byte(tableName), addr: gw}
+			defer tw.close()
+			for runCtx.Err() == nil {
+				tw.step(runCtx)
+			}
+		}()
+	}
+	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, rows: rows, stopped: map[int]bool{}}
+	nemDone := make(chan struct{})
+	go func() { defer close(nemDone); nem.run(runCtx) }()
+
+	// Every operation finishes or fails within its bound; one that does
+	// not has hung.
+	allDone := make(chan struct{})
+	go func() { wg.Wait(); close(allDone) }()
+	select {
+	case <-allDone:
+	case <-time.After(cfg.duration + opTimeout + time.Minute):
+		t.Fatalf("seed %d: operations still running %v after the run ended (a hang)", cfg.seed, opTimeout+time.Minute)
+	}
+	<-nemDone
+	nem.heal()
+
+	finalReads(t, ctx, admin, h, rows)
+	ops, _ := h.snapshot()
+	t.Logf("kvnemesis: seed %d: %d operations recorded\n%s", cfg.seed, len(ops), h.summary())
+	check(t, cfg.seed, h)
+}
+
+// openClient opens a kvclient; with drop > 0 it loses that share of write
+// responses after the server applied the write, so the client retries with
+// the same request ID.
+func openClient(t *testing.T, ctx context.Context, c *testcluster.Cluster, drop float64, rng *rand.Rand) *kvclient.Client {
+	t.Helper()
+	o := kvclient.Options{PD: c.PDEndpoints(), RequestTimeout: opTimeout}
+	if drop > 0 {
+		o.DialOptions = []grpc.DialOption{grpc.WithUnaryInterceptor(dropResponses(rand.New(rand.NewPCG(rng.Uint64(), 7)), drop))}
+	}
+	cl, err := kvclient.Open(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cl.Close() })
+	return cl
+}
+
+var writeMethods = map[string]bool{"MutateRow": true, "CheckAndMutateRow": true, "ReadModifyWriteRow": true, "BatchMutate": true}
+
+func dropResponses(rng *rand.Rand, p float64) grpc.UnaryClientInterceptor {
+	var mu sync.Mutex
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		err := invoker(ctx, method, req, reply, cc, opts...)
+		if err != nil || !writeMethods[method[strings.LastIndexByte(method, '/')+1:]] {
+			return err
+		}
+		mu.Lock()
+		drop := rng.Float64() < p
+		mu.Unlock()
+		if drop {
+			return status.Error(codes.Unavailable, "kvnemesis: response lost after the write applied")
+		}
+		return nil
+	}
+}
+
+func startGateway(t *testing.T, cl *kvclient.Client) string {
+	t.Helper()
+	srv, err := thriftgw.Listen(thriftgw.Options{Client: cl, Addr: "127.0.0.1:0", RequestTimeout: opTimeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve() }()
+	t.Cleanup(func() {
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
+	return srv.Addr().String()
+}
+
+// finalReads reads every row whole once the faults are healed; the reads
+// are part of the history, so the final state is checked by the model too.
+func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, rows []string) {
+	t.Helper()
+	tbl, err := cl.Table(ctx, tableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, row := range rows {
+		in := input{Row: row, Kind: opRead, Versions: 8, Desc: "final read"}
+		var got *kvclient.Row
+		storetest.SucceedsSoonFor(t, 2*time.Minute, func() error {
+			call := h.now()
+			got, err = tbl.Get(ctx, []byte(row), kvclient.MaxVersions(8))
+			if err == nil {
+				h.add(-1, in, output{Read: rowCells(got)}, call, h.now())
+			}
+			return err
+		})
+	}
+}
+
+// check runs the model over the history and fails the test with the seed
+// and, for each row that fails, its last operations.
+func check(t *testing.T, seed uint64, h *history) {
+	t.Helper()
+	ops, violations := h.snapshot()
+	for _, v := range violations {
+		t.Errorf("seed %d: %s", seed, v)
+	}
+	res, info := porcupine.CheckOperationsVerbose(rowModel, ops, 5*time.Minute)
+	switch res {
+	case porcupine.Ok:
+		return
+	case porcupine.Unknown:
+		t.Fatalf("seed %d: the linearizability check timed out on %d operations", seed, len(ops))
+	}
+	path := filepath.Join(t.TempDir(), "kvnemesis.html")
+	if os.Getenv("SHALE_KVNEMESIS_OUT") != "" {
+		path = os.Getenv("SHALE_KVNEMESIS_OUT")
+	}
+	if err := porcupine.VisualizePath(rowModel, info, path); err == nil {
+		t.Logf("history visualization: %s", path)
+	}
+	for _, report := range explain(ops, info) {
+		t.Errorf("seed %d: %s", seed, report)
+	}
+	t.Fatalf("seed %d: history is not linearizable (replay with SHALE_KVNEMESIS_SEED=%d)", seed, seed)
+}
+
+// explain reports, for each row without a linearization, the longest
+// linearization porcupine found (its end), the model's state there, and
+// the earliest operations that could not follow it: the shortened history
+// a person needs.
+func explain(ops []porcupine.Operation, info porcupine.LinearizationInfo) []string {
+	byRow := map[string][]porcupine.Operation{}
+	for _, op := range ops {
+		r := op.Input.(input).Row
+		byRow[r] = append(byRow[r], op)
+	}
+	var out []string
+	for _, partials := range info.PartialLinearizationsOperations() {
+		if len(partials) == 0 || len(partials[0]) == 0 {
+			continue
+		}
+		longest := partials[0]
+		for _, p := range partials {
+			if len(p) > len(longest) {
+				longest = p
+			}
+		}
+		row := longest[0].Input.(input).Row
+		all := byRow[row]
+		if porcupine.CheckOperationsTimeout(rowModel, all, time.Minute) != porcupine.Illegal {
+			continue
+		}
+		state := rowModel.Init().(rowState)
+		placed := map[string]bool{}
+		for _, op := range longest {
+			_, next := step(state, op.Input.(input), op.Output.(output))
+			state = next
+			placed[opKey(op)] = true
+		}
+		var b strings.Builder
+		fmt.Fprintf(&b, "row %s has no linearization (%d operations). The longest linearization found ends with:\n", row, len(all))
+		tail := longest[max(0, len(longest)-12):]
+		for _, op := range tail {
+			b.WriteString(formatOp(op))
+		}
+		fmt.Fprintf(&b, "  state then: %s\nno operation below can come next:\n", describeState(state))
+		var rest []porcupine.Operation
+		for _, op := range all {
+			if !placed[opKey(op)] {
+				rest = append(rest, op)
+			}
+		}
+		sort.Slice(rest, func(i, j int) bool { return rest[i].Call < rest[j].Call })
+		for _, op := range rest[:min(len(rest), 8)] {
+			b.WriteString(formatOp(op))
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func opKey(op porcupine.Operation) string {
+	return fmt.Sprintf("%d/%d/%d", op.ClientId, op.Call, op.Return)
+}
