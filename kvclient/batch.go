@@ -153,6 +153,7 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 				r := retriers[loc.tabletID()]
 				if r == nil {
 					r = t.c.newRetrier(t, true, "batch mutate")
+					r.started = pdRetrier.started // the request ID's first use
 					retriers[loc.tabletID()] = r
 				}
 				g = &group{loc: loc, r: r}
