@@ -2,6 +2,8 @@ package kvclient
 
 import (
 	"context"
+	"math"
+	"slices"
 	"sync"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -86,6 +88,12 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 		}
 		return out
 	}
+	if len(entries) > math.MaxUint32 {
+		for i := range out {
+			out[i] = invalidArgf("batch has %d entries; at most %d fit one request", len(entries), uint64(math.MaxUint32))
+		}
+		return out
+	}
 	ctx, cancel := t.c.opContext(ctx)
 	defer cancel()
 	var pending []int
@@ -100,10 +108,14 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 	}
 	retriers := map[uint64]*retrier{}
 	pdRetrier := t.c.newRetrier(t, true, "batch mutate")
-	// One request ID for the whole call: tablets remember it per row, so a
-	// row resent in a regrouped RPC (after a split) is still applied once.
+	// One request ID for the whole call, and each entry numbered by its
+	// input position: tablets remember (row, request ID, index), so an
+	// entry resent in a regrouped RPC (after a split) is still applied
+	// once, and two entries of one row are two writes.
 	reqID := t.c.nextRequestID()
 	for len(pending) > 0 {
+		// Input order, so that a row's entries apply in order.
+		slices.Sort(pending)
 		type group struct {
 			loc  location
 			idxs []int
@@ -113,12 +125,21 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 		var order []uint64
 		var next []int
 		var fatal error
+		// Each row is located once per round, so all its entries travel
+		// in one RPC, in input order.
+		rowLoc := map[string]*location{} // nil: the lookup failed
 		for _, i := range pending {
-			loc, err := t.c.cache.locate(ctx, t.key(entries[i].Row))
-			if err != nil {
-				if fatal == nil {
+			row := string(entries[i].Row)
+			lp, done := rowLoc[row]
+			if !done {
+				if loc, err := t.c.cache.locate(ctx, t.key(entries[i].Row)); err == nil {
+					lp = &loc
+				} else if fatal == nil {
 					fatal = pdRetrier.handlePD(ctx, err)
 				}
+				rowLoc[row] = lp
+			}
+			if lp == nil {
 				if fatal != nil {
 					out[i] = fatal
 				} else {
@@ -126,11 +147,13 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 				}
 				continue
 			}
+			loc := *lp
 			g := groups[loc.tabletID()]
 			if g == nil {
 				r := retriers[loc.tabletID()]
 				if r == nil {
 					r = t.c.newRetrier(t, true, "batch mutate")
+					r.started = pdRetrier.started // the request ID's first use
 					retriers[loc.tabletID()] = r
 				}
 				g = &group{loc: loc, r: r}
@@ -165,7 +188,7 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvpb.RequestID, entries []RowMutation, idxs []int, out []error) []int {
 	req := &kvpb.BatchMutateRequest{TableId: t.info.ID, RequestId: id}
 	for _, i := range idxs {
-		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{RowKey: entries[i].Row, Mutations: mutationsToProto(entries[i].Mutations)})
+		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{Index: uint32(i), RowKey: entries[i].Row, Mutations: mutationsToProto(entries[i].Mutations)})
 	}
 	var resp *kvpb.BatchMutateResponse
 	store, err := t.c.attempt(ctx, loc, true, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {

@@ -3,10 +3,11 @@ package kvclient
 import (
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +29,7 @@ type Client struct {
 	pd       *pdclient.Client
 	cache    *locationCache
 	pool     *connPool
-	clientID uint64
+	clientID ClientID
 	seq      atomic.Uint64
 	closed   atomic.Bool
 
@@ -59,8 +60,11 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		return nil, fmt.Errorf("kvclient: contacting the placement driver at %v: %w", o.PD, err)
 	}
 	c := &Client{opts: o, log: o.Logger, pd: pd, clientID: o.ClientID}
-	for c.clientID == 0 {
-		c.clientID = rand.Uint64()
+	for c.clientID.IsZero() {
+		if _, err := crand.Read(c.clientID[:]); err != nil {
+			pd.Close()
+			return nil, fmt.Errorf("kvclient: drawing a random client ID: %w", err)
+		}
 	}
 	lk := pdLookup{pd}
 	c.cache = newLocationCache(lk)
@@ -79,12 +83,16 @@ func (c *Client) Close() error {
 }
 
 // ClientID returns the ID stamped into the RequestID of every write.
-func (c *Client) ClientID() uint64 { return c.clientID }
+func (c *Client) ClientID() ClientID { return c.clientID }
 
 // nextRequestID returns a fresh request ID for one logical write; its
 // retries reuse it.
 func (c *Client) nextRequestID() *kvpb.RequestID {
-	return &kvpb.RequestID{ClientId: c.clientID, Seq: c.seq.Add(1)}
+	return &kvpb.RequestID{
+		ClientIdHi: binary.BigEndian.Uint64(c.clientID[:8]),
+		ClientId:   binary.BigEndian.Uint64(c.clientID[8:]),
+		Seq:        c.seq.Add(1),
+	}
 }
 
 // opContext applies RequestTimeout when ctx has no deadline.

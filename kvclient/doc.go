@@ -56,21 +56,25 @@
 // learned a table the PD knows. Reads additionally retry connection
 // failures (Unavailable without a routing detail).
 //
-// Every write carries a RequestID{client_id, seq}: client_id is
-// Options.ClientID (random when 0), seq grows per logical write (one per
-// BatchMutate call, for all its rows) and is reused by that write's
-// retries. Tablets remember, per row, the response to each request ID for
-// ten minutes and answer a repeat with it without applying anything, so a
-// write is applied at most once however often it is sent.
+// Every write carries a RequestID{client_id, seq}: client_id is a random
+// 128-bit ID drawn by Open (or Options.ClientID, which is then single-use),
+// seq grows per logical write (one per BatchMutate call, whose entries are
+// numbered by input position) and is reused by that write's retries.
+// Tablets remember, per row, the response to each request ID (and batch
+// entry) for ten minutes of their own time and answer a repeat with it
+// without applying anything, so a write is applied at most once however
+// often it is sent.
 //
 // That makes retrying safe even when a write's outcome is unknown
 // (Unavailable without a routing detail after it was sent, or Unknown -
 // "result unknown" - from a tablet that timed out or lost its leadership):
-// such writes are resent, with the same request ID, until they succeed or
-// the caller's deadline ends. Only then is the error ambiguous,
-// errors.Is(err, ErrAmbiguous): the write may or may not have applied.
-// If a deadline ends the retries after only "nothing applied" failures,
-// the error wraps context.DeadlineExceeded and is not ambiguous.
+// such writes are resent, with the same request ID, until they succeed,
+// the caller's deadline ends, or five minutes have passed since the first
+// attempt (later the tablets may have forgotten the ID). Only then is the
+// error ambiguous, errors.Is(err, ErrAmbiguous): the write may or may not
+// have applied. If a deadline ends the retries after only "nothing
+// applied" failures, the error wraps context.DeadlineExceeded and is not
+// ambiguous.
 //
 // # Errors
 //
@@ -93,7 +97,8 @@
 //
 // BatchGet and BatchMutate group rows by tablet and run the groups in
 // parallel; results come back in input order. BatchMutate sends one
-// BatchMutate RPC per tablet and returns one error per row: rows refused
+// BatchMutate RPC per tablet and returns one error per entry; a row named
+// more than once gets every entry applied, in input order. Rows refused
 // with a routing error are re-routed and retried (with the call's one
 // request ID, so regrouped rows still apply once); rows of an RPC whose
 // outcome stays unknown until the deadline are ErrAmbiguous.

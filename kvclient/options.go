@@ -2,10 +2,10 @@ package kvclient
 
 import (
 	"errors"
-
-	"google.golang.org/grpc"
 	"log/slog"
 	"time"
+
+	"google.golang.org/grpc"
 )
 
 // Options configure a Client. Zero fields take their defaults.
@@ -23,14 +23,25 @@ type Options struct {
 	// Logger receives debug logs of retries and routing changes. Default:
 	// slog.Default().
 	Logger *slog.Logger
-	// ClientID identifies this client in the RequestID of every write (so
-	// a server can recognise a retried write). 0: a random ID.
-	ClientID uint64
+	// ClientID identifies this client in the RequestID of every write, so
+	// that a tablet recognises a resent write and applies it once. Leave it
+	// zero: Open then draws a random 128-bit ID. An ID set here is
+	// single-use: never give it to two clients, nor to a client opened
+	// after another that used it (each client numbers its writes from 1,
+	// so within the tablets' retention a second user's writes would be
+	// taken for resends of the first's and silently not applied).
+	ClientID ClientID
 	// DialOptions are added to every connection to a tablet server (for
 	// example an interceptor for tracing, or for fault injection in
 	// tests).
 	DialOptions []grpc.DialOption
 }
+
+// ClientID is a client's 128-bit identity in request IDs.
+type ClientID [16]byte
+
+// IsZero reports whether id is unset.
+func (id ClientID) IsZero() bool { return id == ClientID{} }
 
 // EnsureDefaults returns a copy with defaults filled in.
 func (o Options) EnsureDefaults() Options {

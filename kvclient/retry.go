@@ -24,6 +24,13 @@ const (
 	maxConnectWait = time.Second
 )
 
+// resendWindow bounds how long after its first attempt a write that may
+// have applied is resent: tablets remember a request ID for 10 minutes of
+// their own time (store.DedupRetention), and a resend after the record
+// expired would apply a second time. Half of it leaves room for clock
+// drift. A variable for tests.
+var resendWindow = 5 * time.Minute
+
 // errNotSent marks a failure to reach a store before anything was sent;
 // it is always safe to retry.
 var errNotSent = errors.New("kvclient: store unreachable, request not sent")
@@ -43,10 +50,11 @@ type retrier struct {
 	// and failed without a verdict (connection lost, result unknown), so
 	// giving up later must report ErrAmbiguous, not "not applied".
 	mayHaveApplied bool
+	started        time.Time // when the operation's request ID was first sent
 }
 
 func (c *Client) newRetrier(t *Table, write bool, what string) *retrier {
-	return &retrier{c: c, t: t, write: write, what: what, backoff: backoffStart}
+	return &retrier{c: c, t: t, write: write, what: what, backoff: backoffStart, started: time.Now()}
 }
 
 // sleep waits for the next backoff step (at least min), full jitter.
@@ -137,6 +145,10 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 	}
 	if r.write && mayHaveApplied(err) {
 		r.mayHaveApplied = true
+	}
+	if r.write && r.mayHaveApplied && time.Since(r.started) > resendWindow {
+		r.lastErr = err
+		return ambiguous(fmt.Errorf("not resent %v after the first attempt (the tablets may have forgotten its request ID): %w", resendWindow, err), r.what)
 	}
 	if ctx.Err() != nil {
 		if errors.Is(err, errNotSent) || errs.IsRetryable(err) || (r.write && r.mayHaveApplied) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
@@ -45,4 +46,26 @@ func TestGiveUpAfterPossiblyAppliedWriteIsAmbiguous(t *testing.T) {
 	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")))
 	cancel()
 	require.False(t, errors.Is(r.handle(ctx, loc, 2, errNotSent), ErrAmbiguous))
+}
+
+// A write that may have applied is not resent once its request ID may
+// have been forgotten by the tablets: the caller hears ErrAmbiguous even
+// though its deadline is far away.
+func TestNoResendAfterResendWindow(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+	ctx := context.Background()
+
+	r := c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")), "a fresh write is resent")
+	r.started = time.Now().Add(-resendWindow - time.Second)
+	err := r.handle(ctx, loc, 2, status.Error(codes.Unknown, "result unknown"))
+	require.ErrorIs(t, err, ErrAmbiguous)
+
+	// Attempts refused with a verdict (nothing applied) go on.
+	r = c.newRetrier(nil, true, "mutate row")
+	r.started = time.Now().Add(-resendWindow - time.Second)
+	require.NoError(t, r.handle(ctx, loc, 1, errs.NotLeader(7, 0, "")))
 }

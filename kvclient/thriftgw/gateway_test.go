@@ -345,6 +345,44 @@ func TestGateway(t *testing.T) {
 		require.False(t, ok)
 	})
 
+	// putMultiple/deleteMultiple with one row twice apply every entry, in
+	// order, as HBase does (issue 15).
+	t.Run("SameRowTwiceInABatch", func(t *testing.T) {
+		get := func(row string) (string, bool) {
+			t.Helper()
+			r, err := c.Get(ctx, table, &hbase.TGet{Row: []byte(row)})
+			require.NoError(t, err)
+			return value(r, "cf", "a")
+		}
+		require.NoError(t, c.PutMultiple(ctx, table, []*hbase.TPut{
+			{Row: []byte("dup1"), ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "first")}},
+			{Row: []byte("dup2"), ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "x")}},
+			{Row: []byte("dup1"), ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "second")}},
+			{Row: []byte("dup1"), ColumnValues: []*hbase.TColumnValue{cv("cf", "b", "other column")}},
+		}))
+		v, _ := get("dup1")
+		require.Equal(t, "second", v, "the later put of a cell wins")
+		r, err := c.Get(ctx, table, &hbase.TGet{Row: []byte("dup1")})
+		require.NoError(t, err)
+		b, ok := value(r, "cf", "b")
+		require.True(t, ok, "the third entry for dup1 was dropped")
+		require.Equal(t, "other column", b)
+
+		// Deleting a column and then a whole row in one batch: both apply.
+		left, err := c.DeleteMultiple(ctx, table, []*hbase.TDelete{
+			{Row: []byte("dup1"), Columns: []*hbase.TColumn{{Family: []byte("cf"), Qualifier: []byte("a")}}},
+			{Row: []byte("dup2")},
+			{Row: []byte("dup1")},
+		})
+		require.NoError(t, err)
+		require.Empty(t, left)
+		for _, row := range []string{"dup1", "dup2"} {
+			ok, err := c.Exists(ctx, table, &hbase.TGet{Row: []byte(row)})
+			require.NoError(t, err)
+			require.False(t, ok, "row %s survived deleteMultiple", row)
+		}
+	})
+
 	t.Run("RegionLocations", func(t *testing.T) {
 		locs, err := c.GetAllRegionLocations(ctx, table)
 		require.NoError(t, err)

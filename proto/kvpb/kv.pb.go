@@ -196,10 +196,14 @@ func (x *RequestHeader) GetEpoch() *metapb.Epoch {
 }
 
 // RequestID identifies a non-idempotent request so a retry applies once.
+// The client ID is 128 bits (client_id_hi:client_id), random per client
+// instance; seq grows per logical write. A request with both halves 0 is not
+// deduplicated.
 type RequestID struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	ClientId      uint64                 `protobuf:"varint,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
 	Seq           uint64                 `protobuf:"varint,2,opt,name=seq,proto3" json:"seq,omitempty"`
+	ClientIdHi    uint64                 `protobuf:"varint,3,opt,name=client_id_hi,json=clientIdHi,proto3" json:"client_id_hi,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -244,6 +248,13 @@ func (x *RequestID) GetClientId() uint64 {
 func (x *RequestID) GetSeq() uint64 {
 	if x != nil {
 		return x.Seq
+	}
+	return 0
+}
+
+func (x *RequestID) GetClientIdHi() uint64 {
+	if x != nil {
+		return x.ClientIdHi
 	}
 	return 0
 }
@@ -3122,9 +3133,14 @@ func (*Mutation_DeleteFromRow) Descriptor() ([]byte, []int) {
 }
 
 type BatchMutateRequest_Entry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	RowKey        []byte                 `protobuf:"bytes,1,opt,name=row_key,json=rowKey,proto3" json:"row_key,omitempty"`
-	Mutations     []*Mutation            `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	RowKey    []byte                 `protobuf:"bytes,1,opt,name=row_key,json=rowKey,proto3" json:"row_key,omitempty"`
+	Mutations []*Mutation            `protobuf:"bytes,2,rep,name=mutations,proto3" json:"mutations,omitempty"`
+	// The entry's position in the caller's logical batch (every RPC sent
+	// under the same request_id numbers its entries the same way). A tablet
+	// remembers each (row, request_id, index) once; two entries of one
+	// request with the same row and index are refused.
+	Index         uint32 `protobuf:"varint,3,opt,name=index,proto3" json:"index,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3171,6 +3187,13 @@ func (x *BatchMutateRequest_Entry) GetMutations() []*Mutation {
 		return x.Mutations
 	}
 	return nil
+}
+
+func (x *BatchMutateRequest_Entry) GetIndex() uint32 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
 }
 
 type BatchMutateResponse_Result struct {
@@ -3233,10 +3256,12 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rkvpb/kv.proto\x12\bshale.kv\x1a\x11metapb/meta.proto\x1a\x13errorpb/error.proto\"U\n" +
 	"\rRequestHeader\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12'\n" +
-	"\x05epoch\x18\x02 \x01(\v2\x11.shale.meta.EpochR\x05epoch\":\n" +
+	"\x05epoch\x18\x02 \x01(\v2\x11.shale.meta.EpochR\x05epoch\"\\\n" +
 	"\tRequestID\x12\x1b\n" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
-	"\x03seq\x18\x02 \x01(\x04R\x03seq\"p\n" +
+	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
+	"\fclient_id_hi\x18\x03 \x01(\x04R\n" +
+	"clientIdHi\"p\n" +
 	"\x04Cell\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\x12\x1c\n" +
@@ -3365,16 +3390,17 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
 	"request_id\x18\x05 \x01(\v2\x13.shale.kv.RequestIDR\trequestId\"=\n" +
 	"\x1aReadModifyWriteRowResponse\x12\x1f\n" +
-	"\x03row\x18\x01 \x01(\v2\r.shale.kv.RowR\x03row\"\xa6\x02\n" +
+	"\x03row\x18\x01 \x01(\v2\r.shale.kv.RowR\x03row\"\xbc\x02\n" +
 	"\x12BatchMutateRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
 	"\btable_id\x18\x02 \x01(\x04R\atableId\x12<\n" +
 	"\aentries\x18\x03 \x03(\v2\".shale.kv.BatchMutateRequest.EntryR\aentries\x122\n" +
 	"\n" +
-	"request_id\x18\x04 \x01(\v2\x13.shale.kv.RequestIDR\trequestId\x1aR\n" +
+	"request_id\x18\x04 \x01(\v2\x13.shale.kv.RequestIDR\trequestId\x1ah\n" +
 	"\x05Entry\x12\x17\n" +
 	"\arow_key\x18\x01 \x01(\fR\x06rowKey\x120\n" +
-	"\tmutations\x18\x02 \x03(\v2\x12.shale.kv.MutationR\tmutations\"\xa7\x01\n" +
+	"\tmutations\x18\x02 \x03(\v2\x12.shale.kv.MutationR\tmutations\x12\x14\n" +
+	"\x05index\x18\x03 \x01(\rR\x05index\"\xa7\x01\n" +
 	"\x13BatchMutateResponse\x12>\n" +
 	"\aresults\x18\x01 \x03(\v2$.shale.kv.BatchMutateResponse.ResultR\aresults\x1aP\n" +
 	"\x06Result\x12\x1c\n" +

@@ -30,8 +30,12 @@ const (
 // when applied, in log order, identically on every replica.
 type RaftCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Matches the proposal to its waiting caller on the proposing replica.
+	// Matches the proposal to its waiting caller on the proposing replica:
+	// only a store whose incarnation (random per Open) equals proposer
+	// looks proposal_id up, so an entry proposed by another store or by an
+	// earlier run of this one never completes a waiter.
 	ProposalId uint64 `protobuf:"varint,1,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	Proposer   uint64 `protobuf:"fixed64,6,opt,name=proposer,proto3" json:"proposer,omitempty"`
 	// The proposer's clock reading; the applied commit timestamp is
 	// max(timestamp, tablet's max timestamp + 1).
 	Timestamp int64 `protobuf:"varint,2,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
@@ -97,6 +101,13 @@ func (*RaftCommand) Descriptor() ([]byte, []int) {
 func (x *RaftCommand) GetProposalId() uint64 {
 	if x != nil {
 		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *RaftCommand) GetProposer() uint64 {
+	if x != nil {
+		return x.Proposer
 	}
 	return 0
 }
@@ -776,6 +787,7 @@ type ChangeReplicasContext struct {
 	state         protoimpl.MessageState   `protogen:"open.v1"`
 	Tablet        *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=tablet,proto3" json:"tablet,omitempty"`
 	ProposalId    uint64                   `protobuf:"varint,2,opt,name=proposal_id,json=proposalId,proto3" json:"proposal_id,omitempty"`
+	Proposer      uint64                   `protobuf:"fixed64,3,opt,name=proposer,proto3" json:"proposer,omitempty"` // as in RaftCommand
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -820,6 +832,13 @@ func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
 func (x *ChangeReplicasContext) GetProposalId() uint64 {
 	if x != nil {
 		return x.ProposalId
+	}
+	return 0
+}
+
+func (x *ChangeReplicasContext) GetProposer() uint64 {
+	if x != nil {
+		return x.Proposer
 	}
 	return 0
 }
@@ -1078,10 +1097,11 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xbc\b\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xd8\b\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
-	"proposalId\x12\x1c\n" +
+	"proposalId\x12\x1a\n" +
+	"\bproposer\x18\x06 \x01(\x06R\bproposer\x12\x1c\n" +
 	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\x12'\n" +
 	"\x05epoch\x18\x03 \x01(\v2\x11.shale.meta.EpochR\x05epoch\x12Y\n" +
 	"\x11family_max_age_ms\x18\x04 \x03(\v2..shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntryR\x0efamilyMaxAgeMs\x12&\n" +
@@ -1131,11 +1151,12 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\x12\x12\n" +
 	"\x04size\x18\b \x01(\x04R\x04size\"\x1f\n" +
 	"\tGCCommand\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\fR\x04keys\"n\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\"\x8a\x01\n" +
 	"\x15ChangeReplicasContext\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
-	"proposalId\"\x9c\x01\n" +
+	"proposalId\x12\x1a\n" +
+	"\bproposer\x18\x03 \x01(\x06R\bproposer\"\x9c\x01\n" +
 	"\fSnapshotData\x12\x1f\n" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x125\n" +

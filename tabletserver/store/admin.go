@@ -151,11 +151,7 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 			r.s.fatal("decode conf change context", err, r)
 		}
 	}
-	var p *proposal
-	if ctx.ProposalId != 0 {
-		p = r.proposals[ctx.ProposalId]
-		delete(r.proposals, ctx.ProposalId)
-	}
+	p := r.takeProposal(ctx.ProposalId, ctx.Proposer)
 	if err := r.confChangeRejection(cc, ctx.Tablet); err != nil {
 		// Every replica reaches the same verdict from its applied state.
 		// Raft must still be told: a change of node 0 is its no-op.
@@ -459,7 +455,7 @@ func (s *Store) ChangeReplicas(ctx context.Context, req *kvpb.ChangeReplicasRequ
 		cc.Transition = raftpb.ConfChangeTransitionAuto // joint consensus
 	}
 	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1)}
-	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id})
+	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id, Proposer: s.incarnation})
 	if err != nil {
 		return nil, err
 	}

@@ -109,10 +109,9 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		r.applied.MaxTimestamp = ts
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
 	}
-	if p, ok := r.proposals[cmd.ProposalId]; ok {
+	if p := r.takeProposal(cmd.ProposalId, cmd.Proposer); p != nil {
 		// Committed: a quorum acknowledged it after it was proposed.
 		r.renewLease(p.proposed, e.Index)
-		delete(r.proposals, cmd.ProposalId)
 		res := applyResult{resp: resp, err: err}
 		post = append(post, func() { p.finish(res) })
 	}
@@ -121,25 +120,36 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 
 // dedupFamily is a hidden column family holding, in each row, the
 // responses to recent requests that carried a RequestID: qualifier =
-// client_id|seq, value = the marshalled response. Because it is part of the
-// row it moves with the row through splits, merges and snapshots. User
+// dedupQualifier, value = the marshalled response. Because it is part of
+// the row it moves with the row through splits, merges and snapshots. User
 // family names cannot start with 0x00, and it sorts before every user
 // family, so a whole-row delete can skip it.
 const dedupFamily = "\x00rid"
 
-func dedupQualifier(id *kvpb.RequestID) []byte {
-	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, id.ClientId), id.Seq)
+// dedupQualifier names the record of one entry of a request: client_id|seq,
+// followed by client_id_hi|index unless both are 0 (the layout records had
+// before 128-bit client IDs and batch entry indexes, which it still
+// matches). Every bit of the ID and the index is in it: two entries of one
+// batch for the same row have their own records.
+func dedupQualifier(id *kvpb.RequestID, index uint32) []byte {
+	q := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 28), id.ClientId), id.Seq)
+	if id.ClientIdHi != 0 || index != 0 {
+		q = binary.BigEndian.AppendUint32(binary.BigEndian.AppendUint64(q, id.ClientIdHi), index)
+	}
+	return q
 }
 
-func hasRequestID(id *kvpb.RequestID) bool { return id != nil && id.ClientId != 0 }
+func hasRequestID(id *kvpb.RequestID) bool {
+	return id != nil && (id.ClientId != 0 || id.ClientIdHi != 0)
+}
 
 // dedupKey is the engine key of a request ID's record. Unlike user cells it
 // has one fixed version (timestamp 0): a retry looks it up with a point Get,
 // which Pebble's bloom filters answer without touching most SSTs — nearly
 // every lookup is for a request that was never seen. The record's age lives
 // in its value (see dedupRecord), where version GC reads it.
-func dedupKey(tableID uint64, row []byte, id *kvpb.RequestID) []byte {
-	return keys.DataKey(keys.CellKey(tableID, row, dedupFamily, dedupQualifier(id), 0))
+func dedupKey(tableID uint64, row []byte, id *kvpb.RequestID, index uint32) []byte {
+	return keys.DataKey(keys.CellKey(tableID, row, dedupFamily, dedupQualifier(id, index), 0))
 }
 
 // dedupRecord is the value of a request ID's record: the big-endian apply
@@ -157,11 +167,11 @@ func dedupRecordTime(v []byte) (int64, bool) {
 }
 
 // seen returns the stored response of an already applied request.
-func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, into proto.Message) (bool, error) {
+func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, index uint32, into proto.Message) (bool, error) {
 	if !hasRequestID(id) {
 		return false, nil
 	}
-	v, closer, err := ev.b.Get(dedupKey(tableID, row, id))
+	v, closer, err := ev.b.Get(dedupKey(tableID, row, id, index))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -177,7 +187,7 @@ func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, into p
 
 // remember stores a response for a request ID, in the same batch as the
 // request's writes.
-func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, resp proto.Message) error {
+func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, index uint32, resp proto.Message) error {
 	if !hasRequestID(id) {
 		return nil
 	}
@@ -186,7 +196,7 @@ func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, re
 		return err
 	}
 	ev.wrote = true
-	return ev.b.Set(dedupKey(tableID, row, id), dedupRecord(ev.ts, v), nil)
+	return ev.b.Set(dedupKey(tableID, row, id, index), dedupRecord(ev.ts, v), nil)
 }
 
 // isDataOrSplit reports commands a frozen (merging) tablet must refuse.
@@ -294,7 +304,7 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 		return nil, err
 	}
 	prev := &kvpb.MutateRowResponse{}
-	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, 0, prev); ok || err != nil {
 		return prev, err
 	}
 	ws, err := planMutations(req.TableId, req.RowKey, req.Mutations, ev.ts)
@@ -305,7 +315,7 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 		return nil, err
 	}
 	resp := &kvpb.MutateRowResponse{Timestamp: ev.ts}
-	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, 0, resp)
 }
 
 // newestCell reads the newest live version of a column as of this batch.
@@ -366,7 +376,7 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 		return nil, err
 	}
 	prev := &kvpb.CheckAndMutateRowResponse{}
-	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, 0, prev); ok || err != nil {
 		return prev, err
 	}
 	c := req.Condition
@@ -387,7 +397,7 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 		return nil, err
 	}
 	resp := &kvpb.CheckAndMutateRowResponse{PredicateMatched: matched, Timestamp: ev.ts}
-	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, 0, resp)
 }
 
 // errNotInt64 is returned for an increment of a cell that is not 8 bytes.
@@ -398,7 +408,7 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 		return nil, err
 	}
 	prev := &kvpb.ReadModifyWriteRowResponse{}
-	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, prev); ok || err != nil {
+	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, 0, prev); ok || err != nil {
 		return prev, err
 	}
 	type col struct{ family, qualifier string }
@@ -456,7 +466,7 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 		return nil, err
 	}
 	resp := &kvpb.ReadModifyWriteRowResponse{Row: row}
-	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, resp)
+	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, 0, resp)
 }
 
 func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, error) {
@@ -468,9 +478,10 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 			res.Error = errs.ToProto(err)
 			continue
 		}
-		// Per row, a retried batch returns what the row's first
-		// application returned.
-		if ok, err := ev.seen(req.TableId, e.RowKey, req.RequestId, res); ok || err != nil {
+		// Per entry, a retried batch returns what the entry's first
+		// application returned. Entries of one row apply in order, each
+		// seeing the writes of those before it in this batch.
+		if ok, err := ev.seen(req.TableId, e.RowKey, req.RequestId, e.Index, res); ok || err != nil {
 			if err != nil {
 				res.Error = errs.ToProto(err)
 			}
@@ -485,7 +496,7 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 			continue
 		}
 		res.Timestamp = ev.ts
-		if err := ev.remember(req.TableId, e.RowKey, req.RequestId, res); err != nil {
+		if err := ev.remember(req.TableId, e.RowKey, req.RequestId, e.Index, res); err != nil {
 			res.Error = errs.ToProto(err)
 		}
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -44,11 +45,47 @@ func (s *Store) ProposeAddLearnerForTest(ctx context.Context, tabletID, replicaI
 	planned = proto.Clone(planned).(*metapb.TabletDescriptor)
 	planned.Replicas = append(planned.Replicas, &metapb.Replica{ReplicaId: replicaID, StoreId: storeID, Role: metapb.ReplicaRole_LEARNER})
 	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1)}
-	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id})
+	cctx, err := proto.Marshal(&raftcmdpb.ChangeReplicasContext{Tablet: planned, ProposalId: p.id, Proposer: s.incarnation})
 	if err != nil {
 		return err
 	}
 	p.cc = &raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID}}, Context: cctx}
 	_, err = r.submit(ctx, p)
 	return err
+}
+
+// ForeignEntryCompletesWaiterForTest registers a caller waiting on a
+// proposal of this store, then puts into the tablet's log cmd carrying the
+// same proposal ID but proposed by another incarnation (an earlier run of
+// this store, whose ID counter may restart at the same values, or another
+// store). It reports whether applying that entry completed the waiter.
+func (s *Store) ForeignEntryCompletesWaiterForTest(ctx context.Context, tabletID uint64, cmd *raftcmdpb.RaftCommand) (bool, error) {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return false, err
+	}
+	waiter := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1), proposed: time.Now()}
+	cmd.ProposalId, cmd.Proposer = waiter.id, s.incarnation+1
+	data, err := proto.Marshal(cmd)
+	if err != nil {
+		return false, err
+	}
+	err = r.runOnWorker(ctx, func(r *replica) error {
+		r.proposals[waiter.id] = waiter
+		return r.raw.Propose(data)
+	})
+	if err != nil {
+		return false, err
+	}
+	// An empty GC of ours applies after the foreign entry.
+	if _, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: r.descriptor().Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{}}}); err != nil {
+		return false, err
+	}
+	defer r.runOnWorker(ctx, func(r *replica) error { delete(r.proposals, waiter.id); return nil })
+	select {
+	case <-waiter.done:
+		return true, nil
+	default:
+		return false, nil
+	}
 }

@@ -12,12 +12,21 @@ import (
 	"github.com/shaledb/shale/proto/raftcmdpb"
 )
 
-// dedupPolicy keeps request-ID records long enough for any client retry
-// (clients give up long before).
-var dedupPolicy = &metapb.FamilySchema{Name: dedupFamily, MaxAgeMs: int64(DedupRetention / time.Millisecond)}
-
-// DedupRetention is how long a tablet remembers a request ID's response.
+// DedupRetention is how long a tablet remembers a request ID's response,
+// in the tablet's HLC time (see dedupExpired); kvclient stops resending a
+// write well before.
 const DedupRetention = 10 * time.Minute
+
+// dedupExpired reports whether a request-ID record (dedupRecord) is
+// garbage once the tablet has applied writes up to HLC timestamp
+// tabletTS. Both times are the tablet's commit timestamps, so no store's
+// wall clock (a store whose clock runs ahead might become leader) can
+// expire a record before the tablet itself has moved DedupRetention past
+// it. An unreadable record (no time) is useless and goes.
+func dedupExpired(record []byte, tabletTS int64) bool {
+	ts, ok := dedupRecordTime(record)
+	return !ok || ts < tabletTS-DedupRetention.Microseconds()
+}
 
 // gcBatchKeys bounds one GC command (and so one raft entry).
 const gcBatchKeys = 1000
@@ -72,7 +81,13 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		return 0, err
 	}
 	defer it.Close()
+	// User families age by the wall clock, as reads filter them (read.go).
+	// Request-ID records age by the tablet's own HLC time, see dedupExpired.
 	now := s.opts.WallClock().UnixMicro()
+	var applied raftcmdpb.AppliedState
+	if err := getProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
+		return 0, err
+	}
 	var (
 		garbage  [][]byte
 		deleted  int
@@ -118,10 +133,15 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		p := policy[c.Family]
 		ts := c.Timestamp
 		if c.Family == dedupFamily {
-			// Request-ID records keep their age in the value (dedupRecord);
-			// an unreadable one (age 0) is useless and goes.
-			p = dedupPolicy
-			ts, _ = dedupRecordTime(it.Value())
+			if dedupExpired(it.Value(), applied.MaxTimestamp) {
+				garbage = append(garbage, bytes.Clone(ck))
+			}
+			if len(garbage) >= gcBatchKeys {
+				if err := flush(); err != nil {
+					return deleted, err
+				}
+			}
+			continue
 		}
 		if p == nil {
 			continue // unknown family: keep, the schema may not have arrived yet

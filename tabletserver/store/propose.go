@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -39,7 +40,7 @@ func (p *proposal) finish(res applyResult) {
 // it. Only the leader accepts proposals.
 func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (proto.Message, error) {
 	p := &proposal{id: r.s.nextID.Add(1), done: make(chan applyResult, 1)}
-	cmd.ProposalId = p.id
+	cmd.ProposalId, cmd.Proposer = p.id, r.s.incarnation
 	cmd.Timestamp = r.s.clock.Now()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
@@ -47,6 +48,30 @@ func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (prot
 	}
 	p.data = data
 	return r.submit(ctx, p)
+}
+
+// newIncarnation returns a random nonzero 64-bit store incarnation.
+func newIncarnation() uint64 {
+	var b [8]byte
+	for {
+		if _, err := rand.Read(b[:]); err != nil {
+			panic(fmt.Sprintf("store: reading random bytes: %v", err)) // crypto/rand never fails on supported platforms
+		}
+		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// takeProposal removes and returns the waiter of an applied entry, if this
+// run of this store proposed it. Worker only.
+func (r *replica) takeProposal(id, proposer uint64) *proposal {
+	if id == 0 || proposer != r.s.incarnation {
+		return nil
+	}
+	p := r.proposals[id]
+	delete(r.proposals, id)
+	return p
 }
 
 // submit queues p for the worker and waits for its result.

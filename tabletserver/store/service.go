@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 
 	"google.golang.org/protobuf/proto"
@@ -249,8 +250,12 @@ func (s *Store) BatchMutate(ctx context.Context, req *kvpb.BatchMutateRequest) (
 	valid := &kvpb.BatchMutateRequest{Header: req.Header, TableId: req.TableId, RequestId: req.RequestId}
 	var index []int
 	total := 0
+	numbered := entryNumbering{}
 	for i, e := range req.Entries {
 		size, err := s.checkMutations(schema, e.RowKey, e.Mutations)
+		if err == nil && hasRequestID(req.RequestId) {
+			err = numbered.add(e)
+		}
 		if err != nil {
 			results[i] = &kvpb.BatchMutateResponse_Result{Error: errs.ToProto(err)}
 			continue
@@ -280,6 +285,21 @@ func (s *Store) BatchMutate(ctx context.Context, req *kvpb.BatchMutateRequest) (
 		}
 	}
 	return &kvpb.BatchMutateResponse{Results: results}, nil
+}
+
+// entryNumbering checks that the entries of one request name each
+// (row, index) once: the tablet remembers a request's outcome per (row,
+// request ID, index), so a second entry with the same pair would be taken
+// for a retry of the first.
+type entryNumbering map[string]struct{}
+
+func (n entryNumbering) add(e *kvpb.BatchMutateRequest_Entry) error {
+	k := string(binary.BigEndian.AppendUint32(nil, e.Index)) + string(e.RowKey)
+	if _, dup := n[k]; dup {
+		return errs.InvalidArgument("row %q appears twice with entry index %d in one request; number a request's entries by their position (BatchMutateRequest.Entry.index)", e.RowKey, e.Index)
+	}
+	n[k] = struct{}{}
+	return nil
 }
 
 // TabletStatus reports a replica's view of its tablet.

@@ -75,13 +75,16 @@ type Store struct {
 	// ingest is the staging area of uploaded SSTs (ingest.go).
 	ingest *ingestState
 
-	nextID     atomic.Uint64
-	flushEpoch atomic.Uint64 // memtable flushes so far (see onFlush)
-	stopCh     chan struct{}
-	startedAt  time.Time // for dropsVote
-	stopped    atomic.Bool
-	wg         sync.WaitGroup
-	snapshotWG sync.WaitGroup
+	nextID atomic.Uint64
+	// incarnation is random per Open: entries this run proposed carry it,
+	// so their proposal IDs never match another run's or store's waiters.
+	incarnation uint64
+	flushEpoch  atomic.Uint64 // memtable flushes so far (see onFlush)
+	stopCh      chan struct{}
+	startedAt   time.Time // for dropsVote
+	stopped     atomic.Bool
+	wg          sync.WaitGroup
+	snapshotWG  sync.WaitGroup
 }
 
 // Open opens (or creates) the store in opts.Dir and recovers every replica
@@ -118,6 +121,7 @@ func Open(opts Options) (*Store, error) {
 	s.liveness.dead = map[uint64]bool{}
 	s.snapshots.outgoing = map[uint64]*pebble.Snapshot{}
 	s.nextID.Store(uint64(time.Now().UnixNano()))
+	s.incarnation = newIncarnation()
 
 	popts := &pebble.Options{
 		FS:                 fs,
