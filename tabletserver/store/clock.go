@@ -7,7 +7,7 @@ import (
 	"github.com/shaledb/shale/proto/raftcmdpb"
 )
 
-// Timestamps from outside (docs/decisions.md, "Timestamps and the clock").
+// Timestamps from outside (docs/decisions.md, "Commit timestamps").
 // A client may choose a cell's timestamp and an importer an ingest's max
 // timestamp. The leader refuses one beyond its wall clock plus
 // MaxClockOffset before proposing; apply refuses one beyond the command's
