@@ -72,7 +72,39 @@ func (c *cluster) timestamp(ctx context.Context) (int64, error) {
 	if err != nil {
 		return 0, fmt.Errorf("importer: timestamp from the placement driver: %w", err)
 	}
-	return resp.First, nil
+	return resp.First, waitForTimestamp(ctx, resp.First, time.Now)
+}
+
+// maxTimestampLead is how far ahead of this machine's clock the PD's
+// timestamp may be: its oracle serves from above a window it persisted,
+// up to 3 s ahead of wall time, after a leader change. Further ahead, a
+// clock is wrong.
+const maxTimestampLead = 10 * time.Second
+
+// waitForTimestamp returns once the wall clock reached ts. Tablet servers
+// refuse an ingest whose max timestamp lies more than their maximum clock
+// offset (500 ms) ahead of their clock, and a new PD leader's timestamps
+// may lead wall time by seconds.
+func waitForTimestamp(ctx context.Context, ts int64, now func() time.Time) error {
+	if ts < 0 {
+		return fmt.Errorf("importer: the placement driver returned a negative timestamp %d", ts)
+	}
+	leadUs := ts - now().UnixMicro()
+	if leadUs <= 0 {
+		return nil
+	}
+	if leadUs > maxTimestampLead.Microseconds() {
+		return fmt.Errorf("importer: the placement driver's timestamp %d is more than %v ahead of this machine's clock; check the clocks", ts, maxTimestampLead)
+	}
+	lead := time.Duration(leadUs) * time.Microsecond
+	t := time.NewTimer(lead)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // tablet returns the tablet holding an encoded row key, as the PD knows it.

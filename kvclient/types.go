@@ -166,7 +166,9 @@ func SetCell(family string, qualifier, value []byte) Mutation {
 }
 
 // SetCellAt writes a value at an explicit timestamp (microseconds; 0: the
-// commit timestamp).
+// commit timestamp). The server refuses (InvalidArgument) a negative one
+// or one more than its maximum clock offset, 500 ms by default, ahead of
+// its clock (docs/limits.md).
 func SetCellAt(family string, qualifier, value []byte, ts int64) Mutation {
 	return Mutation{&kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: family, Qualifier: qualifier, Timestamp: ts, Value: value}}}}
 }

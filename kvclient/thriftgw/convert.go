@@ -17,6 +17,31 @@ const cellTypePut = 4
 
 // Timestamps: HBase milliseconds <-> Shale microseconds.
 
+// latestTimestamp is HBase's HConstants.LATEST_TIMESTAMP (Long.MAX_VALUE):
+// "now". HBase clients send it for puts and deletes without a timestamp
+// and as the open end of a time range; the gateway maps it to the
+// server-assigned timestamp and to "no upper bound". Taken literally it
+// would be a cell timestamp at the end of time, which the tablet servers
+// refuse (beyond the clock's maximum offset).
+const latestTimestamp = math.MaxInt64
+
+// explicitTS is a request's timestamp, or nil for none or LATEST_TIMESTAMP.
+func explicitTS(ts *int64) *int64 {
+	if ts == nil || *ts == latestTimestamp {
+		return nil
+	}
+	return ts
+}
+
+// cellTS is the timestamp a column of a put or delete names: its own if it
+// has one (LATEST_TIMESTAMP included), else the operation's.
+func cellTS(own, op *int64) *int64 {
+	if own != nil {
+		return explicitTS(own)
+	}
+	return explicitTS(op)
+}
+
 func msToMicros(ms int64) int64 {
 	if ms > math.MaxInt64/1000 {
 		return math.MaxInt64
@@ -213,6 +238,10 @@ func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersion
 	}
 	switch {
 	case ts != nil:
+		if *ts == latestTimestamp {
+			// As HBase's TimeRange.at, which refuses it.
+			return nil, illegalf("invalid timestamp %d (LATEST_TIMESTAMP) to read at; leave it unset to read the newest versions", *ts)
+		}
 		start, end, err := exactMsToMicros(*ts)
 		if err != nil {
 			return nil, err
@@ -267,16 +296,12 @@ func putMutations(p *hbase.TPut) ([]kvclient.Mutation, error) {
 		if cv == nil || len(cv.Family) == 0 {
 			return nil, illegalf("TPut: column value without a family")
 		}
-		var ts int64
-		switch {
-		case cv.Timestamp != nil:
-			ts = *cv.Timestamp
-		case p.Timestamp != nil:
-			ts = *p.Timestamp
-		default:
+		tp := cellTS(cv.Timestamp, p.Timestamp)
+		if tp == nil {
 			muts = append(muts, kvclient.SetCell(string(cv.Family), cv.Qualifier, cv.Value))
 			continue
 		}
+		ts := *tp
 		if ts < 0 {
 			return nil, illegalf("TPut: negative timestamp %d", ts)
 		}
@@ -299,7 +324,7 @@ func deleteNeedsNewest(d *hbase.TDelete) []kvclient.Column {
 	}
 	var out []kvclient.Column
 	for _, c := range d.Columns {
-		if c != nil && c.Qualifier != nil && c.Timestamp == nil && d.Timestamp == nil {
+		if c != nil && c.Qualifier != nil && cellTS(c.Timestamp, d.Timestamp) == nil {
 			out = append(out, kvclient.Column{Family: string(c.Family), Qualifier: c.Qualifier})
 		}
 	}
@@ -317,7 +342,7 @@ func deleteMutations(d *hbase.TDelete, newest func(family string, qualifier []by
 		return nil, illegalf("TDelete: empty row key")
 	}
 	if len(d.Columns) == 0 {
-		if d.Timestamp != nil {
+		if explicitTS(d.Timestamp) != nil {
 			return nil, unsupportedf("deleting a whole row up to a timestamp")
 		}
 		return []kvclient.Mutation{kvclient.DeleteRow()}, nil
@@ -328,10 +353,7 @@ func deleteMutations(d *hbase.TDelete, newest func(family string, qualifier []by
 			return nil, illegalf("TDelete: column without a family")
 		}
 		fam := string(c.Family)
-		ts := d.Timestamp
-		if c.Timestamp != nil {
-			ts = c.Timestamp
-		}
+		ts := cellTS(c.Timestamp, d.Timestamp)
 		if c.Qualifier == nil {
 			if d.DeleteType == hbase.TDeleteType_DELETE_FAMILY_VERSION {
 				return nil, unsupportedf("DELETE_FAMILY_VERSION")

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"testing"
@@ -430,6 +431,62 @@ func TestGateway(t *testing.T) {
 		requireIOError(t, err, "TableNotFoundException")
 		_, err = c.GetRegionLocation(ctx, []byte("no_such_table"), []byte("a"), false)
 		requireIOError(t, err, "TableNotFoundException")
+	})
+
+	// HBase's LATEST_TIMESTAMP (Long.MAX_VALUE) means "now": puts and
+	// deletes get the server's timestamp, a time range ending there is
+	// unbounded. A timestamp truly in the future is refused.
+	t.Run("LatestTimestamp", func(t *testing.T) {
+		const latest = int64(math.MaxInt64)
+		row := []byte("latest")
+		require.NoError(t, c.Put(ctx, table, &hbase.TPut{Row: row, Timestamp: i64(latest), ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "1")}}))
+		require.NoError(t, c.Put(ctx, table, &hbase.TPut{Row: row, Timestamp: i64(10), ColumnValues: []*hbase.TColumnValue{
+			{Family: []byte("cf"), Qualifier: []byte("b"), Value: []byte("2"), Timestamp: i64(latest)},
+		}}))
+		r, err := c.Get(ctx, table, &hbase.TGet{Row: row})
+		require.NoError(t, err)
+		require.Len(t, r.ColumnValues, 2)
+		now := time.Now().UnixMilli()
+		for _, col := range r.ColumnValues {
+			require.InDelta(t, now, col.GetTimestamp(), 60_000, "cell %s stored at %d, not now", col.Qualifier, col.GetTimestamp())
+		}
+		// A newer put (server timestamp) supersedes it for a normal get.
+		require.NoError(t, c.Put(ctx, table, &hbase.TPut{Row: row, ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "3")}}))
+		r, err = c.Get(ctx, table, &hbase.TGet{Row: row, Columns: []*hbase.TColumn{{Family: []byte("cf"), Qualifier: []byte("a")}}})
+		require.NoError(t, err)
+		v, _ := value(r, "cf", "a")
+		require.Equal(t, "3", v)
+		// A time range ending at LATEST_TIMESTAMP has no upper bound.
+		r, err = c.Get(ctx, table, &hbase.TGet{Row: row, TimeRange: &hbase.TTimeRange{MinStamp: 0, MaxStamp: latest}})
+		require.NoError(t, err)
+		require.Len(t, r.ColumnValues, 2)
+		sc, err := c.GetScannerResults(ctx, table, &hbase.TScan{StartRow: row, StopRow: []byte("latest\x00"), TimeRange: &hbase.TTimeRange{MinStamp: 0, MaxStamp: latest}}, 10)
+		require.NoError(t, err)
+		require.Len(t, sc, 1)
+		// Deletes at LATEST_TIMESTAMP: the newest version of a column
+		// (DELETE_COLUMN), all of a column (DELETE_COLUMNS), the row.
+		require.NoError(t, c.DeleteSingle(ctx, table, &hbase.TDelete{Row: row, Columns: []*hbase.TColumn{{Family: []byte("cf"), Qualifier: []byte("a"), Timestamp: i64(latest)}}, DeleteType: hbase.TDeleteType_DELETE_COLUMN}))
+		r, err = c.Get(ctx, table, &hbase.TGet{Row: row, Columns: []*hbase.TColumn{{Family: []byte("cf"), Qualifier: []byte("a")}}})
+		require.NoError(t, err)
+		v, _ = value(r, "cf", "a")
+		require.Equal(t, "1", v)
+		require.NoError(t, c.DeleteSingle(ctx, table, &hbase.TDelete{Row: row, Timestamp: i64(latest), Columns: []*hbase.TColumn{{Family: []byte("cf"), Qualifier: []byte("a")}}, DeleteType: hbase.TDeleteType_DELETE_COLUMNS}))
+		r, err = c.Get(ctx, table, &hbase.TGet{Row: row})
+		require.NoError(t, err)
+		require.Len(t, r.ColumnValues, 1)
+		require.NoError(t, c.DeleteSingle(ctx, table, &hbase.TDelete{Row: row, Timestamp: i64(latest)}))
+		ok, err := c.Exists(ctx, table, &hbase.TGet{Row: row})
+		require.NoError(t, err)
+		require.False(t, ok)
+		// Reading at exactly LATEST_TIMESTAMP is refused, as by HBase.
+		_, err = c.Get(ctx, table, &hbase.TGet{Row: row, Timestamp: i64(latest)})
+		require.Error(t, err)
+		// An explicit timestamp an hour ahead is refused, not stored.
+		err = c.Put(ctx, table, &hbase.TPut{Row: row, Timestamp: i64(time.Now().Add(time.Hour).UnixMilli()), ColumnValues: []*hbase.TColumnValue{cv("cf", "a", "future")}})
+		requireIOError(t, err, "clock")
+		ok, err = c.Exists(ctx, table, &hbase.TGet{Row: row})
+		require.NoError(t, err)
+		require.False(t, ok)
 	})
 
 	t.Run("MalformedInput", func(t *testing.T) {

@@ -50,6 +50,11 @@ type RaftCommand struct {
 	// read-modify-write may produce.
 	FamilyMaxAgeMs map[string]int64 `protobuf:"bytes,4,rep,name=family_max_age_ms,json=familyMaxAgeMs,proto3" json:"family_max_age_ms,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	MaxValueBytes  int64            `protobuf:"varint,5,opt,name=max_value_bytes,json=maxValueBytes,proto3" json:"max_value_bytes,omitempty"`
+	// The proposer's maximum clock offset in microseconds: apply refuses a
+	// client-chosen timestamp (a cell's, an ingest's max_timestamp) above
+	// timestamp + max_clock_offset_us. 0 (entries of older proposers): no
+	// check.
+	MaxClockOffsetUs int64 `protobuf:"varint,7,opt,name=max_clock_offset_us,json=maxClockOffsetUs,proto3" json:"max_clock_offset_us,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*RaftCommand_MutateRow
@@ -136,6 +141,13 @@ func (x *RaftCommand) GetFamilyMaxAgeMs() map[string]int64 {
 func (x *RaftCommand) GetMaxValueBytes() int64 {
 	if x != nil {
 		return x.MaxValueBytes
+	}
+	return 0
+}
+
+func (x *RaftCommand) GetMaxClockOffsetUs() int64 {
+	if x != nil {
+		return x.MaxClockOffsetUs
 	}
 	return 0
 }
@@ -1097,7 +1109,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xd8\b\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\x87\t\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1a\n" +
@@ -1105,7 +1117,8 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\ttimestamp\x18\x02 \x01(\x03R\ttimestamp\x12'\n" +
 	"\x05epoch\x18\x03 \x01(\v2\x11.shale.meta.EpochR\x05epoch\x12Y\n" +
 	"\x11family_max_age_ms\x18\x04 \x03(\v2..shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntryR\x0efamilyMaxAgeMs\x12&\n" +
-	"\x0fmax_value_bytes\x18\x05 \x01(\x03R\rmaxValueBytes\x12;\n" +
+	"\x0fmax_value_bytes\x18\x05 \x01(\x03R\rmaxValueBytes\x12-\n" +
+	"\x13max_clock_offset_us\x18\a \x01(\x03R\x10maxClockOffsetUs\x12;\n" +
 	"\n" +
 	"mutate_row\x18\n" +
 	" \x01(\v2\x1a.shale.kv.MutateRowRequestH\x00R\tmutateRow\x12U\n" +

@@ -1068,7 +1068,8 @@ func TestAPICheckAndMutate(t *testing.T) {
 // ==================== ReadModifyWriteRow ====================
 
 func TestAPIReadModifyWrite(t *testing.T) {
-	e := newAPIEnv(t, nil)
+	// FutureTimestampedCell writes a cell an hour ahead of the clock.
+	e := newAPIEnv(t, func(o *store.Options) { o.MaxClockOffset = 2 * time.Hour })
 	rmwErr := func(row string, rules ...*kvpb.ReadModifyWriteRule) (*kvpb.Row, error) {
 		resp, err := e.cl.ReadModifyWriteRow(e.ctx, &kvpb.ReadModifyWriteRowRequest{Header: apiHdr(apiTablet), TableId: apiTableID, RowKey: []byte(row), Rules: rules})
 		if err != nil {

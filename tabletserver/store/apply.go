@@ -51,7 +51,7 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.mu.Lock()
 		r.mu.applied = applied
 		r.mu.Unlock()
-		r.s.clock.Update(maxTS)
+		r.s.observeTimestamp(maxTS, r.tabletID)
 	})
 }
 
@@ -68,7 +68,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	// proposer's clock said.
 	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
 	desc := r.appliedDesc
-	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes}
+	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes, bound: newApplyBound(&cmd)}
 	if r.applied.MergingInto != 0 && isDataOrSplit(&cmd) {
 		err = errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, r.applied.MergingInto), 200)
 		cmd.Cmd = nil
@@ -96,6 +96,9 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	case *raftcmdpb.RaftCommand_RollbackMerge:
 		r.applyRollbackMerge()
 	case *raftcmdpb.RaftCommand_IngestSst:
+		if err = ev.bound.check(c.IngestSst.MaxTimestamp); err != nil {
+			break
+		}
 		resp, post, err = r.applyIngest(b, e, &cmd, c.IngestSst, post)
 		if err == nil {
 			// Later writes must order after every imported cell.
@@ -217,6 +220,7 @@ type evaluator struct {
 	ts            int64
 	maxAgeMs      map[string]int64
 	maxValueBytes int64
+	bound         applyBound // client-chosen timestamps allowed
 	wrote         bool
 }
 
@@ -256,16 +260,19 @@ func deleteRange(lo, hi []byte) write {
 	return write{key: keys.DataKey(lo), rangeEnd: keys.DataKey(hi)}
 }
 
-// planMutations converts mutations of one row into writes at ts.
-func planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation, ts int64) ([]write, error) {
+// planMutations converts mutations of one row into writes at ev.ts.
+func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation) ([]write, error) {
 	ws := make([]write, 0, len(muts))
 	for _, m := range muts {
 		switch x := m.Mutation.(type) {
 		case *kvpb.Mutation_SetCell_:
 			c := x.SetCell
+			if err := ev.bound.check(c.Timestamp); err != nil {
+				return nil, err
+			}
 			cts := c.Timestamp
 			if cts <= 0 {
-				cts = ts
+				cts = ev.ts
 			}
 			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value})
 		case *kvpb.Mutation_DeleteFromColumn_:
@@ -307,7 +314,7 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	if ok, err := ev.seen(req.TableId, req.RowKey, req.RequestId, 0, prev); ok || err != nil {
 		return prev, err
 	}
-	ws, err := planMutations(req.TableId, req.RowKey, req.Mutations, ev.ts)
+	ws, err := ev.planMutations(req.TableId, req.RowKey, req.Mutations)
 	if err != nil {
 		return nil, err
 	}
@@ -389,7 +396,7 @@ func (ev *evaluator) checkAndMutate(req *kvpb.CheckAndMutateRowRequest) (proto.M
 	if matched {
 		muts = req.TrueMutations
 	}
-	ws, err := planMutations(req.TableId, req.RowKey, muts, ev.ts)
+	ws, err := ev.planMutations(req.TableId, req.RowKey, muts)
 	if err != nil {
 		return nil, err
 	}
@@ -487,7 +494,7 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 			}
 			continue
 		}
-		ws, err := planMutations(req.TableId, e.RowKey, e.Mutations, ev.ts)
+		ws, err := ev.planMutations(req.TableId, e.RowKey, e.Mutations)
 		if err == nil {
 			err = ev.commit(ws)
 		}

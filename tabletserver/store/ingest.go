@@ -331,6 +331,11 @@ func (s *Store) IngestSST(ctx context.Context, req *kvpb.IngestSSTRequest) (*kvp
 	if req.Header.GetEpoch() != nil && !sameEpoch(req.Header.Epoch, desc.Epoch) {
 		return nil, errs.EpochMismatch(desc)
 	}
+	// The ingest moves the tablet's max timestamp (and clock) to
+	// MaxTimestamp; a wrong one must be refused, not applied.
+	if err := s.checkClientTimestamp(req.MaxTimestamp); err != nil {
+		return nil, errBadSST("max_timestamp: %s", status.Convert(err).Message())
+	}
 	path := s.ingest.path(req.Checksum)
 	data, err := s.readStaged(path, req)
 	if err != nil {

@@ -12,6 +12,7 @@ type metrics struct {
 	leaseReads       prometheus.Counter
 	snapshotsSent    prometheus.Counter
 	snapshotsApplied prometheus.Counter
+	clockRefused     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,6 +31,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		leaseReads:       c("lease_reads_total", "Reads served under the leader lease, without a raft round."),
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
+		clockRefused:     c("clock_updates_refused_total", "Applied timestamps the store's clock did not take in: more than MaxClockOffset ahead of its wall clock."),
 	}
 }
 

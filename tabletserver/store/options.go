@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/tabletserver/transport"
 )
 
@@ -85,6 +86,13 @@ type Options struct {
 	// WallClock is the physical clock behind commit timestamps. Default
 	// time.Now. Correctness never depends on it.
 	WallClock func() time.Time
+	// MaxClockOffset bounds how far a timestamp from outside may lie ahead
+	// of the leader's clock: a client-chosen cell timestamp or an ingest's
+	// max timestamp beyond WallClock + MaxClockOffset is refused
+	// (InvalidArgument), and the store's clock never moves further ahead
+	// of its wall clock than this (docs/limits.md). Default 500ms, as
+	// CockroachDB's maximum clock offset.
+	MaxClockOffset time.Duration
 
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
@@ -166,6 +174,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.WallClock == nil {
 		o.WallClock = time.Now
+	}
+	if o.MaxClockOffset <= 0 {
+		o.MaxClockOffset = hlc.DefaultMaxOffset
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()

@@ -41,7 +41,13 @@ func (p *proposal) finish(res applyResult) {
 func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (proto.Message, error) {
 	p := &proposal{id: r.s.nextID.Add(1), done: make(chan applyResult, 1)}
 	cmd.ProposalId, cmd.Proposer = p.id, r.s.incarnation
-	cmd.Timestamp = r.s.clock.Now()
+	ts, err := r.s.clock.Now()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Timestamp = ts
+	// Apply checks client-chosen timestamps against this (clock.go).
+	cmd.MaxClockOffsetUs = r.s.opts.MaxClockOffset.Microseconds()
 	data, err := proto.Marshal(cmd)
 	if err != nil {
 		return nil, err

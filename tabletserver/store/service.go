@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -66,8 +67,8 @@ func (s *Store) checkMutations(schema *metapb.TableSchema, row []byte, muts []*k
 			if len(c.Value) > lim.MaxValueBytes {
 				return 0, errs.InvalidArgument("value of %s:%q is %d bytes; the limit is %d", c.Family, c.Qualifier, len(c.Value), lim.MaxValueBytes)
 			}
-			if c.Timestamp < 0 {
-				return 0, errs.InvalidArgument("cell timestamp must not be negative")
+			if err := s.checkClientTimestamp(c.Timestamp); err != nil {
+				return 0, errs.InvalidArgument("cell %s:%q: %s", c.Family, c.Qualifier, status.Convert(err).Message())
 			}
 			size += len(c.Family) + len(c.Qualifier) + len(c.Value) + 16
 		case *kvpb.Mutation_DeleteFromColumn_:

@@ -327,7 +327,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
 		}
 		r.mu.Unlock()
-		r.s.clock.Update(sd.Applied.MaxTimestamp)
+		r.s.observeTimestamp(sd.Applied.MaxTimestamp, r.tabletID)
 	}
 	r.s.applyMu.Unlock()
 	_ = r.s.fs.Remove(localPath)

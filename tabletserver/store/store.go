@@ -80,6 +80,7 @@ type Store struct {
 	// so their proposal IDs never match another run's or store's waiters.
 	incarnation uint64
 	flushEpoch  atomic.Uint64 // memtable flushes so far (see onFlush)
+	clockWarn   atomic.Int64  // unix nanoseconds of the last clock warning (clock.go)
 	stopCh      chan struct{}
 	startedAt   time.Time // for dropsVote
 	stopped     atomic.Bool
@@ -105,7 +106,7 @@ func Open(opts Options) (*Store, error) {
 	s := &Store{
 		opts:        opts,
 		fs:          fs,
-		clock:       hlc.New(opts.WallClock),
+		clock:       hlc.New(opts.WallClock, opts.MaxClockOffset),
 		log:         opts.Logger.With("store", opts.StoreID),
 		wake:        make(chan struct{}, 1),
 		awake:       map[uint64]*replica{},
@@ -375,7 +376,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 		if err := getProto(r.s.db, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
 			return err
 		}
-		r.s.clock.Update(r.applied.MaxTimestamp)
+		r.s.observeTimestamp(r.applied.MaxTimestamp, r.tabletID)
 	}
 	st, err := raftlog.Open(r.s.db, r.tabletID, cs, r.makeSnapshot)
 	if err != nil {
