@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
@@ -51,4 +52,23 @@ func (s *Store) ProposeAddLearnerForTest(ctx context.Context, tabletID, replicaI
 	p.cc = &raftpb.ConfChangeV2{Changes: []raftpb.ConfChangeSingle{{Type: raftpb.ConfChangeAddLearnerNode, NodeID: replicaID}}, Context: cctx}
 	_, err = r.submit(ctx, p)
 	return err
+}
+
+// TransferLeadershipFromForTest asks this store's replica of the tablet,
+// which may be a follower, to move leadership to the replica on toStore,
+// as raft's MsgTransferLeader from a follower does (it is forwarded to
+// the leader). It returns once the request was stepped.
+func (s *Store) TransferLeadershipFromForTest(ctx context.Context, tabletID, toStore uint64) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	target := replicaOnStore(r.descriptor(), toStore)
+	if target == nil {
+		return fmt.Errorf("tablet %d has no replica on store %d", tabletID, toStore)
+	}
+	return r.runOnWorker(ctx, func(r *replica) error {
+		r.raw.TransferLeader(target.ReplicaId)
+		return nil
+	})
 }
