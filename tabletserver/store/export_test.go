@@ -72,3 +72,18 @@ func (s *Store) TransferLeadershipFromForTest(ctx context.Context, tabletID, toS
 		return nil
 	})
 }
+
+// TruncatedIndexForTest returns the index of the last entry truncated from
+// the tablet's raft log here.
+func (s *Store) TruncatedIndexForTest(ctx context.Context, tabletID uint64) (uint64, error) {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return 0, err
+	}
+	var idx uint64
+	err = r.runOnWorker(ctx, func(r *replica) error {
+		idx = r.storage.Truncated().Index
+		return nil
+	})
+	return idx, err
+}
