@@ -12,6 +12,9 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -345,15 +348,36 @@ func (p *pdLoop) replicaGC(ctx context.Context) {
 		p.gcCursor = id
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		resp, err := p.cl.GetTabletByID(cctx, &pdpb.GetTabletByIDRequest{TabletId: id})
-		if err == nil {
-			var gone bool
-			if gone, err = p.s.DestroyIfRemoved(cctx, resp.Tablet.Tablet); gone {
+		switch {
+		case err == nil:
+			if gone, _ := p.s.DestroyIfRemoved(cctx, resp.Tablet.Tablet); gone {
 				p.log.Info("destroyed a replica that was removed from its tablet while lagging", "tablet", id)
 			}
+		case status.Code(err) == codes.NotFound:
+			p.gcMerged(cctx, id)
 		}
 		cancel()
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// gcMerged handles a tablet PD does not know: PD forgets a tablet merged
+// into its left neighbour, so it asks PD which tablet covers the replica's
+// start key and lets the store destroy the replica if that one proves it
+// merged away (store.DestroyIfSuperseded). A tablet PD has not heard of
+// yet (a fresh split) is covered by its older parent and is kept.
+func (p *pdLoop) gcMerged(ctx context.Context, id uint64) {
+	st, err := p.s.TabletStatus(id)
+	if err != nil {
+		return // uninitialized or gone: DestroyIfRemoved's business
+	}
+	resp, err := p.cl.GetTablet(ctx, &pdpb.GetTabletRequest{Key: st.Tablet.StartKey})
+	if err != nil || resp.GetTablet().GetTablet() == nil {
+		return
+	}
+	if gone, _ := p.s.DestroyIfSuperseded(ctx, id, resp.Tablet.Tablet); gone {
+		p.log.Info("destroyed a replica of a tablet merged away while this store lagged", "tablet", id, "covered_by", resp.Tablet.Tablet.TabletId)
 	}
 }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"go.etcd.io/raft/v3/raftpb"
@@ -88,4 +89,38 @@ func (s *Store) ForeignEntryCompletesWaiterForTest(ctx context.Context, tabletID
 	default:
 		return false, nil
 	}
+}
+
+// TransferLeadershipFromForTest asks this store's replica of the tablet,
+// which may be a follower, to move leadership to the replica on toStore,
+// as raft's MsgTransferLeader from a follower does (it is forwarded to
+// the leader). It returns once the request was stepped.
+func (s *Store) TransferLeadershipFromForTest(ctx context.Context, tabletID, toStore uint64) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	target := replicaOnStore(r.descriptor(), toStore)
+	if target == nil {
+		return fmt.Errorf("tablet %d has no replica on store %d", tabletID, toStore)
+	}
+	return r.runOnWorker(ctx, func(r *replica) error {
+		r.raw.TransferLeader(target.ReplicaId)
+		return nil
+	})
+}
+
+// TruncatedIndexForTest returns the index of the last entry truncated from
+// the tablet's raft log here.
+func (s *Store) TruncatedIndexForTest(ctx context.Context, tabletID uint64) (uint64, error) {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return 0, err
+	}
+	var idx uint64
+	err = r.runOnWorker(ctx, func(r *replica) error {
+		idx = r.storage.Truncated().Index
+		return nil
+	})
+	return idx, err
 }

@@ -94,13 +94,29 @@ func (r *replica) invalidateLease() {
 	r.mu.Unlock()
 }
 
+// expireLeaseOnTimeoutNow drops the lease when msgs hand leadership away:
+// the MsgTimeoutNow target campaigns at once with a forced vote that
+// lease-holding followers grant, so the lease must end before the message
+// leaves. This covers every transfer, whoever asked for it (the admin API,
+// a follower's forwarded MsgTransferLeader, merge recovery). Worker only.
+func (r *replica) expireLeaseOnTimeoutNow(msgs []raftpb.Message) {
+	for _, m := range msgs {
+		if m.Type == raftpb.MsgTimeoutNow {
+			r.invalidateLease()
+			return
+		}
+	}
+}
+
 // leaseReadLocked reports whether a read may be served now without a raft
 // round. When the lease is in its last third it also queues one ReadIndex
 // round (answered by nobody) to renew it, so that a steady read load keeps
 // its lease without stalling. r.mu held.
 func (r *replica) leaseReadLocked(now time.Time) bool {
 	l := &r.mu.lease
-	if !r.mu.isLeader || r.mu.destroyed || !now.Before(l.until) || r.mu.applied < l.index {
+	// A tablet frozen for a merge serves no lease reads (TiKV's
+	// is_merging): the merge's target may already own its range.
+	if !r.mu.isLeader || r.mu.destroyed || r.mu.mergingInto != 0 || !now.Before(l.until) || r.mu.applied < l.index {
 		return false
 	}
 	if d := r.s.leaseDuration(); !l.renewing && now.Add(d/3).After(l.until) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
@@ -310,4 +311,137 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// orphanAfterMerge leaves store f with an orphan: tablet 2 is frozen on
+// every store, f stops, and the other two finish the merge (merge
+// recovery) and truncate tablet 1's log past it, so f can only catch up
+// by snapshot and its replica of tablet 2 can never elect a leader. It
+// returns f, the merged descriptor and f's descriptor of tablet 1 from
+// before the merge. With blockSnapshots, f restarts with snapshots to it
+// failing.
+func orphanAfterMerge(t *testing.T, blockSnapshots bool) (c *storetest.Cluster, f uint64, merged, before *metapb.TabletDescriptor) {
+	t.Helper()
+	// Recovery finishes the abandoned merge 4s after the freeze; f stops
+	// before that.
+	recoverAfter := 4 * time.Second
+	c, hi := abandonedMerge(t, &recoverAfter, func(o *store.Options) {
+		o.RaftLogTruncateEntries, o.RaftLogMaxEntries = 1, 1
+		o.Knobs.DisableTruncationMinMatch = true
+	}, nil)
+	ctx := ctxT(t, 60*time.Second)
+	leader := c.WaitLeader(2)
+	f = leader%3 + 1
+	storetest.SucceedsSoon(t, func() error {
+		st, err := c.Nodes[f].Store.TabletStatus(2)
+		if err != nil || st.MergingInto != 1 {
+			return fmt.Errorf("store %d has not applied the freeze: %v", f, err)
+		}
+		return nil
+	})
+	st, err := c.Nodes[f].Store.TabletStatus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before = st.Tablet
+	c.Stop(f)
+	storetest.SucceedsSoonFor(t, 30*time.Second, func() error {
+		for id, n := range c.Nodes {
+			if id == f {
+				continue
+			}
+			if _, err := n.Store.TabletStatus(2); err == nil {
+				return fmt.Errorf("store %d still has tablet 2", id)
+			}
+			st, err := n.Store.TabletStatus(1)
+			if err != nil {
+				return err
+			}
+			if string(st.Tablet.EndKey) != string(hi) {
+				return fmt.Errorf("store %d: tablet 1 ends at %x", id, st.Tablet.EndKey)
+			}
+			merged = st.Tablet
+		}
+		return nil
+	})
+	l1 := c.WaitLeader(1)
+	ls, err := c.Nodes[l1].Store.TabletStatus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The log keeps its last entry: one more write lets the merge go.
+	if err := c.Put(ctx, 1, "z-new", "x"); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		tr, err := c.Nodes[l1].Store.TruncatedIndexForTest(ctx, 1)
+		if err != nil || tr < ls.AppliedIndex {
+			return fmt.Errorf("tablet 1's log truncated to %d, want %d (%v)", tr, ls.AppliedIndex, err)
+		}
+		return nil
+	})
+	c.Net.BlockSnapshots(f, blockSnapshots)
+	c.Restart(f)
+	return c, f, merged, before
+}
+
+// servesMerged waits until store f holds exactly one replica, tablet 1
+// over the merged range, and serves both halves' rows once it leads.
+func servesMerged(t *testing.T, c *storetest.Cluster, f uint64, merged *metapb.TabletDescriptor) {
+	t.Helper()
+	ctx := ctxT(t, 60*time.Second)
+	s := c.Nodes[f].Store
+	storetest.SucceedsSoonFor(t, 30*time.Second, func() error {
+		tablets := s.Tablets()
+		if len(tablets) != 1 || tablets[0].TabletId != 1 || string(tablets[0].EndKey) != string(merged.EndKey) {
+			return fmt.Errorf("store %d holds %v, want tablet 1 over the merged range", f, tablets)
+		}
+		return nil
+	})
+	storetest.SucceedsSoon(t, func() error {
+		if l := c.Leader(1); l == 0 {
+			return fmt.Errorf("tablet 1 has no leader")
+		} else if l != f {
+			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 1}, ToStoreId: f})
+			return fmt.Errorf("tablet 1 led by %d (%v)", l, err)
+		}
+		return nil
+	})
+	for row, want := range map[string]string{"c": "before", "t": "before", "z-new": "x"} {
+		if v, err := getOn(ctx, c, f, row); err != nil || v != want {
+			t.Fatalf("store %d: row %q = %q, %v; want %q", f, row, v, err, want)
+		}
+	}
+}
+
+// A store that was down while a merge committed returns with a replica of
+// the absorbed tablet whose peers are gone. The merged tablet's snapshot
+// overlaps it; its newer epoch proves the orphan merged away, so the
+// store destroys it and installs the snapshot (it once refused the
+// snapshot for good, and the store never caught up).
+func TestMergeOrphanReplacedBySnapshot(t *testing.T) {
+	c, f, merged, _ := orphanAfterMerge(t, false)
+	servesMerged(t, c, f, merged)
+}
+
+// The placement driver's path: told the tablet covering the orphan's start
+// key (PD forgets merged tablets), the store destroys the orphan; a
+// descriptor that does not cover it, or is not newer, changes nothing.
+func TestMergeOrphanDestroyedWhenSuperseded(t *testing.T) {
+	c, f, merged, before := orphanAfterMerge(t, true)
+	ctx := ctxT(t, 30*time.Second)
+	s := c.Nodes[f].Store
+	if gone, err := s.DestroyIfSuperseded(ctx, 2, before); err != nil || gone {
+		t.Fatalf("destroyed by a descriptor not covering it: %v %v", gone, err)
+	}
+	if st, err := s.TabletStatus(2); err != nil {
+		t.Fatalf("orphan gone too early: %v", err)
+	} else if gone, err := s.DestroyIfSuperseded(ctx, 2, st.Tablet); err != nil || gone {
+		t.Fatalf("destroyed by its own descriptor: %v %v", gone, err)
+	}
+	if gone, err := s.DestroyIfSuperseded(ctx, 2, merged); err != nil || !gone {
+		t.Fatalf("orphan not destroyed: %v %v", gone, err)
+	}
+	c.Net.BlockSnapshots(f, false)
+	servesMerged(t, c, f, merged)
 }

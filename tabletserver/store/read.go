@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
@@ -163,7 +164,26 @@ func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica
 	if err := r.readIndex(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.refuseFrozenRead(); err != nil {
+		return nil, err
+	}
 	return r, nil
+}
+
+// refuseFrozenRead fails a read of a tablet frozen for a merge, checked
+// after the read point was applied. Even a ReadIndex round is not enough
+// then: the merge's target may have applied CommitMerge on another store
+// and taken writes in this range while this tablet's quorum, on stores
+// that have not applied it yet, still answers. The client retries and
+// finds the merged tablet (or this one again, after a rollback).
+func (r *replica) refuseFrozenRead() error {
+	r.mu.Lock()
+	merging := r.mu.mergingInto
+	r.mu.Unlock()
+	if merging != 0 {
+		return errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d; read from the merged tablet", r.tabletID, merging), 200)
+	}
+	return nil
 }
 
 // pinnedRead returns an engine snapshot and the descriptor valid for it.

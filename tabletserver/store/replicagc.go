@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"math"
 	"time"
 
+	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -73,4 +75,90 @@ func (s *Store) FollowerTablets() []uint64 {
 		r.mu.Unlock()
 	}
 	return out
+}
+
+// Orphans of a merge. A store that was down while a merge committed comes
+// back with a replica of the absorbed tablet whose peers retired theirs:
+// it can never elect a leader, and its range blocks the merged tablet's
+// snapshot. It is destroyed when a descriptor of another tablet proves it
+// was merged away (supersedes): the merged tablet's snapshot arriving here
+// (TiKV does the same), or the placement driver's tablet covering its
+// start key (DestroyIfSuperseded).
+
+// supersedes reports whether newer, a committed descriptor of another
+// tablet, proves that local's tablet was merged away: it covers local's
+// start key at a later epoch version. Along any key's history of owners
+// the version only grows (a split bumps both halves, a merge goes past
+// both), and the owner of a tablet's start key changes to another tablet
+// ID only when that tablet is merged into its left neighbour (a split
+// keeps the left half's ID). A newer tablet covering some other part of
+// local's range proves nothing: local may just have split since.
+func supersedes(newer, local *metapb.TabletDescriptor) bool {
+	return newer.TabletId != local.TabletId && containsKey(newer, local.StartKey) &&
+		newer.GetEpoch().GetVersion() > local.GetEpoch().GetVersion()
+}
+
+// makeRoomForSnapshot checks that a snapshot of desc overlaps no other
+// initialized replica here, destroying the overlapping ones desc proves
+// merged away. Any other overlap refuses the snapshot (raft retries it;
+// the usual case is a split not applied here yet).
+func (s *Store) makeRoomForSnapshot(ctx context.Context, desc *metapb.TabletDescriptor) error {
+	var orphans []*replica
+	s.mu.RLock()
+	for id, r := range s.mu.replicas {
+		d := r.descriptor()
+		if id == desc.TabletId || d == nil || !rangesOverlap(d.StartKey, d.EndKey, desc.StartKey, desc.EndKey) {
+			continue
+		}
+		if !supersedes(desc, d) {
+			s.mu.RUnlock()
+			return errs.InvalidArgument("tablet %d's range overlaps tablet %d on store %d", desc.TabletId, id, s.opts.StoreID)
+		}
+		orphans = append(orphans, r)
+	}
+	s.mu.RUnlock()
+	for _, r := range orphans {
+		gone, err := s.destroySuperseded(ctx, r, desc)
+		if err != nil {
+			return err
+		}
+		if !gone {
+			return errs.InvalidArgument("tablet %d's range overlaps tablet %d on store %d", desc.TabletId, r.tabletID, s.opts.StoreID)
+		}
+	}
+	return nil
+}
+
+// DestroyIfSuperseded destroys this store's replica of tabletID when
+// covering, the descriptor the placement driver has for the key at the
+// replica's start (the placement driver forgets merged tablets), proves
+// the replica's tablet merged away. It reports whether it destroyed it.
+func (s *Store) DestroyIfSuperseded(ctx context.Context, tabletID uint64, covering *metapb.TabletDescriptor) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	r := s.getReplica(tabletID)
+	if r == nil {
+		return false, nil
+	}
+	return s.destroySuperseded(ctx, r, covering)
+}
+
+// destroySuperseded destroys r if newer supersedes its descriptor, checked
+// on the worker so that nothing applies in between.
+func (s *Store) destroySuperseded(ctx context.Context, r *replica, newer *metapb.TabletDescriptor) (bool, error) {
+	destroyed := false
+	err := r.runOnWorker(ctx, func(r *replica) error {
+		local := r.descriptor()
+		if local == nil || !supersedes(newer, local) {
+			return nil
+		}
+		r.log.Warn("destroying a replica of a tablet merged away while this store lagged", "covered_by", newer.TabletId, "epoch", newer.GetEpoch().String())
+		// Like a merge's retirement: the tablet never comes back.
+		s.destroyReplica(r, math.MaxUint64)
+		destroyed = true
+		return nil
+	})
+	return destroyed, err
 }

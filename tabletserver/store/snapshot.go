@@ -164,7 +164,7 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 	if tomb.NextReplicaId > m.To {
 		return errs.TabletNotFound(desc.TabletId, s.opts.StoreID)
 	}
-	if err := s.checkNoOverlap(desc, 0); err != nil {
+	if err := s.makeRoomForSnapshot(ctx, desc); err != nil {
 		return err
 	}
 	if r := s.getReplica(desc.TabletId); r != nil {

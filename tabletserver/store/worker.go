@@ -104,7 +104,9 @@ func (s *Store) processReady(ticked bool) {
 			r.tick()
 		}
 		if r.raw != nil && r.raw.HasReady() {
-			readies = append(readies, readyReplica{r: r, rd: r.raw.Ready()})
+			rd := r.raw.Ready()
+			r.expireLeaseOnTimeoutNow(rd.Messages) // before anything is sent
+			readies = append(readies, readyReplica{r: r, rd: rd})
 		}
 	}
 	if len(readies) == 0 {
