@@ -5,6 +5,8 @@
 // accepts can be read back by every client.
 package limits
 
+import "google.golang.org/grpc"
+
 const (
 	// MaxRowKeyBytes bounds a row key.
 	MaxRowKeyBytes = 4 << 10
@@ -47,3 +49,10 @@ const (
 	_ uint = MaxMessageBytes - (MaxReadRowBytes + MessageOverheadBytes)
 	_ uint = MaxMessageBytes - (ScanPageBytes + MaxReadRowBytes + MessageOverheadBytes)
 )
+
+// DialOption sets a gRPC client's message limits, both ways, to
+// MaxMessageBytes: gRPC's default receive limit (4 MiB) is below a value
+// the servers accept.
+func DialOption() grpc.DialOption {
+	return grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(MaxMessageBytes), grpc.MaxCallSendMsgSize(MaxMessageBytes))
+}
