@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -51,12 +52,12 @@ func ParseMappings(s string) ([]Mapping, error) {
 	return out, nil
 }
 
-// Limits the stores enforce on cells (tabletserver/store Limits
-// defaults). Encoders check them per record so a bad row is rejected with
-// its file, line and column instead of failing its whole SST at ingest.
+// Limits the stores enforce on cells (internal/limits). Encoders check
+// them per record so a bad row is rejected with its file, line and column
+// instead of failing its whole SST at ingest.
 const (
-	MaxRowKeyBytes = 4 << 10
-	MaxValueBytes  = 8 << 20
+	MaxRowKeyBytes = limits.MaxRowKeyBytes
+	MaxValueBytes  = limits.MaxValueBytes
 )
 
 // RawEncoder writes each mapped column of a record as one cell of the row

@@ -661,8 +661,9 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 		return runs, samples, n, nil
 	}
 	c := newCutter(r, j.o.Source)
+	c.name = name
 	c.read = func(n int) { j.inputBytes.Add(int64(n)) }
-	readErr := func(err error) error { return fmt.Errorf("%s: %w", name, err) }
+	readErr := func(err error) error { return readError(name, err) }
 
 	// Serial until the columns are known (normally the first batch).
 	w0 := workers[0]

@@ -6,6 +6,7 @@ package importer
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"sort"
 	"strings"
@@ -153,4 +154,69 @@ func mergedEntries(t *testing.T, dir string, runs []string) []entry {
 		}
 		out = append(out, entry{key: bytes.Clone(e.key), value: bytes.Clone(e.value), seq: e.seq, line: e.line})
 	}
+}
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// An unterminated quote makes the rest of the input one field: reading
+// fails at the quote, having read about one record limit of the input,
+// not all of it. So does a record without an end.
+func TestUnterminatedQuoteIsBounded(t *testing.T) {
+	old := maxRecordBytes
+	maxRecordBytes = 64 << 10
+	t.Cleanup(func() { maxRecordBytes = old })
+	const rest = 16 << 20 // much more than a record, or a batch
+	for _, tc := range []struct {
+		name, head string
+		o          SourceOptions
+		want       string
+		lines      bool // the filler is short lines (else one endless line)
+	}{
+		{"quote", "a,b\n1,x\n2,y\n3,\"open", SourceOptions{Format: CSV, Header: true}, "in:4:3: unterminated quote", true},
+		{"quoteAfterBlank", "1,x\n\n\"a\"\"b\",\"c\n", SourceOptions{Format: CSV}, "in:3:8: unterminated quote", true},
+		{"line", "a,b\n1,x\n2", SourceOptions{Format: CSV, Header: true}, "in:3:1: record exceeds 65536 bytes", false},
+		{"jsonl", "{\"k\":1}\n{\"k\":", SourceOptions{Format: JSONL}, "in:2:1: record exceeds 65536 bytes", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			filler := strings.Repeat("z,zzzzzz ", 1<<10) // no quote, no newline
+			if tc.lines {
+				filler = strings.Repeat("z,zz\n", 1<<10)
+			}
+			body := io.LimitReader(&repeatReader{s: filler}, rest)
+			in := &countingReader{r: io.MultiReader(strings.NewReader(tc.head), body)}
+			err := readSource("in", in, tc.o, func([]string) error { return nil },
+				func(*Record) error { return nil }, func(*InputError) error { return nil })
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tc.want)
+			var ie *InputError
+			require.ErrorAs(t, err, &ie)
+			require.Less(t, in.n, 4<<20, "read %d bytes of the input before failing", in.n)
+		})
+	}
+}
+
+// repeatReader repeats s forever.
+type repeatReader struct {
+	s   string
+	off int
+}
+
+func (r *repeatReader) Read(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		c := copy(p[n:], r.s[r.off:])
+		n += c
+		r.off = (r.off + c) % len(r.s)
+	}
+	return n, nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/shaledb/shale/internal/limits"
 )
 
 // Format is an input file format.
@@ -105,6 +107,13 @@ func (e *FieldError) Error() string { return e.Err.Error() }
 // record boundary. Tests shrink it to put boundaries everywhere.
 var cutBatchBytes = 1 << 20
 
+// maxRecordBytes bounds one input record, so that an unterminated quote
+// (which makes the rest of the file one field) or a file without newlines
+// fails at the record's start instead of reading it all into memory. A
+// record is one row: its cells are at most one row's mutation, and quoting
+// can double their bytes. Tests shrink it.
+var maxRecordBytes = 2 * limits.MaxMutationBytes
+
 // batch is a run of whole records of one input, as the cutter cut it.
 type batch struct {
 	data []byte
@@ -119,6 +128,7 @@ type batch struct {
 // records, line numbers and errors of parsing the input in one piece.
 type cutter struct {
 	r      io.Reader
+	name   string // the input's name, for errors
 	format Format
 	comma  []byte
 	// pending holds the bytes read past the last cut.
@@ -168,6 +178,9 @@ func (c *cutter) next(buf []byte) (*batch, error) {
 		if cut >= 0 {
 			break
 		}
+		if !c.eof && len(data)-scan > maxRecordBytes {
+			return nil, c.tooLong(data, scan)
+		}
 		if c.eof {
 			cut = len(data) // the last record may lack its newline
 			break
@@ -200,6 +213,22 @@ func (c *cutter) next(buf []byte) (*batch, error) {
 	return b, nil
 }
 
+// tooLong is the error for the record at data[scan:], which runs past
+// maxRecordBytes: an unterminated quote where a quoted field is open, else
+// a record too long. It names the record's (or the quote's) line and column.
+func (c *cutter) tooLong(data []byte, scan int) error {
+	at, msg := scan, fmt.Sprintf("record exceeds %d bytes without ending", maxRecordBytes)
+	if c.format != JSONL {
+		if _, open := csvRecordScan(data, scan, c.comma); open >= 0 {
+			at = open
+			msg = fmt.Sprintf("unterminated quote: the quoted field starting here runs past %d bytes", maxRecordBytes)
+		}
+	}
+	line := c.line + bytes.Count(data[:at], []byte{'\n'})
+	col := at - (bytes.LastIndexByte(data[:at], '\n') + 1) + 1
+	return &InputError{File: c.name, Line: line, Column: col, Err: errors.New(msg)}
+}
+
 // recordEnd returns the index just past the newline that ends the record
 // starting at data[pos] (or the empty lines before it), or -1 when data
 // ends first.
@@ -224,6 +253,14 @@ func (c *cutter) recordEnd(data []byte, pos int) int {
 // when the quotes since its start are even) is the same on well-formed
 // input; this one also agrees with csv on malformed input.
 func csvRecordEnd(data []byte, pos int, comma []byte) int {
+	end, _ := csvRecordScan(data, pos, comma)
+	return end
+}
+
+// csvRecordScan is csvRecordEnd that also returns, when the record does not
+// end in data because a quoted field is still open, the index of that
+// field's opening quote (else -1).
+func csvRecordScan(data []byte, pos int, comma []byte) (end, open int) {
 	lineEnd := func(i int) int {
 		if j := bytes.IndexByte(data[i:], '\n'); j >= 0 {
 			return i + j + 1
@@ -245,36 +282,37 @@ func csvRecordEnd(data []byte, pos int, comma []byte) int {
 	// The common case: a line without quotes is one whole record.
 	eol := lineEnd(pos)
 	if eol < 0 {
-		return -1
+		return -1, -1
 	}
 	if bytes.IndexByte(data[pos:eol], '"') < 0 {
-		return eol
+		return eol, -1
 	}
 	i := pos
 	for { // at the start of a field
 		if i < len(data) && data[i] == '"' {
+			open := i
 			i++
 			for {
 				q := bytes.IndexByte(data[i:], '"')
 				if q < 0 {
-					return -1
+					return -1, open
 				}
 				i += q + 1
 				rest := data[i:]
 				switch {
 				case len(rest) == 0 || (rest[0] == '\r' && len(rest) == 1):
-					return -1 // what follows decides
+					return -1, -1 // what follows decides
 				case rest[0] == '"':
 					i++
 					continue
 				case bytes.HasPrefix(rest, comma):
 					i += len(comma)
 				case rest[0] == '\n':
-					return i + 1
+					return i + 1, -1
 				case rest[0] == '\r' && rest[1] == '\n':
-					return i + 2
+					return i + 2, -1
 				default:
-					return lineEnd(i)
+					return lineEnd(i), -1
 				}
 				break
 			}
@@ -290,7 +328,7 @@ func csvRecordEnd(data []byte, pos int, comma []byte) int {
 			field = line[:c]
 		}
 		if bytes.IndexByte(field, '"') >= 0 || len(field) == len(line) {
-			return eol // a bare quote, or the last field
+			return eol, -1 // a bare quote, or the last field
 		}
 		i += len(field) + len(comma)
 	}
@@ -301,11 +339,12 @@ func csvRecordEnd(data []byte, pos int, comma []byte) int {
 // returns an error, reading stops with it.
 func readSource(name string, r io.Reader, o SourceOptions, bind func(cols []string) error, row func(*Record) error, bad func(*InputError) error) error {
 	c := newCutter(r, o)
+	c.name = name
 	p := &sourceParser{name: name, o: o, bind: bind, row: row, bad: bad}
 	for {
 		b, err := c.next(nil)
 		if err != nil {
-			return fmt.Errorf("%s: %w", name, err)
+			return readError(name, err)
 		}
 		if b == nil {
 			return p.finish()
@@ -314,6 +353,15 @@ func readSource(name string, r io.Reader, o SourceOptions, bind func(cols []stri
 			return err
 		}
 	}
+}
+
+// readError names the input in a read error (an InputError already does).
+func readError(name string, err error) error {
+	var ie *InputError
+	if errors.As(err, &ie) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", name, err)
 }
 
 // sourceParser parses the batches of one input. The columns are fixed by

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
@@ -70,6 +71,7 @@ func (p *connPool) conn(ctx context.Context, storeID uint64) (*grpc.ClientConn, 
 		var err error
 		opts := append([]grpc.DialOption{
 			grpc.WithTransportCredentials(insecure.NewCredentials()),
+			limits.DialOption(),
 			grpc.WithConnectParams(grpc.ConnectParams{
 				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
 				MinConnectTimeout: time.Second,

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 )
@@ -159,5 +160,68 @@ func TestLike(t *testing.T) {
 		if got := likeMatch(c.s, c.p, '\\'); got != c.want {
 			t.Fatalf("%q LIKE %q = %v", c.s, c.p, got)
 		}
+	}
+}
+
+// likeRef is the obvious recursive LIKE matcher (exponential at worst): the
+// reference for TestLikeRandom.
+func likeRef(s, p []rune, esc rune) bool {
+	if len(p) == 0 {
+		return len(s) == 0
+	}
+	switch {
+	case p[0] == esc && len(p) > 1:
+		return len(s) > 0 && s[0] == p[1] && likeRef(s[1:], p[2:], esc)
+	case p[0] == '%':
+		for i := 0; i <= len(s); i++ {
+			if likeRef(s[i:], p[1:], esc) {
+				return true
+			}
+		}
+		return false
+	case p[0] == '_':
+		return len(s) > 0 && likeRef(s[1:], p[1:], esc)
+	}
+	return len(s) > 0 && s[0] == p[0] && likeRef(s[1:], p[1:], esc)
+}
+
+// Random short patterns agree with the reference matcher.
+func TestLikeRandom(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	r := rand.New(rand.NewPCG(seed, 0))
+	gen := func(alpha []rune, n int) string {
+		out := make([]rune, r.IntN(n+1))
+		for i := range out {
+			out[i] = alpha[r.IntN(len(alpha))]
+		}
+		return string(out)
+	}
+	for range 20000 {
+		s := gen([]rune("abé%"), 10)
+		p := gen([]rune(`abé%_\`), 8)
+		if got, want := likeMatch(s, p, '\\'), likeRef([]rune(s), []rune(p), '\\'); got != want {
+			t.Fatalf("seed %d: %q LIKE %q = %v, want %v", seed, s, p, got, want)
+		}
+	}
+}
+
+// A pattern with many %s against a long string that almost matches is
+// polynomial: a backtracking matcher would take longer than the universe.
+func TestLikePathological(t *testing.T) {
+	s := strings.Repeat("a", 5000)
+	p := strings.Repeat("%a", 12) + "%b"
+	done := make(chan bool, 1)
+	go func() { done <- likeMatch(s, p, '\\') }()
+	select {
+	case got := <-done:
+		if got {
+			t.Fatalf("a...a LIKE %q = true", p)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatalf("a...a LIKE %q did not finish in 20s", p)
+	}
+	if !likeMatch(s+"b", p, '\\') {
+		t.Fatalf("a...ab LIKE %q = false", p)
 	}
 }

@@ -688,52 +688,63 @@ func (c *compiler) like(x *ast.PatternLikeOrIlikeExpr) (expr, error) {
 }
 
 // likeMatch matches s against a LIKE pattern (% any run, _ one character).
+// It is the greedy wildcard match that backtracks only to the last %:
+// O(len(s)*len(p)) at worst, never exponential (a pattern like
+// '%a%a%a%b' against a long run of a's must not blow up).
 func likeMatch(s, p string, esc rune) bool {
-	for len(p) > 0 {
-		r, n := utf8.DecodeRuneInString(p)
+	pat, str := likeTokens(p, esc), []rune(s)
+	si, pi := 0, 0
+	star, mark := -1, 0 // the last % seen, and where its run ends in str
+	for si < len(str) {
 		switch {
-		case r == esc && len(p) > n:
-			r2, n2 := utf8.DecodeRuneInString(p[n:])
-			if len(s) == 0 {
-				return false
-			}
-			sr, sn := utf8.DecodeRuneInString(s)
-			if sr != r2 {
-				return false
-			}
-			s, p = s[sn:], p[n+n2:]
-		case r == '%':
-			p = p[n:]
-			if len(p) == 0 {
-				return true
-			}
-			for i := 0; i <= len(s); i++ {
-				if (i == len(s) || utf8.RuneStart(s[i])) && likeMatch(s[i:], p, esc) {
-					return true
-				}
-				if i == len(s) {
-					break
-				}
-			}
-			return false
-		case r == '_':
-			if len(s) == 0 {
-				return false
-			}
-			_, sn := utf8.DecodeRuneInString(s)
-			s, p = s[sn:], p[n:]
+		case pi < len(pat) && pat[pi] == likeAnyRun:
+			star, mark = pi, si
+			pi++
+		case pi < len(pat) && (pat[pi] == likeAnyOne || pat[pi] == str[si]):
+			si++
+			pi++
+		case star >= 0:
+			// Let the last % swallow one more character and retry.
+			mark++
+			si, pi = mark, star+1
 		default:
-			if len(s) == 0 {
-				return false
-			}
-			sr, sn := utf8.DecodeRuneInString(s)
-			if sr != r {
-				return false
-			}
-			s, p = s[sn:], p[n:]
+			return false
 		}
 	}
-	return len(s) == 0
+	for pi < len(pat) && pat[pi] == likeAnyRun {
+		pi++
+	}
+	return pi == len(pat)
+}
+
+// LIKE pattern tokens: a literal rune, or one of these (negative, so no
+// rune collides with them).
+const (
+	likeAnyRun rune = -1 // %
+	likeAnyOne rune = -2 // _
+)
+
+// likeTokens splits a LIKE pattern into tokens. An escape makes the next
+// rune literal; an escape at the end is itself literal.
+func likeTokens(p string, esc rune) []rune {
+	in := []rune(p)
+	out := make([]rune, 0, len(in))
+	for i := 0; i < len(in); i++ {
+		switch r := in[i]; {
+		case r == esc && i+1 < len(in):
+			i++
+			out = append(out, in[i])
+		case r == '%':
+			if len(out) == 0 || out[len(out)-1] != likeAnyRun {
+				out = append(out, likeAnyRun)
+			}
+		case r == '_':
+			out = append(out, likeAnyOne)
+		default:
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (c *compiler) caseExpr(x *ast.CaseExpr) (expr, error) {

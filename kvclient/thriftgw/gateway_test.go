@@ -1,6 +1,7 @@
 package thriftgw_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
@@ -691,4 +693,96 @@ func requireClosed(t *testing.T, conn net.Conn) {
 	require.NoError(t, conn.SetReadDeadline(time.Now().Add(10*time.Second)))
 	_, err := io.Copy(io.Discard, io.LimitReader(conn, 1<<20))
 	require.NoError(t, err, "the gateway did not close the connection")
+}
+
+// Every value the servers accept reads back, by kvclient Get and Scan and
+// through the gateway's get and scanners: a max-size value, and a row of
+// several. A scanner asked for 2^31-1 rows returns a bounded reply.
+func TestMaxSizeValues(t *testing.T) {
+	e := startEnv(t)
+	ctx := ctxT(t)
+	_, err := e.cl.CreateTable(ctx, "big", []kvclient.Family{{Name: "cf"}})
+	require.NoError(t, err)
+	tbl, err := e.cl.Table(ctx, "big")
+	require.NoError(t, err)
+	val := func(b byte) []byte { return bytes.Repeat([]byte{b}, limits.MaxValueBytes) }
+	want := map[string][][]byte{"big1": {val('a')}, "big2": {val('b')}, "wide": {val('c'), val('d'), val('e')}}
+	rows := []string{"big1", "big2", "wide"}
+	for _, row := range rows {
+		for i, v := range want[row] {
+			_, err := tbl.MutateRow(ctx, []byte(row), kvclient.SetCell("cf", []byte{'q', byte('0' + i)}, v))
+			require.NoError(t, err)
+		}
+	}
+	check := func(what, row string, values [][]byte) {
+		t.Helper()
+		require.Equal(t, len(want[row]), len(values), "%s %s: cells", what, row)
+		for i := range values {
+			require.True(t, bytes.Equal(want[row][i], values[i]), "%s %s: cell %d differs", what, row, i)
+		}
+	}
+	kvValues := func(r *kvclient.Row) (out [][]byte) {
+		for _, c := range r.Cells {
+			out = append(out, c.Value)
+		}
+		return out
+	}
+	for _, row := range rows {
+		r, err := tbl.Get(ctx, []byte(row))
+		require.NoError(t, err)
+		check("kvclient Get", row, kvValues(r))
+	}
+	sc := tbl.Scan(ctx, kvclient.ScanOptions{})
+	var got []string
+	for sc.Next() {
+		got = append(got, string(sc.Row().Key))
+		check("kvclient Scan", string(sc.Row().Key), kvValues(sc.Row()))
+	}
+	require.NoError(t, sc.Err())
+	sc.Close()
+	require.Equal(t, rows, got)
+
+	srv := e.gateway(t, thriftgw.Options{})
+	c := dial(t, srv.Addr().String(), false, false)
+	tValues := func(r *hbase.TResult_) (out [][]byte) {
+		for _, cv := range r.ColumnValues {
+			out = append(out, cv.Value)
+		}
+		return out
+	}
+	for _, row := range rows {
+		r, err := c.Get(ctx, []byte("big"), &hbase.TGet{Row: []byte(row)})
+		require.NoError(t, err)
+		check("thrift get", row, tValues(r))
+	}
+	id, err := c.OpenScanner(ctx, []byte("big"), &hbase.TScan{})
+	require.NoError(t, err)
+	got = nil
+	calls := 0
+	for ; ; calls++ {
+		rs, err := c.GetScannerRows(ctx, id, math.MaxInt32)
+		require.NoError(t, err)
+		if len(rs) == 0 {
+			break
+		}
+		for _, r := range rs {
+			got = append(got, string(r.Row))
+			check("thrift getScannerRows", string(r.Row), tValues(r))
+		}
+	}
+	require.Equal(t, rows, got)
+	require.Greater(t, calls, 1, "getScannerRows(2^31-1) returned 40 MiB in one reply")
+	_, err = c.GetScannerRows(ctx, id, -1)
+	var ia *hbase.TIllegalArgument
+	require.True(t, errors.As(err, &ia), "getScannerRows(-1): %T %v", err, err)
+	require.NoError(t, c.CloseScanner(ctx, id))
+
+	rs, err := c.GetScannerResults(ctx, []byte("big"), &hbase.TScan{StopRow: []byte("big2")}, math.MaxInt32)
+	require.NoError(t, err)
+	require.Len(t, rs, 1)
+	check("thrift getScannerResults", "big1", tValues(rs[0]))
+	_, err = c.GetScannerResults(ctx, []byte("big"), &hbase.TScan{}, math.MaxInt32)
+	requireIOError(t, err, "exceed")
+	_, err = c.GetScannerResults(ctx, []byte("big"), &hbase.TScan{}, -1)
+	requireIOError(t, err, "negative")
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
 )
@@ -543,23 +544,45 @@ func (h *connHandler) OpenScanner(ctx context.Context, table []byte, sc *hbase.T
 	return id, nil
 }
 
-// next returns up to n rows of s.
-func (s *scanner) next(n int) ([]*hbase.TResult_, error) {
+// next returns up to n rows of s, fewer once they take maxBytes (at least
+// one row, so a reply is at most maxBytes or one row: a numRows of 2^31-1
+// buffers no more). cut reports that maxBytes ended the call.
+func (s *scanner) next(n, maxBytes int) (out []*hbase.TResult_, cut bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, illegalf("scanner is closed")
+		return nil, false, illegalf("scanner is closed")
 	}
-	out := []*hbase.TResult_{}
-	for len(out) < n && s.sc.Next() {
-		out = append(out, toTResult(s.sc.Row()))
+	out = []*hbase.TResult_{}
+	size := 0
+	for len(out) < n && !cut && s.sc.Next() {
+		r := toTResult(s.sc.Row())
+		out = append(out, r)
+		size += resultBytes(r)
+		cut = size >= maxBytes && len(out) < n
 	}
-	if len(out) < n {
+	if len(out) < n && !cut {
 		if err := s.sc.Err(); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return out, nil
+	return out, cut, nil
+}
+
+// more reports whether s has another row.
+func (s *scanner) more() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.sc.Next()
+}
+
+// resultBytes is an upper bound of a result's size in a reply.
+func resultBytes(r *hbase.TResult_) int {
+	n := len(r.Row) + limits.CellOverheadBytes
+	for _, c := range r.ColumnValues {
+		n += len(c.Family) + len(c.Qualifier) + len(c.Value) + limits.CellOverheadBytes
+	}
+	return n
 }
 
 func (h *connHandler) GetScannerRows(ctx context.Context, id int32, numRows int32) ([]*hbase.TResult_, error) {
@@ -571,7 +594,7 @@ func (h *connHandler) GetScannerRows(ctx context.Context, id int32, numRows int3
 	if numRows < 0 {
 		return nil, illegalArg(illegalf("numRows %d must not be negative", numRows))
 	}
-	rows, err := s.next(int(numRows))
+	rows, _, err := s.next(int(numRows), h.s.opts.MaxResultBytes)
 	if err != nil {
 		return nil, ioError(err)
 	}
@@ -610,9 +633,13 @@ func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase
 	sctx, scancel := context.WithCancel(ctx)
 	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
 	defer s.close()
-	rows, err := s.next(int(numRows))
+	rows, cut, err := s.next(int(numRows), h.s.opts.MaxResultBytes)
 	if err != nil {
 		return nil, ioError(err)
+	}
+	if cut && s.more() {
+		// Fewer rows than asked would read as the end of the scan.
+		return nil, ioError(illegalf("getScannerResults: the first %d rows exceed %d bytes, the limit of one reply; ask for fewer rows or use openScanner and getScannerRows", len(rows), h.s.opts.MaxResultBytes))
 	}
 	return rows, nil
 }

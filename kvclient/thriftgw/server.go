@@ -35,6 +35,12 @@ type Options struct {
 	MaxMessageSize int32
 	// ScannerIdleTimeout closes a scanner unused for this long. Default 60s.
 	ScannerIdleTimeout time.Duration
+	// MaxResultBytes bounds the rows of one getScannerRows or
+	// getScannerResults reply, whatever numRows asks: getScannerRows
+	// returns fewer rows (at least one), which HBase clients handle by
+	// asking again; getScannerResults, which cannot be resumed, fails.
+	// Default 16 MiB.
+	MaxResultBytes int
 	// MaxScanners bounds the scanners open at once on one connection.
 	// Default 1000.
 	MaxScanners int
@@ -53,6 +59,9 @@ func (o *Options) defaults() error {
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 64 << 20
+	}
+	if o.MaxResultBytes <= 0 {
+		o.MaxResultBytes = 16 << 20
 	}
 	if o.ScannerIdleTimeout <= 0 {
 		o.ScannerIdleTimeout = 60 * time.Second

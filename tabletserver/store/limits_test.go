@@ -6,11 +6,13 @@ package store_test
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/store"
 )
@@ -274,4 +276,77 @@ func TestLimitLowered(t *testing.T) {
 		}
 		check("empty requests")
 	})
+}
+
+// Scan pages are bounded in bytes as well as rows: many large rows come in
+// several pages, none over ScanPageBytes unless it holds one row, every
+// row once and in order, forwards and backwards.
+func TestScanPageBytes(t *testing.T) {
+	const pageBytes = 64 << 10
+	e := newAPIEnv(t, func(o *store.Options) { o.Limits.ScanPageBytes = pageBytes })
+	val := strings.Repeat("v", 20<<10)
+	var want []string
+	for i := range 40 {
+		row := fmt.Sprintf("r%03d", i)
+		e.mutate(row, apiSetTS("c", "v", 1, val))
+		want = append(want, row)
+	}
+	e.mutate("r999", apiSetTS("c", "v", 1, strings.Repeat("b", pageBytes+1))) // a row over a page
+	want = append(want, "r999")
+	for _, reverse := range []bool{false, true} {
+		out, err := e.scanErr(&kvpb.ScanRequest{Reverse: reverse})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, m := range out {
+			size := 0
+			for _, r := range m.Rows {
+				got = append(got, string(r.Key))
+				for _, c := range r.Cells {
+					size += len(c.Value)
+				}
+			}
+			if size > pageBytes && len(m.Rows) > 1 {
+				t.Errorf("reverse=%v: page %d has %d rows of %d bytes; the page limit is %d", reverse, i, len(m.Rows), size, pageBytes)
+			}
+		}
+		w := append([]string(nil), want...)
+		if reverse {
+			slices.Reverse(w)
+		}
+		apiEq(t, fmt.Sprintf("reverse=%v rows", reverse), got, w)
+		if len(out) < 10 {
+			t.Errorf("reverse=%v: %d pages of 40 rows of 20 KiB; want pages of at most 3 rows", reverse, len(out))
+		}
+	}
+}
+
+// A row whose cells exceed MaxReadRowBytes (grown by many writes) fails a
+// read with InvalidArgument naming the limit; reading fewer columns works.
+func TestReadRowBytes(t *testing.T) {
+	e := newAPIEnv(t, func(o *store.Options) { o.Limits.MaxReadRowBytes = 64 << 10 })
+	val := strings.Repeat("v", 20<<10)
+	for i := range 4 {
+		e.mutate("big", apiSetTS("c", fmt.Sprintf("q%d", i), 1, val))
+	}
+	e.mutate("small", apiSetTS("c", "q", 1, "x"))
+	_, err := e.getErr("big", nil)
+	apiWantCode(t, err, codes.InvalidArgument, "MaxReadRowBytes", "65536")
+	_, err = e.scanErr(&kvpb.ScanRequest{})
+	apiWantCode(t, err, codes.InvalidArgument, "MaxReadRowBytes")
+	one := &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: "c", Qualifier: []byte("q1")}}}
+	apiEq(t, "one column of the big row", len(e.get("big", one).Cells), 1)
+	rows, _, _ := e.scan(&kvpb.ScanRequest{Options: one})
+	apiEq(t, "scan of one column", apiRowKeys(rows), []string{"big"})
+}
+
+// A server may not be configured with a limit above the shared one: its
+// clients could not read what it accepts.
+func TestLimitAboveCeilingRefused(t *testing.T) {
+	o := store.Options{StoreID: 1, Dir: t.TempDir(), Limits: store.Limits{MaxValueBytes: limits.MaxValueBytes + 1}}
+	_, err := store.Open(o)
+	if err == nil || !strings.Contains(err.Error(), "MaxValueBytes") {
+		t.Fatalf("Open with MaxValueBytes above the ceiling: %v", err)
+	}
 }

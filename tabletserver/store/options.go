@@ -2,6 +2,7 @@ package store
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/internal/hlc"
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/tabletserver/transport"
 )
 
@@ -103,8 +105,10 @@ type Options struct {
 	Knobs *TestingKnobs
 }
 
-// Limits bound request sizes. Zero fields get the defaults documented in
-// docs/limits.md (Bigtable-like).
+// Limits bound request and reply sizes. Zero fields get the defaults of
+// internal/limits, documented in docs/limits.md (Bigtable-like); a field
+// may be set lower, never higher, so that clients, which know only the
+// defaults, can read back whatever a server accepts.
 type Limits struct {
 	MaxRowKeyBytes    int // default 4 KiB
 	MaxQualifierBytes int // default 16 KiB
@@ -112,6 +116,28 @@ type Limits struct {
 	MaxMutationBytes  int // one row's mutations, default 16 MiB
 	MaxBatchBytes     int // one BatchMutate, default 32 MiB
 	MaxBatchRows      int // one BatchMutate, default 10000
+	MaxReadRowBytes   int // cells one read returns of a row, default 32 MiB
+	ScanPageBytes     int // one scan page (at least one row), default 4 MiB
+}
+
+// limitField is one Limits field, its default and ceiling.
+type limitField struct {
+	name string
+	v    *int
+	max  int
+}
+
+func (l *Limits) fields() []limitField {
+	return []limitField{
+		{"MaxRowKeyBytes", &l.MaxRowKeyBytes, limits.MaxRowKeyBytes},
+		{"MaxQualifierBytes", &l.MaxQualifierBytes, limits.MaxQualifierBytes},
+		{"MaxValueBytes", &l.MaxValueBytes, limits.MaxValueBytes},
+		{"MaxMutationBytes", &l.MaxMutationBytes, limits.MaxMutationBytes},
+		{"MaxBatchBytes", &l.MaxBatchBytes, limits.MaxBatchBytes},
+		{"MaxBatchRows", &l.MaxBatchRows, limits.MaxBatchRows},
+		{"MaxReadRowBytes", &l.MaxReadRowBytes, limits.MaxReadRowBytes},
+		{"ScanPageBytes", &l.ScanPageBytes, limits.ScanPageBytes},
+	}
 }
 
 // TestingKnobs let tests reach inside the store. Nil in production.
@@ -184,29 +210,20 @@ func (o Options) withDefaults() Options {
 	if o.Registry == nil {
 		o.Registry = prometheus.NewRegistry()
 	}
-	l := &o.Limits
-	if l.MaxRowKeyBytes <= 0 {
-		l.MaxRowKeyBytes = 4 << 10
-	}
-	if l.MaxQualifierBytes <= 0 {
-		l.MaxQualifierBytes = 16 << 10
-	}
-	if l.MaxValueBytes <= 0 {
-		l.MaxValueBytes = 8 << 20
-	}
-	if l.MaxMutationBytes <= 0 {
-		l.MaxMutationBytes = 16 << 20
-	}
-	if l.MaxBatchBytes <= 0 {
-		l.MaxBatchBytes = 32 << 20
-	}
-	if l.MaxBatchRows <= 0 {
-		l.MaxBatchRows = 10000
+	for _, f := range o.Limits.fields() {
+		if *f.v <= 0 {
+			*f.v = f.max
+		}
 	}
 	return o
 }
 
 func (o Options) validate() error {
+	for _, f := range o.Limits.fields() {
+		if *f.v > f.max {
+			return fmt.Errorf("store: Limits.%s is %d; it may be at most %d (clients read with that limit; see docs/limits.md)", f.name, *f.v, f.max)
+		}
+	}
 	switch {
 	case o.StoreID == 0:
 		return errors.New("store: StoreID must be set")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 )
@@ -26,10 +27,11 @@ type rowFilter struct {
 	nowMicros   int64
 	filter      *compiledFilter // nil: every row
 	digest      bool            // rows carry a count and digest of their cells
+	maxRowBytes int             // Limits.MaxReadRowBytes
 }
 
 func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*rowFilter, error) {
-	f := &rowFilter{maxVersions: 1, policy: map[string]*metapb.FamilySchema{}, nowMicros: s.opts.WallClock().UnixMicro()}
+	f := &rowFilter{maxVersions: 1, policy: map[string]*metapb.FamilySchema{}, nowMicros: s.opts.WallClock().UnixMicro(), maxRowBytes: s.opts.Limits.MaxReadRowBytes}
 	for _, fam := range schema.Families {
 		f.policy[fam.Name] = fam
 	}
@@ -97,6 +99,11 @@ type rowBuilder struct {
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
 	digester keys.CellDigester
+	// bytes estimates the row's cells in a reply; over: they exceed
+	// f.maxRowBytes, and the cells past it were dropped (memory stays
+	// bounded) and the row cannot be returned.
+	bytes int
+	over  bool
 }
 
 // add considers one stored cell. Cells must arrive in key order.
@@ -104,6 +111,7 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
 		b.row = &kvpb.Row{Key: c.Row}
 		b.lastFam, b.lastQual = "", nil
+		b.bytes, b.over = 0, false
 		if b.f.filter != nil {
 			b.f.filter.startRow()
 		}
@@ -142,11 +150,38 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		b.row.CellDigest += b.digester.CellDigest(c.Row, c.Family, c.Qualifier, value)
 		return
 	}
+	if b.bytes += cellBytes(c.Family, c.Qualifier, value); b.bytes > b.f.maxRowBytes {
+		b.over = true
+		return
+	}
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
 }
 
 // matches reports whether the row built so far passes the request's filter.
 func (b *rowBuilder) matches() bool { return b.f.filter == nil || b.f.filter.matches() }
+
+// tooBig is the error for a row whose cells exceed the read limit.
+func (b *rowBuilder) tooBig() error {
+	key := b.row.Key
+	if len(key) > 64 {
+		key = key[:64]
+	}
+	return errs.InvalidArgument("row %q has more than %d bytes of cells to return, the limit of one read (MaxReadRowBytes, docs/limits.md); read fewer columns or versions", key, b.f.maxRowBytes)
+}
+
+// cellBytes is an upper bound of what a cell adds to a reply.
+func cellBytes(family string, qualifier, value []byte) int {
+	return len(family) + len(qualifier) + len(value) + limits.CellOverheadBytes
+}
+
+// rowBytes is an upper bound of what a row adds to a reply.
+func rowBytes(row *kvpb.Row) int {
+	n := len(row.Key) + limits.CellOverheadBytes
+	for _, c := range row.Cells {
+		n += cellBytes(c.Family, c.Qualifier, c.Value)
+	}
+	return n
+}
 
 // hasCells reports whether a built row has cells to return.
 func hasCells(row *kvpb.Row) bool { return len(row.Cells) > 0 || row.CellCount > 0 }
@@ -255,6 +290,9 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 		return nil, err
 	}
 	resp := &kvpb.GetResponse{}
+	if b.row != nil && b.over && b.matches() {
+		return nil, b.tooBig()
+	}
 	if b.row != nil && hasCells(b.row) && b.matches() {
 		resp.Row = b.row
 	}
@@ -333,14 +371,31 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	}
 	defer it.Close()
 
+	pageBytes := s.opts.Limits.ScanPageBytes
 	var (
-		page    []*kvpb.Row
-		sent    uint64
-		b       = &rowBuilder{f: f}
-		pending *kvpb.Row
+		page     []*kvpb.Row
+		pageSize int // rowBytes of page's rows
+		sent     uint64
+		b        = &rowBuilder{f: f}
+		pending  *kvpb.Row
 	)
+	// flush sends the page so far, unless it is empty.
+	flush := func() error {
+		if len(page) == 0 {
+			return nil
+		}
+		err := send(&kvpb.ScanResponse{Rows: page})
+		page, pageSize = nil, 0
+		return err
+	}
 	emit := func(row *kvpb.Row, rb *rowBuilder) error {
-		if row == nil || !hasCells(row) || !rb.matches() {
+		if row == nil || !rb.matches() {
+			return nil
+		}
+		if rb.over {
+			return rb.tooBig()
+		}
+		if !hasCells(row) {
 			return nil
 		}
 		if req.Reverse {
@@ -349,13 +404,20 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				row.Cells[i], row.Cells[j] = row.Cells[j], row.Cells[i]
 			}
 		}
-		page = append(page, row)
-		sent++
-		if len(page) >= pageRows {
-			if err := send(&kvpb.ScanResponse{Rows: page}); err != nil {
+		// A page ends before the row that would take it past pageBytes,
+		// so it is at most pageBytes or one row (which is bounded by
+		// MaxReadRowBytes): the client's message limit holds either.
+		size := rowBytes(row)
+		if pageSize+size > pageBytes {
+			if err := flush(); err != nil {
 				return err
 			}
-			page = nil
+		}
+		page = append(page, row)
+		pageSize += size
+		sent++
+		if len(page) >= pageRows {
+			return flush()
 		}
 		return nil
 	}

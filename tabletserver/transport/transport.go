@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -60,8 +61,8 @@ const (
 	keepaliveTime    = 30 * time.Second
 	keepaliveTimeout = 10 * time.Second
 	// maxRecvMsgSize is set by ServerOptions: a single raft message (one big
-	// entry) can exceed gRPC's 4 MiB default.
-	maxRecvMsgSize = 64 << 20
+	// entry) can exceed gRPC's 4 MiB default, and so can a client's batch.
+	maxRecvMsgSize = limits.MaxMessageBytes
 )
 
 // ServerOptions returns the grpc.ServerOptions the server hosting Register
