@@ -2126,9 +2126,13 @@ func (x *SplitTabletResponse) GetRight() *metapb.TabletDescriptor {
 }
 
 type TransferLeaderRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Header        *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
-	ToStoreId     uint64                 `protobuf:"varint,2,opt,name=to_store_id,json=toStoreId,proto3" json:"to_store_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Header    *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	ToStoreId uint64                 `protobuf:"varint,2,opt,name=to_store_id,json=toStoreId,proto3" json:"to_store_id,omitempty"`
+	// Sent to a follower: forward the transfer to the leader through raft
+	// (a MsgTransferLeader, as etcd raft forwards it) instead of answering
+	// NotLeader. The leader then does not check that the target caught up.
+	Forward       bool `protobuf:"varint,3,opt,name=forward,proto3" json:"forward,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2175,6 +2179,13 @@ func (x *TransferLeaderRequest) GetToStoreId() uint64 {
 		return x.ToStoreId
 	}
 	return 0
+}
+
+func (x *TransferLeaderRequest) GetForward() bool {
+	if x != nil {
+		return x.Forward
+	}
+	return false
 }
 
 type TransferLeaderResponse struct {
@@ -3419,10 +3430,11 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x0fnew_replica_ids\x18\x04 \x03(\x04R\rnewReplicaIds\"{\n" +
 	"\x13SplitTabletResponse\x120\n" +
 	"\x04left\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x04left\x122\n" +
-	"\x05right\x18\x02 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x05right\"h\n" +
+	"\x05right\x18\x02 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x05right\"\x82\x01\n" +
 	"\x15TransferLeaderRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x1e\n" +
-	"\vto_store_id\x18\x02 \x01(\x04R\ttoStoreId\"\x18\n" +
+	"\vto_store_id\x18\x02 \x01(\x04R\ttoStoreId\x12\x18\n" +
+	"\aforward\x18\x03 \x01(\bR\aforward\"\x18\n" +
 	"\x16TransferLeaderResponse\"\xc4\x01\n" +
 	"\rReplicaChange\x120\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1c.shale.kv.ReplicaChange.TypeR\x04type\x12\x19\n" +

@@ -376,6 +376,12 @@ func (s *Store) TransferLeader(ctx context.Context, req *kvpb.TransferLeaderRequ
 	}
 	return r.runOnWorker(ctx, func(r *replica) error {
 		st := r.raw.Status()
+		if st.Lead != r.replicaID && req.Forward && st.Lead != 0 {
+			// raft forwards it; the leader's lease ends when it sends
+			// MsgTimeoutNow (expireLeaseOnTimeoutNow).
+			r.raw.TransferLeader(target.ReplicaId)
+			return nil
+		}
 		if st.Lead != r.replicaID {
 			r.mu.Lock()
 			defer r.mu.Unlock()

@@ -266,7 +266,8 @@ func (n *nemesis) transferVia(ctx context.Context, t *pdpb.TabletInfo, via uint6
 		return err
 	}
 	defer done()
-	_, err = cl.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: pick(n.rng, to)})
+	req := &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: pick(n.rng, to), Forward: via != t.LeaderStoreId}
+	_, err = cl.TransferLeader(ctx, req)
 	return err
 }
 

@@ -202,7 +202,8 @@ func (w *worker) scan(ctx context.Context) {
 		got[k] = rowCells(sc.Row())
 		order = append(order, k)
 	}
-	err := sc.Close()
+	err := sc.Err()
+	sc.Close()
 	ret := w.h.now()
 	w.h.count("scan")
 	if err != nil {
