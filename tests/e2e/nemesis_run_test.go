@@ -71,13 +71,15 @@ type runReport struct {
 	Duration    time.Duration  `json:"duration_ns"`
 	Faults      map[string]int `json:"faults"`
 	FaultErrors []string       `json:"fault_errors,omitempty"`
-	Registers   tally          `json:"registers"`
-	Counters    tally          `json:"counters"`
-	Sets        tally          `json:"sets"`
-	Thrift      tally          `json:"thrift"`
-	Scans       int            `json:"scans"`
-	ScanErrors  int            `json:"scan_errors"`
-	ScanWrites  int64          `json:"scan_writes"`
+	// FaultsRefused lists faults the cluster declined with a reason.
+	FaultsRefused []string `json:"faults_refused,omitempty"`
+	Registers     tally    `json:"registers"`
+	Counters      tally    `json:"counters"`
+	Sets          tally    `json:"sets"`
+	Thrift        tally    `json:"thrift"`
+	Scans         int      `json:"scans"`
+	ScanErrors    int      `json:"scan_errors"`
+	ScanWrites    int64    `json:"scan_writes"`
 	// UnknownLanded counts unknown increments and appends that turned out
 	// to have been applied (the rest were not).
 	CountersUnknownLanded int                   `json:"counters_unknown_landed"`
@@ -114,6 +116,9 @@ func (r *runReport) text() string {
 	fmt.Fprintf(&b, "\n")
 	for _, e := range r.FaultErrors {
 		fmt.Fprintf(&b, "  fault error: %s\n", e)
+	}
+	for _, e := range r.FaultsRefused {
+		fmt.Fprintf(&b, "  fault refused by the cluster: %s\n", e)
 	}
 	fmt.Fprintf(&b, "registers (read/write/cas): %v\n", r.Registers)
 	fmt.Fprintf(&b, "counters (increment):       %v; unknown that landed %d\n", r.Counters, r.CountersUnknownLanded)
@@ -258,11 +263,21 @@ func runOnce(t *testing.T, r *runReport, image, shale string) {
 	wg.Wait()
 
 	r.Events = n.snapshot()
+	injected := 0
 	for _, ev := range r.Events {
 		r.Faults[ev.Kind]++
-		if ev.Err != "" {
+		switch {
+		case ev.Refused:
+			r.FaultsRefused = append(r.FaultsRefused, fmt.Sprintf("%s %s: %s", ev.Kind, ev.Targets, ev.Err))
+		case ev.Err != "":
 			r.FaultErrors = append(r.FaultErrors, fmt.Sprintf("%s %s: %s", ev.Kind, ev.Targets, ev.Err))
+			violations = append(violations, fmt.Sprintf("fault %s on %s failed to inject or heal: %s", ev.Kind, ev.Targets, ev.Err))
+		default:
+			injected++
 		}
+	}
+	if injected == 0 {
+		violations = append(violations, fmt.Sprintf("no fault was injected in %v (%d tried)", r.Duration, len(r.Events)))
 	}
 	ctr, sets, err := w.finalState(ctx)
 	if err != nil {

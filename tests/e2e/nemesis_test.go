@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
@@ -38,7 +39,20 @@ type faultEvent struct {
 	Start   int64  `json:"start"` // ns since the run started
 	End     int64  `json:"end"`
 	Err     string `json:"err,omitempty"`
+	// Refused: the cluster declined the fault for a reason it gives (an
+	// operator already running on the tablet, a target not caught up), or
+	// its precondition did not hold. Any other error means the fault (or
+	// its heal) failed, and fails the run.
+	Refused bool `json:"refused,omitempty"`
 }
+
+// errRefused marks a fault the cluster declined with a typed reason, or
+// whose precondition did not hold: not injected, but not a failure.
+var errRefused = errors.New("refused")
+
+// refusals are the reasons, in shale ctl's output, for which PD or a
+// tablet server declines an admin request while the cluster is healthy.
+var refusals = []string{"already has an operator", "not caught up", "server busy", "no leader elected yet"}
 
 // nemesis injects faults into a cluster on a schedule from its rng.
 type nemesis struct {
@@ -74,7 +88,7 @@ func (n *nemesis) run(ctx context.Context) {
 		targets, err := n.inject(ctx, kind)
 		ev.Targets, ev.End = targets, n.now()
 		if err != nil {
-			ev.Err = err.Error()
+			ev.Err, ev.Refused = err.Error(), errors.Is(err, errRefused)
 		}
 		n.logf("nemesis: %-21s %-24s %5.1fs–%5.1fs %s", kind, targets, float64(ev.Start)/1e9, float64(ev.End)/1e9, ev.Err)
 		n.mu.Lock()
@@ -206,7 +220,7 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 			}
 		}
 		if len(voters) == 0 {
-			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("tablet %d has no other voter", tb.ID)
+			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("%w: tablet %d has no other voter", errRefused, tb.ID)
 		}
 		to := voters[n.rng.IntN(len(voters))]
 		target := fmt.Sprintf("tablet %d %d→%d", tb.ID, tb.Leader, to)
@@ -243,7 +257,7 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 			}
 		}
 		if len(from) == 0 || len(to) == 0 {
-			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("tablet %d: no replica to move or no store to move it to (%v)", tb.ID, tb.Peers)
+			return fmt.Sprintf("tablet %d", tb.ID), fmt.Errorf("%w: tablet %d: no replica to move or no store to move it to (%v)", errRefused, tb.ID, tb.Peers)
 		}
 		src, dst := from[n.rng.IntN(len(from))], to[n.rng.IntN(len(to))]
 		target := fmt.Sprintf("tablet %d %d→%d", tb.ID, src, dst)
@@ -351,9 +365,14 @@ func (n *nemesis) ctl(args ...string) error {
 	defer cancel()
 	out, err := exec.CommandContext(ctx, n.shale, full...).CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("shale %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		err = fmt.Errorf("shale %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		for _, r := range refusals {
+			if strings.Contains(string(out), r) {
+				return fmt.Errorf("%w: %v", errRefused, err)
+			}
+		}
 	}
-	return nil
+	return err
 }
 
 func (n *nemesis) snapshot() []faultEvent {

@@ -33,7 +33,7 @@ type nemesis struct {
 
 type fault struct {
 	name string
-	run  func(ctx context.Context) error
+	run  func(ctx context.Context, rng *rand.Rand) error
 }
 
 // topology changes, run back to back with short pauses.
@@ -65,9 +65,10 @@ func (n *nemesis) failures() []fault {
 // partition cuts a transfer).
 func (n *nemesis) run(ctx context.Context) {
 	done := make(chan struct{})
+	failRng := rand.New(rand.NewPCG(n.rng.Uint64(), 1))
 	go func() {
 		defer close(done)
-		n.loop(ctx, n.failures(), rand.New(rand.NewPCG(n.rng.Uint64(), 1)), time.Second)
+		n.loop(ctx, n.failures(), failRng, time.Second)
 	}()
 	n.loop(ctx, n.topology(), n.rng, 300*time.Millisecond)
 	<-done
@@ -77,7 +78,7 @@ func (n *nemesis) loop(ctx context.Context, fs []fault, rng *rand.Rand, pause ti
 	for ctx.Err() == nil {
 		f := fs[rng.IntN(len(fs))]
 		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := f.run(fctx)
+		err := f.run(fctx, rng)
 		cancel()
 		if err != nil {
 			n.h.count("fault " + f.name + " (not injected)")
@@ -109,7 +110,7 @@ func (n *nemesis) tablets(ctx context.Context) ([]*pdpb.TabletInfo, error) {
 	return resp.Tablets, nil
 }
 
-func (n *nemesis) randomTablet(ctx context.Context) (*pdpb.TabletInfo, error) {
+func (n *nemesis) randomTablet(ctx context.Context, rng *rand.Rand) (*pdpb.TabletInfo, error) {
 	ts, err := n.tablets(ctx)
 	if err != nil {
 		return nil, err
@@ -117,15 +118,15 @@ func (n *nemesis) randomTablet(ctx context.Context) (*pdpb.TabletInfo, error) {
 	if len(ts) == 0 {
 		return nil, fmt.Errorf("no tablets")
 	}
-	return pick(n.rng, ts), nil
+	return pick(rng, ts), nil
 }
 
 func (n *nemesis) tabletClient(ctx context.Context, store uint64) (kvpb.TabletClient, func(), error) {
 	return n.c.TabletClient(ctx, store)
 }
 
-func (n *nemesis) split(ctx context.Context) error {
-	row := pick(n.rng, n.rows)
+func (n *nemesis) split(ctx context.Context, rng *rand.Rand) error {
+	row := pick(rng, n.rows)
 	key := keys.RowKey(n.tableID, []byte(row))
 	resp, err := n.c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
 	if err != nil {
@@ -136,18 +137,18 @@ func (n *nemesis) split(ctx context.Context) error {
 }
 
 // merge asks the leader of a tablet to absorb its right neighbour.
-func (n *nemesis) merge(ctx context.Context) error {
-	return n.mergeWithin(ctx, 0)
+func (n *nemesis) merge(ctx context.Context, rng *rand.Rand) error {
+	return n.mergeWithin(ctx, rng, 0)
 }
 
 // mergeInterrupted gives the merge a deadline so short that its proposer
 // often gives up between freezing the right tablet and committing; the
 // stores must then finish it or roll it back.
-func (n *nemesis) mergeInterrupted(ctx context.Context) error {
-	return n.mergeWithin(ctx, time.Duration(20+n.rng.IntN(300))*time.Millisecond)
+func (n *nemesis) mergeInterrupted(ctx context.Context, rng *rand.Rand) error {
+	return n.mergeWithin(ctx, rng, time.Duration(20+rng.IntN(300))*time.Millisecond)
 }
 
-func (n *nemesis) mergeWithin(ctx context.Context, d time.Duration) error {
+func (n *nemesis) mergeWithin(ctx context.Context, rng *rand.Rand, d time.Duration) error {
 	ts, err := n.tablets(ctx)
 	if err != nil {
 		return err
@@ -155,7 +156,7 @@ func (n *nemesis) mergeWithin(ctx context.Context, d time.Duration) error {
 	if len(ts) < 2 {
 		return fmt.Errorf("one tablet")
 	}
-	i := n.rng.IntN(len(ts) - 1)
+	i := rng.IntN(len(ts) - 1)
 	left, right := ts[i], ts[i+1]
 	if right.LeaderStoreId != left.LeaderStoreId {
 		// One store must lead both halves.
@@ -197,8 +198,8 @@ func otherThan(xs []uint64, x uint64) []uint64 {
 	return out
 }
 
-func (n *nemesis) transferPD(ctx context.Context) error {
-	t, err := n.randomTablet(ctx)
+func (n *nemesis) transferPD(ctx context.Context, rng *rand.Rand) error {
+	t, err := n.randomTablet(ctx, rng)
 	if err != nil {
 		return err
 	}
@@ -206,23 +207,23 @@ func (n *nemesis) transferPD(ctx context.Context) error {
 	if len(to) == 0 {
 		return fmt.Errorf("no other voter")
 	}
-	_, err = n.c.PD().AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: t.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_TransferLeaderTo{TransferLeaderTo: pick(n.rng, to)}})
+	_, err = n.c.PD().AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: t.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_TransferLeaderTo{TransferLeaderTo: pick(rng, to)}})
 	return err
 }
 
 // transferAdmin calls the tablet server's TransferLeader on the leader.
-func (n *nemesis) transferAdmin(ctx context.Context) error {
-	t, err := n.randomTablet(ctx)
+func (n *nemesis) transferAdmin(ctx context.Context, rng *rand.Rand) error {
+	t, err := n.randomTablet(ctx, rng)
 	if err != nil {
 		return err
 	}
-	return n.transferVia(ctx, t, t.LeaderStoreId)
+	return n.transferVia(ctx, rng, t, t.LeaderStoreId)
 }
 
 // transferFromFollower sends TransferLeader to a follower, naming another
 // follower: raft forwards it to the leader, which sends MsgTimeoutNow.
-func (n *nemesis) transferFromFollower(ctx context.Context) error {
-	t, err := n.randomTablet(ctx)
+func (n *nemesis) transferFromFollower(ctx context.Context, rng *rand.Rand) error {
+	t, err := n.randomTablet(ctx, rng)
 	if err != nil {
 		return err
 	}
@@ -230,7 +231,7 @@ func (n *nemesis) transferFromFollower(ctx context.Context) error {
 	if len(fs) == 0 {
 		return fmt.Errorf("no follower")
 	}
-	return n.transferVia(ctx, t, pick(n.rng, fs))
+	return n.transferVia(ctx, rng, t, pick(rng, fs))
 }
 
 // transferTo moves a tablet's leadership to a store and waits (briefly)
@@ -256,7 +257,7 @@ func (n *nemesis) transferTo(ctx context.Context, t *pdpb.TabletInfo, to uint64)
 	return fmt.Errorf("tablet %d: leadership not on store %d after 3s", t.Tablet.TabletId, to)
 }
 
-func (n *nemesis) transferVia(ctx context.Context, t *pdpb.TabletInfo, via uint64) error {
+func (n *nemesis) transferVia(ctx context.Context, rng *rand.Rand, t *pdpb.TabletInfo, via uint64) error {
 	to := otherThan(otherThan(voters(t.Tablet), t.LeaderStoreId), via)
 	if len(to) == 0 {
 		return fmt.Errorf("no target voter")
@@ -266,15 +267,15 @@ func (n *nemesis) transferVia(ctx context.Context, t *pdpb.TabletInfo, via uint6
 		return err
 	}
 	defer done()
-	req := &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: pick(n.rng, to), Forward: via != t.LeaderStoreId}
+	req := &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: pick(rng, to), Forward: via != t.LeaderStoreId}
 	_, err = cl.TransferLeader(ctx, req)
 	return err
 }
 
 // move replaces a random voter, the leader included, by a replica on a
 // store that has none.
-func (n *nemesis) move(ctx context.Context) error {
-	t, err := n.randomTablet(ctx)
+func (n *nemesis) move(ctx context.Context, rng *rand.Rand) error {
+	t, err := n.randomTablet(ctx, rng)
 	if err != nil {
 		return err
 	}
@@ -297,18 +298,18 @@ func (n *nemesis) move(ctx context.Context) error {
 		return fmt.Errorf("no store to move to")
 	}
 	_, err = n.c.PD().AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: t.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_Move{
-		Move: &pdpb.AddOperatorRequest_MoveReplica{FromStore: pick(n.rng, vs), ToStore: pick(n.rng, free)}}})
+		Move: &pdpb.AddOperatorRequest_MoveReplica{FromStore: pick(rng, vs), ToStore: pick(rng, free)}}})
 	return err
 }
 
 // restart stops one store for a while and starts it again on the same
 // data; merges, splits and moves go on without it meanwhile.
-func (n *nemesis) restart(ctx context.Context) error {
-	i := n.rng.IntN(len(n.c.Stores))
+func (n *nemesis) restart(ctx context.Context, rng *rand.Rand) error {
+	i := rng.IntN(len(n.c.Stores))
 	n.c.StopStore(i)
 	n.setStopped(i, true)
 	// The store stays down for a while.
-	sleep(ctx, time.Duration(500+n.rng.IntN(3000))*time.Millisecond)
+	sleep(ctx, time.Duration(500+rng.IntN(3000))*time.Millisecond)
 	n.c.StartStore(i)
 	n.setStopped(i, false)
 	return nil
@@ -333,23 +334,23 @@ func (n *nemesis) storeIDs(ctx context.Context) ([]uint64, error) {
 }
 
 // partition cuts one store off from the others for a while.
-func (n *nemesis) partition(ctx context.Context) error {
+func (n *nemesis) partition(ctx context.Context, rng *rand.Rand) error {
 	ids, err := n.storeIDs(ctx)
 	if err != nil {
 		return err
 	}
-	n.net.Isolate(pick(n.rng, ids))
+	n.net.Isolate(pick(rng, ids))
 	// The partition lasts a while.
-	sleep(ctx, time.Duration(500+n.rng.IntN(2500))*time.Millisecond)
+	sleep(ctx, time.Duration(500+rng.IntN(2500))*time.Millisecond)
 	n.net.Heal()
 	return nil
 }
 
 // drops loses and delays raft messages for a while.
-func (n *nemesis) drops(ctx context.Context) error {
-	n.net.SetFaults(n.rng.Int64(), 0.05+0.15*n.rng.Float64(), 10*time.Millisecond)
+func (n *nemesis) drops(ctx context.Context, rng *rand.Rand) error {
+	n.net.SetFaults(rng.Int64(), 0.05+0.15*rng.Float64(), 10*time.Millisecond)
 	// The lossy network lasts a while.
-	sleep(ctx, time.Duration(500+n.rng.IntN(2500))*time.Millisecond)
+	sleep(ctx, time.Duration(500+rng.IntN(2500))*time.Millisecond)
 	n.net.Heal()
 	return nil
 }

@@ -1,14 +1,20 @@
 package kvnemesis
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/kvclient"
 )
 
@@ -158,10 +164,58 @@ func (w *worker) step(ctx context.Context) {
 		w.checkAndMutate(ctx)
 	case r < 80:
 		w.increment(ctx)
-	case r < 90:
+	case r < 89:
 		w.appendOp(ctx)
-	default:
+	case r < 99 || w.rng.IntN(10) > 0:
 		w.badTimestamp(ctx)
+	default:
+		w.bigValue(ctx) // one operation in a thousand
+	}
+}
+
+// bigValue writes a value at the largest size the server accepts to a row
+// of its own (outside the model's rows) and reads it back by get and by
+// scan: every value the server takes must come back.
+func (w *worker) bigValue(ctx context.Context) {
+	row := fmt.Sprintf("big%d", w.id)
+	val := make([]byte, limits.MaxValueBytes)
+	seed := byte(w.rng.IntN(256))
+	for i := range val {
+		val[i] = byte(i*7) + seed
+	}
+	f, q := splitCol(colB)
+	_, err := w.tbl.MutateRow(ctx, []byte(row), kvclient.SetCell(f, q, val))
+	w.h.count("big-value")
+	if err != nil {
+		w.checkReadable(row, "write", err)
+		return
+	}
+	r, err := w.tbl.Get(ctx, []byte(row), kvclient.Columns(kvclient.Column{Family: f, Qualifier: q}))
+	if err != nil {
+		w.checkReadable(row, "get", err)
+	} else if got, _ := r.Value(f, q); !bytes.Equal(got, val) {
+		w.h.violate("get of %s returned %d bytes, not the %d-byte value just written", row, len(got), len(val))
+	}
+	sc := w.tbl.Scan(ctx, kvclient.ScanOptions{Start: []byte(row), End: []byte(row + "\x00"), Read: []kvclient.ReadOption{kvclient.Columns(kvclient.Column{Family: f, Qualifier: q})}})
+	var got []byte
+	for sc.Next() {
+		got, _ = sc.Row().Value(f, q)
+	}
+	err = sc.Err()
+	sc.Close()
+	if err != nil {
+		w.checkReadable(row, "scan", err)
+	} else if !bytes.Equal(got, val) {
+		w.h.violate("scan of %s returned %d bytes, not the %d-byte value just written", row, len(got), len(val))
+	}
+}
+
+// checkReadable fails the run on an error that says a value the server
+// accepted cannot travel back (a message size limit); timeouts under
+// faults are not failures.
+func (w *worker) checkReadable(row, what string, err error) {
+	if status.Code(errors.Unwrap(err)) == codes.ResourceExhausted || strings.Contains(err.Error(), "larger than max") {
+		w.h.violate("%s of the largest value in %s failed: %v", what, row, err)
 	}
 }
 
