@@ -90,6 +90,13 @@ e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHAL
 	SHALE_CRASH_CYCLES=$${SHALE_CRASH_CYCLES:-60} SHALE_CRASH_PD_CYCLES=$${SHALE_CRASH_PD_CYCLES:-20} \
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrash' ./tests/crash/
 
+# The kvnemesis generator (tests/kvnemesis) for 30 minutes instead of the
+# 60 s that `make test` runs; SHALE_KVNEMESIS_SEED replays a run's choices.
+.PHONY: kvnemesis-soak
+
+kvnemesis-soak: ## randomized operations under faults checked against a model, 30 min (SHALE_KVNEMESIS_DURATION, SHALE_KVNEMESIS_SEED)
+	SHALE_KVNEMESIS_DURATION=$${SHALE_KVNEMESIS_DURATION:-30m} CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 3h -v -run TestKVNemesis ./tests/kvnemesis/
+
 # YCSB side by side against a 3-member etcd cluster (bench/compare.sh; its
 # header lists the settings: RECORDS, THREADS, WORKLOADS, DURATION, PROFILE).
 .PHONY: bench-compare

@@ -28,7 +28,6 @@ import (
 const (
 	kvWorkers     = 4
 	thriftWorkers = 2
-	numRows       = 24
 	tableName     = "kvnemesis"
 )
 
@@ -72,12 +71,9 @@ func TestKVNemesis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+5*time.Minute)
 	defer cancel()
 
-	rows := make([]string, numRows)
-	for i := range rows {
-		rows[i] = fmt.Sprintf("r%02d", i)
-	}
+	keys := keyspace{start: time.Now(), epochLen: epochLen}
 	admin := openClient(t, ctx, c, 0, rng)
-	info, err := admin.CreateTable(ctx, tableName, []kvclient.Family{{Name: famF}, {Name: famG}}, []byte("r06"), []byte("r12"), []byte("r18"))
+	info, err := admin.CreateTable(ctx, tableName, []kvclient.Family{{Name: famF}, {Name: famG}}, []byte(keys.rows(0)[6]), []byte(keys.rows(0)[12]), []byte(keys.rows(0)[18]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +95,7 @@ func TestKVNemesis(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), h: h, tbl: tbl, rows: rows}
+		w := &worker{id: i, rng: rand.New(rand.NewPCG(rng.Uint64(), uint64(i))), h: h, tbl: tbl, keys: keys}
 		workers = append(workers, w)
 		wg.Add(1)
 		go func() {
@@ -117,7 +113,7 @@ func TestKVNemesis(t *testing.T) {
 			}
 		}()
 	}
-	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, rows: rows, stopped: map[int]bool{}}
+	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, keys: keys, stopped: map[int]bool{}}
 	nemDone := make(chan struct{})
 	go func() { defer close(nemDone); nem.run(runCtx) }()
 
@@ -133,7 +129,7 @@ func TestKVNemesis(t *testing.T) {
 	<-nemDone
 	nem.heal()
 
-	finalReads(t, ctx, admin, h, rows)
+	finalReads(t, ctx, admin, h, keys.upTo(keys.epoch()))
 	ops, _ := h.snapshot()
 	t.Logf("kvnemesis: seed %d: %d operations recorded\n%s", cfg.seed, len(ops), h.summary())
 	check(t, cfg.seed, h)

@@ -25,7 +25,7 @@ type nemesis struct {
 	h       *history
 	rng     *rand.Rand
 	tableID uint64
-	rows    []string
+	keys    keyspace
 
 	mu      sync.Mutex
 	stopped map[int]bool // store index → down
@@ -126,7 +126,7 @@ func (n *nemesis) tabletClient(ctx context.Context, store uint64) (kvpb.TabletCl
 }
 
 func (n *nemesis) split(ctx context.Context, rng *rand.Rand) error {
-	row := pick(rng, n.rows)
+	row := pick(rng, n.keys.current())
 	key := keys.RowKey(n.tableID, []byte(row))
 	resp, err := n.c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
 	if err != nil {

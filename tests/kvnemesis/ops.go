@@ -32,7 +32,7 @@ type worker struct {
 	rng  *rand.Rand
 	h    *history
 	tbl  *kvclient.Table
-	rows []string
+	keys keyspace
 	seq  int
 }
 
@@ -41,7 +41,7 @@ func (w *worker) value() string {
 	return fmt.Sprintf("v%d.%d", w.id, w.seq)
 }
 
-func (w *worker) row() string { return w.rows[w.rng.IntN(len(w.rows))] }
+func (w *worker) row() string { return pick(w.rng, w.keys.current()) }
 
 func pick[T any](rng *rand.Rand, xs []T) T { return xs[rng.IntN(len(xs))] }
 
@@ -263,7 +263,7 @@ func (w *worker) scan(ctx context.Context) {
 	if err != nil {
 		return
 	}
-	for _, row := range w.rows {
+	for _, row := range w.keys.current() {
 		if o.Start != nil && (row < string(o.Start) || row >= string(o.End)) {
 			continue
 		}
