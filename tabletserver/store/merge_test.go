@@ -292,7 +292,22 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		}
 		return nil
 	})
-	time.Sleep(time.Second) // a few ticks: the leader truncates its log past the freeze
+	// The leader truncates its log past the freeze, so the follower can
+	// only catch up by snapshot.
+	frozen, err := c.Nodes[leader].Store.TabletStatus(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(context.Background(), 2)
+		if err != nil {
+			return err
+		}
+		if idx < frozen.AppliedIndex {
+			return fmt.Errorf("leader truncated its log to %d, not yet past %d", idx, frozen.AppliedIndex)
+		}
+		return nil
+	})
 	c.Restart(follower)
 	storetest.SucceedsSoon(t, func() error {
 		lst, err := c.Nodes[leader].Store.TabletStatus(2)

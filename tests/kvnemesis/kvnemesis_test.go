@@ -192,23 +192,29 @@ func startGateway(t *testing.T, cl *kvclient.Client) string {
 
 // finalReads reads every row whole once the faults are healed; the reads
 // are part of the history, so the final state is checked by the model too.
+// The healed cluster must serve them all within two minutes.
 func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, rows []string) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
 	tbl, err := cl.Table(ctx, tableName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, row := range rows {
 		in := input{Row: row, Kind: opRead, Versions: 8, Desc: "final read"}
-		var got *kvclient.Row
-		storetest.SucceedsSoonFor(t, 2*time.Minute, func() error {
+		for {
 			call := h.now()
-			got, err = tbl.Get(ctx, []byte(row), kvclient.MaxVersions(8))
+			got, err := tbl.Get(ctx, []byte(row), kvclient.MaxVersions(8))
 			if err == nil {
 				h.add(-1, in, output{Read: rowCells(got)}, call, h.now())
+				break
 			}
-			return err
-		})
+			if ctx.Err() != nil {
+				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v", row, err)
+			}
+			sleep(ctx, 100*time.Millisecond) // retry pause
+		}
 	}
 }
 
