@@ -187,6 +187,7 @@ func (p *pdLoop) run(ctx context.Context) {
 	}
 	every(p.storeHeartbeat)
 	every(p.tabletHeartbeat)
+	every(p.mergesAwaitingTarget)
 	loops.Add(1)
 	go func() {
 		defer loops.Done()
@@ -360,6 +361,23 @@ func (p *pdLoop) replicaGC(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
+	}
+}
+
+// mergesAwaitingTarget asks PD about the target of every merge frozen on
+// this store that local recovery cannot decide, because the target's
+// replica moved off this store after PrepareMerge; the store rolls such a
+// merge back if PD's descriptor proves no CommitMerge can apply.
+func (p *pdLoop) mergesAwaitingTarget(ctx context.Context) {
+	for _, m := range p.s.MergesAwaitingTarget() {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := p.cl.GetTabletByID(cctx, &pdpb.GetTabletByIDRequest{TabletId: m.Target})
+		if err == nil {
+			if _, err := p.s.RollBackMergeIfTargetChanged(cctx, m.Tablet, resp.Tablet.Tablet); err != nil {
+				p.log.Warn("rolling back a merge whose target moved away", "tablet", m.Tablet, "target", m.Target, "err", err)
+			}
+		}
+		cancel()
 	}
 }
 

@@ -387,3 +387,67 @@ func (s *Store) retireReplica(r *replica) {
 func isAmbiguous(err error) bool {
 	return err != nil && errs.Code(err) == "KV:Unknown"
 }
+
+// MergeAwaitingTarget is a tablet this store leads that is frozen for a
+// merge into Target, past MergeRecoveryAfter, while this store holds no
+// replica of Target (it moved away after PrepareMerge): local recovery
+// cannot decide, the placement driver's descriptor of Target can
+// (RollBackMergeIfTargetChanged).
+type MergeAwaitingTarget struct {
+	Tablet, Target uint64
+}
+
+// MergesAwaitingTarget lists such tablets.
+func (s *Store) MergesAwaitingTarget() []MergeAwaitingTarget {
+	after := s.opts.MergeRecoveryAfter
+	if after < 0 {
+		return nil
+	}
+	var out []MergeAwaitingTarget
+	for _, r := range s.replicaList() {
+		r.mu.Lock()
+		target, due := r.mu.mergingInto, r.mu.mergingInto != 0 && r.mu.isLeader && time.Since(r.mu.frozenAt) >= after
+		r.mu.Unlock()
+		if due && s.getReplica(target) == nil {
+			out = append(out, MergeAwaitingTarget{Tablet: r.tabletID, Target: target})
+		}
+	}
+	return out
+}
+
+// RollBackMergeIfTargetChanged rolls back the merge tablet is frozen for
+// when target, a committed descriptor of the merge's target (from the
+// placement driver), shows a membership change since PrepareMerge recorded
+// the target's epoch and no split or merge: CommitMerge bumps the target's
+// version, so none applied before that change, and it carries the recorded
+// epoch, so none can apply after it. Any other shape is left to local
+// recovery. It reports whether it rolled back.
+func (s *Store) RollBackMergeIfTargetChanged(ctx context.Context, tabletID uint64, target *metapb.TabletDescriptor) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	right := s.getReplica(tabletID)
+	if right == nil || target == nil {
+		return false, nil
+	}
+	// A barrier, as in recoverMerge: a RollbackMerge or an unfreeze
+	// committed earlier is applied before the check below.
+	if err := right.readIndex(ctx); err != nil {
+		return false, err
+	}
+	var changed bool
+	if err := right.runOnWorker(ctx, func(r *replica) error {
+		want := r.applied.GetMergeTargetEpoch()
+		changed = r.applied.MergingInto == target.TabletId && want != nil && want.Version != 0 &&
+			target.GetEpoch().GetVersion() == want.Version && target.GetEpoch().GetConfVersion() > want.ConfVersion
+		return nil
+	}); err != nil || !changed {
+		return false, err
+	}
+	if err := right.proposeRollbackMerge(ctx); err != nil {
+		return false, fmt.Errorf("roll back the merge of tablet %d into %d: %w", tabletID, target.TabletId, err)
+	}
+	right.log.Warn("abandoned merge rolled back: the target tablet's membership changed since PrepareMerge, and this store holds no replica of it", "target", target.TabletId, "target_epoch", target.Epoch.String())
+	return true, nil
+}

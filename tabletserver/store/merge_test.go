@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
+
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -459,4 +461,62 @@ func TestMergeOrphanDestroyedWhenSuperseded(t *testing.T) {
 	}
 	c.Net.BlockSnapshots(f, false)
 	servesMerged(t, c, f, merged)
+}
+
+// A merge frozen while the target's replica later moved off the store
+// leading the frozen tablet cannot be decided locally; the placement
+// driver's descriptor of the target decides it: a membership change of
+// the target (conf version past the recorded epoch, same version) proves
+// no CommitMerge can apply, and the merge is rolled back. A split or merge
+// of the target (a newer version) or no change decide nothing.
+func TestMergeRolledBackWhenTargetMembershipChanged(t *testing.T) {
+	recoverAfter := time.Duration(-1)
+	c, _ := abandonedMerge(t, &recoverAfter, nil, nil)
+	ctx := ctxT(t, 60*time.Second)
+	leader := c.WaitLeader(2)
+	st, err := c.Nodes[leader].Store.TabletStatus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := func(dv, dc uint64) *metapb.TabletDescriptor {
+		d := proto.Clone(st.Tablet).(*metapb.TabletDescriptor)
+		d.Epoch.Version += dv
+		d.Epoch.ConfVersion += dc
+		return d
+	}
+	for _, tc := range []struct {
+		name   string
+		dv, dc uint64
+	}{{"unchanged", 0, 0}, {"split or merged", 1, 1}, {"split", 1, 0}} {
+		rolled, err := c.Nodes[leader].Store.RollBackMergeIfTargetChanged(ctx, 2, target(tc.dv, tc.dc))
+		if err != nil || rolled {
+			t.Fatalf("%s target: rolled back %v (%v), want no decision", tc.name, rolled, err)
+		}
+	}
+	short := ctxT(t, time.Second)
+	if err := c.Put(short, 2, "u", "x"); err == nil {
+		t.Fatal("tablet 2 took a write while still frozen")
+	}
+	rolled, err := c.Nodes[leader].Store.RollBackMergeIfTargetChanged(ctx, 2, target(0, 1))
+	if err != nil || !rolled {
+		t.Fatalf("target with a membership change: rolled back %v (%v), want a rollback", rolled, err)
+	}
+	if err := c.Put(ctx, 2, "u", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MustRead(ctx, 2, "u", "after"); err != nil {
+		t.Fatal(err)
+	}
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			st, err := n.Store.TabletStatus(2)
+			if err != nil {
+				return fmt.Errorf("store %d: %v", id, err)
+			}
+			if st.MergingInto != 0 {
+				return fmt.Errorf("store %d: tablet 2 still merging into %d", id, st.MergingInto)
+			}
+		}
+		return nil
+	})
 }
