@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/proto/errorpb"
@@ -351,18 +353,21 @@ func (c *Cluster) anyLive() uint64 {
 
 // Network is the shared fault injector every store's transport consults.
 type Network struct {
-	mu        sync.Mutex
-	group     map[uint64]int // partition group per store; missing = 0
-	dropRate  float64
-	maxDelay  time.Duration
-	rng       *rand.Rand
-	isolateTo map[uint64]bool // one-way: messages TO these stores drop
-	noSnapTo  map[uint64]bool // snapshots TO these stores fail
+	mu       sync.Mutex
+	group    map[uint64]int // partition group per store; missing = 0
+	dropRate float64
+	maxDelay time.Duration
+	rng      *rand.Rand
+	noSnapTo map[uint64]bool // snapshots TO these stores fail
+	// armedCut > 0: the next store to send MsgTimeoutNow stops receiving
+	// raft messages for that long (cutUntil).
+	armedCut time.Duration
+	cutUntil map[uint64]time.Time
 }
 
 // NewNetwork returns a healthy network.
 func NewNetwork() *Network {
-	return &Network{group: map[uint64]int{}, isolateTo: map[uint64]bool{}, noSnapTo: map[uint64]bool{}, rng: rand.New(rand.NewSource(1))}
+	return &Network{group: map[uint64]int{}, noSnapTo: map[uint64]bool{}, cutUntil: map[uint64]time.Time{}, rng: rand.New(rand.NewSource(1))}
 }
 
 // Partition splits stores into groups that cannot reach each other; stores
@@ -402,11 +407,29 @@ func (n *Network) SetFaults(seed int64, drop float64, maxDelay time.Duration) {
 	n.dropRate, n.maxDelay = drop, maxDelay
 }
 
+// CutInboundOnTransfer arms a one-shot, one-way fault: the next store to
+// send MsgTimeoutNow (handing its leadership to another replica) receives
+// no raft message for d from that moment, so it does not learn of the new
+// leader's term while clients may still reach it. It models a link that
+// fails at the worst moment of a transfer.
+func (n *Network) CutInboundOnTransfer(d time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.armedCut = d
+}
+
 func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, time.Duration) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.group[from] != n.group[to] {
+	if n.group[from] != n.group[to] || time.Now().Before(n.cutUntil[to]) {
 		return true, 0
+	}
+	if n.armedCut > 0 {
+		var rm raftpb.Message
+		if err := rm.Unmarshal(m.Message); err == nil && rm.Type == raftpb.MsgTimeoutNow {
+			n.cutUntil[from] = time.Now().Add(n.armedCut)
+			n.armedCut = 0
+		}
 	}
 	if n.dropRate > 0 && n.rng.Float64() < n.dropRate {
 		return true, 0

@@ -47,6 +47,8 @@ func (n *nemesis) topology() []fault {
 		{"transfer-leader-pd", n.transferPD},
 		{"transfer-leader-admin", n.transferAdmin},
 		{"transfer-leader-follower", n.transferFromFollower},
+		{"transfer-leader-follower-cut", n.transferFromFollowerCut},
+		{"transfer-leader-follower-cut", n.transferFromFollowerCut},
 		{"move-replica", n.move},
 	}
 }
@@ -156,8 +158,17 @@ func (n *nemesis) mergeWithin(ctx context.Context, rng *rand.Rand, d time.Durati
 	if len(ts) < 2 {
 		return fmt.Errorf("one tablet")
 	}
-	i := rng.IntN(len(ts) - 1)
-	left, right := ts[i], ts[i+1]
+	// A pair of neighbours on the same stores (merge needs that), if any.
+	var left, right *pdpb.TabletInfo
+	for _, i := range rng.Perm(len(ts) - 1) {
+		if sameStores(ts[i].Tablet, ts[i+1].Tablet) {
+			left, right = ts[i], ts[i+1]
+			break
+		}
+	}
+	if left == nil {
+		return fmt.Errorf("no neighbouring tablets on the same stores")
+	}
 	if right.LeaderStoreId != left.LeaderStoreId {
 		// One store must lead both halves.
 		if err := n.transferTo(ctx, right, left.LeaderStoreId); err != nil {
@@ -176,6 +187,22 @@ func (n *nemesis) mergeWithin(ctx context.Context, rng *rand.Rand, d time.Durati
 	}
 	_, err = cl.MergeTablets(ctx, &kvpb.MergeTabletsRequest{Header: &kvpb.RequestHeader{TabletId: left.Tablet.TabletId, Epoch: left.Tablet.Epoch}, RightTabletId: right.Tablet.TabletId})
 	return err
+}
+
+func sameStores(a, b *metapb.TabletDescriptor) bool {
+	if len(a.Replicas) != len(b.Replicas) {
+		return false
+	}
+	on := map[uint64]bool{}
+	for _, r := range a.Replicas {
+		on[r.StoreId] = true
+	}
+	for _, r := range b.Replicas {
+		if !on[r.StoreId] {
+			return false
+		}
+	}
+	return true
 }
 
 func voters(d *metapb.TabletDescriptor) []uint64 {
@@ -255,6 +282,19 @@ func (n *nemesis) transferTo(ctx context.Context, t *pdpb.TabletInfo, to uint64)
 		sleep(ctx, 50*time.Millisecond)
 	}
 	return fmt.Errorf("tablet %d: leadership not on store %d after 3s", t.Tablet.TabletId, to)
+}
+
+// transferFromFollowerCut starts a transfer at a follower and cuts the old
+// leader off from raft messages from the moment it sends MsgTimeoutNow, for
+// 1-2 s: it keeps believing it leads while clients may still reach it, and
+// must not serve reads from its lease once the new leader takes writes.
+func (n *nemesis) transferFromFollowerCut(ctx context.Context, rng *rand.Rand) error {
+	n.net.CutInboundOnTransfer(time.Duration(1000+rng.IntN(1000)) * time.Millisecond)
+	err := n.transferFromFollower(ctx, rng)
+	if err != nil {
+		n.net.CutInboundOnTransfer(0) // disarm
+	}
+	return err
 }
 
 func (n *nemesis) transferVia(ctx context.Context, rng *rand.Rand, t *pdpb.TabletInfo, via uint64) error {
