@@ -456,11 +456,24 @@ func TestMergeOrphanDestroyedWhenSuperseded(t *testing.T) {
 	} else if gone, err := s.DestroyIfSuperseded(ctx, 2, st.Tablet); err != nil || gone {
 		t.Fatalf("destroyed by its own descriptor: %v %v", gone, err)
 	}
-	if gone, err := s.DestroyIfSuperseded(ctx, 2, merged); err != nil || !gone {
-		t.Fatalf("orphan not destroyed: %v %v", gone, err)
+	// f holds a replica of the merged tablet (tablet 1): it retires the
+	// orphan itself, by applying CommitMerge from its log or when the
+	// merged tablet's snapshot arrives; destroying the orphan first would
+	// leave a CommitMerge without its source.
+	if gone, err := s.DestroyIfSuperseded(ctx, 2, merged); err != nil || gone {
+		t.Fatalf("orphan destroyed while this store still has the merged tablet's replica: %v %v", gone, err)
 	}
 	c.Net.BlockSnapshots(f, false)
 	servesMerged(t, c, f, merged)
+	if _, err := s.TabletStatus(2); err == nil {
+		t.Fatal("the orphan outlived the merged tablet's snapshot")
+	}
+	// Without a local replica of the merged tablet, the placement
+	// driver's descriptor is what retires an orphan.
+	if gone, err := s.DestroyIfSuperseded(ctx, 1, &metapb.TabletDescriptor{TabletId: 99, StartKey: merged.StartKey, EndKey: merged.EndKey,
+		Epoch: &metapb.Epoch{Version: merged.Epoch.Version + 1, ConfVersion: merged.Epoch.ConfVersion}}); err != nil || !gone {
+		t.Fatalf("a replica superseded by a tablet with no replica here was kept: %v %v", gone, err)
+	}
 }
 
 // A merge frozen while the target's replica later moved off the store

@@ -132,14 +132,22 @@ func (s *Store) makeRoomForSnapshot(ctx context.Context, desc *metapb.TabletDesc
 // DestroyIfSuperseded destroys this store's replica of tabletID when
 // covering, the descriptor the placement driver has for the key at the
 // replica's start (the placement driver forgets merged tablets), proves
-// the replica's tablet merged away. It reports whether it destroyed it.
+// the replica's tablet merged away, and this store holds no replica of
+// covering's tablet. It reports whether it destroyed it.
+//
+// A local replica of the merged tablet that lags still has CommitMerge to
+// apply from its log, which needs the source replica here (kvnemesis found
+// a store stopped by destroying it first); or it catches up by snapshot,
+// whose arrival destroys the source (receiveSnapshot). Either way the
+// source is retired in order, so the placement driver's word is only
+// taken when nothing local will retire it.
 func (s *Store) DestroyIfSuperseded(ctx context.Context, tabletID uint64, covering *metapb.TabletDescriptor) (bool, error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
 	defer s.exit()
 	r := s.getReplica(tabletID)
-	if r == nil {
+	if r == nil || s.getReplica(covering.GetTabletId()) != nil {
 		return false, nil
 	}
 	return s.destroySuperseded(ctx, r, covering)
