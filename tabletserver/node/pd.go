@@ -366,15 +366,26 @@ func (p *pdLoop) replicaGC(ctx context.Context) {
 
 // mergesAwaitingTarget asks PD about the target of every merge frozen on
 // this store that local recovery cannot decide, because the target's
-// replica moved off this store after PrepareMerge; the store rolls such a
-// merge back if PD's descriptor proves no CommitMerge can apply.
+// replica moved off this store after PrepareMerge. PD's descriptor of the
+// target decides: no CommitMerge can apply (roll back), or one applied and
+// covers this replica's range (destroy it: an orphan that, leading other
+// orphans, replica GC of followers never reaches).
 func (p *pdLoop) mergesAwaitingTarget(ctx context.Context) {
 	for _, m := range p.s.MergesAwaitingTarget() {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		resp, err := p.cl.GetTabletByID(cctx, &pdpb.GetTabletByIDRequest{TabletId: m.Target})
 		if err == nil {
-			if _, err := p.s.RollBackMergeIfTargetChanged(cctx, m.Tablet, resp.Tablet.Tablet); err != nil {
+			target := resp.Tablet.Tablet
+			rolled, err := p.s.RollBackMergeIfTargetChanged(cctx, m.Tablet, target)
+			if err != nil {
 				p.log.Warn("rolling back a merge whose target moved away", "tablet", m.Tablet, "target", m.Target, "err", err)
+			}
+			// Or the merge applied on the target's stores and this
+			// replica, led here among other orphans, was left behind.
+			if !rolled && err == nil {
+				if gone, _ := p.s.DestroyIfSuperseded(cctx, m.Tablet, target); gone {
+					p.log.Info("destroyed a replica of a tablet merged away while its target's replica was elsewhere", "tablet", m.Tablet, "merged_into", m.Target)
+				}
 			}
 		}
 		cancel()
