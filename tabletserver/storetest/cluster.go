@@ -424,7 +424,7 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 	if n.group[from] != n.group[to] || time.Now().Before(n.cutUntil[to]) {
 		return true, 0
 	}
-	if n.armedCut > 0 {
+	if n.armedCut > 0 && m != nil { // m is nil for store liveness pings
 		var rm raftpb.Message
 		if err := rm.Unmarshal(m.Message); err == nil && rm.Type == raftpb.MsgTimeoutNow {
 			n.cutUntil[from] = time.Now().Add(n.armedCut)
