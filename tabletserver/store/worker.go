@@ -199,6 +199,10 @@ func (s *Store) processReady(ticked bool) {
 		}
 		r.handleReadStates(rr.rd.ReadStates)
 		r.raw.Advance(rr.rd)
+		if r.ingestApplied {
+			r.ingestApplied = false
+			r.maybeTruncateLog() // after the apply batch: never before the applied state
+		}
 		r.releaseAppliedReads()
 		if r.raw.HasReady() {
 			s.enqueue(r.tabletID)
