@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,14 +66,24 @@ func followerOf(leader uint64) uint64 {
 	return 1
 }
 
+// uploadAndIngest stages sst on the leader and ingests it. Like the
+// importer, it ingests again after "result unknown" (the leader's
+// ProposalTimeout passed, which a multi-MiB entry may need on a loaded
+// machine): re-applying an ingest is harmless. ctx bounds the whole.
 func uploadAndIngest(ctx context.Context, c *storetest.Cluster, tablet uint64, epoch *metapb.Epoch, sst *importer.SST) error {
-	return c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
-		if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
+	for {
+		err := c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
+			if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
+				return err
+			}
+			_, err := cl.IngestSST(ctx, importer.IngestRequest(tablet, epoch, storetest.TestTable.TableId, sst))
+			return err
+		})
+		ambiguous := status.Code(err) == codes.Unknown && strings.HasPrefix(status.Convert(err).Message(), "result unknown")
+		if !ambiguous || ctx.Err() != nil {
 			return err
 		}
-		_, err := cl.IngestSST(ctx, importer.IngestRequest(tablet, epoch, storetest.TestTable.TableId, sst))
-		return err
-	})
+	}
 }
 
 // TestIngestSSTReachesEveryReplica: a follower that is down during the
