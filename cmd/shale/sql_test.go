@@ -50,10 +50,13 @@ func TestSQLCommand(t *testing.T) {
 // starts, loads the demo tables, runs the script on its cluster and stops
 // when the shell ends, with the shell's exit status.
 func TestPlaygroundSQL(t *testing.T) {
+	// Built before the clock starts: a cold build alone can take minutes
+	// while the rest of the suite runs.
+	bin := proctest.Binary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	run := func(stdin string) (string, string, error) {
-		cmd := exec.CommandContext(ctx, proctest.Binary(t), "playground", "--sql", "--demo", "--log-level", "warn")
+		cmd := exec.CommandContext(ctx, bin, "playground", "--sql", "--demo", "--log-level", "warn")
 		cmd.Stdin = strings.NewReader(stdin)
 		var out, errOut bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errOut

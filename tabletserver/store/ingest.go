@@ -610,6 +610,7 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	}
 	_ = s.fs.Remove(path)
 	r.ingestLogBytes += uint64(len(c.Data))
+	r.ingestApplied = true
 	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", c.Size, "by_reference", byRef)
 	return resp, post, nil
 }

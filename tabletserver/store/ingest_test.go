@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,14 +66,24 @@ func followerOf(leader uint64) uint64 {
 	return 1
 }
 
+// uploadAndIngest stages sst on the leader and ingests it. Like the
+// importer, it ingests again after "result unknown" (the leader's
+// ProposalTimeout passed, which a multi-MiB entry may need on a loaded
+// machine): re-applying an ingest is harmless. ctx bounds the whole.
 func uploadAndIngest(ctx context.Context, c *storetest.Cluster, tablet uint64, epoch *metapb.Epoch, sst *importer.SST) error {
-	return c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
-		if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
+	for {
+		err := c.Call(ctx, tablet, func(cl kvpb.TabletClient) error {
+			if _, err := importer.UploadSST(ctx, cl, tablet, sst); err != nil {
+				return err
+			}
+			_, err := cl.IngestSST(ctx, importer.IngestRequest(tablet, epoch, storetest.TestTable.TableId, sst))
+			return err
+		})
+		ambiguous := status.Code(err) == codes.Unknown && strings.HasPrefix(status.Convert(err).Message(), "result unknown")
+		if !ambiguous || ctx.Err() != nil {
 			return err
 		}
-		_, err := cl.IngestSST(ctx, importer.IngestRequest(tablet, epoch, storetest.TestTable.TableId, sst))
-		return err
-	})
+	}
 }
 
 // TestIngestSSTReachesEveryReplica: a follower that is down during the
@@ -265,6 +276,38 @@ func TestIngestSSTApplyChecks(t *testing.T) {
 func TestIngestTruncatesLog(t *testing.T) {
 	c, desc, ctx := ingestEnv(t)
 	c.WaitLeader(1)
+	checkIngestTruncates(t, c, desc, ctx)
+}
+
+// TestIngestTruncatesLogWithoutTicks: a replica truncates after applying
+// an ingest even if it never ticks again. Stores 2 and 3 never tick here,
+// as a follower that quiesced in the Ready that applied the ingest (the
+// leader's quiesce heartbeat came with the commit, as it does when the
+// follower is slow under load): waiting for the next tick left the SST in
+// its log until the tablet woke up.
+func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
+	c := storetest.Start(t, 3, func(o *store.Options) {
+		if o.StoreID != 1 {
+			o.TickInterval = time.Hour
+			// A store drops votes for an election timeout after it
+			// starts (lease safety); these must vote for store 1 now.
+			o.DisableLeaseReads = true
+		}
+	})
+	c.PutSchema(storetest.TestTable)
+	desc := c.Bootstrap(1, keys.RowKey(storetest.TestTable.TableId, []byte("b")), keys.RowKey(storetest.TestTable.TableId, []byte("m")), 1, 2, 3)
+	if l := c.WaitLeader(1); l != 1 {
+		t.Fatalf("store %d leads; only store 1 ticks", l)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	checkIngestTruncates(t, c, desc, ctx)
+}
+
+// checkIngestTruncates ingests a carried multi-MiB SST into tablet 1 and
+// waits until every replica's raft log starts past where it did before.
+func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context) {
+	t.Helper()
 	b := importer.NewSSTBuilder()
 	val := make([]byte, 64<<10)
 	rand.New(rand.NewSource(1)).Read(val) // incompressible: a multi-MiB SST

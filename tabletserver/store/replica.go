@@ -75,7 +75,12 @@ type replica struct {
 	// ingestLogBytes counts SST bytes applied since the log was last
 	// truncated (worker only): ingest entries are megabytes each, so the
 	// log is truncated after them instead of after RaftLogTruncateEntries.
-	ingestLogBytes    uint64
+	ingestLogBytes uint64
+	// ingestApplied: an ingest entry applied in the current Ready, so the
+	// log is truncated right after it (worker only). Waiting for the next
+	// tick is not enough: a follower that quiesced in the same Ready (its
+	// leader's quiesce heartbeat arrived with the commit) never ticks.
+	ingestApplied     bool
 	pendingConfChange bool
 	// inboundSnapshot is the SST built from a received snapshot, keyed by
 	// the snapshot index, until the worker installs it.

@@ -117,16 +117,14 @@ func (s *Store) processReady(ticked bool) {
 	// 1. Leaders' appends go out first, so that followers write while the
 	// leader does; then snapshots, entries and hard states of every
 	// replica, one batch, at most one fsync.
-	early := map[uint64][]*transportpb.RaftMessage{}
+	early := newOutbox()
 	for i := range readies {
 		if rr := &readies[i]; rr.r.sendsBeforeSync(&rr.rd) {
 			rr.r.collectMessages(rr.rd.Messages, early)
 			rr.sentEarly = true
 		}
 	}
-	for to, msgs := range early {
-		s.transport.Send(to, msgs)
-	}
+	early.send(s)
 	b := s.db.NewBatch()
 	sync := false
 	for _, rr := range readies {
@@ -160,15 +158,13 @@ func (s *Store) processReady(ticked bool) {
 	}
 
 	// 2. The other messages, batched per destination store.
-	out := map[uint64][]*transportpb.RaftMessage{}
+	out := newOutbox()
 	for _, rr := range readies {
 		if !rr.sentEarly {
 			rr.r.collectMessages(rr.rd.Messages, out)
 		}
 	}
-	for to, msgs := range out {
-		s.transport.Send(to, msgs)
-	}
+	out.send(s)
 
 	// 3. Apply committed entries of every replica in one batch.
 	ab := s.db.NewIndexedBatch()
@@ -199,6 +195,10 @@ func (s *Store) processReady(ticked bool) {
 		}
 		r.handleReadStates(rr.rd.ReadStates)
 		r.raw.Advance(rr.rd)
+		if r.ingestApplied {
+			r.ingestApplied = false
+			r.maybeTruncateLog() // after the apply batch: never before the applied state
+		}
 		r.releaseAppliedReads()
 		if r.raw.HasReady() {
 			s.enqueue(r.tabletID)
@@ -328,7 +328,7 @@ func (r *replica) maybeQuiesceLeader() {
 		msgs[store] = append(msgs[store], r.wrap(m, store, true))
 	}
 	for store, ms := range msgs {
-		r.s.transport.Send(store, ms)
+		r.s.transport.SendControl(store, ms)
 	}
 	r.setQuiesced()
 }
@@ -460,9 +460,39 @@ func (r *replica) wrap(m raftpb.Message, toStore uint64, quiesce bool) *transpor
 	return &transportpb.RaftMessage{TabletId: r.tabletID, FromStore: r.s.opts.StoreID, ToStore: toStore, Message: b, Quiesce: quiesce}
 }
 
+// outbox is one Ready pass's outgoing raft messages per destination store.
+// MsgApps, which may carry many MiB, go on the transport's data lane in
+// order; the rest (heartbeats, votes, responses) on its control lane, so
+// that a heartbeat never waits behind a large entry long enough for the
+// followers to call an election.
+type outbox struct {
+	data, control map[uint64][]*transportpb.RaftMessage
+}
+
+func newOutbox() outbox {
+	return outbox{data: map[uint64][]*transportpb.RaftMessage{}, control: map[uint64][]*transportpb.RaftMessage{}}
+}
+
+func (o outbox) add(to uint64, typ raftpb.MessageType, m *transportpb.RaftMessage) {
+	if typ == raftpb.MsgApp {
+		o.data[to] = append(o.data[to], m)
+	} else {
+		o.control[to] = append(o.control[to], m)
+	}
+}
+
+func (o outbox) send(s *Store) {
+	for to, msgs := range o.data {
+		s.transport.Send(to, msgs)
+	}
+	for to, msgs := range o.control {
+		s.transport.SendControl(to, msgs)
+	}
+}
+
 // collectMessages routes outgoing raft messages; snapshots go out on their
 // own stream.
-func (r *replica) collectMessages(msgs []raftpb.Message, out map[uint64][]*transportpb.RaftMessage) {
+func (r *replica) collectMessages(msgs []raftpb.Message, out outbox) {
 	for _, m := range msgs {
 		to := r.peerStore(m.To)
 		if to == 0 {
@@ -473,7 +503,7 @@ func (r *replica) collectMessages(msgs []raftpb.Message, out map[uint64][]*trans
 			r.s.sendSnapshotAsync(r, m, to)
 			continue
 		}
-		out[to] = append(out[to], r.wrap(m, to, false))
+		out.add(to, m.Type, r.wrap(m, to, false))
 	}
 }
 

@@ -16,6 +16,13 @@
 // delays some of them), but nothing is retried: raft tolerates loss and
 // reordering, and retransmits what matters.
 //
+// SendControl does the same on a second queue, goroutine and stream per
+// destination (the control lane), for small messages that must not wait
+// behind a large one on the data lane: the store sends MsgApps with Send
+// and heartbeats, votes and responses with SendControl, so a heartbeat is
+// never stuck behind a multi-MiB entry for longer than an election
+// timeout. Order holds within a lane, not across lanes.
+//
 // When a message cannot be delivered (the queue overflowed, the destination
 // could not be resolved or dialed, or the stream broke), the transport drops
 // it and calls Handler.ReportUnreachable for the destination, from the

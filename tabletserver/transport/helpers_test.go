@@ -55,11 +55,19 @@ type recorder struct {
 	unreachable map[uint64]int
 	// snapshot handles inbound snapshots; nil drains and discards them.
 	snapshot func(ctx context.Context, h *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error
+	// hold, if set, runs before a batch is recorded (a slow receiver).
+	hold func(*transportpb.RaftMessageBatch)
 }
 
 var _ Handler = (*recorder)(nil)
 
 func (r *recorder) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
+	r.mu.Lock()
+	hold := r.hold
+	r.mu.Unlock()
+	if hold != nil {
+		hold(b)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.batches = append(r.batches, b)

@@ -27,13 +27,28 @@ const (
 )
 
 // Send enqueues msgs for toStore and returns immediately; it never blocks on
-// the network. An empty msgs sends a liveness ping. Messages must not be
-// modified after Send. Send after Close is a no-op.
+// the network. An empty msgs sends a liveness ping (on the control lane).
+// Messages must not be modified after Send. Send after Close is a no-op.
 func (t *Transport) Send(toStore uint64, msgs []*transportpb.RaftMessage) {
+	t.send(toStore, msgs, len(msgs) == 0)
+}
+
+// SendControl is Send on a second queue and stream to toStore, for small
+// messages that must not wait behind large ones queued by Send: raft
+// heartbeats, votes and responses. One MsgApp carrying an ingested SST is
+// many MiB and can take longer to cross than an election timeout on a
+// loaded machine; a heartbeat queued behind it would let the followers
+// call an election that discards the entry. Order is kept within a lane,
+// not between the two.
+func (t *Transport) SendControl(toStore uint64, msgs []*transportpb.RaftMessage) {
+	t.send(toStore, msgs, true)
+}
+
+func (t *Transport) send(toStore uint64, msgs []*transportpb.RaftMessage, control bool) {
 	if t.closed.Load() {
 		return
 	}
-	p := t.peer(toStore)
+	p := t.peer(peerKey{store: toStore, control: control})
 	if p == nil {
 		return
 	}
@@ -67,18 +82,25 @@ func (t *Transport) Send(toStore uint64, msgs []*transportpb.RaftMessage) {
 	p.enqueue(msgs, false)
 }
 
-// peer returns the send queue for toStore, starting its goroutine on first
-// use. It returns nil after Close.
-func (t *Transport) peer(toStore uint64) *peer {
+// peerKey names one outbound lane: a destination store and whether it is
+// the control lane (SendControl) or the data lane (Send).
+type peerKey struct {
+	store   uint64
+	control bool
+}
+
+// peer returns the send queue for k, starting its goroutine on first use.
+// It returns nil after Close.
+func (t *Transport) peer(k peerKey) *peer {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {
 		return nil
 	}
-	p := t.mu.peers[toStore]
+	p := t.mu.peers[k]
 	if p == nil {
-		p = newPeer(t, toStore)
-		t.mu.peers[toStore] = p
+		p = newPeer(t, k)
+		t.mu.peers[k] = p
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
@@ -88,8 +110,8 @@ func (t *Transport) peer(toStore uint64) *peer {
 	return p
 }
 
-// peer is the outbound queue to one destination store, drained by one
-// goroutine (run) that owns the raft stream to it.
+// peer is one outbound lane to a destination store, drained by one
+// goroutine (run) that owns the lane's raft stream.
 type peer struct {
 	t   *Transport
 	to  uint64
@@ -108,11 +130,11 @@ type peer struct {
 	}
 }
 
-func newPeer(t *Transport, to uint64) *peer {
+func newPeer(t *Transport, k peerKey) *peer {
 	return &peer{
 		t:      t,
-		to:     to,
-		log:    t.log.With("peer", to),
+		to:     k.store,
+		log:    t.log.With("peer", k.store, "control", k.control),
 		signal: make(chan struct{}, 1),
 	}
 }

@@ -139,7 +139,7 @@ func TestSendUnresolvable(t *testing.T) {
 func TestPeerQueue(t *testing.T) {
 	tr := New(Options{StoreID: 1, Resolver: newTestResolver(), SendQueueLen: 4}, &recorder{})
 	defer tr.Close()
-	p := newPeer(tr, 2)
+	p := newPeer(tr, peerKey{store: 2})
 
 	t.Run("batches everything queued", func(t *testing.T) {
 		p.enqueue([]*transportpb.RaftMessage{msg(1, 1, 2, 0)}, false)
@@ -201,9 +201,37 @@ func TestSendQueueOverflowReported(t *testing.T) {
 	}
 	require.Less(t, time.Since(start), 5*time.Second, "Send must not block")
 	succeedsSoon(t, func() bool { return n1.h.unreachableCount(42) > 0 })
-	p := n1.tr.peer(42)
+	p := n1.tr.peer(peerKey{store: 42})
 	p.mu.Lock()
 	queued := len(p.mu.msgs)
 	p.mu.Unlock()
 	require.LessOrEqual(t, queued, 2)
+}
+
+// TestSendControlNotBehindData: a message sent with SendControl arrives
+// while a large one sent earlier with Send is still being received and
+// handled, as a raft heartbeat must while a multi-MiB MsgApp crawls over
+// a loaded link (else the followers call an election).
+func TestSendControlNotBehindData(t *testing.T) {
+	res := newTestResolver()
+	n1 := startNode(t, 1, res, Options{})
+	n2 := startNode(t, 2, res, Options{})
+	release := make(chan struct{})
+	defer close(release)
+	n2.h.mu.Lock()
+	n2.h.hold = func(b *transportpb.RaftMessageBatch) {
+		for _, m := range b.Messages {
+			if m.TabletId == 1 {
+				<-release // the big message is still "arriving"
+			}
+		}
+	}
+	n2.h.mu.Unlock()
+
+	big := msg(1, 1, 2, 0)
+	big.Message = append(big.Message, make([]byte, 8<<20)...)
+	n1.tr.Send(2, []*transportpb.RaftMessage{big})
+	n1.tr.SendControl(2, []*transportpb.RaftMessage{msg(2, 1, 2, 0)})
+	succeedsSoon(t, func() bool { return n2.h.has(2) }, "control message delivered behind the held data message")
+	require.False(t, n2.h.has(1))
 }

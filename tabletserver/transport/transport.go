@@ -98,8 +98,9 @@ type Transport struct {
 
 	mu struct {
 		sync.Mutex
-		// peers holds one send queue and goroutine per destination store.
-		peers map[uint64]*peer
+		// peers holds two send queues and goroutines per destination
+		// store: the data lane (Send) and the control lane (SendControl).
+		peers map[peerKey]*peer
 		// conns caches one client connection per destination store, shared
 		// by its raft stream and its snapshots.
 		conns map[uint64]*conn
@@ -132,7 +133,7 @@ func New(opts Options, h Handler) *Transport {
 		limiter: rate.NewLimiter(limit, burst),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
-	t.mu.peers = make(map[uint64]*peer)
+	t.mu.peers = make(map[peerKey]*peer)
 	t.mu.conns = make(map[uint64]*conn)
 	return t
 }
