@@ -203,19 +203,8 @@ func TestAbandonedMergeIsFinished(t *testing.T) {
 	}
 	ctx := ctxT(t, 60*time.Second)
 	storetest.SucceedsSoon(t, func() error {
-		for id, n := range c.Nodes {
-			if _, err := n.Store.TabletStatus(2); err == nil {
-				return fmt.Errorf("store %d still has tablet 2", id)
-			}
-			st, err := n.Store.TabletStatus(1)
-			if err != nil {
-				return err
-			}
-			if string(st.Tablet.EndKey) != string(hi) {
-				return fmt.Errorf("store %d: tablet 1 ends at %x", id, st.Tablet.EndKey)
-			}
-		}
-		return nil
+		_, err := mergedOn(c, hi, 0)
+		return err
 	})
 	for _, row := range []string{"c", "t"} {
 		if err := c.MustRead(ctx, 1, row, "before"); err != nil {
@@ -363,23 +352,9 @@ func orphanAfterMerge(t *testing.T, blockSnapshots bool) (c *storetest.Cluster, 
 	before = st.Tablet
 	c.Stop(f)
 	storetest.SucceedsSoonFor(t, 30*time.Second, func() error {
-		for id, n := range c.Nodes {
-			if id == f {
-				continue
-			}
-			if _, err := n.Store.TabletStatus(2); err == nil {
-				return fmt.Errorf("store %d still has tablet 2", id)
-			}
-			st, err := n.Store.TabletStatus(1)
-			if err != nil {
-				return err
-			}
-			if string(st.Tablet.EndKey) != string(hi) {
-				return fmt.Errorf("store %d: tablet 1 ends at %x", id, st.Tablet.EndKey)
-			}
-			merged = st.Tablet
-		}
-		return nil
+		var err error
+		merged, err = mergedOn(c, hi, f)
+		return err
 	})
 	l1 := c.WaitLeader(1)
 	ls, err := c.Nodes[l1].Store.TabletStatus(1)
@@ -532,4 +507,27 @@ func TestMergeRolledBackWhenTargetMembershipChanged(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// mergedOn checks that every store but skip has merged tablet 2 into
+// tablet 1, which now ends at hi, and returns tablet 1's descriptor.
+func mergedOn(c *storetest.Cluster, hi []byte, skip uint64) (*metapb.TabletDescriptor, error) {
+	var merged *metapb.TabletDescriptor
+	for id, n := range c.Nodes {
+		if id == skip {
+			continue
+		}
+		if _, err := n.Store.TabletStatus(2); err == nil {
+			return nil, fmt.Errorf("store %d still has tablet 2", id)
+		}
+		st, err := n.Store.TabletStatus(1)
+		if err != nil {
+			return nil, err
+		}
+		if string(st.Tablet.EndKey) != string(hi) {
+			return nil, fmt.Errorf("store %d: tablet 1 ends at %x", id, st.Tablet.EndKey)
+		}
+		merged = st.Tablet
+	}
+	return merged, nil
 }

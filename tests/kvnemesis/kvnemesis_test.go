@@ -113,7 +113,12 @@ func TestKVNemesis(t *testing.T) {
 			}
 		}()
 	}
-	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, keys: keys, stopped: map[int]bool{}}
+	probeTbl, err := openClient(t, ctx, c, 0, rng).Table(ctx, tableName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe := &worker{id: kvWorkers + thriftWorkers, rng: rand.New(rand.NewPCG(rng.Uint64(), 98)), h: h, tbl: probeTbl, keys: keys}
+	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, keys: keys, probe: probe, stopped: map[int]bool{}}
 	nemDone := make(chan struct{})
 	go func() { defer close(nemDone); nem.run(runCtx) }()
 

@@ -1,6 +1,7 @@
 package kvnemesis
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -26,6 +27,7 @@ type nemesis struct {
 	rng     *rand.Rand
 	tableID uint64
 	keys    keyspace
+	probe   *worker // writes through PD's current routing (transferFromFollowerCut)
 
 	mu      sync.Mutex
 	stopped map[int]bool // store index → down
@@ -286,15 +288,43 @@ func (n *nemesis) transferTo(ctx context.Context, t *pdpb.TabletInfo, to uint64)
 
 // transferFromFollowerCut starts a transfer at a follower and cuts the old
 // leader off from raft messages from the moment it sends MsgTimeoutNow, for
-// 1-2 s: it keeps believing it leads while clients may still reach it, and
-// must not serve reads from its lease once the new leader takes writes.
+// 1-2 s: it keeps believing it leads while clients that cached it still
+// reach it. Meanwhile the probe client, routed afresh by PD, writes rows of
+// the tablet through the new leader, so a read the old leader served from
+// its lease would be stale.
 func (n *nemesis) transferFromFollowerCut(ctx context.Context, rng *rand.Rand) error {
-	n.net.CutInboundOnTransfer(time.Duration(1000+rng.IntN(1000)) * time.Millisecond)
-	err := n.transferFromFollower(ctx, rng)
+	t, err := n.randomTablet(ctx, rng)
 	if err != nil {
-		n.net.CutInboundOnTransfer(0) // disarm
+		return err
 	}
-	return err
+	fs := otherThan(voters(t.Tablet), t.LeaderStoreId)
+	if len(fs) == 0 {
+		return fmt.Errorf("no follower")
+	}
+	n.net.CutInboundOnTransfer(time.Duration(1000+rng.IntN(1000)) * time.Millisecond)
+	if err := n.transferVia(ctx, rng, t, pick(rng, fs)); err != nil {
+		n.net.CutInboundOnTransfer(0) // disarm
+		return err
+	}
+	var rows []string
+	for _, row := range n.keys.current() {
+		k := keys.RowKey(n.tableID, []byte(row))
+		if bytes.Compare(k, t.Tablet.StartKey) >= 0 && (len(t.Tablet.EndKey) == 0 || bytes.Compare(k, t.Tablet.EndKey) < 0) {
+			rows = append(rows, row)
+		}
+	}
+	if len(rows) == 0 || n.probe == nil {
+		return nil
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		row := pick(rng, rows)
+		if _, err := n.probe.tbl.Locate(ctx, []byte(row), true); err != nil {
+			continue
+		}
+		n.probe.writeRow(ctx, row)
+	}
+	return nil
 }
 
 func (n *nemesis) transferVia(ctx context.Context, rng *rand.Rand, t *pdpb.TabletInfo, via uint64) error {

@@ -280,8 +280,13 @@ func (w *worker) scan(ctx context.Context) {
 	}
 }
 
-func (w *worker) mutateRow(ctx context.Context) {
-	in := input{Row: w.row(), Kind: opWrite, Desc: "kv mutate"}
+func (w *worker) mutateRow(ctx context.Context) { w.writeRow(ctx, w.row()) }
+
+// writeRow applies a random mutation list to row.
+func (w *worker) writeRow(ctx context.Context, row string) {
+	ctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	in := input{Row: row, Kind: opWrite, Desc: "kv mutate"}
 	in.Groups = [][]mutation{w.mutations(1 + w.rng.IntN(3))}
 	call := w.h.now()
 	_, err := w.tbl.MutateRow(ctx, []byte(in.Row), toClient(in.Groups[0])...)
