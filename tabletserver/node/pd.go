@@ -374,6 +374,9 @@ func (p *pdLoop) mergesAwaitingTarget(ctx context.Context) {
 	for _, m := range p.s.MergesAwaitingTarget() {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		resp, err := p.cl.GetTabletByID(cctx, &pdpb.GetTabletByIDRequest{TabletId: m.Target})
+		if status.Code(err) == codes.NotFound {
+			p.mergeOfVanishedTarget(cctx, m)
+		}
 		if err == nil {
 			target := resp.Tablet.Tablet
 			rolled, err := p.s.RollBackMergeIfTargetChanged(cctx, m.Tablet, target)
@@ -389,6 +392,25 @@ func (p *pdLoop) mergesAwaitingTarget(ctx context.Context) {
 			}
 		}
 		cancel()
+	}
+}
+
+// mergeOfVanishedTarget handles a frozen tablet whose merge target PD no
+// longer knows (it merged into its own neighbour first): if PD still
+// routes the frozen tablet's start key to the frozen tablet, the target
+// never absorbed it, and the store rolls the merge back
+// (store.RollBackMergeOfVanishedTarget).
+func (p *pdLoop) mergeOfVanishedTarget(ctx context.Context, m store.MergeAwaitingTarget) {
+	st, err := p.s.TabletStatus(m.Tablet)
+	if err != nil {
+		return
+	}
+	resp, err := p.cl.GetTablet(ctx, &pdpb.GetTabletRequest{Key: st.Tablet.StartKey})
+	if err != nil || resp.GetTablet().GetTablet().GetTabletId() != m.Tablet {
+		return
+	}
+	if _, err := p.s.RollBackMergeOfVanishedTarget(ctx, m.Tablet, m.Target); err != nil {
+		p.log.Warn("rolling back a merge whose target merged away", "tablet", m.Tablet, "target", m.Target, "err", err)
 	}
 }
 

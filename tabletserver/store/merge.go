@@ -451,3 +451,37 @@ func (s *Store) RollBackMergeIfTargetChanged(ctx context.Context, tabletID uint6
 	right.log.Warn("abandoned merge rolled back: the target tablet's membership changed since PrepareMerge, and this store holds no replica of it", "target", target.TabletId, "target_epoch", target.Epoch.String())
 	return true, nil
 }
+
+// RollBackMergeOfVanishedTarget rolls back the merge tablet is frozen for
+// when its target no longer exists: the placement driver forgot the
+// target (it merged into its own left neighbour) while it still routes
+// tablet's start key to tablet itself. Had the target absorbed tablet
+// before it merged away, the range it passed on would cover tablet's, and
+// the placement driver would have dropped tablet; and no CommitMerge can
+// apply to a target that is gone. The caller checks both facts with the
+// placement driver. It reports whether it rolled back.
+func (s *Store) RollBackMergeOfVanishedTarget(ctx context.Context, tabletID, target uint64) (bool, error) {
+	if err := s.enter(); err != nil {
+		return false, err
+	}
+	defer s.exit()
+	right := s.getReplica(tabletID)
+	if right == nil || s.getReplica(target) != nil {
+		return false, nil
+	}
+	if err := right.readIndex(ctx); err != nil {
+		return false, err
+	}
+	var frozen bool
+	if err := right.runOnWorker(ctx, func(r *replica) error {
+		frozen = r.applied.MergingInto == target
+		return nil
+	}); err != nil || !frozen {
+		return false, err
+	}
+	if err := right.proposeRollbackMerge(ctx); err != nil {
+		return false, fmt.Errorf("roll back the merge of tablet %d into %d: %w", tabletID, target, err)
+	}
+	right.log.Warn("abandoned merge rolled back: its target tablet merged away first", "target", target)
+	return true, nil
+}

@@ -531,3 +531,44 @@ func mergedOn(c *storetest.Cluster, hi []byte, skip uint64) (*metapb.TabletDescr
 	}
 	return merged, nil
 }
+
+// A tablet frozen for a merge into a target that no longer exists (it
+// merged into its own neighbour first, so nothing can ever absorb the
+// frozen tablet) is rolled back, but only by a store that holds no
+// replica of the target: one that does decides from it locally.
+func TestMergeRolledBackWhenTargetVanished(t *testing.T) {
+	recoverAfter := time.Duration(-1)
+	c, _ := abandonedMerge(t, &recoverAfter, nil, nil)
+	ctx := ctxT(t, 60*time.Second)
+	leader := c.WaitLeader(2)
+	s := c.Nodes[leader].Store
+	if rolled, err := s.RollBackMergeOfVanishedTarget(ctx, 2, 1); err != nil || rolled {
+		t.Fatalf("rolled back %v (%v) while this store holds the target's replica", rolled, err)
+	}
+	// The target's replica leaves this store: a newer descriptor without it.
+	st, err := s.TabletStatus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone := proto.Clone(st.Tablet).(*metapb.TabletDescriptor)
+	gone.Epoch.ConfVersion++
+	gone.Replicas = nil
+	for _, r := range st.Tablet.Replicas {
+		if r.StoreId != leader {
+			gone.Replicas = append(gone.Replicas, r)
+		}
+	}
+	if ok, err := s.DestroyIfRemoved(ctx, gone); err != nil || !ok {
+		t.Fatalf("could not remove the target's replica here: %v %v", ok, err)
+	}
+	rolled, err := s.RollBackMergeOfVanishedTarget(ctx, 2, 1)
+	if err != nil || !rolled {
+		t.Fatalf("rolled back %v (%v), want a rollback", rolled, err)
+	}
+	if err := c.Put(ctx, 2, "u", "after"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.MustRead(ctx, 2, "u", "after"); err != nil {
+		t.Fatal(err)
+	}
+}
