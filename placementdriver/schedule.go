@@ -103,15 +103,20 @@ func (c *cluster) run(ctx context.Context) {
 				c.s.log.Warn("persisting tombstone failed", "store", si.Store.StoreId, "err", err)
 			}
 		}
+		// Operators are described under c.mu: heartbeats advance them
+		// (Controller.Dispatch) concurrently.
+		type logged struct{ op, epoch string }
 		c.mu.Lock()
 		res := c.coord.Round(c.view, now)
-		var added []*schedule.Operator
+		var added, ended []logged
 		for _, op := range c.coord.Controller.Operators() {
 			if op.Created.Equal(now) {
-				added = append(added, op)
+				added = append(added, logged{op.String(), fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion)})
 			}
 		}
-		ended := c.coord.Controller.TakeEnded()
+		for _, op := range c.coord.Controller.TakeEnded() {
+			ended = append(ended, logged{op: op.String()})
+		}
 		c.mu.Unlock()
 		if n := res.Total(); n > 0 {
 			c.s.log.Debug("scheduling round", "operators", n, "rejected", res.Rejected, "expired", res.Expired)
@@ -119,10 +124,10 @@ func (c *cluster) run(ctx context.Context) {
 		// Operator lifecycles at Info: they are rare and are what an
 		// operator reads first when a tablet is in trouble.
 		for _, op := range added {
-			c.s.log.Info("operator added", "op", op.String(), "epoch", fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion))
+			c.s.log.Info("operator added", "op", op.op, "epoch", op.epoch)
 		}
 		for _, op := range ended {
-			c.s.log.Info("operator ended", "op", op.String())
+			c.s.log.Info("operator ended", "op", op.op)
 		}
 	}
 }

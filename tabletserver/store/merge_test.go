@@ -438,6 +438,17 @@ func TestMergeOrphanDestroyedWhenSuperseded(t *testing.T) {
 	if gone, err := s.DestroyIfSuperseded(ctx, 2, merged); err != nil || gone {
 		t.Fatalf("orphan destroyed while this store still has the merged tablet's replica: %v %v", gone, err)
 	}
+	// The same when the descriptor covering the orphan's start is another
+	// tablet's (the merged tablet split since, at the merge's boundary):
+	// f's lagging tablet 1 still has CommitMerge to apply (the soak found
+	// a store stopped by "source tablet has no replica here").
+	splitOff := &metapb.TabletDescriptor{TabletId: 98, StartKey: merged.EndKey, Epoch: &metapb.Epoch{Version: merged.Epoch.Version + 1, ConfVersion: merged.Epoch.ConfVersion}}
+	if st, err := s.TabletStatus(2); err == nil {
+		splitOff.StartKey, splitOff.EndKey = st.Tablet.StartKey, st.Tablet.EndKey
+	}
+	if gone, err := s.DestroyIfSuperseded(ctx, 2, splitOff); err != nil || gone {
+		t.Fatalf("orphan destroyed while a lagging replica here may still merge it: %v %v", gone, err)
+	}
 	c.Net.BlockSnapshots(f, false)
 	servesMerged(t, c, f, merged)
 	if _, err := s.TabletStatus(2); err == nil {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"math"
 	"time"
@@ -118,6 +119,9 @@ func (s *Store) makeRoomForSnapshot(ctx context.Context, desc *metapb.TabletDesc
 	}
 	s.mu.RUnlock()
 	for _, r := range orphans {
+		if s.mayStillAbsorb(r, desc, desc.TabletId) {
+			return errs.InvalidArgument("tablet %d's range overlaps tablet %d on store %d, which a lagging replica here may still merge", desc.TabletId, r.tabletID, s.opts.StoreID)
+		}
 		gone, err := s.destroySuperseded(ctx, r, desc)
 		if err != nil {
 			return err
@@ -132,25 +136,41 @@ func (s *Store) makeRoomForSnapshot(ctx context.Context, desc *metapb.TabletDesc
 // DestroyIfSuperseded destroys this store's replica of tabletID when
 // covering, the descriptor the placement driver has for the key at the
 // replica's start (the placement driver forgets merged tablets), proves
-// the replica's tablet merged away, and this store holds no replica of
-// covering's tablet. It reports whether it destroyed it.
-//
-// A local replica of the merged tablet that lags still has CommitMerge to
-// apply from its log, which needs the source replica here (kvnemesis found
-// a store stopped by destroying it first); or it catches up by snapshot,
-// whose arrival destroys the source (receiveSnapshot). Either way the
-// source is retired in order, so the placement driver's word is only
-// taken when nothing local will retire it.
+// the replica's tablet merged away, unless a lagging replica here may
+// still absorb it (mayStillAbsorb). It reports whether it destroyed it.
 func (s *Store) DestroyIfSuperseded(ctx context.Context, tabletID uint64, covering *metapb.TabletDescriptor) (bool, error) {
 	if err := s.enter(); err != nil {
 		return false, err
 	}
 	defer s.exit()
 	r := s.getReplica(tabletID)
-	if r == nil || s.getReplica(covering.GetTabletId()) != nil {
+	if r == nil || s.mayStillAbsorb(r, covering, 0) {
 		return false, nil
 	}
 	return s.destroySuperseded(ctx, r, covering)
+}
+
+// mayStillAbsorb reports whether a replica here other than except, r's
+// left neighbour, is older than newer: its log may still hold the
+// CommitMerge that absorbs r, and applying it needs r here (kvnemesis
+// found a store stopped by destroying r first). Once the neighbour's
+// version reaches newer's it is past that merge (a merge raises the
+// version, and newer descends from the merged tablet), so r can go.
+func (s *Store) mayStillAbsorb(r *replica, newer *metapb.TabletDescriptor, except uint64) bool {
+	d := r.descriptor()
+	if d == nil {
+		return false
+	}
+	for _, l := range s.replicaList() {
+		ld := l.descriptor()
+		if l == r || l.tabletID == except || ld == nil {
+			continue
+		}
+		if bytes.Equal(ld.EndKey, d.StartKey) && ld.GetEpoch().GetVersion() < newer.GetEpoch().GetVersion() {
+			return true
+		}
+	}
+	return false
 }
 
 // destroySuperseded destroys r if newer supersedes its descriptor, checked
