@@ -500,24 +500,7 @@ func TestMergeRolledBackWhenTargetMembershipChanged(t *testing.T) {
 	if err != nil || !rolled {
 		t.Fatalf("target with a membership change: rolled back %v (%v), want a rollback", rolled, err)
 	}
-	if err := c.Put(ctx, 2, "u", "after"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.MustRead(ctx, 2, "u", "after"); err != nil {
-		t.Fatal(err)
-	}
-	storetest.SucceedsSoon(t, func() error {
-		for id, n := range c.Nodes {
-			st, err := n.Store.TabletStatus(2)
-			if err != nil {
-				return fmt.Errorf("store %d: %v", id, err)
-			}
-			if st.MergingInto != 0 {
-				return fmt.Errorf("store %d: tablet 2 still merging into %d", id, st.MergingInto)
-			}
-		}
-		return nil
-	})
+	unfrozen(ctx, t, c)
 }
 
 // mergedOn checks that every store but skip has merged tablet 2 into
@@ -576,10 +559,29 @@ func TestMergeRolledBackWhenTargetVanished(t *testing.T) {
 	if err != nil || !rolled {
 		t.Fatalf("rolled back %v (%v), want a rollback", rolled, err)
 	}
+	unfrozen(ctx, t, c)
+}
+
+// unfrozen checks that tablet 2, rolled back from a merge, takes and
+// serves writes and is frozen on no store.
+func unfrozen(ctx context.Context, t *testing.T, c *storetest.Cluster) {
+	t.Helper()
 	if err := c.Put(ctx, 2, "u", "after"); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.MustRead(ctx, 2, "u", "after"); err != nil {
 		t.Fatal(err)
 	}
+	storetest.SucceedsSoon(t, func() error {
+		for id, n := range c.Nodes {
+			st, err := n.Store.TabletStatus(2)
+			if err != nil {
+				return fmt.Errorf("store %d: %v", id, err)
+			}
+			if st.MergingInto != 0 {
+				return fmt.Errorf("store %d: tablet 2 still merging into %d", id, st.MergingInto)
+			}
+		}
+		return nil
+	})
 }

@@ -2,9 +2,9 @@ package store
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"go.etcd.io/raft/v3"
@@ -57,13 +57,11 @@ func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (prot
 }
 
 // newIncarnation returns a random nonzero 64-bit store incarnation.
+// Uniqueness, not secrecy, is needed: math/rand/v2's generator is seeded
+// from the OS and cannot fail.
 func newIncarnation() uint64 {
-	var b [8]byte
 	for {
-		if _, err := rand.Read(b[:]); err != nil {
-			panic(fmt.Sprintf("store: reading random bytes: %v", err)) // crypto/rand never fails on supported platforms
-		}
-		if v := binary.BigEndian.Uint64(b[:]); v != 0 {
+		if v := rand.Uint64(); v != 0 {
 			return v
 		}
 	}

@@ -252,26 +252,31 @@ func (n *nemesis) transferAdmin(ctx context.Context, rng *rand.Rand) error {
 // transferFromFollower sends TransferLeader to a follower, naming another
 // follower: raft forwards it to the leader, which sends MsgTimeoutNow.
 func (n *nemesis) transferFromFollower(ctx context.Context, rng *rand.Rand) error {
-	t, err := n.randomTablet(ctx, rng)
+	t, f, err := n.tabletAndFollower(ctx, rng)
 	if err != nil {
 		return err
 	}
+	return n.transferVia(ctx, rng, t, f)
+}
+
+// tabletAndFollower picks a tablet and a store holding one of its
+// followers.
+func (n *nemesis) tabletAndFollower(ctx context.Context, rng *rand.Rand) (*pdpb.TabletInfo, uint64, error) {
+	t, err := n.randomTablet(ctx, rng)
+	if err != nil {
+		return nil, 0, err
+	}
 	fs := otherThan(voters(t.Tablet), t.LeaderStoreId)
 	if len(fs) == 0 {
-		return fmt.Errorf("no follower")
+		return nil, 0, fmt.Errorf("no follower")
 	}
-	return n.transferVia(ctx, rng, t, pick(rng, fs))
+	return t, pick(rng, fs), nil
 }
 
 // transferTo moves a tablet's leadership to a store and waits (briefly)
 // until PD sees it there.
 func (n *nemesis) transferTo(ctx context.Context, t *pdpb.TabletInfo, to uint64) error {
-	cl, done, err := n.tabletClient(ctx, t.LeaderStoreId)
-	if err != nil {
-		return err
-	}
-	defer done()
-	if _, err := cl.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: to}); err != nil {
+	if err := n.sendTransfer(ctx, t, t.LeaderStoreId, to); err != nil {
 		return err
 	}
 	deadline := time.Now().Add(3 * time.Second)
@@ -293,16 +298,12 @@ func (n *nemesis) transferTo(ctx context.Context, t *pdpb.TabletInfo, to uint64)
 // the tablet through the new leader, so a read the old leader served from
 // its lease would be stale.
 func (n *nemesis) transferFromFollowerCut(ctx context.Context, rng *rand.Rand) error {
-	t, err := n.randomTablet(ctx, rng)
+	t, f, err := n.tabletAndFollower(ctx, rng)
 	if err != nil {
 		return err
 	}
-	fs := otherThan(voters(t.Tablet), t.LeaderStoreId)
-	if len(fs) == 0 {
-		return fmt.Errorf("no follower")
-	}
 	n.net.CutInboundOnTransfer(time.Duration(1000+rng.IntN(1000)) * time.Millisecond)
-	if err := n.transferVia(ctx, rng, t, pick(rng, fs)); err != nil {
+	if err := n.transferVia(ctx, rng, t, f); err != nil {
 		n.net.CutInboundOnTransfer(0) // disarm
 		return err
 	}
@@ -332,12 +333,18 @@ func (n *nemesis) transferVia(ctx context.Context, rng *rand.Rand, t *pdpb.Table
 	if len(to) == 0 {
 		return fmt.Errorf("no target voter")
 	}
+	return n.sendTransfer(ctx, t, via, pick(rng, to))
+}
+
+// sendTransfer asks store via to move t's leadership to store to; a
+// follower forwards the request through raft.
+func (n *nemesis) sendTransfer(ctx context.Context, t *pdpb.TabletInfo, via, to uint64) error {
 	cl, done, err := n.tabletClient(ctx, via)
 	if err != nil {
 		return err
 	}
 	defer done()
-	req := &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: pick(rng, to), Forward: via != t.LeaderStoreId}
+	req := &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: t.Tablet.TabletId, Epoch: t.Tablet.Epoch}, ToStoreId: to, Forward: via != t.LeaderStoreId}
 	_, err = cl.TransferLeader(ctx, req)
 	return err
 }
