@@ -7,11 +7,9 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/connectivity"
-	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/shaledb/shale/internal/limits"
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
@@ -69,13 +67,7 @@ func (p *connPool) conn(ctx context.Context, storeID uint64) (*grpc.ClientConn, 
 	cc, ok := p.mu.conns[addr]
 	if !ok {
 		var err error
-		opts := append([]grpc.DialOption{
-			grpc.WithTransportCredentials(insecure.NewCredentials()),
-			limits.DialOption(),
-			grpc.WithConnectParams(grpc.ConnectParams{
-				Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-				MinConnectTimeout: time.Second,
-			})}, p.dial...)
+		opts := append(grpcutil.DialOptions(), p.dial...)
 		cc, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("kvclient: connecting to store %d at %s: %w", storeID, addr, err)

@@ -19,7 +19,7 @@ var errNotLeaderAnymore = status.Error(codes.Unavailable, "pd: leadership change
 // ever handed out twice, even across leader changes (some are skipped).
 type idAllocator struct {
 	mu    sync.Mutex
-	meta  metaStore
+	meta  metadata
 	next  uint64
 	limit uint64 // exclusive; persisted
 	known bool   // the limit row exists
@@ -81,7 +81,7 @@ func (a *idAllocator) alloc(ctx context.Context, n uint32) (uint64, error) {
 // changes or wall-clock jumps.
 type tsOracle struct {
 	mu    sync.Mutex
-	meta  metaStore
+	meta  metadata
 	now   func() time.Time
 	last  int64
 	limit int64 // persisted

@@ -36,7 +36,7 @@ const (
 // heartbeats after a failover); everything else is persisted first.
 type cluster struct {
 	s     *Server
-	meta  metaStore
+	meta  metadata
 	term  uint64
 	alloc *idAllocator
 	tso   *tsOracle
@@ -65,7 +65,7 @@ type cluster struct {
 }
 
 func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) {
-	m := metaStore{s.store}
+	m := s.meta
 	c := &cluster{
 		s: s, meta: m, term: term,
 		alloc:         &idAllocator{meta: m},

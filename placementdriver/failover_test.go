@@ -18,11 +18,20 @@ func TestFailoverNeverRepeatsIDsOrTimestamps(t *testing.T) {
 	defer cancel()
 	cl := pd.client()
 	first := pd.leader(ctx, cl)
-	members, err := cl.GetMembers(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// A member knows the leader before the leader has created (or loaded)
+	// the cluster, and a follower answers from its own replica: wait for
+	// the ID to exist.
+	var clusterID uint64
+	for clusterID == 0 {
+		members, err := cl.GetMembers(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clusterID = members.ClusterId
+		if clusterID == 0 {
+			time.Sleep(20 * time.Millisecond) // poll interval
+		}
 	}
-	clusterID := members.ClusterId
 
 	var (
 		mu   sync.Mutex

@@ -6,10 +6,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/shaledb/shale/internal/keys"
-	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
-	"github.com/shaledb/shale/tabletserver/store"
 )
 
 // PD keeps its metadata as rows of one table in a raft-replicated tablet
@@ -39,81 +36,23 @@ const (
 
 func idRow(prefix string, id uint64) string { return fmt.Sprintf("%s%016x", prefix, id) }
 
-// metaStore reads and writes metadata rows through the local store; every
-// call must run on the PD leader (the store refuses otherwise).
-type metaStore struct{ s *store.Store }
-
-func header() *kvpb.RequestHeader { return &kvpb.RequestHeader{TabletId: metaTabletID} }
-
-func setCell(v []byte) *kvpb.Mutation {
-	return &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: metaFamily, Value: v}}}
-}
-
-func (m metaStore) get(ctx context.Context, row string) ([]byte, bool, error) {
-	resp, err := m.s.Get(ctx, &kvpb.GetRequest{Header: header(), TableId: metaTableID, RowKey: []byte(row)})
-	if err != nil {
-		return nil, false, err
-	}
-	if resp.Row == nil || len(resp.Row.Cells) == 0 {
-		return nil, false, nil
-	}
-	return resp.Row.Cells[0].Value, true, nil
-}
-
-// put writes rows; each row is atomic on its own.
-func (m metaStore) put(ctx context.Context, rows map[string][]byte) error {
-	if len(rows) == 0 {
-		return nil
-	}
-	req := &kvpb.BatchMutateRequest{Header: header(), TableId: metaTableID}
-	for row, v := range rows {
-		mut := setCell(v)
-		if v == nil {
-			mut = &kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}}
-		}
-		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{RowKey: []byte(row), Mutations: []*kvpb.Mutation{mut}})
-	}
-	resp, err := m.s.BatchMutate(ctx, req)
-	if err != nil {
-		return err
-	}
-	for _, r := range resp.Results {
-		if r.Error != nil {
-			return fmt.Errorf("pd metadata write: %s", r.Error.Message)
-		}
-	}
-	return nil
-}
-
-// cas sets row to v if it currently holds old (nil old: row absent).
-func (m metaStore) cas(ctx context.Context, row string, old, v []byte) (bool, error) {
-	cond := &kvpb.Condition{Family: metaFamily, Op: kvpb.Condition_EQUAL, Value: old}
-	if old == nil {
-		cond = &kvpb.Condition{Family: metaFamily, Op: kvpb.Condition_NOT_EXISTS}
-	}
-	resp, err := m.s.CheckAndMutateRow(ctx, &kvpb.CheckAndMutateRowRequest{
-		Header: header(), TableId: metaTableID, RowKey: []byte(row), Condition: cond,
-		TrueMutations: []*kvpb.Mutation{setCell(v)},
-	})
-	if err != nil {
-		return false, err
-	}
-	return resp.PredicateMatched, nil
-}
-
-// scan returns every row whose key starts with prefix.
-func (m metaStore) scan(ctx context.Context, prefix string) (map[string][]byte, error) {
-	out := map[string][]byte{}
-	end := keys.PrefixEnd([]byte(prefix))
-	err := m.s.Scan(ctx, &kvpb.ScanRequest{Header: header(), TableId: metaTableID, StartRow: []byte(prefix), EndRow: end}, func(resp *kvpb.ScanResponse) error {
-		for _, r := range resp.Rows {
-			if len(r.Cells) > 0 {
-				out[string(r.Key)] = r.Cells[0].Value
-			}
-		}
-		return nil
-	})
-	return out, err
+// metadata is PD's replicated metadata: rows of one table in one raft
+// group. Reads and writes must run on the PD leader (they are refused
+// elsewhere); localRow reads this member's replica, possibly stale.
+// metastore.go implements it on an embedded store, the one place PD
+// depends on the tablet server's code.
+type metadata interface {
+	get(ctx context.Context, row string) ([]byte, bool, error)
+	// put writes rows (a nil value deletes); each row is atomic on its own.
+	put(ctx context.Context, rows map[string][]byte) error
+	// cas sets row to v if it currently holds old (nil old: row absent).
+	cas(ctx context.Context, row string, old, v []byte) (bool, error)
+	// scan returns every row whose key starts with prefix.
+	scan(ctx context.Context, prefix string) (map[string][]byte, error)
+	// localRow reads row from this member's replica as far as it applied.
+	localRow(ctx context.Context, row string) ([]byte, bool, error)
+	// leader reports the metadata group's leader (member ID) and term.
+	leader() (leaderID, term uint64, err error)
 }
 
 func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }

@@ -7,21 +7,16 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"sync"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
-	"github.com/shaledb/shale/internal/keys"
-	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/pdpb"
-	"github.com/shaledb/shale/tabletserver/store"
-	"github.com/shaledb/shale/tabletserver/transport"
 )
 
 // Server is one PD member.
@@ -30,7 +25,7 @@ type Server struct {
 	log      *slog.Logger
 	memberID uint64
 	names    map[uint64]string // member ID → name
-	store    *store.Store
+	meta     metaStore
 
 	mu struct {
 		sync.Mutex
@@ -101,38 +96,16 @@ func (s *Server) run(ctx context.Context) error {
 	for name, addr := range o.InitialCluster {
 		peers[ids[name]] = addr
 	}
-	st, err := store.Open(store.Options{
-		StoreID:      s.memberID,
-		Dir:          filepath.Join(o.DataDir, "meta"),
-		Resolver:     peers,
-		TickInterval: o.TickInterval,
-		GCInterval:   -1,
-		Logger:       s.log,
-		Registry:     reg,
-	})
+	meta, err := openMetaStore(o, s.memberID, len(ids), peers, s.log, reg)
 	if err != nil {
-		return fmt.Errorf("pd: open metadata store in %s: %w", o.DataDir, err)
-	}
-	s.store = st
-	defer st.Close()
-	// Every member bootstraps the same metadata tablet; the call is
-	// idempotent and a no-op once the tablet exists.
-	desc := &metapb.TabletDescriptor{TabletId: metaTabletID, Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}}
-	for id := uint64(1); id <= uint64(len(ids)); id++ {
-		desc.Replicas = append(desc.Replicas, &metapb.Replica{ReplicaId: id, StoreId: id})
-	}
-	if len(st.Tablets()) == 0 {
-		if err := st.BootstrapTablet(desc); err != nil {
-			return fmt.Errorf("pd: bootstrap metadata group: %w", err)
-		}
-	}
-	if err := st.PutTableSchema(metaSchema); err != nil {
 		return err
 	}
+	s.meta = meta
+	defer meta.close()
 
-	peerSrv := grpc.NewServer(transport.ServerOptions()...)
-	st.Transport().Register(peerSrv)
-	clientSrv := grpc.NewServer(transport.ServerOptions()...)
+	peerSrv := grpc.NewServer(grpcutil.ServerOptions()...)
+	meta.registerPeers(peerSrv)
+	clientSrv := grpc.NewServer(grpcutil.ServerOptions()...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
 	errc := make(chan error, 3)
 	go func() { errc <- peerSrv.Serve(peerLis) }()
@@ -146,7 +119,7 @@ func (s *Server) run(ctx context.Context) error {
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 		go func() { errc <- httpSrv.Serve(httpLis) }()
 	}
-	st.Start()
+	meta.start()
 	close(s.ready)
 	s.log.Info("pd member serving", "member_id", s.memberID, "client", clientLis.Addr().String(), "peer", peerLis.Addr().String())
 
@@ -194,20 +167,20 @@ func (s *Server) watchLeadership(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		st, err := s.store.TabletStatus(metaTabletID)
+		leaderID, term, err := s.meta.leader()
 		if err != nil {
 			continue
 		}
-		isLeader := st.LeaderReplicaId == s.memberID
+		isLeader := leaderID == s.memberID
 		s.mu.Lock()
-		s.mu.leaderID = st.LeaderReplicaId
+		s.mu.leaderID = leaderID
 		c := s.mu.cluster
 		s.mu.Unlock()
 		switch {
-		case isLeader && (c == nil || c.term != st.Term):
+		case isLeader && (c == nil || c.term != term):
 			s.stepDown()
 			lctx, cancel := context.WithCancel(ctx)
-			c, err := loadCluster(lctx, s, st.Term)
+			c, err := loadCluster(lctx, s, term)
 			if err != nil {
 				cancel()
 				s.log.Warn("pd leader failed to load metadata", "err", err)
@@ -220,7 +193,7 @@ func (s *Server) watchLeadership(ctx context.Context) {
 			stores, tablets := len(c.stores), c.view.TabletCount()
 			c.mu.Unlock()
 			go c.run(lctx)
-			s.log.Info("pd leader serving", "term", st.Term, "stores", stores, "tablets", tablets)
+			s.log.Info("pd leader serving", "term", term, "stores", stores, "tablets", tablets)
 		case !isLeader && c != nil:
 			s.log.Info("pd leadership lost")
 			s.stepDown()
@@ -251,16 +224,11 @@ func (s *Server) leader() (*cluster, error) {
 // localClusterID reads the cluster ID from this member's own replica of
 // the metadata (it never changes once created), so followers can report it.
 func (s *Server) localClusterID() uint64 {
-	col := keys.ColumnPrefix(metaTableID, []byte(rowClusterID), metaFamily, nil)
-	it, err := s.store.DB().NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
-	if err != nil {
+	v, ok, err := s.meta.localRow(context.Background(), rowClusterID)
+	if err != nil || !ok {
 		return 0
 	}
-	defer it.Close()
-	if !it.First() {
-		return 0
-	}
-	id, err := decodeU64(it.Value())
+	id, err := decodeU64(v)
 	if err != nil {
 		return 0
 	}

@@ -10,9 +10,9 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -59,7 +59,7 @@ func (c *Client) conn(addr string) (pdpb.PDClient, error) {
 	conn, ok := c.conns[addr]
 	if !ok {
 		var err error
-		conn, err = grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+		conn, err = grpc.NewClient(addr, grpcutil.DialOptions()...)
 		if err != nil {
 			return nil, err
 		}

@@ -24,6 +24,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -132,7 +133,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	var gate requestGate
-	srv := grpc.NewServer(append(transport.ServerOptions(),
+	srv := grpc.NewServer(append(grpcutil.ServerOptions(),
 		grpc.ChainUnaryInterceptor(gate.unary),
 		grpc.ChainStreamInterceptor(gate.stream),
 	)...)

@@ -5,13 +5,18 @@
 // HardState at RaftHardStateKey and the TruncatedState (the index and term of
 // the entry just before the first retained one) at RaftTruncatedStateKey.
 //
-// Raft only reads through Storage; the store's Ready loop writes, always in a
-// Pebble batch that it commits (and syncs) itself, and then tells Storage what
-// changed (Appended, Truncated, SnapshotApplied). The in-memory bounds are
-// only moved after the batch is durable, so a Storage read never sees a state
-// that a crash could take away.
+// Raft only reads through Storage. The store writes, always into a Pebble
+// batch that it commits (and syncs) itself: AppendToBatch and TruncateToBatch
+// add the records to the batch, and once the batch is durable the store tells
+// Storage what changed (Appended, SetTruncated; SetHardState, SetTruncated and
+// SetConfState after a snapshot or a membership change). The in-memory bounds
+// move only then, so a Storage read never sees a state that a crash could take
+// away.
 //
-// Storage is driven by a single goroutine (the store's raft worker) but its
-// bounds may be read concurrently for status reports, so they are behind a
-// mutex.
+// Entries are read from Pebble on every call; there is no entry cache (the
+// block cache serves recent entries).
+//
+// Storage is driven by the store's raft worker, but its bounds and hard state
+// are also read concurrently (status reports, log-size accounting for
+// truncation), so they sit behind a mutex.
 package raftlog

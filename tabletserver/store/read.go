@@ -241,6 +241,18 @@ func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader) (*pebble.Snapshot,
 
 // Get reads one row.
 func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
+	return s.get(ctx, req, false)
+}
+
+// ReadLocal reads one row from this store's replica as far as it has
+// applied, without a lease or ReadIndex: the answer may be stale, and it
+// is served by a follower too. It is for state that never changes once
+// written (PD's cluster ID) and for diagnostics; the data path uses Get.
+func (s *Store) ReadLocal(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
+	return s.get(ctx, req, true)
+}
+
+func (s *Store) get(ctx context.Context, req *kvpb.GetRequest, local bool) (*kvpb.GetResponse, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
 	}
@@ -256,7 +268,12 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	if err != nil {
 		return nil, err
 	}
-	r, err := s.readLeader(ctx, req.Header)
+	var r *replica
+	if local {
+		r, err = s.replicaForRequest(req.Header.GetTabletId())
+	} else {
+		r, err = s.readLeader(ctx, req.Header)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -265,6 +282,17 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 		return nil, err
 	}
 	defer snap.Close()
+	resp, err := readRow(snap, desc, req, f)
+	if err != nil || local {
+		return resp, err
+	}
+	r.record(false, req.TableId, req.RowKey, proto.Size(resp))
+	s.metrics.reads.Inc()
+	return resp, nil
+}
+
+// readRow reads req's row from an engine snapshot of the tablet desc.
+func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.GetRequest, f *rowFilter) (*kvpb.GetResponse, error) {
 	rowKey := keys.RowKey(req.TableId, req.RowKey)
 	if !containsKey(desc, rowKey) {
 		return nil, errs.KeyNotInTablet(rowKey, desc)
@@ -296,8 +324,6 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 	if b.row != nil && hasCells(b.row) && b.matches() {
 		resp.Row = b.row
 	}
-	r.record(false, req.TableId, req.RowKey, proto.Size(resp))
-	s.metrics.reads.Inc()
 	return resp, nil
 }
 

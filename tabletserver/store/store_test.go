@@ -175,3 +175,36 @@ func TestCloseDuringRequests(t *testing.T) {
 		}
 	}
 }
+
+// ReadLocal serves a follower's applied state without a lease or
+// ReadIndex, where Get on a follower is refused with NotLeader.
+func TestReadLocalOnFollower(t *testing.T) {
+	c, tab := startTablet(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	if err := c.Put(ctx, tab, "row", "v1"); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitLeader(tab)
+	follower := uint64(1)
+	if follower == leader {
+		follower = 2
+	}
+	req := &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")}
+	if _, err := c.Nodes[follower].Store.Get(ctx, req); err == nil {
+		t.Fatal("Get on a follower succeeded; want NotLeader")
+	}
+	storetest.SucceedsSoon(t, func() error {
+		resp, err := c.Nodes[follower].Store.ReadLocal(ctx, req)
+		if err != nil {
+			return err
+		}
+		if resp.Row == nil || len(resp.Row.Cells) != 1 || string(resp.Row.Cells[0].Value) != "v1" {
+			return fmt.Errorf("follower %d read %v, want v1", follower, resp.Row)
+		}
+		return nil
+	})
+	other := &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: 999}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")}
+	if _, err := c.Nodes[follower].Store.ReadLocal(ctx, other); err == nil {
+		t.Fatal("ReadLocal of an unknown tablet succeeded")
+	}
+}

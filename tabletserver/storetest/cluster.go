@@ -18,6 +18,7 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -136,7 +137,7 @@ func (c *Cluster) startNode(n *Node, lis net.Listener) {
 	if err != nil {
 		c.t.Fatalf("open store %d: %v", n.ID, err)
 	}
-	srv := grpc.NewServer(transport.ServerOptions()...)
+	srv := grpc.NewServer(grpcutil.ServerOptions()...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
 	go func() { _ = srv.Serve(lis) }()

@@ -53,7 +53,7 @@
 // # Usage
 //
 //	t := transport.New(transport.Options{StoreID: 1, Resolver: r}, store)
-//	srv := grpc.NewServer(transport.ServerOptions()...)
+//	srv := grpc.NewServer(grpcutil.ServerOptions()...)
 //	t.Register(srv)
 //	go srv.Serve(lis)
 //	...

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -173,7 +174,7 @@ func startNode(t *testing.T, id uint64, res *testResolver, opts Options) *testNo
 }
 
 func (n *testNode) serve(lis net.Listener) {
-	srv := grpc.NewServer(ServerOptions()...)
+	srv := grpc.NewServer(grpcutil.ServerOptions()...)
 	n.tr.Register(srv)
 	n.mu.Lock()
 	n.srv = srv

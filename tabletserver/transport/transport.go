@@ -8,16 +8,12 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/golang/snappy"
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/keepalive"
 
-	"github.com/shaledb/shale/internal/limits"
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -51,34 +47,6 @@ type Handler interface {
 
 // ErrClosed is returned by SendSnapshot once Close has been called.
 var ErrClosed = errors.New("transport: closed")
-
-const (
-	// keepaliveTime is how long a connection may be silent before the client
-	// pings it; keepaliveTimeout is how long the ping may go unanswered
-	// before the connection (and the streams on it) fail. Without them a
-	// peer that vanished without a RST would block stream.Send forever once
-	// HTTP/2 flow control fills up.
-	keepaliveTime    = 30 * time.Second
-	keepaliveTimeout = 10 * time.Second
-	// maxRecvMsgSize is set by ServerOptions: a single raft message (one big
-	// entry) can exceed gRPC's 4 MiB default, and so can a client's batch.
-	maxRecvMsgSize = limits.MaxMessageBytes
-)
-
-// ServerOptions returns the grpc.ServerOptions the server hosting Register
-// should be built with: a keepalive policy that accepts the transport's
-// client pings (without it, gRPC's default policy answers them with
-// GOAWAY "too_many_pings" and the connection churns) and a receive limit large
-// enough for big raft entries.
-func ServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
-			MinTime:             keepaliveTime / 2,
-			PermitWithoutStream: true,
-		}),
-		grpc.MaxRecvMsgSize(maxRecvMsgSize),
-	}
-}
 
 // Transport sends and receives raft traffic for one store. All methods are
 // safe for concurrent use.
@@ -138,8 +106,8 @@ func New(opts Options, h Handler) *Transport {
 	return t
 }
 
-// Register registers the RaftTransport service on s. See ServerOptions for
-// the options s should be built with.
+// Register registers the RaftTransport service on s, a server built with
+// grpcutil.ServerOptions.
 func (t *Transport) Register(s *grpc.Server) {
 	transportpb.RegisterRaftTransportServer(s, &server{t: t})
 }
@@ -183,25 +151,8 @@ func (t *Transport) conn(storeID uint64) (*grpc.ClientConn, error) {
 		t.mu.Unlock()
 		return old.cc, nil
 	}
-	cc, err := grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithKeepaliveParams(keepalive.ClientParameters{
-			Time:                keepaliveTime,
-			Timeout:             keepaliveTimeout,
-			PermitWithoutStream: true,
-		}),
-		// gRPC's default reconnect backoff grows to two minutes; a raft
-		// peer should be retried within about a second of coming back.
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff: backoff.Config{
-				BaseDelay:  100 * time.Millisecond,
-				Multiplier: 1.6,
-				Jitter:     0.2,
-				MaxDelay:   time.Second,
-			},
-			MinConnectTimeout: t.opts.DialTimeout,
-		}),
-	)
+	cc, err := grpc.NewClient(addr, append(grpcutil.DialOptions(),
+		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcutil.ReconnectBackoff, MinConnectTimeout: t.opts.DialTimeout}))...)
 	if err != nil {
 		t.mu.Unlock()
 		return nil, fmt.Errorf("transport: dial store %d at %s: %w", storeID, addr, err)
