@@ -12,8 +12,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/placementdriver/ctl"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -140,7 +138,7 @@ func runCtl(cmd *cobra.Command, f func(context.Context, *ctlEnv) error) error {
 	// Buffer the output so a failure half-way prints nothing partial.
 	var buf bytes.Buffer
 	if err := f(ctx, &ctlEnv{cfg: cfg, cl: cl, out: &buf}); err != nil {
-		return errors.New(describeCtlError(err)) // prefixed by prefixErrors
+		return errors.New(ctl.DescribeError(err)) // prefixed by prefixErrors
 	}
 	_, err = cmd.OutOrStdout().Write(buf.Bytes())
 	return err
@@ -149,22 +147,6 @@ func runCtl(cmd *cobra.Command, f func(context.Context, *ctlEnv) error) error {
 // ctlName is the command path below "shale ctl", e.g. "config set".
 func ctlName(cmd *cobra.Command) string {
 	return strings.TrimPrefix(cmd.CommandPath(), cmd.Root().Name()+" ctl ")
-}
-
-// describeCtlError renders the server's message and the gRPC code, e.g.
-// "tablet 7 not found (NotFound)".
-func describeCtlError(err error) string {
-	st, ok := status.FromError(err)
-	if !ok {
-		return err.Error()
-	}
-	switch st.Code() {
-	case codes.Unimplemented:
-		return fmt.Sprintf("not supported by this placement driver: %s (Unimplemented)", st.Message())
-	case codes.DeadlineExceeded:
-		return fmt.Sprintf("timed out (see --timeout): %s", st.Message())
-	}
-	return fmt.Sprintf("%s (%s)", st.Message(), st.Code())
 }
 
 // parseID parses a positive decimal ID argument.
@@ -196,31 +178,6 @@ func argsUsage(names ...string) cobra.PositionalArgs {
 	}
 }
 
-// scanTablets returns up to limit tablets overlapping [start, end) (limit
-// 0: all), paging through ScanTablets.
-func scanTablets(ctx context.Context, cl *pdclient.Client, start, end []byte, limit int) ([]*pdpb.TabletInfo, error) {
-	var out []*pdpb.TabletInfo
-	for {
-		page := ctlPageSize
-		if limit > 0 && limit-len(out) < page {
-			page = limit - len(out)
-		}
-		resp, err := cl.ScanTablets(ctx, &pdpb.ScanTabletsRequest{StartKey: start, EndKey: end, Limit: uint32(page)})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, resp.Tablets...)
-		if len(resp.Tablets) < page || (limit > 0 && len(out) >= limit) {
-			return out, nil
-		}
-		next := resp.Tablets[len(resp.Tablets)-1].GetTablet().GetEndKey()
-		if len(next) == 0 || (len(end) != 0 && bytes.Compare(next, end) >= 0) || bytes.Compare(next, start) <= 0 {
-			return out, nil
-		}
-		start = next
-	}
-}
-
 func newCtlStoresCommand() *cobra.Command {
 	return &cobra.Command{
 		Use:   "stores",
@@ -232,7 +189,7 @@ func newCtlStoresCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
-				tablets, err := scanTablets(ctx, e.cl, nil, nil, 0)
+				tablets, err := e.cl.ScanAllTablets(ctx, nil, nil, 0, ctlPageSize)
 				if err != nil {
 					return err
 				}
@@ -267,7 +224,7 @@ printed (0: all).`,
 				return fmt.Errorf("--limit: want 0 (all) or more, got %d", limit)
 			}
 			return runCtl(cmd, func(ctx context.Context, e *ctlEnv) error {
-				found, err := scanTablets(ctx, e.cl, s, en, limit)
+				found, err := e.cl.ScanAllTablets(ctx, s, en, limit, ctlPageSize)
 				if err != nil {
 					return err
 				}

@@ -3,11 +3,14 @@ package ctl
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -113,4 +116,20 @@ func TestTablesShape(t *testing.T) {
 	buf.Reset()
 	require.NoError(t, WriteConfig(&buf, map[string]string{"b": "2", "a": "1"}))
 	require.Equal(t, "KEY  VALUE\na    1\nb    2\n", buf.String())
+}
+
+func TestDescribeError(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{status.Error(codes.NotFound, "tablet 7 not found"), "tablet 7 not found (NotFound)"},
+		{status.Error(codes.Unimplemented, "unknown method"), "not supported by this placement driver: unknown method (Unimplemented)"},
+		{status.Error(codes.DeadlineExceeded, "context deadline exceeded"), "timed out (see --timeout): context deadline exceeded"},
+		{errors.New("dial tcp: refused"), "dial tcp: refused"},
+	} {
+		if got := DescribeError(c.err); got != c.want {
+			t.Errorf("DescribeError(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
 }

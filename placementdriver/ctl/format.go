@@ -10,6 +10,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // WriteJSON writes v as indented JSON followed by a newline.
@@ -233,4 +236,20 @@ func WriteMembers(w io.Writer, m Members) error {
 		return err
 	}
 	return nil
+}
+
+// DescribeError renders a PD error for a person: the server's message and
+// the gRPC code, e.g. "tablet 7 not found (NotFound)".
+func DescribeError(err error) string {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err.Error()
+	}
+	switch st.Code() {
+	case codes.Unimplemented:
+		return fmt.Sprintf("not supported by this placement driver: %s (Unimplemented)", st.Message())
+	case codes.DeadlineExceeded:
+		return fmt.Sprintf("timed out (see --timeout): %s", st.Message())
+	}
+	return fmt.Sprintf("%s (%s)", st.Message(), st.Code())
 }

@@ -1,7 +1,9 @@
 package pdclient
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -209,4 +211,34 @@ func (c *Client) DrainStore(ctx context.Context, req *pdpb.DrainStoreRequest) (*
 		return cl.DrainStore(ctx, req)
 	})
 	return resp, err
+}
+
+// ScanAllTablets returns up to limit tablets overlapping [start, end)
+// (limit 0: all), paging through ScanTablets pageSize tablets at a time.
+func (c *Client) ScanAllTablets(ctx context.Context, start, end []byte, limit, pageSize int) ([]*pdpb.TabletInfo, error) {
+	if pageSize <= 0 {
+		return nil, fmt.Errorf("pdclient: page size %d, want > 0", pageSize)
+	}
+	var out []*pdpb.TabletInfo
+	for {
+		page := pageSize
+		if limit > 0 && limit-len(out) < page {
+			page = limit - len(out)
+		}
+		resp, err := c.ScanTablets(ctx, &pdpb.ScanTabletsRequest{StartKey: start, EndKey: end, Limit: uint32(page)})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, resp.Tablets...)
+		if len(resp.Tablets) < page || (limit > 0 && len(out) >= limit) {
+			return out, nil
+		}
+		// A page ending at the key space's end, past end, or not moving
+		// forward (a confused server) ends the scan.
+		next := resp.Tablets[len(resp.Tablets)-1].GetTablet().GetEndKey()
+		if len(next) == 0 || (len(end) != 0 && bytes.Compare(next, end) >= 0) || bytes.Compare(next, start) <= 0 {
+			return out, nil
+		}
+		start = next
+	}
 }
