@@ -164,13 +164,16 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
-	s.transport = transport.New(transport.Options{
+	if s.transport, err = transport.New(transport.Options{
 		StoreID:             opts.StoreID,
 		Resolver:            opts.Resolver,
 		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
 		Logger:              opts.Logger,
 		Knobs:               opts.Knobs.transport(),
-	}, (*transportHandler)(s))
+	}, (*transportHandler)(s)); err != nil {
+		db.Close()
+		return nil, err
+	}
 	return s, nil
 }
 

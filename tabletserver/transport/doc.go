@@ -52,7 +52,7 @@
 //
 // # Usage
 //
-//	t := transport.New(transport.Options{StoreID: 1, Resolver: r}, store)
+//	t, err := transport.New(transport.Options{StoreID: 1, Resolver: r}, store)
 //	srv := grpc.NewServer(grpcutil.ServerOptions()...)
 //	t.Register(srv)
 //	go srv.Serve(lis)

@@ -163,7 +163,9 @@ func startNode(t *testing.T, id uint64, res *testResolver, opts Options) *testNo
 		opts.Logger = testLogger(t)
 	}
 	n := &testNode{id: id, h: &recorder{unreachable: map[uint64]int{}}}
-	n.tr = New(opts, n.h)
+	var err error
+	n.tr, err = New(opts, n.h)
+	require.NoError(t, err)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	n.addr = lis.Addr().String()

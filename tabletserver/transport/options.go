@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"errors"
 	"log/slog"
 	"time"
 
@@ -74,8 +75,8 @@ type TestingKnobs struct {
 	SnapshotFilter func(from, to uint64) bool
 }
 
-// withDefaults returns a copy of o with defaults filled in.
-func (o Options) withDefaults() Options {
+// EnsureDefaults returns a copy of o with defaults filled in.
+func (o Options) EnsureDefaults() Options {
 	if o.SnapshotBytesPerSec == 0 {
 		o.SnapshotBytesPerSec = DefaultSnapshotBytesPerSec
 	}
@@ -95,4 +96,15 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.Default()
 	}
 	return o
+}
+
+// Validate reports a missing or contradictory setting.
+func (o Options) Validate() error {
+	switch {
+	case o.StoreID == 0:
+		return errors.New("transport: StoreID is required")
+	case o.Resolver == nil:
+		return errors.New("transport: Resolver is required")
+	}
+	return nil
 }

@@ -137,7 +137,13 @@ func TestSendUnresolvable(t *testing.T) {
 
 // TestPeerQueue exercises the queue without a goroutine draining it.
 func TestPeerQueue(t *testing.T) {
-	tr := New(Options{StoreID: 1, Resolver: newTestResolver(), SendQueueLen: 4}, &recorder{})
+	tr, err := New(Options{StoreID: 1, Resolver: newTestResolver(), SendQueueLen: 4}, &recorder{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Resolver: newTestResolver()}, &recorder{}); err == nil {
+		t.Fatal("New without a StoreID succeeded")
+	}
 	defer tr.Close()
 	p := newPeer(tr, peerKey{store: 2})
 

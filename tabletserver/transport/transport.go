@@ -82,8 +82,11 @@ type conn struct {
 
 // New returns a Transport for opts.StoreID that delivers inbound traffic to
 // h. Call Register to serve inbound traffic and Close to release resources.
-func New(opts Options, h Handler) *Transport {
-	opts = opts.withDefaults()
+func New(opts Options, h Handler) (*Transport, error) {
+	opts = opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	limit, burst := rate.Inf, 0
 	if opts.SnapshotBytesPerSec > 0 {
 		limit = rate.Limit(opts.SnapshotBytesPerSec)
@@ -103,7 +106,7 @@ func New(opts Options, h Handler) *Transport {
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	t.mu.peers = make(map[peerKey]*peer)
 	t.mu.conns = make(map[uint64]*conn)
-	return t
+	return t, nil
 }
 
 // Register registers the RaftTransport service on s, a server built with

@@ -34,7 +34,8 @@ type Options struct {
 	SnapshotTicks int
 }
 
-func (o Options) withDefaults() Options {
+// EnsureDefaults returns a copy of o with defaults filled in.
+func (o Options) EnsureDefaults() Options {
 	if o.Stores == 0 {
 		o.Stores = 100
 	}
@@ -55,6 +56,14 @@ func (o Options) withDefaults() Options {
 	}
 	o.Config = o.Config.EnsureDefaults()
 	return o
+}
+
+// Validate reports a setting the simulator cannot run with.
+func (o Options) Validate() error {
+	if o.Stores < 0 || o.Tablets < 0 || o.Zones < 0 || o.Tick < 0 || o.SnapshotTicks < 0 {
+		return fmt.Errorf("sim: negative setting in %+v", o)
+	}
+	return nil
 }
 
 // exec is a command the simulated leader is carrying out.
@@ -86,8 +95,11 @@ func (s *Sim) AllocID() uint64 { s.nextID++; return s.nextID }
 func Key(i int) []byte { return []byte(fmt.Sprintf("t%08d", i)) }
 
 // New builds the cluster.
-func New(opts Options) *Sim {
-	opts = opts.withDefaults()
+func New(opts Options) (*Sim, error) {
+	opts = opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
 	rnd := rand.New(rand.NewSource(opts.Seed))
 	s := &Sim{Opts: opts, Now: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), running: map[uint64]exec{}, Applied: map[string]int{}}
 	stores := make([]*schedule.Store, opts.Stores)
@@ -152,7 +164,7 @@ func New(opts Options) *Sim {
 	}
 	s.Cluster = schedule.NewCluster(stores, tablets)
 	s.Co = schedule.NewCoordinator(opts.Config, s, rand.New(rand.NewSource(opts.Seed+1)))
-	return s
+	return s, nil
 }
 
 // Step runs one tick: apply the commands that are due, let every tablet

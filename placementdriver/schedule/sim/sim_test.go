@@ -43,7 +43,10 @@ func TestSimConverges(t *testing.T) {
 	if *flagTablets > 0 {
 		n = *flagTablets
 	}
-	s := New(simOptions(n))
+	s, err := New(simOptions(n))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Logf("seed %d, %d stores, %d tablets; start: %s", s.Opts.Seed, s.Opts.Stores, n, s.Measure())
 	converged := false
 	for s.Tick < maxTicks && !converged {
@@ -65,7 +68,10 @@ func TestSimConverges(t *testing.T) {
 // TestSimDeterministic runs the same seed twice and compares every operator.
 func TestSimDeterministic(t *testing.T) {
 	trace := func() string {
-		s := New(simOptions(3000))
+		s, err := New(simOptions(3000))
+		if err != nil {
+			t.Fatal(err)
+		}
 		h := sha256.New()
 		s.Trace = func(op *schedule.Operator) { fmt.Fprintln(h, op.String()) }
 		for range 30 {
@@ -90,7 +96,10 @@ func BenchmarkScheduleRound(b *testing.B) {
 		b.Run(name, func(b *testing.B) {
 			opts := simOptions(100_000)
 			opts.Balanced = bal
-			s := New(opts)
+			s, err := New(opts)
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			b.ResetTimer()
 			ops := 0
