@@ -50,7 +50,7 @@ type CertOptions struct {
 	// NodeName is a node certificate's CN (default NodeCN); name nodes
 	// apart to restrict them with --cert-allowed-cn.
 	NodeName string
-	now       func() time.Time
+	now      func() time.Time
 }
 
 func (o CertOptions) clock() time.Time {
