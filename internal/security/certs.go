@@ -50,14 +50,6 @@ type CertOptions struct {
 	// NodeName is a node certificate's CN (default NodeCN); name nodes
 	// apart to restrict them with --cert-allowed-cn.
 	NodeName string
-	now      func() time.Time
-}
-
-func (o CertOptions) clock() time.Time {
-	if o.now != nil {
-		return o.now()
-	}
-	return time.Now()
 }
 
 // userName is what a client certificate's CN may be: the names a SQL or
@@ -156,7 +148,7 @@ func (o CertOptions) template(cn string) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	now := o.clock()
+	now := time.Now()
 	return &x509.Certificate{
 		SerialNumber: serial,
 		Subject:      pkix.Name{CommonName: cn, Organization: []string{"Shale"}},
