@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -244,7 +245,8 @@ func listInputs(inputs []string) ([]inputFile, error) {
 type job struct {
 	o       Options
 	files   []inputFile
-	cl      *cluster
+	cl      *cluster         // the placement driver
+	kv      *kvclient.Client // routing, store connections, retries, verify
 	schema  *metapb.TableSchema
 	cp      *checkpoint
 	started time.Time
@@ -325,6 +327,10 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer j.cl.close()
+	if j.kv, err = kvclient.Open(ctx, kvclient.Options{PD: o.PD, Logger: o.Logger}); err != nil {
+		return nil, err
+	}
+	defer j.kv.Close()
 	if j.schema, err = j.cl.table(ctx, o.Table); err != nil {
 		return nil, err
 	}

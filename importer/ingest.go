@@ -11,9 +11,13 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ---- phase 3: build SSTs per tablet, upload, ingest ----
@@ -246,27 +250,18 @@ func (j *job) fileName(seq uint64) string {
 	return "?"
 }
 
-// location is where the importer believes a tablet is.
-type location struct {
-	desc   *metapb.TabletDescriptor
-	leader uint64
-}
-
-func (l location) containsRow(rowKey []byte) bool {
-	return bytes.Compare(rowKey, l.desc.StartKey) >= 0 && (len(l.desc.EndKey) == 0 || bytes.Compare(rowKey, l.desc.EndKey) < 0)
-}
-
-// containsCell reports whether the row of a cell key lies in l.
-func (l location) containsCell(cellKey []byte) bool {
+// holdsCell reports whether the row of a cell key lies in r's tablet.
+func holdsCell(r kvclient.Route, cellKey []byte) bool {
 	row, err := keys.RowPrefix(cellKey)
-	return err == nil && l.containsRow(row)
+	return err == nil && r.Contains(row)
 }
 
 // ingestChunk ingests every row of p, cutting SSTs at tablet boundaries
 // and re-cutting when a tablet splits or moves under an SST.
 func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
-	var hint *location
+	var hint *kvclient.Route
 	var shownBytes int64
+	bo := retry.NewExponential(50*time.Millisecond, time.Second)
 	row := 0
 	for row < len(p.rows) {
 		firstRow, err := keys.RowPrefix(p.cells[p.rows[row]].key)
@@ -275,15 +270,15 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 		}
 		loc := hint
 		hint = nil
-		if loc == nil || !loc.containsRow(firstRow) {
-			info, err := j.cl.tablet(ctx, firstRow)
+		if loc == nil || !loc.Contains(firstRow) {
+			r, err := j.kv.RouteKey(ctx, firstRow, false)
 			if err != nil {
-				if err := j.backoff(ctx, 0); err != nil {
+				if err := bo.Wait(ctx, 0); err != nil {
 					return err
 				}
 				continue
 			}
-			loc = &location{desc: info.Tablet, leader: info.LeaderStoreId}
+			loc = &r
 		}
 		b := newSSTBuilder(!j.rawSSTs.Load(), j.o.SSTBytes)
 		end := row
@@ -302,7 +297,7 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 			if err != nil {
 				return err
 			}
-			if !loc.containsRow(rk) || (splitAt != nil && bytes.Compare(rk, splitAt) >= 0) {
+			if !loc.Contains(rk) || (splitAt != nil && bytes.Compare(rk, splitAt) >= 0) {
 				break
 			}
 			for _, c := range p.cells[p.rows[end]:p.rowEnd(end)] {
@@ -321,9 +316,9 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 			j.rawSSTs.Store(true)
 		}
 		if len(sst.Data) > maxSSTBytes {
-			return fmt.Errorf("importer: an SST for tablet %d grew to %d bytes (limit %d); lower --sst-size", loc.desc.TabletId, len(sst.Data), maxSSTBytes)
+			return fmt.Errorf("importer: an SST for tablet %d grew to %d bytes (limit %d); lower --sst-size", loc.Desc.TabletId, len(sst.Data), maxSSTBytes)
 		}
-		j.hook(Event{Name: "sst", TabletID: loc.desc.TabletId, SST: sst})
+		j.hook(Event{Name: "sst", TabletID: loc.Desc.TabletId, SST: sst})
 		next, err := j.ingestOne(ctx, loc, sst)
 		if err != nil {
 			return err
@@ -333,7 +328,7 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 			hint = next
 			continue
 		}
-		j.hook(Event{Name: "ingested", TabletID: loc.desc.TabletId, SST: sst})
+		j.hook(Event{Name: "ingested", TabletID: loc.Desc.TabletId, SST: sst})
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -354,92 +349,112 @@ func (j *job) ingestChunk(ctx context.Context, p *chunk) error {
 	return nil
 }
 
-func (j *job) backoff(ctx context.Context, attempt int) error {
-	d := min(50*time.Millisecond<<min(attempt, 5), time.Second)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(d):
-		return nil
-	}
-}
-
 // ingestOne uploads sst to every replica of loc and has the leader ingest
-// it. It returns a new location when the SST must be re-cut (the tablet
-// split, merged or moved since it was cut), nil when it is in.
-func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location, error) {
-	leader := loc.leader
+// it. It returns a new route when the SST must be re-cut (the tablet
+// split, merged or moved since it was cut), nil when it is in. Errors are
+// handled by the shared policy (kvclient.Reroute, internal/retry).
+func (j *job) ingestOne(ctx context.Context, loc *kvclient.Route, sst *SST) (*kvclient.Route, error) {
+	leader := loc.Leader
 	staged := map[uint64]bool{} // stores holding the file
+	bo := retry.NewExponential(50*time.Millisecond, time.Second)
 	var lastErr error
+	// reupload: a staged file is missing or damaged; upload it again, at
+	// once the first times.
+	reupload := func(attempt int) error {
+		if attempt < 2 {
+			return nil
+		}
+		return bo.Wait(ctx, 0)
+	}
 	for attempt := 0; ; attempt++ {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		if attempt > 0 && attempt%8 == 0 {
-			j.o.Logger.Warn("ingest retrying", "tablet", loc.desc.TabletId, "attempt", attempt, "err", lastErr)
+			j.o.Logger.Warn("ingest retrying", "tablet", loc.Desc.TabletId, "attempt", attempt, "err", lastErr)
 		}
 		if attempt >= 200 {
-			return nil, fmt.Errorf("importer: giving up on tablet %d after %d attempts: %w", loc.desc.TabletId, attempt, lastErr)
+			return nil, fmt.Errorf("importer: giving up on tablet %d after %d attempts: %w", loc.Desc.TabletId, attempt, lastErr)
 		}
 		if leader == 0 {
-			// Unknown leader: ask the PD again, else try the replicas.
-			if info, err := j.cl.tablet(ctx, loc.desc.StartKey); err == nil && info.Tablet.TabletId == loc.desc.TabletId {
-				leader = info.LeaderStoreId
+			// Unknown leader: the routing cache names the replica to
+			// try next (Reroute moved it on), or the PD the leader.
+			if r, err := j.kv.RouteKey(ctx, loc.Desc.StartKey, false); err == nil && r.Desc.TabletId == loc.Desc.TabletId {
+				leader = r.Leader
 			}
-			if leader == 0 && len(loc.desc.Replicas) > 0 {
-				leader = loc.desc.Replicas[attempt%len(loc.desc.Replicas)].StoreId
+			if leader == 0 && len(loc.Desc.Replicas) > 0 {
+				leader = loc.Desc.Replicas[attempt%len(loc.Desc.Replicas)].StoreId
 			}
 			if leader == 0 {
-				if err := j.backoff(ctx, attempt); err != nil {
+				if err := bo.Wait(ctx, 0); err != nil {
 					return nil, err
 				}
 				continue
 			}
 		}
-		cl, err := j.cl.client(ctx, leader)
+		cl, err := j.kv.TabletConn(ctx, leader)
 		if err != nil {
 			lastErr = err
-			leader = 0
-			if err := j.backoff(ctx, attempt); err != nil {
-				return nil, err
+			if next, err := j.route(ctx, err, loc, &leader, sst, bo); next != nil || err != nil {
+				return next, err
 			}
 			continue
 		}
 		if !staged[leader] {
 			t0 := time.Now()
 			err := j.stage(ctx, loc, leader, cl, sst, staged)
-			j.o.Logger.Debug("SST staged", "tablet", loc.desc.TabletId, "bytes", len(sst.Data), "stores", len(staged), "took", time.Since(t0), "err", err)
+			j.o.Logger.Debug("SST staged", "tablet", loc.Desc.TabletId, "bytes", len(sst.Data), "stores", len(staged), "took", time.Since(t0), "err", err)
 			if err != nil {
 				lastErr = err
-				if next, err := j.route(ctx, err, loc, &leader, sst, attempt); next != nil || err != nil {
+				if stagedLost(err) { // the upload arrived damaged
+					if err := reupload(attempt); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				if next, err := j.route(ctx, err, loc, &leader, sst, bo); next != nil || err != nil {
 					return next, err
 				}
 				continue
 			}
 		}
-		req := IngestRequest(loc.desc.TabletId, loc.desc.Epoch, j.schema.TableId, sst)
+		req := IngestRequest(loc.Desc.TabletId, loc.Desc.Epoch, j.schema.TableId, sst)
 		for id := range staged {
 			req.StagedStoreIds = append(req.StagedStoreIds, id)
 		}
 		t0 := time.Now()
 		resp, err := cl.IngestSST(ctx, req)
-		j.o.Logger.Debug("SST ingest", "tablet", loc.desc.TabletId, "by_reference", len(staged) >= len(loc.desc.Replicas), "took", time.Since(t0), "err", err)
+		j.o.Logger.Debug("SST ingest", "tablet", loc.Desc.TabletId, "by_reference", len(staged) >= len(loc.Desc.Replicas), "took", time.Since(t0), "err", err)
 		if err == nil {
 			if resp.KeyCount != sst.KeyCount {
-				return nil, fmt.Errorf("importer: tablet %d acknowledged %d cells of an SST of %d", loc.desc.TabletId, resp.KeyCount, sst.KeyCount)
+				return nil, fmt.Errorf("importer: tablet %d acknowledged %d cells of an SST of %d", loc.Desc.TabletId, resp.KeyCount, sst.KeyCount)
 			}
 			return nil, nil
 		}
 		lastErr = err
-		prev := leader
-		next, rerr := j.route(ctx, err, loc, &leader, sst, attempt)
-		if next != nil || rerr != nil {
+		if stagedLost(err) { // the leader lost the file (restart or sweep)
+			delete(staged, leader)
+			if err := reupload(attempt); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if next, rerr := j.route(ctx, err, loc, &leader, sst, bo); next != nil || rerr != nil {
 			return next, rerr
 		}
-		if r, _ := classify(err); r == routeReupload {
-			delete(staged, prev) // the leader lost it (restart or sweep)
-		}
 	}
+}
+
+// stagedLost reports the ingest protocol's own verdict that a staged SST
+// is missing (codes.NotFound without a routing detail) or damaged
+// (codes.DataLoss) on the store: not a routing error, the cure is to
+// upload again (tabletserver/store/ingest.go).
+func stagedLost(err error) bool {
+	if errs.Detail(err) != nil {
+		return false
+	}
+	c := status.Code(err)
+	return c == codes.NotFound || c == codes.DataLoss
 }
 
 // stage uploads sst, at once, to loc's leader (through cl) and to every
@@ -447,7 +462,7 @@ func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location
 // stores that do. It returns the leader's upload error. A follower that
 // cannot take the file is left out: the leader then carries the file in
 // the raft entry instead of naming it (tabletserver/store/ingest.go).
-func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.TabletClient, sst *SST, staged map[uint64]bool) error {
+func (j *job) stage(ctx context.Context, loc *kvclient.Route, leader uint64, cl kvpb.TabletClient, sst *SST, staged map[uint64]bool) error {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	var leaderErr error
@@ -455,15 +470,15 @@ func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.T
 		defer wg.Done()
 		var err error
 		if id == leader {
-			_, err = UploadSST(ctx, cl, loc.desc.TabletId, sst)
+			_, err = UploadSST(ctx, cl, loc.Desc.TabletId, sst)
 		} else {
 			// A follower that is down or partitioned must not hold up
 			// the ingest for long.
 			fctx, cancel := context.WithTimeout(ctx, followerUploadTimeout+time.Duration(len(sst.Data)>>20)*time.Second)
 			defer cancel()
 			var fcl kvpb.TabletClient
-			if fcl, err = j.cl.client(fctx, id); err == nil {
-				_, err = UploadSST(fctx, fcl, loc.desc.TabletId, sst)
+			if fcl, err = j.kv.TabletConn(fctx, id); err == nil {
+				_, err = UploadSST(fctx, fcl, loc.Desc.TabletId, sst)
 			}
 		}
 		mu.Lock()
@@ -474,13 +489,13 @@ func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.T
 		case id == leader:
 			leaderErr = err
 		default:
-			j.o.Logger.Debug("follower upload failed; the SST will travel in the raft entry", "tablet", loc.desc.TabletId, "store", id, "err", err)
+			j.o.Logger.Debug("follower upload failed; the SST will travel in the raft entry", "tablet", loc.Desc.TabletId, "store", id, "err", err)
 		}
 	}
 	// The targets are chosen before any upload starts: the uploads write
 	// to staged.
 	targets := []uint64{leader}
-	for _, rep := range loc.desc.Replicas {
+	for _, rep := range loc.Desc.Replicas {
 		if rep.StoreId != leader && !staged[rep.StoreId] {
 			targets = append(targets, rep.StoreId)
 		}
@@ -496,67 +511,68 @@ func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.T
 // followerUploadTimeout (plus a second per MiB) bounds a follower's upload.
 const followerUploadTimeout = 5 * time.Second
 
-// route reacts to an error of an upload or ingest: it may change *leader,
-// return a location to re-cut for, or a fatal error.
-func (j *job) route(ctx context.Context, err error, loc *location, leader *uint64, sst *SST, attempt int) (*location, error) {
+// route reacts to an error of an upload or ingest under the shared retry
+// policy (kvclient.Reroute fixes the routing cache): it may change
+// *leader, return a route to re-cut for, or a fatal error. Ingesting is
+// idempotent (the cells are identical), so an ambiguous outcome is simply
+// retried.
+func (j *job) route(ctx context.Context, err error, loc *kvclient.Route, leader *uint64, sst *SST, bo *retry.Exponential) (*kvclient.Route, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	r, nl := classify(err)
-	switch r {
-	case routeFatal:
-		return nil, fmt.Errorf("importer: tablet %d: %w", loc.desc.TabletId, err)
-	case routeLeader:
-		*leader = nl.LeaderStoreId
-		if *leader == 0 {
-			return nil, j.backoff(ctx, attempt)
+	act, next := j.kv.Reroute(kvclient.Route{Desc: loc.Desc, Leader: *leader}, *leader, err)
+	switch act {
+	case retry.Fail:
+		return nil, fmt.Errorf("importer: tablet %d: %w", loc.Desc.TabletId, err)
+	case retry.RetryElsewhere, retry.Ambiguous:
+		*leader = next // 0: the routing cache names the next replica
+		if next != 0 {
+			return nil, nil
 		}
-		return nil, nil
-	case routeRecut:
+		return nil, bo.Wait(ctx, 0)
+	case retry.RefreshRoute:
 		// The leader's answer names the tablet's current shape; when the
 		// SST still fits in it (SSTs are cut at the planned split
 		// points), retry there at once rather than wait for the PD to
 		// hear of the split: the bytes, and so the staged copies, are
 		// the same.
-		if em, ok := errs.Detail(err).(*errorpb.EpochMismatch); ok && *leader != 0 && sst != nil {
+		if em, ok := errs.As[*errorpb.EpochMismatch](err); ok && *leader != 0 && sst != nil {
 			for _, d := range em.Current {
-				nl := &location{desc: d, leader: *leader}
-				if d.TabletId == loc.desc.TabletId && !sameDesc(d, loc.desc) && nl.containsCell(sst.Smallest) && nl.containsCell(sst.Largest) {
+				nl := &kvclient.Route{Desc: d, Leader: *leader}
+				if d.TabletId == loc.Desc.TabletId && !sameDesc(d, loc.Desc) && holdsCell(*nl, sst.Smallest) && holdsCell(*nl, sst.Largest) {
 					return nl, nil
 				}
 			}
 		}
-		if err := j.backoff(ctx, 0); err != nil {
+		if err := bo.Wait(ctx, 0); err != nil {
 			return nil, err
 		}
 		return j.relocate(ctx, loc)
-	case routeReupload:
-		if attempt < 2 {
-			return nil, nil
+	default: // retry.Backoff
+		var after time.Duration
+		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
+			after = time.Duration(sb.RetryAfterMs) * time.Millisecond
 		}
-		return nil, j.backoff(ctx, attempt)
-	default:
-		j.cl.forget(*leader)
-		*leader = 0
-		return nil, j.backoff(ctx, attempt)
+		return nil, bo.Wait(ctx, after)
 	}
 }
 
 // relocate asks the PD for the tablet now holding loc's first row; while
 // the PD still reports the old shape, it waits.
-func (j *job) relocate(ctx context.Context, loc *location) (*location, error) {
+func (j *job) relocate(ctx context.Context, loc *kvclient.Route) (*kvclient.Route, error) {
+	bo := retry.NewExponential(50*time.Millisecond, time.Second)
 	for attempt := 0; attempt < 100; attempt++ {
-		info, err := j.cl.tablet(ctx, loc.desc.StartKey)
-		if err == nil && !sameDesc(info.Tablet, loc.desc) {
-			return &location{desc: info.Tablet, leader: info.LeaderStoreId}, nil
+		r, err := j.kv.RouteKey(ctx, loc.Desc.StartKey, true)
+		if err == nil && !sameDesc(r.Desc, loc.Desc) {
+			return &r, nil
 		}
-		if err := j.backoff(ctx, attempt); err != nil {
+		if err := bo.Wait(ctx, 0); err != nil {
 			return nil, err
 		}
 	}
 	// The PD still shows the shape the store refused; try it again (the
 	// store may have refused because it had not caught up).
-	return &location{desc: loc.desc}, nil
+	return &kvclient.Route{Desc: loc.Desc}, nil
 }
 
 func sameDesc(a, b *metapb.TabletDescriptor) bool {

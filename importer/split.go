@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/retry"
 )
 
 // ---- phase 2: split and scatter ----
@@ -97,7 +98,8 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 func (j *job) splitAt(ctx context.Context, p []byte) error {
 	deadline := time.Now().Add(10 * time.Second)
 	var requested time.Time
-	for attempt := 0; ; attempt++ {
+	bo := retry.NewExponential(50*time.Millisecond, 200*time.Millisecond)
+	for {
 		info, err := j.cl.tablet(ctx, p)
 		if err == nil && bytes.Equal(info.Tablet.StartKey, p) {
 			return nil
@@ -114,7 +116,7 @@ func (j *job) splitAt(ctx context.Context, p []byte) error {
 				j.o.Logger.Debug("split request", "tablet", info.Tablet.TabletId, "err", err)
 			}
 		}
-		if err := j.backoff(ctx, min(attempt, 2)); err != nil {
+		if err := bo.Wait(ctx, 0); err != nil {
 			return err
 		}
 	}

@@ -63,12 +63,7 @@ func (v *verifier) advance(k []byte) {
 }
 
 func (j *job) runVerifier(ctx context.Context, v *verifier) error {
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: j.o.PD})
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
-	t, err := cl.Table(ctx, j.o.Table)
+	t, err := j.kv.Table(ctx, j.o.Table)
 	if err != nil {
 		return err
 	}
