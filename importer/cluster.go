@@ -4,32 +4,22 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/shaledb/shale/internal/errs"
-	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/placementdriver/pdclient"
-	"github.com/shaledb/shale/proto/errorpb"
-	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
-// cluster is what the importer needs of a Shale cluster: the placement
-// driver (tables, tablets, timestamps, split and leader operators) and
-// gRPC connections to stores.
+// cluster is what the importer asks of the placement driver directly:
+// tables, timestamps, the PD's view of tablets while splitting, and split
+// and leader operators. Routing, store connections and retries are
+// kvclient's (job.kv).
 type cluster struct {
 	pd *pdclient.Client
-
-	mu    sync.Mutex
-	conns map[uint64]*grpc.ClientConn
 }
 
 func dialCluster(ctx context.Context, endpoints []string) (*cluster, error) {
@@ -41,18 +31,10 @@ func dialCluster(ctx context.Context, endpoints []string) (*cluster, error) {
 		pd.Close()
 		return nil, fmt.Errorf("importer: contacting the placement driver at %v: %w", endpoints, err)
 	}
-	return &cluster{pd: pd, conns: map[uint64]*grpc.ClientConn{}}, nil
+	return &cluster{pd: pd}, nil
 }
 
-func (c *cluster) close() {
-	c.mu.Lock()
-	for _, cc := range c.conns {
-		cc.Close()
-	}
-	c.conns = nil
-	c.mu.Unlock()
-	c.pd.Close()
-}
+func (c *cluster) close() { c.pd.Close() }
 
 func (c *cluster) table(ctx context.Context, name string) (*metapb.TableSchema, error) {
 	resp, err := c.pd.GetTable(ctx, &pdpb.GetTableRequest{Name: name})
@@ -140,52 +122,6 @@ func (c *cluster) tablets(ctx context.Context, start, end []byte) ([]*pdpb.Table
 	}
 }
 
-func (c *cluster) client(ctx context.Context, storeID uint64) (kvpb.TabletClient, error) {
-	c.mu.Lock()
-	cc, ok := c.conns[storeID]
-	c.mu.Unlock()
-	if ok {
-		return kvpb.NewTabletClient(cc), nil
-	}
-	resp, err := c.pd.GetStore(ctx, &pdpb.GetStoreRequest{StoreId: storeID})
-	if err != nil {
-		return nil, fmt.Errorf("importer: resolving store %d: %w", storeID, err)
-	}
-	addr := resp.GetStore().GetStore().GetAddress()
-	if addr == "" {
-		return nil, fmt.Errorf("importer: store %d has no address", storeID)
-	}
-	cc, err = grpc.NewClient(addr,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		limits.DialOption(),
-		grpc.WithConnectParams(grpc.ConnectParams{
-			Backoff:           backoff.Config{BaseDelay: 50 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: time.Second},
-			MinConnectTimeout: time.Second,
-		}))
-	if err != nil {
-		return nil, err
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if prev, ok := c.conns[storeID]; ok {
-		cc.Close()
-		cc = prev
-	} else {
-		c.conns[storeID] = cc
-	}
-	return kvpb.NewTabletClient(cc), nil
-}
-
-// forget drops a store's connection (it may have moved address).
-func (c *cluster) forget(storeID uint64) {
-	c.mu.Lock()
-	if cc, ok := c.conns[storeID]; ok {
-		cc.Close()
-		delete(c.conns, storeID)
-	}
-	c.mu.Unlock()
-}
-
 // split asks the PD to split the tablet holding rowKey at rowKey.
 func (c *cluster) split(ctx context.Context, tabletID uint64, rowKey []byte) error {
 	_, err := c.pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: tabletID, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: rowKey}})
@@ -195,36 +131,4 @@ func (c *cluster) split(ctx context.Context, tabletID uint64, rowKey []byte) err
 func (c *cluster) transferLeader(ctx context.Context, tabletID, toStore uint64) error {
 	_, err := c.pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: tabletID, Op: &pdpb.AddOperatorRequest_TransferLeaderTo{TransferLeaderTo: toStore}})
 	return err
-}
-
-// routing classifies an ingest error.
-type routing int
-
-const (
-	routeFatal    routing = iota
-	routeRecut            // the tablet changed: locate again and re-cut
-	routeLeader           // another store leads: retry there
-	routeReupload         // the store lost or rejected the staged file
-	routeRetry            // transient: back off and retry
-)
-
-func classify(err error) (routing, *errorpb.NotLeader) {
-	switch d := errs.Detail(err).(type) {
-	case *errorpb.NotLeader:
-		return routeLeader, d
-	case *errorpb.EpochMismatch, *errorpb.KeyNotInTablet, *errorpb.TabletNotFound:
-		return routeRecut, nil
-	case *errorpb.ServerBusy, *errorpb.TableNotFound:
-		// TableNotFound: the store has not heard of a new table yet.
-		return routeRetry, nil
-	}
-	switch status.Code(err) {
-	case codes.NotFound, codes.DataLoss:
-		return routeReupload, nil
-	case codes.Unavailable, codes.Unknown, codes.DeadlineExceeded, codes.ResourceExhausted, codes.Aborted, codes.Canceled:
-		// Unknown is "result unknown" (Ambiguous): ingesting again is
-		// harmless, the cells are identical.
-		return routeRetry, nil
-	}
-	return routeFatal, nil
 }

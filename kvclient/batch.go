@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
@@ -209,7 +210,7 @@ func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvp
 		}
 		return idxs
 	}
-	var retry []int
+	var again []int
 	var routeErr error
 	for k, res := range resp.Results {
 		i := idxs[k]
@@ -218,8 +219,8 @@ func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvp
 			continue
 		}
 		e := errs.FromProto(res.Error)
-		if errs.IsRetryable(e) {
-			retry = append(retry, i)
+		if retry.Classify(e).NotApplied() {
+			again = append(again, i)
 			if routeErr == nil {
 				routeErr = e
 			}
@@ -230,11 +231,11 @@ func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvp
 	if routeErr != nil {
 		// One routing fix (and backoff) for the whole group.
 		if ferr := r.handle(ctx, loc, store, routeErr); ferr != nil {
-			for _, i := range retry {
+			for _, i := range again {
 				out[i] = ferr
 			}
 			return nil
 		}
 	}
-	return retry
+	return again
 }

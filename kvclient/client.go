@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -175,17 +176,16 @@ func (c *Client) waitTableReady(ctx context.Context, ti *TableInfo) error {
 	for _, r := range ti.SplitRows {
 		bounds = append(bounds, keys.RowKey(ti.ID, r))
 	}
-	r := c.newRetrier(nil, false, "create table "+ti.Name)
+	bo := retry.NewExponential(20*time.Millisecond, 100*time.Millisecond)
 	for _, b := range bounds {
 		for {
 			resp, err := c.pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: b})
 			if err == nil && bytes.Equal(resp.GetTablet().GetTablet().GetStartKey(), b) && resp.Tablet.LeaderStoreId != 0 {
 				break
 			}
-			if err := r.sleep(ctx, 20*time.Millisecond); err != nil {
+			if err := bo.Wait(ctx, 0); err != nil {
 				return fmt.Errorf("kvclient: table %q was created but its tablets are not ready yet: %w", ti.Name, err)
 			}
-			r.backoff = minDur(r.backoff, 100*time.Millisecond)
 		}
 	}
 	return nil

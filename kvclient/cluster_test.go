@@ -501,7 +501,9 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 		r, err := tbl.Get(ctx, []byte(k))
 		require.NoError(t, err)
 		got, _ := r.Value("f", nil)
-		allowed := map[string]bool{}
+		// The row starts empty; an unknown write may or may not have
+		// applied, so until a write is acknowledged "" stays allowed.
+		allowed := map[string]bool{"": true}
 		for _, w := range log {
 			switch w.outcome {
 			case "ok":
@@ -509,10 +511,6 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 			case "unknown":
 				allowed[w.value] = true
 			}
-		}
-		if len(allowed) == 0 {
-			require.Empty(t, got, "row %s: no write was acknowledged, yet it holds %q", k, got)
-			continue
 		}
 		require.True(t, allowed[string(got)], "row %s holds %q; its last acknowledged write and the unknown ones after it: %v (writes: %v)", k, got, allowed, log)
 	}

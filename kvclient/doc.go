@@ -46,9 +46,12 @@
 //
 // # Retries and ambiguity
 //
-// An operation is retried, with exponential backoff and jitter (10ms up to
-// 1s) until its context's deadline (Options.RequestTimeout, default 10s,
-// when the context has none), only after errors that guarantee nothing was
+// What follows an error is internal/retry's classification, shared with
+// the importer (which routes and connects through Client.RouteKey,
+// TabletConn and Reroute). An operation is retried, with exponential
+// backoff and ±50% jitter (10ms up to 1s, internal/retry) until its
+// context's deadline (Options.RequestTimeout, default 10s, when the
+// context has none), only after errors that guarantee nothing was
 // applied: NotLeader, TabletNotFound, KeyNotInTablet, EpochMismatch,
 // ServerBusy (waiting at least its retry_after), a store that could not be
 // reached before the request was sent (writes are only sent over a

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -31,54 +31,27 @@ const (
 // drift. A variable for tests.
 var resendWindow = 5 * time.Minute
 
-// errNotSent marks a failure to reach a store before anything was sent;
-// it is always safe to retry.
-var errNotSent = errors.New("kvclient: store unreachable, request not sent")
-
 // retrier carries the retry state of one operation: backoff, the replicas
-// already tried per tablet, and the last error.
+// already tried per tablet, and the last error. What to do after an error
+// is internal/retry's classification; the routing fixes are reroute's.
 type retrier struct {
 	c       *Client
 	t       *Table // nil for requests outside a table
 	write   bool
 	what    string
 	attempt int
-	backoff time.Duration
+	bo      *retry.Exponential
 	tried   map[uint64]map[uint64]bool // tablet → stores that answered "not leader, no hint" or were unreachable
 	lastErr error
 	// mayHaveApplied: an earlier attempt of this write reached a store
-	// and failed without a verdict (connection lost, result unknown), so
-	// giving up later must report ErrAmbiguous, not "not applied".
+	// and failed without a verdict (retry.Ambiguous), so giving up later
+	// must report ErrAmbiguous, not "not applied".
 	mayHaveApplied bool
 	started        time.Time // when the operation's request ID was first sent
 }
 
 func (c *Client) newRetrier(t *Table, write bool, what string) *retrier {
-	return &retrier{c: c, t: t, write: write, what: what, backoff: backoffStart, started: time.Now()}
-}
-
-// sleep waits for the next backoff step (at least min), full jitter.
-func (r *retrier) sleep(ctx context.Context, min time.Duration) error {
-	d := r.backoff/2 + rand.N(r.backoff/2+1)
-	if d < min {
-		d = min
-	}
-	r.backoff = minDur(r.backoff*2, backoffMax)
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+	return &retrier{c: c, t: t, write: write, what: what, bo: retry.NewExponential(backoffStart, backoffMax), started: time.Now()}
 }
 
 // giveUp builds the final error after ctx ended between attempts. For a
@@ -97,20 +70,6 @@ func (r *retrier) giveUp(ctx context.Context) error {
 		return fmt.Errorf("%s: %w (last error: %v)", r.what, ctx.Err(), r.lastErr)
 	}
 	return fmt.Errorf("%s: %w", r.what, ctx.Err())
-}
-
-// mayHaveApplied reports whether a failed write attempt may still have been
-// applied: it was sent and failed without the tablet's verdict (a typed
-// error such as NotLeader or EpochMismatch is a verdict: nothing applied).
-func mayHaveApplied(err error) bool {
-	if errors.Is(err, errNotSent) || errs.Detail(err) != nil {
-		return false
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.Unknown, codes.DeadlineExceeded, codes.Canceled:
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // tryNextReplica marks store as tried for the tablet and points the cache
@@ -135,15 +94,72 @@ func (r *retrier) tryNextReplica(loc location, store uint64) {
 	r.c.cache.drop(id)
 }
 
+// grpcCode is err's gRPC code; ok is false for an error that is not a
+// gRPC status (status.Code would call it Unknown, "result unknown").
+func grpcCode(err error) (codes.Code, bool) {
+	st, ok := status.FromError(err)
+	return st.Code(), ok
+}
+
+// reroute fixes the routing cache and connection pool after a request for
+// loc sent to store failed with err, classified as act. hinted: the error
+// named the tablet's leader, now in the cache (worth retrying at once).
+// elsewhere: the caller should move on to another replica.
+func (c *Client) reroute(act retry.Action, loc location, store uint64, err error) (hinted, elsewhere bool) {
+	id := loc.tabletID()
+	switch act {
+	case retry.RefreshRoute:
+		if em, ok := errs.As[*errorpb.EpochMismatch](err); ok && len(em.Current) > 0 {
+			c.cache.onEpochMismatch(id, em.Current)
+			return false, false
+		}
+		c.cache.drop(id)
+		if kn, ok := errs.As[*errorpb.KeyNotInTablet](err); ok && kn.Tablet != nil {
+			c.cache.onEpochMismatch(id, []*metapb.TabletDescriptor{kn.Tablet})
+		}
+		if code, ok := grpcCode(err); ok && code == codes.Unimplemented {
+			// Another server now listens on the store's old address
+			// (the store moved or is gone, its port reused).
+			c.pool.forget(store)
+		}
+	case retry.RetryElsewhere:
+		nl, ok := errs.As[*errorpb.NotLeader](err)
+		switch {
+		case !ok: // not sent: the store is unreachable
+			c.pool.forget(store)
+			return false, true
+		case nl.LeaderStoreId != 0 && nl.LeaderStoreId != store && hasReplicaOn(loc.desc, nl.LeaderStoreId):
+			c.pool.learnAddr(nl.LeaderStoreId, nl.LeaderAddr)
+			c.cache.setLeader(id, nl.LeaderStoreId)
+			return true, false
+		case nl.LeaderStoreId != 0 && !hasReplicaOn(loc.desc, nl.LeaderStoreId):
+			// The leader is on a store our descriptor does not know:
+			// the membership changed. Refetch.
+			c.pool.learnAddr(nl.LeaderStoreId, nl.LeaderAddr)
+			c.cache.drop(id)
+		default:
+			return false, true
+		}
+	case retry.Ambiguous:
+		if code, ok := grpcCode(err); ok && code == codes.Unavailable {
+			c.pool.forget(store) // the store may be down or moved
+		}
+		return false, true
+	}
+	return false, false
+}
+
 // handle decides what to do after a request for loc sent to store failed
-// with err. It fixes the routing state and backs off; it returns nil to
-// retry or the error to give the caller.
+// with err (retry.Classify). It fixes the routing state and backs off; it
+// returns nil to retry or the error to give the caller.
 func (r *retrier) handle(ctx context.Context, loc location, store uint64, err error) error {
 	r.attempt++
 	if errors.Is(err, ErrClosed) {
 		return err
 	}
-	if r.write && mayHaveApplied(err) {
+	act := retry.Classify(err)
+	_, tableGone := errs.As[*errorpb.TableNotFound](err)
+	if r.write && act == retry.Ambiguous {
 		r.mayHaveApplied = true
 	}
 	if r.write && r.mayHaveApplied && time.Since(r.started) > resendWindow {
@@ -151,7 +167,7 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		return ambiguous(fmt.Errorf("not resent %v after the first attempt (the tablets may have forgotten its request ID): %w", resendWindow, err), r.what)
 	}
 	if ctx.Err() != nil {
-		if errors.Is(err, errNotSent) || errs.IsRetryable(err) || (r.write && r.mayHaveApplied) {
+		if (act.NotApplied() && !tableGone) || (r.write && r.mayHaveApplied) {
 			r.lastErr = err
 			return r.giveUp(ctx)
 		}
@@ -159,70 +175,39 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 	}
 	r.lastErr = err
 	var minWait time.Duration
-	noSleep := false
-	if errors.Is(err, errNotSent) {
-		r.c.pool.forget(store)
-		r.tryNextReplica(loc, store)
-	} else if nl, ok := errs.As[*errorpb.NotLeader](err); ok {
-		if nl.LeaderStoreId != 0 && nl.LeaderStoreId != store && hasReplicaOn(loc.desc, nl.LeaderStoreId) {
-			r.c.pool.learnAddr(nl.LeaderStoreId, nl.LeaderAddr)
-			r.c.cache.setLeader(loc.tabletID(), nl.LeaderStoreId)
-			noSleep = r.attempt < 4
-		} else if nl.LeaderStoreId != 0 && !hasReplicaOn(loc.desc, nl.LeaderStoreId) {
-			// The leader is on a store our descriptor does not know:
-			// the membership changed. Refetch.
-			r.c.pool.learnAddr(nl.LeaderStoreId, nl.LeaderAddr)
-			r.c.cache.drop(loc.tabletID())
-		} else {
-			r.tryNextReplica(loc, store)
-		}
-	} else if em, ok := errs.As[*errorpb.EpochMismatch](err); ok {
-		if len(em.Current) == 0 {
-			r.c.cache.drop(loc.tabletID())
-		} else {
-			r.c.cache.onEpochMismatch(loc.tabletID(), em.Current)
-		}
-		noSleep = r.attempt < 3
-	} else if kn, ok := errs.As[*errorpb.KeyNotInTablet](err); ok {
-		r.c.cache.drop(loc.tabletID())
-		if kn.Tablet != nil {
-			r.c.cache.onEpochMismatch(loc.tabletID(), []*metapb.TabletDescriptor{kn.Tablet})
-		}
-	} else if _, ok := errs.As[*errorpb.TabletNotFound](err); ok {
-		r.c.cache.drop(loc.tabletID())
-	} else if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
-		minWait = time.Duration(sb.RetryAfterMs) * time.Millisecond
-	} else if _, ok := errs.As[*errorpb.TableNotFound](err); ok {
-		// A store learns schemas from PD heartbeats and may lag behind a
-		// CreateTable. Keep trying while the PD still has the table.
-		if r.t == nil || !r.c.tableStillExists(ctx, r.t) {
+	switch act {
+	case retry.Fail:
+		return userError(err, r.write, r.what)
+	case retry.Backoff:
+		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
+			minWait = time.Duration(sb.RetryAfterMs) * time.Millisecond
+		} else if r.t == nil || !r.c.tableStillExists(ctx, r.t) {
+			// A store learns schemas from PD heartbeats and may lag
+			// behind a CreateTable: keep trying while the PD still has
+			// the table.
 			return userError(err, r.write, r.what)
 		}
-	} else if st, ok := status.FromError(err); ok && st.Code() == codes.Unavailable && errs.Detail(err) == nil {
-		// Connection failure: the store may be down. For a write the
-		// outcome is unknown, but the retry carries the same request ID
-		// and the tablet applies a request at most once (it answers a
-		// repeat with the first result), so resending is safe.
-		r.c.pool.forget(store)
-		r.tryNextReplica(loc, store)
-	} else if ok && st.Code() == codes.Unimplemented {
-		// Another server now listens on the store's old address (the store
-		// moved or is gone, and its port was reused): nothing was applied.
-		// Forget the address and re-route.
-		r.c.pool.forget(store)
-		r.c.cache.drop(loc.tabletID())
-	} else if ok && st.Code() == codes.Unknown && r.write {
-		// "Result unknown" (the tablet timed out waiting for the entry, or
-		// lost its leadership): resend with the same request ID; see above.
-		r.tryNextReplica(loc, store)
-	} else {
-		return userError(err, r.write, r.what)
+	case retry.Ambiguous:
+		// A lost connection is resent to another replica, reads and
+		// writes alike; "result unknown" only for writes. A write's resend
+		// carries the same request ID and the tablet applies a request at
+		// most once (it answers a repeat with the first result), so it is
+		// safe. Anything else (a deadline inside the server) is final.
+		code, ok := grpcCode(err)
+		if !ok || (code != codes.Unavailable && !(code == codes.Unknown && r.write)) {
+			return userError(err, r.write, r.what)
+		}
 	}
-	r.c.log.Debug("kvclient: retrying", "op", r.what, "tablet", loc.tabletID(), "store", store, "attempt", r.attempt, "err", errs.Code(err))
-	if noSleep {
-		return nil
+	hinted, elsewhere := r.c.reroute(act, loc, store, err)
+	if elsewhere {
+		r.tryNextReplica(loc, store)
 	}
-	if err := r.sleep(ctx, minWait); err != nil {
+	r.c.log.Debug("kvclient: retrying", "op", r.what, "tablet", loc.tabletID(), "store", store, "attempt", r.attempt, "action", act, "err", errs.Code(err))
+	_, epoch := errs.As[*errorpb.EpochMismatch](err)
+	if (hinted && r.attempt < 4) || (epoch && r.attempt < 3) {
+		return nil // the error said where to go: no wait
+	}
+	if err := r.bo.Wait(ctx, minWait); err != nil {
 		return r.giveUp(ctx)
 	}
 	return nil
@@ -244,7 +229,7 @@ func (r *retrier) handlePD(ctx context.Context, err error) error {
 		return fmt.Errorf("%s: routing: %w", r.what, err)
 	}
 	r.lastErr = err
-	if err := r.sleep(ctx, 0); err != nil {
+	if err := r.bo.Wait(ctx, 0); err != nil {
 		return r.giveUp(ctx)
 	}
 	return nil
@@ -295,10 +280,10 @@ func (c *Client) attempt(ctx context.Context, loc location, write bool, f sendFu
 		if errors.Is(err, ErrClosed) {
 			return store, err
 		}
-		return store, fmt.Errorf("%w: %v", errNotSent, err)
+		return store, fmt.Errorf("%w: %v", retry.ErrNotSent, err)
 	}
 	if write && !waitReady(ctx, cc, maxConnectWait) {
-		return store, fmt.Errorf("%w: store %d", errNotSent, store)
+		return store, fmt.Errorf("%w: store %d", retry.ErrNotSent, store)
 	}
 	return store, f(ctx, cl, header(loc))
 }

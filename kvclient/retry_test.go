@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 )
 
 // A write whose first attempt reached a store and got no verdict (the
@@ -28,7 +29,7 @@ func TestGiveUpAfterPossiblyAppliedWriteIsAmbiguous(t *testing.T) {
 	r := c.newRetrier(nil, true, "mutate row")
 	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")))
 	cancel()
-	err := r.handle(ctx, loc, 2, errNotSent)
+	err := r.handle(ctx, loc, 2, retry.ErrNotSent)
 	require.ErrorIs(t, err, ErrAmbiguous)
 
 	// Attempts that all ended with a verdict or never left: not applied.
@@ -36,7 +37,7 @@ func TestGiveUpAfterPossiblyAppliedWriteIsAmbiguous(t *testing.T) {
 	r = c.newRetrier(nil, true, "mutate row")
 	require.NoError(t, r.handle(ctx, loc, 1, errs.NotLeader(7, 0, "")))
 	cancel()
-	err = r.handle(ctx, loc, 2, errNotSent)
+	err = r.handle(ctx, loc, 2, retry.ErrNotSent)
 	require.Error(t, err)
 	require.False(t, errors.Is(err, ErrAmbiguous), "got %v", err)
 
@@ -45,7 +46,7 @@ func TestGiveUpAfterPossiblyAppliedWriteIsAmbiguous(t *testing.T) {
 	r = c.newRetrier(nil, false, "get")
 	require.NoError(t, r.handle(ctx, loc, 1, status.Error(codes.Unavailable, "connection reset")))
 	cancel()
-	require.False(t, errors.Is(r.handle(ctx, loc, 2, errNotSent), ErrAmbiguous))
+	require.False(t, errors.Is(r.handle(ctx, loc, 2, retry.ErrNotSent), ErrAmbiguous))
 }
 
 // A write that may have applied is not resent once its request ID may

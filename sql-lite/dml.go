@@ -4,21 +4,29 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	"github.com/shaledb/shale/internal/retry"
 )
 
 // maxRetries bounds the read-modify-write retries of one row.
 const maxRetries = 10000
 
-func retryPause(attempt int) {
+// newConflictBackoff paces one row's read-modify-write retries after
+// conflicts (internal/retry's backoff: 100µs growing to 5ms, jittered).
+func newConflictBackoff() *retry.Exponential {
+	return retry.NewExponential(100*time.Microsecond, 5*time.Millisecond)
+}
+
+// retryPause waits before attempt: not at all for the first few (a
+// conflict is usually resolved at once), then the backoff's next delay.
+func retryPause(ctx context.Context, bo *retry.Exponential, attempt int) {
 	if attempt > 3 {
-		time.Sleep(time.Duration(rand.IntN(min(attempt, 50))+1) * 100 * time.Microsecond)
+		_ = bo.Wait(ctx, 0) // the caller checks ctx
 	}
 }
 
@@ -210,11 +218,12 @@ func (s *Session) execInsert(ctx context.Context, st *ast.InsertStmt) (*Result, 
 	insertOne := func(vals []Datum, key []byte) (bool, error) {
 		unlock, _ := s.lockRow(t, key)
 		defer unlock()
+		bo := newConflictBackoff()
 		for attempt := 0; ; attempt++ {
 			if attempt > maxRetries {
 				return false, errf(CodeConflict, "row kept changing; gave up after %d attempts", maxRetries)
 			}
-			retryPause(attempt)
+			retryPause(ctx, bo, attempt)
 			if ctx.Err() != nil {
 				return false, ctx.Err()
 			}
@@ -432,6 +441,7 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 				return false, err
 			}
 		}
+		bo := newConflictBackoff()
 		for attempt := 0; ; attempt++ {
 			if attempt > maxRetries {
 				return false, errf(CodeConflict, "row %s kept changing; gave up after %d attempts", keyText(p.t, vals), maxRetries)
@@ -455,7 +465,7 @@ func (s *Session) eachRow(ctx context.Context, p *dmlPlan, f func(vals []Datum, 
 			if ok {
 				return true, nil
 			}
-			retryPause(attempt)
+			retryPause(ctx, bo, attempt)
 			var exists bool
 			if vals, ver, exists, err = s.getRow(ctx, p.t, key); err != nil {
 				return false, err

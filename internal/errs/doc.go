@@ -1,6 +1,7 @@
 // Package errs turns Shale's routable errors (proto/errorpb) into gRPC
 // statuses and back. A server returns NotLeader(...) and friends; a client
-// calls From(err) to get the typed detail and decide how to retry. Nothing
+// calls As/Detail to get the typed detail; internal/retry decides how to
+// retry. Nothing
 // matches on message text.
 //
 // Each error also has a stable code string (Code) for logs, metrics and docs.

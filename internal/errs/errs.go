@@ -173,13 +173,3 @@ func FromProto(e *errorpb.Error) error {
 	}
 	return withDetail(codes.Code(e.Code), e.Message, d)
 }
-
-// IsRetryable reports errors after which the same request may be sent
-// again (after refreshing routing): nothing was applied.
-func IsRetryable(err error) bool {
-	switch Detail(err).(type) {
-	case *errorpb.NotLeader, *errorpb.TabletNotFound, *errorpb.KeyNotInTablet, *errorpb.EpochMismatch, *errorpb.ServerBusy:
-		return true
-	}
-	return false
-}

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -37,7 +38,7 @@ type errCase struct {
 	code      codes.Code
 	detail    proto.Message // nil when no detail
 	codeStr   string
-	retryable bool
+	retryable bool // retry.Classify: nothing applied
 	msgHas    string
 }
 
@@ -82,7 +83,7 @@ func cases() []errCase {
 			// Routable for the client, but the request cannot succeed as is.
 			name: "TableNotFound", err: errs.TableNotFound(11),
 			code: codes.NotFound, detail: &errorpb.TableNotFound{TableId: 11},
-			codeStr: "KV:tablet:TableNotFound", retryable: false, msgHas: "table 11 not found",
+			codeStr: "KV:tablet:TableNotFound", retryable: true, msgHas: "table 11 not found",
 		},
 		{
 			name: "InvalidArgument", err: errs.InvalidArgument("row key too long: %d", 9000),
@@ -138,7 +139,7 @@ func checkCase(t *testing.T, tc errCase, err error) {
 	require.Contains(t, st.Message(), tc.msgHas)
 	checkDetail(t, err, tc.detail)
 	require.Equal(t, tc.codeStr, errs.Code(err))
-	require.Equal(t, tc.retryable, errs.IsRetryable(err))
+	require.Equal(t, tc.retryable, retry.Classify(err).NotApplied())
 }
 
 func TestConstructors(t *testing.T) {
@@ -201,13 +202,13 @@ func TestNilAndPlainErrors(t *testing.T) {
 	require.Nil(t, errs.Detail(nil))
 	_, ok := errs.As[*errorpb.NotLeader](nil)
 	require.False(t, ok)
-	require.False(t, errs.IsRetryable(nil))
+	require.False(t, retry.Classify(nil).NotApplied())
 
 	plain := errors.New("disk on fire")
 	require.Nil(t, errs.Detail(plain))
 	_, ok = errs.As[*errorpb.NotLeader](plain)
 	require.False(t, ok)
-	require.False(t, errs.IsRetryable(plain))
+	require.False(t, retry.Classify(plain).NotApplied())
 	require.Equal(t, "KV:Internal", errs.Code(plain))
 	pe := errs.ToProto(plain)
 	require.Equal(t, uint32(codes.Unknown), pe.Code)
@@ -215,11 +216,11 @@ func TestNilAndPlainErrors(t *testing.T) {
 	require.Nil(t, pe.Detail)
 
 	wrapped := fmt.Errorf("wrapped: %w", plain)
-	require.False(t, errs.IsRetryable(wrapped))
+	require.False(t, retry.Classify(wrapped).NotApplied())
 
 	// A status error without detail.
 	st := status.Error(codes.Unavailable, "conn refused")
-	require.False(t, errs.IsRetryable(st))
+	require.False(t, retry.Classify(st).NotApplied())
 	require.Equal(t, "KV:Unavailable", errs.Code(st))
 	require.Nil(t, errs.Detail(st))
 
@@ -228,7 +229,7 @@ func TestNilAndPlainErrors(t *testing.T) {
 	require.Equal(t, codes.Aborted, status.Code(back))
 	require.Equal(t, "abort", status.Convert(back).Message())
 	require.Nil(t, errs.Detail(back))
-	require.False(t, errs.IsRetryable(back))
+	require.False(t, retry.Classify(back).NotApplied())
 }
 
 func TestWrappedStatusErrors(t *testing.T) {
@@ -237,7 +238,7 @@ func TestWrappedStatusErrors(t *testing.T) {
 	nl, ok := errs.As[*errorpb.NotLeader](err)
 	require.True(t, ok)
 	require.Equal(t, uint64(3), nl.GetLeaderStoreId())
-	require.True(t, errs.IsRetryable(err))
+	require.True(t, retry.Classify(err).NotApplied())
 	require.Equal(t, "KV:tablet:NotLeader", errs.Code(err))
 }
 
@@ -290,12 +291,13 @@ func TestThroughGRPC(t *testing.T) {
 		})
 	}
 
-	// An unimplemented method is a plain status error: not retryable.
+	// An unimplemented method is a plain status error: another server at
+	// the store's address, so the route is refreshed.
 	stream, err := client.Scan(ctx, &kvpb.ScanRequest{})
 	if err == nil {
 		_, err = stream.Recv() // streaming: the error comes with the first Recv
 	}
 	require.Equal(t, codes.Unimplemented, status.Code(err))
-	require.False(t, errs.IsRetryable(err))
+	require.Equal(t, retry.RefreshRoute, retry.Classify(err))
 	require.True(t, strings.HasPrefix(errs.Code(err), "KV:Unimplemented"))
 }

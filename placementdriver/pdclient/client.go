@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -104,7 +105,7 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	backoff := 20 * time.Millisecond
+	bo := retry.NewExponential(20*time.Millisecond, 500*time.Millisecond)
 	var zero T
 	for {
 		addr := c.pick()
@@ -136,13 +137,8 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 		if hint != "" && hint != addr {
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if bo.Wait(ctx, 0) != nil {
 			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
-		case <-time.After(backoff):
-		}
-		if backoff < 500*time.Millisecond {
-			backoff *= 2
 		}
 	}
 }

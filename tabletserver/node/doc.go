@@ -38,7 +38,4 @@
 //		Addr: "127.0.0.1:7001", HTTPAddr: "127.0.0.1:8001",
 //		Peers: peers, Bootstrap: true,
 //	})
-//
-// DebugClient is a minimal client for the bootstrap tablet's raw-KV table,
-// for tests and for `shale tablet-debug`, until kvclient exists.
 package node

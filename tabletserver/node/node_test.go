@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/statickv"
 )
 
 func TestParsePeers(t *testing.T) {
@@ -179,7 +180,7 @@ func TestRunThreeNodes(t *testing.T) {
 	require.Equal(t, http.StatusOK, code)
 	require.Equal(t, "ok", body)
 
-	c, err := NewDebugClient(peers)
+	c, err := statickv.New(peers, statickv.Tablet{TabletID: BootstrapTabletID, TableID: KVTableID, Family: KVFamily})
 	require.NoError(t, err)
 	defer c.Close()
 	ctx := context.Background()

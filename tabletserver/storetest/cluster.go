@@ -19,6 +19,7 @@ import (
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -296,7 +297,7 @@ func SucceedsSoonFor(t testing.TB, d time.Duration, f func() error) {
 // retrying retryable errors until ctx ends. It returns the last error.
 func (c *Cluster) Call(ctx context.Context, tabletID uint64, op func(kvpb.TabletClient) error) error {
 	try := c.Leader(tabletID)
-	backoff := 5 * time.Millisecond
+	bo := retry.NewExponential(5*time.Millisecond, 100*time.Millisecond)
 	for {
 		var err error
 		c.mu.Lock()
@@ -313,7 +314,7 @@ func (c *Cluster) Call(ctx context.Context, tabletID uint64, op func(kvpb.Tablet
 			if err == nil {
 				return nil
 			}
-			if !errs.IsRetryable(err) && !isUnavailable(err) {
+			if !notApplied(err) && !isUnavailable(err) {
 				return err
 			}
 		}
@@ -321,13 +322,8 @@ func (c *Cluster) Call(ctx context.Context, tabletID uint64, op func(kvpb.Tablet
 			try = nl.LeaderStoreId
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if bo.Wait(ctx, 0) != nil {
 			return err
-		case <-time.After(backoff):
-		}
-		if backoff < 100*time.Millisecond {
-			backoff *= 2
 		}
 		if l := c.Leader(tabletID); l != 0 {
 			try = l

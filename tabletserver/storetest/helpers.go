@@ -7,7 +7,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 )
@@ -58,6 +61,14 @@ func (c *Cluster) Read(ctx context.Context, tabletID uint64, row string) (string
 // SetCell builds a set-cell mutation.
 func SetCell(family, qualifier, value string) *kvpb.Mutation {
 	return &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: family, Qualifier: []byte(qualifier), Value: []byte(value)}}}
+}
+
+// notApplied reports a tablet's verdict that nothing was applied
+// (internal/retry). TableNotFound is final here: a storetest cluster has
+// no placement driver for a store to lag behind.
+func notApplied(err error) bool {
+	_, noTable := errs.As[*errorpb.TableNotFound](err)
+	return retry.Classify(err).NotApplied() && !noTable
 }
 
 func isUnavailable(err error) bool {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 )
@@ -28,14 +29,14 @@ var ErrNoLiveStore = errors.New("no live store to try")
 
 // CallWrite is Call for non-idempotent writes: it follows NotLeader hints
 // and retries only errors that guarantee the request was not applied
-// (errs.IsRetryable). Any other error (Unknown "result unknown", a gRPC
+// (notApplied). Any other error (Unknown "result unknown", a gRPC
 // Unavailable without a routable detail, DeadlineExceeded, Canceled, ...)
 // is returned at once: the write may or may not have been applied, and
 // sending it again could apply it twice. When ctx ends while retrying, the
 // last (retryable) error is returned; WriteNotApplied tells the two apart.
 func (c *Cluster) CallWrite(ctx context.Context, tabletID uint64, op func(kvpb.TabletClient) error) error {
 	try := c.Leader(tabletID)
-	backoff := 5 * time.Millisecond
+	bo := retry.NewExponential(5*time.Millisecond, 100*time.Millisecond)
 	for {
 		var err error
 		client := c.LiveClient(try)
@@ -43,7 +44,7 @@ func (c *Cluster) CallWrite(ctx context.Context, tabletID uint64, op func(kvpb.T
 			err = ErrNoLiveStore
 		} else {
 			err = op(client)
-			if err == nil || !errs.IsRetryable(err) {
+			if err == nil || !notApplied(err) {
 				return err
 			}
 		}
@@ -51,13 +52,8 @@ func (c *Cluster) CallWrite(ctx context.Context, tabletID uint64, op func(kvpb.T
 			try = nl.LeaderStoreId
 			continue
 		}
-		select {
-		case <-ctx.Done():
+		if bo.Wait(ctx, 0) != nil {
 			return err
-		case <-time.After(backoff):
-		}
-		if backoff < 100*time.Millisecond {
-			backoff *= 2
 		}
 		if l := c.Leader(tabletID); l != 0 {
 			try = l
@@ -70,5 +66,5 @@ func (c *Cluster) CallWrite(ctx context.Context, tabletID uint64, op func(kvpb.T
 // WriteNotApplied reports whether an error returned by CallWrite proves the
 // write was not applied (every attempt failed before being proposed).
 func WriteNotApplied(err error) bool {
-	return err != nil && (errs.IsRetryable(err) || errors.Is(err, ErrNoLiveStore))
+	return err != nil && (notApplied(err) || errors.Is(err, ErrNoLiveStore))
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -196,7 +197,7 @@ func (p *peer) run(ctx context.Context) {
 	var (
 		stream       sendStream
 		cancelStream context.CancelFunc
-		backoff      time.Duration
+		bo           = retry.NewExponential(minBackoff, maxBackoff)
 		failing      bool
 	)
 	defer func() {
@@ -219,13 +220,7 @@ func (p *peer) run(ctx context.Context) {
 			p.log.Debug("raft transport to store still failing", "err", err)
 		}
 		p.t.handler.ReportUnreachable(p.to)
-		backoff = min(max(2*backoff, minBackoff), maxBackoff)
-		timer := time.NewTimer(backoff)
-		select {
-		case <-ctx.Done():
-		case <-timer.C:
-		}
-		timer.Stop()
+		_ = bo.Wait(ctx, 0) // ctx ended: the loop returns
 	}
 
 	for {
@@ -266,7 +261,7 @@ func (p *peer) run(ctx context.Context) {
 			p.log.Info("raft transport to store recovered")
 			failing = false
 		}
-		backoff = 0
+		bo.Reset()
 	}
 }
 

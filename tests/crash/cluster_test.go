@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/statickv"
 	"github.com/shaledb/shale/tabletserver/node"
 )
 
@@ -94,8 +95,8 @@ func (c *cluster) stop(id uint64, sig os.Signal, timeout time.Duration) (int, ti
 	return code, time.Since(start)
 }
 
-func (c *cluster) client() *node.DebugClient {
-	cl, err := node.NewDebugClient(c.peers)
+func (c *cluster) client() *statickv.Client {
+	cl, err := statickv.New(c.peers, statickv.Tablet{TabletID: node.BootstrapTabletID, TableID: node.KVTableID, Family: node.KVFamily})
 	require.NoError(c.t, err)
 	c.t.Cleanup(func() { cl.Close() })
 	return cl

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -66,7 +67,7 @@ func routed(ctx context.Context, c *testcluster.Cluster, table uint64, row []byt
 		if err == nil {
 			return nil
 		}
-		if !errs.IsRetryable(err) && err.Error() != "no leader" && errs.Code(err) != "KV:Unavailable" {
+		if !retry.Classify(err).NotApplied() && err.Error() != "no leader" && errs.Code(err) != "KV:Unavailable" {
 			return err
 		}
 		select {

@@ -1,4 +1,4 @@
-package node
+package statickv
 
 import (
 	"context"
@@ -11,26 +11,31 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
-// DebugClient reads and writes the default raw-KV table (KVTableID, family
-// KVFamily, empty qualifier) on the bootstrap tablet. It follows NotLeader
-// hints and retries transient failures with backoff. It is a stopgap for
-// tests and `shale tablet-debug` until kvclient exists: it knows one tablet
-// only and has no routing cache beyond the last leader seen.
-type DebugClient struct {
+// Tablet names the one tablet a Client talks to and the raw-KV table and
+// family it reads and writes (empty qualifier).
+type Tablet struct {
+	TabletID, TableID uint64
+	Family            string
+}
+
+// Client reads and writes one raw-KV table held by one tablet. It follows
+// NotLeader hints and retries under internal/retry's policy; it knows one
+// tablet only and has no routing cache beyond the last leader seen.
+type Client struct {
 	// RetryTimeout bounds one operation, all retries included. Default 10s.
 	RetryTimeout time.Duration
 	// AttemptTimeout bounds one RPC. Default 3s.
 	AttemptTimeout time.Duration
 
+	tablet Tablet
 	mu     sync.Mutex
 	addrs  map[uint64]string // guarded by mu
 	conns  map[uint64]*grpc.ClientConn
@@ -38,13 +43,14 @@ type DebugClient struct {
 	next   int    // round-robin cursor when no leader is known
 }
 
-// NewDebugClient returns a client for the given store-id → address map.
+// New returns a client of tablet for the given store-id → address map.
 // Connections are made lazily.
-func NewDebugClient(stores map[uint64]string) (*DebugClient, error) {
+func New(stores map[uint64]string, tablet Tablet) (*Client, error) {
 	if len(stores) == 0 {
-		return nil, errors.New("debug client: no stores given")
+		return nil, errors.New("statickv: no stores given")
 	}
-	return &DebugClient{
+	return &Client{
+		tablet:         tablet,
 		RetryTimeout:   10 * time.Second,
 		AttemptTimeout: 3 * time.Second,
 		addrs:          maps.Clone(stores),
@@ -53,7 +59,7 @@ func NewDebugClient(stores map[uint64]string) (*DebugClient, error) {
 }
 
 // Close closes every connection.
-func (c *DebugClient) Close() error {
+func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
@@ -64,18 +70,20 @@ func (c *DebugClient) Close() error {
 	return err
 }
 
-func header() *kvpb.RequestHeader { return &kvpb.RequestHeader{TabletId: BootstrapTabletID} }
+func (c *Client) header() *kvpb.RequestHeader {
+	return &kvpb.RequestHeader{TabletId: c.tablet.TabletID}
+}
 
 // Put sets row to value. A retried put may apply twice, which for a plain
 // set is harmless.
-func (c *DebugClient) Put(ctx context.Context, row, value []byte) error {
+func (c *Client) Put(ctx context.Context, row, value []byte) error {
 	return c.do(ctx, func(ctx context.Context, cl kvpb.TabletClient) error {
 		_, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{
-			Header:  header(),
-			TableId: KVTableID,
+			Header:  c.header(),
+			TableId: c.tablet.TableID,
 			RowKey:  row,
 			Mutations: []*kvpb.Mutation{{Mutation: &kvpb.Mutation_SetCell_{
-				SetCell: &kvpb.Mutation_SetCell{Family: KVFamily, Value: value},
+				SetCell: &kvpb.Mutation_SetCell{Family: c.tablet.Family, Value: value},
 			}}},
 		})
 		return err
@@ -83,18 +91,18 @@ func (c *DebugClient) Put(ctx context.Context, row, value []byte) error {
 }
 
 // Get returns row's value; found is false if the row has none.
-func (c *DebugClient) Get(ctx context.Context, row []byte) (value []byte, found bool, err error) {
+func (c *Client) Get(ctx context.Context, row []byte) (value []byte, found bool, err error) {
 	err = c.do(ctx, func(ctx context.Context, cl kvpb.TabletClient) error {
 		resp, err := cl.Get(ctx, &kvpb.GetRequest{
-			Header:  header(),
-			TableId: KVTableID,
+			Header:  c.header(),
+			TableId: c.tablet.TableID,
 			RowKey:  row,
-			Options: &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: KVFamily}}},
+			Options: &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: c.tablet.Family}}},
 		})
 		if err != nil {
 			return err
 		}
-		value, found = kvValue(resp.GetRow())
+		value, found = c.kvValue(resp.GetRow())
 		return nil
 	})
 	return value, found, err
@@ -102,14 +110,14 @@ func (c *DebugClient) Get(ctx context.Context, row []byte) (value []byte, found 
 
 // Scan calls fn for every row of the table in key order. If the stream
 // breaks, it resumes after the last row delivered.
-func (c *DebugClient) Scan(ctx context.Context, fn func(row, value []byte) error) error {
+func (c *Client) Scan(ctx context.Context, fn func(row, value []byte) error) error {
 	var start []byte
 	return c.do(ctx, func(ctx context.Context, cl kvpb.TabletClient) error {
 		stream, err := cl.Scan(ctx, &kvpb.ScanRequest{
-			Header:   header(),
-			TableId:  KVTableID,
+			Header:   c.header(),
+			TableId:  c.tablet.TableID,
 			StartRow: start,
-			Options:  &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: KVFamily}}},
+			Options:  &kvpb.ReadOptions{Columns: []*kvpb.Column{{Family: c.tablet.Family}}},
 		})
 		if err != nil {
 			return err
@@ -123,7 +131,7 @@ func (c *DebugClient) Scan(ctx context.Context, fn func(row, value []byte) error
 				return err
 			}
 			for _, r := range resp.Rows {
-				if v, ok := kvValue(r); ok {
+				if v, ok := c.kvValue(r); ok {
 					if err := fn(r.Key, v); err != nil {
 						return permanent{err}
 					}
@@ -138,10 +146,10 @@ func (c *DebugClient) Scan(ctx context.Context, fn func(row, value []byte) error
 }
 
 // kvValue extracts the raw-KV cell of a row.
-func kvValue(r *kvpb.Row) ([]byte, bool) {
-	for _, c := range r.GetCells() {
-		if c.Family == KVFamily && len(c.Qualifier) == 0 {
-			return c.Value, true
+func (c *Client) kvValue(r *kvpb.Row) ([]byte, bool) {
+	for _, cell := range r.GetCells() {
+		if cell.Family == c.tablet.Family && len(cell.Qualifier) == 0 {
+			return cell.Value, true
 		}
 	}
 	return nil, false
@@ -154,11 +162,12 @@ func (p permanent) Error() string { return p.err.Error() }
 func (p permanent) Unwrap() error { return p.err }
 
 // do runs op against the best-guess leader until it succeeds, fails
-// permanently, or RetryTimeout passes.
-func (c *DebugClient) do(ctx context.Context, op func(context.Context, kvpb.TabletClient) error) error {
+// permanently, or RetryTimeout passes. Every operation here is idempotent
+// (a put is a plain set), so ambiguous outcomes are retried too.
+func (c *Client) do(ctx context.Context, op func(context.Context, kvpb.TabletClient) error) error {
 	ctx, cancel := context.WithTimeout(ctx, c.RetryTimeout)
 	defer cancel()
-	backoff := 20 * time.Millisecond
+	bo := retry.NewExponential(20*time.Millisecond, 500*time.Millisecond)
 	var last error
 	for attempt := 0; ; attempt++ {
 		id, cl, err := c.pick()
@@ -173,7 +182,7 @@ func (c *DebugClient) do(ctx context.Context, op func(context.Context, kvpb.Tabl
 			if errors.As(err, &p) {
 				return p.err
 			}
-			if !retryable(err) {
+			if retry.Classify(err) == retry.Fail {
 				return err
 			}
 			err = fmt.Errorf("store %d: %w", id, err)
@@ -183,18 +192,15 @@ func (c *DebugClient) do(ctx context.Context, op func(context.Context, kvpb.Tabl
 			}
 		}
 		last = err
-		select {
-		case <-ctx.Done():
+		if bo.Wait(ctx, 0) != nil {
 			return fmt.Errorf("gave up after %d attempts: %w (last error: %v)", attempt+1, context.Cause(ctx), last)
-		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 500*time.Millisecond)
 	}
 }
 
 // pick returns the store to try: the known leader, else the next one in
 // store-id order.
-func (c *DebugClient) pick() (uint64, kvpb.TabletClient, error) {
+func (c *Client) pick() (uint64, kvpb.TabletClient, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	id := c.leader
@@ -217,7 +223,7 @@ func (c *DebugClient) pick() (uint64, kvpb.TabletClient, error) {
 
 // followHint updates the leader guess after a failure from store id. It
 // reports whether the error named a new leader worth trying immediately.
-func (c *DebugClient) followHint(id uint64, err error) bool {
+func (c *Client) followHint(id uint64, err error) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	nl, ok := errs.As[*errorpb.NotLeader](err)
@@ -237,19 +243,4 @@ func (c *DebugClient) followHint(id uint64, err error) bool {
 	fresh := c.leader != nl.LeaderStoreId
 	c.leader = nl.LeaderStoreId
 	return fresh
-}
-
-// retryable reports errors worth another attempt, possibly elsewhere:
-// routing errors (errs.IsRetryable), an unreachable or shutting-down store,
-// a timed-out attempt. Ambiguous results (codes.Unknown) are retried too:
-// every operation here is idempotent.
-func retryable(err error) bool {
-	if errs.IsRetryable(err) {
-		return true
-	}
-	switch status.Code(err) {
-	case codes.Unavailable, codes.DeadlineExceeded, codes.Unknown, codes.Aborted, codes.ResourceExhausted:
-		return true
-	}
-	return false
 }
