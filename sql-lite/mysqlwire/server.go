@@ -243,7 +243,8 @@ func (s *Server) serveConn(nc net.Conn) {
 		// The protocol library indexes some client fields without bounds
 		// checks: a malformed packet must cost only its connection.
 		if r := recover(); r != nil {
-			log.Warn("mysql connection: protocol panic (connection closed)", "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			log.Warn("mysql connection: malformed input made the protocol library panic; connection closed", "panic", fmt.Sprint(r))
+			log.Debug("mysql connection: panic stack", "stack", string(debug.Stack()))
 		}
 	}()
 	fc := &framedConn{Conn: nc, max: s.cfg.MaxPacket, writeTimeout: s.cfg.WriteTimeout}
