@@ -57,7 +57,6 @@ var byMessage = map[sqllite.Code][]struct {
 	sqllite.CodeType: {
 		{"out of range", myErr{mysql.ER_WARN_DATA_OUT_OF_RANGE, "22003"}}, // 1264
 		{"too long", myErr{mysql.ER_DATA_TOO_LONG, "22001"}},              // 1406
-		{"division by zero", myErr{mysql.ER_DIVISION_BY_ZERO, "22012"}},   // 1365
 	},
 	sqllite.CodeStorage: {
 		{"canceled", myErr{mysql.ER_QUERY_INTERRUPTED, "70100"}}, // 1317
