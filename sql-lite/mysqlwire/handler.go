@@ -200,6 +200,18 @@ func (h *handler) HandleOtherCommand(cmd byte, _ []byte) error {
 	switch cmd {
 	case mysql.COM_SET_OPTION:
 		return nil // multi-statements on/off: every query may hold several
+	case mysql.COM_RESET_CONNECTION:
+		// Connection pools reset a connection before reuse: roll back,
+		// forget session variables (prepared statements stay: the
+		// library keeps them).
+		defer h.syncStatus()
+		if h.sess.InTransaction() {
+			if _, err := h.sess.Exec(h.srv.ctx, "ROLLBACK"); err != nil {
+				return toMySQL(err)
+			}
+		}
+		clear(h.vars)
+		return nil
 	}
 	return newErr(mysql.ER_UNKNOWN_COM_ERROR, "08S01", fmt.Sprintf("command %d is not supported", cmd))
 }

@@ -227,3 +227,59 @@ func handshake(t *testing.T, addr string) net.Conn {
 	require.False(t, bytes.HasPrefix(p, []byte{0xff}))
 	return nc
 }
+
+// COM_RESET_CONNECTION rolls back the open transaction and forgets
+// session variables; an unknown command gets an error, and the connection
+// goes on.
+func TestResetConnectionAndUnknownCommand(t *testing.T) {
+	_, addr := startServer(t, Config{AuthPlugin: AuthNative})
+	db := openDB(t, addr, "root", "", "")
+	tbl := tableName(t, "reset")
+	mustExec(t, db, "CREATE TABLE "+tbl+" (k BIGINT PRIMARY KEY)")
+	nc := handshake(t, addr)
+	// query returns the first packet of the answer and, for a result
+	// set, its rows.
+	query := func(q string) (first []byte, rows [][]byte) {
+		t.Helper()
+		_, err := nc.Write(frame(0, append([]byte{0x03}, q...)))
+		require.NoError(t, err)
+		first = readPacket(t, nc)
+		if first[0] == 0x00 || first[0] == 0xff {
+			return first, nil
+		}
+		// Column definitions, EOF, rows, EOF.
+		for eofs := 0; eofs < 2; {
+			p := readPacket(t, nc)
+			switch {
+			case p[0] == 0xfe && len(p) < 9:
+				eofs++
+			case eofs == 1:
+				rows = append(rows, p)
+			}
+		}
+		return first, rows
+	}
+	ok := func(q string) {
+		t.Helper()
+		first, _ := query(q)
+		require.Equal(t, byte(0), first[0], "%s: %q", q, first)
+	}
+	ok("SET @v = 1")
+	_, rows := query("SELECT @v")
+	require.Equal(t, [][]byte{{1, '1'}}, rows)
+	ok("BEGIN")
+	ok("INSERT INTO " + tbl + " VALUES (1)")
+	_, err := nc.Write(frame(0, []byte{0x1f})) // COM_RESET_CONNECTION
+	require.NoError(t, err)
+	require.Equal(t, byte(0), readPacket(t, nc)[0])
+	var n int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+tbl).Scan(&n))
+	require.Equal(t, 0, n, "the reset rolled the transaction back")
+	_, err = nc.Write(frame(0, []byte{0x1d})) // unused command byte
+	require.NoError(t, err)
+	p := readPacket(t, nc)
+	require.Equal(t, byte(0xff), p[0])
+	require.Equal(t, uint16(1047), binary.LittleEndian.Uint16(p[1:3]))
+	_, rows = query("SELECT @v")
+	require.Equal(t, [][]byte{{0xfb}}, rows, "the reset forgot @v; the connection is still served")
+}

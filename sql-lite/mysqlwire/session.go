@@ -21,7 +21,7 @@ import (
 // parsed here only when it looks like one of them (sessionHint), so
 // ordinary statements are parsed once, by the engine.
 
-var sessionWords = []string{"@@", "information_schema", "database()", "schema()", "user()", "version()", "connection_id()", "last_insert_id()"}
+var sessionWords = []string{"@", "information_schema", "database()", "schema()", "user()", "version()", "connection_id()", "last_insert_id()"}
 
 // sessionHint reports whether query may be a statement answered here.
 func sessionHint(query string) bool {
