@@ -283,3 +283,26 @@ func TestResetConnectionAndUnknownCommand(t *testing.T) {
 	_, rows = query("SELECT @v")
 	require.Equal(t, [][]byte{{0xfb}}, rows, "the reset forgot @v; the connection is still served")
 }
+
+// Parameters sent in pieces (COM_STMT_SEND_LONG_DATA, which
+// go-sql-driver uses for values above maxAllowedPacket/(params+1)) are
+// refused with an error that says so; inline they work.
+func TestLongDataRefused(t *testing.T) {
+	_, addr := startServer(t, Config{MaxPacket: 256 << 10})
+	db := openDB(t, addr, "root", "", "")
+	tbl := tableName(t, "long")
+	mustExec(t, db, "CREATE TABLE "+tbl+" (k BIGINT PRIMARY KEY, v BLOB)")
+	big := bytes.Repeat([]byte("0123456789"), 4<<10) // 40 KiB
+	_, err := db.Exec("REPLACE INTO "+tbl+" VALUES (?, ?)", 1, big)
+	require.NoError(t, err)
+	var got []byte
+	require.NoError(t, db.QueryRow("SELECT v FROM "+tbl+" WHERE k = ?", 1).Scan(&got))
+	require.Equal(t, big, got)
+
+	small := openDB(t, addr, "root", "", "maxAllowedPacket=65536") // 40 KiB goes as long data
+	_, err = small.Exec("REPLACE INTO "+tbl+" VALUES (?, ?)", 2, big)
+	require.ErrorContains(t, err, "COM_STMT_SEND_LONG_DATA is not supported")
+	var n int
+	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+tbl).Scan(&n))
+	require.Equal(t, 1, n)
+}

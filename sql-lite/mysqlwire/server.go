@@ -273,7 +273,8 @@ func (s *Server) serveConn(nc net.Conn) {
 	}
 }
 
-var errTooLarge = errors.New("packet larger than the max packet size")
+// errTooLarge fails the read of a refused packet (too large, or long data).
+var errTooLarge = errors.New("packet refused before reading it")
 
 // framedConn follows the packet frames the client sends (4-byte header:
 // 3-byte length, sequence) and fails the read of a frame longer than max
@@ -286,14 +287,24 @@ type framedConn struct {
 	max          int
 	writeTimeout time.Duration
 	hdr          [4]byte
-	nhdr         int // header bytes seen of the current frame
-	left         int // payload bytes left of the current frame
+	nhdr         int  // header bytes seen of the current frame
+	left         int  // payload bytes left of the current frame
+	cmdNext      bool // the next payload byte is a command byte
 }
 
 func (f *framedConn) Read(p []byte) (int, error) {
 	n, err := f.Conn.Read(p)
 	for i := 0; i < n; {
 		if f.left > 0 {
+			if f.cmdNext {
+				f.cmdNext = false
+				// The library appends long-data chunks without limit and
+				// then misreads the execute's parameters (it does not skip
+				// those sent as long data): refused instead.
+				if p[i] == mysql.COM_STMT_SEND_LONG_DATA {
+					return 0, f.refuse(mysql.ER_NOT_SUPPORTED_YET, "COM_STMT_SEND_LONG_DATA is not supported: send parameters inline (go-sql-driver/mysql does below maxAllowedPacket/(parameters+1); keep its maxAllowedPacket at the default)")
+				}
+			}
 			k := min(f.left, n-i)
 			f.left -= k
 			i += k
@@ -306,14 +317,19 @@ func (f *framedConn) Read(p []byte) (int, error) {
 			f.nhdr = 0
 			f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
 			if f.left > f.max {
-				_ = f.Conn.SetWriteDeadline(time.Now().Add(time.Second))
-				writeRawError(f.Conn, f.hdr[3]+1, mysql.ER_NET_PACKET_TOO_LARGE,
-					fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
-				return 0, errTooLarge
+				return 0, f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
 			}
+			f.cmdNext = f.hdr[3] == 0 // commands are sequence 0
 		}
 	}
 	return n, err
+}
+
+// refuse sends an error and fails the read, which closes the connection.
+func (f *framedConn) refuse(code uint16, msg string) error {
+	_ = f.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	writeRawError(f.Conn, f.hdr[3]+1, code, msg)
+	return errTooLarge
 }
 
 func (f *framedConn) Write(p []byte) (int, error) {
