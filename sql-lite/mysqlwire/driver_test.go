@@ -154,6 +154,7 @@ func TestDriverErrorCodes(t *testing.T) {
 		{"CREATE INDEX i ON " + tbl + " (v)", 1235, "42000"},
 		{"USE otherdb", 1049, "42000"},
 		{"SELECT @@no_such_variable", 1193, "HY000"},
+		{"/* only a comment */", 1065, "42000"},
 	} {
 		_, err := db.Exec(c.sql)
 		require.Error(t, err, c.sql)
@@ -207,6 +208,12 @@ func TestDriverSessionAndCatalog(t *testing.T) {
 	var name, value string
 	one("SHOW VARIABLES LIKE 'sql_mode'", &name, &value)
 	require.Equal(t, "ANSI_QUOTES", value)
+	require.Equal(t, []string{"autocommit", "max_allowed_packet"},
+		firstCol(t, db, "SHOW SESSION VARIABLES WHERE Variable_name IN ('max_allowed_packet', 'autocommit', 'nope')"))
+	exec("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+	exec("SET sql_mode = CONCAT(@@sql_mode, ',STRICT_TRANS_TABLES'), NAMES utf8mb4")
+	one("SELECT @@sql_mode", &mode)
+	require.Equal(t, "ANSI_QUOTES,STRICT_TRANS_TABLES", mode)
 
 	tbl := tableName(t, "cat")
 	exec("CREATE TABLE " + tbl + " (id BIGINT PRIMARY KEY, label VARCHAR(12) NOT NULL DEFAULT 'x', price DECIMAL(8,2))")

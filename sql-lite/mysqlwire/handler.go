@@ -74,6 +74,9 @@ func (h *handler) HandleQuery(query string) (*mysql.Result, error) {
 	if err != nil && len(res) == 0 {
 		return nil, toMySQL(err)
 	}
+	if err == nil && len(res) == 0 { // only comments
+		return nil, newErr(mysql.ER_EMPTY_QUERY, "42000", "Query was empty")
+	}
 	last := len(res) - 1
 	if err != nil {
 		last = len(res) // every result precedes the error
@@ -90,9 +93,6 @@ func (h *handler) HandleQuery(query string) (*mysql.Result, error) {
 	}
 	if err != nil {
 		return nil, toMySQL(err)
-	}
-	if last < 0 { // an empty query (only comments)
-		return nil, newErr(mysql.ER_EMPTY_QUERY, "42000", "Query was empty")
 	}
 	return h.engineResult(res[last], false), nil
 }

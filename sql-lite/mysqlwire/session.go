@@ -364,10 +364,20 @@ func (h *handler) show(st *ast.ShowStmt) (*mysql.Result, bool, error) {
 			}
 		}
 		names := make([]string, 0, len(vars))
-		for n := range vars {
-			if like(n) {
-				names = append(names, n)
+		for n, v := range vars {
+			if !like(n) {
+				continue
 			}
+			if st.Where != nil { // SHOW VARIABLES WHERE Variable_name IN (...)
+				t, err := h.truth(st.Where, map[string]sqllite.Datum{"variable_name": str(n), "value": v})
+				if err != nil {
+					return nil, true, err
+				}
+				if t != 1 {
+					continue
+				}
+			}
+			names = append(names, n)
 		}
 		sort.Strings(names)
 		res = &sqllite.Result{Columns: []string{"Variable_name", "Value"}, Rows: [][]sqllite.Datum{}}
