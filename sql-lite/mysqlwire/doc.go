@@ -9,15 +9,18 @@
 //
 //   - server.go: the listener, bounded connections (max connections, max
 //     packet size checked on the frame headers before the library
-//     allocates, handshake and idle timeouts, a recover per connection so
-//     that a malformed handshake never takes the process down);
+//     allocates, COM_STMT_SEND_LONG_DATA refused, handshake and idle
+//     timeouts, a recover per connection so that a malformed packet never
+//     takes the process down);
 //   - handler.go: one sqllite.Session per connection; COM_QUERY through
 //     Session.Exec, COM_STMT_PREPARE/EXECUTE through Session.Prepare and
 //     Stmt.Exec;
 //   - session.go: what drivers send on connect and what the engine does not
 //     implement (SELECT @@version and other system variables, SET NAMES,
 //     SET autocommit, other session variables, USE, SHOW DATABASES, SHOW
-//     VARIABLES, SHOW WARNINGS, information_schema.tables and .columns);
+//     VARIABLES, SHOW WARNINGS);
+//   - infoschema.go: information_schema.tables and .columns, built from
+//     the catalog and filtered by a small evaluator;
 //   - result.go: result sets with MySQL column types (from Result.Types for
 //     table columns, from the values otherwise), in the text and the binary
 //     row formats;
