@@ -60,8 +60,11 @@ test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
 	@# time, so they do not compete with each other for the 2 cores.
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
 
-run: build ## build, start a local playground cluster and open the SQL shell on it (demo tables loaded)
-	bin/shale playground --sql --demo
+# MySQL protocol address of `make run`'s playground (MYSQL_ADDR= for none).
+MYSQL_ADDR ?= 127.0.0.1:3306
+
+run: build ## build, start a local playground cluster and open the SQL shell on it (demo tables loaded; MySQL clients on $(MYSQL_ADDR))
+	bin/shale playground --sql --demo --mysql-addr "$(MYSQL_ADDR)"
 
 clean: ## remove build outputs and installed tools
 	rm -rf bin/

@@ -8,7 +8,8 @@
 #          and thrift (Debian package thrift-compiler) for `make thrift`.
 #   ci     make, git and a C compiler (go test -race needs cgo), etcd-server
 #          (the benchmark's etcd driver tests run a real etcd), sqlite3 (the
-#          sql-lite differential test compares answers with SQLite's).
+#          sql-lite differential test compares answers with SQLite's),
+#          mariadb-client (the MySQL protocol tests run the mariadb CLI).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -108,6 +109,8 @@ install_ci() {
 	need_cmd etcd etcd-server
 	# sql-lite/sqltest's differential test runs the sqlite3 CLI.
 	need_cmd sqlite3 sqlite3
+	# sql-lite/mysqlwire's tests run the mysql/mariadb command-line client.
+	have mysql || need_cmd mariadb mariadb-client
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler

@@ -40,6 +40,15 @@ type scopeCol struct {
 
 type scope struct{ cols []scopeCol }
 
+// colType is the declared type of scope column i (the zero Type when it
+// is computed).
+func (s *scope) colType(i int) Type {
+	if c := s.cols[i]; c.tbl != nil && c.ci >= 0 {
+		return c.tbl.cols[c.ci].Type
+	}
+	return Type{}
+}
+
 func (s *scope) resolve(n *ast.ColumnName) (int, error) {
 	tn, cn := n.Table.L, n.Name.L
 	found := -1

@@ -72,6 +72,7 @@ type selectPlan struct {
 	having   expr
 	fields   []expr
 	names    []string
+	types    []Type // see Result.Types
 	order    []orderItem
 	distinct bool
 	offset   int
@@ -315,6 +316,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 				if tn == "" || col.table == tn {
 					p.fields = append(p.fields, colRef{i})
 					p.names = append(p.names, col.disp)
+					p.types = append(p.types, p.sc.colType(i))
 					matched = true
 				}
 			}
@@ -328,6 +330,13 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			return nil, err
 		}
 		p.fields = append(p.fields, e)
+		var typ Type
+		if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
+			if i, err := p.sc.resolve(cn.Name); err == nil {
+				typ = p.sc.colType(i)
+			}
+		}
+		p.types = append(p.types, typ)
 		name := f.AsName.O
 		if name == "" {
 			if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
@@ -958,7 +967,7 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 }
 
 func (s *Session) runSelect(ctx context.Context, p *selectPlan) (*Result, error) {
-	res := &Result{Columns: p.names}
+	res := &Result{Columns: p.names, Types: p.types}
 	project := func(row []Datum) ([]Datum, error) {
 		out := make([]Datum, len(p.fields))
 		for i, f := range p.fields {

@@ -64,7 +64,12 @@ func (s *Session) InTransaction() bool { return s.txn != nil }
 // Result is the outcome of one statement. Queries fill Columns and Rows;
 // writes fill RowsAffected; DDL and transaction control fill Message.
 type Result struct {
-	Columns      []string
+	Columns []string
+	// Types holds, for a SELECT, each column's declared type when the
+	// column is a plain table column; a computed column's Type is the zero
+	// Type (its values' kinds are its only type). Nil for other statements.
+	// (The MySQL wire layer reports column types from it.)
+	Types        []Type
 	Rows         [][]Datum
 	RowsAffected int64
 	Message      string

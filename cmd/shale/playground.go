@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/sql-lite/mysqlwire"
 	"github.com/shaledb/shale/sql-lite/shell"
 	"github.com/shaledb/shale/tabletserver/node"
 )
@@ -37,6 +39,7 @@ func newPlaygroundCommand() *cobra.Command {
 		dataDir   string
 		basePort  int
 		sqlShell  bool
+		mysqlAddr string
 		sf        sqlFlags
 	)
 	cmd := &cobra.Command{
@@ -89,6 +92,7 @@ directory. --demo loads the sample tables customers and orders first.`,
 			if err != nil {
 				return err
 			}
+			l.mysql = mysqlAddr
 			if !sqlShell {
 				if sf.demo {
 					return errors.New("--demo loads the sample tables through the SQL shell: give --sql too")
@@ -112,12 +116,35 @@ directory. --demo loads the sample tables customers and orders first.`,
 	cmd.Flags().BoolVar(&sqlShell, "sql", false, "open the SQL shell on the cluster; the cluster stops when it exits")
 	cmd.Flags().BoolVar(&sf.demo, "demo", false, "with --sql: first create and fill the sample tables customers and orders")
 	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
+	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "also serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306)")
 	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift); 0 picks free ports")
 	return cmd
 }
 
+// startPlaygroundMySQL serves the MySQL protocol on addr (if set) with
+// the playground's account (root, no password) until ctx ends, and
+// returns the line to print about it. A busy port is reported, not
+// fatal: the rest of the playground works without it.
+func startPlaygroundMySQL(ctx context.Context, g *errgroup.Group, kv *kvclient.Client, addr string) string {
+	if addr == "" {
+		return ""
+	}
+	srv, err := mysqlwire.New(kv, mysqlwire.Config{User: "root", Password: ""})
+	if err != nil {
+		return "mysql: not started: " + err.Error()
+	}
+	bound, err := srv.Listen(addr)
+	if err != nil {
+		return "mysql: not started: " + err.Error()
+	}
+	g.Go(func() error { <-ctx.Done(); return srv.Close() })
+	host, port, _ := net.SplitHostPort(bound.String())
+	return fmt.Sprintf("mysql: %s   (mysql -h %s -P %s -u root)", bound, host, port)
+}
+
 // playgroundLayout is the playground's addresses.
 type playgroundLayout struct {
+	mysql  string                    // MySQL protocol address ("" for none)
 	pd     []placementdriver.Options // Name, ClientAddr, PeerAddr, HTTPAddr
 	stores [][2]string               // gRPC, HTTP
 	thrift string
@@ -225,6 +252,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	}
 	g.Go(func() error { return gw.Serve() })
 	g.Go(func() error { <-gctx.Done(); return gw.Close() })
+	mysqlLine := startPlaygroundMySQL(gctx, g, kv, l.mysql)
 
 	out := cmd.OutOrStdout()
 	pdFlag := strings.Join(pd, ",")
@@ -233,6 +261,9 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdLeaderHTTP(gctx, l.pd))
 	for _, s := range l.stores {
 		fmt.Fprintf(out, "tablet: %s\n", s[0])
+	}
+	if mysqlLine != "" {
+		fmt.Fprintln(out, mysqlLine)
 	}
 	fmt.Fprintf(out, "data: %s\n\n", dir)
 	if sql != nil {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -29,7 +30,7 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 		}
 		if strings.Contains(out, "Press Ctrl-C to stop.") {
 			eps := map[string]string{}
-			for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data): (\S+)$`).FindAllStringSubmatch(out, -1) {
+			for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
 				eps[m[1]] = m[2]
 			}
 			return p, eps
@@ -82,6 +83,23 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	// A directory made with three members cannot start with one.
 	_, err = runShale(t, "playground", "--pd-members", "1", "--data-dir", dir)
 	require.ErrorContains(t, err, "holds a playground with 3 PD member(s); start it with --pd-members 3")
+}
+
+// --mysql-addr: the playground also serves the MySQL protocol (user root,
+// no password) and prints its address.
+func TestPlaygroundMySQL(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "playground.log")
+	p, eps := startPlayground(t, logPath, "--stores", "3", "--mysql-addr", "127.0.0.1:0")
+	require.Regexp(t, `^127\.0\.0\.1:\d+$`, eps["mysql"])
+	db, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec("CREATE TABLE pg_mysql (k BIGINT PRIMARY KEY)")
+	require.NoError(t, err)
+	var tables string
+	require.NoError(t, db.QueryRow("SHOW TABLES LIKE 'pg_mysql'").Scan(&tables))
+	require.Equal(t, "pg_mysql", tables)
+	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit\n%s", proctest.Tail(logPath, 20))
 }
 
 func TestPlaygroundFlagErrors(t *testing.T) {

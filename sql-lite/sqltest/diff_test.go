@@ -867,16 +867,34 @@ func canonShale(d sqllite.Datum) string {
 	return "?" + d.String()
 }
 
+// execer runs SQL text: a *sqllite.Session, or the MySQL protocol
+// (wire_test.go).
+type execer interface {
+	Exec(ctx context.Context, sql string) ([]*sqllite.Result, error)
+}
+
 func TestDifferentialSQLite(t *testing.T) {
+	runDifferential(t, "TestDifferentialSQLite", openSession(t))
+}
+
+// runDifferential runs the differential test with s running Shale's side.
+func runDifferential(t *testing.T, name string, s execer) {
 	bin := ensureSQLite(t)
 	seed := *flagSeed
 	if seed == 0 {
 		seed = uint64(time.Now().UnixNano())
 	}
-	t.Logf("seed %d (rerun: go test -count=1 -run TestDifferentialSQLite ./sql-lite/sqltest/ -seed %d -diff.size %d -diff.rows %d -diff.queries %d -diff.dml %d -diff.shapes %s)",
-		seed, seed, *flagDiffSize, *flagDiffRows, *flagDiffQ, *flagDiffDML, *flagDiffShapes)
+	t.Logf("seed %d (rerun: go test -count=1 -run '%s$' ./sql-lite/sqltest/ -seed %d -diff.size %d -diff.rows %d -diff.queries %d -diff.dml %d -diff.shapes %s)",
+		seed, name, seed, *flagDiffSize, *flagDiffRows, *flagDiffQ, *flagDiffDML, *flagDiffShapes)
 	shapes := strings.Split(*flagDiffShapes, ",")
-	s := openSession(t)
+	mustExec := func(t *testing.T, s execer, sql string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		if _, err := s.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", abbrev(sql), err)
+		}
+	}
 	type tally struct{ ok, mismatch, errs int }
 	tallies := map[string]*tally{}
 	for _, sh := range append(shapes, "dml") {

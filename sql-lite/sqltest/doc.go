@@ -1,7 +1,7 @@
 // Package sqltest holds the verification suites of sql-lite (package
 // sqllite), kept apart from the engine so that they check it only through
 // its public API (sqllite.Open, Session.Exec, Result, Datum, TableNames,
-// ColumnNames):
+// ColumnNames) and the MySQL protocol:
 //
 //   - corpus_test.go runs the statement corpus in testdata/*.txt
 //     (datadriven syntax, described there) against a real in-process
@@ -11,7 +11,8 @@
 //   - diff_test.go generates random tables, data, queries and writes and
 //     compares Shale's answers with SQLite's (the Debian sqlite3 CLI,
 //     installed by the test when missing; scripts/install-tools.sh ci
-//     installs it too).
+//     installs it too). wire_test.go runs the same test through the MySQL
+//     protocol (sql-lite/mysqlwire, queried with go-sql-driver/mysql).
 //   - atomic_test.go checks single-row atomicity under concurrency
 //     (32 x 100 UPDATEs of one row; concurrent BEGIN ... COMMIT).
 //   - misc_test.go: canceled statements, writes during schema changes,
