@@ -21,6 +21,7 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -266,6 +267,11 @@ type job struct {
 	// written without compression.
 	rawSSTs atomic.Bool
 
+	// stopper owns the job's goroutines. It is the job's own and is
+	// stopped only after run returns, so it never refuses a task while
+	// the job runs.
+	stopper *stop.Stopper
+
 	phase      atomic.Value // string
 	inputBytes atomic.Int64
 	inputTotal int64
@@ -283,7 +289,14 @@ type job struct {
 // Run imports the inputs into the table, resuming from the work
 // directory's checkpoint if there is one.
 func Run(ctx context.Context, o Options) (*Summary, error) {
-	sum, err := run(ctx, o)
+	stopper := stop.New()
+	sum, err := run(ctx, o, stopper)
+	// Every goroutine of the job has been joined by now; Stop checks it.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := stopper.Stop(sctx); serr != nil {
+		return nil, errors.Join(err, fmt.Errorf("importer: %w", serr))
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		// Canceled: say so whatever layer noticed first (gRPC reports
 		// its own status), so callers can tell an interrupted job.
@@ -292,7 +305,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return sum, err
 }
 
-func run(ctx context.Context, o Options) (*Summary, error) {
+func run(ctx context.Context, o Options, stopper *stop.Stopper) (*Summary, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -308,7 +321,7 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer unlock()
-	j := &job{o: o, files: files, started: time.Now()}
+	j := &job{o: o, files: files, started: time.Now(), stopper: stopper}
 	j.phase.Store("start")
 	for _, f := range files {
 		j.inputTotal += f.size
@@ -350,8 +363,8 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	j.publish()
-	stop := j.reportProgress()
-	defer stop()
+	stopProgress := j.reportProgress(ctx)
+	defer stopProgress()
 
 	if !cp.Sorted {
 		if err := j.parse(ctx); err != nil {
@@ -372,7 +385,9 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 	if cp.Split {
 		splitDone <- nil
 	} else {
-		go func() { splitDone <- j.splitAndScatter(sctx) }()
+		if err := j.stopper.RunAsyncTask(sctx, "importer.split", func(ctx context.Context) { splitDone <- j.splitAndScatter(ctx) }); err != nil {
+			splitDone <- err
+		}
 	}
 	j.phase.Store("ingest")
 	vctx, stopVerify := context.WithCancel(ctx)
@@ -470,29 +485,19 @@ func (j *job) publish() {
 	j.ssts.Store(cp.SSTs)
 }
 
-func (j *job) reportProgress() func() {
+// reportProgress calls Options.Progress every ProgressInterval, and once
+// more from the returned stop function.
+func (j *job) reportProgress(ctx context.Context) func() {
 	if j.o.Progress == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(j.o.ProgressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				j.o.Progress(j.progress())
-			}
-		}
-	}()
+	ctx, cancel := context.WithCancel(ctx)
+	report := func(context.Context) { j.o.Progress(j.progress()) }
+	g := j.stopper.NewGroup()
+	g.Go(ctx, "importer.progress", func(ctx context.Context) { stop.Periodically(ctx, j.o.ProgressInterval, report) })
 	return func() {
-		close(done)
-		wg.Wait()
+		cancel()
+		_ = g.Wait() // so that the last report comes last
 		j.o.Progress(j.progress())
 	}
 }
@@ -523,12 +528,10 @@ func (j *job) parse(ctx context.Context) error {
 	budget := j.o.MemoryBytes / j.o.Parallel
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	g := j.stopper.NewGroup()
 	fe := &firstError{cancel: cancel}
 	for w := 0; w < min(j.o.Parallel, len(j.files)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.parse", func(ctx context.Context) {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(j.files) || ctx.Err() != nil {
@@ -541,9 +544,11 @@ func (j *job) parse(ctx context.Context) error {
 				}
 				results[i] = result{runs, samples, n}
 			}
-		}()
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	if err := fe.get(); err != nil {
 		return err
 	}
@@ -705,11 +710,9 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 	work := make(chan *parseBatch, nw)
 	ordered := make(chan *parseBatch, 2*nw)
 	free := make(chan []byte, 3*nw+1)
-	var wg sync.WaitGroup
+	g := j.stopper.NewGroup()
 	for _, w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.parse-worker", func(ctx context.Context) {
 			var pb *parseBatch
 			p := w0.p.fork(w.row, func(ie *InputError) error {
 				pb.rejects = append(pb.rejects, ie)
@@ -728,11 +731,10 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 					fail(err)
 				}
 			}
-		}()
+		})
 	}
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
+	// The committer.
+	g.Go(ctx, "importer.parse-commit", func(ctx context.Context) {
 		for pb := range ordered {
 			<-pb.done
 			for _, ie := range pb.rejects {
@@ -748,7 +750,7 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 			default:
 			}
 		}
-	}()
+	})
 	for ctx.Err() == nil {
 		var buf []byte
 		select {
@@ -780,8 +782,9 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 	}
 	close(work)
 	close(ordered)
-	wg.Wait()
-	<-committed
+	if err := g.Wait(); err != nil {
+		fail(err)
+	}
 	if err := fe.get(); err != nil {
 		return finish(err)
 	}
@@ -858,10 +861,9 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	// The PD runs one operator per tablet, so splits of one tablet are
 	// sequential; splitting at the middle point first and then both
 	// halves concurrently takes log2(n) rounds instead of n.
-	var wg sync.WaitGroup
-	var split func(ps [][]byte)
-	split = func(ps [][]byte) {
-		defer wg.Done()
+	g := j.stopper.NewGroup()
+	var split func(ctx context.Context, ps [][]byte)
+	split = func(ctx context.Context, ps [][]byte) {
 		if len(ps) == 0 || ctx.Err() != nil {
 			return
 		}
@@ -870,13 +872,13 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 			// Best effort: the ingest works with whatever tablets exist.
 			j.o.Logger.Warn("split failed", "key", fmt.Sprintf("%x", ps[mid]), "err", err)
 		}
-		wg.Add(2)
-		go split(ps[:mid])
-		go split(ps[mid+1:])
+		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[:mid]) })
+		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[mid+1:]) })
 	}
-	wg.Add(1)
-	split(points)
-	wg.Wait()
+	split(ctx, points)
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -1008,7 +1010,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 	work := make(chan *chunk)
 	resumeKey := cp.DoneKey // workers advance cp.DoneKey under mu
 	var (
-		wg       sync.WaitGroup
+		g        = j.stopper.NewGroup()
 		mu       sync.Mutex
 		fe       = &firstError{cancel: cancel}
 		finished = map[int]*chunk{}
@@ -1044,9 +1046,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 		}
 	}
 	for w := 0; w < j.o.IngestParallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.ingest", func(ctx context.Context) {
 			for c := range work {
 				if err := j.ingestChunk(ctx, c); err != nil {
 					fail(err)
@@ -1054,7 +1054,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 				}
 				complete(c)
 			}
-		}()
+		})
 	}
 	var sum cellSum
 	var dec keys.CellDecoder // a row's cells share its decoded parts
@@ -1107,7 +1107,9 @@ func (j *job) ingestAll(ctx context.Context) error {
 	}
 	err = produce()
 	close(work)
-	wg.Wait()
+	if gerr := g.Wait(); gerr != nil {
+		fail(gerr)
+	}
 	firstErr := fe.get()
 	if err == nil && firstErr == nil {
 		cp.Checksum = sum.String()
@@ -1362,10 +1364,8 @@ func (j *job) ingestOne(ctx context.Context, loc *location, sst *SST) (*location
 // the raft entry instead of naming it (tabletserver/store/ingest.go).
 func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.TabletClient, sst *SST, staged map[uint64]bool) error {
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	var leaderErr error
-	upload := func(id uint64) {
-		defer wg.Done()
+	upload := func(ctx context.Context, id uint64) {
 		var err error
 		if id == leader {
 			_, err = UploadSST(ctx, cl, loc.desc.TabletId, sst)
@@ -1398,11 +1398,13 @@ func (j *job) stage(ctx context.Context, loc *location, leader uint64, cl kvpb.T
 			targets = append(targets, rep.StoreId)
 		}
 	}
+	g := j.stopper.NewGroup()
 	for _, id := range targets {
-		wg.Add(1)
-		go upload(id)
+		g.Go(ctx, "importer.upload", func(ctx context.Context) { upload(ctx, id) })
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	return leaderErr
 }
 
@@ -1513,10 +1515,14 @@ type verifier struct {
 
 func (j *job) startVerifier(ctx context.Context) *verifier {
 	v := &verifier{upTo: make(chan []byte, 1), done: make(chan struct{})}
-	go func() {
+	err := j.stopper.RunAsyncTask(ctx, "importer.verify", func(ctx context.Context) {
 		defer close(v.done)
 		v.err = j.runVerifier(ctx, v)
-	}()
+	})
+	if err != nil {
+		v.err = err
+		close(v.done)
+	}
 	return v
 }
 

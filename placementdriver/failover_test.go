@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -18,11 +20,14 @@ func TestFailoverNeverRepeatsIDsOrTimestamps(t *testing.T) {
 	defer cancel()
 	cl := pd.client()
 	first := pd.leader(ctx, cl)
-	members, err := cl.GetMembers(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clusterID := members.ClusterId
+	// A member may know the leader before it has the cluster ID the new
+	// leader creates (0 until then).
+	var clusterID uint64
+	require.Eventually(t, func() bool {
+		members, err := cl.GetMembers(ctx)
+		clusterID = members.GetClusterId()
+		return err == nil && clusterID != 0
+	}, 30*time.Second, 10*time.Millisecond, "no cluster id")
 
 	var (
 		mu   sync.Mutex

@@ -223,8 +223,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	if err != nil {
 		return fail(err)
 	}
-	g.Go(func() error { return gw.Serve() })
-	g.Go(func() error { <-gctx.Done(); return gw.Close() })
+	g.Go(func() error { return gw.Run(gctx) })
 
 	out := cmd.OutOrStdout()
 	pdFlag := strings.Join(pd, ",")
