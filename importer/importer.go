@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
 )
@@ -259,6 +260,11 @@ type job struct {
 	// written without compression.
 	rawSSTs atomic.Bool
 
+	// stopper owns the job's goroutines. It is the job's own and is
+	// stopped only after run returns, so it never refuses a task while
+	// the job runs.
+	stopper *stop.Stopper
+
 	phase      atomic.Value // string
 	inputBytes atomic.Int64
 	inputTotal int64
@@ -276,7 +282,14 @@ type job struct {
 // Run imports the inputs into the table, resuming from the work
 // directory's checkpoint if there is one.
 func Run(ctx context.Context, o Options) (*Summary, error) {
-	sum, err := run(ctx, o)
+	stopper := stop.New()
+	sum, err := run(ctx, o, stopper)
+	// Every goroutine of the job has been joined by now; Stop checks it.
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if serr := stopper.Stop(sctx); serr != nil {
+		return nil, errors.Join(err, fmt.Errorf("importer: %w", serr))
+	}
 	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
 		// Canceled: say so whatever layer noticed first (gRPC reports
 		// its own status), so callers can tell an interrupted job.
@@ -285,7 +298,7 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 	return sum, err
 }
 
-func run(ctx context.Context, o Options) (*Summary, error) {
+func run(ctx context.Context, o Options, stopper *stop.Stopper) (*Summary, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
 	}
@@ -301,7 +314,7 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		return nil, err
 	}
 	defer unlock()
-	j := &job{o: o, files: files, started: time.Now()}
+	j := &job{o: o, files: files, started: time.Now(), stopper: stopper}
 	j.phase.Store("start")
 	for _, f := range files {
 		j.inputTotal += f.size
@@ -347,8 +360,8 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 		}
 	}
 	j.publish()
-	stop := j.reportProgress()
-	defer stop()
+	stopProgress := j.reportProgress(ctx)
+	defer stopProgress()
 
 	if !cp.Sorted {
 		if err := j.parse(ctx); err != nil {
@@ -369,7 +382,9 @@ func run(ctx context.Context, o Options) (*Summary, error) {
 	if cp.Split {
 		splitDone <- nil
 	} else {
-		go func() { splitDone <- j.splitAndScatter(sctx) }()
+		if err := j.stopper.RunAsyncTask(sctx, "importer.split", func(ctx context.Context) { splitDone <- j.splitAndScatter(ctx) }); err != nil {
+			splitDone <- err
+		}
 	}
 	j.phase.Store("ingest")
 	vctx, stopVerify := context.WithCancel(ctx)
@@ -467,29 +482,19 @@ func (j *job) publish() {
 	j.ssts.Store(cp.SSTs)
 }
 
-func (j *job) reportProgress() func() {
+// reportProgress calls Options.Progress every ProgressInterval, and once
+// more from the returned stop function.
+func (j *job) reportProgress(ctx context.Context) func() {
 	if j.o.Progress == nil {
 		return func() {}
 	}
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(j.o.ProgressInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				j.o.Progress(j.progress())
-			}
-		}
-	}()
+	ctx, cancel := context.WithCancel(ctx)
+	report := func(context.Context) { j.o.Progress(j.progress()) }
+	g := j.stopper.NewGroup()
+	g.Go(ctx, "importer.progress", func(ctx context.Context) { stop.Periodically(ctx, j.o.ProgressInterval, report) })
 	return func() {
-		close(done)
-		wg.Wait()
+		cancel()
+		_ = g.Wait() // so that the last report comes last
 		j.o.Progress(j.progress())
 	}
 }

@@ -99,7 +99,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 	work := make(chan *chunk)
 	resumeKey := cp.DoneKey // workers advance cp.DoneKey under mu
 	var (
-		wg       sync.WaitGroup
+		g        = j.stopper.NewGroup()
 		mu       sync.Mutex
 		fe       = &firstError{cancel: cancel}
 		finished = map[int]*chunk{}
@@ -135,9 +135,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 		}
 	}
 	for w := 0; w < j.o.IngestParallel; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.ingest", func(ctx context.Context) {
 			for c := range work {
 				if err := j.ingestChunk(ctx, c); err != nil {
 					fail(err)
@@ -145,7 +143,7 @@ func (j *job) ingestAll(ctx context.Context) error {
 				}
 				complete(c)
 			}
-		}()
+		})
 	}
 	var sum cellSum
 	var dec keys.CellDecoder // a row's cells share its decoded parts
@@ -198,7 +196,9 @@ func (j *job) ingestAll(ctx context.Context) error {
 	}
 	err = produce()
 	close(work)
-	wg.Wait()
+	if gerr := g.Wait(); gerr != nil {
+		fail(gerr)
+	}
 	firstErr := fe.get()
 	if err == nil && firstErr == nil {
 		cp.Checksum = sum.String()
@@ -464,10 +464,8 @@ func stagedLost(err error) bool {
 // the raft entry instead of naming it (tabletserver/store/ingest.go).
 func (j *job) stage(ctx context.Context, loc *kvclient.Route, leader uint64, cl kvpb.TabletClient, sst *SST, staged map[uint64]bool) error {
 	var mu sync.Mutex
-	var wg sync.WaitGroup
 	var leaderErr error
-	upload := func(id uint64) {
-		defer wg.Done()
+	upload := func(ctx context.Context, id uint64) {
 		var err error
 		if id == leader {
 			_, err = UploadSST(ctx, cl, loc.Desc.TabletId, sst)
@@ -500,11 +498,13 @@ func (j *job) stage(ctx context.Context, loc *kvclient.Route, leader uint64, cl 
 			targets = append(targets, rep.StoreId)
 		}
 	}
+	g := j.stopper.NewGroup()
 	for _, id := range targets {
-		wg.Add(1)
-		go upload(id)
+		g.Go(ctx, "importer.upload", func(ctx context.Context) { upload(ctx, id) })
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	return leaderErr
 }
 

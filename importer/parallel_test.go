@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -220,8 +221,9 @@ func parseJob(t *testing.T, inputs []string, maxErrors int64, onDup string) pars
 	require.NoError(t, o.defaults())
 	files, err := listInputs(inputs)
 	require.NoError(t, err)
-	j := &job{o: o, files: files, cp: &checkpoint{Timestamp: 7},
+	j := &job{o: o, files: files, cp: &checkpoint{Timestamp: 7}, stopper: stop.New(),
 		schema: &metapb.TableSchema{TableId: 9, Name: "t", Families: []*metapb.FamilySchema{{Name: "f"}, {Name: "g"}}}}
+	defer func() { require.NoError(t, j.stopper.Stop(context.Background())) }()
 	j.phase.Store("start")
 	var out parseOutcome
 	if err := j.parse(context.Background()); err != nil {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 )
 
@@ -40,12 +39,10 @@ func (j *job) parse(ctx context.Context) error {
 	budget := j.o.MemoryBytes / j.o.Parallel
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var wg sync.WaitGroup
+	g := j.stopper.NewGroup()
 	fe := &firstError{cancel: cancel}
 	for w := 0; w < min(j.o.Parallel, len(j.files)); w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.parse", func(ctx context.Context) {
 			for {
 				i := int(next.Add(1) - 1)
 				if i >= len(j.files) || ctx.Err() != nil {
@@ -58,9 +55,11 @@ func (j *job) parse(ctx context.Context) error {
 				}
 				results[i] = result{runs, samples, n}
 			}
-		}()
+		})
 	}
-	wg.Wait()
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	if err := fe.get(); err != nil {
 		return err
 	}
@@ -222,11 +221,9 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 	work := make(chan *parseBatch, nw)
 	ordered := make(chan *parseBatch, 2*nw)
 	free := make(chan []byte, 3*nw+1)
-	var wg sync.WaitGroup
+	g := j.stopper.NewGroup()
 	for _, w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		g.Go(ctx, "importer.parse-worker", func(ctx context.Context) {
 			var pb *parseBatch
 			p := w0.p.fork(w.row, func(ie *InputError) error {
 				pb.rejects = append(pb.rejects, ie)
@@ -245,11 +242,10 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 					fail(err)
 				}
 			}
-		}()
+		})
 	}
-	committed := make(chan struct{})
-	go func() {
-		defer close(committed)
+	// The committer.
+	g.Go(ctx, "importer.parse-commit", func(ctx context.Context) {
 		for pb := range ordered {
 			<-pb.done
 			for _, ie := range pb.rejects {
@@ -265,7 +261,7 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 			default:
 			}
 		}
-	}()
+	})
 	for ctx.Err() == nil {
 		var buf []byte
 		select {
@@ -297,8 +293,9 @@ func (j *job) parseFile(ctx context.Context, i int, budget int) ([]string, []Sam
 	}
 	close(work)
 	close(ordered)
-	wg.Wait()
-	<-committed
+	if err := g.Wait(); err != nil {
+		fail(err)
+	}
 	if err := fe.get(); err != nil {
 		return finish(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"sync"
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
@@ -50,10 +49,9 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	// The PD runs one operator per tablet, so splits of one tablet are
 	// sequential; splitting at the middle point first and then both
 	// halves concurrently takes log2(n) rounds instead of n.
-	var wg sync.WaitGroup
-	var split func(ps [][]byte)
-	split = func(ps [][]byte) {
-		defer wg.Done()
+	g := j.stopper.NewGroup()
+	var split func(ctx context.Context, ps [][]byte)
+	split = func(ctx context.Context, ps [][]byte) {
 		if len(ps) == 0 || ctx.Err() != nil {
 			return
 		}
@@ -62,13 +60,13 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 			// Best effort: the ingest works with whatever tablets exist.
 			j.o.Logger.Warn("split failed", "key", fmt.Sprintf("%x", ps[mid]), "err", err)
 		}
-		wg.Add(2)
-		go split(ps[:mid])
-		go split(ps[mid+1:])
+		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[:mid]) })
+		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[mid+1:]) })
 	}
-	wg.Add(1)
-	split(points)
-	wg.Wait()
+	split(ctx, points)
+	if err := g.Wait(); err != nil {
+		return err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}

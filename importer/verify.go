@@ -45,10 +45,14 @@ type verifier struct {
 
 func (j *job) startVerifier(ctx context.Context) *verifier {
 	v := &verifier{upTo: make(chan []byte, 1), done: make(chan struct{})}
-	go func() {
+	err := j.stopper.RunAsyncTask(ctx, "importer.verify", func(ctx context.Context) {
 		defer close(v.done)
 		v.err = j.runVerifier(ctx, v)
-	}()
+	})
+	if err != nil {
+		v.err = err
+		close(v.done)
+	}
 	return v
 }
 

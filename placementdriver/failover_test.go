@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -18,20 +20,14 @@ func TestFailoverNeverRepeatsIDsOrTimestamps(t *testing.T) {
 	defer cancel()
 	cl := pd.client()
 	first := pd.leader(ctx, cl)
-	// A member knows the leader before the leader has created (or loaded)
-	// the cluster, and a follower answers from its own replica: wait for
-	// the ID to exist.
+	// A member may know the leader before it has the cluster ID the new
+	// leader creates (0 until then).
 	var clusterID uint64
-	for clusterID == 0 {
+	require.Eventually(t, func() bool {
 		members, err := cl.GetMembers(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		clusterID = members.ClusterId
-		if clusterID == 0 {
-			time.Sleep(20 * time.Millisecond) // poll interval
-		}
-	}
+		clusterID = members.GetClusterId()
+		return err == nil && clusterID != 0
+	}, 30*time.Second, 10*time.Millisecond, "no cluster id")
 
 	var (
 		mu   sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/schedule"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -81,54 +82,55 @@ func (r *idReserve) AllocID() uint64 {
 	return id
 }
 
-// run does the leader's periodic work until ctx ends: store states, then
-// one scheduling round.
-func (c *cluster) run(ctx context.Context) {
-	for {
-		c.mu.Lock()
-		interval := c.config.ScheduleInterval
-		c.mu.Unlock()
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(interval):
+// startScheduling runs the leader's periodic work (scheduleRound) until
+// ctx ends, every ScheduleInterval (re-read after each round).
+func (c *cluster) startScheduling(ctx context.Context) error {
+	return c.s.stopper.Every(ctx, "pd.schedule", c.scheduleInterval(), c.scheduleRound, stop.IntervalFunc(c.scheduleInterval))
+}
+
+func (c *cluster) scheduleInterval() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.config.ScheduleInterval
+}
+
+// scheduleRound updates store states, then runs one scheduling round.
+func (c *cluster) scheduleRound(ctx context.Context) {
+	if err := c.ids.refill(ctx); err != nil {
+		return
+	}
+	now := time.Now()
+	tombstones := c.updateStoreStates(now)
+	for _, si := range tombstones {
+		if err := c.persistStore(ctx, si); err != nil {
+			c.s.log.Warn("persisting tombstone failed", "store", si.Store.StoreId, "err", err)
 		}
-		if err := c.ids.refill(ctx); err != nil {
-			continue
+	}
+	// Operators are described under c.mu: heartbeats advance them
+	// (Controller.Dispatch) concurrently.
+	type logged struct{ op, epoch string }
+	c.mu.Lock()
+	res := c.coord.Round(c.view, now)
+	var added, ended []logged
+	for _, op := range c.coord.Controller.Operators() {
+		if op.Created.Equal(now) {
+			added = append(added, logged{op.String(), fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion)})
 		}
-		now := time.Now()
-		tombstones := c.updateStoreStates(now)
-		for _, si := range tombstones {
-			if err := c.persistStore(ctx, si); err != nil {
-				c.s.log.Warn("persisting tombstone failed", "store", si.Store.StoreId, "err", err)
-			}
-		}
-		// Operators are described under c.mu: heartbeats advance them
-		// (Controller.Dispatch) concurrently.
-		type logged struct{ op, epoch string }
-		c.mu.Lock()
-		res := c.coord.Round(c.view, now)
-		var added, ended []logged
-		for _, op := range c.coord.Controller.Operators() {
-			if op.Created.Equal(now) {
-				added = append(added, logged{op.String(), fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion)})
-			}
-		}
-		for _, op := range c.coord.Controller.TakeEnded() {
-			ended = append(ended, logged{op: op.String()})
-		}
-		c.mu.Unlock()
-		if n := res.Total(); n > 0 {
-			c.s.log.Debug("scheduling round", "operators", n, "rejected", res.Rejected, "expired", res.Expired)
-		}
-		// Operator lifecycles at Info: they are rare and are what an
-		// operator reads first when a tablet is in trouble.
-		for _, op := range added {
-			c.s.log.Info("operator added", "op", op.op, "epoch", op.epoch)
-		}
-		for _, op := range ended {
-			c.s.log.Info("operator ended", "op", op.op)
-		}
+	}
+	for _, op := range c.coord.Controller.TakeEnded() {
+		ended = append(ended, logged{op: op.String()})
+	}
+	c.mu.Unlock()
+	if n := res.Total(); n > 0 {
+		c.s.log.Debug("scheduling round", "operators", n, "rejected", res.Rejected, "expired", res.Expired)
+	}
+	// Operator lifecycles at Info: they are rare and are what an
+	// operator reads first when a tablet is in trouble.
+	for _, op := range added {
+		c.s.log.Info("operator added", "op", op.op, "epoch", op.epoch)
+	}
+	for _, op := range ended {
+		c.s.log.Info("operator ended", "op", op.op)
 	}
 }
 

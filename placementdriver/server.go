@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -26,6 +27,9 @@ type Server struct {
 	memberID uint64
 	names    map[uint64]string // member ID → name
 	meta     metaStore
+	// stopper owns the member's goroutines: servers, the leadership
+	// watch and, while leading, the scheduling loop.
+	stopper *stop.Stopper
 
 	mu struct {
 		sync.Mutex
@@ -62,7 +66,7 @@ func Run(ctx context.Context, o Options) error {
 
 func newServer(o Options) (*Server, error) {
 	ids := memberIDs(o.InitialCluster)
-	s := &Server{opts: o, log: o.Logger.With("pd", o.Name), memberID: ids[o.Name], names: map[uint64]string{}, ready: make(chan struct{})}
+	s := &Server{opts: o, log: o.Logger.With("pd", o.Name), memberID: ids[o.Name], names: map[uint64]string{}, ready: make(chan struct{}), stopper: stop.New()}
 	for n, id := range ids {
 		s.names[id] = n
 	}
@@ -107,9 +111,16 @@ func (s *Server) run(ctx context.Context) error {
 	meta.registerPeers(peerSrv)
 	clientSrv := grpc.NewServer(grpcutil.ServerOptions()...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
-	errc := make(chan error, 3)
-	go func() { errc <- peerSrv.Serve(peerLis) }()
-	go func() { errc <- clientSrv.Serve(clientLis) }()
+	// errc takes the first error of a server or of starting a task (the
+	// Stopper refuses none before shutdown, but a refusal must not hang).
+	errc := make(chan error, 5)
+	serve := func(name string, f func() error) {
+		if err := s.stopper.RunAsyncTask(ctx, name, func(context.Context) { errc <- f() }); err != nil {
+			errc <- err
+		}
+	}
+	serve("pd.peer-grpc", func() error { return peerSrv.Serve(peerLis) })
+	serve("pd.client-grpc", func() error { return clientSrv.Serve(clientLis) })
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
@@ -117,21 +128,24 @@ func (s *Server) run(ctx context.Context) error {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 		s.registerHTTP(mux)
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { errc <- httpSrv.Serve(httpLis) }()
+		serve("pd.http", func() error { return httpSrv.Serve(httpLis) })
 	}
 	meta.start()
 	close(s.ready)
 	s.log.Info("pd member serving", "member_id", s.memberID, "client", clientLis.Addr().String(), "peer", peerLis.Addr().String())
 
-	leaderDone := make(chan struct{})
-	go func() { defer close(leaderDone); s.watchLeadership(ctx) }()
+	if err := s.stopper.Every(ctx, "pd.watch-leadership", o.TickInterval, s.watchLeadership); err != nil {
+		errc <- err
+	}
 
 	var runErr error
 	select {
 	case <-ctx.Done():
 	case runErr = <-errc:
 	}
-	<-leaderDone
+	// Ends the leadership watch and the scheduling loop; the servers end
+	// as they are stopped below.
+	s.stopper.Quiesce()
 	s.stepDown()
 	if httpSrv != nil {
 		_ = httpSrv.Close()
@@ -139,6 +153,14 @@ func (s *Server) run(ctx context.Context) error {
 	stopGRPC(clientSrv, 2*time.Second)
 	// Raft streams between members are long-lived; nothing to drain.
 	peerSrv.Stop()
+	// Every task must be done before the deferred meta.close: the
+	// scheduling loop writes through the store.
+	sctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
+	defer cancel()
+	if err := s.stopper.Stop(sctx); err != nil {
+		s.log.Error("pd member did not stop in time", "err", err)
+		return fmt.Errorf("pd: %w", err)
+	}
 	s.log.Info("pd member stopped")
 	if errors.Is(runErr, grpc.ErrServerStopped) || errors.Is(runErr, http.ErrServerClosed) {
 		runErr = nil
@@ -146,9 +168,13 @@ func (s *Server) run(ctx context.Context) error {
 	return runErr
 }
 
+// stopTimeout bounds the wait for the member's goroutines once its servers
+// are stopped (they then end at once).
+const stopTimeout = 10 * time.Second
+
 func stopGRPC(srv *grpc.Server, timeout time.Duration) {
 	done := make(chan struct{})
-	go func() { srv.GracefulStop(); close(done) }()
+	go func() { srv.GracefulStop(); close(done) }() //stop:short-lived joined below; Stop ends GracefulStop after the timeout
 	select {
 	case <-done:
 	case <-time.After(timeout):
@@ -156,48 +182,42 @@ func stopGRPC(srv *grpc.Server, timeout time.Duration) {
 	}
 }
 
-// watchLeadership follows the metadata group's leader: the member whose
-// replica leads serves the API; the others redirect.
+// watchLeadership follows the metadata group's leader (every tick): the
+// member whose replica leads serves the API; the others redirect.
 func (s *Server) watchLeadership(ctx context.Context) {
-	t := time.NewTicker(s.opts.TickInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		leaderID, term, err := s.meta.leader()
+	leaderID, term, err := s.meta.leader()
+	if err != nil {
+		return
+	}
+	isLeader := leaderID == s.memberID
+	s.mu.Lock()
+	s.mu.leaderID = leaderID
+	c := s.mu.cluster
+	s.mu.Unlock()
+	switch {
+	case isLeader && (c == nil || c.term != term):
+		s.stepDown()
+		lctx, cancel := context.WithCancel(ctx)
+		c, err := loadCluster(lctx, s, term)
 		if err != nil {
-			continue
+			cancel()
+			s.log.Warn("pd leader failed to load metadata", "err", err)
+			return
 		}
-		isLeader := leaderID == s.memberID
 		s.mu.Lock()
-		s.mu.leaderID = leaderID
-		c := s.mu.cluster
+		s.mu.cluster, s.mu.cancel = c, cancel
 		s.mu.Unlock()
-		switch {
-		case isLeader && (c == nil || c.term != term):
-			s.stepDown()
-			lctx, cancel := context.WithCancel(ctx)
-			c, err := loadCluster(lctx, s, term)
-			if err != nil {
-				cancel()
-				s.log.Warn("pd leader failed to load metadata", "err", err)
-				continue
-			}
-			s.mu.Lock()
-			s.mu.cluster, s.mu.cancel = c, cancel
-			s.mu.Unlock()
-			c.mu.Lock()
-			stores, tablets := len(c.stores), c.view.TabletCount()
-			c.mu.Unlock()
-			go c.run(lctx)
-			s.log.Info("pd leader serving", "term", term, "stores", stores, "tablets", tablets)
-		case !isLeader && c != nil:
-			s.log.Info("pd leadership lost")
-			s.stepDown()
+		c.mu.Lock()
+		stores, tablets := len(c.stores), c.view.TabletCount()
+		c.mu.Unlock()
+		if err := c.startScheduling(lctx); err != nil {
+			s.stepDown() // shutting down
+			return
 		}
+		s.log.Info("pd leader serving", "term", term, "stores", stores, "tablets", tablets)
+	case !isLeader && c != nil:
+		s.log.Info("pd leadership lost")
+		s.stepDown()
 	}
 }
 

@@ -250,8 +250,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	if err != nil {
 		return fail(err)
 	}
-	g.Go(func() error { return gw.Serve() })
-	g.Go(func() error { <-gctx.Done(); return gw.Close() })
+	g.Go(func() error { return gw.Run(gctx) })
 	mysqlLine := startPlaygroundMySQL(gctx, g, kv, l.mysql)
 
 	out := cmd.OutOrStdout()

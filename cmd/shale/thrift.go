@@ -66,15 +66,7 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "shale thrift gateway listening on %s (transport %s, protocol %s)\n",
 				srv.Addr(), map[bool]string{false: "buffered", true: "framed"}[framed], map[bool]string{false: "binary", true: "compact"}[compact])
-			errc := make(chan error, 1)
-			go func() { errc <- srv.Serve() }()
-			select {
-			case <-ctx.Done():
-				return srv.Close()
-			case err := <-errc:
-				srv.Close()
-				return err
-			}
+			return srv.Run(ctx)
 		},
 	}
 	f := cmd.Flags()

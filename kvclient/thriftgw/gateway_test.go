@@ -15,6 +15,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/limits"
@@ -785,4 +786,43 @@ func TestMaxSizeValues(t *testing.T) {
 	requireIOError(t, err, "exceed")
 	_, err = c.GetScannerResults(ctx, []byte("big"), &hbase.TScan{}, -1)
 	requireIOError(t, err, "negative")
+}
+
+// TestRunStopsOnCancel: Run serves until its context ends, then closes the
+// gateway's connections and scanners and leaves no goroutine behind.
+func TestRunStopsOnCancel(t *testing.T) {
+	e := startEnv(t)
+	warm := dial(t, e.gateway(t, thriftgw.Options{}).Addr().String(), false, false)
+	ctx := ctxT(t)
+	table := []byte("run")
+	require.NoError(t, warm.CreateTable(ctx, &hbase.TTableDescriptor{TableName: tn("run"), Columns: []*hbase.TColumnFamilyDescriptor{{Name: []byte("cf")}}}, nil))
+	require.NoError(t, warm.Put(ctx, table, &hbase.TPut{Row: []byte("r"), ColumnValues: []*hbase.TColumnValue{cv("cf", "q", "v")}}))
+	// Scanning warms the client's connections too, so that what stays
+	// running after Run is the gateway's alone.
+	id, err := warm.OpenScanner(ctx, table, &hbase.TScan{})
+	require.NoError(t, err)
+	require.NoError(t, warm.CloseScanner(ctx, id))
+	before := goleak.IgnoreCurrent()
+
+	srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", ScannerIdleTimeout: time.Minute})
+	require.NoError(t, err)
+	rctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(rctx) }()
+	c := dial(t, srv.Addr().String(), false, false)
+	_, err = c.OpenScanner(ctx, table, &hbase.TScan{})
+	require.NoError(t, err)
+	require.Equal(t, 1, srv.OpenScanners())
+
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after its context ended")
+	}
+	require.Equal(t, 0, srv.OpenScanners())
+	_, err = c.Exists(ctx, table, &hbase.TGet{Row: []byte("r")})
+	require.Error(t, err, "the connection outlived Run")
+	goleak.VerifyNone(t, before)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
 )
@@ -80,14 +81,14 @@ func (o *Options) defaults() error {
 
 // Server is a running Thrift gateway.
 type Server struct {
-	opts    Options
-	sock    *thrift.TServerSocket
-	conns   *connTracker
-	srv     *thrift.TSimpleServer
-	handler *handler
-	stop    chan struct{}
-	wg      sync.WaitGroup
-	once    sync.Once
+	opts     Options
+	sock     *thrift.TServerSocket
+	conns    *connTracker
+	srv      *thrift.TSimpleServer
+	handler  *handler
+	stopper  *stop.Stopper // the janitor and Run's Serve
+	once     sync.Once
+	closeErr error
 }
 
 // Listen validates the options and binds the listening socket. Call Serve
@@ -119,12 +120,14 @@ func Listen(o Options) (*Server, error) {
 	} else {
 		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
 	}
-	s := &Server{opts: o, sock: sock, stop: make(chan struct{})}
+	s := &Server{opts: o, sock: sock, stopper: stop.New()}
 	s.handler = newHandler(s)
 	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
 	s.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s}, s.conns, tf, pf)
-	s.wg.Add(1)
-	go s.janitor()
+	if err := s.stopper.Every(context.Background(), "thriftgw.scanner-janitor", janitorPeriod(o.ScannerIdleTimeout), s.expireScanners); err != nil {
+		sock.Close()
+		return nil, fmt.Errorf("thriftgw: %w", err)
+	}
 	return s, nil
 }
 
@@ -155,9 +158,25 @@ func (s *Server) OpenScanners() int { return s.handler.scanners.len() }
 func (s *Server) Serve() error {
 	err := s.srv.Serve()
 	select {
-	case <-s.stop:
+	case <-s.stopper.ShouldQuiesce():
 		return nil
 	default:
+		return err
+	}
+}
+
+// Run serves until ctx ends or serving fails, then closes the gateway. It
+// returns the serving error, or Close's.
+func (s *Server) Run(ctx context.Context) error {
+	served := make(chan error, 1)
+	if err := s.stopper.RunAsyncTask(ctx, "thriftgw.serve", func(context.Context) { served <- s.Serve() }); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return s.Close()
+	case err := <-served:
+		_ = s.Close()
 		return err
 	}
 }
@@ -165,36 +184,32 @@ func (s *Server) Serve() error {
 // Close stops accepting connections, closes every scanner and waits for
 // the gateway's goroutines. It does not close Options.Client.
 func (s *Server) Close() error {
-	var err error
 	s.once.Do(func() {
-		close(s.stop)
+		s.stopper.Quiesce()
 		s.conns.closeAll()
-		err = s.srv.Stop()
-		s.wg.Wait()
+		s.closeErr = s.srv.Stop()
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		if err := s.stopper.Stop(ctx); err != nil && s.closeErr == nil {
+			s.closeErr = fmt.Errorf("thriftgw: closing: %w", err)
+		}
 		s.handler.scanners.closeAll()
 	})
-	return err
+	return s.closeErr
 }
 
-func (s *Server) janitor() {
-	defer s.wg.Done()
-	period := s.opts.ScannerIdleTimeout / 4
-	if period > 5*time.Second {
-		period = 5 * time.Second
-	}
-	if period < 10*time.Millisecond {
-		period = 10 * time.Millisecond
-	}
-	t := time.NewTicker(period)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case now := <-t.C:
-			s.handler.scanners.expire(now, s.opts.ScannerIdleTimeout)
-		}
-	}
+// closeTimeout bounds Close's wait for the gateway's goroutines once every
+// connection is closed (they then end at once).
+const closeTimeout = 30 * time.Second
+
+// janitorPeriod is how often idle scanners are looked for: a quarter of
+// the idle timeout, within [10ms, 5s].
+func janitorPeriod(idle time.Duration) time.Duration {
+	return min(max(idle/4, 10*time.Millisecond), 5*time.Second)
+}
+
+func (s *Server) expireScanners(context.Context) {
+	s.handler.scanners.expire(time.Now(), s.opts.ScannerIdleTimeout)
 }
 
 // recoverMiddleware turns a panic in a handler into a TIOError reply

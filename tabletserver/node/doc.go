@@ -21,10 +21,14 @@
 //     never create an uninitialized replica of tablet 1 first;
 //  5. serve gRPC and HTTP, start the store, report healthy;
 //  6. block until ctx is done or a server fails, then shut down: /healthz
-//     turns 503, new Tablet RPCs are refused with Unavailable, in-flight ones
-//     get ShutdownTimeout to finish, the store is closed (which also ends the
-//     peers' inbound raft streams), and the gRPC server is stopped
-//     gracefully, then forcibly if it does not drain in time.
+//     turns 503, the placement-driver loop (heartbeats, replica GC, PD
+//     commands) is stopped and waited for, new Tablet RPCs are refused with
+//     Unavailable, in-flight ones get ShutdownTimeout to finish, the store
+//     is closed (which also ends the peers' inbound raft streams), and the
+//     gRPC server is stopped gracefully, then forcibly if it does not
+//     drain in time. The goroutines run under two stop.Stoppers (the PD
+//     loop's, then the servers'); one that does not end within
+//     ShutdownTimeout is named in Run's error.
 //
 // Every store of a new cluster must run with Bootstrap and the same Peers:
 // BootstrapTablet is deterministic, so all of them write the same initial

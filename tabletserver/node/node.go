@@ -1,6 +1,7 @@
 package node
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -141,15 +143,27 @@ func Run(ctx context.Context, o Options) error {
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
 
 	var healthy atomic.Bool
-	errc := make(chan error, 2)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(grpcLis); err != nil {
-			errc <- fmt.Errorf("node: gRPC server on %s: %w", o.Addr, err)
+	// Two stages of goroutines, stopped in this order: the placement
+	// driver loop (it drives the store), then the servers.
+	pdTasks, servers := stop.New(), stop.New()
+	// errc takes the first error of a server or of starting a task (the
+	// Stopper refuses none before shutdown, but a refusal must not hang).
+	errc := make(chan error, 8)
+	serve := func(name string, f func() error) {
+		if err := servers.RunAsyncTask(ctx, name, func(context.Context) {
+			if err := f(); err != nil {
+				errc <- err
+			}
+		}); err != nil {
+			errc <- err
 		}
-	}()
+	}
+	serve("node.grpc", func() error {
+		if err := srv.Serve(grpcLis); err != nil {
+			return fmt.Errorf("node: gRPC server on %s: %w", o.Addr, err)
+		}
+		return nil
+	})
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
@@ -170,23 +184,20 @@ func Run(ctx context.Context, o Options) error {
 			_, _ = w.Write([]byte("ok"))
 		})
 		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		serve("node.http", func() error {
 			if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)
+				return fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)
 			}
-		}()
+			return nil
+		})
 	}
 
 	s.Start()
-	pdCtx, stopPD := context.WithCancel(ctx)
-	pdDone := make(chan struct{})
 	if pdc != nil {
-		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}}
-		go func() { defer close(pdDone); loop.run(pdCtx) }()
-	} else {
-		close(pdDone)
+		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks}
+		if err := loop.start(ctx); err != nil {
+			errc <- err
+		}
 	}
 	healthy.Store(true)
 	httpAddr := ""
@@ -208,8 +219,10 @@ func Run(ctx context.Context, o Options) error {
 		log.Error("tablet server failed; shutting down", "err", runErr)
 	}
 	healthy.Store(false)
-	stopPD()
-	<-pdDone
+	if err := stopStage(pdTasks, o.ShutdownTimeout); err != nil {
+		log.Error("placement driver loop did not stop in time", "err", err)
+		runErr = cmp.Or(runErr, err)
+	}
 
 	// Refuse new Tablet requests and let in-flight ones finish, while the
 	// store (and its raft traffic) still runs so that they can commit.
@@ -223,7 +236,7 @@ func Run(ctx context.Context, o Options) error {
 		runErr = fmt.Errorf("node: closing store: %w", err)
 	}
 	stopped := make(chan struct{})
-	go func() {
+	go func() { //stop:short-lived joined below; Stop ends GracefulStop after the timeout
 		srv.GracefulStop()
 		close(stopped)
 	}()
@@ -241,9 +254,22 @@ func Run(ctx context.Context, o Options) error {
 		}
 		cancel()
 	}
-	wg.Wait()
+	if err := stopStage(servers, o.ShutdownTimeout); err != nil {
+		log.Error("servers did not stop in time", "err", err)
+		runErr = cmp.Or(runErr, err)
+	}
 	log.Info("tablet server stopped")
 	return runErr
+}
+
+// stopStage stops one stage's tasks, waiting up to timeout.
+func stopStage(s *stop.Stopper, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		return fmt.Errorf("node: %w", err)
+	}
+	return nil
 }
 
 // bootstrap creates the first tablet and the raw-KV table schema unless the

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -161,49 +162,29 @@ type pdLoop struct {
 
 	mu      sync.Mutex
 	running map[uint64]bool // tablets with a command in progress
-	wg      sync.WaitGroup
+	stopper *stop.Stopper   // runs the loops and the commands
 }
 
-// run heartbeats until ctx ends. Store and tablet heartbeats run on their
-// own schedules so that a slow tablet report never delays the store's
-// liveness signal.
-func (p *pdLoop) run(ctx context.Context) {
-	var loops sync.WaitGroup
-	every := func(f func(context.Context)) {
-		loops.Add(1)
-		go func() {
-			defer loops.Done()
-			t := time.NewTicker(p.interval)
-			defer t.Stop()
-			for {
-				f(ctx)
-				select {
-				case <-ctx.Done():
-					return
-				case <-t.C:
-				}
-			}
-		}()
-	}
-	every(p.storeHeartbeat)
-	every(p.tabletHeartbeat)
-	every(p.mergesAwaitingTarget)
-	loops.Add(1)
-	go func() {
-		defer loops.Done()
-		t := time.NewTicker(replicaGCEvery * p.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			p.replicaGC(ctx)
+// start runs the heartbeats and replica GC until ctx ends or the stopper
+// quiesces. Store and tablet heartbeats run on their own schedules so that
+// a slow tablet report never delays the store's liveness signal.
+func (p *pdLoop) start(ctx context.Context) error {
+	for _, l := range []struct {
+		name     string
+		interval time.Duration
+		fn       func(context.Context)
+		opts     []stop.EveryOption
+	}{
+		{"node.store-heartbeat", p.interval, p.storeHeartbeat, []stop.EveryOption{stop.Immediately()}},
+		{"node.tablet-heartbeat", p.interval, p.tabletHeartbeat, []stop.EveryOption{stop.Immediately()}},
+		{"node.merges-awaiting-target", p.interval, p.mergesAwaitingTarget, []stop.EveryOption{stop.Immediately()}},
+		{"node.replica-gc", replicaGCEvery * p.interval, p.replicaGC, nil},
+	} {
+		if err := p.stopper.Every(ctx, l.name, l.interval, l.fn, l.opts...); err != nil {
+			return fmt.Errorf("node: %w", err)
 		}
-	}()
-	loops.Wait()
-	p.wg.Wait()
+	}
+	return nil
 }
 
 func (p *pdLoop) storeHeartbeat(ctx context.Context) {
@@ -274,20 +255,22 @@ func (p *pdLoop) execute(ctx context.Context, cmd *pdpb.TabletCommand) {
 	}
 	p.running[cmd.TabletId] = true
 	p.mu.Unlock()
-	p.wg.Add(1)
-	go func() {
-		defer p.wg.Done()
-		defer func() {
-			p.mu.Lock()
-			delete(p.running, cmd.TabletId)
-			p.mu.Unlock()
-		}()
+	done := func() {
+		p.mu.Lock()
+		delete(p.running, cmd.TabletId)
+		p.mu.Unlock()
+	}
+	err := p.stopper.RunAsyncTask(ctx, "node.pd-command", func(ctx context.Context) {
+		defer done()
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := p.apply(cctx, cmd); err != nil && ctx.Err() == nil {
 			p.log.Warn("placement command failed", "tablet", cmd.TabletId, "cmd", fmt.Sprintf("%T", cmd.Cmd), "err", err)
 		}
-	}()
+	})
+	if err != nil {
+		done() // shutting down
+	}
 }
 
 func (p *pdLoop) apply(ctx context.Context, cmd *pdpb.TabletCommand) error {
