@@ -855,30 +855,17 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	if len(points) == 0 {
 		return nil
 	}
-	// The PD runs one operator per tablet, so splits of one tablet are
-	// sequential; splitting at the middle point first and then both
-	// halves concurrently takes log2(n) rounds instead of n.
-	var wg sync.WaitGroup
-	var split func(ps [][]byte)
-	split = func(ps [][]byte) {
-		defer wg.Done()
-		if len(ps) == 0 || ctx.Err() != nil {
-			return
-		}
-		mid := len(ps) / 2
-		if err := j.splitAt(ctx, ps[mid]); err != nil && ctx.Err() == nil {
-			// Best effort: the ingest works with whatever tablets exist.
-			j.o.Logger.Warn("split failed", "key", fmt.Sprintf("%x", ps[mid]), "err", err)
-		}
-		wg.Add(2)
-		go split(ps[:mid])
-		go split(ps[mid+1:])
-	}
-	wg.Add(1)
-	split(points)
-	wg.Wait()
+	// One request: the PD splits each tablet at all the points inside it
+	// in one raft command and returns once it routes every new tablet.
+	sctx, cancel := context.WithTimeout(ctx, splitTimeout)
+	err := j.cl.splitKeys(sctx, points)
+	cancel()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err != nil {
+		// Best effort: the ingest works with whatever tablets exist.
+		j.o.Logger.Warn("split failed", "points", len(points), "err", err)
 	}
 	start := keys.TablePrefix(j.schema.TableId)
 	tablets, err := j.cl.tablets(ctx, start, keys.PrefixEnd(start))
@@ -901,33 +888,8 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	return nil
 }
 
-// splitAt asks the PD to split the tablet holding row key p at p and waits
-// (up to 10s) until the PD reports the split.
-func (j *job) splitAt(ctx context.Context, p []byte) error {
-	deadline := time.Now().Add(10 * time.Second)
-	var requested time.Time
-	for attempt := 0; ; attempt++ {
-		info, err := j.cl.tablet(ctx, p)
-		if err == nil && bytes.Equal(info.Tablet.StartKey, p) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("split not visible after 10s (last error: %v)", err)
-		}
-		// (Re-)request it: the PD may refuse while the tablet runs another
-		// operator, or cancel the split when the tablet changes.
-		if err == nil && time.Since(requested) > 2*time.Second {
-			if err := j.cl.split(ctx, info.Tablet.TabletId, p); err == nil {
-				requested = time.Now()
-			} else {
-				j.o.Logger.Debug("split request", "tablet", info.Tablet.TabletId, "err", err)
-			}
-		}
-		if err := j.backoff(ctx, min(attempt, 2)); err != nil {
-			return err
-		}
-	}
-}
+// splitTimeout bounds the split phase's request to the PD.
+const splitTimeout = time.Minute
 
 // ---- phase 3: build SSTs per tablet, upload, ingest ----
 

@@ -87,13 +87,15 @@ const catalogWait = 10 * time.Second
 // version v in a heartbeat, so a table can be used as soon as its creation
 // returns. A store that has not caught up by then gets it on its next
 // heartbeat; requests for the table fail with TableNotFound until then.
-func (c *cluster) waitCatalog(ctx context.Context, v uint64) {
+// Stores in installed already have the change (pushSchema) and are not
+// waited for.
+func (c *cluster) waitCatalog(ctx context.Context, v uint64, installed map[uint64]bool) {
 	deadline := time.Now().Add(catalogWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		c.mu.Lock()
 		behind := 0
 		for id, si := range c.stores {
-			if si.State == pdpb.StoreState_UP && c.storeCatalog[id] < v {
+			if si.State == pdpb.StoreState_UP && c.storeCatalog[id] < v && !installed[id] {
 				behind++
 			}
 		}

@@ -31,6 +31,9 @@ type Server struct {
 	memberID uint64
 	names    map[uint64]string // member ID → name
 	store    *store.Store
+	// conns reaches tablet servers (table creation splits and installs
+	// schemas directly).
+	conns storeConns
 
 	mu struct {
 		sync.Mutex
@@ -115,6 +118,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	s.store = st
 	defer st.Close()
+	defer s.conns.close()
 	// Every member bootstraps the same metadata tablet; the call is
 	// idempotent and a no-op once the tablet exists.
 	desc := &metapb.TabletDescriptor{TabletId: metaTabletID, Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}}

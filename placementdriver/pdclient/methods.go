@@ -210,3 +210,21 @@ func (c *Client) DrainStore(ctx context.Context, req *pdpb.DrainStoreRequest) (*
 	})
 	return resp, err
 }
+
+// ReportSplit calls PD.ReportSplit.
+func (c *Client) ReportSplit(ctx context.Context, req *pdpb.ReportSplitRequest) (*pdpb.ReportSplitResponse, error) {
+	req.Header = c.header()
+	return call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.ReportSplitResponse, error) {
+		req.Header = c.header()
+		return cl.ReportSplit(ctx, req)
+	})
+}
+
+// SplitTablets calls PD.SplitTablets.
+func (c *Client) SplitTablets(ctx context.Context, req *pdpb.SplitTabletsRequest) (*pdpb.SplitTabletsResponse, error) {
+	req.Header = c.header()
+	return call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.SplitTabletsResponse, error) {
+		req.Header = c.header()
+		return cl.SplitTablets(ctx, req)
+	})
+}

@@ -114,6 +114,11 @@ func Run(ctx context.Context, o Options) error {
 	sopts.Resolver = resolver
 	sopts.Logger = o.Logger
 	sopts.Registry = reg
+	var splits *splitReporter
+	if pdc != nil {
+		splits = newSplitReporter(pdc, o.StoreID, log)
+		sopts.OnSplit = splits.onSplit
+	}
 	s, err := store.Open(sopts)
 	if err != nil {
 		return fmt.Errorf("node: opening store %d in data directory %s: %w", o.StoreID, o.DataDir, err)
@@ -183,7 +188,14 @@ func Run(ctx context.Context, o Options) error {
 	pdDone := make(chan struct{})
 	if pdc != nil {
 		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}}
-		go func() { defer close(pdDone); loop.run(pdCtx) }()
+		go func() {
+			defer close(pdDone)
+			var reporting sync.WaitGroup
+			reporting.Add(1)
+			go func() { defer reporting.Done(); splits.run(pdCtx) }()
+			loop.run(pdCtx)
+			reporting.Wait()
+		}()
 	} else {
 		close(pdDone)
 	}

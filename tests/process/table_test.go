@@ -1,0 +1,130 @@
+package process
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// createBound is a generous bound on `shale table create` on a default
+// cluster: the target is under 2 s (docs/performance.md); with heartbeat
+// driven splits it took 28 s (no split rows) and 80 s (7 split rows).
+const createBound = 15 * time.Second
+
+// A cluster started with default flags (1 PD, 3 tablet servers, the
+// default 10 s heartbeat interval) creates a table with 8 split rows
+// quickly, and when the command returns all 9 tablets are routable: PD
+// knows each with its exact bounds and a leader, and a write to each
+// succeeds.
+func TestTableCreateDefaultCluster(t *testing.T) {
+	c := newCluster(t, 1)
+	for name := range c.pdPeer {
+		c.startPD(name)
+	}
+	for i := 0; i < 3; i++ {
+		c.addDefaultStore()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	kv, err := kvclient.Open(ctx, kvclient.Options{PD: c.endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	// The cluster is up once the built-in kv table takes writes.
+	waitFor(ctx, t, "cluster ready", func() error {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return kv.RawPut(wctx, []byte("ready"), []byte("1"))
+	})
+
+	pdAddr := strings.Join(c.endpoints(), ",")
+	create := func(name string, splits []string) time.Duration {
+		t.Helper()
+		args := []string{"table", "--pd", pdAddr, "--timeout", createBound.String(), "create", name, "cf"}
+		for _, s := range splits {
+			args = append(args, "--split", s)
+		}
+		start := time.Now()
+		out, err := exec.Command(proctest.Binary(t), args...).CombinedOutput()
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("shale %s: %v after %v\n%s", strings.Join(args, " "), err, took, out)
+		}
+		return took
+	}
+
+	took0 := create("t0", nil)
+	t.Logf("shale table create t0 cf (no split rows): %v", took0.Round(time.Millisecond))
+	checkRoutable(ctx, t, kv, c, "t0", nil)
+
+	splits := []string{"b", "d", "f", "h", "j", "l", "n", "p"}
+	took8 := create("t8", splits)
+	t.Logf("shale table create t8 cf with 8 split rows: %v", took8.Round(time.Millisecond))
+	checkRoutable(ctx, t, kv, c, "t8", splits)
+	if took8 > createBound {
+		t.Fatalf("table create with 8 split rows took %v, want under %v", took8, createBound)
+	}
+}
+
+// checkRoutable checks, right after create returned, that PD routes every
+// tablet of the table (one per split row, plus the first) with its exact
+// bounds and a leader, and that a row written into each is read back.
+func checkRoutable(ctx context.Context, t *testing.T, kv *kvclient.Client, c *cluster, name string, splits []string) {
+	t.Helper()
+	tbl, err := kv.Table(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := tbl.Info().ID
+	bounds := [][]byte{keys.TablePrefix(id)}
+	for _, s := range splits {
+		bounds = append(bounds, keys.RowKey(id, []byte(s)))
+	}
+	bounds = append(bounds, keys.TablePrefix(id+1))
+	pd := c.pdc()
+	for i := 0; i+1 < len(bounds); i++ {
+		resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: bounds[i]})
+		if err != nil {
+			t.Fatalf("tablet %d of %s: %v", i, name, err)
+		}
+		d := resp.GetTablet().GetTablet()
+		if !bytes.Equal(d.GetStartKey(), bounds[i]) || !bytes.Equal(d.GetEndKey(), bounds[i+1]) || resp.Tablet.LeaderStoreId == 0 {
+			t.Fatalf("tablet %d of %s: PD routes [%x, %x) leader %d; want [%x, %x) with a leader",
+				i, name, d.GetStartKey(), d.GetEndKey(), resp.Tablet.LeaderStoreId, bounds[i], bounds[i+1])
+		}
+	}
+	rows := append([]string{"a"}, splits...)
+	for _, r := range rows {
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := tbl.MutateRow(wctx, []byte(r), kvclient.SetCell("cf", []byte("q"), []byte(r)))
+		cancel()
+		if err != nil {
+			t.Fatalf("write row %q of %s: %v", r, name, err)
+		}
+	}
+	t.Logf("%s: %d tablets routable, a row written to each", name, len(bounds)-1)
+}
+
+// addDefaultStore starts a tablet server with default flags (no
+// --heartbeat-interval).
+func (c *cluster) addDefaultStore() *storeProc {
+	i := len(c.stores)
+	s := &storeProc{addr: proctest.FreeAddr(c.t), http: proctest.FreeAddr(c.t), dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i))}
+	c.stores = append(c.stores, s)
+	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
+		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
+		"--pd", strings.Join(c.endpoints(), ","))
+	s.p.WaitHealthy(c.t, s.http, 30*time.Second)
+	return s
+}
