@@ -142,6 +142,11 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 		}
 		select {
 		case <-ctx.Done():
+			if st.Code() == codes.DeadlineExceeded {
+				// The member had the request (the server's copy of the
+				// deadline may fire just before the caller's).
+				return zero, &DeadlineError{Addr: addr, Err: err}
+			}
 			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
 		case <-time.After(backoff):
 		}
