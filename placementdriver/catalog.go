@@ -18,7 +18,8 @@ var familyNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // createTable adds a table to the catalog. Table IDs come from the ID
 // allocator and are never reused; the tablets covering the new table are
-// split at its boundaries (and its split rows) by the boundary checker.
+// split at its boundaries (and its split rows) by CreateTable (splitKeys),
+// or else by the boundary checker.
 // fixedID, when non-zero, is used instead of allocating (the built-in
 // raw key/value table).
 func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest, fixedID uint64) (*metapb.TableSchema, error) {

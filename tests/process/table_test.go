@@ -75,6 +75,37 @@ func TestTableCreateDefaultCluster(t *testing.T) {
 	if took8 > createBound {
 		t.Fatalf("table create with 8 split rows took %v, want under %v", took8, createBound)
 	}
+
+	// An ordinary split (a PD operator, carried out on a heartbeat): PD
+	// routes both halves from the left tablet's report, with no NotFound
+	// in between.
+	tbl, err := kv.Table(ctx, "t8")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := keys.RowKey(tbl.Info().ID, []byte("r"))
+	pd := c.pdc()
+	parent, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: parent.Tablet.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: key}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(ctx, t, "operator split routed", func() error {
+		for _, k := range [][]byte{parent.Tablet.Tablet.StartKey, key} {
+			resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: k})
+			if err != nil {
+				t.Fatalf("PD has no tablet for %x during a split: %v", k, err)
+			}
+			if bytes.Equal(k, key) && !bytes.Equal(resp.Tablet.Tablet.StartKey, key) {
+				return fmt.Errorf("not split yet")
+			}
+		}
+		return nil
+	})
+	t.Logf("operator split routed %v after it was asked for (dispatch waits for a 10 s heartbeat)", time.Since(start).Round(time.Millisecond))
 }
 
 // checkRoutable checks, right after create returned, that PD routes every
