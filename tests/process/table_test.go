@@ -10,9 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/proctest"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/placementdriver/pdclient"
+	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -106,6 +111,65 @@ func TestTableCreateDefaultCluster(t *testing.T) {
 		return nil
 	})
 	t.Logf("operator split routed %v after it was asked for (dispatch waits for a 10 s heartbeat)", time.Since(start).Round(time.Millisecond))
+
+	// A split done on the store directly: PD routes the new tablet from
+	// the store's report, long before the next 10 s heartbeat.
+	splitOnStore(ctx, t, pd, keys.RowKey(tbl.Info().ID, []byte("t")))
+}
+
+// trySplitOnStore asks the leader PD names for the tablet holding key to
+// split it at key.
+func trySplitOnStore(ctx context.Context, pd *pdclient.Client, key []byte) error {
+	info, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
+	if err != nil {
+		return err
+	}
+	d := info.Tablet.Tablet
+	if bytes.Equal(d.StartKey, key) {
+		return nil // an earlier attempt applied after all
+	}
+	st, err := pd.GetStore(ctx, &pdpb.GetStoreRequest{StoreId: info.Tablet.LeaderStoreId})
+	if err != nil {
+		return err
+	}
+	ids, err := pd.AllocID(ctx, &pdpb.AllocIDRequest{Count: uint32(1 + len(d.Replicas))})
+	if err != nil {
+		return err
+	}
+	req := &kvpb.SplitTabletRequest{Header: &kvpb.RequestHeader{TabletId: d.TabletId, Epoch: d.Epoch}, SplitKey: key, NewTabletId: ids.First}
+	for i := range d.Replicas {
+		req.NewReplicaIds = append(req.NewReplicaIds, ids.First+1+uint64(i))
+	}
+	cc, err := grpc.NewClient(st.Store.Store.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	_, err = kvpb.NewTabletClient(cc).SplitTablet(ctx, req)
+	return err
+}
+
+// splitOnStore splits the tablet holding key at key through its leader's
+// Tablet API (not through PD) and checks PD routes the new tablet within
+// reportBound.
+func splitOnStore(ctx context.Context, t *testing.T, pd *pdclient.Client, key []byte) {
+	t.Helper()
+	const reportBound = 2 * time.Second
+	// The tablet may have been made by the split just before and still
+	// be electing its leader: retry until one takes the split.
+	waitFor(ctx, t, "split on the store", func() error { return trySplitOnStore(ctx, pd, key) })
+	applied := time.Now()
+	for {
+		resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
+		if err == nil && bytes.Equal(resp.Tablet.Tablet.StartKey, key) && resp.Tablet.LeaderStoreId != 0 {
+			t.Logf("a split on the store was routed by PD %v after it applied", time.Since(applied).Round(time.Millisecond))
+			return
+		}
+		if time.Since(applied) > reportBound {
+			t.Fatalf("PD does not route the new tablet %v after the split applied (last: %v, %v)", reportBound, resp, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // checkRoutable checks, right after create returned, that PD routes every
