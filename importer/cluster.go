@@ -122,9 +122,10 @@ func (c *cluster) tablets(ctx context.Context, start, end []byte) ([]*pdpb.Table
 	}
 }
 
-// split asks the PD to split the tablet holding rowKey at rowKey.
-func (c *cluster) split(ctx context.Context, tabletID uint64, rowKey []byte) error {
-	_, err := c.pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: tabletID, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: rowKey}})
+// splitKeys asks the PD to make every key start a tablet: one batch split
+// per tablet, done when the PD routes them all.
+func (c *cluster) splitKeys(ctx context.Context, keys [][]byte) error {
+	_, err := c.pd.SplitTablets(ctx, &pdpb.SplitTabletsRequest{SplitKeys: keys})
 	return err
 }
 

@@ -17,9 +17,9 @@
 //     and spills sorted, snappy-framed runs into the work directory within
 //     Options.MemoryBytes; rejects are committed in input order;
 //  2. split: split points every Options.SplitBytes of sorted data are asked
-//     of the placement driver (middle first, then both halves at once) and
-//     the tablets' leaders are spread over their replicas, while the
-//     ingest already runs (splits wait for PD heartbeats);
+//     of the placement driver in one request (it splits each tablet at all
+//     its points in one raft command) and the tablets' leaders are spread
+//     over their replicas, while the ingest already runs;
 //  3. ingest: a k-way merge of the runs yields rows in key order (the
 //     duplicate rule applies here), cut into chunks that
 //     Options.IngestParallel workers turn into one SST per tablet (never

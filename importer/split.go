@@ -3,13 +3,11 @@ package importer
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"slices"
 	"sort"
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
-	"github.com/shaledb/shale/internal/retry"
 )
 
 // ---- phase 2: split and scatter ----
@@ -46,29 +44,17 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	if len(points) == 0 {
 		return nil
 	}
-	// The PD runs one operator per tablet, so splits of one tablet are
-	// sequential; splitting at the middle point first and then both
-	// halves concurrently takes log2(n) rounds instead of n.
-	g := j.stopper.NewGroup()
-	var split func(ctx context.Context, ps [][]byte)
-	split = func(ctx context.Context, ps [][]byte) {
-		if len(ps) == 0 || ctx.Err() != nil {
-			return
-		}
-		mid := len(ps) / 2
-		if err := j.splitAt(ctx, ps[mid]); err != nil && ctx.Err() == nil {
-			// Best effort: the ingest works with whatever tablets exist.
-			j.o.Logger.Warn("split failed", "key", fmt.Sprintf("%x", ps[mid]), "err", err)
-		}
-		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[:mid]) })
-		g.Go(ctx, "importer.split-at", func(ctx context.Context) { split(ctx, ps[mid+1:]) })
-	}
-	split(ctx, points)
-	if err := g.Wait(); err != nil {
-		return err
-	}
+	// One request: the PD splits each tablet at all the points inside it
+	// in one raft command and returns once it routes every new tablet.
+	sctx, cancel := context.WithTimeout(ctx, splitTimeout)
+	err := j.cl.splitKeys(sctx, points)
+	cancel()
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if err != nil {
+		// Best effort: the ingest works with whatever tablets exist.
+		j.o.Logger.Warn("split failed", "points", len(points), "err", err)
 	}
 	start := keys.TablePrefix(j.schema.TableId)
 	tablets, err := j.cl.tablets(ctx, start, keys.PrefixEnd(start))
@@ -91,31 +77,5 @@ func (j *job) splitAndScatter(ctx context.Context) error {
 	return nil
 }
 
-// splitAt asks the PD to split the tablet holding row key p at p and waits
-// (up to 10s) until the PD reports the split.
-func (j *job) splitAt(ctx context.Context, p []byte) error {
-	deadline := time.Now().Add(10 * time.Second)
-	var requested time.Time
-	bo := retry.NewExponential(50*time.Millisecond, 200*time.Millisecond)
-	for {
-		info, err := j.cl.tablet(ctx, p)
-		if err == nil && bytes.Equal(info.Tablet.StartKey, p) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("split not visible after 10s (last error: %v)", err)
-		}
-		// (Re-)request it: the PD may refuse while the tablet runs another
-		// operator, or cancel the split when the tablet changes.
-		if err == nil && time.Since(requested) > 2*time.Second {
-			if err := j.cl.split(ctx, info.Tablet.TabletId, p); err == nil {
-				requested = time.Now()
-			} else {
-				j.o.Logger.Debug("split request", "tablet", info.Tablet.TabletId, "err", err)
-			}
-		}
-		if err := bo.Wait(ctx, 0); err != nil {
-			return err
-		}
-	}
-}
+// splitTimeout bounds the split phase's request to the PD.
+const splitTimeout = time.Minute

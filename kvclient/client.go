@@ -177,19 +177,36 @@ func (c *Client) waitTableReady(ctx context.Context, ti *TableInfo) error {
 		bounds = append(bounds, keys.RowKey(ti.ID, r))
 	}
 	bo := retry.NewExponential(20*time.Millisecond, 100*time.Millisecond)
-	for _, b := range bounds {
+	for i, b := range bounds {
 		for {
 			resp, err := c.pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: b})
 			if err == nil && bytes.Equal(resp.GetTablet().GetTablet().GetStartKey(), b) && resp.Tablet.LeaderStoreId != 0 {
 				break
 			}
 			if err := bo.Wait(ctx, 0); err != nil {
-				return fmt.Errorf("kvclient: table %q was created but its tablets are not ready yet: %w", ti.Name, err)
+				return &TableNotReadyError{Table: ti.Name, Ready: i, Tablets: len(bounds), Pending: b, Err: err}
 			}
 		}
 	}
 	return nil
 }
+
+// TableNotReadyError is returned by CreateTable when the table was
+// created but not all its tablets became routable before the deadline:
+// the cluster finishes the splits in the background.
+type TableNotReadyError struct {
+	Table          string
+	Ready, Tablets int
+	Pending        []byte // start key of the first tablet not routable yet
+	Err            error
+}
+
+func (e *TableNotReadyError) Error() string {
+	return fmt.Sprintf("kvclient: table %q was created, but timed out waiting for its tablets to become routable: %d of %d ready, the one starting at %x is not (%v)",
+		e.Table, e.Ready, e.Tablets, e.Pending, e.Err)
+}
+
+func (e *TableNotReadyError) Unwrap() error { return e.Err }
 
 // DropTable drops a table and its data.
 func (c *Client) DropTable(ctx context.Context, name string) error {

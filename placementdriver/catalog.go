@@ -18,7 +18,8 @@ var familyNameRE = regexp.MustCompile(`^[A-Za-z0-9_.\-]{1,64}$`)
 
 // createTable adds a table to the catalog. Table IDs come from the ID
 // allocator and are never reused; the tablets covering the new table are
-// split at its boundaries (and its split rows) by the boundary checker.
+// split at its boundaries (and its split rows) by CreateTable (splitKeys),
+// or else by the boundary checker.
 // fixedID, when non-zero, is used instead of allocating (the built-in
 // raw key/value table).
 func (c *cluster) createTable(ctx context.Context, req *pdpb.CreateTableRequest, fixedID uint64) (*metapb.TableSchema, error) {
@@ -87,13 +88,15 @@ const catalogWait = 10 * time.Second
 // version v in a heartbeat, so a table can be used as soon as its creation
 // returns. A store that has not caught up by then gets it on its next
 // heartbeat; requests for the table fail with TableNotFound until then.
-func (c *cluster) waitCatalog(ctx context.Context, v uint64) {
+// Stores in installed already have the change (pushSchema) and are not
+// waited for.
+func (c *cluster) waitCatalog(ctx context.Context, v uint64, installed map[uint64]bool) {
 	deadline := time.Now().Add(catalogWait)
 	for time.Now().Before(deadline) && ctx.Err() == nil {
 		c.mu.Lock()
 		behind := 0
 		for id, si := range c.stores {
-			if si.State == pdpb.StoreState_UP && c.storeCatalog[id] < v {
+			if si.State == pdpb.StoreState_UP && c.storeCatalog[id] < v && !installed[id] {
 				behind++
 			}
 		}

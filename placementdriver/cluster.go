@@ -483,20 +483,13 @@ func (c *cluster) tabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeat
 		if r.Tablet == nil || r.Tablet.Epoch == nil {
 			continue
 		}
-		t, changed, removed := c.putTablet(r, now)
+		t, err := c.recordLocked(r, now, rows)
+		if err != nil {
+			c.mu.Unlock()
+			return nil, err
+		}
 		if t == nil {
-			continue
-		}
-		if changed {
-			v, err := proto.Marshal(r.Tablet)
-			if err != nil {
-				c.mu.Unlock()
-				return nil, err
-			}
-			rows[idRow(prefixTablet, r.Tablet.TabletId)] = v
-		}
-		for _, id := range removed {
-			rows[idRow(prefixTablet, id)] = nil
+			continue // stale
 		}
 		if r.LeaderStoreId != req.StoreId {
 			continue

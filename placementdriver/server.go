@@ -30,6 +30,9 @@ type Server struct {
 	// stopper owns the member's goroutines: servers, the leadership
 	// watch and, while leading, the scheduling loop.
 	stopper *stop.Stopper
+	// conns reaches tablet servers (table creation splits and installs
+	// schemas directly).
+	conns storeConns
 
 	mu struct {
 		sync.Mutex
@@ -106,6 +109,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	s.meta = meta
 	defer meta.close()
+	defer s.conns.close()
 
 	peerSrv := grpc.NewServer(grpcutil.ServerOptions()...)
 	meta.registerPeers(peerSrv)

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/protoadapt"
 
+	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -210,9 +211,60 @@ func (v *service) CreateTable(ctx context.Context, req *pdpb.CreateTableRequest)
 	if err != nil {
 		return nil, err
 	}
-	// Return once the stores know the table, so it can be used at once.
-	c.waitCatalog(ctx, t.Version)
+	// Return once the stores know the table and its tablets exist and are
+	// routable, so it can be used at once: the schema goes to every store
+	// directly and each tablet in the way is split at all the table's
+	// boundaries in one raft command, not one boundary per heartbeat.
+	c.waitCatalog(ctx, t.Version, c.pushSchema(ctx, t))
+	sctx, cancel := splitContext(ctx)
+	defer cancel()
+	if err := c.splitKeys(sctx, tableBoundaries(t)); err != nil {
+		// The table exists; the boundary checker finishes the splits from
+		// heartbeats, and the client reports which tablets are not ready.
+		c.s.log.Warn("splitting a new table's tablets", "table", t.Name, "err", err)
+	}
 	return &pdpb.CreateTableResponse{Table: t}, nil
+}
+
+// splitContext bounds the splits of CreateTable so that the answer still
+// reaches a client with a deadline: half a second before it, or 30s.
+func splitContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if d, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, d.Add(-500*time.Millisecond))
+	}
+	return context.WithTimeout(ctx, 30*time.Second)
+}
+
+// ReportSplit records every tablet a split produced, from the report of
+// the store that led it.
+func (v *service) ReportSplit(ctx context.Context, req *pdpb.ReportSplitRequest) (*pdpb.ReportSplitResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Reports) == 0 {
+		return nil, status.Error(codes.InvalidArgument, "a split report needs the resulting tablets")
+	}
+	return &pdpb.ReportSplitResponse{}, c.recordReports(ctx, req.Reports)
+}
+
+// SplitTablets splits the tablets covering the keys so that each key
+// starts a tablet, one batch split per tablet, and returns once PD routes
+// them all.
+func (v *service) SplitTablets(ctx context.Context, req *pdpb.SplitTabletsRequest) (*pdpb.SplitTabletsResponse, error) {
+	c, err := v.leader(req.Header)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.SplitKeys) > maxSplitKeys {
+		return nil, status.Errorf(codes.InvalidArgument, "%d split keys; at most %d per request", len(req.SplitKeys), maxSplitKeys)
+	}
+	for _, k := range req.SplitKeys {
+		if !keys.IsValidSplitKey(k) {
+			return nil, status.Errorf(codes.InvalidArgument, "split key %x is not a table prefix or row key", k)
+		}
+	}
+	return &pdpb.SplitTabletsResponse{}, splitStatus(c.splitKeys(ctx, req.SplitKeys))
 }
 
 func (v *service) DropTable(ctx context.Context, req *pdpb.DropTableRequest) (*pdpb.DropTableResponse, error) {
@@ -244,7 +296,7 @@ func (v *service) SetSQLSchema(ctx context.Context, req *pdpb.SetSQLSchemaReques
 	if err != nil {
 		return nil, err
 	}
-	c.waitCatalog(ctx, t.Version)
+	c.waitCatalog(ctx, t.Version, c.pushSchema(ctx, t))
 	return &pdpb.SetSQLSchemaResponse{Table: t}, nil
 }
 

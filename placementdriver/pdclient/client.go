@@ -123,7 +123,11 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 		}
 		st := status.Convert(err)
 		switch st.Code() {
-		case codes.Unavailable, codes.DeadlineExceeded:
+		case codes.Unavailable:
+		case codes.DeadlineExceeded:
+			if ctx.Err() != nil {
+				return zero, &DeadlineError{Addr: addr, Err: err}
+			}
 		default:
 			return zero, err
 		}
@@ -138,10 +142,29 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 			continue
 		}
 		if bo.Wait(ctx, 0) != nil {
+			if st.Code() == codes.DeadlineExceeded {
+				// The member had the request (the server's copy of the
+				// deadline may fire just before the caller's).
+				return zero, &DeadlineError{Addr: addr, Err: err}
+			}
 			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
 		}
 	}
 }
+
+// DeadlineError is returned when the caller's deadline passed while a
+// request was with a placement driver member: the member may be slow or
+// waiting on something, which "no leader reachable" would misstate.
+type DeadlineError struct {
+	Addr string
+	Err  error
+}
+
+func (e *DeadlineError) Error() string {
+	return fmt.Sprintf("pdclient: no answer from the placement driver at %s before the deadline: %v", e.Addr, e.Err)
+}
+
+func (e *DeadlineError) Unwrap() error { return e.Err }
 
 // learn records the cluster ID from a response.
 func (c *Client) learn(id uint64) error {

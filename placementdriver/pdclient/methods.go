@@ -242,3 +242,21 @@ func (c *Client) ScanAllTablets(ctx context.Context, start, end []byte, limit, p
 		start = next
 	}
 }
+
+// ReportSplit calls PD.ReportSplit.
+func (c *Client) ReportSplit(ctx context.Context, req *pdpb.ReportSplitRequest) (*pdpb.ReportSplitResponse, error) {
+	req.Header = c.header()
+	return call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.ReportSplitResponse, error) {
+		req.Header = c.header()
+		return cl.ReportSplit(ctx, req)
+	})
+}
+
+// SplitTablets calls PD.SplitTablets.
+func (c *Client) SplitTablets(ctx context.Context, req *pdpb.SplitTabletsRequest) (*pdpb.SplitTabletsResponse, error) {
+	req.Header = c.header()
+	return call(ctx, c, func(ctx context.Context, cl pdpb.PDClient) (*pdpb.SplitTabletsResponse, error) {
+		req.Header = c.header()
+		return cl.SplitTablets(ctx, req)
+	})
+}

@@ -2010,7 +2010,14 @@ type SplitTabletRequest struct {
 	SplitKey    []byte `protobuf:"bytes,2,opt,name=split_key,json=splitKey,proto3" json:"split_key,omitempty"`
 	NewTabletId uint64 `protobuf:"varint,3,opt,name=new_tablet_id,json=newTabletId,proto3" json:"new_tablet_id,omitempty"`
 	// Replica IDs for the new tablet, one per replica of the parent in order.
+	// With split_keys: one per replica of the parent for each new tablet,
+	// the first new tablet's first.
 	NewReplicaIds []uint64 `protobuf:"varint,4,rep,packed,name=new_replica_ids,json=newReplicaIds,proto3" json:"new_replica_ids,omitempty"`
+	// A batch split (one raft command): ascending encoded row keys strictly
+	// inside the tablet, each starting a new tablet new_tablet_ids[i]. Used
+	// instead of split_key and new_tablet_id when non-empty.
+	SplitKeys     [][]byte `protobuf:"bytes,5,rep,name=split_keys,json=splitKeys,proto3" json:"split_keys,omitempty"`
+	NewTabletIds  []uint64 `protobuf:"varint,6,rep,packed,name=new_tablet_ids,json=newTabletIds,proto3" json:"new_tablet_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2073,10 +2080,27 @@ func (x *SplitTabletRequest) GetNewReplicaIds() []uint64 {
 	return nil
 }
 
+func (x *SplitTabletRequest) GetSplitKeys() [][]byte {
+	if x != nil {
+		return x.SplitKeys
+	}
+	return nil
+}
+
+func (x *SplitTabletRequest) GetNewTabletIds() []uint64 {
+	if x != nil {
+		return x.NewTabletIds
+	}
+	return nil
+}
+
 type SplitTabletResponse struct {
-	state         protoimpl.MessageState   `protogen:"open.v1"`
-	Left          *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=left,proto3" json:"left,omitempty"`
-	Right         *metapb.TabletDescriptor `protobuf:"bytes,2,opt,name=right,proto3" json:"right,omitempty"`
+	state protoimpl.MessageState   `protogen:"open.v1"`
+	Left  *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=left,proto3" json:"left,omitempty"`
+	// The first new tablet.
+	Right *metapb.TabletDescriptor `protobuf:"bytes,2,opt,name=right,proto3" json:"right,omitempty"`
+	// Every resulting tablet in key order, the left one first.
+	Tablets       []*metapb.TabletDescriptor `protobuf:"bytes,3,rep,name=tablets,proto3" json:"tablets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2121,6 +2145,13 @@ func (x *SplitTabletResponse) GetLeft() *metapb.TabletDescriptor {
 func (x *SplitTabletResponse) GetRight() *metapb.TabletDescriptor {
 	if x != nil {
 		return x.Right
+	}
+	return nil
+}
+
+func (x *SplitTabletResponse) GetTablets() []*metapb.TabletDescriptor {
+	if x != nil {
+		return x.Tablets
 	}
 	return nil
 }
@@ -3422,15 +3453,19 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x16PutTableSchemaResponse\"N\n" +
 	"\x16BootstrapTabletRequest\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\x19\n" +
-	"\x17BootstrapTabletResponse\"\xae\x01\n" +
+	"\x17BootstrapTabletResponse\"\xf3\x01\n" +
 	"\x12SplitTabletRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x1b\n" +
 	"\tsplit_key\x18\x02 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_tablet_id\x18\x03 \x01(\x04R\vnewTabletId\x12&\n" +
-	"\x0fnew_replica_ids\x18\x04 \x03(\x04R\rnewReplicaIds\"{\n" +
+	"\x0fnew_replica_ids\x18\x04 \x03(\x04R\rnewReplicaIds\x12\x1d\n" +
+	"\n" +
+	"split_keys\x18\x05 \x03(\fR\tsplitKeys\x12$\n" +
+	"\x0enew_tablet_ids\x18\x06 \x03(\x04R\fnewTabletIds\"\xb3\x01\n" +
 	"\x13SplitTabletResponse\x120\n" +
 	"\x04left\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x04left\x122\n" +
-	"\x05right\x18\x02 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x05right\"\x82\x01\n" +
+	"\x05right\x18\x02 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x05right\x126\n" +
+	"\atablets\x18\x03 \x03(\v2\x1c.shale.meta.TabletDescriptorR\atablets\"\x82\x01\n" +
 	"\x15TransferLeaderRequest\x12/\n" +
 	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x1e\n" +
 	"\vto_store_id\x18\x02 \x01(\x04R\ttoStoreId\x12\x18\n" +
@@ -3621,53 +3656,54 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
 	53, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
 	53, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	2,  // 42: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
-	1,  // 43: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
-	2,  // 44: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
-	34, // 45: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	53, // 46: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	2,  // 47: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 48: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	53, // 49: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	2,  // 50: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
-	7,  // 51: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	11, // 52: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	54, // 53: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	12, // 54: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	14, // 55: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	16, // 56: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	19, // 57: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	22, // 58: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	24, // 59: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	26, // 60: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	28, // 61: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	30, // 62: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	32, // 63: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	35, // 64: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	37, // 65: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
-	39, // 66: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	41, // 67: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
-	43, // 68: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	13, // 69: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 70: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 71: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 72: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 73: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 74: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 75: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 76: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 77: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 78: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 79: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 80: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 81: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 82: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	44, // 83: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	69, // [69:84] is the sub-list for method output_type
-	54, // [54:69] is the sub-list for method input_type
-	54, // [54:54] is the sub-list for extension type_name
-	54, // [54:54] is the sub-list for extension extendee
-	0,  // [0:54] is the sub-list for field type_name
+	53, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
+	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
+	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
+	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
+	53, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
+	53, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	53, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	2,  // 51: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
+	7,  // 52: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	11, // 53: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	54, // 54: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	12, // 55: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	14, // 56: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	16, // 57: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	19, // 58: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	22, // 59: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	24, // 60: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	26, // 61: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	28, // 62: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	30, // 63: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	32, // 64: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	35, // 65: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	37, // 66: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	39, // 67: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	41, // 68: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
+	43, // 69: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
+	13, // 70: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 71: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 72: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 73: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 74: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 75: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 76: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 77: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 78: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 79: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 80: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 81: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 82: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 83: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	44, // 84: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	70, // [70:85] is the sub-list for method output_type
+	55, // [55:70] is the sub-list for method input_type
+	55, // [55:55] is the sub-list for extension type_name
+	55, // [55:55] is the sub-list for extension extendee
+	0,  // [0:55] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }

@@ -3053,6 +3053,198 @@ func (*DrainStoreResponse) Descriptor() ([]byte, []int) {
 	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
 }
 
+// ReportSplitRequest is sent by the store that led a tablet when a split
+// of it applied there: every resulting tablet, the left one first, so PD
+// routes the whole range at once (TiKV's ReportBatchSplit) instead of
+// waiting for each new tablet's leader to heartbeat.
+type ReportSplitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Reports       []*TabletReport        `protobuf:"bytes,3,rep,name=reports,proto3" json:"reports,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSplitRequest) Reset() {
+	*x = ReportSplitRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSplitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSplitRequest) ProtoMessage() {}
+
+func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSplitRequest.ProtoReflect.Descriptor instead.
+func (*ReportSplitRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *ReportSplitRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ReportSplitRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ReportSplitRequest) GetReports() []*TabletReport {
+	if x != nil {
+		return x.Reports
+	}
+	return nil
+}
+
+type ReportSplitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSplitResponse) Reset() {
+	*x = ReportSplitResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSplitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSplitResponse) ProtoMessage() {}
+
+func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSplitResponse.ProtoReflect.Descriptor instead.
+func (*ReportSplitResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{52}
+}
+
+// SplitTabletsRequest asks PD to split the tablets covering split_keys
+// (encoded keys) so that each key starts a tablet, one batch split per
+// tablet, and to return once PD routes every key to a tablet starting at
+// it. Keys that already start a tablet are skipped.
+type SplitTabletsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	SplitKeys     [][]byte               `protobuf:"bytes,2,rep,name=split_keys,json=splitKeys,proto3" json:"split_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitTabletsRequest) Reset() {
+	*x = SplitTabletsRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitTabletsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitTabletsRequest) ProtoMessage() {}
+
+func (x *SplitTabletsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitTabletsRequest.ProtoReflect.Descriptor instead.
+func (*SplitTabletsRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *SplitTabletsRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SplitTabletsRequest) GetSplitKeys() [][]byte {
+	if x != nil {
+		return x.SplitKeys
+	}
+	return nil
+}
+
+type SplitTabletsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SplitTabletsResponse) Reset() {
+	*x = SplitTabletsResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[54]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SplitTabletsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SplitTabletsResponse) ProtoMessage() {}
+
+func (x *SplitTabletsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[54]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SplitTabletsResponse.ProtoReflect.Descriptor instead.
+func (*SplitTabletsResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
+}
+
 type TabletCommand_ChangeReplicas struct {
 	state         protoimpl.MessageState                 `protogen:"open.v1"`
 	Changes       []*TabletCommand_ChangeReplicas_Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
@@ -3062,7 +3254,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3074,7 +3266,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3106,7 +3298,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3118,7 +3310,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3153,7 +3345,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3165,7 +3357,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3403,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3415,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3257,7 +3449,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3269,7 +3461,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3316,7 +3508,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3328,7 +3520,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3577,14 +3769,24 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x11DrainStoreRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\"\x14\n" +
-	"\x12DrainStoreResponse*L\n" +
+	"\x12DrainStoreResponse\"\x8b\x01\n" +
+	"\x12ReportSplitRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x120\n" +
+	"\areports\x18\x03 \x03(\v2\x16.shale.pd.TabletReportR\areports\"\x15\n" +
+	"\x13ReportSplitResponse\"^\n" +
+	"\x13SplitTabletsRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1d\n" +
+	"\n" +
+	"split_keys\x18\x02 \x03(\fR\tsplitKeys\"\x16\n" +
+	"\x14SplitTabletsResponse*L\n" +
 	"\n" +
 	"StoreState\x12\x06\n" +
 	"\x02UP\x10\x00\x12\x10\n" +
 	"\fDISCONNECTED\x10\x01\x12\b\n" +
 	"\x04DOWN\x10\x02\x12\v\n" +
 	"\aOFFLINE\x10\x03\x12\r\n" +
-	"\tTOMBSTONE\x10\x042\xa7\f\n" +
+	"\tTOMBSTONE\x10\x042\xc2\r\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -3610,7 +3812,9 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\rListOperators\x12\x1e.shale.pd.ListOperatorsRequest\x1a\x1f.shale.pd.ListOperatorsResponse\x12J\n" +
 	"\vAddOperator\x12\x1c.shale.pd.AddOperatorRequest\x1a\x1d.shale.pd.AddOperatorResponse\x12G\n" +
 	"\n" +
-	"DrainStore\x12\x1b.shale.pd.DrainStoreRequest\x1a\x1c.shale.pd.DrainStoreResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"DrainStore\x12\x1b.shale.pd.DrainStoreRequest\x1a\x1c.shale.pd.DrainStoreResponse\x12J\n" +
+	"\vReportSplit\x12\x1c.shale.pd.ReportSplitRequest\x1a\x1d.shale.pd.ReportSplitResponse\x12M\n" +
+	"\fSplitTablets\x12\x1d.shale.pd.SplitTabletsRequest\x1a\x1e.shale.pd.SplitTabletsResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -3625,7 +3829,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0), // 0: shale.pd.StoreState
 	(TabletCommand_ChangeReplicas_Change_Type)(0), // 1: shale.pd.TabletCommand.ChangeReplicas.Change.Type
@@ -3680,42 +3884,46 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*AddOperatorResponse)(nil),                 // 50: shale.pd.AddOperatorResponse
 	(*DrainStoreRequest)(nil),                   // 51: shale.pd.DrainStoreRequest
 	(*DrainStoreResponse)(nil),                  // 52: shale.pd.DrainStoreResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 53: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 54: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 55: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 56: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 57: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 58: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 59: shale.pd.AddOperatorRequest.MoveReplica
-	(*metapb.Store)(nil),                   // 60: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 61: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 62: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 63: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 64: shale.meta.FamilySchema
+	(*ReportSplitRequest)(nil),                  // 53: shale.pd.ReportSplitRequest
+	(*ReportSplitResponse)(nil),                 // 54: shale.pd.ReportSplitResponse
+	(*SplitTabletsRequest)(nil),                 // 55: shale.pd.SplitTabletsRequest
+	(*SplitTabletsResponse)(nil),                // 56: shale.pd.SplitTabletsResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 57: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 58: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 59: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 60: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 61: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 62: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 63: shale.pd.AddOperatorRequest.MoveReplica
+	(*metapb.Store)(nil),                   // 64: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 65: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 66: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 67: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 68: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	4,  // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	4,  // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	60, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	64, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,  // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	7,  // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	2,  // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	60, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	64, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	2,  // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	7,  // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	61, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	62, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	62, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	65, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	66, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	66, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	2,  // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	14, // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	63, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	53, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	54, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	55, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	56, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	67, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	57, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	58, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	59, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	60, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	16, // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	62, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	66, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	2,  // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	2,  // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -3729,73 +3937,80 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	2,  // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	2,  // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	2,  // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	64, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	61, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	68, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	65, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
 	2,  // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	61, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	65, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	61, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	65, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	61, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	65, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
 	2,  // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	58, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	62, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
 	2,  // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
 	2,  // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
 	46, // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
 	2,  // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	59, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	63, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
 	46, // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
 	2,  // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	57, // 53: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	1,  // 54: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	5,  // 55: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	9,  // 56: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	11, // 57: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	15, // 58: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	19, // 59: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	20, // 60: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	22, // 61: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	24, // 62: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	26, // 63: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	28, // 64: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	30, // 65: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	32, // 66: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	34, // 67: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	36, // 68: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	40, // 69: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	38, // 70: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	42, // 71: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	44, // 72: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	47, // 73: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	49, // 74: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	51, // 75: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	6,  // 76: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	10, // 77: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	12, // 78: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	17, // 79: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	21, // 80: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	21, // 81: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	23, // 82: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	25, // 83: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	27, // 84: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	29, // 85: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	31, // 86: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	33, // 87: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	35, // 88: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	37, // 89: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	41, // 90: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	39, // 91: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	43, // 92: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	45, // 93: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	48, // 94: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	50, // 95: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	52, // 96: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	76, // [76:97] is the sub-list for method output_type
-	55, // [55:76] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	2,  // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
+	14, // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
+	2,  // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
+	61, // 56: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	1,  // 57: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	5,  // 58: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	9,  // 59: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	11, // 60: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	15, // 61: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	19, // 62: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	20, // 63: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	22, // 64: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	24, // 65: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	26, // 66: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	28, // 67: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	30, // 68: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	32, // 69: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	34, // 70: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	36, // 71: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	40, // 72: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	38, // 73: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	42, // 74: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	44, // 75: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	47, // 76: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	49, // 77: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	51, // 78: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	53, // 79: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	55, // 80: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	6,  // 81: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	10, // 82: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	12, // 83: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	17, // 84: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	21, // 85: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	21, // 86: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	23, // 87: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	25, // 88: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	27, // 89: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	29, // 90: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	31, // 91: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	33, // 92: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	35, // 93: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	37, // 94: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	41, // 95: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	39, // 96: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	43, // 97: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	45, // 98: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	48, // 99: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	50, // 100: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	52, // 101: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	54, // 102: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	56, // 103: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	81, // [81:104] is the sub-list for method output_type
+	58, // [58:81] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -3821,7 +4036,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   58,
+			NumMessages:   62,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

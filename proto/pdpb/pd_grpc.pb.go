@@ -42,6 +42,8 @@ const (
 	PD_ListOperators_FullMethodName   = "/shale.pd.PD/ListOperators"
 	PD_AddOperator_FullMethodName     = "/shale.pd.PD/AddOperator"
 	PD_DrainStore_FullMethodName      = "/shale.pd.PD/DrainStore"
+	PD_ReportSplit_FullMethodName     = "/shale.pd.PD/ReportSplit"
+	PD_SplitTablets_FullMethodName    = "/shale.pd.PD/SplitTablets"
 )
 
 // PDClient is the client API for PD service.
@@ -69,6 +71,8 @@ type PDClient interface {
 	ListOperators(ctx context.Context, in *ListOperatorsRequest, opts ...grpc.CallOption) (*ListOperatorsResponse, error)
 	AddOperator(ctx context.Context, in *AddOperatorRequest, opts ...grpc.CallOption) (*AddOperatorResponse, error)
 	DrainStore(ctx context.Context, in *DrainStoreRequest, opts ...grpc.CallOption) (*DrainStoreResponse, error)
+	ReportSplit(ctx context.Context, in *ReportSplitRequest, opts ...grpc.CallOption) (*ReportSplitResponse, error)
+	SplitTablets(ctx context.Context, in *SplitTabletsRequest, opts ...grpc.CallOption) (*SplitTabletsResponse, error)
 }
 
 type pDClient struct {
@@ -289,6 +293,26 @@ func (c *pDClient) DrainStore(ctx context.Context, in *DrainStoreRequest, opts .
 	return out, nil
 }
 
+func (c *pDClient) ReportSplit(ctx context.Context, in *ReportSplitRequest, opts ...grpc.CallOption) (*ReportSplitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportSplitResponse)
+	err := c.cc.Invoke(ctx, PD_ReportSplit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) SplitTablets(ctx context.Context, in *SplitTabletsRequest, opts ...grpc.CallOption) (*SplitTabletsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SplitTabletsResponse)
+	err := c.cc.Invoke(ctx, PD_SplitTablets_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -314,6 +338,8 @@ type PDServer interface {
 	ListOperators(context.Context, *ListOperatorsRequest) (*ListOperatorsResponse, error)
 	AddOperator(context.Context, *AddOperatorRequest) (*AddOperatorResponse, error)
 	DrainStore(context.Context, *DrainStoreRequest) (*DrainStoreResponse, error)
+	ReportSplit(context.Context, *ReportSplitRequest) (*ReportSplitResponse, error)
+	SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -386,6 +412,12 @@ func (UnimplementedPDServer) AddOperator(context.Context, *AddOperatorRequest) (
 }
 func (UnimplementedPDServer) DrainStore(context.Context, *DrainStoreRequest) (*DrainStoreResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DrainStore not implemented")
+}
+func (UnimplementedPDServer) ReportSplit(context.Context, *ReportSplitRequest) (*ReportSplitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportSplit not implemented")
+}
+func (UnimplementedPDServer) SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SplitTablets not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -786,6 +818,42 @@ func _PD_DrainStore_Handler(srv interface{}, ctx context.Context, dec func(inter
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_ReportSplit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportSplitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ReportSplit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ReportSplit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ReportSplit(ctx, req.(*ReportSplitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_SplitTablets_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SplitTabletsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SplitTablets(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SplitTablets_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SplitTablets(ctx, req.(*SplitTabletsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -876,6 +944,14 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DrainStore",
 			Handler:    _PD_DrainStore_Handler,
+		},
+		{
+			MethodName: "ReportSplit",
+			Handler:    _PD_ReportSplit_Handler,
+		},
+		{
+			MethodName: "SplitTablets",
+			Handler:    _PD_SplitTablets_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

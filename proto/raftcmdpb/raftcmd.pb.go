@@ -68,6 +68,7 @@ type RaftCommand struct {
 	//	*RaftCommand_RollbackMerge
 	//	*RaftCommand_ClearRange
 	//	*RaftCommand_IngestSst
+	//	*RaftCommand_BatchSplit
 	Cmd           isRaftCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -258,6 +259,15 @@ func (x *RaftCommand) GetIngestSst() *IngestSSTCommand {
 	return nil
 }
 
+func (x *RaftCommand) GetBatchSplit() *BatchSplitCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_BatchSplit); ok {
+			return x.BatchSplit
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Cmd interface {
 	isRaftCommand_Cmd()
 }
@@ -306,6 +316,10 @@ type RaftCommand_IngestSst struct {
 	IngestSst *IngestSSTCommand `protobuf:"bytes,20,opt,name=ingest_sst,json=ingestSst,proto3,oneof"`
 }
 
+type RaftCommand_BatchSplit struct {
+	BatchSplit *BatchSplitCommand `protobuf:"bytes,21,opt,name=batch_split,json=batchSplit,proto3,oneof"`
+}
+
 func (*RaftCommand_MutateRow) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_CheckAndMutateRow) isRaftCommand_Cmd() {}
@@ -327,6 +341,8 @@ func (*RaftCommand_RollbackMerge) isRaftCommand_Cmd() {}
 func (*RaftCommand_ClearRange) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_IngestSst) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_BatchSplit) isRaftCommand_Cmd() {}
 
 type SplitCommand struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -389,6 +405,54 @@ func (x *SplitCommand) GetNewReplicas() []*metapb.Replica {
 	return nil
 }
 
+// BatchSplitCommand cuts the tablet at every split key in one command:
+// the tablet keeps [start, splits[0].split_key) and splits[i] becomes the
+// new tablet [splits[i].split_key, splits[i+1].split_key) (the last one
+// ends where the tablet ended). Keys ascend strictly.
+type BatchSplitCommand struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Splits        []*SplitCommand        `protobuf:"bytes,1,rep,name=splits,proto3" json:"splits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *BatchSplitCommand) Reset() {
+	*x = BatchSplitCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *BatchSplitCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*BatchSplitCommand) ProtoMessage() {}
+
+func (x *BatchSplitCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use BatchSplitCommand.ProtoReflect.Descriptor instead.
+func (*BatchSplitCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *BatchSplitCommand) GetSplits() []*SplitCommand {
+	if x != nil {
+		return x.Splits
+	}
+	return nil
+}
+
 // PrepareMergeCommand freezes the right-hand tablet of a merge: from its
 // index on, the tablet applies no more writes.
 type PrepareMergeCommand struct {
@@ -404,7 +468,7 @@ type PrepareMergeCommand struct {
 
 func (x *PrepareMergeCommand) Reset() {
 	*x = PrepareMergeCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -416,7 +480,7 @@ func (x *PrepareMergeCommand) String() string {
 func (*PrepareMergeCommand) ProtoMessage() {}
 
 func (x *PrepareMergeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[2]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -429,7 +493,7 @@ func (x *PrepareMergeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareMergeCommand.ProtoReflect.Descriptor instead.
 func (*PrepareMergeCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{2}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *PrepareMergeCommand) GetTargetTabletId() uint64 {
@@ -456,7 +520,7 @@ type PrepareMergeResult struct {
 
 func (x *PrepareMergeResult) Reset() {
 	*x = PrepareMergeResult{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -468,7 +532,7 @@ func (x *PrepareMergeResult) String() string {
 func (*PrepareMergeResult) ProtoMessage() {}
 
 func (x *PrepareMergeResult) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[3]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -481,7 +545,7 @@ func (x *PrepareMergeResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PrepareMergeResult.ProtoReflect.Descriptor instead.
 func (*PrepareMergeResult) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{3}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *PrepareMergeResult) GetFreezeIndex() uint64 {
@@ -504,7 +568,7 @@ type CommitMergeCommand struct {
 
 func (x *CommitMergeCommand) Reset() {
 	*x = CommitMergeCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -516,7 +580,7 @@ func (x *CommitMergeCommand) String() string {
 func (*CommitMergeCommand) ProtoMessage() {}
 
 func (x *CommitMergeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[4]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -529,7 +593,7 @@ func (x *CommitMergeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommitMergeCommand.ProtoReflect.Descriptor instead.
 func (*CommitMergeCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{4}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *CommitMergeCommand) GetSource() *metapb.TabletDescriptor {
@@ -555,7 +619,7 @@ type RollbackMergeCommand struct {
 
 func (x *RollbackMergeCommand) Reset() {
 	*x = RollbackMergeCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -567,7 +631,7 @@ func (x *RollbackMergeCommand) String() string {
 func (*RollbackMergeCommand) ProtoMessage() {}
 
 func (x *RollbackMergeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[5]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -580,7 +644,7 @@ func (x *RollbackMergeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RollbackMergeCommand.ProtoReflect.Descriptor instead.
 func (*RollbackMergeCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{5}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
 }
 
 // ClearRangeCommand deletes every cell in [start, end) ∩ the tablet (the
@@ -595,7 +659,7 @@ type ClearRangeCommand struct {
 
 func (x *ClearRangeCommand) Reset() {
 	*x = ClearRangeCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -607,7 +671,7 @@ func (x *ClearRangeCommand) String() string {
 func (*ClearRangeCommand) ProtoMessage() {}
 
 func (x *ClearRangeCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[6]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -620,7 +684,7 @@ func (x *ClearRangeCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClearRangeCommand.ProtoReflect.Descriptor instead.
 func (*ClearRangeCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *ClearRangeCommand) GetStart() []byte {
@@ -664,7 +728,7 @@ type IngestSSTCommand struct {
 
 func (x *IngestSSTCommand) Reset() {
 	*x = IngestSSTCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -676,7 +740,7 @@ func (x *IngestSSTCommand) String() string {
 func (*IngestSSTCommand) ProtoMessage() {}
 
 func (x *IngestSSTCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[7]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -689,7 +753,7 @@ func (x *IngestSSTCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestSSTCommand.ProtoReflect.Descriptor instead.
 func (*IngestSSTCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *IngestSSTCommand) GetTableId() uint64 {
@@ -758,7 +822,7 @@ type GCCommand struct {
 
 func (x *GCCommand) Reset() {
 	*x = GCCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -770,7 +834,7 @@ func (x *GCCommand) String() string {
 func (*GCCommand) ProtoMessage() {}
 
 func (x *GCCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[8]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -783,7 +847,7 @@ func (x *GCCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCommand.ProtoReflect.Descriptor instead.
 func (*GCCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GCCommand) GetKeys() [][]byte {
@@ -806,7 +870,7 @@ type ChangeReplicasContext struct {
 
 func (x *ChangeReplicasContext) Reset() {
 	*x = ChangeReplicasContext{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -818,7 +882,7 @@ func (x *ChangeReplicasContext) String() string {
 func (*ChangeReplicasContext) ProtoMessage() {}
 
 func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -831,7 +895,7 @@ func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasContext.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasContext) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
@@ -868,7 +932,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -880,7 +944,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -893,7 +957,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotData) GetSnapshotId() uint64 {
@@ -936,7 +1000,7 @@ type AppliedState struct {
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -948,7 +1012,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -961,7 +1025,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -1017,7 +1081,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1093,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1106,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -1070,7 +1134,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1082,7 +1146,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1095,7 +1159,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{13}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -1109,7 +1173,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\x87\t\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xcc\t\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1a\n" +
@@ -1133,7 +1197,9 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\vclear_range\x18\x13 \x01(\v2 .shale.raftcmd.ClearRangeCommandH\x00R\n" +
 	"clearRange\x12@\n" +
 	"\n" +
-	"ingest_sst\x18\x14 \x01(\v2\x1f.shale.raftcmd.IngestSSTCommandH\x00R\tingestSst\x1aA\n" +
+	"ingest_sst\x18\x14 \x01(\v2\x1f.shale.raftcmd.IngestSSTCommandH\x00R\tingestSst\x12C\n" +
+	"\vbatch_split\x18\x15 \x01(\v2 .shale.raftcmd.BatchSplitCommandH\x00R\n" +
+	"batchSplit\x1aA\n" +
 	"\x13FamilyMaxAgeMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x05\n" +
@@ -1141,7 +1207,9 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\fSplitCommand\x12\x1b\n" +
 	"\tsplit_key\x18\x01 \x01(\fR\bsplitKey\x12\"\n" +
 	"\rnew_tablet_id\x18\x02 \x01(\x04R\vnewTabletId\x126\n" +
-	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"u\n" +
+	"\fnew_replicas\x18\x03 \x03(\v2\x13.shale.meta.ReplicaR\vnewReplicas\"H\n" +
+	"\x11BatchSplitCommand\x123\n" +
+	"\x06splits\x18\x01 \x03(\v2\x1b.shale.raftcmd.SplitCommandR\x06splits\"u\n" +
 	"\x13PrepareMergeCommand\x12(\n" +
 	"\x10target_tablet_id\x18\x01 \x01(\x04R\x0etargetTabletId\x124\n" +
 	"\ftarget_epoch\x18\x02 \x01(\v2\x11.shale.meta.EpochR\vtargetEpoch\"7\n" +
@@ -1200,57 +1268,60 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
-	(*PrepareMergeCommand)(nil),            // 2: shale.raftcmd.PrepareMergeCommand
-	(*PrepareMergeResult)(nil),             // 3: shale.raftcmd.PrepareMergeResult
-	(*CommitMergeCommand)(nil),             // 4: shale.raftcmd.CommitMergeCommand
-	(*RollbackMergeCommand)(nil),           // 5: shale.raftcmd.RollbackMergeCommand
-	(*ClearRangeCommand)(nil),              // 6: shale.raftcmd.ClearRangeCommand
-	(*IngestSSTCommand)(nil),               // 7: shale.raftcmd.IngestSSTCommand
-	(*GCCommand)(nil),                      // 8: shale.raftcmd.GCCommand
-	(*ChangeReplicasContext)(nil),          // 9: shale.raftcmd.ChangeReplicasContext
-	(*SnapshotData)(nil),                   // 10: shale.raftcmd.SnapshotData
-	(*AppliedState)(nil),                   // 11: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 12: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 13: shale.raftcmd.Tombstone
-	nil,                                    // 14: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	(*metapb.Epoch)(nil),                   // 15: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 16: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 17: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 18: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 19: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 20: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 21: shale.meta.TabletDescriptor
+	(*BatchSplitCommand)(nil),              // 2: shale.raftcmd.BatchSplitCommand
+	(*PrepareMergeCommand)(nil),            // 3: shale.raftcmd.PrepareMergeCommand
+	(*PrepareMergeResult)(nil),             // 4: shale.raftcmd.PrepareMergeResult
+	(*CommitMergeCommand)(nil),             // 5: shale.raftcmd.CommitMergeCommand
+	(*RollbackMergeCommand)(nil),           // 6: shale.raftcmd.RollbackMergeCommand
+	(*ClearRangeCommand)(nil),              // 7: shale.raftcmd.ClearRangeCommand
+	(*IngestSSTCommand)(nil),               // 8: shale.raftcmd.IngestSSTCommand
+	(*GCCommand)(nil),                      // 9: shale.raftcmd.GCCommand
+	(*ChangeReplicasContext)(nil),          // 10: shale.raftcmd.ChangeReplicasContext
+	(*SnapshotData)(nil),                   // 11: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 12: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 13: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 14: shale.raftcmd.Tombstone
+	nil,                                    // 15: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	(*metapb.Epoch)(nil),                   // 16: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 17: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 18: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 19: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 20: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 21: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 22: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	15, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	14, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	16, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	17, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	18, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	19, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	16, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	15, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	17, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	18, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	19, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	20, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 6: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	8,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
-	2,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
-	4,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
-	5,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
-	6,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
-	7,  // 12: shale.raftcmd.RaftCommand.ingest_sst:type_name -> shale.raftcmd.IngestSSTCommand
-	20, // 13: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	15, // 14: shale.raftcmd.PrepareMergeCommand.target_epoch:type_name -> shale.meta.Epoch
-	21, // 15: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	21, // 16: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	11, // 17: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	21, // 18: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	15, // 19: shale.raftcmd.AppliedState.merge_target_epoch:type_name -> shale.meta.Epoch
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	9,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	3,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
+	5,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
+	6,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
+	7,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
+	8,  // 12: shale.raftcmd.RaftCommand.ingest_sst:type_name -> shale.raftcmd.IngestSSTCommand
+	2,  // 13: shale.raftcmd.RaftCommand.batch_split:type_name -> shale.raftcmd.BatchSplitCommand
+	21, // 14: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	1,  // 15: shale.raftcmd.BatchSplitCommand.splits:type_name -> shale.raftcmd.SplitCommand
+	16, // 16: shale.raftcmd.PrepareMergeCommand.target_epoch:type_name -> shale.meta.Epoch
+	22, // 17: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	22, // 18: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	12, // 19: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	22, // 20: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	16, // 21: shale.raftcmd.AppliedState.merge_target_epoch:type_name -> shale.meta.Epoch
+	22, // [22:22] is the sub-list for method output_type
+	22, // [22:22] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -1270,6 +1341,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 		(*RaftCommand_RollbackMerge)(nil),
 		(*RaftCommand_ClearRange)(nil),
 		(*RaftCommand_IngestSst)(nil),
+		(*RaftCommand_BatchSplit)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1277,7 +1349,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

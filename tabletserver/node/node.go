@@ -117,6 +117,11 @@ func Run(ctx context.Context, o Options) error {
 	sopts.Resolver = resolver
 	sopts.Logger = o.Logger
 	sopts.Registry = reg
+	var splits *splitReporter
+	if pdc != nil {
+		splits = newSplitReporter(pdc, o.StoreID, log)
+		sopts.OnSplit = splits.onSplit
+	}
 	s, err := store.Open(sopts)
 	if err != nil {
 		return fmt.Errorf("node: opening store %d in data directory %s: %w", o.StoreID, o.DataDir, err)
@@ -196,6 +201,9 @@ func Run(ctx context.Context, o Options) error {
 	if pdc != nil {
 		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks}
 		if err := loop.start(ctx); err != nil {
+			errc <- err
+		}
+		if err := pdTasks.RunAsyncTask(ctx, "node.split-reports", splits.run); err != nil {
 			errc <- err
 		}
 	}

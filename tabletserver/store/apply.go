@@ -88,7 +88,9 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	case *raftcmdpb.RaftCommand_ClearRange:
 		err = ev.clearRange(c.ClearRange)
 	case *raftcmdpb.RaftCommand_Split:
-		resp, post, err = r.applySplit(b, &cmd, c.Split, post)
+		resp, post, err = r.applySplit(b, &cmd, []*raftcmdpb.SplitCommand{c.Split}, post)
+	case *raftcmdpb.RaftCommand_BatchSplit:
+		resp, post, err = r.applySplit(b, &cmd, c.BatchSplit.GetSplits(), post)
 	case *raftcmdpb.RaftCommand_PrepareMerge:
 		resp, err = r.applyPrepareMerge(&cmd, c.PrepareMerge, e.Index)
 	case *raftcmdpb.RaftCommand_CommitMerge:

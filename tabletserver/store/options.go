@@ -12,6 +12,7 @@ import (
 
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/limits"
+	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/transport"
 )
 
@@ -95,6 +96,11 @@ type Options struct {
 	// of its wall clock than this (docs/limits.md). Default 500ms, as
 	// CockroachDB's maximum clock offset.
 	MaxClockOffset time.Duration
+
+	// OnSplit, if set, is called on the leader once a split it proposed
+	// applied, with every resulting tablet, the left one first (the node
+	// reports them to the placement driver at once). It must not block.
+	OnSplit func(tablets []*metapb.TabletDescriptor)
 
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
