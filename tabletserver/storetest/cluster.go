@@ -7,6 +7,7 @@ import (
 	"math/rand"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/freeport"
@@ -363,6 +365,17 @@ type Network struct {
 	// raft messages for that long (cutUntil).
 	armedCut time.Duration
 	cutUntil map[uint64]time.Time
+	// held: while holding (HoldMessages), every raft message that is not
+	// dropped waits here, in send order, until DeliverHeld or DropHeld.
+	holding bool
+	held    []Held
+	deliver func(to uint64, b *transportpb.RaftMessageBatch)
+}
+
+// Held is a raft message the network holds.
+type Held struct {
+	From, To uint64
+	Msg      *transportpb.RaftMessage
 }
 
 // NewNetwork returns a healthy network.
@@ -381,6 +394,7 @@ func (n *Network) Partition(groups ...[]uint64) {
 			n.group[s] = i
 		}
 	}
+	n.held = slices.DeleteFunc(n.held, func(h Held) bool { return n.group[h.From] != n.group[h.To] })
 }
 
 // Isolate cuts one store off from all others.
@@ -431,6 +445,10 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 			n.armedCut = 0
 		}
 	}
+	if n.holding && m != nil {
+		n.held = append(n.held, Held{From: from, To: to, Msg: proto.Clone(m).(*transportpb.RaftMessage)})
+		return true, 0
+	}
 	if n.dropRate > 0 && n.rng.Float64() < n.dropRate {
 		return true, 0
 	}
@@ -458,4 +476,66 @@ func (n *Network) snapshotFilter(from, to uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.group[from] != n.group[to] || n.noSnapTo[to]
+}
+
+// HoldMessages makes the network hold every raft message instead of
+// sending it; deliver hands a batch to its destination store (tests wire
+// it to the store's handler). Store liveness pings still go out at once.
+func (n *Network) HoldMessages(deliver func(to uint64, b *transportpb.RaftMessageBatch)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.holding, n.deliver = true, deliver
+}
+
+// Held returns the messages held, in send order.
+func (n *Network) Held() []Held {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.held)
+}
+
+// DropHeld discards the held messages match selects and returns them.
+func (n *Network) DropHeld(match func(Held) bool) []Held {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.takeLocked(match)
+}
+
+func (n *Network) takeLocked(match func(Held) bool) []Held {
+	var took, kept []Held
+	for _, h := range n.held {
+		if match(h) {
+			took = append(took, h)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	n.held = kept
+	return took
+}
+
+// DeliverHeld delivers the held messages match selects, in send order, and
+// returns them. Each destination gets them in one batch, so that its
+// Ready loop takes them in together whatever the goroutine schedule.
+func (n *Network) DeliverHeld(match func(Held) bool) []Held {
+	n.mu.Lock()
+	took := n.takeLocked(match)
+	deliver := n.deliver
+	n.mu.Unlock()
+	byTo := map[uint64][]Held{}
+	var order []uint64
+	for _, h := range took {
+		if byTo[h.To] == nil {
+			order = append(order, h.To)
+		}
+		byTo[h.To] = append(byTo[h.To], h)
+	}
+	for _, to := range order {
+		b := &transportpb.RaftMessageBatch{FromStore: byTo[to][0].From}
+		for _, h := range byTo[to] {
+			b.Messages = append(b.Messages, h.Msg)
+		}
+		deliver(to, b)
+	}
+	return took
 }
