@@ -97,7 +97,7 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 		}
 		h.step(h.storesArg(d), dur, d.HasArg("hold"))
 		return "ok"
-	case "put", "get", "incr", "split", "merge", "transfer", "gc", "recover-merges":
+	case "put", "get", "incr", "split", "merge", "transfer", "gc", "recover-merges", "mutate", "read":
 		return h.request(d)
 	case "await":
 		var name string
@@ -212,6 +212,10 @@ func (h *harness) start(d *datadriven.TestData) string {
 		}
 	})
 	h.c.PutSchema(storetest.TestTable)
+	if d.HasArg("api-schema") {
+		h.c.PutSchema(apiSchema(apiTableID))
+		h.c.PutSchema(apiSchema(apiSubTableID))
+	}
 	return "ok"
 }
 
@@ -229,13 +233,14 @@ func (h *harness) bootstrap(d *datadriven.TestData) string {
 	tab := h.tabletArg(d)
 	var ids []uint64
 	d.ScanArgs(h.t, "stores", &ids)
-	lo, hi := storetest.TableSpan()
+	table := h.tableArg(d)
+	lo, hi := keys.TablePrefix(table), keys.PrefixEnd(keys.TablePrefix(table))
 	var start, end string
 	if d.MaybeScanArgs(h.t, "start", &start) {
-		lo = keys.RowKey(storetest.TestTable.TableId, []byte(start))
+		lo = keys.RowKey(table, []byte(start))
 	}
 	if d.MaybeScanArgs(h.t, "end", &end) {
-		hi = keys.RowKey(storetest.TestTable.TableId, []byte(end))
+		hi = keys.RowKey(table, []byte(end))
 	}
 	desc := &metapb.TabletDescriptor{TabletId: tab, StartKey: lo, EndKey: hi, Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}}
 	for _, s := range ids {
@@ -382,12 +387,13 @@ func (h *harness) finished() []string {
 func (h *harness) requestFunc(d *datadriven.TestData) func(context.Context) string {
 	s := h.storeArg(d)
 	t := h.t
-	table := storetest.TestTable.TableId
+	table := h.tableArg(d)
 	var tab uint64
 	d.MaybeScanArgs(t, "tablet", &tab)
 	hdr := &kvpb.RequestHeader{TabletId: tab}
 	var row string
 	d.MaybeScanArgs(t, "row", &row)
+	row = unescape(h, d, row)
 	var id *kvpb.RequestID
 	if d.HasArg("id") {
 		var parts []uint64
@@ -458,6 +464,24 @@ func (h *harness) requestFunc(d *datadriven.TestData) func(context.Context) stri
 		return func(ctx context.Context) string {
 			return result("ok", s.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: hdr, ToStoreId: to, Forward: forward}))
 		}
+	case "mutate":
+		muts := parseMutations(h, d)
+		return func(ctx context.Context) string {
+			resp, err := s.MutateRow(ctx, &kvpb.MutateRowRequest{Header: hdr, TableId: table, RowKey: []byte(row), Mutations: muts})
+			if err != nil {
+				return errString(err)
+			}
+			return "ts=" + fmtTS(resp.Timestamp)
+		}
+	case "read":
+		o := readOptions(h, d)
+		return func(ctx context.Context) string {
+			resp, err := s.Get(ctx, &kvpb.GetRequest{Header: hdr, TableId: table, RowKey: []byte(row), Options: o})
+			if err != nil {
+				return errString(err)
+			}
+			return fmtRow(resp.Row)
+		}
 	case "gc":
 		return func(ctx context.Context) string {
 			n, err := s.GCTablet(ctx, tab)
@@ -491,7 +515,7 @@ func result(ok string, err error) string {
 // errString renders an error as its gRPC code and message.
 func errString(err error) string {
 	st := status.Convert(err)
-	return fmt.Sprintf("error %s: %s", st.Code(), st.Message())
+	return fmt.Sprintf("error %s: %s%s", st.Code(), st.Message(), errDetails(err))
 }
 
 func (h *harness) ids() []uint64 {
@@ -503,9 +527,10 @@ func (h *harness) ids() []uint64 {
 	return ids
 }
 
+// storeIDArg is store=, by default 1.
 func (h *harness) storeIDArg(d *datadriven.TestData) uint64 {
-	var id uint64
-	d.ScanArgs(h.t, "store", &id)
+	id := uint64(1)
+	d.MaybeScanArgs(h.t, "store", &id)
 	if h.c.Nodes[id] == nil {
 		d.Fatalf(h.t, "no store %d", id)
 	}
