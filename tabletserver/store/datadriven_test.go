@@ -47,7 +47,7 @@ const (
 	// harnessGrace is how long (real time) the harness waits for a request
 	// that has stopped making progress before it calls it pending; also
 	// the most a request may take between two of its steps.
-	harnessGrace = 500 * time.Millisecond
+	harnessGrace = time.Second
 )
 
 type harness struct {

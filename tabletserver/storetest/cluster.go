@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -445,8 +446,13 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 			n.armedCut = 0
 		}
 	}
-	if n.holding && m != nil {
-		n.held = append(n.held, Held{From: from, To: to, Msg: proto.Clone(m).(*transportpb.RaftMessage)})
+	if n.holding {
+		// Liveness pings go out from their own goroutine whenever a
+		// store's clock moves; dropping them leaves liveness to the raft
+		// traffic the script delivers, so it is the same on every run.
+		if m != nil {
+			n.held = append(n.held, Held{From: from, To: to, Msg: proto.Clone(m).(*transportpb.RaftMessage)})
+		}
 		return true, 0
 	}
 	if n.dropRate > 0 && n.rng.Float64() < n.dropRate {
@@ -480,7 +486,8 @@ func (n *Network) snapshotFilter(from, to uint64) bool {
 
 // HoldMessages makes the network hold every raft message instead of
 // sending it; deliver hands a batch to its destination store (tests wire
-// it to the store's handler). Store liveness pings still go out at once.
+// it to the store's handler). Store liveness pings are dropped: a store
+// hears of its peers through the raft messages delivered.
 func (n *Network) HoldMessages(deliver func(to uint64, b *transportpb.RaftMessageBatch)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -514,26 +521,28 @@ func (n *Network) takeLocked(match func(Held) bool) []Held {
 	return took
 }
 
-// DeliverHeld delivers the held messages match selects, in send order, and
-// returns them. Each destination gets them in one batch, so that its
-// Ready loop takes them in together whatever the goroutine schedule.
+// DeliverHeld delivers the held messages match selects and returns them.
+// Each destination gets them in one batch, ordered by sender and tablet
+// (each pair's send order kept), so that its Ready loop takes them in
+// together and in the same order whatever the goroutine schedule.
 func (n *Network) DeliverHeld(match func(Held) bool) []Held {
 	n.mu.Lock()
 	took := n.takeLocked(match)
 	deliver := n.deliver
 	n.mu.Unlock()
-	byTo := map[uint64][]Held{}
-	var order []uint64
-	for _, h := range took {
-		if byTo[h.To] == nil {
-			order = append(order, h.To)
-		}
-		byTo[h.To] = append(byTo[h.To], h)
-	}
-	for _, to := range order {
-		b := &transportpb.RaftMessageBatch{FromStore: byTo[to][0].From}
-		for _, h := range byTo[to] {
-			b.Messages = append(b.Messages, h.Msg)
+	sorted := slices.Clone(took)
+	slices.SortStableFunc(sorted, func(a, b Held) int {
+		return cmp.Or(cmp.Compare(a.To, b.To), cmp.Compare(a.From, b.From), cmp.Compare(a.Msg.TabletId, b.Msg.TabletId))
+	})
+	for i := 0; i < len(sorted); {
+		to := sorted[i].To
+		b := &transportpb.RaftMessageBatch{FromStore: sorted[i].From}
+		for start := i; i < len(sorted) && sorted[i].To == to; i++ {
+			if h := sorted[i]; i > start && sorted[i-1].From != h.From {
+				// The store hears of each sender (an empty batch queues nothing).
+				deliver(to, &transportpb.RaftMessageBatch{FromStore: h.From})
+			}
+			b.Messages = append(b.Messages, sorted[i].Msg)
 		}
 		deliver(to, b)
 	}
