@@ -16,8 +16,11 @@ import (
 // stores with a manual Clock and delivers their raft messages by hand.
 
 // DeliverForTest hands a batch of raft messages to the store as its
-// transport would.
+// transport would, while the Ready loop waits: it then takes them all in
+// one iteration, whatever the goroutine schedule.
 func (s *Store) DeliverForTest(b *transportpb.RaftMessageBatch) {
+	s.loop.Lock()
+	defer s.loop.Unlock()
 	(*transportHandler)(s).HandleRaftBatch(b)
 }
 

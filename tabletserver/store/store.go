@@ -89,8 +89,10 @@ type Store struct {
 	snapshotWG  sync.WaitGroup
 	// loop lets tests driving a manual Clock see the Ready loop's
 	// progress: ticks counts the ticks it processed, busy is set while it
-	// runs an iteration.
+	// runs an iteration, which holds the mutex (uncontended outside tests,
+	// which take it to hand a store several messages at once).
 	loop struct {
+		sync.Mutex
 		ticks atomic.Uint64
 		busy  atomic.Bool
 	}

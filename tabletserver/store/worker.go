@@ -28,12 +28,14 @@ func (s *Store) runWorker() {
 		case <-ticker.C():
 			ticked = true
 		}
+		s.loop.Lock()
 		s.loop.busy.Store(true)
 		s.processReady(ticked)
 		if ticked {
 			s.loop.ticks.Add(1)
 		}
 		s.loop.busy.Store(false)
+		s.loop.Unlock()
 	}
 }
 
