@@ -4,7 +4,9 @@ package store_test
 // mutate and read, with cells and timestamps in a compact text form.
 
 import (
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -98,6 +100,7 @@ func parseRange(h *harness, d *datadriven.TestData, vals []string) *kvpb.TimeRan
 // parseMutations reads one mutation a line:
 //
 //	set FAM:QUAL[@TS]=VALUE
+//	seti FAM:QUAL[@TS]=N   (an 8-byte big-endian integer, as counters hold)
 //	del-col FAM:QUAL [START,END]
 //	del-fam FAM
 //	del-row
@@ -118,6 +121,18 @@ func parseMutations(h *harness, d *datadriven.TestData) []*kvpb.Mutation {
 			}
 			fam, qual := parseColumn(h, d, col)
 			out = append(out, &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: fam, Qualifier: qual, Timestamp: ts, Value: []byte(unescape(h, d, val))}}})
+		case "seti":
+			col, val, _ := strings.Cut(strings.TrimPrefix(line, "seti "), "=")
+			var ts int64
+			if c, t, ok := strings.Cut(col, "@"); ok {
+				col, ts = c, parseTS(h, d, t)
+			}
+			fam, qual := parseColumn(h, d, col)
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				d.Fatalf(h.t, "seti: %v", err)
+			}
+			out = append(out, &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: fam, Qualifier: qual, Timestamp: ts, Value: binary.BigEndian.AppendUint64(nil, uint64(n))}}})
 		case "del-col":
 			fam, qual := parseColumn(h, d, f[1])
 			m := &kvpb.Mutation_DeleteFromColumn{Family: fam, Qualifier: qual}
@@ -159,14 +174,19 @@ func readOptions(h *harness, d *datadriven.TestData) *kvpb.ReadOptions {
 	return o
 }
 
-// fmtRow renders a row's cells one a line, "FAM:QUAL@TS=VALUE".
-func fmtRow(r *kvpb.Row) string {
+// fmtRow renders a row's cells one a line, "FAM:QUAL@TS=VALUE"; with
+// ints, 8-byte values of the columns named print as "#N" (an integer).
+func fmtRow(r *kvpb.Row, ints []string) string {
 	if r == nil {
 		return "not found"
 	}
 	out := make([]string, 0, len(r.Cells))
 	for _, c := range r.Cells {
-		out = append(out, fmt.Sprintf("%s:%s@%s=%s", c.Family, escape(c.Qualifier), fmtTS(c.Timestamp), escape(c.Value)))
+		v := escape(c.Value)
+		if len(c.Value) == 8 && slices.Contains(ints, c.Family+":"+string(c.Qualifier)) {
+			v = fmt.Sprintf("#%d", int64(binary.BigEndian.Uint64(c.Value)))
+		}
+		out = append(out, fmt.Sprintf("%s:%s@%s=%s", c.Family, escape(c.Qualifier), fmtTS(c.Timestamp), v))
 	}
 	return strings.Join(out, "\n")
 }
@@ -183,4 +203,44 @@ func errDetails(err error) string {
 		return ""
 	}
 	return " [" + strings.Join(names, ",") + "]"
+}
+
+// parseRules reads one ReadModifyWrite rule a line:
+//
+//	incr FAM:QUAL N
+//	append FAM:QUAL VALUE
+//	empty            (a rule with nothing set)
+func parseRules(h *harness, d *datadriven.TestData) []*kvpb.ReadModifyWriteRule {
+	var out []*kvpb.ReadModifyWriteRule
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		if f[0] == "empty" {
+			out = append(out, &kvpb.ReadModifyWriteRule{Family: "c", Qualifier: []byte("n")})
+			continue
+		}
+		if len(f) < 2 {
+			d.Fatalf(h.t, "bad rule %q", line)
+		}
+		fam, qual := parseColumn(h, d, f[1])
+		arg := ""
+		if len(f) > 2 {
+			arg = unescape(h, d, f[2])
+		}
+		switch f[0] {
+		case "incr":
+			n, err := strconv.ParseInt(arg, 10, 64)
+			if err != nil {
+				d.Fatalf(h.t, "incr: %v", err)
+			}
+			out = append(out, &kvpb.ReadModifyWriteRule{Family: fam, Qualifier: qual, Rule: &kvpb.ReadModifyWriteRule_IncrementAmount{IncrementAmount: n}})
+		case "append":
+			out = append(out, &kvpb.ReadModifyWriteRule{Family: fam, Qualifier: qual, Rule: &kvpb.ReadModifyWriteRule_AppendValue{AppendValue: []byte(arg)}})
+		default:
+			d.Fatalf(h.t, "unknown rule %q", line)
+		}
+	}
+	return out
 }

@@ -97,7 +97,7 @@ func (h *harness) handle(t *testing.T, d *datadriven.TestData) string {
 		}
 		h.step(h.storesArg(d), dur, d.HasArg("hold"))
 		return "ok"
-	case "put", "get", "incr", "split", "merge", "transfer", "gc", "recover-merges", "mutate", "read":
+	case "put", "get", "incr", "split", "merge", "transfer", "gc", "recover-merges", "mutate", "read", "rmw":
 		return h.request(d)
 	case "await":
 		var name string
@@ -185,6 +185,8 @@ func (h *harness) start(d *datadriven.TestData) string {
 	var retention, recovery string
 	d.MaybeScanArgs(h.t, "dedup-retention", &retention)
 	d.MaybeScanArgs(h.t, "merge-recovery", &recovery)
+	var offset string
+	d.MaybeScanArgs(h.t, "max-clock-offset", &offset)
 	h.c = storetest.Start(h.t, n, func(o *store.Options) {
 		o.Clock = h.clocks[o.StoreID]
 		o.TickInterval = harnessTick
@@ -201,6 +203,9 @@ func (h *harness) start(d *datadriven.TestData) string {
 		}
 		if d.HasArg("quiesce-off") {
 			o.QuiesceAfterTicks = -1
+		}
+		if offset != "" {
+			o.MaxClockOffset = mustDuration(h.t, offset)
 		}
 		if d.HasArg("abandon-merges") {
 			o.Knobs.AbandonMergeAfterPrepare = true
@@ -394,6 +399,8 @@ func (h *harness) requestFunc(d *datadriven.TestData) func(context.Context) stri
 	var row string
 	d.MaybeScanArgs(t, "row", &row)
 	row = unescape(h, d, row)
+	var ints []string
+	d.MaybeScanArgs(t, "ints", &ints)
 	var id *kvpb.RequestID
 	if d.HasArg("id") {
 		var parts []uint64
@@ -480,7 +487,16 @@ func (h *harness) requestFunc(d *datadriven.TestData) func(context.Context) stri
 			if err != nil {
 				return errString(err)
 			}
-			return fmtRow(resp.Row)
+			return fmtRow(resp.Row, ints)
+		}
+	case "rmw":
+		rules := parseRules(h, d)
+		return func(ctx context.Context) string {
+			resp, err := s.ReadModifyWriteRow(ctx, &kvpb.ReadModifyWriteRowRequest{Header: hdr, TableId: table, RowKey: []byte(row), Rules: rules})
+			if err != nil {
+				return errString(err)
+			}
+			return fmtRow(resp.Row, ints)
 		}
 	case "gc":
 		return func(ctx context.Context) string {
