@@ -96,8 +96,9 @@ type Options struct {
 	// queues (GC, merge recovery, liveness pings) and the staged-SST
 	// sweep. Default the real clock; tests pass a manual one
 	// (k8s.io/utils/clock/testing.FakeClock) and step it by hand
-	// (docs/decisions.md, "Time is injected"). Waits that only poll for a condition and
-	// request deadlines stay on real time: they decide nothing.
+	// (docs/decisions.md, "Time is injected"). Waits that only poll for
+	// a condition and request deadlines stay on real time: they decide
+	// nothing.
 	Clock clock.WithTicker
 	// WallClock is the physical clock behind commit timestamps. Default
 	// Clock.Now. Correctness never depends on it.
