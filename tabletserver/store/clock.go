@@ -57,7 +57,7 @@ func (s *Store) observeTimestamp(ts int64, tabletID uint64) {
 		return
 	}
 	s.metrics.clockRefused.Inc()
-	now := time.Now().UnixNano()
+	now := s.opts.Clock.Now().UnixNano()
 	if last := s.clockWarn.Load(); now-last >= int64(time.Minute) && s.clockWarn.CompareAndSwap(last, now) {
 		s.log.Warn("store clock did not take in an applied timestamp; is this server's clock behind its peers'?",
 			"tablet", tabletID, "err", err)

@@ -12,9 +12,9 @@ import (
 	"github.com/shaledb/shale/proto/raftcmdpb"
 )
 
-// DedupRetention is how long a tablet remembers a request ID's response,
-// in the tablet's HLC time (see dedupExpired); kvclient stops resending a
-// write well before.
+// DedupRetention is the default of Options.DedupRetention: how long a
+// tablet remembers a request ID's response, in the tablet's HLC time (see
+// dedupExpired); kvclient stops resending a write well before.
 const DedupRetention = 10 * time.Minute
 
 // dedupExpired reports whether a request-ID record (dedupRecord) is
@@ -23,9 +23,9 @@ const DedupRetention = 10 * time.Minute
 // wall clock (a store whose clock runs ahead might become leader) can
 // expire a record before the tablet itself has moved DedupRetention past
 // it. An unreadable record (no time) is useless and goes.
-func dedupExpired(record []byte, tabletTS int64) bool {
+func dedupExpired(record []byte, tabletTS int64, retention time.Duration) bool {
 	ts, ok := dedupRecordTime(record)
-	return !ok || ts < tabletTS-DedupRetention.Microseconds()
+	return !ok || ts < tabletTS-retention.Microseconds()
 }
 
 // gcBatchKeys bounds one GC command (and so one raft entry).
@@ -133,7 +133,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		p := policy[c.Family]
 		ts := c.Timestamp
 		if c.Family == dedupFamily {
-			if dedupExpired(it.Value(), applied.MaxTimestamp) {
+			if dedupExpired(it.Value(), applied.MaxTimestamp, s.opts.DedupRetention) {
 				garbage = append(garbage, bytes.Clone(ck))
 			}
 			if len(garbage) >= gcBatchKeys {

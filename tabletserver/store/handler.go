@@ -50,7 +50,13 @@ func (h *transportHandler) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
 			r.mu.Unlock()
 			continue
 		}
-		r.mu.peers[m.From] = rm.FromStore
+		// A follower forwards a MsgTransferLeader with From set to the
+		// transferee, not to itself: learning the sender's store from it
+		// would route the transferee's messages (its MsgTimeoutNow first)
+		// to the forwarding store.
+		if m.Type != raftpb.MsgTransferLeader {
+			r.mu.peers[m.From] = rm.FromStore
+		}
 		r.mu.inbox.msgs = append(r.mu.inbox.msgs, inboundMsg{msg: m, quiesce: rm.Quiesce})
 		r.mu.Unlock()
 		s.enqueue(rm.TabletId)

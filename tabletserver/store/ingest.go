@@ -132,7 +132,7 @@ func (s *Store) openIngest() error {
 	// right after a restart, and a by-reference one needs its file even
 	// if the store was down for longer than StagedTTL. Uploads sweep.
 	s.ingest = &ingestState{dir: dir, limiter: rate.NewLimiter(limit, 1<<20)}
-	s.ingest.lastSweep.Store(time.Now().UnixNano())
+	s.ingest.lastSweep.Store(s.opts.Clock.Now().UnixNano())
 	return nil
 }
 
@@ -167,7 +167,7 @@ func (st *ingestState) donePath(sum []byte) string {
 
 // sweepStaged removes staged files and markers older than StagedTTL.
 func (s *Store) sweepStaged() {
-	now := time.Now()
+	now := s.opts.Clock.Now()
 	if last := s.ingest.lastSweep.Load(); now.UnixNano()-last < int64(time.Minute) && last != 0 {
 		return // listing the directory on every upload would be O(files)
 	}
@@ -176,7 +176,7 @@ func (s *Store) sweepStaged() {
 	if err != nil {
 		return
 	}
-	cutoff := time.Now().Add(-StagedTTL)
+	cutoff := now.Add(-StagedTTL)
 	for _, n := range names {
 		p := filepath.Join(s.ingest.dir, n)
 		if fi, err := s.fs.Stat(p); err == nil && fi.ModTime().Before(cutoff) {

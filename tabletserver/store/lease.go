@@ -90,7 +90,7 @@ func (r *replica) renewLease(sent time.Time, index uint64) {
 // Worker only.
 func (r *replica) invalidateLease() {
 	r.mu.Lock()
-	r.mu.lease.invalidate(time.Now())
+	r.mu.lease.invalidate(r.s.opts.Clock.Now())
 	r.mu.Unlock()
 }
 
@@ -138,7 +138,7 @@ func (s *Store) dropsVote(m *raftpb.Message) bool {
 	if s.opts.DisableLeaseReads || string(m.Context) == campaignTransfer {
 		return false
 	}
-	return time.Since(s.startedAt) < time.Duration(s.opts.ElectionTicks)*s.opts.TickInterval
+	return s.opts.Clock.Since(s.startedAt) < time.Duration(s.opts.ElectionTicks)*s.opts.TickInterval
 }
 
 // campaignTransfer is the context etcd raft puts on the votes of a

@@ -196,7 +196,7 @@ func (r *replica) setMerging(target uint64) {
 	if target != 0 {
 		// A new PrepareMerge (a retried merge re-freezes) restarts the
 		// clock: its proposer is alive.
-		r.mu.frozenAt = time.Now()
+		r.mu.frozenAt = r.s.opts.Clock.Now()
 	}
 	r.mu.mergingInto = target
 	r.mu.Unlock()
@@ -228,24 +228,28 @@ func (s *Store) runMergeRecovery() {
 	if after < 0 {
 		return
 	}
-	s.every(max(after/4, s.opts.TickInterval), func() {
-		for _, r := range s.replicaList() {
-			r.mu.Lock()
-			due := r.mu.mergingInto != 0 && r.mu.isLeader && time.Since(r.mu.frozenAt) >= after
-			r.mu.Unlock()
-			if !due {
-				continue
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.ProposalTimeout)
-			if err := s.recoverMerge(ctx, r); err != nil {
-				r.log.Warn("merge recovery", "err", err)
-			}
-			cancel()
-			if s.stopping() {
-				return
-			}
+	s.every(max(after/4, s.opts.TickInterval), func() { s.recoverMerges(after) })
+}
+
+// recoverMerges is one round of runMergeRecovery: it recovers every tablet
+// this store leads that has been frozen for at least after.
+func (s *Store) recoverMerges(after time.Duration) {
+	for _, r := range s.replicaList() {
+		r.mu.Lock()
+		due := r.mu.mergingInto != 0 && r.mu.isLeader && s.opts.Clock.Since(r.mu.frozenAt) >= after
+		r.mu.Unlock()
+		if !due {
+			continue
 		}
-	})
+		ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.ProposalTimeout)
+		if err := s.recoverMerge(ctx, r); err != nil {
+			r.log.Warn("merge recovery", "err", err)
+		}
+		cancel()
+		if s.stopping() {
+			return
+		}
+	}
 }
 
 // recoverMerge decides the fate of right, a tablet this store leads that is
@@ -406,7 +410,7 @@ func (s *Store) MergesAwaitingTarget() []MergeAwaitingTarget {
 	var out []MergeAwaitingTarget
 	for _, r := range s.replicaList() {
 		r.mu.Lock()
-		target, due := r.mu.mergingInto, r.mu.mergingInto != 0 && r.mu.isLeader && time.Since(r.mu.frozenAt) >= after
+		target, due := r.mu.mergingInto, r.mu.mergingInto != 0 && r.mu.isLeader && s.opts.Clock.Since(r.mu.frozenAt) >= after
 		r.mu.Unlock()
 		if due && s.getReplica(target) == nil {
 			out = append(out, MergeAwaitingTarget{Tablet: r.tabletID, Target: target})

@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/utils/clock"
 
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/limits"
@@ -86,8 +87,22 @@ type Options struct {
 	// negative disables background GC (reads still hide garbage).
 	GCInterval time.Duration
 
+	// DedupRetention is how long a tablet remembers a request ID's
+	// response, measured in the tablet's own HLC time (gc.go). Default
+	// DedupRetention (10 minutes).
+	DedupRetention time.Duration
+
+	// Clock is the store's source of time: the Ready loop's ticks,
+	// proposal expiry, leader leases, store liveness, the background
+	// queues (GC, merge recovery, liveness pings) and the staged-SST
+	// sweep. Default the real clock; tests pass a manual one
+	// (k8s.io/utils/clock/testing.FakeClock) and step it by hand
+	// (docs/decisions.md, "Time is injected"). Waits that only poll for
+	// a condition and request deadlines stay on real time: they decide
+	// nothing.
+	Clock clock.WithTicker
 	// WallClock is the physical clock behind commit timestamps. Default
-	// time.Now. Correctness never depends on it.
+	// Clock.Now. Correctness never depends on it.
 	WallClock func() time.Time
 	// MaxClockOffset bounds how far a timestamp from outside may lie ahead
 	// of the leader's clock: a client-chosen cell timestamp or an ingest's
@@ -204,8 +219,14 @@ func (o Options) withDefaults() Options {
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute
 	}
+	if o.DedupRetention <= 0 {
+		o.DedupRetention = DedupRetention
+	}
+	if o.Clock == nil {
+		o.Clock = clock.RealClock{}
+	}
 	if o.WallClock == nil {
-		o.WallClock = time.Now
+		o.WallClock = o.Clock.Now
 	}
 	if o.MaxClockOffset <= 0 {
 		o.MaxClockOffset = hlc.DefaultMaxOffset

@@ -131,7 +131,7 @@ func (r *replica) proposeToRaft(p *proposal) {
 		p.finish(applyResult{err: err})
 		return
 	}
-	p.proposed = time.Now()
+	p.proposed = r.s.opts.Clock.Now()
 	r.proposals[p.id] = p
 }
 
@@ -141,7 +141,7 @@ func (r *replica) expireProposals() {
 	if len(r.proposals) == 0 {
 		return
 	}
-	cutoff := time.Now().Add(-r.s.opts.ProposalTimeout)
+	cutoff := r.s.opts.Clock.Now().Add(-r.s.opts.ProposalTimeout)
 	for id, p := range r.proposals {
 		if p.proposed.Before(cutoff) {
 			p.finish(applyResult{err: errs.Ambiguous("tablet %d: proposal timed out", r.tabletID)})
@@ -187,7 +187,7 @@ func (r *replica) readIndex(ctx context.Context) error {
 		err := r.leaderErrorLocked()
 		r.mu.Unlock()
 		return err
-	case r.leaseReadLocked(time.Now()):
+	case r.leaseReadLocked(r.s.opts.Clock.Now()):
 		r.mu.Unlock()
 		r.s.metrics.leaseReads.Inc()
 		return nil
@@ -221,7 +221,7 @@ func (r *replica) startReadIndex(reads []*readRequest) {
 	}
 	r.readSeq++
 	ctx := binary.BigEndian.AppendUint64(nil, r.readSeq)
-	r.readBatches[r.readSeq] = readBatch{reads: reads, sent: time.Now()}
+	r.readBatches[r.readSeq] = readBatch{reads: reads, sent: r.s.opts.Clock.Now()}
 	r.raw.ReadIndex(ctx)
 }
 

@@ -34,7 +34,7 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 		if local != nil && !epochNewer(current.Epoch, local.Epoch) {
 			return nil // ours is as new as PD's: PD is behind, not us
 		}
-		if local == nil && time.Since(time.Unix(0, r.lastMessage.Load())) < uninitializedGCQuiet {
+		if local == nil && s.opts.Clock.Since(time.Unix(0, r.lastMessage.Load())) < uninitializedGCQuiet {
 			// An uninitialized replica has no epoch to compare. One that
 			// still hears from its group is most likely a learner being
 			// added that PD has not heard of yet: destroying it (and

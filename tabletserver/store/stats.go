@@ -97,7 +97,7 @@ func (r *replica) record(write bool, tableID uint64, row []byte, n int) {
 // driver's tablet heartbeat.
 func (s *Store) LeaderReports() []*pdpb.TabletReport {
 	reps := s.replicaList()
-	now := time.Now()
+	now := s.opts.Clock.Now()
 	var out []*pdpb.TabletReport
 	for _, r := range reps {
 		r.mu.Lock()

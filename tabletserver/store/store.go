@@ -55,6 +55,7 @@ type Store struct {
 	queue struct {
 		sync.Mutex
 		pending map[uint64]struct{}
+		n       uint64 // enqueues so far, for tests (IdleForTest)
 	}
 	wake chan struct{}
 
@@ -86,6 +87,15 @@ type Store struct {
 	stopped     atomic.Bool
 	wg          sync.WaitGroup
 	snapshotWG  sync.WaitGroup
+	// loop lets tests driving a manual Clock see the Ready loop's
+	// progress: ticks counts the ticks it processed, busy is set while it
+	// runs an iteration, which holds the mutex (uncontended outside tests,
+	// which take it to hand a store several messages at once).
+	loop struct {
+		sync.Mutex
+		ticks atomic.Uint64
+		busy  atomic.Bool
+	}
 }
 
 // Open opens (or creates) the store in opts.Dir and recovers every replica
@@ -111,7 +121,7 @@ func Open(opts Options) (*Store, error) {
 		wake:        make(chan struct{}, 1),
 		awake:       map[uint64]*replica{},
 		stopCh:      make(chan struct{}),
-		startedAt:   time.Now(),
+		startedAt:   opts.Clock.Now(),
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
 	s.metrics = newMetrics(opts.Registry)
@@ -121,7 +131,7 @@ func Open(opts Options) (*Store, error) {
 	s.liveness.lastHeard = map[uint64]time.Time{}
 	s.liveness.dead = map[uint64]bool{}
 	s.snapshots.outgoing = map[uint64]*pebble.Snapshot{}
-	s.nextID.Store(uint64(time.Now().UnixNano()))
+	s.nextID.Store(uint64(opts.Clock.Now().UnixNano()))
 	s.incarnation = newIncarnation()
 
 	popts := &pebble.Options{
@@ -391,7 +401,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	r.mu.desc = desc
 	r.mu.applied = r.applied.Index
 	r.mu.mergingInto = r.applied.MergingInto
-	r.mu.frozenAt = time.Now()
+	r.mu.frozenAt = r.s.opts.Clock.Now()
 	if desc != nil {
 		for _, rep := range desc.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
@@ -458,6 +468,7 @@ func (s *Store) replicaForRequest(tabletID uint64) (*replica, error) {
 func (s *Store) enqueue(tabletID uint64) {
 	s.queue.Lock()
 	s.queue.pending[tabletID] = struct{}{}
+	s.queue.n++
 	s.queue.Unlock()
 	select {
 	case s.wake <- struct{}{}:

@@ -17,7 +17,7 @@ func hardState(term, vote, commit uint64) raftpb.HardState {
 // runWorker is the store's single raft goroutine (see doc.go).
 func (s *Store) runWorker() {
 	defer s.wg.Done()
-	ticker := time.NewTicker(s.opts.TickInterval)
+	ticker := s.opts.Clock.NewTicker(s.opts.TickInterval)
 	defer ticker.Stop()
 	for {
 		ticked := false
@@ -25,10 +25,17 @@ func (s *Store) runWorker() {
 		case <-s.stopCh:
 			return
 		case <-s.wake:
-		case <-ticker.C:
+		case <-ticker.C():
 			ticked = true
 		}
+		s.loop.Lock()
+		s.loop.busy.Store(true)
 		s.processReady(ticked)
+		if ticked {
+			s.loop.ticks.Add(1)
+		}
+		s.loop.busy.Store(false)
+		s.loop.Unlock()
 	}
 }
 
@@ -237,7 +244,7 @@ func (r *replica) drainInbox() {
 		r.unquiesce()
 	}
 	if len(in.msgs) > 0 {
-		r.lastMessage.Store(time.Now().UnixNano())
+		r.lastMessage.Store(r.s.opts.Clock.Now().UnixNano())
 	}
 	for _, m := range in.msgs {
 		if m.msg.Type != raftpb.MsgHeartbeat && m.msg.Type != raftpb.MsgHeartbeatResp {
@@ -357,13 +364,13 @@ func (s *Store) runLiveness() {
 
 // every calls f every interval until the store stops.
 func (s *Store) every(interval time.Duration, f func()) {
-	t := time.NewTicker(interval)
+	t := s.opts.Clock.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-s.stopCh:
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 		f()
 	}
@@ -400,7 +407,7 @@ func (s *Store) peerStores() []uint64 {
 
 func (s *Store) heard(store uint64) {
 	s.liveness.Lock()
-	s.liveness.lastHeard[store] = time.Now()
+	s.liveness.lastHeard[store] = s.opts.Clock.Now()
 	s.liveness.Unlock()
 }
 
@@ -414,7 +421,7 @@ func (s *Store) isDead(store uint64) bool {
 // wakes the quiesced replicas that followed a leader there. Worker only.
 func (s *Store) checkLiveness() {
 	timeout := s.opts.TickInterval * time.Duration(s.opts.ElectionTicks)
-	now := time.Now()
+	now := s.opts.Clock.Now()
 	var newlyDead []uint64
 	s.liveness.Lock()
 	for store, t := range s.liveness.lastHeard {
@@ -512,7 +519,7 @@ func (r *replica) collectMessages(msgs []raftpb.Message, out outbox) {
 func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	r.mu.Lock()
 	if ss != nil || (hs.Term != 0 && hs.Term != r.mu.term) {
-		r.mu.lease.invalidate(time.Now())
+		r.mu.lease.invalidate(r.s.opts.Clock.Now())
 	}
 	if ss != nil {
 		r.mu.leaderID = ss.Lead

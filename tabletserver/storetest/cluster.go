@@ -1,12 +1,14 @@
 package storetest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand"
 	"net"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/freeport"
@@ -360,6 +363,17 @@ type Network struct {
 	// raft messages for that long (cutUntil).
 	armedCut time.Duration
 	cutUntil map[uint64]time.Time
+	// held: while holding (HoldMessages), every raft message that is not
+	// dropped waits here, in send order, until DeliverHeld or DropHeld.
+	holding bool
+	held    []Held
+	deliver func(to uint64, b *transportpb.RaftMessageBatch)
+}
+
+// Held is a raft message the network holds.
+type Held struct {
+	From, To uint64
+	Msg      *transportpb.RaftMessage
 }
 
 // NewNetwork returns a healthy network.
@@ -378,6 +392,7 @@ func (n *Network) Partition(groups ...[]uint64) {
 			n.group[s] = i
 		}
 	}
+	n.held = slices.DeleteFunc(n.held, func(h Held) bool { return n.group[h.From] != n.group[h.To] })
 }
 
 // Isolate cuts one store off from all others.
@@ -428,6 +443,15 @@ func (n *Network) filter(from, to uint64, m *transportpb.RaftMessage) (bool, tim
 			n.armedCut = 0
 		}
 	}
+	if n.holding {
+		// Liveness pings go out from their own goroutine whenever a
+		// store's clock moves; dropping them leaves liveness to the raft
+		// traffic the script delivers, so it is the same on every run.
+		if m != nil {
+			n.held = append(n.held, Held{From: from, To: to, Msg: proto.Clone(m).(*transportpb.RaftMessage)})
+		}
+		return true, 0
+	}
 	if n.dropRate > 0 && n.rng.Float64() < n.dropRate {
 		return true, 0
 	}
@@ -455,4 +479,69 @@ func (n *Network) snapshotFilter(from, to uint64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.group[from] != n.group[to] || n.noSnapTo[to]
+}
+
+// HoldMessages makes the network hold every raft message instead of
+// sending it; deliver hands a batch to its destination store (tests wire
+// it to the store's handler). Store liveness pings are dropped: a store
+// hears of its peers through the raft messages delivered.
+func (n *Network) HoldMessages(deliver func(to uint64, b *transportpb.RaftMessageBatch)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.holding, n.deliver = true, deliver
+}
+
+// Held returns the messages held, in send order.
+func (n *Network) Held() []Held {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return slices.Clone(n.held)
+}
+
+// DropHeld discards the held messages match selects and returns them.
+func (n *Network) DropHeld(match func(Held) bool) []Held {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.takeLocked(match)
+}
+
+func (n *Network) takeLocked(match func(Held) bool) []Held {
+	var took, kept []Held
+	for _, h := range n.held {
+		if match(h) {
+			took = append(took, h)
+		} else {
+			kept = append(kept, h)
+		}
+	}
+	n.held = kept
+	return took
+}
+
+// DeliverHeld delivers the held messages match selects and returns them.
+// Each destination gets them in one batch, ordered by sender and tablet
+// (each pair's send order kept), so that its Ready loop takes them in
+// together and in the same order whatever the goroutine schedule.
+func (n *Network) DeliverHeld(match func(Held) bool) []Held {
+	n.mu.Lock()
+	took := n.takeLocked(match)
+	deliver := n.deliver
+	n.mu.Unlock()
+	sorted := slices.Clone(took)
+	slices.SortStableFunc(sorted, func(a, b Held) int {
+		return cmp.Or(cmp.Compare(a.To, b.To), cmp.Compare(a.From, b.From), cmp.Compare(a.Msg.TabletId, b.Msg.TabletId))
+	})
+	for i := 0; i < len(sorted); {
+		to := sorted[i].To
+		b := &transportpb.RaftMessageBatch{FromStore: sorted[i].From}
+		for start := i; i < len(sorted) && sorted[i].To == to; i++ {
+			if h := sorted[i]; i > start && sorted[i-1].From != h.From {
+				// The store hears of each sender (an empty batch queues nothing).
+				deliver(to, &transportpb.RaftMessageBatch{FromStore: h.From})
+			}
+			b.Messages = append(b.Messages, sorted[i].Msg)
+		}
+		deliver(to, b)
+	}
+	return took
 }
