@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/importer"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -382,6 +383,8 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 			if err == nil {
 				live = append(live, key)
 			}
+			// Models time passing: a steady trickle of live writes
+			// spread over the whole import.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -416,18 +419,21 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 			// the ingest must be refused and the SST re-cut.
 			row, err := keys.RowPrefix(ev.SST.Largest)
 			require.NoError(t, err)
-			deadline := time.Now().Add(15 * time.Second)
-			for time.Now().Before(deadline) {
+			// A split that does not show soon only weakens this round.
+			err = testutils.Retry(e.ctx, 15*time.Second, func() error {
 				resp, err := pd.GetTablet(e.ctx, &pdpb.GetTabletRequest{Key: row})
-				if err == nil && bytes.Equal(resp.Tablet.Tablet.StartKey, row) {
-					return
+				if err != nil {
+					return err
 				}
-				if err == nil {
+				if !bytes.Equal(resp.Tablet.Tablet.StartKey, row) {
 					_, _ = pd.AddOperator(e.ctx, &pdpb.AddOperatorRequest{TabletId: resp.Tablet.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: row}})
+					return fmt.Errorf("tablet starts at %x", resp.Tablet.Tablet.StartKey)
 				}
-				time.Sleep(200 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Logf("split at %x: %v; going on", row, err)
 			}
-			t.Logf("split at %x not visible after 15s; going on", row)
 		case 2:
 			resp, err := pd.GetTabletByID(e.ctx, &pdpb.GetTabletByIDRequest{TabletId: ev.TabletID})
 			if err != nil || resp.Tablet == nil {

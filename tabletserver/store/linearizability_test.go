@@ -16,6 +16,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
@@ -475,7 +476,7 @@ func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
 		h.rec.add(porcupine.Operation{ClientId: h.rec.newClientID(), Input: regInput{Row: row, Kind: regRead}, Call: call, Output: regOutput{Value: v}, Return: ret})
 	}
 	// All replicas converge.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		var idx [3]uint64
 		for i, id := range []uint64{1, 2, 3} {
 			s := c.Nodes[id].Store

@@ -67,7 +67,7 @@ func (c *cluster) startAll() {
 		c.start(id)
 	}
 	for id := range c.peers {
-		c.procs[id].WaitHealthy(c.t, c.httpAddr[id], 30*time.Second)
+		c.procs[id].WaitHealthy(c.t, c.httpAddr[id])
 	}
 }
 

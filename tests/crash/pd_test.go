@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 )
 
@@ -55,9 +56,9 @@ func (c *pdCluster) startAll() {
 			"--pd", c.pdClient, "--heartbeat-interval", "1s",
 			"--labels", fmt.Sprintf("host=h%d", i+1)))
 	}
-	pd.WaitHealthy(c.t, c.pdHTTP, 30*time.Second)
+	pd.WaitHealthy(c.t, c.pdHTTP)
 	for i, p := range c.procs[1:] {
-		p.WaitHealthy(c.t, c.stHTTP[i], 30*time.Second)
+		p.WaitHealthy(c.t, c.stHTTP[i])
 	}
 }
 
@@ -106,7 +107,7 @@ func TestCrashRestartPD(t *testing.T) {
 	cl := open()
 	defer func() { cl.Close() }()
 	// The first tablet exists once PD has seen 3 stores.
-	require.NoError(t, retryFor(60*time.Second, func() error { return cl.RawPut(ctx, []byte("ready"), []byte("1")) }), "first write")
+	require.NoError(t, testutils.Retry(ctx, 60*time.Second, func() error { return cl.RawPut(ctx, []byte("ready"), []byte("1")) }), "first write")
 
 	acked := map[string]string{"ready": "1"}
 	attempted := map[string]string{"ready": "1"}
@@ -128,7 +129,7 @@ func TestCrashRestartPD(t *testing.T) {
 		c.startAll()
 		restarted := time.Now()
 		var seen map[string]string
-		require.NoError(t, retryFor(60*time.Second, func() error {
+		require.NoError(t, testutils.Retry(ctx, 60*time.Second, func() error {
 			kvs, err := cl.RawScan(ctx, nil, nil, 0)
 			if err != nil {
 				return err
@@ -160,21 +161,6 @@ func TestCrashRestartPD(t *testing.T) {
 		}
 	}
 	t.Logf("%d cycles, %d keys acknowledged, in %v", cycles, len(acked), time.Since(testStart).Round(time.Millisecond))
-}
-
-// retryFor calls f until it succeeds or d passes; it returns the last error.
-func retryFor(d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %v: %w", d, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // envInt reads a positive integer setting from the environment (0 when

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -20,6 +21,15 @@ import (
 // replicas rebuilt until every tablet again has 3 voters on live stores.
 // No acknowledged row is lost.
 func TestPlacementDriverProcesses(t *testing.T) {
+	// waitFor bounds each step: splitting, rebalancing and re-replicating
+	// tablets proceed an operator at a time, paced by PD and the stores'
+	// heartbeats, so a step may take minutes on a loaded machine.
+	waitFor := func(t *testing.T, what string, f func() error) {
+		t.Helper()
+		start := time.Now()
+		testutils.SucceedsWithin(t, 4*time.Minute, f)
+		t.Logf("%s after %v", what, time.Since(start).Round(10*time.Millisecond))
+	}
 	c := newCluster(t, 3, "--split-size", "64KiB", "--max-store-down-time", "5s")
 	for name := range c.pdPeer {
 		c.startPD(name)
@@ -58,7 +68,7 @@ func TestPlacementDriverProcesses(t *testing.T) {
 		}
 	}
 	write(1200)
-	waitFor(ctx, t, "size-based splits", func() error {
+	waitFor(t, "size-based splits", func() error {
 		ts, err := allTablets(ctx, pd)
 		if err != nil {
 			return err
@@ -70,7 +80,7 @@ func TestPlacementDriverProcesses(t *testing.T) {
 	})
 
 	c.addStore()
-	waitFor(ctx, t, "balanced over 4 stores", func() error {
+	waitFor(t, "balanced over 4 stores", func() error {
 		up, err := upStores(ctx, pd)
 		if err != nil {
 			return err
@@ -91,7 +101,7 @@ func TestPlacementDriverProcesses(t *testing.T) {
 	}
 	old := members.Leader.Name
 	c.pd[old].Kill()
-	waitFor(ctx, t, "new PD leader", func() error {
+	waitFor(t, "new PD leader", func() error {
 		m, err := pd.GetMembers(ctx)
 		if err != nil {
 			return err
@@ -105,7 +115,7 @@ func TestPlacementDriverProcesses(t *testing.T) {
 
 	victim := c.stores[1]
 	victim.p.Signal(syscall.SIGKILL, 10*time.Second)
-	waitFor(ctx, t, "every tablet has 3 voters on live stores", func() error {
+	waitFor(t, "every tablet has 3 voters on live stores", func() error {
 		up, err := upStores(ctx, pd)
 		if err != nil {
 			return err
