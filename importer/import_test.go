@@ -153,8 +153,7 @@ func (e *env) checkImported(table string, rows []srcRow, ts int64, ignore string
 
 func TestImportRawCSVAndJSONL(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	e.createTable("users")
 	dir := t.TempDir()
@@ -298,8 +297,7 @@ func TestImportMalformedInput(t *testing.T) {
 // command: the table ends up exact, every cell once.
 func TestImportKilledAndResumed(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
 	rows := genRows(rng, 400)
@@ -353,8 +351,7 @@ func TestImportKilledAndResumed(t *testing.T) {
 // leaders move, and a tablet server is stopped and brought back.
 func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	e.createTable("online")
 	dir := t.TempDir()

@@ -23,7 +23,6 @@ import (
 
 var (
 	linDuration = flag.Duration("lin.duration", 20*time.Second, "traffic duration of TestLinearizableUnderFaults")
-	linSeed     = flag.Int64("lin.seed", 0, "seed of the linearizability tests (0: random)")
 )
 
 // ---- the model: one register per row -------------------------------------
@@ -408,16 +407,9 @@ func (h *linHarness) nemesis(rng *rand.Rand, stopAt time.Time, done <-chan struc
 
 // ---- the test driver -----------------------------------------------------
 
-func linSeedValue() int64 {
-	if *linSeed != 0 {
-		return *linSeed
-	}
-	return time.Now().UnixNano()
-}
-
 func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
-	seed := linSeedValue()
-	t.Logf("seed=%d (replay with -lin.seed=%d), traffic %v, faults=%v", seed, seed, duration, faults)
+	seed := int64(testutils.Seed(t))
+	t.Logf("traffic %v, faults=%v", duration, faults)
 	began := time.Now()
 
 	c, tab := startTablet(t, 3)
@@ -506,9 +498,9 @@ func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
 	case porcupine.Illegal:
 		info.AddAnnotations(r.ann)
 		path := writeVisualization(t, info)
-		t.Fatalf("seed %d: history is NOT linearizable; visualization: %s (replay with -lin.seed=%d)", seed, path, seed)
+		t.Fatalf("seed %d: history is NOT linearizable; visualization: %s (replay with SHALE_TEST_SEED=%d)", seed, path, seed)
 	default:
-		t.Fatalf("seed %d: linearizability check timed out (result %v) on %d ops; replay with -lin.seed=%d", seed, res, len(history), seed)
+		t.Fatalf("seed %d: linearizability check timed out (result %v) on %d ops; replay with SHALE_TEST_SEED=%d", seed, res, len(history), seed)
 	}
 }
 

@@ -21,8 +21,7 @@ func TestSendOrderedDelivery(t *testing.T) {
 	dests := []*testNode{startNode(t, 2, res, Options{}), startNode(t, 3, res, Options{})}
 
 	const senders, perSender = 3, 400
-	seed := rand.Uint64()
-	t.Logf("seed=%d", seed)
+	seed := testutils.Seed(t)
 	var wg sync.WaitGroup
 	for s := uint64(1); s <= senders; s++ {
 		wg.Add(1)

@@ -44,9 +44,7 @@ func header(tablet uint64) *transportpb.SnapshotHeader {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed=%d", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(rand.NewSource(int64(testutils.Seed(t))))
 	randBytes := func(n int) []byte {
 		b := make([]byte, n)
 		rng.Read(b)

@@ -17,7 +17,6 @@ import (
 )
 
 var (
-	seedFlag   = flag.Int64("seed", 0, "random seed for the crash test (0: derived from the time)")
 	cyclesFlag = flag.Int("cycles", 20, "kill/restart cycles of the crash test")
 )
 

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -86,12 +85,8 @@ func TestCrashRestartPD(t *testing.T) {
 		t.Skip("-short given: the crash loop needs real processes and about a minute; make test and make e2e run it (without -short)")
 	}
 	cycles := crashCycles(*pdCyclesFlag, "SHALE_CRASH_PD_CYCLES")
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed %d), %d cycles", seed, seed, cycles)
-	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("%d cycles", cycles)
+	rng := testutils.Rand(t, 1)
 	testStart := time.Now()
 
 	c := newPDCluster(t)
