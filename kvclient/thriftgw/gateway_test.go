@@ -88,8 +88,12 @@ func dial(t *testing.T, addr string, framed, compact bool) *client {
 	return &client{THBaseServiceClient: c, trans: trans}
 }
 
+// ctxT bounds a test's operations like SucceedsSoon bounds a wait: the
+// operations are expected to finish within seconds, and the slack is for
+// -race on a loaded 2-core machine (TestMaxSizeValues replicates 40 MiB
+// and missed a 30 s bound there, with leaders moving under it).
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutils.DefaultSucceedsSoonDuration)
 	t.Cleanup(cancel)
 	return ctx
 }
