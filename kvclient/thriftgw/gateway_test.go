@@ -88,10 +88,9 @@ func dial(t *testing.T, addr string, framed, compact bool) *client {
 	return &client{THBaseServiceClient: c, trans: trans}
 }
 
-// ctxT bounds a test's operations like SucceedsSoon bounds a wait: the
-// operations are expected to finish within seconds, and the slack is for
-// -race on a loaded 2-core machine (TestMaxSizeValues replicates 40 MiB
-// and missed a 30 s bound there, with leaders moving under it).
+// ctxT bounds a test's operations like SucceedsSoon bounds a wait: they
+// are expected to finish within seconds, and the slack is for -race on a
+// loaded 2-core machine.
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), testutils.DefaultSucceedsSoonDuration)
 	t.Cleanup(cancel)
