@@ -85,7 +85,7 @@ image: build ## build the container image (IMAGE, default shale:dev) from bin/sh
 
 # Nemesis suite against a Docker Compose cluster (CI-sized by default: 2
 # runs of 90s of faults; SHALE_E2E_RUNS, SHALE_E2E_DURATION and
-# SHALE_E2E_SEED scale or replay it), then the crash loops with more cycles
+# SHALE_TEST_SEED scale or replay it), then the crash loops with more cycles
 # than `make test` runs (SHALE_CRASH_CYCLES, SHALE_CRASH_PD_CYCLES).
 e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHALE_E2E_DURATION=2m for the full run
 	$(GO) vet -tags e2e ./tests/e2e/
@@ -94,10 +94,10 @@ e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHAL
 		CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 30m -v -run 'TestCrash' ./tests/crash/
 
 # The kvnemesis generator (tests/kvnemesis) for 30 minutes instead of the
-# 60 s that `make test` runs; SHALE_KVNEMESIS_SEED replays a run's choices.
+# 60 s that `make test` runs; SHALE_TEST_SEED replays a run's choices.
 .PHONY: kvnemesis-soak
 
-kvnemesis-soak: ## randomized operations under faults checked against a model, 30 min (SHALE_KVNEMESIS_DURATION, SHALE_KVNEMESIS_SEED)
+kvnemesis-soak: ## randomized operations under faults checked against a model, 30 min (SHALE_KVNEMESIS_DURATION, SHALE_TEST_SEED)
 	SHALE_KVNEMESIS_DURATION=$${SHALE_KVNEMESIS_DURATION:-30m} CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 3h -v -run TestKVNemesis ./tests/kvnemesis/
 
 # YCSB side by side against a 3-member etcd cluster (bench/compare.sh; its

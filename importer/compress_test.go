@@ -9,14 +9,14 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // TestRunsCompressOnlyWhenItHelps: a run of random values is written raw,
 // one of repetitive values snappy-framed, and both merge back to the
 // cells that went in, in order.
 func TestRunsCompressOnlyWhenItHelps(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 5))
 	for _, tc := range []struct {
 		name string

@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/importer"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -152,8 +153,7 @@ func (e *env) checkImported(table string, rows []srcRow, ts int64, ignore string
 
 func TestImportRawCSVAndJSONL(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	e.createTable("users")
 	dir := t.TempDir()
@@ -297,8 +297,7 @@ func TestImportMalformedInput(t *testing.T) {
 // command: the table ends up exact, every cell once.
 func TestImportKilledAndResumed(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
 	rows := genRows(rng, 400)
@@ -352,8 +351,7 @@ func TestImportKilledAndResumed(t *testing.T) {
 // leaders move, and a tablet server is stopped and brought back.
 func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 	e := startEnv(t)
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	e.createTable("online")
 	dir := t.TempDir()
@@ -382,6 +380,8 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 			if err == nil {
 				live = append(live, key)
 			}
+			// Models time passing: a steady trickle of live writes
+			// spread over the whole import.
 			time.Sleep(20 * time.Millisecond)
 		}
 	}()
@@ -416,18 +416,21 @@ func TestImportDuringSplitsLeaderMovesAndStoreRestart(t *testing.T) {
 			// the ingest must be refused and the SST re-cut.
 			row, err := keys.RowPrefix(ev.SST.Largest)
 			require.NoError(t, err)
-			deadline := time.Now().Add(15 * time.Second)
-			for time.Now().Before(deadline) {
+			// A split that does not show soon only weakens this round.
+			err = testutils.Retry(e.ctx, 15*time.Second, func() error {
 				resp, err := pd.GetTablet(e.ctx, &pdpb.GetTabletRequest{Key: row})
-				if err == nil && bytes.Equal(resp.Tablet.Tablet.StartKey, row) {
-					return
+				if err != nil {
+					return err
 				}
-				if err == nil {
+				if !bytes.Equal(resp.Tablet.Tablet.StartKey, row) {
 					_, _ = pd.AddOperator(e.ctx, &pdpb.AddOperatorRequest{TabletId: resp.Tablet.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: row}})
+					return fmt.Errorf("tablet starts at %x", resp.Tablet.Tablet.StartKey)
 				}
-				time.Sleep(200 * time.Millisecond)
+				return nil
+			})
+			if err != nil {
+				t.Logf("split at %x: %v; going on", row, err)
 			}
-			t.Logf("split at %x not visible after 15s; going on", row)
 		case 2:
 			resp, err := pd.GetTabletByID(e.ctx, &pdpb.GetTabletByIDRequest{TabletId: ev.TabletID})
 			if err != nil || resp.Tablet == nil {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/stop"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/metapb"
 )
 
@@ -154,8 +155,7 @@ func sortBy(s []string, key []int) {
 // so boundaries fall inside quoted fields, after \r, between "") gives the
 // records and errors, with their lines and columns, of one batch.
 func TestCutterBatchesParseLikeOnePiece(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for trial := 0; trial < 6; trial++ {
 		in := awkwardCSV(rng, 150, trial%2 == 1)
@@ -270,8 +270,7 @@ func parseJob(t *testing.T, inputs []string, maxErrors int64, onDup string) pars
 // and four workers against one batch and one worker: the same merged
 // cells, reject file, row count, duplicate report and --max-errors error.
 func TestParallelParseMatchesSerial(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 2))
 	dir := t.TempDir()
 	var inputs []string
@@ -316,8 +315,7 @@ func TestParallelParseMatchesSerial(t *testing.T) {
 // runs), come out of the merge exactly as sorting every cell by (key,
 // seq) would put them.
 func TestSorterRowGroups(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 3))
 	dir := t.TempDir()
 	s := newSorter(dir, "g", 1)

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 func parseAll(t *testing.T, in string, o SourceOptions) ([]string, [][]string, []*InputError) {
@@ -73,8 +74,7 @@ func TestReadSource(t *testing.T) {
 // TestExternalSort spills many small runs and checks the merge yields
 // every cell in order, and the duplicate rule per row.
 func TestExternalSort(t *testing.T) {
-	seed := rand.Uint64()
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 9))
 	dir := t.TempDir()
 	s := newSorter(dir, "t", 1) // the 1 MiB floor: several runs below

@@ -16,6 +16,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -223,10 +224,10 @@ func TestClientBasics(t *testing.T) {
 
 // storeIDs maps testcluster store index → store ID.
 func storeIDs(t *testing.T, c *testcluster.Cluster) map[int]uint64 {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	out := map[int]uint64{}
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsSoon(t, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		resp, err := c.PD().ListStores(ctx, &pdpb.ListStoresRequest{})
 		if err != nil {
 			return err
@@ -354,7 +355,9 @@ func TestScanAcrossTabletsWithChaos(t *testing.T) {
 			}
 			n++
 			if n%50 == 0 {
-				time.Sleep(10 * time.Millisecond) // let the chaos overlap the scan
+				// Models time passing: the scan lasts long enough for
+				// the chaos to overlap it.
+				time.Sleep(10 * time.Millisecond)
 			}
 		}
 		require.NoError(t, sc.Err())
@@ -417,7 +420,7 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 	// PD merges no tablet younger than split-merge-interval (1h), so no
 	// merge runs during the test.
 	c, cl := startCluster(t, testcluster.Options{})
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute) // a backstop: the waits below bound the steps
 	defer cancel()
 	_, err := cl.CreateTable(ctx, "traffic", []kvclient.Family{{Name: "f"}}, []byte("row00100"), []byte("row00200"))
 	require.NoError(t, err)
@@ -432,6 +435,7 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 	}
 	var (
 		phase      atomic.Int32 // 0 before the stop, 1 stopping, 2 after
+		okBefore   atomic.Int64
 		okAfter    atomic.Int64
 		mu         sync.Mutex
 		logs       = map[string][]write{}
@@ -448,7 +452,9 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 				k := row(w + workers*rng.IntN(rows/workers))
 				val := fmt.Sprintf("w%d-%d", w, i)
 				p := phase.Load()
-				opctx, cancel := context.WithTimeout(tctx, 3*time.Second)
+				// Generous: an operation slowed by a loaded machine under
+				// -race is not the failure this test looks for.
+				opctx, cancel := context.WithTimeout(tctx, 15*time.Second)
 				var err error
 				if i%2 == 0 {
 					_, err = tbl.MutateRow(opctx, k, kvclient.SetCell("f", nil, []byte(val)))
@@ -468,7 +474,10 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 				cancel()
 				switch {
 				case err == nil:
-					if p == 2 {
+					switch p {
+					case 0:
+						okBefore.Add(1)
+					case 2:
 						okAfter.Add(1)
 					}
 				case tctx.Err() != nil:
@@ -482,14 +491,33 @@ func TestStoreStopDuringTraffic(t *testing.T) {
 		}()
 	}
 	// Traffic runs for a while before the stop, and after it.
-	time.Sleep(time.Second)
+	atLeast := func(n *atomic.Int64, want int64, what string) func() error {
+		return func() error {
+			if got := n.Load(); got < want {
+				return fmt.Errorf("%d operations succeeded %s, want %d", got, what, want)
+			}
+			return nil
+		}
+	}
+	testutils.SucceedsSoon(t, atLeast(&okBefore, 100, "before the stop"))
 	phase.Store(1)
 	c.StopStore(0)
-	// Routing settles (elections on the survivors); from then on every
-	// operation must succeed.
-	time.Sleep(3 * time.Second)
+	// Routing settles: each of the three tablets answers a read through
+	// the client (a leader with a lease on a survivor, and the client's
+	// cache pointing at it). From then on every operation must succeed.
+	testutils.SucceedsSoon(t, func() error {
+		for _, i := range []int{0, 100, 200} {
+			opctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			_, err := tbl.Get(opctx, row(i))
+			cancel()
+			if err != nil {
+				return fmt.Errorf("read of %s: %w", row(i), err)
+			}
+		}
+		return nil
+	})
 	phase.Store(2)
-	time.Sleep(4 * time.Second)
+	testutils.SucceedsSoon(t, atLeast(&okAfter, 200, "after routing settled"))
 	stop()
 	wg.Wait()
 	t.Logf("ok after stop: %d", okAfter.Load())
@@ -552,9 +580,17 @@ func TestIncrementExactlyOnceAcrossLeaderKill(t *testing.T) {
 		}
 	}()
 	// Kill the store leading the counter's tablet mid-stream.
-	for acked.Load() < 50 {
-		time.Sleep(10 * time.Millisecond)
-	}
+	testutils.SucceedsSoon(t, func() error {
+		select {
+		case <-done:
+			t.Fatal("the incrementer stopped early")
+		default:
+		}
+		if n := acked.Load(); n < 50 {
+			return fmt.Errorf("%d increments acknowledged, want 50", n)
+		}
+		return nil
+	})
 	resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: keys.RowKey(tbl.Info().ID, []byte("n"))})
 	require.NoError(t, err)
 	stopped := 0

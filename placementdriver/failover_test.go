@@ -2,10 +2,12 @@ package placementdriver_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/proto/pdpb"
@@ -81,19 +83,15 @@ func TestFailoverNeverRepeatsIDsOrTimestamps(t *testing.T) {
 		mu.Lock()
 		base := len(ids)
 		mu.Unlock()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
+		testutils.SucceedsSoon(t, func() error {
 			mu.Lock()
 			n := len(ids)
 			mu.Unlock()
-			if n >= base+100 {
-				return
+			if n < base+100 {
+				return fmt.Errorf("%s: %d ids, want %d", what, n, base+100)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: no progress (%d ids)", what, n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return nil
+		})
 	}
 	waitProgress("before failover")
 	for round := 0; round < 2; round++ {

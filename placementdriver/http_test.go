@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/metapb"
@@ -77,8 +79,8 @@ func httpDo(t *testing.T, method, url string, body any) (int, []byte) {
 // returns its name.
 func waitHTTPLeader(t *testing.T, urls map[string]string) string {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	var leader string
+	testutils.SucceedsSoon(t, func() error {
 		for name, u := range urls {
 			resp, err := http.Get(u + "health")
 			if err != nil {
@@ -90,14 +92,14 @@ func waitHTTPLeader(t *testing.T, urls map[string]string) string {
 			if err == nil && h["is_leader"] == true {
 				// The leader answers the leader-only endpoints once loaded.
 				if code, _ := httpDo(t, "GET", u+"config", nil); code == http.StatusOK {
-					return name
+					leader = name
+					return nil
 				}
 			}
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatal("no pd member became leader over HTTP")
-	return ""
+		return errors.New("no pd member leads over HTTP yet")
+	})
+	return leader
 }
 
 // httpRegisterStores registers n stores (the first labelled zone=z1) and
@@ -299,20 +301,18 @@ func TestHTTPAPIFollowerRedirects(t *testing.T) {
 			break
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutils.SucceedsSoon(t, func() error {
 		code, body := httpDo(t, "GET", urls[follower]+"stores", nil)
 		require.Equal(t, http.StatusServiceUnavailable, code, string(body))
 		var e map[string]string
 		require.NoError(t, json.Unmarshal(body, &e), string(body))
 		require.Contains(t, e["error"], "not the leader")
-		if e["leader"] == leader {
-			require.NotEmpty(t, e["leader_client_addr"])
-			break
+		if e["leader"] != leader {
+			return fmt.Errorf("the follower names leader %q, want %q: %s", e["leader"], leader, body)
 		}
-		require.True(t, time.Now().Before(deadline), "follower never named the leader: %s", body)
-		time.Sleep(20 * time.Millisecond)
-	}
+		require.NotEmpty(t, e["leader_client_addr"])
+		return nil
+	})
 	// members is answered by followers too.
 	code, body := httpDo(t, "GET", urls[follower]+"members", nil)
 	require.Equal(t, http.StatusOK, code)

@@ -2,6 +2,7 @@ package placementdriver_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 )
@@ -95,14 +97,17 @@ func (c *pdCluster) client() *pdclient.Client {
 
 func (c *pdCluster) leader(ctx context.Context, cl *pdclient.Client) string {
 	c.t.Helper()
-	for {
+	var name string
+	testutils.SucceedsSoon(c.t, func() error {
 		m, err := cl.GetMembers(ctx)
-		if err == nil && m.Leader != nil {
-			return m.Leader.Name
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			c.t.Fatalf("no pd leader: %v", err)
+		if m.Leader == nil {
+			return errors.New("no pd leader")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		name = m.Leader.Name
+		return nil
+	})
+	return name
 }

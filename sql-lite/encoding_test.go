@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // randValue returns a random value of type t (with edge cases).
@@ -53,9 +55,7 @@ func randValue(r *rand.Rand, t Type) Datum {
 // Bytewise order of encodings equals SQL order, for keys (also as a prefix
 // of a longer key) and for cell values, and decoding inverts encoding.
 func TestEncodingPreservesOrder(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(uint64(seed), 7))
+	r := rand.New(rand.NewPCG(testutils.Seed(t), 7))
 	types := []Type{
 		{Kind: KindInt, Name: "BIGINT"}, {Kind: KindFloat, Name: "DOUBLE"},
 		{Kind: KindDecimal, Name: "DECIMAL", Prec: 18, Scale: 4}, {Kind: KindDecimal, Name: "DECIMAL", Prec: 5, Scale: 0},
@@ -187,8 +187,7 @@ func likeRef(s, p []rune, esc rune) bool {
 
 // Random short patterns agree with the reference matcher.
 func TestLikeRandom(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testutils.Seed(t)
 	r := rand.New(rand.NewPCG(seed, 0))
 	gen := func(alpha []rune, n int) string {
 		out := make([]rune, r.IntN(n+1))

@@ -6,15 +6,14 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // Random expressions over every type never panic (an internal error) and
 // WHERE results agree between the pushed-down and the client-only path.
 func TestRandomExpressions(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(uint64(seed), 3))
+	r := rand.New(rand.NewPCG(testutils.Seed(t), 3))
 	s := newSession(t)
 	mustExec(t, s, `CREATE TABLE fz (id INT PRIMARY KEY, i INT, f DOUBLE, d DECIMAL(8,2), s VARCHAR(8), b BOOLEAN, ts TIMESTAMP, bl BLOB)`)
 	var rows []string

@@ -1,29 +1,21 @@
 package ycsb
 
 import (
-	"flag"
 	"math"
 	"math/rand/v2"
 	"sort"
 	"sync"
 	"testing"
-	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/stretchr/testify/require"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "seed for the randomized generator tests (0: time-based)")
-
-// testRand returns a seeded source and prints the seed so a failure can
-// be replayed with -seed.
+// testRand returns a source seeded by testutils.Seed (SHALE_TEST_SEED
+// replays it).
 func testRand(t *testing.T) *rand.Rand {
 	t.Helper()
-	seed := *seedFlag
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (replay with -seed %d)", seed, seed)
-	return rand.New(rand.NewPCG(seed, 0x5ca1e))
+	return testutils.Rand(t, 0x5ca1e)
 }
 
 // counts draws n values and counts each.

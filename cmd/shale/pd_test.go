@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 )
 
@@ -201,21 +203,19 @@ func TestPDCommandRunsAndStops(t *testing.T) {
 	}()
 
 	// The flags' initial config is what the new cluster serves.
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	testutils.SucceedsSoon(t, func() error {
 		resp, err := http.Get("http://" + httpAddr + "/pd/api/v1/config")
-		if err == nil {
-			var cfg map[string]string
-			decErr := json.NewDecoder(resp.Body).Decode(&cfg)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK && decErr == nil {
-				require.Equal(t, "1MiB", cfg["split-size"])
-				break
-			}
+		if err != nil {
+			return err
 		}
-		require.True(t, time.Now().Before(deadline), "pd never served its config: %v", err)
-		time.Sleep(20 * time.Millisecond)
-	}
+		defer resp.Body.Close()
+		var cfg map[string]string
+		if err := json.NewDecoder(resp.Body).Decode(&cfg); err != nil || resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET config: %s (%v)", resp.Status, err)
+		}
+		require.Equal(t, "1MiB", cfg["split-size"])
+		return nil
+	})
 	// And ctl reaches it.
 	stdout, _, err := runCtlCmd(t, client, "members", "--json")
 	require.NoError(t, err)

@@ -334,42 +334,73 @@ func playgroundAddrs(n, base int) ([]string, error) {
 	return out, nil
 }
 
+// servingStall is how long the playground's startup may go without
+// progress before it gives up. Startup has no fixed deadline: on a loaded
+// machine it is slow but keeps moving, and only a stuck one is an error.
+const servingStall = 60 * time.Second
+
 // waitServing waits until every HTTP endpoint answers /healthz and the
 // cluster serves reads (PD has bootstrapped the first tablet, which needs
-// three stores, and elected a leader).
+// three stores, and elected a leader). It fails when startup stops making
+// progress for servingStall.
 func waitServing(ctx context.Context, pd []string, httpAddrs []string) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	for _, a := range httpAddrs {
-		for {
-			resp, err := http.Get("http://" + a + "/healthz")
+	hc := &http.Client{Timeout: 5 * time.Second}
+	var cl *kvclient.Client
+	defer func() {
+		if cl != nil {
+			cl.Close()
+		}
+	}()
+	return untilStalled(ctx, servingStall, 100*time.Millisecond, func() (string, error) {
+		for _, a := range httpAddrs {
+			resp, err := hc.Get("http://" + a + "/healthz")
 			if err == nil {
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
+				if resp.StatusCode != http.StatusOK {
+					err = fmt.Errorf("%s", resp.Status)
 				}
 			}
-			select {
-			case <-ctx.Done():
-				return fmt.Errorf("%s did not become healthy: %v", a, ctx.Err())
-			case <-time.After(100 * time.Millisecond):
+			if err != nil {
+				return "healthz " + a, fmt.Errorf("%s did not become healthy: %v", a, err)
 			}
 		}
-	}
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: pd})
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
+		if cl == nil {
+			var err error
+			if cl, err = kvclient.Open(ctx, kvclient.Options{PD: pd}); err != nil {
+				return "kvclient", err
+			}
+		}
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, _, err := cl.RawGet(rctx, []byte("playground-ready"))
+		cancel()
+		if err != nil {
+			return "read: " + err.Error(), fmt.Errorf("the cluster did not start serving: %v", err)
+		}
+		return "", nil
+	})
+}
+
+// untilStalled calls step every poll until it returns a nil error. step
+// names the stage it reached; a new stage is progress, and when the stage
+// stays the same for stall, untilStalled returns step's last error.
+func untilStalled(ctx context.Context, stall, poll time.Duration, step func() (stage string, err error)) error {
+	var last string
+	since := time.Now()
 	for {
-		_, _, err := cl.RawGet(ctx, []byte("playground-ready"))
+		stage, err := step()
 		if err == nil {
 			return nil
 		}
+		if stage != last {
+			last, since = stage, time.Now()
+		}
+		if time.Since(since) > stall {
+			return fmt.Errorf("%w (no progress for %v)", err, stall)
+		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("the cluster did not start serving: %v", err)
-		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("%w (%w)", err, ctx.Err())
+		case <-time.After(poll):
 		}
 	}
 }

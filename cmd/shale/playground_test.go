@@ -1,7 +1,10 @@
 package main
 
 import (
+	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,30 +23,18 @@ import (
 func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Proc, map[string]string) {
 	t.Helper()
 	p := proctest.Start(t, "playground", logPath, append([]string{"playground", "--log-level", "warn"}, args...)...)
-	deadline := time.Now().Add(90 * time.Second)
-	for {
-		b, _ := os.ReadFile(logPath)
-		// Only this start's output: the log is appended to across restarts.
-		out := string(b)
-		if i := strings.LastIndex(out, "==== start playground"); i >= 0 {
-			out = out[i:]
-		}
-		if strings.Contains(out, "Press Ctrl-C to stop.") {
-			eps := map[string]string{}
-			for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
-				eps[m[1]] = m[2]
-			}
-			return p, eps
-		}
-		if p.Exited() {
-			t.Fatalf("the playground exited before serving:\n%s", proctest.Tail(logPath, 40))
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the playground did not serve within 90s:\n%s", proctest.Tail(logPath, 40))
-		}
-		time.Sleep(50 * time.Millisecond)
+	out := p.WaitOutput(t, "Press Ctrl-C to stop.", playgroundBackstop)
+	eps := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
+		eps[m[1]] = m[2]
 	}
+	return p, eps
 }
+
+// playgroundBackstop bounds the wait for a playground that neither serves
+// nor exits. The playground bounds its own startup by progress (it exits
+// when its servers stop making any), so this only catches a hang.
+const playgroundBackstop = 10 * time.Minute
 
 // A playground with three PD members: it prints the three client
 // addresses as one --pd list, shale kv works against it, SIGTERM stops it
@@ -123,4 +114,34 @@ func TestPlaygroundFlagErrors(t *testing.T) {
 	require.NoError(t, os.Mkdir(filepath.Join(dir, "pd1"), 0o755))
 	_, err := runShale(t, "playground", "--pd-members", "3", "--data-dir", dir)
 	require.ErrorContains(t, err, "holds a playground with 1 PD member(s); start it with --pd-members 1")
+}
+
+// Startup that keeps making progress is waited for past the stall bound; a
+// stuck one fails after it with the last error.
+func TestUntilStalledFollowsProgress(t *testing.T) {
+	const stall = 100 * time.Millisecond
+	start := time.Now()
+	n := 0
+	err := untilStalled(context.Background(), stall, 5*time.Millisecond, func() (string, error) {
+		// A new stage every ~50ms, done after ~4 stalls' worth of time.
+		if time.Since(start) > 4*stall {
+			return "", nil
+		}
+		n++
+		return fmt.Sprint(time.Since(start) / (stall / 2)), fmt.Errorf("stage %d", n)
+	})
+	require.NoError(t, err)
+	require.Greater(t, time.Since(start), 4*stall)
+
+	start = time.Now()
+	err = untilStalled(context.Background(), stall, 5*time.Millisecond, func() (string, error) {
+		return "healthz 127.0.0.1:1", errors.New("127.0.0.1:1 did not become healthy")
+	})
+	require.ErrorContains(t, err, "127.0.0.1:1 did not become healthy (no progress for 100ms)")
+	require.Less(t, time.Since(start), 20*stall)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err = untilStalled(ctx, time.Hour, time.Millisecond, func() (string, error) { return "x", errors.New("not yet") })
+	require.ErrorIs(t, err, context.Canceled)
 }

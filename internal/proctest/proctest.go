@@ -2,6 +2,7 @@ package proctest
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 var (
@@ -65,6 +67,7 @@ func FreeAddr(t testing.TB) string {
 type Proc struct {
 	Name string
 	Log  string
+	from int64 // where this run's output starts in Log
 	cmd  *exec.Cmd
 	done chan struct{}
 }
@@ -79,13 +82,18 @@ func Start(t testing.TB, name, logPath string, args ...string) *Proc {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(f, "==== start %s at %s: %s ====\n", name, time.Now().Format(time.RFC3339Nano), strings.Join(args, " "))
+	from, err := f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		f.Close()
+		t.Fatal(err)
+	}
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Stdout, cmd.Stderr = f, f
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		t.Fatal(err)
 	}
-	p := &Proc{Name: name, Log: logPath, cmd: cmd, done: make(chan struct{})}
+	p := &Proc{Name: name, Log: logPath, from: from, cmd: cmd, done: make(chan struct{})}
 	go func() {
 		_ = cmd.Wait()
 		f.Close()
@@ -135,26 +143,52 @@ func (p *Proc) Exited() bool {
 }
 
 // WaitHealthy waits until http://addr/healthz answers 200.
-func (p *Proc) WaitHealthy(t testing.TB, addr string, timeout time.Duration) {
+func (p *Proc) WaitHealthy(t testing.TB, addr string) {
 	t.Helper()
 	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(timeout)
-	for {
+	testutils.SucceedsSoon(t, func() error {
 		resp, err := client.Get("http://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
+			err = fmt.Errorf("GET /healthz: %s", resp.Status)
 		}
 		if p.Exited() {
 			t.Fatalf("%s exited before becoming healthy; log tail:\n%s", p.Name, Tail(p.Log, 30))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not healthy after %v: %v", p.Name, timeout, err)
+		return fmt.Errorf("%s not healthy: %w", p.Name, err)
+	})
+}
+
+// WaitOutput waits until this run of the process has written marker to
+// its log and returns what it wrote so far. A process that exits first
+// fails the test. The process bounds its own startup (it gives up and
+// exits when it stops making progress); the backstop here is for a hung
+// one.
+func (p *Proc) WaitOutput(t testing.TB, marker string, backstop time.Duration) string {
+	t.Helper()
+	start := time.Now()
+	var out string
+	testutils.SucceedsWithin(t, backstop, func() error {
+		b, err := os.ReadFile(p.Log)
+		if err != nil {
+			return err
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		if int64(len(b)) >= p.from {
+			out = string(b[p.from:])
+		}
+		if strings.Contains(out, marker) {
+			return nil
+		}
+		if p.Exited() {
+			t.Fatalf("%s exited before printing %q:\n%s", p.Name, marker, Tail(p.Log, 40))
+		}
+		return fmt.Errorf("%s has not printed %q", p.Name, marker)
+	})
+	t.Logf("%s printed %q %v after the wait began", p.Name, marker, time.Since(start).Round(time.Millisecond))
+	return out
 }
 
 // Tail returns the last n lines of a file.

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -87,9 +88,9 @@ func Start(t testing.TB, o Options) *Cluster {
 		c.AddStore()
 	}
 	t.Cleanup(c.Close)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsSoon(t, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
 		resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: []byte{}})
 		if err != nil {
 			return err
@@ -196,29 +197,6 @@ func (c *Cluster) Close() {
 		c.StopPD(name)
 	}
 	c.pdClient.Close()
-}
-
-// WaitFor retries f until it returns nil or ctx ends (failing the test).
-func (c *Cluster) WaitFor(ctx context.Context, f func() error) {
-	c.t.Helper()
-	var err error
-	lastLog := time.Now()
-	for {
-		if err = f(); err == nil {
-			return
-		}
-		if time.Since(lastLog) > 15*time.Second {
-			// A condition that takes long says why, even if the test
-			// later dies elsewhere.
-			c.t.Logf("still waiting: %v", err)
-			lastLog = time.Now()
-		}
-		select {
-		case <-ctx.Done():
-			c.t.Fatalf("condition not met: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // TabletClient returns a Tablet API client for the store with this ID.

@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/proto/hbase"
@@ -88,8 +89,11 @@ func dial(t *testing.T, addr string, framed, compact bool) *client {
 	return &client{THBaseServiceClient: c, trans: trans}
 }
 
+// ctxT bounds a test's operations like SucceedsSoon bounds a wait: they
+// are expected to finish within seconds, and the slack is for -race on a
+// loaded 2-core machine.
 func ctxT(t *testing.T) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), testutils.DefaultSucceedsSoonDuration)
 	t.Cleanup(cancel)
 	return ctx
 }
@@ -562,13 +566,13 @@ func TestGateway(t *testing.T) {
 		requireIOError(t, err, "too many open scanners")
 		// Idle scanners expire: room frees up (polling openScanner does not
 		// touch the open ones) and the old ids become invalid.
-		require.Eventually(t, func() bool {
+		testutils.SucceedsSoon(t, func() error {
 			id, err := c.OpenScanner(ctx, table, &hbase.TScan{})
 			if err != nil {
-				return false
+				return err
 			}
-			return c.CloseScanner(ctx, id) == nil
-		}, 10*time.Second, 50*time.Millisecond)
+			return c.CloseScanner(ctx, id)
+		})
 		_, err = c.GetScannerRows(ctx, id1, 1)
 		var ia *hbase.TIllegalArgument
 		require.True(t, errors.As(err, &ia), "got %T %v", err, err)
@@ -610,8 +614,12 @@ func TestGateway(t *testing.T) {
 		require.NoError(t, err)
 		// A connection that closes frees its scanners; the others stay.
 		require.NoError(t, a.trans.Close())
-		require.Eventually(t, func() bool { return g.OpenScanners() == 2 }, 10*time.Second, 10*time.Millisecond,
-			"the closed connection's scanners were not freed: %d open", g.OpenScanners())
+		testutils.SucceedsSoon(t, func() error {
+			if n := g.OpenScanners(); n != 2 {
+				return fmt.Errorf("the closed connection's scanners were not freed: %d open, want 2", n)
+			}
+			return nil
+		})
 		_, err = b.OpenScanner(ctx, table, scan)
 		requireIOError(t, err, "too many open scanners on this connection")
 		c3 := dial(t, g.Addr().String(), false, false)

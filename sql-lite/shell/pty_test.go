@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // terminal drives a real `shale sql` process on a pseudo-terminal: it
@@ -135,20 +136,16 @@ func (term *terminal) send(s string) {
 // SIGINT now, not a key.
 func (term *terminal) waitCooked() {
 	term.t.Helper()
-	deadline := time.Now().Add(expectTimeout)
-	for {
+	testutils.SucceedsSoon(term.t, func() error {
 		tio, err := unix.IoctlGetTermios(int(term.pty.Fd()), unix.TCGETS)
 		if err != nil {
 			term.t.Fatal(err)
 		}
-		if tio.Lflag&unix.ISIG != 0 {
-			return
+		if tio.Lflag&unix.ISIG == 0 {
+			return errors.New("the terminal is still in raw mode")
 		}
-		if time.Now().After(deadline) {
-			term.t.Fatalf("the terminal stayed in raw mode for %s", expectTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // wait waits for the process to exit and returns its exit code.

@@ -51,11 +51,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
 var (
-	flagSeed       = flag.Uint64("seed", 0, "seed of the differential test (0: time-based; printed)")
 	flagDiffSize   = flag.Int("diff.size", 4, "differential test: rounds (each a fresh pair of random tables)")
 	flagDiffRows   = flag.Int("diff.rows", 60, "differential test: rows per table")
 	flagDiffQ      = flag.Int("diff.queries", 80, "differential test: queries per round")
@@ -880,12 +880,9 @@ func TestDifferentialSQLite(t *testing.T) {
 // runDifferential runs the differential test with s running Shale's side.
 func runDifferential(t *testing.T, name string, s execer) {
 	bin := ensureSQLite(t)
-	seed := *flagSeed
-	if seed == 0 {
-		seed = uint64(time.Now().UnixNano())
-	}
-	t.Logf("seed %d (rerun: go test -count=1 -run '%s$' ./sql-lite/sqltest/ -seed %d -diff.size %d -diff.rows %d -diff.queries %d -diff.dml %d -diff.shapes %s)",
-		seed, name, seed, *flagDiffSize, *flagDiffRows, *flagDiffQ, *flagDiffDML, *flagDiffShapes)
+	seed := testutils.Seed(t)
+	t.Logf("rerun: SHALE_TEST_SEED=%d go test -count=1 -run '%s$' ./sql-lite/sqltest/ -diff.size %d -diff.rows %d -diff.queries %d -diff.dml %d -diff.shapes %s",
+		seed, name, *flagDiffSize, *flagDiffRows, *flagDiffQ, *flagDiffDML, *flagDiffShapes)
 	shapes := strings.Split(*flagDiffShapes, ",")
 	mustExec := func(t *testing.T, s execer, sql string) {
 		t.Helper()

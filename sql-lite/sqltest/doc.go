@@ -27,6 +27,6 @@
 //
 //	go test -count=1 ./sql-lite/sqltest/
 //	go test -count=1 -run 'TestCorpus$/select' ./sql-lite/sqltest/ -rewrite   # then read the diff
-//	go test -count=1 -run TestDifferentialSQLite -v ./sql-lite/sqltest/ -seed N -diff.size 30 -diff.queries 200
+//	SHALE_TEST_SEED=N go test -count=1 -run TestDifferentialSQLite -v ./sql-lite/sqltest/ -diff.size 30 -diff.queries 200
 //	go test -count=1 -run '^$' -bench . ./sql-lite/sqltest/ -bench.rows 1000000
 package sqltest

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -81,7 +82,7 @@ func TestBatchSplit(t *testing.T) {
 
 	checkTablets := func() {
 		t.Helper()
-		storetest.SucceedsSoon(t, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			for id, n := range c.Nodes {
 				if got := len(n.Store.Tablets()); got != 4 {
 					return fmt.Errorf("store %d has %d tablets, want 4", id, got)
@@ -208,7 +209,7 @@ func TestBatchSplitRefusesBadKeys(t *testing.T) {
 		t.Fatalf("missing ids: %v, want InvalidArgument", err)
 	}
 	for id := range c.Nodes {
-		storetest.SucceedsSoon(t, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			ds := c.Nodes[id].Store.Tablets()
 			if len(ds) != 1 || !proto.Equal(ds[0], before) {
 				return fmt.Errorf("store %d has %v, want only %v", id, ds, before)

@@ -25,6 +25,7 @@ import (
 	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/transportpb"
@@ -279,7 +280,7 @@ func (h *harness) step(ids []uint64, by time.Duration, hold bool) {
 	}
 	for id, n := range before {
 		s := h.c.Nodes[id].Store
-		storetest.SucceedsSoon(h.t, func() error {
+		testutils.SucceedsSoon(h.t, func() error {
 			if s.TicksForTest() <= n {
 				return fmt.Errorf("store %d has not processed its tick", id)
 			}
@@ -297,7 +298,7 @@ func (h *harness) step(ids []uint64, by time.Duration, hold bool) {
 // returns the total count of work queued so far.
 func (h *harness) waitIdle() uint64 {
 	var total uint64
-	storetest.SucceedsSoon(h.t, func() error {
+	testutils.SucceedsSoon(h.t, func() error {
 		total = 0
 		for _, id := range h.ids() {
 			s := h.c.Nodes[id].Store

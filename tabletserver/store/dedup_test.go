@@ -13,6 +13,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -52,7 +53,7 @@ func TestRequestIDAppliesOnce(t *testing.T) {
 	// The retry lands on another leader.
 	old := c.WaitLeader(tab)
 	to := old%3 + 1
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if l := c.WaitLeader(tab); l != to {
 			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: tab}, ToStoreId: to})
 			if err == nil {

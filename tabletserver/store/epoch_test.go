@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -76,7 +77,7 @@ func TestApplyTimeEpochChecks(t *testing.T) {
 
 	// Nothing of the above changed the tablet, on any replica.
 	for _, id := range []uint64{1, 2, 3} {
-		storetest.SucceedsSoon(t, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			for _, d := range c.Nodes[id].Store.Tablets() {
 				if d.TabletId == 1 && !proto.Equal(d, before) {
 					t.Fatalf("store %d: tablet 1 is %v, want unchanged %v", id, d, before)
@@ -121,7 +122,7 @@ func TestCatchUpAppliesChangesInOrder(t *testing.T) {
 	}
 	c.Net.Heal()
 	var want *metapb.TabletDescriptor
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		leader := c.WaitLeader(1)
 		st, err := c.Nodes[leader].Store.TabletStatus(1)
 		if err != nil {

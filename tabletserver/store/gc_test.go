@@ -9,6 +9,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/storetest"
@@ -85,7 +86,7 @@ func TestVersionGC(t *testing.T) {
 	if n != 3+5 {
 		t.Fatalf("GC deleted %d versions, want 8 (3 beyond max_versions, 5 expired)", n)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, node := range c.Nodes {
 			db := node.Store.DB()
 			for col, want := range map[[2]string]int{{"v", "q"}: 2, {"k", "q"}: 5, {"a", "old"}: 0, {"a", "new"}: 5} {

@@ -19,6 +19,7 @@ import (
 	"github.com/shaledb/shale/importer"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -115,7 +116,7 @@ func TestIngestSSTReachesEveryReplica(t *testing.T) {
 	}
 
 	c.Restart(down)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for _, k := range cells {
 			ok, err := c.Nodes[down].Store.HasCellForTest(k)
 			if err != nil {
@@ -331,7 +332,7 @@ func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.Table
 	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			if got := n.Store.FirstLogIndexForTest(1); got <= before[id] {
 				return fmt.Errorf("store %d: raft log still starts at %d after the ingest", id, got)
@@ -425,7 +426,7 @@ func TestIngestSSTByReference(t *testing.T) {
 		t.Fatalf("leader kept staged files %v after ingesting them", staged)
 	}
 	c.Restart(down)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for _, k := range cells {
 			if ok, err := c.Nodes[down].Store.HasCellForTest(k); err != nil || !ok {
 				return fmt.Errorf("store %d lacks cell %x (err %v)", down, k, err)
@@ -460,7 +461,7 @@ func TestIngestSSTByReference(t *testing.T) {
 	if _, err := c.Nodes[leader].Client.IngestSST(ctx, req); err != nil {
 		t.Fatalf("carried ingest: %v", err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			for _, k := range carriedCells {
 				if ok, err := n.Store.HasCellForTest(k); err != nil || !ok {
@@ -480,38 +481,36 @@ func TestIngestSSTByReference(t *testing.T) {
 // back, and checks every store ends up with every cell exactly as sent.
 func TestIngestSSTStoreStoppedDuringIngest(t *testing.T) {
 	c, desc, ctx := ingestEnv(t)
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(rand.NewSource(int64(testutils.Seed(t))))
 	for round := 0; round < 3; round++ {
 		sst, cells := buildSST(t, fmt.Sprintf("c%d", round), 300, "f")
 		victim := uint64(1 + rng.Intn(3))
 		stopped := make(chan struct{})
 		go func() {
 			defer close(stopped)
+			// Models time passing: the stop lands at a random instant
+			// of the ingest.
 			time.Sleep(time.Duration(rng.Intn(30)) * time.Millisecond)
 			c.Stop(victim)
 		}()
-		for {
-			err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst)
-			if err == nil {
-				break
+		testutils.SucceedsSoon(t, func() error {
+			if ctx.Err() != nil {
+				t.Fatal(ctx.Err())
 			}
+			err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst)
 			switch status.Code(err) {
+			case codes.OK:
 			case codes.NotFound, codes.Unknown, codes.Unavailable, codes.Canceled, codes.DeadlineExceeded:
 				// Not staged on a new leader, or the outcome is unknown:
 				// ingesting again is harmless.
 			default:
 				t.Fatalf("round %d: %v", round, err)
 			}
-			if ctx.Err() != nil {
-				t.Fatal(ctx.Err())
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err
+		})
 		<-stopped
 		c.Restart(victim)
-		storetest.SucceedsSoon(t, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			for id, n := range c.Nodes {
 				for _, k := range cells {
 					ok, err := n.Store.HasCellForTest(k)
@@ -537,9 +536,7 @@ func TestIngestSSTStoreStoppedDuringIngest(t *testing.T) {
 // (the importer skips snappy) and arrives byte for byte.
 func TestUploadSSTRawChunks(t *testing.T) {
 	c, desc, ctx := ingestEnv(t)
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(rand.NewSource(int64(testutils.Seed(t))))
 	b := importer.NewSSTBuilder()
 	vals := map[string]string{}
 	for i := 0; i < 3000; i++ { // about 3 MiB: several upload chunks

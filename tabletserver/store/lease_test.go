@@ -10,6 +10,7 @@ import (
 
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/transportpb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -63,7 +64,7 @@ func TestLeaseReads(t *testing.T) {
 	}
 	c.Net.Partition([]uint64{old}, others)
 	var newLeader uint64
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for _, id := range others {
 			s, err := c.Nodes[id].Store.TabletStatus(1)
 			if err != nil {
@@ -163,7 +164,7 @@ func TestLeaseEndsOnFollowerInitiatedTransfer(t *testing.T) {
 	}()
 	defer func() { close(stop); <-readerDone }()
 	before := leaseReads()
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if n := leaseReads() - before; n < 20 {
 			return fmt.Errorf("%.0f lease reads on the leader so far", n)
 		}
@@ -173,13 +174,13 @@ func TestLeaseEndsOnFollowerInitiatedTransfer(t *testing.T) {
 	if err := c.Nodes[target].Store.TransferLeadershipFromForTest(ctx, 1, target); err != nil {
 		t.Fatal(err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if cut.Load() != old {
 			return fmt.Errorf("store %d sent no MsgTimeoutNow yet", old)
 		}
 		return nil
 	})
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		wctx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
 		_, err := c.Nodes[target].Client.MutateRow(wctx, &kvpb.MutateRowRequest{

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -37,7 +38,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		}
 	}
 	// The leader's log no longer holds what the follower lacks.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[c.WaitLeader(1)].Store.TabletStatus(1)
 		if err != nil {
 			return err
@@ -48,7 +49,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		return nil
 	})
 	c.Restart(follower)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[follower].Store.TabletStatus(1)
 		if err != nil {
 			return err
@@ -65,7 +66,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 	// Make the caught-up follower the only source of truth: stop the others
 	// one at a time is not possible with 3 voters, so transfer leadership to
 	// it and read everything back.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		l := c.WaitLeader(1)
 		if l == follower {
 			return nil
@@ -137,7 +138,7 @@ func TestSplitUnderWrites(t *testing.T) {
 		wg.Add(1)
 		go func(p string) { defer wg.Done(); w.run(ctx, c, route, p, stop) }(prefix)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if w.n.Load() < 40 {
 			return fmt.Errorf("only %d writes so far", w.n.Load())
 		}
@@ -155,7 +156,7 @@ func TestSplitUnderWrites(t *testing.T) {
 	}
 	split.Store(true)
 	before := w.n.Load()
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if w.n.Load() < before+40 {
 			return fmt.Errorf("only %d writes after the split", w.n.Load()-before)
 		}
@@ -171,7 +172,7 @@ func TestSplitUnderWrites(t *testing.T) {
 		}
 	}
 	// Every replica has both tablets with the post-split epochs.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			for _, tab := range []uint64{1, 2} {
 				st, err := n.Store.TabletStatus(tab)
@@ -234,7 +235,7 @@ func TestMoveReplicaToFourthStore(t *testing.T) {
 	// Add a learner on store 4, wait until it caught up, then swap it in
 	// for `from` in one joint-consensus step.
 	change(&kvpb.ReplicaChange{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 4, ReplicaId: 4})
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[4].Store.TabletStatus(1)
 		if err != nil {
 			return err
@@ -263,7 +264,7 @@ func TestMoveReplicaToFourthStore(t *testing.T) {
 		}
 	}
 	// The removed replica is destroyed on its store.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if _, err := c.Nodes[from].Store.TabletStatus(1); err == nil {
 			return fmt.Errorf("store %d still has tablet 1", from)
 		}
@@ -307,7 +308,7 @@ func TestBootstrapAfterPeerTraffic(t *testing.T) {
 	if err := c.Nodes[3].Store.BootstrapTablet(desc); err != nil {
 		t.Fatalf("bootstrap after peer traffic: %v", err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[3].Store.TabletStatus(1)
 		if err != nil {
 			return err

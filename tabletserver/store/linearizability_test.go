@@ -16,13 +16,13 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
 var (
 	linDuration = flag.Duration("lin.duration", 20*time.Second, "traffic duration of TestLinearizableUnderFaults")
-	linSeed     = flag.Int64("lin.seed", 0, "seed of the linearizability tests (0: random)")
 )
 
 // ---- the model: one register per row -------------------------------------
@@ -407,16 +407,9 @@ func (h *linHarness) nemesis(rng *rand.Rand, stopAt time.Time, done <-chan struc
 
 // ---- the test driver -----------------------------------------------------
 
-func linSeedValue() int64 {
-	if *linSeed != 0 {
-		return *linSeed
-	}
-	return time.Now().UnixNano()
-}
-
 func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
-	seed := linSeedValue()
-	t.Logf("seed=%d (replay with -lin.seed=%d), traffic %v, faults=%v", seed, seed, duration, faults)
+	seed := int64(testutils.Seed(t))
+	t.Logf("traffic %v, faults=%v", duration, faults)
 	began := time.Now()
 
 	c, tab := startTablet(t, 3)
@@ -475,7 +468,7 @@ func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
 		h.rec.add(porcupine.Operation{ClientId: h.rec.newClientID(), Input: regInput{Row: row, Kind: regRead}, Call: call, Output: regOutput{Value: v}, Return: ret})
 	}
 	// All replicas converge.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		var idx [3]uint64
 		for i, id := range []uint64{1, 2, 3} {
 			s := c.Nodes[id].Store
@@ -505,9 +498,9 @@ func runLinearizability(t *testing.T, duration time.Duration, faults bool) {
 	case porcupine.Illegal:
 		info.AddAnnotations(r.ann)
 		path := writeVisualization(t, info)
-		t.Fatalf("seed %d: history is NOT linearizable; visualization: %s (replay with -lin.seed=%d)", seed, path, seed)
+		t.Fatalf("seed %d: history is NOT linearizable; visualization: %s (replay with SHALE_TEST_SEED=%d)", seed, path, seed)
 	default:
-		t.Fatalf("seed %d: linearizability check timed out (result %v) on %d ops; replay with -lin.seed=%d", seed, res, len(history), seed)
+		t.Fatalf("seed %d: linearizability check timed out (result %v) on %d ops; replay with SHALE_TEST_SEED=%d", seed, res, len(history), seed)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -45,7 +46,7 @@ func TestMergeUnderWrites(t *testing.T) {
 		wg.Add(1)
 		go func(p string) { defer wg.Done(); w.run(ctx, c, route, p, stop) }(p)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if w.n.Load() < 40 {
 			return fmt.Errorf("%d writes", w.n.Load())
 		}
@@ -62,7 +63,7 @@ func TestMergeUnderWrites(t *testing.T) {
 	merged = true
 	mu.Unlock()
 	before := w.n.Load()
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if w.n.Load() < before+40 {
 			return fmt.Errorf("%d writes after merge", w.n.Load()-before)
 		}
@@ -73,7 +74,7 @@ func TestMergeUnderWrites(t *testing.T) {
 
 	check := func(phase string) {
 		t.Helper()
-		storetest.SucceedsSoon(t, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			for id, n := range c.Nodes {
 				if _, err := n.Store.TabletStatus(2); err == nil {
 					return fmt.Errorf("%s: store %d still has tablet 2", phase, id)
@@ -123,7 +124,7 @@ func splitAtM(ctx context.Context, t *testing.T, c *storetest.Cluster) uint64 {
 		t.Fatal(err)
 	}
 	leader := c.WaitLeader(1)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if l := c.WaitLeader(2); l != leader {
 			_, err := c.Nodes[l].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: leader})
 			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, leader, err)
@@ -202,7 +203,7 @@ func TestAbandonedMergeIsFinished(t *testing.T) {
 		c.Restart(id)
 	}
 	ctx := ctxT(t, 60*time.Second)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		_, err := mergedOn(c, hi, 0)
 		return err
 	})
@@ -245,7 +246,7 @@ func TestAbandonedMergeIsRolledBack(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			st, err := n.Store.TabletStatus(2)
 			if err != nil {
@@ -273,7 +274,7 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		c.Stop(follower)
 	})
 	leader := c.WaitLeader(2)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[leader].Store.TabletStatus(2)
 		if err != nil {
 			return err
@@ -289,7 +290,7 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(context.Background(), 2)
 		if err != nil {
 			return err
@@ -300,7 +301,7 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		return nil
 	})
 	c.Restart(follower)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		lst, err := c.Nodes[leader].Store.TabletStatus(2)
 		if err != nil {
 			return err
@@ -338,7 +339,7 @@ func orphanAfterMerge(t *testing.T, blockSnapshots bool) (c *storetest.Cluster, 
 	ctx := ctxT(t, 60*time.Second)
 	leader := c.WaitLeader(2)
 	f = leader%3 + 1
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := c.Nodes[f].Store.TabletStatus(2)
 		if err != nil || st.MergingInto != 1 {
 			return fmt.Errorf("store %d has not applied the freeze: %v", f, err)
@@ -351,7 +352,7 @@ func orphanAfterMerge(t *testing.T, blockSnapshots bool) (c *storetest.Cluster, 
 	}
 	before = st.Tablet
 	c.Stop(f)
-	storetest.SucceedsSoonFor(t, 30*time.Second, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		var err error
 		merged, err = mergedOn(c, hi, f)
 		return err
@@ -365,7 +366,7 @@ func orphanAfterMerge(t *testing.T, blockSnapshots bool) (c *storetest.Cluster, 
 	if err := c.Put(ctx, 1, "z-new", "x"); err != nil {
 		t.Fatal(err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		tr, err := c.Nodes[l1].Store.TruncatedIndexForTest(ctx, 1)
 		if err != nil || tr < ls.AppliedIndex {
 			return fmt.Errorf("tablet 1's log truncated to %d, want %d (%v)", tr, ls.AppliedIndex, err)
@@ -383,14 +384,14 @@ func servesMerged(t *testing.T, c *storetest.Cluster, f uint64, merged *metapb.T
 	t.Helper()
 	ctx := ctxT(t, 60*time.Second)
 	s := c.Nodes[f].Store
-	storetest.SucceedsSoonFor(t, 30*time.Second, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		tablets := s.Tablets()
 		if len(tablets) != 1 || tablets[0].TabletId != 1 || string(tablets[0].EndKey) != string(merged.EndKey) {
 			return fmt.Errorf("store %d holds %v, want tablet 1 over the merged range", f, tablets)
 		}
 		return nil
 	})
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if l := c.Leader(1); l == 0 {
 			return fmt.Errorf("tablet 1 has no leader")
 		} else if l != f {
@@ -572,7 +573,7 @@ func unfrozen(ctx context.Context, t *testing.T, c *storetest.Cluster) {
 	if err := c.MustRead(ctx, 2, "u", "after"); err != nil {
 		t.Fatal(err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			st, err := n.Store.TabletStatus(2)
 			if err != nil {

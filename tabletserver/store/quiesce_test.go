@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shaledb/shale/tabletserver/storetest"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // An idle (quiesced) tablet whose leader's store dies elects a new leader:
@@ -16,7 +16,7 @@ func TestQuiescedTabletElectsAfterLeaderStoreDies(t *testing.T) {
 	if err := c.Put(ctx, tab, "r", "v"); err != nil {
 		t.Fatal(err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			st, err := n.Store.TabletStatus(tab)
 			if err != nil {
@@ -31,7 +31,7 @@ func TestQuiescedTabletElectsAfterLeaderStoreDies(t *testing.T) {
 	old := c.Leader(tab)
 	c.Stop(old)
 	start := time.Now()
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if l := c.Leader(tab); l == 0 || l == old {
 			return fmt.Errorf("no new leader yet (old %d)", old)
 		}

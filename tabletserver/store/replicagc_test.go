@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
@@ -54,7 +55,7 @@ func TestDestroyIfRemoved(t *testing.T) {
 	if err != nil || !gone {
 		t.Fatalf("stale replica not destroyed: %v %v", gone, err)
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if _, err := s.TabletStatus(1); err == nil {
 			return fmt.Errorf("still there")
 		}
@@ -89,7 +90,7 @@ func TestReplicaGCSparesLearnerAwaitingSnapshot(t *testing.T) {
 		t.Fatal(err)
 	}
 	s4 := c.Nodes[4].Store
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if ids := s4.FollowerTablets(); len(ids) != 1 || ids[0] != 1 {
 			return fmt.Errorf("store 4 holds %v, want an uninitialized replica of tablet 1", ids)
 		}
@@ -100,7 +101,7 @@ func TestReplicaGCSparesLearnerAwaitingSnapshot(t *testing.T) {
 		t.Fatalf("learner awaiting its snapshot destroyed by replica GC: gone=%v err=%v", gone, err)
 	}
 	c.Net.BlockSnapshots(4, false)
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		st, err := s4.TabletStatus(1)
 		if err != nil || st.Tablet == nil {
 			return fmt.Errorf("learner not initialized yet: %v", err)

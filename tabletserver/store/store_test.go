@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
@@ -42,7 +44,7 @@ func TestReplicatedWriteRead(t *testing.T) {
 		}
 	}
 	// Every replica applied the same data.
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for id := range c.Nodes {
 			if st, err := c.Nodes[id].Store.TabletStatus(tab); err != nil || st.AppliedIndex < 50 {
 				return fmt.Errorf("store %d behind: %v %v", id, st, err)
@@ -149,6 +151,7 @@ func TestCloseDuringRequests(t *testing.T) {
 		}
 		s := c.Nodes[1].Store
 		var wg sync.WaitGroup
+		var ops atomic.Int64
 		stop := make(chan struct{})
 		for g := 0; g < 8; g++ {
 			wg.Add(1)
@@ -160,13 +163,20 @@ func TestCloseDuringRequests(t *testing.T) {
 						return
 					default:
 					}
+					ops.Add(1)
 					_, _ = s.Get(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")})
 					_, _ = s.MutateRow(ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: tab}, TableId: storetest.TestTable.TableId, RowKey: []byte("row"),
 						Mutations: []*kvpb.Mutation{storetest.SetCell("f", "q", "w")}})
 				}
 			}()
 		}
-		time.Sleep(20 * time.Millisecond)
+		// Requests are in flight: the goroutines have started 16.
+		testutils.SucceedsSoon(t, func() error {
+			if n := ops.Load(); n < 16 {
+				return fmt.Errorf("%d requests started, want 16", n)
+			}
+			return nil
+		})
 		c.Stop(1) // fails the test if Close reports leaked iterators
 		close(stop)
 		wg.Wait()
@@ -193,7 +203,7 @@ func TestReadLocalOnFollower(t *testing.T) {
 	if _, err := c.Nodes[follower].Store.Get(ctx, req); err == nil {
 		t.Fatal("Get on a follower succeeded; want NotLeader")
 	}
-	storetest.SucceedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		resp, err := c.Nodes[follower].Store.ReadLocal(ctx, req)
 		if err != nil {
 			return err

@@ -23,6 +23,7 @@ import (
 	"github.com/shaledb/shale/internal/freeport"
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -177,16 +178,11 @@ func (c *Cluster) Restart(id uint64) {
 	c.t.Helper()
 	n := c.Nodes[id]
 	var lis net.Listener
-	var err error
-	for i := 0; i < 50; i++ {
-		if lis, err = net.Listen("tcp", n.Addr); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if err != nil {
-		c.t.Fatalf("relisten %s: %v", n.Addr, err)
-	}
+	// The old listener's port may linger a moment after Stop.
+	testutils.SucceedsSoon(c.t, func() (err error) {
+		lis, err = net.Listen("tcp", n.Addr)
+		return err
+	})
 	c.startNode(n, lis)
 }
 
@@ -257,43 +253,17 @@ func (c *Cluster) Leader(tabletID uint64) uint64 {
 	return 0
 }
 
-// WaitLeader waits up to 10s for the tablet to have a leader.
+// WaitLeader waits for the tablet to have a leader.
 func (c *Cluster) WaitLeader(tabletID uint64) uint64 {
 	c.t.Helper()
 	var id uint64
-	SucceedsSoon(c.t, func() error {
+	testutils.SucceedsSoon(c.t, func() error {
 		if id = c.Leader(tabletID); id == 0 {
 			return fmt.Errorf("tablet %d has no leader", tabletID)
 		}
 		return nil
 	})
 	return id
-}
-
-// SucceedsSoon retries f until it returns nil, failing after 15s.
-func SucceedsSoon(t testing.TB, f func() error) {
-	t.Helper()
-	SucceedsSoonFor(t, 15*time.Second, f)
-}
-
-// SucceedsSoonFor retries f until it returns nil, failing after d.
-func SucceedsSoonFor(t testing.TB, d time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	wait := 5 * time.Millisecond
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", d, err)
-		}
-		time.Sleep(wait)
-		if wait < 200*time.Millisecond {
-			wait *= 2
-		}
-	}
 }
 
 // Call runs op against the tablet's leader, following NotLeader hints and

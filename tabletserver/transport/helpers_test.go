@@ -10,21 +10,14 @@ import (
 	"net"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/transportpb"
 )
-
-// succeedsSoon waits for cond with a bound generous enough for a busy
-// machine running -race.
-func succeedsSoon(t *testing.T, cond func() bool, msgAndArgs ...any) {
-	t.Helper()
-	require.Eventually(t, cond, 15*time.Second, 5*time.Millisecond, msgAndArgs...)
-}
 
 // testResolver is a mutable store ID → address map.
 type testResolver struct {
@@ -120,12 +113,26 @@ func (r *recorder) batchList() []*transportpb.RaftMessageBatch {
 }
 
 func (r *recorder) has(tablet uint64) bool {
-	for _, m := range r.messages() {
+	return r.expect(tablet) == nil
+}
+
+// expect says why no message for tablet has arrived, or nil.
+func (r *recorder) expect(tablet uint64) error {
+	msgs := r.messages()
+	for _, m := range msgs {
 		if m.TabletId == tablet {
-			return true
+			return nil
 		}
 	}
-	return false
+	return fmt.Errorf("no message for tablet %d among %d received", tablet, len(msgs))
+}
+
+// expectUnreachable says why store id was not reported unreachable, or nil.
+func (r *recorder) expectUnreachable(id uint64) error {
+	if r.unreachableCount(id) == 0 {
+		return fmt.Errorf("store %d not reported unreachable yet", id)
+	}
+	return nil
 }
 
 func drain(next func() ([]byte, []byte, error)) error {
@@ -199,11 +206,10 @@ func (n *testNode) stopServer() {
 func (n *testNode) restartServer(t *testing.T) {
 	t.Helper()
 	var lis net.Listener
-	succeedsSoon(t, func() bool {
-		var err error
+	testutils.SucceedsSoon(t, func() (err error) {
 		lis, err = net.Listen("tcp", n.addr)
-		return err == nil
-	}, "re-listen on %s", n.addr)
+		return err
+	})
 	n.serve(lis)
 }
 

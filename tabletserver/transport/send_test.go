@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -19,8 +21,7 @@ func TestSendOrderedDelivery(t *testing.T) {
 	dests := []*testNode{startNode(t, 2, res, Options{}), startNode(t, 3, res, Options{})}
 
 	const senders, perSender = 3, 400
-	seed := rand.Uint64()
-	t.Logf("seed=%d", seed)
+	seed := testutils.Seed(t)
 	var wg sync.WaitGroup
 	for s := uint64(1); s <= senders; s++ {
 		wg.Add(1)
@@ -43,8 +44,12 @@ func TestSendOrderedDelivery(t *testing.T) {
 	wg.Wait()
 
 	for _, d := range dests {
-		succeedsSoon(t, func() bool { return len(d.h.messages()) == senders*perSender },
-			"store %d got %d messages", d.id, len(d.h.messages()))
+		testutils.SucceedsSoon(t, func() error {
+			if got := len(d.h.messages()); got != senders*perSender {
+				return fmt.Errorf("store %d got %d of %d messages", d.id, got, senders*perSender)
+			}
+			return nil
+		})
 		next := map[uint64]uint64{}
 		for _, m := range d.h.messages() {
 			require.Equal(t, d.id, m.ToStore)
@@ -66,7 +71,12 @@ func TestSendEmptyIsPing(t *testing.T) {
 	n2 := startNode(t, 2, res, Options{})
 
 	n1.tr.Send(2, nil)
-	succeedsSoon(t, func() bool { return len(n2.h.batchList()) == 1 })
+	testutils.SucceedsSoon(t, func() error {
+		if got := len(n2.h.batchList()); got != 1 {
+			return fmt.Errorf("store 2 got %d batches, want 1", got)
+		}
+		return nil
+	})
 	b := n2.h.batchList()[0]
 	require.Equal(t, uint64(1), b.FromStore)
 	require.Empty(t, b.Messages)
@@ -90,7 +100,7 @@ func TestSendFilter(t *testing.T) {
 
 	start := time.Now()
 	n1.tr.Send(2, []*transportpb.RaftMessage{msg(7, 1, 2, 0), msg(8, 1, 2, 0), msg(9, 1, 2, 0)})
-	succeedsSoon(t, func() bool { return n2.h.has(8) })
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(8) })
 	require.GreaterOrEqual(t, time.Since(start), delay)
 
 	got := n2.h.messages()
@@ -107,19 +117,19 @@ func TestSendReconnect(t *testing.T) {
 	n2 := startNode(t, 2, res, Options{})
 
 	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
-	succeedsSoon(t, func() bool { return n2.h.has(1) })
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(1) })
 
 	n2.stopServer()
-	succeedsSoon(t, func() bool {
+	testutils.SucceedsSoon(t, func() error {
 		n1.tr.Send(2, []*transportpb.RaftMessage{msg(2, 1, 2, 0)})
-		return n1.h.unreachableCount(2) > 0
-	}, "ReportUnreachable while store 2 is down")
+		return n1.h.expectUnreachable(2)
+	})
 
 	n2.restartServer(t)
-	succeedsSoon(t, func() bool {
+	testutils.SucceedsSoon(t, func() error {
 		n1.tr.Send(2, []*transportpb.RaftMessage{msg(3, 1, 2, 0)})
-		return n2.h.has(3)
-	}, "delivery after store 2 restarted")
+		return n2.h.expect(3)
+	})
 }
 
 // TestSendUnresolvable: a store the resolver does not know is reported
@@ -130,9 +140,9 @@ func TestSendUnresolvable(t *testing.T) {
 	n2 := startNode(t, 2, res, Options{})
 
 	n1.tr.Send(42, []*transportpb.RaftMessage{msg(1, 1, 42, 0)})
-	succeedsSoon(t, func() bool { return n1.h.unreachableCount(42) > 0 })
+	testutils.SucceedsSoon(t, func() error { return n1.h.expectUnreachable(42) })
 	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
-	succeedsSoon(t, func() bool { return n2.h.has(1) })
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(1) })
 }
 
 // TestPeerQueue exercises the queue without a goroutine draining it.
@@ -206,7 +216,7 @@ func TestSendQueueOverflowReported(t *testing.T) {
 		n1.tr.Send(42, msgs)
 	}
 	require.Less(t, time.Since(start), 5*time.Second, "Send must not block")
-	succeedsSoon(t, func() bool { return n1.h.unreachableCount(42) > 0 })
+	testutils.SucceedsSoon(t, func() error { return n1.h.expectUnreachable(42) })
 	p := n1.tr.peer(peerKey{store: 42})
 	p.mu.Lock()
 	queued := len(p.mu.msgs)
@@ -238,6 +248,7 @@ func TestSendControlNotBehindData(t *testing.T) {
 	big.Message = append(big.Message, make([]byte, 8<<20)...)
 	n1.tr.Send(2, []*transportpb.RaftMessage{big})
 	n1.tr.SendControl(2, []*transportpb.RaftMessage{msg(2, 1, 2, 0)})
-	succeedsSoon(t, func() bool { return n2.h.has(2) }, "control message delivered behind the held data message")
+	// The control message is delivered behind the held data message.
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(2) })
 	require.False(t, n2.h.has(1))
 }

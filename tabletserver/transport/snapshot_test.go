@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"hash/crc32"
 	"io"
 	"math/rand"
@@ -21,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -42,9 +44,7 @@ func header(tablet uint64) *transportpb.SnapshotHeader {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	seed := time.Now().UnixNano()
-	t.Logf("seed=%d", seed)
-	rng := rand.New(rand.NewSource(seed))
+	rng := rand.New(rand.NewSource(int64(testutils.Seed(t))))
 	randBytes := func(n int) []byte {
 		b := make([]byte, n)
 		rng.Read(b)
@@ -234,7 +234,7 @@ func TestSnapshotMalformed(t *testing.T) {
 	require.NoError(t, n1.tr.SendSnapshot(context.Background(), 2, header(5),
 		emitAll([]kv{{[]byte("k"), []byte("v")}})))
 	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
-	succeedsSoon(t, func() bool { return n2.h.has(1) })
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(1) })
 }
 
 func TestSnapshotHandlerError(t *testing.T) {
@@ -376,7 +376,12 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
 		n1.tr.Send(3, []*transportpb.RaftMessage{msg(1, 1, 3, 0)}) // unresolvable
 		n2.tr.Send(1, nil)
-		succeedsSoon(t, func() bool { return n2.h.has(1) && len(n1.h.batchList()) == 1 })
+		testutils.SucceedsSoon(t, func() error {
+			if got := len(n1.h.batchList()); got != 1 {
+				return fmt.Errorf("store 1 got %d batches, want 1", got)
+			}
+			return n2.h.expect(1)
+		})
 		require.NoError(t, n1.tr.SendSnapshot(context.Background(), 2, header(5),
 			emitAll([]kv{{[]byte("k"), []byte("v")}})))
 		n1.stop()
@@ -386,16 +391,17 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		n1.tr.Send(2, nil)
 	}
 	settle := func() int {
-		// Let goroutines of earlier tests and connections wind down.
+		// Let goroutines of earlier tests and connections wind down: the
+		// count holds still between two looks.
 		prev := -1
-		for range 100 {
+		testutils.SucceedsSoon(t, func() error {
 			n := runtime.NumGoroutine()
-			if n == prev {
-				return n
+			if n != prev {
+				prev = n
+				return fmt.Errorf("%d goroutines, still changing", n)
 			}
-			prev = n
-			time.Sleep(20 * time.Millisecond)
-		}
+			return nil
+		})
 		return prev
 	}
 	cycle() // warm up lazily started package-level goroutines
@@ -403,6 +409,10 @@ func TestCloseStopsGoroutines(t *testing.T) {
 	for range 2 {
 		cycle()
 	}
-	succeedsSoon(t, func() bool { return runtime.NumGoroutine() <= base+2 },
-		"goroutines: base %d, now %d", base, runtime.NumGoroutine())
+	testutils.SucceedsSoon(t, func() error {
+		if n := runtime.NumGoroutine(); n > base+2 {
+			return fmt.Errorf("goroutines: base %d, now %d", base, n)
+		}
+		return nil
+	})
 }

@@ -18,7 +18,6 @@ import (
 )
 
 var (
-	seedFlag   = flag.Int64("seed", 0, "random seed for the crash test (0: derived from the time)")
 	cyclesFlag = flag.Int("cycles", 20, "kill/restart cycles of the crash test")
 )
 
@@ -68,7 +67,7 @@ func (c *cluster) startAll() {
 		c.start(id)
 	}
 	for id := range c.peers {
-		c.procs[id].WaitHealthy(c.t, c.httpAddr[id], 30*time.Second)
+		c.procs[id].WaitHealthy(c.t, c.httpAddr[id])
 	}
 }
 

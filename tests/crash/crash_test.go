@@ -3,11 +3,11 @@ package crash
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/stretchr/testify/require"
 )
 
@@ -31,12 +31,8 @@ func TestCrashRestart(t *testing.T) {
 		t.Skip("-short given: the crash loop needs real processes and about a minute; make test and make e2e run it (without -short)")
 	}
 	cycles := crashCycles(*cyclesFlag, "SHALE_CRASH_CYCLES")
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed %d), %d cycles", seed, seed, cycles)
-	rng := rand.New(rand.NewPCG(uint64(seed), 0))
+	t.Logf("%d cycles", cycles)
+	rng := testutils.Rand(t, 0)
 	testStart := time.Now()
 
 	c := newCluster(t, 3)

@@ -3,7 +3,7 @@
 // middle of writes, restart them, and check that every acknowledged write
 // survived. Run with
 //
-//	go test ./tests/crash/ -count=1 -v [-seed N] [-cycles N] [-pd-cycles N]
+//	[SHALE_TEST_SEED=N] go test ./tests/crash/ -count=1 -v [-cycles N] [-pd-cycles N]
 //
 // TestCrashRestart runs a static cluster (3 stores, no PD; 20 cycles by
 // default), TestCrashRestartPD one `shale pd` and 3 `shale tablet --pd`

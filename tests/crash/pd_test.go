@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 )
 
@@ -55,9 +55,9 @@ func (c *pdCluster) startAll() {
 			"--pd", c.pdClient, "--heartbeat-interval", "1s",
 			"--labels", fmt.Sprintf("host=h%d", i+1)))
 	}
-	pd.WaitHealthy(c.t, c.pdHTTP, 30*time.Second)
+	pd.WaitHealthy(c.t, c.pdHTTP)
 	for i, p := range c.procs[1:] {
-		p.WaitHealthy(c.t, c.stHTTP[i], 30*time.Second)
+		p.WaitHealthy(c.t, c.stHTTP[i])
 	}
 }
 
@@ -85,12 +85,8 @@ func TestCrashRestartPD(t *testing.T) {
 		t.Skip("-short given: the crash loop needs real processes and about a minute; make test and make e2e run it (without -short)")
 	}
 	cycles := crashCycles(*pdCyclesFlag, "SHALE_CRASH_PD_CYCLES")
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
-	}
-	t.Logf("seed %d (replay with -seed %d), %d cycles", seed, seed, cycles)
-	rng := rand.New(rand.NewPCG(uint64(seed), 1))
+	t.Logf("%d cycles", cycles)
+	rng := testutils.Rand(t, 1)
 	testStart := time.Now()
 
 	c := newPDCluster(t)
@@ -106,7 +102,7 @@ func TestCrashRestartPD(t *testing.T) {
 	cl := open()
 	defer func() { cl.Close() }()
 	// The first tablet exists once PD has seen 3 stores.
-	require.NoError(t, retryFor(60*time.Second, func() error { return cl.RawPut(ctx, []byte("ready"), []byte("1")) }), "first write")
+	require.NoError(t, testutils.Retry(ctx, 60*time.Second, func() error { return cl.RawPut(ctx, []byte("ready"), []byte("1")) }), "first write")
 
 	acked := map[string]string{"ready": "1"}
 	attempted := map[string]string{"ready": "1"}
@@ -128,7 +124,7 @@ func TestCrashRestartPD(t *testing.T) {
 		c.startAll()
 		restarted := time.Now()
 		var seen map[string]string
-		require.NoError(t, retryFor(60*time.Second, func() error {
+		require.NoError(t, testutils.Retry(ctx, 60*time.Second, func() error {
 			kvs, err := cl.RawScan(ctx, nil, nil, 0)
 			if err != nil {
 				return err
@@ -160,21 +156,6 @@ func TestCrashRestartPD(t *testing.T) {
 		}
 	}
 	t.Logf("%d cycles, %d keys acknowledged, in %v", cycles, len(acked), time.Since(testStart).Round(time.Millisecond))
-}
-
-// retryFor calls f until it succeeds or d passes; it returns the last error.
-func retryFor(d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("still failing after %v: %w", d, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
 }
 
 // envInt reads a positive integer setting from the environment (0 when

@@ -69,6 +69,8 @@ wait:
 			t.Fatalf("cycle %d: only %d of %d writes acknowledged after %v", cycle, nAcked.Load(), killAfter, stall)
 		}
 	}
+	// Models time passing: the kill lands a random moment after the
+	// killAfter-th acknowledgement, amid the writes still in flight.
 	time.Sleep(jitter)
 	kill()
 	cancel()

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // node is one service of deploy/docker-compose.yml. Every node has a fixed
@@ -244,14 +245,16 @@ func (c *cluster) waitHealthy(nodes []node, timeout time.Duration) {
 }
 
 func (c *cluster) awaitHealthy(nodes []node, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
 	for _, n := range nodes {
-		for !c.healthy(n) {
-			if time.Now().After(deadline) {
-				st, _ := c.docker(10*time.Second, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}", c.container(n))
-				return fmt.Errorf("%s not healthy after %v (container: %s)", n.name, timeout, strings.TrimSpace(st))
+		err := testutils.Retry(context.Background(), timeout, func() error {
+			if !c.healthy(n) {
+				return fmt.Errorf("%s not healthy", n.name)
 			}
-			time.Sleep(200 * time.Millisecond)
+			return nil
+		})
+		if err != nil {
+			st, _ := c.docker(10*time.Second, "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}} restarts={{.RestartCount}}", c.container(n))
+			return fmt.Errorf("%w (container: %s)", err, strings.TrimSpace(st))
 		}
 	}
 	return nil
@@ -301,24 +304,22 @@ type pdMembers struct {
 
 func (c *cluster) waitStoresUp(n int, timeout time.Duration) {
 	c.t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testutils.SucceedsWithin(c.t, timeout, func() error {
 		var stores []pdStore
-		err := c.pdGet("stores", &stores)
+		if err := c.pdGet("stores", &stores); err != nil {
+			return err
+		}
 		up := 0
 		for _, s := range stores {
 			if s.State == "Up" {
 				up++
 			}
 		}
-		if err == nil && up >= n {
-			return
+		if up < n {
+			return fmt.Errorf("%d of %d stores Up", up, n)
 		}
-		if time.Now().After(deadline) {
-			c.t.Fatalf("%d of %d stores Up after %v (%v)", up, n, timeout, err)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // pdLeader returns the PD leader's node.

@@ -32,6 +32,6 @@
 // verdict) under bin/e2e/, plus on failure the histories, the porcupine
 // visualization, the containers' logs and the seed. Settings (env):
 // SHALE_E2E_RUNS (default 2), SHALE_E2E_DURATION (fault phase per run,
-// default 90s), SHALE_E2E_SEED (first run's seed; run i uses seed+i),
+// default 90s), SHALE_TEST_SEED (first run's seed; run i uses seed+i),
 // SHALE_IMAGE (default shale:dev), SHALE_E2E_OUT (report directory).
 package e2e

@@ -21,6 +21,7 @@ import (
 	"github.com/anishathalye/porcupine"
 
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 func TestMain(m *testing.M) {
@@ -108,7 +109,7 @@ func (r *runReport) unknown() int {
 func (r *runReport) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "nemesis run %d, seed %d, faults for %v\n", r.Run, r.Seed, r.Duration)
-	fmt.Fprintf(&b, "replay: SHALE_E2E_SEED=%d SHALE_E2E_RUNS=1 SHALE_E2E_DURATION=%v make e2e\n\n", r.Seed, r.Duration)
+	fmt.Fprintf(&b, "replay: SHALE_TEST_SEED=%d SHALE_E2E_RUNS=1 SHALE_E2E_DURATION=%v make e2e\n\n", r.Seed, r.Duration)
 	fmt.Fprintf(&b, "faults:")
 	for _, k := range faultKinds {
 		fmt.Fprintf(&b, " %s=%d", k, r.Faults[k])
@@ -141,7 +142,7 @@ func (r *runReport) text() string {
 func TestNemesis(t *testing.T) {
 	runs := int(envInt("SHALE_E2E_RUNS", 2))
 	dur := envDuration("SHALE_E2E_DURATION", 90*time.Second)
-	seed := uint64(envInt("SHALE_E2E_SEED", time.Now().UnixNano()%1_000_000_000))
+	seed := testutils.SeedOr(t, uint64(time.Now().UnixNano()%1_000_000_000)) // short, to read in reports
 	image := os.Getenv("SHALE_IMAGE")
 	if image == "" {
 		image = "shale:dev"
@@ -210,7 +211,7 @@ func summaryTable(rs []*runReport) string {
 }
 
 func runOnce(t *testing.T, r *runReport, image, shale string) {
-	t.Logf("nemesis: seed %d; replay with SHALE_E2E_SEED=%d SHALE_E2E_RUNS=1 SHALE_E2E_DURATION=%v make e2e", r.Seed, r.Seed, r.Duration)
+	t.Logf("nemesis: seed %d; replay with SHALE_TEST_SEED=%d SHALE_E2E_RUNS=1 SHALE_E2E_DURATION=%v make e2e", r.Seed, r.Seed, r.Duration)
 	if err := os.MkdirAll(r.Dir, 0o755); err != nil {
 		t.Fatal(err)
 	}

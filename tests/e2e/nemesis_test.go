@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // Fault kinds, in the order the report lists them.
@@ -273,28 +274,28 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 // awaitMoved waits until the hot tablet (if it is still tablet id) has a
 // voter on store to and no replica on store from.
 func (n *nemesis) awaitMoved(id, from, to uint64, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
+	err := testutils.Retry(context.Background(), timeout, func() error {
 		tb, err := n.c.tabletFor(n.hotKey)
-		if err == nil {
-			if tb.ID != id {
-				return nil // split or merged meanwhile: another shape
-			}
-			onFrom, voterOnTo := false, false
-			for _, p := range tb.Peers {
-				onFrom = onFrom || p.StoreID == from
-				voterOnTo = voterOnTo || (p.StoreID == to && p.Role == "voter")
-			}
-			if voterOnTo && !onFrom {
-				return nil
-			}
-			err = fmt.Errorf("replicas %v", tb.Peers)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("move of tablet %d from store %d to %d not done after %v: %v", id, from, to, timeout, err)
+		if tb.ID != id {
+			return nil // split or merged meanwhile: another shape
 		}
-		time.Sleep(250 * time.Millisecond)
+		onFrom, voterOnTo := false, false
+		for _, p := range tb.Peers {
+			onFrom = onFrom || p.StoreID == from
+			voterOnTo = voterOnTo || (p.StoreID == to && p.Role == "voter")
+		}
+		if voterOnTo && !onFrom {
+			return nil
+		}
+		return fmt.Errorf("replicas %v", tb.Peers)
+	})
+	if err != nil {
+		return fmt.Errorf("move of tablet %d from store %d to %d: %w", id, from, to, err)
 	}
+	return nil
 }
 
 // restart starts a killed container again and waits until it is healthy.

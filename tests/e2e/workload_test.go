@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
 )
@@ -114,7 +115,7 @@ func (w *workloads) setup(ctx context.Context) error {
 			split = append(split, []byte(r))
 		}
 		var ti *kvclient.TableInfo
-		err := retry(ctx, time.Minute, func() error {
+		err := testutils.Retry(ctx, time.Minute, func() error {
 			var err error
 			ti, err = c.CreateTable(ctx, s.name, fams, split...)
 			if errors.Is(err, kvclient.ErrTableExists) {
@@ -139,23 +140,11 @@ func (w *workloads) setup(ctx context.Context) error {
 			w.scanWant[row] = true
 			batch = append(batch, kvclient.RowMutation{Row: []byte(row), Mutations: []kvclient.Mutation{kvclient.SetCell(fam, colValue, []byte("0"))}})
 		}
-		if err := retry(ctx, time.Minute, func() error { return errors.Join(tbl.BatchMutate(ctx, batch)...) }); err != nil {
+		if err := testutils.Retry(ctx, time.Minute, func() error { return errors.Join(tbl.BatchMutate(ctx, batch)...) }); err != nil {
 			return fmt.Errorf("preload scan table: %w", err)
 		}
 	}
 	return nil
-}
-
-// retry calls f until it succeeds or d passes.
-func retry(ctx context.Context, d time.Duration, f func() error) error {
-	deadline := time.Now().Add(d)
-	for {
-		err := f()
-		if err == nil || ctx.Err() != nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
 }
 
 // outcome classifies a write's error: kvclient says which are ambiguous;
@@ -426,7 +415,7 @@ func (w *workloads) finalState(ctx context.Context) (ctr map[string]int64, sets 
 			return nil, err
 		}
 		var v []byte
-		err = retry(ctx, time.Minute, func() error {
+		err = testutils.Retry(ctx, time.Minute, func() error {
 			octx, cancel := context.WithTimeout(ctx, opTimeout)
 			defer cancel()
 			r, err := tbl.Get(octx, []byte(row), kvclient.Columns(kvclient.Column{Family: fam, Qualifier: col}))
@@ -476,7 +465,7 @@ func (w *workloads) finalState(ctx context.Context) (ctr map[string]int64, sets 
 		return nil, nil, err
 	}
 	var rows []string
-	if err := retry(ctx, time.Minute, func() error {
+	if err := testutils.Retry(ctx, time.Minute, func() error {
 		var err error
 		rows, err = fullScan(ctx, tt, 500)
 		return err
@@ -488,7 +477,7 @@ func (w *workloads) finalState(ctx context.Context) (ctr map[string]int64, sets 
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := retry(ctx, time.Minute, func() error {
+	if err := testutils.Retry(ctx, time.Minute, func() error {
 		rows, err = fullScan(ctx, st, 100)
 		return err
 	}); err != nil {

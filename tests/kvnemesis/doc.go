@@ -18,6 +18,6 @@
 // faults heal is part of the history.
 //
 // TestKVNemesis runs in `make test` for SHALE_KVNEMESIS_DURATION (default
-// 60s); `make kvnemesis-soak` runs it for 30 minutes. SHALE_KVNEMESIS_SEED
+// 60s); `make kvnemesis-soak` runs it for 30 minutes. SHALE_TEST_SEED
 // replays a run's choices (the interleaving still differs).
 package kvnemesis

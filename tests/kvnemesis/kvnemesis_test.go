@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -31,7 +31,7 @@ const (
 	tableName     = "kvnemesis"
 )
 
-// config is a run's size, from the environment: SHALE_KVNEMESIS_SEED and
+// config is a run's size, from the environment: SHALE_TEST_SEED and
 // SHALE_KVNEMESIS_DURATION (`make kvnemesis-soak` sets 30m).
 type config struct {
 	seed     uint64
@@ -39,14 +39,7 @@ type config struct {
 }
 
 func loadConfig(t *testing.T) config {
-	cfg := config{seed: rand.Uint64(), duration: 60 * time.Second}
-	if s := os.Getenv("SHALE_KVNEMESIS_SEED"); s != "" {
-		v, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SHALE_KVNEMESIS_SEED=%q: %v", s, err)
-		}
-		cfg.seed = v
-	}
+	cfg := config{seed: testutils.Seed(t), duration: 60 * time.Second}
 	if s := os.Getenv("SHALE_KVNEMESIS_DURATION"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil || d <= 0 {
@@ -59,7 +52,7 @@ func loadConfig(t *testing.T) config {
 
 func TestKVNemesis(t *testing.T) {
 	cfg := loadConfig(t)
-	t.Logf("kvnemesis: seed %d (replay with SHALE_KVNEMESIS_SEED=%d), %v of operations", cfg.seed, cfg.seed, cfg.duration)
+	t.Logf("kvnemesis: seed %d, %v of operations", cfg.seed, cfg.duration)
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x6b766e656d657369))
 
 	net := storetest.NewNetwork()
@@ -251,7 +244,7 @@ func check(t *testing.T, seed uint64, h *history) {
 	for _, report := range explain(ops, info) {
 		t.Errorf("seed %d: %s", seed, report)
 	}
-	t.Fatalf("seed %d: history is not linearizable (replay with SHALE_KVNEMESIS_SEED=%d)", seed, seed)
+	t.Fatalf("seed %d: history is not linearizable (replay with SHALE_TEST_SEED=%d)", seed, seed)
 }
 
 // explain reports, for each row without a linearization, the longest

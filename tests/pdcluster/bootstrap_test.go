@@ -9,6 +9,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -39,7 +40,7 @@ func TestBootstrapCreateTableWriteRead(t *testing.T) {
 	// The table's range and its split row become tablet boundaries.
 	for _, row := range []string{"a", "z"} {
 		key := keys.RowKey(id, []byte(row))
-		c.WaitFor(ctx, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
 			if err != nil {
 				return err
@@ -57,7 +58,7 @@ func TestBootstrapCreateTableWriteRead(t *testing.T) {
 	}
 	// Write and read through the tablets' leaders.
 	for _, row := range []string{"alice", "zoe"} {
-		c.WaitFor(ctx, func() error {
+		testutils.SucceedsSoon(t, func() error {
 			resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: keys.RowKey(id, []byte(row))})
 			if err != nil {
 				return err

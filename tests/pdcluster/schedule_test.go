@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -39,6 +40,9 @@ func storeIDs(ctx context.Context, t *testing.T, c *testcluster.Cluster) []uint6
 // share of replicas and leaders; a store down past max-store-down-time has
 // its replicas rebuilt on the others; no row is lost.
 func TestSplitBalanceAndRepair(t *testing.T) {
+	// Splitting, balancing and repairing run an operator at a time, paced
+	// by PD; each step may take minutes on a loaded machine under -race.
+	const scheduleWait = 4 * time.Minute
 	var sched placementdriver.Config
 	fastSchedule(&sched)
 	c := testcluster.Start(t, testcluster.Options{Schedule: sched})
@@ -63,7 +67,7 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		}
 	}
 	// Size-based splits.
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsWithin(t, scheduleWait, func() error {
 		ts, err := tablets(ctx, c)
 		if err != nil {
 			return err
@@ -78,7 +82,7 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 
 	// A fourth store gets its share.
 	c.AddStore()
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsWithin(t, scheduleWait, func() error {
 		ids := storeIDs(ctx, t, c)
 		if len(ids) != 4 {
 			return fmt.Errorf("%d stores up", len(ids))
@@ -100,7 +104,7 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 
 	// A store down past max-store-down-time is replaced.
 	c.StopStore(1)
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsWithin(t, scheduleWait, func() error {
 		ids := storeIDs(ctx, t, c)
 		if len(ids) != 3 {
 			return fmt.Errorf("%d stores up", len(ids))
@@ -165,7 +169,7 @@ func TestZonePlacement(t *testing.T) {
 		}
 	}
 	zoneOf := map[uint64]string{}
-	c.WaitFor(ctx, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		resp, err := c.PD().ListStores(ctx, &pdpb.ListStoresRequest{})
 		if err != nil {
 			return err

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/shaledb/shale/internal/proctest"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -69,7 +68,7 @@ func (c *cluster) addStore() *storeProc {
 	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
 		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
 		"--pd", strings.Join(c.endpoints(), ","), "--heartbeat-interval", "500ms")
-	s.p.WaitHealthy(c.t, s.http, 30*time.Second)
+	s.p.WaitHealthy(c.t, s.http)
 	return s
 }
 
@@ -80,24 +79,6 @@ func (c *cluster) pdc() *pdclient.Client {
 	}
 	c.t.Cleanup(func() { cl.Close() })
 	return cl
-}
-
-// waitFor retries f every 100ms until it returns nil or ctx ends.
-func waitFor(ctx context.Context, t *testing.T, what string, f func() error) {
-	t.Helper()
-	start := time.Now()
-	var err error
-	for {
-		if err = f(); err == nil {
-			t.Logf("%s after %v", what, time.Since(start).Round(10*time.Millisecond))
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s: not reached: %v", what, err)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
 }
 
 func upStores(ctx context.Context, pd *pdclient.Client) (map[uint64]bool, error) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -20,6 +21,10 @@ import (
 // replicas rebuilt until every tablet again has 3 voters on live stores.
 // No acknowledged row is lost.
 func TestPlacementDriverProcesses(t *testing.T) {
+	// stepWait bounds each step: splitting, rebalancing and re-replicating
+	// tablets proceed an operator at a time, paced by PD and the stores'
+	// heartbeats, so a step may take minutes on a loaded machine.
+	const stepWait = 4 * time.Minute
 	c := newCluster(t, 3, "--split-size", "64KiB", "--max-store-down-time", "5s")
 	for name := range c.pdPeer {
 		c.startPD(name)
@@ -27,7 +32,7 @@ func TestPlacementDriverProcesses(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		c.addStore()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 6*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute) // a backstop; stepWait bounds the steps
 	defer cancel()
 	pd := c.pdc()
 	kv, err := kvclient.Open(ctx, kvclient.Options{PD: c.endpoints()})
@@ -58,7 +63,8 @@ func TestPlacementDriverProcesses(t *testing.T) {
 		}
 	}
 	write(1200)
-	waitFor(ctx, t, "size-based splits", func() error {
+	// Size-based splits.
+	testutils.SucceedsWithin(t, stepWait, func() error {
 		ts, err := allTablets(ctx, pd)
 		if err != nil {
 			return err
@@ -70,7 +76,8 @@ func TestPlacementDriverProcesses(t *testing.T) {
 	})
 
 	c.addStore()
-	waitFor(ctx, t, "balanced over 4 stores", func() error {
+	// Balanced over 4 stores.
+	testutils.SucceedsWithin(t, stepWait, func() error {
 		up, err := upStores(ctx, pd)
 		if err != nil {
 			return err
@@ -91,7 +98,8 @@ func TestPlacementDriverProcesses(t *testing.T) {
 	}
 	old := members.Leader.Name
 	c.pd[old].Kill()
-	waitFor(ctx, t, "new PD leader", func() error {
+	// A new PD leader.
+	testutils.SucceedsWithin(t, stepWait, func() error {
 		m, err := pd.GetMembers(ctx)
 		if err != nil {
 			return err
@@ -105,7 +113,8 @@ func TestPlacementDriverProcesses(t *testing.T) {
 
 	victim := c.stores[1]
 	victim.p.Signal(syscall.SIGKILL, 10*time.Second)
-	waitFor(ctx, t, "every tablet has 3 voters on live stores", func() error {
+	// Every tablet has 3 voters on live stores.
+	testutils.SucceedsWithin(t, stepWait, func() error {
 		up, err := upStores(ctx, pd)
 		if err != nil {
 			return err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -47,7 +48,7 @@ func TestTableCreateDefaultCluster(t *testing.T) {
 	}
 	defer kv.Close()
 	// The cluster is up once the built-in kv table takes writes.
-	waitFor(ctx, t, "cluster ready", func() error {
+	testutils.SucceedsSoon(t, func() error {
 		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
 		return kv.RawPut(wctx, []byte("ready"), []byte("1"))
@@ -98,7 +99,7 @@ func TestTableCreateDefaultCluster(t *testing.T) {
 	if _, err := pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: parent.Tablet.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: key}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, "operator split routed", func() error {
+	testutils.SucceedsSoon(t, func() error {
 		for _, k := range [][]byte{parent.Tablet.Tablet.StartKey, key} {
 			resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: k})
 			if err != nil {
@@ -154,10 +155,12 @@ func trySplitOnStore(ctx context.Context, pd *pdclient.Client, key []byte) error
 // reportBound.
 func splitOnStore(ctx context.Context, t *testing.T, pd *pdclient.Client, key []byte) {
 	t.Helper()
-	const reportBound = 2 * time.Second
+	// Well under the heartbeat interval (10 s), so only the split report
+	// can have told PD; generous for a loaded machine.
+	const reportBound = 5 * time.Second
 	// The tablet may have been made by the split just before and still
 	// be electing its leader: retry until one takes the split.
-	waitFor(ctx, t, "split on the store", func() error { return trySplitOnStore(ctx, pd, key) })
+	testutils.SucceedsSoon(t, func() error { return trySplitOnStore(ctx, pd, key) })
 	applied := time.Now()
 	for {
 		resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
@@ -220,6 +223,6 @@ func (c *cluster) addDefaultStore() *storeProc {
 	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
 		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
 		"--pd", strings.Join(c.endpoints(), ","))
-	s.p.WaitHealthy(c.t, s.http, 30*time.Second)
+	s.p.WaitHealthy(c.t, s.http)
 	return s
 }

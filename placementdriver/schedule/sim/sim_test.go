@@ -7,13 +7,13 @@ import (
 	"math/rand"
 	"testing"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver/schedule"
 	"github.com/stretchr/testify/require"
 )
 
 var (
 	flagTablets = flag.Int("sim.tablets", 0, "tablets in TestSimConverges (default 100000, 10000 under -race)")
-	flagSeed    = flag.Int64("sim.seed", 42, "seed for the simulator tests")
 	flagVerbose = flag.Bool("sim.v", false, "log balance every tick")
 )
 
@@ -22,11 +22,13 @@ var (
 // the production limits (4 snapshots per store) that is hours of simulated
 // snapshot traffic, so the limits are raised: the scenario tests that the
 // decisions converge, not transfer throughput.
-func simOptions(tablets int) Options {
+// The seed is 42, the one the limits were tuned on, unless SHALE_TEST_SEED
+// says otherwise.
+func simOptions(tb testing.TB, tablets int) Options {
 	return Options{
 		Stores:  100,
 		Tablets: tablets,
-		Seed:    *flagSeed,
+		Seed:    int64(testutils.SeedOr(tb, 42)),
 		Config: schedule.Config{
 			MaxSnapshotsPerStore: 256,
 			TabletScheduleLimit:  8000,
@@ -43,11 +45,11 @@ func TestSimConverges(t *testing.T) {
 	if *flagTablets > 0 {
 		n = *flagTablets
 	}
-	s, err := New(simOptions(n))
+	s, err := New(simOptions(t, n))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("seed %d, %d stores, %d tablets; start: %s", s.Opts.Seed, s.Opts.Stores, n, s.Measure())
+	t.Logf("%d stores, %d tablets; start: %s", s.Opts.Stores, n, s.Measure())
 	converged := false
 	for s.Tick < maxTicks && !converged {
 		res := s.Step()
@@ -68,7 +70,7 @@ func TestSimConverges(t *testing.T) {
 // TestSimDeterministic runs the same seed twice and compares every operator.
 func TestSimDeterministic(t *testing.T) {
 	trace := func() string {
-		s, err := New(simOptions(3000))
+		s, err := New(simOptions(t, 3000))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +96,7 @@ func BenchmarkScheduleRound(b *testing.B) {
 			name = "balanced"
 		}
 		b.Run(name, func(b *testing.B) {
-			opts := simOptions(100_000)
+			opts := simOptions(b, 100_000)
 			opts.Balanced = bal
 			s, err := New(opts)
 			if err != nil {

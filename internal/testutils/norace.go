@@ -1,0 +1,5 @@
+//go:build !race
+
+package testutils
+
+const raceEnabled = false
