@@ -12,6 +12,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -41,7 +42,7 @@ func TestIngestStaleRouteSharedPolicy(t *testing.T) {
 	// reports the left half's new shape.
 	split := rowKey("m")
 	pd := c.PD()
-	require.Eventually(t, func() bool {
+	testutils.Eventually(t, "split not visible", func() bool {
 		resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: rowKey("b")})
 		if err != nil {
 			return false
@@ -51,7 +52,7 @@ func TestIngestStaleRouteSharedPolicy(t *testing.T) {
 		}
 		_, _ = pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: resp.Tablet.Tablet.TabletId, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: split}})
 		return false
-	}, 30*time.Second, 100*time.Millisecond, "split not visible")
+	})
 	cached, err := kv.RouteKey(ctx, rowKey("b"), false)
 	require.NoError(t, err)
 	require.True(t, sameDesc(cached.Desc, stale.Desc), "the cache learned of the split before the ingest")

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/testutils"
-	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -25,11 +24,11 @@ func TestFailoverNeverRepeatsIDsOrTimestamps(t *testing.T) {
 	// A member may know the leader before it has the cluster ID the new
 	// leader creates (0 until then).
 	var clusterID uint64
-	require.Eventually(t, func() bool {
+	testutils.Eventually(t, "no cluster id", func() bool {
 		members, err := cl.GetMembers(ctx)
 		clusterID = members.GetClusterId()
 		return err == nil && clusterID != 0
-	}, 30*time.Second, 10*time.Millisecond, "no cluster id")
+	})
 
 	var (
 		mu   sync.Mutex

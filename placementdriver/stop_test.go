@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -22,10 +23,10 @@ func TestStopLeavesNoGoroutines(t *testing.T) {
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	require.Eventually(t, func() bool {
+	testutils.Eventually(t, "no leader took the config", func() bool {
 		_, err := cl.SetConfig(ctx, &pdpb.SetConfigRequest{Key: "schedule-interval", Value: "1ms"})
 		return err == nil
-	}, 30*time.Second, 20*time.Millisecond, "no leader took the config")
+	})
 	_, err = cl.GetTimestamp(ctx, &pdpb.GetTimestampRequest{Count: 1})
 	require.NoError(t, err)
 	cl.Close()

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"fmt"
 	"regexp"
 	"strings"
 	"sync"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 // syncBuffer is a bytes.Buffer safe for the command's goroutine and the
@@ -58,21 +60,19 @@ func TestSQLServerCommand(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+) \(MySQL protocol, user app, mysql_native_password\)`)
-	deadline := time.Now().Add(30 * time.Second)
 	var addr string
-	for addr == "" {
+	testutils.SucceedsSoon(t, func() error {
 		if m := re.FindStringSubmatch(out.String()); m != nil {
 			addr = m[1]
-			break
+			return nil
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("sql-server exited: %v\n%s", err, out.String())
 		default:
 		}
-		require.True(t, time.Now().Before(deadline), "sql-server did not listen:\n%s", out.String())
-		time.Sleep(20 * time.Millisecond)
-	}
+		return fmt.Errorf("sql-server did not listen yet:\n%s", out.String())
+	})
 	db, err := sql.Open("mysql", "app:pw@tcp("+addr+")/shale")
 	require.NoError(t, err)
 	defer db.Close()

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shaledb/shale/internal/testutils"
 )
 
 func mustCA(t *testing.T, dir string) {
@@ -232,7 +234,7 @@ func TestRotationWithoutRestart(t *testing.T) {
 	if err := CreateNode(CertOptions{Dir: dir, Overwrite: true}, "127.0.0.1"); err != nil {
 		t.Fatal(err)
 	}
-	succeedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		serial, err := dial(addr, cli.ClientTLS("127.0.0.1"))
 		if err == nil && serial == first {
 			err = errors.New("server still presents the old certificate")
@@ -244,7 +246,7 @@ func TestRotationWithoutRestart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, NodeCert), []byte("-----BEGIN CERT"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	succeedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		if _, err := dial(addr, cli.ClientTLS("127.0.0.1")); err != nil {
 			return err
 		}
@@ -262,7 +264,7 @@ func TestRotationWithoutRestart(t *testing.T) {
 	if err := CreateClient(CertOptions{Dir: dir, Overwrite: true}, "alice"); err != nil {
 		t.Fatal(err)
 	}
-	succeedsSoon(t, func() error {
+	testutils.SucceedsSoon(t, func() error {
 		_, err := dial(addr, cli.ClientTLS("127.0.0.1"))
 		if err == nil && srv.LastError() != nil {
 			err = fmt.Errorf("server reload error: %v", srv.LastError())
@@ -274,20 +276,5 @@ func TestRotationWithoutRestart(t *testing.T) {
 func mustCAOverwrite(t *testing.T, dir string) {
 	if err := CreateCA(CertOptions{Dir: dir, Overwrite: true}); err != nil {
 		t.Fatal(err)
-	}
-}
-
-func succeedsSoon(t *testing.T, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond) // poll interval
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/testutils"
 	"go.uber.org/goleak"
 )
 
@@ -184,7 +186,7 @@ func TestEvery(t *testing.T) {
 	s := New()
 	var n atomic.Int64
 	require.NoError(t, s.Every(context.Background(), "tick", time.Millisecond, func(context.Context) { n.Add(1) }))
-	require.Eventually(t, func() bool { return n.Load() >= 3 }, soon, time.Millisecond)
+	testutils.Eventually(t, "three runs", func() bool { return n.Load() >= 3 })
 	stopNow(t, s)
 	after := n.Load()
 	require.Never(t, func() bool { return n.Load() != after }, 20*time.Millisecond, time.Millisecond, "ran after Stop returned")
@@ -220,7 +222,7 @@ func TestEveryIntervalFunc(t *testing.T) {
 	interval.Store(int64(time.Millisecond))
 	require.NoError(t, s.Every(context.Background(), "configurable", time.Millisecond, func(context.Context) { n.Add(1) },
 		IntervalFunc(func() time.Duration { return time.Duration(interval.Load()) })))
-	require.Eventually(t, func() bool { return n.Load() >= 3 }, soon, time.Millisecond)
+	testutils.Eventually(t, "three runs", func() bool { return n.Load() >= 3 })
 	// Read after each run: at most the run under way when the setting
 	// changes comes before the hour-long wait.
 	interval.Store(int64(time.Hour))

@@ -73,3 +73,15 @@ func Retry(ctx context.Context, d time.Duration, f func() error) error {
 		}
 	}
 }
+
+// Eventually is SucceedsSoon for a condition without an error to report;
+// what names it in the failure.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	SucceedsSoon(t, func() error {
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
+		}
+		return nil
+	})
+}

@@ -15,6 +15,7 @@ import (
 	mysqldrv "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/placementdriver"
@@ -140,14 +141,13 @@ func tableName(t testing.TB, base string) string {
 	return strings.ToLower(fmt.Sprintf("%s_%d", base, time.Now().UnixNano()%1e9))
 }
 
-// waitFor polls cond until it holds or 20s pass.
+// waitFor waits until cond holds.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+	testutils.SucceedsSoon(t, func() error {
+		if !cond() {
+			return fmt.Errorf("waiting for %s", what)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 }

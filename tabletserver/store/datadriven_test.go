@@ -365,6 +365,8 @@ func (h *harness) await(r *harnessReq, deliver bool) string {
 			h.reqs[r.name] = r
 			return fmt.Sprintf("%s: %s pending", r.name, r.what)
 		}
+		// Models time passing: the stores are given a moment to move on
+		// before progress is measured again (harnessGrace ends the wait).
 		time.Sleep(2 * time.Millisecond)
 	}
 }

@@ -162,17 +162,14 @@ func splitOnStore(ctx context.Context, t *testing.T, pd *pdclient.Client, key []
 	// be electing its leader: retry until one takes the split.
 	testutils.SucceedsSoon(t, func() error { return trySplitOnStore(ctx, pd, key) })
 	applied := time.Now()
-	for {
+	testutils.SucceedsWithin(t, reportBound, func() error {
 		resp, err := pd.GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
 		if err == nil && bytes.Equal(resp.Tablet.Tablet.StartKey, key) && resp.Tablet.LeaderStoreId != 0 {
-			t.Logf("a split on the store was routed by PD %v after it applied", time.Since(applied).Round(time.Millisecond))
-			return
+			return nil
 		}
-		if time.Since(applied) > reportBound {
-			t.Fatalf("PD does not route the new tablet %v after the split applied (last: %v, %v)", reportBound, resp, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return fmt.Errorf("PD does not route the new tablet after the split applied (last: %v, %v)", resp, err)
+	})
+	t.Logf("a split on the store was routed by PD %v after it applied", time.Since(applied).Round(time.Millisecond))
 }
 
 // checkRoutable checks, right after create returned, that PD routes every
