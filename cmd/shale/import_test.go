@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,7 +18,9 @@ import (
 func runShaleStreams(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
 	root := newRootCommand()
-	var out, errOut bytes.Buffer
+	// Synchronized: the in-process cluster's goroutines log through
+	// slog's default, which the command points at errOut.
+	var out, errOut syncBuffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"strings"
 	"testing"
 
@@ -13,7 +12,7 @@ import (
 func runShale(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root := newRootCommand()
-	var out, errOut bytes.Buffer
+	var out, errOut syncBuffer // see runShaleStreams
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs(args)
