@@ -35,6 +35,15 @@
 // goes silent for an election timeout, replicas that were quiesced under a
 // leader on it wake up and elect a new one.
 //
+// # Goroutines
+//
+// Every goroutine the store starts is a task of its stop.Stopper: the raft
+// worker ("store.raft-worker"), the periodic loops (liveness pings,
+// version GC, merge recovery; ticked by Options.Clock) and one task per
+// outgoing snapshot. Close stops the Stopper, cancelling the tasks'
+// contexts, and waits up to Options.CloseTimeout; past it Close returns a
+// stop.StuckError naming the tasks still running.
+//
 // # Lock order
 //
 // Store.applyMu < Store.mu < replica.mu. The worker holds applyMu (write)

@@ -124,3 +124,9 @@ func (s *Store) TruncatedIndexForTest(ctx context.Context, tabletID uint64) (uin
 	})
 	return idx, err
 }
+
+// RunAsyncTaskForTest starts f as a task of the store's Stopper, as the
+// store starts its own goroutines.
+func (s *Store) RunAsyncTaskForTest(name string, f func(context.Context)) error {
+	return s.stopper.RunAsyncTask(context.Background(), name, f)
+}

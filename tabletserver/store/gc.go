@@ -31,17 +31,16 @@ func dedupExpired(record []byte, tabletTS int64, retention time.Duration) bool {
 // gcBatchKeys bounds one GC command (and so one raft entry).
 const gcBatchKeys = 1000
 
-// runGC is the store's version-GC queue: every GCInterval it walks the
+// startGC starts the store's version-GC queue: every GCInterval it walks the
 // tablets this store leads, finds cell versions their families' policies
 // make garbage, and deletes them through raft so every replica drops the
 // same keys. One goroutine per store; it reads from an engine snapshot and
 // never blocks the raft worker.
-func (s *Store) runGC() {
-	defer s.wg.Done()
+func (s *Store) startGC(ctx context.Context) error {
 	if s.opts.GCInterval < 0 {
-		return
+		return nil
 	}
-	s.every(s.opts.GCInterval, func() {
+	return s.every(ctx, "store.version-gc", s.opts.GCInterval, func(ctx context.Context) {
 		for _, r := range s.replicaList() {
 			r.mu.Lock()
 			lead := r.mu.isLeader && r.mu.desc != nil
@@ -49,10 +48,10 @@ func (s *Store) runGC() {
 			if !lead {
 				continue
 			}
-			if _, err := s.GCTablet(context.Background(), r.tabletID); err != nil {
+			if _, err := s.GCTablet(ctx, r.tabletID); err != nil {
 				r.log.Debug("version gc failed", "err", err)
 			}
-			if s.stopping() {
+			if ctx.Err() != nil {
 				return
 			}
 		}

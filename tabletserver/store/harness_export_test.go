@@ -45,7 +45,9 @@ func (s *Store) CampaignForTest(ctx context.Context, tabletID uint64) error {
 }
 
 // RecoverMergesForTest runs one round of merge recovery.
-func (s *Store) RecoverMergesForTest(after time.Duration) { s.recoverMerges(after) }
+func (s *Store) RecoverMergesForTest(after time.Duration) {
+	s.recoverMerges(context.Background(), after)
+}
 
 // ReplicaStateForTest describes the store's replica of the tablet in one
 // line: leader, term, applied index, lease, and frozen state. Durations

@@ -33,7 +33,7 @@ import (
 // store receiving the request must lead both tablets, and both must have
 // voters on the same stores and no learners. A merge whose proposer gave up
 // between steps 1 and 3 (it died, or its deadline passed) is finished or
-// rolled back by runMergeRecovery.
+// rolled back by merge recovery (startMergeRecovery).
 func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*metapb.TabletDescriptor, error) {
 	if err := s.enter(); err != nil {
 		return nil, err
@@ -48,7 +48,7 @@ func (s *Store) Merge(ctx context.Context, req *kvpb.MergeTabletsRequest) (*meta
 		return nil, err
 	}
 	// The proposer must be done (merged, rolled back, or gone) before
-	// runMergeRecovery may act on the frozen tablet.
+	// merge recovery may act on the frozen tablet.
 	if after := s.opts.MergeRecoveryAfter; after > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, after/2)
@@ -216,24 +216,23 @@ func (r *replica) applyRollbackMerge() {
 	r.setMerging(0)
 }
 
-// runMergeRecovery finishes or rolls back merges whose proposer gave up
+// startMergeRecovery starts the loop that finishes or rolls back merges whose proposer gave up
 // between PrepareMerge and CommitMerge; the right tablet would otherwise
 // stay frozen, refusing writes, for good. (TiKV's source region leader
 // likewise re-checks its target while merging.) One goroutine per store;
 // a round costs a lock per replica and acts only on the frozen ones this
 // store leads that have been frozen for MergeRecoveryAfter.
-func (s *Store) runMergeRecovery() {
-	defer s.wg.Done()
+func (s *Store) startMergeRecovery(ctx context.Context) error {
 	after := s.opts.MergeRecoveryAfter
 	if after < 0 {
-		return
+		return nil
 	}
-	s.every(max(after/4, s.opts.TickInterval), func() { s.recoverMerges(after) })
+	return s.every(ctx, "store.merge-recovery", max(after/4, s.opts.TickInterval), func(ctx context.Context) { s.recoverMerges(ctx, after) })
 }
 
-// recoverMerges is one round of runMergeRecovery: it recovers every tablet
+// recoverMerges is one round of merge recovery: it recovers every tablet
 // this store leads that has been frozen for at least after.
-func (s *Store) recoverMerges(after time.Duration) {
+func (s *Store) recoverMerges(ctx context.Context, after time.Duration) {
 	for _, r := range s.replicaList() {
 		r.mu.Lock()
 		due := r.mu.mergingInto != 0 && r.mu.isLeader && s.opts.Clock.Since(r.mu.frozenAt) >= after
@@ -241,12 +240,12 @@ func (s *Store) recoverMerges(after time.Duration) {
 		if !due {
 			continue
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*s.opts.ProposalTimeout)
-		if err := s.recoverMerge(ctx, r); err != nil {
+		rctx, cancel := context.WithTimeout(ctx, 2*s.opts.ProposalTimeout)
+		if err := s.recoverMerge(rctx, r); err != nil {
 			r.log.Warn("merge recovery", "err", err)
 		}
 		cancel()
-		if s.stopping() {
+		if ctx.Err() != nil {
 			return
 		}
 	}

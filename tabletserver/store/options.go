@@ -76,6 +76,11 @@ type Options struct {
 	// before it is reported as having an unknown outcome. Default 10s.
 	ProposalTimeout time.Duration
 
+	// CloseTimeout bounds how long Close waits for the store's goroutines
+	// (the raft worker, the background loops, snapshot senders) to end;
+	// past it Close names the ones still running. Default 10s.
+	CloseTimeout time.Duration
+
 	// MergeRecoveryAfter is how long a tablet frozen for a merge waits for
 	// the merge's proposer before this store, if it leads the tablet,
 	// finishes or rolls back the merge itself. Default 2m (the proposer's
@@ -173,7 +178,8 @@ type TestingKnobs struct {
 	AbandonMergeAfterPrepare bool
 }
 
-func (o Options) withDefaults() Options {
+// EnsureDefaults returns o with every zero field set to its default.
+func (o Options) EnsureDefaults() Options {
 	if o.TickInterval <= 0 {
 		o.TickInterval = 100 * time.Millisecond
 	}
@@ -213,6 +219,9 @@ func (o Options) withDefaults() Options {
 	if o.ProposalTimeout <= 0 {
 		o.ProposalTimeout = 10 * time.Second
 	}
+	if o.CloseTimeout <= 0 {
+		o.CloseTimeout = 10 * time.Second
+	}
 	if o.MergeRecoveryAfter == 0 {
 		o.MergeRecoveryAfter = 2 * time.Minute
 	}
@@ -245,7 +254,8 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-func (o Options) validate() error {
+// Validate rejects missing or contradictory options (after EnsureDefaults).
+func (o Options) Validate() error {
 	for _, f := range o.Limits.fields() {
 		if *f.v > f.max {
 			return fmt.Errorf("store: Limits.%s is %d; it may be at most %d (clients read with that limit; see docs/limits.md)", f.name, *f.v, f.max)

@@ -102,7 +102,7 @@ func (r *replica) submit(ctx context.Context, p *proposal) (proto.Message, error
 		return res.resp, res.err
 	case <-ctx.Done():
 		return nil, errs.Ambiguous("tablet %d: %v waiting for the write to apply", r.tabletID, ctx.Err())
-	case <-r.s.stopCh:
+	case <-r.s.stopper.ShouldQuiesce():
 		return nil, errs.Ambiguous("tablet %d: store closed before the write applied", r.tabletID)
 	}
 }
@@ -200,7 +200,7 @@ func (r *replica) readIndex(ctx context.Context) error {
 	select {
 	case err := <-rr.done:
 		return err
-	case <-r.s.stopCh:
+	case <-r.s.stopper.ShouldQuiesce():
 		return ErrClosed
 	case <-ctx.Done():
 		return errs.ServerBusy(fmt.Sprintf("tablet %d: read index timed out", r.tabletID), 100)
@@ -318,7 +318,7 @@ func (r *replica) runOnWorker(ctx context.Context, f func(*replica) error) error
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-r.s.stopCh:
+	case <-r.s.stopper.ShouldQuiesce():
 		return ErrClosed
 	}
 }

@@ -77,25 +77,14 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 		return
 	}
 	header := &transportpb.SnapshotHeader{TabletId: r.tabletID, FromStore: s.opts.StoreID, ToStore: toStore, RaftMessage: msg, Tablet: sd.Tablet}
-	s.snapshotWG.Add(1)
-	go func() {
-		defer s.snapshotWG.Done()
+	err = s.stopper.RunAsyncTask(context.Background(), "store.send-snapshot", func(ctx context.Context) {
 		defer snap.Close()
 		select {
 		case s.snapshotSem <- struct{}{}:
-		case <-s.stopCh:
+		case <-ctx.Done():
 			return
 		}
 		defer func() { <-s.snapshotSem }()
-		ctx, cancel := context.WithCancel(context.Background())
-		go func() {
-			select {
-			case <-s.stopCh:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
-		defer cancel()
 		lo, hi := keys.DataSpan(sd.Tablet.StartKey, sd.Tablet.EndKey)
 		err := s.transport.SendSnapshot(ctx, toStore, header, func(emit func(k, v []byte) error) error {
 			it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
@@ -119,7 +108,10 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 			r.log.Info("snapshot sent", "to_store", toStore, "index", m.Snapshot.Metadata.Index)
 		}
 		r.enqueueAdmin(func(r *replica) { r.raw.ReportSnapshot(m.To, status) })
-	}()
+	})
+	if err != nil { // the store is closing
+		snap.Close()
+	}
 }
 
 func (r *replica) enqueueAdmin(f func(*replica)) {

@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
 	"github.com/shaledb/shale/tabletserver/raftlog"
@@ -82,11 +83,11 @@ type Store struct {
 	incarnation uint64
 	flushEpoch  atomic.Uint64 // memtable flushes so far (see onFlush)
 	clockWarn   atomic.Int64  // unix nanoseconds of the last clock warning (clock.go)
-	stopCh      chan struct{}
-	startedAt   time.Time // for dropsVote
-	stopped     atomic.Bool
-	wg          sync.WaitGroup
-	snapshotWG  sync.WaitGroup
+	// stopper runs the store's goroutines (Start, sendSnapshotAsync);
+	// its ShouldQuiesce is the store's shutdown signal.
+	stopper   *stop.Stopper
+	startedAt time.Time // for dropsVote
+	stopped   atomic.Bool
 	// loop lets tests driving a manual Clock see the Ready loop's
 	// progress: ticks counts the ticks it processed, busy is set while it
 	// runs an iteration, which holds the mutex (uncontended outside tests,
@@ -102,8 +103,8 @@ type Store struct {
 // found on disk. The transport is created but not listening: register it on
 // a gRPC server with Transport().Register, then call Start.
 func Open(opts Options) (*Store, error) {
-	opts = opts.withDefaults()
-	if err := opts.validate(); err != nil {
+	opts = opts.EnsureDefaults()
+	if err := opts.Validate(); err != nil {
 		return nil, err
 	}
 	fs := opts.FS
@@ -120,7 +121,7 @@ func Open(opts Options) (*Store, error) {
 		log:         opts.Logger.With("store", opts.StoreID),
 		wake:        make(chan struct{}, 1),
 		awake:       map[uint64]*replica{},
-		stopCh:      make(chan struct{}),
+		stopper:     stop.New(),
 		startedAt:   opts.Clock.Now(),
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
@@ -203,14 +204,18 @@ func (s *Store) StoreID() uint64 { return s.opts.StoreID }
 // DB exposes the engine for tests and diagnostics.
 func (s *Store) DB() *pebble.DB { return s.db }
 
-// Start launches the raft worker, the liveness pinger and the version GC
-// queue.
+// Start launches the raft worker and the background loops (liveness
+// pings, version GC, merge recovery) as tasks of the store's Stopper. A
+// store closed before Start starts nothing.
 func (s *Store) Start() {
-	s.wg.Add(4)
-	go s.runWorker()
-	go s.runLiveness()
-	go s.runGC()
-	go s.runMergeRecovery()
+	ctx := context.Background()
+	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery}
+	for _, start := range starts {
+		if err := start(ctx); err != nil {
+			s.log.Warn("store not started", "err", err)
+			return
+		}
+	}
 	// Recovered replicas may have committed-but-unapplied entries.
 	s.mu.RLock()
 	for id := range s.mu.replicas {
@@ -220,15 +225,23 @@ func (s *Store) Start() {
 }
 
 // Close stops the store. In-flight requests fail; data already
-// acknowledged is durable.
+// acknowledged is durable. If the store's goroutines do not end within
+// Options.CloseTimeout, Close returns a *stop.StuckError naming them and
+// leaves the engine open, as they may still be using it.
 func (s *Store) Close() error {
 	if !s.stopped.CompareAndSwap(false, true) {
 		return nil
 	}
-	close(s.stopCh)
-	s.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CloseTimeout)
+	defer cancel()
+	stopErr := s.stopper.Stop(ctx)
 	s.transport.Close()
-	s.snapshotWG.Wait()
+	if stopErr != nil {
+		// Waiters return on ShouldQuiesce; the replicas' state stays
+		// with the stuck worker.
+		s.log.Error("store goroutines did not stop; leaving the engine open", "timeout", s.opts.CloseTimeout, "err", stopErr)
+		return fmt.Errorf("store %d: close: %w", s.opts.StoreID, stopErr)
+	}
 	s.mu.Lock()
 	for _, r := range s.mu.replicas {
 		r.failAllWaiters(errs.Ambiguous("store %d closed before the write applied", s.opts.StoreID), ErrClosed)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -14,15 +15,18 @@ func hardState(term, vote, commit uint64) raftpb.HardState {
 	return raftpb.HardState{Term: term, Vote: vote, Commit: commit}
 }
 
-// runWorker is the store's single raft goroutine (see doc.go).
-func (s *Store) runWorker() {
-	defer s.wg.Done()
+// startWorker starts the store's single raft goroutine (see doc.go).
+func (s *Store) startWorker(ctx context.Context) error {
+	return s.stopper.RunAsyncTask(ctx, "store.raft-worker", s.runWorker)
+}
+
+func (s *Store) runWorker(ctx context.Context) {
 	ticker := s.opts.Clock.NewTicker(s.opts.TickInterval)
 	defer ticker.Stop()
 	for {
 		ticked := false
 		select {
-		case <-s.stopCh:
+		case <-ctx.Done():
 			return
 		case <-s.wake:
 		case <-ticker.C():
@@ -351,40 +355,32 @@ func (r *replica) maybeQuiesceFollower(m raftpb.Message) {
 	r.setQuiesced()
 }
 
-// runLiveness pings every peer store once per heartbeat interval so that
-// quiesced followers notice a dead leader store.
-func (s *Store) runLiveness() {
-	defer s.wg.Done()
-	s.every(s.opts.TickInterval*time.Duration(s.opts.HeartbeatTicks), func() {
+// startLiveness pings every peer store once per heartbeat interval so
+// that quiesced followers notice a dead leader store.
+func (s *Store) startLiveness(ctx context.Context) error {
+	return s.every(ctx, "store.liveness", s.opts.TickInterval*time.Duration(s.opts.HeartbeatTicks), func(context.Context) {
 		for _, store := range s.peerStores() {
 			s.transport.Send(store, nil)
 		}
 	})
 }
 
-// every calls f every interval until the store stops.
-func (s *Store) every(interval time.Duration, f func()) {
-	t := s.opts.Clock.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stopCh:
-			return
-		case <-t.C():
+// every runs f every interval as the Stopper task name until the store
+// stops. It is stop.Every with the ticks taken from Options.Clock (which
+// tests step by hand) instead of real time.
+func (s *Store) every(ctx context.Context, name string, interval time.Duration, f func(context.Context)) error {
+	return s.stopper.RunAsyncTask(ctx, name, func(ctx context.Context) {
+		t := s.opts.Clock.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C():
+			}
+			f(ctx)
 		}
-		f()
-	}
-}
-
-// stopping reports whether the store is shutting down (for loops over
-// many replicas to give up early).
-func (s *Store) stopping() bool {
-	select {
-	case <-s.stopCh:
-		return true
-	default:
-		return false
-	}
+	})
 }
 
 // peerStores lists the stores this store shares a tablet with.
