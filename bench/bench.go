@@ -52,22 +52,51 @@ type Options struct {
 	JSON, Plot string
 }
 
-// Run runs one phase and writes its summary, JSON and plot.
-func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
-	if o.Phase != ycsb.PhaseLoad && o.Phase != ycsb.PhaseRun {
-		return nil, fmt.Errorf("unknown phase %q: want load or run", o.Phase)
-	}
+// EnsureDefaults returns a copy of o whose nil writers discard.
+func (o Options) EnsureDefaults() Options {
 	if o.Out == nil {
 		o.Out = io.Discard
 	}
 	if o.Status == nil {
 		o.Status = io.Discard
 	}
+	return o
+}
+
+// Validate rejects an unknown phase or target, a missing workload,
+// negative overrides and a plot file of an unknown type, before anything
+// connects or runs.
+func (o Options) Validate() error {
+	if o.Phase != ycsb.PhaseLoad && o.Phase != ycsb.PhaseRun {
+		return fmt.Errorf("unknown phase %q: want load or run", o.Phase)
+	}
+	switch o.Target {
+	case "shale", "thrift", "etcd":
+	default:
+		return fmt.Errorf("unknown target %q: want shale, thrift or etcd", o.Target)
+	}
+	if o.Workload == "" && len(o.PropertyFiles) == 0 {
+		return errNoWorkload
+	}
+	if o.Threads < 0 || o.TargetOps < 0 || o.Duration < 0 {
+		return errors.New("--threads, --target-ops and --duration must not be negative")
+	}
 	if o.Plot != "" {
 		// Fail before the run, not after it.
 		if err := plot.CheckPath(o.Plot); err != nil {
-			return nil, err
+			return err
 		}
+	}
+	return nil
+}
+
+var errNoWorkload = errors.New("no workload: choose one with --workload a|b|c|d|e|f or -P FILE")
+
+// Run runs one phase and writes its summary, JSON and plot.
+func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	props, name, err := Properties(o)
 	if err != nil {
@@ -120,8 +149,8 @@ func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
 	return res, nil
 }
 
-// Properties builds the run's properties from o and names the workload
-// ("workloada", or the -P files' base names).
+// Properties builds the run's properties from o (valid, see Validate) and
+// names the workload ("workloada", or the -P files' base names).
 func Properties(o Options) (*ycsb.Properties, string, error) {
 	props := ycsb.NewProperties()
 	var names []string
@@ -142,15 +171,12 @@ func Properties(o Options) (*ycsb.Properties, string, error) {
 		names = append(names, filepath.Base(f))
 	}
 	if len(names) == 0 {
-		return nil, "", errors.New("no workload: choose one with --workload a|b|c|d|e|f or -P FILE")
+		return nil, "", errNoWorkload
 	}
 	for _, kv := range o.Properties {
 		if err := props.SetPair(kv); err != nil {
 			return nil, "", err
 		}
-	}
-	if o.Threads < 0 || o.TargetOps < 0 || o.Duration < 0 {
-		return nil, "", errors.New("--threads, --target-ops and --duration must not be negative")
 	}
 	if o.Threads > 0 {
 		props.Set("threadcount", strconv.Itoa(o.Threads))

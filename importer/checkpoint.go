@@ -105,6 +105,12 @@ func (cp *checkpoint) save(dir string) error {
 // input files (path, size, modification time). Re-running with a different
 // fingerprint in the same work directory is refused.
 func fingerprint(o *Options, files []inputFile) string {
+	// The format's own delimiter is recorded as 0, as it was before
+	// EnsureDefaults filled it in, so that older work directories resume.
+	delim := o.Source.Delimiter
+	if delim == defaultDelimiter(o.Source.Format) {
+		delim = 0
+	}
 	type fileID struct {
 		Path  string
 		Size  int64
@@ -122,7 +128,7 @@ func fingerprint(o *Options, files []inputFile) string {
 		OnDuplicate string
 		EncoderID   string
 		Files       []fileID
-	}{o.Table, o.Source.Format.String(), o.Source.Header, o.Source.Columns, o.Source.Delimiter, o.Source.Null, o.RowKey, o.Mappings, o.OnDuplicate, o.EncoderID, nil}
+	}{o.Table, o.Source.Format.String(), o.Source.Header, o.Source.Columns, delim, o.Source.Null, o.RowKey, o.Mappings, o.OnDuplicate, o.EncoderID, nil}
 	for _, f := range files {
 		v.Files = append(v.Files, fileID{f.path, f.size, f.mtime})
 	}

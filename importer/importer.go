@@ -151,16 +151,11 @@ type inputFile struct {
 	stdin bool
 }
 
-func (o *Options) defaults() error {
-	if o.Table == "" {
-		return errors.New("importer: no table given")
-	}
-	if o.WorkDir == "" {
-		return errors.New("importer: no work directory given")
-	}
-	if len(o.Inputs) == 0 {
-		return errors.New("importer: no input given")
-	}
+// EnsureDefaults returns a copy of o with zero (or negative) fields set to
+// their defaults, Source's included. SSTBytes is capped below what one raft
+// entry carries.
+func (o Options) EnsureDefaults() Options {
+	o.Source = o.Source.EnsureDefaults()
 	if o.MemoryBytes <= 0 {
 		o.MemoryBytes = 256 << 20
 	}
@@ -177,14 +172,10 @@ func (o *Options) defaults() error {
 	if o.SplitBytes == 0 {
 		o.SplitBytes = 64 << 20
 	}
-	switch o.OnDuplicate {
-	case "":
+	if o.OnDuplicate == "" {
 		o.OnDuplicate = "error"
-	case "error", "last":
-	default:
-		return fmt.Errorf("importer: --on-duplicate %q: want error or last", o.OnDuplicate)
 	}
-	if o.RejectFile == "" {
+	if o.RejectFile == "" && o.WorkDir != "" {
 		o.RejectFile = filepath.Join(o.WorkDir, "rejects.txt")
 	}
 	if o.ProgressInterval <= 0 {
@@ -193,10 +184,29 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	return o
+}
+
+// Validate rejects a job that cannot run, naming the missing or bad
+// setting.
+func (o Options) Validate() error {
+	switch {
+	case o.Table == "":
+		return errors.New("importer: no table given")
+	case o.WorkDir == "":
+		return errors.New("importer: no work directory given")
+	case len(o.Inputs) == 0:
+		return errors.New("importer: no input given")
+	}
+	switch o.OnDuplicate {
+	case "", "error", "last":
+	default:
+		return fmt.Errorf("importer: --on-duplicate %q: want error or last", o.OnDuplicate)
+	}
 	if o.NewEncoder == nil && (o.RowKey == "" || len(o.Mappings) == 0) {
 		return errors.New("importer: a raw import needs --row-key and --map")
 	}
-	return nil
+	return o.Source.Validate()
 }
 
 func listInputs(inputs []string) ([]inputFile, error) {
@@ -299,7 +309,8 @@ func Run(ctx context.Context, o Options) (*Summary, error) {
 }
 
 func run(ctx context.Context, o Options, stopper *stop.Stopper) (*Summary, error) {
-	if err := o.defaults(); err != nil {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	files, err := listInputs(o.Inputs)

@@ -218,7 +218,8 @@ func parseJob(t *testing.T, inputs []string, maxErrors int64, onDup string) pars
 		Parallel: 1, // files one after the other: rejects in a fixed order
 		Mappings: []Mapping{{Column: "note", Family: "g", Qualifier: "note"}, {Column: "name", Family: "f", Qualifier: "name"}, {Column: "score", Family: "f", Qualifier: "score"}},
 	}
-	require.NoError(t, o.defaults())
+	o = o.EnsureDefaults()
+	require.NoError(t, o.Validate())
 	files, err := listInputs(inputs)
 	require.NoError(t, err)
 	j := &job{o: o, files: files, cp: &checkpoint{Timestamp: 7}, stopper: stop.New(),

@@ -2,6 +2,7 @@ package importer
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/shaledb/shale/internal/limits"
 )
@@ -51,10 +53,66 @@ type SourceOptions struct {
 	// Columns names the columns (overrides a header; required for JSONL
 	// only to restrict which keys are read).
 	Columns []string
-	// Delimiter of CSV (default ',') and TSV (default '\t').
+	// Delimiter of CSV (default ',') and TSV (default '\t'); JSONL has
+	// none.
 	Delimiter rune
 	// Null, when set, is the field text that means NULL (no cell).
 	Null *string
+}
+
+// EnsureDefaults returns a copy of o with the format's delimiter filled in.
+func (o SourceOptions) EnsureDefaults() SourceOptions {
+	if o.Delimiter == 0 {
+		o.Delimiter = defaultDelimiter(o.Format)
+	}
+	return o
+}
+
+// Validate rejects an unknown format and a delimiter CSV cannot use.
+func (o SourceOptions) Validate() error {
+	if o.Format < CSV || o.Format > JSONL {
+		return fmt.Errorf("importer: unknown format %d (want CSV, TSV or JSONL)", int(o.Format))
+	}
+	if o.Format == JSONL || o.Delimiter == 0 {
+		return nil
+	}
+	if !validDelimiter(o.Delimiter) {
+		return fmt.Errorf("importer: --delimiter %q cannot separate fields (not a quote, CR, LF or invalid character)", o.Delimiter)
+	}
+	return nil
+}
+
+// defaultDelimiter is CSV's ',' and TSV's tab; JSONL has none (0).
+func defaultDelimiter(f Format) rune {
+	switch f {
+	case CSV:
+		return ','
+	case TSV:
+		return '\t'
+	}
+	return 0
+}
+
+// validDelimiter is encoding/csv's rule for Reader.Comma.
+func validDelimiter(r rune) bool {
+	return r != 0 && r != '"' && r != '\r' && r != '\n' && utf8.ValidRune(r) && r != utf8.RuneError
+}
+
+// ParseDelimiter parses a --delimiter value: one character, or `\t` or
+// "tab" for a tab.
+func ParseDelimiter(s string) (rune, error) {
+	d := s
+	if d == `\t` || d == "tab" {
+		d = "\t"
+	}
+	r, n := utf8.DecodeRuneInString(d)
+	if n == 0 || n != len(d) || r == utf8.RuneError {
+		return 0, fmt.Errorf("--delimiter must be one character, got %q", s)
+	}
+	if !validDelimiter(r) {
+		return 0, fmt.Errorf("--delimiter %q cannot separate fields (not a quote, CR, LF or invalid character)", s)
+	}
+	return r, nil
 }
 
 // Value is one field of a record.
@@ -145,13 +203,10 @@ func newCutter(r io.Reader, o SourceOptions) *cutter {
 }
 
 func csvComma(o SourceOptions) rune {
-	switch {
-	case o.Delimiter != 0:
+	if o.Delimiter != 0 {
 		return o.Delimiter
-	case o.Format == TSV:
-		return '\t'
 	}
-	return ','
+	return cmp.Or(defaultDelimiter(o.Format), ',')
 }
 
 // next returns the next batch, in buf's memory if it is large enough, or

@@ -8,12 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
-	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
@@ -90,15 +88,9 @@ NULL fields (--null) write no cell.`,
 				src.Columns = strings.Split(columns, ",")
 			}
 			if delimiter != "" {
-				d := delimiter
-				if d == `\t` || d == "tab" {
-					d = "\t"
+				if src.Delimiter, err = importer.ParseDelimiter(delimiter); err != nil {
+					return err
 				}
-				r, n := utf8.DecodeRuneInString(d)
-				if n != len(d) || r == utf8.RuneError {
-					return fmt.Errorf("--delimiter must be one character, got %q", delimiter)
-				}
-				src.Delimiter = r
 			}
 			if nullSet = cmd.Flags().Changed("null"); nullSet {
 				src.Null = &null
@@ -151,9 +143,9 @@ NULL fields (--null) write no cell.`,
 				return err
 			}
 			if progress == "json" {
-				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"summary": summaryJSON(sum)})
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(map[string]any{"summary": sum.Fields()})
 			}
-			printSummary(cmd.OutOrStdout(), sum, workDir)
+			sum.WriteReport(cmd.OutOrStdout(), workDir)
 			return nil
 		},
 	}
@@ -198,46 +190,6 @@ func startCPUProfile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
-func summaryJSON(s *importer.Summary) map[string]any {
-	secs := max(s.Duration.Seconds(), 1e-9)
-	return map[string]any{
-		"table": s.Table, "timestamp": s.Timestamp, "rows": s.Rows, "cells": s.Cells, "bytes": s.Bytes,
-		"input_rows": s.InputRows, "input_bytes": s.InputBytes, "rejected": s.Rejected, "duplicates": s.Duplicates,
-		"ssts": s.SSTs, "recuts": s.Recuts, "verified_rows": s.VerifiedRows, "resumed": s.Resumed,
-		"duration_s": s.Duration.Seconds(), "rows_per_s": float64(s.Rows) / secs, "mib_per_s": float64(s.Bytes) / (1 << 20) / secs,
-		"reject_file": s.RejectFile, "checksum": s.Checksum, "verified_checksum": s.VerifiedChecksum,
-	}
-}
-
-func printSummary(w io.Writer, s *importer.Summary, workDir string) {
-	secs := max(s.Duration.Seconds(), 1e-9)
-	fmt.Fprintf(w, "Imported %d rows (%d cells, %.1f MiB) into %q in %s", s.Rows, s.Cells, float64(s.Bytes)/(1<<20), s.Table, s.Duration.Round(time.Millisecond))
-	if s.Resumed {
-		fmt.Fprint(w, " (resumed; time of this run)")
-	}
-	fmt.Fprintf(w, "\n  throughput  %.0f rows/s, %.1f MiB/s\n", float64(s.Rows)/secs, float64(s.Bytes)/(1<<20)/secs)
-	fmt.Fprintf(w, "  input       %d rows, %.1f MiB\n", s.InputRows, float64(s.InputBytes)/(1<<20))
-	fmt.Fprintf(w, "  rejected    %d", s.Rejected)
-	if s.RejectFile != "" {
-		fmt.Fprintf(w, " (see %s)", s.RejectFile)
-	}
-	fmt.Fprintf(w, "\n  duplicates  %d rows", s.Duplicates)
-	if s.Duplicates > 0 {
-		fmt.Fprint(w, " (the last record of each kept)")
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  SSTs        %d ingested, %d re-cut after a split or move\n", s.SSTs, s.Recuts)
-	fmt.Fprintf(w, "  verified    %d rows hold a cell at timestamp %d", s.VerifiedRows, s.Timestamp)
-	switch {
-	case s.Checksum != "" && s.Checksum == s.VerifiedChecksum:
-		fmt.Fprintf(w, "; cells match the input (digest %s)", s.Checksum)
-	case s.VerifiedRows != s.Rows:
-		fmt.Fprintf(w, "; %d differ from the %d imported (deleted or collected since?)", s.Rows-s.VerifiedRows, s.Rows)
-	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  work dir    %s (remove it when done)\n", filepath.Clean(workDir))
-}
-
 // progressJSON prints one JSON object per progress report.
 func progressJSON(w io.Writer) (func(importer.Progress), func(error)) {
 	var mu sync.Mutex
@@ -255,7 +207,7 @@ func progressBar(ctx context.Context, w io.Writer) (func(importer.Progress), fun
 	const scale = 10000
 	var mu sync.Mutex
 	var last importer.Progress
-	var rate rateMeter
+	var rate importer.RateMeter
 	pb := mpb.NewWithContext(ctx, mpb.WithOutput(w), mpb.WithWidth(100), mpb.WithRefreshRate(200*time.Millisecond), mpb.WithAutoRefresh())
 	text := func(f func(p importer.Progress) string) decor.Decorator {
 		return decor.Any(func(decor.Statistics) string {
@@ -267,16 +219,16 @@ func progressBar(ctx context.Context, w io.Writer) (func(importer.Progress), fun
 	bar := pb.New(scale, mpb.BarStyle(),
 		mpb.PrependDecorators(text(func(p importer.Progress) string { return fmt.Sprintf("%-7s", p.Phase) })),
 		mpb.AppendDecorators(text(func(p importer.Progress) string {
-			rows, mib, eta := rate.rates(p)
-			return fmt.Sprintf(" %5.1f%% %7.0f rows/s %5.1f MiB/s ETA %s", 100*fraction(p), rows, mib, eta)
+			rows, mib, eta := rate.Rates(p)
+			return fmt.Sprintf(" %5.1f%% %7.0f rows/s %5.1f MiB/s ETA %s", 100*p.Fraction(), rows, mib, eta)
 		})),
 	)
 	show := func(p importer.Progress) {
 		mu.Lock()
 		last = p
-		rate.observe(p)
+		rate.Observe(p)
 		mu.Unlock()
-		bar.SetCurrent(int64(fraction(p) * scale))
+		bar.SetCurrent(int64(p.Fraction() * scale))
 	}
 	finish := func(err error) {
 		if err != nil {
@@ -287,68 +239,4 @@ func progressBar(ctx context.Context, w io.Writer) (func(importer.Progress), fun
 		pb.Wait()
 	}
 	return show, finish
-}
-
-// fraction is how far the job is: parsing counts for the first 30%,
-// ingesting for the rest.
-func fraction(p importer.Progress) float64 {
-	switch p.Phase {
-	case "parse", "start":
-		if p.InputTotal > 0 {
-			return 0.3 * min(1, float64(p.InputBytes)/float64(p.InputTotal))
-		}
-		return 0
-	case "split":
-		return 0.3
-	case "ingest":
-		if p.SortedBytes > 0 {
-			return 0.3 + 0.7*min(1, float64(p.IngestedBytes)/float64(p.SortedBytes))
-		}
-		return 0.3
-	}
-	return 1
-}
-
-// rateMeter turns progress snapshots into recent rates and an ETA.
-type rateMeter struct {
-	prev importer.Progress
-	rows float64 // per second, smoothed
-	mib  float64
-}
-
-func (r *rateMeter) observe(p importer.Progress) {
-	dt := (p.Elapsed - r.prev.Elapsed).Seconds()
-	if dt <= 0 {
-		return
-	}
-	var rows, bytes float64
-	if p.Phase == "ingest" {
-		rows, bytes = float64(p.IngestedRows-r.prev.IngestedRows), float64(p.IngestedBytes-r.prev.IngestedBytes)
-	} else {
-		rows, bytes = float64(p.InputRows-r.prev.InputRows), float64(p.InputBytes-r.prev.InputBytes)
-	}
-	if rows < 0 || bytes < 0 || p.Phase != r.prev.Phase {
-		rows, bytes = 0, 0
-	}
-	const a = 0.3
-	r.rows = a*rows/dt + (1-a)*r.rows
-	r.mib = a*bytes/(1<<20)/dt + (1-a)*r.mib
-	r.prev = p
-}
-
-func (r *rateMeter) rates(p importer.Progress) (rows, mib float64, eta string) {
-	f := fraction(p)
-	if p.Phase == "verify" || p.Phase == "done" {
-		// Past the ingest: show the job's averages, not a decayed rate.
-		secs := max(p.Elapsed.Seconds(), 1e-9)
-		return float64(p.IngestedRows) / secs, float64(p.IngestedBytes) / (1 << 20) / secs, "0s"
-	}
-	eta = "--"
-	if f > 0.01 && f < 1 {
-		left := time.Duration(float64(p.Elapsed) * (1 - f) / f)
-		eta = left.Round(time.Second).String()
-	} else if f >= 1 {
-		eta = "0s"
-	}
-	return r.rows, r.mib, eta
 }

@@ -6,28 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/tablefmt"
 )
 
 func init() { subcommands = append(subcommands, newTableCommand) }
 
 // errRowNotFound makes `shale table lookup` exit 1 with "row not found".
 var errRowNotFound = errors.New("row not found")
-
-// tableRowSeparator is the line `shale table read` prints before each row,
-// as cbt does.
-var tableRowSeparator = strings.Repeat("-", 40)
-
-// tableTimeLayout formats cell timestamps (UTC, microseconds), as cbt does.
-const tableTimeLayout = "2006/01/02-15:04:05.000000"
 
 // newTableCommand is a cbt-like command line for tables, column families
 // and rows on kvclient's table API.
@@ -127,23 +118,13 @@ A family without a policy keeps every version forever. --split ROW
 			if err := tableNonEmpty("table NAME", name); err != nil {
 				return err
 			}
-			var fams []kvclient.Family
-			for _, spec := range args[1:] {
-				f, err := parseFamilySpec(spec)
-				if err != nil {
-					return err
-				}
-				if slices.ContainsFunc(fams, func(g kvclient.Family) bool { return g.Name == f.Name }) {
-					return fmt.Errorf("family %q given more than once", f.Name)
-				}
-				fams = append(fams, f)
+			fams, err := tablefmt.ParseFamilies(args[1:])
+			if err != nil {
+				return err
 			}
-			var splitRows [][]byte
-			for _, s := range splits {
-				if s == "" {
-					return errors.New("--split: the split row must not be empty")
-				}
-				splitRows = append(splitRows, []byte(s))
+			splitRows, err := tablefmt.ParseSplitRows(splits)
+			if err != nil {
+				return err
 			}
 			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
 				_, err := c.CreateTable(ctx, name, fams, splitRows...)
@@ -167,14 +148,7 @@ func newTableLsCommand(run tableRunFunc) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				names := make([]string, 0, len(tables))
-				for _, t := range tables {
-					names = append(names, t.Name)
-				}
-				slices.Sort(names)
-				for _, n := range names {
-					fmt.Fprintln(out, n)
-				}
+				tablefmt.WriteTableNames(out, tables)
 				return nil
 			})
 		},
@@ -198,7 +172,7 @@ aligned table ("-": no limit), then the rows it was pre-split at, if any.`,
 				if err != nil {
 					return err
 				}
-				return writeTableInfo(out, ti)
+				return tablefmt.WriteTableInfo(out, ti)
 			})
 		},
 	}
@@ -239,13 +213,9 @@ timestamp. The family ends at the first ':' and the qualifier at the first
 			if err := tableNonEmpty("ROW", row); err != nil {
 				return err
 			}
-			muts := make([]kvclient.Mutation, 0, len(args)-2)
-			for _, spec := range args[2:] {
-				fam, qual, val, err := parseCellSpec(spec)
-				if err != nil {
-					return err
-				}
-				muts = append(muts, kvclient.SetCell(fam, []byte(qual), []byte(val)))
+			muts, err := tablefmt.ParseSetCells(args[2:])
+			if err != nil {
+				return err
 			}
 			return run(cmd, func(ctx context.Context, c *kvclient.Client, _ io.Writer) error {
 				t, err := c.Table(ctx, name)
@@ -288,7 +258,7 @@ next line. Exit status 1 with "row not found" when the row has no cells.`,
 				if r == nil || len(r.Cells) == 0 {
 					return fmt.Errorf("%w: %q in table %q", errRowNotFound, row, name)
 				}
-				writeTableRow(out, r)
+				tablefmt.WriteRow(out, r)
 				return nil
 			})
 		},
@@ -311,7 +281,7 @@ the rows (default: the whole table); count=N stops after N rows.`,
 			if err := tableNonEmpty("table NAME", name); err != nil {
 				return err
 			}
-			o, err := parseReadArgs(args[1:])
+			o, err := tablefmt.ParseScanArgs(args[1:])
 			if err != nil {
 				return err
 			}
@@ -322,10 +292,7 @@ the rows (default: the whole table); count=N stops after N rows.`,
 				}
 				sc := t.Scan(ctx, o)
 				defer sc.Close()
-				for sc.Next() {
-					fmt.Fprintln(out, tableRowSeparator)
-					writeTableRow(out, sc.Row())
-				}
+				tablefmt.WriteRows(out, sc)
 				return sc.Err()
 			})
 		},
@@ -416,174 +383,4 @@ func tablePDAddrs(pd string) ([]string, error) {
 		return nil, fmt.Errorf("--pd: no placement driver address in %q", pd)
 	}
 	return addrs, nil
-}
-
-// parseFamilySpec parses FAMILY[:maxversions=N,maxage=D].
-func parseFamilySpec(spec string) (kvclient.Family, error) {
-	bad := func(format string, args ...any) (kvclient.Family, error) {
-		return kvclient.Family{}, fmt.Errorf("bad family %q: %s (format: FAMILY[:maxversions=N,maxage=DURATION])",
-			spec, fmt.Sprintf(format, args...))
-	}
-	name, policy, hasPolicy := strings.Cut(spec, ":")
-	if name == "" {
-		return bad("empty family name")
-	}
-	if strings.ContainsAny(name, "=,") {
-		return bad("family name %q must not contain '=' or ','", name)
-	}
-	f := kvclient.Family{Name: name}
-	if !hasPolicy {
-		return f, nil
-	}
-	if policy == "" {
-		return bad("empty GC policy after ':'")
-	}
-	seen := map[string]bool{}
-	for _, opt := range strings.Split(policy, ",") {
-		key, val, ok := strings.Cut(opt, "=")
-		if !ok {
-			return bad("policy %q is not KEY=VALUE", opt)
-		}
-		key = strings.ToLower(strings.TrimSpace(key))
-		if seen[key] {
-			return bad("%s given more than once", key)
-		}
-		seen[key] = true
-		switch key {
-		case "maxversions":
-			n, err := strconv.ParseUint(val, 10, 32)
-			if err != nil || n == 0 {
-				return bad("maxversions=%q: want an integer >= 1 (omit it to keep every version)", val)
-			}
-			f.MaxVersions = uint32(n)
-		case "maxage":
-			d, err := time.ParseDuration(val)
-			if err != nil {
-				return bad("maxage=%q: want a Go duration such as 90s, 36h or 1h30m", val)
-			}
-			if d <= 0 {
-				return bad("maxage=%q: must be positive (omit it to keep versions forever)", val)
-			}
-			if d%time.Millisecond != 0 {
-				return bad("maxage=%q: the granularity is one millisecond", val)
-			}
-			f.MaxAge = d
-		default:
-			return bad("unknown policy %q (known: maxversions, maxage)", key)
-		}
-	}
-	return f, nil
-}
-
-// parseCellSpec parses FAMILY:QUALIFIER=VALUE.
-func parseCellSpec(spec string) (family, qualifier, value string, err error) {
-	const want = "want FAMILY:QUALIFIER=VALUE"
-	family, rest, ok := strings.Cut(spec, ":")
-	if !ok {
-		return "", "", "", fmt.Errorf("bad cell %q: missing ':' after the family (%s)", spec, want)
-	}
-	if family == "" {
-		return "", "", "", fmt.Errorf("bad cell %q: empty family (%s)", spec, want)
-	}
-	if strings.Contains(family, "=") {
-		return "", "", "", fmt.Errorf("bad cell %q: '=' before the ':' ending the family (%s)", spec, want)
-	}
-	qualifier, value, ok = strings.Cut(rest, "=")
-	if !ok {
-		return "", "", "", fmt.Errorf("bad cell %q: missing '=' before the value (%s)", spec, want)
-	}
-	return family, qualifier, value, nil
-}
-
-// parseReadArgs parses read's start=ROW end=ROW count=N arguments.
-func parseReadArgs(args []string) (kvclient.ScanOptions, error) {
-	var o kvclient.ScanOptions
-	seen := map[string]bool{}
-	for _, a := range args {
-		key, val, ok := strings.Cut(a, "=")
-		if !ok {
-			return o, fmt.Errorf("bad argument %q: want start=ROW, end=ROW or count=N", a)
-		}
-		if seen[key] {
-			return o, fmt.Errorf("%s= given more than once", key)
-		}
-		seen[key] = true
-		switch key {
-		case "start", "end":
-			if val == "" {
-				return o, fmt.Errorf("%s=: the row must not be empty (omit %s= for no bound)", key, key)
-			}
-			if key == "start" {
-				o.Start = []byte(val)
-			} else {
-				o.End = []byte(val)
-			}
-		case "count":
-			n, err := strconv.Atoi(val)
-			if err != nil || n <= 0 {
-				return o, fmt.Errorf("count=%q: want an integer >= 1", val)
-			}
-			o.Limit = n
-		default:
-			return o, fmt.Errorf("bad argument %q: unknown key %q (known: start, end, count)", a, key)
-		}
-	}
-	if o.Start != nil && o.End != nil && string(o.Start) >= string(o.End) {
-		return o, fmt.Errorf("start=%q must sort before end=%q", o.Start, o.End)
-	}
-	return o, nil
-}
-
-// writeTableRow prints a row cbt-style: the key, then per cell
-// "  FAMILY:QUALIFIER @ TIMESTAMP" and the quoted value.
-func writeTableRow(w io.Writer, r *kvclient.Row) {
-	fmt.Fprintf(w, "%s\n", r.Key)
-	for _, c := range r.Cells {
-		fmt.Fprintf(w, "  %s:%s @ %s\n", c.Family, c.Qualifier, formatCellTimestamp(c.Timestamp))
-		fmt.Fprintf(w, "    %s\n", strconv.Quote(string(c.Value)))
-	}
-}
-
-// formatCellTimestamp renders a cell timestamp (microseconds) in UTC.
-func formatCellTimestamp(us int64) string {
-	return time.UnixMicro(us).UTC().Format(tableTimeLayout)
-}
-
-// writeTableInfo prints a table's families and split rows.
-func writeTableInfo(w io.Writer, ti *kvclient.TableInfo) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FAMILY\tMAX VERSIONS\tMAX AGE")
-	for _, f := range ti.Families {
-		versions, age := "-", "-"
-		if f.MaxVersions > 0 {
-			versions = strconv.FormatUint(uint64(f.MaxVersions), 10)
-		}
-		if f.MaxAge > 0 {
-			age = shortDuration(f.MaxAge)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Name, versions, age)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
-	if len(ti.SplitRows) > 0 {
-		fmt.Fprintln(w)
-		fmt.Fprintln(w, "SPLIT ROWS")
-		for _, r := range ti.SplitRows {
-			fmt.Fprintln(w, strconv.Quote(string(r)))
-		}
-	}
-	return nil
-}
-
-// shortDuration is d.String() without trailing zero units: 24h, 1h30m.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }

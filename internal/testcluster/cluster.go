@@ -34,6 +34,29 @@ type Options struct {
 	StoreOptions func(*store.Options)
 }
 
+// EnsureDefaults returns a copy of o with one PD member and three stores
+// where o gives none.
+func (o Options) EnsureDefaults() Options {
+	if o.PDMembers == 0 {
+		o.PDMembers = 1
+	}
+	if o.Stores == 0 {
+		o.Stores = 3
+	}
+	return o
+}
+
+// Validate rejects negative member and store counts.
+func (o Options) Validate() error {
+	if o.PDMembers < 0 {
+		return fmt.Errorf("testcluster: Options.PDMembers must not be negative, got %d", o.PDMembers)
+	}
+	if o.Stores < 0 {
+		return fmt.Errorf("testcluster: Options.Stores must not be negative, got %d", o.Stores)
+	}
+	return nil
+}
+
 type proc struct {
 	cancel context.CancelFunc
 	done   chan error
@@ -66,11 +89,9 @@ func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
 // tablet.
 func Start(t testing.TB, o Options) *Cluster {
 	t.Helper()
-	if o.PDMembers == 0 {
-		o.PDMembers = 1
-	}
-	if o.Stores == 0 {
-		o.Stores = 3
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
 	}
 	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, pd: map[string]*proc{}}
 	for i := 1; i <= o.PDMembers; i++ {

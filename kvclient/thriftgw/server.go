@@ -51,10 +51,9 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-func (o *Options) defaults() error {
-	if o.Client == nil {
-		return errors.New("thriftgw: Options.Client is required")
-	}
+// EnsureDefaults returns a copy of o with zero (or negative) fields set to
+// their defaults.
+func (o Options) EnsureDefaults() Options {
 	if o.Addr == "" {
 		o.Addr = fmt.Sprintf(":%d", DefaultPort)
 	}
@@ -76,6 +75,14 @@ func (o *Options) defaults() error {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	return o
+}
+
+// Validate rejects options a Server cannot run with.
+func (o Options) Validate() error {
+	if o.Client == nil {
+		return errors.New("thriftgw: Options.Client is required")
+	}
 	return nil
 }
 
@@ -94,7 +101,8 @@ type Server struct {
 // Listen validates the options and binds the listening socket. Call Serve
 // to accept connections.
 func Listen(o Options) (*Server, error) {
-	if err := o.defaults(); err != nil {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	sock, err := thrift.NewTServerSocket(o.Addr)

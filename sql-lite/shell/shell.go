@@ -58,6 +58,43 @@ type Options struct {
 	Stdout, Stderr io.Writer
 }
 
+// EnsureDefaults returns a copy of o with the process's standard streams,
+// the table format and a 10s connect timeout where o leaves them unset. The
+// format is lower-cased, as ParseFormat accepts it.
+func (o Options) EnsureDefaults() Options {
+	if o.Stdin == nil {
+		o.Stdin = os.Stdin
+	}
+	if o.Stdout == nil {
+		o.Stdout = os.Stdout
+	}
+	if o.Stderr == nil {
+		o.Stderr = os.Stderr
+	}
+	o.Format = Format(strings.ToLower(string(o.Format)))
+	if o.Format == "" {
+		o.Format = FormatTable
+	}
+	if o.ConnectTimeout <= 0 {
+		o.ConnectTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// Validate rejects an unknown output format and a missing cluster
+// address.
+func (o Options) Validate() error {
+	if o.Format != "" {
+		if _, err := ParseFormat(string(o.Format)); err != nil {
+			return err
+		}
+	}
+	if len(o.PD) == 0 {
+		return errors.New("no placement driver address (--pd)")
+	}
+	return nil
+}
+
 // DefaultHistoryFile is ~/.shale_sql_history, or "" without a home.
 func DefaultHistoryFile() string {
 	home, err := os.UserHomeDir()
@@ -71,23 +108,9 @@ func DefaultHistoryFile() string {
 // Execute when there are any, else the interactive shell when standard
 // input is a terminal, else standard input as a script.
 func Main(ctx context.Context, o Options) error {
-	if o.Stdin == nil {
-		o.Stdin = os.Stdin
-	}
-	if o.Stdout == nil {
-		o.Stdout = os.Stdout
-	}
-	if o.Stderr == nil {
-		o.Stderr = os.Stderr
-	}
-	if o.Format == "" {
-		o.Format = FormatTable
-	}
-	if _, err := ParseFormat(string(o.Format)); err != nil {
+	o = o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
 		return err
-	}
-	if o.ConnectTimeout <= 0 {
-		o.ConnectTimeout = 10 * time.Second
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
 	client, err := kvclient.Open(cctx, kvclient.Options{PD: o.PD})
