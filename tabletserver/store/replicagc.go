@@ -50,7 +50,12 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 		destroyed = true
 		return nil
 	})
-	return destroyed, err
+	if err != nil {
+		// f may still run later on the worker: destroyed is not ours to
+		// read until it has (the channel receive orders it).
+		return false, err
+	}
+	return destroyed, nil
 }
 
 // uninitializedGCQuiet is how long an uninitialized replica must have heard
@@ -188,5 +193,8 @@ func (s *Store) destroySuperseded(ctx context.Context, r *replica, newer *metapb
 		destroyed = true
 		return nil
 	})
-	return destroyed, err
+	if err != nil {
+		return false, err // as in DestroyIfRemoved
+	}
+	return destroyed, nil
 }
