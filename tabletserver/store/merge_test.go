@@ -181,8 +181,20 @@ func abandonedMerge(t *testing.T, recoverAfter *time.Duration, tweak func(*store
 	if _, err := c.Nodes[leader].Client.MergeTablets(ctx, &kvpb.MergeTabletsRequest{Header: &kvpb.RequestHeader{TabletId: 1}, RightTabletId: 2}); err == nil {
 		t.Fatal("the knob did not abandon the merge")
 	}
-	short := ctxT(t, time.Second)
-	if err := c.Put(short, 2, "u", "x"); err == nil || !strings.Contains(err.Error(), "being merged") {
+	// The refusal is retryable (ServerBusy), so Put would retry it until
+	// its context ends and return whatever the last try met; the first
+	// refusal is the answer.
+	var refusal error
+	err := c.Call(ctx, 2, func(cl kvpb.TabletClient) error {
+		_, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: 2}, TableId: storetest.TestTable.TableId,
+			RowKey: []byte("u"), Mutations: []*kvpb.Mutation{storetest.SetCell("f", "q", "x")}})
+		if err != nil && strings.Contains(err.Error(), "being merged") {
+			refusal = err
+			return nil
+		}
+		return err
+	})
+	if err != nil || refusal == nil {
 		t.Fatalf("write to the frozen tablet: %v, want a 'being merged' refusal", err)
 	}
 	abandon = false
@@ -285,13 +297,27 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		return nil
 	})
 	// The leader truncates its log past the freeze, so the follower can
-	// only catch up by snapshot.
+	// only catch up by snapshot. The log keeps RaftLogTruncateEntries (1)
+	// entries: when a truncation (every 10 ticks) ran before the freeze
+	// applied, the freeze is that last entry, and a frozen tablet takes
+	// no write that would push it out. A new leader appends an empty
+	// entry, so the leadership moves to the other live store first.
 	frozen, err := c.Nodes[leader].Store.TabletStatus(2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := 6 - leader - follower
+	ctx := ctxT(t, 60*time.Second)
 	testutils.SucceedsSoon(t, func() error {
-		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(context.Background(), 2)
+		if l := c.Leader(2); l != other {
+			_, err := c.Nodes[leader].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: other})
+			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, other, err)
+		}
+		return nil
+	})
+	leader = other
+	testutils.SucceedsSoon(t, func() error {
+		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(ctx, 2)
 		if err != nil {
 			return err
 		}
