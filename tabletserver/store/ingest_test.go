@@ -306,10 +306,11 @@ func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
 		o.TickInterval = tickInterval
 		o.ElectionTicks = 1 << 20
 		// A store drops votes for an election timeout after it starts
-		// (lease safety); these must vote for store 1 now.
+		// (lease safety); the followers must vote for store 1 at once.
 		o.DisableLeaseReads = true
-		// Without ticks, leadership cannot move: a slow ingest is still
-		// in flight, and proposing it again only slows it down.
+		// Leadership cannot move here, so an ingest slower than the
+		// client's wait is still in flight; uploadAndIngest would propose
+		// another multi-MiB entry behind it, slowing both.
 		o.ProposalTimeout = time.Minute
 	})
 	c.PutSchema(storetest.TestTable)
@@ -349,8 +350,8 @@ func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
 
 // checkIngestTruncates ingests a carried multi-MiB SST into tablet 1 and
 // waits until every replica's raft log starts past where it did before.
-// wait runs before each poll (nil: nothing).
-func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context, wait func()) {
+// beforePoll, when not nil, runs before each check (a manual clock step).
+func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context, beforePoll func()) {
 	t.Helper()
 	b := importer.NewSSTBuilder()
 	val := make([]byte, 64<<10)
@@ -376,8 +377,8 @@ func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.Table
 		t.Fatalf("ingest: %v", err)
 	}
 	testutils.SucceedsSoon(t, func() error {
-		if wait != nil {
-			wait()
+		if beforePoll != nil {
+			beforePoll()
 		}
 		for id, n := range c.Nodes {
 			if got := n.Store.FirstLogIndexForTest(1); got <= before[id] {
