@@ -15,6 +15,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	testingclock "k8s.io/utils/clock/testing"
 
 	"github.com/shaledb/shale/importer"
 	"github.com/shaledb/shale/internal/errs"
@@ -277,7 +278,7 @@ func TestIngestSSTApplyChecks(t *testing.T) {
 func TestIngestTruncatesLog(t *testing.T) {
 	c, desc, ctx := ingestEnv(t)
 	c.WaitLeader(1)
-	checkIngestTruncates(t, c, desc, ctx)
+	checkIngestTruncates(t, c, desc, ctx, nil)
 }
 
 // TestIngestTruncatesLogWithoutTicks: a replica truncates after applying
@@ -286,28 +287,71 @@ func TestIngestTruncatesLog(t *testing.T) {
 // leader's quiesce heartbeat came with the commit, as it does when the
 // follower is slow under load): waiting for the next tick left the SST in
 // its log until the tablet woke up.
+//
+// Every store runs on a manual clock. Store 1 is elected by a campaign and
+// does not tick during the ingest either: a leader that ticks steps down
+// (CheckQuorum) when both followers' Ready loops spend an election timeout
+// writing the multi-MiB entry, as they do on a loaded machine, and
+// followers that never tick never elect anyone again. Afterwards store 1
+// ticks (its own truncation waits for the followers' acknowledgements), a
+// few ticks against an election timeout it cannot reach.
 func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
+	const tickInterval = 20 * time.Millisecond
+	clocks := map[uint64]*testingclock.FakeClock{}
+	for id := uint64(1); id <= 3; id++ {
+		clocks[id] = testingclock.NewFakeClock(time.Now())
+	}
 	c := storetest.Start(t, 3, func(o *store.Options) {
-		if o.StoreID != 1 {
-			o.TickInterval = time.Hour
-			// A store drops votes for an election timeout after it
-			// starts (lease safety); these must vote for store 1 now.
-			o.DisableLeaseReads = true
-		}
+		o.Clock = clocks[o.StoreID]
+		o.TickInterval = tickInterval
+		o.ElectionTicks = 1 << 20
+		// A store drops votes for an election timeout after it starts
+		// (lease safety); the followers must vote for store 1 at once.
+		o.DisableLeaseReads = true
+		// Leadership cannot move here, so an ingest slower than the
+		// client's wait is still in flight; uploadAndIngest would propose
+		// another multi-MiB entry behind it, slowing both.
+		o.ProposalTimeout = time.Minute
 	})
 	c.PutSchema(storetest.TestTable)
-	desc := c.Bootstrap(1, keys.RowKey(storetest.TestTable.TableId, []byte("b")), keys.RowKey(storetest.TestTable.TableId, []byte("m")), 1, 2, 3)
-	if l := c.WaitLeader(1); l != 1 {
-		t.Fatalf("store %d leads; only store 1 ticks", l)
+	desc := &metapb.TabletDescriptor{TabletId: 1, StartKey: keys.RowKey(storetest.TestTable.TableId, []byte("b")), EndKey: keys.RowKey(storetest.TestTable.TableId, []byte("m")),
+		Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}}
+	for id := uint64(1); id <= 3; id++ {
+		desc.Replicas = append(desc.Replicas, &metapb.Replica{ReplicaId: id, StoreId: id})
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	for id, n := range c.Nodes {
+		if err := n.Store.BootstrapTablet(desc); err != nil {
+			t.Fatalf("bootstrap on store %d: %v", id, err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	checkIngestTruncates(t, c, desc, ctx)
+	if err := c.Nodes[1].Store.CampaignForTest(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	if l := c.WaitLeader(1); l != 1 {
+		t.Fatalf("store %d leads; only store 1 campaigned", l)
+	}
+	// Store 1 ticks from here on, one tick per poll.
+	var stepped uint64
+	tick := func() {
+		s := c.Nodes[1].Store
+		testutils.Eventually(t, "store 1 took its tick", func() bool { return s.TicksForTest() == stepped })
+		clocks[1].Step(tickInterval)
+		stepped++
+	}
+	checkIngestTruncates(t, c, desc, ctx, tick)
+	for _, id := range []uint64{2, 3} {
+		if n := c.Nodes[id].Store.TicksForTest(); n != 0 {
+			t.Fatalf("store %d ticked %d times", id, n)
+		}
+	}
 }
 
 // checkIngestTruncates ingests a carried multi-MiB SST into tablet 1 and
 // waits until every replica's raft log starts past where it did before.
-func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context) {
+// beforePoll, when not nil, runs before each check (a manual clock step).
+func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context, beforePoll func()) {
 	t.Helper()
 	b := importer.NewSSTBuilder()
 	val := make([]byte, 64<<10)
@@ -333,6 +377,9 @@ func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.Table
 		t.Fatalf("ingest: %v", err)
 	}
 	testutils.SucceedsSoon(t, func() error {
+		if beforePoll != nil {
+			beforePoll()
+		}
 		for id, n := range c.Nodes {
 			if got := n.Store.FirstLogIndexForTest(1); got <= before[id] {
 				return fmt.Errorf("store %d: raft log still starts at %d after the ingest", id, got)

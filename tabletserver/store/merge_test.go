@@ -298,13 +298,27 @@ func TestFrozenTabletSnapshotStaysFrozen(t *testing.T) {
 		return nil
 	})
 	// The leader truncates its log past the freeze, so the follower can
-	// only catch up by snapshot.
+	// only catch up by snapshot. The log keeps RaftLogTruncateEntries (1)
+	// entries: when a truncation (every 10 ticks) ran before the freeze
+	// applied, the freeze is that last entry, and a frozen tablet takes
+	// no write that would push it out. A new leader appends an empty
+	// entry, so the leadership moves to the other live store first.
 	frozen, err := c.Nodes[leader].Store.TabletStatus(2)
 	if err != nil {
 		t.Fatal(err)
 	}
+	other := 6 - leader - follower
+	ctx := ctxT(t, 60*time.Second)
 	testutils.SucceedsSoon(t, func() error {
-		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(context.Background(), 2)
+		if l := c.Leader(2); l != other {
+			_, err := c.Nodes[leader].Client.TransferLeader(ctx, &kvpb.TransferLeaderRequest{Header: &kvpb.RequestHeader{TabletId: 2}, ToStoreId: other})
+			return fmt.Errorf("tablet 2 led by %d, want %d (%v)", l, other, err)
+		}
+		return nil
+	})
+	leader = other
+	testutils.SucceedsSoon(t, func() error {
+		idx, err := c.Nodes[leader].Store.TruncatedIndexForTest(ctx, 2)
 		if err != nil {
 			return err
 		}
