@@ -389,10 +389,12 @@ func (w *worker) appendOp(ctx context.Context) {
 
 // badTimestamp writes at a timestamp no client may choose: beyond the
 // leader's clock plus the maximum offset (a leader's clock may be
-// clockAhead ahead of this machine's), the largest int64, or negative.
-// The write must be refused as invalid, and so never applied.
+// clockAhead ahead of this machine's, and a resend may reach it up to
+// opTimeout later), the largest int64, or negative. The write must be
+// refused as invalid, and so never applied.
 func (w *worker) badTimestamp(ctx context.Context) {
-	ts := pick(w.rng, []int64{time.Now().Add(time.Hour).UnixMicro(), time.Now().Add(clockAhead + 2*time.Second).UnixMicro(), math.MaxInt64, -7})
+	soon := time.Now().Add(clockAhead + opTimeout + 2*time.Second)
+	ts := pick(w.rng, []int64{time.Now().Add(time.Hour).UnixMicro(), soon.UnixMicro(), math.MaxInt64, -7})
 	row := w.row()
 	f, q := splitCol(pick(w.rng, []string{colA, colZ}))
 	_, err := w.tbl.MutateRow(ctx, []byte(row), kvclient.SetCellAt(f, q, []byte(w.value()), ts))
