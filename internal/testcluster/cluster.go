@@ -30,8 +30,8 @@ type Options struct {
 	Labels func(i int) map[string]string
 	// Schedule sets PD's initial scheduling config.
 	Schedule placementdriver.Config
-	// StoreOptions adjusts every store's options.
-	StoreOptions func(*store.Options)
+	// StoreOptions adjusts store i's (0-based) options, at every start.
+	StoreOptions func(i int, o *store.Options)
 }
 
 // EnsureDefaults returns a copy of o with one PD member and three stores
@@ -180,7 +180,7 @@ func (c *Cluster) StartStore(i int) {
 	s := c.Stores[i]
 	so := store.Options{TickInterval: 20 * time.Millisecond, ElectionTicks: 15, HeartbeatTicks: 3, ProposalTimeout: 5 * time.Second}
 	if c.opts.StoreOptions != nil {
-		c.opts.StoreOptions(&so)
+		c.opts.StoreOptions(i, &so)
 	}
 	var labels map[string]string
 	if c.opts.Labels != nil {

@@ -1,8 +1,9 @@
 // Package kvnemesis is a seeded, randomized generator of concurrent
 // operations against an in-process Shale cluster (PD, four tablet servers,
 // the HBase Thrift2 gateway), run under splits, merges, leader transfers,
-// replica moves, store restarts, partitions, message drops and responses
-// lost after apply, and checked against a model.
+// replica moves, store restarts, partitions, message drops, responses
+// lost after apply and stores' wall clocks jumping ahead while a client
+// resends a write (clock.go), and checked against a model.
 //
 // It follows CockroachDB's kvnemesis and Jepsen's generators: every
 // operation the API has, with arguments drawn from the edges (explicit

@@ -3,9 +3,11 @@ package kvnemesis
 import (
 	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -56,26 +58,37 @@ func TestKVNemesis(t *testing.T) {
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x6b766e656d657369))
 
 	net := storetest.NewNetwork()
-	c := testcluster.Start(t, testcluster.Options{Stores: 4, StoreOptions: func(o *store.Options) {
+	cks := newClocks(4)
+	c := testcluster.Start(t, testcluster.Options{Stores: 4, StoreOptions: func(i int, o *store.Options) {
 		o.Knobs = &store.TestingKnobs{Transport: net.TransportKnobs()}
 		// An abandoned merge is finished or rolled back within the run.
 		o.MergeRecoveryAfter = 3 * time.Second
 		// Short raft logs: a store that was down catches up by snapshot
 		// more often than by log, merged-away replicas included.
 		o.RaftLogTruncateEntries = 64
+		// Request-ID records expire within the run, and the nemesis
+		// moves stores' wall clocks ahead (clock.go).
+		o.DedupRetention = dedupRetention
+		o.GCInterval = gcInterval
+		o.WallClock = cks.wall(i)
 	}})
 	ctx, cancel := context.WithTimeout(context.Background(), cfg.duration+5*time.Minute)
 	defer cancel()
 
 	keys := keyspace{start: time.Now(), epochLen: epochLen}
+	h := newHistory()
 	admin := openClient(t, ctx, c, 0, rng)
 	info, err := admin.CreateTable(ctx, tableName, []kvclient.Family{{Name: famF}, {Name: famG}}, []byte(keys.rows(0)[6]), []byte(keys.rows(0)[12]), []byte(keys.rows(0)[18]))
 	if err != nil {
 		t.Fatal(err)
 	}
 	gw := startGateway(t, admin)
+	probe, err := openProbe(ctx, c, admin, h, cks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.cl.Close() })
 
-	h := newHistory()
 	var (
 		workers []*worker
 		wg      sync.WaitGroup
@@ -113,8 +126,8 @@ func TestKVNemesis(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	probe := &worker{id: kvWorkers + thriftWorkers, rng: rand.New(rand.NewPCG(rng.Uint64(), 98)), h: h, tbl: probeTbl, keys: keys}
-	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, keys: keys, probe: probe, stopped: map[int]bool{}}
+	probeW := &worker{id: kvWorkers + thriftWorkers, rng: rand.New(rand.NewPCG(rng.Uint64(), 98)), h: h, tbl: probeTbl, keys: keys}
+	nem := &nemesis{c: c, net: net, h: h, rng: rand.New(rand.NewPCG(rng.Uint64(), 99)), tableID: info.ID, keys: keys, probe: probeW, dedup: probe, stopped: map[int]bool{}}
 	nemDone := make(chan struct{})
 	go func() { defer close(nemDone); nem.run(runCtx) }()
 
@@ -130,7 +143,8 @@ func TestKVNemesis(t *testing.T) {
 	<-nemDone
 	nem.heal()
 
-	finalReads(t, ctx, admin, h, keys.upTo(keys.epoch()))
+	finalReads(t, ctx, admin, h, tableName, keys.upTo(keys.epoch()))
+	finalReads(t, ctx, admin, h, idleTable, []string{probeRow})
 	ops, _ := h.snapshot()
 	t.Logf("kvnemesis: seed %d: %d operations recorded\n%s", cfg.seed, len(ops), h.summary())
 	check(t, cfg.seed, h)
@@ -152,8 +166,6 @@ func openClient(t *testing.T, ctx context.Context, c *testcluster.Cluster, drop 
 	t.Cleanup(func() { cl.Close() })
 	return cl
 }
-
-var writeMethods = map[string]bool{"MutateRow": true, "CheckAndMutateRow": true, "ReadModifyWriteRow": true, "BatchMutate": true}
 
 func dropResponses(rng *rand.Rand, p float64) grpc.UnaryClientInterceptor {
 	var mu sync.Mutex
@@ -194,11 +206,11 @@ func startGateway(t *testing.T, cl *kvclient.Client) string {
 // finalReads reads every row whole once the faults are healed; the reads
 // are part of the history, so the final state is checked by the model too.
 // The healed cluster must serve them all within two minutes.
-func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, rows []string) {
+func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, table string, rows []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	tbl, err := cl.Table(ctx, tableName)
+	tbl, err := cl.Table(ctx, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,37 +253,37 @@ func check(t *testing.T, seed uint64, h *history) {
 	if err := porcupine.VisualizePath(rowModel, info, path); err == nil {
 		t.Logf("history visualization: %s", path)
 	}
-	for _, report := range explain(ops, info) {
+	for _, report := range explain(ops) {
 		t.Errorf("seed %d: %s", seed, report)
 	}
 	t.Fatalf("seed %d: history is not linearizable (replay with SHALE_TEST_SEED=%d)", seed, seed)
 }
 
 // explain reports, for each row without a linearization, the longest
-// linearization porcupine found (its end), the model's state there, and
-// the earliest operations that could not follow it: the shortened history
-// a person needs.
-func explain(ops []porcupine.Operation, info porcupine.LinearizationInfo) []string {
+// linearization porcupine found (its end; it may be empty), the model's
+// state there, and the earliest operations that could not follow it: the
+// shortened history a person needs.
+func explain(ops []porcupine.Operation) []string {
 	byRow := map[string][]porcupine.Operation{}
 	for _, op := range ops {
 		r := op.Input.(input).Row
 		byRow[r] = append(byRow[r], op)
 	}
+	rows := slices.Sorted(maps.Keys(byRow))
 	var out []string
-	for _, partials := range info.PartialLinearizationsOperations() {
-		if len(partials) == 0 || len(partials[0]) == 0 {
-			continue
-		}
-		longest := partials[0]
-		for _, p := range partials {
-			if len(p) > len(longest) {
-				longest = p
-			}
-		}
-		row := longest[0].Input.(input).Row
+	for _, row := range rows {
 		all := byRow[row]
-		if porcupine.CheckOperationsTimeout(rowModel, all, time.Minute) != porcupine.Illegal {
+		res, info := porcupine.CheckOperationsVerbose(rowModel, all, time.Minute)
+		if res != porcupine.Illegal {
 			continue
+		}
+		var longest []porcupine.Operation
+		for _, partials := range info.PartialLinearizationsOperations() {
+			for _, p := range partials {
+				if len(p) > len(longest) {
+					longest = p
+				}
+			}
 		}
 		state := rowModel.Init().(rowState)
 		placed := map[string]bool{}
@@ -281,7 +293,7 @@ func explain(ops []porcupine.Operation, info porcupine.LinearizationInfo) []stri
 			placed[opKey(op)] = true
 		}
 		var b strings.Builder
-		fmt.Fprintf(&b, "row %s has no linearization (%d operations). The longest linearization found ends with:\n", row, len(all))
+		fmt.Fprintf(&b, "row %s has no linearization (%d operations). The longest linearization found (%d operations) ends with:\n", row, len(all), len(longest))
 		tail := longest[max(0, len(longest)-12):]
 		for _, op := range tail {
 			b.WriteString(formatOp(op))

@@ -19,7 +19,8 @@ import (
 // nemesis injects one fault at a time into the cluster and undoes it:
 // topology changes (splits, merges, interrupted merges, leader transfers
 // through PD, through the admin API and started by a follower, replica
-// moves) and failures (store restarts, partitions, message drops).
+// moves), failures (store restarts, partitions, message drops) and wall
+// clocks jumping ahead (clock.go).
 type nemesis struct {
 	c       *testcluster.Cluster
 	net     *storetest.Network
@@ -27,7 +28,8 @@ type nemesis struct {
 	rng     *rand.Rand
 	tableID uint64
 	keys    keyspace
-	probe   *worker // writes through PD's current routing (transferFromFollowerCut)
+	probe   *worker     // writes through PD's current routing (transferFromFollowerCut)
+	dedup   *dedupProbe // held increments under clock jumps (clock.go)
 
 	mu      sync.Mutex
 	stopped map[int]bool // store index → down
@@ -66,16 +68,25 @@ func (n *nemesis) failures() []fault {
 
 // run injects faults until ctx ends: topology changes and failures in two
 // loops, so that they overlap (a store is down through a merge, a
-// partition cuts a transfer).
+// partition cuts a transfer), and clock jumps under the dedup probe in a
+// third.
 func (n *nemesis) run(ctx context.Context) {
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	failRng := rand.New(rand.NewPCG(n.rng.Uint64(), 1))
+	clockRng := rand.New(rand.NewPCG(n.rng.Uint64(), 2))
+	wg.Add(2)
 	go func() {
-		defer close(done)
+		defer wg.Done()
 		n.loop(ctx, n.failures(), failRng, time.Second)
 	}()
+	go func() {
+		defer wg.Done()
+		if n.dedup != nil {
+			n.dedup.loop(ctx, clockRng)
+		}
+	}()
 	n.loop(ctx, n.topology(), n.rng, 300*time.Millisecond)
-	<-done
+	wg.Wait()
 }
 
 func (n *nemesis) loop(ctx context.Context, fs []fault, rng *rand.Rand, pause time.Duration) {

@@ -22,6 +22,10 @@ import (
 // has hung (see watchdog).
 const opTimeout = 20 * time.Second
 
+// writeMethods are the Tablet API's writes, whose responses the clients'
+// interceptors lose.
+var writeMethods = map[string]bool{"MutateRow": true, "CheckAndMutateRow": true, "ReadModifyWriteRow": true, "BatchMutate": true}
+
 // oldTimestamps are explicit timestamps far in the past (µs), shared by the
 // Go client and the Thrift gateway (1, 2, 3 and 5 ms there).
 var oldTimestamps = []int64{1000, 2000, 3000, 5000}
@@ -384,10 +388,13 @@ func (w *worker) appendOp(ctx context.Context) {
 }
 
 // badTimestamp writes at a timestamp no client may choose: beyond the
-// leader's clock plus the maximum offset, the largest int64, or negative.
-// The write must be refused as invalid, and so never applied.
+// leader's clock plus the maximum offset (a leader's clock may be
+// clockAhead ahead of this machine's, and a resend may reach it up to
+// opTimeout later), the largest int64, or negative. The write must be
+// refused as invalid, and so never applied.
 func (w *worker) badTimestamp(ctx context.Context) {
-	ts := pick(w.rng, []int64{time.Now().Add(time.Hour).UnixMicro(), time.Now().Add(2 * time.Second).UnixMicro(), math.MaxInt64, -7})
+	soon := time.Now().Add(clockAhead + opTimeout + 2*time.Second)
+	ts := pick(w.rng, []int64{time.Now().Add(time.Hour).UnixMicro(), soon.UnixMicro(), math.MaxInt64, -7})
 	row := w.row()
 	f, q := splitCol(pick(w.rng, []string{colA, colZ}))
 	_, err := w.tbl.MutateRow(ctx, []byte(row), kvclient.SetCellAt(f, q, []byte(w.value()), ts))
