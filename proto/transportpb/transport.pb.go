@@ -105,9 +105,18 @@ func (x *RaftMessage) GetQuiesce() bool {
 // RaftMessageBatch is what one store sends another per send; an empty batch
 // is a store-level liveness heartbeat.
 type RaftMessageBatch struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	FromStore     uint64                 `protobuf:"varint,1,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
-	Messages      []*RaftMessage         `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	FromStore uint64                 `protobuf:"varint,1,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	Messages  []*RaftMessage         `protobuf:"bytes,2,rep,name=messages,proto3" json:"messages,omitempty"`
+	// Set on batches of the control lane only (small messages and liveness
+	// pings), whose raft_busy is current: a data-lane batch carrying a
+	// multi-MiB entry may arrive long after it was stamped.
+	ControlLane bool `protobuf:"varint,4,opt,name=control_lane,json=controlLane,proto3" json:"control_lane,omitempty"`
+	// On control-lane batches: the sender's raft loop has been stuck in one
+	// iteration (writing or applying a large batch) for more than a tick. It
+	// is alive but cannot answer raft messages for now, so peers hold the
+	// raft clocks of groups that depend on it instead of electing around it.
+	RaftBusy      bool `protobuf:"varint,3,opt,name=raft_busy,json=raftBusy,proto3" json:"raft_busy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -154,6 +163,20 @@ func (x *RaftMessageBatch) GetMessages() []*RaftMessage {
 		return x.Messages
 	}
 	return nil
+}
+
+func (x *RaftMessageBatch) GetControlLane() bool {
+	if x != nil {
+		return x.ControlLane
+	}
+	return false
+}
+
+func (x *RaftMessageBatch) GetRaftBusy() bool {
+	if x != nil {
+		return x.RaftBusy
+	}
+	return false
 }
 
 type SendResponse struct {
@@ -389,11 +412,13 @@ const file_transportpb_transport_proto_rawDesc = "" +
 	"from_store\x18\x02 \x01(\x04R\tfromStore\x12\x19\n" +
 	"\bto_store\x18\x03 \x01(\x04R\atoStore\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\fR\amessage\x12\x18\n" +
-	"\aquiesce\x18\x05 \x01(\bR\aquiesce\"k\n" +
+	"\aquiesce\x18\x05 \x01(\bR\aquiesce\"\xab\x01\n" +
 	"\x10RaftMessageBatch\x12\x1d\n" +
 	"\n" +
 	"from_store\x18\x01 \x01(\x04R\tfromStore\x128\n" +
-	"\bmessages\x18\x02 \x03(\v2\x1c.shale.transport.RaftMessageR\bmessages\"\x0e\n" +
+	"\bmessages\x18\x02 \x03(\v2\x1c.shale.transport.RaftMessageR\bmessages\x12!\n" +
+	"\fcontrol_lane\x18\x04 \x01(\bR\vcontrolLane\x12\x1b\n" +
+	"\traft_busy\x18\x03 \x01(\bR\braftBusy\"\x0e\n" +
 	"\fSendResponse\"\xc0\x01\n" +
 	"\x0eSnapshotHeader\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1d\n" +

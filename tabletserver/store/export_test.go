@@ -130,3 +130,15 @@ func (s *Store) TruncatedIndexForTest(ctx context.Context, tabletID uint64) (uin
 func (s *Store) RunAsyncTaskForTest(name string, f func(context.Context)) error {
 	return s.stopper.RunAsyncTask(context.Background(), name, f)
 }
+
+// ProposeLeaveJointForTest proposes leaving a joint configuration, which
+// raft turns into an empty entry when the tablet is not in one.
+func (s *Store) ProposeLeaveJointForTest(ctx context.Context, tabletID uint64) error {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return err
+	}
+	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1), cc: &raftpb.ConfChangeV2{}}
+	_, err = r.submit(ctx, p)
+	return err
+}

@@ -25,7 +25,7 @@ func (h *transportHandler) HandleRaftBatch(b *transportpb.RaftMessageBatch) {
 		return
 	}
 	defer s.exit()
-	s.heard(b.FromStore)
+	s.heard(b.FromStore, b.ControlLane, b.RaftBusy)
 	for _, rm := range b.Messages {
 		if rm.ToStore != s.opts.StoreID {
 			continue

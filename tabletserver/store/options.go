@@ -173,6 +173,10 @@ type TestingKnobs struct {
 	// DisableTruncationMinMatch makes the leader ignore followers' progress
 	// when truncating, so a lagging follower needs a snapshot sooner.
 	DisableTruncationMinMatch bool
+	// InReady, if set, runs inside every Ready-loop iteration, which
+	// counts as busy while it runs: a test sleeps in it to model a store
+	// stuck writing a large entry to a slow disk.
+	InReady func()
 	// AbandonMergeAfterPrepare makes Merge return right after freezing
 	// the right tablet, as if its proposer had died there.
 	AbandonMergeAfterPrepare bool

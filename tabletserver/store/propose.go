@@ -146,6 +146,17 @@ func (r *replica) expireProposals() {
 		if p.proposed.Before(cutoff) {
 			p.finish(applyResult{err: errs.Ambiguous("tablet %d: proposal timed out", r.tabletID)})
 			delete(r.proposals, id)
+			if p.cc != nil {
+				// Raft may have dropped the change without a word: it
+				// turns a conf change into an empty entry while an
+				// earlier one may be unapplied (a new leader, until it
+				// applied its predecessor's log) or the joint state does
+				// not fit. Nothing would clear the flag then, and every
+				// later change of the tablet would be refused until the
+				// leadership moved. Raft's own guard still keeps changes
+				// one at a time if this one is merely slow.
+				r.pendingConfChange = false
+			}
 		}
 	}
 }

@@ -67,6 +67,9 @@ type Store struct {
 		sync.Mutex
 		lastHeard map[uint64]time.Time
 		dead      map[uint64]bool
+		// busy: the store's last batch said its raft loop is stuck in a
+		// long iteration (raft_busy); see holdsRaftClock.
+		busy map[uint64]bool
 	}
 
 	snapshots struct {
@@ -96,6 +99,9 @@ type Store struct {
 		sync.Mutex
 		ticks atomic.Uint64
 		busy  atomic.Bool
+		// since is when the running iteration started (Clock, unix
+		// nanoseconds), 0 between iterations; see raftBusy.
+		since atomic.Int64
 	}
 }
 
@@ -131,6 +137,7 @@ func Open(opts Options) (*Store, error) {
 	s.queue.pending = map[uint64]struct{}{}
 	s.liveness.lastHeard = map[uint64]time.Time{}
 	s.liveness.dead = map[uint64]bool{}
+	s.liveness.busy = map[uint64]bool{}
 	s.snapshots.outgoing = map[uint64]*pebble.Snapshot{}
 	s.nextID.Store(uint64(opts.Clock.Now().UnixNano()))
 	s.incarnation = newIncarnation()
@@ -180,6 +187,7 @@ func Open(opts Options) (*Store, error) {
 		Resolver:            opts.Resolver,
 		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
 		Logger:              opts.Logger,
+		RaftBusy:            s.raftBusy,
 		Knobs:               opts.Knobs.transport(),
 	}, (*transportHandler)(s)); err != nil {
 		db.Close()

@@ -34,10 +34,15 @@ func (s *Store) runWorker(ctx context.Context) {
 		}
 		s.loop.Lock()
 		s.loop.busy.Store(true)
+		s.loop.since.Store(s.opts.Clock.Now().UnixNano())
+		if k := s.opts.Knobs; k != nil && k.InReady != nil {
+			k.InReady()
+		}
 		s.processReady(ticked)
 		if ticked {
 			s.loop.ticks.Add(1)
 		}
+		s.loop.since.Store(0)
 		s.loop.busy.Store(false)
 		s.loop.Unlock()
 	}
@@ -90,8 +95,10 @@ func (s *Store) processReady(ticked bool) {
 			candidates[id] = r
 		}
 	}
+	var busy map[uint64]bool
 	if ticked {
 		s.checkLiveness()
+		busy = s.busyStores()
 		for id, r := range s.awake {
 			candidates[id] = r
 		}
@@ -112,7 +119,7 @@ func (s *Store) processReady(ticked bool) {
 			}
 		}
 		if ticked && s.awake[r.tabletID] != nil {
-			r.tick()
+			r.tick(r.holdsRaftClock(busy))
 		}
 		if r.raw != nil && r.raw.HasReady() {
 			rd := r.raw.Ready()
@@ -275,9 +282,12 @@ func (r *replica) drainInbox() {
 	}
 }
 
-// tick advances the group's logical clock and considers quiescing it.
-func (r *replica) tick() {
-	r.raw.Tick()
+// tick advances the group's logical clock, unless hold, and considers
+// quiescing it.
+func (r *replica) tick(hold bool) {
+	if !hold {
+		r.raw.Tick()
+	}
 	r.idleTicks++
 	r.ticksSinceTrunc++
 	if r.ticksSinceTrunc >= 10 || r.ingestLogBytes >= ingestTruncateBytes {
@@ -401,10 +411,89 @@ func (s *Store) peerStores() []uint64 {
 	return out
 }
 
-func (s *Store) heard(store uint64) {
+// heard records a batch from store; only control-lane batches say whether
+// its raft loop is busy (a data-lane one may have been stamped long ago).
+func (s *Store) heard(store uint64, control, busy bool) {
 	s.liveness.Lock()
 	s.liveness.lastHeard[store] = s.opts.Clock.Now()
+	if control {
+		s.liveness.busy[store] = busy
+	}
 	s.liveness.Unlock()
+}
+
+// maxRaftStall bounds how long a store claims to be busy in one Ready
+// iteration: a store stuck longer (a hung disk) is treated like a silent
+// one, and its peers elect around it. CockroachDB stops a node whose disk
+// stalls this long (storage.max_sync_duration, 20 s).
+const maxRaftStall = 20 * time.Second
+
+// raftBusy reports whether the Ready loop has been in one iteration for
+// more than a tick (and less than maxRaftStall). The transport stamps it on
+// every outgoing batch, liveness pings included, which keep going while
+// the loop is stuck.
+func (s *Store) raftBusy() bool {
+	since := s.loop.since.Load()
+	if since == 0 {
+		return false
+	}
+	d := time.Duration(s.opts.Clock.Now().UnixNano() - since)
+	return d > s.opts.TickInterval && d < maxRaftStall
+}
+
+// busyStores returns the live stores whose last batch said their raft loop
+// is stuck, or nil. Worker only.
+func (s *Store) busyStores() map[uint64]bool {
+	s.liveness.Lock()
+	defer s.liveness.Unlock()
+	var out map[uint64]bool
+	for store, busy := range s.liveness.busy {
+		if busy && !s.liveness.dead[store] {
+			if out == nil {
+				out = map[uint64]bool{}
+			}
+			out[store] = true
+		}
+	}
+	return out
+}
+
+// holdsRaftClock reports whether r's raft clock should stand still for
+// this tick because the group cannot hear from a store that is alive but
+// stuck in a long Ready iteration (an fsync of a multi-MiB entry on a slow
+// disk takes seconds). A stuck store does not tick its own groups either,
+// so raft time then passes at the pace of the slowest member it depends
+// on. Without this a follower elects around its busy leader, and a leader
+// whose followers are all busy steps down (CheckQuorum), although nobody
+// failed. Holding a follower's clock only delays elections, which keeps
+// leader leases safe (lease.go); a leader holds its clock only while
+// busy stores leave it without a quorum, so it then also sends no
+// heartbeats, which its busy followers could not answer anyway. Worker
+// only.
+func (r *replica) holdsRaftClock(busy map[uint64]bool) bool {
+	if len(busy) == 0 {
+		return false
+	}
+	st := r.raw.BasicStatus()
+	switch st.RaftState {
+	case raft.StateFollower:
+		return st.Lead != raft.None && busy[r.peerStore(st.Lead)]
+	case raft.StateLeader:
+		// Progress holds the voters of both halves of a joint config; a
+		// majority of the union is close enough to pause a clock.
+		voters, live := 0, 0
+		for id, pr := range r.raw.Status().Progress {
+			if pr.IsLearner {
+				continue
+			}
+			voters++
+			if id == r.replicaID || !busy[r.peerStore(id)] {
+				live++
+			}
+		}
+		return live <= voters/2
+	}
+	return false
 }
 
 func (s *Store) isDead(store uint64) bool {

@@ -30,6 +30,10 @@
 // re-opens the stream with capped exponential backoff. An empty Send is a
 // store-level liveness ping: the receiver sees an empty batch (or a
 // non-empty one, if messages were queued at the same time).
+// Every control-lane batch is marked control_lane and carries
+// Options.RaftBusy() as raft_busy, so a ping sent while the sender's raft
+// loop is stuck in a long write tells the receiver, promptly, that the
+// store is alive but busy.
 //
 // # Snapshots
 //

@@ -54,6 +54,11 @@ type Options struct {
 	// DialTimeout bounds how long opening a raft stream may take, including
 	// connecting. 0 or negative means DefaultDialTimeout (3s).
 	DialTimeout time.Duration
+	// RaftBusy, if set, is stamped on every outgoing control-lane batch as
+	// raft_busy: it reports whether the local raft loop is stuck in a long
+	// iteration.
+	// It is called from the send goroutines and must be cheap.
+	RaftBusy func() bool
 	// Logger receives connection state changes. nil means slog.Default().
 	Logger *slog.Logger
 	// Knobs are test hooks; nil in production.

@@ -114,9 +114,10 @@ func (t *Transport) peer(k peerKey) *peer {
 // peer is one outbound lane to a destination store, drained by one
 // goroutine (run) that owns the lane's raft stream.
 type peer struct {
-	t   *Transport
-	to  uint64
-	log *slog.Logger
+	t       *Transport
+	to      uint64
+	control bool
+	log     *slog.Logger
 	// signal has capacity one; enqueue fills it to wake run.
 	signal chan struct{}
 
@@ -133,10 +134,11 @@ type peer struct {
 
 func newPeer(t *Transport, k peerKey) *peer {
 	return &peer{
-		t:      t,
-		to:     k.store,
-		log:    t.log.With("peer", k.store, "control", k.control),
-		signal: make(chan struct{}, 1),
+		t:       t,
+		to:      k.store,
+		control: k.control,
+		log:     t.log.With("peer", k.store, "control", k.control),
+		signal:  make(chan struct{}, 1),
 	}
 }
 
@@ -249,6 +251,14 @@ func (p *peer) run(ctx context.Context) {
 			}
 		}
 		b := &transportpb.RaftMessageBatch{FromStore: p.t.opts.StoreID, Messages: msgs}
+		if p.control {
+			// Stamped at send time on the lane of small messages, so a
+			// ping sent during a stall says so and arrives promptly.
+			b.ControlLane = true
+			if busy := p.t.opts.RaftBusy; busy != nil {
+				b.RaftBusy = busy()
+			}
+		}
 		if err := stream.Send(b); err != nil {
 			if errors.Is(err, io.EOF) {
 				// The stream is gone; the real reason is its status.

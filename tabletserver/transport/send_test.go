@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -251,4 +252,43 @@ func TestSendControlNotBehindData(t *testing.T) {
 	// The control message is delivered behind the held data message.
 	testutils.SucceedsSoon(t, func() error { return n2.h.expect(2) })
 	require.False(t, n2.h.has(1))
+}
+
+// TestControlLaneCarriesRaftBusy: control-lane batches (pings included) are
+// marked and carry RaftBusy as it is when they are sent; data-lane batches
+// carry neither, since one may arrive long after it was stamped.
+func TestControlLaneCarriesRaftBusy(t *testing.T) {
+	res := newTestResolver()
+	var busy atomic.Bool
+	n1 := startNode(t, 1, res, Options{RaftBusy: busy.Load})
+	n2 := startNode(t, 2, res, Options{})
+
+	n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
+	n1.tr.SendControl(2, []*transportpb.RaftMessage{msg(2, 1, 2, 0)})
+	testutils.SucceedsSoon(t, func() error { return n2.h.expect(2) })
+	busy.Store(true)
+	n1.tr.Send(2, []*transportpb.RaftMessage{msg(3, 1, 2, 0)})
+	n1.tr.Send(2, nil) // a liveness ping
+	testutils.SucceedsSoon(t, func() error {
+		if err := n2.h.expect(3); err != nil {
+			return err
+		}
+		for _, b := range n2.h.batchList() {
+			if len(b.Messages) == 0 {
+				return nil
+			}
+		}
+		return fmt.Errorf("no ping yet")
+	})
+	for _, b := range n2.h.batchList() {
+		switch {
+		case len(b.Messages) == 0:
+			require.True(t, b.ControlLane && b.RaftBusy, "ping sent while busy: %v", b)
+		case b.Messages[0].TabletId == 2:
+			require.True(t, b.ControlLane, "control message: %v", b)
+			require.False(t, b.RaftBusy, "control message sent while idle: %v", b)
+		default:
+			require.False(t, b.ControlLane || b.RaftBusy, "data-lane batch: %v", b)
+		}
+	}
 }

@@ -1,0 +1,44 @@
+package store_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+// A membership change raft drops without a word (it turns a conf change
+// into an empty entry while an earlier one may be unapplied, as right
+// after every election, or when the joint state does not fit) must not
+// block the tablet's later changes: PD's replica repair stayed stuck on
+// "add learner" (tests/pdcluster TestSplitBalanceAndRepair), every attempt
+// refused as "another membership change of this tablet is in progress",
+// until the tablet's leadership moved.
+func TestDroppedConfChangeDoesNotBlockLaterOnes(t *testing.T) {
+	c := storetest.Start(t, 4, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	leader := c.WaitLeader(1)
+	// Leaving a joint state the tablet is not in: raft drops it. The
+	// proposal can only time out (ProposalTimeout, 5 s here).
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := c.Nodes[leader].Store.ProposeLeaveJointForTest(pctx, 1); err == nil {
+		t.Fatal("a conf change raft dropped reported success")
+	}
+	err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1},
+			Changes: []*kvpb.ReplicaChange{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 4, ReplicaId: 44}}})
+		return err
+	})
+	if err != nil {
+		t.Fatalf("adding a learner after a dropped conf change: %v", err)
+	}
+}
