@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
@@ -65,7 +66,8 @@ func TestIngestStaleRouteSharedPolicy(t *testing.T) {
 	sst, err := b.Finish()
 	require.NoError(t, err)
 
-	j := &job{o: Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, kv: kv, schema: &metapb.TableSchema{TableId: ti.ID}}
+	j := &job{o: Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, kv: kv, schema: &metapb.TableSchema{TableId: ti.ID}, stopper: stop.New()}
+	defer func() { require.NoError(t, j.stopper.Stop(context.Background())) }()
 	next, err := j.ingestOne(ctx, &stale, sst)
 	require.NoError(t, err)
 	require.NotNil(t, next, "the stale route was not refused")
