@@ -109,7 +109,8 @@ func (c *cluster) waitCatalog(ctx context.Context, v uint64, installed map[uint6
 }
 
 // dropTable removes a table from the catalog; stores learn of the drop
-// from their heartbeats and delete its data in the background.
+// from their heartbeats (dropTable waits for them, bounded by
+// catalogWait) and delete its data in the background.
 func (c *cluster) dropTable(ctx context.Context, name string) error {
 	c.mu.Lock()
 	var t *metapb.TableSchema
@@ -139,6 +140,11 @@ func (c *cluster) dropTable(ctx context.Context, name string) error {
 	c.catalogVersion = max(c.catalogVersion, version)
 	c.mu.Unlock()
 	c.s.log.Info("table dropped", "table", name, "id", t.TableId)
+	// A drop is not pushed to stores: wait (bounded) for their heartbeats,
+	// so that a client that sees the drop, or a table created after it
+	// (whose schema is pushed), is not then served the dropped table by a
+	// store that has not heard of the drop.
+	c.waitCatalog(ctx, version, nil)
 	return nil
 }
 
