@@ -186,6 +186,9 @@ func (s *Stopper) recoverPanic(name string) {
 	}
 	pe := &PanicError{Task: name, Value: v, Stack: debug.Stack()}
 	if s.onPanic == nil {
+		// A task's panic is already a broken invariant (I/O errors and
+		// bad input are typed errors); the stopper only names the task,
+		// it does not turn a crash into silent progress.
 		panic(pe)
 	}
 	s.onPanic(pe)
