@@ -180,6 +180,9 @@ type TestingKnobs struct {
 	// AbandonMergeAfterPrepare makes Merge return right after freezing
 	// the right tablet, as if its proposer had died there.
 	AbandonMergeAfterPrepare bool
+	// Started, if set, is called with the store once Start has launched
+	// it, so an in-process test can inspect a store a node opened.
+	Started func(*Store)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

@@ -230,6 +230,9 @@ func (s *Store) Start() {
 		s.enqueue(id)
 	}
 	s.mu.RUnlock()
+	if k := s.opts.Knobs; k != nil && k.Started != nil {
+		k.Started(s)
+	}
 }
 
 // Close stops the store. In-flight requests fail; data already

@@ -71,8 +71,9 @@ func TestKVNemesis(t *testing.T) {
 
 	net := storetest.NewNetwork()
 	cks := newClocks(4)
+	live := &liveStores{m: map[int]*store.Store{}}
 	c := testcluster.Start(t, testcluster.Options{Stores: 4, StoreOptions: func(i int, o *store.Options) {
-		o.Knobs = &store.TestingKnobs{Transport: net.TransportKnobs()}
+		o.Knobs = &store.TestingKnobs{Transport: net.TransportKnobs(), Started: live.started(i)}
 		// An abandoned merge is finished or rolled back within the run.
 		o.MergeRecoveryAfter = 3 * time.Second
 		// Short raft logs: a store that was down catches up by snapshot
@@ -159,9 +160,9 @@ func TestKVNemesis(t *testing.T) {
 	<-nemDone
 	nem.heal()
 
-	finalReads(t, ctx, admin, h, tableName, keys.upTo(keys.epoch()))
+	finalReads(t, ctx, admin, h, live, tableName, keys.upTo(keys.epoch()))
 	if cfg.clocks {
-		finalReads(t, ctx, admin, h, idleTable, []string{probeRow})
+		finalReads(t, ctx, admin, h, live, idleTable, []string{probeRow})
 	}
 	ops, _ := h.snapshot()
 	t.Logf("kvnemesis: seed %d: %d operations recorded\n%s", cfg.seed, len(ops), h.summary())
@@ -224,7 +225,7 @@ func startGateway(t *testing.T, cl *kvclient.Client) string {
 // finalReads reads every row whole once the faults are healed; the reads
 // are part of the history, so the final state is checked by the model too.
 // The healed cluster must serve them all within two minutes.
-func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, table string, rows []string) {
+func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, live *liveStores, table string, rows []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -242,7 +243,7 @@ func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *histo
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v", row, err)
+				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v\n%s", row, err, live.describe(tabletsIn(err)))
 			}
 			sleep(ctx, 100*time.Millisecond) // retry pause
 		}
@@ -334,4 +335,50 @@ func explain(ops []porcupine.Operation) []string {
 
 func opKey(op porcupine.Operation) string {
 	return fmt.Sprintf("%d/%d/%d", op.ClientId, op.Call, op.Return)
+}
+
+// liveStores keeps the stores the cluster's nodes opened, so a failure can
+// describe the replicas of a tablet that stopped serving.
+type liveStores struct {
+	mu sync.Mutex
+	m  map[int]*store.Store
+}
+
+func (l *liveStores) started(i int) func(*store.Store) {
+	return func(s *store.Store) {
+		l.mu.Lock()
+		l.m[i] = s
+		l.mu.Unlock()
+	}
+}
+
+// describe reports every store's view of the tablets.
+func (l *liveStores) describe(tablets []uint64) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var b strings.Builder
+	for _, id := range tablets {
+		for _, i := range slices.Sorted(maps.Keys(l.m)) {
+			b.WriteString(l.m[i].DebugTablet(ctx, id))
+		}
+	}
+	return b.String()
+}
+
+// tabletsIn finds the tablet IDs an error message names ("tablet 1265").
+func tabletsIn(err error) []uint64 {
+	var out []uint64
+	f := strings.Fields(err.Error())
+	for i := 0; i+1 < len(f); i++ {
+		if f[i] != "tablet" {
+			continue
+		}
+		var id uint64
+		if _, e := fmt.Sscanf(strings.TrimRight(f[i+1], ";:,)"), "%d", &id); e == nil && !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
 }
