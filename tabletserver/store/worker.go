@@ -429,16 +429,28 @@ func (s *Store) heard(store uint64, control, busy bool) {
 const maxRaftStall = 20 * time.Second
 
 // raftBusy reports whether the Ready loop has been in one iteration for
-// more than a tick (and less than maxRaftStall). The transport stamps it on
-// every outgoing batch, liveness pings included, which keep going while
-// the loop is stuck.
+// more than half an election timeout (and less than maxRaftStall). The
+// transport stamps it on every outgoing batch, liveness pings included,
+// which keep going while the loop is stuck. Half an election timeout, not
+// a tick: an iteration that is merely slow (tens of milliseconds on a
+// loaded machine) must not hold its peers' clocks, because a follower
+// whose clock stands still also keeps rejecting votes (CheckQuorum's
+// leader lease), so a busy-looking store whose replica stepped down would
+// keep its groups leaderless. A stall shorter than this costs the peers at
+// most half their election timeout, which elects nobody.
 func (s *Store) raftBusy() bool {
 	since := s.loop.since.Load()
 	if since == 0 {
 		return false
 	}
 	d := time.Duration(s.opts.Clock.Now().UnixNano() - since)
-	return d > s.opts.TickInterval && d < maxRaftStall
+	return d > s.busyAfter() && d < maxRaftStall
+}
+
+// busyAfter is how long one Ready iteration runs before the store says
+// it is busy.
+func (s *Store) busyAfter() time.Duration {
+	return s.opts.TickInterval * time.Duration(max(s.opts.ElectionTicks/2, 1))
 }
 
 // busyStores returns the live stores whose last batch said their raft loop

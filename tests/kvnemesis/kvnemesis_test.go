@@ -23,6 +23,7 @@ import (
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
@@ -160,9 +161,9 @@ func TestKVNemesis(t *testing.T) {
 	<-nemDone
 	nem.heal()
 
-	finalReads(t, ctx, admin, h, live, tableName, keys.upTo(keys.epoch()))
+	finalReads(t, ctx, admin, h, live, c.PD(), tableName, keys.upTo(keys.epoch()))
 	if cfg.clocks {
-		finalReads(t, ctx, admin, h, live, idleTable, []string{probeRow})
+		finalReads(t, ctx, admin, h, live, c.PD(), idleTable, []string{probeRow})
 	}
 	ops, _ := h.snapshot()
 	t.Logf("kvnemesis: seed %d: %d operations recorded\n%s", cfg.seed, len(ops), h.summary())
@@ -225,7 +226,7 @@ func startGateway(t *testing.T, cl *kvclient.Client) string {
 // finalReads reads every row whole once the faults are healed; the reads
 // are part of the history, so the final state is checked by the model too.
 // The healed cluster must serve them all within two minutes.
-func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, live *liveStores, table string, rows []string) {
+func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *history, live *liveStores, pd *pdclient.Client, table string, rows []string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
@@ -243,7 +244,7 @@ func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *histo
 				break
 			}
 			if ctx.Err() != nil {
-				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v\n%s", row, err, live.describe(tabletsIn(err)))
+				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v\n%s", row, err, live.describe(tabletsIn(err), pd))
 			}
 			sleep(ctx, 100*time.Millisecond) // retry pause
 		}
@@ -352,13 +353,26 @@ func (l *liveStores) started(i int) func(*store.Store) {
 	}
 }
 
-// describe reports every store's view of the tablets.
-func (l *liveStores) describe(tablets []uint64) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+// describe reports PD's tablets, every store's replicas, and every
+// store's raft view of the given tablets.
+func (l *liveStores) describe(tablets []uint64, pd *pdclient.Client) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	var b strings.Builder
+	infos, err := pd.ScanAllTablets(ctx, nil, nil, 0, 256)
+	fmt.Fprintf(&b, "PD's tablets (err %v):\n", err)
+	for _, ti := range infos {
+		fmt.Fprintf(&b, "  %v\n", ti)
+	}
+	for _, i := range slices.Sorted(maps.Keys(l.m)) {
+		s := l.m[i]
+		fmt.Fprintf(&b, "store %d's replicas:\n", s.StoreID())
+		for _, d := range s.Tablets() {
+			fmt.Fprintf(&b, "  %v\n", d)
+		}
+	}
 	for _, id := range tablets {
 		for _, i := range slices.Sorted(maps.Keys(l.m)) {
 			b.WriteString(l.m[i].DebugTablet(ctx, id))
