@@ -16,7 +16,7 @@ import (
 func (s *Store) DebugTablet(ctx context.Context, tabletID uint64) string {
 	r := s.getReplica(tabletID)
 	if r == nil {
-		return fmt.Sprintf("store %d: no replica of tablet %d", s.opts.StoreID, tabletID)
+		return fmt.Sprintf("store %d: no replica of tablet %d\n%s", s.opts.StoreID, tabletID, s.TabletEvents(tabletID))
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "store %d tablet %d: desc %v\n", s.opts.StoreID, tabletID, r.descriptor())
@@ -47,6 +47,11 @@ func (s *Store) DebugTablet(ctx context.Context, tabletID uint64) string {
 	case <-ctx.Done():
 		fmt.Fprintf(&b, "  raft: the Ready loop stayed in one iteration until the deadline\n")
 		go func() { <-locked; s.loop.Unlock() }() //stop:short-lived releases the lock once taken
+	}
+	for _, line := range strings.Split(strings.TrimSpace(s.TabletEvents(tabletID)), "\n") {
+		if line != "" {
+			fmt.Fprintf(&b, "  event %s\n", line)
+		}
 	}
 	s.liveness.Lock()
 	fmt.Fprintf(&b, "  liveness: dead %v busy %v\n", s.liveness.dead, s.liveness.busy)

@@ -11,8 +11,9 @@ import (
 
 // destroyReplica removes a replica and its data, leaving a tombstone so
 // stale messages cannot resurrect it. Worker only.
-func (s *Store) destroyReplica(r *replica, nextReplicaID uint64) {
+func (s *Store) destroyReplica(r *replica, nextReplicaID uint64, why string) {
 	desc := s.forgetReplica(r)
+	s.event(r.tabletID, "replica %d destroyed (%s); last descriptor %v", r.replicaID, why, desc)
 	if err := s.destroyReplicaData(r.tabletID, desc, nextReplicaID); err != nil {
 		s.fatal("destroy replica", err, r)
 	}

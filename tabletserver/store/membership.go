@@ -161,10 +161,11 @@ func (r *replica) applyConfChange(b *pebble.Batch, e raftpb.Entry, post []func()
 			p.finish(applyResult{resp: &kvpb.ChangeReplicasResponse{Tablet: desc}})
 		}
 		if removed {
-			r.s.destroyReplica(r, r.replicaID+1)
+			r.s.destroyReplica(r, r.replicaID+1, "it applied its own removal")
 		}
 	})
 	r.log.Info("membership changed", "conf_version", desc.Epoch.ConfVersion, "replicas", replicasString(desc))
+	r.s.event(r.tabletID, "membership changed at index %d: conf version %d, replicas %s", e.Index, desc.Epoch.ConfVersion, replicasString(desc))
 	if removed {
 		// Nothing after this entry may be applied here.
 		r.raw = nil

@@ -188,6 +188,7 @@ func (r *replica) applyPrepareMerge(cmd *raftcmdpb.RaftCommand, c *raftcmdpb.Pre
 	r.applied.MergeFreezeIndex = index
 	r.applied.MergeTargetEpoch = c.TargetEpoch
 	r.setMerging(c.TargetTabletId)
+	r.s.event(r.tabletID, "frozen at index %d for a merge into tablet %d (target epoch %v)", index, c.TargetTabletId, c.TargetEpoch)
 	return &raftcmdpb.PrepareMergeResult{FreezeIndex: index}, nil
 }
 
@@ -210,6 +211,7 @@ func (r *replica) proposeRollbackMerge(ctx context.Context) error {
 
 // applyRollbackMerge unfreezes this tablet. Worker only.
 func (r *replica) applyRollbackMerge() {
+	r.s.event(r.tabletID, "merge into tablet %d rolled back", r.applied.MergingInto)
 	r.applied.MergingInto = 0
 	r.applied.MergeFreezeIndex = 0
 	r.applied.MergeTargetEpoch = nil
@@ -378,6 +380,8 @@ func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, 
 		r.s.retireReplica(source)
 	})
 	r.s.log.Info("tablets merged", "tablet", merged.TabletId, "absorbed", src.TabletId)
+	r.s.event(merged.TabletId, "absorbed tablet %d: now %v", src.TabletId, merged)
+	r.s.event(src.TabletId, "replica %d merged into tablet %d (freeze index %d)", source.replicaID, merged.TabletId, c.FreezeIndex)
 	return &kvpb.MergeTabletsResponse{Tablet: merged}, post, nil
 }
 

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"time"
 
@@ -46,7 +47,7 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 		for _, rep := range current.Replicas {
 			next = max(next, rep.ReplicaId+1)
 		}
-		s.destroyReplica(r, next)
+		s.destroyReplica(r, next, fmt.Sprintf("PD's descriptor %v no longer lists this store", current))
 		destroyed = true
 		return nil
 	})
@@ -189,7 +190,7 @@ func (s *Store) destroySuperseded(ctx context.Context, r *replica, newer *metapb
 		}
 		r.log.Warn("destroying a replica of a tablet merged away while this store lagged", "covered_by", newer.TabletId, "epoch", newer.GetEpoch().String())
 		// Like a merge's retirement: the tablet never comes back.
-		s.destroyReplica(r, math.MaxUint64)
+		s.destroyReplica(r, math.MaxUint64, fmt.Sprintf("merged away: tablet %d covers its start at %v", newer.TabletId, newer.Epoch))
 		destroyed = true
 		return nil
 	})

@@ -327,6 +327,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	if err == nil {
 		r.s.metrics.snapshotsApplied.Inc()
 		r.log.Info("snapshot installed", "index", idx, "epoch", sd.Tablet.Epoch.String())
+		r.s.event(r.tabletID, "replica %d installed a snapshot at index %d: %v", r.replicaID, idx, sd.Tablet)
 	}
 	return err
 }

@@ -154,6 +154,10 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, splits
 	for _, c := range splits {
 		r.s.log.Info("tablet split", "tablet", left.TabletId, "new_tablet", c.NewTabletId, "key", keyString(c.SplitKey))
 	}
+	r.s.event(left.TabletId, "split into %d tablets: now %v", len(tablets), left)
+	for _, t := range tablets[1:] {
+		r.s.event(t.TabletId, "created by a split of tablet %d: %v (replica here: %v)", left.TabletId, t, replicaOnStore(t, r.s.opts.StoreID) != nil)
+	}
 	return &kvpb.SplitTabletResponse{Left: left, Right: tablets[1], Tablets: tablets}, post, nil
 }
 

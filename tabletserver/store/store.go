@@ -85,6 +85,7 @@ type Store struct {
 	// so their proposal IDs never match another run's or store's waiters.
 	incarnation uint64
 	flushEpoch  atomic.Uint64 // memtable flushes so far (see onFlush)
+	events      eventLog      // recent tablet lifecycle events (events.go)
 	clockWarn   atomic.Int64  // unix nanoseconds of the last clock warning (clock.go)
 	// stopper runs the store's goroutines (Start, sendSnapshotAsync);
 	// its ShouldQuiesce is the store's shutdown signal.
