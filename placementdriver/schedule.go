@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -33,46 +32,19 @@ func (c Config) scheduleConfig() schedule.Config {
 	}.EnsureDefaults()
 }
 
-// idReserve hands the scheduling library IDs from a block reserved ahead
-// of time (the library runs under the cluster lock and cannot wait on a
-// raft write). refill tops it up outside the lock.
-type idReserve struct {
-	c    *cluster
-	mu   sync.Mutex
-	next uint64
-	end  uint64
-}
+// idReserve hands the scheduling library IDs from the allocator's
+// persisted window: the library runs under the cluster lock and cannot
+// wait on a raft write, so refill keeps the window ahead of need first.
+type idReserve struct{ c *cluster }
 
-const idReserveBlock = 256
+func (r *idReserve) refill(ctx context.Context) error { return r.c.alloc.keepRoom(ctx) }
 
-func (r *idReserve) refill(ctx context.Context) error {
-	r.mu.Lock()
-	left := r.end - r.next
-	r.mu.Unlock()
-	if left >= idReserveBlock/2 {
-		return nil
-	}
-	first, err := r.c.alloc.alloc(ctx, idReserveBlock)
-	if err != nil {
-		return err
-	}
-	r.mu.Lock()
-	r.next, r.end = first, first+idReserveBlock
-	r.mu.Unlock()
-	return nil
-}
-
-// AllocID implements schedule.IDAllocator. When the reserve runs dry (a
-// burst bigger than a block) it allocates synchronously.
+// AllocID implements schedule.IDAllocator. When the window runs dry (a
+// burst bigger than refill's headroom) it allocates synchronously.
 func (r *idReserve) AllocID() uint64 {
-	r.mu.Lock()
-	if r.next < r.end {
-		id := r.next
-		r.next++
-		r.mu.Unlock()
+	if id, ok := r.c.alloc.tryAlloc(1); ok {
 		return id
 	}
-	r.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, err := r.c.alloc.alloc(ctx, 1)

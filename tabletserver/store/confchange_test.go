@@ -2,9 +2,11 @@ package store_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
@@ -41,4 +43,34 @@ func TestDroppedConfChangeDoesNotBlockLaterOnes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("adding a learner after a dropped conf change: %v", err)
 	}
+}
+
+// A learner is made a voter only once it has caught up: promoted before
+// it has any data, it counts against the quorum at once. kvnemesis ended
+// with a tablet in a joint configuration whose incoming half had two such
+// voters (learners that could never be created on their stores) and no
+// quorum left.
+func TestLearnerPromotedOnlyOnceCaughtUp(t *testing.T) {
+	c := storetest.Start(t, 4, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	c.Net.BlockSnapshots(4, true) // the learner cannot get its data
+	change := func(typ kvpb.ReplicaChange_Type) error {
+		leader := c.WaitLeader(1)
+		_, err := c.Nodes[leader].Store.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1},
+			Changes: []*kvpb.ReplicaChange{{Type: typ, StoreId: 4, ReplicaId: 44}}})
+		return err
+	}
+	testutils.SucceedsSoon(t, func() error { return change(kvpb.ReplicaChange_ADD_LEARNER) })
+	err := change(kvpb.ReplicaChange_PROMOTE_LEARNER)
+	if err == nil || !strings.Contains(err.Error(), "not caught up") {
+		t.Fatalf("promoting a learner without its data: got %v, want a refusal saying it has not caught up", err)
+	}
+	c.Net.BlockSnapshots(4, false)
+	testutils.SucceedsSoon(t, func() error { return change(kvpb.ReplicaChange_PROMOTE_LEARNER) })
 }

@@ -9,6 +9,7 @@ import (
 
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"go.etcd.io/raft/v3/tracker"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -115,6 +116,10 @@ func (r *replica) proposeToRaft(p *proposal) {
 			p.finish(applyResult{err: errs.ServerBusy("another membership change of this tablet is in progress", 500)})
 			return
 		}
+		if err := r.checkPromotions(p.cc); err != nil {
+			p.finish(applyResult{err: err})
+			return
+		}
 		err = r.raw.ProposeConfChange(*p.cc)
 		if err == nil {
 			r.pendingConfChange = true
@@ -133,6 +138,40 @@ func (r *replica) proposeToRaft(p *proposal) {
 	}
 	p.proposed = r.s.opts.Clock.Now()
 	r.proposals[p.id] = p
+}
+
+// maxPromoteLag is how many committed entries a learner may still lack
+// when it is promoted to voter: it has the rest of the log by then, and
+// catches up from it within a few appends.
+const maxPromoteLag = 64
+
+// checkPromotions refuses a change that makes a learner a voter before the
+// learner has caught up with the leader's log (CockroachDB sends a learner
+// its snapshot before promoting it; TiKV's PD waits while it is pending).
+// A promoted voter that has no data yet counts against the quorum at once:
+// kvnemesis promoted two learners that could never be created on their
+// stores, and the joint configuration that followed had no quorum left.
+// PD retries the step until the learner caught up or its operator times
+// out. Worker only.
+func (r *replica) checkPromotions(cc *raftpb.ConfChangeV2) error {
+	st := r.raw.Status()
+	for _, ch := range cc.Changes {
+		if ch.Type != raftpb.ConfChangeAddNode {
+			continue
+		}
+		if _, learner := st.Config.Learners[ch.NodeID]; !learner {
+			continue
+		}
+		pr, ok := st.Progress[ch.NodeID]
+		if !ok || pr.State != tracker.StateReplicate || pr.Match == 0 || pr.Match+maxPromoteLag < st.Commit || r.s.isDead(r.peerStore(ch.NodeID)) {
+			match := uint64(0)
+			if ok {
+				match = pr.Match
+			}
+			return errs.ServerBusy(fmt.Sprintf("tablet %d: learner %d has not caught up (has index %d of %d); not promoting it yet", r.tabletID, ch.NodeID, match, st.Commit), 500)
+		}
+	}
+	return nil
 }
 
 // expireProposals gives up on proposals that have waited longer than the
