@@ -13,7 +13,12 @@ import (
 )
 
 // raftLogger adapts slog to raft.Logger. Raft's info chatter goes to debug.
-type raftLogger struct{ l *slog.Logger }
+// Before raft panics it logs the replica's history (history, if set), so
+// that the cause of a broken invariant can be read from the log.
+type raftLogger struct {
+	l       *slog.Logger
+	history func() string
+}
 
 func (r raftLogger) Debug(v ...any)              { r.l.Debug(fmt.Sprint(v...)) }
 func (r raftLogger) Debugf(f string, v ...any)   { r.l.Debug(fmt.Sprintf(f, v...)) }
@@ -25,8 +30,17 @@ func (r raftLogger) Error(v ...any)              { r.l.Error(fmt.Sprint(v...)) }
 func (r raftLogger) Errorf(f string, v ...any)   { r.l.Error(fmt.Sprintf(f, v...)) }
 func (r raftLogger) Fatal(v ...any)              { r.Panic(v...) }
 func (r raftLogger) Fatalf(f string, v ...any)   { r.Panicf(f, v...) }
-func (r raftLogger) Panic(v ...any)              { s := fmt.Sprint(v...); r.l.Error(s); panic(s) }
-func (r raftLogger) Panicf(f string, v ...any)   { s := fmt.Sprintf(f, v...); r.l.Error(s); panic(s) }
+func (r raftLogger) Panic(v ...any)              { r.panic(fmt.Sprint(v...)) }
+func (r raftLogger) Panicf(f string, v ...any)   { r.panic(fmt.Sprintf(f, v...)) }
+
+func (r raftLogger) panic(s string) {
+	if r.history != nil {
+		r.l.Error(s, "history", r.history())
+	} else {
+		r.l.Error(s)
+	}
+	panic(s)
+}
 
 // pebbleLogger adapts slog to pebble.Logger.
 type pebbleLogger struct{ l *slog.Logger }

@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -191,6 +192,12 @@ func replicaOnStore(desc *metapb.TabletDescriptor, storeID uint64) *metapb.Repli
 	return nil
 }
 
+// history describes the replica's raft log bounds and recent lifecycle
+// events, for the log line before a panic. Worker only.
+func (r *replica) history() string {
+	return fmt.Sprintf("applied %d, log truncated at %d; events:\n%s", r.applied.Index, r.storage.Truncated().Index, r.s.TabletEvents(r.tabletID))
+}
+
 func (r *replica) newRawNode() error {
 	c := &raft.Config{
 		ID:                        r.replicaID,
@@ -204,7 +211,7 @@ func (r *replica) newRawNode() error {
 		PreVote:                   true,
 		DisableProposalForwarding: true,
 		ReadOnlyOption:            raft.ReadOnlySafe,
-		Logger:                    raftLogger{r.log},
+		Logger:                    raftLogger{l: r.log, history: r.history},
 	}
 	raw, err := raft.NewRawNode(c)
 	if err != nil {

@@ -422,6 +422,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	}
 	r.storage = st
 	r.appliedDesc = desc
+	r.s.event(r.tabletID, "replica %d (re)started: applied %d, log truncated at %d, descriptor %v", r.replicaID, r.applied.Index, st.Truncated().Index, desc)
 	r.mu.Lock()
 	r.mu.desc = desc
 	r.mu.applied = r.applied.Index

@@ -228,7 +228,7 @@ func (s *Store) processReady(ticked bool) {
 // continuing unsafe (a retried fsync can silently lose data).
 func (s *Store) fatal(what string, err error, r *replica) {
 	if r != nil {
-		r.log.Error("fatal storage error", "op", what, "err", err)
+		r.log.Error("fatal storage error", "op", what, "err", err, "history", r.history())
 	} else {
 		s.log.Error("fatal storage error", "op", what, "err", err)
 	}
