@@ -250,7 +250,9 @@ func TestGrantRevokeEdits(t *testing.T) {
 	a, _ = newTestAuthorizer(t, st)
 	require.NoError(t, a.Check(Identity{User: "reader"}, DataRead, []Target{{TableID: tableA}}), "Edit must not change its input")
 
-	_, err = Edit(st, func(s *pdpb.AuthState) error { return RevokePermission(s, "reader", grant(pdpb.AuthPermission_WRITE, tableA)) })
+	_, err = Edit(st, func(s *pdpb.AuthState) error {
+		return RevokePermission(s, "reader", grant(pdpb.AuthPermission_WRITE, tableA))
+	})
 	require.Equal(t, codes.NotFound, status.Code(err), "revoking a permission the role does not have")
 	_, err = Edit(st, func(s *pdpb.AuthState) error { return CreateUser(s, "carol", "") })
 	require.Equal(t, codes.AlreadyExists, status.Code(err))
@@ -269,7 +271,9 @@ func TestGrantRevokeEdits(t *testing.T) {
 	a, _ = newTestAuthorizer(t, st3)
 	require.Error(t, a.Check(Identity{User: "carol"}, DataRead, []Target{{TableID: tableA}}))
 	// Re-granting a table replaces the permission (here: downgrades).
-	st4, err := Edit(st, func(s *pdpb.AuthState) error { return GrantPermission(s, "writer", grant(pdpb.AuthPermission_READ, tableA)) })
+	st4, err := Edit(st, func(s *pdpb.AuthState) error {
+		return GrantPermission(s, "writer", grant(pdpb.AuthPermission_READ, tableA))
+	})
 	require.NoError(t, err)
 	a, _ = newTestAuthorizer(t, st4)
 	require.Error(t, a.Check(Identity{User: "writer"}, DataWrite, []Target{{TableID: tableA}}))
@@ -362,4 +366,32 @@ func TestCacheRefusesWhenStale(t *testing.T) {
 	p, err = c.Policy()
 	require.NoError(t, err)
 	require.Equal(t, state.Version, p.Version())
+}
+
+// TestSensitiveClassifications pins the classes whose loosening would be
+// a hole, independently of the matrix (which follows the table).
+func TestSensitiveClassifications(t *testing.T) {
+	want := map[string]Class{
+		"/shale.transport.RaftTransport/Send":     Internal,
+		"/shale.transport.RaftTransport/Snapshot": Internal,
+		pdpb.PD_GetAuth_FullMethodName:            Internal,
+		pdpb.PD_StoreHeartbeat_FullMethodName:     Internal,
+		pdpb.PD_CreateUser_FullMethodName:         ClusterAdmin,
+		pdpb.PD_Grant_FullMethodName:              ClusterAdmin,
+		pdpb.PD_Revoke_FullMethodName:             ClusterAdmin,
+		pdpb.PD_DropTable_FullMethodName:          ClusterAdmin,
+		pdpb.PD_SetConfig_FullMethodName:          ClusterAdmin,
+		kvpb.Tablet_ChangeReplicas_FullMethodName: ClusterAdmin,
+		kvpb.Tablet_Get_FullMethodName:            DataRead,
+		kvpb.Tablet_Scan_FullMethodName:           DataRead,
+		kvpb.Tablet_MutateRow_FullMethodName:      DataWrite,
+		kvpb.Tablet_IngestSST_FullMethodName:      DataWrite,
+		kvpb.Tablet_UploadSST_FullMethodName:      DataWrite,
+	}
+	for m, c := range want {
+		require.Equal(t, c, GRPC[m].Class, m)
+	}
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/profile", "POST /pd/api/v1/config"} {
+		require.Equal(t, ClusterAdmin, HTTP[p], p)
+	}
 }
