@@ -17,6 +17,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
+	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/hbase"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -393,5 +394,32 @@ func TestSensitiveClassifications(t *testing.T) {
 	}
 	for _, p := range []string{"/debug/pprof/", "/debug/pprof/profile", "POST /pd/api/v1/config"} {
 		require.Equal(t, ClusterAdmin, HTTP[p], p)
+	}
+}
+
+func TestTablesInRange(t *testing.T) {
+	k := func(id uint64, row string) []byte {
+		if row == "" {
+			return keys.TablePrefix(id)
+		}
+		return keys.RowKey(id, []byte(row))
+	}
+	cases := []struct {
+		start, end []byte
+		want       []uint64
+		ok         bool
+	}{
+		{k(5, ""), k(6, ""), []uint64{5}, true},
+		{k(5, "m"), k(5, "z"), []uint64{5}, true},
+		{k(5, "m"), k(7, "a"), []uint64{5, 6, 7}, true},
+		{k(5, ""), nil, nil, false},           // to the end of the key space
+		{nil, k(1000, ""), nil, false},        // too many tables
+		{k(5, ""), k(5, ""), nil, false},      // empty
+		{k(5, "a"), []byte{1, 2}, nil, false}, // corrupt
+	}
+	for _, c := range cases {
+		got, ok := TablesInRange(c.start, c.end)
+		require.Equal(t, c.ok, ok, "%x %x", c.start, c.end)
+		require.Equal(t, c.want, got, "%x %x", c.start, c.end)
 	}
 }
