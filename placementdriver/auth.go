@@ -245,3 +245,28 @@ func (r pdResolver) TableID(name string) (uint64, bool, error) {
 }
 
 func (r pdResolver) TabletTables(uint64) ([]uint64, bool, error) { return nil, false, nil }
+
+// newAuthorizer returns the authorizer of this member's servers and, in
+// Secure mode, the cache behind it (refreshed from this member's replica
+// by startAuthz).
+func (s *Server) newAuthorizer() (*authz.Authorizer, *authz.Cache, error) {
+	if s.opts.Authz != authz.Secure {
+		s.log.Warn("authorization is off: this PD runs insecure (no TLS); anyone who reaches its ports may do anything")
+		a, err := authz.New(authz.Options{Mode: authz.Insecure})
+		return a, nil, err
+	}
+	cache, err := authz.NewCache(s.AuthFetcher(), authz.CacheOptions{Logger: s.log})
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := authz.New(authz.Options{Mode: authz.Secure, Policies: cache, Resolver: s.Resolver(), Logger: s.log})
+	return a, cache, err
+}
+
+// startAuthz keeps the cache fresh until the member stops.
+func (s *Server) startAuthz(ctx context.Context, cache *authz.Cache) error {
+	if cache == nil {
+		return nil
+	}
+	return cache.Run(ctx, s.stopper)
+}

@@ -2,6 +2,7 @@ package placementdriver_test
 
 import (
 	"context"
+	"net/http"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/internal/testutils"
+	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -104,3 +106,29 @@ func TestAuthStateAndRevocationBound(t *testing.T) {
 }
 
 func errorf(format string, args ...any) error { return status.Errorf(codes.Unknown, format, args...) }
+
+// A member in Secure mode refuses a caller without a certificate on every
+// port before doing anything (this one serves no TLS at all), except the
+// public health routes.
+func TestSecurePDRefusesAnonymousCallers(t *testing.T) {
+	httpAddr := freeAddr(t)
+	pd := startPD(t, 1, func(o *placementdriver.Options) { o.Authz = authz.Secure; o.HTTPAddr = httpAddr })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := pd.client()
+	testutils.SucceedsSoon(t, func() error {
+		_, err := cl.CreateUser(ctx, &pdpb.CreateUserRequest{Name: "mallory"})
+		if status.Code(err) != codes.Unauthenticated {
+			return errorf("CreateUser without a certificate: %v", err)
+		}
+		return nil
+	})
+	_, err := cl.GetMembers(ctx)
+	require.Equal(t, codes.Unauthenticated, status.Code(err))
+	for path, want := range map[string]int{"/healthz": 200, "/pd/api/v1/health": 200, "/pd/api/v1/stores": 401, "/pd/api/v1/config": 401} {
+		resp, err := http.Get("http://" + httpAddr + path)
+		require.NoError(t, err)
+		resp.Body.Close()
+		require.Equal(t, want, resp.StatusCode, path)
+	}
+}
