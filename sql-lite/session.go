@@ -176,6 +176,8 @@ func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, e
 		return s.noTxn(ctx, func() (*Result, error) { return s.dropTable(ctx, x) })
 	case *ast.AlterTableStmt:
 		return s.noTxn(ctx, func() (*Result, error) { return s.alterTable(ctx, x) })
+	case *ast.CreateUserStmt, *ast.DropUserStmt, *ast.AlterUserStmt, *ast.SetPwdStmt, *ast.GrantStmt, *ast.RevokeStmt, *ast.GrantRoleStmt, *ast.RevokeRoleStmt:
+		return s.noTxn(ctx, func() (*Result, error) { return s.execAuth(ctx, x) })
 	case *ast.ShowStmt:
 		return s.show(ctx, x)
 	case *ast.ExplainStmt:
