@@ -35,6 +35,9 @@ func (s *Session) execAuth(ctx context.Context, st ast.StmtNode) (*Result, error
 		}
 		return s.setPassword(ctx, x.User.Username, x.Password)
 	case *ast.GrantStmt:
+		if x.WithGrant {
+			return nil, notSupported("WITH GRANT OPTION (only cluster admins grant)")
+		}
 		return s.grantPrivs(ctx, x.Privs, x.Level, x.Users, true)
 	case *ast.RevokeStmt:
 		return s.grantPrivs(ctx, x.Privs, x.Level, x.Users, false)

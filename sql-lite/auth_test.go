@@ -79,3 +79,45 @@ func TestCreateUserGrantRevoke(t *testing.T) {
 	_, err = s.Exec(testCtx(t), `DROP USER sqlalice`)
 	require.ErrorContains(t, err, "does not exist")
 }
+
+type fixedPolicy struct{ p *authz.Policy }
+
+func (f fixedPolicy) Policy() (*authz.Policy, error) { return f.p, nil }
+
+// A session acting as a user runs only what the user's grants allow, and
+// checks before anything runs.
+func TestSessionActsAsUser(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, `CREATE TABLE actas (id BIGINT PRIMARY KEY, v VARCHAR(10))`)
+	mustExec(t, s, `CREATE TABLE actas_other (id BIGINT PRIMARY KEY)`)
+	mustExec(t, s, `INSERT INTO actas VALUES (1, 'one')`)
+	tbl, err := testClient.Table(testCtx(t), "actas")
+	require.NoError(t, err)
+	st, err := authz.Edit(nil, func(st *pdpb.AuthState) error {
+		return authz.GrantPermission(st, "rita", &pdpb.AuthGrant{Permission: pdpb.AuthPermission_READ, On: &pdpb.AuthGrant_TableId{TableId: tbl.Info().ID}})
+	})
+	require.NoError(t, err)
+	a, err := authz.New(authz.Options{Mode: authz.Secure, Policies: fixedPolicy{authz.NewPolicy(st)}})
+	require.NoError(t, err)
+
+	rita, err := Open(context.Background(), testClient)
+	require.NoError(t, err)
+	rita.ActAs(a, authz.Identity{User: "rita"})
+	require.Equal(t, "1|one", query(t, rita, `SELECT * FROM actas`))
+	require.Equal(t, "2", query(t, rita, `SELECT 1 + 1`))
+	for _, stmt := range []string{
+		`INSERT INTO actas VALUES (2, 'two')`,
+		`UPDATE actas SET v = 'uno' WHERE id = 1`,
+		`DELETE FROM actas`,
+		`SELECT * FROM actas_other`,
+		`SELECT * FROM actas JOIN actas_other ON actas.id = actas_other.id`,
+		`CREATE TABLE rita_t (id BIGINT PRIMARY KEY)`,
+		`DROP TABLE actas`,
+		`ALTER TABLE actas ADD COLUMN w BIGINT`,
+		`CREATE USER eve`,
+	} {
+		_, err := rita.Exec(testCtx(t), stmt)
+		require.ErrorIs(t, err, ErrPermission, stmt)
+	}
+	require.Equal(t, "1|one", query(t, s, `SELECT * FROM actas`), "nothing was applied")
+}

@@ -38,6 +38,8 @@ type Session struct {
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
+	// access, when set (ActAs), checks every statement's permissions.
+	access *actingUser
 }
 
 // RowsRead returns how many rows this session's table reads (scans and
@@ -137,6 +139,9 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 
 // runStmt runs one parsed statement, reporting a cancellation as such.
 func (s *Session) runStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	if err := s.checkAccess(ctx, st); err != nil {
+		return nil, err
+	}
 	r, err := s.execStmt(ctx, st)
 	if err != nil && ctx.Err() != nil {
 		return nil, &Error{Code: CodeStorage, Msg: "statement canceled: " + ctx.Err().Error(), Cause: ctx.Err()}
