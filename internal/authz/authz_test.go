@@ -20,6 +20,7 @@ import (
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/hbase"
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 	_ "github.com/shaledb/shale/proto/transportpb"
 )
@@ -422,4 +423,36 @@ func TestTablesInRange(t *testing.T) {
 		require.Equal(t, c.ok, ok, "%x %x", c.start, c.end)
 		require.Equal(t, c.want, got, "%x %x", c.start, c.end)
 	}
+}
+
+type fakeStore map[uint64]*metapb.TabletDescriptor
+
+func (f fakeStore) TabletStatus(id uint64) (*kvpb.TabletStatusResponse, error) {
+	d, ok := f[id]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "tablet %d not found", id)
+	}
+	return &kvpb.TabletStatusResponse{Tablet: d}, nil
+}
+
+// UploadSST names a tablet: the store maps it to its table; a tablet the
+// store does not have gets the store's own NotFound (so the importer
+// refreshes its route), and the handler never runs either way.
+func TestStoreResolverForUploads(t *testing.T) {
+	store := fakeStore{
+		tabletA: {TabletId: tabletA, StartKey: keys.TablePrefix(tableA), EndKey: keys.TablePrefix(tableA + 1)},
+		9:       {TabletId: 9, StartKey: keys.TablePrefix(tableA), EndKey: nil},
+	}
+	p := NewPolicy(testState(t))
+	a, err := New(Options{Mode: Secure, Policies: staticPolicies{p}, Resolver: StoreResolver(store)})
+	require.NoError(t, err)
+	upload := func(user string, tablet uint64) error {
+		ctx := WithIdentity(context.Background(), Identity{User: user})
+		return a.authorize(ctx, kvpb.Tablet_UploadSST_FullMethodName, GRPC[kvpb.Tablet_UploadSST_FullMethodName], &kvpb.UploadSSTRequest{TabletId: tablet})
+	}
+	require.NoError(t, upload("writer", tabletA))
+	require.Equal(t, codes.PermissionDenied, status.Code(upload("reader", tabletA)))
+	require.Equal(t, codes.NotFound, status.Code(upload("writer", 42)))
+	require.Equal(t, codes.PermissionDenied, status.Code(upload("writer", 9)), "a tablet running to the end of the key space needs cluster admin")
+	require.NoError(t, upload("admin", 9))
 }

@@ -52,9 +52,15 @@ type storeResolver struct{ s TabletStatuser }
 
 func (storeResolver) TableID(string) (uint64, bool, error) { return 0, false, nil }
 
+// TabletTables answers the store's own error for a tablet it does not
+// have (TabletNotFound, which sends the client to refresh its route, as
+// the handler would), without running the handler.
 func (r storeResolver) TabletTables(id uint64) ([]uint64, bool, error) {
 	st, err := r.s.TabletStatus(id)
-	if err != nil || st.GetTablet() == nil {
+	if err != nil {
+		return nil, false, err
+	}
+	if st.GetTablet() == nil {
 		return nil, false, nil
 	}
 	ids, ok := TablesInRange(st.Tablet.StartKey, st.Tablet.EndKey)

@@ -79,7 +79,7 @@ func tabletTarget(req any, r Resolver) ([]Target, error) {
 		return nil, err
 	}
 	if !ok || len(ids) == 0 {
-		return nil, errBadRequest("tablet %d is not known here", m.GetTabletId())
+		return nil, errBadRequest("tablet %d is not split at table boundaries yet (it spans more than %d tables); only a cluster admin may write to it", m.GetTabletId(), maxTabletTables)
 	}
 	out := make([]Target, 0, len(ids))
 	for _, id := range ids {
