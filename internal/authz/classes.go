@@ -45,6 +45,10 @@ func (c Class) String() string {
 // needsTarget reports whether the class is decided per table.
 func (c Class) needsTarget() bool { return c == DataRead || c == DataWrite || c == TableAdmin }
 
+// PerTable reports whether the class is decided per table (so a check
+// needs the table the call names).
+func (c Class) PerTable() bool { return c.needsTarget() }
+
 // Rule classifies one RPC, route or statement. For the per-table classes,
 // Targets names what the request touches.
 type Rule struct {
