@@ -72,3 +72,11 @@ type authError struct {
 
 func (e *authError) Error() string { return e.msg }
 func (e *authError) Unwrap() error { return e.err }
+
+// FetchAuth implements internal/authz.Fetcher for the gateways: PD's auth
+// state if newer than known, else nil (only a node identity may fetch it).
+func (c *Client) FetchAuth(ctx context.Context, known uint64) (*pdpb.AuthState, error) {
+	ctx, cancel := c.opContext(ctx)
+	defer cancel()
+	return c.pd.FetchAuth(ctx, known)
+}

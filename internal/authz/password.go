@@ -23,6 +23,9 @@ const (
 	saltLen        = 16
 	// MaxPasswordLen bounds what is hashed (and accepted from the network).
 	MaxPasswordLen = 1024
+	// maxArgonMemoryKiB bounds what a stored hash may ask a check to
+	// allocate (RFC 9106's second recommendation, 64 MiB).
+	maxArgonMemoryKiB = 64 * 1024
 )
 
 // ErrBadPassword is returned for a wrong password or a user without one.
@@ -84,7 +87,7 @@ func parsePHC(s string) (phc, error) {
 	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &p.memory, &p.time, &p.threads); err != nil {
 		return p, bad
 	}
-	if p.memory == 0 || p.memory > 1<<20 || p.time == 0 || p.time > 16 || p.threads == 0 || p.threads > 16 {
+	if p.memory == 0 || p.memory > maxArgonMemoryKiB || p.time == 0 || p.time > 10 || p.threads == 0 || p.threads > 8 {
 		return p, fmt.Errorf("password hash: parameters out of range (m=%d, t=%d, p=%d)", p.memory, p.time, p.threads)
 	}
 	var err error
