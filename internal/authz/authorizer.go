@@ -117,6 +117,9 @@ func (a *Authorizer) authorize(ctx context.Context, method string, r Rule, req a
 	}
 	var targets []Target
 	if r.Class.needsTarget() && !id.Node {
+		if r.Targets == nil {
+			return denied(id, "call %s, whose table the classification does not name", method)
+		}
 		if targets, err = r.Targets(req, a.o.Resolver); err != nil {
 			if p, perr := a.o.Policies.Policy(); perr == nil && p.permsOf(id.User).cluster {
 				return nil // a cluster admin needs no table
