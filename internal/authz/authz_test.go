@@ -2,6 +2,7 @@ package authz
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 
@@ -455,4 +457,15 @@ func TestStoreResolverForUploads(t *testing.T) {
 	require.Equal(t, codes.NotFound, status.Code(upload("writer", 42)))
 	require.Equal(t, codes.PermissionDenied, status.Code(upload("writer", 9)), "a tablet running to the end of the key space needs cluster admin")
 	require.NoError(t, upload("admin", 9))
+}
+
+func TestStateSizeIsBounded(t *testing.T) {
+	st := &pdpb.AuthState{}
+	big := strings.Repeat("k", MaxKeyPrefixBytes-8)
+	for i := range 5 * MaxGrantsPerRole { // 5 MiB of prefixes
+		require.NoError(t, GrantPermission(st, fmt.Sprintf("role%d", i/MaxGrantsPerRole), prefixGrantOf(pdpb.AuthPermission_READ, fmt.Sprintf("%s%08d", big, i))))
+	}
+	require.Greater(t, proto.Size(st), MaxStateBytes)
+	_, err := Edit(st, func(*pdpb.AuthState) error { return nil })
+	require.Equal(t, codes.ResourceExhausted, status.Code(err), "%v", err)
 }

@@ -24,6 +24,9 @@ const (
 	MaxGrantsPerRole  = 1000
 	MaxRolesPerUser   = 100
 	MaxKeyPrefixBytes = 1024
+	// MaxStateBytes bounds the whole marshalled state (one metadata cell,
+	// fetched whole by every cache on a change).
+	MaxStateBytes = 4 << 20
 )
 
 // nameRE is what a user or role name may be: the names client
@@ -49,6 +52,9 @@ func Edit(st *pdpb.AuthState, f func(*pdpb.AuthState) error) (*pdpb.AuthState, e
 		return nil, err
 	}
 	next.Version++
+	if n := proto.Size(next); n > MaxStateBytes {
+		return nil, status.Errorf(codes.ResourceExhausted, "users, roles and grants would take %d bytes; at most %d", n, MaxStateBytes)
+	}
 	return next, nil
 }
 
