@@ -1,7 +1,6 @@
 package authz
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"sync"
@@ -50,22 +49,9 @@ func httpStatus(err error) int {
 	}
 }
 
-// IdentityForConn is the identity of a Thrift or SQL connection that
-// presented a certificate; without one the endpoint asks for a password
-// (Authenticate). In Insecure mode it is the anonymous identity.
-func (a *Authorizer) IdentityForConn(ctx context.Context) (Identity, error) {
-	if id, ok := IdentityFrom(ctx); ok {
-		return id, nil
-	}
-	if a.o.Mode != Secure {
-		return Identity{}, nil
-	}
-	return FromGRPC(ctx)
-}
-
-// Authenticate checks a password login (Thrift or SQL over TLS) against
-// the user's stored hash. The answer does not say whether the user
-// exists.
+// Authenticate checks a password login (the SQL endpoint, over TLS)
+// against the user's stored hash. The answer does not say whether the
+// user exists. In Insecure mode nothing is checked.
 func (a *Authorizer) Authenticate(user, password string) (Identity, error) {
 	if a.o.Mode != Secure {
 		return Identity{User: user}, nil
