@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/shaledb/shale/internal/authz"
 )
 
 // Options configure one PD member.
@@ -41,6 +43,11 @@ type Options struct {
 	StoreHeartbeatTimeout time.Duration
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
+	// Authz is authz.Secure when the member serves TLS (every call is
+	// then authenticated and authorized, internal/authz), else
+	// authz.Insecure, which cmd/shale sets only with --insecure. Zero:
+	// Insecure.
+	Authz authz.Mode
 }
 
 // EnsureDefaults returns o with defaults filled in.
@@ -58,6 +65,9 @@ func (o Options) EnsureDefaults() Options {
 		o.InitialCluster = map[string]string{o.Name: o.PeerAddr}
 	}
 	o.Schedule = o.Schedule.withDefaults()
+	if o.Authz == authz.ModeUnset {
+		o.Authz = authz.Insecure
+	}
 	return o
 }
 

@@ -111,9 +111,13 @@ func (s *Server) run(ctx context.Context) error {
 	defer meta.close()
 	defer s.conns.close()
 
-	peerSrv := grpc.NewServer(grpcutil.ServerOptions()...)
+	az, authCache, err := s.newAuthorizer()
+	if err != nil {
+		return err
+	}
+	peerSrv := grpc.NewServer(append(grpcutil.ServerOptions(), az.ServerOptions()...)...)
 	meta.registerPeers(peerSrv)
-	clientSrv := grpc.NewServer(grpcutil.ServerOptions()...)
+	clientSrv := grpc.NewServer(append(grpcutil.ServerOptions(), az.ServerOptions()...)...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
 	// errc takes the first error of a server or of starting a task (the
 	// Stopper refuses none before shutdown, but a refusal must not hang).
@@ -131,10 +135,13 @@ func (s *Server) run(ctx context.Context) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 		s.registerHTTP(mux)
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		httpSrv = &http.Server{Handler: az.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
 		serve("pd.http", func() error { return httpSrv.Serve(httpLis) })
 	}
 	meta.start()
+	if err := s.startAuthz(ctx, authCache); err != nil {
+		errc <- err
+	}
 	close(s.ready)
 	s.log.Info("pd member serving", "member_id", s.memberID, "client", clientLis.Addr().String(), "peer", peerLis.Addr().String())
 

@@ -25,6 +25,8 @@ const (
 	CodeResource
 	CodeStorage
 	CodeInternal
+	// CodePermission: the session's user lacks a grant (internal/authz).
+	CodePermission
 )
 
 var codeNames = map[Code]string{
@@ -32,6 +34,7 @@ var codeNames = map[Code]string{
 	CodeTableExists: "table exists", CodeType: "type error", CodeNotSupported: "not supported",
 	CodeDuplicateKey: "duplicate key", CodeConflict: "conflict", CodeConstraint: "constraint violation",
 	CodeTransaction: "transaction error", CodeResource: "resource limit", CodeStorage: "storage error",
+	CodePermission: "permission denied",
 }
 
 func (c Code) String() string {
@@ -85,6 +88,7 @@ var (
 	ErrResource      = &Error{Code: CodeResource}
 	ErrStorage       = &Error{Code: CodeStorage}
 	ErrInternal      = &Error{Code: CodeInternal}
+	ErrPermission    = &Error{Code: CodePermission}
 )
 
 func errf(c Code, format string, args ...any) *Error {

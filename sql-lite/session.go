@@ -38,6 +38,8 @@ type Session struct {
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
+	// access, when set (ActAs), checks every statement's permissions.
+	access *actingUser
 }
 
 // RowsRead returns how many rows this session's table reads (scans and
@@ -137,6 +139,9 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 
 // runStmt runs one parsed statement, reporting a cancellation as such.
 func (s *Session) runStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
+	if err := s.checkAccess(ctx, st); err != nil {
+		return nil, err
+	}
 	r, err := s.execStmt(ctx, st)
 	if err != nil && ctx.Err() != nil {
 		return nil, &Error{Code: CodeStorage, Msg: "statement canceled: " + ctx.Err().Error(), Cause: ctx.Err()}
@@ -176,6 +181,8 @@ func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, e
 		return s.noTxn(ctx, func() (*Result, error) { return s.dropTable(ctx, x) })
 	case *ast.AlterTableStmt:
 		return s.noTxn(ctx, func() (*Result, error) { return s.alterTable(ctx, x) })
+	case *ast.CreateUserStmt, *ast.DropUserStmt, *ast.AlterUserStmt, *ast.SetPwdStmt, *ast.GrantStmt, *ast.RevokeStmt, *ast.GrantRoleStmt, *ast.RevokeRoleStmt:
+		return s.noTxn(ctx, func() (*Result, error) { return s.execAuth(ctx, x) })
 	case *ast.ShowStmt:
 		return s.show(ctx, x)
 	case *ast.ExplainStmt:

@@ -70,6 +70,7 @@ SHALE_CTL_TIMEOUT or in the "ctl" section of the --config file.`,
 		newCtlMoveCommand(),
 		newCtlDrainCommand(),
 		newCtlMembersCommand(),
+		newCtlUserCommand(), newCtlRoleCommand(),
 	)
 	prefixErrors(cmd)
 	return cmd

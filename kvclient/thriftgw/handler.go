@@ -28,6 +28,7 @@ type handler struct {
 type connHandler struct {
 	*handler
 	owner *owner
+	ident *connIdentity
 }
 
 var _ hbase.THBaseService = (*connHandler)(nil)
@@ -45,7 +46,14 @@ func (h *handler) table(ctx context.Context, name []byte) (*kvclient.Table, erro
 	if err != nil {
 		return nil, err
 	}
-	return h.c.Table(ctx, n)
+	t, err := h.c.Table(ctx, n)
+	if err != nil {
+		return nil, err
+	}
+	if err := h.authorizeTable(ctx, t); err != nil {
+		return nil, err
+	}
+	return t, nil
 }
 
 // ---- reads ----

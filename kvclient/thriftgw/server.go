@@ -12,6 +12,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
@@ -49,6 +50,10 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Logger receives connection and panic logs. Default slog.Default().
 	Logger *slog.Logger
+	// Authz decides who may call what (internal/authz). In Secure mode
+	// each connection acts as its client certificate's user. Nil: no
+	// checks (an insecure gateway).
+	Authz *authz.Authorizer
 }
 
 // EnsureDefaults returns a copy of o with zero (or negative) fields set to
@@ -96,6 +101,9 @@ type Server struct {
 	stopper  *stop.Stopper // the janitor and Run's Serve
 	once     sync.Once
 	closeErr error
+	// testIdentity, when set (export_test.go), is every connection's
+	// identity instead of its certificate's.
+	testIdentity func() (authz.Identity, error)
 }
 
 // Listen validates the options and binds the listening socket. Call Serve
@@ -151,8 +159,8 @@ func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProc
 	if c, ok := trans.(*trackedConn); ok {
 		o = c.owner
 	}
-	h := &connHandler{handler: f.s.handler, owner: o}
-	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware)
+	h := &connHandler{handler: f.s.handler, owner: o, ident: &connIdentity{trans: trans, fixed: f.s.testIdentity}}
+	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware, h.authzMiddleware)
 }
 
 // Addr is the address the gateway listens on.

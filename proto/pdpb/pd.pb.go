@@ -79,6 +79,60 @@ func (StoreState) EnumDescriptor() ([]byte, []int) {
 	return file_pdpb_pd_proto_rawDescGZIP(), []int{0}
 }
 
+// AuthPermission is what a grant allows. Each level implies the ones
+// below it: ADMIN on a table includes WRITE and READ.
+type AuthPermission int32
+
+const (
+	AuthPermission_AUTH_PERMISSION_UNSPECIFIED AuthPermission = 0
+	AuthPermission_READ                        AuthPermission = 1
+	AuthPermission_WRITE                       AuthPermission = 2
+	AuthPermission_ADMIN                       AuthPermission = 3
+)
+
+// Enum value maps for AuthPermission.
+var (
+	AuthPermission_name = map[int32]string{
+		0: "AUTH_PERMISSION_UNSPECIFIED",
+		1: "READ",
+		2: "WRITE",
+		3: "ADMIN",
+	}
+	AuthPermission_value = map[string]int32{
+		"AUTH_PERMISSION_UNSPECIFIED": 0,
+		"READ":                        1,
+		"WRITE":                       2,
+		"ADMIN":                       3,
+	}
+)
+
+func (x AuthPermission) Enum() *AuthPermission {
+	p := new(AuthPermission)
+	*p = x
+	return p
+}
+
+func (x AuthPermission) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (AuthPermission) Descriptor() protoreflect.EnumDescriptor {
+	return file_pdpb_pd_proto_enumTypes[1].Descriptor()
+}
+
+func (AuthPermission) Type() protoreflect.EnumType {
+	return &file_pdpb_pd_proto_enumTypes[1]
+}
+
+func (x AuthPermission) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use AuthPermission.Descriptor instead.
+func (AuthPermission) EnumDescriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{1}
+}
+
 type TabletCommand_ChangeReplicas_Change_Type int32
 
 const (
@@ -112,11 +166,11 @@ func (x TabletCommand_ChangeReplicas_Change_Type) String() string {
 }
 
 func (TabletCommand_ChangeReplicas_Change_Type) Descriptor() protoreflect.EnumDescriptor {
-	return file_pdpb_pd_proto_enumTypes[1].Descriptor()
+	return file_pdpb_pd_proto_enumTypes[2].Descriptor()
 }
 
 func (TabletCommand_ChangeReplicas_Change_Type) Type() protoreflect.EnumType {
-	return &file_pdpb_pd_proto_enumTypes[1]
+	return &file_pdpb_pd_proto_enumTypes[2]
 }
 
 func (x TabletCommand_ChangeReplicas_Change_Type) Number() protoreflect.EnumNumber {
@@ -3245,6 +3299,1020 @@ func (*SplitTabletsResponse) Descriptor() ([]byte, []int) {
 	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
 }
 
+// AuthGrant is one permission on one object: a table (by ID; IDs are never
+// reused, so a grant dies with its table), a prefix of the raw key space
+// (the built-in table "kv" of `shale kv`), or the whole cluster (ADMIN
+// only: cluster administration, including user management).
+type AuthGrant struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Permission AuthPermission         `protobuf:"varint,1,opt,name=permission,proto3,enum=shale.pd.AuthPermission" json:"permission,omitempty"`
+	// Types that are valid to be assigned to On:
+	//
+	//	*AuthGrant_TableId
+	//	*AuthGrant_KeyPrefix
+	//	*AuthGrant_Cluster
+	On isAuthGrant_On `protobuf_oneof:"on"`
+	// The table's name when the grant was made (for display).
+	TableName     string `protobuf:"bytes,5,opt,name=table_name,json=tableName,proto3" json:"table_name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthGrant) Reset() {
+	*x = AuthGrant{}
+	mi := &file_pdpb_pd_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthGrant) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthGrant) ProtoMessage() {}
+
+func (x *AuthGrant) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthGrant.ProtoReflect.Descriptor instead.
+func (*AuthGrant) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *AuthGrant) GetPermission() AuthPermission {
+	if x != nil {
+		return x.Permission
+	}
+	return AuthPermission_AUTH_PERMISSION_UNSPECIFIED
+}
+
+func (x *AuthGrant) GetOn() isAuthGrant_On {
+	if x != nil {
+		return x.On
+	}
+	return nil
+}
+
+func (x *AuthGrant) GetTableId() uint64 {
+	if x != nil {
+		if x, ok := x.On.(*AuthGrant_TableId); ok {
+			return x.TableId
+		}
+	}
+	return 0
+}
+
+func (x *AuthGrant) GetKeyPrefix() []byte {
+	if x != nil {
+		if x, ok := x.On.(*AuthGrant_KeyPrefix); ok {
+			return x.KeyPrefix
+		}
+	}
+	return nil
+}
+
+func (x *AuthGrant) GetCluster() bool {
+	if x != nil {
+		if x, ok := x.On.(*AuthGrant_Cluster); ok {
+			return x.Cluster
+		}
+	}
+	return false
+}
+
+func (x *AuthGrant) GetTableName() string {
+	if x != nil {
+		return x.TableName
+	}
+	return ""
+}
+
+type isAuthGrant_On interface {
+	isAuthGrant_On()
+}
+
+type AuthGrant_TableId struct {
+	TableId uint64 `protobuf:"varint,2,opt,name=table_id,json=tableId,proto3,oneof"`
+}
+
+type AuthGrant_KeyPrefix struct {
+	KeyPrefix []byte `protobuf:"bytes,3,opt,name=key_prefix,json=keyPrefix,proto3,oneof"`
+}
+
+type AuthGrant_Cluster struct {
+	Cluster bool `protobuf:"varint,4,opt,name=cluster,proto3,oneof"`
+}
+
+func (*AuthGrant_TableId) isAuthGrant_On() {}
+
+func (*AuthGrant_KeyPrefix) isAuthGrant_On() {}
+
+func (*AuthGrant_Cluster) isAuthGrant_On() {}
+
+// AuthUser is a user that may log in with a password (the Thrift gateway,
+// the SQL endpoint). A user authenticated by a client certificate needs no
+// record. password_hash is a PHC-format argon2id string; it never leaves
+// PD except to nodes (GetAuth).
+type AuthUser struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	PasswordHash string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
+	// Roles the user is a member of (besides its own name, always implied).
+	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthUser) Reset() {
+	*x = AuthUser{}
+	mi := &file_pdpb_pd_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthUser) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthUser) ProtoMessage() {}
+
+func (x *AuthUser) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthUser.ProtoReflect.Descriptor instead.
+func (*AuthUser) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *AuthUser) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthUser) GetPasswordHash() string {
+	if x != nil {
+		return x.PasswordHash
+	}
+	return ""
+}
+
+func (x *AuthUser) GetRoles() []string {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// AuthRole holds grants. Every user is implicitly a member of the role of
+// its own name, so a grant "to alice" is a grant to the role alice.
+type AuthRole struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Grants        []*AuthGrant           `protobuf:"bytes,2,rep,name=grants,proto3" json:"grants,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthRole) Reset() {
+	*x = AuthRole{}
+	mi := &file_pdpb_pd_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthRole) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthRole) ProtoMessage() {}
+
+func (x *AuthRole) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthRole.ProtoReflect.Descriptor instead.
+func (*AuthRole) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *AuthRole) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *AuthRole) GetGrants() []*AuthGrant {
+	if x != nil {
+		return x.Grants
+	}
+	return nil
+}
+
+// AuthState is the whole authorization state, one row of PD's metadata.
+// version grows on every change.
+type AuthState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Users         []*AuthUser            `protobuf:"bytes,2,rep,name=users,proto3" json:"users,omitempty"`
+	Roles         []*AuthRole            `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuthState) Reset() {
+	*x = AuthState{}
+	mi := &file_pdpb_pd_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuthState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuthState) ProtoMessage() {}
+
+func (x *AuthState) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuthState.ProtoReflect.Descriptor instead.
+func (*AuthState) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *AuthState) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *AuthState) GetUsers() []*AuthUser {
+	if x != nil {
+		return x.Users
+	}
+	return nil
+}
+
+func (x *AuthState) GetRoles() []*AuthRole {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// GetAuthRequest fetches the auth state if it is newer than known_version
+// (nodes only: the state holds password hashes).
+type GetAuthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	KnownVersion  uint64                 `protobuf:"varint,2,opt,name=known_version,json=knownVersion,proto3" json:"known_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthRequest) Reset() {
+	*x = GetAuthRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthRequest) ProtoMessage() {}
+
+func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthRequest.ProtoReflect.Descriptor instead.
+func (*GetAuthRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *GetAuthRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GetAuthRequest) GetKnownVersion() uint64 {
+	if x != nil {
+		return x.KnownVersion
+	}
+	return 0
+}
+
+type GetAuthResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Absent when known_version is current.
+	State         *AuthState `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	Version       uint64     `protobuf:"varint,2,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetAuthResponse) Reset() {
+	*x = GetAuthResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetAuthResponse) ProtoMessage() {}
+
+func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetAuthResponse.ProtoReflect.Descriptor instead.
+func (*GetAuthResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *GetAuthResponse) GetState() *AuthState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *GetAuthResponse) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+type CreateUserRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Empty: the user can only authenticate with a client certificate.
+	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserRequest) Reset() {
+	*x = CreateUserRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserRequest) ProtoMessage() {}
+
+func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
+func (*CreateUserRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *CreateUserRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *CreateUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CreateUserRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type CreateUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateUserResponse) Reset() {
+	*x = CreateUserResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateUserResponse) ProtoMessage() {}
+
+func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
+func (*CreateUserResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
+}
+
+type DropUserRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropUserRequest) Reset() {
+	*x = DropUserRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropUserRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropUserRequest) ProtoMessage() {}
+
+func (x *DropUserRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropUserRequest.ProtoReflect.Descriptor instead.
+func (*DropUserRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *DropUserRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *DropUserRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+type DropUserResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DropUserResponse) Reset() {
+	*x = DropUserResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DropUserResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DropUserResponse) ProtoMessage() {}
+
+func (x *DropUserResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DropUserResponse.ProtoReflect.Descriptor instead.
+func (*DropUserResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
+}
+
+type SetPasswordRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name   string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// Empty: password login is disabled for the user.
+	Password      string `protobuf:"bytes,3,opt,name=password,proto3" json:"password,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordRequest) Reset() {
+	*x = SetPasswordRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordRequest) ProtoMessage() {}
+
+func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
+func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *SetPasswordRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetPasswordRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SetPasswordRequest) GetPassword() string {
+	if x != nil {
+		return x.Password
+	}
+	return ""
+}
+
+type SetPasswordResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetPasswordResponse) Reset() {
+	*x = SetPasswordResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[66]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetPasswordResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetPasswordResponse) ProtoMessage() {}
+
+func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[66]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
+func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{66}
+}
+
+// GrantRequest gives role a permission (grant set), or makes user a member
+// of role (member set); exactly one of the two. RevokeRequest undoes it.
+type GrantRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Header *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Role   string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Grant  *AuthGrant             `protobuf:"bytes,3,opt,name=grant,proto3" json:"grant,omitempty"`
+	Member string                 `protobuf:"bytes,4,opt,name=member,proto3" json:"member,omitempty"`
+	// With grant.table_id 0: the table, by name.
+	Table         string `protobuf:"bytes,5,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantRequest) Reset() {
+	*x = GrantRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[67]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantRequest) ProtoMessage() {}
+
+func (x *GrantRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[67]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
+func (*GrantRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{67}
+}
+
+func (x *GrantRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *GrantRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *GrantRequest) GetGrant() *AuthGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *GrantRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *GrantRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+type GrantResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GrantResponse) Reset() {
+	*x = GrantResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[68]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GrantResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GrantResponse) ProtoMessage() {}
+
+func (x *GrantResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[68]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
+func (*GrantResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{68}
+}
+
+type RevokeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Grant         *AuthGrant             `protobuf:"bytes,3,opt,name=grant,proto3" json:"grant,omitempty"`
+	Member        string                 `protobuf:"bytes,4,opt,name=member,proto3" json:"member,omitempty"`
+	Table         string                 `protobuf:"bytes,5,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeRequest) Reset() {
+	*x = RevokeRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[69]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeRequest) ProtoMessage() {}
+
+func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[69]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
+func (*RevokeRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{69}
+}
+
+func (x *RevokeRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RevokeRequest) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetGrant() *AuthGrant {
+	if x != nil {
+		return x.Grant
+	}
+	return nil
+}
+
+func (x *RevokeRequest) GetMember() string {
+	if x != nil {
+		return x.Member
+	}
+	return ""
+}
+
+func (x *RevokeRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+type RevokeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RevokeResponse) Reset() {
+	*x = RevokeResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[70]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RevokeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RevokeResponse) ProtoMessage() {}
+
+func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[70]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
+func (*RevokeResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{70}
+}
+
+// ListAuthResponse is the auth state without password hashes
+// (users_with_password names the users that have one).
+type ListAuthRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListAuthRequest) Reset() {
+	*x = ListAuthRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[71]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuthRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuthRequest) ProtoMessage() {}
+
+func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[71]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuthRequest.ProtoReflect.Descriptor instead.
+func (*ListAuthRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{71}
+}
+
+func (x *ListAuthRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListAuthResponse struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	State             *AuthState             `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	UsersWithPassword []string               `protobuf:"bytes,2,rep,name=users_with_password,json=usersWithPassword,proto3" json:"users_with_password,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *ListAuthResponse) Reset() {
+	*x = ListAuthResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[72]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListAuthResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListAuthResponse) ProtoMessage() {}
+
+func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[72]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListAuthResponse.ProtoReflect.Descriptor instead.
+func (*ListAuthResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{72}
+}
+
+func (x *ListAuthResponse) GetState() *AuthState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
+func (x *ListAuthResponse) GetUsersWithPassword() []string {
+	if x != nil {
+		return x.UsersWithPassword
+	}
+	return nil
+}
+
 type TabletCommand_ChangeReplicas struct {
 	state         protoimpl.MessageState                 `protogen:"open.v1"`
 	Changes       []*TabletCommand_ChangeReplicas_Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
@@ -3254,7 +4322,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +4334,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +4366,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +4378,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +4413,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +4425,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +4471,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +4483,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +4517,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +4529,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +4576,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +4588,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3779,14 +4847,80 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1d\n" +
 	"\n" +
 	"split_keys\x18\x02 \x03(\fR\tsplitKeys\"\x16\n" +
-	"\x14SplitTabletsResponse*L\n" +
+	"\x14SplitTabletsResponse\"\xc4\x01\n" +
+	"\tAuthGrant\x128\n" +
+	"\n" +
+	"permission\x18\x01 \x01(\x0e2\x18.shale.pd.AuthPermissionR\n" +
+	"permission\x12\x1b\n" +
+	"\btable_id\x18\x02 \x01(\x04H\x00R\atableId\x12\x1f\n" +
+	"\n" +
+	"key_prefix\x18\x03 \x01(\fH\x00R\tkeyPrefix\x12\x1a\n" +
+	"\acluster\x18\x04 \x01(\bH\x00R\acluster\x12\x1d\n" +
+	"\n" +
+	"table_name\x18\x05 \x01(\tR\ttableNameB\x04\n" +
+	"\x02on\"Y\n" +
+	"\bAuthUser\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
+	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x14\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\"K\n" +
+	"\bAuthRole\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
+	"\x06grants\x18\x02 \x03(\v2\x13.shale.pd.AuthGrantR\x06grants\"y\n" +
+	"\tAuthState\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12(\n" +
+	"\x05users\x18\x02 \x03(\v2\x12.shale.pd.AuthUserR\x05users\x12(\n" +
+	"\x05roles\x18\x03 \x03(\v2\x12.shale.pd.AuthRoleR\x05roles\"_\n" +
+	"\x0eGetAuthRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12#\n" +
+	"\rknown_version\x18\x02 \x01(\x04R\fknownVersion\"V\n" +
+	"\x0fGetAuthResponse\x12)\n" +
+	"\x05state\x18\x01 \x01(\v2\x13.shale.pd.AuthStateR\x05state\x12\x18\n" +
+	"\aversion\x18\x02 \x01(\x04R\aversion\"m\n" +
+	"\x11CreateUserRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x14\n" +
+	"\x12CreateUserResponse\"O\n" +
+	"\x0fDropUserRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x12\n" +
+	"\x10DropUserResponse\"n\n" +
+	"\x12SetPasswordRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bpassword\x18\x03 \x01(\tR\bpassword\"\x15\n" +
+	"\x13SetPasswordResponse\"\xa5\x01\n" +
+	"\fGrantRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12)\n" +
+	"\x05grant\x18\x03 \x01(\v2\x13.shale.pd.AuthGrantR\x05grant\x12\x16\n" +
+	"\x06member\x18\x04 \x01(\tR\x06member\x12\x14\n" +
+	"\x05table\x18\x05 \x01(\tR\x05table\"\x0f\n" +
+	"\rGrantResponse\"\xa6\x01\n" +
+	"\rRevokeRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04role\x18\x02 \x01(\tR\x04role\x12)\n" +
+	"\x05grant\x18\x03 \x01(\v2\x13.shale.pd.AuthGrantR\x05grant\x12\x16\n" +
+	"\x06member\x18\x04 \x01(\tR\x06member\x12\x14\n" +
+	"\x05table\x18\x05 \x01(\tR\x05table\"\x10\n" +
+	"\x0eRevokeResponse\";\n" +
+	"\x0fListAuthRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"m\n" +
+	"\x10ListAuthResponse\x12)\n" +
+	"\x05state\x18\x01 \x01(\v2\x13.shale.pd.AuthStateR\x05state\x12.\n" +
+	"\x13users_with_password\x18\x02 \x03(\tR\x11usersWithPassword*L\n" +
 	"\n" +
 	"StoreState\x12\x06\n" +
 	"\x02UP\x10\x00\x12\x10\n" +
 	"\fDISCONNECTED\x10\x01\x12\b\n" +
 	"\x04DOWN\x10\x02\x12\v\n" +
 	"\aOFFLINE\x10\x03\x12\r\n" +
-	"\tTOMBSTONE\x10\x042\xc2\r\n" +
+	"\tTOMBSTONE\x10\x04*Q\n" +
+	"\x0eAuthPermission\x12\x1f\n" +
+	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
+	"\x04READ\x10\x01\x12\t\n" +
+	"\x05WRITE\x10\x02\x12\t\n" +
+	"\x05ADMIN\x10\x032\x94\x11\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -3814,7 +4948,15 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"DrainStore\x12\x1b.shale.pd.DrainStoreRequest\x1a\x1c.shale.pd.DrainStoreResponse\x12J\n" +
 	"\vReportSplit\x12\x1c.shale.pd.ReportSplitRequest\x1a\x1d.shale.pd.ReportSplitResponse\x12M\n" +
-	"\fSplitTablets\x12\x1d.shale.pd.SplitTabletsRequest\x1a\x1e.shale.pd.SplitTabletsResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"\fSplitTablets\x12\x1d.shale.pd.SplitTabletsRequest\x1a\x1e.shale.pd.SplitTabletsResponse\x12>\n" +
+	"\aGetAuth\x12\x18.shale.pd.GetAuthRequest\x1a\x19.shale.pd.GetAuthResponse\x12G\n" +
+	"\n" +
+	"CreateUser\x12\x1b.shale.pd.CreateUserRequest\x1a\x1c.shale.pd.CreateUserResponse\x12A\n" +
+	"\bDropUser\x12\x19.shale.pd.DropUserRequest\x1a\x1a.shale.pd.DropUserResponse\x12J\n" +
+	"\vSetPassword\x12\x1c.shale.pd.SetPasswordRequest\x1a\x1d.shale.pd.SetPasswordResponse\x128\n" +
+	"\x05Grant\x12\x16.shale.pd.GrantRequest\x1a\x17.shale.pd.GrantResponse\x12;\n" +
+	"\x06Revoke\x12\x17.shale.pd.RevokeRequest\x1a\x18.shale.pd.RevokeResponse\x12A\n" +
+	"\bListAuth\x12\x19.shale.pd.ListAuthRequest\x1a\x1a.shale.pd.ListAuthResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -3828,189 +4970,237 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 	return file_pdpb_pd_proto_rawDescData
 }
 
-var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
 var file_pdpb_pd_proto_goTypes = []any{
-	(StoreState)(0), // 0: shale.pd.StoreState
-	(TabletCommand_ChangeReplicas_Change_Type)(0), // 1: shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	(*Header)(nil),                              // 2: shale.pd.Header
-	(*NotPDLeader)(nil),                         // 3: shale.pd.NotPDLeader
-	(*Member)(nil),                              // 4: shale.pd.Member
-	(*GetMembersRequest)(nil),                   // 5: shale.pd.GetMembersRequest
-	(*GetMembersResponse)(nil),                  // 6: shale.pd.GetMembersResponse
-	(*StoreStats)(nil),                          // 7: shale.pd.StoreStats
-	(*StoreInfo)(nil),                           // 8: shale.pd.StoreInfo
-	(*RegisterStoreRequest)(nil),                // 9: shale.pd.RegisterStoreRequest
-	(*RegisterStoreResponse)(nil),               // 10: shale.pd.RegisterStoreResponse
-	(*StoreHeartbeatRequest)(nil),               // 11: shale.pd.StoreHeartbeatRequest
-	(*StoreHeartbeatResponse)(nil),              // 12: shale.pd.StoreHeartbeatResponse
-	(*TabletStats)(nil),                         // 13: shale.pd.TabletStats
-	(*TabletReport)(nil),                        // 14: shale.pd.TabletReport
-	(*TabletHeartbeatRequest)(nil),              // 15: shale.pd.TabletHeartbeatRequest
-	(*TabletCommand)(nil),                       // 16: shale.pd.TabletCommand
-	(*TabletHeartbeatResponse)(nil),             // 17: shale.pd.TabletHeartbeatResponse
-	(*TabletInfo)(nil),                          // 18: shale.pd.TabletInfo
-	(*GetTabletRequest)(nil),                    // 19: shale.pd.GetTabletRequest
-	(*GetTabletByIDRequest)(nil),                // 20: shale.pd.GetTabletByIDRequest
-	(*GetTabletResponse)(nil),                   // 21: shale.pd.GetTabletResponse
-	(*ScanTabletsRequest)(nil),                  // 22: shale.pd.ScanTabletsRequest
-	(*ScanTabletsResponse)(nil),                 // 23: shale.pd.ScanTabletsResponse
-	(*GetStoreRequest)(nil),                     // 24: shale.pd.GetStoreRequest
-	(*GetStoreResponse)(nil),                    // 25: shale.pd.GetStoreResponse
-	(*ListStoresRequest)(nil),                   // 26: shale.pd.ListStoresRequest
-	(*ListStoresResponse)(nil),                  // 27: shale.pd.ListStoresResponse
-	(*AllocIDRequest)(nil),                      // 28: shale.pd.AllocIDRequest
-	(*AllocIDResponse)(nil),                     // 29: shale.pd.AllocIDResponse
-	(*GetTimestampRequest)(nil),                 // 30: shale.pd.GetTimestampRequest
-	(*GetTimestampResponse)(nil),                // 31: shale.pd.GetTimestampResponse
-	(*CreateTableRequest)(nil),                  // 32: shale.pd.CreateTableRequest
-	(*CreateTableResponse)(nil),                 // 33: shale.pd.CreateTableResponse
-	(*DropTableRequest)(nil),                    // 34: shale.pd.DropTableRequest
-	(*DropTableResponse)(nil),                   // 35: shale.pd.DropTableResponse
-	(*GetTableRequest)(nil),                     // 36: shale.pd.GetTableRequest
-	(*GetTableResponse)(nil),                    // 37: shale.pd.GetTableResponse
-	(*SetSQLSchemaRequest)(nil),                 // 38: shale.pd.SetSQLSchemaRequest
-	(*SetSQLSchemaResponse)(nil),                // 39: shale.pd.SetSQLSchemaResponse
-	(*ListTablesRequest)(nil),                   // 40: shale.pd.ListTablesRequest
-	(*ListTablesResponse)(nil),                  // 41: shale.pd.ListTablesResponse
-	(*GetConfigRequest)(nil),                    // 42: shale.pd.GetConfigRequest
-	(*GetConfigResponse)(nil),                   // 43: shale.pd.GetConfigResponse
-	(*SetConfigRequest)(nil),                    // 44: shale.pd.SetConfigRequest
-	(*SetConfigResponse)(nil),                   // 45: shale.pd.SetConfigResponse
-	(*OperatorInfo)(nil),                        // 46: shale.pd.OperatorInfo
-	(*ListOperatorsRequest)(nil),                // 47: shale.pd.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),               // 48: shale.pd.ListOperatorsResponse
-	(*AddOperatorRequest)(nil),                  // 49: shale.pd.AddOperatorRequest
-	(*AddOperatorResponse)(nil),                 // 50: shale.pd.AddOperatorResponse
-	(*DrainStoreRequest)(nil),                   // 51: shale.pd.DrainStoreRequest
-	(*DrainStoreResponse)(nil),                  // 52: shale.pd.DrainStoreResponse
-	(*ReportSplitRequest)(nil),                  // 53: shale.pd.ReportSplitRequest
-	(*ReportSplitResponse)(nil),                 // 54: shale.pd.ReportSplitResponse
-	(*SplitTabletsRequest)(nil),                 // 55: shale.pd.SplitTabletsRequest
-	(*SplitTabletsResponse)(nil),                // 56: shale.pd.SplitTabletsResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 57: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 58: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 59: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 60: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 61: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 62: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 63: shale.pd.AddOperatorRequest.MoveReplica
-	(*metapb.Store)(nil),                   // 64: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 65: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 66: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 67: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 68: shale.meta.FamilySchema
+	(StoreState)(0),     // 0: shale.pd.StoreState
+	(AuthPermission)(0), // 1: shale.pd.AuthPermission
+	(TabletCommand_ChangeReplicas_Change_Type)(0), // 2: shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	(*Header)(nil),                              // 3: shale.pd.Header
+	(*NotPDLeader)(nil),                         // 4: shale.pd.NotPDLeader
+	(*Member)(nil),                              // 5: shale.pd.Member
+	(*GetMembersRequest)(nil),                   // 6: shale.pd.GetMembersRequest
+	(*GetMembersResponse)(nil),                  // 7: shale.pd.GetMembersResponse
+	(*StoreStats)(nil),                          // 8: shale.pd.StoreStats
+	(*StoreInfo)(nil),                           // 9: shale.pd.StoreInfo
+	(*RegisterStoreRequest)(nil),                // 10: shale.pd.RegisterStoreRequest
+	(*RegisterStoreResponse)(nil),               // 11: shale.pd.RegisterStoreResponse
+	(*StoreHeartbeatRequest)(nil),               // 12: shale.pd.StoreHeartbeatRequest
+	(*StoreHeartbeatResponse)(nil),              // 13: shale.pd.StoreHeartbeatResponse
+	(*TabletStats)(nil),                         // 14: shale.pd.TabletStats
+	(*TabletReport)(nil),                        // 15: shale.pd.TabletReport
+	(*TabletHeartbeatRequest)(nil),              // 16: shale.pd.TabletHeartbeatRequest
+	(*TabletCommand)(nil),                       // 17: shale.pd.TabletCommand
+	(*TabletHeartbeatResponse)(nil),             // 18: shale.pd.TabletHeartbeatResponse
+	(*TabletInfo)(nil),                          // 19: shale.pd.TabletInfo
+	(*GetTabletRequest)(nil),                    // 20: shale.pd.GetTabletRequest
+	(*GetTabletByIDRequest)(nil),                // 21: shale.pd.GetTabletByIDRequest
+	(*GetTabletResponse)(nil),                   // 22: shale.pd.GetTabletResponse
+	(*ScanTabletsRequest)(nil),                  // 23: shale.pd.ScanTabletsRequest
+	(*ScanTabletsResponse)(nil),                 // 24: shale.pd.ScanTabletsResponse
+	(*GetStoreRequest)(nil),                     // 25: shale.pd.GetStoreRequest
+	(*GetStoreResponse)(nil),                    // 26: shale.pd.GetStoreResponse
+	(*ListStoresRequest)(nil),                   // 27: shale.pd.ListStoresRequest
+	(*ListStoresResponse)(nil),                  // 28: shale.pd.ListStoresResponse
+	(*AllocIDRequest)(nil),                      // 29: shale.pd.AllocIDRequest
+	(*AllocIDResponse)(nil),                     // 30: shale.pd.AllocIDResponse
+	(*GetTimestampRequest)(nil),                 // 31: shale.pd.GetTimestampRequest
+	(*GetTimestampResponse)(nil),                // 32: shale.pd.GetTimestampResponse
+	(*CreateTableRequest)(nil),                  // 33: shale.pd.CreateTableRequest
+	(*CreateTableResponse)(nil),                 // 34: shale.pd.CreateTableResponse
+	(*DropTableRequest)(nil),                    // 35: shale.pd.DropTableRequest
+	(*DropTableResponse)(nil),                   // 36: shale.pd.DropTableResponse
+	(*GetTableRequest)(nil),                     // 37: shale.pd.GetTableRequest
+	(*GetTableResponse)(nil),                    // 38: shale.pd.GetTableResponse
+	(*SetSQLSchemaRequest)(nil),                 // 39: shale.pd.SetSQLSchemaRequest
+	(*SetSQLSchemaResponse)(nil),                // 40: shale.pd.SetSQLSchemaResponse
+	(*ListTablesRequest)(nil),                   // 41: shale.pd.ListTablesRequest
+	(*ListTablesResponse)(nil),                  // 42: shale.pd.ListTablesResponse
+	(*GetConfigRequest)(nil),                    // 43: shale.pd.GetConfigRequest
+	(*GetConfigResponse)(nil),                   // 44: shale.pd.GetConfigResponse
+	(*SetConfigRequest)(nil),                    // 45: shale.pd.SetConfigRequest
+	(*SetConfigResponse)(nil),                   // 46: shale.pd.SetConfigResponse
+	(*OperatorInfo)(nil),                        // 47: shale.pd.OperatorInfo
+	(*ListOperatorsRequest)(nil),                // 48: shale.pd.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),               // 49: shale.pd.ListOperatorsResponse
+	(*AddOperatorRequest)(nil),                  // 50: shale.pd.AddOperatorRequest
+	(*AddOperatorResponse)(nil),                 // 51: shale.pd.AddOperatorResponse
+	(*DrainStoreRequest)(nil),                   // 52: shale.pd.DrainStoreRequest
+	(*DrainStoreResponse)(nil),                  // 53: shale.pd.DrainStoreResponse
+	(*ReportSplitRequest)(nil),                  // 54: shale.pd.ReportSplitRequest
+	(*ReportSplitResponse)(nil),                 // 55: shale.pd.ReportSplitResponse
+	(*SplitTabletsRequest)(nil),                 // 56: shale.pd.SplitTabletsRequest
+	(*SplitTabletsResponse)(nil),                // 57: shale.pd.SplitTabletsResponse
+	(*AuthGrant)(nil),                           // 58: shale.pd.AuthGrant
+	(*AuthUser)(nil),                            // 59: shale.pd.AuthUser
+	(*AuthRole)(nil),                            // 60: shale.pd.AuthRole
+	(*AuthState)(nil),                           // 61: shale.pd.AuthState
+	(*GetAuthRequest)(nil),                      // 62: shale.pd.GetAuthRequest
+	(*GetAuthResponse)(nil),                     // 63: shale.pd.GetAuthResponse
+	(*CreateUserRequest)(nil),                   // 64: shale.pd.CreateUserRequest
+	(*CreateUserResponse)(nil),                  // 65: shale.pd.CreateUserResponse
+	(*DropUserRequest)(nil),                     // 66: shale.pd.DropUserRequest
+	(*DropUserResponse)(nil),                    // 67: shale.pd.DropUserResponse
+	(*SetPasswordRequest)(nil),                  // 68: shale.pd.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                 // 69: shale.pd.SetPasswordResponse
+	(*GrantRequest)(nil),                        // 70: shale.pd.GrantRequest
+	(*GrantResponse)(nil),                       // 71: shale.pd.GrantResponse
+	(*RevokeRequest)(nil),                       // 72: shale.pd.RevokeRequest
+	(*RevokeResponse)(nil),                      // 73: shale.pd.RevokeResponse
+	(*ListAuthRequest)(nil),                     // 74: shale.pd.ListAuthRequest
+	(*ListAuthResponse)(nil),                    // 75: shale.pd.ListAuthResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 76: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 77: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 78: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 79: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 80: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 81: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 82: shale.pd.AddOperatorRequest.MoveReplica
+	(*metapb.Store)(nil),                   // 83: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 84: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 85: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 86: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 87: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
-	4,  // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
-	4,  // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	64, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
-	0,  // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
-	7,  // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
-	2,  // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	64, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
-	2,  // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
-	7,  // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	65, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	66, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	66, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
-	13, // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
-	2,  // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
-	14, // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	67, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	57, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	58, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	59, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	60, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
-	16, // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	66, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
-	13, // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
-	2,  // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
-	2,  // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
-	18, // 25: shale.pd.GetTabletResponse.tablet:type_name -> shale.pd.TabletInfo
-	2,  // 26: shale.pd.ScanTabletsRequest.header:type_name -> shale.pd.Header
-	18, // 27: shale.pd.ScanTabletsResponse.tablets:type_name -> shale.pd.TabletInfo
-	2,  // 28: shale.pd.GetStoreRequest.header:type_name -> shale.pd.Header
-	8,  // 29: shale.pd.GetStoreResponse.store:type_name -> shale.pd.StoreInfo
-	2,  // 30: shale.pd.ListStoresRequest.header:type_name -> shale.pd.Header
-	8,  // 31: shale.pd.ListStoresResponse.stores:type_name -> shale.pd.StoreInfo
-	2,  // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
-	2,  // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
-	2,  // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	68, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	65, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
-	2,  // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
-	2,  // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	65, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
-	2,  // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	65, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
-	2,  // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	65, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
-	2,  // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	62, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
-	2,  // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
-	2,  // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
-	46, // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
-	2,  // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	63, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
-	46, // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	2,  // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	2,  // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
-	14, // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
-	2,  // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
-	61, // 56: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	1,  // 57: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	5,  // 58: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	9,  // 59: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	11, // 60: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	15, // 61: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	19, // 62: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	20, // 63: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	22, // 64: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	24, // 65: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	26, // 66: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	28, // 67: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	30, // 68: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	32, // 69: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	34, // 70: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	36, // 71: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	40, // 72: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	38, // 73: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	42, // 74: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	44, // 75: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	47, // 76: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	49, // 77: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	51, // 78: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	53, // 79: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	55, // 80: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	6,  // 81: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	10, // 82: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	12, // 83: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	17, // 84: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	21, // 85: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	21, // 86: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	23, // 87: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	25, // 88: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	27, // 89: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	29, // 90: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	31, // 91: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	33, // 92: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	35, // 93: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	37, // 94: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	41, // 95: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	39, // 96: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	43, // 97: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	45, // 98: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	48, // 99: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	50, // 100: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	52, // 101: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	54, // 102: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	56, // 103: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	81, // [81:104] is the sub-list for method output_type
-	58, // [58:81] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
+	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
+	83,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
+	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
+	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
+	83,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
+	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
+	84,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	85,  // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	85,  // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
+	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
+	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
+	86,  // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	76,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	77,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	78,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	79,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
+	85,  // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
+	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
+	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
+	19,  // 25: shale.pd.GetTabletResponse.tablet:type_name -> shale.pd.TabletInfo
+	3,   // 26: shale.pd.ScanTabletsRequest.header:type_name -> shale.pd.Header
+	19,  // 27: shale.pd.ScanTabletsResponse.tablets:type_name -> shale.pd.TabletInfo
+	3,   // 28: shale.pd.GetStoreRequest.header:type_name -> shale.pd.Header
+	9,   // 29: shale.pd.GetStoreResponse.store:type_name -> shale.pd.StoreInfo
+	3,   // 30: shale.pd.ListStoresRequest.header:type_name -> shale.pd.Header
+	9,   // 31: shale.pd.ListStoresResponse.stores:type_name -> shale.pd.StoreInfo
+	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
+	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
+	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
+	87,  // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	84,  // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
+	3,   // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
+	84,  // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
+	84,  // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
+	84,  // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	3,   // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
+	81,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	3,   // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
+	3,   // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
+	47,  // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
+	3,   // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
+	82,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	47,  // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	3,   // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
+	3,   // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
+	15,  // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
+	3,   // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
+	1,   // 56: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
+	58,  // 57: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
+	59,  // 58: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
+	60,  // 59: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
+	3,   // 60: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
+	61,  // 61: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 62: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
+	3,   // 63: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
+	3,   // 64: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
+	3,   // 65: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
+	58,  // 66: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 67: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
+	58,  // 68: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 69: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
+	61,  // 70: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
+	80,  // 71: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 72: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 73: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 74: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 75: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 76: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 77: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 78: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 79: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 80: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 81: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 82: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 83: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 84: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	35,  // 85: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	37,  // 86: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	41,  // 87: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	39,  // 88: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	43,  // 89: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	45,  // 90: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	48,  // 91: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	50,  // 92: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	52,  // 93: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	54,  // 94: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	56,  // 95: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	62,  // 96: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	64,  // 97: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	66,  // 98: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	68,  // 99: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	70,  // 100: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	72,  // 101: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	74,  // 102: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	7,   // 103: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 104: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 105: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 106: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 107: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 108: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 109: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 110: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 111: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 112: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 113: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	34,  // 114: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	36,  // 115: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	38,  // 116: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	42,  // 117: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	40,  // 118: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	44,  // 119: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	46,  // 120: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	49,  // 121: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	51,  // 122: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	53,  // 123: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	55,  // 124: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	57,  // 125: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	63,  // 126: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	65,  // 127: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	67,  // 128: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	69,  // 129: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	71,  // 130: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	73,  // 131: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	75,  // 132: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	103, // [103:133] is the sub-list for method output_type
+	73,  // [73:103] is the sub-list for method input_type
+	73,  // [73:73] is the sub-list for extension type_name
+	73,  // [73:73] is the sub-list for extension extendee
+	0,   // [0:73] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -4030,13 +5220,18 @@ func file_pdpb_pd_proto_init() {
 		(*AddOperatorRequest_TransferLeaderTo)(nil),
 		(*AddOperatorRequest_Move)(nil),
 	}
+	file_pdpb_pd_proto_msgTypes[55].OneofWrappers = []any{
+		(*AuthGrant_TableId)(nil),
+		(*AuthGrant_KeyPrefix)(nil),
+		(*AuthGrant_Cluster)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   62,
+			NumEnums:      3,
+			NumMessages:   80,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -44,6 +44,13 @@ const (
 	PD_DrainStore_FullMethodName      = "/shale.pd.PD/DrainStore"
 	PD_ReportSplit_FullMethodName     = "/shale.pd.PD/ReportSplit"
 	PD_SplitTablets_FullMethodName    = "/shale.pd.PD/SplitTablets"
+	PD_GetAuth_FullMethodName         = "/shale.pd.PD/GetAuth"
+	PD_CreateUser_FullMethodName      = "/shale.pd.PD/CreateUser"
+	PD_DropUser_FullMethodName        = "/shale.pd.PD/DropUser"
+	PD_SetPassword_FullMethodName     = "/shale.pd.PD/SetPassword"
+	PD_Grant_FullMethodName           = "/shale.pd.PD/Grant"
+	PD_Revoke_FullMethodName          = "/shale.pd.PD/Revoke"
+	PD_ListAuth_FullMethodName        = "/shale.pd.PD/ListAuth"
 )
 
 // PDClient is the client API for PD service.
@@ -73,6 +80,13 @@ type PDClient interface {
 	DrainStore(ctx context.Context, in *DrainStoreRequest, opts ...grpc.CallOption) (*DrainStoreResponse, error)
 	ReportSplit(ctx context.Context, in *ReportSplitRequest, opts ...grpc.CallOption) (*ReportSplitResponse, error)
 	SplitTablets(ctx context.Context, in *SplitTabletsRequest, opts ...grpc.CallOption) (*SplitTabletsResponse, error)
+	GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error)
+	CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error)
+	DropUser(ctx context.Context, in *DropUserRequest, opts ...grpc.CallOption) (*DropUserResponse, error)
+	SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error)
+	Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error)
+	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
+	ListAuth(ctx context.Context, in *ListAuthRequest, opts ...grpc.CallOption) (*ListAuthResponse, error)
 }
 
 type pDClient struct {
@@ -313,6 +327,76 @@ func (c *pDClient) SplitTablets(ctx context.Context, in *SplitTabletsRequest, op
 	return out, nil
 }
 
+func (c *pDClient) GetAuth(ctx context.Context, in *GetAuthRequest, opts ...grpc.CallOption) (*GetAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetAuthResponse)
+	err := c.cc.Invoke(ctx, PD_GetAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) CreateUser(ctx context.Context, in *CreateUserRequest, opts ...grpc.CallOption) (*CreateUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CreateUserResponse)
+	err := c.cc.Invoke(ctx, PD_CreateUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) DropUser(ctx context.Context, in *DropUserRequest, opts ...grpc.CallOption) (*DropUserResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DropUserResponse)
+	err := c.cc.Invoke(ctx, PD_DropUser_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) SetPassword(ctx context.Context, in *SetPasswordRequest, opts ...grpc.CallOption) (*SetPasswordResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetPasswordResponse)
+	err := c.cc.Invoke(ctx, PD_SetPassword_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GrantResponse)
+	err := c.cc.Invoke(ctx, PD_Grant_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RevokeResponse)
+	err := c.cc.Invoke(ctx, PD_Revoke_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ListAuth(ctx context.Context, in *ListAuthRequest, opts ...grpc.CallOption) (*ListAuthResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListAuthResponse)
+	err := c.cc.Invoke(ctx, PD_ListAuth_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -340,6 +424,13 @@ type PDServer interface {
 	DrainStore(context.Context, *DrainStoreRequest) (*DrainStoreResponse, error)
 	ReportSplit(context.Context, *ReportSplitRequest) (*ReportSplitResponse, error)
 	SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error)
+	GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error)
+	CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error)
+	DropUser(context.Context, *DropUserRequest) (*DropUserResponse, error)
+	SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error)
+	Grant(context.Context, *GrantRequest) (*GrantResponse, error)
+	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
+	ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -418,6 +509,27 @@ func (UnimplementedPDServer) ReportSplit(context.Context, *ReportSplitRequest) (
 }
 func (UnimplementedPDServer) SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SplitTablets not implemented")
+}
+func (UnimplementedPDServer) GetAuth(context.Context, *GetAuthRequest) (*GetAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetAuth not implemented")
+}
+func (UnimplementedPDServer) CreateUser(context.Context, *CreateUserRequest) (*CreateUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CreateUser not implemented")
+}
+func (UnimplementedPDServer) DropUser(context.Context, *DropUserRequest) (*DropUserResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DropUser not implemented")
+}
+func (UnimplementedPDServer) SetPassword(context.Context, *SetPasswordRequest) (*SetPasswordResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetPassword not implemented")
+}
+func (UnimplementedPDServer) Grant(context.Context, *GrantRequest) (*GrantResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Grant not implemented")
+}
+func (UnimplementedPDServer) Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Revoke not implemented")
+}
+func (UnimplementedPDServer) ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListAuth not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -854,6 +966,132 @@ func _PD_SplitTablets_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_GetAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).GetAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_GetAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).GetAuth(ctx, req.(*GetAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_CreateUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CreateUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).CreateUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_CreateUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).CreateUser(ctx, req.(*CreateUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_DropUser_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DropUserRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).DropUser(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_DropUser_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).DropUser(ctx, req.(*DropUserRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_SetPassword_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetPasswordRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetPassword(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetPassword_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetPassword(ctx, req.(*SetPasswordRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_Grant_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GrantRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).Grant(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_Grant_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).Grant(ctx, req.(*GrantRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_Revoke_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RevokeRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).Revoke(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_Revoke_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).Revoke(ctx, req.(*RevokeRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ListAuth_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListAuthRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ListAuth(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ListAuth_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ListAuth(ctx, req.(*ListAuthRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -952,6 +1190,34 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SplitTablets",
 			Handler:    _PD_SplitTablets_Handler,
+		},
+		{
+			MethodName: "GetAuth",
+			Handler:    _PD_GetAuth_Handler,
+		},
+		{
+			MethodName: "CreateUser",
+			Handler:    _PD_CreateUser_Handler,
+		},
+		{
+			MethodName: "DropUser",
+			Handler:    _PD_DropUser_Handler,
+		},
+		{
+			MethodName: "SetPassword",
+			Handler:    _PD_SetPassword_Handler,
+		},
+		{
+			MethodName: "Grant",
+			Handler:    _PD_Grant_Handler,
+		},
+		{
+			MethodName: "Revoke",
+			Handler:    _PD_Revoke_Handler,
+		},
+		{
+			MethodName: "ListAuth",
+			Handler:    _PD_ListAuth_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -34,6 +34,7 @@ var byCode = map[sqllite.Code]myErr{
 	sqllite.CodeResource:    {mysql.ER_OUT_OF_RESOURCES, "HY000"},                   // 1041
 	sqllite.CodeStorage:     {mysql.ER_UNKNOWN_ERROR, "HY000"},                      // 1105
 	sqllite.CodeInternal:    {mysql.ER_UNKNOWN_ERROR, "HY000"},                      // 1105
+	sqllite.CodePermission:  {mysql.ER_TABLEACCESS_DENIED_ERROR, "42000"},           // 1142
 }
 
 // byMessage refines errors whose class covers several MySQL errors; the

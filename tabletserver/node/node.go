@@ -139,10 +139,14 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 
+	az, err := newNodeAuthz(o, pdc, s, log)
+	if err != nil {
+		return err
+	}
 	var gate requestGate
 	srv := grpc.NewServer(append(grpcutil.ServerOptions(),
-		grpc.ChainUnaryInterceptor(gate.unary),
-		grpc.ChainStreamInterceptor(gate.stream),
+		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary),
+		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream),
 	)...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
@@ -188,7 +192,7 @@ func Run(ctx context.Context, o Options) error {
 			}
 			_, _ = w.Write([]byte("ok"))
 		})
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: az.HTTP(mux), ReadHeaderTimeout: 10 * time.Second}
 		serve("node.http", func() error {
 			if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)
@@ -198,6 +202,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 
 	s.Start()
+	if err := az.start(ctx, servers); err != nil {
+		errc <- err
+	}
 	if pdc != nil {
 		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks}
 		if err := loop.start(ctx); err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/tabletserver/store"
 )
 
@@ -53,6 +54,10 @@ type Options struct {
 	// Store holds advanced store settings (zero: defaults). Run overrides
 	// its StoreID, Dir, Resolver, Logger and Registry.
 	Store store.Options
+	// Authz is authz.Secure when the node serves TLS (every call is then
+	// authenticated and authorized, internal/authz), else authz.Insecure,
+	// which cmd/shale sets only with --insecure. Zero: Insecure.
+	Authz authz.Mode
 
 	// onServing, if set, is called once the node is serving, with the
 	// addresses it actually listens on (tests pass ":0").
@@ -69,6 +74,9 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.HeartbeatInterval <= 0 {
 		o.HeartbeatInterval = 10 * time.Second
+	}
+	if o.Authz == authz.ModeUnset {
+		o.Authz = authz.Insecure
 	}
 	if len(o.PD) == 0 && len(o.Peers) == 0 && o.StoreID != 0 && o.Addr != "" {
 		o.Peers = map[uint64]string{o.StoreID: o.Addr}

@@ -1,0 +1,200 @@
+package thriftgw_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+type noGrants struct{}
+
+func (noGrants) Policy() (*authz.Policy, error) { return authz.NewPolicy(nil), nil }
+
+func requireRefused(t *testing.T, err error, code string) {
+	t.Helper()
+	var ae thrift.TApplicationException
+	require.True(t, errors.As(err, &ae), "want a TApplicationException, got %T %v", err, err)
+	require.Contains(t, ae.Error(), code)
+}
+
+// A secure gateway refuses a connection without a client certificate (this
+// one has no TLS) on everything but the public call, before the arguments
+// are used, and the connection stays usable.
+func TestSecureGatewayRefusesAnonymousCallers(t *testing.T) {
+	e := startEnv(t)
+	ctx := ctxT(t)
+	_, err := e.cl.CreateTable(ctx, "authzt", []kvclient.Family{{Name: "f"}})
+	require.NoError(t, err)
+	a, err := authz.New(authz.Options{Mode: authz.Secure, Policies: noGrants{}})
+	require.NoError(t, err)
+	srv := e.gateway(t, thriftgw.Options{Authz: a})
+	c := dial(t, srv.Addr().String(), false, false)
+
+	err = c.Put(ctx, []byte("authzt"), &hbase.TPut{Row: []byte("r"), ColumnValues: []*hbase.TColumnValue{cv("f", "q", "v")}})
+	requireRefused(t, err, "Unauthenticated")
+	typ, err := c.GetThriftServerType(ctx)
+	require.NoError(t, err, "the public call works on the same connection")
+	require.Equal(t, hbase.TThriftServerType_TWO, typ)
+	_, err = c.Get(ctx, []byte("authzt"), &hbase.TGet{Row: []byte("r")})
+	requireRefused(t, err, "Unauthenticated")
+	err = c.DeleteTable(ctx, tn("authzt"))
+	requireRefused(t, err, "Unauthenticated")
+
+	tbl, err := e.cl.Table(ctx, "authzt")
+	require.NoError(t, err)
+	row, err := tbl.Get(ctx, []byte("r"))
+	require.NoError(t, err)
+	require.Nil(t, row, "the refused put wrote nothing")
+}
+
+type fixedPolicy struct{ p *authz.Policy }
+
+func (f fixedPolicy) Policy() (*authz.Policy, error) { return f.p, nil }
+
+// thriftCalls makes one call of each Thrift method on table (the ones that
+// name a table; admin calls use names that do not exist, so an allowed
+// call fails harmlessly).
+func thriftCalls(table string) map[string]func(context.Context, *client) error {
+	tb := []byte(table)
+	put := &hbase.TPut{Row: []byte("r"), ColumnValues: []*hbase.TColumnValue{cv("f", "q", "v")}}
+	get := &hbase.TGet{Row: []byte("r")}
+	del := &hbase.TDelete{Row: []byte("r")}
+	rm := &hbase.TRowMutations{Row: []byte("r"), Mutations: []*hbase.TMutation{{Put: put}}}
+	col := &hbase.TColumnIncrement{Family: []byte("f"), Qualifier: []byte("n")}
+	missing := tn(table + "_missing")
+	return map[string]func(context.Context, *client) error{
+		"exists": func(ctx context.Context, c *client) error { _, err := c.Exists(ctx, tb, get); return err },
+		"existsAll": func(ctx context.Context, c *client) error {
+			_, err := c.ExistsAll(ctx, tb, []*hbase.TGet{get})
+			return err
+		},
+		"get": func(ctx context.Context, c *client) error { _, err := c.Get(ctx, tb, get); return err },
+		"getMultiple": func(ctx context.Context, c *client) error {
+			_, err := c.GetMultiple(ctx, tb, []*hbase.TGet{get})
+			return err
+		},
+		"openScanner": func(ctx context.Context, c *client) error {
+			_, err := c.OpenScanner(ctx, tb, &hbase.TScan{})
+			return err
+		},
+		"put":          func(ctx context.Context, c *client) error { return c.Put(ctx, tb, put) },
+		"putMultiple":  func(ctx context.Context, c *client) error { return c.PutMultiple(ctx, tb, []*hbase.TPut{put}) },
+		"deleteSingle": func(ctx context.Context, c *client) error { return c.DeleteSingle(ctx, tb, del) },
+		"deleteMultiple": func(ctx context.Context, c *client) error {
+			_, err := c.DeleteMultiple(ctx, tb, []*hbase.TDelete{del})
+			return err
+		},
+		"checkAndPut": func(ctx context.Context, c *client) error {
+			_, err := c.CheckAndPut(ctx, tb, []byte("r"), []byte("f"), []byte("q"), nil, put)
+			return err
+		},
+		"checkAndDelete": func(ctx context.Context, c *client) error {
+			_, err := c.CheckAndDelete(ctx, tb, []byte("r"), []byte("f"), []byte("q"), nil, del)
+			return err
+		},
+		"checkAndMutate": func(ctx context.Context, c *client) error {
+			_, err := c.CheckAndMutate(ctx, tb, []byte("r"), []byte("f"), []byte("q"), hbase.TCompareOperator_EQUAL, []byte("v"), rm)
+			return err
+		},
+		"mutateRow": func(ctx context.Context, c *client) error { return c.MutateRow(ctx, tb, rm) },
+		"increment": func(ctx context.Context, c *client) error {
+			_, err := c.Increment(ctx, tb, &hbase.TIncrement{Row: []byte("r"), Columns: []*hbase.TColumnIncrement{col}})
+			return err
+		},
+		"append": func(ctx context.Context, c *client) error {
+			_, err := c.Append(ctx, tb, &hbase.TAppend{Row: []byte("r"), Columns: []*hbase.TColumnValue{cv("f", "a", "x")}})
+			return err
+		},
+		"getScannerResults": func(ctx context.Context, c *client) error {
+			_, err := c.GetScannerResults(ctx, tb, &hbase.TScan{}, 1)
+			return err
+		},
+		"getRegionLocation": func(ctx context.Context, c *client) error {
+			_, err := c.GetRegionLocation(ctx, tb, []byte("r"), false)
+			return err
+		},
+		"getTableDescriptor": func(ctx context.Context, c *client) error { _, err := c.GetTableDescriptor(ctx, tn(table)); return err },
+		"tableExists":        func(ctx context.Context, c *client) error { _, err := c.TableExists(ctx, tn(table)); return err },
+		"deleteTable":        func(ctx context.Context, c *client) error { return c.DeleteTable(ctx, missing) },
+		"truncateTable":      func(ctx context.Context, c *client) error { return c.TruncateTable(ctx, missing, false) },
+		"disableTable":       func(ctx context.Context, c *client) error { return c.DisableTable(ctx, missing) },
+		"getThriftServerType": func(ctx context.Context, c *client) error {
+			_, err := c.GetThriftServerType(ctx)
+			return err
+		},
+	}
+}
+
+func refused(err error) bool {
+	if err == nil {
+		return false
+	}
+	msg := err.Error()
+	var ioe *hbase.TIOError
+	if errors.As(err, &ioe) {
+		msg = ioe.GetMessage()
+	}
+	return strings.Contains(msg, "PermissionDenied") || strings.Contains(msg, "permission denied")
+}
+
+// The Thrift part of the authorization matrix: every call that names a
+// table (and a sample of the others) by a user with no grant, a reader, a
+// writer, an admin and a node, end to end through the gateway.
+func TestThriftAuthorizationMatrix(t *testing.T) {
+	e := startEnv(t)
+	ctx := ctxT(t)
+	info, err := e.cl.CreateTable(ctx, "authzm", []kvclient.Family{{Name: "f"}})
+	require.NoError(t, err)
+	st, err := authz.Edit(nil, func(st *pdpb.AuthState) error {
+		grant := func(role string, p pdpb.AuthPermission) error {
+			return authz.GrantPermission(st, role, &pdpb.AuthGrant{Permission: p, On: &pdpb.AuthGrant_TableId{TableId: info.ID}})
+		}
+		if err := grant("reader", pdpb.AuthPermission_READ); err != nil {
+			return err
+		}
+		if err := grant("writer", pdpb.AuthPermission_WRITE); err != nil {
+			return err
+		}
+		return authz.GrantPermission(st, "admin", &pdpb.AuthGrant{Permission: pdpb.AuthPermission_ADMIN, On: &pdpb.AuthGrant_Cluster{Cluster: true}})
+	})
+	require.NoError(t, err)
+	a, err := authz.New(authz.Options{Mode: authz.Secure, Policies: fixedPolicy{authz.NewPolicy(st)}})
+	require.NoError(t, err)
+
+	calls := thriftCalls("authzm")
+	for name, c := range authz.Thrift {
+		if _, ok := calls[name]; !ok && c.PerTable() {
+			t.Errorf("Thrift method %s (%s) names a table but the matrix does not call it", name, c)
+		}
+	}
+	callers := map[string]authz.Identity{"nogrant": {User: "nogrant"}, "reader": {User: "reader"}, "writer": {User: "writer"}, "admin": {User: "admin"}, "node": {Node: true}}
+	for who, id := range callers {
+		srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", Authz: a})
+		require.NoError(t, err)
+		thriftgw.SetIdentityForTest(srv, id)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve() }() //stop:short-lived test gateway, closed below
+		c := dial(t, srv.Addr().String(), false, false)
+		for name, call := range calls {
+			class := authz.Thrift[name]
+			want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
+				(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
+			err := call(ctx, c)
+			if got := !refused(err); got != want {
+				t.Errorf("%s calling %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+			}
+		}
+		require.NoError(t, srv.Close())
+		require.NoError(t, <-done)
+	}
+}
