@@ -491,6 +491,7 @@ func (c *cluster) tabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeat
 		if t == nil {
 			continue // stale
 		}
+		c.s.cons.observe(r, now)
 		if r.LeaderStoreId != req.StoreId {
 			continue
 		}

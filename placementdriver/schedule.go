@@ -119,6 +119,7 @@ func (c *cluster) scheduleRound(ctx context.Context) {
 	}
 	for _, op := range c.coord.Controller.TakeEnded() {
 		ended = append(ended, logged{op: op.String()})
+		c.s.cons.operatorEnded(op)
 	}
 	c.mu.Unlock()
 	if n := res.Total(); n > 0 {
