@@ -128,8 +128,8 @@ func TestConsoleAPI(t *testing.T) {
 	require.Equal(t, "3", cfg["max-replicas"])
 
 	var hm struct {
-		Metric string `json:"metric"`
-		Unit   string `json:"unit"`
+		Metric string  `json:"metric"`
+		Unit   string  `json:"unit"`
 		Times  []int64 `json:"times_unix_ms"`
 		Rows   []struct {
 			Table string `json:"table"`
