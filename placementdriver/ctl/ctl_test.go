@@ -82,6 +82,7 @@ func TestJSONShapes(t *testing.T) {
 	require.Equal(t, map[string]any{
 		"id": 4.0, "address": "a:1", "state": "Offline", "labels": map[string]any{}, "tablet_count": 7.0,
 		"leader_count": 2.0, "used_bytes": 0.0, "capacity_bytes": 0.0, "available_bytes": 0.0, "last_heartbeat_unix_ms": 0.0,
+		"snapshot_limit": 0.0,
 	}, st)
 
 	tb := tablet(9, "\x01", "\xff", 3, 3)

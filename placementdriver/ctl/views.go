@@ -28,6 +28,9 @@ type Store struct {
 	CapacityBytes       uint64            `json:"capacity_bytes"`
 	AvailableBytes      uint64            `json:"available_bytes"`
 	LastHeartbeatUnixMs int64             `json:"last_heartbeat_unix_ms"`
+	// SnapshotLimit is the store's own snapshot limit (0: the
+	// max-snapshots-per-store config).
+	SnapshotLimit uint32 `json:"snapshot_limit"`
 }
 
 // Epoch is a tablet's epoch.
@@ -157,6 +160,7 @@ func StoreFromPB(si *pdpb.StoreInfo, c Counts) Store {
 		CapacityBytes:       si.GetStats().GetCapacityBytes(),
 		AvailableBytes:      si.GetStats().GetAvailableBytes(),
 		LastHeartbeatUnixMs: si.GetLastHeartbeatUnixMs(),
+		SnapshotLimit:       si.GetSnapshotLimit(),
 	}
 	for k, v := range st.GetLabels() {
 		out.Labels[k] = v

@@ -490,8 +490,11 @@ type StoreInfo struct {
 	State               StoreState             `protobuf:"varint,2,opt,name=state,proto3,enum=shale.pd.StoreState" json:"state,omitempty"`
 	Stats               *StoreStats            `protobuf:"bytes,3,opt,name=stats,proto3" json:"stats,omitempty"`
 	LastHeartbeatUnixMs int64                  `protobuf:"varint,4,opt,name=last_heartbeat_unix_ms,json=lastHeartbeatUnixMs,proto3" json:"last_heartbeat_unix_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Snapshots (add-learner steps) the store may take part in at once; 0:
+	// the max-snapshots-per-store config. Set with SetStoreLimit.
+	SnapshotLimit uint32 `protobuf:"varint,5,opt,name=snapshot_limit,json=snapshotLimit,proto3" json:"snapshot_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreInfo) Reset() {
@@ -548,6 +551,13 @@ func (x *StoreInfo) GetStats() *StoreStats {
 func (x *StoreInfo) GetLastHeartbeatUnixMs() int64 {
 	if x != nil {
 		return x.LastHeartbeatUnixMs
+	}
+	return 0
+}
+
+func (x *StoreInfo) GetSnapshotLimit() uint32 {
+	if x != nil {
+		return x.SnapshotLimit
 	}
 	return 0
 }
@@ -3245,6 +3255,554 @@ func (*SplitTabletsResponse) Descriptor() ([]byte, []int) {
 	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
 }
 
+// SetStoreLabelsRequest sets labels of a store (an empty value removes
+// the label); the others are kept.
+type SetStoreLabelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLabelsRequest) Reset() {
+	*x = SetStoreLabelsRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[55]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLabelsRequest) ProtoMessage() {}
+
+func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[55]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLabelsRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
+}
+
+func (x *SetStoreLabelsRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetStoreLabelsRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *SetStoreLabelsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type SetStoreLabelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *metapb.Store          `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLabelsResponse) Reset() {
+	*x = SetStoreLabelsResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[56]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLabelsResponse) ProtoMessage() {}
+
+func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[56]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLabelsResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
+}
+
+func (x *SetStoreLabelsResponse) GetStore() *metapb.Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+// SetStoreLimitRequest sets how many snapshots a store may take part in at
+// once (0: back to max-snapshots-per-store).
+type SetStoreLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	SnapshotLimit uint32                 `protobuf:"varint,3,opt,name=snapshot_limit,json=snapshotLimit,proto3" json:"snapshot_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLimitRequest) Reset() {
+	*x = SetStoreLimitRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[57]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLimitRequest) ProtoMessage() {}
+
+func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[57]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLimitRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreLimitRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
+}
+
+func (x *SetStoreLimitRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetStoreLimitRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *SetStoreLimitRequest) GetSnapshotLimit() uint32 {
+	if x != nil {
+		return x.SnapshotLimit
+	}
+	return 0
+}
+
+type SetStoreLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLimitResponse) Reset() {
+	*x = SetStoreLimitResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLimitResponse) ProtoMessage() {}
+
+func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLimitResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
+}
+
+type SchedulerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 0: running; else paused until this time.
+	PausedUntilUnixMs int64 `protobuf:"varint,2,opt,name=paused_until_unix_ms,json=pausedUntilUnixMs,proto3" json:"paused_until_unix_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SchedulerInfo) Reset() {
+	*x = SchedulerInfo{}
+	mi := &file_pdpb_pd_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchedulerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchedulerInfo) ProtoMessage() {}
+
+func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
+func (*SchedulerInfo) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *SchedulerInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchedulerInfo) GetPausedUntilUnixMs() int64 {
+	if x != nil {
+		return x.PausedUntilUnixMs
+	}
+	return 0
+}
+
+type ListSchedulersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersRequest) Reset() {
+	*x = ListSchedulersRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersRequest) ProtoMessage() {}
+
+func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *ListSchedulersRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListSchedulersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedulers    []*SchedulerInfo       `protobuf:"bytes,1,rep,name=schedulers,proto3" json:"schedulers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersResponse) Reset() {
+	*x = ListSchedulersResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersResponse) ProtoMessage() {}
+
+func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
+}
+
+func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
+	if x != nil {
+		return x.Schedulers
+	}
+	return nil
+}
+
+// PauseSchedulerRequest pauses a scheduler for pause_ms milliseconds; 0
+// resumes it.
+type PauseSchedulerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	PauseMs       int64                  `protobuf:"varint,3,opt,name=pause_ms,json=pauseMs,proto3" json:"pause_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSchedulerRequest) Reset() {
+	*x = PauseSchedulerRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSchedulerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSchedulerRequest) ProtoMessage() {}
+
+func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
+func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *PauseSchedulerRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *PauseSchedulerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PauseSchedulerRequest) GetPauseMs() int64 {
+	if x != nil {
+		return x.PauseMs
+	}
+	return 0
+}
+
+type PauseSchedulerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scheduler     *SchedulerInfo         `protobuf:"bytes,1,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSchedulerResponse) Reset() {
+	*x = PauseSchedulerResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSchedulerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSchedulerResponse) ProtoMessage() {}
+
+func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
+func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
+	if x != nil {
+		return x.Scheduler
+	}
+	return nil
+}
+
+// RemoveOperatorRequest cancels the running operator of a tablet.
+type RemoveOperatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TabletId      uint64                 `protobuf:"varint,2,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveOperatorRequest) Reset() {
+	*x = RemoveOperatorRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveOperatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveOperatorRequest) ProtoMessage() {}
+
+func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
+func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
+}
+
+func (x *RemoveOperatorRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RemoveOperatorRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+type RemoveOperatorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      *OperatorInfo          `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveOperatorResponse) Reset() {
+	*x = RemoveOperatorResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[65]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveOperatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveOperatorResponse) ProtoMessage() {}
+
+func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[65]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
+func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
+}
+
+func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
 type TabletCommand_ChangeReplicas struct {
 	state         protoimpl.MessageState                 `protogen:"open.v1"`
 	Changes       []*TabletCommand_ChangeReplicas_Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
@@ -3254,7 +3812,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3266,7 +3824,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3298,7 +3856,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3310,7 +3868,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3345,7 +3903,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3357,7 +3915,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3403,7 +3961,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3415,7 +3973,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3449,7 +4007,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +4019,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3508,7 +4066,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3520,7 +4078,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3583,12 +4141,13 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\ftablet_count\x18\x04 \x01(\rR\vtabletCount\x12!\n" +
 	"\fleader_count\x18\x05 \x01(\rR\vleaderCount\x12+\n" +
 	"\x11sending_snapshots\x18\x06 \x01(\rR\x10sendingSnapshots\x12/\n" +
-	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\"\xc1\x01\n" +
+	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\"\xe8\x01\n" +
 	"\tStoreInfo\x12'\n" +
 	"\x05store\x18\x01 \x01(\v2\x11.shale.meta.StoreR\x05store\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.shale.pd.StoreStateR\x05state\x12*\n" +
 	"\x05stats\x18\x03 \x01(\v2\x14.shale.pd.StoreStatsR\x05stats\x123\n" +
-	"\x16last_heartbeat_unix_ms\x18\x04 \x01(\x03R\x13lastHeartbeatUnixMs\"i\n" +
+	"\x16last_heartbeat_unix_ms\x18\x04 \x01(\x03R\x13lastHeartbeatUnixMs\x12%\n" +
+	"\x0esnapshot_limit\x18\x05 \x01(\rR\rsnapshotLimit\"i\n" +
 	"\x14RegisterStoreRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12'\n" +
 	"\x05store\x18\x02 \x01(\v2\x11.shale.meta.StoreR\x05store\"Q\n" +
@@ -3779,14 +4338,48 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1d\n" +
 	"\n" +
 	"split_keys\x18\x02 \x03(\fR\tsplitKeys\"\x16\n" +
-	"\x14SplitTabletsResponse*L\n" +
+	"\x14SplitTabletsResponse\"\xdc\x01\n" +
+	"\x15SetStoreLabelsRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12C\n" +
+	"\x06labels\x18\x03 \x03(\v2+.shale.pd.SetStoreLabelsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x16SetStoreLabelsResponse\x12'\n" +
+	"\x05store\x18\x01 \x01(\v2\x11.shale.meta.StoreR\x05store\"\x82\x01\n" +
+	"\x14SetStoreLimitRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12%\n" +
+	"\x0esnapshot_limit\x18\x03 \x01(\rR\rsnapshotLimit\"\x17\n" +
+	"\x15SetStoreLimitResponse\"T\n" +
+	"\rSchedulerInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x14paused_until_unix_ms\x18\x02 \x01(\x03R\x11pausedUntilUnixMs\"A\n" +
+	"\x15ListSchedulersRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"Q\n" +
+	"\x16ListSchedulersResponse\x127\n" +
+	"\n" +
+	"schedulers\x18\x01 \x03(\v2\x17.shale.pd.SchedulerInfoR\n" +
+	"schedulers\"p\n" +
+	"\x15PauseSchedulerRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
+	"\bpause_ms\x18\x03 \x01(\x03R\apauseMs\"O\n" +
+	"\x16PauseSchedulerResponse\x125\n" +
+	"\tscheduler\x18\x01 \x01(\v2\x17.shale.pd.SchedulerInfoR\tscheduler\"^\n" +
+	"\x15RemoveOperatorRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1b\n" +
+	"\ttablet_id\x18\x02 \x01(\x04R\btabletId\"L\n" +
+	"\x16RemoveOperatorResponse\x122\n" +
+	"\boperator\x18\x01 \x01(\v2\x16.shale.pd.OperatorInfoR\boperator*L\n" +
 	"\n" +
 	"StoreState\x12\x06\n" +
 	"\x02UP\x10\x00\x12\x10\n" +
 	"\fDISCONNECTED\x10\x01\x12\b\n" +
 	"\x04DOWN\x10\x02\x12\v\n" +
 	"\aOFFLINE\x10\x03\x12\r\n" +
-	"\tTOMBSTONE\x10\x042\xc2\r\n" +
+	"\tTOMBSTONE\x10\x042\xe8\x10\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -3814,7 +4407,12 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"DrainStore\x12\x1b.shale.pd.DrainStoreRequest\x1a\x1c.shale.pd.DrainStoreResponse\x12J\n" +
 	"\vReportSplit\x12\x1c.shale.pd.ReportSplitRequest\x1a\x1d.shale.pd.ReportSplitResponse\x12M\n" +
-	"\fSplitTablets\x12\x1d.shale.pd.SplitTabletsRequest\x1a\x1e.shale.pd.SplitTabletsResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"\fSplitTablets\x12\x1d.shale.pd.SplitTabletsRequest\x1a\x1e.shale.pd.SplitTabletsResponse\x12S\n" +
+	"\x0eSetStoreLabels\x12\x1f.shale.pd.SetStoreLabelsRequest\x1a .shale.pd.SetStoreLabelsResponse\x12P\n" +
+	"\rSetStoreLimit\x12\x1e.shale.pd.SetStoreLimitRequest\x1a\x1f.shale.pd.SetStoreLimitResponse\x12S\n" +
+	"\x0eListSchedulers\x12\x1f.shale.pd.ListSchedulersRequest\x1a .shale.pd.ListSchedulersResponse\x12S\n" +
+	"\x0ePauseScheduler\x12\x1f.shale.pd.PauseSchedulerRequest\x1a .shale.pd.PauseSchedulerResponse\x12S\n" +
+	"\x0eRemoveOperator\x12\x1f.shale.pd.RemoveOperatorRequest\x1a .shale.pd.RemoveOperatorResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -3829,7 +4427,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 62)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 74)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0), // 0: shale.pd.StoreState
 	(TabletCommand_ChangeReplicas_Change_Type)(0), // 1: shale.pd.TabletCommand.ChangeReplicas.Change.Type
@@ -3888,42 +4486,54 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*ReportSplitResponse)(nil),                 // 54: shale.pd.ReportSplitResponse
 	(*SplitTabletsRequest)(nil),                 // 55: shale.pd.SplitTabletsRequest
 	(*SplitTabletsResponse)(nil),                // 56: shale.pd.SplitTabletsResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 57: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 58: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 59: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 60: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 61: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 62: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 63: shale.pd.AddOperatorRequest.MoveReplica
-	(*metapb.Store)(nil),                   // 64: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 65: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 66: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 67: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 68: shale.meta.FamilySchema
+	(*SetStoreLabelsRequest)(nil),               // 57: shale.pd.SetStoreLabelsRequest
+	(*SetStoreLabelsResponse)(nil),              // 58: shale.pd.SetStoreLabelsResponse
+	(*SetStoreLimitRequest)(nil),                // 59: shale.pd.SetStoreLimitRequest
+	(*SetStoreLimitResponse)(nil),               // 60: shale.pd.SetStoreLimitResponse
+	(*SchedulerInfo)(nil),                       // 61: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 62: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 63: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 64: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 65: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 66: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 67: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 68: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 69: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 70: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 71: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 72: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 73: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 74: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 75: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 76: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 77: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 78: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 79: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 80: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	4,  // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	4,  // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	64, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	76, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,  // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	7,  // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	2,  // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	64, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	76, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	2,  // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	7,  // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	65, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	66, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	66, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	77, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	78, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	78, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	2,  // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	14, // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	67, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	57, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	58, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	59, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	60, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	79, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	68, // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	69, // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	70, // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	71, // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	16, // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	66, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	78, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	13, // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	2,  // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	2,  // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -3937,80 +4547,100 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	2,  // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	2,  // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	2,  // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	68, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	65, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	80, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	77, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
 	2,  // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	65, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	77, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	65, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	77, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
 	2,  // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	65, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	77, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
 	2,  // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	62, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	73, // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
 	2,  // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
 	2,  // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
 	46, // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
 	2,  // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	63, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	74, // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
 	46, // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
 	2,  // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
 	2,  // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
 	14, // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
 	2,  // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
-	61, // 56: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	1,  // 57: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	5,  // 58: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	9,  // 59: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	11, // 60: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	15, // 61: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	19, // 62: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	20, // 63: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	22, // 64: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	24, // 65: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	26, // 66: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	28, // 67: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	30, // 68: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	32, // 69: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	34, // 70: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	36, // 71: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	40, // 72: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	38, // 73: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	42, // 74: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	44, // 75: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	47, // 76: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	49, // 77: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	51, // 78: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	53, // 79: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	55, // 80: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	6,  // 81: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	10, // 82: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	12, // 83: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	17, // 84: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	21, // 85: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	21, // 86: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	23, // 87: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	25, // 88: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	27, // 89: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	29, // 90: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	31, // 91: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	33, // 92: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	35, // 93: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	37, // 94: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	41, // 95: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	39, // 96: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	43, // 97: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	45, // 98: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	48, // 99: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	50, // 100: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	52, // 101: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	54, // 102: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	56, // 103: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	81, // [81:104] is the sub-list for method output_type
-	58, // [58:81] is the sub-list for method input_type
-	58, // [58:58] is the sub-list for extension type_name
-	58, // [58:58] is the sub-list for extension extendee
-	0,  // [0:58] is the sub-list for field type_name
+	2,  // 56: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
+	75, // 57: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	76, // 58: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	2,  // 59: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
+	2,  // 60: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	61, // 61: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	2,  // 62: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	61, // 63: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	2,  // 64: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	46, // 65: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	72, // 66: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	1,  // 67: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	5,  // 68: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	9,  // 69: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	11, // 70: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	15, // 71: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	19, // 72: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	20, // 73: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	22, // 74: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	24, // 75: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	26, // 76: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	28, // 77: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	30, // 78: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	32, // 79: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	34, // 80: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	36, // 81: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	40, // 82: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	38, // 83: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	42, // 84: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	44, // 85: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	47, // 86: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	49, // 87: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	51, // 88: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	53, // 89: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	55, // 90: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	57, // 91: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	59, // 92: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	62, // 93: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	64, // 94: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	66, // 95: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	6,  // 96: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	10, // 97: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	12, // 98: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	17, // 99: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	21, // 100: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	21, // 101: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	23, // 102: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	25, // 103: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	27, // 104: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	29, // 105: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	31, // 106: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	33, // 107: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	35, // 108: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	37, // 109: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	41, // 110: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	39, // 111: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	43, // 112: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	45, // 113: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	48, // 114: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	50, // 115: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	52, // 116: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	54, // 117: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	56, // 118: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	58, // 119: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	60, // 120: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	63, // 121: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	65, // 122: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	67, // 123: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	96, // [96:124] is the sub-list for method output_type
+	68, // [68:96] is the sub-list for method input_type
+	68, // [68:68] is the sub-list for extension type_name
+	68, // [68:68] is the sub-list for extension extendee
+	0,  // [0:68] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -4036,7 +4666,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   62,
+			NumMessages:   74,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

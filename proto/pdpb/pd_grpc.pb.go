@@ -44,6 +44,11 @@ const (
 	PD_DrainStore_FullMethodName      = "/shale.pd.PD/DrainStore"
 	PD_ReportSplit_FullMethodName     = "/shale.pd.PD/ReportSplit"
 	PD_SplitTablets_FullMethodName    = "/shale.pd.PD/SplitTablets"
+	PD_SetStoreLabels_FullMethodName  = "/shale.pd.PD/SetStoreLabels"
+	PD_SetStoreLimit_FullMethodName   = "/shale.pd.PD/SetStoreLimit"
+	PD_ListSchedulers_FullMethodName  = "/shale.pd.PD/ListSchedulers"
+	PD_PauseScheduler_FullMethodName  = "/shale.pd.PD/PauseScheduler"
+	PD_RemoveOperator_FullMethodName  = "/shale.pd.PD/RemoveOperator"
 )
 
 // PDClient is the client API for PD service.
@@ -73,6 +78,11 @@ type PDClient interface {
 	DrainStore(ctx context.Context, in *DrainStoreRequest, opts ...grpc.CallOption) (*DrainStoreResponse, error)
 	ReportSplit(ctx context.Context, in *ReportSplitRequest, opts ...grpc.CallOption) (*ReportSplitResponse, error)
 	SplitTablets(ctx context.Context, in *SplitTabletsRequest, opts ...grpc.CallOption) (*SplitTabletsResponse, error)
+	SetStoreLabels(ctx context.Context, in *SetStoreLabelsRequest, opts ...grpc.CallOption) (*SetStoreLabelsResponse, error)
+	SetStoreLimit(ctx context.Context, in *SetStoreLimitRequest, opts ...grpc.CallOption) (*SetStoreLimitResponse, error)
+	ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error)
+	PauseScheduler(ctx context.Context, in *PauseSchedulerRequest, opts ...grpc.CallOption) (*PauseSchedulerResponse, error)
+	RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error)
 }
 
 type pDClient struct {
@@ -313,6 +323,56 @@ func (c *pDClient) SplitTablets(ctx context.Context, in *SplitTabletsRequest, op
 	return out, nil
 }
 
+func (c *pDClient) SetStoreLabels(ctx context.Context, in *SetStoreLabelsRequest, opts ...grpc.CallOption) (*SetStoreLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreLabelsResponse)
+	err := c.cc.Invoke(ctx, PD_SetStoreLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) SetStoreLimit(ctx context.Context, in *SetStoreLimitRequest, opts ...grpc.CallOption) (*SetStoreLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreLimitResponse)
+	err := c.cc.Invoke(ctx, PD_SetStoreLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulersResponse)
+	err := c.cc.Invoke(ctx, PD_ListSchedulers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) PauseScheduler(ctx context.Context, in *PauseSchedulerRequest, opts ...grpc.CallOption) (*PauseSchedulerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseSchedulerResponse)
+	err := c.cc.Invoke(ctx, PD_PauseScheduler_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveOperatorResponse)
+	err := c.cc.Invoke(ctx, PD_RemoveOperator_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -340,6 +400,11 @@ type PDServer interface {
 	DrainStore(context.Context, *DrainStoreRequest) (*DrainStoreResponse, error)
 	ReportSplit(context.Context, *ReportSplitRequest) (*ReportSplitResponse, error)
 	SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error)
+	SetStoreLabels(context.Context, *SetStoreLabelsRequest) (*SetStoreLabelsResponse, error)
+	SetStoreLimit(context.Context, *SetStoreLimitRequest) (*SetStoreLimitResponse, error)
+	ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error)
+	PauseScheduler(context.Context, *PauseSchedulerRequest) (*PauseSchedulerResponse, error)
+	RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -418,6 +483,21 @@ func (UnimplementedPDServer) ReportSplit(context.Context, *ReportSplitRequest) (
 }
 func (UnimplementedPDServer) SplitTablets(context.Context, *SplitTabletsRequest) (*SplitTabletsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SplitTablets not implemented")
+}
+func (UnimplementedPDServer) SetStoreLabels(context.Context, *SetStoreLabelsRequest) (*SetStoreLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreLabels not implemented")
+}
+func (UnimplementedPDServer) SetStoreLimit(context.Context, *SetStoreLimitRequest) (*SetStoreLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreLimit not implemented")
+}
+func (UnimplementedPDServer) ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedulers not implemented")
+}
+func (UnimplementedPDServer) PauseScheduler(context.Context, *PauseSchedulerRequest) (*PauseSchedulerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseScheduler not implemented")
+}
+func (UnimplementedPDServer) RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveOperator not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -854,6 +934,96 @@ func _PD_SplitTablets_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_SetStoreLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetStoreLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetStoreLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetStoreLabels(ctx, req.(*SetStoreLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_SetStoreLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetStoreLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetStoreLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetStoreLimit(ctx, req.(*SetStoreLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ListSchedulers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ListSchedulers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ListSchedulers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ListSchedulers(ctx, req.(*ListSchedulersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_PauseScheduler_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseSchedulerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).PauseScheduler(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_PauseScheduler_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).PauseScheduler(ctx, req.(*PauseSchedulerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_RemoveOperator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveOperatorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).RemoveOperator(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_RemoveOperator_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).RemoveOperator(ctx, req.(*RemoveOperatorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -952,6 +1122,26 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SplitTablets",
 			Handler:    _PD_SplitTablets_Handler,
+		},
+		{
+			MethodName: "SetStoreLabels",
+			Handler:    _PD_SetStoreLabels_Handler,
+		},
+		{
+			MethodName: "SetStoreLimit",
+			Handler:    _PD_SetStoreLimit_Handler,
+		},
+		{
+			MethodName: "ListSchedulers",
+			Handler:    _PD_ListSchedulers_Handler,
+		},
+		{
+			MethodName: "PauseScheduler",
+			Handler:    _PD_PauseScheduler_Handler,
+		},
+		{
+			MethodName: "RemoveOperator",
+			Handler:    _PD_RemoveOperator_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
