@@ -65,7 +65,9 @@ func TestAdminRPCs(t *testing.T) {
 	_, err = cl.RegisterStore(ctx, &pdpb.RegisterStoreRequest{Store: &metapb.Store{StoreId: stores[0], Address: "127.0.0.1:30000"}})
 	require.NoError(t, err)
 	c.stop("pd1")
-	c.start("pd1", func(o *placementdriver.Options) { o.HTTPAddr = strings.TrimSuffix(strings.TrimPrefix(urls["pd1"], "http://"), "/pd/api/v1/") })
+	c.start("pd1", func(o *placementdriver.Options) {
+		o.HTTPAddr = strings.TrimSuffix(strings.TrimPrefix(urls["pd1"], "http://"), "/pd/api/v1/")
+	})
 	check()
 
 	// Schedulers.

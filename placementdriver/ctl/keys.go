@@ -35,7 +35,9 @@ func Printable(b []byte) string {
 
 // KeyLabel names an encoded row key (a tablet boundary) for people: the
 // table (its name when names knows its ID, else "table N") and the row
-// (Printable; "" for the table's start). The empty key is the start of
+// (Printable; "" for the table's start). The bare prefix of an unknown
+// table ID right after a known table's is that table's end ("users
+// (end)"), since each table's tablets end there. The empty key is the start of
 // the key space ("(min)"). A key truncated inside its row (the heat map
 // keeps key prefixes) is shown with as much of the row as it holds,
 // followed by "…".
@@ -48,6 +50,10 @@ func KeyLabel(key []byte, names map[uint64]string) (table, row string) {
 	}
 	id := binary.BigEndian.Uint64(key)
 	table = names[id]
+	if len(key) == 8 && table == "" && names[id-1] != "" {
+		// The boundary after a table is the next ID's prefix.
+		return names[id-1] + " (end)", ""
+	}
 	if table == "" {
 		table = fmt.Sprintf("table %d", id)
 	}
