@@ -109,13 +109,17 @@ and values are base64, as etcdctl prints them.
 			return err
 		}
 		if len(args) == 1 && !f.prefix {
-			return run(func(ctx context.Context, c *kvclient.Client) error { return kvGetOne(ctx, c, cmd.OutOrStdout(), args[0], f) })(cmd, args)
+			return run(func(ctx context.Context, c *kvclient.Client) error {
+				return kvGetOne(ctx, c, cmd.OutOrStdout(), args[0], f)
+			})(cmd, args)
 		}
 		start, end, err := kvRange(args, f.prefix)
 		if err != nil {
 			return err
 		}
-		return run(func(ctx context.Context, c *kvclient.Client) error { return kvPrintRange(ctx, c, cmd.OutOrStdout(), start, end, f) })(cmd, args)
+		return run(func(ctx context.Context, c *kvclient.Client) error {
+			return kvPrintRange(ctx, c, cmd.OutOrStdout(), start, end, f)
+		})(cmd, args)
 	}
 	scan := &cobra.Command{
 		Use:   "scan [START [END]]",
@@ -140,7 +144,9 @@ and values are base64, as etcdctl prints them.
 			}
 			end = keys.PrefixEnd(start)
 		}
-		return run(func(ctx context.Context, c *kvclient.Client) error { return kvPrintRange(ctx, c, cmd.OutOrStdout(), start, end, f) })(cmd, args)
+		return run(func(ctx context.Context, c *kvclient.Client) error {
+			return kvPrintRange(ctx, c, cmd.OutOrStdout(), start, end, f)
+		})(cmd, args)
 	}
 	del := &cobra.Command{
 		Use:   "del KEY [END]",
@@ -152,7 +158,9 @@ and values are base64, as etcdctl prints them.
 		if err := f.check(); err != nil {
 			return err
 		}
-		return run(func(ctx context.Context, c *kvclient.Client) error { return kvDelete(ctx, c, cmd.OutOrStdout(), args, f) })(cmd, args)
+		return run(func(ctx context.Context, c *kvclient.Client) error {
+			return kvDelete(ctx, c, cmd.OutOrStdout(), args, f)
+		})(cmd, args)
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "put KEY VALUE",
