@@ -83,17 +83,22 @@ func TestConsoleInBrowser(t *testing.T) {
 	// call's context: no timeout on it (chromedp.Run's documentation).
 	require.NoError(t, chromedp.Do(bctx, chromedp.Navigate("about:blank")))
 	// open loads a page of the console and waits until its data is shown.
-	open := func(page string) {
-		t.Helper()
-		name, _, _ := strings.Cut(page, "?")
-		require.NoError(t, chromedp.Do(browserStep(t, bctx), chromedp.Navigate(consoleURL+"#"+page),
-			chromedp.WaitVisible(`body[data-loaded="`+name+`"]`)), "page %s", page)
-	}
 	text := func(sel string) string {
 		t.Helper()
 		s, err := chromedp.Run(browserStep(t, bctx), chromedp.Text(sel))
 		require.NoError(t, err, sel)
 		return s
+	}
+	// open loads a page of the console and waits until it shows its data
+	// (or the error it got, which fails the test).
+	open := func(page string) {
+		t.Helper()
+		name, _, _ := strings.Cut(page, "?")
+		require.NoError(t, chromedp.Do(browserStep(t, bctx), chromedp.Navigate(consoleURL+"#"+page),
+			chromedp.WaitVisible(`body[data-loaded^="`+name+`"]`)), "page %s", page)
+		loaded, err := chromedp.Run(browserStep(t, bctx), chromedp.AttributeValue("body", "data-loaded"))
+		require.NoError(t, err)
+		require.Equal(t, name, loaded.Value, "page %s failed: %s", page, text("#status"))
 	}
 
 	t.Logf("browser started")
@@ -110,6 +115,13 @@ func TestConsoleInBrowser(t *testing.T) {
 	open("tablets?table=usertable&row=user7")
 	require.Regexp(t, `Row "user7" of usertable is in tablet \d+`, text("#tablets-summary"))
 	require.Contains(t, text("#tablets-table"), "usertable / user6", "the tablet of user7 starts at the split row user6")
+
+	open("hot")
+	require.Contains(t, text("#hot-table"), "usertable")
+	open("operators")
+	require.Contains(t, text("#operators-running"), "Tablet")
+	open("config")
+	require.Contains(t, text("#config-table"), "max-replicas")
 
 	open("heatmap")
 	require.Contains(t, text("#heatmap-tables"), "usertable")
