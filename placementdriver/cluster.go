@@ -192,7 +192,7 @@ func (c *cluster) checkHeader(h *pdpb.Header) error {
 }
 
 func (c *cluster) persistStore(ctx context.Context, si *pdpb.StoreInfo) error {
-	stored := &pdpb.StoreInfo{Store: si.Store, State: persistentState(si.State)}
+	stored := &pdpb.StoreInfo{Store: si.Store, State: persistentState(si.State), SnapshotLimit: si.SnapshotLimit}
 	v, err := proto.Marshal(stored)
 	if err != nil {
 		return err
@@ -234,12 +234,16 @@ func (c *cluster) registerStore(ctx context.Context, st *metapb.Store) (uint64, 
 	}
 	c.mu.Lock()
 	si, ok := c.stores[id]
-	changed := !ok || si.Store.Address != st.Address || !equalLabels(si.Store.Labels, st.Labels)
+	changed := !ok || si.Store.Address != st.Address || (len(st.Labels) > 0 && !equalLabels(si.Store.Labels, st.Labels))
 	if !ok {
 		si = &pdpb.StoreInfo{Stats: &pdpb.StoreStats{}}
 		c.stores[id] = si
 	}
-	si.Store = &metapb.Store{StoreId: id, Address: st.Address, Labels: st.Labels}
+	labels := st.Labels
+	if len(labels) == 0 && si.Store != nil {
+		labels = si.Store.Labels // set with shale ctl store label
+	}
+	si.Store = &metapb.Store{StoreId: id, Address: st.Address, Labels: labels}
 	if si.State != pdpb.StoreState_OFFLINE {
 		si.State = pdpb.StoreState_UP
 	}
@@ -491,6 +495,7 @@ func (c *cluster) tabletHeartbeat(ctx context.Context, req *pdpb.TabletHeartbeat
 		if t == nil {
 			continue // stale
 		}
+		c.s.cons.observe(r, now)
 		if r.LeaderStoreId != req.StoreId {
 			continue
 		}

@@ -6,6 +6,7 @@
 // schedulers. Creating a table (and SplitTablets) splits the tablets in the
 // way at once, one batch split per tablet asked of its leader directly, and
 // stores report every tablet a split made right away (ReportSplit). It also
-// serves the JSON HTTP API and status page. It is never
+// serves the JSON HTTP API and the web console with its key heat map
+// (console.go; packages console and keyviz). It is never
 // on the data path: reads and writes do not ask PD for permission.
 package placementdriver

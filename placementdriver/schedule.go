@@ -82,6 +82,7 @@ func (c *cluster) scheduleRound(ctx context.Context) {
 	// (Controller.Dispatch) concurrently.
 	type logged struct{ op, epoch string }
 	c.mu.Lock()
+	c.coord.Controller.SetStoreLimits(c.storeLimitsLocked())
 	res := c.coord.Round(c.view, now)
 	var added, ended []logged
 	for _, op := range c.coord.Controller.Operators() {
@@ -91,6 +92,7 @@ func (c *cluster) scheduleRound(ctx context.Context) {
 	}
 	for _, op := range c.coord.Controller.TakeEnded() {
 		ended = append(ended, logged{op: op.String()})
+		c.s.cons.operatorEnded(op)
 	}
 	c.mu.Unlock()
 	if n := res.Total(); n > 0 {
@@ -141,8 +143,9 @@ func (c *cluster) updateStoreStates(now time.Time) []*pdpb.StoreInfo {
 // applyConfig rebuilds the scheduling pipeline for a new config, keeping
 // the operators in flight. c.mu held.
 func (c *cluster) applyConfigLocked(now time.Time) {
-	old := c.coord.Controller.Operators()
+	old, paused := c.coord.Controller.Operators(), c.coord.Paused
 	c.coord = schedule.NewCoordinator(c.config.scheduleConfig(), &c.ids, rand.New(rand.NewSource(now.UnixNano())))
+	c.coord.Paused = paused
 	for _, op := range old {
 		if op.Status() == schedule.OpRunning {
 			_ = c.coord.Controller.AddOperator(op, now)

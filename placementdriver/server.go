@@ -42,6 +42,8 @@ type Server struct {
 	}
 	// ready is closed once the server serves its API.
 	ready chan struct{}
+	// cons keeps the web console's history (console.go).
+	cons consoleState
 }
 
 type peerResolver map[uint64]string
@@ -135,6 +137,7 @@ func (s *Server) run(ctx context.Context) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 		s.registerHTTP(mux)
+		s.registerConsole(mux)
 		httpSrv = &http.Server{Handler: az.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
 		serve("pd.http", func() error { return httpSrv.Serve(httpLis) })
 	}

@@ -9,7 +9,9 @@
 #   ci     make, git and a C compiler (go test -race needs cgo), etcd-server
 #          (the benchmark's etcd driver tests run a real etcd), sqlite3 (the
 #          sql-lite differential test compares answers with SQLite's),
-#          mariadb-client (the MySQL protocol tests run the mariadb CLI).
+#          mariadb-client (the MySQL protocol tests run the mariadb CLI),
+#          chromium (cmd/shale's TestConsoleInBrowser drives the PD web
+#          console in headless Chromium).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -111,6 +113,9 @@ install_ci() {
 	need_cmd sqlite3 sqlite3
 	# sql-lite/mysqlwire's tests run the mysql/mariadb command-line client.
 	have mysql || need_cmd mariadb mariadb-client
+	# The web console's browser test (cmd/shale TestConsoleInBrowser)
+	# drives Debian's chromium headless.
+	need_cmd chromium chromium
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler

@@ -26,6 +26,8 @@ type ctlConfig struct {
 	PD      []string      `mapstructure:"pd"`
 	JSON    bool          `mapstructure:"json"`
 	Timeout time.Duration `mapstructure:"timeout"`
+	// WriteOut is -w: table or json (--json is -w json).
+	WriteOut string `mapstructure:"write-out"`
 }
 
 // ctlPageSize is how many tablets one ScanTablets call asks for (a
@@ -45,8 +47,9 @@ and redirects are followed). Output is an aligned table, or with --json the
 same JSON the PD HTTP API (/pd/api/v1/...) serves. Errors go to stderr and
 the exit status is non-zero. docs/ctl.md describes every command.
 
---pd, --json and --timeout can also be set as SHALE_CTL_PD, SHALE_CTL_JSON,
-SHALE_CTL_TIMEOUT or in the "ctl" section of the --config file.`,
+--pd, -w (--write-out), --json and --timeout can also be set as
+SHALE_CTL_PD, SHALE_CTL_WRITE_OUT, SHALE_CTL_JSON, SHALE_CTL_TIMEOUT or in
+the "ctl" section of the --config file.`,
 		Example: `  shale ctl --pd 127.0.0.1:2379 stores
   shale ctl --pd 10.0.0.1:2379,10.0.0.2:2379 tablets --limit 20
   shale ctl config set split-size 256MiB
@@ -56,7 +59,8 @@ SHALE_CTL_TIMEOUT or in the "ctl" section of the --config file.`,
 	}
 	pf := cmd.PersistentFlags()
 	pf.StringSlice("pd", []string{"127.0.0.1:2379"}, "placement driver client addresses HOST:PORT,...")
-	pf.Bool("json", false, "print JSON (the field names of the PD HTTP API) instead of a table")
+	pf.Bool("json", false, "print JSON (the field names of the PD HTTP API) instead of a table; the same as -w json")
+	pf.StringP("write-out", "w", "table", "output format: table or json")
 	pf.Duration("timeout", 10*time.Second, "give up after this long (no PD leader reachable, ...)")
 
 	cmd.AddCommand(
@@ -71,6 +75,12 @@ SHALE_CTL_TIMEOUT or in the "ctl" section of the --config file.`,
 		newCtlDrainCommand(),
 		newCtlMembersCommand(),
 		newCtlUserCommand(), newCtlRoleCommand(),
+		newCtlHotCommand(),
+		newCtlSchedulerCommand(),
+		newCtlOperatorCommand(),
+		newCtlTabletCommand(),
+		newCtlStoreCommand(),
+		newCtlHealthCommand(),
 	)
 	prefixErrors(cmd)
 	return cmd
@@ -102,9 +112,9 @@ type ctlEnv struct {
 	out io.Writer
 }
 
-// print writes v as JSON with --json, else calls human.
+// print writes v as JSON with -w json (or --json), else calls human.
 func (e *ctlEnv) print(v any, human func(io.Writer) error) error {
-	if e.cfg.JSON {
+	if e.cfg.JSON || e.cfg.WriteOut == "json" {
 		return ctl.WriteJSON(e.out, v)
 	}
 	return human(e.out)
@@ -128,6 +138,9 @@ func runCtl(cmd *cobra.Command, f func(context.Context, *ctlEnv) error) error {
 	}
 	if cfg.Timeout <= 0 {
 		return fmt.Errorf("--timeout: want a positive duration, got %s", cfg.Timeout)
+	}
+	if w := cfg.WriteOut; w != "" && w != "table" && w != "json" {
+		return fmt.Errorf("-w/--write-out: want table or json, got %q", w)
 	}
 	cl, err := pdclient.New(endpoints, 0)
 	if err != nil {

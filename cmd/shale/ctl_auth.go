@@ -350,9 +350,3 @@ func writeRoles(w io.Writer, views []roleView) error {
 	return tw.Flush()
 }
 
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
-}

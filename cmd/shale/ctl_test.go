@@ -252,13 +252,13 @@ func TestCtlStores(t *testing.T) {
 	require.JSONEq(t, `[
 	  {"id": 1, "address": "10.0.0.1:20160", "state": "Up", "labels": {"host": "h1", "zone": "a"},
 	   "tablet_count": 4, "leader_count": 2, "used_bytes": 1536, "capacity_bytes": 1099511627776,
-	   "available_bytes": 1099511626240, "last_heartbeat_unix_ms": 1699999998500},
+	   "available_bytes": 1099511626240, "last_heartbeat_unix_ms": 1699999998500, "snapshot_limit": 0},
 	  {"id": 2, "address": "10.0.0.2:20160", "state": "Down", "labels": {"zone": "b"},
 	   "tablet_count": 5, "leader_count": 1, "used_bytes": 3221225472, "capacity_bytes": 107374182400,
-	   "available_bytes": 104152956928, "last_heartbeat_unix_ms": 1699992800000},
+	   "available_bytes": 104152956928, "last_heartbeat_unix_ms": 1699992800000, "snapshot_limit": 0},
 	  {"id": 3, "address": "10.0.0.3:20160", "state": "Offline", "labels": {},
 	   "tablet_count": 3, "leader_count": 1, "used_bytes": 0, "capacity_bytes": 0,
-	   "available_bytes": 0, "last_heartbeat_unix_ms": 0}
+	   "available_bytes": 0, "last_heartbeat_unix_ms": 0, "snapshot_limit": 0}
 	]`, stdout)
 	require.Equal(t, 3, f.scans, "5 tablets in pages of 2")
 
@@ -280,7 +280,7 @@ func TestCtlTablets(t *testing.T) {
 	ctlJSON(t, addr, &all, "tablets")
 	require.Len(t, all, 5)
 	for _, tb := range all {
-		require.Equal(t, []string{"approximate_keys", "approximate_size", "end_key", "epoch", "id", "leader_store_id", "peers", "read_qps", "start_key", "write_qps"}, fieldsOf(tb))
+		require.Equal(t, []string{"approximate_keys", "approximate_size", "end_key", "epoch", "id", "leader_store_id", "peers", "read_bytes_per_sec", "read_qps", "start_key", "write_bytes_per_sec", "write_qps"}, fieldsOf(tb))
 	}
 
 	stdout, _, err := runCtlCmd(t, addr, "tablets", "--start", "62", "--limit", "1", "--json")
@@ -290,7 +290,8 @@ func TestCtlTablets(t *testing.T) {
 	  "peers": [{"replica_id": 20, "store_id": 1, "role": "voter"},
 	            {"replica_id": 21, "store_id": 2, "role": "voter"},
 	            {"replica_id": 22, "store_id": 3, "role": "learner"}],
-	  "leader_store_id": 2, "approximate_size": 512, "approximate_keys": 0, "read_qps": 0, "write_qps": 0
+	  "leader_store_id": 2, "approximate_size": 512, "approximate_keys": 0, "read_qps": 0, "write_qps": 0,
+	  "read_bytes_per_sec": 0, "write_bytes_per_sec": 0
 	}]`, stdout)
 
 	stdout, _, err = runCtlCmd(t, addr, "tablets", "--end", "63")

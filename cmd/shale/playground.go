@@ -54,6 +54,7 @@ prints one line per endpoint:
   pd: HOST:PORT[,HOST:PORT,HOST:PORT]   (give it to --pd of shale kv/table/ctl)
   thrift: HOST:PORT
   http: URL                             (the PD leader's JSON API)
+  console: URL                          (the PD leader's web console)
 
 Without --data-dir the data lives in a temporary directory removed on exit;
 with one it is kept and reused (start it again with the same --pd-members).
@@ -257,7 +258,9 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	pdFlag := strings.Join(pd, ",")
 	fmt.Fprintf(out, "pd: %s\n", pdFlag)
 	fmt.Fprintf(out, "thrift: %s\n", l.thrift)
-	fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", pdLeaderHTTP(gctx, l.pd))
+	leaderHTTP := pdLeaderHTTP(gctx, l.pd)
+	fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", leaderHTTP)
+	fmt.Fprintf(out, "console: http://%s/console/\n", leaderHTTP)
 	for _, s := range l.stores {
 		fmt.Fprintf(out, "tablet: %s\n", s[0])
 	}

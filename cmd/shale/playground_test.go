@@ -25,7 +25,7 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 	p := proctest.Start(t, "playground", logPath, append([]string{"playground", "--log-level", "warn"}, args...)...)
 	out := p.WaitOutput(t, "Press Ctrl-C to stop.", playgroundBackstop)
 	eps := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|console|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
 		eps[m[1]] = m[2]
 	}
 	return p, eps

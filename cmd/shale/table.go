@@ -87,6 +87,7 @@ with timestamps in UTC and values quoted as Go string literals.`,
 		newTableSetCommand(run),
 		newTableLookupCommand(run),
 		newTableReadCommand(run),
+		newTableCountCommand(run),
 		newTableDeleteRowCommand(run),
 	)
 	tablePrefixErrors(cmd)
@@ -98,8 +99,9 @@ type tableRunFunc = func(cmd *cobra.Command, f func(ctx context.Context, c *kvcl
 func newTableCreateCommand(run tableRunFunc) *cobra.Command {
 	var splits []string
 	cmd := &cobra.Command{
-		Use:   "create NAME FAMILY[:maxversions=N,maxage=D]...",
-		Short: "Create a table with column families and optional split rows",
+		Use:     "create NAME FAMILY[:maxversions=N,maxage=D]...",
+		Aliases: []string{"createtable"},
+		Short:   "Create a table with column families and optional split rows",
 		Long: `Create a table with one or more column families, each with an optional
 garbage-collection policy:
 
@@ -181,6 +183,7 @@ aligned table ("-": no limit), then the rows it was pre-split at, if any.`,
 func newTableDropCommand(run tableRunFunc) *cobra.Command {
 	return &cobra.Command{
 		Use:     "drop NAME",
+		Aliases: []string{"deletetable"},
 		Short:   "Drop a table and all its data",
 		Example: `  shale table --pd 127.0.0.1:2379 drop users`,
 		Args:    tableArgs(1, 1, "NAME"),
@@ -197,14 +200,17 @@ func newTableDropCommand(run tableRunFunc) *cobra.Command {
 
 func newTableSetCommand(run tableRunFunc) *cobra.Command {
 	return &cobra.Command{
-		Use:   "set NAME ROW FAMILY:QUALIFIER=VALUE...",
+		Use:   "set NAME ROW FAMILY:QUALIFIER=VALUE[@TS]...",
 		Short: "Write cells of one row atomically",
 		Long: `Write one or more cells of a row in one atomic mutation, at the commit
-timestamp. The family ends at the first ':' and the qualifier at the first
-'=' after it; the value is the rest (it may contain ':' and '=').`,
+timestamp or, for a value ending in @TS (TS: decimal microseconds since
+the epoch, as cbt takes it), at TS. The family ends at the first ':' and
+the qualifier at the first '=' after it; the value is the rest (it may
+contain ':', '=' and '@' not followed by digits only).`,
 		Example: `  shale table set users alice info:name=Alice
-  shale table set users alice info:name=Alice info:email=alice@example.com stats:visits=1`,
-		Args: tableArgs(3, -1, "NAME ROW FAMILY:QUALIFIER=VALUE..."),
+  shale table set users alice info:name=Alice info:email=alice@example.com stats:visits=1
+  shale table set users alice info:name=Alice@1700000000000000`,
+		Args: tableArgs(3, -1, "NAME ROW FAMILY:QUALIFIER=VALUE[@TS]..."),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name, row := args[0], args[1]
 			if err := tableNonEmpty("table NAME", name); err != nil {
@@ -267,36 +273,99 @@ next line. Exit status 1 with "row not found" when the row has no cells.`,
 
 func newTableReadCommand(run tableRunFunc) *cobra.Command {
 	return &cobra.Command{
-		Use:   "read NAME [start=ROW] [end=ROW] [count=N]",
+		Use:   "read NAME [start=ROW] [end=ROW] [prefix=P] [regex=RE] [columns=FAM[:QUAL],...] [count=N] [keys-only=true]",
 		Short: "Print the rows in [start, end), each after a line of dashes",
 		Long: `Print rows in key order, in the format of lookup, each preceded by a line of
-dashes (as cbt does). start=ROW (inclusive) and end=ROW (exclusive) bound
-the rows (default: the whole table); count=N stops after N rows.`,
+dashes (as cbt does). Arguments, each at most once:
+
+  start=ROW             first row (inclusive)
+  end=ROW               end row (exclusive)
+  prefix=P              the rows starting with P (not with start= or end=)
+  regex=RE              the rows whose whole key matches RE (RE2 syntax);
+                        filtered by this client, the servers send every row
+  columns=FAM[:QUAL],.. only these families (FAM or FAM:) and columns
+  count=N               stop after N rows (after regex=)
+  keys-only=true        print the row keys only`,
 		Example: `  shale table --pd 127.0.0.1:2379 read users
   shale table --pd 127.0.0.1:2379 read users start=a end=n
-  shale table --pd 127.0.0.1:2379 read users start=bob count=10`,
-		Args: tableArgs(1, 4, "NAME [start=ROW] [end=ROW] [count=N]"),
+  shale table --pd 127.0.0.1:2379 read users prefix=user1 columns=info:name,stats count=10
+  shale table --pd 127.0.0.1:2379 read users regex='user[0-9]+7' keys-only=true`,
+		Args: tableArgs(1, 8, "NAME [start=ROW] [end=ROW] [prefix=P] [regex=RE] [columns=...] [count=N] [keys-only=BOOL]"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if err := tableNonEmpty("table NAME", name); err != nil {
 				return err
 			}
-			o, err := tablefmt.ParseScanArgs(args[1:])
+			a, err := tablefmt.ParseReadArgs(args[1:], nil)
 			if err != nil {
 				return err
 			}
 			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
-				t, err := c.Table(ctx, name)
-				if err != nil {
-					return err
-				}
-				sc := t.Scan(ctx, o)
-				defer sc.Close()
-				tablefmt.WriteRows(out, sc)
-				return sc.Err()
+				_, err := scanTable(ctx, c, name, a, func(r *kvclient.Row) {
+					fmt.Fprintln(out, tablefmt.RowSeparator)
+					if a.KeysOnly {
+						fmt.Fprintf(out, "%s\n", r.Key)
+						return
+					}
+					tablefmt.WriteRow(out, r)
+				})
+				return err
 			})
 		},
 	}
+}
+
+func newTableCountCommand(run tableRunFunc) *cobra.Command {
+	return &cobra.Command{
+		Use:   "count NAME [start=ROW] [end=ROW] [prefix=P] [regex=RE]",
+		Short: "Print the number of rows (in a range)",
+		Long: `Print the number of rows of a table, or of the rows read selects with the
+same start=, end=, prefix= and regex= arguments. The servers send a digest
+of each row, not its cells.`,
+		Example: `  shale table --pd 127.0.0.1:2379 count users
+  shale table --pd 127.0.0.1:2379 count users prefix=user1`,
+		Args: tableArgs(1, 5, "NAME [start=ROW] [end=ROW] [prefix=P] [regex=RE]"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := tableNonEmpty("table NAME", name); err != nil {
+				return err
+			}
+			a, err := tablefmt.ParseReadArgs(args[1:], []string{"start", "end", "prefix", "regex"})
+			if err != nil {
+				return err
+			}
+			a.KeysOnly = true
+			a.Scan.Read = append(a.Scan.Read, kvclient.Digest())
+			return run(cmd, func(ctx context.Context, c *kvclient.Client, out io.Writer) error {
+				n, err := scanTable(ctx, c, name, a, func(*kvclient.Row) {})
+				if err == nil {
+					fmt.Fprintln(out, n)
+				}
+				return err
+			})
+		},
+	}
+}
+
+// scanTable calls f for each row read selects (regex= and count= applied
+// here) and returns how many there were.
+func scanTable(ctx context.Context, c *kvclient.Client, name string, a tablefmt.ReadArgs, f func(*kvclient.Row)) (int, error) {
+	t, err := c.Table(ctx, name)
+	if err != nil {
+		return 0, err
+	}
+	sc := t.Scan(ctx, a.Scan)
+	defer sc.Close()
+	n := 0
+	for (a.Limit == 0 || n < a.Limit) && sc.Next() {
+		r := sc.Row()
+		if (a.KeysOnly && r.CellCount == 0 && len(r.Cells) == 0) || !a.Match(r.Key) {
+			continue
+		}
+		f(r)
+		n++
+	}
+	return n, sc.Err()
 }
 
 func newTableDeleteRowCommand(run tableRunFunc) *cobra.Command {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/tablefmt"
 )
 
 // shale table against a real in-process cluster.
@@ -137,14 +139,14 @@ func TestTableArgumentErrors(t *testing.T) {
 		{[]string{"create", "t", "f", "f:maxversions=2"}, `family "f" given more than once`},
 		{[]string{"create", "t", "f", "--split", ""}, "split row must not be empty"},
 		{[]string{"create", "", "f"}, "table NAME must not be empty"},
-		{[]string{"set", "t", "r"}, "want NAME ROW FAMILY:QUALIFIER=VALUE..., got 2 argument(s)"},
+		{[]string{"set", "t", "r"}, "want NAME ROW FAMILY:QUALIFIER=VALUE[@TS]..., got 2 argument(s)"},
 		{[]string{"set", "t", "r", "fq=v"}, `bad cell "fq=v": missing ':'`},
 		{[]string{"set", "t", "r", "f:q"}, `bad cell "f:q": missing '='`},
 		{[]string{"set", "t", "r", ":q=v"}, "empty family"},
 		{[]string{"set", "t", "", "f:q=v"}, "ROW must not be empty"},
 		{[]string{"lookup", "t"}, "want NAME ROW, got 1 argument(s)"},
 		{[]string{"read", "t", "from=a"}, `unknown key "from"`},
-		{[]string{"read", "t", "a"}, "want start=ROW, end=ROW or count=N"},
+		{[]string{"read", "t", "a"}, "want KEY=VALUE with KEY one of start=, end=, prefix="},
 		{[]string{"read", "t", "count=0"}, "want an integer >= 1"},
 		{[]string{"read", "t", "start=b", "end=a"}, "must sort before"},
 		{[]string{"read", "t", "start=a", "start=b"}, "start= given more than once"},
@@ -167,4 +169,53 @@ func TestTableArgumentErrors(t *testing.T) {
 		require.NoError(t, err, sub)
 		require.Contains(t, out, "Examples:", sub)
 	}
+}
+
+// The cbt verbs and read arguments against a real in-process cluster:
+// createtable/deletetable, count, read prefix=/regex=/columns=/keys-only=,
+// and set with @TS.
+func TestTableCbtVerbs(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	pd := strings.Join(c.PDEndpoints(), ",")
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := runShale(t, append([]string{"table", "--pd", pd}, args...)...)
+		require.NoError(t, err, "shale table %v", args)
+		return out
+	}
+	must("createtable", "t", "a", "b", "--split", "row5")
+	for i := 0; i < 10; i++ {
+		must("set", "t", fmt.Sprintf("row%d", i), fmt.Sprintf("a:x=v%d", i), "b:y=w")
+	}
+	must("set", "t", "other", "a:x=1@1700000000000000", "a:mail=me@host")
+
+	require.Equal(t, "11\n", must("count", "t"))
+	require.Equal(t, "10\n", must("count", "t", "prefix=row"))
+	require.Equal(t, "3\n", must("count", "t", "regex=row[2-4]"))
+	require.Equal(t, "2\n", must("count", "t", "start=row3", "end=row5"))
+
+	sep := tablefmt.RowSeparator + "\n"
+	require.Equal(t, sep+"row3\n"+sep+"row7\n", must("read", "t", "regex=row[37]", "keys-only=true"))
+	require.Equal(t, sep+"row8\n", must("read", "t", "prefix=row", "regex=row[89]", "count=1", "keys-only=true"))
+	out := must("read", "t", "prefix=row9", "columns=b")
+	require.Contains(t, out, "  b:y @ ")
+	require.NotContains(t, out, "a:x")
+	out = must("read", "t", "prefix=other", "columns=a:x")
+	require.Contains(t, out, "  a:x @ 2023/11/14-22:13:20.000000\n    \"1\"\n", "set with @TS wrote at TS")
+	require.NotContains(t, out, "a:mail")
+	require.Contains(t, must("lookup", "t", "other"), `"me@host"`, "an @ not followed by digits only is part of the value")
+
+	for _, bad := range [][]string{
+		{"read", "t", "regex=("},
+		{"read", "t", "prefix=row", "start=a"},
+		{"read", "t", "keys-only=maybe"},
+		{"read", "t", "columns=:x"},
+		{"count", "t", "count=3"},
+	} {
+		_, err := runShale(t, append([]string{"table", "--pd", pd}, bad...)...)
+		require.Error(t, err, "%v", bad)
+	}
+	must("deletetable", "t")
+	_, err := runShale(t, "table", "--pd", pd, "count", "t")
+	require.ErrorIs(t, err, kvclient.ErrTableNotFound)
 }

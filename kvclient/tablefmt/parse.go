@@ -121,8 +121,10 @@ func ParseCell(spec string) (kvclient.Cell, error) {
 	return kvclient.Cell{Family: family, Qualifier: []byte(qualifier), Value: []byte(value)}, nil
 }
 
-// ParseSetCells parses cell specs into SetCell mutations (at the commit
-// timestamp), in order.
+// ParseSetCells parses cell specs into SetCell mutations, in order. A
+// value ending in @TS, TS decimal digits, is written at timestamp TS
+// (microseconds since the epoch, as cbt takes it); any other value at
+// the commit timestamp.
 func ParseSetCells(specs []string) ([]kvclient.Mutation, error) {
 	muts := make([]kvclient.Mutation, 0, len(specs))
 	for _, spec := range specs {
@@ -130,7 +132,11 @@ func ParseSetCells(specs []string) ([]kvclient.Mutation, error) {
 		if err != nil {
 			return nil, err
 		}
-		muts = append(muts, kvclient.SetCell(c.Family, c.Qualifier, c.Value))
+		v, ts, err := splitTimestamp(string(c.Value))
+		if err != nil {
+			return nil, fmt.Errorf("bad cell %q: %w", spec, err)
+		}
+		muts = append(muts, kvclient.SetCellAt(c.Family, c.Qualifier, []byte(v), ts))
 	}
 	return muts, nil
 }

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -81,15 +82,17 @@ func TestJSONShapes(t *testing.T) {
 	require.Equal(t, map[string]any{
 		"id": 4.0, "address": "a:1", "state": "Offline", "labels": map[string]any{}, "tablet_count": 7.0,
 		"leader_count": 2.0, "used_bytes": 0.0, "capacity_bytes": 0.0, "available_bytes": 0.0, "last_heartbeat_unix_ms": 0.0,
+		"snapshot_limit": 0.0,
 	}, st)
 
 	tb := tablet(9, "\x01", "\xff", 3, 3)
 	tb.Tablet.Replicas[0].Role = metapb.ReplicaRole_LEARNER
-	tb.Stats = &pdpb.TabletStats{ApproximateSize: 10, ApproximateKeys: 2, ReadQps: 1.5, WriteQps: 2}
+	tb.Stats = &pdpb.TabletStats{ApproximateSize: 10, ApproximateKeys: 2, ReadQps: 1.5, WriteQps: 2, ReadBytesPerSec: 3, WriteBytesPerSec: 4}
 	require.Equal(t, map[string]any{
 		"id": 9.0, "start_key": "01", "end_key": "ff", "epoch": map[string]any{"version": 2.0, "conf_version": 5.0},
 		"peers":           []any{map[string]any{"replica_id": 90.0, "store_id": 3.0, "role": "learner"}},
 		"leader_store_id": 3.0, "approximate_size": 10.0, "approximate_keys": 2.0, "read_qps": 1.5, "write_qps": 2.0,
+		"read_bytes_per_sec": 3.0, "write_bytes_per_sec": 4.0,
 	}, jsonOf(t, TabletFromPB(tb)))
 
 	m := MembersFromPB(&pdpb.GetMembersResponse{Members: []*pdpb.Member{{Name: "b", MemberId: 2}, {Name: "a", MemberId: 1}}})
@@ -132,4 +135,43 @@ func TestDescribeError(t *testing.T) {
 			t.Errorf("DescribeError(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
+}
+
+func TestPrintableAndKeyLabel(t *testing.T) {
+	require.Equal(t, `user\x00\xff\\1 ünï`, Printable([]byte("user\x00\xff\\1 ünï")))
+	require.Equal(t, `\x0a\x09`, Printable([]byte("\n\t")))
+	names := map[uint64]string{5: "users"}
+	tbl, row := KeyLabel(keys.RowKey(5, []byte("alice\x00")), names)
+	require.Equal(t, "users", tbl)
+	require.Equal(t, `alice\x00`, row)
+	tbl, row = KeyLabel(keys.TablePrefix(7), names)
+	require.Equal(t, "table 7", tbl)
+	tbl, _ = KeyLabel(keys.TablePrefix(6), names)
+	require.Equal(t, "users (end)", tbl)
+	require.Equal(t, "", row)
+	tbl, _ = KeyLabel(nil, names)
+	require.Equal(t, "(min)", tbl)
+	// A truncated key (the heat map keeps prefixes) keeps what it has.
+	k := keys.RowKey(5, []byte("a\x00bcdefgh"))
+	_, row = KeyLabel(k[:13], names)
+	require.Equal(t, `a\x00bc…`, row)
+}
+
+func TestHotTablets(t *testing.T) {
+	ts := []Tablet{
+		{ID: 1, ReadQPS: 5, WriteBytesPerSec: 100},
+		{ID: 2, ReadQPS: 9},
+		{ID: 3, ReadQPS: 5, WriteQPS: 1},
+		{ID: 4},
+	}
+	ids := func(ts []Tablet) (out []uint64) {
+		for _, t := range ts {
+			out = append(out, t.ID)
+		}
+		return out
+	}
+	require.Equal(t, []uint64{2, 1}, ids(HotTablets(ts, false, false, 2)))
+	require.Equal(t, []uint64{1}, ids(HotTablets(ts, true, true, 0)))
+	require.Equal(t, []uint64{3}, ids(HotTablets(ts, true, false, 0)))
+	require.Empty(t, HotTablets(ts, false, true, 0))
 }

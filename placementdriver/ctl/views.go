@@ -28,6 +28,9 @@ type Store struct {
 	CapacityBytes       uint64            `json:"capacity_bytes"`
 	AvailableBytes      uint64            `json:"available_bytes"`
 	LastHeartbeatUnixMs int64             `json:"last_heartbeat_unix_ms"`
+	// SnapshotLimit is the store's own snapshot limit (0: the
+	// max-snapshots-per-store config).
+	SnapshotLimit uint32 `json:"snapshot_limit"`
 }
 
 // Epoch is a tablet's epoch.
@@ -57,6 +60,9 @@ type Tablet struct {
 	ApproximateKeys uint64  `json:"approximate_keys"`
 	ReadQPS         float64 `json:"read_qps"`
 	WriteQPS        float64 `json:"write_qps"`
+	// ReadBytesPerSec and WriteBytesPerSec are the leader's last report.
+	ReadBytesPerSec  float64 `json:"read_bytes_per_sec"`
+	WriteBytesPerSec float64 `json:"write_bytes_per_sec"`
 }
 
 // Family is a column family of a table.
@@ -154,6 +160,7 @@ func StoreFromPB(si *pdpb.StoreInfo, c Counts) Store {
 		CapacityBytes:       si.GetStats().GetCapacityBytes(),
 		AvailableBytes:      si.GetStats().GetAvailableBytes(),
 		LastHeartbeatUnixMs: si.GetLastHeartbeatUnixMs(),
+		SnapshotLimit:       si.GetSnapshotLimit(),
 	}
 	for k, v := range st.GetLabels() {
 		out.Labels[k] = v
@@ -185,6 +192,9 @@ func TabletFromPB(t *pdpb.TabletInfo) Tablet {
 		ApproximateKeys: t.GetStats().GetApproximateKeys(),
 		ReadQPS:         t.GetStats().GetReadQps(),
 		WriteQPS:        t.GetStats().GetWriteQps(),
+
+		ReadBytesPerSec:  t.GetStats().GetReadBytesPerSec(),
+		WriteBytesPerSec: t.GetStats().GetWriteBytesPerSec(),
 	}
 	for _, r := range d.GetReplicas() {
 		out.Peers = append(out.Peers, Peer{ReplicaID: r.ReplicaId, StoreID: r.StoreId, Role: RoleName(r.Role)})
@@ -266,4 +276,12 @@ func MembersFromPB(resp *pdpb.GetMembersResponse) Members {
 	}
 	sort.Slice(out.Members, func(i, j int) bool { return out.Members[i].MemberID < out.Members[j].MemberID })
 	return out
+}
+
+// EndedOperator is an operator that is no longer running: Status is
+// finished, timed-out, cancelled or stale.
+type EndedOperator struct {
+	Operator
+	Status      string `json:"status"`
+	EndedUnixMs int64  `json:"ended_unix_ms"`
 }

@@ -64,6 +64,8 @@ type Controller struct {
 	nextID    uint64
 	ended     []*Operator
 	stats     [numKinds][numStatuses]int // per kind, per status: how many ended so
+	// storeLimits overrides cfg.MaxSnapshotsPerStore per store.
+	storeLimits map[uint64]int
 }
 
 var _ OperatorView = (*Controller)(nil)
@@ -167,7 +169,7 @@ func (c *Controller) AddOperator(op *Operator, now time.Time) error {
 			}
 		}
 		for store, n := range need {
-			if c.snapshots[store]+n > c.cfg.MaxSnapshotsPerStore {
+			if c.snapshots[store]+n > c.snapshotLimit(store) {
 				return fmt.Errorf("%w: store %d", ErrSnapshotLimit, store)
 			}
 		}
@@ -337,4 +339,15 @@ func (c *Controller) end(op *Operator, status OpStatus, now time.Time) {
 		c.ended = append(c.ended[:0], c.ended[len(c.ended)/2:]...)
 	}
 	c.ended = append(c.ended, op)
+}
+
+// SetStoreLimits sets per-store snapshot limits that override
+// MaxSnapshotsPerStore for the operators added from now on (nil: none).
+func (c *Controller) SetStoreLimits(limits map[uint64]int) { c.storeLimits = limits }
+
+func (c *Controller) snapshotLimit(store uint64) int {
+	if l, ok := c.storeLimits[store]; ok && l > 0 {
+		return l
+	}
+	return c.cfg.MaxSnapshotsPerStore
 }

@@ -13,6 +13,10 @@ type Coordinator struct {
 	Controller *Controller
 	Checkers   []Checker   // in priority order; the first operator wins
 	Schedulers []Scheduler // run after the checkers, in order
+	// Paused maps a scheduler's name to the time until which Round skips
+	// it (shale ctl scheduler pause). Checkers are never paused: they
+	// repair replicas.
+	Paused map[string]time.Time
 }
 
 // NewCoordinator builds the default pipeline: replica repair, placement,
@@ -24,6 +28,7 @@ func NewCoordinator(cfg Config, alloc IDAllocator, rnd *rand.Rand) *Coordinator 
 	return &Coordinator{
 		Config:     cfg,
 		Controller: ctl,
+		Paused:     map[string]time.Time{},
 		Checkers: []Checker{
 			NewReplicaChecker(cfg, ctl, alloc),
 			NewPlacementChecker(cfg, ctl, alloc),
@@ -73,6 +78,9 @@ func (co *Coordinator) Round(c *Cluster, now time.Time) RoundResult {
 	}
 	co.CheckTablets(c, add)
 	for _, s := range co.Schedulers {
+		if co.IsPaused(s.Name(), now) {
+			continue
+		}
 		for _, op := range s.Schedule(c, co.Config) {
 			add(op)
 		}
@@ -137,4 +145,20 @@ func (co *Coordinator) cancelStranded(c *Cluster, now time.Time) int {
 		}
 	}
 	return n
+}
+
+// IsPaused reports whether the named scheduler is paused at now.
+func (co *Coordinator) IsPaused(name string, now time.Time) bool {
+	until, ok := co.Paused[name]
+	return ok && now.Before(until)
+}
+
+// Scheduler returns the scheduler with this name, or nil.
+func (co *Coordinator) Scheduler(name string) Scheduler {
+	for _, s := range co.Schedulers {
+		if s.Name() == name {
+			return s
+		}
+	}
+	return nil
 }

@@ -5,7 +5,15 @@ package schedule
 // reported (which includes snapshots the Controller does not know of).
 func snapshotRoom(view OperatorView, cfg *Config, s *Store) int {
 	inflight := view.SnapshotsInFlight(s.ID)
-	return cfg.MaxSnapshotsPerStore - max(inflight, s.SendingSnapshots+s.ReceivingSnapshots)
+	return s.snapshotLimit(cfg) - max(inflight, s.SendingSnapshots+s.ReceivingSnapshots)
+}
+
+// snapshotLimit is the store's own limit, or MaxSnapshotsPerStore.
+func (s *Store) snapshotLimit(cfg *Config) int {
+	if s.SnapshotLimit > 0 {
+		return s.SnapshotLimit
+	}
+	return cfg.MaxSnapshotsPerStore
 }
 
 // hasSpace reports whether the store can take a replica of t. Stores that

@@ -59,6 +59,9 @@ type Store struct {
 	// Snapshots in flight as reported by the store itself. The snapshot limit
 	// uses the larger of these and the Controller's own count.
 	SendingSnapshots, ReceivingSnapshots int
+	// SnapshotLimit overrides Config.MaxSnapshotsPerStore for this store
+	// (0: no override; shale ctl store limit).
+	SnapshotLimit int
 }
 
 // StoreFromProto builds a Store from a StoreInfo. downFor is the time since
@@ -69,6 +72,8 @@ func StoreFromProto(si *pdpb.StoreInfo, downFor time.Duration) *Store {
 		Labels:  si.GetStore().GetLabels(),
 		State:   StoreStateFromProto(si.GetState()),
 		DownFor: downFor,
+
+		SnapshotLimit: int(si.GetSnapshotLimit()),
 	}
 	if st := si.GetStats(); st != nil {
 		s.CapacityBytes = st.GetCapacityBytes()

@@ -544,8 +544,11 @@ type StoreInfo struct {
 	State               StoreState             `protobuf:"varint,2,opt,name=state,proto3,enum=shale.pd.StoreState" json:"state,omitempty"`
 	Stats               *StoreStats            `protobuf:"bytes,3,opt,name=stats,proto3" json:"stats,omitempty"`
 	LastHeartbeatUnixMs int64                  `protobuf:"varint,4,opt,name=last_heartbeat_unix_ms,json=lastHeartbeatUnixMs,proto3" json:"last_heartbeat_unix_ms,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Snapshots (add-learner steps) the store may take part in at once; 0:
+	// the max-snapshots-per-store config. Set with SetStoreLimit.
+	SnapshotLimit uint32 `protobuf:"varint,5,opt,name=snapshot_limit,json=snapshotLimit,proto3" json:"snapshot_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreInfo) Reset() {
@@ -602,6 +605,13 @@ func (x *StoreInfo) GetStats() *StoreStats {
 func (x *StoreInfo) GetLastHeartbeatUnixMs() int64 {
 	if x != nil {
 		return x.LastHeartbeatUnixMs
+	}
+	return 0
+}
+
+func (x *StoreInfo) GetSnapshotLimit() uint32 {
+	if x != nil {
+		return x.SnapshotLimit
 	}
 	return 0
 }
@@ -4313,6 +4323,554 @@ func (x *ListAuthResponse) GetUsersWithPassword() []string {
 	return nil
 }
 
+// SetStoreLabelsRequest sets labels of a store (an empty value removes
+// the label); the others are kept.
+type SetStoreLabelsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Labels        map[string]string      `protobuf:"bytes,3,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLabelsRequest) Reset() {
+	*x = SetStoreLabelsRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[73]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLabelsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLabelsRequest) ProtoMessage() {}
+
+func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[73]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLabelsRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreLabelsRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{73}
+}
+
+func (x *SetStoreLabelsRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetStoreLabelsRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *SetStoreLabelsRequest) GetLabels() map[string]string {
+	if x != nil {
+		return x.Labels
+	}
+	return nil
+}
+
+type SetStoreLabelsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Store         *metapb.Store          `protobuf:"bytes,1,opt,name=store,proto3" json:"store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLabelsResponse) Reset() {
+	*x = SetStoreLabelsResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[74]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLabelsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLabelsResponse) ProtoMessage() {}
+
+func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[74]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLabelsResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreLabelsResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{74}
+}
+
+func (x *SetStoreLabelsResponse) GetStore() *metapb.Store {
+	if x != nil {
+		return x.Store
+	}
+	return nil
+}
+
+// SetStoreLimitRequest sets how many snapshots a store may take part in at
+// once (0: back to max-snapshots-per-store).
+type SetStoreLimitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	SnapshotLimit uint32                 `protobuf:"varint,3,opt,name=snapshot_limit,json=snapshotLimit,proto3" json:"snapshot_limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLimitRequest) Reset() {
+	*x = SetStoreLimitRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[75]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLimitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLimitRequest) ProtoMessage() {}
+
+func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[75]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLimitRequest.ProtoReflect.Descriptor instead.
+func (*SetStoreLimitRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{75}
+}
+
+func (x *SetStoreLimitRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetStoreLimitRequest) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *SetStoreLimitRequest) GetSnapshotLimit() uint32 {
+	if x != nil {
+		return x.SnapshotLimit
+	}
+	return 0
+}
+
+type SetStoreLimitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetStoreLimitResponse) Reset() {
+	*x = SetStoreLimitResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetStoreLimitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetStoreLimitResponse) ProtoMessage() {}
+
+func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetStoreLimitResponse.ProtoReflect.Descriptor instead.
+func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
+}
+
+type SchedulerInfo struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// 0: running; else paused until this time.
+	PausedUntilUnixMs int64 `protobuf:"varint,2,opt,name=paused_until_unix_ms,json=pausedUntilUnixMs,proto3" json:"paused_until_unix_ms,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *SchedulerInfo) Reset() {
+	*x = SchedulerInfo{}
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SchedulerInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SchedulerInfo) ProtoMessage() {}
+
+func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
+func (*SchedulerInfo) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *SchedulerInfo) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SchedulerInfo) GetPausedUntilUnixMs() int64 {
+	if x != nil {
+		return x.PausedUntilUnixMs
+	}
+	return 0
+}
+
+type ListSchedulersRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersRequest) Reset() {
+	*x = ListSchedulersRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersRequest) ProtoMessage() {}
+
+func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
+func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ListSchedulersRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListSchedulersResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Schedulers    []*SchedulerInfo       `protobuf:"bytes,1,rep,name=schedulers,proto3" json:"schedulers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSchedulersResponse) Reset() {
+	*x = ListSchedulersResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSchedulersResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSchedulersResponse) ProtoMessage() {}
+
+func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
+func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
+	if x != nil {
+		return x.Schedulers
+	}
+	return nil
+}
+
+// PauseSchedulerRequest pauses a scheduler for pause_ms milliseconds; 0
+// resumes it.
+type PauseSchedulerRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	PauseMs       int64                  `protobuf:"varint,3,opt,name=pause_ms,json=pauseMs,proto3" json:"pause_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSchedulerRequest) Reset() {
+	*x = PauseSchedulerRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSchedulerRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSchedulerRequest) ProtoMessage() {}
+
+func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
+func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *PauseSchedulerRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *PauseSchedulerRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *PauseSchedulerRequest) GetPauseMs() int64 {
+	if x != nil {
+		return x.PauseMs
+	}
+	return 0
+}
+
+type PauseSchedulerResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Scheduler     *SchedulerInfo         `protobuf:"bytes,1,opt,name=scheduler,proto3" json:"scheduler,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSchedulerResponse) Reset() {
+	*x = PauseSchedulerResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSchedulerResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSchedulerResponse) ProtoMessage() {}
+
+func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
+func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
+	if x != nil {
+		return x.Scheduler
+	}
+	return nil
+}
+
+// RemoveOperatorRequest cancels the running operator of a tablet.
+type RemoveOperatorRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TabletId      uint64                 `protobuf:"varint,2,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveOperatorRequest) Reset() {
+	*x = RemoveOperatorRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveOperatorRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveOperatorRequest) ProtoMessage() {}
+
+func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
+func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *RemoveOperatorRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RemoveOperatorRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+type RemoveOperatorResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operator      *OperatorInfo          `protobuf:"bytes,1,opt,name=operator,proto3" json:"operator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveOperatorResponse) Reset() {
+	*x = RemoveOperatorResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveOperatorResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveOperatorResponse) ProtoMessage() {}
+
+func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
+func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
+	if x != nil {
+		return x.Operator
+	}
+	return nil
+}
+
 type TabletCommand_ChangeReplicas struct {
 	state         protoimpl.MessageState                 `protogen:"open.v1"`
 	Changes       []*TabletCommand_ChangeReplicas_Change `protobuf:"bytes,1,rep,name=changes,proto3" json:"changes,omitempty"`
@@ -4322,7 +4880,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4334,7 +4892,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4366,7 +4924,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4378,7 +4936,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4413,7 +4971,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4425,7 +4983,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4471,7 +5029,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4483,7 +5041,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4517,7 +5075,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4529,7 +5087,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4576,7 +5134,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4588,7 +5146,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4651,12 +5209,13 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\ftablet_count\x18\x04 \x01(\rR\vtabletCount\x12!\n" +
 	"\fleader_count\x18\x05 \x01(\rR\vleaderCount\x12+\n" +
 	"\x11sending_snapshots\x18\x06 \x01(\rR\x10sendingSnapshots\x12/\n" +
-	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\"\xc1\x01\n" +
+	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\"\xe8\x01\n" +
 	"\tStoreInfo\x12'\n" +
 	"\x05store\x18\x01 \x01(\v2\x11.shale.meta.StoreR\x05store\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.shale.pd.StoreStateR\x05state\x12*\n" +
 	"\x05stats\x18\x03 \x01(\v2\x14.shale.pd.StoreStatsR\x05stats\x123\n" +
-	"\x16last_heartbeat_unix_ms\x18\x04 \x01(\x03R\x13lastHeartbeatUnixMs\"i\n" +
+	"\x16last_heartbeat_unix_ms\x18\x04 \x01(\x03R\x13lastHeartbeatUnixMs\x12%\n" +
+	"\x0esnapshot_limit\x18\x05 \x01(\rR\rsnapshotLimit\"i\n" +
 	"\x14RegisterStoreRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12'\n" +
 	"\x05store\x18\x02 \x01(\v2\x11.shale.meta.StoreR\x05store\"Q\n" +
@@ -4908,7 +5467,41 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"m\n" +
 	"\x10ListAuthResponse\x12)\n" +
 	"\x05state\x18\x01 \x01(\v2\x13.shale.pd.AuthStateR\x05state\x12.\n" +
-	"\x13users_with_password\x18\x02 \x03(\tR\x11usersWithPassword*L\n" +
+	"\x13users_with_password\x18\x02 \x03(\tR\x11usersWithPassword\"\xdc\x01\n" +
+	"\x15SetStoreLabelsRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12C\n" +
+	"\x06labels\x18\x03 \x03(\v2+.shale.pd.SetStoreLabelsRequest.LabelsEntryR\x06labels\x1a9\n" +
+	"\vLabelsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"A\n" +
+	"\x16SetStoreLabelsResponse\x12'\n" +
+	"\x05store\x18\x01 \x01(\v2\x11.shale.meta.StoreR\x05store\"\x82\x01\n" +
+	"\x14SetStoreLimitRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12%\n" +
+	"\x0esnapshot_limit\x18\x03 \x01(\rR\rsnapshotLimit\"\x17\n" +
+	"\x15SetStoreLimitResponse\"T\n" +
+	"\rSchedulerInfo\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
+	"\x14paused_until_unix_ms\x18\x02 \x01(\x03R\x11pausedUntilUnixMs\"A\n" +
+	"\x15ListSchedulersRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"Q\n" +
+	"\x16ListSchedulersResponse\x127\n" +
+	"\n" +
+	"schedulers\x18\x01 \x03(\v2\x17.shale.pd.SchedulerInfoR\n" +
+	"schedulers\"p\n" +
+	"\x15PauseSchedulerRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x19\n" +
+	"\bpause_ms\x18\x03 \x01(\x03R\apauseMs\"O\n" +
+	"\x16PauseSchedulerResponse\x125\n" +
+	"\tscheduler\x18\x01 \x01(\v2\x17.shale.pd.SchedulerInfoR\tscheduler\"^\n" +
+	"\x15RemoveOperatorRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1b\n" +
+	"\ttablet_id\x18\x02 \x01(\x04R\btabletId\"L\n" +
+	"\x16RemoveOperatorResponse\x122\n" +
+	"\boperator\x18\x01 \x01(\v2\x16.shale.pd.OperatorInfoR\boperator*L\n" +
 	"\n" +
 	"StoreState\x12\x06\n" +
 	"\x02UP\x10\x00\x12\x10\n" +
@@ -4920,7 +5513,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
 	"\x05WRITE\x10\x02\x12\t\n" +
-	"\x05ADMIN\x10\x032\x94\x11\n" +
+	"\x05ADMIN\x10\x032\xba\x14\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -4956,7 +5549,12 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\vSetPassword\x12\x1c.shale.pd.SetPasswordRequest\x1a\x1d.shale.pd.SetPasswordResponse\x128\n" +
 	"\x05Grant\x12\x16.shale.pd.GrantRequest\x1a\x17.shale.pd.GrantResponse\x12;\n" +
 	"\x06Revoke\x12\x17.shale.pd.RevokeRequest\x1a\x18.shale.pd.RevokeResponse\x12A\n" +
-	"\bListAuth\x12\x19.shale.pd.ListAuthRequest\x1a\x1a.shale.pd.ListAuthResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"\bListAuth\x12\x19.shale.pd.ListAuthRequest\x1a\x1a.shale.pd.ListAuthResponse\x12S\n" +
+	"\x0eSetStoreLabels\x12\x1f.shale.pd.SetStoreLabelsRequest\x1a .shale.pd.SetStoreLabelsResponse\x12P\n" +
+	"\rSetStoreLimit\x12\x1e.shale.pd.SetStoreLimitRequest\x1a\x1f.shale.pd.SetStoreLimitResponse\x12S\n" +
+	"\x0eListSchedulers\x12\x1f.shale.pd.ListSchedulersRequest\x1a .shale.pd.ListSchedulersResponse\x12S\n" +
+	"\x0ePauseScheduler\x12\x1f.shale.pd.PauseSchedulerRequest\x1a .shale.pd.PauseSchedulerResponse\x12S\n" +
+	"\x0eRemoveOperator\x12\x1f.shale.pd.RemoveOperatorRequest\x1a .shale.pd.RemoveOperatorResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -4971,7 +5569,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 80)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0),     // 0: shale.pd.StoreState
 	(AuthPermission)(0), // 1: shale.pd.AuthPermission
@@ -5049,42 +5647,54 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*RevokeResponse)(nil),                      // 73: shale.pd.RevokeResponse
 	(*ListAuthRequest)(nil),                     // 74: shale.pd.ListAuthRequest
 	(*ListAuthResponse)(nil),                    // 75: shale.pd.ListAuthResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 76: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 77: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 78: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 79: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 80: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 81: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 82: shale.pd.AddOperatorRequest.MoveReplica
-	(*metapb.Store)(nil),                   // 83: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 84: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 85: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 86: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 87: shale.meta.FamilySchema
+	(*SetStoreLabelsRequest)(nil),               // 76: shale.pd.SetStoreLabelsRequest
+	(*SetStoreLabelsResponse)(nil),              // 77: shale.pd.SetStoreLabelsResponse
+	(*SetStoreLimitRequest)(nil),                // 78: shale.pd.SetStoreLimitRequest
+	(*SetStoreLimitResponse)(nil),               // 79: shale.pd.SetStoreLimitResponse
+	(*SchedulerInfo)(nil),                       // 80: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 81: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 82: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 83: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 84: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 85: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 86: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 87: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 88: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 89: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 90: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 91: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 92: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 93: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 94: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 95: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 96: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 97: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 98: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 99: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	83,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	95,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	83,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	95,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	84,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	85,  // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	85,  // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	96,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	97,  // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	97,  // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	86,  // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	76,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	77,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	78,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	79,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	98,  // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	87,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	88,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	89,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	90,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	85,  // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	97,  // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -5098,22 +5708,22 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	87,  // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	84,  // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	99,  // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	96,  // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
 	3,   // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	84,  // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	96,  // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	84,  // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	96,  // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	84,  // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	96,  // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
 	3,   // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	81,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	92,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
 	3,   // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
 	3,   // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
 	47,  // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
 	3,   // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	82,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	93,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
 	47,  // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
 	3,   // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
 	3,   // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
@@ -5134,73 +5744,93 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	58,  // 68: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
 	3,   // 69: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
 	61,  // 70: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
-	80,  // 71: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	2,   // 72: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	6,   // 73: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	10,  // 74: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	12,  // 75: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	16,  // 76: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	20,  // 77: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	21,  // 78: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	23,  // 79: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	25,  // 80: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	27,  // 81: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	29,  // 82: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	31,  // 83: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	33,  // 84: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	35,  // 85: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	37,  // 86: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	41,  // 87: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	39,  // 88: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	43,  // 89: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	45,  // 90: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	48,  // 91: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	50,  // 92: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	52,  // 93: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	54,  // 94: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	56,  // 95: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	62,  // 96: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
-	64,  // 97: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
-	66,  // 98: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
-	68,  // 99: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
-	70,  // 100: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
-	72,  // 101: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
-	74,  // 102: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
-	7,   // 103: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	11,  // 104: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	13,  // 105: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	18,  // 106: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	22,  // 107: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	22,  // 108: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	24,  // 109: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	26,  // 110: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	28,  // 111: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	30,  // 112: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	32,  // 113: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	34,  // 114: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	36,  // 115: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	38,  // 116: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	42,  // 117: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	40,  // 118: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	44,  // 119: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	46,  // 120: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	49,  // 121: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	51,  // 122: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	53,  // 123: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	55,  // 124: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	57,  // 125: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	63,  // 126: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
-	65,  // 127: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
-	67,  // 128: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
-	69,  // 129: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
-	71,  // 130: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
-	73,  // 131: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
-	75,  // 132: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
-	103, // [103:133] is the sub-list for method output_type
-	73,  // [73:103] is the sub-list for method input_type
-	73,  // [73:73] is the sub-list for extension type_name
-	73,  // [73:73] is the sub-list for extension extendee
-	0,   // [0:73] is the sub-list for field type_name
+	3,   // 71: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
+	94,  // 72: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	95,  // 73: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	3,   // 74: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
+	3,   // 75: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	80,  // 76: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	3,   // 77: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	80,  // 78: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	3,   // 79: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	47,  // 80: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	91,  // 81: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 82: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 83: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 84: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 85: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 86: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 87: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 88: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 89: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 90: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 91: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 92: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 93: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 94: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	35,  // 95: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	37,  // 96: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	41,  // 97: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	39,  // 98: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	43,  // 99: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	45,  // 100: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	48,  // 101: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	50,  // 102: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	52,  // 103: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	54,  // 104: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	56,  // 105: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	62,  // 106: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	64,  // 107: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	66,  // 108: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	68,  // 109: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	70,  // 110: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	72,  // 111: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	74,  // 112: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	76,  // 113: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	78,  // 114: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	81,  // 115: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	83,  // 116: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	85,  // 117: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	7,   // 118: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 119: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 120: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 121: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 122: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 123: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 124: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 125: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 126: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 127: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 128: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	34,  // 129: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	36,  // 130: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	38,  // 131: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	42,  // 132: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	40,  // 133: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	44,  // 134: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	46,  // 135: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	49,  // 136: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	51,  // 137: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	53,  // 138: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	55,  // 139: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	57,  // 140: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	63,  // 141: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	65,  // 142: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	67,  // 143: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	69,  // 144: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	71,  // 145: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	73,  // 146: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	75,  // 147: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	77,  // 148: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	79,  // 149: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	82,  // 150: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	84,  // 151: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	86,  // 152: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	118, // [118:153] is the sub-list for method output_type
+	83,  // [83:118] is the sub-list for method input_type
+	83,  // [83:83] is the sub-list for extension type_name
+	83,  // [83:83] is the sub-list for extension extendee
+	0,   // [0:83] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -5231,7 +5861,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   80,
+			NumMessages:   92,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

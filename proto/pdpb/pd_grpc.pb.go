@@ -51,6 +51,11 @@ const (
 	PD_Grant_FullMethodName           = "/shale.pd.PD/Grant"
 	PD_Revoke_FullMethodName          = "/shale.pd.PD/Revoke"
 	PD_ListAuth_FullMethodName        = "/shale.pd.PD/ListAuth"
+	PD_SetStoreLabels_FullMethodName  = "/shale.pd.PD/SetStoreLabels"
+	PD_SetStoreLimit_FullMethodName   = "/shale.pd.PD/SetStoreLimit"
+	PD_ListSchedulers_FullMethodName  = "/shale.pd.PD/ListSchedulers"
+	PD_PauseScheduler_FullMethodName  = "/shale.pd.PD/PauseScheduler"
+	PD_RemoveOperator_FullMethodName  = "/shale.pd.PD/RemoveOperator"
 )
 
 // PDClient is the client API for PD service.
@@ -87,6 +92,11 @@ type PDClient interface {
 	Grant(ctx context.Context, in *GrantRequest, opts ...grpc.CallOption) (*GrantResponse, error)
 	Revoke(ctx context.Context, in *RevokeRequest, opts ...grpc.CallOption) (*RevokeResponse, error)
 	ListAuth(ctx context.Context, in *ListAuthRequest, opts ...grpc.CallOption) (*ListAuthResponse, error)
+	SetStoreLabels(ctx context.Context, in *SetStoreLabelsRequest, opts ...grpc.CallOption) (*SetStoreLabelsResponse, error)
+	SetStoreLimit(ctx context.Context, in *SetStoreLimitRequest, opts ...grpc.CallOption) (*SetStoreLimitResponse, error)
+	ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error)
+	PauseScheduler(ctx context.Context, in *PauseSchedulerRequest, opts ...grpc.CallOption) (*PauseSchedulerResponse, error)
+	RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error)
 }
 
 type pDClient struct {
@@ -397,6 +407,56 @@ func (c *pDClient) ListAuth(ctx context.Context, in *ListAuthRequest, opts ...gr
 	return out, nil
 }
 
+func (c *pDClient) SetStoreLabels(ctx context.Context, in *SetStoreLabelsRequest, opts ...grpc.CallOption) (*SetStoreLabelsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreLabelsResponse)
+	err := c.cc.Invoke(ctx, PD_SetStoreLabels_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) SetStoreLimit(ctx context.Context, in *SetStoreLimitRequest, opts ...grpc.CallOption) (*SetStoreLimitResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetStoreLimitResponse)
+	err := c.cc.Invoke(ctx, PD_SetStoreLimit_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListSchedulersResponse)
+	err := c.cc.Invoke(ctx, PD_ListSchedulers_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) PauseScheduler(ctx context.Context, in *PauseSchedulerRequest, opts ...grpc.CallOption) (*PauseSchedulerResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PauseSchedulerResponse)
+	err := c.cc.Invoke(ctx, PD_PauseScheduler_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RemoveOperatorResponse)
+	err := c.cc.Invoke(ctx, PD_RemoveOperator_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -431,6 +491,11 @@ type PDServer interface {
 	Grant(context.Context, *GrantRequest) (*GrantResponse, error)
 	Revoke(context.Context, *RevokeRequest) (*RevokeResponse, error)
 	ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error)
+	SetStoreLabels(context.Context, *SetStoreLabelsRequest) (*SetStoreLabelsResponse, error)
+	SetStoreLimit(context.Context, *SetStoreLimitRequest) (*SetStoreLimitResponse, error)
+	ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error)
+	PauseScheduler(context.Context, *PauseSchedulerRequest) (*PauseSchedulerResponse, error)
+	RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -530,6 +595,21 @@ func (UnimplementedPDServer) Revoke(context.Context, *RevokeRequest) (*RevokeRes
 }
 func (UnimplementedPDServer) ListAuth(context.Context, *ListAuthRequest) (*ListAuthResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListAuth not implemented")
+}
+func (UnimplementedPDServer) SetStoreLabels(context.Context, *SetStoreLabelsRequest) (*SetStoreLabelsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreLabels not implemented")
+}
+func (UnimplementedPDServer) SetStoreLimit(context.Context, *SetStoreLimitRequest) (*SetStoreLimitResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetStoreLimit not implemented")
+}
+func (UnimplementedPDServer) ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListSchedulers not implemented")
+}
+func (UnimplementedPDServer) PauseScheduler(context.Context, *PauseSchedulerRequest) (*PauseSchedulerResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PauseScheduler not implemented")
+}
+func (UnimplementedPDServer) RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method RemoveOperator not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -1092,6 +1172,96 @@ func _PD_ListAuth_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_SetStoreLabels_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreLabelsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetStoreLabels(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetStoreLabels_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetStoreLabels(ctx, req.(*SetStoreLabelsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_SetStoreLimit_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetStoreLimitRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).SetStoreLimit(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_SetStoreLimit_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).SetStoreLimit(ctx, req.(*SetStoreLimitRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ListSchedulers_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListSchedulersRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ListSchedulers(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ListSchedulers_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ListSchedulers(ctx, req.(*ListSchedulersRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_PauseScheduler_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PauseSchedulerRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).PauseScheduler(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_PauseScheduler_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).PauseScheduler(ctx, req.(*PauseSchedulerRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_RemoveOperator_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RemoveOperatorRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).RemoveOperator(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_RemoveOperator_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).RemoveOperator(ctx, req.(*RemoveOperatorRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1218,6 +1388,26 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListAuth",
 			Handler:    _PD_ListAuth_Handler,
+		},
+		{
+			MethodName: "SetStoreLabels",
+			Handler:    _PD_SetStoreLabels_Handler,
+		},
+		{
+			MethodName: "SetStoreLimit",
+			Handler:    _PD_SetStoreLimit_Handler,
+		},
+		{
+			MethodName: "ListSchedulers",
+			Handler:    _PD_ListSchedulers_Handler,
+		},
+		{
+			MethodName: "PauseScheduler",
+			Handler:    _PD_PauseScheduler_Handler,
+		},
+		{
+			MethodName: "RemoveOperator",
+			Handler:    _PD_RemoveOperator_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

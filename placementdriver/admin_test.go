@@ -1,0 +1,109 @@
+package placementdriver_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/testutils"
+	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/proto/pdpb"
+)
+
+// Store labels and limits set over gRPC are persisted (they survive a
+// leader restart) and labels survive the store registering again without
+// any; schedulers pause and resume; an operator can be removed.
+func TestAdminRPCs(t *testing.T) {
+	c, urls := startPDWithHTTP(t, 1)
+	waitHTTPLeader(t, urls)
+	ctx := context.Background()
+	cl := c.client()
+	stores := httpRegisterStores(ctx, t, cl, 3)
+
+	_, err := cl.SetStoreLabels(ctx, &pdpb.SetStoreLabelsRequest{StoreId: stores[0], Labels: map[string]string{"zone": "", "rack": "r1"}})
+	require.NoError(t, err)
+	_, err = cl.SetStoreLimit(ctx, &pdpb.SetStoreLimitRequest{StoreId: stores[1], SnapshotLimit: 2})
+	require.NoError(t, err)
+	for _, bad := range []error{
+		func() error {
+			_, err := cl.SetStoreLabels(ctx, &pdpb.SetStoreLabelsRequest{StoreId: 999, Labels: map[string]string{"a": "b"}})
+			return err
+		}(),
+		func() error { _, err := cl.SetStoreLimit(ctx, &pdpb.SetStoreLimitRequest{StoreId: 999}); return err }(),
+	} {
+		require.Equal(t, codes.NotFound, status.Code(bad), "%v", bad)
+	}
+	_, err = cl.SetStoreLimit(ctx, &pdpb.SetStoreLimitRequest{StoreId: stores[1], SnapshotLimit: 5000})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+
+	check := func() {
+		t.Helper()
+		testutils.SucceedsSoon(t, func() error {
+			resp, err := cl.ListStores(ctx, &pdpb.ListStoresRequest{})
+			if err != nil {
+				return err
+			}
+			for _, si := range resp.Stores {
+				switch si.Store.StoreId {
+				case stores[0]:
+					require.Equal(t, map[string]string{"rack": "r1"}, si.Store.Labels)
+				case stores[1]:
+					require.EqualValues(t, 2, si.SnapshotLimit)
+				}
+			}
+			return nil
+		})
+	}
+	check()
+	// The store registers again with no labels: it keeps the set ones.
+	_, err = cl.RegisterStore(ctx, &pdpb.RegisterStoreRequest{Store: &metapb.Store{StoreId: stores[0], Address: "127.0.0.1:30000"}})
+	require.NoError(t, err)
+	c.stop("pd1")
+	c.start("pd1", func(o *placementdriver.Options) {
+		o.HTTPAddr = strings.TrimSuffix(strings.TrimPrefix(urls["pd1"], "http://"), "/pd/api/v1/")
+	})
+	check()
+
+	// Schedulers.
+	list, err := cl.ListSchedulers(ctx, &pdpb.ListSchedulersRequest{})
+	require.NoError(t, err)
+	var names []string
+	for _, s := range list.Schedulers {
+		names = append(names, s.Name)
+		require.Zero(t, s.PausedUntilUnixMs)
+	}
+	require.Equal(t, []string{"balance-leader", "balance-tablet", "hot"}, names)
+	p, err := cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: "hot", PauseMs: time.Hour.Milliseconds()})
+	require.NoError(t, err)
+	require.Greater(t, p.Scheduler.PausedUntilUnixMs, time.Now().Add(59*time.Minute).UnixMilli())
+	list, err = cl.ListSchedulers(ctx, &pdpb.ListSchedulersRequest{})
+	require.NoError(t, err)
+	require.NotZero(t, list.Schedulers[2].PausedUntilUnixMs)
+	p, err = cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: "hot"})
+	require.NoError(t, err)
+	require.Zero(t, p.Scheduler.PausedUntilUnixMs)
+	_, err = cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: "nope", PauseMs: 1000})
+	require.Equal(t, codes.NotFound, status.Code(err))
+	require.ErrorContains(t, err, "balance-leader")
+	_, err = cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: "hot", PauseMs: -1})
+	require.Equal(t, codes.InvalidArgument, status.Code(err))
+
+	// Operators.
+	httpReportTablet(ctx, t, cl, stores)
+	_, err = cl.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: 1, Op: &pdpb.AddOperatorRequest_TransferLeaderTo{TransferLeaderTo: stores[1]}})
+	require.NoError(t, err)
+	rm, err := cl.RemoveOperator(ctx, &pdpb.RemoveOperatorRequest{TabletId: 1})
+	require.NoError(t, err)
+	require.Equal(t, uint64(1), rm.Operator.TabletId)
+	ops, err := cl.ListOperators(ctx, &pdpb.ListOperatorsRequest{})
+	require.NoError(t, err)
+	require.Empty(t, ops.Operators)
+	_, err = cl.RemoveOperator(ctx, &pdpb.RemoveOperatorRequest{TabletId: 1})
+	require.Equal(t, codes.NotFound, status.Code(err))
+}
