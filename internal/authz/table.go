@@ -70,6 +70,12 @@ var GRPC = map[string]Rule{
 	pdpb.PD_Grant_FullMethodName:         {Class: ClusterAdmin},
 	pdpb.PD_Revoke_FullMethodName:        {Class: ClusterAdmin},
 	pdpb.PD_ListAuth_FullMethodName:      {Class: ClusterAdmin},
+	// Scheduling controls of `shale ctl` (docs/ctl.md).
+	pdpb.PD_SetStoreLabels_FullMethodName: {Class: ClusterAdmin},
+	pdpb.PD_SetStoreLimit_FullMethodName:  {Class: ClusterAdmin},
+	pdpb.PD_ListSchedulers_FullMethodName: {Class: ClusterAdmin},
+	pdpb.PD_PauseScheduler_FullMethodName: {Class: ClusterAdmin},
+	pdpb.PD_RemoveOperator_FullMethodName: {Class: ClusterAdmin},
 }
 
 // HTTP classifies every HTTP route by its http.ServeMux pattern, on PD's
@@ -86,11 +92,22 @@ var HTTP = map[string]Class{
 	"GET /pd/api/v1/config":    ClusterAdmin,
 	"POST /pd/api/v1/config":   ClusterAdmin,
 	"PUT /pd/api/v1/config":    ClusterAdmin,
-	"/debug/pprof/":            ClusterAdmin,
-	"/debug/pprof/cmdline":     ClusterAdmin,
-	"/debug/pprof/profile":     ClusterAdmin,
-	"/debug/pprof/symbol":      ClusterAdmin,
-	"/debug/pprof/trace":       ClusterAdmin,
+	// The web console (docs/console.md): pages and their JSON; operators
+	// and configuration need cluster admin, as on /pd/api.
+	"GET /console/":              Authenticated,
+	"GET /console":               Authenticated,
+	"GET /console/api/overview":  Authenticated,
+	"GET /console/api/tables":    Authenticated,
+	"GET /console/api/tablets":   Authenticated,
+	"GET /console/api/hot":       Authenticated,
+	"GET /console/api/heatmap":   Authenticated,
+	"GET /console/api/operators": ClusterAdmin,
+	"GET /console/api/config":    ClusterAdmin,
+	"/debug/pprof/":              ClusterAdmin,
+	"/debug/pprof/cmdline":       ClusterAdmin,
+	"/debug/pprof/profile":       ClusterAdmin,
+	"/debug/pprof/symbol":        ClusterAdmin,
+	"/debug/pprof/trace":         ClusterAdmin,
 }
 
 // Thrift classifies the HBase Thrift2 gateway's methods (their wire
