@@ -10,6 +10,7 @@ import (
 
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
+	"github.com/shaledb/shale/proto/transportpb"
 )
 
 // Test hooks: they put into a tablet's log what the public API would
@@ -141,4 +142,14 @@ func (s *Store) ProposeLeaveJointForTest(ctx context.Context, tabletID uint64) e
 	p := &proposal{id: s.nextID.Add(1), done: make(chan applyResult, 1), cc: &raftpb.ConfChangeV2{}}
 	_, err = r.submit(ctx, p)
 	return err
+}
+
+// DeliverRaftMessageForTest hands the store one raft message from a peer,
+// as the transport would.
+func (s *Store) DeliverRaftMessageForTest(tabletID, fromStore uint64, m raftpb.Message) {
+	b, err := m.Marshal()
+	if err != nil {
+		panic(err)
+	}
+	(*transportHandler)(s).HandleRaftBatch(&transportpb.RaftMessageBatch{FromStore: fromStore, Messages: []*transportpb.RaftMessage{{TabletId: tabletID, FromStore: fromStore, ToStore: s.opts.StoreID, Message: b}}})
 }

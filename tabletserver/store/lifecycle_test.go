@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
@@ -322,5 +324,42 @@ func TestBootstrapAfterPeerTraffic(t *testing.T) {
 	c.Stop(1)
 	if err := c.MustRead(ctx, 1, "early", "v"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A peer's message that arrives while a store bootstraps a tablet must not
+// create an uninitialized replica that loads the bootstrapped log without
+// its descriptor: such a replica applied a split with no descriptor and
+// crashed its store (kvnemesis, at cluster start), and the bootstrap
+// failed with "already has a replica".
+func TestBootstrapRacesPeerMessage(t *testing.T) {
+	var deliver func()
+	c := storetest.Start(t, 1, func(o *store.Options) {
+		o.Knobs.AfterBootstrapWrite = func() {
+			done := make(chan struct{})
+			go func() { defer close(done); deliver() }()
+			select {
+			case <-done: // the message got in between: the old race
+			case <-time.After(200 * time.Millisecond): // models a message held back by the bootstrap's lock
+			}
+		}
+	})
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	desc := &metapb.TabletDescriptor{TabletId: 1, StartKey: lo, EndKey: hi, Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1},
+		Replicas: []*metapb.Replica{{ReplicaId: 1, StoreId: 1}, {ReplicaId: 2, StoreId: 2}}}
+	s := c.Nodes[1].Store
+	deliver = func() {
+		s.DeliverRaftMessageForTest(1, 2, raftpb.Message{Type: raftpb.MsgHeartbeat, From: 2, To: 1, Term: 6})
+	}
+	if err := s.BootstrapTablet(desc); err != nil {
+		t.Fatalf("bootstrap with a peer's message arriving meanwhile: %v", err)
+	}
+	st, err := s.TabletStatus(1)
+	if err != nil {
+		t.Fatalf("the bootstrapped replica is not initialized: %v", err)
+	}
+	if st.Tablet.GetTabletId() != 1 {
+		t.Fatalf("the bootstrapped replica has descriptor %v", st.Tablet)
 	}
 }

@@ -180,6 +180,9 @@ type TestingKnobs struct {
 	// AbandonMergeAfterPrepare makes Merge return right after freezing
 	// the right tablet, as if its proposer had died there.
 	AbandonMergeAfterPrepare bool
+	// AfterBootstrapWrite, if set, runs right after BootstrapTablet wrote
+	// a new replica's initial state, before the replica is registered.
+	AfterBootstrapWrite func()
 	// Started, if set, is called with the store once Start has launched
 	// it, so an in-process test can inspect a store a node opened.
 	Started func(*Store)

@@ -384,10 +384,25 @@ func (s *Store) newReplica(tabletID, replicaID uint64, desc *metapb.TabletDescri
 // or uninitialized) when there is none; the check and the registration are
 // one atomic step, as raft traffic may create the same replica concurrently.
 func (s *Store) getOrCreateReplica(tabletID, replicaID uint64, desc *metapb.TabletDescriptor) (*replica, bool, error) {
+	return s.getOrCreateReplicaWith(tabletID, replicaID, desc, nil)
+}
+
+// getOrCreateReplicaWith is getOrCreateReplica that, when it creates the
+// replica, first runs write (if set) under the same lock: a bootstrap's
+// initial state reaches the disk only together with its replica, so a
+// peer's message can never create an uninitialized replica that loads
+// that state without its descriptor (kvnemesis: such a replica applied a
+// split with no descriptor and crashed the store).
+func (s *Store) getOrCreateReplicaWith(tabletID, replicaID uint64, desc *metapb.TabletDescriptor, write func() error) (*replica, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old, ok := s.mu.replicas[tabletID]; ok {
 		return old, false, nil
+	}
+	if write != nil {
+		if err := write(); err != nil {
+			return nil, false, err
+		}
 	}
 	r := &replica{
 		s:               s,
@@ -550,17 +565,27 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 	if err := s.checkNoOverlap(desc, 0); err != nil {
 		return err
 	}
-	b := s.db.NewBatch()
-	defer b.Close()
-	if err := writeInitialState(b, desc, 0); err != nil {
-		return err
-	}
-	if err := b.Commit(pebble.Sync); err != nil {
-		return err
-	}
-	r, err := s.newReplica(desc.TabletId, rep.ReplicaId, desc)
+	r, created, err := s.getOrCreateReplicaWith(desc.TabletId, rep.ReplicaId, desc, func() error {
+		b := s.db.NewBatch()
+		defer b.Close()
+		if err := writeInitialState(b, desc, 0); err != nil {
+			return err
+		}
+		if err := b.Commit(pebble.Sync); err != nil {
+			return err
+		}
+		if k := s.opts.Knobs; k != nil && k.AfterBootstrapWrite != nil {
+			k.AfterBootstrapWrite()
+		}
+		return nil
+	})
 	if err != nil {
 		return err
+	}
+	if !created {
+		// A peer's message created it since we looked: start over, as
+		// for a replica that was there first.
+		return s.BootstrapTablet(desc)
 	}
 	s.enqueue(r.tabletID)
 	return nil
