@@ -2,12 +2,16 @@ package store_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"go.etcd.io/raft/v3/raftpb"
+
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
@@ -73,4 +77,47 @@ func TestLearnerPromotedOnlyOnceCaughtUp(t *testing.T) {
 	}
 	c.Net.BlockSnapshots(4, false)
 	testutils.SucceedsSoon(t, func() error { return change(kvpb.ReplicaChange_PROMOTE_LEARNER) })
+}
+
+// A message that reaches a store while it destroys its removed replica
+// must not bring the replica back: an uninitialized replica created then
+// loaded the dying replica's raft state, which was deleted under it, and
+// raft panicked ("requested index is unavailable due to compaction";
+// kvnemesis).
+func TestMessageDuringDestroyDoesNotResurrect(t *testing.T) {
+	var stores map[uint64]*store.Store
+	c := storetest.Start(t, 3, func(o *store.Options) {
+		id := o.StoreID
+		o.Knobs.BeforeDestroyData = func(tablet uint64) {
+			// The leader's heartbeat, arriving in between.
+			stores[id].DeliverRaftMessageForTest(tablet, 1, raftpb.Message{Type: raftpb.MsgHeartbeat, From: 1, To: id, Term: 100})
+		}
+	})
+	stores = map[uint64]*store.Store{}
+	for id, n := range c.Nodes {
+		stores[id] = n.Store
+	}
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	victim := uint64(3)
+	if c.WaitLeader(1) == victim {
+		victim = 2
+	}
+	testutils.SucceedsSoon(t, func() error {
+		leader := c.WaitLeader(1)
+		_, err := c.Nodes[leader].Store.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1},
+			Changes: []*kvpb.ReplicaChange{{Type: kvpb.ReplicaChange_REMOVE, StoreId: victim}}})
+		return err
+	})
+	testutils.SucceedsSoon(t, func() error {
+		if stores[victim].HasReplicaForTest(1) {
+			return fmt.Errorf("store %d still holds a replica of tablet 1", victim)
+		}
+		return nil
+	})
 }

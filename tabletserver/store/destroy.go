@@ -10,20 +10,38 @@ import (
 )
 
 // destroyReplica removes a replica and its data, leaving a tombstone so
-// stale messages cannot resurrect it. Worker only.
+// stale messages cannot resurrect it. The tombstone is on disk before the
+// replica leaves the store's map: until then a message for the tablet
+// finds the stopped replica and is dropped, and afterwards the tombstone
+// refuses it. (The other order let a message arriving in between create
+// an uninitialized replica that loaded the dying one's raft state and
+// crashed the store when that state was deleted under it; kvnemesis.)
+// Worker only.
 func (s *Store) destroyReplica(r *replica, nextReplicaID uint64, why string) {
-	desc := s.forgetReplica(r)
+	desc := s.stopReplica(r)
 	s.event(r.tabletID, "replica %d destroyed (%s); last descriptor %v", r.replicaID, why, desc)
+	if k := s.opts.Knobs; k != nil && k.BeforeDestroyData != nil {
+		k.BeforeDestroyData(r.tabletID)
+	}
 	if err := s.destroyReplicaData(r.tabletID, desc, nextReplicaID); err != nil {
 		s.fatal("destroy replica", err, r)
 	}
+	s.unregisterReplica(r)
 	r.log.Info("replica destroyed")
 }
 
-// forgetReplica drops a replica from memory: waiters fail (writes with an
-// unknown outcome), the raft group stops, and the store stops routing to
-// it. It returns the last descriptor. Worker only.
+// forgetReplica drops a replica from memory (stopReplica, then
+// unregisterReplica). It returns the last descriptor. Worker only.
 func (s *Store) forgetReplica(r *replica) *metapb.TabletDescriptor {
+	desc := s.stopReplica(r)
+	s.unregisterReplica(r)
+	return desc
+}
+
+// stopReplica stops a replica: waiters fail (writes with an unknown
+// outcome) and the raft group stops. It returns the last descriptor.
+// Worker only.
+func (s *Store) stopReplica(r *replica) *metapb.TabletDescriptor {
 	r.mu.Lock()
 	desc := r.mu.desc
 	r.mu.destroyed = true
@@ -31,12 +49,16 @@ func (s *Store) forgetReplica(r *replica) *metapb.TabletDescriptor {
 	r.failAllWaiters(errs.Ambiguous("tablet %d: replica removed from store %d before the write applied here", r.tabletID, s.opts.StoreID), errs.TabletNotFound(r.tabletID, s.opts.StoreID))
 	r.raw = nil
 	delete(s.awake, r.tabletID)
+	return desc
+}
+
+// unregisterReplica makes the store stop routing to a stopped replica.
+func (s *Store) unregisterReplica(r *replica) {
 	s.mu.Lock()
 	if s.mu.replicas[r.tabletID] == r {
 		delete(s.mu.replicas, r.tabletID)
 	}
 	s.mu.Unlock()
-	return desc
 }
 
 // destroyReplicaData deletes a replica's data (when desc is known) and raft

@@ -153,3 +153,7 @@ func (s *Store) DeliverRaftMessageForTest(tabletID, fromStore uint64, m raftpb.M
 	}
 	(*transportHandler)(s).HandleRaftBatch(&transportpb.RaftMessageBatch{FromStore: fromStore, Messages: []*transportpb.RaftMessage{{TabletId: tabletID, FromStore: fromStore, ToStore: s.opts.StoreID, Message: b}}})
 }
+
+// HasReplicaForTest reports whether the store holds any replica object of
+// the tablet, initialized or not.
+func (s *Store) HasReplicaForTest(tabletID uint64) bool { return s.getReplica(tabletID) != nil }

@@ -183,6 +183,9 @@ type TestingKnobs struct {
 	// AfterBootstrapWrite, if set, runs right after BootstrapTablet wrote
 	// a new replica's initial state, before the replica is registered.
 	AfterBootstrapWrite func()
+	// BeforeDestroyData, if set, runs when a replica has been stopped and
+	// its data and tombstone are about to be written.
+	BeforeDestroyData func(tabletID uint64)
 	// Started, if set, is called with the store once Start has launched
 	// it, so an in-process test can inspect a store a node opened.
 	Started func(*Store)
