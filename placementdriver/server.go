@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -70,6 +71,7 @@ func Run(ctx context.Context, o Options) error {
 func newServer(o Options) (*Server, error) {
 	ids := memberIDs(o.InitialCluster)
 	s := &Server{opts: o, log: o.Logger.With("pd", o.Name), memberID: ids[o.Name], names: map[uint64]string{}, ready: make(chan struct{}), stopper: stop.New()}
+	s.conns.tls = o.TLS
 	for n, id := range ids {
 		s.names[id] = n
 	}
@@ -111,9 +113,9 @@ func (s *Server) run(ctx context.Context) error {
 	defer meta.close()
 	defer s.conns.close()
 
-	peerSrv := grpc.NewServer(grpcutil.ServerOptions()...)
+	peerSrv := grpc.NewServer(grpcutil.ServerOptions(o.TLS)...)
 	meta.registerPeers(peerSrv)
-	clientSrv := grpc.NewServer(grpcutil.ServerOptions()...)
+	clientSrv := grpc.NewServer(grpcutil.ServerOptions(o.TLS)...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
 	// errc takes the first error of a server or of starting a task (the
 	// Stopper refuses none before shutdown, but a refusal must not hang).
@@ -131,8 +133,8 @@ func (s *Server) run(ctx context.Context) error {
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 		s.registerHTTP(mux)
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		serve("pd.http", func() error { return httpSrv.Serve(httpLis) })
+		httpSrv = &http.Server{Handler: security.RequireClientCert(mux, "/healthz"), ReadHeaderTimeout: 5 * time.Second}
+		serve("pd.http", func() error { return httpSrv.Serve(o.TLS.HTTPListener(httpLis)) })
 	}
 	meta.start()
 	close(s.ready)

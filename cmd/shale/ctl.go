@@ -58,6 +58,7 @@ SHALE_CTL_TIMEOUT or in the "ctl" section of the --config file.`,
 	pf.StringSlice("pd", []string{"127.0.0.1:2379"}, "placement driver client addresses HOST:PORT,...")
 	pf.Bool("json", false, "print JSON (the field names of the PD HTTP API) instead of a table")
 	pf.Duration("timeout", 10*time.Second, "give up after this long (no PD leader reachable, ...)")
+	addClientTLSFlags(pf)
 
 	cmd.AddCommand(
 		newCtlStoresCommand(),
@@ -128,7 +129,11 @@ func runCtl(cmd *cobra.Command, f func(context.Context, *ctlEnv) error) error {
 	if cfg.Timeout <= 0 {
 		return fmt.Errorf("--timeout: want a positive duration, got %s", cfg.Timeout)
 	}
-	cl, err := pdclient.New(endpoints, 0)
+	tls, err := clientTLS(cmd)
+	if err != nil {
+		return err
+	}
+	cl, err := pdclient.New(endpoints, 0, pdclient.WithTLS(tls))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -24,16 +25,27 @@ type Client struct {
 	conns     map[string]*grpc.ClientConn
 	current   int
 	clusterID atomic.Uint64
+	tls       *security.Reloader
 }
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTLS connects with mutual TLS, presenting r's certificate (nil:
+// plaintext, for clusters run with --insecure).
+func WithTLS(r *security.Reloader) Option { return func(c *Client) { c.tls = r } }
 
 // New returns a client for the PD members at endpoints (client addresses).
 // clusterID may be 0 (learn it from the first answer) or the ID the
 // caller persisted earlier (then a PD of another cluster is refused).
-func New(endpoints []string, clusterID uint64) (*Client, error) {
+func New(endpoints []string, clusterID uint64, opts ...Option) (*Client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("pdclient: no placement driver address given (--pd)")
 	}
 	c := &Client{endpoints: append([]string(nil), endpoints...), conns: map[string]*grpc.ClientConn{}}
+	for _, o := range opts {
+		o(c)
+	}
 	c.clusterID.Store(clusterID)
 	return c, nil
 }
@@ -60,7 +72,7 @@ func (c *Client) conn(addr string) (pdpb.PDClient, error) {
 	conn, ok := c.conns[addr]
 	if !ok {
 		var err error
-		conn, err = grpc.NewClient(addr, grpcutil.DialOptions()...)
+		conn, err = grpc.NewClient(addr, grpcutil.DialOptions(c.tls)...)
 		if err != nil {
 			return nil, err
 		}

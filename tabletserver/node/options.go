@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/tabletserver/store"
 )
 
@@ -48,10 +49,14 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests get to finish on
 	// shutdown, and again how long the gRPC server gets to drain. Default 5s.
 	ShutdownTimeout time.Duration
+	// TLS is the server's identity: every listener (gRPC, HTTP) serves
+	// mutual TLS with it, and connections to PD and to other stores use
+	// it. nil: plaintext (--insecure).
+	TLS *security.Reloader
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
 	// Store holds advanced store settings (zero: defaults). Run overrides
-	// its StoreID, Dir, Resolver, Logger and Registry.
+	// its StoreID, Dir, Resolver, TLS, Logger and Registry.
 	Store store.Options
 
 	// onServing, if set, is called once the node is serving, with the

@@ -57,7 +57,7 @@
 // # Usage
 //
 //	t, err := transport.New(transport.Options{StoreID: 1, Resolver: r}, store)
-//	srv := grpc.NewServer(grpcutil.ServerOptions()...)
+//	srv := grpc.NewServer(grpcutil.ServerOptions(nil)...)
 //	t.Register(srv)
 //	go srv.Serve(lis)
 //	...
