@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,9 +160,24 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 				// deadline may fire just before the caller's).
 				return zero, &DeadlineError{Addr: addr, Err: err}
 			}
-			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
+			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w%s", c.endpoints, err, c.tlsHint(err))
 		}
 	}
+}
+
+// tlsHint explains the errors of a client and a server that disagree
+// about TLS, which gRPC reports in transport terms.
+func (c *Client) tlsHint(err error) string {
+	msg := err.Error()
+	switch {
+	case c.tls == nil && (strings.Contains(msg, "server preface") || strings.Contains(msg, "connection reset")):
+		return " (if the cluster runs with TLS, connect with --tls-ca, --tls-cert and --tls-key: docs/security.md)"
+	case c.tls != nil && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return " (the cluster runs without TLS (--insecure): connect without --tls-* flags)"
+	case c.tls != nil && strings.Contains(msg, "certificate"):
+		return " (TLS: the certificates of this client and the cluster do not match: docs/security.md)"
+	}
+	return ""
 }
 
 // DeadlineError is returned when the caller's deadline passed while a

@@ -43,7 +43,7 @@ func open(ctx context.Context, c *testcluster.Cluster, tls *security.Reloader) (
 }
 
 func TestSecureCluster(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{Secure: true})
+	c := testcluster.Start(t, testcluster.Options{Secure: true, PDMembers: 3}) // PD members talk over TLS too
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
