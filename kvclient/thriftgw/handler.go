@@ -28,6 +28,9 @@ type handler struct {
 type connHandler struct {
 	*handler
 	owner *owner
+	// conn is the client's connection (nil in tests that call the handler
+	// directly); its PeerCertificate is the caller's identity over TLS.
+	conn *trackedConn
 }
 
 var _ hbase.THBaseService = (*connHandler)(nil)

@@ -159,10 +159,11 @@ type connProcessorFactory struct{ s *Server }
 
 func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProcessor {
 	o := &owner{}
-	if c, ok := trans.(*trackedConn); ok {
+	c, ok := trans.(*trackedConn)
+	if ok {
 		o = c.owner
 	}
-	h := &connHandler{handler: f.s.handler, owner: o}
+	h := &connHandler{handler: f.s.handler, owner: o, conn: c}
 	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware)
 }
 
@@ -289,9 +290,10 @@ type trackedConn struct {
 }
 
 // PeerCertificate is the client's verified certificate (its common name
-// is the user), or nil on a plaintext connection.
+// is the user), or nil on a plaintext connection (or before the
+// handshake, which completes before the first request is read).
 func (c *trackedConn) PeerCertificate() *x509.Certificate {
-	if c.tls == nil {
+	if c == nil || c.tls == nil {
 		return nil
 	}
 	return security.PeerCertificate(c.tls.ConnectionState().VerifiedChains)
