@@ -157,6 +157,9 @@ func pdSchedule(cfg pdConfig) (placementdriver.Config, error) {
 	}
 	sort.Strings(extra)
 	for _, k := range extra {
+		if isSecurityFlag(k) {
+			continue // read from the security section (security.go)
+		}
 		if !slices.Contains(known, k) {
 			slog.Warn("config: unknown key ignored", "key", "pd."+k)
 			continue

@@ -26,6 +26,17 @@ var securityKeys = []struct{ key, flag string }{
 	{"insecure", "insecure"},
 }
 
+// isSecurityFlag reports whether name is one of the flags above, which
+// a section's settings hold too but securitySettings reads.
+func isSecurityFlag(name string) bool {
+	for _, k := range securityKeys {
+		if k.flag == name {
+			return true
+		}
+	}
+	return false
+}
+
 // addClientTLSFlags registers the flags a client command (kv, ctl, sql,
 // ...) connects with: a client certificate, or none for an insecure
 // cluster.

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/security"
+	"github.com/shaledb/shale/placementdriver"
 )
 
 func clearSecurityEnv(t *testing.T) {
@@ -101,4 +105,21 @@ func TestPlaygroundSecure(t *testing.T) {
 	_, err = runShale(t, "kv", "--pd", eps["pd"], "--timeout", "3s", "get", "hello")
 	require.Error(t, err, "a client without a certificate")
 	p.Signal(os.Interrupt, playgroundBackstop)
+}
+
+// The security flags are not taken for unknown scheduling keys of the pd
+// section (which warns about those).
+func TestPDSecurityFlagsAreNotScheduleKeys(t *testing.T) {
+	clearSecurityEnv(t)
+	clearPDEnv(t, nil)
+	prevLog, prevRun := slog.Default(), runPD
+	t.Cleanup(func() { slog.SetDefault(prevLog); runPD = prevRun })
+	runPD = func(context.Context, placementdriver.Options) error { return nil }
+	root := newRootCommand()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs([]string{"pd", "--insecure", "--data-dir", t.TempDir(), "--cert-allowed-cn", "node"})
+	require.NoError(t, root.Execute())
+	require.NotContains(t, out.String(), "unknown key")
 }
