@@ -181,7 +181,7 @@ start_shale() { # DIR LOGDIR -> sets PD, TABLET_PIDS
 	pdp=$(free_port)
 	pdh=$(free_port)
 	"$SHALE" pd --name pd1 --data-dir "$dir/pd1" --client-addr "127.0.0.1:$pdc" --peer-addr "127.0.0.1:$pdp" \
-		--http-addr "127.0.0.1:$pdh" >"$logs/shale-pd.log" 2>&1 &
+		--http-addr "127.0.0.1:$pdh" --insecure >"$logs/shale-pd.log" 2>&1 &
 	PIDS+=($!)
 	PD="127.0.0.1:$pdc"
 	wait_http "http://127.0.0.1:$pdh/healthz" 60
@@ -193,7 +193,7 @@ start_shale() { # DIR LOGDIR -> sets PD, TABLET_PIDS
 		# Heartbeats every second (as the playground) so the placement
 		# driver balances the new table's leaders during the load.
 		"$SHALE" tablet --data-dir "$dir/s$i" --addr "127.0.0.1:$a" --http-addr "127.0.0.1:$h" \
-			--pd "$PD" --heartbeat-interval 1s >"$logs/shale-tablet-$i.log" 2>&1 &
+			--pd "$PD" --heartbeat-interval 1s --insecure >"$logs/shale-tablet-$i.log" 2>&1 &
 		PIDS+=($!)
 		TABLET_PIDS+=($!)
 		wait_http "http://127.0.0.1:$h/healthz" 60

@@ -111,9 +111,15 @@ func checkConfigFile(t *testing.T, where string, data []byte) {
 		if k == "log-level" {
 			continue
 		}
-		require.Contains(t, []string{"pd", "tablet"}, k, "%s: unknown top-level key %q", where, k)
+		require.Contains(t, []string{"pd", "tablet", "security"}, k, "%s: unknown top-level key %q", where, k)
 		section, ok := v.(map[string]any)
 		require.True(t, ok, "%s: %s must be a map", where, k)
+		if k == "security" {
+			for key := range section {
+				require.Contains(t, []string{"ca", "cert", "key", "cert-allowed-cn", "insecure"}, key, "%s: security.%s is not a security setting", where, key)
+			}
+			continue
+		}
 		for key := range section {
 			require.Contains(t, flags[k], key, "%s: %s.%s is not a flag of `shale %s`", where, k, key, k)
 		}

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -22,8 +23,8 @@ type cluster struct {
 	pd *pdclient.Client
 }
 
-func dialCluster(ctx context.Context, endpoints []string) (*cluster, error) {
-	pd, err := pdclient.New(endpoints, 0)
+func dialCluster(ctx context.Context, endpoints []string, tls *security.Reloader) (*cluster, error) {
+	pd, err := pdclient.New(endpoints, 0, pdclient.WithTLS(tls))
 	if err != nil {
 		return nil, err
 	}

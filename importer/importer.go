@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/metapb"
@@ -28,6 +29,8 @@ const maxSSTBytes = 16 << 20
 type Options struct {
 	// PD lists placement-driver endpoints.
 	PD []string
+	// TLS is the client certificate to connect with (nil: plaintext).
+	TLS *security.Reloader
 	// Table is the target table; it must exist.
 	Table string
 	// Inputs are files, directories (their regular, non-hidden files) or
@@ -346,12 +349,12 @@ func run(ctx context.Context, o Options, stopper *stop.Stopper) (*Summary, error
 	if cp.Done {
 		return j.summary(resumed), nil
 	}
-	j.cl, err = dialCluster(ctx, o.PD)
+	j.cl, err = dialCluster(ctx, o.PD, o.TLS)
 	if err != nil {
 		return nil, err
 	}
 	defer j.cl.close()
-	if j.kv, err = kvclient.Open(ctx, kvclient.Options{PD: o.PD, Logger: o.Logger}); err != nil {
+	if j.kv, err = kvclient.Open(ctx, kvclient.Options{PD: o.PD, TLS: o.TLS, Logger: o.Logger}); err != nil {
 		return nil, err
 	}
 	defer j.kv.Close()

@@ -98,7 +98,7 @@ func (f *fakePD) StoreAddr(ctx context.Context, id uint64) (string, error) { ret
 func testClient(f *fakePD) *Client {
 	c := &Client{opts: Options{}.EnsureDefaults(), log: slog.Default()}
 	c.cache = newLocationCache(f)
-	c.pool = newConnPool(f, nil)
+	c.pool = newConnPool(f, nil, nil)
 	return c
 }
 

@@ -47,7 +47,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	pd, err := pdclient.New(o.PD, 0)
+	pd, err := pdclient.New(o.PD, 0, pdclient.WithTLS(o.TLS))
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +69,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 	}
 	lk := pdLookup{pd}
 	c.cache = newLocationCache(lk)
-	c.pool = newConnPool(lk, o.DialOptions)
+	c.pool = newConnPool(lk, o.DialOptions, o.TLS)
 	c.tables.byName = map[string]*TableInfo{}
 	return c, nil
 }

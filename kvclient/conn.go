@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
@@ -23,7 +24,8 @@ type storeResolver interface {
 // next request asks the PD again (the store may have moved).
 type connPool struct {
 	resolve storeResolver
-	dial    []grpc.DialOption // Options.DialOptions
+	dial    []grpc.DialOption  // Options.DialOptions
+	tls     *security.Reloader // Options.TLS
 
 	mu struct {
 		sync.Mutex
@@ -33,8 +35,8 @@ type connPool struct {
 	}
 }
 
-func newConnPool(r storeResolver, dial []grpc.DialOption) *connPool {
-	p := &connPool{resolve: r, dial: dial}
+func newConnPool(r storeResolver, dial []grpc.DialOption, tls *security.Reloader) *connPool {
+	p := &connPool{resolve: r, dial: dial, tls: tls}
 	p.mu.addrs = map[uint64]string{}
 	p.mu.conns = map[string]*grpc.ClientConn{}
 	return p
@@ -67,7 +69,7 @@ func (p *connPool) conn(ctx context.Context, storeID uint64) (*grpc.ClientConn, 
 	cc, ok := p.mu.conns[addr]
 	if !ok {
 		var err error
-		opts := append(grpcutil.DialOptions(), p.dial...)
+		opts := append(grpcutil.DialOptions(p.tls), p.dial...)
 		cc, err = grpc.NewClient(addr, opts...)
 		if err != nil {
 			return nil, fmt.Errorf("kvclient: connecting to store %d at %s: %w", storeID, addr, err)

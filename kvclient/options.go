@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+
+	"github.com/shaledb/shale/internal/security"
 )
 
 // Options configure a Client. Zero fields take their defaults.
@@ -31,6 +33,10 @@ type Options struct {
 	// so within the tablets' retention a second user's writes would be
 	// taken for resends of the first's and silently not applied).
 	ClientID ClientID
+	// TLS, when set, connects to PD and the tablet servers with mutual
+	// TLS, presenting its certificate (a client certificate: its common
+	// name is the user). nil: plaintext, for clusters run with --insecure.
+	TLS *security.Reloader
 	// DialOptions are added to every connection to a tablet server (for
 	// example an interceptor for tracing, or for fault injection in
 	// tests).

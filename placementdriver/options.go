@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/internal/security"
 )
 
 // Options configure one PD member.
@@ -41,6 +42,10 @@ type Options struct {
 	// StoreHeartbeatTimeout: a store not heard from for this long is
 	// Disconnected. Default 20s.
 	StoreHeartbeatTimeout time.Duration
+	// TLS is the member's identity: its client, peer and HTTP listeners
+	// serve mutual TLS with it, and it connects to members and stores
+	// with it. nil: plaintext (--insecure).
+	TLS *security.Reloader
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
 	// Authz is authz.Secure when the member serves TLS (every call is

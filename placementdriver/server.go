@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -72,6 +73,7 @@ func Run(ctx context.Context, o Options) error {
 func newServer(o Options) (*Server, error) {
 	ids := memberIDs(o.InitialCluster)
 	s := &Server{opts: o, log: o.Logger.With("pd", o.Name), memberID: ids[o.Name], names: map[uint64]string{}, ready: make(chan struct{}), stopper: stop.New()}
+	s.conns.tls = o.TLS
 	for n, id := range ids {
 		s.names[id] = n
 	}
@@ -117,9 +119,9 @@ func (s *Server) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	peerSrv := grpc.NewServer(append(grpcutil.ServerOptions(), az.ServerOptions()...)...)
+	peerSrv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS), az.ServerOptions()...)...)
 	meta.registerPeers(peerSrv)
-	clientSrv := grpc.NewServer(append(grpcutil.ServerOptions(), az.ServerOptions()...)...)
+	clientSrv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS), az.ServerOptions()...)...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
 	// errc takes the first error of a server or of starting a task (the
 	// Stopper refuses none before shutdown, but a refusal must not hang).
@@ -138,8 +140,8 @@ func (s *Server) run(ctx context.Context) error {
 		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
 		s.registerHTTP(mux)
 		s.registerConsole(mux)
-		httpSrv = &http.Server{Handler: az.HTTP(mux), ReadHeaderTimeout: 5 * time.Second}
-		serve("pd.http", func() error { return httpSrv.Serve(httpLis) })
+		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz"), ReadHeaderTimeout: 5 * time.Second}
+		serve("pd.http", func() error { return httpSrv.Serve(o.TLS.HTTPListener(httpLis)) })
 	}
 	meta.start()
 	if err := s.startAuthz(ctx, authCache); err != nil {

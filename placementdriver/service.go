@@ -79,6 +79,10 @@ func (v *service) RegisterStore(ctx context.Context, req *pdpb.RegisterStoreRequ
 	if req.Store == nil {
 		return nil, status.Error(codes.InvalidArgument, "no store given")
 	}
+	if err := c.checkStoreIdentity(ctx, req.Store); err != nil {
+		v.s.log.Warn("refused a store registration", "store", req.Store.StoreId, "address", req.Store.Address, "err", err)
+		return nil, err
+	}
 	id, err := c.registerStore(ctx, req.Store)
 	if err != nil {
 		return nil, err

@@ -18,6 +18,7 @@ import (
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/placementdriver/schedule"
 	"github.com/shaledb/shale/proto/errorpb"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -290,6 +291,7 @@ func (c *cluster) pushSchema(ctx context.Context, t *metapb.TableSchema) map[uin
 
 // storeConns caches gRPC connections to tablet servers by address.
 type storeConns struct {
+	tls   *security.Reloader // PD's identity towards the stores; nil: plaintext
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
@@ -303,7 +305,7 @@ func (s *storeConns) get(addr string) (kvpb.TabletClient, error) {
 	cc, ok := s.conns[addr]
 	if !ok {
 		var err error
-		if cc, err = grpc.NewClient(addr, grpcutil.DialOptions()...); err != nil {
+		if cc, err = grpc.NewClient(addr, grpcutil.DialOptions(s.tls)...); err != nil {
 			return nil, err
 		}
 		s.conns[addr] = cc

@@ -9,10 +9,10 @@ rm -rf "$W" && mkdir -p "$W"
 PD=127.0.0.1:$P
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null' EXIT
-"$BIN" pd --data-dir "$W/pd" --client-addr "$PD" --peer-addr 127.0.0.1:$((P+1)) --http-addr 127.0.0.1:$((P+2)) >"$W/pd.log" 2>&1 &
+"$BIN" pd --data-dir "$W/pd" --client-addr "$PD" --peer-addr 127.0.0.1:$((P+1)) --http-addr 127.0.0.1:$((P+2)) --insecure >"$W/pd.log" 2>&1 &
 pids+=($!)
 for i in 1 2 3; do
-	"$BIN" tablet --data-dir "$W/s$i" --addr 127.0.0.1:$((P+10+i)) --http-addr 127.0.0.1:$((P+20+i)) --pd "$PD" >"$W/s$i.log" 2>&1 &
+	"$BIN" tablet --data-dir "$W/s$i" --addr 127.0.0.1:$((P+10+i)) --http-addr 127.0.0.1:$((P+20+i)) --pd "$PD" --insecure >"$W/s$i.log" 2>&1 &
 	pids+=($!)
 done
 start=$(date +%s.%N)

@@ -62,6 +62,7 @@ the "ctl" section of the --config file.`,
 	pf.Bool("json", false, "print JSON (the field names of the PD HTTP API) instead of a table; the same as -w json")
 	pf.StringP("write-out", "w", "table", "output format: table or json")
 	pf.Duration("timeout", 10*time.Second, "give up after this long (no PD leader reachable, ...)")
+	addClientTLSFlags(pf)
 
 	cmd.AddCommand(
 		newCtlStoresCommand(),
@@ -142,7 +143,11 @@ func runCtl(cmd *cobra.Command, f func(context.Context, *ctlEnv) error) error {
 	if w := cfg.WriteOut; w != "" && w != "table" && w != "json" {
 		return fmt.Errorf("-w/--write-out: want table or json, got %q", w)
 	}
-	cl, err := pdclient.New(endpoints, 0)
+	tls, err := clientTLS(cmd)
+	if err != nil {
+		return err
+	}
+	cl, err := pdclient.New(endpoints, 0, pdclient.WithTLS(tls))
 	if err != nil {
 		return err
 	}

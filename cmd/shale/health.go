@@ -55,15 +55,26 @@ checks, where the image has no shell or curl.`,
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: accepting connections\n", tcp)
 				return nil
 			}
-			url := addr
+			tls, err := clientTLS(cmd)
+			if err != nil {
+				return err
+			}
+			url, scheme := addr, "http://"
+			if tls != nil {
+				scheme = "https://"
+			}
 			if !strings.Contains(url, "://") {
-				url = "http://" + strings.TrimSuffix(url, "/") + "/healthz"
+				url = scheme + strings.TrimSuffix(url, "/") + "/healthz"
 			}
 			req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 			if err != nil {
 				return fmt.Errorf("health: bad --addr %q: %w", addr, err)
 			}
-			resp, err := http.DefaultClient.Do(req)
+			client := http.DefaultClient
+			if tls != nil {
+				client = &http.Client{Transport: &http.Transport{TLSClientConfig: tls.ClientTLS(req.URL.Hostname())}}
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("health: %w", err)
 			}
@@ -81,5 +92,6 @@ checks, where the image has no shell or curl.`,
 	f.StringVar(&addr, "addr", "", "HTTP address HOST:PORT (asks /healthz) or a full http:// URL")
 	f.StringVar(&tcp, "tcp", "", "only check that HOST:PORT accepts a TCP connection")
 	f.DurationVar(&timeout, "timeout", 3*time.Second, "give up after this long")
+	addClientTLSFlags(f)
 	return cmd
 }

@@ -115,8 +115,12 @@ NULL fields (--null) write no cell.`,
 			default:
 				return fmt.Errorf("--progress %q: want bar, json or none", progress)
 			}
+			tls, err := clientTLS(cmd)
+			if err != nil {
+				return err
+			}
 			o := importer.Options{
-				PD: addrs, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
+				PD: addrs, TLS: tls, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
 				SSTBytes: sstSize, IngestParallel: ingestParallel, SplitBytes: splitSize, MaxErrors: maxErrors, RejectFile: rejectFile,
 				OnDuplicate: onDup, Progress: show, ProgressInterval: 200 * time.Millisecond, Logger: slog.Default(),
@@ -150,6 +154,7 @@ NULL fields (--null) write no cell.`,
 		},
 	}
 	fl := cmd.Flags()
+	addClientTLSFlags(fl)
 	fl.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	fl.StringVar(&table, "table", "", "target table (must exist)")
 	fl.BoolVar(&raw, "raw", false, "import into a raw table with --row-key and --map")

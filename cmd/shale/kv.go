@@ -78,12 +78,17 @@ and values are base64, as etcdctl prints them.
 	pf.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	pf.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
 	pf.StringVarP(&f.writeOut, "write-out", "w", "simple", "output format: simple or json")
+	addClientTLSFlags(pf)
 
 	run := func(f func(ctx context.Context, c *kvclient.Client) error) func(*cobra.Command, []string) error {
 		return func(cmd *cobra.Command, _ []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
-			c, err := kvclient.Open(ctx, kvclient.Options{PD: strings.Split(pd, ",")})
+			tls, err := clientTLS(cmd)
+			if err != nil {
+				return err
+			}
+			c, err := kvclient.Open(ctx, kvclient.Options{PD: strings.Split(pd, ","), TLS: tls})
 			if err != nil {
 				return err
 			}

@@ -92,6 +92,7 @@ SIGTERM, then shuts down cleanly.`,
 	f.StringSlice("location-labels", def.LocationLabels, "initial config: store label keys to spread replicas over, most general first (e.g. zone,rack,host)")
 	f.String("split-size", placementdriver.FormatSize(def.SplitSize), "initial config: split tablets larger than this (e.g. 96MiB, 256KiB)")
 	f.Duration("max-store-down-time", def.MaxStoreDownTime, "initial config: a store silent for this long is Down and its replicas are repaired elsewhere")
+	addServerTLSFlags(f)
 	return cmd
 }
 
@@ -109,10 +110,13 @@ func pdOptions(cmd *cobra.Command) (placementdriver.Options, error) {
 		HTTPAddr:   cfg.HTTPAddr,
 		Logger:     slog.Default(),
 	}
+	var err error
+	if o.TLS, err = serverTLS(cmd, "shale pd"); err != nil {
+		return o, err
+	}
 	if o.DataDir == "" && o.Name != "" {
 		o.DataDir = filepath.Join("shale-data", "pd-"+o.Name)
 	}
-	var err error
 	if ic := strings.Join(cfg.InitialCluster, ","); strings.TrimSpace(ic) != "" {
 		if o.InitialCluster, err = placementdriver.ParseInitialCluster(ic); err != nil {
 			return o, fmt.Errorf("--initial-cluster: %w", err)
@@ -153,6 +157,9 @@ func pdSchedule(cfg pdConfig) (placementdriver.Config, error) {
 	}
 	sort.Strings(extra)
 	for _, k := range extra {
+		if isSecurityFlag(k) {
+			continue // read from the security section (security.go)
+		}
 		if !slices.Contains(known, k) {
 			slog.Warn("config: unknown key ignored", "key", "pd."+k)
 			continue

@@ -35,6 +35,8 @@ func clearPDEnv(t *testing.T, env map[string]string) {
 		t.Setenv(k, "")
 		require.NoError(t, os.Unsetenv(k))
 	}
+	// These tests are about the pd flags, not about TLS (security_test.go).
+	t.Setenv("SHALE_SECURITY_INSECURE", "true")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

@@ -18,6 +18,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver"
@@ -40,6 +41,7 @@ func newPlaygroundCommand() *cobra.Command {
 		basePort  int
 		sqlShell  bool
 		mysqlAddr string
+		secure    bool
 		sf        sqlFlags
 	)
 	cmd := &cobra.Command{
@@ -63,10 +65,17 @@ Stop with Ctrl-C or SIGTERM.
 With --sql it opens the SQL shell (shale sql) on the cluster instead, and
 stops the cluster when the shell exits (Ctrl-D or \q; Ctrl-C only cancels
 a statement). The servers then log to playground.log in the data
-directory. --demo loads the sample tables customers and orders first.`,
+directory. --demo loads the sample tables customers and orders first.
+
+The playground runs without TLS (--insecure) unless --secure is given:
+then it creates a CA, a node certificate for 127.0.0.1 and a client
+certificate for user root in DATA_DIR/certs (kept and reused with
+--data-dir), serves every port with mutual TLS, and prints the flags
+clients connect with.`,
 		Example: `  shale playground
   shale playground --sql --demo
-  shale playground --pd-members 3 --stores 3 --data-dir /tmp/shale-play`,
+  shale playground --pd-members 3 --stores 3 --data-dir /tmp/shale-play
+  shale playground --secure --data-dir /tmp/shale-play`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if stores < 1 {
@@ -94,6 +103,11 @@ directory. --demo loads the sample tables customers and orders first.`,
 				return err
 			}
 			l.mysql = mysqlAddr
+			if secure {
+				if l.tls, err = playgroundCerts(filepath.Join(dir, "certs")); err != nil {
+					return err
+				}
+			}
 			if !sqlShell {
 				if sf.demo {
 					return errors.New("--demo loads the sample tables through the SQL shell: give --sql too")
@@ -118,6 +132,7 @@ directory. --demo loads the sample tables customers and orders first.`,
 	cmd.Flags().BoolVar(&sf.demo, "demo", false, "with --sql: first create and fill the sample tables customers and orders")
 	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
 	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "also serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306)")
+	cmd.Flags().BoolVar(&secure, "secure", false, "serve every port with mutual TLS, with a CA and certificates created in DATA_DIR/certs (default: no TLS)")
 	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift); 0 picks free ports")
 	return cmd
 }
@@ -126,11 +141,15 @@ directory. --demo loads the sample tables customers and orders first.`,
 // the playground's account (root, no password) until ctx ends, and
 // returns the line to print about it. A busy port is reported, not
 // fatal: the rest of the playground works without it.
-func startPlaygroundMySQL(ctx context.Context, g *errgroup.Group, kv *kvclient.Client, addr string) string {
+func startPlaygroundMySQL(ctx context.Context, g *errgroup.Group, kv *kvclient.Client, addr string, sec *playgroundTLS) string {
 	if addr == "" {
 		return ""
 	}
-	srv, err := mysqlwire.New(kv, mysqlwire.Config{User: "root", Password: ""})
+	cfg := mysqlwire.Config{User: "root", Password: ""}
+	if sec != nil {
+		cfg.TLS = sec.node
+	}
+	srv, err := mysqlwire.New(kv, cfg)
 	if err != nil {
 		return "mysql: not started: " + err.Error()
 	}
@@ -140,12 +159,82 @@ func startPlaygroundMySQL(ctx context.Context, g *errgroup.Group, kv *kvclient.C
 	}
 	g.Go(func() error { <-ctx.Done(); return srv.Close() })
 	host, port, _ := net.SplitHostPort(bound.String())
+	if sec != nil {
+		return fmt.Sprintf("mysql: %s   (mysql -h %s -P %s -u root --ssl-mode=VERIFY_CA --ssl-ca %s)", bound, host, port, filepath.Join(sec.dir, security.CAFile))
+	}
 	return fmt.Sprintf("mysql: %s   (mysql -h %s -P %s -u root)", bound, host, port)
+}
+
+// playgroundTLS is a secure playground's certificates.
+type playgroundTLS struct {
+	dir    string
+	node   *security.Reloader // every server's identity
+	client *security.Reloader // user root: the gateway, the shell, the waiters
+}
+
+// playgroundCerts creates (or reuses) a CA, a node certificate for
+// 127.0.0.1 and localhost, and a client certificate for root in dir.
+func playgroundCerts(dir string) (*playgroundTLS, error) {
+	o := security.CertOptions{Dir: dir}
+	if _, err := os.Stat(filepath.Join(dir, security.CAFile)); err != nil {
+		if err := security.CreateCA(o); err != nil {
+			return nil, err
+		}
+		if err := security.CreateNode(o, "127.0.0.1", "localhost"); err != nil {
+			return nil, err
+		}
+		if err := security.CreateClient(o, "root"); err != nil {
+			return nil, err
+		}
+	}
+	ca := filepath.Join(dir, security.CAFile)
+	node, err := security.NewReloader(security.Config{CAFile: ca, CertFile: filepath.Join(dir, security.NodeCert), KeyFile: filepath.Join(dir, security.NodeKey)})
+	if err != nil {
+		return nil, err
+	}
+	client, err := security.NewReloader(security.Config{CAFile: ca, CertFile: filepath.Join(dir, security.ClientCertFile("root")), KeyFile: filepath.Join(dir, security.ClientKeyFile("root"))})
+	if err != nil {
+		return nil, err
+	}
+	return &playgroundTLS{dir: dir, node: node, client: client}, nil
+}
+
+func (p *playgroundTLS) nodeTLS() *security.Reloader {
+	if p == nil {
+		return nil
+	}
+	return p.node
+}
+
+func (p *playgroundTLS) clientTLS() *security.Reloader {
+	if p == nil {
+		return nil
+	}
+	return p.client
+}
+
+// clientFlags are the TLS flags of a client command ("" when insecure).
+func (p *playgroundTLS) clientFlags() string {
+	if p == nil {
+		return ""
+	}
+	return fmt.Sprintf(" --tls-ca %s --tls-cert %s --tls-key %s", filepath.Join(p.dir, security.CAFile),
+		filepath.Join(p.dir, security.ClientCertFile("root")), filepath.Join(p.dir, security.ClientKeyFile("root")))
+}
+
+// httpClient reaches the status ports: https with root's certificate on
+// a secure playground.
+func (p *playgroundTLS) httpClient(timeout time.Duration) (*http.Client, string) {
+	if p == nil {
+		return &http.Client{Timeout: timeout}, "http://"
+	}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: p.client.ClientTLS("127.0.0.1")}}, "https://"
 }
 
 // playgroundLayout is the playground's addresses.
 type playgroundLayout struct {
 	mysql  string                    // MySQL protocol address ("" for none)
+	tls    *playgroundTLS            // nil: insecure
 	pd     []placementdriver.Options // Name, ClientAddr, PeerAddr, HTTPAddr
 	stores [][2]string               // gRPC, HTTP
 	thrift string
@@ -214,6 +303,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	for _, m := range l.pd {
 		m.DataDir = filepath.Join(dir, m.Name)
 		m.InitialCluster, m.ClientAddrs = maps.Clone(peers), maps.Clone(clients)
+		m.TLS = l.tls.nodeTLS()
 		healthz = append(healthz, m.HTTPAddr)
 		g.Go(func() error { return placementdriver.Run(gctx, m) })
 	}
@@ -225,6 +315,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 			HTTPAddr:          s[1],
 			PD:                pd,
 			HeartbeatInterval: time.Second,
+			TLS:               l.tls.nodeTLS(),
 		}
 		healthz = append(healthz, o.HTTPAddr)
 		g.Go(func() error { return node.Run(gctx, o) })
@@ -238,29 +329,36 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 		}
 		return err
 	}
-	if err := waitServing(gctx, pd, healthz); err != nil {
+	if err := waitServing(gctx, pd, healthz, l.tls); err != nil {
 		return fail(err)
 	}
 	// The Thrift gateway (HBase Thrift2 protocol).
-	kv, err := kvclient.Open(gctx, kvclient.Options{PD: pd})
+	kv, err := kvclient.Open(gctx, kvclient.Options{PD: pd, TLS: l.tls.clientTLS()})
 	if err != nil {
 		return fail(err)
 	}
 	defer kv.Close()
-	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift})
+	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift, TLS: l.tls.nodeTLS()})
 	if err != nil {
 		return fail(err)
 	}
 	g.Go(func() error { return gw.Run(gctx) })
-	mysqlLine := startPlaygroundMySQL(gctx, g, kv, l.mysql)
+	mysqlLine := startPlaygroundMySQL(gctx, g, kv, l.mysql, l.tls)
 
 	out := cmd.OutOrStdout()
-	pdFlag := strings.Join(pd, ",")
-	fmt.Fprintf(out, "pd: %s\n", pdFlag)
+	pdFlag := strings.Join(pd, ",") + l.tls.clientFlags()
+	if l.tls == nil {
+		fmt.Fprintf(out, "INSECURE: no TLS, no authentication: anyone who can reach these ports (127.0.0.1) can read and write everything.\n"+
+			"Run 'shale playground --secure' for mutual TLS (docs/security.md).\n")
+	} else {
+		fmt.Fprintf(out, "secure: mutual TLS on every port; certificates in %s (client: user root)\n", l.tls.dir)
+	}
+	fmt.Fprintf(out, "pd: %s\n", strings.Join(pd, ","))
 	fmt.Fprintf(out, "thrift: %s\n", l.thrift)
-	leaderHTTP := pdLeaderHTTP(gctx, l.pd)
-	fmt.Fprintf(out, "http: http://%s/pd/api/v1/stores\n", leaderHTTP)
-	fmt.Fprintf(out, "console: http://%s/console/\n", leaderHTTP)
+	_, scheme := l.tls.httpClient(0)
+	leaderHTTP := pdLeaderHTTP(gctx, l.pd, l.tls)
+	fmt.Fprintf(out, "http: %s%s/pd/api/v1/stores\n", scheme, leaderHTTP)
+	fmt.Fprintf(out, "console: %s%s/console/\n", scheme, leaderHTTP)
 	for _, s := range l.stores {
 		fmt.Fprintf(out, "tablet: %s\n", s[0])
 	}
@@ -272,6 +370,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 		fmt.Fprintf(out, "Server logs: %s. Other clients: bin/shale sql --pd %s\n\n", filepath.Join(dir, "playground.log"), pdFlag)
 		o := *sql
 		o.PD = pd
+		o.TLS = l.tls.clientTLS()
 		err := shell.Main(cmd.Context(), o)
 		cancel()
 		if werr := g.Wait(); werr != nil && !errors.Is(werr, context.Canceled) && err == nil {
@@ -290,7 +389,13 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	if len(l.pd) > 1 {
 		fmt.Fprintf(out, "  bin/shale ctl --pd %s members\n", pdFlag)
 	}
-	fmt.Fprintf(out, "HBase Thrift2 clients connect to %s (binary protocol, buffered transport).\n", l.thrift)
+	if l.tls != nil {
+		fmt.Fprintf(out, "  curl --cacert %s --cert %s --key %s https://%s/metrics\n", filepath.Join(l.tls.dir, security.CAFile),
+			filepath.Join(l.tls.dir, security.ClientCertFile("root")), filepath.Join(l.tls.dir, security.ClientKeyFile("root")), l.pd[0].HTTPAddr)
+		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s over TLS with a client certificate (binary protocol, buffered transport).\n", l.thrift)
+	} else {
+		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s (binary protocol, buffered transport).\n", l.thrift)
+	}
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	err = g.Wait()
 	if errors.Is(err, context.Canceled) {
@@ -346,8 +451,8 @@ const servingStall = 60 * time.Second
 // cluster serves reads (PD has bootstrapped the first tablet, which needs
 // three stores, and elected a leader). It fails when startup stops making
 // progress for servingStall.
-func waitServing(ctx context.Context, pd []string, httpAddrs []string) error {
-	hc := &http.Client{Timeout: 5 * time.Second}
+func waitServing(ctx context.Context, pd []string, httpAddrs []string, sec *playgroundTLS) error {
+	hc, scheme := sec.httpClient(5 * time.Second)
 	var cl *kvclient.Client
 	defer func() {
 		if cl != nil {
@@ -356,7 +461,7 @@ func waitServing(ctx context.Context, pd []string, httpAddrs []string) error {
 	}()
 	return untilStalled(ctx, servingStall, 100*time.Millisecond, func() (string, error) {
 		for _, a := range httpAddrs {
-			resp, err := hc.Get("http://" + a + "/healthz")
+			resp, err := hc.Get(scheme + a + "/healthz")
 			if err == nil {
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK {
@@ -369,7 +474,7 @@ func waitServing(ctx context.Context, pd []string, httpAddrs []string) error {
 		}
 		if cl == nil {
 			var err error
-			if cl, err = kvclient.Open(ctx, kvclient.Options{PD: pd}); err != nil {
+			if cl, err = kvclient.Open(ctx, kvclient.Options{PD: pd, TLS: sec.clientTLS()}); err != nil {
 				return "kvclient", err
 			}
 		}
@@ -411,11 +516,11 @@ func untilStalled(ctx context.Context, stall, poll time.Duration, step func() (s
 // pdLeaderHTTP returns the HTTP address of the PD member that leads now
 // (followers answer the JSON API with 503 and the leader's name), or the
 // first member's if none says so.
-func pdLeaderHTTP(ctx context.Context, members []placementdriver.Options) string {
+func pdLeaderHTTP(ctx context.Context, members []placementdriver.Options, sec *playgroundTLS) string {
 	if len(members) > 1 {
-		hc := &http.Client{Timeout: time.Second}
+		hc, scheme := sec.httpClient(time.Second)
 		for _, m := range members {
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+m.HTTPAddr+"/pd/api/v1/health", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, scheme+m.HTTPAddr+"/pd/api/v1/health", nil)
 			if err != nil {
 				continue
 			}

@@ -28,6 +28,12 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|console|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
 		eps[m[1]] = m[2]
 	}
+	if m := regexp.MustCompile(`(?m)^(INSECURE|secure):`).FindStringSubmatch(out); m != nil {
+		eps["mode"] = m[1]
+	}
+	if m := regexp.MustCompile(`(?m)^  bin/shale kv --pd (.*) get hello$`).FindStringSubmatch(out); m != nil {
+		eps["kv"] = m[1] // the --pd value and any TLS flags
+	}
 	return p, eps
 }
 
@@ -48,6 +54,7 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	require.NotEmpty(t, eps["thrift"])
 	require.Regexp(t, `^http://127\.0\.0\.1:\d+/pd/api/v1/stores$`, eps["http"])
 	require.Equal(t, dir, eps["data"])
+	require.Equal(t, "INSECURE", eps["mode"], "an insecure playground says so")
 
 	_, err := runShale(t, "kv", "--pd", pd, "put", "hello", "world")
 	require.NoError(t, err)

@@ -101,11 +101,15 @@ statement failed.`,
 			if err != nil {
 				return sqlError(cmd, err)
 			}
+			if o.TLS, err = clientTLS(cmd); err != nil {
+				return sqlError(cmd, err)
+			}
 			return sqlError(cmd, shell.Main(cmd.Context(), o))
 		},
 	}
 	cmd.Flags().StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	cmd.Flags().DurationVar(&f.pdTimout, "connect-timeout", 10*time.Second, "give up connecting to the cluster after this long")
 	f.register(cmd, true)
+	addClientTLSFlags(cmd.Flags())
 	return cmd
 }

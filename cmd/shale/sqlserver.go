@@ -64,7 +64,9 @@ func newSQLServerCommand() *cobra.Command {
 		Long: `Serve sql-lite to MySQL clients and drivers (the mysql/mariadb client, Go's
 go-sql-driver/mysql, ...): queries, prepared statements, transactions, SHOW,
 DESCRIBE and the basics of information_schema. One user is accepted (--user,
---password); TLS is not offered, so the listener defaults to 127.0.0.1.
+--password). With --tls-ca/--tls-cert/--tls-key clients must connect with
+TLS (mysql --ssl-mode=REQUIRED); --insecure serves plaintext. The listener
+defaults to 127.0.0.1.
 See docs/sql.md, "MySQL protocol".`,
 		Example: `  SHALE_MYSQL_PASSWORD=secret shale sql-server --pd 127.0.0.1:2379
   mysql -h 127.0.0.1 -P 3306 -u root -p
@@ -75,9 +77,12 @@ See docs/sql.md, "MySQL protocol".`,
 			if err != nil {
 				return err
 			}
+			if cfg.TLS, err = serverTLS(cmd, "shale sql-server"); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			octx, cancel := context.WithTimeout(ctx, timeout)
-			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ",")})
+			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: cfg.TLS})
 			cancel()
 			if err != nil {
 				return err
@@ -92,7 +97,8 @@ See docs/sql.md, "MySQL protocol".`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server listening on %s (MySQL protocol, user %s, %s)\n", bound, cfg.User, cfg.AuthPlugin)
+			fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server listening on %s (MySQL protocol, user %s, %s, %s)\n", bound, cfg.User, cfg.AuthPlugin,
+				map[bool]string{false: "TLS required", true: "INSECURE: no TLS"}[cfg.TLS == nil])
 			<-ctx.Done()
 			if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {
 				return err
@@ -104,5 +110,6 @@ See docs/sql.md, "MySQL protocol".`,
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:3306", "address to serve the MySQL protocol on, HOST:PORT")
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "give up connecting to the cluster after this long")
 	f.register(cmd)
+	addServerTLSFlags(cmd.Flags())
 	return cmd
 }

@@ -42,6 +42,7 @@ func (s *syncBuffer) String() string {
 // --allow-empty-password.
 func TestSQLServerCommand(t *testing.T) {
 	t.Setenv(passwordEnv, "")
+	t.Setenv("SHALE_SECURITY_INSECURE", "true") // TLS: security_test.go
 	c := testcluster.Start(t, testcluster.Options{})
 	pd := strings.Join(c.PDEndpoints(), ",")
 
@@ -56,10 +57,10 @@ func TestSQLServerCommand(t *testing.T) {
 	var out syncBuffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"sql-server", "--pd", pd, "--addr", "127.0.0.1:0", "--user", "app", "--password", "pw", "--auth-plugin", "mysql_native_password"})
+	root.SetArgs([]string{"sql-server", "--pd", pd, "--addr", "127.0.0.1:0", "--user", "app", "--password", "pw", "--auth-plugin", "mysql_native_password", "--insecure"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
-	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+) \(MySQL protocol, user app, mysql_native_password\)`)
+	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+) \(MySQL protocol, user app, mysql_native_password, INSECURE: no TLS\)`)
 	var addr string
 	testutils.SucceedsSoon(t, func() error {
 		if m := re.FindStringSubmatch(out.String()); m != nil {

@@ -54,6 +54,7 @@ with timestamps in UTC and values quoted as Go string literals.`,
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	pf.DurationVar(&timeout, "timeout", 10*time.Second, "give up after this long")
+	addClientTLSFlags(pf)
 
 	// run connects and calls f with a context bounded by --timeout.
 	run := func(cmd *cobra.Command, f func(ctx context.Context, c *kvclient.Client, out io.Writer) error) error {
@@ -66,7 +67,11 @@ with timestamps in UTC and values quoted as Go string literals.`,
 		}
 		ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 		defer cancel()
-		c, err := kvclient.Open(ctx, kvclient.Options{PD: addrs})
+		tls, err := clientTLS(cmd)
+		if err != nil {
+			return err
+		}
+		c, err := kvclient.Open(ctx, kvclient.Options{PD: addrs, TLS: tls})
 		if err != nil {
 			return err
 		}

@@ -84,6 +84,7 @@ or in the "tablet" section of the --config file.`,
 	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
 	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
 	f.Int64("ingest-bytes-per-sec", 0, "how fast this store takes in SSTs uploaded by shale import (0: 256 MiB/s; negative: unlimited)")
+	addServerTLSFlags(f)
 	return cmd
 }
 
@@ -121,6 +122,9 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 		Logger:            slog.Default(),
 	}
 	opts.Store.IngestBytesPerSec = cfg.IngestBytesPerSec
+	if opts.TLS, err = serverTLS(cmd, "shale tablet"); err != nil {
+		return node.Options{}, err
+	}
 	opts = opts.EnsureDefaults()
 	return opts, opts.Validate()
 }

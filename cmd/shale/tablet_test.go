@@ -30,6 +30,8 @@ func runTabletCmd(t *testing.T, env map[string]string, args ...string) (node.Opt
 		t.Setenv(k, "")
 		require.NoError(t, os.Unsetenv(k))
 	}
+	// These tests are about the tablet flags, not about TLS (security_test.go).
+	t.Setenv("SHALE_SECURITY_INSECURE", "true")
 	for k, v := range env {
 		t.Setenv(k, v)
 	}

@@ -39,7 +39,9 @@ by pointing it at this address. Like HBase it serves the binary protocol over
 a buffered transport by default; --framed and --compact select the framed
 transport and the compact protocol. Timestamps on the wire are milliseconds
 (HBase's), stored as Shale microseconds.`,
-		Example: `  shale thrift --pd 127.0.0.1:2379 --addr 0.0.0.0:9090
+		Example: `  shale thrift --pd 127.0.0.1:2379 --addr 0.0.0.0:9090 \
+    --tls-ca certs/ca.crt --tls-cert certs/node.crt --tls-key certs/node.key
+  shale thrift --pd 127.0.0.1:2379 --insecure
   shale thrift --pd 10.0.0.1:2379,10.0.0.2:2379 --framed --compact`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,10 +49,14 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			if err != nil {
 				return err
 			}
+			tls, err := serverTLS(cmd, "shale thrift")
+			if err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			octx, cancel := context.WithTimeout(ctx, timeout)
-			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ",")})
+			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: tls})
 			cancel()
 			if err != nil {
 				return err
@@ -59,19 +65,20 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			srv, err := thriftgw.Listen(thriftgw.Options{
 				Client: c, Addr: listen, Framed: framed, Compact: compact,
 				ScannerIdleTimeout: scannerIdle, MaxScanners: maxScanners,
-				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout,
+				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout, TLS: tls,
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "shale thrift gateway listening on %s (transport %s, protocol %s)\n",
-				srv.Addr(), map[bool]string{false: "buffered", true: "framed"}[framed], map[bool]string{false: "binary", true: "compact"}[compact])
+			fmt.Fprintf(cmd.OutOrStdout(), "shale thrift gateway listening on %s (transport %s, protocol %s, %s)\n",
+				srv.Addr(), map[bool]string{false: "buffered", true: "framed"}[framed], map[bool]string{false: "binary", true: "compact"}[compact],
+				map[bool]string{false: "TLS with client certificates", true: "INSECURE: no TLS"}[tls == nil])
 			return srv.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
-	f.StringVar(&addr, "addr", ":"+strconv.Itoa(thriftgw.DefaultPort), "address to serve Thrift on, HOST:PORT (port defaults to 9090)")
+	f.StringVar(&addr, "addr", "127.0.0.1:"+strconv.Itoa(thriftgw.DefaultPort), "address to serve Thrift on, HOST:PORT (port defaults to 9090; 0.0.0.0:9090 for every interface)")
 	f.BoolVar(&framed, "framed", false, "use the framed transport (default: buffered, as HBase)")
 	f.BoolVar(&compact, "compact", false, "use the compact protocol (default: binary, as HBase)")
 	f.DurationVar(&scannerIdle, "scanner-idle-timeout", 60*time.Second, "close scanners idle for this long")
@@ -79,14 +86,15 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 	f.Int32Var(&maxMessage, "max-message-size", 64<<20, "largest request (message, frame, string or container) accepted, in bytes")
 	f.DurationVar(&timeout, "timeout", 10*time.Second, "give up connecting to the cluster after this long")
 	f.DurationVar(&reqTimeout, "request-timeout", 30*time.Second, "bound on one request to the cluster")
+	addServerTLSFlags(f)
 	return cmd
 }
 
 // normalizeThriftAddr accepts HOST:PORT, HOST or :PORT; a missing port is
-// 9090.
+// 9090, a missing address 127.0.0.1.
 func normalizeThriftAddr(a string) (string, error) {
 	if a == "" {
-		return ":" + strconv.Itoa(thriftgw.DefaultPort), nil
+		return "127.0.0.1:" + strconv.Itoa(thriftgw.DefaultPort), nil
 	}
 	if _, _, err := net.SplitHostPort(a); err == nil {
 		return a, nil

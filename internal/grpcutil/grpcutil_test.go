@@ -34,14 +34,14 @@ func TestMessageLimitsMatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer(grpcutil.ServerOptions()...)
+	srv := grpc.NewServer(grpcutil.ServerOptions(nil)...)
 	kvpb.RegisterTabletServer(srv, bigRow{})
 	go func() { _ = srv.Serve(lis) }() //stop:short-lived test server, stopped below
 	defer srv.Stop()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	cc, err := grpc.NewClient(lis.Addr().String(), grpcutil.DialOptions()...)
+	cc, err := grpc.NewClient(lis.Addr().String(), grpcutil.DialOptions(nil)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package proctest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
@@ -145,9 +146,19 @@ func (p *Proc) Exited() bool {
 // WaitHealthy waits until http://addr/healthz answers 200.
 func (p *Proc) WaitHealthy(t testing.TB, addr string) {
 	t.Helper()
-	client := &http.Client{Timeout: time.Second}
+	p.WaitHealthyTLS(t, addr, nil)
+}
+
+// WaitHealthyTLS waits until addr's /healthz answers 200, over https with
+// cfg when it is set (a secure server's status port).
+func (p *Proc) WaitHealthyTLS(t testing.TB, addr string, cfg *tls.Config) {
+	t.Helper()
+	client, scheme := &http.Client{Timeout: time.Second}, "http://"
+	if cfg != nil {
+		client.Transport, scheme = &http.Transport{TLSClientConfig: cfg}, "https://"
+	}
 	testutils.SucceedsSoon(t, func() error {
-		resp, err := client.Get("http://" + addr + "/healthz")
+		resp, err := client.Get(scheme + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

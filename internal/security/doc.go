@@ -11,6 +11,12 @@
 // etcd): a peer presenting a node certificate whose CN is not in the list
 // fails the handshake.
 //
+// Processes get their Reloader from ForServer (which refuses to run a
+// server without certificates unless it is insecure on purpose) or
+// ForClient; HTTPListener and RequireClientCert put the status ports
+// behind it, and CoversAddress binds a store's address to a certificate
+// (docs/security.md, docs/decisions.md "Transport security").
+//
 // Keys are ECDSA P-256 and certificates are made with crypto/x509: the
 // standard library covers all of it, and P-256 handshakes are cheaper than
 // RSA-2048 ones (docs/security.md).

@@ -154,17 +154,23 @@ func (r *Reloader) get() *identity {
 // ServerTLS is the configuration of a server. requireClientCert demands a
 // client certificate (mutual TLS: every gRPC port); without it a client
 // may instead authenticate with a password (the Thrift and SQL ports).
-func (r *Reloader) ServerTLS(requireClientCert bool) *tls.Config {
+//
+// nextProtos are the ALPN protocols offered ("h2" for gRPC, "h2" and
+// "http/1.1" for HTTP); the per-handshake configuration carries them too,
+// as ALPN is negotiated from it.
+func (r *Reloader) ServerTLS(requireClientCert bool, nextProtos ...string) *tls.Config {
 	auth := tls.VerifyClientCertIfGiven
 	if requireClientCert {
 		auth = tls.RequireAndVerifyClientCert
 	}
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
+		NextProtos: nextProtos,
 		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
 			id := r.get()
 			return &tls.Config{
 				MinVersion:       tls.VersionTLS12,
+				NextProtos:       nextProtos,
 				Certificates:     []tls.Certificate{id.cert},
 				ClientCAs:        id.pool,
 				ClientAuth:       auth,
@@ -178,6 +184,8 @@ func (r *Reloader) ServerTLS(requireClientCert bool) *tls.Config {
 // address in the server's certificate). The CA is taken from the current
 // files on every handshake, so a rotated CA needs no restart on either
 // side; chain and name are verified in VerifyConnection for that reason.
+// The name checked is serverName itself: the connection state's
+// ServerName is the SNI sent, which is empty for an IP address.
 func (r *Reloader) ClientTLS(serverName string) *tls.Config {
 	return &tls.Config{
 		MinVersion: tls.VersionTLS12,
@@ -194,7 +202,7 @@ func (r *Reloader) ClientTLS(serverName string) *tls.Config {
 			}
 			opts := x509.VerifyOptions{
 				Roots:         r.get().pool,
-				DNSName:       cs.ServerName,
+				DNSName:       serverName,
 				Intermediates: x509.NewCertPool(),
 				KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 			}

@@ -10,9 +10,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -32,6 +33,11 @@ type Options struct {
 	Schedule placementdriver.Config
 	// StoreOptions adjusts store i's (0-based) options, at every start.
 	StoreOptions func(i int, o *store.Options)
+	// Secure runs every server with mutual TLS: a CA, a node certificate
+	// for 127.0.0.1 and a client certificate for user "root" are created
+	// in CertsDir; PD() and TabletClient connect as root, and clients of
+	// the test pass ClientTLS() (kvclient.Options.TLS).
+	Secure bool
 }
 
 // EnsureDefaults returns a copy of o with one PD member and three stores
@@ -73,6 +79,8 @@ type Cluster struct {
 	mu       sync.Mutex
 	pd       map[string]*proc
 	pdClient *pdclient.Client
+	// nodeTLS and clientTLS are nil unless Options.Secure.
+	nodeTLS, clientTLS *security.Reloader
 }
 
 // Store is one tablet server.
@@ -98,11 +106,14 @@ func Start(t testing.TB, o Options) *Cluster {
 		name := fmt.Sprintf("pd%d", i)
 		c.PDPeers[name], c.PDAddrs[name] = freeAddr(t), freeAddr(t)
 	}
+	if o.Secure {
+		c.makeCerts()
+	}
 	for name := range c.PDPeers {
 		c.StartPD(name)
 	}
 	var err error
-	if c.pdClient, err = pdclient.New(c.PDEndpoints(), 0); err != nil {
+	if c.pdClient, err = pdclient.New(c.PDEndpoints(), 0, pdclient.WithTLS(c.clientTLS)); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < o.Stores; i++ {
@@ -142,7 +153,7 @@ func (c *Cluster) StartPD(name string) {
 	o := placementdriver.Options{
 		Name: name, DataDir: filepath.Join(c.dir, name), ClientAddr: c.PDAddrs[name], PeerAddr: c.PDPeers[name],
 		InitialCluster: c.PDPeers, ClientAddrs: c.PDAddrs, TickInterval: 20 * time.Millisecond,
-		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule,
+		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule, TLS: c.nodeTLS,
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
@@ -186,7 +197,7 @@ func (c *Cluster) StartStore(i int) {
 	if c.opts.Labels != nil {
 		labels = c.opts.Labels(i)
 	}
-	o := node.Options{DataDir: s.Dir, Addr: s.Addr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so}
+	o := node.Options{DataDir: s.Dir, Addr: s.Addr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so, TLS: c.nodeTLS}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- node.Run(ctx, o) }()
@@ -226,9 +237,36 @@ func (c *Cluster) TabletClient(ctx context.Context, storeID uint64) (kvpb.Tablet
 	if err != nil {
 		return nil, nil, err
 	}
-	conn, err := grpc.NewClient(st.Store.Store.Address, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(st.Store.Store.Address, grpcutil.DialOptions(c.clientTLS)...)
 	if err != nil {
 		return nil, nil, err
 	}
 	return kvpb.NewTabletClient(conn), func() { conn.Close() }, nil
+}
+
+// CertsDir is where a secure cluster's CA and certificates are.
+func (c *Cluster) CertsDir() string { return filepath.Join(c.dir, "certs") }
+
+// NodeTLS is the servers' identity; nil unless Options.Secure.
+func (c *Cluster) NodeTLS() *security.Reloader { return c.nodeTLS }
+
+// ClientTLS is user root's client certificate, for kvclient.Options.TLS;
+// nil unless Options.Secure.
+func (c *Cluster) ClientTLS() *security.Reloader { return c.clientTLS }
+
+func (c *Cluster) makeCerts() {
+	o := security.CertOptions{Dir: c.CertsDir()}
+	for _, err := range []error{security.CreateCA(o), security.CreateNode(o, "127.0.0.1", "localhost"), security.CreateClient(o, "root")} {
+		if err != nil {
+			c.t.Fatal(err)
+		}
+	}
+	ca := filepath.Join(o.Dir, security.CAFile)
+	var err error
+	if c.nodeTLS, err = security.NewReloader(security.Config{CAFile: ca, CertFile: filepath.Join(o.Dir, security.NodeCert), KeyFile: filepath.Join(o.Dir, security.NodeKey)}); err != nil {
+		c.t.Fatal(err)
+	}
+	if c.clientTLS, err = security.NewReloader(security.Config{CAFile: ca, CertFile: filepath.Join(o.Dir, security.ClientCertFile("root")), KeyFile: filepath.Join(o.Dir, security.ClientKeyFile("root"))}); err != nil {
+		c.t.Fatal(err)
+	}
 }

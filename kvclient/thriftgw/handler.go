@@ -29,6 +29,9 @@ type connHandler struct {
 	*handler
 	owner *owner
 	ident *connIdentity
+	// conn is the client's connection (nil in tests that call the handler
+	// directly); its PeerCertificate is the caller's identity over TLS.
+	conn *trackedConn
 }
 
 var _ hbase.THBaseService = (*connHandler)(nil)

@@ -13,7 +13,7 @@ import (
 
 func TestOptionsEnsureDefaults(t *testing.T) {
 	o := thriftgw.Options{}.EnsureDefaults()
-	require.Equal(t, ":9090", o.Addr)
+	require.Equal(t, "127.0.0.1:9090", o.Addr)
 	require.Equal(t, int32(64<<20), o.MaxMessageSize)
 	require.Equal(t, 16<<20, o.MaxResultBytes)
 	require.Equal(t, 60*time.Second, o.ScannerIdleTimeout)

@@ -2,6 +2,8 @@ package thriftgw
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +15,7 @@ import (
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
@@ -26,8 +29,13 @@ type Options struct {
 	// Client is the Shale client the gateway serves from. Required. The
 	// Server does not close it.
 	Client *kvclient.Client
-	// Addr is the HOST:PORT to listen on. Default ":9090".
+	// Addr is the HOST:PORT to listen on. Default "127.0.0.1:9090": only
+	// local clients, until an operator chooses an address to expose.
 	Addr string
+	// TLS, when set, serves TLS with its certificate and requires a client
+	// certificate signed by the cluster's CA (the caller's identity, see
+	// PeerCertificate). nil: plaintext (--insecure).
+	TLS *security.Reloader
 	// Framed selects the framed transport (default: buffered, as HBase).
 	Framed bool
 	// Compact selects the compact protocol (default: binary, as HBase).
@@ -60,7 +68,7 @@ type Options struct {
 // their defaults.
 func (o Options) EnsureDefaults() Options {
 	if o.Addr == "" {
-		o.Addr = fmt.Sprintf(":%d", DefaultPort)
+		o.Addr = fmt.Sprintf("127.0.0.1:%d", DefaultPort)
 	}
 	if o.MaxMessageSize <= 0 {
 		o.MaxMessageSize = 64 << 20
@@ -138,7 +146,10 @@ func Listen(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, sock: sock, stopper: stop.New()}
 	s.handler = newHandler(s)
-	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
+	s.conns = &connTracker{TServerSocket: sock, conf: cfg, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
+	if o.TLS != nil {
+		s.conns.tls = o.TLS.ServerTLS(true)
+	}
 	s.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s}, s.conns, tf, pf)
 	if err := s.stopper.Every(context.Background(), "thriftgw.scanner-janitor", janitorPeriod(o.ScannerIdleTimeout), s.expireScanners); err != nil {
 		sock.Close()
@@ -156,10 +167,11 @@ type connProcessorFactory struct{ s *Server }
 
 func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProcessor {
 	o := &owner{}
-	if c, ok := trans.(*trackedConn); ok {
+	c, ok := trans.(*trackedConn)
+	if ok {
 		o = c.owner
 	}
-	h := &connHandler{handler: f.s.handler, owner: o, ident: &connIdentity{trans: trans, fixed: f.s.testIdentity}}
+	h := &connHandler{handler: f.s.handler, owner: o, ident: &connIdentity{trans: trans, fixed: f.s.testIdentity}, conn: c}
 	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware, h.authzMiddleware)
 }
 
@@ -268,6 +280,8 @@ func (p panicRecoverer) Process(ctx context.Context, seqID int32, in, out thrift
 // tells the scanner registry when a connection closes.
 type connTracker struct {
 	*thrift.TServerSocket
+	tls     *tls.Config // nil: plaintext
+	conf    *thrift.TConfiguration
 	onClose func(*owner)
 	mu      sync.Mutex
 	closed  bool
@@ -277,9 +291,20 @@ type connTracker struct {
 // trackedConn is one accepted client connection.
 type trackedConn struct {
 	thrift.TTransport
+	tls   *tls.Conn // nil on a plaintext connection
 	t     *connTracker
 	owner *owner // the connection's scanners
 	once  sync.Once
+}
+
+// PeerCertificate is the client's verified certificate (its common name
+// is the user), or nil on a plaintext connection (or before the
+// handshake, which completes before the first request is read).
+func (c *trackedConn) PeerCertificate() *x509.Certificate {
+	if c == nil || c.tls == nil {
+		return nil
+	}
+	return security.PeerCertificate(c.tls.ConnectionState().VerifiedChains)
 }
 
 func (c *trackedConn) Close() error {
@@ -300,6 +325,12 @@ func (t *connTracker) Accept() (thrift.TTransport, error) {
 		return tr, err
 	}
 	c := &trackedConn{TTransport: tr, t: t, owner: &owner{}}
+	if ts, ok := tr.(*thrift.TSocket); ok && t.tls != nil {
+		// The handshake runs on the connection's first read, in its own
+		// goroutine, so a slow client never holds up the accept loop.
+		c.tls = tls.Server(ts.Conn(), t.tls)
+		c.TTransport = thrift.NewTSocketFromConnConf(c.tls, t.conf)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {

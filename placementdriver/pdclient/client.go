@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/retry"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -24,16 +26,27 @@ type Client struct {
 	conns     map[string]*grpc.ClientConn
 	current   int
 	clusterID atomic.Uint64
+	tls       *security.Reloader
 }
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithTLS connects with mutual TLS, presenting r's certificate (nil:
+// plaintext, for clusters run with --insecure).
+func WithTLS(r *security.Reloader) Option { return func(c *Client) { c.tls = r } }
 
 // New returns a client for the PD members at endpoints (client addresses).
 // clusterID may be 0 (learn it from the first answer) or the ID the
 // caller persisted earlier (then a PD of another cluster is refused).
-func New(endpoints []string, clusterID uint64) (*Client, error) {
+func New(endpoints []string, clusterID uint64, opts ...Option) (*Client, error) {
 	if len(endpoints) == 0 {
 		return nil, errors.New("pdclient: no placement driver address given (--pd)")
 	}
 	c := &Client{endpoints: append([]string(nil), endpoints...), conns: map[string]*grpc.ClientConn{}}
+	for _, o := range opts {
+		o(c)
+	}
 	c.clusterID.Store(clusterID)
 	return c, nil
 }
@@ -60,7 +73,7 @@ func (c *Client) conn(addr string) (pdpb.PDClient, error) {
 	conn, ok := c.conns[addr]
 	if !ok {
 		var err error
-		conn, err = grpc.NewClient(addr, grpcutil.DialOptions()...)
+		conn, err = grpc.NewClient(addr, grpcutil.DialOptions(c.tls)...)
 		if err != nil {
 			return nil, err
 		}
@@ -147,9 +160,24 @@ func call[T any](ctx context.Context, c *Client, f func(context.Context, pdpb.PD
 				// deadline may fire just before the caller's).
 				return zero, &DeadlineError{Addr: addr, Err: err}
 			}
-			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w", c.endpoints, err)
+			return zero, fmt.Errorf("pdclient: no placement driver leader reachable at %v: %w%s", c.endpoints, err, c.tlsHint(err))
 		}
 	}
+}
+
+// tlsHint explains the errors of a client and a server that disagree
+// about TLS, which gRPC reports in transport terms.
+func (c *Client) tlsHint(err error) string {
+	msg := err.Error()
+	switch {
+	case c.tls == nil && (strings.Contains(msg, "server preface") || strings.Contains(msg, "connection reset")):
+		return " (if the cluster runs with TLS, connect with --tls-ca, --tls-cert and --tls-key: docs/security.md)"
+	case c.tls != nil && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return " (the cluster runs without TLS (--insecure): connect without --tls-* flags)"
+	case c.tls != nil && strings.Contains(msg, "certificate"):
+		return " (TLS: the certificates of this client and the cluster do not match: docs/security.md)"
+	}
+	return ""
 }
 
 // DeadlineError is returned when the caller's deadline passed while a

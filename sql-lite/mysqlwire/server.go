@@ -2,6 +2,7 @@ package mysqlwire
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
 )
 
@@ -65,6 +67,11 @@ type Config struct {
 	MaxPrepared int
 	// Logger receives connection errors (default slog.Default()).
 	Logger *slog.Logger
+	// TLS, when set, is the server's certificate: clients must connect
+	// with TLS (--ssl-mode=REQUIRED; a plaintext client is refused with
+	// error 3159 before it authenticates), and may present a client
+	// certificate signed by the cluster's CA. nil: plaintext only.
+	TLS *security.Reloader
 }
 
 const maxFrame = 1<<24 - 1
@@ -134,9 +141,13 @@ func New(client *kvclient.Client, cfg Config) (*Server, error) {
 	creds := server.NewInMemoryProvider()
 	creds.AddUser(cfg.User, cfg.Password)
 	ctx, cancel := context.WithCancel(context.Background())
-	// No TLS (the listener defaults to 127.0.0.1): caching_sha2_password
-	// then always takes its fast path, which needs neither TLS nor RSA.
-	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, cfg.AuthPlugin, nil, nil)
+	// caching_sha2_password takes its fast path (no RSA key needed)
+	// without TLS; with TLS every client must use it (framedConn).
+	var tlsConfig *tls.Config
+	if cfg.TLS != nil {
+		tlsConfig = cfg.TLS.ServerTLS(false)
+	}
+	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, cfg.AuthPlugin, nil, tlsConfig)
 	return &Server{cfg: cfg, client: client, proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
 }
 
@@ -257,7 +268,7 @@ func (s *Server) serveConn(nc net.Conn) {
 			log.Debug("mysql connection: panic stack", "stack", string(debug.Stack()))
 		}
 	}()
-	fc := &framedConn{Conn: nc, max: s.cfg.MaxPacket, writeTimeout: s.cfg.WriteTimeout}
+	fc := &framedConn{Conn: nc, max: s.cfg.MaxPacket, writeTimeout: s.cfg.WriteTimeout, tlsRequired: s.cfg.TLS != nil}
 	_ = nc.SetReadDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	h, err := newHandler(s)
 	if err != nil {
@@ -269,6 +280,11 @@ func (s *Server) serveConn(nc net.Conn) {
 	if err != nil {
 		log.Debug("mysql connection: handshake failed", "err", err)
 		return
+	}
+	if tc, ok := c.Conn.Conn.(*tls.Conn); ok {
+		// Below TLS fc passes bytes through; the frames are checked
+		// above it from now on.
+		c.Conn.Conn = &framedConn{Conn: tc, max: s.cfg.MaxPacket, writeTimeout: s.cfg.WriteTimeout, frames: 1}
 	}
 	h.conn = c
 	h.syncStatus()
@@ -300,11 +316,22 @@ type framedConn struct {
 	nhdr         int  // header bytes seen of the current frame
 	left         int  // payload bytes left of the current frame
 	cmdNext      bool // the next payload byte is a command byte
+	// TLS: the client's first frame is an SSLRequest (exactly 32 bytes
+	// of payload; a handshake response is longer), after which the
+	// connection carries TLS records: this framedConn then passes bytes
+	// through (raw) and another one above TLS checks the frames.
+	tlsRequired bool // refuse a client whose first frame is no SSLRequest
+	frames      int  // client frames seen
+	rawNext     bool // raw once the current frame (the SSLRequest) ends
+	raw         bool
 }
+
+// sslRequestLen is the payload length of a MySQL SSLRequest packet.
+const sslRequestLen = 4 + 4 + 1 + 23
 
 func (f *framedConn) Read(p []byte) (int, error) {
 	n, err := f.Conn.Read(p)
-	for i := 0; i < n; {
+	for i := 0; i < n && !f.raw; {
 		if f.left > 0 {
 			if f.cmdNext {
 				f.cmdNext = false
@@ -318,6 +345,7 @@ func (f *framedConn) Read(p []byte) (int, error) {
 			k := min(f.left, n-i)
 			f.left -= k
 			i += k
+			f.raw = f.left == 0 && f.rawNext
 			continue
 		}
 		f.hdr[f.nhdr] = p[i]
@@ -330,6 +358,12 @@ func (f *framedConn) Read(p []byte) (int, error) {
 				return 0, f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
 			}
 			f.cmdNext = f.hdr[3] == 0 // commands are sequence 0
+			if f.frames++; f.frames == 1 {
+				f.rawNext = f.tlsRequired && f.left == sslRequestLen
+				if f.tlsRequired && !f.rawNext {
+					return 0, f.refuse(3159, "Connections using insecure transport are prohibited: connect with TLS (mysql --ssl-mode=REQUIRED, go-sql-driver tls=custom)")
+				}
+			}
 		}
 	}
 	return n, err
@@ -344,6 +378,9 @@ func (f *framedConn) refuse(code uint16, msg string) error {
 
 func (f *framedConn) Write(p []byte) (int, error) {
 	_ = f.Conn.SetWriteDeadline(time.Now().Add(f.writeTimeout))
+	if f.raw {
+		return f.Conn.Write(p) // TLS records; the frames are above
+	}
 	if q, ok := restoreTracedError(p); ok {
 		if _, err := f.Conn.Write(q); err != nil {
 			return 0, err

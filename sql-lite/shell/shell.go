@@ -15,6 +15,7 @@ import (
 
 	"github.com/ergochat/readline"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
@@ -52,6 +53,8 @@ type Options struct {
 	HistoryFile string
 	// ConnectTimeout bounds connecting to the cluster; 0 is 10s.
 	ConnectTimeout time.Duration
+	// TLS is the client certificate to connect with (nil: plaintext).
+	TLS *security.Reloader
 	// Stdin, Stdout, Stderr default to the process's. The shell is
 	// interactive only when Stdin is a terminal (an *os.File).
 	Stdin          io.Reader
@@ -113,7 +116,7 @@ func Main(ctx context.Context, o Options) error {
 		return err
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.ConnectTimeout)
-	client, err := kvclient.Open(cctx, kvclient.Options{PD: o.PD})
+	client, err := kvclient.Open(cctx, kvclient.Options{PD: o.PD, TLS: o.TLS})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("connecting to the placement driver at %s: %w", strings.Join(o.PD, ","), err)

@@ -26,6 +26,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -115,6 +116,7 @@ func Run(ctx context.Context, o Options) error {
 	sopts.StoreID = o.StoreID
 	sopts.Dir = o.DataDir
 	sopts.Resolver = resolver
+	sopts.TLS = o.TLS
 	sopts.Logger = o.Logger
 	sopts.Registry = reg
 	var splits *splitReporter
@@ -144,7 +146,7 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var gate requestGate
-	srv := grpc.NewServer(append(grpcutil.ServerOptions(),
+	srv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS),
 		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary),
 		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream),
 	)...)
@@ -192,9 +194,9 @@ func Run(ctx context.Context, o Options) error {
 			}
 			_, _ = w.Write([]byte("ok"))
 		})
-		httpSrv = &http.Server{Handler: az.HTTP(mux), ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz"), ReadHeaderTimeout: 10 * time.Second}
 		serve("node.http", func() error {
-			if err := httpSrv.Serve(httpLis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			if err := httpSrv.Serve(o.TLS.HTTPListener(httpLis)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)
 			}
 			return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/tabletserver/store"
 )
 
@@ -49,10 +50,14 @@ type Options struct {
 	// ShutdownTimeout bounds how long in-flight requests get to finish on
 	// shutdown, and again how long the gRPC server gets to drain. Default 5s.
 	ShutdownTimeout time.Duration
+	// TLS is the server's identity: every listener (gRPC, HTTP) serves
+	// mutual TLS with it, and connections to PD and to other stores use
+	// it. nil: plaintext (--insecure).
+	TLS *security.Reloader
 	// Logger gets structured logs. Default slog.Default().
 	Logger *slog.Logger
 	// Store holds advanced store settings (zero: defaults). Run overrides
-	// its StoreID, Dir, Resolver, Logger and Registry.
+	// its StoreID, Dir, Resolver, TLS, Logger and Registry.
 	Store store.Options
 	// Authz is authz.Secure when the node serves TLS (every call is then
 	// authenticated and authorized, internal/authz), else authz.Insecure,

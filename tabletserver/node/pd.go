@@ -89,7 +89,7 @@ func joinCluster(ctx context.Context, o Options) (*pdclient.Client, identity, er
 	if known && o.StoreID != 0 && o.StoreID != id.StoreID {
 		return nil, id, fmt.Errorf("node: data directory %s belongs to store %d, not %d", o.DataDir, id.StoreID, o.StoreID)
 	}
-	cl, err := pdclient.New(o.PD, id.ClusterID)
+	cl, err := pdclient.New(o.PD, id.ClusterID, pdclient.WithTLS(o.TLS))
 	if err != nil {
 		return nil, id, err
 	}

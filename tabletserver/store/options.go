@@ -13,6 +13,7 @@ import (
 
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/limits"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/transport"
 )
@@ -28,6 +29,9 @@ type Options struct {
 	FS vfs.FS
 	// Resolver maps store IDs to transport addresses. Required.
 	Resolver transport.Resolver
+	// TLS is the store's identity on the raft transport (see
+	// transport.Options.TLS). nil: plaintext (--insecure).
+	TLS *security.Reloader
 
 	// TickInterval is one raft tick. Default 100ms.
 	TickInterval time.Duration

@@ -186,6 +186,7 @@ func Open(opts Options) (*Store, error) {
 	if s.transport, err = transport.New(transport.Options{
 		StoreID:             opts.StoreID,
 		Resolver:            opts.Resolver,
+		TLS:                 opts.TLS,
 		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
 		Logger:              opts.Logger,
 		RaftBusy:            s.raftBusy,

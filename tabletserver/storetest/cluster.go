@@ -142,7 +142,7 @@ func (c *Cluster) startNode(n *Node, lis net.Listener) {
 	if err != nil {
 		c.t.Fatalf("open store %d: %v", n.ID, err)
 	}
-	srv := grpc.NewServer(grpcutil.ServerOptions()...)
+	srv := grpc.NewServer(grpcutil.ServerOptions(nil)...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
 	go func() { _ = srv.Serve(lis) }()

@@ -54,10 +54,19 @@
 // SendSnapshot returns only after the receiver's HandleSnapshot has returned,
 // and returns its error.
 //
+// # Identity
+//
+// With Options.TLS set, streams go out over mutual TLS and inbound ones
+// are bound to their connection's certificate (identity.go): raft traffic
+// comes only from node certificates, and a batch or snapshot claiming
+// store N only from a certificate valid for the host of N's address as
+// the Resolver knows it; anything else fails the stream with
+// PermissionDenied and is logged. Without TLS every claim is believed.
+//
 // # Usage
 //
 //	t, err := transport.New(transport.Options{StoreID: 1, Resolver: r}, store)
-//	srv := grpc.NewServer(grpcutil.ServerOptions()...)
+//	srv := grpc.NewServer(grpcutil.ServerOptions(nil)...)
 //	t.Register(srv)
 //	go srv.Serve(lis)
 //	...

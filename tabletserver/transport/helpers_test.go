@@ -183,7 +183,7 @@ func startNode(t *testing.T, id uint64, res *testResolver, opts Options) *testNo
 }
 
 func (n *testNode) serve(lis net.Listener) {
-	srv := grpc.NewServer(grpcutil.ServerOptions()...)
+	srv := grpc.NewServer(grpcutil.ServerOptions(nil)...)
 	n.tr.Register(srv)
 	n.mu.Lock()
 	n.srv = srv

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -59,6 +60,11 @@ type Options struct {
 	// iteration.
 	// It is called from the send goroutines and must be cheap.
 	RaftBusy func() bool
+	// TLS, when set, is the store's identity: outgoing streams use mutual
+	// TLS with it, and inbound traffic must come from a node certificate
+	// that covers the address of the store it claims to be (identity.go).
+	// nil: plaintext, every claim believed (--insecure).
+	TLS *security.Reloader
 	// Logger receives connection state changes. nil means slog.Default().
 	Logger *slog.Logger
 	// Knobs are test hooks; nil in production.

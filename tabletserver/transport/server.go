@@ -33,6 +33,10 @@ var _ transportpb.RaftTransportServer = (*server)(nil)
 // Send hands every inbound batch to the Handler until the sender closes the
 // stream or the Transport is closed.
 func (s *server) Send(stream grpc.ClientStreamingServer[transportpb.RaftMessageBatch, transportpb.SendResponse]) error {
+	who, err := s.t.newPeerIdentity(stream.Context())
+	if err != nil {
+		return err
+	}
 	for {
 		b, err := stream.Recv()
 		if errors.Is(err, io.EOF) {
@@ -43,6 +47,9 @@ func (s *server) Send(stream grpc.ClientStreamingServer[transportpb.RaftMessageB
 		}
 		if s.t.closed.Load() {
 			return status.Error(codes.Unavailable, "transport: receiver closed")
+		}
+		if err := who.checkBatch(b); err != nil {
+			return err
 		}
 		s.t.handler.HandleRaftBatch(b)
 	}
@@ -57,6 +64,10 @@ func (s *server) Snapshot(stream grpc.ClientStreamingServer[transportpb.Snapshot
 	if s.t.closed.Load() {
 		return status.Error(codes.Unavailable, "transport: receiver closed")
 	}
+	who, err := s.t.newPeerIdentity(ctx)
+	if err != nil {
+		return err
+	}
 
 	first, err := stream.Recv()
 	if errors.Is(err, io.EOF) {
@@ -67,6 +78,9 @@ func (s *server) Snapshot(stream grpc.ClientStreamingServer[transportpb.Snapshot
 	}
 	if first.Header == nil {
 		return status.Error(codes.InvalidArgument, "transport: first snapshot chunk has no header")
+	}
+	if err := who.checkStore(first.Header.FromStore); err != nil {
+		return err
 	}
 	r := &snapReader{recv: stream.Recv}
 	if err := r.load(first); err != nil {

@@ -154,7 +154,7 @@ func (t *Transport) conn(storeID uint64) (*grpc.ClientConn, error) {
 		t.mu.Unlock()
 		return old.cc, nil
 	}
-	cc, err := grpc.NewClient(addr, append(grpcutil.DialOptions(),
+	cc, err := grpc.NewClient(addr, append(grpcutil.DialOptions(t.opts.TLS),
 		grpc.WithConnectParams(grpc.ConnectParams{Backoff: grpcutil.ReconnectBackoff, MinConnectTimeout: t.opts.DialTimeout}))...)
 	if err != nil {
 		t.mu.Unlock()

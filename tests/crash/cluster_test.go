@@ -59,6 +59,7 @@ func (c *cluster) start(id uint64) {
 		"--http-addr", c.httpAddr[id],
 		"--peers", node.FormatPeers(c.peers),
 		"--bootstrap",
+		"--insecure",
 	)
 }
 

@@ -46,14 +46,14 @@ func (c *pdCluster) startAll() {
 	c.t.Helper()
 	pd := proctest.Start(c.t, "pd", filepath.Join(c.dir, "pd.log"), "pd",
 		"--name", "pd1", "--data-dir", filepath.Join(c.dir, "pd"),
-		"--client-addr", c.pdClient, "--peer-addr", c.pdPeer, "--http-addr", c.pdHTTP)
+		"--client-addr", c.pdClient, "--peer-addr", c.pdPeer, "--http-addr", c.pdHTTP, "--insecure")
 	c.procs = append(c.procs, pd)
 	for i := range c.storeAddr {
 		c.procs = append(c.procs, proctest.Start(c.t, fmt.Sprintf("store %d", i+1), filepath.Join(c.dir, fmt.Sprintf("store%d.log", i+1)), "tablet",
 			"--data-dir", filepath.Join(c.dir, fmt.Sprintf("store%d", i+1)),
 			"--addr", c.storeAddr[i], "--http-addr", c.stHTTP[i],
 			"--pd", c.pdClient, "--heartbeat-interval", "1s",
-			"--labels", fmt.Sprintf("host=h%d", i+1)))
+			"--labels", fmt.Sprintf("host=h%d", i+1), "--insecure"))
 	}
 	pd.WaitHealthy(c.t, c.pdHTTP)
 	for i, p := range c.procs[1:] {

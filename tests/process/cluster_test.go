@@ -22,6 +22,9 @@ type cluster struct {
 	pd       map[string]*proctest.Proc
 	stores   []*storeProc
 	pdFlags  []string
+	// secure, when set, runs every process with certificates from
+	// `shale cert` (security_test.go); nil: --insecure.
+	secure *secureCerts
 }
 
 type storeProc struct {
@@ -58,22 +61,29 @@ func (c *cluster) startPD(name string) {
 	args := append([]string{"pd", "--name", name, "--data-dir", filepath.Join(c.dir, name),
 		"--client-addr", c.pdClient[name], "--peer-addr", c.pdPeer[name], "--http-addr", c.pdHTTP[name],
 		"--initial-cluster", joinMap(c.pdPeer), "--initial-cluster-client", joinMap(c.pdClient)}, c.pdFlags...)
+	args = append(args, c.secure.nodeFlags(c.t, name, "127.0.0.1")...)
 	c.pd[name] = proctest.Start(c.t, name, filepath.Join(c.dir, name+".log"), args...)
 }
 
 func (c *cluster) addStore() *storeProc {
 	i := len(c.stores)
 	s := &storeProc{addr: proctest.FreeAddr(c.t), http: proctest.FreeAddr(c.t), dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i))}
+	host := "127.0.0.1"
+	if c.secure != nil {
+		// A host of its own, so that its certificate speaks for it alone.
+		host = fmt.Sprintf("127.0.0.%d", i+2)
+		s.addr, s.http = onHost(s.addr, host), onHost(s.http, host)
+	}
 	c.stores = append(c.stores, s)
-	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
-		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
-		"--pd", strings.Join(c.endpoints(), ","), "--heartbeat-interval", "500ms")
-	s.p.WaitHealthy(c.t, s.http)
+	args := append([]string{"tablet", "--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
+		"--pd", strings.Join(c.endpoints(), ","), "--heartbeat-interval", "500ms"}, c.secure.nodeFlags(c.t, fmt.Sprintf("store%d", i), host)...)
+	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", args...)
+	s.p.WaitHealthyTLS(c.t, s.http, c.secure.httpTLS(host))
 	return s
 }
 
 func (c *cluster) pdc() *pdclient.Client {
-	cl, err := pdclient.New(c.endpoints(), 0)
+	cl, err := pdclient.New(c.endpoints(), 0, pdclient.WithTLS(c.secure.clientTLS()))
 	if err != nil {
 		c.t.Fatal(err)
 	}

@@ -219,7 +219,7 @@ func (c *cluster) addDefaultStore() *storeProc {
 	c.stores = append(c.stores, s)
 	s.p = proctest.Start(c.t, fmt.Sprintf("store%d", i), s.dir+".log", "tablet",
 		"--data-dir", s.dir, "--addr", s.addr, "--http-addr", s.http,
-		"--pd", strings.Join(c.endpoints(), ","))
+		"--pd", strings.Join(c.endpoints(), ","), "--insecure")
 	s.p.WaitHealthy(c.t, s.http)
 	return s
 }

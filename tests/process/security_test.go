@@ -1,0 +1,266 @@
+package process
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/internal/grpcutil"
+	"github.com/shaledb/shale/internal/proctest"
+	"github.com/shaledb/shale/internal/security"
+	"github.com/shaledb/shale/internal/testutils"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/pdpb"
+	"github.com/shaledb/shale/proto/transportpb"
+)
+
+// secureCerts are a secure test cluster's certificates, made by the
+// `shale cert` command: the CA and root's client certificate in dir, and
+// one directory per process (dir/NAME) with its node certificate.
+type secureCerts struct {
+	t   *testing.T
+	dir string
+}
+
+func shaleCert(t *testing.T, args ...string) {
+	t.Helper()
+	out, err := exec.Command(proctest.Binary(t), append([]string{"cert", "--log-level", "warn"}, args...)...).CombinedOutput()
+	require.NoError(t, err, "shale cert %v: %s", args, out)
+}
+
+func newSecureCerts(t *testing.T) *secureCerts {
+	s := &secureCerts{t: t, dir: filepath.Join(t.TempDir(), "certs")}
+	shaleCert(t, "create-ca", "--certs-dir", s.dir)
+	shaleCert(t, "create-client", "--certs-dir", s.dir, "root")
+	return s
+}
+
+// nodeFlags creates (once) the node certificate of process name for host
+// and returns the flags it starts with; a nil s gives --insecure.
+func (s *secureCerts) nodeFlags(t *testing.T, name, host string) []string {
+	if s == nil {
+		return []string{"--insecure"}
+	}
+	d := filepath.Join(s.dir, name)
+	if _, err := os.Stat(filepath.Join(d, security.NodeCert)); err != nil {
+		require.NoError(t, os.MkdirAll(d, 0o700))
+		for _, f := range []string{security.CAFile, security.CAKeyFile} {
+			b, err := os.ReadFile(filepath.Join(s.dir, f))
+			require.NoError(t, err)
+			require.NoError(t, os.WriteFile(filepath.Join(d, f), b, 0o600))
+		}
+		shaleCert(t, "create-node", "--certs-dir", d, host)
+	}
+	return []string{"--tls-ca", filepath.Join(d, security.CAFile), "--tls-cert", filepath.Join(d, security.NodeCert), "--tls-key", filepath.Join(d, security.NodeKey)}
+}
+
+// rotate replaces every node certificate (same hosts, new keys) and root's
+// client certificate on disk, as an operator renewing them would.
+func (s *secureCerts) rotate(t *testing.T, hosts map[string]string) {
+	for name, host := range hosts {
+		shaleCert(t, "create-node", "--certs-dir", filepath.Join(s.dir, name), "--overwrite", host)
+	}
+	shaleCert(t, "create-client", "--certs-dir", s.dir, "--overwrite", "root")
+}
+
+func (s *secureCerts) clientTLS() *security.Reloader {
+	if s == nil {
+		return nil
+	}
+	return s.reloader(s.dir, security.ClientCertFile("root"), security.ClientKeyFile("root"))
+}
+
+func (s *secureCerts) reloader(dir, cert, key string) *security.Reloader {
+	r, err := security.NewReloader(security.Config{CAFile: filepath.Join(dir, security.CAFile), CertFile: filepath.Join(dir, cert), KeyFile: filepath.Join(dir, key)})
+	require.NoError(s.t, err)
+	return r
+}
+
+// httpTLS is the client configuration for a status port on host (nil
+// when insecure).
+func (s *secureCerts) httpTLS(host string) *tls.Config {
+	if s == nil {
+		return nil
+	}
+	return s.clientTLS().ClientTLS(host)
+}
+
+// onHost moves a 127.0.0.1:PORT address to another loopback host.
+func onHost(addr, host string) string {
+	_, port, _ := net.SplitHostPort(addr)
+	return net.JoinHostPort(host, port)
+}
+
+// serial is the serial number of the certificate in file.
+func serial(t *testing.T, file string) string {
+	b, err := os.ReadFile(file)
+	require.NoError(t, err)
+	blk, _ := pem.Decode(b)
+	require.NotNil(t, blk, file)
+	c, err := x509.ParseCertificate(blk.Bytes)
+	require.NoError(t, err)
+	return c.SerialNumber.String()
+}
+
+// servedSerial handshakes with addr and returns its certificate's serial.
+func servedSerial(addr string, cfg *tls.Config) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.String(), nil
+}
+
+// sendRaft sends one raft batch to the store at addr as the holder of tls.
+func sendRaft(addr string, as *security.Reloader, b *transportpb.RaftMessageBatch) error {
+	cc, err := grpc.NewClient(addr, grpcutil.DialOptions(as)...)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	st, err := transportpb.NewRaftTransportClient(cc).Send(ctx)
+	if err != nil {
+		return err
+	}
+	_ = st.Send(b)
+	_, err = st.CloseAndRecv()
+	return err
+}
+
+// TestSecureCluster runs PD, three tablet servers and the Thrift gateway
+// as processes with certificates made by `shale cert` (each tablet server
+// on its own loopback address with its own certificate), and checks that
+// clients with root's certificate are served, clients without one or
+// with another CA's are refused, raft traffic from a client certificate
+// or from a node claiming another store is refused, and certificates
+// renewed on disk are picked up without a restart.
+func TestSecureCluster(t *testing.T) {
+	c := newCluster(t, 1)
+	c.secure = newSecureCerts(t)
+	c.startPD("pd1")
+	for range 3 {
+		c.addStore()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+
+	gwAddr := proctest.FreeAddr(t)
+	gw := proctest.Start(t, "thrift", filepath.Join(c.dir, "thrift.log"), append([]string{"thrift", "--pd", strings.Join(c.endpoints(), ","), "--addr", gwAddr},
+		c.secure.nodeFlags(t, "pd1", "127.0.0.1")...)...)
+	gw.WaitOutput(t, "TLS with client certificates", time.Minute)
+
+	root := c.secure.clientTLS()
+	put := func(tls *security.Reloader, key string) error {
+		octx, ocancel := context.WithTimeout(ctx, 20*time.Second)
+		defer ocancel()
+		kv, err := kvclient.Open(octx, kvclient.Options{PD: c.endpoints(), TLS: tls, RequestTimeout: 15 * time.Second})
+		if err != nil {
+			return err
+		}
+		defer kv.Close()
+		if err := kv.RawPut(octx, []byte(key), []byte("v-"+key)); err != nil {
+			return err
+		}
+		v, ok, err := kv.RawGet(octx, []byte(key))
+		if err == nil && (!ok || string(v) != "v-"+key) {
+			err = fmt.Errorf("read back %q, %v", v, ok)
+		}
+		return err
+	}
+	testutils.SucceedsSoon(t, func() error { return put(root, "before") })
+
+	other := t.TempDir()
+	shaleCert(t, "create-ca", "--certs-dir", other)
+	shaleCert(t, "create-client", "--certs-dir", other, "root")
+	for name, tls := range map[string]*security.Reloader{
+		"no certificate": nil,
+		"another CA":     c.secure.reloader(other, security.ClientCertFile("root"), security.ClientKeyFile("root")),
+	} {
+		octx, ocancel := context.WithTimeout(ctx, 3*time.Second)
+		_, err := kvclient.Open(octx, kvclient.Options{PD: c.endpoints(), TLS: tls})
+		ocancel()
+		require.Error(t, err, name)
+	}
+
+	// Raft traffic: store IDs by address.
+	stores, err := c.pdc().ListStores(ctx, &pdpb.ListStoresRequest{})
+	require.NoError(t, err)
+	ids := map[string]uint64{}
+	for _, s := range stores.Stores {
+		ids[s.Store.Address] = s.Store.StoreId
+	}
+	target, self, victim := c.stores[0].addr, ids[c.stores[1].addr], ids[c.stores[2].addr]
+	require.NotZero(t, self)
+	require.NotZero(t, victim)
+	err = sendRaft(target, root, &transportpb.RaftMessageBatch{FromStore: self})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "raft batch with a client certificate: %v", err)
+	store1 := c.secure.reloader(filepath.Join(c.secure.dir, "store1"), security.NodeCert, security.NodeKey)
+	err = sendRaft(target, store1, &transportpb.RaftMessageBatch{FromStore: victim})
+	require.Equal(t, codes.PermissionDenied, status.Code(err), "store %d's certificate claiming store %d: %v", self, victim, err)
+	require.NoError(t, sendRaft(target, store1, &transportpb.RaftMessageBatch{FromStore: self}), "a store's own liveness ping")
+
+	thriftGet := func(tls *security.Reloader) error {
+		cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 10 * time.Second, TLSConfig: tls.ClientTLS("127.0.0.1")}
+		trans := thrift.NewTBufferedTransport(thrift.NewTSSLSocketConf(gwAddr, cfg), 8192)
+		if err := trans.Open(); err != nil {
+			return err
+		}
+		defer trans.Close()
+		r, err := hbase.NewTHBaseServiceClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(cfg)).Get(ctx, []byte("kv"), &hbase.TGet{Row: []byte("before")})
+		if err == nil && len(r.ColumnValues) != 1 {
+			err = fmt.Errorf("thrift get: %v", r)
+		}
+		return err
+	}
+	require.NoError(t, thriftGet(root))
+
+	// Renew every certificate on disk; the processes serve the new ones
+	// on new connections, and the cluster keeps serving.
+	hosts := map[string]string{"pd1": "127.0.0.1"}
+	for i := range c.stores {
+		hosts[fmt.Sprintf("store%d", i)] = fmt.Sprintf("127.0.0.%d", i+2)
+	}
+	c.secure.rotate(t, hosts)
+	checks := map[string]string{c.pdClient["pd1"]: "pd1", gwAddr: "pd1"}
+	for i, s := range c.stores {
+		checks[s.addr], checks[s.http] = fmt.Sprintf("store%d", i), fmt.Sprintf("store%d", i)
+	}
+	fresh := c.secure.clientTLS()
+	for addr, name := range checks {
+		want := serial(t, filepath.Join(c.secure.dir, name, security.NodeCert))
+		host, _, _ := net.SplitHostPort(addr)
+		cfg := fresh.ClientTLS(host)
+		cfg.NextProtos = []string{"h2", "http/1.1"}
+		testutils.SucceedsSoon(t, func() error {
+			got, err := servedSerial(addr, cfg)
+			if err == nil && got != want {
+				err = fmt.Errorf("%s (%s) still serves certificate %s, not the renewed %s", addr, name, got, want)
+			}
+			return err
+		})
+	}
+	require.NoError(t, put(fresh, "after"), "the cluster serves a client with the renewed certificate")
+	require.NoError(t, thriftGet(fresh))
+	for _, p := range append([]*proctest.Proc{c.pd["pd1"], gw}, c.stores[0].p, c.stores[1].p, c.stores[2].p) {
+		require.False(t, p.Exited(), "%s restarted or died", p.Name)
+	}
+}
