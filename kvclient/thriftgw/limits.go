@@ -10,9 +10,10 @@ package thriftgw
 // FrameTimeout from a request's first byte until the gateway answers it (a
 // reply is written only once a request has been read whole), so a client
 // that sends a request slowly, byte by byte, is cut off as surely as one
-// that sends nothing. Every write gets FrameTimeout too, so a client that
-// stops reading replies is cut off. apache/thrift's own SocketTimeout is
-// per read and would let a slow sender live forever.
+// that sends nothing. A reply, all its writes together, gets FrameTimeout
+// too, so a client that stops reading replies, or reads them slowly, is
+// cut off. apache/thrift's own SocketTimeout is per read and would let a
+// slow sender live forever.
 //
 // In the framed transport a frame header declaring more than
 // MaxMessageSize bytes is refused before anything is allocated for it
@@ -20,7 +21,7 @@ package thriftgw
 // Thrift's protocols refuse a string or container longer than
 // MaxMessageSize, but the generated code allocates a container's declared
 // length up front, and over a stream (the default, unframed transport)
-// nothing bounds that length by the bytes that follow: a 10-byte request
+// nothing bounds that length by the bytes that follow: a 20-byte request
 // could make the gateway allocate half a GiB. cappedProtocol counts the
 // elements every container of a message declares and refuses the message
 // past MaxContainerElements, which bounds that allocation per message.
@@ -87,11 +88,15 @@ type boundedConn struct {
 	l *boundedListener
 	// inRequest: bytes of a request have arrived and it is not answered yet.
 	inRequest bool
+	// inReply: the reply to the last request is being written (its write
+	// deadline is set; it ends at the next read).
+	inReply   bool
 	closeOnce sync.Once
 }
 
 func (c *boundedConn) Read(p []byte) (int, error) {
 	now := time.Now()
+	c.inReply = false
 	if !c.inRequest {
 		_ = c.Conn.SetReadDeadline(now.Add(c.l.opts.IdleTimeout))
 	}
@@ -114,7 +119,11 @@ func (c *boundedConn) Read(p []byte) (int, error) {
 
 func (c *boundedConn) Write(p []byte) (int, error) {
 	c.inRequest = false // a reply: the request was read whole
-	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.l.opts.FrameTimeout))
+	if !c.inReply {
+		// The whole reply, however many writes it takes, within FrameTimeout.
+		c.inReply = true
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.l.opts.FrameTimeout))
+	}
 	n, err := c.Conn.Write(p)
 	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
 		c.l.opts.Logger.Warn("thrift gateway: closing connection: client does not take its reply",

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -243,4 +244,26 @@ func TestContainerElementsBounded(t *testing.T) {
 		requireCut(t, conn)
 	})
 	require.Less(t, n, uint64(64<<20), "a 60M-element list declared in %d bytes allocated %d bytes", buf.Len(), n)
+}
+
+// TestUnreadRepliesCutOff: a client that sends requests but never reads
+// the replies is cut off once a reply has waited FrameTimeout to be taken
+// (the replies fill the socket buffers first), with the limit in the log.
+func TestUnreadRepliesCutOff(t *testing.T) {
+	srv, logs := limitGateway(t, thriftgw.Options{IdleTimeout: time.Minute, FrameTimeout: 500 * time.Millisecond})
+	// A small receive buffer, set before the handshake so the window
+	// stays small: fewer replies fill it.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}
+	conn, err := d.Dial("tcp", srv.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	calls := bytes.Repeat(getTypeCall(t), 500_000) // ~20 MB of requests, far more replies than the buffers hold
+	wrote := make(chan error, 1)
+	go func() { _, err := conn.Write(calls); wrote <- err }()
+	logs.waitLog(t, "client does not take its reply", "limit=FrameTimeout")
+	require.Error(t, <-wrote, "the gateway kept reading from a client that takes no replies")
 }
