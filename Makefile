@@ -60,6 +60,23 @@ test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
 	@# time, so they do not compete with each other for the 2 cores.
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
 
+# Every fuzz target (func FuzzXxx) for FUZZTIME each, one at a time
+# (scripts/fuzz.sh; docs/security.md). FUZZ=regexp picks targets. A crash
+# leaves its input in the package's testdata/fuzz/, a regression test once
+# fixed.
+FUZZTIME ?= 30s
+
+.PHONY: fuzz vulncheck
+
+fuzz: ## run every fuzz target for FUZZTIME each (default 30s; FUZZ=regexp selects)
+	FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
+
+# govulncheck against the Go vulnerability database, built from the
+# golang.org/x/vulndb module through the module proxy (VULNDB=url to use
+# another); fails on a called vulnerable function (docs/security.md).
+vulncheck: ## govulncheck ./...: fail on a called function with a known vulnerability
+	scripts/vulncheck.sh
+
 # MySQL protocol address of `make run`'s playground (MYSQL_ADDR= for none).
 MYSQL_ADDR ?= 127.0.0.1:3306
 

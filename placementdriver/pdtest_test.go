@@ -18,7 +18,7 @@ import (
 
 // pdCluster runs PD members in this process.
 type pdCluster struct {
-	t       *testing.T
+	t       testing.TB
 	dir     string
 	cluster map[string]string // name → peer
 	clients map[string]string // name → client addr
@@ -27,9 +27,9 @@ type pdCluster struct {
 	mu      sync.Mutex
 }
 
-func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
+func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
 
-func startPD(t *testing.T, n int, tweak func(*placementdriver.Options)) *pdCluster {
+func startPD(t testing.TB, n int, tweak func(*placementdriver.Options)) *pdCluster {
 	c := &pdCluster{t: t, dir: t.TempDir(), cluster: map[string]string{}, clients: map[string]string{}, cancel: map[string]context.CancelFunc{}, done: map[string]chan error{}}
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("pd%d", i)

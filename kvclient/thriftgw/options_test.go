@@ -20,9 +20,14 @@ func TestOptionsEnsureDefaults(t *testing.T) {
 	require.Equal(t, 1000, o.MaxScanners)
 	require.Equal(t, 30*time.Second, o.RequestTimeout)
 	require.Same(t, slog.Default(), o.Logger)
+	require.Equal(t, 1<<20, o.MaxContainerElements)
+	require.Equal(t, 1024, o.MaxConnections)
+	require.Equal(t, 10*time.Minute, o.IdleTimeout)
+	require.Equal(t, 30*time.Second, o.FrameTimeout)
 
 	set := thriftgw.Options{Addr: "127.0.0.1:0", MaxMessageSize: 1 << 10, MaxResultBytes: 7,
-		ScannerIdleTimeout: time.Second, MaxScanners: 2, RequestTimeout: time.Minute}
+		ScannerIdleTimeout: time.Second, MaxScanners: 2, RequestTimeout: time.Minute,
+		MaxContainerElements: 5, MaxConnections: 3, IdleTimeout: time.Hour, FrameTimeout: time.Second}
 	require.Equal(t, set.Addr, set.EnsureDefaults().Addr)
 	got := set.EnsureDefaults()
 	got.Logger = nil

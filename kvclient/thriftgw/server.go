@@ -43,6 +43,21 @@ type Options struct {
 	// MaxMessageSize bounds a message, a frame and every string, binary
 	// and container size a request declares. Default 64 MiB.
 	MaxMessageSize int32
+	// MaxContainerElements bounds the elements all lists, sets and maps
+	// of one request declare together (the generated code allocates them
+	// up front). Default 1,048,576.
+	MaxContainerElements int
+	// MaxConnections bounds the client connections open at once; more are
+	// closed as they arrive. Default 1024.
+	MaxConnections int
+	// IdleTimeout closes a connection on which no request starts for this
+	// long. Default 10m (longer than ScannerIdleTimeout, so that a client
+	// between two pages of a scan keeps its connection).
+	IdleTimeout time.Duration
+	// FrameTimeout closes a connection that takes longer than this to
+	// send one request, counted from its first byte, or to take one
+	// reply. Default 30s.
+	FrameTimeout time.Duration
 	// ScannerIdleTimeout closes a scanner unused for this long. Default 60s.
 	ScannerIdleTimeout time.Duration
 	// MaxResultBytes bounds the rows of one getScannerRows or
@@ -75,6 +90,18 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.MaxResultBytes <= 0 {
 		o.MaxResultBytes = 16 << 20
+	}
+	if o.MaxContainerElements <= 0 {
+		o.MaxContainerElements = 1 << 20
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = 1024
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 10 * time.Minute
+	}
+	if o.FrameTimeout <= 0 {
+		o.FrameTimeout = 30 * time.Second
 	}
 	if o.ScannerIdleTimeout <= 0 {
 		o.ScannerIdleTimeout = 60 * time.Second
@@ -121,29 +148,14 @@ func Listen(o Options) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	sock, err := thrift.NewTServerSocket(o.Addr)
+	sock, err := listenBounded(o.Addr, &o)
 	if err != nil {
 		return nil, fmt.Errorf("thriftgw: %w", err)
 	}
 	if err := sock.Listen(); err != nil {
 		return nil, fmt.Errorf("thriftgw: listen on %s: %w", o.Addr, err)
 	}
-	cfg := &thrift.TConfiguration{
-		MaxMessageSize: o.MaxMessageSize,
-		MaxFrameSize:   o.MaxMessageSize,
-	}
-	var tf thrift.TTransportFactory
-	if o.Framed {
-		tf = thrift.NewTFramedTransportFactoryConf(thrift.NewTTransportFactory(), cfg)
-	} else {
-		tf = thrift.NewTBufferedTransportFactory(8192)
-	}
-	var pf thrift.TProtocolFactory
-	if o.Compact {
-		pf = thrift.NewTCompactProtocolFactoryConf(cfg)
-	} else {
-		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
-	}
+	cfg, tf, pf := factories(o)
 	s := &Server{opts: o, sock: sock, stopper: stop.New()}
 	s.handler = newHandler(s)
 	s.conns = &connTracker{TServerSocket: sock, conf: cfg, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
@@ -156,6 +168,28 @@ func Listen(o Options) (*Server, error) {
 		return nil, fmt.Errorf("thriftgw: %w", err)
 	}
 	return s, nil
+}
+
+// factories returns the thrift configuration, transport and protocol
+// factories o asks for, with the gateway's bounds (limits.go).
+func factories(o Options) (*thrift.TConfiguration, thrift.TTransportFactory, thrift.TProtocolFactory) {
+	cfg := &thrift.TConfiguration{
+		MaxMessageSize: o.MaxMessageSize,
+		MaxFrameSize:   o.MaxMessageSize,
+	}
+	var tf thrift.TTransportFactory
+	if o.Framed {
+		tf = guardedFramedFactory{cfg: cfg, log: o.Logger}
+	} else {
+		tf = thrift.NewTBufferedTransportFactory(8192)
+	}
+	var pf thrift.TProtocolFactory
+	if o.Compact {
+		pf = thrift.NewTCompactProtocolFactoryConf(cfg)
+	} else {
+		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
+	}
+	return cfg, tf, cappedProtocolFactory{TProtocolFactory: pf, max: o.MaxContainerElements}
 }
 
 // connProcessorFactory gives every connection its own processor, bound to

@@ -210,7 +210,7 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	}
 	s.sweepStaged()
 	final := s.ingest.path(first.Checksum)
-	if fi, err := s.fs.Stat(final); err == nil && uint64(fi.Size()) == first.Size {
+	if s.stagedIntact(final, first.Checksum, first.Size) {
 		// Already here (a retried upload, or a re-cut that left the file
 		// as it was): answer at once; the importer stops sending.
 		return &kvpb.UploadSSTResponse{AlreadyStaged: true}, nil
@@ -227,11 +227,15 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 			_ = s.fs.Remove(tmp)
 		}
 	}()
-	// The transfer is checked with the CRC-32C the importer sends (cheap:
-	// every replica receives every byte) or else the SHA-256 itself.
-	var h hash.Hash = sha256.New()
+	// The transfer is checked with the CRC-32C the importer sends, and
+	// the bytes always with the SHA-256 that names them: a staged file is
+	// ingested by reference on every replica, so every replica must hold
+	// exactly the bytes its name promises (an importer cannot stage
+	// different files under one name on different replicas).
+	sum := sha256.New()
+	var crc hash.Hash32
 	if first.Crc32C != 0 {
-		h = crc32.New(castagnoli)
+		crc = crc32.New(castagnoli)
 	}
 	var received uint64
 	var buf, scratch []byte
@@ -259,7 +263,10 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 			if _, err := f.Write(buf); err != nil {
 				return nil, err
 			}
-			h.Write(buf)
+			sum.Write(buf)
+			if crc != nil {
+				crc.Write(buf)
+			}
 			received += uint64(len(buf))
 		}
 		if msg, err = recv(); err == io.EOF {
@@ -271,11 +278,12 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	if received != first.Size {
 		return nil, errBadSST("upload ended after %d of %d bytes", received, first.Size)
 	}
-	if first.Crc32C != 0 {
-		if got := h.(hash.Hash32).Sum32(); got != first.Crc32C {
+	if crc != nil {
+		if got := crc.Sum32(); got != first.Crc32C {
 			return nil, status.Errorf(codes.DataLoss, "ingest: SST %x arrived damaged: CRC-32C %08x, expected %08x", first.Checksum, got, first.Crc32C)
 		}
-	} else if got := h.Sum(nil); !bytes.Equal(got, first.Checksum) {
+	}
+	if got := sum.Sum(nil); !bytes.Equal(got, first.Checksum) {
 		return nil, errSSTChecksum(first.Checksum, got)
 	}
 	if err := f.Sync(); err != nil {
@@ -420,7 +428,47 @@ func (s *Store) readStaged(path string, req *kvpb.IngestSSTRequest) ([]byte, err
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, err
 	}
+	if got := sha256.Sum256(data); !bytes.Equal(got[:], req.Checksum) {
+		// Damaged on this disk since it was verified on arrival. Removed,
+		// so that the importer's next upload (its answer to DataLoss)
+		// stages it afresh.
+		_ = s.fs.Remove(path)
+		return nil, errSSTChecksum(req.Checksum, got[:])
+	}
 	return data, nil
+}
+
+// stagedIntact reports whether the file at path holds size bytes whose
+// SHA-256 is sum. A damaged file is removed.
+func (s *Store) stagedIntact(path string, sum []byte, size uint64) bool {
+	fi, err := s.fs.Stat(path)
+	if err != nil || uint64(fi.Size()) != size {
+		return false
+	}
+	if err := s.verifyStaged(path, sum); err != nil {
+		s.log.Warn("staged SST damaged; removed", "path", path, "err", err)
+		_ = s.fs.Remove(path)
+		return false
+	}
+	return true
+}
+
+// verifyStaged hashes the file at path and returns errSSTChecksum unless
+// its SHA-256 is sum.
+func (s *Store) verifyStaged(path string, sum []byte) error {
+	f, err := s.fs.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return err
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, sum) {
+		return errSSTChecksum(sum, got)
+	}
+	return nil
 }
 
 // validateSST enforces the ingest rules on a file the leader is about to
@@ -582,6 +630,16 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 				err = fmt.Errorf("staged file is %d bytes, the entry names %d", fi.Size(), c.Size)
 			}
 			s.fatal(fmt.Sprintf("ingest by reference: staged SST %x (entry %d)", c.Checksum, e.Index), err, r)
+		}
+		// Every replica checks its own copy against the checksum that
+		// names it before ingesting it: one that differs from its peers'
+		// must never be ingested. The replica cannot apply the entry
+		// without the bytes, and applying it without them would diverge,
+		// so it stops, like a replica whose staged file is missing; the
+		// damaged file is kept aside for inspection.
+		if err := s.verifyStaged(path, c.Checksum); err != nil {
+			_ = s.fs.Rename(path, path+".corrupt")
+			s.fatal(fmt.Sprintf("ingest by reference: staged SST %x (entry %d) differs from its checksum", c.Checksum, e.Index), err, r)
 		}
 	} else {
 		path = filepath.Join(s.ingest.dir, fmt.Sprintf("apply-%d-%d.sst", r.tabletID, e.Index))

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"os"
 
 	"github.com/cockroachdb/pebble/v2"
 
@@ -58,3 +59,23 @@ func (s *Store) SweepStagedForTest() {
 
 // IngestMarkersForTest lists the markers of files ingested by reference.
 func (s *Store) IngestMarkersForTest() []string { return s.stagingFiles(".done") }
+
+// DamageStagedForTest flips one byte of the staged file named sum at
+// offset off (its size stays the same), as a failing disk might.
+func (s *Store) DamageStagedForTest(sum []byte, off int64) error {
+	f, err := os.OpenFile(s.ingest.path(sum), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := f.ReadAt(b, off); err != nil {
+		return err
+	}
+	b[0] ^= 0xFF
+	_, err = f.WriteAt(b, off)
+	return err
+}
+
+// QuarantinedForTest lists the staged files set aside as damaged.
+func (s *Store) QuarantinedForTest() []string { return s.stagingFiles(".corrupt") }

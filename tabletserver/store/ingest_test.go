@@ -32,7 +32,7 @@ import (
 const ingestTS = 1_000_000
 
 // buildSST makes an SST of TestTable rows prefix000.. with f:q = "v<i>".
-func buildSST(t *testing.T, prefix string, n int, family string) (*importer.SST, [][]byte) {
+func buildSST(t testing.TB, prefix string, n int, family string) (*importer.SST, [][]byte) {
 	t.Helper()
 	b := importer.NewSSTBuilder()
 	var cells [][]byte

@@ -193,6 +193,11 @@ type TestingKnobs struct {
 	// Started, if set, is called with the store once Start has launched
 	// it, so an in-process test can inspect a store a node opened.
 	Started func(*Store)
+	// OnFatal, if set, is told of a fatal storage error instead of the
+	// process panicking; the goroutine that hit it (the raft worker, for
+	// an apply) then exits, so the store stops applying as a stopped
+	// process would, while the test inspects it.
+	OnFatal func(what string, err error)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

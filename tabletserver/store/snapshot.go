@@ -134,7 +134,7 @@ func (r *replica) enqueueAdmin(f func(*replica)) {
 // replica; the worker ingests the SST when raft applies the snapshot.
 func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error {
 	var m raftpb.Message
-	if err := m.Unmarshal(h.RaftMessage); err != nil || m.Type != raftpb.MsgSnap {
+	if err := m.Unmarshal(h.RaftMessage); err != nil || m.Type != raftpb.MsgSnap || m.Snapshot == nil {
 		return errs.InvalidArgument("snapshot header has no MsgSnap")
 	}
 	var sd raftcmdpb.SnapshotData

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"runtime"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -231,6 +232,10 @@ func (s *Store) fatal(what string, err error, r *replica) {
 		r.log.Error("fatal storage error", "op", what, "err", err, "history", r.history())
 	} else {
 		s.log.Error("fatal storage error", "op", what, "err", err)
+	}
+	if k := s.opts.Knobs; k != nil && k.OnFatal != nil {
+		k.OnFatal(what, err)
+		runtime.Goexit() // the goroutine stops here, as the process would have
 	}
 	panic("store: " + what + ": " + err.Error())
 }

@@ -1,0 +1,176 @@
+package thriftgw
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/apache/thrift/lib/go/thrift"
+
+	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+)
+
+// fuzzAllocSlack is how many bytes one fuzz input may make the process
+// allocate beyond fuzzAllocPerByte per input byte; the cluster's own
+// background work fits well inside it.
+const (
+	fuzzAllocSlack   = 64 << 20
+	fuzzAllocPerByte = 1 << 10
+)
+
+// fuzzServers starts a cluster, creates table "fz" (family f) and returns
+// one gateway per (framed, compact) combination, not serving: the fuzz
+// target drives their processors directly.
+func fuzzServers(f *testing.F) map[[2]bool]*Server {
+	c := testcluster.Start(f, testcluster.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { cl.Close() })
+	out := map[[2]bool]*Server{}
+	for _, framed := range []bool{false, true} {
+		for _, compact := range []bool{false, true} {
+			s, err := Listen(Options{Client: cl, Addr: "127.0.0.1:0", Framed: framed, Compact: compact, MaxScanners: 8})
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Cleanup(func() { s.Close() })
+			out[[2]bool{framed, compact}] = s
+		}
+	}
+	h := &connHandler{handler: out[[2]bool{}].handler, owner: &owner{}}
+	err = h.CreateTable(ctx, &hbase.TTableDescriptor{TableName: &hbase.TTableName{Qualifier: []byte("fz")},
+		Columns: []*hbase.TColumnFamilyDescriptor{{Name: []byte("f")}}}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	return out
+}
+
+// seedCalls writes a few requests with the generated client into the
+// bytes a client would send (framed or not, binary or compact).
+func seedCalls(f *testing.F, framed, compact bool) [][]byte {
+	tbl := []byte("fz")
+	cv := []*hbase.TColumnValue{{Family: []byte("f"), Qualifier: []byte("q"), Value: []byte("v")}}
+	calls := []func(context.Context, *hbase.THBaseServiceClient){
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.Put(ctx, tbl, &hbase.TPut{Row: []byte("r1"), ColumnValues: cv})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.Get(ctx, tbl, &hbase.TGet{Row: []byte("r1")})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.GetMultiple(ctx, tbl, []*hbase.TGet{{Row: []byte("a")}, {Row: []byte("b"), Columns: []*hbase.TColumn{{Family: []byte("f")}}}})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.PutMultiple(ctx, tbl, []*hbase.TPut{{Row: []byte("a"), ColumnValues: cv}, {Row: []byte("b"), ColumnValues: cv}})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.OpenScanner(ctx, tbl, &hbase.TScan{StartRow: []byte("a"), StopRow: []byte("z")})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) { c.GetScannerRows(ctx, 1, 10) },
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.GetScannerResults(ctx, tbl, &hbase.TScan{FilterString: []byte("PrefixFilter('a')")}, 5)
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.CheckAndMutate(ctx, tbl, []byte("r1"), []byte("f"), []byte("q"), hbase.TCompareOperator_EQUAL, []byte("v"),
+				&hbase.TRowMutations{Row: []byte("r1"), Mutations: []*hbase.TMutation{{DeleteSingle: &hbase.TDelete{Row: []byte("r1")}}}})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.Increment(ctx, tbl, &hbase.TIncrement{Row: []byte("n"), Columns: []*hbase.TColumnIncrement{{Family: []byte("f"), Qualifier: []byte("c")}}})
+		},
+		func(ctx context.Context, c *hbase.THBaseServiceClient) {
+			c.GetTableDescriptor(ctx, &hbase.TTableName{Qualifier: tbl})
+		},
+	}
+	cfg := &thrift.TConfiguration{}
+	var out [][]byte
+	var all bytes.Buffer
+	for _, call := range calls {
+		var buf bytes.Buffer
+		var trans thrift.TTransport = thrift.NewStreamTransport(bytes.NewReader(nil), &buf)
+		if framed {
+			trans = thrift.NewTFramedTransportConf(trans, cfg)
+		}
+		var pf thrift.TProtocolFactory = thrift.NewTBinaryProtocolFactoryConf(cfg)
+		if compact {
+			pf = thrift.NewTCompactProtocolFactoryConf(cfg)
+		}
+		call(context.Background(), hbase.NewTHBaseServiceClientFactory(trans, pf)) // the reply read fails: nothing to read
+		out = append(out, append([]byte(nil), buf.Bytes()...))
+		all.Write(buf.Bytes())
+	}
+	return append(out, all.Bytes()) // all calls on one connection
+}
+
+// FuzzThriftGateway feeds arbitrary bytes, as a client connection would
+// send them, through the gateway's real transport and protocol stack into
+// its processor and handler (backed by a real cluster), for each transport
+// (buffered, framed) and protocol (binary, compact). Nothing may panic
+// (the fuzz processor has no panic-recovering middleware), hang, or
+// allocate much more than the input's size.
+func FuzzThriftGateway(f *testing.F) {
+	servers := fuzzServers(f)
+	for _, framed := range []bool{false, true} {
+		for _, compact := range []bool{false, true} {
+			for _, s := range seedCalls(f, framed, compact) {
+				f.Add(s, framed, compact)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, framed, compact bool) {
+		s := servers[[2]bool{framed, compact}]
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		done := make(chan struct{})
+		go func() { //stop:short-lived one fuzz input, waited for below
+			defer close(done)
+			serveBytes(t, s, data)
+		}()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("processing %d bytes did not finish within a minute", len(data))
+		}
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > fuzzAllocSlack+fuzzAllocPerByte*uint64(len(data)) {
+			t.Fatalf("%d input bytes made the gateway allocate %d bytes", len(data), d)
+		}
+	})
+}
+
+// serveBytes processes data as one connection's input, the way
+// thrift.TSimpleServer does, but with the processor unwrapped and table
+// DDL left out (it would change the cluster under the next input).
+func serveBytes(t *testing.T, s *Server, data []byte) {
+	_, tf, pf := factories(s.opts)
+	trans, err := tf.GetTransport(thrift.NewStreamTransport(bytes.NewReader(data), io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &owner{}
+	defer s.handler.scanners.closeOwner(o)
+	p := hbase.NewTHBaseServiceProcessor(&connHandler{handler: s.handler, owner: o})
+	for _, ddl := range []string{"createTable", "deleteTable", "truncateTable", "enableTable", "disableTable"} {
+		delete(p.ProcessorMap(), ddl)
+	}
+	in, out := pf.GetProtocol(trans), pf.GetProtocol(thrift.NewStreamTransportW(io.Discard))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 64; i++ {
+		ok, err := p.Process(ctx, in, out)
+		var te thrift.TTransportException
+		if errors.As(err, &te) || !ok {
+			return
+		}
+	}
+}
