@@ -51,7 +51,7 @@ type Options struct {
 	// Authz is authz.Secure when the member serves TLS (every call is
 	// then authenticated and authorized, internal/authz), else
 	// authz.Insecure, which cmd/shale sets only with --insecure. Zero:
-	// Insecure.
+	// Secure with TLS, else Insecure.
 	Authz authz.Mode
 }
 
@@ -71,7 +71,12 @@ func (o Options) EnsureDefaults() Options {
 	}
 	o.Schedule = o.Schedule.withDefaults()
 	if o.Authz == authz.ModeUnset {
+		// Serving TLS means authorizing every call: a process is never
+		// encrypted yet open to every certificate holder by accident.
 		o.Authz = authz.Insecure
+		if o.TLS != nil {
+			o.Authz = authz.Secure
+		}
 	}
 	return o
 }

@@ -81,7 +81,12 @@ func (o Options) EnsureDefaults() Options {
 		o.HeartbeatInterval = 10 * time.Second
 	}
 	if o.Authz == authz.ModeUnset {
+		// Serving TLS means authorizing every call: a process is never
+		// encrypted yet open to every certificate holder by accident.
 		o.Authz = authz.Insecure
+		if o.TLS != nil {
+			o.Authz = authz.Secure
+		}
 	}
 	if len(o.PD) == 0 && len(o.Peers) == 0 && o.StoreID != 0 && o.Addr != "" {
 		o.Peers = map[uint64]string{o.StoreID: o.Addr}
