@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
@@ -49,6 +53,14 @@ type Options struct {
 	RequestTimeout time.Duration
 	// Logger receives connection and panic logs. Default slog.Default().
 	Logger *slog.Logger
+	// HTTPAddr is the HOST:PORT of the gateway's HTTP server: /healthz,
+	// /metrics and Go profiles under /debug/pprof/. Empty: none (the
+	// `shale thrift` command defaults to 127.0.0.1:9095).
+	HTTPAddr string
+	// Registry gets the gateway's metrics and is served on /metrics.
+	// Default: a new registry with the Go and process collectors. Pass
+	// the one given to the kvclient to export both.
+	Registry *prometheus.Registry
 }
 
 // EnsureDefaults returns a copy of o with zero (or negative) fields set to
@@ -75,6 +87,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Registry == nil {
+		o.Registry = metrics.NewRegistry()
+	}
 	return o
 }
 
@@ -93,7 +108,11 @@ type Server struct {
 	conns    *connTracker
 	srv      *thrift.TSimpleServer
 	handler  *handler
-	stopper  *stop.Stopper // the janitor and Run's Serve
+	metrics  *gatewayMetrics
+	http     *http.Server // nil without Options.HTTPAddr
+	httpLis  net.Listener
+	closing  atomic.Bool
+	stopper  *stop.Stopper // the janitor, the HTTP server and Run's Serve
 	once     sync.Once
 	closeErr error
 }
@@ -128,13 +147,17 @@ func Listen(o Options) (*Server, error) {
 	} else {
 		pf = thrift.NewTBinaryProtocolFactoryConf(cfg)
 	}
-	s := &Server{opts: o, sock: sock, stopper: stop.New()}
+	s := &Server{opts: o, sock: sock, stopper: stop.New(), metrics: newGatewayMetrics(o.Registry)}
 	s.handler = newHandler(s)
 	s.conns = &connTracker{TServerSocket: sock, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
 	s.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s}, s.conns, tf, pf)
 	if err := s.stopper.Every(context.Background(), "thriftgw.scanner-janitor", janitorPeriod(o.ScannerIdleTimeout), s.expireScanners); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("thriftgw: %w", err)
+	}
+	if err := s.startHTTP(); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -152,7 +175,7 @@ func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProc
 		o = c.owner
 	}
 	h := &connHandler{handler: f.s.handler, owner: o}
-	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware)
+	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.metrics.middleware, f.s.recoverMiddleware)
 }
 
 // Addr is the address the gateway listens on.
@@ -193,6 +216,10 @@ func (s *Server) Run(ctx context.Context) error {
 // the gateway's goroutines. It does not close Options.Client.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		s.closing.Store(true)
+		if s.http != nil {
+			_ = s.http.Close()
+		}
 		s.stopper.Quiesce()
 		s.conns.closeAll()
 		s.closeErr = s.srv.Stop()
