@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/kvclient"
 )
@@ -65,6 +66,9 @@ type Config struct {
 	MaxPrepared int
 	// Logger receives connection errors (default slog.Default()).
 	Logger *slog.Logger
+	// Registry, if set, gets the statement latency histogram
+	// (docs/metrics.md).
+	Registry prometheus.Registerer
 }
 
 const maxFrame = 1<<24 - 1
@@ -111,12 +115,13 @@ func (c *Config) fill() error {
 // Server serves the MySQL protocol on one listener, each connection with
 // its own sqllite.Session on a shared kvclient.Client.
 type Server struct {
-	cfg    Config
-	client *kvclient.Client
-	proto  *server.Server
-	creds  *server.InMemoryProvider
-	ctx    context.Context
-	cancel context.CancelFunc
+	cfg     Config
+	client  *kvclient.Client
+	metrics *sqlMetrics
+	proto   *server.Server
+	creds   *server.InMemoryProvider
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -137,7 +142,7 @@ func New(client *kvclient.Client, cfg Config) (*Server, error) {
 	// No TLS (the listener defaults to 127.0.0.1): caching_sha2_password
 	// then always takes its fast path, which needs neither TLS nor RSA.
 	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, cfg.AuthPlugin, nil, nil)
-	return &Server{cfg: cfg, client: client, proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
+	return &Server{cfg: cfg, client: client, metrics: newSQLMetrics(cfg.Registry), proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Listen opens a TCP listener on addr and serves it in the background;
