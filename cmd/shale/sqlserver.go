@@ -54,8 +54,8 @@ func (f *mysqlFlags) config() (mysqlwire.Config, error) {
 // newSQLServerCommand serves sql-lite over the MySQL protocol.
 func newSQLServerCommand() *cobra.Command {
 	var (
-		f       mysqlFlags
-		pd      string
+		f        mysqlFlags
+		pd       string
 		addr     string
 		httpAddr string
 		timeout  time.Duration
