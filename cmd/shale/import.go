@@ -18,6 +18,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/shaledb/shale/importer"
+	"github.com/shaledb/shale/internal/metrics"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
@@ -34,7 +35,7 @@ func newImportCommand() *cobra.Command {
 		splitSize                                                             int64
 		parallel, ingestParallel                                              int
 		maxErrors                                                             int64
-		cpuProfile                                                            string
+		cpuProfile, httpAddr                                                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "import --pd ADDR --table T [--raw --row-key COL --map COL=FAM:QUAL,...] FILE|DIR|-",
@@ -115,6 +116,23 @@ NULL fields (--null) write no cell.`,
 			default:
 				return fmt.Errorf("--progress %q: want bar, json or none", progress)
 			}
+			if httpAddr != "" {
+				pm := importer.NewProgressMetrics()
+				reg := metrics.NewRegistry()
+				reg.MustRegister(pm)
+				stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil })
+				if err != nil {
+					return err
+				}
+				defer stopHTTP()
+				inner := show
+				show = func(p importer.Progress) {
+					pm.Update(p)
+					if inner != nil {
+						inner(p)
+					}
+				}
+			}
 			o := importer.Options{
 				PD: addrs, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
@@ -150,6 +168,7 @@ NULL fields (--null) write no cell.`,
 		},
 	}
 	fl := cmd.Flags()
+	fl.StringVar(&httpAddr, "http-addr", "", "serve the job's progress on /metrics (and pprof) at this HOST:PORT while it runs")
 	fl.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	fl.StringVar(&table, "table", "", "target table (must exist)")
 	fl.BoolVar(&raw, "raw", false, "import into a raw table with --row-key and --map")
