@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,12 +18,30 @@ const numCodes = int(codes.Unauthenticated) + 1
 // code in shale_grpc_server_handling_seconds. Methods of other services
 // (the raft transport's long-lived streams) pass through untimed.
 type GRPCServer struct {
-	byMethod map[string]*[numCodes]prometheus.Observer
+	vec      *prometheus.HistogramVec
+	byMethod map[string]*methodObservers // read-only after construction
 }
 
-// NewGRPCServer registers the histogram on reg and creates a handle for
-// every (method, code) of services, so that a request only does a map
-// lookup and an Observe.
+// methodObservers holds one method's handles by status code, each made
+// on the method's first request with that code: creating every (method,
+// code) series up front would export thousands of empty histograms.
+type methodObservers struct {
+	method string
+	byCode [numCodes]atomic.Pointer[prometheus.Observer]
+}
+
+func (m *methodObservers) get(vec *prometheus.HistogramVec, c codes.Code) prometheus.Observer {
+	if o := m.byCode[c].Load(); o != nil {
+		return *o
+	}
+	o := vec.WithLabelValues(m.method, c.String())
+	m.byCode[c].Store(&o)
+	return o
+}
+
+// NewGRPCServer registers the histogram on reg and builds the method
+// table of services, so that a request does a map lookup, an atomic load
+// and an Observe.
 func NewGRPCServer(reg prometheus.Registerer, services ...*grpc.ServiceDesc) *GRPCServer {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "shale", Subsystem: "grpc_server", Name: "handling_seconds",
@@ -30,14 +49,10 @@ func NewGRPCServer(reg prometheus.Registerer, services ...*grpc.ServiceDesc) *GR
 		Buckets: RPCBuckets,
 	}, []string{"method", "code"})
 	reg.MustRegister(h)
-	g := &GRPCServer{byMethod: map[string]*[numCodes]prometheus.Observer{}}
+	g := &GRPCServer{vec: h, byMethod: map[string]*methodObservers{}}
 	add := func(svc, method string) {
 		full := "/" + svc + "/" + method
-		var obs [numCodes]prometheus.Observer
-		for c := range obs {
-			obs[c] = h.WithLabelValues(full, codes.Code(c).String())
-		}
-		g.byMethod[full] = &obs
+		g.byMethod[full] = &methodObservers{method: full}
 	}
 	for _, sd := range services {
 		for _, m := range sd.Methods {
@@ -50,12 +65,12 @@ func NewGRPCServer(reg prometheus.Registerer, services ...*grpc.ServiceDesc) *GR
 	return g
 }
 
-func (g *GRPCServer) observe(obs *[numCodes]prometheus.Observer, start time.Time, err error) {
-	c := int(status.Code(err))
-	if c >= numCodes {
-		c = int(codes.Unknown)
+func (g *GRPCServer) observe(obs *methodObservers, start time.Time, err error) {
+	c := status.Code(err)
+	if int(c) >= numCodes {
+		c = codes.Unknown
 	}
-	obs[c].Observe(time.Since(start).Seconds())
+	obs.get(g.vec, c).Observe(time.Since(start).Seconds())
 }
 
 // Unary is the unary server interceptor.

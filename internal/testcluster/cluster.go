@@ -32,6 +32,9 @@ type Options struct {
 	Schedule placementdriver.Config
 	// StoreOptions adjusts store i's (0-based) options, at every start.
 	StoreOptions func(i int, o *store.Options)
+	// HTTP gives every PD member and store an HTTP server (/metrics,
+	// /healthz, pprof) on a loopback port: PDHTTP and Store.HTTPAddr.
+	HTTP bool
 }
 
 // EnsureDefaults returns a copy of o with one PD member and three stores
@@ -69,6 +72,7 @@ type Cluster struct {
 	opts     Options
 	PDPeers  map[string]string // name → peer addr
 	PDAddrs  map[string]string // name → client addr
+	PDHTTP   map[string]string // name → HTTP addr, with Options.HTTP
 	Stores   []*Store
 	mu       sync.Mutex
 	pd       map[string]*proc
@@ -80,7 +84,9 @@ type Store struct {
 	Index int
 	Dir   string
 	Addr  string
-	p     *proc
+	// HTTPAddr serves /metrics and /healthz, with Options.HTTP.
+	HTTPAddr string
+	p        *proc
 }
 
 func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
@@ -93,10 +99,13 @@ func Start(t testing.TB, o Options) *Cluster {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, pd: map[string]*proc{}}
+	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, PDHTTP: map[string]string{}, pd: map[string]*proc{}}
 	for i := 1; i <= o.PDMembers; i++ {
 		name := fmt.Sprintf("pd%d", i)
 		c.PDPeers[name], c.PDAddrs[name] = freeAddr(t), freeAddr(t)
+		if o.HTTP {
+			c.PDHTTP[name] = freeAddr(t)
+		}
 	}
 	for name := range c.PDPeers {
 		c.StartPD(name)
@@ -142,7 +151,7 @@ func (c *Cluster) StartPD(name string) {
 	o := placementdriver.Options{
 		Name: name, DataDir: filepath.Join(c.dir, name), ClientAddr: c.PDAddrs[name], PeerAddr: c.PDPeers[name],
 		InitialCluster: c.PDPeers, ClientAddrs: c.PDAddrs, TickInterval: 20 * time.Millisecond,
-		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule,
+		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule, HTTPAddr: c.PDHTTP[name],
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
@@ -170,6 +179,9 @@ func (c *Cluster) StopPD(name string) {
 func (c *Cluster) AddStore() *Store {
 	i := len(c.Stores)
 	s := &Store{Index: i, Dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i)), Addr: freeAddr(c.t)}
+	if c.opts.HTTP {
+		s.HTTPAddr = freeAddr(c.t)
+	}
 	c.Stores = append(c.Stores, s)
 	c.StartStore(i)
 	return s
@@ -186,7 +198,7 @@ func (c *Cluster) StartStore(i int) {
 	if c.opts.Labels != nil {
 		labels = c.opts.Labels(i)
 	}
-	o := node.Options{DataDir: s.Dir, Addr: s.Addr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so}
+	o := node.Options{DataDir: s.Dir, Addr: s.Addr, HTTPAddr: s.HTTPAddr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- node.Run(ctx, o) }()
