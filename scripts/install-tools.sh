@@ -9,7 +9,8 @@
 #   ci     make, git and a C compiler (go test -race needs cgo), etcd-server
 #          (the benchmark's etcd driver tests run a real etcd), sqlite3 (the
 #          sql-lite differential test compares answers with SQLite's),
-#          mariadb-client (the MySQL protocol tests run the mariadb CLI).
+#          mariadb-client (the MySQL protocol tests run the mariadb CLI),
+#          prometheus (its promtool checks deploy/prometheus: make deploy-check).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -114,6 +115,8 @@ install_ci() {
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler
+	# `make deploy-check` runs promtool on the scrape config and alert rules.
+	need_cmd promtool prometheus
 	if ! /usr/bin/python3 -c 'import thrift' >/dev/null 2>&1; then
 		apt_install python3-thrift
 		/usr/bin/python3 -c 'import thrift' >/dev/null 2>&1 || die "installed python3-thrift but /usr/bin/python3 cannot import thrift"
