@@ -82,3 +82,22 @@ func TestGRPCServerDoesNotAllocate(t *testing.T) {
 	allocs := testing.AllocsPerRun(1000, func() { _, _ = g.Unary(ctx, nil, info, h) })
 	require.Zero(t, allocs)
 }
+
+// BenchmarkGRPCServerUnary is what the interceptor adds to a request, with
+// collection on and off (docs/performance.md, "Metrics").
+func BenchmarkGRPCServerUnary(b *testing.B) {
+	g := NewGRPCServer(prometheus.NewRegistry(), testService)
+	info := &grpc.UnaryServerInfo{FullMethod: "/test.Svc/Get"}
+	h := func(context.Context, any) (any, error) { return nil, nil }
+	ctx := context.Background()
+	for _, on := range []bool{true, false} {
+		b.Run(map[bool]string{true: "on", false: "off"}[on], func(b *testing.B) {
+			SetEnabled(on)
+			defer SetEnabled(true)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = g.Unary(ctx, nil, info, h)
+			}
+		})
+	}
+}
