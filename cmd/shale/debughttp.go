@@ -16,15 +16,15 @@ import (
 )
 
 // serveDebugHTTP serves /healthz (health returns nil when healthy),
-// /metrics and pprof on addr until the returned stop function is called.
-// An empty addr serves nothing.
-func serveDebugHTTP(addr string, reg *prometheus.Registry, health func(context.Context) error) (func(), error) {
+// /metrics and pprof on addr until the returned stop function is called,
+// and returns the address bound. An empty addr serves nothing.
+func serveDebugHTTP(addr string, reg *prometheus.Registry, health func(context.Context) error) (string, func(), error) {
 	if addr == "" {
-		return func() {}, nil
+		return "", func() {}, nil
 	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--http-addr %s: %w", addr, err)
+		return "", nil, fmt.Errorf("--http-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	metrics.HandleDebug(mux, reg)
@@ -45,9 +45,9 @@ func serveDebugHTTP(addr string, reg *prometheus.Registry, health func(context.C
 		}
 	}); err != nil {
 		lis.Close()
-		return nil, err
+		return "", nil, err
 	}
-	return func() {
+	return lis.Addr().String(), func() {
 		_ = srv.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()

@@ -120,7 +120,7 @@ NULL fields (--null) write no cell.`,
 				pm := importer.NewProgressMetrics()
 				reg := metrics.NewRegistry()
 				reg.MustRegister(pm)
-				stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil })
+				_, stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil })
 				if err != nil {
 					return err
 				}
