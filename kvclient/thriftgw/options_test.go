@@ -20,12 +20,14 @@ func TestOptionsEnsureDefaults(t *testing.T) {
 	require.Equal(t, 1000, o.MaxScanners)
 	require.Equal(t, 30*time.Second, o.RequestTimeout)
 	require.Same(t, slog.Default(), o.Logger)
+	require.NotNil(t, o.Registry)
+	require.Empty(t, o.HTTPAddr, "no HTTP server unless asked")
 
 	set := thriftgw.Options{Addr: "127.0.0.1:0", MaxMessageSize: 1 << 10, MaxResultBytes: 7,
 		ScannerIdleTimeout: time.Second, MaxScanners: 2, RequestTimeout: time.Minute}
 	require.Equal(t, set.Addr, set.EnsureDefaults().Addr)
 	got := set.EnsureDefaults()
-	got.Logger = nil
+	got.Logger, got.Registry = nil, nil
 	require.Equal(t, set, got, "set fields are kept")
 	// Negative means default, as zero does.
 	require.Equal(t, 1000, thriftgw.Options{MaxScanners: -1}.EnsureDefaults().MaxScanners)
