@@ -239,8 +239,11 @@ func TestHTTPAPISingleMember(t *testing.T) {
 	code, body = httpDo(t, "GET", root+"/healthz", nil)
 	require.Equal(t, http.StatusOK, code, string(body))
 	require.Contains(t, string(body), `"quorum":true`)
-	code, _ = httpDo(t, "GET", root+"/metrics", nil)
+	code, body = httpDo(t, "GET", root+"/metrics", nil)
 	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), "shale_pd_is_leader 1")
+	code, _ = httpDo(t, "GET", root+"/debug/pprof/", nil)
+	require.Equal(t, http.StatusOK, code, "profiles are served")
 }
 
 func TestHTTPAPIStoresAndTablets(t *testing.T) {
