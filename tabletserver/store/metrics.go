@@ -105,3 +105,9 @@ func (s *Store) Proposals() float64 { return counterValue(s.metrics.proposals) }
 
 // SnapshotsApplied returns the number of raft snapshots ingested so far.
 func (s *Store) SnapshotsApplied() float64 { return counterValue(s.metrics.snapshotsApplied) }
+
+// GCDeleted returns how many cell versions and request-ID records garbage
+// collection has deleted so far.
+func (s *Store) GCDeleted() (versions, dedupRecords float64) {
+	return counterValue(s.metrics.gcVersions), counterValue(s.metrics.gcDedup)
+}
