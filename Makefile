@@ -53,8 +53,9 @@ lint: fmt-check vet ## gofmt check + go vet
 
 # -race needs cgo, so it is forced on here (the binary itself is built without).
 # Fuzz targets run their seed corpora as ordinary tests.
-test: vet fmt-check ## go vet, gofmt check, then the whole test suite with -race
+test: vet fmt-check ## go vet, gofmt check, promtool checks, then the whole test suite with -race
 	scripts/install-tools.sh ci
+	$(MAKE) --no-print-directory deploy-check
 	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests/')
 	@# End-to-end suites (whole clusters, real processes) one package at a
 	@# time, so they do not compete with each other for the 2 cores.
@@ -79,6 +80,17 @@ vulncheck: ## govulncheck ./...: fail on a called function with a known vulnerab
 
 # MySQL protocol address of `make run`'s playground (MYSQL_ADDR= for none).
 MYSQL_ADDR ?= 127.0.0.1:3306
+
+# The Prometheus scrape config and alert rules in deploy/prometheus, checked
+# by Debian's promtool (package prometheus; scripts/install-tools.sh ci
+# installs it). deploy/metrics_test.go checks that the rules and the Grafana
+# dashboards name only exported metrics.
+.PHONY: deploy-check
+
+deploy-check: ## promtool check config and rules of deploy/prometheus
+	@command -v promtool >/dev/null || scripts/install-tools.sh ci
+	promtool check config deploy/prometheus/prometheus.yml
+	promtool check rules deploy/prometheus/alerts.yml
 
 run: build ## build, start a local playground cluster and open the SQL shell on it (demo tables loaded; MySQL clients on $(MYSQL_ADDR))
 	bin/shale playground --sql --demo --mysql-addr "$(MYSQL_ADDR)"

@@ -10,5 +10,12 @@
 // is a real flag of that `shale` subcommand, as `--help` lists them. It also
 // runs `shale health`, the probe the scratch image's health checks use.
 //
+// grafana/ holds Grafana dashboards (cluster overview, tablet server, raft,
+// Pebble, PD, gateway, SQL) and prometheus/ a scrape configuration and
+// alert rules. metrics_test.go runs every kind of process and checks that
+// docs/metrics.md lists exactly the metrics they export and that every
+// metric a dashboard or rule names is exported; `make deploy-check` runs
+// promtool on the Prometheus files.
+//
 // The Docker nemesis suite that runs these files lives in tests/e2e.
 package deploy

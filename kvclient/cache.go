@@ -8,6 +8,8 @@ import (
 	"sort"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -86,6 +88,7 @@ func epochVersion(d *metapb.TabletDescriptor) uint64 { return d.GetEpoch().GetVe
 // version (the PD may lag behind the tablet servers after a split).
 type locationCache struct {
 	lookup tabletLookup
+	misses prometheus.Counter
 
 	mu struct {
 		sync.RWMutex
@@ -93,7 +96,9 @@ type locationCache struct {
 	}
 }
 
-func newLocationCache(l tabletLookup) *locationCache { return &locationCache{lookup: l} }
+func newLocationCache(l tabletLookup) *locationCache {
+	return &locationCache{lookup: l, misses: prometheus.NewCounter(prometheus.CounterOpts{Name: "unregistered"})}
+}
 
 // searchLocked returns the index of the last entry with start <= key, or -1.
 func (c *locationCache) searchLocked(key []byte) int {
@@ -130,6 +135,7 @@ func (c *locationCache) locate(ctx context.Context, key []byte) (location, error
 	if l, ok := c.cached(key); ok {
 		return l, nil
 	}
+	c.misses.Inc()
 	info, err := c.lookup.GetTablet(ctx, key)
 	if err != nil {
 		return location{}, err
@@ -148,6 +154,7 @@ func (c *locationCache) locateBefore(ctx context.Context, key []byte) (location,
 	if l, ok := c.cachedBefore(key); ok {
 		return l, nil
 	}
+	c.misses.Inc()
 	probe, ok := keyBelow(key)
 	if !ok {
 		return location{}, fmt.Errorf("kvclient: no key below %x", key)

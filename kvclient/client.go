@@ -33,6 +33,7 @@ type Client struct {
 	clientID ClientID
 	seq      atomic.Uint64
 	closed   atomic.Bool
+	metrics  *clientMetrics
 
 	tables struct {
 		sync.Mutex
@@ -68,7 +69,9 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		}
 	}
 	lk := pdLookup{pd}
+	c.metrics = newClientMetrics(o.Registry)
 	c.cache = newLocationCache(lk)
+	c.cache.misses = c.metrics.cacheMisses
 	c.pool = newConnPool(lk, o.DialOptions, o.TLS)
 	c.tables.byName = map[string]*TableInfo{}
 	return c, nil
@@ -315,4 +318,16 @@ func (c *Client) tableStillExists(ctx context.Context, t *Table) bool {
 		return false
 	}
 	return true
+}
+
+// Ping checks that the placement driver answers (health checks of
+// processes serving from this client).
+func (c *Client) Ping(ctx context.Context) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if _, err := c.pd.GetMembers(ctx); err != nil {
+		return fmt.Errorf("kvclient: the placement driver at %v does not answer: %w", c.opts.PD, err)
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/security"
@@ -41,6 +42,9 @@ type Options struct {
 	// example an interceptor for tracing, or for fault injection in
 	// tests).
 	DialOptions []grpc.DialOption
+	// Registry, if set, gets the client's metrics (retries by reason,
+	// routing cache misses; docs/metrics.md).
+	Registry prometheus.Registerer
 }
 
 // ClientID is a client's 128-bit identity in request IDs.

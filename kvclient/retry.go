@@ -158,6 +158,7 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		return err
 	}
 	act := retry.Classify(err)
+	r.c.metrics.retried(act)
 	_, tableGone := errs.As[*errorpb.TableNotFound](err)
 	if r.write && act == retry.Ambiguous {
 		r.mayHaveApplied = true

@@ -237,10 +237,13 @@ func TestHTTPAPISingleMember(t *testing.T) {
 	// /metrics and /healthz are served too.
 	root := strings.TrimSuffix(base, "/pd/api/v1/")
 	code, body = httpDo(t, "GET", root+"/healthz", nil)
+	require.Equal(t, http.StatusOK, code, string(body))
+	require.Contains(t, string(body), `"quorum":true`)
+	code, body = httpDo(t, "GET", root+"/metrics", nil)
 	require.Equal(t, http.StatusOK, code)
-	require.Equal(t, "ok\n", string(body))
-	code, _ = httpDo(t, "GET", root+"/metrics", nil)
-	require.Equal(t, http.StatusOK, code)
+	require.Contains(t, string(body), "shale_pd_is_leader 1")
+	code, _ = httpDo(t, "GET", root+"/debug/pprof/", nil)
+	require.Equal(t, http.StatusOK, code, "profiles are served")
 }
 
 func TestHTTPAPIStoresAndTablets(t *testing.T) {

@@ -72,6 +72,7 @@ func (c *cluster) scheduleRound(ctx context.Context) {
 		return
 	}
 	now := time.Now()
+	defer c.s.metrics.observeRound(now)
 	tombstones := c.updateStoreStates(now)
 	for _, si := range tombstones {
 		if err := c.persistStore(ctx, si); err != nil {
@@ -87,10 +88,12 @@ func (c *cluster) scheduleRound(ctx context.Context) {
 	var added, ended []logged
 	for _, op := range c.coord.Controller.Operators() {
 		if op.Created.Equal(now) {
+			c.s.metrics.operatorCreated(op)
 			added = append(added, logged{op.String(), fmt.Sprintf("%d/%d", op.OriginVersion, op.OriginConfVersion)})
 		}
 	}
 	for _, op := range c.coord.Controller.TakeEnded() {
+		c.s.metrics.operatorEnded(op)
 		ended = append(ended, logged{op: op.String()})
 		c.s.cons.operatorEnded(op)
 	}

@@ -2,6 +2,7 @@ package placementdriver
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,13 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/security"
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -45,6 +44,8 @@ type Server struct {
 	ready chan struct{}
 	// cons keeps the web console's history (console.go).
 	cons consoleState
+	// metrics is set by run before anything serves.
+	metrics *pdMetrics
 }
 
 type peerResolver map[uint64]string
@@ -100,8 +101,8 @@ func (s *Server) run(ctx context.Context) error {
 		defer httpLis.Close()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := metrics.NewRegistry()
+	s.metrics = newPDMetrics(reg, s)
 	ids := memberIDs(o.InitialCluster)
 	peers := peerResolver{}
 	for name, addr := range o.InitialCluster {
@@ -121,7 +122,7 @@ func (s *Server) run(ctx context.Context) error {
 	}
 	peerSrv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS), az.ServerOptions()...)...)
 	meta.registerPeers(peerSrv)
-	clientSrv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS), az.ServerOptions()...)...)
+	clientSrv := grpc.NewServer(append(append(grpcutil.ServerOptions(o.TLS), az.ServerOptions()...), metrics.NewGRPCServer(reg, &pdpb.PD_ServiceDesc).ServerOptions()...)...)
 	pdpb.RegisterPDServer(clientSrv, &service{s: s})
 	// errc takes the first error of a server or of starting a task (the
 	// Stopper refuses none before shutdown, but a refusal must not hang).
@@ -136,8 +137,8 @@ func (s *Server) run(ctx context.Context) error {
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "ok") })
+		metrics.HandleDebug(mux, reg)
+		mux.HandleFunc("/healthz", s.serveHealth)
 		s.registerHTTP(mux)
 		s.registerConsole(mux)
 		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz"), ReadHeaderTimeout: 5 * time.Second}
@@ -285,4 +286,48 @@ func (s *Server) clientAddr(name string) string {
 		return s.opts.ClientAddr
 	}
 	return s.opts.ClientAddrs[name]
+}
+
+// health is the answer of /healthz.
+type health struct {
+	Member string `json:"member"`
+	// Leader names the metadata group's leader, "" when there is none.
+	Leader   string `json:"leader"`
+	IsLeader bool   `json:"is_leader"`
+	// Quorum: the metadata group has a leader. Its leader steps down
+	// (check-quorum) once it cannot hear from a majority, and a member
+	// cut off from the leader forgets it within an election timeout, so
+	// a known leader means a quorum answered recently.
+	Quorum bool `json:"quorum"`
+	// Serving: this member leads and has loaded the cluster (it answers
+	// the API), or another member does.
+	Serving bool   `json:"serving"`
+	Reason  string `json:"reason,omitempty"`
+}
+
+// serveHealth answers /healthz: 200 when the metadata group has a leader
+// (a quorum) and that leader serves the API, 503 otherwise, with the
+// details as JSON.
+func (s *Server) serveHealth(w http.ResponseWriter, _ *http.Request) {
+	h := health{Member: s.opts.Name}
+	leaderID, _, err := s.meta.leader()
+	switch {
+	case err != nil:
+		h.Reason = "metadata group not loaded: " + err.Error()
+	case leaderID == 0:
+		h.Reason = "no leader: the metadata group has no quorum"
+	default:
+		h.Leader, h.Quorum = s.names[leaderID], true
+		h.IsLeader = leaderID == s.memberID
+		_, lerr := s.leader()
+		h.Serving = !h.IsLeader || lerr == nil
+		if !h.Serving {
+			h.Reason = "leading the metadata group but the cluster is not loaded yet"
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !h.Quorum || !h.Serving {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(h)
 }

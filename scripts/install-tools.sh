@@ -12,6 +12,7 @@
 #          mariadb-client (the MySQL protocol tests run the mariadb CLI),
 #          chromium (cmd/shale's TestConsoleInBrowser drives the PD web
 #          console in headless Chromium).
+#          prometheus (its promtool checks deploy/prometheus: make deploy-check).
 #
 # Idempotent: only what is missing (or at the wrong pinned version) is
 # installed. Anything that cannot be installed stops the script with a
@@ -119,6 +120,8 @@ install_ci() {
 	# The cross-language Thrift test generates a Python client with
 	# Debian's thrift compiler and runs it with Debian's python3-thrift.
 	need_cmd thrift thrift-compiler
+	# `make deploy-check` runs promtool on the scrape config and alert rules.
+	need_cmd promtool prometheus
 	if ! /usr/bin/python3 -c 'import thrift' >/dev/null 2>&1; then
 		apt_install python3-thrift
 		/usr/bin/python3 -c 'import thrift' >/dev/null 2>&1 || die "installed python3-thrift but /usr/bin/python3 cannot import thrift"

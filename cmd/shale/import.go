@@ -18,6 +18,7 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/shaledb/shale/importer"
+	"github.com/shaledb/shale/internal/metrics"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
@@ -34,7 +35,7 @@ func newImportCommand() *cobra.Command {
 		splitSize                                                             int64
 		parallel, ingestParallel                                              int
 		maxErrors                                                             int64
-		cpuProfile                                                            string
+		cpuProfile, httpAddr                                                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "import --pd ADDR --table T [--raw --row-key COL --map COL=FAM:QUAL,...] FILE|DIR|-",
@@ -119,6 +120,23 @@ NULL fields (--null) write no cell.`,
 			if err != nil {
 				return err
 			}
+			if httpAddr != "" {
+				pm := importer.NewProgressMetrics()
+				reg := metrics.NewRegistry()
+				reg.MustRegister(pm)
+				_, stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil })
+				if err != nil {
+					return err
+				}
+				defer stopHTTP()
+				inner := show
+				show = func(p importer.Progress) {
+					pm.Update(p)
+					if inner != nil {
+						inner(p)
+					}
+				}
+			}
 			o := importer.Options{
 				PD: addrs, TLS: tls, Table: table, Inputs: args, Stdin: cmd.InOrStdin(), Source: src,
 				RowKey: rowKey, Mappings: maps, WorkDir: workDir, MemoryBytes: memory, Parallel: parallel,
@@ -155,6 +173,7 @@ NULL fields (--null) write no cell.`,
 	}
 	fl := cmd.Flags()
 	addClientTLSFlags(fl)
+	fl.StringVar(&httpAddr, "http-addr", "", "serve the job's progress on /metrics (and pprof) at this HOST:PORT while it runs")
 	fl.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	fl.StringVar(&table, "table", "", "target table (must exist)")
 	fl.BoolVar(&raw, "raw", false, "import into a raw table with --row-key and --map")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/sql-lite/mysqlwire"
 )
@@ -53,10 +54,11 @@ func (f *mysqlFlags) config() (mysqlwire.Config, error) {
 // newSQLServerCommand serves sql-lite over the MySQL protocol.
 func newSQLServerCommand() *cobra.Command {
 	var (
-		f       mysqlFlags
-		pd      string
-		addr    string
-		timeout time.Duration
+		f        mysqlFlags
+		pd       string
+		addr     string
+		httpAddr string
+		timeout  time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "sql-server",
@@ -82,17 +84,27 @@ See docs/sql.md, "MySQL protocol".`,
 			}
 			ctx := cmd.Context()
 			octx, cancel := context.WithTimeout(ctx, timeout)
-			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: cfg.TLS})
+			reg := metrics.NewRegistry()
+			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: cfg.TLS, Registry: reg})
 			cancel()
 			if err != nil {
 				return err
 			}
 			defer c.Close()
+			cfg.Registry = reg
 			srv, err := mysqlwire.New(c, cfg)
 			if err != nil {
 				return err
 			}
 			defer srv.Close()
+			boundHTTP, stopHTTP, err := serveDebugHTTP(httpAddr, reg, c.Ping)
+			if err != nil {
+				return err
+			}
+			defer stopHTTP()
+			if boundHTTP != "" {
+				fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server serving /healthz and /metrics on http://%s\n", boundHTTP)
+			}
 			bound, err := srv.Listen(addr)
 			if err != nil {
 				return err
@@ -108,6 +120,7 @@ See docs/sql.md, "MySQL protocol".`,
 	}
 	cmd.Flags().StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	cmd.Flags().StringVar(&addr, "addr", "127.0.0.1:3306", "address to serve the MySQL protocol on, HOST:PORT")
+	cmd.Flags().StringVar(&httpAddr, "http-addr", "127.0.0.1:3390", `HTTP address for /healthz, /metrics and /debug/pprof/ ("" disables)`)
 	cmd.Flags().DurationVar(&timeout, "connect-timeout", 10*time.Second, "give up connecting to the cluster after this long")
 	f.register(cmd)
 	addServerTLSFlags(cmd.Flags())

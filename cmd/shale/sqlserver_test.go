@@ -5,6 +5,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"net/http"
 	"regexp"
 	"strings"
 	"sync"
@@ -57,7 +59,7 @@ func TestSQLServerCommand(t *testing.T) {
 	var out syncBuffer
 	root.SetOut(&out)
 	root.SetErr(&out)
-	root.SetArgs([]string{"sql-server", "--pd", pd, "--addr", "127.0.0.1:0", "--user", "app", "--password", "pw", "--auth-plugin", "mysql_native_password", "--insecure"})
+	root.SetArgs([]string{"sql-server", "--pd", pd, "--addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--user", "app", "--password", "pw", "--auth-plugin", "mysql_native_password", "--insecure"})
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
 	re := regexp.MustCompile(`listening on (127\.0\.0\.1:\d+) \(MySQL protocol, user app, mysql_native_password, INSECURE: no TLS\)`)
@@ -84,6 +86,19 @@ func TestSQLServerCommand(t *testing.T) {
 	var v string
 	require.NoError(t, db.QueryRow("SELECT v FROM sqlserver_cmd WHERE k = 7").Scan(&v))
 	require.Equal(t, "seven", v)
+
+	// Health, metrics and profiles on --http-addr.
+	m := regexp.MustCompile(`/metrics on http://(127\.0\.0\.1:\d+)`).FindStringSubmatch(out.String())
+	require.NotNil(t, m, out.String())
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": `shale_sql_statement_seconds_count{outcome="ok",statement="create"} 1`, "/debug/pprof/": "goroutine"} {
+		resp, err := http.Get("http://" + m[1] + path)
+		require.NoError(t, err)
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, path)
+		require.Contains(t, string(b), want, path)
+	}
 	cancel()
 	select {
 	case err := <-done:

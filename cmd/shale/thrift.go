@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 )
@@ -29,6 +30,7 @@ func newThriftCommand() *cobra.Command {
 		maxScanners         int
 		maxMessage          int32
 		timeout, reqTimeout time.Duration
+		httpAddr            string
 	)
 	cmd := &cobra.Command{
 		Use:   "thrift",
@@ -56,7 +58,8 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
 			octx, cancel := context.WithTimeout(ctx, timeout)
-			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: tls})
+			reg := metrics.NewRegistry()
+			c, err := kvclient.Open(octx, kvclient.Options{PD: strings.Split(pd, ","), TLS: tls, Registry: reg})
 			cancel()
 			if err != nil {
 				return err
@@ -66,6 +69,7 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 				Client: c, Addr: listen, Framed: framed, Compact: compact,
 				ScannerIdleTimeout: scannerIdle, MaxScanners: maxScanners,
 				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout, TLS: tls,
+				HTTPAddr: httpAddr, Registry: reg,
 			})
 			if err != nil {
 				return err
@@ -79,6 +83,7 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 	f := cmd.Flags()
 	f.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	f.StringVar(&addr, "addr", "127.0.0.1:"+strconv.Itoa(thriftgw.DefaultPort), "address to serve Thrift on, HOST:PORT (port defaults to 9090; 0.0.0.0:9090 for every interface)")
+	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:9095", `HTTP address for /healthz, /metrics and /debug/pprof/ ("" disables)`)
 	f.BoolVar(&framed, "framed", false, "use the framed transport (default: buffered, as HBase)")
 	f.BoolVar(&compact, "compact", false, "use the compact protocol (default: binary, as HBase)")
 	f.DurationVar(&scannerIdle, "scanner-idle-timeout", 60*time.Second, "close scanners idle for this long")

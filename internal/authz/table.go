@@ -82,6 +82,7 @@ var GRPC = map[string]Rule{
 // and the tablet servers' status ports.
 var HTTP = map[string]Class{
 	"/healthz":                 Public,
+	"/readyz":                  Public,
 	"/metrics":                 Authenticated,
 	"GET /pd/api/v1/members":   Authenticated,
 	"GET /pd/api/v1/health":    Public,

@@ -38,6 +38,9 @@ type Options struct {
 	// in CertsDir; PD() and TabletClient connect as root, and clients of
 	// the test pass ClientTLS() (kvclient.Options.TLS).
 	Secure bool
+	// HTTP gives every PD member and store an HTTP server (/metrics,
+	// /healthz, pprof) on a loopback port: PDHTTP and Store.HTTPAddr.
+	HTTP bool
 }
 
 // EnsureDefaults returns a copy of o with one PD member and three stores
@@ -75,6 +78,7 @@ type Cluster struct {
 	opts     Options
 	PDPeers  map[string]string // name → peer addr
 	PDAddrs  map[string]string // name → client addr
+	PDHTTP   map[string]string // name → HTTP addr, with Options.HTTP
 	Stores   []*Store
 	mu       sync.Mutex
 	pd       map[string]*proc
@@ -88,7 +92,9 @@ type Store struct {
 	Index int
 	Dir   string
 	Addr  string
-	p     *proc
+	// HTTPAddr serves /metrics and /healthz, with Options.HTTP.
+	HTTPAddr string
+	p        *proc
 }
 
 func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
@@ -101,10 +107,13 @@ func Start(t testing.TB, o Options) *Cluster {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, pd: map[string]*proc{}}
+	c := &Cluster{t: t, dir: t.TempDir(), opts: o, PDPeers: map[string]string{}, PDAddrs: map[string]string{}, PDHTTP: map[string]string{}, pd: map[string]*proc{}}
 	for i := 1; i <= o.PDMembers; i++ {
 		name := fmt.Sprintf("pd%d", i)
 		c.PDPeers[name], c.PDAddrs[name] = freeAddr(t), freeAddr(t)
+		if o.HTTP {
+			c.PDHTTP[name] = freeAddr(t)
+		}
 	}
 	if o.Secure {
 		c.makeCerts()
@@ -153,7 +162,7 @@ func (c *Cluster) StartPD(name string) {
 	o := placementdriver.Options{
 		Name: name, DataDir: filepath.Join(c.dir, name), ClientAddr: c.PDAddrs[name], PeerAddr: c.PDPeers[name],
 		InitialCluster: c.PDPeers, ClientAddrs: c.PDAddrs, TickInterval: 20 * time.Millisecond,
-		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule, TLS: c.nodeTLS,
+		StoreHeartbeatTimeout: 5 * time.Second, Schedule: c.opts.Schedule, TLS: c.nodeTLS, HTTPAddr: c.PDHTTP[name],
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
@@ -181,6 +190,9 @@ func (c *Cluster) StopPD(name string) {
 func (c *Cluster) AddStore() *Store {
 	i := len(c.Stores)
 	s := &Store{Index: i, Dir: filepath.Join(c.dir, fmt.Sprintf("store%d", i)), Addr: freeAddr(c.t)}
+	if c.opts.HTTP {
+		s.HTTPAddr = freeAddr(c.t)
+	}
 	c.Stores = append(c.Stores, s)
 	c.StartStore(i)
 	return s
@@ -197,7 +209,7 @@ func (c *Cluster) StartStore(i int) {
 	if c.opts.Labels != nil {
 		labels = c.opts.Labels(i)
 	}
-	o := node.Options{DataDir: s.Dir, Addr: s.Addr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so, TLS: c.nodeTLS}
+	o := node.Options{DataDir: s.Dir, Addr: s.Addr, HTTPAddr: s.HTTPAddr, PD: c.PDEndpoints(), Labels: labels, HeartbeatInterval: 200 * time.Millisecond, ShutdownTimeout: 2 * time.Second, Store: so, TLS: c.nodeTLS}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan error, 1)}
 	go func() { p.done <- node.Run(ctx, o) }()

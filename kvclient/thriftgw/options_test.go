@@ -24,13 +24,15 @@ func TestOptionsEnsureDefaults(t *testing.T) {
 	require.Equal(t, 1024, o.MaxConnections)
 	require.Equal(t, 10*time.Minute, o.IdleTimeout)
 	require.Equal(t, 30*time.Second, o.FrameTimeout)
+	require.NotNil(t, o.Registry)
+	require.Empty(t, o.HTTPAddr, "no HTTP server unless asked")
 
 	set := thriftgw.Options{Addr: "127.0.0.1:0", MaxMessageSize: 1 << 10, MaxResultBytes: 7,
 		ScannerIdleTimeout: time.Second, MaxScanners: 2, RequestTimeout: time.Minute,
 		MaxContainerElements: 5, MaxConnections: 3, IdleTimeout: time.Hour, FrameTimeout: time.Second}
 	require.Equal(t, set.Addr, set.EnsureDefaults().Addr)
 	got := set.EnsureDefaults()
-	got.Logger = nil
+	got.Logger, got.Registry = nil, nil
 	require.Equal(t, set, got, "set fields are kept")
 	// Negative means default, as zero does.
 	require.Equal(t, 1000, thriftgw.Options{MaxScanners: -1}.EnsureDefaults().MaxScanners)

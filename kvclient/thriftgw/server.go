@@ -8,14 +8,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/security"
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
@@ -77,6 +81,14 @@ type Options struct {
 	// each connection acts as its client certificate's user. Nil: no
 	// checks (an insecure gateway).
 	Authz *authz.Authorizer
+	// HTTPAddr is the HOST:PORT of the gateway's HTTP server: /healthz,
+	// /metrics and Go profiles under /debug/pprof/. Empty: none (the
+	// `shale thrift` command defaults to 127.0.0.1:9095).
+	HTTPAddr string
+	// Registry gets the gateway's metrics and is served on /metrics.
+	// Default: a new registry with the Go and process collectors. Pass
+	// the one given to the kvclient to export both.
+	Registry *prometheus.Registry
 }
 
 // EnsureDefaults returns a copy of o with zero (or negative) fields set to
@@ -115,6 +127,9 @@ func (o Options) EnsureDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
+	if o.Registry == nil {
+		o.Registry = metrics.NewRegistry()
+	}
 	return o
 }
 
@@ -133,7 +148,11 @@ type Server struct {
 	conns    *connTracker
 	srv      *thrift.TSimpleServer
 	handler  *handler
-	stopper  *stop.Stopper // the janitor and Run's Serve
+	metrics  *gatewayMetrics
+	http     *http.Server // nil without Options.HTTPAddr
+	httpLis  net.Listener
+	closing  atomic.Bool
+	stopper  *stop.Stopper // the janitor, the HTTP server and Run's Serve
 	once     sync.Once
 	closeErr error
 	// testIdentity, when set (export_test.go), is every connection's
@@ -156,7 +175,7 @@ func Listen(o Options) (*Server, error) {
 		return nil, fmt.Errorf("thriftgw: listen on %s: %w", o.Addr, err)
 	}
 	cfg, tf, pf := factories(o)
-	s := &Server{opts: o, sock: sock, stopper: stop.New()}
+	s := &Server{opts: o, sock: sock, stopper: stop.New(), metrics: newGatewayMetrics(o.Registry)}
 	s.handler = newHandler(s)
 	s.conns = &connTracker{TServerSocket: sock, conf: cfg, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
 	if o.TLS != nil {
@@ -166,6 +185,10 @@ func Listen(o Options) (*Server, error) {
 	if err := s.stopper.Every(context.Background(), "thriftgw.scanner-janitor", janitorPeriod(o.ScannerIdleTimeout), s.expireScanners); err != nil {
 		sock.Close()
 		return nil, fmt.Errorf("thriftgw: %w", err)
+	}
+	if err := s.startHTTP(); err != nil {
+		_ = s.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -206,7 +229,7 @@ func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProc
 		o = c.owner
 	}
 	h := &connHandler{handler: f.s.handler, owner: o, ident: &connIdentity{trans: trans, fixed: f.s.testIdentity}, conn: c}
-	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.recoverMiddleware, h.authzMiddleware)
+	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.metrics.middleware, f.s.recoverMiddleware, h.authzMiddleware)
 }
 
 // Addr is the address the gateway listens on.
@@ -247,6 +270,10 @@ func (s *Server) Run(ctx context.Context) error {
 // the gateway's goroutines. It does not close Options.Client.
 func (s *Server) Close() error {
 	s.once.Do(func() {
+		s.closing.Store(true)
+		if s.http != nil {
+			_ = s.http.Close()
+		}
 		s.stopper.Quiesce()
 		s.conns.closeAll()
 		s.closeErr = s.srv.Stop()

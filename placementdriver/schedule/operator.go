@@ -296,3 +296,21 @@ func NewSplitOperator(t *Tablet, alloc IDAllocator, kind OpKind, key []byte, des
 	}
 	return newOperator(t, kind, desc, s)
 }
+
+// Kinds lists every operator kind (for metrics with one series per kind).
+func Kinds() []OpKind {
+	out := make([]OpKind, 0, numKinds)
+	for k := OpKind(0); k < numKinds; k++ {
+		out = append(out, k)
+	}
+	return out
+}
+
+// EndStatuses lists the statuses an ended operator can have.
+func EndStatuses() []OpStatus {
+	out := make([]OpStatus, 0, numStatuses)
+	for s := OpFinished; s < numStatuses; s++ {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,6 +1,8 @@
 package mysqlwire
 
 import (
+	"time"
+
 	"fmt"
 	"sort"
 	"strings"
@@ -65,8 +67,10 @@ func (h *handler) UseDB(db string) error {
 // HandleQuery is COM_QUERY: the statements drivers send about the
 // session are answered here (session.go), the rest by the engine. Several
 // statements in one query send one result each.
-func (h *handler) HandleQuery(query string) (*mysql.Result, error) {
+func (h *handler) HandleQuery(query string) (r *mysql.Result, err error) {
 	defer h.syncStatus()
+	kind, start := statementKind(query), time.Now()
+	defer func() { h.srv.metrics.observe(kind, start, err) }()
 	if r, handled, err := h.sessionQuery(query); handled {
 		return r, err
 	}
@@ -157,8 +161,10 @@ func (h *handler) HandleStmtPrepare(query string) (int, int, any, error) {
 // binary parameters; strings arrive as bytes and are bound as strings
 // when they are UTF-8 (drivers send both strings and []byte as
 // MYSQL_TYPE_STRING).
-func (h *handler) HandleStmtExecute(ctx any, _ string, args []any) (*mysql.Result, error) {
+func (h *handler) HandleStmtExecute(ctx any, _ string, args []any) (r *mysql.Result, err error) {
 	defer h.syncStatus()
+	start := time.Now()
+	defer func() { h.srv.metrics.observe("execute", start, err) }()
 	p, ok := ctx.(*stmt)
 	if !ok {
 		return nil, newErr(mysql.ER_UNKNOWN_STMT_HANDLER, "HY000", "unknown prepared statement")

@@ -16,6 +16,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
@@ -72,6 +73,9 @@ type Config struct {
 	// error 3159 before it authenticates), and may present a client
 	// certificate signed by the cluster's CA. nil: plaintext only.
 	TLS *security.Reloader
+	// Registry, if set, gets the statement latency histogram
+	// (docs/metrics.md).
+	Registry prometheus.Registerer
 }
 
 const maxFrame = 1<<24 - 1
@@ -118,12 +122,13 @@ func (c *Config) fill() error {
 // Server serves the MySQL protocol on one listener, each connection with
 // its own sqllite.Session on a shared kvclient.Client.
 type Server struct {
-	cfg    Config
-	client *kvclient.Client
-	proto  *server.Server
-	creds  *server.InMemoryProvider
-	ctx    context.Context
-	cancel context.CancelFunc
+	cfg     Config
+	client  *kvclient.Client
+	metrics *sqlMetrics
+	proto   *server.Server
+	creds   *server.InMemoryProvider
+	ctx     context.Context
+	cancel  context.CancelFunc
 
 	mu     sync.Mutex
 	ln     net.Listener
@@ -148,7 +153,7 @@ func New(client *kvclient.Client, cfg Config) (*Server, error) {
 		tlsConfig = cfg.TLS.ServerTLS(false)
 	}
 	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, cfg.AuthPlugin, nil, tlsConfig)
-	return &Server{cfg: cfg, client: client, proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
+	return &Server{cfg: cfg, client: client, metrics: newSQLMetrics(cfg.Registry), proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Listen opens a TCP listener on addr and serves it in the background;

@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"slices"
 	"strings"
@@ -18,15 +17,13 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/security"
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -107,11 +104,7 @@ func Run(ctx context.Context, o Options) error {
 		defer httpLis.Close()
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
+	reg := metrics.NewRegistry()
 	sopts := o.Store
 	sopts.StoreID = o.StoreID
 	sopts.Dir = o.DataDir
@@ -146,10 +139,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var gate requestGate
-	srv := grpc.NewServer(append(grpcutil.ServerOptions(o.TLS),
+	rpcMetrics := metrics.NewGRPCServer(reg, &kvpb.Tablet_ServiceDesc)
+	srv := grpc.NewServer(append(append(grpcutil.ServerOptions(o.TLS),
 		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary),
 		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream),
-	)...)
+	), rpcMetrics.ServerOptions()...)...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
 
@@ -178,23 +172,22 @@ func Run(ctx context.Context, o Options) error {
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-		// Profiles, as TiKV and etcd serve on their status ports: the
-		// performance work needs CPU and allocation profiles of real
-		// servers under load (`go tool pprof http://HOST/debug/pprof/profile`).
-		mux.HandleFunc("/debug/pprof/", pprof.Index)
-		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-		mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		// /metrics and profiles: the performance work needs CPU and
+		// allocation profiles of real servers under load.
+		metrics.HandleDebug(mux, reg)
+		// Ready (both paths): registered with PD (joinCluster returned
+		// before any listener opened) or static, serving, and not
+		// shutting down.
+		ready := func(w http.ResponseWriter, _ *http.Request) {
 			if !healthy.Load() {
 				http.Error(w, "not serving", http.StatusServiceUnavailable)
 				return
 			}
 			_, _ = w.Write([]byte("ok"))
-		})
-		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz"), ReadHeaderTimeout: 10 * time.Second}
+		}
+		mux.HandleFunc("/healthz", ready)
+		mux.HandleFunc("/readyz", ready)
+		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz", "/readyz"), ReadHeaderTimeout: 10 * time.Second}
 		serve("node.http", func() error {
 			if err := httpSrv.Serve(o.TLS.HTTPListener(httpLis)); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				return fmt.Errorf("node: HTTP server on %s: %w", o.HTTPAddr, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
@@ -118,7 +119,19 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		// Committed: a quorum acknowledged it after it was proposed.
 		r.renewLease(p.proposed, e.Index)
 		res := applyResult{resp: resp, err: err}
-		post = append(post, func() { p.finish(res) })
+		if !metrics.Enabled() {
+			post = append(post, func() { p.finish(res) })
+			return post
+		}
+		// Committed entries are evaluated in the pass that learns of the
+		// commit; the post actions run once the apply batch is written.
+		clock := r.s.opts.Clock
+		r.s.metrics.proposalCommit.Observe(clock.Now().Sub(p.proposed).Seconds())
+		apply := r.s.metrics.proposalApply
+		post = append(post, func() {
+			apply.Observe(clock.Now().Sub(p.proposed).Seconds())
+			p.finish(res)
+		})
 	}
 	return post
 }

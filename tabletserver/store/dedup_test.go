@@ -187,6 +187,9 @@ func TestRequestIDRecordsExpire(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("GC after the retention deleted %d cells, want the one request-ID record", n)
 	}
+	if versions, dedup := c.Nodes[1].Store.GCDeleted(); versions != 0 || dedup != 1 {
+		t.Fatalf("GC metrics count %v versions and %v request-ID records, want 0 and 1", versions, dedup)
+	}
 	if got := inc(); got != 2 {
 		t.Fatalf("request replayed after its record expired returned %d, want a fresh apply (2)", got)
 	}

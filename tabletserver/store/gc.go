@@ -89,6 +89,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	}
 	var (
 		garbage  [][]byte
+		dedup    int // records of dedupFamily in garbage
 		deleted  int
 		colKey   []byte
 		versions int
@@ -102,8 +103,10 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage}}})
 		if err == nil {
 			deleted += len(garbage)
+			s.metrics.gcVersions.Add(float64(len(garbage) - dedup))
+			s.metrics.gcDedup.Add(float64(dedup))
 		}
-		garbage = nil
+		garbage, dedup = nil, 0
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
@@ -134,6 +137,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		if c.Family == dedupFamily {
 			if dedupExpired(it.Value(), applied.MaxTimestamp, s.opts.DedupRetention) {
 				garbage = append(garbage, bytes.Clone(ck))
+				dedup++
 			}
 			if len(garbage) >= gcBatchKeys {
 				if err := flush(); err != nil {

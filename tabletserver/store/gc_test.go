@@ -86,6 +86,9 @@ func TestVersionGC(t *testing.T) {
 	if n != 3+5 {
 		t.Fatalf("GC deleted %d versions, want 8 (3 beyond max_versions, 5 expired)", n)
 	}
+	if versions, dedup := c.Nodes[leader].Store.GCDeleted(); versions != 8 || dedup != 0 {
+		t.Fatalf("GC metrics count %v versions and %v request-ID records, want 8 and 0", versions, dedup)
+	}
 	testutils.SucceedsSoon(t, func() error {
 		for id, node := range c.Nodes {
 			db := node.Store.DB()

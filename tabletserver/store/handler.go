@@ -94,7 +94,12 @@ func (h *transportHandler) HandleSnapshot(ctx context.Context, hd *transportpb.S
 	if hd.ToStore != s.opts.StoreID {
 		return errs.InvalidArgument("snapshot for store %d reached store %d", hd.ToStore, s.opts.StoreID)
 	}
-	return s.receiveSnapshot(ctx, hd, next)
+	s.metrics.snapRecv.Inc()
+	return s.receiveSnapshot(ctx, hd, func() ([]byte, []byte, error) {
+		k, v, err := next()
+		s.metrics.snapRecvBytes.Add(float64(len(k) + len(v)))
+		return k, v, err
+	})
 }
 
 // ReportUnreachable implements transport.Handler. Raft notices unreachable

@@ -1,8 +1,16 @@
 package store
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"strconv"
 
-type metrics struct {
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/shaledb/shale/internal/metrics"
+)
+
+type metrics_ struct{}
+
+type storeMetrics struct {
 	readyIterations  prometheus.Counter
 	raftSyncs        prometheus.Counter
 	entriesAppended  prometheus.Counter
@@ -13,15 +21,41 @@ type metrics struct {
 	snapshotsSent    prometheus.Counter
 	snapshotsApplied prometheus.Counter
 	clockRefused     prometheus.Counter
+
+	readyPass       prometheus.Observer
+	logSync         prometheus.Observer
+	proposalCommit  prometheus.Observer
+	proposalApply   prometheus.Observer
+	snapSentBytes   prometheus.Counter
+	snapRecv        prometheus.Counter
+	snapRecvBytes   prometheus.Counter
+	gcVersions      prometheus.Counter
+	gcDedup         prometheus.Counter
+	sentMessagesVec *prometheus.CounterVec
+	sentBytesVec    *prometheus.CounterVec
+	// peers caches the per-destination-store handles. Worker only.
+	peers map[uint64]peerCounters
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+type peerCounters struct{ messages, bytes prometheus.Counter }
+
+func newMetrics(reg prometheus.Registerer) *storeMetrics {
 	c := func(name, help string) prometheus.Counter {
 		ctr := prometheus.NewCounter(prometheus.CounterOpts{Namespace: "shale", Subsystem: "store", Name: name, Help: help})
 		reg.MustRegister(ctr)
 		return ctr
 	}
-	return &metrics{
+	h := func(name, help string, buckets []float64) prometheus.Observer {
+		o := prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "shale", Subsystem: "store", Name: name, Help: help, Buckets: buckets})
+		reg.MustRegister(o)
+		return o
+	}
+	cv := func(name, help string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shale", Subsystem: "store", Name: name, Help: help}, []string{"to_store"})
+		reg.MustRegister(v)
+		return v
+	}
+	return &storeMetrics{
 		readyIterations:  c("raft_ready_iterations_total", "Iterations of the raft Ready loop that had work."),
 		raftSyncs:        c("raft_log_syncs_total", "Fsyncs of the raft log (one per Ready iteration at most: group commit)."),
 		entriesAppended:  c("raft_entries_appended_total", "Raft entries written to the log."),
@@ -32,7 +66,32 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
 		clockRefused:     c("clock_updates_refused_total", "Applied timestamps the store's clock did not take in: more than MaxClockOffset ahead of its wall clock."),
+
+		readyPass:       h("raft_ready_pass_seconds", "Time of one Ready-loop pass that had work: append, fsync, send, apply.", metrics.DiskBuckets),
+		logSync:         h("raft_log_sync_seconds", "Time to commit one raft log batch with fsync.", metrics.DiskBuckets),
+		proposalCommit:  h("raft_proposal_commit_seconds", "Time from handing a command to raft on the leader to seeing it committed.", metrics.RPCBuckets),
+		proposalApply:   h("raft_proposal_apply_seconds", "Time from handing a command to raft on the leader to its apply batch being written.", metrics.RPCBuckets),
+		snapSentBytes:   c("snapshots_sent_bytes_total", "Key and value bytes of raft snapshots streamed to other stores."),
+		snapRecv:        c("snapshots_received_total", "Raft snapshots received from other stores (accepted or not)."),
+		snapRecvBytes:   c("snapshots_received_bytes_total", "Key and value bytes of raft snapshots received from other stores."),
+		gcVersions:      c("gc_deleted_versions_total", "Cell versions deleted by MVCC garbage collection (max versions, max age)."),
+		gcDedup:         c("gc_deleted_dedup_records_total", "Expired request-ID (exactly-once) records deleted by garbage collection."),
+		sentMessagesVec: cv("raft_sent_messages_total", "Raft messages sent, by destination store (snapshots not included)."),
+		sentBytesVec:    cv("raft_sent_bytes_total", "Bytes of raft messages sent, by destination store (snapshots not included)."),
+		peers:           map[uint64]peerCounters{},
 	}
+}
+
+// peer returns the counters of one destination store, creating them on
+// first use. Worker only.
+func (m *storeMetrics) peer(store uint64) peerCounters {
+	p, ok := m.peers[store]
+	if !ok {
+		l := strconv.FormatUint(store, 10)
+		p = peerCounters{messages: m.sentMessagesVec.WithLabelValues(l), bytes: m.sentBytesVec.WithLabelValues(l)}
+		m.peers[store] = p
+	}
+	return p
 }
 
 // Syncs returns the number of raft log fsyncs so far (for benchmarks).
@@ -46,3 +105,9 @@ func (s *Store) Proposals() float64 { return counterValue(s.metrics.proposals) }
 
 // SnapshotsApplied returns the number of raft snapshots ingested so far.
 func (s *Store) SnapshotsApplied() float64 { return counterValue(s.metrics.snapshotsApplied) }
+
+// GCDeleted returns how many cell versions and request-ID records garbage
+// collection has deleted so far.
+func (s *Store) GCDeleted() (versions, dedupRecords float64) {
+	return counterValue(s.metrics.gcVersions), counterValue(s.metrics.gcDedup)
+}

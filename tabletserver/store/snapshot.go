@@ -86,6 +86,7 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 		}
 		defer func() { <-s.snapshotSem }()
 		lo, hi := keys.DataSpan(sd.Tablet.StartKey, sd.Tablet.EndKey)
+		sent := 0
 		err := s.transport.SendSnapshot(ctx, toStore, header, func(emit func(k, v []byte) error) error {
 			it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 			if err != nil {
@@ -96,9 +97,11 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 				if err := emit(it.Key(), it.Value()); err != nil {
 					return err
 				}
+				sent += len(it.Key()) + len(it.Value())
 			}
 			return it.Error()
 		})
+		s.metrics.snapSentBytes.Add(float64(sent))
 		status := raft.SnapshotFinish
 		if err != nil {
 			status = raft.SnapshotFailure

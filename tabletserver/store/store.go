@@ -39,7 +39,7 @@ type Store struct {
 	clock     *hlc.Clock
 	transport *transport.Transport
 	log       *slog.Logger
-	metrics   *metrics
+	metrics   *storeMetrics
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
@@ -195,6 +195,7 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	opts.Registry.MustRegister(newCollector(s))
 	return s, nil
 }
 

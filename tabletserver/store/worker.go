@@ -6,9 +6,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
 
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/proto/transportpb"
 )
 
@@ -132,6 +134,9 @@ func (s *Store) processReady(ticked bool) {
 		return
 	}
 	s.metrics.readyIterations.Inc()
+	if metrics.Enabled() {
+		defer observeSince(s.metrics.readyPass, time.Now())
+	}
 
 	// 1. Leaders' appends go out first, so that followers write while the
 	// leader does; then snapshots, entries and hard states of every
@@ -166,9 +171,13 @@ func (s *Store) processReady(ticked bool) {
 			opts = pebble.Sync
 			s.metrics.raftSyncs.Inc()
 		}
+		start := time.Now()
 		if err := b.Commit(opts); err != nil {
 			// A failed fsync must never be retried (fsyncgate): stop.
 			s.fatal("commit raft batch", err, nil)
+		}
+		if sync && metrics.Enabled() {
+			observeSince(s.metrics.logSync, start)
 		}
 	}
 	b.Close()
@@ -592,11 +601,32 @@ func (o outbox) add(to uint64, typ raftpb.MessageType, m *transportpb.RaftMessag
 
 func (o outbox) send(s *Store) {
 	for to, msgs := range o.data {
+		s.countSent(to, msgs)
 		s.transport.Send(to, msgs)
 	}
 	for to, msgs := range o.control {
+		s.countSent(to, msgs)
 		s.transport.SendControl(to, msgs)
 	}
+}
+
+// countSent counts raft messages to a peer store. Worker only.
+func (s *Store) countSent(to uint64, msgs []*transportpb.RaftMessage) {
+	if !metrics.Enabled() {
+		return
+	}
+	n := 0
+	for _, m := range msgs {
+		n += len(m.Message)
+	}
+	p := s.metrics.peer(to)
+	p.messages.Add(float64(len(msgs)))
+	p.bytes.Add(float64(n))
+}
+
+// observeSince records the time since start, in seconds.
+func observeSince(o prometheus.Observer, start time.Time) {
+	o.Observe(time.Since(start).Seconds())
 }
 
 // collectMessages routes outgoing raft messages; snapshots go out on their
