@@ -14,8 +14,8 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/shaledb/shale/internal/grpcutil"
-	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/metrics"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/proto/pdpb"
 )

@@ -349,4 +349,3 @@ func writeRoles(w io.Writer, views []roleView) error {
 	}
 	return tw.Flush()
 }
-

@@ -18,8 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/internal/authz"
-	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/metrics"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
