@@ -29,11 +29,19 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 	destroyed := false
 	err := r.runOnWorker(ctx, func(r *replica) error {
 		local := r.mu.desc
-		if replicaOnStore(current, s.opts.StoreID) != nil {
-			return nil
+		listed := replicaOnStore(current, s.opts.StoreID)
+		if listed != nil && listed.ReplicaId <= r.replicaID {
+			return nil // still a member
 		}
 		if local != nil && !epochNewer(current.Epoch, local.Epoch) {
 			return nil // ours is as new as PD's: PD is behind, not us
+		}
+		if listed != nil {
+			// Removed and added back under a newer ID: tombstone ours
+			// only, or the new replica could never be created.
+			s.destroyReplica(r, listed.ReplicaId, fmt.Sprintf("PD's descriptor %v lists this store under a newer replica", current))
+			destroyed = true
+			return nil
 		}
 		if local == nil && s.opts.Clock.Since(time.Unix(0, r.lastMessage.Load())) < uninitializedGCQuiet {
 			// An uninitialized replica has no epoch to compare. One that

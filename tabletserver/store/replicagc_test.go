@@ -109,3 +109,57 @@ func TestReplicaGCSparesLearnerAwaitingSnapshot(t *testing.T) {
 		return nil
 	})
 }
+
+// A replica removed while its store was down, whose store was then added
+// back under a new replica ID, is stale although PD's descriptor lists the
+// store: replica GC destroys it (tombstoning only its own ID), so that the
+// new replica can come into being. kvnemesis: the old replica kept the
+// slot, every message to the new learner was dropped, and the tablet
+// waited for a learner that never caught up.
+func TestDestroyIfRemovedAndReAdded(t *testing.T) {
+	c := storetest.Start(t, 3, nil)
+	c.PutSchema(storetest.TestTable)
+	lo, hi := storetest.TableSpan()
+	c.Bootstrap(1, lo, hi, 1, 2, 3)
+	ctx := ctxT(t, 60*time.Second)
+	if err := c.Put(ctx, 1, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	victim := uint64(3)
+	if c.WaitLeader(1) == victim {
+		victim = 2
+	}
+	c.Stop(victim)
+	var current *kvpb.ChangeReplicasResponse
+	for _, ch := range [][]*kvpb.ReplicaChange{
+		{{Type: kvpb.ReplicaChange_REMOVE, StoreId: victim}},
+		{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: victim, ReplicaId: 30}},
+	} {
+		err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+			var err error
+			current, err = cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 1}, Changes: ch})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c.Restart(victim)
+	s := c.Nodes[victim].Store
+	gone, err := s.DestroyIfRemoved(ctx, current.Tablet)
+	if err != nil || !gone {
+		t.Fatalf("the replica removed and re-added under a new ID was not destroyed: %v %v", gone, err)
+	}
+	testutils.SucceedsSoon(t, func() error {
+		st, err := s.TabletStatus(1)
+		if err != nil {
+			return err
+		}
+		for _, r := range st.Tablet.Replicas {
+			if r.StoreId == victim && r.ReplicaId == 30 {
+				return nil
+			}
+		}
+		return fmt.Errorf("store %d has %v, want the new learner 30", victim, st.Tablet)
+	})
+}
