@@ -310,11 +310,13 @@ func (c *locationCache) drop(tabletID uint64) {
 // onEpochMismatch installs the current descriptors from an EpochMismatch
 // error. A descriptor keeps the leader of the entry it replaces when that
 // store still has a replica (a split's right half is usually led where
-// the parent was).
-func (c *locationCache) onEpochMismatch(staleTabletID uint64, current []*metapb.TabletDescriptor) {
+// the parent was). It reports whether any descriptor was newer than what
+// the cache held.
+func (c *locationCache) onEpochMismatch(staleTabletID uint64, current []*metapb.TabletDescriptor) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var oldLeader uint64
+	installed := false
 	if i := c.findLocked(staleTabletID); i >= 0 {
 		oldLeader = c.mu.entries[i].leader
 	}
@@ -328,8 +330,11 @@ func (c *locationCache) onEpochMismatch(staleTabletID uint64, current []*metapb.
 		} else if hasReplicaOn(d, oldLeader) {
 			leader = oldLeader
 		}
-		c.insertLocked(location{desc: d, leader: leader})
+		if c.insertLocked(location{desc: d, leader: leader}) {
+			installed = true
+		}
 	}
+	return installed
 }
 
 // len returns the number of cached tablets (for tests).

@@ -110,7 +110,12 @@ func (c *Client) reroute(act retry.Action, loc location, store uint64, err error
 	switch act {
 	case retry.RefreshRoute:
 		if em, ok := errs.As[*errorpb.EpochMismatch](err); ok && len(em.Current) > 0 {
-			c.cache.onEpochMismatch(id, em.Current)
+			if !c.cache.onEpochMismatch(id, em.Current) {
+				// The replica is older than what we know: it lags (or
+				// was removed and not yet collected). Ask another one;
+				// asking it again would get the same answer.
+				return false, true
+			}
 			return false, false
 		}
 		c.cache.drop(id)

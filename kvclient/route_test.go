@@ -58,6 +58,18 @@ func TestReroute(t *testing.T) {
 	require.Equal(t, uint64(8), got.Desc.TabletId)
 	require.Equal(t, []byte("m"), got.Desc.StartKey)
 
+	// A lagging replica answers with an older descriptor than the cache
+	// holds: the cache keeps what it has and moves on to another replica
+	// (kvnemesis: a removed replica that was not yet collected kept the
+	// client asking it until the deadline).
+	stale := &metapb.TabletDescriptor{TabletId: 8, StartKey: []byte("m"), Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}, Replicas: r.Desc.Replicas}
+	c.cache.setLeader(8, 2)
+	act, _ = c.Reroute(route(), 2, errs.EpochMismatch(stale))
+	require.Equal(t, retry.RefreshRoute, act)
+	got = route()
+	require.Equal(t, uint64(2), got.Desc.GetEpoch().GetVersion(), "the older descriptor must not replace the newer")
+	require.NotEqual(t, uint64(2), got.Leader, "the lagging replica's store must not be asked again first")
+
 	// A bad request: fail, the cache untouched.
 	act, _ = c.Reroute(got, 2, errs.InvalidArgument("empty row key"))
 	require.Equal(t, retry.Fail, act)
