@@ -13,7 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/metrics"
+	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 )
@@ -65,11 +67,16 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 				return err
 			}
 			defer c.Close()
+			az, stopAuthz, err := gatewayAuthorizer(ctx, c, tls != nil)
+			if err != nil {
+				return err
+			}
+			defer stopAuthz()
 			srv, err := thriftgw.Listen(thriftgw.Options{
 				Client: c, Addr: listen, Framed: framed, Compact: compact,
 				ScannerIdleTimeout: scannerIdle, MaxScanners: maxScanners,
 				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout, TLS: tls,
-				HTTPAddr: httpAddr, Registry: reg,
+				HTTPAddr: httpAddr, Registry: reg, Authz: az,
 			})
 			if err != nil {
 				return err
@@ -111,4 +118,28 @@ func normalizeThriftAddr(a string) (string, error) {
 		return "", errors.New("--addr: want HOST:PORT, got " + strconv.Quote(a))
 	}
 	return net.JoinHostPort(a, strconv.Itoa(thriftgw.DefaultPort)), nil
+}
+
+// gatewayAuthorizer returns the gateway's authorizer: with TLS every call
+// acts as its client certificate's user, checked against users and grants
+// that a cache keeps fresh from PD (docs/security.md); without TLS
+// (--insecure) none. stop ends the cache's refreshing.
+func gatewayAuthorizer(ctx context.Context, c *kvclient.Client, secure bool) (*authz.Authorizer, func(), error) {
+	if !secure {
+		return nil, func() {}, nil
+	}
+	cache, err := authz.NewCache(c, authz.CacheOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	stopper := stop.New()
+	if err := cache.Run(ctx, stopper); err != nil {
+		return nil, nil, err
+	}
+	az, err := authz.New(authz.Options{Mode: authz.Secure, Policies: cache})
+	if err != nil {
+		_ = stopper.Stop(context.Background())
+		return nil, nil, err
+	}
+	return az, func() { _ = stopper.Stop(context.Background()) }, nil
 }
