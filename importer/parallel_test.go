@@ -24,6 +24,12 @@ import (
 )
 
 // withBatchBytes sets the cutter's batch size for one test.
+// oneBatch is a batch size no test input reaches: the whole input is one
+// batch. (Not 1 GiB: the cutter reads up to a batch at once, so each
+// parse allocated that much, and the importer's tests ran out of memory
+// under -race.)
+const oneBatch = 4 << 20
+
 func withBatchBytes(t *testing.T, n int) {
 	old := cutBatchBytes
 	cutBatchBytes = n
@@ -159,6 +165,8 @@ func TestCutterBatchesParseLikeOnePiece(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	for trial := 0; trial < 6; trial++ {
 		in := awkwardCSV(rng, 150, trial%2 == 1)
+		// At least one bad record whatever the seed: a bare quote.
+		in = strings.Replace(in, "\n", "\nkbad,ba\"re,x,y\n", 1)
 		o := SourceOptions{Format: CSV, Header: true}
 		if trial == 2 {
 			o.Header = false
@@ -171,7 +179,7 @@ func TestCutterBatchesParseLikeOnePiece(t *testing.T) {
 			in = strings.ReplaceAll(in, ",", "§") // a multi-byte delimiter
 			o.Delimiter = '§'
 		}
-		withBatchBytes(t, 1<<30)
+		withBatchBytes(t, oneBatch)
 		want := parseBatches(t, in, o)
 		require.NotEmpty(t, want.rows)
 		require.NotEmpty(t, want.bad)
@@ -186,7 +194,7 @@ func TestCutterBatchesParseLikeOnePiece(t *testing.T) {
 // TestCutterJSONL: JSONL batches end at newlines; lines stay exact.
 func TestCutterJSONL(t *testing.T) {
 	in := "{\"k\":\"a\",\"n\":1}\n\n{\"k\":\"b\",\"n\":[1]}\nnot json\r\n{\"k\":\"c\"}"
-	withBatchBytes(t, 1<<30)
+	withBatchBytes(t, oneBatch)
 	want := parseBatches(t, in, SourceOptions{Format: JSONL})
 	require.Equal(t, []string{"1: a|1", "5: c|<NULL>"}, want.rows)
 	require.Len(t, want.bad, 2)
@@ -285,7 +293,7 @@ func TestParallelParseMatchesSerial(t *testing.T) {
 		maxErrors int64
 		onDup     string
 	}{{1 << 20, "last"}, {1 << 20, "error"}, {5, "last"}, {0, "last"}} {
-		withBatchBytes(t, 1<<30)
+		withBatchBytes(t, oneBatch)
 		runtime.GOMAXPROCS(1)
 		want := parseJob(t, inputs, tc.maxErrors, tc.onDup)
 		runtime.GOMAXPROCS(4)
