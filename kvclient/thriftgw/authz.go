@@ -59,6 +59,10 @@ func (c *connIdentity) get() (authz.Identity, error) {
 
 func netConn(t thrift.TTransport) net.Conn {
 	if tc, ok := t.(*trackedConn); ok {
+		if tc.tls != nil {
+			// The gateway's listener does TLS itself (connTracker).
+			return tc.tls
+		}
 		t = tc.TTransport
 	}
 	if c, ok := t.(interface{ Conn() net.Conn }); ok {
