@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"regexp"
@@ -360,7 +361,9 @@ func (f *framedConn) Read(p []byte) (int, error) {
 			f.nhdr = 0
 			f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
 			if f.left > f.max {
-				return 0, f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
+				err := f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
+				f.drain(f.left - (n - i))
+				return 0, err
 			}
 			f.cmdNext = f.hdr[3] == 0 // commands are sequence 0
 			if f.frames++; f.frames == 1 {
@@ -373,6 +376,21 @@ func (f *framedConn) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// drain reads and discards the rest of a refused packet (at most one
+// packet, 16 MiB, for at most drainTimeout), so that the client, still
+// sending it, reads the error instead of a reset connection ("broken
+// pipe") when the connection closes.
+func (f *framedConn) drain(rest int) {
+	if rest <= 0 {
+		return
+	}
+	_ = f.Conn.SetReadDeadline(time.Now().Add(drainTimeout))
+	_, _ = io.CopyN(io.Discard, f.Conn, int64(rest))
+}
+
+// drainTimeout bounds drain.
+const drainTimeout = 2 * time.Second
 
 // refuse sends an error and fails the read, which closes the connection.
 func (f *framedConn) refuse(code uint16, msg string) error {
