@@ -149,7 +149,7 @@ func (s *Store) ProposeLeaveJointForTest(ctx context.Context, tabletID uint64) e
 func (s *Store) DeliverRaftMessageForTest(tabletID, fromStore uint64, m raftpb.Message) {
 	b, err := m.Marshal()
 	if err != nil {
-		panic(err)
+		panic(err) // a raftpb.Message built by the test always marshals
 	}
 	(*transportHandler)(s).HandleRaftBatch(&transportpb.RaftMessageBatch{FromStore: fromStore, Messages: []*transportpb.RaftMessage{{TabletId: tabletID, FromStore: fromStore, ToStore: s.opts.StoreID, Message: b}}})
 }

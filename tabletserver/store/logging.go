@@ -33,6 +33,8 @@ func (r raftLogger) Fatalf(f string, v ...any)   { r.Panicf(f, v...) }
 func (r raftLogger) Panic(v ...any)              { r.panic(fmt.Sprint(v...)) }
 func (r raftLogger) Panicf(f string, v ...any)   { r.panic(fmt.Sprintf(f, v...)) }
 
+// panic keeps raft.Logger's contract: raft calls Panic only on a broken
+// invariant of its log and expects it not to return.
 func (r raftLogger) panic(s string) {
 	if r.history != nil {
 		r.l.Error(s, "history", r.history())
