@@ -50,10 +50,31 @@ apt_install() {
 		sudo=(sudo -n)
 	fi
 	log "installing Debian package(s): $*"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
+	apt_locked "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q ||
 		die "apt-get update failed while installing $*"
-	"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
+	apt_locked "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$@" ||
 		die "apt-get install $* failed"
+}
+
+# apt_locked CMD...: run an apt-get command, waiting (up to 5 minutes) while
+# another apt or dpkg holds its lock. Another process installing packages
+# at the same time (an unattended upgrade, a second checkout's make test) is
+# not a failure; apt-get update does not wait for the lists lock by itself
+# (DPkg::Lock::Timeout covers only dpkg's lock), so wait here.
+apt_locked() {
+	local out deadline=$((SECONDS + 300))
+	while :; do
+		if out="$("$@" -o DPkg::Lock::Timeout=60 2>&1)"; then
+			printf '%s\n' "$out" >&2
+			return 0
+		fi
+		if ! grep -q 'Could not get lock' <<<"$out" || ((SECONDS >= deadline)); then
+			printf '%s\n' "$out" >&2
+			return 1
+		fi
+		log "another apt-get holds the package lock; waiting"
+		sleep 5 # polling another process's lock: there is nothing to wait on
+	done
 }
 
 # need_cmd CMD PKG: make sure CMD is on PATH, installing Debian package PKG if not.
