@@ -169,6 +169,8 @@ func rmwIsATransaction(t *testing.T, tg target, table string) {
 // The shale and thrift drivers against one in-process cluster.
 func TestShaleAndThriftDrivers(t *testing.T) {
 	c := testcluster.Start(t, testcluster.Options{})
+	// The setup's deadline only: loadAndRun takes its own, and the checks
+	// after it take theirs (a load on a busy machine outlasts 30 s).
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
@@ -189,6 +191,8 @@ func TestShaleAndThriftDrivers(t *testing.T) {
 		loadAndRun(t, shale, "usertable")
 		// The table was created pre-split with one family keeping one
 		// version.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
 		tbl, err := cl.Table(ctx, "usertable")
 		require.NoError(t, err)
 		require.Equal(t, []kvclient.Family{{Name: "f", MaxVersions: 1}}, tbl.Info().Families)
