@@ -709,7 +709,11 @@ func requireClosed(t *testing.T, conn net.Conn) {
 // several. A scanner asked for 2^31-1 rows returns a bounded reply.
 func TestMaxSizeValues(t *testing.T) {
 	e := startEnv(t)
-	ctx := ctxT(t)
+	// One deadline for the whole test, which moves 5 max-size values
+	// through raft to 3 replicas and reads each back 4 ways: under -race
+	// on a busy 2-core machine that outlasts one SucceedsSoon bound.
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	_, err := e.cl.CreateTable(ctx, "big", []kvclient.Family{{Name: "cf"}})
 	require.NoError(t, err)
 	tbl, err := e.cl.Table(ctx, "big")
