@@ -692,8 +692,8 @@ func (s *Session) buildHash(ctx context.Context, js *joinStep) error {
 }
 
 func (s *Session) readAll(ctx context.Context, a *access, f func(vals []Datum) error) error {
-	if s.txn != nil {
-		return errf(CodeTransaction, "joins are not supported inside a transaction (it may touch one row)")
+	if s.txn != nil && s.txn.touched {
+		return errf(CodeTransaction, "joins are not supported inside a transaction once it wrote a row (it may touch one row)")
 	}
 	return s.read(ctx, a, func(vals []Datum, _ []byte, _ uint64) (bool, error) {
 		return true, f(vals)
@@ -783,7 +783,7 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 			close(p.done)
 			return
 		}
-		opts := js.acc.readOpts()
+		opts := s.readOpts(js.acc)
 		go func() {
 			defer close(p.done)
 			p.matches = make([][][]Datum, len(keys))
@@ -892,10 +892,10 @@ const (
 	prefixScans    = 8
 )
 
-// execSelect runs a SELECT. Unless the statement already checked the
-// catalog, the cached schemas are checked while the query runs; if one was
-// stale the query runs again with the current schemas.
-func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
+// execSelectOnce runs a SELECT at s.readTS. Unless the statement already
+// checked the catalog, the cached schemas are checked while the query
+// runs; if one was stale the query runs again with the current schemas.
+func (s *Session) execSelectOnce(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
 	var p *selectPlan
 	var err error
 	if pp := s.point; pp != nil && pp.stmt == st && !s.fresh {

@@ -40,6 +40,9 @@ type Session struct {
 	rowsRead int64
 	// access, when set (ActAs), checks every statement's permissions.
 	access *actingUser
+	// readTS is the running SELECT's read timestamp (asof.go; 0: reads
+	// are of the latest data, as DML's are).
+	readTS int64
 }
 
 // RowsRead returns how many rows this session's table reads (scans and
