@@ -110,6 +110,11 @@ func (s *Session) txnTouch(ctx context.Context, t *table, key []byte) error {
 		return errf(CodeTransaction, "cannot write in a READ ONLY transaction")
 	}
 	r, err := t.kv.Get(ctx, key, kvclient.Families(family), kvclient.AsOf(tx.ts))
+	if errors.Is(err, kvclient.ErrReadTooOld) {
+		// A delete committed after the snapshot: whatever it removed, the
+		// row may have changed since, as at COMMIT.
+		return errf(CodeConflict, "transaction conflict: rows of table %s were deleted after this transaction's snapshot; ROLLBACK and retry it", t.name)
+	}
 	if err != nil {
 		return storageErr(err, "read "+t.name)
 	}
