@@ -87,6 +87,20 @@ func statementAsOf(st *ast.SelectStmt) (int64, error) {
 	return ts, nil
 }
 
+// refuseAsOf refuses AS OF TIMESTAMP on a statement that writes: it
+// would write the present from a view of the past.
+func refuseAsOf(refs *ast.TableRefsClause) error {
+	if refs == nil || refs.TableRefs == nil {
+		return nil
+	}
+	var v asOfCollector
+	refs.TableRefs.Accept(&v)
+	if len(v.clauses) > 0 {
+		return notSupported("AS OF TIMESTAMP on INSERT, UPDATE or DELETE")
+	}
+	return nil
+}
+
 // evalAsOf evaluates an AS OF TIMESTAMP expression to HLC microseconds: a
 // TIMESTAMP ('YYYY-MM-DD hh:mm:ss[.ffffff]', UTC, or NOW()), optionally
 // minus or plus an INTERVAL, or an integer (a Shale timestamp in

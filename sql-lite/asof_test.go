@@ -43,6 +43,7 @@ func TestAsOfTimestamp(t *testing.T) {
 		`SELECT v FROM asof_t AS OF TIMESTAMP NOW() + INTERVAL 1 HOUR`:                              "in the future",
 		fmt.Sprintf(`SELECT a.v FROM asof_t a AS OF TIMESTAMP %d JOIN asof_t b ON b.id = a.id`, t1): "same timestamp",
 		`SELECT v FROM asof_t AS OF TIMESTAMP 'yesterday'`:                                          "not a valid TIMESTAMP",
+		`UPDATE asof_t AS OF TIMESTAMP NOW() SET v = 1 WHERE id = 1`:                                "not supported",
 	} {
 		if _, err := s.Exec(testCtx(t), q); err == nil || !strings.Contains(err.Error(), want) {
 			t.Fatalf("%s: %v, want an error saying %q", q, err, want)

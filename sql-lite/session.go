@@ -167,10 +167,19 @@ func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, e
 	case *ast.SelectStmt:
 		return s.execSelect(ctx, x)
 	case *ast.InsertStmt:
+		if err := refuseAsOf(x.Table); err != nil {
+			return nil, err
+		}
 		return s.execInsert(ctx, x)
 	case *ast.UpdateStmt:
+		if err := refuseAsOf(x.TableRefs); err != nil {
+			return nil, err
+		}
 		return s.execUpdate(ctx, x)
 	case *ast.DeleteStmt:
+		if err := refuseAsOf(x.TableRefs); err != nil {
+			return nil, err
+		}
 		return s.execDelete(ctx, x)
 	case *ast.BeginStmt:
 		return s.begin(x)
