@@ -119,17 +119,20 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 	for i := range rows {
 		mustExec(t, s, fmt.Sprintf(`INSERT INTO snap_a VALUES (%d, 0); INSERT INTO snap_b VALUES (%d, 0)`, i, i))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
-	defer cancel()
+	// run bounds the test; operations get their own deadline, so none is
+	// cut off mid-flight when the run ends.
+	run, stop := context.WithTimeout(context.Background(), 8*time.Second)
+	defer stop()
+	ctx := testCtx(t)
 	var wg sync.WaitGroup
 	for i := range rows {
 		ws := newSession(t)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for n := 1; ctx.Err() == nil; n++ {
+			for n := 1; run.Err() == nil; n++ {
 				for _, tbl := range []string{"snap_a", "snap_b"} {
-					if _, err := ws.Exec(ctx, fmt.Sprintf(`UPDATE %s SET v = %d WHERE id = %d`, tbl, n, i)); err != nil && ctx.Err() == nil {
+					if _, err := ws.Exec(ctx, fmt.Sprintf(`UPDATE %s SET v = %d WHERE id = %d`, tbl, n, i)); err != nil {
 						t.Errorf("writer %d: %v", i, err)
 						return
 					}
@@ -138,12 +141,9 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 		}()
 	}
 	checks := 0
-	for ctx.Err() == nil {
+	for run.Err() == nil {
 		res, err := s.Exec(ctx, `SELECT a.id, a.v, b.v FROM snap_a a JOIN snap_b b ON b.id = a.id`)
 		if err != nil {
-			if ctx.Err() != nil {
-				break
-			}
 			t.Fatal(err)
 		}
 		rs := res[len(res)-1].Rows

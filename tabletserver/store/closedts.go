@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
 )
@@ -211,15 +212,19 @@ func closeRequest(m *raftpb.Message) (int64, bool) {
 	return int64(binary.BigEndian.Uint64(d[len(closeRequestPrefix):])), true
 }
 
-// proposeClose proposes an empty command that closes at least ts (more,
-// up to the target behind the clock, so that the reads that follow are
-// served at once). Concurrent requests share one proposal. Worker only.
+// proposeClose proposes an empty command that closes at least ts: up to
+// the leader's clock reading, so that stale reads that follow are served
+// at once for a while. (Writes in flight whose proposal timestamps it
+// passes commit just above it: harmless, there are no transactions to
+// restart.) Concurrent requests share one proposal. Worker only.
 func (r *replica) proposeClose(ts int64) {
 	now, err := r.s.clock.Now()
 	if err != nil {
 		return
 	}
-	c := min(max(ts, r.s.closedPromise(now)), r.s.clock.Limit())
+	// Capped where apply accepts it: the command's timestamp plus the
+	// offset it records (adoptClosed).
+	c := min(max(ts, now), hlc.LimitFrom(now, r.s.opts.MaxClockOffset))
 	if c <= r.applied.ClosedTimestamp {
 		return
 	}

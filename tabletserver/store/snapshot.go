@@ -319,7 +319,8 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		r.mu.Lock()
 		r.mu.desc = sd.Tablet
 		r.mu.applied = idx
-		r.mu.closed, r.mu.floor = r.applied.ClosedTimestamp, r.applied.HistoryFloor
+		r.mu.floor = r.applied.HistoryFloor
+		r.setClosedLocked(r.applied.ClosedTimestamp) // releases reads waiting for it
 		for _, rep := range sd.Tablet.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
 		}
