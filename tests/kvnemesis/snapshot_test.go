@@ -31,6 +31,11 @@ import (
 const (
 	snapRows    = 120
 	snapSplitAt = 10 // a split point every snapSplitAt rows: 12 tablets
+	// snapMinReads: the run goes on past its duration until this many
+	// reads succeeded (a loaded machine, or -race, is slow), for at most
+	// snapMaxRun.
+	snapMinReads = 40
+	snapMaxRun   = 4 * time.Minute
 )
 
 func snapRow(i int) string { return fmt.Sprintf("s%03d", i) }
@@ -63,6 +68,8 @@ type snapModel struct {
 	byVal  map[string]*snapWrite
 	reads  []snapRead
 	counts map[string]int
+	// samples: the first error of each kind of failed read.
+	samples map[string]string
 }
 
 func (m *snapModel) count(k string) {
@@ -85,7 +92,7 @@ func TestSnapshotReadsUnderFaults(t *testing.T) {
 		// old are served at once, fresher ones close their timestamp.
 		o.ClosedTimestampTarget = time.Second
 	}})
-	ctx, cancel := context.WithTimeout(context.Background(), duration+5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), snapMaxRun+5*time.Minute)
 	defer cancel()
 	admin := openClient(t, ctx, c, 0, rng)
 	var splits [][]byte
@@ -96,9 +103,23 @@ func TestSnapshotReadsUnderFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := &snapModel{writes: map[string][]snapWrite{}, byVal: map[string]*snapWrite{}, counts: map[string]int{}}
-	runCtx, stopRun := context.WithTimeout(ctx, duration)
+	m := &snapModel{writes: map[string][]snapWrite{}, byVal: map[string]*snapWrite{}, counts: map[string]int{}, samples: map[string]string{}}
+	runCtx, stopRun := context.WithTimeout(ctx, snapMaxRun)
 	defer stopRun()
+	go func() {
+		// Not a wait for a condition: the run lasts at least duration.
+		sleep(runCtx, duration)
+		for runCtx.Err() == nil {
+			m.mu.Lock()
+			enough := len(m.reads) >= snapMinReads
+			m.mu.Unlock()
+			if enough {
+				stopRun()
+				return
+			}
+			sleep(runCtx, 100*time.Millisecond)
+		}
+	}()
 	var wg sync.WaitGroup
 	for i := range 4 {
 		tbl := openTable(t, ctx, c, rng)
@@ -142,7 +163,7 @@ func TestSnapshotReadsUnderFaults(t *testing.T) {
 	}()
 	wg.Wait()
 	<-nemDone
-	t.Logf("snapshot reads: seed %d: faults %s; operations %v", seed, n.h.summary(), m.counts)
+	t.Logf("snapshot reads: seed %d: faults %s; operations %v; failed reads, first errors %v", seed, n.h.summary(), m.counts, m.samples)
 	checkSnapshots(t, seed, m)
 }
 
@@ -234,6 +255,11 @@ func snapReadOne(ctx context.Context, m *snapModel, cl *kvclient.Client, tbl *kv
 		m.count("read too old")
 	default:
 		m.count(r.what + " failed")
+		m.mu.Lock()
+		if _, ok := m.samples[r.what]; !ok {
+			m.samples[r.what] = err.Error()
+		}
+		m.mu.Unlock()
 	}
 }
 
@@ -241,7 +267,7 @@ func snapReadOne(ctx context.Context, m *snapModel, cl *kvclient.Client, tbl *kv
 func checkSnapshots(t *testing.T, seed uint64, m *snapModel) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.reads) < 20 {
+	if len(m.reads) < snapMinReads {
 		t.Fatalf("seed %d: only %d reads succeeded (%v)", seed, len(m.reads), m.counts)
 	}
 	for row := range m.writes {
