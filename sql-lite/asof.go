@@ -203,9 +203,9 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 	if err != nil {
 		return nil, err
 	}
-	defer func() { s.readTS = 0 }()
+	defer func() { s.readTS, s.readImplicit = 0, false }()
 	for attempt := 0; ; attempt++ {
-		s.readTS = ts
+		s.readTS, s.readImplicit = ts, !explicit
 		res, err := s.execSelectOnce(ctx, st)
 		floor, tooOld := kvclient.ReadTooOldFloor(err)
 		if !tooOld || explicit || attempt >= maxTooOldRetries {

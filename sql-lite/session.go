@@ -43,6 +43,9 @@ type Session struct {
 	// readTS is the running SELECT's read timestamp (asof.go; 0: reads
 	// are of the latest data, as DML's are).
 	readTS int64
+	// readImplicit: readTS is the statement's own (not AS OF TIMESTAMP
+	// nor a transaction's snapshot).
+	readImplicit bool
 }
 
 // RowsRead returns how many rows this session's table reads (scans and
