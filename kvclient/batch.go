@@ -216,6 +216,7 @@ func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvp
 		i := idxs[k]
 		if res.Error == nil {
 			out[i] = nil
+			t.c.observe(res.Timestamp)
 			continue
 		}
 		e := errs.FromProto(res.Error)

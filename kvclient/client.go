@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/retry"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -34,6 +35,9 @@ type Client struct {
 	seq      atomic.Uint64
 	closed   atomic.Bool
 	metrics  *clientMetrics
+	// clock orders this client's reads after its writes: it takes in
+	// every commit timestamp the client is told of (readts.go).
+	clock *hlc.Clock
 
 	tables struct {
 		sync.Mutex
@@ -61,7 +65,7 @@ func Open(ctx context.Context, o Options) (*Client, error) {
 		pd.Close()
 		return nil, fmt.Errorf("kvclient: contacting the placement driver at %v: %w", o.PD, err)
 	}
-	c := &Client{opts: o, log: o.Logger, pd: pd, clientID: o.ClientID}
+	c := &Client{opts: o, log: o.Logger, pd: pd, clientID: o.ClientID, clock: hlc.New(nil, 0)}
 	for c.clientID.IsZero() {
 		if _, err := crand.Read(c.clientID[:]); err != nil {
 			pd.Close()

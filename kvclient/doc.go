@@ -96,6 +96,19 @@
 // reverse), so rows come exactly once and in order; the client also drops
 // any row that is not strictly past the last one returned.
 //
+// # Reads at a timestamp
+//
+// AsOf(ts) reads exactly the versions with timestamp <= ts on every tablet
+// a Get, BatchGet or Scan touches: one consistent snapshot across tablets
+// while writes go on. Client.Now returns a timestamp that includes every
+// write this client was told of; StaleTimestamp(d) is d earlier.
+// FollowerRead lets any replica (one at random) serve such a read:
+// tablets keep a closed timestamp a few seconds behind their leader's
+// clock, and a replica serves reads at or below it at once (a fresher ts
+// costs one raft round). A ts below a tablet's history floor (after a
+// delete, an ingest or version GC) fails with ErrReadTooOld;
+// ReadTooOldFloor names the earliest timestamp it serves.
+//
 // # Batches
 //
 // BatchGet and BatchMutate group rows by tablet and run the groups in

@@ -31,6 +31,11 @@ var (
 	// rejects as malformed: unknown column family, empty row key, oversized
 	// value, bad table name. The message carries the server's reason.
 	ErrInvalidArgument = errors.New("kvclient: invalid argument")
+	// ErrReadTooOld is returned by a read at a timestamp (AsOf) below a
+	// tablet's history floor: a delete, an ingest or version GC changed
+	// versions at or before it. ReadTooOldFloor gives the earliest
+	// timestamp that tablet serves.
+	ErrReadTooOld = errors.New("kvclient: read timestamp is below a tablet's history floor")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -84,6 +89,9 @@ func userError(err error, write bool, what string) error {
 	}
 	if _, ok := errs.As[*errorpb.TableNotFound](err); ok {
 		return newError(ErrTableNotFound, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if _, ok := errs.As[*errorpb.ReadTooOld](err); ok {
+		return newError(ErrReadTooOld, err, "%s: %s", what, status.Convert(err).Message())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if write {

@@ -170,6 +170,9 @@ func (t *Table) scan(ctx context.Context, o ScanOptions, emit func([]*Row) error
 		pageRows = t.c.opts.PageRows
 	}
 	ro := readOptions(o.Read)
+	if err := checkReadOptions(ro); err != nil {
+		return err
+	}
 	// Fill the routing cache for the range in a few PD round trips; the
 	// per-tablet lookups below then hit the cache.
 	if err := t.c.cache.prefetch(ctx, r.startKey(), r.endKey(), 1024); err != nil && ctx.Err() != nil {
@@ -261,7 +264,7 @@ func (t *Table) scanTablet(ctx context.Context, loc location, r *scanRange, ro *
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stream kvpb.Tablet_ScanClient
-	store, err = t.c.attempt(sctx, loc, false, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
+	store, err = t.c.attemptRead(sctx, loc, ro, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		req.Header = h
 		var err error
 		stream, err = cl.Scan(ctx, req)

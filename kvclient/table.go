@@ -35,8 +35,11 @@ func (t *Table) Get(ctx context.Context, row []byte, opts ...ReadOption) (*Row, 
 		return nil, err
 	}
 	ro := readOptions(opts)
+	if err := checkReadOptions(ro); err != nil {
+		return nil, err
+	}
 	var out *Row
-	err := t.c.runKey(ctx, t, t.key(row), false, "get", func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
+	err := t.c.runRead(ctx, t, t.key(row), ro, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		resp, err := cl.Get(ctx, &kvpb.GetRequest{Header: h, TableId: t.info.ID, RowKey: row, Options: ro})
 		if err != nil {
 			return err
@@ -65,6 +68,7 @@ func (t *Table) MutateRow(ctx context.Context, row []byte, muts ...Mutation) (in
 			return err
 		}
 		ts = resp.Timestamp
+		t.c.observe(ts)
 		return nil
 	})
 	return ts, err
@@ -86,6 +90,7 @@ func (t *Table) CheckAndMutateRow(ctx context.Context, row []byte, cond Conditio
 			return err
 		}
 		matched = resp.PredicateMatched
+		t.c.observe(resp.Timestamp)
 		return nil
 	})
 	return matched, err
@@ -112,6 +117,9 @@ func (t *Table) ReadModifyWriteRow(ctx context.Context, row []byte, rules ...Rul
 			return err
 		}
 		out = rowFromProto(resp.Row)
+		for _, c := range resp.GetRow().GetCells() {
+			t.c.observe(c.Timestamp)
+		}
 		return nil
 	})
 	return out, err

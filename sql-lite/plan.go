@@ -391,7 +391,9 @@ type rowHandler func(vals []Datum, key []byte, version uint64) (bool, error)
 
 // read streams the table's rows in key order (or reverse).
 func (s *Session) read(ctx context.Context, a *access, h rowHandler) error {
-	if s.txn != nil {
+	if s.txn != nil && (s.txn.touched || s.readTS == 0) {
+		// A transaction that wrote reads its row from its buffer (and
+		// only that row); before that, its reads see its snapshot.
 		return s.txnRead(ctx, a, h)
 	}
 	if a.points != nil {
@@ -400,14 +402,14 @@ func (s *Session) read(ctx context.Context, a *access, h rowHandler) error {
 		}
 		var rows []*kvclient.Row
 		if len(a.points) == 1 {
-			r, err := a.t.kv.Get(ctx, a.points[0], a.readOpts()...)
+			r, err := a.t.kv.Get(ctx, a.points[0], s.readOpts(a)...)
 			if err != nil {
 				return storageErr(err, "read "+a.t.name)
 			}
 			rows = []*kvclient.Row{r}
 		} else {
 			var err error
-			if rows, err = a.t.kv.BatchGet(ctx, a.points, a.readOpts()...); err != nil {
+			if rows, err = a.t.kv.BatchGet(ctx, a.points, s.readOpts(a)...); err != nil {
 				return storageErr(err, "read "+a.t.name)
 			}
 		}
@@ -433,7 +435,7 @@ func (s *Session) read(ctx context.Context, a *access, h rowHandler) error {
 		}
 		return nil
 	}
-	sc := a.t.kv.Scan(ctx, kvclient.ScanOptions{Start: a.start, End: a.end, Reverse: a.reverse, Limit: a.limit, Read: a.readOpts()})
+	sc := a.t.kv.Scan(ctx, kvclient.ScanOptions{Start: a.start, End: a.end, Reverse: a.reverse, Limit: a.limit, Read: s.readOpts(a)})
 	defer sc.Close()
 	for sc.Next() {
 		r := sc.Row()

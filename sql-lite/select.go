@@ -692,8 +692,8 @@ func (s *Session) buildHash(ctx context.Context, js *joinStep) error {
 }
 
 func (s *Session) readAll(ctx context.Context, a *access, f func(vals []Datum) error) error {
-	if s.txn != nil {
-		return errf(CodeTransaction, "joins are not supported inside a transaction (it may touch one row)")
+	if s.txn != nil && s.txn.touched {
+		return errf(CodeTransaction, "joins are not supported inside a transaction once it wrote a row (it may touch one row)")
 	}
 	return s.read(ctx, a, func(vals []Datum, _ []byte, _ uint64) (bool, error) {
 		return true, f(vals)
@@ -783,7 +783,7 @@ func (s *Session) joinStage(ctx context.Context, js *joinStep, next func([]Datum
 			close(p.done)
 			return
 		}
-		opts := js.acc.readOpts()
+		opts := s.readOpts(js.acc)
 		go func() {
 			defer close(p.done)
 			p.matches = make([][][]Datum, len(keys))
@@ -892,10 +892,10 @@ const (
 	prefixScans    = 8
 )
 
-// execSelect runs a SELECT. Unless the statement already checked the
-// catalog, the cached schemas are checked while the query runs; if one was
-// stale the query runs again with the current schemas.
-func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
+// execSelectOnce runs a SELECT at s.readTS. Unless the statement already
+// checked the catalog, the cached schemas are checked while the query
+// runs; if one was stale the query runs again with the current schemas.
+func (s *Session) execSelectOnce(ctx context.Context, st *ast.SelectStmt) (*Result, error) {
 	var p *selectPlan
 	var err error
 	if pp := s.point; pp != nil && pp.stmt == st && !s.fresh {
@@ -967,6 +967,13 @@ func (s *Session) execSelect(ctx context.Context, st *ast.SelectStmt) (*Result, 
 }
 
 func (s *Session) runSelect(ctx context.Context, p *selectPlan) (*Result, error) {
+	if s.readImplicit && len(p.joins) == 0 && p.driving != nil && len(p.driving.points) == 1 {
+		// One row of one tablet: its latest version, read under the
+		// leader's lease, is a snapshot at the read's own moment, and
+		// costs no raft round to close a timestamp.
+		defer func(ts int64) { s.readTS = ts }(s.readTS)
+		s.readTS = 0
+	}
 	res := &Result{Columns: p.names, Types: p.types}
 	project := func(row []Datum) ([]Datum, error) {
 		out := make([]Datum, len(p.fields))

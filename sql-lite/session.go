@@ -40,6 +40,12 @@ type Session struct {
 	rowsRead int64
 	// access, when set (ActAs), checks every statement's permissions.
 	access *actingUser
+	// readTS is the running SELECT's read timestamp (asof.go; 0: reads
+	// are of the latest data, as DML's are).
+	readTS int64
+	// readImplicit: readTS is the statement's own (not AS OF TIMESTAMP
+	// nor a transaction's snapshot).
+	readImplicit bool
 }
 
 // RowsRead returns how many rows this session's table reads (scans and
@@ -164,10 +170,19 @@ func (s *Session) execStmt(ctx context.Context, st ast.StmtNode) (res *Result, e
 	case *ast.SelectStmt:
 		return s.execSelect(ctx, x)
 	case *ast.InsertStmt:
+		if err := refuseAsOf(x.Table); err != nil {
+			return nil, err
+		}
 		return s.execInsert(ctx, x)
 	case *ast.UpdateStmt:
+		if err := refuseAsOf(x.TableRefs); err != nil {
+			return nil, err
+		}
 		return s.execUpdate(ctx, x)
 	case *ast.DeleteStmt:
+		if err := refuseAsOf(x.TableRefs); err != nil {
+			return nil, err
+		}
 		return s.execDelete(ctx, x)
 	case *ast.BeginStmt:
 		return s.begin(x)

@@ -11,10 +11,16 @@ import (
 	"github.com/shaledb/shale/kvclient"
 )
 
-// txnState is an open BEGIN: it may touch one row of one table. The row is
-// read when first touched; writes are buffered and applied at COMMIT by one
-// check-and-mutate on the row's version cell.
+// txnState is an open BEGIN: it reads at one timestamp (its snapshot) and
+// may write one row of one table. The row is read (at the snapshot) when
+// first touched; writes are buffered and applied at COMMIT by one
+// check-and-mutate on the row's version cell, which fails if the row
+// changed after the snapshot (snapshot isolation, first committer wins).
+// A READ ONLY transaction writes nothing.
 type txnState struct {
+	ts       int64
+	readOnly bool
+
 	t       *table
 	key     []byte
 	touched bool
@@ -32,10 +38,24 @@ func (s *Session) begin(st *ast.BeginStmt) (*Result, error) {
 	if s.txn != nil {
 		return nil, errf(CodeTransaction, "a transaction is already open; COMMIT or ROLLBACK it first")
 	}
-	if st.ReadOnly || st.AsOf != nil || st.Mode != "" {
-		return nil, notSupported("BEGIN options (READ ONLY, AS OF, PESSIMISTIC/OPTIMISTIC)")
+	if st.Mode != "" {
+		return nil, notSupported("BEGIN options (PESSIMISTIC/OPTIMISTIC)")
 	}
-	s.txn = &txnState{}
+	if st.AsOf != nil && !st.ReadOnly {
+		return nil, errf(CodeTransaction, "AS OF TIMESTAMP needs a READ ONLY transaction (START TRANSACTION READ ONLY AS OF TIMESTAMP ...)")
+	}
+	tx := &txnState{ts: s.client.Now(), readOnly: st.ReadOnly}
+	if st.AsOf != nil {
+		ts, err := evalAsOf(st.AsOf.TsExpr)
+		if err != nil {
+			return nil, err
+		}
+		if ts > tx.ts {
+			return nil, errf(CodeType, "AS OF TIMESTAMP %s is in the future", exprText(st.AsOf.TsExpr))
+		}
+		tx.ts = ts
+	}
+	s.txn = tx
 	return &Result{Message: "BEGIN"}, nil
 }
 
@@ -86,7 +106,15 @@ func (s *Session) txnTouch(ctx context.Context, t *table, key []byte) error {
 		}
 		return nil
 	}
-	r, err := t.kv.Get(ctx, key, kvclient.Families(family))
+	if tx.readOnly {
+		return errf(CodeTransaction, "cannot write in a READ ONLY transaction")
+	}
+	r, err := t.kv.Get(ctx, key, kvclient.Families(family), kvclient.AsOf(tx.ts))
+	if errors.Is(err, kvclient.ErrReadTooOld) {
+		// A delete committed after the snapshot: whatever it removed, the
+		// row may have changed since, as at COMMIT.
+		return errf(CodeConflict, "transaction conflict: rows of table %s were deleted after this transaction's snapshot; ROLLBACK and retry it", t.name)
+	}
 	if err != nil {
 		return storageErr(err, "read "+t.name)
 	}
@@ -94,7 +122,7 @@ func (s *Session) txnTouch(ctx context.Context, t *table, key []byte) error {
 	if err != nil {
 		return err
 	}
-	*tx = txnState{t: t, key: key, touched: true, baseExists: ok, baseVersion: ver, exists: ok, vals: vals, version: ver}
+	*tx = txnState{ts: tx.ts, t: t, key: key, touched: true, baseExists: ok, baseVersion: ver, exists: ok, vals: vals, version: ver}
 	return nil
 }
 

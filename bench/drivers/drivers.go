@@ -87,6 +87,19 @@ func tableSettings(p *ycsb.Properties) (family string, tablets int, err error) {
 	return family, int(n), nil
 }
 
+// readStaleness reads shale.readstaleness: 0 (the default) reads the
+// latest data from each tablet's leader; a positive duration makes YCSB
+// reads (and scans) read as of that long ago from any replica (follower
+// reads, docs/decisions.md "Closed timestamps"), e.g. 5s.
+func readStaleness(p *ycsb.Properties) (time.Duration, error) {
+	v := p.String("shale.readstaleness", "0s")
+	d, err := time.ParseDuration(v)
+	if err != nil || d < 0 || d > time.Hour {
+		return 0, &ycsb.PropertyError{Key: "shale.readstaleness", Value: v, Want: "a duration between 0s and 1h such as 5s (0s: read the latest from leaders)"}
+	}
+	return d, nil
+}
+
 // opTimeout reads a per-operation timeout property (default 10s).
 func opTimeout(p *ycsb.Properties, key string) (time.Duration, error) {
 	v := p.String(key, "10s")

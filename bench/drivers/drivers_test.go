@@ -16,6 +16,7 @@ import (
 	"github.com/shaledb/shale/bench/etcdtest"
 	"github.com/shaledb/shale/bench/ycsb"
 	"github.com/shaledb/shale/internal/testcluster"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 )
@@ -95,6 +96,50 @@ func loadAndRun(t *testing.T, tg target, table string) {
 	require.InDelta(t, res.Throughput, ops, 0.001)
 	n, _ := s.Get("SCAN", "Return=OK")
 	require.Equal(t, float64(returns(res, ycsb.OpScan, ycsb.StatusOK)), n)
+}
+
+// staleReads loads records, then runs reads and scans a little in the past
+// from any replica (shale.readstaleness), checking every value.
+func staleReads(t *testing.T, tg target, table string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	common := []string{"recordcount=200", "table=" + table, "dataintegrity=true", "shale.tablets=4"}
+	var out, status bytes.Buffer
+	res, err := bench.Run(ctx, tg.options(ycsb.PhaseLoad, &out, &status, common...))
+	require.NoError(t, err, status.String())
+	requireNoFailures(t, res, &status)
+	loaded := time.Now()
+	const staleness = 300 * time.Millisecond
+	// Reads at now - staleness must be past every load write.
+	testutils.SucceedsSoon(t, func() error {
+		if time.Since(loaded) <= staleness {
+			return fmt.Errorf("load ended %v ago", time.Since(loaded))
+		}
+		return nil
+	})
+	out.Reset()
+	status.Reset()
+	o := tg.options(ycsb.PhaseRun, &out, &status, append(common, "operationcount=0", "readproportion=0.8", "scanproportion=0.2",
+		"updateproportion=0", "maxscanlength=10", "shale.readstaleness=300ms")...)
+	o.Duration = time.Second
+	res, err = bench.Run(ctx, o)
+	require.NoError(t, err, status.String())
+	requireNoFailures(t, res, &status)
+	require.Positive(t, returns(res, ycsb.OpRead, ycsb.StatusOK))
+	require.Positive(t, returns(res, ycsb.OpVerify, ycsb.StatusOK))
+	require.Zero(t, returns(res, ycsb.OpRead, ycsb.StatusNotFound), "every record was loaded before the read timestamp")
+
+	_, err = drivers.Open(ctx, "shale", drivers.Config{PD: tg.pd, Props: props(t, "shale.readstaleness=soon"), Workload: &ycsb.Workload{Table: table}})
+	require.ErrorContains(t, err, "shale.readstaleness")
+}
+
+func props(t *testing.T, kvs ...string) *ycsb.Properties {
+	p := ycsb.NewProperties()
+	for _, kv := range kvs {
+		k, v, _ := strings.Cut(kv, "=")
+		p.Set(k, v)
+	}
+	return p
 }
 
 // rmwIsATransaction runs concurrent read-modify-writes of one record, each
@@ -201,6 +246,7 @@ func TestShaleAndThriftDrivers(t *testing.T) {
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, len(tablets), 4)
 		rmwIsATransaction(t, shale, "rmw")
+		staleReads(t, shale, "usertable_stale")
 	})
 	t.Run("thrift", func(t *testing.T) {
 		loadAndRun(t, thrift, "usertable_thrift")

@@ -18,6 +18,9 @@ type Shale struct {
 	c      *kvclient.Client
 	t      *kvclient.Table
 	family string
+	// staleness > 0: reads and scans read as of that long ago from any
+	// replica (shale.readstaleness).
+	staleness time.Duration
 }
 
 var _ ycsb.Driver = (*Shale)(nil)
@@ -35,6 +38,10 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 	if err != nil {
 		return nil, err
 	}
+	staleness, err := readStaleness(cfg.Props)
+	if err != nil {
+		return nil, err
+	}
 	c, err := kvclient.Open(ctx, kvclient.Options{PD: cfg.PD})
 	if err != nil {
 		return nil, fmt.Errorf("connect to placement driver %v: %w", cfg.PD, err)
@@ -44,7 +51,7 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 		c.Close()
 		return nil, err
 	}
-	return &Shale{c: c, t: t, family: family}, nil
+	return &Shale{c: c, t: t, family: family, staleness: staleness}, nil
 }
 
 func ensureShaleTable(ctx context.Context, c *kvclient.Client, name, family string, tablets int) (*kvclient.Table, error) {
@@ -107,8 +114,16 @@ func (d shaleDB) mutations(values ycsb.Record) []kvclient.Mutation {
 	return muts
 }
 
+// staleOptions adds a stale follower read to opts when configured.
+func (d shaleDB) staleOptions(opts []kvclient.ReadOption) []kvclient.ReadOption {
+	if d.s.staleness <= 0 {
+		return opts
+	}
+	return append(opts, kvclient.AsOf(d.s.c.StaleTimestamp(d.s.staleness)), kvclient.FollowerRead())
+}
+
 func (d shaleDB) Read(ctx context.Context, _, key string, fields []string) (ycsb.Record, error) {
-	row, err := d.s.t.Get(ctx, []byte(key), d.readOptions(fields)...)
+	row, err := d.s.t.Get(ctx, []byte(key), d.staleOptions(d.readOptions(fields))...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +134,7 @@ func (d shaleDB) Read(ctx context.Context, _, key string, fields []string) (ycsb
 }
 
 func (d shaleDB) Scan(ctx context.Context, _, startKey string, count int, fields []string) ([]ycsb.Record, error) {
-	sc := d.s.t.Scan(ctx, kvclient.ScanOptions{Start: []byte(startKey), Limit: count, PageRows: count, Read: d.readOptions(fields)})
+	sc := d.s.t.Scan(ctx, kvclient.ScanOptions{Start: []byte(startKey), Limit: count, PageRows: count, Read: d.staleOptions(d.readOptions(fields))})
 	defer sc.Close()
 	out := make([]ycsb.Record, 0, count)
 	for sc.Next() {

@@ -66,6 +66,13 @@ func TableNotFound(tableID uint64) error {
 	return withDetail(codes.NotFound, fmt.Sprintf("table %d not found", tableID), &errorpb.TableNotFound{TableId: tableID})
 }
 
+// ReadTooOld reports a read at readTS below the tablet's history floor:
+// versions it would need may be gone. The caller reads at floor or later.
+func ReadTooOld(tabletID uint64, readTS, floor int64) error {
+	return withDetail(codes.FailedPrecondition, fmt.Sprintf("tablet %d: read at timestamp %d is below the tablet's history floor %d (a delete, ingest or version GC changed older versions); read at %d or later", tabletID, readTS, floor, floor),
+		&errorpb.ReadTooOld{TabletId: tabletID, ReadTimestamp: readTS, Floor: floor})
+}
+
 // InvalidArgument reports a malformed or oversized request.
 func InvalidArgument(format string, args ...any) error {
 	return status.Errorf(codes.InvalidArgument, format, args...)
@@ -120,6 +127,8 @@ func Code(err error) string {
 		return "KV:tablet:ServerBusy"
 	case *errorpb.TableNotFound:
 		return "KV:tablet:TableNotFound"
+	case *errorpb.ReadTooOld:
+		return "KV:tablet:ReadTooOld"
 	}
 	if st, ok := status.FromError(err); ok {
 		return "KV:" + st.Code().String()
@@ -147,6 +156,8 @@ func ToProto(err error) *errorpb.Error {
 		e.Detail = &errorpb.Error_ServerBusy{ServerBusy: d}
 	case *errorpb.TableNotFound:
 		e.Detail = &errorpb.Error_TableNotFound{TableNotFound: d}
+	case *errorpb.ReadTooOld:
+		e.Detail = &errorpb.Error_ReadTooOld{ReadTooOld: d}
 	}
 	return e
 }
@@ -170,6 +181,8 @@ func FromProto(e *errorpb.Error) error {
 		d = x.ServerBusy
 	case *errorpb.Error_TableNotFound:
 		d = x.TableNotFound
+	case *errorpb.Error_ReadTooOld:
+		d = x.ReadTooOld
 	}
 	return withDetail(codes.Code(e.Code), e.Message, d)
 }

@@ -86,6 +86,12 @@ func cases() []errCase {
 			codeStr: "KV:tablet:TableNotFound", retryable: true, msgHas: "table 11 not found",
 		},
 		{
+			// Final: the caller must pick a later read timestamp.
+			name: "ReadTooOld", err: errs.ReadTooOld(7, 100, 200),
+			code: codes.FailedPrecondition, detail: &errorpb.ReadTooOld{TabletId: 7, ReadTimestamp: 100, Floor: 200},
+			codeStr: "KV:tablet:ReadTooOld", msgHas: "below the tablet's history floor 200",
+		},
+		{
 			name: "InvalidArgument", err: errs.InvalidArgument("row key too long: %d", 9000),
 			code: codes.InvalidArgument, codeStr: "KV:InvalidArgument", msgHas: "row key too long: 9000",
 		},

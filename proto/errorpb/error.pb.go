@@ -338,6 +338,69 @@ func (x *TableNotFound) GetTableId() uint64 {
 	return 0
 }
 
+// ReadTooOld: a read at read_timestamp is below the tablet's history
+// floor (a delete, an ingest or version GC changed versions at or before
+// it); read at floor or later.
+type ReadTooOld struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	ReadTimestamp int64                  `protobuf:"varint,2,opt,name=read_timestamp,json=readTimestamp,proto3" json:"read_timestamp,omitempty"`
+	Floor         int64                  `protobuf:"varint,3,opt,name=floor,proto3" json:"floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadTooOld) Reset() {
+	*x = ReadTooOld{}
+	mi := &file_errorpb_error_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadTooOld) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadTooOld) ProtoMessage() {}
+
+func (x *ReadTooOld) ProtoReflect() protoreflect.Message {
+	mi := &file_errorpb_error_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadTooOld.ProtoReflect.Descriptor instead.
+func (*ReadTooOld) Descriptor() ([]byte, []int) {
+	return file_errorpb_error_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ReadTooOld) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *ReadTooOld) GetReadTimestamp() int64 {
+	if x != nil {
+		return x.ReadTimestamp
+	}
+	return 0
+}
+
+func (x *ReadTooOld) GetFloor() int64 {
+	if x != nil {
+		return x.Floor
+	}
+	return 0
+}
+
 // Error is an error inside a successful response (one row of a batch).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -352,6 +415,7 @@ type Error struct {
 	//	*Error_EpochMismatch
 	//	*Error_ServerBusy
 	//	*Error_TableNotFound
+	//	*Error_ReadTooOld
 	Detail        isError_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -359,7 +423,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_errorpb_error_proto_msgTypes[6]
+	mi := &file_errorpb_error_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +435,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_errorpb_error_proto_msgTypes[6]
+	mi := &file_errorpb_error_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +448,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_errorpb_error_proto_rawDescGZIP(), []int{6}
+	return file_errorpb_error_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -462,6 +526,15 @@ func (x *Error) GetTableNotFound() *TableNotFound {
 	return nil
 }
 
+func (x *Error) GetReadTooOld() *ReadTooOld {
+	if x != nil {
+		if x, ok := x.Detail.(*Error_ReadTooOld); ok {
+			return x.ReadTooOld
+		}
+	}
+	return nil
+}
+
 type isError_Detail interface {
 	isError_Detail()
 }
@@ -490,6 +563,10 @@ type Error_TableNotFound struct {
 	TableNotFound *TableNotFound `protobuf:"bytes,15,opt,name=table_not_found,json=tableNotFound,proto3,oneof"`
 }
 
+type Error_ReadTooOld struct {
+	ReadTooOld *ReadTooOld `protobuf:"bytes,16,opt,name=read_too_old,json=readTooOld,proto3,oneof"`
+}
+
 func (*Error_NotLeader) isError_Detail() {}
 
 func (*Error_TabletNotFound) isError_Detail() {}
@@ -501,6 +578,8 @@ func (*Error_EpochMismatch) isError_Detail() {}
 func (*Error_ServerBusy) isError_Detail() {}
 
 func (*Error_TableNotFound) isError_Detail() {}
+
+func (*Error_ReadTooOld) isError_Detail() {}
 
 var File_errorpb_error_proto protoreflect.FileDescriptor
 
@@ -525,7 +604,12 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x04R\fretryAfterMs\"*\n" +
 	"\rTableNotFound\x12\x19\n" +
-	"\btable_id\x18\x01 \x01(\x04R\atableId\"\xd2\x03\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\"f\n" +
+	"\n" +
+	"ReadTooOld\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12%\n" +
+	"\x0eread_timestamp\x18\x02 \x01(\x03R\rreadTimestamp\x12\x14\n" +
+	"\x05floor\x18\x03 \x01(\x03R\x05floor\"\x8f\x04\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
@@ -537,7 +621,9 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\x0eepoch_mismatch\x18\r \x01(\v2\x1a.shale.error.EpochMismatchH\x00R\repochMismatch\x12:\n" +
 	"\vserver_busy\x18\x0e \x01(\v2\x17.shale.error.ServerBusyH\x00R\n" +
 	"serverBusy\x12D\n" +
-	"\x0ftable_not_found\x18\x0f \x01(\v2\x1a.shale.error.TableNotFoundH\x00R\rtableNotFoundB\b\n" +
+	"\x0ftable_not_found\x18\x0f \x01(\v2\x1a.shale.error.TableNotFoundH\x00R\rtableNotFound\x12;\n" +
+	"\fread_too_old\x18\x10 \x01(\v2\x17.shale.error.ReadTooOldH\x00R\n" +
+	"readTooOldB\b\n" +
 	"\x06detailB(Z&github.com/shaledb/shale/proto/errorpbb\x06proto3"
 
 var (
@@ -552,7 +638,7 @@ func file_errorpb_error_proto_rawDescGZIP() []byte {
 	return file_errorpb_error_proto_rawDescData
 }
 
-var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_errorpb_error_proto_goTypes = []any{
 	(*NotLeader)(nil),               // 0: shale.error.NotLeader
 	(*TabletNotFound)(nil),          // 1: shale.error.TabletNotFound
@@ -560,23 +646,25 @@ var file_errorpb_error_proto_goTypes = []any{
 	(*EpochMismatch)(nil),           // 3: shale.error.EpochMismatch
 	(*ServerBusy)(nil),              // 4: shale.error.ServerBusy
 	(*TableNotFound)(nil),           // 5: shale.error.TableNotFound
-	(*Error)(nil),                   // 6: shale.error.Error
-	(*metapb.TabletDescriptor)(nil), // 7: shale.meta.TabletDescriptor
+	(*ReadTooOld)(nil),              // 6: shale.error.ReadTooOld
+	(*Error)(nil),                   // 7: shale.error.Error
+	(*metapb.TabletDescriptor)(nil), // 8: shale.meta.TabletDescriptor
 }
 var file_errorpb_error_proto_depIdxs = []int32{
-	7, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
-	7, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
+	8, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
+	8, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
 	0, // 2: shale.error.Error.not_leader:type_name -> shale.error.NotLeader
 	1, // 3: shale.error.Error.tablet_not_found:type_name -> shale.error.TabletNotFound
 	2, // 4: shale.error.Error.key_not_in_tablet:type_name -> shale.error.KeyNotInTablet
 	3, // 5: shale.error.Error.epoch_mismatch:type_name -> shale.error.EpochMismatch
 	4, // 6: shale.error.Error.server_busy:type_name -> shale.error.ServerBusy
 	5, // 7: shale.error.Error.table_not_found:type_name -> shale.error.TableNotFound
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6, // 8: shale.error.Error.read_too_old:type_name -> shale.error.ReadTooOld
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_errorpb_error_proto_init() }
@@ -584,13 +672,14 @@ func file_errorpb_error_proto_init() {
 	if File_errorpb_error_proto != nil {
 		return
 	}
-	file_errorpb_error_proto_msgTypes[6].OneofWrappers = []any{
+	file_errorpb_error_proto_msgTypes[7].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_TabletNotFound)(nil),
 		(*Error_KeyNotInTablet)(nil),
 		(*Error_EpochMismatch)(nil),
 		(*Error_ServerBusy)(nil),
 		(*Error_TableNotFound)(nil),
+		(*Error_ReadTooOld)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -598,7 +687,7 @@ func file_errorpb_error_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_errorpb_error_proto_rawDesc), len(file_errorpb_error_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -519,7 +519,17 @@ type ReadOptions struct {
 	// (keys.CellDigest summed over them) instead of the cells: checking a
 	// bulk import reads the data without shipping it. Sums are
 	// order-independent, so digests of row ranges add up.
-	Digest        bool `protobuf:"varint,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	Digest bool `protobuf:"varint,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	// Read as of this timestamp (microseconds, HLC): exactly the versions
+	// with timestamp <= read_timestamp, consistent across tablets. 0: the
+	// latest (a linearizable read at the leader). A read at or below the
+	// replica's closed timestamp is served at once by any replica; above it
+	// the tablet first closes the timestamp (one raft round). A read below
+	// the tablet's history floor fails with ReadTooOld.
+	ReadTimestamp int64 `protobuf:"varint,7,opt,name=read_timestamp,json=readTimestamp,proto3" json:"read_timestamp,omitempty"`
+	// Routing hint for the client: the read may go to any replica (a
+	// follower read). Needs read_timestamp; servers ignore it.
+	AnyReplica    bool `protobuf:"varint,8,opt,name=any_replica,json=anyReplica,proto3" json:"any_replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -592,6 +602,20 @@ func (x *ReadOptions) GetFilter() *RowFilter {
 func (x *ReadOptions) GetDigest() bool {
 	if x != nil {
 		return x.Digest
+	}
+	return false
+}
+
+func (x *ReadOptions) GetReadTimestamp() int64 {
+	if x != nil {
+		return x.ReadTimestamp
+	}
+	return 0
+}
+
+func (x *ReadOptions) GetAnyReplica() bool {
+	if x != nil {
+		return x.AnyReplica
 	}
 	return false
 }
@@ -3321,7 +3345,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\"=\n" +
 	"\tTimeRange\x12\x19\n" +
 	"\bstart_ts\x18\x01 \x01(\x03R\astartTs\x12\x15\n" +
-	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xf1\x01\n" +
+	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xb9\x02\n" +
 	"\vReadOptions\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\tR\bfamilies\x12*\n" +
 	"\acolumns\x18\x02 \x03(\v2\x10.shale.kv.ColumnR\acolumns\x12!\n" +
@@ -3329,7 +3353,10 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\n" +
 	"time_range\x18\x04 \x01(\v2\x13.shale.kv.TimeRangeR\ttimeRange\x12+\n" +
 	"\x06filter\x18\x05 \x01(\v2\x13.shale.kv.RowFilterR\x06filter\x12\x16\n" +
-	"\x06digest\x18\x06 \x01(\bR\x06digest\"\xc5\x01\n" +
+	"\x06digest\x18\x06 \x01(\bR\x06digest\x12%\n" +
+	"\x0eread_timestamp\x18\a \x01(\x03R\rreadTimestamp\x12\x1f\n" +
+	"\vany_replica\x18\b \x01(\bR\n" +
+	"anyReplica\"\xc5\x01\n" +
 	"\tRowFilter\x12+\n" +
 	"\x03and\x18\x01 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x03and\x12)\n" +
 	"\x02or\x18\x02 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x02or\x12'\n" +

@@ -55,6 +55,11 @@ type RaftCommand struct {
 	// timestamp + max_clock_offset_us. 0 (entries of older proposers): no
 	// check.
 	MaxClockOffsetUs int64 `protobuf:"varint,7,opt,name=max_clock_offset_us,json=maxClockOffsetUs,proto3" json:"max_clock_offset_us,omitempty"`
+	// The proposer's closed-timestamp promise (docs/decisions.md, "Closed
+	// timestamps"): once this entry applies, every later entry of the tablet
+	// commits strictly above the tablet's closed timestamp, which is the
+	// largest of these applied (while not frozen for a merge). 0: none.
+	ClosedTimestamp int64 `protobuf:"varint,8,opt,name=closed_timestamp,json=closedTimestamp,proto3" json:"closed_timestamp,omitempty"`
 	// Types that are valid to be assigned to Cmd:
 	//
 	//	*RaftCommand_MutateRow
@@ -149,6 +154,13 @@ func (x *RaftCommand) GetMaxValueBytes() int64 {
 func (x *RaftCommand) GetMaxClockOffsetUs() int64 {
 	if x != nil {
 		return x.MaxClockOffsetUs
+	}
+	return 0
+}
+
+func (x *RaftCommand) GetClosedTimestamp() int64 {
+	if x != nil {
+		return x.ClosedTimestamp
 	}
 	return 0
 }
@@ -814,8 +826,11 @@ func (x *IngestSSTCommand) GetSize() uint64 {
 
 // GCCommand deletes cell versions that the leader found to be garbage.
 type GCCommand struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Keys          [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Keys  [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
+	// Reads below this timestamp may miss a removed version: the tablet's
+	// history floor rises to it (AppliedState.history_floor).
+	Threshold     int64 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -855,6 +870,13 @@ func (x *GCCommand) GetKeys() [][]byte {
 		return x.Keys
 	}
 	return nil
+}
+
+func (x *GCCommand) GetThreshold() int64 {
+	if x != nil {
+		return x.Threshold
+	}
+	return 0
 }
 
 // ChangeReplicasContext rides in a ConfChangeV2's context: the descriptor the
@@ -994,8 +1016,16 @@ type AppliedState struct {
 	// names (PrepareMergeCommand.target_epoch).
 	MergeFreezeIndex uint64        `protobuf:"varint,5,opt,name=merge_freeze_index,json=mergeFreezeIndex,proto3" json:"merge_freeze_index,omitempty"`
 	MergeTargetEpoch *metapb.Epoch `protobuf:"bytes,6,opt,name=merge_target_epoch,json=mergeTargetEpoch,proto3" json:"merge_target_epoch,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Closed timestamp: no entry after this one commits at or below it, so a
+	// read at ts <= closed_timestamp sees exactly the cells with commit
+	// timestamp <= ts (docs/decisions.md, "Closed timestamps").
+	ClosedTimestamp int64 `protobuf:"varint,7,opt,name=closed_timestamp,json=closedTimestamp,proto3" json:"closed_timestamp,omitempty"`
+	// History floor: a read below it may miss versions that a delete, an
+	// ingest, a write at an explicit past timestamp or version GC removed
+	// or added; such reads are refused (ReadTooOld).
+	HistoryFloor  int64 `protobuf:"varint,8,opt,name=history_floor,json=historyFloor,proto3" json:"history_floor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedState) Reset() {
@@ -1068,6 +1098,20 @@ func (x *AppliedState) GetMergeTargetEpoch() *metapb.Epoch {
 		return x.MergeTargetEpoch
 	}
 	return nil
+}
+
+func (x *AppliedState) GetClosedTimestamp() int64 {
+	if x != nil {
+		return x.ClosedTimestamp
+	}
+	return 0
+}
+
+func (x *AppliedState) GetHistoryFloor() int64 {
+	if x != nil {
+		return x.HistoryFloor
+	}
+	return 0
 }
 
 // TruncatedState: the log holds entries after index only.
@@ -1173,7 +1217,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xcc\t\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xf7\t\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1a\n" +
@@ -1182,7 +1226,8 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x05epoch\x18\x03 \x01(\v2\x11.shale.meta.EpochR\x05epoch\x12Y\n" +
 	"\x11family_max_age_ms\x18\x04 \x03(\v2..shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntryR\x0efamilyMaxAgeMs\x12&\n" +
 	"\x0fmax_value_bytes\x18\x05 \x01(\x03R\rmaxValueBytes\x12-\n" +
-	"\x13max_clock_offset_us\x18\a \x01(\x03R\x10maxClockOffsetUs\x12;\n" +
+	"\x13max_clock_offset_us\x18\a \x01(\x03R\x10maxClockOffsetUs\x12)\n" +
+	"\x10closed_timestamp\x18\b \x01(\x03R\x0fclosedTimestamp\x12;\n" +
 	"\n" +
 	"mutate_row\x18\n" +
 	" \x01(\v2\x1a.shale.kv.MutateRowRequestH\x00R\tmutateRow\x12U\n" +
@@ -1230,9 +1275,10 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\alargest\x18\x05 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\x06 \x01(\x04R\bkeyCount\x12#\n" +
 	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\x12\x12\n" +
-	"\x04size\x18\b \x01(\x04R\x04size\"\x1f\n" +
+	"\x04size\x18\b \x01(\x04R\x04size\"=\n" +
 	"\tGCCommand\x12\x12\n" +
-	"\x04keys\x18\x01 \x03(\fR\x04keys\"\x8a\x01\n" +
+	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x1c\n" +
+	"\tthreshold\x18\x02 \x01(\x03R\tthreshold\"\x8a\x01\n" +
 	"\x15ChangeReplicasContext\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +
@@ -1242,14 +1288,16 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x125\n" +
 	"\aapplied\x18\x02 \x01(\v2\x1b.shale.raftcmd.AppliedStateR\aapplied\x124\n" +
-	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\xef\x01\n" +
+	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\xbf\x02\n" +
 	"\fAppliedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12#\n" +
 	"\rmax_timestamp\x18\x03 \x01(\x03R\fmaxTimestamp\x12!\n" +
 	"\fmerging_into\x18\x04 \x01(\x04R\vmergingInto\x12,\n" +
 	"\x12merge_freeze_index\x18\x05 \x01(\x04R\x10mergeFreezeIndex\x12?\n" +
-	"\x12merge_target_epoch\x18\x06 \x01(\v2\x11.shale.meta.EpochR\x10mergeTargetEpoch\":\n" +
+	"\x12merge_target_epoch\x18\x06 \x01(\v2\x11.shale.meta.EpochR\x10mergeTargetEpoch\x12)\n" +
+	"\x10closed_timestamp\x18\a \x01(\x03R\x0fclosedTimestamp\x12#\n" +
+	"\rhistory_floor\x18\b \x01(\x03R\fhistoryFloor\":\n" +
 	"\x0eTruncatedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"3\n" +

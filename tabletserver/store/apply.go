@@ -48,9 +48,12 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.s.fatal("write applied state", err, r)
 	}
 	applied, maxTS := r.applied.Index, r.applied.MaxTimestamp
+	closed, floor := r.applied.ClosedTimestamp, r.applied.HistoryFloor
 	return append(post, func() {
 		r.mu.Lock()
 		r.mu.applied = applied
+		r.mu.floor = floor
+		r.setClosedLocked(closed)
 		r.mu.Unlock()
 		r.s.observeTimestamp(maxTS, r.tabletID)
 	})
@@ -65,11 +68,12 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		resp proto.Message
 		err  error
 	)
+	r.adoptClosed(&cmd)
 	// The commit timestamp strictly increases in log order, whatever the
-	// proposer's clock said.
-	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1)
+	// proposer's clock said, and lies above the closed timestamp.
+	ts := max(cmd.Timestamp, r.applied.MaxTimestamp+1, r.applied.ClosedTimestamp+1)
 	desc := r.appliedDesc
-	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes, bound: newApplyBound(&cmd)}
+	ev := evaluator{b: b, desc: desc, ts: ts, maxAgeMs: cmd.FamilyMaxAgeMs, maxValueBytes: cmd.MaxValueBytes, bound: newApplyBound(&cmd), closed: r.applied.ClosedTimestamp}
 	if r.applied.MergingInto != 0 && isDataOrSplit(&cmd) {
 		err = errs.ServerBusy(fmt.Sprintf("tablet %d is being merged into tablet %d", r.tabletID, r.applied.MergingInto), 200)
 		cmd.Cmd = nil
@@ -106,11 +110,16 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		if err == nil {
 			// Later writes must order after every imported cell.
 			ev.wrote, ts = true, max(ts, c.IngestSst.MaxTimestamp)
+			// Imported cells may lie at any timestamp: reads before
+			// the ingest could not have seen them.
+			ev.floor = ts
 		}
 	default:
 		err = errs.InvalidArgument("unknown raft command")
 	}
-	_ = ev
+	if ev.floor > r.applied.HistoryFloor {
+		r.applied.HistoryFloor = ev.floor
+	}
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
@@ -237,12 +246,20 @@ type evaluator struct {
 	maxValueBytes int64
 	bound         applyBound // client-chosen timestamps allowed
 	wrote         bool
+	// closed is the tablet's closed timestamp; floor, if set, the history
+	// floor this command raises the tablet's to (AppliedState).
+	closed, floor int64
 }
 
 type write struct {
 	key, value []byte
 	rangeEnd   []byte // non-nil: DeleteRange [key, rangeEnd)
 	del        bool
+	// rewrites: the write changes what reads below the commit timestamp
+	// see (deletes are physical; a cell at an explicit timestamp at or
+	// below the closed timestamp appears in closed history), so it raises
+	// the history floor to the commit timestamp.
+	rewrites bool
 }
 
 func (ev *evaluator) checkRow(tableID uint64, row []byte) error {
@@ -267,6 +284,9 @@ func (ev *evaluator) commit(ws []write) error {
 			return err
 		}
 		ev.wrote = true
+		if w.rewrites || w.del || w.rangeEnd != nil {
+			ev.floor = max(ev.floor, ev.ts)
+		}
 	}
 	return nil
 }
@@ -289,7 +309,7 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			if cts <= 0 {
 				cts = ev.ts
 			}
-			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value})
+			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value, rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed})
 		case *kvpb.Mutation_DeleteFromColumn_:
 			c := x.DeleteFromColumn
 			col := keys.ColumnPrefix(tableID, row, c.Family, c.Qualifier)
@@ -528,6 +548,7 @@ func (ev *evaluator) batchMutate(req *kvpb.BatchMutateRequest) (proto.Message, e
 // gc deletes versions the leader found to be garbage. Keys outside the
 // tablet (it split since) are skipped; their new owner collects them.
 func (ev *evaluator) gc(c *raftcmdpb.GCCommand) error {
+	ev.floor = max(ev.floor, c.Threshold)
 	for _, k := range c.Keys {
 		if !containsDataKey(ev.desc, k) {
 			continue
@@ -553,6 +574,7 @@ func (ev *evaluator) clearRange(c *raftcmdpb.ClearRangeCommand) error {
 	}
 	dlo, dhi := keys.DataSpan(lo, hi)
 	ev.wrote = true
+	ev.floor = max(ev.floor, ev.ts)
 	return ev.b.DeleteRange(dlo, dhi, nil)
 }
 

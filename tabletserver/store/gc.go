@@ -69,7 +69,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	snap, desc, err := s.pinnedRead(r, nil)
+	snap, desc, err := s.pinnedRead(r, nil, 0)
 	if err != nil {
 		return 0, err
 	}
@@ -93,20 +93,24 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		deleted  int
 		colKey   []byte
 		versions int
-		schema   *metapb.TableSchema
-		policy   = map[string]*metapb.FamilySchema{}
+		// colTS: timestamps of the current column's versions, newest
+		// first; threshold: the history floor the garbage so far needs.
+		colTS     []int64
+		threshold int64
+		schema    *metapb.TableSchema
+		policy    = map[string]*metapb.FamilySchema{}
 	)
 	flush := func() error {
 		if len(garbage) == 0 {
 			return nil
 		}
-		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage}}})
+		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage, Threshold: threshold}}})
 		if err == nil {
 			deleted += len(garbage)
 			s.metrics.gcVersions.Add(float64(len(garbage) - dedup))
 			s.metrics.gcDedup.Add(float64(dedup))
 		}
-		garbage, dedup = nil, 0
+		garbage, dedup, threshold = nil, 0, 0
 		return err
 	}
 	for it.First(); it.Valid(); it.Next() {
@@ -129,9 +133,10 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
 		if !bytes.Equal(col, colKey) {
-			colKey, versions = col, 0
+			colKey, versions, colTS = col, 0, colTS[:0]
 		}
 		versions++
+		colTS = append(colTS, c.Timestamp)
 		p := policy[c.Family]
 		ts := c.Timestamp
 		if c.Family == dedupFamily {
@@ -150,6 +155,13 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}
 		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
+			if p.MaxVersions > 0 && versions > int(p.MaxVersions) {
+				// A read at t < the timestamp of the MaxVersions-th
+				// newer version still counts this one among its newest
+				// (read.go): such reads are refused from now on. Versions
+				// past their max age are hidden from every read already.
+				threshold = max(threshold, colTS[versions-int(p.MaxVersions)-1])
+			}
 			garbage = append(garbage, bytes.Clone(ck))
 			if len(garbage) >= gcBatchKeys {
 				if err := flush(); err != nil {

@@ -117,7 +117,7 @@ func (s *Store) LocalRowsForTest(tabletID uint64) ([]string, error) {
 	if r == nil {
 		return nil, fmt.Errorf("no replica of tablet %d on store %d", tabletID, s.opts.StoreID)
 	}
-	snap, desc, err := s.pinnedRead(r, nil)
+	snap, desc, err := s.pinnedRead(r, nil, 0)
 	if err != nil {
 		return nil, err
 	}

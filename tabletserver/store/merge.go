@@ -364,6 +364,12 @@ func (r *replica) applyCommitMerge(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, 
 	}
 	// Timestamps on the merged range keep increasing past both halves'.
 	r.applied.MaxTimestamp = max(r.applied.MaxTimestamp, source.applied.MaxTimestamp)
+	// The merged tablet promises what both halves promised: the source
+	// stopped closing when it froze, so every later write in its range
+	// (ours from now on) must commit above its last closed timestamp; its
+	// history floor holds for its range too (docs/decisions.md).
+	r.applied.ClosedTimestamp = max(r.applied.ClosedTimestamp, source.applied.ClosedTimestamp)
+	r.applied.HistoryFloor = max(r.applied.HistoryFloor, source.applied.HistoryFloor)
 	// Retire the source: its raft state goes, its data stays (now ours).
 	p := keys.TabletLocalPrefix(src.TabletId)
 	if err := b.DeleteRange(p, keys.PrefixEnd(p), nil); err != nil {

@@ -18,6 +18,9 @@ type storeMetrics struct {
 	proposals        prometheus.Counter
 	reads            prometheus.Counter
 	leaseReads       prometheus.Counter
+	followerReads    prometheus.Counter
+	closedWaits      prometheus.Counter
+	closeProposals   prometheus.Counter
 	snapshotsSent    prometheus.Counter
 	snapshotsApplied prometheus.Counter
 	clockRefused     prometheus.Counter
@@ -63,6 +66,9 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		proposals:        c("proposals_total", "Commands proposed by leaders on this store."),
 		reads:            c("reads_total", "Get and Scan requests served."),
 		leaseReads:       c("lease_reads_total", "Reads served under the leader lease, without a raft round."),
+		followerReads:    c("follower_reads_total", "Reads at a timestamp served by a replica that is not the tablet's leader."),
+		closedWaits:      c("closed_timestamp_waits_total", "Reads at a timestamp that waited for the tablet to close it."),
+		closeProposals:   c("close_proposals_total", "Raft commands proposed only to advance a tablet's closed timestamp."),
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
 		clockRefused:     c("clock_updates_refused_total", "Applied timestamps the store's clock did not take in: more than MaxClockOffset ahead of its wall clock."),
@@ -99,6 +105,10 @@ func (s *Store) Syncs() float64 { return counterValue(s.metrics.raftSyncs) }
 
 // LeaseReads returns the number of reads served under a leader lease.
 func (s *Store) LeaseReads() float64 { return counterValue(s.metrics.leaseReads) }
+
+// FollowerReads returns the number of reads at a timestamp served by a
+// replica that was not its tablet's leader.
+func (s *Store) FollowerReads() float64 { return counterValue(s.metrics.followerReads) }
 
 // Proposals returns the number of commands proposed so far.
 func (s *Store) Proposals() float64 { return counterValue(s.metrics.proposals) }

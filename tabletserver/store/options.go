@@ -101,6 +101,12 @@ type Options struct {
 	// DedupRetention (10 minutes).
 	DedupRetention time.Duration
 
+	// ClosedTimestampTarget is how far a tablet's closed timestamp trails
+	// its leader's clock when writes carry it (docs/decisions.md, "Closed
+	// timestamps"): reads at least this stale are served by any replica
+	// at once. Default 3s.
+	ClosedTimestampTarget time.Duration
+
 	// Clock is the store's source of time: the Ready loop's ticks,
 	// proposal expiry, leader leases, store liveness, the background
 	// queues (GC, merge recovery, liveness pings) and the staged-SST
@@ -252,6 +258,9 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.DedupRetention <= 0 {
 		o.DedupRetention = DedupRetention
+	}
+	if o.ClosedTimestampTarget <= 0 {
+		o.ClosedTimestampTarget = 3 * time.Second
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}

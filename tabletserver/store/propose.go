@@ -47,6 +47,9 @@ func (r *replica) propose(ctx context.Context, cmd *raftcmdpb.RaftCommand) (prot
 		return nil, err
 	}
 	cmd.Timestamp = ts
+	// Every write carries the leader's closed-timestamp promise
+	// (closedts.go), so a busy tablet's closes cost nothing extra.
+	cmd.ClosedTimestamp = r.s.closedPromise(ts)
 	// Apply checks client-chosen timestamps against this (clock.go).
 	cmd.MaxClockOffsetUs = r.s.opts.MaxClockOffset.Microseconds()
 	data, err := proto.Marshal(cmd)

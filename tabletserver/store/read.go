@@ -28,6 +28,10 @@ type rowFilter struct {
 	filter      *compiledFilter // nil: every row
 	digest      bool            // rows carry a count and digest of their cells
 	maxRowBytes int             // Limits.MaxReadRowBytes
+	// readTS: read as of this timestamp (0: the latest). Versions above
+	// it are invisible and do not count towards the families' max
+	// versions: the read sees the row as it was at readTS.
+	readTS int64
 }
 
 func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*rowFilter, error) {
@@ -42,6 +46,10 @@ func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*
 		f.maxVersions = int(o.MaxVersions)
 	}
 	f.digest = o.Digest
+	if o.ReadTimestamp < 0 {
+		return nil, errs.InvalidArgument("read timestamp %d is negative", o.ReadTimestamp)
+	}
+	f.readTS = o.ReadTimestamp
 	if tr := o.TimeRange; tr != nil {
 		f.start, f.end = tr.StartTs, tr.EndTs
 		if f.end > 0 && f.end <= f.start {
@@ -120,6 +128,9 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		// Family names are never empty, so a new row always lands here.
 		b.versions, b.returned, b.observed = 0, 0, false
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
+	}
+	if b.f.readTS > 0 && c.Timestamp > b.f.readTS {
+		return // written after the read's timestamp
 	}
 	b.versions++
 	if c.Family == dedupFamily {
@@ -224,14 +235,20 @@ func (r *replica) refuseFrozenRead() error {
 // pinnedRead returns an engine snapshot and the descriptor valid for it.
 // The request's epoch (if any) is checked again here: the tablet may have
 // split since the request was accepted.
-func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
+// A read at a timestamp (ts > 0) below the history floor fails here, where
+// the floor and the snapshot agree: a delete applied after the read was
+// found readable may have removed versions it needs.
+func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader, ts int64) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
 	r.mu.Lock()
-	desc, destroyed := r.mu.desc, r.mu.destroyed
+	desc, destroyed, floor := r.mu.desc, r.mu.destroyed, r.mu.floor
 	r.mu.Unlock()
 	if destroyed || desc == nil {
 		return nil, nil, errs.TabletNotFound(r.tabletID, s.opts.StoreID)
+	}
+	if ts > 0 && ts < floor {
+		return nil, nil, errs.ReadTooOld(r.tabletID, ts, floor)
 	}
 	if err := s.checkEpoch(desc, h); err != nil {
 		return nil, nil, err
@@ -272,12 +289,12 @@ func (s *Store) get(ctx context.Context, req *kvpb.GetRequest, local bool) (*kvp
 	if local {
 		r, err = s.replicaForRequest(req.Header.GetTabletId())
 	} else {
-		r, err = s.readLeader(ctx, req.Header)
+		r, err = s.readReplica(ctx, req.Header, f.readTS)
 	}
 	if err != nil {
 		return nil, err
 	}
-	snap, desc, err := s.pinnedRead(r, req.Header)
+	snap, desc, err := s.pinnedRead(r, req.Header, f.readTS)
 	if err != nil {
 		return nil, err
 	}
@@ -356,11 +373,11 @@ func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	if err != nil {
 		return err
 	}
-	r, err := s.readLeader(ctx, req.Header)
+	r, err := s.readReplica(ctx, req.Header, f.readTS)
 	if err != nil {
 		return err
 	}
-	snap, desc, err := s.pinnedRead(r, req.Header)
+	snap, desc, err := s.pinnedRead(r, req.Header, f.readTS)
 	if err != nil {
 		return err
 	}

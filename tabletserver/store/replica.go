@@ -43,6 +43,11 @@ type replica struct {
 		// lease: reads are served without a raft round while leader and
 		// before leaseUntil, once applied reaches leaseIndex (see lease.go).
 		lease leaderLease
+		// closed and floor: the applied closed timestamp and history
+		// floor (closedts.go), published with the apply batch;
+		// closedWaiters: reads waiting for closed to reach theirs.
+		closed, floor int64
+		closedWaiters []*closedWaiter
 		// peers maps replica IDs to store IDs, from the descriptor and from
 		// inbound messages (an uninitialized replica knows no descriptor).
 		peers map[uint64]uint64
@@ -83,6 +88,10 @@ type replica struct {
 	// leader's quiesce heartbeat arrived with the commit) never ticks.
 	ingestApplied     bool
 	pendingConfChange bool
+	// closeInFlight: the closed timestamp of this leader's last close
+	// proposal, made at closeInFlightAt (worker only).
+	closeInFlight   int64
+	closeInFlightAt time.Time
 	// inboundSnapshot is the SST built from a received snapshot, keyed by
 	// the snapshot index, until the worker installs it.
 	inboundSnapshot map[uint64]string

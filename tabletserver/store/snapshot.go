@@ -309,7 +309,8 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		// The whole applied state, as written above: a snapshot of a tablet
 		// frozen for a merge keeps it frozen here too.
 		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp,
-			MergingInto: sd.Applied.MergingInto, MergeFreezeIndex: sd.Applied.MergeFreezeIndex, MergeTargetEpoch: sd.Applied.MergeTargetEpoch}
+			MergingInto: sd.Applied.MergingInto, MergeFreezeIndex: sd.Applied.MergeFreezeIndex, MergeTargetEpoch: sd.Applied.MergeTargetEpoch,
+			ClosedTimestamp: sd.Applied.ClosedTimestamp, HistoryFloor: sd.Applied.HistoryFloor}
 		r.setMerging(sd.Applied.MergingInto)
 		r.storage.SetTruncated(raftlog.Truncated{Index: idx, Term: snap.Metadata.Term}, true)
 		r.storage.SetHardState(newHS)
@@ -318,6 +319,8 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		r.mu.Lock()
 		r.mu.desc = sd.Tablet
 		r.mu.applied = idx
+		r.mu.floor = r.applied.HistoryFloor
+		r.setClosedLocked(r.applied.ClosedTimestamp) // releases reads waiting for it
 		for _, rep := range sd.Tablet.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
 		}

@@ -127,7 +127,7 @@ func (r *replica) applySplit(b *pebble.Batch, cmd *raftcmdpb.RaftCommand, splits
 			}
 			continue
 		}
-		if err := writeInitialStateKeepingVote(r.s.db, b, right, r.applied.MaxTimestamp); err != nil {
+		if err := writeInitialStateKeepingVote(r.s.db, b, right, &r.applied); err != nil {
 			r.s.fatal("write split state", err, r)
 		}
 		mine = append(mine, created{right, rep.ReplicaId})
@@ -216,8 +216,8 @@ func splitDescriptors(desc *metapb.TabletDescriptor, splits []*raftcmdpb.SplitCo
 // writeInitialStateKeepingVote writes a new replica's initial state (split or
 // bootstrap), keeping any term and vote its uninitialized replica already
 // cast.
-func writeInitialStateKeepingVote(db *pebble.DB, b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
-	if err := writeInitialState(b, desc, maxTS); err != nil {
+func writeInitialStateKeepingVote(db *pebble.DB, b *pebble.Batch, desc *metapb.TabletDescriptor, from *raftcmdpb.AppliedState) error {
+	if err := writeInitialState(b, desc, from); err != nil {
 		return err
 	}
 	v, closer, err := db.Get(keys.RaftHardStateKey(desc.TabletId))

@@ -152,7 +152,7 @@ func (s *Store) MiddleKey(tabletID uint64) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, desc, err := s.pinnedRead(r, nil)
+	snap, desc, err := s.pinnedRead(r, nil, 0)
 	if err != nil {
 		return nil, err
 	}

@@ -445,6 +445,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 	r.mu.applied = r.applied.Index
 	r.mu.mergingInto = r.applied.MergingInto
 	r.mu.frozenAt = r.s.opts.Clock.Now()
+	r.mu.closed, r.mu.floor = r.applied.ClosedTimestamp, r.applied.HistoryFloor
 	if desc != nil {
 		for _, rep := range desc.Replicas {
 			r.mu.peers[rep.ReplicaId] = rep.StoreId
@@ -554,7 +555,7 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 			}
 			b := s.db.NewBatch()
 			defer b.Close()
-			if err := writeInitialStateKeepingVote(s.db, b, desc, 0); err != nil {
+			if err := writeInitialStateKeepingVote(s.db, b, desc, nil); err != nil {
 				return err
 			}
 			if err := b.Commit(pebble.Sync); err != nil {
@@ -570,7 +571,7 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 	r, created, err := s.getOrCreateReplicaWith(desc.TabletId, rep.ReplicaId, desc, func() error {
 		b := s.db.NewBatch()
 		defer b.Close()
-		if err := writeInitialState(b, desc, 0); err != nil {
+		if err := writeInitialState(b, desc, nil); err != nil {
 			return err
 		}
 		if err := b.Commit(pebble.Sync); err != nil {
@@ -600,13 +601,17 @@ const (
 	raftInitialTerm  = 5
 )
 
-// writeInitialState writes the state of a brand-new tablet replica.
-func writeInitialState(b *pebble.Batch, desc *metapb.TabletDescriptor, maxTS int64) error {
+// writeInitialState writes the state of a brand-new tablet replica. A
+// split's right-hand tablet inherits (from) its parent's timestamps: its
+// max timestamp, closed timestamp and history floor hold for its range
+// too (docs/decisions.md, "Closed timestamps"); nil for a fresh tablet.
+func writeInitialState(b *pebble.Batch, desc *metapb.TabletDescriptor, from *raftcmdpb.AppliedState) error {
 	id := desc.TabletId
 	if err := setProto(b, keys.DescriptorKey(id), desc); err != nil {
 		return err
 	}
-	if err := setProto(b, keys.AppliedStateKey(id), &raftcmdpb.AppliedState{Index: raftInitialIndex, Term: raftInitialTerm, MaxTimestamp: maxTS}); err != nil {
+	if err := setProto(b, keys.AppliedStateKey(id), &raftcmdpb.AppliedState{Index: raftInitialIndex, Term: raftInitialTerm, MaxTimestamp: from.GetMaxTimestamp(),
+		ClosedTimestamp: from.GetClosedTimestamp(), HistoryFloor: from.GetHistoryFloor()}); err != nil {
 		return err
 	}
 	if err := setProto(b, keys.RaftTruncatedStateKey(id), &raftcmdpb.TruncatedState{Index: raftInitialIndex, Term: raftInitialTerm}); err != nil {

@@ -275,6 +275,10 @@ func (r *replica) drainInbox() {
 		if m.msg.Type != raftpb.MsgHeartbeat && m.msg.Type != raftpb.MsgHeartbeatResp {
 			r.idleTicks = 0
 		}
+		if ts, ok := closeRequest(&m.msg); ok {
+			r.requestClose(ts) // a follower's, not raft's: never stepped
+			continue
+		}
 		if err := r.raw.Step(m.msg); err != nil && err != raft.ErrStepPeerNotFound {
 			r.log.Debug("step failed", "type", m.msg.Type, "err", err)
 		}
