@@ -23,10 +23,23 @@ import (
 // only. Evaluation must be deterministic: it may read only b (the engine
 // plus earlier writes of this batch) and the command itself.
 func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func()) []func() {
-	if len(ents) == 0 || r.raw == nil {
-		return post
+	for len(ents) > 0 {
+		post, ents = r.applyUntilCheck(b, ents, post)
+		r.dropPendingCheck()
 	}
-	for _, e := range ents {
+	return post
+}
+
+// applyUntilCheck is applyEntries that stops right after a consistency
+// check's entry and returns the entries after it: the caller commits b
+// there and snapshots the engine at exactly that log position
+// (r.takePendingCheck, processReady).
+func (r *replica) applyUntilCheck(b *pebble.Batch, ents []raftpb.Entry, post []func()) ([]func(), []raftpb.Entry) {
+	if len(ents) == 0 || r.raw == nil {
+		return post, nil
+	}
+	var rest []raftpb.Entry
+	for i, e := range ents {
 		if e.Index <= r.applied.Index {
 			continue // already applied (restart re-delivers)
 		}
@@ -41,7 +54,12 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.applied.Index, r.applied.Term = e.Index, e.Term
 		r.s.metrics.entriesApplied.Inc()
 		if r.raw == nil { // destroyed by this entry
-			return post
+			r.dropPendingCheck()
+			return post, nil
+		}
+		if r.pendingCheck != nil {
+			rest = ents[i+1:]
+			break
 		}
 	}
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
@@ -53,7 +71,8 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.mu.applied = applied
 		r.mu.Unlock()
 		r.s.observeTimestamp(maxTS, r.tabletID)
-	})
+		r.publishHealth()
+	}), rest
 }
 
 func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) []func() {
@@ -98,6 +117,10 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		resp, post, err = r.applyCommitMerge(b, &cmd, c.CommitMerge, post)
 	case *raftcmdpb.RaftCommand_RollbackMerge:
 		r.applyRollbackMerge()
+	case *raftcmdpb.RaftCommand_ComputeChecksum:
+		r.pendingCheck = &checksumTask{r: r, cmd: c.ComputeChecksum, index: e.Index, desc: desc}
+	case *raftcmdpb.RaftCommand_MarkBadReplicas:
+		r.applyMarkBad(c.MarkBadReplicas)
 	case *raftcmdpb.RaftCommand_IngestSst:
 		if err = ev.bound.check(c.IngestSst.MaxTimestamp); err != nil {
 			break
@@ -110,7 +133,14 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	default:
 		err = errs.InvalidArgument("unknown raft command")
 	}
-	_ = ev
+	if ev.corrupt != nil || isCorruption(err) {
+		// This replica's answer may differ from its peers': it must never
+		// serve again (the results are still delivered, as errors).
+		r.s.markReplicaBad(r, errors.Join(ev.corrupt, err))
+		if err == nil {
+			err = r.refuseIfBad()
+		}
+	}
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
@@ -194,7 +224,7 @@ func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, index 
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, ev.noteRead(err)
 	}
 	defer closer.Close()
 	if len(v) < 8 {
@@ -237,6 +267,16 @@ type evaluator struct {
 	maxValueBytes int64
 	bound         applyBound // client-chosen timestamps allowed
 	wrote         bool
+	// corrupt is the first corruption error a read of the engine hit.
+	corrupt error
+}
+
+// noteRead remembers a corruption error from an engine read.
+func (ev *evaluator) noteRead(err error) error {
+	if ev.corrupt == nil && isCorruption(err) {
+		ev.corrupt = err
+	}
+	return err
 }
 
 type write struct {
@@ -352,7 +392,7 @@ func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, quali
 	}
 	defer it.Close()
 	if !it.First() {
-		return nil, 0, false, it.Error()
+		return nil, 0, false, ev.noteRead(it.Error())
 	}
 	var dec keys.CellDecoder
 	c, err := decodeDataKey(&dec, it.Key())
