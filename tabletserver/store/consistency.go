@@ -685,9 +685,28 @@ func (c *checker) sampleDiff(ctx context.Context, r *replica, desc *metapb.Table
 	for _, k := range ref.Samples {
 		want[string(k.Key)] = k.ValueHash
 	}
+	// A sample cut at MaxSampleKeys covers keys only up to its last one:
+	// compare below the lowest such cut.
+	var limit []byte
+	cut := func(res *transportpb.CollectChecksumResponse) {
+		if n := len(res.Samples); uint32(n) >= cmd.MaxSampleKeys {
+			if last := res.Samples[n-1].Key; limit == nil || bytes.Compare(last, limit) < 0 {
+				limit = last
+			}
+		}
+	}
+	cut(ref)
+	for _, a := range answers {
+		if containsID(bad, a.rep.ReplicaId) && a.res != nil && a.res.Error == "" {
+			cut(a.res)
+		}
+	}
 	seen := map[string]bool{}
 	var out [][]byte
 	add := func(k []byte) {
+		if limit != nil && bytes.Compare(k, limit) > 0 {
+			return
+		}
 		if !seen[string(k)] && len(out) < checkMaxDiffKeys {
 			seen[string(k)] = true
 			out = append(out, bytes.Clone(k))
