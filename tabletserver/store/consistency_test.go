@@ -28,6 +28,13 @@ func newCheckCluster(t *testing.T, rows int) (*storetest.Cluster, *metapb.Tablet
 		storetest.FastOptions(o)
 		o.ConsistencyCheckInterval = -1 // only forced checks
 	})
+	return newCheckClusterOn(t, c, rows)
+}
+
+// newCheckClusterOn creates the tablet of table checkTable on stores 1-3
+// of c and writes rows r000..r(n-1).
+func newCheckClusterOn(t *testing.T, c *storetest.Cluster, rows int) (*storetest.Cluster, *metapb.TabletDescriptor) {
+	t.Helper()
 	c.PutSchema(&metapb.TableSchema{TableId: checkTable, Name: "check", Version: 1, Families: []*metapb.FamilySchema{{Name: "f"}}})
 	desc := c.Bootstrap(c.NewID(), keys.TablePrefix(checkTable), keys.PrefixEnd(keys.TablePrefix(checkTable)), 1, 2, 3)
 	ctx := context.Background()

@@ -19,6 +19,7 @@ import (
 
 	"github.com/shaledb/shale/proto/raftcmdpb"
 	"github.com/shaledb/shale/proto/transportpb"
+	"github.com/shaledb/shale/tabletserver/raftlog"
 )
 
 // isCorruption reports whether err says stored data failed its checksum.
@@ -42,7 +43,6 @@ func (s *Store) markReplicaBad(r *replica, err error) {
 	if !first {
 		return
 	}
-	s.checks.metrics.corruptions.Inc()
 	r.log.Error("corrupt data: replica stops serving and will be rebuilt from its peers", "err", err)
 	s.event(r.tabletID, "replica %d found corrupt data and stopped serving: %v", r.replicaID, err)
 	r.enqueueAdmin(func(r *replica) { r.shedLeadership() })
@@ -115,3 +115,37 @@ func (s *Store) verifySST(path string) error {
 	defer rd.Close()
 	return rd.ValidateBlockChecksums()
 }
+
+// onDataCorruption is Pebble's DataCorruption event: it replaces Pebble's
+// default, which stops the process. The read that hit the corrupt file
+// fails with a corruption error, which marks the replica it was for bad
+// (checkCorruption, the apply path, the checksum workers); here it is
+// only logged and counted. A compaction that hits it fails and is retried
+// by Pebble; once the bad replicas are destroyed, range deletions cover
+// the damaged data.
+func (s *Store) onDataCorruption(info pebble.DataCorruptionInfo) {
+	s.checks.metrics.corruptions.Inc()
+	s.log.Error("on-disk corruption detected by a checksum", "path", info.Path, "bounds", info.Bounds.String(), "err", info.Details)
+}
+
+// Dir returns the store's data directory (the engine is in Dir/engine).
+func (s *Store) Dir() string { return s.opts.Dir }
+
+// checkLogIntact refuses a raft log that ends before its own commit index:
+// entries this store acknowledged are gone (a WAL whose tail Pebble could
+// not read back). raft would panic on it; the store refuses to open
+// instead, with a corruption error that says what was lost.
+func checkLogIntact(tabletID uint64, st *raftlog.Storage) error {
+	last, err := st.LastIndex()
+	if err != nil {
+		return err
+	}
+	if hs := st.HardState(); hs.Commit > last {
+		return fmt.Errorf("store: tablet %d: the raft log ends at %d but %d entries were committed here: the write-ahead log lost acknowledged entries (%w); this store's copy cannot be trusted: rebuild it (docs/reliability.md)", tabletID, last, hs.Commit, pebble.ErrCorruption)
+	}
+	return nil
+}
+
+// IsCorruption reports whether err (from Open, say) says stored data
+// failed its checksum or was lost.
+func IsCorruption(err error) bool { return isCorruption(err) }

@@ -153,6 +153,8 @@ func Open(opts Options) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener: &pebble.EventListener{
 			FlushEnd: func(pebble.FlushInfo) { s.onFlush() },
+			// Pebble's default stops the process (Logger.Fatalf).
+			DataCorruption: s.onDataCorruption,
 		},
 	}
 	popts.Levels[0].FilterPolicy = filterPolicy // later levels inherit it
@@ -444,6 +446,9 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 		return err
 	}
 	r.storage = st
+	if err := checkLogIntact(r.tabletID, st); err != nil {
+		return err
+	}
 	r.appliedDesc = desc
 	r.s.event(r.tabletID, "replica %d (re)started: applied %d, log truncated at %d, descriptor %v", r.replicaID, r.applied.Index, st.Truncated().Index, desc)
 	r.mu.Lock()
