@@ -250,7 +250,9 @@ func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, in
 // isDataOrSplit reports commands a frozen (merging) tablet must refuse.
 func isDataOrSplit(cmd *raftcmdpb.RaftCommand) bool {
 	switch cmd.Cmd.(type) {
-	case *raftcmdpb.RaftCommand_PrepareMerge, *raftcmdpb.RaftCommand_RollbackMerge:
+	case *raftcmdpb.RaftCommand_PrepareMerge, *raftcmdpb.RaftCommand_RollbackMerge,
+		// Checks read, verdicts mark replicas: a frozen tablet takes both.
+		*raftcmdpb.RaftCommand_ComputeChecksum, *raftcmdpb.RaftCommand_MarkBadReplicas:
 		return false
 	}
 	return true

@@ -101,7 +101,9 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 				}
 				sent += len(it.Key()) + len(it.Value())
 			}
-			return it.Error()
+			// A corrupt block must not be streamed: the sender's copy is
+			// bad, and it stops serving (corruption.go).
+			return s.checkCorruption(r, it.Error())
 		})
 		s.metrics.snapSentBytes.Add(float64(sent))
 		status := raft.SnapshotFinish
