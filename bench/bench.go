@@ -50,6 +50,10 @@ type Options struct {
 	// JSON and Plot, when set, are files to write the result to (JSON) and
 	// to draw it in (.html or .svg).
 	JSON, Plot string
+	// CheckEvery, when set (target shale), forces a consistency check of
+	// every tablet this often during the run (checks.go), to measure
+	// their cost.
+	CheckEvery time.Duration
 }
 
 // EnsureDefaults returns a copy of o whose nil writers discard.
@@ -78,8 +82,11 @@ func (o Options) Validate() error {
 	if o.Workload == "" && len(o.PropertyFiles) == 0 {
 		return errNoWorkload
 	}
-	if o.Threads < 0 || o.TargetOps < 0 || o.Duration < 0 {
-		return errors.New("--threads, --target-ops and --duration must not be negative")
+	if o.Threads < 0 || o.TargetOps < 0 || o.Duration < 0 || o.CheckEvery < 0 {
+		return errors.New("--threads, --target-ops, --duration and --check-every must not be negative")
+	}
+	if o.CheckEvery > 0 && o.Target != "shale" {
+		return fmt.Errorf("--check-every needs --target shale, not %s", o.Target)
 	}
 	if o.Plot != "" {
 		// Fail before the run, not after it.
@@ -122,6 +129,13 @@ func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
 	defer d.Close()
 	for _, k := range props.Unused() {
 		fmt.Fprintf(o.Status, "warning: property %s is set but not used by this workload or target\n", k)
+	}
+	if o.CheckEvery > 0 {
+		stop, err := startChecks(ctx, o.PD, o.CheckEvery, o.Status)
+		if err != nil {
+			return nil, err
+		}
+		defer stop()
 	}
 	res, err := ycsb.Run(ctx, ycsb.RunOptions{Phase: o.Phase, Workload: w, Driver: d, Seed: seed,
 		Status: o.Status, Target: o.Target, WorkloadName: name, Properties: props.Map()})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,6 +33,8 @@ func TestOptionsValidate(t *testing.T) {
 		{func(o *Options) { o.TargetOps = -1 }, "must not be negative"},
 		{func(o *Options) { o.Duration = -1 }, "must not be negative"},
 		{func(o *Options) { o.Plot = "out.png" }, "out.png"},
+		{func(o *Options) { o.CheckEvery = -1 }, "must not be negative"},
+		{func(o *Options) { o.Target, o.CheckEvery = "etcd", time.Second }, "--check-every needs --target shale"},
 	} {
 		o := valid()
 		tc.change(&o)

@@ -453,7 +453,7 @@ func (c *cluster) putTablet(r *pdpb.TabletReport, now time.Time) (*schedule.Tabl
 	}
 	c.rangeSince[id] = since
 	changed := old == nil || newer(r.Tablet, old.Tablet)
-	c.infos[id] = &pdpb.TabletInfo{Tablet: r.Tablet, LeaderStoreId: r.LeaderStoreId, Stats: r.Stats}
+	c.infos[id] = &pdpb.TabletInfo{Tablet: r.Tablet, LeaderStoreId: r.LeaderStoreId, Stats: r.Stats, BadReplicaIds: r.BadReplicaIds, Inconsistent: r.Inconsistent}
 	var gone []uint64
 	for _, x := range removed {
 		if x.ID != id {

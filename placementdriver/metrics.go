@@ -80,6 +80,7 @@ type pdCollector struct {
 	isLeader, stores, tablets, underReplicated *prometheus.Desc
 	storeTablets, storeLeaders, heartbeatAge   *prometheus.Desc
 	running                                    *prometheus.Desc
+	inconsistent, badReplicas                  *prometheus.Desc
 }
 
 func newPDCollector(s *Server) *pdCollector {
@@ -96,11 +97,13 @@ func newPDCollector(s *Server) *pdCollector {
 		storeLeaders:    d("store_leaders", "Tablet leaders per store, as PD sees them.", "store"),
 		heartbeatAge:    d("store_heartbeat_age_seconds", "Time since each store's last heartbeat reached PD.", "store"),
 		running:         d("operators_running", "Operators in flight, by kind.", "kind"),
+		inconsistent:    d("tablets_inconsistent", "Tablets whose last consistency check found no majority among their replicas: nothing is replaced; a person decides."),
+		badReplicas:     d("replicas_bad", "Replicas their leaders report bad (corrupt, or outvoted by a consistency check), waiting to be replaced."),
 	}
 }
 
 func (c *pdCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.isLeader, c.stores, c.tablets, c.underReplicated, c.storeTablets, c.storeLeaders, c.heartbeatAge, c.running} {
+	for _, d := range []*prometheus.Desc{c.isLeader, c.stores, c.tablets, c.underReplicated, c.storeTablets, c.storeLeaders, c.heartbeatAge, c.running, c.inconsistent, c.badReplicas} {
 		ch <- d
 	}
 }
@@ -138,6 +141,15 @@ func (c *pdCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.tablets, float64(cl.view.TabletCount()))
 	gauge(c.underReplicated, float64(underReplicated(cl.view.Tablets(), up, cl.config.MaxReplicas)))
+	inconsistent, bad := 0, 0
+	for _, t := range cl.view.Tablets() {
+		if t.Inconsistent {
+			inconsistent++
+		}
+		bad += len(t.BadReplicas)
+	}
+	gauge(c.inconsistent, float64(inconsistent))
+	gauge(c.badReplicas, float64(bad))
 	runningByKind := map[schedule.OpKind]int{}
 	for _, op := range cl.coord.Controller.Operators() {
 		runningByKind[op.Kind]++

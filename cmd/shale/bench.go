@@ -74,6 +74,7 @@ func newBenchPhaseCommand(phase ycsb.Phase) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: a random one, printed)")
 	f.StringVar(&o.JSON, "json", "", "also write the result, with its per-second series, as JSON to this file")
 	f.StringVar(&o.Plot, "plot", "", "also draw throughput and p99 over time to this .html or .svg file")
+	f.DurationVar(&o.CheckEvery, "check-every", 0, "force a consistency check of every tablet this often during the run (target shale; 0: none)")
 	return cmd
 }
 

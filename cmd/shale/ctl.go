@@ -37,6 +37,9 @@ var ctlPageSize = 1000
 // ctlNow is the clock for ages in human output; tests pin it.
 var ctlNow = time.Now
 
+// ctlExtra are ctl verbs defined in their own files (ctl_check.go).
+var ctlExtra []func() *cobra.Command
+
 func newCtlCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ctl",
@@ -83,6 +86,9 @@ the "ctl" section of the --config file.`,
 		newCtlStoreCommand(),
 		newCtlHealthCommand(),
 	)
+	for _, f := range ctlExtra {
+		cmd.AddCommand(f())
+	}
 	prefixErrors(cmd)
 	return cmd
 }

@@ -28,6 +28,9 @@ type tabletConfig struct {
 	Labels            []string      `mapstructure:"labels"`
 	Bootstrap         bool          `mapstructure:"bootstrap"`
 	IngestBytesPerSec int64         `mapstructure:"ingest-bytes-per-sec"`
+	// Consistency checks (docs/reliability.md).
+	ConsistencyCheckInterval    time.Duration `mapstructure:"consistency-check-interval"`
+	ConsistencyCheckBytesPerSec int64         `mapstructure:"consistency-check-bytes-per-sec"`
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -84,6 +87,8 @@ or in the "tablet" section of the --config file.`,
 	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
 	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
 	f.Int64("ingest-bytes-per-sec", 0, "how fast this store takes in SSTs uploaded by shale import (0: 256 MiB/s; negative: unlimited)")
+	f.Duration("consistency-check-interval", 24*time.Hour, "how often the leader of each tablet compares its replicas (negative: only on demand, shale ctl check)")
+	f.Int64("consistency-check-bytes-per-sec", 8<<20, "how fast this store hashes its replicas for consistency checks (negative: unlimited)")
 	addServerTLSFlags(f)
 	return cmd
 }
@@ -122,6 +127,8 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 		Logger:            slog.Default(),
 	}
 	opts.Store.IngestBytesPerSec = cfg.IngestBytesPerSec
+	opts.Store.ConsistencyCheckInterval = cfg.ConsistencyCheckInterval
+	opts.Store.ConsistencyCheckBytesPerSec = cfg.ConsistencyCheckBytesPerSec
 	if opts.TLS, err = serverTLS(cmd, "shale tablet"); err != nil {
 		return node.Options{}, err
 	}

@@ -33,10 +33,16 @@ var GRPC = map[string]Rule{
 	kvpb.Tablet_ChangeReplicas_FullMethodName:  {Class: ClusterAdmin},
 	kvpb.Tablet_MergeTablets_FullMethodName:    {Class: ClusterAdmin},
 	kvpb.Tablet_TabletStatus_FullMethodName:    {Class: ClusterAdmin},
+	// `shale ctl check`: a consistency check of one tablet, now.
+	kvpb.Tablet_CheckTablet_FullMethodName: {Class: ClusterAdmin},
 
 	// Raft traffic between stores (and between PD members).
 	transportpb.RaftTransport_Send_FullMethodName:     {Class: Internal},
 	transportpb.RaftTransport_Snapshot_FullMethodName: {Class: Internal},
+	// Consistency checks: a leader collects its replicas' hashes; a
+	// replica that found its data corrupt tells its leader.
+	transportpb.RaftTransport_CollectChecksum_FullMethodName:  {Class: Internal},
+	transportpb.RaftTransport_ReportBadReplica_FullMethodName: {Class: Internal},
 
 	// The placement driver.
 	pdpb.PD_GetMembers_FullMethodName:      {Class: Authenticated},

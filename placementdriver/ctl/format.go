@@ -136,6 +136,9 @@ func PeersText(peers []Peer) string {
 		if p.Role != "" && p.Role != "voter" {
 			parts[i] += "(" + p.Role + ")"
 		}
+		if p.Bad {
+			parts[i] += "(bad)"
+		}
 	}
 	return strings.Join(parts, ",")
 }
@@ -152,8 +155,12 @@ func WriteTablets(w io.Writer, tablets []Tablet) error {
 		if tb.LeaderStoreID != 0 {
 			leader = u64(tb.LeaderStoreID)
 		}
+		peers := dash(PeersText(tb.Peers))
+		if tb.Inconsistent {
+			peers += " INCONSISTENT"
+		}
 		t.row(u64(tb.ID), KeyText(tb.StartKey, false), KeyText(tb.EndKey, true),
-			u64(tb.Epoch.Version)+"/"+u64(tb.Epoch.ConfVersion), leader, dash(PeersText(tb.Peers)),
+			u64(tb.Epoch.Version)+"/"+u64(tb.Epoch.ConfVersion), leader, peers,
 			HumanBytes(tb.ApproximateSize), u64(tb.ApproximateKeys))
 	}
 	return t.flush()

@@ -45,6 +45,9 @@ type Peer struct {
 	StoreID   uint64 `json:"store_id"`
 	// Role is voter, learner, voter_incoming or voter_outgoing.
 	Role string `json:"role"`
+	// Bad: the replica failed a consistency check or found its own data
+	// corrupt; PD replaces it.
+	Bad bool `json:"bad,omitempty"`
 }
 
 // Tablet is one tablet as shown to operators. Keys are hex-encoded
@@ -63,6 +66,9 @@ type Tablet struct {
 	// ReadBytesPerSec and WriteBytesPerSec are the leader's last report.
 	ReadBytesPerSec  float64 `json:"read_bytes_per_sec"`
 	WriteBytesPerSec float64 `json:"write_bytes_per_sec"`
+	// Inconsistent: the last consistency check found no majority among
+	// the replicas; nothing was replaced, a person decides.
+	Inconsistent bool `json:"inconsistent,omitempty"`
 }
 
 // Family is a column family of a table.
@@ -195,9 +201,14 @@ func TabletFromPB(t *pdpb.TabletInfo) Tablet {
 
 		ReadBytesPerSec:  t.GetStats().GetReadBytesPerSec(),
 		WriteBytesPerSec: t.GetStats().GetWriteBytesPerSec(),
+		Inconsistent:     t.GetInconsistent(),
 	}
 	for _, r := range d.GetReplicas() {
-		out.Peers = append(out.Peers, Peer{ReplicaID: r.ReplicaId, StoreID: r.StoreId, Role: RoleName(r.Role)})
+		bad := false
+		for _, id := range t.GetBadReplicaIds() {
+			bad = bad || id == r.ReplicaId
+		}
+		out.Peers = append(out.Peers, Peer{ReplicaID: r.ReplicaId, StoreID: r.StoreId, Role: RoleName(r.Role), Bad: bad})
 	}
 	return out
 }

@@ -35,6 +35,10 @@ func NewReplicaChecker(cfg Config, view OperatorView, alloc IDAllocator) *Replic
 func (rc *ReplicaChecker) needsReplacement(c *Cluster, t *Tablet, r Replica) (bool, string) {
 	s := c.Store(r.StoreID)
 	switch {
+	case t.IsBad(r.ID):
+		// Corrupt, or outvoted by a consistency check: its store is
+		// fine and keeps serving its other tablets.
+		return true, "bad replica"
 	case s == nil || s.State == StoreTombstone:
 		return true, "tombstone store"
 	case s.State == StoreOffline:
@@ -52,7 +56,7 @@ func (rc *ReplicaChecker) needsReplacement(c *Cluster, t *Tablet, r Replica) (bo
 // Up store, caught up (not pending) and not down.
 func (rc *ReplicaChecker) usableLearner(c *Cluster, t *Tablet) (Replica, bool) {
 	for _, r := range t.Replicas {
-		if !r.Learner || t.IsPending(r.ID) || t.IsDown(r.ID) {
+		if !r.Learner || t.IsPending(r.ID) || t.IsDown(r.ID) || t.IsBad(r.ID) {
 			continue
 		}
 		if s := c.Store(r.StoreID); s != nil && s.State == StoreUp {

@@ -53,6 +53,35 @@ func TestReplicaCheckerRepair(t *testing.T) {
 			want: move(3, 4, 103, 1001, 1),
 		},
 		{
+			name:   "bad replica on an up store replaced",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.BadReplicas = []uint64{103}
+				return t
+			}(),
+			want: move(3, 4, 103, 1001, 1),
+		},
+		{
+			name:   "bad leader: leadership to a good replica first, then move",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z1")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.BadReplicas = []uint64{101}
+				return t
+			}(),
+			want: append([]Step{TransferLeader{From: 1, To: 2}}, move(1, 4, 101, 1001, 2)...),
+		},
+		{
+			name:   "inconsistent tablet without a majority: nothing replaced",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")},
+			tab: func() *Tablet {
+				t := tablet(1, "a", "b", 1, 2, 3)
+				t.Inconsistent = true
+				return t
+			}(),
+		},
+		{
 			name:   "offline leader: transfer first, then move",
 			stores: []*Store{state(store(1, "z1"), StoreOffline), store(2, "z2"), store(3, "z3"), store(4, "z1")},
 			tab:    tablet(1, "a", "b", 1, 2, 3),

@@ -26,7 +26,7 @@ func hasSpace(s *Store, t *Tablet) bool {
 // placement may disturb: exactly MaxReplicas voters, no learners, nothing
 // down or pending.
 func healthy(t *Tablet, maxReplicas int) bool {
-	if len(t.DownReplicas) > 0 || len(t.PendingReplicas) > 0 || len(t.Replicas) != maxReplicas {
+	if len(t.DownReplicas) > 0 || len(t.PendingReplicas) > 0 || len(t.BadReplicas) > 0 || t.Inconsistent || len(t.Replicas) != maxReplicas {
 		return false
 	}
 	for _, r := range t.Replicas {

@@ -111,6 +111,12 @@ type Tablet struct {
 	LoadSplitKey []byte
 	// DownReplicas and PendingReplicas hold replica IDs reported by the leader.
 	DownReplicas, PendingReplicas []uint64
+	// BadReplicas failed a consistency check or found their own data
+	// corrupt: they are replaced whatever their store's state.
+	BadReplicas []uint64
+	// Inconsistent: the last consistency check found no majority. Nothing
+	// is replaced; a person decides.
+	Inconsistent bool
 	// Joint: the tablet is between two voter sets (joint consensus); its
 	// leader leaves that state on its own. Incoming and outgoing voters
 	// are both listed as voters.
@@ -135,6 +141,8 @@ func TabletFromProto(r *pdpb.TabletReport, hotReports int) *Tablet {
 		HotReports:      hotReports,
 		DownReplicas:    r.GetDownReplicaIds(),
 		PendingReplicas: r.GetPendingReplicaIds(),
+		BadReplicas:     r.GetBadReplicaIds(),
+		Inconsistent:    r.GetInconsistent(),
 	}
 	for _, rp := range d.GetReplicas() {
 		t.Replicas = append(t.Replicas, Replica{
@@ -162,6 +170,7 @@ func (t *Tablet) Clone() *Tablet {
 	c.Replicas = append([]Replica(nil), t.Replicas...)
 	c.DownReplicas = append([]uint64(nil), t.DownReplicas...)
 	c.PendingReplicas = append([]uint64(nil), t.PendingReplicas...)
+	c.BadReplicas = append([]uint64(nil), t.BadReplicas...)
 	return &c
 }
 
@@ -194,6 +203,9 @@ func (t *Tablet) VoterCount() int {
 
 // IsDown reports whether the leader reported the replica as down.
 func (t *Tablet) IsDown(replicaID uint64) bool { return containsID(t.DownReplicas, replicaID) }
+
+// IsBad reports whether the leader reported the replica as bad.
+func (t *Tablet) IsBad(replicaID uint64) bool { return containsID(t.BadReplicas, replicaID) }
 
 // IsPending reports whether the replica is still catching up.
 func (t *Tablet) IsPending(replicaID uint64) bool { return containsID(t.PendingReplicas, replicaID) }

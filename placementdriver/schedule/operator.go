@@ -166,7 +166,7 @@ func (b *stepBuilder) transferLeaderAway(from uint64, prefer uint64) {
 	var best uint64
 	bestCount := 0
 	for _, r := range b.t.Replicas {
-		if r.StoreID == from || !b.voters[r.StoreID] || b.t.IsDown(r.ID) || b.t.IsPending(r.ID) {
+		if r.StoreID == from || !b.voters[r.StoreID] || b.t.IsDown(r.ID) || b.t.IsPending(r.ID) || b.t.IsBad(r.ID) {
 			continue
 		}
 		s := b.c.Store(r.StoreID)

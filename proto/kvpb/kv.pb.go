@@ -2681,6 +2681,148 @@ func (x *TabletStatusResponse) GetMergingInto() uint64 {
 	return 0
 }
 
+// CheckTabletRequest runs a consistency check of the tablet now (sent to
+// its leader; `shale ctl check`).
+type CheckTabletRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckTabletRequest) Reset() {
+	*x = CheckTabletRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTabletRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTabletRequest) ProtoMessage() {}
+
+func (x *CheckTabletRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTabletRequest.ProtoReflect.Descriptor instead.
+func (*CheckTabletRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *CheckTabletRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+type CheckTabletResponse struct {
+	state    protoimpl.MessageState         `protogen:"open.v1"`
+	CheckId  uint64                         `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	Index    uint64                         `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	Replicas []*CheckTabletResponse_Replica `protobuf:"bytes,3,rep,name=replicas,proto3" json:"replicas,omitempty"`
+	// Every replica that answered agreed.
+	Consistent bool `protobuf:"varint,4,opt,name=consistent,proto3" json:"consistent,omitempty"`
+	// No majority agreed: nothing was marked bad.
+	NoMajority bool `protobuf:"varint,5,opt,name=no_majority,json=noMajority,proto3" json:"no_majority,omitempty"`
+	// Engine-key spans whose pieces differ, and a sample of the keys that
+	// differ in them (bounded).
+	DifferingSpans []*CheckTabletResponse_Span `protobuf:"bytes,6,rep,name=differing_spans,json=differingSpans,proto3" json:"differing_spans,omitempty"`
+	DifferingKeys  [][]byte                    `protobuf:"bytes,7,rep,name=differing_keys,json=differingKeys,proto3" json:"differing_keys,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *CheckTabletResponse) Reset() {
+	*x = CheckTabletResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTabletResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTabletResponse) ProtoMessage() {}
+
+func (x *CheckTabletResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTabletResponse.ProtoReflect.Descriptor instead.
+func (*CheckTabletResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *CheckTabletResponse) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse) GetReplicas() []*CheckTabletResponse_Replica {
+	if x != nil {
+		return x.Replicas
+	}
+	return nil
+}
+
+func (x *CheckTabletResponse) GetConsistent() bool {
+	if x != nil {
+		return x.Consistent
+	}
+	return false
+}
+
+func (x *CheckTabletResponse) GetNoMajority() bool {
+	if x != nil {
+		return x.NoMajority
+	}
+	return false
+}
+
+func (x *CheckTabletResponse) GetDifferingSpans() []*CheckTabletResponse_Span {
+	if x != nil {
+		return x.DifferingSpans
+	}
+	return nil
+}
+
+func (x *CheckTabletResponse) GetDifferingKeys() [][]byte {
+	if x != nil {
+		return x.DifferingKeys
+	}
+	return nil
+}
+
 // UploadSSTRequest streams one SST file to a store's staging area. The first
 // message names the file (tablet_id, checksum, size); every message may
 // carry a chunk of the file, snappy-compressed (block format) unless raw.
@@ -2703,7 +2845,7 @@ type UploadSSTRequest struct {
 
 func (x *UploadSSTRequest) Reset() {
 	*x = UploadSSTRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2715,7 +2857,7 @@ func (x *UploadSSTRequest) String() string {
 func (*UploadSSTRequest) ProtoMessage() {}
 
 func (x *UploadSSTRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[39]
+	mi := &file_kvpb_kv_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2728,7 +2870,7 @@ func (x *UploadSSTRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadSSTRequest.ProtoReflect.Descriptor instead.
 func (*UploadSSTRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{39}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *UploadSSTRequest) GetTabletId() uint64 {
@@ -2785,7 +2927,7 @@ type UploadSSTResponse struct {
 
 func (x *UploadSSTResponse) Reset() {
 	*x = UploadSSTResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2797,7 +2939,7 @@ func (x *UploadSSTResponse) String() string {
 func (*UploadSSTResponse) ProtoMessage() {}
 
 func (x *UploadSSTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[40]
+	mi := &file_kvpb_kv_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2810,7 +2952,7 @@ func (x *UploadSSTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UploadSSTResponse.ProtoReflect.Descriptor instead.
 func (*UploadSSTResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{40}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *UploadSSTResponse) GetReceived() uint64 {
@@ -2853,7 +2995,7 @@ type IngestSSTRequest struct {
 
 func (x *IngestSSTRequest) Reset() {
 	*x = IngestSSTRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[41]
+	mi := &file_kvpb_kv_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3007,7 @@ func (x *IngestSSTRequest) String() string {
 func (*IngestSSTRequest) ProtoMessage() {}
 
 func (x *IngestSSTRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[41]
+	mi := &file_kvpb_kv_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3020,7 @@ func (x *IngestSSTRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestSSTRequest.ProtoReflect.Descriptor instead.
 func (*IngestSSTRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{41}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *IngestSSTRequest) GetHeader() *RequestHeader {
@@ -2953,7 +3095,7 @@ type IngestSSTResponse struct {
 
 func (x *IngestSSTResponse) Reset() {
 	*x = IngestSSTResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2965,7 +3107,7 @@ func (x *IngestSSTResponse) String() string {
 func (*IngestSSTResponse) ProtoMessage() {}
 
 func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2978,7 +3120,7 @@ func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestSSTResponse.ProtoReflect.Descriptor instead.
 func (*IngestSSTResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{42}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IngestSSTResponse) GetKeyCount() uint64 {
@@ -3001,7 +3143,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3013,7 +3155,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3069,7 +3211,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3081,7 +3223,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3127,7 +3269,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3139,7 +3281,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3170,7 +3312,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3182,7 +3324,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3213,7 +3355,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3225,7 +3367,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3273,7 +3415,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3285,7 +3427,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3311,6 +3453,142 @@ func (x *BatchMutateResponse_Result) GetTimestamp() int64 {
 func (x *BatchMutateResponse_Result) GetError() *errorpb.Error {
 	if x != nil {
 		return x.Error
+	}
+	return nil
+}
+
+type CheckTabletResponse_Replica struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId     uint64                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Hash          uint64                 `protobuf:"fixed64,3,opt,name=hash,proto3" json:"hash,omitempty"`
+	Keys          uint64                 `protobuf:"varint,4,opt,name=keys,proto3" json:"keys,omitempty"`
+	Error         string                 `protobuf:"bytes,5,opt,name=error,proto3" json:"error,omitempty"`
+	Bad           bool                   `protobuf:"varint,6,opt,name=bad,proto3" json:"bad,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckTabletResponse_Replica) Reset() {
+	*x = CheckTabletResponse_Replica{}
+	mi := &file_kvpb_kv_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTabletResponse_Replica) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTabletResponse_Replica) ProtoMessage() {}
+
+func (x *CheckTabletResponse_Replica) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTabletResponse_Replica.ProtoReflect.Descriptor instead.
+func (*CheckTabletResponse_Replica) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{40, 0}
+}
+
+func (x *CheckTabletResponse_Replica) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse_Replica) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse_Replica) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse_Replica) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *CheckTabletResponse_Replica) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *CheckTabletResponse_Replica) GetBad() bool {
+	if x != nil {
+		return x.Bad
+	}
+	return false
+}
+
+type CheckTabletResponse_Span struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CheckTabletResponse_Span) Reset() {
+	*x = CheckTabletResponse_Span{}
+	mi := &file_kvpb_kv_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CheckTabletResponse_Span) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CheckTabletResponse_Span) ProtoMessage() {}
+
+func (x *CheckTabletResponse_Span) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CheckTabletResponse_Span.ProtoReflect.Descriptor instead.
+func (*CheckTabletResponse_Span) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{40, 1}
+}
+
+func (x *CheckTabletResponse_Span) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *CheckTabletResponse_Span) GetEnd() []byte {
+	if x != nil {
+		return x.End
 	}
 	return nil
 }
@@ -3529,7 +3807,31 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\fcommit_index\x18\x05 \x01(\x04R\vcommitIndex\x12\x1a\n" +
 	"\bquiesced\x18\x06 \x01(\bR\bquiesced\x12)\n" +
 	"\x10approximate_size\x18\a \x01(\x04R\x0fapproximateSize\x12!\n" +
-	"\fmerging_into\x18\b \x01(\x04R\vmergingInto\"\x9f\x01\n" +
+	"\fmerging_into\x18\b \x01(\x04R\vmergingInto\"1\n" +
+	"\x12CheckTabletRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\"\x84\x04\n" +
+	"\x13CheckTabletResponse\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12A\n" +
+	"\breplicas\x18\x03 \x03(\v2%.shale.kv.CheckTabletResponse.ReplicaR\breplicas\x12\x1e\n" +
+	"\n" +
+	"consistent\x18\x04 \x01(\bR\n" +
+	"consistent\x12\x1f\n" +
+	"\vno_majority\x18\x05 \x01(\bR\n" +
+	"noMajority\x12K\n" +
+	"\x0fdiffering_spans\x18\x06 \x03(\v2\".shale.kv.CheckTabletResponse.SpanR\x0edifferingSpans\x12%\n" +
+	"\x0ediffering_keys\x18\a \x03(\fR\rdifferingKeys\x1a\x93\x01\n" +
+	"\aReplica\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\x04R\treplicaId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x12\n" +
+	"\x04hash\x18\x03 \x01(\x06R\x04hash\x12\x12\n" +
+	"\x04keys\x18\x04 \x01(\x04R\x04keys\x12\x14\n" +
+	"\x05error\x18\x05 \x01(\tR\x05error\x12\x10\n" +
+	"\x03bad\x18\x06 \x01(\bR\x03bad\x1a.\n" +
+	"\x04Span\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\x9f\x01\n" +
 	"\x10UploadSSTRequest\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
 	"\bchecksum\x18\x02 \x01(\fR\bchecksum\x12\x12\n" +
@@ -3551,7 +3853,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
 	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
-	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\x95\t\n" +
+	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\xe1\t\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -3565,7 +3867,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x0eTransferLeader\x12\x1f.shale.kv.TransferLeaderRequest\x1a .shale.kv.TransferLeaderResponse\x12S\n" +
 	"\x0eChangeReplicas\x12\x1f.shale.kv.ChangeReplicasRequest\x1a .shale.kv.ChangeReplicasResponse\x12M\n" +
 	"\fMergeTablets\x12\x1d.shale.kv.MergeTabletsRequest\x1a\x1e.shale.kv.MergeTabletsResponse\x12M\n" +
-	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12F\n" +
+	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12J\n" +
+	"\vCheckTablet\x12\x1c.shale.kv.CheckTabletRequest\x1a\x1d.shale.kv.CheckTabletResponse\x12F\n" +
 	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
 	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
@@ -3582,66 +3885,70 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_kvpb_kv_proto_goTypes = []any{
-	(Condition_Op)(0),                  // 0: shale.kv.Condition.Op
-	(ReplicaChange_Type)(0),            // 1: shale.kv.ReplicaChange.Type
-	(*RequestHeader)(nil),              // 2: shale.kv.RequestHeader
-	(*RequestID)(nil),                  // 3: shale.kv.RequestID
-	(*Cell)(nil),                       // 4: shale.kv.Cell
-	(*Row)(nil),                        // 5: shale.kv.Row
-	(*Column)(nil),                     // 6: shale.kv.Column
-	(*TimeRange)(nil),                  // 7: shale.kv.TimeRange
-	(*ReadOptions)(nil),                // 8: shale.kv.ReadOptions
-	(*RowFilter)(nil),                  // 9: shale.kv.RowFilter
-	(*RowFilterList)(nil),              // 10: shale.kv.RowFilterList
-	(*Mutation)(nil),                   // 11: shale.kv.Mutation
-	(*GetRequest)(nil),                 // 12: shale.kv.GetRequest
-	(*GetResponse)(nil),                // 13: shale.kv.GetResponse
-	(*ScanRequest)(nil),                // 14: shale.kv.ScanRequest
-	(*ScanResponse)(nil),               // 15: shale.kv.ScanResponse
-	(*MutateRowRequest)(nil),           // 16: shale.kv.MutateRowRequest
-	(*MutateRowResponse)(nil),          // 17: shale.kv.MutateRowResponse
-	(*Condition)(nil),                  // 18: shale.kv.Condition
-	(*CheckAndMutateRowRequest)(nil),   // 19: shale.kv.CheckAndMutateRowRequest
-	(*CheckAndMutateRowResponse)(nil),  // 20: shale.kv.CheckAndMutateRowResponse
-	(*ReadModifyWriteRule)(nil),        // 21: shale.kv.ReadModifyWriteRule
-	(*ReadModifyWriteRowRequest)(nil),  // 22: shale.kv.ReadModifyWriteRowRequest
-	(*ReadModifyWriteRowResponse)(nil), // 23: shale.kv.ReadModifyWriteRowResponse
-	(*BatchMutateRequest)(nil),         // 24: shale.kv.BatchMutateRequest
-	(*BatchMutateResponse)(nil),        // 25: shale.kv.BatchMutateResponse
-	(*PutTableSchemaRequest)(nil),      // 26: shale.kv.PutTableSchemaRequest
-	(*PutTableSchemaResponse)(nil),     // 27: shale.kv.PutTableSchemaResponse
-	(*BootstrapTabletRequest)(nil),     // 28: shale.kv.BootstrapTabletRequest
-	(*BootstrapTabletResponse)(nil),    // 29: shale.kv.BootstrapTabletResponse
-	(*SplitTabletRequest)(nil),         // 30: shale.kv.SplitTabletRequest
-	(*SplitTabletResponse)(nil),        // 31: shale.kv.SplitTabletResponse
-	(*TransferLeaderRequest)(nil),      // 32: shale.kv.TransferLeaderRequest
-	(*TransferLeaderResponse)(nil),     // 33: shale.kv.TransferLeaderResponse
-	(*ReplicaChange)(nil),              // 34: shale.kv.ReplicaChange
-	(*ChangeReplicasRequest)(nil),      // 35: shale.kv.ChangeReplicasRequest
-	(*ChangeReplicasResponse)(nil),     // 36: shale.kv.ChangeReplicasResponse
-	(*MergeTabletsRequest)(nil),        // 37: shale.kv.MergeTabletsRequest
-	(*MergeTabletsResponse)(nil),       // 38: shale.kv.MergeTabletsResponse
-	(*TabletStatusRequest)(nil),        // 39: shale.kv.TabletStatusRequest
-	(*TabletStatusResponse)(nil),       // 40: shale.kv.TabletStatusResponse
-	(*UploadSSTRequest)(nil),           // 41: shale.kv.UploadSSTRequest
-	(*UploadSSTResponse)(nil),          // 42: shale.kv.UploadSSTResponse
-	(*IngestSSTRequest)(nil),           // 43: shale.kv.IngestSSTRequest
-	(*IngestSSTResponse)(nil),          // 44: shale.kv.IngestSSTResponse
-	(*Mutation_SetCell)(nil),           // 45: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),  // 46: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),  // 47: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),     // 48: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),   // 49: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil), // 50: shale.kv.BatchMutateResponse.Result
-	(*metapb.Epoch)(nil),               // 51: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),         // 52: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),    // 53: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),              // 54: shale.error.Error
+	(Condition_Op)(0),                   // 0: shale.kv.Condition.Op
+	(ReplicaChange_Type)(0),             // 1: shale.kv.ReplicaChange.Type
+	(*RequestHeader)(nil),               // 2: shale.kv.RequestHeader
+	(*RequestID)(nil),                   // 3: shale.kv.RequestID
+	(*Cell)(nil),                        // 4: shale.kv.Cell
+	(*Row)(nil),                         // 5: shale.kv.Row
+	(*Column)(nil),                      // 6: shale.kv.Column
+	(*TimeRange)(nil),                   // 7: shale.kv.TimeRange
+	(*ReadOptions)(nil),                 // 8: shale.kv.ReadOptions
+	(*RowFilter)(nil),                   // 9: shale.kv.RowFilter
+	(*RowFilterList)(nil),               // 10: shale.kv.RowFilterList
+	(*Mutation)(nil),                    // 11: shale.kv.Mutation
+	(*GetRequest)(nil),                  // 12: shale.kv.GetRequest
+	(*GetResponse)(nil),                 // 13: shale.kv.GetResponse
+	(*ScanRequest)(nil),                 // 14: shale.kv.ScanRequest
+	(*ScanResponse)(nil),                // 15: shale.kv.ScanResponse
+	(*MutateRowRequest)(nil),            // 16: shale.kv.MutateRowRequest
+	(*MutateRowResponse)(nil),           // 17: shale.kv.MutateRowResponse
+	(*Condition)(nil),                   // 18: shale.kv.Condition
+	(*CheckAndMutateRowRequest)(nil),    // 19: shale.kv.CheckAndMutateRowRequest
+	(*CheckAndMutateRowResponse)(nil),   // 20: shale.kv.CheckAndMutateRowResponse
+	(*ReadModifyWriteRule)(nil),         // 21: shale.kv.ReadModifyWriteRule
+	(*ReadModifyWriteRowRequest)(nil),   // 22: shale.kv.ReadModifyWriteRowRequest
+	(*ReadModifyWriteRowResponse)(nil),  // 23: shale.kv.ReadModifyWriteRowResponse
+	(*BatchMutateRequest)(nil),          // 24: shale.kv.BatchMutateRequest
+	(*BatchMutateResponse)(nil),         // 25: shale.kv.BatchMutateResponse
+	(*PutTableSchemaRequest)(nil),       // 26: shale.kv.PutTableSchemaRequest
+	(*PutTableSchemaResponse)(nil),      // 27: shale.kv.PutTableSchemaResponse
+	(*BootstrapTabletRequest)(nil),      // 28: shale.kv.BootstrapTabletRequest
+	(*BootstrapTabletResponse)(nil),     // 29: shale.kv.BootstrapTabletResponse
+	(*SplitTabletRequest)(nil),          // 30: shale.kv.SplitTabletRequest
+	(*SplitTabletResponse)(nil),         // 31: shale.kv.SplitTabletResponse
+	(*TransferLeaderRequest)(nil),       // 32: shale.kv.TransferLeaderRequest
+	(*TransferLeaderResponse)(nil),      // 33: shale.kv.TransferLeaderResponse
+	(*ReplicaChange)(nil),               // 34: shale.kv.ReplicaChange
+	(*ChangeReplicasRequest)(nil),       // 35: shale.kv.ChangeReplicasRequest
+	(*ChangeReplicasResponse)(nil),      // 36: shale.kv.ChangeReplicasResponse
+	(*MergeTabletsRequest)(nil),         // 37: shale.kv.MergeTabletsRequest
+	(*MergeTabletsResponse)(nil),        // 38: shale.kv.MergeTabletsResponse
+	(*TabletStatusRequest)(nil),         // 39: shale.kv.TabletStatusRequest
+	(*TabletStatusResponse)(nil),        // 40: shale.kv.TabletStatusResponse
+	(*CheckTabletRequest)(nil),          // 41: shale.kv.CheckTabletRequest
+	(*CheckTabletResponse)(nil),         // 42: shale.kv.CheckTabletResponse
+	(*UploadSSTRequest)(nil),            // 43: shale.kv.UploadSSTRequest
+	(*UploadSSTResponse)(nil),           // 44: shale.kv.UploadSSTResponse
+	(*IngestSSTRequest)(nil),            // 45: shale.kv.IngestSSTRequest
+	(*IngestSSTResponse)(nil),           // 46: shale.kv.IngestSSTResponse
+	(*Mutation_SetCell)(nil),            // 47: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),   // 48: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),   // 49: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),      // 50: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),    // 51: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil),  // 52: shale.kv.BatchMutateResponse.Result
+	(*CheckTabletResponse_Replica)(nil), // 53: shale.kv.CheckTabletResponse.Replica
+	(*CheckTabletResponse_Span)(nil),    // 54: shale.kv.CheckTabletResponse.Span
+	(*metapb.Epoch)(nil),                // 55: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),          // 56: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),     // 57: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),               // 58: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	51, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	55, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
@@ -3651,10 +3958,10 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
 	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
 	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
-	45, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	46, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	47, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	48, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	47, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	48, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	49, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	50, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -3675,62 +3982,66 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	49, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	51, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	50, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	52, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	53, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	52, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	56, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	57, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	53, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	53, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	57, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	57, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	57, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
 	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	53, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	57, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	53, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	2,  // 51: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
-	7,  // 52: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	11, // 53: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	54, // 54: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	12, // 55: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	14, // 56: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	16, // 57: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	19, // 58: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	22, // 59: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	24, // 60: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	26, // 61: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	28, // 62: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	30, // 63: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	32, // 64: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	35, // 65: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	37, // 66: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
-	39, // 67: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	41, // 68: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
-	43, // 69: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	13, // 70: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 71: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 72: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 73: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 74: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 75: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 76: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 77: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 78: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 79: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 80: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 81: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 82: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 83: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	44, // 84: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	70, // [70:85] is the sub-list for method output_type
-	55, // [55:70] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	57, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	57, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	53, // 51: shale.kv.CheckTabletResponse.replicas:type_name -> shale.kv.CheckTabletResponse.Replica
+	54, // 52: shale.kv.CheckTabletResponse.differing_spans:type_name -> shale.kv.CheckTabletResponse.Span
+	2,  // 53: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
+	7,  // 54: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	11, // 55: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	58, // 56: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	12, // 57: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	14, // 58: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	16, // 59: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	19, // 60: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	22, // 61: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	24, // 62: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	26, // 63: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	28, // 64: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	30, // 65: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	32, // 66: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	35, // 67: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	37, // 68: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	39, // 69: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	41, // 70: shale.kv.Tablet.CheckTablet:input_type -> shale.kv.CheckTabletRequest
+	43, // 71: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
+	45, // 72: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
+	13, // 73: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 74: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 75: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 76: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 77: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 78: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 79: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 80: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 81: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 82: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 83: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 84: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 85: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 86: shale.kv.Tablet.CheckTablet:output_type -> shale.kv.CheckTabletResponse
+	44, // 87: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	46, // 88: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	73, // [73:89] is the sub-list for method output_type
+	57, // [57:73] is the sub-list for method input_type
+	57, // [57:57] is the sub-list for extension type_name
+	57, // [57:57] is the sub-list for extension extendee
+	0,  // [0:57] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -3760,7 +4071,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

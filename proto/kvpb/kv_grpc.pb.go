@@ -34,6 +34,7 @@ const (
 	Tablet_ChangeReplicas_FullMethodName     = "/shale.kv.Tablet/ChangeReplicas"
 	Tablet_MergeTablets_FullMethodName       = "/shale.kv.Tablet/MergeTablets"
 	Tablet_TabletStatus_FullMethodName       = "/shale.kv.Tablet/TabletStatus"
+	Tablet_CheckTablet_FullMethodName        = "/shale.kv.Tablet/CheckTablet"
 	Tablet_UploadSST_FullMethodName          = "/shale.kv.Tablet/UploadSST"
 	Tablet_IngestSST_FullMethodName          = "/shale.kv.Tablet/IngestSST"
 )
@@ -55,6 +56,7 @@ type TabletClient interface {
 	ChangeReplicas(ctx context.Context, in *ChangeReplicasRequest, opts ...grpc.CallOption) (*ChangeReplicasResponse, error)
 	MergeTablets(ctx context.Context, in *MergeTabletsRequest, opts ...grpc.CallOption) (*MergeTabletsResponse, error)
 	TabletStatus(ctx context.Context, in *TabletStatusRequest, opts ...grpc.CallOption) (*TabletStatusResponse, error)
+	CheckTablet(ctx context.Context, in *CheckTabletRequest, opts ...grpc.CallOption) (*CheckTabletResponse, error)
 	UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error)
 	IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error)
 }
@@ -206,6 +208,16 @@ func (c *tabletClient) TabletStatus(ctx context.Context, in *TabletStatusRequest
 	return out, nil
 }
 
+func (c *tabletClient) CheckTablet(ctx context.Context, in *CheckTabletRequest, opts ...grpc.CallOption) (*CheckTabletResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CheckTabletResponse)
+	err := c.cc.Invoke(ctx, Tablet_CheckTablet_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *tabletClient) UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &Tablet_ServiceDesc.Streams[1], Tablet_UploadSST_FullMethodName, cOpts...)
@@ -246,6 +258,7 @@ type TabletServer interface {
 	ChangeReplicas(context.Context, *ChangeReplicasRequest) (*ChangeReplicasResponse, error)
 	MergeTablets(context.Context, *MergeTabletsRequest) (*MergeTabletsResponse, error)
 	TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error)
+	CheckTablet(context.Context, *CheckTabletRequest) (*CheckTabletResponse, error)
 	UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error
 	IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error)
 	mustEmbedUnimplementedTabletServer()
@@ -296,6 +309,9 @@ func (UnimplementedTabletServer) MergeTablets(context.Context, *MergeTabletsRequ
 }
 func (UnimplementedTabletServer) TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method TabletStatus not implemented")
+}
+func (UnimplementedTabletServer) CheckTablet(context.Context, *CheckTabletRequest) (*CheckTabletResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CheckTablet not implemented")
 }
 func (UnimplementedTabletServer) UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error {
 	return status.Error(codes.Unimplemented, "method UploadSST not implemented")
@@ -551,6 +567,24 @@ func _Tablet_TabletStatus_Handler(srv interface{}, ctx context.Context, dec func
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tablet_CheckTablet_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CheckTabletRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TabletServer).CheckTablet(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Tablet_CheckTablet_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TabletServer).CheckTablet(ctx, req.(*CheckTabletRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Tablet_UploadSST_Handler(srv interface{}, stream grpc.ServerStream) error {
 	return srv.(TabletServer).UploadSST(&grpc.GenericServerStream[UploadSSTRequest, UploadSSTResponse]{ServerStream: stream})
 }
@@ -630,6 +664,10 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "TabletStatus",
 			Handler:    _Tablet_TabletStatus_Handler,
+		},
+		{
+			MethodName: "CheckTablet",
+			Handler:    _Tablet_CheckTablet_Handler,
 		},
 		{
 			MethodName: "IngestSST",

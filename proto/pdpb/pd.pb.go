@@ -974,8 +974,13 @@ type TabletReport struct {
 	DownReplicaIds []uint64 `protobuf:"varint,4,rep,packed,name=down_replica_ids,json=downReplicaIds,proto3" json:"down_replica_ids,omitempty"`
 	// Learners still catching up (in snapshot or probing).
 	PendingReplicaIds []uint64 `protobuf:"varint,5,rep,packed,name=pending_replica_ids,json=pendingReplicaIds,proto3" json:"pending_replica_ids,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Replicas marked bad by a consistency check or a corruption report;
+	// the repair checker replaces them.
+	BadReplicaIds []uint64 `protobuf:"varint,6,rep,packed,name=bad_replica_ids,json=badReplicaIds,proto3" json:"bad_replica_ids,omitempty"`
+	// The last consistency check found no majority: a person decides.
+	Inconsistent  bool `protobuf:"varint,7,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TabletReport) Reset() {
@@ -1041,6 +1046,20 @@ func (x *TabletReport) GetPendingReplicaIds() []uint64 {
 		return x.PendingReplicaIds
 	}
 	return nil
+}
+
+func (x *TabletReport) GetBadReplicaIds() []uint64 {
+	if x != nil {
+		return x.BadReplicaIds
+	}
+	return nil
+}
+
+func (x *TabletReport) GetInconsistent() bool {
+	if x != nil {
+		return x.Inconsistent
+	}
+	return false
 }
 
 type TabletHeartbeatRequest struct {
@@ -1283,6 +1302,9 @@ type TabletInfo struct {
 	Tablet        *metapb.TabletDescriptor `protobuf:"bytes,1,opt,name=tablet,proto3" json:"tablet,omitempty"`
 	LeaderStoreId uint64                   `protobuf:"varint,2,opt,name=leader_store_id,json=leaderStoreId,proto3" json:"leader_store_id,omitempty"`
 	Stats         *TabletStats             `protobuf:"bytes,3,opt,name=stats,proto3" json:"stats,omitempty"`
+	// As in TabletReport.
+	BadReplicaIds []uint64 `protobuf:"varint,4,rep,packed,name=bad_replica_ids,json=badReplicaIds,proto3" json:"bad_replica_ids,omitempty"`
+	Inconsistent  bool     `protobuf:"varint,5,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1336,6 +1358,20 @@ func (x *TabletInfo) GetStats() *TabletStats {
 		return x.Stats
 	}
 	return nil
+}
+
+func (x *TabletInfo) GetBadReplicaIds() []uint64 {
+	if x != nil {
+		return x.BadReplicaIds
+	}
+	return nil
+}
+
+func (x *TabletInfo) GetInconsistent() bool {
+	if x != nil {
+		return x.Inconsistent
+	}
+	return false
 }
 
 type GetTabletRequest struct {
@@ -5243,13 +5279,15 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\twrite_qps\x18\x04 \x01(\x01R\bwriteQps\x12+\n" +
 	"\x12read_bytes_per_sec\x18\x05 \x01(\x01R\x0freadBytesPerSec\x12-\n" +
 	"\x13write_bytes_per_sec\x18\x06 \x01(\x01R\x10writeBytesPerSec\x12$\n" +
-	"\x0eload_split_key\x18\a \x01(\fR\floadSplitKey\"\xf3\x01\n" +
+	"\x0eload_split_key\x18\a \x01(\fR\floadSplitKey\"\xbf\x02\n" +
 	"\fTabletReport\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12&\n" +
 	"\x0fleader_store_id\x18\x02 \x01(\x04R\rleaderStoreId\x12+\n" +
 	"\x05stats\x18\x03 \x01(\v2\x15.shale.pd.TabletStatsR\x05stats\x12(\n" +
 	"\x10down_replica_ids\x18\x04 \x03(\x04R\x0edownReplicaIds\x12.\n" +
-	"\x13pending_replica_ids\x18\x05 \x03(\x04R\x11pendingReplicaIds\"\x8f\x01\n" +
+	"\x13pending_replica_ids\x18\x05 \x03(\x04R\x11pendingReplicaIds\x12&\n" +
+	"\x0fbad_replica_ids\x18\x06 \x03(\x04R\rbadReplicaIds\x12\"\n" +
+	"\finconsistent\x18\a \x01(\bR\finconsistent\"\x8f\x01\n" +
 	"\x16TabletHeartbeatRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x120\n" +
@@ -5284,12 +5322,14 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x0fright_tablet_id\x18\x01 \x01(\x04R\rrightTabletIdB\x05\n" +
 	"\x03cmd\"N\n" +
 	"\x17TabletHeartbeatResponse\x123\n" +
-	"\bcommands\x18\x01 \x03(\v2\x17.shale.pd.TabletCommandR\bcommands\"\x97\x01\n" +
+	"\bcommands\x18\x01 \x03(\v2\x17.shale.pd.TabletCommandR\bcommands\"\xe3\x01\n" +
 	"\n" +
 	"TabletInfo\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12&\n" +
 	"\x0fleader_store_id\x18\x02 \x01(\x04R\rleaderStoreId\x12+\n" +
-	"\x05stats\x18\x03 \x01(\v2\x15.shale.pd.TabletStatsR\x05stats\"N\n" +
+	"\x05stats\x18\x03 \x01(\v2\x15.shale.pd.TabletStatsR\x05stats\x12&\n" +
+	"\x0fbad_replica_ids\x18\x04 \x03(\x04R\rbadReplicaIds\x12\"\n" +
+	"\finconsistent\x18\x05 \x01(\bR\finconsistent\"N\n" +
 	"\x10GetTabletRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\fR\x03key\"]\n" +

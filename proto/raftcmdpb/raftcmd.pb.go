@@ -74,6 +74,8 @@ type RaftCommand struct {
 	//	*RaftCommand_ClearRange
 	//	*RaftCommand_IngestSst
 	//	*RaftCommand_BatchSplit
+	//	*RaftCommand_ComputeChecksum
+	//	*RaftCommand_MarkBadReplicas
 	Cmd           isRaftCommand_Cmd `protobuf_oneof:"cmd"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -280,6 +282,24 @@ func (x *RaftCommand) GetBatchSplit() *BatchSplitCommand {
 	return nil
 }
 
+func (x *RaftCommand) GetComputeChecksum() *ComputeChecksumCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_ComputeChecksum); ok {
+			return x.ComputeChecksum
+		}
+	}
+	return nil
+}
+
+func (x *RaftCommand) GetMarkBadReplicas() *MarkBadReplicasCommand {
+	if x != nil {
+		if x, ok := x.Cmd.(*RaftCommand_MarkBadReplicas); ok {
+			return x.MarkBadReplicas
+		}
+	}
+	return nil
+}
+
 type isRaftCommand_Cmd interface {
 	isRaftCommand_Cmd()
 }
@@ -332,6 +352,14 @@ type RaftCommand_BatchSplit struct {
 	BatchSplit *BatchSplitCommand `protobuf:"bytes,21,opt,name=batch_split,json=batchSplit,proto3,oneof"`
 }
 
+type RaftCommand_ComputeChecksum struct {
+	ComputeChecksum *ComputeChecksumCommand `protobuf:"bytes,22,opt,name=compute_checksum,json=computeChecksum,proto3,oneof"`
+}
+
+type RaftCommand_MarkBadReplicas struct {
+	MarkBadReplicas *MarkBadReplicasCommand `protobuf:"bytes,23,opt,name=mark_bad_replicas,json=markBadReplicas,proto3,oneof"`
+}
+
 func (*RaftCommand_MutateRow) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_CheckAndMutateRow) isRaftCommand_Cmd() {}
@@ -355,6 +383,10 @@ func (*RaftCommand_ClearRange) isRaftCommand_Cmd() {}
 func (*RaftCommand_IngestSst) isRaftCommand_Cmd() {}
 
 func (*RaftCommand_BatchSplit) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_ComputeChecksum) isRaftCommand_Cmd() {}
+
+func (*RaftCommand_MarkBadReplicas) isRaftCommand_Cmd() {}
 
 type SplitCommand struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -824,6 +856,213 @@ func (x *IngestSSTCommand) GetSize() uint64 {
 	return 0
 }
 
+// ComputeChecksumCommand asks every replica to hash its tablet as of this
+// entry's log position (store/consistency.go): the worker commits the
+// apply batch right after the entry and takes an engine snapshot there,
+// and a background task hashes it. The leader collects the results over
+// the transport (CollectChecksum) and compares them.
+type ComputeChecksumCommand struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Chosen by the proposer; names the results.
+	CheckId uint64 `protobuf:"varint,1,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	// Rows per piece on average: a piece ends before a row whose key hash
+	// is 0 modulo piece_rows, so pieces are cut by content and an extra or
+	// missing row only changes its own piece.
+	PieceRows uint32 `protobuf:"varint,2,opt,name=piece_rows,json=pieceRows,proto3" json:"piece_rows,omitempty"`
+	// A diagnosis round: besides the hashes, return up to max_sample_keys
+	// (key, value hash) pairs from these engine-key spans.
+	SampleSpans   []*KeySpan `protobuf:"bytes,3,rep,name=sample_spans,json=sampleSpans,proto3" json:"sample_spans,omitempty"`
+	MaxSampleKeys uint32     `protobuf:"varint,4,opt,name=max_sample_keys,json=maxSampleKeys,proto3" json:"max_sample_keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ComputeChecksumCommand) Reset() {
+	*x = ComputeChecksumCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ComputeChecksumCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ComputeChecksumCommand) ProtoMessage() {}
+
+func (x *ComputeChecksumCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ComputeChecksumCommand.ProtoReflect.Descriptor instead.
+func (*ComputeChecksumCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ComputeChecksumCommand) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *ComputeChecksumCommand) GetPieceRows() uint32 {
+	if x != nil {
+		return x.PieceRows
+	}
+	return 0
+}
+
+func (x *ComputeChecksumCommand) GetSampleSpans() []*KeySpan {
+	if x != nil {
+		return x.SampleSpans
+	}
+	return nil
+}
+
+func (x *ComputeChecksumCommand) GetMaxSampleKeys() uint32 {
+	if x != nil {
+		return x.MaxSampleKeys
+	}
+	return 0
+}
+
+// KeySpan is [start, end) of engine keys; an empty end is unbounded.
+type KeySpan struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	End           []byte                 `protobuf:"bytes,2,opt,name=end,proto3" json:"end,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeySpan) Reset() {
+	*x = KeySpan{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeySpan) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeySpan) ProtoMessage() {}
+
+func (x *KeySpan) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeySpan.ProtoReflect.Descriptor instead.
+func (*KeySpan) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *KeySpan) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *KeySpan) GetEnd() []byte {
+	if x != nil {
+		return x.End
+	}
+	return nil
+}
+
+// MarkBadReplicasCommand records a check's verdict (or a replica's own
+// report of corruption) in every replica's applied state: the named
+// replicas stop serving and the leader reports them to the placement
+// driver, which replaces them. inconsistent: the check found no majority;
+// nothing is marked bad, the tablet is flagged for a person.
+type MarkBadReplicasCommand struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaIds   []uint64               `protobuf:"varint,1,rep,packed,name=replica_ids,json=replicaIds,proto3" json:"replica_ids,omitempty"`
+	Inconsistent bool                   `protobuf:"varint,2,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
+	Reason       string                 `protobuf:"bytes,3,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set on a check's verdict, which also sets (or clears) the tablet's
+	// inconsistent flag; a corruption report leaves the flag alone.
+	Verdict       bool `protobuf:"varint,4,opt,name=verdict,proto3" json:"verdict,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MarkBadReplicasCommand) Reset() {
+	*x = MarkBadReplicasCommand{}
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MarkBadReplicasCommand) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MarkBadReplicasCommand) ProtoMessage() {}
+
+func (x *MarkBadReplicasCommand) ProtoReflect() protoreflect.Message {
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MarkBadReplicasCommand.ProtoReflect.Descriptor instead.
+func (*MarkBadReplicasCommand) Descriptor() ([]byte, []int) {
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *MarkBadReplicasCommand) GetReplicaIds() []uint64 {
+	if x != nil {
+		return x.ReplicaIds
+	}
+	return nil
+}
+
+func (x *MarkBadReplicasCommand) GetInconsistent() bool {
+	if x != nil {
+		return x.Inconsistent
+	}
+	return false
+}
+
+func (x *MarkBadReplicasCommand) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *MarkBadReplicasCommand) GetVerdict() bool {
+	if x != nil {
+		return x.Verdict
+	}
+	return false
+}
+
 // GCCommand deletes cell versions that the leader found to be garbage.
 type GCCommand struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -837,7 +1076,7 @@ type GCCommand struct {
 
 func (x *GCCommand) Reset() {
 	*x = GCCommand{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -849,7 +1088,7 @@ func (x *GCCommand) String() string {
 func (*GCCommand) ProtoMessage() {}
 
 func (x *GCCommand) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[9]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -862,7 +1101,7 @@ func (x *GCCommand) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GCCommand.ProtoReflect.Descriptor instead.
 func (*GCCommand) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *GCCommand) GetKeys() [][]byte {
@@ -892,7 +1131,7 @@ type ChangeReplicasContext struct {
 
 func (x *ChangeReplicasContext) Reset() {
 	*x = ChangeReplicasContext{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -904,7 +1143,7 @@ func (x *ChangeReplicasContext) String() string {
 func (*ChangeReplicasContext) ProtoMessage() {}
 
 func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[10]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -917,7 +1156,7 @@ func (x *ChangeReplicasContext) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ChangeReplicasContext.ProtoReflect.Descriptor instead.
 func (*ChangeReplicasContext) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ChangeReplicasContext) GetTablet() *metapb.TabletDescriptor {
@@ -954,7 +1193,7 @@ type SnapshotData struct {
 
 func (x *SnapshotData) Reset() {
 	*x = SnapshotData{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -966,7 +1205,7 @@ func (x *SnapshotData) String() string {
 func (*SnapshotData) ProtoMessage() {}
 
 func (x *SnapshotData) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[11]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -979,7 +1218,7 @@ func (x *SnapshotData) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotData.ProtoReflect.Descriptor instead.
 func (*SnapshotData) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{11}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *SnapshotData) GetSnapshotId() uint64 {
@@ -1023,14 +1262,19 @@ type AppliedState struct {
 	// History floor: a read below it may miss versions that a delete, an
 	// ingest, a write at an explicit past timestamp or version GC removed
 	// or added; such reads are refused (ReadTooOld).
-	HistoryFloor  int64 `protobuf:"varint,8,opt,name=history_floor,json=historyFloor,proto3" json:"history_floor,omitempty"`
+	HistoryFloor int64 `protobuf:"varint,8,opt,name=history_floor,json=historyFloor,proto3" json:"history_floor,omitempty"`
+	// Replicas a consistency check or a corruption report marked bad
+	// (MarkBadReplicasCommand); they are replaced, never trusted again.
+	BadReplicaIds []uint64 `protobuf:"varint,9,rep,packed,name=bad_replica_ids,json=badReplicaIds,proto3" json:"bad_replica_ids,omitempty"`
+	// The last consistency check found no majority.
+	Inconsistent  bool `protobuf:"varint,10,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AppliedState) Reset() {
 	*x = AppliedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1042,7 +1286,7 @@ func (x *AppliedState) String() string {
 func (*AppliedState) ProtoMessage() {}
 
 func (x *AppliedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[12]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1055,7 +1299,7 @@ func (x *AppliedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppliedState.ProtoReflect.Descriptor instead.
 func (*AppliedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{12}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *AppliedState) GetIndex() uint64 {
@@ -1114,6 +1358,20 @@ func (x *AppliedState) GetHistoryFloor() int64 {
 	return 0
 }
 
+func (x *AppliedState) GetBadReplicaIds() []uint64 {
+	if x != nil {
+		return x.BadReplicaIds
+	}
+	return nil
+}
+
+func (x *AppliedState) GetInconsistent() bool {
+	if x != nil {
+		return x.Inconsistent
+	}
+	return false
+}
+
 // TruncatedState: the log holds entries after index only.
 type TruncatedState struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1125,7 +1383,7 @@ type TruncatedState struct {
 
 func (x *TruncatedState) Reset() {
 	*x = TruncatedState{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1137,7 +1395,7 @@ func (x *TruncatedState) String() string {
 func (*TruncatedState) ProtoMessage() {}
 
 func (x *TruncatedState) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[13]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1150,7 +1408,7 @@ func (x *TruncatedState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TruncatedState.ProtoReflect.Descriptor instead.
 func (*TruncatedState) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{13}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TruncatedState) GetIndex() uint64 {
@@ -1178,7 +1436,7 @@ type Tombstone struct {
 
 func (x *Tombstone) Reset() {
 	*x = Tombstone{}
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1448,7 @@ func (x *Tombstone) String() string {
 func (*Tombstone) ProtoMessage() {}
 
 func (x *Tombstone) ProtoReflect() protoreflect.Message {
-	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[14]
+	mi := &file_raftcmdpb_raftcmd_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1461,7 @@ func (x *Tombstone) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tombstone.ProtoReflect.Descriptor instead.
 func (*Tombstone) Descriptor() ([]byte, []int) {
-	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{14}
+	return file_raftcmdpb_raftcmd_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Tombstone) GetNextReplicaId() uint64 {
@@ -1217,7 +1475,7 @@ var File_raftcmdpb_raftcmd_proto protoreflect.FileDescriptor
 
 const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xf7\t\n" +
+	"\x17raftcmdpb/raftcmd.proto\x12\rshale.raftcmd\x1a\x11metapb/meta.proto\x1a\rkvpb/kv.proto\"\xa0\v\n" +
 	"\vRaftCommand\x12\x1f\n" +
 	"\vproposal_id\x18\x01 \x01(\x04R\n" +
 	"proposalId\x12\x1a\n" +
@@ -1244,7 +1502,9 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\n" +
 	"ingest_sst\x18\x14 \x01(\v2\x1f.shale.raftcmd.IngestSSTCommandH\x00R\tingestSst\x12C\n" +
 	"\vbatch_split\x18\x15 \x01(\v2 .shale.raftcmd.BatchSplitCommandH\x00R\n" +
-	"batchSplit\x1aA\n" +
+	"batchSplit\x12R\n" +
+	"\x10compute_checksum\x18\x16 \x01(\v2%.shale.raftcmd.ComputeChecksumCommandH\x00R\x0fcomputeChecksum\x12S\n" +
+	"\x11mark_bad_replicas\x18\x17 \x01(\v2%.shale.raftcmd.MarkBadReplicasCommandH\x00R\x0fmarkBadReplicas\x1aA\n" +
 	"\x13FamilyMaxAgeMsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01B\x05\n" +
@@ -1275,7 +1535,22 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\alargest\x18\x05 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\x06 \x01(\x04R\bkeyCount\x12#\n" +
 	"\rmax_timestamp\x18\a \x01(\x03R\fmaxTimestamp\x12\x12\n" +
-	"\x04size\x18\b \x01(\x04R\x04size\"=\n" +
+	"\x04size\x18\b \x01(\x04R\x04size\"\xb5\x01\n" +
+	"\x16ComputeChecksumCommand\x12\x19\n" +
+	"\bcheck_id\x18\x01 \x01(\x04R\acheckId\x12\x1d\n" +
+	"\n" +
+	"piece_rows\x18\x02 \x01(\rR\tpieceRows\x129\n" +
+	"\fsample_spans\x18\x03 \x03(\v2\x16.shale.raftcmd.KeySpanR\vsampleSpans\x12&\n" +
+	"\x0fmax_sample_keys\x18\x04 \x01(\rR\rmaxSampleKeys\"1\n" +
+	"\aKeySpan\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x10\n" +
+	"\x03end\x18\x02 \x01(\fR\x03end\"\x8f\x01\n" +
+	"\x16MarkBadReplicasCommand\x12\x1f\n" +
+	"\vreplica_ids\x18\x01 \x03(\x04R\n" +
+	"replicaIds\x12\"\n" +
+	"\finconsistent\x18\x02 \x01(\bR\finconsistent\x12\x16\n" +
+	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
+	"\averdict\x18\x04 \x01(\bR\averdict\"=\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x1c\n" +
 	"\tthreshold\x18\x02 \x01(\x03R\tthreshold\"\x8a\x01\n" +
@@ -1288,7 +1563,7 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\vsnapshot_id\x18\x01 \x01(\x04R\n" +
 	"snapshotId\x125\n" +
 	"\aapplied\x18\x02 \x01(\v2\x1b.shale.raftcmd.AppliedStateR\aapplied\x124\n" +
-	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\xbf\x02\n" +
+	"\x06tablet\x18\x03 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\"\x8b\x03\n" +
 	"\fAppliedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\x12#\n" +
@@ -1297,7 +1572,10 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"\x12merge_freeze_index\x18\x05 \x01(\x04R\x10mergeFreezeIndex\x12?\n" +
 	"\x12merge_target_epoch\x18\x06 \x01(\v2\x11.shale.meta.EpochR\x10mergeTargetEpoch\x12)\n" +
 	"\x10closed_timestamp\x18\a \x01(\x03R\x0fclosedTimestamp\x12#\n" +
-	"\rhistory_floor\x18\b \x01(\x03R\fhistoryFloor\":\n" +
+	"\rhistory_floor\x18\b \x01(\x03R\fhistoryFloor\x12&\n" +
+	"\x0fbad_replica_ids\x18\t \x03(\x04R\rbadReplicaIds\x12\"\n" +
+	"\finconsistent\x18\n" +
+	" \x01(\bR\finconsistent\":\n" +
 	"\x0eTruncatedState\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\x12\x12\n" +
 	"\x04term\x18\x02 \x01(\x04R\x04term\"3\n" +
@@ -1316,7 +1594,7 @@ func file_raftcmdpb_raftcmd_proto_rawDescGZIP() []byte {
 	return file_raftcmdpb_raftcmd_proto_rawDescData
 }
 
-var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_raftcmdpb_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RaftCommand)(nil),                    // 0: shale.raftcmd.RaftCommand
 	(*SplitCommand)(nil),                   // 1: shale.raftcmd.SplitCommand
@@ -1327,49 +1605,55 @@ var file_raftcmdpb_raftcmd_proto_goTypes = []any{
 	(*RollbackMergeCommand)(nil),           // 6: shale.raftcmd.RollbackMergeCommand
 	(*ClearRangeCommand)(nil),              // 7: shale.raftcmd.ClearRangeCommand
 	(*IngestSSTCommand)(nil),               // 8: shale.raftcmd.IngestSSTCommand
-	(*GCCommand)(nil),                      // 9: shale.raftcmd.GCCommand
-	(*ChangeReplicasContext)(nil),          // 10: shale.raftcmd.ChangeReplicasContext
-	(*SnapshotData)(nil),                   // 11: shale.raftcmd.SnapshotData
-	(*AppliedState)(nil),                   // 12: shale.raftcmd.AppliedState
-	(*TruncatedState)(nil),                 // 13: shale.raftcmd.TruncatedState
-	(*Tombstone)(nil),                      // 14: shale.raftcmd.Tombstone
-	nil,                                    // 15: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	(*metapb.Epoch)(nil),                   // 16: shale.meta.Epoch
-	(*kvpb.MutateRowRequest)(nil),          // 17: shale.kv.MutateRowRequest
-	(*kvpb.CheckAndMutateRowRequest)(nil),  // 18: shale.kv.CheckAndMutateRowRequest
-	(*kvpb.ReadModifyWriteRowRequest)(nil), // 19: shale.kv.ReadModifyWriteRowRequest
-	(*kvpb.BatchMutateRequest)(nil),        // 20: shale.kv.BatchMutateRequest
-	(*metapb.Replica)(nil),                 // 21: shale.meta.Replica
-	(*metapb.TabletDescriptor)(nil),        // 22: shale.meta.TabletDescriptor
+	(*ComputeChecksumCommand)(nil),         // 9: shale.raftcmd.ComputeChecksumCommand
+	(*KeySpan)(nil),                        // 10: shale.raftcmd.KeySpan
+	(*MarkBadReplicasCommand)(nil),         // 11: shale.raftcmd.MarkBadReplicasCommand
+	(*GCCommand)(nil),                      // 12: shale.raftcmd.GCCommand
+	(*ChangeReplicasContext)(nil),          // 13: shale.raftcmd.ChangeReplicasContext
+	(*SnapshotData)(nil),                   // 14: shale.raftcmd.SnapshotData
+	(*AppliedState)(nil),                   // 15: shale.raftcmd.AppliedState
+	(*TruncatedState)(nil),                 // 16: shale.raftcmd.TruncatedState
+	(*Tombstone)(nil),                      // 17: shale.raftcmd.Tombstone
+	nil,                                    // 18: shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	(*metapb.Epoch)(nil),                   // 19: shale.meta.Epoch
+	(*kvpb.MutateRowRequest)(nil),          // 20: shale.kv.MutateRowRequest
+	(*kvpb.CheckAndMutateRowRequest)(nil),  // 21: shale.kv.CheckAndMutateRowRequest
+	(*kvpb.ReadModifyWriteRowRequest)(nil), // 22: shale.kv.ReadModifyWriteRowRequest
+	(*kvpb.BatchMutateRequest)(nil),        // 23: shale.kv.BatchMutateRequest
+	(*metapb.Replica)(nil),                 // 24: shale.meta.Replica
+	(*metapb.TabletDescriptor)(nil),        // 25: shale.meta.TabletDescriptor
 }
 var file_raftcmdpb_raftcmd_proto_depIdxs = []int32{
-	16, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
-	15, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
-	17, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
-	18, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
-	19, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
-	20, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
+	19, // 0: shale.raftcmd.RaftCommand.epoch:type_name -> shale.meta.Epoch
+	18, // 1: shale.raftcmd.RaftCommand.family_max_age_ms:type_name -> shale.raftcmd.RaftCommand.FamilyMaxAgeMsEntry
+	20, // 2: shale.raftcmd.RaftCommand.mutate_row:type_name -> shale.kv.MutateRowRequest
+	21, // 3: shale.raftcmd.RaftCommand.check_and_mutate_row:type_name -> shale.kv.CheckAndMutateRowRequest
+	22, // 4: shale.raftcmd.RaftCommand.read_modify_write_row:type_name -> shale.kv.ReadModifyWriteRowRequest
+	23, // 5: shale.raftcmd.RaftCommand.batch_mutate:type_name -> shale.kv.BatchMutateRequest
 	1,  // 6: shale.raftcmd.RaftCommand.split:type_name -> shale.raftcmd.SplitCommand
-	9,  // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
+	12, // 7: shale.raftcmd.RaftCommand.gc:type_name -> shale.raftcmd.GCCommand
 	3,  // 8: shale.raftcmd.RaftCommand.prepare_merge:type_name -> shale.raftcmd.PrepareMergeCommand
 	5,  // 9: shale.raftcmd.RaftCommand.commit_merge:type_name -> shale.raftcmd.CommitMergeCommand
 	6,  // 10: shale.raftcmd.RaftCommand.rollback_merge:type_name -> shale.raftcmd.RollbackMergeCommand
 	7,  // 11: shale.raftcmd.RaftCommand.clear_range:type_name -> shale.raftcmd.ClearRangeCommand
 	8,  // 12: shale.raftcmd.RaftCommand.ingest_sst:type_name -> shale.raftcmd.IngestSSTCommand
 	2,  // 13: shale.raftcmd.RaftCommand.batch_split:type_name -> shale.raftcmd.BatchSplitCommand
-	21, // 14: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
-	1,  // 15: shale.raftcmd.BatchSplitCommand.splits:type_name -> shale.raftcmd.SplitCommand
-	16, // 16: shale.raftcmd.PrepareMergeCommand.target_epoch:type_name -> shale.meta.Epoch
-	22, // 17: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
-	22, // 18: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
-	12, // 19: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
-	22, // 20: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
-	16, // 21: shale.raftcmd.AppliedState.merge_target_epoch:type_name -> shale.meta.Epoch
-	22, // [22:22] is the sub-list for method output_type
-	22, // [22:22] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	9,  // 14: shale.raftcmd.RaftCommand.compute_checksum:type_name -> shale.raftcmd.ComputeChecksumCommand
+	11, // 15: shale.raftcmd.RaftCommand.mark_bad_replicas:type_name -> shale.raftcmd.MarkBadReplicasCommand
+	24, // 16: shale.raftcmd.SplitCommand.new_replicas:type_name -> shale.meta.Replica
+	1,  // 17: shale.raftcmd.BatchSplitCommand.splits:type_name -> shale.raftcmd.SplitCommand
+	19, // 18: shale.raftcmd.PrepareMergeCommand.target_epoch:type_name -> shale.meta.Epoch
+	25, // 19: shale.raftcmd.CommitMergeCommand.source:type_name -> shale.meta.TabletDescriptor
+	10, // 20: shale.raftcmd.ComputeChecksumCommand.sample_spans:type_name -> shale.raftcmd.KeySpan
+	25, // 21: shale.raftcmd.ChangeReplicasContext.tablet:type_name -> shale.meta.TabletDescriptor
+	15, // 22: shale.raftcmd.SnapshotData.applied:type_name -> shale.raftcmd.AppliedState
+	25, // 23: shale.raftcmd.SnapshotData.tablet:type_name -> shale.meta.TabletDescriptor
+	19, // 24: shale.raftcmd.AppliedState.merge_target_epoch:type_name -> shale.meta.Epoch
+	25, // [25:25] is the sub-list for method output_type
+	25, // [25:25] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_raftcmdpb_raftcmd_proto_init() }
@@ -1390,6 +1674,8 @@ func file_raftcmdpb_raftcmd_proto_init() {
 		(*RaftCommand_ClearRange)(nil),
 		(*RaftCommand_IngestSst)(nil),
 		(*RaftCommand_BatchSplit)(nil),
+		(*RaftCommand_ComputeChecksum)(nil),
+		(*RaftCommand_MarkBadReplicas)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -1397,7 +1683,7 @@ func file_raftcmdpb_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_raftcmdpb_raftcmd_proto_rawDesc), len(file_raftcmdpb_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   16,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

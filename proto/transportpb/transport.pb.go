@@ -401,6 +401,392 @@ func (*SnapshotResponse) Descriptor() ([]byte, []int) {
 	return file_transportpb_transport_proto_rawDescGZIP(), []int{5}
 }
 
+// CollectChecksumRequest asks a store for its replica's result of a
+// consistency check (store/consistency.go), waiting until it is computed.
+type CollectChecksumRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	CheckId       uint64                 `protobuf:"varint,2,opt,name=check_id,json=checkId,proto3" json:"check_id,omitempty"`
+	FromStore     uint64                 `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectChecksumRequest) Reset() {
+	*x = CollectChecksumRequest{}
+	mi := &file_transportpb_transport_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectChecksumRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectChecksumRequest) ProtoMessage() {}
+
+func (x *CollectChecksumRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectChecksumRequest.ProtoReflect.Descriptor instead.
+func (*CollectChecksumRequest) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *CollectChecksumRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *CollectChecksumRequest) GetCheckId() uint64 {
+	if x != nil {
+		return x.CheckId
+	}
+	return 0
+}
+
+func (x *CollectChecksumRequest) GetFromStore() uint64 {
+	if x != nil {
+		return x.FromStore
+	}
+	return 0
+}
+
+// ChecksumPiece is the hash of the cells from start (an engine key) to the
+// next piece's start.
+type ChecksumPiece struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Start         []byte                 `protobuf:"bytes,1,opt,name=start,proto3" json:"start,omitempty"`
+	Hash          uint64                 `protobuf:"fixed64,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Keys          uint64                 `protobuf:"varint,3,opt,name=keys,proto3" json:"keys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChecksumPiece) Reset() {
+	*x = ChecksumPiece{}
+	mi := &file_transportpb_transport_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChecksumPiece) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChecksumPiece) ProtoMessage() {}
+
+func (x *ChecksumPiece) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChecksumPiece.ProtoReflect.Descriptor instead.
+func (*ChecksumPiece) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChecksumPiece) GetStart() []byte {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *ChecksumPiece) GetHash() uint64 {
+	if x != nil {
+		return x.Hash
+	}
+	return 0
+}
+
+func (x *ChecksumPiece) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+// SampledKey is one cell of a diagnosis round.
+type SampledKey struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	ValueHash     uint64                 `protobuf:"fixed64,2,opt,name=value_hash,json=valueHash,proto3" json:"value_hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SampledKey) Reset() {
+	*x = SampledKey{}
+	mi := &file_transportpb_transport_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SampledKey) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SampledKey) ProtoMessage() {}
+
+func (x *SampledKey) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SampledKey.ProtoReflect.Descriptor instead.
+func (*SampledKey) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *SampledKey) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+func (x *SampledKey) GetValueHash() uint64 {
+	if x != nil {
+		return x.ValueHash
+	}
+	return 0
+}
+
+type CollectChecksumResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ReplicaId uint64                 `protobuf:"varint,1,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	// The log index the hash is taken at.
+	Index uint64 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	// Hash of the applied state and descriptor at index.
+	StateHash uint64           `protobuf:"fixed64,3,opt,name=state_hash,json=stateHash,proto3" json:"state_hash,omitempty"`
+	Pieces    []*ChecksumPiece `protobuf:"bytes,4,rep,name=pieces,proto3" json:"pieces,omitempty"`
+	Samples   []*SampledKey    `protobuf:"bytes,5,rep,name=samples,proto3" json:"samples,omitempty"`
+	Keys      uint64           `protobuf:"varint,6,opt,name=keys,proto3" json:"keys,omitempty"`
+	Bytes     uint64           `protobuf:"varint,7,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// Non-empty: the replica could not compute it (corruption, shutdown).
+	Error         string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CollectChecksumResponse) Reset() {
+	*x = CollectChecksumResponse{}
+	mi := &file_transportpb_transport_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CollectChecksumResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CollectChecksumResponse) ProtoMessage() {}
+
+func (x *CollectChecksumResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CollectChecksumResponse.ProtoReflect.Descriptor instead.
+func (*CollectChecksumResponse) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *CollectChecksumResponse) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *CollectChecksumResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+func (x *CollectChecksumResponse) GetStateHash() uint64 {
+	if x != nil {
+		return x.StateHash
+	}
+	return 0
+}
+
+func (x *CollectChecksumResponse) GetPieces() []*ChecksumPiece {
+	if x != nil {
+		return x.Pieces
+	}
+	return nil
+}
+
+func (x *CollectChecksumResponse) GetSamples() []*SampledKey {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
+func (x *CollectChecksumResponse) GetKeys() uint64 {
+	if x != nil {
+		return x.Keys
+	}
+	return 0
+}
+
+func (x *CollectChecksumResponse) GetBytes() uint64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *CollectChecksumResponse) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+// ReportBadReplicaRequest tells a tablet's leader that a replica found its
+// own data corrupt; the leader marks it bad through raft.
+type ReportBadReplicaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	ReplicaId     uint64                 `protobuf:"varint,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	FromStore     uint64                 `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBadReplicaRequest) Reset() {
+	*x = ReportBadReplicaRequest{}
+	mi := &file_transportpb_transport_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBadReplicaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBadReplicaRequest) ProtoMessage() {}
+
+func (x *ReportBadReplicaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBadReplicaRequest.ProtoReflect.Descriptor instead.
+func (*ReportBadReplicaRequest) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ReportBadReplicaRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *ReportBadReplicaRequest) GetReplicaId() uint64 {
+	if x != nil {
+		return x.ReplicaId
+	}
+	return 0
+}
+
+func (x *ReportBadReplicaRequest) GetFromStore() uint64 {
+	if x != nil {
+		return x.FromStore
+	}
+	return 0
+}
+
+func (x *ReportBadReplicaRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReportBadReplicaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportBadReplicaResponse) Reset() {
+	*x = ReportBadReplicaResponse{}
+	mi := &file_transportpb_transport_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportBadReplicaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportBadReplicaResponse) ProtoMessage() {}
+
+func (x *ReportBadReplicaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_transportpb_transport_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportBadReplicaResponse.ProtoReflect.Descriptor instead.
+func (*ReportBadReplicaResponse) Descriptor() ([]byte, []int) {
+	return file_transportpb_transport_proto_rawDescGZIP(), []int{11}
+}
+
 var File_transportpb_transport_proto protoreflect.FileDescriptor
 
 const file_transportpb_transport_proto_rawDesc = "" +
@@ -432,10 +818,45 @@ const file_transportpb_transport_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\x12\x16\n" +
 	"\x06crc32c\x18\x03 \x01(\rR\x06crc32c\x12\x14\n" +
 	"\x05final\x18\x04 \x01(\bR\x05final\"\x12\n" +
-	"\x10SnapshotResponse2\xac\x01\n" +
+	"\x10SnapshotResponse\"o\n" +
+	"\x16CollectChecksumRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x19\n" +
+	"\bcheck_id\x18\x02 \x01(\x04R\acheckId\x12\x1d\n" +
+	"\n" +
+	"from_store\x18\x03 \x01(\x04R\tfromStore\"M\n" +
+	"\rChecksumPiece\x12\x14\n" +
+	"\x05start\x18\x01 \x01(\fR\x05start\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\x06R\x04hash\x12\x12\n" +
+	"\x04keys\x18\x03 \x01(\x04R\x04keys\"=\n" +
+	"\n" +
+	"SampledKey\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\x12\x1d\n" +
+	"\n" +
+	"value_hash\x18\x02 \x01(\x06R\tvalueHash\"\x9c\x02\n" +
+	"\x17CollectChecksumResponse\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x01 \x01(\x04R\treplicaId\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\x12\x1d\n" +
+	"\n" +
+	"state_hash\x18\x03 \x01(\x06R\tstateHash\x126\n" +
+	"\x06pieces\x18\x04 \x03(\v2\x1e.shale.transport.ChecksumPieceR\x06pieces\x125\n" +
+	"\asamples\x18\x05 \x03(\v2\x1b.shale.transport.SampledKeyR\asamples\x12\x12\n" +
+	"\x04keys\x18\x06 \x01(\x04R\x04keys\x12\x14\n" +
+	"\x05bytes\x18\a \x01(\x04R\x05bytes\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\x8c\x01\n" +
+	"\x17ReportBadReplicaRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1d\n" +
+	"\n" +
+	"replica_id\x18\x02 \x01(\x04R\treplicaId\x12\x1d\n" +
+	"\n" +
+	"from_store\x18\x03 \x01(\x04R\tfromStore\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x1a\n" +
+	"\x18ReportBadReplicaResponse2\xfb\x02\n" +
 	"\rRaftTransport\x12J\n" +
 	"\x04Send\x12!.shale.transport.RaftMessageBatch\x1a\x1d.shale.transport.SendResponse(\x01\x12O\n" +
-	"\bSnapshot\x12\x1e.shale.transport.SnapshotChunk\x1a!.shale.transport.SnapshotResponse(\x01B,Z*github.com/shaledb/shale/proto/transportpbb\x06proto3"
+	"\bSnapshot\x12\x1e.shale.transport.SnapshotChunk\x1a!.shale.transport.SnapshotResponse(\x01\x12d\n" +
+	"\x0fCollectChecksum\x12'.shale.transport.CollectChecksumRequest\x1a(.shale.transport.CollectChecksumResponse\x12g\n" +
+	"\x10ReportBadReplica\x12(.shale.transport.ReportBadReplicaRequest\x1a).shale.transport.ReportBadReplicaResponseB,Z*github.com/shaledb/shale/proto/transportpbb\x06proto3"
 
 var (
 	file_transportpb_transport_proto_rawDescOnce sync.Once
@@ -449,29 +870,41 @@ func file_transportpb_transport_proto_rawDescGZIP() []byte {
 	return file_transportpb_transport_proto_rawDescData
 }
 
-var file_transportpb_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 6)
+var file_transportpb_transport_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_transportpb_transport_proto_goTypes = []any{
-	(*RaftMessage)(nil),             // 0: shale.transport.RaftMessage
-	(*RaftMessageBatch)(nil),        // 1: shale.transport.RaftMessageBatch
-	(*SendResponse)(nil),            // 2: shale.transport.SendResponse
-	(*SnapshotHeader)(nil),          // 3: shale.transport.SnapshotHeader
-	(*SnapshotChunk)(nil),           // 4: shale.transport.SnapshotChunk
-	(*SnapshotResponse)(nil),        // 5: shale.transport.SnapshotResponse
-	(*metapb.TabletDescriptor)(nil), // 6: shale.meta.TabletDescriptor
+	(*RaftMessage)(nil),              // 0: shale.transport.RaftMessage
+	(*RaftMessageBatch)(nil),         // 1: shale.transport.RaftMessageBatch
+	(*SendResponse)(nil),             // 2: shale.transport.SendResponse
+	(*SnapshotHeader)(nil),           // 3: shale.transport.SnapshotHeader
+	(*SnapshotChunk)(nil),            // 4: shale.transport.SnapshotChunk
+	(*SnapshotResponse)(nil),         // 5: shale.transport.SnapshotResponse
+	(*CollectChecksumRequest)(nil),   // 6: shale.transport.CollectChecksumRequest
+	(*ChecksumPiece)(nil),            // 7: shale.transport.ChecksumPiece
+	(*SampledKey)(nil),               // 8: shale.transport.SampledKey
+	(*CollectChecksumResponse)(nil),  // 9: shale.transport.CollectChecksumResponse
+	(*ReportBadReplicaRequest)(nil),  // 10: shale.transport.ReportBadReplicaRequest
+	(*ReportBadReplicaResponse)(nil), // 11: shale.transport.ReportBadReplicaResponse
+	(*metapb.TabletDescriptor)(nil),  // 12: shale.meta.TabletDescriptor
 }
 var file_transportpb_transport_proto_depIdxs = []int32{
-	0, // 0: shale.transport.RaftMessageBatch.messages:type_name -> shale.transport.RaftMessage
-	6, // 1: shale.transport.SnapshotHeader.tablet:type_name -> shale.meta.TabletDescriptor
-	3, // 2: shale.transport.SnapshotChunk.header:type_name -> shale.transport.SnapshotHeader
-	1, // 3: shale.transport.RaftTransport.Send:input_type -> shale.transport.RaftMessageBatch
-	4, // 4: shale.transport.RaftTransport.Snapshot:input_type -> shale.transport.SnapshotChunk
-	2, // 5: shale.transport.RaftTransport.Send:output_type -> shale.transport.SendResponse
-	5, // 6: shale.transport.RaftTransport.Snapshot:output_type -> shale.transport.SnapshotResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	0,  // 0: shale.transport.RaftMessageBatch.messages:type_name -> shale.transport.RaftMessage
+	12, // 1: shale.transport.SnapshotHeader.tablet:type_name -> shale.meta.TabletDescriptor
+	3,  // 2: shale.transport.SnapshotChunk.header:type_name -> shale.transport.SnapshotHeader
+	7,  // 3: shale.transport.CollectChecksumResponse.pieces:type_name -> shale.transport.ChecksumPiece
+	8,  // 4: shale.transport.CollectChecksumResponse.samples:type_name -> shale.transport.SampledKey
+	1,  // 5: shale.transport.RaftTransport.Send:input_type -> shale.transport.RaftMessageBatch
+	4,  // 6: shale.transport.RaftTransport.Snapshot:input_type -> shale.transport.SnapshotChunk
+	6,  // 7: shale.transport.RaftTransport.CollectChecksum:input_type -> shale.transport.CollectChecksumRequest
+	10, // 8: shale.transport.RaftTransport.ReportBadReplica:input_type -> shale.transport.ReportBadReplicaRequest
+	2,  // 9: shale.transport.RaftTransport.Send:output_type -> shale.transport.SendResponse
+	5,  // 10: shale.transport.RaftTransport.Snapshot:output_type -> shale.transport.SnapshotResponse
+	9,  // 11: shale.transport.RaftTransport.CollectChecksum:output_type -> shale.transport.CollectChecksumResponse
+	11, // 12: shale.transport.RaftTransport.ReportBadReplica:output_type -> shale.transport.ReportBadReplicaResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_transportpb_transport_proto_init() }
@@ -485,7 +918,7 @@ func file_transportpb_transport_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_transportpb_transport_proto_rawDesc), len(file_transportpb_transport_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   6,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

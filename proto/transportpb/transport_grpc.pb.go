@@ -21,8 +21,10 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	RaftTransport_Send_FullMethodName     = "/shale.transport.RaftTransport/Send"
-	RaftTransport_Snapshot_FullMethodName = "/shale.transport.RaftTransport/Snapshot"
+	RaftTransport_Send_FullMethodName             = "/shale.transport.RaftTransport/Send"
+	RaftTransport_Snapshot_FullMethodName         = "/shale.transport.RaftTransport/Snapshot"
+	RaftTransport_CollectChecksum_FullMethodName  = "/shale.transport.RaftTransport/CollectChecksum"
+	RaftTransport_ReportBadReplica_FullMethodName = "/shale.transport.RaftTransport/ReportBadReplica"
 )
 
 // RaftTransportClient is the client API for RaftTransport service.
@@ -31,6 +33,8 @@ const (
 type RaftTransportClient interface {
 	Send(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[RaftMessageBatch, SendResponse], error)
 	Snapshot(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[SnapshotChunk, SnapshotResponse], error)
+	CollectChecksum(ctx context.Context, in *CollectChecksumRequest, opts ...grpc.CallOption) (*CollectChecksumResponse, error)
+	ReportBadReplica(ctx context.Context, in *ReportBadReplicaRequest, opts ...grpc.CallOption) (*ReportBadReplicaResponse, error)
 }
 
 type raftTransportClient struct {
@@ -67,12 +71,34 @@ func (c *raftTransportClient) Snapshot(ctx context.Context, opts ...grpc.CallOpt
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RaftTransport_SnapshotClient = grpc.ClientStreamingClient[SnapshotChunk, SnapshotResponse]
 
+func (c *raftTransportClient) CollectChecksum(ctx context.Context, in *CollectChecksumRequest, opts ...grpc.CallOption) (*CollectChecksumResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CollectChecksumResponse)
+	err := c.cc.Invoke(ctx, RaftTransport_CollectChecksum_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *raftTransportClient) ReportBadReplica(ctx context.Context, in *ReportBadReplicaRequest, opts ...grpc.CallOption) (*ReportBadReplicaResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportBadReplicaResponse)
+	err := c.cc.Invoke(ctx, RaftTransport_ReportBadReplica_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // RaftTransportServer is the server API for RaftTransport service.
 // All implementations must embed UnimplementedRaftTransportServer
 // for forward compatibility.
 type RaftTransportServer interface {
 	Send(grpc.ClientStreamingServer[RaftMessageBatch, SendResponse]) error
 	Snapshot(grpc.ClientStreamingServer[SnapshotChunk, SnapshotResponse]) error
+	CollectChecksum(context.Context, *CollectChecksumRequest) (*CollectChecksumResponse, error)
+	ReportBadReplica(context.Context, *ReportBadReplicaRequest) (*ReportBadReplicaResponse, error)
 	mustEmbedUnimplementedRaftTransportServer()
 }
 
@@ -88,6 +114,12 @@ func (UnimplementedRaftTransportServer) Send(grpc.ClientStreamingServer[RaftMess
 }
 func (UnimplementedRaftTransportServer) Snapshot(grpc.ClientStreamingServer[SnapshotChunk, SnapshotResponse]) error {
 	return status.Error(codes.Unimplemented, "method Snapshot not implemented")
+}
+func (UnimplementedRaftTransportServer) CollectChecksum(context.Context, *CollectChecksumRequest) (*CollectChecksumResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method CollectChecksum not implemented")
+}
+func (UnimplementedRaftTransportServer) ReportBadReplica(context.Context, *ReportBadReplicaRequest) (*ReportBadReplicaResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportBadReplica not implemented")
 }
 func (UnimplementedRaftTransportServer) mustEmbedUnimplementedRaftTransportServer() {}
 func (UnimplementedRaftTransportServer) testEmbeddedByValue()                       {}
@@ -124,13 +156,58 @@ func _RaftTransport_Snapshot_Handler(srv interface{}, stream grpc.ServerStream) 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type RaftTransport_SnapshotServer = grpc.ClientStreamingServer[SnapshotChunk, SnapshotResponse]
 
+func _RaftTransport_CollectChecksum_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CollectChecksumRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RaftTransportServer).CollectChecksum(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RaftTransport_CollectChecksum_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RaftTransportServer).CollectChecksum(ctx, req.(*CollectChecksumRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _RaftTransport_ReportBadReplica_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportBadReplicaRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(RaftTransportServer).ReportBadReplica(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: RaftTransport_ReportBadReplica_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(RaftTransportServer).ReportBadReplica(ctx, req.(*ReportBadReplicaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // RaftTransport_ServiceDesc is the grpc.ServiceDesc for RaftTransport service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
 var RaftTransport_ServiceDesc = grpc.ServiceDesc{
 	ServiceName: "shale.transport.RaftTransport",
 	HandlerType: (*RaftTransportServer)(nil),
-	Methods:     []grpc.MethodDesc{},
+	Methods: []grpc.MethodDesc{
+		{
+			MethodName: "CollectChecksum",
+			Handler:    _RaftTransport_CollectChecksum_Handler,
+		},
+		{
+			MethodName: "ReportBadReplica",
+			Handler:    _RaftTransport_ReportBadReplica_Handler,
+		},
+	},
 	Streams: []grpc.StreamDesc{
 		{
 			StreamName:    "Send",

@@ -23,10 +23,23 @@ import (
 // only. Evaluation must be deterministic: it may read only b (the engine
 // plus earlier writes of this batch) and the command itself.
 func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func()) []func() {
-	if len(ents) == 0 || r.raw == nil {
-		return post
+	for len(ents) > 0 {
+		post, ents = r.applyUntilCheck(b, ents, post)
+		r.dropPendingCheck()
 	}
-	for _, e := range ents {
+	return post
+}
+
+// applyUntilCheck is applyEntries that stops right after a consistency
+// check's entry and returns the entries after it: the caller commits b
+// there and snapshots the engine at exactly that log position
+// (r.takePendingCheck, processReady).
+func (r *replica) applyUntilCheck(b *pebble.Batch, ents []raftpb.Entry, post []func()) ([]func(), []raftpb.Entry) {
+	if len(ents) == 0 || r.raw == nil {
+		return post, nil
+	}
+	var rest []raftpb.Entry
+	for i, e := range ents {
 		if e.Index <= r.applied.Index {
 			continue // already applied (restart re-delivers)
 		}
@@ -41,7 +54,12 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.applied.Index, r.applied.Term = e.Index, e.Term
 		r.s.metrics.entriesApplied.Inc()
 		if r.raw == nil { // destroyed by this entry
-			return post
+			r.dropPendingCheck()
+			return post, nil
+		}
+		if r.pendingCheck != nil {
+			rest = ents[i+1:]
+			break
 		}
 	}
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
@@ -56,7 +74,8 @@ func (r *replica) applyEntries(b *pebble.Batch, ents []raftpb.Entry, post []func
 		r.setClosedLocked(closed)
 		r.mu.Unlock()
 		r.s.observeTimestamp(maxTS, r.tabletID)
-	})
+		r.publishHealth()
+	}), rest
 }
 
 func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) []func() {
@@ -102,6 +121,10 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 		resp, post, err = r.applyCommitMerge(b, &cmd, c.CommitMerge, post)
 	case *raftcmdpb.RaftCommand_RollbackMerge:
 		r.applyRollbackMerge()
+	case *raftcmdpb.RaftCommand_ComputeChecksum:
+		r.pendingCheck = &checksumTask{r: r, cmd: c.ComputeChecksum, index: e.Index, desc: desc}
+	case *raftcmdpb.RaftCommand_MarkBadReplicas:
+		r.applyMarkBad(c.MarkBadReplicas)
 	case *raftcmdpb.RaftCommand_IngestSst:
 		if err = ev.bound.check(c.IngestSst.MaxTimestamp); err != nil {
 			break
@@ -119,6 +142,14 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	}
 	if ev.floor > r.applied.HistoryFloor {
 		r.applied.HistoryFloor = ev.floor
+	}
+	if ev.corrupt != nil || isCorruption(err) {
+		// This replica's answer may differ from its peers': it must never
+		// serve again (the results are still delivered, as errors).
+		r.s.markReplicaBad(r, errors.Join(ev.corrupt, err))
+		if err == nil {
+			err = r.refuseIfBad()
+		}
 	}
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
@@ -203,7 +234,7 @@ func (ev *evaluator) seen(tableID uint64, row []byte, id *kvpb.RequestID, index 
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, ev.noteRead(err)
 	}
 	defer closer.Close()
 	if len(v) < 8 {
@@ -229,7 +260,9 @@ func (ev *evaluator) remember(tableID uint64, row []byte, id *kvpb.RequestID, in
 // isDataOrSplit reports commands a frozen (merging) tablet must refuse.
 func isDataOrSplit(cmd *raftcmdpb.RaftCommand) bool {
 	switch cmd.Cmd.(type) {
-	case *raftcmdpb.RaftCommand_PrepareMerge, *raftcmdpb.RaftCommand_RollbackMerge:
+	case *raftcmdpb.RaftCommand_PrepareMerge, *raftcmdpb.RaftCommand_RollbackMerge,
+		// Checks read, verdicts mark replicas: a frozen tablet takes both.
+		*raftcmdpb.RaftCommand_ComputeChecksum, *raftcmdpb.RaftCommand_MarkBadReplicas:
 		return false
 	}
 	return true
@@ -249,6 +282,16 @@ type evaluator struct {
 	// closed is the tablet's closed timestamp; floor, if set, the history
 	// floor this command raises the tablet's to (AppliedState).
 	closed, floor int64
+	// corrupt is the first corruption error a read of the engine hit.
+	corrupt error
+}
+
+// noteRead remembers a corruption error from an engine read.
+func (ev *evaluator) noteRead(err error) error {
+	if ev.corrupt == nil && isCorruption(err) {
+		ev.corrupt = err
+	}
+	return err
 }
 
 type write struct {
@@ -372,7 +415,7 @@ func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, quali
 	}
 	defer it.Close()
 	if !it.First() {
-		return nil, 0, false, it.Error()
+		return nil, 0, false, ev.noteRead(it.Error())
 	}
 	var dec keys.CellDecoder
 	c, err := decodeDataKey(&dec, it.Key())

@@ -313,6 +313,9 @@ func (s *Store) readReplica(ctx context.Context, h *kvpb.RequestHeader, ts int64
 	if err := r.readableAt(ctx, ts); err != nil {
 		return nil, err
 	}
+	if err := r.refuseIfBad(); err != nil { // a replica marked bad serves no read, at any timestamp
+		return nil, err
+	}
 	r.mu.Lock()
 	follower := !r.mu.isLeader
 	r.mu.Unlock()

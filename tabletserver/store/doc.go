@@ -39,10 +39,19 @@
 //
 // Every goroutine the store starts is a task of its stop.Stopper: the raft
 // worker ("store.raft-worker"), the periodic loops (liveness pings,
-// version GC, merge recovery; ticked by Options.Clock) and one task per
-// outgoing snapshot. Close stops the Stopper, cancelling the tasks'
+// version GC, merge recovery, the consistency-check queue and the
+// bad-replica reports; ticked by Options.Clock), the fixed pool of
+// checksum workers (consistency.go) and one task per outgoing snapshot. Close stops the Stopper, cancelling the tasks'
 // contexts, and waits up to Options.CloseTimeout; past it Close returns a
 // stop.StuckError naming the tasks still running.
+//
+// # Integrity
+//
+// A consistency check is a raft command: the apply batch ends right after
+// it and the engine is snapshotted there, so every replica hashes the same
+// state (consistency.go). A replica outvoted by a majority, or whose data
+// fails a checksum (corruption.go), is marked bad through raft: it serves
+// nothing, hands leadership away, and PD replaces it.
 //
 // # Lock order
 //

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
@@ -127,6 +128,22 @@ type Options struct {
 	// CockroachDB's maximum clock offset.
 	MaxClockOffset time.Duration
 
+	// ConsistencyCheckInterval is how often the leader of each tablet
+	// checks that its replicas agree (consistency.go): one store-level
+	// queue runs the due checks. Default 24h; negative disables periodic
+	// checks (CheckTablet still runs on demand).
+	ConsistencyCheckInterval time.Duration
+	// ConsistencyCheckBytesPerSec paces the hashing of all checks on this
+	// store, as background work. Default 8 MiB/s (CockroachDB's
+	// consistency-check rate); negative: unpaced.
+	ConsistencyCheckBytesPerSec int64
+	// ConsistencyCheckConcurrency is how many replicas this store hashes
+	// at once. Default 1.
+	ConsistencyCheckConcurrency int
+	// ConsistencyCheckTimeout bounds one check, collection of every
+	// replica's hash included. Default 10m.
+	ConsistencyCheckTimeout time.Duration
+
 	// OnSplit, if set, is called on the leader once a split it proposed
 	// applied, with every resulting tablet, the left one first (the node
 	// reports them to the placement driver at once). It must not block.
@@ -204,6 +221,10 @@ type TestingKnobs struct {
 	// an apply) then exits, so the store stops applying as a stopped
 	// process would, while the test inspects it.
 	OnFatal func(what string, err error)
+	// PebbleOptions, if set, adjusts the engine's options before Open
+	// (tests shrink file sizes so that one tablet's data has SSTs of its
+	// own to corrupt).
+	PebbleOptions func(*pebble.Options)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
@@ -261,6 +282,18 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.ClosedTimestampTarget <= 0 {
 		o.ClosedTimestampTarget = 3 * time.Second
+	}
+	if o.ConsistencyCheckInterval == 0 {
+		o.ConsistencyCheckInterval = 24 * time.Hour
+	}
+	if o.ConsistencyCheckBytesPerSec == 0 {
+		o.ConsistencyCheckBytesPerSec = 8 << 20
+	}
+	if o.ConsistencyCheckConcurrency <= 0 {
+		o.ConsistencyCheckConcurrency = 1
+	}
+	if o.ConsistencyCheckTimeout <= 0 {
+		o.ConsistencyCheckTimeout = 10 * time.Minute
 	}
 	if o.Clock == nil {
 		o.Clock = clock.RealClock{}

@@ -213,6 +213,9 @@ func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica
 	if err := r.refuseFrozenRead(); err != nil {
 		return nil, err
 	}
+	if err := r.refuseIfBad(); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -258,7 +261,11 @@ func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader, ts int64) (*pebble
 
 // Get reads one row.
 func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
-	return s.get(ctx, req, false)
+	resp, err := s.get(ctx, req, false)
+	if err != nil {
+		return nil, s.checkCorruption(s.getReplica(req.Header.GetTabletId()), err)
+	}
+	return resp, nil
 }
 
 // ReadLocal reads one row from this store's replica as far as it has
@@ -266,7 +273,16 @@ func (s *Store) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetRespons
 // is served by a follower too. It is for state that never changes once
 // written (PD's cluster ID) and for diagnostics; the data path uses Get.
 func (s *Store) ReadLocal(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
-	return s.get(ctx, req, true)
+	if r := s.getReplica(req.Header.GetTabletId()); r != nil {
+		if err := r.refuseIfBad(); err != nil {
+			return nil, err
+		}
+	}
+	resp, err := s.get(ctx, req, true)
+	if err != nil {
+		return nil, s.checkCorruption(s.getReplica(req.Header.GetTabletId()), err)
+	}
+	return resp, nil
 }
 
 func (s *Store) get(ctx context.Context, req *kvpb.GetRequest, local bool) (*kvpb.GetResponse, error) {
@@ -360,7 +376,16 @@ const defaultPageRows = 256
 
 // Scan streams the rows of the request's range that lie in the tablet, from
 // one consistent engine snapshot taken after a read-index.
+// Pages already sent came from blocks that passed their checksums; a
+// corrupt block fails the scan there, and the client resumes elsewhere.
 func (s *Store) Scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb.ScanResponse) error) error {
+	if err := s.scan(ctx, req, send); err != nil {
+		return s.checkCorruption(s.getReplica(req.Header.GetTabletId()), err)
+	}
+	return nil
+}
+
+func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb.ScanResponse) error) error {
 	if err := s.enter(); err != nil {
 		return err
 	}

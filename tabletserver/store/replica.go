@@ -52,6 +52,14 @@ type replica struct {
 		// inbound messages (an uninitialized replica knows no descriptor).
 		peers map[uint64]uint64
 		inbox inbox
+		// Health (consistency.go, corruption.go): badReplicas and
+		// inconsistent mirror the applied state's verdicts; markedBad:
+		// this replica is among badReplicas; corrupt: why this replica's
+		// own data failed a checksum here ("" if it did not).
+		badReplicas  []uint64
+		inconsistent bool
+		markedBad    bool
+		corrupt      string
 	}
 
 	load loadStats
@@ -95,6 +103,9 @@ type replica struct {
 	// inboundSnapshot is the SST built from a received snapshot, keyed by
 	// the snapshot index, until the worker installs it.
 	inboundSnapshot map[uint64]string
+	// pendingCheck is a consistency check applied in the current apply
+	// call, which ended right after it (consistency.go). Worker only.
+	pendingCheck *checksumTask
 }
 
 // inbox collects work for the worker; swapped out whole under replica.mu.

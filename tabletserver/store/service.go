@@ -114,6 +114,9 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := r.refuseIfBad(); err != nil {
+		return nil, nil, err
+	}
 	desc := r.descriptor()
 	if err := s.checkEpoch(desc, h); err != nil {
 		return nil, nil, err

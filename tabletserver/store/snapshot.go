@@ -12,6 +12,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"go.etcd.io/raft/v3"
 	"go.etcd.io/raft/v3/raftpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -99,7 +101,9 @@ func (s *Store) sendSnapshotAsync(r *replica, m raftpb.Message, toStore uint64) 
 				}
 				sent += len(it.Key()) + len(it.Value())
 			}
-			return it.Error()
+			// A corrupt block must not be streamed: the sender's copy is
+			// bad, and it stops serving (corruption.go).
+			return s.checkCorruption(r, it.Error())
 		})
 		s.metrics.snapSentBytes.Add(float64(sent))
 		status := raft.SnapshotFinish
@@ -196,6 +200,13 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 			count++
 		}
 	})
+	if err == nil {
+		if err = s.verifySST(path); err != nil {
+			s.checks.metrics.corruptions.Inc()
+			s.log.Error("received snapshot failed its checksums once written; refusing it (the sender retries)", "tablet", desc.TabletId, "err", err)
+			err = status.Errorf(codes.DataLoss, "snapshot of tablet %d: written file is corrupt: %v", desc.TabletId, err)
+		}
+	}
 	if err != nil {
 		_ = s.fs.Remove(path)
 		return err
@@ -310,7 +321,8 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		// frozen for a merge keeps it frozen here too.
 		r.applied = raftcmdpb.AppliedState{Index: sd.Applied.Index, Term: sd.Applied.Term, MaxTimestamp: sd.Applied.MaxTimestamp,
 			MergingInto: sd.Applied.MergingInto, MergeFreezeIndex: sd.Applied.MergeFreezeIndex, MergeTargetEpoch: sd.Applied.MergeTargetEpoch,
-			ClosedTimestamp: sd.Applied.ClosedTimestamp, HistoryFloor: sd.Applied.HistoryFloor}
+			ClosedTimestamp: sd.Applied.ClosedTimestamp, HistoryFloor: sd.Applied.HistoryFloor,
+			BadReplicaIds: sd.Applied.BadReplicaIds, Inconsistent: sd.Applied.Inconsistent}
 		r.setMerging(sd.Applied.MergingInto)
 		r.storage.SetTruncated(raftlog.Truncated{Index: idx, Term: snap.Metadata.Term}, true)
 		r.storage.SetHardState(newHS)
@@ -326,6 +338,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		}
 		r.mu.Unlock()
 		r.s.observeTimestamp(sd.Applied.MaxTimestamp, r.tabletID)
+		r.publishHealth()
 	}
 	r.s.applyMu.Unlock()
 	_ = r.s.fs.Remove(localPath)

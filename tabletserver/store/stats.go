@@ -112,7 +112,8 @@ func (s *Store) LeaderReports() []*pdpb.TabletReport {
 			st.ApproximateSize = size
 		}
 		st.ApproximateSize += r.load.unflushedBytes(s.flushEpoch.Load())
-		out = append(out, &pdpb.TabletReport{Tablet: desc, LeaderStoreId: s.opts.StoreID, Stats: st})
+		bad, inconsistent := r.healthReport(desc)
+		out = append(out, &pdpb.TabletReport{Tablet: desc, LeaderStoreId: s.opts.StoreID, Stats: st, BadReplicaIds: bad, Inconsistent: inconsistent})
 	}
 	return out
 }

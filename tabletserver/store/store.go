@@ -40,6 +40,7 @@ type Store struct {
 	transport *transport.Transport
 	log       *slog.Logger
 	metrics   *storeMetrics
+	checks    *checker // consistency checks (consistency.go)
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
@@ -133,6 +134,7 @@ func Open(opts Options) (*Store, error) {
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
 	s.metrics = newMetrics(opts.Registry)
+	s.checks = newChecker(s)
 	s.mu.replicas = map[uint64]*replica{}
 	s.mu.schemas = map[uint64]*metapb.TableSchema{}
 	s.queue.pending = map[uint64]struct{}{}
@@ -151,9 +153,14 @@ func Open(opts Options) (*Store, error) {
 		FormatMajorVersion: pebble.FormatNewest,
 		EventListener: &pebble.EventListener{
 			FlushEnd: func(pebble.FlushInfo) { s.onFlush() },
+			// Pebble's default stops the process (Logger.Fatalf).
+			DataCorruption: s.onDataCorruption,
 		},
 	}
 	popts.Levels[0].FilterPolicy = filterPolicy // later levels inherit it
+	if k := opts.Knobs; k != nil && k.PebbleOptions != nil {
+		k.PebbleOptions(popts)
+	}
 	db, err := pebble.Open(filepath.Join(opts.Dir, "engine"), popts)
 	if err != nil {
 		return nil, fmt.Errorf("store: open engine: %w", err)
@@ -220,7 +227,7 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // store closed before Start starts nothing.
 func (s *Store) Start() {
 	ctx := context.Background()
-	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery}
+	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startConsistency}
 	for _, start := range starts {
 		if err := start(ctx); err != nil {
 			s.log.Warn("store not started", "err", err)
@@ -250,6 +257,7 @@ func (s *Store) Close() error {
 	defer cancel()
 	stopErr := s.stopper.Stop(ctx)
 	s.transport.Close()
+	s.checks.drain() // tasks queued after the checksum workers stopped
 	if stopErr != nil {
 		// Waiters return on ShouldQuiesce; the replicas' state stays
 		// with the stuck worker.
@@ -438,6 +446,9 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 		return err
 	}
 	r.storage = st
+	if err := checkLogIntact(r.tabletID, st); err != nil {
+		return err
+	}
 	r.appliedDesc = desc
 	r.s.event(r.tabletID, "replica %d (re)started: applied %d, log truncated at %d, descriptor %v", r.replicaID, r.applied.Index, st.Truncated().Index, desc)
 	r.mu.Lock()
@@ -452,6 +463,7 @@ func (r *replica) loadState(desc *metapb.TabletDescriptor) error {
 		}
 	}
 	r.mu.Unlock()
+	r.publishHealth()
 	return r.newRawNode()
 }
 

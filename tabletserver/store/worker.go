@@ -195,22 +195,25 @@ func (s *Store) processReady(ticked bool) {
 	out.send(s)
 
 	// 3. Apply committed entries of every replica in one batch.
+	// A consistency check's entry ends the batch: it is committed there
+	// and the engine snapshotted at exactly that log position.
 	ab := s.db.NewIndexedBatch()
 	var post []func()
 	for _, rr := range readies {
-		post = rr.r.applyEntries(ab, rr.rd.CommittedEntries, post)
-	}
-	s.applyMu.Lock()
-	if !ab.Empty() {
-		if err := ab.Commit(pebble.NoSync); err != nil {
-			s.fatal("commit apply batch", err, nil)
+		ents := rr.rd.CommittedEntries
+		for {
+			post, ents = rr.r.applyUntilCheck(ab, ents, post)
+			t := rr.r.takePendingCheck()
+			if t == nil {
+				break
+			}
+			s.commitApply(ab, post)
+			post = nil
+			ab = s.db.NewIndexedBatch()
+			s.checks.startTask(t)
 		}
 	}
-	for _, f := range post {
-		f()
-	}
-	s.applyMu.Unlock()
-	ab.Close()
+	s.commitApply(ab, post)
 
 	// 4. Soft state, read states, Advance.
 	for _, rr := range readies {
@@ -223,6 +226,7 @@ func (s *Store) processReady(ticked bool) {
 		}
 		r.handleReadStates(rr.rd.ReadStates)
 		r.raw.Advance(rr.rd)
+		r.shedLeadership()
 		if r.ingestApplied {
 			r.ingestApplied = false
 			r.maybeTruncateLog() // after the apply batch: never before the applied state
@@ -232,6 +236,22 @@ func (s *Store) processReady(ticked bool) {
 			s.enqueue(r.tabletID)
 		}
 	}
+}
+
+// commitApply commits an apply batch, runs its post actions under
+// applyMu (see doc.go) and closes it.
+func (s *Store) commitApply(ab *pebble.Batch, post []func()) {
+	s.applyMu.Lock()
+	if !ab.Empty() {
+		if err := ab.Commit(pebble.NoSync); err != nil {
+			s.fatal("commit apply batch", err, nil)
+		}
+	}
+	for _, f := range post {
+		f()
+	}
+	s.applyMu.Unlock()
+	ab.Close()
 }
 
 // fatal stops the process: the engine or disk failed in a way that makes
