@@ -2964,6 +2964,264 @@ func (x *IngestSSTResponse) GetKeyCount() uint64 {
 	return 0
 }
 
+// ExportRequest asks one replica for a tablet's cells as of ts, as SST
+// files (`shale backup`; tabletserver/store/export.go). The replica exports
+// the part of [start_key, end_key) (row keys; empty end: no bound) that its
+// tablet holds and says where it stopped.
+type ExportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Header   *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TableId  uint64                 `protobuf:"varint,2,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	StartKey []byte                 `protobuf:"bytes,3,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey   []byte                 `protobuf:"bytes,4,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	// Cells with commit timestamps <= ts (and > since_ts when since_ts > 0:
+	// an incremental backup).
+	Ts      int64 `protobuf:"varint,5,opt,name=ts,proto3" json:"ts,omitempty"`
+	SinceTs int64 `protobuf:"varint,6,opt,name=since_ts,json=sinceTs,proto3" json:"since_ts,omitempty"`
+	// Files are cut at about this many bytes (0: the server's default).
+	MaxFileBytes uint64 `protobuf:"varint,7,opt,name=max_file_bytes,json=maxFileBytes,proto3" json:"max_file_bytes,omitempty"`
+	// Export from this replica even when it is a follower (it waits until it
+	// can serve reads at ts; store.WaitReadableAt).
+	AllowFollower bool `protobuf:"varint,8,opt,name=allow_follower,json=allowFollower,proto3" json:"allow_follower,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRequest) Reset() {
+	*x = ExportRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRequest) ProtoMessage() {}
+
+func (x *ExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
+func (*ExportRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ExportRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetStartKey() []byte {
+	if x != nil {
+		return x.StartKey
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetEndKey() []byte {
+	if x != nil {
+		return x.EndKey
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetSinceTs() int64 {
+	if x != nil {
+		return x.SinceTs
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetMaxFileBytes() uint64 {
+	if x != nil {
+		return x.MaxFileBytes
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetAllowFollower() bool {
+	if x != nil {
+		return x.AllowFollower
+	}
+	return false
+}
+
+// ExportResponse carries one piece of a file; the last piece of each file
+// (file_done) names it; the stream's last message has done set and the
+// key where the export stopped.
+type ExportResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Chunk    []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	FileDone bool                   `protobuf:"varint,2,opt,name=file_done,json=fileDone,proto3" json:"file_done,omitempty"`
+	// For a finished file: SHA-256 of the whole file, its size and cells,
+	// its first and last cell keys (internal/keys.CellKey), its largest
+	// timestamp; kind is "data" (cells) or "keys" (for an incremental: the
+	// cell keys with timestamps <= since_ts still present, values empty).
+	Sha256       []byte `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size         uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	KeyCount     uint64 `protobuf:"varint,5,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	Smallest     []byte `protobuf:"bytes,6,opt,name=smallest,proto3" json:"smallest,omitempty"`
+	Largest      []byte `protobuf:"bytes,7,opt,name=largest,proto3" json:"largest,omitempty"`
+	MaxTimestamp int64  `protobuf:"varint,8,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	Kind         string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	BytesOfCells uint64 `protobuf:"varint,10,opt,name=bytes_of_cells,json=bytesOfCells,proto3" json:"bytes_of_cells,omitempty"`
+	// The last message: the export covered [start_key, end_key) up to
+	// covered_end (the tablet's end, or end_key; empty: the key space's end).
+	Done          bool   `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
+	CoveredEnd    []byte `protobuf:"bytes,12,opt,name=covered_end,json=coveredEnd,proto3" json:"covered_end,omitempty"`
+	StoreId       uint64 `protobuf:"varint,13,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResponse) Reset() {
+	*x = ExportResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResponse) ProtoMessage() {}
+
+func (x *ExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
+func (*ExportResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ExportResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetFileDone() bool {
+	if x != nil {
+		return x.FileDone
+	}
+	return false
+}
+
+func (x *ExportResponse) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetSmallest() []byte {
+	if x != nil {
+		return x.Smallest
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetLargest() []byte {
+	if x != nil {
+		return x.Largest
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetMaxTimestamp() int64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ExportResponse) GetBytesOfCells() uint64 {
+	if x != nil {
+		return x.BytesOfCells
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ExportResponse) GetCoveredEnd() []byte {
+	if x != nil {
+		return x.CoveredEnd
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
 type Mutation_SetCell struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Family    string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
@@ -2977,7 +3235,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3247,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3303,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3315,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3361,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3373,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3404,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3416,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3447,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3459,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3249,7 +3507,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3519,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3524,7 +3782,32 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
 	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
-	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\x95\t\n" +
+	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount\"\x89\x02\n" +
+	"\rExportRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
+	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x1b\n" +
+	"\tstart_key\x18\x03 \x01(\fR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x04 \x01(\fR\x06endKey\x12\x0e\n" +
+	"\x02ts\x18\x05 \x01(\x03R\x02ts\x12\x19\n" +
+	"\bsince_ts\x18\x06 \x01(\x03R\asinceTs\x12$\n" +
+	"\x0emax_file_bytes\x18\a \x01(\x04R\fmaxFileBytes\x12%\n" +
+	"\x0eallow_follower\x18\b \x01(\bR\rallowFollower\"\xf1\x02\n" +
+	"\x0eExportResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1b\n" +
+	"\tfile_done\x18\x02 \x01(\bR\bfileDone\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
+	"\tkey_count\x18\x05 \x01(\x04R\bkeyCount\x12\x1a\n" +
+	"\bsmallest\x18\x06 \x01(\fR\bsmallest\x12\x18\n" +
+	"\alargest\x18\a \x01(\fR\alargest\x12#\n" +
+	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\x12$\n" +
+	"\x0ebytes_of_cells\x18\n" +
+	" \x01(\x04R\fbytesOfCells\x12\x12\n" +
+	"\x04done\x18\v \x01(\bR\x04done\x12\x1f\n" +
+	"\vcovered_end\x18\f \x01(\fR\n" +
+	"coveredEnd\x12\x19\n" +
+	"\bstore_id\x18\r \x01(\x04R\astoreId2\xd4\t\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -3540,7 +3823,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\fMergeTablets\x12\x1d.shale.kv.MergeTabletsRequest\x1a\x1e.shale.kv.MergeTabletsResponse\x12M\n" +
 	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12F\n" +
 	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
-	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
+	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponse\x12=\n" +
+	"\x06Export\x12\x17.shale.kv.ExportRequest\x1a\x18.shale.kv.ExportResponse0\x01B%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
 	file_kvpb_kv_proto_rawDescOnce sync.Once
@@ -3555,7 +3839,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                  // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),            // 1: shale.kv.ReplicaChange.Type
@@ -3602,19 +3886,21 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*UploadSSTResponse)(nil),          // 42: shale.kv.UploadSSTResponse
 	(*IngestSSTRequest)(nil),           // 43: shale.kv.IngestSSTRequest
 	(*IngestSSTResponse)(nil),          // 44: shale.kv.IngestSSTResponse
-	(*Mutation_SetCell)(nil),           // 45: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),  // 46: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),  // 47: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),     // 48: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),   // 49: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil), // 50: shale.kv.BatchMutateResponse.Result
-	(*metapb.Epoch)(nil),               // 51: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),         // 52: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),    // 53: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),              // 54: shale.error.Error
+	(*ExportRequest)(nil),              // 45: shale.kv.ExportRequest
+	(*ExportResponse)(nil),             // 46: shale.kv.ExportResponse
+	(*Mutation_SetCell)(nil),           // 47: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),  // 48: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),  // 49: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),     // 50: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),   // 51: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil), // 52: shale.kv.BatchMutateResponse.Result
+	(*metapb.Epoch)(nil),               // 53: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),         // 54: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),    // 55: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),              // 56: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	51, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	53, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
@@ -3624,10 +3910,10 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
 	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
 	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
-	45, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	46, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	47, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	48, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	47, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	48, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	49, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	50, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -3648,62 +3934,65 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	49, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	51, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	50, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	52, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	53, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	52, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	54, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	55, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	53, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	53, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	55, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	55, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	55, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
 	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	53, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	53, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 51: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
-	7,  // 52: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	11, // 53: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	54, // 54: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	12, // 55: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	14, // 56: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	16, // 57: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	19, // 58: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	22, // 59: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	24, // 60: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	26, // 61: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	28, // 62: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	30, // 63: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	32, // 64: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	35, // 65: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	37, // 66: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
-	39, // 67: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	41, // 68: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
-	43, // 69: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	13, // 70: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 71: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 72: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 73: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 74: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 75: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 76: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 77: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 78: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 79: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 80: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 81: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 82: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 83: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	44, // 84: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	70, // [70:85] is the sub-list for method output_type
-	55, // [55:70] is the sub-list for method input_type
-	55, // [55:55] is the sub-list for extension type_name
-	55, // [55:55] is the sub-list for extension extendee
-	0,  // [0:55] is the sub-list for field type_name
+	2,  // 52: shale.kv.ExportRequest.header:type_name -> shale.kv.RequestHeader
+	7,  // 53: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	11, // 54: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	56, // 55: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	12, // 56: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	14, // 57: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	16, // 58: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	19, // 59: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	22, // 60: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	24, // 61: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	26, // 62: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	28, // 63: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	30, // 64: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	32, // 65: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	35, // 66: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	37, // 67: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	39, // 68: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	41, // 69: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
+	43, // 70: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
+	45, // 71: shale.kv.Tablet.Export:input_type -> shale.kv.ExportRequest
+	13, // 72: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 73: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 74: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 75: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 76: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 77: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 78: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 79: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 80: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 81: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 82: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 83: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 84: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 85: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	44, // 86: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	46, // 87: shale.kv.Tablet.Export:output_type -> shale.kv.ExportResponse
+	72, // [72:88] is the sub-list for method output_type
+	56, // [56:72] is the sub-list for method input_type
+	56, // [56:56] is the sub-list for extension type_name
+	56, // [56:56] is the sub-list for extension extendee
+	0,  // [0:56] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -3733,7 +4022,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -40,6 +40,7 @@ type Store struct {
 	transport *transport.Transport
 	log       *slog.Logger
 	metrics   *storeMetrics
+	export    exportState // backup exports (export.go)
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
