@@ -3094,9 +3094,14 @@ type ExportResponse struct {
 	BytesOfCells uint64 `protobuf:"varint,10,opt,name=bytes_of_cells,json=bytesOfCells,proto3" json:"bytes_of_cells,omitempty"`
 	// The last message: the export covered [start_key, end_key) up to
 	// covered_end (the tablet's end, or end_key; empty: the key space's end).
-	Done          bool   `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
-	CoveredEnd    []byte `protobuf:"bytes,12,opt,name=covered_end,json=coveredEnd,proto3" json:"covered_end,omitempty"`
-	StoreId       uint64 `protobuf:"varint,13,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Done       bool   `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
+	CoveredEnd []byte `protobuf:"bytes,12,opt,name=covered_end,json=coveredEnd,proto3" json:"covered_end,omitempty"`
+	StoreId    uint64 `protobuf:"varint,13,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The last message: keys.CellDigest summed over every cell a read at ts
+	// sees in the covered range (older ones of an incremental included), and
+	// how many; a restore is checked against them.
+	StateDigest   uint64 `protobuf:"fixed64,14,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
+	StateCells    uint64 `protobuf:"varint,15,opt,name=state_cells,json=stateCells,proto3" json:"state_cells,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3218,6 +3223,20 @@ func (x *ExportResponse) GetCoveredEnd() []byte {
 func (x *ExportResponse) GetStoreId() uint64 {
 	if x != nil {
 		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetStateDigest() uint64 {
+	if x != nil {
+		return x.StateDigest
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetStateCells() uint64 {
+	if x != nil {
+		return x.StateCells
 	}
 	return 0
 }
@@ -3791,7 +3810,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x02ts\x18\x05 \x01(\x03R\x02ts\x12\x19\n" +
 	"\bsince_ts\x18\x06 \x01(\x03R\asinceTs\x12$\n" +
 	"\x0emax_file_bytes\x18\a \x01(\x04R\fmaxFileBytes\x12%\n" +
-	"\x0eallow_follower\x18\b \x01(\bR\rallowFollower\"\xf1\x02\n" +
+	"\x0eallow_follower\x18\b \x01(\bR\rallowFollower\"\xb5\x03\n" +
 	"\x0eExportResponse\x12\x14\n" +
 	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1b\n" +
 	"\tfile_done\x18\x02 \x01(\bR\bfileDone\x12\x16\n" +
@@ -3807,7 +3826,10 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x04done\x18\v \x01(\bR\x04done\x12\x1f\n" +
 	"\vcovered_end\x18\f \x01(\fR\n" +
 	"coveredEnd\x12\x19\n" +
-	"\bstore_id\x18\r \x01(\x04R\astoreId2\xd4\t\n" +
+	"\bstore_id\x18\r \x01(\x04R\astoreId\x12!\n" +
+	"\fstate_digest\x18\x0e \x01(\x06R\vstateDigest\x12\x1f\n" +
+	"\vstate_cells\x18\x0f \x01(\x04R\n" +
+	"stateCells2\xd4\t\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +

@@ -122,6 +122,9 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 		versions int
 		dec      keys.CellDecoder
 		pending  int
+		digester keys.CellDigester
+		digest   uint64
+		cells    uint64
 	)
 	for it.First(); it.Valid(); it.Next() {
 		ck, err := keys.StripDataKey(it.Key())
@@ -150,6 +153,8 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 			continue
 		}
 		v := it.Value()
+		digest += digester.CellDigest(c.Row, c.Family, c.Qualifier, v)
+		cells++
 		pending += len(ck) + len(v)
 		if pending >= 64<<10 {
 			if err := lim.WaitN(ctx, min(pending, lim.Burst())); err != nil {
@@ -180,7 +185,7 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 			}
 		}
 	}
-	return send(&kvpb.ExportResponse{Done: true, CoveredEnd: hi, StoreId: s.opts.StoreID})
+	return send(&kvpb.ExportResponse{Done: true, CoveredEnd: hi, StoreId: s.opts.StoreID, StateDigest: digest, StateCells: cells})
 }
 
 // Export serves the Export RPC.
