@@ -247,3 +247,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	}
 	require.Positive(t, after, "no write landed after the backup's timestamp: the test proves nothing")
 }
+
+func splitReq(tableID uint64, row string) *pdpb.SplitTabletsRequest {
+	return &pdpb.SplitTabletsRequest{SplitKeys: [][]byte{keys.RowKey(tableID, []byte(row))}}
+}
