@@ -14,7 +14,6 @@ import (
 	mathrand "math/rand/v2"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -288,7 +287,14 @@ func (j *backupJob) loadOrStart(ctx context.Context) (bool, error) {
 			rec.TableSince[t.ID] = parent.Timestamp
 		}
 	}
+	j.rec = rec
 	if rec.Timestamp = j.o.At; rec.Timestamp == 0 {
+		// Hold the cluster's GC safe point where it is before taking
+		// "now": the safe point trails the clock closely (GCLifeTime),
+		// and could pass a fresh timestamp before it is registered.
+		if err := j.pinCurrentSafePoint(ctx); err != nil {
+			return false, err
+		}
 		resp, err := j.pd.GetTimestamp(ctx, &pdpb.GetTimestampRequest{Count: 1})
 		if err != nil {
 			return false, fmt.Errorf("backup: a timestamp from the placement driver: %w", err)
@@ -298,7 +304,6 @@ func (j *backupJob) loadOrStart(ctx context.Context) (bool, error) {
 	if rec.Timestamp <= rec.Since {
 		return false, fmt.Errorf("backup: timestamp %d is not after the previous backup's %d", rec.Timestamp, rec.Since)
 	}
-	j.rec = rec
 	// The safe point first: the job record promises a backup at ts.
 	if err := j.renewSafePoint(ctx); err != nil {
 		return false, err
@@ -355,14 +360,46 @@ func (j *backupJob) tables(ctx context.Context) ([]*Table, error) {
 	return out, nil
 }
 
+// SafePointError: the placement driver refused the backup's GC safe point
+// (the cluster's GC safe point passed the backup's timestamp, e.g. a
+// killed backup resumed after its TTL): versions it needs may be gone.
+type SafePointError struct {
+	Timestamp int64
+	Reason    string
+}
+
+func (e *SafePointError) Error() string {
+	return fmt.Sprintf("backup: the cluster may have collected versions the backup at timestamp %d needs (%s); start a new backup in another destination", e.Timestamp, e.Reason)
+}
+
 func (j *backupJob) serviceID() string { return "backup-" + j.rec.ID }
+
+// pinCurrentSafePoint registers the backup's service safe point at the
+// cluster's current GC safe point (retrying while it moves), so the GC
+// safe point stays put until the backup moves its own up to its timestamp.
+func (j *backupJob) pinCurrentSafePoint(ctx context.Context) error {
+	ttl := int64(max(j.o.SafePointTTL/time.Second, 1))
+	for attempt := 0; ; attempt++ {
+		cur, err := j.pd.GetGCSafePoint(ctx, &pdpb.GetGCSafePointRequest{})
+		if err != nil {
+			return fmt.Errorf("backup: reading the cluster's GC safe point: %w", err)
+		}
+		_, err = j.pd.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: j.serviceID(), SafePoint: cur.GcSafePoint, TtlSeconds: ttl})
+		if err == nil {
+			return nil
+		}
+		if status.Code(err) != codes.FailedPrecondition || attempt >= 20 {
+			return fmt.Errorf("backup: registering the backup's GC safe point: %w", err)
+		}
+	}
+}
 
 // renewSafePoint registers (or renews) the backup's service safe point.
 func (j *backupJob) renewSafePoint(ctx context.Context) error {
 	ttl := int64(max(j.o.SafePointTTL/time.Second, 1))
 	_, err := j.pd.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: j.serviceID(), SafePoint: j.rec.Timestamp, TtlSeconds: ttl})
 	if status.Code(err) == codes.FailedPrecondition {
-		return fmt.Errorf("backup: the cluster may have collected versions the backup at timestamp %d needs (%s); start a new backup in another destination", j.rec.Timestamp, status.Convert(err).Message())
+		return &SafePointError{Timestamp: j.rec.Timestamp, Reason: status.Convert(err).Message()}
 	}
 	if err != nil {
 		return fmt.Errorf("backup: registering the backup's GC safe point: %w", err)
@@ -391,7 +428,8 @@ func (j *backupJob) holdSafePoint(ctx context.Context, cancel context.CancelCaus
 				return
 			case <-t.C:
 				if err := j.renewSafePoint(ctx); err != nil {
-					if strings.Contains(err.Error(), "may have collected") {
+					var lost *SafePointError
+					if errors.As(err, &lost) {
 						cancel(err)
 						return
 					}

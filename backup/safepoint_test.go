@@ -64,6 +64,16 @@ func TestSafePointKeepsVersions(t *testing.T) {
 	put("a", "a1")
 	put("a", "a2") // a1 is garbage whatever the safe point
 	b1 := put("b", "b1")
+	// Hold the GC safe point where it is, then move the hold up to a
+	// fresh timestamp (as a backup does).
+	testutils.SucceedsSoon(t, func() error {
+		sp, err := c.PD().GetGCSafePoint(ctx, &pdpb.GetGCSafePointRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = c.PD().UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "test", SafePoint: sp.GcSafePoint, TtlSeconds: 120})
+		return err
+	})
 	resp, err := c.PD().GetTimestamp(ctx, &pdpb.GetTimestampRequest{Count: 1})
 	require.NoError(t, err)
 	at := resp.First
@@ -100,6 +110,20 @@ func TestSafePointKeepsVersions(t *testing.T) {
 	for _, s := range sp.Services {
 		require.False(t, strings.HasPrefix(s.ServiceId, "backup-"), "the finished backup still holds its safe point")
 	}
+
+	// A timestamp the cluster's GC safe point has passed is refused.
+	testutils.SucceedsSoon(t, func() error {
+		sp, err := c.PD().GetGCSafePoint(ctx, &pdpb.GetGCSafePointRequest{})
+		if err != nil || sp.GcSafePoint <= b1 {
+			return fmt.Errorf("gc safe point not past %d yet (%v)", b1, err)
+		}
+		return nil
+	})
+	old := backupOpts(e, fileURL(t, "old"))
+	old.Tables, old.At = []string{"t"}, b1
+	_, err = backup.Run(ctx, old)
+	var spe *backup.SafePointError
+	require.ErrorAs(t, err, &spe)
 
 	dst := startEnv(t, ctx)
 	_, err = backup.Restore(ctx, restoreOpts(t, dst, to))

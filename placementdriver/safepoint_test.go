@@ -39,18 +39,25 @@ func TestGCSafePoints(t *testing.T) {
 	})
 	require.Less(t, first, time.Now().Add(-time.Second).UnixMicro()+1, "the safe point trails the clock by the life time")
 
-	// A backup pins the safe point.
-	held := first + 1
-	resp, err := cl.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "backup-1", SafePoint: held, TtlSeconds: 3})
-	require.NoError(t, err)
-	require.Equal(t, held, resp.MinServiceSafePoint)
+	// A backup pins the safe point (at its current value, which may
+	// move between reading and registering: then it is refused).
+	var held int64
+	testutils.SucceedsSoon(t, func() error {
+		held = gcSafePoint()
+		resp, err := cl.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "backup-1", SafePoint: held, TtlSeconds: 3})
+		if err != nil {
+			return err
+		}
+		require.Equal(t, held, resp.MinServiceSafePoint)
+		return nil
+	})
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		require.LessOrEqual(t, gcSafePoint(), held, "the safe point passed a live service safe point")
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Below the cluster safe point: refused.
-	_, err = cl.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "late", SafePoint: first - 1, TtlSeconds: 60})
+	_, err := cl.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "late", SafePoint: first - 1, TtlSeconds: 60})
 	require.Equal(t, codes.FailedPrecondition, status.Code(err), "%v", err)
 	// The TTL runs out: the safe point moves on.
 	testutils.SucceedsSoon(t, func() error {
