@@ -40,7 +40,12 @@ func (j *job) splitPoints() [][]byte {
 }
 
 func (j *job) splitAndScatter(ctx context.Context) error {
-	points := j.splitPoints()
+	return j.splitAndScatterAt(ctx, j.splitPoints())
+}
+
+// splitAndScatterAt splits the table at points (row keys) and spreads the
+// tablets' leaders.
+func (j *job) splitAndScatterAt(ctx context.Context, points [][]byte) error {
 	if len(points) == 0 {
 		return nil
 	}

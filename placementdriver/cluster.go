@@ -62,6 +62,7 @@ type cluster struct {
 	dropped        map[uint64]uint64 // table ID → catalog version of the drop
 	catalogVersion uint64
 	bootstrap      *metapb.TabletDescriptor
+	safePoints     safePoints // GC safe points (safepoint.go)
 }
 
 func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) {
@@ -290,7 +291,7 @@ func (c *cluster) storeHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRe
 		si.State = pdpb.StoreState_UP
 	}
 	c.view.PutStore(schedule.StoreFromProto(si, 0))
-	resp := &pdpb.StoreHeartbeatResponse{CatalogVersion: c.catalogVersion, Tombstoned: si.State == pdpb.StoreState_TOMBSTONE}
+	resp := &pdpb.StoreHeartbeatResponse{CatalogVersion: c.catalogVersion, Tombstoned: si.State == pdpb.StoreState_TOMBSTONE, GcSafePoint: c.gcSafePoint()}
 	for _, t := range c.tables {
 		if t.Version > req.CatalogVersion {
 			resp.Schemas = append(resp.Schemas, t)

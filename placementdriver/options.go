@@ -53,6 +53,10 @@ type Options struct {
 	// authz.Insecure, which cmd/shale sets only with --insecure. Zero:
 	// Secure with TLS, else Insecure.
 	Authz authz.Mode
+	// GCLifeTime is how far the cluster GC safe point trails the clock
+	// when no service holds it back (safepoint.go): versions younger than
+	// this survive the stores' version GC. Default 0: policies apply at once.
+	GCLifeTime time.Duration
 }
 
 // EnsureDefaults returns o with defaults filled in.

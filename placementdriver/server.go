@@ -231,6 +231,10 @@ func (s *Server) watchLeadership(ctx context.Context) {
 			s.stepDown() // shutting down
 			return
 		}
+		if err := c.startSafePoints(lctx); err != nil {
+			s.stepDown() // shutting down
+			return
+		}
 		s.log.Info("pd leader serving", "term", term, "stores", stores, "tablets", tablets)
 	case !isLeader && c != nil:
 		s.log.Info("pd leadership lost")

@@ -25,6 +25,9 @@ var GRPC = map[string]Rule{
 	// prefix grants do not cover ingest (the file's keys are opaque here).
 	kvpb.Tablet_UploadSST_FullMethodName: {DataWrite, tabletTarget},
 	kvpb.Tablet_IngestSST_FullMethodName: {DataWrite, tableTarget},
+	// Backup: a table's cells as SST files, a read of the whole table (the
+	// store clamps the range to the named table).
+	kvpb.Tablet_Export_FullMethodName: {DataRead, tableTarget},
 	// PD drives these; people do through PD (operators).
 	kvpb.Tablet_PutTableSchema_FullMethodName:  {Class: Internal},
 	kvpb.Tablet_BootstrapTablet_FullMethodName: {Class: Internal},
@@ -82,6 +85,10 @@ var GRPC = map[string]Rule{
 	pdpb.PD_ListSchedulers_FullMethodName: {Class: ClusterAdmin},
 	pdpb.PD_PauseScheduler_FullMethodName: {Class: ClusterAdmin},
 	pdpb.PD_RemoveOperator_FullMethodName: {Class: ClusterAdmin},
+	// GC safe points: reading is harmless; registering one pins every
+	// version of the cluster (disk), so it is an administrator's (backup).
+	pdpb.PD_GetGCSafePoint_FullMethodName:         {Class: Authenticated},
+	pdpb.PD_UpdateServiceSafePoint_FullMethodName: {Class: ClusterAdmin},
 }
 
 // HTTP classifies every HTTP route by its http.ServeMux pattern, on PD's

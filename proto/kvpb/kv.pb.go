@@ -3130,6 +3130,283 @@ func (x *IngestSSTResponse) GetKeyCount() uint64 {
 	return 0
 }
 
+// ExportRequest asks one replica for a tablet's cells as of ts, as SST
+// files (`shale backup`; tabletserver/store/export.go). The replica exports
+// the part of [start_key, end_key) (row keys; empty end: no bound) that its
+// tablet holds and says where it stopped.
+type ExportRequest struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Header   *RequestHeader         `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	TableId  uint64                 `protobuf:"varint,2,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	StartKey []byte                 `protobuf:"bytes,3,opt,name=start_key,json=startKey,proto3" json:"start_key,omitempty"`
+	EndKey   []byte                 `protobuf:"bytes,4,opt,name=end_key,json=endKey,proto3" json:"end_key,omitempty"`
+	// Cells with commit timestamps <= ts (and > since_ts when since_ts > 0:
+	// an incremental backup).
+	Ts      int64 `protobuf:"varint,5,opt,name=ts,proto3" json:"ts,omitempty"`
+	SinceTs int64 `protobuf:"varint,6,opt,name=since_ts,json=sinceTs,proto3" json:"since_ts,omitempty"`
+	// Files are cut at about this many bytes (0: the server's default).
+	MaxFileBytes uint64 `protobuf:"varint,7,opt,name=max_file_bytes,json=maxFileBytes,proto3" json:"max_file_bytes,omitempty"`
+	// Export from this replica even when it is a follower (it waits until it
+	// can serve reads at ts; store.WaitReadableAt).
+	AllowFollower bool `protobuf:"varint,8,opt,name=allow_follower,json=allowFollower,proto3" json:"allow_follower,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportRequest) Reset() {
+	*x = ExportRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportRequest) ProtoMessage() {}
+
+func (x *ExportRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
+func (*ExportRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ExportRequest) GetHeader() *RequestHeader {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetStartKey() []byte {
+	if x != nil {
+		return x.StartKey
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetEndKey() []byte {
+	if x != nil {
+		return x.EndKey
+	}
+	return nil
+}
+
+func (x *ExportRequest) GetTs() int64 {
+	if x != nil {
+		return x.Ts
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetSinceTs() int64 {
+	if x != nil {
+		return x.SinceTs
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetMaxFileBytes() uint64 {
+	if x != nil {
+		return x.MaxFileBytes
+	}
+	return 0
+}
+
+func (x *ExportRequest) GetAllowFollower() bool {
+	if x != nil {
+		return x.AllowFollower
+	}
+	return false
+}
+
+// ExportResponse carries one piece of a file; the last piece of each file
+// (file_done) names it; the stream's last message has done set and the
+// key where the export stopped.
+type ExportResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Chunk    []byte                 `protobuf:"bytes,1,opt,name=chunk,proto3" json:"chunk,omitempty"`
+	FileDone bool                   `protobuf:"varint,2,opt,name=file_done,json=fileDone,proto3" json:"file_done,omitempty"`
+	// For a finished file: SHA-256 of the whole file, its size and cells,
+	// its first and last cell keys (internal/keys.CellKey), its largest
+	// timestamp; kind is "data" (cells) or "keys" (for an incremental: the
+	// cell keys with timestamps <= since_ts still present, values empty).
+	Sha256       []byte `protobuf:"bytes,3,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size         uint64 `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	KeyCount     uint64 `protobuf:"varint,5,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
+	Smallest     []byte `protobuf:"bytes,6,opt,name=smallest,proto3" json:"smallest,omitempty"`
+	Largest      []byte `protobuf:"bytes,7,opt,name=largest,proto3" json:"largest,omitempty"`
+	MaxTimestamp int64  `protobuf:"varint,8,opt,name=max_timestamp,json=maxTimestamp,proto3" json:"max_timestamp,omitempty"`
+	Kind         string `protobuf:"bytes,9,opt,name=kind,proto3" json:"kind,omitempty"`
+	BytesOfCells uint64 `protobuf:"varint,10,opt,name=bytes_of_cells,json=bytesOfCells,proto3" json:"bytes_of_cells,omitempty"`
+	// The last message: the export covered [start_key, end_key) up to
+	// covered_end (the tablet's end, or end_key; empty: the key space's end).
+	Done       bool   `protobuf:"varint,11,opt,name=done,proto3" json:"done,omitempty"`
+	CoveredEnd []byte `protobuf:"bytes,12,opt,name=covered_end,json=coveredEnd,proto3" json:"covered_end,omitempty"`
+	StoreId    uint64 `protobuf:"varint,13,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	// The last message: keys.CellDigest summed over every cell a read at ts
+	// sees in the covered range (older ones of an incremental included), and
+	// how many; a restore is checked against them.
+	StateDigest   uint64 `protobuf:"fixed64,14,opt,name=state_digest,json=stateDigest,proto3" json:"state_digest,omitempty"`
+	StateCells    uint64 `protobuf:"varint,15,opt,name=state_cells,json=stateCells,proto3" json:"state_cells,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExportResponse) Reset() {
+	*x = ExportResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExportResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExportResponse) ProtoMessage() {}
+
+func (x *ExportResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
+func (*ExportResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ExportResponse) GetChunk() []byte {
+	if x != nil {
+		return x.Chunk
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetFileDone() bool {
+	if x != nil {
+		return x.FileDone
+	}
+	return false
+}
+
+func (x *ExportResponse) GetSha256() []byte {
+	if x != nil {
+		return x.Sha256
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetSize() uint64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetKeyCount() uint64 {
+	if x != nil {
+		return x.KeyCount
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetSmallest() []byte {
+	if x != nil {
+		return x.Smallest
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetLargest() []byte {
+	if x != nil {
+		return x.Largest
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetMaxTimestamp() int64 {
+	if x != nil {
+		return x.MaxTimestamp
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetKind() string {
+	if x != nil {
+		return x.Kind
+	}
+	return ""
+}
+
+func (x *ExportResponse) GetBytesOfCells() uint64 {
+	if x != nil {
+		return x.BytesOfCells
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetDone() bool {
+	if x != nil {
+		return x.Done
+	}
+	return false
+}
+
+func (x *ExportResponse) GetCoveredEnd() []byte {
+	if x != nil {
+		return x.CoveredEnd
+	}
+	return nil
+}
+
+func (x *ExportResponse) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetStateDigest() uint64 {
+	if x != nil {
+		return x.StateDigest
+	}
+	return 0
+}
+
+func (x *ExportResponse) GetStateCells() uint64 {
+	if x != nil {
+		return x.StateCells
+	}
+	return 0
+}
+
 type Mutation_SetCell struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
 	Family    string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
@@ -3143,7 +3420,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3155,7 +3432,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3211,7 +3488,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3223,7 +3500,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3269,7 +3546,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3281,7 +3558,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3312,7 +3589,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3324,7 +3601,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3632,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[49]
+	mi := &file_kvpb_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3367,7 +3644,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[49]
+	mi := &file_kvpb_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3415,7 +3692,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[50]
+	mi := &file_kvpb_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3427,7 +3704,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[50]
+	mi := &file_kvpb_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3471,7 +3748,7 @@ type CheckTabletResponse_Replica struct {
 
 func (x *CheckTabletResponse_Replica) Reset() {
 	*x = CheckTabletResponse_Replica{}
-	mi := &file_kvpb_kv_proto_msgTypes[51]
+	mi := &file_kvpb_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3483,7 +3760,7 @@ func (x *CheckTabletResponse_Replica) String() string {
 func (*CheckTabletResponse_Replica) ProtoMessage() {}
 
 func (x *CheckTabletResponse_Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[51]
+	mi := &file_kvpb_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3551,7 +3828,7 @@ type CheckTabletResponse_Span struct {
 
 func (x *CheckTabletResponse_Span) Reset() {
 	*x = CheckTabletResponse_Span{}
-	mi := &file_kvpb_kv_proto_msgTypes[52]
+	mi := &file_kvpb_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3563,7 +3840,7 @@ func (x *CheckTabletResponse_Span) String() string {
 func (*CheckTabletResponse_Span) ProtoMessage() {}
 
 func (x *CheckTabletResponse_Span) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[52]
+	mi := &file_kvpb_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3853,7 +4130,36 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
 	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
-	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\xe1\t\n" +
+	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount\"\x89\x02\n" +
+	"\rExportRequest\x12/\n" +
+	"\x06header\x18\x01 \x01(\v2\x17.shale.kv.RequestHeaderR\x06header\x12\x19\n" +
+	"\btable_id\x18\x02 \x01(\x04R\atableId\x12\x1b\n" +
+	"\tstart_key\x18\x03 \x01(\fR\bstartKey\x12\x17\n" +
+	"\aend_key\x18\x04 \x01(\fR\x06endKey\x12\x0e\n" +
+	"\x02ts\x18\x05 \x01(\x03R\x02ts\x12\x19\n" +
+	"\bsince_ts\x18\x06 \x01(\x03R\asinceTs\x12$\n" +
+	"\x0emax_file_bytes\x18\a \x01(\x04R\fmaxFileBytes\x12%\n" +
+	"\x0eallow_follower\x18\b \x01(\bR\rallowFollower\"\xb5\x03\n" +
+	"\x0eExportResponse\x12\x14\n" +
+	"\x05chunk\x18\x01 \x01(\fR\x05chunk\x12\x1b\n" +
+	"\tfile_done\x18\x02 \x01(\bR\bfileDone\x12\x16\n" +
+	"\x06sha256\x18\x03 \x01(\fR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x04R\x04size\x12\x1b\n" +
+	"\tkey_count\x18\x05 \x01(\x04R\bkeyCount\x12\x1a\n" +
+	"\bsmallest\x18\x06 \x01(\fR\bsmallest\x12\x18\n" +
+	"\alargest\x18\a \x01(\fR\alargest\x12#\n" +
+	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12\x12\n" +
+	"\x04kind\x18\t \x01(\tR\x04kind\x12$\n" +
+	"\x0ebytes_of_cells\x18\n" +
+	" \x01(\x04R\fbytesOfCells\x12\x12\n" +
+	"\x04done\x18\v \x01(\bR\x04done\x12\x1f\n" +
+	"\vcovered_end\x18\f \x01(\fR\n" +
+	"coveredEnd\x12\x19\n" +
+	"\bstore_id\x18\r \x01(\x04R\astoreId\x12!\n" +
+	"\fstate_digest\x18\x0e \x01(\x06R\vstateDigest\x12\x1f\n" +
+	"\vstate_cells\x18\x0f \x01(\x04R\n" +
+	"stateCells2\xa0\n" +
+	"\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -3870,7 +4176,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12J\n" +
 	"\vCheckTablet\x12\x1c.shale.kv.CheckTabletRequest\x1a\x1d.shale.kv.CheckTabletResponse\x12F\n" +
 	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
-	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
+	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponse\x12=\n" +
+	"\x06Export\x12\x17.shale.kv.ExportRequest\x1a\x18.shale.kv.ExportResponse0\x01B%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
 	file_kvpb_kv_proto_rawDescOnce sync.Once
@@ -3885,7 +4192,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                   // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),             // 1: shale.kv.ReplicaChange.Type
@@ -3934,21 +4241,23 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*UploadSSTResponse)(nil),           // 44: shale.kv.UploadSSTResponse
 	(*IngestSSTRequest)(nil),            // 45: shale.kv.IngestSSTRequest
 	(*IngestSSTResponse)(nil),           // 46: shale.kv.IngestSSTResponse
-	(*Mutation_SetCell)(nil),            // 47: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),   // 48: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),   // 49: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),      // 50: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),    // 51: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil),  // 52: shale.kv.BatchMutateResponse.Result
-	(*CheckTabletResponse_Replica)(nil), // 53: shale.kv.CheckTabletResponse.Replica
-	(*CheckTabletResponse_Span)(nil),    // 54: shale.kv.CheckTabletResponse.Span
-	(*metapb.Epoch)(nil),                // 55: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),          // 56: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),     // 57: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),               // 58: shale.error.Error
+	(*ExportRequest)(nil),               // 47: shale.kv.ExportRequest
+	(*ExportResponse)(nil),              // 48: shale.kv.ExportResponse
+	(*Mutation_SetCell)(nil),            // 49: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),   // 50: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),   // 51: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),      // 52: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),    // 53: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil),  // 54: shale.kv.BatchMutateResponse.Result
+	(*CheckTabletResponse_Replica)(nil), // 55: shale.kv.CheckTabletResponse.Replica
+	(*CheckTabletResponse_Span)(nil),    // 56: shale.kv.CheckTabletResponse.Span
+	(*metapb.Epoch)(nil),                // 57: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),          // 58: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),     // 59: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),               // 60: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	55, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	57, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
@@ -3958,10 +4267,10 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
 	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
 	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
-	47, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	48, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	49, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	50, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	49, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	50, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	51, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	52, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -3982,66 +4291,69 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	51, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	53, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	52, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	56, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	57, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	54, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	58, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	59, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	57, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	57, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	57, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	59, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	59, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	59, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
 	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	57, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	59, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	57, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	57, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	53, // 51: shale.kv.CheckTabletResponse.replicas:type_name -> shale.kv.CheckTabletResponse.Replica
-	54, // 52: shale.kv.CheckTabletResponse.differing_spans:type_name -> shale.kv.CheckTabletResponse.Span
+	59, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	59, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 51: shale.kv.CheckTabletResponse.replicas:type_name -> shale.kv.CheckTabletResponse.Replica
+	56, // 52: shale.kv.CheckTabletResponse.differing_spans:type_name -> shale.kv.CheckTabletResponse.Span
 	2,  // 53: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
-	7,  // 54: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
-	11, // 55: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	58, // 56: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
-	12, // 57: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
-	14, // 58: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
-	16, // 59: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
-	19, // 60: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
-	22, // 61: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
-	24, // 62: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
-	26, // 63: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
-	28, // 64: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
-	30, // 65: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
-	32, // 66: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
-	35, // 67: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
-	37, // 68: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
-	39, // 69: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
-	41, // 70: shale.kv.Tablet.CheckTablet:input_type -> shale.kv.CheckTabletRequest
-	43, // 71: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
-	45, // 72: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	13, // 73: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 74: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 75: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 76: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 77: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 78: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 79: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 80: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 81: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 82: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 83: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 84: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 85: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 86: shale.kv.Tablet.CheckTablet:output_type -> shale.kv.CheckTabletResponse
-	44, // 87: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	46, // 88: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	73, // [73:89] is the sub-list for method output_type
-	57, // [57:73] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	2,  // 54: shale.kv.ExportRequest.header:type_name -> shale.kv.RequestHeader
+	7,  // 55: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
+	11, // 56: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
+	60, // 57: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	12, // 58: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
+	14, // 59: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
+	16, // 60: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
+	19, // 61: shale.kv.Tablet.CheckAndMutateRow:input_type -> shale.kv.CheckAndMutateRowRequest
+	22, // 62: shale.kv.Tablet.ReadModifyWriteRow:input_type -> shale.kv.ReadModifyWriteRowRequest
+	24, // 63: shale.kv.Tablet.BatchMutate:input_type -> shale.kv.BatchMutateRequest
+	26, // 64: shale.kv.Tablet.PutTableSchema:input_type -> shale.kv.PutTableSchemaRequest
+	28, // 65: shale.kv.Tablet.BootstrapTablet:input_type -> shale.kv.BootstrapTabletRequest
+	30, // 66: shale.kv.Tablet.SplitTablet:input_type -> shale.kv.SplitTabletRequest
+	32, // 67: shale.kv.Tablet.TransferLeader:input_type -> shale.kv.TransferLeaderRequest
+	35, // 68: shale.kv.Tablet.ChangeReplicas:input_type -> shale.kv.ChangeReplicasRequest
+	37, // 69: shale.kv.Tablet.MergeTablets:input_type -> shale.kv.MergeTabletsRequest
+	39, // 70: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
+	41, // 71: shale.kv.Tablet.CheckTablet:input_type -> shale.kv.CheckTabletRequest
+	43, // 72: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
+	45, // 73: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
+	47, // 74: shale.kv.Tablet.Export:input_type -> shale.kv.ExportRequest
+	13, // 75: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 76: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 77: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 78: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 79: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 80: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 81: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 82: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 83: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 84: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 85: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 86: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 87: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 88: shale.kv.Tablet.CheckTablet:output_type -> shale.kv.CheckTabletResponse
+	44, // 89: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	46, // 90: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	48, // 91: shale.kv.Tablet.Export:output_type -> shale.kv.ExportResponse
+	75, // [75:92] is the sub-list for method output_type
+	58, // [58:75] is the sub-list for method input_type
+	58, // [58:58] is the sub-list for extension type_name
+	58, // [58:58] is the sub-list for extension extendee
+	0,  // [0:58] is the sub-list for field type_name
 }
 
 func init() { file_kvpb_kv_proto_init() }
@@ -4071,7 +4383,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

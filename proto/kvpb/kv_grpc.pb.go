@@ -37,6 +37,7 @@ const (
 	Tablet_CheckTablet_FullMethodName        = "/shale.kv.Tablet/CheckTablet"
 	Tablet_UploadSST_FullMethodName          = "/shale.kv.Tablet/UploadSST"
 	Tablet_IngestSST_FullMethodName          = "/shale.kv.Tablet/IngestSST"
+	Tablet_Export_FullMethodName             = "/shale.kv.Tablet/Export"
 )
 
 // TabletClient is the client API for Tablet service.
@@ -59,6 +60,7 @@ type TabletClient interface {
 	CheckTablet(ctx context.Context, in *CheckTabletRequest, opts ...grpc.CallOption) (*CheckTabletResponse, error)
 	UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error)
 	IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error)
+	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
 }
 
 type tabletClient struct {
@@ -241,6 +243,25 @@ func (c *tabletClient) IngestSST(ctx context.Context, in *IngestSSTRequest, opts
 	return out, nil
 }
 
+func (c *tabletClient) Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Tablet_ServiceDesc.Streams[2], Tablet_Export_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[ExportRequest, ExportResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_ExportClient = grpc.ServerStreamingClient[ExportResponse]
+
 // TabletServer is the server API for Tablet service.
 // All implementations must embed UnimplementedTabletServer
 // for forward compatibility.
@@ -261,6 +282,7 @@ type TabletServer interface {
 	CheckTablet(context.Context, *CheckTabletRequest) (*CheckTabletResponse, error)
 	UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error
 	IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error)
+	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
 	mustEmbedUnimplementedTabletServer()
 }
 
@@ -318,6 +340,9 @@ func (UnimplementedTabletServer) UploadSST(grpc.ClientStreamingServer[UploadSSTR
 }
 func (UnimplementedTabletServer) IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IngestSST not implemented")
+}
+func (UnimplementedTabletServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
+	return status.Error(codes.Unimplemented, "method Export not implemented")
 }
 func (UnimplementedTabletServer) mustEmbedUnimplementedTabletServer() {}
 func (UnimplementedTabletServer) testEmbeddedByValue()                {}
@@ -610,6 +635,17 @@ func _Tablet_IngestSST_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tablet_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(ExportRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TabletServer).Export(m, &grpc.GenericServerStream[ExportRequest, ExportResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_ExportServer = grpc.ServerStreamingServer[ExportResponse]
+
 // Tablet_ServiceDesc is the grpc.ServiceDesc for Tablet service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -684,6 +720,11 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "UploadSST",
 			Handler:       _Tablet_UploadSST_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "Export",
+			Handler:       _Tablet_Export_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "kvpb/kv.proto",

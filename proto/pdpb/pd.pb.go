@@ -800,7 +800,10 @@ type StoreHeartbeatResponse struct {
 	// Tablets this store must create (first bootstrap of the cluster).
 	Bootstrap []*metapb.TabletDescriptor `protobuf:"bytes,4,rep,name=bootstrap,proto3" json:"bootstrap,omitempty"`
 	// The store was removed from the cluster: it must stop serving.
-	Tombstoned    bool `protobuf:"varint,5,opt,name=tombstoned,proto3" json:"tombstoned,omitempty"`
+	Tombstoned bool `protobuf:"varint,5,opt,name=tombstoned,proto3" json:"tombstoned,omitempty"`
+	// The cluster's GC safe point: the store's version GC never removes a
+	// version at or above it (0: no bound known yet; see safepoint.go).
+	GcSafePoint   int64 `protobuf:"varint,6,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -868,6 +871,13 @@ func (x *StoreHeartbeatResponse) GetTombstoned() bool {
 		return x.Tombstoned
 	}
 	return false
+}
+
+func (x *StoreHeartbeatResponse) GetGcSafePoint() int64 {
+	if x != nil {
+		return x.GcSafePoint
+	}
+	return 0
 }
 
 type TabletStats struct {
@@ -4563,6 +4573,290 @@ func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
 	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
 }
 
+// GC safe points (TiKV's model; placementdriver/safepoint.go). The cluster
+// GC safe point only moves forward; service safe points (a backup, a long
+// read) hold it back while their TTL runs.
+type GetGCSafePointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGCSafePointRequest) Reset() {
+	*x = GetGCSafePointRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGCSafePointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGCSafePointRequest) ProtoMessage() {}
+
+func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGCSafePointRequest.ProtoReflect.Descriptor instead.
+func (*GetGCSafePointRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *GetGCSafePointRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ServiceSafePoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ServiceId     string                 `protobuf:"bytes,1,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	SafePoint     int64                  `protobuf:"varint,2,opt,name=safe_point,json=safePoint,proto3" json:"safe_point,omitempty"`
+	ExpiresUnixMs int64                  `protobuf:"varint,3,opt,name=expires_unix_ms,json=expiresUnixMs,proto3" json:"expires_unix_ms,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ServiceSafePoint) Reset() {
+	*x = ServiceSafePoint{}
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ServiceSafePoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ServiceSafePoint) ProtoMessage() {}
+
+func (x *ServiceSafePoint) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ServiceSafePoint.ProtoReflect.Descriptor instead.
+func (*ServiceSafePoint) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *ServiceSafePoint) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *ServiceSafePoint) GetSafePoint() int64 {
+	if x != nil {
+		return x.SafePoint
+	}
+	return 0
+}
+
+func (x *ServiceSafePoint) GetExpiresUnixMs() int64 {
+	if x != nil {
+		return x.ExpiresUnixMs
+	}
+	return 0
+}
+
+type GetGCSafePointResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GcSafePoint   int64                  `protobuf:"varint,1,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
+	Services      []*ServiceSafePoint    `protobuf:"bytes,2,rep,name=services,proto3" json:"services,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetGCSafePointResponse) Reset() {
+	*x = GetGCSafePointResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetGCSafePointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetGCSafePointResponse) ProtoMessage() {}
+
+func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetGCSafePointResponse.ProtoReflect.Descriptor instead.
+func (*GetGCSafePointResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *GetGCSafePointResponse) GetGcSafePoint() int64 {
+	if x != nil {
+		return x.GcSafePoint
+	}
+	return 0
+}
+
+func (x *GetGCSafePointResponse) GetServices() []*ServiceSafePoint {
+	if x != nil {
+		return x.Services
+	}
+	return nil
+}
+
+// UpdateServiceSafePointRequest registers or renews service_id's safe
+// point for ttl_seconds; ttl_seconds <= 0 removes it. A safe point below
+// the cluster GC safe point is refused (FailedPrecondition): versions
+// below it may be gone.
+type UpdateServiceSafePointRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	ServiceId     string                 `protobuf:"bytes,2,opt,name=service_id,json=serviceId,proto3" json:"service_id,omitempty"`
+	SafePoint     int64                  `protobuf:"varint,3,opt,name=safe_point,json=safePoint,proto3" json:"safe_point,omitempty"`
+	TtlSeconds    int64                  `protobuf:"varint,4,opt,name=ttl_seconds,json=ttlSeconds,proto3" json:"ttl_seconds,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateServiceSafePointRequest) Reset() {
+	*x = UpdateServiceSafePointRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceSafePointRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceSafePointRequest) ProtoMessage() {}
+
+func (x *UpdateServiceSafePointRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceSafePointRequest.ProtoReflect.Descriptor instead.
+func (*UpdateServiceSafePointRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *UpdateServiceSafePointRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *UpdateServiceSafePointRequest) GetServiceId() string {
+	if x != nil {
+		return x.ServiceId
+	}
+	return ""
+}
+
+func (x *UpdateServiceSafePointRequest) GetSafePoint() int64 {
+	if x != nil {
+		return x.SafePoint
+	}
+	return 0
+}
+
+func (x *UpdateServiceSafePointRequest) GetTtlSeconds() int64 {
+	if x != nil {
+		return x.TtlSeconds
+	}
+	return 0
+}
+
+type UpdateServiceSafePointResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	GcSafePoint int64                  `protobuf:"varint,1,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
+	// The smallest live service safe point (0: none).
+	MinServiceSafePoint int64 `protobuf:"varint,2,opt,name=min_service_safe_point,json=minServiceSafePoint,proto3" json:"min_service_safe_point,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *UpdateServiceSafePointResponse) Reset() {
+	*x = UpdateServiceSafePointResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateServiceSafePointResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateServiceSafePointResponse) ProtoMessage() {}
+
+func (x *UpdateServiceSafePointResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateServiceSafePointResponse.ProtoReflect.Descriptor instead.
+func (*UpdateServiceSafePointResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *UpdateServiceSafePointResponse) GetGcSafePoint() int64 {
+	if x != nil {
+		return x.GcSafePoint
+	}
+	return 0
+}
+
+func (x *UpdateServiceSafePointResponse) GetMinServiceSafePoint() int64 {
+	if x != nil {
+		return x.MinServiceSafePoint
+	}
+	return 0
+}
+
 type SchedulerInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
@@ -4574,7 +4868,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4586,7 +4880,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4599,7 +4893,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -4625,7 +4919,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4637,7 +4931,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4650,7 +4944,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *ListSchedulersRequest) GetHeader() *Header {
@@ -4669,7 +4963,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4681,7 +4975,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4694,7 +4988,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -4717,7 +5011,7 @@ type PauseSchedulerRequest struct {
 
 func (x *PauseSchedulerRequest) Reset() {
 	*x = PauseSchedulerRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4729,7 +5023,7 @@ func (x *PauseSchedulerRequest) String() string {
 func (*PauseSchedulerRequest) ProtoMessage() {}
 
 func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4742,7 +5036,7 @@ func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *PauseSchedulerRequest) GetHeader() *Header {
@@ -4775,7 +5069,7 @@ type PauseSchedulerResponse struct {
 
 func (x *PauseSchedulerResponse) Reset() {
 	*x = PauseSchedulerResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4787,7 +5081,7 @@ func (x *PauseSchedulerResponse) String() string {
 func (*PauseSchedulerResponse) ProtoMessage() {}
 
 func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4800,7 +5094,7 @@ func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
@@ -4821,7 +5115,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4833,7 +5127,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4846,7 +5140,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *RemoveOperatorRequest) GetHeader() *Header {
@@ -4872,7 +5166,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4884,7 +5178,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4897,7 +5191,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
@@ -4916,7 +5210,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4928,7 +5222,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4960,7 +5254,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4972,7 +5266,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5007,7 +5301,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5019,7 +5313,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5065,7 +5359,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5077,7 +5371,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5111,7 +5405,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5123,7 +5417,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5170,7 +5464,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5182,7 +5476,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5263,7 +5557,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12*\n" +
 	"\x05stats\x18\x03 \x01(\v2\x14.shale.pd.StoreStatsR\x05stats\x12'\n" +
-	"\x0fcatalog_version\x18\x04 \x01(\x04R\x0ecatalogVersion\"\xf7\x01\n" +
+	"\x0fcatalog_version\x18\x04 \x01(\x04R\x0ecatalogVersion\"\x9b\x02\n" +
 	"\x16StoreHeartbeatResponse\x121\n" +
 	"\aschemas\x18\x01 \x03(\v2\x17.shale.meta.TableSchemaR\aschemas\x12'\n" +
 	"\x0fcatalog_version\x18\x02 \x01(\x04R\x0ecatalogVersion\x12%\n" +
@@ -5271,7 +5565,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\tbootstrap\x18\x04 \x03(\v2\x1c.shale.meta.TabletDescriptorR\tbootstrap\x12\x1e\n" +
 	"\n" +
 	"tombstoned\x18\x05 \x01(\bR\n" +
-	"tombstoned\"\x9d\x02\n" +
+	"tombstoned\x12\"\n" +
+	"\rgc_safe_point\x18\x06 \x01(\x03R\vgcSafePoint\"\x9d\x02\n" +
 	"\vTabletStats\x12)\n" +
 	"\x10approximate_size\x18\x01 \x01(\x04R\x0fapproximateSize\x12)\n" +
 	"\x10approximate_keys\x18\x02 \x01(\x04R\x0fapproximateKeys\x12\x19\n" +
@@ -5521,7 +5816,29 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12%\n" +
 	"\x0esnapshot_limit\x18\x03 \x01(\rR\rsnapshotLimit\"\x17\n" +
-	"\x15SetStoreLimitResponse\"T\n" +
+	"\x15SetStoreLimitResponse\"A\n" +
+	"\x15GetGCSafePointRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"x\n" +
+	"\x10ServiceSafePoint\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x01 \x01(\tR\tserviceId\x12\x1d\n" +
+	"\n" +
+	"safe_point\x18\x02 \x01(\x03R\tsafePoint\x12&\n" +
+	"\x0fexpires_unix_ms\x18\x03 \x01(\x03R\rexpiresUnixMs\"t\n" +
+	"\x16GetGCSafePointResponse\x12\"\n" +
+	"\rgc_safe_point\x18\x01 \x01(\x03R\vgcSafePoint\x126\n" +
+	"\bservices\x18\x02 \x03(\v2\x1a.shale.pd.ServiceSafePointR\bservices\"\xa8\x01\n" +
+	"\x1dUpdateServiceSafePointRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x1d\n" +
+	"\n" +
+	"service_id\x18\x02 \x01(\tR\tserviceId\x12\x1d\n" +
+	"\n" +
+	"safe_point\x18\x03 \x01(\x03R\tsafePoint\x12\x1f\n" +
+	"\vttl_seconds\x18\x04 \x01(\x03R\n" +
+	"ttlSeconds\"y\n" +
+	"\x1eUpdateServiceSafePointResponse\x12\"\n" +
+	"\rgc_safe_point\x18\x01 \x01(\x03R\vgcSafePoint\x123\n" +
+	"\x16min_service_safe_point\x18\x02 \x01(\x03R\x13minServiceSafePoint\"T\n" +
 	"\rSchedulerInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x14paused_until_unix_ms\x18\x02 \x01(\x03R\x11pausedUntilUnixMs\"A\n" +
@@ -5553,7 +5870,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
 	"\x05WRITE\x10\x02\x12\t\n" +
-	"\x05ADMIN\x10\x032\xba\x14\n" +
+	"\x05ADMIN\x10\x032\xfc\x15\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -5594,7 +5911,9 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\rSetStoreLimit\x12\x1e.shale.pd.SetStoreLimitRequest\x1a\x1f.shale.pd.SetStoreLimitResponse\x12S\n" +
 	"\x0eListSchedulers\x12\x1f.shale.pd.ListSchedulersRequest\x1a .shale.pd.ListSchedulersResponse\x12S\n" +
 	"\x0ePauseScheduler\x12\x1f.shale.pd.PauseSchedulerRequest\x1a .shale.pd.PauseSchedulerResponse\x12S\n" +
-	"\x0eRemoveOperator\x12\x1f.shale.pd.RemoveOperatorRequest\x1a .shale.pd.RemoveOperatorResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"\x0eRemoveOperator\x12\x1f.shale.pd.RemoveOperatorRequest\x1a .shale.pd.RemoveOperatorResponse\x12S\n" +
+	"\x0eGetGCSafePoint\x12\x1f.shale.pd.GetGCSafePointRequest\x1a .shale.pd.GetGCSafePointResponse\x12k\n" +
+	"\x16UpdateServiceSafePoint\x12'.shale.pd.UpdateServiceSafePointRequest\x1a(.shale.pd.UpdateServiceSafePointResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -5609,7 +5928,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0),     // 0: shale.pd.StoreState
 	(AuthPermission)(0), // 1: shale.pd.AuthPermission
@@ -5691,50 +6010,55 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*SetStoreLabelsResponse)(nil),              // 77: shale.pd.SetStoreLabelsResponse
 	(*SetStoreLimitRequest)(nil),                // 78: shale.pd.SetStoreLimitRequest
 	(*SetStoreLimitResponse)(nil),               // 79: shale.pd.SetStoreLimitResponse
-	(*SchedulerInfo)(nil),                       // 80: shale.pd.SchedulerInfo
-	(*ListSchedulersRequest)(nil),               // 81: shale.pd.ListSchedulersRequest
-	(*ListSchedulersResponse)(nil),              // 82: shale.pd.ListSchedulersResponse
-	(*PauseSchedulerRequest)(nil),               // 83: shale.pd.PauseSchedulerRequest
-	(*PauseSchedulerResponse)(nil),              // 84: shale.pd.PauseSchedulerResponse
-	(*RemoveOperatorRequest)(nil),               // 85: shale.pd.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),              // 86: shale.pd.RemoveOperatorResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 87: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 88: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 89: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 90: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 91: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 92: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 93: shale.pd.AddOperatorRequest.MoveReplica
-	nil,                                    // 94: shale.pd.SetStoreLabelsRequest.LabelsEntry
-	(*metapb.Store)(nil),                   // 95: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 96: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 97: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 98: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 99: shale.meta.FamilySchema
+	(*GetGCSafePointRequest)(nil),               // 80: shale.pd.GetGCSafePointRequest
+	(*ServiceSafePoint)(nil),                    // 81: shale.pd.ServiceSafePoint
+	(*GetGCSafePointResponse)(nil),              // 82: shale.pd.GetGCSafePointResponse
+	(*UpdateServiceSafePointRequest)(nil),       // 83: shale.pd.UpdateServiceSafePointRequest
+	(*UpdateServiceSafePointResponse)(nil),      // 84: shale.pd.UpdateServiceSafePointResponse
+	(*SchedulerInfo)(nil),                       // 85: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 86: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 87: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 88: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 89: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 90: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 91: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 92: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 93: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 94: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 95: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 96: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 97: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 98: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 99: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 100: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 101: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 102: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 103: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 104: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	95,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	100, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	95,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	100, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	96,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	97,  // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	97,  // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	101, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	102, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	102, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	98,  // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	87,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	88,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	89,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	90,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	103, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	92,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	93,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	94,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	95,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	97,  // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	102, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -5748,22 +6072,22 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	99,  // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	96,  // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	104, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	101, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
 	3,   // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	96,  // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	101, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	96,  // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	101, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
 	3,   // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	96,  // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	101, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
 	3,   // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	92,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	97,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
 	3,   // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
 	3,   // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
 	47,  // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
 	3,   // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	93,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	98,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
 	47,  // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
 	3,   // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
 	3,   // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
@@ -5785,92 +6109,99 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	3,   // 69: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
 	61,  // 70: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
 	3,   // 71: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
-	94,  // 72: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
-	95,  // 73: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	99,  // 72: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	100, // 73: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
 	3,   // 74: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
-	3,   // 75: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
-	80,  // 76: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
-	3,   // 77: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
-	80,  // 78: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
-	3,   // 79: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
-	47,  // 80: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	91,  // 81: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	2,   // 82: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	6,   // 83: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	10,  // 84: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	12,  // 85: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	16,  // 86: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	20,  // 87: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	21,  // 88: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	23,  // 89: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	25,  // 90: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	27,  // 91: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	29,  // 92: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	31,  // 93: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	33,  // 94: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	35,  // 95: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	37,  // 96: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	41,  // 97: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	39,  // 98: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	43,  // 99: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	45,  // 100: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	48,  // 101: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	50,  // 102: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	52,  // 103: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	54,  // 104: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	56,  // 105: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	62,  // 106: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
-	64,  // 107: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
-	66,  // 108: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
-	68,  // 109: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
-	70,  // 110: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
-	72,  // 111: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
-	74,  // 112: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
-	76,  // 113: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
-	78,  // 114: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
-	81,  // 115: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
-	83,  // 116: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
-	85,  // 117: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
-	7,   // 118: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	11,  // 119: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	13,  // 120: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	18,  // 121: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	22,  // 122: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	22,  // 123: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	24,  // 124: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	26,  // 125: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	28,  // 126: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	30,  // 127: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	32,  // 128: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	34,  // 129: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	36,  // 130: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	38,  // 131: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	42,  // 132: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	40,  // 133: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	44,  // 134: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	46,  // 135: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	49,  // 136: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	51,  // 137: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	53,  // 138: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	55,  // 139: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	57,  // 140: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	63,  // 141: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
-	65,  // 142: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
-	67,  // 143: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
-	69,  // 144: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
-	71,  // 145: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
-	73,  // 146: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
-	75,  // 147: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
-	77,  // 148: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
-	79,  // 149: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
-	82,  // 150: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
-	84,  // 151: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
-	86,  // 152: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
-	118, // [118:153] is the sub-list for method output_type
-	83,  // [83:118] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	3,   // 75: shale.pd.GetGCSafePointRequest.header:type_name -> shale.pd.Header
+	81,  // 76: shale.pd.GetGCSafePointResponse.services:type_name -> shale.pd.ServiceSafePoint
+	3,   // 77: shale.pd.UpdateServiceSafePointRequest.header:type_name -> shale.pd.Header
+	3,   // 78: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	85,  // 79: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	3,   // 80: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	85,  // 81: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	3,   // 82: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	47,  // 83: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	96,  // 84: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 85: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 86: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 87: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 88: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 89: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 90: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 91: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 92: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 93: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 94: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 95: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 96: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 97: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	35,  // 98: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	37,  // 99: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	41,  // 100: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	39,  // 101: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	43,  // 102: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	45,  // 103: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	48,  // 104: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	50,  // 105: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	52,  // 106: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	54,  // 107: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	56,  // 108: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	62,  // 109: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	64,  // 110: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	66,  // 111: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	68,  // 112: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	70,  // 113: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	72,  // 114: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	74,  // 115: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	76,  // 116: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	78,  // 117: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	86,  // 118: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	88,  // 119: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	90,  // 120: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	80,  // 121: shale.pd.PD.GetGCSafePoint:input_type -> shale.pd.GetGCSafePointRequest
+	83,  // 122: shale.pd.PD.UpdateServiceSafePoint:input_type -> shale.pd.UpdateServiceSafePointRequest
+	7,   // 123: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 124: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 125: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 126: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 127: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 128: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 129: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 130: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 131: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 132: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 133: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	34,  // 134: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	36,  // 135: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	38,  // 136: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	42,  // 137: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	40,  // 138: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	44,  // 139: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	46,  // 140: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	49,  // 141: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	51,  // 142: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	53,  // 143: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	55,  // 144: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	57,  // 145: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	63,  // 146: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	65,  // 147: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	67,  // 148: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	69,  // 149: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	71,  // 150: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	73,  // 151: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	75,  // 152: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	77,  // 153: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	79,  // 154: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	87,  // 155: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	89,  // 156: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	91,  // 157: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	82,  // 158: shale.pd.PD.GetGCSafePoint:output_type -> shale.pd.GetGCSafePointResponse
+	84,  // 159: shale.pd.PD.UpdateServiceSafePoint:output_type -> shale.pd.UpdateServiceSafePointResponse
+	123, // [123:160] is the sub-list for method output_type
+	86,  // [86:123] is the sub-list for method input_type
+	86,  // [86:86] is the sub-list for extension type_name
+	86,  // [86:86] is the sub-list for extension extendee
+	0,   // [0:86] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -5901,7 +6232,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   92,
+			NumMessages:   97,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,41 +21,43 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PD_GetMembers_FullMethodName      = "/shale.pd.PD/GetMembers"
-	PD_RegisterStore_FullMethodName   = "/shale.pd.PD/RegisterStore"
-	PD_StoreHeartbeat_FullMethodName  = "/shale.pd.PD/StoreHeartbeat"
-	PD_TabletHeartbeat_FullMethodName = "/shale.pd.PD/TabletHeartbeat"
-	PD_GetTablet_FullMethodName       = "/shale.pd.PD/GetTablet"
-	PD_GetTabletByID_FullMethodName   = "/shale.pd.PD/GetTabletByID"
-	PD_ScanTablets_FullMethodName     = "/shale.pd.PD/ScanTablets"
-	PD_GetStore_FullMethodName        = "/shale.pd.PD/GetStore"
-	PD_ListStores_FullMethodName      = "/shale.pd.PD/ListStores"
-	PD_AllocID_FullMethodName         = "/shale.pd.PD/AllocID"
-	PD_GetTimestamp_FullMethodName    = "/shale.pd.PD/GetTimestamp"
-	PD_CreateTable_FullMethodName     = "/shale.pd.PD/CreateTable"
-	PD_DropTable_FullMethodName       = "/shale.pd.PD/DropTable"
-	PD_GetTable_FullMethodName        = "/shale.pd.PD/GetTable"
-	PD_ListTables_FullMethodName      = "/shale.pd.PD/ListTables"
-	PD_SetSQLSchema_FullMethodName    = "/shale.pd.PD/SetSQLSchema"
-	PD_GetConfig_FullMethodName       = "/shale.pd.PD/GetConfig"
-	PD_SetConfig_FullMethodName       = "/shale.pd.PD/SetConfig"
-	PD_ListOperators_FullMethodName   = "/shale.pd.PD/ListOperators"
-	PD_AddOperator_FullMethodName     = "/shale.pd.PD/AddOperator"
-	PD_DrainStore_FullMethodName      = "/shale.pd.PD/DrainStore"
-	PD_ReportSplit_FullMethodName     = "/shale.pd.PD/ReportSplit"
-	PD_SplitTablets_FullMethodName    = "/shale.pd.PD/SplitTablets"
-	PD_GetAuth_FullMethodName         = "/shale.pd.PD/GetAuth"
-	PD_CreateUser_FullMethodName      = "/shale.pd.PD/CreateUser"
-	PD_DropUser_FullMethodName        = "/shale.pd.PD/DropUser"
-	PD_SetPassword_FullMethodName     = "/shale.pd.PD/SetPassword"
-	PD_Grant_FullMethodName           = "/shale.pd.PD/Grant"
-	PD_Revoke_FullMethodName          = "/shale.pd.PD/Revoke"
-	PD_ListAuth_FullMethodName        = "/shale.pd.PD/ListAuth"
-	PD_SetStoreLabels_FullMethodName  = "/shale.pd.PD/SetStoreLabels"
-	PD_SetStoreLimit_FullMethodName   = "/shale.pd.PD/SetStoreLimit"
-	PD_ListSchedulers_FullMethodName  = "/shale.pd.PD/ListSchedulers"
-	PD_PauseScheduler_FullMethodName  = "/shale.pd.PD/PauseScheduler"
-	PD_RemoveOperator_FullMethodName  = "/shale.pd.PD/RemoveOperator"
+	PD_GetMembers_FullMethodName             = "/shale.pd.PD/GetMembers"
+	PD_RegisterStore_FullMethodName          = "/shale.pd.PD/RegisterStore"
+	PD_StoreHeartbeat_FullMethodName         = "/shale.pd.PD/StoreHeartbeat"
+	PD_TabletHeartbeat_FullMethodName        = "/shale.pd.PD/TabletHeartbeat"
+	PD_GetTablet_FullMethodName              = "/shale.pd.PD/GetTablet"
+	PD_GetTabletByID_FullMethodName          = "/shale.pd.PD/GetTabletByID"
+	PD_ScanTablets_FullMethodName            = "/shale.pd.PD/ScanTablets"
+	PD_GetStore_FullMethodName               = "/shale.pd.PD/GetStore"
+	PD_ListStores_FullMethodName             = "/shale.pd.PD/ListStores"
+	PD_AllocID_FullMethodName                = "/shale.pd.PD/AllocID"
+	PD_GetTimestamp_FullMethodName           = "/shale.pd.PD/GetTimestamp"
+	PD_CreateTable_FullMethodName            = "/shale.pd.PD/CreateTable"
+	PD_DropTable_FullMethodName              = "/shale.pd.PD/DropTable"
+	PD_GetTable_FullMethodName               = "/shale.pd.PD/GetTable"
+	PD_ListTables_FullMethodName             = "/shale.pd.PD/ListTables"
+	PD_SetSQLSchema_FullMethodName           = "/shale.pd.PD/SetSQLSchema"
+	PD_GetConfig_FullMethodName              = "/shale.pd.PD/GetConfig"
+	PD_SetConfig_FullMethodName              = "/shale.pd.PD/SetConfig"
+	PD_ListOperators_FullMethodName          = "/shale.pd.PD/ListOperators"
+	PD_AddOperator_FullMethodName            = "/shale.pd.PD/AddOperator"
+	PD_DrainStore_FullMethodName             = "/shale.pd.PD/DrainStore"
+	PD_ReportSplit_FullMethodName            = "/shale.pd.PD/ReportSplit"
+	PD_SplitTablets_FullMethodName           = "/shale.pd.PD/SplitTablets"
+	PD_GetAuth_FullMethodName                = "/shale.pd.PD/GetAuth"
+	PD_CreateUser_FullMethodName             = "/shale.pd.PD/CreateUser"
+	PD_DropUser_FullMethodName               = "/shale.pd.PD/DropUser"
+	PD_SetPassword_FullMethodName            = "/shale.pd.PD/SetPassword"
+	PD_Grant_FullMethodName                  = "/shale.pd.PD/Grant"
+	PD_Revoke_FullMethodName                 = "/shale.pd.PD/Revoke"
+	PD_ListAuth_FullMethodName               = "/shale.pd.PD/ListAuth"
+	PD_SetStoreLabels_FullMethodName         = "/shale.pd.PD/SetStoreLabels"
+	PD_SetStoreLimit_FullMethodName          = "/shale.pd.PD/SetStoreLimit"
+	PD_ListSchedulers_FullMethodName         = "/shale.pd.PD/ListSchedulers"
+	PD_PauseScheduler_FullMethodName         = "/shale.pd.PD/PauseScheduler"
+	PD_RemoveOperator_FullMethodName         = "/shale.pd.PD/RemoveOperator"
+	PD_GetGCSafePoint_FullMethodName         = "/shale.pd.PD/GetGCSafePoint"
+	PD_UpdateServiceSafePoint_FullMethodName = "/shale.pd.PD/UpdateServiceSafePoint"
 )
 
 // PDClient is the client API for PD service.
@@ -97,6 +99,8 @@ type PDClient interface {
 	ListSchedulers(ctx context.Context, in *ListSchedulersRequest, opts ...grpc.CallOption) (*ListSchedulersResponse, error)
 	PauseScheduler(ctx context.Context, in *PauseSchedulerRequest, opts ...grpc.CallOption) (*PauseSchedulerResponse, error)
 	RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error)
+	GetGCSafePoint(ctx context.Context, in *GetGCSafePointRequest, opts ...grpc.CallOption) (*GetGCSafePointResponse, error)
+	UpdateServiceSafePoint(ctx context.Context, in *UpdateServiceSafePointRequest, opts ...grpc.CallOption) (*UpdateServiceSafePointResponse, error)
 }
 
 type pDClient struct {
@@ -457,6 +461,26 @@ func (c *pDClient) RemoveOperator(ctx context.Context, in *RemoveOperatorRequest
 	return out, nil
 }
 
+func (c *pDClient) GetGCSafePoint(ctx context.Context, in *GetGCSafePointRequest, opts ...grpc.CallOption) (*GetGCSafePointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetGCSafePointResponse)
+	err := c.cc.Invoke(ctx, PD_GetGCSafePoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) UpdateServiceSafePoint(ctx context.Context, in *UpdateServiceSafePointRequest, opts ...grpc.CallOption) (*UpdateServiceSafePointResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateServiceSafePointResponse)
+	err := c.cc.Invoke(ctx, PD_UpdateServiceSafePoint_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PDServer is the server API for PD service.
 // All implementations must embed UnimplementedPDServer
 // for forward compatibility.
@@ -496,6 +520,8 @@ type PDServer interface {
 	ListSchedulers(context.Context, *ListSchedulersRequest) (*ListSchedulersResponse, error)
 	PauseScheduler(context.Context, *PauseSchedulerRequest) (*PauseSchedulerResponse, error)
 	RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error)
+	GetGCSafePoint(context.Context, *GetGCSafePointRequest) (*GetGCSafePointResponse, error)
+	UpdateServiceSafePoint(context.Context, *UpdateServiceSafePointRequest) (*UpdateServiceSafePointResponse, error)
 	mustEmbedUnimplementedPDServer()
 }
 
@@ -610,6 +636,12 @@ func (UnimplementedPDServer) PauseScheduler(context.Context, *PauseSchedulerRequ
 }
 func (UnimplementedPDServer) RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method RemoveOperator not implemented")
+}
+func (UnimplementedPDServer) GetGCSafePoint(context.Context, *GetGCSafePointRequest) (*GetGCSafePointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetGCSafePoint not implemented")
+}
+func (UnimplementedPDServer) UpdateServiceSafePoint(context.Context, *UpdateServiceSafePointRequest) (*UpdateServiceSafePointResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateServiceSafePoint not implemented")
 }
 func (UnimplementedPDServer) mustEmbedUnimplementedPDServer() {}
 func (UnimplementedPDServer) testEmbeddedByValue()            {}
@@ -1262,6 +1294,42 @@ func _PD_RemoveOperator_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _PD_GetGCSafePoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetGCSafePointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).GetGCSafePoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_GetGCSafePoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).GetGCSafePoint(ctx, req.(*GetGCSafePointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_UpdateServiceSafePoint_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateServiceSafePointRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).UpdateServiceSafePoint(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_UpdateServiceSafePoint_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).UpdateServiceSafePoint(ctx, req.(*UpdateServiceSafePointRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // PD_ServiceDesc is the grpc.ServiceDesc for PD service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1408,6 +1476,14 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveOperator",
 			Handler:    _PD_RemoveOperator_Handler,
+		},
+		{
+			MethodName: "GetGCSafePoint",
+			Handler:    _PD_GetGCSafePoint_Handler,
+		},
+		{
+			MethodName: "UpdateServiceSafePoint",
+			Handler:    _PD_UpdateServiceSafePoint_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -113,9 +113,11 @@ func Run(ctx context.Context, o Options) error {
 	sopts.Logger = o.Logger
 	sopts.Registry = reg
 	var splits *splitReporter
+	var gcSafePoint atomic.Int64 // from PD's heartbeat answers (pd.go)
 	if pdc != nil {
 		splits = newSplitReporter(pdc, o.StoreID, log)
 		sopts.OnSplit = splits.onSplit
+		sopts.GCSafePoint = gcSafePoint.Load
 	}
 	s, err := store.Open(sopts)
 	if err != nil {
@@ -201,7 +203,7 @@ func Run(ctx context.Context, o Options) error {
 		errc <- err
 	}
 	if pdc != nil {
-		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks}
+		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks, gcSafePoint: &gcSafePoint}
 		if err := loop.start(ctx); err != nil {
 			errc <- err
 		}

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -159,6 +160,9 @@ type pdLoop struct {
 	catalog  uint64
 
 	gcCursor uint64 // last tablet replica GC looked at
+	// gcSafePoint is the cluster's GC safe point as PD last said (only
+	// moves forward; a new PD leader that has not loaded it says 0).
+	gcSafePoint *atomic.Int64
 
 	mu      sync.Mutex
 	running map[uint64]bool // tablets with a command in progress
@@ -220,6 +224,14 @@ func (p *pdLoop) storeHeartbeat(ctx context.Context) {
 	for _, d := range resp.Bootstrap {
 		if err := p.s.BootstrapTablet(d); err != nil {
 			p.log.Warn("bootstrapping the first tablet failed", "err", err)
+		}
+	}
+	if p.gcSafePoint != nil {
+		for sp := resp.GcSafePoint; ; {
+			cur := p.gcSafePoint.Load()
+			if sp <= cur || p.gcSafePoint.CompareAndSwap(cur, sp) {
+				break
+			}
 		}
 	}
 	if resp.Tombstoned {

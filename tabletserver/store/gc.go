@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"math"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -68,6 +69,14 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	r, err := s.replicaForRequest(tabletID)
 	if err != nil {
 		return 0, err
+	}
+	// Versions at or above the cluster's GC safe point stay (a backup or
+	// a read at a timestamp may need them; placementdriver/safepoint.go).
+	safePoint := int64(math.MaxInt64)
+	if s.opts.GCSafePoint != nil {
+		if safePoint = s.opts.GCSafePoint(); safePoint <= 0 {
+			return 0, nil // not known yet: collect nothing
+		}
 	}
 	snap, desc, err := s.pinnedRead(r, nil, 0)
 	if err != nil {
@@ -154,13 +163,20 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		if p == nil {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}
+		if ts >= safePoint {
+			// Kept, and not counted: a read at the safe point sees the
+			// versions below it that the policy keeps.
+			versions--
+			continue
+		}
 		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
 			if p.MaxVersions > 0 && versions > int(p.MaxVersions) {
 				// A read at t < the timestamp of the MaxVersions-th
 				// newer version still counts this one among its newest
-				// (read.go): such reads are refused from now on. Versions
+				// (read.go): such reads are refused from now on. colTS
+				// holds every version, those kept for the safe point too. Versions
 				// past their max age are hidden from every read already.
-				threshold = max(threshold, colTS[versions-int(p.MaxVersions)-1])
+				threshold = max(threshold, colTS[len(colTS)-int(p.MaxVersions)-1])
 			}
 			garbage = append(garbage, bytes.Clone(ck))
 			if len(garbage) >= gcBatchKeys {

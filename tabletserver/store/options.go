@@ -74,6 +74,14 @@ type Options struct {
 	// taken in (each store receives its replicas' copies). Default 256
 	// MiB/s (TiKV's import upload limit defaults to 512 MiB/s).
 	IngestBytesPerSec int64
+	// ExportBytesPerSec limits how fast backup exports read cells out of
+	// this store, background work next to the foreground (export.go).
+	// Default 64 MiB/s; negative: unlimited.
+	ExportBytesPerSec int64
+	// GCSafePoint returns the cluster's GC safe point (gc.go): version GC
+	// never removes a version at or above it, and does nothing while it
+	// returns 0 (not known yet). nil: no bound (a store without a PD).
+	GCSafePoint func() int64
 	// MaxConcurrentSnapshots limits snapshots being sent at once. Default 2.
 	MaxConcurrentSnapshots int
 

@@ -41,6 +41,7 @@ type Store struct {
 	log       *slog.Logger
 	metrics   *storeMetrics
 	checks    *checker // consistency checks (consistency.go)
+	export    exportState // backup exports (export.go)
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
