@@ -338,6 +338,70 @@ func (x *TableNotFound) GetTableId() uint64 {
 	return 0
 }
 
+// DiskFull: the store's disk is (nearly) full, so it refuses writes (reads
+// are still served). Nothing was applied: back off for retry_after_ms and
+// send again; by then PD has usually moved the tablet's leader to a store
+// with room.
+type DiskFull struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	StoreId        uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	AvailableBytes uint64                 `protobuf:"varint,2,opt,name=available_bytes,json=availableBytes,proto3" json:"available_bytes,omitempty"`
+	RetryAfterMs   uint64                 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DiskFull) Reset() {
+	*x = DiskFull{}
+	mi := &file_errorpb_error_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskFull) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskFull) ProtoMessage() {}
+
+func (x *DiskFull) ProtoReflect() protoreflect.Message {
+	mi := &file_errorpb_error_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskFull.ProtoReflect.Descriptor instead.
+func (*DiskFull) Descriptor() ([]byte, []int) {
+	return file_errorpb_error_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DiskFull) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *DiskFull) GetAvailableBytes() uint64 {
+	if x != nil {
+		return x.AvailableBytes
+	}
+	return 0
+}
+
+func (x *DiskFull) GetRetryAfterMs() uint64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
 // Error is an error inside a successful response (one row of a batch).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -352,6 +416,7 @@ type Error struct {
 	//	*Error_EpochMismatch
 	//	*Error_ServerBusy
 	//	*Error_TableNotFound
+	//	*Error_DiskFull
 	Detail        isError_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -359,7 +424,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_errorpb_error_proto_msgTypes[6]
+	mi := &file_errorpb_error_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -371,7 +436,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_errorpb_error_proto_msgTypes[6]
+	mi := &file_errorpb_error_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -384,7 +449,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_errorpb_error_proto_rawDescGZIP(), []int{6}
+	return file_errorpb_error_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -462,6 +527,15 @@ func (x *Error) GetTableNotFound() *TableNotFound {
 	return nil
 }
 
+func (x *Error) GetDiskFull() *DiskFull {
+	if x != nil {
+		if x, ok := x.Detail.(*Error_DiskFull); ok {
+			return x.DiskFull
+		}
+	}
+	return nil
+}
+
 type isError_Detail interface {
 	isError_Detail()
 }
@@ -490,6 +564,10 @@ type Error_TableNotFound struct {
 	TableNotFound *TableNotFound `protobuf:"bytes,15,opt,name=table_not_found,json=tableNotFound,proto3,oneof"`
 }
 
+type Error_DiskFull struct {
+	DiskFull *DiskFull `protobuf:"bytes,16,opt,name=disk_full,json=diskFull,proto3,oneof"`
+}
+
 func (*Error_NotLeader) isError_Detail() {}
 
 func (*Error_TabletNotFound) isError_Detail() {}
@@ -501,6 +579,8 @@ func (*Error_EpochMismatch) isError_Detail() {}
 func (*Error_ServerBusy) isError_Detail() {}
 
 func (*Error_TableNotFound) isError_Detail() {}
+
+func (*Error_DiskFull) isError_Detail() {}
 
 var File_errorpb_error_proto protoreflect.FileDescriptor
 
@@ -525,7 +605,11 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x12$\n" +
 	"\x0eretry_after_ms\x18\x02 \x01(\x04R\fretryAfterMs\"*\n" +
 	"\rTableNotFound\x12\x19\n" +
-	"\btable_id\x18\x01 \x01(\x04R\atableId\"\xd2\x03\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\"t\n" +
+	"\bDiskFull\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12'\n" +
+	"\x0favailable_bytes\x18\x02 \x01(\x04R\x0eavailableBytes\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x04R\fretryAfterMs\"\x88\x04\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
@@ -537,7 +621,8 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\x0eepoch_mismatch\x18\r \x01(\v2\x1a.shale.error.EpochMismatchH\x00R\repochMismatch\x12:\n" +
 	"\vserver_busy\x18\x0e \x01(\v2\x17.shale.error.ServerBusyH\x00R\n" +
 	"serverBusy\x12D\n" +
-	"\x0ftable_not_found\x18\x0f \x01(\v2\x1a.shale.error.TableNotFoundH\x00R\rtableNotFoundB\b\n" +
+	"\x0ftable_not_found\x18\x0f \x01(\v2\x1a.shale.error.TableNotFoundH\x00R\rtableNotFound\x124\n" +
+	"\tdisk_full\x18\x10 \x01(\v2\x15.shale.error.DiskFullH\x00R\bdiskFullB\b\n" +
 	"\x06detailB(Z&github.com/shaledb/shale/proto/errorpbb\x06proto3"
 
 var (
@@ -552,7 +637,7 @@ func file_errorpb_error_proto_rawDescGZIP() []byte {
 	return file_errorpb_error_proto_rawDescData
 }
 
-var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_errorpb_error_proto_goTypes = []any{
 	(*NotLeader)(nil),               // 0: shale.error.NotLeader
 	(*TabletNotFound)(nil),          // 1: shale.error.TabletNotFound
@@ -560,23 +645,25 @@ var file_errorpb_error_proto_goTypes = []any{
 	(*EpochMismatch)(nil),           // 3: shale.error.EpochMismatch
 	(*ServerBusy)(nil),              // 4: shale.error.ServerBusy
 	(*TableNotFound)(nil),           // 5: shale.error.TableNotFound
-	(*Error)(nil),                   // 6: shale.error.Error
-	(*metapb.TabletDescriptor)(nil), // 7: shale.meta.TabletDescriptor
+	(*DiskFull)(nil),                // 6: shale.error.DiskFull
+	(*Error)(nil),                   // 7: shale.error.Error
+	(*metapb.TabletDescriptor)(nil), // 8: shale.meta.TabletDescriptor
 }
 var file_errorpb_error_proto_depIdxs = []int32{
-	7, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
-	7, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
+	8, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
+	8, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
 	0, // 2: shale.error.Error.not_leader:type_name -> shale.error.NotLeader
 	1, // 3: shale.error.Error.tablet_not_found:type_name -> shale.error.TabletNotFound
 	2, // 4: shale.error.Error.key_not_in_tablet:type_name -> shale.error.KeyNotInTablet
 	3, // 5: shale.error.Error.epoch_mismatch:type_name -> shale.error.EpochMismatch
 	4, // 6: shale.error.Error.server_busy:type_name -> shale.error.ServerBusy
 	5, // 7: shale.error.Error.table_not_found:type_name -> shale.error.TableNotFound
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	6, // 8: shale.error.Error.disk_full:type_name -> shale.error.DiskFull
+	9, // [9:9] is the sub-list for method output_type
+	9, // [9:9] is the sub-list for method input_type
+	9, // [9:9] is the sub-list for extension type_name
+	9, // [9:9] is the sub-list for extension extendee
+	0, // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_errorpb_error_proto_init() }
@@ -584,13 +671,14 @@ func file_errorpb_error_proto_init() {
 	if File_errorpb_error_proto != nil {
 		return
 	}
-	file_errorpb_error_proto_msgTypes[6].OneofWrappers = []any{
+	file_errorpb_error_proto_msgTypes[7].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_TabletNotFound)(nil),
 		(*Error_KeyNotInTablet)(nil),
 		(*Error_EpochMismatch)(nil),
 		(*Error_ServerBusy)(nil),
 		(*Error_TableNotFound)(nil),
+		(*Error_DiskFull)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -598,7 +686,7 @@ func file_errorpb_error_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_errorpb_error_proto_rawDesc), len(file_errorpb_error_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
