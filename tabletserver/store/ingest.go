@@ -208,6 +208,9 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	if _, err := s.replicaForRequest(first.TabletId); err != nil {
 		return nil, err
 	}
+	if err := s.disk.refuseWrite(first.TabletId); err != nil {
+		return nil, err
+	}
 	s.sweepStaged()
 	final := s.ingest.path(first.Checksum)
 	if s.stagedIntact(final, first.Checksum, first.Size) {
@@ -603,14 +606,9 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
 		s.fatal("write applied state", err, r)
 	}
-	s.applyMu.Lock()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commitApplyBatch(b, pebble.Sync, post); err != nil {
 		s.fatal("commit apply batch before ingest", err, r)
 	}
-	for _, f := range post {
-		f()
-	}
-	s.applyMu.Unlock()
 	post = post[:0]
 	b.Reset()
 

@@ -110,6 +110,9 @@ func maxAges(schema *metapb.TableSchema) map[string]int64 {
 
 // writeLeader resolves the replica a write goes to and checks its epoch.
 func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDescriptor, error) {
+	if err := s.disk.refuseWrite(h.GetTabletId()); err != nil {
+		return nil, nil, err
+	}
 	r, err := s.replicaForRequest(h.GetTabletId())
 	if err != nil {
 		return nil, nil, err

@@ -145,6 +145,10 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 		return errs.InvalidArgument("snapshot carries no tablet state")
 	}
 	desc := sd.Tablet
+	if err := s.disk.refuseWrite(desc.TabletId); err != nil {
+		// The sender retries later; PD does not place replicas here.
+		return err
+	}
 	if desc.TabletId != h.TabletId {
 		return errs.InvalidArgument("snapshot for tablet %d names tablet %d", h.TabletId, desc.TabletId)
 	}

@@ -125,7 +125,10 @@ func (s *Store) StoreStats() *pdpb.StoreStats {
 		st.CapacityBytes = fs.Blocks * uint64(fs.Bsize)
 		st.AvailableBytes = fs.Bavail * uint64(fs.Bsize)
 	}
-	st.UsedBytes = s.db.Metrics().DiskSpaceUsage()
+	st.DiskFull = s.disk.full.Load()
+	if !s.disk.failed.Load() { // a failed engine may hang
+		st.UsedBytes = s.db.Metrics().DiskSpaceUsage()
+	}
 	s.mu.RLock()
 	for _, r := range s.mu.replicas {
 		r.mu.Lock()

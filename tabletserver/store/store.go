@@ -79,6 +79,8 @@ type Store struct {
 	snapshotSem chan struct{}
 	// ingest is the staging area of uploaded SSTs (ingest.go).
 	ingest *ingestState
+	// disk tracks free space and the disk-full state (diskspace.go).
+	disk *diskState
 
 	nextID atomic.Uint64
 	// incarnation is random per Open: entries this run proposed carry it,
@@ -133,6 +135,11 @@ func Open(opts Options) (*Store, error) {
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
 	s.metrics = newMetrics(opts.Registry)
+	// Every file the store and its engine write goes through spaceFS.
+	s.openDisk(fs)
+	fs = &spaceFS{FS: fs, d: s.disk}
+	s.fs = fs
+	s.disk.probe()
 	s.mu.replicas = map[uint64]*replica{}
 	s.mu.schemas = map[uint64]*metapb.TableSchema{}
 	s.queue.pending = map[uint64]struct{}{}
@@ -220,7 +227,7 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // store closed before Start starts nothing.
 func (s *Store) Start() {
 	ctx := context.Background()
-	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery}
+	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startDiskMonitor}
 	for _, start := range starts {
 		if err := start(ctx); err != nil {
 			s.log.Warn("store not started", "err", err)
