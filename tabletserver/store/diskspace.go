@@ -68,7 +68,7 @@ type diskState struct {
 	// enospc counts writes that met ENOSPC (retried or not).
 	enospc atomic.Uint64
 	// ballast is held while creating or removing the ballast file.
-	ballast sync.Mutex
+	ballast    sync.Mutex
 	hasBallast atomic.Bool
 	reason     atomic.Value // string: why the store is full, for logs and status
 }
