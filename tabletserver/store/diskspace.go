@@ -273,8 +273,27 @@ func (s *Store) failStorage(what string, err error) {
 	if s.disk.failed.Swap(true) {
 		return
 	}
-	s.disk.enterFull(fmt.Sprintf("engine failed: %s: %v", what, err))
+	reason := fmt.Sprintf("engine failed: %s: %v", what, err)
+	s.disk.enterFull(reason)
+	s.disk.reason.Store(reason)
 	s.log.Error("storage failed: the raft worker stops; other replicas serve this store's tablets; restart the process once the disk is fixed", "op", what, "err", err)
+}
+
+// guardEngine runs an engine write outside the raft worker: a storage
+// failure that pebble reports by panicking (its Logger.Fatalf) fails the
+// store and comes back as an error instead of ending the process.
+func (s *Store) guardEngine(f func() error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			what, serr := storageFailureOf(v)
+			if serr == nil {
+				panic(v) // not the disk
+			}
+			s.failStorage(what, serr)
+			err = fmt.Errorf("store %d: %s: %w", s.opts.StoreID, what, serr)
+		}
+	}()
+	return f()
 }
 
 // spaceFS wraps the store's file system (see layer 3 at the top of this

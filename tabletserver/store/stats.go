@@ -235,7 +235,7 @@ func (s *Store) RemoveTableSchema(tableID uint64) error {
 	if _, ok := s.mu.schemas[tableID]; !ok {
 		return nil
 	}
-	if err := s.db.Delete(keys.TableSchemaKey(tableID), pebble.Sync); err != nil {
+	if err := s.guardEngine(func() error { return s.db.Delete(keys.TableSchemaKey(tableID), pebble.Sync) }); err != nil {
 		return err
 	}
 	delete(s.mu.schemas, tableID)

@@ -277,7 +277,14 @@ func (s *Store) Close() error {
 		delete(s.snapshots.outgoing, id)
 	}
 	s.snapshots.Unlock()
-	return s.db.Close()
+	err := s.db.Close()
+	if err != nil && s.disk.failed.Load() {
+		// The engine reports again the failure that stopped the store
+		// (diskspace.go); what was acknowledged is durable.
+		s.log.Warn("engine closed after a storage failure", "err", err)
+		return nil
+	}
+	return err
 }
 
 // enter registers a request; it fails once the store is closing. Every
@@ -580,7 +587,7 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 		if err := writeInitialState(b, desc, 0); err != nil {
 			return err
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
+		if err := s.guardEngine(func() error { return b.Commit(pebble.Sync) }); err != nil {
 			return err
 		}
 		if k := s.opts.Knobs; k != nil && k.AfterBootstrapWrite != nil {
@@ -675,7 +682,7 @@ func (s *Store) PutTableSchema(ts *metapb.TableSchema) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Set(keys.TableSchemaKey(ts.TableId), v, pebble.Sync); err != nil {
+	if err := s.guardEngine(func() error { return s.db.Set(keys.TableSchemaKey(ts.TableId), v, pebble.Sync) }); err != nil {
 		return err
 	}
 	s.mu.schemas[ts.TableId] = proto.Clone(ts).(*metapb.TableSchema)
