@@ -28,6 +28,9 @@ type tabletConfig struct {
 	Labels            []string      `mapstructure:"labels"`
 	Bootstrap         bool          `mapstructure:"bootstrap"`
 	IngestBytesPerSec int64         `mapstructure:"ingest-bytes-per-sec"`
+	MinFreeBytes      int64         `mapstructure:"min-free-bytes"`
+	BallastBytes      int64         `mapstructure:"ballast-bytes"`
+	DiskProbeInterval time.Duration `mapstructure:"disk-probe-interval"`
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -84,6 +87,9 @@ or in the "tablet" section of the --config file.`,
 	f.StringSlice("labels", nil, "store labels KEY=VALUE,... (e.g. zone=z1,rack=r1)")
 	f.Bool("bootstrap", false, "create the first tablet and the kv table if this store has no tablet yet")
 	f.Int64("ingest-bytes-per-sec", 0, "how fast this store takes in SSTs uploaded by shale import (0: 256 MiB/s; negative: unlimited)")
+	f.Int64("min-free-bytes", 0, "below this much free space on the data directory's file system the store refuses writes with DiskFull (0: 2% of the disk, between 64 MiB and 2 GiB; negative: only on ENOSPC)")
+	f.Int64("ballast-bytes", 0, "size of the ballast file reserved in the data directory and released when the disk fills (0: 1% of the disk, at most 1 GiB; negative: none)")
+	f.Duration("disk-probe-interval", time.Second, "how often the store checks its free space")
 	addServerTLSFlags(f)
 	return cmd
 }
@@ -122,6 +128,9 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 		Logger:            slog.Default(),
 	}
 	opts.Store.IngestBytesPerSec = cfg.IngestBytesPerSec
+	opts.Store.MinFreeBytes = cfg.MinFreeBytes
+	opts.Store.BallastBytes = cfg.BallastBytes
+	opts.Store.DiskProbeInterval = cfg.DiskProbeInterval
 	if opts.TLS, err = serverTLS(cmd, "shale tablet"); err != nil {
 		return node.Options{}, err
 	}

@@ -25,6 +25,8 @@ var GRPC = map[string]Rule{
 	// prefix grants do not cover ingest (the file's keys are opaque here).
 	kvpb.Tablet_UploadSST_FullMethodName: {DataWrite, tabletTarget},
 	kvpb.Tablet_IngestSST_FullMethodName: {DataWrite, tableTarget},
+	// A replica fetching a staged file from a peer store.
+	kvpb.Tablet_FetchStagedSST_FullMethodName: {Class: Internal},
 	// PD drives these; people do through PD (operators).
 	kvpb.Tablet_PutTableSchema_FullMethodName:  {Class: Internal},
 	kvpb.Tablet_BootstrapTablet_FullMethodName: {Class: Internal},

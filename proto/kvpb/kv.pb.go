@@ -2920,6 +2920,105 @@ func (x *IngestSSTRequest) GetStagedStoreIds() []uint64 {
 	return nil
 }
 
+// FetchStagedSSTRequest names a staged SST by its SHA-256.
+type FetchStagedSSTRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	Checksum      []byte                 `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchStagedSSTRequest) Reset() {
+	*x = FetchStagedSSTRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchStagedSSTRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchStagedSSTRequest) ProtoMessage() {}
+
+func (x *FetchStagedSSTRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchStagedSSTRequest.ProtoReflect.Descriptor instead.
+func (*FetchStagedSSTRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *FetchStagedSSTRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *FetchStagedSSTRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+// FetchStagedSSTResponse is one chunk of the file, in order; the receiver
+// checks the whole against the checksum.
+type FetchStagedSSTResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchStagedSSTResponse) Reset() {
+	*x = FetchStagedSSTResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchStagedSSTResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchStagedSSTResponse) ProtoMessage() {}
+
+func (x *FetchStagedSSTResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchStagedSSTResponse.ProtoReflect.Descriptor instead.
+func (*FetchStagedSSTResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *FetchStagedSSTResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type IngestSSTResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyCount      uint64                 `protobuf:"varint,1,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
@@ -2929,7 +3028,7 @@ type IngestSSTResponse struct {
 
 func (x *IngestSSTResponse) Reset() {
 	*x = IngestSSTResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2941,7 +3040,7 @@ func (x *IngestSSTResponse) String() string {
 func (*IngestSSTResponse) ProtoMessage() {}
 
 func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[42]
+	mi := &file_kvpb_kv_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2954,7 +3053,7 @@ func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestSSTResponse.ProtoReflect.Descriptor instead.
 func (*IngestSSTResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{42}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *IngestSSTResponse) GetKeyCount() uint64 {
@@ -2977,7 +3076,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2989,7 +3088,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[43]
+	mi := &file_kvpb_kv_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3045,7 +3144,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3057,7 +3156,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3103,7 +3202,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3115,7 +3214,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3146,7 +3245,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3257,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3189,7 +3288,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3300,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3249,7 +3348,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3261,7 +3360,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3522,9 +3621,14 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\alargest\x18\x06 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\a \x01(\x04R\bkeyCount\x12#\n" +
 	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
-	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
+	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"P\n" +
+	"\x15FetchStagedSSTRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
+	"\bchecksum\x18\x02 \x01(\fR\bchecksum\",\n" +
+	"\x16FetchStagedSSTResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
-	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\x95\t\n" +
+	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount2\xec\t\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
 	"\x04Scan\x12\x15.shale.kv.ScanRequest\x1a\x16.shale.kv.ScanResponse0\x01\x12D\n" +
@@ -3540,7 +3644,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\fMergeTablets\x12\x1d.shale.kv.MergeTabletsRequest\x1a\x1e.shale.kv.MergeTabletsResponse\x12M\n" +
 	"\fTabletStatus\x12\x1d.shale.kv.TabletStatusRequest\x1a\x1e.shale.kv.TabletStatusResponse\x12F\n" +
 	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
-	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponseB%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
+	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponse\x12U\n" +
+	"\x0eFetchStagedSST\x12\x1f.shale.kv.FetchStagedSSTRequest\x1a .shale.kv.FetchStagedSSTResponse0\x01B%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
 	file_kvpb_kv_proto_rawDescOnce sync.Once
@@ -3555,7 +3660,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                  // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),            // 1: shale.kv.ReplicaChange.Type
@@ -3601,20 +3706,22 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*UploadSSTRequest)(nil),           // 41: shale.kv.UploadSSTRequest
 	(*UploadSSTResponse)(nil),          // 42: shale.kv.UploadSSTResponse
 	(*IngestSSTRequest)(nil),           // 43: shale.kv.IngestSSTRequest
-	(*IngestSSTResponse)(nil),          // 44: shale.kv.IngestSSTResponse
-	(*Mutation_SetCell)(nil),           // 45: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),  // 46: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),  // 47: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),     // 48: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),   // 49: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil), // 50: shale.kv.BatchMutateResponse.Result
-	(*metapb.Epoch)(nil),               // 51: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),         // 52: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),    // 53: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),              // 54: shale.error.Error
+	(*FetchStagedSSTRequest)(nil),      // 44: shale.kv.FetchStagedSSTRequest
+	(*FetchStagedSSTResponse)(nil),     // 45: shale.kv.FetchStagedSSTResponse
+	(*IngestSSTResponse)(nil),          // 46: shale.kv.IngestSSTResponse
+	(*Mutation_SetCell)(nil),           // 47: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),  // 48: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),  // 49: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),     // 50: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),   // 51: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil), // 52: shale.kv.BatchMutateResponse.Result
+	(*metapb.Epoch)(nil),               // 53: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),         // 54: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),    // 55: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),              // 56: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	51, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	53, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
@@ -3624,10 +3731,10 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
 	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
 	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
-	45, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	46, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	47, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	48, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	47, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	48, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	49, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	50, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -3648,27 +3755,27 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	49, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	51, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	50, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	52, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	53, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	52, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	54, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	55, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	53, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	53, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	55, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	55, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	55, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
 	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	53, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	53, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	55, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 51: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
 	7,  // 52: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
 	11, // 53: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	54, // 54: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	56, // 54: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
 	12, // 55: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
 	14, // 56: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
 	16, // 57: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
@@ -3684,23 +3791,25 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	39, // 67: shale.kv.Tablet.TabletStatus:input_type -> shale.kv.TabletStatusRequest
 	41, // 68: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
 	43, // 69: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	13, // 70: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 71: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 72: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 73: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 74: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 75: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 76: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 77: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 78: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 79: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 80: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 81: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 82: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 83: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	44, // 84: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	70, // [70:85] is the sub-list for method output_type
-	55, // [55:70] is the sub-list for method input_type
+	44, // 70: shale.kv.Tablet.FetchStagedSST:input_type -> shale.kv.FetchStagedSSTRequest
+	13, // 71: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 72: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 73: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 74: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 75: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 76: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 77: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 78: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 79: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 80: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 81: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 82: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 83: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 84: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	46, // 85: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	45, // 86: shale.kv.Tablet.FetchStagedSST:output_type -> shale.kv.FetchStagedSSTResponse
+	71, // [71:87] is the sub-list for method output_type
+	55, // [55:71] is the sub-list for method input_type
 	55, // [55:55] is the sub-list for extension type_name
 	55, // [55:55] is the sub-list for extension extendee
 	0,  // [0:55] is the sub-list for field type_name
@@ -3733,7 +3842,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   49,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

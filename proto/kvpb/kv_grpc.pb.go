@@ -36,6 +36,7 @@ const (
 	Tablet_TabletStatus_FullMethodName       = "/shale.kv.Tablet/TabletStatus"
 	Tablet_UploadSST_FullMethodName          = "/shale.kv.Tablet/UploadSST"
 	Tablet_IngestSST_FullMethodName          = "/shale.kv.Tablet/IngestSST"
+	Tablet_FetchStagedSST_FullMethodName     = "/shale.kv.Tablet/FetchStagedSST"
 )
 
 // TabletClient is the client API for Tablet service.
@@ -57,6 +58,9 @@ type TabletClient interface {
 	TabletStatus(ctx context.Context, in *TabletStatusRequest, opts ...grpc.CallOption) (*TabletStatusResponse, error)
 	UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error)
 	IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error)
+	// Store to store: a replica that must apply a by-reference ingest entry
+	// whose staged file it lacks fetches the file from a peer.
+	FetchStagedSST(ctx context.Context, in *FetchStagedSSTRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchStagedSSTResponse], error)
 }
 
 type tabletClient struct {
@@ -229,6 +233,25 @@ func (c *tabletClient) IngestSST(ctx context.Context, in *IngestSSTRequest, opts
 	return out, nil
 }
 
+func (c *tabletClient) FetchStagedSST(ctx context.Context, in *FetchStagedSSTRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchStagedSSTResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Tablet_ServiceDesc.Streams[2], Tablet_FetchStagedSST_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchStagedSSTRequest, FetchStagedSSTResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_FetchStagedSSTClient = grpc.ServerStreamingClient[FetchStagedSSTResponse]
+
 // TabletServer is the server API for Tablet service.
 // All implementations must embed UnimplementedTabletServer
 // for forward compatibility.
@@ -248,6 +271,9 @@ type TabletServer interface {
 	TabletStatus(context.Context, *TabletStatusRequest) (*TabletStatusResponse, error)
 	UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error
 	IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error)
+	// Store to store: a replica that must apply a by-reference ingest entry
+	// whose staged file it lacks fetches the file from a peer.
+	FetchStagedSST(*FetchStagedSSTRequest, grpc.ServerStreamingServer[FetchStagedSSTResponse]) error
 	mustEmbedUnimplementedTabletServer()
 }
 
@@ -302,6 +328,9 @@ func (UnimplementedTabletServer) UploadSST(grpc.ClientStreamingServer[UploadSSTR
 }
 func (UnimplementedTabletServer) IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method IngestSST not implemented")
+}
+func (UnimplementedTabletServer) FetchStagedSST(*FetchStagedSSTRequest, grpc.ServerStreamingServer[FetchStagedSSTResponse]) error {
+	return status.Error(codes.Unimplemented, "method FetchStagedSST not implemented")
 }
 func (UnimplementedTabletServer) mustEmbedUnimplementedTabletServer() {}
 func (UnimplementedTabletServer) testEmbeddedByValue()                {}
@@ -576,6 +605,17 @@ func _Tablet_IngestSST_Handler(srv interface{}, ctx context.Context, dec func(in
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Tablet_FetchStagedSST_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchStagedSSTRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TabletServer).FetchStagedSST(m, &grpc.GenericServerStream[FetchStagedSSTRequest, FetchStagedSSTResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_FetchStagedSSTServer = grpc.ServerStreamingServer[FetchStagedSSTResponse]
+
 // Tablet_ServiceDesc is the grpc.ServiceDesc for Tablet service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -646,6 +686,11 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "UploadSST",
 			Handler:       _Tablet_UploadSST_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "FetchStagedSST",
+			Handler:       _Tablet_FetchStagedSST_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "kvpb/kv.proto",

@@ -70,6 +70,9 @@ type diskState struct {
 	// ballast is held while creating or removing the ballast file.
 	ballast    sync.Mutex
 	hasBallast atomic.Bool
+	// keptDropped: the files kept for peers were removed in this
+	// disk-full episode.
+	keptDropped atomic.Bool
 	reason     atomic.Value // string: why the store is full, for logs and status
 }
 
@@ -140,6 +143,10 @@ func (d *diskState) probe() {
 	d.avail.Store(du.AvailBytes)
 	d.total.Store(du.TotalBytes)
 	minFree, ballast := d.thresholds(du.TotalBytes)
+	if d.full.Load() && d.s.ingest != nil && !d.keptDropped.Swap(true) {
+		// Staged files kept only for peers are the first to go.
+		d.s.dropKeptStaged()
+	}
 	if d.full.Load() {
 		// Back once the ballast can be re-created and the threshold still
 		// holds after it: the gap keeps the state from flapping.
@@ -151,6 +158,7 @@ func (d *diskState) probe() {
 			return
 		}
 		d.full.Store(false)
+		d.keptDropped.Store(false)
 		d.s.log.Warn("disk space is back; accepting writes", "available_bytes", du.AvailBytes, "min_free_bytes", minFree)
 		return
 	}

@@ -199,6 +199,9 @@ func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica
 	if err := s.checkEpoch(r.descriptor(), h); err != nil {
 		return nil, err
 	}
+	if err := r.refuseBlocked(); err != nil {
+		return nil, err
+	}
 	if err := r.readIndex(ctx); err != nil {
 		return nil, err
 	}

@@ -121,6 +121,9 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 	if err := s.checkEpoch(desc, h); err != nil {
 		return nil, nil, err
 	}
+	if err := r.refuseBlocked(); err != nil {
+		return nil, nil, err
+	}
 	r.mu.Lock()
 	merging := r.mu.mergingInto
 	r.mu.Unlock()

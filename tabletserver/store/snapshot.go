@@ -332,6 +332,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	_ = r.s.fs.Remove(localPath)
 	_ = r.s.fs.Remove(dataPath)
 	if err == nil {
+		r.unblockBySnapshot(idx)
 		r.s.metrics.snapshotsApplied.Inc()
 		r.log.Info("snapshot installed", "index", idx, "epoch", sd.Tablet.Epoch.String())
 		r.s.event(r.tabletID, "replica %d installed a snapshot at index %d: %v", r.replicaID, idx, sd.Tablet)
