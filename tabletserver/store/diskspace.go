@@ -73,7 +73,7 @@ type diskState struct {
 	// keptDropped: the files kept for peers were removed in this
 	// disk-full episode.
 	keptDropped atomic.Bool
-	reason     atomic.Value // string: why the store is full, for logs and status
+	reason      atomic.Value // string: why the store is full, for logs and status
 }
 
 func (d *diskState) ballastPath() string { return filepath.Join(d.s.opts.Dir, ballastName) }

@@ -42,7 +42,7 @@ type replica struct {
 		// applyBlocked: the replica waits for a staged file before it
 		// can apply further (staged.go); it serves no reads or writes.
 		applyBlocked bool
-		frozenAt    time.Time
+		frozenAt     time.Time
 		// lease: reads are served without a raft round while leader and
 		// before leaseUntil, once applied reaches leaseIndex (see lease.go).
 		lease leaderLease
