@@ -110,11 +110,18 @@ func maxAges(schema *metapb.TableSchema) map[string]int64 {
 
 // writeLeader resolves the replica a write goes to and checks its epoch.
 func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDescriptor, error) {
-	if err := s.disk.refuseWrite(h.GetTabletId()); err != nil {
-		return nil, nil, err
-	}
 	r, err := s.replicaForRequest(h.GetTabletId())
 	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.disk.refuseWrite(h.GetTabletId()); err != nil {
+		// DiskFull only from the leader: once PD moved the leadership,
+		// the client must hear where it went.
+		r.mu.Lock()
+		if !r.mu.isLeader {
+			err = r.leaderErrorLocked()
+		}
+		r.mu.Unlock()
 		return nil, nil, err
 	}
 	desc := r.descriptor()

@@ -87,7 +87,7 @@ func freeBytes(t *testing.T, dir string) int64 {
 }
 
 // TestDiskFullProcess: one of three tablet servers keeps its data on a
-// 160 MiB tmpfs, which fills up. That store refuses writes with DiskFull
+// 320 MiB tmpfs, which fills up. That store refuses writes with DiskFull
 // while it still leads; PD moves the leadership to a store with room and
 // the cluster keeps taking writes and serving reads; once space is freed,
 // the store takes writes again without a restart, and no acknowledged
@@ -98,7 +98,7 @@ func TestDiskFullProcess(t *testing.T) {
 		c.startPD(name)
 	}
 	small := filepath.Join(c.dir, "small")
-	mountTmpfs(t, small, 160<<20)
+	mountTmpfs(t, small, 320<<20)
 	// A long heartbeat interval keeps the store leading for a while after
 	// it becomes full (PD hears of it at the next heartbeat), so that the
 	// test sees its refusal before PD moves the leader.
@@ -126,6 +126,15 @@ func TestDiskFullProcess(t *testing.T) {
 		}
 		return nil
 	})
+	// Pebble preallocates its WAL (about 70 MiB for 64 MiB memtables):
+	// the store starts with room, above its threshold.
+	testutils.SucceedsWithin(t, time.Minute, func() error {
+		if v, err := metric(full.http, "shale_store_disk_full"); err != nil || v != "0" {
+			return fmt.Errorf("shale_store_disk_full = %q (%v); %d MiB free", v, err, freeBytes(t, small)>>20)
+		}
+		return nil
+	})
+	t.Logf("small store started: %d MiB free", freeBytes(t, small)>>20)
 	kv, err := kvclient.Open(ctx, kvclient.Options{PD: c.endpoints()})
 	if err != nil {
 		t.Fatal(err)
@@ -186,11 +195,22 @@ func TestDiskFullProcess(t *testing.T) {
 	// Something else fills the file system, leaving less than
 	// --min-free-bytes.
 	filler := filepath.Join(small, "filler")
-	fill := freeBytes(t, small) - 8<<20
-	if err := os.WriteFile(filler, bytes.Repeat([]byte{1}, int(fill)), 0o644); err != nil {
-		t.Fatalf("fill %d bytes: %v", fill, err)
+	ff, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Logf("filled %d MiB; %d MiB left", fill>>20, freeBytes(t, small)>>20)
+	chunk := bytes.Repeat([]byte{1}, 1<<20)
+	filled := 0
+	for freeBytes(t, small) > 12<<20 {
+		n, err := ff.Write(chunk)
+		filled += n
+		if err != nil {
+			t.Logf("filler: %v", err) // the store may be writing too
+			break
+		}
+	}
+	ff.Close()
+	t.Logf("filled %d MiB; %d MiB left", filled>>20, freeBytes(t, small)>>20)
 	testutils.SucceedsWithin(t, time.Minute, func() error {
 		if v, err := metric(full.http, "shale_store_disk_full"); err != nil || v != "1" {
 			return fmt.Errorf("shale_store_disk_full = %q (%v)", v, err)
