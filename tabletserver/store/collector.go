@@ -99,13 +99,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	gauge(c.diskFull, b2f(c.s.disk.full.Load()))
 	gauge(c.storageFailed, b2f(c.s.disk.failed.Load()))
-	var ballast float64
-	if c.s.disk.hasBallast.Load() {
-		if fi, err := c.s.disk.fs.Stat(c.s.disk.ballastPath()); err == nil {
-			ballast = float64(fi.Size())
-		}
-	}
-	gauge(c.ballast, ballast)
+	gauge(c.ballast, float64(c.s.disk.ballastBytes()))
 	if c.s.disk.failed.Load() || c.s.enter() != nil {
 		return // closed (the engine is gone) or failed (it may hang)
 	}
