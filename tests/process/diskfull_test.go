@@ -222,6 +222,21 @@ func TestDiskFullProcess(t *testing.T) {
 		t.Fatalf("write to the full store: want DiskFull, got %v", err)
 	}
 	t.Logf("full store refused: %v", err)
+	pdSaysFull := func(want bool) func() error {
+		return func() error {
+			resp, err := pd.ListStores(ctx, &pdpb.ListStoresRequest{})
+			if err != nil {
+				return err
+			}
+			for _, s := range resp.Stores {
+				if s.Store.StoreId == fullID && s.Stats.GetDiskFull() != want {
+					return fmt.Errorf("PD says store %d disk_full=%v, want %v", fullID, s.Stats.GetDiskFull(), want)
+				}
+			}
+			return nil
+		}
+	}
+	testutils.SucceedsWithin(t, time.Minute, pdSaysFull(true))
 
 	// The cluster keeps serving: PD moves the leadership away, the client
 	// backs off and its writes land; reads are served.
@@ -258,6 +273,7 @@ func TestDiskFullProcess(t *testing.T) {
 		}
 		return nil
 	})
+	testutils.SucceedsWithin(t, time.Minute, pdSaysFull(false))
 	testutils.SucceedsWithin(t, 2*time.Minute, func() error {
 		err := mutate("direct-after")
 		if _, ok := errs.As[*errorpb.NotLeader](err); ok {
