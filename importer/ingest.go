@@ -552,6 +552,9 @@ func (j *job) route(ctx context.Context, err error, loc *kvclient.Route, leader 
 		var after time.Duration
 		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
 			after = time.Duration(sb.RetryAfterMs) * time.Millisecond
+		} else if df, ok := errs.As[*errorpb.DiskFull](err); ok {
+			// A store out of space: PD moves the tablet; wait for it.
+			after = time.Duration(df.RetryAfterMs) * time.Millisecond
 		}
 		return nil, bo.Wait(ctx, after)
 	}

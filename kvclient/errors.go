@@ -36,6 +36,12 @@ var (
 	// versions at or before it. ReadTooOldFloor gives the earliest
 	// timestamp that tablet serves.
 	ErrReadTooOld = errors.New("kvclient: read timestamp is below a tablet's history floor")
+	// ErrDiskFull is returned by a write that a tablet's leader kept
+	// refusing because its store's disk is (nearly) full, until the
+	// caller's deadline. Nothing was applied. The client backs off and
+	// retries on its own while the deadline allows (PD moves the leader to
+	// a store with room); reads are not affected.
+	ErrDiskFull = errors.New("kvclient: disk full; the write was not applied")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -92,6 +98,9 @@ func userError(err error, write bool, what string) error {
 	}
 	if _, ok := errs.As[*errorpb.ReadTooOld](err); ok {
 		return newError(ErrReadTooOld, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if _, ok := errs.As[*errorpb.DiskFull](err); ok {
+		return newError(ErrDiskFull, err, "%s: %s", what, status.Convert(err).Message())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if write {

@@ -66,6 +66,11 @@ func (r *retrier) giveUp(ctx context.Context) error {
 		}
 		return ambiguous(cause, r.what)
 	}
+	if _, ok := errs.As[*errorpb.DiskFull](r.lastErr); ok {
+		// Refused until the deadline: nothing applied, and the reason
+		// is the disk, not the deadline.
+		return newError(ErrDiskFull, r.lastErr, "%s: gave up after %v: %s", r.what, ctx.Err(), status.Convert(r.lastErr).Message())
+	}
 	if r.lastErr != nil {
 		return fmt.Errorf("%s: %w (last error: %v)", r.what, ctx.Err(), r.lastErr)
 	}
@@ -187,6 +192,8 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 	case retry.Backoff:
 		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
 			minWait = time.Duration(sb.RetryAfterMs) * time.Millisecond
+		} else if df, ok := errs.As[*errorpb.DiskFull](err); ok {
+			minWait = time.Duration(df.RetryAfterMs) * time.Millisecond
 		} else if r.t == nil || !r.c.tableStillExists(ctx, r.t) {
 			// A store learns schemas from PD heartbeats and may lag
 			// behind a CreateTable: keep trying while the PD still has

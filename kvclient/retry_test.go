@@ -70,3 +70,29 @@ func TestNoResendAfterResendWindow(t *testing.T) {
 	r.started = time.Now().Add(-resendWindow - time.Second)
 	require.NoError(t, r.handle(ctx, loc, 1, errs.NotLeader(7, 0, "")))
 }
+
+// A store that refuses a write for lack of disk space is backed off from
+// (at least its retry_after) and retried; refused until the deadline, the
+// caller hears ErrDiskFull, not a bare deadline nor "result unknown":
+// nothing was applied.
+func TestDiskFullBacksOffThenErrDiskFull(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+
+	require.Equal(t, retry.Backoff, retry.Classify(errs.DiskFull(1, 10, 50)))
+	r := c.newRetrier(nil, true, "mutate row")
+	start := time.Now()
+	require.NoError(t, r.handle(context.Background(), loc, 1, errs.DiskFull(1, 10, 50)))
+	require.GreaterOrEqual(t, time.Since(start), 50*time.Millisecond, "retry_after_ms is honoured")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := r.handle(ctx, loc, 1, errs.DiskFull(1, 10, 50))
+	require.ErrorIs(t, err, ErrDiskFull)
+	require.False(t, errors.Is(err, ErrAmbiguous), "got %v", err)
+
+	// A final (not retried) DiskFull answer maps to the same sentinel.
+	require.ErrorIs(t, userError(errs.DiskFull(1, 10, 50), true, "put"), ErrDiskFull)
+}

@@ -33,6 +33,10 @@ func openMetaStore(o Options, memberID uint64, members int, peers peerResolver, 
 		TLS:          o.TLS,
 		TickInterval: o.TickInterval,
 		GCInterval:   -1,
+		// PD's metadata is small; the disk-full policy is the tablet
+		// servers' (no ballast, no refusal below a threshold).
+		MinFreeBytes: -1,
+		BallastBytes: -1,
 		Logger:       log,
 		Registry:     reg,
 	})

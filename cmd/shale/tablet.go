@@ -31,6 +31,9 @@ type tabletConfig struct {
 	// Consistency checks (docs/reliability.md).
 	ConsistencyCheckInterval    time.Duration `mapstructure:"consistency-check-interval"`
 	ConsistencyCheckBytesPerSec int64         `mapstructure:"consistency-check-bytes-per-sec"`
+	MinFreeBytes                int64         `mapstructure:"min-free-bytes"`
+	BallastBytes                int64         `mapstructure:"ballast-bytes"`
+	DiskProbeInterval           time.Duration `mapstructure:"disk-probe-interval"`
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -89,6 +92,9 @@ or in the "tablet" section of the --config file.`,
 	f.Int64("ingest-bytes-per-sec", 0, "how fast this store takes in SSTs uploaded by shale import (0: 256 MiB/s; negative: unlimited)")
 	f.Duration("consistency-check-interval", 24*time.Hour, "how often the leader of each tablet compares its replicas (negative: only on demand, shale ctl check)")
 	f.Int64("consistency-check-bytes-per-sec", 8<<20, "how fast this store hashes its replicas for consistency checks (negative: unlimited)")
+	f.Int64("min-free-bytes", 0, "below this much free space on the data directory's file system the store refuses writes with DiskFull (0: 2% of the disk, between 64 MiB and 2 GiB; negative: only on ENOSPC)")
+	f.Int64("ballast-bytes", 0, "size of the ballast file reserved in the data directory and released when the disk fills (0: 1% of the disk, at most 1 GiB; negative: none)")
+	f.Duration("disk-probe-interval", time.Second, "how often the store checks its free space")
 	addServerTLSFlags(f)
 	return cmd
 }
@@ -129,6 +135,9 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 	opts.Store.IngestBytesPerSec = cfg.IngestBytesPerSec
 	opts.Store.ConsistencyCheckInterval = cfg.ConsistencyCheckInterval
 	opts.Store.ConsistencyCheckBytesPerSec = cfg.ConsistencyCheckBytesPerSec
+	opts.Store.MinFreeBytes = cfg.MinFreeBytes
+	opts.Store.BallastBytes = cfg.BallastBytes
+	opts.Store.DiskProbeInterval = cfg.DiskProbeInterval
 	if opts.TLS, err = serverTLS(cmd, "shale tablet"); err != nil {
 		return node.Options{}, err
 	}

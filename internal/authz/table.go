@@ -28,6 +28,8 @@ var GRPC = map[string]Rule{
 	// Backup: a table's cells as SST files, a read of the whole table (the
 	// store clamps the range to the named table).
 	kvpb.Tablet_Export_FullMethodName: {DataRead, tableTarget},
+	// A replica fetching a staged file from a peer store.
+	kvpb.Tablet_FetchStagedSST_FullMethodName: {Class: Internal},
 	// PD drives these; people do through PD (operators).
 	kvpb.Tablet_PutTableSchema_FullMethodName:  {Class: Internal},
 	kvpb.Tablet_BootstrapTablet_FullMethodName: {Class: Internal},

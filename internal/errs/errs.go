@@ -61,6 +61,14 @@ func ServerBusy(reason string, retryAfterMs uint64) error {
 	return withDetail(codes.ResourceExhausted, "server busy: "+reason, &errorpb.ServerBusy{Reason: reason, RetryAfterMs: retryAfterMs})
 }
 
+// DiskFull reports that the store refuses writes because its disk is
+// (nearly) full. Nothing was applied; the client backs off.
+func DiskFull(storeID, availableBytes, retryAfterMs uint64) error {
+	return withDetail(codes.ResourceExhausted,
+		fmt.Sprintf("store %d is out of disk space (%d bytes free); writes are refused until space is freed or the tablet moves", storeID, availableBytes),
+		&errorpb.DiskFull{StoreId: storeID, AvailableBytes: availableBytes, RetryAfterMs: retryAfterMs})
+}
+
 // TableNotFound reports an unknown table.
 func TableNotFound(tableID uint64) error {
 	return withDetail(codes.NotFound, fmt.Sprintf("table %d not found", tableID), &errorpb.TableNotFound{TableId: tableID})
@@ -129,6 +137,8 @@ func Code(err error) string {
 		return "KV:tablet:TableNotFound"
 	case *errorpb.ReadTooOld:
 		return "KV:tablet:ReadTooOld"
+	case *errorpb.DiskFull:
+		return "KV:store:DiskFull"
 	}
 	if st, ok := status.FromError(err); ok {
 		return "KV:" + st.Code().String()
@@ -158,6 +168,8 @@ func ToProto(err error) *errorpb.Error {
 		e.Detail = &errorpb.Error_TableNotFound{TableNotFound: d}
 	case *errorpb.ReadTooOld:
 		e.Detail = &errorpb.Error_ReadTooOld{ReadTooOld: d}
+	case *errorpb.DiskFull:
+		e.Detail = &errorpb.Error_DiskFull{DiskFull: d}
 	}
 	return e
 }
@@ -183,6 +195,8 @@ func FromProto(e *errorpb.Error) error {
 		d = x.TableNotFound
 	case *errorpb.Error_ReadTooOld:
 		d = x.ReadTooOld
+	case *errorpb.Error_DiskFull:
+		d = x.DiskFull
 	}
 	return withDetail(codes.Code(e.Code), e.Message, d)
 }

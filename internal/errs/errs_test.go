@@ -92,6 +92,12 @@ func cases() []errCase {
 			codeStr: "KV:tablet:ReadTooOld", msgHas: "below the tablet's history floor 200",
 		},
 		{
+			// A full store refused the write; nothing applied: back off.
+			name: "DiskFull", err: errs.DiskFull(4, 1234, 500),
+			code: codes.ResourceExhausted, detail: &errorpb.DiskFull{StoreId: 4, AvailableBytes: 1234, RetryAfterMs: 500},
+			codeStr: "KV:store:DiskFull", retryable: true, msgHas: "store 4 is out of disk space",
+		},
+		{
 			name: "InvalidArgument", err: errs.InvalidArgument("row key too long: %d", 9000),
 			code: codes.InvalidArgument, codeStr: "KV:InvalidArgument", msgHas: "row key too long: 9000",
 		},

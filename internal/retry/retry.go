@@ -27,8 +27,8 @@ const (
 	// which may name the leader), or the request never left the client
 	// (ErrNotSent). Nothing was applied; send to another replica.
 	RetryElsewhere
-	// Backoff: the tablet refused for now (ServerBusy, a TableNotFound from
-	// a store that has not heard of a new table yet). Nothing was applied;
+	// Backoff: the tablet refused for now (ServerBusy, DiskFull, a
+	// TableNotFound from a store that has not heard of a new table yet). Nothing was applied;
 	// wait and send again.
 	Backoff
 	// Ambiguous: the request was sent and no verdict came back (the
@@ -81,7 +81,7 @@ func Classify(err error) Action {
 		return RetryElsewhere
 	case *errorpb.EpochMismatch, *errorpb.KeyNotInTablet, *errorpb.TabletNotFound:
 		return RefreshRoute
-	case *errorpb.ServerBusy, *errorpb.TableNotFound:
+	case *errorpb.ServerBusy, *errorpb.TableNotFound, *errorpb.DiskFull:
 		return Backoff
 	}
 	if st, ok := status.FromError(err); ok {

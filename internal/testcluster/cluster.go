@@ -201,7 +201,8 @@ func (c *Cluster) AddStore() *Store {
 // StartStore starts (or restarts) store i.
 func (c *Cluster) StartStore(i int) {
 	s := c.Stores[i]
-	so := store.Options{TickInterval: 20 * time.Millisecond, ElectionTicks: 15, HeartbeatTicks: 3, ProposalTimeout: 5 * time.Second}
+	so := store.Options{TickInterval: 20 * time.Millisecond, ElectionTicks: 15, HeartbeatTicks: 3, ProposalTimeout: 5 * time.Second,
+		MinFreeBytes: -1, BallastBytes: -1} // many test stores share one disk
 	if c.opts.StoreOptions != nil {
 		c.opts.StoreOptions(i, &so)
 	}

@@ -114,6 +114,9 @@ func ioError(err error) error {
 		msg = "TableExistsException: " + msg
 	case errors.Is(err, kvclient.ErrInvalidArgument):
 		msg = "IllegalArgumentException: " + msg
+	case errors.Is(err, kvclient.ErrDiskFull):
+		// Hadoop's name for it; nothing was written, retry later.
+		msg = "DiskOutOfSpaceException: " + msg
 	}
 	return &hbase.TIOError{Message: &msg}
 }

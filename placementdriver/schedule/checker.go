@@ -48,8 +48,24 @@ func (rc *ReplicaChecker) needsReplacement(c *Cluster, t *Tablet, r Replica) (bo
 	case s.State == StoreUp && t.IsDown(r.ID):
 		// The store is alive but this replica is not (it stopped applying).
 		return true, "down replica"
+	case s.DiskFull:
+		// Moving replicas away frees the store; once it has room again
+		// it reports so and the moves stop.
+		return true, "disk-full store"
 	}
 	return false, ""
+}
+
+// leaderOffFullStore moves the leadership of t off a disk-full store (which
+// refuses writes) when no replacement could be planned: writes resume on a
+// voter with room at once, before any data moves.
+func (rc *ReplicaChecker) leaderOffFullStore(c *Cluster, t *Tablet) *Operator {
+	if s := c.Store(t.LeaderStoreID); s == nil || !s.DiskFull {
+		return nil
+	}
+	b := newStepBuilder(c, t, rc.alloc)
+	b.transferLeaderAway(t.LeaderStoreID, 0)
+	return b.build(KindReplicaRepair, fmt.Sprintf("move leader off disk-full store %d", t.LeaderStoreID))
 }
 
 // usableLearner returns a learner of t that could become a voter now: on an
@@ -111,6 +127,9 @@ func (rc *ReplicaChecker) Check(c *Cluster, t *Tablet) *Operator {
 		}
 		// No healthy target right now (or the snapshot limit is hit): try
 		// the other bad replicas, then retry on a later round.
+	}
+	if op := rc.leaderOffFullStore(c, t); op != nil {
+		return op
 	}
 	if running {
 		return nil

@@ -16,6 +16,7 @@ func TestReplicaCheckerRepair(t *testing.T) {
 	cfg := testConfig()
 	down := func(s *Store, d time.Duration) *Store { s.State, s.DownFor = StoreDown, d; return s }
 	state := func(s *Store, st StoreState) *Store { s.State = st; return s }
+	full := func(s *Store) *Store { s.DiskFull = true; return s }
 	for _, tc := range []struct {
 		name   string
 		stores []*Store
@@ -86,6 +87,24 @@ func TestReplicaCheckerRepair(t *testing.T) {
 			stores: []*Store{state(store(1, "z1"), StoreOffline), store(2, "z2"), store(3, "z3"), store(4, "z1")},
 			tab:    tablet(1, "a", "b", 1, 2, 3),
 			want:   append([]Step{TransferLeader{From: 1, To: 2}}, move(1, 4, 101, 1001, 2)...),
+		},
+		{
+			name:   "disk-full leader: transfer to a voter with room, then move",
+			stores: []*Store{full(store(1, "z1")), store(2, "z2"), store(3, "z3"), store(4, "z1")},
+			tab:    tablet(1, "a", "b", 1, 2, 3),
+			want:   append([]Step{TransferLeader{From: 1, To: 2}}, move(1, 4, 101, 1001, 2)...),
+		},
+		{
+			name:   "disk-full follower moved; never onto another full store",
+			stores: []*Store{store(1, "z1"), store(2, "z2"), full(store(3, "z3")), full(store(4, "z3")), store(5, "z3")},
+			tab:    tablet(1, "a", "b", 1, 2, 3),
+			want:   move(3, 5, 103, 1001, 1),
+		},
+		{
+			name:   "disk-full leader, no target store: leadership still moves",
+			stores: []*Store{full(store(1, "z1")), store(2, "z2"), store(3, "z3")},
+			tab:    tablet(1, "a", "b", 1, 2, 3),
+			want:   []Step{TransferLeader{From: 1, To: 2}},
 		},
 		{
 			name:   "tombstone store",

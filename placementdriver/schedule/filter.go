@@ -17,9 +17,9 @@ func (s *Store) snapshotLimit(cfg *Config) int {
 }
 
 // hasSpace reports whether the store can take a replica of t. Stores that
-// report no capacity are assumed to have room.
+// report no capacity are assumed to have room; a disk-full store has none.
 func hasSpace(s *Store, t *Tablet) bool {
-	return s.CapacityBytes == 0 || s.AvailableBytes >= t.Size
+	return !s.DiskFull && (s.CapacityBytes == 0 || s.AvailableBytes >= t.Size)
 }
 
 // healthy reports whether the tablet is in a steady state that balance and

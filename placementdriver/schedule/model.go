@@ -56,6 +56,9 @@ type Store struct {
 	DownFor time.Duration
 
 	CapacityBytes, AvailableBytes, UsedBytes uint64
+	// DiskFull: the store refuses writes for lack of space (or its engine
+	// failed). It gets no replicas or leaders; its own are moved away.
+	DiskFull bool
 	// Snapshots in flight as reported by the store itself. The snapshot limit
 	// uses the larger of these and the Controller's own count.
 	SendingSnapshots, ReceivingSnapshots int
@@ -79,6 +82,7 @@ func StoreFromProto(si *pdpb.StoreInfo, downFor time.Duration) *Store {
 		s.CapacityBytes = st.GetCapacityBytes()
 		s.AvailableBytes = st.GetAvailableBytes()
 		s.UsedBytes = st.GetUsedBytes()
+		s.DiskFull = st.GetDiskFull()
 		s.SendingSnapshots = int(st.GetSendingSnapshots())
 		s.ReceivingSnapshots = int(st.GetReceivingSnapshots())
 	}

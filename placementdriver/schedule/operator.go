@@ -170,7 +170,7 @@ func (b *stepBuilder) transferLeaderAway(from uint64, prefer uint64) {
 			continue
 		}
 		s := b.c.Store(r.StoreID)
-		if s == nil || s.State != StoreUp {
+		if s == nil || s.State != StoreUp || s.DiskFull {
 			continue
 		}
 		if r.StoreID == prefer {

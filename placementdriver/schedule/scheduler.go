@@ -36,8 +36,8 @@ func newBalancePlan(c *Cluster, cfg *Config, view OperatorView, leaders bool) *b
 	p := &balancePlan{pos: map[uint64]int{}}
 	total := 0
 	for _, si := range c.stores {
-		if si.store.State != StoreUp {
-			continue
+		if si.store.State != StoreUp || si.store.DiskFull {
+			continue // a disk-full store is emptied by the ReplicaChecker
 		}
 		in := view.Influence(si.store.ID)
 		sc := len(si.tablets) + in.Tablets

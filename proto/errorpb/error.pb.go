@@ -401,6 +401,70 @@ func (x *ReadTooOld) GetFloor() int64 {
 	return 0
 }
 
+// DiskFull: the store's disk is (nearly) full, so it refuses writes (reads
+// are still served). Nothing was applied: back off for retry_after_ms and
+// send again; by then PD has usually moved the tablet's leader to a store
+// with room.
+type DiskFull struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	StoreId        uint64                 `protobuf:"varint,1,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	AvailableBytes uint64                 `protobuf:"varint,2,opt,name=available_bytes,json=availableBytes,proto3" json:"available_bytes,omitempty"`
+	RetryAfterMs   uint64                 `protobuf:"varint,3,opt,name=retry_after_ms,json=retryAfterMs,proto3" json:"retry_after_ms,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DiskFull) Reset() {
+	*x = DiskFull{}
+	mi := &file_errorpb_error_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DiskFull) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DiskFull) ProtoMessage() {}
+
+func (x *DiskFull) ProtoReflect() protoreflect.Message {
+	mi := &file_errorpb_error_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DiskFull.ProtoReflect.Descriptor instead.
+func (*DiskFull) Descriptor() ([]byte, []int) {
+	return file_errorpb_error_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *DiskFull) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *DiskFull) GetAvailableBytes() uint64 {
+	if x != nil {
+		return x.AvailableBytes
+	}
+	return 0
+}
+
+func (x *DiskFull) GetRetryAfterMs() uint64 {
+	if x != nil {
+		return x.RetryAfterMs
+	}
+	return 0
+}
+
 // Error is an error inside a successful response (one row of a batch).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -416,6 +480,7 @@ type Error struct {
 	//	*Error_ServerBusy
 	//	*Error_TableNotFound
 	//	*Error_ReadTooOld
+	//	*Error_DiskFull
 	Detail        isError_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -423,7 +488,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_errorpb_error_proto_msgTypes[7]
+	mi := &file_errorpb_error_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -435,7 +500,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_errorpb_error_proto_msgTypes[7]
+	mi := &file_errorpb_error_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -448,7 +513,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_errorpb_error_proto_rawDescGZIP(), []int{7}
+	return file_errorpb_error_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -535,6 +600,15 @@ func (x *Error) GetReadTooOld() *ReadTooOld {
 	return nil
 }
 
+func (x *Error) GetDiskFull() *DiskFull {
+	if x != nil {
+		if x, ok := x.Detail.(*Error_DiskFull); ok {
+			return x.DiskFull
+		}
+	}
+	return nil
+}
+
 type isError_Detail interface {
 	isError_Detail()
 }
@@ -567,6 +641,10 @@ type Error_ReadTooOld struct {
 	ReadTooOld *ReadTooOld `protobuf:"bytes,16,opt,name=read_too_old,json=readTooOld,proto3,oneof"`
 }
 
+type Error_DiskFull struct {
+	DiskFull *DiskFull `protobuf:"bytes,17,opt,name=disk_full,json=diskFull,proto3,oneof"`
+}
+
 func (*Error_NotLeader) isError_Detail() {}
 
 func (*Error_TabletNotFound) isError_Detail() {}
@@ -580,6 +658,8 @@ func (*Error_ServerBusy) isError_Detail() {}
 func (*Error_TableNotFound) isError_Detail() {}
 
 func (*Error_ReadTooOld) isError_Detail() {}
+
+func (*Error_DiskFull) isError_Detail() {}
 
 var File_errorpb_error_proto protoreflect.FileDescriptor
 
@@ -609,7 +689,11 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"ReadTooOld\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12%\n" +
 	"\x0eread_timestamp\x18\x02 \x01(\x03R\rreadTimestamp\x12\x14\n" +
-	"\x05floor\x18\x03 \x01(\x03R\x05floor\"\x8f\x04\n" +
+	"\x05floor\x18\x03 \x01(\x03R\x05floor\"t\n" +
+	"\bDiskFull\x12\x19\n" +
+	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12'\n" +
+	"\x0favailable_bytes\x18\x02 \x01(\x04R\x0eavailableBytes\x12$\n" +
+	"\x0eretry_after_ms\x18\x03 \x01(\x04R\fretryAfterMs\"\xc5\x04\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
@@ -623,7 +707,8 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"serverBusy\x12D\n" +
 	"\x0ftable_not_found\x18\x0f \x01(\v2\x1a.shale.error.TableNotFoundH\x00R\rtableNotFound\x12;\n" +
 	"\fread_too_old\x18\x10 \x01(\v2\x17.shale.error.ReadTooOldH\x00R\n" +
-	"readTooOldB\b\n" +
+	"readTooOld\x124\n" +
+	"\tdisk_full\x18\x11 \x01(\v2\x15.shale.error.DiskFullH\x00R\bdiskFullB\b\n" +
 	"\x06detailB(Z&github.com/shaledb/shale/proto/errorpbb\x06proto3"
 
 var (
@@ -638,7 +723,7 @@ func file_errorpb_error_proto_rawDescGZIP() []byte {
 	return file_errorpb_error_proto_rawDescData
 }
 
-var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_errorpb_error_proto_goTypes = []any{
 	(*NotLeader)(nil),               // 0: shale.error.NotLeader
 	(*TabletNotFound)(nil),          // 1: shale.error.TabletNotFound
@@ -647,24 +732,26 @@ var file_errorpb_error_proto_goTypes = []any{
 	(*ServerBusy)(nil),              // 4: shale.error.ServerBusy
 	(*TableNotFound)(nil),           // 5: shale.error.TableNotFound
 	(*ReadTooOld)(nil),              // 6: shale.error.ReadTooOld
-	(*Error)(nil),                   // 7: shale.error.Error
-	(*metapb.TabletDescriptor)(nil), // 8: shale.meta.TabletDescriptor
+	(*DiskFull)(nil),                // 7: shale.error.DiskFull
+	(*Error)(nil),                   // 8: shale.error.Error
+	(*metapb.TabletDescriptor)(nil), // 9: shale.meta.TabletDescriptor
 }
 var file_errorpb_error_proto_depIdxs = []int32{
-	8, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
-	8, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
-	0, // 2: shale.error.Error.not_leader:type_name -> shale.error.NotLeader
-	1, // 3: shale.error.Error.tablet_not_found:type_name -> shale.error.TabletNotFound
-	2, // 4: shale.error.Error.key_not_in_tablet:type_name -> shale.error.KeyNotInTablet
-	3, // 5: shale.error.Error.epoch_mismatch:type_name -> shale.error.EpochMismatch
-	4, // 6: shale.error.Error.server_busy:type_name -> shale.error.ServerBusy
-	5, // 7: shale.error.Error.table_not_found:type_name -> shale.error.TableNotFound
-	6, // 8: shale.error.Error.read_too_old:type_name -> shale.error.ReadTooOld
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	9,  // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
+	9,  // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
+	0,  // 2: shale.error.Error.not_leader:type_name -> shale.error.NotLeader
+	1,  // 3: shale.error.Error.tablet_not_found:type_name -> shale.error.TabletNotFound
+	2,  // 4: shale.error.Error.key_not_in_tablet:type_name -> shale.error.KeyNotInTablet
+	3,  // 5: shale.error.Error.epoch_mismatch:type_name -> shale.error.EpochMismatch
+	4,  // 6: shale.error.Error.server_busy:type_name -> shale.error.ServerBusy
+	5,  // 7: shale.error.Error.table_not_found:type_name -> shale.error.TableNotFound
+	6,  // 8: shale.error.Error.read_too_old:type_name -> shale.error.ReadTooOld
+	7,  // 9: shale.error.Error.disk_full:type_name -> shale.error.DiskFull
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_errorpb_error_proto_init() }
@@ -672,7 +759,7 @@ func file_errorpb_error_proto_init() {
 	if File_errorpb_error_proto != nil {
 		return
 	}
-	file_errorpb_error_proto_msgTypes[7].OneofWrappers = []any{
+	file_errorpb_error_proto_msgTypes[8].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_TabletNotFound)(nil),
 		(*Error_KeyNotInTablet)(nil),
@@ -680,6 +767,7 @@ func file_errorpb_error_proto_init() {
 		(*Error_ServerBusy)(nil),
 		(*Error_TableNotFound)(nil),
 		(*Error_ReadTooOld)(nil),
+		(*Error_DiskFull)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -687,7 +775,7 @@ func file_errorpb_error_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_errorpb_error_proto_rawDesc), len(file_errorpb_error_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -3086,6 +3086,105 @@ func (x *IngestSSTRequest) GetStagedStoreIds() []uint64 {
 	return nil
 }
 
+// FetchStagedSSTRequest names a staged SST by its SHA-256.
+type FetchStagedSSTRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	Checksum      []byte                 `protobuf:"bytes,2,opt,name=checksum,proto3" json:"checksum,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchStagedSSTRequest) Reset() {
+	*x = FetchStagedSSTRequest{}
+	mi := &file_kvpb_kv_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchStagedSSTRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchStagedSSTRequest) ProtoMessage() {}
+
+func (x *FetchStagedSSTRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchStagedSSTRequest.ProtoReflect.Descriptor instead.
+func (*FetchStagedSSTRequest) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *FetchStagedSSTRequest) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *FetchStagedSSTRequest) GetChecksum() []byte {
+	if x != nil {
+		return x.Checksum
+	}
+	return nil
+}
+
+// FetchStagedSSTResponse is one chunk of the file, in order; the receiver
+// checks the whole against the checksum.
+type FetchStagedSSTResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Data          []byte                 `protobuf:"bytes,1,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FetchStagedSSTResponse) Reset() {
+	*x = FetchStagedSSTResponse{}
+	mi := &file_kvpb_kv_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FetchStagedSSTResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FetchStagedSSTResponse) ProtoMessage() {}
+
+func (x *FetchStagedSSTResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kvpb_kv_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FetchStagedSSTResponse.ProtoReflect.Descriptor instead.
+func (*FetchStagedSSTResponse) Descriptor() ([]byte, []int) {
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *FetchStagedSSTResponse) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
 type IngestSSTResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	KeyCount      uint64                 `protobuf:"varint,1,opt,name=key_count,json=keyCount,proto3" json:"key_count,omitempty"`
@@ -3095,7 +3194,7 @@ type IngestSSTResponse struct {
 
 func (x *IngestSSTResponse) Reset() {
 	*x = IngestSSTResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3107,7 +3206,7 @@ func (x *IngestSSTResponse) String() string {
 func (*IngestSSTResponse) ProtoMessage() {}
 
 func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[44]
+	mi := &file_kvpb_kv_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3120,7 +3219,7 @@ func (x *IngestSSTResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use IngestSSTResponse.ProtoReflect.Descriptor instead.
 func (*IngestSSTResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{44}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *IngestSSTResponse) GetKeyCount() uint64 {
@@ -3155,7 +3254,7 @@ type ExportRequest struct {
 
 func (x *ExportRequest) Reset() {
 	*x = ExportRequest{}
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3167,7 +3266,7 @@ func (x *ExportRequest) String() string {
 func (*ExportRequest) ProtoMessage() {}
 
 func (x *ExportRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[45]
+	mi := &file_kvpb_kv_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3180,7 +3279,7 @@ func (x *ExportRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportRequest.ProtoReflect.Descriptor instead.
 func (*ExportRequest) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{45}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ExportRequest) GetHeader() *RequestHeader {
@@ -3274,7 +3373,7 @@ type ExportResponse struct {
 
 func (x *ExportResponse) Reset() {
 	*x = ExportResponse{}
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3286,7 +3385,7 @@ func (x *ExportResponse) String() string {
 func (*ExportResponse) ProtoMessage() {}
 
 func (x *ExportResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[46]
+	mi := &file_kvpb_kv_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3299,7 +3398,7 @@ func (x *ExportResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExportResponse.ProtoReflect.Descriptor instead.
 func (*ExportResponse) Descriptor() ([]byte, []int) {
-	return file_kvpb_kv_proto_rawDescGZIP(), []int{46}
+	return file_kvpb_kv_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ExportResponse) GetChunk() []byte {
@@ -3420,7 +3519,7 @@ type Mutation_SetCell struct {
 
 func (x *Mutation_SetCell) Reset() {
 	*x = Mutation_SetCell{}
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3432,7 +3531,7 @@ func (x *Mutation_SetCell) String() string {
 func (*Mutation_SetCell) ProtoMessage() {}
 
 func (x *Mutation_SetCell) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[47]
+	mi := &file_kvpb_kv_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3488,7 +3587,7 @@ type Mutation_DeleteFromColumn struct {
 
 func (x *Mutation_DeleteFromColumn) Reset() {
 	*x = Mutation_DeleteFromColumn{}
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3500,7 +3599,7 @@ func (x *Mutation_DeleteFromColumn) String() string {
 func (*Mutation_DeleteFromColumn) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromColumn) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[48]
+	mi := &file_kvpb_kv_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3546,7 +3645,7 @@ type Mutation_DeleteFromFamily struct {
 
 func (x *Mutation_DeleteFromFamily) Reset() {
 	*x = Mutation_DeleteFromFamily{}
-	mi := &file_kvpb_kv_proto_msgTypes[49]
+	mi := &file_kvpb_kv_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3558,7 +3657,7 @@ func (x *Mutation_DeleteFromFamily) String() string {
 func (*Mutation_DeleteFromFamily) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromFamily) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[49]
+	mi := &file_kvpb_kv_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3589,7 +3688,7 @@ type Mutation_DeleteFromRow struct {
 
 func (x *Mutation_DeleteFromRow) Reset() {
 	*x = Mutation_DeleteFromRow{}
-	mi := &file_kvpb_kv_proto_msgTypes[50]
+	mi := &file_kvpb_kv_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3601,7 +3700,7 @@ func (x *Mutation_DeleteFromRow) String() string {
 func (*Mutation_DeleteFromRow) ProtoMessage() {}
 
 func (x *Mutation_DeleteFromRow) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[50]
+	mi := &file_kvpb_kv_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3632,7 +3731,7 @@ type BatchMutateRequest_Entry struct {
 
 func (x *BatchMutateRequest_Entry) Reset() {
 	*x = BatchMutateRequest_Entry{}
-	mi := &file_kvpb_kv_proto_msgTypes[51]
+	mi := &file_kvpb_kv_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3644,7 +3743,7 @@ func (x *BatchMutateRequest_Entry) String() string {
 func (*BatchMutateRequest_Entry) ProtoMessage() {}
 
 func (x *BatchMutateRequest_Entry) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[51]
+	mi := &file_kvpb_kv_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3692,7 +3791,7 @@ type BatchMutateResponse_Result struct {
 
 func (x *BatchMutateResponse_Result) Reset() {
 	*x = BatchMutateResponse_Result{}
-	mi := &file_kvpb_kv_proto_msgTypes[52]
+	mi := &file_kvpb_kv_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3704,7 +3803,7 @@ func (x *BatchMutateResponse_Result) String() string {
 func (*BatchMutateResponse_Result) ProtoMessage() {}
 
 func (x *BatchMutateResponse_Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[52]
+	mi := &file_kvpb_kv_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3748,7 +3847,7 @@ type CheckTabletResponse_Replica struct {
 
 func (x *CheckTabletResponse_Replica) Reset() {
 	*x = CheckTabletResponse_Replica{}
-	mi := &file_kvpb_kv_proto_msgTypes[53]
+	mi := &file_kvpb_kv_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3760,7 +3859,7 @@ func (x *CheckTabletResponse_Replica) String() string {
 func (*CheckTabletResponse_Replica) ProtoMessage() {}
 
 func (x *CheckTabletResponse_Replica) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[53]
+	mi := &file_kvpb_kv_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3828,7 +3927,7 @@ type CheckTabletResponse_Span struct {
 
 func (x *CheckTabletResponse_Span) Reset() {
 	*x = CheckTabletResponse_Span{}
-	mi := &file_kvpb_kv_proto_msgTypes[54]
+	mi := &file_kvpb_kv_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3840,7 +3939,7 @@ func (x *CheckTabletResponse_Span) String() string {
 func (*CheckTabletResponse_Span) ProtoMessage() {}
 
 func (x *CheckTabletResponse_Span) ProtoReflect() protoreflect.Message {
-	mi := &file_kvpb_kv_proto_msgTypes[54]
+	mi := &file_kvpb_kv_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4128,7 +4227,12 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\alargest\x18\x06 \x01(\fR\alargest\x12\x1b\n" +
 	"\tkey_count\x18\a \x01(\x04R\bkeyCount\x12#\n" +
 	"\rmax_timestamp\x18\b \x01(\x03R\fmaxTimestamp\x12(\n" +
-	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"0\n" +
+	"\x10staged_store_ids\x18\t \x03(\x04R\x0estagedStoreIds\"P\n" +
+	"\x15FetchStagedSSTRequest\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1a\n" +
+	"\bchecksum\x18\x02 \x01(\fR\bchecksum\",\n" +
+	"\x16FetchStagedSSTResponse\x12\x12\n" +
+	"\x04data\x18\x01 \x01(\fR\x04data\"0\n" +
 	"\x11IngestSSTResponse\x12\x1b\n" +
 	"\tkey_count\x18\x01 \x01(\x04R\bkeyCount\"\x89\x02\n" +
 	"\rExportRequest\x12/\n" +
@@ -4158,7 +4262,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\bstore_id\x18\r \x01(\x04R\astoreId\x12!\n" +
 	"\fstate_digest\x18\x0e \x01(\x06R\vstateDigest\x12\x1f\n" +
 	"\vstate_cells\x18\x0f \x01(\x04R\n" +
-	"stateCells2\xa0\n" +
+	"stateCells2\xf7\n" +
 	"\n" +
 	"\x06Tablet\x122\n" +
 	"\x03Get\x12\x14.shale.kv.GetRequest\x1a\x15.shale.kv.GetResponse\x127\n" +
@@ -4177,7 +4281,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\vCheckTablet\x12\x1c.shale.kv.CheckTabletRequest\x1a\x1d.shale.kv.CheckTabletResponse\x12F\n" +
 	"\tUploadSST\x12\x1a.shale.kv.UploadSSTRequest\x1a\x1b.shale.kv.UploadSSTResponse(\x01\x12D\n" +
 	"\tIngestSST\x12\x1a.shale.kv.IngestSSTRequest\x1a\x1b.shale.kv.IngestSSTResponse\x12=\n" +
-	"\x06Export\x12\x17.shale.kv.ExportRequest\x1a\x18.shale.kv.ExportResponse0\x01B%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
+	"\x06Export\x12\x17.shale.kv.ExportRequest\x1a\x18.shale.kv.ExportResponse0\x01\x12U\n" +
+	"\x0eFetchStagedSST\x12\x1f.shale.kv.FetchStagedSSTRequest\x1a .shale.kv.FetchStagedSSTResponse0\x01B%Z#github.com/shaledb/shale/proto/kvpbb\x06proto3"
 
 var (
 	file_kvpb_kv_proto_rawDescOnce sync.Once
@@ -4192,7 +4297,7 @@ func file_kvpb_kv_proto_rawDescGZIP() []byte {
 }
 
 var file_kvpb_kv_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
+var file_kvpb_kv_proto_msgTypes = make([]protoimpl.MessageInfo, 57)
 var file_kvpb_kv_proto_goTypes = []any{
 	(Condition_Op)(0),                   // 0: shale.kv.Condition.Op
 	(ReplicaChange_Type)(0),             // 1: shale.kv.ReplicaChange.Type
@@ -4240,24 +4345,26 @@ var file_kvpb_kv_proto_goTypes = []any{
 	(*UploadSSTRequest)(nil),            // 43: shale.kv.UploadSSTRequest
 	(*UploadSSTResponse)(nil),           // 44: shale.kv.UploadSSTResponse
 	(*IngestSSTRequest)(nil),            // 45: shale.kv.IngestSSTRequest
-	(*IngestSSTResponse)(nil),           // 46: shale.kv.IngestSSTResponse
-	(*ExportRequest)(nil),               // 47: shale.kv.ExportRequest
-	(*ExportResponse)(nil),              // 48: shale.kv.ExportResponse
-	(*Mutation_SetCell)(nil),            // 49: shale.kv.Mutation.SetCell
-	(*Mutation_DeleteFromColumn)(nil),   // 50: shale.kv.Mutation.DeleteFromColumn
-	(*Mutation_DeleteFromFamily)(nil),   // 51: shale.kv.Mutation.DeleteFromFamily
-	(*Mutation_DeleteFromRow)(nil),      // 52: shale.kv.Mutation.DeleteFromRow
-	(*BatchMutateRequest_Entry)(nil),    // 53: shale.kv.BatchMutateRequest.Entry
-	(*BatchMutateResponse_Result)(nil),  // 54: shale.kv.BatchMutateResponse.Result
-	(*CheckTabletResponse_Replica)(nil), // 55: shale.kv.CheckTabletResponse.Replica
-	(*CheckTabletResponse_Span)(nil),    // 56: shale.kv.CheckTabletResponse.Span
-	(*metapb.Epoch)(nil),                // 57: shale.meta.Epoch
-	(*metapb.TableSchema)(nil),          // 58: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),     // 59: shale.meta.TabletDescriptor
-	(*errorpb.Error)(nil),               // 60: shale.error.Error
+	(*FetchStagedSSTRequest)(nil),       // 46: shale.kv.FetchStagedSSTRequest
+	(*FetchStagedSSTResponse)(nil),      // 47: shale.kv.FetchStagedSSTResponse
+	(*IngestSSTResponse)(nil),           // 48: shale.kv.IngestSSTResponse
+	(*ExportRequest)(nil),               // 49: shale.kv.ExportRequest
+	(*ExportResponse)(nil),              // 50: shale.kv.ExportResponse
+	(*Mutation_SetCell)(nil),            // 51: shale.kv.Mutation.SetCell
+	(*Mutation_DeleteFromColumn)(nil),   // 52: shale.kv.Mutation.DeleteFromColumn
+	(*Mutation_DeleteFromFamily)(nil),   // 53: shale.kv.Mutation.DeleteFromFamily
+	(*Mutation_DeleteFromRow)(nil),      // 54: shale.kv.Mutation.DeleteFromRow
+	(*BatchMutateRequest_Entry)(nil),    // 55: shale.kv.BatchMutateRequest.Entry
+	(*BatchMutateResponse_Result)(nil),  // 56: shale.kv.BatchMutateResponse.Result
+	(*CheckTabletResponse_Replica)(nil), // 57: shale.kv.CheckTabletResponse.Replica
+	(*CheckTabletResponse_Span)(nil),    // 58: shale.kv.CheckTabletResponse.Span
+	(*metapb.Epoch)(nil),                // 59: shale.meta.Epoch
+	(*metapb.TableSchema)(nil),          // 60: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),     // 61: shale.meta.TabletDescriptor
+	(*errorpb.Error)(nil),               // 62: shale.error.Error
 }
 var file_kvpb_kv_proto_depIdxs = []int32{
-	57, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
+	59, // 0: shale.kv.RequestHeader.epoch:type_name -> shale.meta.Epoch
 	4,  // 1: shale.kv.Row.cells:type_name -> shale.kv.Cell
 	6,  // 2: shale.kv.ReadOptions.columns:type_name -> shale.kv.Column
 	7,  // 3: shale.kv.ReadOptions.time_range:type_name -> shale.kv.TimeRange
@@ -4267,10 +4374,10 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	9,  // 7: shale.kv.RowFilter.not:type_name -> shale.kv.RowFilter
 	18, // 8: shale.kv.RowFilter.column:type_name -> shale.kv.Condition
 	9,  // 9: shale.kv.RowFilterList.filters:type_name -> shale.kv.RowFilter
-	49, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
-	50, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
-	51, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
-	52, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
+	51, // 10: shale.kv.Mutation.set_cell:type_name -> shale.kv.Mutation.SetCell
+	52, // 11: shale.kv.Mutation.delete_from_column:type_name -> shale.kv.Mutation.DeleteFromColumn
+	53, // 12: shale.kv.Mutation.delete_from_family:type_name -> shale.kv.Mutation.DeleteFromFamily
+	54, // 13: shale.kv.Mutation.delete_from_row:type_name -> shale.kv.Mutation.DeleteFromRow
 	2,  // 14: shale.kv.GetRequest.header:type_name -> shale.kv.RequestHeader
 	8,  // 15: shale.kv.GetRequest.options:type_name -> shale.kv.ReadOptions
 	5,  // 16: shale.kv.GetResponse.row:type_name -> shale.kv.Row
@@ -4291,30 +4398,30 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	3,  // 31: shale.kv.ReadModifyWriteRowRequest.request_id:type_name -> shale.kv.RequestID
 	5,  // 32: shale.kv.ReadModifyWriteRowResponse.row:type_name -> shale.kv.Row
 	2,  // 33: shale.kv.BatchMutateRequest.header:type_name -> shale.kv.RequestHeader
-	53, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
+	55, // 34: shale.kv.BatchMutateRequest.entries:type_name -> shale.kv.BatchMutateRequest.Entry
 	3,  // 35: shale.kv.BatchMutateRequest.request_id:type_name -> shale.kv.RequestID
-	54, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
-	58, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
-	59, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
+	56, // 36: shale.kv.BatchMutateResponse.results:type_name -> shale.kv.BatchMutateResponse.Result
+	60, // 37: shale.kv.PutTableSchemaRequest.schema:type_name -> shale.meta.TableSchema
+	61, // 38: shale.kv.BootstrapTabletRequest.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 39: shale.kv.SplitTabletRequest.header:type_name -> shale.kv.RequestHeader
-	59, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
-	59, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
-	59, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
+	61, // 40: shale.kv.SplitTabletResponse.left:type_name -> shale.meta.TabletDescriptor
+	61, // 41: shale.kv.SplitTabletResponse.right:type_name -> shale.meta.TabletDescriptor
+	61, // 42: shale.kv.SplitTabletResponse.tablets:type_name -> shale.meta.TabletDescriptor
 	2,  // 43: shale.kv.TransferLeaderRequest.header:type_name -> shale.kv.RequestHeader
 	1,  // 44: shale.kv.ReplicaChange.type:type_name -> shale.kv.ReplicaChange.Type
 	2,  // 45: shale.kv.ChangeReplicasRequest.header:type_name -> shale.kv.RequestHeader
 	34, // 46: shale.kv.ChangeReplicasRequest.changes:type_name -> shale.kv.ReplicaChange
-	59, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	61, // 47: shale.kv.ChangeReplicasResponse.tablet:type_name -> shale.meta.TabletDescriptor
 	2,  // 48: shale.kv.MergeTabletsRequest.header:type_name -> shale.kv.RequestHeader
-	59, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	59, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
-	55, // 51: shale.kv.CheckTabletResponse.replicas:type_name -> shale.kv.CheckTabletResponse.Replica
-	56, // 52: shale.kv.CheckTabletResponse.differing_spans:type_name -> shale.kv.CheckTabletResponse.Span
+	61, // 49: shale.kv.MergeTabletsResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	61, // 50: shale.kv.TabletStatusResponse.tablet:type_name -> shale.meta.TabletDescriptor
+	57, // 51: shale.kv.CheckTabletResponse.replicas:type_name -> shale.kv.CheckTabletResponse.Replica
+	58, // 52: shale.kv.CheckTabletResponse.differing_spans:type_name -> shale.kv.CheckTabletResponse.Span
 	2,  // 53: shale.kv.IngestSSTRequest.header:type_name -> shale.kv.RequestHeader
 	2,  // 54: shale.kv.ExportRequest.header:type_name -> shale.kv.RequestHeader
 	7,  // 55: shale.kv.Mutation.DeleteFromColumn.time_range:type_name -> shale.kv.TimeRange
 	11, // 56: shale.kv.BatchMutateRequest.Entry.mutations:type_name -> shale.kv.Mutation
-	60, // 57: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
+	62, // 57: shale.kv.BatchMutateResponse.Result.error:type_name -> shale.error.Error
 	12, // 58: shale.kv.Tablet.Get:input_type -> shale.kv.GetRequest
 	14, // 59: shale.kv.Tablet.Scan:input_type -> shale.kv.ScanRequest
 	16, // 60: shale.kv.Tablet.MutateRow:input_type -> shale.kv.MutateRowRequest
@@ -4331,26 +4438,28 @@ var file_kvpb_kv_proto_depIdxs = []int32{
 	41, // 71: shale.kv.Tablet.CheckTablet:input_type -> shale.kv.CheckTabletRequest
 	43, // 72: shale.kv.Tablet.UploadSST:input_type -> shale.kv.UploadSSTRequest
 	45, // 73: shale.kv.Tablet.IngestSST:input_type -> shale.kv.IngestSSTRequest
-	47, // 74: shale.kv.Tablet.Export:input_type -> shale.kv.ExportRequest
-	13, // 75: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
-	15, // 76: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
-	17, // 77: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
-	20, // 78: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
-	23, // 79: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
-	25, // 80: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
-	27, // 81: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
-	29, // 82: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
-	31, // 83: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
-	33, // 84: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
-	36, // 85: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
-	38, // 86: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
-	40, // 87: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
-	42, // 88: shale.kv.Tablet.CheckTablet:output_type -> shale.kv.CheckTabletResponse
-	44, // 89: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
-	46, // 90: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
-	48, // 91: shale.kv.Tablet.Export:output_type -> shale.kv.ExportResponse
-	75, // [75:92] is the sub-list for method output_type
-	58, // [58:75] is the sub-list for method input_type
+	49, // 74: shale.kv.Tablet.Export:input_type -> shale.kv.ExportRequest
+	46, // 75: shale.kv.Tablet.FetchStagedSST:input_type -> shale.kv.FetchStagedSSTRequest
+	13, // 76: shale.kv.Tablet.Get:output_type -> shale.kv.GetResponse
+	15, // 77: shale.kv.Tablet.Scan:output_type -> shale.kv.ScanResponse
+	17, // 78: shale.kv.Tablet.MutateRow:output_type -> shale.kv.MutateRowResponse
+	20, // 79: shale.kv.Tablet.CheckAndMutateRow:output_type -> shale.kv.CheckAndMutateRowResponse
+	23, // 80: shale.kv.Tablet.ReadModifyWriteRow:output_type -> shale.kv.ReadModifyWriteRowResponse
+	25, // 81: shale.kv.Tablet.BatchMutate:output_type -> shale.kv.BatchMutateResponse
+	27, // 82: shale.kv.Tablet.PutTableSchema:output_type -> shale.kv.PutTableSchemaResponse
+	29, // 83: shale.kv.Tablet.BootstrapTablet:output_type -> shale.kv.BootstrapTabletResponse
+	31, // 84: shale.kv.Tablet.SplitTablet:output_type -> shale.kv.SplitTabletResponse
+	33, // 85: shale.kv.Tablet.TransferLeader:output_type -> shale.kv.TransferLeaderResponse
+	36, // 86: shale.kv.Tablet.ChangeReplicas:output_type -> shale.kv.ChangeReplicasResponse
+	38, // 87: shale.kv.Tablet.MergeTablets:output_type -> shale.kv.MergeTabletsResponse
+	40, // 88: shale.kv.Tablet.TabletStatus:output_type -> shale.kv.TabletStatusResponse
+	42, // 89: shale.kv.Tablet.CheckTablet:output_type -> shale.kv.CheckTabletResponse
+	44, // 90: shale.kv.Tablet.UploadSST:output_type -> shale.kv.UploadSSTResponse
+	48, // 91: shale.kv.Tablet.IngestSST:output_type -> shale.kv.IngestSSTResponse
+	50, // 92: shale.kv.Tablet.Export:output_type -> shale.kv.ExportResponse
+	47, // 93: shale.kv.Tablet.FetchStagedSST:output_type -> shale.kv.FetchStagedSSTResponse
+	76, // [76:94] is the sub-list for method output_type
+	58, // [58:76] is the sub-list for method input_type
 	58, // [58:58] is the sub-list for extension type_name
 	58, // [58:58] is the sub-list for extension extendee
 	0,  // [0:58] is the sub-list for field type_name
@@ -4383,7 +4492,7 @@ func file_kvpb_kv_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kvpb_kv_proto_rawDesc), len(file_kvpb_kv_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   55,
+			NumMessages:   57,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -38,6 +38,7 @@ const (
 	Tablet_UploadSST_FullMethodName          = "/shale.kv.Tablet/UploadSST"
 	Tablet_IngestSST_FullMethodName          = "/shale.kv.Tablet/IngestSST"
 	Tablet_Export_FullMethodName             = "/shale.kv.Tablet/Export"
+	Tablet_FetchStagedSST_FullMethodName     = "/shale.kv.Tablet/FetchStagedSST"
 )
 
 // TabletClient is the client API for Tablet service.
@@ -61,6 +62,9 @@ type TabletClient interface {
 	UploadSST(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[UploadSSTRequest, UploadSSTResponse], error)
 	IngestSST(ctx context.Context, in *IngestSSTRequest, opts ...grpc.CallOption) (*IngestSSTResponse, error)
 	Export(ctx context.Context, in *ExportRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[ExportResponse], error)
+	// Store to store: a replica that must apply a by-reference ingest entry
+	// whose staged file it lacks fetches the file from a peer.
+	FetchStagedSST(ctx context.Context, in *FetchStagedSSTRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchStagedSSTResponse], error)
 }
 
 type tabletClient struct {
@@ -262,6 +266,25 @@ func (c *tabletClient) Export(ctx context.Context, in *ExportRequest, opts ...gr
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Tablet_ExportClient = grpc.ServerStreamingClient[ExportResponse]
 
+func (c *tabletClient) FetchStagedSST(ctx context.Context, in *FetchStagedSSTRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchStagedSSTResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Tablet_ServiceDesc.Streams[3], Tablet_FetchStagedSST_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[FetchStagedSSTRequest, FetchStagedSSTResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_FetchStagedSSTClient = grpc.ServerStreamingClient[FetchStagedSSTResponse]
+
 // TabletServer is the server API for Tablet service.
 // All implementations must embed UnimplementedTabletServer
 // for forward compatibility.
@@ -283,6 +306,9 @@ type TabletServer interface {
 	UploadSST(grpc.ClientStreamingServer[UploadSSTRequest, UploadSSTResponse]) error
 	IngestSST(context.Context, *IngestSSTRequest) (*IngestSSTResponse, error)
 	Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error
+	// Store to store: a replica that must apply a by-reference ingest entry
+	// whose staged file it lacks fetches the file from a peer.
+	FetchStagedSST(*FetchStagedSSTRequest, grpc.ServerStreamingServer[FetchStagedSSTResponse]) error
 	mustEmbedUnimplementedTabletServer()
 }
 
@@ -343,6 +369,9 @@ func (UnimplementedTabletServer) IngestSST(context.Context, *IngestSSTRequest) (
 }
 func (UnimplementedTabletServer) Export(*ExportRequest, grpc.ServerStreamingServer[ExportResponse]) error {
 	return status.Error(codes.Unimplemented, "method Export not implemented")
+}
+func (UnimplementedTabletServer) FetchStagedSST(*FetchStagedSSTRequest, grpc.ServerStreamingServer[FetchStagedSSTResponse]) error {
+	return status.Error(codes.Unimplemented, "method FetchStagedSST not implemented")
 }
 func (UnimplementedTabletServer) mustEmbedUnimplementedTabletServer() {}
 func (UnimplementedTabletServer) testEmbeddedByValue()                {}
@@ -646,6 +675,17 @@ func _Tablet_Export_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Tablet_ExportServer = grpc.ServerStreamingServer[ExportResponse]
 
+func _Tablet_FetchStagedSST_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(FetchStagedSSTRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(TabletServer).FetchStagedSST(m, &grpc.GenericServerStream[FetchStagedSSTRequest, FetchStagedSSTResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Tablet_FetchStagedSSTServer = grpc.ServerStreamingServer[FetchStagedSSTResponse]
+
 // Tablet_ServiceDesc is the grpc.ServiceDesc for Tablet service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -724,6 +764,11 @@ var Tablet_ServiceDesc = grpc.ServiceDesc{
 		{
 			StreamName:    "Export",
 			Handler:       _Tablet_Export_Handler,
+			ServerStreams: true,
+		},
+		{
+			StreamName:    "FetchStagedSST",
+			Handler:       _Tablet_FetchStagedSST_Handler,
 			ServerStreams: true,
 		},
 	},

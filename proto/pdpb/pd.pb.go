@@ -455,8 +455,12 @@ type StoreStats struct {
 	LeaderCount        uint32                 `protobuf:"varint,5,opt,name=leader_count,json=leaderCount,proto3" json:"leader_count,omitempty"`
 	SendingSnapshots   uint32                 `protobuf:"varint,6,opt,name=sending_snapshots,json=sendingSnapshots,proto3" json:"sending_snapshots,omitempty"`
 	ReceivingSnapshots uint32                 `protobuf:"varint,7,opt,name=receiving_snapshots,json=receivingSnapshots,proto3" json:"receiving_snapshots,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// The store refuses writes: its free space fell below its threshold, a
+	// write failed with ENOSPC, or its engine failed. PD places nothing
+	// there and moves its leaders and replicas away.
+	DiskFull      bool `protobuf:"varint,8,opt,name=disk_full,json=diskFull,proto3" json:"disk_full,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *StoreStats) Reset() {
@@ -536,6 +540,13 @@ func (x *StoreStats) GetReceivingSnapshots() uint32 {
 		return x.ReceivingSnapshots
 	}
 	return 0
+}
+
+func (x *StoreStats) GetDiskFull() bool {
+	if x != nil {
+		return x.DiskFull
+	}
+	return false
 }
 
 type StoreInfo struct {
@@ -5529,7 +5540,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\x04R\tclusterId\x12*\n" +
 	"\amembers\x18\x02 \x03(\v2\x10.shale.pd.MemberR\amembers\x12(\n" +
-	"\x06leader\x18\x03 \x01(\v2\x10.shale.pd.MemberR\x06leader\"\x9f\x02\n" +
+	"\x06leader\x18\x03 \x01(\v2\x10.shale.pd.MemberR\x06leader\"\xbc\x02\n" +
 	"\n" +
 	"StoreStats\x12%\n" +
 	"\x0ecapacity_bytes\x18\x01 \x01(\x04R\rcapacityBytes\x12'\n" +
@@ -5539,7 +5550,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\ftablet_count\x18\x04 \x01(\rR\vtabletCount\x12!\n" +
 	"\fleader_count\x18\x05 \x01(\rR\vleaderCount\x12+\n" +
 	"\x11sending_snapshots\x18\x06 \x01(\rR\x10sendingSnapshots\x12/\n" +
-	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\"\xe8\x01\n" +
+	"\x13receiving_snapshots\x18\a \x01(\rR\x12receivingSnapshots\x12\x1b\n" +
+	"\tdisk_full\x18\b \x01(\bR\bdiskFull\"\xe8\x01\n" +
 	"\tStoreInfo\x12'\n" +
 	"\x05store\x18\x01 \x01(\v2\x11.shale.meta.StoreR\x05store\x12*\n" +
 	"\x05state\x18\x02 \x01(\x0e2\x14.shale.pd.StoreStateR\x05state\x12*\n" +

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 
+	"github.com/shaledb/shale/kvclient"
 	sqllite "github.com/shaledb/shale/sql-lite"
 )
 
@@ -70,6 +71,10 @@ func toMySQL(err error) *mysql.MyError {
 	var me *mysql.MyError
 	if errors.As(err, &me) {
 		return me
+	}
+	if errors.Is(err, kvclient.ErrDiskFull) {
+		// MySQL's own "disk full" (1021, HY000): nothing was written.
+		return &mysql.MyError{Code: mysql.ER_DISK_FULL, State: "HY000", Message: err.Error()}
 	}
 	var se *sqllite.Error
 	if !errors.As(err, &se) {

@@ -38,6 +38,10 @@ func (r *replica) applyUntilCheck(b *pebble.Batch, ents []raftpb.Entry, post []f
 	if len(ents) == 0 || r.raw == nil {
 		return post, nil
 	}
+	if r.blocked != nil {
+		r.holdEntries(ents) // waiting for a staged file (staged.go)
+		return post, nil
+	}
 	var rest []raftpb.Entry
 	for i, e := range ents {
 		if e.Index <= r.applied.Index {
@@ -50,6 +54,12 @@ func (r *replica) applyUntilCheck(b *pebble.Batch, ents []raftpb.Entry, post []f
 			}
 		case raftpb.EntryConfChange, raftpb.EntryConfChangeV2:
 			post = r.applyConfChange(b, e, post)
+		}
+		if r.blocked != nil {
+			// This entry needs a staged file the replica lacks: it and
+			// the rest wait, unapplied (staged.go).
+			r.holdEntries(ents[i:])
+			break
 		}
 		r.applied.Index, r.applied.Term = e.Index, e.Term
 		r.s.metrics.entriesApplied.Inc()
@@ -130,6 +140,9 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 			break
 		}
 		resp, post, err = r.applyIngest(b, e, &cmd, c.IngestSst, post)
+		if r.blocked != nil {
+			return post // not applied yet: the proposal waits too
+		}
 		if err == nil {
 			// Later writes must order after every imported cell.
 			ev.wrote, ts = true, max(ts, c.IngestSst.MaxTimestamp)

@@ -19,6 +19,7 @@ type collector struct {
 	tablets, leaders, quiescent, active   *prometheus.Desc
 	pendingChanges                        *prometheus.Desc
 	diskCapacity, diskAvailable, diskUsed *prometheus.Desc
+	diskFull, storageFailed, ballast      *prometheus.Desc
 	l0Files, l0Sublevels, debt, readAmp   *prometheus.Desc
 	cacheHits, cacheMisses, walFsync      *prometheus.Desc
 }
@@ -37,6 +38,9 @@ func newCollector(s *Store) *collector {
 		diskCapacity:   d("store", "disk_capacity_bytes", "Size of the file system holding the data directory."),
 		diskAvailable:  d("store", "disk_available_bytes", "Bytes available to the store on the file system holding the data directory."),
 		diskUsed:       d("store", "disk_used_bytes", "Bytes the engine uses on disk (tables, WAL, manifests)."),
+		diskFull:       d("store", "disk_full", "1 while the store refuses writes for lack of disk space (or a failed engine), else 0."),
+		storageFailed:  d("store", "storage_failed", "1 once an engine write failed and the store's raft worker stopped (restart after fixing the disk), else 0."),
+		ballast:        d("store", "ballast_bytes", "Size of the store's ballast file (0 once released because the disk is full)."),
 		l0Files:        d("pebble", "l0_files", "Sstables in level 0 of the engine."),
 		l0Sublevels:    d("pebble", "l0_sublevels", "Sublevels of level 0 (its read amplification)."),
 		debt:           d("pebble", "compaction_debt_bytes", "Estimated bytes to compact for the LSM to reach a stable state."),
@@ -50,7 +54,7 @@ func newCollector(s *Store) *collector {
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.tablets, c.leaders, c.quiescent, c.active, c.pendingChanges,
 		c.diskCapacity, c.diskAvailable, c.diskUsed, c.l0Files, c.l0Sublevels, c.debt, c.readAmp,
-		c.cacheHits, c.cacheMisses, c.walFsync} {
+		c.cacheHits, c.cacheMisses, c.walFsync, c.diskFull, c.storageFailed, c.ballast} {
 		ch <- d
 	}
 }
@@ -87,8 +91,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.diskCapacity, float64(fs.Blocks*uint64(fs.Bsize)))
 		gauge(c.diskAvailable, float64(fs.Bavail*uint64(fs.Bsize)))
 	}
-	if c.s.enter() != nil {
-		return // closed: the engine is gone
+	b2f := func(b bool) float64 {
+		if b {
+			return 1
+		}
+		return 0
+	}
+	gauge(c.diskFull, b2f(c.s.disk.full.Load()))
+	gauge(c.storageFailed, b2f(c.s.disk.failed.Load()))
+	gauge(c.ballast, float64(c.s.disk.ballastBytes()))
+	if c.s.disk.failed.Load() || c.s.enter() != nil {
+		return // closed (the engine is gone) or failed (it may hang)
 	}
 	m := c.s.db.Metrics()
 	c.s.exit()

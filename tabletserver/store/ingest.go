@@ -177,11 +177,23 @@ func (s *Store) sweepStaged() {
 		return
 	}
 	cutoff := now.Add(-StagedTTL)
+	var expired []string
 	for _, n := range names {
 		p := filepath.Join(s.ingest.dir, n)
 		if fi, err := s.fs.Stat(p); err == nil && fi.ModTime().Before(cutoff) {
-			_ = s.fs.Remove(p)
+			expired = append(expired, n)
 		}
+	}
+	if len(expired) == 0 {
+		return
+	}
+	// Never a file an entry not yet applied here names (staged.go).
+	pins := s.pinnedStaged()
+	for _, n := range expired {
+		if sum, _, _ := strings.Cut(n, "."); pins[sum] {
+			continue
+		}
+		_ = s.fs.Remove(filepath.Join(s.ingest.dir, n))
 	}
 }
 
@@ -206,6 +218,9 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 		return nil, errBadSST("SST of %d bytes; the limit is %d", first.Size, MaxIngestBytes)
 	}
 	if _, err := s.replicaForRequest(first.TabletId); err != nil {
+		return nil, err
+	}
+	if err := s.disk.refuseWrite(first.TabletId); err != nil {
 		return nil, err
 	}
 	s.sweepStaged()
@@ -603,14 +618,9 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
 		s.fatal("write applied state", err, r)
 	}
-	s.applyMu.Lock()
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := s.commitApplyBatch(b, pebble.Sync, post); err != nil {
 		s.fatal("commit apply batch before ingest", err, r)
 	}
-	for _, f := range post {
-		f()
-	}
-	s.applyMu.Unlock()
 	post = post[:0]
 	b.Reset()
 
@@ -627,9 +637,13 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 				return resp, post, nil
 			}
 			if err == nil {
-				err = fmt.Errorf("staged file is %d bytes, the entry names %d", fi.Size(), c.Size)
+				// Not the file the entry names: set aside, fetch it.
+				_ = s.fs.Rename(path, path+".badsize")
 			}
-			s.fatal(fmt.Sprintf("ingest by reference: staged SST %x (entry %d)", c.Checksum, e.Index), err, r)
+			// Lost (or swept while this replica was down): fetch it from
+			// a peer; applying waits (staged.go).
+			r.blockApply(e, c)
+			return nil, post, nil
 		}
 		// Every replica checks its own copy against the checksum that
 		// names it before ingesting it: one that differs from its peers'
@@ -650,6 +664,11 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	s.applyMu.Lock()
 	err := s.db.Ingest(context.Background(), []string{path})
 	s.applyMu.Unlock()
+	if err != nil && byRef && (os.IsNotExist(err) || errors.Is(err, os.ErrNotExist)) {
+		// Removed since it was checked: fetch it (staged.go).
+		r.blockApply(e, c)
+		return nil, post, nil
+	}
 	if err != nil {
 		// The leader validated the bytes every replica holds; an engine
 		// that cannot ingest them now would diverge if it went on.
@@ -666,7 +685,15 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 			s.fatal("sync staging directory", err, r)
 		}
 	}
-	_ = s.fs.Remove(path)
+	if byRef {
+		// Kept (a link to the ingested table) for peers that may still
+		// need it, until the sweep (staged.go).
+		if err := s.fs.Rename(path, s.ingest.keptPath(c.Checksum)); err != nil {
+			_ = s.fs.Remove(path)
+		}
+	} else {
+		_ = s.fs.Remove(path)
+	}
 	r.ingestLogBytes += uint64(len(c.Data))
 	r.ingestApplied = true
 	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", c.Size, "by_reference", byRef)

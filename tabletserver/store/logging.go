@@ -56,6 +56,14 @@ func (p pebbleLogger) Errorf(f string, v ...any) {
 func (p pebbleLogger) Fatalf(f string, v ...any) {
 	s := fmt.Sprintf(f, v...)
 	p.l.Log(context.Background(), slog.LevelError, s, "component", "pebble")
+	// Pebble calls Fatalf on any commit error, a full disk's included:
+	// keep the error, so that the raft worker can fail the store rather
+	// than the process (diskspace.go).
+	for _, a := range v {
+		if err, ok := a.(error); ok && isStorageError(err) {
+			panic(storageFailure{what: s, err: err})
+		}
+	}
 	panic(s)
 }
 

@@ -24,6 +24,11 @@ type storeMetrics struct {
 	snapshotsSent    prometheus.Counter
 	snapshotsApplied prometheus.Counter
 	clockRefused     prometheus.Counter
+	diskFullRefused  prometheus.Counter
+	diskFullEvents   prometheus.Counter
+	enospc           prometheus.Counter
+	stagedMissing    prometheus.Counter
+	stagedFetched    prometheus.Counter
 
 	readyPass       prometheus.Observer
 	logSync         prometheus.Observer
@@ -72,6 +77,11 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
 		clockRefused:     c("clock_updates_refused_total", "Applied timestamps the store's clock did not take in: more than MaxClockOffset ahead of its wall clock."),
+		diskFullRefused:  c("disk_full_refused_writes_total", "Client writes, uploads and snapshots refused because the store's disk is full."),
+		diskFullEvents:   c("disk_full_events_total", "Times the store became disk-full (free space below its threshold, ENOSPC, or a failed engine)."),
+		stagedMissing:    c("ingest_staged_missing_total", "By-reference ingest entries a replica could not apply at once because its staged file was missing (it fetches the file from a peer)."),
+		stagedFetched:    c("ingest_staged_fetched_total", "Staged SSTs fetched from a peer store by a replica that lacked them."),
+		enospc:           c("enospc_errors_total", "File writes of the store or its engine that failed with ENOSPC (each is retried once after the ballast is released)."),
 
 		readyPass:       h("raft_ready_pass_seconds", "Time of one Ready-loop pass that had work: append, fsync, send, apply.", metrics.DiskBuckets),
 		logSync:         h("raft_log_sync_seconds", "Time to commit one raft log batch with fsync.", metrics.DiskBuckets),

@@ -162,6 +162,18 @@ type Options struct {
 	// Registry gets the store's metrics. Default: a private registry.
 	Registry prometheus.Registerer
 
+	// MinFreeBytes: below this much free space on the store's file system
+	// the store is disk-full and refuses client writes (diskspace.go).
+	// 0: 2% of the disk, between 64 MiB and 2 GiB; negative: no threshold
+	// (only ENOSPC makes the store disk-full).
+	MinFreeBytes int64
+	// BallastBytes is the size of the ballast file reserved in Dir and
+	// released when the store becomes disk-full. 0: 1% of the disk, at
+	// most 1 GiB; negative: no ballast.
+	BallastBytes int64
+	// DiskProbeInterval is how often free space is checked (default 1s).
+	DiskProbeInterval time.Duration
+
 	// Knobs are test hooks; nil in production.
 	Knobs *TestingKnobs
 }
@@ -281,6 +293,9 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.MergeRecoveryAfter == 0 {
 		o.MergeRecoveryAfter = 2 * time.Minute
+	}
+	if o.DiskProbeInterval <= 0 {
+		o.DiskProbeInterval = time.Second
 	}
 	if o.GCInterval == 0 {
 		o.GCInterval = time.Minute

@@ -200,11 +200,17 @@ func hasCells(row *kvpb.Row) bool { return len(row.Cells) > 0 || row.CellCount >
 // readLeader resolves the replica, confirms a linearizable read point and
 // returns the replica for reading.
 func (s *Store) readLeader(ctx context.Context, h *kvpb.RequestHeader) (*replica, error) {
+	if err := s.disk.refuseRead(h.GetTabletId()); err != nil {
+		return nil, err
+	}
 	r, err := s.replicaForRequest(h.GetTabletId())
 	if err != nil {
 		return nil, err
 	}
 	if err := s.checkEpoch(r.descriptor(), h); err != nil {
+		return nil, err
+	}
+	if err := r.refuseBlocked(); err != nil {
 		return nil, err
 	}
 	if err := r.readIndex(ctx); err != nil {

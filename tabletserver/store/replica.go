@@ -39,7 +39,10 @@ type replica struct {
 		// mergingInto is non-zero while the tablet is frozen for a merge,
 		// since frozenAt (or since the store opened).
 		mergingInto uint64
-		frozenAt    time.Time
+		// applyBlocked: the replica waits for a staged file before it
+		// can apply further (staged.go); it serves no reads or writes.
+		applyBlocked bool
+		frozenAt     time.Time
 		// lease: reads are served without a raft round while leader and
 		// before leaseUntil, once applied reaches leaseIndex (see lease.go).
 		lease leaderLease
@@ -90,6 +93,9 @@ type replica struct {
 	// truncated (worker only): ingest entries are megabytes each, so the
 	// log is truncated after them instead of after RaftLogTruncateEntries.
 	ingestLogBytes uint64
+	// blocked is set while applying waits for a staged file (staged.go).
+	// Worker only.
+	blocked *blockedApply
 	// ingestApplied: an ingest entry applied in the current Ready, so the
 	// log is truncated right after it (worker only). Waiting for the next
 	// tick is not enough: a follower that quiesced in the same Ready (its

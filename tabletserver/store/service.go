@@ -117,8 +117,21 @@ func (s *Store) writeLeader(h *kvpb.RequestHeader) (*replica, *metapb.TabletDesc
 	if err := r.refuseIfBad(); err != nil {
 		return nil, nil, err
 	}
+	if err := s.disk.refuseWrite(h.GetTabletId()); err != nil {
+		// DiskFull only from the leader: once PD moved the leadership,
+		// the client must hear where it went.
+		r.mu.Lock()
+		if !r.mu.isLeader {
+			err = r.leaderErrorLocked()
+		}
+		r.mu.Unlock()
+		return nil, nil, err
+	}
 	desc := r.descriptor()
 	if err := s.checkEpoch(desc, h); err != nil {
+		return nil, nil, err
+	}
+	if err := r.refuseBlocked(); err != nil {
 		return nil, nil, err
 	}
 	r.mu.Lock()

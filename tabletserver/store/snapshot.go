@@ -149,6 +149,10 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 		return errs.InvalidArgument("snapshot carries no tablet state")
 	}
 	desc := sd.Tablet
+	if err := s.disk.refuseWrite(desc.TabletId); err != nil {
+		// The sender retries later; PD does not place replicas here.
+		return err
+	}
 	if desc.TabletId != h.TabletId {
 		return errs.InvalidArgument("snapshot for tablet %d names tablet %d", h.TabletId, desc.TabletId)
 	}
@@ -344,6 +348,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	_ = r.s.fs.Remove(localPath)
 	_ = r.s.fs.Remove(dataPath)
 	if err == nil {
+		r.unblockBySnapshot(idx)
 		r.s.metrics.snapshotsApplied.Inc()
 		r.log.Info("snapshot installed", "index", idx, "epoch", sd.Tablet.Epoch.String())
 		r.s.event(r.tabletID, "replica %d installed a snapshot at index %d: %v", r.replicaID, idx, sd.Tablet)

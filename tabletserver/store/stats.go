@@ -126,7 +126,10 @@ func (s *Store) StoreStats() *pdpb.StoreStats {
 		st.CapacityBytes = fs.Blocks * uint64(fs.Bsize)
 		st.AvailableBytes = fs.Bavail * uint64(fs.Bsize)
 	}
-	st.UsedBytes = s.db.Metrics().DiskSpaceUsage()
+	st.DiskFull = s.disk.full.Load()
+	if !s.disk.failed.Load() { // a failed engine may hang
+		st.UsedBytes = s.db.Metrics().DiskSpaceUsage()
+	}
 	s.mu.RLock()
 	for _, r := range s.mu.replicas {
 		r.mu.Lock()
@@ -233,7 +236,7 @@ func (s *Store) RemoveTableSchema(tableID uint64) error {
 	if _, ok := s.mu.schemas[tableID]; !ok {
 		return nil
 	}
-	if err := s.db.Delete(keys.TableSchemaKey(tableID), pebble.Sync); err != nil {
+	if err := s.guardEngine(func() error { return s.db.Delete(keys.TableSchemaKey(tableID), pebble.Sync) }); err != nil {
 		return err
 	}
 	delete(s.mu.schemas, tableID)

@@ -40,7 +40,7 @@ type Store struct {
 	transport *transport.Transport
 	log       *slog.Logger
 	metrics   *storeMetrics
-	checks    *checker // consistency checks (consistency.go)
+	checks    *checker    // consistency checks (consistency.go)
 	export    exportState // backup exports (export.go)
 
 	// applyMu: see the lock order in doc.go.
@@ -81,6 +81,8 @@ type Store struct {
 	snapshotSem chan struct{}
 	// ingest is the staging area of uploaded SSTs (ingest.go).
 	ingest *ingestState
+	// disk tracks free space and the disk-full state (diskspace.go).
+	disk *diskState
 
 	nextID atomic.Uint64
 	// incarnation is random per Open: entries this run proposed carry it,
@@ -136,6 +138,11 @@ func Open(opts Options) (*Store, error) {
 	}
 	s.metrics = newMetrics(opts.Registry)
 	s.checks = newChecker(s)
+	// Every file the store and its engine write goes through spaceFS.
+	s.openDisk(fs)
+	fs = &spaceFS{FS: fs, d: s.disk}
+	s.fs = fs
+	s.disk.probe()
 	s.mu.replicas = map[uint64]*replica{}
 	s.mu.schemas = map[uint64]*metapb.TableSchema{}
 	s.queue.pending = map[uint64]struct{}{}
@@ -228,7 +235,7 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // store closed before Start starts nothing.
 func (s *Store) Start() {
 	ctx := context.Background()
-	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startConsistency}
+	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startConsistency, s.startDiskMonitor}
 	for _, start := range starts {
 		if err := start(ctx); err != nil {
 			s.log.Warn("store not started", "err", err)
@@ -279,7 +286,14 @@ func (s *Store) Close() error {
 		delete(s.snapshots.outgoing, id)
 	}
 	s.snapshots.Unlock()
-	return s.db.Close()
+	err := s.db.Close()
+	if err != nil && s.disk.failed.Load() {
+		// The engine reports again the failure that stopped the store
+		// (diskspace.go); what was acknowledged is durable.
+		s.log.Warn("engine closed after a storage failure", "err", err)
+		return nil
+	}
+	return err
 }
 
 // enter registers a request; it fails once the store is closing. Every
@@ -587,7 +601,7 @@ func (s *Store) BootstrapTablet(desc *metapb.TabletDescriptor) error {
 		if err := writeInitialState(b, desc, nil); err != nil {
 			return err
 		}
-		if err := b.Commit(pebble.Sync); err != nil {
+		if err := s.guardEngine(func() error { return b.Commit(pebble.Sync) }); err != nil {
 			return err
 		}
 		if k := s.opts.Knobs; k != nil && k.AfterBootstrapWrite != nil {
@@ -686,7 +700,7 @@ func (s *Store) PutTableSchema(ts *metapb.TableSchema) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.Set(keys.TableSchemaKey(ts.TableId), v, pebble.Sync); err != nil {
+	if err := s.guardEngine(func() error { return s.db.Set(keys.TableSchemaKey(ts.TableId), v, pebble.Sync) }); err != nil {
 		return err
 	}
 	s.mu.schemas[ts.TableId] = proto.Clone(ts).(*metapb.TableSchema)

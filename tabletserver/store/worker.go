@@ -35,20 +35,81 @@ func (s *Store) runWorker(ctx context.Context) {
 		case <-ticker.C():
 			ticked = true
 		}
-		s.loop.Lock()
-		s.loop.busy.Store(true)
-		s.loop.since.Store(s.opts.Clock.Now().UnixNano())
-		if k := s.opts.Knobs; k != nil && k.InReady != nil {
-			k.InReady()
+		if !s.runIteration(ticked) {
+			return // the storage failed: see failStorage
 		}
-		s.processReady(ticked)
-		if ticked {
-			s.loop.ticks.Add(1)
-		}
-		s.loop.since.Store(0)
-		s.loop.busy.Store(false)
-		s.loop.Unlock()
 	}
+}
+
+// runIteration runs one Ready-loop iteration. It returns false when an
+// engine error stopped it: the store has failed (diskspace.go) and the
+// worker must stop without acknowledging anything more.
+func (s *Store) runIteration(ticked bool) (ok bool) {
+	s.loop.Lock()
+	defer s.loop.Unlock()
+	defer func() {
+		if v := recover(); v != nil {
+			what, err := storageFailureOf(v)
+			if err == nil {
+				panic(v) // a broken invariant, not the disk
+			}
+			s.loop.since.Store(0)
+			s.loop.busy.Store(false)
+			s.failStorage(what, err)
+			ok = false
+		}
+	}()
+	s.loop.busy.Store(true)
+	s.loop.since.Store(s.opts.Clock.Now().UnixNano())
+	if k := s.opts.Knobs; k != nil && k.InReady != nil {
+		k.InReady()
+	}
+	s.processReady(ticked)
+	if ticked {
+		s.loop.ticks.Add(1)
+	}
+	s.loop.since.Store(0)
+	s.loop.busy.Store(false)
+	return true
+}
+
+// storageFailure is what fatal panics with for an error of the disk; the
+// worker recovers it (runIteration) and fails the store instead of the
+// process.
+type storageFailure struct {
+	what string
+	err  error
+}
+
+// storageFailureOf recognises a storage failure in a recovered panic
+// value: fatal's, or pebble's own (it panics with the error of a failed
+// WAL write).
+func storageFailureOf(v any) (string, error) {
+	switch x := v.(type) {
+	case storageFailure:
+		return x.what, x.err
+	case error:
+		if isStorageError(x) {
+			return "engine", x
+		}
+	}
+	return "", nil
+}
+
+// commitApplyBatch commits the apply batch and runs the actions that
+// must follow it under applyMu (released however the commit ends).
+func (s *Store) commitApplyBatch(b *pebble.Batch, opts *pebble.WriteOptions, post []func()) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if !b.Empty() {
+		if err := b.Commit(opts); err != nil {
+			return err
+		}
+	}
+	for _, f := range post {
+		f()
+	}
+	return nil
 }
 
 type readyReplica struct {
@@ -241,17 +302,10 @@ func (s *Store) processReady(ticked bool) {
 // commitApply commits an apply batch, runs its post actions under
 // applyMu (see doc.go) and closes it.
 func (s *Store) commitApply(ab *pebble.Batch, post []func()) {
-	s.applyMu.Lock()
-	if !ab.Empty() {
-		if err := ab.Commit(pebble.NoSync); err != nil {
-			s.fatal("commit apply batch", err, nil)
-		}
+	defer ab.Close()
+	if err := s.commitApplyBatch(ab, pebble.NoSync, post); err != nil {
+		s.fatal("commit apply batch", err, nil)
 	}
-	for _, f := range post {
-		f()
-	}
-	s.applyMu.Unlock()
-	ab.Close()
 }
 
 // fatal stops the process: the engine or disk failed in a way that makes
@@ -265,6 +319,11 @@ func (s *Store) fatal(what string, err error, r *replica) {
 	if k := s.opts.Knobs; k != nil && k.OnFatal != nil {
 		k.OnFatal(what, err)
 		runtime.Goexit() // the goroutine stops here, as the process would have
+	}
+	if isStorageError(err) {
+		// The disk, not the data: the store fails, the process stays
+		// (runIteration recovers this).
+		panic(storageFailure{what: what, err: err})
 	}
 	panic("store: " + what + ": " + err.Error())
 }
@@ -291,7 +350,13 @@ func (r *replica) drainInbox() {
 	if len(in.msgs) > 0 {
 		r.lastMessage.Store(r.s.opts.Clock.Now().UnixNano())
 	}
+	full := r.s.disk.full.Load()
 	for _, m := range in.msgs {
+		if full && m.msg.Type == raftpb.MsgApp && len(m.msg.Entries) > 0 {
+			// A follower on a full disk takes no new entries (raft sees
+			// a lost message and retries); see diskspace.go.
+			continue
+		}
 		if m.msg.Type != raftpb.MsgHeartbeat && m.msg.Type != raftpb.MsgHeartbeatResp {
 			r.idleTicks = 0
 		}

@@ -57,12 +57,15 @@ type Cluster struct {
 }
 
 // FastOptions are raft timings suited to tests on a busy 2-core machine:
-// 20ms ticks, 300ms election timeout.
+// 20ms ticks, 300ms election timeout; and no disk-full protection.
 func FastOptions(o *store.Options) {
 	o.TickInterval = 20 * time.Millisecond
 	o.ElectionTicks = 15
 	o.HeartbeatTicks = 3
 	o.ProposalTimeout = 5 * time.Second
+	// No ballast and no free-space threshold: many test stores share one
+	// machine's disk (the disk-full tests set their own).
+	o.MinFreeBytes, o.BallastBytes = -1, -1
 }
 
 // Start starts n stores (IDs 1..n). tweak adjusts each store's options.

@@ -137,6 +137,10 @@ func (t *Transport) Close() {
 	}
 }
 
+// Conn returns the client connection to storeID (the peer's gRPC server,
+// which also serves its Tablet API), shared with the raft traffic.
+func (t *Transport) Conn(storeID uint64) (*grpc.ClientConn, error) { return t.conn(storeID) }
+
 // conn returns the client connection to storeID, creating it or replacing
 // it if the store's address changed.
 func (t *Transport) conn(storeID uint64) (*grpc.ClientConn, error) {

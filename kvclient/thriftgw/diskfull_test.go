@@ -1,0 +1,21 @@
+package thriftgw
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
+)
+
+// A write refused for lack of disk space is a TIOError an HBase client
+// can tell apart by its exception name.
+func TestDiskFullIOError(t *testing.T) {
+	err := ioError(&kvclient.Error{Kind: kvclient.ErrDiskFull, Msg: "put", Cause: errs.DiskFull(2, 0, 500)})
+	te, ok := err.(*hbase.TIOError)
+	require.True(t, ok, "%T", err)
+	require.True(t, strings.HasPrefix(te.GetMessage(), "DiskOutOfSpaceException: "), te.GetMessage())
+}
