@@ -197,7 +197,9 @@ func seedCalls1(f *testing.F, framed, compact bool) [][]byte {
 			c.ScannerOpenWithScan(ctx, tbl, &hbase1.TScan{FilterString: []byte("PrefixFilter('a') AND KeyOnlyFilter()")}, nil)
 		},
 		func(ctx context.Context, c *hbase1.HbaseClient) { c.ScannerGetList(ctx, 1, 10) },
-		func(ctx context.Context, c *hbase1.HbaseClient) { c.AtomicIncrement(ctx, tbl, []byte("n"), []byte("f:c"), 3) },
+		func(ctx context.Context, c *hbase1.HbaseClient) {
+			c.AtomicIncrement(ctx, tbl, []byte("n"), []byte("f:c"), 3)
+		},
 		func(ctx context.Context, c *hbase1.HbaseClient) { c.DeleteAllRowTs(ctx, tbl, []byte("a"), 5, nil) },
 	}
 	cfg := &thrift.TConfiguration{}
