@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/hbase"
 	"github.com/shaledb/shale/proto/hbase1"
 )
 
@@ -400,6 +401,9 @@ func (h *thrift1) rows(ctx context.Context, table []byte, rows []hbase1.Text, co
 	if err != nil {
 		return nil, io1(err)
 	}
+	if len(rows) == 0 {
+		return []*hbase1.TRowResult_{}, nil
+	}
 	if len(rows) == 1 {
 		r, err := h.getRow(ctx, table, rows[0], opts)
 		if err != nil {
@@ -599,7 +603,7 @@ func (h *thrift1) CheckAndPut(ctx context.Context, table, row, column, value hba
 	if m == nil {
 		return false, ia1(illegalf("missing mput"))
 	}
-	ok, err := h.checkAndMutate(ctx, table, row, []byte(f), q, 2 /* EQUAL */, value, func(*kvclient.Table) ([]kvclient.Mutation, error) {
+	ok, err := h.checkAndMutate(ctx, table, row, []byte(f), q, hbase.TCompareOperator_EQUAL, value, func(*kvclient.Table) ([]kvclient.Mutation, error) {
 		return mutations1([]*hbase1.Mutation{m}, nil)
 	})
 	if err != nil {
