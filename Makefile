@@ -31,10 +31,12 @@ proto: ## regenerate Go code from proto/**/*.proto (installs protoc and pinned p
 # proto/hbase.thrift through Debian's thrift-compiler; the checked-in code was
 # generated with thrift 0.17.0 and builds against github.com/apache/thrift
 # v0.25.0 (go.mod).
-thrift: ## regenerate proto/hbase from proto/hbase.thrift (installs thrift-compiler if missing)
+# proto/hbase1 (the Thrift1 gateway) comes from proto/hbase1.thrift the same way.
+thrift: ## regenerate proto/hbase and proto/hbase1 from proto/hbase.thrift and proto/hbase1.thrift (installs thrift-compiler if missing)
 	scripts/install-tools.sh proto
-	rm -rf proto/hbase
+	rm -rf proto/hbase proto/hbase1
 	thrift --gen go:package_prefix=$(MODULE)/proto/,skip_remote -out proto proto/hbase.thrift
+	thrift --gen go:package_prefix=$(MODULE)/proto/,skip_remote -out proto proto/hbase1.thrift
 
 proto-check: proto ## regenerate and fail if the checked-in generated code differs
 	@git diff --exit-code -- proto/ || { \

@@ -325,5 +325,11 @@ service THBaseService {
   bool isTableEnabled(1: required TTableName tableName) throws (1: TIOError io)
   bool isTableDisabled(1: required TTableName tableName) throws (1: TIOError io)
   bool isTableAvailable(1: required TTableName tableName) throws (1: TIOError io)
+  void createNamespace(1: required TNamespaceDescriptor namespaceDesc) throws (1: TIOError io)
+  void modifyNamespace(1: required TNamespaceDescriptor namespaceDesc) throws (1: TIOError io)
+  void deleteNamespace(1: required string name) throws (1: TIOError io)
+  TNamespaceDescriptor getNamespaceDescriptor(1: required string name) throws (1: TIOError io)
+  list<TNamespaceDescriptor> listNamespaceDescriptors() throws (1: TIOError io)
+  list<string> listNamespaces() throws (1: TIOError io)
   TThriftServerType getThriftServerType()
 }

@@ -133,7 +133,7 @@ clients connect with.`,
 	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
 	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "also serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306)")
 	cmd.Flags().BoolVar(&secure, "secure", false, "serve every port with mutual TLS, with a CA and certificates created in DATA_DIR/certs (default: no TLS)")
-	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift); 0 picks free ports")
+	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift2 and Thrift1); 0 picks free ports")
 	return cmd
 }
 
@@ -238,10 +238,13 @@ type playgroundLayout struct {
 	pd     []placementdriver.Options // Name, ClientAddr, PeerAddr, HTTPAddr
 	stores [][2]string               // gRPC, HTTP
 	thrift string
+	// thrift1 is the HBase Thrift1 listener (happybase and other Thrift1
+	// clients), beside the Thrift2 one as HBase runs them.
+	thrift1 string
 }
 
 func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error) {
-	addrs, err := playgroundAddrs(3*members+2*stores+1, basePort)
+	addrs, err := playgroundAddrs(3*members+2*stores+2, basePort)
 	if err != nil {
 		return playgroundLayout{}, err
 	}
@@ -258,6 +261,7 @@ func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error
 		next += 2
 	}
 	l.thrift = addrs[next]
+	l.thrift1 = addrs[next+1]
 	return l, nil
 }
 
@@ -338,7 +342,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 		return fail(err)
 	}
 	defer kv.Close()
-	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift, TLS: l.tls.nodeTLS()})
+	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift, Thrift1Addr: l.thrift1, TLS: l.tls.nodeTLS()})
 	if err != nil {
 		return fail(err)
 	}
@@ -355,6 +359,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	}
 	fmt.Fprintf(out, "pd: %s\n", strings.Join(pd, ","))
 	fmt.Fprintf(out, "thrift: %s\n", l.thrift)
+	fmt.Fprintf(out, "thrift1: %s\n", l.thrift1)
 	_, scheme := l.tls.httpClient(0)
 	leaderHTTP := pdLeaderHTTP(gctx, l.pd, l.tls)
 	fmt.Fprintf(out, "http: %s%s/pd/api/v1/stores\n", scheme, leaderHTTP)
@@ -392,9 +397,9 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	if l.tls != nil {
 		fmt.Fprintf(out, "  curl --cacert %s --cert %s --key %s https://%s/metrics\n", filepath.Join(l.tls.dir, security.CAFile),
 			filepath.Join(l.tls.dir, security.ClientCertFile("root")), filepath.Join(l.tls.dir, security.ClientKeyFile("root")), l.pd[0].HTTPAddr)
-		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s over TLS with a client certificate (binary protocol, buffered transport).\n", l.thrift)
+		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s, Thrift1 clients (happybase) to %s, over TLS with a client certificate (binary protocol, buffered transport).\n", l.thrift, l.thrift1)
 	} else {
-		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s (binary protocol, buffered transport).\n", l.thrift)
+		fmt.Fprintf(out, "HBase Thrift2 clients connect to %s, Thrift1 clients (happybase) to %s (binary protocol, buffered transport).\n", l.thrift, l.thrift1)
 	}
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	err = g.Wait()

@@ -25,7 +25,7 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 	p := proctest.Start(t, "playground", logPath, append([]string{"playground", "--log-level", "warn"}, args...)...)
 	out := p.WaitOutput(t, "Press Ctrl-C to stop.", playgroundBackstop)
 	eps := map[string]string{}
-	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|http|console|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
+	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|thrift1|http|console|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
 		eps[m[1]] = m[2]
 	}
 	if m := regexp.MustCompile(`(?m)^(INSECURE|secure):`).FindStringSubmatch(out); m != nil {
@@ -52,6 +52,8 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	pd := eps["pd"]
 	require.Len(t, strings.Split(pd, ","), 3, "pd line %q", pd)
 	require.NotEmpty(t, eps["thrift"])
+	require.NotEmpty(t, eps["thrift1"], "the Thrift1 listener has its own line")
+	require.NotEqual(t, eps["thrift"], eps["thrift1"])
 	require.Regexp(t, `^http://127\.0\.0\.1:\d+/pd/api/v1/stores$`, eps["http"])
 	require.Equal(t, dir, eps["data"])
 	require.Equal(t, "INSECURE", eps["mode"], "an insecure playground says so")

@@ -27,6 +27,7 @@ func newThriftCommand() *cobra.Command {
 	var (
 		pd                  string
 		addr                string
+		thrift1Addr         string
 		framed, compact     bool
 		scannerIdle         time.Duration
 		maxScanners         int
@@ -36,22 +37,32 @@ func newThriftCommand() *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "thrift",
-		Short: "Serve Shale tables over the HBase Thrift2 protocol (THBaseService)",
+		Short: "Serve Shale tables over the HBase Thrift2 protocol (THBaseService), and Thrift1 (Hbase)",
 		Long: `Serve Shale tables to HBase Thrift2 clients: the gateway speaks the core of
 HBase's THBaseService (proto/hbase.thrift), so an HBase Thrift2 client works
 by pointing it at this address. Like HBase it serves the binary protocol over
 a buffered transport by default; --framed and --compact select the framed
 transport and the compact protocol. Timestamps on the wire are milliseconds
-(HBase's), stored as Shale microseconds.`,
+(HBase's), stored as Shale microseconds. --thrift1-addr also serves HBase's
+Thrift1 service Hbase (proto/hbase1.thrift; happybase speaks it) on its own
+port, as HBase runs its thrift and thrift2 servers apart; it shares the
+transport, protocol, TLS, authorization and limits. Both accept HBase's filter
+language in filter strings (kvclient/thriftgw/filterlang).`,
 		Example: `  shale thrift --pd 127.0.0.1:2379 --addr 0.0.0.0:9090 \
     --tls-ca certs/ca.crt --tls-cert certs/node.crt --tls-key certs/node.key
   shale thrift --pd 127.0.0.1:2379 --insecure
+  shale thrift --pd 127.0.0.1:2379 --insecure --thrift1-addr 127.0.0.1:9091
   shale thrift --pd 10.0.0.1:2379,10.0.0.2:2379 --framed --compact`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			listen, err := normalizeThriftAddr(addr)
 			if err != nil {
 				return err
+			}
+			if thrift1Addr != "" {
+				if _, _, err := net.SplitHostPort(thrift1Addr); err != nil {
+					return errors.New("--thrift1-addr: want HOST:PORT, got " + strconv.Quote(thrift1Addr))
+				}
 			}
 			tls, err := serverTLS(cmd, "shale thrift")
 			if err != nil {
@@ -73,7 +84,7 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			}
 			defer stopAuthz()
 			srv, err := thriftgw.Listen(thriftgw.Options{
-				Client: c, Addr: listen, Framed: framed, Compact: compact,
+				Client: c, Addr: listen, Thrift1Addr: thrift1Addr, Framed: framed, Compact: compact,
 				ScannerIdleTimeout: scannerIdle, MaxScanners: maxScanners,
 				MaxMessageSize: maxMessage, RequestTimeout: reqTimeout, TLS: tls,
 				HTTPAddr: httpAddr, Registry: reg, Authz: az,
@@ -84,12 +95,16 @@ transport and the compact protocol. Timestamps on the wire are milliseconds
 			fmt.Fprintf(cmd.OutOrStdout(), "shale thrift gateway listening on %s (transport %s, protocol %s, %s)\n",
 				srv.Addr(), map[bool]string{false: "buffered", true: "framed"}[framed], map[bool]string{false: "binary", true: "compact"}[compact],
 				map[bool]string{false: "TLS with client certificates", true: "INSECURE: no TLS"}[tls == nil])
+			if a := srv.Thrift1Addr(); a != nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "shale thrift: HBase Thrift1 (service Hbase) listening on %s\n", a)
+			}
 			return srv.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&pd, "pd", "127.0.0.1:2379", "placement driver client addresses HOST:PORT,...")
 	f.StringVar(&addr, "addr", "127.0.0.1:"+strconv.Itoa(thriftgw.DefaultPort), "address to serve Thrift on, HOST:PORT (port defaults to 9090; 0.0.0.0:9090 for every interface)")
+	f.StringVar(&thrift1Addr, "thrift1-addr", "", `also serve HBase's Thrift1 service Hbase (happybase) here, HOST:PORT, e.g. 127.0.0.1:9091 ("" disables)`)
 	f.StringVar(&httpAddr, "http-addr", "127.0.0.1:9095", `HTTP address for /healthz, /metrics and /debug/pprof/ ("" disables)`)
 	f.BoolVar(&framed, "framed", false, "use the framed transport (default: buffered, as HBase)")
 	f.BoolVar(&compact, "compact", false, "use the compact protocol (default: binary, as HBase)")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
@@ -90,6 +91,9 @@ func TestEveryRPCIsClassified(t *testing.T) {
 
 func TestEveryThriftMethodIsClassified(t *testing.T) {
 	procs := hbase.NewTHBaseServiceProcessor(nil).ProcessorMap()
+	for name, p := range hbase1.NewHbaseProcessor(nil).ProcessorMap() {
+		procs[name] = p
+	}
 	for name := range procs {
 		if Thrift[name] == Unclassified {
 			t.Errorf("Thrift method %s has no classification in internal/authz/table.go", name)

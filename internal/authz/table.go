@@ -126,8 +126,9 @@ var HTTP = map[string]Class{
 	"/debug/pprof/trace":         ClusterAdmin,
 }
 
-// Thrift classifies the HBase Thrift2 gateway's methods (their wire
-// names). The gateway checks the per-table classes with the table the
+// Thrift classifies the HBase Thrift gateway's methods (their wire
+// names), those of Thrift2's THBaseService and Thrift1's Hbase (a name in
+// both has one class). The gateway checks the per-table classes with the table the
 // call names (CheckThrift); scanner calls are bound to the table checked
 // when the scanner was opened.
 var Thrift = map[string]Class{
@@ -145,6 +146,20 @@ var Thrift = map[string]Class{
 	"getThriftServerType": Public,
 	"createTable":         ClusterAdmin, "deleteTable": ClusterAdmin, "truncateTable": ClusterAdmin,
 	"enableTable": ClusterAdmin, "disableTable": ClusterAdmin,
+	"createNamespace": ClusterAdmin, "modifyNamespace": ClusterAdmin, "deleteNamespace": ClusterAdmin,
+	"getNamespaceDescriptor": Authenticated, "listNamespaceDescriptors": Authenticated, "listNamespaces": Authenticated,
+	// Thrift1 (Hbase) only.
+	"getTableNames": Authenticated, "getTableNamesWithIsTableEnabled": Authenticated,
+	"getColumnDescriptors": Authenticated, "getTableRegions": Authenticated,
+	"getVer": DataRead, "getVerTs": DataRead, "getRow": DataRead, "getRowWithColumns": DataRead,
+	"getRowTs": DataRead, "getRowWithColumnsTs": DataRead, "getRows": DataRead, "getRowsWithColumns": DataRead,
+	"getRowsTs": DataRead, "getRowsWithColumnsTs": DataRead,
+	"scannerOpenWithScan": DataRead, "scannerOpen": DataRead, "scannerOpenWithStop": DataRead,
+	"scannerOpenWithPrefix": DataRead, "scannerOpenTs": DataRead, "scannerOpenWithStopTs": DataRead,
+	"scannerGet": Authenticated, "scannerGetList": Authenticated, "scannerClose": Authenticated,
+	"mutateRowTs": DataWrite, "mutateRows": DataWrite, "mutateRowsTs": DataWrite, "atomicIncrement": DataWrite,
+	"deleteAll": DataWrite, "deleteAllTs": DataWrite, "deleteAllRow": DataWrite, "deleteAllRowTs": DataWrite,
+	"incrementRows": DataWrite,
 }
 
 // SQL classifies sql-lite's statement kinds (the names sql-lite reports:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 	"github.com/stretchr/testify/require"
@@ -13,6 +14,7 @@ import (
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
@@ -144,6 +146,10 @@ func refused(err error) bool {
 	if errors.As(err, &ioe) {
 		msg = ioe.GetMessage()
 	}
+	var ioe1 *hbase1.IOError
+	if errors.As(err, &ioe1) {
+		msg = ioe1.GetMessage()
+	}
 	return strings.Contains(msg, "PermissionDenied") || strings.Contains(msg, "permission denied")
 }
 
@@ -171,15 +177,17 @@ func TestThriftAuthorizationMatrix(t *testing.T) {
 	a, err := authz.New(authz.Options{Mode: authz.Secure, Policies: fixedPolicy{authz.NewPolicy(st)}})
 	require.NoError(t, err)
 
-	calls := thriftCalls("authzm")
+	calls, calls1 := thriftCalls("authzm"), thrift1Calls("authzm")
 	for name, c := range authz.Thrift {
-		if _, ok := calls[name]; !ok && c.PerTable() {
+		_, ok := calls[name]
+		_, ok1 := calls1[name]
+		if !ok && !ok1 && c.PerTable() {
 			t.Errorf("Thrift method %s (%s) names a table but the matrix does not call it", name, c)
 		}
 	}
 	callers := map[string]authz.Identity{"nogrant": {User: "nogrant"}, "reader": {User: "reader"}, "writer": {User: "writer"}, "admin": {User: "admin"}, "node": {Node: true}}
 	for who, id := range callers {
-		srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", Authz: a})
+		srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", Thrift1Addr: "127.0.0.1:0", Authz: a})
 		require.NoError(t, err)
 		thriftgw.SetIdentityForTest(srv, id)
 		done := make(chan error, 1)
@@ -194,7 +202,112 @@ func TestThriftAuthorizationMatrix(t *testing.T) {
 				t.Errorf("%s calling %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
 			}
 		}
+		// Thrift1, the same checks on its own listener.
+		c1 := dial1(t, srv.Thrift1Addr().String())
+		for name, call := range calls1 {
+			class := authz.Thrift[name]
+			want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
+				(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
+			err := call(ctx, c1)
+			if got := !refused(err); got != want {
+				t.Errorf("%s calling Thrift1 %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+			}
+		}
 		require.NoError(t, srv.Close())
 		require.NoError(t, <-done)
 	}
+}
+
+// thrift1Calls is thriftCalls for the Thrift1 service Hbase.
+func thrift1Calls(table string) map[string]func(context.Context, *hbase1.HbaseClient) error {
+	tb := []byte(table)
+	r, col := []byte("r"), []byte("f:q")
+	cols := []hbase1.Text{col}
+	rows := []hbase1.Text{r}
+	muts := []*hbase1.Mutation{{Column: col, Value: []byte("v")}}
+	batch := []*hbase1.BatchMutation{{Row: r, Mutations: muts}}
+	type c = hbase1.HbaseClient
+	scan := func(open func(ctx context.Context, c *c) (hbase1.ScannerID, error)) func(context.Context, *c) error {
+		return func(ctx context.Context, cl *c) error { _, err := open(ctx, cl); return err }
+	}
+	return map[string]func(context.Context, *c) error{
+		"get":      func(ctx context.Context, c *c) error { _, err := c.Get(ctx, tb, r, col, nil); return err },
+		"getVer":   func(ctx context.Context, c *c) error { _, err := c.GetVer(ctx, tb, r, col, 2, nil); return err },
+		"getVerTs": func(ctx context.Context, c *c) error { _, err := c.GetVerTs(ctx, tb, r, col, 5, 2, nil); return err },
+		"getRow":   func(ctx context.Context, c *c) error { _, err := c.GetRow(ctx, tb, r, nil); return err },
+		"getRowWithColumns": func(ctx context.Context, c *c) error {
+			_, err := c.GetRowWithColumns(ctx, tb, r, cols, nil)
+			return err
+		},
+		"getRowTs": func(ctx context.Context, c *c) error { _, err := c.GetRowTs(ctx, tb, r, 5, nil); return err },
+		"getRowWithColumnsTs": func(ctx context.Context, c *c) error {
+			_, err := c.GetRowWithColumnsTs(ctx, tb, r, cols, 5, nil)
+			return err
+		},
+		"getRows": func(ctx context.Context, c *c) error { _, err := c.GetRows(ctx, tb, rows, nil); return err },
+		"getRowsWithColumns": func(ctx context.Context, c *c) error {
+			_, err := c.GetRowsWithColumns(ctx, tb, rows, cols, nil)
+			return err
+		},
+		"getRowsTs": func(ctx context.Context, c *c) error { _, err := c.GetRowsTs(ctx, tb, rows, 5, nil); return err },
+		"getRowsWithColumnsTs": func(ctx context.Context, c *c) error {
+			_, err := c.GetRowsWithColumnsTs(ctx, tb, rows, cols, 5, nil)
+			return err
+		},
+		"scannerOpenWithScan": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) {
+			return c.ScannerOpenWithScan(ctx, tb, &hbase1.TScan{}, nil)
+		}),
+		"scannerOpen": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) { return c.ScannerOpen(ctx, tb, r, cols, nil) }),
+		"scannerOpenWithStop": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) {
+			return c.ScannerOpenWithStop(ctx, tb, r, []byte("s"), cols, nil)
+		}),
+		"scannerOpenWithPrefix": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) {
+			return c.ScannerOpenWithPrefix(ctx, tb, r, cols, nil)
+		}),
+		"scannerOpenTs": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) {
+			return c.ScannerOpenTs(ctx, tb, r, cols, 5, nil)
+		}),
+		"scannerOpenWithStopTs": scan(func(ctx context.Context, c *c) (hbase1.ScannerID, error) {
+			return c.ScannerOpenWithStopTs(ctx, tb, r, []byte("s"), cols, 5, nil)
+		}),
+		"mutateRow":    func(ctx context.Context, c *c) error { return c.MutateRow(ctx, tb, r, muts, nil) },
+		"mutateRowTs":  func(ctx context.Context, c *c) error { return c.MutateRowTs(ctx, tb, r, muts, 5, nil) },
+		"mutateRows":   func(ctx context.Context, c *c) error { return c.MutateRows(ctx, tb, batch, nil) },
+		"mutateRowsTs": func(ctx context.Context, c *c) error { return c.MutateRowsTs(ctx, tb, batch, 5, nil) },
+		"atomicIncrement": func(ctx context.Context, c *c) error {
+			_, err := c.AtomicIncrement(ctx, tb, r, []byte("f:n"), 1)
+			return err
+		},
+		"deleteAll":      func(ctx context.Context, c *c) error { return c.DeleteAll(ctx, tb, r, col, nil) },
+		"deleteAllTs":    func(ctx context.Context, c *c) error { return c.DeleteAllTs(ctx, tb, r, col, 5, nil) },
+		"deleteAllRow":   func(ctx context.Context, c *c) error { return c.DeleteAllRow(ctx, tb, r, nil) },
+		"deleteAllRowTs": func(ctx context.Context, c *c) error { return c.DeleteAllRowTs(ctx, tb, r, 5, nil) },
+		"increment": func(ctx context.Context, c *c) error {
+			return c.Increment(ctx, &hbase1.TIncrement{Table: tb, Row: r, Column: []byte("f:n"), Ammount: 1})
+		},
+		"incrementRows": func(ctx context.Context, c *c) error {
+			return c.IncrementRows(ctx, []*hbase1.TIncrement{{Table: tb, Row: r, Column: []byte("f:n"), Ammount: 1}})
+		},
+		"append": func(ctx context.Context, c *c) error {
+			_, err := c.Append(ctx, &hbase1.TAppend{Table: tb, Row: r, Columns: cols, Values: []hbase1.Text{[]byte("x")}})
+			return err
+		},
+		"checkAndPut": func(ctx context.Context, c *c) error {
+			_, err := c.CheckAndPut(ctx, tb, r, col, nil, muts[0], nil)
+			return err
+		},
+		"getTableNames":        func(ctx context.Context, c *c) error { _, err := c.GetTableNames(ctx); return err },
+		"getColumnDescriptors": func(ctx context.Context, c *c) error { _, err := c.GetColumnDescriptors(ctx, tb); return err },
+		"deleteTable":          func(ctx context.Context, c *c) error { return c.DeleteTable(ctx, []byte(table+"_missing")) },
+		"getThriftServerType":  func(ctx context.Context, c *c) error { _, err := c.GetThriftServerType(ctx); return err },
+	}
+}
+
+func dial1(t *testing.T, addr string) *hbase1.HbaseClient {
+	t.Helper()
+	cfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 20 * time.Second}
+	trans := thrift.NewTBufferedTransport(thrift.NewTSocketConf(addr, cfg), 8192)
+	require.NoError(t, trans.Open())
+	t.Cleanup(func() { trans.Close() })
+	return hbase1.NewHbaseClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(cfg))
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw/filterlang"
 	"github.com/shaledb/shale/proto/hbase"
 )
 
@@ -126,40 +127,32 @@ func illegalArg(err error) error {
 	return &hbase.TIllegalArgument{Message: &msg}
 }
 
-// tableName maps an HBase table name ("t" or "default:t") to Shale's.
+// tableName maps an HBase table name ("t", "default:t" or "ns:t") to
+// Shale's (namespace.go).
 func tableName(b []byte) (string, error) {
 	s := string(b)
 	if s == "" {
 		return "", illegalf("empty table name")
 	}
-	if ns, q, ok := strings.Cut(s, ":"); ok {
-		if ns != "default" {
-			return "", unsupportedf("namespace %q (only the default namespace exists)", ns)
-		}
-		s = q
+	ns, q, ok := strings.Cut(s, ":")
+	if !ok {
+		ns, q = builtinNamespace, s
 	}
-	if s == "" {
+	if q == "" {
 		return "", illegalf("empty table name %q", b)
 	}
-	return s, nil
+	return shaleName(ns, q)
 }
 
 func tTableName(t *hbase.TTableName) (string, error) {
 	if t == nil {
 		return "", illegalf("missing table name")
 	}
-	if len(t.Ns) > 0 && string(t.Ns) != "default" {
-		return "", unsupportedf("namespace %q (only the default namespace exists)", t.Ns)
-	}
-	return tableName(t.Qualifier)
+	return shaleName(string(t.Ns), string(t.Qualifier))
 }
 
-func toTTableName(name string) *hbase.TTableName {
-	return &hbase.TTableName{Ns: []byte("default"), Qualifier: []byte(name)}
-}
-
-func toTDescriptor(ti *kvclient.TableInfo) *hbase.TTableDescriptor {
-	d := &hbase.TTableDescriptor{TableName: toTTableName(ti.Name)}
+func toTDescriptor(ti *kvclient.TableInfo, ns nsSet) *hbase.TTableDescriptor {
+	d := &hbase.TTableDescriptor{TableName: ns.tTableName(ti.Name)}
 	for _, f := range ti.Families {
 		cf := &hbase.TColumnFamilyDescriptor{Name: []byte(f.Name)}
 		mv := int32(math.MaxInt32)
@@ -219,13 +212,14 @@ func toTResult(r *kvclient.Row) *hbase.TResult_ {
 }
 
 // readOpts converts the read part of a TGet/TScan.
-func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersions int32) ([]kvclient.ReadOption, error) {
+func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersions int32) ([]kvclient.ReadOption, readShape, error) {
 	var opts []kvclient.ReadOption
+	var rd readShape
 	var fams []string
 	var qcols []kvclient.Column
 	for _, c := range cols {
 		if c == nil || len(c.Family) == 0 {
-			return nil, illegalf("column without a family")
+			return nil, rd, illegalf("column without a family")
 		}
 		if c.Qualifier == nil {
 			fams = append(fams, string(c.Family))
@@ -233,6 +227,7 @@ func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersion
 			qcols = append(qcols, kvclient.Column{Family: string(c.Family), Qualifier: c.Qualifier})
 		}
 	}
+	rd.Families, rd.Columns, rd.TimeBounded = fams, qcols, ts != nil || tr != nil
 	if len(fams) > 0 {
 		opts = append(opts, kvclient.Families(fams...))
 	}
@@ -243,44 +238,53 @@ func readOpts(cols []*hbase.TColumn, ts *int64, tr *hbase.TTimeRange, maxVersion
 	case ts != nil:
 		if *ts == latestTimestamp {
 			// As HBase's TimeRange.at, which refuses it.
-			return nil, illegalf("invalid timestamp %d (LATEST_TIMESTAMP) to read at; leave it unset to read the newest versions", *ts)
+			return nil, rd, illegalf("invalid timestamp %d (LATEST_TIMESTAMP) to read at; leave it unset to read the newest versions", *ts)
 		}
 		start, end, err := exactMsToMicros(*ts)
 		if err != nil {
-			return nil, err
+			return nil, rd, err
 		}
 		opts = append(opts, kvclient.TimeRange(start, end))
 	case tr != nil:
 		start, end, err := rangeMsToMicros(tr.MinStamp, tr.MaxStamp)
 		if err != nil {
-			return nil, err
+			return nil, rd, err
 		}
 		opts = append(opts, kvclient.TimeRange(start, end))
 	}
 	if maxVersions < 0 {
-		return nil, illegalf("maxVersions %d must not be negative", maxVersions)
+		return nil, rd, illegalf("maxVersions %d must not be negative", maxVersions)
 	}
 	if maxVersions > 1 {
 		opts = append(opts, kvclient.MaxVersions(uint32(maxVersions)))
 	}
-	return opts, nil
+	return opts, rd, nil
 }
 
-func getReadOpts(g *hbase.TGet) ([]kvclient.ReadOption, error) {
+// getReadOpts converts a TGet: its read options (with what its filter
+// pushes down) and its filter (nil: none), which the caller applies to
+// the row read.
+func getReadOpts(g *hbase.TGet) ([]kvclient.ReadOption, *filterlang.Filter, error) {
 	if g == nil {
-		return nil, illegalf("missing TGet")
+		return nil, nil, illegalf("missing TGet")
 	}
 	if len(g.Row) == 0 {
-		return nil, illegalf("TGet: empty row key")
+		return nil, nil, illegalf("TGet: empty row key")
 	}
-	if len(g.FilterString) > 0 || len(g.FilterBytes) > 0 {
-		return nil, unsupportedf("filters in TGet")
+	f, err := parseFilter(g.FilterString, g.FilterBytes)
+	if err != nil {
+		return nil, nil, err
 	}
 	mv := int32(1)
 	if g.MaxVersions != nil {
 		mv = *g.MaxVersions
 	}
-	return readOpts(g.Columns, g.Timestamp, g.TimeRange, mv)
+	opts, rd, err := readOpts(g.Columns, g.Timestamp, g.TimeRange, mv)
+	if err != nil {
+		return nil, nil, err
+	}
+	_, push := pushReadOpts(f, rd)
+	return append(opts, push...), f, nil
 }
 
 // putMutations converts a TPut.

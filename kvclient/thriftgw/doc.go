@@ -5,6 +5,16 @@
 // HBase Thrift2 client works against `shale thrift` by changing the address
 // it connects to.
 //
+// With Options.Thrift1Addr (`shale thrift --thrift1-addr`; the playground's
+// `thrift1:` line) it also serves HBase's Thrift1 service Hbase
+// (proto/hbase1.thrift, generated into proto/hbase1), which happybase and
+// older clients speak, on its own port: HBase runs its thrift and thrift2
+// servers apart, and a client library is written for one of them. Both
+// listeners share one handler, scanner registry, transport and protocol
+// choice, TLS, authorization (internal/authz classifies the methods of
+// both services by wire name) and limits (MaxConnections counts each
+// listener's connections apart).
+//
 // # Transport
 //
 // The default is what HBase's Thrift2 server serves by default: the binary
@@ -18,8 +28,8 @@
 //
 // # Mapping
 //
-//   - Tables: an HBase table name "t" or "default:t" is the Shale table "t".
-//     Only the default namespace exists; other namespaces answer TIOError.
+//   - Tables: an HBase table name "t" or "default:t" is the Shale table
+//     "t", "ns:t" the Shale table "ns.t" (see Namespaces).
 //   - Column families are Shale column families, qualifiers and values are
 //     bytes unchanged. A family's maxVersions and timeToLive (seconds) map
 //     to Family.MaxVersions and Family.MaxAge.
@@ -50,7 +60,7 @@
 //     timestamp and DELETE_FAMILY_VERSION are not supported (TIOError).
 //   - Scans: startRow inclusive, stopRow exclusive, reversed scans
 //     (startRow is then the upper, inclusive bound), columns, maxVersions,
-//     timeRange, limit and caching (page size) are honoured. Scanners live
+//     timeRange, filterString, limit and caching (page size) are honoured. Scanners live
 //     in the gateway and belong to the connection that opened them: at
 //     most Options.MaxScanners (default 1000) are open at once per
 //     connection (openScanner past that answers TIOError), a scanner idle
@@ -74,14 +84,94 @@
 //     isTableEnabled/isTableAvailable treat every existing table as enabled;
 //     disableTable is not supported.
 //
-// Not supported (they answer TIOError with a message saying so): filters
-// (filterString/filterBytes), per-family time ranges in scans, visibility
-// labels and cell tags (ignored on write), durability (ignored: every write
-// is replicated and durable), disabling tables, namespaces other than
-// default. Methods of HBase's THBaseService not declared in
-// proto/hbase.thrift (namespace administration, column family changes,
-// modifyTable, ...) answer a Thrift TApplicationException UNKNOWN_METHOD and
-// the connection stays usable.
+// # Filters
+//
+// TGet.filterString, TScan.filterString (Thrift2) and the Thrift1 TScan's
+// filterString take HBase's filter language, parsed and evaluated by
+// package filterlang (its doc lists the filters, the grammar and how
+// combinations and stateful filters behave). What the tablet servers can
+// do is pushed down: the row range of PrefixFilter, InclusiveStopFilter and
+// binary RowFilters narrows the scan, a SingleColumnValueFilter with a
+// binary comparator becomes a kvclient.RowFilter, FamilyFilter(=) a family
+// selection; the gateway evaluates the whole filter on the rows that come
+// back (so a push-down saves work, never changes a result). A scan's limit
+// then counts the rows the filter returns. A filter that keeps few rows of
+// many makes getScannerRows wait while the gateway reads past the others
+// (HBase's region servers do the same, with heartbeats). An unknown filter
+// or a malformed string is refused before anything is read: TIOError whose
+// message starts "IllegalArgumentException: bad filter string:" and names
+// the filter or the offset. (TIllegalArgument is not declared by get,
+// openScanner, getScannerResults or Thrift1's scannerOpen*; an undeclared
+// exception would reach HBase's generated clients as "unknown result".)
+// filterBytes (serialized Java filters) is not supported.
+//
+// # Namespaces
+//
+// createNamespace, modifyNamespace, deleteNamespace (only an empty one, as
+// HBase), getNamespaceDescriptor, listNamespaceDescriptors and
+// listNamespaces. The HBase table "ns:t" (TTableName ns and qualifier, or
+// "ns:t" wherever a table name is bytes, Thrift1 included) is the Shale
+// table "ns.t"; "default:t" and "t" are "t". Namespaces and their
+// configuration are rows of the table _hbase_namespaces (hidden from table
+// listings). A Shale table "a.b" is listed in namespace "a" if that exists;
+// so creating namespace "a" is refused while a table "a.*" exists, and
+// creating table "a.b" in the default namespace while namespace "a" exists.
+// HBase's system namespace "hbase" does not exist.
+//
+// # Durability
+//
+// TDurability (TPut, TDelete, TIncrement, TAppend, TRowMutations) and
+// Thrift1's Mutation.writeToWAL are accepted and ignored: every write is
+// appended to its tablet's Raft log and acknowledged once a majority of
+// replicas has it on disk, so it is always at least as durable as HBase's
+// SYNC_WAL; SKIP_WAL and ASYNC_WAL buy no speed.
+//
+// # Thrift1
+//
+// Served: enableTable, disableTable (not supported: TIOError),
+// isTableEnabled, getTableNames, getTableNamesWithIsTableEnabled,
+// getColumnDescriptors, getTableRegions (regions are tablets, as
+// getAllRegionLocations), createTable (AlreadyExists, IllegalArgument),
+// deleteTable; get, getVer, getVerTs, getRow, getRowWithColumns, getRowTs,
+// getRowWithColumnsTs, getRows, getRowsWithColumns, getRowsTs,
+// getRowsWithColumnsTs; mutateRow, mutateRowTs, mutateRows, mutateRowsTs,
+// atomicIncrement, increment, incrementRows, append, checkAndPut; deleteAll,
+// deleteAllTs, deleteAllRow, deleteAllRowTs; scannerOpen,
+// scannerOpenWithStop, scannerOpenWithPrefix, scannerOpenWithScan,
+// scannerOpenTs, scannerOpenWithStopTs, scannerGet, scannerGetList,
+// scannerClose; getThriftServerType (ONE). The others (compact,
+// majorCompact, getRegionInfo, getClusterId, grant, revoke) answer
+// TApplicationException UNKNOWN_METHOD. As HBase's Thrift1 server:
+//
+//   - A column is "family:qualifier"; a name without ':' is the whole
+//     family (reads, deletes) or the empty qualifier (puts, increments).
+//     Result maps are keyed "family:qualifier" and hold each column's
+//     newest version (TScan.sortColumns: the sortedColumns list instead, in
+//     storage order); getVer/getVerTs return up to numVersions versions.
+//     Rows without cells are left out of results.
+//   - The "Ts" reads (getVerTs, getRowTs, scannerOpenTs, TScan.timestamp,
+//     ...) select versions strictly older than the timestamp (HBase's
+//     setTimeRange(0, ts)); the "Ts" writes put at the timestamp and
+//     delete the versions at or before it. A family or whole row deleted up
+//     to a timestamp (deleteAllTs of a family, deleteAllRowTs) reads the
+//     row's columns and deletes each: not atomic with a writer adding a
+//     column meanwhile.
+//   - A row's mutations (mutateRow, one BatchMutation) are one atomic
+//     Shale row mutation, deletes before puts; mutateRows applies each row
+//     atomically, not the batch.
+//   - atomicIncrement returns the new 8-byte big-endian counter value.
+//   - scannerOpenWithPrefix is a scan from the prefix with a PrefixFilter,
+//     pushed down as the row range. TScan.batchSize (rows cut into batches
+//     of columns) is not supported.
+//   - Exceptions: IOError (IllegalArgument for bad scanner ids and, where
+//     declared, bad arguments), with the messages Thrift2 gives.
+//
+// Not supported (they answer TIOError with a message saying so):
+// filterBytes, per-family time ranges in scans, visibility labels and
+// cell tags (ignored on write), disabling tables. Methods of HBase's
+// THBaseService not declared in proto/hbase.thrift (column family
+// changes, modifyTable, ...) answer a Thrift TApplicationException
+// UNKNOWN_METHOD and the connection stays usable.
 //
 // Error mapping: every failure answers the method's declared exception,
 // TIOError (with TIllegalArgument for bad scanner ids), carrying Shale's

@@ -14,6 +14,7 @@ import (
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 )
 
 // fuzzAllocSlack is how many bytes one fuzz input may make the process
@@ -160,7 +161,109 @@ func serveBytes(t *testing.T, s *Server, data []byte) {
 	o := &owner{}
 	defer s.handler.scanners.closeOwner(o)
 	p := hbase.NewTHBaseServiceProcessor(&connHandler{handler: s.handler, owner: o})
-	for _, ddl := range []string{"createTable", "deleteTable", "truncateTable", "enableTable", "disableTable"} {
+	for _, ddl := range thriftDDL {
+		delete(p.ProcessorMap(), ddl)
+	}
+	in, out := pf.GetProtocol(trans), pf.GetProtocol(thrift.NewStreamTransportW(io.Discard))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 64; i++ {
+		ok, err := p.Process(ctx, in, out)
+		var te thrift.TTransportException
+		if errors.As(err, &te) || !ok {
+			return
+		}
+	}
+}
+
+// thriftDDL are the methods the fuzz targets leave out: they change the
+// cluster under the next input.
+var thriftDDL = []string{"createTable", "deleteTable", "truncateTable", "enableTable", "disableTable",
+	"createNamespace", "modifyNamespace", "deleteNamespace"}
+
+// seedCalls1 are Thrift1 requests as a client sends them, the fuzzer's
+// starting points.
+func seedCalls1(f *testing.F, framed, compact bool) [][]byte {
+	tbl := []byte("fz")
+	calls := []func(context.Context, *hbase1.HbaseClient){
+		func(ctx context.Context, c *hbase1.HbaseClient) { c.GetTableNames(ctx) },
+		func(ctx context.Context, c *hbase1.HbaseClient) {
+			c.MutateRows(ctx, tbl, []*hbase1.BatchMutation{{Row: []byte("a"), Mutations: []*hbase1.Mutation{{Column: []byte("f:q"), Value: []byte("v")}}}}, nil)
+		},
+		func(ctx context.Context, c *hbase1.HbaseClient) {
+			c.GetRowsWithColumns(ctx, tbl, []hbase1.Text{[]byte("a"), []byte("b")}, []hbase1.Text{[]byte("f:q")}, nil)
+		},
+		func(ctx context.Context, c *hbase1.HbaseClient) {
+			c.ScannerOpenWithScan(ctx, tbl, &hbase1.TScan{FilterString: []byte("PrefixFilter('a') AND KeyOnlyFilter()")}, nil)
+		},
+		func(ctx context.Context, c *hbase1.HbaseClient) { c.ScannerGetList(ctx, 1, 10) },
+		func(ctx context.Context, c *hbase1.HbaseClient) {
+			c.AtomicIncrement(ctx, tbl, []byte("n"), []byte("f:c"), 3)
+		},
+		func(ctx context.Context, c *hbase1.HbaseClient) { c.DeleteAllRowTs(ctx, tbl, []byte("a"), 5, nil) },
+	}
+	cfg := &thrift.TConfiguration{}
+	var out [][]byte
+	var all bytes.Buffer
+	for _, call := range calls {
+		var buf bytes.Buffer
+		var trans thrift.TTransport = thrift.NewStreamTransport(bytes.NewReader(nil), &buf)
+		if framed {
+			trans = thrift.NewTFramedTransportConf(trans, cfg)
+		}
+		var pf thrift.TProtocolFactory = thrift.NewTBinaryProtocolFactoryConf(cfg)
+		if compact {
+			pf = thrift.NewTCompactProtocolFactoryConf(cfg)
+		}
+		call(context.Background(), hbase1.NewHbaseClientFactory(trans, pf)) // the reply read fails: nothing to read
+		out = append(out, append([]byte(nil), buf.Bytes()...))
+		all.Write(buf.Bytes())
+	}
+	return append(out, all.Bytes())
+}
+
+// FuzzThrift1Gateway is FuzzThriftGateway for the Thrift1 service Hbase.
+func FuzzThrift1Gateway(f *testing.F) {
+	servers := fuzzServers(f)
+	for _, framed := range []bool{false, true} {
+		for _, compact := range []bool{false, true} {
+			for _, s := range seedCalls1(f, framed, compact) {
+				f.Add(s, framed, compact)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, framed, compact bool) {
+		s := servers[[2]bool{framed, compact}]
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		done := make(chan struct{})
+		go func() { //stop:short-lived one fuzz input, waited for below
+			defer close(done)
+			serveBytes1(t, s, data)
+		}()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("processing %d bytes did not finish within a minute", len(data))
+		}
+		runtime.ReadMemStats(&after)
+		if d := after.TotalAlloc - before.TotalAlloc; d > fuzzAllocSlack+fuzzAllocPerByte*uint64(len(data)) {
+			t.Fatalf("%d input bytes made the gateway allocate %d bytes", len(data), d)
+		}
+	})
+}
+
+// serveBytes1 is serveBytes for Thrift1.
+func serveBytes1(t *testing.T, s *Server, data []byte) {
+	_, tf, pf := factories(s.opts)
+	trans, err := tf.GetTransport(thrift.NewStreamTransport(bytes.NewReader(data), io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := &owner{}
+	defer s.handler.scanners.closeOwner(o)
+	p := hbase1.NewHbaseProcessor(&thrift1{&connHandler{handler: s.handler, owner: o}})
+	for _, ddl := range thriftDDL {
 		delete(p.ProcessorMap(), ddl)
 	}
 	in, out := pf.GetProtocol(trans), pf.GetProtocol(thrift.NewStreamTransportW(io.Discard))

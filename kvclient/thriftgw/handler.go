@@ -6,10 +6,12 @@ import (
 	"net"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw/filterlang"
 	"github.com/shaledb/shale/proto/hbase"
 )
 
@@ -64,7 +66,7 @@ func (h *handler) table(ctx context.Context, name []byte) (*kvclient.Table, erro
 func (h *handler) get(ctx context.Context, table []byte, g *hbase.TGet) (*kvclient.Row, error) {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
-	opts, err := getReadOpts(g)
+	opts, f, err := getReadOpts(g)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +74,11 @@ func (h *handler) get(ctx context.Context, table []byte, g *hbase.TGet) (*kvclie
 	if err != nil {
 		return nil, err
 	}
-	return t.Get(ctx, g.Row, opts...)
+	r, err := t.Get(ctx, g.Row, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return filterRow(f, r), nil
 }
 
 func (h *handler) Exists(ctx context.Context, table []byte, g *hbase.TGet) (bool, error) {
@@ -118,16 +124,17 @@ func (h *handler) getMultiple(ctx context.Context, table []byte, gets []*hbase.T
 	// clients send one shape, so group by the first and fall back to
 	// single Gets for the others.
 	var firstOpts []kvclient.ReadOption
+	var firstFilter *filterlang.Filter
 	var batchRows [][]byte
 	var batchIdx []int
 	for i, g := range gets {
-		opts, err := getReadOpts(g)
+		opts, f, err := getReadOpts(g)
 		if err != nil {
 			return nil, err
 		}
 		if i == 0 || sameReadShape(gets[0], g) {
 			if i == 0 {
-				firstOpts = opts
+				firstOpts, firstFilter = opts, f
 			}
 			batchRows = append(batchRows, g.Row)
 			batchIdx = append(batchIdx, i)
@@ -137,7 +144,7 @@ func (h *handler) getMultiple(ctx context.Context, table []byte, gets []*hbase.T
 		if err != nil {
 			return nil, err
 		}
-		out[i] = r
+		out[i] = filterRow(f, r)
 	}
 	rows, err := t.BatchGet(ctx, batchRows, firstOpts...)
 	if err != nil {
@@ -145,7 +152,7 @@ func (h *handler) getMultiple(ctx context.Context, table []byte, gets []*hbase.T
 	}
 	for j, i := range batchIdx {
 		if j < len(rows) {
-			out[i] = rows[j]
+			out[i] = filterRow(firstFilter, rows[j])
 		}
 	}
 	return out, nil
@@ -481,24 +488,38 @@ func (h *handler) Append(ctx context.Context, table []byte, ap *hbase.TAppend) (
 
 // ---- scanners ----
 
-func scanOptions(sc *hbase.TScan) (kvclient.ScanOptions, error) {
-	var o kvclient.ScanOptions
+// scanPlan is a TScan converted: the scan to run, and the filter and row
+// limit the gateway applies to its rows.
+type scanPlan struct {
+	o      kvclient.ScanOptions
+	filter *filterlang.Filter
+	// limit bounds the rows returned (0: none). With a filter the gateway
+	// counts them; without, the scan's Limit does.
+	limit int
+	// empty: the filter's row range excludes every row.
+	empty bool
+}
+
+func scanOptions(sc *hbase.TScan) (scanPlan, error) {
+	var p scanPlan
+	o := &p.o
 	if sc == nil {
-		return o, illegalf("missing TScan")
+		return p, illegalf("missing TScan")
 	}
-	if len(sc.FilterString) > 0 || len(sc.FilterBytes) > 0 {
-		return o, unsupportedf("filters in TScan")
+	f, err := parseFilter(sc.FilterString, sc.FilterBytes)
+	if err != nil {
+		return p, err
 	}
 	if len(sc.ColFamTimeRangeMap) > 0 {
-		return o, unsupportedf("per-family time ranges (colFamTimeRangeMap) in TScan")
+		return p, unsupportedf("per-family time ranges (colFamTimeRangeMap) in TScan")
 	}
 	mv := sc.MaxVersions
 	if mv == 0 {
 		mv = 1
 	}
-	read, err := readOpts(sc.Columns, nil, sc.TimeRange, mv)
+	read, rd, err := readOpts(sc.Columns, nil, sc.TimeRange, mv)
 	if err != nil {
-		return o, err
+		return p, err
 	}
 	o.Read = read
 	if sc.Reversed != nil && *sc.Reversed {
@@ -519,18 +540,46 @@ func scanOptions(sc *hbase.TScan) (kvclient.ScanOptions, error) {
 	}
 	if sc.Limit != nil {
 		if *sc.Limit < 0 {
-			return o, illegalf("negative scan limit %d", *sc.Limit)
+			return p, illegalf("negative scan limit %d", *sc.Limit)
 		}
-		o.Limit = int(*sc.Limit)
+		p.limit = int(*sc.Limit)
 	}
 	if sc.Caching != nil && *sc.Caching > 0 {
 		o.PageRows = int(min(*sc.Caching, 10000))
 	}
-	return o, nil
+	p.setFilter(f, rd)
+	return p, nil
+}
+
+// setFilter adds a filter to the plan, with its push-down.
+func (p *scanPlan) setFilter(f *filterlang.Filter, rd readShape) {
+	p.filter = f
+	if f == nil {
+		p.o.Limit = p.limit
+		return
+	}
+	rd.Reverse = p.o.Reverse
+	push, opts := pushReadOpts(f, rd)
+	p.o.Read = append(p.o.Read, opts...)
+	p.empty = !narrowScan(&p.o, push)
+}
+
+// open starts the plan's scan on t.
+func (p scanPlan) open(ctx context.Context, t *kvclient.Table, cancel context.CancelFunc) *scanner {
+	s := &scanner{cancel: cancel, limit: p.limit}
+	if p.filter != nil {
+		s.filter = p.filter.NewScan(p.o.Reverse)
+	}
+	if p.empty {
+		s.ended = true // and no scan to run
+		return s
+	}
+	s.sc = t.Scan(ctx, p.o)
+	return s
 }
 
 func (h *connHandler) OpenScanner(ctx context.Context, table []byte, sc *hbase.TScan) (int32, error) {
-	o, err := scanOptions(sc)
+	p, err := scanOptions(sc)
 	if err != nil {
 		return 0, ioError(err)
 	}
@@ -546,7 +595,7 @@ func (h *connHandler) OpenScanner(ctx context.Context, table []byte, sc *hbase.T
 	// The scan outlives this request: it runs until closeScanner, expiry
 	// or gateway shutdown.
 	sctx, scancel := context.WithCancel(context.Background())
-	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
+	s := p.open(sctx, t, scancel)
 	id, err := h.scanners.add(h.owner, s)
 	if err != nil {
 		s.close()
@@ -559,20 +608,35 @@ func (h *connHandler) OpenScanner(ctx context.Context, table []byte, sc *hbase.T
 // one row, so a reply is at most maxBytes or one row: a numRows of 2^31-1
 // buffers no more). cut reports that maxBytes ended the call.
 func (s *scanner) next(n, maxBytes int) (out []*hbase.TResult_, cut bool, err error) {
+	rows, cut, err := s.nextRows(n, maxBytes)
+	if err != nil {
+		return nil, false, err
+	}
+	out = make([]*hbase.TResult_, len(rows))
+	for i, r := range rows {
+		out[i] = toTResult(r)
+	}
+	return out, cut, nil
+}
+
+// nextRows is next for either protocol.
+func (s *scanner) nextRows(n, maxBytes int) (out []*kvclient.Row, cut bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return nil, false, illegalf("scanner is closed")
 	}
-	out = []*hbase.TResult_{}
 	size := 0
-	for len(out) < n && !cut && s.sc.Next() {
-		r := toTResult(s.sc.Row())
-		out = append(out, r)
-		size += resultBytes(r)
+	for len(out) < n && !cut {
+		row, ok := s.fetch()
+		if !ok {
+			break
+		}
+		out = append(out, row)
+		size += rowBytes(row)
 		cut = size >= maxBytes && len(out) < n
 	}
-	if len(out) < n && !cut {
+	if len(out) < n && !cut && s.sc != nil {
 		if err := s.sc.Err(); err != nil {
 			return nil, false, err
 		}
@@ -584,13 +648,17 @@ func (s *scanner) next(n, maxBytes int) (out []*hbase.TResult_, cut bool, err er
 func (s *scanner) more() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return !s.closed && s.sc.Next()
+	if s.closed {
+		return false
+	}
+	_, ok := s.fetch()
+	return ok
 }
 
-// resultBytes is an upper bound of a result's size in a reply.
-func resultBytes(r *hbase.TResult_) int {
-	n := len(r.Row) + limits.CellOverheadBytes
-	for _, c := range r.ColumnValues {
+// rowBytes is an upper bound of a row's size in a reply.
+func rowBytes(r *kvclient.Row) int {
+	n := len(r.Key) + limits.CellOverheadBytes
+	for _, c := range r.Cells {
 		n += len(c.Family) + len(c.Qualifier) + len(c.Value) + limits.CellOverheadBytes
 	}
 	return n
@@ -622,7 +690,7 @@ func (h *connHandler) CloseScanner(ctx context.Context, id int32) error {
 }
 
 func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase.TScan, numRows int32) ([]*hbase.TResult_, error) {
-	o, err := scanOptions(sc)
+	p, err := scanOptions(sc)
 	if err != nil {
 		return nil, ioError(err)
 	}
@@ -632,8 +700,11 @@ func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase
 	if numRows == 0 {
 		return []*hbase.TResult_{}, nil
 	}
-	if o.Limit == 0 || o.Limit > int(numRows) {
-		o.Limit = int(numRows)
+	if p.limit == 0 || p.limit > int(numRows) {
+		p.limit = int(numRows)
+		if p.filter == nil {
+			p.o.Limit = p.limit
+		}
 	}
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
@@ -642,7 +713,7 @@ func (h *handler) GetScannerResults(ctx context.Context, table []byte, sc *hbase
 		return nil, ioError(err)
 	}
 	sctx, scancel := context.WithCancel(ctx)
-	s := &scanner{sc: t.Scan(sctx, o), cancel: scancel}
+	s := p.open(sctx, t, scancel)
 	defer s.close()
 	rows, cut, err := s.next(int(numRows), h.s.opts.MaxResultBytes)
 	if err != nil {
@@ -738,7 +809,11 @@ func (h *handler) GetTableDescriptor(ctx context.Context, tn *hbase.TTableName) 
 	if err != nil {
 		return nil, ioError(err)
 	}
-	return toTDescriptor(ti), nil
+	set, err := h.namespaceSet(ctx)
+	if err != nil {
+		return nil, ioError(err)
+	}
+	return toTDescriptor(ti, set), nil
 }
 
 func (h *handler) GetTableDescriptors(ctx context.Context, tns []*hbase.TTableName) ([]*hbase.TTableDescriptor, error) {
@@ -770,20 +845,26 @@ func (h *handler) TableExists(ctx context.Context, tn *hbase.TTableName) (bool, 
 	return true, nil
 }
 
-func (h *handler) listTables(ctx context.Context, match func(string) bool) ([]*kvclient.TableInfo, error) {
+// listTables returns the tables whose HBase name ("t" or "ns:t") match
+// accepts, and the namespaces.
+func (h *handler) listTables(ctx context.Context, match func(string) bool) ([]*kvclient.TableInfo, nsSet, error) {
 	ctx, cancel := h.ctx(ctx)
 	defer cancel()
 	all, err := h.c.ListTables(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	set, err := h.namespaceSet(ctx)
+	if err != nil {
+		return nil, nil, err
 	}
 	var out []*kvclient.TableInfo
 	for _, ti := range all {
-		if match(ti.Name) {
+		if ti.Name != nsTable && match(set.hbaseName(ti.Name)) {
 			out = append(out, ti)
 		}
 	}
-	return out, nil
+	return out, set, nil
 }
 
 func patternMatcher(regex string) (func(string) bool, error) {
@@ -794,27 +875,32 @@ func patternMatcher(regex string) (func(string) bool, error) {
 	if err != nil {
 		return nil, illegalf("bad table name pattern %q: %v", regex, err)
 	}
-	return func(n string) bool { return re.MatchString(n) || re.MatchString("default:"+n) }, nil
+	return func(n string) bool {
+		return re.MatchString(n) || (!strings.Contains(n, ":") && re.MatchString("default:"+n))
+	}, nil
 }
 
 func namespaceMatcher(ns string) (func(string) bool, error) {
-	if ns != "default" && ns != "" {
-		return nil, unsupportedf("namespace %q (only the default namespace exists)", ns)
+	if ns == "" || ns == builtinNamespace {
+		return func(n string) bool { return !strings.Contains(n, ":") }, nil
 	}
-	return func(string) bool { return true }, nil
+	if err := validNamespace(ns); err != nil {
+		return nil, err
+	}
+	return func(n string) bool { return strings.HasPrefix(n, ns+":") }, nil
 }
 
 func (h *handler) names(ctx context.Context, match func(string) bool, err error) ([]*hbase.TTableName, error) {
 	if err != nil {
 		return nil, ioError(err)
 	}
-	tis, err := h.listTables(ctx, match)
+	tis, set, err := h.listTables(ctx, match)
 	if err != nil {
 		return nil, ioError(err)
 	}
 	out := make([]*hbase.TTableName, 0, len(tis))
 	for _, ti := range tis {
-		out = append(out, toTTableName(ti.Name))
+		out = append(out, set.tTableName(ti.Name))
 	}
 	return out, nil
 }
@@ -823,13 +909,13 @@ func (h *handler) descriptors(ctx context.Context, match func(string) bool, err 
 	if err != nil {
 		return nil, ioError(err)
 	}
-	tis, err := h.listTables(ctx, match)
+	tis, set, err := h.listTables(ctx, match)
 	if err != nil {
 		return nil, ioError(err)
 	}
 	out := make([]*hbase.TTableDescriptor, 0, len(tis))
 	for _, ti := range tis {
-		out = append(out, toTDescriptor(ti))
+		out = append(out, toTDescriptor(ti, set))
 	}
 	return out, nil
 }
@@ -863,6 +949,9 @@ func (h *handler) CreateTable(ctx context.Context, desc *hbase.TTableDescriptor,
 	}
 	if len(fams) == 0 {
 		return ioError(illegalf("table %q must have at least one column family", name))
+	}
+	if err := h.checkCreate(ctx, string(desc.TableName.Ns), string(desc.TableName.Qualifier)); err != nil {
+		return ioError(err)
 	}
 	_, err = h.c.CreateTable(ctx, name, fams, splitKeys...)
 	return ioError(err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 )
 
 // methodObservers are one Thrift method's latency handles, by outcome.
@@ -19,24 +20,38 @@ type methodObservers struct{ ok, failed prometheus.Observer }
 // lookup at connection setup and an Observe per request.
 type gatewayMetrics struct {
 	byMethod map[string]methodObservers
-	other    methodObservers
+	// byMethod1 are the Thrift1 service's, labelled "thrift1.<method>".
+	byMethod1 map[string]methodObservers
+	other     methodObservers
 }
 
 func newGatewayMetrics(reg prometheus.Registerer) *gatewayMetrics {
 	h := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Namespace: "shale", Subsystem: "thrift", Name: "request_seconds",
-		Help:    "Time to handle a Thrift THBaseService call, by method and outcome (ok, error).",
+		Help:    "Time to handle a Thrift call, by method (Thrift1 methods as thrift1.<name>) and outcome (ok, error).",
 		Buckets: metrics.RPCBuckets,
 	}, []string{"method", "outcome"})
 	reg.MustRegister(h)
 	obs := func(m string) methodObservers {
 		return methodObservers{ok: h.WithLabelValues(m, "ok"), failed: h.WithLabelValues(m, "error")}
 	}
-	m := &gatewayMetrics{byMethod: map[string]methodObservers{}, other: obs("other")}
+	m := &gatewayMetrics{byMethod: map[string]methodObservers{}, byMethod1: map[string]methodObservers{}, other: obs("other")}
 	for name := range hbase.NewTHBaseServiceProcessor(nil).ProcessorMap() {
 		m.byMethod[name] = obs(name)
 	}
+	for name := range hbase1.NewHbaseProcessor(nil).ProcessorMap() {
+		m.byMethod1[name] = obs("thrift1." + name)
+	}
 	return m
+}
+
+// middleware1 times a Thrift1 processor function.
+func (m *gatewayMetrics) middleware1(name string, next thrift.TProcessorFunction) thrift.TProcessorFunction {
+	o, ok := m.byMethod1[name]
+	if !ok {
+		o = m.other
+	}
+	return timedProcessor{next: next, obs: o}
 }
 
 // middleware times a processor function.

@@ -7,18 +7,52 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/kvclient/thriftgw/filterlang"
 )
 
 // scanner is one open scanner. mu serialises its use: kvclient.Scanner is
 // not safe for concurrent use.
 type scanner struct {
 	mu       sync.Mutex
-	sc       *kvclient.Scanner
+	sc       *kvclient.Scanner // nil when there is nothing to scan
 	cancel   context.CancelFunc
 	owner    *owner    // the connection that opened it; set by add
 	lastUsed time.Time // guarded by registry.mu
 	busy     int       // guarded by registry.mu: calls in progress
 	closed   bool      // guarded by mu
+	// filter, if set, filters the rows in the gateway (guarded by mu).
+	filter *filterlang.Scan
+	// limit bounds the rows returned (0: none); returned counts them.
+	limit, returned int
+	// ended: the filter or the limit ended the scan.
+	ended bool
+	// sorted: Thrift1 rows as sortedColumns (TScan.sortColumns).
+	sorted bool
+}
+
+// fetch returns the scan's next row as the filter leaves it; false at the
+// end (of the rows, the filter or the limit). Errors are the Scanner's.
+// Called with mu held.
+func (s *scanner) fetch() (*kvclient.Row, bool) {
+	for !s.ended && s.sc.Next() {
+		r := s.sc.Row()
+		if s.filter != nil {
+			var stop bool
+			if r, stop = s.filter.Row(r); stop {
+				s.ended = true
+				return nil, false
+			}
+			if r == nil {
+				continue
+			}
+		}
+		if s.limit > 0 {
+			s.returned++
+			s.ended = s.returned >= s.limit
+		}
+		return r, true
+	}
+	return nil, false
 }
 
 func (s *scanner) close() {
@@ -29,7 +63,9 @@ func (s *scanner) close() {
 	defer s.mu.Unlock()
 	if !s.closed {
 		s.closed = true
-		s.sc.Close()
+		if s.sc != nil { // nil: a scan with nothing to read
+			s.sc.Close()
+		}
 	}
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 )
 
 // DefaultPort is the port HBase's Thrift server listens on.
@@ -36,6 +37,12 @@ type Options struct {
 	// Addr is the HOST:PORT to listen on. Default "127.0.0.1:9090": only
 	// local clients, until an operator chooses an address to expose.
 	Addr string
+	// Thrift1Addr, if set, is a second HOST:PORT serving HBase's Thrift1
+	// service Hbase (proto/hbase1.thrift), as HBase runs its thrift and
+	// thrift2 servers apart. It shares the transport, protocol, TLS,
+	// authorization and limits of Addr (MaxConnections applies to each
+	// listener). Empty: no Thrift1.
+	Thrift1Addr string
 	// TLS, when set, serves TLS with its certificate and requires a client
 	// certificate signed by the cluster's CA (the caller's identity, see
 	// PeerCertificate). nil: plaintext (--insecure).
@@ -147,6 +154,7 @@ type Server struct {
 	sock     *thrift.TServerSocket
 	conns    *connTracker
 	srv      *thrift.TSimpleServer
+	t1       *endpoint // the Thrift1 listener; nil without Options.Thrift1Addr
 	handler  *handler
 	metrics  *gatewayMetrics
 	http     *http.Server // nil without Options.HTTPAddr
@@ -167,23 +175,28 @@ func Listen(o Options) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	sock, err := listenBounded(o.Addr, &o)
-	if err != nil {
-		return nil, fmt.Errorf("thriftgw: %w", err)
-	}
-	if err := sock.Listen(); err != nil {
-		return nil, fmt.Errorf("thriftgw: listen on %s: %w", o.Addr, err)
-	}
-	cfg, tf, pf := factories(o)
-	s := &Server{opts: o, sock: sock, stopper: stop.New(), metrics: newGatewayMetrics(o.Registry)}
+	s := &Server{opts: o, stopper: stop.New()}
 	s.handler = newHandler(s)
-	s.conns = &connTracker{TServerSocket: sock, conf: cfg, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
-	if o.TLS != nil {
-		s.conns.tls = o.TLS.ServerTLS(true)
+	t2, err := s.listen(o.Addr, false)
+	if err != nil {
+		return nil, err
 	}
-	s.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s}, s.conns, tf, pf)
+	s.sock, s.conns, s.srv = t2.sock, t2.conns, t2.srv
+	if o.Thrift1Addr != "" {
+		if s.t1, err = s.listen(o.Thrift1Addr, true); err != nil {
+			s.sock.Close()
+			return nil, err
+		}
+	}
+	sock := s.sock
+	// Registered once the sockets are bound, so that a failed Listen
+	// leaves the registry as it was.
+	s.metrics = newGatewayMetrics(o.Registry)
 	if err := s.stopper.Every(context.Background(), "thriftgw.scanner-janitor", janitorPeriod(o.ScannerIdleTimeout), s.expireScanners); err != nil {
 		sock.Close()
+		if s.t1 != nil {
+			s.t1.sock.Close()
+		}
 		return nil, fmt.Errorf("thriftgw: %w", err)
 	}
 	if err := s.startHTTP(); err != nil {
@@ -191,6 +204,35 @@ func Listen(o Options) (*Server, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// endpoint is one listening socket with its server: Options.Addr
+// (Thrift2) or Options.Thrift1Addr.
+type endpoint struct {
+	sock  *thrift.TServerSocket
+	conns *connTracker
+	srv   *thrift.TSimpleServer
+}
+
+// listen binds addr and builds its server: Thrift1's service if v1, else
+// Thrift2's. Both share the handler (and its scanner registry).
+func (s *Server) listen(addr string, v1 bool) (*endpoint, error) {
+	o := &s.opts
+	sock, err := listenBounded(addr, o)
+	if err != nil {
+		return nil, fmt.Errorf("thriftgw: %w", err)
+	}
+	if err := sock.Listen(); err != nil {
+		return nil, fmt.Errorf("thriftgw: listen on %s: %w", addr, err)
+	}
+	cfg, tf, pf := factories(*o)
+	e := &endpoint{sock: sock}
+	e.conns = &connTracker{TServerSocket: sock, conf: cfg, conns: map[*trackedConn]struct{}{}, onClose: s.handler.scanners.closeOwner}
+	if o.TLS != nil {
+		e.conns.tls = o.TLS.ServerTLS(true)
+	}
+	e.srv = thrift.NewTSimpleServerFactory4(connProcessorFactory{s: s, v1: v1}, e.conns, tf, pf)
+	return e, nil
 }
 
 // factories returns the thrift configuration, transport and protocol
@@ -220,7 +262,10 @@ func factories(o Options) (*thrift.TConfiguration, thrift.TTransportFactory, thr
 // one per accepted transport, before reading from it, and closes the
 // transport when the connection ends, which frees the connection's
 // scanners (trackedConn.Close).
-type connProcessorFactory struct{ s *Server }
+type connProcessorFactory struct {
+	s  *Server
+	v1 bool // Thrift1's service Hbase
+}
 
 func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProcessor {
 	o := &owner{}
@@ -229,19 +274,46 @@ func (f connProcessorFactory) GetProcessor(trans thrift.TTransport) thrift.TProc
 		o = c.owner
 	}
 	h := &connHandler{handler: f.s.handler, owner: o, ident: &connIdentity{trans: trans, fixed: f.s.testIdentity}, conn: c}
+	if f.v1 {
+		return thrift.WrapProcessor(hbase1.NewHbaseProcessor(&thrift1{h}), f.s.metrics.middleware1, f.s.recoverMiddleware, h.authzMiddleware)
+	}
 	return thrift.WrapProcessor(hbase.NewTHBaseServiceProcessor(h), f.s.metrics.middleware, f.s.recoverMiddleware, h.authzMiddleware)
 }
 
 // Addr is the address the gateway listens on.
 func (s *Server) Addr() net.Addr { return s.sock.Addr() }
 
+// Thrift1Addr is the address of the Thrift1 listener, or nil without one.
+func (s *Server) Thrift1Addr() net.Addr {
+	if s.t1 == nil {
+		return nil
+	}
+	return s.t1.sock.Addr()
+}
+
 // OpenScanners returns the number of scanners open across all connections
 // (for monitoring and tests).
 func (s *Server) OpenScanners() int { return s.handler.scanners.len() }
 
-// Serve accepts connections until Close. It returns nil after Close.
+// Serve accepts connections (on both listeners) until Close. It returns
+// nil after Close.
 func (s *Server) Serve() error {
-	err := s.srv.Serve()
+	// The listeners serve in their own goroutines (not stopper tasks:
+	// Serve may be called after Close, and then returns at once); the
+	// first to end ends Serve, and on Close both have.
+	n := 1
+	errs := make(chan error, 2)
+	if s.t1 != nil {
+		n = 2
+		go func() { errs <- s.t1.srv.Serve() }()
+	}
+	go func() { errs <- s.srv.Serve() }()
+	err := <-errs
+	if n == 2 && s.closing.Load() {
+		if e := <-errs; err == nil {
+			err = e
+		}
+	}
 	select {
 	case <-s.stopper.ShouldQuiesce():
 		return nil
@@ -276,7 +348,15 @@ func (s *Server) Close() error {
 		}
 		s.stopper.Quiesce()
 		s.conns.closeAll()
-		s.closeErr = s.srv.Stop()
+		if s.t1 != nil {
+			s.t1.conns.closeAll()
+			if err := s.t1.srv.Stop(); err != nil {
+				s.closeErr = err
+			}
+		}
+		if err := s.srv.Stop(); err != nil {
+			s.closeErr = err
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 		defer cancel()
 		if err := s.stopper.Stop(ctx); err != nil && s.closeErr == nil {

@@ -8726,6 +8726,20 @@ type THBaseService interface {
   // Parameters:
   //  - TableName
   IsTableAvailable(ctx context.Context, tableName *TTableName) (_r bool, _err error)
+  // Parameters:
+  //  - NamespaceDesc
+  CreateNamespace(ctx context.Context, namespaceDesc *TNamespaceDescriptor) (_err error)
+  // Parameters:
+  //  - NamespaceDesc
+  ModifyNamespace(ctx context.Context, namespaceDesc *TNamespaceDescriptor) (_err error)
+  // Parameters:
+  //  - Name
+  DeleteNamespace(ctx context.Context, name string) (_err error)
+  // Parameters:
+  //  - Name
+  GetNamespaceDescriptor(ctx context.Context, name string) (_r *TNamespaceDescriptor, _err error)
+  ListNamespaceDescriptors(ctx context.Context) (_r []*TNamespaceDescriptor, _err error)
+  ListNamespaces(ctx context.Context) (_r []string, _err error)
   GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error)
 }
 
@@ -9557,16 +9571,133 @@ func (p *THBaseServiceClient) IsTableAvailable(ctx context.Context, tableName *T
   return _result162.GetSuccess(), nil
 }
 
-func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
-  var _args163 THBaseServiceGetThriftServerTypeArgs
-  var _result165 THBaseServiceGetThriftServerTypeResult
+// Parameters:
+//  - NamespaceDesc
+func (p *THBaseServiceClient) CreateNamespace(ctx context.Context, namespaceDesc *TNamespaceDescriptor) (_err error) {
+  var _args163 THBaseServiceCreateNamespaceArgs
+  _args163.NamespaceDesc = namespaceDesc
+  var _result165 THBaseServiceCreateNamespaceResult
   var _meta164 thrift.ResponseMeta
-  _meta164, _err = p.Client_().Call(ctx, "getThriftServerType", &_args163, &_result165)
+  _meta164, _err = p.Client_().Call(ctx, "createNamespace", &_args163, &_result165)
   p.SetLastResponseMeta_(_meta164)
   if _err != nil {
     return
   }
-  return _result165.GetSuccess(), nil
+  switch {
+  case _result165.Io!= nil:
+    return _result165.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - NamespaceDesc
+func (p *THBaseServiceClient) ModifyNamespace(ctx context.Context, namespaceDesc *TNamespaceDescriptor) (_err error) {
+  var _args166 THBaseServiceModifyNamespaceArgs
+  _args166.NamespaceDesc = namespaceDesc
+  var _result168 THBaseServiceModifyNamespaceResult
+  var _meta167 thrift.ResponseMeta
+  _meta167, _err = p.Client_().Call(ctx, "modifyNamespace", &_args166, &_result168)
+  p.SetLastResponseMeta_(_meta167)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result168.Io!= nil:
+    return _result168.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - Name
+func (p *THBaseServiceClient) DeleteNamespace(ctx context.Context, name string) (_err error) {
+  var _args169 THBaseServiceDeleteNamespaceArgs
+  _args169.Name = name
+  var _result171 THBaseServiceDeleteNamespaceResult
+  var _meta170 thrift.ResponseMeta
+  _meta170, _err = p.Client_().Call(ctx, "deleteNamespace", &_args169, &_result171)
+  p.SetLastResponseMeta_(_meta170)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result171.Io!= nil:
+    return _result171.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - Name
+func (p *THBaseServiceClient) GetNamespaceDescriptor(ctx context.Context, name string) (_r *TNamespaceDescriptor, _err error) {
+  var _args172 THBaseServiceGetNamespaceDescriptorArgs
+  _args172.Name = name
+  var _result174 THBaseServiceGetNamespaceDescriptorResult
+  var _meta173 thrift.ResponseMeta
+  _meta173, _err = p.Client_().Call(ctx, "getNamespaceDescriptor", &_args172, &_result174)
+  p.SetLastResponseMeta_(_meta173)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result174.Io!= nil:
+    return _r, _result174.Io
+  }
+
+  if _ret175 := _result174.GetSuccess(); _ret175 != nil {
+    return _ret175, nil
+  }
+  return nil, thrift.NewTApplicationException(thrift.MISSING_RESULT, "getNamespaceDescriptor failed: unknown result")
+}
+
+func (p *THBaseServiceClient) ListNamespaceDescriptors(ctx context.Context) (_r []*TNamespaceDescriptor, _err error) {
+  var _args176 THBaseServiceListNamespaceDescriptorsArgs
+  var _result178 THBaseServiceListNamespaceDescriptorsResult
+  var _meta177 thrift.ResponseMeta
+  _meta177, _err = p.Client_().Call(ctx, "listNamespaceDescriptors", &_args176, &_result178)
+  p.SetLastResponseMeta_(_meta177)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result178.Io!= nil:
+    return _r, _result178.Io
+  }
+
+  return _result178.GetSuccess(), nil
+}
+
+func (p *THBaseServiceClient) ListNamespaces(ctx context.Context) (_r []string, _err error) {
+  var _args179 THBaseServiceListNamespacesArgs
+  var _result181 THBaseServiceListNamespacesResult
+  var _meta180 thrift.ResponseMeta
+  _meta180, _err = p.Client_().Call(ctx, "listNamespaces", &_args179, &_result181)
+  p.SetLastResponseMeta_(_meta180)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result181.Io!= nil:
+    return _r, _result181.Io
+  }
+
+  return _result181.GetSuccess(), nil
+}
+
+func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
+  var _args182 THBaseServiceGetThriftServerTypeArgs
+  var _result184 THBaseServiceGetThriftServerTypeResult
+  var _meta183 thrift.ResponseMeta
+  _meta183, _err = p.Client_().Call(ctx, "getThriftServerType", &_args182, &_result184)
+  p.SetLastResponseMeta_(_meta183)
+  if _err != nil {
+    return
+  }
+  return _result184.GetSuccess(), nil
 }
 
 type THBaseServiceProcessor struct {
@@ -9589,44 +9720,50 @@ func (p *THBaseServiceProcessor) ProcessorMap() map[string]thrift.TProcessorFunc
 
 func NewTHBaseServiceProcessor(handler THBaseService) *THBaseServiceProcessor {
 
-  self166 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self166.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
-  self166.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
-  self166.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
-  self166.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
-  self166.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
-  self166.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
-  self166.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
-  self166.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
-  self166.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
-  self166.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
-  self166.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
-  self166.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
-  self166.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
-  self166.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
-  self166.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
-  self166.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
-  self166.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
-  self166.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
-  self166.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
-  self166.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
-  self166.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
-  self166.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
-  self166.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
-  self166.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
-  self166.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
-  self166.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
-  self166.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
-  self166.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
-  self166.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
-  self166.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
-  self166.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
-  self166.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
-  self166.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
-  self166.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
-  self166.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
-  self166.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
-return self166
+  self185 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self185.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
+  self185.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
+  self185.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
+  self185.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
+  self185.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
+  self185.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
+  self185.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
+  self185.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
+  self185.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
+  self185.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
+  self185.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
+  self185.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
+  self185.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
+  self185.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
+  self185.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
+  self185.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
+  self185.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
+  self185.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
+  self185.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
+  self185.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
+  self185.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
+  self185.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
+  self185.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
+  self185.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
+  self185.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
+  self185.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
+  self185.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
+  self185.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
+  self185.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
+  self185.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
+  self185.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
+  self185.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
+  self185.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
+  self185.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
+  self185.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
+  self185.processorMap["createNamespace"] = &tHBaseServiceProcessorCreateNamespace{handler:handler}
+  self185.processorMap["modifyNamespace"] = &tHBaseServiceProcessorModifyNamespace{handler:handler}
+  self185.processorMap["deleteNamespace"] = &tHBaseServiceProcessorDeleteNamespace{handler:handler}
+  self185.processorMap["getNamespaceDescriptor"] = &tHBaseServiceProcessorGetNamespaceDescriptor{handler:handler}
+  self185.processorMap["listNamespaceDescriptors"] = &tHBaseServiceProcessorListNamespaceDescriptors{handler:handler}
+  self185.processorMap["listNamespaces"] = &tHBaseServiceProcessorListNamespaces{handler:handler}
+  self185.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
+return self185
 }
 
 func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -9637,12 +9774,12 @@ func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrif
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x167 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x186 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x167.Write(ctx, oprot)
+  x186.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x167
+  return false, x186
 
 }
 
@@ -9651,7 +9788,7 @@ type tHBaseServiceProcessorExists struct {
 }
 
 func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err168 error
+  var _write_err187 error
   args := THBaseServiceExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9701,21 +9838,21 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc169 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
+      _exc188 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+        _write_err187 = thrift.WrapTException(err2)
       }
-      if err2 := _exc169.Write(ctx, oprot); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := _exc188.Write(ctx, oprot); _write_err187 == nil && err2 != nil {
+        _write_err187 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err187 == nil && err2 != nil {
+        _write_err187 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err187 == nil && err2 != nil {
+        _write_err187 = thrift.WrapTException(err2)
       }
-      if _write_err168 != nil {
-        return false, thrift.WrapTException(_write_err168)
+      if _write_err187 != nil {
+        return false, thrift.WrapTException(_write_err187)
       }
       return true, err
     }
@@ -9724,19 +9861,19 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.REPLY, seqId); err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+    _write_err187 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err187 == nil && err2 != nil {
+    _write_err187 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err187 == nil && err2 != nil {
+    _write_err187 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err187 == nil && err2 != nil {
+    _write_err187 = thrift.WrapTException(err2)
   }
-  if _write_err168 != nil {
-    return false, thrift.WrapTException(_write_err168)
+  if _write_err187 != nil {
+    return false, thrift.WrapTException(_write_err187)
   }
   return true, err
 }
@@ -9746,7 +9883,7 @@ type tHBaseServiceProcessorExistsAll struct {
 }
 
 func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err170 error
+  var _write_err189 error
   args := THBaseServiceExistsAllArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9796,21 +9933,21 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc171 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
+      _exc190 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+        _write_err189 = thrift.WrapTException(err2)
       }
-      if err2 := _exc171.Write(ctx, oprot); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := _exc190.Write(ctx, oprot); _write_err189 == nil && err2 != nil {
+        _write_err189 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err189 == nil && err2 != nil {
+        _write_err189 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err189 == nil && err2 != nil {
+        _write_err189 = thrift.WrapTException(err2)
       }
-      if _write_err170 != nil {
-        return false, thrift.WrapTException(_write_err170)
+      if _write_err189 != nil {
+        return false, thrift.WrapTException(_write_err189)
       }
       return true, err
     }
@@ -9819,19 +9956,19 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.REPLY, seqId); err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+    _write_err189 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err189 == nil && err2 != nil {
+    _write_err189 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err189 == nil && err2 != nil {
+    _write_err189 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err189 == nil && err2 != nil {
+    _write_err189 = thrift.WrapTException(err2)
   }
-  if _write_err170 != nil {
-    return false, thrift.WrapTException(_write_err170)
+  if _write_err189 != nil {
+    return false, thrift.WrapTException(_write_err189)
   }
   return true, err
 }
@@ -9841,7 +9978,7 @@ type tHBaseServiceProcessorGet struct {
 }
 
 func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err172 error
+  var _write_err191 error
   args := THBaseServiceGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9891,21 +10028,21 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc173 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc192 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+        _write_err191 = thrift.WrapTException(err2)
       }
-      if err2 := _exc173.Write(ctx, oprot); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := _exc192.Write(ctx, oprot); _write_err191 == nil && err2 != nil {
+        _write_err191 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err191 == nil && err2 != nil {
+        _write_err191 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err191 == nil && err2 != nil {
+        _write_err191 = thrift.WrapTException(err2)
       }
-      if _write_err172 != nil {
-        return false, thrift.WrapTException(_write_err172)
+      if _write_err191 != nil {
+        return false, thrift.WrapTException(_write_err191)
       }
       return true, err
     }
@@ -9914,19 +10051,19 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+    _write_err191 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err191 == nil && err2 != nil {
+    _write_err191 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err191 == nil && err2 != nil {
+    _write_err191 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err191 == nil && err2 != nil {
+    _write_err191 = thrift.WrapTException(err2)
   }
-  if _write_err172 != nil {
-    return false, thrift.WrapTException(_write_err172)
+  if _write_err191 != nil {
+    return false, thrift.WrapTException(_write_err191)
   }
   return true, err
 }
@@ -9936,7 +10073,7 @@ type tHBaseServiceProcessorGetMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err174 error
+  var _write_err193 error
   args := THBaseServiceGetMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9986,21 +10123,21 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc175 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
+      _exc194 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+        _write_err193 = thrift.WrapTException(err2)
       }
-      if err2 := _exc175.Write(ctx, oprot); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := _exc194.Write(ctx, oprot); _write_err193 == nil && err2 != nil {
+        _write_err193 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err193 == nil && err2 != nil {
+        _write_err193 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err193 == nil && err2 != nil {
+        _write_err193 = thrift.WrapTException(err2)
       }
-      if _write_err174 != nil {
-        return false, thrift.WrapTException(_write_err174)
+      if _write_err193 != nil {
+        return false, thrift.WrapTException(_write_err193)
       }
       return true, err
     }
@@ -10009,19 +10146,19 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+    _write_err193 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err193 == nil && err2 != nil {
+    _write_err193 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err193 == nil && err2 != nil {
+    _write_err193 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err193 == nil && err2 != nil {
+    _write_err193 = thrift.WrapTException(err2)
   }
-  if _write_err174 != nil {
-    return false, thrift.WrapTException(_write_err174)
+  if _write_err193 != nil {
+    return false, thrift.WrapTException(_write_err193)
   }
   return true, err
 }
@@ -10031,7 +10168,7 @@ type tHBaseServiceProcessorPut struct {
 }
 
 func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err176 error
+  var _write_err195 error
   args := THBaseServicePutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10081,40 +10218,40 @@ func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc177 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc196 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+        _write_err195 = thrift.WrapTException(err2)
       }
-      if err2 := _exc177.Write(ctx, oprot); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := _exc196.Write(ctx, oprot); _write_err195 == nil && err2 != nil {
+        _write_err195 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err195 == nil && err2 != nil {
+        _write_err195 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err195 == nil && err2 != nil {
+        _write_err195 = thrift.WrapTException(err2)
       }
-      if _write_err176 != nil {
-        return false, thrift.WrapTException(_write_err176)
+      if _write_err195 != nil {
+        return false, thrift.WrapTException(_write_err195)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+    _write_err195 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err195 == nil && err2 != nil {
+    _write_err195 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err195 == nil && err2 != nil {
+    _write_err195 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err195 == nil && err2 != nil {
+    _write_err195 = thrift.WrapTException(err2)
   }
-  if _write_err176 != nil {
-    return false, thrift.WrapTException(_write_err176)
+  if _write_err195 != nil {
+    return false, thrift.WrapTException(_write_err195)
   }
   return true, err
 }
@@ -10124,7 +10261,7 @@ type tHBaseServiceProcessorCheckAndPut struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err178 error
+  var _write_err197 error
   args := THBaseServiceCheckAndPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10174,21 +10311,21 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc179 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
+      _exc198 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+        _write_err197 = thrift.WrapTException(err2)
       }
-      if err2 := _exc179.Write(ctx, oprot); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := _exc198.Write(ctx, oprot); _write_err197 == nil && err2 != nil {
+        _write_err197 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err197 == nil && err2 != nil {
+        _write_err197 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err197 == nil && err2 != nil {
+        _write_err197 = thrift.WrapTException(err2)
       }
-      if _write_err178 != nil {
-        return false, thrift.WrapTException(_write_err178)
+      if _write_err197 != nil {
+        return false, thrift.WrapTException(_write_err197)
       }
       return true, err
     }
@@ -10197,19 +10334,19 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.REPLY, seqId); err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+    _write_err197 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err197 == nil && err2 != nil {
+    _write_err197 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err197 == nil && err2 != nil {
+    _write_err197 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err197 == nil && err2 != nil {
+    _write_err197 = thrift.WrapTException(err2)
   }
-  if _write_err178 != nil {
-    return false, thrift.WrapTException(_write_err178)
+  if _write_err197 != nil {
+    return false, thrift.WrapTException(_write_err197)
   }
   return true, err
 }
@@ -10219,7 +10356,7 @@ type tHBaseServiceProcessorPutMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err180 error
+  var _write_err199 error
   args := THBaseServicePutMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10269,40 +10406,40 @@ func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc181 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
+      _exc200 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := _exc181.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := _exc200.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if _write_err180 != nil {
-        return false, thrift.WrapTException(_write_err180)
+      if _write_err199 != nil {
+        return false, thrift.WrapTException(_write_err199)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if _write_err180 != nil {
-    return false, thrift.WrapTException(_write_err180)
+  if _write_err199 != nil {
+    return false, thrift.WrapTException(_write_err199)
   }
   return true, err
 }
@@ -10312,7 +10449,7 @@ type tHBaseServiceProcessorDeleteSingle struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err182 error
+  var _write_err201 error
   args := THBaseServiceDeleteSingleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10362,40 +10499,40 @@ func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc183 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
+      _exc202 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := _exc183.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := _exc202.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if _write_err182 != nil {
-        return false, thrift.WrapTException(_write_err182)
+      if _write_err201 != nil {
+        return false, thrift.WrapTException(_write_err201)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.REPLY, seqId); err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if _write_err182 != nil {
-    return false, thrift.WrapTException(_write_err182)
+  if _write_err201 != nil {
+    return false, thrift.WrapTException(_write_err201)
   }
   return true, err
 }
@@ -10405,7 +10542,7 @@ type tHBaseServiceProcessorDeleteMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err184 error
+  var _write_err203 error
   args := THBaseServiceDeleteMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10455,21 +10592,21 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc185 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
+      _exc204 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := _exc185.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := _exc204.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if _write_err184 != nil {
-        return false, thrift.WrapTException(_write_err184)
+      if _write_err203 != nil {
+        return false, thrift.WrapTException(_write_err203)
       }
       return true, err
     }
@@ -10478,19 +10615,19 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if _write_err184 != nil {
-    return false, thrift.WrapTException(_write_err184)
+  if _write_err203 != nil {
+    return false, thrift.WrapTException(_write_err203)
   }
   return true, err
 }
@@ -10500,7 +10637,7 @@ type tHBaseServiceProcessorCheckAndDelete struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err186 error
+  var _write_err205 error
   args := THBaseServiceCheckAndDeleteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10550,21 +10687,21 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc187 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
+      _exc206 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := _exc187.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := _exc206.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if _write_err186 != nil {
-        return false, thrift.WrapTException(_write_err186)
+      if _write_err205 != nil {
+        return false, thrift.WrapTException(_write_err205)
       }
       return true, err
     }
@@ -10573,19 +10710,19 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.REPLY, seqId); err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if _write_err186 != nil {
-    return false, thrift.WrapTException(_write_err186)
+  if _write_err205 != nil {
+    return false, thrift.WrapTException(_write_err205)
   }
   return true, err
 }
@@ -10595,7 +10732,7 @@ type tHBaseServiceProcessorIncrement struct {
 }
 
 func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err188 error
+  var _write_err207 error
   args := THBaseServiceIncrementArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10645,21 +10782,21 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc189 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
+      _exc208 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := _exc189.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := _exc208.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if _write_err188 != nil {
-        return false, thrift.WrapTException(_write_err188)
+      if _write_err207 != nil {
+        return false, thrift.WrapTException(_write_err207)
       }
       return true, err
     }
@@ -10668,19 +10805,19 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.REPLY, seqId); err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if _write_err188 != nil {
-    return false, thrift.WrapTException(_write_err188)
+  if _write_err207 != nil {
+    return false, thrift.WrapTException(_write_err207)
   }
   return true, err
 }
@@ -10690,7 +10827,7 @@ type tHBaseServiceProcessorAppend struct {
 }
 
 func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err190 error
+  var _write_err209 error
   args := THBaseServiceAppendArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10740,21 +10877,21 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc191 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
+      _exc210 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := _exc191.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := _exc210.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if _write_err190 != nil {
-        return false, thrift.WrapTException(_write_err190)
+      if _write_err209 != nil {
+        return false, thrift.WrapTException(_write_err209)
       }
       return true, err
     }
@@ -10763,19 +10900,19 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.REPLY, seqId); err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if _write_err190 != nil {
-    return false, thrift.WrapTException(_write_err190)
+  if _write_err209 != nil {
+    return false, thrift.WrapTException(_write_err209)
   }
   return true, err
 }
@@ -10785,7 +10922,7 @@ type tHBaseServiceProcessorOpenScanner struct {
 }
 
 func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err192 error
+  var _write_err211 error
   args := THBaseServiceOpenScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10835,21 +10972,21 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc193 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
+      _exc212 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := _exc193.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := _exc212.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if _write_err192 != nil {
-        return false, thrift.WrapTException(_write_err192)
+      if _write_err211 != nil {
+        return false, thrift.WrapTException(_write_err211)
       }
       return true, err
     }
@@ -10858,19 +10995,19 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if _write_err192 != nil {
-    return false, thrift.WrapTException(_write_err192)
+  if _write_err211 != nil {
+    return false, thrift.WrapTException(_write_err211)
   }
   return true, err
 }
@@ -10880,7 +11017,7 @@ type tHBaseServiceProcessorGetScannerRows struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err194 error
+  var _write_err213 error
   args := THBaseServiceGetScannerRowsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10932,21 +11069,21 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc195 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
+      _exc214 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := _exc195.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := _exc214.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if _write_err194 != nil {
-        return false, thrift.WrapTException(_write_err194)
+      if _write_err213 != nil {
+        return false, thrift.WrapTException(_write_err213)
       }
       return true, err
     }
@@ -10955,19 +11092,19 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.REPLY, seqId); err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if _write_err194 != nil {
-    return false, thrift.WrapTException(_write_err194)
+  if _write_err213 != nil {
+    return false, thrift.WrapTException(_write_err213)
   }
   return true, err
 }
@@ -10977,7 +11114,7 @@ type tHBaseServiceProcessorCloseScanner struct {
 }
 
 func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err196 error
+  var _write_err215 error
   args := THBaseServiceCloseScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11029,40 +11166,40 @@ func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc197 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
+      _exc216 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := _exc197.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := _exc216.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if _write_err196 != nil {
-        return false, thrift.WrapTException(_write_err196)
+      if _write_err215 != nil {
+        return false, thrift.WrapTException(_write_err215)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if _write_err196 != nil {
-    return false, thrift.WrapTException(_write_err196)
+  if _write_err215 != nil {
+    return false, thrift.WrapTException(_write_err215)
   }
   return true, err
 }
@@ -11072,7 +11209,7 @@ type tHBaseServiceProcessorMutateRow struct {
 }
 
 func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err198 error
+  var _write_err217 error
   args := THBaseServiceMutateRowArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11122,40 +11259,40 @@ func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc199 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
+      _exc218 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := _exc199.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := _exc218.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if _write_err198 != nil {
-        return false, thrift.WrapTException(_write_err198)
+      if _write_err217 != nil {
+        return false, thrift.WrapTException(_write_err217)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.REPLY, seqId); err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if _write_err198 != nil {
-    return false, thrift.WrapTException(_write_err198)
+  if _write_err217 != nil {
+    return false, thrift.WrapTException(_write_err217)
   }
   return true, err
 }
@@ -11165,7 +11302,7 @@ type tHBaseServiceProcessorGetScannerResults struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err200 error
+  var _write_err219 error
   args := THBaseServiceGetScannerResultsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11215,21 +11352,21 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc201 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
+      _exc220 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := _exc201.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := _exc220.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if _write_err200 != nil {
-        return false, thrift.WrapTException(_write_err200)
+      if _write_err219 != nil {
+        return false, thrift.WrapTException(_write_err219)
       }
       return true, err
     }
@@ -11238,19 +11375,19 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.REPLY, seqId); err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if _write_err200 != nil {
-    return false, thrift.WrapTException(_write_err200)
+  if _write_err219 != nil {
+    return false, thrift.WrapTException(_write_err219)
   }
   return true, err
 }
@@ -11260,7 +11397,7 @@ type tHBaseServiceProcessorGetRegionLocation struct {
 }
 
 func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err202 error
+  var _write_err221 error
   args := THBaseServiceGetRegionLocationArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11310,21 +11447,21 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc203 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
+      _exc222 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := _exc203.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := _exc222.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if _write_err202 != nil {
-        return false, thrift.WrapTException(_write_err202)
+      if _write_err221 != nil {
+        return false, thrift.WrapTException(_write_err221)
       }
       return true, err
     }
@@ -11333,19 +11470,19 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.REPLY, seqId); err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if _write_err202 != nil {
-    return false, thrift.WrapTException(_write_err202)
+  if _write_err221 != nil {
+    return false, thrift.WrapTException(_write_err221)
   }
   return true, err
 }
@@ -11355,7 +11492,7 @@ type tHBaseServiceProcessorGetAllRegionLocations struct {
 }
 
 func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err204 error
+  var _write_err223 error
   args := THBaseServiceGetAllRegionLocationsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11405,21 +11542,21 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc205 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
+      _exc224 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := _exc205.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := _exc224.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if _write_err204 != nil {
-        return false, thrift.WrapTException(_write_err204)
+      if _write_err223 != nil {
+        return false, thrift.WrapTException(_write_err223)
       }
       return true, err
     }
@@ -11428,19 +11565,19 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.REPLY, seqId); err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if _write_err204 != nil {
-    return false, thrift.WrapTException(_write_err204)
+  if _write_err223 != nil {
+    return false, thrift.WrapTException(_write_err223)
   }
   return true, err
 }
@@ -11450,7 +11587,7 @@ type tHBaseServiceProcessorCheckAndMutate struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err206 error
+  var _write_err225 error
   args := THBaseServiceCheckAndMutateArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11500,21 +11637,21 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc207 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
+      _exc226 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := _exc207.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := _exc226.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if _write_err206 != nil {
-        return false, thrift.WrapTException(_write_err206)
+      if _write_err225 != nil {
+        return false, thrift.WrapTException(_write_err225)
       }
       return true, err
     }
@@ -11523,19 +11660,19 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.REPLY, seqId); err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if _write_err206 != nil {
-    return false, thrift.WrapTException(_write_err206)
+  if _write_err225 != nil {
+    return false, thrift.WrapTException(_write_err225)
   }
   return true, err
 }
@@ -11545,7 +11682,7 @@ type tHBaseServiceProcessorGetTableDescriptor struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err208 error
+  var _write_err227 error
   args := THBaseServiceGetTableDescriptorArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11595,21 +11732,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc209 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
+      _exc228 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := _exc209.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := _exc228.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if _write_err208 != nil {
-        return false, thrift.WrapTException(_write_err208)
+      if _write_err227 != nil {
+        return false, thrift.WrapTException(_write_err227)
       }
       return true, err
     }
@@ -11618,19 +11755,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.REPLY, seqId); err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if _write_err208 != nil {
-    return false, thrift.WrapTException(_write_err208)
+  if _write_err227 != nil {
+    return false, thrift.WrapTException(_write_err227)
   }
   return true, err
 }
@@ -11640,7 +11777,7 @@ type tHBaseServiceProcessorGetTableDescriptors struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err210 error
+  var _write_err229 error
   args := THBaseServiceGetTableDescriptorsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11690,21 +11827,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc211 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
+      _exc230 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := _exc211.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := _exc230.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if _write_err210 != nil {
-        return false, thrift.WrapTException(_write_err210)
+      if _write_err229 != nil {
+        return false, thrift.WrapTException(_write_err229)
       }
       return true, err
     }
@@ -11713,19 +11850,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.REPLY, seqId); err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if _write_err210 != nil {
-    return false, thrift.WrapTException(_write_err210)
+  if _write_err229 != nil {
+    return false, thrift.WrapTException(_write_err229)
   }
   return true, err
 }
@@ -11735,7 +11872,7 @@ type tHBaseServiceProcessorTableExists struct {
 }
 
 func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err212 error
+  var _write_err231 error
   args := THBaseServiceTableExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11785,21 +11922,21 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc213 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
+      _exc232 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := _exc213.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := _exc232.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if _write_err212 != nil {
-        return false, thrift.WrapTException(_write_err212)
+      if _write_err231 != nil {
+        return false, thrift.WrapTException(_write_err231)
       }
       return true, err
     }
@@ -11808,19 +11945,19 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.REPLY, seqId); err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if _write_err212 != nil {
-    return false, thrift.WrapTException(_write_err212)
+  if _write_err231 != nil {
+    return false, thrift.WrapTException(_write_err231)
   }
   return true, err
 }
@@ -11830,7 +11967,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err214 error
+  var _write_err233 error
   args := THBaseServiceGetTableDescriptorsByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11880,21 +12017,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc215 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
+      _exc234 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := _exc215.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := _exc234.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if _write_err214 != nil {
-        return false, thrift.WrapTException(_write_err214)
+      if _write_err233 != nil {
+        return false, thrift.WrapTException(_write_err233)
       }
       return true, err
     }
@@ -11903,19 +12040,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if _write_err214 != nil {
-    return false, thrift.WrapTException(_write_err214)
+  if _write_err233 != nil {
+    return false, thrift.WrapTException(_write_err233)
   }
   return true, err
 }
@@ -11925,7 +12062,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err216 error
+  var _write_err235 error
   args := THBaseServiceGetTableDescriptorsByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11975,21 +12112,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc217 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
+      _exc236 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := _exc217.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := _exc236.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if _write_err216 != nil {
-        return false, thrift.WrapTException(_write_err216)
+      if _write_err235 != nil {
+        return false, thrift.WrapTException(_write_err235)
       }
       return true, err
     }
@@ -11998,19 +12135,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if _write_err216 != nil {
-    return false, thrift.WrapTException(_write_err216)
+  if _write_err235 != nil {
+    return false, thrift.WrapTException(_write_err235)
   }
   return true, err
 }
@@ -12020,7 +12157,7 @@ type tHBaseServiceProcessorGetTableNamesByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err218 error
+  var _write_err237 error
   args := THBaseServiceGetTableNamesByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12070,21 +12207,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc219 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
+      _exc238 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := _exc219.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := _exc238.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if _write_err218 != nil {
-        return false, thrift.WrapTException(_write_err218)
+      if _write_err237 != nil {
+        return false, thrift.WrapTException(_write_err237)
       }
       return true, err
     }
@@ -12093,19 +12230,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if _write_err218 != nil {
-    return false, thrift.WrapTException(_write_err218)
+  if _write_err237 != nil {
+    return false, thrift.WrapTException(_write_err237)
   }
   return true, err
 }
@@ -12115,7 +12252,7 @@ type tHBaseServiceProcessorGetTableNamesByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err220 error
+  var _write_err239 error
   args := THBaseServiceGetTableNamesByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12165,21 +12302,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc221 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
+      _exc240 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := _exc221.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := _exc240.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if _write_err220 != nil {
-        return false, thrift.WrapTException(_write_err220)
+      if _write_err239 != nil {
+        return false, thrift.WrapTException(_write_err239)
       }
       return true, err
     }
@@ -12188,19 +12325,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if _write_err220 != nil {
-    return false, thrift.WrapTException(_write_err220)
+  if _write_err239 != nil {
+    return false, thrift.WrapTException(_write_err239)
   }
   return true, err
 }
@@ -12210,7 +12347,7 @@ type tHBaseServiceProcessorCreateTable struct {
 }
 
 func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err222 error
+  var _write_err241 error
   args := THBaseServiceCreateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12260,40 +12397,40 @@ func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc223 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
+      _exc242 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := _exc223.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := _exc242.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if _write_err222 != nil {
-        return false, thrift.WrapTException(_write_err222)
+      if _write_err241 != nil {
+        return false, thrift.WrapTException(_write_err241)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if _write_err222 != nil {
-    return false, thrift.WrapTException(_write_err222)
+  if _write_err241 != nil {
+    return false, thrift.WrapTException(_write_err241)
   }
   return true, err
 }
@@ -12303,7 +12440,7 @@ type tHBaseServiceProcessorDeleteTable struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err224 error
+  var _write_err243 error
   args := THBaseServiceDeleteTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12353,40 +12490,40 @@ func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc225 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
+      _exc244 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := _exc225.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := _exc244.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if _write_err224 != nil {
-        return false, thrift.WrapTException(_write_err224)
+      if _write_err243 != nil {
+        return false, thrift.WrapTException(_write_err243)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if _write_err224 != nil {
-    return false, thrift.WrapTException(_write_err224)
+  if _write_err243 != nil {
+    return false, thrift.WrapTException(_write_err243)
   }
   return true, err
 }
@@ -12396,7 +12533,7 @@ type tHBaseServiceProcessorTruncateTable struct {
 }
 
 func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err226 error
+  var _write_err245 error
   args := THBaseServiceTruncateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12446,40 +12583,40 @@ func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc227 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
+      _exc246 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := _exc227.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := _exc246.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if _write_err226 != nil {
-        return false, thrift.WrapTException(_write_err226)
+      if _write_err245 != nil {
+        return false, thrift.WrapTException(_write_err245)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if _write_err226 != nil {
-    return false, thrift.WrapTException(_write_err226)
+  if _write_err245 != nil {
+    return false, thrift.WrapTException(_write_err245)
   }
   return true, err
 }
@@ -12489,7 +12626,7 @@ type tHBaseServiceProcessorEnableTable struct {
 }
 
 func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err228 error
+  var _write_err247 error
   args := THBaseServiceEnableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12539,40 +12676,40 @@ func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc229 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
+      _exc248 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := _exc229.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := _exc248.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if _write_err228 != nil {
-        return false, thrift.WrapTException(_write_err228)
+      if _write_err247 != nil {
+        return false, thrift.WrapTException(_write_err247)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if _write_err228 != nil {
-    return false, thrift.WrapTException(_write_err228)
+  if _write_err247 != nil {
+    return false, thrift.WrapTException(_write_err247)
   }
   return true, err
 }
@@ -12582,7 +12719,7 @@ type tHBaseServiceProcessorDisableTable struct {
 }
 
 func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err230 error
+  var _write_err249 error
   args := THBaseServiceDisableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12632,40 +12769,40 @@ func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc231 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
+      _exc250 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := _exc231.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := _exc250.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if _write_err230 != nil {
-        return false, thrift.WrapTException(_write_err230)
+      if _write_err249 != nil {
+        return false, thrift.WrapTException(_write_err249)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if _write_err230 != nil {
-    return false, thrift.WrapTException(_write_err230)
+  if _write_err249 != nil {
+    return false, thrift.WrapTException(_write_err249)
   }
   return true, err
 }
@@ -12675,7 +12812,7 @@ type tHBaseServiceProcessorIsTableEnabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err232 error
+  var _write_err251 error
   args := THBaseServiceIsTableEnabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12725,21 +12862,21 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc233 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
+      _exc252 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := _exc233.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := _exc252.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if _write_err232 != nil {
-        return false, thrift.WrapTException(_write_err232)
+      if _write_err251 != nil {
+        return false, thrift.WrapTException(_write_err251)
       }
       return true, err
     }
@@ -12748,19 +12885,19 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if _write_err232 != nil {
-    return false, thrift.WrapTException(_write_err232)
+  if _write_err251 != nil {
+    return false, thrift.WrapTException(_write_err251)
   }
   return true, err
 }
@@ -12770,7 +12907,7 @@ type tHBaseServiceProcessorIsTableDisabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err234 error
+  var _write_err253 error
   args := THBaseServiceIsTableDisabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12820,21 +12957,21 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc235 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
+      _exc254 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := _exc235.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := _exc254.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if _write_err234 != nil {
-        return false, thrift.WrapTException(_write_err234)
+      if _write_err253 != nil {
+        return false, thrift.WrapTException(_write_err253)
       }
       return true, err
     }
@@ -12843,19 +12980,19 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if _write_err234 != nil {
-    return false, thrift.WrapTException(_write_err234)
+  if _write_err253 != nil {
+    return false, thrift.WrapTException(_write_err253)
   }
   return true, err
 }
@@ -12865,7 +13002,7 @@ type tHBaseServiceProcessorIsTableAvailable struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err236 error
+  var _write_err255 error
   args := THBaseServiceIsTableAvailableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12915,21 +13052,21 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc237 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
+      _exc256 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := _exc237.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := _exc256.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if _write_err236 != nil {
-        return false, thrift.WrapTException(_write_err236)
+      if _write_err255 != nil {
+        return false, thrift.WrapTException(_write_err255)
       }
       return true, err
     }
@@ -12938,19 +13075,583 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.REPLY, seqId); err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if _write_err236 != nil {
-    return false, thrift.WrapTException(_write_err236)
+  if _write_err255 != nil {
+    return false, thrift.WrapTException(_write_err255)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorCreateNamespace struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorCreateNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err257 error
+  args := THBaseServiceCreateNamespaceArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "createNamespace", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceCreateNamespaceResult{}
+  if err2 := p.handler.CreateNamespace(ctx, args.NamespaceDesc); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc258 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createNamespace: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "createNamespace", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc258.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
+      }
+      if _write_err257 != nil {
+        return false, thrift.WrapTException(_write_err257)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "createNamespace", thrift.REPLY, seqId); err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
+  }
+  if _write_err257 != nil {
+    return false, thrift.WrapTException(_write_err257)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorModifyNamespace struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorModifyNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err259 error
+  args := THBaseServiceModifyNamespaceArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "modifyNamespace", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceModifyNamespaceResult{}
+  if err2 := p.handler.ModifyNamespace(ctx, args.NamespaceDesc); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc260 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyNamespace: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "modifyNamespace", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc260.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
+      }
+      if _write_err259 != nil {
+        return false, thrift.WrapTException(_write_err259)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "modifyNamespace", thrift.REPLY, seqId); err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
+  }
+  if _write_err259 != nil {
+    return false, thrift.WrapTException(_write_err259)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorDeleteNamespace struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorDeleteNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err261 error
+  args := THBaseServiceDeleteNamespaceArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "deleteNamespace", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceDeleteNamespaceResult{}
+  if err2 := p.handler.DeleteNamespace(ctx, args.Name); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc262 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteNamespace: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "deleteNamespace", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc262.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
+      }
+      if _write_err261 != nil {
+        return false, thrift.WrapTException(_write_err261)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "deleteNamespace", thrift.REPLY, seqId); err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
+  }
+  if _write_err261 != nil {
+    return false, thrift.WrapTException(_write_err261)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorGetNamespaceDescriptor struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorGetNamespaceDescriptor) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err263 error
+  args := THBaseServiceGetNamespaceDescriptorArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "getNamespaceDescriptor", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceGetNamespaceDescriptorResult{}
+  if retval, err2 := p.handler.GetNamespaceDescriptor(ctx, args.Name); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc264 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getNamespaceDescriptor: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "getNamespaceDescriptor", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc264.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
+      }
+      if _write_err263 != nil {
+        return false, thrift.WrapTException(_write_err263)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "getNamespaceDescriptor", thrift.REPLY, seqId); err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
+  }
+  if _write_err263 != nil {
+    return false, thrift.WrapTException(_write_err263)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorListNamespaceDescriptors struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorListNamespaceDescriptors) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err265 error
+  args := THBaseServiceListNamespaceDescriptorsArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "listNamespaceDescriptors", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceListNamespaceDescriptorsResult{}
+  if retval, err2 := p.handler.ListNamespaceDescriptors(ctx); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc266 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaceDescriptors: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "listNamespaceDescriptors", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc266.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
+      }
+      if _write_err265 != nil {
+        return false, thrift.WrapTException(_write_err265)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "listNamespaceDescriptors", thrift.REPLY, seqId); err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
+  }
+  if _write_err265 != nil {
+    return false, thrift.WrapTException(_write_err265)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorListNamespaces struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorListNamespaces) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err267 error
+  args := THBaseServiceListNamespacesArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "listNamespaces", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceListNamespacesResult{}
+  if retval, err2 := p.handler.ListNamespaces(ctx); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc268 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaces: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "listNamespaces", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc268.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
+      }
+      if _write_err267 != nil {
+        return false, thrift.WrapTException(_write_err267)
+      }
+      return true, err
+    }
+  } else {
+    result.Success = retval
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "listNamespaces", thrift.REPLY, seqId); err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
+  }
+  if _write_err267 != nil {
+    return false, thrift.WrapTException(_write_err267)
   }
   return true, err
 }
@@ -12960,7 +13661,7 @@ type tHBaseServiceProcessorGetThriftServerType struct {
 }
 
 func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err238 error
+  var _write_err269 error
   args := THBaseServiceGetThriftServerTypeArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13006,21 +13707,21 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc239 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
+    _exc270 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+      _write_err269 = thrift.WrapTException(err2)
     }
-    if err2 := _exc239.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := _exc270.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
+      _write_err269 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
+      _write_err269 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
+      _write_err269 = thrift.WrapTException(err2)
     }
-    if _write_err238 != nil {
-      return false, thrift.WrapTException(_write_err238)
+    if _write_err269 != nil {
+      return false, thrift.WrapTException(_write_err269)
     }
     return true, err
   } else {
@@ -13028,19 +13729,19 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.REPLY, seqId); err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if _write_err238 != nil {
-    return false, thrift.WrapTException(_write_err238)
+  if _write_err269 != nil {
+    return false, thrift.WrapTException(_write_err269)
   }
   return true, err
 }
@@ -13432,11 +14133,11 @@ func (p *THBaseServiceExistsAllArgs)  ReadField2(ctx context.Context, iprot thri
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem240 := &TGet{}
-    if err := _elem240.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem240), err)
+    _elem271 := &TGet{}
+    if err := _elem271.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem271), err)
     }
-    p.Tgets = append(p.Tgets, _elem240)
+    p.Tgets = append(p.Tgets, _elem271)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -13582,13 +14283,13 @@ func (p *THBaseServiceExistsAllResult)  ReadField0(ctx context.Context, iprot th
   tSlice := make([]bool, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-var _elem241 bool
+var _elem272 bool
     if v, err := iprot.ReadBool(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem241 = v
+    _elem272 = v
 }
-    p.Success = append(p.Success, _elem241)
+    p.Success = append(p.Success, _elem272)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14042,11 +14743,11 @@ func (p *THBaseServiceGetMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem242 := &TGet{}
-    if err := _elem242.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem242), err)
+    _elem273 := &TGet{}
+    if err := _elem273.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem273), err)
     }
-    p.Tgets = append(p.Tgets, _elem242)
+    p.Tgets = append(p.Tgets, _elem273)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14192,11 +14893,11 @@ func (p *THBaseServiceGetMultipleResult)  ReadField0(ctx context.Context, iprot 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem243 := &TResult_{}
-    if err := _elem243.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem243), err)
+    _elem274 := &TResult_{}
+    if err := _elem274.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem274), err)
     }
-    p.Success = append(p.Success, _elem243)
+    p.Success = append(p.Success, _elem274)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15054,11 +15755,11 @@ func (p *THBaseServicePutMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TPut, 0, size)
   p.Tputs =  tSlice
   for i := 0; i < size; i ++ {
-    _elem244 := &TPut{}
-    if err := _elem244.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem244), err)
+    _elem275 := &TPut{}
+    if err := _elem275.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem275), err)
     }
-    p.Tputs = append(p.Tputs, _elem244)
+    p.Tputs = append(p.Tputs, _elem275)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15557,13 +16258,13 @@ func (p *THBaseServiceDeleteMultipleArgs)  ReadField2(ctx context.Context, iprot
   tSlice := make([]*TDelete, 0, size)
   p.Tdeletes =  tSlice
   for i := 0; i < size; i ++ {
-    _elem245 := &TDelete{
+    _elem276 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem245.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem245), err)
+    if err := _elem276.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem276), err)
     }
-    p.Tdeletes = append(p.Tdeletes, _elem245)
+    p.Tdeletes = append(p.Tdeletes, _elem276)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15709,13 +16410,13 @@ func (p *THBaseServiceDeleteMultipleResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TDelete, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem246 := &TDelete{
+    _elem277 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem246.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem246), err)
+    if err := _elem277.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem277), err)
     }
-    p.Success = append(p.Success, _elem246)
+    p.Success = append(p.Success, _elem277)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -17350,11 +18051,11 @@ func (p *THBaseServiceGetScannerRowsResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem247 := &TResult_{}
-    if err := _elem247.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem247), err)
+    _elem278 := &TResult_{}
+    if err := _elem278.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem278), err)
     }
-    p.Success = append(p.Success, _elem247)
+    p.Success = append(p.Success, _elem278)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18204,11 +18905,11 @@ func (p *THBaseServiceGetScannerResultsResult)  ReadField0(ctx context.Context, 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem248 := &TResult_{}
-    if err := _elem248.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem248), err)
+    _elem279 := &TResult_{}
+    if err := _elem279.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem279), err)
     }
-    p.Success = append(p.Success, _elem248)
+    p.Success = append(p.Success, _elem279)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18781,11 +19482,11 @@ func (p *THBaseServiceGetAllRegionLocationsResult)  ReadField0(ctx context.Conte
   tSlice := make([]*THRegionLocation, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem249 := &THRegionLocation{}
-    if err := _elem249.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem249), err)
+    _elem280 := &THRegionLocation{}
+    if err := _elem280.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem280), err)
     }
-    p.Success = append(p.Success, _elem249)
+    p.Success = append(p.Success, _elem280)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -19659,11 +20360,11 @@ func (p *THBaseServiceGetTableDescriptorsArgs)  ReadField1(ctx context.Context, 
   tSlice := make([]*TTableName, 0, size)
   p.Tables =  tSlice
   for i := 0; i < size; i ++ {
-    _elem250 := &TTableName{}
-    if err := _elem250.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem250), err)
+    _elem281 := &TTableName{}
+    if err := _elem281.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem281), err)
     }
-    p.Tables = append(p.Tables, _elem250)
+    p.Tables = append(p.Tables, _elem281)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -19798,11 +20499,11 @@ func (p *THBaseServiceGetTableDescriptorsResult)  ReadField0(ctx context.Context
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem251 := &TTableDescriptor{}
-    if err := _elem251.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem251), err)
+    _elem282 := &TTableDescriptor{}
+    if err := _elem282.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem282), err)
     }
-    p.Success = append(p.Success, _elem251)
+    p.Success = append(p.Success, _elem282)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20336,11 +21037,11 @@ func (p *THBaseServiceGetTableDescriptorsByPatternResult)  ReadField0(ctx contex
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem252 := &TTableDescriptor{}
-    if err := _elem252.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem252), err)
+    _elem283 := &TTableDescriptor{}
+    if err := _elem283.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem283), err)
     }
-    p.Success = append(p.Success, _elem252)
+    p.Success = append(p.Success, _elem283)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20595,11 +21296,11 @@ func (p *THBaseServiceGetTableDescriptorsByNamespaceResult)  ReadField0(ctx cont
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem253 := &TTableDescriptor{}
-    if err := _elem253.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem253), err)
+    _elem284 := &TTableDescriptor{}
+    if err := _elem284.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem284), err)
     }
-    p.Success = append(p.Success, _elem253)
+    p.Success = append(p.Success, _elem284)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20890,11 +21591,11 @@ func (p *THBaseServiceGetTableNamesByPatternResult)  ReadField0(ctx context.Cont
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem254 := &TTableName{}
-    if err := _elem254.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem254), err)
+    _elem285 := &TTableName{}
+    if err := _elem285.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem285), err)
     }
-    p.Success = append(p.Success, _elem254)
+    p.Success = append(p.Success, _elem285)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21149,11 +21850,11 @@ func (p *THBaseServiceGetTableNamesByNamespaceResult)  ReadField0(ctx context.Co
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem255 := &TTableName{}
-    if err := _elem255.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem255), err)
+    _elem286 := &TTableName{}
+    if err := _elem286.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem286), err)
     }
-    p.Success = append(p.Success, _elem255)
+    p.Success = append(p.Success, _elem286)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21320,13 +22021,13 @@ func (p *THBaseServiceCreateTableArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([][]byte, 0, size)
   p.SplitKeys =  tSlice
   for i := 0; i < size; i ++ {
-var _elem256 []byte
+var _elem287 []byte
     if v, err := iprot.ReadBinary(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem256 = v
+    _elem287 = v
 }
-    p.SplitKeys = append(p.SplitKeys, _elem256)
+    p.SplitKeys = append(p.SplitKeys, _elem287)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -23079,6 +23780,1278 @@ func (p *THBaseServiceIsTableAvailableResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("THBaseServiceIsTableAvailableResult(%+v)", *p)
+}
+
+// Attributes:
+//  - NamespaceDesc
+type THBaseServiceCreateNamespaceArgs struct {
+  NamespaceDesc *TNamespaceDescriptor `thrift:"namespaceDesc,1,required" db:"namespaceDesc" json:"namespaceDesc"`
+}
+
+func NewTHBaseServiceCreateNamespaceArgs() *THBaseServiceCreateNamespaceArgs {
+  return &THBaseServiceCreateNamespaceArgs{}
+}
+
+var THBaseServiceCreateNamespaceArgs_NamespaceDesc_DEFAULT *TNamespaceDescriptor
+func (p *THBaseServiceCreateNamespaceArgs) GetNamespaceDesc() *TNamespaceDescriptor {
+  if !p.IsSetNamespaceDesc() {
+    return THBaseServiceCreateNamespaceArgs_NamespaceDesc_DEFAULT
+  }
+return p.NamespaceDesc
+}
+func (p *THBaseServiceCreateNamespaceArgs) IsSetNamespaceDesc() bool {
+  return p.NamespaceDesc != nil
+}
+
+func (p *THBaseServiceCreateNamespaceArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetNamespaceDesc bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetNamespaceDesc = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetNamespaceDesc{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field NamespaceDesc is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.NamespaceDesc = &TNamespaceDescriptor{}
+  if err := p.NamespaceDesc.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.NamespaceDesc), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "createNamespace_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "namespaceDesc", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:namespaceDesc: ", p), err) }
+  if err := p.NamespaceDesc.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.NamespaceDesc), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:namespaceDesc: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceCreateNamespaceArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceCreateNamespaceArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceCreateNamespaceResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceCreateNamespaceResult() *THBaseServiceCreateNamespaceResult {
+  return &THBaseServiceCreateNamespaceResult{}
+}
+
+var THBaseServiceCreateNamespaceResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceCreateNamespaceResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceCreateNamespaceResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceCreateNamespaceResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceCreateNamespaceResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "createNamespace_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceCreateNamespaceResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceCreateNamespaceResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceCreateNamespaceResult(%+v)", *p)
+}
+
+// Attributes:
+//  - NamespaceDesc
+type THBaseServiceModifyNamespaceArgs struct {
+  NamespaceDesc *TNamespaceDescriptor `thrift:"namespaceDesc,1,required" db:"namespaceDesc" json:"namespaceDesc"`
+}
+
+func NewTHBaseServiceModifyNamespaceArgs() *THBaseServiceModifyNamespaceArgs {
+  return &THBaseServiceModifyNamespaceArgs{}
+}
+
+var THBaseServiceModifyNamespaceArgs_NamespaceDesc_DEFAULT *TNamespaceDescriptor
+func (p *THBaseServiceModifyNamespaceArgs) GetNamespaceDesc() *TNamespaceDescriptor {
+  if !p.IsSetNamespaceDesc() {
+    return THBaseServiceModifyNamespaceArgs_NamespaceDesc_DEFAULT
+  }
+return p.NamespaceDesc
+}
+func (p *THBaseServiceModifyNamespaceArgs) IsSetNamespaceDesc() bool {
+  return p.NamespaceDesc != nil
+}
+
+func (p *THBaseServiceModifyNamespaceArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetNamespaceDesc bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetNamespaceDesc = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetNamespaceDesc{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field NamespaceDesc is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.NamespaceDesc = &TNamespaceDescriptor{}
+  if err := p.NamespaceDesc.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.NamespaceDesc), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyNamespace_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "namespaceDesc", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:namespaceDesc: ", p), err) }
+  if err := p.NamespaceDesc.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.NamespaceDesc), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:namespaceDesc: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyNamespaceArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyNamespaceArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceModifyNamespaceResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceModifyNamespaceResult() *THBaseServiceModifyNamespaceResult {
+  return &THBaseServiceModifyNamespaceResult{}
+}
+
+var THBaseServiceModifyNamespaceResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceModifyNamespaceResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceModifyNamespaceResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceModifyNamespaceResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceModifyNamespaceResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyNamespace_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyNamespaceResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceModifyNamespaceResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyNamespaceResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Name
+type THBaseServiceDeleteNamespaceArgs struct {
+  Name string `thrift:"name,1,required" db:"name" json:"name"`
+}
+
+func NewTHBaseServiceDeleteNamespaceArgs() *THBaseServiceDeleteNamespaceArgs {
+  return &THBaseServiceDeleteNamespaceArgs{}
+}
+
+
+func (p *THBaseServiceDeleteNamespaceArgs) GetName() string {
+  return p.Name
+}
+func (p *THBaseServiceDeleteNamespaceArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetName bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Name is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Name = v
+}
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteNamespace_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "name", thrift.STRING, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:name: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.Name)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.name (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:name: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceDeleteNamespaceArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteNamespaceArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceDeleteNamespaceResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceDeleteNamespaceResult() *THBaseServiceDeleteNamespaceResult {
+  return &THBaseServiceDeleteNamespaceResult{}
+}
+
+var THBaseServiceDeleteNamespaceResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceDeleteNamespaceResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceDeleteNamespaceResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceDeleteNamespaceResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceDeleteNamespaceResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteNamespace_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteNamespaceResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceDeleteNamespaceResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteNamespaceResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Name
+type THBaseServiceGetNamespaceDescriptorArgs struct {
+  Name string `thrift:"name,1,required" db:"name" json:"name"`
+}
+
+func NewTHBaseServiceGetNamespaceDescriptorArgs() *THBaseServiceGetNamespaceDescriptorArgs {
+  return &THBaseServiceGetNamespaceDescriptorArgs{}
+}
+
+
+func (p *THBaseServiceGetNamespaceDescriptorArgs) GetName() string {
+  return p.Name
+}
+func (p *THBaseServiceGetNamespaceDescriptorArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetName bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Name is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadString(ctx); err != nil {
+  return thrift.PrependError("error reading field 1: ", err)
+} else {
+  p.Name = v
+}
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "getNamespaceDescriptor_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "name", thrift.STRING, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:name: ", p), err) }
+  if err := oprot.WriteString(ctx, string(p.Name)); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.name (1) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:name: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceGetNamespaceDescriptorArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - Io
+type THBaseServiceGetNamespaceDescriptorResult struct {
+  Success *TNamespaceDescriptor `thrift:"success,0" db:"success" json:"success,omitempty"`
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceGetNamespaceDescriptorResult() *THBaseServiceGetNamespaceDescriptorResult {
+  return &THBaseServiceGetNamespaceDescriptorResult{}
+}
+
+var THBaseServiceGetNamespaceDescriptorResult_Success_DEFAULT *TNamespaceDescriptor
+func (p *THBaseServiceGetNamespaceDescriptorResult) GetSuccess() *TNamespaceDescriptor {
+  if !p.IsSetSuccess() {
+    return THBaseServiceGetNamespaceDescriptorResult_Success_DEFAULT
+  }
+return p.Success
+}
+var THBaseServiceGetNamespaceDescriptorResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceGetNamespaceDescriptorResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceGetNamespaceDescriptorResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceGetNamespaceDescriptorResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Success = &TNamespaceDescriptor{}
+  if err := p.Success.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Success), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "getNamespaceDescriptor_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.STRUCT, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := p.Success.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Success), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceGetNamespaceDescriptorResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceGetNamespaceDescriptorResult(%+v)", *p)
+}
+
+type THBaseServiceListNamespaceDescriptorsArgs struct {
+}
+
+func NewTHBaseServiceListNamespaceDescriptorsArgs() *THBaseServiceListNamespaceDescriptorsArgs {
+  return &THBaseServiceListNamespaceDescriptorsArgs{}
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+      return err
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "listNamespaceDescriptors_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceListNamespaceDescriptorsArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - Io
+type THBaseServiceListNamespaceDescriptorsResult struct {
+  Success []*TNamespaceDescriptor `thrift:"success,0" db:"success" json:"success,omitempty"`
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceListNamespaceDescriptorsResult() *THBaseServiceListNamespaceDescriptorsResult {
+  return &THBaseServiceListNamespaceDescriptorsResult{}
+}
+
+var THBaseServiceListNamespaceDescriptorsResult_Success_DEFAULT []*TNamespaceDescriptor
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) GetSuccess() []*TNamespaceDescriptor {
+  return p.Success
+}
+var THBaseServiceListNamespaceDescriptorsResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceListNamespaceDescriptorsResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceListNamespaceDescriptorsResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceListNamespaceDescriptorsResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]*TNamespaceDescriptor, 0, size)
+  p.Success =  tSlice
+  for i := 0; i < size; i ++ {
+    _elem288 := &TNamespaceDescriptor{}
+    if err := _elem288.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem288), err)
+    }
+    p.Success = append(p.Success, _elem288)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "listNamespaceDescriptors_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.LIST, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := oprot.WriteListBegin(ctx, thrift.STRUCT, len(p.Success)); err != nil {
+      return thrift.PrependError("error writing list begin: ", err)
+    }
+    for _, v := range p.Success {
+      if err := v.Write(ctx, oprot); err != nil {
+        return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", v), err)
+      }
+    }
+    if err := oprot.WriteListEnd(ctx); err != nil {
+      return thrift.PrependError("error writing list end: ", err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceListNamespaceDescriptorsResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceListNamespaceDescriptorsResult(%+v)", *p)
+}
+
+type THBaseServiceListNamespacesArgs struct {
+}
+
+func NewTHBaseServiceListNamespacesArgs() *THBaseServiceListNamespacesArgs {
+  return &THBaseServiceListNamespacesArgs{}
+}
+
+func (p *THBaseServiceListNamespacesArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+      return err
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "listNamespaces_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceListNamespacesArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Success
+//  - Io
+type THBaseServiceListNamespacesResult struct {
+  Success []string `thrift:"success,0" db:"success" json:"success,omitempty"`
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceListNamespacesResult() *THBaseServiceListNamespacesResult {
+  return &THBaseServiceListNamespacesResult{}
+}
+
+var THBaseServiceListNamespacesResult_Success_DEFAULT []string
+
+func (p *THBaseServiceListNamespacesResult) GetSuccess() []string {
+  return p.Success
+}
+var THBaseServiceListNamespacesResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceListNamespacesResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceListNamespacesResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceListNamespacesResult) IsSetSuccess() bool {
+  return p.Success != nil
+}
+
+func (p *THBaseServiceListNamespacesResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceListNamespacesResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 0:
+      if fieldTypeId == thrift.LIST {
+        if err := p.ReadField0(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesResult)  ReadField0(ctx context.Context, iprot thrift.TProtocol) error {
+  _, size, err := iprot.ReadListBegin(ctx)
+  if err != nil {
+    return thrift.PrependError("error reading list begin: ", err)
+  }
+  tSlice := make([]string, 0, size)
+  p.Success =  tSlice
+  for i := 0; i < size; i ++ {
+var _elem289 string
+    if v, err := iprot.ReadString(ctx); err != nil {
+    return thrift.PrependError("error reading field 0: ", err)
+} else {
+    _elem289 = v
+}
+    p.Success = append(p.Success, _elem289)
+  }
+  if err := iprot.ReadListEnd(ctx); err != nil {
+    return thrift.PrependError("error reading list end: ", err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "listNamespaces_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField0(ctx, oprot); err != nil { return err }
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceListNamespacesResult) writeField0(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetSuccess() {
+    if err := oprot.WriteFieldBegin(ctx, "success", thrift.LIST, 0); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 0:success: ", p), err) }
+    if err := oprot.WriteListBegin(ctx, thrift.STRING, len(p.Success)); err != nil {
+      return thrift.PrependError("error writing list begin: ", err)
+    }
+    for _, v := range p.Success {
+      if err := oprot.WriteString(ctx, string(v)); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T. (0) field write error: ", p), err) }
+    }
+    if err := oprot.WriteListEnd(ctx); err != nil {
+      return thrift.PrependError("error writing list end: ", err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 0:success: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceListNamespacesResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceListNamespacesResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceListNamespacesResult(%+v)", *p)
 }
 
 type THBaseServiceGetThriftServerTypeArgs struct {

@@ -13,7 +13,7 @@ from thrift.transport import TSocket, TTransport  # noqa: E402
 from hbase import THBaseService  # noqa: E402
 from hbase.ttypes import (  # noqa: E402
     TColumn, TColumnFamilyDescriptor, TColumnIncrement, TColumnValue, TDelete,
-    TGet, TIncrement, TPut, TScan, TTableDescriptor, TTableName,
+    TGet, TIncrement, TIOError, TNamespaceDescriptor, TPut, TScan, TTableDescriptor, TTableName,
 )
 
 host, port = sys.argv[2], int(sys.argv[3])
@@ -61,6 +61,35 @@ client.deleteTable(TTableName(qualifier=split))
 client.deleteSingle(table, TDelete(row=b"row3"))
 assert not client.exists(table, TGet(row=b"row3")), "deleted row still exists"
 assert client.exists(table, TGet(row=b"row4"))
+
+# Filters (filterString) on gets and scans.
+rows = client.getScannerResults(table, TScan(filterString=b"ValueFilter(=, 'binaryprefix:v') AND RowFilter(>=, 'binary:row2')"), 10)
+assert [r.row for r in rows] == [b"row2", b"row4"], rows
+assert client.get(table, TGet(row=b"row2", filterString=b"ValueFilter(=, 'binary:nope')")).columnValues == []
+try:
+    client.get(table, TGet(row=b"row2", filterString=b"RowFilter(=, 'binary:x'"))
+    raise AssertionError("a malformed filter string was accepted")
+except TIOError as e:
+    assert "IllegalArgumentException: bad filter string" in e.message, e.message
+
+# Namespaces: create, list, ns:table names, delete (only when empty).
+client.createNamespace(TNamespaceDescriptor(name="pyns", configuration={"owner": "py"}))
+assert "pyns" in client.listNamespaces(), client.listNamespaces()
+assert client.getNamespaceDescriptor("pyns").configuration == {"owner": "py"}
+nst = TTableName(ns=b"pyns", qualifier=b"t")
+client.createTable(TTableDescriptor(tableName=nst, columns=[TColumnFamilyDescriptor(name=b"f")]), None)
+client.put(b"pyns:t", TPut(row=b"r", columnValues=[TColumnValue(family=b"f", qualifier=b"q", value=b"in-ns")]))
+assert client.get(b"pyns:t", TGet(row=b"r")).columnValues[0].value == b"in-ns"
+assert [(n.ns, n.qualifier) for n in client.getTableNamesByNamespace("pyns")] == [(b"pyns", b"t")]
+assert b"t" not in [n.qualifier for n in client.getTableNamesByNamespace("default")]
+try:
+    client.deleteNamespace("pyns")
+    raise AssertionError("deleted a namespace that has a table")
+except TIOError as e:
+    assert "only empty namespaces" in e.message, e.message
+client.deleteTable(nst)
+client.deleteNamespace("pyns")
+assert "pyns" not in client.listNamespaces()
 
 # The raw key/value API (shale kv) is the table "kv": row = key, family
 # "v", empty qualifier. The Go test reads this back with shale kv get.

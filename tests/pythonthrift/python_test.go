@@ -27,28 +27,30 @@ func TestPythonClient(t *testing.T) {
 	}
 	_, file, _, _ := runtime.Caller(0)
 	here := filepath.Dir(file)
-	idl := filepath.Join(here, "..", "..", "proto", "hbase.thrift")
-	gen := t.TempDir()
-	if out, err := exec.Command("thrift", "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
-		t.Fatalf("generating the Python client: %v\n%s", err, out)
-	}
+	gen := generate(t, filepath.Join(here, "..", "..", "proto", "hbase.thrift"))
+	gen1 := generate(t, filepath.Join(here, "..", "..", "proto", "hbase1.thrift"))
 
 	// A real `shale playground` (PD, three tablet servers, the gateway).
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p := proctest.Start(t, "playground", logPath, "playground", "--log-level", "warn")
-	thriftAddr, pd := waitServing(t, p)
-	host, port, err := net.SplitHostPort(thriftAddr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	thriftAddr, thrift1Addr, pd := waitServing(t, p)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, python, filepath.Join(here, "client.py"), gen, host, port)
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "OK") {
-		t.Fatalf("python client failed: %v\n%s", err, out)
+	run := func(script, gen, addr string) {
+		t.Helper()
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.CommandContext(ctx, python, filepath.Join(here, script), gen, host, port).CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "OK") {
+			t.Fatalf("python client %s failed: %v\n%s", script, err, out)
+		}
 	}
+	run("client.py", gen, thriftAddr)
+	// The happybase-shaped Thrift1 session.
+	run("client1.py", gen1, thrift1Addr)
 	// What `make run` promises: shale kv works against the playground, and
 	// sees what the Python client wrote through the gateway (the raw API's
 	// keys are rows of the "kv" table, family "v", empty qualifier).
@@ -72,17 +74,28 @@ func TestPythonClient(t *testing.T) {
 	}
 }
 
+// generate compiles an IDL to Python with Debian's thrift compiler.
+func generate(t *testing.T, idl string) string {
+	t.Helper()
+	gen := t.TempDir()
+	if out, err := exec.Command("thrift", "--gen", "py", "-out", gen, idl).CombinedOutput(); err != nil {
+		t.Fatalf("generating the Python client from %s: %v\n%s", idl, err, out)
+	}
+	return gen
+}
+
 // waitServing waits for the playground to print its endpoints and returns
-// the Thrift gateway's address and the PD list.
-func waitServing(t *testing.T, p *proctest.Proc) (thrift, pd string) {
+// the Thrift2 and Thrift1 gateways' addresses and the PD list.
+func waitServing(t *testing.T, p *proctest.Proc) (thrift, thrift1, pd string) {
 	t.Helper()
 	reThrift := regexp.MustCompile(`(?m)^thrift: (\S+)$`)
+	reThrift1 := regexp.MustCompile(`(?m)^thrift1: (\S+)$`)
 	rePD := regexp.MustCompile(`(?m)^pd: (\S+)$`)
 	// The playground bounds its own startup; 10 minutes only catches a hang.
 	out := p.WaitOutput(t, "Press Ctrl-C to stop.", 10*time.Minute)
-	mt, mp := reThrift.FindStringSubmatch(out), rePD.FindStringSubmatch(out)
-	if mt == nil || mp == nil {
-		t.Fatalf("the playground printed no thrift: or pd: line:\n%s", out)
+	mt, mt1, mp := reThrift.FindStringSubmatch(out), reThrift1.FindStringSubmatch(out), rePD.FindStringSubmatch(out)
+	if mt == nil || mt1 == nil || mp == nil {
+		t.Fatalf("the playground printed no thrift:, thrift1: or pd: line:\n%s", out)
 	}
-	return mt[1], mp[1]
+	return mt[1], mt1[1], mp[1]
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/shaledb/shale/kvclient/thriftgw"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/hbase"
+	"github.com/shaledb/shale/proto/hbase1"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -101,7 +102,7 @@ func TestSecureCluster(t *testing.T) {
 	})
 
 	t.Run("thrift", func(t *testing.T) {
-		gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: "127.0.0.1:0", TLS: c.NodeTLS()})
+		gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: "127.0.0.1:0", Thrift1Addr: "127.0.0.1:0", TLS: c.NodeTLS()})
 		require.NoError(t, err)
 		gctx, gcancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -132,5 +133,24 @@ func TestSecureCluster(t *testing.T) {
 		require.NoError(t, get(thrift.NewTSSLSocketConf(addr, conf(c.ClientTLS()))))
 		require.Error(t, get(thrift.NewTSocketConf(addr, conf(nil))), "a plaintext Thrift client")
 		require.Error(t, get(thrift.NewTSSLSocketConf(addr, conf(otherCA(t)))), "a Thrift client of another CA")
+
+		// The Thrift1 listener: the same TLS.
+		get1 := func(sock thrift.TTransport) error {
+			trans := thrift.NewTBufferedTransport(sock, 8192)
+			if err := trans.Open(); err != nil {
+				return err
+			}
+			defer trans.Close()
+			cl := hbase1.NewHbaseClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(&thrift.TConfiguration{}))
+			r, err := cl.GetRow(ctx, []byte("kv"), []byte("k"), nil)
+			if err == nil && (len(r) != 1 || r[0].Columns["v:"] == nil || string(r[0].Columns["v:"].Value) != "v") {
+				t.Fatalf("thrift1 getRow: %v", r)
+			}
+			return err
+		}
+		addr1 := gw.Thrift1Addr().String()
+		require.NoError(t, get1(thrift.NewTSSLSocketConf(addr1, conf(c.ClientTLS()))))
+		require.Error(t, get1(thrift.NewTSocketConf(addr1, conf(nil))), "a plaintext Thrift1 client")
+		require.Error(t, get1(thrift.NewTSSLSocketConf(addr1, conf(otherCA(t)))), "a Thrift1 client of another CA")
 	})
 }
