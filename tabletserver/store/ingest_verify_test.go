@@ -88,15 +88,20 @@ func TestIngestSSTByReferenceRefusesDamagedCopy(t *testing.T) {
 		if id != victim && len(fatal.get(id)) > 0 {
 			t.Fatalf("store %d stopped too: %v", id, fatal.get(id))
 		}
-		for _, k := range cells {
-			ok, err := n.Store.HasCellForTest(k)
-			if err != nil {
-				t.Fatal(err)
+		// The leader answered once a quorum applied the ingest: the other
+		// follower may still be applying it.
+		testutils.SucceedsSoon(t, func() error {
+			for _, k := range cells {
+				ok, err := n.Store.HasCellForTest(k)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := id != victim; ok != want {
+					return fmt.Errorf("store %d holds cell %x: %v, want %v", id, k, ok, want)
+				}
 			}
-			if want := id != victim; ok != want {
-				t.Fatalf("store %d holds cell %x: %v, want %v", id, k, ok, want)
-			}
-		}
+			return nil
+		})
 	}
 	if q := c.Nodes[victim].Store.QuarantinedForTest(); len(q) != 1 {
 		t.Fatalf("store %d set aside %v, want the damaged file", victim, q)
