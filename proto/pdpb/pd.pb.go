@@ -3437,9 +3437,14 @@ type AuthUser struct {
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	PasswordHash string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
 	// Roles the user is a member of (besides its own name, always implied).
-	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// SHA1(SHA1(password)), the verifier of MySQL's mysql_native_password
+	// challenge (what MySQL itself stores for that plugin): the SQL endpoint
+	// cannot check that challenge against password_hash. Empty with no
+	// password. Nodes only, as password_hash.
+	MysqlNativeHash []byte `protobuf:"bytes,4,opt,name=mysql_native_hash,json=mysqlNativeHash,proto3" json:"mysql_native_hash,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AuthUser) Reset() {
@@ -3489,6 +3494,13 @@ func (x *AuthUser) GetPasswordHash() string {
 func (x *AuthUser) GetRoles() []string {
 	if x != nil {
 		return x.Roles
+	}
+	return nil
+}
+
+func (x *AuthUser) GetMysqlNativeHash() []byte {
+	if x != nil {
+		return x.MysqlNativeHash
 	}
 	return nil
 }
@@ -5417,11 +5429,12 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\acluster\x18\x04 \x01(\bH\x00R\acluster\x12\x1d\n" +
 	"\n" +
 	"table_name\x18\x05 \x01(\tR\ttableNameB\x04\n" +
-	"\x02on\"Y\n" +
+	"\x02on\"\x85\x01\n" +
 	"\bAuthUser\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x14\n" +
-	"\x05roles\x18\x03 \x03(\tR\x05roles\"K\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12*\n" +
+	"\x11mysql_native_hash\x18\x04 \x01(\fR\x0fmysqlNativeHash\"K\n" +
 	"\bAuthRole\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06grants\x18\x02 \x03(\v2\x13.shale.pd.AuthGrantR\x06grants\"y\n" +
