@@ -288,7 +288,7 @@ func permissionDenied(err error) error {
 // access is one way in (kvclient, Thrift, SQL, MySQL) as one user: read
 // and write table a, read table b.
 type access struct {
-	name                string
+	name                 string
 	readA, writeA, readB func() error
 }
 
