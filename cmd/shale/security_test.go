@@ -126,7 +126,9 @@ func TestPlaygroundSecure(t *testing.T) {
 	require.NoError(t, err)
 	pool := x509.NewCertPool()
 	require.True(t, pool.AppendCertsFromPEM(caPEM))
-	caOnly := func() *tls.Config { return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12} }
+	caOnly := func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
 
 	// Thrift: the row written through shale kv.
 	tcfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second, TLSConfig: root.ClientTLS("127.0.0.1")}
