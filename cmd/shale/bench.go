@@ -53,10 +53,14 @@ func newBenchPhaseCommand(phase ycsb.Phase) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Phase, o.Out, o.Status = phase, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			o.PD, o.Etcd = splitList(pd), splitList(etcd)
+			var err error
+			if o.TLS, err = clientTLS(cmd); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("seed") {
 				o.Seed = &seed
 			}
-			_, err := bench.Run(cmd.Context(), o)
+			_, err = bench.Run(cmd.Context(), o)
 			return err
 		},
 	}
@@ -74,6 +78,7 @@ func newBenchPhaseCommand(phase ycsb.Phase) *cobra.Command {
 	f.Uint64Var(&seed, "seed", 0, "random seed (default: a random one, printed)")
 	f.StringVar(&o.JSON, "json", "", "also write the result, with its per-second series, as JSON to this file")
 	f.StringVar(&o.Plot, "plot", "", "also draw throughput and p99 over time to this .html or .svg file")
+	addClientTLSFlags(f)
 	return cmd
 }
 
