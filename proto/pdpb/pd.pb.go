@@ -2073,6 +2073,223 @@ func (x *CreateTableRequest) GetSqlSchema() []byte {
 	return nil
 }
 
+// ColumnFamilyModification adds, changes (the GC policy) or deletes one
+// column family, as Bigtable's ModifyColumnFamilies.
+type ColumnFamilyModification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Types that are valid to be assigned to Mod:
+	//
+	//	*ColumnFamilyModification_Create
+	//	*ColumnFamilyModification_Update
+	//	*ColumnFamilyModification_Drop
+	Mod           isColumnFamilyModification_Mod `protobuf_oneof:"mod"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ColumnFamilyModification) Reset() {
+	*x = ColumnFamilyModification{}
+	mi := &file_pdpb_pd_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColumnFamilyModification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColumnFamilyModification) ProtoMessage() {}
+
+func (x *ColumnFamilyModification) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColumnFamilyModification.ProtoReflect.Descriptor instead.
+func (*ColumnFamilyModification) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ColumnFamilyModification) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ColumnFamilyModification) GetMod() isColumnFamilyModification_Mod {
+	if x != nil {
+		return x.Mod
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetCreate() *metapb.FamilySchema {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetUpdate() *metapb.FamilySchema {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetDrop() bool {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Drop); ok {
+			return x.Drop
+		}
+	}
+	return false
+}
+
+type isColumnFamilyModification_Mod interface {
+	isColumnFamilyModification_Mod()
+}
+
+type ColumnFamilyModification_Create struct {
+	// A new family and its GC policy (the schema's name is ignored).
+	Create *metapb.FamilySchema `protobuf:"bytes,2,opt,name=create,proto3,oneof"`
+}
+
+type ColumnFamilyModification_Update struct {
+	// The family's new GC policy.
+	Update *metapb.FamilySchema `protobuf:"bytes,3,opt,name=update,proto3,oneof"`
+}
+
+type ColumnFamilyModification_Drop struct {
+	// Delete the family: its cells are hidden at once and removed by GC.
+	Drop bool `protobuf:"varint,4,opt,name=drop,proto3,oneof"`
+}
+
+func (*ColumnFamilyModification_Create) isColumnFamilyModification_Mod() {}
+
+func (*ColumnFamilyModification_Update) isColumnFamilyModification_Mod() {}
+
+func (*ColumnFamilyModification_Drop) isColumnFamilyModification_Mod() {}
+
+// ModifyColumnFamiliesRequest changes a table's families online: all the
+// modifications apply together (one schema version) or none does.
+type ModifyColumnFamiliesRequest struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Header        *Header                     `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                      `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Modifications []*ColumnFamilyModification `protobuf:"bytes,3,rep,name=modifications,proto3" json:"modifications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyColumnFamiliesRequest) Reset() {
+	*x = ModifyColumnFamiliesRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyColumnFamiliesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyColumnFamiliesRequest) ProtoMessage() {}
+
+func (x *ModifyColumnFamiliesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyColumnFamiliesRequest.ProtoReflect.Descriptor instead.
+func (*ModifyColumnFamiliesRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ModifyColumnFamiliesRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ModifyColumnFamiliesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModifyColumnFamiliesRequest) GetModifications() []*ColumnFamilyModification {
+	if x != nil {
+		return x.Modifications
+	}
+	return nil
+}
+
+type ModifyColumnFamiliesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         *metapb.TableSchema    `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyColumnFamiliesResponse) Reset() {
+	*x = ModifyColumnFamiliesResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyColumnFamiliesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyColumnFamiliesResponse) ProtoMessage() {}
+
+func (x *ModifyColumnFamiliesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyColumnFamiliesResponse.ProtoReflect.Descriptor instead.
+func (*ModifyColumnFamiliesResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ModifyColumnFamiliesResponse) GetTable() *metapb.TableSchema {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
 type CreateTableResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         *metapb.TableSchema    `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -2082,7 +2299,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[31]
+	mi := &file_pdpb_pd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2094,7 +2311,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[31]
+	mi := &file_pdpb_pd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2107,7 +2324,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{31}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateTableResponse) GetTable() *metapb.TableSchema {
@@ -2127,7 +2344,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[32]
+	mi := &file_pdpb_pd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2139,7 +2356,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[32]
+	mi := &file_pdpb_pd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2152,7 +2369,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{32}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DropTableRequest) GetHeader() *Header {
@@ -2177,7 +2394,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[33]
+	mi := &file_pdpb_pd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2406,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[33]
+	mi := &file_pdpb_pd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2419,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{33}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
 }
 
 type GetTableRequest struct {
@@ -2215,7 +2432,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[34]
+	mi := &file_pdpb_pd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2227,7 +2444,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[34]
+	mi := &file_pdpb_pd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2240,7 +2457,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{34}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetTableRequest) GetHeader() *Header {
@@ -2266,7 +2483,7 @@ type GetTableResponse struct {
 
 func (x *GetTableResponse) Reset() {
 	*x = GetTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[35]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2278,7 +2495,7 @@ func (x *GetTableResponse) String() string {
 func (*GetTableResponse) ProtoMessage() {}
 
 func (x *GetTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[35]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2291,7 +2508,7 @@ func (x *GetTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableResponse.ProtoReflect.Descriptor instead.
 func (*GetTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{35}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetTableResponse) GetTable() *metapb.TableSchema {
@@ -2316,7 +2533,7 @@ type SetSQLSchemaRequest struct {
 
 func (x *SetSQLSchemaRequest) Reset() {
 	*x = SetSQLSchemaRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2328,7 +2545,7 @@ func (x *SetSQLSchemaRequest) String() string {
 func (*SetSQLSchemaRequest) ProtoMessage() {}
 
 func (x *SetSQLSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2341,7 +2558,7 @@ func (x *SetSQLSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSQLSchemaRequest.ProtoReflect.Descriptor instead.
 func (*SetSQLSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetSQLSchemaRequest) GetHeader() *Header {
@@ -2381,7 +2598,7 @@ type SetSQLSchemaResponse struct {
 
 func (x *SetSQLSchemaResponse) Reset() {
 	*x = SetSQLSchemaResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2393,7 +2610,7 @@ func (x *SetSQLSchemaResponse) String() string {
 func (*SetSQLSchemaResponse) ProtoMessage() {}
 
 func (x *SetSQLSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2406,7 +2623,7 @@ func (x *SetSQLSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSQLSchemaResponse.ProtoReflect.Descriptor instead.
 func (*SetSQLSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetSQLSchemaResponse) GetTable() *metapb.TableSchema {
@@ -2425,7 +2642,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2437,7 +2654,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2450,7 +2667,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTablesRequest) GetHeader() *Header {
@@ -2469,7 +2686,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2481,7 +2698,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2494,7 +2711,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListTablesResponse) GetTables() []*metapb.TableSchema {
@@ -2513,7 +2730,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2525,7 +2742,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2538,7 +2755,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetConfigRequest) GetHeader() *Header {
@@ -2558,7 +2775,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2570,7 +2787,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2583,7 +2800,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetConfigResponse) GetConfig() map[string]string {
@@ -2604,7 +2821,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2616,7 +2833,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2629,7 +2846,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetConfigRequest) GetHeader() *Header {
@@ -2661,7 +2878,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2890,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2903,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
 }
 
 type OperatorInfo struct {
@@ -2702,7 +2919,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2714,7 +2931,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2727,7 +2944,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *OperatorInfo) GetTabletId() uint64 {
@@ -2774,7 +2991,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2786,7 +3003,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2799,7 +3016,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListOperatorsRequest) GetHeader() *Header {
@@ -2818,7 +3035,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2830,7 +3047,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2843,7 +3060,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -2871,7 +3088,7 @@ type AddOperatorRequest struct {
 
 func (x *AddOperatorRequest) Reset() {
 	*x = AddOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2883,7 +3100,7 @@ func (x *AddOperatorRequest) String() string {
 func (*AddOperatorRequest) ProtoMessage() {}
 
 func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2896,7 +3113,7 @@ func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AddOperatorRequest) GetHeader() *Header {
@@ -2994,7 +3211,7 @@ type AddOperatorResponse struct {
 
 func (x *AddOperatorResponse) Reset() {
 	*x = AddOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3006,7 +3223,7 @@ func (x *AddOperatorResponse) String() string {
 func (*AddOperatorResponse) ProtoMessage() {}
 
 func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3019,7 +3236,7 @@ func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorResponse.ProtoReflect.Descriptor instead.
 func (*AddOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AddOperatorResponse) GetOperator() *OperatorInfo {
@@ -3039,7 +3256,7 @@ type DrainStoreRequest struct {
 
 func (x *DrainStoreRequest) Reset() {
 	*x = DrainStoreRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3268,7 @@ func (x *DrainStoreRequest) String() string {
 func (*DrainStoreRequest) ProtoMessage() {}
 
 func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3281,7 @@ func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreRequest.ProtoReflect.Descriptor instead.
 func (*DrainStoreRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{49}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DrainStoreRequest) GetHeader() *Header {
@@ -3089,7 +3306,7 @@ type DrainStoreResponse struct {
 
 func (x *DrainStoreResponse) Reset() {
 	*x = DrainStoreResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3101,7 +3318,7 @@ func (x *DrainStoreResponse) String() string {
 func (*DrainStoreResponse) ProtoMessage() {}
 
 func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3114,7 +3331,7 @@ func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreResponse.ProtoReflect.Descriptor instead.
 func (*DrainStoreResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{53}
 }
 
 // ReportSplitRequest is sent by the store that led a tablet when a split
@@ -3132,7 +3349,7 @@ type ReportSplitRequest struct {
 
 func (x *ReportSplitRequest) Reset() {
 	*x = ReportSplitRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3144,7 +3361,7 @@ func (x *ReportSplitRequest) String() string {
 func (*ReportSplitRequest) ProtoMessage() {}
 
 func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3157,7 +3374,7 @@ func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitRequest.ProtoReflect.Descriptor instead.
 func (*ReportSplitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{51}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReportSplitRequest) GetHeader() *Header {
@@ -3189,7 +3406,7 @@ type ReportSplitResponse struct {
 
 func (x *ReportSplitResponse) Reset() {
 	*x = ReportSplitResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3418,7 @@ func (x *ReportSplitResponse) String() string {
 func (*ReportSplitResponse) ProtoMessage() {}
 
 func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3431,7 @@ func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitResponse.ProtoReflect.Descriptor instead.
 func (*ReportSplitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{52}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
 }
 
 // SplitTabletsRequest asks PD to split the tablets covering split_keys
@@ -3231,7 +3448,7 @@ type SplitTabletsRequest struct {
 
 func (x *SplitTabletsRequest) Reset() {
 	*x = SplitTabletsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3243,7 +3460,7 @@ func (x *SplitTabletsRequest) String() string {
 func (*SplitTabletsRequest) ProtoMessage() {}
 
 func (x *SplitTabletsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3256,7 +3473,7 @@ func (x *SplitTabletsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletsRequest.ProtoReflect.Descriptor instead.
 func (*SplitTabletsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{53}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SplitTabletsRequest) GetHeader() *Header {
@@ -3281,7 +3498,7 @@ type SplitTabletsResponse struct {
 
 func (x *SplitTabletsResponse) Reset() {
 	*x = SplitTabletsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3293,7 +3510,7 @@ func (x *SplitTabletsResponse) String() string {
 func (*SplitTabletsResponse) ProtoMessage() {}
 
 func (x *SplitTabletsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3306,7 +3523,7 @@ func (x *SplitTabletsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletsResponse.ProtoReflect.Descriptor instead.
 func (*SplitTabletsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
 }
 
 // AuthGrant is one permission on one object: a table (by ID; IDs are never
@@ -3330,7 +3547,7 @@ type AuthGrant struct {
 
 func (x *AuthGrant) Reset() {
 	*x = AuthGrant{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3342,7 +3559,7 @@ func (x *AuthGrant) String() string {
 func (*AuthGrant) ProtoMessage() {}
 
 func (x *AuthGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3355,7 +3572,7 @@ func (x *AuthGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthGrant.ProtoReflect.Descriptor instead.
 func (*AuthGrant) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AuthGrant) GetPermission() AuthPermission {
@@ -3449,7 +3666,7 @@ type AuthUser struct {
 
 func (x *AuthUser) Reset() {
 	*x = AuthUser{}
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3461,7 +3678,7 @@ func (x *AuthUser) String() string {
 func (*AuthUser) ProtoMessage() {}
 
 func (x *AuthUser) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3474,7 +3691,7 @@ func (x *AuthUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthUser.ProtoReflect.Descriptor instead.
 func (*AuthUser) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AuthUser) GetName() string {
@@ -3517,7 +3734,7 @@ type AuthRole struct {
 
 func (x *AuthRole) Reset() {
 	*x = AuthRole{}
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3529,7 +3746,7 @@ func (x *AuthRole) String() string {
 func (*AuthRole) ProtoMessage() {}
 
 func (x *AuthRole) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3542,7 +3759,7 @@ func (x *AuthRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthRole.ProtoReflect.Descriptor instead.
 func (*AuthRole) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AuthRole) GetName() string {
@@ -3572,7 +3789,7 @@ type AuthState struct {
 
 func (x *AuthState) Reset() {
 	*x = AuthState{}
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3584,7 +3801,7 @@ func (x *AuthState) String() string {
 func (*AuthState) ProtoMessage() {}
 
 func (x *AuthState) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3597,7 +3814,7 @@ func (x *AuthState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthState.ProtoReflect.Descriptor instead.
 func (*AuthState) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AuthState) GetVersion() uint64 {
@@ -3633,7 +3850,7 @@ type GetAuthRequest struct {
 
 func (x *GetAuthRequest) Reset() {
 	*x = GetAuthRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3645,7 +3862,7 @@ func (x *GetAuthRequest) String() string {
 func (*GetAuthRequest) ProtoMessage() {}
 
 func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3658,7 +3875,7 @@ func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetAuthRequest) GetHeader() *Header {
@@ -3686,7 +3903,7 @@ type GetAuthResponse struct {
 
 func (x *GetAuthResponse) Reset() {
 	*x = GetAuthResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[60]
+	mi := &file_pdpb_pd_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3698,7 +3915,7 @@ func (x *GetAuthResponse) String() string {
 func (*GetAuthResponse) ProtoMessage() {}
 
 func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[60]
+	mi := &file_pdpb_pd_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3711,7 +3928,7 @@ func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetAuthResponse) GetState() *AuthState {
@@ -3740,7 +3957,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3752,7 +3969,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3765,7 +3982,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateUserRequest) GetHeader() *Header {
@@ -3797,7 +4014,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[62]
+	mi := &file_pdpb_pd_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3809,7 +4026,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[62]
+	mi := &file_pdpb_pd_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3822,7 +4039,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
 }
 
 type DropUserRequest struct {
@@ -3835,7 +4052,7 @@ type DropUserRequest struct {
 
 func (x *DropUserRequest) Reset() {
 	*x = DropUserRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[63]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3847,7 +4064,7 @@ func (x *DropUserRequest) String() string {
 func (*DropUserRequest) ProtoMessage() {}
 
 func (x *DropUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[63]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3860,7 +4077,7 @@ func (x *DropUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropUserRequest.ProtoReflect.Descriptor instead.
 func (*DropUserRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DropUserRequest) GetHeader() *Header {
@@ -3885,7 +4102,7 @@ type DropUserResponse struct {
 
 func (x *DropUserResponse) Reset() {
 	*x = DropUserResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[64]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3897,7 +4114,7 @@ func (x *DropUserResponse) String() string {
 func (*DropUserResponse) ProtoMessage() {}
 
 func (x *DropUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[64]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3910,7 +4127,7 @@ func (x *DropUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropUserResponse.ProtoReflect.Descriptor instead.
 func (*DropUserResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{67}
 }
 
 type SetPasswordRequest struct {
@@ -3925,7 +4142,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[65]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3937,7 +4154,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[65]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3950,7 +4167,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SetPasswordRequest) GetHeader() *Header {
@@ -3982,7 +4199,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[66]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3994,7 +4211,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[66]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4007,7 +4224,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{66}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{69}
 }
 
 // GrantRequest gives role a permission (grant set), or makes user a member
@@ -4026,7 +4243,7 @@ type GrantRequest struct {
 
 func (x *GrantRequest) Reset() {
 	*x = GrantRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[67]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4038,7 +4255,7 @@ func (x *GrantRequest) String() string {
 func (*GrantRequest) ProtoMessage() {}
 
 func (x *GrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[67]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4051,7 +4268,7 @@ func (x *GrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
 func (*GrantRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{67}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GrantRequest) GetHeader() *Header {
@@ -4097,7 +4314,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[68]
+	mi := &file_pdpb_pd_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4109,7 +4326,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[68]
+	mi := &file_pdpb_pd_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4122,7 +4339,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{68}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{71}
 }
 
 type RevokeRequest struct {
@@ -4138,7 +4355,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[69]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4150,7 +4367,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[69]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4163,7 +4380,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{69}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeRequest) GetHeader() *Header {
@@ -4209,7 +4426,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[70]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4221,7 +4438,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[70]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4234,7 +4451,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{70}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{73}
 }
 
 // ListAuthResponse is the auth state without password hashes
@@ -4248,7 +4465,7 @@ type ListAuthRequest struct {
 
 func (x *ListAuthRequest) Reset() {
 	*x = ListAuthRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[71]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4260,7 +4477,7 @@ func (x *ListAuthRequest) String() string {
 func (*ListAuthRequest) ProtoMessage() {}
 
 func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[71]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4273,7 +4490,7 @@ func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuthRequest.ProtoReflect.Descriptor instead.
 func (*ListAuthRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{71}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuthRequest) GetHeader() *Header {
@@ -4293,7 +4510,7 @@ type ListAuthResponse struct {
 
 func (x *ListAuthResponse) Reset() {
 	*x = ListAuthResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[72]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4305,7 +4522,7 @@ func (x *ListAuthResponse) String() string {
 func (*ListAuthResponse) ProtoMessage() {}
 
 func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[72]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4318,7 +4535,7 @@ func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuthResponse.ProtoReflect.Descriptor instead.
 func (*ListAuthResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{72}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuthResponse) GetState() *AuthState {
@@ -4348,7 +4565,7 @@ type SetStoreLabelsRequest struct {
 
 func (x *SetStoreLabelsRequest) Reset() {
 	*x = SetStoreLabelsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4360,7 +4577,7 @@ func (x *SetStoreLabelsRequest) String() string {
 func (*SetStoreLabelsRequest) ProtoMessage() {}
 
 func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4373,7 +4590,7 @@ func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{73}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SetStoreLabelsRequest) GetHeader() *Header {
@@ -4406,7 +4623,7 @@ type SetStoreLabelsResponse struct {
 
 func (x *SetStoreLabelsResponse) Reset() {
 	*x = SetStoreLabelsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4418,7 +4635,7 @@ func (x *SetStoreLabelsResponse) String() string {
 func (*SetStoreLabelsResponse) ProtoMessage() {}
 
 func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4431,7 +4648,7 @@ func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{74}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SetStoreLabelsResponse) GetStore() *metapb.Store {
@@ -4454,7 +4671,7 @@ type SetStoreLimitRequest struct {
 
 func (x *SetStoreLimitRequest) Reset() {
 	*x = SetStoreLimitRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4466,7 +4683,7 @@ func (x *SetStoreLimitRequest) String() string {
 func (*SetStoreLimitRequest) ProtoMessage() {}
 
 func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4479,7 +4696,7 @@ func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{75}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetStoreLimitRequest) GetHeader() *Header {
@@ -4511,7 +4728,7 @@ type SetStoreLimitResponse struct {
 
 func (x *SetStoreLimitResponse) Reset() {
 	*x = SetStoreLimitResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4523,7 +4740,7 @@ func (x *SetStoreLimitResponse) String() string {
 func (*SetStoreLimitResponse) ProtoMessage() {}
 
 func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4536,7 +4753,7 @@ func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
 }
 
 type SchedulerInfo struct {
@@ -4550,7 +4767,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4562,7 +4779,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4575,7 +4792,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -4601,7 +4818,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4613,7 +4830,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4626,7 +4843,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ListSchedulersRequest) GetHeader() *Header {
@@ -4645,7 +4862,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4657,7 +4874,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4670,7 +4887,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -4693,7 +4910,7 @@ type PauseSchedulerRequest struct {
 
 func (x *PauseSchedulerRequest) Reset() {
 	*x = PauseSchedulerRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4705,7 +4922,7 @@ func (x *PauseSchedulerRequest) String() string {
 func (*PauseSchedulerRequest) ProtoMessage() {}
 
 func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4718,7 +4935,7 @@ func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *PauseSchedulerRequest) GetHeader() *Header {
@@ -4751,7 +4968,7 @@ type PauseSchedulerResponse struct {
 
 func (x *PauseSchedulerResponse) Reset() {
 	*x = PauseSchedulerResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4763,7 +4980,7 @@ func (x *PauseSchedulerResponse) String() string {
 func (*PauseSchedulerResponse) ProtoMessage() {}
 
 func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4776,7 +4993,7 @@ func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
@@ -4797,7 +5014,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4809,7 +5026,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4822,7 +5039,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *RemoveOperatorRequest) GetHeader() *Header {
@@ -4848,7 +5065,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4860,7 +5077,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4873,7 +5090,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
@@ -4892,7 +5109,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4904,7 +5121,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4936,7 +5153,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4948,7 +5165,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4983,7 +5200,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4995,7 +5212,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5041,7 +5258,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5053,7 +5270,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5087,7 +5304,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5099,7 +5316,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5146,7 +5363,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5158,7 +5375,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5171,7 +5388,7 @@ func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest_MoveReplica.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest_MoveReplica) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{47, 0}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{50, 0}
 }
 
 func (x *AddOperatorRequest_MoveReplica) GetFromStore() uint64 {
@@ -5345,7 +5562,19 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"split_rows\x18\x04 \x03(\fR\tsplitRows\x12\x1d\n" +
 	"\n" +
-	"sql_schema\x18\x05 \x01(\fR\tsqlSchema\"D\n" +
+	"sql_schema\x18\x05 \x01(\fR\tsqlSchema\"\xb3\x01\n" +
+	"\x18ColumnFamilyModification\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\x06create\x18\x02 \x01(\v2\x18.shale.meta.FamilySchemaH\x00R\x06create\x122\n" +
+	"\x06update\x18\x03 \x01(\v2\x18.shale.meta.FamilySchemaH\x00R\x06update\x12\x14\n" +
+	"\x04drop\x18\x04 \x01(\bH\x00R\x04dropB\x05\n" +
+	"\x03mod\"\xa5\x01\n" +
+	"\x1bModifyColumnFamiliesRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12H\n" +
+	"\rmodifications\x18\x03 \x03(\v2\".shale.pd.ColumnFamilyModificationR\rmodifications\"M\n" +
+	"\x1cModifyColumnFamiliesResponse\x12-\n" +
+	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"D\n" +
 	"\x13CreateTableResponse\x12-\n" +
 	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"P\n" +
 	"\x10DropTableRequest\x12(\n" +
@@ -5526,7 +5755,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
 	"\x05WRITE\x10\x02\x12\t\n" +
-	"\x05ADMIN\x10\x032\xba\x14\n" +
+	"\x05ADMIN\x10\x032\xa1\x15\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -5546,7 +5775,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\bGetTable\x12\x19.shale.pd.GetTableRequest\x1a\x1a.shale.pd.GetTableResponse\x12G\n" +
 	"\n" +
 	"ListTables\x12\x1b.shale.pd.ListTablesRequest\x1a\x1c.shale.pd.ListTablesResponse\x12M\n" +
-	"\fSetSQLSchema\x12\x1d.shale.pd.SetSQLSchemaRequest\x1a\x1e.shale.pd.SetSQLSchemaResponse\x12D\n" +
+	"\fSetSQLSchema\x12\x1d.shale.pd.SetSQLSchemaRequest\x1a\x1e.shale.pd.SetSQLSchemaResponse\x12e\n" +
+	"\x14ModifyColumnFamilies\x12%.shale.pd.ModifyColumnFamiliesRequest\x1a&.shale.pd.ModifyColumnFamiliesResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.shale.pd.GetConfigRequest\x1a\x1b.shale.pd.GetConfigResponse\x12D\n" +
 	"\tSetConfig\x12\x1a.shale.pd.SetConfigRequest\x1a\x1b.shale.pd.SetConfigResponse\x12P\n" +
 	"\rListOperators\x12\x1e.shale.pd.ListOperatorsRequest\x1a\x1f.shale.pd.ListOperatorsResponse\x12J\n" +
@@ -5582,7 +5812,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 92)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 95)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0),     // 0: shale.pd.StoreState
 	(AuthPermission)(0), // 1: shale.pd.AuthPermission
@@ -5618,96 +5848,99 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*GetTimestampRequest)(nil),                 // 31: shale.pd.GetTimestampRequest
 	(*GetTimestampResponse)(nil),                // 32: shale.pd.GetTimestampResponse
 	(*CreateTableRequest)(nil),                  // 33: shale.pd.CreateTableRequest
-	(*CreateTableResponse)(nil),                 // 34: shale.pd.CreateTableResponse
-	(*DropTableRequest)(nil),                    // 35: shale.pd.DropTableRequest
-	(*DropTableResponse)(nil),                   // 36: shale.pd.DropTableResponse
-	(*GetTableRequest)(nil),                     // 37: shale.pd.GetTableRequest
-	(*GetTableResponse)(nil),                    // 38: shale.pd.GetTableResponse
-	(*SetSQLSchemaRequest)(nil),                 // 39: shale.pd.SetSQLSchemaRequest
-	(*SetSQLSchemaResponse)(nil),                // 40: shale.pd.SetSQLSchemaResponse
-	(*ListTablesRequest)(nil),                   // 41: shale.pd.ListTablesRequest
-	(*ListTablesResponse)(nil),                  // 42: shale.pd.ListTablesResponse
-	(*GetConfigRequest)(nil),                    // 43: shale.pd.GetConfigRequest
-	(*GetConfigResponse)(nil),                   // 44: shale.pd.GetConfigResponse
-	(*SetConfigRequest)(nil),                    // 45: shale.pd.SetConfigRequest
-	(*SetConfigResponse)(nil),                   // 46: shale.pd.SetConfigResponse
-	(*OperatorInfo)(nil),                        // 47: shale.pd.OperatorInfo
-	(*ListOperatorsRequest)(nil),                // 48: shale.pd.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),               // 49: shale.pd.ListOperatorsResponse
-	(*AddOperatorRequest)(nil),                  // 50: shale.pd.AddOperatorRequest
-	(*AddOperatorResponse)(nil),                 // 51: shale.pd.AddOperatorResponse
-	(*DrainStoreRequest)(nil),                   // 52: shale.pd.DrainStoreRequest
-	(*DrainStoreResponse)(nil),                  // 53: shale.pd.DrainStoreResponse
-	(*ReportSplitRequest)(nil),                  // 54: shale.pd.ReportSplitRequest
-	(*ReportSplitResponse)(nil),                 // 55: shale.pd.ReportSplitResponse
-	(*SplitTabletsRequest)(nil),                 // 56: shale.pd.SplitTabletsRequest
-	(*SplitTabletsResponse)(nil),                // 57: shale.pd.SplitTabletsResponse
-	(*AuthGrant)(nil),                           // 58: shale.pd.AuthGrant
-	(*AuthUser)(nil),                            // 59: shale.pd.AuthUser
-	(*AuthRole)(nil),                            // 60: shale.pd.AuthRole
-	(*AuthState)(nil),                           // 61: shale.pd.AuthState
-	(*GetAuthRequest)(nil),                      // 62: shale.pd.GetAuthRequest
-	(*GetAuthResponse)(nil),                     // 63: shale.pd.GetAuthResponse
-	(*CreateUserRequest)(nil),                   // 64: shale.pd.CreateUserRequest
-	(*CreateUserResponse)(nil),                  // 65: shale.pd.CreateUserResponse
-	(*DropUserRequest)(nil),                     // 66: shale.pd.DropUserRequest
-	(*DropUserResponse)(nil),                    // 67: shale.pd.DropUserResponse
-	(*SetPasswordRequest)(nil),                  // 68: shale.pd.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                 // 69: shale.pd.SetPasswordResponse
-	(*GrantRequest)(nil),                        // 70: shale.pd.GrantRequest
-	(*GrantResponse)(nil),                       // 71: shale.pd.GrantResponse
-	(*RevokeRequest)(nil),                       // 72: shale.pd.RevokeRequest
-	(*RevokeResponse)(nil),                      // 73: shale.pd.RevokeResponse
-	(*ListAuthRequest)(nil),                     // 74: shale.pd.ListAuthRequest
-	(*ListAuthResponse)(nil),                    // 75: shale.pd.ListAuthResponse
-	(*SetStoreLabelsRequest)(nil),               // 76: shale.pd.SetStoreLabelsRequest
-	(*SetStoreLabelsResponse)(nil),              // 77: shale.pd.SetStoreLabelsResponse
-	(*SetStoreLimitRequest)(nil),                // 78: shale.pd.SetStoreLimitRequest
-	(*SetStoreLimitResponse)(nil),               // 79: shale.pd.SetStoreLimitResponse
-	(*SchedulerInfo)(nil),                       // 80: shale.pd.SchedulerInfo
-	(*ListSchedulersRequest)(nil),               // 81: shale.pd.ListSchedulersRequest
-	(*ListSchedulersResponse)(nil),              // 82: shale.pd.ListSchedulersResponse
-	(*PauseSchedulerRequest)(nil),               // 83: shale.pd.PauseSchedulerRequest
-	(*PauseSchedulerResponse)(nil),              // 84: shale.pd.PauseSchedulerResponse
-	(*RemoveOperatorRequest)(nil),               // 85: shale.pd.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),              // 86: shale.pd.RemoveOperatorResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 87: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 88: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 89: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 90: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 91: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 92: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 93: shale.pd.AddOperatorRequest.MoveReplica
-	nil,                                    // 94: shale.pd.SetStoreLabelsRequest.LabelsEntry
-	(*metapb.Store)(nil),                   // 95: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 96: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 97: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 98: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 99: shale.meta.FamilySchema
+	(*ColumnFamilyModification)(nil),            // 34: shale.pd.ColumnFamilyModification
+	(*ModifyColumnFamiliesRequest)(nil),         // 35: shale.pd.ModifyColumnFamiliesRequest
+	(*ModifyColumnFamiliesResponse)(nil),        // 36: shale.pd.ModifyColumnFamiliesResponse
+	(*CreateTableResponse)(nil),                 // 37: shale.pd.CreateTableResponse
+	(*DropTableRequest)(nil),                    // 38: shale.pd.DropTableRequest
+	(*DropTableResponse)(nil),                   // 39: shale.pd.DropTableResponse
+	(*GetTableRequest)(nil),                     // 40: shale.pd.GetTableRequest
+	(*GetTableResponse)(nil),                    // 41: shale.pd.GetTableResponse
+	(*SetSQLSchemaRequest)(nil),                 // 42: shale.pd.SetSQLSchemaRequest
+	(*SetSQLSchemaResponse)(nil),                // 43: shale.pd.SetSQLSchemaResponse
+	(*ListTablesRequest)(nil),                   // 44: shale.pd.ListTablesRequest
+	(*ListTablesResponse)(nil),                  // 45: shale.pd.ListTablesResponse
+	(*GetConfigRequest)(nil),                    // 46: shale.pd.GetConfigRequest
+	(*GetConfigResponse)(nil),                   // 47: shale.pd.GetConfigResponse
+	(*SetConfigRequest)(nil),                    // 48: shale.pd.SetConfigRequest
+	(*SetConfigResponse)(nil),                   // 49: shale.pd.SetConfigResponse
+	(*OperatorInfo)(nil),                        // 50: shale.pd.OperatorInfo
+	(*ListOperatorsRequest)(nil),                // 51: shale.pd.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),               // 52: shale.pd.ListOperatorsResponse
+	(*AddOperatorRequest)(nil),                  // 53: shale.pd.AddOperatorRequest
+	(*AddOperatorResponse)(nil),                 // 54: shale.pd.AddOperatorResponse
+	(*DrainStoreRequest)(nil),                   // 55: shale.pd.DrainStoreRequest
+	(*DrainStoreResponse)(nil),                  // 56: shale.pd.DrainStoreResponse
+	(*ReportSplitRequest)(nil),                  // 57: shale.pd.ReportSplitRequest
+	(*ReportSplitResponse)(nil),                 // 58: shale.pd.ReportSplitResponse
+	(*SplitTabletsRequest)(nil),                 // 59: shale.pd.SplitTabletsRequest
+	(*SplitTabletsResponse)(nil),                // 60: shale.pd.SplitTabletsResponse
+	(*AuthGrant)(nil),                           // 61: shale.pd.AuthGrant
+	(*AuthUser)(nil),                            // 62: shale.pd.AuthUser
+	(*AuthRole)(nil),                            // 63: shale.pd.AuthRole
+	(*AuthState)(nil),                           // 64: shale.pd.AuthState
+	(*GetAuthRequest)(nil),                      // 65: shale.pd.GetAuthRequest
+	(*GetAuthResponse)(nil),                     // 66: shale.pd.GetAuthResponse
+	(*CreateUserRequest)(nil),                   // 67: shale.pd.CreateUserRequest
+	(*CreateUserResponse)(nil),                  // 68: shale.pd.CreateUserResponse
+	(*DropUserRequest)(nil),                     // 69: shale.pd.DropUserRequest
+	(*DropUserResponse)(nil),                    // 70: shale.pd.DropUserResponse
+	(*SetPasswordRequest)(nil),                  // 71: shale.pd.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                 // 72: shale.pd.SetPasswordResponse
+	(*GrantRequest)(nil),                        // 73: shale.pd.GrantRequest
+	(*GrantResponse)(nil),                       // 74: shale.pd.GrantResponse
+	(*RevokeRequest)(nil),                       // 75: shale.pd.RevokeRequest
+	(*RevokeResponse)(nil),                      // 76: shale.pd.RevokeResponse
+	(*ListAuthRequest)(nil),                     // 77: shale.pd.ListAuthRequest
+	(*ListAuthResponse)(nil),                    // 78: shale.pd.ListAuthResponse
+	(*SetStoreLabelsRequest)(nil),               // 79: shale.pd.SetStoreLabelsRequest
+	(*SetStoreLabelsResponse)(nil),              // 80: shale.pd.SetStoreLabelsResponse
+	(*SetStoreLimitRequest)(nil),                // 81: shale.pd.SetStoreLimitRequest
+	(*SetStoreLimitResponse)(nil),               // 82: shale.pd.SetStoreLimitResponse
+	(*SchedulerInfo)(nil),                       // 83: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 84: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 85: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 86: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 87: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 88: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 89: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 90: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 91: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 92: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 93: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 94: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 95: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 96: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 97: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 98: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 99: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 100: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 101: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 102: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	95,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	98,  // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	95,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	98,  // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	96,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	97,  // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	97,  // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	99,  // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	100, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	100, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	98,  // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	87,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	88,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	89,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	90,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	101, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	90,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	91,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	92,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	93,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	97,  // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	100, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -5721,129 +5954,136 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	99,  // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	96,  // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
-	3,   // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	96,  // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	96,  // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	96,  // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
-	3,   // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	92,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
-	3,   // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
-	3,   // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
-	47,  // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
-	3,   // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	93,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
-	47,  // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	3,   // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	3,   // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
-	15,  // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
-	3,   // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
-	1,   // 56: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
-	58,  // 57: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
-	59,  // 58: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
-	60,  // 59: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
-	3,   // 60: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
-	61,  // 61: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 62: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
-	3,   // 63: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
-	3,   // 64: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
-	3,   // 65: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
-	58,  // 66: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 67: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
-	58,  // 68: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 69: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
-	61,  // 70: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 71: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
-	94,  // 72: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
-	95,  // 73: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
-	3,   // 74: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
-	3,   // 75: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
-	80,  // 76: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
-	3,   // 77: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
-	80,  // 78: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
-	3,   // 79: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
-	47,  // 80: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	91,  // 81: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	2,   // 82: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	6,   // 83: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	10,  // 84: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	12,  // 85: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	16,  // 86: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	20,  // 87: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	21,  // 88: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	23,  // 89: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	25,  // 90: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	27,  // 91: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	29,  // 92: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	31,  // 93: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	33,  // 94: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	35,  // 95: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	37,  // 96: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	41,  // 97: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	39,  // 98: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	43,  // 99: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	45,  // 100: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	48,  // 101: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	50,  // 102: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	52,  // 103: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	54,  // 104: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	56,  // 105: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	62,  // 106: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
-	64,  // 107: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
-	66,  // 108: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
-	68,  // 109: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
-	70,  // 110: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
-	72,  // 111: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
-	74,  // 112: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
-	76,  // 113: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
-	78,  // 114: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
-	81,  // 115: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
-	83,  // 116: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
-	85,  // 117: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
-	7,   // 118: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	11,  // 119: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	13,  // 120: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	18,  // 121: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	22,  // 122: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	22,  // 123: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	24,  // 124: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	26,  // 125: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	28,  // 126: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	30,  // 127: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	32,  // 128: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	34,  // 129: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	36,  // 130: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	38,  // 131: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	42,  // 132: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	40,  // 133: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	44,  // 134: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	46,  // 135: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	49,  // 136: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	51,  // 137: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	53,  // 138: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	55,  // 139: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	57,  // 140: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	63,  // 141: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
-	65,  // 142: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
-	67,  // 143: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
-	69,  // 144: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
-	71,  // 145: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
-	73,  // 146: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
-	75,  // 147: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
-	77,  // 148: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
-	79,  // 149: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
-	82,  // 150: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
-	84,  // 151: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
-	86,  // 152: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
-	118, // [118:153] is the sub-list for method output_type
-	83,  // [83:118] is the sub-list for method input_type
-	83,  // [83:83] is the sub-list for extension type_name
-	83,  // [83:83] is the sub-list for extension extendee
-	0,   // [0:83] is the sub-list for field type_name
+	102, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	102, // 36: shale.pd.ColumnFamilyModification.create:type_name -> shale.meta.FamilySchema
+	102, // 37: shale.pd.ColumnFamilyModification.update:type_name -> shale.meta.FamilySchema
+	3,   // 38: shale.pd.ModifyColumnFamiliesRequest.header:type_name -> shale.pd.Header
+	34,  // 39: shale.pd.ModifyColumnFamiliesRequest.modifications:type_name -> shale.pd.ColumnFamilyModification
+	99,  // 40: shale.pd.ModifyColumnFamiliesResponse.table:type_name -> shale.meta.TableSchema
+	99,  // 41: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 42: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
+	3,   // 43: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
+	99,  // 44: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 45: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
+	99,  // 46: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 47: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
+	99,  // 48: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	3,   // 49: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
+	95,  // 50: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	3,   // 51: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
+	3,   // 52: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
+	50,  // 53: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
+	3,   // 54: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
+	96,  // 55: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	50,  // 56: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	3,   // 57: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
+	3,   // 58: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
+	15,  // 59: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
+	3,   // 60: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
+	1,   // 61: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
+	61,  // 62: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
+	62,  // 63: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
+	63,  // 64: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
+	3,   // 65: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 66: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 67: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
+	3,   // 68: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
+	3,   // 69: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
+	3,   // 70: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
+	61,  // 71: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 72: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
+	61,  // 73: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 74: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 75: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 76: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
+	97,  // 77: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	98,  // 78: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	3,   // 79: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
+	3,   // 80: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	83,  // 81: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	3,   // 82: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	83,  // 83: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	3,   // 84: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	50,  // 85: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	94,  // 86: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 87: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 88: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 89: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 90: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 91: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 92: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 93: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 94: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 95: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 96: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 97: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 98: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 99: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	38,  // 100: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	40,  // 101: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	44,  // 102: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	42,  // 103: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	35,  // 104: shale.pd.PD.ModifyColumnFamilies:input_type -> shale.pd.ModifyColumnFamiliesRequest
+	46,  // 105: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	48,  // 106: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	51,  // 107: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	53,  // 108: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	55,  // 109: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	57,  // 110: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	59,  // 111: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	65,  // 112: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	67,  // 113: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	69,  // 114: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	71,  // 115: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	73,  // 116: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	75,  // 117: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	77,  // 118: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	79,  // 119: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	81,  // 120: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	84,  // 121: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	86,  // 122: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	88,  // 123: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	7,   // 124: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 125: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 126: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 127: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 128: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 129: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 130: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 131: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 132: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 133: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 134: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	37,  // 135: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	39,  // 136: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	41,  // 137: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	45,  // 138: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	43,  // 139: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	36,  // 140: shale.pd.PD.ModifyColumnFamilies:output_type -> shale.pd.ModifyColumnFamiliesResponse
+	47,  // 141: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	49,  // 142: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	52,  // 143: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	54,  // 144: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	56,  // 145: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	58,  // 146: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	60,  // 147: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	66,  // 148: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	68,  // 149: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	70,  // 150: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	72,  // 151: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	74,  // 152: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	76,  // 153: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	78,  // 154: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	80,  // 155: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	82,  // 156: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	85,  // 157: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	87,  // 158: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	89,  // 159: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	124, // [124:160] is the sub-list for method output_type
+	88,  // [88:124] is the sub-list for method input_type
+	88,  // [88:88] is the sub-list for extension type_name
+	88,  // [88:88] is the sub-list for extension extendee
+	0,   // [0:88] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -5857,13 +6097,18 @@ func file_pdpb_pd_proto_init() {
 		(*TabletCommand_Split_)(nil),
 		(*TabletCommand_Merge_)(nil),
 	}
-	file_pdpb_pd_proto_msgTypes[47].OneofWrappers = []any{
+	file_pdpb_pd_proto_msgTypes[31].OneofWrappers = []any{
+		(*ColumnFamilyModification_Create)(nil),
+		(*ColumnFamilyModification_Update)(nil),
+		(*ColumnFamilyModification_Drop)(nil),
+	}
+	file_pdpb_pd_proto_msgTypes[50].OneofWrappers = []any{
 		(*AddOperatorRequest_SplitKey)(nil),
 		(*AddOperatorRequest_SplitMiddle)(nil),
 		(*AddOperatorRequest_TransferLeaderTo)(nil),
 		(*AddOperatorRequest_Move)(nil),
 	}
-	file_pdpb_pd_proto_msgTypes[55].OneofWrappers = []any{
+	file_pdpb_pd_proto_msgTypes[58].OneofWrappers = []any{
 		(*AuthGrant_TableId)(nil),
 		(*AuthGrant_KeyPrefix)(nil),
 		(*AuthGrant_Cluster)(nil),
@@ -5874,7 +6119,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   92,
+			NumMessages:   95,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

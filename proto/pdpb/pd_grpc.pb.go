@@ -21,41 +21,42 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	PD_GetMembers_FullMethodName      = "/shale.pd.PD/GetMembers"
-	PD_RegisterStore_FullMethodName   = "/shale.pd.PD/RegisterStore"
-	PD_StoreHeartbeat_FullMethodName  = "/shale.pd.PD/StoreHeartbeat"
-	PD_TabletHeartbeat_FullMethodName = "/shale.pd.PD/TabletHeartbeat"
-	PD_GetTablet_FullMethodName       = "/shale.pd.PD/GetTablet"
-	PD_GetTabletByID_FullMethodName   = "/shale.pd.PD/GetTabletByID"
-	PD_ScanTablets_FullMethodName     = "/shale.pd.PD/ScanTablets"
-	PD_GetStore_FullMethodName        = "/shale.pd.PD/GetStore"
-	PD_ListStores_FullMethodName      = "/shale.pd.PD/ListStores"
-	PD_AllocID_FullMethodName         = "/shale.pd.PD/AllocID"
-	PD_GetTimestamp_FullMethodName    = "/shale.pd.PD/GetTimestamp"
-	PD_CreateTable_FullMethodName     = "/shale.pd.PD/CreateTable"
-	PD_DropTable_FullMethodName       = "/shale.pd.PD/DropTable"
-	PD_GetTable_FullMethodName        = "/shale.pd.PD/GetTable"
-	PD_ListTables_FullMethodName      = "/shale.pd.PD/ListTables"
-	PD_SetSQLSchema_FullMethodName    = "/shale.pd.PD/SetSQLSchema"
-	PD_GetConfig_FullMethodName       = "/shale.pd.PD/GetConfig"
-	PD_SetConfig_FullMethodName       = "/shale.pd.PD/SetConfig"
-	PD_ListOperators_FullMethodName   = "/shale.pd.PD/ListOperators"
-	PD_AddOperator_FullMethodName     = "/shale.pd.PD/AddOperator"
-	PD_DrainStore_FullMethodName      = "/shale.pd.PD/DrainStore"
-	PD_ReportSplit_FullMethodName     = "/shale.pd.PD/ReportSplit"
-	PD_SplitTablets_FullMethodName    = "/shale.pd.PD/SplitTablets"
-	PD_GetAuth_FullMethodName         = "/shale.pd.PD/GetAuth"
-	PD_CreateUser_FullMethodName      = "/shale.pd.PD/CreateUser"
-	PD_DropUser_FullMethodName        = "/shale.pd.PD/DropUser"
-	PD_SetPassword_FullMethodName     = "/shale.pd.PD/SetPassword"
-	PD_Grant_FullMethodName           = "/shale.pd.PD/Grant"
-	PD_Revoke_FullMethodName          = "/shale.pd.PD/Revoke"
-	PD_ListAuth_FullMethodName        = "/shale.pd.PD/ListAuth"
-	PD_SetStoreLabels_FullMethodName  = "/shale.pd.PD/SetStoreLabels"
-	PD_SetStoreLimit_FullMethodName   = "/shale.pd.PD/SetStoreLimit"
-	PD_ListSchedulers_FullMethodName  = "/shale.pd.PD/ListSchedulers"
-	PD_PauseScheduler_FullMethodName  = "/shale.pd.PD/PauseScheduler"
-	PD_RemoveOperator_FullMethodName  = "/shale.pd.PD/RemoveOperator"
+	PD_GetMembers_FullMethodName           = "/shale.pd.PD/GetMembers"
+	PD_RegisterStore_FullMethodName        = "/shale.pd.PD/RegisterStore"
+	PD_StoreHeartbeat_FullMethodName       = "/shale.pd.PD/StoreHeartbeat"
+	PD_TabletHeartbeat_FullMethodName      = "/shale.pd.PD/TabletHeartbeat"
+	PD_GetTablet_FullMethodName            = "/shale.pd.PD/GetTablet"
+	PD_GetTabletByID_FullMethodName        = "/shale.pd.PD/GetTabletByID"
+	PD_ScanTablets_FullMethodName          = "/shale.pd.PD/ScanTablets"
+	PD_GetStore_FullMethodName             = "/shale.pd.PD/GetStore"
+	PD_ListStores_FullMethodName           = "/shale.pd.PD/ListStores"
+	PD_AllocID_FullMethodName              = "/shale.pd.PD/AllocID"
+	PD_GetTimestamp_FullMethodName         = "/shale.pd.PD/GetTimestamp"
+	PD_CreateTable_FullMethodName          = "/shale.pd.PD/CreateTable"
+	PD_DropTable_FullMethodName            = "/shale.pd.PD/DropTable"
+	PD_GetTable_FullMethodName             = "/shale.pd.PD/GetTable"
+	PD_ListTables_FullMethodName           = "/shale.pd.PD/ListTables"
+	PD_SetSQLSchema_FullMethodName         = "/shale.pd.PD/SetSQLSchema"
+	PD_ModifyColumnFamilies_FullMethodName = "/shale.pd.PD/ModifyColumnFamilies"
+	PD_GetConfig_FullMethodName            = "/shale.pd.PD/GetConfig"
+	PD_SetConfig_FullMethodName            = "/shale.pd.PD/SetConfig"
+	PD_ListOperators_FullMethodName        = "/shale.pd.PD/ListOperators"
+	PD_AddOperator_FullMethodName          = "/shale.pd.PD/AddOperator"
+	PD_DrainStore_FullMethodName           = "/shale.pd.PD/DrainStore"
+	PD_ReportSplit_FullMethodName          = "/shale.pd.PD/ReportSplit"
+	PD_SplitTablets_FullMethodName         = "/shale.pd.PD/SplitTablets"
+	PD_GetAuth_FullMethodName              = "/shale.pd.PD/GetAuth"
+	PD_CreateUser_FullMethodName           = "/shale.pd.PD/CreateUser"
+	PD_DropUser_FullMethodName             = "/shale.pd.PD/DropUser"
+	PD_SetPassword_FullMethodName          = "/shale.pd.PD/SetPassword"
+	PD_Grant_FullMethodName                = "/shale.pd.PD/Grant"
+	PD_Revoke_FullMethodName               = "/shale.pd.PD/Revoke"
+	PD_ListAuth_FullMethodName             = "/shale.pd.PD/ListAuth"
+	PD_SetStoreLabels_FullMethodName       = "/shale.pd.PD/SetStoreLabels"
+	PD_SetStoreLimit_FullMethodName        = "/shale.pd.PD/SetStoreLimit"
+	PD_ListSchedulers_FullMethodName       = "/shale.pd.PD/ListSchedulers"
+	PD_PauseScheduler_FullMethodName       = "/shale.pd.PD/PauseScheduler"
+	PD_RemoveOperator_FullMethodName       = "/shale.pd.PD/RemoveOperator"
 )
 
 // PDClient is the client API for PD service.
@@ -78,6 +79,7 @@ type PDClient interface {
 	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error)
 	ListTables(ctx context.Context, in *ListTablesRequest, opts ...grpc.CallOption) (*ListTablesResponse, error)
 	SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, opts ...grpc.CallOption) (*SetSQLSchemaResponse, error)
+	ModifyColumnFamilies(ctx context.Context, in *ModifyColumnFamiliesRequest, opts ...grpc.CallOption) (*ModifyColumnFamiliesResponse, error)
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	SetConfig(ctx context.Context, in *SetConfigRequest, opts ...grpc.CallOption) (*SetConfigResponse, error)
 	ListOperators(ctx context.Context, in *ListOperatorsRequest, opts ...grpc.CallOption) (*ListOperatorsResponse, error)
@@ -261,6 +263,16 @@ func (c *pDClient) SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetSQLSchemaResponse)
 	err := c.cc.Invoke(ctx, PD_SetSQLSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ModifyColumnFamilies(ctx context.Context, in *ModifyColumnFamiliesRequest, opts ...grpc.CallOption) (*ModifyColumnFamiliesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ModifyColumnFamiliesResponse)
+	err := c.cc.Invoke(ctx, PD_ModifyColumnFamilies_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -477,6 +489,7 @@ type PDServer interface {
 	GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error)
 	ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error)
 	SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error)
+	ModifyColumnFamilies(context.Context, *ModifyColumnFamiliesRequest) (*ModifyColumnFamiliesResponse, error)
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
 	SetConfig(context.Context, *SetConfigRequest) (*SetConfigResponse, error)
 	ListOperators(context.Context, *ListOperatorsRequest) (*ListOperatorsResponse, error)
@@ -553,6 +566,9 @@ func (UnimplementedPDServer) ListTables(context.Context, *ListTablesRequest) (*L
 }
 func (UnimplementedPDServer) SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetSQLSchema not implemented")
+}
+func (UnimplementedPDServer) ModifyColumnFamilies(context.Context, *ModifyColumnFamiliesRequest) (*ModifyColumnFamiliesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ModifyColumnFamilies not implemented")
 }
 func (UnimplementedPDServer) GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConfig not implemented")
@@ -916,6 +932,24 @@ func _PD_SetSQLSchema_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PDServer).SetSQLSchema(ctx, req.(*SetSQLSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ModifyColumnFamilies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ModifyColumnFamiliesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ModifyColumnFamilies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ModifyColumnFamilies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ModifyColumnFamilies(ctx, req.(*ModifyColumnFamiliesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1332,6 +1366,10 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetSQLSchema",
 			Handler:    _PD_SetSQLSchema_Handler,
+		},
+		{
+			MethodName: "ModifyColumnFamilies",
+			Handler:    _PD_ModifyColumnFamilies_Handler,
 		},
 		{
 			MethodName: "GetConfig",

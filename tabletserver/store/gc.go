@@ -95,6 +95,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		versions int
 		schema   *metapb.TableSchema
 		policy   = map[string]*metapb.FamilySchema{}
+		dropped  = map[string]bool{}
 	)
 	flush := func() error {
 		if len(garbage) == 0 {
@@ -121,9 +122,13 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		if schema == nil || schema.TableId != c.TableID {
 			schema, _ = s.schema(c.TableID)
 			clear(policy)
+			clear(dropped)
 			if schema != nil {
 				for _, f := range schema.Families {
 					policy[f.Name] = f
+				}
+				for _, f := range schema.DroppedFamilies {
+					dropped[f] = true
 				}
 			}
 		}
@@ -146,10 +151,10 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			}
 			continue
 		}
-		if p == nil {
+		if p == nil && !dropped[c.Family] {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}
-		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
+		if dropped[c.Family] || (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
 			garbage = append(garbage, bytes.Clone(ck))
 			if len(garbage) >= gcBatchKeys {
 				if err := flush(); err != nil {
