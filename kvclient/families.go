@@ -9,7 +9,9 @@ import (
 
 // FamilyChange is one change of ModifyColumnFamilies: create a family,
 // update its GC policy, or drop it.
-type FamilyChange struct{ m *pdpb.ColumnFamilyModification }
+type FamilyChange struct {
+	m *pdpb.ColumnFamilyModification
+}
 
 // CreateFamily adds family f (its name and GC policy).
 func CreateFamily(f Family) FamilyChange {
