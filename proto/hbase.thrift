@@ -325,5 +325,11 @@ service THBaseService {
   bool isTableEnabled(1: required TTableName tableName) throws (1: TIOError io)
   bool isTableDisabled(1: required TTableName tableName) throws (1: TIOError io)
   bool isTableAvailable(1: required TTableName tableName) throws (1: TIOError io)
+  void addColumnFamily(1: required TTableName tableName, 2: required TColumnFamilyDescriptor column)
+    throws (1: TIOError io)
+  void deleteColumnFamily(1: required TTableName tableName, 2: required binary column) throws (1: TIOError io)
+  void modifyColumnFamily(1: required TTableName tableName, 2: required TColumnFamilyDescriptor column)
+    throws (1: TIOError io)
+  void modifyTable(1: required TTableDescriptor desc) throws (1: TIOError io)
   TThriftServerType getThriftServerType()
 }

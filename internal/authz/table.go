@@ -131,6 +131,8 @@ var Thrift = map[string]Class{
 	"getThriftServerType": Public,
 	"createTable":         ClusterAdmin, "deleteTable": ClusterAdmin, "truncateTable": ClusterAdmin,
 	"enableTable": ClusterAdmin, "disableTable": ClusterAdmin,
+	// Column families, online (checked on the table they name).
+	"addColumnFamily": TableAdmin, "deleteColumnFamily": TableAdmin, "modifyColumnFamily": TableAdmin, "modifyTable": TableAdmin,
 }
 
 // SQL classifies sql-lite's statement kinds (the names sql-lite reports:

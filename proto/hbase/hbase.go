@@ -8726,6 +8726,21 @@ type THBaseService interface {
   // Parameters:
   //  - TableName
   IsTableAvailable(ctx context.Context, tableName *TTableName) (_r bool, _err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  AddColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  DeleteColumnFamily(ctx context.Context, tableName *TTableName, column []byte) (_err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  ModifyColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error)
+  // Parameters:
+  //  - Desc
+  ModifyTable(ctx context.Context, desc *TTableDescriptor) (_err error)
   GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error)
 }
 
@@ -9557,16 +9572,102 @@ func (p *THBaseServiceClient) IsTableAvailable(ctx context.Context, tableName *T
   return _result162.GetSuccess(), nil
 }
 
-func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
-  var _args163 THBaseServiceGetThriftServerTypeArgs
-  var _result165 THBaseServiceGetThriftServerTypeResult
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) AddColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error) {
+  var _args163 THBaseServiceAddColumnFamilyArgs
+  _args163.TableName = tableName
+  _args163.Column = column
+  var _result165 THBaseServiceAddColumnFamilyResult
   var _meta164 thrift.ResponseMeta
-  _meta164, _err = p.Client_().Call(ctx, "getThriftServerType", &_args163, &_result165)
+  _meta164, _err = p.Client_().Call(ctx, "addColumnFamily", &_args163, &_result165)
   p.SetLastResponseMeta_(_meta164)
   if _err != nil {
     return
   }
-  return _result165.GetSuccess(), nil
+  switch {
+  case _result165.Io!= nil:
+    return _result165.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) DeleteColumnFamily(ctx context.Context, tableName *TTableName, column []byte) (_err error) {
+  var _args166 THBaseServiceDeleteColumnFamilyArgs
+  _args166.TableName = tableName
+  _args166.Column = column
+  var _result168 THBaseServiceDeleteColumnFamilyResult
+  var _meta167 thrift.ResponseMeta
+  _meta167, _err = p.Client_().Call(ctx, "deleteColumnFamily", &_args166, &_result168)
+  p.SetLastResponseMeta_(_meta167)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result168.Io!= nil:
+    return _result168.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) ModifyColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error) {
+  var _args169 THBaseServiceModifyColumnFamilyArgs
+  _args169.TableName = tableName
+  _args169.Column = column
+  var _result171 THBaseServiceModifyColumnFamilyResult
+  var _meta170 thrift.ResponseMeta
+  _meta170, _err = p.Client_().Call(ctx, "modifyColumnFamily", &_args169, &_result171)
+  p.SetLastResponseMeta_(_meta170)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result171.Io!= nil:
+    return _result171.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - Desc
+func (p *THBaseServiceClient) ModifyTable(ctx context.Context, desc *TTableDescriptor) (_err error) {
+  var _args172 THBaseServiceModifyTableArgs
+  _args172.Desc = desc
+  var _result174 THBaseServiceModifyTableResult
+  var _meta173 thrift.ResponseMeta
+  _meta173, _err = p.Client_().Call(ctx, "modifyTable", &_args172, &_result174)
+  p.SetLastResponseMeta_(_meta173)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result174.Io!= nil:
+    return _result174.Io
+  }
+
+  return nil
+}
+
+func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
+  var _args175 THBaseServiceGetThriftServerTypeArgs
+  var _result177 THBaseServiceGetThriftServerTypeResult
+  var _meta176 thrift.ResponseMeta
+  _meta176, _err = p.Client_().Call(ctx, "getThriftServerType", &_args175, &_result177)
+  p.SetLastResponseMeta_(_meta176)
+  if _err != nil {
+    return
+  }
+  return _result177.GetSuccess(), nil
 }
 
 type THBaseServiceProcessor struct {
@@ -9589,44 +9690,48 @@ func (p *THBaseServiceProcessor) ProcessorMap() map[string]thrift.TProcessorFunc
 
 func NewTHBaseServiceProcessor(handler THBaseService) *THBaseServiceProcessor {
 
-  self166 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self166.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
-  self166.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
-  self166.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
-  self166.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
-  self166.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
-  self166.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
-  self166.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
-  self166.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
-  self166.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
-  self166.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
-  self166.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
-  self166.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
-  self166.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
-  self166.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
-  self166.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
-  self166.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
-  self166.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
-  self166.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
-  self166.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
-  self166.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
-  self166.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
-  self166.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
-  self166.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
-  self166.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
-  self166.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
-  self166.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
-  self166.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
-  self166.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
-  self166.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
-  self166.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
-  self166.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
-  self166.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
-  self166.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
-  self166.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
-  self166.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
-  self166.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
-return self166
+  self178 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self178.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
+  self178.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
+  self178.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
+  self178.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
+  self178.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
+  self178.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
+  self178.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
+  self178.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
+  self178.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
+  self178.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
+  self178.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
+  self178.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
+  self178.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
+  self178.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
+  self178.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
+  self178.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
+  self178.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
+  self178.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
+  self178.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
+  self178.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
+  self178.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
+  self178.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
+  self178.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
+  self178.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
+  self178.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
+  self178.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
+  self178.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
+  self178.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
+  self178.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
+  self178.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
+  self178.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
+  self178.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
+  self178.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
+  self178.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
+  self178.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
+  self178.processorMap["addColumnFamily"] = &tHBaseServiceProcessorAddColumnFamily{handler:handler}
+  self178.processorMap["deleteColumnFamily"] = &tHBaseServiceProcessorDeleteColumnFamily{handler:handler}
+  self178.processorMap["modifyColumnFamily"] = &tHBaseServiceProcessorModifyColumnFamily{handler:handler}
+  self178.processorMap["modifyTable"] = &tHBaseServiceProcessorModifyTable{handler:handler}
+  self178.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
+return self178
 }
 
 func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -9637,12 +9742,12 @@ func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrif
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x167 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x179 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x167.Write(ctx, oprot)
+  x179.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x167
+  return false, x179
 
 }
 
@@ -9651,7 +9756,7 @@ type tHBaseServiceProcessorExists struct {
 }
 
 func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err168 error
+  var _write_err180 error
   args := THBaseServiceExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9701,21 +9806,21 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc169 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
+      _exc181 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+        _write_err180 = thrift.WrapTException(err2)
       }
-      if err2 := _exc169.Write(ctx, oprot); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := _exc181.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
+        _write_err180 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
+        _write_err180 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err168 == nil && err2 != nil {
-        _write_err168 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
+        _write_err180 = thrift.WrapTException(err2)
       }
-      if _write_err168 != nil {
-        return false, thrift.WrapTException(_write_err168)
+      if _write_err180 != nil {
+        return false, thrift.WrapTException(_write_err180)
       }
       return true, err
     }
@@ -9724,19 +9829,19 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.REPLY, seqId); err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+    _write_err180 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
+    _write_err180 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
+    _write_err180 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err168 == nil && err2 != nil {
-    _write_err168 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
+    _write_err180 = thrift.WrapTException(err2)
   }
-  if _write_err168 != nil {
-    return false, thrift.WrapTException(_write_err168)
+  if _write_err180 != nil {
+    return false, thrift.WrapTException(_write_err180)
   }
   return true, err
 }
@@ -9746,7 +9851,7 @@ type tHBaseServiceProcessorExistsAll struct {
 }
 
 func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err170 error
+  var _write_err182 error
   args := THBaseServiceExistsAllArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9796,21 +9901,21 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc171 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
+      _exc183 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+        _write_err182 = thrift.WrapTException(err2)
       }
-      if err2 := _exc171.Write(ctx, oprot); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := _exc183.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
+        _write_err182 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
+        _write_err182 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err170 == nil && err2 != nil {
-        _write_err170 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
+        _write_err182 = thrift.WrapTException(err2)
       }
-      if _write_err170 != nil {
-        return false, thrift.WrapTException(_write_err170)
+      if _write_err182 != nil {
+        return false, thrift.WrapTException(_write_err182)
       }
       return true, err
     }
@@ -9819,19 +9924,19 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.REPLY, seqId); err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+    _write_err182 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
+    _write_err182 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
+    _write_err182 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err170 == nil && err2 != nil {
-    _write_err170 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
+    _write_err182 = thrift.WrapTException(err2)
   }
-  if _write_err170 != nil {
-    return false, thrift.WrapTException(_write_err170)
+  if _write_err182 != nil {
+    return false, thrift.WrapTException(_write_err182)
   }
   return true, err
 }
@@ -9841,7 +9946,7 @@ type tHBaseServiceProcessorGet struct {
 }
 
 func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err172 error
+  var _write_err184 error
   args := THBaseServiceGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9891,21 +9996,21 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc173 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc185 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+        _write_err184 = thrift.WrapTException(err2)
       }
-      if err2 := _exc173.Write(ctx, oprot); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := _exc185.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
+        _write_err184 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
+        _write_err184 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err172 == nil && err2 != nil {
-        _write_err172 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
+        _write_err184 = thrift.WrapTException(err2)
       }
-      if _write_err172 != nil {
-        return false, thrift.WrapTException(_write_err172)
+      if _write_err184 != nil {
+        return false, thrift.WrapTException(_write_err184)
       }
       return true, err
     }
@@ -9914,19 +10019,19 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+    _write_err184 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
+    _write_err184 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
+    _write_err184 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err172 == nil && err2 != nil {
-    _write_err172 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
+    _write_err184 = thrift.WrapTException(err2)
   }
-  if _write_err172 != nil {
-    return false, thrift.WrapTException(_write_err172)
+  if _write_err184 != nil {
+    return false, thrift.WrapTException(_write_err184)
   }
   return true, err
 }
@@ -9936,7 +10041,7 @@ type tHBaseServiceProcessorGetMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err174 error
+  var _write_err186 error
   args := THBaseServiceGetMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9986,21 +10091,21 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc175 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
+      _exc187 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+        _write_err186 = thrift.WrapTException(err2)
       }
-      if err2 := _exc175.Write(ctx, oprot); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := _exc187.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
+        _write_err186 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
+        _write_err186 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err174 == nil && err2 != nil {
-        _write_err174 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
+        _write_err186 = thrift.WrapTException(err2)
       }
-      if _write_err174 != nil {
-        return false, thrift.WrapTException(_write_err174)
+      if _write_err186 != nil {
+        return false, thrift.WrapTException(_write_err186)
       }
       return true, err
     }
@@ -10009,19 +10114,19 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+    _write_err186 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
+    _write_err186 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
+    _write_err186 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err174 == nil && err2 != nil {
-    _write_err174 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
+    _write_err186 = thrift.WrapTException(err2)
   }
-  if _write_err174 != nil {
-    return false, thrift.WrapTException(_write_err174)
+  if _write_err186 != nil {
+    return false, thrift.WrapTException(_write_err186)
   }
   return true, err
 }
@@ -10031,7 +10136,7 @@ type tHBaseServiceProcessorPut struct {
 }
 
 func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err176 error
+  var _write_err188 error
   args := THBaseServicePutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10081,40 +10186,40 @@ func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc177 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc189 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+        _write_err188 = thrift.WrapTException(err2)
       }
-      if err2 := _exc177.Write(ctx, oprot); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := _exc189.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
+        _write_err188 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
+        _write_err188 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err176 == nil && err2 != nil {
-        _write_err176 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
+        _write_err188 = thrift.WrapTException(err2)
       }
-      if _write_err176 != nil {
-        return false, thrift.WrapTException(_write_err176)
+      if _write_err188 != nil {
+        return false, thrift.WrapTException(_write_err188)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+    _write_err188 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
+    _write_err188 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
+    _write_err188 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err176 == nil && err2 != nil {
-    _write_err176 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
+    _write_err188 = thrift.WrapTException(err2)
   }
-  if _write_err176 != nil {
-    return false, thrift.WrapTException(_write_err176)
+  if _write_err188 != nil {
+    return false, thrift.WrapTException(_write_err188)
   }
   return true, err
 }
@@ -10124,7 +10229,7 @@ type tHBaseServiceProcessorCheckAndPut struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err178 error
+  var _write_err190 error
   args := THBaseServiceCheckAndPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10174,21 +10279,21 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc179 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
+      _exc191 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+        _write_err190 = thrift.WrapTException(err2)
       }
-      if err2 := _exc179.Write(ctx, oprot); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := _exc191.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
+        _write_err190 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
+        _write_err190 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err178 == nil && err2 != nil {
-        _write_err178 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
+        _write_err190 = thrift.WrapTException(err2)
       }
-      if _write_err178 != nil {
-        return false, thrift.WrapTException(_write_err178)
+      if _write_err190 != nil {
+        return false, thrift.WrapTException(_write_err190)
       }
       return true, err
     }
@@ -10197,19 +10302,19 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.REPLY, seqId); err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+    _write_err190 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
+    _write_err190 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
+    _write_err190 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err178 == nil && err2 != nil {
-    _write_err178 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
+    _write_err190 = thrift.WrapTException(err2)
   }
-  if _write_err178 != nil {
-    return false, thrift.WrapTException(_write_err178)
+  if _write_err190 != nil {
+    return false, thrift.WrapTException(_write_err190)
   }
   return true, err
 }
@@ -10219,7 +10324,7 @@ type tHBaseServiceProcessorPutMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err180 error
+  var _write_err192 error
   args := THBaseServicePutMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10269,40 +10374,40 @@ func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc181 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
+      _exc193 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+        _write_err192 = thrift.WrapTException(err2)
       }
-      if err2 := _exc181.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := _exc193.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
+        _write_err192 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
+        _write_err192 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
-        _write_err180 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
+        _write_err192 = thrift.WrapTException(err2)
       }
-      if _write_err180 != nil {
-        return false, thrift.WrapTException(_write_err180)
+      if _write_err192 != nil {
+        return false, thrift.WrapTException(_write_err192)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+    _write_err192 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
+    _write_err192 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
+    _write_err192 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err180 == nil && err2 != nil {
-    _write_err180 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
+    _write_err192 = thrift.WrapTException(err2)
   }
-  if _write_err180 != nil {
-    return false, thrift.WrapTException(_write_err180)
+  if _write_err192 != nil {
+    return false, thrift.WrapTException(_write_err192)
   }
   return true, err
 }
@@ -10312,7 +10417,7 @@ type tHBaseServiceProcessorDeleteSingle struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err182 error
+  var _write_err194 error
   args := THBaseServiceDeleteSingleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10362,40 +10467,40 @@ func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc183 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
+      _exc195 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+        _write_err194 = thrift.WrapTException(err2)
       }
-      if err2 := _exc183.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := _exc195.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
+        _write_err194 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
+        _write_err194 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
-        _write_err182 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
+        _write_err194 = thrift.WrapTException(err2)
       }
-      if _write_err182 != nil {
-        return false, thrift.WrapTException(_write_err182)
+      if _write_err194 != nil {
+        return false, thrift.WrapTException(_write_err194)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.REPLY, seqId); err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+    _write_err194 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
+    _write_err194 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
+    _write_err194 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err182 == nil && err2 != nil {
-    _write_err182 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
+    _write_err194 = thrift.WrapTException(err2)
   }
-  if _write_err182 != nil {
-    return false, thrift.WrapTException(_write_err182)
+  if _write_err194 != nil {
+    return false, thrift.WrapTException(_write_err194)
   }
   return true, err
 }
@@ -10405,7 +10510,7 @@ type tHBaseServiceProcessorDeleteMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err184 error
+  var _write_err196 error
   args := THBaseServiceDeleteMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10455,21 +10560,21 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc185 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
+      _exc197 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+        _write_err196 = thrift.WrapTException(err2)
       }
-      if err2 := _exc185.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := _exc197.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
+        _write_err196 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
+        _write_err196 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
-        _write_err184 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
+        _write_err196 = thrift.WrapTException(err2)
       }
-      if _write_err184 != nil {
-        return false, thrift.WrapTException(_write_err184)
+      if _write_err196 != nil {
+        return false, thrift.WrapTException(_write_err196)
       }
       return true, err
     }
@@ -10478,19 +10583,19 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+    _write_err196 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
+    _write_err196 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
+    _write_err196 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err184 == nil && err2 != nil {
-    _write_err184 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
+    _write_err196 = thrift.WrapTException(err2)
   }
-  if _write_err184 != nil {
-    return false, thrift.WrapTException(_write_err184)
+  if _write_err196 != nil {
+    return false, thrift.WrapTException(_write_err196)
   }
   return true, err
 }
@@ -10500,7 +10605,7 @@ type tHBaseServiceProcessorCheckAndDelete struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err186 error
+  var _write_err198 error
   args := THBaseServiceCheckAndDeleteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10550,21 +10655,21 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc187 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
+      _exc199 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+        _write_err198 = thrift.WrapTException(err2)
       }
-      if err2 := _exc187.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := _exc199.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
+        _write_err198 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
+        _write_err198 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
-        _write_err186 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
+        _write_err198 = thrift.WrapTException(err2)
       }
-      if _write_err186 != nil {
-        return false, thrift.WrapTException(_write_err186)
+      if _write_err198 != nil {
+        return false, thrift.WrapTException(_write_err198)
       }
       return true, err
     }
@@ -10573,19 +10678,19 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.REPLY, seqId); err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+    _write_err198 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
+    _write_err198 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
+    _write_err198 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err186 == nil && err2 != nil {
-    _write_err186 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
+    _write_err198 = thrift.WrapTException(err2)
   }
-  if _write_err186 != nil {
-    return false, thrift.WrapTException(_write_err186)
+  if _write_err198 != nil {
+    return false, thrift.WrapTException(_write_err198)
   }
   return true, err
 }
@@ -10595,7 +10700,7 @@ type tHBaseServiceProcessorIncrement struct {
 }
 
 func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err188 error
+  var _write_err200 error
   args := THBaseServiceIncrementArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10645,21 +10750,21 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc189 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
+      _exc201 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+        _write_err200 = thrift.WrapTException(err2)
       }
-      if err2 := _exc189.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := _exc201.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
+        _write_err200 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
+        _write_err200 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
-        _write_err188 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
+        _write_err200 = thrift.WrapTException(err2)
       }
-      if _write_err188 != nil {
-        return false, thrift.WrapTException(_write_err188)
+      if _write_err200 != nil {
+        return false, thrift.WrapTException(_write_err200)
       }
       return true, err
     }
@@ -10668,19 +10773,19 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.REPLY, seqId); err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+    _write_err200 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
+    _write_err200 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
+    _write_err200 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err188 == nil && err2 != nil {
-    _write_err188 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
+    _write_err200 = thrift.WrapTException(err2)
   }
-  if _write_err188 != nil {
-    return false, thrift.WrapTException(_write_err188)
+  if _write_err200 != nil {
+    return false, thrift.WrapTException(_write_err200)
   }
   return true, err
 }
@@ -10690,7 +10795,7 @@ type tHBaseServiceProcessorAppend struct {
 }
 
 func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err190 error
+  var _write_err202 error
   args := THBaseServiceAppendArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10740,21 +10845,21 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc191 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
+      _exc203 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+        _write_err202 = thrift.WrapTException(err2)
       }
-      if err2 := _exc191.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := _exc203.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
+        _write_err202 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
+        _write_err202 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
-        _write_err190 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
+        _write_err202 = thrift.WrapTException(err2)
       }
-      if _write_err190 != nil {
-        return false, thrift.WrapTException(_write_err190)
+      if _write_err202 != nil {
+        return false, thrift.WrapTException(_write_err202)
       }
       return true, err
     }
@@ -10763,19 +10868,19 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.REPLY, seqId); err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+    _write_err202 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
+    _write_err202 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
+    _write_err202 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err190 == nil && err2 != nil {
-    _write_err190 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
+    _write_err202 = thrift.WrapTException(err2)
   }
-  if _write_err190 != nil {
-    return false, thrift.WrapTException(_write_err190)
+  if _write_err202 != nil {
+    return false, thrift.WrapTException(_write_err202)
   }
   return true, err
 }
@@ -10785,7 +10890,7 @@ type tHBaseServiceProcessorOpenScanner struct {
 }
 
 func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err192 error
+  var _write_err204 error
   args := THBaseServiceOpenScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10835,21 +10940,21 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc193 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
+      _exc205 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+        _write_err204 = thrift.WrapTException(err2)
       }
-      if err2 := _exc193.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := _exc205.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
+        _write_err204 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
+        _write_err204 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
-        _write_err192 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
+        _write_err204 = thrift.WrapTException(err2)
       }
-      if _write_err192 != nil {
-        return false, thrift.WrapTException(_write_err192)
+      if _write_err204 != nil {
+        return false, thrift.WrapTException(_write_err204)
       }
       return true, err
     }
@@ -10858,19 +10963,19 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+    _write_err204 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
+    _write_err204 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
+    _write_err204 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err192 == nil && err2 != nil {
-    _write_err192 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
+    _write_err204 = thrift.WrapTException(err2)
   }
-  if _write_err192 != nil {
-    return false, thrift.WrapTException(_write_err192)
+  if _write_err204 != nil {
+    return false, thrift.WrapTException(_write_err204)
   }
   return true, err
 }
@@ -10880,7 +10985,7 @@ type tHBaseServiceProcessorGetScannerRows struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err194 error
+  var _write_err206 error
   args := THBaseServiceGetScannerRowsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10932,21 +11037,21 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc195 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
+      _exc207 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+        _write_err206 = thrift.WrapTException(err2)
       }
-      if err2 := _exc195.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := _exc207.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
+        _write_err206 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
+        _write_err206 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
-        _write_err194 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
+        _write_err206 = thrift.WrapTException(err2)
       }
-      if _write_err194 != nil {
-        return false, thrift.WrapTException(_write_err194)
+      if _write_err206 != nil {
+        return false, thrift.WrapTException(_write_err206)
       }
       return true, err
     }
@@ -10955,19 +11060,19 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.REPLY, seqId); err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+    _write_err206 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
+    _write_err206 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
+    _write_err206 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err194 == nil && err2 != nil {
-    _write_err194 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
+    _write_err206 = thrift.WrapTException(err2)
   }
-  if _write_err194 != nil {
-    return false, thrift.WrapTException(_write_err194)
+  if _write_err206 != nil {
+    return false, thrift.WrapTException(_write_err206)
   }
   return true, err
 }
@@ -10977,7 +11082,7 @@ type tHBaseServiceProcessorCloseScanner struct {
 }
 
 func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err196 error
+  var _write_err208 error
   args := THBaseServiceCloseScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11029,40 +11134,40 @@ func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc197 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
+      _exc209 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+        _write_err208 = thrift.WrapTException(err2)
       }
-      if err2 := _exc197.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := _exc209.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
+        _write_err208 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
+        _write_err208 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
-        _write_err196 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
+        _write_err208 = thrift.WrapTException(err2)
       }
-      if _write_err196 != nil {
-        return false, thrift.WrapTException(_write_err196)
+      if _write_err208 != nil {
+        return false, thrift.WrapTException(_write_err208)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+    _write_err208 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
+    _write_err208 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
+    _write_err208 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err196 == nil && err2 != nil {
-    _write_err196 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
+    _write_err208 = thrift.WrapTException(err2)
   }
-  if _write_err196 != nil {
-    return false, thrift.WrapTException(_write_err196)
+  if _write_err208 != nil {
+    return false, thrift.WrapTException(_write_err208)
   }
   return true, err
 }
@@ -11072,7 +11177,7 @@ type tHBaseServiceProcessorMutateRow struct {
 }
 
 func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err198 error
+  var _write_err210 error
   args := THBaseServiceMutateRowArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11122,40 +11227,40 @@ func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc199 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
+      _exc211 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+        _write_err210 = thrift.WrapTException(err2)
       }
-      if err2 := _exc199.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := _exc211.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
+        _write_err210 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
+        _write_err210 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
-        _write_err198 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
+        _write_err210 = thrift.WrapTException(err2)
       }
-      if _write_err198 != nil {
-        return false, thrift.WrapTException(_write_err198)
+      if _write_err210 != nil {
+        return false, thrift.WrapTException(_write_err210)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.REPLY, seqId); err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+    _write_err210 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
+    _write_err210 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
+    _write_err210 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err198 == nil && err2 != nil {
-    _write_err198 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
+    _write_err210 = thrift.WrapTException(err2)
   }
-  if _write_err198 != nil {
-    return false, thrift.WrapTException(_write_err198)
+  if _write_err210 != nil {
+    return false, thrift.WrapTException(_write_err210)
   }
   return true, err
 }
@@ -11165,7 +11270,7 @@ type tHBaseServiceProcessorGetScannerResults struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err200 error
+  var _write_err212 error
   args := THBaseServiceGetScannerResultsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11215,21 +11320,21 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc201 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
+      _exc213 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+        _write_err212 = thrift.WrapTException(err2)
       }
-      if err2 := _exc201.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := _exc213.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
+        _write_err212 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
+        _write_err212 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
-        _write_err200 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
+        _write_err212 = thrift.WrapTException(err2)
       }
-      if _write_err200 != nil {
-        return false, thrift.WrapTException(_write_err200)
+      if _write_err212 != nil {
+        return false, thrift.WrapTException(_write_err212)
       }
       return true, err
     }
@@ -11238,19 +11343,19 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.REPLY, seqId); err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+    _write_err212 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
+    _write_err212 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
+    _write_err212 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err200 == nil && err2 != nil {
-    _write_err200 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
+    _write_err212 = thrift.WrapTException(err2)
   }
-  if _write_err200 != nil {
-    return false, thrift.WrapTException(_write_err200)
+  if _write_err212 != nil {
+    return false, thrift.WrapTException(_write_err212)
   }
   return true, err
 }
@@ -11260,7 +11365,7 @@ type tHBaseServiceProcessorGetRegionLocation struct {
 }
 
 func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err202 error
+  var _write_err214 error
   args := THBaseServiceGetRegionLocationArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11310,21 +11415,21 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc203 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
+      _exc215 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+        _write_err214 = thrift.WrapTException(err2)
       }
-      if err2 := _exc203.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := _exc215.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
+        _write_err214 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
+        _write_err214 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
-        _write_err202 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
+        _write_err214 = thrift.WrapTException(err2)
       }
-      if _write_err202 != nil {
-        return false, thrift.WrapTException(_write_err202)
+      if _write_err214 != nil {
+        return false, thrift.WrapTException(_write_err214)
       }
       return true, err
     }
@@ -11333,19 +11438,19 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.REPLY, seqId); err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+    _write_err214 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
+    _write_err214 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
+    _write_err214 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err202 == nil && err2 != nil {
-    _write_err202 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
+    _write_err214 = thrift.WrapTException(err2)
   }
-  if _write_err202 != nil {
-    return false, thrift.WrapTException(_write_err202)
+  if _write_err214 != nil {
+    return false, thrift.WrapTException(_write_err214)
   }
   return true, err
 }
@@ -11355,7 +11460,7 @@ type tHBaseServiceProcessorGetAllRegionLocations struct {
 }
 
 func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err204 error
+  var _write_err216 error
   args := THBaseServiceGetAllRegionLocationsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11405,21 +11510,21 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc205 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
+      _exc217 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+        _write_err216 = thrift.WrapTException(err2)
       }
-      if err2 := _exc205.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := _exc217.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
+        _write_err216 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
+        _write_err216 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
-        _write_err204 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
+        _write_err216 = thrift.WrapTException(err2)
       }
-      if _write_err204 != nil {
-        return false, thrift.WrapTException(_write_err204)
+      if _write_err216 != nil {
+        return false, thrift.WrapTException(_write_err216)
       }
       return true, err
     }
@@ -11428,19 +11533,19 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.REPLY, seqId); err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+    _write_err216 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
+    _write_err216 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
+    _write_err216 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err204 == nil && err2 != nil {
-    _write_err204 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
+    _write_err216 = thrift.WrapTException(err2)
   }
-  if _write_err204 != nil {
-    return false, thrift.WrapTException(_write_err204)
+  if _write_err216 != nil {
+    return false, thrift.WrapTException(_write_err216)
   }
   return true, err
 }
@@ -11450,7 +11555,7 @@ type tHBaseServiceProcessorCheckAndMutate struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err206 error
+  var _write_err218 error
   args := THBaseServiceCheckAndMutateArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11500,21 +11605,21 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc207 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
+      _exc219 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+        _write_err218 = thrift.WrapTException(err2)
       }
-      if err2 := _exc207.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := _exc219.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
+        _write_err218 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
+        _write_err218 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
-        _write_err206 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
+        _write_err218 = thrift.WrapTException(err2)
       }
-      if _write_err206 != nil {
-        return false, thrift.WrapTException(_write_err206)
+      if _write_err218 != nil {
+        return false, thrift.WrapTException(_write_err218)
       }
       return true, err
     }
@@ -11523,19 +11628,19 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.REPLY, seqId); err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+    _write_err218 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
+    _write_err218 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
+    _write_err218 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err206 == nil && err2 != nil {
-    _write_err206 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
+    _write_err218 = thrift.WrapTException(err2)
   }
-  if _write_err206 != nil {
-    return false, thrift.WrapTException(_write_err206)
+  if _write_err218 != nil {
+    return false, thrift.WrapTException(_write_err218)
   }
   return true, err
 }
@@ -11545,7 +11650,7 @@ type tHBaseServiceProcessorGetTableDescriptor struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err208 error
+  var _write_err220 error
   args := THBaseServiceGetTableDescriptorArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11595,21 +11700,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc209 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
+      _exc221 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+        _write_err220 = thrift.WrapTException(err2)
       }
-      if err2 := _exc209.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := _exc221.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
+        _write_err220 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
+        _write_err220 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
-        _write_err208 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
+        _write_err220 = thrift.WrapTException(err2)
       }
-      if _write_err208 != nil {
-        return false, thrift.WrapTException(_write_err208)
+      if _write_err220 != nil {
+        return false, thrift.WrapTException(_write_err220)
       }
       return true, err
     }
@@ -11618,19 +11723,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.REPLY, seqId); err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+    _write_err220 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
+    _write_err220 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
+    _write_err220 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err208 == nil && err2 != nil {
-    _write_err208 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
+    _write_err220 = thrift.WrapTException(err2)
   }
-  if _write_err208 != nil {
-    return false, thrift.WrapTException(_write_err208)
+  if _write_err220 != nil {
+    return false, thrift.WrapTException(_write_err220)
   }
   return true, err
 }
@@ -11640,7 +11745,7 @@ type tHBaseServiceProcessorGetTableDescriptors struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err210 error
+  var _write_err222 error
   args := THBaseServiceGetTableDescriptorsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11690,21 +11795,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc211 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
+      _exc223 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+        _write_err222 = thrift.WrapTException(err2)
       }
-      if err2 := _exc211.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := _exc223.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
+        _write_err222 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
+        _write_err222 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
-        _write_err210 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
+        _write_err222 = thrift.WrapTException(err2)
       }
-      if _write_err210 != nil {
-        return false, thrift.WrapTException(_write_err210)
+      if _write_err222 != nil {
+        return false, thrift.WrapTException(_write_err222)
       }
       return true, err
     }
@@ -11713,19 +11818,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.REPLY, seqId); err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+    _write_err222 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
+    _write_err222 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
+    _write_err222 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err210 == nil && err2 != nil {
-    _write_err210 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
+    _write_err222 = thrift.WrapTException(err2)
   }
-  if _write_err210 != nil {
-    return false, thrift.WrapTException(_write_err210)
+  if _write_err222 != nil {
+    return false, thrift.WrapTException(_write_err222)
   }
   return true, err
 }
@@ -11735,7 +11840,7 @@ type tHBaseServiceProcessorTableExists struct {
 }
 
 func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err212 error
+  var _write_err224 error
   args := THBaseServiceTableExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11785,21 +11890,21 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc213 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
+      _exc225 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+        _write_err224 = thrift.WrapTException(err2)
       }
-      if err2 := _exc213.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := _exc225.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
+        _write_err224 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
+        _write_err224 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
-        _write_err212 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
+        _write_err224 = thrift.WrapTException(err2)
       }
-      if _write_err212 != nil {
-        return false, thrift.WrapTException(_write_err212)
+      if _write_err224 != nil {
+        return false, thrift.WrapTException(_write_err224)
       }
       return true, err
     }
@@ -11808,19 +11913,19 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.REPLY, seqId); err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+    _write_err224 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
+    _write_err224 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
+    _write_err224 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err212 == nil && err2 != nil {
-    _write_err212 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
+    _write_err224 = thrift.WrapTException(err2)
   }
-  if _write_err212 != nil {
-    return false, thrift.WrapTException(_write_err212)
+  if _write_err224 != nil {
+    return false, thrift.WrapTException(_write_err224)
   }
   return true, err
 }
@@ -11830,7 +11935,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err214 error
+  var _write_err226 error
   args := THBaseServiceGetTableDescriptorsByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11880,21 +11985,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc215 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
+      _exc227 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+        _write_err226 = thrift.WrapTException(err2)
       }
-      if err2 := _exc215.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := _exc227.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
+        _write_err226 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
+        _write_err226 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
-        _write_err214 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
+        _write_err226 = thrift.WrapTException(err2)
       }
-      if _write_err214 != nil {
-        return false, thrift.WrapTException(_write_err214)
+      if _write_err226 != nil {
+        return false, thrift.WrapTException(_write_err226)
       }
       return true, err
     }
@@ -11903,19 +12008,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+    _write_err226 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
+    _write_err226 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
+    _write_err226 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err214 == nil && err2 != nil {
-    _write_err214 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
+    _write_err226 = thrift.WrapTException(err2)
   }
-  if _write_err214 != nil {
-    return false, thrift.WrapTException(_write_err214)
+  if _write_err226 != nil {
+    return false, thrift.WrapTException(_write_err226)
   }
   return true, err
 }
@@ -11925,7 +12030,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err216 error
+  var _write_err228 error
   args := THBaseServiceGetTableDescriptorsByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11975,21 +12080,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc217 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
+      _exc229 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+        _write_err228 = thrift.WrapTException(err2)
       }
-      if err2 := _exc217.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := _exc229.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
+        _write_err228 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
+        _write_err228 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
-        _write_err216 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
+        _write_err228 = thrift.WrapTException(err2)
       }
-      if _write_err216 != nil {
-        return false, thrift.WrapTException(_write_err216)
+      if _write_err228 != nil {
+        return false, thrift.WrapTException(_write_err228)
       }
       return true, err
     }
@@ -11998,19 +12103,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+    _write_err228 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
+    _write_err228 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
+    _write_err228 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err216 == nil && err2 != nil {
-    _write_err216 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
+    _write_err228 = thrift.WrapTException(err2)
   }
-  if _write_err216 != nil {
-    return false, thrift.WrapTException(_write_err216)
+  if _write_err228 != nil {
+    return false, thrift.WrapTException(_write_err228)
   }
   return true, err
 }
@@ -12020,7 +12125,7 @@ type tHBaseServiceProcessorGetTableNamesByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err218 error
+  var _write_err230 error
   args := THBaseServiceGetTableNamesByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12070,21 +12175,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc219 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
+      _exc231 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+        _write_err230 = thrift.WrapTException(err2)
       }
-      if err2 := _exc219.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := _exc231.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
+        _write_err230 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
+        _write_err230 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
-        _write_err218 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
+        _write_err230 = thrift.WrapTException(err2)
       }
-      if _write_err218 != nil {
-        return false, thrift.WrapTException(_write_err218)
+      if _write_err230 != nil {
+        return false, thrift.WrapTException(_write_err230)
       }
       return true, err
     }
@@ -12093,19 +12198,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+    _write_err230 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
+    _write_err230 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
+    _write_err230 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err218 == nil && err2 != nil {
-    _write_err218 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
+    _write_err230 = thrift.WrapTException(err2)
   }
-  if _write_err218 != nil {
-    return false, thrift.WrapTException(_write_err218)
+  if _write_err230 != nil {
+    return false, thrift.WrapTException(_write_err230)
   }
   return true, err
 }
@@ -12115,7 +12220,7 @@ type tHBaseServiceProcessorGetTableNamesByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err220 error
+  var _write_err232 error
   args := THBaseServiceGetTableNamesByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12165,21 +12270,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc221 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
+      _exc233 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+        _write_err232 = thrift.WrapTException(err2)
       }
-      if err2 := _exc221.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := _exc233.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
+        _write_err232 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
+        _write_err232 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
-        _write_err220 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
+        _write_err232 = thrift.WrapTException(err2)
       }
-      if _write_err220 != nil {
-        return false, thrift.WrapTException(_write_err220)
+      if _write_err232 != nil {
+        return false, thrift.WrapTException(_write_err232)
       }
       return true, err
     }
@@ -12188,19 +12293,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+    _write_err232 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
+    _write_err232 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
+    _write_err232 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err220 == nil && err2 != nil {
-    _write_err220 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
+    _write_err232 = thrift.WrapTException(err2)
   }
-  if _write_err220 != nil {
-    return false, thrift.WrapTException(_write_err220)
+  if _write_err232 != nil {
+    return false, thrift.WrapTException(_write_err232)
   }
   return true, err
 }
@@ -12210,7 +12315,7 @@ type tHBaseServiceProcessorCreateTable struct {
 }
 
 func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err222 error
+  var _write_err234 error
   args := THBaseServiceCreateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12260,40 +12365,40 @@ func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc223 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
+      _exc235 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+        _write_err234 = thrift.WrapTException(err2)
       }
-      if err2 := _exc223.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := _exc235.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
+        _write_err234 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
+        _write_err234 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
-        _write_err222 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
+        _write_err234 = thrift.WrapTException(err2)
       }
-      if _write_err222 != nil {
-        return false, thrift.WrapTException(_write_err222)
+      if _write_err234 != nil {
+        return false, thrift.WrapTException(_write_err234)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+    _write_err234 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
+    _write_err234 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
+    _write_err234 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err222 == nil && err2 != nil {
-    _write_err222 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
+    _write_err234 = thrift.WrapTException(err2)
   }
-  if _write_err222 != nil {
-    return false, thrift.WrapTException(_write_err222)
+  if _write_err234 != nil {
+    return false, thrift.WrapTException(_write_err234)
   }
   return true, err
 }
@@ -12303,7 +12408,7 @@ type tHBaseServiceProcessorDeleteTable struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err224 error
+  var _write_err236 error
   args := THBaseServiceDeleteTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12353,40 +12458,40 @@ func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc225 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
+      _exc237 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+        _write_err236 = thrift.WrapTException(err2)
       }
-      if err2 := _exc225.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := _exc237.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
+        _write_err236 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
+        _write_err236 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
-        _write_err224 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
+        _write_err236 = thrift.WrapTException(err2)
       }
-      if _write_err224 != nil {
-        return false, thrift.WrapTException(_write_err224)
+      if _write_err236 != nil {
+        return false, thrift.WrapTException(_write_err236)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+    _write_err236 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
+    _write_err236 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
+    _write_err236 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err224 == nil && err2 != nil {
-    _write_err224 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
+    _write_err236 = thrift.WrapTException(err2)
   }
-  if _write_err224 != nil {
-    return false, thrift.WrapTException(_write_err224)
+  if _write_err236 != nil {
+    return false, thrift.WrapTException(_write_err236)
   }
   return true, err
 }
@@ -12396,7 +12501,7 @@ type tHBaseServiceProcessorTruncateTable struct {
 }
 
 func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err226 error
+  var _write_err238 error
   args := THBaseServiceTruncateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12446,40 +12551,40 @@ func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc227 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
+      _exc239 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+        _write_err238 = thrift.WrapTException(err2)
       }
-      if err2 := _exc227.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := _exc239.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
+        _write_err238 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
+        _write_err238 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
-        _write_err226 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
+        _write_err238 = thrift.WrapTException(err2)
       }
-      if _write_err226 != nil {
-        return false, thrift.WrapTException(_write_err226)
+      if _write_err238 != nil {
+        return false, thrift.WrapTException(_write_err238)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+    _write_err238 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
+    _write_err238 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
+    _write_err238 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err226 == nil && err2 != nil {
-    _write_err226 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
+    _write_err238 = thrift.WrapTException(err2)
   }
-  if _write_err226 != nil {
-    return false, thrift.WrapTException(_write_err226)
+  if _write_err238 != nil {
+    return false, thrift.WrapTException(_write_err238)
   }
   return true, err
 }
@@ -12489,7 +12594,7 @@ type tHBaseServiceProcessorEnableTable struct {
 }
 
 func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err228 error
+  var _write_err240 error
   args := THBaseServiceEnableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12539,40 +12644,40 @@ func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc229 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
+      _exc241 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+        _write_err240 = thrift.WrapTException(err2)
       }
-      if err2 := _exc229.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := _exc241.Write(ctx, oprot); _write_err240 == nil && err2 != nil {
+        _write_err240 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err240 == nil && err2 != nil {
+        _write_err240 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
-        _write_err228 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err240 == nil && err2 != nil {
+        _write_err240 = thrift.WrapTException(err2)
       }
-      if _write_err228 != nil {
-        return false, thrift.WrapTException(_write_err228)
+      if _write_err240 != nil {
+        return false, thrift.WrapTException(_write_err240)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+    _write_err240 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err240 == nil && err2 != nil {
+    _write_err240 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err240 == nil && err2 != nil {
+    _write_err240 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err228 == nil && err2 != nil {
-    _write_err228 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err240 == nil && err2 != nil {
+    _write_err240 = thrift.WrapTException(err2)
   }
-  if _write_err228 != nil {
-    return false, thrift.WrapTException(_write_err228)
+  if _write_err240 != nil {
+    return false, thrift.WrapTException(_write_err240)
   }
   return true, err
 }
@@ -12582,7 +12687,7 @@ type tHBaseServiceProcessorDisableTable struct {
 }
 
 func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err230 error
+  var _write_err242 error
   args := THBaseServiceDisableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12632,40 +12737,40 @@ func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc231 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
+      _exc243 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+        _write_err242 = thrift.WrapTException(err2)
       }
-      if err2 := _exc231.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := _exc243.Write(ctx, oprot); _write_err242 == nil && err2 != nil {
+        _write_err242 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err242 == nil && err2 != nil {
+        _write_err242 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
-        _write_err230 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err242 == nil && err2 != nil {
+        _write_err242 = thrift.WrapTException(err2)
       }
-      if _write_err230 != nil {
-        return false, thrift.WrapTException(_write_err230)
+      if _write_err242 != nil {
+        return false, thrift.WrapTException(_write_err242)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+    _write_err242 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err242 == nil && err2 != nil {
+    _write_err242 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err242 == nil && err2 != nil {
+    _write_err242 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err230 == nil && err2 != nil {
-    _write_err230 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err242 == nil && err2 != nil {
+    _write_err242 = thrift.WrapTException(err2)
   }
-  if _write_err230 != nil {
-    return false, thrift.WrapTException(_write_err230)
+  if _write_err242 != nil {
+    return false, thrift.WrapTException(_write_err242)
   }
   return true, err
 }
@@ -12675,7 +12780,7 @@ type tHBaseServiceProcessorIsTableEnabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err232 error
+  var _write_err244 error
   args := THBaseServiceIsTableEnabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12725,21 +12830,21 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc233 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
+      _exc245 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+        _write_err244 = thrift.WrapTException(err2)
       }
-      if err2 := _exc233.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := _exc245.Write(ctx, oprot); _write_err244 == nil && err2 != nil {
+        _write_err244 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err244 == nil && err2 != nil {
+        _write_err244 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
-        _write_err232 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err244 == nil && err2 != nil {
+        _write_err244 = thrift.WrapTException(err2)
       }
-      if _write_err232 != nil {
-        return false, thrift.WrapTException(_write_err232)
+      if _write_err244 != nil {
+        return false, thrift.WrapTException(_write_err244)
       }
       return true, err
     }
@@ -12748,19 +12853,19 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+    _write_err244 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err244 == nil && err2 != nil {
+    _write_err244 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err244 == nil && err2 != nil {
+    _write_err244 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err232 == nil && err2 != nil {
-    _write_err232 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err244 == nil && err2 != nil {
+    _write_err244 = thrift.WrapTException(err2)
   }
-  if _write_err232 != nil {
-    return false, thrift.WrapTException(_write_err232)
+  if _write_err244 != nil {
+    return false, thrift.WrapTException(_write_err244)
   }
   return true, err
 }
@@ -12770,7 +12875,7 @@ type tHBaseServiceProcessorIsTableDisabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err234 error
+  var _write_err246 error
   args := THBaseServiceIsTableDisabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12820,21 +12925,21 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc235 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
+      _exc247 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+        _write_err246 = thrift.WrapTException(err2)
       }
-      if err2 := _exc235.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := _exc247.Write(ctx, oprot); _write_err246 == nil && err2 != nil {
+        _write_err246 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err246 == nil && err2 != nil {
+        _write_err246 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
-        _write_err234 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err246 == nil && err2 != nil {
+        _write_err246 = thrift.WrapTException(err2)
       }
-      if _write_err234 != nil {
-        return false, thrift.WrapTException(_write_err234)
+      if _write_err246 != nil {
+        return false, thrift.WrapTException(_write_err246)
       }
       return true, err
     }
@@ -12843,19 +12948,19 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+    _write_err246 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err246 == nil && err2 != nil {
+    _write_err246 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err246 == nil && err2 != nil {
+    _write_err246 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err234 == nil && err2 != nil {
-    _write_err234 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err246 == nil && err2 != nil {
+    _write_err246 = thrift.WrapTException(err2)
   }
-  if _write_err234 != nil {
-    return false, thrift.WrapTException(_write_err234)
+  if _write_err246 != nil {
+    return false, thrift.WrapTException(_write_err246)
   }
   return true, err
 }
@@ -12865,7 +12970,7 @@ type tHBaseServiceProcessorIsTableAvailable struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err236 error
+  var _write_err248 error
   args := THBaseServiceIsTableAvailableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12915,21 +13020,21 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc237 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
+      _exc249 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+        _write_err248 = thrift.WrapTException(err2)
       }
-      if err2 := _exc237.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := _exc249.Write(ctx, oprot); _write_err248 == nil && err2 != nil {
+        _write_err248 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err248 == nil && err2 != nil {
+        _write_err248 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
-        _write_err236 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err248 == nil && err2 != nil {
+        _write_err248 = thrift.WrapTException(err2)
       }
-      if _write_err236 != nil {
-        return false, thrift.WrapTException(_write_err236)
+      if _write_err248 != nil {
+        return false, thrift.WrapTException(_write_err248)
       }
       return true, err
     }
@@ -12938,19 +13043,391 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.REPLY, seqId); err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+    _write_err248 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err248 == nil && err2 != nil {
+    _write_err248 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err248 == nil && err2 != nil {
+    _write_err248 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err236 == nil && err2 != nil {
-    _write_err236 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err248 == nil && err2 != nil {
+    _write_err248 = thrift.WrapTException(err2)
   }
-  if _write_err236 != nil {
-    return false, thrift.WrapTException(_write_err236)
+  if _write_err248 != nil {
+    return false, thrift.WrapTException(_write_err248)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorAddColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorAddColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err250 error
+  args := THBaseServiceAddColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceAddColumnFamilyResult{}
+  if err2 := p.handler.AddColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc251 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing addColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err250 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc251.Write(ctx, oprot); _write_err250 == nil && err2 != nil {
+        _write_err250 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err250 == nil && err2 != nil {
+        _write_err250 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err250 == nil && err2 != nil {
+        _write_err250 = thrift.WrapTException(err2)
+      }
+      if _write_err250 != nil {
+        return false, thrift.WrapTException(_write_err250)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err250 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err250 == nil && err2 != nil {
+    _write_err250 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err250 == nil && err2 != nil {
+    _write_err250 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err250 == nil && err2 != nil {
+    _write_err250 = thrift.WrapTException(err2)
+  }
+  if _write_err250 != nil {
+    return false, thrift.WrapTException(_write_err250)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorDeleteColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorDeleteColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err252 error
+  args := THBaseServiceDeleteColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceDeleteColumnFamilyResult{}
+  if err2 := p.handler.DeleteColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc253 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err252 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc253.Write(ctx, oprot); _write_err252 == nil && err2 != nil {
+        _write_err252 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err252 == nil && err2 != nil {
+        _write_err252 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err252 == nil && err2 != nil {
+        _write_err252 = thrift.WrapTException(err2)
+      }
+      if _write_err252 != nil {
+        return false, thrift.WrapTException(_write_err252)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err252 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err252 == nil && err2 != nil {
+    _write_err252 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err252 == nil && err2 != nil {
+    _write_err252 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err252 == nil && err2 != nil {
+    _write_err252 = thrift.WrapTException(err2)
+  }
+  if _write_err252 != nil {
+    return false, thrift.WrapTException(_write_err252)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorModifyColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorModifyColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err254 error
+  args := THBaseServiceModifyColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceModifyColumnFamilyResult{}
+  if err2 := p.handler.ModifyColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc255 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err254 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc255.Write(ctx, oprot); _write_err254 == nil && err2 != nil {
+        _write_err254 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err254 == nil && err2 != nil {
+        _write_err254 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err254 == nil && err2 != nil {
+        _write_err254 = thrift.WrapTException(err2)
+      }
+      if _write_err254 != nil {
+        return false, thrift.WrapTException(_write_err254)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err254 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err254 == nil && err2 != nil {
+    _write_err254 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err254 == nil && err2 != nil {
+    _write_err254 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err254 == nil && err2 != nil {
+    _write_err254 = thrift.WrapTException(err2)
+  }
+  if _write_err254 != nil {
+    return false, thrift.WrapTException(_write_err254)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorModifyTable struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorModifyTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err256 error
+  args := THBaseServiceModifyTableArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "modifyTable", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceModifyTableResult{}
+  if err2 := p.handler.ModifyTable(ctx, args.Desc); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc257 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyTable: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "modifyTable", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err256 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc257.Write(ctx, oprot); _write_err256 == nil && err2 != nil {
+        _write_err256 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err256 == nil && err2 != nil {
+        _write_err256 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err256 == nil && err2 != nil {
+        _write_err256 = thrift.WrapTException(err2)
+      }
+      if _write_err256 != nil {
+        return false, thrift.WrapTException(_write_err256)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "modifyTable", thrift.REPLY, seqId); err2 != nil {
+    _write_err256 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err256 == nil && err2 != nil {
+    _write_err256 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err256 == nil && err2 != nil {
+    _write_err256 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err256 == nil && err2 != nil {
+    _write_err256 = thrift.WrapTException(err2)
+  }
+  if _write_err256 != nil {
+    return false, thrift.WrapTException(_write_err256)
   }
   return true, err
 }
@@ -12960,7 +13437,7 @@ type tHBaseServiceProcessorGetThriftServerType struct {
 }
 
 func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err238 error
+  var _write_err258 error
   args := THBaseServiceGetThriftServerTypeArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13006,21 +13483,21 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc239 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
+    _exc259 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+      _write_err258 = thrift.WrapTException(err2)
     }
-    if err2 := _exc239.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := _exc259.Write(ctx, oprot); _write_err258 == nil && err2 != nil {
+      _write_err258 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err258 == nil && err2 != nil {
+      _write_err258 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
-      _write_err238 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err258 == nil && err2 != nil {
+      _write_err258 = thrift.WrapTException(err2)
     }
-    if _write_err238 != nil {
-      return false, thrift.WrapTException(_write_err238)
+    if _write_err258 != nil {
+      return false, thrift.WrapTException(_write_err258)
     }
     return true, err
   } else {
@@ -13028,19 +13505,19 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.REPLY, seqId); err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+    _write_err258 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err258 == nil && err2 != nil {
+    _write_err258 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err258 == nil && err2 != nil {
+    _write_err258 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err238 == nil && err2 != nil {
-    _write_err238 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err258 == nil && err2 != nil {
+    _write_err258 = thrift.WrapTException(err2)
   }
-  if _write_err238 != nil {
-    return false, thrift.WrapTException(_write_err238)
+  if _write_err258 != nil {
+    return false, thrift.WrapTException(_write_err258)
   }
   return true, err
 }
@@ -13432,11 +13909,11 @@ func (p *THBaseServiceExistsAllArgs)  ReadField2(ctx context.Context, iprot thri
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem240 := &TGet{}
-    if err := _elem240.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem240), err)
+    _elem260 := &TGet{}
+    if err := _elem260.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem260), err)
     }
-    p.Tgets = append(p.Tgets, _elem240)
+    p.Tgets = append(p.Tgets, _elem260)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -13582,13 +14059,13 @@ func (p *THBaseServiceExistsAllResult)  ReadField0(ctx context.Context, iprot th
   tSlice := make([]bool, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-var _elem241 bool
+var _elem261 bool
     if v, err := iprot.ReadBool(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem241 = v
+    _elem261 = v
 }
-    p.Success = append(p.Success, _elem241)
+    p.Success = append(p.Success, _elem261)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14042,11 +14519,11 @@ func (p *THBaseServiceGetMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem242 := &TGet{}
-    if err := _elem242.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem242), err)
+    _elem262 := &TGet{}
+    if err := _elem262.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem262), err)
     }
-    p.Tgets = append(p.Tgets, _elem242)
+    p.Tgets = append(p.Tgets, _elem262)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14192,11 +14669,11 @@ func (p *THBaseServiceGetMultipleResult)  ReadField0(ctx context.Context, iprot 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem243 := &TResult_{}
-    if err := _elem243.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem243), err)
+    _elem263 := &TResult_{}
+    if err := _elem263.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem263), err)
     }
-    p.Success = append(p.Success, _elem243)
+    p.Success = append(p.Success, _elem263)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15054,11 +15531,11 @@ func (p *THBaseServicePutMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TPut, 0, size)
   p.Tputs =  tSlice
   for i := 0; i < size; i ++ {
-    _elem244 := &TPut{}
-    if err := _elem244.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem244), err)
+    _elem264 := &TPut{}
+    if err := _elem264.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem264), err)
     }
-    p.Tputs = append(p.Tputs, _elem244)
+    p.Tputs = append(p.Tputs, _elem264)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15557,13 +16034,13 @@ func (p *THBaseServiceDeleteMultipleArgs)  ReadField2(ctx context.Context, iprot
   tSlice := make([]*TDelete, 0, size)
   p.Tdeletes =  tSlice
   for i := 0; i < size; i ++ {
-    _elem245 := &TDelete{
+    _elem265 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem245.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem245), err)
+    if err := _elem265.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem265), err)
     }
-    p.Tdeletes = append(p.Tdeletes, _elem245)
+    p.Tdeletes = append(p.Tdeletes, _elem265)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15709,13 +16186,13 @@ func (p *THBaseServiceDeleteMultipleResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TDelete, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem246 := &TDelete{
+    _elem266 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem246.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem246), err)
+    if err := _elem266.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem266), err)
     }
-    p.Success = append(p.Success, _elem246)
+    p.Success = append(p.Success, _elem266)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -17350,11 +17827,11 @@ func (p *THBaseServiceGetScannerRowsResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem247 := &TResult_{}
-    if err := _elem247.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem247), err)
+    _elem267 := &TResult_{}
+    if err := _elem267.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem267), err)
     }
-    p.Success = append(p.Success, _elem247)
+    p.Success = append(p.Success, _elem267)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18204,11 +18681,11 @@ func (p *THBaseServiceGetScannerResultsResult)  ReadField0(ctx context.Context, 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem248 := &TResult_{}
-    if err := _elem248.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem248), err)
+    _elem268 := &TResult_{}
+    if err := _elem268.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem268), err)
     }
-    p.Success = append(p.Success, _elem248)
+    p.Success = append(p.Success, _elem268)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18781,11 +19258,11 @@ func (p *THBaseServiceGetAllRegionLocationsResult)  ReadField0(ctx context.Conte
   tSlice := make([]*THRegionLocation, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem249 := &THRegionLocation{}
-    if err := _elem249.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem249), err)
+    _elem269 := &THRegionLocation{}
+    if err := _elem269.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem269), err)
     }
-    p.Success = append(p.Success, _elem249)
+    p.Success = append(p.Success, _elem269)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -19659,11 +20136,11 @@ func (p *THBaseServiceGetTableDescriptorsArgs)  ReadField1(ctx context.Context, 
   tSlice := make([]*TTableName, 0, size)
   p.Tables =  tSlice
   for i := 0; i < size; i ++ {
-    _elem250 := &TTableName{}
-    if err := _elem250.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem250), err)
+    _elem270 := &TTableName{}
+    if err := _elem270.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem270), err)
     }
-    p.Tables = append(p.Tables, _elem250)
+    p.Tables = append(p.Tables, _elem270)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -19798,11 +20275,11 @@ func (p *THBaseServiceGetTableDescriptorsResult)  ReadField0(ctx context.Context
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem251 := &TTableDescriptor{}
-    if err := _elem251.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem251), err)
+    _elem271 := &TTableDescriptor{}
+    if err := _elem271.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem271), err)
     }
-    p.Success = append(p.Success, _elem251)
+    p.Success = append(p.Success, _elem271)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20336,11 +20813,11 @@ func (p *THBaseServiceGetTableDescriptorsByPatternResult)  ReadField0(ctx contex
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem252 := &TTableDescriptor{}
-    if err := _elem252.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem252), err)
+    _elem272 := &TTableDescriptor{}
+    if err := _elem272.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem272), err)
     }
-    p.Success = append(p.Success, _elem252)
+    p.Success = append(p.Success, _elem272)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20595,11 +21072,11 @@ func (p *THBaseServiceGetTableDescriptorsByNamespaceResult)  ReadField0(ctx cont
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem253 := &TTableDescriptor{}
-    if err := _elem253.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem253), err)
+    _elem273 := &TTableDescriptor{}
+    if err := _elem273.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem273), err)
     }
-    p.Success = append(p.Success, _elem253)
+    p.Success = append(p.Success, _elem273)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20890,11 +21367,11 @@ func (p *THBaseServiceGetTableNamesByPatternResult)  ReadField0(ctx context.Cont
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem254 := &TTableName{}
-    if err := _elem254.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem254), err)
+    _elem274 := &TTableName{}
+    if err := _elem274.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem274), err)
     }
-    p.Success = append(p.Success, _elem254)
+    p.Success = append(p.Success, _elem274)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21149,11 +21626,11 @@ func (p *THBaseServiceGetTableNamesByNamespaceResult)  ReadField0(ctx context.Co
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem255 := &TTableName{}
-    if err := _elem255.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem255), err)
+    _elem275 := &TTableName{}
+    if err := _elem275.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem275), err)
     }
-    p.Success = append(p.Success, _elem255)
+    p.Success = append(p.Success, _elem275)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21320,13 +21797,13 @@ func (p *THBaseServiceCreateTableArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([][]byte, 0, size)
   p.SplitKeys =  tSlice
   for i := 0; i < size; i ++ {
-var _elem256 []byte
+var _elem276 []byte
     if v, err := iprot.ReadBinary(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem256 = v
+    _elem276 = v
 }
-    p.SplitKeys = append(p.SplitKeys, _elem256)
+    p.SplitKeys = append(p.SplitKeys, _elem276)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -23079,6 +23556,955 @@ func (p *THBaseServiceIsTableAvailableResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("THBaseServiceIsTableAvailableResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceAddColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column *TColumnFamilyDescriptor `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceAddColumnFamilyArgs() *THBaseServiceAddColumnFamilyArgs {
+  return &THBaseServiceAddColumnFamilyArgs{}
+}
+
+var THBaseServiceAddColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceAddColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceAddColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+var THBaseServiceAddColumnFamilyArgs_Column_DEFAULT *TColumnFamilyDescriptor
+func (p *THBaseServiceAddColumnFamilyArgs) GetColumn() *TColumnFamilyDescriptor {
+  if !p.IsSetColumn() {
+    return THBaseServiceAddColumnFamilyArgs_Column_DEFAULT
+  }
+return p.Column
+}
+func (p *THBaseServiceAddColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) IsSetColumn() bool {
+  return p.Column != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Column = &TColumnFamilyDescriptor{}
+  if err := p.Column.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Column), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "addColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRUCT, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := p.Column.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Column), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceAddColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceAddColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceAddColumnFamilyResult() *THBaseServiceAddColumnFamilyResult {
+  return &THBaseServiceAddColumnFamilyResult{}
+}
+
+var THBaseServiceAddColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceAddColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceAddColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceAddColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "addColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceAddColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceDeleteColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column []byte `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceDeleteColumnFamilyArgs() *THBaseServiceDeleteColumnFamilyArgs {
+  return &THBaseServiceDeleteColumnFamilyArgs{}
+}
+
+var THBaseServiceDeleteColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceDeleteColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceDeleteColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) GetColumn() []byte {
+  return p.Column
+}
+func (p *THBaseServiceDeleteColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Column = v
+}
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRING, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Column); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.column (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceDeleteColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceDeleteColumnFamilyResult() *THBaseServiceDeleteColumnFamilyResult {
+  return &THBaseServiceDeleteColumnFamilyResult{}
+}
+
+var THBaseServiceDeleteColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceDeleteColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceDeleteColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceDeleteColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceModifyColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column *TColumnFamilyDescriptor `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceModifyColumnFamilyArgs() *THBaseServiceModifyColumnFamilyArgs {
+  return &THBaseServiceModifyColumnFamilyArgs{}
+}
+
+var THBaseServiceModifyColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceModifyColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceModifyColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+var THBaseServiceModifyColumnFamilyArgs_Column_DEFAULT *TColumnFamilyDescriptor
+func (p *THBaseServiceModifyColumnFamilyArgs) GetColumn() *TColumnFamilyDescriptor {
+  if !p.IsSetColumn() {
+    return THBaseServiceModifyColumnFamilyArgs_Column_DEFAULT
+  }
+return p.Column
+}
+func (p *THBaseServiceModifyColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) IsSetColumn() bool {
+  return p.Column != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Column = &TColumnFamilyDescriptor{}
+  if err := p.Column.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Column), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRUCT, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := p.Column.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Column), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceModifyColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceModifyColumnFamilyResult() *THBaseServiceModifyColumnFamilyResult {
+  return &THBaseServiceModifyColumnFamilyResult{}
+}
+
+var THBaseServiceModifyColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceModifyColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceModifyColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceModifyColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Desc
+type THBaseServiceModifyTableArgs struct {
+  Desc *TTableDescriptor `thrift:"desc,1,required" db:"desc" json:"desc"`
+}
+
+func NewTHBaseServiceModifyTableArgs() *THBaseServiceModifyTableArgs {
+  return &THBaseServiceModifyTableArgs{}
+}
+
+var THBaseServiceModifyTableArgs_Desc_DEFAULT *TTableDescriptor
+func (p *THBaseServiceModifyTableArgs) GetDesc() *TTableDescriptor {
+  if !p.IsSetDesc() {
+    return THBaseServiceModifyTableArgs_Desc_DEFAULT
+  }
+return p.Desc
+}
+func (p *THBaseServiceModifyTableArgs) IsSetDesc() bool {
+  return p.Desc != nil
+}
+
+func (p *THBaseServiceModifyTableArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetDesc bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetDesc = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetDesc{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Desc is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Desc = &TTableDescriptor{}
+  if err := p.Desc.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Desc), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyTable_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "desc", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:desc: ", p), err) }
+  if err := p.Desc.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Desc), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:desc: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyTableArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyTableArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceModifyTableResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceModifyTableResult() *THBaseServiceModifyTableResult {
+  return &THBaseServiceModifyTableResult{}
+}
+
+var THBaseServiceModifyTableResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceModifyTableResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceModifyTableResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceModifyTableResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceModifyTableResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyTable_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceModifyTableResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyTableResult(%+v)", *p)
 }
 
 type THBaseServiceGetThriftServerTypeArgs struct {
