@@ -659,6 +659,7 @@ func TestSystemdUnits(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, exec, "%s: no ExecStart", u)
+		require.NotContains(t, exec, "--insecure", "%s: the deploy manifests run secure", u)
 		require.Equal(t, "/usr/local/bin/shale", exec[0], u)
 		checkArgs(t, u, exec[1:])
 	}
