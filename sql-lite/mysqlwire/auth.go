@@ -221,6 +221,9 @@ func parseLogin(d []byte) (l *login, err error) {
 	if l.user, ok = cstr(); !ok {
 		return nil, bad
 	}
+	if len(rest) == 0 {
+		return nil, bad
+	}
 	if l.caps&mysql.CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA != 0 {
 		v, isNull, n, err := mysql.LengthEncodedString(rest)
 		if err != nil || isNull || n > len(rest) {
@@ -288,7 +291,12 @@ func (a *authConn) verify(l *login) error {
 		return &authError{code: mysql.ER_UNKNOWN_ERROR, msg: "users unavailable: " + status.Convert(err).Message()}
 	}
 	if !found {
-		// Same answer as a wrong password: no user enumeration.
+		// Same answer, and the same exchange, as a wrong password: no
+		// user enumeration (caching_sha2_password asks a user it has no
+		// verifier for to send the password).
+		if want == mysql.AUTH_CACHING_SHA2_PASSWORD && a.tls && len(l.auth) > 0 {
+			_ = a.cachingSHA2(l, creds{})
+		}
 		return accessDenied(l, a.raw.RemoteAddr(), len(l.auth) > 0)
 	}
 	if len(l.auth) == 0 {
@@ -376,7 +384,12 @@ func (a *authConn) cachingSHA2(l *login, c creds) error {
 	if len(pw) > authz.MaxPasswordLen {
 		return accessDenied(l, a.raw.RemoteAddr(), true)
 	}
-	if _, err := a.s.cfg.Authz.Authenticate(l.user, string(pw)); err != nil {
+	// Authenticate spends a hash check on an unknown user too.
+	az := a.s.cfg.Authz
+	if az == nil || !az.Secure() {
+		return accessDenied(l, a.raw.RemoteAddr(), true)
+	}
+	if _, err := az.Authenticate(l.user, string(pw)); err != nil || c.phc == "" {
 		return accessDenied(l, a.raw.RemoteAddr(), true)
 	}
 	a.s.sha2.put(l.user, c.phc, sha2Verifier(string(pw)))
