@@ -15,6 +15,7 @@ import (
 	"github.com/shaledb/shale/bench/plot"
 	"github.com/shaledb/shale/bench/workloads"
 	"github.com/shaledb/shale/bench/ycsb"
+	"github.com/shaledb/shale/internal/security"
 )
 
 // Options describe one `shale bench ycsb load|run`. Zero fields take
@@ -37,6 +38,9 @@ type Options struct {
 	PD     []string
 	Thrift string
 	Etcd   []string
+	// TLS, if set, is the client certificate to reach a secure cluster
+	// with (targets shale and thrift; docs/security.md).
+	TLS *security.Reloader
 	// Threads (threadcount), TargetOps (target, operations per second in
 	// total) and Duration (maxexecutiontime) override the properties when
 	// non-zero.
@@ -122,7 +126,7 @@ func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
 	}
 	fmt.Fprintf(o.Status, "shale bench ycsb %s: target %s, workload %s, %d threads, seed %d\n", o.Phase, o.Target, name, w.Threads, seed)
 
-	d, err := drivers.Open(ctx, o.Target, drivers.Config{PD: o.PD, Thrift: o.Thrift, Etcd: o.Etcd, Props: props, Workload: w})
+	d, err := drivers.Open(ctx, o.Target, drivers.Config{PD: o.PD, Thrift: o.Thrift, Etcd: o.Etcd, TLS: o.TLS, Props: props, Workload: w})
 	if err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
 	"github.com/shaledb/shale/internal/proctest"
@@ -37,13 +38,13 @@ var (
 var flagLine = regexp.MustCompile(`^\s+(?:-\w, )?--([a-z0-9-]+)`)
 
 // shaleFlags returns the flags `shale SUB --help` lists for pd, tablet,
-// thrift and health (the real binary, built once).
+// thrift, health and cert (the real binary, built once).
 func shaleFlags(t *testing.T) map[string][]string {
 	t.Helper()
 	bin := proctest.Binary(t)
 	flagsOnce.Do(func() {
 		flagsBy = map[string][]string{}
-		for _, sub := range []string{"pd", "tablet", "thrift", "health"} {
+		for _, sub := range []string{"pd", "tablet", "thrift", "health", "cert"} {
 			out, err := exec.Command(bin, sub, "--help").CombinedOutput()
 			if err != nil {
 				flagsErr = fmt.Errorf("shale %s --help: %v\n%s", sub, err, out)
@@ -128,7 +129,50 @@ func checkConfigFile(t *testing.T, where string, data []byte) {
 
 // ---- Kubernetes manifests ----
 
+// The cert-manager resources this checks (cert-manager.io/v1; the fields
+// deploy/k8s/certs.yaml uses, decoded strictly so a misspelt one fails).
+type cmIssuerRef struct {
+	Name string `json:"name"`
+	Kind string `json:"kind"`
+}
+
+type cmCertificate struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		IsCA        bool     `json:"isCA"`
+		CommonName  string   `json:"commonName"`
+		SecretName  string   `json:"secretName"`
+		Duration    string   `json:"duration"`
+		RenewBefore string   `json:"renewBefore"`
+		Usages      []string `json:"usages"`
+		DNSNames    []string `json:"dnsNames"`
+		IPAddresses []string `json:"ipAddresses"`
+		PrivateKey  struct {
+			Algorithm      string `json:"algorithm"`
+			Size           int    `json:"size"`
+			RotationPolicy string `json:"rotationPolicy"`
+		} `json:"privateKey"`
+		IssuerRef cmIssuerRef `json:"issuerRef"`
+	} `json:"spec"`
+}
+
+type cmIssuer struct {
+	APIVersion string            `json:"apiVersion"`
+	Kind       string            `json:"kind"`
+	Metadata   metav1.ObjectMeta `json:"metadata"`
+	Spec       struct {
+		SelfSigned *struct{} `json:"selfSigned"`
+		CA         *struct {
+			SecretName string `json:"secretName"`
+		} `json:"ca"`
+	} `json:"spec"`
+}
+
 type manifests struct {
+	certificates []cmCertificate
+	issuers      []cmIssuer
 	services     []corev1.Service
 	configMaps   []corev1.ConfigMap
 	statefulSets []appsv1.StatefulSet
@@ -179,6 +223,14 @@ func loadManifests(t *testing.T) manifests {
 				var o appsv1.Deployment
 				decodeStrict(t, where, []byte(doc), &o)
 				m.deployments = append(m.deployments, o)
+			case "cert-manager.io/v1 Certificate":
+				var o cmCertificate
+				decodeStrict(t, where, []byte(doc), &o)
+				m.certificates = append(m.certificates, o)
+			case "cert-manager.io/v1 Issuer":
+				var o cmIssuer
+				decodeStrict(t, where, []byte(doc), &o)
+				m.issuers = append(m.issuers, o)
 			case "policy/v1 PodDisruptionBudget":
 				var o policyv1.PodDisruptionBudget
 				decodeStrict(t, where, []byte(doc), &o)
@@ -408,6 +460,99 @@ func sortedKeys(m map[string]bool) []string {
 	return out
 }
 
+// The Kubernetes manifests run secure with certificates from
+// cert-manager: every issuer a Certificate names exists (and a CA issuer's
+// secret is a CA Certificate's), every pod mounts a certificate's Secret
+// and serves with it (the ConfigMap's security section, the gateway's
+// flags), nothing runs --insecure, HTTP probes use HTTPS, and the node
+// certificate names every pod the configuration and arguments dial.
+func TestKubernetesManifestsSecure(t *testing.T) {
+	m := loadManifests(t)
+	issuers := map[string]cmIssuer{}
+	for _, i := range m.issuers {
+		issuers[i.Metadata.Name] = i
+		require.True(t, (i.Spec.SelfSigned != nil) != (i.Spec.CA != nil), "Issuer %s: selfSigned or ca", i.Metadata.Name)
+	}
+	secrets := map[string]cmCertificate{}
+	for _, c := range m.certificates {
+		secrets[c.Spec.SecretName] = c
+		_, ok := issuers[c.Spec.IssuerRef.Name]
+		require.True(t, ok && c.Spec.IssuerRef.Kind == "Issuer", "Certificate %s: issuer %v is not defined", c.Metadata.Name, c.Spec.IssuerRef)
+	}
+	for _, i := range m.issuers {
+		if i.Spec.CA != nil {
+			require.True(t, secrets[i.Spec.CA.SecretName].Spec.IsCA, "Issuer %s: secret %s is not a CA Certificate's", i.Metadata.Name, i.Spec.CA.SecretName)
+		}
+	}
+	var cfg struct {
+		Security map[string]string `json:"security"`
+	}
+	require.Len(t, m.configMaps, 1)
+	require.NoError(t, yaml.Unmarshal([]byte(m.configMaps[0].Data["shale.yaml"]), &cfg))
+	require.NotContains(t, cfg.Security, "insecure")
+	var node *cmCertificate
+	for _, w := range m.workloads() {
+		where := w.kind + " " + w.name
+		c := w.pod.Spec.Containers[0]
+		require.NotContains(t, c.Args, "--insecure", where)
+		mounts := map[string]string{}
+		for _, vm := range c.VolumeMounts {
+			mounts[vm.Name] = vm.MountPath
+		}
+		var dir string
+		for _, v := range w.pod.Spec.Volumes {
+			if v.Secret == nil {
+				continue
+			}
+			cert, ok := secrets[v.Secret.SecretName]
+			require.True(t, ok, "%s: secret %s is no Certificate's", where, v.Secret.SecretName)
+			require.Contains(t, cert.Spec.Usages, "server auth", "%s: mounts a certificate that cannot serve", where)
+			node, dir = &cert, mounts[v.Name]
+		}
+		require.NotEmpty(t, dir, "%s: mounts no node certificate", where)
+		want := map[string]string{"ca": dir + "/ca.crt", "cert": dir + "/tls.crt", "key": dir + "/tls.key"}
+		if c.Args[0] == "thrift" {
+			for k, f := range want {
+				require.Contains(t, c.Args, fmt.Sprintf("--tls-%s=%s", k, f), where)
+			}
+		} else {
+			require.Equal(t, want, cfg.Security, "%s: the ConfigMap's security section serves another certificate", where)
+		}
+		for _, p := range []*corev1.Probe{c.ReadinessProbe, c.LivenessProbe} {
+			if p.HTTPGet != nil {
+				require.Equal(t, corev1.URISchemeHTTPS, p.HTTPGet.Scheme, "%s: the status port serves TLS", where)
+			}
+		}
+	}
+	require.NotNil(t, node)
+	covers := func(host string) bool {
+		for _, n := range node.Spec.DNSNames {
+			if n == host {
+				return true
+			}
+			if rest, ok := strings.CutPrefix(n, "*."); ok {
+				if _, after, found := strings.Cut(host, "."); found && after == rest {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	hostRef := regexp.MustCompile(`(?:^|[\s=,])([a-z][a-z0-9-]*(?:\.[a-z0-9-]+)?):\d+`)
+	texts := []string{m.configMaps[0].Data["shale.yaml"]}
+	for _, w := range m.workloads() {
+		texts = append(texts, strings.Join(w.pod.Spec.Containers[0].Args, " "))
+	}
+	checked := 0
+	for _, text := range texts {
+		for _, mm := range hostRef.FindAllStringSubmatch(text, -1) {
+			checked++
+			require.True(t, covers(mm[1]), "the node certificate does not name %q (dnsNames %v)", mm[1], node.Spec.DNSNames)
+		}
+	}
+	require.Positive(t, checked, "no host names found to check")
+}
+
 // TestKubernetesStrictDecodingRejects: the strict decoder this test relies
 // on rejects a misspelt field, so a typo in a manifest cannot pass.
 func TestKubernetesStrictDecodingRejects(t *testing.T) {
@@ -434,20 +579,66 @@ func TestComposeAndConfigKeys(t *testing.T) {
 			Healthcheck struct {
 				Test []string `json:"test"`
 			} `json:"healthcheck"`
+			Volumes   []string       `json:"volumes"`
+			DependsOn map[string]any `json:"depends_on"`
+			Hostname  string         `json:"hostname"`
+			Networks  map[string]struct {
+				IPv4 string `json:"ipv4_address"`
+			} `json:"networks"`
 		} `json:"services"`
 	}
 	require.NoError(t, yaml.Unmarshal(data, &compose))
-	require.Len(t, compose.Services, 9, "3 PD members, 5 tablet servers, the gateway")
+	require.Len(t, compose.Services, 12, "3 PD members, 5 tablet servers, the gateway, 3 certificate makers")
+	var nodeHosts []string
+	if c, ok := compose.Services["certs-node"]; ok {
+		nodeHosts = c.Command
+	}
+	require.NotEmpty(t, nodeHosts, "no certs-node service")
 	for name, s := range compose.Services {
 		where := "docker-compose.yml service " + name
 		checkArgs(t, where, s.Command)
+		require.NotContains(t, s.Command, "--insecure", "%s: the deploy manifests run secure", where)
 		for k := range s.Environment {
 			checkEnv(t, where, k)
+		}
+		if s.Command[0] == "cert" {
+			require.NotContains(t, strings.Join(s.Volumes, " "), "certs:/etc", "%s", where)
+			continue
+		}
+		// A server: its node certificate is mounted, made before it starts,
+		// and names its host and address; the CA key is not mounted.
+		require.Contains(t, s.Volumes, "certs:/etc/shale/certs:ro", "%s: no certificates mounted", where)
+		require.NotContains(t, strings.Join(s.Volumes, " "), "ca:", "%s: the CA key must stay off the servers", where)
+		require.Contains(t, s.DependsOn, "certs-node", "%s: starts before its certificate exists", where)
+		require.Contains(t, nodeHosts, s.Hostname, "%s: the node certificate does not name its host", where)
+		for _, n := range s.Networks {
+			require.Contains(t, nodeHosts, n.IPv4, "%s: the node certificate does not name its address", where)
+		}
+		if s.Command[0] == "thrift" {
+			require.Contains(t, s.Command, "--tls-cert=/etc/shale/certs/node.crt", where)
 		}
 		require.GreaterOrEqual(t, len(s.Healthcheck.Test), 3, "%s: no health check", where)
 		require.Equal(t, "/shale", s.Healthcheck.Test[1], where)
 		checkArgs(t, where+" healthcheck", s.Healthcheck.Test[2:])
+		if s.Healthcheck.Test[2] == "health" && slices.Contains(s.Healthcheck.Test, "--addr") {
+			require.Contains(t, s.Healthcheck.Test, "--tls-ca", "%s: the status port serves TLS", where)
+		}
 	}
+	var cfg struct {
+		Security map[string]any `json:"security"`
+	}
+	require.NoError(t, yaml.Unmarshal(mustRead(t, "shale.yaml"), &cfg))
+	require.Nil(t, cfg.Security["insecure"], "shale.yaml runs secure")
+	for _, k := range []string{"ca", "cert", "key"} {
+		require.NotEmpty(t, cfg.Security[k], "shale.yaml: security.%s", k)
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	require.NoError(t, err)
+	return b
 }
 
 func TestSystemdUnits(t *testing.T) {
@@ -468,6 +659,7 @@ func TestSystemdUnits(t *testing.T) {
 			}
 		}
 		require.NotEmpty(t, exec, "%s: no ExecStart", u)
+		require.NotContains(t, exec, "--insecure", "%s: the deploy manifests run secure", u)
 		require.Equal(t, "/usr/local/bin/shale", exec[0], u)
 		checkArgs(t, u, exec[1:])
 	}

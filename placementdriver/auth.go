@@ -125,7 +125,12 @@ func (v *service) CreateUser(ctx context.Context, req *pdpb.CreateUserRequest) (
 	if err != nil {
 		return nil, err
 	}
-	return &pdpb.CreateUserResponse{}, c.editAuth(ctx, func(st *pdpb.AuthState) error { return authz.CreateUser(st, req.Name, h) })
+	return &pdpb.CreateUserResponse{}, c.editAuth(ctx, func(st *pdpb.AuthState) error {
+		if err := authz.CreateUser(st, req.Name, h); err != nil {
+			return err
+		}
+		return authz.SetMySQLNative(st, req.Name, authz.MySQLNativeHash(req.Password))
+	})
 }
 
 func (v *service) DropUser(ctx context.Context, req *pdpb.DropUserRequest) (*pdpb.DropUserResponse, error) {
@@ -145,7 +150,12 @@ func (v *service) SetPassword(ctx context.Context, req *pdpb.SetPasswordRequest)
 	if err != nil {
 		return nil, err
 	}
-	return &pdpb.SetPasswordResponse{}, c.editAuth(ctx, func(st *pdpb.AuthState) error { return authz.SetPassword(st, req.Name, h) })
+	return &pdpb.SetPasswordResponse{}, c.editAuth(ctx, func(st *pdpb.AuthState) error {
+		if err := authz.SetPassword(st, req.Name, h); err != nil {
+			return err
+		}
+		return authz.SetMySQLNative(st, req.Name, authz.MySQLNativeHash(req.Password))
+	})
 }
 
 // resolveGrant fills a grant's table ID from the table's name.

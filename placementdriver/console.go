@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/placementdriver/console"
 	"github.com/shaledb/shale/placementdriver/ctl"
@@ -79,7 +80,7 @@ func (cs *consoleState) recentOperators() []ctl.EndedOperator {
 
 // registerConsole serves the web console's pages under /console/ and the
 // JSON they read under /console/api/ (docs/console.md).
-func (s *Server) registerConsole(mux *http.ServeMux) {
+func (s *Server) registerConsole(mux authz.Registrar) {
 	mux.Handle("GET /console/", http.StripPrefix("/console/", console.Handler()))
 	mux.Handle("GET /console", http.RedirectHandler("/console/", http.StatusMovedPermanently))
 	const p = "/console/api/"

@@ -11,9 +11,12 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/placementdriver/ctl"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -21,6 +24,15 @@ import (
 // httpDefaultTabletLimit is how many tablets GET /pd/api/v1/tablets
 // returns without ?limit=.
 const httpDefaultTabletLimit = 1000
+
+// httpRoutes registers every route of PD's status port (each must be
+// classified in internal/authz/table.go: TestEveryHTTPRouteIsClassified).
+func (s *Server) httpRoutes(mux authz.Registrar, reg *prometheus.Registry) {
+	metrics.HandleDebug(mux, reg)
+	mux.HandleFunc("/healthz", s.serveHealth)
+	s.registerHTTP(mux)
+	s.registerConsole(mux)
+}
 
 // registerHTTP serves the JSON API (docs/ctl.md lists the endpoints and
 // fields; the shapes are those of package ctl, shared with `shale ctl
@@ -30,7 +42,7 @@ const httpDefaultTabletLimit = 1000
 // served by the leader only: a follower answers 503 with
 // {"error": ..., "leader": NAME, "leader_client_addr": ADDR} (the leader
 // fields are absent while no leader is known).
-func (s *Server) registerHTTP(mux *http.ServeMux) {
+func (s *Server) registerHTTP(mux authz.Registrar) {
 	const p = "/pd/api/v1/"
 	mux.HandleFunc("GET "+p+"members", s.httpMembers)
 	mux.HandleFunc("GET "+p+"health", s.httpHealth)

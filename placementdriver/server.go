@@ -137,10 +137,7 @@ func (s *Server) run(ctx context.Context) error {
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
-		metrics.HandleDebug(mux, reg)
-		mux.HandleFunc("/healthz", s.serveHealth)
-		s.registerHTTP(mux)
-		s.registerConsole(mux)
+		s.httpRoutes(mux, reg)
 		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz"), ReadHeaderTimeout: 5 * time.Second}
 		serve("pd.http", func() error { return httpSrv.Serve(o.TLS.HTTPListener(httpLis)) })
 	}

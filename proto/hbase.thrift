@@ -331,5 +331,11 @@ service THBaseService {
   TNamespaceDescriptor getNamespaceDescriptor(1: required string name) throws (1: TIOError io)
   list<TNamespaceDescriptor> listNamespaceDescriptors() throws (1: TIOError io)
   list<string> listNamespaces() throws (1: TIOError io)
+  void addColumnFamily(1: required TTableName tableName, 2: required TColumnFamilyDescriptor column)
+    throws (1: TIOError io)
+  void deleteColumnFamily(1: required TTableName tableName, 2: required binary column) throws (1: TIOError io)
+  void modifyColumnFamily(1: required TTableName tableName, 2: required TColumnFamilyDescriptor column)
+    throws (1: TIOError io)
+  void modifyTable(1: required TTableDescriptor desc) throws (1: TIOError io)
   TThriftServerType getThriftServerType()
 }

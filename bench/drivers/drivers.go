@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/bench/ycsb"
+	"github.com/shaledb/shale/internal/security"
 )
 
 // Names lists the drivers Open knows.
@@ -22,6 +23,9 @@ type Config struct {
 	Thrift string
 	// Etcd lists the etcd client endpoints (etcd).
 	Etcd []string
+	// TLS, if set, is the client certificate for a secure cluster (shale,
+	// thrift).
+	TLS *security.Reloader
 	// Props are the run's properties.
 	Props *ycsb.Properties
 	// Workload gives the table and field names.

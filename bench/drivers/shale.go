@@ -42,7 +42,7 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := kvclient.Open(ctx, kvclient.Options{PD: cfg.PD})
+	c, err := kvclient.Open(ctx, kvclient.Options{PD: cfg.PD, TLS: cfg.TLS})
 	if err != nil {
 		return nil, fmt.Errorf("connect to placement driver %v: %w", cfg.PD, err)
 	}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
 	"github.com/shaledb/shale/bench/ycsb"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/proto/hbase"
 )
 
@@ -21,6 +23,7 @@ type Thrift struct {
 	framed, compact bool
 	timeout         time.Duration
 	table, family   []byte
+	tls             *security.Reloader // nil: plaintext
 }
 
 var _ ycsb.Driver = (*Thrift)(nil)
@@ -38,7 +41,7 @@ func OpenThrift(ctx context.Context, cfg Config) (*Thrift, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := &Thrift{addr: cfg.Thrift, table: []byte(cfg.Workload.Table), family: []byte(family)}
+	t := &Thrift{addr: cfg.Thrift, table: []byte(cfg.Workload.Table), family: []byte(family), tls: cfg.TLS}
 	if t.framed, err = cfg.Props.Bool("thrift.framed", false); err != nil {
 		return nil, err
 	}
@@ -106,6 +109,14 @@ func (d *thriftDB) ready() error {
 func (t *Thrift) dial() (*thriftDB, error) {
 	cfg := &thrift.TConfiguration{ConnectTimeout: t.timeout, SocketTimeout: t.timeout}
 	var trans thrift.TTransport = thrift.NewTSocketConf(t.addr, cfg)
+	if t.tls != nil {
+		host, _, err := net.SplitHostPort(t.addr)
+		if err != nil {
+			return nil, fmt.Errorf("thrift gateway address %q: %w", t.addr, err)
+		}
+		cfg.TLSConfig = t.tls.ClientTLS(host)
+		trans = thrift.NewTSSLSocketConf(t.addr, cfg)
+	}
 	if t.framed {
 		trans = thrift.NewTFramedTransportConf(trans, cfg)
 	} else {

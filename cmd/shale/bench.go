@@ -53,10 +53,14 @@ func newBenchPhaseCommand(phase ycsb.Phase) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Phase, o.Out, o.Status = phase, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			o.PD, o.Etcd = splitList(pd), splitList(etcd)
+			var err error
+			if o.TLS, err = clientTLS(cmd); err != nil {
+				return err
+			}
 			if cmd.Flags().Changed("seed") {
 				o.Seed = &seed
 			}
-			_, err := bench.Run(cmd.Context(), o)
+			_, err = bench.Run(cmd.Context(), o)
 			return err
 		},
 	}
@@ -75,6 +79,7 @@ func newBenchPhaseCommand(phase ycsb.Phase) *cobra.Command {
 	f.StringVar(&o.JSON, "json", "", "also write the result, with its per-second series, as JSON to this file")
 	f.StringVar(&o.Plot, "plot", "", "also draw throughput and p99 over time to this .html or .svg file")
 	f.DurationVar(&o.CheckEvery, "check-every", 0, "force a consistency check of every tablet this often during the run (target shale; 0: none)")
+	addClientTLSFlags(f)
 	return cmd
 }
 

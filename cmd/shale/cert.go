@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,7 +17,17 @@ func init() { subcommands = append(subcommands, newCertCommand) }
 // newCertCommand creates a CA and certificates for clusters without a PKI,
 // as `cockroach cert` does (docs/security.md).
 func newCertCommand() *cobra.Command {
-	var o security.CertOptions
+	var (
+		o    security.CertOptions
+		keep bool
+	)
+	report := func(cmd *cobra.Command, err error, files ...string) error {
+		if keep && errors.Is(err, security.ErrExists) {
+			fmt.Fprintln(cmd.OutOrStdout(), "kept the existing", strings.Join(files, ", "))
+			return nil
+		}
+		return reportCert(cmd, err, files...)
+	}
 	cmd := &cobra.Command{
 		Use:   "cert",
 		Short: "Create a CA, node and client certificates (for clusters without a PKI)",
@@ -33,6 +45,8 @@ its files (docs/security.md).`,
 	pf.StringVar(&o.Dir, "certs-dir", "certs", "directory of the CA and the certificates")
 	pf.DurationVar(&o.Lifetime, "lifetime", 0, "validity of the new certificate (default: 10 years for a CA, 5 for others; never beyond the CA's)")
 	pf.BoolVar(&o.Overwrite, "overwrite", false, "replace existing files")
+	pf.BoolVar(&keep, "keep", false, "succeed without writing when the files exist (for init containers that run on every start)")
+	pf.StringVar(&o.CADir, "ca-dir", "", "read the CA from this directory instead of --certs-dir, and copy its ca.crt there (keeps ca.key apart)")
 	node := &cobra.Command{
 		Use:   "create-node HOST...",
 		Short: "Create node.crt and node.key for the given host names and IP addresses",
@@ -41,7 +55,7 @@ its files (docs/security.md).`,
 			if err := checkLifetime(o.Lifetime); err != nil {
 				return err
 			}
-			return reportCert(cmd, security.CreateNode(o, args...), security.NodeCert, security.NodeKey)
+			return report(cmd, security.CreateNode(o, args...), security.NodeCert, security.NodeKey)
 		},
 	}
 	node.Flags().StringVar(&o.NodeName, "name", security.NodeCN, "the certificate's common name (to restrict nodes with --cert-allowed-cn)")
@@ -53,7 +67,7 @@ its files (docs/security.md).`,
 			if err := checkLifetime(o.Lifetime); err != nil {
 				return err
 			}
-			return reportCert(cmd, security.CreateCA(o), security.CAFile, security.CAKeyFile)
+			return report(cmd, security.CreateCA(o), security.CAFile, security.CAKeyFile)
 		},
 	}, node, &cobra.Command{
 		Use:   "create-client USER",
@@ -63,7 +77,7 @@ its files (docs/security.md).`,
 			if err := checkLifetime(o.Lifetime); err != nil {
 				return err
 			}
-			return reportCert(cmd, security.CreateClient(o, args[0]), security.ClientCertFile(args[0]), security.ClientKeyFile(args[0]))
+			return report(cmd, security.CreateClient(o, args[0]), security.ClientCertFile(args[0]), security.ClientKeyFile(args[0]))
 		},
 	})
 	return cmd

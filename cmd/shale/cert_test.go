@@ -46,3 +46,33 @@ func TestCertCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// --ca-dir signs with a CA kept in another directory (copying only its
+// ca.crt), and --keep makes a repeated command succeed without writing:
+// what the init services of deploy/docker-compose.yml run on every start.
+func TestCertCADirAndKeep(t *testing.T) {
+	ca, certs := filepath.Join(t.TempDir(), "ca"), filepath.Join(t.TempDir(), "certs")
+	for range 2 {
+		for _, args := range [][]string{
+			{"cert", "create-ca", "--certs-dir", ca, "--keep"},
+			{"cert", "create-node", "--certs-dir", certs, "--ca-dir", ca, "--keep", "127.0.0.1"},
+			{"cert", "create-client", "--certs-dir", certs, "--ca-dir", ca, "--keep", "root"},
+		} {
+			if out, err := runShale(t, args...); err != nil {
+				t.Fatalf("%v: %v %s", args, err, out)
+			}
+		}
+	}
+	if _, err := os.Stat(filepath.Join(certs, security.CAKeyFile)); !os.IsNotExist(err) {
+		t.Fatalf("ca.key was copied next to the node certificate: %v", err)
+	}
+	if _, err := security.NewReloader(security.Config{
+		CAFile: filepath.Join(certs, security.CAFile), CertFile: filepath.Join(certs, security.NodeCert), KeyFile: filepath.Join(certs, security.NodeKey),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runShale(t, "cert", "create-client", "--certs-dir", certs, "--ca-dir", ca, "--keep", "root")
+	if err != nil || !strings.Contains(out, "kept") {
+		t.Fatalf("--keep on existing files: %v %q", err, out)
+	}
+}

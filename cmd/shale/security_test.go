@@ -3,16 +3,25 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"database/sql"
+	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/apache/thrift/lib/go/thrift"
+	mysqldrv "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/proto/hbase"
 )
 
 func clearSecurityEnv(t *testing.T) {
@@ -84,12 +93,14 @@ func TestSecuritySettingsSources(t *testing.T) {
 }
 
 // `shale playground --secure` creates certificates in its data directory,
-// serves with them, and prints the flags clients connect with; a client
-// without them is refused.
+// serves with them, and prints the flags clients connect with; a query
+// goes through each endpoint it prints (PD and the tablet servers through
+// shale kv, the Thrift gateway, the HTTP API and console, the MySQL
+// protocol), each with TLS, and a client without a certificate is refused.
 func TestPlaygroundSecure(t *testing.T) {
 	clearSecurityEnv(t)
 	dir := filepath.Join(t.TempDir(), "data")
-	p, eps := startPlayground(t, filepath.Join(t.TempDir(), "playground.log"), "--secure", "--data-dir", dir)
+	p, eps := startPlayground(t, filepath.Join(t.TempDir(), "playground.log"), "--secure", "--data-dir", dir, "--mysql-addr", "127.0.0.1:0")
 	require.Equal(t, "secure", eps["mode"])
 	require.Regexp(t, `^https://`, eps["http"])
 	for _, f := range []string{security.CAFile, security.NodeCert, security.ClientCertFile("root")} {
@@ -104,6 +115,69 @@ func TestPlaygroundSecure(t *testing.T) {
 	require.Equal(t, "world\n", out)
 	_, err = runShale(t, "kv", "--pd", eps["pd"], "--timeout", "3s", "get", "hello")
 	require.Error(t, err, "a client without a certificate")
+
+	certs := filepath.Join(dir, "certs")
+	root, err := security.NewReloader(security.Config{CAFile: filepath.Join(certs, security.CAFile),
+		CertFile: filepath.Join(certs, security.ClientCertFile("root")), KeyFile: filepath.Join(certs, security.ClientKeyFile("root"))})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	caPEM, err := os.ReadFile(filepath.Join(certs, security.CAFile))
+	require.NoError(t, err)
+	pool := x509.NewCertPool()
+	require.True(t, pool.AppendCertsFromPEM(caPEM))
+	caOnly := func() *tls.Config {
+		return &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	}
+
+	// Thrift: the row written through shale kv.
+	tcfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second, TLSConfig: root.ClientTLS("127.0.0.1")}
+	trans := thrift.NewTBufferedTransport(thrift.NewTSSLSocketConf(eps["thrift"], tcfg), 8192)
+	require.NoError(t, trans.Open())
+	defer trans.Close()
+	r, err := hbase.NewTHBaseServiceClientFactory(trans, thrift.NewTBinaryProtocolFactoryConf(tcfg)).Get(ctx, []byte("kv"), &hbase.TGet{Row: []byte("hello")})
+	require.NoError(t, err)
+	require.Len(t, r.ColumnValues, 1)
+	require.Equal(t, "world", string(r.ColumnValues[0].Value))
+
+	// HTTP: the JSON API and the console, with root's certificate only.
+	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: root.ClientTLS("127.0.0.1")}}
+	for _, u := range []string{eps["http"], eps["console"]} {
+		resp, err := hc.Get(u)
+		require.NoError(t, err, u)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.Equal(t, http.StatusOK, resp.StatusCode, "%s: %s", u, body)
+	}
+	require.Contains(t, func() string {
+		resp, err := hc.Get(eps["http"])
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}(), `"address"`, "the stores")
+	anon := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: caOnly()}}
+	if resp, err := anon.Get(eps["http"]); err == nil {
+		resp.Body.Close()
+		require.NotEqual(t, http.StatusOK, resp.StatusCode, "the HTTP API without a certificate")
+	}
+
+	// MySQL: over TLS, verifying the playground's CA.
+	require.NoError(t, mysqldrv.RegisterTLSConfig("playground-secure", caOnly()))
+	db, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale?tls=playground-secure")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.ExecContext(ctx, "CREATE TABLE pg_secure (k BIGINT PRIMARY KEY, v VARCHAR(10))")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO pg_secure VALUES (1, 'one')")
+	require.NoError(t, err)
+	var v string
+	require.NoError(t, db.QueryRowContext(ctx, "SELECT v FROM pg_secure WHERE k = 1").Scan(&v))
+	require.Equal(t, "one", v)
+	plain, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale")
+	require.NoError(t, err)
+	defer plain.Close()
+	require.Error(t, plain.PingContext(ctx), "MySQL without TLS")
 	p.Signal(os.Interrupt, playgroundBackstop)
 }
 

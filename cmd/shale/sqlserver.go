@@ -31,7 +31,7 @@ type mysqlFlags struct {
 
 func (f *mysqlFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
-	fl.StringVar(&f.user, "user", "root", "the one MySQL user accepted (until issue 17's users land)")
+	fl.StringVar(&f.user, "user", "root", "a static MySQL account (with TLS, PD's users log in too, and this one only if given a password)")
 	fl.StringVar(&f.password, "password", "", "its password (default: $"+passwordEnv+")")
 	fl.BoolVar(&f.allowEmpty, "allow-empty-password", false, "accept an empty password (test setups only)")
 	fl.StringVar(&f.plugin, "auth-plugin", mysqlwire.AuthCachingSHA, "authentication clients are asked to use: caching_sha2_password|mysql_native_password")
@@ -40,15 +40,21 @@ func (f *mysqlFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.idle, "idle-timeout", 8*time.Hour, "close connections idle for this long (MySQL's wait_timeout)")
 }
 
-func (f *mysqlFlags) config() (mysqlwire.Config, error) {
+// config is the server's configuration; secure (TLS): PD's users log in,
+// and the --user account exists only with a password.
+func (f *mysqlFlags) config(secure bool) (mysqlwire.Config, error) {
 	pw := f.password
 	if pw == "" {
 		pw = os.Getenv(passwordEnv)
 	}
-	if pw == "" && !f.allowEmpty {
+	user := f.user
+	switch {
+	case pw == "" && !f.allowEmpty && secure:
+		user = "" // PD's users only
+	case pw == "" && !f.allowEmpty:
 		return mysqlwire.Config{}, fmt.Errorf("give the MySQL password with --password or $%s (or --allow-empty-password for a test setup)", passwordEnv)
 	}
-	return mysqlwire.Config{User: f.user, Password: pw, AuthPlugin: f.plugin, MaxConns: f.maxConns, MaxPacket: f.maxPacket, IdleTimeout: f.idle}, nil
+	return mysqlwire.Config{User: user, Password: pw, AuthPlugin: f.plugin, MaxConns: f.maxConns, MaxPacket: f.maxPacket, IdleTimeout: f.idle}, nil
 }
 
 // newSQLServerCommand serves sql-lite over the MySQL protocol.
@@ -65,23 +71,27 @@ func newSQLServerCommand() *cobra.Command {
 		Short: "Serve the SQL layer (sql-lite) over the MySQL protocol",
 		Long: `Serve sql-lite to MySQL clients and drivers (the mysql/mariadb client, Go's
 go-sql-driver/mysql, ...): queries, prepared statements, transactions, SHOW,
-DESCRIBE and the basics of information_schema. One user is accepted (--user,
---password). With --tls-ca/--tls-cert/--tls-key clients must connect with
-TLS (mysql --ssl-mode=REQUIRED); --insecure serves plaintext. The listener
-defaults to 127.0.0.1.
+DESCRIBE and the basics of information_schema. With --tls-ca/--tls-cert/
+--tls-key clients must connect with TLS (mysql --ssl-mode=REQUIRED) and log
+in as a user of PD (shale ctl user add, CREATE USER) with its password, and
+each statement is checked against that user's grants; --user/--password add
+a static account. --insecure serves plaintext to the one --user account.
+The listener defaults to 127.0.0.1.
 See docs/sql.md, "MySQL protocol".`,
 		Example: `  SHALE_MYSQL_PASSWORD=secret shale sql-server --pd 127.0.0.1:2379
   mysql -h 127.0.0.1 -P 3306 -u root -p
   shale sql-server --pd 127.0.0.1:2379 --addr 127.0.0.1:3307 --allow-empty-password --auth-plugin mysql_native_password`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := f.config()
+			tlsCfg, err := serverTLS(cmd, "shale sql-server")
 			if err != nil {
 				return err
 			}
-			if cfg.TLS, err = serverTLS(cmd, "shale sql-server"); err != nil {
+			cfg, err := f.config(tlsCfg != nil)
+			if err != nil {
 				return err
 			}
+			cfg.TLS = tlsCfg
 			ctx := cmd.Context()
 			octx, cancel := context.WithTimeout(ctx, timeout)
 			reg := metrics.NewRegistry()
@@ -92,6 +102,15 @@ See docs/sql.md, "MySQL protocol".`,
 			}
 			defer c.Close()
 			cfg.Registry = reg
+			// With TLS, PD's users log in with their passwords and act as
+			// themselves (docs/security.md); the --user account, if given a
+			// password, is accepted too.
+			az, stopAuthz, err := gatewayAuthorizer(ctx, c, cfg.TLS != nil)
+			if err != nil {
+				return err
+			}
+			defer stopAuthz()
+			cfg.Authz = az
 			srv, err := mysqlwire.New(c, cfg)
 			if err != nil {
 				return err
@@ -109,7 +128,14 @@ See docs/sql.md, "MySQL protocol".`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server listening on %s (MySQL protocol, user %s, %s, %s)\n", bound, cfg.User, cfg.AuthPlugin,
+			users := "user " + cfg.User
+			if cfg.Authz != nil {
+				users = "PD's users"
+				if cfg.User != "" {
+					users += " and " + cfg.User
+				}
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server listening on %s (MySQL protocol, %s, %s, %s)\n", bound, users, cfg.AuthPlugin,
 				map[bool]string{false: "TLS required", true: "INSECURE: no TLS"}[cfg.TLS == nil])
 			<-ctx.Done()
 			if err := ctx.Err(); err != nil && !errors.Is(err, context.Canceled) {

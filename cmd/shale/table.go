@@ -95,6 +95,7 @@ with timestamps in UTC and values quoted as Go string literals.`,
 		newTableCountCommand(run),
 		newTableDeleteRowCommand(run),
 	)
+	cmd.AddCommand(newTableFamilyCommands(run)...)
 	tablePrefixErrors(cmd)
 	return cmd
 }

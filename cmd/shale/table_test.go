@@ -219,3 +219,44 @@ func TestTableCbtVerbs(t *testing.T) {
 	_, err := runShale(t, "table", "--pd", pd, "count", "t")
 	require.ErrorIs(t, err, kvclient.ErrTableNotFound)
 }
+
+// cbt's family verbs change a live table: createfamily takes writes at
+// once, setgcpolicy shows in describe and applies to reads, deletefamily
+// hides the family's cells from the next read; bad policies are refused.
+func TestTableFamilyVerbs(t *testing.T) {
+	c := testcluster.Start(t, testcluster.Options{})
+	pd := strings.Join(c.PDEndpoints(), ",")
+	run := func(args ...string) (string, error) {
+		return runShale(t, append([]string{"table", "--pd", pd}, args...)...)
+	}
+	must := func(args ...string) string {
+		t.Helper()
+		out, err := run(args...)
+		require.NoError(t, err, "shale table %v", args)
+		return out
+	}
+	must("create", "ft", "a")
+	must("createfamily", "ft", "b:maxversions=2")
+	must("set", "ft", "r", "a:x=1", "b:y=w")
+	require.Contains(t, must("describe", "ft"), "b")
+	must("setgcpolicy", "ft", "a", "maxversions=1", "or", "maxage=24h")
+	out := must("describe", "ft")
+	require.Regexp(t, `(?m)^a +1 +24h$`, out)
+	must("deletefamily", "ft", "b")
+	out = must("lookup", "ft", "r")
+	require.NotContains(t, out, "b:y", "a deleted family is not read")
+	require.Contains(t, out, "a:x")
+	_, err := run("createfamily", "ft", "b")
+	require.ErrorContains(t, err, "cannot be used again")
+	must("setgcpolicy", "ft", "a", "never")
+	for _, bad := range [][]string{
+		{"setgcpolicy", "ft", "a", "maxversions=1", "and", "maxage=1h"},
+		{"setgcpolicy", "ft", "a", "sometimes"},
+		{"setgcpolicy", "ft", "nope", "maxversions=1"},
+		{"deletefamily", "ft", "nope"},
+		{"createfamily", "ft", "a"},
+	} {
+		_, err := run(bad...)
+		require.Error(t, err, "%v", bad)
+	}
+}

@@ -7,6 +7,8 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/shaledb/shale/proto/pdpb"
 )
 
 // HTTP wraps mux: every request is checked against the HTTP table by the
@@ -73,6 +75,20 @@ func (a *Authorizer) Authenticate(user, password string) (Identity, error) {
 		return Identity{}, errUnauthenticated("user %q: %v", user, err)
 	}
 	return Identity{User: user}, nil
+}
+
+// User is the record of a user (with its password hashes) from the current
+// policy, nil if there is none: for the SQL endpoint, which checks MySQL's
+// challenge answers itself. In Insecure mode there are no users.
+func (a *Authorizer) User(name string) (*pdpb.AuthUser, error) {
+	if a.o.Mode != Secure {
+		return nil, nil
+	}
+	p, err := a.o.Policies.Policy()
+	if err != nil {
+		return nil, err
+	}
+	return p.User(name), nil
 }
 
 // decoyHash is checked for unknown users (made on first use).

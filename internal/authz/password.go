@@ -2,6 +2,7 @@ package authz
 
 import (
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
@@ -98,4 +99,17 @@ func parsePHC(s string) (phc, error) {
 		return p, bad
 	}
 	return p, nil
+}
+
+// MySQLNativeHash is SHA1(SHA1(password)), the verifier of MySQL's
+// mysql_native_password challenge ("" has none). It is what MySQL stores
+// for that plugin, and as weak: unsalted and fast to brute-force, so it is
+// kept, like the argon2id hash, only in PD and the nodes (GetAuth).
+func MySQLNativeHash(password string) []byte {
+	if password == "" {
+		return nil
+	}
+	a := sha1.Sum([]byte(password))
+	b := sha1.Sum(a[:])
+	return b[:]
 }

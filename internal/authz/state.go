@@ -118,6 +118,17 @@ func SetPassword(st *pdpb.AuthState, name, hash string) error {
 	return nil
 }
 
+// SetMySQLNative sets a user's mysql_native_password verifier
+// (MySQLNativeHash; nil: none), alongside its password hash.
+func SetMySQLNative(st *pdpb.AuthState, name string, native []byte) error {
+	_, u := findUser(st, name)
+	if u == nil {
+		return status.Errorf(codes.NotFound, "user %q does not exist", name)
+	}
+	u.MysqlNativeHash = native
+	return nil
+}
+
 // ValidGrant checks a grant as PD receives it (table resolved to an ID).
 func ValidGrant(g *pdpb.AuthGrant, revoke bool) error {
 	if g == nil {
@@ -246,7 +257,7 @@ func Redacted(st *pdpb.AuthState) (*pdpb.AuthState, []string) {
 		if u.PasswordHash != "" {
 			withPassword = append(withPassword, u.Name)
 		}
-		u.PasswordHash = ""
+		u.PasswordHash, u.MysqlNativeHash = "", nil
 	}
 	return out, withPassword
 }

@@ -50,22 +50,23 @@ var GRPC = map[string]Rule{
 	transportpb.RaftTransport_ReportBadReplica_FullMethodName: {Class: Internal},
 
 	// The placement driver.
-	pdpb.PD_GetMembers_FullMethodName:      {Class: Authenticated},
-	pdpb.PD_RegisterStore_FullMethodName:   {Class: Internal},
-	pdpb.PD_StoreHeartbeat_FullMethodName:  {Class: Internal},
-	pdpb.PD_TabletHeartbeat_FullMethodName: {Class: Internal},
-	pdpb.PD_ReportSplit_FullMethodName:     {Class: Internal},
-	pdpb.PD_AllocID_FullMethodName:         {Class: Internal},
-	pdpb.PD_GetAuth_FullMethodName:         {Class: Internal}, // holds password hashes
-	pdpb.PD_GetTablet_FullMethodName:       {Class: Authenticated},
-	pdpb.PD_GetTabletByID_FullMethodName:   {Class: Authenticated},
-	pdpb.PD_ScanTablets_FullMethodName:     {Class: Authenticated},
-	pdpb.PD_GetStore_FullMethodName:        {Class: Authenticated},
-	pdpb.PD_ListStores_FullMethodName:      {Class: Authenticated},
-	pdpb.PD_GetTimestamp_FullMethodName:    {Class: Authenticated},
-	pdpb.PD_GetTable_FullMethodName:        {Class: Authenticated},
-	pdpb.PD_ListTables_FullMethodName:      {Class: Authenticated},
-	pdpb.PD_SetSQLSchema_FullMethodName:    {TableAdmin, tableNameTarget},
+	pdpb.PD_GetMembers_FullMethodName:           {Class: Authenticated},
+	pdpb.PD_RegisterStore_FullMethodName:        {Class: Internal},
+	pdpb.PD_StoreHeartbeat_FullMethodName:       {Class: Internal},
+	pdpb.PD_TabletHeartbeat_FullMethodName:      {Class: Internal},
+	pdpb.PD_ReportSplit_FullMethodName:          {Class: Internal},
+	pdpb.PD_AllocID_FullMethodName:              {Class: Internal},
+	pdpb.PD_GetAuth_FullMethodName:              {Class: Internal}, // holds password hashes
+	pdpb.PD_GetTablet_FullMethodName:            {Class: Authenticated},
+	pdpb.PD_GetTabletByID_FullMethodName:        {Class: Authenticated},
+	pdpb.PD_ScanTablets_FullMethodName:          {Class: Authenticated},
+	pdpb.PD_GetStore_FullMethodName:             {Class: Authenticated},
+	pdpb.PD_ListStores_FullMethodName:           {Class: Authenticated},
+	pdpb.PD_GetTimestamp_FullMethodName:         {Class: Authenticated},
+	pdpb.PD_GetTable_FullMethodName:             {Class: Authenticated},
+	pdpb.PD_ListTables_FullMethodName:           {Class: Authenticated},
+	pdpb.PD_SetSQLSchema_FullMethodName:         {TableAdmin, tableNameTarget},
+	pdpb.PD_ModifyColumnFamilies_FullMethodName: {TableAdmin, tableNameTarget},
 	// The importer pre-splits the tables it writes.
 	pdpb.PD_SplitTablets_FullMethodName:  {DataWrite, splitKeysTarget},
 	pdpb.PD_CreateTable_FullMethodName:   {Class: ClusterAdmin},
@@ -160,6 +161,8 @@ var Thrift = map[string]Class{
 	"mutateRowTs": DataWrite, "mutateRows": DataWrite, "mutateRowsTs": DataWrite, "atomicIncrement": DataWrite,
 	"deleteAll": DataWrite, "deleteAllTs": DataWrite, "deleteAllRow": DataWrite, "deleteAllRowTs": DataWrite,
 	"incrementRows": DataWrite,
+	// Column families, online (checked on the table they name).
+	"addColumnFamily": TableAdmin, "deleteColumnFamily": TableAdmin, "modifyColumnFamily": TableAdmin, "modifyTable": TableAdmin,
 }
 
 // SQL classifies sql-lite's statement kinds (the names sql-lite reports:

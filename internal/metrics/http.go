@@ -23,7 +23,10 @@ func NewRegistry() *prometheus.Registry {
 // HandleDebug serves reg on /metrics and Go profiles under /debug/pprof/
 // (`go tool pprof http://HOST/debug/pprof/profile`), as TiKV and etcd do
 // on their status ports.
-func HandleDebug(mux *http.ServeMux, reg *prometheus.Registry) {
+func HandleDebug(mux interface {
+	Handle(string, http.Handler)
+	HandleFunc(string, func(http.ResponseWriter, *http.Request))
+}, reg *prometheus.Registry) {
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

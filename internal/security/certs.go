@@ -50,6 +50,10 @@ type CertOptions struct {
 	// NodeName is a node certificate's CN (default NodeCN); name nodes
 	// apart to restrict them with --cert-allowed-cn.
 	NodeName string
+	// CADir, if set, is where the CA is read from instead of Dir; its
+	// ca.crt is copied to Dir (so that Dir holds what a process needs, and
+	// the CA key stays elsewhere: deploy/docker-compose.yml).
+	CADir string
 }
 
 // userName is what a client certificate's CN may be: the names a SQL or
@@ -109,12 +113,21 @@ func (o CertOptions) sign(certName, keyName, cn string, hosts []string, usage []
 	if o.Lifetime == 0 {
 		o.Lifetime = DefaultCertLifetime
 	}
-	ca, caKey, err := loadCA(o.Dir)
+	caDir := o.Dir
+	if o.CADir != "" {
+		caDir = o.CADir
+	}
+	ca, caKey, err := loadCA(caDir)
 	if err != nil {
 		return err
 	}
 	if err := o.free(certName, keyName); err != nil {
 		return err
+	}
+	if caDir != o.Dir {
+		if err := copyCACert(caDir, o.Dir); err != nil {
+			return err
+		}
 	}
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -223,4 +236,16 @@ func loadCA(dir string) (*x509.Certificate, any, error) {
 		return nil, nil, fmt.Errorf("cert: %s is not a CA certificate", filepath.Join(dir, CAFile))
 	}
 	return pair.Leaf, pair.PrivateKey, nil
+}
+
+// copyCACert copies ca.crt from dir to a directory of certificates.
+func copyCACert(from, to string) error {
+	b, err := os.ReadFile(filepath.Join(from, CAFile))
+	if err != nil {
+		return fmt.Errorf("cert: %w", err)
+	}
+	if err := os.MkdirAll(to, 0o700); err != nil {
+		return err
+	}
+	return writeAtomic(filepath.Join(to, CAFile), b, 0o644)
 }

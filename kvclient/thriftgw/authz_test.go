@@ -130,6 +130,20 @@ func thriftCalls(table string) map[string]func(context.Context, *client) error {
 		"deleteTable":        func(ctx context.Context, c *client) error { return c.DeleteTable(ctx, missing) },
 		"truncateTable":      func(ctx context.Context, c *client) error { return c.TruncateTable(ctx, missing, false) },
 		"disableTable":       func(ctx context.Context, c *client) error { return c.DisableTable(ctx, missing) },
+		// Family administration on the table, each failing after the
+		// check (a missing family, an invalid name, no families).
+		"addColumnFamily": func(ctx context.Context, c *client) error {
+			return c.AddColumnFamily(ctx, tn(table), &hbase.TColumnFamilyDescriptor{Name: []byte("bad name!")})
+		},
+		"deleteColumnFamily": func(ctx context.Context, c *client) error {
+			return c.DeleteColumnFamily(ctx, tn(table), []byte("nofam"))
+		},
+		"modifyColumnFamily": func(ctx context.Context, c *client) error {
+			return c.ModifyColumnFamily(ctx, tn(table), &hbase.TColumnFamilyDescriptor{Name: []byte("nofam")})
+		},
+		"modifyTable": func(ctx context.Context, c *client) error {
+			return c.ModifyTable(ctx, &hbase.TTableDescriptor{TableName: tn(table)})
+		},
 		"getThriftServerType": func(ctx context.Context, c *client) error {
 			_, err := c.GetThriftServerType(ctx)
 			return err

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/metrics"
 )
 
@@ -25,8 +26,7 @@ func (s *Server) startHTTP() error {
 		return fmt.Errorf("thriftgw: HTTP listen on %s: %w", s.opts.HTTPAddr, err)
 	}
 	mux := http.NewServeMux()
-	metrics.HandleDebug(mux, s.opts.Registry)
-	mux.HandleFunc("/healthz", s.serveHealth)
+	s.httpRoutes(mux)
 	s.httpLis = lis
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s.stopper.RunAsyncTask(context.Background(), "thriftgw.http", func(context.Context) {
@@ -34,6 +34,13 @@ func (s *Server) startHTTP() error {
 			s.opts.Logger.Error("thrift gateway: HTTP server failed", "addr", s.opts.HTTPAddr, "err", err)
 		}
 	})
+}
+
+// httpRoutes registers every route of the gateway's HTTP port (each must
+// be classified in internal/authz/table.go: TestEveryHTTPRouteIsClassified).
+func (s *Server) httpRoutes(mux authz.Registrar) {
+	metrics.HandleDebug(mux, s.opts.Registry)
+	mux.HandleFunc("/healthz", s.serveHealth)
 }
 
 // HTTPAddr is the address of the HTTP server, nil without one.

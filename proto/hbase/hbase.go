@@ -8740,6 +8740,21 @@ type THBaseService interface {
   GetNamespaceDescriptor(ctx context.Context, name string) (_r *TNamespaceDescriptor, _err error)
   ListNamespaceDescriptors(ctx context.Context) (_r []*TNamespaceDescriptor, _err error)
   ListNamespaces(ctx context.Context) (_r []string, _err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  AddColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  DeleteColumnFamily(ctx context.Context, tableName *TTableName, column []byte) (_err error)
+  // Parameters:
+  //  - TableName
+  //  - Column
+  ModifyColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error)
+  // Parameters:
+  //  - Desc
+  ModifyTable(ctx context.Context, desc *TTableDescriptor) (_err error)
   GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error)
 }
 
@@ -9688,16 +9703,102 @@ func (p *THBaseServiceClient) ListNamespaces(ctx context.Context) (_r []string, 
   return _result181.GetSuccess(), nil
 }
 
-func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
-  var _args182 THBaseServiceGetThriftServerTypeArgs
-  var _result184 THBaseServiceGetThriftServerTypeResult
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) AddColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error) {
+  var _args182 THBaseServiceAddColumnFamilyArgs
+  _args182.TableName = tableName
+  _args182.Column = column
+  var _result184 THBaseServiceAddColumnFamilyResult
   var _meta183 thrift.ResponseMeta
-  _meta183, _err = p.Client_().Call(ctx, "getThriftServerType", &_args182, &_result184)
+  _meta183, _err = p.Client_().Call(ctx, "addColumnFamily", &_args182, &_result184)
   p.SetLastResponseMeta_(_meta183)
   if _err != nil {
     return
   }
-  return _result184.GetSuccess(), nil
+  switch {
+  case _result184.Io!= nil:
+    return _result184.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) DeleteColumnFamily(ctx context.Context, tableName *TTableName, column []byte) (_err error) {
+  var _args185 THBaseServiceDeleteColumnFamilyArgs
+  _args185.TableName = tableName
+  _args185.Column = column
+  var _result187 THBaseServiceDeleteColumnFamilyResult
+  var _meta186 thrift.ResponseMeta
+  _meta186, _err = p.Client_().Call(ctx, "deleteColumnFamily", &_args185, &_result187)
+  p.SetLastResponseMeta_(_meta186)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result187.Io!= nil:
+    return _result187.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - TableName
+//  - Column
+func (p *THBaseServiceClient) ModifyColumnFamily(ctx context.Context, tableName *TTableName, column *TColumnFamilyDescriptor) (_err error) {
+  var _args188 THBaseServiceModifyColumnFamilyArgs
+  _args188.TableName = tableName
+  _args188.Column = column
+  var _result190 THBaseServiceModifyColumnFamilyResult
+  var _meta189 thrift.ResponseMeta
+  _meta189, _err = p.Client_().Call(ctx, "modifyColumnFamily", &_args188, &_result190)
+  p.SetLastResponseMeta_(_meta189)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result190.Io!= nil:
+    return _result190.Io
+  }
+
+  return nil
+}
+
+// Parameters:
+//  - Desc
+func (p *THBaseServiceClient) ModifyTable(ctx context.Context, desc *TTableDescriptor) (_err error) {
+  var _args191 THBaseServiceModifyTableArgs
+  _args191.Desc = desc
+  var _result193 THBaseServiceModifyTableResult
+  var _meta192 thrift.ResponseMeta
+  _meta192, _err = p.Client_().Call(ctx, "modifyTable", &_args191, &_result193)
+  p.SetLastResponseMeta_(_meta192)
+  if _err != nil {
+    return
+  }
+  switch {
+  case _result193.Io!= nil:
+    return _result193.Io
+  }
+
+  return nil
+}
+
+func (p *THBaseServiceClient) GetThriftServerType(ctx context.Context) (_r TThriftServerType, _err error) {
+  var _args194 THBaseServiceGetThriftServerTypeArgs
+  var _result196 THBaseServiceGetThriftServerTypeResult
+  var _meta195 thrift.ResponseMeta
+  _meta195, _err = p.Client_().Call(ctx, "getThriftServerType", &_args194, &_result196)
+  p.SetLastResponseMeta_(_meta195)
+  if _err != nil {
+    return
+  }
+  return _result196.GetSuccess(), nil
 }
 
 type THBaseServiceProcessor struct {
@@ -9720,50 +9821,54 @@ func (p *THBaseServiceProcessor) ProcessorMap() map[string]thrift.TProcessorFunc
 
 func NewTHBaseServiceProcessor(handler THBaseService) *THBaseServiceProcessor {
 
-  self185 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
-  self185.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
-  self185.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
-  self185.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
-  self185.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
-  self185.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
-  self185.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
-  self185.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
-  self185.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
-  self185.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
-  self185.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
-  self185.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
-  self185.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
-  self185.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
-  self185.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
-  self185.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
-  self185.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
-  self185.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
-  self185.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
-  self185.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
-  self185.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
-  self185.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
-  self185.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
-  self185.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
-  self185.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
-  self185.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
-  self185.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
-  self185.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
-  self185.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
-  self185.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
-  self185.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
-  self185.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
-  self185.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
-  self185.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
-  self185.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
-  self185.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
-  self185.processorMap["createNamespace"] = &tHBaseServiceProcessorCreateNamespace{handler:handler}
-  self185.processorMap["modifyNamespace"] = &tHBaseServiceProcessorModifyNamespace{handler:handler}
-  self185.processorMap["deleteNamespace"] = &tHBaseServiceProcessorDeleteNamespace{handler:handler}
-  self185.processorMap["getNamespaceDescriptor"] = &tHBaseServiceProcessorGetNamespaceDescriptor{handler:handler}
-  self185.processorMap["listNamespaceDescriptors"] = &tHBaseServiceProcessorListNamespaceDescriptors{handler:handler}
-  self185.processorMap["listNamespaces"] = &tHBaseServiceProcessorListNamespaces{handler:handler}
-  self185.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
-return self185
+  self197 := &THBaseServiceProcessor{handler:handler, processorMap:make(map[string]thrift.TProcessorFunction)}
+  self197.processorMap["exists"] = &tHBaseServiceProcessorExists{handler:handler}
+  self197.processorMap["existsAll"] = &tHBaseServiceProcessorExistsAll{handler:handler}
+  self197.processorMap["get"] = &tHBaseServiceProcessorGet{handler:handler}
+  self197.processorMap["getMultiple"] = &tHBaseServiceProcessorGetMultiple{handler:handler}
+  self197.processorMap["put"] = &tHBaseServiceProcessorPut{handler:handler}
+  self197.processorMap["checkAndPut"] = &tHBaseServiceProcessorCheckAndPut{handler:handler}
+  self197.processorMap["putMultiple"] = &tHBaseServiceProcessorPutMultiple{handler:handler}
+  self197.processorMap["deleteSingle"] = &tHBaseServiceProcessorDeleteSingle{handler:handler}
+  self197.processorMap["deleteMultiple"] = &tHBaseServiceProcessorDeleteMultiple{handler:handler}
+  self197.processorMap["checkAndDelete"] = &tHBaseServiceProcessorCheckAndDelete{handler:handler}
+  self197.processorMap["increment"] = &tHBaseServiceProcessorIncrement{handler:handler}
+  self197.processorMap["append"] = &tHBaseServiceProcessorAppend{handler:handler}
+  self197.processorMap["openScanner"] = &tHBaseServiceProcessorOpenScanner{handler:handler}
+  self197.processorMap["getScannerRows"] = &tHBaseServiceProcessorGetScannerRows{handler:handler}
+  self197.processorMap["closeScanner"] = &tHBaseServiceProcessorCloseScanner{handler:handler}
+  self197.processorMap["mutateRow"] = &tHBaseServiceProcessorMutateRow{handler:handler}
+  self197.processorMap["getScannerResults"] = &tHBaseServiceProcessorGetScannerResults{handler:handler}
+  self197.processorMap["getRegionLocation"] = &tHBaseServiceProcessorGetRegionLocation{handler:handler}
+  self197.processorMap["getAllRegionLocations"] = &tHBaseServiceProcessorGetAllRegionLocations{handler:handler}
+  self197.processorMap["checkAndMutate"] = &tHBaseServiceProcessorCheckAndMutate{handler:handler}
+  self197.processorMap["getTableDescriptor"] = &tHBaseServiceProcessorGetTableDescriptor{handler:handler}
+  self197.processorMap["getTableDescriptors"] = &tHBaseServiceProcessorGetTableDescriptors{handler:handler}
+  self197.processorMap["tableExists"] = &tHBaseServiceProcessorTableExists{handler:handler}
+  self197.processorMap["getTableDescriptorsByPattern"] = &tHBaseServiceProcessorGetTableDescriptorsByPattern{handler:handler}
+  self197.processorMap["getTableDescriptorsByNamespace"] = &tHBaseServiceProcessorGetTableDescriptorsByNamespace{handler:handler}
+  self197.processorMap["getTableNamesByPattern"] = &tHBaseServiceProcessorGetTableNamesByPattern{handler:handler}
+  self197.processorMap["getTableNamesByNamespace"] = &tHBaseServiceProcessorGetTableNamesByNamespace{handler:handler}
+  self197.processorMap["createTable"] = &tHBaseServiceProcessorCreateTable{handler:handler}
+  self197.processorMap["deleteTable"] = &tHBaseServiceProcessorDeleteTable{handler:handler}
+  self197.processorMap["truncateTable"] = &tHBaseServiceProcessorTruncateTable{handler:handler}
+  self197.processorMap["enableTable"] = &tHBaseServiceProcessorEnableTable{handler:handler}
+  self197.processorMap["disableTable"] = &tHBaseServiceProcessorDisableTable{handler:handler}
+  self197.processorMap["isTableEnabled"] = &tHBaseServiceProcessorIsTableEnabled{handler:handler}
+  self197.processorMap["isTableDisabled"] = &tHBaseServiceProcessorIsTableDisabled{handler:handler}
+  self197.processorMap["isTableAvailable"] = &tHBaseServiceProcessorIsTableAvailable{handler:handler}
+  self197.processorMap["createNamespace"] = &tHBaseServiceProcessorCreateNamespace{handler:handler}
+  self197.processorMap["modifyNamespace"] = &tHBaseServiceProcessorModifyNamespace{handler:handler}
+  self197.processorMap["deleteNamespace"] = &tHBaseServiceProcessorDeleteNamespace{handler:handler}
+  self197.processorMap["getNamespaceDescriptor"] = &tHBaseServiceProcessorGetNamespaceDescriptor{handler:handler}
+  self197.processorMap["listNamespaceDescriptors"] = &tHBaseServiceProcessorListNamespaceDescriptors{handler:handler}
+  self197.processorMap["listNamespaces"] = &tHBaseServiceProcessorListNamespaces{handler:handler}
+  self197.processorMap["addColumnFamily"] = &tHBaseServiceProcessorAddColumnFamily{handler:handler}
+  self197.processorMap["deleteColumnFamily"] = &tHBaseServiceProcessorDeleteColumnFamily{handler:handler}
+  self197.processorMap["modifyColumnFamily"] = &tHBaseServiceProcessorModifyColumnFamily{handler:handler}
+  self197.processorMap["modifyTable"] = &tHBaseServiceProcessorModifyTable{handler:handler}
+  self197.processorMap["getThriftServerType"] = &tHBaseServiceProcessorGetThriftServerType{handler:handler}
+return self197
 }
 
 func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
@@ -9774,12 +9879,12 @@ func (p *THBaseServiceProcessor) Process(ctx context.Context, iprot, oprot thrif
   }
   iprot.Skip(ctx, thrift.STRUCT)
   iprot.ReadMessageEnd(ctx)
-  x186 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
+  x198 := thrift.NewTApplicationException(thrift.UNKNOWN_METHOD, "Unknown function " + name)
   oprot.WriteMessageBegin(ctx, name, thrift.EXCEPTION, seqId)
-  x186.Write(ctx, oprot)
+  x198.Write(ctx, oprot)
   oprot.WriteMessageEnd(ctx)
   oprot.Flush(ctx)
-  return false, x186
+  return false, x198
 
 }
 
@@ -9788,7 +9893,7 @@ type tHBaseServiceProcessorExists struct {
 }
 
 func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err187 error
+  var _write_err199 error
   args := THBaseServiceExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9838,21 +9943,21 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc188 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
+      _exc200 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing exists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err187 = thrift.WrapTException(err2)
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := _exc188.Write(ctx, oprot); _write_err187 == nil && err2 != nil {
-        _write_err187 = thrift.WrapTException(err2)
+      if err2 := _exc200.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err187 == nil && err2 != nil {
-        _write_err187 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err187 == nil && err2 != nil {
-        _write_err187 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
+        _write_err199 = thrift.WrapTException(err2)
       }
-      if _write_err187 != nil {
-        return false, thrift.WrapTException(_write_err187)
+      if _write_err199 != nil {
+        return false, thrift.WrapTException(_write_err199)
       }
       return true, err
     }
@@ -9861,19 +9966,19 @@ func (p *tHBaseServiceProcessorExists) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "exists", thrift.REPLY, seqId); err2 != nil {
-    _write_err187 = thrift.WrapTException(err2)
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err187 == nil && err2 != nil {
-    _write_err187 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err187 == nil && err2 != nil {
-    _write_err187 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err187 == nil && err2 != nil {
-    _write_err187 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
+    _write_err199 = thrift.WrapTException(err2)
   }
-  if _write_err187 != nil {
-    return false, thrift.WrapTException(_write_err187)
+  if _write_err199 != nil {
+    return false, thrift.WrapTException(_write_err199)
   }
   return true, err
 }
@@ -9883,7 +9988,7 @@ type tHBaseServiceProcessorExistsAll struct {
 }
 
 func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err189 error
+  var _write_err201 error
   args := THBaseServiceExistsAllArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -9933,21 +10038,21 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc190 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
+      _exc202 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing existsAll: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err189 = thrift.WrapTException(err2)
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := _exc190.Write(ctx, oprot); _write_err189 == nil && err2 != nil {
-        _write_err189 = thrift.WrapTException(err2)
+      if err2 := _exc202.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err189 == nil && err2 != nil {
-        _write_err189 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err189 == nil && err2 != nil {
-        _write_err189 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
+        _write_err201 = thrift.WrapTException(err2)
       }
-      if _write_err189 != nil {
-        return false, thrift.WrapTException(_write_err189)
+      if _write_err201 != nil {
+        return false, thrift.WrapTException(_write_err201)
       }
       return true, err
     }
@@ -9956,19 +10061,19 @@ func (p *tHBaseServiceProcessorExistsAll) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "existsAll", thrift.REPLY, seqId); err2 != nil {
-    _write_err189 = thrift.WrapTException(err2)
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err189 == nil && err2 != nil {
-    _write_err189 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err189 == nil && err2 != nil {
-    _write_err189 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err189 == nil && err2 != nil {
-    _write_err189 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
+    _write_err201 = thrift.WrapTException(err2)
   }
-  if _write_err189 != nil {
-    return false, thrift.WrapTException(_write_err189)
+  if _write_err201 != nil {
+    return false, thrift.WrapTException(_write_err201)
   }
   return true, err
 }
@@ -9978,7 +10083,7 @@ type tHBaseServiceProcessorGet struct {
 }
 
 func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err191 error
+  var _write_err203 error
   args := THBaseServiceGetArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10028,21 +10133,21 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc192 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
+      _exc204 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing get: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err191 = thrift.WrapTException(err2)
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := _exc192.Write(ctx, oprot); _write_err191 == nil && err2 != nil {
-        _write_err191 = thrift.WrapTException(err2)
+      if err2 := _exc204.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err191 == nil && err2 != nil {
-        _write_err191 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err191 == nil && err2 != nil {
-        _write_err191 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
+        _write_err203 = thrift.WrapTException(err2)
       }
-      if _write_err191 != nil {
-        return false, thrift.WrapTException(_write_err191)
+      if _write_err203 != nil {
+        return false, thrift.WrapTException(_write_err203)
       }
       return true, err
     }
@@ -10051,19 +10156,19 @@ func (p *tHBaseServiceProcessorGet) Process(ctx context.Context, seqId int32, ip
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "get", thrift.REPLY, seqId); err2 != nil {
-    _write_err191 = thrift.WrapTException(err2)
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err191 == nil && err2 != nil {
-    _write_err191 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err191 == nil && err2 != nil {
-    _write_err191 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err191 == nil && err2 != nil {
-    _write_err191 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
+    _write_err203 = thrift.WrapTException(err2)
   }
-  if _write_err191 != nil {
-    return false, thrift.WrapTException(_write_err191)
+  if _write_err203 != nil {
+    return false, thrift.WrapTException(_write_err203)
   }
   return true, err
 }
@@ -10073,7 +10178,7 @@ type tHBaseServiceProcessorGetMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err193 error
+  var _write_err205 error
   args := THBaseServiceGetMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10123,21 +10228,21 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc194 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
+      _exc206 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err193 = thrift.WrapTException(err2)
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := _exc194.Write(ctx, oprot); _write_err193 == nil && err2 != nil {
-        _write_err193 = thrift.WrapTException(err2)
+      if err2 := _exc206.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err193 == nil && err2 != nil {
-        _write_err193 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err193 == nil && err2 != nil {
-        _write_err193 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
+        _write_err205 = thrift.WrapTException(err2)
       }
-      if _write_err193 != nil {
-        return false, thrift.WrapTException(_write_err193)
+      if _write_err205 != nil {
+        return false, thrift.WrapTException(_write_err205)
       }
       return true, err
     }
@@ -10146,19 +10251,19 @@ func (p *tHBaseServiceProcessorGetMultiple) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err193 = thrift.WrapTException(err2)
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err193 == nil && err2 != nil {
-    _write_err193 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err193 == nil && err2 != nil {
-    _write_err193 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err193 == nil && err2 != nil {
-    _write_err193 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
+    _write_err205 = thrift.WrapTException(err2)
   }
-  if _write_err193 != nil {
-    return false, thrift.WrapTException(_write_err193)
+  if _write_err205 != nil {
+    return false, thrift.WrapTException(_write_err205)
   }
   return true, err
 }
@@ -10168,7 +10273,7 @@ type tHBaseServiceProcessorPut struct {
 }
 
 func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err195 error
+  var _write_err207 error
   args := THBaseServicePutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10218,40 +10323,40 @@ func (p *tHBaseServiceProcessorPut) Process(ctx context.Context, seqId int32, ip
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc196 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
+      _exc208 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing put: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err195 = thrift.WrapTException(err2)
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := _exc196.Write(ctx, oprot); _write_err195 == nil && err2 != nil {
-        _write_err195 = thrift.WrapTException(err2)
+      if err2 := _exc208.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err195 == nil && err2 != nil {
-        _write_err195 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err195 == nil && err2 != nil {
-        _write_err195 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
+        _write_err207 = thrift.WrapTException(err2)
       }
-      if _write_err195 != nil {
-        return false, thrift.WrapTException(_write_err195)
+      if _write_err207 != nil {
+        return false, thrift.WrapTException(_write_err207)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "put", thrift.REPLY, seqId); err2 != nil {
-    _write_err195 = thrift.WrapTException(err2)
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err195 == nil && err2 != nil {
-    _write_err195 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err195 == nil && err2 != nil {
-    _write_err195 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err195 == nil && err2 != nil {
-    _write_err195 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
+    _write_err207 = thrift.WrapTException(err2)
   }
-  if _write_err195 != nil {
-    return false, thrift.WrapTException(_write_err195)
+  if _write_err207 != nil {
+    return false, thrift.WrapTException(_write_err207)
   }
   return true, err
 }
@@ -10261,7 +10366,7 @@ type tHBaseServiceProcessorCheckAndPut struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err197 error
+  var _write_err209 error
   args := THBaseServiceCheckAndPutArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10311,21 +10416,21 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc198 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
+      _exc210 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndPut: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err197 = thrift.WrapTException(err2)
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := _exc198.Write(ctx, oprot); _write_err197 == nil && err2 != nil {
-        _write_err197 = thrift.WrapTException(err2)
+      if err2 := _exc210.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err197 == nil && err2 != nil {
-        _write_err197 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err197 == nil && err2 != nil {
-        _write_err197 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
+        _write_err209 = thrift.WrapTException(err2)
       }
-      if _write_err197 != nil {
-        return false, thrift.WrapTException(_write_err197)
+      if _write_err209 != nil {
+        return false, thrift.WrapTException(_write_err209)
       }
       return true, err
     }
@@ -10334,19 +10439,19 @@ func (p *tHBaseServiceProcessorCheckAndPut) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndPut", thrift.REPLY, seqId); err2 != nil {
-    _write_err197 = thrift.WrapTException(err2)
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err197 == nil && err2 != nil {
-    _write_err197 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err197 == nil && err2 != nil {
-    _write_err197 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err197 == nil && err2 != nil {
-    _write_err197 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
+    _write_err209 = thrift.WrapTException(err2)
   }
-  if _write_err197 != nil {
-    return false, thrift.WrapTException(_write_err197)
+  if _write_err209 != nil {
+    return false, thrift.WrapTException(_write_err209)
   }
   return true, err
 }
@@ -10356,7 +10461,7 @@ type tHBaseServiceProcessorPutMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err199 error
+  var _write_err211 error
   args := THBaseServicePutMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10406,40 +10511,40 @@ func (p *tHBaseServiceProcessorPutMultiple) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc200 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
+      _exc212 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing putMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err199 = thrift.WrapTException(err2)
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := _exc200.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
-        _write_err199 = thrift.WrapTException(err2)
+      if err2 := _exc212.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
-        _write_err199 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
-        _write_err199 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
+        _write_err211 = thrift.WrapTException(err2)
       }
-      if _write_err199 != nil {
-        return false, thrift.WrapTException(_write_err199)
+      if _write_err211 != nil {
+        return false, thrift.WrapTException(_write_err211)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "putMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err199 = thrift.WrapTException(err2)
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err199 == nil && err2 != nil {
-    _write_err199 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err199 == nil && err2 != nil {
-    _write_err199 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err199 == nil && err2 != nil {
-    _write_err199 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
+    _write_err211 = thrift.WrapTException(err2)
   }
-  if _write_err199 != nil {
-    return false, thrift.WrapTException(_write_err199)
+  if _write_err211 != nil {
+    return false, thrift.WrapTException(_write_err211)
   }
   return true, err
 }
@@ -10449,7 +10554,7 @@ type tHBaseServiceProcessorDeleteSingle struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err201 error
+  var _write_err213 error
   args := THBaseServiceDeleteSingleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10499,40 +10604,40 @@ func (p *tHBaseServiceProcessorDeleteSingle) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc202 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
+      _exc214 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteSingle: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err201 = thrift.WrapTException(err2)
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := _exc202.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
-        _write_err201 = thrift.WrapTException(err2)
+      if err2 := _exc214.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
-        _write_err201 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
-        _write_err201 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
+        _write_err213 = thrift.WrapTException(err2)
       }
-      if _write_err201 != nil {
-        return false, thrift.WrapTException(_write_err201)
+      if _write_err213 != nil {
+        return false, thrift.WrapTException(_write_err213)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteSingle", thrift.REPLY, seqId); err2 != nil {
-    _write_err201 = thrift.WrapTException(err2)
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err201 == nil && err2 != nil {
-    _write_err201 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err201 == nil && err2 != nil {
-    _write_err201 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err201 == nil && err2 != nil {
-    _write_err201 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
+    _write_err213 = thrift.WrapTException(err2)
   }
-  if _write_err201 != nil {
-    return false, thrift.WrapTException(_write_err201)
+  if _write_err213 != nil {
+    return false, thrift.WrapTException(_write_err213)
   }
   return true, err
 }
@@ -10542,7 +10647,7 @@ type tHBaseServiceProcessorDeleteMultiple struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err203 error
+  var _write_err215 error
   args := THBaseServiceDeleteMultipleArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10592,21 +10697,21 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc204 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
+      _exc216 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteMultiple: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err203 = thrift.WrapTException(err2)
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := _exc204.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
-        _write_err203 = thrift.WrapTException(err2)
+      if err2 := _exc216.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
-        _write_err203 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
-        _write_err203 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
+        _write_err215 = thrift.WrapTException(err2)
       }
-      if _write_err203 != nil {
-        return false, thrift.WrapTException(_write_err203)
+      if _write_err215 != nil {
+        return false, thrift.WrapTException(_write_err215)
       }
       return true, err
     }
@@ -10615,19 +10720,19 @@ func (p *tHBaseServiceProcessorDeleteMultiple) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteMultiple", thrift.REPLY, seqId); err2 != nil {
-    _write_err203 = thrift.WrapTException(err2)
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err203 == nil && err2 != nil {
-    _write_err203 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err203 == nil && err2 != nil {
-    _write_err203 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err203 == nil && err2 != nil {
-    _write_err203 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
+    _write_err215 = thrift.WrapTException(err2)
   }
-  if _write_err203 != nil {
-    return false, thrift.WrapTException(_write_err203)
+  if _write_err215 != nil {
+    return false, thrift.WrapTException(_write_err215)
   }
   return true, err
 }
@@ -10637,7 +10742,7 @@ type tHBaseServiceProcessorCheckAndDelete struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err205 error
+  var _write_err217 error
   args := THBaseServiceCheckAndDeleteArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10687,21 +10792,21 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc206 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
+      _exc218 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndDelete: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err205 = thrift.WrapTException(err2)
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := _exc206.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
-        _write_err205 = thrift.WrapTException(err2)
+      if err2 := _exc218.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
-        _write_err205 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
-        _write_err205 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
+        _write_err217 = thrift.WrapTException(err2)
       }
-      if _write_err205 != nil {
-        return false, thrift.WrapTException(_write_err205)
+      if _write_err217 != nil {
+        return false, thrift.WrapTException(_write_err217)
       }
       return true, err
     }
@@ -10710,19 +10815,19 @@ func (p *tHBaseServiceProcessorCheckAndDelete) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndDelete", thrift.REPLY, seqId); err2 != nil {
-    _write_err205 = thrift.WrapTException(err2)
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err205 == nil && err2 != nil {
-    _write_err205 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err205 == nil && err2 != nil {
-    _write_err205 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err205 == nil && err2 != nil {
-    _write_err205 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
+    _write_err217 = thrift.WrapTException(err2)
   }
-  if _write_err205 != nil {
-    return false, thrift.WrapTException(_write_err205)
+  if _write_err217 != nil {
+    return false, thrift.WrapTException(_write_err217)
   }
   return true, err
 }
@@ -10732,7 +10837,7 @@ type tHBaseServiceProcessorIncrement struct {
 }
 
 func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err207 error
+  var _write_err219 error
   args := THBaseServiceIncrementArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10782,21 +10887,21 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc208 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
+      _exc220 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing increment: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err207 = thrift.WrapTException(err2)
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := _exc208.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
-        _write_err207 = thrift.WrapTException(err2)
+      if err2 := _exc220.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
-        _write_err207 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
-        _write_err207 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
+        _write_err219 = thrift.WrapTException(err2)
       }
-      if _write_err207 != nil {
-        return false, thrift.WrapTException(_write_err207)
+      if _write_err219 != nil {
+        return false, thrift.WrapTException(_write_err219)
       }
       return true, err
     }
@@ -10805,19 +10910,19 @@ func (p *tHBaseServiceProcessorIncrement) Process(ctx context.Context, seqId int
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "increment", thrift.REPLY, seqId); err2 != nil {
-    _write_err207 = thrift.WrapTException(err2)
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err207 == nil && err2 != nil {
-    _write_err207 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err207 == nil && err2 != nil {
-    _write_err207 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err207 == nil && err2 != nil {
-    _write_err207 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
+    _write_err219 = thrift.WrapTException(err2)
   }
-  if _write_err207 != nil {
-    return false, thrift.WrapTException(_write_err207)
+  if _write_err219 != nil {
+    return false, thrift.WrapTException(_write_err219)
   }
   return true, err
 }
@@ -10827,7 +10932,7 @@ type tHBaseServiceProcessorAppend struct {
 }
 
 func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err209 error
+  var _write_err221 error
   args := THBaseServiceAppendArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10877,21 +10982,21 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc210 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
+      _exc222 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing append: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err209 = thrift.WrapTException(err2)
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := _exc210.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
-        _write_err209 = thrift.WrapTException(err2)
+      if err2 := _exc222.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
-        _write_err209 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
-        _write_err209 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
+        _write_err221 = thrift.WrapTException(err2)
       }
-      if _write_err209 != nil {
-        return false, thrift.WrapTException(_write_err209)
+      if _write_err221 != nil {
+        return false, thrift.WrapTException(_write_err221)
       }
       return true, err
     }
@@ -10900,19 +11005,19 @@ func (p *tHBaseServiceProcessorAppend) Process(ctx context.Context, seqId int32,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "append", thrift.REPLY, seqId); err2 != nil {
-    _write_err209 = thrift.WrapTException(err2)
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err209 == nil && err2 != nil {
-    _write_err209 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err209 == nil && err2 != nil {
-    _write_err209 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err209 == nil && err2 != nil {
-    _write_err209 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
+    _write_err221 = thrift.WrapTException(err2)
   }
-  if _write_err209 != nil {
-    return false, thrift.WrapTException(_write_err209)
+  if _write_err221 != nil {
+    return false, thrift.WrapTException(_write_err221)
   }
   return true, err
 }
@@ -10922,7 +11027,7 @@ type tHBaseServiceProcessorOpenScanner struct {
 }
 
 func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err211 error
+  var _write_err223 error
   args := THBaseServiceOpenScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -10972,21 +11077,21 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc212 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
+      _exc224 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing openScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err211 = thrift.WrapTException(err2)
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := _exc212.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
-        _write_err211 = thrift.WrapTException(err2)
+      if err2 := _exc224.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
-        _write_err211 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
-        _write_err211 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
+        _write_err223 = thrift.WrapTException(err2)
       }
-      if _write_err211 != nil {
-        return false, thrift.WrapTException(_write_err211)
+      if _write_err223 != nil {
+        return false, thrift.WrapTException(_write_err223)
       }
       return true, err
     }
@@ -10995,19 +11100,19 @@ func (p *tHBaseServiceProcessorOpenScanner) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "openScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err211 = thrift.WrapTException(err2)
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err211 == nil && err2 != nil {
-    _write_err211 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err211 == nil && err2 != nil {
-    _write_err211 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err211 == nil && err2 != nil {
-    _write_err211 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
+    _write_err223 = thrift.WrapTException(err2)
   }
-  if _write_err211 != nil {
-    return false, thrift.WrapTException(_write_err211)
+  if _write_err223 != nil {
+    return false, thrift.WrapTException(_write_err223)
   }
   return true, err
 }
@@ -11017,7 +11122,7 @@ type tHBaseServiceProcessorGetScannerRows struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err213 error
+  var _write_err225 error
   args := THBaseServiceGetScannerRowsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11069,21 +11174,21 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc214 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
+      _exc226 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerRows: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err213 = thrift.WrapTException(err2)
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := _exc214.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
-        _write_err213 = thrift.WrapTException(err2)
+      if err2 := _exc226.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
-        _write_err213 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
-        _write_err213 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
+        _write_err225 = thrift.WrapTException(err2)
       }
-      if _write_err213 != nil {
-        return false, thrift.WrapTException(_write_err213)
+      if _write_err225 != nil {
+        return false, thrift.WrapTException(_write_err225)
       }
       return true, err
     }
@@ -11092,19 +11197,19 @@ func (p *tHBaseServiceProcessorGetScannerRows) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerRows", thrift.REPLY, seqId); err2 != nil {
-    _write_err213 = thrift.WrapTException(err2)
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err213 == nil && err2 != nil {
-    _write_err213 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err213 == nil && err2 != nil {
-    _write_err213 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err213 == nil && err2 != nil {
-    _write_err213 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
+    _write_err225 = thrift.WrapTException(err2)
   }
-  if _write_err213 != nil {
-    return false, thrift.WrapTException(_write_err213)
+  if _write_err225 != nil {
+    return false, thrift.WrapTException(_write_err225)
   }
   return true, err
 }
@@ -11114,7 +11219,7 @@ type tHBaseServiceProcessorCloseScanner struct {
 }
 
 func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err215 error
+  var _write_err227 error
   args := THBaseServiceCloseScannerArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11166,40 +11271,40 @@ func (p *tHBaseServiceProcessorCloseScanner) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc216 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
+      _exc228 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing closeScanner: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err215 = thrift.WrapTException(err2)
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := _exc216.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
-        _write_err215 = thrift.WrapTException(err2)
+      if err2 := _exc228.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
-        _write_err215 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
-        _write_err215 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
+        _write_err227 = thrift.WrapTException(err2)
       }
-      if _write_err215 != nil {
-        return false, thrift.WrapTException(_write_err215)
+      if _write_err227 != nil {
+        return false, thrift.WrapTException(_write_err227)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "closeScanner", thrift.REPLY, seqId); err2 != nil {
-    _write_err215 = thrift.WrapTException(err2)
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err215 == nil && err2 != nil {
-    _write_err215 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err215 == nil && err2 != nil {
-    _write_err215 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err215 == nil && err2 != nil {
-    _write_err215 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
+    _write_err227 = thrift.WrapTException(err2)
   }
-  if _write_err215 != nil {
-    return false, thrift.WrapTException(_write_err215)
+  if _write_err227 != nil {
+    return false, thrift.WrapTException(_write_err227)
   }
   return true, err
 }
@@ -11209,7 +11314,7 @@ type tHBaseServiceProcessorMutateRow struct {
 }
 
 func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err217 error
+  var _write_err229 error
   args := THBaseServiceMutateRowArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11259,40 +11364,40 @@ func (p *tHBaseServiceProcessorMutateRow) Process(ctx context.Context, seqId int
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc218 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
+      _exc230 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing mutateRow: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err217 = thrift.WrapTException(err2)
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := _exc218.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
-        _write_err217 = thrift.WrapTException(err2)
+      if err2 := _exc230.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
-        _write_err217 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
-        _write_err217 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
+        _write_err229 = thrift.WrapTException(err2)
       }
-      if _write_err217 != nil {
-        return false, thrift.WrapTException(_write_err217)
+      if _write_err229 != nil {
+        return false, thrift.WrapTException(_write_err229)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "mutateRow", thrift.REPLY, seqId); err2 != nil {
-    _write_err217 = thrift.WrapTException(err2)
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err217 == nil && err2 != nil {
-    _write_err217 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err217 == nil && err2 != nil {
-    _write_err217 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err217 == nil && err2 != nil {
-    _write_err217 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
+    _write_err229 = thrift.WrapTException(err2)
   }
-  if _write_err217 != nil {
-    return false, thrift.WrapTException(_write_err217)
+  if _write_err229 != nil {
+    return false, thrift.WrapTException(_write_err229)
   }
   return true, err
 }
@@ -11302,7 +11407,7 @@ type tHBaseServiceProcessorGetScannerResults struct {
 }
 
 func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err219 error
+  var _write_err231 error
   args := THBaseServiceGetScannerResultsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11352,21 +11457,21 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc220 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
+      _exc232 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getScannerResults: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err219 = thrift.WrapTException(err2)
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := _exc220.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
-        _write_err219 = thrift.WrapTException(err2)
+      if err2 := _exc232.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
-        _write_err219 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
-        _write_err219 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
+        _write_err231 = thrift.WrapTException(err2)
       }
-      if _write_err219 != nil {
-        return false, thrift.WrapTException(_write_err219)
+      if _write_err231 != nil {
+        return false, thrift.WrapTException(_write_err231)
       }
       return true, err
     }
@@ -11375,19 +11480,19 @@ func (p *tHBaseServiceProcessorGetScannerResults) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getScannerResults", thrift.REPLY, seqId); err2 != nil {
-    _write_err219 = thrift.WrapTException(err2)
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err219 == nil && err2 != nil {
-    _write_err219 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err219 == nil && err2 != nil {
-    _write_err219 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err219 == nil && err2 != nil {
-    _write_err219 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
+    _write_err231 = thrift.WrapTException(err2)
   }
-  if _write_err219 != nil {
-    return false, thrift.WrapTException(_write_err219)
+  if _write_err231 != nil {
+    return false, thrift.WrapTException(_write_err231)
   }
   return true, err
 }
@@ -11397,7 +11502,7 @@ type tHBaseServiceProcessorGetRegionLocation struct {
 }
 
 func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err221 error
+  var _write_err233 error
   args := THBaseServiceGetRegionLocationArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11447,21 +11552,21 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc222 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
+      _exc234 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getRegionLocation: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err221 = thrift.WrapTException(err2)
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := _exc222.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
-        _write_err221 = thrift.WrapTException(err2)
+      if err2 := _exc234.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
-        _write_err221 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
-        _write_err221 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
+        _write_err233 = thrift.WrapTException(err2)
       }
-      if _write_err221 != nil {
-        return false, thrift.WrapTException(_write_err221)
+      if _write_err233 != nil {
+        return false, thrift.WrapTException(_write_err233)
       }
       return true, err
     }
@@ -11470,19 +11575,19 @@ func (p *tHBaseServiceProcessorGetRegionLocation) Process(ctx context.Context, s
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getRegionLocation", thrift.REPLY, seqId); err2 != nil {
-    _write_err221 = thrift.WrapTException(err2)
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err221 == nil && err2 != nil {
-    _write_err221 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err221 == nil && err2 != nil {
-    _write_err221 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err221 == nil && err2 != nil {
-    _write_err221 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
+    _write_err233 = thrift.WrapTException(err2)
   }
-  if _write_err221 != nil {
-    return false, thrift.WrapTException(_write_err221)
+  if _write_err233 != nil {
+    return false, thrift.WrapTException(_write_err233)
   }
   return true, err
 }
@@ -11492,7 +11597,7 @@ type tHBaseServiceProcessorGetAllRegionLocations struct {
 }
 
 func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err223 error
+  var _write_err235 error
   args := THBaseServiceGetAllRegionLocationsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11542,21 +11647,21 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc224 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
+      _exc236 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getAllRegionLocations: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err223 = thrift.WrapTException(err2)
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := _exc224.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
-        _write_err223 = thrift.WrapTException(err2)
+      if err2 := _exc236.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
-        _write_err223 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
-        _write_err223 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
+        _write_err235 = thrift.WrapTException(err2)
       }
-      if _write_err223 != nil {
-        return false, thrift.WrapTException(_write_err223)
+      if _write_err235 != nil {
+        return false, thrift.WrapTException(_write_err235)
       }
       return true, err
     }
@@ -11565,19 +11670,19 @@ func (p *tHBaseServiceProcessorGetAllRegionLocations) Process(ctx context.Contex
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getAllRegionLocations", thrift.REPLY, seqId); err2 != nil {
-    _write_err223 = thrift.WrapTException(err2)
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err223 == nil && err2 != nil {
-    _write_err223 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err223 == nil && err2 != nil {
-    _write_err223 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err223 == nil && err2 != nil {
-    _write_err223 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
+    _write_err235 = thrift.WrapTException(err2)
   }
-  if _write_err223 != nil {
-    return false, thrift.WrapTException(_write_err223)
+  if _write_err235 != nil {
+    return false, thrift.WrapTException(_write_err235)
   }
   return true, err
 }
@@ -11587,7 +11692,7 @@ type tHBaseServiceProcessorCheckAndMutate struct {
 }
 
 func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err225 error
+  var _write_err237 error
   args := THBaseServiceCheckAndMutateArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11637,21 +11742,21 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc226 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
+      _exc238 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing checkAndMutate: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err225 = thrift.WrapTException(err2)
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := _exc226.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
-        _write_err225 = thrift.WrapTException(err2)
+      if err2 := _exc238.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
-        _write_err225 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
-        _write_err225 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
+        _write_err237 = thrift.WrapTException(err2)
       }
-      if _write_err225 != nil {
-        return false, thrift.WrapTException(_write_err225)
+      if _write_err237 != nil {
+        return false, thrift.WrapTException(_write_err237)
       }
       return true, err
     }
@@ -11660,19 +11765,19 @@ func (p *tHBaseServiceProcessorCheckAndMutate) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "checkAndMutate", thrift.REPLY, seqId); err2 != nil {
-    _write_err225 = thrift.WrapTException(err2)
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err225 == nil && err2 != nil {
-    _write_err225 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err225 == nil && err2 != nil {
-    _write_err225 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err225 == nil && err2 != nil {
-    _write_err225 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
+    _write_err237 = thrift.WrapTException(err2)
   }
-  if _write_err225 != nil {
-    return false, thrift.WrapTException(_write_err225)
+  if _write_err237 != nil {
+    return false, thrift.WrapTException(_write_err237)
   }
   return true, err
 }
@@ -11682,7 +11787,7 @@ type tHBaseServiceProcessorGetTableDescriptor struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err227 error
+  var _write_err239 error
   args := THBaseServiceGetTableDescriptorArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11732,21 +11837,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc228 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
+      _exc240 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptor: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err227 = thrift.WrapTException(err2)
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := _exc228.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
-        _write_err227 = thrift.WrapTException(err2)
+      if err2 := _exc240.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
-        _write_err227 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
-        _write_err227 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
+        _write_err239 = thrift.WrapTException(err2)
       }
-      if _write_err227 != nil {
-        return false, thrift.WrapTException(_write_err227)
+      if _write_err239 != nil {
+        return false, thrift.WrapTException(_write_err239)
       }
       return true, err
     }
@@ -11755,19 +11860,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptor) Process(ctx context.Context, 
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptor", thrift.REPLY, seqId); err2 != nil {
-    _write_err227 = thrift.WrapTException(err2)
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err227 == nil && err2 != nil {
-    _write_err227 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err227 == nil && err2 != nil {
-    _write_err227 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err227 == nil && err2 != nil {
-    _write_err227 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
+    _write_err239 = thrift.WrapTException(err2)
   }
-  if _write_err227 != nil {
-    return false, thrift.WrapTException(_write_err227)
+  if _write_err239 != nil {
+    return false, thrift.WrapTException(_write_err239)
   }
   return true, err
 }
@@ -11777,7 +11882,7 @@ type tHBaseServiceProcessorGetTableDescriptors struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err229 error
+  var _write_err241 error
   args := THBaseServiceGetTableDescriptorsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11827,21 +11932,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc230 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
+      _exc242 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptors: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err229 = thrift.WrapTException(err2)
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := _exc230.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
-        _write_err229 = thrift.WrapTException(err2)
+      if err2 := _exc242.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
-        _write_err229 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
-        _write_err229 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
+        _write_err241 = thrift.WrapTException(err2)
       }
-      if _write_err229 != nil {
-        return false, thrift.WrapTException(_write_err229)
+      if _write_err241 != nil {
+        return false, thrift.WrapTException(_write_err241)
       }
       return true, err
     }
@@ -11850,19 +11955,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptors) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptors", thrift.REPLY, seqId); err2 != nil {
-    _write_err229 = thrift.WrapTException(err2)
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err229 == nil && err2 != nil {
-    _write_err229 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err229 == nil && err2 != nil {
-    _write_err229 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err229 == nil && err2 != nil {
-    _write_err229 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
+    _write_err241 = thrift.WrapTException(err2)
   }
-  if _write_err229 != nil {
-    return false, thrift.WrapTException(_write_err229)
+  if _write_err241 != nil {
+    return false, thrift.WrapTException(_write_err241)
   }
   return true, err
 }
@@ -11872,7 +11977,7 @@ type tHBaseServiceProcessorTableExists struct {
 }
 
 func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err231 error
+  var _write_err243 error
   args := THBaseServiceTableExistsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -11922,21 +12027,21 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc232 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
+      _exc244 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing tableExists: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err231 = thrift.WrapTException(err2)
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := _exc232.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
-        _write_err231 = thrift.WrapTException(err2)
+      if err2 := _exc244.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
-        _write_err231 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
-        _write_err231 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
+        _write_err243 = thrift.WrapTException(err2)
       }
-      if _write_err231 != nil {
-        return false, thrift.WrapTException(_write_err231)
+      if _write_err243 != nil {
+        return false, thrift.WrapTException(_write_err243)
       }
       return true, err
     }
@@ -11945,19 +12050,19 @@ func (p *tHBaseServiceProcessorTableExists) Process(ctx context.Context, seqId i
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "tableExists", thrift.REPLY, seqId); err2 != nil {
-    _write_err231 = thrift.WrapTException(err2)
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err231 == nil && err2 != nil {
-    _write_err231 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err231 == nil && err2 != nil {
-    _write_err231 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err231 == nil && err2 != nil {
-    _write_err231 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
+    _write_err243 = thrift.WrapTException(err2)
   }
-  if _write_err231 != nil {
-    return false, thrift.WrapTException(_write_err231)
+  if _write_err243 != nil {
+    return false, thrift.WrapTException(_write_err243)
   }
   return true, err
 }
@@ -11967,7 +12072,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err233 error
+  var _write_err245 error
   args := THBaseServiceGetTableDescriptorsByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12017,21 +12122,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc234 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
+      _exc246 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err233 = thrift.WrapTException(err2)
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := _exc234.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
-        _write_err233 = thrift.WrapTException(err2)
+      if err2 := _exc246.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
-        _write_err233 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
-        _write_err233 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
+        _write_err245 = thrift.WrapTException(err2)
       }
-      if _write_err233 != nil {
-        return false, thrift.WrapTException(_write_err233)
+      if _write_err245 != nil {
+        return false, thrift.WrapTException(_write_err245)
       }
       return true, err
     }
@@ -12040,19 +12145,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByPattern) Process(ctx context
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err233 = thrift.WrapTException(err2)
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err233 == nil && err2 != nil {
-    _write_err233 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err233 == nil && err2 != nil {
-    _write_err233 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err233 == nil && err2 != nil {
-    _write_err233 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
+    _write_err245 = thrift.WrapTException(err2)
   }
-  if _write_err233 != nil {
-    return false, thrift.WrapTException(_write_err233)
+  if _write_err245 != nil {
+    return false, thrift.WrapTException(_write_err245)
   }
   return true, err
 }
@@ -12062,7 +12167,7 @@ type tHBaseServiceProcessorGetTableDescriptorsByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err235 error
+  var _write_err247 error
   args := THBaseServiceGetTableDescriptorsByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12112,21 +12217,21 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc236 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
+      _exc248 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableDescriptorsByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err235 = thrift.WrapTException(err2)
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := _exc236.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
-        _write_err235 = thrift.WrapTException(err2)
+      if err2 := _exc248.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
-        _write_err235 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
-        _write_err235 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
+        _write_err247 = thrift.WrapTException(err2)
       }
-      if _write_err235 != nil {
-        return false, thrift.WrapTException(_write_err235)
+      if _write_err247 != nil {
+        return false, thrift.WrapTException(_write_err247)
       }
       return true, err
     }
@@ -12135,19 +12240,19 @@ func (p *tHBaseServiceProcessorGetTableDescriptorsByNamespace) Process(ctx conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableDescriptorsByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err235 = thrift.WrapTException(err2)
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err235 == nil && err2 != nil {
-    _write_err235 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err235 == nil && err2 != nil {
-    _write_err235 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err235 == nil && err2 != nil {
-    _write_err235 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
+    _write_err247 = thrift.WrapTException(err2)
   }
-  if _write_err235 != nil {
-    return false, thrift.WrapTException(_write_err235)
+  if _write_err247 != nil {
+    return false, thrift.WrapTException(_write_err247)
   }
   return true, err
 }
@@ -12157,7 +12262,7 @@ type tHBaseServiceProcessorGetTableNamesByPattern struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err237 error
+  var _write_err249 error
   args := THBaseServiceGetTableNamesByPatternArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12207,21 +12312,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc238 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
+      _exc250 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByPattern: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err237 = thrift.WrapTException(err2)
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := _exc238.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
-        _write_err237 = thrift.WrapTException(err2)
+      if err2 := _exc250.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
-        _write_err237 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
-        _write_err237 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
+        _write_err249 = thrift.WrapTException(err2)
       }
-      if _write_err237 != nil {
-        return false, thrift.WrapTException(_write_err237)
+      if _write_err249 != nil {
+        return false, thrift.WrapTException(_write_err249)
       }
       return true, err
     }
@@ -12230,19 +12335,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByPattern) Process(ctx context.Conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByPattern", thrift.REPLY, seqId); err2 != nil {
-    _write_err237 = thrift.WrapTException(err2)
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err237 == nil && err2 != nil {
-    _write_err237 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err237 == nil && err2 != nil {
-    _write_err237 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err237 == nil && err2 != nil {
-    _write_err237 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
+    _write_err249 = thrift.WrapTException(err2)
   }
-  if _write_err237 != nil {
-    return false, thrift.WrapTException(_write_err237)
+  if _write_err249 != nil {
+    return false, thrift.WrapTException(_write_err249)
   }
   return true, err
 }
@@ -12252,7 +12357,7 @@ type tHBaseServiceProcessorGetTableNamesByNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err239 error
+  var _write_err251 error
   args := THBaseServiceGetTableNamesByNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12302,21 +12407,21 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc240 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
+      _exc252 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getTableNamesByNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err239 = thrift.WrapTException(err2)
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := _exc240.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
-        _write_err239 = thrift.WrapTException(err2)
+      if err2 := _exc252.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
-        _write_err239 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
-        _write_err239 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
+        _write_err251 = thrift.WrapTException(err2)
       }
-      if _write_err239 != nil {
-        return false, thrift.WrapTException(_write_err239)
+      if _write_err251 != nil {
+        return false, thrift.WrapTException(_write_err251)
       }
       return true, err
     }
@@ -12325,19 +12430,19 @@ func (p *tHBaseServiceProcessorGetTableNamesByNamespace) Process(ctx context.Con
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getTableNamesByNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err239 = thrift.WrapTException(err2)
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err239 == nil && err2 != nil {
-    _write_err239 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err239 == nil && err2 != nil {
-    _write_err239 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err239 == nil && err2 != nil {
-    _write_err239 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
+    _write_err251 = thrift.WrapTException(err2)
   }
-  if _write_err239 != nil {
-    return false, thrift.WrapTException(_write_err239)
+  if _write_err251 != nil {
+    return false, thrift.WrapTException(_write_err251)
   }
   return true, err
 }
@@ -12347,7 +12452,7 @@ type tHBaseServiceProcessorCreateTable struct {
 }
 
 func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err241 error
+  var _write_err253 error
   args := THBaseServiceCreateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12397,40 +12502,40 @@ func (p *tHBaseServiceProcessorCreateTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc242 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
+      _exc254 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err241 = thrift.WrapTException(err2)
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := _exc242.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
-        _write_err241 = thrift.WrapTException(err2)
+      if err2 := _exc254.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
-        _write_err241 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
-        _write_err241 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
+        _write_err253 = thrift.WrapTException(err2)
       }
-      if _write_err241 != nil {
-        return false, thrift.WrapTException(_write_err241)
+      if _write_err253 != nil {
+        return false, thrift.WrapTException(_write_err253)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "createTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err241 = thrift.WrapTException(err2)
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err241 == nil && err2 != nil {
-    _write_err241 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err241 == nil && err2 != nil {
-    _write_err241 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err241 == nil && err2 != nil {
-    _write_err241 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
+    _write_err253 = thrift.WrapTException(err2)
   }
-  if _write_err241 != nil {
-    return false, thrift.WrapTException(_write_err241)
+  if _write_err253 != nil {
+    return false, thrift.WrapTException(_write_err253)
   }
   return true, err
 }
@@ -12440,7 +12545,7 @@ type tHBaseServiceProcessorDeleteTable struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err243 error
+  var _write_err255 error
   args := THBaseServiceDeleteTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12490,40 +12595,40 @@ func (p *tHBaseServiceProcessorDeleteTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc244 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
+      _exc256 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err243 = thrift.WrapTException(err2)
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := _exc244.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
-        _write_err243 = thrift.WrapTException(err2)
+      if err2 := _exc256.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
-        _write_err243 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
-        _write_err243 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
+        _write_err255 = thrift.WrapTException(err2)
       }
-      if _write_err243 != nil {
-        return false, thrift.WrapTException(_write_err243)
+      if _write_err255 != nil {
+        return false, thrift.WrapTException(_write_err255)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err243 = thrift.WrapTException(err2)
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err243 == nil && err2 != nil {
-    _write_err243 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err243 == nil && err2 != nil {
-    _write_err243 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err243 == nil && err2 != nil {
-    _write_err243 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
+    _write_err255 = thrift.WrapTException(err2)
   }
-  if _write_err243 != nil {
-    return false, thrift.WrapTException(_write_err243)
+  if _write_err255 != nil {
+    return false, thrift.WrapTException(_write_err255)
   }
   return true, err
 }
@@ -12533,7 +12638,7 @@ type tHBaseServiceProcessorTruncateTable struct {
 }
 
 func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err245 error
+  var _write_err257 error
   args := THBaseServiceTruncateTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12583,40 +12688,40 @@ func (p *tHBaseServiceProcessorTruncateTable) Process(ctx context.Context, seqId
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc246 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
+      _exc258 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing truncateTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err245 = thrift.WrapTException(err2)
+        _write_err257 = thrift.WrapTException(err2)
       }
-      if err2 := _exc246.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
-        _write_err245 = thrift.WrapTException(err2)
+      if err2 := _exc258.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
-        _write_err245 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
-        _write_err245 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
+        _write_err257 = thrift.WrapTException(err2)
       }
-      if _write_err245 != nil {
-        return false, thrift.WrapTException(_write_err245)
+      if _write_err257 != nil {
+        return false, thrift.WrapTException(_write_err257)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "truncateTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err245 = thrift.WrapTException(err2)
+    _write_err257 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err245 == nil && err2 != nil {
-    _write_err245 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err245 == nil && err2 != nil {
-    _write_err245 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err245 == nil && err2 != nil {
-    _write_err245 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
+    _write_err257 = thrift.WrapTException(err2)
   }
-  if _write_err245 != nil {
-    return false, thrift.WrapTException(_write_err245)
+  if _write_err257 != nil {
+    return false, thrift.WrapTException(_write_err257)
   }
   return true, err
 }
@@ -12626,7 +12731,7 @@ type tHBaseServiceProcessorEnableTable struct {
 }
 
 func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err247 error
+  var _write_err259 error
   args := THBaseServiceEnableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12676,40 +12781,40 @@ func (p *tHBaseServiceProcessorEnableTable) Process(ctx context.Context, seqId i
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc248 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
+      _exc260 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing enableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err247 = thrift.WrapTException(err2)
+        _write_err259 = thrift.WrapTException(err2)
       }
-      if err2 := _exc248.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
-        _write_err247 = thrift.WrapTException(err2)
+      if err2 := _exc260.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
-        _write_err247 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
-        _write_err247 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
+        _write_err259 = thrift.WrapTException(err2)
       }
-      if _write_err247 != nil {
-        return false, thrift.WrapTException(_write_err247)
+      if _write_err259 != nil {
+        return false, thrift.WrapTException(_write_err259)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "enableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err247 = thrift.WrapTException(err2)
+    _write_err259 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err247 == nil && err2 != nil {
-    _write_err247 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err247 == nil && err2 != nil {
-    _write_err247 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err247 == nil && err2 != nil {
-    _write_err247 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
+    _write_err259 = thrift.WrapTException(err2)
   }
-  if _write_err247 != nil {
-    return false, thrift.WrapTException(_write_err247)
+  if _write_err259 != nil {
+    return false, thrift.WrapTException(_write_err259)
   }
   return true, err
 }
@@ -12719,7 +12824,7 @@ type tHBaseServiceProcessorDisableTable struct {
 }
 
 func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err249 error
+  var _write_err261 error
   args := THBaseServiceDisableTableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12769,40 +12874,40 @@ func (p *tHBaseServiceProcessorDisableTable) Process(ctx context.Context, seqId 
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc250 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
+      _exc262 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing disableTable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err249 = thrift.WrapTException(err2)
+        _write_err261 = thrift.WrapTException(err2)
       }
-      if err2 := _exc250.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
-        _write_err249 = thrift.WrapTException(err2)
+      if err2 := _exc262.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
-        _write_err249 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
-        _write_err249 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
+        _write_err261 = thrift.WrapTException(err2)
       }
-      if _write_err249 != nil {
-        return false, thrift.WrapTException(_write_err249)
+      if _write_err261 != nil {
+        return false, thrift.WrapTException(_write_err261)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "disableTable", thrift.REPLY, seqId); err2 != nil {
-    _write_err249 = thrift.WrapTException(err2)
+    _write_err261 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err249 == nil && err2 != nil {
-    _write_err249 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err249 == nil && err2 != nil {
-    _write_err249 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err249 == nil && err2 != nil {
-    _write_err249 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
+    _write_err261 = thrift.WrapTException(err2)
   }
-  if _write_err249 != nil {
-    return false, thrift.WrapTException(_write_err249)
+  if _write_err261 != nil {
+    return false, thrift.WrapTException(_write_err261)
   }
   return true, err
 }
@@ -12812,7 +12917,7 @@ type tHBaseServiceProcessorIsTableEnabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err251 error
+  var _write_err263 error
   args := THBaseServiceIsTableEnabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12862,21 +12967,21 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc252 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
+      _exc264 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableEnabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err251 = thrift.WrapTException(err2)
+        _write_err263 = thrift.WrapTException(err2)
       }
-      if err2 := _exc252.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
-        _write_err251 = thrift.WrapTException(err2)
+      if err2 := _exc264.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
-        _write_err251 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
-        _write_err251 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
+        _write_err263 = thrift.WrapTException(err2)
       }
-      if _write_err251 != nil {
-        return false, thrift.WrapTException(_write_err251)
+      if _write_err263 != nil {
+        return false, thrift.WrapTException(_write_err263)
       }
       return true, err
     }
@@ -12885,19 +12990,19 @@ func (p *tHBaseServiceProcessorIsTableEnabled) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableEnabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err251 = thrift.WrapTException(err2)
+    _write_err263 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err251 == nil && err2 != nil {
-    _write_err251 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err251 == nil && err2 != nil {
-    _write_err251 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err251 == nil && err2 != nil {
-    _write_err251 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
+    _write_err263 = thrift.WrapTException(err2)
   }
-  if _write_err251 != nil {
-    return false, thrift.WrapTException(_write_err251)
+  if _write_err263 != nil {
+    return false, thrift.WrapTException(_write_err263)
   }
   return true, err
 }
@@ -12907,7 +13012,7 @@ type tHBaseServiceProcessorIsTableDisabled struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err253 error
+  var _write_err265 error
   args := THBaseServiceIsTableDisabledArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -12957,21 +13062,21 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc254 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
+      _exc266 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableDisabled: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err253 = thrift.WrapTException(err2)
+        _write_err265 = thrift.WrapTException(err2)
       }
-      if err2 := _exc254.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
-        _write_err253 = thrift.WrapTException(err2)
+      if err2 := _exc266.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
-        _write_err253 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
-        _write_err253 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
+        _write_err265 = thrift.WrapTException(err2)
       }
-      if _write_err253 != nil {
-        return false, thrift.WrapTException(_write_err253)
+      if _write_err265 != nil {
+        return false, thrift.WrapTException(_write_err265)
       }
       return true, err
     }
@@ -12980,19 +13085,19 @@ func (p *tHBaseServiceProcessorIsTableDisabled) Process(ctx context.Context, seq
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableDisabled", thrift.REPLY, seqId); err2 != nil {
-    _write_err253 = thrift.WrapTException(err2)
+    _write_err265 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err253 == nil && err2 != nil {
-    _write_err253 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err253 == nil && err2 != nil {
-    _write_err253 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err253 == nil && err2 != nil {
-    _write_err253 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
+    _write_err265 = thrift.WrapTException(err2)
   }
-  if _write_err253 != nil {
-    return false, thrift.WrapTException(_write_err253)
+  if _write_err265 != nil {
+    return false, thrift.WrapTException(_write_err265)
   }
   return true, err
 }
@@ -13002,7 +13107,7 @@ type tHBaseServiceProcessorIsTableAvailable struct {
 }
 
 func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err255 error
+  var _write_err267 error
   args := THBaseServiceIsTableAvailableArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13052,21 +13157,21 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc256 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
+      _exc268 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing isTableAvailable: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err255 = thrift.WrapTException(err2)
+        _write_err267 = thrift.WrapTException(err2)
       }
-      if err2 := _exc256.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
-        _write_err255 = thrift.WrapTException(err2)
+      if err2 := _exc268.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
-        _write_err255 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
-        _write_err255 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
+        _write_err267 = thrift.WrapTException(err2)
       }
-      if _write_err255 != nil {
-        return false, thrift.WrapTException(_write_err255)
+      if _write_err267 != nil {
+        return false, thrift.WrapTException(_write_err267)
       }
       return true, err
     }
@@ -13075,19 +13180,19 @@ func (p *tHBaseServiceProcessorIsTableAvailable) Process(ctx context.Context, se
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "isTableAvailable", thrift.REPLY, seqId); err2 != nil {
-    _write_err255 = thrift.WrapTException(err2)
+    _write_err267 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err255 == nil && err2 != nil {
-    _write_err255 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err255 == nil && err2 != nil {
-    _write_err255 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err255 == nil && err2 != nil {
-    _write_err255 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
+    _write_err267 = thrift.WrapTException(err2)
   }
-  if _write_err255 != nil {
-    return false, thrift.WrapTException(_write_err255)
+  if _write_err267 != nil {
+    return false, thrift.WrapTException(_write_err267)
   }
   return true, err
 }
@@ -13097,7 +13202,7 @@ type tHBaseServiceProcessorCreateNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorCreateNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err257 error
+  var _write_err269 error
   args := THBaseServiceCreateNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13147,40 +13252,40 @@ func (p *tHBaseServiceProcessorCreateNamespace) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc258 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createNamespace: " + err2.Error())
+      _exc270 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing createNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "createNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err257 = thrift.WrapTException(err2)
+        _write_err269 = thrift.WrapTException(err2)
       }
-      if err2 := _exc258.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
-        _write_err257 = thrift.WrapTException(err2)
+      if err2 := _exc270.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
+        _write_err269 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
-        _write_err257 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
+        _write_err269 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
-        _write_err257 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
+        _write_err269 = thrift.WrapTException(err2)
       }
-      if _write_err257 != nil {
-        return false, thrift.WrapTException(_write_err257)
+      if _write_err269 != nil {
+        return false, thrift.WrapTException(_write_err269)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "createNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err257 = thrift.WrapTException(err2)
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err257 == nil && err2 != nil {
-    _write_err257 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err257 == nil && err2 != nil {
-    _write_err257 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err257 == nil && err2 != nil {
-    _write_err257 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
+    _write_err269 = thrift.WrapTException(err2)
   }
-  if _write_err257 != nil {
-    return false, thrift.WrapTException(_write_err257)
+  if _write_err269 != nil {
+    return false, thrift.WrapTException(_write_err269)
   }
   return true, err
 }
@@ -13190,7 +13295,7 @@ type tHBaseServiceProcessorModifyNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorModifyNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err259 error
+  var _write_err271 error
   args := THBaseServiceModifyNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13240,40 +13345,40 @@ func (p *tHBaseServiceProcessorModifyNamespace) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc260 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyNamespace: " + err2.Error())
+      _exc272 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "modifyNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err259 = thrift.WrapTException(err2)
+        _write_err271 = thrift.WrapTException(err2)
       }
-      if err2 := _exc260.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
-        _write_err259 = thrift.WrapTException(err2)
+      if err2 := _exc272.Write(ctx, oprot); _write_err271 == nil && err2 != nil {
+        _write_err271 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
-        _write_err259 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err271 == nil && err2 != nil {
+        _write_err271 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
-        _write_err259 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err271 == nil && err2 != nil {
+        _write_err271 = thrift.WrapTException(err2)
       }
-      if _write_err259 != nil {
-        return false, thrift.WrapTException(_write_err259)
+      if _write_err271 != nil {
+        return false, thrift.WrapTException(_write_err271)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "modifyNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err259 = thrift.WrapTException(err2)
+    _write_err271 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err259 == nil && err2 != nil {
-    _write_err259 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err271 == nil && err2 != nil {
+    _write_err271 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err259 == nil && err2 != nil {
-    _write_err259 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err271 == nil && err2 != nil {
+    _write_err271 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err259 == nil && err2 != nil {
-    _write_err259 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err271 == nil && err2 != nil {
+    _write_err271 = thrift.WrapTException(err2)
   }
-  if _write_err259 != nil {
-    return false, thrift.WrapTException(_write_err259)
+  if _write_err271 != nil {
+    return false, thrift.WrapTException(_write_err271)
   }
   return true, err
 }
@@ -13283,7 +13388,7 @@ type tHBaseServiceProcessorDeleteNamespace struct {
 }
 
 func (p *tHBaseServiceProcessorDeleteNamespace) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err261 error
+  var _write_err273 error
   args := THBaseServiceDeleteNamespaceArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13333,40 +13438,40 @@ func (p *tHBaseServiceProcessorDeleteNamespace) Process(ctx context.Context, seq
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc262 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteNamespace: " + err2.Error())
+      _exc274 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteNamespace: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "deleteNamespace", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err261 = thrift.WrapTException(err2)
+        _write_err273 = thrift.WrapTException(err2)
       }
-      if err2 := _exc262.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
-        _write_err261 = thrift.WrapTException(err2)
+      if err2 := _exc274.Write(ctx, oprot); _write_err273 == nil && err2 != nil {
+        _write_err273 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
-        _write_err261 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err273 == nil && err2 != nil {
+        _write_err273 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
-        _write_err261 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err273 == nil && err2 != nil {
+        _write_err273 = thrift.WrapTException(err2)
       }
-      if _write_err261 != nil {
-        return false, thrift.WrapTException(_write_err261)
+      if _write_err273 != nil {
+        return false, thrift.WrapTException(_write_err273)
       }
       return true, err
     }
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "deleteNamespace", thrift.REPLY, seqId); err2 != nil {
-    _write_err261 = thrift.WrapTException(err2)
+    _write_err273 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err261 == nil && err2 != nil {
-    _write_err261 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err273 == nil && err2 != nil {
+    _write_err273 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err261 == nil && err2 != nil {
-    _write_err261 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err273 == nil && err2 != nil {
+    _write_err273 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err261 == nil && err2 != nil {
-    _write_err261 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err273 == nil && err2 != nil {
+    _write_err273 = thrift.WrapTException(err2)
   }
-  if _write_err261 != nil {
-    return false, thrift.WrapTException(_write_err261)
+  if _write_err273 != nil {
+    return false, thrift.WrapTException(_write_err273)
   }
   return true, err
 }
@@ -13376,7 +13481,7 @@ type tHBaseServiceProcessorGetNamespaceDescriptor struct {
 }
 
 func (p *tHBaseServiceProcessorGetNamespaceDescriptor) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err263 error
+  var _write_err275 error
   args := THBaseServiceGetNamespaceDescriptorArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13426,21 +13531,21 @@ func (p *tHBaseServiceProcessorGetNamespaceDescriptor) Process(ctx context.Conte
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc264 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getNamespaceDescriptor: " + err2.Error())
+      _exc276 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getNamespaceDescriptor: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "getNamespaceDescriptor", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err263 = thrift.WrapTException(err2)
+        _write_err275 = thrift.WrapTException(err2)
       }
-      if err2 := _exc264.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
-        _write_err263 = thrift.WrapTException(err2)
+      if err2 := _exc276.Write(ctx, oprot); _write_err275 == nil && err2 != nil {
+        _write_err275 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
-        _write_err263 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err275 == nil && err2 != nil {
+        _write_err275 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
-        _write_err263 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err275 == nil && err2 != nil {
+        _write_err275 = thrift.WrapTException(err2)
       }
-      if _write_err263 != nil {
-        return false, thrift.WrapTException(_write_err263)
+      if _write_err275 != nil {
+        return false, thrift.WrapTException(_write_err275)
       }
       return true, err
     }
@@ -13449,19 +13554,19 @@ func (p *tHBaseServiceProcessorGetNamespaceDescriptor) Process(ctx context.Conte
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getNamespaceDescriptor", thrift.REPLY, seqId); err2 != nil {
-    _write_err263 = thrift.WrapTException(err2)
+    _write_err275 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err263 == nil && err2 != nil {
-    _write_err263 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err275 == nil && err2 != nil {
+    _write_err275 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err263 == nil && err2 != nil {
-    _write_err263 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err275 == nil && err2 != nil {
+    _write_err275 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err263 == nil && err2 != nil {
-    _write_err263 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err275 == nil && err2 != nil {
+    _write_err275 = thrift.WrapTException(err2)
   }
-  if _write_err263 != nil {
-    return false, thrift.WrapTException(_write_err263)
+  if _write_err275 != nil {
+    return false, thrift.WrapTException(_write_err275)
   }
   return true, err
 }
@@ -13471,7 +13576,7 @@ type tHBaseServiceProcessorListNamespaceDescriptors struct {
 }
 
 func (p *tHBaseServiceProcessorListNamespaceDescriptors) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err265 error
+  var _write_err277 error
   args := THBaseServiceListNamespaceDescriptorsArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13521,21 +13626,21 @@ func (p *tHBaseServiceProcessorListNamespaceDescriptors) Process(ctx context.Con
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc266 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaceDescriptors: " + err2.Error())
+      _exc278 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaceDescriptors: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "listNamespaceDescriptors", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err265 = thrift.WrapTException(err2)
+        _write_err277 = thrift.WrapTException(err2)
       }
-      if err2 := _exc266.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
-        _write_err265 = thrift.WrapTException(err2)
+      if err2 := _exc278.Write(ctx, oprot); _write_err277 == nil && err2 != nil {
+        _write_err277 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
-        _write_err265 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err277 == nil && err2 != nil {
+        _write_err277 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
-        _write_err265 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err277 == nil && err2 != nil {
+        _write_err277 = thrift.WrapTException(err2)
       }
-      if _write_err265 != nil {
-        return false, thrift.WrapTException(_write_err265)
+      if _write_err277 != nil {
+        return false, thrift.WrapTException(_write_err277)
       }
       return true, err
     }
@@ -13544,19 +13649,19 @@ func (p *tHBaseServiceProcessorListNamespaceDescriptors) Process(ctx context.Con
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "listNamespaceDescriptors", thrift.REPLY, seqId); err2 != nil {
-    _write_err265 = thrift.WrapTException(err2)
+    _write_err277 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err265 == nil && err2 != nil {
-    _write_err265 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err277 == nil && err2 != nil {
+    _write_err277 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err265 == nil && err2 != nil {
-    _write_err265 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err277 == nil && err2 != nil {
+    _write_err277 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err265 == nil && err2 != nil {
-    _write_err265 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err277 == nil && err2 != nil {
+    _write_err277 = thrift.WrapTException(err2)
   }
-  if _write_err265 != nil {
-    return false, thrift.WrapTException(_write_err265)
+  if _write_err277 != nil {
+    return false, thrift.WrapTException(_write_err277)
   }
   return true, err
 }
@@ -13566,7 +13671,7 @@ type tHBaseServiceProcessorListNamespaces struct {
 }
 
 func (p *tHBaseServiceProcessorListNamespaces) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err267 error
+  var _write_err279 error
   args := THBaseServiceListNamespacesArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13616,21 +13721,21 @@ func (p *tHBaseServiceProcessorListNamespaces) Process(ctx context.Context, seqI
       if errors.Is(err2, thrift.ErrAbandonRequest) {
         return false, thrift.WrapTException(err2)
       }
-      _exc268 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaces: " + err2.Error())
+      _exc280 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing listNamespaces: " + err2.Error())
       if err2 := oprot.WriteMessageBegin(ctx, "listNamespaces", thrift.EXCEPTION, seqId); err2 != nil {
-        _write_err267 = thrift.WrapTException(err2)
+        _write_err279 = thrift.WrapTException(err2)
       }
-      if err2 := _exc268.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
-        _write_err267 = thrift.WrapTException(err2)
+      if err2 := _exc280.Write(ctx, oprot); _write_err279 == nil && err2 != nil {
+        _write_err279 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
-        _write_err267 = thrift.WrapTException(err2)
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err279 == nil && err2 != nil {
+        _write_err279 = thrift.WrapTException(err2)
       }
-      if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
-        _write_err267 = thrift.WrapTException(err2)
+      if err2 := oprot.Flush(ctx); _write_err279 == nil && err2 != nil {
+        _write_err279 = thrift.WrapTException(err2)
       }
-      if _write_err267 != nil {
-        return false, thrift.WrapTException(_write_err267)
+      if _write_err279 != nil {
+        return false, thrift.WrapTException(_write_err279)
       }
       return true, err
     }
@@ -13639,19 +13744,391 @@ func (p *tHBaseServiceProcessorListNamespaces) Process(ctx context.Context, seqI
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "listNamespaces", thrift.REPLY, seqId); err2 != nil {
-    _write_err267 = thrift.WrapTException(err2)
+    _write_err279 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err267 == nil && err2 != nil {
-    _write_err267 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err279 == nil && err2 != nil {
+    _write_err279 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err267 == nil && err2 != nil {
-    _write_err267 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err279 == nil && err2 != nil {
+    _write_err279 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err267 == nil && err2 != nil {
-    _write_err267 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err279 == nil && err2 != nil {
+    _write_err279 = thrift.WrapTException(err2)
   }
-  if _write_err267 != nil {
-    return false, thrift.WrapTException(_write_err267)
+  if _write_err279 != nil {
+    return false, thrift.WrapTException(_write_err279)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorAddColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorAddColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err281 error
+  args := THBaseServiceAddColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceAddColumnFamilyResult{}
+  if err2 := p.handler.AddColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc282 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing addColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err281 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc282.Write(ctx, oprot); _write_err281 == nil && err2 != nil {
+        _write_err281 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err281 == nil && err2 != nil {
+        _write_err281 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err281 == nil && err2 != nil {
+        _write_err281 = thrift.WrapTException(err2)
+      }
+      if _write_err281 != nil {
+        return false, thrift.WrapTException(_write_err281)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "addColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err281 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err281 == nil && err2 != nil {
+    _write_err281 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err281 == nil && err2 != nil {
+    _write_err281 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err281 == nil && err2 != nil {
+    _write_err281 = thrift.WrapTException(err2)
+  }
+  if _write_err281 != nil {
+    return false, thrift.WrapTException(_write_err281)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorDeleteColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorDeleteColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err283 error
+  args := THBaseServiceDeleteColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceDeleteColumnFamilyResult{}
+  if err2 := p.handler.DeleteColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc284 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing deleteColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err283 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc284.Write(ctx, oprot); _write_err283 == nil && err2 != nil {
+        _write_err283 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err283 == nil && err2 != nil {
+        _write_err283 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err283 == nil && err2 != nil {
+        _write_err283 = thrift.WrapTException(err2)
+      }
+      if _write_err283 != nil {
+        return false, thrift.WrapTException(_write_err283)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "deleteColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err283 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err283 == nil && err2 != nil {
+    _write_err283 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err283 == nil && err2 != nil {
+    _write_err283 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err283 == nil && err2 != nil {
+    _write_err283 = thrift.WrapTException(err2)
+  }
+  if _write_err283 != nil {
+    return false, thrift.WrapTException(_write_err283)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorModifyColumnFamily struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorModifyColumnFamily) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err285 error
+  args := THBaseServiceModifyColumnFamilyArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceModifyColumnFamilyResult{}
+  if err2 := p.handler.ModifyColumnFamily(ctx, args.TableName, args.Column); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc286 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyColumnFamily: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err285 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc286.Write(ctx, oprot); _write_err285 == nil && err2 != nil {
+        _write_err285 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err285 == nil && err2 != nil {
+        _write_err285 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err285 == nil && err2 != nil {
+        _write_err285 = thrift.WrapTException(err2)
+      }
+      if _write_err285 != nil {
+        return false, thrift.WrapTException(_write_err285)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "modifyColumnFamily", thrift.REPLY, seqId); err2 != nil {
+    _write_err285 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err285 == nil && err2 != nil {
+    _write_err285 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err285 == nil && err2 != nil {
+    _write_err285 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err285 == nil && err2 != nil {
+    _write_err285 = thrift.WrapTException(err2)
+  }
+  if _write_err285 != nil {
+    return false, thrift.WrapTException(_write_err285)
+  }
+  return true, err
+}
+
+type tHBaseServiceProcessorModifyTable struct {
+  handler THBaseService
+}
+
+func (p *tHBaseServiceProcessorModifyTable) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
+  var _write_err287 error
+  args := THBaseServiceModifyTableArgs{}
+  if err2 := args.Read(ctx, iprot); err2 != nil {
+    iprot.ReadMessageEnd(ctx)
+    x := thrift.NewTApplicationException(thrift.PROTOCOL_ERROR, err2.Error())
+    oprot.WriteMessageBegin(ctx, "modifyTable", thrift.EXCEPTION, seqId)
+    x.Write(ctx, oprot)
+    oprot.WriteMessageEnd(ctx)
+    oprot.Flush(ctx)
+    return false, thrift.WrapTException(err2)
+  }
+  iprot.ReadMessageEnd(ctx)
+
+  tickerCancel := func() {}
+  // Start a goroutine to do server side connectivity check.
+  if thrift.ServerConnectivityCheckInterval > 0 {
+    var cancel context.CancelFunc
+    ctx, cancel = context.WithCancel(ctx)
+    defer cancel()
+    var tickerCtx context.Context
+    tickerCtx, tickerCancel = context.WithCancel(context.Background())
+    defer tickerCancel()
+    go func(ctx context.Context, cancel context.CancelFunc) {
+      ticker := time.NewTicker(thrift.ServerConnectivityCheckInterval)
+      defer ticker.Stop()
+      for {
+        select {
+        case <-ctx.Done():
+          return
+        case <-ticker.C:
+          if !iprot.Transport().IsOpen() {
+            cancel()
+            return
+          }
+        }
+      }
+    }(tickerCtx, cancel)
+  }
+
+  result := THBaseServiceModifyTableResult{}
+  if err2 := p.handler.ModifyTable(ctx, args.Desc); err2 != nil {
+    tickerCancel()
+    err = thrift.WrapTException(err2)
+    switch v := err2.(type) {
+    case *TIOError:
+      result.Io = v
+    default:
+      if errors.Is(err2, thrift.ErrAbandonRequest) {
+        return false, thrift.WrapTException(err2)
+      }
+      _exc288 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing modifyTable: " + err2.Error())
+      if err2 := oprot.WriteMessageBegin(ctx, "modifyTable", thrift.EXCEPTION, seqId); err2 != nil {
+        _write_err287 = thrift.WrapTException(err2)
+      }
+      if err2 := _exc288.Write(ctx, oprot); _write_err287 == nil && err2 != nil {
+        _write_err287 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.WriteMessageEnd(ctx); _write_err287 == nil && err2 != nil {
+        _write_err287 = thrift.WrapTException(err2)
+      }
+      if err2 := oprot.Flush(ctx); _write_err287 == nil && err2 != nil {
+        _write_err287 = thrift.WrapTException(err2)
+      }
+      if _write_err287 != nil {
+        return false, thrift.WrapTException(_write_err287)
+      }
+      return true, err
+    }
+  }
+  tickerCancel()
+  if err2 := oprot.WriteMessageBegin(ctx, "modifyTable", thrift.REPLY, seqId); err2 != nil {
+    _write_err287 = thrift.WrapTException(err2)
+  }
+  if err2 := result.Write(ctx, oprot); _write_err287 == nil && err2 != nil {
+    _write_err287 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err287 == nil && err2 != nil {
+    _write_err287 = thrift.WrapTException(err2)
+  }
+  if err2 := oprot.Flush(ctx); _write_err287 == nil && err2 != nil {
+    _write_err287 = thrift.WrapTException(err2)
+  }
+  if _write_err287 != nil {
+    return false, thrift.WrapTException(_write_err287)
   }
   return true, err
 }
@@ -13661,7 +14138,7 @@ type tHBaseServiceProcessorGetThriftServerType struct {
 }
 
 func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context, seqId int32, iprot, oprot thrift.TProtocol) (success bool, err thrift.TException) {
-  var _write_err269 error
+  var _write_err289 error
   args := THBaseServiceGetThriftServerTypeArgs{}
   if err2 := args.Read(ctx, iprot); err2 != nil {
     iprot.ReadMessageEnd(ctx)
@@ -13707,21 +14184,21 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
     if errors.Is(err2, thrift.ErrAbandonRequest) {
       return false, thrift.WrapTException(err2)
     }
-    _exc270 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
+    _exc290 := thrift.NewTApplicationException(thrift.INTERNAL_ERROR, "Internal error processing getThriftServerType: " + err2.Error())
     if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.EXCEPTION, seqId); err2 != nil {
-      _write_err269 = thrift.WrapTException(err2)
+      _write_err289 = thrift.WrapTException(err2)
     }
-    if err2 := _exc270.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
-      _write_err269 = thrift.WrapTException(err2)
+    if err2 := _exc290.Write(ctx, oprot); _write_err289 == nil && err2 != nil {
+      _write_err289 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
-      _write_err269 = thrift.WrapTException(err2)
+    if err2 := oprot.WriteMessageEnd(ctx); _write_err289 == nil && err2 != nil {
+      _write_err289 = thrift.WrapTException(err2)
     }
-    if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
-      _write_err269 = thrift.WrapTException(err2)
+    if err2 := oprot.Flush(ctx); _write_err289 == nil && err2 != nil {
+      _write_err289 = thrift.WrapTException(err2)
     }
-    if _write_err269 != nil {
-      return false, thrift.WrapTException(_write_err269)
+    if _write_err289 != nil {
+      return false, thrift.WrapTException(_write_err289)
     }
     return true, err
   } else {
@@ -13729,19 +14206,19 @@ func (p *tHBaseServiceProcessorGetThriftServerType) Process(ctx context.Context,
   }
   tickerCancel()
   if err2 := oprot.WriteMessageBegin(ctx, "getThriftServerType", thrift.REPLY, seqId); err2 != nil {
-    _write_err269 = thrift.WrapTException(err2)
+    _write_err289 = thrift.WrapTException(err2)
   }
-  if err2 := result.Write(ctx, oprot); _write_err269 == nil && err2 != nil {
-    _write_err269 = thrift.WrapTException(err2)
+  if err2 := result.Write(ctx, oprot); _write_err289 == nil && err2 != nil {
+    _write_err289 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.WriteMessageEnd(ctx); _write_err269 == nil && err2 != nil {
-    _write_err269 = thrift.WrapTException(err2)
+  if err2 := oprot.WriteMessageEnd(ctx); _write_err289 == nil && err2 != nil {
+    _write_err289 = thrift.WrapTException(err2)
   }
-  if err2 := oprot.Flush(ctx); _write_err269 == nil && err2 != nil {
-    _write_err269 = thrift.WrapTException(err2)
+  if err2 := oprot.Flush(ctx); _write_err289 == nil && err2 != nil {
+    _write_err289 = thrift.WrapTException(err2)
   }
-  if _write_err269 != nil {
-    return false, thrift.WrapTException(_write_err269)
+  if _write_err289 != nil {
+    return false, thrift.WrapTException(_write_err289)
   }
   return true, err
 }
@@ -14133,11 +14610,11 @@ func (p *THBaseServiceExistsAllArgs)  ReadField2(ctx context.Context, iprot thri
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem271 := &TGet{}
-    if err := _elem271.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem271), err)
+    _elem291 := &TGet{}
+    if err := _elem291.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem291), err)
     }
-    p.Tgets = append(p.Tgets, _elem271)
+    p.Tgets = append(p.Tgets, _elem291)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14283,13 +14760,13 @@ func (p *THBaseServiceExistsAllResult)  ReadField0(ctx context.Context, iprot th
   tSlice := make([]bool, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-var _elem272 bool
+var _elem292 bool
     if v, err := iprot.ReadBool(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem272 = v
+    _elem292 = v
 }
-    p.Success = append(p.Success, _elem272)
+    p.Success = append(p.Success, _elem292)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14743,11 +15220,11 @@ func (p *THBaseServiceGetMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TGet, 0, size)
   p.Tgets =  tSlice
   for i := 0; i < size; i ++ {
-    _elem273 := &TGet{}
-    if err := _elem273.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem273), err)
+    _elem293 := &TGet{}
+    if err := _elem293.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem293), err)
     }
-    p.Tgets = append(p.Tgets, _elem273)
+    p.Tgets = append(p.Tgets, _elem293)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -14893,11 +15370,11 @@ func (p *THBaseServiceGetMultipleResult)  ReadField0(ctx context.Context, iprot 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem274 := &TResult_{}
-    if err := _elem274.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem274), err)
+    _elem294 := &TResult_{}
+    if err := _elem294.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem294), err)
     }
-    p.Success = append(p.Success, _elem274)
+    p.Success = append(p.Success, _elem294)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -15755,11 +16232,11 @@ func (p *THBaseServicePutMultipleArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([]*TPut, 0, size)
   p.Tputs =  tSlice
   for i := 0; i < size; i ++ {
-    _elem275 := &TPut{}
-    if err := _elem275.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem275), err)
+    _elem295 := &TPut{}
+    if err := _elem295.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem295), err)
     }
-    p.Tputs = append(p.Tputs, _elem275)
+    p.Tputs = append(p.Tputs, _elem295)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -16258,13 +16735,13 @@ func (p *THBaseServiceDeleteMultipleArgs)  ReadField2(ctx context.Context, iprot
   tSlice := make([]*TDelete, 0, size)
   p.Tdeletes =  tSlice
   for i := 0; i < size; i ++ {
-    _elem276 := &TDelete{
+    _elem296 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem276.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem276), err)
+    if err := _elem296.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem296), err)
     }
-    p.Tdeletes = append(p.Tdeletes, _elem276)
+    p.Tdeletes = append(p.Tdeletes, _elem296)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -16410,13 +16887,13 @@ func (p *THBaseServiceDeleteMultipleResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TDelete, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem277 := &TDelete{
+    _elem297 := &TDelete{
     DeleteType: 1,
 }
-    if err := _elem277.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem277), err)
+    if err := _elem297.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem297), err)
     }
-    p.Success = append(p.Success, _elem277)
+    p.Success = append(p.Success, _elem297)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18051,11 +18528,11 @@ func (p *THBaseServiceGetScannerRowsResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem278 := &TResult_{}
-    if err := _elem278.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem278), err)
+    _elem298 := &TResult_{}
+    if err := _elem298.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem298), err)
     }
-    p.Success = append(p.Success, _elem278)
+    p.Success = append(p.Success, _elem298)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -18905,11 +19382,11 @@ func (p *THBaseServiceGetScannerResultsResult)  ReadField0(ctx context.Context, 
   tSlice := make([]*TResult_, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem279 := &TResult_{}
-    if err := _elem279.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem279), err)
+    _elem299 := &TResult_{}
+    if err := _elem299.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem299), err)
     }
-    p.Success = append(p.Success, _elem279)
+    p.Success = append(p.Success, _elem299)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -19482,11 +19959,11 @@ func (p *THBaseServiceGetAllRegionLocationsResult)  ReadField0(ctx context.Conte
   tSlice := make([]*THRegionLocation, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem280 := &THRegionLocation{}
-    if err := _elem280.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem280), err)
+    _elem300 := &THRegionLocation{}
+    if err := _elem300.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem300), err)
     }
-    p.Success = append(p.Success, _elem280)
+    p.Success = append(p.Success, _elem300)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20360,11 +20837,11 @@ func (p *THBaseServiceGetTableDescriptorsArgs)  ReadField1(ctx context.Context, 
   tSlice := make([]*TTableName, 0, size)
   p.Tables =  tSlice
   for i := 0; i < size; i ++ {
-    _elem281 := &TTableName{}
-    if err := _elem281.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem281), err)
+    _elem301 := &TTableName{}
+    if err := _elem301.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem301), err)
     }
-    p.Tables = append(p.Tables, _elem281)
+    p.Tables = append(p.Tables, _elem301)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -20499,11 +20976,11 @@ func (p *THBaseServiceGetTableDescriptorsResult)  ReadField0(ctx context.Context
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem282 := &TTableDescriptor{}
-    if err := _elem282.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem282), err)
+    _elem302 := &TTableDescriptor{}
+    if err := _elem302.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem302), err)
     }
-    p.Success = append(p.Success, _elem282)
+    p.Success = append(p.Success, _elem302)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21037,11 +21514,11 @@ func (p *THBaseServiceGetTableDescriptorsByPatternResult)  ReadField0(ctx contex
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem283 := &TTableDescriptor{}
-    if err := _elem283.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem283), err)
+    _elem303 := &TTableDescriptor{}
+    if err := _elem303.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem303), err)
     }
-    p.Success = append(p.Success, _elem283)
+    p.Success = append(p.Success, _elem303)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21296,11 +21773,11 @@ func (p *THBaseServiceGetTableDescriptorsByNamespaceResult)  ReadField0(ctx cont
   tSlice := make([]*TTableDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem284 := &TTableDescriptor{}
-    if err := _elem284.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem284), err)
+    _elem304 := &TTableDescriptor{}
+    if err := _elem304.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem304), err)
     }
-    p.Success = append(p.Success, _elem284)
+    p.Success = append(p.Success, _elem304)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21591,11 +22068,11 @@ func (p *THBaseServiceGetTableNamesByPatternResult)  ReadField0(ctx context.Cont
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem285 := &TTableName{}
-    if err := _elem285.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem285), err)
+    _elem305 := &TTableName{}
+    if err := _elem305.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem305), err)
     }
-    p.Success = append(p.Success, _elem285)
+    p.Success = append(p.Success, _elem305)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -21850,11 +22327,11 @@ func (p *THBaseServiceGetTableNamesByNamespaceResult)  ReadField0(ctx context.Co
   tSlice := make([]*TTableName, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem286 := &TTableName{}
-    if err := _elem286.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem286), err)
+    _elem306 := &TTableName{}
+    if err := _elem306.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem306), err)
     }
-    p.Success = append(p.Success, _elem286)
+    p.Success = append(p.Success, _elem306)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -22021,13 +22498,13 @@ func (p *THBaseServiceCreateTableArgs)  ReadField2(ctx context.Context, iprot th
   tSlice := make([][]byte, 0, size)
   p.SplitKeys =  tSlice
   for i := 0; i < size; i ++ {
-var _elem287 []byte
+var _elem307 []byte
     if v, err := iprot.ReadBinary(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem287 = v
+    _elem307 = v
 }
-    p.SplitKeys = append(p.SplitKeys, _elem287)
+    p.SplitKeys = append(p.SplitKeys, _elem307)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -24764,11 +25241,11 @@ func (p *THBaseServiceListNamespaceDescriptorsResult)  ReadField0(ctx context.Co
   tSlice := make([]*TNamespaceDescriptor, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-    _elem288 := &TNamespaceDescriptor{}
-    if err := _elem288.Read(ctx, iprot); err != nil {
-      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem288), err)
+    _elem308 := &TNamespaceDescriptor{}
+    if err := _elem308.Read(ctx, iprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", _elem308), err)
     }
-    p.Success = append(p.Success, _elem288)
+    p.Success = append(p.Success, _elem308)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -24978,13 +25455,13 @@ func (p *THBaseServiceListNamespacesResult)  ReadField0(ctx context.Context, ipr
   tSlice := make([]string, 0, size)
   p.Success =  tSlice
   for i := 0; i < size; i ++ {
-var _elem289 string
+var _elem309 string
     if v, err := iprot.ReadString(ctx); err != nil {
     return thrift.PrependError("error reading field 0: ", err)
 } else {
-    _elem289 = v
+    _elem309 = v
 }
-    p.Success = append(p.Success, _elem289)
+    p.Success = append(p.Success, _elem309)
   }
   if err := iprot.ReadListEnd(ctx); err != nil {
     return thrift.PrependError("error reading list end: ", err)
@@ -25052,6 +25529,955 @@ func (p *THBaseServiceListNamespacesResult) String() string {
     return "<nil>"
   }
   return fmt.Sprintf("THBaseServiceListNamespacesResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceAddColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column *TColumnFamilyDescriptor `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceAddColumnFamilyArgs() *THBaseServiceAddColumnFamilyArgs {
+  return &THBaseServiceAddColumnFamilyArgs{}
+}
+
+var THBaseServiceAddColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceAddColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceAddColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+var THBaseServiceAddColumnFamilyArgs_Column_DEFAULT *TColumnFamilyDescriptor
+func (p *THBaseServiceAddColumnFamilyArgs) GetColumn() *TColumnFamilyDescriptor {
+  if !p.IsSetColumn() {
+    return THBaseServiceAddColumnFamilyArgs_Column_DEFAULT
+  }
+return p.Column
+}
+func (p *THBaseServiceAddColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) IsSetColumn() bool {
+  return p.Column != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Column = &TColumnFamilyDescriptor{}
+  if err := p.Column.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Column), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "addColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRUCT, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := p.Column.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Column), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceAddColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceAddColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceAddColumnFamilyResult() *THBaseServiceAddColumnFamilyResult {
+  return &THBaseServiceAddColumnFamilyResult{}
+}
+
+var THBaseServiceAddColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceAddColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceAddColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceAddColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "addColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceAddColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceAddColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceDeleteColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column []byte `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceDeleteColumnFamilyArgs() *THBaseServiceDeleteColumnFamilyArgs {
+  return &THBaseServiceDeleteColumnFamilyArgs{}
+}
+
+var THBaseServiceDeleteColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceDeleteColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceDeleteColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) GetColumn() []byte {
+  return p.Column
+}
+func (p *THBaseServiceDeleteColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRING {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  if v, err := iprot.ReadBinary(ctx); err != nil {
+  return thrift.PrependError("error reading field 2: ", err)
+} else {
+  p.Column = v
+}
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRING, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := oprot.WriteBinary(ctx, p.Column); err != nil {
+  return thrift.PrependError(fmt.Sprintf("%T.column (2) field write error: ", p), err) }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceDeleteColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceDeleteColumnFamilyResult() *THBaseServiceDeleteColumnFamilyResult {
+  return &THBaseServiceDeleteColumnFamilyResult{}
+}
+
+var THBaseServiceDeleteColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceDeleteColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceDeleteColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceDeleteColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "deleteColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceDeleteColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceDeleteColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - TableName
+//  - Column
+type THBaseServiceModifyColumnFamilyArgs struct {
+  TableName *TTableName `thrift:"tableName,1,required" db:"tableName" json:"tableName"`
+  Column *TColumnFamilyDescriptor `thrift:"column,2,required" db:"column" json:"column"`
+}
+
+func NewTHBaseServiceModifyColumnFamilyArgs() *THBaseServiceModifyColumnFamilyArgs {
+  return &THBaseServiceModifyColumnFamilyArgs{}
+}
+
+var THBaseServiceModifyColumnFamilyArgs_TableName_DEFAULT *TTableName
+func (p *THBaseServiceModifyColumnFamilyArgs) GetTableName() *TTableName {
+  if !p.IsSetTableName() {
+    return THBaseServiceModifyColumnFamilyArgs_TableName_DEFAULT
+  }
+return p.TableName
+}
+var THBaseServiceModifyColumnFamilyArgs_Column_DEFAULT *TColumnFamilyDescriptor
+func (p *THBaseServiceModifyColumnFamilyArgs) GetColumn() *TColumnFamilyDescriptor {
+  if !p.IsSetColumn() {
+    return THBaseServiceModifyColumnFamilyArgs_Column_DEFAULT
+  }
+return p.Column
+}
+func (p *THBaseServiceModifyColumnFamilyArgs) IsSetTableName() bool {
+  return p.TableName != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) IsSetColumn() bool {
+  return p.Column != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetTableName bool = false;
+  var issetColumn bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetTableName = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    case 2:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField2(ctx, iprot); err != nil {
+          return err
+        }
+        issetColumn = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetTableName{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field TableName is not set"));
+  }
+  if !issetColumn{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Column is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.TableName = &TTableName{}
+  if err := p.TableName.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.TableName), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs)  ReadField2(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Column = &TColumnFamilyDescriptor{}
+  if err := p.Column.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Column), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyColumnFamily_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+    if err := p.writeField2(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "tableName", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:tableName: ", p), err) }
+  if err := p.TableName.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.TableName), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:tableName: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) writeField2(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "column", thrift.STRUCT, 2); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 2:column: ", p), err) }
+  if err := p.Column.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Column), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 2:column: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyColumnFamilyArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceModifyColumnFamilyResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceModifyColumnFamilyResult() *THBaseServiceModifyColumnFamilyResult {
+  return &THBaseServiceModifyColumnFamilyResult{}
+}
+
+var THBaseServiceModifyColumnFamilyResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceModifyColumnFamilyResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceModifyColumnFamilyResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceModifyColumnFamilyResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyColumnFamily_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceModifyColumnFamilyResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyColumnFamilyResult(%+v)", *p)
+}
+
+// Attributes:
+//  - Desc
+type THBaseServiceModifyTableArgs struct {
+  Desc *TTableDescriptor `thrift:"desc,1,required" db:"desc" json:"desc"`
+}
+
+func NewTHBaseServiceModifyTableArgs() *THBaseServiceModifyTableArgs {
+  return &THBaseServiceModifyTableArgs{}
+}
+
+var THBaseServiceModifyTableArgs_Desc_DEFAULT *TTableDescriptor
+func (p *THBaseServiceModifyTableArgs) GetDesc() *TTableDescriptor {
+  if !p.IsSetDesc() {
+    return THBaseServiceModifyTableArgs_Desc_DEFAULT
+  }
+return p.Desc
+}
+func (p *THBaseServiceModifyTableArgs) IsSetDesc() bool {
+  return p.Desc != nil
+}
+
+func (p *THBaseServiceModifyTableArgs) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+  var issetDesc bool = false;
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+        issetDesc = true
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  if !issetDesc{
+    return thrift.NewTProtocolExceptionWithType(thrift.INVALID_DATA, fmt.Errorf("Required field Desc is not set"));
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Desc = &TTableDescriptor{}
+  if err := p.Desc.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Desc), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyTable_args"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableArgs) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if err := oprot.WriteFieldBegin(ctx, "desc", thrift.STRUCT, 1); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:desc: ", p), err) }
+  if err := p.Desc.Write(ctx, oprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Desc), err)
+  }
+  if err := oprot.WriteFieldEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write field end error 1:desc: ", p), err) }
+  return err
+}
+
+func (p *THBaseServiceModifyTableArgs) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyTableArgs(%+v)", *p)
+}
+
+// Attributes:
+//  - Io
+type THBaseServiceModifyTableResult struct {
+  Io *TIOError `thrift:"io,1" db:"io" json:"io,omitempty"`
+}
+
+func NewTHBaseServiceModifyTableResult() *THBaseServiceModifyTableResult {
+  return &THBaseServiceModifyTableResult{}
+}
+
+var THBaseServiceModifyTableResult_Io_DEFAULT *TIOError
+func (p *THBaseServiceModifyTableResult) GetIo() *TIOError {
+  if !p.IsSetIo() {
+    return THBaseServiceModifyTableResult_Io_DEFAULT
+  }
+return p.Io
+}
+func (p *THBaseServiceModifyTableResult) IsSetIo() bool {
+  return p.Io != nil
+}
+
+func (p *THBaseServiceModifyTableResult) Read(ctx context.Context, iprot thrift.TProtocol) error {
+  if _, err := iprot.ReadStructBegin(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read error: ", p), err)
+  }
+
+
+  for {
+    _, fieldTypeId, fieldId, err := iprot.ReadFieldBegin(ctx)
+    if err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T field %d read error: ", p, fieldId), err)
+    }
+    if fieldTypeId == thrift.STOP { break; }
+    switch fieldId {
+    case 1:
+      if fieldTypeId == thrift.STRUCT {
+        if err := p.ReadField1(ctx, iprot); err != nil {
+          return err
+        }
+      } else {
+        if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+          return err
+        }
+      }
+    default:
+      if err := iprot.Skip(ctx, fieldTypeId); err != nil {
+        return err
+      }
+    }
+    if err := iprot.ReadFieldEnd(ctx); err != nil {
+      return err
+    }
+  }
+  if err := iprot.ReadStructEnd(ctx); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T read struct end error: ", p), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult)  ReadField1(ctx context.Context, iprot thrift.TProtocol) error {
+  p.Io = &TIOError{}
+  if err := p.Io.Read(ctx, iprot); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T error reading struct: ", p.Io), err)
+  }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult) Write(ctx context.Context, oprot thrift.TProtocol) error {
+  if err := oprot.WriteStructBegin(ctx, "modifyTable_result"); err != nil {
+    return thrift.PrependError(fmt.Sprintf("%T write struct begin error: ", p), err) }
+  if p != nil {
+    if err := p.writeField1(ctx, oprot); err != nil { return err }
+  }
+  if err := oprot.WriteFieldStop(ctx); err != nil {
+    return thrift.PrependError("write field stop error: ", err) }
+  if err := oprot.WriteStructEnd(ctx); err != nil {
+    return thrift.PrependError("write struct stop error: ", err) }
+  return nil
+}
+
+func (p *THBaseServiceModifyTableResult) writeField1(ctx context.Context, oprot thrift.TProtocol) (err error) {
+  if p.IsSetIo() {
+    if err := oprot.WriteFieldBegin(ctx, "io", thrift.STRUCT, 1); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field begin error 1:io: ", p), err) }
+    if err := p.Io.Write(ctx, oprot); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T error writing struct: ", p.Io), err)
+    }
+    if err := oprot.WriteFieldEnd(ctx); err != nil {
+      return thrift.PrependError(fmt.Sprintf("%T write field end error 1:io: ", p), err) }
+  }
+  return err
+}
+
+func (p *THBaseServiceModifyTableResult) String() string {
+  if p == nil {
+    return "<nil>"
+  }
+  return fmt.Sprintf("THBaseServiceModifyTableResult(%+v)", *p)
 }
 
 type THBaseServiceGetThriftServerTypeArgs struct {

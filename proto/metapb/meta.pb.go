@@ -347,9 +347,13 @@ type TableSchema struct {
 	SplitRows [][]byte `protobuf:"bytes,5,rep,name=split_rows,json=splitRows,proto3" json:"split_rows,omitempty"`
 	// The SQL layer's schema of the table (sql-lite; opaque to the PD and the
 	// stores). Empty for tables not made by SQL.
-	SqlSchema     []byte `protobuf:"bytes,6,opt,name=sql_schema,json=sqlSchema,proto3" json:"sql_schema,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	SqlSchema []byte `protobuf:"bytes,6,opt,name=sql_schema,json=sqlSchema,proto3" json:"sql_schema,omitempty"`
+	// Column families deleted from the table (ModifyColumnFamilies): their
+	// cells are hidden from reads at once and removed by GC. A deleted name
+	// cannot be used again in the table (its old cells could reappear).
+	DroppedFamilies []string `protobuf:"bytes,7,rep,name=dropped_families,json=droppedFamilies,proto3" json:"dropped_families,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *TableSchema) Reset() {
@@ -420,6 +424,13 @@ func (x *TableSchema) GetSplitRows() [][]byte {
 func (x *TableSchema) GetSqlSchema() []byte {
 	if x != nil {
 		return x.SqlSchema
+	}
+	return nil
+}
+
+func (x *TableSchema) GetDroppedFamilies() []string {
+	if x != nil {
+		return x.DroppedFamilies
 	}
 	return nil
 }
@@ -508,7 +519,7 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12!\n" +
 	"\fmax_versions\x18\x02 \x01(\rR\vmaxVersions\x12\x1c\n" +
 	"\n" +
-	"max_age_ms\x18\x03 \x01(\x03R\bmaxAgeMs\"\xca\x01\n" +
+	"max_age_ms\x18\x03 \x01(\x03R\bmaxAgeMs\"\xf5\x01\n" +
 	"\vTableSchema\x12\x19\n" +
 	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x124\n" +
@@ -517,7 +528,8 @@ const file_metapb_meta_proto_rawDesc = "" +
 	"\n" +
 	"split_rows\x18\x05 \x03(\fR\tsplitRows\x12\x1d\n" +
 	"\n" +
-	"sql_schema\x18\x06 \x01(\fR\tsqlSchema\"\xae\x01\n" +
+	"sql_schema\x18\x06 \x01(\fR\tsqlSchema\x12)\n" +
+	"\x10dropped_families\x18\a \x03(\tR\x0fdroppedFamilies\"\xae\x01\n" +
 	"\x05Store\x12\x19\n" +
 	"\bstore_id\x18\x01 \x01(\x04R\astoreId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x125\n" +

@@ -2130,6 +2130,223 @@ func (x *CreateTableRequest) GetSqlSchema() []byte {
 	return nil
 }
 
+// ColumnFamilyModification adds, changes (the GC policy) or deletes one
+// column family, as Bigtable's ModifyColumnFamilies.
+type ColumnFamilyModification struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Types that are valid to be assigned to Mod:
+	//
+	//	*ColumnFamilyModification_Create
+	//	*ColumnFamilyModification_Update
+	//	*ColumnFamilyModification_Drop
+	Mod           isColumnFamilyModification_Mod `protobuf_oneof:"mod"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ColumnFamilyModification) Reset() {
+	*x = ColumnFamilyModification{}
+	mi := &file_pdpb_pd_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ColumnFamilyModification) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ColumnFamilyModification) ProtoMessage() {}
+
+func (x *ColumnFamilyModification) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ColumnFamilyModification.ProtoReflect.Descriptor instead.
+func (*ColumnFamilyModification) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *ColumnFamilyModification) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ColumnFamilyModification) GetMod() isColumnFamilyModification_Mod {
+	if x != nil {
+		return x.Mod
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetCreate() *metapb.FamilySchema {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Create); ok {
+			return x.Create
+		}
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetUpdate() *metapb.FamilySchema {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Update); ok {
+			return x.Update
+		}
+	}
+	return nil
+}
+
+func (x *ColumnFamilyModification) GetDrop() bool {
+	if x != nil {
+		if x, ok := x.Mod.(*ColumnFamilyModification_Drop); ok {
+			return x.Drop
+		}
+	}
+	return false
+}
+
+type isColumnFamilyModification_Mod interface {
+	isColumnFamilyModification_Mod()
+}
+
+type ColumnFamilyModification_Create struct {
+	// A new family and its GC policy (the schema's name is ignored).
+	Create *metapb.FamilySchema `protobuf:"bytes,2,opt,name=create,proto3,oneof"`
+}
+
+type ColumnFamilyModification_Update struct {
+	// The family's new GC policy.
+	Update *metapb.FamilySchema `protobuf:"bytes,3,opt,name=update,proto3,oneof"`
+}
+
+type ColumnFamilyModification_Drop struct {
+	// Delete the family: its cells are hidden at once and removed by GC.
+	Drop bool `protobuf:"varint,4,opt,name=drop,proto3,oneof"`
+}
+
+func (*ColumnFamilyModification_Create) isColumnFamilyModification_Mod() {}
+
+func (*ColumnFamilyModification_Update) isColumnFamilyModification_Mod() {}
+
+func (*ColumnFamilyModification_Drop) isColumnFamilyModification_Mod() {}
+
+// ModifyColumnFamiliesRequest changes a table's families online: all the
+// modifications apply together (one schema version) or none does.
+type ModifyColumnFamiliesRequest struct {
+	state         protoimpl.MessageState      `protogen:"open.v1"`
+	Header        *Header                     `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Name          string                      `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Modifications []*ColumnFamilyModification `protobuf:"bytes,3,rep,name=modifications,proto3" json:"modifications,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyColumnFamiliesRequest) Reset() {
+	*x = ModifyColumnFamiliesRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyColumnFamiliesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyColumnFamiliesRequest) ProtoMessage() {}
+
+func (x *ModifyColumnFamiliesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyColumnFamiliesRequest.ProtoReflect.Descriptor instead.
+func (*ModifyColumnFamiliesRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *ModifyColumnFamiliesRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *ModifyColumnFamiliesRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ModifyColumnFamiliesRequest) GetModifications() []*ColumnFamilyModification {
+	if x != nil {
+		return x.Modifications
+	}
+	return nil
+}
+
+type ModifyColumnFamiliesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Table         *metapb.TableSchema    `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ModifyColumnFamiliesResponse) Reset() {
+	*x = ModifyColumnFamiliesResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ModifyColumnFamiliesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ModifyColumnFamiliesResponse) ProtoMessage() {}
+
+func (x *ModifyColumnFamiliesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ModifyColumnFamiliesResponse.ProtoReflect.Descriptor instead.
+func (*ModifyColumnFamiliesResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ModifyColumnFamiliesResponse) GetTable() *metapb.TableSchema {
+	if x != nil {
+		return x.Table
+	}
+	return nil
+}
+
 type CreateTableResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Table         *metapb.TableSchema    `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
@@ -2139,7 +2356,7 @@ type CreateTableResponse struct {
 
 func (x *CreateTableResponse) Reset() {
 	*x = CreateTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[31]
+	mi := &file_pdpb_pd_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2368,7 @@ func (x *CreateTableResponse) String() string {
 func (*CreateTableResponse) ProtoMessage() {}
 
 func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[31]
+	mi := &file_pdpb_pd_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2381,7 @@ func (x *CreateTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTableResponse.ProtoReflect.Descriptor instead.
 func (*CreateTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{31}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *CreateTableResponse) GetTable() *metapb.TableSchema {
@@ -2184,7 +2401,7 @@ type DropTableRequest struct {
 
 func (x *DropTableRequest) Reset() {
 	*x = DropTableRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[32]
+	mi := &file_pdpb_pd_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2196,7 +2413,7 @@ func (x *DropTableRequest) String() string {
 func (*DropTableRequest) ProtoMessage() {}
 
 func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[32]
+	mi := &file_pdpb_pd_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2209,7 +2426,7 @@ func (x *DropTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableRequest.ProtoReflect.Descriptor instead.
 func (*DropTableRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{32}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DropTableRequest) GetHeader() *Header {
@@ -2234,7 +2451,7 @@ type DropTableResponse struct {
 
 func (x *DropTableResponse) Reset() {
 	*x = DropTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[33]
+	mi := &file_pdpb_pd_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2246,7 +2463,7 @@ func (x *DropTableResponse) String() string {
 func (*DropTableResponse) ProtoMessage() {}
 
 func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[33]
+	mi := &file_pdpb_pd_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2259,7 +2476,7 @@ func (x *DropTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropTableResponse.ProtoReflect.Descriptor instead.
 func (*DropTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{33}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
 }
 
 type GetTableRequest struct {
@@ -2272,7 +2489,7 @@ type GetTableRequest struct {
 
 func (x *GetTableRequest) Reset() {
 	*x = GetTableRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[34]
+	mi := &file_pdpb_pd_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2284,7 +2501,7 @@ func (x *GetTableRequest) String() string {
 func (*GetTableRequest) ProtoMessage() {}
 
 func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[34]
+	mi := &file_pdpb_pd_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2297,7 +2514,7 @@ func (x *GetTableRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableRequest.ProtoReflect.Descriptor instead.
 func (*GetTableRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{34}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetTableRequest) GetHeader() *Header {
@@ -2323,7 +2540,7 @@ type GetTableResponse struct {
 
 func (x *GetTableResponse) Reset() {
 	*x = GetTableResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[35]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2335,7 +2552,7 @@ func (x *GetTableResponse) String() string {
 func (*GetTableResponse) ProtoMessage() {}
 
 func (x *GetTableResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[35]
+	mi := &file_pdpb_pd_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2348,7 +2565,7 @@ func (x *GetTableResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetTableResponse.ProtoReflect.Descriptor instead.
 func (*GetTableResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{35}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetTableResponse) GetTable() *metapb.TableSchema {
@@ -2373,7 +2590,7 @@ type SetSQLSchemaRequest struct {
 
 func (x *SetSQLSchemaRequest) Reset() {
 	*x = SetSQLSchemaRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2385,7 +2602,7 @@ func (x *SetSQLSchemaRequest) String() string {
 func (*SetSQLSchemaRequest) ProtoMessage() {}
 
 func (x *SetSQLSchemaRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[36]
+	mi := &file_pdpb_pd_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2398,7 +2615,7 @@ func (x *SetSQLSchemaRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSQLSchemaRequest.ProtoReflect.Descriptor instead.
 func (*SetSQLSchemaRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{36}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SetSQLSchemaRequest) GetHeader() *Header {
@@ -2438,7 +2655,7 @@ type SetSQLSchemaResponse struct {
 
 func (x *SetSQLSchemaResponse) Reset() {
 	*x = SetSQLSchemaResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2450,7 +2667,7 @@ func (x *SetSQLSchemaResponse) String() string {
 func (*SetSQLSchemaResponse) ProtoMessage() {}
 
 func (x *SetSQLSchemaResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[37]
+	mi := &file_pdpb_pd_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2463,7 +2680,7 @@ func (x *SetSQLSchemaResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetSQLSchemaResponse.ProtoReflect.Descriptor instead.
 func (*SetSQLSchemaResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{37}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *SetSQLSchemaResponse) GetTable() *metapb.TableSchema {
@@ -2482,7 +2699,7 @@ type ListTablesRequest struct {
 
 func (x *ListTablesRequest) Reset() {
 	*x = ListTablesRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2494,7 +2711,7 @@ func (x *ListTablesRequest) String() string {
 func (*ListTablesRequest) ProtoMessage() {}
 
 func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[38]
+	mi := &file_pdpb_pd_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2507,7 +2724,7 @@ func (x *ListTablesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesRequest.ProtoReflect.Descriptor instead.
 func (*ListTablesRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{38}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ListTablesRequest) GetHeader() *Header {
@@ -2526,7 +2743,7 @@ type ListTablesResponse struct {
 
 func (x *ListTablesResponse) Reset() {
 	*x = ListTablesResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2755,7 @@ func (x *ListTablesResponse) String() string {
 func (*ListTablesResponse) ProtoMessage() {}
 
 func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[39]
+	mi := &file_pdpb_pd_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2768,7 @@ func (x *ListTablesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTablesResponse.ProtoReflect.Descriptor instead.
 func (*ListTablesResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{39}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *ListTablesResponse) GetTables() []*metapb.TableSchema {
@@ -2570,7 +2787,7 @@ type GetConfigRequest struct {
 
 func (x *GetConfigRequest) Reset() {
 	*x = GetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2582,7 +2799,7 @@ func (x *GetConfigRequest) String() string {
 func (*GetConfigRequest) ProtoMessage() {}
 
 func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[40]
+	mi := &file_pdpb_pd_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2595,7 +2812,7 @@ func (x *GetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigRequest.ProtoReflect.Descriptor instead.
 func (*GetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{40}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *GetConfigRequest) GetHeader() *Header {
@@ -2615,7 +2832,7 @@ type GetConfigResponse struct {
 
 func (x *GetConfigResponse) Reset() {
 	*x = GetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2627,7 +2844,7 @@ func (x *GetConfigResponse) String() string {
 func (*GetConfigResponse) ProtoMessage() {}
 
 func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[41]
+	mi := &file_pdpb_pd_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2640,7 +2857,7 @@ func (x *GetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetConfigResponse.ProtoReflect.Descriptor instead.
 func (*GetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{41}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *GetConfigResponse) GetConfig() map[string]string {
@@ -2661,7 +2878,7 @@ type SetConfigRequest struct {
 
 func (x *SetConfigRequest) Reset() {
 	*x = SetConfigRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2673,7 +2890,7 @@ func (x *SetConfigRequest) String() string {
 func (*SetConfigRequest) ProtoMessage() {}
 
 func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[42]
+	mi := &file_pdpb_pd_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2686,7 +2903,7 @@ func (x *SetConfigRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigRequest.ProtoReflect.Descriptor instead.
 func (*SetConfigRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{42}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *SetConfigRequest) GetHeader() *Header {
@@ -2718,7 +2935,7 @@ type SetConfigResponse struct {
 
 func (x *SetConfigResponse) Reset() {
 	*x = SetConfigResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2730,7 +2947,7 @@ func (x *SetConfigResponse) String() string {
 func (*SetConfigResponse) ProtoMessage() {}
 
 func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[43]
+	mi := &file_pdpb_pd_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2743,7 +2960,7 @@ func (x *SetConfigResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetConfigResponse.ProtoReflect.Descriptor instead.
 func (*SetConfigResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{43}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
 }
 
 type OperatorInfo struct {
@@ -2759,7 +2976,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2771,7 +2988,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[44]
+	mi := &file_pdpb_pd_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2784,7 +3001,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{44}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *OperatorInfo) GetTabletId() uint64 {
@@ -2831,7 +3048,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2843,7 +3060,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[45]
+	mi := &file_pdpb_pd_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2856,7 +3073,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{45}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ListOperatorsRequest) GetHeader() *Header {
@@ -2875,7 +3092,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2887,7 +3104,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[46]
+	mi := &file_pdpb_pd_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2900,7 +3117,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{46}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -2928,7 +3145,7 @@ type AddOperatorRequest struct {
 
 func (x *AddOperatorRequest) Reset() {
 	*x = AddOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2940,7 +3157,7 @@ func (x *AddOperatorRequest) String() string {
 func (*AddOperatorRequest) ProtoMessage() {}
 
 func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[47]
+	mi := &file_pdpb_pd_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2953,7 +3170,7 @@ func (x *AddOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{47}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *AddOperatorRequest) GetHeader() *Header {
@@ -3051,7 +3268,7 @@ type AddOperatorResponse struct {
 
 func (x *AddOperatorResponse) Reset() {
 	*x = AddOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3063,7 +3280,7 @@ func (x *AddOperatorResponse) String() string {
 func (*AddOperatorResponse) ProtoMessage() {}
 
 func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[48]
+	mi := &file_pdpb_pd_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3076,7 +3293,7 @@ func (x *AddOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorResponse.ProtoReflect.Descriptor instead.
 func (*AddOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{48}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AddOperatorResponse) GetOperator() *OperatorInfo {
@@ -3096,7 +3313,7 @@ type DrainStoreRequest struct {
 
 func (x *DrainStoreRequest) Reset() {
 	*x = DrainStoreRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3108,7 +3325,7 @@ func (x *DrainStoreRequest) String() string {
 func (*DrainStoreRequest) ProtoMessage() {}
 
 func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[49]
+	mi := &file_pdpb_pd_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3121,7 +3338,7 @@ func (x *DrainStoreRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreRequest.ProtoReflect.Descriptor instead.
 func (*DrainStoreRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{49}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *DrainStoreRequest) GetHeader() *Header {
@@ -3146,7 +3363,7 @@ type DrainStoreResponse struct {
 
 func (x *DrainStoreResponse) Reset() {
 	*x = DrainStoreResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3158,7 +3375,7 @@ func (x *DrainStoreResponse) String() string {
 func (*DrainStoreResponse) ProtoMessage() {}
 
 func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[50]
+	mi := &file_pdpb_pd_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3171,7 +3388,7 @@ func (x *DrainStoreResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DrainStoreResponse.ProtoReflect.Descriptor instead.
 func (*DrainStoreResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{50}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{53}
 }
 
 // ReportSplitRequest is sent by the store that led a tablet when a split
@@ -3189,7 +3406,7 @@ type ReportSplitRequest struct {
 
 func (x *ReportSplitRequest) Reset() {
 	*x = ReportSplitRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3201,7 +3418,7 @@ func (x *ReportSplitRequest) String() string {
 func (*ReportSplitRequest) ProtoMessage() {}
 
 func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[51]
+	mi := &file_pdpb_pd_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3214,7 +3431,7 @@ func (x *ReportSplitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitRequest.ProtoReflect.Descriptor instead.
 func (*ReportSplitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{51}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *ReportSplitRequest) GetHeader() *Header {
@@ -3246,7 +3463,7 @@ type ReportSplitResponse struct {
 
 func (x *ReportSplitResponse) Reset() {
 	*x = ReportSplitResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3258,7 +3475,7 @@ func (x *ReportSplitResponse) String() string {
 func (*ReportSplitResponse) ProtoMessage() {}
 
 func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[52]
+	mi := &file_pdpb_pd_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3271,7 +3488,7 @@ func (x *ReportSplitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReportSplitResponse.ProtoReflect.Descriptor instead.
 func (*ReportSplitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{52}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
 }
 
 // SplitTabletsRequest asks PD to split the tablets covering split_keys
@@ -3288,7 +3505,7 @@ type SplitTabletsRequest struct {
 
 func (x *SplitTabletsRequest) Reset() {
 	*x = SplitTabletsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3300,7 +3517,7 @@ func (x *SplitTabletsRequest) String() string {
 func (*SplitTabletsRequest) ProtoMessage() {}
 
 func (x *SplitTabletsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[53]
+	mi := &file_pdpb_pd_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3313,7 +3530,7 @@ func (x *SplitTabletsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletsRequest.ProtoReflect.Descriptor instead.
 func (*SplitTabletsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{53}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *SplitTabletsRequest) GetHeader() *Header {
@@ -3338,7 +3555,7 @@ type SplitTabletsResponse struct {
 
 func (x *SplitTabletsResponse) Reset() {
 	*x = SplitTabletsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3350,7 +3567,7 @@ func (x *SplitTabletsResponse) String() string {
 func (*SplitTabletsResponse) ProtoMessage() {}
 
 func (x *SplitTabletsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[54]
+	mi := &file_pdpb_pd_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3363,7 +3580,7 @@ func (x *SplitTabletsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SplitTabletsResponse.ProtoReflect.Descriptor instead.
 func (*SplitTabletsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{54}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
 }
 
 // AuthGrant is one permission on one object: a table (by ID; IDs are never
@@ -3387,7 +3604,7 @@ type AuthGrant struct {
 
 func (x *AuthGrant) Reset() {
 	*x = AuthGrant{}
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3399,7 +3616,7 @@ func (x *AuthGrant) String() string {
 func (*AuthGrant) ProtoMessage() {}
 
 func (x *AuthGrant) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[55]
+	mi := &file_pdpb_pd_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3412,7 +3629,7 @@ func (x *AuthGrant) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthGrant.ProtoReflect.Descriptor instead.
 func (*AuthGrant) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{55}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *AuthGrant) GetPermission() AuthPermission {
@@ -3494,14 +3711,19 @@ type AuthUser struct {
 	Name         string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	PasswordHash string                 `protobuf:"bytes,2,opt,name=password_hash,json=passwordHash,proto3" json:"password_hash,omitempty"`
 	// Roles the user is a member of (besides its own name, always implied).
-	Roles         []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Roles []string `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty"`
+	// SHA1(SHA1(password)), the verifier of MySQL's mysql_native_password
+	// challenge (what MySQL itself stores for that plugin): the SQL endpoint
+	// cannot check that challenge against password_hash. Empty with no
+	// password. Nodes only, as password_hash.
+	MysqlNativeHash []byte `protobuf:"bytes,4,opt,name=mysql_native_hash,json=mysqlNativeHash,proto3" json:"mysql_native_hash,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AuthUser) Reset() {
 	*x = AuthUser{}
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3513,7 +3735,7 @@ func (x *AuthUser) String() string {
 func (*AuthUser) ProtoMessage() {}
 
 func (x *AuthUser) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[56]
+	mi := &file_pdpb_pd_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3526,7 +3748,7 @@ func (x *AuthUser) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthUser.ProtoReflect.Descriptor instead.
 func (*AuthUser) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{56}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *AuthUser) GetName() string {
@@ -3550,6 +3772,13 @@ func (x *AuthUser) GetRoles() []string {
 	return nil
 }
 
+func (x *AuthUser) GetMysqlNativeHash() []byte {
+	if x != nil {
+		return x.MysqlNativeHash
+	}
+	return nil
+}
+
 // AuthRole holds grants. Every user is implicitly a member of the role of
 // its own name, so a grant "to alice" is a grant to the role alice.
 type AuthRole struct {
@@ -3562,7 +3791,7 @@ type AuthRole struct {
 
 func (x *AuthRole) Reset() {
 	*x = AuthRole{}
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3574,7 +3803,7 @@ func (x *AuthRole) String() string {
 func (*AuthRole) ProtoMessage() {}
 
 func (x *AuthRole) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[57]
+	mi := &file_pdpb_pd_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3587,7 +3816,7 @@ func (x *AuthRole) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthRole.ProtoReflect.Descriptor instead.
 func (*AuthRole) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{57}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *AuthRole) GetName() string {
@@ -3617,7 +3846,7 @@ type AuthState struct {
 
 func (x *AuthState) Reset() {
 	*x = AuthState{}
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3629,7 +3858,7 @@ func (x *AuthState) String() string {
 func (*AuthState) ProtoMessage() {}
 
 func (x *AuthState) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[58]
+	mi := &file_pdpb_pd_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3642,7 +3871,7 @@ func (x *AuthState) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuthState.ProtoReflect.Descriptor instead.
 func (*AuthState) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{58}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *AuthState) GetVersion() uint64 {
@@ -3678,7 +3907,7 @@ type GetAuthRequest struct {
 
 func (x *GetAuthRequest) Reset() {
 	*x = GetAuthRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3690,7 +3919,7 @@ func (x *GetAuthRequest) String() string {
 func (*GetAuthRequest) ProtoMessage() {}
 
 func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[59]
+	mi := &file_pdpb_pd_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3703,7 +3932,7 @@ func (x *GetAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthRequest.ProtoReflect.Descriptor instead.
 func (*GetAuthRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{59}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *GetAuthRequest) GetHeader() *Header {
@@ -3731,7 +3960,7 @@ type GetAuthResponse struct {
 
 func (x *GetAuthResponse) Reset() {
 	*x = GetAuthResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[60]
+	mi := &file_pdpb_pd_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3743,7 +3972,7 @@ func (x *GetAuthResponse) String() string {
 func (*GetAuthResponse) ProtoMessage() {}
 
 func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[60]
+	mi := &file_pdpb_pd_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3756,7 +3985,7 @@ func (x *GetAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetAuthResponse.ProtoReflect.Descriptor instead.
 func (*GetAuthResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{60}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *GetAuthResponse) GetState() *AuthState {
@@ -3785,7 +4014,7 @@ type CreateUserRequest struct {
 
 func (x *CreateUserRequest) Reset() {
 	*x = CreateUserRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3797,7 +4026,7 @@ func (x *CreateUserRequest) String() string {
 func (*CreateUserRequest) ProtoMessage() {}
 
 func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[61]
+	mi := &file_pdpb_pd_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3810,7 +4039,7 @@ func (x *CreateUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserRequest.ProtoReflect.Descriptor instead.
 func (*CreateUserRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{61}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *CreateUserRequest) GetHeader() *Header {
@@ -3842,7 +4071,7 @@ type CreateUserResponse struct {
 
 func (x *CreateUserResponse) Reset() {
 	*x = CreateUserResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[62]
+	mi := &file_pdpb_pd_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3854,7 +4083,7 @@ func (x *CreateUserResponse) String() string {
 func (*CreateUserResponse) ProtoMessage() {}
 
 func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[62]
+	mi := &file_pdpb_pd_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3867,7 +4096,7 @@ func (x *CreateUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateUserResponse.ProtoReflect.Descriptor instead.
 func (*CreateUserResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{62}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
 }
 
 type DropUserRequest struct {
@@ -3880,7 +4109,7 @@ type DropUserRequest struct {
 
 func (x *DropUserRequest) Reset() {
 	*x = DropUserRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[63]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3892,7 +4121,7 @@ func (x *DropUserRequest) String() string {
 func (*DropUserRequest) ProtoMessage() {}
 
 func (x *DropUserRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[63]
+	mi := &file_pdpb_pd_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3905,7 +4134,7 @@ func (x *DropUserRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropUserRequest.ProtoReflect.Descriptor instead.
 func (*DropUserRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{63}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{66}
 }
 
 func (x *DropUserRequest) GetHeader() *Header {
@@ -3930,7 +4159,7 @@ type DropUserResponse struct {
 
 func (x *DropUserResponse) Reset() {
 	*x = DropUserResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[64]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3942,7 +4171,7 @@ func (x *DropUserResponse) String() string {
 func (*DropUserResponse) ProtoMessage() {}
 
 func (x *DropUserResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[64]
+	mi := &file_pdpb_pd_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3955,7 +4184,7 @@ func (x *DropUserResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DropUserResponse.ProtoReflect.Descriptor instead.
 func (*DropUserResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{64}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{67}
 }
 
 type SetPasswordRequest struct {
@@ -3970,7 +4199,7 @@ type SetPasswordRequest struct {
 
 func (x *SetPasswordRequest) Reset() {
 	*x = SetPasswordRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[65]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3982,7 +4211,7 @@ func (x *SetPasswordRequest) String() string {
 func (*SetPasswordRequest) ProtoMessage() {}
 
 func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[65]
+	mi := &file_pdpb_pd_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3995,7 +4224,7 @@ func (x *SetPasswordRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordRequest.ProtoReflect.Descriptor instead.
 func (*SetPasswordRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{65}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *SetPasswordRequest) GetHeader() *Header {
@@ -4027,7 +4256,7 @@ type SetPasswordResponse struct {
 
 func (x *SetPasswordResponse) Reset() {
 	*x = SetPasswordResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[66]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4039,7 +4268,7 @@ func (x *SetPasswordResponse) String() string {
 func (*SetPasswordResponse) ProtoMessage() {}
 
 func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[66]
+	mi := &file_pdpb_pd_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4052,7 +4281,7 @@ func (x *SetPasswordResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetPasswordResponse.ProtoReflect.Descriptor instead.
 func (*SetPasswordResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{66}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{69}
 }
 
 // GrantRequest gives role a permission (grant set), or makes user a member
@@ -4071,7 +4300,7 @@ type GrantRequest struct {
 
 func (x *GrantRequest) Reset() {
 	*x = GrantRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[67]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4083,7 +4312,7 @@ func (x *GrantRequest) String() string {
 func (*GrantRequest) ProtoMessage() {}
 
 func (x *GrantRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[67]
+	mi := &file_pdpb_pd_proto_msgTypes[70]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4096,7 +4325,7 @@ func (x *GrantRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantRequest.ProtoReflect.Descriptor instead.
 func (*GrantRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{67}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{70}
 }
 
 func (x *GrantRequest) GetHeader() *Header {
@@ -4142,7 +4371,7 @@ type GrantResponse struct {
 
 func (x *GrantResponse) Reset() {
 	*x = GrantResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[68]
+	mi := &file_pdpb_pd_proto_msgTypes[71]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4154,7 +4383,7 @@ func (x *GrantResponse) String() string {
 func (*GrantResponse) ProtoMessage() {}
 
 func (x *GrantResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[68]
+	mi := &file_pdpb_pd_proto_msgTypes[71]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4167,7 +4396,7 @@ func (x *GrantResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GrantResponse.ProtoReflect.Descriptor instead.
 func (*GrantResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{68}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{71}
 }
 
 type RevokeRequest struct {
@@ -4183,7 +4412,7 @@ type RevokeRequest struct {
 
 func (x *RevokeRequest) Reset() {
 	*x = RevokeRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[69]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4195,7 +4424,7 @@ func (x *RevokeRequest) String() string {
 func (*RevokeRequest) ProtoMessage() {}
 
 func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[69]
+	mi := &file_pdpb_pd_proto_msgTypes[72]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4208,7 +4437,7 @@ func (x *RevokeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeRequest.ProtoReflect.Descriptor instead.
 func (*RevokeRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{69}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{72}
 }
 
 func (x *RevokeRequest) GetHeader() *Header {
@@ -4254,7 +4483,7 @@ type RevokeResponse struct {
 
 func (x *RevokeResponse) Reset() {
 	*x = RevokeResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[70]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4266,7 +4495,7 @@ func (x *RevokeResponse) String() string {
 func (*RevokeResponse) ProtoMessage() {}
 
 func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[70]
+	mi := &file_pdpb_pd_proto_msgTypes[73]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4279,7 +4508,7 @@ func (x *RevokeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeResponse.ProtoReflect.Descriptor instead.
 func (*RevokeResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{70}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{73}
 }
 
 // ListAuthResponse is the auth state without password hashes
@@ -4293,7 +4522,7 @@ type ListAuthRequest struct {
 
 func (x *ListAuthRequest) Reset() {
 	*x = ListAuthRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[71]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4305,7 +4534,7 @@ func (x *ListAuthRequest) String() string {
 func (*ListAuthRequest) ProtoMessage() {}
 
 func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[71]
+	mi := &file_pdpb_pd_proto_msgTypes[74]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4318,7 +4547,7 @@ func (x *ListAuthRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuthRequest.ProtoReflect.Descriptor instead.
 func (*ListAuthRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{71}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{74}
 }
 
 func (x *ListAuthRequest) GetHeader() *Header {
@@ -4338,7 +4567,7 @@ type ListAuthResponse struct {
 
 func (x *ListAuthResponse) Reset() {
 	*x = ListAuthResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[72]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4350,7 +4579,7 @@ func (x *ListAuthResponse) String() string {
 func (*ListAuthResponse) ProtoMessage() {}
 
 func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[72]
+	mi := &file_pdpb_pd_proto_msgTypes[75]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4363,7 +4592,7 @@ func (x *ListAuthResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAuthResponse.ProtoReflect.Descriptor instead.
 func (*ListAuthResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{72}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{75}
 }
 
 func (x *ListAuthResponse) GetState() *AuthState {
@@ -4393,7 +4622,7 @@ type SetStoreLabelsRequest struct {
 
 func (x *SetStoreLabelsRequest) Reset() {
 	*x = SetStoreLabelsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4405,7 +4634,7 @@ func (x *SetStoreLabelsRequest) String() string {
 func (*SetStoreLabelsRequest) ProtoMessage() {}
 
 func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[73]
+	mi := &file_pdpb_pd_proto_msgTypes[76]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4418,7 +4647,7 @@ func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{73}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
 }
 
 func (x *SetStoreLabelsRequest) GetHeader() *Header {
@@ -4451,7 +4680,7 @@ type SetStoreLabelsResponse struct {
 
 func (x *SetStoreLabelsResponse) Reset() {
 	*x = SetStoreLabelsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4463,7 +4692,7 @@ func (x *SetStoreLabelsResponse) String() string {
 func (*SetStoreLabelsResponse) ProtoMessage() {}
 
 func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[74]
+	mi := &file_pdpb_pd_proto_msgTypes[77]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4476,7 +4705,7 @@ func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{74}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
 }
 
 func (x *SetStoreLabelsResponse) GetStore() *metapb.Store {
@@ -4499,7 +4728,7 @@ type SetStoreLimitRequest struct {
 
 func (x *SetStoreLimitRequest) Reset() {
 	*x = SetStoreLimitRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[78]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4511,7 +4740,7 @@ func (x *SetStoreLimitRequest) String() string {
 func (*SetStoreLimitRequest) ProtoMessage() {}
 
 func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[75]
+	mi := &file_pdpb_pd_proto_msgTypes[78]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4524,7 +4753,7 @@ func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{75}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
 }
 
 func (x *SetStoreLimitRequest) GetHeader() *Header {
@@ -4556,7 +4785,7 @@ type SetStoreLimitResponse struct {
 
 func (x *SetStoreLimitResponse) Reset() {
 	*x = SetStoreLimitResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4568,7 +4797,7 @@ func (x *SetStoreLimitResponse) String() string {
 func (*SetStoreLimitResponse) ProtoMessage() {}
 
 func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[79]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4581,7 +4810,7 @@ func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
 }
 
 // GC safe points (TiKV's model; placementdriver/safepoint.go). The cluster
@@ -4596,7 +4825,7 @@ type GetGCSafePointRequest struct {
 
 func (x *GetGCSafePointRequest) Reset() {
 	*x = GetGCSafePointRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[80]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4608,7 +4837,7 @@ func (x *GetGCSafePointRequest) String() string {
 func (*GetGCSafePointRequest) ProtoMessage() {}
 
 func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[80]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4621,7 +4850,7 @@ func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointRequest.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
 }
 
 func (x *GetGCSafePointRequest) GetHeader() *Header {
@@ -4642,7 +4871,7 @@ type ServiceSafePoint struct {
 
 func (x *ServiceSafePoint) Reset() {
 	*x = ServiceSafePoint{}
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[81]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4654,7 +4883,7 @@ func (x *ServiceSafePoint) String() string {
 func (*ServiceSafePoint) ProtoMessage() {}
 
 func (x *ServiceSafePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[81]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4667,7 +4896,7 @@ func (x *ServiceSafePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSafePoint.ProtoReflect.Descriptor instead.
 func (*ServiceSafePoint) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
 }
 
 func (x *ServiceSafePoint) GetServiceId() string {
@@ -4701,7 +4930,7 @@ type GetGCSafePointResponse struct {
 
 func (x *GetGCSafePointResponse) Reset() {
 	*x = GetGCSafePointResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4713,7 +4942,7 @@ func (x *GetGCSafePointResponse) String() string {
 func (*GetGCSafePointResponse) ProtoMessage() {}
 
 func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[82]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4726,7 +4955,7 @@ func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointResponse.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
 }
 
 func (x *GetGCSafePointResponse) GetGcSafePoint() int64 {
@@ -4759,7 +4988,7 @@ type UpdateServiceSafePointRequest struct {
 
 func (x *UpdateServiceSafePointRequest) Reset() {
 	*x = UpdateServiceSafePointRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4771,7 +5000,7 @@ func (x *UpdateServiceSafePointRequest) String() string {
 func (*UpdateServiceSafePointRequest) ProtoMessage() {}
 
 func (x *UpdateServiceSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[83]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4784,7 +5013,7 @@ func (x *UpdateServiceSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceSafePointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
 }
 
 func (x *UpdateServiceSafePointRequest) GetHeader() *Header {
@@ -4826,7 +5055,7 @@ type UpdateServiceSafePointResponse struct {
 
 func (x *UpdateServiceSafePointResponse) Reset() {
 	*x = UpdateServiceSafePointResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4838,7 +5067,7 @@ func (x *UpdateServiceSafePointResponse) String() string {
 func (*UpdateServiceSafePointResponse) ProtoMessage() {}
 
 func (x *UpdateServiceSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[84]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4851,7 +5080,7 @@ func (x *UpdateServiceSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceSafePointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
 }
 
 func (x *UpdateServiceSafePointResponse) GetGcSafePoint() int64 {
@@ -4879,7 +5108,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4891,7 +5120,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[85]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4904,7 +5133,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -4930,7 +5159,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4942,7 +5171,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[86]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4955,7 +5184,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
 }
 
 func (x *ListSchedulersRequest) GetHeader() *Header {
@@ -4974,7 +5203,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4986,7 +5215,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4999,7 +5228,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -5022,7 +5251,7 @@ type PauseSchedulerRequest struct {
 
 func (x *PauseSchedulerRequest) Reset() {
 	*x = PauseSchedulerRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5034,7 +5263,7 @@ func (x *PauseSchedulerRequest) String() string {
 func (*PauseSchedulerRequest) ProtoMessage() {}
 
 func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5047,7 +5276,7 @@ func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *PauseSchedulerRequest) GetHeader() *Header {
@@ -5080,7 +5309,7 @@ type PauseSchedulerResponse struct {
 
 func (x *PauseSchedulerResponse) Reset() {
 	*x = PauseSchedulerResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5092,7 +5321,7 @@ func (x *PauseSchedulerResponse) String() string {
 func (*PauseSchedulerResponse) ProtoMessage() {}
 
 func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5105,7 +5334,7 @@ func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
@@ -5126,7 +5355,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5138,7 +5367,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5151,7 +5380,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{87}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{90}
 }
 
 func (x *RemoveOperatorRequest) GetHeader() *Header {
@@ -5177,7 +5406,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5189,7 +5418,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5202,7 +5431,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{88}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
@@ -5221,7 +5450,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[89]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5233,7 +5462,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[89]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5265,7 +5494,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5277,7 +5506,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5312,7 +5541,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[91]
+	mi := &file_pdpb_pd_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5324,7 +5553,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[91]
+	mi := &file_pdpb_pd_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5370,7 +5599,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[92]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5382,7 +5611,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[92]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5416,7 +5645,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[93]
+	mi := &file_pdpb_pd_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5428,7 +5657,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[93]
+	mi := &file_pdpb_pd_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5475,7 +5704,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[95]
+	mi := &file_pdpb_pd_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5487,7 +5716,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[95]
+	mi := &file_pdpb_pd_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5500,7 +5729,7 @@ func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddOperatorRequest_MoveReplica.ProtoReflect.Descriptor instead.
 func (*AddOperatorRequest_MoveReplica) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{47, 0}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{50, 0}
 }
 
 func (x *AddOperatorRequest_MoveReplica) GetFromStore() uint64 {
@@ -5680,7 +5909,19 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"split_rows\x18\x04 \x03(\fR\tsplitRows\x12\x1d\n" +
 	"\n" +
-	"sql_schema\x18\x05 \x01(\fR\tsqlSchema\"D\n" +
+	"sql_schema\x18\x05 \x01(\fR\tsqlSchema\"\xb3\x01\n" +
+	"\x18ColumnFamilyModification\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x122\n" +
+	"\x06create\x18\x02 \x01(\v2\x18.shale.meta.FamilySchemaH\x00R\x06create\x122\n" +
+	"\x06update\x18\x03 \x01(\v2\x18.shale.meta.FamilySchemaH\x00R\x06update\x12\x14\n" +
+	"\x04drop\x18\x04 \x01(\bH\x00R\x04dropB\x05\n" +
+	"\x03mod\"\xa5\x01\n" +
+	"\x1bModifyColumnFamiliesRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12H\n" +
+	"\rmodifications\x18\x03 \x03(\v2\".shale.pd.ColumnFamilyModificationR\rmodifications\"M\n" +
+	"\x1cModifyColumnFamiliesResponse\x12-\n" +
+	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"D\n" +
 	"\x13CreateTableResponse\x12-\n" +
 	"\x05table\x18\x01 \x01(\v2\x17.shale.meta.TableSchemaR\x05table\"P\n" +
 	"\x10DropTableRequest\x12(\n" +
@@ -5764,11 +6005,12 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\acluster\x18\x04 \x01(\bH\x00R\acluster\x12\x1d\n" +
 	"\n" +
 	"table_name\x18\x05 \x01(\tR\ttableNameB\x04\n" +
-	"\x02on\"Y\n" +
+	"\x02on\"\x85\x01\n" +
 	"\bAuthUser\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12#\n" +
 	"\rpassword_hash\x18\x02 \x01(\tR\fpasswordHash\x12\x14\n" +
-	"\x05roles\x18\x03 \x03(\tR\x05roles\"K\n" +
+	"\x05roles\x18\x03 \x03(\tR\x05roles\x12*\n" +
+	"\x11mysql_native_hash\x18\x04 \x01(\fR\x0fmysqlNativeHash\"K\n" +
 	"\bAuthRole\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12+\n" +
 	"\x06grants\x18\x02 \x03(\v2\x13.shale.pd.AuthGrantR\x06grants\"y\n" +
@@ -5882,7 +6124,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
 	"\x05WRITE\x10\x02\x12\t\n" +
-	"\x05ADMIN\x10\x032\xfc\x15\n" +
+	"\x05ADMIN\x10\x032\xe3\x16\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -5902,7 +6144,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\bGetTable\x12\x19.shale.pd.GetTableRequest\x1a\x1a.shale.pd.GetTableResponse\x12G\n" +
 	"\n" +
 	"ListTables\x12\x1b.shale.pd.ListTablesRequest\x1a\x1c.shale.pd.ListTablesResponse\x12M\n" +
-	"\fSetSQLSchema\x12\x1d.shale.pd.SetSQLSchemaRequest\x1a\x1e.shale.pd.SetSQLSchemaResponse\x12D\n" +
+	"\fSetSQLSchema\x12\x1d.shale.pd.SetSQLSchemaRequest\x1a\x1e.shale.pd.SetSQLSchemaResponse\x12e\n" +
+	"\x14ModifyColumnFamilies\x12%.shale.pd.ModifyColumnFamiliesRequest\x1a&.shale.pd.ModifyColumnFamiliesResponse\x12D\n" +
 	"\tGetConfig\x12\x1a.shale.pd.GetConfigRequest\x1a\x1b.shale.pd.GetConfigResponse\x12D\n" +
 	"\tSetConfig\x12\x1a.shale.pd.SetConfigRequest\x1a\x1b.shale.pd.SetConfigResponse\x12P\n" +
 	"\rListOperators\x12\x1e.shale.pd.ListOperatorsRequest\x1a\x1f.shale.pd.ListOperatorsResponse\x12J\n" +
@@ -5940,7 +6183,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 97)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0),     // 0: shale.pd.StoreState
 	(AuthPermission)(0), // 1: shale.pd.AuthPermission
@@ -5976,101 +6219,104 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*GetTimestampRequest)(nil),                 // 31: shale.pd.GetTimestampRequest
 	(*GetTimestampResponse)(nil),                // 32: shale.pd.GetTimestampResponse
 	(*CreateTableRequest)(nil),                  // 33: shale.pd.CreateTableRequest
-	(*CreateTableResponse)(nil),                 // 34: shale.pd.CreateTableResponse
-	(*DropTableRequest)(nil),                    // 35: shale.pd.DropTableRequest
-	(*DropTableResponse)(nil),                   // 36: shale.pd.DropTableResponse
-	(*GetTableRequest)(nil),                     // 37: shale.pd.GetTableRequest
-	(*GetTableResponse)(nil),                    // 38: shale.pd.GetTableResponse
-	(*SetSQLSchemaRequest)(nil),                 // 39: shale.pd.SetSQLSchemaRequest
-	(*SetSQLSchemaResponse)(nil),                // 40: shale.pd.SetSQLSchemaResponse
-	(*ListTablesRequest)(nil),                   // 41: shale.pd.ListTablesRequest
-	(*ListTablesResponse)(nil),                  // 42: shale.pd.ListTablesResponse
-	(*GetConfigRequest)(nil),                    // 43: shale.pd.GetConfigRequest
-	(*GetConfigResponse)(nil),                   // 44: shale.pd.GetConfigResponse
-	(*SetConfigRequest)(nil),                    // 45: shale.pd.SetConfigRequest
-	(*SetConfigResponse)(nil),                   // 46: shale.pd.SetConfigResponse
-	(*OperatorInfo)(nil),                        // 47: shale.pd.OperatorInfo
-	(*ListOperatorsRequest)(nil),                // 48: shale.pd.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),               // 49: shale.pd.ListOperatorsResponse
-	(*AddOperatorRequest)(nil),                  // 50: shale.pd.AddOperatorRequest
-	(*AddOperatorResponse)(nil),                 // 51: shale.pd.AddOperatorResponse
-	(*DrainStoreRequest)(nil),                   // 52: shale.pd.DrainStoreRequest
-	(*DrainStoreResponse)(nil),                  // 53: shale.pd.DrainStoreResponse
-	(*ReportSplitRequest)(nil),                  // 54: shale.pd.ReportSplitRequest
-	(*ReportSplitResponse)(nil),                 // 55: shale.pd.ReportSplitResponse
-	(*SplitTabletsRequest)(nil),                 // 56: shale.pd.SplitTabletsRequest
-	(*SplitTabletsResponse)(nil),                // 57: shale.pd.SplitTabletsResponse
-	(*AuthGrant)(nil),                           // 58: shale.pd.AuthGrant
-	(*AuthUser)(nil),                            // 59: shale.pd.AuthUser
-	(*AuthRole)(nil),                            // 60: shale.pd.AuthRole
-	(*AuthState)(nil),                           // 61: shale.pd.AuthState
-	(*GetAuthRequest)(nil),                      // 62: shale.pd.GetAuthRequest
-	(*GetAuthResponse)(nil),                     // 63: shale.pd.GetAuthResponse
-	(*CreateUserRequest)(nil),                   // 64: shale.pd.CreateUserRequest
-	(*CreateUserResponse)(nil),                  // 65: shale.pd.CreateUserResponse
-	(*DropUserRequest)(nil),                     // 66: shale.pd.DropUserRequest
-	(*DropUserResponse)(nil),                    // 67: shale.pd.DropUserResponse
-	(*SetPasswordRequest)(nil),                  // 68: shale.pd.SetPasswordRequest
-	(*SetPasswordResponse)(nil),                 // 69: shale.pd.SetPasswordResponse
-	(*GrantRequest)(nil),                        // 70: shale.pd.GrantRequest
-	(*GrantResponse)(nil),                       // 71: shale.pd.GrantResponse
-	(*RevokeRequest)(nil),                       // 72: shale.pd.RevokeRequest
-	(*RevokeResponse)(nil),                      // 73: shale.pd.RevokeResponse
-	(*ListAuthRequest)(nil),                     // 74: shale.pd.ListAuthRequest
-	(*ListAuthResponse)(nil),                    // 75: shale.pd.ListAuthResponse
-	(*SetStoreLabelsRequest)(nil),               // 76: shale.pd.SetStoreLabelsRequest
-	(*SetStoreLabelsResponse)(nil),              // 77: shale.pd.SetStoreLabelsResponse
-	(*SetStoreLimitRequest)(nil),                // 78: shale.pd.SetStoreLimitRequest
-	(*SetStoreLimitResponse)(nil),               // 79: shale.pd.SetStoreLimitResponse
-	(*GetGCSafePointRequest)(nil),               // 80: shale.pd.GetGCSafePointRequest
-	(*ServiceSafePoint)(nil),                    // 81: shale.pd.ServiceSafePoint
-	(*GetGCSafePointResponse)(nil),              // 82: shale.pd.GetGCSafePointResponse
-	(*UpdateServiceSafePointRequest)(nil),       // 83: shale.pd.UpdateServiceSafePointRequest
-	(*UpdateServiceSafePointResponse)(nil),      // 84: shale.pd.UpdateServiceSafePointResponse
-	(*SchedulerInfo)(nil),                       // 85: shale.pd.SchedulerInfo
-	(*ListSchedulersRequest)(nil),               // 86: shale.pd.ListSchedulersRequest
-	(*ListSchedulersResponse)(nil),              // 87: shale.pd.ListSchedulersResponse
-	(*PauseSchedulerRequest)(nil),               // 88: shale.pd.PauseSchedulerRequest
-	(*PauseSchedulerResponse)(nil),              // 89: shale.pd.PauseSchedulerResponse
-	(*RemoveOperatorRequest)(nil),               // 90: shale.pd.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),              // 91: shale.pd.RemoveOperatorResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 92: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 93: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 94: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 95: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 96: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 97: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 98: shale.pd.AddOperatorRequest.MoveReplica
-	nil,                                    // 99: shale.pd.SetStoreLabelsRequest.LabelsEntry
-	(*metapb.Store)(nil),                   // 100: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 101: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 102: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 103: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 104: shale.meta.FamilySchema
+	(*ColumnFamilyModification)(nil),            // 34: shale.pd.ColumnFamilyModification
+	(*ModifyColumnFamiliesRequest)(nil),         // 35: shale.pd.ModifyColumnFamiliesRequest
+	(*ModifyColumnFamiliesResponse)(nil),        // 36: shale.pd.ModifyColumnFamiliesResponse
+	(*CreateTableResponse)(nil),                 // 37: shale.pd.CreateTableResponse
+	(*DropTableRequest)(nil),                    // 38: shale.pd.DropTableRequest
+	(*DropTableResponse)(nil),                   // 39: shale.pd.DropTableResponse
+	(*GetTableRequest)(nil),                     // 40: shale.pd.GetTableRequest
+	(*GetTableResponse)(nil),                    // 41: shale.pd.GetTableResponse
+	(*SetSQLSchemaRequest)(nil),                 // 42: shale.pd.SetSQLSchemaRequest
+	(*SetSQLSchemaResponse)(nil),                // 43: shale.pd.SetSQLSchemaResponse
+	(*ListTablesRequest)(nil),                   // 44: shale.pd.ListTablesRequest
+	(*ListTablesResponse)(nil),                  // 45: shale.pd.ListTablesResponse
+	(*GetConfigRequest)(nil),                    // 46: shale.pd.GetConfigRequest
+	(*GetConfigResponse)(nil),                   // 47: shale.pd.GetConfigResponse
+	(*SetConfigRequest)(nil),                    // 48: shale.pd.SetConfigRequest
+	(*SetConfigResponse)(nil),                   // 49: shale.pd.SetConfigResponse
+	(*OperatorInfo)(nil),                        // 50: shale.pd.OperatorInfo
+	(*ListOperatorsRequest)(nil),                // 51: shale.pd.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),               // 52: shale.pd.ListOperatorsResponse
+	(*AddOperatorRequest)(nil),                  // 53: shale.pd.AddOperatorRequest
+	(*AddOperatorResponse)(nil),                 // 54: shale.pd.AddOperatorResponse
+	(*DrainStoreRequest)(nil),                   // 55: shale.pd.DrainStoreRequest
+	(*DrainStoreResponse)(nil),                  // 56: shale.pd.DrainStoreResponse
+	(*ReportSplitRequest)(nil),                  // 57: shale.pd.ReportSplitRequest
+	(*ReportSplitResponse)(nil),                 // 58: shale.pd.ReportSplitResponse
+	(*SplitTabletsRequest)(nil),                 // 59: shale.pd.SplitTabletsRequest
+	(*SplitTabletsResponse)(nil),                // 60: shale.pd.SplitTabletsResponse
+	(*AuthGrant)(nil),                           // 61: shale.pd.AuthGrant
+	(*AuthUser)(nil),                            // 62: shale.pd.AuthUser
+	(*AuthRole)(nil),                            // 63: shale.pd.AuthRole
+	(*AuthState)(nil),                           // 64: shale.pd.AuthState
+	(*GetAuthRequest)(nil),                      // 65: shale.pd.GetAuthRequest
+	(*GetAuthResponse)(nil),                     // 66: shale.pd.GetAuthResponse
+	(*CreateUserRequest)(nil),                   // 67: shale.pd.CreateUserRequest
+	(*CreateUserResponse)(nil),                  // 68: shale.pd.CreateUserResponse
+	(*DropUserRequest)(nil),                     // 69: shale.pd.DropUserRequest
+	(*DropUserResponse)(nil),                    // 70: shale.pd.DropUserResponse
+	(*SetPasswordRequest)(nil),                  // 71: shale.pd.SetPasswordRequest
+	(*SetPasswordResponse)(nil),                 // 72: shale.pd.SetPasswordResponse
+	(*GrantRequest)(nil),                        // 73: shale.pd.GrantRequest
+	(*GrantResponse)(nil),                       // 74: shale.pd.GrantResponse
+	(*RevokeRequest)(nil),                       // 75: shale.pd.RevokeRequest
+	(*RevokeResponse)(nil),                      // 76: shale.pd.RevokeResponse
+	(*ListAuthRequest)(nil),                     // 77: shale.pd.ListAuthRequest
+	(*ListAuthResponse)(nil),                    // 78: shale.pd.ListAuthResponse
+	(*SetStoreLabelsRequest)(nil),               // 79: shale.pd.SetStoreLabelsRequest
+	(*SetStoreLabelsResponse)(nil),              // 80: shale.pd.SetStoreLabelsResponse
+	(*SetStoreLimitRequest)(nil),                // 81: shale.pd.SetStoreLimitRequest
+	(*SetStoreLimitResponse)(nil),               // 82: shale.pd.SetStoreLimitResponse
+	(*GetGCSafePointRequest)(nil),               // 83: shale.pd.GetGCSafePointRequest
+	(*ServiceSafePoint)(nil),                    // 84: shale.pd.ServiceSafePoint
+	(*GetGCSafePointResponse)(nil),              // 85: shale.pd.GetGCSafePointResponse
+	(*UpdateServiceSafePointRequest)(nil),       // 86: shale.pd.UpdateServiceSafePointRequest
+	(*UpdateServiceSafePointResponse)(nil),      // 87: shale.pd.UpdateServiceSafePointResponse
+	(*SchedulerInfo)(nil),                       // 88: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 89: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 90: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 91: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 92: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 93: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 94: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 95: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 96: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 97: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 98: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 99: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 100: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 101: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 102: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 103: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 104: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 105: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 106: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 107: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	100, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	103, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	100, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	103, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	101, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	102, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	102, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	104, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	105, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	105, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
 	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
 	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	103, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	92,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	93,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	94,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	95,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	106, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	95,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	96,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	97,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	98,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
 	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	102, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	105, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
 	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
 	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
 	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
@@ -6084,136 +6330,143 @@ var file_pdpb_pd_proto_depIdxs = []int32{
 	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
 	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
 	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	104, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	101, // 36: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 37: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
-	3,   // 38: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	101, // 39: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 40: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	101, // 41: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 42: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	101, // 43: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
-	3,   // 44: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	97,  // 45: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
-	3,   // 46: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
-	3,   // 47: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
-	47,  // 48: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
-	3,   // 49: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	98,  // 50: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
-	47,  // 51: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	3,   // 52: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	3,   // 53: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
-	15,  // 54: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
-	3,   // 55: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
-	1,   // 56: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
-	58,  // 57: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
-	59,  // 58: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
-	60,  // 59: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
-	3,   // 60: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
-	61,  // 61: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 62: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
-	3,   // 63: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
-	3,   // 64: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
-	3,   // 65: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
-	58,  // 66: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 67: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
-	58,  // 68: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 69: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
-	61,  // 70: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 71: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
-	99,  // 72: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
-	100, // 73: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
-	3,   // 74: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
-	3,   // 75: shale.pd.GetGCSafePointRequest.header:type_name -> shale.pd.Header
-	81,  // 76: shale.pd.GetGCSafePointResponse.services:type_name -> shale.pd.ServiceSafePoint
-	3,   // 77: shale.pd.UpdateServiceSafePointRequest.header:type_name -> shale.pd.Header
-	3,   // 78: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
-	85,  // 79: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
-	3,   // 80: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
-	85,  // 81: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
-	3,   // 82: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
-	47,  // 83: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	96,  // 84: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	2,   // 85: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	6,   // 86: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	10,  // 87: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	12,  // 88: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	16,  // 89: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	20,  // 90: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	21,  // 91: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	23,  // 92: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	25,  // 93: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	27,  // 94: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	29,  // 95: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	31,  // 96: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	33,  // 97: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	35,  // 98: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	37,  // 99: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	41,  // 100: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	39,  // 101: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	43,  // 102: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	45,  // 103: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	48,  // 104: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	50,  // 105: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	52,  // 106: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	54,  // 107: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	56,  // 108: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	62,  // 109: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
-	64,  // 110: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
-	66,  // 111: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
-	68,  // 112: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
-	70,  // 113: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
-	72,  // 114: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
-	74,  // 115: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
-	76,  // 116: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
-	78,  // 117: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
-	86,  // 118: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
-	88,  // 119: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
-	90,  // 120: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
-	80,  // 121: shale.pd.PD.GetGCSafePoint:input_type -> shale.pd.GetGCSafePointRequest
-	83,  // 122: shale.pd.PD.UpdateServiceSafePoint:input_type -> shale.pd.UpdateServiceSafePointRequest
-	7,   // 123: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	11,  // 124: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	13,  // 125: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	18,  // 126: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	22,  // 127: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	22,  // 128: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	24,  // 129: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	26,  // 130: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	28,  // 131: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	30,  // 132: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	32,  // 133: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	34,  // 134: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	36,  // 135: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	38,  // 136: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	42,  // 137: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	40,  // 138: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	44,  // 139: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	46,  // 140: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	49,  // 141: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	51,  // 142: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	53,  // 143: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	55,  // 144: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	57,  // 145: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	63,  // 146: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
-	65,  // 147: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
-	67,  // 148: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
-	69,  // 149: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
-	71,  // 150: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
-	73,  // 151: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
-	75,  // 152: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
-	77,  // 153: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
-	79,  // 154: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
-	87,  // 155: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
-	89,  // 156: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
-	91,  // 157: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
-	82,  // 158: shale.pd.PD.GetGCSafePoint:output_type -> shale.pd.GetGCSafePointResponse
-	84,  // 159: shale.pd.PD.UpdateServiceSafePoint:output_type -> shale.pd.UpdateServiceSafePointResponse
-	123, // [123:160] is the sub-list for method output_type
-	86,  // [86:123] is the sub-list for method input_type
-	86,  // [86:86] is the sub-list for extension type_name
-	86,  // [86:86] is the sub-list for extension extendee
-	0,   // [0:86] is the sub-list for field type_name
+	107, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	107, // 36: shale.pd.ColumnFamilyModification.create:type_name -> shale.meta.FamilySchema
+	107, // 37: shale.pd.ColumnFamilyModification.update:type_name -> shale.meta.FamilySchema
+	3,   // 38: shale.pd.ModifyColumnFamiliesRequest.header:type_name -> shale.pd.Header
+	34,  // 39: shale.pd.ModifyColumnFamiliesRequest.modifications:type_name -> shale.pd.ColumnFamilyModification
+	104, // 40: shale.pd.ModifyColumnFamiliesResponse.table:type_name -> shale.meta.TableSchema
+	104, // 41: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 42: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
+	3,   // 43: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
+	104, // 44: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 45: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
+	104, // 46: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 47: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
+	104, // 48: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	3,   // 49: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
+	100, // 50: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	3,   // 51: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
+	3,   // 52: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
+	50,  // 53: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
+	3,   // 54: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
+	101, // 55: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	50,  // 56: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	3,   // 57: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
+	3,   // 58: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
+	15,  // 59: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
+	3,   // 60: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
+	1,   // 61: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
+	61,  // 62: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
+	62,  // 63: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
+	63,  // 64: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
+	3,   // 65: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 66: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 67: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
+	3,   // 68: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
+	3,   // 69: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
+	3,   // 70: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
+	61,  // 71: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 72: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
+	61,  // 73: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 74: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 75: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 76: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
+	102, // 77: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	103, // 78: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	3,   // 79: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
+	3,   // 80: shale.pd.GetGCSafePointRequest.header:type_name -> shale.pd.Header
+	84,  // 81: shale.pd.GetGCSafePointResponse.services:type_name -> shale.pd.ServiceSafePoint
+	3,   // 82: shale.pd.UpdateServiceSafePointRequest.header:type_name -> shale.pd.Header
+	3,   // 83: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	88,  // 84: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	3,   // 85: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	88,  // 86: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	3,   // 87: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	50,  // 88: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	99,  // 89: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 90: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 91: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 92: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 93: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 94: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 95: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 96: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 97: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 98: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 99: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 100: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 101: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 102: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	38,  // 103: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	40,  // 104: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	44,  // 105: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	42,  // 106: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	35,  // 107: shale.pd.PD.ModifyColumnFamilies:input_type -> shale.pd.ModifyColumnFamiliesRequest
+	46,  // 108: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	48,  // 109: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	51,  // 110: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	53,  // 111: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	55,  // 112: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	57,  // 113: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	59,  // 114: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	65,  // 115: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	67,  // 116: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	69,  // 117: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	71,  // 118: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	73,  // 119: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	75,  // 120: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	77,  // 121: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	79,  // 122: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	81,  // 123: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	89,  // 124: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	91,  // 125: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	93,  // 126: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	83,  // 127: shale.pd.PD.GetGCSafePoint:input_type -> shale.pd.GetGCSafePointRequest
+	86,  // 128: shale.pd.PD.UpdateServiceSafePoint:input_type -> shale.pd.UpdateServiceSafePointRequest
+	7,   // 129: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 130: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 131: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 132: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 133: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 134: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 135: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 136: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 137: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 138: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 139: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	37,  // 140: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	39,  // 141: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	41,  // 142: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	45,  // 143: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	43,  // 144: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	36,  // 145: shale.pd.PD.ModifyColumnFamilies:output_type -> shale.pd.ModifyColumnFamiliesResponse
+	47,  // 146: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	49,  // 147: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	52,  // 148: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	54,  // 149: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	56,  // 150: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	58,  // 151: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	60,  // 152: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	66,  // 153: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	68,  // 154: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	70,  // 155: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	72,  // 156: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	74,  // 157: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	76,  // 158: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	78,  // 159: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	80,  // 160: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	82,  // 161: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	90,  // 162: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	92,  // 163: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	94,  // 164: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	85,  // 165: shale.pd.PD.GetGCSafePoint:output_type -> shale.pd.GetGCSafePointResponse
+	87,  // 166: shale.pd.PD.UpdateServiceSafePoint:output_type -> shale.pd.UpdateServiceSafePointResponse
+	129, // [129:167] is the sub-list for method output_type
+	91,  // [91:129] is the sub-list for method input_type
+	91,  // [91:91] is the sub-list for extension type_name
+	91,  // [91:91] is the sub-list for extension extendee
+	0,   // [0:91] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -6227,13 +6480,18 @@ func file_pdpb_pd_proto_init() {
 		(*TabletCommand_Split_)(nil),
 		(*TabletCommand_Merge_)(nil),
 	}
-	file_pdpb_pd_proto_msgTypes[47].OneofWrappers = []any{
+	file_pdpb_pd_proto_msgTypes[31].OneofWrappers = []any{
+		(*ColumnFamilyModification_Create)(nil),
+		(*ColumnFamilyModification_Update)(nil),
+		(*ColumnFamilyModification_Drop)(nil),
+	}
+	file_pdpb_pd_proto_msgTypes[50].OneofWrappers = []any{
 		(*AddOperatorRequest_SplitKey)(nil),
 		(*AddOperatorRequest_SplitMiddle)(nil),
 		(*AddOperatorRequest_TransferLeaderTo)(nil),
 		(*AddOperatorRequest_Move)(nil),
 	}
-	file_pdpb_pd_proto_msgTypes[55].OneofWrappers = []any{
+	file_pdpb_pd_proto_msgTypes[58].OneofWrappers = []any{
 		(*AuthGrant_TableId)(nil),
 		(*AuthGrant_KeyPrefix)(nil),
 		(*AuthGrant_Cluster)(nil),
@@ -6244,7 +6502,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   97,
+			NumMessages:   100,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -37,6 +37,7 @@ const (
 	PD_GetTable_FullMethodName               = "/shale.pd.PD/GetTable"
 	PD_ListTables_FullMethodName             = "/shale.pd.PD/ListTables"
 	PD_SetSQLSchema_FullMethodName           = "/shale.pd.PD/SetSQLSchema"
+	PD_ModifyColumnFamilies_FullMethodName   = "/shale.pd.PD/ModifyColumnFamilies"
 	PD_GetConfig_FullMethodName              = "/shale.pd.PD/GetConfig"
 	PD_SetConfig_FullMethodName              = "/shale.pd.PD/SetConfig"
 	PD_ListOperators_FullMethodName          = "/shale.pd.PD/ListOperators"
@@ -80,6 +81,7 @@ type PDClient interface {
 	GetTable(ctx context.Context, in *GetTableRequest, opts ...grpc.CallOption) (*GetTableResponse, error)
 	ListTables(ctx context.Context, in *ListTablesRequest, opts ...grpc.CallOption) (*ListTablesResponse, error)
 	SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, opts ...grpc.CallOption) (*SetSQLSchemaResponse, error)
+	ModifyColumnFamilies(ctx context.Context, in *ModifyColumnFamiliesRequest, opts ...grpc.CallOption) (*ModifyColumnFamiliesResponse, error)
 	GetConfig(ctx context.Context, in *GetConfigRequest, opts ...grpc.CallOption) (*GetConfigResponse, error)
 	SetConfig(ctx context.Context, in *SetConfigRequest, opts ...grpc.CallOption) (*SetConfigResponse, error)
 	ListOperators(ctx context.Context, in *ListOperatorsRequest, opts ...grpc.CallOption) (*ListOperatorsResponse, error)
@@ -265,6 +267,16 @@ func (c *pDClient) SetSQLSchema(ctx context.Context, in *SetSQLSchemaRequest, op
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SetSQLSchemaResponse)
 	err := c.cc.Invoke(ctx, PD_SetSQLSchema_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *pDClient) ModifyColumnFamilies(ctx context.Context, in *ModifyColumnFamiliesRequest, opts ...grpc.CallOption) (*ModifyColumnFamiliesResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ModifyColumnFamiliesResponse)
+	err := c.cc.Invoke(ctx, PD_ModifyColumnFamilies_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -501,6 +513,7 @@ type PDServer interface {
 	GetTable(context.Context, *GetTableRequest) (*GetTableResponse, error)
 	ListTables(context.Context, *ListTablesRequest) (*ListTablesResponse, error)
 	SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error)
+	ModifyColumnFamilies(context.Context, *ModifyColumnFamiliesRequest) (*ModifyColumnFamiliesResponse, error)
 	GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error)
 	SetConfig(context.Context, *SetConfigRequest) (*SetConfigResponse, error)
 	ListOperators(context.Context, *ListOperatorsRequest) (*ListOperatorsResponse, error)
@@ -579,6 +592,9 @@ func (UnimplementedPDServer) ListTables(context.Context, *ListTablesRequest) (*L
 }
 func (UnimplementedPDServer) SetSQLSchema(context.Context, *SetSQLSchemaRequest) (*SetSQLSchemaResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetSQLSchema not implemented")
+}
+func (UnimplementedPDServer) ModifyColumnFamilies(context.Context, *ModifyColumnFamiliesRequest) (*ModifyColumnFamiliesResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ModifyColumnFamilies not implemented")
 }
 func (UnimplementedPDServer) GetConfig(context.Context, *GetConfigRequest) (*GetConfigResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetConfig not implemented")
@@ -948,6 +964,24 @@ func _PD_SetSQLSchema_Handler(srv interface{}, ctx context.Context, dec func(int
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(PDServer).SetSQLSchema(ctx, req.(*SetSQLSchemaRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _PD_ModifyColumnFamilies_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ModifyColumnFamiliesRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PDServer).ModifyColumnFamilies(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: PD_ModifyColumnFamilies_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PDServer).ModifyColumnFamilies(ctx, req.(*ModifyColumnFamiliesRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -1400,6 +1434,10 @@ var PD_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetSQLSchema",
 			Handler:    _PD_SetSQLSchema_Handler,
+		},
+		{
+			MethodName: "ModifyColumnFamilies",
+			Handler:    _PD_ModifyColumnFamilies_Handler,
 		},
 		{
 			MethodName: "GetConfig",

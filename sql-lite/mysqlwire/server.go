@@ -2,7 +2,6 @@ package mysqlwire
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -13,12 +12,14 @@ import (
 	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-mysql-org/go-mysql/mysql"
 	"github.com/go-mysql-org/go-mysql/server"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
 )
@@ -40,9 +41,16 @@ const Database = "shale"
 // Config configures a Server. The zero values of the limits take the
 // defaults below.
 type Config struct {
-	// User and Password are the one account the server accepts (until
-	// the users of the security work, issue 17, land).
+	// User and Password are a static account the server accepts besides
+	// PD's users (Authz): the one account of an insecure server, or an
+	// account for a setup such as the playground. User "" (allowed only
+	// with Authz in Secure mode): none.
 	User, Password string
+	// Authz, in Secure mode, authenticates PD's users by their password
+	// hashes (auth.go) and makes each session act as its user
+	// (sqllite.Session.ActAs): every statement is checked against the
+	// user's grants. The static account acts as the user it names.
+	Authz *authz.Authorizer
 	// AuthPlugin is the authentication method clients are asked to use:
 	// AuthNative (mysql_native_password) or AuthCachingSHA
 	// (caching_sha2_password). Default: AuthCachingSHA.
@@ -88,8 +96,8 @@ func (c *Config) fill() error {
 	if c.AuthPlugin != AuthNative && c.AuthPlugin != AuthCachingSHA {
 		return fmt.Errorf("mysql auth plugin %q is not supported (use %s or %s)", c.AuthPlugin, AuthNative, AuthCachingSHA)
 	}
-	if c.User == "" {
-		return errors.New("mysql user must not be empty")
+	if c.User == "" && (c.Authz == nil || !c.Authz.Secure()) {
+		return errors.New("mysql user must not be empty (without secure authorization there are no other users)")
 	}
 	def := func(v *int, d int, what string) error {
 		if *v == 0 {
@@ -127,7 +135,7 @@ type Server struct {
 	client  *kvclient.Client
 	metrics *sqlMetrics
 	proto   *server.Server
-	creds   *server.InMemoryProvider
+	sha2    *sha2Cache
 	ctx     context.Context
 	cancel  context.CancelFunc
 
@@ -144,17 +152,11 @@ func New(client *kvclient.Client, cfg Config) (*Server, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	creds := server.NewInMemoryProvider()
-	creds.AddUser(cfg.User, cfg.Password)
 	ctx, cancel := context.WithCancel(context.Background())
-	// caching_sha2_password takes its fast path (no RSA key needed)
-	// without TLS; with TLS every client must use it (framedConn).
-	var tlsConfig *tls.Config
-	if cfg.TLS != nil {
-		tlsConfig = cfg.TLS.ServerTLS(false)
-	}
-	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, cfg.AuthPlugin, nil, tlsConfig)
-	return &Server{cfg: cfg, client: client, metrics: newSQLMetrics(cfg.Registry), proto: proto, creds: creds, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
+	// The connection phase is Shale's (auth.go); the library replays a
+	// handshake without TLS or password and runs the command phase.
+	proto := server.NewServer(ServerVersion, mysql.DEFAULT_COLLATION_ID, mysql.AUTH_NATIVE_PASSWORD, nil, nil)
+	return &Server{cfg: cfg, client: client, metrics: newSQLMetrics(cfg.Registry), proto: proto, sha2: &sha2Cache{}, ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}, nil
 }
 
 // Listen opens a TCP listener on addr and serves it in the background;
@@ -282,15 +284,18 @@ func (s *Server) serveConn(nc net.Conn) {
 		return
 	}
 	defer h.close()
-	c, err := s.proto.NewCustomizedConn(fc, s.creds, h)
+	l, id, conn, err := s.authenticate(fc, connID.Add(1), h.UseDB)
+	if err != nil {
+		log.Debug("mysql connection: authentication failed", "err", err)
+		return
+	}
+	if s.cfg.Authz != nil && s.cfg.Authz.Secure() {
+		h.sess.ActAs(s.cfg.Authz, id)
+	}
+	c, err := s.commandConn(l, conn, h)
 	if err != nil {
 		log.Debug("mysql connection: handshake failed", "err", err)
 		return
-	}
-	if tc, ok := c.Conn.Conn.(*tls.Conn); ok {
-		// Below TLS fc passes bytes through; the frames are checked
-		// above it from now on.
-		c.Conn.Conn = &framedConn{Conn: tc, max: s.cfg.MaxPacket, writeTimeout: s.cfg.WriteTimeout, frames: 1}
 	}
 	h.conn = c
 	h.syncStatus()
@@ -304,6 +309,9 @@ func (s *Server) serveConn(nc net.Conn) {
 		}
 	}
 }
+
+// connID numbers connections in the handshake.
+var connID atomic.Uint32
 
 // errTooLarge fails the read of a refused packet (too large, or long data).
 var errTooLarge = errors.New("packet refused before reading it")

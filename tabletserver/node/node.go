@@ -17,10 +17,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/metrics"
 	"github.com/shaledb/shale/internal/security"
@@ -174,21 +176,16 @@ func Run(ctx context.Context, o Options) error {
 	var httpSrv *http.Server
 	if httpLis != nil {
 		mux := http.NewServeMux()
-		// /metrics and profiles: the performance work needs CPU and
-		// allocation profiles of real servers under load.
-		metrics.HandleDebug(mux, reg)
 		// Ready (both paths): registered with PD (joinCluster returned
 		// before any listener opened) or static, serving, and not
 		// shutting down.
-		ready := func(w http.ResponseWriter, _ *http.Request) {
+		httpRoutes(mux, reg, func(w http.ResponseWriter, _ *http.Request) {
 			if !healthy.Load() {
 				http.Error(w, "not serving", http.StatusServiceUnavailable)
 				return
 			}
 			_, _ = w.Write([]byte("ok"))
-		}
-		mux.HandleFunc("/healthz", ready)
-		mux.HandleFunc("/readyz", ready)
+		})
 		httpSrv = &http.Server{Handler: security.RequireClientCert(az.HTTP(mux), "/healthz", "/readyz"), ReadHeaderTimeout: 10 * time.Second}
 		serve("node.http", func() error {
 			if err := httpSrv.Serve(o.TLS.HTTPListener(httpLis)); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -413,4 +410,14 @@ func (g *requestGate) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	}
 	defer g.exit()
 	return h(srv, ss)
+}
+
+// httpRoutes registers every route of the status port (each must be
+// classified in internal/authz/table.go: TestEveryHTTPRouteIsClassified).
+// /metrics and profiles: the performance work needs CPU and allocation
+// profiles of real servers under load.
+func httpRoutes(mux authz.Registrar, reg *prometheus.Registry, ready http.HandlerFunc) {
+	metrics.HandleDebug(mux, reg)
+	mux.HandleFunc("/healthz", ready)
+	mux.HandleFunc("/readyz", ready)
 }

@@ -108,6 +108,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		threshold int64
 		schema    *metapb.TableSchema
 		policy    = map[string]*metapb.FamilySchema{}
+		dropped   = map[string]bool{}
 	)
 	flush := func() error {
 		if len(garbage) == 0 {
@@ -134,9 +135,13 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		if schema == nil || schema.TableId != c.TableID {
 			schema, _ = s.schema(c.TableID)
 			clear(policy)
+			clear(dropped)
 			if schema != nil {
 				for _, f := range schema.Families {
 					policy[f.Name] = f
+				}
+				for _, f := range schema.DroppedFamilies {
+					dropped[f] = true
 				}
 			}
 		}
@@ -160,29 +165,35 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			}
 			continue
 		}
-		if p == nil {
+		if p == nil && !dropped[c.Family] {
 			continue // unknown family: keep, the schema may not have arrived yet
 		}
-		if ts >= safePoint {
-			// Kept, and not counted: a read at the safe point sees the
-			// versions below it that the policy keeps.
-			versions--
-			continue
-		}
-		if (p.MaxVersions > 0 && versions > int(p.MaxVersions)) || (p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
-			if p.MaxVersions > 0 && versions > int(p.MaxVersions) {
-				// A read at t < the timestamp of the MaxVersions-th
-				// newer version still counts this one among its newest
-				// (read.go): such reads are refused from now on. colTS
-				// holds every version, those kept for the safe point too. Versions
-				// past their max age are hidden from every read already.
+		// A deleted family's cells all go (reads hide them already);
+		// otherwise the family's policy decides, above the safe point.
+		if !dropped[c.Family] {
+			if ts >= safePoint {
+				// Kept, and not counted: a read at the safe point sees the
+				// versions below it that the policy keeps.
+				versions--
+				continue
+			}
+			tooMany := p.MaxVersions > 0 && versions > int(p.MaxVersions)
+			if !tooMany && !(p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
+				continue
+			}
+			if tooMany {
+				// A read at t < the timestamp of the MaxVersions-th newer
+				// version still counts this one among its newest (read.go):
+				// such reads are refused from now on. colTS holds every
+				// version, those kept for the safe point too. Versions past
+				// their max age are hidden from every read already.
 				threshold = max(threshold, colTS[len(colTS)-int(p.MaxVersions)-1])
 			}
-			garbage = append(garbage, bytes.Clone(ck))
-			if len(garbage) >= gcBatchKeys {
-				if err := flush(); err != nil {
-					return deleted, err
-				}
+		}
+		garbage = append(garbage, bytes.Clone(ck))
+		if len(garbage) >= gcBatchKeys {
+			if err := flush(); err != nil {
+				return deleted, err
 			}
 		}
 	}

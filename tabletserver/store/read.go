@@ -24,6 +24,7 @@ type rowFilter struct {
 	maxVersions int
 	start, end  int64 // [start, end), end 0 unbounded
 	policy      map[string]*metapb.FamilySchema
+	dropped     map[string]bool // deleted families: hidden until GC removes them
 	nowMicros   int64
 	filter      *compiledFilter // nil: every row
 	digest      bool            // rows carry a count and digest of their cells
@@ -38,6 +39,12 @@ func (s *Store) newRowFilter(schema *metapb.TableSchema, o *kvpb.ReadOptions) (*
 	f := &rowFilter{maxVersions: 1, policy: map[string]*metapb.FamilySchema{}, nowMicros: s.opts.WallClock().UnixMicro(), maxRowBytes: s.opts.Limits.MaxReadRowBytes}
 	for _, fam := range schema.Families {
 		f.policy[fam.Name] = fam
+	}
+	for _, fam := range schema.DroppedFamilies {
+		if f.dropped == nil {
+			f.dropped = map[string]bool{}
+		}
+		f.dropped[fam] = true
 	}
 	if o == nil {
 		return f, nil
@@ -133,7 +140,7 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		return // written after the read's timestamp
 	}
 	b.versions++
-	if c.Family == dedupFamily {
+	if c.Family == dedupFamily || b.f.dropped[c.Family] {
 		return
 	}
 	if p := b.f.policy[c.Family]; p != nil {

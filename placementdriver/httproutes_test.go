@@ -1,0 +1,20 @@
+package placementdriver
+
+import (
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/shaledb/shale/internal/authz"
+	"github.com/shaledb/shale/internal/metrics"
+)
+
+// Every route of PD's status port is in internal/authz's HTTP table: the routes are
+// registered by the function the server uses, on a recorder. A route added
+// without a class fails here (and is refused at run time).
+func TestEveryHTTPRouteIsClassified(t *testing.T) {
+	rec := authz.NewRouteRecorder()
+	(&Server{}).httpRoutes(rec, metrics.NewRegistry())
+	require.NotEmpty(t, rec.Patterns)
+	require.Empty(t, authz.UnclassifiedRoutes(rec.Patterns), "classify these routes in internal/authz/table.go")
+}
