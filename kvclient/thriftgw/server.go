@@ -299,17 +299,21 @@ func (s *Server) OpenScanners() int { return s.handler.scanners.len() }
 // nil after Close.
 func (s *Server) Serve() error {
 	// The listeners serve in their own goroutines (not stopper tasks:
-	// Serve may be called after Close, and then returns at once); the
-	// first to end ends Serve, and on Close both have.
+	// Serve may be called after Close, and then returns at once). The
+	// first to end (Close, or a failing listener) stops the other, so
+	// the gateway never serves half its protocols, and Serve returns once
+	// both ended.
 	n := 1
 	errs := make(chan error, 2)
 	if s.t1 != nil {
 		n = 2
-		go func() { errs <- s.t1.srv.Serve() }()
+		go func() { errs <- s.t1.srv.Serve() }() //stop:short-lived joined below
 	}
-	go func() { errs <- s.srv.Serve() }()
+	go func() { errs <- s.srv.Serve() }() //stop:short-lived joined below
 	err := <-errs
-	if n == 2 && s.closing.Load() {
+	if n == 2 {
+		_ = s.srv.Stop() // idempotent; Close stops both again
+		_ = s.t1.srv.Stop()
 		if e := <-errs; err == nil {
 			err = e
 		}

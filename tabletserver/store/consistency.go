@@ -583,7 +583,7 @@ func (c *checker) round(ctx context.Context, r *replica, desc *metapb.TabletDesc
 	for i, rep := range desc.Replicas {
 		answers[i].rep = rep
 		wg.Add(1)
-		go func() {
+		go func() { //stop:short-lived joined below (wg.Wait), each bounded by ctx
 			defer wg.Done()
 			answers[i].res = c.collect(ctx, r.tabletID, rep.StoreId, cmd.CheckId)
 		}()
