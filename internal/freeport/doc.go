@@ -6,5 +6,8 @@
 // between closing the probe listener and the server binding the port,
 // another process's connection can take it, and the server then fails with
 // "address already in use" (seen in CI with many test binaries running at
-// once). Ports are therefore drawn at random below that range.
+// once). Ports are therefore drawn at random below that range, never twice
+// in one process, and never while another live process on the machine
+// holds them (a reservation file per port under $TMPDIR/shale-freeport):
+// test binaries running at once drew the same port before either bound it.
 package freeport

@@ -2,6 +2,8 @@ package freeport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -33,5 +35,44 @@ func TestAddr(t *testing.T) {
 			t.Fatalf("Addr() returned %s twice while it was bound", a)
 		}
 		seen[a] = true
+	}
+}
+
+// A port reserved by a live process is never handed out; one reserved by a
+// dead process is reclaimed.
+func TestAddrSkipsAnotherProcessesReservations(t *testing.T) {
+	old := reservationDir
+	reservationDir = t.TempDir()
+	defer func() { reservationDir = old }()
+	// Every port but two is held by a live process (PID 1); of the two, one
+	// is held by a PID that does not exist.
+	dead := RangeLow + 7
+	free := RangeLow + 11
+	for p := RangeLow; p < RangeHigh; p++ {
+		owner := "1"
+		switch p {
+		case dead:
+			owner = "2147483646"
+		case free:
+			continue
+		}
+		if err := os.WriteFile(filepath.Join(reservationDir, strconv.Itoa(p)), []byte(owner), 0o666); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[int]bool{}
+	for range 2 {
+		a, err := Addr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, p, _ := net.SplitHostPort(a)
+		port, _ := strconv.Atoi(p)
+		got[port] = true
+	}
+	for port := range got {
+		if port >= RangeLow && port < RangeHigh && port != dead && port != free {
+			t.Fatalf("Addr handed out port %d, reserved by a live process", port)
+		}
 	}
 }
