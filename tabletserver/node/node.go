@@ -86,6 +86,9 @@ func Run(ctx context.Context, o Options) error {
 	if len(o.PD) > 0 {
 		cl, id, err := joinCluster(ctx, o)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while joining: a clean stop, like any other
+			}
 			return err
 		}
 		defer cl.Close()

@@ -270,3 +270,23 @@ func TestRunStartupErrors(t *testing.T) {
 	defer cancel()
 	require.ErrorContains(t, Run(ctx, o), "data directory")
 }
+
+// A node stopped while it is still registering with PD (a PD that does not
+// answer) stops cleanly: Run returns nil, as for a stop at any other time.
+func TestRunStoppedWhileJoining(t *testing.T) {
+	silent, err := net.Listen("tcp", "127.0.0.1:0") // accepts, never answers
+	require.NoError(t, err)
+	defer silent.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { //stop:short-lived joined below
+		done <- Run(ctx, Options{DataDir: t.TempDir(), Addr: "127.0.0.1:0", PD: []string{silent.Addr().String()}, Logger: testLogger(t)})
+	}()
+	cancel()
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not return after its context was cancelled")
+	}
+}
