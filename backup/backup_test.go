@@ -227,7 +227,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	sum, err := backup.Run(ctx, o)
 	require.NoError(t, err)
 	t.Logf("backup: %+v", *sum)
-	// Writes go on a while after the backup.
+	// Models time passing: writes go on a while after the backup.
 	time.Sleep(300 * time.Millisecond)
 	stopLoad()
 	<-wl.done

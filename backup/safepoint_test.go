@@ -87,6 +87,7 @@ func TestSafePointKeepsVersions(t *testing.T) {
 		}
 		return nil
 	})
+	// Models time passing: GC rounds go on a while with the safe point held.
 	time.Sleep(time.Second)
 
 	to := fileURL(t, "b")

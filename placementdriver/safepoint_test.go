@@ -54,7 +54,7 @@ func TestGCSafePoints(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for time.Now().Before(deadline) {
 		require.LessOrEqual(t, gcSafePoint(), held, "the safe point passed a live service safe point")
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // models time passing: the invariant is watched for 2 s
 	}
 	// Below the cluster safe point: refused.
 	_, err := cl.UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "late", SafePoint: first - 1, TtlSeconds: 60})
