@@ -93,9 +93,14 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 done
 
-op=READ
-[[ "$WORKLOAD" == a || "$WORKLOAD" == b || "$WORKLOAD" == f ]] && op=UPDATE
-[[ "$WORKLOAD" == f ]] && op=READ-MODIFY-WRITE
+# The second latency column: the workload's other operation.
+case "$WORKLOAD" in
+a | b) op=UPDATE ;;
+d) op=INSERT ;;
+e) op=SCAN ;;
+f) op=READ-MODIFY-WRITE ;;
+*) op=READ ;; # c: reads only; the column repeats read p99
+esac
 printf '| run | variant | ops/s | read p99 (us) | %s p99 (us) |\n| --- | --- | --- | --- | --- |\n' "${op,,}"
 declare -A total
 for round in $(seq 1 "$ROUNDS"); do
