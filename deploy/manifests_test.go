@@ -566,11 +566,11 @@ func TestKubernetesStrictDecodingRejects(t *testing.T) {
 // ---- docker-compose.yml, shale.yaml, systemd ----
 
 func TestComposeAndConfigKeys(t *testing.T) {
-	data, err := os.ReadFile("shale.yaml")
+	data, err := os.ReadFile("shale-secure.yaml")
 	require.NoError(t, err)
-	checkConfigFile(t, "shale.yaml", data)
+	checkConfigFile(t, "shale-secure.yaml", data)
 
-	data, err = os.ReadFile("docker-compose.yml")
+	data, err = os.ReadFile("docker-compose.secure.yml")
 	require.NoError(t, err)
 	var compose struct {
 		Services map[string]struct {
@@ -595,7 +595,7 @@ func TestComposeAndConfigKeys(t *testing.T) {
 	}
 	require.NotEmpty(t, nodeHosts, "no certs-node service")
 	for name, s := range compose.Services {
-		where := "docker-compose.yml service " + name
+		where := "docker-compose.secure.yml service " + name
 		checkArgs(t, where, s.Command)
 		require.NotContains(t, s.Command, "--insecure", "%s: the deploy manifests run secure", where)
 		for k := range s.Environment {
@@ -627,10 +627,43 @@ func TestComposeAndConfigKeys(t *testing.T) {
 	var cfg struct {
 		Security map[string]any `json:"security"`
 	}
-	require.NoError(t, yaml.Unmarshal(mustRead(t, "shale.yaml"), &cfg))
-	require.Nil(t, cfg.Security["insecure"], "shale.yaml runs secure")
+	require.NoError(t, yaml.Unmarshal(mustRead(t, "shale-secure.yaml"), &cfg))
+	require.Nil(t, cfg.Security["insecure"], "shale-secure.yaml runs secure")
 	for _, k := range []string{"ca", "cert", "key"} {
-		require.NotEmpty(t, cfg.Security[k], "shale.yaml: security.%s", k)
+		require.NotEmpty(t, cfg.Security[k], "shale-secure.yaml: security.%s", k)
+	}
+}
+
+// The insecure compose file and config the nemesis suite (tests/e2e)
+// drives: every flag, variable and key exists. The secure ones are checked
+// by TestComposeAndConfigKeys.
+func TestInsecureComposeForNemesis(t *testing.T) {
+	data, err := os.ReadFile("shale.yaml")
+	require.NoError(t, err)
+	checkConfigFile(t, "shale.yaml", data)
+
+	data, err = os.ReadFile("docker-compose.yml")
+	require.NoError(t, err)
+	var compose struct {
+		Services map[string]struct {
+			Command     []string          `json:"command"`
+			Environment map[string]string `json:"environment"`
+			Healthcheck struct {
+				Test []string `json:"test"`
+			} `json:"healthcheck"`
+		} `json:"services"`
+	}
+	require.NoError(t, yaml.Unmarshal(data, &compose))
+	require.Len(t, compose.Services, 9, "3 PD members, 5 tablet servers, the gateway")
+	for name, s := range compose.Services {
+		where := "docker-compose.yml service " + name
+		checkArgs(t, where, s.Command)
+		for k := range s.Environment {
+			checkEnv(t, where, k)
+		}
+		require.GreaterOrEqual(t, len(s.Healthcheck.Test), 3, "%s: no health check", where)
+		require.Equal(t, "/shale", s.Healthcheck.Test[1], where)
+		checkArgs(t, where+" healthcheck", s.Healthcheck.Test[2:])
 	}
 }
 
