@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os/exec"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -266,14 +267,19 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 			return target, err
 		}
 		sleepCtx(ctx, n.hold())
-		return target, n.awaitMoved(tb.ID, src, dst, 30*time.Second)
+		return target, n.awaitMoved(tb, src, dst, 30*time.Second)
 	}
 	return "", fmt.Errorf("unknown fault %q", kind)
 }
 
 // awaitMoved waits until the hot tablet (if it is still tablet id) has a
-// voter on store to and no replica on store from.
-func (n *nemesis) awaitMoved(id, from, to uint64, timeout time.Duration) error {
+// voter on store to and no replica on store from. A move that never put
+// anything on store to while another change took the tablet's membership
+// elsewhere (a scheduler's operator that was running when the admin move
+// was asked for: the admin operator, planned on the older membership,
+// ends stale) was declined by the cluster, not failed.
+func (n *nemesis) awaitMoved(before pdTablet, from, to uint64, timeout time.Duration) error {
+	id := before.ID
 	err := testutils.Retry(context.Background(), timeout, func() error {
 		tb, err := n.c.tabletFor(n.hotKey)
 		if err != nil {
@@ -293,9 +299,32 @@ func (n *nemesis) awaitMoved(id, from, to uint64, timeout time.Duration) error {
 		return fmt.Errorf("replicas %v", tb.Peers)
 	})
 	if err != nil {
+		if tb, terr := n.c.tabletFor(n.hotKey); terr == nil && tb.ID == id && !hasStore(tb, to) && peerSet(tb) != peerSet(before) {
+			return fmt.Errorf("%w: move of tablet %d from store %d to %d: its membership changed from %s to %s under the move, which never reached store %d", errRefused, id, from, to, peerSet(before), peerSet(tb), to)
+		}
 		return fmt.Errorf("move of tablet %d from store %d to %d: %w", id, from, to, err)
 	}
 	return nil
+}
+
+func hasStore(tb pdTablet, store uint64) bool {
+	for _, p := range tb.Peers {
+		if p.StoreID == store {
+			return true
+		}
+	}
+	return false
+}
+
+// peerSet is a tablet's membership as a comparable string (store:role,
+// sorted).
+func peerSet(tb pdTablet) string {
+	var ps []string
+	for _, p := range tb.Peers {
+		ps = append(ps, fmt.Sprintf("%d:%s", p.StoreID, p.Role))
+	}
+	sort.Strings(ps)
+	return strings.Join(ps, ",")
 }
 
 // restart starts a killed container again and waits until it is healthy.
