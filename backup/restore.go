@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/importer"
+	"github.com/shaledb/shale/internal/atomicfile"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/kvclient"
@@ -272,24 +273,7 @@ func (r *restorer) saveLocked() error {
 	if err != nil {
 		return err
 	}
-	p := filepath.Join(r.o.WorkDir, restoreCheckpointName)
-	tmp := p + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p)
+	return atomicfile.Write(filepath.Join(r.o.WorkDir, restoreCheckpointName), data, 0o644)
 }
 
 // createTable creates the target table, or finds the one an earlier run

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/shaledb/shale/internal/atomicfile"
 )
 
 // checkpointName is the checkpoint file inside the work directory.
@@ -75,30 +77,7 @@ func (cp *checkpoint) save(dir string) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, checkpointName+".tmp")
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, checkpointName)); err != nil {
-		return err
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		d.Close()
-	}
-	return nil
+	return atomicfile.Write(filepath.Join(dir, checkpointName), data, 0o644)
 }
 
 // fingerprint identifies a job: the options that shape its cells and the

@@ -89,28 +89,9 @@ func checkReadOptions(ro *kvpb.ReadOptions) error {
 
 // runRead is runKey for a single-row read with options ro.
 func (c *Client) runRead(ctx context.Context, t *Table, key []byte, ro *kvpb.ReadOptions, f sendFunc) error {
-	if c.closed.Load() {
-		return ErrClosed
-	}
-	ctx, cancel := c.opContext(ctx)
-	defer cancel()
-	r := c.newRetrier(t, false, "get")
-	for {
-		loc, err := c.cache.locate(ctx, key)
-		if err != nil {
-			if err := r.handlePD(ctx, err); err != nil {
-				return err
-			}
-			continue
-		}
-		store, err := c.attemptRead(ctx, loc, ro, f)
-		if err == nil {
-			return nil
-		}
-		if err := r.handle(ctx, loc, store, err); err != nil {
-			return err
-		}
-	}
+	return c.runLocated(ctx, t, key, false, "get", func(ctx context.Context, loc location) (uint64, error) {
+		return c.attemptRead(ctx, loc, ro, f)
+	})
 }
 
 // attemptRead sends one read attempt: a follower read to a random

@@ -259,6 +259,14 @@ type sendFunc func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHea
 // runKey sends a single-row request to the tablet holding the encoded key,
 // retrying as the rules in handle allow.
 func (c *Client) runKey(ctx context.Context, t *Table, key []byte, write bool, what string, f sendFunc) error {
+	return c.runLocated(ctx, t, key, write, what, func(ctx context.Context, loc location) (uint64, error) {
+		return c.attempt(ctx, loc, write, f)
+	})
+}
+
+// runLocated locates key's tablet and runs attempt on it, retrying as the
+// rules in handle allow; attempt returns the store it asked.
+func (c *Client) runLocated(ctx context.Context, t *Table, key []byte, write bool, what string, attempt func(context.Context, location) (uint64, error)) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -273,7 +281,7 @@ func (c *Client) runKey(ctx context.Context, t *Table, key []byte, write bool, w
 			}
 			continue
 		}
-		store, err := c.attempt(ctx, loc, write, f)
+		store, err := attempt(ctx, loc)
 		if err == nil {
 			return nil
 		}

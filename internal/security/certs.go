@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"time"
+
+	"github.com/shaledb/shale/internal/atomicfile"
 )
 
 // File names in a certificates directory, as `shale cert` writes them and
@@ -197,34 +199,10 @@ func (o CertOptions) write(certName, keyName string, der []byte, key *ecdsa.Priv
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(o.Dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(o.Dir, keyName), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(o.Dir, certName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-}
-
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
+	return atomicfile.Write(filepath.Join(o.Dir, certName), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
 }
 
 func loadCA(dir string) (*x509.Certificate, any, error) {
@@ -247,5 +225,5 @@ func copyCACert(from, to string) error {
 	if err := os.MkdirAll(to, 0o700); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(to, CAFile), b, 0o644)
+	return atomicfile.Write(filepath.Join(to, CAFile), b, 0o644)
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/atomicfile"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -53,31 +54,7 @@ func readIdentity(dir string) (identity, bool, error) {
 // of the directory).
 func writeIdentity(dir string, id identity) error {
 	b, _ := json.Marshal(id)
-	tmp := identityPath(dir) + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(b); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp, identityPath(dir)); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
+	return atomicfile.Write(identityPath(dir), b, 0o644)
 }
 
 // joinCluster registers the store with the placement driver: a new store

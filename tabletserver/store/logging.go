@@ -57,8 +57,11 @@ func (p pebbleLogger) Fatalf(f string, v ...any) {
 	s := fmt.Sprintf(f, v...)
 	p.l.Log(context.Background(), slog.LevelError, s, "component", "pebble")
 	// Pebble calls Fatalf on any commit error, a full disk's included:
-	// keep the error, so that the raft worker can fail the store rather
-	// than the process (diskspace.go).
+	// keep the error, so that the raft worker (runIteration) or
+	// guardEngine can fail the store rather than the process
+	// (diskspace.go). From one of pebble's own background goroutines
+	// nothing recovers it and the process stops, as pebble would have
+	// stopped it (docs/limits.md).
 	for _, a := range v {
 		if err, ok := a.(error); ok && isStorageError(err) {
 			panic(storageFailure{what: s, err: err})
