@@ -63,6 +63,7 @@ type Options struct {
 	Logger           *slog.Logger
 	// Hook, if set, is called at points of the run (tests kill it there):
 	// "file" after a file is written, "piece" after a piece's record.
+	// It is called from the run's workers, concurrently when Parallel > 1.
 	Hook func(event string)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,9 +122,9 @@ func TestKilledAndResumed(t *testing.T) {
 		o.Parallel = 1 + rng.IntN(3)
 		kill := 1 + rng.IntN(6)
 		rctx, stop := context.WithCancel(ctx)
-		n := 0
+		var n atomic.Int32 // the hook runs on the backup's workers
 		o.Hook = func(string) {
-			if n++; n == kill {
+			if n.Add(1) == int32(kill) {
 				stop()
 			}
 		}
@@ -159,9 +160,9 @@ func TestKilledAndResumed(t *testing.T) {
 		require.Less(t, runs, 50, "the restore never finished")
 		kill := 1 + rng.IntN(3)
 		rctx, stop := context.WithCancel(ctx)
-		n := 0
+		var n atomic.Int32 // the hook runs on the restore's workers
 		ro.Hook = func(string) {
-			if n++; n == kill {
+			if n.Add(1) == int32(kill) {
 				stop()
 			}
 		}

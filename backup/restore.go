@@ -48,7 +48,8 @@ type RestoreOptions struct {
 	Progress         func(Progress)
 	ProgressInterval time.Duration
 	Logger           *slog.Logger
-	// Hook, if set, is called after each piece is ingested ("piece").
+	// Hook, if set, is called after each piece is ingested ("piece"),
+	// from the restore's workers, concurrently when Parallel > 1.
 	Hook func(event string)
 }
 
