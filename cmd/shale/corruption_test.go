@@ -18,6 +18,8 @@ import (
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/placementdriver/pdclient"
+	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 	"github.com/shaledb/shale/tabletserver/store"
 )
@@ -91,6 +93,10 @@ func TestCorruptSSTReplicaRebuilt(t *testing.T) {
 	victim := info.Tablet.LeaderStoreId
 	vs := storeByID(victim)
 	require.NotNil(t, vs)
+	// The victim must hold another tablet, so the test can show it keeps
+	// serving it: with 4 stores, PD may have placed the other half of the
+	// table elsewhere.
+	other := holdReplica(t, ctx, c.PD(), users, []byte("zzz"), victim)
 
 	// Push the victim's copy into small SSTs, and corrupt those holding
 	// only this tablet's data.
@@ -146,17 +152,8 @@ func TestCorruptSSTReplicaRebuilt(t *testing.T) {
 	require.Contains(t, ev, "found corrupt data and stopped serving")
 	require.Contains(t, ev, "destroyed")
 	t.Logf("victim's events:\n%s", ev)
-	others := 0
-	for _, d := range vs.Tablets() {
-		if d.TabletId == loc.TabletID {
-			continue
-		}
-		_, err := vs.ReadLocal(ctx, getReq(d.TabletId, users.Info().ID, "zzz"))
-		if err == nil {
-			others++
-		}
-	}
-	require.Positive(t, others, "store %d serves no other tablet", victim)
+	_, err = vs.ReadLocal(ctx, getReq(other, users.Info().ID, "zzz"))
+	require.NoError(t, err, "store %d stopped serving its other tablet %d", victim, other)
 	for row, want := range acked {
 		r, err := users.Get(ctx, []byte(row))
 		require.NoError(t, err, row)
@@ -171,4 +168,39 @@ func TestCorruptSSTReplicaRebuilt(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// holdReplica makes sure store holds a replica of the tablet holding row,
+// moving one there if PD placed it elsewhere, and returns the tablet's ID.
+func holdReplica(t *testing.T, ctx context.Context, pd *pdclient.Client, tbl *kvclient.Table, row []byte, store uint64) uint64 {
+	t.Helper()
+	loc, err := tbl.Locate(ctx, row, true)
+	require.NoError(t, err)
+	holds := func() (bool, []*metapb.Replica, error) {
+		ti, err := pd.GetTabletByID(ctx, &pdpb.GetTabletByIDRequest{TabletId: loc.TabletID})
+		if err != nil {
+			return false, nil, err
+		}
+		for _, r := range ti.Tablet.Tablet.Replicas {
+			if r.StoreId == store {
+				return true, ti.Tablet.Tablet.Replicas, nil
+			}
+		}
+		return false, ti.Tablet.Tablet.Replicas, nil
+	}
+	ok, reps, err := holds()
+	require.NoError(t, err)
+	if !ok {
+		_, err := pd.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: loc.TabletID, Op: &pdpb.AddOperatorRequest_Move{
+			Move: &pdpb.AddOperatorRequest_MoveReplica{FromStore: reps[0].StoreId, ToStore: store}}})
+		require.NoError(t, err)
+	}
+	testutils.SucceedsSoon(t, func() error {
+		ok, reps, err := holds()
+		if err == nil && !ok {
+			err = fmt.Errorf("tablet %d not on store %d yet: %v", loc.TabletID, store, reps)
+		}
+		return err
+	})
+	return loc.TabletID
 }
