@@ -129,7 +129,7 @@ e2e: image ## nemesis suite on Docker + long crash loops; SHALE_E2E_RUNS=10 SHAL
 .PHONY: kvnemesis-soak
 
 kvnemesis-soak: ## randomized operations under faults checked against a model, 30 min (SHALE_KVNEMESIS_DURATION, SHALE_TEST_SEED)
-	SHALE_KVNEMESIS_CLOCKS=$${SHALE_KVNEMESIS_CLOCKS:-1} SHALE_KVNEMESIS_DURATION=$${SHALE_KVNEMESIS_DURATION:-30m} CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 3h -v -run TestKVNemesis ./tests/kvnemesis/
+	SHALE_KVNEMESIS_DURATION=$${SHALE_KVNEMESIS_DURATION:-30m} CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 3h -v -run TestKVNemesis ./tests/kvnemesis/
 
 # YCSB side by side against a 3-member etcd cluster (bench/compare.sh; its
 # header lists the settings: RECORDS, THREADS, WORKLOADS, DURATION, PROFILE).
