@@ -54,7 +54,8 @@ gateway, all in this process and running the same code as 'shale pd',
 prints one line per endpoint:
 
   pd: HOST:PORT[,HOST:PORT,HOST:PORT]   (give it to --pd of shale kv/table/ctl)
-  thrift: HOST:PORT
+  thrift: HOST:PORT                     (HBase Thrift2; thrift1: for Thrift1)
+  mysql: HOST:PORT                      (the SQL layer over the MySQL protocol)
   http: URL                             (the PD leader's JSON API)
   console: URL                          (the PD leader's web console)
 
@@ -102,7 +103,9 @@ clients connect with.`,
 			if err != nil {
 				return err
 			}
-			l.mysql = mysqlAddr
+			if cmd.Flags().Changed("mysql-addr") {
+				l.mysql = mysqlAddr // "" turns the MySQL endpoint off
+			}
 			if secure {
 				if l.tls, err = playgroundCerts(filepath.Join(dir, "certs")); err != nil {
 					return err
@@ -131,9 +134,9 @@ clients connect with.`,
 	cmd.Flags().BoolVar(&sqlShell, "sql", false, "open the SQL shell on the cluster; the cluster stops when it exits")
 	cmd.Flags().BoolVar(&sf.demo, "demo", false, "with --sql: first create and fill the sample tables customers and orders")
 	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
-	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "also serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306)")
+	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306); default: a free port (or the next --base-port one); \"\" for none")
 	cmd.Flags().BoolVar(&secure, "secure", false, "serve every port with mutual TLS, with a CA and certificates created in DATA_DIR/certs (default: no TLS)")
-	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift2 and Thrift1); 0 picks free ports")
+	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift2, Thrift1 and MySQL); 0 picks free ports")
 	return cmd
 }
 
@@ -244,7 +247,7 @@ type playgroundLayout struct {
 }
 
 func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error) {
-	addrs, err := playgroundAddrs(3*members+2*stores+2, basePort)
+	addrs, err := playgroundAddrs(3*members+2*stores+3, basePort)
 	if err != nil {
 		return playgroundLayout{}, err
 	}
@@ -262,6 +265,7 @@ func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error
 	}
 	l.thrift = addrs[next]
 	l.thrift1 = addrs[next+1]
+	l.mysql = addrs[next+2]
 	return l, nil
 }
 

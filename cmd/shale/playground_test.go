@@ -85,11 +85,11 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	require.ErrorContains(t, err, "holds a playground with 3 PD member(s); start it with --pd-members 3")
 }
 
-// --mysql-addr: the playground also serves the MySQL protocol (user root,
+// The playground also serves the MySQL protocol by default (user root,
 // no password) and prints its address.
 func TestPlaygroundMySQL(t *testing.T) {
 	logPath := filepath.Join(t.TempDir(), "playground.log")
-	p, eps := startPlayground(t, logPath, "--stores", "3", "--mysql-addr", "127.0.0.1:0")
+	p, eps := startPlayground(t, logPath, "--stores", "3")
 	require.Regexp(t, `^127\.0\.0\.1:\d+$`, eps["mysql"])
 	db, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale")
 	require.NoError(t, err)
