@@ -1,6 +1,7 @@
 package placementdriver
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand"
@@ -188,8 +189,11 @@ func (c *cluster) addOperator(ctx context.Context, req *pdpb.AddOperatorRequest)
 	var op *schedule.Operator
 	switch x := req.Op.(type) {
 	case *pdpb.AddOperatorRequest_SplitKey:
-		if len(x.SplitKey) > 0 && !t.ContainsKey(x.SplitKey) {
-			return nil, status.Errorf(codes.InvalidArgument, "split key %x is not inside tablet %d", x.SplitKey, t.ID)
+		// Strictly inside: a split at the start key would make an empty
+		// left half, which the leader refuses (the operator would then be
+		// re-sent with every heartbeat until it timed out).
+		if len(x.SplitKey) > 0 && (!t.ContainsKey(x.SplitKey) || bytes.Equal(x.SplitKey, t.StartKey)) {
+			return nil, status.Errorf(codes.InvalidArgument, "split key %x is not strictly inside tablet %d", x.SplitKey, t.ID)
 		}
 		op = schedule.NewSplitOperator(t, &c.ids, schedule.KindAdmin, x.SplitKey, "admin split")
 	case *pdpb.AddOperatorRequest_SplitMiddle:
