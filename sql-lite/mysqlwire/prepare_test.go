@@ -1,0 +1,172 @@
+package mysqlwire
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"github.com/go-mysql-org/go-mysql/client"
+	"github.com/go-mysql-org/go-mysql/mysql"
+	"github.com/stretchr/testify/require"
+)
+
+// rawPrepare sends COM_STMT_PREPARE and returns the column definitions of
+// the response (go-mysql's client reads and drops them).
+func rawPrepare(t *testing.T, c *client.Conn, query string) (params int, fields []*mysql.Field) {
+	t.Helper()
+	c.ResetSequence()
+	require.NoError(t, c.WritePacket(append([]byte{0, 0, 0, 0, mysql.COM_STMT_PREPARE}, query...)))
+	ok, err := c.ReadPacket()
+	require.NoError(t, err)
+	require.Equal(t, byte(mysql.OK_HEADER), ok[0], "prepare %q: %q", query, ok)
+	id := binary.LittleEndian.Uint32(ok[1:])
+	cols := int(binary.LittleEndian.Uint16(ok[5:]))
+	params = int(binary.LittleEndian.Uint16(ok[7:]))
+	readDefs := func(n int) []*mysql.Field {
+		var out []*mysql.Field
+		for i := 0; i < n; i++ {
+			p, err := c.ReadPacket()
+			require.NoError(t, err)
+			f := &mysql.Field{}
+			require.NoError(t, f.Parse(p))
+			out = append(out, f)
+		}
+		if n > 0 {
+			eof, err := c.ReadPacket()
+			require.NoError(t, err)
+			require.Equal(t, byte(mysql.EOF_HEADER), eof[0])
+		}
+		return out
+	}
+	readDefs(params)
+	fields = readDefs(cols)
+	// COM_STMT_CLOSE has no response.
+	c.ResetSequence()
+	require.NoError(t, c.WritePacket(binary.LittleEndian.AppendUint32([]byte{0, 0, 0, 0, mysql.COM_STMT_CLOSE}, id)))
+	return params, fields
+}
+
+type fieldDef struct {
+	Name    string
+	Type    uint8
+	Flag    uint16
+	Charset uint16
+	Length  uint32
+	Decimal uint8
+}
+
+func defs(fs []*mysql.Field) []fieldDef {
+	out := make([]fieldDef, len(fs))
+	for i, f := range fs {
+		out[i] = fieldDef{string(f.Name), f.Type, f.Flag, f.Charset, f.ColumnLength, f.Decimal}
+	}
+	return out
+}
+
+// COM_STMT_PREPARE reports the result columns COM_STMT_EXECUTE then sends
+// (names, types, flags, lengths) for every kind of row-returning
+// statement; statements that return no rows report none.
+func TestPrepareReportsResultColumns(t *testing.T) {
+	_, addr := startServer(t, Config{})
+	tbl, other := tableName(t, "pcols"), tableName(t, "pcols2")
+	db := openDB(t, addr, "root", "", "")
+	mustExec(t, db,
+		"CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, k INT NOT NULL, c VARCHAR(120), pad CHAR(60), price DECIMAL(6,2), ok BOOLEAN, f DOUBLE, b VARBINARY(8), ts TIMESTAMP)",
+		"CREATE TABLE "+other+" (id BIGINT PRIMARY KEY, name VARCHAR(20))",
+		"INSERT INTO "+tbl+" VALUES (1, 10, 'one', 'p', 1.50, TRUE, 0.5, x'01', '2024-01-02 03:04:05'), (2, 20, 'two', 'q', 2.25, FALSE, 1.5, x'02', '2024-01-02 03:04:06')",
+		"INSERT INTO "+other+" VALUES (1, 'a'), (2, 'b')",
+	)
+	c, err := client.Connect(addr, "root", "", Database)
+	require.NoError(t, err)
+	defer c.Close()
+
+	cases := []struct {
+		sql  string
+		args []any
+	}{
+		// sysbench's oltp_read_only statements.
+		{"SELECT c FROM " + tbl + " WHERE id=?", []any{1}},
+		{"SELECT c FROM " + tbl + " WHERE id BETWEEN ? AND ?", []any{1, 2}},
+		{"SELECT SUM(k) FROM " + tbl + " WHERE id BETWEEN ? AND ?", []any{1, 2}},
+		{"SELECT c FROM " + tbl + " WHERE id BETWEEN ? AND ? ORDER BY c", []any{1, 2}},
+		{"SELECT DISTINCT c FROM " + tbl + " WHERE id BETWEEN ? AND ? ORDER BY c", []any{1, 2}},
+		// Every column type, an empty result, expressions, aggregates, joins.
+		{"SELECT * FROM " + tbl + " WHERE id = ?", []any{1}},
+		{"SELECT * FROM " + tbl + " WHERE id = ?", []any{99}},
+		{"SELECT id + 1, k * 2, f * 2, -k, id = ?, k > 5 AND ok, c LIKE 'o%', k IN (1, 2), c IS NULL FROM " + tbl, []any{1}},
+		{"SELECT CONCAT(c, '!'), LENGTH(c), UPPER(c), COALESCE(c, 'x'), IF(ok, 'y', 'n'), ABS(k), CAST(k AS CHAR), CAST(price AS DECIMAL(8,3)), " +
+			"CASE WHEN k > 10 THEN 'big' ELSE 'small' END, 7, 'lit', 2.5, NOW() FROM " + tbl + " WHERE id BETWEEN ? AND ?", []any{1, 2}},
+		{"SELECT COUNT(*), MIN(price), MAX(c), AVG(k), SUM(f), MIN(ts) FROM " + tbl, nil},
+		{"SELECT k, COUNT(*) AS n FROM " + tbl + " GROUP BY k HAVING COUNT(*) > ? ORDER BY k", []any{0}},
+		{"SELECT a.id, b.name, a.price FROM " + tbl + " a JOIN " + other + " b ON a.id = b.id WHERE a.id = ?", []any{2}},
+		{"SELECT id FROM " + tbl + " ORDER BY id LIMIT ?", []any{1}},
+		// SHOW, DESCRIBE, EXPLAIN, session statements, information_schema.
+		{"SHOW TABLES", nil},
+		{"DESCRIBE " + tbl, nil},
+		{"SHOW CREATE TABLE " + tbl, nil},
+		{"EXPLAIN SELECT c FROM " + tbl + " WHERE id = ?", []any{1}},
+		{"SHOW DATABASES", nil},
+		{"SHOW VARIABLES LIKE 'version%'", nil},
+		{"SHOW WARNINGS", nil},
+		{"SELECT @@version, @@max_allowed_packet, DATABASE(), @unset", nil},
+		{"SELECT table_name, ordinal_position, column_type FROM information_schema.columns WHERE table_name = ?", []any{tbl}},
+		{"SELECT * FROM information_schema.tables WHERE table_name = ?", []any{tbl}},
+		// No rows.
+		{"INSERT INTO " + other + " VALUES (?, ?)", []any{3, "c"}},
+		{"UPDATE " + other + " SET name = ? WHERE id = ?", []any{"z", 3}},
+		{"SET @x = ?", []any{"v"}},
+	}
+	for _, tc := range cases {
+		params, prepared := rawPrepare(t, c, tc.sql)
+		require.Equal(t, len(tc.args), params, tc.sql)
+		st, err := c.Prepare(tc.sql)
+		require.NoError(t, err, tc.sql)
+		res, err := st.Execute(tc.args...)
+		require.NoError(t, err, tc.sql)
+		var executed []*mysql.Field
+		if res.Resultset != nil {
+			executed = res.Fields
+		}
+		require.Equal(t, st.ColumnNum(), len(prepared), tc.sql)
+		require.Equal(t, defs(executed), defs(prepared), tc.sql)
+		require.NoError(t, st.Close())
+	}
+
+	// A ? in the select list has the bound value's type: text at prepare
+	// (as MySQL), the value's type at execute.
+	_, prepared := rawPrepare(t, c, "SELECT ?, c FROM "+tbl+" WHERE id = 1")
+	require.Len(t, prepared, 2)
+	require.Equal(t, byte(mysql.MYSQL_TYPE_VAR_STRING), prepared[0].Type)
+	st, err := c.Prepare("SELECT ?, c FROM " + tbl + " WHERE id = 1")
+	require.NoError(t, err)
+	res, err := st.Execute(5)
+	require.NoError(t, err)
+	require.Equal(t, byte(mysql.MYSQL_TYPE_LONGLONG), res.Fields[0].Type)
+	require.Equal(t, defs(prepared[1:]), defs(res.Fields[1:]))
+
+	// Errors MySQL reports at prepare are reported there.
+	_, err = c.Prepare("SELECT nope FROM " + tbl)
+	require.ErrorContains(t, err, "unknown column")
+	_, err = c.Prepare("SELECT * FROM missing_table_pcols")
+	require.ErrorContains(t, err, "does not exist")
+}
+
+// A table changed between prepare and execute: execute sends the
+// statement's new columns (MySQL re-prepares and does the same; C clients
+// then report CR_NEW_STMT_METADATA when the count changed).
+func TestPrepareThenSchemaChange(t *testing.T) {
+	_, addr := startServer(t, Config{})
+	tbl := tableName(t, "pchange")
+	db := openDB(t, addr, "root", "", "")
+	mustExec(t, db, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, a INT)", "INSERT INTO "+tbl+" VALUES (1, 2)")
+	c, err := client.Connect(addr, "root", "", Database)
+	require.NoError(t, err)
+	defer c.Close()
+	st, err := c.Prepare("SELECT * FROM " + tbl + " WHERE id = ?")
+	require.NoError(t, err)
+	require.Equal(t, 2, st.ColumnNum())
+	mustExec(t, db, "ALTER TABLE "+tbl+" ADD COLUMN b VARCHAR(10)")
+	res, err := st.Execute(1)
+	require.NoError(t, err)
+	require.Len(t, res.Fields, 3)
+	require.Equal(t, "b", string(res.Fields[2].Name))
+}
