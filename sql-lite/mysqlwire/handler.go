@@ -159,7 +159,7 @@ func (h *handler) HandleStmtPrepare(query string) (int, int, any, error) {
 			return 0, 0, nil, err
 		}
 		h.prepared++
-		h.expectColumns(fields)
+		h.expectResponse(len(f.offsets), fields)
 		return len(f.offsets), len(fields), &stmt{session: query, markers: f.offsets}, nil
 	}
 	st, err := h.sess.Prepare(h.srv.ctx, query)
@@ -171,14 +171,15 @@ func (h *handler) HandleStmtPrepare(query string) (int, int, any, error) {
 		return 0, 0, nil, toMySQL(err)
 	}
 	h.prepared++
-	h.expectColumns(fields)
+	h.expectResponse(st.NumParams(), fields)
 	return st.NumParams(), len(fields), &stmt{st: st}, nil
 }
 
-// expectColumns has the library's prepare response carry fields.
-func (h *handler) expectColumns(fields []*mysql.Field) {
+// expectResponse readies the connection for the library's response to a
+// prepare that succeeded (prepare.go).
+func (h *handler) expectResponse(params int, fields []*mysql.Field) {
 	if h.pc != nil {
-		h.pc.expect(fields)
+		h.pc.prepared(params, fields)
 	}
 }
 

@@ -10,15 +10,31 @@ import (
 )
 
 // rawPrepare sends COM_STMT_PREPARE and returns the column definitions of
-// the response (go-mysql's client reads and drops them).
+// the response (go-mysql's client reads and drops them); the statement is
+// closed.
 func rawPrepare(t *testing.T, c *client.Conn, query string) (params int, fields []*mysql.Field) {
+	t.Helper()
+	id, params, fields := rawPrepareOpen(t, c, query)
+	rawClose(t, c, id)
+	return params, fields
+}
+
+// rawClose sends COM_STMT_CLOSE (which has no response).
+func rawClose(t *testing.T, c *client.Conn, id uint32) {
+	t.Helper()
+	c.ResetSequence()
+	require.NoError(t, c.WritePacket(binary.LittleEndian.AppendUint32([]byte{0, 0, 0, 0, mysql.COM_STMT_CLOSE}, id)))
+}
+
+// rawPrepareOpen is rawPrepare leaving the statement open.
+func rawPrepareOpen(t *testing.T, c *client.Conn, query string) (id uint32, params int, fields []*mysql.Field) {
 	t.Helper()
 	c.ResetSequence()
 	require.NoError(t, c.WritePacket(append([]byte{0, 0, 0, 0, mysql.COM_STMT_PREPARE}, query...)))
 	ok, err := c.ReadPacket()
 	require.NoError(t, err)
 	require.Equal(t, byte(mysql.OK_HEADER), ok[0], "prepare %q: %q", query, ok)
-	id := binary.LittleEndian.Uint32(ok[1:])
+	id = binary.LittleEndian.Uint32(ok[1:])
 	cols := int(binary.LittleEndian.Uint16(ok[5:]))
 	params = int(binary.LittleEndian.Uint16(ok[7:]))
 	readDefs := func(n int) []*mysql.Field {
@@ -39,10 +55,81 @@ func rawPrepare(t *testing.T, c *client.Conn, query string) (params int, fields 
 	}
 	readDefs(params)
 	fields = readDefs(cols)
-	// COM_STMT_CLOSE has no response.
+	return id, params, fields
+}
+
+// rawExecute sends COM_STMT_EXECUTE for statement id with BIGINT
+// parameters, with their types (bound) or without them (as C clients
+// re-execute a statement whose binding did not change), and returns the
+// values of the rows' single text column.
+func rawExecute(t *testing.T, c *client.Conn, id uint32, bound bool, args ...int64) []string {
+	t.Helper()
+	p := binary.LittleEndian.AppendUint32([]byte{0, 0, 0, 0, mysql.COM_STMT_EXECUTE}, id)
+	p = append(p, 0)                                // no cursor
+	p = binary.LittleEndian.AppendUint32(p, 1)      // iteration count
+	p = append(p, make([]byte, (len(args)+7)/8)...) // no NULLs
+	if bound {
+		p = append(p, 1)
+		for range args {
+			p = append(p, mysql.MYSQL_TYPE_LONGLONG, 0)
+		}
+	} else {
+		p = append(p, 0)
+	}
+	for _, a := range args {
+		p = binary.LittleEndian.AppendUint64(p, uint64(a))
+	}
 	c.ResetSequence()
-	require.NoError(t, c.WritePacket(binary.LittleEndian.AppendUint32([]byte{0, 0, 0, 0, mysql.COM_STMT_CLOSE}, id)))
-	return params, fields
+	require.NoError(t, c.WritePacket(p))
+	head, err := c.ReadPacket()
+	require.NoError(t, err)
+	require.NotEqual(t, byte(mysql.ERR_HEADER), head[0], "execute: %q", head)
+	require.Equal(t, []byte{1}, head, "one column")
+	for _, want := range []byte{0, mysql.EOF_HEADER} { // definition, EOF
+		pkt, err := c.ReadPacket()
+		require.NoError(t, err)
+		if want == mysql.EOF_HEADER {
+			require.Equal(t, want, pkt[0])
+		}
+	}
+	var out []string
+	for {
+		row, err := c.ReadPacket()
+		require.NoError(t, err)
+		if row[0] == mysql.EOF_HEADER && len(row) < 9 {
+			return out
+		}
+		v, _, _, err := mysql.LengthEncodedString(row[2:]) // header, NULL bitmap
+		require.NoError(t, err)
+		out = append(out, string(v))
+	}
+}
+
+// A re-execute that sends no parameter types (new-params-bound flag 0,
+// how libmysqlclient and libmariadb send every execute after the first)
+// has its values read with the types last sent.
+func TestExecuteWithoutTypesUsesLastTypes(t *testing.T) {
+	_, addr := startServer(t, Config{})
+	tbl := tableName(t, "pflag")
+	db := openDB(t, addr, "root", "", "")
+	mustExec(t, db, "CREATE TABLE "+tbl+" (id BIGINT PRIMARY KEY, c VARCHAR(10))",
+		"INSERT INTO "+tbl+" VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+	c, err := client.Connect(addr, "root", "", Database)
+	require.NoError(t, err)
+	defer c.Close()
+	id, params, _ := rawPrepareOpen(t, c, "SELECT c FROM "+tbl+" WHERE id BETWEEN ? AND ? ORDER BY id")
+	require.Equal(t, 2, params)
+	require.Equal(t, []string{"one", "two"}, rawExecute(t, c, id, true, 1, 2))
+	require.Equal(t, []string{"two", "three"}, rawExecute(t, c, id, false, 2, 3))
+	require.Equal(t, []string{"three"}, rawExecute(t, c, id, false, 3, 9))
+	// Another statement keeps its own types; a closed one is forgotten.
+	id2, _, _ := rawPrepareOpen(t, c, "SELECT c FROM "+tbl+" WHERE id = ?")
+	require.Equal(t, []string{"one"}, rawExecute(t, c, id2, true, 1))
+	require.Equal(t, []string{"three"}, rawExecute(t, c, id2, false, 3))
+	require.Equal(t, []string{"one", "two", "three"}, rawExecute(t, c, id, false, 1, 3))
+	rawClose(t, c, id)
+	rawClose(t, c, id2)
+	require.NoError(t, c.Ping())
 }
 
 type fieldDef struct {

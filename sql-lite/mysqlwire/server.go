@@ -292,7 +292,7 @@ func (s *Server) serveConn(nc net.Conn) {
 	if s.cfg.Authz != nil && s.cfg.Authz.Secure() {
 		h.sess.ActAs(s.cfg.Authz, id)
 	}
-	h.pc = &prepareConn{Conn: conn}
+	h.pc = newPrepareConn(conn)
 	c, err := s.commandConn(l, h.pc, h)
 	if err != nil {
 		log.Debug("mysql connection: handshake failed", "err", err)
