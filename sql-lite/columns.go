@@ -45,30 +45,36 @@ func (st *Stmt) Columns(ctx context.Context) ([]string, []Type, error) {
 	return nil, nil, nil
 }
 
-// selectColumns plans sel with its parameters bound to 0 (a value every
-// place a marker may stand accepts: LIMIT ?, WHERE k = ?) and typed as
-// unknown, and returns the plan's output columns.
+// selectColumns plans sel with its parameters typed as unknown and bound
+// to 0 (a value every place a marker may stand accepts: LIMIT ?, WHERE
+// k = ?, a comparison with a column of any type) and returns the plan's
+// output columns.
 func (s *Session) selectColumns(ctx context.Context, sel *ast.SelectStmt, params []*driver.ValueExpr) ([]string, []Type, error) {
 	s.unbound = map[*driver.ValueExpr]bool{}
 	for _, p := range params {
-		*p = *ast.NewValueExpr(int64(0), "", "").(*driver.ValueExpr)
 		s.unbound[p] = true
 	}
-	s.seen = map[string]*table{}
 	defer func() {
 		s.seen, s.fresh, s.unbound = nil, false, nil
 		for _, p := range params {
 			*p = *ast.NewValueExpr(nil, "", "").(*driver.ValueExpr)
 		}
 	}()
-	p, err := s.planSelect(ctx, sel, false)
+	for _, p := range params {
+		*p = *ast.NewValueExpr(int64(0), "", "").(*driver.ValueExpr)
+	}
+	plan := func() (*selectPlan, error) {
+		s.seen = map[string]*table{}
+		return s.planSelect(ctx, sel, false)
+	}
+	p, err := plan()
 	if err != nil {
 		// An unknown table or column may come from a stale cache.
 		s.fresh = true
-		s.seen = map[string]*table{}
-		if p, err = s.planSelect(ctx, sel, false); err != nil {
-			return nil, nil, err
-		}
+		p, err = plan()
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	return append([]string(nil), p.names...), append([]Type(nil), p.types...), nil
 }

@@ -1,6 +1,7 @@
 package mysqlwire
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"io"
@@ -48,6 +49,7 @@ type prepareConn struct {
 	// being written (-1: none); its OK packet gives the statement's id.
 	okParams int
 	params   map[uint32]*stmtParams // by statement id; closed ones removed
+	r        *bufio.Reader          // reads the connection (several frames a call, as the library's own)
 	in, buf  []byte                 // the rest of the frame being read; its buffer
 }
 
@@ -59,7 +61,7 @@ type stmtParams struct {
 }
 
 func newPrepareConn(c net.Conn) *prepareConn {
-	return &prepareConn{Conn: c, okParams: -1, params: map[uint32]*stmtParams{}}
+	return &prepareConn{Conn: c, okParams: -1, params: map[uint32]*stmtParams{}, r: bufio.NewReaderSize(c, 16<<10)}
 }
 
 // prepared arms the connection for the response of a prepare that
@@ -122,7 +124,7 @@ func (c *prepareConn) Read(p []byte) (int, error) {
 
 func (c *prepareConn) readFrame() error {
 	var hdr [4]byte
-	if _, err := io.ReadFull(c.Conn, hdr[:]); err != nil {
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
 		return err
 	}
 	n := int(hdr[0]) | int(hdr[1])<<8 | int(hdr[2])<<16
@@ -131,7 +133,7 @@ func (c *prepareConn) readFrame() error {
 	}
 	frame := append(c.buf[:0], hdr[:]...)
 	frame = frame[:4+n]
-	if _, err := io.ReadFull(c.Conn, frame[4:]); err != nil {
+	if _, err := io.ReadFull(c.r, frame[4:]); err != nil {
 		return err
 	}
 	c.buf = frame
