@@ -257,3 +257,42 @@ func TestPrepareThenSchemaChange(t *testing.T) {
 	require.Len(t, res.Fields, 3)
 	require.Equal(t, "b", string(res.Fields[2].Name))
 }
+
+// Truncated executes and closes never make prepareConn panic (the library
+// reports them); one cut before its bound flag passes unchanged; a
+// flag-0 execute gets the remembered types.
+func TestPrepareConnMalformedCommands(t *testing.T) {
+	pc := newPrepareConn(nil)
+	pc.params[7] = &stmtParams{n: 2}
+	frame := func(payload []byte) []byte {
+		f := binary.LittleEndian.AppendUint32(nil, uint32(len(payload)))
+		f[3] = 0
+		return append(f, payload...)
+	}
+	exec := func(flag byte, tail ...byte) []byte {
+		p := binary.LittleEndian.AppendUint32([]byte{mysql.COM_STMT_EXECUTE}, 7)
+		p = append(p, 0, 1, 0, 0, 0, 0, flag) // flags, iterations, NULL bitmap, bound
+		return append(p, tail...)
+	}
+	values := []byte{1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0}
+	bound := exec(1, append([]byte{mysql.MYSQL_TYPE_LONGLONG, 0, mysql.MYSQL_TYPE_LONGLONG, 0}, values...)...)
+	unbound := exec(0, values...)
+	// Before any types were sent a flag-0 execute is left alone.
+	require.Equal(t, frame(unbound), pc.command(frame(unbound)))
+	for _, p := range [][]byte{bound, unbound, {mysql.COM_STMT_CLOSE, 7, 0}} {
+		for n := 1; n < len(p); n++ {
+			out := pc.command(frame(p[:n]))
+			if n <= 11 { // up to the NULL bitmap: no flag to act on
+				require.Equal(t, frame(p[:n]), out, "%x", p[:n])
+			}
+		}
+	}
+	require.Equal(t, frame(bound), pc.command(frame(bound)))
+	require.Equal(t, frame(bound), pc.command(frame(unbound)))
+	// Another statement's execute is not touched; a closed one forgets.
+	other := append([]byte(nil), unbound...)
+	other[1] = 8
+	require.Equal(t, frame(other), pc.command(frame(other)))
+	pc.command(frame([]byte{mysql.COM_STMT_CLOSE, 7, 0, 0, 0}))
+	require.Equal(t, frame(unbound), pc.command(frame(unbound)))
+}
