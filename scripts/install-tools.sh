@@ -10,6 +10,7 @@
 #          (the benchmark's etcd driver tests run a real etcd), sqlite3 (the
 #          sql-lite differential test compares answers with SQLite's),
 #          mariadb-client (the MySQL protocol tests run the mariadb CLI),
+#          sysbench (the MySQL protocol tests run its OLTP workloads),
 #          chromium (cmd/shale's TestConsoleInBrowser drives the PD web
 #          console in headless Chromium).
 #          prometheus (its promtool checks deploy/prometheus: make deploy-check).
@@ -135,6 +136,8 @@ install_ci() {
 	need_cmd sqlite3 sqlite3
 	# sql-lite/mysqlwire's tests run the mysql/mariadb command-line client.
 	have mysql || need_cmd mariadb mariadb-client
+	# ...and sysbench's OLTP workloads (a C client: server-side prepares).
+	need_cmd sysbench sysbench
 	# The web console's browser test (cmd/shale TestConsoleInBrowser)
 	# drives Debian's chromium headless.
 	need_cmd chromium chromium

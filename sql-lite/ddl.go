@@ -566,7 +566,7 @@ func (s *Session) show(ctx context.Context, st *ast.ShowStmt) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res := &Result{Columns: []string{"Tables"}, Rows: [][]Datum{}}
+		res := &Result{Columns: []string{"Tables"}, Rows: [][]Datum{}, Types: showTypes(st.Tp)}
 		if st.Where != nil {
 			return nil, notSupported("SHOW TABLES WHERE (use LIKE)")
 		}
@@ -588,7 +588,7 @@ func (s *Session) show(ctx context.Context, st *ast.ShowStmt) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		res := &Result{Columns: []string{"Field", "Type", "Null", "Key", "Default"}, Rows: [][]Datum{}}
+		res := &Result{Columns: []string{"Field", "Type", "Null", "Key", "Default"}, Rows: [][]Datum{}, Types: showTypes(st.Tp)}
 		for i, c := range t.cols {
 			null, key, def := "YES", "", nullDatum
 			if c.NotNull {
@@ -611,7 +611,7 @@ func (s *Session) show(ctx context.Context, st *ast.ShowStmt) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		return &Result{Columns: []string{"Table", "Create Table"}, Rows: [][]Datum{{strDatum(t.name), strDatum(t.createSQL())}}}, nil
+		return &Result{Columns: []string{"Table", "Create Table"}, Types: showTypes(st.Tp), Rows: [][]Datum{{strDatum(t.name), strDatum(t.createSQL())}}}, nil
 	}
 	return nil, notSupported("this SHOW statement (SHOW TABLES, SHOW CREATE TABLE, DESCRIBE are supported)")
 }

@@ -660,7 +660,8 @@ func (s *Session) explain(ctx context.Context, st ast.StmtNode) (*Result, error)
 	default:
 		return nil, notSupported("EXPLAIN of %s", stmtName(st))
 	}
-	res := &Result{Columns: []string{"plan"}, Rows: [][]Datum{}}
+	names, types := explainColumns()
+	res := &Result{Columns: names, Types: types, Rows: [][]Datum{}}
 	for _, l := range lines {
 		res.Rows = append(res.Rows, []Datum{strDatum(l)})
 	}

@@ -823,25 +823,9 @@ func (c *compiler) cast(x *ast.FuncCastExpr) (expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	var t Type
-	switch x.Tp.GetType() {
-	case mysql.TypeLonglong:
-		if mysql.HasUnsignedFlag(x.Tp.GetFlag()) {
-			return nil, notSupported("CAST AS UNSIGNED")
-		}
-		t = Type{Kind: KindInt, Name: "BIGINT"}
-	default:
-		ft := x.Tp.Clone()
-		ft.SetFlag(ft.GetFlag() &^ mysql.UnsignedFlag)
-		if t, err = columnType("CAST", ft); err != nil {
-			return nil, err
-		}
-		if t.Kind == KindString {
-			t.Len = 0
-		}
-		if t.Kind == KindDecimal && x.Tp.GetFlen() <= 0 {
-			t.Prec, t.Scale = 18, 0
-		}
+	t, err := castTarget(x)
+	if err != nil {
+		return nil, err
 	}
 	return funcExpr(func(row []Datum) (Datum, error) {
 		v, err := e.eval(row)
@@ -861,6 +845,29 @@ func (c *compiler) cast(x *ast.FuncCastExpr) (expr, error) {
 		}
 		return convert(v, t, "CAST")
 	}), nil
+}
+
+// castTarget is the type CAST converts to.
+func castTarget(x *ast.FuncCastExpr) (Type, error) {
+	if x.Tp.GetType() == mysql.TypeLonglong {
+		if mysql.HasUnsignedFlag(x.Tp.GetFlag()) {
+			return Type{}, notSupported("CAST AS UNSIGNED")
+		}
+		return Type{Kind: KindInt, Name: "BIGINT"}, nil
+	}
+	ft := x.Tp.Clone()
+	ft.SetFlag(ft.GetFlag() &^ mysql.UnsignedFlag)
+	t, err := columnType("CAST", ft)
+	if err != nil {
+		return Type{}, err
+	}
+	if t.Kind == KindString {
+		t.Len = 0
+	}
+	if t.Kind == KindDecimal && x.Tp.GetFlen() <= 0 {
+		t.Prec, t.Scale = 18, 0
+	}
+	return t, nil
 }
 
 func rounding(name string, vs []Datum) (Datum, error) {

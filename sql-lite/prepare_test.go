@@ -621,3 +621,85 @@ func TestPreparedPointPlanReuse(t *testing.T) {
 		t.Errorf("a plan over a key prefix was remembered")
 	}
 }
+
+// Stmt.Columns returns, without running the statement, the columns its
+// Exec returns; every non-NULL value has its column's type's kind (the
+// MySQL layer sends these types at prepare and execute alike).
+func TestStmtColumns(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, fmt.Sprintf(prepTypesDDL, "prep_cols"))
+	mustExec(t, s, fmt.Sprintf(prepTypesRows, "prep_cols"))
+	mustExec(t, s, "CREATE TABLE prep_cols2 (id BIGINT PRIMARY KEY, tag VARCHAR(4))")
+	mustExec(t, s, "INSERT INTO prep_cols2 VALUES (1, 'x'), (2, 'y')")
+	cases := []struct {
+		sql  string
+		args []any
+	}{
+		{"SELECT * FROM prep_cols WHERE id = ?", []any{1}},
+		{"SELECT name FROM prep_cols WHERE id BETWEEN ? AND ? ORDER BY name", []any{1, 5}},
+		{"SELECT SUM(n), SUM(score), COUNT(*), COUNT(name), AVG(n), MIN(at), MAX(amount), MIN(name) FROM prep_cols WHERE id BETWEEN ? AND ?", []any{1, 5}},
+		{"SELECT id + 1, n * 2, score - 1, -n, n DIV 2, n % 2, id = ?, ok AND n > 1, NOT ok, name LIKE 'a%', n IN (1, 2), n BETWEEN 1 AND 2, name IS NULL FROM prep_cols", []any{1}},
+		{"SELECT CONCAT(name, '!'), LENGTH(name), UPPER(name), TRIM(name), SUBSTRING(name, 2), COALESCE(name, 'x'), IFNULL(n, 0), IF(ok, 'y', 'n'), NULLIF(n, 1), ABS(score), HEX(raw), LOCATE('n', name) FROM prep_cols", nil},
+		{"SELECT CAST(n AS CHAR), CAST(score AS SIGNED), CAST(n AS DECIMAL(8,3)), CASE WHEN n > 2 THEN 'big' ELSE 'small' END, 7, 'lit', 2.5, 1e0, NOW() FROM prep_cols", nil},
+		{"SELECT n, COUNT(*) AS c FROM prep_cols GROUP BY n HAVING COUNT(*) > ? ORDER BY n", []any{0}},
+		{"SELECT a.id, b.tag, a.amount FROM prep_cols a JOIN prep_cols2 b ON a.id = b.id WHERE a.id = ?", []any{2}},
+		{"SELECT id FROM prep_cols ORDER BY id LIMIT ? OFFSET ?", []any{2, 1}},
+		{"SELECT name FROM prep_cols WHERE id = ?", []any{99}},
+		{"SHOW TABLES", nil},
+		{"DESCRIBE prep_cols", nil},
+		{"SHOW CREATE TABLE prep_cols", nil},
+		{"EXPLAIN SELECT * FROM prep_cols WHERE id = ?", []any{1}},
+	}
+	for _, tc := range cases {
+		st, err := s.Prepare(testCtx(t), tc.sql)
+		if err != nil {
+			t.Fatalf("prepare %s: %v", tc.sql, err)
+		}
+		names, types, err := st.Columns(testCtx(t))
+		if err != nil {
+			t.Fatalf("columns of %s: %v", tc.sql, err)
+		}
+		res, err := st.Exec(testCtx(t), tc.args...)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.sql, err)
+		}
+		if fmt.Sprint(names) != fmt.Sprint(res.Columns) || fmt.Sprint(types) != fmt.Sprint(res.Types) {
+			t.Fatalf("%s: Columns %q %v, Exec %q %v", tc.sql, names, types, res.Columns, res.Types)
+		}
+		for _, row := range res.Rows {
+			for i, v := range row {
+				if k := types[i].Kind; k != KindNull && !v.IsNull() && v.Kind != k {
+					t.Errorf("%s: column %s is %v but holds %v (%s)", tc.sql, names[i], types[i], v, v.Kind)
+				}
+			}
+		}
+	}
+
+	// A ? in the select list: its type is the bound value's.
+	st, err := s.Prepare(testCtx(t), "SELECT ?, id FROM prep_cols WHERE id = 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, types, err := st.Columns(testCtx(t))
+	if err != nil || types[0].Kind != KindNull || types[1].Name != "BIGINT" {
+		t.Fatalf("SELECT ?: %v %v", types, err)
+	}
+	if res, err := st.Exec(testCtx(t), "x"); err != nil || res.Types[0].Kind != KindString {
+		t.Fatalf("SELECT ? bound to a string: %v %v", res, err)
+	}
+	// Statements without rows have no columns; unknown tables are errors.
+	st, err = s.Prepare(testCtx(t), "INSERT INTO prep_cols2 VALUES (?, ?)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names, _, err := st.Columns(testCtx(t)); names != nil || err != nil {
+		t.Fatalf("INSERT: %v %v", names, err)
+	}
+	st, err = s.Prepare(testCtx(t), "SELECT * FROM prep_cols_missing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.Columns(testCtx(t)); !errors.Is(err, ErrUnknownTable) {
+		t.Fatalf("unknown table: %v", err)
+	}
+}

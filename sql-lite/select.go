@@ -330,13 +330,7 @@ func (s *Session) planSelect(ctx context.Context, st *ast.SelectStmt, forWrite b
 			return nil, err
 		}
 		p.fields = append(p.fields, e)
-		var typ Type
-		if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
-			if i, err := p.sc.resolve(cn.Name); err == nil {
-				typ = p.sc.colType(i)
-			}
-		}
-		p.types = append(p.types, typ)
+		p.types = append(p.types, s.exprType(p.sc, f.Expr))
 		name := f.AsName.O
 		if name == "" {
 			if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {

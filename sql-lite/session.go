@@ -10,6 +10,7 @@ import (
 
 	"github.com/pingcap/tidb/pkg/parser"
 	"github.com/pingcap/tidb/pkg/parser/ast"
+	driver "github.com/pingcap/tidb/pkg/parser/test_driver"
 
 	"github.com/shaledb/shale/kvclient"
 )
@@ -35,6 +36,9 @@ type Session struct {
 	// explaining is set while EXPLAIN plans a statement (plans describe
 	// themselves only then).
 	explaining bool
+	// unbound are a prepared statement's parameters while Stmt.Columns
+	// plans it (their type is the bound value's, unknown then).
+	unbound map[*driver.ValueExpr]bool
 	// rowsRead counts rows received from the tablet servers (tests use it
 	// to check that filters are pushed down).
 	rowsRead int64
@@ -74,9 +78,13 @@ func (s *Session) InTransaction() bool { return s.txn != nil }
 type Result struct {
 	Columns []string
 	// Types holds, for a SELECT, each column's declared type when the
-	// column is a plain table column; a computed column's Type is the zero
-	// Type (its values' kinds are its only type). Nil for other statements.
-	// (The MySQL wire layer reports column types from it.)
+	// column is a plain table column, else the type of the computed
+	// column's values when the expression fixes it (COUNT(*): BIGINT;
+	// a comparison: BOOLEAN); the zero Type when only the values tell
+	// (their kinds are then its only type). SHOW and EXPLAIN columns are
+	// text with no type Name. Nil for other statements. Stmt.Columns
+	// returns the same types without running the statement. (The MySQL
+	// wire layer reports column types from it.)
 	Types        []Type
 	Rows         [][]Datum
 	RowsAffected int64

@@ -21,9 +21,12 @@
 //     VARIABLES, SHOW WARNINGS);
 //   - infoschema.go: information_schema.tables and .columns, built from
 //     the catalog and filtered by a small evaluator;
-//   - result.go: result sets with MySQL column types (from Result.Types for
-//     table columns, from the values otherwise), in the text and the binary
-//     row formats;
+//   - prepare.go: the prepare response's column definitions (Stmt.Columns,
+//     put in place of the library's empty ones) and the parameter types of
+//     executes that send none (C clients' re-executes), under the library;
+//   - result.go: result sets with MySQL column types (from Result.Types
+//     where the statement fixes them, from the values otherwise), in the
+//     text and the binary row formats;
 //   - errors.go: sql-lite errors as MySQL error codes and SQLSTATEs.
 //
 // The user-facing reference is docs/sql.md ("MySQL protocol").

@@ -20,6 +20,7 @@ type handler struct {
 	srv  *Server
 	sess *sqllite.Session
 	conn *server.Conn // set after the handshake
+	pc   *prepareConn // what conn writes to
 	// vars are the session variables set with SET (lower-case names;
 	// values as text), read by SELECT @@name and SHOW VARIABLES.
 	vars     map[string]string
@@ -101,13 +102,19 @@ func (h *handler) HandleQuery(query string) (r *mysql.Result, err error) {
 	return h.engineResult(res[last], false), nil
 }
 
-// engineResult encodes an engine result; SHOW TABLES' column gets
-// MySQL's name (Tables_in_<database>), which tools look for.
+// engineResult encodes an engine result.
 func (h *handler) engineResult(r *sqllite.Result, binaryRows bool) *mysql.Result {
-	if len(r.Columns) == 1 && r.Columns[0] == "Tables" && r.Types == nil {
+	renameShowTables(r)
+	return toResult(r, binaryRows)
+}
+
+// renameShowTables gives SHOW TABLES' column MySQL's name
+// (Tables_in_<database>), which tools look for. (SHOW's columns are text
+// with no type name; a SELECT's have one, or none at all.)
+func renameShowTables(r *sqllite.Result) {
+	if len(r.Columns) == 1 && r.Columns[0] == "Tables" && len(r.Types) == 1 && r.Types[0].Kind == sqllite.KindString && r.Types[0].Name == "" {
 		r.Columns = []string{"Tables_in_" + Database}
 	}
-	return toResult(r, binaryRows)
 }
 
 // HandleFieldList is COM_FIELD_LIST (the mysql client's completion of
@@ -135,8 +142,9 @@ type stmt struct {
 }
 
 // HandleStmtPrepare is COM_STMT_PREPARE, through Session.Prepare. The
-// column count is reported as 0 (the columns are known only when the
-// statement runs; each COM_STMT_EXECUTE sends them with its rows).
+// response carries the result columns (Stmt.Columns; prepare.go), which
+// C clients rely on: a statement that reports none is taken for one that
+// returns no rows.
 func (h *handler) HandleStmtPrepare(query string) (int, int, any, error) {
 	if h.prepared >= h.srv.cfg.MaxPrepared {
 		return 0, 0, nil, newErr(mysql.ER_MAX_PREPARED_STMT_COUNT_REACHED, "42000",
@@ -146,15 +154,33 @@ func (h *handler) HandleStmtPrepare(query string) (int, int, any, error) {
 		f := &markerFinder{}
 		node.Accept(f)
 		sort.Ints(f.offsets)
+		fields, err := h.sessionColumns(node)
+		if err != nil {
+			return 0, 0, nil, err
+		}
 		h.prepared++
-		return len(f.offsets), 0, &stmt{session: query, markers: f.offsets}, nil
+		h.expectResponse(len(f.offsets), fields)
+		return len(f.offsets), len(fields), &stmt{session: query, markers: f.offsets}, nil
 	}
 	st, err := h.sess.Prepare(h.srv.ctx, query)
 	if err != nil {
 		return 0, 0, nil, toMySQL(err)
 	}
+	fields, err := h.engineColumns(st)
+	if err != nil {
+		return 0, 0, nil, toMySQL(err)
+	}
 	h.prepared++
-	return st.NumParams(), 0, &stmt{st: st}, nil
+	h.expectResponse(st.NumParams(), fields)
+	return st.NumParams(), len(fields), &stmt{st: st}, nil
+}
+
+// expectResponse readies the connection for the library's response to a
+// prepare that succeeded (prepare.go).
+func (h *handler) expectResponse(params int, fields []*mysql.Field) {
+	if h.pc != nil {
+		h.pc.prepared(params, fields)
+	}
 }
 
 // HandleStmtExecute is COM_STMT_EXECUTE: the library has decoded the

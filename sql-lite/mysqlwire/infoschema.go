@@ -188,27 +188,11 @@ func (h *handler) infoSchema(st *ast.SelectStmt, name string) (*mysql.Result, er
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	var exprs []ast.ExprNode
-	for _, f := range st.Fields.Fields {
-		if f.WildCard != nil {
-			for _, c := range infoColumns[name] {
-				names = append(names, c)
-				exprs = append(exprs, &ast.ColumnNameExpr{Name: &ast.ColumnName{Name: ast.NewCIStr(c)}})
-			}
-			continue
-		}
-		n := f.AsName.O
-		if n == "" {
-			if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
-				n = strings.ToUpper(cn.Name.Name.O)
-			} else {
-				n = exprName(f.Expr)
-			}
-		}
-		names, exprs = append(names, n), append(exprs, f.Expr)
+	names, exprs, types, err := infoProjection(st, name)
+	if err != nil {
+		return nil, err
 	}
-	out := &sqllite.Result{Columns: names, Rows: [][]sqllite.Datum{}}
+	out := &sqllite.Result{Columns: names, Types: types, Rows: [][]sqllite.Datum{}}
 	for _, r := range rows {
 		vals := make([]sqllite.Datum, len(exprs))
 		for i, e := range exprs {
@@ -219,6 +203,46 @@ func (h *handler) infoSchema(st *ast.SelectStmt, name string) (*mysql.Result, er
 		out.Rows = append(out.Rows, vals)
 	}
 	return h.result(out), nil
+}
+
+// infoProjection returns the select list of a query of information_schema
+// table name: its columns' names, expressions and types.
+func infoProjection(st *ast.SelectStmt, name string) (names []string, exprs []ast.ExprNode, types []sqllite.Type, err error) {
+	if _, ok := infoColumns[name]; !ok {
+		return nil, nil, nil, newErr(mysql.ER_UNKNOWN_TABLE, "42S02", fmt.Sprintf("Unknown table '%s' in information_schema (tables and columns are supported)", name))
+	}
+	for _, f := range st.Fields.Fields {
+		if f.WildCard != nil {
+			for _, c := range infoColumns[name] {
+				names, types = append(names, c), append(types, infoType(c))
+				exprs = append(exprs, &ast.ColumnNameExpr{Name: &ast.ColumnName{Name: ast.NewCIStr(c)}})
+			}
+			continue
+		}
+		n := f.AsName.O
+		var t sqllite.Type // known from the values
+		if cn, ok := f.Expr.(*ast.ColumnNameExpr); ok {
+			t = infoType(cn.Name.Name.O)
+			if n == "" {
+				n = strings.ToUpper(cn.Name.Name.O)
+			}
+		} else if n == "" {
+			n = exprName(f.Expr)
+		}
+		names, exprs, types = append(names, n), append(exprs, f.Expr), append(types, t)
+	}
+	return names, exprs, types, nil
+}
+
+// infoType is the type of information_schema column c.
+func infoType(c string) sqllite.Type {
+	switch strings.ToUpper(c) {
+	case "VERSION", "TABLE_ROWS", "ORDINAL_POSITION", "CHARACTER_MAXIMUM_LENGTH", "NUMERIC_PRECISION", "NUMERIC_SCALE":
+		return bigintType
+	case "CREATE_TIME":
+		return sqllite.Type{Kind: sqllite.KindTime, Name: "DATETIME"} // (always NULL)
+	}
+	return textType
 }
 
 // truth evaluates a filter: 1 true, 0 false, -1 unknown (NULL).

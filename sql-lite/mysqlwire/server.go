@@ -292,7 +292,8 @@ func (s *Server) serveConn(nc net.Conn) {
 	if s.cfg.Authz != nil && s.cfg.Authz.Secure() {
 		h.sess.ActAs(s.cfg.Authz, id)
 	}
-	c, err := s.commandConn(l, conn, h)
+	h.pc = newPrepareConn(conn)
+	c, err := s.commandConn(l, h.pc, h)
 	if err != nil {
 		log.Debug("mysql connection: handshake failed", "err", err)
 		return

@@ -263,6 +263,7 @@ func (h *handler) selectVars(st *ast.SelectStmt) (*mysql.Result, bool, error) {
 		return nil, false, nil
 	}
 	var names []string
+	var types []sqllite.Type
 	var row []sqllite.Datum
 	for _, f := range st.Fields.Fields {
 		if f.WildCard != nil || !h.evaluable(f.Expr) {
@@ -279,7 +280,7 @@ func (h *handler) selectVars(st *ast.SelectStmt) (*mysql.Result, bool, error) {
 		if name == "" {
 			name = exprName(f.Expr)
 		}
-		names, row = append(names, name), append(row, d)
+		names, row, types = append(names, name), append(row, d), append(types, datumType(d))
 	}
 	rows := [][]sqllite.Datum{row}
 	if st.Limit != nil {
@@ -287,7 +288,38 @@ func (h *handler) selectVars(st *ast.SelectStmt) (*mysql.Result, bool, error) {
 			rows = nil
 		}
 	}
-	return h.result(&sqllite.Result{Columns: names, Rows: rows}), true, nil
+	return h.result(&sqllite.Result{Columns: names, Types: types, Rows: rows}), true, nil
+}
+
+// datumType is the column type of a session value (NULL: text, the type
+// of every variable once SET).
+func datumType(d sqllite.Datum) sqllite.Type {
+	switch d.Kind {
+	case sqllite.KindInt:
+		return sqllite.Type{Kind: sqllite.KindInt, Name: "BIGINT"}
+	case sqllite.KindFloat:
+		return sqllite.Type{Kind: sqllite.KindFloat, Name: "DOUBLE"}
+	}
+	return textType
+}
+
+var (
+	textType   = sqllite.Type{Kind: sqllite.KindString, Name: "VARCHAR"}
+	bigintType = sqllite.Type{Kind: sqllite.KindInt, Name: "BIGINT"}
+)
+
+// showSessionColumns are the columns of the SHOW statements answered
+// here.
+func showSessionColumns(tp ast.ShowStmtType) ([]string, []sqllite.Type) {
+	switch tp {
+	case ast.ShowDatabases:
+		return []string{"Database"}, []sqllite.Type{textType}
+	case ast.ShowVariables, ast.ShowStatus:
+		return []string{"Variable_name", "Value"}, []sqllite.Type{textType, textType}
+	case ast.ShowWarnings, ast.ShowErrors:
+		return []string{"Level", "Code", "Message"}, []sqllite.Type{textType, bigintType, textType}
+	}
+	return nil, nil
 }
 
 func exprName(e ast.ExprNode) string {
@@ -350,7 +382,7 @@ func (h *handler) show(st *ast.ShowStmt) (*mysql.Result, bool, error) {
 	var res *sqllite.Result
 	switch st.Tp {
 	case ast.ShowDatabases:
-		res = &sqllite.Result{Columns: []string{"Database"}, Rows: [][]sqllite.Datum{}}
+		res = &sqllite.Result{Rows: [][]sqllite.Datum{}}
 		for _, db := range []string{"information_schema", Database} {
 			if like(db) {
 				res.Rows = append(res.Rows, []sqllite.Datum{str(db)})
@@ -380,15 +412,13 @@ func (h *handler) show(st *ast.ShowStmt) (*mysql.Result, bool, error) {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		res = &sqllite.Result{Columns: []string{"Variable_name", "Value"}, Rows: [][]sqllite.Datum{}}
+		res = &sqllite.Result{Rows: [][]sqllite.Datum{}}
 		for _, n := range names {
 			v := vars[n]
 			res.Rows = append(res.Rows, []sqllite.Datum{str(n), str(v.String())})
 		}
-	case ast.ShowStatus:
-		res = &sqllite.Result{Columns: []string{"Variable_name", "Value"}, Rows: [][]sqllite.Datum{}}
-	case ast.ShowWarnings, ast.ShowErrors:
-		res = &sqllite.Result{Columns: []string{"Level", "Code", "Message"}, Rows: [][]sqllite.Datum{}}
+	case ast.ShowStatus, ast.ShowWarnings, ast.ShowErrors:
+		res = &sqllite.Result{Rows: [][]sqllite.Datum{}}
 	case ast.ShowTables, ast.ShowColumns, ast.ShowCreateTable:
 		db := st.DBName
 		if st.Table != nil && st.Table.Schema.O != "" {
@@ -406,6 +436,7 @@ func (h *handler) show(st *ast.ShowStmt) (*mysql.Result, bool, error) {
 	default:
 		return nil, false, nil
 	}
+	res.Columns, res.Types = showSessionColumns(st.Tp)
 	return h.result(res), true, nil
 }
 
