@@ -131,6 +131,7 @@ func startCluster(t *testing.T, rng *rand.Rand, image string) *cluster {
 	}
 	t.Logf("compose project %s on %s.0/24 (thrift on 127.0.0.1:%d)", c.project, c.net, c.thriftPort)
 	c.clientCerts()
+	c.requireSecure()
 	c.waitHealthy(append(serverNodes(), thriftNode), 3*time.Minute)
 	c.waitStoresUp(5, 2*time.Minute)
 	return c
@@ -182,6 +183,27 @@ func (c *cluster) clientCerts() {
 		return d.DialContext(ctx, network, addr)
 	}
 	c.httpc = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialTLSContext: dial}}
+}
+
+// requireSecure fails the run if PD's status port answers a plaintext
+// request: the suite is meant to test the secure deployment.
+func (c *cluster) requireSecure() {
+	c.t.Helper()
+	url := fmt.Sprintf("http://%s:%d/pd/api/v1/stores", c.ip(pdNodes[0]), pdNodes[0].httpPort)
+	err := testutils.Retry(context.Background(), time.Minute, func() error {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+		if err != nil {
+			return err // not up yet
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return fmt.Errorf("plaintext GET %s: %s: the cluster is not secure", url, resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // clientFlags are the TLS flags of `shale ctl` and the other client
