@@ -634,10 +634,10 @@ func TestComposeAndConfigKeys(t *testing.T) {
 	}
 }
 
-// The insecure compose file and config the nemesis suite (tests/e2e)
-// drives: every flag, variable and key exists. The secure ones are checked
-// by TestComposeAndConfigKeys.
-func TestInsecureComposeForNemesis(t *testing.T) {
+// The insecure compose file and config of deploy/README.md's quick start
+// (the nemesis suite runs the secure pair): every flag, variable and key
+// exists. The secure ones are checked by TestComposeAndConfigKeys.
+func TestInsecureQuickStartCompose(t *testing.T) {
 	data, err := os.ReadFile("shale.yaml")
 	require.NoError(t, err)
 	checkConfigFile(t, "shale.yaml", data)

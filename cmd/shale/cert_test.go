@@ -49,7 +49,7 @@ func TestCertCommands(t *testing.T) {
 
 // --ca-dir signs with a CA kept in another directory (copying only its
 // ca.crt), and --keep makes a repeated command succeed without writing:
-// what the init services of deploy/docker-compose.yml run on every start.
+// what the init services of deploy/docker-compose.secure.yml run on every start.
 func TestCertCADirAndKeep(t *testing.T) {
 	ca, certs := filepath.Join(t.TempDir(), "ca"), filepath.Join(t.TempDir(), "certs")
 	for range 2 {

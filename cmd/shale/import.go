@@ -124,7 +124,7 @@ NULL fields (--null) write no cell.`,
 				pm := importer.NewProgressMetrics()
 				reg := metrics.NewRegistry()
 				reg.MustRegister(pm)
-				_, stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil })
+				_, stopHTTP, err := serveDebugHTTP(httpAddr, reg, func(context.Context) error { return nil }, nil, nil) // a client's opt-in port: plaintext (docs/security.md)
 				if err != nil {
 					return err
 				}

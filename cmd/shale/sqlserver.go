@@ -116,13 +116,13 @@ See docs/sql.md, "MySQL protocol".`,
 				return err
 			}
 			defer srv.Close()
-			boundHTTP, stopHTTP, err := serveDebugHTTP(httpAddr, reg, c.Ping)
+			boundHTTP, stopHTTP, err := serveDebugHTTP(httpAddr, reg, c.Ping, cfg.TLS, az)
 			if err != nil {
 				return err
 			}
 			defer stopHTTP()
 			if boundHTTP != "" {
-				fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server serving /healthz and /metrics on http://%s\n", boundHTTP)
+				fmt.Fprintf(cmd.OutOrStdout(), "shale sql-server serving /healthz and /metrics on %s\n", boundHTTP)
 			}
 			bound, err := srv.Listen(addr)
 			if err != nil {

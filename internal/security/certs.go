@@ -54,7 +54,7 @@ type CertOptions struct {
 	NodeName string
 	// CADir, if set, is where the CA is read from instead of Dir; its
 	// ca.crt is copied to Dir (so that Dir holds what a process needs, and
-	// the CA key stays elsewhere: deploy/docker-compose.yml).
+	// the CA key stays elsewhere: deploy/docker-compose.secure.yml).
 	CADir string
 }
 

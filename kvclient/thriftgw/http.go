@@ -10,13 +10,18 @@ import (
 
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/metrics"
+	"github.com/shaledb/shale/internal/security"
 )
 
 // healthTimeout bounds /healthz's check that the cluster answers.
 const healthTimeout = 2 * time.Second
 
 // startHTTP binds Options.HTTPAddr and serves /healthz, /metrics and pprof
-// on it until Close.
+// on it until Close. With Options.TLS the port is served as PD's and the
+// tablet servers' are: TLS with the gateway's certificate, a client
+// certificate required but for /healthz, and every route decided by its
+// class in internal/authz's HTTP table (Validate made sure of a Secure
+// Options.Authz).
 func (s *Server) startHTTP() error {
 	if s.opts.HTTPAddr == "" {
 		return nil
@@ -27,10 +32,18 @@ func (s *Server) startHTTP() error {
 	}
 	mux := http.NewServeMux()
 	s.httpRoutes(mux)
+	var h http.Handler = mux
+	if s.opts.Authz != nil {
+		h = s.opts.Authz.HTTP(mux)
+	}
+	if s.opts.TLS != nil {
+		h = security.RequireClientCert(h, "/healthz")
+	}
 	s.httpLis = lis
-	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	served := s.opts.TLS.HTTPListener(lis) // lis itself without TLS
 	return s.stopper.RunAsyncTask(context.Background(), "thriftgw.http", func(context.Context) {
-		if err := s.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.http.Serve(served); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			s.opts.Logger.Error("thrift gateway: HTTP server failed", "addr", s.opts.HTTPAddr, "err", err)
 		}
 	})

@@ -90,7 +90,8 @@ type Options struct {
 	Authz *authz.Authorizer
 	// HTTPAddr is the HOST:PORT of the gateway's HTTP server: /healthz,
 	// /metrics and Go profiles under /debug/pprof/. Empty: none (the
-	// `shale thrift` command defaults to 127.0.0.1:9095).
+	// `shale thrift` command defaults to 127.0.0.1:9095). With TLS it is
+	// served over TLS and authorized by Authz (which must then be Secure).
 	HTTPAddr string
 	// Registry gets the gateway's metrics and is served on /metrics.
 	// Default: a new registry with the Go and process collectors. Pass
@@ -144,6 +145,10 @@ func (o Options) EnsureDefaults() Options {
 func (o Options) Validate() error {
 	if o.Client == nil {
 		return errors.New("thriftgw: Options.Client is required")
+	}
+	if o.TLS != nil && o.HTTPAddr != "" && (o.Authz == nil || !o.Authz.Secure()) {
+		// Without it every certificate of the CA could read profiles.
+		return errors.New("thriftgw: a gateway with TLS and an HTTP port needs a Secure Options.Authz (docs/security.md)")
 	}
 	return nil
 }

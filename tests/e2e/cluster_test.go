@@ -5,6 +5,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -21,10 +22,15 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/freeport"
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/testutils"
 )
 
-// node is one service of deploy/docker-compose.yml. Every node has a fixed
+// composeFile is the cluster the suite runs: the secure one, mutual TLS on
+// every port (docs/security.md, "Secure deployments").
+const composeFile = "docker-compose.secure.yml"
+
+// node is one service of deploy/docker-compose.secure.yml. Every node has a fixed
 // address on the compose network: the last octet here, the first three
 // from SHALE_NET.
 type node struct {
@@ -51,7 +57,12 @@ type cluster struct {
 	net        string // first three octets of the /24
 	env        []string
 	thriftPort int
-	httpc      *http.Client
+	// certs holds the CA certificate and root's client certificate, copied
+	// from the compose project's certs-client service; tls and httpc
+	// present root's certificate (root is always a cluster admin).
+	certs string
+	tls   *security.Reloader
+	httpc *http.Client
 
 	mu     sync.Mutex
 	paused map[string]bool // containers paused by the nemesis
@@ -86,8 +97,7 @@ func freePort(t *testing.T) int {
 func startCluster(t *testing.T, rng *rand.Rand, image string) *cluster {
 	root := repoRoot(t)
 	c := &cluster{
-		t: t, root: root,
-		httpc:  &http.Client{Timeout: 2 * time.Second},
+		t: t, root: root, certs: t.TempDir(),
 		paused: map[string]bool{}, cut: map[string]bool{},
 	}
 	var lastErr error
@@ -120,6 +130,8 @@ func startCluster(t *testing.T, rng *rand.Rand, image string) *cluster {
 		t.Fatal(lastErr)
 	}
 	t.Logf("compose project %s on %s.0/24 (thrift on 127.0.0.1:%d)", c.project, c.net, c.thriftPort)
+	c.clientCerts()
+	c.requireSecure()
 	c.waitHealthy(append(serverNodes(), thriftNode), 3*time.Minute)
 	c.waitStoresUp(5, 2*time.Minute)
 	return c
@@ -139,9 +151,72 @@ func (c *cluster) container(n node) string { return c.project + "_" + n.name + "
 
 func (c *cluster) network() string { return c.project + "_shale" }
 
-// compose runs docker-compose on deploy/docker-compose.yml for this project.
+// clientCerts copies root's client certificate and the CA certificate out
+// of the certs-client service (`shale cert create-client root`, run by
+// `up` before any server starts) and makes the clients that present it.
+// The suite's clients are root, as an operator's tools would be: the
+// workload creates tables, and the nemesis splits and moves tablets.
+func (c *cluster) clientCerts() {
+	c.t.Helper()
+	src := c.project + "_certs-client_1:/data/."
+	if out, err := c.docker(time.Minute, "cp", src, c.certs); err != nil {
+		c.t.Fatalf("docker cp %s: %v: %s", src, err, out)
+	}
+	r, err := security.NewReloader(security.Config{
+		CAFile:   filepath.Join(c.certs, security.CAFile),
+		CertFile: filepath.Join(c.certs, security.ClientCertFile("root")),
+		KeyFile:  filepath.Join(c.certs, security.ClientKeyFile("root")),
+	})
+	if err != nil {
+		c.t.Fatalf("root's client certificate from %s: %v", src, err)
+	}
+	c.tls = r
+	// Each server's certificate is checked against the address dialled
+	// (ClientTLS verifies the name it is given; the node certificate
+	// names every container's address).
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		host, _, err := net.SplitHostPort(addr)
+		if err != nil {
+			return nil, err
+		}
+		d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 2 * time.Second}, Config: r.ClientTLS(host)}
+		return d.DialContext(ctx, network, addr)
+	}
+	c.httpc = &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialTLSContext: dial}}
+}
+
+// requireSecure fails the run if PD's status port answers a plaintext
+// request: the suite is meant to test the secure deployment.
+func (c *cluster) requireSecure() {
+	c.t.Helper()
+	url := fmt.Sprintf("http://%s:%d/pd/api/v1/stores", c.ip(pdNodes[0]), pdNodes[0].httpPort)
+	err := testutils.Retry(context.Background(), time.Minute, func() error {
+		resp, err := (&http.Client{Timeout: 2 * time.Second}).Get(url)
+		if err != nil {
+			return err // not up yet
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			return fmt.Errorf("plaintext GET %s: %s: the cluster is not secure", url, resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// clientFlags are the TLS flags of `shale ctl` and the other client
+// commands, as root.
+func (c *cluster) clientFlags() []string {
+	return []string{"--tls-ca", filepath.Join(c.certs, security.CAFile),
+		"--tls-cert", filepath.Join(c.certs, security.ClientCertFile("root")),
+		"--tls-key", filepath.Join(c.certs, security.ClientKeyFile("root"))}
+}
+
+// compose runs docker-compose on the secure compose file for this project.
 func (c *cluster) compose(timeout time.Duration, args ...string) (string, error) {
-	full := append([]string{"-p", c.project, "-f", filepath.Join(c.root, "deploy", "docker-compose.yml")}, args...)
+	full := append([]string{"-p", c.project, "-f", filepath.Join(c.root, "deploy", composeFile)}, args...)
 	return run(timeout, c.env, "docker-compose", full...)
 }
 
@@ -228,7 +303,7 @@ func (c *cluster) healthy(n node) bool {
 		conn.Close()
 		return true
 	}
-	resp, err := c.httpc.Get(fmt.Sprintf("http://%s:%d/healthz", c.ip(n), n.httpPort))
+	resp, err := c.httpc.Get(fmt.Sprintf("https://%s:%d/healthz", c.ip(n), n.httpPort))
 	if err != nil {
 		return false
 	}
@@ -265,7 +340,7 @@ func (c *cluster) awaitHealthy(nodes []node, timeout time.Duration) error {
 func (c *cluster) pdGet(path string, out any) error {
 	var lastErr error
 	for _, n := range pdNodes {
-		resp, err := c.httpc.Get(fmt.Sprintf("http://%s:%d/pd/api/v1/%s", c.ip(n), n.httpPort, path))
+		resp, err := c.httpc.Get(fmt.Sprintf("https://%s:%d/pd/api/v1/%s", c.ip(n), n.httpPort, path))
 		if err != nil {
 			lastErr = err
 			continue
@@ -326,7 +401,7 @@ func (c *cluster) waitStoresUp(n int, timeout time.Duration) {
 func (c *cluster) pdLeader() (node, error) {
 	for _, n := range pdNodes {
 		var m pdMembers
-		resp, err := c.httpc.Get(fmt.Sprintf("http://%s:%d/pd/api/v1/members", c.ip(n), n.httpPort))
+		resp, err := c.httpc.Get(fmt.Sprintf("https://%s:%d/pd/api/v1/members", c.ip(n), n.httpPort))
 		if err != nil {
 			continue
 		}

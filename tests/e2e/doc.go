@@ -1,6 +1,8 @@
 // Package e2e is the nemesis suite: a Jepsen-style test of a Shale cluster
-// running as Docker containers (deploy/docker-compose.yml: 3 PD members, 5
-// tablet servers in 3 zones, the Thrift gateway) on a private network.
+// running as Docker containers (deploy/docker-compose.secure.yml: 3 PD
+// members, 5 tablet servers in 3 zones, the Thrift gateway, mutual TLS on
+// every port) on a private network. The clients present root's client
+// certificate, which the compose file's certs-client service makes.
 //
 // The Docker part is behind the e2e build tag, so `make test` runs only the
 // checkers' own tests (check_test.go: each checker must reject a history

@@ -220,7 +220,7 @@ func runOnce(t *testing.T, r *runReport, image, shale string) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), r.Duration+10*time.Minute)
 	defer cancel()
-	w := &workloads{pd: c.pdAddrs(), thriftAddr: fmt.Sprintf("127.0.0.1:%d", c.thriftPort), seed: r.Seed, t0: time.Now()}
+	w := &workloads{pd: c.pdAddrs(), thriftAddr: fmt.Sprintf("127.0.0.1:%d", c.thriftPort), tls: c.tls, seed: r.Seed, t0: time.Now()}
 	defer w.close()
 	if err := w.setup(ctx); err != nil {
 		r.Verdict = "setup failed"

@@ -388,9 +388,9 @@ func (n *nemesis) hotLeader() (node, error) {
 	return n.c.storeNode(tb.Leader)
 }
 
-// ctl runs `shale ctl` against the cluster's PD.
+// ctl runs `shale ctl` against the cluster's PD, as root (cluster admin).
 func (n *nemesis) ctl(args ...string) error {
-	full := append([]string{"ctl", "--pd", strings.Join(n.c.pdAddrs(), ","), "--timeout", "20s"}, args...)
+	full := append(append([]string{"ctl", "--pd", strings.Join(n.c.pdAddrs(), ","), "--timeout", "20s"}, n.c.clientFlags()...), args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, err := exec.CommandContext(ctx, n.shale, full...).CombinedOutput()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/apache/thrift/lib/go/thrift"
 
+	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
@@ -47,9 +48,13 @@ var (
 type workloads struct {
 	pd         []string
 	thriftAddr string
-	seed       uint64
-	t0         time.Time
-	tables     map[string]uint64 // name → table ID
+	// tls is root's client certificate: the workers act as root (an
+	// admin: they create the tables) over mutual TLS, as every client of
+	// the secure cluster must.
+	tls    *security.Reloader
+	seed   uint64
+	t0     time.Time
+	tables map[string]uint64 // name → table ID
 
 	mu        sync.Mutex
 	reg       []RegOp
@@ -71,7 +76,7 @@ func (w *workloads) now() int64 { return time.Since(w.t0).Nanoseconds() }
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 func (w *workloads) open(ctx context.Context) (*kvclient.Client, error) {
-	c, err := kvclient.Open(ctx, kvclient.Options{PD: w.pd, RequestTimeout: opTimeout, Logger: quietLogger()})
+	c, err := kvclient.Open(ctx, kvclient.Options{PD: w.pd, TLS: w.tls, RequestTimeout: opTimeout, Logger: quietLogger()})
 	if err != nil {
 		return nil, err
 	}
@@ -370,11 +375,13 @@ func (w *workloads) thriftWorker(ctx context.Context) func(int, *rand.Rand, *kvc
 			trans thrift.TTransport
 			cl    *hbase.THBaseServiceClient
 		)
-		cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: opTimeout * 2}
+		// The gateway's port is published on the host's 127.0.0.1, which
+		// its node certificate names.
+		cfg := &thrift.TConfiguration{ConnectTimeout: 2 * time.Second, SocketTimeout: opTimeout * 2, TLSConfig: w.tls.ClientTLS("127.0.0.1")}
 		table := []byte("thriftset")
 		for seq := 0; ctx.Err() == nil; seq++ {
 			if cl == nil {
-				trans = thrift.NewTBufferedTransport(thrift.NewTSocketConf(w.thriftAddr, cfg), 8192)
+				trans = thrift.NewTBufferedTransport(thrift.NewTSSLSocketConf(w.thriftAddr, cfg), 8192)
 				if err := trans.Open(); err != nil {
 					sleepCtx(ctx, 200*time.Millisecond)
 					continue

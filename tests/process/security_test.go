@@ -8,7 +8,9 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -312,8 +314,9 @@ func TestSecureClusterUsers(t *testing.T) {
 	pd := strings.Join(c.endpoints(), ",")
 	node := c.secure.nodeFlags(t, "pd1", "127.0.0.1")
 	gwAddr, myAddr := proctest.FreeAddr(t), proctest.FreeAddr(t)
-	gw := proctest.Start(t, "thrift", filepath.Join(c.dir, "thrift.log"), append([]string{"thrift", "--pd", pd, "--addr", gwAddr}, node...)...)
-	my := proctest.Start(t, "sql-server", filepath.Join(c.dir, "sql-server.log"), append([]string{"sql-server", "--pd", pd, "--addr", myAddr, "--http-addr", ""}, node...)...)
+	gwHTTP, myHTTP := proctest.FreeAddr(t), proctest.FreeAddr(t)
+	gw := proctest.Start(t, "thrift", filepath.Join(c.dir, "thrift.log"), append([]string{"thrift", "--pd", pd, "--addr", gwAddr, "--http-addr", gwHTTP}, node...)...)
+	my := proctest.Start(t, "sql-server", filepath.Join(c.dir, "sql-server.log"), append([]string{"sql-server", "--pd", pd, "--addr", myAddr, "--http-addr", myHTTP}, node...)...)
 	gw.WaitOutput(t, "TLS with client certificates", time.Minute)
 	my.WaitOutput(t, "listening on", time.Minute)
 
@@ -457,9 +460,52 @@ func TestSecureClusterUsers(t *testing.T) {
 	}
 	require.NoError(t, permissionDenied(shaleSQL("alice", "SELECT v FROM ta")), "shale sql after the revoke")
 
+	// The gateways' status ports: TLS, and authorized as PD's and the
+	// stores' are (alice may read /metrics, not profiles; root may).
+	for _, addr := range []string{gwHTTP, myHTTP} {
+		checkSecureStatusPort(t, addr, c.secure.clientTLS(), aliceTLS)
+	}
+
 	// Raft traffic with alice's client certificate is refused.
 	stores, err := c.pdc().ListStores(ctx, &pdpb.ListStoresRequest{})
 	require.NoError(t, err)
 	err = sendRaft(c.stores[0].addr, aliceTLS, &transportpb.RaftMessageBatch{FromStore: stores.Stores[1].Store.StoreId})
 	require.Equal(t, codes.PermissionDenied, status.Code(err), "raft batch with alice's client certificate: %v", err)
+}
+
+// checkSecureStatusPort checks a secure process's HTTP port at addr: a
+// plaintext client is not served (Go's TLS server answers 400), /healthz
+// needs no certificate, /metrics any identity of the CA (user, a client
+// certificate without grants) and pprof a cluster admin (root), as
+// internal/authz's HTTP table says.
+func checkSecureStatusPort(t *testing.T, addr string, root, user *security.Reloader) {
+	t.Helper()
+	get := func(c *http.Client, url string) int {
+		t.Helper()
+		resp, err := c.Get(url)
+		require.NoError(t, err, url)
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	client := func(cfg *tls.Config) *http.Client {
+		return &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}
+	}
+	require.Equal(t, http.StatusBadRequest, get(client(nil), "http://"+addr+"/metrics"), "%s: plaintext", addr)
+	base := "https://" + addr
+	for _, c := range []struct {
+		who                    string
+		cfg                    *tls.Config
+		health, metrics, pprof int
+	}{
+		// The server's certificate is not what this case checks.
+		{"no certificate", &tls.Config{InsecureSkipVerify: true}, http.StatusOK, http.StatusUnauthorized, http.StatusUnauthorized}, //nolint:gosec
+		{"a user, not an admin", user.ClientTLS("127.0.0.1"), http.StatusOK, http.StatusOK, http.StatusForbidden},
+		{"root", root.ClientTLS("127.0.0.1"), http.StatusOK, http.StatusOK, http.StatusOK},
+	} {
+		hc := client(c.cfg)
+		require.Equal(t, c.health, get(hc, base+"/healthz"), "%s: %s /healthz", addr, c.who)
+		require.Equal(t, c.metrics, get(hc, base+"/metrics"), "%s: %s /metrics", addr, c.who)
+		require.Equal(t, c.pprof, get(hc, base+"/debug/pprof/"), "%s: %s /debug/pprof/", addr, c.who)
+	}
 }
