@@ -171,7 +171,7 @@ func TestSecureCluster(t *testing.T) {
 	defer cancel()
 
 	gwAddr := proctest.FreeAddr(t)
-	gw := proctest.Start(t, "thrift", filepath.Join(c.dir, "thrift.log"), append([]string{"thrift", "--pd", strings.Join(c.endpoints(), ","), "--addr", gwAddr},
+	gw := proctest.Start(t, "thrift", filepath.Join(c.dir, "thrift.log"), append([]string{"thrift", "--pd", strings.Join(c.endpoints(), ","), "--addr", gwAddr, "--http-addr", proctest.FreeAddr(t)},
 		c.secure.nodeFlags(t, "pd1", "127.0.0.1")...)...)
 	gw.WaitOutput(t, "TLS with client certificates", time.Minute)
 
