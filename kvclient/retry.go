@@ -234,12 +234,12 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 }
 
 // waitQuota waits out a quota's refusal: the server's retry-after plus up
-// to a quarter more of jitter (so the refused callers do not all come back
+// to half more of jitter (so the refused callers do not all come back
 // at once), not the exponential backoff, which would leave the quota
 // unused. A wait the caller's deadline cannot cover fails at once.
 func (r *retrier) waitQuota(ctx context.Context, qe *errorpb.QuotaExceeded, err error) error {
 	wait := time.Duration(qe.RetryAfterMs) * time.Millisecond
-	wait += rand.N(wait/4 + 1)
+	wait += rand.N(wait/2 + 1)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 		return newError(ErrQuotaExceeded, err, "%s: the quota's wait (%v) would pass the deadline: %s", r.what, wait, status.Convert(err).Message())
 	}

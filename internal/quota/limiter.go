@@ -192,9 +192,15 @@ func (l *Limiter) Admit(table uint64, user string, write bool, bytes int) (Ticke
 	}
 	for _, b := range bs[:n] {
 		if lim := b.lims[iRPS]; lim != nil {
+			// Look before taking: a reservation refused and cancelled
+			// gives nothing back when others reserved after it
+			// (x/time/rate's CancelAt), so refusals must not reserve.
+			if tok := lim.TokensAt(now); tok < 1 {
+				return Ticket{}, l.refuse(&t, now, b, iRPS, wait(lim, 1-tok))
+			}
 			r := lim.ReserveN(now, 1)
 			t.res = append(t.res, r)
-			if d := r.DelayFrom(now); d > 0 {
+			if d := r.DelayFrom(now); d > 0 { // lost a race for the last token
 				return Ticket{}, l.refuse(&t, now, b, iRPS, d)
 			}
 		}
@@ -205,7 +211,7 @@ func (l *Limiter) Admit(table uint64, user string, write bool, bytes int) (Ticke
 		// Bytes are charged in full, possibly into debt (a request may be
 		// larger than the bucket); a bucket in debt refuses until repaid.
 		if tok := lim.TokensAt(now); tok < 0 {
-			return Ticket{}, l.refuse(&t, now, b, iBytes, time.Duration(-tok/float64(lim.Limit())*float64(time.Second)))
+			return Ticket{}, l.refuse(&t, now, b, iBytes, wait(lim, -tok))
 		}
 		if write {
 			t.res = append(t.res, charge(lim, now, bytes)...)
@@ -214,6 +220,11 @@ func (l *Limiter) Admit(table uint64, user string, write bool, bytes int) (Ticke
 		}
 	}
 	return t, nil
+}
+
+// wait is how long lim takes to refill missing tokens.
+func wait(lim *rate.Limiter, missing float64) time.Duration {
+	return time.Duration(missing / float64(lim.Limit()) * float64(time.Second))
 }
 
 // charge takes n tokens from lim at now, in chunks of at most its burst
