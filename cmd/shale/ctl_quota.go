@@ -6,6 +6,7 @@ import (
 	"io"
 	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
@@ -101,8 +102,12 @@ apply to callers identified by a client certificate (secure clusters).`,
 					return err
 				}
 				q := &pdpb.Quota{TableName: table, User: user}
+				what := "quota"
+				if len(limits) > 0 {
+					what = strings.Join(limits, ", ") + " quota"
+				}
 				return e.print(rowOf(q), func(w io.Writer) error {
-					_, err := fmt.Fprintf(w, "quota of %s removed\n", subjectOf(q))
+					_, err := fmt.Fprintf(w, "%s of %s removed\n", what, subjectOf(q))
 					return err
 				})
 			})
