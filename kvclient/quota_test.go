@@ -289,6 +289,11 @@ func TestQuotaDeadline(t *testing.T) {
 		require.Less(t, time.Since(start), 200*time.Millisecond, "failed before the deadline, not at it")
 		return nil
 	})
+	// Dropping the table drops its quota.
+	require.NoError(t, cl.DropTable(ctx, "slow"))
+	list, err := c.PD().ListQuotas(ctx, &pdpb.ListQuotasRequest{})
+	require.NoError(t, err)
+	require.Empty(t, list.State.Quotas)
 }
 
 func TestQuotaUser(t *testing.T) {
