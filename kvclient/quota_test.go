@@ -229,7 +229,7 @@ func TestQuotaTableLimitAcrossStores(t *testing.T) {
 	})
 
 	lim := startLoad(t, 24, writeOp(limited))
-	fr := startLoad(t, 12, writeOp(free))
+	fr := startLoad(t, 16, writeOp(free))
 	lim.rate(3 * time.Second) // warm up: the buckets' initial burst is spent
 	got, gotFree := rates(10*time.Second, lim, fr)
 	t.Logf("limited table: %.1f writes/s (limit %d); other table: %.1f writes/s", got, limit, gotFree)
