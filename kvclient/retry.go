@@ -241,6 +241,9 @@ func (r *retrier) waitQuota(ctx context.Context, qe *errorpb.QuotaExceeded, err 
 	wait := time.Duration(qe.RetryAfterMs) * time.Millisecond
 	wait += rand.N(wait/2 + 1)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		if r.write && r.mayHaveApplied { // an earlier attempt may have applied
+			return ambiguous(fmt.Errorf("the quota's wait (%v) would pass the deadline: %w", wait, err), r.what)
+		}
 		return newError(ErrQuotaExceeded, err, "%s: the quota's wait (%v) would pass the deadline: %s", r.what, wait, status.Convert(err).Message())
 	}
 	if retry.Sleep(ctx, wait) != nil {
