@@ -22,6 +22,7 @@ import (
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/proto/pdpb"
 	"github.com/shaledb/shale/sql-lite/mysqlwire"
 )
 
@@ -75,6 +76,9 @@ func exportedMetrics(t *testing.T) map[string]exportedMetric {
 	})
 	_, _, err = cl.RawGet(ctx, []byte("metrics-row"))
 	require.NoError(t, err)
+	// A quota, so that its share and refusals are exported.
+	_, err = c.PD().SetQuota(ctx, &pdpb.SetQuotaRequest{Table: "kv", Limits: &pdpb.QuotaLimits{ReadRps: 1}})
+	require.NoError(t, err)
 
 	names := map[string]exportedMetric{}
 	var urls []string
@@ -87,10 +91,15 @@ func exportedMetrics(t *testing.T) map[string]exportedMetric {
 	urls = append(urls, "http://"+gw.HTTPAddr().String()+"/metrics")
 	// Per-peer raft series appear with the first messages between stores.
 	testutils.SucceedsSoon(t, func() error {
+		for range 3 { // over the quota: refused, within the short deadline
+			rctx, rcancel := context.WithTimeout(ctx, 50*time.Millisecond)
+			_, _, _ = cl.RawGet(rctx, []byte("metrics-row"))
+			rcancel()
+		}
 		for _, u := range urls {
 			scrapeNames(t, u, names)
 		}
-		for _, want := range []string{"shale_store_raft_sent_messages_total", "shale_grpc_server_handling_seconds", "shale_pd_store_heartbeat_age_seconds"} {
+		for _, want := range []string{"shale_store_raft_sent_messages_total", "shale_grpc_server_handling_seconds", "shale_pd_store_heartbeat_age_seconds", "shale_quota_limit", "shale_quota_throttled_total"} {
 			if _, ok := names[want]; !ok {
 				return fmt.Errorf("%s not exported yet", want)
 			}

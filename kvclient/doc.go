@@ -53,7 +53,9 @@
 // context's deadline (Options.RequestTimeout, default 10s, when the
 // context has none), only after errors that guarantee nothing was
 // applied: NotLeader, TabletNotFound, KeyNotInTablet, EpochMismatch,
-// ServerBusy (waiting at least its retry_after), a store that could not be
+// ServerBusy (waiting at least its retry_after), QuotaExceeded (waiting its
+// retry_after plus jitter; ErrQuotaExceeded at once when the deadline cannot
+// cover the wait), a store that could not be
 // reached before the request was sent (writes are only sent over a
 // connected channel), and TableNotFound from a store that has not yet
 // learned a table the PD knows. Reads additionally retry connection

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -42,6 +43,11 @@ var (
 	// retries on its own while the deadline allows (PD moves the leader to
 	// a store with room); reads are not affected.
 	ErrDiskFull = errors.New("kvclient: disk full; the write was not applied")
+	// ErrQuotaExceeded is returned by a request that a quota (`shale ctl
+	// quota`) kept refusing until the caller's deadline, or whose wait
+	// would have passed it. Nothing was applied. QuotaRetryAfter gives the
+	// wait the server asked for.
+	ErrQuotaExceeded = errors.New("kvclient: quota exceeded; the request was not applied")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -83,6 +89,16 @@ func invalidArgf(format string, args ...any) error {
 	return newError(ErrInvalidArgument, nil, format, args...)
 }
 
+// QuotaRetryAfter returns how long the server asked to wait before
+// sending a request refused by a quota again (ok: err is such a refusal).
+func QuotaRetryAfter(err error) (time.Duration, bool) {
+	q, ok := errs.As[*errorpb.QuotaExceeded](err)
+	if !ok {
+		return 0, false
+	}
+	return time.Duration(q.RetryAfterMs) * time.Millisecond, true
+}
+
 // userError converts a final (not retried) server error into the error the
 // caller sees.
 func userError(err error, write bool, what string) error {
@@ -101,6 +117,9 @@ func userError(err error, write bool, what string) error {
 	}
 	if _, ok := errs.As[*errorpb.DiskFull](err); ok {
 		return newError(ErrDiskFull, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if _, ok := errs.As[*errorpb.QuotaExceeded](err); ok {
+		return newError(ErrQuotaExceeded, err, "%s: %s", what, status.Convert(err).Message())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if write {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -70,6 +71,9 @@ func (r *retrier) giveUp(ctx context.Context) error {
 		// Refused until the deadline: nothing applied, and the reason
 		// is the disk, not the deadline.
 		return newError(ErrDiskFull, r.lastErr, "%s: gave up after %v: %s", r.what, ctx.Err(), status.Convert(r.lastErr).Message())
+	}
+	if _, ok := errs.As[*errorpb.QuotaExceeded](r.lastErr); ok {
+		return newError(ErrQuotaExceeded, r.lastErr, "%s: gave up after %v: %s", r.what, ctx.Err(), status.Convert(r.lastErr).Message())
 	}
 	if r.lastErr != nil {
 		return fmt.Errorf("%s: %w (last error: %v)", r.what, ctx.Err(), r.lastErr)
@@ -190,6 +194,9 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 	case retry.Fail:
 		return userError(err, r.write, r.what)
 	case retry.Backoff:
+		if qe, ok := errs.As[*errorpb.QuotaExceeded](err); ok {
+			return r.waitQuota(ctx, qe, err)
+		}
 		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
 			minWait = time.Duration(sb.RetryAfterMs) * time.Millisecond
 		} else if df, ok := errs.As[*errorpb.DiskFull](err); ok {
@@ -221,6 +228,25 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		return nil // the error said where to go: no wait
 	}
 	if err := r.bo.Wait(ctx, minWait); err != nil {
+		return r.giveUp(ctx)
+	}
+	return nil
+}
+
+// waitQuota waits out a quota's refusal: the server's retry-after plus up
+// to half more of jitter (so the refused callers do not all come back
+// at once), not the exponential backoff, which would leave the quota
+// unused. A wait the caller's deadline cannot cover fails at once.
+func (r *retrier) waitQuota(ctx context.Context, qe *errorpb.QuotaExceeded, err error) error {
+	wait := time.Duration(qe.RetryAfterMs) * time.Millisecond
+	wait += rand.N(wait/2 + 1)
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
+		if r.write && r.mayHaveApplied { // an earlier attempt may have applied
+			return ambiguous(fmt.Errorf("the quota's wait (%v) would pass the deadline: %w", wait, err), r.what)
+		}
+		return newError(ErrQuotaExceeded, err, "%s: the quota's wait (%v) would pass the deadline: %s", r.what, wait, status.Convert(err).Message())
+	}
+	if retry.Sleep(ctx, wait) != nil {
 		return r.giveUp(ctx)
 	}
 	return nil

@@ -96,3 +96,40 @@ func TestDiskFullBacksOffThenErrDiskFull(t *testing.T) {
 	// A final (not retried) DiskFull answer maps to the same sentinel.
 	require.ErrorIs(t, userError(errs.DiskFull(1, 10, 50), true, "put"), ErrDiskFull)
 }
+
+// A quota's refusal is waited out by its retry_after (plus at most half of
+// it in jitter), however many came before (no exponential growth); a wait
+// past the deadline fails at once with ErrQuotaExceeded, or ErrAmbiguous
+// for a write an earlier attempt may have applied.
+func TestQuotaExceededWaitsRetryAfter(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+	refused := errs.QuotaExceeded("table", "t", "write-rps", 40*time.Millisecond)
+
+	r := c.newRetrier(nil, true, "mutate row")
+	for i := range 8 {
+		start := time.Now()
+		require.NoError(t, r.handle(context.Background(), loc, 1, refused))
+		took := time.Since(start)
+		require.GreaterOrEqual(t, took, 40*time.Millisecond, "attempt %d", i)
+		require.Less(t, took, 500*time.Millisecond, "attempt %d: no exponential backoff", i)
+	}
+
+	long := errs.QuotaExceeded("table", "t", "write-rps", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	err := r.handle(ctx, loc, 1, long)
+	require.ErrorIs(t, err, ErrQuotaExceeded)
+	require.Less(t, time.Since(start), time.Second, "no wait for a refusal the deadline cannot cover")
+	wait, ok := QuotaRetryAfter(err)
+	require.True(t, ok)
+	require.Equal(t, 5*time.Second, wait)
+	require.ErrorIs(t, userError(refused, false, "get"), ErrQuotaExceeded)
+
+	r = c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	require.ErrorIs(t, r.handle(ctx, loc, 2, long), ErrAmbiguous)
+}

@@ -140,6 +140,7 @@ func (c *cluster) dropTable(ctx context.Context, name string) error {
 	c.catalogVersion = max(c.catalogVersion, version)
 	c.mu.Unlock()
 	c.s.log.Info("table dropped", "table", name, "id", t.TableId)
+	c.dropTableQuota(ctx, t.TableId)
 	// A drop is not pushed to stores: wait (bounded) for their heartbeats,
 	// so that a client that sees the drop, or a table created after it
 	// (whose schema is pushed), is not then served the dropped table by a

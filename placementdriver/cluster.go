@@ -62,7 +62,8 @@ type cluster struct {
 	dropped        map[uint64]uint64 // table ID → catalog version of the drop
 	catalogVersion uint64
 	bootstrap      *metapb.TabletDescriptor
-	safePoints     safePoints // GC safe points (safepoint.go)
+	safePoints     safePoints  // GC safe points (safepoint.go)
+	quotas         quotaShares // each store's quota shares (quota.go)
 }
 
 func loadCluster(ctx context.Context, s *Server, term uint64) (*cluster, error) {
@@ -312,6 +313,7 @@ func (c *cluster) storeHeartbeat(ctx context.Context, req *pdpb.StoreHeartbeatRe
 			return nil, err
 		}
 	}
+	resp.Quotas = c.storeQuotas(ctx, req.StoreId)
 	if boot != nil && c.tabletInfo(boot.TabletId) == nil {
 		// Not reported by any leader yet: keep telling its stores.
 		for _, r := range boot.Replicas {

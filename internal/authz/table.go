@@ -92,6 +92,11 @@ var GRPC = map[string]Rule{
 	// version of the cluster (disk), so it is an administrator's (backup).
 	pdpb.PD_GetGCSafePoint_FullMethodName:         {Class: Authenticated},
 	pdpb.PD_UpdateServiceSafePoint_FullMethodName: {Class: ClusterAdmin},
+	// Quotas (`shale ctl quota`, internal/quota): setting one throttles
+	// every user of a table; listing names users.
+	pdpb.PD_SetQuota_FullMethodName:    {Class: ClusterAdmin},
+	pdpb.PD_RemoveQuota_FullMethodName: {Class: ClusterAdmin},
+	pdpb.PD_ListQuotas_FullMethodName:  {Class: ClusterAdmin},
 }
 
 // HTTP classifies every HTTP route by its http.ServeMux pattern, on PD's

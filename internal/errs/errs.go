@@ -2,6 +2,7 @@ package errs
 
 import (
 	"fmt"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -67,6 +68,16 @@ func DiskFull(storeID, availableBytes, retryAfterMs uint64) error {
 	return withDetail(codes.ResourceExhausted,
 		fmt.Sprintf("store %d is out of disk space (%d bytes free); writes are refused until space is freed or the tablet moves", storeID, availableBytes),
 		&errorpb.DiskFull{StoreId: storeID, AvailableBytes: availableBytes, RetryAfterMs: retryAfterMs})
+}
+
+// QuotaExceeded reports a request refused by a quota (scope "table" or
+// "user", name the table or user, limit e.g. "write-rps"). Nothing was
+// applied; the client waits retryAfter and sends again.
+func QuotaExceeded(scope, name, limit string, retryAfter time.Duration) error {
+	ms := max(uint64(retryAfter.Milliseconds()), 1)
+	return withDetail(codes.ResourceExhausted,
+		fmt.Sprintf("quota exceeded: %s %q is over its %s limit; retry after %dms", scope, name, limit, ms),
+		&errorpb.QuotaExceeded{Scope: scope, Name: name, Limit: limit, RetryAfterMs: ms})
 }
 
 // TableNotFound reports an unknown table.
@@ -139,6 +150,8 @@ func Code(err error) string {
 		return "KV:tablet:ReadTooOld"
 	case *errorpb.DiskFull:
 		return "KV:store:DiskFull"
+	case *errorpb.QuotaExceeded:
+		return "KV:quota:QuotaExceeded"
 	}
 	if st, ok := status.FromError(err); ok {
 		return "KV:" + st.Code().String()
@@ -170,6 +183,8 @@ func ToProto(err error) *errorpb.Error {
 		e.Detail = &errorpb.Error_ReadTooOld{ReadTooOld: d}
 	case *errorpb.DiskFull:
 		e.Detail = &errorpb.Error_DiskFull{DiskFull: d}
+	case *errorpb.QuotaExceeded:
+		e.Detail = &errorpb.Error_QuotaExceeded{QuotaExceeded: d}
 	}
 	return e
 }
@@ -197,6 +212,8 @@ func FromProto(e *errorpb.Error) error {
 		d = x.ReadTooOld
 	case *errorpb.Error_DiskFull:
 		d = x.DiskFull
+	case *errorpb.Error_QuotaExceeded:
+		d = x.QuotaExceeded
 	}
 	return withDetail(codes.Code(e.Code), e.Message, d)
 }

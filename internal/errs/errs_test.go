@@ -98,6 +98,12 @@ func cases() []errCase {
 			codeStr: "KV:store:DiskFull", retryable: true, msgHas: "store 4 is out of disk space",
 		},
 		{
+			// A quota refused the request; nothing applied: back off.
+			name: "QuotaExceeded", err: errs.QuotaExceeded("table", "t", "write-rps", 250*time.Millisecond),
+			code: codes.ResourceExhausted, detail: &errorpb.QuotaExceeded{Scope: "table", Name: "t", Limit: "write-rps", RetryAfterMs: 250},
+			codeStr: "KV:quota:QuotaExceeded", retryable: true, msgHas: `table "t" is over its write-rps limit`,
+		},
+		{
 			name: "InvalidArgument", err: errs.InvalidArgument("row key too long: %d", 9000),
 			code: codes.InvalidArgument, codeStr: "KV:InvalidArgument", msgHas: "row key too long: 9000",
 		},

@@ -27,7 +27,7 @@ const (
 	// which may name the leader), or the request never left the client
 	// (ErrNotSent). Nothing was applied; send to another replica.
 	RetryElsewhere
-	// Backoff: the tablet refused for now (ServerBusy, DiskFull, a
+	// Backoff: the tablet refused for now (ServerBusy, DiskFull, QuotaExceeded, a
 	// TableNotFound from a store that has not heard of a new table yet). Nothing was applied;
 	// wait and send again.
 	Backoff
@@ -81,7 +81,7 @@ func Classify(err error) Action {
 		return RetryElsewhere
 	case *errorpb.EpochMismatch, *errorpb.KeyNotInTablet, *errorpb.TabletNotFound:
 		return RefreshRoute
-	case *errorpb.ServerBusy, *errorpb.TableNotFound, *errorpb.DiskFull:
+	case *errorpb.ServerBusy, *errorpb.TableNotFound, *errorpb.DiskFull, *errorpb.QuotaExceeded:
 		return Backoff
 	}
 	if st, ok := status.FromError(err); ok {

@@ -31,6 +31,7 @@ func TestClassify(t *testing.T) {
 		{"KeyNotInTablet", errs.KeyNotInTablet([]byte("z"), desc), retry.RefreshRoute},
 		{"TabletNotFound", errs.TabletNotFound(7, 2), retry.RefreshRoute},
 		{"ServerBusy", errs.ServerBusy("compaction debt", 50), retry.Backoff},
+		{"QuotaExceeded", errs.QuotaExceeded("user", "alice", "read-rps", time.Second), retry.Backoff},
 		{"TableNotFound", errs.TableNotFound(9), retry.Backoff},
 		{"InvalidArgument", errs.InvalidArgument("empty row key"), retry.Fail},
 		// Sent without a verdict: a write may have applied.

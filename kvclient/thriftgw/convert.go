@@ -115,6 +115,10 @@ func ioError(err error) error {
 		msg = "TableExistsException: " + msg
 	case errors.Is(err, kvclient.ErrInvalidArgument):
 		msg = "IllegalArgumentException: " + msg
+	case errors.Is(err, kvclient.ErrQuotaExceeded):
+		// HBase's name for a quota's refusal, with its wait interval.
+		wait, _ := kvclient.QuotaRetryAfter(err)
+		msg = fmt.Sprintf("RpcThrottlingException: wait %v: %s", wait, msg)
 	case errors.Is(err, kvclient.ErrDiskFull):
 		// Hadoop's name for it; nothing was written, retry later.
 		msg = "DiskOutOfSpaceException: " + msg

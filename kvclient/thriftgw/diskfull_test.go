@@ -3,6 +3,7 @@ package thriftgw
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -18,4 +19,13 @@ func TestDiskFullIOError(t *testing.T) {
 	te, ok := err.(*hbase.TIOError)
 	require.True(t, ok, "%T", err)
 	require.True(t, strings.HasPrefix(te.GetMessage(), "DiskOutOfSpaceException: "), te.GetMessage())
+}
+
+// A request a quota kept refusing is HBase's RpcThrottlingException, with
+// the wait interval the store asked for.
+func TestQuotaExceededIOError(t *testing.T) {
+	err := ioError(&kvclient.Error{Kind: kvclient.ErrQuotaExceeded, Msg: "put", Cause: errs.QuotaExceeded("table", "t", "write-rps", 1500*time.Millisecond)})
+	te, ok := err.(*hbase.TIOError)
+	require.True(t, ok, "%T", err)
+	require.True(t, strings.HasPrefix(te.GetMessage(), "RpcThrottlingException: wait 1.5s: "), te.GetMessage())
 }

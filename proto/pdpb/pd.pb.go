@@ -814,7 +814,11 @@ type StoreHeartbeatResponse struct {
 	Tombstoned bool `protobuf:"varint,5,opt,name=tombstoned,proto3" json:"tombstoned,omitempty"`
 	// The cluster's GC safe point: the store's version GC never removes a
 	// version at or above it (0: no bound known yet; see safepoint.go).
-	GcSafePoint   int64 `protobuf:"varint,6,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
+	GcSafePoint int64 `protobuf:"varint,6,opt,name=gc_safe_point,json=gcSafePoint,proto3" json:"gc_safe_point,omitempty"`
+	// This store's shares of the cluster's quotas (internal/quota). Absent:
+	// the PD said nothing (keep the current ones); present and empty: no
+	// quota applies to the store.
+	Quotas        *QuotaShares `protobuf:"bytes,40,opt,name=quotas,proto3" json:"quotas,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -889,6 +893,13 @@ func (x *StoreHeartbeatResponse) GetGcSafePoint() int64 {
 		return x.GcSafePoint
 	}
 	return 0
+}
+
+func (x *StoreHeartbeatResponse) GetQuotas() *QuotaShares {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
 }
 
 type TabletStats struct {
@@ -4609,6 +4620,653 @@ func (x *ListAuthResponse) GetUsersWithPassword() []string {
 	return nil
 }
 
+// QuotaLimits are per-second limits for the whole cluster; 0: no limit of
+// that kind.
+type QuotaLimits struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ReadRps       uint64                 `protobuf:"varint,1,opt,name=read_rps,json=readRps,proto3" json:"read_rps,omitempty"`
+	WriteRps      uint64                 `protobuf:"varint,2,opt,name=write_rps,json=writeRps,proto3" json:"write_rps,omitempty"`
+	ReadBytes     uint64                 `protobuf:"varint,3,opt,name=read_bytes,json=readBytes,proto3" json:"read_bytes,omitempty"`
+	WriteBytes    uint64                 `protobuf:"varint,4,opt,name=write_bytes,json=writeBytes,proto3" json:"write_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaLimits) Reset() {
+	*x = QuotaLimits{}
+	mi := &file_pdpb_pd_proto_msgTypes[76]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaLimits) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaLimits) ProtoMessage() {}
+
+func (x *QuotaLimits) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[76]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaLimits.ProtoReflect.Descriptor instead.
+func (*QuotaLimits) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
+}
+
+func (x *QuotaLimits) GetReadRps() uint64 {
+	if x != nil {
+		return x.ReadRps
+	}
+	return 0
+}
+
+func (x *QuotaLimits) GetWriteRps() uint64 {
+	if x != nil {
+		return x.WriteRps
+	}
+	return 0
+}
+
+func (x *QuotaLimits) GetReadBytes() uint64 {
+	if x != nil {
+		return x.ReadBytes
+	}
+	return 0
+}
+
+func (x *QuotaLimits) GetWriteBytes() uint64 {
+	if x != nil {
+		return x.WriteBytes
+	}
+	return 0
+}
+
+// Quota limits one table (table_id; table_name for display) or one user.
+type Quota struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TableId       uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	TableName     string                 `protobuf:"bytes,2,opt,name=table_name,json=tableName,proto3" json:"table_name,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Limits        *QuotaLimits           `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Quota) Reset() {
+	*x = Quota{}
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Quota) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Quota) ProtoMessage() {}
+
+func (x *Quota) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[77]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Quota.ProtoReflect.Descriptor instead.
+func (*Quota) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+}
+
+func (x *Quota) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *Quota) GetTableName() string {
+	if x != nil {
+		return x.TableName
+	}
+	return ""
+}
+
+func (x *Quota) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *Quota) GetLimits() *QuotaLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+// QuotaState is every quota, in one metadata row changed by
+// compare-and-swap (like AuthState).
+type QuotaState struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Quotas        []*Quota               `protobuf:"bytes,2,rep,name=quotas,proto3" json:"quotas,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaState) Reset() {
+	*x = QuotaState{}
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaState) ProtoMessage() {}
+
+func (x *QuotaState) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[78]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaState.ProtoReflect.Descriptor instead.
+func (*QuotaState) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+}
+
+func (x *QuotaState) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *QuotaState) GetQuotas() []*Quota {
+	if x != nil {
+		return x.Quotas
+	}
+	return nil
+}
+
+// QuotaShare is one store's part of one quota, per second (0: no limit).
+type QuotaShare struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	TableId uint64                 `protobuf:"varint,1,opt,name=table_id,json=tableId,proto3" json:"table_id,omitempty"`
+	User    string                 `protobuf:"bytes,2,opt,name=user,proto3" json:"user,omitempty"`
+	// The table's name or the user, for metrics.
+	Name          string  `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	ReadRps       float64 `protobuf:"fixed64,4,opt,name=read_rps,json=readRps,proto3" json:"read_rps,omitempty"`
+	WriteRps      float64 `protobuf:"fixed64,5,opt,name=write_rps,json=writeRps,proto3" json:"write_rps,omitempty"`
+	ReadBytes     float64 `protobuf:"fixed64,6,opt,name=read_bytes,json=readBytes,proto3" json:"read_bytes,omitempty"`
+	WriteBytes    float64 `protobuf:"fixed64,7,opt,name=write_bytes,json=writeBytes,proto3" json:"write_bytes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaShare) Reset() {
+	*x = QuotaShare{}
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaShare) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaShare) ProtoMessage() {}
+
+func (x *QuotaShare) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[79]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaShare.ProtoReflect.Descriptor instead.
+func (*QuotaShare) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+}
+
+func (x *QuotaShare) GetTableId() uint64 {
+	if x != nil {
+		return x.TableId
+	}
+	return 0
+}
+
+func (x *QuotaShare) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *QuotaShare) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *QuotaShare) GetReadRps() float64 {
+	if x != nil {
+		return x.ReadRps
+	}
+	return 0
+}
+
+func (x *QuotaShare) GetWriteRps() float64 {
+	if x != nil {
+		return x.WriteRps
+	}
+	return 0
+}
+
+func (x *QuotaShare) GetReadBytes() float64 {
+	if x != nil {
+		return x.ReadBytes
+	}
+	return 0
+}
+
+func (x *QuotaShare) GetWriteBytes() float64 {
+	if x != nil {
+		return x.WriteBytes
+	}
+	return 0
+}
+
+type QuotaShares struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
+	Shares        []*QuotaShare          `protobuf:"bytes,2,rep,name=shares,proto3" json:"shares,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *QuotaShares) Reset() {
+	*x = QuotaShares{}
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *QuotaShares) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*QuotaShares) ProtoMessage() {}
+
+func (x *QuotaShares) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[80]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use QuotaShares.ProtoReflect.Descriptor instead.
+func (*QuotaShares) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+}
+
+func (x *QuotaShares) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *QuotaShares) GetShares() []*QuotaShare {
+	if x != nil {
+		return x.Shares
+	}
+	return nil
+}
+
+// SetQuotaRequest sets the given limits (non-zero fields of limits) of a
+// table or a user; limits not given are kept.
+type SetQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Table         string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Limits        *QuotaLimits           `protobuf:"bytes,4,opt,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuotaRequest) Reset() {
+	*x = SetQuotaRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuotaRequest) ProtoMessage() {}
+
+func (x *SetQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[81]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuotaRequest.ProtoReflect.Descriptor instead.
+func (*SetQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+}
+
+func (x *SetQuotaRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *SetQuotaRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *SetQuotaRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *SetQuotaRequest) GetLimits() *QuotaLimits {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type SetQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Quota         *Quota                 `protobuf:"bytes,1,opt,name=quota,proto3" json:"quota,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetQuotaResponse) Reset() {
+	*x = SetQuotaResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[82]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetQuotaResponse) ProtoMessage() {}
+
+func (x *SetQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[82]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetQuotaResponse.ProtoReflect.Descriptor instead.
+func (*SetQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+}
+
+func (x *SetQuotaResponse) GetQuota() *Quota {
+	if x != nil {
+		return x.Quota
+	}
+	return nil
+}
+
+// RemoveQuotaRequest removes the named limits (read-rps, write-rps,
+// read-bytes, write-bytes) of a table or a user, or all of them.
+type RemoveQuotaRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	Table         string                 `protobuf:"bytes,2,opt,name=table,proto3" json:"table,omitempty"`
+	User          string                 `protobuf:"bytes,3,opt,name=user,proto3" json:"user,omitempty"`
+	Limits        []string               `protobuf:"bytes,4,rep,name=limits,proto3" json:"limits,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveQuotaRequest) Reset() {
+	*x = RemoveQuotaRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[83]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveQuotaRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveQuotaRequest) ProtoMessage() {}
+
+func (x *RemoveQuotaRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[83]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveQuotaRequest.ProtoReflect.Descriptor instead.
+func (*RemoveQuotaRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+}
+
+func (x *RemoveQuotaRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+func (x *RemoveQuotaRequest) GetTable() string {
+	if x != nil {
+		return x.Table
+	}
+	return ""
+}
+
+func (x *RemoveQuotaRequest) GetUser() string {
+	if x != nil {
+		return x.User
+	}
+	return ""
+}
+
+func (x *RemoveQuotaRequest) GetLimits() []string {
+	if x != nil {
+		return x.Limits
+	}
+	return nil
+}
+
+type RemoveQuotaResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RemoveQuotaResponse) Reset() {
+	*x = RemoveQuotaResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[84]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemoveQuotaResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemoveQuotaResponse) ProtoMessage() {}
+
+func (x *RemoveQuotaResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[84]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemoveQuotaResponse.ProtoReflect.Descriptor instead.
+func (*RemoveQuotaResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
+}
+
+type ListQuotasRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Header        *Header                `protobuf:"bytes,1,opt,name=header,proto3" json:"header,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotasRequest) Reset() {
+	*x = ListQuotasRequest{}
+	mi := &file_pdpb_pd_proto_msgTypes[85]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotasRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotasRequest) ProtoMessage() {}
+
+func (x *ListQuotasRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[85]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotasRequest.ProtoReflect.Descriptor instead.
+func (*ListQuotasRequest) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
+}
+
+func (x *ListQuotasRequest) GetHeader() *Header {
+	if x != nil {
+		return x.Header
+	}
+	return nil
+}
+
+type ListQuotasResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	State         *QuotaState            `protobuf:"bytes,1,opt,name=state,proto3" json:"state,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListQuotasResponse) Reset() {
+	*x = ListQuotasResponse{}
+	mi := &file_pdpb_pd_proto_msgTypes[86]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListQuotasResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListQuotasResponse) ProtoMessage() {}
+
+func (x *ListQuotasResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_pdpb_pd_proto_msgTypes[86]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListQuotasResponse.ProtoReflect.Descriptor instead.
+func (*ListQuotasResponse) Descriptor() ([]byte, []int) {
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
+}
+
+func (x *ListQuotasResponse) GetState() *QuotaState {
+	if x != nil {
+		return x.State
+	}
+	return nil
+}
+
 // SetStoreLabelsRequest sets labels of a store (an empty value removes
 // the label); the others are kept.
 type SetStoreLabelsRequest struct {
@@ -4622,7 +5280,7 @@ type SetStoreLabelsRequest struct {
 
 func (x *SetStoreLabelsRequest) Reset() {
 	*x = SetStoreLabelsRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4634,7 +5292,7 @@ func (x *SetStoreLabelsRequest) String() string {
 func (*SetStoreLabelsRequest) ProtoMessage() {}
 
 func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[76]
+	mi := &file_pdpb_pd_proto_msgTypes[87]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4647,7 +5305,7 @@ func (x *SetStoreLabelsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{76}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{87}
 }
 
 func (x *SetStoreLabelsRequest) GetHeader() *Header {
@@ -4680,7 +5338,7 @@ type SetStoreLabelsResponse struct {
 
 func (x *SetStoreLabelsResponse) Reset() {
 	*x = SetStoreLabelsResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4692,7 +5350,7 @@ func (x *SetStoreLabelsResponse) String() string {
 func (*SetStoreLabelsResponse) ProtoMessage() {}
 
 func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[77]
+	mi := &file_pdpb_pd_proto_msgTypes[88]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4705,7 +5363,7 @@ func (x *SetStoreLabelsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLabelsResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLabelsResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{77}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{88}
 }
 
 func (x *SetStoreLabelsResponse) GetStore() *metapb.Store {
@@ -4728,7 +5386,7 @@ type SetStoreLimitRequest struct {
 
 func (x *SetStoreLimitRequest) Reset() {
 	*x = SetStoreLimitRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4740,7 +5398,7 @@ func (x *SetStoreLimitRequest) String() string {
 func (*SetStoreLimitRequest) ProtoMessage() {}
 
 func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[78]
+	mi := &file_pdpb_pd_proto_msgTypes[89]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4753,7 +5411,7 @@ func (x *SetStoreLimitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitRequest.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{78}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{89}
 }
 
 func (x *SetStoreLimitRequest) GetHeader() *Header {
@@ -4785,7 +5443,7 @@ type SetStoreLimitResponse struct {
 
 func (x *SetStoreLimitResponse) Reset() {
 	*x = SetStoreLimitResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4797,7 +5455,7 @@ func (x *SetStoreLimitResponse) String() string {
 func (*SetStoreLimitResponse) ProtoMessage() {}
 
 func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[79]
+	mi := &file_pdpb_pd_proto_msgTypes[90]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4810,7 +5468,7 @@ func (x *SetStoreLimitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetStoreLimitResponse.ProtoReflect.Descriptor instead.
 func (*SetStoreLimitResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{79}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{90}
 }
 
 // GC safe points (TiKV's model; placementdriver/safepoint.go). The cluster
@@ -4825,7 +5483,7 @@ type GetGCSafePointRequest struct {
 
 func (x *GetGCSafePointRequest) Reset() {
 	*x = GetGCSafePointRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4837,7 +5495,7 @@ func (x *GetGCSafePointRequest) String() string {
 func (*GetGCSafePointRequest) ProtoMessage() {}
 
 func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[80]
+	mi := &file_pdpb_pd_proto_msgTypes[91]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4850,7 +5508,7 @@ func (x *GetGCSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointRequest.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{80}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{91}
 }
 
 func (x *GetGCSafePointRequest) GetHeader() *Header {
@@ -4871,7 +5529,7 @@ type ServiceSafePoint struct {
 
 func (x *ServiceSafePoint) Reset() {
 	*x = ServiceSafePoint{}
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4883,7 +5541,7 @@ func (x *ServiceSafePoint) String() string {
 func (*ServiceSafePoint) ProtoMessage() {}
 
 func (x *ServiceSafePoint) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[81]
+	mi := &file_pdpb_pd_proto_msgTypes[92]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4896,7 +5554,7 @@ func (x *ServiceSafePoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ServiceSafePoint.ProtoReflect.Descriptor instead.
 func (*ServiceSafePoint) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{81}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{92}
 }
 
 func (x *ServiceSafePoint) GetServiceId() string {
@@ -4930,7 +5588,7 @@ type GetGCSafePointResponse struct {
 
 func (x *GetGCSafePointResponse) Reset() {
 	*x = GetGCSafePointResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4942,7 +5600,7 @@ func (x *GetGCSafePointResponse) String() string {
 func (*GetGCSafePointResponse) ProtoMessage() {}
 
 func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[82]
+	mi := &file_pdpb_pd_proto_msgTypes[93]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4955,7 +5613,7 @@ func (x *GetGCSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetGCSafePointResponse.ProtoReflect.Descriptor instead.
 func (*GetGCSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{82}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{93}
 }
 
 func (x *GetGCSafePointResponse) GetGcSafePoint() int64 {
@@ -4988,7 +5646,7 @@ type UpdateServiceSafePointRequest struct {
 
 func (x *UpdateServiceSafePointRequest) Reset() {
 	*x = UpdateServiceSafePointRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[94]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5000,7 +5658,7 @@ func (x *UpdateServiceSafePointRequest) String() string {
 func (*UpdateServiceSafePointRequest) ProtoMessage() {}
 
 func (x *UpdateServiceSafePointRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[83]
+	mi := &file_pdpb_pd_proto_msgTypes[94]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5013,7 +5671,7 @@ func (x *UpdateServiceSafePointRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceSafePointRequest.ProtoReflect.Descriptor instead.
 func (*UpdateServiceSafePointRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{83}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{94}
 }
 
 func (x *UpdateServiceSafePointRequest) GetHeader() *Header {
@@ -5055,7 +5713,7 @@ type UpdateServiceSafePointResponse struct {
 
 func (x *UpdateServiceSafePointResponse) Reset() {
 	*x = UpdateServiceSafePointResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5067,7 +5725,7 @@ func (x *UpdateServiceSafePointResponse) String() string {
 func (*UpdateServiceSafePointResponse) ProtoMessage() {}
 
 func (x *UpdateServiceSafePointResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[84]
+	mi := &file_pdpb_pd_proto_msgTypes[95]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5080,7 +5738,7 @@ func (x *UpdateServiceSafePointResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UpdateServiceSafePointResponse.ProtoReflect.Descriptor instead.
 func (*UpdateServiceSafePointResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{84}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{95}
 }
 
 func (x *UpdateServiceSafePointResponse) GetGcSafePoint() int64 {
@@ -5108,7 +5766,7 @@ type SchedulerInfo struct {
 
 func (x *SchedulerInfo) Reset() {
 	*x = SchedulerInfo{}
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[96]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5120,7 +5778,7 @@ func (x *SchedulerInfo) String() string {
 func (*SchedulerInfo) ProtoMessage() {}
 
 func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[85]
+	mi := &file_pdpb_pd_proto_msgTypes[96]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5133,7 +5791,7 @@ func (x *SchedulerInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SchedulerInfo.ProtoReflect.Descriptor instead.
 func (*SchedulerInfo) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{85}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{96}
 }
 
 func (x *SchedulerInfo) GetName() string {
@@ -5159,7 +5817,7 @@ type ListSchedulersRequest struct {
 
 func (x *ListSchedulersRequest) Reset() {
 	*x = ListSchedulersRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[97]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5171,7 +5829,7 @@ func (x *ListSchedulersRequest) String() string {
 func (*ListSchedulersRequest) ProtoMessage() {}
 
 func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[86]
+	mi := &file_pdpb_pd_proto_msgTypes[97]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5184,7 +5842,7 @@ func (x *ListSchedulersRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersRequest.ProtoReflect.Descriptor instead.
 func (*ListSchedulersRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{86}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{97}
 }
 
 func (x *ListSchedulersRequest) GetHeader() *Header {
@@ -5203,7 +5861,7 @@ type ListSchedulersResponse struct {
 
 func (x *ListSchedulersResponse) Reset() {
 	*x = ListSchedulersResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[98]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5215,7 +5873,7 @@ func (x *ListSchedulersResponse) String() string {
 func (*ListSchedulersResponse) ProtoMessage() {}
 
 func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[87]
+	mi := &file_pdpb_pd_proto_msgTypes[98]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5228,7 +5886,7 @@ func (x *ListSchedulersResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSchedulersResponse.ProtoReflect.Descriptor instead.
 func (*ListSchedulersResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{87}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{98}
 }
 
 func (x *ListSchedulersResponse) GetSchedulers() []*SchedulerInfo {
@@ -5251,7 +5909,7 @@ type PauseSchedulerRequest struct {
 
 func (x *PauseSchedulerRequest) Reset() {
 	*x = PauseSchedulerRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[99]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5263,7 +5921,7 @@ func (x *PauseSchedulerRequest) String() string {
 func (*PauseSchedulerRequest) ProtoMessage() {}
 
 func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[88]
+	mi := &file_pdpb_pd_proto_msgTypes[99]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5276,7 +5934,7 @@ func (x *PauseSchedulerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerRequest.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{88}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{99}
 }
 
 func (x *PauseSchedulerRequest) GetHeader() *Header {
@@ -5309,7 +5967,7 @@ type PauseSchedulerResponse struct {
 
 func (x *PauseSchedulerResponse) Reset() {
 	*x = PauseSchedulerResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[89]
+	mi := &file_pdpb_pd_proto_msgTypes[100]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5321,7 +5979,7 @@ func (x *PauseSchedulerResponse) String() string {
 func (*PauseSchedulerResponse) ProtoMessage() {}
 
 func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[89]
+	mi := &file_pdpb_pd_proto_msgTypes[100]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5334,7 +5992,7 @@ func (x *PauseSchedulerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSchedulerResponse.ProtoReflect.Descriptor instead.
 func (*PauseSchedulerResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{89}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{100}
 }
 
 func (x *PauseSchedulerResponse) GetScheduler() *SchedulerInfo {
@@ -5355,7 +6013,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[101]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5367,7 +6025,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[90]
+	mi := &file_pdpb_pd_proto_msgTypes[101]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5380,7 +6038,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{90}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{101}
 }
 
 func (x *RemoveOperatorRequest) GetHeader() *Header {
@@ -5406,7 +6064,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_pdpb_pd_proto_msgTypes[91]
+	mi := &file_pdpb_pd_proto_msgTypes[102]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5418,7 +6076,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[91]
+	mi := &file_pdpb_pd_proto_msgTypes[102]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5431,7 +6089,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_pdpb_pd_proto_rawDescGZIP(), []int{91}
+	return file_pdpb_pd_proto_rawDescGZIP(), []int{102}
 }
 
 func (x *RemoveOperatorResponse) GetOperator() *OperatorInfo {
@@ -5450,7 +6108,7 @@ type TabletCommand_ChangeReplicas struct {
 
 func (x *TabletCommand_ChangeReplicas) Reset() {
 	*x = TabletCommand_ChangeReplicas{}
-	mi := &file_pdpb_pd_proto_msgTypes[92]
+	mi := &file_pdpb_pd_proto_msgTypes[103]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5462,7 +6120,7 @@ func (x *TabletCommand_ChangeReplicas) String() string {
 func (*TabletCommand_ChangeReplicas) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[92]
+	mi := &file_pdpb_pd_proto_msgTypes[103]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5494,7 +6152,7 @@ type TabletCommand_TransferLeader struct {
 
 func (x *TabletCommand_TransferLeader) Reset() {
 	*x = TabletCommand_TransferLeader{}
-	mi := &file_pdpb_pd_proto_msgTypes[93]
+	mi := &file_pdpb_pd_proto_msgTypes[104]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5506,7 +6164,7 @@ func (x *TabletCommand_TransferLeader) String() string {
 func (*TabletCommand_TransferLeader) ProtoMessage() {}
 
 func (x *TabletCommand_TransferLeader) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[93]
+	mi := &file_pdpb_pd_proto_msgTypes[104]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5541,7 +6199,7 @@ type TabletCommand_Split struct {
 
 func (x *TabletCommand_Split) Reset() {
 	*x = TabletCommand_Split{}
-	mi := &file_pdpb_pd_proto_msgTypes[94]
+	mi := &file_pdpb_pd_proto_msgTypes[105]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5553,7 +6211,7 @@ func (x *TabletCommand_Split) String() string {
 func (*TabletCommand_Split) ProtoMessage() {}
 
 func (x *TabletCommand_Split) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[94]
+	mi := &file_pdpb_pd_proto_msgTypes[105]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5599,7 +6257,7 @@ type TabletCommand_Merge struct {
 
 func (x *TabletCommand_Merge) Reset() {
 	*x = TabletCommand_Merge{}
-	mi := &file_pdpb_pd_proto_msgTypes[95]
+	mi := &file_pdpb_pd_proto_msgTypes[106]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5611,7 +6269,7 @@ func (x *TabletCommand_Merge) String() string {
 func (*TabletCommand_Merge) ProtoMessage() {}
 
 func (x *TabletCommand_Merge) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[95]
+	mi := &file_pdpb_pd_proto_msgTypes[106]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5645,7 +6303,7 @@ type TabletCommand_ChangeReplicas_Change struct {
 
 func (x *TabletCommand_ChangeReplicas_Change) Reset() {
 	*x = TabletCommand_ChangeReplicas_Change{}
-	mi := &file_pdpb_pd_proto_msgTypes[96]
+	mi := &file_pdpb_pd_proto_msgTypes[107]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5657,7 +6315,7 @@ func (x *TabletCommand_ChangeReplicas_Change) String() string {
 func (*TabletCommand_ChangeReplicas_Change) ProtoMessage() {}
 
 func (x *TabletCommand_ChangeReplicas_Change) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[96]
+	mi := &file_pdpb_pd_proto_msgTypes[107]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5704,7 +6362,7 @@ type AddOperatorRequest_MoveReplica struct {
 
 func (x *AddOperatorRequest_MoveReplica) Reset() {
 	*x = AddOperatorRequest_MoveReplica{}
-	mi := &file_pdpb_pd_proto_msgTypes[98]
+	mi := &file_pdpb_pd_proto_msgTypes[109]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -5716,7 +6374,7 @@ func (x *AddOperatorRequest_MoveReplica) String() string {
 func (*AddOperatorRequest_MoveReplica) ProtoMessage() {}
 
 func (x *AddOperatorRequest_MoveReplica) ProtoReflect() protoreflect.Message {
-	mi := &file_pdpb_pd_proto_msgTypes[98]
+	mi := &file_pdpb_pd_proto_msgTypes[109]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -5798,7 +6456,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12*\n" +
 	"\x05stats\x18\x03 \x01(\v2\x14.shale.pd.StoreStatsR\x05stats\x12'\n" +
-	"\x0fcatalog_version\x18\x04 \x01(\x04R\x0ecatalogVersion\"\x9b\x02\n" +
+	"\x0fcatalog_version\x18\x04 \x01(\x04R\x0ecatalogVersion\"\xca\x02\n" +
 	"\x16StoreHeartbeatResponse\x121\n" +
 	"\aschemas\x18\x01 \x03(\v2\x17.shale.meta.TableSchemaR\aschemas\x12'\n" +
 	"\x0fcatalog_version\x18\x02 \x01(\x04R\x0ecatalogVersion\x12%\n" +
@@ -5807,7 +6465,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\n" +
 	"tombstoned\x18\x05 \x01(\bR\n" +
 	"tombstoned\x12\"\n" +
-	"\rgc_safe_point\x18\x06 \x01(\x03R\vgcSafePoint\"\x9d\x02\n" +
+	"\rgc_safe_point\x18\x06 \x01(\x03R\vgcSafePoint\x12-\n" +
+	"\x06quotas\x18( \x01(\v2\x15.shale.pd.QuotaSharesR\x06quotas\"\x9d\x02\n" +
 	"\vTabletStats\x12)\n" +
 	"\x10approximate_size\x18\x01 \x01(\x04R\x0fapproximateSize\x12)\n" +
 	"\x10approximate_keys\x18\x02 \x01(\x04R\x0fapproximateKeys\x12\x19\n" +
@@ -6056,7 +6715,55 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"m\n" +
 	"\x10ListAuthResponse\x12)\n" +
 	"\x05state\x18\x01 \x01(\v2\x13.shale.pd.AuthStateR\x05state\x12.\n" +
-	"\x13users_with_password\x18\x02 \x03(\tR\x11usersWithPassword\"\xdc\x01\n" +
+	"\x13users_with_password\x18\x02 \x03(\tR\x11usersWithPassword\"\x85\x01\n" +
+	"\vQuotaLimits\x12\x19\n" +
+	"\bread_rps\x18\x01 \x01(\x04R\areadRps\x12\x1b\n" +
+	"\twrite_rps\x18\x02 \x01(\x04R\bwriteRps\x12\x1d\n" +
+	"\n" +
+	"read_bytes\x18\x03 \x01(\x04R\treadBytes\x12\x1f\n" +
+	"\vwrite_bytes\x18\x04 \x01(\x04R\n" +
+	"writeBytes\"\x84\x01\n" +
+	"\x05Quota\x12\x19\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x1d\n" +
+	"\n" +
+	"table_name\x18\x02 \x01(\tR\ttableName\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12-\n" +
+	"\x06limits\x18\x04 \x01(\v2\x15.shale.pd.QuotaLimitsR\x06limits\"O\n" +
+	"\n" +
+	"QuotaState\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12'\n" +
+	"\x06quotas\x18\x02 \x03(\v2\x0f.shale.pd.QuotaR\x06quotas\"\xc7\x01\n" +
+	"\n" +
+	"QuotaShare\x12\x19\n" +
+	"\btable_id\x18\x01 \x01(\x04R\atableId\x12\x12\n" +
+	"\x04user\x18\x02 \x01(\tR\x04user\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x19\n" +
+	"\bread_rps\x18\x04 \x01(\x01R\areadRps\x12\x1b\n" +
+	"\twrite_rps\x18\x05 \x01(\x01R\bwriteRps\x12\x1d\n" +
+	"\n" +
+	"read_bytes\x18\x06 \x01(\x01R\treadBytes\x12\x1f\n" +
+	"\vwrite_bytes\x18\a \x01(\x01R\n" +
+	"writeBytes\"U\n" +
+	"\vQuotaShares\x12\x18\n" +
+	"\aversion\x18\x01 \x01(\x04R\aversion\x12,\n" +
+	"\x06shares\x18\x02 \x03(\v2\x14.shale.pd.QuotaShareR\x06shares\"\x94\x01\n" +
+	"\x0fSetQuotaRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x14\n" +
+	"\x05table\x18\x02 \x01(\tR\x05table\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12-\n" +
+	"\x06limits\x18\x04 \x01(\v2\x15.shale.pd.QuotaLimitsR\x06limits\"9\n" +
+	"\x10SetQuotaResponse\x12%\n" +
+	"\x05quota\x18\x01 \x01(\v2\x0f.shale.pd.QuotaR\x05quota\"\x80\x01\n" +
+	"\x12RemoveQuotaRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x14\n" +
+	"\x05table\x18\x02 \x01(\tR\x05table\x12\x12\n" +
+	"\x04user\x18\x03 \x01(\tR\x04user\x12\x16\n" +
+	"\x06limits\x18\x04 \x03(\tR\x06limits\"\x15\n" +
+	"\x13RemoveQuotaResponse\"=\n" +
+	"\x11ListQuotasRequest\x12(\n" +
+	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\"@\n" +
+	"\x12ListQuotasResponse\x12*\n" +
+	"\x05state\x18\x01 \x01(\v2\x14.shale.pd.QuotaStateR\x05state\"\xdc\x01\n" +
 	"\x15SetStoreLabelsRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12C\n" +
@@ -6124,7 +6831,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x1bAUTH_PERMISSION_UNSPECIFIED\x10\x00\x12\b\n" +
 	"\x04READ\x10\x01\x12\t\n" +
 	"\x05WRITE\x10\x02\x12\t\n" +
-	"\x05ADMIN\x10\x032\xe3\x16\n" +
+	"\x05ADMIN\x10\x032\xbb\x18\n" +
 	"\x02PD\x12G\n" +
 	"\n" +
 	"GetMembers\x12\x1b.shale.pd.GetMembersRequest\x1a\x1c.shale.pd.GetMembersResponse\x12P\n" +
@@ -6168,7 +6875,11 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x0ePauseScheduler\x12\x1f.shale.pd.PauseSchedulerRequest\x1a .shale.pd.PauseSchedulerResponse\x12S\n" +
 	"\x0eRemoveOperator\x12\x1f.shale.pd.RemoveOperatorRequest\x1a .shale.pd.RemoveOperatorResponse\x12S\n" +
 	"\x0eGetGCSafePoint\x12\x1f.shale.pd.GetGCSafePointRequest\x1a .shale.pd.GetGCSafePointResponse\x12k\n" +
-	"\x16UpdateServiceSafePoint\x12'.shale.pd.UpdateServiceSafePointRequest\x1a(.shale.pd.UpdateServiceSafePointResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
+	"\x16UpdateServiceSafePoint\x12'.shale.pd.UpdateServiceSafePointRequest\x1a(.shale.pd.UpdateServiceSafePointResponse\x12A\n" +
+	"\bSetQuota\x12\x19.shale.pd.SetQuotaRequest\x1a\x1a.shale.pd.SetQuotaResponse\x12J\n" +
+	"\vRemoveQuota\x12\x1c.shale.pd.RemoveQuotaRequest\x1a\x1d.shale.pd.RemoveQuotaResponse\x12G\n" +
+	"\n" +
+	"ListQuotas\x12\x1b.shale.pd.ListQuotasRequest\x1a\x1c.shale.pd.ListQuotasResponseB%Z#github.com/shaledb/shale/proto/pdpbb\x06proto3"
 
 var (
 	file_pdpb_pd_proto_rawDescOnce sync.Once
@@ -6183,7 +6894,7 @@ func file_pdpb_pd_proto_rawDescGZIP() []byte {
 }
 
 var file_pdpb_pd_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 100)
+var file_pdpb_pd_proto_msgTypes = make([]protoimpl.MessageInfo, 111)
 var file_pdpb_pd_proto_goTypes = []any{
 	(StoreState)(0),     // 0: shale.pd.StoreState
 	(AuthPermission)(0), // 1: shale.pd.AuthPermission
@@ -6264,209 +6975,236 @@ var file_pdpb_pd_proto_goTypes = []any{
 	(*RevokeResponse)(nil),                      // 76: shale.pd.RevokeResponse
 	(*ListAuthRequest)(nil),                     // 77: shale.pd.ListAuthRequest
 	(*ListAuthResponse)(nil),                    // 78: shale.pd.ListAuthResponse
-	(*SetStoreLabelsRequest)(nil),               // 79: shale.pd.SetStoreLabelsRequest
-	(*SetStoreLabelsResponse)(nil),              // 80: shale.pd.SetStoreLabelsResponse
-	(*SetStoreLimitRequest)(nil),                // 81: shale.pd.SetStoreLimitRequest
-	(*SetStoreLimitResponse)(nil),               // 82: shale.pd.SetStoreLimitResponse
-	(*GetGCSafePointRequest)(nil),               // 83: shale.pd.GetGCSafePointRequest
-	(*ServiceSafePoint)(nil),                    // 84: shale.pd.ServiceSafePoint
-	(*GetGCSafePointResponse)(nil),              // 85: shale.pd.GetGCSafePointResponse
-	(*UpdateServiceSafePointRequest)(nil),       // 86: shale.pd.UpdateServiceSafePointRequest
-	(*UpdateServiceSafePointResponse)(nil),      // 87: shale.pd.UpdateServiceSafePointResponse
-	(*SchedulerInfo)(nil),                       // 88: shale.pd.SchedulerInfo
-	(*ListSchedulersRequest)(nil),               // 89: shale.pd.ListSchedulersRequest
-	(*ListSchedulersResponse)(nil),              // 90: shale.pd.ListSchedulersResponse
-	(*PauseSchedulerRequest)(nil),               // 91: shale.pd.PauseSchedulerRequest
-	(*PauseSchedulerResponse)(nil),              // 92: shale.pd.PauseSchedulerResponse
-	(*RemoveOperatorRequest)(nil),               // 93: shale.pd.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),              // 94: shale.pd.RemoveOperatorResponse
-	(*TabletCommand_ChangeReplicas)(nil),        // 95: shale.pd.TabletCommand.ChangeReplicas
-	(*TabletCommand_TransferLeader)(nil),        // 96: shale.pd.TabletCommand.TransferLeader
-	(*TabletCommand_Split)(nil),                 // 97: shale.pd.TabletCommand.Split
-	(*TabletCommand_Merge)(nil),                 // 98: shale.pd.TabletCommand.Merge
-	(*TabletCommand_ChangeReplicas_Change)(nil), // 99: shale.pd.TabletCommand.ChangeReplicas.Change
-	nil,                                    // 100: shale.pd.GetConfigResponse.ConfigEntry
-	(*AddOperatorRequest_MoveReplica)(nil), // 101: shale.pd.AddOperatorRequest.MoveReplica
-	nil,                                    // 102: shale.pd.SetStoreLabelsRequest.LabelsEntry
-	(*metapb.Store)(nil),                   // 103: shale.meta.Store
-	(*metapb.TableSchema)(nil),             // 104: shale.meta.TableSchema
-	(*metapb.TabletDescriptor)(nil),        // 105: shale.meta.TabletDescriptor
-	(*metapb.Epoch)(nil),                   // 106: shale.meta.Epoch
-	(*metapb.FamilySchema)(nil),            // 107: shale.meta.FamilySchema
+	(*QuotaLimits)(nil),                         // 79: shale.pd.QuotaLimits
+	(*Quota)(nil),                               // 80: shale.pd.Quota
+	(*QuotaState)(nil),                          // 81: shale.pd.QuotaState
+	(*QuotaShare)(nil),                          // 82: shale.pd.QuotaShare
+	(*QuotaShares)(nil),                         // 83: shale.pd.QuotaShares
+	(*SetQuotaRequest)(nil),                     // 84: shale.pd.SetQuotaRequest
+	(*SetQuotaResponse)(nil),                    // 85: shale.pd.SetQuotaResponse
+	(*RemoveQuotaRequest)(nil),                  // 86: shale.pd.RemoveQuotaRequest
+	(*RemoveQuotaResponse)(nil),                 // 87: shale.pd.RemoveQuotaResponse
+	(*ListQuotasRequest)(nil),                   // 88: shale.pd.ListQuotasRequest
+	(*ListQuotasResponse)(nil),                  // 89: shale.pd.ListQuotasResponse
+	(*SetStoreLabelsRequest)(nil),               // 90: shale.pd.SetStoreLabelsRequest
+	(*SetStoreLabelsResponse)(nil),              // 91: shale.pd.SetStoreLabelsResponse
+	(*SetStoreLimitRequest)(nil),                // 92: shale.pd.SetStoreLimitRequest
+	(*SetStoreLimitResponse)(nil),               // 93: shale.pd.SetStoreLimitResponse
+	(*GetGCSafePointRequest)(nil),               // 94: shale.pd.GetGCSafePointRequest
+	(*ServiceSafePoint)(nil),                    // 95: shale.pd.ServiceSafePoint
+	(*GetGCSafePointResponse)(nil),              // 96: shale.pd.GetGCSafePointResponse
+	(*UpdateServiceSafePointRequest)(nil),       // 97: shale.pd.UpdateServiceSafePointRequest
+	(*UpdateServiceSafePointResponse)(nil),      // 98: shale.pd.UpdateServiceSafePointResponse
+	(*SchedulerInfo)(nil),                       // 99: shale.pd.SchedulerInfo
+	(*ListSchedulersRequest)(nil),               // 100: shale.pd.ListSchedulersRequest
+	(*ListSchedulersResponse)(nil),              // 101: shale.pd.ListSchedulersResponse
+	(*PauseSchedulerRequest)(nil),               // 102: shale.pd.PauseSchedulerRequest
+	(*PauseSchedulerResponse)(nil),              // 103: shale.pd.PauseSchedulerResponse
+	(*RemoveOperatorRequest)(nil),               // 104: shale.pd.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),              // 105: shale.pd.RemoveOperatorResponse
+	(*TabletCommand_ChangeReplicas)(nil),        // 106: shale.pd.TabletCommand.ChangeReplicas
+	(*TabletCommand_TransferLeader)(nil),        // 107: shale.pd.TabletCommand.TransferLeader
+	(*TabletCommand_Split)(nil),                 // 108: shale.pd.TabletCommand.Split
+	(*TabletCommand_Merge)(nil),                 // 109: shale.pd.TabletCommand.Merge
+	(*TabletCommand_ChangeReplicas_Change)(nil), // 110: shale.pd.TabletCommand.ChangeReplicas.Change
+	nil,                                    // 111: shale.pd.GetConfigResponse.ConfigEntry
+	(*AddOperatorRequest_MoveReplica)(nil), // 112: shale.pd.AddOperatorRequest.MoveReplica
+	nil,                                    // 113: shale.pd.SetStoreLabelsRequest.LabelsEntry
+	(*metapb.Store)(nil),                   // 114: shale.meta.Store
+	(*metapb.TableSchema)(nil),             // 115: shale.meta.TableSchema
+	(*metapb.TabletDescriptor)(nil),        // 116: shale.meta.TabletDescriptor
+	(*metapb.Epoch)(nil),                   // 117: shale.meta.Epoch
+	(*metapb.FamilySchema)(nil),            // 118: shale.meta.FamilySchema
 }
 var file_pdpb_pd_proto_depIdxs = []int32{
 	5,   // 0: shale.pd.GetMembersResponse.members:type_name -> shale.pd.Member
 	5,   // 1: shale.pd.GetMembersResponse.leader:type_name -> shale.pd.Member
-	103, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
+	114, // 2: shale.pd.StoreInfo.store:type_name -> shale.meta.Store
 	0,   // 3: shale.pd.StoreInfo.state:type_name -> shale.pd.StoreState
 	8,   // 4: shale.pd.StoreInfo.stats:type_name -> shale.pd.StoreStats
 	3,   // 5: shale.pd.RegisterStoreRequest.header:type_name -> shale.pd.Header
-	103, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
+	114, // 6: shale.pd.RegisterStoreRequest.store:type_name -> shale.meta.Store
 	3,   // 7: shale.pd.StoreHeartbeatRequest.header:type_name -> shale.pd.Header
 	8,   // 8: shale.pd.StoreHeartbeatRequest.stats:type_name -> shale.pd.StoreStats
-	104, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
-	105, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
-	105, // 11: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
-	14,  // 12: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
-	3,   // 13: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
-	15,  // 14: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
-	106, // 15: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
-	95,  // 16: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
-	96,  // 17: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
-	97,  // 18: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
-	98,  // 19: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
-	17,  // 20: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
-	105, // 21: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
-	14,  // 22: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
-	3,   // 23: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
-	3,   // 24: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
-	19,  // 25: shale.pd.GetTabletResponse.tablet:type_name -> shale.pd.TabletInfo
-	3,   // 26: shale.pd.ScanTabletsRequest.header:type_name -> shale.pd.Header
-	19,  // 27: shale.pd.ScanTabletsResponse.tablets:type_name -> shale.pd.TabletInfo
-	3,   // 28: shale.pd.GetStoreRequest.header:type_name -> shale.pd.Header
-	9,   // 29: shale.pd.GetStoreResponse.store:type_name -> shale.pd.StoreInfo
-	3,   // 30: shale.pd.ListStoresRequest.header:type_name -> shale.pd.Header
-	9,   // 31: shale.pd.ListStoresResponse.stores:type_name -> shale.pd.StoreInfo
-	3,   // 32: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
-	3,   // 33: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
-	3,   // 34: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
-	107, // 35: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
-	107, // 36: shale.pd.ColumnFamilyModification.create:type_name -> shale.meta.FamilySchema
-	107, // 37: shale.pd.ColumnFamilyModification.update:type_name -> shale.meta.FamilySchema
-	3,   // 38: shale.pd.ModifyColumnFamiliesRequest.header:type_name -> shale.pd.Header
-	34,  // 39: shale.pd.ModifyColumnFamiliesRequest.modifications:type_name -> shale.pd.ColumnFamilyModification
-	104, // 40: shale.pd.ModifyColumnFamiliesResponse.table:type_name -> shale.meta.TableSchema
-	104, // 41: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 42: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
-	3,   // 43: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
-	104, // 44: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 45: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
-	104, // 46: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
-	3,   // 47: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
-	104, // 48: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
-	3,   // 49: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
-	100, // 50: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
-	3,   // 51: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
-	3,   // 52: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
-	50,  // 53: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
-	3,   // 54: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
-	101, // 55: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
-	50,  // 56: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	3,   // 57: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
-	3,   // 58: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
-	15,  // 59: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
-	3,   // 60: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
-	1,   // 61: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
-	61,  // 62: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
-	62,  // 63: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
-	63,  // 64: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
-	3,   // 65: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
-	64,  // 66: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 67: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
-	3,   // 68: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
-	3,   // 69: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
-	3,   // 70: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
-	61,  // 71: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 72: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
-	61,  // 73: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
-	3,   // 74: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
-	64,  // 75: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
-	3,   // 76: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
-	102, // 77: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
-	103, // 78: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
-	3,   // 79: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
-	3,   // 80: shale.pd.GetGCSafePointRequest.header:type_name -> shale.pd.Header
-	84,  // 81: shale.pd.GetGCSafePointResponse.services:type_name -> shale.pd.ServiceSafePoint
-	3,   // 82: shale.pd.UpdateServiceSafePointRequest.header:type_name -> shale.pd.Header
-	3,   // 83: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
-	88,  // 84: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
-	3,   // 85: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
-	88,  // 86: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
-	3,   // 87: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
-	50,  // 88: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
-	99,  // 89: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
-	2,   // 90: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
-	6,   // 91: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
-	10,  // 92: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
-	12,  // 93: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
-	16,  // 94: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
-	20,  // 95: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
-	21,  // 96: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
-	23,  // 97: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
-	25,  // 98: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
-	27,  // 99: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
-	29,  // 100: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
-	31,  // 101: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
-	33,  // 102: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
-	38,  // 103: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
-	40,  // 104: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
-	44,  // 105: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
-	42,  // 106: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
-	35,  // 107: shale.pd.PD.ModifyColumnFamilies:input_type -> shale.pd.ModifyColumnFamiliesRequest
-	46,  // 108: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
-	48,  // 109: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
-	51,  // 110: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
-	53,  // 111: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
-	55,  // 112: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
-	57,  // 113: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
-	59,  // 114: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
-	65,  // 115: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
-	67,  // 116: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
-	69,  // 117: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
-	71,  // 118: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
-	73,  // 119: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
-	75,  // 120: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
-	77,  // 121: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
-	79,  // 122: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
-	81,  // 123: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
-	89,  // 124: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
-	91,  // 125: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
-	93,  // 126: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
-	83,  // 127: shale.pd.PD.GetGCSafePoint:input_type -> shale.pd.GetGCSafePointRequest
-	86,  // 128: shale.pd.PD.UpdateServiceSafePoint:input_type -> shale.pd.UpdateServiceSafePointRequest
-	7,   // 129: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
-	11,  // 130: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
-	13,  // 131: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
-	18,  // 132: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
-	22,  // 133: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
-	22,  // 134: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
-	24,  // 135: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
-	26,  // 136: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
-	28,  // 137: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
-	30,  // 138: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
-	32,  // 139: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
-	37,  // 140: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
-	39,  // 141: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
-	41,  // 142: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
-	45,  // 143: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
-	43,  // 144: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
-	36,  // 145: shale.pd.PD.ModifyColumnFamilies:output_type -> shale.pd.ModifyColumnFamiliesResponse
-	47,  // 146: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
-	49,  // 147: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
-	52,  // 148: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
-	54,  // 149: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
-	56,  // 150: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
-	58,  // 151: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
-	60,  // 152: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
-	66,  // 153: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
-	68,  // 154: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
-	70,  // 155: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
-	72,  // 156: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
-	74,  // 157: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
-	76,  // 158: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
-	78,  // 159: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
-	80,  // 160: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
-	82,  // 161: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
-	90,  // 162: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
-	92,  // 163: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
-	94,  // 164: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
-	85,  // 165: shale.pd.PD.GetGCSafePoint:output_type -> shale.pd.GetGCSafePointResponse
-	87,  // 166: shale.pd.PD.UpdateServiceSafePoint:output_type -> shale.pd.UpdateServiceSafePointResponse
-	129, // [129:167] is the sub-list for method output_type
-	91,  // [91:129] is the sub-list for method input_type
-	91,  // [91:91] is the sub-list for extension type_name
-	91,  // [91:91] is the sub-list for extension extendee
-	0,   // [0:91] is the sub-list for field type_name
+	115, // 9: shale.pd.StoreHeartbeatResponse.schemas:type_name -> shale.meta.TableSchema
+	116, // 10: shale.pd.StoreHeartbeatResponse.bootstrap:type_name -> shale.meta.TabletDescriptor
+	83,  // 11: shale.pd.StoreHeartbeatResponse.quotas:type_name -> shale.pd.QuotaShares
+	116, // 12: shale.pd.TabletReport.tablet:type_name -> shale.meta.TabletDescriptor
+	14,  // 13: shale.pd.TabletReport.stats:type_name -> shale.pd.TabletStats
+	3,   // 14: shale.pd.TabletHeartbeatRequest.header:type_name -> shale.pd.Header
+	15,  // 15: shale.pd.TabletHeartbeatRequest.reports:type_name -> shale.pd.TabletReport
+	117, // 16: shale.pd.TabletCommand.epoch:type_name -> shale.meta.Epoch
+	106, // 17: shale.pd.TabletCommand.change_replicas:type_name -> shale.pd.TabletCommand.ChangeReplicas
+	107, // 18: shale.pd.TabletCommand.transfer_leader:type_name -> shale.pd.TabletCommand.TransferLeader
+	108, // 19: shale.pd.TabletCommand.split:type_name -> shale.pd.TabletCommand.Split
+	109, // 20: shale.pd.TabletCommand.merge:type_name -> shale.pd.TabletCommand.Merge
+	17,  // 21: shale.pd.TabletHeartbeatResponse.commands:type_name -> shale.pd.TabletCommand
+	116, // 22: shale.pd.TabletInfo.tablet:type_name -> shale.meta.TabletDescriptor
+	14,  // 23: shale.pd.TabletInfo.stats:type_name -> shale.pd.TabletStats
+	3,   // 24: shale.pd.GetTabletRequest.header:type_name -> shale.pd.Header
+	3,   // 25: shale.pd.GetTabletByIDRequest.header:type_name -> shale.pd.Header
+	19,  // 26: shale.pd.GetTabletResponse.tablet:type_name -> shale.pd.TabletInfo
+	3,   // 27: shale.pd.ScanTabletsRequest.header:type_name -> shale.pd.Header
+	19,  // 28: shale.pd.ScanTabletsResponse.tablets:type_name -> shale.pd.TabletInfo
+	3,   // 29: shale.pd.GetStoreRequest.header:type_name -> shale.pd.Header
+	9,   // 30: shale.pd.GetStoreResponse.store:type_name -> shale.pd.StoreInfo
+	3,   // 31: shale.pd.ListStoresRequest.header:type_name -> shale.pd.Header
+	9,   // 32: shale.pd.ListStoresResponse.stores:type_name -> shale.pd.StoreInfo
+	3,   // 33: shale.pd.AllocIDRequest.header:type_name -> shale.pd.Header
+	3,   // 34: shale.pd.GetTimestampRequest.header:type_name -> shale.pd.Header
+	3,   // 35: shale.pd.CreateTableRequest.header:type_name -> shale.pd.Header
+	118, // 36: shale.pd.CreateTableRequest.families:type_name -> shale.meta.FamilySchema
+	118, // 37: shale.pd.ColumnFamilyModification.create:type_name -> shale.meta.FamilySchema
+	118, // 38: shale.pd.ColumnFamilyModification.update:type_name -> shale.meta.FamilySchema
+	3,   // 39: shale.pd.ModifyColumnFamiliesRequest.header:type_name -> shale.pd.Header
+	34,  // 40: shale.pd.ModifyColumnFamiliesRequest.modifications:type_name -> shale.pd.ColumnFamilyModification
+	115, // 41: shale.pd.ModifyColumnFamiliesResponse.table:type_name -> shale.meta.TableSchema
+	115, // 42: shale.pd.CreateTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 43: shale.pd.DropTableRequest.header:type_name -> shale.pd.Header
+	3,   // 44: shale.pd.GetTableRequest.header:type_name -> shale.pd.Header
+	115, // 45: shale.pd.GetTableResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 46: shale.pd.SetSQLSchemaRequest.header:type_name -> shale.pd.Header
+	115, // 47: shale.pd.SetSQLSchemaResponse.table:type_name -> shale.meta.TableSchema
+	3,   // 48: shale.pd.ListTablesRequest.header:type_name -> shale.pd.Header
+	115, // 49: shale.pd.ListTablesResponse.tables:type_name -> shale.meta.TableSchema
+	3,   // 50: shale.pd.GetConfigRequest.header:type_name -> shale.pd.Header
+	111, // 51: shale.pd.GetConfigResponse.config:type_name -> shale.pd.GetConfigResponse.ConfigEntry
+	3,   // 52: shale.pd.SetConfigRequest.header:type_name -> shale.pd.Header
+	3,   // 53: shale.pd.ListOperatorsRequest.header:type_name -> shale.pd.Header
+	50,  // 54: shale.pd.ListOperatorsResponse.operators:type_name -> shale.pd.OperatorInfo
+	3,   // 55: shale.pd.AddOperatorRequest.header:type_name -> shale.pd.Header
+	112, // 56: shale.pd.AddOperatorRequest.move:type_name -> shale.pd.AddOperatorRequest.MoveReplica
+	50,  // 57: shale.pd.AddOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	3,   // 58: shale.pd.DrainStoreRequest.header:type_name -> shale.pd.Header
+	3,   // 59: shale.pd.ReportSplitRequest.header:type_name -> shale.pd.Header
+	15,  // 60: shale.pd.ReportSplitRequest.reports:type_name -> shale.pd.TabletReport
+	3,   // 61: shale.pd.SplitTabletsRequest.header:type_name -> shale.pd.Header
+	1,   // 62: shale.pd.AuthGrant.permission:type_name -> shale.pd.AuthPermission
+	61,  // 63: shale.pd.AuthRole.grants:type_name -> shale.pd.AuthGrant
+	62,  // 64: shale.pd.AuthState.users:type_name -> shale.pd.AuthUser
+	63,  // 65: shale.pd.AuthState.roles:type_name -> shale.pd.AuthRole
+	3,   // 66: shale.pd.GetAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 67: shale.pd.GetAuthResponse.state:type_name -> shale.pd.AuthState
+	3,   // 68: shale.pd.CreateUserRequest.header:type_name -> shale.pd.Header
+	3,   // 69: shale.pd.DropUserRequest.header:type_name -> shale.pd.Header
+	3,   // 70: shale.pd.SetPasswordRequest.header:type_name -> shale.pd.Header
+	3,   // 71: shale.pd.GrantRequest.header:type_name -> shale.pd.Header
+	61,  // 72: shale.pd.GrantRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 73: shale.pd.RevokeRequest.header:type_name -> shale.pd.Header
+	61,  // 74: shale.pd.RevokeRequest.grant:type_name -> shale.pd.AuthGrant
+	3,   // 75: shale.pd.ListAuthRequest.header:type_name -> shale.pd.Header
+	64,  // 76: shale.pd.ListAuthResponse.state:type_name -> shale.pd.AuthState
+	79,  // 77: shale.pd.Quota.limits:type_name -> shale.pd.QuotaLimits
+	80,  // 78: shale.pd.QuotaState.quotas:type_name -> shale.pd.Quota
+	82,  // 79: shale.pd.QuotaShares.shares:type_name -> shale.pd.QuotaShare
+	3,   // 80: shale.pd.SetQuotaRequest.header:type_name -> shale.pd.Header
+	79,  // 81: shale.pd.SetQuotaRequest.limits:type_name -> shale.pd.QuotaLimits
+	80,  // 82: shale.pd.SetQuotaResponse.quota:type_name -> shale.pd.Quota
+	3,   // 83: shale.pd.RemoveQuotaRequest.header:type_name -> shale.pd.Header
+	3,   // 84: shale.pd.ListQuotasRequest.header:type_name -> shale.pd.Header
+	81,  // 85: shale.pd.ListQuotasResponse.state:type_name -> shale.pd.QuotaState
+	3,   // 86: shale.pd.SetStoreLabelsRequest.header:type_name -> shale.pd.Header
+	113, // 87: shale.pd.SetStoreLabelsRequest.labels:type_name -> shale.pd.SetStoreLabelsRequest.LabelsEntry
+	114, // 88: shale.pd.SetStoreLabelsResponse.store:type_name -> shale.meta.Store
+	3,   // 89: shale.pd.SetStoreLimitRequest.header:type_name -> shale.pd.Header
+	3,   // 90: shale.pd.GetGCSafePointRequest.header:type_name -> shale.pd.Header
+	95,  // 91: shale.pd.GetGCSafePointResponse.services:type_name -> shale.pd.ServiceSafePoint
+	3,   // 92: shale.pd.UpdateServiceSafePointRequest.header:type_name -> shale.pd.Header
+	3,   // 93: shale.pd.ListSchedulersRequest.header:type_name -> shale.pd.Header
+	99,  // 94: shale.pd.ListSchedulersResponse.schedulers:type_name -> shale.pd.SchedulerInfo
+	3,   // 95: shale.pd.PauseSchedulerRequest.header:type_name -> shale.pd.Header
+	99,  // 96: shale.pd.PauseSchedulerResponse.scheduler:type_name -> shale.pd.SchedulerInfo
+	3,   // 97: shale.pd.RemoveOperatorRequest.header:type_name -> shale.pd.Header
+	50,  // 98: shale.pd.RemoveOperatorResponse.operator:type_name -> shale.pd.OperatorInfo
+	110, // 99: shale.pd.TabletCommand.ChangeReplicas.changes:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change
+	2,   // 100: shale.pd.TabletCommand.ChangeReplicas.Change.type:type_name -> shale.pd.TabletCommand.ChangeReplicas.Change.Type
+	6,   // 101: shale.pd.PD.GetMembers:input_type -> shale.pd.GetMembersRequest
+	10,  // 102: shale.pd.PD.RegisterStore:input_type -> shale.pd.RegisterStoreRequest
+	12,  // 103: shale.pd.PD.StoreHeartbeat:input_type -> shale.pd.StoreHeartbeatRequest
+	16,  // 104: shale.pd.PD.TabletHeartbeat:input_type -> shale.pd.TabletHeartbeatRequest
+	20,  // 105: shale.pd.PD.GetTablet:input_type -> shale.pd.GetTabletRequest
+	21,  // 106: shale.pd.PD.GetTabletByID:input_type -> shale.pd.GetTabletByIDRequest
+	23,  // 107: shale.pd.PD.ScanTablets:input_type -> shale.pd.ScanTabletsRequest
+	25,  // 108: shale.pd.PD.GetStore:input_type -> shale.pd.GetStoreRequest
+	27,  // 109: shale.pd.PD.ListStores:input_type -> shale.pd.ListStoresRequest
+	29,  // 110: shale.pd.PD.AllocID:input_type -> shale.pd.AllocIDRequest
+	31,  // 111: shale.pd.PD.GetTimestamp:input_type -> shale.pd.GetTimestampRequest
+	33,  // 112: shale.pd.PD.CreateTable:input_type -> shale.pd.CreateTableRequest
+	38,  // 113: shale.pd.PD.DropTable:input_type -> shale.pd.DropTableRequest
+	40,  // 114: shale.pd.PD.GetTable:input_type -> shale.pd.GetTableRequest
+	44,  // 115: shale.pd.PD.ListTables:input_type -> shale.pd.ListTablesRequest
+	42,  // 116: shale.pd.PD.SetSQLSchema:input_type -> shale.pd.SetSQLSchemaRequest
+	35,  // 117: shale.pd.PD.ModifyColumnFamilies:input_type -> shale.pd.ModifyColumnFamiliesRequest
+	46,  // 118: shale.pd.PD.GetConfig:input_type -> shale.pd.GetConfigRequest
+	48,  // 119: shale.pd.PD.SetConfig:input_type -> shale.pd.SetConfigRequest
+	51,  // 120: shale.pd.PD.ListOperators:input_type -> shale.pd.ListOperatorsRequest
+	53,  // 121: shale.pd.PD.AddOperator:input_type -> shale.pd.AddOperatorRequest
+	55,  // 122: shale.pd.PD.DrainStore:input_type -> shale.pd.DrainStoreRequest
+	57,  // 123: shale.pd.PD.ReportSplit:input_type -> shale.pd.ReportSplitRequest
+	59,  // 124: shale.pd.PD.SplitTablets:input_type -> shale.pd.SplitTabletsRequest
+	65,  // 125: shale.pd.PD.GetAuth:input_type -> shale.pd.GetAuthRequest
+	67,  // 126: shale.pd.PD.CreateUser:input_type -> shale.pd.CreateUserRequest
+	69,  // 127: shale.pd.PD.DropUser:input_type -> shale.pd.DropUserRequest
+	71,  // 128: shale.pd.PD.SetPassword:input_type -> shale.pd.SetPasswordRequest
+	73,  // 129: shale.pd.PD.Grant:input_type -> shale.pd.GrantRequest
+	75,  // 130: shale.pd.PD.Revoke:input_type -> shale.pd.RevokeRequest
+	77,  // 131: shale.pd.PD.ListAuth:input_type -> shale.pd.ListAuthRequest
+	90,  // 132: shale.pd.PD.SetStoreLabels:input_type -> shale.pd.SetStoreLabelsRequest
+	92,  // 133: shale.pd.PD.SetStoreLimit:input_type -> shale.pd.SetStoreLimitRequest
+	100, // 134: shale.pd.PD.ListSchedulers:input_type -> shale.pd.ListSchedulersRequest
+	102, // 135: shale.pd.PD.PauseScheduler:input_type -> shale.pd.PauseSchedulerRequest
+	104, // 136: shale.pd.PD.RemoveOperator:input_type -> shale.pd.RemoveOperatorRequest
+	94,  // 137: shale.pd.PD.GetGCSafePoint:input_type -> shale.pd.GetGCSafePointRequest
+	97,  // 138: shale.pd.PD.UpdateServiceSafePoint:input_type -> shale.pd.UpdateServiceSafePointRequest
+	84,  // 139: shale.pd.PD.SetQuota:input_type -> shale.pd.SetQuotaRequest
+	86,  // 140: shale.pd.PD.RemoveQuota:input_type -> shale.pd.RemoveQuotaRequest
+	88,  // 141: shale.pd.PD.ListQuotas:input_type -> shale.pd.ListQuotasRequest
+	7,   // 142: shale.pd.PD.GetMembers:output_type -> shale.pd.GetMembersResponse
+	11,  // 143: shale.pd.PD.RegisterStore:output_type -> shale.pd.RegisterStoreResponse
+	13,  // 144: shale.pd.PD.StoreHeartbeat:output_type -> shale.pd.StoreHeartbeatResponse
+	18,  // 145: shale.pd.PD.TabletHeartbeat:output_type -> shale.pd.TabletHeartbeatResponse
+	22,  // 146: shale.pd.PD.GetTablet:output_type -> shale.pd.GetTabletResponse
+	22,  // 147: shale.pd.PD.GetTabletByID:output_type -> shale.pd.GetTabletResponse
+	24,  // 148: shale.pd.PD.ScanTablets:output_type -> shale.pd.ScanTabletsResponse
+	26,  // 149: shale.pd.PD.GetStore:output_type -> shale.pd.GetStoreResponse
+	28,  // 150: shale.pd.PD.ListStores:output_type -> shale.pd.ListStoresResponse
+	30,  // 151: shale.pd.PD.AllocID:output_type -> shale.pd.AllocIDResponse
+	32,  // 152: shale.pd.PD.GetTimestamp:output_type -> shale.pd.GetTimestampResponse
+	37,  // 153: shale.pd.PD.CreateTable:output_type -> shale.pd.CreateTableResponse
+	39,  // 154: shale.pd.PD.DropTable:output_type -> shale.pd.DropTableResponse
+	41,  // 155: shale.pd.PD.GetTable:output_type -> shale.pd.GetTableResponse
+	45,  // 156: shale.pd.PD.ListTables:output_type -> shale.pd.ListTablesResponse
+	43,  // 157: shale.pd.PD.SetSQLSchema:output_type -> shale.pd.SetSQLSchemaResponse
+	36,  // 158: shale.pd.PD.ModifyColumnFamilies:output_type -> shale.pd.ModifyColumnFamiliesResponse
+	47,  // 159: shale.pd.PD.GetConfig:output_type -> shale.pd.GetConfigResponse
+	49,  // 160: shale.pd.PD.SetConfig:output_type -> shale.pd.SetConfigResponse
+	52,  // 161: shale.pd.PD.ListOperators:output_type -> shale.pd.ListOperatorsResponse
+	54,  // 162: shale.pd.PD.AddOperator:output_type -> shale.pd.AddOperatorResponse
+	56,  // 163: shale.pd.PD.DrainStore:output_type -> shale.pd.DrainStoreResponse
+	58,  // 164: shale.pd.PD.ReportSplit:output_type -> shale.pd.ReportSplitResponse
+	60,  // 165: shale.pd.PD.SplitTablets:output_type -> shale.pd.SplitTabletsResponse
+	66,  // 166: shale.pd.PD.GetAuth:output_type -> shale.pd.GetAuthResponse
+	68,  // 167: shale.pd.PD.CreateUser:output_type -> shale.pd.CreateUserResponse
+	70,  // 168: shale.pd.PD.DropUser:output_type -> shale.pd.DropUserResponse
+	72,  // 169: shale.pd.PD.SetPassword:output_type -> shale.pd.SetPasswordResponse
+	74,  // 170: shale.pd.PD.Grant:output_type -> shale.pd.GrantResponse
+	76,  // 171: shale.pd.PD.Revoke:output_type -> shale.pd.RevokeResponse
+	78,  // 172: shale.pd.PD.ListAuth:output_type -> shale.pd.ListAuthResponse
+	91,  // 173: shale.pd.PD.SetStoreLabels:output_type -> shale.pd.SetStoreLabelsResponse
+	93,  // 174: shale.pd.PD.SetStoreLimit:output_type -> shale.pd.SetStoreLimitResponse
+	101, // 175: shale.pd.PD.ListSchedulers:output_type -> shale.pd.ListSchedulersResponse
+	103, // 176: shale.pd.PD.PauseScheduler:output_type -> shale.pd.PauseSchedulerResponse
+	105, // 177: shale.pd.PD.RemoveOperator:output_type -> shale.pd.RemoveOperatorResponse
+	96,  // 178: shale.pd.PD.GetGCSafePoint:output_type -> shale.pd.GetGCSafePointResponse
+	98,  // 179: shale.pd.PD.UpdateServiceSafePoint:output_type -> shale.pd.UpdateServiceSafePointResponse
+	85,  // 180: shale.pd.PD.SetQuota:output_type -> shale.pd.SetQuotaResponse
+	87,  // 181: shale.pd.PD.RemoveQuota:output_type -> shale.pd.RemoveQuotaResponse
+	89,  // 182: shale.pd.PD.ListQuotas:output_type -> shale.pd.ListQuotasResponse
+	142, // [142:183] is the sub-list for method output_type
+	101, // [101:142] is the sub-list for method input_type
+	101, // [101:101] is the sub-list for extension type_name
+	101, // [101:101] is the sub-list for extension extendee
+	0,   // [0:101] is the sub-list for field type_name
 }
 
 func init() { file_pdpb_pd_proto_init() }
@@ -6502,7 +7240,7 @@ func file_pdpb_pd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_pdpb_pd_proto_rawDesc), len(file_pdpb_pd_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   100,
+			NumMessages:   111,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

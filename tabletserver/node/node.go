@@ -25,6 +25,7 @@ import (
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/metrics"
+	"github.com/shaledb/shale/internal/quota"
 	"github.com/shaledb/shale/internal/security"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -146,10 +147,11 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	var gate requestGate
+	quotas := quotaGate{quota.NewLimiter(reg)}
 	rpcMetrics := metrics.NewGRPCServer(reg, &kvpb.Tablet_ServiceDesc)
 	srv := grpc.NewServer(append(append(grpcutil.ServerOptions(o.TLS),
-		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary),
-		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream),
+		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary, quotas.unary),
+		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream, quotas.stream),
 	), rpcMetrics.ServerOptions()...)...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
@@ -203,7 +205,7 @@ func Run(ctx context.Context, o Options) error {
 		errc <- err
 	}
 	if pdc != nil {
-		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks, gcSafePoint: &gcSafePoint}
+		loop := &pdLoop{s: s, cl: pdc, log: log, interval: o.HeartbeatInterval, storeID: o.StoreID, running: map[uint64]bool{}, stopper: pdTasks, gcSafePoint: &gcSafePoint, quotas: quotas.l}
 		if err := loop.start(ctx); err != nil {
 			errc <- err
 		}

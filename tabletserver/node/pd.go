@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/shaledb/shale/internal/atomicfile"
+	"github.com/shaledb/shale/internal/quota"
 	"github.com/shaledb/shale/internal/stop"
 	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -140,6 +141,8 @@ type pdLoop struct {
 	// gcSafePoint is the cluster's GC safe point as PD last said (only
 	// moves forward; a new PD leader that has not loaded it says 0).
 	gcSafePoint *atomic.Int64
+	// quotas takes this store's quota shares from the heartbeat answers.
+	quotas *quota.Limiter
 
 	mu      sync.Mutex
 	running map[uint64]bool // tablets with a command in progress
@@ -210,6 +213,9 @@ func (p *pdLoop) storeHeartbeat(ctx context.Context) {
 				break
 			}
 		}
+	}
+	if p.quotas != nil {
+		p.quotas.Update(resp.Quotas)
 	}
 	if resp.Tombstoned {
 		p.log.Error("the placement driver removed this store from the cluster; it holds no data any more and should be shut down")
