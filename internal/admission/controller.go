@@ -307,7 +307,9 @@ func (c *Controller) grantLocked() {
 
 // busyLocked builds the ServerBusy answer, with a retry-after of about
 // the time the queue ahead needs (twice the smoothed service time per
-// slot-round), or one interval when write tokens ran out.
+// slot-round), at least MaxQueueWait when the queue is full (clients that
+// found it full should not come back before it turned over: refusing
+// costs CPU too), or one interval when write tokens ran out.
 func (c *Controller) busyLocked(b int64) error {
 	if b > 0 && c.mu.used < c.mu.slots && c.mu.writeTokens <= 0 {
 		return errs.ServerBusy(fmt.Sprintf("store overloaded: write tokens exhausted (Pebble L0 overload score %.2f)", c.mu.l0Score),
@@ -315,6 +317,9 @@ func (c *Controller) busyLocked(b int64) error {
 	}
 	rounds := float64(c.mu.queue.Len()+1) / float64(max(c.mu.slots, 1))
 	after := time.Duration(2 * c.mu.svc * max(rounds, 1) * float64(time.Second))
+	if c.mu.queue.Len() >= c.mu.s.MaxQueue {
+		after = max(after, c.mu.s.MaxQueueWait)
+	}
 	after = min(max(after, minRetryAfter), maxRetryAfter)
 	return errs.ServerBusy(fmt.Sprintf("store overloaded: %d CPU slots busy, %d requests queued", c.mu.used, c.mu.queue.Len()),
 		uint64(after.Milliseconds()))

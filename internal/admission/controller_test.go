@@ -112,7 +112,8 @@ func TestForegroundQueueIsBoundedAndRejectsWithServerBusy(t *testing.T) {
 	h.waitQueued(t, 1)
 
 	_, err := h.c.Admit(context.Background(), 0)
-	requireBusy(t, err)
+	sb := requireBusy(t, err)
+	require.GreaterOrEqual(t, sb.RetryAfterMs, uint64(100), "a full queue asks for at least MaxQueueWait")
 	require.Equal(t, 1.0, counter(t, h, "rejected_total", Foreground))
 
 	held[0].Release()
