@@ -343,7 +343,7 @@ func (c *Controller) Pace(ctx context.Context, cl Class, n int) error {
 		return err
 	}
 	lim := c.lims[cl]
-	if lim.Limit() != rate.Inf && lim.TokensAt(time.Now()) < float64(n) {
+	if lim.Limit() != rate.Inf && lim.TokensAt(time.Now()) < float64(min(n, lim.Burst())) {
 		delayed = true
 	}
 	for rest := n; rest > 0; {
@@ -470,7 +470,7 @@ type State struct {
 	Queued          int                `json:"queued"`
 	WriteTokens     float64            `json:"write_tokens"`
 	L0OverloadScore float64            `json:"l0_overload_score"`
-	SchedLatencyP99 time.Duration      `json:"sched_latency_p99"`
+	SchedLatencyP99 string             `json:"sched_latency_p99"`
 	Rates           map[string]float64 `json:"background_bytes_per_sec"`
 }
 
@@ -480,7 +480,7 @@ func (c *Controller) State() State {
 	defer c.mu.Unlock()
 	st := State{
 		Settings: c.mu.s, Slots: c.mu.slots, SlotsUsed: c.mu.used, Queued: c.mu.queue.Len(),
-		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SchedLatencyP99: c.mu.sched,
+		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SchedLatencyP99: c.mu.sched.String(),
 		Rates: map[string]float64{},
 	}
 	st.Settings.Classes = maps.Clone(st.Settings.Classes)

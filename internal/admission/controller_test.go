@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -396,4 +397,22 @@ func TestMetricsRegistered(t *testing.T) {
 	require.Equal(t, int(NumClasses)-1, n["shale_admission_background_rate_bytes_per_second"])
 	require.Equal(t, int(NumClasses), n["shale_admission_tokens"])
 	require.Equal(t, 1, n["shale_admission_cpu_slots"])
+}
+
+// Settings travel as JSON with readable durations; unknown fields fail.
+func TestSettingsJSON(t *testing.T) {
+	s := Settings{MaxQueueWait: 50 * time.Millisecond, MinSlots: 3, Classes: map[string]ClassSettings{"gc": {Weight: 2}}}
+	b, err := json.Marshal(s)
+	require.NoError(t, err)
+	require.Contains(t, string(b), `"max_queue_wait":"50ms"`)
+	require.Contains(t, string(b), `"min_slots":3`)
+	var back Settings
+	require.NoError(t, json.Unmarshal(b, &back))
+	require.Equal(t, s, back)
+
+	require.NoError(t, json.Unmarshal([]byte(`{"sched_latency_target": 2000000, "max_background_wait": "2s"}`), &back))
+	require.Equal(t, 2*time.Millisecond, back.SchedLatencyTarget)
+	require.Equal(t, 2*time.Second, back.MaxBackgroundWait)
+	require.ErrorContains(t, json.Unmarshal([]byte(`{"max_queue_wiat": "1s"}`), &back), "unknown field")
+	require.Error(t, json.Unmarshal([]byte(`{"max_queue_wait": "soon"}`), &back))
 }
