@@ -214,8 +214,13 @@ func TestOverloadGetsServerBusyAndKeepsGoodput(t *testing.T) {
 	// clients reach 55-70%% of the peak with admission off as well as on
 	// (docs/qos.md, "Overload test"); this floor catches a collapse (a
 	// store refusing what it could serve), the benchmark measures the rest.
+	// (45-55%% under the race detector.)
+	floor := 0.4
+	if raceEnabled {
+		floor = 0.25
+	}
 	t.Logf("goodput is %.0f%% of the peak", 100*goodput/peak)
-	require.GreaterOrEqual(t, goodput, 0.4*peak, "goodput under overload collapsed")
+	require.GreaterOrEqual(t, goodput, floor*peak, "goodput under overload collapsed")
 
 	require.NoError(t, <-checkDone, "the consistency check completes")
 	delayed := scrape(t, httpAddr, `shale_admission_delayed_total{class="consistency"}`) - delayedBefore
