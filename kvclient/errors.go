@@ -48,6 +48,13 @@ var (
 	// would have passed it. Nothing was applied. QuotaRetryAfter gives the
 	// wait the server asked for.
 	ErrQuotaExceeded = errors.New("kvclient: quota exceeded; the request was not applied")
+	// ErrServerBusy is returned by an operation that a store kept
+	// refusing as overloaded (admission control's ServerBusy,
+	// docs/qos.md) until the caller's deadline, or whose retry-after hint
+	// would outlast the deadline. Nothing was applied. The client backs off
+	// at least the hint on its own while the deadline allows; RetryAfter
+	// gives the last hint.
+	ErrServerBusy = errors.New("kvclient: server busy; the request was not applied")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -144,6 +151,18 @@ func userError(err error, write bool, what string) error {
 		}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// RetryAfter returns the back-off a store asked for in the error err
+// carries (ServerBusy or DiskFull), or 0.
+func RetryAfter(err error) time.Duration {
+	if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
+		return time.Duration(sb.RetryAfterMs) * time.Millisecond
+	}
+	if df, ok := errs.As[*errorpb.DiskFull](err); ok {
+		return time.Duration(df.RetryAfterMs) * time.Millisecond
+	}
+	return 0
 }
 
 // pdError converts an error from a placement driver call.

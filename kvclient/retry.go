@@ -75,10 +75,22 @@ func (r *retrier) giveUp(ctx context.Context) error {
 	if _, ok := errs.As[*errorpb.QuotaExceeded](r.lastErr); ok {
 		return newError(ErrQuotaExceeded, r.lastErr, "%s: gave up after %v: %s", r.what, ctx.Err(), status.Convert(r.lastErr).Message())
 	}
+	if _, ok := errs.As[*errorpb.ServerBusy](r.lastErr); ok {
+		return newError(ErrServerBusy, r.lastErr, "%s: gave up after %v: %s", r.what, ctx.Err(), status.Convert(r.lastErr).Message())
+	}
 	if r.lastErr != nil {
 		return fmt.Errorf("%s: %w (last error: %v)", r.what, ctx.Err(), r.lastErr)
 	}
 	return fmt.Errorf("%s: %w", r.what, ctx.Err())
+}
+
+// tooBusy gives up on a store that asked to be left alone past the
+// deadline: nothing was applied, unless an earlier attempt may have been.
+func (r *retrier) tooBusy(err error) error {
+	if r.write && r.mayHaveApplied {
+		return ambiguous(fmt.Errorf("gave up before the deadline, the store asking for %v: %w", RetryAfter(err), err), r.what)
+	}
+	return newError(ErrServerBusy, err, "%s: %s (retry after %v, beyond the deadline)", r.what, status.Convert(err).Message(), RetryAfter(err))
 }
 
 // tryNextReplica marks store as tried for the tablet and points the cache
@@ -197,10 +209,15 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		if qe, ok := errs.As[*errorpb.QuotaExceeded](err); ok {
 			return r.waitQuota(ctx, qe, err)
 		}
-		if sb, ok := errs.As[*errorpb.ServerBusy](err); ok {
-			minWait = time.Duration(sb.RetryAfterMs) * time.Millisecond
-		} else if df, ok := errs.As[*errorpb.DiskFull](err); ok {
-			minWait = time.Duration(df.RetryAfterMs) * time.Millisecond
+		if _, ok := errs.As[*errorpb.ServerBusy](err); ok {
+			minWait = RetryAfter(err)
+			if dl, ok := ctx.Deadline(); ok && time.Until(dl) < minWait {
+				// The store asked for more time than is left: say so
+				// now rather than sleep into the deadline.
+				return r.tooBusy(err)
+			}
+		} else if _, ok := errs.As[*errorpb.DiskFull](err); ok {
+			minWait = RetryAfter(err)
 		} else if r.t == nil || !r.c.tableStillExists(ctx, r.t) {
 			// A store learns schemas from PD heartbeats and may lag
 			// behind a CreateTable: keep trying while the PD still has

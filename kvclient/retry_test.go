@@ -133,3 +133,37 @@ func TestQuotaExceededWaitsRetryAfter(t *testing.T) {
 	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
 	require.ErrorIs(t, r.handle(ctx, loc, 2, long), ErrAmbiguous)
 }
+
+// An overloaded store's ServerBusy is backed off from, at least its
+// retry-after; a hint longer than the time left ends the operation at
+// once with ErrServerBusy (not a bare deadline, not "result unknown"),
+// and so does a deadline reached while the store keeps refusing.
+func TestServerBusyHonoursRetryAfter(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+
+	r := c.newRetrier(nil, true, "mutate row")
+	start := time.Now()
+	require.NoError(t, r.handle(context.Background(), loc, 1, errs.ServerBusy("overloaded", 60)))
+	require.GreaterOrEqual(t, time.Since(start), 60*time.Millisecond, "retry_after_ms is honoured")
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	start = time.Now()
+	err := r.handle(ctx, loc, 1, errs.ServerBusy("overloaded", 5000))
+	require.ErrorIs(t, err, ErrServerBusy)
+	require.False(t, errors.Is(err, ErrAmbiguous), "got %v", err)
+	require.Less(t, time.Since(start), 500*time.Millisecond, "no sleeping into the deadline")
+	require.Equal(t, 5*time.Second, RetryAfter(err))
+
+	done, cancel2 := context.WithCancel(context.Background())
+	cancel2()
+	require.ErrorIs(t, r.handle(done, loc, 1, errs.ServerBusy("overloaded", 10)), ErrServerBusy)
+
+	// A write that may have applied stays ambiguous.
+	r = c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	require.ErrorIs(t, r.handle(ctx, loc, 2, errs.ServerBusy("overloaded", 5000)), ErrAmbiguous)
+}

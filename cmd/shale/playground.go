@@ -42,6 +42,7 @@ func newPlaygroundCommand() *cobra.Command {
 		sqlShell  bool
 		mysqlAddr string
 		secure    bool
+		admission string
 		sf        sqlFlags
 	)
 	cmd := &cobra.Command{
@@ -106,6 +107,9 @@ clients connect with.`,
 			if cmd.Flags().Changed("mysql-addr") {
 				l.mysql = mysqlAddr // "" turns the MySQL endpoint off
 			}
+			if l.admissionOff, err = admissionOff(admission); err != nil {
+				return err
+			}
 			if secure {
 				if l.tls, err = playgroundCerts(filepath.Join(dir, "certs")); err != nil {
 					return err
@@ -136,6 +140,7 @@ clients connect with.`,
 	cmd.Flags().StringVar(&sf.history, "history", shell.DefaultHistoryFile(), "with --sql: the shell's history file")
 	cmd.Flags().StringVar(&mysqlAddr, "mysql-addr", "", "serve SQL over the MySQL protocol here (user root, no password; e.g. 127.0.0.1:3306); default: a free port (or the next --base-port one); \"\" for none")
 	cmd.Flags().BoolVar(&secure, "secure", false, "serve every port with mutual TLS, with a CA and certificates created in DATA_DIR/certs (default: no TLS)")
+	cmd.Flags().StringVar(&admission, "admission", "on", admissionUsage)
 	cmd.Flags().IntVar(&basePort, "base-port", 0, "use consecutive ports from this one (3 per PD member, 2 per tablet server, then Thrift2, Thrift1 and MySQL); 0 picks free ports")
 	return cmd
 }
@@ -244,6 +249,8 @@ type playgroundLayout struct {
 	// thrift1 is the HBase Thrift1 listener (happybase and other Thrift1
 	// clients), beside the Thrift2 one as HBase runs them.
 	thrift1 string
+	// admissionOff runs the tablet servers with --admission=off.
+	admissionOff bool
 }
 
 func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error) {
@@ -325,6 +332,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 			HeartbeatInterval: time.Second,
 			TLS:               l.tls.nodeTLS(),
 		}
+		o.Store.Admission.Disabled = l.admissionOff
 		healthz = append(healthz, o.HTTPAddr)
 		g.Go(func() error { return node.Run(gctx, o) })
 	}

@@ -34,6 +34,22 @@ type tabletConfig struct {
 	MinFreeBytes                int64         `mapstructure:"min-free-bytes"`
 	BallastBytes                int64         `mapstructure:"ballast-bytes"`
 	DiskProbeInterval           time.Duration `mapstructure:"disk-probe-interval"`
+	// Admission control (docs/qos.md): on or off.
+	Admission string `mapstructure:"admission"`
+}
+
+// admissionUsage is the --admission flag's help, shared with playground.
+const admissionUsage = "admission control (docs/qos.md): on, or off to admit every request and run background work at fixed rates (for A/B benchmarks)"
+
+// admissionOff parses --admission.
+func admissionOff(v string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(v)) {
+	case "on", "":
+		return false, nil
+	case "off":
+		return true, nil
+	}
+	return false, fmt.Errorf("--admission must be on or off, got %q", v)
 }
 
 // runTabletNode runs the server; tests replace it to inspect the options.
@@ -95,6 +111,7 @@ or in the "tablet" section of the --config file.`,
 	f.Int64("min-free-bytes", 0, "below this much free space on the data directory's file system the store refuses writes with DiskFull (0: 2% of the disk, between 64 MiB and 2 GiB; negative: only on ENOSPC)")
 	f.Int64("ballast-bytes", 0, "size of the ballast file reserved in the data directory and released when the disk fills (0: 1% of the disk, at most 1 GiB; negative: none)")
 	f.Duration("disk-probe-interval", time.Second, "how often the store checks its free space")
+	f.String("admission", "on", admissionUsage)
 	addServerTLSFlags(f)
 	return cmd
 }
@@ -138,6 +155,9 @@ func tabletOptions(cmd *cobra.Command) (node.Options, error) {
 	opts.Store.MinFreeBytes = cfg.MinFreeBytes
 	opts.Store.BallastBytes = cfg.BallastBytes
 	opts.Store.DiskProbeInterval = cfg.DiskProbeInterval
+	if opts.Store.Admission.Disabled, err = admissionOff(cfg.Admission); err != nil {
+		return node.Options{}, err
+	}
 	if opts.TLS, err = serverTLS(cmd, "shale tablet"); err != nil {
 		return node.Options{}, err
 	}

@@ -70,6 +70,11 @@ func TestTabletCommandFlags(t *testing.T) {
 	require.Equal(t, map[uint64]string{1: "127.0.0.1:7001", 2: "127.0.0.1:7002"}, got.Peers)
 	require.Equal(t, map[string]string{"zone": "z1", "rack": "r1"}, got.Labels)
 	require.True(t, got.Bootstrap)
+	require.False(t, got.Store.Admission.Disabled, "admission control is on by default")
+
+	got, err = runTabletCmd(t, nil, "--store-id", "2", "--admission=off")
+	require.NoError(t, err)
+	require.True(t, got.Store.Admission.Disabled)
 }
 
 func TestTabletCommandPDMode(t *testing.T) {
@@ -140,6 +145,7 @@ func TestTabletCommandErrors(t *testing.T) {
 		{name: "bad peers", args: []string{"--store-id=1", "--peers", "1=a:1,b"}, want: "--peers"},
 		{name: "self not in peers", args: []string{"--store-id=1", "--peers", "2=a:1"}, want: "do not include this store's id 1"},
 		{name: "bad labels", args: []string{"--store-id=1", "--labels", "=x"}, want: "--labels"},
+		{name: "bad admission", args: []string{"--store-id=1", "--admission=maybe"}, want: "--admission must be on or off"},
 		{name: "positional args", args: []string{"--store-id=1", "extra"}, want: "unknown command"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

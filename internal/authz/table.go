@@ -130,6 +130,10 @@ var HTTP = map[string]Class{
 	"/debug/pprof/profile":       ClusterAdmin,
 	"/debug/pprof/symbol":        ClusterAdmin,
 	"/debug/pprof/trace":         ClusterAdmin,
+	// A tablet server's admission control (docs/qos.md): its settings and
+	// load are an operator's, and changing them is cluster admin.
+	"GET /admission": ClusterAdmin,
+	"PUT /admission": ClusterAdmin,
 }
 
 // Thrift classifies the HBase Thrift gateway's methods (their wire

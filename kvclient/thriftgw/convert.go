@@ -122,6 +122,11 @@ func ioError(err error) error {
 	case errors.Is(err, kvclient.ErrDiskFull):
 		// Hadoop's name for it; nothing was written, retry later.
 		msg = "DiskOutOfSpaceException: " + msg
+	case errors.Is(err, kvclient.ErrServerBusy):
+		// HBase's name for an overloaded region, which its clients back
+		// off from and retry; the gateway's kvclient already waited out
+		// the stores' retry-after hints until the call's deadline.
+		msg = fmt.Sprintf("RegionTooBusyException: %s (retry after %v)", msg, max(kvclient.RetryAfter(err), 10*time.Millisecond))
 	}
 	return &hbase.TIOError{Message: &msg}
 }

@@ -29,3 +29,14 @@ func TestQuotaExceededIOError(t *testing.T) {
 	require.True(t, ok, "%T", err)
 	require.True(t, strings.HasPrefix(te.GetMessage(), "RpcThrottlingException: wait 1.5s: "), te.GetMessage())
 }
+
+// A request an overloaded store kept refusing is HBase's
+// RegionTooBusyException, which its clients back off from, with the
+// store's retry-after hint.
+func TestServerBusyIOError(t *testing.T) {
+	err := ioError(&kvclient.Error{Kind: kvclient.ErrServerBusy, Msg: "get", Cause: errs.ServerBusy("store overloaded", 250)})
+	te, ok := err.(*hbase.TIOError)
+	require.True(t, ok, "%T", err)
+	require.True(t, strings.HasPrefix(te.GetMessage(), "RegionTooBusyException: "), te.GetMessage())
+	require.Contains(t, te.GetMessage(), "retry after 250ms")
+}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/metrics"
 )
@@ -15,7 +16,9 @@ import (
 // without a class fails here (and is refused at run time).
 func TestEveryHTTPRouteIsClassified(t *testing.T) {
 	rec := authz.NewRouteRecorder()
-	httpRoutes(rec, metrics.NewRegistry(), func(http.ResponseWriter, *http.Request) {})
+	adm, err := admission.New(admission.Options{})
+	require.NoError(t, err)
+	httpRoutes(rec, metrics.NewRegistry(), adm, func(http.ResponseWriter, *http.Request) {})
 	require.NotEmpty(t, rec.Patterns)
 	require.Empty(t, authz.UnclassifiedRoutes(rec.Patterns), "classify these routes in internal/authz/table.go")
 }

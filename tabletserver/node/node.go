@@ -22,6 +22,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/authz"
 	"github.com/shaledb/shale/internal/grpcutil"
 	"github.com/shaledb/shale/internal/metrics"
@@ -148,10 +149,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	var gate requestGate
 	quotas := quotaGate{quota.NewLimiter(reg)}
+	adm := admitter{c: s.Admission()}
 	rpcMetrics := metrics.NewGRPCServer(reg, &kvpb.Tablet_ServiceDesc)
 	srv := grpc.NewServer(append(append(grpcutil.ServerOptions(o.TLS),
-		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary, quotas.unary),
-		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream, quotas.stream),
+		grpc.ChainUnaryInterceptor(az.UnaryInterceptor(), gate.unary, quotas.unary, adm.unary),
+		grpc.ChainStreamInterceptor(az.StreamInterceptor(), gate.stream, quotas.stream, adm.stream),
 	), rpcMetrics.ServerOptions()...)...)
 	s.Transport().Register(srv)
 	kvpb.RegisterTabletServer(srv, store.NewService(s))
@@ -184,7 +186,7 @@ func Run(ctx context.Context, o Options) error {
 		// Ready (both paths): registered with PD (joinCluster returned
 		// before any listener opened) or static, serving, and not
 		// shutting down.
-		httpRoutes(mux, reg, func(w http.ResponseWriter, _ *http.Request) {
+		httpRoutes(mux, reg, s.Admission(), func(w http.ResponseWriter, _ *http.Request) {
 			if !healthy.Load() {
 				http.Error(w, "not serving", http.StatusServiceUnavailable)
 				return
@@ -420,9 +422,13 @@ func (g *requestGate) stream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 // httpRoutes registers every route of the status port (each must be
 // classified in internal/authz/table.go: TestEveryHTTPRouteIsClassified).
 // /metrics and profiles: the performance work needs CPU and allocation
-// profiles of real servers under load.
-func httpRoutes(mux authz.Registrar, reg *prometheus.Registry, ready http.HandlerFunc) {
+// profiles of real servers under load. /admission reads and changes the
+// admission settings at run time (docs/qos.md).
+func httpRoutes(mux authz.Registrar, reg *prometheus.Registry, adm *admission.Controller, ready http.HandlerFunc) {
 	metrics.HandleDebug(mux, reg)
 	mux.HandleFunc("/healthz", ready)
 	mux.HandleFunc("/readyz", ready)
+	get, put := serveAdmission(adm)
+	mux.HandleFunc("GET /admission", get)
+	mux.HandleFunc("PUT /admission", put)
 }

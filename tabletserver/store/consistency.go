@@ -36,11 +36,11 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/raft/v3"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -99,7 +99,6 @@ type checkEntry struct {
 type checker struct {
 	s       *Store
 	tasks   chan *checksumTask
-	limiter *rate.Limiter
 	metrics checkMetrics
 
 	mu struct {
@@ -123,11 +122,6 @@ type checkMetrics struct {
 
 func newChecker(s *Store) *checker {
 	c := &checker{s: s, tasks: make(chan *checksumTask, checkQueueLen)}
-	limit := rate.Limit(s.opts.ConsistencyCheckBytesPerSec)
-	if s.opts.ConsistencyCheckBytesPerSec <= 0 {
-		limit = rate.Inf
-	}
-	c.limiter = rate.NewLimiter(limit, rateChunk)
 	c.mu.results = map[checkKey]*checkEntry{}
 	c.mu.lastChecked = map[uint64]time.Time{}
 	c.mu.lastReport = map[uint64]*kvpb.CheckTabletResponse{}
@@ -355,7 +349,7 @@ func (c *checker) compute(ctx context.Context, t *checksumTask) *transportpb.Col
 		n := len(k) + len(v)
 		res.Bytes += uint64(n)
 		if paced += n; paced >= rateChunk {
-			if err := c.limiter.WaitN(ctx, rateChunk); err != nil {
+			if err := c.s.pace(ctx, admission.Consistency, rateChunk); err != nil {
 				return fail(err)
 			}
 			c.metrics.hashedBytes.Add(float64(paced))

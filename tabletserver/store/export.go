@@ -21,12 +21,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"sync"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
-	"golang.org/x/time/rate"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -38,25 +37,6 @@ const (
 	maxExportFileBytes     = 64 << 20
 	exportChunkBytes       = 1 << 20
 )
-
-type exportState struct {
-	once sync.Once
-	lim  *rate.Limiter
-}
-
-func (s *Store) exportLimiter() *rate.Limiter {
-	s.export.once.Do(func() {
-		limit := rate.Limit(64 << 20)
-		switch {
-		case s.opts.ExportBytesPerSec < 0:
-			limit = rate.Inf
-		case s.opts.ExportBytesPerSec > 0:
-			limit = rate.Limit(s.opts.ExportBytesPerSec)
-		}
-		s.export.lim = rate.NewLimiter(limit, 1<<20)
-	})
-	return s.export.lim
-}
 
 // Export streams one tablet's cells as of req.Ts as SST files (see the
 // top of this file).
@@ -119,7 +99,6 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 	if req.SinceTs > 0 {
 		old = newExportFile("keys", fileBytes)
 	}
-	lim := s.exportLimiter()
 	var (
 		col      []byte
 		versions int
@@ -160,8 +139,8 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 		cells++
 		pending += len(ck) + len(v)
 		if pending >= 64<<10 {
-			if err := lim.WaitN(ctx, min(pending, lim.Burst())); err != nil {
-				return ctx.Err()
+			if err := s.pace(ctx, admission.Export, pending); err != nil {
+				return err
 			}
 			pending = 0
 		}

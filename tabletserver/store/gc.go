@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
@@ -113,6 +114,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	flush := func() error {
 		if len(garbage) == 0 {
 			return nil
+		}
+		if err := s.pace(ctx, admission.GC, keyBytes(garbage)); err != nil {
+			return err
 		}
 		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage, Threshold: threshold}}})
 		if err == nil {

@@ -63,11 +63,11 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/golang/snappy"
 	"go.etcd.io/raft/v3/raftpb"
-	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -101,7 +101,6 @@ const StagedTTL = 24 * time.Hour
 // ingestState is the store's staging area for uploaded SSTs.
 type ingestState struct {
 	dir       string
-	limiter   *rate.Limiter
 	lastSweep atomic.Int64 // unix nanoseconds
 }
 
@@ -124,14 +123,10 @@ func (s *Store) openIngest() error {
 			_ = s.fs.Remove(filepath.Join(dir, n))
 		}
 	}
-	limit := rate.Inf
-	if s.opts.IngestBytesPerSec > 0 {
-		limit = rate.Limit(s.opts.IngestBytesPerSec)
-	}
 	// No sweep here: a replica applies the committed entries in its log
 	// right after a restart, and a by-reference one needs its file even
 	// if the store was down for longer than StagedTTL. Uploads sweep.
-	s.ingest = &ingestState{dir: dir, limiter: rate.NewLimiter(limit, 1<<20)}
+	s.ingest = &ingestState{dir: dir}
 	s.ingest.lastSweep.Store(s.opts.Clock.Now().UnixNano())
 	return nil
 }
@@ -320,18 +315,11 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 	return &kvpb.UploadSSTResponse{Received: received}, nil
 }
 
-// waitIngestRate blocks until n bytes may be taken in.
+// waitIngestRate blocks until n bytes may be taken in: the ingest class
+// of the store's admission control (IngestBytesPerSec is its ceiling).
 func (s *Store) waitIngestRate(ctx context.Context, n int) error {
-	lim := s.ingest.limiter
-	if lim.Limit() == rate.Inf {
-		return nil
-	}
-	for n > 0 {
-		step := min(n, lim.Burst())
-		if err := lim.WaitN(ctx, step); err != nil {
-			return status.FromContextError(ctx.Err()).Err()
-		}
-		n -= step
+	if err := s.pace(ctx, admission.Ingest, n); err != nil {
+		return status.FromContextError(err).Err()
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/utils/clock"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/limits"
 	"github.com/shaledb/shale/internal/security"
@@ -78,6 +79,13 @@ type Options struct {
 	// this store, background work next to the foreground (export.go).
 	// Default 64 MiB/s; negative: unlimited.
 	ExportBytesPerSec int64
+	// Admission tunes the store's admission control (internal/admission,
+	// docs/qos.md): foreground CPU slots and write tokens, and the
+	// adaptive rates of background work. The byte-rate limits above are
+	// the background classes' ceilings unless Admission.Classes names
+	// them. Admission.Disabled (`--admission=off`) restores fixed rates
+	// and unlimited foreground admission.
+	Admission admission.Settings
 	// GCSafePoint returns the cluster's GC safe point (gc.go): version GC
 	// never removes a version at or above it, and does nothing while it
 	// returns 0 (not known yet). nil: no bound (a store without a PD).

@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/keys"
@@ -40,8 +41,8 @@ type Store struct {
 	transport *transport.Transport
 	log       *slog.Logger
 	metrics   *storeMetrics
-	checks    *checker    // consistency checks (consistency.go)
-	export    exportState // backup exports (export.go)
+	checks    *checker // consistency checks (consistency.go)
+	admission *admission.Controller
 
 	// applyMu: see the lock order in doc.go.
 	applyMu sync.RWMutex
@@ -137,6 +138,11 @@ func Open(opts Options) (*Store, error) {
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
 	}
 	s.metrics = newMetrics(opts.Registry)
+	adm, err := s.newAdmission()
+	if err != nil {
+		return nil, fmt.Errorf("store: admission settings: %w", err)
+	}
+	s.admission = adm
 	s.checks = newChecker(s)
 	// Every file the store and its engine write goes through spaceFS.
 	s.openDisk(fs)
@@ -203,6 +209,7 @@ func Open(opts Options) (*Store, error) {
 		Resolver:            opts.Resolver,
 		TLS:                 opts.TLS,
 		SnapshotBytesPerSec: opts.SnapshotBytesPerSec,
+		Pace:                func(ctx context.Context, n int) error { return s.pace(ctx, admission.Snapshot, n) },
 		Logger:              opts.Logger,
 		RaftBusy:            s.raftBusy,
 		Knobs:               opts.Knobs.transport(),
@@ -235,7 +242,7 @@ func (s *Store) DB() *pebble.DB { return s.db }
 // store closed before Start starts nothing.
 func (s *Store) Start() {
 	ctx := context.Background()
-	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startConsistency, s.startDiskMonitor}
+	starts := []func(context.Context) error{s.startWorker, s.startLiveness, s.startGC, s.startMergeRecovery, s.startConsistency, s.startDiskMonitor, s.startAdmission}
 	for _, start := range starts {
 		if err := start(ctx); err != nil {
 			s.log.Warn("store not started", "err", err)

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"time"
@@ -41,6 +42,10 @@ type Options struct {
 	// DefaultSnapshotBytesPerSec (32 MiB/s); a negative value disables the
 	// limit.
 	SnapshotBytesPerSec int64
+	// Pace, if set, paces outgoing snapshot bytes instead of the
+	// transport's own limiter: the store's admission controller, whose
+	// snapshot rate adapts to the foreground (internal/admission).
+	Pace func(ctx context.Context, n int) error
 	// SnapshotChunkBytes is the number of uncompressed bytes per snapshot
 	// chunk (key/value records may span chunks). 0 or negative means
 	// DefaultSnapshotChunkBytes (256 KiB); values above MaxSnapshotChunkBytes

@@ -145,6 +145,9 @@ func (w *chunkWriter) send(data []byte, final bool) {
 
 // waitRate blocks until n bytes may be sent under the snapshot rate limit.
 func (t *Transport) waitRate(ctx context.Context, n int) error {
+	if t.opts.Pace != nil {
+		return t.opts.Pace(ctx, n)
+	}
 	if t.limiter.Limit() == rate.Inf {
 		return ctx.Err()
 	}

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# bench/qos.sh: foreground latency under background work, admission
+# control off and on (issue 22, docs/qos.md).
+#
+# For each mode (--admission=off, then on) it starts a fresh
+# `shale playground` of 4 tablet servers, loads RECORDS YCSB records, and
+# measures the p99 of a THREADS-thread YCSB A (`shale bench ycsb run`):
+#   quiet   for DURATION, nothing else running;
+#   import  during a `shale import` of the bench/importgen CSV (IMPORT_RECORDS
+#           records, about 1.07 KiB each: 1 GiB at the default);
+#   backup  during a full `shale backup` of usertable to file://;
+#   drain   during `shale ctl drain 4` until store 4 holds no replica
+#           (rebalancing snapshots).
+# It prints one row per mode and phase: read and update p99 (µs) and how
+# long the background work took, and leaves every output under OUT. The
+# issue's bar: with admission on, the p99 during each background phase
+# stays within 1.5x of quiet while the background work still finishes.
+#
+# Usage: bench/qos.sh
+# Environment (defaults in brackets):
+#   RECORDS [200000]  IMPORT_RECORDS [1000000]  THREADS [16]  DURATION [60s]
+#   MODES ["off on"]  DATA parent of the work directory [/var/tmp]
+#   KEEP_DATA=1 keep the clusters and the work directories
+# Quick check: RECORDS=20000 IMPORT_RECORDS=20000 DURATION=10s bench/qos.sh
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+RECORDS="${RECORDS:-200000}"
+IMPORT_RECORDS="${IMPORT_RECORDS:-1000000}"
+THREADS="${THREADS:-16}"
+DURATION="${DURATION:-60s}"
+MODES="${MODES:-off on}"
+DATA="${DATA:-/var/tmp}"
+SHALE="$ROOT/bin/shale"
+OUT="$(mktemp -d "$DATA/shale-qos-bench.XXXXXX")"
+PG_PID="" FG_PID=""
+
+cleanup() {
+	for p in "$FG_PID" "$PG_PID"; do
+		if [[ -n "$p" ]]; then
+			kill "$p" 2>/dev/null || true
+			wait "$p" 2>/dev/null || true
+		fi
+	done
+	if [[ "${KEEP_DATA:-0}" != 1 ]]; then
+		rm -rf "$OUT"/cluster-* "$OUT"/import-* "$OUT"/backup-* "$OUT/ycsb.csv"
+	fi
+}
+trap cleanup EXIT INT TERM
+
+now() { date +%s.%N; }
+log() { echo "== $*" >&2; }
+ycsb_flags=(--target shale --workload a --seed 1 -p "recordcount=$RECORDS")
+
+start_cluster() { # MODE
+	"$SHALE" playground --stores 4 --admission "$1" --data-dir "$OUT/cluster-$1" \
+		>"$OUT/playground-$1.out" 2>"$OUT/playground-$1.log" &
+	PG_PID=$!
+	PD=""
+	for _ in $(seq 1 240); do
+		PD="$(sed -n 's/^pd: //p' "$OUT/playground-$1.out" 2>/dev/null || true)"
+		[[ -n "$PD" ]] && break
+		kill -0 "$PG_PID" 2>/dev/null || { tail "$OUT/playground-$1.log" >&2; exit 1; }
+		sleep 0.5 # polling the playground's output for its ready line
+	done
+	[[ -n "$PD" ]] || { echo "qos: the cluster did not start" >&2; exit 1; }
+}
+
+stop_cluster() {
+	kill "$PG_PID" 2>/dev/null || true
+	wait "$PG_PID" 2>/dev/null || true
+	PG_PID=""
+}
+
+fg_start() { # NAME: YCSB A in the background until fg_stop
+	"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
+		-p operationcount=0 --duration 24h >"$OUT/fg-$1.txt" 2>"$OUT/fg-$1.log" &
+	FG_PID=$!
+	sleep 5 # the foreground reaches its steady state before the background starts
+}
+
+fg_stop() {
+	kill -INT "$FG_PID" 2>/dev/null || true
+	wait "$FG_PID" 2>/dev/null || true
+	FG_PID=""
+}
+
+p99() { # FILE OP: the operation's p99 in µs from a YCSB summary
+	sed -n "s/^\[$2\], 99thPercentileLatency(us), //p" "$1" | head -1
+}
+
+row() { # MODE PHASE SECONDS
+	local f="$OUT/fg-$1-$2.txt"
+	printf "%-5s %-7s %12s %14s %12s\n" "$1" "$2" "$(p99 "$f" READ)" "$(p99 "$f" UPDATE)" "$3" | tee -a "$OUT/summary.txt"
+}
+
+drained() { # STORE: the store holds no replica
+	"$SHALE" ctl --pd "$PD" stores | awk -v id="$1" '$1 == id { exit ($5 == 0 ? 0 : 1) }'
+}
+
+log "building bin/shale"
+make -C "$ROOT" -s build
+
+log "generating $IMPORT_RECORDS records to import"
+(cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$OUT/ycsb.csv"
+MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
+MAP=${MAP%,}
+
+printf "%-5s %-7s %12s %14s %12s\n" mode phase "read p99 µs" "update p99 µs" "background s" | tee "$OUT/summary.txt"
+for mode in $MODES; do
+	log "admission $mode: starting a 4-store cluster"
+	start_cluster "$mode"
+	"$SHALE" bench ycsb load "${ycsb_flags[@]}" --pd "$PD" --threads 64 \
+		>"$OUT/load-$mode.txt" 2>"$OUT/load-$mode.log"
+
+	log "admission $mode: quiet"
+	"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
+		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-quiet.txt" 2>"$OUT/fg-$mode-quiet.log"
+	row "$mode" quiet -
+
+	log "admission $mode: import"
+	"$SHALE" table --pd "$PD" --timeout 120s create "import_$mode" f:maxversions=1 >/dev/null
+	fg_start "$mode-import"
+	t0=$(now)
+	"$SHALE" import --pd "$PD" --table "import_$mode" --raw --header --row-key key --map "$MAP" \
+		--work-dir "$OUT/import-$mode" --progress none "$OUT/ycsb.csv" >"$OUT/import-$mode.txt"
+	t1=$(now)
+	fg_stop
+	row "$mode" import "$(echo "$t1 - $t0" | bc)"
+
+	log "admission $mode: backup"
+	fg_start "$mode-backup"
+	t0=$(now)
+	"$SHALE" backup --pd "$PD" --to "file://$OUT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
+	t1=$(now)
+	fg_stop
+	row "$mode" backup "$(echo "$t1 - $t0" | bc)"
+
+	log "admission $mode: drain store 4"
+	fg_start "$mode-drain"
+	t0=$(now)
+	"$SHALE" ctl --pd "$PD" drain 4 >/dev/null
+	until drained 4; do
+		sleep 1 # polling PD's view of the store
+	done
+	t1=$(now)
+	fg_stop
+	row "$mode" drain "$(echo "$t1 - $t0" | bc)"
+	stop_cluster
+done
+echo "outputs: $OUT"

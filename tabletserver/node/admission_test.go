@@ -1,0 +1,87 @@
+package node
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc"
+
+	"github.com/shaledb/shale/internal/admission"
+	"github.com/shaledb/shale/internal/errs"
+	"github.com/shaledb/shale/proto/errorpb"
+	"github.com/shaledb/shale/proto/kvpb"
+)
+
+// Foreground Tablet methods are admitted (a write's bytes take write
+// tokens); admin and background methods pass; a refused request gets
+// ServerBusy without reaching the handler.
+func TestAdmitterInterceptor(t *testing.T) {
+	c, err := admission.New(admission.Options{Settings: admission.Settings{MinSlots: 1, MaxSlots: 1, MaxQueue: 1}})
+	require.NoError(t, err)
+	a := admitter{c: c}
+	held, err := c.Admit(context.Background(), 0) // the only slot
+	require.NoError(t, err)
+
+	called := false
+	h := func(context.Context, any) (any, error) { called = true; return "ok", nil }
+	info := func(m string) *grpc.UnaryServerInfo { return &grpc.UnaryServerInfo{FullMethod: m} }
+
+	resp, err := a.unary(context.Background(), &kvpb.SplitTabletRequest{}, info(kvpb.Tablet_SplitTablet_FullMethodName), h)
+	require.NoError(t, err, "admin RPCs are not admitted")
+	require.Equal(t, "ok", resp)
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	called = false
+	_, err = a.unary(ctx, &kvpb.MutateRowRequest{RowKey: []byte("r")}, info(kvpb.Tablet_MutateRow_FullMethodName), h)
+	_, busy := errs.As[*errorpb.ServerBusy](err)
+	require.True(t, busy, "got %v", err)
+	require.False(t, called)
+
+	held.Release()
+	_, err = a.unary(context.Background(), &kvpb.GetRequest{}, info(kvpb.Tablet_Get_FullMethodName), h)
+	require.NoError(t, err)
+	require.Zero(t, c.State().SlotsUsed, "the slot is released when the handler returns")
+}
+
+// GET /admission answers the state; PUT validates, applies and answers
+// the new state.
+func TestAdmissionHTTP(t *testing.T) {
+	c, err := admission.New(admission.Options{})
+	require.NoError(t, err)
+	get, put := serveAdmission(c)
+
+	w := httptest.NewRecorder()
+	get(w, httptest.NewRequest(http.MethodGet, "/admission", nil))
+	require.Equal(t, http.StatusOK, w.Code)
+	var st admission.State
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &st))
+	require.False(t, st.Settings.Disabled)
+
+	for body, want := range map[string]string{
+		`{"min_slots": 10, "max_slots": 5}`:           "min_slots",
+		`{"classes": {"nope": {}}}`:                   "unknown work class",
+		`{"bogus": 1}`:                                "unknown field",
+		`not json`:                                    "not valid JSON",
+		`{"max_queue":` + strings.Repeat(" ", 70<<10): "larger than",
+	} {
+		w = httptest.NewRecorder()
+		put(w, httptest.NewRequest(http.MethodPut, "/admission", strings.NewReader(body)))
+		require.NotEqual(t, http.StatusOK, w.Code, body)
+		require.Contains(t, w.Body.String(), want)
+	}
+
+	w = httptest.NewRecorder()
+	put(w, httptest.NewRequest(http.MethodPut, "/admission", strings.NewReader(`{"disabled": true, "classes": {"snapshot": {"max_bytes_per_sec": 1048576}}}`)))
+	require.Equal(t, http.StatusOK, w.Code, w.Body.String())
+	require.NoError(t, json.Unmarshal(w.Body.Bytes(), &st))
+	require.True(t, st.Settings.Disabled)
+	require.True(t, c.Settings().Disabled)
+	require.Equal(t, float64(1<<20), st.Rates["snapshot"])
+}

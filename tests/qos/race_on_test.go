@@ -1,0 +1,6 @@
+//go:build race
+
+package qos
+
+// raceEnabled: the race detector slows everything about tenfold.
+const raceEnabled = true
