@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/metrics"
@@ -308,13 +309,14 @@ func (ev *evaluator) noteRead(err error) error {
 }
 
 type write struct {
-	key, value []byte
+	key, value []byte // value: the engine value (cellvalue envelope)
 	rangeEnd   []byte // non-nil: DeleteRange [key, rangeEnd)
 	del        bool
 	// rewrites: the write changes what reads below the commit timestamp
-	// see (deletes are physical; a cell at an explicit timestamp at or
-	// below the closed timestamp appears in closed history), so it raises
-	// the history floor to the commit timestamp.
+	// see (a time-range delete removes versions physically; a cell at an
+	// explicit timestamp at or below the closed timestamp appears in
+	// closed history), so it raises the history floor to the commit
+	// timestamp. Other deletes write tombstones and leave history alone.
 	rewrites bool
 }
 
@@ -340,15 +342,109 @@ func (ev *evaluator) commit(ws []write) error {
 			return err
 		}
 		ev.wrote = true
-		if w.rewrites || w.del || w.rangeEnd != nil {
+		if w.rewrites {
 			ev.floor = max(ev.floor, ev.ts)
 		}
 	}
 	return nil
 }
 
-func deleteRange(lo, hi []byte) write {
-	return write{key: keys.DataKey(lo), rangeEnd: keys.DataKey(hi)}
+// cellValue decodes a user cell's engine value and checks its CRC. A value
+// that fails either is corrupt data (isCorruption), like a bad block.
+func cellValue(k, v []byte) (payload []byte, tombstone bool, err error) {
+	payload, _, tombstone, err = cellvalue.DecodeVerified(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	return payload, tombstone, nil
+}
+
+// tombstoneAt is the write of a tombstone of one column at ts.
+func tombstoneAt(c keys.Cell, ts int64) write {
+	return write{key: keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, ts)), value: cellvalue.Tombstone()}
+}
+
+// planDeleteColumns plans a delete of every column in the cell-key span
+// [lo, hi) of one row (a column, a family or the row): a tombstone at the
+// commit timestamp for each column whose newest version at or below it is
+// a value, as CockroachDB writes one per key. Versions above the commit
+// timestamp (written with explicit future timestamps) are removed
+// physically, as before tombstones, which raises the history floor; that
+// takes a client-chosen timestamp. Cells planned earlier in the same
+// command (ws) are deleted too: they are not in the batch yet. The work
+// is bounded by the row: one seek per column.
+func (ev *evaluator) planDeleteColumns(ws []write, lo, hi []byte) ([]write, error) {
+	dlo, dhi := keys.DataKey(lo), keys.DataKey(hi)
+	earlier := len(ws)
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dlo, UpperBound: dhi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var dec keys.CellDecoder
+	for valid := it.First(); valid; {
+		c, err := decodeDataKey(&dec, it.Key())
+		if err != nil {
+			return nil, err
+		}
+		if c.Timestamp > ev.ts {
+			ws = append(ws, write{key: bytes.Clone(it.Key()), del: true, rewrites: true})
+			valid = it.Next()
+			continue
+		}
+		if !cellvalue.IsTombstone(it.Value()) {
+			ws = append(ws, tombstoneAt(c, ev.ts))
+		}
+		valid = it.SeekGE(keys.DataKey(keys.PrefixEnd(keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier))))
+	}
+	if err := it.Error(); err != nil {
+		return nil, ev.noteRead(err)
+	}
+	for _, w := range ws[:earlier] {
+		if w.del || w.rangeEnd != nil || cellvalue.IsTombstone(w.value) || bytes.Compare(w.key, dlo) < 0 || bytes.Compare(w.key, dhi) >= 0 {
+			continue
+		}
+		c, err := decodeDataKey(&dec, w.key)
+		if err != nil {
+			return nil, err
+		}
+		if c.Timestamp > ev.ts {
+			ws = append(ws, write{key: w.key, del: true})
+		} else {
+			ws = append(ws, tombstoneAt(c, ev.ts))
+		}
+	}
+	return ws, nil
+}
+
+// planDeleteVersions plans a delete of the versions of one column in the
+// cell-key span [lo, hi) (a time range): physical, so it raises the
+// history floor (docs/limits.md). Tombstones in the span stay (they are
+// written again after the range deletion): removing one would bring back
+// the versions an earlier delete deleted.
+func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, error) {
+	dlo, dhi := keys.DataKey(lo), keys.DataKey(hi)
+	earlier := len(ws)
+	ws = append(ws, write{key: dlo, rangeEnd: dhi, rewrites: true})
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dlo, UpperBound: dhi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if cellvalue.IsTombstone(it.Value()) {
+			ws = append(ws, write{key: bytes.Clone(it.Key()), value: cellvalue.Tombstone()})
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, ev.noteRead(err)
+	}
+	for _, w := range ws[:earlier] {
+		if cellvalue.IsTombstone(w.value) && bytes.Compare(w.key, dlo) >= 0 && bytes.Compare(w.key, dhi) < 0 {
+			ws = append(ws, w)
+		}
+	}
+	return ws, nil
 }
 
 // planMutations converts mutations of one row into writes at ev.ts.
@@ -365,31 +461,46 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			if cts <= 0 {
 				cts = ev.ts
 			}
-			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value, rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed})
+			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: cellvalue.Encode(c.Value), rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed})
 		case *kvpb.Mutation_DeleteFromColumn_:
 			c := x.DeleteFromColumn
 			col := keys.ColumnPrefix(tableID, row, c.Family, c.Qualifier)
 			lo, hi := col, keys.PrefixEnd(col)
-			if tr := c.TimeRange; tr != nil {
-				// Versions sort newest first: [end-1 ... start].
-				if tr.EndTs > 0 {
-					lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
+			tr := c.TimeRange
+			if tr == nil || (tr.StartTs <= 0 && tr.EndTs <= 0) {
+				var err error
+				if ws, err = ev.planDeleteColumns(ws, lo, hi); err != nil {
+					return nil, err
 				}
-				if tr.StartTs > 0 {
-					hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
-				}
+				continue
+			}
+			// Versions sort newest first: [end-1 ... start].
+			if tr.EndTs > 0 {
+				lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
+			}
+			if tr.StartTs > 0 {
+				hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
 			}
 			if bytes.Compare(lo, hi) < 0 {
-				ws = append(ws, deleteRange(lo, hi))
+				var err error
+				if ws, err = ev.planDeleteVersions(ws, lo, hi); err != nil {
+					return nil, err
+				}
 			}
 		case *kvpb.Mutation_DeleteFromFamily_:
 			p := keys.FamilyPrefix(tableID, row, x.DeleteFromFamily.Family)
-			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
+			var err error
+			if ws, err = ev.planDeleteColumns(ws, p, keys.PrefixEnd(p)); err != nil {
+				return nil, err
+			}
 		case *kvpb.Mutation_DeleteFromRow_:
 			// Everything but the hidden request-ID records, which sort
 			// first in the row.
 			p := keys.RowKey(tableID, row)
-			ws = append(ws, deleteRange(keys.PrefixEnd(keys.FamilyPrefix(tableID, row, dedupFamily)), keys.PrefixEnd(p)))
+			var err error
+			if ws, err = ev.planDeleteColumns(ws, keys.PrefixEnd(keys.FamilyPrefix(tableID, row, dedupFamily)), keys.PrefixEnd(p)); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, errs.InvalidArgument("empty mutation")
 		}
@@ -416,10 +527,10 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, 0, resp)
 }
 
-// newestCell reads the newest live version of a column as of this batch.
-// A version older than the family's max age (measured from the command's
-// timestamp, so every replica agrees) counts as absent, as it does for
-// reads.
+// newestCell reads the newest version of a column as of this batch. A
+// tombstone, or a version older than the family's max age (measured from
+// the command's timestamp, so every replica agrees), counts as absent, as
+// it does for reads; ts is still its timestamp.
 func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, qualifier []byte) (value []byte, ts int64, found bool, err error) {
 	col := keys.ColumnPrefix(tableID, row, family, qualifier)
 	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
@@ -435,10 +546,17 @@ func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, quali
 	if err != nil {
 		return nil, 0, false, err
 	}
+	payload, tombstone, err := cellValue(it.Key(), it.Value())
+	if err != nil {
+		return nil, 0, false, ev.noteRead(err)
+	}
+	if tombstone {
+		return nil, c.Timestamp, false, nil
+	}
 	if age := ev.maxAgeMs[family]; age > 0 && c.Timestamp < ev.ts-age*1000 {
 		return nil, c.Timestamp, false, nil
 	}
-	return bytes.Clone(it.Value()), c.Timestamp, true, nil
+	return bytes.Clone(payload), c.Timestamp, true, nil
 }
 
 func conditionHolds(c *kvpb.Condition, value []byte, found bool) bool {
@@ -557,7 +675,7 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 	ws := make([]write, 0, len(order))
 	for _, k := range order {
 		c := current[k]
-		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, k.family, []byte(k.qualifier), c.ts)), value: c.value})
+		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, k.family, []byte(k.qualifier), c.ts)), value: cellvalue.Encode(c.value)})
 		row.Cells = append(row.Cells, &kvpb.Cell{Family: k.family, Qualifier: []byte(k.qualifier), Timestamp: c.ts, Value: c.value})
 	}
 	if err := ev.commit(ws); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
@@ -106,6 +107,12 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// first; threshold: the history floor the garbage so far needs.
 		colTS     []int64
 		threshold int64
+		// tomb: the current column's tombstone below the safe point, if
+		// any; it and every older version are garbage. Its key goes
+		// after theirs (endColumn), so no GC command deletes it while a
+		// version it masks is still there.
+		tomb   []byte
+		tombTS int64
 		schema    *metapb.TableSchema
 		policy    = map[string]*metapb.FamilySchema{}
 		dropped   = map[string]bool{}
@@ -122,6 +129,16 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		garbage, dedup, threshold = nil, 0, 0
 		return err
+	}
+	endColumn := func() error {
+		if tomb == nil {
+			return nil
+		}
+		garbage, threshold, tomb = append(garbage, tomb), max(threshold, tombTS), nil
+		if len(garbage) >= gcBatchKeys {
+			return flush()
+		}
+		return nil
 	}
 	for it.First(); it.Valid(); it.Next() {
 		ck, err := keys.StripDataKey(it.Key())
@@ -147,6 +164,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
 		if !bytes.Equal(col, colKey) {
+			if err := endColumn(); err != nil {
+				return deleted, err
+			}
 			colKey, versions, colTS = col, 0, colTS[:0]
 		}
 		versions++
@@ -171,10 +191,29 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// A deleted family's cells all go (reads hide them already);
 		// otherwise the family's policy decides, above the safe point.
 		if !dropped[c.Family] {
+			if tomb != nil {
+				// Masked by a tombstone below the safe point: a read at
+				// or above tombTS sees nothing of it either way, and
+				// reads below tombTS are refused from now on.
+				threshold = max(threshold, tombTS)
+				garbage = append(garbage, bytes.Clone(ck))
+				if len(garbage) >= gcBatchKeys {
+					if err := flush(); err != nil {
+						return deleted, err
+					}
+				}
+				continue
+			}
 			if ts >= safePoint {
 				// Kept, and not counted: a read at the safe point sees the
 				// versions below it that the policy keeps.
 				versions--
+				continue
+			}
+			if cellvalue.IsTombstone(it.Value()) {
+				// Below the safe point, every read that may still run
+				// sees this tombstone or a newer version of the column.
+				tomb, tombTS = bytes.Clone(ck), ts
 				continue
 			}
 			tooMany := p.MaxVersions > 0 && versions > int(p.MaxVersions)
@@ -198,6 +237,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 	}
 	if err := it.Error(); err != nil {
+		return deleted, err
+	}
+	if err := endColumn(); err != nil {
 		return deleted, err
 	}
 	return deleted, flush()

@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/limits"
@@ -113,6 +114,7 @@ type rowBuilder struct {
 	versions int  // versions seen of the current column (before filtering)
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
+	masked   bool // the current column has a tombstone at or below readTS: older versions are deleted
 	digester keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
@@ -121,8 +123,11 @@ type rowBuilder struct {
 	over  bool
 }
 
-// add considers one stored cell. Cells must arrive in key order.
-func (b *rowBuilder) add(c keys.Cell, value []byte) {
+// add considers one stored cell: c decoded from the engine key k, value
+// the engine value. Cells must arrive in key order. A tombstone hides
+// itself and every older version of its column; the time range does not
+// bring deleted versions back.
+func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
 		b.row = &kvpb.Row{Key: c.Row}
 		b.lastFam, b.lastQual = "", nil
@@ -133,46 +138,63 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 	}
 	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
 		// Family names are never empty, so a new row always lands here.
-		b.versions, b.returned, b.observed = 0, 0, false
+		b.versions, b.returned, b.observed, b.masked = 0, 0, false, false
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
-	if b.f.readTS > 0 && c.Timestamp > b.f.readTS {
-		return // written after the read's timestamp
+	if b.masked || (b.f.readTS > 0 && c.Timestamp > b.f.readTS) {
+		return nil // deleted, or written after the read's timestamp
+	}
+	if c.Family == dedupFamily || b.f.dropped[c.Family] {
+		return nil // not cells (dedupFamily values have no envelope)
+	}
+	x, err := cellvalue.Decode(value)
+	if err != nil {
+		return fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	if x.Tombstone {
+		b.masked = true
+		return nil
 	}
 	b.versions++
-	if c.Family == dedupFamily || b.f.dropped[c.Family] {
-		return
-	}
 	if p := b.f.policy[c.Family]; p != nil {
 		if p.MaxVersions > 0 && b.versions > int(p.MaxVersions) {
-			return
+			return nil
 		}
 		if p.MaxAgeMs > 0 && c.Timestamp < b.f.nowMicros-p.MaxAgeMs*1000 {
-			return
+			return nil
 		}
 	}
 	if c.Timestamp < b.f.start || (b.f.end > 0 && c.Timestamp >= b.f.end) {
-		return
+		return nil
 	}
+	wanted := b.f.wantColumn(c.Family, c.Qualifier) && b.returned < b.f.maxVersions
+	if !wanted && (b.f.filter == nil || b.observed) {
+		return nil
+	}
+	if err := x.Verify(); err != nil {
+		return fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	value = x.Payload
 	// Visible: the filter sees the newest such version, projected or not.
 	if b.f.filter != nil && !b.observed {
 		b.observed = true
 		b.f.filter.observe(c.Family, c.Qualifier, value)
 	}
-	if !b.f.wantColumn(c.Family, c.Qualifier) || b.returned >= b.f.maxVersions {
-		return
+	if !wanted {
+		return nil
 	}
 	b.returned++
 	if b.f.digest {
 		b.row.CellCount++
 		b.row.CellDigest += b.digester.CellDigest(c.Row, c.Family, c.Qualifier, value)
-		return
+		return nil
 	}
 	if b.bytes += cellBytes(c.Family, c.Qualifier, value); b.bytes > b.f.maxRowBytes {
 		b.over = true
-		return
+		return nil
 	}
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
+	return nil
 }
 
 // matches reports whether the row built so far passes the request's filter.
@@ -358,7 +380,9 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 		if err != nil {
 			return nil, err
 		}
-		b.add(c, it.Value())
+		if err := b.add(c, it.Key(), it.Value()); err != nil {
+			return nil, err
+		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, err
@@ -534,7 +558,9 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				}
 				pending = nil
 			}
-			b.add(c, it.Value())
+			if err := b.add(c, it.Key(), it.Value()); err != nil {
+				return err
+			}
 			pending = b.row
 		}
 	} else {
@@ -557,7 +583,10 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 					rit.Close()
 					return err
 				}
-				rb.add(rc, rit.Value())
+				if err := rb.add(rc, rit.Key(), rit.Value()); err != nil {
+					rit.Close()
+					return err
+				}
 			}
 			rit.Close()
 			if rb.row != nil {
