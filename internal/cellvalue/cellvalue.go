@@ -14,9 +14,10 @@ const FormatVersion = 1
 
 // Header bits.
 const (
-	flagTombstone byte = 0x01
-	flagCRC       byte = 0x02
-	knownFlags         = flagTombstone | flagCRC
+	flagTombstone  byte = 0x01
+	flagCRC        byte = 0x02
+	flagMasksOlder byte = 0x04
+	knownFlags          = flagTombstone | flagCRC | flagMasksOlder
 )
 
 // crcBytes is the size of the optional checksum.
@@ -39,7 +40,29 @@ func Append(dst, payload []byte) []byte {
 // AppendWithCRC appends the envelope of a value whose CRC-32C the caller
 // already has (a client that sent it with the value).
 func AppendWithCRC(dst, payload []byte, crc uint32) []byte {
-	dst = append(dst, flagCRC)
+	return appendValue(dst, flagCRC, payload, crc)
+}
+
+// EncodeMasking returns the envelope of a value that also deletes every
+// older version of its column: a value written at the timestamp (so the
+// engine key) of a tombstone, which it replaces — a delete and then a put
+// of the column at one commit timestamp.
+func EncodeMasking(payload []byte) []byte {
+	return appendValue(make([]byte, 0, 1+crcBytes+len(payload)), flagCRC|flagMasksOlder, payload, Checksum(payload))
+}
+
+// AsMasking returns v (a value envelope) with the masks-older bit set.
+func AsMasking(v []byte) []byte {
+	if len(v) == 0 || v[0]&flagTombstone != 0 {
+		return v
+	}
+	out := append([]byte(nil), v...)
+	out[0] |= flagMasksOlder
+	return out
+}
+
+func appendValue(dst []byte, h byte, payload []byte, crc uint32) []byte {
+	dst = append(dst, h)
 	dst = binary.BigEndian.AppendUint32(dst, crc)
 	return append(dst, payload...)
 }
@@ -56,12 +79,19 @@ func Tombstone() []byte { return []byte{flagTombstone} }
 // only (Decode checks the rest). Cheap: readers call it on every version.
 func IsTombstone(v []byte) bool { return len(v) > 0 && v[0]&flagTombstone != 0 }
 
+// MasksOlder reports whether v hides every older version of its column (a
+// tombstone or a masking value), looking at the header only.
+func MasksOlder(v []byte) bool { return len(v) > 0 && v[0]&(flagTombstone|flagMasksOlder) != 0 }
+
 // Value is a decoded envelope. Payload aliases the decoded bytes.
 type Value struct {
 	Payload   []byte
 	CRC       uint32
 	HasCRC    bool
 	Tombstone bool
+	// MasksOlder: the version hides every older version of its column
+	// (always so for a tombstone).
+	MasksOlder bool
 }
 
 // Decode parses an envelope without checking the CRC (see Verify). It
@@ -78,15 +108,16 @@ func Decode(v []byte) (Value, error) {
 		if h != flagTombstone || len(v) != 1 {
 			return Value{}, fmt.Errorf("%w: tombstone with header %#02x and %d bytes", ErrCorrupt, h, len(v))
 		}
-		return Value{Tombstone: true}, nil
+		return Value{Tombstone: true, MasksOlder: true}, nil
 	}
+	masks := h&flagMasksOlder != 0
 	if h&flagCRC == 0 {
-		return Value{Payload: v[1:]}, nil
+		return Value{Payload: v[1:], MasksOlder: masks}, nil
 	}
 	if len(v) < 1+crcBytes {
 		return Value{}, fmt.Errorf("%w: %d bytes, too short for its checksum", ErrCorrupt, len(v))
 	}
-	return Value{Payload: v[1+crcBytes:], CRC: binary.BigEndian.Uint32(v[1:]), HasCRC: true}, nil
+	return Value{Payload: v[1+crcBytes:], CRC: binary.BigEndian.Uint32(v[1:]), HasCRC: true, MasksOlder: masks}, nil
 }
 
 // Verify checks the payload against its CRC, if it has one.

@@ -21,6 +21,13 @@ func TestRoundTrip(t *testing.T) {
 	if err != nil || !tomb || got != nil || !IsTombstone(Tombstone()) {
 		t.Fatalf("tombstone: %x %v %v", got, tomb, err)
 	}
+	m, err := Decode(EncodeMasking([]byte("m")))
+	if err != nil || m.Tombstone || !m.MasksOlder || string(m.Payload) != "m" || m.Verify() != nil || !MasksOlder(EncodeMasking(nil)) || MasksOlder(Encode(nil)) {
+		t.Fatalf("masking value: %+v %v", m, err)
+	}
+	if !bytes.Equal(AsMasking(Encode([]byte("m"))), EncodeMasking([]byte("m"))) {
+		t.Fatal("AsMasking differs from EncodeMasking")
+	}
 	x, err := Decode([]byte{0x00, 'a', 'b'})
 	if err != nil || x.HasCRC || string(x.Payload) != "ab" || x.Verify() != nil {
 		t.Fatalf("value without CRC: %+v %v", x, err)
@@ -32,7 +39,8 @@ func TestCorrupt(t *testing.T) {
 	flipped[len(flipped)-1] ^= 1
 	for name, v := range map[string][]byte{
 		"empty":             {},
-		"reserved bit":      {0x04, 'a'},
+		"reserved bit":      {0x08, 'a'},
+		"tombstone masks":   {0x05},
 		"tombstone payload": {0x01, 'a'},
 		"tombstone crc":     {0x03},
 		"short crc":         {0x02, 1, 2},
@@ -63,6 +71,9 @@ func FuzzDecode(f *testing.F) {
 			re = AppendWithCRC(nil, x.Payload, x.CRC)
 		} else {
 			re = append([]byte{0}, x.Payload...)
+		}
+		if x.MasksOlder {
+			re[0] |= flagMasksOlder
 		}
 		if !bytes.Equal(re, v) {
 			t.Fatalf("%x re-encodes as %x", v, re)

@@ -419,9 +419,10 @@ func (ev *evaluator) planDeleteColumns(ws []write, lo, hi []byte) ([]write, erro
 
 // planDeleteVersions plans a delete of the versions of one column in the
 // cell-key span [lo, hi) (a time range): physical, so it raises the
-// history floor (docs/limits.md). Tombstones in the span stay (they are
-// written again after the range deletion): removing one would bring back
-// the versions an earlier delete deleted.
+// history floor (docs/limits.md). The deletes in the span stay: a
+// tombstone, or a masking value (cellvalue.EncodeMasking) turned into a
+// tombstone, is written again after the range deletion, as removing it
+// would bring back the versions an earlier delete deleted.
 func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, error) {
 	dlo, dhi := keys.DataKey(lo), keys.DataKey(hi)
 	earlier := len(ws)
@@ -432,7 +433,7 @@ func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, err
 	}
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
-		if cellvalue.IsTombstone(it.Value()) {
+		if cellvalue.MasksOlder(it.Value()) {
 			ws = append(ws, write{key: bytes.Clone(it.Key()), value: cellvalue.Tombstone()})
 		}
 	}
@@ -440,8 +441,8 @@ func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, err
 		return nil, ev.noteRead(err)
 	}
 	for _, w := range ws[:earlier] {
-		if cellvalue.IsTombstone(w.value) && bytes.Compare(w.key, dlo) >= 0 && bytes.Compare(w.key, dhi) < 0 {
-			ws = append(ws, w)
+		if !w.del && w.rangeEnd == nil && cellvalue.MasksOlder(w.value) && bytes.Compare(w.key, dlo) >= 0 && bytes.Compare(w.key, dhi) < 0 {
+			ws = append(ws, write{key: w.key, value: cellvalue.Tombstone()})
 		}
 	}
 	return ws, nil
@@ -450,7 +451,10 @@ func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, err
 // planMutations converts mutations of one row into writes at ev.ts.
 func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation) ([]write, error) {
 	ws := make([]write, 0, len(muts))
+	// tombs: keys of the tombstones planned so far (only once a delete is).
+	var tombs map[string]bool
 	for _, m := range muts {
+		before := len(ws)
 		switch x := m.Mutation.(type) {
 		case *kvpb.Mutation_SetCell_:
 			c := x.SetCell
@@ -461,31 +465,43 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			if cts <= 0 {
 				cts = ev.ts
 			}
-			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: cellvalue.Encode(c.Value), rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed})
+			w := write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: cellvalue.Encode(c.Value), rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed}
+			if c.Timestamp > 0 {
+				var err error
+				if ws, err = ev.collapseDeletesAbove(ws, keys.Cell{TableID: tableID, Row: row, Family: c.Family, Qualifier: c.Qualifier, Timestamp: cts}, tombs); err != nil {
+					return nil, err
+				}
+			}
+			masks, err := ev.replacesDelete(w.key, c.Timestamp > 0, tombs)
+			if err != nil {
+				return nil, err
+			}
+			if masks {
+				w.value = cellvalue.AsMasking(w.value)
+			}
+			ws = append(ws, w)
+			continue
 		case *kvpb.Mutation_DeleteFromColumn_:
 			c := x.DeleteFromColumn
 			col := keys.ColumnPrefix(tableID, row, c.Family, c.Qualifier)
 			lo, hi := col, keys.PrefixEnd(col)
-			tr := c.TimeRange
-			if tr == nil || (tr.StartTs <= 0 && tr.EndTs <= 0) {
-				var err error
-				if ws, err = ev.planDeleteColumns(ws, lo, hi); err != nil {
-					return nil, err
+			var err error
+			if tr := c.TimeRange; tr == nil || (tr.StartTs <= 0 && tr.EndTs <= 0) {
+				ws, err = ev.planDeleteColumns(ws, lo, hi)
+			} else {
+				// Versions sort newest first: [end-1 ... start].
+				if tr.EndTs > 0 {
+					lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
 				}
-				continue
-			}
-			// Versions sort newest first: [end-1 ... start].
-			if tr.EndTs > 0 {
-				lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
-			}
-			if tr.StartTs > 0 {
-				hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
-			}
-			if bytes.Compare(lo, hi) < 0 {
-				var err error
-				if ws, err = ev.planDeleteVersions(ws, lo, hi); err != nil {
-					return nil, err
+				if tr.StartTs > 0 {
+					hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
 				}
+				if bytes.Compare(lo, hi) < 0 {
+					ws, err = ev.planDeleteVersions(ws, lo, hi)
+				}
+			}
+			if err != nil {
+				return nil, err
 			}
 		case *kvpb.Mutation_DeleteFromFamily_:
 			p := keys.FamilyPrefix(tableID, row, x.DeleteFromFamily.Family)
@@ -504,8 +520,96 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 		default:
 			return nil, errs.InvalidArgument("empty mutation")
 		}
+		for _, w := range ws[before:] {
+			if !w.del && w.rangeEnd == nil && cellvalue.IsTombstone(w.value) {
+				if tombs == nil {
+					tombs = map[string]bool{}
+				}
+				tombs[string(w.key)] = true
+			}
+		}
 	}
 	return ws, nil
+}
+
+// collapseDeletesAbove prepares a put at a client-chosen timestamp cts
+// below a delete of its column (col): as when deletes were physical, the
+// put must be visible, but a tombstone above it would hide it. The newest
+// delete above c.Timestamp (a tombstone or a masking value, stored or planned
+// earlier in the command) is made physical: it and every older version
+// are removed and a masking value is written back as a plain value.
+// Reads below the commit timestamp may have seen what this removes, so it
+// raises the history floor, like any write below the closed timestamp.
+// Rare: clients seldom write below their own deletes.
+func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs map[string]bool) ([]write, error) {
+	col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
+	var maskKey, maskValue []byte // the newest delete above c.Timestamp
+	if c.Timestamp < ev.ts {
+		k := keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, ev.ts))
+		if tombs[string(k)] {
+			maskKey = k
+			for i := len(ws) - 1; i >= 0; i-- { // a put after the delete, in this command?
+				if w := ws[i]; w.rangeEnd == nil && !w.del && bytes.Equal(w.key, k) {
+					maskValue = w.value
+					break
+				}
+			}
+		}
+	}
+	if maskKey == nil {
+		dcol := keys.DataKey(col)
+		it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dcol, UpperBound: keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, c.Timestamp))})
+		if err != nil {
+			return nil, err
+		}
+		for valid := it.First(); valid; valid = it.Next() {
+			if v := it.Value(); cellvalue.MasksOlder(v) {
+				maskKey, maskValue = bytes.Clone(it.Key()), bytes.Clone(v)
+				break
+			}
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return nil, ev.noteRead(err)
+		}
+	}
+	if maskKey == nil {
+		return ws, nil
+	}
+	ws = append(ws, write{key: maskKey, rangeEnd: keys.DataKey(keys.PrefixEnd(col)), rewrites: true})
+	if maskValue != nil && !cellvalue.IsTombstone(maskValue) {
+		x, err := cellvalue.Decode(maskValue)
+		if err != nil {
+			return nil, ev.noteRead(fmt.Errorf("store: cell %x: %w (%w)", maskKey, err, pebble.ErrCorruption))
+		}
+		ws = append(ws, write{key: maskKey, value: cellvalue.AppendWithCRC(nil, x.Payload, x.CRC)})
+	}
+	delete(tombs, string(maskKey))
+	return ws, nil
+}
+
+// replacesDelete reports whether a put at engine key k lands on a delete
+// of its column at the same timestamp: a tombstone planned earlier in the
+// command (tombs) or, for a client-chosen timestamp, one stored. The put
+// then masks older versions itself (cellvalue.EncodeMasking), or it would
+// bring back what the delete deleted.
+func (ev *evaluator) replacesDelete(k []byte, explicitTS bool, tombs map[string]bool) (bool, error) {
+	if tombs[string(k)] {
+		return true, nil
+	}
+	if !explicitTS {
+		return false, nil // the commit timestamp is above every earlier command's
+	}
+	v, closer, err := ev.b.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, ev.noteRead(err)
+	}
+	defer closer.Close()
+	return cellvalue.MasksOlder(v), nil
 }
 
 func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error) {

@@ -30,6 +30,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"golang.org/x/time/rate"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -160,8 +161,10 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 		if err != nil {
 			return err
 		}
+		if cellvalue.MasksOlder(it.Value()) {
+			masked = true // a masking value is exported, what it masks is not
+		}
 		if tombstone {
-			masked = true
 			continue
 		}
 		versions++

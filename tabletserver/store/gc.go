@@ -107,12 +107,15 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// first; threshold: the history floor the garbage so far needs.
 		colTS     []int64
 		threshold int64
-		// tomb: the current column's tombstone below the safe point, if
-		// any; it and every older version are garbage. Its key goes
-		// after theirs (endColumn), so no GC command deletes it while a
-		// version it masks is still there.
-		tomb   []byte
-		tombTS int64
+		// masking: the current column has a tombstone or a masking value
+		// (cellvalue.MasksOlder) below the safe point, at maskTS; every
+		// older version is garbage. deferred: the masking version's key
+		// when it is garbage too; it goes after the versions it masks
+		// (endColumn), so no GC command deletes it while one is still
+		// there, with deferTh the history floor its removal needs.
+		masking         bool
+		maskTS, deferTh int64
+		deferred        []byte
 		schema    *metapb.TableSchema
 		policy    = map[string]*metapb.FamilySchema{}
 		dropped   = map[string]bool{}
@@ -131,10 +134,12 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		return err
 	}
 	endColumn := func() error {
-		if tomb == nil {
+		d := deferred
+		masking, deferred = false, nil
+		if d == nil {
 			return nil
 		}
-		garbage, threshold, tomb = append(garbage, tomb), max(threshold, tombTS), nil
+		garbage, threshold = append(garbage, d), max(threshold, deferTh)
 		if len(garbage) >= gcBatchKeys {
 			return flush()
 		}
@@ -191,11 +196,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// A deleted family's cells all go (reads hide them already);
 		// otherwise the family's policy decides, above the safe point.
 		if !dropped[c.Family] {
-			if tomb != nil {
-				// Masked by a tombstone below the safe point: a read at
-				// or above tombTS sees nothing of it either way, and
-				// reads below tombTS are refused from now on.
-				threshold = max(threshold, tombTS)
+			if masking {
+				// Masked by a delete below the safe point: a read at or
+				// above maskTS sees nothing of it either way, and reads
+				// below maskTS are refused from now on.
+				threshold = max(threshold, maskTS)
 				garbage = append(garbage, bytes.Clone(ck))
 				if len(garbage) >= gcBatchKeys {
 					if err := flush(); err != nil {
@@ -210,11 +215,15 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				versions--
 				continue
 			}
-			if cellvalue.IsTombstone(it.Value()) {
+			if v := it.Value(); cellvalue.MasksOlder(v) {
 				// Below the safe point, every read that may still run
-				// sees this tombstone or a newer version of the column.
-				tomb, tombTS = bytes.Clone(ck), ts
-				continue
+				// sees this version or a newer one of the column: the
+				// older ones are garbage, and so is a tombstone.
+				masking, maskTS, deferTh = true, ts, ts
+				if cellvalue.IsTombstone(v) {
+					deferred = bytes.Clone(ck)
+					continue
+				}
 			}
 			tooMany := p.MaxVersions > 0 && versions > int(p.MaxVersions)
 			if !tooMany && !(p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
@@ -227,6 +236,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				// version, those kept for the safe point too. Versions past
 				// their max age are hidden from every read already.
 				threshold = max(threshold, colTS[len(colTS)-int(p.MaxVersions)-1])
+			}
+			if masking {
+				// A masking value the policy collects: after what it masks.
+				deferred, deferTh = bytes.Clone(ck), max(deferTh, threshold)
+				continue
 			}
 		}
 		garbage = append(garbage, bytes.Clone(ck))

@@ -125,8 +125,8 @@ type rowBuilder struct {
 
 // add considers one stored cell: c decoded from the engine key k, value
 // the engine value. Cells must arrive in key order. A tombstone hides
-// itself and every older version of its column; the time range does not
-// bring deleted versions back.
+// itself and every older version of its column, a masking value the older
+// versions; the time range does not bring deleted versions back.
 func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
 		b.row = &kvpb.Row{Key: c.Row}
@@ -151,9 +151,11 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	if err != nil {
 		return fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
 	}
-	if x.Tombstone {
-		b.masked = true
-		return nil
+	if x.MasksOlder {
+		b.masked = true // older versions are deleted; a masking value itself is not
+		if x.Tombstone {
+			return nil
+		}
 	}
 	b.versions++
 	if p := b.f.policy[c.Family]; p != nil {
