@@ -116,9 +116,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		masking         bool
 		maskTS, deferTh int64
 		deferred        []byte
-		schema    *metapb.TableSchema
-		policy    = map[string]*metapb.FamilySchema{}
-		dropped   = map[string]bool{}
+		schema          *metapb.TableSchema
+		policy          = map[string]*metapb.FamilySchema{}
+		dropped         = map[string]bool{}
 	)
 	flush := func() error {
 		if len(garbage) == 0 {
