@@ -115,6 +115,9 @@ type rowBuilder struct {
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
 	masked   bool // the current column has a tombstone at or below readTS: older versions are deleted
+	// maskedRun counts the deleted versions stepped over in a row; past
+	// maskedSkipAfter the reader seeks to the next column (skipMasked).
+	maskedRun int
 	digester keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
@@ -138,11 +141,15 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	}
 	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
 		// Family names are never empty, so a new row always lands here.
-		b.versions, b.returned, b.observed, b.masked = 0, 0, false, false
+		b.versions, b.returned, b.observed, b.masked, b.maskedRun = 0, 0, false, false, 0
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
-	if b.masked || (b.f.readTS > 0 && c.Timestamp > b.f.readTS) {
-		return nil // deleted, or written after the read's timestamp
+	if b.masked {
+		b.maskedRun++
+		return nil // deleted
+	}
+	if b.f.readTS > 0 && c.Timestamp > b.f.readTS {
+		return nil // written after the read's timestamp
 	}
 	if c.Family == dedupFamily || b.f.dropped[c.Family] {
 		return nil // not cells (dedupFamily values have no envelope)
@@ -197,6 +204,23 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	}
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
 	return nil
+}
+
+// maskedSkipAfter is how many deleted versions of one column a read steps
+// over before it seeks past the rest: a seek costs more than a few steps,
+// and a column deleted and written again many times has many.
+const maskedSkipAfter = 4
+
+// skipMasked moves it past the current column (c) when the builder has
+// stepped over enough of its deleted versions, and reports whether it
+// did; it.Valid() then says whether there is more.
+func (b *rowBuilder) skipMasked(it *pebble.Iterator, c keys.Cell) bool {
+	if b.maskedRun <= maskedSkipAfter {
+		return false
+	}
+	b.maskedRun = 0
+	it.SeekGE(keys.DataKey(keys.PrefixEnd(keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier))))
+	return true
 }
 
 // matches reports whether the row built so far passes the request's filter.
@@ -377,13 +401,18 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 	defer it.Close()
 	b := &rowBuilder{f: f}
 	var dec keys.CellDecoder
-	for it.First(); it.Valid(); it.Next() {
+	for valid := it.First(); valid; {
 		c, err := decodeDataKey(&dec, it.Key())
 		if err != nil {
 			return nil, err
 		}
 		if err := b.add(c, it.Key(), it.Value()); err != nil {
 			return nil, err
+		}
+		if b.skipMasked(it, c) {
+			valid = it.Valid()
+		} else {
+			valid = it.Next()
 		}
 	}
 	if err := it.Error(); err != nil {
@@ -533,7 +562,17 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	var dec keys.CellDecoder
 	if !req.Reverse {
 		dedupRun := 0
-		for valid := it.First(); valid && !limitHit(); valid = it.Next() {
+		// moved: the body left the iterator on the next key already
+		// (skipMasked).
+		moved := false
+		advance := func() bool {
+			if moved {
+				moved = false
+				return it.Valid()
+			}
+			return it.Next()
+		}
+		for valid := it.First(); valid && !limitHit(); valid = advance() {
 			c, err := decodeDataKey(&dec, it.Key())
 			if err != nil {
 				return err
@@ -564,6 +603,7 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				return err
 			}
 			pending = b.row
+			moved = b.skipMasked(it, c)
 		}
 	} else {
 		// Walk rows backwards; within a row gather cells forwards.
