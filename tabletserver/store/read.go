@@ -118,6 +118,7 @@ type rowBuilder struct {
 	// maskedRun counts the deleted versions stepped over in a row; past
 	// maskedSkipAfter the reader seeks to the next column (skipMasked).
 	maskedRun int
+	seekKey   []byte // skipMasked's buffer
 	digester keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
@@ -211,17 +212,23 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 // and a column deleted and written again many times has many.
 const maskedSkipAfter = 4
 
-// skipMasked moves it past the current column (c) when the builder has
-// stepped over enough of its deleted versions, and reports whether it
-// did; it.Valid() then says whether there is more.
-func (b *rowBuilder) skipMasked(it *pebble.Iterator, c keys.Cell) bool {
+// skipMasked moves it to the oldest possible version of the current
+// column (the iterator's key with timestamp 0, which sorts last) when the
+// builder has stepped over enough of its deleted versions, and reports
+// whether it did; it.Valid() then says whether there is more.
+func (b *rowBuilder) skipMasked(it *pebble.Iterator) bool {
 	if b.maskedRun <= maskedSkipAfter {
 		return false
 	}
 	b.maskedRun = 0
-	it.SeekGE(keys.DataKey(keys.PrefixEnd(keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier))))
+	k := it.Key()
+	b.seekKey = append(append(b.seekKey[:0], k[:len(k)-keys.TimestampLen]...), oldestTS[:]...)
+	it.SeekGE(b.seekKey)
 	return true
 }
+
+// oldestTS is the encoding of timestamp 0 in a cell key (keys.CellKey).
+var oldestTS = [keys.TimestampLen]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // matches reports whether the row built so far passes the request's filter.
 func (b *rowBuilder) matches() bool { return b.f.filter == nil || b.f.filter.matches() }
@@ -409,7 +416,7 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 		if err := b.add(c, it.Key(), it.Value()); err != nil {
 			return nil, err
 		}
-		if b.skipMasked(it, c) {
+		if b.skipMasked(it) {
 			valid = it.Valid()
 		} else {
 			valid = it.Next()
@@ -603,7 +610,7 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				return err
 			}
 			pending = b.row
-			moved = b.skipMasked(it, c)
+			moved = b.skipMasked(it)
 		}
 	} else {
 		// Walk rows backwards; within a row gather cells forwards.
