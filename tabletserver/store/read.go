@@ -119,7 +119,7 @@ type rowBuilder struct {
 	// maskedSkipAfter the reader seeks to the next column (skipMasked).
 	maskedRun int
 	seekKey   []byte // skipMasked's buffer
-	digester keys.CellDigester
+	digester  keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
 	// bounded) and the row cannot be returned.
