@@ -156,6 +156,18 @@ func TestTombstoneGC(t *testing.T) {
 	if rto, ok := errs.As[*errorpb.ReadTooOld](err); !ok || rto.Floor != t3 {
 		t.Fatalf("read at %d after GC of the tombstone at %d: %v, want ReadTooOld", t2, t3, err)
 	}
+	// A delete and a put in one command leave a masking value: GC keeps
+	// it and removes what it masks.
+	e.mutate("gcm", apiSetTS("c", "q", 5, "old"))
+	tm := e.mutate("gcm", apiDelCol("c", "q", nil), apiSetC("c", "q", "new"))
+	safePoint.Store(tm + 1)
+	if n := gc(); n != 1 {
+		t.Fatalf("GC deleted %d versions under a masking value, want 1", n)
+	}
+	apiEq(t, "masking value after GC", apiCells(e.get("gcm", apiAllVersions())), []string{"c:q@" + itoa(tm) + "=new"})
+	if got := countVersions(t, s.DB(), apiTableID, "gcm", "c", "q"); got != 1 {
+		t.Fatalf("%d versions stored after GC under a masking value, want 1", got)
+	}
 }
 
 // A cell whose stored CRC does not match its payload is corrupt data: the
