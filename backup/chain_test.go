@@ -15,7 +15,9 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/backup"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/proto/pdpb"
 )
 
 // mutateRandomly writes, overwrites and deletes (cells, columns, rows) in
@@ -218,4 +220,60 @@ func TestCorruptFile(t *testing.T) {
 	var me *backup.MissingFileError
 	require.ErrorAs(t, err, &me)
 	require.Equal(t, victim, me.File)
+}
+
+// Backups at timestamps that deletes have since passed: a full backup at
+// t0 and an incremental at t1, both taken after later deletes and puts
+// (which made them fail with ReadTooOld when deletes were physical),
+// restored, equal the source as it was at t1 (and the full one at t0).
+func TestChainAcrossLaterDeletes(t *testing.T) {
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 2))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	src := startEnv(t, ctx)
+	_, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g", MaxVersions: 2}})
+	require.NoError(t, err)
+	tbl := src.table("t")
+	// Hold the GC safe point (it trails the clock closely in tests) so
+	// that backups at past timestamps are allowed, as an operator would
+	// with a longer GC life time.
+	testutils.SucceedsSoon(t, func() error {
+		sp, err := src.c.PD().GetGCSafePoint(ctx, &pdpb.GetGCSafePointRequest{})
+		if err != nil {
+			return err
+		}
+		_, err = src.c.PD().UpdateServiceSafePoint(ctx, &pdpb.UpdateServiceSafePointRequest{ServiceId: "test", SafePoint: sp.GcSafePoint, TtlSeconds: 240})
+		return err
+	})
+	// mark writes a cell and returns its commit timestamp: no write of
+	// this test lies between it and the dump that follows.
+	mark := func(i int) int64 {
+		ts, err := tbl.MutateRow(ctx, []byte("mark"), kvclient.SetCell("f", []byte("m"), []byte(fmt.Sprint(i))))
+		require.NoError(t, err)
+		return ts
+	}
+	var stamps []int64
+	var states [][]cell
+	for step := 0; step < 2; step++ {
+		mutateRandomly(t, ctx, tbl, rng, 300, 60)
+		stamps = append(stamps, mark(step))
+		states = append(states, src.dump("t"))
+	}
+	mutateRandomly(t, ctx, tbl, rng, 300, 60) // deletes after both timestamps
+	full := backupOpts(src, fileURL(t, "full"))
+	full.Tables, full.At = []string{"t"}, stamps[0]
+	_, err = backup.Run(ctx, full)
+	require.NoError(t, err)
+	incr := backupOpts(src, fileURL(t, "incr"))
+	incr.Tables, incr.At, incr.Since = []string{"t"}, stamps[1], full.To
+	_, err = backup.Run(ctx, incr)
+	require.NoError(t, err)
+	for i, url := range []string{full.To, incr.To} {
+		dst := startEnv(t, ctx)
+		_, err := backup.Restore(ctx, restoreOpts(t, dst, url))
+		require.NoError(t, err)
+		require.Equal(t, states[i], dst.dump("t"), "restore of backup %d differs from the source at its timestamp", i)
+	}
 }

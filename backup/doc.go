@@ -23,8 +23,10 @@
 //
 // An incremental backup (Options.Since, the previous backup's URL) holds
 // the versions in (since, ts] plus, per piece, the keys of the older cells
-// still visible at ts: deletes in Shale are physical, so that list is how
-// a deletion reaches a restore.
+// still visible at ts: that list is how a deletion reaches a restore.
+// Tombstones (tabletserver/store: deletes keep history) hide what they
+// delete from an export at or after them, as from a read, and are not
+// exported themselves.
 //
 // # Restore
 //

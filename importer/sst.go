@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/keys"
 )
 
@@ -47,6 +48,7 @@ type SSTBuilder struct {
 	w           *sstable.Writer
 	sst         SST
 	bytes       int
+	enc         []byte // the envelope of the value being added
 }
 
 // NewSSTBuilder starts an empty SST with snappy-compressed blocks.
@@ -73,12 +75,15 @@ func newSSTBuilder(compress bool, sizeHint int) *SSTBuilder {
 // whether block compression is worth its CPU.
 func (b *SSTBuilder) ValuesCompress() bool { return compressible(b.valueSample) }
 
-// Add appends one cell; cellKey is keys.CellKey(...) and ts its timestamp.
+// Add appends one cell; cellKey is keys.CellKey(...), ts its timestamp and
+// value its payload, which the file stores in the stores' value envelope
+// (internal/cellvalue: with its CRC-32C), as the stores' own writes do.
 func (b *SSTBuilder) Add(cellKey, value []byte, ts int64) error {
 	if b.sst.KeyCount > 0 && bytes.Compare(cellKey, b.sst.Largest) <= 0 {
 		return fmt.Errorf("importer: SST keys out of order: %x after %x", cellKey, b.sst.Largest)
 	}
-	if err := b.w.Set(keys.DataKey(cellKey), value); err != nil {
+	b.enc = cellvalue.Append(b.enc[:0], value)
+	if err := b.w.Set(keys.DataKey(cellKey), b.enc); err != nil {
 		return err
 	}
 	if b.sst.KeyCount == 0 {

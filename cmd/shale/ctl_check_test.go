@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/internal/testutils"
@@ -108,7 +109,7 @@ func TestCtlCheckRebuildsDivergentReplica(t *testing.T) {
 		return nil
 	})
 	injected := keys.DataKey(keys.CellKey(users.Info().ID, []byte("a100x"), "f", []byte("q"), 1))
-	require.NoError(t, vs.DB().Set(injected, []byte("never written"), pebble.Sync))
+	require.NoError(t, vs.DB().Set(injected, cellvalue.Encode([]byte("never written")), pebble.Sync))
 
 	var res checkResult
 	ctlRealJSON(t, pd, &res, "check", fmt.Sprint(left.TabletID))

@@ -17,6 +17,7 @@ const (
 const (
 	storeIdentSuffix  byte = 'i'
 	tableSchemaSuffix byte = 's'
+	dataFormatSuffix  byte = 'f'
 )
 
 // Tablet-local suffixes: the byte after 0x02 | BE8(tabletID), as returned by
@@ -40,6 +41,12 @@ const (
 // StoreIdentKey returns the key of the store's identity record.
 func StoreIdentKey() []byte {
 	return []byte{regionStore, storeIdentSuffix}
+}
+
+// StoreDataFormatKey returns the key of the store's data format version
+// (the encoding of cell values, internal/cellvalue).
+func StoreDataFormatKey() []byte {
+	return []byte{regionStore, dataFormatSuffix}
 }
 
 // TableSchemaPrefix returns the prefix of all table schema keys.

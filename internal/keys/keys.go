@@ -49,6 +49,11 @@ func CellKey(tableID uint64, row []byte, family string, qualifier []byte, ts int
 	return AppendCellKey(dst, tableID, row, family, qualifier, ts)
 }
 
+// TimestampLen is the size of the timestamp that ends every cell key:
+// big-endian ^ts, so that versions sort newest first and timestamp 0 is
+// all 0xff.
+const TimestampLen = 8
+
 // AppendCellKey appends CellKey(tableID, row, family, qualifier, ts) to dst
 // and returns the extended slice. It does not allocate when dst has enough
 // capacity, which makes it suitable for hot paths that reuse a buffer.

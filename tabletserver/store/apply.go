@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/raft/v3/raftpb"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/metrics"
@@ -308,13 +309,14 @@ func (ev *evaluator) noteRead(err error) error {
 }
 
 type write struct {
-	key, value []byte
+	key, value []byte // value: the engine value (cellvalue envelope)
 	rangeEnd   []byte // non-nil: DeleteRange [key, rangeEnd)
 	del        bool
 	// rewrites: the write changes what reads below the commit timestamp
-	// see (deletes are physical; a cell at an explicit timestamp at or
-	// below the closed timestamp appears in closed history), so it raises
-	// the history floor to the commit timestamp.
+	// see (a time-range delete removes versions physically; a cell at an
+	// explicit timestamp at or below the closed timestamp appears in
+	// closed history), so it raises the history floor to the commit
+	// timestamp. Other deletes write tombstones and leave history alone.
 	rewrites bool
 }
 
@@ -340,21 +342,119 @@ func (ev *evaluator) commit(ws []write) error {
 			return err
 		}
 		ev.wrote = true
-		if w.rewrites || w.del || w.rangeEnd != nil {
+		if w.rewrites {
 			ev.floor = max(ev.floor, ev.ts)
 		}
 	}
 	return nil
 }
 
-func deleteRange(lo, hi []byte) write {
-	return write{key: keys.DataKey(lo), rangeEnd: keys.DataKey(hi)}
+// cellValue decodes a user cell's engine value and checks its CRC. A value
+// that fails either is corrupt data (isCorruption), like a bad block.
+func cellValue(k, v []byte) (payload []byte, tombstone bool, err error) {
+	payload, _, tombstone, err = cellvalue.DecodeVerified(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	return payload, tombstone, nil
+}
+
+// tombstoneAt is the write of a tombstone of one column at ts.
+func tombstoneAt(c keys.Cell, ts int64) write {
+	return write{key: keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, ts)), value: cellvalue.Tombstone()}
+}
+
+// planDeleteColumns plans a delete of every column in the cell-key span
+// [lo, hi) of one row (a column, a family or the row): a tombstone at the
+// commit timestamp for each column whose newest version at or below it is
+// a value, as CockroachDB writes one per key. Versions above the commit
+// timestamp (written with explicit future timestamps) are removed
+// physically, as before tombstones, which raises the history floor; that
+// takes a client-chosen timestamp. Cells planned earlier in the same
+// command (ws) are deleted too: they are not in the batch yet. The work
+// is bounded by the row: one seek per column.
+func (ev *evaluator) planDeleteColumns(ws []write, lo, hi []byte) ([]write, error) {
+	dlo, dhi := keys.DataKey(lo), keys.DataKey(hi)
+	earlier := len(ws)
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dlo, UpperBound: dhi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var dec keys.CellDecoder
+	for valid := it.First(); valid; {
+		c, err := decodeDataKey(&dec, it.Key())
+		if err != nil {
+			return nil, err
+		}
+		if c.Timestamp > ev.ts {
+			ws = append(ws, write{key: bytes.Clone(it.Key()), del: true, rewrites: true})
+			valid = it.Next()
+			continue
+		}
+		if !cellvalue.IsTombstone(it.Value()) {
+			ws = append(ws, tombstoneAt(c, ev.ts))
+		}
+		valid = it.SeekGE(keys.DataKey(keys.PrefixEnd(keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier))))
+	}
+	if err := it.Error(); err != nil {
+		return nil, ev.noteRead(err)
+	}
+	for _, w := range ws[:earlier] {
+		if w.del || w.rangeEnd != nil || cellvalue.IsTombstone(w.value) || bytes.Compare(w.key, dlo) < 0 || bytes.Compare(w.key, dhi) >= 0 {
+			continue
+		}
+		c, err := decodeDataKey(&dec, w.key)
+		if err != nil {
+			return nil, err
+		}
+		if c.Timestamp > ev.ts {
+			ws = append(ws, write{key: w.key, del: true})
+		} else {
+			ws = append(ws, tombstoneAt(c, ev.ts))
+		}
+	}
+	return ws, nil
+}
+
+// planDeleteVersions plans a delete of the versions of one column in the
+// cell-key span [lo, hi) (a time range): physical, so it raises the
+// history floor (docs/limits.md). The deletes in the span stay: a
+// tombstone, or a masking value (cellvalue.EncodeMasking) turned into a
+// tombstone, is written again after the range deletion, as removing it
+// would bring back the versions an earlier delete deleted.
+func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, error) {
+	dlo, dhi := keys.DataKey(lo), keys.DataKey(hi)
+	earlier := len(ws)
+	ws = append(ws, write{key: dlo, rangeEnd: dhi, rewrites: true})
+	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dlo, UpperBound: dhi})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	for valid := it.First(); valid; valid = it.Next() {
+		if cellvalue.MasksOlder(it.Value()) {
+			ws = append(ws, write{key: bytes.Clone(it.Key()), value: cellvalue.Tombstone()})
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, ev.noteRead(err)
+	}
+	for _, w := range ws[:earlier] {
+		if !w.del && w.rangeEnd == nil && cellvalue.MasksOlder(w.value) && bytes.Compare(w.key, dlo) >= 0 && bytes.Compare(w.key, dhi) < 0 {
+			ws = append(ws, write{key: w.key, value: cellvalue.Tombstone()})
+		}
+	}
+	return ws, nil
 }
 
 // planMutations converts mutations of one row into writes at ev.ts.
 func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation) ([]write, error) {
 	ws := make([]write, 0, len(muts))
+	// tombs: keys of the tombstones planned so far (only once a delete is).
+	var tombs map[string]bool
 	for _, m := range muts {
+		before := len(ws)
 		switch x := m.Mutation.(type) {
 		case *kvpb.Mutation_SetCell_:
 			c := x.SetCell
@@ -365,12 +465,30 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			if cts <= 0 {
 				cts = ev.ts
 			}
-			ws = append(ws, write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: c.Value, rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed})
+			w := write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: cellvalue.Encode(c.Value), rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed}
+			if c.Timestamp > 0 {
+				var err error
+				if ws, err = ev.collapseDeletesAbove(ws, keys.Cell{TableID: tableID, Row: row, Family: c.Family, Qualifier: c.Qualifier, Timestamp: cts}, tombs); err != nil {
+					return nil, err
+				}
+			}
+			masks, err := ev.replacesDelete(w.key, c.Timestamp > 0, tombs)
+			if err != nil {
+				return nil, err
+			}
+			if masks {
+				w.value = cellvalue.AsMasking(w.value)
+			}
+			ws = append(ws, w)
+			continue
 		case *kvpb.Mutation_DeleteFromColumn_:
 			c := x.DeleteFromColumn
 			col := keys.ColumnPrefix(tableID, row, c.Family, c.Qualifier)
 			lo, hi := col, keys.PrefixEnd(col)
-			if tr := c.TimeRange; tr != nil {
+			var err error
+			if tr := c.TimeRange; tr == nil || (tr.StartTs <= 0 && tr.EndTs <= 0) {
+				ws, err = ev.planDeleteColumns(ws, lo, hi)
+			} else {
 				// Versions sort newest first: [end-1 ... start].
 				if tr.EndTs > 0 {
 					lo = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.EndTs-1)
@@ -378,23 +496,120 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 				if tr.StartTs > 0 {
 					hi = keys.CellKey(tableID, row, c.Family, c.Qualifier, tr.StartTs-1)
 				}
+				if bytes.Compare(lo, hi) < 0 {
+					ws, err = ev.planDeleteVersions(ws, lo, hi)
+				}
 			}
-			if bytes.Compare(lo, hi) < 0 {
-				ws = append(ws, deleteRange(lo, hi))
+			if err != nil {
+				return nil, err
 			}
 		case *kvpb.Mutation_DeleteFromFamily_:
 			p := keys.FamilyPrefix(tableID, row, x.DeleteFromFamily.Family)
-			ws = append(ws, deleteRange(p, keys.PrefixEnd(p)))
+			var err error
+			if ws, err = ev.planDeleteColumns(ws, p, keys.PrefixEnd(p)); err != nil {
+				return nil, err
+			}
 		case *kvpb.Mutation_DeleteFromRow_:
 			// Everything but the hidden request-ID records, which sort
 			// first in the row.
 			p := keys.RowKey(tableID, row)
-			ws = append(ws, deleteRange(keys.PrefixEnd(keys.FamilyPrefix(tableID, row, dedupFamily)), keys.PrefixEnd(p)))
+			var err error
+			if ws, err = ev.planDeleteColumns(ws, keys.PrefixEnd(keys.FamilyPrefix(tableID, row, dedupFamily)), keys.PrefixEnd(p)); err != nil {
+				return nil, err
+			}
 		default:
 			return nil, errs.InvalidArgument("empty mutation")
 		}
+		for _, w := range ws[before:] {
+			if !w.del && w.rangeEnd == nil && cellvalue.IsTombstone(w.value) {
+				if tombs == nil {
+					tombs = map[string]bool{}
+				}
+				tombs[string(w.key)] = true
+			}
+		}
 	}
 	return ws, nil
+}
+
+// collapseDeletesAbove prepares a put at a client-chosen timestamp cts
+// below a delete of its column (col): as when deletes were physical, the
+// put must be visible, but a tombstone above it would hide it. The newest
+// delete above c.Timestamp (a tombstone or a masking value, stored or planned
+// earlier in the command) is made physical: it and every older version
+// are removed and a masking value is written back as a plain value.
+// Reads below the commit timestamp may have seen what this removes, so it
+// raises the history floor, like any write below the closed timestamp.
+// Rare: clients seldom write below their own deletes.
+func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs map[string]bool) ([]write, error) {
+	col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
+	var maskKey, maskValue []byte // the newest delete above c.Timestamp
+	if c.Timestamp < ev.ts {
+		k := keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, ev.ts))
+		if tombs[string(k)] {
+			maskKey = k
+			for i := len(ws) - 1; i >= 0; i-- { // a put after the delete, in this command?
+				if w := ws[i]; w.rangeEnd == nil && !w.del && bytes.Equal(w.key, k) {
+					maskValue = w.value
+					break
+				}
+			}
+		}
+	}
+	if maskKey == nil {
+		dcol := keys.DataKey(col)
+		it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: dcol, UpperBound: keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, c.Timestamp))})
+		if err != nil {
+			return nil, err
+		}
+		for valid := it.First(); valid; valid = it.Next() {
+			if v := it.Value(); cellvalue.MasksOlder(v) {
+				maskKey, maskValue = bytes.Clone(it.Key()), bytes.Clone(v)
+				break
+			}
+		}
+		err = it.Error()
+		it.Close()
+		if err != nil {
+			return nil, ev.noteRead(err)
+		}
+	}
+	if maskKey == nil {
+		return ws, nil
+	}
+	ws = append(ws, write{key: maskKey, rangeEnd: keys.DataKey(keys.PrefixEnd(col)), rewrites: true})
+	if maskValue != nil && !cellvalue.IsTombstone(maskValue) {
+		x, err := cellvalue.Decode(maskValue)
+		if err != nil {
+			return nil, ev.noteRead(fmt.Errorf("store: cell %x: %w (%w)", maskKey, err, pebble.ErrCorruption))
+		}
+		ws = append(ws, write{key: maskKey, value: cellvalue.AppendWithCRC(nil, x.Payload, x.CRC)})
+	}
+	delete(tombs, string(maskKey))
+	return ws, nil
+}
+
+// replacesDelete reports whether a put at engine key k lands on a delete
+// of its column at the same timestamp: a tombstone planned earlier in the
+// command (tombs) or, for a client-chosen timestamp, one stored. The put
+// then masks older versions itself (cellvalue.EncodeMasking), or it would
+// bring back what the delete deleted.
+func (ev *evaluator) replacesDelete(k []byte, explicitTS bool, tombs map[string]bool) (bool, error) {
+	if tombs[string(k)] {
+		return true, nil
+	}
+	if !explicitTS {
+		return false, nil // the commit timestamp is above every earlier command's
+	}
+	v, closer, err := ev.b.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, ev.noteRead(err)
+	}
+	defer closer.Close()
+	return cellvalue.MasksOlder(v), nil
 }
 
 func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error) {
@@ -416,10 +631,10 @@ func (ev *evaluator) mutateRow(req *kvpb.MutateRowRequest) (proto.Message, error
 	return resp, ev.remember(req.TableId, req.RowKey, req.RequestId, 0, resp)
 }
 
-// newestCell reads the newest live version of a column as of this batch.
-// A version older than the family's max age (measured from the command's
-// timestamp, so every replica agrees) counts as absent, as it does for
-// reads.
+// newestCell reads the newest version of a column as of this batch. A
+// tombstone, or a version older than the family's max age (measured from
+// the command's timestamp, so every replica agrees), counts as absent, as
+// it does for reads; ts is still its timestamp.
 func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, qualifier []byte) (value []byte, ts int64, found bool, err error) {
 	col := keys.ColumnPrefix(tableID, row, family, qualifier)
 	it, err := ev.b.NewIter(&pebble.IterOptions{LowerBound: keys.DataKey(col), UpperBound: keys.DataKey(keys.PrefixEnd(col))})
@@ -435,10 +650,17 @@ func (ev *evaluator) newestCell(tableID uint64, row []byte, family string, quali
 	if err != nil {
 		return nil, 0, false, err
 	}
+	payload, tombstone, err := cellValue(it.Key(), it.Value())
+	if err != nil {
+		return nil, 0, false, ev.noteRead(err)
+	}
+	if tombstone {
+		return nil, c.Timestamp, false, nil
+	}
 	if age := ev.maxAgeMs[family]; age > 0 && c.Timestamp < ev.ts-age*1000 {
 		return nil, c.Timestamp, false, nil
 	}
-	return bytes.Clone(it.Value()), c.Timestamp, true, nil
+	return bytes.Clone(payload), c.Timestamp, true, nil
 }
 
 func conditionHolds(c *kvpb.Condition, value []byte, found bool) bool {
@@ -557,7 +779,7 @@ func (ev *evaluator) readModifyWrite(req *kvpb.ReadModifyWriteRowRequest) (proto
 	ws := make([]write, 0, len(order))
 	for _, k := range order {
 		c := current[k]
-		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, k.family, []byte(k.qualifier), c.ts)), value: c.value})
+		ws = append(ws, write{key: keys.DataKey(keys.CellKey(req.TableId, req.RowKey, k.family, []byte(k.qualifier), c.ts)), value: cellvalue.Encode(c.value)})
 		row.Cells = append(row.Cells, &kvpb.Cell{Family: k.family, Qualifier: []byte(k.qualifier), Timestamp: c.ts, Value: c.value})
 	}
 	if err := ev.commit(ws); err != nil {

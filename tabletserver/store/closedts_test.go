@@ -128,7 +128,8 @@ func TestFollowerReadAtClosedTimestamp(t *testing.T) {
 
 // WaitReadableAt: on a follower of an idle tablet it gets the timestamp
 // closed; a store without the replica and a timestamp below the history
-// floor get typed errors.
+// floor (raised by a time-range delete, not by a row delete) get typed
+// errors.
 func TestWaitReadableAt(t *testing.T) {
 	c := startClosedTS(t, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -148,29 +149,50 @@ func TestWaitReadableAt(t *testing.T) {
 	} else if _, ok := errs.As[*errorpb.TabletNotFound](err); !ok {
 		t.Fatalf("WaitReadableAt of a missing tablet: %v, want TabletNotFound", err)
 	}
-	// Deletes are physical: reads before one are refused.
-	var delTS int64
-	err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
-		resp, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: storetest.TestTable.TableId,
-			RowKey: []byte("a"), Mutations: []*kvpb.Mutation{{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}}}})
-		delTS = resp.GetTimestamp()
-		return err
-	})
-	if err != nil {
+	// A whole-row delete writes tombstones: reads before it still see the
+	// row, at it and after they do not.
+	mutate := func(m *kvpb.Mutation) int64 {
+		var ts int64
+		err := c.Call(ctx, 1, func(cl kvpb.TabletClient) error {
+			resp, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: storetest.TestTable.TableId,
+				RowKey: []byte("a"), Mutations: []*kvpb.Mutation{m}})
+			ts = resp.GetTimestamp()
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	delTS := mutate(&kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}})
+	if err := fs.WaitReadableAt(ctx, 1, delTS); err != nil {
 		t.Fatal(err)
 	}
-	testutils.SucceedsSoon(t, func() error {
-		err := fs.WaitReadableAt(ctx, 1, t1)
-		if rto, ok := errs.As[*errorpb.ReadTooOld](err); !ok || rto.Floor != delTS {
-			return fmt.Errorf("WaitReadableAt(%d) after a delete at %d: %v, want ReadTooOld with floor %d", t1, delTS, err, delTS)
-		}
-		return nil
-	})
-	if _, err := getAt(ctx, c, f, "a", t1); err == nil {
-		t.Fatalf("read at %d below the delete at %d succeeded", t1, delTS)
+	if err := fs.WaitReadableAt(ctx, 1, t1); err != nil {
+		t.Fatalf("WaitReadableAt(%d) after a row delete at %d: %v", t1, delTS, err)
+	}
+	if got, err := getAt(ctx, c, f, "a", t1); err != nil || got != "v1" {
+		t.Fatalf("read at %d below the delete at %d = %q, %v; want v1", t1, delTS, got, err)
 	}
 	if got, err := getAt(ctx, c, f, "a", delTS); err != nil || got != "" {
 		t.Fatalf("read at the delete's timestamp = %q, %v; want no row", got, err)
+	}
+	// A time-range delete is physical: reads before it are refused.
+	t2 := put(t, ctx, c, "a", "v2")
+	rangeTS := mutate(&kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromColumn_{DeleteFromColumn: &kvpb.Mutation_DeleteFromColumn{
+		Family: "f", Qualifier: []byte("q"), TimeRange: &kvpb.TimeRange{StartTs: t2, EndTs: t2 + 1}}}})
+	testutils.SucceedsSoon(t, func() error {
+		err := fs.WaitReadableAt(ctx, 1, t1)
+		if rto, ok := errs.As[*errorpb.ReadTooOld](err); !ok || rto.Floor != rangeTS {
+			return fmt.Errorf("WaitReadableAt(%d) after a time-range delete at %d: %v, want ReadTooOld with floor %d", t1, rangeTS, err, rangeTS)
+		}
+		return nil
+	})
+	if _, err := getAt(ctx, c, f, "a", t2); err == nil {
+		t.Fatalf("read at %d below the time-range delete at %d succeeded", t2, rangeTS)
+	}
+	if got, err := getAt(ctx, c, f, "a", rangeTS); err != nil || got != "" {
+		t.Fatalf("read at the time-range delete's timestamp = %q, %v; want no row", got, err)
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/stretchr/testify/require"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -75,7 +76,7 @@ func waitApplied(t *testing.T, c *storetest.Cluster, tabletID uint64) {
 func injectCell(t *testing.T, s *store.Store, row, value string) []byte {
 	t.Helper()
 	k := keys.DataKey(keys.CellKey(checkTable, []byte(row), "f", []byte("q"), 1))
-	require.NoError(t, s.DB().Set(k, []byte(value), pebble.Sync))
+	require.NoError(t, s.DB().Set(k, cellvalue.Encode([]byte(value)), pebble.Sync))
 	return k
 }
 

@@ -11,9 +11,12 @@ package store
 // (since_ts > 0), those with timestamps in (since_ts, ts] in "data" files
 // and the keys of the older ones still visible in "keys" files (the
 // restore keeps a cell of an earlier backup only if the last one lists
-// it: deletes in this store are physical, so that list is how an
-// incremental carries them). The hidden request-ID records are not
-// exported. Memory is one file's buffer; reading is rate-limited by
+// it: that list is how an incremental carries the deletes between the two
+// timestamps). Files hold the cells' payloads, not the engine's value
+// envelope (internal/cellvalue), and no tombstones: a tombstone at or below
+// ts hides the versions it deletes from the export as from a read, and
+// the restore writes the envelope again (importer.SSTBuilder). The
+// hidden request-ID records are not exported. Memory is one file's buffer; reading is rate-limited by
 // Options.ExportBytesPerSec, like snapshots and ingests, so a backup is
 // background work.
 
@@ -26,6 +29,8 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 
 	"github.com/shaledb/shale/internal/admission"
+
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -67,9 +72,10 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 	if err := s.WaitReadableAt(ctx, r.tabletID, req.Ts); err != nil {
 		return err
 	}
-	// At req.Ts: a delete, ingest or version GC after it raised the
-	// tablet's history floor past it, and the export is refused
-	// (ReadTooOld) rather than silently missing what they removed.
+	// At req.Ts: if a time-range delete, ingest or version GC after it
+	// raised the tablet's history floor past it, the export is refused
+	// (ReadTooOld) rather than silently missing what they removed. Other
+	// deletes write tombstones and do not raise it.
 	snap, desc, err := s.pinnedRead(r, req.Header, req.Ts)
 	if err != nil {
 		return err
@@ -102,6 +108,7 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 	var (
 		col      []byte
 		versions int
+		masked   bool // the column has a tombstone at or below req.Ts
 		dec      keys.CellDecoder
 		pending  int
 		digester keys.CellDigester
@@ -125,7 +132,20 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 			continue // a family dropped from the schema: not readable
 		}
 		if k := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier); !bytes.Equal(k, col) {
-			col, versions = k, 0
+			col, versions, masked = k, 0, false
+		}
+		if masked {
+			continue
+		}
+		v, tombstone, err := cellValue(it.Key(), it.Value())
+		if err != nil {
+			return err
+		}
+		if cellvalue.MasksOlder(it.Value()) {
+			masked = true // a masking value is exported, what it masks is not
+		}
+		if tombstone {
+			continue
 		}
 		versions++
 		if mv > 0 && versions > mv {
@@ -134,7 +154,6 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 		if age := maxAge[c.Family]; age > 0 && c.Timestamp < now-age*1000 {
 			continue
 		}
-		v := it.Value()
 		digest += digester.CellDigest(c.Row, c.Family, c.Qualifier, v)
 		cells++
 		pending += len(ck) + len(v)

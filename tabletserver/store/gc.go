@@ -9,6 +9,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/shaledb/shale/internal/admission"
+
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/raftcmdpb"
@@ -107,9 +109,18 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// first; threshold: the history floor the garbage so far needs.
 		colTS     []int64
 		threshold int64
-		schema    *metapb.TableSchema
-		policy    = map[string]*metapb.FamilySchema{}
-		dropped   = map[string]bool{}
+		// masking: the current column has a tombstone or a masking value
+		// (cellvalue.MasksOlder) below the safe point, at maskTS; every
+		// older version is garbage. deferred: the masking version's key
+		// when it is garbage too; it goes after the versions it masks
+		// (endColumn), so no GC command deletes it while one is still
+		// there, with deferTh the history floor its removal needs.
+		masking         bool
+		maskTS, deferTh int64
+		deferred        []byte
+		schema          *metapb.TableSchema
+		policy          = map[string]*metapb.FamilySchema{}
+		dropped         = map[string]bool{}
 	)
 	flush := func() error {
 		if len(garbage) == 0 {
@@ -126,6 +137,18 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		garbage, dedup, threshold = nil, 0, 0
 		return err
+	}
+	endColumn := func() error {
+		d := deferred
+		masking, deferred = false, nil
+		if d == nil {
+			return nil
+		}
+		garbage, threshold = append(garbage, d), max(threshold, deferTh)
+		if len(garbage) >= gcBatchKeys {
+			return flush()
+		}
+		return nil
 	}
 	for it.First(); it.Valid(); it.Next() {
 		ck, err := keys.StripDataKey(it.Key())
@@ -151,6 +174,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
 		if !bytes.Equal(col, colKey) {
+			if err := endColumn(); err != nil {
+				return deleted, err
+			}
 			colKey, versions, colTS = col, 0, colTS[:0]
 		}
 		versions++
@@ -175,11 +201,34 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// A deleted family's cells all go (reads hide them already);
 		// otherwise the family's policy decides, above the safe point.
 		if !dropped[c.Family] {
+			if masking {
+				// Masked by a delete below the safe point: a read at or
+				// above maskTS sees nothing of it either way, and reads
+				// below maskTS are refused from now on.
+				threshold = max(threshold, maskTS)
+				garbage = append(garbage, bytes.Clone(ck))
+				if len(garbage) >= gcBatchKeys {
+					if err := flush(); err != nil {
+						return deleted, err
+					}
+				}
+				continue
+			}
 			if ts >= safePoint {
 				// Kept, and not counted: a read at the safe point sees the
 				// versions below it that the policy keeps.
 				versions--
 				continue
+			}
+			if v := it.Value(); cellvalue.MasksOlder(v) {
+				// Below the safe point, every read that may still run
+				// sees this version or a newer one of the column: the
+				// older ones are garbage, and so is a tombstone.
+				masking, maskTS, deferTh = true, ts, ts
+				if cellvalue.IsTombstone(v) {
+					deferred = bytes.Clone(ck)
+					continue
+				}
 			}
 			tooMany := p.MaxVersions > 0 && versions > int(p.MaxVersions)
 			if !tooMany && !(p.MaxAgeMs > 0 && ts < now-p.MaxAgeMs*1000) {
@@ -193,6 +242,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				// their max age are hidden from every read already.
 				threshold = max(threshold, colTS[len(colTS)-int(p.MaxVersions)-1])
 			}
+			if masking {
+				// A masking value the policy collects: after what it masks.
+				deferred, deferTh = bytes.Clone(ck), max(deferTh, threshold)
+				continue
+			}
 		}
 		garbage = append(garbage, bytes.Clone(ck))
 		if len(garbage) >= gcBatchKeys {
@@ -202,6 +256,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 	}
 	if err := it.Error(); err != nil {
+		return deleted, err
+	}
+	if err := endColumn(); err != nil {
 		return deleted, err
 	}
 	return deleted, flush()

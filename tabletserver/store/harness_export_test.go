@@ -109,7 +109,7 @@ func rowOf(k []byte) string {
 	return fmt.Sprintf("%x", k)
 }
 
-// LocalRowsForTest lists the newest value of every user cell of the
+// LocalRowsForTest lists the newest value of every live user cell of the
 // tablet in this store's engine, without raft (a follower's view too):
 // "row fam:qual=value".
 func (s *Store) LocalRowsForTest(tabletID uint64) ([]string, error) {
@@ -147,7 +147,14 @@ func (s *Store) LocalRowsForTest(tabletID uint64) ([]string, error) {
 			continue // an older version
 		}
 		last = bytes.Clone(col)
-		out = append(out, fmt.Sprintf("%s %s:%s=%s", c.Row, c.Family, c.Qualifier, it.Value()))
+		v, tombstone, err := cellValue(it.Key(), it.Value())
+		if err != nil {
+			return nil, err
+		}
+		if tombstone {
+			continue // deleted
+		}
+		out = append(out, fmt.Sprintf("%s %s:%s=%s", c.Row, c.Family, c.Qualifier, v))
 	}
 	return out, it.Error()
 }

@@ -68,6 +68,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/admission"
+
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
@@ -477,7 +479,8 @@ func (s *Store) verifyStaged(path string, sum []byte) error {
 // validateSST enforces the ingest rules on a file the leader is about to
 // propose: a table format this engine reads; only point SETs (no deletes,
 // range deletions or range keys, which could erase data outside the
-// import); every key a cell key of req.TableId in one of its families, at
+// import); every value a valid cell envelope (internal/cellvalue) whose
+// CRC matches; every key a cell key of req.TableId in one of its families, at
 // a timestamp in [0, req.MaxTimestamp]; keys strictly increasing from
 // req.Smallest to req.Largest, req.KeyCount of them; all inside the tablet.
 func (s *Store) validateSST(data []byte, req *kvpb.IngestSSTRequest, desc *metapb.TabletDescriptor, schema *metapb.TableSchema) error {
@@ -548,6 +551,13 @@ func (s *Store) validateSST(data []byte, req *kvpb.IngestSSTRequest, desc *metap
 		}
 		if c.Timestamp < 0 || c.Timestamp > req.MaxTimestamp {
 			return errBadSST("row %q: timestamp %d outside [0, %d]", c.Row, c.Timestamp, req.MaxTimestamp)
+		}
+		v, _, err := kv.Value(nil)
+		if err != nil {
+			return status.Errorf(codes.DataLoss, "ingest: reading SST: %v", err)
+		}
+		if _, _, _, err := cellvalue.DecodeVerified(v); err != nil {
+			return errBadSST("row %q column %s:%q: %v (values must be in the store's envelope, data format %d: build SSTs with importer.SSTBuilder)", c.Row, c.Family, c.Qualifier, err, cellvalue.FormatVersion)
 		}
 		prev = append(prev[:0], ck...)
 		n++

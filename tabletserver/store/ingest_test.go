@@ -4,7 +4,9 @@ package store_test
 // the raft log, on a real three-store cluster.
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math/rand"
 	"os"
@@ -13,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/sstable"
+	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	testingclock "k8s.io/utils/clock/testing"
@@ -213,6 +218,14 @@ func TestIngestSSTRejects(t *testing.T) {
 	}
 	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, nofam)); status.Code(err) != codes.InvalidArgument {
 		t.Fatalf("unknown family: got %v, want InvalidArgument", err)
+	}
+	// Values without the store's envelope (an SST from an older importer).
+	raw := rawValueSST(t, "e", 3)
+	if _, err := importer.UploadSST(ctx, cl, 1, raw); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.IngestSST(ctx, importer.IngestRequest(1, desc.Epoch, tid, raw)); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "envelope") {
+		t.Fatalf("values without the envelope: got %v, want InvalidArgument naming the envelope", err)
 	}
 	// Too big.
 	huge := &importer.SST{Data: make([]byte, 17<<20), Checksum: make([]byte, 32)}
@@ -614,4 +627,33 @@ func TestUploadSSTRawChunks(t *testing.T) {
 	if !small.UploadCompressed() {
 		t.Fatal("compressible values were sent raw")
 	}
+}
+
+type memWritable struct{ buf *bytes.Buffer }
+
+func (w memWritable) Write(p []byte) error { _, err := w.buf.Write(p); return err }
+func (w memWritable) Finish() error        { return nil }
+func (w memWritable) Abort()               {}
+
+// rawValueSST is buildSST's file with the values stored bare, as importers
+// wrote them before the value envelope.
+func rawValueSST(t *testing.T, prefix string, n int) *importer.SST {
+	t.Helper()
+	var buf bytes.Buffer
+	w := sstable.NewWriter(memWritable{&buf}, sstable.WriterOptions{TableFormat: pebble.FormatNewest.MaxTableFormat()})
+	out := &importer.SST{MaxTimestamp: ingestTS}
+	for i := 0; i < n; i++ {
+		k := keys.CellKey(storetest.TestTable.TableId, []byte(fmt.Sprintf("%s%03d", prefix, i)), "f", []byte("q"), ingestTS)
+		require.NoError(t, w.Set(keys.DataKey(k), []byte(fmt.Sprintf("v%d", i))))
+		if i == 0 {
+			out.Smallest = k
+		}
+		out.Largest = k
+		out.KeyCount++
+	}
+	require.NoError(t, w.Close())
+	out.Data = buf.Bytes()
+	sum := sha256.Sum256(out.Data)
+	out.Checksum = sum[:]
+	return out
 }

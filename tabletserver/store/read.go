@@ -8,6 +8,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/limits"
@@ -113,7 +114,12 @@ type rowBuilder struct {
 	versions int  // versions seen of the current column (before filtering)
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
-	digester keys.CellDigester
+	masked   bool // the current column has a tombstone at or below readTS: older versions are deleted
+	// maskedRun counts the deleted versions stepped over in a row; past
+	// maskedSkipAfter the reader seeks to the next column (skipMasked).
+	maskedRun int
+	seekKey   []byte // skipMasked's buffer
+	digester  keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
 	// bounded) and the row cannot be returned.
@@ -121,8 +127,11 @@ type rowBuilder struct {
 	over  bool
 }
 
-// add considers one stored cell. Cells must arrive in key order.
-func (b *rowBuilder) add(c keys.Cell, value []byte) {
+// add considers one stored cell: c decoded from the engine key k, value
+// the engine value. Cells must arrive in key order. A tombstone hides
+// itself and every older version of its column, a masking value the older
+// versions; the time range does not bring deleted versions back.
+func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	if b.row == nil || !bytes.Equal(b.row.Key, c.Row) {
 		b.row = &kvpb.Row{Key: c.Row}
 		b.lastFam, b.lastQual = "", nil
@@ -133,47 +142,93 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 	}
 	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
 		// Family names are never empty, so a new row always lands here.
-		b.versions, b.returned, b.observed = 0, 0, false
+		b.versions, b.returned, b.observed, b.masked, b.maskedRun = 0, 0, false, false, 0
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
+	if b.masked {
+		b.maskedRun++
+		return nil // deleted
+	}
 	if b.f.readTS > 0 && c.Timestamp > b.f.readTS {
-		return // written after the read's timestamp
+		return nil // written after the read's timestamp
+	}
+	if c.Family == dedupFamily || b.f.dropped[c.Family] {
+		return nil // not cells (dedupFamily values have no envelope)
+	}
+	x, err := cellvalue.Decode(value)
+	if err != nil {
+		return fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	if x.MasksOlder {
+		b.masked = true // older versions are deleted; a masking value itself is not
+		if x.Tombstone {
+			return nil
+		}
 	}
 	b.versions++
-	if c.Family == dedupFamily || b.f.dropped[c.Family] {
-		return
-	}
 	if p := b.f.policy[c.Family]; p != nil {
 		if p.MaxVersions > 0 && b.versions > int(p.MaxVersions) {
-			return
+			return nil
 		}
 		if p.MaxAgeMs > 0 && c.Timestamp < b.f.nowMicros-p.MaxAgeMs*1000 {
-			return
+			return nil
 		}
 	}
 	if c.Timestamp < b.f.start || (b.f.end > 0 && c.Timestamp >= b.f.end) {
-		return
+		return nil
 	}
+	wanted := b.f.wantColumn(c.Family, c.Qualifier) && b.returned < b.f.maxVersions
+	if !wanted && (b.f.filter == nil || b.observed) {
+		return nil
+	}
+	if err := x.Verify(); err != nil {
+		return fmt.Errorf("store: cell %x: %w (%w)", k, err, pebble.ErrCorruption)
+	}
+	value = x.Payload
 	// Visible: the filter sees the newest such version, projected or not.
 	if b.f.filter != nil && !b.observed {
 		b.observed = true
 		b.f.filter.observe(c.Family, c.Qualifier, value)
 	}
-	if !b.f.wantColumn(c.Family, c.Qualifier) || b.returned >= b.f.maxVersions {
-		return
+	if !wanted {
+		return nil
 	}
 	b.returned++
 	if b.f.digest {
 		b.row.CellCount++
 		b.row.CellDigest += b.digester.CellDigest(c.Row, c.Family, c.Qualifier, value)
-		return
+		return nil
 	}
 	if b.bytes += cellBytes(c.Family, c.Qualifier, value); b.bytes > b.f.maxRowBytes {
 		b.over = true
-		return
+		return nil
 	}
 	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
+	return nil
 }
+
+// maskedSkipAfter is how many deleted versions of one column a read steps
+// over before it seeks past the rest: a seek costs more than a few steps,
+// and a column deleted and written again many times has many.
+const maskedSkipAfter = 4
+
+// skipMasked moves it to the oldest possible version of the current
+// column (the iterator's key with timestamp 0, which sorts last) when the
+// builder has stepped over enough of its deleted versions, and reports
+// whether it did; it.Valid() then says whether there is more.
+func (b *rowBuilder) skipMasked(it *pebble.Iterator) bool {
+	if b.maskedRun <= maskedSkipAfter {
+		return false
+	}
+	b.maskedRun = 0
+	k := it.Key()
+	b.seekKey = append(append(b.seekKey[:0], k[:len(k)-keys.TimestampLen]...), oldestTS[:]...)
+	it.SeekGE(b.seekKey)
+	return true
+}
+
+// oldestTS is the encoding of timestamp 0 in a cell key (keys.CellKey).
+var oldestTS = [keys.TimestampLen]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // matches reports whether the row built so far passes the request's filter.
 func (b *rowBuilder) matches() bool { return b.f.filter == nil || b.f.filter.matches() }
@@ -353,12 +408,19 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 	defer it.Close()
 	b := &rowBuilder{f: f}
 	var dec keys.CellDecoder
-	for it.First(); it.Valid(); it.Next() {
+	for valid := it.First(); valid; {
 		c, err := decodeDataKey(&dec, it.Key())
 		if err != nil {
 			return nil, err
 		}
-		b.add(c, it.Value())
+		if err := b.add(c, it.Key(), it.Value()); err != nil {
+			return nil, err
+		}
+		if b.skipMasked(it) {
+			valid = it.Valid()
+		} else {
+			valid = it.Next()
+		}
 	}
 	if err := it.Error(); err != nil {
 		return nil, err
@@ -507,7 +569,17 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	var dec keys.CellDecoder
 	if !req.Reverse {
 		dedupRun := 0
-		for valid := it.First(); valid && !limitHit(); valid = it.Next() {
+		// moved: the body left the iterator on the next key already
+		// (skipMasked).
+		moved := false
+		advance := func() bool {
+			if moved {
+				moved = false
+				return it.Valid()
+			}
+			return it.Next()
+		}
+		for valid := it.First(); valid && !limitHit(); valid = advance() {
 			c, err := decodeDataKey(&dec, it.Key())
 			if err != nil {
 				return err
@@ -534,8 +606,11 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				}
 				pending = nil
 			}
-			b.add(c, it.Value())
+			if err := b.add(c, it.Key(), it.Value()); err != nil {
+				return err
+			}
 			pending = b.row
+			moved = b.skipMasked(it)
 		}
 	} else {
 		// Walk rows backwards; within a row gather cells forwards.
@@ -557,7 +632,10 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 					rit.Close()
 					return err
 				}
-				rb.add(rc, rit.Value())
+				if err := rb.add(rc, rit.Key(), rit.Value()); err != nil {
+					rit.Close()
+					return err
+				}
 			}
 			rit.Close()
 			if rb.row != nil {

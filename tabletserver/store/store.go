@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/shaledb/shale/internal/admission"
+
+	"github.com/shaledb/shale/internal/cellvalue"
 	"github.com/shaledb/shale/internal/errs"
 	"github.com/shaledb/shale/internal/hlc"
 	"github.com/shaledb/shale/internal/keys"
@@ -320,13 +323,23 @@ func (s *Store) exit() {
 
 func (s *Store) snapshotDir() string { return filepath.Join(s.opts.Dir, "snapshots") }
 
-// checkIdent refuses to open a directory that belongs to another store.
+// checkIdent refuses to open a directory that belongs to another store, or
+// whose cells are in a data format this build does not read. A new store
+// records its identity and data format in one synced batch.
 func (s *Store) checkIdent() error {
 	v, closer, err := s.db.Get(keys.StoreIdentKey())
 	if errors.Is(err, pebble.ErrNotFound) {
 		ident := &metapb.Store{StoreId: s.opts.StoreID}
 		b, _ := proto.Marshal(ident)
-		return s.db.Set(keys.StoreIdentKey(), b, pebble.Sync)
+		wb := s.db.NewBatch()
+		defer wb.Close()
+		if err := wb.Set(keys.StoreIdentKey(), b, nil); err != nil {
+			return err
+		}
+		if err := wb.Set(keys.StoreDataFormatKey(), binary.BigEndian.AppendUint32(nil, cellvalue.FormatVersion), nil); err != nil {
+			return err
+		}
+		return wb.Commit(pebble.Sync)
 	}
 	if err != nil {
 		return err
@@ -338,6 +351,39 @@ func (s *Store) checkIdent() error {
 	}
 	if ident.StoreId != s.opts.StoreID {
 		return fmt.Errorf("store: %s belongs to store %d, not %d", s.opts.Dir, ident.StoreId, s.opts.StoreID)
+	}
+	return s.checkDataFormat()
+}
+
+// DataFormatError is the error opening a store whose cells are in a data
+// format this build does not read.
+type DataFormatError struct {
+	Dir         string
+	Found, Want uint32 // Found 0: the store predates recorded formats
+}
+
+func (e *DataFormatError) Error() string {
+	if e.Found == 0 {
+		return fmt.Sprintf("store: %s was created by an older Shale build whose cell values have no envelope (data format %d, docs/decisions.md \"MVCC tombstones\"); this build cannot read it. Back its tables up with the older build (shale backup), remove the store directory, start this build on an empty directory and restore (shale restore)", e.Dir, e.Want)
+	}
+	return fmt.Sprintf("store: %s holds cells in data format %d; this build reads format %d only. Run a build that reads format %d, or back the tables up with it and restore them into a store created by this build", e.Dir, e.Found, e.Want, e.Found)
+}
+
+// checkDataFormat refuses a store without this build's data format.
+func (s *Store) checkDataFormat() error {
+	v, closer, err := s.db.Get(keys.StoreDataFormatKey())
+	if errors.Is(err, pebble.ErrNotFound) {
+		return &DataFormatError{Dir: s.opts.Dir, Want: cellvalue.FormatVersion}
+	}
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if len(v) != 4 {
+		return fmt.Errorf("store: corrupt data format record (%d bytes) in %s", len(v), s.opts.Dir)
+	}
+	if f := binary.BigEndian.Uint32(v); f != cellvalue.FormatVersion {
+		return &DataFormatError{Dir: s.opts.Dir, Found: f, Want: cellvalue.FormatVersion}
 	}
 	return nil
 }

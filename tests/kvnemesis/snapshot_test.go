@@ -20,8 +20,9 @@ import (
 )
 
 // Snapshot reads under faults: writers put unique values into rows spread
-// over more than ten tablets and record each acknowledged write's commit
-// timestamp; readers scan the whole table, and read single rows from any
+// over more than ten tablets, and now and then delete a row (deletes write
+// tombstones, so reads before them still see what they deleted), and
+// record each acknowledged write's commit timestamp; readers scan the whole table, and read single rows from any
 // replica, as of a timestamp (fresh or a few seconds old), while the
 // nemesis splits, merges, moves replicas and transfers leaders. Every read
 // at ts must show, for every row, exactly the newest write with commit
@@ -44,8 +45,9 @@ func snapRow(i int) string { return fmt.Sprintf("s%03d", i) }
 // once acknowledged (0: the outcome is unknown).
 type snapWrite struct {
 	row   string
-	value string
+	value string // "" for a delete of the row
 	ts    int64
+	del   bool
 }
 
 // snapRead is one read at ts: the row values and cell timestamps seen
@@ -188,13 +190,19 @@ func snapSplit(ctx context.Context, c *testcluster.Cluster, tableID uint64, rng 
 
 func snapWriteOne(ctx context.Context, m *snapModel, tbl *kvclient.Table, rng *rand.Rand, value string) {
 	w := &snapWrite{row: snapRow(rng.IntN(snapRows)), value: value}
+	mut := kvclient.SetCell(famF, []byte("q"), []byte(value))
+	if rng.IntN(6) == 0 {
+		w.value, w.del, mut = "", true, kvclient.DeleteRow()
+	}
 	m.mu.Lock()
-	m.byVal[value] = w
+	if !w.del {
+		m.byVal[value] = w
+	}
 	m.writes[w.row] = append(m.writes[w.row], snapWrite{}) // placeholder, fixed below
 	idx := len(m.writes[w.row]) - 1
 	m.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, opTimeout)
-	ts, err := tbl.MutateRow(wctx, []byte(w.row), kvclient.SetCell(famF, []byte("q"), []byte(value)))
+	ts, err := tbl.MutateRow(wctx, []byte(w.row), mut)
 	cancel()
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -283,18 +291,23 @@ func checkSnapshots(t *testing.T, seed uint64, m *snapModel) {
 }
 
 // checkRow: the value read is a write's, at or before ts, and no
-// acknowledged write of the row lies after it and at or before ts; an
-// absent row has no acknowledged write at or before ts.
+// acknowledged write of the row (put or delete) lies after it and at or
+// before ts; an absent row has no acknowledged put at or before ts, unless
+// a delete follows it (acknowledged at or before ts, or of unknown
+// outcome).
 func checkRow(m *snapModel, r snapRead, row string) error {
 	var newestAcked *snapWrite // the newest acknowledged write at or before ts
+	unknownDelete := false
 	for i := range m.writes[row] {
-		if w := &m.writes[row][i]; w.ts != 0 && w.ts <= r.ts {
+		w := &m.writes[row][i]
+		if w.ts != 0 && w.ts <= r.ts {
 			newestAcked = w
 		}
+		unknownDelete = unknownDelete || (w.del && w.ts == 0)
 	}
 	got, ok := r.seen[row]
 	if !ok {
-		if newestAcked != nil {
+		if newestAcked != nil && !newestAcked.del && !unknownDelete {
 			return fmt.Errorf("row %s absent, but write %q was acknowledged at %d", row, newestAcked.value, newestAcked.ts)
 		}
 		return nil
