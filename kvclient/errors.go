@@ -42,6 +42,12 @@ var (
 	// retries on its own while the deadline allows (PD moves the leader to
 	// a store with room); reads are not affected.
 	ErrDiskFull = errors.New("kvclient: disk full; the write was not applied")
+	// ErrChecksumMismatch is returned by a write a tablet server refused
+	// because a cell failed its CRC-32C (a bit changed between this
+	// client and the replicas): nothing of the row was applied; send it
+	// again. A read returns it only when every replica's answer failed
+	// (each bad answer is read again elsewhere first).
+	ErrChecksumMismatch = errors.New("kvclient: a cell failed its checksum")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -101,6 +107,9 @@ func userError(err error, write bool, what string) error {
 	}
 	if _, ok := errs.As[*errorpb.DiskFull](err); ok {
 		return newError(ErrDiskFull, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if _, ok := errs.As[*errorpb.ChecksumMismatch](err); ok {
+		return newError(ErrChecksumMismatch, err, "%s: %s", what, status.Convert(err).Message())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if write {

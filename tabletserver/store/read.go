@@ -172,7 +172,7 @@ func (b *rowBuilder) add(c keys.Cell, value []byte) {
 		b.over = true
 		return
 	}
-	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
+	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value), Crc32C: cellChecksum(value)})
 }
 
 // matches reports whether the row built so far passes the request's filter.

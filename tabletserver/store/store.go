@@ -41,6 +41,7 @@ type Store struct {
 	log       *slog.Logger
 	metrics   *storeMetrics
 	checks    *checker    // consistency checks (consistency.go)
+	suspects  suspects    // checks asked by clients' failed cell checksums (cellsum.go)
 	export    exportState // backup exports (export.go)
 
 	// applyMu: see the lock order in doc.go.
