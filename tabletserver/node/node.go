@@ -72,8 +72,19 @@ func KVTableSchema() *metapb.TableSchema {
 
 // Run runs a tablet server until ctx is done, then shuts it down and
 // returns nil. It returns an error if the node cannot start or a server
-// fails while running. See the package doc for the sequence.
+// fails while running. See the package doc for the sequence. A store
+// whose data is corrupt at open is retired and the node rejoins as a new
+// store (retire.go).
 func Run(ctx context.Context, o Options) error {
+	err := run(ctx, o)
+	if errors.Is(err, errRetired) {
+		o.StoreID = 0
+		err = run(ctx, o)
+	}
+	return err
+}
+
+func run(ctx context.Context, o Options) error {
 	o = o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return err
@@ -126,6 +137,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	s, err := store.Open(sopts)
 	if err != nil {
+		if pdc != nil && store.IsCorruption(err) {
+			if rerr := retire(o, identity{ClusterID: pdc.ClusterID(), StoreID: o.StoreID}, err, log); rerr != nil {
+				return fmt.Errorf("node: retiring corrupt store %d: %v (it failed to open: %w)", o.StoreID, rerr, err)
+			}
+			return errRetired
+		}
 		return fmt.Errorf("node: opening store %d in data directory %s: %w", o.StoreID, o.DataDir, err)
 	}
 	storeClosed := false

@@ -128,6 +128,11 @@ func (s *Store) onDataCorruption(info pebble.DataCorruptionInfo) {
 	s.log.Error("on-disk corruption detected by a checksum", "path", info.Path, "bounds", info.Bounds.String(), "err", info.Details)
 }
 
+// DataSubdirs are the directories under Options.Dir that hold a store's
+// state: the engine, staged ingest files and received snapshots. A node
+// retiring a corrupt store moves them aside (tabletserver/node).
+var DataSubdirs = []string{"engine", "ingest", "snapshots"}
+
 // Dir returns the store's data directory (the engine is in Dir/engine).
 func (s *Store) Dir() string { return s.opts.Dir }
 
