@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/faultfs"
@@ -281,4 +283,88 @@ func TestWALCorruptionStoreRetiredAndRebuilt(t *testing.T) {
 	}
 	_, err = users.MutateRow(ctx, []byte("a999"), kvclient.SetCell("f", []byte("q"), []byte("after")))
 	require.NoError(t, err)
+}
+
+// TestFailedDiskStoreReopens: the disk under a tablet's leader store
+// fails every write with EIO. The store fails (not the process), the other
+// replicas take over, and once the disk works again the node reopens the
+// store by itself, with no restart: the same store ID serves again, and
+// every acknowledged write, before and during the failure, reads back.
+// Before, the store stayed failed until the process was restarted.
+func TestFailedDiskStoreReopens(t *testing.T) {
+	var failDir atomic.Value // string: writes under it fail while set
+	failDir.Store("")
+	c, storeByID := startedStores(t, 3, func(i int, o *store.Options) {
+		o.DiskProbeInterval = 100 * time.Millisecond
+		o.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+			dir := failDir.Load().(string)
+			if dir == "" || !strings.HasPrefix(op.Path, dir) {
+				return nil
+			}
+			switch op.Kind {
+			case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpCreate:
+				return syscall.EIO
+			}
+			return nil
+		}))
+	})
+	pd := strings.Join(c.PDEndpoints(), ",")
+	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	require.NoError(t, err)
+	defer cl.Close()
+	users, err := cl.Table(ctx, "users")
+	require.NoError(t, err)
+	acked := map[string]string{}
+	put := func(row string) error {
+		_, err := users.MutateRow(ctx, []byte(row), kvclient.SetCell("f", []byte("q"), []byte("v-"+row)))
+		if err == nil {
+			acked[row] = "v-" + row
+		}
+		return err
+	}
+	for i := 0; i < 50; i++ {
+		require.NoError(t, put(fmt.Sprintf("a%03d", i)))
+	}
+	loc, err := users.Locate(ctx, []byte("a000"), true)
+	require.NoError(t, err)
+	info, err := c.PD().GetTabletByID(ctx, &pdpb.GetTabletByIDRequest{TabletId: loc.TabletID})
+	require.NoError(t, err)
+	victim := storeByID(info.Tablet.LeaderStoreId)
+	require.NotNil(t, victim)
+
+	failDir.Store(victim.Dir())
+	// Writes go on (the first ones may be ambiguous while the leader fails).
+	for i := 0; i < 20; i++ {
+		row := fmt.Sprintf("b%03d", i)
+		testutils.SucceedsSoon(t, func() error { return put(row) })
+	}
+	require.True(t, victim.Failed(), "the store's engine should have failed")
+
+	failDir.Store("")
+	testutils.SucceedsSoon(t, func() error {
+		s := storeByID(victim.StoreID())
+		if s == victim {
+			return fmt.Errorf("store %d not reopened yet", victim.StoreID())
+		}
+		if s.Failed() {
+			return fmt.Errorf("store %d reopened but failed", s.StoreID())
+		}
+		if _, err := s.ReadLocal(ctx, getReq(loc.TabletID, users.Info().ID, "a000")); err != nil {
+			return err
+		}
+		return nil
+	})
+	for i := 0; i < 10; i++ {
+		require.NoError(t, put(fmt.Sprintf("c%03d", i)))
+	}
+	for row, want := range acked {
+		r, err := users.Get(ctx, []byte(row))
+		require.NoError(t, err, row)
+		got, _ := r.Value("f", []byte("q"))
+		require.Equal(t, want, string(got), row)
+	}
 }

@@ -42,6 +42,7 @@ type Store struct {
 	metrics   *storeMetrics
 	checks    *checker    // consistency checks (consistency.go)
 	suspects  suspects    // checks asked by clients' failed cell checksums (cellsum.go)
+	lostWAL   atomic.Bool // a replica found acknowledged entries missing (corruption.go)
 	export    exportState // backup exports (export.go)
 
 	// applyMu: see the lock order in doc.go.
