@@ -189,7 +189,7 @@ func (t *Table) BatchMutate(ctx context.Context, entries []RowMutation) []error 
 func (t *Table) sendBatch(ctx context.Context, loc location, r *retrier, id *kvpb.RequestID, entries []RowMutation, idxs []int, out []error) []int {
 	req := &kvpb.BatchMutateRequest{TableId: t.info.ID, RequestId: id}
 	for _, i := range idxs {
-		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{Index: uint32(i), RowKey: entries[i].Row, Mutations: mutationsToProto(entries[i].Mutations)})
+		req.Entries = append(req.Entries, &kvpb.BatchMutateRequest_Entry{Index: uint32(i), RowKey: entries[i].Row, Mutations: mutationsToProto(entries[i].Row, entries[i].Mutations)})
 	}
 	var resp *kvpb.BatchMutateResponse
 	store, err := t.c.attempt(ctx, loc, true, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {

@@ -55,6 +55,12 @@ var (
 	// at least the hint on its own while the deadline allows; RetryAfter
 	// gives the last hint.
 	ErrServerBusy = errors.New("kvclient: server busy; the request was not applied")
+	// ErrChecksumMismatch is returned by a write a tablet server refused
+	// because a cell failed its CRC-32C (a bit changed between this
+	// client and the replicas): nothing of the row was applied; send it
+	// again. A read returns it only when every replica's answer failed
+	// (each bad answer is read again elsewhere first).
+	ErrChecksumMismatch = errors.New("kvclient: a cell failed its checksum")
 	// ErrClosed is returned by operations on a closed Client.
 	ErrClosed = errors.New("kvclient: client is closed")
 )
@@ -127,6 +133,9 @@ func userError(err error, write bool, what string) error {
 	}
 	if _, ok := errs.As[*errorpb.QuotaExceeded](err); ok {
 		return newError(ErrQuotaExceeded, err, "%s: %s", what, status.Convert(err).Message())
+	}
+	if _, ok := errs.As[*errorpb.ChecksumMismatch](err); ok {
+		return newError(ErrChecksumMismatch, err, "%s: %s", what, status.Convert(err).Message())
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		if write {

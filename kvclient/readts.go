@@ -2,7 +2,6 @@ package kvclient
 
 import (
 	"context"
-	"math/rand/v2"
 	"time"
 
 	"github.com/shaledb/shale/internal/errs"
@@ -87,20 +86,11 @@ func checkReadOptions(ro *kvpb.ReadOptions) error {
 	return nil
 }
 
-// runRead is runKey for a single-row read with options ro.
+// runRead is runKey for a single-row read with options ro (attemptRead,
+// checksum.go).
 func (c *Client) runRead(ctx context.Context, t *Table, key []byte, ro *kvpb.ReadOptions, f sendFunc) error {
+	g := &readGuard{}
 	return c.runLocated(ctx, t, key, false, "get", func(ctx context.Context, loc location) (uint64, error) {
-		return c.attemptRead(ctx, loc, ro, f)
+		return c.attemptRead(ctx, loc, ro, g, f)
 	})
-}
-
-// attemptRead sends one read attempt: a follower read to a random
-// replica, any other read to the leader.
-func (c *Client) attemptRead(ctx context.Context, loc location, ro *kvpb.ReadOptions, f sendFunc) (uint64, error) {
-	if ro.GetAnyReplica() && ro.GetReadTimestamp() > 0 {
-		if reps := loc.desc.GetReplicas(); len(reps) > 0 {
-			loc.leader = reps[rand.IntN(len(reps))].StoreId
-		}
-	}
-	return c.attempt(ctx, loc, false, f)
 }

@@ -187,6 +187,7 @@ func (t *Table) scan(ctx context.Context, o ScanOptions, emit func([]*Row) error
 		}
 		return t.c.newRetrier(t, false, "scan"), rctx, cancel
 	}
+	g := &readGuard{}
 	rt, rctx, rcancel := newRetry()
 	defer func() { rcancel() }()
 	progress := func() {
@@ -208,10 +209,13 @@ func (t *Table) scan(ctx context.Context, o ScanOptions, emit func([]*Row) error
 			}
 			continue
 		}
-		exhausted, done, served, store, err := t.scanTablet(ctx, loc, r, ro, pageRows, emit, progress)
+		exhausted, done, served, store, err := t.scanTablet(ctx, loc, r, ro, g, pageRows, emit, progress)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
+			}
+			if errors.Is(err, errReadElsewhere) {
+				continue // from the last row returned, on another replica
 			}
 			if err := rt.handle(rctx, loc, store, err); err != nil {
 				return err
@@ -254,7 +258,7 @@ type servedRange struct{ start, end []byte }
 // every row handed to emit, so an error at any point can resume after the
 // last row returned. exhausted: the tablet's part is done; done: the
 // scan's limit was reached; served: the serving tablet's range.
-func (t *Table) scanTablet(ctx context.Context, loc location, r *scanRange, ro *kvpb.ReadOptions, pageRows int,
+func (t *Table) scanTablet(ctx context.Context, loc location, r *scanRange, ro *kvpb.ReadOptions, g *readGuard, pageRows int,
 	emit func([]*Row) error, progress func()) (exhausted, done bool, served servedRange, store uint64, err error) {
 	served = servedRange{loc.desc.StartKey, loc.desc.EndKey}
 	req := &kvpb.ScanRequest{TableId: r.tableID, StartRow: r.start, EndRow: r.end, Reverse: r.reverse, Options: ro, PageRows: uint32(pageRows)}
@@ -264,7 +268,7 @@ func (t *Table) scanTablet(ctx context.Context, loc location, r *scanRange, ro *
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var stream kvpb.Tablet_ScanClient
-	store, err = t.c.attemptRead(sctx, loc, ro, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
+	store, err = t.c.attemptRead(sctx, loc, ro, g, func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		req.Header = h
 		var err error
 		stream, err = cl.Scan(ctx, req)
@@ -282,6 +286,10 @@ func (t *Table) scanTablet(ctx context.Context, loc location, r *scanRange, ro *
 		}
 		if err != nil {
 			return false, false, served, store, err
+		}
+		if err := verifyRows(resp.Rows...); err != nil {
+			t.c.badAnswer(loc, store, ro, g, err)
+			return false, false, served, store, errReadElsewhere
 		}
 		rows := make([]*Row, 0, len(resp.Rows))
 		for _, p := range resp.Rows {

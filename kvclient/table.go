@@ -44,6 +44,9 @@ func (t *Table) Get(ctx context.Context, row []byte, opts ...ReadOption) (*Row, 
 		if err != nil {
 			return err
 		}
+		if err := verifyRows(resp.Row); err != nil {
+			return err
+		}
 		out = rowFromProto(resp.Row)
 		return nil
 	})
@@ -59,7 +62,7 @@ func (t *Table) MutateRow(ctx context.Context, row []byte, muts ...Mutation) (in
 	if len(muts) == 0 {
 		return 0, invalidArgf("row %q: no mutations", row)
 	}
-	req := &kvpb.MutateRowRequest{TableId: t.info.ID, RowKey: row, Mutations: mutationsToProto(muts), RequestId: t.c.nextRequestID()}
+	req := &kvpb.MutateRowRequest{TableId: t.info.ID, RowKey: row, Mutations: mutationsToProto(row, muts), RequestId: t.c.nextRequestID()}
 	var ts int64
 	err := t.c.runKey(ctx, t, t.key(row), true, "mutate row", func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		req.Header = h
@@ -81,7 +84,7 @@ func (t *Table) CheckAndMutateRow(ctx context.Context, row []byte, cond Conditio
 		return false, err
 	}
 	req := &kvpb.CheckAndMutateRowRequest{TableId: t.info.ID, RowKey: row, Condition: cond.proto(),
-		TrueMutations: mutationsToProto(trueMuts), FalseMutations: mutationsToProto(falseMuts), RequestId: t.c.nextRequestID()}
+		TrueMutations: mutationsToProto(row, trueMuts), FalseMutations: mutationsToProto(row, falseMuts), RequestId: t.c.nextRequestID()}
 	var matched bool
 	err := t.c.runKey(ctx, t, t.key(row), true, "check and mutate row", func(ctx context.Context, cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		req.Header = h

@@ -144,10 +144,9 @@ func Digest() ReadOption {
 	return func(o *kvpb.ReadOptions) { o.Digest = true }
 }
 
+// readOptions builds a read's options; never nil: a read whose answer
+// fails its checksums is pinned to a timestamp in them (checksum.go).
 func readOptions(opts []ReadOption) *kvpb.ReadOptions {
-	if len(opts) == 0 {
-		return nil
-	}
 	o := &kvpb.ReadOptions{}
 	for _, f := range opts {
 		f(o)
@@ -194,11 +193,13 @@ func DeleteRow() Mutation {
 	return Mutation{&kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}}}
 }
 
-func mutationsToProto(ms []Mutation) []*kvpb.Mutation {
+// mutationsToProto returns row's mutations for the wire, each cell set
+// with its checksum (a copy: a Mutation may be reused for other rows).
+func mutationsToProto(row []byte, ms []Mutation) []*kvpb.Mutation {
 	out := make([]*kvpb.Mutation, 0, len(ms))
 	for _, m := range ms {
 		if m.pb != nil {
-			out = append(out, m.pb)
+			out = append(out, withCellSum(row, m.pb))
 		}
 	}
 	return out

@@ -7,11 +7,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/cockroachdb/pebble/v2/vfs/errorfs"
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/faultfs"
@@ -203,4 +205,198 @@ func holdReplica(t *testing.T, ctx context.Context, pd *pdclient.Client, tbl *kv
 		return err
 	})
 	return loc.TabletID
+}
+
+// walFlip flips one byte of the first read of a WAL file under dir, once
+// armed.
+type walFlip struct {
+	mu    sync.Mutex
+	dir   string
+	flips int
+}
+
+func (w *walFlip) Corrupt(op faultfs.Op) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.dir == "" || !strings.HasPrefix(op.Path, w.dir) || !strings.HasSuffix(op.Path, ".log") || op.Offset != 0 {
+		return -1
+	}
+	w.dir = ""
+	w.flips++
+	return op.Len / 2
+}
+
+// TestWALCorruptionStoreRetiredAndRebuilt: a byte of a store's WAL flipped
+// while it was down (injected through the engine's file system) is caught
+// when it restarts. The WAL is shared by all the store's replicas, so the
+// whole store is retired: the process neither exits nor loops, PD rebuilds
+// every replica it had on the other stores from their healthy peers, the
+// old store becomes a tombstone, and the node rejoins as a new store at
+// the same address. Every acknowledged write reads back and writes go on.
+// Before, the node failed to start (and a supervisor restarted it into
+// the same failure).
+func TestWALCorruptionStoreRetiredAndRebuilt(t *testing.T) {
+	flip := &walFlip{}
+	c, storeByID := startedStores(t, 4, func(i int, o *store.Options) {
+		o.FS = faultfs.Wrap(vfs.Default, flip)
+	})
+	pd := strings.Join(c.PDEndpoints(), ",")
+	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f", "--split", "m")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	require.NoError(t, err)
+	defer cl.Close()
+	users, err := cl.Table(ctx, "users")
+	require.NoError(t, err)
+	acked := map[string]string{}
+	for i := 0; i < 200; i++ {
+		for _, p := range []string{"a", "n"} {
+			row := fmt.Sprintf("%s%03d", p, i)
+			v := strings.Repeat(row, 20)
+			_, err := users.MutateRow(ctx, []byte(row), kvclient.SetCell("f", []byte("q"), []byte(v)))
+			require.NoError(t, err)
+			acked[row] = v
+		}
+	}
+	loc, err := users.Locate(ctx, []byte("a000"), true)
+	require.NoError(t, err)
+	info, err := c.PD().GetTabletByID(ctx, &pdpb.GetTabletByIDRequest{TabletId: loc.TabletID})
+	require.NoError(t, err)
+	victim := info.Tablet.Tablet.Replicas[0].StoreId
+	idx := -1
+	for i, st := range c.Stores {
+		if s := storeByID(victim); s != nil && s.Dir() == st.Dir {
+			idx = i
+		}
+	}
+	require.GreaterOrEqual(t, idx, 0)
+	addr := c.Stores[idx].Addr
+
+	c.StopStore(idx)
+	flip.mu.Lock()
+	flip.dir = filepath.Join(c.Stores[idx].Dir, "engine")
+	flip.mu.Unlock()
+	c.StartStore(idx)
+
+	// The old store is drained into a tombstone and a new one serves at
+	// its address; no tablet keeps a replica on the old store.
+	testutils.SucceedsSoon(t, func() error {
+		st, err := c.PD().GetStore(ctx, &pdpb.GetStoreRequest{StoreId: victim})
+		if err != nil {
+			return err
+		}
+		if st.Store.State != pdpb.StoreState_TOMBSTONE {
+			return fmt.Errorf("store %d is %v", victim, st.Store.State)
+		}
+		stores, err := c.PD().ListStores(ctx, &pdpb.ListStoresRequest{})
+		if err != nil {
+			return err
+		}
+		for _, s := range stores.Stores {
+			if s.Store.Address == addr && s.Store.StoreId != victim && s.State == pdpb.StoreState_UP {
+				return nil
+			}
+		}
+		return fmt.Errorf("no new store at %s yet", addr)
+	})
+	flip.mu.Lock()
+	require.Equal(t, 1, flip.flips, "the WAL was not read back")
+	flip.mu.Unlock()
+	matches, _ := filepath.Glob(filepath.Join(c.Stores[idx].Dir, "corrupt-*", "engine"))
+	require.Len(t, matches, 1, "the corrupt engine is kept aside for a person")
+
+	for row, want := range acked {
+		r, err := users.Get(ctx, []byte(row))
+		require.NoError(t, err, row)
+		got, _ := r.Value("f", []byte("q"))
+		require.Equal(t, want, string(got), row)
+	}
+	_, err = users.MutateRow(ctx, []byte("a999"), kvclient.SetCell("f", []byte("q"), []byte("after")))
+	require.NoError(t, err)
+}
+
+// TestFailedDiskStoreReopens: the disk under a tablet's leader store
+// fails every write with EIO. The store fails (not the process), the other
+// replicas take over, and once the disk works again the node reopens the
+// store by itself, with no restart: the same store ID serves again, and
+// every acknowledged write, before and during the failure, reads back.
+// Before, the store stayed failed until the process was restarted.
+func TestFailedDiskStoreReopens(t *testing.T) {
+	var failDir atomic.Value // string: writes under it fail while set
+	failDir.Store("")
+	c, storeByID := startedStores(t, 3, func(i int, o *store.Options) {
+		o.DiskProbeInterval = 100 * time.Millisecond
+		o.FS = errorfs.Wrap(vfs.Default, errorfs.InjectorFunc(func(op errorfs.Op) error {
+			dir := failDir.Load().(string)
+			if dir == "" || !strings.HasPrefix(op.Path, dir) {
+				return nil
+			}
+			switch op.Kind {
+			case errorfs.OpFileWrite, errorfs.OpFileWriteAt, errorfs.OpFileSync, errorfs.OpFileSyncData, errorfs.OpFileSyncTo, errorfs.OpCreate:
+				return syscall.EIO
+			}
+			return nil
+		}))
+	})
+	pd := strings.Join(c.PDEndpoints(), ",")
+	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	require.NoError(t, err)
+	defer cl.Close()
+	users, err := cl.Table(ctx, "users")
+	require.NoError(t, err)
+	acked := map[string]string{}
+	put := func(row string) error {
+		_, err := users.MutateRow(ctx, []byte(row), kvclient.SetCell("f", []byte("q"), []byte("v-"+row)))
+		if err == nil {
+			acked[row] = "v-" + row
+		}
+		return err
+	}
+	for i := 0; i < 50; i++ {
+		require.NoError(t, put(fmt.Sprintf("a%03d", i)))
+	}
+	loc, err := users.Locate(ctx, []byte("a000"), true)
+	require.NoError(t, err)
+	info, err := c.PD().GetTabletByID(ctx, &pdpb.GetTabletByIDRequest{TabletId: loc.TabletID})
+	require.NoError(t, err)
+	victim := storeByID(info.Tablet.LeaderStoreId)
+	require.NotNil(t, victim)
+
+	failDir.Store(victim.Dir())
+	// Writes go on (the first ones may be ambiguous while the leader fails).
+	for i := 0; i < 20; i++ {
+		row := fmt.Sprintf("b%03d", i)
+		testutils.SucceedsSoon(t, func() error { return put(row) })
+	}
+	require.True(t, victim.Failed(), "the store's engine should have failed")
+
+	failDir.Store("")
+	testutils.SucceedsSoon(t, func() error {
+		s := storeByID(victim.StoreID())
+		if s == victim {
+			return fmt.Errorf("store %d not reopened yet", victim.StoreID())
+		}
+		if s.Failed() {
+			return fmt.Errorf("store %d reopened but failed", s.StoreID())
+		}
+		if _, err := s.ReadLocal(ctx, getReq(loc.TabletID, users.Info().ID, "a000")); err != nil {
+			return err
+		}
+		return nil
+	})
+	for i := 0; i < 10; i++ {
+		require.NoError(t, put(fmt.Sprintf("c%03d", i)))
+	}
+	for row, want := range acked {
+		r, err := users.Get(ctx, []byte(row))
+		require.NoError(t, err, row)
+		got, _ := r.Value("f", []byte("q"))
+		require.Equal(t, want, string(got), row)
+	}
 }

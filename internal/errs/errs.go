@@ -80,6 +80,14 @@ func QuotaExceeded(scope, name, limit string, retryAfter time.Duration) error {
 		&errorpb.QuotaExceeded{Scope: scope, Name: name, Limit: limit, RetryAfterMs: ms})
 }
 
+// ChecksumMismatch reports a cell whose CRC-32C does not match its
+// content (docs/reliability.md, "End-to-end cell checksums"). For a write,
+// nothing of the row was applied.
+func ChecksumMismatch(tabletID, storeID uint64, where string) error {
+	return withDetail(codes.DataLoss, fmt.Sprintf("tablet %d on store %d: a cell failed its checksum %s; a bit changed on the way; nothing of the row was applied: send it again", tabletID, storeID, where),
+		&errorpb.ChecksumMismatch{TabletId: tabletID, StoreId: storeID, Where: where})
+}
+
 // TableNotFound reports an unknown table.
 func TableNotFound(tableID uint64) error {
 	return withDetail(codes.NotFound, fmt.Sprintf("table %d not found", tableID), &errorpb.TableNotFound{TableId: tableID})
@@ -152,6 +160,8 @@ func Code(err error) string {
 		return "KV:store:DiskFull"
 	case *errorpb.QuotaExceeded:
 		return "KV:quota:QuotaExceeded"
+	case *errorpb.ChecksumMismatch:
+		return "KV:tablet:ChecksumMismatch"
 	}
 	if st, ok := status.FromError(err); ok {
 		return "KV:" + st.Code().String()
@@ -185,6 +195,8 @@ func ToProto(err error) *errorpb.Error {
 		e.Detail = &errorpb.Error_DiskFull{DiskFull: d}
 	case *errorpb.QuotaExceeded:
 		e.Detail = &errorpb.Error_QuotaExceeded{QuotaExceeded: d}
+	case *errorpb.ChecksumMismatch:
+		e.Detail = &errorpb.Error_ChecksumMismatch{ChecksumMismatch: d}
 	}
 	return e
 }
@@ -214,6 +226,8 @@ func FromProto(e *errorpb.Error) error {
 		d = x.DiskFull
 	case *errorpb.Error_QuotaExceeded:
 		d = x.QuotaExceeded
+	case *errorpb.Error_ChecksumMismatch:
+		d = x.ChecksumMismatch
 	}
 	return withDetail(codes.Code(e.Code), e.Message, d)
 }

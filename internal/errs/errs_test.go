@@ -104,6 +104,13 @@ func cases() []errCase {
 			codeStr: "KV:quota:QuotaExceeded", retryable: true, msgHas: `table "t" is over its write-rps limit`,
 		},
 		{
+			// A flipped bit refused; nothing applied, but the client does
+			// not resend on its own: the caller sends it again.
+			name: "ChecksumMismatch", err: errs.ChecksumMismatch(7, 2, "at proposal"),
+			code: codes.DataLoss, detail: &errorpb.ChecksumMismatch{TabletId: 7, StoreId: 2, Where: "at proposal"},
+			codeStr: "KV:tablet:ChecksumMismatch", msgHas: "failed its checksum at proposal",
+		},
+		{
 			name: "InvalidArgument", err: errs.InvalidArgument("row key too long: %d", 9000),
 			code: codes.InvalidArgument, codeStr: "KV:InvalidArgument", msgHas: "row key too long: 9000",
 		},

@@ -537,6 +537,70 @@ func (x *QuotaExceeded) GetRetryAfterMs() uint64 {
 	return 0
 }
 
+// ChecksumMismatch: a cell's CRC-32C did not match its content, so a bit
+// changed between the client and the replica. For a write nothing of the
+// row was applied (refused at proposal or, on every replica alike, at
+// apply); send it again. where says where it was caught.
+type ChecksumMismatch struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	StoreId       uint64                 `protobuf:"varint,2,opt,name=store_id,json=storeId,proto3" json:"store_id,omitempty"`
+	Where         string                 `protobuf:"bytes,3,opt,name=where,proto3" json:"where,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChecksumMismatch) Reset() {
+	*x = ChecksumMismatch{}
+	mi := &file_errorpb_error_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChecksumMismatch) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChecksumMismatch) ProtoMessage() {}
+
+func (x *ChecksumMismatch) ProtoReflect() protoreflect.Message {
+	mi := &file_errorpb_error_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChecksumMismatch.ProtoReflect.Descriptor instead.
+func (*ChecksumMismatch) Descriptor() ([]byte, []int) {
+	return file_errorpb_error_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ChecksumMismatch) GetTabletId() uint64 {
+	if x != nil {
+		return x.TabletId
+	}
+	return 0
+}
+
+func (x *ChecksumMismatch) GetStoreId() uint64 {
+	if x != nil {
+		return x.StoreId
+	}
+	return 0
+}
+
+func (x *ChecksumMismatch) GetWhere() string {
+	if x != nil {
+		return x.Where
+	}
+	return ""
+}
+
 // Error is an error inside a successful response (one row of a batch).
 type Error struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -554,6 +618,7 @@ type Error struct {
 	//	*Error_ReadTooOld
 	//	*Error_DiskFull
 	//	*Error_QuotaExceeded
+	//	*Error_ChecksumMismatch
 	Detail        isError_Detail `protobuf_oneof:"detail"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -561,7 +626,7 @@ type Error struct {
 
 func (x *Error) Reset() {
 	*x = Error{}
-	mi := &file_errorpb_error_proto_msgTypes[9]
+	mi := &file_errorpb_error_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -573,7 +638,7 @@ func (x *Error) String() string {
 func (*Error) ProtoMessage() {}
 
 func (x *Error) ProtoReflect() protoreflect.Message {
-	mi := &file_errorpb_error_proto_msgTypes[9]
+	mi := &file_errorpb_error_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -586,7 +651,7 @@ func (x *Error) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Error.ProtoReflect.Descriptor instead.
 func (*Error) Descriptor() ([]byte, []int) {
-	return file_errorpb_error_proto_rawDescGZIP(), []int{9}
+	return file_errorpb_error_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Error) GetCode() uint32 {
@@ -691,6 +756,15 @@ func (x *Error) GetQuotaExceeded() *QuotaExceeded {
 	return nil
 }
 
+func (x *Error) GetChecksumMismatch() *ChecksumMismatch {
+	if x != nil {
+		if x, ok := x.Detail.(*Error_ChecksumMismatch); ok {
+			return x.ChecksumMismatch
+		}
+	}
+	return nil
+}
+
 type isError_Detail interface {
 	isError_Detail()
 }
@@ -731,6 +805,10 @@ type Error_QuotaExceeded struct {
 	QuotaExceeded *QuotaExceeded `protobuf:"bytes,40,opt,name=quota_exceeded,json=quotaExceeded,proto3,oneof"`
 }
 
+type Error_ChecksumMismatch struct {
+	ChecksumMismatch *ChecksumMismatch `protobuf:"bytes,41,opt,name=checksum_mismatch,json=checksumMismatch,proto3,oneof"`
+}
+
 func (*Error_NotLeader) isError_Detail() {}
 
 func (*Error_TabletNotFound) isError_Detail() {}
@@ -748,6 +826,8 @@ func (*Error_ReadTooOld) isError_Detail() {}
 func (*Error_DiskFull) isError_Detail() {}
 
 func (*Error_QuotaExceeded) isError_Detail() {}
+
+func (*Error_ChecksumMismatch) isError_Detail() {}
 
 var File_errorpb_error_proto protoreflect.FileDescriptor
 
@@ -786,7 +866,11 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\x05scope\x18\x01 \x01(\tR\x05scope\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
 	"\x05limit\x18\x03 \x01(\tR\x05limit\x12$\n" +
-	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"\x8a\x05\n" +
+	"\x0eretry_after_ms\x18\x04 \x01(\x04R\fretryAfterMs\"`\n" +
+	"\x10ChecksumMismatch\x12\x1b\n" +
+	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x19\n" +
+	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x12\x14\n" +
+	"\x05where\x18\x03 \x01(\tR\x05where\"\xd8\x05\n" +
 	"\x05Error\x12\x12\n" +
 	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
@@ -802,7 +886,8 @@ const file_errorpb_error_proto_rawDesc = "" +
 	"\fread_too_old\x18\x10 \x01(\v2\x17.shale.error.ReadTooOldH\x00R\n" +
 	"readTooOld\x124\n" +
 	"\tdisk_full\x18\x11 \x01(\v2\x15.shale.error.DiskFullH\x00R\bdiskFull\x12C\n" +
-	"\x0equota_exceeded\x18( \x01(\v2\x1a.shale.error.QuotaExceededH\x00R\rquotaExceededB\b\n" +
+	"\x0equota_exceeded\x18( \x01(\v2\x1a.shale.error.QuotaExceededH\x00R\rquotaExceeded\x12L\n" +
+	"\x11checksum_mismatch\x18) \x01(\v2\x1d.shale.error.ChecksumMismatchH\x00R\x10checksumMismatchB\b\n" +
 	"\x06detailB(Z&github.com/shaledb/shale/proto/errorpbb\x06proto3"
 
 var (
@@ -817,7 +902,7 @@ func file_errorpb_error_proto_rawDescGZIP() []byte {
 	return file_errorpb_error_proto_rawDescData
 }
 
-var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_errorpb_error_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_errorpb_error_proto_goTypes = []any{
 	(*NotLeader)(nil),               // 0: shale.error.NotLeader
 	(*TabletNotFound)(nil),          // 1: shale.error.TabletNotFound
@@ -828,12 +913,13 @@ var file_errorpb_error_proto_goTypes = []any{
 	(*ReadTooOld)(nil),              // 6: shale.error.ReadTooOld
 	(*DiskFull)(nil),                // 7: shale.error.DiskFull
 	(*QuotaExceeded)(nil),           // 8: shale.error.QuotaExceeded
-	(*Error)(nil),                   // 9: shale.error.Error
-	(*metapb.TabletDescriptor)(nil), // 10: shale.meta.TabletDescriptor
+	(*ChecksumMismatch)(nil),        // 9: shale.error.ChecksumMismatch
+	(*Error)(nil),                   // 10: shale.error.Error
+	(*metapb.TabletDescriptor)(nil), // 11: shale.meta.TabletDescriptor
 }
 var file_errorpb_error_proto_depIdxs = []int32{
-	10, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
-	10, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
+	11, // 0: shale.error.KeyNotInTablet.tablet:type_name -> shale.meta.TabletDescriptor
+	11, // 1: shale.error.EpochMismatch.current:type_name -> shale.meta.TabletDescriptor
 	0,  // 2: shale.error.Error.not_leader:type_name -> shale.error.NotLeader
 	1,  // 3: shale.error.Error.tablet_not_found:type_name -> shale.error.TabletNotFound
 	2,  // 4: shale.error.Error.key_not_in_tablet:type_name -> shale.error.KeyNotInTablet
@@ -843,11 +929,12 @@ var file_errorpb_error_proto_depIdxs = []int32{
 	6,  // 8: shale.error.Error.read_too_old:type_name -> shale.error.ReadTooOld
 	7,  // 9: shale.error.Error.disk_full:type_name -> shale.error.DiskFull
 	8,  // 10: shale.error.Error.quota_exceeded:type_name -> shale.error.QuotaExceeded
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 11: shale.error.Error.checksum_mismatch:type_name -> shale.error.ChecksumMismatch
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_errorpb_error_proto_init() }
@@ -855,7 +942,7 @@ func file_errorpb_error_proto_init() {
 	if File_errorpb_error_proto != nil {
 		return
 	}
-	file_errorpb_error_proto_msgTypes[9].OneofWrappers = []any{
+	file_errorpb_error_proto_msgTypes[10].OneofWrappers = []any{
 		(*Error_NotLeader)(nil),
 		(*Error_TabletNotFound)(nil),
 		(*Error_KeyNotInTablet)(nil),
@@ -865,6 +952,7 @@ func file_errorpb_error_proto_init() {
 		(*Error_ReadTooOld)(nil),
 		(*Error_DiskFull)(nil),
 		(*Error_QuotaExceeded)(nil),
+		(*Error_ChecksumMismatch)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -872,7 +960,7 @@ func file_errorpb_error_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_errorpb_error_proto_rawDesc), len(file_errorpb_error_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -261,11 +261,16 @@ func (x *RequestID) GetClientIdHi() uint64 {
 
 // Timestamps are microseconds from a hybrid logical clock.
 type Cell struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Family        string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
-	Qualifier     []byte                 `protobuf:"bytes,2,opt,name=qualifier,proto3" json:"qualifier,omitempty"`
-	Timestamp     int64                  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	Value         []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Family    string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
+	Qualifier []byte                 `protobuf:"bytes,2,opt,name=qualifier,proto3" json:"qualifier,omitempty"`
+	Timestamp int64                  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Value     []byte                 `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// CRC-32C (Castagnoli) of value, as the serving replica read it from its
+	// engine (store.cellChecksum). kvclient verifies it before returning the
+	// cell and reads elsewhere on a mismatch (docs/reliability.md,
+	// "End-to-end cell checksums"). Unset from servers that predate it.
+	Crc32C        *uint32 `protobuf:"fixed32,40,opt,name=crc32c,proto3,oneof" json:"crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -326,6 +331,13 @@ func (x *Cell) GetValue() []byte {
 		return x.Value
 	}
 	return nil
+}
+
+func (x *Cell) GetCrc32C() uint32 {
+	if x != nil && x.Crc32C != nil {
+		return *x.Crc32C
+	}
+	return 0
 }
 
 type Row struct {
@@ -529,9 +541,14 @@ type ReadOptions struct {
 	ReadTimestamp int64 `protobuf:"varint,7,opt,name=read_timestamp,json=readTimestamp,proto3" json:"read_timestamp,omitempty"`
 	// Routing hint for the client: the read may go to any replica (a
 	// follower read). Needs read_timestamp; servers ignore it.
-	AnyReplica    bool `protobuf:"varint,8,opt,name=any_replica,json=anyReplica,proto3" json:"any_replica,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AnyReplica bool `protobuf:"varint,8,opt,name=any_replica,json=anyReplica,proto3" json:"any_replica,omitempty"`
+	// A store whose answer to this same read failed its cell checksums at
+	// the client (kvclient sets it on the read it retries elsewhere). The
+	// replica serving this read asks the tablet's leader for a consistency
+	// check, so a replica whose data went bad is found and rebuilt. 0: none.
+	SuspectStoreId uint64 `protobuf:"varint,40,opt,name=suspect_store_id,json=suspectStoreId,proto3" json:"suspect_store_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ReadOptions) Reset() {
@@ -618,6 +635,13 @@ func (x *ReadOptions) GetAnyReplica() bool {
 		return x.AnyReplica
 	}
 	return false
+}
+
+func (x *ReadOptions) GetSuspectStoreId() uint64 {
+	if x != nil {
+		return x.SuspectStoreId
+	}
+	return 0
 }
 
 // RowFilter is a predicate over a row's newest visible cell values that the
@@ -3511,8 +3535,14 @@ type Mutation_SetCell struct {
 	Family    string                 `protobuf:"bytes,1,opt,name=family,proto3" json:"family,omitempty"`
 	Qualifier []byte                 `protobuf:"bytes,2,opt,name=qualifier,proto3" json:"qualifier,omitempty"`
 	// 0: the server assigns the row's commit timestamp.
-	Timestamp     int64  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
-	Value         []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	Timestamp int64  `protobuf:"varint,3,opt,name=timestamp,proto3" json:"timestamp,omitempty"`
+	Value     []byte `protobuf:"bytes,4,opt,name=value,proto3" json:"value,omitempty"`
+	// CRC-32C (Castagnoli) of the cell as the client wrote it
+	// (internal/cellsum.Cell: value, row key, family, qualifier; not the
+	// timestamp). Checked when the write is proposed and again when it
+	// is applied; a mismatch refuses the write (ChecksumMismatch) and
+	// nothing of it is applied. Unset: not checked (older clients).
+	Crc32C        *uint32 `protobuf:"fixed32,40,opt,name=crc32c,proto3,oneof" json:"crc32c,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -3573,6 +3603,13 @@ func (x *Mutation_SetCell) GetValue() []byte {
 		return x.Value
 	}
 	return nil
+}
+
+func (x *Mutation_SetCell) GetCrc32C() uint32 {
+	if x != nil && x.Crc32C != nil {
+		return *x.Crc32C
+	}
+	return 0
 }
 
 type Mutation_DeleteFromColumn struct {
@@ -3981,12 +4018,14 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\tclient_id\x18\x01 \x01(\x04R\bclientId\x12\x10\n" +
 	"\x03seq\x18\x02 \x01(\x04R\x03seq\x12 \n" +
 	"\fclient_id_hi\x18\x03 \x01(\x04R\n" +
-	"clientIdHi\"p\n" +
+	"clientIdHi\"\x98\x01\n" +
 	"\x04Cell\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\x12\x1c\n" +
 	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\fR\x05value\"}\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1b\n" +
+	"\x06crc32c\x18( \x01(\aH\x00R\x06crc32c\x88\x01\x01B\t\n" +
+	"\a_crc32c\"}\n" +
 	"\x03Row\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\x12$\n" +
 	"\x05cells\x18\x02 \x03(\v2\x0e.shale.kv.CellR\x05cells\x12\x1d\n" +
@@ -3999,7 +4038,7 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\"=\n" +
 	"\tTimeRange\x12\x19\n" +
 	"\bstart_ts\x18\x01 \x01(\x03R\astartTs\x12\x15\n" +
-	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xb9\x02\n" +
+	"\x06end_ts\x18\x02 \x01(\x03R\x05endTs\"\xe3\x02\n" +
 	"\vReadOptions\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\tR\bfamilies\x12*\n" +
 	"\acolumns\x18\x02 \x03(\v2\x10.shale.kv.ColumnR\acolumns\x12!\n" +
@@ -4010,7 +4049,8 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x06digest\x18\x06 \x01(\bR\x06digest\x12%\n" +
 	"\x0eread_timestamp\x18\a \x01(\x03R\rreadTimestamp\x12\x1f\n" +
 	"\vany_replica\x18\b \x01(\bR\n" +
-	"anyReplica\"\xc5\x01\n" +
+	"anyReplica\x12(\n" +
+	"\x10suspect_store_id\x18( \x01(\x04R\x0esuspectStoreId\"\xc5\x01\n" +
 	"\tRowFilter\x12+\n" +
 	"\x03and\x18\x01 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x03and\x12)\n" +
 	"\x02or\x18\x02 \x01(\v2\x17.shale.kv.RowFilterListH\x00R\x02or\x12'\n" +
@@ -4018,17 +4058,19 @@ const file_kvpb_kv_proto_rawDesc = "" +
 	"\x06column\x18\x04 \x01(\v2\x13.shale.kv.ConditionH\x00R\x06columnB\b\n" +
 	"\x06filter\">\n" +
 	"\rRowFilterList\x12-\n" +
-	"\afilters\x18\x01 \x03(\v2\x13.shale.kv.RowFilterR\afilters\"\xf5\x04\n" +
+	"\afilters\x18\x01 \x03(\v2\x13.shale.kv.RowFilterR\afilters\"\x9e\x05\n" +
 	"\bMutation\x127\n" +
 	"\bset_cell\x18\x01 \x01(\v2\x1a.shale.kv.Mutation.SetCellH\x00R\asetCell\x12S\n" +
 	"\x12delete_from_column\x18\x02 \x01(\v2#.shale.kv.Mutation.DeleteFromColumnH\x00R\x10deleteFromColumn\x12S\n" +
 	"\x12delete_from_family\x18\x03 \x01(\v2#.shale.kv.Mutation.DeleteFromFamilyH\x00R\x10deleteFromFamily\x12J\n" +
-	"\x0fdelete_from_row\x18\x04 \x01(\v2 .shale.kv.Mutation.DeleteFromRowH\x00R\rdeleteFromRow\x1as\n" +
+	"\x0fdelete_from_row\x18\x04 \x01(\v2 .shale.kv.Mutation.DeleteFromRowH\x00R\rdeleteFromRow\x1a\x9b\x01\n" +
 	"\aSetCell\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\x12\x1c\n" +
 	"\ttimestamp\x18\x03 \x01(\x03R\ttimestamp\x12\x14\n" +
-	"\x05value\x18\x04 \x01(\fR\x05value\x1a|\n" +
+	"\x05value\x18\x04 \x01(\fR\x05value\x12\x1b\n" +
+	"\x06crc32c\x18( \x01(\aH\x00R\x06crc32c\x88\x01\x01B\t\n" +
+	"\a_crc32c\x1a|\n" +
 	"\x10DeleteFromColumn\x12\x16\n" +
 	"\x06family\x18\x01 \x01(\tR\x06family\x12\x1c\n" +
 	"\tqualifier\x18\x02 \x01(\fR\tqualifier\x122\n" +
@@ -4470,6 +4512,7 @@ func file_kvpb_kv_proto_init() {
 	if File_kvpb_kv_proto != nil {
 		return
 	}
+	file_kvpb_kv_proto_msgTypes[2].OneofWrappers = []any{}
 	file_kvpb_kv_proto_msgTypes[7].OneofWrappers = []any{
 		(*RowFilter_And)(nil),
 		(*RowFilter_Or)(nil),
@@ -4486,6 +4529,7 @@ func file_kvpb_kv_proto_init() {
 		(*ReadModifyWriteRule_AppendValue)(nil),
 		(*ReadModifyWriteRule_IncrementAmount)(nil),
 	}
+	file_kvpb_kv_proto_msgTypes[49].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

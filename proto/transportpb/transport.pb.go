@@ -684,11 +684,16 @@ func (x *CollectChecksumResponse) GetError() string {
 // ReportBadReplicaRequest tells a tablet's leader that a replica found its
 // own data corrupt; the leader marks it bad through raft.
 type ReportBadReplicaRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	TabletId      uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
-	ReplicaId     uint64                 `protobuf:"varint,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
-	FromStore     uint64                 `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	TabletId  uint64                 `protobuf:"varint,1,opt,name=tablet_id,json=tabletId,proto3" json:"tablet_id,omitempty"`
+	ReplicaId uint64                 `protobuf:"varint,2,opt,name=replica_id,json=replicaId,proto3" json:"replica_id,omitempty"`
+	FromStore uint64                 `protobuf:"varint,3,opt,name=from_store,json=fromStore,proto3" json:"from_store,omitempty"`
+	Reason    string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	// The replica is only suspected (a client's read of it failed its cell
+	// checksums, which a flip on the network does too): the leader runs a
+	// consistency check of the tablet instead of marking it bad; replica_id
+	// may then be 0.
+	Suspect       bool `protobuf:"varint,40,opt,name=suspect,proto3" json:"suspect,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -749,6 +754,13 @@ func (x *ReportBadReplicaRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ReportBadReplicaRequest) GetSuspect() bool {
+	if x != nil {
+		return x.Suspect
+	}
+	return false
 }
 
 type ReportBadReplicaResponse struct {
@@ -843,14 +855,15 @@ const file_transportpb_transport_proto_rawDesc = "" +
 	"\asamples\x18\x05 \x03(\v2\x1b.shale.transport.SampledKeyR\asamples\x12\x12\n" +
 	"\x04keys\x18\x06 \x01(\x04R\x04keys\x12\x14\n" +
 	"\x05bytes\x18\a \x01(\x04R\x05bytes\x12\x14\n" +
-	"\x05error\x18\b \x01(\tR\x05error\"\x8c\x01\n" +
+	"\x05error\x18\b \x01(\tR\x05error\"\xa6\x01\n" +
 	"\x17ReportBadReplicaRequest\x12\x1b\n" +
 	"\ttablet_id\x18\x01 \x01(\x04R\btabletId\x12\x1d\n" +
 	"\n" +
 	"replica_id\x18\x02 \x01(\x04R\treplicaId\x12\x1d\n" +
 	"\n" +
 	"from_store\x18\x03 \x01(\x04R\tfromStore\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x1a\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\x12\x18\n" +
+	"\asuspect\x18( \x01(\bR\asuspect\"\x1a\n" +
 	"\x18ReportBadReplicaResponse2\xfb\x02\n" +
 	"\rRaftTransport\x12J\n" +
 	"\x04Send\x12!.shale.transport.RaftMessageBatch\x1a\x1d.shale.transport.SendResponse(\x01\x12O\n" +

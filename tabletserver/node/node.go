@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -74,8 +75,31 @@ func KVTableSchema() *metapb.TableSchema {
 
 // Run runs a tablet server until ctx is done, then shuts it down and
 // returns nil. It returns an error if the node cannot start or a server
-// fails while running. See the package doc for the sequence.
+// fails while running. See the package doc for the sequence. A store
+// whose data is corrupt at open is retired and the node rejoins as a new
+// store (retire.go).
+//
+// A store whose disk failed is reopened in process once the disk works
+// again (recover.go).
 func Run(ctx context.Context, o Options) error {
+	o.reopenWait = reopenFirstWait
+	if p := o.Store.DiskProbeInterval; p > 0 {
+		o.reopenWait = min(10*p, reopenFirstWait)
+	}
+	for {
+		err := run(ctx, o)
+		switch {
+		case errors.Is(err, errRetired):
+			o.StoreID = 0 // join as a new store
+		case errors.Is(err, errReopenStore):
+			o.reopenWait = min(2*o.reopenWait, reopenMaxWait)
+		default:
+			return err
+		}
+	}
+}
+
+func run(ctx context.Context, o Options) error {
 	o = o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return err
@@ -128,6 +152,12 @@ func Run(ctx context.Context, o Options) error {
 	}
 	s, err := store.Open(sopts)
 	if err != nil {
+		if pdc != nil && store.IsCorruption(err) {
+			if rerr := retire(o, identity{ClusterID: pdc.ClusterID(), StoreID: o.StoreID}, err, log); rerr != nil {
+				return fmt.Errorf("node: retiring corrupt store %d: %v (it failed to open: %w)", o.StoreID, rerr, err)
+			}
+			return errRetired
+		}
 		return fmt.Errorf("node: opening store %d in data directory %s: %w", o.StoreID, o.DataDir, err)
 	}
 	storeClosed := false
@@ -214,6 +244,18 @@ func Run(ctx context.Context, o Options) error {
 		if err := pdTasks.RunAsyncTask(ctx, "node.split-reports", splits.run); err != nil {
 			errc <- err
 		}
+	}
+	probeFS, probeEvery := cmp.Or[vfs.FS](sopts.FS, vfs.Default), cmp.Or(sopts.DiskProbeInterval, time.Second)
+	retireStore := func() error {
+		if pdc == nil {
+			return fmt.Errorf("node: store %d lost acknowledged raft entries; with no placement driver it cannot be rebuilt: wipe it and rejoin", o.StoreID)
+		}
+		return retire(o, identity{ClusterID: pdc.ClusterID(), StoreID: o.StoreID}, errors.New("the WAL lost acknowledged raft entries"), log)
+	}
+	if err := servers.RunAsyncTask(ctx, "node.store-watch", func(ctx context.Context) {
+		watchStore(ctx, s, probeFS, o.DataDir, o.reopenWait, probeEvery, errc, retireStore, log)
+	}); err != nil {
+		errc <- err
 	}
 	healthy.Store(true)
 	httpAddr := ""

@@ -64,6 +64,9 @@ type Options struct {
 	// which cmd/shale sets only with --insecure. Zero: Insecure.
 	Authz authz.Mode
 
+	// reopenWait is how long a failed store stays down before its disk is
+	// probed (Run sets it; recover.go).
+	reopenWait time.Duration
 	// onServing, if set, is called once the node is serving, with the
 	// addresses it actually listens on (tests pass ":0").
 	onServing func(grpcAddr, httpAddr string)

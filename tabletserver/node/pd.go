@@ -32,6 +32,9 @@ import (
 type identity struct {
 	ClusterID uint64 `json:"cluster_id"`
 	StoreID   uint64 `json:"store_id"`
+	// Retired is a store this node retired because its data was corrupt
+	// (retire.go); StoreID is then 0 until the node joins as a new store.
+	Retired uint64 `json:"retired_store_id,omitempty"`
 }
 
 func identityPath(dir string) string { return filepath.Join(dir, "identity.json") }
@@ -45,7 +48,7 @@ func readIdentity(dir string) (identity, bool, error) {
 		return identity{}, false, err
 	}
 	var id identity
-	if err := json.Unmarshal(b, &id); err != nil || id.StoreID == 0 {
+	if err := json.Unmarshal(b, &id); err != nil || (id.StoreID == 0 && id.Retired == 0) {
 		return identity{}, false, fmt.Errorf("node: %s is corrupt: %v", identityPath(dir), err)
 	}
 	return id, true, nil
@@ -71,6 +74,12 @@ func joinCluster(ctx context.Context, o Options) (*pdclient.Client, identity, er
 	cl, err := pdclient.New(o.PD, id.ClusterID, pdclient.WithTLS(o.TLS))
 	if err != nil {
 		return nil, id, err
+	}
+	if id.Retired != 0 {
+		if id, err = finishRetire(ctx, o, cl, id, o.Logger); err != nil {
+			cl.Close()
+			return nil, id, err
+		}
 	}
 	want := id.StoreID
 	if want == 0 {

@@ -461,6 +461,9 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			if err := ev.bound.check(c.Timestamp); err != nil {
 				return nil, err
 			}
+			if err := checkCellSum(ev.desc.GetTabletId(), 0, row, c, "at apply"); err != nil {
+				return nil, err // the same verdict on every replica that sees it (cellsum.go)
+			}
 			cts := c.Timestamp
 			if cts <= 0 {
 				cts = ev.ts

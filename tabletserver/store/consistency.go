@@ -900,6 +900,11 @@ func (h *transportHandler) ReportBadReplica(ctx context.Context, req *transportp
 	if err != nil {
 		return err
 	}
+	if req.Suspect {
+		// A client's read failed its checksums: check, do not condemn.
+		s.noteSuspect(req.TabletId, fmt.Sprintf("store %d reports: %s", req.FromStore, req.Reason))
+		return nil
+	}
 	desc := r.descriptor()
 	rep := replicaOnStore(desc, req.FromStore)
 	if rep == nil || rep.ReplicaId != req.ReplicaId {

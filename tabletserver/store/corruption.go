@@ -16,6 +16,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/sstable"
+	"go.etcd.io/raft/v3/raftpb"
 
 	"github.com/shaledb/shale/proto/raftcmdpb"
 	"github.com/shaledb/shale/proto/transportpb"
@@ -128,6 +129,11 @@ func (s *Store) onDataCorruption(info pebble.DataCorruptionInfo) {
 	s.log.Error("on-disk corruption detected by a checksum", "path", info.Path, "bounds", info.Bounds.String(), "err", info.Details)
 }
 
+// DataSubdirs are the directories under Options.Dir that hold a store's
+// state: the engine, staged ingest files and received snapshots. A node
+// retiring a corrupt store moves them aside (tabletserver/node).
+var DataSubdirs = []string{"engine", "ingest", "snapshots"}
+
 // Dir returns the store's data directory (the engine is in Dir/engine).
 func (s *Store) Dir() string { return s.opts.Dir }
 
@@ -145,6 +151,34 @@ func checkLogIntact(tabletID uint64, st *raftlog.Storage) error {
 	}
 	return nil
 }
+
+// lostAcked reports a heartbeat whose commit index lies past the end of
+// this replica's log. A leader sends at most the index this replica
+// acknowledged as durable, so the log lost entries it had: its WAL lost a
+// tail that Pebble took for a torn write (a flipped byte in the last
+// records of the newest WAL reads as one), and checkLogIntact could not
+// see it because the hard state went with them. raft would panic, and the
+// store would crash at every restart; the replica is marked bad instead
+// (it serves nothing and is rebuilt from its peers) and the heartbeat is
+// dropped. A heartbeat of an older term is left to raft, which ignores
+// it.
+func (r *replica) lostAcked(m *raftpb.Message) bool {
+	if m.Type != raftpb.MsgHeartbeat || m.Term < r.raw.BasicStatus().Term {
+		return false
+	}
+	last, err := r.storage.LastIndex()
+	if err != nil || m.Commit <= last {
+		return false
+	}
+	r.s.lostWAL.Store(true)
+	r.s.markReplicaBad(r, fmt.Errorf("store: tablet %d: the leader says %d entries are committed here but the raft log ends at %d: the write-ahead log lost acknowledged entries (%w)", r.tabletID, m.Commit, last, pebble.ErrCorruption))
+	return true
+}
+
+// LostAcknowledged reports whether a replica here found that the store's
+// WAL lost entries it had acknowledged (lostAcked). The WAL is shared by
+// every replica, so the whole store is suspect: the node retires it.
+func (s *Store) LostAcknowledged() bool { return s.lostWAL.Load() }
 
 // IsCorruption reports whether err (from Open, say) says stored data
 // failed its checksum or was lost.

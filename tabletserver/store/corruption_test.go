@@ -3,7 +3,9 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/faultfs"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/store"
 	"github.com/shaledb/shale/tabletserver/storetest"
@@ -86,4 +89,48 @@ func TestWALCorruptionRefusedAtOpen(t *testing.T) {
 		require.Len(t, got.Row.Cells, 1, row)
 		require.Equal(t, value, string(got.Row.Cells[0].Value))
 	}
+}
+
+// TestLostWALTailMarksReplicaBad: a follower's WAL loses its tail while it
+// is down, as a flipped byte in the newest WAL's last records does (Pebble
+// takes it for a torn write) or a disk that lied about an fsync. Its raft
+// log and hard state both go back, so the store opens; the leader then
+// heartbeats a commit index past the end of its log. raft would panic
+// ("tocommit out of range"), and the process would crash at every start;
+// instead the replica is marked bad (it serves nothing and is rebuilt from
+// its peers), the store keeps running, and the tablet keeps taking writes.
+func TestLostWALTailMarksReplicaBad(t *testing.T) {
+	c := storetest.Start(t, 3, func(o *store.Options) {
+		storetest.FastOptions(o)
+		o.ConsistencyCheckInterval = -1
+	})
+	_, desc := newCheckClusterOn(t, c, 300)
+	waitApplied(t, c, desc.TabletId)
+	leader := c.WaitLeader(desc.TabletId)
+	victim := uint64(1)
+	if victim == leader {
+		victim = 2
+	}
+	dir := filepath.Join(c.Nodes[victim].Store.Dir(), "engine")
+	c.Stop(victim)
+	logs, err := filepath.Glob(filepath.Join(dir, "*.log"))
+	require.NoError(t, err)
+	require.NotEmpty(t, logs)
+	sort.Strings(logs)
+	newest := logs[len(logs)-1]
+	fi, err := os.Stat(newest)
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(newest, fi.Size()/2))
+
+	c.Restart(victim)
+	testutils.SucceedsSoon(t, func() error {
+		if ev := c.Nodes[victim].Store.TabletEvents(desc.TabletId); !strings.Contains(ev, "found corrupt data and stopped serving") {
+			return fmt.Errorf("replica on store %d not marked bad yet:\n%s", victim, ev)
+		}
+		return nil
+	})
+	ctx := context.Background()
+	req := &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: desc.TabletId}, TableId: checkTable, RowKey: []byte("after"),
+		Mutations: []*kvpb.Mutation{{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: "f", Qualifier: []byte("q"), Value: []byte("v")}}}}}
+	require.NoError(t, c.Call(ctx, desc.TabletId, func(cl kvpb.TabletClient) error { _, err := cl.MutateRow(ctx, req); return err }))
 }

@@ -29,8 +29,9 @@ package store
 // worker stops without acknowledging anything that is not durable, it
 // refuses reads and writes with NotLeader so that clients go to the other
 // replicas, and it stays up, reporting disk_full to PD, instead of
-// crash-looping. Resuming from that state needs a restart (the engine must
-// be reopened); resuming from layers 1-3 does not.
+// crash-looping. Resuming from that state needs the engine reopened, which
+// the node does in process once the disk works again (tabletserver/node,
+// recover.go); resuming from layers 1-3 needs nothing.
 
 import (
 	"context"
@@ -289,6 +290,11 @@ func (s *Store) DiskFull() (bool, string) {
 	return true, r
 }
 
+// Failed reports whether the store's engine failed (failStorage): it
+// serves nothing until it is reopened (tabletserver/node reopens it once
+// the disk works again).
+func (s *Store) Failed() bool { return s.disk.failed.Load() }
+
 // ProbeDiskForTest runs one free-space probe now.
 func (s *Store) ProbeDiskForTest() { s.disk.probe() }
 
@@ -301,7 +307,7 @@ func (s *Store) failStorage(what string, err error) {
 	reason := fmt.Sprintf("engine failed: %s: %v", what, err)
 	s.disk.enterFull(reason)
 	s.disk.reason.Store(reason)
-	s.log.Error("storage failed: the raft worker stops; other replicas serve this store's tablets; restart the process once the disk is fixed", "op", what, "err", err)
+	s.log.Error("storage failed: the raft worker stops; other replicas serve this store's tablets; the store is reopened once the disk works again", "op", what, "err", err)
 }
 
 // guardEngine runs an engine write outside the raft worker: a storage

@@ -203,7 +203,7 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 		b.over = true
 		return nil
 	}
-	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value)})
+	b.row.Cells = append(b.row.Cells, &kvpb.Cell{Family: c.Family, Qualifier: c.Qualifier, Timestamp: c.Timestamp, Value: bytes.Clone(value), Crc32C: cellChecksum(x)})
 	return nil
 }
 

@@ -70,6 +70,9 @@ func (s *Store) checkMutations(schema *metapb.TableSchema, row []byte, muts []*k
 			if err := s.checkClientTimestamp(c.Timestamp); err != nil {
 				return 0, errs.InvalidArgument("cell %s:%q: %s", c.Family, c.Qualifier, status.Convert(err).Message())
 			}
+			if err := checkCellSum(0, s.opts.StoreID, row, c, "at proposal"); err != nil {
+				return 0, err
+			}
 			size += len(c.Family) + len(c.Qualifier) + len(c.Value) + 16
 		case *kvpb.Mutation_DeleteFromColumn_:
 			if err := family(x.DeleteFromColumn.Family); err != nil {
@@ -355,10 +358,12 @@ func (s *Store) Tablets() []*metapb.TabletDescriptor {
 // ---- gRPC ----
 
 func (v *Service) Get(ctx context.Context, req *kvpb.GetRequest) (*kvpb.GetResponse, error) {
+	v.s.noteSuspectRead(req.Header.GetTabletId(), req.Options.GetSuspectStoreId())
 	return v.s.Get(ctx, req)
 }
 
 func (v *Service) Scan(req *kvpb.ScanRequest, stream kvpb.Tablet_ScanServer) error {
+	v.s.noteSuspectRead(req.Header.GetTabletId(), req.Options.GetSuspectStoreId())
 	return v.s.Scan(stream.Context(), req, stream.Send)
 }
 

@@ -44,7 +44,9 @@ type Store struct {
 	transport *transport.Transport
 	log       *slog.Logger
 	metrics   *storeMetrics
-	checks    *checker // consistency checks (consistency.go)
+	checks    *checker    // consistency checks (consistency.go)
+	suspects  suspects    // checks asked by clients' failed cell checksums (cellsum.go)
+	lostWAL   atomic.Bool // a replica found acknowledged entries missing (corruption.go)
 	admission *admission.Controller
 
 	// applyMu: see the lock order in doc.go.

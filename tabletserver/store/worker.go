@@ -364,6 +364,9 @@ func (r *replica) drainInbox() {
 			r.requestClose(ts) // a follower's, not raft's: never stepped
 			continue
 		}
+		if r.lostAcked(&m.msg) {
+			continue // raft would panic; the replica is marked bad (corruption.go)
+		}
 		if err := r.raw.Step(m.msg); err != nil && err != raft.ErrStepPeerNotFound {
 			r.log.Debug("step failed", "type", m.msg.Type, "err", err)
 		}
