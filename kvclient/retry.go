@@ -198,13 +198,13 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 			r.lastErr = err
 			return r.giveUp(ctx)
 		}
-		return userError(err, r.write, r.what)
+		return r.final(err)
 	}
 	r.lastErr = err
 	var minWait time.Duration
 	switch act {
 	case retry.Fail:
-		return userError(err, r.write, r.what)
+		return r.final(err)
 	case retry.Backoff:
 		if qe, ok := errs.As[*errorpb.QuotaExceeded](err); ok {
 			return r.waitQuota(ctx, qe, err)
@@ -222,7 +222,7 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 			// A store learns schemas from PD heartbeats and may lag
 			// behind a CreateTable: keep trying while the PD still has
 			// the table.
-			return userError(err, r.write, r.what)
+			return r.final(err)
 		}
 	case retry.Ambiguous:
 		// A lost connection is resent to another replica, reads and
@@ -232,7 +232,7 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		// safe. Anything else (a deadline inside the server) is final.
 		code, ok := grpcCode(err)
 		if !ok || (code != codes.Unavailable && !(code == codes.Unknown && r.write)) {
-			return userError(err, r.write, r.what)
+			return r.final(err)
 		}
 	}
 	hinted, elsewhere := r.c.reroute(act, loc, store, err)
@@ -248,6 +248,19 @@ func (r *retrier) handle(ctx context.Context, loc location, store uint64, err er
 		return r.giveUp(ctx)
 	}
 	return nil
+}
+
+// final is the error a refused attempt ends the operation with: the
+// refusal itself, unless an earlier attempt of this write may have
+// applied. Then the result is unknown whatever the last attempt heard: a
+// resend can be refused before its request ID is looked up (a timestamp
+// checked against another leader's clock, say) although the first attempt
+// applied (kvnemesis soak, seed 10889430638702782879).
+func (r *retrier) final(err error) error {
+	if r.write && r.mayHaveApplied {
+		return ambiguous(fmt.Errorf("an earlier attempt may have applied; the last one was refused: %w", err), r.what)
+	}
+	return userError(err, r.write, r.what)
 }
 
 // waitQuota waits out a quota's refusal: the server's retry-after plus up

@@ -167,3 +167,30 @@ func TestServerBusyHonoursRetryAfter(t *testing.T) {
 	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
 	require.ErrorIs(t, r.handle(ctx, loc, 2, errs.ServerBusy("overloaded", 5000)), ErrAmbiguous)
 }
+
+// A write whose earlier attempt may have applied ends ErrAmbiguous even
+// when the last attempt was refused outright: a resend can be refused
+// before its request ID is looked up (its timestamp checked against a new
+// leader's clock) although the first attempt applied. The kvnemesis soak
+// (seed 10889430638702782879) read such a write back after the client had
+// reported it refused.
+func TestRefusalAfterPossibleApplyIsAmbiguous(t *testing.T) {
+	f := &fakePD{}
+	f.set(td(7, "", "", 1, 1, 1, 2, 3))
+	c := testClient(f)
+	loc := mustLocate(t, c.cache, "x")
+	refused := errs.InvalidArgument("timestamp %d is more than the maximum clock offset ahead", 42)
+
+	r := c.newRetrier(nil, true, "mutate row")
+	require.ErrorIs(t, r.handle(context.Background(), loc, 1, refused), ErrInvalidArgument, "a first refusal is final")
+
+	r = c.newRetrier(nil, true, "mutate row")
+	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	err := r.handle(context.Background(), loc, 2, refused)
+	require.ErrorIs(t, err, ErrAmbiguous)
+	require.ErrorContains(t, err, "maximum clock offset")
+
+	r = c.newRetrier(nil, false, "get")
+	require.NoError(t, r.handle(context.Background(), loc, 1, status.Error(codes.Unavailable, "connection reset")))
+	require.ErrorIs(t, r.handle(context.Background(), loc, 2, refused), ErrInvalidArgument, "a read is never ambiguous")
+}
