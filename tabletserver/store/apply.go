@@ -453,6 +453,9 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 	ws := make([]write, 0, len(muts))
 	// tombs: keys of the tombstones planned so far (only once a delete is).
 	var tombs map[string]bool
+	// collapsed: deletes this command already made physical (each once:
+	// a second range deletion would remove puts planned since).
+	collapsed := map[string]bool{}
 	for _, m := range muts {
 		before := len(ws)
 		switch x := m.Mutation.(type) {
@@ -471,7 +474,7 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 			w := write{key: keys.DataKey(keys.CellKey(tableID, row, c.Family, c.Qualifier, cts)), value: cellvalue.Encode(c.Value), rewrites: c.Timestamp > 0 && c.Timestamp <= ev.closed}
 			if c.Timestamp > 0 {
 				var err error
-				if ws, err = ev.collapseDeletesAbove(ws, keys.Cell{TableID: tableID, Row: row, Family: c.Family, Qualifier: c.Qualifier, Timestamp: cts}, tombs); err != nil {
+				if ws, err = ev.collapseDeletesAbove(ws, keys.Cell{TableID: tableID, Row: row, Family: c.Family, Qualifier: c.Qualifier, Timestamp: cts}, tombs, collapsed); err != nil {
 					return nil, err
 				}
 			}
@@ -543,8 +546,13 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 // are removed and a masking value is written back as a plain value.
 // Reads below the commit timestamp may have seen what this removes, so it
 // raises the history floor, like any write below the closed timestamp.
-// Rare: clients seldom write below their own deletes.
-func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs map[string]bool) ([]write, error) {
+// Rare: clients seldom write below their own deletes. A delete already
+// made physical by an earlier put of this command (collapsed) is not
+// removed again: everything below it already is, and a second range
+// deletion would remove that earlier put too (kvnemesis seed
+// 1690922345907278596: two puts at chosen timestamps in one command kept
+// only the second).
+func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs, collapsed map[string]bool) ([]write, error) {
 	col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
 	var maskKey, maskValue []byte // the newest delete above c.Timestamp
 	if c.Timestamp < ev.ts {
@@ -577,9 +585,10 @@ func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs map[str
 			return nil, ev.noteRead(err)
 		}
 	}
-	if maskKey == nil {
+	if maskKey == nil || collapsed[string(maskKey)] {
 		return ws, nil
 	}
+	collapsed[string(maskKey)] = true
 	ws = append(ws, write{key: maskKey, rangeEnd: keys.DataKey(keys.PrefixEnd(col)), rewrites: true})
 	if maskValue != nil && !cellvalue.IsTombstone(maskValue) {
 		x, err := cellvalue.Decode(maskValue)

@@ -110,6 +110,11 @@ func TestTombstoneSameCommand(t *testing.T) {
 	// A put below the delete is visible, as it was with physical deletes.
 	e.mutate(row, apiSetTS("c", "q", 7, "seven"))
 	apiEq(t, "put below a delete", apiCells(e.get(row, apiAllVersions())), []string{"c:q@7=seven"})
+	// Two puts below a delete in one command both stay (the delete is made
+	// physical once, not once per put).
+	e.mutate(row, apiDelFam("c"))
+	e.mutate(row, apiSetTS("c", "q", 9, "nine"), apiSetTS("c", "q", 8, "eight"))
+	apiEq(t, "two puts below a delete", apiCells(e.get(row, apiAllVersions())), []string{"c:q@9=nine", "c:q@8=eight"})
 	// A time-range delete keeps the deletes inside its range.
 	e.mutate(row, apiSetC("c", "r", "r1"))
 	td := e.mutate(row, apiDelCol("c", "r", nil))
