@@ -298,6 +298,9 @@ type evaluator struct {
 	closed, floor int64
 	// corrupt is the first corruption error a read of the engine hit.
 	corrupt error
+	// tombs and collapsed: what planMutations planned of deletes so far
+	// in this command, across a batch's entries.
+	tombs, collapsed map[string]bool
 }
 
 // noteRead remembers a corruption error from an engine read.
@@ -451,11 +454,15 @@ func (ev *evaluator) planDeleteVersions(ws []write, lo, hi []byte) ([]write, err
 // planMutations converts mutations of one row into writes at ev.ts.
 func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Mutation) ([]write, error) {
 	ws := make([]write, 0, len(muts))
-	// tombs: keys of the tombstones planned so far (only once a delete is).
-	var tombs map[string]bool
-	// collapsed: deletes this command already made physical (each once:
-	// a second range deletion would remove puts planned since).
-	collapsed := map[string]bool{}
+	// tombs: keys of the tombstones this command planned so far, across
+	// the entries of a batch (a later entry's put at the same timestamp
+	// replaces one, and must mask older versions as it did); collapsed:
+	// deletes it already made physical (each once: a second range deletion
+	// would remove puts planned since). kvnemesis seed 1690922345907278596.
+	if ev.tombs == nil {
+		ev.tombs, ev.collapsed = map[string]bool{}, map[string]bool{}
+	}
+	tombs, collapsed := ev.tombs, ev.collapsed
 	for _, m := range muts {
 		before := len(ws)
 		switch x := m.Mutation.(type) {
@@ -528,9 +535,6 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 		}
 		for _, w := range ws[before:] {
 			if !w.del && w.rangeEnd == nil && cellvalue.IsTombstone(w.value) {
-				if tombs == nil {
-					tombs = map[string]bool{}
-				}
 				tombs[string(w.key)] = true
 			}
 		}

@@ -115,6 +115,20 @@ func TestTombstoneSameCommand(t *testing.T) {
 	e.mutate(row, apiDelFam("c"))
 	e.mutate(row, apiSetTS("c", "q", 9, "nine"), apiSetTS("c", "q", 8, "eight"))
 	apiEq(t, "two puts below a delete", apiCells(e.get(row, apiAllVersions())), []string{"c:q@9=nine", "c:q@8=eight"})
+	// A delete and a put of one row in two entries of one batch: the put
+	// (same commit timestamp) still hides the versions the delete deleted.
+	e.mutate(row, apiSetC("c", "q", "v1"))
+	resp, err := e.cl.BatchMutate(e.ctx, &kvpb.BatchMutateRequest{
+		Header: apiHdr(apiTablet), TableId: apiTableID,
+		Entries: []*kvpb.BatchMutateRequest_Entry{
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiDelRow()}},
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiSetC("c", "q", "v2")}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bts := resp.Results[0].Timestamp
+	apiEq(t, "delete and put in two entries", apiCells(e.get(row, apiAllVersions())), []string{"c:q@" + itoa(bts) + "=v2"})
 	// A time-range delete keeps the deletes inside its range.
 	e.mutate(row, apiSetC("c", "r", "r1"))
 	td := e.mutate(row, apiDelCol("c", "r", nil))
