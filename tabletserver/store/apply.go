@@ -563,10 +563,22 @@ func (ev *evaluator) collapseDeletesAbove(ws []write, c keys.Cell, tombs, collap
 		k := keys.DataKey(keys.CellKey(c.TableID, c.Row, c.Family, c.Qualifier, ev.ts))
 		if tombs[string(k)] {
 			maskKey = k
-			for i := len(ws) - 1; i >= 0; i-- { // a put after the delete, in this command?
+			for i := len(ws) - 1; i >= 0; i-- { // a put after the delete, in this entry?
 				if w := ws[i]; w.rangeEnd == nil && !w.del && bytes.Equal(w.key, k) {
 					maskValue = w.value
 					break
+				}
+			}
+			if maskValue == nil {
+				// Planned by an earlier entry of the batch, and already in
+				// the batch: the tombstone, or a put that replaced it.
+				v, closer, err := ev.b.Get(k)
+				if err != nil && !errors.Is(err, pebble.ErrNotFound) {
+					return nil, ev.noteRead(err)
+				}
+				if err == nil {
+					maskValue = bytes.Clone(v)
+					closer.Close()
 				}
 			}
 		}

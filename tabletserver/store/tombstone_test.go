@@ -129,6 +129,18 @@ func TestTombstoneSameCommand(t *testing.T) {
 	}
 	bts := resp.Results[0].Timestamp
 	apiEq(t, "delete and put in two entries", apiCells(e.get(row, apiAllVersions())), []string{"c:q@" + itoa(bts) + "=v2"})
+	// ...and a third entry's put below that delete keeps the second's put.
+	resp, err = e.cl.BatchMutate(e.ctx, &kvpb.BatchMutateRequest{
+		Header: apiHdr(apiTablet), TableId: apiTableID,
+		Entries: []*kvpb.BatchMutateRequest_Entry{
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiDelFam("c"), apiSetC("c", "q", "v3")}},
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiSetTS("c", "q", 11, "eleven")}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bts = resp.Results[0].Timestamp
+	apiEq(t, "put below a delete two entries later", apiCells(e.get(row, apiAllVersions())), []string{"c:q@" + itoa(bts) + "=v3", "c:q@11=eleven"})
 	// A time-range delete keeps the deletes inside its range.
 	e.mutate(row, apiSetC("c", "r", "r1"))
 	td := e.mutate(row, apiDelCol("c", "r", nil))
