@@ -73,10 +73,13 @@ t0=$(now)
 	--work-dir "$OUT/import" --progress none "$OUT/ycsb.csv" | tee "$OUT/import.txt"
 t1=$(now)
 
-fg_run() { # NAME SECONDS|-  (-: until killed)
-	local dur="24h"
+fg_run() { # NAME SECONDS|-  (-: until killed; run it with & so that exec makes $! the reader itself)
+	local dur="24h" run=""
 	[[ "$2" != "-" ]] && dur="${2}s"
-	"$SHALE" bench ycsb run --target shale --pd "$PD" --workload c --threads 16 --seed 1 \
+	# Backgrounded, fg_run is a subshell: exec replaces it, so the kill
+	# below reaches the reader rather than a shell that waits for it.
+	[[ "$2" == "-" ]] && run=exec
+	$run "$SHALE" bench ycsb run --target shale --pd "$PD" --workload c --threads 16 --seed 1 \
 		-p "recordcount=$RECORDS" -p fieldcount=10 -p fieldlength=100 -p table=usertable \
 		-p operationcount=0 --duration "$dur" --json "$OUT/$1.json" >"$OUT/$1.txt" 2>"$OUT/$1.log"
 }
