@@ -58,8 +58,11 @@ func TestWALCorruptionRefusedAtOpen(t *testing.T) {
 	})
 	_, desc := newCheckClusterOn(t, c, 0)
 	ctx := context.Background()
-	value := strings.Repeat("v", 200)
-	for i := 0; i < 2000; i++ {
+	// About 400 KiB of values, as 250 writes (not many small ones: the
+	// flipped byte needs WAL records past the first read, not many writes).
+	const rows = 250
+	value := strings.Repeat("v", 1600)
+	for i := 0; i < rows; i++ {
 		req := &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: desc.TabletId}, TableId: checkTable, RowKey: []byte(fmt.Sprintf("r%05d", i)),
 			Mutations: []*kvpb.Mutation{{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: "f", Qualifier: []byte("q"), Value: []byte(value)}}}}}
 		require.NoError(t, c.Call(ctx, desc.TabletId, func(cl kvpb.TabletClient) error { _, err := cl.MutateRow(ctx, req); return err }))
@@ -78,7 +81,7 @@ func TestWALCorruptionRefusedAtOpen(t *testing.T) {
 	require.Error(t, err)
 	require.True(t, store.IsCorruption(err), "%v", err)
 
-	for _, i := range []int{0, 999, 1999} {
+	for _, i := range []int{0, rows / 2, rows - 1} {
 		row := fmt.Sprintf("r%05d", i)
 		var got *kvpb.GetResponse
 		require.NoError(t, c.Call(ctx, desc.TabletId, func(cl kvpb.TabletClient) error {

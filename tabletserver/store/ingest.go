@@ -92,6 +92,15 @@ const MaxIngestBytes = 16 << 20
 // keeps what a lagging follower needs.
 const ingestTruncateBytes = 4 << 20
 
+// truncateAfterIngestBytes is ingestTruncateBytes, or the test knob
+// replacing it.
+func (r *replica) truncateAfterIngestBytes() uint64 {
+	if k := r.s.opts.Knobs; k != nil && k.IngestTruncateBytes > 0 {
+		return k.IngestTruncateBytes
+	}
+	return ingestTruncateBytes
+}
+
 // StagedTTL is how long an uploaded file, and the marker of an ingested
 // one, stay in the staging directory. A file is normally consumed by its
 // ingest; one that never is (the importer died, or re-cut the file) waits

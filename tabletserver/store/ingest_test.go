@@ -289,7 +289,11 @@ func TestIngestSSTApplyChecks(t *testing.T) {
 // replica truncate its raft log soon after (well before the entry-count
 // rule would), so the carried SSTs do not stay in the log.
 func TestIngestTruncatesLog(t *testing.T) {
-	c, desc, ctx := ingestEnv(t)
+	c := storetest.Start(t, 3, func(o *store.Options) { o.Knobs.IngestTruncateBytes = testIngestTruncateBytes })
+	c.PutSchema(storetest.TestTable)
+	desc := c.Bootstrap(1, keys.RowKey(storetest.TestTable.TableId, []byte("b")), keys.RowKey(storetest.TestTable.TableId, []byte("m")), 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
 	c.WaitLeader(1)
 	checkIngestTruncates(t, c, desc, ctx, nil)
 }
@@ -304,7 +308,7 @@ func TestIngestTruncatesLog(t *testing.T) {
 // Every store runs on a manual clock. Store 1 is elected by a campaign and
 // does not tick during the ingest either: a leader that ticks steps down
 // (CheckQuorum) when both followers' Ready loops spend an election timeout
-// writing the multi-MiB entry, as they do on a loaded machine, and
+// writing the ingest entry, as they do on a loaded machine, and
 // followers that never tick never elect anyone again. Afterwards store 1
 // ticks (its own truncation waits for the followers' acknowledgements), a
 // few ticks against an election timeout it cannot reach.
@@ -315,6 +319,7 @@ func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
 		clocks[id] = testingclock.NewFakeClock(time.Now())
 	}
 	c := storetest.Start(t, 3, func(o *store.Options) {
+		o.Knobs.IngestTruncateBytes = testIngestTruncateBytes
 		o.Clock = clocks[o.StoreID]
 		o.TickInterval = tickInterval
 		o.ElectionTicks = 1 << 20
@@ -323,7 +328,7 @@ func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
 		o.DisableLeaseReads = true
 		// Leadership cannot move here, so an ingest slower than the
 		// client's wait is still in flight; uploadAndIngest would propose
-		// another multi-MiB entry behind it, slowing both.
+		// another large entry behind it, slowing both.
 		o.ProposalTimeout = time.Minute
 	})
 	c.PutSchema(storetest.TestTable)
@@ -361,14 +366,21 @@ func TestIngestTruncatesLogWithoutTicks(t *testing.T) {
 	}
 }
 
-// checkIngestTruncates ingests a carried multi-MiB SST into tablet 1 and
-// waits until every replica's raft log starts past where it did before.
-// beforePoll, when not nil, runs before each check (a manual clock step).
+// testIngestTruncateBytes replaces the stores' 4 MiB ingest truncation
+// threshold in the truncation tests (TestingKnobs.IngestTruncateBytes):
+// the rule is the same, and a 400 KiB SST reaches it without writing
+// megabytes to every replica's log under the race detector.
+const testIngestTruncateBytes = 256 << 10
+
+// checkIngestTruncates ingests a carried SST larger than
+// testIngestTruncateBytes into tablet 1 and waits until every replica's
+// raft log starts past where it did before. beforePoll, when not nil, runs
+// before each check (a manual clock step).
 func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.TabletDescriptor, ctx context.Context, beforePoll func()) {
 	t.Helper()
 	b := importer.NewSSTBuilder()
-	val := make([]byte, 64<<10)
-	rand.New(rand.NewSource(1)).Read(val) // incompressible: a multi-MiB SST
+	val := make([]byte, 4<<10)
+	rand.New(rand.NewSource(1)).Read(val) // incompressible: the SST is 100 × 4 KiB
 	for i := 0; i < 100; i++ {
 		k := keys.CellKey(storetest.TestTable.TableId, []byte(fmt.Sprintf("d%03d", i)), "f", []byte("q"), ingestTS)
 		if err := b.Add(k, val, ingestTS); err != nil {
@@ -379,7 +391,7 @@ func checkIngestTruncates(t *testing.T, c *storetest.Cluster, desc *metapb.Table
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(sst.Data) < 4<<20 {
+	if len(sst.Data) < testIngestTruncateBytes {
 		t.Fatalf("test SST is only %d bytes", len(sst.Data))
 	}
 	before := map[uint64]uint64{}
@@ -599,7 +611,7 @@ func TestUploadSSTRawChunks(t *testing.T) {
 	rng := rand.New(rand.NewSource(int64(testutils.Seed(t))))
 	b := importer.NewSSTBuilder()
 	vals := map[string]string{}
-	for i := 0; i < 3000; i++ { // about 3 MiB: several upload chunks
+	for i := 0; i < 1500; i++ { // about 1.5 MiB: more than one upload chunk
 		row := fmt.Sprintf("c%05d", i)
 		v := make([]byte, 1000)
 		rng.Read(v)
@@ -615,10 +627,13 @@ func TestUploadSSTRawChunks(t *testing.T) {
 	if sst.UploadCompressed() {
 		t.Fatal("random values were snappy-compressed for the upload")
 	}
+	if len(sst.Data) <= 1<<20 {
+		t.Fatalf("test SST is only %d bytes: one 1 MiB upload chunk", len(sst.Data))
+	}
 	if err := uploadAndIngest(ctx, c, 1, desc.Epoch, sst); err != nil {
 		t.Fatalf("ingest: %v", err)
 	}
-	for _, row := range []string{"c00000", "c01234", "c02999"} {
+	for _, row := range []string{"c00000", "c00777", "c01499"} {
 		if err := c.MustRead(ctx, 1, row, vals[row]); err != nil {
 			t.Fatal(err)
 		}

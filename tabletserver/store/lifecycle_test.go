@@ -33,20 +33,30 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 	if follower == leader {
 		follower = 2
 	}
+	fst, err := c.Nodes[follower].Store.TabletStatus(1)
+	if err != nil {
+		t.Fatal(err)
+	}
 	c.Stop(follower)
-	for i := 0; i < 300; i++ {
+	// Three times RaftLogMaxEntries: the leader truncates past the follower.
+	const rows = 120
+	for i := 0; i < rows; i++ {
 		if err := c.Put(ctx, 1, fmt.Sprintf("row%04d", i), fmt.Sprintf("v%d", i)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The leader's log no longer holds what the follower lacks.
 	testutils.SucceedsSoon(t, func() error {
-		st, err := c.Nodes[c.WaitLeader(1)].Store.TabletStatus(1)
+		s := c.Nodes[c.WaitLeader(1)].Store
+		st, err := s.TabletStatus(1)
 		if err != nil {
 			return err
 		}
-		if st.AppliedIndex < 300 {
+		if st.AppliedIndex < rows {
 			return fmt.Errorf("applied %d", st.AppliedIndex)
+		}
+		if first := s.FirstLogIndexForTest(1); first <= fst.AppliedIndex+1 {
+			return fmt.Errorf("leader's log starts at %d; the follower applied %d", first, fst.AppliedIndex)
 		}
 		return nil
 	})
@@ -79,7 +89,7 @@ func TestLaggingFollowerCatchesUpBySnapshot(t *testing.T) {
 		}
 		return fmt.Errorf("leader still %d", l)
 	})
-	for i := 0; i < 300; i++ {
+	for i := 0; i < rows; i++ {
 		if err := c.MustRead(ctx, 1, fmt.Sprintf("row%04d", i), fmt.Sprintf("v%d", i)); err != nil {
 			t.Fatal(err)
 		}

@@ -253,6 +253,10 @@ type TestingKnobs struct {
 	// (tests shrink file sizes so that one tablet's data has SSTs of its
 	// own to corrupt).
 	PebbleOptions func(*pebble.Options)
+	// IngestTruncateBytes, if positive, replaces ingestTruncateBytes (how
+	// many bytes of applied ingest entries make a replica truncate its
+	// log), so a test reaches the rule with a small SST.
+	IngestTruncateBytes uint64
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

@@ -361,7 +361,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 // only.
 func (r *replica) maybeTruncateLog() {
 	size := r.storage.LogSize()
-	if size <= r.s.opts.RaftLogTruncateEntries && r.ingestLogBytes < ingestTruncateBytes {
+	if size <= r.s.opts.RaftLogTruncateEntries && r.ingestLogBytes < r.truncateAfterIngestBytes() {
 		return
 	}
 	target := r.applied.Index

@@ -61,7 +61,7 @@ func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	acked := map[string]string{}
 	for round := 0; round < 3; round++ {
-		for i := 0; i < 30; i++ {
+		for i := 0; i < 10; i++ {
 			row, val := fmt.Sprintf("r%d-%d", round, i), fmt.Sprintf("v%d-%d", round, i)
 			if err := c.Put(ctx, tab, row, val); err != nil {
 				t.Fatal(err)

@@ -396,7 +396,7 @@ func (r *replica) tick(hold bool) {
 	}
 	r.idleTicks++
 	r.ticksSinceTrunc++
-	if r.ticksSinceTrunc >= 10 || r.ingestLogBytes >= ingestTruncateBytes {
+	if r.ticksSinceTrunc >= 10 || r.ingestLogBytes >= r.truncateAfterIngestBytes() {
 		r.ticksSinceTrunc = 0
 		r.maybeTruncateLog()
 	}
