@@ -3,6 +3,7 @@ package sqllite
 import (
 	"context"
 	"fmt"
+	"github.com/shaledb/shale/internal/authz"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -155,6 +156,9 @@ func (s *Session) Exec(ctx context.Context, sql string) ([]*Result, error) {
 func (s *Session) runStmt(ctx context.Context, st ast.StmtNode) (*Result, error) {
 	if err := s.checkAccess(ctx, st); err != nil {
 		return nil, err
+	}
+	if s.access != nil { // the tablet servers charge the statement to the user's quotas
+		ctx = authz.OnBehalfOf(ctx, s.access.id.User)
 	}
 	r, err := s.execStmt(ctx, st)
 	if err != nil && ctx.Err() != nil {

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
@@ -85,4 +86,36 @@ func WithIdentity(ctx context.Context, id Identity) context.Context {
 func IdentityFrom(ctx context.Context) (Identity, bool) {
 	id, ok := ctx.Value(identityKey{}).(Identity)
 	return id, ok
+}
+
+// onBehalfOfKey is the gRPC metadata key naming the user a node-identity
+// caller (the Thrift gateway, the SQL endpoint) serves.
+const onBehalfOfKey = "shale-on-behalf-of"
+
+// OnBehalfOf marks ctx's outgoing gRPC calls as made for user, so that a
+// tablet server charges them to that user's quota (docs/qos.md). Servers
+// honour it only from a node certificate: a node is trusted with every
+// operation already, and a user's claim is ignored (charged as itself).
+func OnBehalfOf(ctx context.Context, user string) context.Context {
+	if user == "" {
+		return ctx
+	}
+	return metadata.AppendToOutgoingContext(ctx, onBehalfOfKey, user)
+}
+
+// EffectiveUser is the user a call is made for: a user certificate's
+// own name, or for a node certificate the user named by OnBehalfOf (""
+// when none). Without TLS there is no user.
+func EffectiveUser(ctx context.Context) string {
+	id, err := FromGRPC(ctx)
+	if err != nil {
+		return ""
+	}
+	if !id.Node {
+		return id.User
+	}
+	if v := metadata.ValueFromIncomingContext(ctx, onBehalfOfKey); len(v) == 1 && ValidName("user", v[0]) == nil {
+		return v[0]
+	}
+	return ""
 }

@@ -90,6 +90,8 @@ func (h *connHandler) authzMiddleware(name string, next thrift.TProcessorFunctio
 		if err != nil {
 			return refuse(ctx, name, seqID, in, out, err)
 		}
+		// The tablet servers charge the call to the caller's user quotas.
+		ctx = authz.OnBehalfOf(ctx, id.User)
 		return next.Process(context.WithValue(ctx, callKey{}, call{id: id, method: name}), seqID, in, out)
 	}}
 }

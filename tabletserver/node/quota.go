@@ -37,10 +37,9 @@ func (q quotaGate) admit(ctx context.Context, req any, write bool) (quota.Ticket
 
 		return quota.Ticket{}, nil
 	}
-	user := ""
-	if id, err := authz.FromGRPC(ctx); err == nil && !id.Node {
-		user = id.User // no identity without TLS: table quotas only
-	}
+	// A user certificate's name, or the user a gateway's node identity
+	// serves; no identity without TLS: table quotas only.
+	user := authz.EffectiveUser(ctx)
 	size := 0
 	if write {
 		size = proto.Size(m)
