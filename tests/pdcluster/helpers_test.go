@@ -3,6 +3,8 @@ package pdcluster
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -113,4 +115,35 @@ func within(counts map[uint64]int, stores []uint64, frac float64) error {
 		}
 	}
 	return nil
+}
+
+// eachRow runs f for rows 0..n-1 from a few goroutines (each row once) and
+// returns the first error; after an error no new row is started.
+func eachRow(n int, f func(i int) error) error {
+	const workers = 8
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+		failed  atomic.Bool
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					errOnce.Do(func() { first = err })
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }

@@ -40,6 +40,7 @@ func storeIDs(ctx context.Context, t *testing.T, c *testcluster.Cluster) []uint6
 // share of replicas and leaders; a store down past max-store-down-time has
 // its replicas rebuilt on the others; no row is lost.
 func TestSplitBalanceAndRepair(t *testing.T) {
+	t.Parallel()
 	// Splitting, balancing and repairing run an operator at a time, paced
 	// by PD; each step may take minutes on a loaded machine under -race.
 	const scheduleWait = 4 * time.Minute
@@ -61,10 +62,8 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 	id := tbl.Table.TableId
 	value := bytes.Repeat([]byte("v"), 1024)
 	const rows = 1500
-	for i := 0; i < rows; i++ {
-		if err := put(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)), value); err != nil {
-			t.Fatal(err)
-		}
+	if err := eachRow(rows, func(i int) error { return put(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)), value) }); err != nil {
+		t.Fatal(err)
 	}
 	// Size-based splits.
 	testutils.SucceedsWithin(t, scheduleWait, func() error {
@@ -139,19 +138,23 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		return nil
 	})
 	t.Log("every tablet has 3 voters on live stores")
-	for i := 0; i < rows; i++ {
+	if err := eachRow(rows, func(i int) error {
 		v, err := get(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if !bytes.Equal(v, value) {
-			t.Fatalf("row %d lost", i)
+			return fmt.Errorf("row %d lost", i)
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
 // With six stores in three zones, no tablet keeps two replicas in a zone.
 func TestZonePlacement(t *testing.T) {
+	t.Parallel()
 	var sched placementdriver.Config
 	fastSchedule(&sched)
 	sched.LocationLabels = []string{"zone", "host"}
@@ -201,7 +204,8 @@ func TestZonePlacement(t *testing.T) {
 	})
 }
 
-// Hot keys concentrated in one tablet cause a load-based split.
+// Hot keys concentrated in one tablet cause a load-based split. Not
+// parallel: its one writer must reach split-qps on its own.
 func TestLoadSplit(t *testing.T) {
 	var sched placementdriver.Config
 	fastSchedule(&sched)
