@@ -66,9 +66,6 @@ func loadConfig(t *testing.T) config {
 }
 
 func TestKVNemesis(t *testing.T) {
-	// In parallel with TestSnapshotReadsUnderFaults: each has its own
-	// cluster, network and clocks, and the run's length is its own.
-	t.Parallel()
 	cfg := loadConfig(t)
 	t.Logf("kvnemesis: seed %d, %v of operations, clock jumps %v", cfg.seed, cfg.duration, cfg.clocks)
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x6b766e656d657369))

@@ -19,7 +19,6 @@ import (
 // replicas, never fewer), a created table gets tablets of its own, and rows
 // written to them are read back.
 func TestBootstrapCreateTableWriteRead(t *testing.T) {
-	t.Parallel()
 	c := testcluster.Start(t, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

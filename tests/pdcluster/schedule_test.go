@@ -40,7 +40,6 @@ func storeIDs(ctx context.Context, t *testing.T, c *testcluster.Cluster) []uint6
 // share of replicas and leaders; a store down past max-store-down-time has
 // its replicas rebuilt on the others; no row is lost.
 func TestSplitBalanceAndRepair(t *testing.T) {
-	t.Parallel()
 	// Splitting, balancing and repairing run an operator at a time, paced
 	// by PD; each step may take minutes on a loaded machine under -race.
 	const scheduleWait = 4 * time.Minute
@@ -60,9 +59,10 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := tbl.Table.TableId
+	tc := newTabletConns(t, c)
 	value := bytes.Repeat([]byte("v"), 1024)
 	const rows = 1500
-	if err := eachRow(rows, func(i int) error { return put(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)), value) }); err != nil {
+	if err := eachRow(rows, func(i int) error { return put(ctx, tc, id, []byte(fmt.Sprintf("row%05d", i)), value) }); err != nil {
 		t.Fatal(err)
 	}
 	// Size-based splits.
@@ -139,7 +139,7 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 	})
 	t.Log("every tablet has 3 voters on live stores")
 	if err := eachRow(rows, func(i int) error {
-		v, err := get(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)))
+		v, err := get(ctx, tc, id, []byte(fmt.Sprintf("row%05d", i)))
 		if err != nil {
 			return err
 		}
@@ -154,7 +154,6 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 
 // With six stores in three zones, no tablet keeps two replicas in a zone.
 func TestZonePlacement(t *testing.T) {
-	t.Parallel()
 	var sched placementdriver.Config
 	fastSchedule(&sched)
 	sched.LocationLabels = []string{"zone", "host"}
@@ -204,8 +203,7 @@ func TestZonePlacement(t *testing.T) {
 	})
 }
 
-// Hot keys concentrated in one tablet cause a load-based split. Not
-// parallel: its one writer must reach split-qps on its own.
+// Hot keys concentrated in one tablet cause a load-based split.
 func TestLoadSplit(t *testing.T) {
 	var sched placementdriver.Config
 	fastSchedule(&sched)
@@ -220,10 +218,11 @@ func TestLoadSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := tbl.Table.TableId
+	tc := newTabletConns(t, c)
 	before, _ := tablets(ctx, c)
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		if err := put(ctx, c, id, []byte(fmt.Sprintf("k%03d", i%200)), []byte("x")); err != nil {
+		if err := put(ctx, tc, id, []byte(fmt.Sprintf("k%03d", i%200)), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		if i%100 == 0 {

@@ -21,7 +21,6 @@ import (
 // routable tablet, splitting several tablets (each in one batch) at once;
 // keys that already start a tablet are fine, malformed ones refused.
 func TestCreateTableAndSplitTabletsReturnRoutable(t *testing.T) {
-	t.Parallel()
 	c := testcluster.Start(t, testcluster.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
