@@ -27,6 +27,7 @@ func rowValue(i int) string { return fmt.Sprintf("value-%d", i) }
 // cycles (env SHALE_CRASH_CYCLES overrides; `make e2e` runs more) with
 // cumulative data.
 func TestCrashRestart(t *testing.T) {
+	t.Parallel() // its own processes, ports and directories; see doc.go
 	if testing.Short() {
 		t.Skip("-short given: the crash loop needs real processes and about a minute; make test and make e2e run it (without -short)")
 	}
@@ -105,6 +106,7 @@ func TestCrashRestart(t *testing.T) {
 // exit 0 within 10 s, with its peers up and after it served writes; the
 // survivors keep serving, and a restart finds the data.
 func TestSigtermExits(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 3)
 	c.startAll()
 	cl := c.client()

@@ -10,4 +10,8 @@
 // (4 cycles by default), killing every process at once in each cycle.
 // SHALE_CRASH_CYCLES and SHALE_CRASH_PD_CYCLES override the cycle counts;
 // `make e2e` runs 60 and 20. -short skips the crash loops.
+//
+// The tests run in parallel with each other (-parallel of them at once,
+// GOMAXPROCS by default): each has its own processes, ports and
+// directories, and mostly waits on their restarts and fsyncs.
 package crash

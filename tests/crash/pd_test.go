@@ -81,6 +81,7 @@ func crashCycles(flagValue int, env string) int {
 // acknowledged before the kill must read back; a write that failed or was
 // ambiguous may be present only with the value it wrote.
 func TestCrashRestartPD(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("-short given: the crash loop needs real processes and about a minute; make test and make e2e run it (without -short)")
 	}

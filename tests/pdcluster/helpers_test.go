@@ -3,6 +3,9 @@ package pdcluster
 import (
 	"context"
 	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -16,10 +19,48 @@ import (
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
+// tabletConns keeps one Tablet API connection per store for a test's
+// writes and reads, so that each operation costs PD's routing lookup and
+// the request, not a new connection.
+type tabletConns struct {
+	c       *testcluster.Cluster
+	mu      sync.Mutex
+	m       map[uint64]kvpb.TabletClient
+	closers []func()
+}
+
+func newTabletConns(t *testing.T, c *testcluster.Cluster) *tabletConns {
+	tc := &tabletConns{c: c, m: map[uint64]kvpb.TabletClient{}}
+	t.Cleanup(func() {
+		tc.mu.Lock()
+		defer tc.mu.Unlock()
+		for _, f := range tc.closers {
+			f()
+		}
+	})
+	return tc
+}
+
+// open returns store storeID's client, connecting the first time.
+func (tc *tabletConns) open(ctx context.Context, storeID uint64) (kvpb.TabletClient, error) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if cl, ok := tc.m[storeID]; ok {
+		return cl, nil
+	}
+	cl, done, err := tc.c.TabletClient(ctx, storeID)
+	if err != nil {
+		return nil, err
+	}
+	tc.closers = append(tc.closers, done)
+	tc.m[storeID] = cl
+	return cl, nil
+}
+
 // put writes one cell through the tablet's current leader, re-resolving
 // through PD on routing errors. (Tests here exercise PD; kvclient has its
 // own tests.)
-func put(ctx context.Context, c *testcluster.Cluster, table uint64, row, value []byte) error {
+func put(ctx context.Context, c *tabletConns, table uint64, row, value []byte) error {
 	return routed(ctx, c, table, row, func(cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		_, err := cl.MutateRow(ctx, &kvpb.MutateRowRequest{Header: h, TableId: table, RowKey: row, Mutations: []*kvpb.Mutation{
 			{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: "f", Qualifier: []byte("q"), Value: value}}},
@@ -29,7 +70,7 @@ func put(ctx context.Context, c *testcluster.Cluster, table uint64, row, value [
 }
 
 // get reads one cell's value.
-func get(ctx context.Context, c *testcluster.Cluster, table uint64, row []byte) ([]byte, error) {
+func get(ctx context.Context, c *tabletConns, table uint64, row []byte) ([]byte, error) {
 	var v []byte
 	err := routed(ctx, c, table, row, func(cl kvpb.TabletClient, h *kvpb.RequestHeader) error {
 		resp, err := cl.Get(ctx, &kvpb.GetRequest{Header: h, TableId: table, RowKey: row})
@@ -41,11 +82,11 @@ func get(ctx context.Context, c *testcluster.Cluster, table uint64, row []byte) 
 	return v, err
 }
 
-func routed(ctx context.Context, c *testcluster.Cluster, table uint64, row []byte, op func(kvpb.TabletClient, *kvpb.RequestHeader) error) error {
+func routed(ctx context.Context, tc *tabletConns, table uint64, row []byte, op func(kvpb.TabletClient, *kvpb.RequestHeader) error) error {
 	key := keys.RowKey(table, row)
 	for {
 		err := func() error {
-			resp, err := c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
+			resp, err := tc.c.PD().GetTablet(ctx, &pdpb.GetTabletRequest{Key: key})
 			if status.Code(err) == codes.NotFound {
 				// Between a split's reports PD may know the narrowed left
 				// tablet but not yet the right one (kvclient retries too).
@@ -57,11 +98,10 @@ func routed(ctx context.Context, c *testcluster.Cluster, table uint64, row []byt
 			if resp.Tablet.LeaderStoreId == 0 {
 				return fmt.Errorf("no leader")
 			}
-			cl, done, err := c.TabletClient(ctx, resp.Tablet.LeaderStoreId)
+			cl, err := tc.open(ctx, resp.Tablet.LeaderStoreId)
 			if err != nil {
 				return err
 			}
-			defer done()
 			return op(cl, &kvpb.RequestHeader{TabletId: resp.Tablet.Tablet.TabletId})
 		}()
 		if err == nil {
@@ -113,4 +153,35 @@ func within(counts map[uint64]int, stores []uint64, frac float64) error {
 		}
 	}
 	return nil
+}
+
+// eachRow runs f for rows 0..n-1 from a few goroutines (each row once) and
+// returns the first error; after an error no new row is started.
+func eachRow(n int, f func(i int) error) error {
+	const workers = 4
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+		failed  atomic.Bool
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := f(i); err != nil {
+					errOnce.Do(func() { first = err })
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return first
 }

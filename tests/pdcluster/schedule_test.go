@@ -59,12 +59,11 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := tbl.Table.TableId
+	tc := newTabletConns(t, c)
 	value := bytes.Repeat([]byte("v"), 1024)
 	const rows = 1500
-	for i := 0; i < rows; i++ {
-		if err := put(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)), value); err != nil {
-			t.Fatal(err)
-		}
+	if err := eachRow(rows, func(i int) error { return put(ctx, tc, id, []byte(fmt.Sprintf("row%05d", i)), value) }); err != nil {
+		t.Fatal(err)
 	}
 	// Size-based splits.
 	testutils.SucceedsWithin(t, scheduleWait, func() error {
@@ -139,14 +138,17 @@ func TestSplitBalanceAndRepair(t *testing.T) {
 		return nil
 	})
 	t.Log("every tablet has 3 voters on live stores")
-	for i := 0; i < rows; i++ {
-		v, err := get(ctx, c, id, []byte(fmt.Sprintf("row%05d", i)))
+	if err := eachRow(rows, func(i int) error {
+		v, err := get(ctx, tc, id, []byte(fmt.Sprintf("row%05d", i)))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		if !bytes.Equal(v, value) {
-			t.Fatalf("row %d lost", i)
+			return fmt.Errorf("row %d lost", i)
 		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -216,10 +218,11 @@ func TestLoadSplit(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := tbl.Table.TableId
+	tc := newTabletConns(t, c)
 	before, _ := tablets(ctx, c)
 	deadline := time.Now().Add(60 * time.Second)
 	for i := 0; time.Now().Before(deadline); i++ {
-		if err := put(ctx, c, id, []byte(fmt.Sprintf("k%03d", i%200)), []byte("x")); err != nil {
+		if err := put(ctx, tc, id, []byte(fmt.Sprintf("k%03d", i%200)), []byte("x")); err != nil {
 			t.Fatal(err)
 		}
 		if i%100 == 0 {

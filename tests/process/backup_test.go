@@ -68,6 +68,7 @@ func dumpTable(ctx context.Context, t *testing.T, kv *kvclient.Client, name stri
 // gives the same cells; a damaged file makes verify and restore fail
 // naming it.
 func TestBackupRestoreCLI(t *testing.T) {
+	t.Parallel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))

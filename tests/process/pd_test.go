@@ -21,6 +21,7 @@ import (
 // replicas rebuilt until every tablet again has 3 voters on live stores.
 // No acknowledged row is lost.
 func TestPlacementDriverProcesses(t *testing.T) {
+	t.Parallel()
 	// stepWait bounds each step: splitting, rebalancing and re-replicating
 	// tablets proceed an operator at a time, paced by PD and the stores'
 	// heartbeats, so a step may take minutes on a loaded machine.

@@ -161,6 +161,7 @@ func sendRaft(addr string, as *security.Reloader, b *transportpb.RaftMessageBatc
 // or from a node claiming another store is refused, and certificates
 // renewed on disk are picked up without a restart.
 func TestSecureCluster(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	c.secure = newSecureCerts(t)
 	c.startPD("pd1")
@@ -303,6 +304,7 @@ type access struct {
 // within authz.RevocationBound; a raft message sent with her client
 // certificate is refused.
 func TestSecureClusterUsers(t *testing.T) {
+	t.Parallel()
 	c := newCluster(t, 1)
 	c.secure = newSecureCerts(t)
 	c.startPD("pd1")

@@ -141,11 +141,31 @@ func TestOverloadGetsServerBusyAndKeepsGoodput(t *testing.T) {
 	// several chunks to pace.
 	fill := run(cl, rng, 16, time.Second)
 	t.Logf("warm-up: %v", fill)
-	for i := 0; i < keySpace; i++ {
-		require.NoError(t, cl.RawPut(ctx, []byte(fmt.Sprintf("user%06d", i)), make([]byte, valueBytes)))
+	// From 8 writers (each key once), well below the store's capacity.
+	var (
+		next    atomic.Int64
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		loadErr error
+		failed  atomic.Bool
+	)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1) - 1); i < keySpace && !failed.Load(); i = int(next.Add(1) - 1) {
+				if err := cl.RawPut(ctx, []byte(fmt.Sprintf("user%06d", i)), make([]byte, valueBytes)); err != nil {
+					errOnce.Do(func() { loadErr = err })
+					failed.Store(true)
+				}
+			}
+		}()
 	}
+	wg.Wait()
+	require.NoError(t, loadErr, "loading the key space")
 
 	rejectedBefore := scrape(t, httpAddr, `shale_admission_rejected_total{class="foreground"}`)
+	backoffsBefore := scrapeRegistry(t, reg, "backoff")
 	delayedBefore := scrape(t, httpAddr, `shale_admission_delayed_total{class="consistency"}`)
 
 	// The overload, with a consistency check of the tablet started in the
@@ -199,7 +219,7 @@ func TestOverloadGetsServerBusyAndKeepsGoodput(t *testing.T) {
 		1000*scrape(t, httpAddr, "shale_admission_sched_latency_p99_seconds"))
 
 	rejected := scrape(t, httpAddr, `shale_admission_rejected_total{class="foreground"}`) - rejectedBefore
-	backoffs := scrapeRegistry(t, reg, "backoff")
+	backoffs := scrapeRegistry(t, reg, "backoff") - backoffsBefore
 	t.Logf("store refused %.0f requests with ServerBusy; the client backed off %.0f times", rejected, backoffs)
 	require.Positive(t, rejected, "the overloaded store answers ServerBusy")
 	require.Positive(t, backoffs, "the client backs off on ServerBusy")
