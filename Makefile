@@ -58,10 +58,12 @@ lint: fmt-check vet ## gofmt check + go vet
 test: vet fmt-check ## go vet, gofmt check, promtool checks, then the whole test suite with -race
 	scripts/install-tools.sh ci
 	$(MAKE) --no-print-directory deploy-check
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests/')
+	@# One shale binary for every test that starts processes (internal/proctest).
+	$(MAKE) --no-print-directory build
+	SHALE_TEST_BINARY=$(CURDIR)/bin/shale CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/tests/')
 	@# End-to-end suites (whole clusters, real processes) one package at a
 	@# time, so they do not compete with each other for the 2 cores.
-	CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
+	SHALE_TEST_BINARY=$(CURDIR)/bin/shale CGO_ENABLED=1 $(GO) test -race -count=1 -timeout 20m -p 1 ./tests/...
 
 # Every fuzz target (func FuzzXxx) for FUZZTIME each, one at a time
 # (scripts/fuzz.sh; docs/security.md). FUZZ=regexp picks targets. A crash

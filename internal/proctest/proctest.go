@@ -23,11 +23,24 @@ var (
 	buildErr  error
 )
 
-// Binary builds bin/shale (static, cgo off) into a temporary directory the
-// first time it is called and returns its path.
+// BinaryEnv names a shale binary built beforehand: `make test` builds
+// bin/shale once and sets it, so that the test binaries that start
+// processes (seven packages) do not each build and link their own.
+const BinaryEnv = "SHALE_TEST_BINARY"
+
+// Binary returns the path of a shale binary: $SHALE_TEST_BINARY when set,
+// else one built (static, cgo off) into a temporary directory the first
+// time it is called.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
+		if p := os.Getenv(BinaryEnv); p != "" {
+			binPath = p
+			if st, err := os.Stat(p); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+				buildErr = fmt.Errorf("%s=%s: not an executable file (%v); unset it to build one", BinaryEnv, p, err)
+			}
+			return
+		}
 		out, err := exec.Command("go", "env", "GOMOD").Output()
 		if err != nil {
 			buildErr = err
