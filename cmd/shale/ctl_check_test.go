@@ -52,7 +52,6 @@ func startedStores(t testing.TB, n int, tweak func(i int, o *store.Options)) (*t
 // on the fourth store while its store keeps serving its other tablet; no
 // acknowledged write is lost, and the next check agrees.
 func TestCtlCheckRebuildsDivergentReplica(t *testing.T) {
-	t.Parallel()
 	c, storeByID := startedStores(t, 4, nil)
 	pd := strings.Join(c.PDEndpoints(), ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
