@@ -16,6 +16,7 @@ import (
 // (the quickest real store to start; the Shale and Thrift drivers are
 // tested in bench/drivers), then plot and compare on the JSON results.
 func TestBenchYCSBCommand(t *testing.T) {
+	t.Parallel()
 	ep := etcdtest.Start(t)
 	dir := t.TempDir()
 	common := []string{"--target", "etcd", "--etcd-endpoints", ep, "--workload", "b", "-p", "recordcount=200", "--threads", "4", "--seed", "7"}

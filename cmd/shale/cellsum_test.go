@@ -68,9 +68,10 @@ func (b *bitFlipper) intercept(ctx context.Context, method string, req, reply an
 // the corrupted row is refused. Without the checksum the flipped value
 // would be stored and read back.
 func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
-	c, _ := startedStores(t, 3, nil)
+	c := sharedCluster(t)
 	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f")
+	dropAtEnd(t, pd, "cellsum_write")
+	_, err := runShale(t, "table", "--pd", pd, "create", "cellsum_write", "f")
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -78,7 +79,7 @@ func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints(), DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(flip.intercept)}})
 	require.NoError(t, err)
 	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
+	users, err := cl.Table(ctx, "cellsum_write")
 	require.NoError(t, err)
 	_, err = users.MutateRow(ctx, []byte("warm"), kvclient.SetCell("f", []byte("q"), []byte("up")))
 	require.NoError(t, err)
@@ -127,9 +128,10 @@ func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
 // tablet: the report of the bad replica reaches the consistency checker.
 // Without the checksums the caller would get the flipped value.
 func TestCellChecksumReadServedElsewhere(t *testing.T) {
-	c, storeByID := startedStores(t, 3, nil)
+	c, storeByID := sharedStores(t)
 	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f")
+	dropAtEnd(t, pd, "cellsum_read")
+	_, err := runShale(t, "table", "--pd", pd, "create", "cellsum_read", "f")
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -138,7 +140,7 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints(), Registry: reg, DialOptions: []grpc.DialOption{grpc.WithChainUnaryInterceptor(flip.intercept)}})
 	require.NoError(t, err)
 	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
+	users, err := cl.Table(ctx, "cellsum_read")
 	require.NoError(t, err)
 	want := map[string]string{}
 	for i := 0; i < 20; i++ {

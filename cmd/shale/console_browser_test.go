@@ -38,6 +38,7 @@ const (
 // tablet of a row, and the key heat map draws the load labelled with the
 // table's name.
 func TestConsoleInBrowser(t *testing.T) {
+	t.Parallel()
 	chromium, err := exec.LookPath("chromium")
 	require.NoError(t, err, "the console test needs Debian's chromium: apt-get install chromium (scripts/install-tools.sh ci)")
 	logPath := filepath.Join(t.TempDir(), "playground.log")

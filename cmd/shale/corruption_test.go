@@ -18,6 +18,7 @@ import (
 
 	"github.com/shaledb/shale/internal/faultfs"
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/placementdriver/pdclient"
@@ -51,6 +52,25 @@ func (c *corruptor) Corrupt(op faultfs.Op) int {
 	return -1
 }
 
+// usersTable creates table "users" (one family, f, split at splits) on c
+// through `shale table create`, and returns it opened by a new client,
+// closed when the test ends.
+func usersTable(t *testing.T, ctx context.Context, c *testcluster.Cluster, splits ...string) *kvclient.Table {
+	t.Helper()
+	args := []string{"table", "--pd", strings.Join(c.PDEndpoints(), ","), "create", "users", "f"}
+	for _, s := range splits {
+		args = append(args, "--split", s)
+	}
+	_, err := runShale(t, args...)
+	require.NoError(t, err)
+	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	require.NoError(t, err)
+	t.Cleanup(func() { cl.Close() })
+	users, err := cl.Table(ctx, "users")
+	require.NoError(t, err)
+	return users
+}
+
 // TestCorruptSSTReplicaRebuilt: a flipped byte in an SST of the leader's
 // copy of a tablet, injected through the engine's file system, is caught
 // by the block checksum on the first read; no wrong value is served, the
@@ -71,15 +91,9 @@ func TestCorruptSSTReplicaRebuilt(t *testing.T) {
 		}
 	})
 	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f", "--split", "m")
-	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	require.NoError(t, err)
-	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
-	require.NoError(t, err)
+	users := usersTable(t, ctx, c, "m")
 	acked := map[string]string{}
 	for i := 0; i < 300; i++ {
 		row := fmt.Sprintf("a%03d", i)
@@ -240,16 +254,9 @@ func TestWALCorruptionStoreRetiredAndRebuilt(t *testing.T) {
 	c, storeByID := startedStores(t, 4, func(i int, o *store.Options) {
 		o.FS = faultfs.Wrap(vfs.Default, flip)
 	})
-	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f", "--split", "m")
-	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	require.NoError(t, err)
-	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
-	require.NoError(t, err)
+	users := usersTable(t, ctx, c, "m")
 	acked := map[string]string{}
 	for i := 0; i < 200; i++ {
 		for _, p := range []string{"a", "n"} {
@@ -340,16 +347,9 @@ func TestFailedDiskStoreReopens(t *testing.T) {
 			return nil
 		}))
 	})
-	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f")
-	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	require.NoError(t, err)
-	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
-	require.NoError(t, err)
+	users := usersTable(t, ctx, c)
 	acked := map[string]string{}
 	put := func(row string) error {
 		_, err := users.MutateRow(ctx, []byte(row), kvclient.SetCell("f", []byte("q"), []byte("v-"+row)))

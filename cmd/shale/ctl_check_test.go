@@ -25,7 +25,7 @@ import (
 
 // startedStores runs a testcluster whose stores are handed to the test as
 // they start (by store ID), with periodic checks off.
-func startedStores(t *testing.T, n int, tweak func(i int, o *store.Options)) (*testcluster.Cluster, func(id uint64) *store.Store) {
+func startedStores(t testing.TB, n int, tweak func(i int, o *store.Options)) (*testcluster.Cluster, func(id uint64) *store.Store) {
 	var mu sync.Mutex
 	byID := map[uint64]*store.Store{}
 	c := testcluster.Start(t, testcluster.Options{Stores: n, StoreOptions: func(i int, o *store.Options) {
@@ -54,15 +54,9 @@ func startedStores(t *testing.T, n int, tweak func(i int, o *store.Options)) (*t
 func TestCtlCheckRebuildsDivergentReplica(t *testing.T) {
 	c, storeByID := startedStores(t, 4, nil)
 	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f", "--split", "m")
-	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	require.NoError(t, err)
-	defer cl.Close()
-	users, err := cl.Table(ctx, "users")
-	require.NoError(t, err)
+	users := usersTable(t, ctx, c, "m")
 	put := func(row, value string) {
 		_, err := users.MutateRow(ctx, []byte(row), kvclient.SetCell("f", []byte("q"), []byte(value)))
 		require.NoError(t, err, row)

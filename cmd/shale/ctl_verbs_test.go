@@ -32,6 +32,7 @@ func ctlRealJSON(t *testing.T, pd string, out any, args ...string) {
 // schedulers pause and resume, an operator is removed, stores get labels
 // and limits and are deleted, and health reports the cluster.
 func TestCtlVerbsOnACluster(t *testing.T) {
+	t.Parallel()
 	c := testcluster.Start(t, testcluster.Options{Stores: 4})
 	pd := strings.Join(c.PDEndpoints(), ",")
 	_, err := runShale(t, "table", "--pd", pd, "create", "users", "f", "--split", "m")

@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/shaledb/shale/internal/testcluster"
 )
 
 func runShaleStreams(t *testing.T, args ...string) (string, string, error) {
@@ -31,9 +29,9 @@ func runShaleStreams(t *testing.T, args ...string) (string, string, error) {
 // shale import against a real in-process cluster: JSON progress and
 // summary, the bar, a resumed (already finished) job, and a malformed row.
 func TestImportCommand(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
-	_, err := runShale(t, "table", "--pd", pd, "create", "users", "info")
+	pd := sharedPD(t)
+	dropAtEnd(t, pd, "imp_users", "imp_users2")
+	_, err := runShale(t, "table", "--pd", pd, "create", "imp_users", "info")
 	require.NoError(t, err)
 	dir := t.TempDir()
 	var csv strings.Builder
@@ -44,7 +42,7 @@ func TestImportCommand(t *testing.T) {
 	in := filepath.Join(dir, "users.csv")
 	require.NoError(t, os.WriteFile(in, []byte(csv.String()), 0o644))
 	work := filepath.Join(dir, "work")
-	args := []string{"import", "--pd", pd, "--table", "users", "--raw", "--header", "--row-key", "id",
+	args := []string{"import", "--pd", pd, "--table", "imp_users", "--raw", "--header", "--row-key", "id",
 		"--map", "name=info:name,email=info:email", "--work-dir", work, "--sst-size", "8192", "--split-size", "16384"}
 
 	out, _, err := runShaleStreams(t, append(args, "--progress", "json", in)...)
@@ -67,7 +65,7 @@ func TestImportCommand(t *testing.T) {
 	require.EqualValues(t, 600, summary["cells"])
 	require.EqualValues(t, 300, summary["verified_rows"])
 
-	out, err = runShale(t, "table", "--pd", pd, "lookup", "users", "u0042")
+	out, err = runShale(t, "table", "--pd", pd, "lookup", "imp_users", "u0042")
 	require.NoError(t, err)
 	require.Contains(t, out, `"Name, 42"`)
 
@@ -78,9 +76,9 @@ func TestImportCommand(t *testing.T) {
 	require.Contains(t, out, "resumed")
 
 	// The progress bar on stderr, the summary on stdout.
-	_, err = runShale(t, "table", "--pd", pd, "create", "users2", "info")
+	_, err = runShale(t, "table", "--pd", pd, "create", "imp_users2", "info")
 	require.NoError(t, err)
-	out, errOut, err := runShaleStreams(t, "import", "--pd", pd, "--table", "users2", "--raw", "--header", "--row-key", "id",
+	out, errOut, err := runShaleStreams(t, "import", "--pd", pd, "--table", "imp_users2", "--raw", "--header", "--row-key", "id",
 		"--map", "name=info:name,email=info:email", "--work-dir", filepath.Join(dir, "w3"), in)
 	require.NoError(t, err)
 	require.Contains(t, errOut, "rows/s")
@@ -91,11 +89,11 @@ func TestImportCommand(t *testing.T) {
 	// A malformed row names file:line:column.
 	bad := filepath.Join(dir, "bad.csv")
 	require.NoError(t, os.WriteFile(bad, []byte("id,name,email\nx1,a,b\nx2,\"oops\"x,c\n"), 0o644))
-	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "users", "--raw", "--header", "--row-key", "id",
+	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "imp_users", "--raw", "--header", "--row-key", "id",
 		"--map", "name=info:name", "--work-dir", filepath.Join(dir, "w2"), "--progress", "none", bad)
 	require.ErrorContains(t, err, bad+":3:")
 
-	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "users", "--work-dir", filepath.Join(dir, "w4"), in)
+	_, _, err = runShaleStreams(t, "import", "--pd", pd, "--table", "imp_users", "--work-dir", filepath.Join(dir, "w4"), in)
 	require.ErrorContains(t, err, "--raw")
 }
 
@@ -104,8 +102,8 @@ func TestImportCommand(t *testing.T) {
 // import, every row compared through SQL afterwards, SQL writes on imported
 // rows, and bad fields named by file:line:column.
 func TestImportSQLTable(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropSQLAtEnd(t, pd, "acct")
 	sql := func(stmts string) string {
 		t.Helper()
 		out, _, err := runShaleStreams(t, "sql", "--pd", pd, "--format", "csv", "-e", stmts)

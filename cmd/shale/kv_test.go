@@ -2,12 +2,9 @@ package main
 
 import (
 	"encoding/json"
-	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/shaledb/shale/internal/testcluster"
 )
 
 func runShale(t *testing.T, args ...string) (string, error) {
@@ -23,8 +20,8 @@ func runShale(t *testing.T, args ...string) (string, error) {
 
 // shale kv against a real in-process cluster.
 func TestKVCommand(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	clearKVAtEnd(t, pd)
 	for _, kv := range [][2]string{{"b", "2"}, {"a", "1"}, {"c", "3"}} {
 		_, err := runShale(t, "kv", "--pd", pd, "put", kv[0], kv[1])
 		require.NoError(t, err)
@@ -53,8 +50,8 @@ func TestKVCommand(t *testing.T) {
 // ranges, --keys-only, --limit, -w json, range and prefix deletes, and
 // printable escaping of binary keys and values.
 func TestKVRangesAndFormats(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	clearKVAtEnd(t, pd)
 	kv := func(args ...string) string {
 		t.Helper()
 		out, err := runShale(t, append([]string{"kv", "--pd", pd}, args...)...)

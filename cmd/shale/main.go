@@ -40,13 +40,16 @@ func main() {
 	}
 }
 
+func init() {
+	// Let subcommands have their own PersistentPreRunE without skipping the
+	// root's (logger setup). Set once, not in newRootCommand: tests build
+	// command trees from parallel tests, and cobra reads it in Execute.
+	cobra.EnableTraverseRunHooks = true
+}
+
 // newRootCommand builds the `shale` command tree. Each call returns a fresh
 // tree, so tests can run commands in isolation.
 func newRootCommand() *cobra.Command {
-	// Let subcommands have their own PersistentPreRunE without skipping the
-	// root's (logger setup).
-	cobra.EnableTraverseRunHooks = true
-
 	root := &cobra.Command{
 		Use:           "shale",
 		Short:         "Shale: a Bigtable-style distributed table store",

@@ -43,9 +43,12 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 const playgroundBackstop = 10 * time.Minute
 
 // A playground with three PD members: it prints the three client
-// addresses as one --pd list, shale kv works against it, SIGTERM stops it
-// cleanly, and it starts again on its kept data directory.
+// addresses as one --pd list, shale kv works against it, it serves the
+// MySQL protocol by default (user root, no password) and prints its
+// address, SIGTERM stops it cleanly, and it starts again on its kept data
+// directory.
 func TestPlaygroundThreePDMembers(t *testing.T) {
+	t.Parallel()
 	dir := filepath.Join(t.TempDir(), "data")
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p, eps := startPlayground(t, logPath, "--pd-members", "3", "--stores", "3", "--data-dir", dir)
@@ -68,6 +71,16 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	require.Equal(t, 1, strings.Count(out, "leader"), "members:\n%s", out)
 	require.Equal(t, 2, strings.Count(out, "follower"), "members:\n%s", out)
 
+	require.Regexp(t, `^127\.0\.0\.1:\d+$`, eps["mysql"])
+	db, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale")
+	require.NoError(t, err)
+	defer db.Close()
+	_, err = db.Exec("CREATE TABLE pg_mysql (k BIGINT PRIMARY KEY)")
+	require.NoError(t, err)
+	var tables string
+	require.NoError(t, db.QueryRow("SHOW TABLES LIKE 'pg_mysql'").Scan(&tables))
+	require.Equal(t, "pg_mysql", tables)
+
 	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit\n%s", proctest.Tail(logPath, 20))
 	for _, sub := range []string{"pd1", "pd2", "pd3", "store-1", "store-2", "store-3"} {
 		require.DirExists(t, filepath.Join(dir, sub))
@@ -83,23 +96,6 @@ func TestPlaygroundThreePDMembers(t *testing.T) {
 	// A directory made with three members cannot start with one.
 	_, err = runShale(t, "playground", "--pd-members", "1", "--data-dir", dir)
 	require.ErrorContains(t, err, "holds a playground with 3 PD member(s); start it with --pd-members 3")
-}
-
-// The playground also serves the MySQL protocol by default (user root,
-// no password) and prints its address.
-func TestPlaygroundMySQL(t *testing.T) {
-	logPath := filepath.Join(t.TempDir(), "playground.log")
-	p, eps := startPlayground(t, logPath, "--stores", "3")
-	require.Regexp(t, `^127\.0\.0\.1:\d+$`, eps["mysql"])
-	db, err := sql.Open("mysql", "root:@tcp("+eps["mysql"]+")/shale")
-	require.NoError(t, err)
-	defer db.Close()
-	_, err = db.Exec("CREATE TABLE pg_mysql (k BIGINT PRIMARY KEY)")
-	require.NoError(t, err)
-	var tables string
-	require.NoError(t, db.QueryRow("SHOW TABLES LIKE 'pg_mysql'").Scan(&tables))
-	require.Equal(t, "pg_mysql", tables)
-	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit\n%s", proctest.Tail(logPath, 20))
 }
 
 func TestPlaygroundFlagErrors(t *testing.T) {

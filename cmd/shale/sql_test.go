@@ -11,7 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/shaledb/shale/internal/proctest"
-	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/sql-lite/shell"
 )
 
@@ -20,14 +19,14 @@ import (
 // exits 1; bad flags are errors. The shell package's tests cover the
 // shell itself, exit codes of the real binary and the pseudo-terminal.
 func TestSQLCommand(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropSQLAtEnd(t, pd, "sqlcmd")
 	root := newRootCommand()
 	var out, errOut bytes.Buffer
 	root.SetOut(&out)
 	root.SetErr(&errOut)
 	root.SetArgs([]string{"sql", "--pd", pd, "--format", "csv", "-e",
-		"CREATE TABLE t (k VARCHAR(10) PRIMARY KEY, v BIGINT); INSERT INTO t VALUES ('a', 1), ('b', NULL); SELECT * FROM t"})
+		"CREATE TABLE sqlcmd (k VARCHAR(10) PRIMARY KEY, v BIGINT); INSERT INTO sqlcmd VALUES ('a', 1), ('b', NULL); SELECT * FROM sqlcmd"})
 	require.NoError(t, root.Execute(), errOut.String())
 	require.Equal(t, "k,v\na,1\nb,\n", out.String())
 
@@ -36,7 +35,7 @@ func TestSQLCommand(t *testing.T) {
 	errOut.Reset()
 	root.SetOut(&out)
 	root.SetErr(&errOut)
-	root.SetArgs([]string{"sql", "--pd", pd, "-e", "SELECT * FROM t;\nSELECT * FROM missing"})
+	root.SetArgs([]string{"sql", "--pd", pd, "-e", "SELECT * FROM sqlcmd;\nSELECT * FROM missing"})
 	err := root.Execute()
 	require.ErrorIs(t, err, shell.ErrStatementFailed)
 	require.Equal(t, 1, strings.Count(errOut.String(), "ERROR at line 2: "), errOut.String())
@@ -50,6 +49,7 @@ func TestSQLCommand(t *testing.T) {
 // starts, loads the demo tables, runs the script on its cluster and stops
 // when the shell ends, with the shell's exit status.
 func TestPlaygroundSQL(t *testing.T) {
+	t.Parallel()
 	// Built before the clock starts: a cold build alone can take minutes
 	// while the rest of the suite runs.
 	bin := proctest.Binary(t)

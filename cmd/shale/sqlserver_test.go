@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 	_ "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
-	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/internal/testutils"
 )
 
@@ -45,8 +43,8 @@ func (s *syncBuffer) String() string {
 func TestSQLServerCommand(t *testing.T) {
 	t.Setenv(passwordEnv, "")
 	t.Setenv("SHALE_SECURITY_INSECURE", "true") // TLS: security_test.go
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropSQLAtEnd(t, pd, "sqlserver_cmd")
 
 	_, err := runShale(t, "sql-server", "--pd", pd, "--addr", "127.0.0.1:0")
 	require.ErrorContains(t, err, "give the MySQL password with --password or $SHALE_MYSQL_PASSWORD")

@@ -9,15 +9,14 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/tablefmt"
 )
 
 // shale table against a real in-process cluster.
 func TestTableCommand(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropAtEnd(t, pd, "users")
 	tbl := func(args ...string) (string, error) {
 		t.Helper()
 		return runShale(t, append([]string{"table", "--pd", pd}, args...)...)
@@ -52,7 +51,7 @@ func TestTableCommand(t *testing.T) {
 	// within it, and -race on a loaded machine is slow.
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	kc, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
+	kc, err := kvclient.Open(ctx, kvclient.Options{PD: strings.Split(pd, ",")})
 	require.NoError(t, err)
 	defer kc.Close()
 	users, err := kc.Table(ctx, "users")
@@ -175,8 +174,8 @@ func TestTableArgumentErrors(t *testing.T) {
 // createtable/deletetable, count, read prefix=/regex=/columns=/keys-only=,
 // and set with @TS.
 func TestTableCbtVerbs(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropAtEnd(t, pd, "t")
 	must := func(args ...string) string {
 		t.Helper()
 		out, err := runShale(t, append([]string{"table", "--pd", pd}, args...)...)
@@ -224,8 +223,8 @@ func TestTableCbtVerbs(t *testing.T) {
 // once, setgcpolicy shows in describe and applies to reads, deletefamily
 // hides the family's cells from the next read; bad policies are refused.
 func TestTableFamilyVerbs(t *testing.T) {
-	c := testcluster.Start(t, testcluster.Options{})
-	pd := strings.Join(c.PDEndpoints(), ",")
+	pd := sharedPD(t)
+	dropAtEnd(t, pd, "ft")
 	run := func(args ...string) (string, error) {
 		return runShale(t, append([]string{"table", "--pd", pd}, args...)...)
 	}
