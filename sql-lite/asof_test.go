@@ -124,7 +124,7 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 	// invariant, the last ones after the writers have changed the rows
 	// (so the joins read rows being written). Every operation gets its
 	// own deadline.
-	const joins = 20
+	const joins = 10
 	run, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var writing atomic.Int32 // writers still running
