@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -119,20 +120,25 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 	for i := range rows {
 		mustExec(t, s, fmt.Sprintf(`INSERT INTO snap_a VALUES (%d, 0); INSERT INTO snap_b VALUES (%d, 0)`, i, i))
 	}
-	// run bounds the test; operations get their own deadline, so none is
-	// cut off mid-flight when the run ends.
-	run, stop := context.WithTimeout(context.Background(), 8*time.Second)
-	defer stop()
-	ctx := testCtx(t)
+	// The writers run until the joins are done: joins checks of the
+	// invariant, the last ones after the writers have changed the rows
+	// (so the joins read rows being written). Every operation gets its
+	// own deadline.
+	const joins = 10
+	run, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
+	var writing atomic.Int32 // writers still running
+	defer func() { stop(); wg.Wait() }()
 	for i := range rows {
 		ws := newSession(t)
 		wg.Add(1)
+		writing.Add(1)
 		go func() {
 			defer wg.Done()
+			defer writing.Add(-1)
 			for n := 1; run.Err() == nil; n++ {
 				for _, tbl := range []string{"snap_a", "snap_b"} {
-					if _, err := ws.Exec(ctx, fmt.Sprintf(`UPDATE %s SET v = %d WHERE id = %d`, tbl, n, i)); err != nil {
+					if _, err := ws.Exec(testCtx(t), fmt.Sprintf(`UPDATE %s SET v = %d WHERE id = %d`, tbl, n, i)); err != nil {
 						t.Errorf("writer %d: %v", i, err)
 						return
 					}
@@ -141,8 +147,9 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 		}()
 	}
 	checks := 0
-	for run.Err() == nil {
-		res, err := s.Exec(ctx, `SELECT a.id, a.v, b.v FROM snap_a a JOIN snap_b b ON b.id = a.id`)
+	var firstSum, sum int64 = -1, 0
+	for checks < joins || (sum == firstSum && writing.Load() > 0) {
+		res, err := s.Exec(testCtx(t), `SELECT a.id, a.v, b.v FROM snap_a a JOIN snap_b b ON b.id = a.id`)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,17 +157,21 @@ func TestJoinConsistentUnderWrites(t *testing.T) {
 		if len(rs) != rows {
 			t.Fatalf("join returned %d rows, want %d", len(rs), rows)
 		}
+		sum = 0
 		for _, r := range rs {
 			av, bv := r[1].Value.(int64), r[2].Value.(int64)
 			if bv > av || av > bv+1 {
 				t.Fatalf("row %v: a.v = %d, b.v = %d: not one state (b.v <= a.v <= b.v+1)", r[0], av, bv)
 			}
+			sum += av
+		}
+		if firstSum < 0 {
+			firstSum = sum
 		}
 		checks++
 	}
-	wg.Wait()
-	if checks < 5 {
-		t.Fatalf("only %d joins ran", checks)
+	if sum == firstSum {
+		t.Fatalf("the writers changed no row while %d joins ran", checks)
 	}
 	t.Logf("%d consistent joins", checks)
 }

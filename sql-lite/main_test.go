@@ -3,6 +3,7 @@ package sqllite
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"sync"
@@ -11,10 +12,17 @@ import (
 
 	"github.com/shaledb/shale/internal/testcluster"
 	"github.com/shaledb/shale/kvclient"
+	"github.com/shaledb/shale/placementdriver"
 )
 
-// One in-process cluster (PD + 3 tablet servers) serves every test in the
-// package; each test uses its own table names.
+// One in-process cluster (PD + one tablet server, one replica per tablet)
+// serves every test in the package; each test uses its own table names.
+// The tests check the SQL layer, as sqltest's and mysqlwire's do on the
+// same one-store cluster: three replicas made every write three raft
+// appends and the PD's leader balancing moved leaders under the tests,
+// which cost most of the package's time under -race and tested nothing of
+// sql-lite (replication and leader moves are the store's and kvclient's
+// tests).
 var (
 	testClient *kvclient.Client
 	testPD     []string
@@ -56,7 +64,9 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	tb := &mainTB{dir: dir}
-	c := testcluster.Start(tb, testcluster.Options{})
+	// The cluster's INFO logs would bury the test output.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	c := testcluster.Start(tb, testcluster.Options{Stores: 1, Schedule: placementdriver.Config{MaxReplicas: 1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	testPD = c.PDEndpoints()
 	testClient, err = kvclient.Open(ctx, kvclient.Options{PD: testPD})

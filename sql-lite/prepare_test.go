@@ -349,7 +349,7 @@ func TestPreparedReuse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 300
+	const n = 60
 	for i := 0; i < n; i++ {
 		k := fmt.Sprintf("k%d", i%7)
 		if _, err := ins.Exec(testCtx(t), k, i, i*i); err != nil {

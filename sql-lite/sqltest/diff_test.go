@@ -56,7 +56,7 @@ import (
 )
 
 var (
-	flagDiffSize   = flag.Int("diff.size", 4, "differential test: rounds (each a fresh pair of random tables)")
+	flagDiffSize   = flag.Int("diff.size", 2, "differential test: rounds (each a fresh pair of random tables; -diff.size 4 or more for a longer search)")
 	flagDiffRows   = flag.Int("diff.rows", 60, "differential test: rows per table")
 	flagDiffQ      = flag.Int("diff.queries", 80, "differential test: queries per round")
 	flagDiffShapes = flag.String("diff.shapes", "filter,range,order,agg,join", "differential test: query shapes to generate")
