@@ -54,15 +54,15 @@ func TestIncrementalChain(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	src := startEnv(t, ctx)
-	_, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g", MaxVersions: 2}})
+	_, err := src.cl.CreateTable(ctx, "chain", []kvclient.Family{{Name: "f"}, {Name: "g", MaxVersions: 2}})
 	require.NoError(t, err)
-	tbl := src.table("t")
+	tbl := src.table("chain")
 	var urls []string
 	var states [][]cell
 	for step := 0; step < 3; step++ {
-		mutateRandomly(t, ctx, tbl, rng, 400, 120)
+		mutateRandomly(t, ctx, tbl, rng, 200, 60)
 		o := backupOpts(src, fileURL(t, fmt.Sprintf("b%d", step)))
-		o.Tables = []string{"t"}
+		o.Tables = []string{"chain"}
 		if step > 0 {
 			o.Since = urls[step-1]
 		}
@@ -70,7 +70,7 @@ func TestIncrementalChain(t *testing.T) {
 		require.NoError(t, err)
 		t.Logf("backup %d: %+v", step, *sum)
 		urls = append(urls, o.To)
-		states = append(states, src.dump("t"))
+		states = append(states, src.dump("chain"))
 	}
 	// Each incremental continues from its parent's timestamp.
 	for i := 1; i < 3; i++ {
@@ -79,11 +79,11 @@ func TestIncrementalChain(t *testing.T) {
 		require.Equal(t, urlsTS(t, ctx, urls[i-1]), in.Manifest.Since)
 	}
 	for _, i := range []int{2, 1} {
-		dst := startEnv(t, ctx)
-		sum, err := backup.Restore(ctx, restoreOpts(t, dst, urls[i]))
+		as := fmt.Sprintf("chain_r%d", i)
+		sum, err := backup.Restore(ctx, restoreOpts(t, src, urls[i], "chain", as))
 		require.NoError(t, err)
 		require.Equal(t, i+1, sum.Chain)
-		require.Equal(t, states[i], dst.dump("t"), "restore of backup %d differs from the source at its timestamp", i)
+		require.Equal(t, states[i], src.dump(as), "restore of backup %d differs from the source at its timestamp", i)
 	}
 }
 
@@ -102,16 +102,16 @@ func TestKilledAndResumed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	src := startEnv(t, ctx)
-	info, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g"}})
+	info, err := src.cl.CreateTable(ctx, "killed", []kvclient.Family{{Name: "f"}, {Name: "g"}})
 	require.NoError(t, err)
-	tbl := src.table("t")
-	mutateRandomly(t, ctx, tbl, rng, 600, 200)
+	tbl := src.table("killed")
+	mutateRandomly(t, ctx, tbl, rng, 300, 100)
 	// Several tablets, so there are several pieces to be killed between.
-	for _, r := range []string{"row0050", "row0100", "row0150"} {
+	for _, r := range []string{"row0025", "row0050", "row0075"} {
 		_, err := src.c.PD().SplitTablets(ctx, splitReq(info.ID, r))
 		require.NoError(t, err)
 	}
-	want := src.dump("t")
+	want := src.dump("killed")
 
 	to := fileURL(t, "killed")
 	runs := 0
@@ -120,7 +120,7 @@ func TestKilledAndResumed(t *testing.T) {
 		runs++
 		require.Less(t, runs, 50, "the backup never finished")
 		o := backupOpts(src, to)
-		o.Tables = []string{"t"}
+		o.Tables = []string{"killed"}
 		o.Parallel = 1 + rng.IntN(3)
 		kill := 1 + rng.IntN(6)
 		rctx, stop := context.WithCancel(ctx)
@@ -153,8 +153,7 @@ func TestKilledAndResumed(t *testing.T) {
 	}))
 	require.Equal(t, in.Files, onDisk)
 
-	dst := startEnv(t, ctx)
-	ro := restoreOpts(t, dst, to)
+	ro := restoreOpts(t, src, to, "killed", "killed_r")
 	ro.Parallel = 2
 	runs = 0
 	for {
@@ -176,7 +175,7 @@ func TestKilledAndResumed(t *testing.T) {
 		require.True(t, errors.Is(err, context.Canceled), "run %d: %v", runs, err)
 	}
 	t.Logf("restore finished after %d runs", runs)
-	require.Equal(t, want, dst.dump("t"))
+	require.Equal(t, want, src.dump("killed_r"))
 }
 
 // A damaged file is reported by verify and by restore, by name.
@@ -184,12 +183,12 @@ func TestCorruptFile(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	src := startEnv(t, ctx)
-	_, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g"}})
+	_, err := src.cl.CreateTable(ctx, "corrupt", []kvclient.Family{{Name: "f"}, {Name: "g"}})
 	require.NoError(t, err)
-	mutateRandomly(t, ctx, src.table("t"), rand.New(rand.NewPCG(3, 3)), 200, 50)
+	mutateRandomly(t, ctx, src.table("corrupt"), rand.New(rand.NewPCG(3, 3)), 200, 50)
 	to := fileURL(t, "b")
 	o := backupOpts(src, to)
-	o.Tables = []string{"t"}
+	o.Tables = []string{"corrupt"}
 	_, err = backup.Run(ctx, o)
 	require.NoError(t, err)
 	_, err = backup.Verify(ctx, to)
@@ -210,8 +209,7 @@ func TestCorruptFile(t *testing.T) {
 	require.Len(t, res.Errors, 1)
 	require.Contains(t, err.Error(), victim)
 
-	dst := startEnv(t, ctx)
-	_, err = backup.Restore(ctx, restoreOpts(t, dst, to))
+	_, err = backup.Restore(ctx, restoreOpts(t, src, to, "corrupt", "corrupt_r"))
 	require.ErrorAs(t, err, &ce)
 	require.Equal(t, victim, ce.File)
 
@@ -233,9 +231,9 @@ func TestChainAcrossLaterDeletes(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	src := startEnv(t, ctx)
-	_, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g", MaxVersions: 2}})
+	_, err := src.cl.CreateTable(ctx, "later", []kvclient.Family{{Name: "f"}, {Name: "g", MaxVersions: 2}})
 	require.NoError(t, err)
-	tbl := src.table("t")
+	tbl := src.table("later")
 	// Hold the GC safe point (it trails the clock closely in tests) so
 	// that backups at past timestamps are allowed, as an operator would
 	// with a longer GC life time.
@@ -257,23 +255,23 @@ func TestChainAcrossLaterDeletes(t *testing.T) {
 	var stamps []int64
 	var states [][]cell
 	for step := 0; step < 2; step++ {
-		mutateRandomly(t, ctx, tbl, rng, 300, 60)
+		mutateRandomly(t, ctx, tbl, rng, 150, 30)
 		stamps = append(stamps, mark(step))
-		states = append(states, src.dump("t"))
+		states = append(states, src.dump("later"))
 	}
-	mutateRandomly(t, ctx, tbl, rng, 300, 60) // deletes after both timestamps
+	mutateRandomly(t, ctx, tbl, rng, 150, 30) // deletes after both timestamps
 	full := backupOpts(src, fileURL(t, "full"))
-	full.Tables, full.At = []string{"t"}, stamps[0]
+	full.Tables, full.At = []string{"later"}, stamps[0]
 	_, err = backup.Run(ctx, full)
 	require.NoError(t, err)
 	incr := backupOpts(src, fileURL(t, "incr"))
-	incr.Tables, incr.At, incr.Since = []string{"t"}, stamps[1], full.To
+	incr.Tables, incr.At, incr.Since = []string{"later"}, stamps[1], full.To
 	_, err = backup.Run(ctx, incr)
 	require.NoError(t, err)
 	for i, url := range []string{full.To, incr.To} {
-		dst := startEnv(t, ctx)
-		_, err := backup.Restore(ctx, restoreOpts(t, dst, url))
+		as := fmt.Sprintf("later_r%d", i)
+		_, err := backup.Restore(ctx, restoreOpts(t, src, url, "later", as))
 		require.NoError(t, err)
-		require.Equal(t, states[i], dst.dump("t"), "restore of backup %d differs from the source at its timestamp", i)
+		require.Equal(t, states[i], src.dump(as), "restore of backup %d differs from the source at its timestamp", i)
 	}
 }

@@ -30,22 +30,22 @@ func TestS3RoundTrip(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	src := startEnv(t, ctx)
-	_, err := src.cl.CreateTable(ctx, "t", []kvclient.Family{{Name: "f"}, {Name: "g"}})
+	_, err := src.cl.CreateTable(ctx, "s3", []kvclient.Family{{Name: "f"}, {Name: "g"}})
 	require.NoError(t, err)
 	rng := rand.New(rand.NewPCG(5, 5))
-	mutateRandomly(t, ctx, src.table("t"), rng, 200, 60)
+	mutateRandomly(t, ctx, src.table("s3"), rng, 200, 60)
 	full := "s3://bk/cluster/full" + q
 	o := backupOpts(src, full)
-	o.Tables = []string{"t"}
+	o.Tables = []string{"s3"}
 	_, err = backup.Run(ctx, o)
 	require.NoError(t, err)
-	mutateRandomly(t, ctx, src.table("t"), rng, 200, 60)
+	mutateRandomly(t, ctx, src.table("s3"), rng, 200, 60)
 	inc := "s3://bk/cluster/inc" + q
 	o = backupOpts(src, inc)
-	o.Tables, o.Since = []string{"t"}, full
+	o.Tables, o.Since = []string{"s3"}, full
 	_, err = backup.Run(ctx, o)
 	require.NoError(t, err)
-	want := src.dump("t")
+	want := src.dump("s3")
 
 	infos, err := backup.List(ctx, "s3://bk/cluster"+q)
 	require.NoError(t, err)
@@ -53,8 +53,7 @@ func TestS3RoundTrip(t *testing.T) {
 	res, err := backup.Verify(ctx, inc)
 	require.NoError(t, err)
 	require.Equal(t, 2, res.Chain)
-	dst := startEnv(t, ctx)
-	_, err = backup.Restore(ctx, restoreOpts(t, dst, inc))
+	_, err = backup.Restore(ctx, restoreOpts(t, src, inc, "s3", "s3_r"))
 	require.NoError(t, err)
-	require.Equal(t, want, dst.dump("t"))
+	require.Equal(t, want, src.dump("s3_r"))
 }

@@ -130,10 +130,9 @@ func TestSafePointKeepsVersions(t *testing.T) {
 	var spe *backup.SafePointError
 	require.ErrorAs(t, err, &spe)
 
-	dst := startEnv(t, ctx)
-	_, err = backup.Restore(ctx, restoreOpts(t, dst, to))
+	_, err = backup.Restore(ctx, restoreOpts(t, e, to, "t", "t_r"))
 	require.NoError(t, err)
-	got := dst.dump("t")
+	got := e.dump("t_r")
 	require.Len(t, got, 2)
 	require.Equal(t, cell{"b", "f:q", b1, "b1"}, got[1], "the version at the backup's timestamp was collected")
 	require.Equal(t, "a2", got[0].value)

@@ -200,35 +200,40 @@ func TestThriftAuthorizationMatrix(t *testing.T) {
 		}
 	}
 	callers := map[string]authz.Identity{"nogrant": {User: "nogrant"}, "reader": {User: "reader"}, "writer": {User: "writer"}, "admin": {User: "admin"}, "node": {Node: true}}
+	// The callers are independent (each has its own gateway and
+	// connections): they run in parallel.
 	for who, id := range callers {
-		srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", Thrift1Addr: "127.0.0.1:0", Authz: a})
-		require.NoError(t, err)
-		thriftgw.SetIdentityForTest(srv, id)
-		done := make(chan error, 1)
-		go func() { done <- srv.Serve() }() //stop:short-lived test gateway, closed below
-		c := dial(t, srv.Addr().String(), false, false)
-		for name, call := range calls {
-			class := authz.Thrift[name]
-			want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
-				(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
-			err := call(ctx, c)
-			if got := !refused(err); got != want {
-				t.Errorf("%s calling %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+		t.Run(who, func(t *testing.T) {
+			t.Parallel()
+			srv, err := thriftgw.Listen(thriftgw.Options{Client: e.cl, Addr: "127.0.0.1:0", Thrift1Addr: "127.0.0.1:0", Authz: a})
+			require.NoError(t, err)
+			thriftgw.SetIdentityForTest(srv, id)
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve() }() //stop:short-lived test gateway, closed below
+			c := dial(t, srv.Addr().String(), false, false)
+			for name, call := range calls {
+				class := authz.Thrift[name]
+				want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
+					(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
+				err := call(ctx, c)
+				if got := !refused(err); got != want {
+					t.Errorf("%s calling %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+				}
 			}
-		}
-		// Thrift1, the same checks on its own listener.
-		c1 := dial1(t, srv.Thrift1Addr().String())
-		for name, call := range calls1 {
-			class := authz.Thrift[name]
-			want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
-				(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
-			err := call(ctx, c1)
-			if got := !refused(err); got != want {
-				t.Errorf("%s calling Thrift1 %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+			// Thrift1, the same checks on its own listener.
+			c1 := dial1(t, srv.Thrift1Addr().String())
+			for name, call := range calls1 {
+				class := authz.Thrift[name]
+				want := id.Node || who == "admin" || class == authz.Public || class == authz.Authenticated ||
+					(class == authz.DataRead && (who == "reader" || who == "writer")) || (class == authz.DataWrite && who == "writer")
+				err := call(ctx, c1)
+				if got := !refused(err); got != want {
+					t.Errorf("%s calling Thrift1 %s (%s): allowed=%v (%v), want allowed=%v", who, name, class, got, err, want)
+				}
 			}
-		}
-		require.NoError(t, srv.Close())
-		require.NoError(t, <-done)
+			require.NoError(t, srv.Close())
+			require.NoError(t, <-done)
+		})
 	}
 }
 

@@ -320,8 +320,13 @@ func TestFilterLanguage(t *testing.T) {
 		}
 		return out
 	}
+	addr := srv.Addr().String()
 	for _, tc := range filterCases() {
 		t.Run(tc.filter, func(t *testing.T) {
+			// The cases only read: they run in parallel, each on its own
+			// connection (a Thrift client is not safe for concurrent use).
+			t.Parallel()
+			c := dial(t, addr, false, false)
 			want := tc.want(filterTable)
 			// A scanner, read in pages of 2 rows.
 			id, err := c.OpenScanner(ctx, table, &hbase.TScan{FilterString: []byte(tc.filter), MaxVersions: 5, Caching: i32(2)})

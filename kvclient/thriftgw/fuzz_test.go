@@ -6,13 +6,12 @@ import (
 	"errors"
 	"io"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/apache/thrift/lib/go/thrift"
 
-	"github.com/shaledb/shale/internal/testcluster"
-	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/hbase"
 	"github.com/shaledb/shale/proto/hbase1"
 )
@@ -25,18 +24,14 @@ const (
 	fuzzAllocPerByte = 1 << 10
 )
 
-// fuzzServers starts a cluster, creates table "fz" (family f) and returns
-// one gateway per (framed, compact) combination, not serving: the fuzz
-// target drives their processors directly.
+// fuzzServers creates table "fz" (family f) on the package's cluster,
+// once for both fuzz targets, and returns one gateway per (framed,
+// compact) combination, not serving: the fuzz target drives their
+// processors directly.
 func fuzzServers(f *testing.F) map[[2]bool]*Server {
-	c := testcluster.Start(f, testcluster.Options{})
+	_, cl := SharedClusterForTest()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { cl.Close() })
 	out := map[[2]bool]*Server{}
 	for _, framed := range []bool{false, true} {
 		for _, compact := range []bool{false, true} {
@@ -48,13 +43,21 @@ func fuzzServers(f *testing.F) map[[2]bool]*Server {
 			out[[2]bool{framed, compact}] = s
 		}
 	}
-	h := &connHandler{handler: out[[2]bool{}].handler, owner: &owner{}}
-	err = h.CreateTable(ctx, &hbase.TTableDescriptor{TableName: &hbase.TTableName{Qualifier: []byte("fz")},
-		Columns: []*hbase.TColumnFamilyDescriptor{{Name: []byte("f")}}}, nil)
-	if err != nil {
-		f.Fatal(err)
+	fuzzTable.Do(func() {
+		h := &connHandler{handler: out[[2]bool{}].handler, owner: &owner{}}
+		fuzzTable.err = h.CreateTable(ctx, &hbase.TTableDescriptor{TableName: &hbase.TTableName{Qualifier: []byte("fz")},
+			Columns: []*hbase.TColumnFamilyDescriptor{{Name: []byte("f")}}}, nil)
+	})
+	if fuzzTable.err != nil {
+		f.Fatal(fuzzTable.err)
 	}
 	return out
+}
+
+// fuzzTable is the creation of table "fz", shared by the fuzz targets.
+var fuzzTable struct {
+	sync.Once
+	err error
 }
 
 // seedCalls writes a few requests with the generated client into the

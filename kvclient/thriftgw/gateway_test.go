@@ -23,12 +23,14 @@ import (
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/kvclient/thriftgw"
+	"github.com/shaledb/shale/placementdriver"
 	"github.com/shaledb/shale/proto/hbase"
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
-// env is one in-process cluster shared by the subtests (starting a
-// cluster dominates the test time).
+// env is the package's in-process cluster (thriftgw.SharedClusterForTest),
+// shared by the tests: starting a cluster dominates the test time. Tests
+// use their own table names.
 type env struct {
 	c  *testcluster.Cluster
 	cl *kvclient.Client
@@ -36,7 +38,15 @@ type env struct {
 
 func startEnv(t *testing.T) *env {
 	t.Helper()
-	c := testcluster.Start(t, testcluster.Options{})
+	c, cl := thriftgw.SharedClusterForTest()
+	return &env{c: c, cl: cl}
+}
+
+// startOwnEnv starts a cluster for this test alone (one store, one
+// replica), for a test that stops the cluster's members.
+func startOwnEnv(t *testing.T) *env {
+	t.Helper()
+	c := testcluster.Start(t, testcluster.Options{Stores: 1, Schedule: placementdriver.Config{MaxReplicas: 1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cl, err := kvclient.Open(ctx, kvclient.Options{PD: c.PDEndpoints()})

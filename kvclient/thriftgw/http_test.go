@@ -34,7 +34,7 @@ func get(t *testing.T, url string) (int, string) {
 // (calls timed by method and outcome), pprof, and a /healthz that turns
 // 503 once the cluster's placement driver stops answering.
 func TestHTTPHealthMetricsPprof(t *testing.T) {
-	e := startEnv(t)
+	e := startOwnEnv(t) // it stops the placement driver
 	srv := e.gateway(t, thriftgw.Options{HTTPAddr: "127.0.0.1:0"})
 	base := "http://" + srv.HTTPAddr().String()
 	c := dial(t, srv.Addr().String(), false, false)
