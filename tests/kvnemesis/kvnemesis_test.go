@@ -238,6 +238,7 @@ func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *histo
 		// another under -race on a loaded machine outlast one shared bound
 		// (the soak at 0aae623 ran out of it on the last row).
 		ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+		var lastNamed []uint64
 		for {
 			call := h.now()
 			got, err := tbl.Get(ctx, []byte(row), kvclient.MaxVersions(8))
@@ -245,8 +246,17 @@ func finalReads(t *testing.T, ctx context.Context, cl *kvclient.Client, h *histo
 				h.add(-1, in, output{Read: rowCells(got)}, call, h.now())
 				break
 			}
+			if named := tabletsIn(err); len(named) > 0 {
+				lastNamed = named // a deadline error names no tablet; keep the last that did
+			}
 			if ctx.Err() != nil {
-				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v\n%s", row, err, live.describe(tabletsIn(err), pd))
+				tablets := lastNamed
+				lctx, lcancel := context.WithTimeout(context.Background(), 10*time.Second)
+				if loc, lerr := tbl.Locate(lctx, []byte(row), true); lerr == nil && !slices.Contains(tablets, loc.TabletID) {
+					tablets = append(tablets, loc.TabletID) // the tablet PD says holds the row
+				}
+				lcancel()
+				t.Fatalf("the healed cluster did not serve a read of %s within 2 minutes: %v\n%s", row, err, live.describe(tablets, pd))
 			}
 			sleep(ctx, 100*time.Millisecond) // retry pause
 		}
