@@ -48,7 +48,9 @@ const playgroundBackstop = 10 * time.Minute
 // address, SIGTERM stops it cleanly, and it starts again on its kept data
 // directory.
 func TestPlaygroundThreePDMembers(t *testing.T) {
-	t.Parallel()
+	// Not parallel: run beside the other playground tests it failed once
+	// on the fresh clone (the restarted playground's tablet server refused
+	// connections for the kv command's whole timeout); see docs/limits.md.
 	dir := filepath.Join(t.TempDir(), "data")
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p, eps := startPlayground(t, logPath, "--pd-members", "3", "--stores", "3", "--data-dir", dir)
