@@ -68,9 +68,11 @@ func (b *bitFlipper) intercept(ctx context.Context, method string, req, reply an
 // the corrupted row is refused. Without the checksum the flipped value
 // would be stored and read back.
 func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
-	c := sharedCluster(t)
+	// Its own cluster: on the shared one PD moves leaders for the other
+	// tests' tables, and a flipped write refused as "not leader" is resent
+	// intact (it failed once that way).
+	c, _ := startedStores(t, 3, nil)
 	pd := strings.Join(c.PDEndpoints(), ",")
-	dropAtEnd(t, pd, "cellsum_write")
 	_, err := runShale(t, "table", "--pd", pd, "create", "cellsum_write", "f")
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -128,7 +130,9 @@ func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
 // tablet: the report of the bad replica reaches the consistency checker.
 // Without the checksums the caller would get the flipped value.
 func TestCellChecksumReadServedElsewhere(t *testing.T) {
-	c, storeByID := sharedStores(t)
+	// Its own cluster: it corrupts what the tablet's leader answers, which
+	// must stay the leader (on the shared cluster PD moves leaders).
+	c, storeByID := startedStores(t, 3, nil)
 	pd := strings.Join(c.PDEndpoints(), ",")
 	dropAtEnd(t, pd, "cellsum_read")
 	_, err := runShale(t, "table", "--pd", pd, "create", "cellsum_read", "f")

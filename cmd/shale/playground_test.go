@@ -50,7 +50,7 @@ const playgroundBackstop = 10 * time.Minute
 func TestPlaygroundThreePDMembers(t *testing.T) {
 	// Not parallel: run beside the other playground tests it failed once
 	// on the fresh clone (the restarted playground's tablet server refused
-	// connections for the kv command's whole timeout); see docs/limits.md.
+	// connections for the kv command's whole timeout; not yet explained).
 	dir := filepath.Join(t.TempDir(), "data")
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p, eps := startPlayground(t, logPath, "--pd-members", "3", "--stores", "3", "--data-dir", dir)
