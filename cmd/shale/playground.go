@@ -263,6 +263,9 @@ func newPlaygroundLayout(members, stores, basePort int) (playgroundLayout, error
 		l.pd = append(l.pd, placementdriver.Options{
 			Name:       fmt.Sprintf("pd%d", i+1),
 			ClientAddr: addrs[3*i], PeerAddr: addrs[3*i+1], HTTPAddr: addrs[3*i+2],
+			// PD bootstraps once MaxReplicas stores joined: with fewer
+			// than three stores, tablets have as many replicas as stores.
+			Schedule: placementdriver.Config{MaxReplicas: min(3, stores)},
 		})
 	}
 	next := 3 * members

@@ -152,3 +152,16 @@ func TestUntilStalledFollowsProgress(t *testing.T) {
 	err = untilStalled(ctx, time.Hour, time.Millisecond, func() (string, error) { return "x", errors.New("not yet") })
 	require.ErrorIs(t, err, context.Canceled)
 }
+
+// A playground of one tablet server serves (its tablets have one replica):
+// before, PD waited for three stores and the playground gave up after its
+// startup stalled for a minute.
+func TestPlaygroundOneStore(t *testing.T) {
+	p, eps := startPlayground(t, filepath.Join(t.TempDir(), "playground.log"), "--stores", "1", "--data-dir", filepath.Join(t.TempDir(), "data"))
+	_, err := runShale(t, "kv", "--pd", eps["pd"], "put", "k", "v")
+	require.NoError(t, err)
+	out, err := runShale(t, "kv", "--pd", eps["pd"], "get", "k")
+	require.NoError(t, err)
+	require.Equal(t, "v\n", out)
+	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit")
+}
