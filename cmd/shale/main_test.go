@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"strings"
 	"sync"
@@ -21,7 +20,7 @@ import (
 // start their own.
 var shared struct {
 	once    sync.Once
-	tb      *mainTB
+	tb      *testcluster.MainTB
 	c       *testcluster.Cluster
 	storeBy func(id uint64) *store.Store
 }
@@ -45,11 +44,7 @@ func sharedCluster(t *testing.T) *testcluster.Cluster {
 func sharedStores(t *testing.T) (*testcluster.Cluster, func(id uint64) *store.Store) {
 	t.Helper()
 	shared.once.Do(func() {
-		dir, err := os.MkdirTemp("", "shale-cmd-test")
-		if err != nil {
-			t.Fatal(err)
-		}
-		shared.tb = &mainTB{dir: dir}
+		shared.tb = testcluster.NewMainTB("shale-cmd-test")
 		shared.c, shared.storeBy = startedStores(shared.tb, 3, nil)
 	})
 	if shared.c == nil {
@@ -61,69 +56,12 @@ func sharedStores(t *testing.T) (*testcluster.Cluster, func(id uint64) *store.St
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if tb := shared.tb; tb != nil {
-		tb.close()
-		if tb.failed() && code == 0 {
+		tb.Close()
+		if tb.Failed() && code == 0 {
 			code = 1
 		}
 	}
 	os.Exit(code)
-}
-
-// mainTB lets testcluster.Start run outside any one test: the cluster
-// outlives the test that first asks for it.
-type mainTB struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-	dir      string
-	errs     int
-}
-
-func (m *mainTB) Helper()                         {}
-func (m *mainTB) Logf(format string, args ...any) {}
-func (m *mainTB) Errorf(format string, args ...any) {
-	m.mu.Lock()
-	m.errs++
-	m.mu.Unlock()
-	fmt.Fprintf(os.Stderr, "shared cluster: "+format+"\n", args...)
-}
-func (m *mainTB) Fatal(args ...any) {
-	fmt.Fprintln(os.Stderr, append([]any{"shared cluster:"}, args...)...)
-	os.Exit(2)
-}
-func (m *mainTB) Fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "shared cluster: "+format+"\n", args...)
-	os.Exit(2)
-}
-func (m *mainTB) Cleanup(f func()) {
-	m.mu.Lock()
-	m.cleanups = append(m.cleanups, f)
-	m.mu.Unlock()
-}
-func (m *mainTB) TempDir() string {
-	d, err := os.MkdirTemp(m.dir, "tc")
-	if err != nil {
-		m.Fatal(err)
-	}
-	return d
-}
-
-func (m *mainTB) failed() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.errs > 0
-}
-
-// close runs the cleanups, last first, and removes the directory.
-func (m *mainTB) close() {
-	m.mu.Lock()
-	cs := m.cleanups
-	m.cleanups = nil
-	m.mu.Unlock()
-	for i := len(cs) - 1; i >= 0; i-- {
-		cs[i]()
-	}
-	os.RemoveAll(m.dir)
 }
 
 // dropAtEnd drops the raw tables names from the shared cluster when the
