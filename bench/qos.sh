@@ -9,8 +9,8 @@
 #   import  during a `shale import` of the bench/importgen CSV (IMPORT_RECORDS
 #           records, about 1.07 KiB each: 1 GiB at the default);
 #   backup  during a full `shale backup` of usertable to file://;
-#   drain   during `shale ctl drain 4` until store 4 holds no replica
-#           (rebalancing snapshots).
+#   drain   during `shale ctl drain ID` until that store (the one holding
+#           the most replicas) holds none (rebalancing snapshots).
 # It prints one row per mode and phase: read and update p99 (µs) and how
 # long the background work took, and leaves every output under OUT. The
 # issue's bar: with admission on, the p99 during each background phase
@@ -94,6 +94,10 @@ row() { # MODE PHASE SECONDS
 	printf "%-5s %-7s %12s %14s %12s\n" "$1" "$2" "$(p99 "$f" READ)" "$(p99 "$f" UPDATE)" "$3" | tee -a "$OUT/summary.txt"
 }
 
+busiest() { # the ID of the store holding the most replicas (IDs are allocated)
+	"$SHALE" ctl --pd "$PD" stores | awk 'NR > 1 && $5 > max { max = $5; id = $1 } END { print id }'
+}
+
 drained() { # STORE: the store holds no replica
 	"$SHALE" ctl --pd "$PD" stores | awk -v id="$1" '$1 == id { exit ($5 == 0 ? 0 : 1) }'
 }
@@ -136,11 +140,12 @@ for mode in $MODES; do
 	fg_stop
 	row "$mode" backup "$(echo "$t1 - $t0" | bc)"
 
-	log "admission $mode: drain store 4"
+	victim=$(busiest)
+	log "admission $mode: drain store $victim"
 	fg_start "$mode-drain"
 	t0=$(now)
-	"$SHALE" ctl --pd "$PD" drain 4 >/dev/null
-	until drained 4; do
+	"$SHALE" ctl --pd "$PD" drain "$victim" >/dev/null
+	until drained "$victim"; do
 		sleep 1 # polling PD's view of the store
 	done
 	t1=$(now)

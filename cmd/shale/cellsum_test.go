@@ -18,6 +18,7 @@ import (
 	"github.com/shaledb/shale/kvclient"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/pdpb"
+	"github.com/shaledb/shale/tabletserver/store"
 )
 
 // bitFlipper is a client interceptor that flips one bit of a cell value
@@ -157,37 +158,61 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 	require.NoError(t, err)
 	info, err := c.PD().GetTabletByID(ctx, &pdpb.GetTabletByIDRequest{TabletId: loc.TabletID})
 	require.NoError(t, err)
-	leader := info.Tablet.LeaderStoreId
-	st, err := c.PD().GetStore(ctx, &pdpb.GetStoreRequest{StoreId: leader})
-	require.NoError(t, err)
-	require.Nil(t, storeByID(leader).LastCheck(loc.TabletID), "periodic checks are off")
-
-	flip.mu.Lock()
-	flip.readsFrom = st.Store.Store.Address
-	flip.mu.Unlock()
-	for row, v := range want {
-		r, err := users.Get(ctx, []byte(row))
-		require.NoError(t, err, row)
-		got, ok := r.Value("f", []byte("q"))
-		require.True(t, ok, row)
-		require.Equal(t, v, string(got), row)
+	var holders []*store.Store // the tablet's replicas' stores
+	for _, rep := range info.Tablet.GetTablet().GetReplicas() {
+		s := storeByID(rep.StoreId)
+		require.NotNil(t, s, "store %d", rep.StoreId)
+		require.Nil(t, s.LastCheck(loc.TabletID), "periodic checks are off")
+		holders = append(holders, s)
 	}
-	require.Positive(t, flip.readFlips.Load(), "no answer of the leader was corrupted")
-	require.Positive(t, counterValue(t, reg, "shale_kvclient_cell_checksum_mismatches_total"))
-	// The report reached the leader: it ran a check (periodic checks are
-	// off), which found the replicas consistent (the flip was on the way).
+
+	// PD may move the tablet's leader between the lookup and the reads
+	// (it failed once that way: every read went to the new leader and none
+	// was corrupted), so a round corrupts what the store the client routes
+	// to answers, and is repeated until one of its answers was corrupted.
 	testutils.SucceedsSoon(t, func() error {
-		rep := storeByID(leader).LastCheck(loc.TabletID)
-		if rep == nil {
-			return fmt.Errorf("no check of tablet %d yet", loc.TabletID)
+		loc, err := users.Locate(ctx, []byte("r00"), true)
+		if err != nil {
+			return err
 		}
-		if !rep.Consistent {
-			return fmt.Errorf("check: %v", rep)
+		if loc.LeaderAddr == "" {
+			return fmt.Errorf("tablet %d has no known leader", loc.TabletID)
+		}
+		flip.mu.Lock()
+		flip.readsFrom = loc.LeaderAddr
+		flip.mu.Unlock()
+		for row, v := range want {
+			r, err := users.Get(ctx, []byte(row))
+			require.NoError(t, err, row)
+			got, ok := r.Value("f", []byte("q"))
+			require.True(t, ok, row)
+			require.Equal(t, v, string(got), row)
+		}
+		if flip.readFlips.Load() == 0 {
+			return fmt.Errorf("no answer of store %d (%s) was corrupted: the leader moved", loc.LeaderStoreID, loc.LeaderAddr)
 		}
 		return nil
 	})
-	ev := storeByID(leader).TabletEvents(loc.TabletID)
-	require.Contains(t, ev, "failed its cell checksums")
+	require.Positive(t, counterValue(t, reg, "shale_kvclient_cell_checksum_mismatches_total"))
+	// The report reached the leader: it ran a check (periodic checks are
+	// off), which found the replicas consistent (the flip was on the way).
+	// The store that served the read again notes why.
+	testutils.SucceedsSoon(t, func() error {
+		for _, s := range holders {
+			if rep := s.LastCheck(loc.TabletID); rep != nil {
+				if !rep.Consistent {
+					return fmt.Errorf("check: %v", rep)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("no check of tablet %d yet", loc.TabletID)
+	})
+	var events strings.Builder
+	for _, s := range holders {
+		events.WriteString(s.TabletEvents(loc.TabletID))
+	}
+	require.Contains(t, events.String(), "failed its cell checksums")
 }
 
 // counterValue is the value of a counter without labels in reg.

@@ -357,11 +357,12 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 		return fail(err)
 	}
 	defer kv.Close()
-	gw, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift, Thrift1Addr: l.thrift1, TLS: l.tls.nodeTLS()})
+	gw, err := l.startGateway(gctx, pd)
 	if err != nil {
 		return fail(err)
 	}
-	g.Go(func() error { return gw.Run(gctx) })
+	defer gw.close()
+	g.Go(func() error { return gw.srv.Run(gctx) })
 	mysqlLine := startPlaygroundMySQL(gctx, g, kv, l.mysql, l.tls)
 
 	out := cmd.OutOrStdout()
@@ -559,4 +560,33 @@ func pdLeaderHTTP(ctx context.Context, members []placementdriver.Options, sec *p
 		}
 	}
 	return members[0].HTTPAddr
+}
+
+// playgroundGateway is the playground's Thrift gateway and what it owns.
+type playgroundGateway struct {
+	srv   *thriftgw.Server
+	close func()
+}
+
+// startGateway starts the Thrift gateway as `shale thrift` runs it: it
+// reaches the cluster with the node identity (so the stores honour the
+// user it names for quotas) and, on a secure playground, authorizes every
+// call as its client certificate's user against PD's users and grants.
+func (l playgroundLayout) startGateway(ctx context.Context, pd []string) (*playgroundGateway, error) {
+	kv, err := kvclient.Open(ctx, kvclient.Options{PD: pd, TLS: l.tls.nodeTLS()})
+	if err != nil {
+		return nil, err
+	}
+	az, stopAuthz, err := gatewayAuthorizer(ctx, kv, l.tls != nil)
+	if err != nil {
+		kv.Close()
+		return nil, err
+	}
+	srv, err := thriftgw.Listen(thriftgw.Options{Client: kv, Addr: l.thrift, Thrift1Addr: l.thrift1, TLS: l.tls.nodeTLS(), Authz: az})
+	if err != nil {
+		stopAuthz()
+		kv.Close()
+		return nil, err
+	}
+	return &playgroundGateway{srv: srv, close: func() { stopAuthz(); kv.Close() }}, nil
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"database/sql"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -139,6 +140,22 @@ func TestPlaygroundSecure(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, r.ColumnValues, 1)
 	require.Equal(t, "world", string(r.ColumnValues[0].Value))
+	// A certificate from the same CA for a user without grants: the
+	// gateway authorizes the call as that user, so it is refused (before,
+	// the gateway had no authorizer and served it as the node).
+	require.NoError(t, security.CreateClient(security.CertOptions{Dir: certs}, "mallory"))
+	mallory, err := security.NewReloader(security.Config{CAFile: filepath.Join(certs, security.CAFile),
+		CertFile: filepath.Join(certs, security.ClientCertFile("mallory")), KeyFile: filepath.Join(certs, security.ClientKeyFile("mallory"))})
+	require.NoError(t, err)
+	mcfg := &thrift.TConfiguration{ConnectTimeout: 5 * time.Second, SocketTimeout: 30 * time.Second, TLSConfig: mallory.ClientTLS("127.0.0.1")}
+	mtrans := thrift.NewTBufferedTransport(thrift.NewTSSLSocketConf(eps["thrift"], mcfg), 8192)
+	require.NoError(t, mtrans.Open())
+	defer mtrans.Close()
+	mc := hbase.NewTHBaseServiceClientFactory(mtrans, thrift.NewTBinaryProtocolFactoryConf(mcfg))
+	_, err = mc.Get(ctx, []byte("kv"), &hbase.TGet{Row: []byte("hello")})
+	require.Regexp(t, `(?i)permission ?denied`, thriftMessage(err), "a read by a user without grants")
+	err = mc.Put(ctx, []byte("kv"), &hbase.TPut{Row: []byte("hello"), ColumnValues: []*hbase.TColumnValue{{Family: []byte("v"), Qualifier: []byte(""), Value: []byte("mallory")}}})
+	require.Regexp(t, `(?i)permission ?denied`, thriftMessage(err), "a write by a user without grants")
 
 	// HTTP: the JSON API and the console, with root's certificate only.
 	hc := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: root.ClientTLS("127.0.0.1")}}
@@ -196,4 +213,17 @@ func TestPDSecurityFlagsAreNotScheduleKeys(t *testing.T) {
 	root.SetArgs([]string{"pd", "--insecure", "--data-dir", t.TempDir(), "--cert-allowed-cn", "node"})
 	require.NoError(t, root.Execute())
 	require.NotContains(t, out.String(), "unknown key")
+}
+
+// thriftMessage is the text of a Thrift error: a TIOError's message, or
+// the error itself.
+func thriftMessage(err error) string {
+	var te *hbase.TIOError
+	if errors.As(err, &te) {
+		return te.GetMessage()
+	}
+	if err == nil {
+		return "<nil>"
+	}
+	return err.Error()
 }
