@@ -333,7 +333,13 @@ func (c *checker) compute(ctx context.Context, t *checksumTask) *transportpb.Col
 		cur.keys = 0
 		start = next
 	}
+	check := c.s.newScanCheck(ctx)
 	for it.First(); it.Valid(); it.Next() {
+		// Small keys reach a pacing wait (which sees ctx) only every
+		// rateChunk bytes: tens of thousands of keys.
+		if err := check.err(); err != nil {
+			return fail(err)
+		}
 		k, v := it.Key(), it.Value()
 		if row := rowOfDataKey(k); !bytes.Equal(row, prevRow) {
 			if cur.keys > 0 && len(res.Pieces) < checkMaxPieces-1 && xxhash.Sum64(row)%pieceRows == 0 {

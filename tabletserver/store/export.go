@@ -115,7 +115,13 @@ func (s *Store) Export(ctx context.Context, req *kvpb.ExportRequest, send func(*
 		digest   uint64
 		cells    uint64
 	)
+	check := s.newScanCheck(ctx)
 	for it.First(); it.Valid(); it.Next() {
+		// Skipped cells (newer than req.Ts, masked, dropped) never reach
+		// the pacing wait, and the export holds off Close (enter).
+		if err := check.err(); err != nil {
+			return err
+		}
 		ck, err := keys.StripDataKey(it.Key())
 		if err != nil {
 			return err

@@ -157,3 +157,23 @@ func (s *Store) DeliverRaftMessageForTest(tabletID, fromStore uint64, m raftpb.M
 // HasReplicaForTest reports whether the store holds any replica object of
 // the tablet, initialized or not.
 func (s *Store) HasReplicaForTest(tabletID uint64) bool { return s.getReplica(tabletID) != nil }
+
+// ChecksumForTest hashes this store's replica of a tablet as a
+// consistency check's worker does, under ctx, and returns how many keys it
+// hashed and the result's error ("" if none).
+func (s *Store) ChecksumForTest(ctx context.Context, tabletID uint64) (uint64, string, error) {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		return 0, "", err
+	}
+	snap, desc, err := s.pinnedRead(r, nil, 0)
+	if err != nil {
+		return 0, "", err
+	}
+	res := s.checks.compute(ctx, &checksumTask{r: r, cmd: &raftcmdpb.ComputeChecksumCommand{}, desc: desc, snap: snap})
+	return res.Keys, res.Error, nil
+}
+
+// QuiesceForTest begins the store's shutdown as Close does (tasks are
+// told to stop) without waiting or marking the store closed.
+func (s *Store) QuiesceForTest() { s.stopper.Quiesce() }

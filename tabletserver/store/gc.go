@@ -150,7 +150,13 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		}
 		return nil
 	}
+	check := s.newScanCheck(ctx)
 	for it.First(); it.Valid(); it.Next() {
+		// A pass over a big tablet with little garbage may not flush (and
+		// so wait on ctx) for a long time: stop on shutdown anyway.
+		if err := check.err(); err != nil {
+			return deleted, err
+		}
 		ck, err := keys.StripDataKey(it.Key())
 		if err != nil {
 			return deleted, err

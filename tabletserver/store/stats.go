@@ -174,13 +174,22 @@ func (s *Store) MiddleKey(tabletID uint64) ([]byte, error) {
 	// Walk keys until half the (estimated) bytes are behind us. For an
 	// estimate of 0 (all in the memtable) count key/value bytes instead:
 	// first pass totals them.
+	// The walk holds off Close (enter) and has no context: it stops
+	// when the store shuts down.
+	check := s.newScanCheck(context.Background())
 	if total == 0 {
 		for it.First(); it.Valid(); it.Next() {
+			if err := check.err(); err != nil {
+				return nil, err
+			}
 			total += uint64(len(it.Key()) + len(it.Value()))
 		}
 	}
 	var seen uint64
 	for it.First(); it.Valid(); it.Next() {
+		if err := check.err(); err != nil {
+			return nil, err
+		}
 		seen += uint64(len(it.Key()) + len(it.Value()))
 		if seen < total/2 {
 			continue

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -282,6 +283,7 @@ func (s *Store) Close() error {
 		// Waiters return on ShouldQuiesce; the replicas' state stays
 		// with the stuck worker.
 		s.log.Error("store goroutines did not stop; leaving the engine open", "timeout", s.opts.CloseTimeout, "err", stopErr)
+		s.logStacks()
 		return fmt.Errorf("store %d: close: %w", s.opts.StoreID, stopErr)
 	}
 	s.mu.Lock()
@@ -306,6 +308,18 @@ func (s *Store) Close() error {
 		return nil
 	}
 	return err
+}
+
+// maxStackDump bounds the goroutine dump of logStacks.
+const maxStackDump = 256 << 10
+
+// logStacks logs the stacks of every goroutine of the process (the first
+// maxStackDump bytes), so that a task that outlived CloseTimeout shows
+// where it waits: the name in the StuckError alone does not say.
+func (s *Store) logStacks() {
+	buf := make([]byte, maxStackDump)
+	n := runtime.Stack(buf, true)
+	s.log.Error("goroutine stacks at the stuck close", "truncated", n == len(buf), "stacks", string(buf[:n]))
 }
 
 // enter registers a request; it fails once the store is closing. Every
