@@ -21,6 +21,9 @@
 #   RECORDS [200000]  IMPORT_RECORDS [1000000]  THREADS [16]  DURATION [60s]
 #   MODES ["off on"]  DATA parent of the work directory [/var/tmp]
 #   KEEP_DATA=1 keep the clusters and the work directories
+#   BG_NICE [0]  run the import and backup client processes at this nice
+#                level (19 models clients on other machines: their own CPU
+#                then barely competes with the stores on this one)
 # Quick check: RECORDS=20000 IMPORT_RECORDS=20000 DURATION=10s bench/qos.sh
 set -euo pipefail
 
@@ -31,6 +34,7 @@ THREADS="${THREADS:-16}"
 DURATION="${DURATION:-60s}"
 MODES="${MODES:-off on}"
 DATA="${DATA:-/var/tmp}"
+BG_NICE="${BG_NICE:-0}"
 SHALE="$ROOT/bin/shale"
 OUT="$(mktemp -d "$DATA/shale-qos-bench.XXXXXX")"
 PG_PID="" FG_PID=""
@@ -126,7 +130,7 @@ for mode in $MODES; do
 	"$SHALE" table --pd "$PD" --timeout 120s create "import_$mode" f:maxversions=1 >/dev/null
 	fg_start "$mode-import"
 	t0=$(now)
-	"$SHALE" import --pd "$PD" --table "import_$mode" --raw --header --row-key key --map "$MAP" \
+	nice -n "$BG_NICE" "$SHALE" import --pd "$PD" --table "import_$mode" --raw --header --row-key key --map "$MAP" \
 		--work-dir "$OUT/import-$mode" --progress none "$OUT/ycsb.csv" >"$OUT/import-$mode.txt"
 	t1=$(now)
 	fg_stop
@@ -135,7 +139,7 @@ for mode in $MODES; do
 	log "admission $mode: backup"
 	fg_start "$mode-backup"
 	t0=$(now)
-	"$SHALE" backup --pd "$PD" --to "file://$OUT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
+	nice -n "$BG_NICE" "$SHALE" backup --pd "$PD" --to "file://$OUT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
 	t1=$(now)
 	fg_stop
 	row "$mode" backup "$(echo "$t1 - $t0" | bc)"

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,47 +27,14 @@ var (
 	testPD     []string
 )
 
-// mainTB lets testcluster.Start run from TestMain.
-type mainTB struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-	dir      string
-}
-
-func (m *mainTB) Helper()                           {}
-func (m *mainTB) Logf(format string, args ...any)   {}
-func (m *mainTB) Errorf(format string, args ...any) { fmt.Fprintf(os.Stderr, format+"\n", args...) }
-func (m *mainTB) Fatal(args ...any)                 { fmt.Fprintln(os.Stderr, args...); os.Exit(2) }
-func (m *mainTB) Fatalf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-	os.Exit(2)
-}
-func (m *mainTB) Cleanup(f func()) {
-	m.mu.Lock()
-	m.cleanups = append(m.cleanups, f)
-	m.mu.Unlock()
-}
-func (m *mainTB) TempDir() string {
-	d, err := os.MkdirTemp(m.dir, "tc")
-	if err != nil {
-		m.Fatal(err)
-	}
-	return d
-}
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "sqllite-test")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	tb := &mainTB{dir: dir}
+	tb := testcluster.NewMainTB("sqllite-test")
 	// The cluster's INFO logs would bury the test output.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	c := testcluster.Start(tb, testcluster.Options{Stores: 1, Schedule: placementdriver.Config{MaxReplicas: 1}})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	testPD = c.PDEndpoints()
+	var err error
 	testClient, err = kvclient.Open(ctx, kvclient.Options{PD: testPD})
 	cancel()
 	if err != nil {
@@ -77,10 +43,10 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testClient.Close()
-	for i := len(tb.cleanups) - 1; i >= 0; i-- {
-		tb.cleanups[i]()
+	tb.Close()
+	if code == 0 && tb.Failed() {
+		code = 1
 	}
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,75 +25,11 @@ var shared struct {
 	client  *kvclient.Client
 }
 
-// mainTB lets testcluster.Start (which wants a testing.TB) run in
-// TestMain, before any test exists. Only the methods testcluster calls are
-// implemented; the embedded nil TB satisfies the interface's private method.
-type mainTB struct {
-	testing.TB
-	mu       sync.Mutex
-	cleanups []func()
-	dirs     []string
-	failed   atomic.Bool
-}
-
-func (m *mainTB) Helper()      {}
-func (m *mainTB) Name() string { return "sqltest-main" }
-func (m *mainTB) Failed() bool { return m.failed.Load() }
-func (m *mainTB) TempDir() string {
-	d, err := os.MkdirTemp("", "sqltest-")
-	if err != nil {
-		m.Fatal(err)
-	}
-	m.mu.Lock()
-	m.dirs = append(m.dirs, d)
-	m.mu.Unlock()
-	return d
-}
-func (m *mainTB) Cleanup(f func()) {
-	m.mu.Lock()
-	m.cleanups = append(m.cleanups, f)
-	m.mu.Unlock()
-}
-func (m *mainTB) Logf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "cluster: "+format+"\n", args...)
-}
-func (m *mainTB) Log(args ...any) { fmt.Fprintln(os.Stderr, append([]any{"cluster:"}, args...)...) }
-func (m *mainTB) Errorf(format string, args ...any) {
-	m.failed.Store(true)
-	m.Logf("ERROR: "+format, args...)
-}
-func (m *mainTB) Error(args ...any) { m.failed.Store(true); m.Log(append([]any{"ERROR:"}, args...)...) }
-func (m *mainTB) Fatalf(format string, args ...any) {
-	m.Errorf(format, args...)
-	m.close()
-	os.Exit(1)
-}
-func (m *mainTB) Fatal(args ...any) {
-	m.Error(args...)
-	m.close()
-	os.Exit(1)
-}
-
-func (m *mainTB) close() {
-	m.mu.Lock()
-	cl := m.cleanups
-	m.cleanups = nil
-	dirs := m.dirs
-	m.dirs = nil
-	m.mu.Unlock()
-	for i := len(cl) - 1; i >= 0; i-- {
-		cl[i]()
-	}
-	for _, d := range dirs {
-		_ = os.RemoveAll(d)
-	}
-}
-
 func TestMain(m *testing.M) {
 	flag.Parse()
 	// The cluster's INFO logs would bury the test output.
 	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
-	tb := &mainTB{}
+	tb := testcluster.NewMainTB("sqltest-main")
 	start := time.Now()
 	// One store (and so one replica) by default: the suites check the SQL
 	// layer, and the machine is small; -stores 3 runs them replicated.
@@ -113,7 +47,7 @@ func TestMain(m *testing.M) {
 	fmt.Fprintf(os.Stderr, "sqltest: cluster with %d store(s) up in %v\n", *flagStores, time.Since(start).Round(time.Millisecond))
 	code := m.Run()
 	cl.Close()
-	tb.close()
+	tb.Close()
 	if code == 0 && tb.Failed() {
 		code = 1
 	}
