@@ -54,9 +54,10 @@ type Controller struct {
 }
 
 type waiter struct {
-	bytes   int64
-	ready   chan struct{}
-	granted bool // under mu
+	bytes     int64
+	ready     chan struct{}
+	granted   bool      // under mu
+	grantedAt time.Time // under mu
 }
 
 // New returns a controller; the caller runs Tick every o.Interval.
@@ -192,25 +193,25 @@ func (t Ticket) Release() {
 }
 
 // Admit admits a foreground request that writes writeBytes (0 for a
-// read). It waits, in a bounded queue, at most MaxQueueWait and half the
-// time left before ctx's deadline; past that it returns errs.ServerBusy
-// with a retry-after hint. On success the caller must Release the ticket.
+// read). Without a free slot it waits in the queue when its expected wait
+// fits its budget (MaxQueueWait, and half the time left before ctx's
+// deadline), and at most that budget; otherwise, or past the budget, it
+// returns errs.ServerBusy with a retry-after hint. On success the caller
+// must Release the ticket.
 func (c *Controller) Admit(ctx context.Context, writeBytes int64) (Ticket, error) {
-	now := c.clock.Now()
 	c.mu.Lock()
 	if c.mu.s.Disabled || c.fastPathLocked(writeBytes) {
 		c.takeLocked(writeBytes)
 		c.mu.Unlock()
 		c.m.admitted[Foreground].Inc()
-		return Ticket{c, now}, nil
+		return Ticket{c, c.clock.Now()}, nil
 	}
 	c.mu.pressured = true
 	wait := c.mu.s.MaxQueueWait
 	if dl, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(dl)/2)
 	}
-	if c.mu.queue.Len() >= c.mu.s.MaxQueue || wait < time.Millisecond {
-		err := c.busyLocked(writeBytes)
+	if err := c.refuseLocked(writeBytes, wait); err != nil {
 		c.mu.Unlock()
 		c.m.rejected[Foreground].Inc()
 		return Ticket{}, err
@@ -239,7 +240,9 @@ func (c *Controller) Admit(ctx context.Context, writeBytes int64) (Ticket, error
 		c.mu.Unlock()
 		c.m.delayed[Foreground].Inc()
 		c.m.admitted[Foreground].Inc()
-		return Ticket{c, now}, nil
+		// The service time starts at the grant: counting the queue wait
+		// would feed the wait back into the estimate that bounds it.
+		return Ticket{c, w.grantedAt}, nil
 	}
 	c.removeLocked(e)
 	err := c.busyLocked(writeBytes)
@@ -249,6 +252,32 @@ func (c *Controller) Admit(ctx context.Context, writeBytes int64) (Ticket, error
 		return Ticket{}, status.FromContextError(cause).Err()
 	}
 	return Ticket{}, err
+}
+
+// refuseLocked returns the ServerBusy answer for a request that cannot
+// take a slot now and should not queue for one with budget wait: the
+// queue is at its memory bound, the budget is under a millisecond, or all
+// slots are busy and the expected wait exceeds the budget. A request
+// refused for its expected wait is told to come back after about that
+// wait: the store could serve it then. nil: queue it.
+func (c *Controller) refuseLocked(b int64, wait time.Duration) error {
+	if c.mu.queue.Len() >= c.mu.s.MaxQueue || wait < time.Millisecond {
+		return c.busyLocked(b)
+	}
+	if exp := c.expectedWaitLocked(); c.mu.used >= c.mu.slots && exp > wait {
+		after := min(max(exp, minRetryAfter), maxRetryAfter)
+		return errs.ServerBusy(fmt.Sprintf("store overloaded: %d CPU slots busy, %d requests queued, expected wait %v exceeds the request's budget %v",
+			c.mu.used, c.mu.queue.Len(), exp.Round(time.Millisecond), wait.Round(time.Millisecond)), uint64(after.Milliseconds()))
+	}
+	return nil
+}
+
+// expectedWaitLocked is how long a request queued now would wait for a
+// slot: its position in rounds of slots times the smoothed service time
+// (one slot frees every svc/slots on average). 0 while svc is unknown.
+func (c *Controller) expectedWaitLocked() time.Duration {
+	rounds := float64(c.mu.queue.Len()+1) / float64(max(c.mu.slots, 1))
+	return time.Duration(rounds * c.mu.svc * float64(time.Second))
 }
 
 // fastPathLocked: a slot is free, no one that could use it waits, and a
@@ -288,7 +317,8 @@ func (c *Controller) removeLocked(e *list.Element) {
 
 // grantLocked admits waiters, oldest first, while slots are free; a
 // write without tokens does not hold up the reads behind it. The queue
-// is bounded (MaxQueue), and the scan stops when the slots run out.
+// is bounded (by expected wait, and MaxQueue), and the scan stops when
+// the slots run out.
 func (c *Controller) grantLocked() {
 	for e := c.mu.queue.Front(); e != nil; {
 		if !c.mu.s.Disabled && c.mu.used >= c.mu.slots {
@@ -299,6 +329,7 @@ func (c *Controller) grantLocked() {
 			c.removeLocked(e)
 			c.takeLocked(w.bytes)
 			w.granted = true
+			w.grantedAt = c.clock.Now()
 			close(w.ready)
 		}
 		e = next

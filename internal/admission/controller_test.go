@@ -151,6 +151,129 @@ func TestForegroundWaitIsBoundedAndRespectsTheDeadline(t *testing.T) {
 	requireBusy(t, err)
 }
 
+// admitHold admits in a goroutine and keeps the ticket: the result
+// arrives on the channel.
+type admitted struct {
+	tk  Ticket
+	err error
+}
+
+func (h *harness) admitHold(ctx context.Context) chan admitted {
+	ch := make(chan admitted, 1)
+	h.admitInto(ctx, ch)
+	return ch
+}
+
+// admitInto admits in a goroutine and sends the result to ch.
+func (h *harness) admitInto(ctx context.Context, ch chan<- admitted) {
+	go func() {
+		tk, err := h.c.Admit(ctx, 0)
+		ch <- admitted{tk, err}
+	}()
+}
+
+// setSvc makes d the smoothed service time: one request held for d on
+// a controller that has served none yet.
+func (h *harness) setSvc(t *testing.T, d time.Duration) {
+	t.Helper()
+	tk := h.admitN(t, 1, 0)[0]
+	h.clock.Step(d)
+	tk.Release()
+	require.Equal(t, d.Seconds(), h.svc())
+}
+
+func (h *harness) svc() float64 {
+	h.c.mu.Lock()
+	defer h.c.mu.Unlock()
+	return h.c.mu.svc
+}
+
+// The queue is bounded by expected wait, not by count: with the slots
+// full and a short service time, ten times the old bound (4×MinSlots)
+// queue rather than being refused, and all get a slot within
+// MaxQueueWait as the slots turn over.
+func TestQueueBoundedByExpectedWaitNotCount(t *testing.T) {
+	const n = 80 // expected wait of the last: 80/2 × 1ms = 40ms < 100ms
+	h := newHarness(t, Settings{MinSlots: 2, MaxSlots: 2})
+	require.Equal(t, 128, h.c.Settings().MaxQueue, "default 64×MinSlots, a memory bound")
+	h.setSvc(t, time.Millisecond)
+	held := h.admitN(t, 2, 0)
+	results := make(chan admitted, n)
+	for i := 0; i < n; i++ {
+		h.admitInto(context.Background(), results)
+	}
+	testutils.SucceedsSoon(t, func() error {
+		if q, r := h.c.State().Queued, counter(t, h, "rejected_total", Foreground); q+int(r) != n {
+			return fmt.Errorf("%d queued, %.0f refused, want %d in all", q, r, n)
+		}
+		return nil
+	})
+	require.Zero(t, counter(t, h, "rejected_total", Foreground), "the store can serve them all within MaxQueueWait")
+
+	// Each round of slots takes the service time: the queue drains in
+	// n/2 ms, before any waiter's 100ms timer fires.
+	start := h.clock.Now()
+	for round := 0; round < n/2; round++ {
+		h.clock.Step(time.Millisecond)
+		for _, tk := range held {
+			tk.Release()
+		}
+		held = held[:0]
+		for i := 0; i < 2; i++ {
+			a := <-results
+			require.NoError(t, a.err)
+			held = append(held, a.tk)
+		}
+	}
+	require.Less(t, h.clock.Since(start), 100*time.Millisecond)
+	h.clock.Step(time.Millisecond)
+	for _, tk := range held {
+		tk.Release()
+	}
+	require.Equal(t, float64(n), counter(t, h, "delayed_total", Foreground))
+	require.InDelta(t, 0.001, h.svc(), 1e-9, "service time counts from the grant, not the queue wait")
+}
+
+// With a long service time, a request whose expected wait exceeds its
+// budget is refused at once, told to come back after about that wait,
+// while the ones ahead that fit still queue.
+func TestRequestBeyondExpectedWaitIsRefusedAtOnce(t *testing.T) {
+	h := newHarness(t, Settings{MinSlots: 2, MaxSlots: 2})
+	h.setSvc(t, 80*time.Millisecond)
+	held := h.admitN(t, 2, 0)
+	first := h.admitHold(context.Background())  // expects 1/2 × 80ms = 40ms
+	second := h.admitHold(context.Background()) // 2/2 × 80ms = 80ms
+	h.waitQueued(t, 2)
+
+	third := h.admitAsync(context.Background(), 0) // 3/2 × 80ms = 120ms > 100ms
+	var err error
+	select {
+	case err = <-third:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a request whose expected wait exceeds MaxQueueWait was queued, not refused")
+	}
+	sb := requireBusy(t, err)
+	require.EqualValues(t, 120, sb.RetryAfterMs, "retry after about the expected wait")
+	require.Contains(t, sb.Reason, "expected wait 120ms")
+	require.Equal(t, 2, h.c.State().Queued)
+
+	// A deadline halves the budget: with 60ms left (budget 30ms) even the
+	// head of the queue would wait too long.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Millisecond)
+	defer cancel()
+	_, err = h.c.Admit(ctx, 0)
+	requireBusy(t, err)
+
+	for _, tk := range held {
+		tk.Release()
+	}
+	for _, ch := range []chan admitted{first, second} {
+		a := <-ch
+		require.NoError(t, a.err)
+		a.tk.Release()
+	}
+}
+
 // Slots shrink while the scheduler lags behind the target and our own
 // requests fill them, and grow while they are all in use and the
 // scheduler keeps up; they stay within [MinSlots, MaxSlots].

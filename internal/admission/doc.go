@@ -16,9 +16,12 @@
 //     or compaction debt over their thresholds) the tokens per interval
 //     are what compactions drained out of L0, as CockroachDB's store
 //     write tokens. A request that finds no slot or token waits in a
-//     bounded FIFO, at most MaxQueueWait and never past its deadline;
-//     past that, or with the queue full, it gets errs.ServerBusy with a
-//     retry-after hint, which kvclient and the Thrift gateway honour.
+//     FIFO, at most MaxQueueWait and never past half its deadline; it
+//     queues for a slot only when its expected wait (position / slots ×
+//     smoothed service time) fits that budget. Otherwise, past the wait,
+//     or with the queue at its memory bound (MaxQueue), it gets
+//     errs.ServerBusy with a retry-after hint, which kvclient and the
+//     Thrift gateway honour.
 //   - Background work calls Pace before each chunk of bytes. It yields
 //     first: it waits while foreground requests queue (background writers
 //     also while L0 is overloaded), at most MaxBackgroundWait per call so

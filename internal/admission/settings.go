@@ -91,8 +91,12 @@ type Settings struct {
 	// GOMAXPROCS.
 	MinSlots int `json:"min_slots"`
 	MaxSlots int `json:"max_slots"`
-	// MaxQueue bounds the foreground requests waiting for a slot or write
-	// tokens; more get ServerBusy at once. Default 4×MinSlots.
+	// MaxQueue caps the foreground requests waiting for a slot or write
+	// tokens, as a memory bound only: more get ServerBusy at once. The
+	// queue is bounded by expected wait: a request queues for a slot only
+	// when its position / slots × the smoothed service time fits its
+	// budget (MaxQueueWait, and half its remaining deadline). Default
+	// 64×MinSlots.
 	MaxQueue int `json:"max_queue"`
 	// MaxQueueWait bounds how long a foreground request waits (and never
 	// past half its remaining deadline) before it gets ServerBusy.
@@ -160,7 +164,7 @@ func (s Settings) withDefaults() Settings {
 		s.MaxSlots = 512 * procs
 	}
 	if s.MaxQueue <= 0 {
-		s.MaxQueue = 4 * s.MinSlots
+		s.MaxQueue = 64 * s.MinSlots
 	}
 	if s.MaxQueueWait <= 0 {
 		s.MaxQueueWait = 100 * time.Millisecond

@@ -164,6 +164,12 @@ func TestOverloadGetsServerBusyAndKeepsGoodput(t *testing.T) {
 	wg.Wait()
 	require.NoError(t, loadErr, "loading the key space")
 
+	// The queue is bounded by expected wait (position / slots × service
+	// time) within max_queue_wait: 256 in-process clients on a fast run
+	// expect ~25ms, which the store serves, so a 100ms budget would refuse
+	// almost nothing. A 10ms budget makes them an overload that must be
+	// refused with ServerBusy, not queued into deadlines.
+	setQueueWait(t, httpAddr, "10ms")
 	rejectedBefore := scrape(t, httpAddr, `shale_admission_rejected_total{class="foreground"}`)
 	backoffsBefore := scrapeRegistry(t, reg, "backoff")
 	delayedBefore := scrape(t, httpAddr, `shale_admission_delayed_total{class="consistency"}`)
@@ -265,4 +271,15 @@ func scrapeRegistry(t *testing.T, reg *prometheus.Registry, reason string) float
 		}
 	}
 	return 0
+}
+
+// setQueueWait sets the store's max_queue_wait through PUT /admission.
+func setQueueWait(t *testing.T, httpAddr, d string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPut, "http://"+httpAddr+"/admission", strings.NewReader(`{"max_queue_wait": "`+d+`"}`))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
 }
