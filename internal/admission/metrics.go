@@ -34,7 +34,7 @@ func newMetrics(c *Controller, reg prometheus.Registerer) *ctlMetrics {
 	}
 	admitted := counter("admitted_total", "Work admitted, by class: foreground requests, background chunks (Pace calls).")
 	delayed := counter("delayed_total", "Admitted work that waited first: a foreground request queued for a CPU slot or write tokens, a background chunk that yielded to the foreground or waited for its rate.")
-	rejected := counter("rejected_total", "Foreground requests refused with ServerBusy (queue full, or no slot within the wait the deadline allows). Background work is never refused.")
+	rejected := counter("rejected_total", "Foreground requests refused with ServerBusy (the expected wait for a slot exceeds the request's budget, the queue is at its memory bound, or no slot came within the budget). Background work is never refused.")
 	bytes := counter("background_bytes_total", "Bytes background work processed through Pace, by class.")
 	m := &ctlMetrics{
 		tokens: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "shale", Subsystem: "admission", Name: "tokens",
