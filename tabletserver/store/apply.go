@@ -535,7 +535,11 @@ func (ev *evaluator) planMutations(tableID uint64, row []byte, muts []*kvpb.Muta
 		}
 		for _, w := range ws[before:] {
 			if !w.del && w.rangeEnd == nil && cellvalue.IsTombstone(w.value) {
+				// A new delete: a put below it must make it physical
+				// again, even where an earlier put collapsed the one
+				// before (kvnemesis seed 15940634145521198469).
 				tombs[string(w.key)] = true
+				delete(collapsed, string(w.key))
 			}
 		}
 	}

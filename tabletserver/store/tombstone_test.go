@@ -141,6 +141,22 @@ func TestTombstoneSameCommand(t *testing.T) {
 	}
 	bts = resp.Results[0].Timestamp
 	apiEq(t, "put below a delete two entries later", apiCells(e.get(row, apiAllVersions())), []string{"c:q@" + itoa(bts) + "=v3", "c:q@11=eleven"})
+	// A put below a delete, then a second delete of the column and a put
+	// below it, in later entries of one batch: the second delete is made
+	// physical too, or it hides the second put (kvnemesis seed
+	// 15940634145521198469: entries [delrow, put@1000] [delfam, put@5000]
+	// left no cell).
+	resp, err = e.cl.BatchMutate(e.ctx, &kvpb.BatchMutateRequest{
+		Header: apiHdr(apiTablet), TableId: apiTableID,
+		Entries: []*kvpb.BatchMutateRequest_Entry{
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiDelRow(), apiSetTS("c", "q", 13, "thirteen")}},
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiDelFam("c"), apiSetTS("c", "q", 15, "fifteen")}},
+			{RowKey: []byte(row), Mutations: []*kvpb.Mutation{apiDelCol("c", "q", nil), apiSetTS("c", "q", 14, "fourteen")}},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiEq(t, "puts below deletes in three entries", apiCells(e.get(row, apiAllVersions())), []string{"c:q@14=fourteen"})
 	// A time-range delete keeps the deletes inside its range.
 	e.mutate(row, apiSetC("c", "r", "r1"))
 	td := e.mutate(row, apiDelCol("c", "r", nil))
