@@ -1069,7 +1069,18 @@ type GCCommand struct {
 	Keys  [][]byte               `protobuf:"bytes,1,rep,name=keys,proto3" json:"keys,omitempty"`
 	// Reads below this timestamp may miss a removed version: the tablet's
 	// history floor rises to it (AppliedState.history_floor).
-	Threshold     int64 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	Threshold int64 `protobuf:"varint,2,opt,name=threshold,proto3" json:"threshold,omitempty"`
+	// Why each key is garbage, parallel to keys (commands without it, or
+	// with another length, are applied unchecked). A non-empty masked_by[i]
+	// is the cell key of the delete (a tombstone or a masking value) that
+	// hid keys[i] in the leader's snapshot: keys[i] is deleted only if that
+	// version still masks older ones when the command applies, because a
+	// put at a client-chosen timestamp may have made the delete physical
+	// and written keys[i] again in between. masked_by[i] == keys[i]: the
+	// tombstone itself, deleted only if it still is one (a put at its
+	// timestamp may have replaced it). Empty: garbage by the family's
+	// policy, which a rewrite of the same key does not change.
+	MaskedBy      [][]byte `protobuf:"bytes,40,rep,name=masked_by,json=maskedBy,proto3" json:"masked_by,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1116,6 +1127,13 @@ func (x *GCCommand) GetThreshold() int64 {
 		return x.Threshold
 	}
 	return 0
+}
+
+func (x *GCCommand) GetMaskedBy() [][]byte {
+	if x != nil {
+		return x.MaskedBy
+	}
+	return nil
 }
 
 // ChangeReplicasContext rides in a ConfChangeV2's context: the descriptor the
@@ -1550,10 +1568,11 @@ const file_raftcmdpb_raftcmd_proto_rawDesc = "" +
 	"replicaIds\x12\"\n" +
 	"\finconsistent\x18\x02 \x01(\bR\finconsistent\x12\x16\n" +
 	"\x06reason\x18\x03 \x01(\tR\x06reason\x12\x18\n" +
-	"\averdict\x18\x04 \x01(\bR\averdict\"=\n" +
+	"\averdict\x18\x04 \x01(\bR\averdict\"Z\n" +
 	"\tGCCommand\x12\x12\n" +
 	"\x04keys\x18\x01 \x03(\fR\x04keys\x12\x1c\n" +
-	"\tthreshold\x18\x02 \x01(\x03R\tthreshold\"\x8a\x01\n" +
+	"\tthreshold\x18\x02 \x01(\x03R\tthreshold\x12\x1b\n" +
+	"\tmasked_by\x18( \x03(\fR\bmaskedBy\"\x8a\x01\n" +
 	"\x15ChangeReplicasContext\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12\x1f\n" +
 	"\vproposal_id\x18\x02 \x01(\x04R\n" +

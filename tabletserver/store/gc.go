@@ -100,7 +100,10 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		return 0, err
 	}
 	var (
-		garbage  [][]byte
+		garbage [][]byte
+		// maskedBy, parallel to garbage: why each key is garbage
+		// (GCCommand.masked_by), checked again when the command applies.
+		maskedBy [][]byte
 		dedup    int // records of dedupFamily in garbage
 		deleted  int
 		colKey   []byte
@@ -117,7 +120,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		// there, with deferTh the history floor its removal needs.
 		masking         bool
 		maskTS, deferTh int64
+		maskKey         []byte
 		deferred        []byte
+		deferredBy      []byte // maskedBy of deferred
 		schema          *metapb.TableSchema
 		policy          = map[string]*metapb.FamilySchema{}
 		dropped         = map[string]bool{}
@@ -129,13 +134,16 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		if err := s.pace(ctx, admission.GC, keyBytes(garbage)); err != nil {
 			return err
 		}
-		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage, Threshold: threshold}}})
+		if k := s.opts.Knobs; k != nil && k.BeforeGCPropose != nil {
+			k.BeforeGCPropose(r.tabletID)
+		}
+		_, err := r.propose(ctx, &raftcmdpb.RaftCommand{Epoch: desc.Epoch, Cmd: &raftcmdpb.RaftCommand_Gc{Gc: &raftcmdpb.GCCommand{Keys: garbage, Threshold: threshold, MaskedBy: maskedBy}}})
 		if err == nil {
 			deleted += len(garbage)
 			s.metrics.gcVersions.Add(float64(len(garbage) - dedup))
 			s.metrics.gcDedup.Add(float64(dedup))
 		}
-		garbage, dedup, threshold = nil, 0, 0
+		garbage, maskedBy, dedup, threshold = nil, nil, 0, 0
 		return err
 	}
 	endColumn := func() error {
@@ -145,6 +153,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			return nil
 		}
 		garbage, threshold = append(garbage, d), max(threshold, deferTh)
+		maskedBy = append(maskedBy, deferredBy)
 		if len(garbage) >= gcBatchKeys {
 			return flush()
 		}
@@ -191,7 +200,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		ts := c.Timestamp
 		if c.Family == dedupFamily {
 			if dedupExpired(it.Value(), applied.MaxTimestamp, s.opts.DedupRetention) {
-				garbage = append(garbage, bytes.Clone(ck))
+				garbage, maskedBy = append(garbage, bytes.Clone(ck)), append(maskedBy, nil)
 				dedup++
 			}
 			if len(garbage) >= gcBatchKeys {
@@ -212,7 +221,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				// above maskTS sees nothing of it either way, and reads
 				// below maskTS are refused from now on.
 				threshold = max(threshold, maskTS)
-				garbage = append(garbage, bytes.Clone(ck))
+				garbage, maskedBy = append(garbage, bytes.Clone(ck)), append(maskedBy, maskKey)
 				if len(garbage) >= gcBatchKeys {
 					if err := flush(); err != nil {
 						return deleted, err
@@ -231,8 +240,9 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				// sees this version or a newer one of the column: the
 				// older ones are garbage, and so is a tombstone.
 				masking, maskTS, deferTh = true, ts, ts
+				maskKey = bytes.Clone(ck)
 				if cellvalue.IsTombstone(v) {
-					deferred = bytes.Clone(ck)
+					deferred, deferredBy = maskKey, maskKey
 					continue
 				}
 			}
@@ -250,11 +260,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			}
 			if masking {
 				// A masking value the policy collects: after what it masks.
-				deferred, deferTh = bytes.Clone(ck), max(deferTh, threshold)
+				deferred, deferredBy, deferTh = bytes.Clone(ck), nil, max(deferTh, threshold)
 				continue
 			}
 		}
-		garbage = append(garbage, bytes.Clone(ck))
+		garbage, maskedBy = append(garbage, bytes.Clone(ck)), append(maskedBy, nil)
 		if len(garbage) >= gcBatchKeys {
 			if err := flush(); err != nil {
 				return deleted, err

@@ -257,6 +257,10 @@ type TestingKnobs struct {
 	// many bytes of applied ingest entries make a replica truncate its
 	// log), so a test reaches the rule with a small SST.
 	IngestTruncateBytes uint64
+	// BeforeGCPropose, if set, runs when a version-GC pass has chosen
+	// garbage from its snapshot and is about to propose deleting it, so
+	// a test can write in between.
+	BeforeGCPropose func(tabletID uint64)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
