@@ -198,7 +198,18 @@ func TestCtlVerbsOnACluster(t *testing.T) {
 				from = s
 			}
 		}
-		if spare == 0 || from == "" || len(loc.Addresses) != 3 {
+		// An operator started before the pause may still be moving a
+		// replica onto the spare store (it failed once that way: "already
+		// has a replica on store"): wait until none runs on the tablet.
+		var running []struct {
+			TabletID uint64 `json:"tablet_id"`
+		}
+		ctlRealJSON(t, pd, &running, "operators")
+		busy := false
+		for _, op := range running {
+			busy = busy || op.TabletID == loc.Tablet.ID
+		}
+		if busy || spare == 0 || from == "" || len(loc.Addresses) != 3 {
 			ops, _ := ctlReal(t, pd, "operators")
 			tab, _ := ctlReal(t, pd, "tablet", "--table", "users", "--row", "zed")
 			return fmt.Errorf("tablet %d is changing: %v\n%s\n%s", loc.Tablet.ID, loc.Addresses, ops, tab)
