@@ -16,15 +16,7 @@ import (
 // delfam(f) lost y@1000 to a GC pass that had seen the old f:b@1000 under
 // the family's tombstone).
 func TestGCKeepsVersionRewrittenAfterItsSnapshot(t *testing.T) {
-	var hook atomic.Value // func()
-	e := newAPIEnv(t, func(o *store.Options) {
-		o.Knobs.BeforeGCPropose = func(uint64) {
-			if f, ok := hook.Load().(func()); ok && f != nil {
-				hook.Store(func() {})
-				f()
-			}
-		}
-	})
+	e, hook := newGCRaceEnv(t)
 	row := "gcrace"
 	e.mutate(row, apiSetTS("c", "b", 1000, "old@1000"), apiSetC("c", "b", "old"))
 	e.mutate(row, apiDelFam("c"))
@@ -58,15 +50,7 @@ func TestGCKeepsVersionRewrittenAfterItsSnapshot(t *testing.T) {
 // replaced by a put at its timestamp before the pass's command applies:
 // the put, a masking value now, must stay.
 func TestGCKeepsPutThatReplacedItsTombstone(t *testing.T) {
-	var hook atomic.Value // func()
-	e := newAPIEnv(t, func(o *store.Options) {
-		o.Knobs.BeforeGCPropose = func(uint64) {
-			if f, ok := hook.Load().(func()); ok && f != nil {
-				hook.Store(func() {})
-				f()
-			}
-		}
-	})
+	e, hook := newGCRaceEnv(t)
 	row := "gcrace2"
 	e.mutate(row, apiSetC("c", "b", "old"))
 	tDel := e.mutate(row, apiDelFam("c"))
@@ -82,4 +66,19 @@ func TestGCKeepsPutThatReplacedItsTombstone(t *testing.T) {
 		t.Fatal("the GC pass proposed nothing: the hook did not run")
 	}
 	apiEq(t, "after GC", apiCells(e.get(row, apiAllVersions())), []string{"c:b@" + itoa(tDel) + "=at-delete"})
+}
+
+// newGCRaceEnv is an API env whose next GC pass runs the func stored in
+// hook once, between its snapshot and its proposal.
+func newGCRaceEnv(t *testing.T) (*apiEnv, *atomic.Value) {
+	hook := &atomic.Value{} // func()
+	e := newAPIEnv(t, func(o *store.Options) {
+		o.Knobs.BeforeGCPropose = func(uint64) {
+			if f, ok := hook.Load().(func()); ok && f != nil {
+				hook.Store(func() {})
+				f()
+			}
+		}
+	})
+	return e, hook
 }
