@@ -44,6 +44,10 @@ func openStorage(ctx context.Context, raw string, create bool) (*storage, error)
 		}
 		q := u.Query()
 		q.Set("metadata", "skip")
+		// Temporary files next to their objects, not in os.TempDir: the
+		// rename that publishes an object fails across file systems, and
+		// a backup directory is usually a mount of its own.
+		q.Set("no_tmp_dir", "true")
 		b, err := blob.OpenBucket(ctx, (&url.URL{Scheme: "file", Path: dir, RawQuery: q.Encode()}).String())
 		if err != nil {
 			return nil, fmt.Errorf("backup: opening %s: %w", raw, err)

@@ -20,7 +20,17 @@
 # Environment (defaults in brackets):
 #   RECORDS [200000]  IMPORT_RECORDS [1000000]  THREADS [16]  DURATION [60s]
 #   MODES ["off on"]  DATA parent of the work directory [/var/tmp]
-#   KEEP_DATA=1 keep the clusters and the work directories
+#   KEEP_DATA=1 keep the clusters' data directories
+#   LOAD [1]  foreground load as a fraction of the cluster's measured peak:
+#             below 1, each mode first runs YCSB A unthrottled for DURATION
+#             (phase "peak"), then runs every phase at LOAD x that
+#             throughput (YCSB's target=): a provisioned cluster with
+#             headroom, as production clusters and TPC-C-style tests run,
+#             rather than a foreground that takes every cycle
+#   CLIENT_DIR [the work directory]  where the import's CSV and work
+#             directory and the backup's destination live; /dev/shm keeps
+#             their IO off the stores' disk, as clients and blob storage
+#             on other machines would
 #   BG_NICE [0]  run the import and backup client processes at this nice
 #                level (19 models clients on other machines: their own CPU
 #                then barely competes with the stores on this one)
@@ -35,8 +45,10 @@ DURATION="${DURATION:-60s}"
 MODES="${MODES:-off on}"
 DATA="${DATA:-/var/tmp}"
 BG_NICE="${BG_NICE:-0}"
+LOAD="${LOAD:-1}"
 SHALE="$ROOT/bin/shale"
 OUT="$(mktemp -d "$DATA/shale-qos-bench.XXXXXX")"
+CLIENT="$(mktemp -d "${CLIENT_DIR:-$OUT}/shale-qos-client.XXXXXX")"
 PG_PID="" FG_PID=""
 
 cleanup() {
@@ -47,14 +59,16 @@ cleanup() {
 		fi
 	done
 	if [[ "${KEEP_DATA:-0}" != 1 ]]; then
-		rm -rf "$OUT"/cluster-* "$OUT"/import-* "$OUT"/backup-* "$OUT/ycsb.csv"
+		rm -rf "$OUT"/cluster-*
 	fi
+	rm -rf "$CLIENT"
 }
 trap cleanup EXIT INT TERM
 
 now() { date +%s.%N; }
 log() { echo "== $*" >&2; }
 ycsb_flags=(--target shale --workload a --seed 1 -p "recordcount=$RECORDS")
+run_flags=() # -p target=... once the peak is known (LOAD < 1)
 
 start_cluster() { # MODE
 	"$SHALE" playground --stores 4 --admission "$1" --data-dir "$OUT/cluster-$1" \
@@ -77,7 +91,7 @@ stop_cluster() {
 }
 
 fg_start() { # NAME: YCSB A in the background until fg_stop
-	"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
+	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration 24h >"$OUT/fg-$1.txt" 2>"$OUT/fg-$1.log" &
 	FG_PID=$!
 	sleep 5 # the foreground reaches its steady state before the background starts
@@ -110,7 +124,7 @@ log "building bin/shale"
 make -C "$ROOT" -s build
 
 log "generating $IMPORT_RECORDS records to import"
-(cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$OUT/ycsb.csv"
+(cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$CLIENT/ycsb.csv"
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
@@ -121,8 +135,20 @@ for mode in $MODES; do
 	"$SHALE" bench ycsb load "${ycsb_flags[@]}" --pd "$PD" --threads 64 \
 		>"$OUT/load-$mode.txt" 2>"$OUT/load-$mode.log"
 
+	run_flags=()
+	if [[ "$LOAD" != 1 ]]; then
+		log "admission $mode: peak (unthrottled)"
+		"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
+			-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-peak.txt" 2>"$OUT/fg-$mode-peak.log"
+		peak="$(sed -n 's/^\[OVERALL\], Throughput(ops\/sec), //p' "$OUT/fg-$mode-peak.txt")"
+		target="$(echo "$peak * $LOAD" | bc | cut -d. -f1)"
+		run_flags=(-p "target=$target")
+		row "$mode" peak "${peak%.*} ops/s"
+		log "admission $mode: foreground at $target ops/s ($LOAD of $peak)"
+	fi
+
 	log "admission $mode: quiet"
-	"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
+	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-quiet.txt" 2>"$OUT/fg-$mode-quiet.log"
 	row "$mode" quiet -
 
@@ -131,7 +157,7 @@ for mode in $MODES; do
 	fg_start "$mode-import"
 	t0=$(now)
 	nice -n "$BG_NICE" "$SHALE" import --pd "$PD" --table "import_$mode" --raw --header --row-key key --map "$MAP" \
-		--work-dir "$OUT/import-$mode" --progress none "$OUT/ycsb.csv" >"$OUT/import-$mode.txt"
+		--work-dir "$CLIENT/import-$mode" --progress none "$CLIENT/ycsb.csv" >"$OUT/import-$mode.txt"
 	t1=$(now)
 	fg_stop
 	row "$mode" import "$(echo "$t1 - $t0" | bc)"
@@ -139,7 +165,7 @@ for mode in $MODES; do
 	log "admission $mode: backup"
 	fg_start "$mode-backup"
 	t0=$(now)
-	nice -n "$BG_NICE" "$SHALE" backup --pd "$PD" --to "file://$OUT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
+	nice -n "$BG_NICE" "$SHALE" backup --pd "$PD" --to "file://$CLIENT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
 	t1=$(now)
 	fg_stop
 	row "$mode" backup "$(echo "$t1 - $t0" | bc)"

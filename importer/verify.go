@@ -74,8 +74,11 @@ func (j *job) runVerifier(ctx context.Context, v *verifier) error {
 	ts := j.cp.Timestamp
 	var from []byte // row to start the next scan at; nil: the table's first
 	scan := func(to []byte) error {
-		// The servers digest the cells; only row keys come back.
-		sc := t.Scan(ctx, kvclient.ScanOptions{Start: from, End: to, Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1), kvclient.Digest()}})
+		// The servers digest the cells; only row keys come back. The
+		// scan reads the whole table while users may be at work: it runs
+		// as a bulk read, paced with the stores' background work.
+		sc := t.Scan(ctx, kvclient.ScanOptions{Start: from, End: to, BulkRead: true,
+			Read: []kvclient.ReadOption{kvclient.TimeRange(ts, ts+1), kvclient.Digest()}})
 		defer sc.Close()
 		for sc.Next() {
 			row := sc.Row()

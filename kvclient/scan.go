@@ -8,6 +8,7 @@ import (
 	"io"
 	"sync"
 
+	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/proto/kvpb"
 )
@@ -25,6 +26,12 @@ type ScanOptions struct {
 	PageRows int
 	// Read restricts the cells returned, as for Get.
 	Read []ReadOption
+	// BulkRead marks the scan as bulk background work, such as an
+	// importer's verification: tablet servers pace it with their own
+	// background work (docs/qos.md) instead of admitting it as a
+	// foreground request, so it yields to the user's reads and writes
+	// and may run slower.
+	BulkRead bool
 }
 
 // Scanner iterates over a scan's rows:
@@ -55,6 +62,9 @@ type Scanner struct {
 
 // Scan starts a scan. Errors surface through the Scanner's Err.
 func (t *Table) Scan(ctx context.Context, o ScanOptions) *Scanner {
+	if o.BulkRead {
+		ctx = admission.WithBulkRead(ctx)
+	}
 	sctx, cancel := context.WithCancel(ctx)
 	s := &Scanner{pages: make(chan []*Row), cancel: cancel}
 	go func() {

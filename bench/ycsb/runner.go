@@ -115,12 +115,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 		go func() {
 			defer wg.Done()
 			t := &thread{w: w, db: db, m: m, r: rand.New(rand.NewPCG(o.Seed, uint64(i)))}
-			// Per-thread pacing for --target-ops, as YCSB's throttle: op n
-			// of this thread starts no earlier than start + n*tick.
-			var tick time.Duration
-			if w.TargetOps > 0 {
-				tick = time.Duration(float64(time.Second) * float64(w.Threads) / w.TargetOps)
-			}
+			tick, first := throttle(w.TargetOps, w.Threads, i, start)
 			for n := int64(0); ; n++ {
 				if stop.Load() || ctx.Err() != nil {
 					return
@@ -129,7 +124,7 @@ func Run(ctx context.Context, o RunOptions) (*Result, error) {
 					return
 				}
 				if tick > 0 {
-					if d := time.Until(start.Add(time.Duration(n) * tick)); d > 0 {
+					if d := time.Until(first.Add(time.Duration(n) * tick)); d > 0 {
 						select {
 						case <-time.After(d):
 						case <-ctx.Done():
@@ -233,4 +228,19 @@ func plural(n int64, unit string) string {
 		return unit
 	}
 	return unit + "s"
+}
+
+// throttle is the pacing of thread i of threads for a target rate, as
+// YCSB's throttle: op n of the thread starts no earlier than first +
+// n*tick. The threads' schedules are staggered by tick/threads (YCSB
+// spreads them with a random first sleep): started together, every
+// thread would fire at the same instants, and the bursts of `threads`
+// concurrent requests would measure queueing the target rate does not
+// cause. tick is 0 when unthrottled.
+func throttle(targetOps float64, threads, i int, start time.Time) (tick time.Duration, first time.Time) {
+	if targetOps <= 0 {
+		return 0, start
+	}
+	tick = time.Duration(float64(time.Second) * float64(threads) / targetOps)
+	return tick, start.Add(tick * time.Duration(i) / time.Duration(threads))
 }

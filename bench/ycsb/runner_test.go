@@ -232,3 +232,25 @@ func TestRunPacingDurationAndStatus(t *testing.T) {
 	}
 	require.Equal(t, res.Operations, sum, "the series accounts for every operation")
 }
+
+// The throttled threads' schedules interleave: together they issue an
+// operation every 1/target, not bursts of every thread at once.
+func TestThrottleStaggersThreads(t *testing.T) {
+	start := time.Unix(1000, 0)
+	const threads, target = 4, 200.0
+	var at []time.Time
+	for i := range threads {
+		tick, first := throttle(target, threads, i, start)
+		require.Equal(t, 20*time.Millisecond, tick)
+		for n := range 10 {
+			at = append(at, first.Add(time.Duration(n)*tick))
+		}
+	}
+	slices.SortFunc(at, time.Time.Compare)
+	for k := 1; k < len(at); k++ {
+		require.Equal(t, 5*time.Millisecond, at[k].Sub(at[k-1]), "operation %d", k)
+	}
+	tick, first := throttle(0, threads, 3, start)
+	require.Zero(t, tick, "unthrottled")
+	require.Equal(t, start, first)
+}

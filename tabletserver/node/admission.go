@@ -50,9 +50,14 @@ func (a admitter) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo
 	return h(ctx, req)
 }
 
-// stream admits a Scan for as long as it streams.
+// stream admits a Scan for as long as it streams. A Scan the client
+// marked as a bulk read (admission.BulkReadHeader) is not foreground
+// work: the store paces it in the Export class as it reads.
 func (a admitter) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
 	if _, ok := foreground[info.FullMethod]; !ok {
+		return h(srv, ss)
+	}
+	if info.FullMethod == kvpb.Tablet_Scan_FullMethodName && admission.IsBulkRead(ss.Context()) {
 		return h(srv, ss)
 	}
 	t, err := a.c.Admit(ss.Context(), 0)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/shaledb/shale/internal/admission"
 	"github.com/shaledb/shale/internal/errs"
@@ -84,4 +85,38 @@ func TestAdmissionHTTP(t *testing.T) {
 	require.True(t, st.Settings.Disabled)
 	require.True(t, c.Settings().Disabled)
 	require.Equal(t, float64(1<<20), st.Rates["snapshot"])
+}
+
+// fakeStream is a server stream with only a context.
+type fakeStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s fakeStream) Context() context.Context { return s.ctx }
+
+// A Scan marked as a bulk read is not admitted as foreground work: it
+// passes while every slot is taken (the store paces it as it reads); an
+// unmarked Scan is refused.
+func TestAdmitterLetsBulkReadsThrough(t *testing.T) {
+	c, err := admission.New(admission.Options{Settings: admission.Settings{MinSlots: 1, MaxSlots: 1, MaxQueue: 1}})
+	require.NoError(t, err)
+	a := admitter{c: c}
+	held, err := c.Admit(context.Background(), 0) // the only slot
+	require.NoError(t, err)
+	defer held.Release()
+
+	called := false
+	h := func(any, grpc.ServerStream) error { called = true; return nil }
+	info := &grpc.StreamServerInfo{FullMethod: kvpb.Tablet_Scan_FullMethodName, IsServerStream: true}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+	defer cancel()
+	err = a.stream(nil, fakeStream{ctx: ctx}, info, h)
+	_, busy := errs.As[*errorpb.ServerBusy](err)
+	require.True(t, busy, "got %v", err)
+	require.False(t, called)
+
+	bulk := metadata.NewIncomingContext(ctx, metadata.Pairs(admission.BulkReadHeader, "1"))
+	require.NoError(t, a.stream(nil, fakeStream{ctx: bulk}, info, h))
+	require.True(t, called, "a bulk read does not wait for a foreground slot")
 }

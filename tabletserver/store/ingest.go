@@ -237,7 +237,7 @@ func (s *Store) UploadSST(ctx context.Context, recv func() (*kvpb.UploadSSTReque
 		return &kvpb.UploadSSTResponse{AlreadyStaged: true}, nil
 	}
 	tmp := fmt.Sprintf("%s.tmp%d", final, s.nextID.Add(1))
-	f, err := s.fs.Create(tmp, "ingest")
+	f, err := s.createBulk(tmp, "ingest")
 	if err != nil {
 		return nil, err
 	}
@@ -708,7 +708,7 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 }
 
 func (s *Store) writeFile(path string, data []byte) error {
-	f, err := s.fs.Create(path, "ingest")
+	f, err := s.createBulk(path, "ingest")
 	if err != nil {
 		return err
 	}

@@ -566,6 +566,7 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	}
 	limitHit := func() bool { return req.Limit > 0 && sent >= req.Limit }
 
+	bulk := s.newBulkReadPacer(ctx)
 	var dec keys.CellDecoder
 	if !req.Reverse {
 		dedupRun := 0
@@ -580,6 +581,9 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 			return it.Next()
 		}
 		for valid := it.First(); valid && !limitHit(); valid = advance() {
+			if err := bulk.step(it); err != nil {
+				return err
+			}
 			c, err := decodeDataKey(&dec, it.Key())
 			if err != nil {
 				return err
@@ -633,6 +637,10 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 					return err
 				}
 				if err := rb.add(rc, rit.Key(), rit.Value()); err != nil {
+					rit.Close()
+					return err
+				}
+				if err := bulk.step(rit); err != nil {
 					rit.Close()
 					return err
 				}

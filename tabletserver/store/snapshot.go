@@ -238,7 +238,7 @@ func (s *Store) receiveSnapshot(ctx context.Context, h *transportpb.SnapshotHead
 
 // writeSST creates an SST at path with fill and syncs it.
 func (s *Store) writeSST(path string, fill func(w *sstable.Writer) (int, error)) (int, error) {
-	f, err := s.fs.Create(path, "snapshot")
+	f, err := s.createBulk(path, "snapshot")
 	if err != nil {
 		return 0, err
 	}
