@@ -22,10 +22,10 @@ func WithBulkRead(ctx context.Context) context.Context {
 }
 
 // IsBulkRead reports whether an incoming call's metadata marks it as a
-// bulk read.
+// bulk read. Every Scan asks, twice (the interceptor and the store), so
+// it looks up the one key rather than copying the metadata.
 func IsBulkRead(ctx context.Context) bool {
-	md, _ := metadata.FromIncomingContext(ctx)
-	for _, v := range md.Get(BulkReadHeader) {
+	for _, v := range metadata.ValueFromIncomingContext(ctx, BulkReadHeader) {
 		if v != "" {
 			return true
 		}

@@ -19,15 +19,23 @@ import (
 	"github.com/shaledb/shale/proto/kvpb"
 )
 
+// fullAdmitter returns an admitter with one CPU slot, and the ticket
+// that holds it.
+func fullAdmitter(t *testing.T) (admitter, admission.Ticket) {
+	t.Helper()
+	c, err := admission.New(admission.Options{Settings: admission.Settings{MinSlots: 1, MaxSlots: 1, MaxQueue: 1}})
+	require.NoError(t, err)
+	held, err := c.Admit(context.Background(), 0) // the only slot
+	require.NoError(t, err)
+	return admitter{c: c}, held
+}
+
 // Foreground Tablet methods are admitted (a write's bytes take write
 // tokens); admin and background methods pass; a refused request gets
 // ServerBusy without reaching the handler.
 func TestAdmitterInterceptor(t *testing.T) {
-	c, err := admission.New(admission.Options{Settings: admission.Settings{MinSlots: 1, MaxSlots: 1, MaxQueue: 1}})
-	require.NoError(t, err)
-	a := admitter{c: c}
-	held, err := c.Admit(context.Background(), 0) // the only slot
-	require.NoError(t, err)
+	a, held := fullAdmitter(t)
+	c := a.c
 
 	called := false
 	h := func(context.Context, any) (any, error) { called = true; return "ok", nil }
@@ -99,11 +107,7 @@ func (s fakeStream) Context() context.Context { return s.ctx }
 // passes while every slot is taken (the store paces it as it reads); an
 // unmarked Scan is refused.
 func TestAdmitterLetsBulkReadsThrough(t *testing.T) {
-	c, err := admission.New(admission.Options{Settings: admission.Settings{MinSlots: 1, MaxSlots: 1, MaxQueue: 1}})
-	require.NoError(t, err)
-	a := admitter{c: c}
-	held, err := c.Admit(context.Background(), 0) // the only slot
-	require.NoError(t, err)
+	a, held := fullAdmitter(t)
 	defer held.Release()
 
 	called := false
@@ -111,7 +115,7 @@ func TestAdmitterLetsBulkReadsThrough(t *testing.T) {
 	info := &grpc.StreamServerInfo{FullMethod: kvpb.Tablet_Scan_FullMethodName, IsServerStream: true}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 	defer cancel()
-	err = a.stream(nil, fakeStream{ctx: ctx}, info, h)
+	err := a.stream(nil, fakeStream{ctx: ctx}, info, h)
 	_, busy := errs.As[*errorpb.ServerBusy](err)
 	require.True(t, busy, "got %v", err)
 	require.False(t, called)
