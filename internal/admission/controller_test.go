@@ -457,7 +457,8 @@ func TestBackgroundWritersYieldToL0Overload(t *testing.T) {
 // Off, the controller admits everything and paces background classes at
 // their fixed ceilings (unlimited ones not at all): the old behaviour.
 func TestDisabledAdmitsEverything(t *testing.T) {
-	h := newHarness(t, Settings{Disabled: true, MinSlots: 1, MaxSlots: 1, MaxQueue: 1})
+	h := newHarness(t, Settings{Disabled: true, MinSlots: 1, MaxSlots: 1, MaxQueue: 1,
+		Classes: map[string]ClassSettings{"gc": {MaxBytesPerSec: -1}}})
 	tks := h.admitN(t, 10, 1<<20)
 	h.eng.Store(&EngineStats{L0Sublevels: 100})
 	h.sched.Store(int64(time.Second))

@@ -147,7 +147,7 @@ func DefaultClassSettings() map[string]ClassSettings {
 		Ingest.String():      {MaxBytesPerSec: 256 << 20, Weight: 2},
 		Export.String():      {MaxBytesPerSec: 64 << 20, Weight: 2},
 		Consistency.String(): {MaxBytesPerSec: 8 << 20, Weight: 1},
-		GC.String():          {MaxBytesPerSec: -1, Weight: 1},
+		GC.String():          {MaxBytesPerSec: 32 << 20, Weight: 1},
 	}
 }
 

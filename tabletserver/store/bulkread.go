@@ -8,41 +8,50 @@ import (
 	"github.com/shaledb/shale/internal/admission"
 )
 
-// bulkPaceBytes is how much a bulk-read scan reads between pacing waits,
-// as an export does.
-const bulkPaceBytes = 64 << 10
+// scanPaceBytes is how much a paced scan reads between pacing waits, as
+// an export does.
+const scanPaceBytes = 64 << 10
 
-// bulkReadPacer paces a Scan the client marked as a bulk read
-// (admission.BulkReadHeader: an importer's verification) in the Export
-// class, by the bytes of the keys and values it reads: such a scan may
-// read a whole table while it sends back only row keys and digests, so
-// its pages do not measure its work. A nil pacer (a foreground scan)
+// scanPacer paces a background scan in its class by the bytes of the keys
+// and values it reads: such a scan may read a whole tablet while it
+// sends or writes little (an importer's verification answers row keys
+// and digests; a GC pass over a clean tablet deletes nothing), so its
+// output does not measure its work. A nil pacer (a foreground scan)
 // does nothing.
-type bulkReadPacer struct {
+type scanPacer struct {
 	s       *Store
 	ctx     context.Context
+	class   admission.Class
 	pending int
+	read    int64 // bytes counted so far
 }
 
-func (s *Store) newBulkReadPacer(ctx context.Context) *bulkReadPacer {
+func (s *Store) newScanPacer(ctx context.Context, c admission.Class) *scanPacer {
+	return &scanPacer{s: s, ctx: ctx, class: c}
+}
+
+// newBulkReadPacer paces a Scan the client marked as a bulk read
+// (admission.BulkReadHeader) in the Export class; nil for any other.
+func (s *Store) newBulkReadPacer(ctx context.Context) *scanPacer {
 	if !admission.IsBulkRead(ctx) {
 		return nil
 	}
-	return &bulkReadPacer{s: s, ctx: ctx}
+	return s.newScanPacer(ctx, admission.Export)
 }
 
 // step counts the key and value under it (the value's length without
 // fetching a separated value) and waits for the class's rate every
-// bulkPaceBytes.
-func (p *bulkReadPacer) step(it *pebble.Iterator) error {
+// scanPaceBytes.
+func (p *scanPacer) step(it *pebble.Iterator) error {
 	if p == nil {
 		return nil
 	}
 	lv := it.LazyValue()
-	if p.pending += len(it.Key()) + lv.Len(); p.pending < bulkPaceBytes {
+	n := len(it.Key()) + lv.Len()
+	p.read += int64(n)
+	if p.pending += n; p.pending < scanPaceBytes {
 		return nil
 	}
-	n := p.pending
-	p.pending = 0
-	return p.s.pace(p.ctx, admission.Export, n)
+	n, p.pending = p.pending, 0
+	return p.s.pace(p.ctx, p.class, n)
 }

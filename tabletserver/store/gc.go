@@ -86,6 +86,14 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		return 0, err
 	}
 	defer snap.Close()
+	var applied raftcmdpb.AppliedState
+	if err := getProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
+		return 0, err
+	}
+	if m := r.gcClean.Load(); m != nil && m.stillClean(s, applied.Index, safePoint) {
+		s.metrics.gcSkipped.Inc()
+		return 0, nil
+	}
 	lo, hi := keys.DataSpan(desc.StartKey, desc.EndKey)
 	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
@@ -95,10 +103,12 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	// User families age by the wall clock, as reads filter them (read.go).
 	// Request-ID records age by the tablet's own HLC time, see dedupExpired.
 	now := s.opts.WallClock().UnixMicro()
-	var applied raftcmdpb.AppliedState
-	if err := getProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
-		return 0, err
-	}
+	// The scan is paced by what it reads (a clean tablet is read whole
+	// and deletes nothing), and what it sees decides whether the next
+	// pass may skip the tablet (gcskip.go).
+	pacer := s.newScanPacer(ctx, admission.GC)
+	defer func() { s.metrics.gcScannedBytes.Add(float64(pacer.read)) }()
+	mark := &gcMark{index: applied.Index, safePoint: safePoint}
 	var (
 		garbage [][]byte
 		// maskedBy, parallel to garbage: why each key is garbage
@@ -160,22 +170,27 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 		return nil
 	}
 	check := s.newScanCheck(ctx)
+	var dec keys.CellDecoder // the cells of a column share its decoded parts
 	for it.First(); it.Valid(); it.Next() {
 		// A pass over a big tablet with little garbage may not flush (and
 		// so wait on ctx) for a long time: stop on shutdown anyway.
 		if err := check.err(); err != nil {
 			return deleted, err
 		}
+		if err := pacer.step(it); err != nil {
+			return deleted, err
+		}
 		ck, err := keys.StripDataKey(it.Key())
 		if err != nil {
 			return deleted, err
 		}
-		c, err := keys.DecodeCellKey(ck)
+		c, err := dec.Decode(ck)
 		if err != nil {
 			return deleted, err
 		}
 		if schema == nil || schema.TableId != c.TableID {
 			schema, _ = s.schema(c.TableID)
+			mark.sawSchema(schema)
 			clear(policy)
 			clear(dropped)
 			if schema != nil {
@@ -187,12 +202,12 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				}
 			}
 		}
-		col := keys.ColumnPrefix(c.TableID, c.Row, c.Family, c.Qualifier)
-		if !bytes.Equal(col, colKey) {
+		// A cell key is its column's prefix and a timestamp.
+		if col := ck[:len(ck)-keys.TimestampLen]; !bytes.Equal(col, colKey) {
 			if err := endColumn(); err != nil {
 				return deleted, err
 			}
-			colKey, versions, colTS = col, 0, colTS[:0]
+			colKey, versions, colTS = append(colKey[:0], col...), 0, colTS[:0]
 		}
 		versions++
 		colTS = append(colTS, c.Timestamp)
@@ -211,7 +226,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			continue
 		}
 		if p == nil && !dropped[c.Family] {
+			mark.unsure = true
 			continue // unknown family: keep, the schema may not have arrived yet
+		}
+		if p != nil && p.MaxAgeMs > 0 {
+			mark.ages = true
 		}
 		// A deleted family's cells all go (reads hide them already);
 		// otherwise the family's policy decides, above the safe point.
@@ -233,6 +252,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 				// Kept, and not counted: a read at the safe point sees the
 				// versions below it that the policy keeps.
 				versions--
+				mark.aboveSafePoint = true
 				continue
 			}
 			if v := it.Value(); cellvalue.MasksOlder(v) {
@@ -277,5 +297,11 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	if err := endColumn(); err != nil {
 		return deleted, err
 	}
-	return deleted, flush()
+	if err := flush(); err != nil {
+		return deleted, err
+	}
+	if deleted == 0 {
+		r.gcClean.Store(mark)
+	}
+	return deleted, nil
 }

@@ -39,6 +39,8 @@ type storeMetrics struct {
 	snapRecvBytes   prometheus.Counter
 	gcVersions      prometheus.Counter
 	gcDedup         prometheus.Counter
+	gcScannedBytes  prometheus.Counter
+	gcSkipped       prometheus.Counter
 	sentMessagesVec *prometheus.CounterVec
 	sentBytesVec    *prometheus.CounterVec
 	// peers caches the per-destination-store handles. Worker only.
@@ -92,6 +94,8 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		snapRecvBytes:   c("snapshots_received_bytes_total", "Key and value bytes of raft snapshots received from other stores."),
 		gcVersions:      c("gc_deleted_versions_total", "Cell versions deleted by MVCC garbage collection (max versions, max age)."),
 		gcDedup:         c("gc_deleted_dedup_records_total", "Expired request-ID (exactly-once) records deleted by garbage collection."),
+		gcScannedBytes:  c("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class)."),
+		gcSkipped:       c("gc_skipped_tablets_total", "Garbage collection passes skipped because nothing could have made garbage in the tablet since its last clean pass."),
 		sentMessagesVec: cv("raft_sent_messages_total", "Raft messages sent, by destination store (snapshots not included)."),
 		sentBytesVec:    cv("raft_sent_bytes_total", "Bytes of raft messages sent, by destination store (snapshots not included)."),
 		peers:           map[uint64]peerCounters{},
@@ -130,4 +134,10 @@ func (s *Store) SnapshotsApplied() float64 { return counterValue(s.metrics.snaps
 // collection has deleted so far.
 func (s *Store) GCDeleted() (versions, dedupRecords float64) {
 	return counterValue(s.metrics.gcVersions), counterValue(s.metrics.gcDedup)
+}
+
+// GCPasses returns the bytes garbage collection passes have read so far
+// and how many passes skipped a clean tablet.
+func (s *Store) GCPasses() (scannedBytes, skipped float64) {
+	return counterValue(s.metrics.gcScannedBytes), counterValue(s.metrics.gcSkipped)
 }

@@ -66,6 +66,9 @@ type replica struct {
 	}
 
 	load loadStats
+	// gcClean is left by a version-GC pass that found no garbage; the
+	// next pass skips the tablet while it still holds (gcskip.go).
+	gcClean atomic.Pointer[gcMark]
 	// lastMessage is when the worker last stepped a raft message into this
 	// replica (unix nanoseconds); replica GC leaves alone an uninitialized
 	// replica that still hears from its group.

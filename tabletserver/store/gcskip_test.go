@@ -1,0 +1,134 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/proto/kvpb"
+	"github.com/shaledb/shale/proto/metapb"
+	"github.com/shaledb/shale/tabletserver/store"
+	"github.com/shaledb/shale/tabletserver/storetest"
+)
+
+// gcSkipEnv is a 3-store cluster with table 9 on tablet 1, a settable GC
+// safe point (math.MaxInt64 until set) and a wall clock the test moves.
+type gcSkipEnv struct {
+	t         *testing.T
+	c         *storetest.Cluster
+	ctx       context.Context
+	safePoint atomic.Int64
+	skew      atomic.Int64 // nanoseconds added to the wall clock
+}
+
+func newGCSkipEnv(t *testing.T, schema *metapb.TableSchema) *gcSkipEnv {
+	e := &gcSkipEnv{t: t}
+	e.safePoint.Store(math.MaxInt64)
+	e.c = storetest.Start(t, 3, func(o *store.Options) {
+		o.GCSafePoint = e.safePoint.Load
+		o.WallClock = func() time.Time { return time.Now().Add(time.Duration(e.skew.Load())) }
+	})
+	e.c.PutSchema(schema)
+	p := keys.TablePrefix(9)
+	e.c.Bootstrap(1, p, keys.PrefixEnd(p), 1, 2, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	e.ctx = ctx
+	return e
+}
+
+// put writes one version of row's fam:q and returns its timestamp.
+func (e *gcSkipEnv) put(row, fam string) int64 {
+	e.t.Helper()
+	var ts int64
+	err := e.c.Call(e.ctx, 1, func(cl kvpb.TabletClient) error {
+		resp, err := cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: 9, RowKey: []byte(row),
+			Mutations: []*kvpb.Mutation{storetest.SetCell(fam, "q", row)}})
+		ts = resp.GetTimestamp()
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return ts
+}
+
+// gc runs one pass on the leader and returns what it deleted, and whether
+// it skipped the tablet and how many bytes it read.
+func (e *gcSkipEnv) gc() (deleted int, skipped bool, read float64) {
+	e.t.Helper()
+	s := e.c.Nodes[e.c.WaitLeader(1)].Store
+	read0, skipped0 := s.GCPasses()
+	n, err := s.GCTablet(e.ctx, 1)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	read1, skipped1 := s.GCPasses()
+	return n, skipped1 > skipped0, read1 - read0
+}
+
+// expect runs a pass and fails unless it deleted want versions and
+// skipped the tablet or not as wantSkip says.
+func (e *gcSkipEnv) expect(what string, want int, wantSkip bool) {
+	e.t.Helper()
+	n, skipped, read := e.gc()
+	if n != want || skipped != wantSkip {
+		e.t.Fatalf("%s: GC deleted %d versions (skipped %v, read %.0f bytes), want %d (skipped %v)", what, n, skipped, read, want, wantSkip)
+	}
+	if !skipped && read == 0 {
+		e.t.Fatalf("%s: a pass that ran read nothing", what)
+	}
+	if skipped && read != 0 {
+		e.t.Fatalf("%s: a skipped pass read %.0f bytes", what, read)
+	}
+}
+
+// A pass that found no garbage leaves the tablet alone until something
+// could have made garbage: a write, or a schema change.
+func TestGCSkipsCleanTablet(t *testing.T) {
+	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 2}}})
+	for i := range 3 {
+		e.put(fmt.Sprint("r", i), "v")
+	}
+	e.expect("first pass", 0, false)
+	e.expect("nothing written since", 0, true)
+	e.expect("still nothing", 0, true)
+
+	e.put("r0", "v")
+	e.put("r0", "v") // r0:v:q now has 3 versions, one beyond max_versions
+	e.expect("after writes", 1, false)
+	e.expect("after the pass's own GC command", 0, false)
+	e.expect("clean again", 0, true)
+
+	// Tightening the policy makes garbage without a write.
+	e.c.PutSchema(&metapb.TableSchema{TableId: 9, Name: "gc", Version: 2, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}}})
+	e.expect("after max_versions 2 -> 1", 1, false)
+}
+
+// Versions the safe point kept become garbage when it moves past them,
+// with no write in between.
+func TestGCRescansWhenSafePointPassesKeptVersions(t *testing.T) {
+	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}}})
+	first := e.put("r", "v")
+	last := e.put("r", "v")
+	e.safePoint.Store(first)
+	e.expect("both versions at or above the safe point", 0, false)
+	e.expect("same safe point", 0, true)
+	e.safePoint.Store(last + 1)
+	e.expect("safe point past both", 1, false)
+}
+
+// A family with a max age makes garbage as time passes: such a tablet is
+// never skipped.
+func TestGCNeverSkipsAgingFamilies(t *testing.T) {
+	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "a", MaxAgeMs: 60_000}}})
+	e.put("r", "a")
+	e.expect("fresh cell", 0, false)
+	e.expect("still fresh, but aging", 0, false)
+	e.skew.Store(int64(2 * time.Minute))
+	e.expect("two minutes later", 1, false)
+}
