@@ -622,11 +622,17 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	// Everything applied before this entry becomes durable first, with its
 	// applied state, so a crash never re-applies those entries on top of
 	// the ingested cells (re-applying the ingest itself is harmless).
+	// The batch is published under applyMu as every apply batch is, and
+	// synced after, so that reads (which take applyMu to pin a snapshot)
+	// do not wait for the fsync.
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
 		s.fatal("write applied state", err, r)
 	}
-	if err := s.commitApplyBatch(b, pebble.Sync, post); err != nil {
+	if err := s.commitApplyBatch(b, pebble.NoSync, post); err != nil {
 		s.fatal("commit apply batch before ingest", err, r)
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.fatal("sync apply batch before ingest", err, r)
 	}
 	post = post[:0]
 	b.Reset()
@@ -668,9 +674,15 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 			s.fatal("write SST to ingest", err, r)
 		}
 	}
-	s.applyMu.Lock()
+	// Not under applyMu: the engine adds the file atomically and the
+	// ingest changes no descriptor, so a read pinning its snapshot now
+	// sees the tablet before or after it, as one pinned a moment earlier
+	// or later would. Holding applyMu would stall every read on the store
+	// for the ingest's manifest sync (or a memtable flush).
+	if k := s.opts.Knobs; k != nil && k.WhileIngesting != nil {
+		k.WhileIngesting(r.tabletID)
+	}
 	err := s.db.Ingest(context.Background(), []string{path})
-	s.applyMu.Unlock()
 	if err != nil && byRef && (os.IsNotExist(err) || errors.Is(err, os.ErrNotExist)) {
 		// Removed since it was checked: fetch it (staged.go).
 		r.blockApply(e, c)

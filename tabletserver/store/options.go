@@ -261,6 +261,9 @@ type TestingKnobs struct {
 	// garbage from its snapshot and is about to propose deleting it, so
 	// a test can write in between.
 	BeforeGCPropose func(tabletID uint64)
+	// WhileIngesting, if set, runs on the raft worker as it applies an
+	// ingest, right before the engine ingests the file.
+	WhileIngesting func(tabletID uint64)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.
