@@ -21,7 +21,8 @@ import "github.com/shaledb/shale/proto/metapb"
 //
 // The mark records what the pass saw of each, and stillClean checks them.
 // Request-ID records expire by the tablet's own HLC time, which moves only
-// as entries apply.
+// as entries apply. A new way to make garbage must add its rule here, with
+// a test in gcskip_test.go.
 type gcMark struct {
 	index     uint64 // applied index of the pass's snapshot
 	safePoint int64  // safe point the pass collected below
