@@ -2,7 +2,6 @@ package store_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -41,8 +40,7 @@ func TestReadsGoOnWhileIngesting(t *testing.T) {
 			}()
 			select {
 			case err := <-done:
-				var nf interface{ NotFound() bool }
-				if err != nil && !errors.As(err, &nf) {
+				if err != nil {
 					mu.Lock()
 					blocked = append(blocked, fmt.Sprintf("store %d: read failed: %v", storeID, err))
 					mu.Unlock()
