@@ -55,8 +55,9 @@
 //
 // # Lock order
 //
-// Store.applyMu < Store.mu < replica.mu. The worker holds applyMu (write)
-// while it commits an apply batch and publishes the new descriptors, so a
-// reader holding applyMu (read) sees data and descriptor from the same
-// instant.
+// replica.installMu < Store.applyMu < Store.mu < replica.mu. The worker
+// holds applyMu (write) while it commits an apply batch and publishes the
+// new descriptors, and a replica's installMu (write) while it installs a
+// snapshot of that replica; a reader holds its replica's installMu and
+// applyMu (read), so it sees data and descriptor from the same instant.
 package store

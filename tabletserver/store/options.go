@@ -264,6 +264,10 @@ type TestingKnobs struct {
 	// WhileIngesting, if set, runs on the raft worker as it applies an
 	// ingest, right before the engine ingests the file.
 	WhileIngesting func(tabletID uint64)
+	// WhileInstallingSnapshot, if set, runs on the raft worker as it
+	// installs a snapshot of the tablet, after the engine ingested it and
+	// before the replica's new state is published.
+	WhileInstallingSnapshot func(tabletID uint64)
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

@@ -310,6 +310,8 @@ func (r *replica) refuseFrozenRead() error {
 // the floor and the snapshot agree: a delete applied after the read was
 // found readable may have removed versions it needs.
 func (s *Store) pinnedRead(r *replica, h *kvpb.RequestHeader, ts int64) (*pebble.Snapshot, *metapb.TabletDescriptor, error) {
+	r.installMu.RLock()
+	defer r.installMu.RUnlock()
 	s.applyMu.RLock()
 	defer s.applyMu.RUnlock()
 	r.mu.Lock()

@@ -65,6 +65,14 @@ type replica struct {
 		corrupt      string
 	}
 
+	// installMu is held (write) while a snapshot's data and raft state
+	// are ingested and published, and (read) by every read of this
+	// replica pinning its engine snapshot: the read sees data and
+	// descriptor from the same side of the install. Per replica, so an
+	// install (a flush and fsyncs inside Pebble's Ingest) stalls reads of
+	// this replica only, not of the whole store (lock order in doc.go).
+	installMu sync.RWMutex
+
 	load loadStats
 	// gcClean is left by a version-GC pass that found no garbage; the
 	// next pass skips the tablet while it still holds (gcskip.go).

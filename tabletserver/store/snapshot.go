@@ -318,8 +318,14 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	if err != nil {
 		return err
 	}
-	r.s.applyMu.Lock()
+	// The replica's own lock, not the store's applyMu: reads of other
+	// tablets go on while Pebble ingests (and may flush its memtable).
+	// The worker installs, so no apply batch commits meanwhile.
+	r.installMu.Lock()
 	err = r.s.db.Ingest(context.Background(), []string{localPath, dataPath})
+	if k := r.s.opts.Knobs; err == nil && k != nil && k.WhileInstallingSnapshot != nil {
+		k.WhileInstallingSnapshot(r.tabletID)
+	}
 	if err == nil {
 		// The whole applied state, as written above: a snapshot of a tablet
 		// frozen for a merge keeps it frozen here too.
@@ -344,7 +350,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		r.s.observeTimestamp(sd.Applied.MaxTimestamp, r.tabletID)
 		r.publishHealth()
 	}
-	r.s.applyMu.Unlock()
+	r.installMu.Unlock()
 	_ = r.s.fs.Remove(localPath)
 	_ = r.s.fs.Remove(dataPath)
 	if err == nil {
