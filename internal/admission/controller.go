@@ -7,6 +7,7 @@ import (
 	"maps"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -32,6 +33,12 @@ type Controller struct {
 	m     *ctlMetrics
 	lims  [NumClasses]*rate.Limiter // background classes; paced by Pace
 
+	// logSyncs counts the interval's raft-log syncs, slow ones also in
+	// its upper half (ObserveLogSync); logSyncThreshold is
+	// LogSyncLatencyThreshold, read without the lock.
+	logSyncs         atomic.Uint64
+	logSyncThreshold atomic.Int64
+
 	mu struct {
 		sync.Mutex
 		s           Settings // with defaults, every background class set
@@ -46,7 +53,10 @@ type Controller struct {
 		sched       time.Duration
 		pressured   bool    // a foreground request waited or was refused this interval
 		svc         float64 // smoothed foreground service time, seconds
-		rates       [NumClasses]float64
+		// slowSyncFrac is the smoothed fraction of raft-log syncs slower
+		// than LogSyncLatencyThreshold.
+		slowSyncFrac float64
+		rates        [NumClasses]float64
 		// changed is closed (and replaced) when background waiters
 		// should look again.
 		changed chan struct{}
@@ -77,6 +87,7 @@ func New(o Options) (*Controller, error) {
 	}
 	c := &Controller{o: o, clock: o.Clock}
 	c.mu.s = s
+	c.logSyncThreshold.Store(int64(s.LogSyncLatencyThreshold))
 	c.mu.slots = s.MinSlots
 	c.mu.writeTokens = math.Inf(1)
 	c.mu.changed = make(chan struct{})
@@ -127,6 +138,7 @@ func (c *Controller) Update(upd Settings) error {
 		return err
 	}
 	c.mu.s = s
+	c.logSyncThreshold.Store(int64(s.LogSyncLatencyThreshold))
 	c.mu.slots = min(max(c.mu.slots, s.MinSlots), s.MaxSlots)
 	if s.Disabled {
 		c.mu.writeTokens = math.Inf(1)
@@ -459,7 +471,8 @@ func (c *Controller) Tick() {
 			c.mu.writeTokens = tokens // no saving up beyond one interval
 		}
 	}
-	healthy := sched <= s.SchedLatencyTarget && !c.mu.pressured && c.mu.l0Score < 1
+	slowDisk := c.sampleLogSyncsLocked()
+	healthy := sched <= s.SchedLatencyTarget && !c.mu.pressured && c.mu.l0Score < 1 && !slowDisk
 	for cl := Class(1); cl < NumClasses; cl++ {
 		cs := s.Classes[cl.String()]
 		r := c.mu.rates[cl]
@@ -501,6 +514,7 @@ type State struct {
 	Queued          int                `json:"queued"`
 	WriteTokens     float64            `json:"write_tokens"`
 	L0OverloadScore float64            `json:"l0_overload_score"`
+	SlowLogSyncFrac float64            `json:"slow_log_sync_fraction"`
 	SchedLatencyP99 string             `json:"sched_latency_p99"`
 	Rates           map[string]float64 `json:"background_bytes_per_sec"`
 }
@@ -511,7 +525,7 @@ func (c *Controller) State() State {
 	defer c.mu.Unlock()
 	st := State{
 		Settings: c.mu.s, Slots: c.mu.slots, SlotsUsed: c.mu.used, Queued: c.mu.queue.Len(),
-		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SchedLatencyP99: c.mu.sched.String(),
+		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SlowLogSyncFrac: c.mu.slowSyncFrac, SchedLatencyP99: c.mu.sched.String(),
 		Rates: map[string]float64{},
 	}
 	st.Settings.Classes = maps.Clone(st.Settings.Classes)

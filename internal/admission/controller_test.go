@@ -385,6 +385,91 @@ func TestBackgroundRatesAIMD(t *testing.T) {
 	require.NoError(t, <-waiting)
 }
 
+// syncs records n raft-log syncs, the first slow of them taking 50ms,
+// the rest 1ms.
+func (h *harness) syncs(n, slow int) {
+	for i := 0; i < n; i++ {
+		d := time.Millisecond
+		if i < slow {
+			d = 50 * time.Millisecond
+		}
+		h.c.ObserveLogSync(d)
+	}
+}
+
+func gauge(t *testing.T, h *harness, name string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "shale_admission_"+name {
+			return mf.Metric[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// Slow raft-log syncs halve the background rates while the scheduler and
+// L0 are healthy, and the rates climb back once the syncs are fast again.
+// The foreground's slots and write tokens do not follow the disk.
+func TestBackgroundRatesFollowSlowLogSyncs(t *testing.T) {
+	h := newHarness(t, Settings{MinSlots: 4, MaxSlots: 64, SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.25,
+		Classes: map[string]ClassSettings{"ingest": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1}}})
+	rate := func() float64 { return h.c.State().Rates["ingest"] }
+	tks := h.admitN(t, 4, 0) // all slots in use, scheduler quiet: slots grow
+	defer func() {
+		for _, tk := range tks {
+			tk.Release()
+		}
+	}()
+
+	h.syncs(100, 10)
+	h.c.Tick()
+	st := h.c.State()
+	require.InDelta(t, 0.1, st.SlowLogSyncFrac, 1e-9)
+	require.InDelta(t, 0.1, gauge(t, h, "slow_log_sync_fraction"), 1e-9)
+	require.Equal(t, float64(50<<20), rate(), "10% of syncs slow: halved")
+	require.Equal(t, 5, st.Slots, "foreground slots follow the scheduler, not the disk")
+	require.Equal(t, -1.0, st.WriteTokens, "write tokens follow L0, not the disk")
+	h.syncs(100, 10)
+	h.c.Tick()
+	require.Equal(t, float64(25<<20), rate())
+
+	h.syncs(100, 0)
+	h.c.Tick()
+	require.InDelta(t, 0.05, h.c.State().SlowLogSyncFrac, 1e-9, "smoothed")
+	require.Equal(t, float64(50<<20), rate(), "fast syncs: climbs back")
+	for i := 0; i < 4; i++ {
+		h.syncs(100, 0)
+		h.c.Tick()
+	}
+	require.Equal(t, float64(100<<20), rate())
+}
+
+// A couple of slow syncs among few do not cut the rates, even though
+// their fraction is over the setting; three do. The threshold changes at
+// run time.
+func TestFewSlowLogSyncsDoNotCutRates(t *testing.T) {
+	h := newHarness(t, Settings{Classes: map[string]ClassSettings{"gc": {MaxBytesPerSec: 100 << 20}}})
+	rate := func() float64 { return h.c.State().Rates["gc"] }
+	h.syncs(10, 1)
+	h.c.Tick()
+	require.InDelta(t, 0.1, h.c.State().SlowLogSyncFrac, 1e-9)
+	require.Equal(t, float64(100<<20), rate(), "1 slow sync in 10")
+	h.syncs(10, 2)
+	h.c.Tick()
+	require.Equal(t, float64(100<<20), rate(), "2 slow syncs in 10")
+	h.syncs(10, 3)
+	h.c.Tick()
+	require.Equal(t, float64(50<<20), rate(), "3 slow syncs in 10")
+
+	require.NoError(t, h.c.Update(Settings{LogSyncLatencyThreshold: 100 * time.Millisecond}))
+	h.syncs(10, 10) // 50ms: not slow any more
+	h.c.Tick()
+	require.Equal(t, float64(50<<20)+float64(100<<20)/16, rate())
+}
+
 // Background work yields first: Pace waits while foreground requests
 // queue, goes on once they drain, and never waits longer than
 // MaxBackgroundWait, so it still finishes.
@@ -491,6 +576,14 @@ func TestUpdateValidatesAndMerges(t *testing.T) {
 	require.ErrorContains(t, h.c.Update(Settings{Classes: map[string]ClassSettings{"foreground": {}}}), "no rate settings")
 	require.ErrorContains(t, h.c.Update(Settings{MinSlots: 10, MaxSlots: 5}), "min_slots")
 	require.ErrorContains(t, h.c.Update(Settings{Classes: map[string]ClassSettings{"ingest": {MaxBytesPerSec: 10, MinBytesPerSec: 20}}}), "above")
+	require.ErrorContains(t, h.c.Update(Settings{MaxSlowLogSyncFraction: 1.5}), "max_slow_log_sync_fraction")
+	require.ErrorContains(t, h.c.Update(Settings{MaxSlowLogSyncFraction: -0.1}), "max_slow_log_sync_fraction")
+	_, err := New(Options{Settings: Settings{MaxSlowLogSyncFraction: 2}})
+	require.ErrorContains(t, err, "outside (0, 1]")
+	require.NoError(t, h.c.Update(Settings{MaxSlowLogSyncFraction: 1}))
+	require.NoError(t, h.c.Update(Settings{}))
+	require.Equal(t, 0.02, h.c.Settings().MaxSlowLogSyncFraction, "0: the default")
+	require.Equal(t, 10*time.Millisecond, h.c.Settings().LogSyncLatencyThreshold)
 
 	require.NoError(t, h.c.Update(Settings{Classes: map[string]ClassSettings{"export": {MaxBytesPerSec: 4 << 20}}}))
 	st := h.c.State()
@@ -525,9 +618,11 @@ func TestMetricsRegistered(t *testing.T) {
 
 // Settings travel as JSON with readable durations; unknown fields fail.
 func TestSettingsJSON(t *testing.T) {
-	s := Settings{MaxQueueWait: 50 * time.Millisecond, MinSlots: 3, Classes: map[string]ClassSettings{"gc": {Weight: 2}}}
+	s := Settings{MaxQueueWait: 50 * time.Millisecond, MinSlots: 3, LogSyncLatencyThreshold: 20 * time.Millisecond,
+		Classes: map[string]ClassSettings{"gc": {Weight: 2}}}
 	b, err := json.Marshal(s)
 	require.NoError(t, err)
+	require.Contains(t, string(b), `"log_sync_latency_threshold":"20ms"`)
 	require.Contains(t, string(b), `"max_queue_wait":"50ms"`)
 	require.Contains(t, string(b), `"min_slots":3`)
 	var back Settings

@@ -43,6 +43,7 @@ type settingsJSON struct {
 	SchedLatencyTarget *jsonDuration `json:"sched_latency_target"`
 	MaxQueueWait       *jsonDuration `json:"max_queue_wait"`
 	MaxBackgroundWait  *jsonDuration `json:"max_background_wait"`
+	LogSyncThreshold   *jsonDuration `json:"log_sync_latency_threshold"`
 }
 
 func (s *Settings) json() settingsJSON {
@@ -51,6 +52,7 @@ func (s *Settings) json() settingsJSON {
 		SchedLatencyTarget: (*jsonDuration)(&s.SchedLatencyTarget),
 		MaxQueueWait:       (*jsonDuration)(&s.MaxQueueWait),
 		MaxBackgroundWait:  (*jsonDuration)(&s.MaxBackgroundWait),
+		LogSyncThreshold:   (*jsonDuration)(&s.LogSyncLatencyThreshold),
 	}
 }
 

@@ -112,6 +112,14 @@ type Settings struct {
 	L0SublevelThreshold     int   `json:"l0_sublevel_threshold"`
 	L0FileThreshold         int64 `json:"l0_file_threshold"`
 	CompactionDebtThreshold int64 `json:"compaction_debt_threshold"`
+	// LogSyncLatencyThreshold is the raft-log sync latency above which a
+	// sync counts as slow. Default 10ms.
+	LogSyncLatencyThreshold time.Duration `json:"log_sync_latency_threshold"`
+	// MaxSlowLogSyncFraction is the smoothed fraction of slow raft-log
+	// syncs above which the disk counts as overloaded and the background
+	// rates are cut (when at least 3 syncs of the interval were slow).
+	// In (0, 1]; default 0.02.
+	MaxSlowLogSyncFraction float64 `json:"max_slow_log_sync_fraction"`
 	// IncreaseFraction is the additive step of the background rates, a
 	// fraction of the ceiling per healthy interval (times Weight).
 	// Default 1/16.
@@ -184,6 +192,12 @@ func (s Settings) withDefaults() Settings {
 	if s.IncreaseFraction <= 0 {
 		s.IncreaseFraction = 1.0 / 16
 	}
+	if s.LogSyncLatencyThreshold <= 0 {
+		s.LogSyncLatencyThreshold = 10 * time.Millisecond
+	}
+	if s.MaxSlowLogSyncFraction == 0 {
+		s.MaxSlowLogSyncFraction = 0.02
+	}
 	return s
 }
 
@@ -194,6 +208,9 @@ func (s Settings) validate() error {
 	}
 	if s.IncreaseFraction > 1 {
 		return fmt.Errorf("admission: increase_fraction %v is above 1", s.IncreaseFraction)
+	}
+	if !(s.MaxSlowLogSyncFraction > 0 && s.MaxSlowLogSyncFraction <= 1) {
+		return fmt.Errorf("admission: max_slow_log_sync_fraction %v is outside (0, 1]; use e.g. 0.02 (2%% of raft-log syncs slow), or 0 for the default", s.MaxSlowLogSyncFraction)
 	}
 	for name, cs := range s.Classes {
 		c, err := ParseClass(name)

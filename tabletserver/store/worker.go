@@ -237,8 +237,14 @@ func (s *Store) processReady(ticked bool) {
 			// A failed fsync must never be retried (fsyncgate): stop.
 			s.fatal("commit raft batch", err, nil)
 		}
-		if sync && metrics.Enabled() {
-			observeSince(s.metrics.logSync, start)
+		if sync {
+			// The admission controller cuts background rates when the
+			// raft log's fsyncs slow down (the disk is shared).
+			d := time.Since(start)
+			s.admission.ObserveLogSync(d)
+			if metrics.Enabled() {
+				s.metrics.logSync.Observe(d.Seconds())
+			}
 		}
 	}
 	b.Close()
