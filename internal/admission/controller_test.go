@@ -467,7 +467,7 @@ func TestFewSlowLogSyncsDoNotCutRates(t *testing.T) {
 	require.NoError(t, h.c.Update(Settings{LogSyncLatencyThreshold: 100 * time.Millisecond}))
 	h.syncs(10, 10) // 50ms: not slow any more
 	h.c.Tick()
-	require.Equal(t, float64(50<<20)+float64(100<<20)/16, rate())
+	require.Equal(t, float64(50<<20)+float64(100<<20)/64, rate(), "one healthy step: the default increase_fraction")
 }
 
 // Background work yields first: Pace waits while foreground requests
@@ -634,4 +634,31 @@ func TestSettingsJSON(t *testing.T) {
 	require.Equal(t, 2*time.Second, back.MaxBackgroundWait)
 	require.ErrorContains(t, json.Unmarshal([]byte(`{"max_queue_wiat": "1s"}`), &back), "unknown field")
 	require.Error(t, json.Unmarshal([]byte(`{"max_queue_wait": "soon"}`), &back))
+}
+
+// With the default settings, a class cut by trouble settles at a
+// sixty-fourth of its ceiling and climbs back over many healthy intervals:
+// on a small machine a floor of a sixteenth (16 MiB/s of ingest per
+// store) and a climb to the ceiling within two seconds took a third of
+// the CPU from the foreground during an import (docs/decisions.md,
+// "Background work starts low and climbs slowly").
+func TestDefaultRatesFloorLowAndClimbSlowly(t *testing.T) {
+	h := newHarness(t, Settings{Classes: map[string]ClassSettings{"ingest": {MaxBytesPerSec: 256 << 20, Weight: 2}}})
+	rate := func() float64 { return h.c.State().Rates[Ingest.String()] }
+	h.sched.Store(int64(50 * time.Millisecond)) // CPU overloaded
+	for i := 0; i < 20; i++ {
+		h.c.Tick()
+	}
+	require.Equal(t, float64(4<<20), rate(), "the floor is a sixty-fourth of the ceiling")
+	h.sched.Store(int64(time.Millisecond)) // healthy again
+	h.c.Tick()
+	require.Equal(t, float64(4<<20+8<<20), rate(), "one healthy interval adds weight × ceiling/64")
+	for i := 0; i < 8; i++ {
+		h.c.Tick()
+	}
+	require.Less(t, rate(), float64(128<<20), "still below half the ceiling after two more seconds")
+	for i := 0; i < 32; i++ {
+		h.c.Tick()
+	}
+	require.Equal(t, float64(256<<20), rate(), "back at the ceiling after about ten healthy seconds")
 }

@@ -61,7 +61,7 @@ type ClassSettings struct {
 	// UnlimitedCeiling).
 	MaxBytesPerSec int64 `json:"max_bytes_per_sec"`
 	// MinBytesPerSec is the floor the adaptive rate never goes below, so
-	// background work always finishes. 0: a sixteenth of the ceiling, at
+	// background work always finishes. 0: a sixty-fourth of the ceiling, at
 	// least 1 MiB/s.
 	MinBytesPerSec int64 `json:"min_bytes_per_sec"`
 	// Weight scales how fast the class regains its rate after a cut (the
@@ -122,7 +122,7 @@ type Settings struct {
 	MaxSlowLogSyncFraction float64 `json:"max_slow_log_sync_fraction"`
 	// IncreaseFraction is the additive step of the background rates, a
 	// fraction of the ceiling per healthy interval (times Weight).
-	// Default 1/16.
+	// Default 1/64.
 	IncreaseFraction float64 `json:"increase_fraction"`
 	// Classes tune the background classes, by Class.String(). Missing
 	// classes keep their current settings.
@@ -190,7 +190,7 @@ func (s Settings) withDefaults() Settings {
 		s.CompactionDebtThreshold = 8 << 30
 	}
 	if s.IncreaseFraction <= 0 {
-		s.IncreaseFraction = 1.0 / 16
+		s.IncreaseFraction = 1.0 / 64
 	}
 	if s.LogSyncLatencyThreshold <= 0 {
 		s.LogSyncLatencyThreshold = 10 * time.Millisecond
@@ -243,7 +243,7 @@ func (cs ClassSettings) floor() float64 {
 	if cs.MinBytesPerSec > 0 {
 		return min(float64(cs.MinBytesPerSec), cs.ceiling())
 	}
-	return min(max(cs.ceiling()/16, 1<<20), cs.ceiling())
+	return min(max(cs.ceiling()/64, 1<<20), cs.ceiling())
 }
 
 func (cs ClassSettings) weight() float64 {
