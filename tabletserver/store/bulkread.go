@@ -2,10 +2,12 @@ package store
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/shaledb/shale/internal/admission"
+	"github.com/shaledb/shale/internal/errs"
 )
 
 // scanPaceBytes is how much a paced scan reads between pacing waits, as
@@ -28,6 +30,29 @@ type scanPacer struct {
 
 func (s *Store) newScanPacer(ctx context.Context, c admission.Class) *scanPacer {
 	return &scanPacer{s: s, ctx: ctx, class: c}
+}
+
+// bulkReadRetryMs is the retry-after of a bulk read refused because the
+// store serves as many as it may: a bulk read lasts seconds, so sooner
+// would only be refused again.
+const bulkReadRetryMs = 500
+
+// admitBulkRead takes one of the store's bulk-read tokens for a Scan the
+// client marked as a bulk read, or refuses it with ServerBusy: a paced
+// bulk read pins an engine snapshot (and the files under it) for as long
+// as it runs, so their number is bounded (Options.MaxConcurrentBulkReads,
+// as MaxConcurrentSnapshots bounds snapshots). The caller runs release
+// when the Scan ends; for any other Scan it does nothing.
+func (s *Store) admitBulkRead(ctx context.Context) (release func(), err error) {
+	if !admission.IsBulkRead(ctx) {
+		return func() {}, nil
+	}
+	select {
+	case s.bulkReads <- struct{}{}:
+		return func() { <-s.bulkReads }, nil
+	default:
+		return nil, errs.ServerBusy(fmt.Sprintf("store %d is serving %d bulk reads, the most it serves at once", s.opts.StoreID, cap(s.bulkReads)), bulkReadRetryMs)
+	}
 }
 
 // newBulkReadPacer paces a Scan the client marked as a bulk read

@@ -92,6 +92,11 @@ type Options struct {
 	GCSafePoint func() int64
 	// MaxConcurrentSnapshots limits snapshots being sent at once. Default 2.
 	MaxConcurrentSnapshots int
+	// MaxConcurrentBulkReads limits the Scans marked as bulk reads
+	// (admission.BulkReadHeader) the store serves at once; more get
+	// ServerBusy. Each pins an engine snapshot for as long as it is
+	// paced. Default 8.
+	MaxConcurrentBulkReads int
 
 	// ProposalTimeout bounds how long a write waits for its entry to apply
 	// before it is reported as having an unknown outcome. Default 10s.
@@ -307,6 +312,9 @@ func (o Options) EnsureDefaults() Options {
 	}
 	if o.MaxConcurrentSnapshots <= 0 {
 		o.MaxConcurrentSnapshots = 2
+	}
+	if o.MaxConcurrentBulkReads <= 0 {
+		o.MaxConcurrentBulkReads = 8
 	}
 	if o.ProposalTimeout <= 0 {
 		o.ProposalTimeout = 10 * time.Second

@@ -467,6 +467,11 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 		return err
 	}
 	defer s.exit()
+	release, err := s.admitBulkRead(ctx)
+	if err != nil {
+		return err
+	}
+	defer release()
 	schema, err := s.schema(req.TableId)
 	if err != nil {
 		return err

@@ -86,6 +86,8 @@ type Store struct {
 		outgoing map[uint64]*pebble.Snapshot
 	}
 	snapshotSem chan struct{}
+	// bulkReads holds a token per bulk-read Scan being served (bulkread.go).
+	bulkReads chan struct{}
 	// ingest is the staging area of uploaded SSTs (ingest.go).
 	ingest *ingestState
 	// disk tracks free space and the disk-full state (diskspace.go).
@@ -142,6 +144,7 @@ func Open(opts Options) (*Store, error) {
 		stopper:     stop.New(),
 		startedAt:   opts.Clock.Now(),
 		snapshotSem: make(chan struct{}, opts.MaxConcurrentSnapshots),
+		bulkReads:   make(chan struct{}, opts.MaxConcurrentBulkReads),
 	}
 	s.metrics = newMetrics(opts.Registry)
 	adm, err := s.newAdmission()
