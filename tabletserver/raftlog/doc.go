@@ -13,8 +13,11 @@
 // move only then, so a Storage read never sees a state that a crash could take
 // away.
 //
-// Entries are read from Pebble on every call; there is no entry cache (the
-// block cache serves recent entries).
+// Entries appended but not yet applied are also kept in a small per-replica
+// cache (cache.go), so raft reading an entry back when it commits does not
+// go to Pebble. The store reports applied indexes (Applied), which empties
+// it; anything not cached (older entries, after a restart, past the 4 MiB
+// cap) is read from Pebble.
 //
 // Storage is driven by the store's raft worker, but its bounds and hard state
 // are also read concurrently (status reports, log-size accounting for

@@ -35,6 +35,7 @@ type Storage struct {
 		truncated Truncated
 		lastIndex uint64
 		lastTerm  uint64
+		cache     entryCache
 	}
 }
 
@@ -45,6 +46,7 @@ var _ raft.Storage = (*Storage)(nil)
 func Open(db *pebble.DB, tabletID uint64, confState raftpb.ConfState, snap SnapshotFunc) (*Storage, error) {
 	s := &Storage{db: db, tabletID: tabletID, snapshot: snap}
 	s.mu.confState = confState
+	s.mu.cache.limit = defaultCacheBytes
 	// Read every record from one engine snapshot: a concurrent batch (a
 	// split creating this tablet's state) must be seen whole or not at all.
 	view := db.NewSnapshot()
@@ -115,17 +117,29 @@ func (s *Storage) SetConfState(cs raftpb.ConfState) {
 	s.mu.Unlock()
 }
 
-// Entries implements raft.Storage.
+// Entries implements raft.Storage. The unapplied tail comes from the entry
+// cache, anything else from Pebble.
 func (s *Storage) Entries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
 	s.mu.Lock()
 	first, last := s.mu.truncated.Index+1, s.mu.lastIndex
-	s.mu.Unlock()
 	if lo < first {
+		s.mu.Unlock()
 		return nil, raft.ErrCompacted
 	}
 	if hi > last+1 {
+		s.mu.Unlock()
 		return nil, raft.ErrUnavailable
 	}
+	ents, ok := s.mu.cache.get(lo, hi, maxSize)
+	s.mu.Unlock()
+	if ok {
+		return ents, nil
+	}
+	return s.pebbleEntries(lo, hi, maxSize)
+}
+
+// pebbleEntries reads [lo, hi) from Pebble; the bounds are already checked.
+func (s *Storage) pebbleEntries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
 	iter, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: keys.RaftLogKey(s.tabletID, lo),
 		UpperBound: keys.RaftLogKey(s.tabletID, hi),
@@ -169,6 +183,7 @@ func (s *Storage) Entries(lo, hi, maxSize uint64) ([]raftpb.Entry, error) {
 func (s *Storage) Term(i uint64) (uint64, error) {
 	s.mu.Lock()
 	tr, last, lastTerm := s.mu.truncated, s.mu.lastIndex, s.mu.lastTerm
+	cached, inCache := s.mu.cache.term(i)
 	s.mu.Unlock()
 	switch {
 	case i == tr.Index:
@@ -179,6 +194,8 @@ func (s *Storage) Term(i uint64) (uint64, error) {
 		return 0, raft.ErrUnavailable
 	case i == last:
 		return lastTerm, nil
+	case inCache:
+		return cached, nil
 	}
 	v, closer, err := s.db.Get(keys.RaftLogKey(s.tabletID, i))
 	if errors.Is(err, pebble.ErrNotFound) {
@@ -266,7 +283,9 @@ func (s *Storage) AppendToBatch(b *pebble.Batch, hs raftpb.HardState, ents []raf
 	return nil
 }
 
-// Appended moves the in-memory bounds after a committed AppendToBatch.
+// Appended moves the in-memory bounds after a committed AppendToBatch and
+// caches the entries until Applied reports them applied. The cache shares
+// the entries' Data, which raft never mutates.
 func (s *Storage) Appended(hs raftpb.HardState, ents []raftpb.Entry) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -277,6 +296,15 @@ func (s *Storage) Appended(hs raftpb.HardState, ents []raftpb.Entry) {
 		e := ents[len(ents)-1]
 		s.mu.lastIndex, s.mu.lastTerm = e.Index, e.Term
 	}
+	s.mu.cache.add(ents)
+}
+
+// Applied drops the cached entries up to and including index: once applied
+// they are read again only by slow followers and restarts, from Pebble.
+func (s *Storage) Applied(index uint64) {
+	s.mu.Lock()
+	s.mu.cache.dropTo(index)
+	s.mu.Unlock()
 }
 
 // TruncateToBatch removes entries up to and including index from the log
@@ -311,6 +339,10 @@ func (s *Storage) SetTruncated(tr Truncated, snapshot bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.mu.truncated = tr
+	s.mu.cache.dropTo(tr.Index)
+	if snapshot {
+		s.mu.cache.clear() // the log was replaced wholesale
+	}
 	if snapshot || s.mu.lastIndex < tr.Index {
 		s.mu.lastIndex, s.mu.lastTerm = tr.Index, tr.Term
 	}
@@ -329,6 +361,13 @@ func (s *Storage) HardState() raftpb.HardState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mu.hardState
+}
+
+// CachedBytes returns the encoded size of the cached unapplied entries.
+func (s *Storage) CachedBytes() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.mu.cache.bytes
 }
 
 // LogSize returns the number of entries in the log.

@@ -522,6 +522,7 @@ func TestEntryAtWrongIndex(t *testing.T) {
 	db, _ := openDB(t)
 	s := openStorage(t, db)
 	appendEnts(t, db, s, raftpb.HardState{Term: 1}, mkEnts(1, 1, 1, 1))
+	s.Applied(3) // applied entries are read from Pebble
 	// A well-formed entry stored under the wrong key.
 	e := raftpb.Entry{Index: 7, Term: 1}
 	v, err := e.Marshal()
@@ -535,6 +536,7 @@ func TestMissingEntryIsGap(t *testing.T) {
 	db, _ := openDB(t)
 	s := openStorage(t, db)
 	appendEnts(t, db, s, raftpb.HardState{Term: 1}, mkEnts(1, 1, 1, 1, 1))
+	s.Applied(5) // applied entries are read from Pebble
 	require.NoError(t, db.Delete(keys.RaftLogKey(tabletID, 3), pebble.Sync))
 	_, err := s.Entries(1, 5, math.MaxUint64)
 	require.ErrorIs(t, err, raftlog.ErrCorrupt)

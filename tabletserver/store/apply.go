@@ -84,6 +84,7 @@ func (r *replica) applyUntilCheck(b *pebble.Batch, ents []raftpb.Entry, post []f
 		r.mu.floor = floor
 		r.setClosedLocked(closed)
 		r.mu.Unlock()
+		r.storage.Applied(applied) // the batch is committed: uncache
 		r.s.observeTimestamp(maxTS, r.tabletID)
 		r.publishHealth()
 	}), rest

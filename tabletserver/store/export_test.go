@@ -158,6 +158,15 @@ func (s *Store) DeliverRaftMessageForTest(tabletID, fromStore uint64, m raftpb.M
 // the tablet, initialized or not.
 func (s *Store) HasReplicaForTest(tabletID uint64) bool { return s.getReplica(tabletID) != nil }
 
+// RaftCacheBytesForTest returns the bytes of the replica's raft entry cache.
+func (s *Store) RaftCacheBytesForTest(tabletID uint64) uint64 {
+	r := s.getReplica(tabletID)
+	if r == nil || r.storage == nil {
+		return 0
+	}
+	return r.storage.CachedBytes()
+}
+
 // ChecksumForTest hashes this store's replica of a tablet as a
 // consistency check's worker does, under ctx, and returns how many keys it
 // hashed and the result's error ("" if none).

@@ -54,6 +54,26 @@ func TestReplicatedWriteRead(t *testing.T) {
 	})
 }
 
+// Raft entries stay cached in memory only until applied: once every replica
+// applied the writes, no replica holds any.
+func TestReplicatedWriteReadEmptiesEntryCache(t *testing.T) {
+	c, tab := startTablet(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	for i := 0; i < 20; i++ {
+		if err := c.Put(ctx, tab, fmt.Sprintf("row%03d", i), "v"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutils.SucceedsSoon(t, func() error {
+		for id := range c.Nodes {
+			if n := c.Nodes[id].Store.RaftCacheBytesForTest(tab); n != 0 {
+				return fmt.Errorf("store %d caches %d bytes of raft entries", id, n)
+			}
+		}
+		return nil
+	})
+}
+
 // (a) Every write acknowledged before the leader is killed is readable after
 // re-election.
 func TestLeaderKillKeepsAcknowledgedWrites(t *testing.T) {
