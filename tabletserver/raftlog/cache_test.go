@@ -164,43 +164,35 @@ func TestCacheMaxSize(t *testing.T) {
 	appendEnts(t, db, s, raftpb.HardState{Term: 6}, ents)
 	pebbleOnly := openStorage(t, db)
 
-	var cases [][]raftpb.Entry
+	// Every range, with maxSize at, just under and just over each prefix's
+	// size, and at the extremes.
+	type query struct{ lo, hi, max uint64 }
+	var queries []query
 	for lo := uint64(1); lo <= 6; lo++ {
 		for hi := lo + 1; hi <= 7; hi++ {
-			var sizes []uint64
+			maxes := []uint64{0, math.MaxUint64}
 			sum := uint64(0)
-			for _, e := range ents[lo-1 : hi-1] {
-				sum += uint64(e.Size())
-				sizes = append(sizes, sum-1, sum, sum+1)
-			}
-			for _, max := range append(sizes, 0, math.MaxUint64) {
-				want, err := pebbleOnly.Entries(lo, hi, max)
-				require.NoError(t, err)
-				cases = append(cases, want)
-				got, err := s.Entries(lo, hi, max)
-				require.NoError(t, err)
-				require.Equal(t, want, got, "[%d,%d) max %d", lo, hi, max)
-			}
-		}
-	}
-	// The same answers with Pebble gone: they came from the cache.
-	wipeLog(t, db)
-	i := 0
-	for lo := uint64(1); lo <= 6; lo++ {
-		for hi := lo + 1; hi <= 7; hi++ {
-			sum := uint64(0)
-			var maxes []uint64
 			for _, e := range ents[lo-1 : hi-1] {
 				sum += uint64(e.Size())
 				maxes = append(maxes, sum-1, sum, sum+1)
 			}
-			for _, max := range append(maxes, 0, math.MaxUint64) {
-				got, err := s.Entries(lo, hi, max)
-				require.NoError(t, err)
-				require.Equal(t, cases[i], got, "[%d,%d) max %d", lo, hi, max)
-				i++
+			for _, max := range maxes {
+				queries = append(queries, query{lo, hi, max})
 			}
 		}
+	}
+	var want [][]raftpb.Entry
+	for _, q := range queries {
+		w, err := pebbleOnly.Entries(q.lo, q.hi, q.max)
+		require.NoError(t, err)
+		want = append(want, w)
+	}
+	// The same answers with Pebble gone: they came from the cache.
+	wipeLog(t, db)
+	for i, q := range queries {
+		got, err := s.Entries(q.lo, q.hi, q.max)
+		require.NoError(t, err)
+		require.Equal(t, want[i], got, "[%d,%d) max %d", q.lo, q.hi, q.max)
 	}
 }
 

@@ -9,27 +9,36 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
+// rowKey is the i-th of openL6Rows' rows.
+func rowKey(i int) []byte { return fmt.Appendf(nil, "row%06d", i) }
+
+// openL6Rows opens an in-memory engine with the store's filter policy and
+// 20,000 rows of 100 bytes (rowKey(0..19999)) compacted into L6.
+func openL6Rows(tb testing.TB) *pebble.DB {
+	opts := &pebble.Options{FS: vfs.NewMem(), CacheSize: 64 << 20}
+	opts.Levels[0].FilterPolicy = filterPolicy // as the store opens its engine
+	db, err := pebble.Open("", opts)
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = db.Close() })
+	b := db.NewBatch()
+	for i := 0; i < 20000; i++ {
+		require.NoError(tb, b.Set(rowKey(i), make([]byte, 100), nil))
+	}
+	require.NoError(tb, b.Commit(pebble.Sync))
+	require.NoError(tb, db.Compact(tb.Context(), rowKey(0), rowKey(20000), false))
+	return db
+}
+
 // A request-ID lookup of an absent record reads no data block once the
 // table's filter and index are cached, even in L6: every write makes one,
 // on the raft worker of every replica. A plain Get skips L6's bloom
 // filters and read the row's data block each time.
 func TestAbsentRequestIDReadsNoDataBlock(t *testing.T) {
-	opts := &pebble.Options{FS: vfs.NewMem(), CacheSize: 64 << 20}
-	opts.Levels[0].FilterPolicy = filterPolicy // as the store opens its engine
-	db, err := pebble.Open("", opts)
-	require.NoError(t, err)
-	defer db.Close()
-	key := func(i int) []byte { return fmt.Appendf(nil, "row%06d", i) }
-	b := db.NewBatch()
-	for i := 0; i < 20000; i++ {
-		require.NoError(t, b.Set(key(i), make([]byte, 100), nil))
-	}
-	require.NoError(t, b.Commit(pebble.Sync))
-	require.NoError(t, db.Compact(t.Context(), key(0), key(20000), false))
+	db := openL6Rows(t)
 	require.Positive(t, db.Metrics().Levels[6].TablesCount, "the rows are in L6")
 
 	misses := func() int64 { return db.Metrics().BlockCache.Misses }
-	absent := func(i int) []byte { return append(key(i), 'x') } // sorts within the rows
+	absent := func(i int) []byte { return append(rowKey(i), 'x') } // sorts within the rows
 	ib := db.NewIndexedBatch()
 	defer ib.Close()
 	_, found, err := getLikelyAbsent(ib, absent(100)) // caches the table's index and filter
@@ -44,7 +53,7 @@ func TestAbsentRequestIDReadsNoDataBlock(t *testing.T) {
 	require.Equal(t, before, misses(), "absent records read data blocks")
 
 	// Present keys are found, in the engine and in the batch alone.
-	v, found, err := getLikelyAbsent(ib, key(12345))
+	v, found, err := getLikelyAbsent(ib, rowKey(12345))
 	require.NoError(t, err)
 	require.True(t, found)
 	require.Len(t, v, 100)
@@ -62,30 +71,19 @@ func TestAbsentRequestIDReadsNoDataBlock(t *testing.T) {
 // an absent record over rows in L6, every block cached (the plain Get's
 // best case: no disk read to save).
 func BenchmarkRequestIDLookup(b *testing.B) {
-	opts := &pebble.Options{FS: vfs.NewMem(), CacheSize: 64 << 20}
-	opts.Levels[0].FilterPolicy = filterPolicy
-	db, err := pebble.Open("", opts)
-	require.NoError(b, err)
-	defer db.Close()
-	key := func(i int) []byte { return fmt.Appendf(nil, "row%06d", i) }
-	batch := db.NewBatch()
-	for i := 0; i < 20000; i++ {
-		require.NoError(b, batch.Set(key(i), make([]byte, 100), nil))
-	}
-	require.NoError(b, batch.Commit(pebble.Sync))
-	require.NoError(b, db.Compact(b.Context(), key(0), key(20000), false))
+	db := openL6Rows(b)
 	ib := db.NewIndexedBatch()
 	defer ib.Close()
 	b.Run("Get", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			if _, closer, err := ib.Get(append(key(i%20000), 'x')); err == nil {
+			if _, closer, err := ib.Get(append(rowKey(i%20000), 'x')); err == nil {
 				closer.Close()
 			}
 		}
 	})
 	b.Run("getLikelyAbsent", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			_, _, _ = getLikelyAbsent(ib, append(key(i%20000), 'x'))
+			_, _, _ = getLikelyAbsent(ib, append(rowKey(i%20000), 'x'))
 		}
 	})
 }
