@@ -306,3 +306,30 @@ func TestLongDataRefused(t *testing.T) {
 	require.NoError(t, db.QueryRow("SELECT COUNT(*) FROM "+tbl).Scan(&n))
 	require.Equal(t, 1, n)
 }
+
+// A client that sends long data and the execute before it reads any
+// answer (as go-sql-driver does) reads the refusal and a clean end of
+// stream: the server reads what is still coming before it closes, since
+// closing with unread bytes resets the connection and the client's
+// writes fail ("connection reset by peer") instead of it reading the
+// error.
+func TestLongDataRefusalReadsTheRestBeforeClosing(t *testing.T) {
+	_, addr := startServer(t, Config{AuthPlugin: AuthNative})
+	nc := handshake(t, addr)
+	// COM_STMT_SEND_LONG_DATA (0x18) for statement 1, parameter 0, 40 KiB;
+	// then COM_STMT_EXECUTE (0x17).
+	payload := append([]byte{0x18, 1, 0, 0, 0, 0, 0}, bytes.Repeat([]byte("x"), 40<<10)...)
+	long := frame(0, payload)
+	_, err := nc.Write(long[:16])
+	require.NoError(t, err)
+	p := readPacket(t, nc)
+	require.Equal(t, byte(0xff), p[0])
+	require.Contains(t, string(p), "COM_STMT_SEND_LONG_DATA is not supported")
+	_, err = nc.Write(long[16:])
+	require.NoError(t, err, "the rest of the long data")
+	_, err = nc.Write(frame(0, []byte{0x17, 1, 0, 0, 0, 0, 1, 0, 0, 0}))
+	require.NoError(t, err, "the execute after the long data")
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = nc.Read(make([]byte, 1))
+	require.ErrorIs(t, err, io.EOF)
+}

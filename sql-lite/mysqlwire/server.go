@@ -354,7 +354,11 @@ func (f *framedConn) Read(p []byte) (int, error) {
 				// then misreads the execute's parameters (it does not skip
 				// those sent as long data): refused instead.
 				if p[i] == mysql.COM_STMT_SEND_LONG_DATA {
-					return 0, f.refuse(mysql.ER_NOT_SUPPORTED_YET, "COM_STMT_SEND_LONG_DATA is not supported: send parameters inline (go-sql-driver/mysql does below maxAllowedPacket/(parameters+1); keep its maxAllowedPacket at the default)")
+					err := f.refuse(mysql.ER_NOT_SUPPORTED_YET, "COM_STMT_SEND_LONG_DATA is not supported: send parameters inline (go-sql-driver/mysql does below maxAllowedPacket/(parameters+1); keep its maxAllowedPacket at the default)")
+					// The client sends the execute (and maybe more long
+					// data) before it reads any answer.
+					f.linger(longDataLingerMax)
+					return 0, err
 				}
 			}
 			k := min(f.left, n-i)
@@ -371,7 +375,7 @@ func (f *framedConn) Read(p []byte) (int, error) {
 			f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
 			if f.left > f.max {
 				err := f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
-				f.drain(f.left - (n - i))
+				f.linger(int64(f.left - (n - i)))
 				return 0, err
 			}
 			f.cmdNext = f.hdr[3] == 0 // commands are sequence 0
@@ -386,20 +390,31 @@ func (f *framedConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// drain reads and discards the rest of a refused packet (at most one
-// packet, 16 MiB, for at most drainTimeout), so that the client, still
-// sending it, reads the error instead of a reset connection ("broken
-// pipe") when the connection closes.
-func (f *framedConn) drain(rest int) {
-	if rest <= 0 {
+// linger half-closes the connection after a refusal and reads and
+// discards what the client still sends (at most limit bytes, for at most
+// drainTimeout) before the caller closes it. A client that sends its
+// whole request before it reads the answer then reads the error and a
+// clean end of stream: closing a socket with unread bytes would send a
+// reset, which can discard the error on the client's side or fail its
+// next write ("connection reset by peer").
+func (f *framedConn) linger(limit int64) {
+	if cw, ok := f.Conn.(interface{ CloseWrite() error }); ok {
+		_ = cw.CloseWrite()
+	}
+	if limit <= 0 {
 		return
 	}
 	_ = f.Conn.SetReadDeadline(time.Now().Add(drainTimeout))
-	_, _ = io.CopyN(io.Discard, f.Conn, int64(rest))
+	_, _ = io.CopyN(io.Discard, f.Conn, limit)
 }
 
-// drainTimeout bounds drain.
+// drainTimeout bounds linger.
 const drainTimeout = 2 * time.Second
+
+// longDataLingerMax bounds what linger reads after refused long data: the
+// rest of the parameters and the execute, for the default client packet
+// size.
+const longDataLingerMax = 64 << 20
 
 // refuse sends an error and fails the read, which closes the connection.
 func (f *framedConn) refuse(code uint16, msg string) error {
