@@ -25,6 +25,8 @@ type Config struct {
 	LeaderScheduleLimit  int           `json:"leader-schedule-limit"`
 	MaxOperatorsPerSec   float64       `json:"max-operators-per-sec"`
 	BalanceTolerance     float64       `json:"balance-tolerance"`
+	HotTolerance         float64       `json:"hot-tolerance"`
+	LeaderMoveCooldown   time.Duration `json:"leader-move-cooldown"`
 	ScheduleInterval     time.Duration `json:"schedule-interval"`
 }
 
@@ -65,6 +67,12 @@ func (c Config) withDefaults() Config {
 	if c.BalanceTolerance <= 0 {
 		c.BalanceTolerance = 0.05
 	}
+	if c.HotTolerance <= 0 {
+		c.HotTolerance = 0.2
+	}
+	if c.LeaderMoveCooldown <= 0 {
+		c.LeaderMoveCooldown = 2 * time.Minute
+	}
 	if c.ScheduleInterval <= 0 {
 		c.ScheduleInterval = time.Second
 	}
@@ -91,6 +99,8 @@ var configKeys = map[string]configKey{
 	"leader-schedule-limit":   intKey(func(c *Config) *int { return &c.LeaderScheduleLimit }, 0),
 	"max-operators-per-sec":   floatKey(func(c *Config) *float64 { return &c.MaxOperatorsPerSec }),
 	"balance-tolerance":       floatKey(func(c *Config) *float64 { return &c.BalanceTolerance }),
+	"hot-tolerance":           floatKey(func(c *Config) *float64 { return &c.HotTolerance }),
+	"leader-move-cooldown":    durationKey(func(c *Config) *time.Duration { return &c.LeaderMoveCooldown }),
 	"schedule-interval":       durationKey(func(c *Config) *time.Duration { return &c.ScheduleInterval }),
 }
 

@@ -29,6 +29,8 @@ func (c Config) scheduleConfig() schedule.Config {
 		TabletScheduleLimit:  c.TabletScheduleLimit,
 		LeaderScheduleLimit:  c.LeaderScheduleLimit,
 		BalanceTolerance:     c.BalanceTolerance,
+		HotTolerance:         c.HotTolerance,
+		LeaderMoveCooldown:   c.LeaderMoveCooldown,
 		MaxStoreDownTime:     c.MaxStoreDownTime,
 	}.EnsureDefaults()
 }

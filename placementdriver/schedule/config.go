@@ -53,6 +53,27 @@ type Config struct {
 	// HotTabletQPS: tablets below this read+write QPS are never moved by
 	// the hot scheduler. Default 100.
 	HotTabletQPS float64
+	// HotTolerance: the hot scheduler acts while the store whose leaders
+	// serve the most QPS is above the mean by more than this fraction,
+	// and only on moves that lower that store's load by more than it.
+	// Wider than BalanceTolerance because QPS is a noisy measure (one
+	// heartbeat's worth) where counts are exact: at 5% the scheduler
+	// chased noise. Default 0.2.
+	HotTolerance float64
+	// HotRounds: consecutive scheduling rounds the same store must stay
+	// that far above the mean before the hot scheduler moves a leader off
+	// it, as PD's hot degree: one noisy report is not a hot spot.
+	// Default 3.
+	HotRounds int
+
+	// LeaderMoveCooldown: a tablet whose leader a balancing scheduler
+	// (balance-leader, hot) moved less than this ago is not moved again by
+	// either. A tablet's QPS is measured afresh on its new leader, so an
+	// early second look judges on a partial report; and without a pause
+	// the two schedulers undo each other's moves on a noisy load, each
+	// move interrupting the tablet's requests. Repair and drain are not
+	// held back. Default 2 min.
+	LeaderMoveCooldown time.Duration
 
 	// MaxStoreDownTime: a Down store's replicas are replaced once
 	// Store.DownFor reaches this. Default 30 min.
@@ -75,6 +96,7 @@ func (c Config) EnsureDefaults() Config {
 	}
 	setInt(&c.MaxReplicas, 3)
 	setInt(&c.SplitHotReports, 3)
+	setInt(&c.HotRounds, 3)
 	setInt(&c.MaxSnapshotsPerStore, 4)
 	setInt(&c.TabletScheduleLimit, 8)
 	setInt(&c.LeaderScheduleLimit, 8)
@@ -99,8 +121,14 @@ func (c Config) EnsureDefaults() Config {
 	if c.HotTabletQPS == 0 {
 		c.HotTabletQPS = 100
 	}
+	if c.HotTolerance == 0 {
+		c.HotTolerance = 0.2
+	}
 	if c.MaxStoreDownTime == 0 {
 		c.MaxStoreDownTime = 30 * time.Minute
+	}
+	if c.LeaderMoveCooldown == 0 {
+		c.LeaderMoveCooldown = 2 * time.Minute
 	}
 	if c.LeaderTimeout == 0 {
 		c.LeaderTimeout = time.Minute
@@ -120,6 +148,8 @@ func (c Config) Validate() error {
 		return errors.New("schedule: MergeSize must be at most half of SplitSize, or merged tablets split again")
 	case c.BalanceTolerance < 0:
 		return errors.New("schedule: BalanceTolerance must not be negative")
+	case c.HotTolerance < 0:
+		return errors.New("schedule: HotTolerance must not be negative")
 	}
 	return nil
 }

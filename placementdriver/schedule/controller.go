@@ -49,6 +49,10 @@ type OperatorView interface {
 	Influence(storeID uint64) Influence
 	// OperatorKind returns the kind of the tablet's running operator.
 	OperatorKind(tabletID uint64) (OpKind, bool)
+	// LeaderMovedRecently reports whether a balancing scheduler
+	// (balance-leader, hot) moved the tablet's leader less than
+	// Config.LeaderMoveCooldown ago.
+	LeaderMovedRecently(tabletID uint64) bool
 }
 
 // Controller tracks running operators, at most one per tablet. It is the
@@ -66,6 +70,11 @@ type Controller struct {
 	stats     [numKinds][numStatuses]int // per kind, per status: how many ended so
 	// storeLimits overrides cfg.MaxSnapshotsPerStore per store.
 	storeLimits map[uint64]int
+	// leaderMoved holds when a balancing scheduler last moved each
+	// tablet's leader, for the tablets moved within the cooldown; now is
+	// the time of the current round (Expire).
+	leaderMoved map[uint64]time.Time
+	now         time.Time
 }
 
 var _ OperatorView = (*Controller)(nil)
@@ -73,11 +82,12 @@ var _ OperatorView = (*Controller)(nil)
 // NewController returns a Controller; cfg is completed with EnsureDefaults.
 func NewController(cfg Config) *Controller {
 	return &Controller{
-		cfg:       cfg.EnsureDefaults(),
-		byTablet:  map[uint64]*Operator{},
-		running:   map[uint64]*Operator{},
-		snapshots: map[uint64]int{},
-		influence: map[uint64]Influence{},
+		cfg:         cfg.EnsureDefaults(),
+		byTablet:    map[uint64]*Operator{},
+		running:     map[uint64]*Operator{},
+		snapshots:   map[uint64]int{},
+		influence:   map[uint64]Influence{},
+		leaderMoved: map[uint64]time.Time{},
 	}
 }
 
@@ -109,6 +119,12 @@ func (c *Controller) OperatorKind(tabletID uint64) (OpKind, bool) {
 		return 0, false
 	}
 	return op.Kind, true
+}
+
+// LeaderMovedRecently implements OperatorView.
+func (c *Controller) LeaderMovedRecently(tabletID uint64) bool {
+	at, ok := c.leaderMoved[tabletID]
+	return ok && c.now.Sub(at) < c.cfg.LeaderMoveCooldown
 }
 
 // Operator returns the running operator of a tablet, or nil.
@@ -199,6 +215,9 @@ func (c *Controller) AddOperator(op *Operator, now time.Time) error {
 	c.kindCount[op.Kind]++
 	for _, s := range op.Steps {
 		c.account(s, 1)
+	}
+	if op.Kind == KindBalanceLeader || op.Kind == KindHot {
+		c.leaderMoved[op.TabletID] = now
 	}
 	return nil
 }
@@ -301,6 +320,12 @@ func (c *Controller) expire(op *Operator, now time.Time) bool {
 // Expire times out operators whose tablets stopped reporting (their leader
 // died, or the tablet was merged away) and returns them.
 func (c *Controller) Expire(now time.Time) []*Operator {
+	c.now = now
+	for id, at := range c.leaderMoved {
+		if now.Sub(at) >= c.cfg.LeaderMoveCooldown {
+			delete(c.leaderMoved, id)
+		}
+	}
 	var out []*Operator
 	for _, op := range c.Operators() {
 		if c.expire(op, now) {

@@ -282,10 +282,12 @@ func (s *BalanceLeaderScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 }
 
 func (s *BalanceLeaderScheduler) usable(cfg *Config, t *Tablet, used map[uint64]bool) bool {
-	return !used[t.ID] && !s.view.HasOperator(t.ID) && len(t.DownReplicas) == 0
+	return !used[t.ID] && !s.view.HasOperator(t.ID) && !s.view.LeaderMovedRecently(t.ID) && len(t.DownReplicas) == 0
 }
 
 // shed moves a leader off store src to the lightest eligible follower.
+// Of the tablets it examines it moves the one serving the least QPS, so
+// that evening out the counts does not undo the hot scheduler's work.
 func (s *BalanceLeaderScheduler) shed(cfg *Config, p *balancePlan, src int, used map[uint64]bool) *Operator {
 	srcID := p.stores[src].store.ID
 	tablets := p.stores[src].tablets
@@ -293,32 +295,36 @@ func (s *BalanceLeaderScheduler) shed(cfg *Config, p *balancePlan, src int, used
 		return nil
 	}
 	start := s.rnd.Intn(len(tablets))
-	tries := 0
+	var bestT *Tablet
+	bestDst, tries := -1, 0
 	for i := 0; i < min(len(tablets), 8*maxTabletTries) && tries < maxTabletTries; i++ {
 		t := tablets[(start+i)%len(tablets)]
 		if t.LeaderStoreID != srcID || !s.usable(cfg, t, used) {
 			continue
 		}
 		tries++
-		best := -1
+		dst := -1
 		for _, r := range t.Replicas {
-			dst, ok := p.pos[r.StoreID]
-			if !ok || r.StoreID == srcID || r.Learner || t.IsPending(r.ID) || !p.worthMoving(src, dst) {
+			d, ok := p.pos[r.StoreID]
+			if !ok || r.StoreID == srcID || r.Learner || t.IsPending(r.ID) || !p.worthMoving(src, d) {
 				continue
 			}
-			if best < 0 || p.score[dst] < p.score[best] {
-				best = dst
+			if dst < 0 || p.score[d] < p.score[dst] {
+				dst = d
 			}
 		}
-		if best >= 0 {
-			return s.commit(p, t, src, best, used)
+		if dst >= 0 && (bestT == nil || t.QPS() < bestT.QPS()) {
+			bestT, bestDst = t, dst
 		}
 	}
-	return nil
+	if bestT == nil {
+		return nil
+	}
+	return s.commit(p, bestT, src, bestDst, used)
 }
 
 // take moves to store dst the leadership of a tablet it follows whose leader
-// is on a heavier store.
+// is on a heavier store (the heaviest; of its tablets, the coldest).
 func (s *BalanceLeaderScheduler) take(cfg *Config, p *balancePlan, dst int, used map[uint64]bool) *Operator {
 	dstID := p.stores[dst].store.ID
 	tablets := p.stores[dst].tablets
@@ -340,7 +346,7 @@ func (s *BalanceLeaderScheduler) take(cfg *Config, p *balancePlan, dst int, used
 		if !ok || !p.worthMoving(src, dst) {
 			continue
 		}
-		if bestSrc < 0 || p.score[src] > p.score[bestSrc] {
+		if bestSrc < 0 || p.score[src] > p.score[bestSrc] || (p.score[src] == p.score[bestSrc] && t.QPS() < bestT.QPS()) {
 			bestT, bestSrc = t, src
 		}
 	}
@@ -358,11 +364,18 @@ func (s *BalanceLeaderScheduler) commit(p *balancePlan, t *Tablet, src, dst int,
 }
 
 // HotScheduler spreads read/write load: while the Up store whose leaders
-// serve the most QPS is above the mean by more than the tolerance, it moves
+// serve the most QPS is above the mean by more than HotTolerance, it moves
 // the leadership of its hottest tablets (at least HotTabletQPS) to the
-// follower store with the least leader load, when that lowers the maximum.
+// follower store with the least leader load, when that lowers the maximum
+// by more than HotTolerance of the mean. The store must have been the
+// hottest that far above the mean for HotRounds rounds in a row, and a
+// tablet whose leader moved within LeaderMoveCooldown stays put.
 type HotScheduler struct {
 	view OperatorView
+	// hotStore was the hottest store over the tolerance in the last
+	// hotRounds rounds in a row.
+	hotStore  uint64
+	hotRounds int
 }
 
 // NewHotScheduler returns the hot-tablet scheduler.
@@ -392,13 +405,21 @@ func (s *HotScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 			hottest = si
 		}
 	}
-	if n < 2 || hottest.leaderQPS <= (total/float64(n))*(1+cfg.BalanceTolerance) {
+	margin := total / float64(n) * cfg.HotTolerance
+	if n < 2 || hottest.leaderQPS <= total/float64(n)+margin {
+		s.hotStore, s.hotRounds = 0, 0
 		return nil
 	}
 	srcID := hottest.store.ID
+	if srcID != s.hotStore {
+		s.hotStore, s.hotRounds = srcID, 0
+	}
+	if s.hotRounds++; s.hotRounds < cfg.HotRounds {
+		return nil
+	}
 	var hot []*Tablet
 	for _, t := range hottest.tablets {
-		if t.LeaderStoreID == srcID && t.QPS() >= cfg.HotTabletQPS && !s.view.HasOperator(t.ID) && len(t.DownReplicas) == 0 {
+		if t.LeaderStoreID == srcID && t.QPS() >= cfg.HotTabletQPS && !s.view.HasOperator(t.ID) && !s.view.LeaderMovedRecently(t.ID) && len(t.DownReplicas) == 0 {
 			hot = append(hot, t)
 		}
 	}
@@ -423,7 +444,7 @@ func (s *HotScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 			}
 		}
 		q := t.QPS()
-		if best == 0 || load[best]+q >= load[srcID] {
+		if best == 0 || load[best]+q >= load[srcID]-margin {
 			continue
 		}
 		load[best] += q

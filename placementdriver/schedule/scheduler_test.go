@@ -123,13 +123,94 @@ func TestHotSchedulerMovesHottestLeader(t *testing.T) {
 	other := keyed(10, 1, 3, 1, 5)
 	other[0].WriteQPS = 1000
 	f := newFixture(cfg, sixStoresThreeZones(), append(tabs, other...)...)
-	ops := NewHotScheduler(f.ctl).Schedule(f.c, cfg)
+	hot := NewHotScheduler(f.ctl)
+	// One report is not a hot spot: the store must stay hot HotRounds
+	// rounds in a row.
+	for range cfg.HotRounds - 1 {
+		require.Empty(t, hot.Schedule(f.c, cfg))
+	}
+	ops := hot.Schedule(f.c, cfg)
 	// Store 1 serves 8050, store 3 1000, store 5 0. The hottest tablet goes
 	// to store 5; the next one would leave store 1 at 50 < 3000: moved to
 	// store 3 (load 1000+3000 < 8050-5000? no: 4000 >= 3050) — refused.
 	require.Len(t, ops, 1)
 	require.Equal(t, uint64(1), ops[0].TabletID)
 	require.Equal(t, []Step{TransferLeader{From: 1, To: 5}}, ops[0].Steps)
+}
+
+// A store that is hot in one round and not the next is noise: the count
+// of hot rounds starts again.
+func TestHotSchedulerNeedsConsecutiveHotRounds(t *testing.T) {
+	cfg := testConfig()
+	tabs := keyed(1, 2, 1, 3, 5)
+	tabs[0].ReadQPS, tabs[1].ReadQPS = 3000, 2000
+	f := newFixture(cfg, sixStoresThreeZones(), tabs...)
+	hot := NewHotScheduler(f.ctl)
+	for range cfg.HotRounds - 1 {
+		require.Empty(t, hot.Schedule(f.c, cfg))
+	}
+	put := func(qps ...float64) {
+		for i, q := range qps {
+			c := tabs[i].Clone()
+			c.ReadQPS = q
+			_, err := f.c.PutTablet(c)
+			require.NoError(t, err)
+		}
+	}
+	put(0, 0)
+	require.Empty(t, hot.Schedule(f.c, cfg), "no load: no move, and the streak ends")
+	put(3000, 2000)
+	for range cfg.HotRounds - 1 {
+		require.Empty(t, hot.Schedule(f.c, cfg))
+	}
+	require.Len(t, hot.Schedule(f.c, cfg), 1)
+}
+
+// A tablet whose leader a balancing scheduler just moved is left alone by
+// both the hot scheduler and the leader balancer until the cooldown ends.
+func TestLeaderMoveCooldown(t *testing.T) {
+	cfg := testConfig()
+	cfg.LeaderScheduleLimit = 100
+	tabs := keyed(1, 2, 1, 3, 5)
+	tabs[0].ReadQPS, tabs[1].ReadQPS = 5000, 3000
+	f := newFixture(cfg, sixStoresThreeZones(), tabs...)
+	// Both leaders were moved a moment ago (hot, balance-leader); the
+	// operators ended (here: cancelled) with the leaders still on store 1.
+	for i, k := range []OpKind{KindHot, KindBalanceLeader} {
+		require.NoError(t, f.ctl.AddOperator(NewTransferLeaderOperator(tabs[i], k, 3), t0))
+		require.True(t, f.ctl.Cancel(tabs[i].ID, t0))
+	}
+	// Store 1 leads both: the hot scheduler would move one, and the
+	// leader balancer too; neither does within the cooldown.
+	hot := NewHotScheduler(f.ctl)
+	f.ctl.Expire(t0.Add(cfg.LeaderMoveCooldown - time.Second))
+	require.True(t, f.ctl.LeaderMovedRecently(tabs[0].ID))
+	for range cfg.HotRounds {
+		require.Empty(t, hot.Schedule(f.c, cfg))
+	}
+	require.Empty(t, NewBalanceLeaderScheduler(f.ctl, rand.New(rand.NewSource(1))).Schedule(f.c, cfg))
+
+	f.ctl.Expire(t0.Add(cfg.LeaderMoveCooldown))
+	require.False(t, f.ctl.LeaderMovedRecently(tabs[0].ID))
+	require.Len(t, hot.Schedule(f.c, cfg), 1)
+	require.NotEmpty(t, NewBalanceLeaderScheduler(f.ctl, rand.New(rand.NewSource(1))).Schedule(f.c, cfg))
+}
+
+// The leader balancer evens out counts with the coldest leaders it finds,
+// so that it does not move load the hot scheduler spread.
+func TestBalanceLeaderShedsColdestLeader(t *testing.T) {
+	cfg := testConfig()
+	cfg.LeaderScheduleLimit = 1
+	tabs := keyed(1, 8, 1, 3, 5)
+	for i, tb := range tabs {
+		tb.ReadQPS = float64(1000 - 100*i)
+	}
+	f := newFixture(cfg, sixStoresThreeZones(), tabs...)
+	for seed := int64(1); seed <= 5; seed++ {
+		ops := NewBalanceLeaderScheduler(f.ctl, rand.New(rand.NewSource(seed))).Schedule(f.c, cfg)
+		require.Len(t, ops, 1)
+		require.Equal(t, tabs[len(tabs)-1].ID, ops[0].TabletID, "seed %d: the coldest leader moves", seed)
+	}
 }
 
 func TestSnapshotLimit(t *testing.T) {
