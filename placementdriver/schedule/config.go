@@ -66,13 +66,12 @@ type Config struct {
 	// Default 3.
 	HotRounds int
 
-	// LeaderMoveCooldown: a tablet whose leader a balancing scheduler
-	// (balance-leader, hot) moved less than this ago is not moved again by
-	// either. A tablet's QPS is measured afresh on its new leader, so an
-	// early second look judges on a partial report; and without a pause
-	// the two schedulers undo each other's moves on a noisy load, each
-	// move interrupting the tablet's requests. Repair and drain are not
-	// held back. Default 2 min.
+	// LeaderMoveCooldown: the hot scheduler leaves a tablet whose leader
+	// balance-leader or hot moved less than this ago (its QPS is measured
+	// afresh on the new leader), and balance-leader leaves one that hot
+	// moved (it would undo the move): without it the two chased each
+	// other on a noisy load, each move interrupting the tablet's
+	// requests. Repair and drain are not held back. Default 2 min.
 	LeaderMoveCooldown time.Duration
 
 	// MaxStoreDownTime: a Down store's replicas are replaced once

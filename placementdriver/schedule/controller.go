@@ -49,10 +49,10 @@ type OperatorView interface {
 	Influence(storeID uint64) Influence
 	// OperatorKind returns the kind of the tablet's running operator.
 	OperatorKind(tabletID uint64) (OpKind, bool)
-	// LeaderMovedRecently reports whether a balancing scheduler
-	// (balance-leader, hot) moved the tablet's leader less than
-	// Config.LeaderMoveCooldown ago.
-	LeaderMovedRecently(tabletID uint64) bool
+	// RecentLeaderMove reports which balancing scheduler (balance-leader
+	// or hot) moved the tablet's leader less than Config.LeaderMoveCooldown
+	// ago, if one did.
+	RecentLeaderMove(tabletID uint64) (OpKind, bool)
 }
 
 // Controller tracks running operators, at most one per tablet. It is the
@@ -73,7 +73,7 @@ type Controller struct {
 	// leaderMoved holds when a balancing scheduler last moved each
 	// tablet's leader, for the tablets moved within the cooldown; now is
 	// the time of the current round (Expire).
-	leaderMoved map[uint64]time.Time
+	leaderMoved map[uint64]leaderMove
 	now         time.Time
 }
 
@@ -87,7 +87,7 @@ func NewController(cfg Config) *Controller {
 		running:     map[uint64]*Operator{},
 		snapshots:   map[uint64]int{},
 		influence:   map[uint64]Influence{},
-		leaderMoved: map[uint64]time.Time{},
+		leaderMoved: map[uint64]leaderMove{},
 	}
 }
 
@@ -121,10 +121,19 @@ func (c *Controller) OperatorKind(tabletID uint64) (OpKind, bool) {
 	return op.Kind, true
 }
 
-// LeaderMovedRecently implements OperatorView.
-func (c *Controller) LeaderMovedRecently(tabletID uint64) bool {
-	at, ok := c.leaderMoved[tabletID]
-	return ok && c.now.Sub(at) < c.cfg.LeaderMoveCooldown
+// leaderMove is a balancing scheduler's leader transfer.
+type leaderMove struct {
+	at   time.Time
+	kind OpKind
+}
+
+// RecentLeaderMove implements OperatorView.
+func (c *Controller) RecentLeaderMove(tabletID uint64) (OpKind, bool) {
+	m, ok := c.leaderMoved[tabletID]
+	if !ok || c.now.Sub(m.at) >= c.cfg.LeaderMoveCooldown {
+		return 0, false
+	}
+	return m.kind, true
 }
 
 // Operator returns the running operator of a tablet, or nil.
@@ -217,7 +226,7 @@ func (c *Controller) AddOperator(op *Operator, now time.Time) error {
 		c.account(s, 1)
 	}
 	if op.Kind == KindBalanceLeader || op.Kind == KindHot {
-		c.leaderMoved[op.TabletID] = now
+		c.leaderMoved[op.TabletID] = leaderMove{at: now, kind: op.Kind}
 	}
 	return nil
 }
@@ -321,8 +330,8 @@ func (c *Controller) expire(op *Operator, now time.Time) bool {
 // died, or the tablet was merged away) and returns them.
 func (c *Controller) Expire(now time.Time) []*Operator {
 	c.now = now
-	for id, at := range c.leaderMoved {
-		if now.Sub(at) >= c.cfg.LeaderMoveCooldown {
+	for id, m := range c.leaderMoved {
+		if now.Sub(m.at) >= c.cfg.LeaderMoveCooldown {
 			delete(c.leaderMoved, id)
 		}
 	}

@@ -281,8 +281,14 @@ func (s *BalanceLeaderScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 	return ops
 }
 
+// usable: not a tablet whose leader the hot scheduler just moved (that
+// would undo its work); counts are exact, so the balancer's own recent
+// moves do not hold it back.
 func (s *BalanceLeaderScheduler) usable(cfg *Config, t *Tablet, used map[uint64]bool) bool {
-	return !used[t.ID] && !s.view.HasOperator(t.ID) && !s.view.LeaderMovedRecently(t.ID) && len(t.DownReplicas) == 0
+	if k, ok := s.view.RecentLeaderMove(t.ID); ok && k == KindHot {
+		return false
+	}
+	return !used[t.ID] && !s.view.HasOperator(t.ID) && len(t.DownReplicas) == 0
 }
 
 // shed moves a leader off store src to the lightest eligible follower.
@@ -384,6 +390,13 @@ func NewHotScheduler(view OperatorView) *HotScheduler { return &HotScheduler{vie
 // Name implements Scheduler.
 func (s *HotScheduler) Name() string { return "hot" }
 
+// movedRecently: the tablet's leader moved within the cooldown, so its QPS
+// is not yet measured on its new leader.
+func movedRecently(v OperatorView, tabletID uint64) bool {
+	_, ok := v.RecentLeaderMove(tabletID)
+	return ok
+}
+
 // Schedule implements Scheduler.
 func (s *HotScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 	cfg = cfg.EnsureDefaults()
@@ -419,7 +432,7 @@ func (s *HotScheduler) Schedule(c *Cluster, cfg Config) []*Operator {
 	}
 	var hot []*Tablet
 	for _, t := range hottest.tablets {
-		if t.LeaderStoreID == srcID && t.QPS() >= cfg.HotTabletQPS && !s.view.HasOperator(t.ID) && !s.view.LeaderMovedRecently(t.ID) && len(t.DownReplicas) == 0 {
+		if t.LeaderStoreID == srcID && t.QPS() >= cfg.HotTabletQPS && !s.view.HasOperator(t.ID) && !movedRecently(s.view, t.ID) && len(t.DownReplicas) == 0 {
 			hot = append(hot, t)
 		}
 	}
