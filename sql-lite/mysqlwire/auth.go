@@ -9,7 +9,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"sync"
 	"time"
@@ -106,8 +105,7 @@ func (s *Server) authenticate(fc *framedConn, connID uint32, useDB func(string) 
 		// Read (a bounded amount of) what the client sent beyond what was
 		// parsed, so that closing does not reset the connection before
 		// the client reads the answer.
-		_ = fc.Conn.SetReadDeadline(time.Now().Add(authDrainTimeout))
-		_, _ = io.CopyN(io.Discard, fc.Conn, authDrainMax)
+		fc.linger(authDrainMax, authDrainTimeout)
 		return nil, authz.Identity{}, nil, err
 	}
 	return l, id, a.pc.Conn, nil

@@ -357,7 +357,7 @@ func (f *framedConn) Read(p []byte) (int, error) {
 					err := f.refuse(mysql.ER_NOT_SUPPORTED_YET, "COM_STMT_SEND_LONG_DATA is not supported: send parameters inline (go-sql-driver/mysql does below maxAllowedPacket/(parameters+1); keep its maxAllowedPacket at the default)")
 					// The client sends the execute (and maybe more long
 					// data) before it reads any answer.
-					f.linger(longDataLingerMax)
+					f.linger(longDataLingerMax, drainTimeout)
 					return 0, err
 				}
 			}
@@ -375,7 +375,7 @@ func (f *framedConn) Read(p []byte) (int, error) {
 			f.left = int(f.hdr[0]) | int(f.hdr[1])<<8 | int(f.hdr[2])<<16
 			if f.left > f.max {
 				err := f.refuse(mysql.ER_NET_PACKET_TOO_LARGE, fmt.Sprintf("Got a packet bigger than 'max_allowed_packet' bytes (%d > %d)", f.left, f.max))
-				f.linger(int64(f.left - (n - i)))
+				f.linger(int64(f.left-(n-i)), drainTimeout)
 				return 0, err
 			}
 			f.cmdNext = f.hdr[3] == 0 // commands are sequence 0
@@ -392,23 +392,23 @@ func (f *framedConn) Read(p []byte) (int, error) {
 
 // linger half-closes the connection after a refusal and reads and
 // discards what the client still sends (at most limit bytes, for at most
-// drainTimeout) before the caller closes it. A client that sends its
+// timeout) before the caller closes it. A client that sends its
 // whole request before it reads the answer then reads the error and a
 // clean end of stream: closing a socket with unread bytes would send a
 // reset, which can discard the error on the client's side or fail its
 // next write ("connection reset by peer").
-func (f *framedConn) linger(limit int64) {
+func (f *framedConn) linger(limit int64, timeout time.Duration) {
 	if cw, ok := f.Conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	}
 	if limit <= 0 {
 		return
 	}
-	_ = f.Conn.SetReadDeadline(time.Now().Add(drainTimeout))
+	_ = f.Conn.SetReadDeadline(time.Now().Add(timeout))
 	_, _ = io.CopyN(io.Discard, f.Conn, limit)
 }
 
-// drainTimeout bounds linger.
+// drainTimeout bounds linger after a refused command.
 const drainTimeout = 2 * time.Second
 
 // longDataLingerMax bounds what linger reads after refused long data: the

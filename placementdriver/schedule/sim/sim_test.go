@@ -124,7 +124,7 @@ func BenchmarkScheduleRound(b *testing.B) {
 // the hot scheduler must not keep moving leaders on that noise, undoing
 // each other's moves: every transfer interrupts the tablet's foreground
 // requests (they retry on the new leader). Before the fix the two
-// schedulers moved about 100 leaders a minute on such a cluster.
+// schedulers moved 1,615 leaders in these ten minutes (seed 7).
 func TestSimLeadersSettleUnderNoisyLoad(t *testing.T) {
 	seed := int64(testutils.SeedOr(t, 7))
 	s, err := New(Options{Stores: 4, Tablets: 12, Zones: 4, Balanced: true, Seed: seed, Tick: time.Second})
