@@ -147,14 +147,14 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 		var targets []node
 		switch kind {
 		case FaultPartitionPD:
-			l, err := c.pdLeader()
-			if err != nil {
+			var l node
+			if err := n.lookup(func() (err error) { l, err = c.pdLeader(); return err }); err != nil {
 				return "", err
 			}
 			targets = []node{l}
 		case FaultPartitionHot:
-			t, err := n.hotLeader()
-			if err != nil {
+			var t node
+			if err := n.lookup(func() (err error) { t, err = n.hotLeader(); return err }); err != nil {
 				return "", err
 			}
 			targets = []node{t}
@@ -197,8 +197,8 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 		return "all", nil
 	case FaultSplit:
 		key := n.splitKeys[n.rng.IntN(len(n.splitKeys))]
-		tb, err := c.tabletFor(key)
-		if err != nil {
+		var tb pdTablet
+		if err := n.lookup(func() (err error) { tb, err = c.tabletFor(key); return err }); err != nil {
 			return "", err
 		}
 		target := fmt.Sprintf("tablet %d at %x", tb.ID, key)
@@ -211,8 +211,8 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 		sleepCtx(ctx, n.hold())
 		return target, nil
 	case FaultTransferLeader:
-		tb, err := c.tabletFor(n.hotKey)
-		if err != nil {
+		var tb pdTablet
+		if err := n.lookup(func() (err error) { tb, err = n.hotTablet(); return err }); err != nil {
 			return "", err
 		}
 		var voters []uint64
@@ -236,12 +236,12 @@ func (n *nemesis) inject(ctx context.Context, kind string) (string, error) {
 		// leader too: PD moves leadership first) to a store without one.
 		// The move runs as a PD operator (add learner, snapshot, joint
 		// change) while the workload runs, and while the next faults hit.
-		tb, err := c.tabletFor(n.hotKey)
-		if err != nil {
+		var tb pdTablet
+		if err := n.lookup(func() (err error) { tb, err = n.hotTablet(); return err }); err != nil {
 			return "", err
 		}
 		var stores []pdStore
-		if err := c.pdGet("stores", &stores); err != nil {
+		if err := n.lookup(func() error { return c.pdGet("stores", &stores) }); err != nil {
 			return fmt.Sprintf("tablet %d", tb.ID), err
 		}
 		has := map[uint64]bool{}
@@ -376,14 +376,37 @@ func (n *nemesis) healAll() error {
 	return c.awaitHealthy(append(serverNodes(), thriftNode), 90*time.Second)
 }
 
-// hotLeader returns the tablet server leading the hot tablet.
-func (n *nemesis) hotLeader() (node, error) {
+// stateWait bounds how long the nemesis waits for PD's view of the
+// cluster (its leader, the hot tablet's leader, the stores) before it
+// picks a fault's target. Right after the previous fault healed, PD may
+// still be electing a leader, or know a tablet's new leader only from the
+// stores' next heartbeats: a fault cannot be aimed then, and that is not a
+// fault the cluster failed to take. A view still missing after stateWait
+// is reported as a violation.
+const stateWait = 30 * time.Second
+
+// lookup retries f, a read of PD's view, for up to stateWait.
+func (n *nemesis) lookup(f func() error) error {
+	return testutils.Retry(context.Background(), stateWait, f)
+}
+
+// hotTablet returns the hot tablet as PD sees it, with a known leader.
+func (n *nemesis) hotTablet() (pdTablet, error) {
 	tb, err := n.c.tabletFor(n.hotKey)
 	if err != nil {
-		return node{}, err
+		return pdTablet{}, err
 	}
 	if tb.Leader == 0 {
-		return node{}, fmt.Errorf("tablet %d has no leader", tb.ID)
+		return pdTablet{}, fmt.Errorf("tablet %d has no leader", tb.ID)
+	}
+	return tb, nil
+}
+
+// hotLeader returns the tablet server leading the hot tablet.
+func (n *nemesis) hotLeader() (node, error) {
+	tb, err := n.hotTablet()
+	if err != nil {
+		return node{}, err
 	}
 	return n.c.storeNode(tb.Leader)
 }
