@@ -52,6 +52,9 @@ type Controller struct {
 		l0Score     float64
 		sched       time.Duration
 		pressured   bool    // a foreground request waited or was refused this interval
+		// schedLagRun counts the intervals in a row whose scheduling
+		// latency was over its target.
+		schedLagRun int
 		svc         float64 // smoothed foreground service time, seconds
 		// slowSyncFrac is the smoothed fraction of raft-log syncs slower
 		// than LogSyncLatencyThreshold.
@@ -472,22 +475,45 @@ func (c *Controller) Tick() {
 		}
 	}
 	slowDisk := c.sampleLogSyncsLocked()
-	healthy := sched <= s.SchedLatencyTarget && !c.mu.pressured && c.mu.l0Score < 1 && !slowDisk
-	for cl := Class(1); cl < NumClasses; cl++ {
-		cs := s.Classes[cl.String()]
-		r := c.mu.rates[cl]
-		if healthy {
-			r += cs.ceiling() * s.IncreaseFraction * cs.weight()
-		} else {
-			r /= 2
-		}
-		c.setRateLocked(cl, r)
-	}
+	c.adjustRatesLocked(sched, slowDisk)
 	c.mu.pressured = c.mu.queue.Len() > 0
 	c.mu.peakUsed = c.mu.used
 	c.grantLocked()
 	c.notifyLocked()
 	c.m.observeLocked(c)
+}
+
+// schedLagCutAfter is how many intervals in a row the scheduling latency
+// must be over its target before it cuts the background rates. One
+// interval's p99 is a noisy signal: on a busy 2-core machine it was over
+// 5ms in 30% of the quiet intervals, and halving on each of them held the
+// rates near their floors with no foreground gain (docs/performance.md,
+// "QoS: the rate law"). Foreground queueing, L0 and the disk are measured
+// over the whole interval, or smoothed, and cut at once.
+const schedLagCutAfter = 2
+
+// adjustRatesLocked is the background classes' AIMD step: the rates halve
+// when the foreground suffers, hold for a single interval of scheduling
+// lag, and otherwise grow by Weight×IncreaseFraction of their ceiling.
+func (c *Controller) adjustRatesLocked(sched time.Duration, slowDisk bool) {
+	s := c.mu.s
+	if sched > s.SchedLatencyTarget {
+		c.mu.schedLagRun++
+	} else {
+		c.mu.schedLagRun = 0
+	}
+	cut := c.mu.pressured || c.mu.l0Score >= 1 || slowDisk || c.mu.schedLagRun >= schedLagCutAfter
+	for cl := Class(1); cl < NumClasses; cl++ {
+		cs := s.Classes[cl.String()]
+		r := c.mu.rates[cl]
+		switch {
+		case cut:
+			r /= 2
+		case c.mu.schedLagRun == 0:
+			r += cs.ceiling() * s.IncreaseFraction * cs.weight()
+		}
+		c.setRateLocked(cl, r)
+	}
 }
 
 // adjustSlotsLocked shrinks the slots by an eighth while the scheduler

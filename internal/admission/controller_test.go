@@ -345,8 +345,8 @@ func TestWriteTokensFollowL0(t *testing.T) {
 	h.admitN(t, 1, 100<<20)[0].Release()
 }
 
-// Background rates halve every unhealthy interval down to their floor
-// and climb back by Weight×IncreaseFraction of the ceiling per healthy
+// Background rates halve every unhealthy interval (for scheduling lag,
+// from the second in a row) down to their floor and climb back by Weight×IncreaseFraction of the ceiling per healthy
 // one; a higher weight climbs faster.
 func TestBackgroundRatesAIMD(t *testing.T) {
 	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
@@ -357,7 +357,9 @@ func TestBackgroundRatesAIMD(t *testing.T) {
 	require.Equal(t, float64(100<<20), rate(Snapshot), "starts at the ceiling")
 	h.sched.Store(int64(5 * time.Millisecond))
 	h.c.Tick()
-	require.Equal(t, float64(50<<20), rate(Snapshot))
+	require.Equal(t, float64(100<<20), rate(Snapshot), "one interval of scheduling lag holds the rate")
+	h.c.Tick()
+	require.Equal(t, float64(50<<20), rate(Snapshot), "two in a row halve it")
 	for i := 0; i < 10; i++ {
 		h.c.Tick()
 	}
@@ -661,4 +663,37 @@ func TestDefaultRatesFloorLowAndClimbSlowly(t *testing.T) {
 		h.c.Tick()
 	}
 	require.Equal(t, float64(256<<20), rate(), "back at the ceiling after about ten healthy seconds")
+}
+
+// Scheduling lag in single intervals, as a busy machine shows it without
+// any background work, does not cut the rates: they hold through each
+// lagging interval and grow in the others. Lag that persists cuts them,
+// and so does foreground queueing at once.
+func TestSchedulingLagMustPersistToCutRates(t *testing.T) {
+	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
+		"export": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1},
+	}})
+	rate := func() float64 { return h.c.State().Rates["export"] }
+	lag := func(on bool) {
+		d := 500 * time.Microsecond
+		if on {
+			d = 5 * time.Millisecond
+		}
+		h.sched.Store(int64(d))
+		h.c.Tick()
+	}
+	lag(true)
+	lag(true)
+	require.Equal(t, float64(50<<20), rate(), "two lagging intervals in a row halve the rate")
+	for i := 0; i < 3; i++ {
+		lag(true)
+		lag(false)
+	}
+	require.InDelta(t, float64(50<<20)/2+0.3*float64(100<<20), rate(), 1,
+		"the lag persisted into the first interval after the cut; then only alternating lag: held in lagging intervals, grown in the others")
+	before := rate()
+	lag(true)
+	require.Equal(t, before, rate(), "a single lagging interval holds")
+	lag(true)
+	require.Equal(t, before/2, rate())
 }
