@@ -51,7 +51,7 @@ type Controller struct {
 		writeTokens float64    // +Inf: writes not paced
 		l0Score     float64
 		sched       time.Duration
-		pressured   bool    // a foreground request waited or was refused this interval
+		pressured   bool // a foreground request waited or was refused this interval
 		// schedLagRun counts the intervals in a row whose scheduling
 		// latency was over its target.
 		schedLagRun int
