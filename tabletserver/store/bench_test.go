@@ -82,14 +82,16 @@ func BenchmarkRaftWrites(b *testing.B) {
 
 // BenchmarkGetNewest measures a Get of the newest version of a row of four
 // 100-byte columns, straight from the store (no gRPC), on a row with no
-// history and on one whose columns were written and deleted (whole-row
-// deletes) `deletes` times before the last write: with tombstones that
-// history stays until GC, and the read must step over or seek past it.
+// history, on one whose columns were written and deleted (whole-row
+// deletes) `deletes` times before the last write, and on one whose
+// columns were overwritten `overwrites` times (a hot row): that history
+// stays until GC, and the read must step over or seek past it.
 //
 //	go test ./tabletserver/store/ -run '^$' -bench BenchmarkGetNewest -benchtime 2000x
 func BenchmarkGetNewest(b *testing.B) {
-	for _, deletes := range []int{0, 100} {
-		b.Run(fmt.Sprintf("deletes=%d", deletes), func(b *testing.B) {
+	for _, tc := range []struct{ deletes, overwrites int }{{0, 0}, {100, 0}, {0, 100}} {
+		deletes := tc.deletes
+		b.Run(fmt.Sprintf("deletes=%d/overwrites=%d", tc.deletes, tc.overwrites), func(b *testing.B) {
 			c := storetest.Start(b, 1, func(o *store.Options) { o.GCInterval = -1 })
 			c.PutSchema(storetest.TestTable)
 			lo, hi := storetest.TableSpan()
@@ -111,6 +113,9 @@ func BenchmarkGetNewest(b *testing.B) {
 			for i := 0; i < deletes; i++ {
 				mutate(puts...)
 				mutate(&kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}})
+			}
+			for i := 0; i < tc.overwrites; i++ {
+				mutate(puts...)
 			}
 			mutate(puts...)
 			req := &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: storetest.TestTable.TableId, RowKey: []byte("row")}

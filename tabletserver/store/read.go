@@ -115,11 +115,12 @@ type rowBuilder struct {
 	returned int  // versions returned of the current column
 	observed bool // the current column's newest visible version went to the filter
 	masked   bool // the current column has a tombstone at or below readTS: older versions are deleted
-	// maskedRun counts the deleted versions stepped over in a row; past
-	// maskedSkipAfter the reader seeks to the next column (skipMasked).
-	maskedRun int
-	seekKey   []byte // skipMasked's buffer
-	digester  keys.CellDigester
+	// skipRun counts the versions of a done column (columnDone) stepped
+	// over in a row; past skipAfter the reader seeks to the next column
+	// (skipDoneColumn).
+	skipRun  int
+	seekKey  []byte // skipDoneColumn's buffer
+	digester keys.CellDigester
 	// bytes estimates the row's cells in a reply; over: they exceed
 	// f.maxRowBytes, and the cells past it were dropped (memory stays
 	// bounded) and the row cannot be returned.
@@ -142,12 +143,12 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	}
 	if c.Family != b.lastFam || !bytes.Equal(c.Qualifier, b.lastQual) {
 		// Family names are never empty, so a new row always lands here.
-		b.versions, b.returned, b.observed, b.masked, b.maskedRun = 0, 0, false, false, 0
+		b.versions, b.returned, b.observed, b.masked, b.skipRun = 0, 0, false, false, 0
 		b.lastFam, b.lastQual = c.Family, c.Qualifier
 	}
-	if b.masked {
-		b.maskedRun++
-		return nil // deleted
+	if b.columnDone() {
+		b.skipRun++
+		return nil // deleted, or nothing older can change the reply
 	}
 	if b.f.readTS > 0 && c.Timestamp > b.f.readTS {
 		return nil // written after the read's timestamp
@@ -207,20 +208,37 @@ func (b *rowBuilder) add(c keys.Cell, k, value []byte) error {
 	return nil
 }
 
-// maskedSkipAfter is how many deleted versions of one column a read steps
-// over before it seeks past the rest: a seek costs more than a few steps,
-// and a column deleted and written again many times has many.
-const maskedSkipAfter = 4
-
-// skipMasked moves it to the oldest possible version of the current
-// column (the iterator's key with timestamp 0, which sorts last) when the
-// builder has stepped over enough of its deleted versions, and reports
-// whether it did; it.Valid() then says whether there is more.
-func (b *rowBuilder) skipMasked(it *pebble.Iterator) bool {
-	if b.maskedRun <= maskedSkipAfter {
+// columnDone reports whether no older version of the current column can
+// change the reply: the column is deleted (masked), or the read has all
+// the versions of it that it wants (none, if it does not want the column)
+// and the row filter has seen its newest visible one. Versions sort newest
+// first, so what follows are older versions of a done column until the
+// next column.
+func (b *rowBuilder) columnDone() bool {
+	if b.masked {
+		return true
+	}
+	if b.f.filter != nil && !b.observed {
 		return false
 	}
-	b.maskedRun = 0
+	return b.returned >= b.f.maxVersions || !b.f.wantColumn(b.lastFam, b.lastQual)
+}
+
+// skipAfter is how many versions of a done column a read steps over
+// before it seeks past the rest: a seek costs more than a few steps, and
+// a hot column overwritten many times (YCSB's zipfian rows) or deleted
+// and written again has many versions until GC removes them.
+const skipAfter = 4
+
+// skipDoneColumn moves it to the oldest possible version of the current
+// column (the iterator's key with timestamp 0, which sorts last) when the
+// builder has stepped over enough versions of the done column, and
+// reports whether it did; it.Valid() then says whether there is more.
+func (b *rowBuilder) skipDoneColumn(it *pebble.Iterator) bool {
+	if b.skipRun <= skipAfter {
+		return false
+	}
+	b.skipRun = 0
 	k := it.Key()
 	b.seekKey = append(append(b.seekKey[:0], k[:len(k)-keys.TimestampLen]...), oldestTS[:]...)
 	it.SeekGE(b.seekKey)
@@ -409,22 +427,7 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 	}
 	defer it.Close()
 	b := &rowBuilder{f: f}
-	var dec keys.CellDecoder
-	for valid := it.First(); valid; {
-		c, err := decodeDataKey(&dec, it.Key())
-		if err != nil {
-			return nil, err
-		}
-		if err := b.add(c, it.Key(), it.Value()); err != nil {
-			return nil, err
-		}
-		if b.skipMasked(it) {
-			valid = it.Valid()
-		} else {
-			valid = it.Next()
-		}
-	}
-	if err := it.Error(); err != nil {
+	if err := b.addAll(it); err != nil {
 		return nil, err
 	}
 	resp := &kvpb.GetResponse{}
@@ -435,6 +438,27 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 		resp.Row = b.row
 	}
 	return resp, nil
+}
+
+// addAll adds every cell it holds, in order, stepping over (or seeking
+// past) the versions of done columns.
+func (b *rowBuilder) addAll(it *pebble.Iterator) error {
+	var dec keys.CellDecoder
+	for valid := it.First(); valid; {
+		c, err := decodeDataKey(&dec, it.Key())
+		if err != nil {
+			return err
+		}
+		if err := b.add(c, it.Key(), it.Value()); err != nil {
+			return err
+		}
+		if b.skipDoneColumn(it) {
+			valid = it.Valid()
+		} else {
+			valid = it.Next()
+		}
+	}
+	return it.Error()
 }
 
 func decodeDataKey(dec *keys.CellDecoder, k []byte) (keys.Cell, error) {
@@ -578,7 +602,7 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 	if !req.Reverse {
 		dedupRun := 0
 		// moved: the body left the iterator on the next key already
-		// (skipMasked).
+		// (skipDoneColumn).
 		moved := false
 		advance := func() bool {
 			if moved {
@@ -621,7 +645,7 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				return err
 			}
 			pending = b.row
-			moved = b.skipMasked(it)
+			moved = b.skipDoneColumn(it)
 		}
 	} else {
 		// Walk rows backwards; within a row gather cells forwards.
