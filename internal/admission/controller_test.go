@@ -346,8 +346,9 @@ func TestWriteTokensFollowL0(t *testing.T) {
 }
 
 // Background rates halve every unhealthy interval (for scheduling lag,
-// from the second in a row) down to their floor and climb back by Weight×IncreaseFraction of the ceiling per healthy
-// one; a higher weight climbs faster.
+// from the second in a row) down to their floor and climb back by
+// Weight×IncreaseFraction of the ceiling per healthy one; a higher weight
+// climbs faster.
 func TestBackgroundRatesAIMD(t *testing.T) {
 	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
 		"snapshot": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 2},
@@ -667,8 +668,9 @@ func TestDefaultRatesFloorLowAndClimbSlowly(t *testing.T) {
 
 // Scheduling lag in single intervals, as a busy machine shows it without
 // any background work, does not cut the rates: they hold through each
-// lagging interval and grow in the others. Lag that persists cuts them,
-// and so does foreground queueing at once.
+// lagging interval and grow in the others. Lag that persists cuts them.
+// (Foreground queueing cuts them in its first interval:
+// TestBackgroundRatesAIMD.)
 func TestSchedulingLagMustPersistToCutRates(t *testing.T) {
 	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
 		"export": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1},

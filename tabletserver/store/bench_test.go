@@ -90,7 +90,6 @@ func BenchmarkRaftWrites(b *testing.B) {
 //	go test ./tabletserver/store/ -run '^$' -bench BenchmarkGetNewest -benchtime 2000x
 func BenchmarkGetNewest(b *testing.B) {
 	for _, tc := range []struct{ deletes, overwrites int }{{0, 0}, {100, 0}, {0, 100}} {
-		deletes := tc.deletes
 		b.Run(fmt.Sprintf("deletes=%d/overwrites=%d", tc.deletes, tc.overwrites), func(b *testing.B) {
 			c := storetest.Start(b, 1, func(o *store.Options) { o.GCInterval = -1 })
 			c.PutSchema(storetest.TestTable)
@@ -110,7 +109,7 @@ func BenchmarkGetNewest(b *testing.B) {
 			for q := 0; q < 4; q++ {
 				puts = append(puts, &kvpb.Mutation{Mutation: &kvpb.Mutation_SetCell_{SetCell: &kvpb.Mutation_SetCell{Family: "f", Qualifier: []byte(fmt.Sprint("q", q)), Value: value}}})
 			}
-			for i := 0; i < deletes; i++ {
+			for i := 0; i < tc.deletes; i++ {
 				mutate(puts...)
 				mutate(&kvpb.Mutation{Mutation: &kvpb.Mutation_DeleteFromRow_{DeleteFromRow: &kvpb.Mutation_DeleteFromRow{}}})
 			}

@@ -427,7 +427,7 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 	}
 	defer it.Close()
 	b := &rowBuilder{f: f}
-	if err := b.addAll(it); err != nil {
+	if err := b.addAll(it, nil); err != nil {
 		return nil, err
 	}
 	resp := &kvpb.GetResponse{}
@@ -441,8 +441,9 @@ func readRow(snap *pebble.Snapshot, desc *metapb.TabletDescriptor, req *kvpb.Get
 }
 
 // addAll adds every cell it holds, in order, stepping over (or seeking
-// past) the versions of done columns.
-func (b *rowBuilder) addAll(it *pebble.Iterator) error {
+// past) the versions of done columns. step, if not nil, runs after each
+// cell (a bulk read's pacing).
+func (b *rowBuilder) addAll(it *pebble.Iterator, step func(*pebble.Iterator) error) error {
 	var dec keys.CellDecoder
 	for valid := it.First(); valid; {
 		c, err := decodeDataKey(&dec, it.Key())
@@ -451,6 +452,11 @@ func (b *rowBuilder) addAll(it *pebble.Iterator) error {
 		}
 		if err := b.add(c, it.Key(), it.Value()); err != nil {
 			return err
+		}
+		if step != nil {
+			if err := step(it); err != nil {
+				return err
+			}
 		}
 		if b.skipDoneColumn(it) {
 			valid = it.Valid()
@@ -660,23 +666,11 @@ func (s *Store) scan(ctx context.Context, req *kvpb.ScanRequest, send func(*kvpb
 				return err
 			}
 			rb := &rowBuilder{f: f}
-			var rdec keys.CellDecoder
-			for rit.First(); rit.Valid(); rit.Next() {
-				rc, err := decodeDataKey(&rdec, rit.Key())
-				if err != nil {
-					rit.Close()
-					return err
-				}
-				if err := rb.add(rc, rit.Key(), rit.Value()); err != nil {
-					rit.Close()
-					return err
-				}
-				if err := bulk.step(rit); err != nil {
-					rit.Close()
-					return err
-				}
-			}
+			err = rb.addAll(rit, bulk.step)
 			rit.Close()
+			if err != nil {
+				return err
+			}
 			if rb.row != nil {
 				// emit reverses cells for reverse scans; pre-reverse so
 				// the final order is key order.
