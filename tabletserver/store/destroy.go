@@ -42,6 +42,7 @@ func (s *Store) forgetReplica(r *replica) *metapb.TabletDescriptor {
 // outcome) and the raft group stops. It returns the last descriptor.
 // Worker only.
 func (s *Store) stopReplica(r *replica) *metapb.TabletDescriptor {
+	r.awaitIngest()
 	r.mu.Lock()
 	desc := r.mu.desc
 	r.mu.destroyed = true

@@ -41,6 +41,9 @@ package store
 // batch built so far is committed (with the applied state, synced, so the
 // entries before the ingest are never re-applied on top of it) and the file
 // is ingested with pebble's DB.Ingest. Ingestion is all-or-nothing per file.
+// A staged file is hashed and ingested off the raft worker (ingestAsync,
+// staged.go): the tablet's later entries wait for it, the store's other
+// tablets do not.
 
 import (
 	"bytes"
@@ -619,28 +622,31 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 		return nil, post, keyNotInTablet(c.Largest, desc)
 	}
 	s := r.s
+	resp := &kvpb.IngestSSTResponse{KeyCount: c.KeyCount}
+	if byRef && r.ingested == e.Index {
+		// The engine took the file in off the worker (ingestAsync): the
+		// entry applies now.
+		r.ingested = 0
+		r.noteIngested(e, c, true)
+		return resp, post, nil
+	}
 	// Everything applied before this entry becomes durable first, with its
 	// applied state, so a crash never re-applies those entries on top of
 	// the ingested cells (re-applying the ingest itself is harmless).
-	// The batch is published under applyMu as every apply batch is, and
-	// synced after, so that reads (which take applyMu to pin a snapshot)
-	// do not wait for the fsync.
+	// The batch is published under applyMu as every apply batch is; the
+	// WAL sync comes after (here or in ingestAsync), so that reads (which
+	// take applyMu to pin a snapshot) do not wait for the fsync.
 	if err := setProto(b, keys.AppliedStateKey(r.tabletID), &r.applied); err != nil {
 		s.fatal("write applied state", err, r)
 	}
 	if err := s.commitApplyBatch(b, pebble.NoSync, post); err != nil {
 		s.fatal("commit apply batch before ingest", err, r)
 	}
-	if err := s.db.LogData(nil, pebble.Sync); err != nil {
-		s.fatal("sync apply batch before ingest", err, r)
-	}
 	post = post[:0]
 	b.Reset()
 
-	resp := &kvpb.IngestSSTResponse{KeyCount: c.KeyCount}
-	var path string
 	if byRef {
-		path = s.ingest.path(c.Checksum)
+		path := s.ingest.path(c.Checksum)
 		fi, err := s.fs.Stat(path)
 		if err != nil || uint64(fi.Size()) != c.Size {
 			if _, derr := s.fs.Stat(s.ingest.donePath(c.Checksum)); derr == nil {
@@ -658,21 +664,19 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 			r.blockApply(e, c)
 			return nil, post, nil
 		}
-		// Every replica checks its own copy against the checksum that
-		// names it before ingesting it: one that differs from its peers'
-		// must never be ingested. The replica cannot apply the entry
-		// without the bytes, and applying it without them would diverge,
-		// so it stops, like a replica whose staged file is missing; the
-		// damaged file is kept aside for inspection.
-		if err := s.verifyStaged(path, c.Checksum); err != nil {
-			_ = s.fs.Rename(path, path+".corrupt")
-			s.fatal(fmt.Sprintf("ingest by reference: staged SST %x (entry %d) differs from its checksum", c.Checksum, e.Index), err, r)
-		}
-	} else {
-		path = filepath.Join(s.ingest.dir, fmt.Sprintf("apply-%d-%d.sst", r.tabletID, e.Index))
-		if err := s.writeFile(path, c.Data); err != nil {
-			s.fatal("write SST to ingest", err, r)
-		}
+		// Hashing the file and the engine's ingest (several fsyncs, maybe
+		// a memtable flush) take tens of milliseconds: off the worker,
+		// which serves every tablet of the store. This tablet's later
+		// entries wait (staged.go).
+		r.ingestAsync(e, c, path)
+		return nil, post, nil
+	}
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		s.fatal("sync apply batch before ingest", err, r)
+	}
+	path := filepath.Join(s.ingest.dir, fmt.Sprintf("apply-%d-%d.sst", r.tabletID, e.Index))
+	if err := s.writeFile(path, c.Data); err != nil {
+		s.fatal("write SST to ingest", err, r)
 	}
 	// Not under applyMu: the engine adds the file atomically and the
 	// ingest changes no descriptor, so a read pinning its snapshot now
@@ -682,41 +686,79 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 	if k := s.opts.Knobs; k != nil && k.WhileIngesting != nil {
 		k.WhileIngesting(r.tabletID)
 	}
-	err := s.db.Ingest(context.Background(), []string{path})
-	if err != nil && byRef && (os.IsNotExist(err) || errors.Is(err, os.ErrNotExist)) {
-		// Removed since it was checked: fetch it (staged.go).
-		r.blockApply(e, c)
-		return nil, post, nil
-	}
-	if err != nil {
+	if err := s.db.Ingest(context.Background(), []string{path}); err != nil {
 		// The leader validated the bytes every replica holds; an engine
 		// that cannot ingest them now would diverge if it went on.
 		s.fatal("ingest SST", err, r)
 	}
-	if byRef {
-		// The marker first, durably, then the staged link (pebble holds
-		// its own): a crash in between leaves a file to re-ingest or a
-		// marker, never neither.
-		if err := s.writeFile(s.ingest.donePath(c.Checksum), nil); err != nil {
-			s.fatal("write ingest marker", err, r)
-		}
-		if err := s.syncIngestDir(); err != nil {
-			s.fatal("sync staging directory", err, r)
-		}
-	}
-	if byRef {
-		// Kept (a link to the ingested table) for peers that may still
-		// need it, until the sweep (staged.go).
-		if err := s.fs.Rename(path, s.ingest.keptPath(c.Checksum)); err != nil {
-			_ = s.fs.Remove(path)
-		}
-	} else {
-		_ = s.fs.Remove(path)
-	}
+	_ = s.fs.Remove(path)
+	r.noteIngested(e, c, false)
+	return resp, post, nil
+}
+
+// noteIngested records an applied ingest entry. Worker only.
+func (r *replica) noteIngested(e raftpb.Entry, c *raftcmdpb.IngestSSTCommand, byRef bool) {
 	r.ingestLogBytes += uint64(len(c.Data))
 	r.ingestApplied = true
 	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", c.Size, "by_reference", byRef)
-	return resp, post, nil
+}
+
+// ingestStaged ingests the staged file at path, which entry index names by
+// its checksum, into the engine: it syncs what was applied before the
+// entry, checks the file against its checksum, ingests it and leaves the
+// marker that it did. It reports false if the file vanished meanwhile.
+// Any goroutine; what must stop the replica goes to stop (called on the
+// worker, which may panic).
+func (s *Store) ingestStaged(r *replica, index uint64, c *raftcmdpb.IngestSSTCommand, path string, stop func(what string, err error)) bool {
+	if err := s.db.LogData(nil, pebble.Sync); err != nil {
+		stop("sync apply batch before ingest", err)
+		return false
+	}
+	// Every replica checks its own copy against the checksum that names
+	// it before ingesting it: one that differs from its peers' must never
+	// be ingested. The replica cannot apply the entry without the bytes,
+	// and applying it without them would diverge, so it stops, like a
+	// replica whose staged file is missing; the damaged file is kept aside
+	// for inspection.
+	if err := s.verifyStaged(path, c.Checksum); err != nil {
+		if os.IsNotExist(err) || errors.Is(err, os.ErrNotExist) {
+			return false // removed since the worker saw it: fetch it
+		}
+		_ = s.fs.Rename(path, path+".corrupt")
+		stop(fmt.Sprintf("ingest by reference: staged SST %x (entry %d) differs from its checksum", c.Checksum, index), err)
+		return false
+	}
+	// Not under applyMu: see applyIngest.
+	if k := s.opts.Knobs; k != nil && k.WhileIngesting != nil {
+		k.WhileIngesting(r.tabletID)
+	}
+	err := s.db.Ingest(context.Background(), []string{path})
+	if err != nil && (os.IsNotExist(err) || errors.Is(err, os.ErrNotExist)) {
+		return false // removed since it was checked: fetch it (staged.go)
+	}
+	if err != nil {
+		// The leader validated the bytes every replica holds; an engine
+		// that cannot ingest them now would diverge if it went on.
+		stop("ingest SST", err)
+		return false
+	}
+	// The marker first, durably, then the staged link (pebble holds its
+	// own): a crash in between leaves a file to re-ingest or a marker,
+	// never neither.
+	if err := s.writeFile(s.ingest.donePath(c.Checksum), nil); err != nil {
+		stop("write ingest marker", err)
+		return false
+	}
+	if err := s.syncIngestDir(); err != nil {
+		stop("sync staging directory", err)
+		return false
+	}
+	// Kept (a link to the ingested table) for peers that may still need
+	// it, until the sweep (staged.go).
+	if err := s.fs.Rename(path, s.ingest.keptPath(c.Checksum)); err != nil {
+		_ = s.fs.Remove(path)
+	}
+	return true
 }
 
 func (s *Store) writeFile(path string, data []byte) error {

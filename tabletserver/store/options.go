@@ -266,8 +266,9 @@ type TestingKnobs struct {
 	// garbage from its snapshot and is about to propose deleting it, so
 	// a test can write in between.
 	BeforeGCPropose func(tabletID uint64)
-	// WhileIngesting, if set, runs on the raft worker as it applies an
-	// ingest, right before the engine ingests the file.
+	// WhileIngesting, if set, runs as a replica applies an ingest, right
+	// before the engine ingests the file: on the raft worker for a carried
+	// file, on the replica's ingest goroutine for a staged one.
 	WhileIngesting func(tabletID uint64)
 	// WhileInstallingSnapshot, if set, runs on the raft worker as it
 	// installs a snapshot of the tablet, after the engine ingested it and

@@ -104,9 +104,12 @@ type replica struct {
 	// truncated (worker only): ingest entries are megabytes each, so the
 	// log is truncated after them instead of after RaftLogTruncateEntries.
 	ingestLogBytes uint64
-	// blocked is set while applying waits for a staged file (staged.go).
-	// Worker only.
+	// blocked is set while applying waits for a staged file or its ingest
+	// off the worker (staged.go). Worker only.
 	blocked *blockedApply
+	// ingested is the index of an ingest entry whose file ingestAsync
+	// ingested, to apply next (worker only).
+	ingested uint64
 	// ingestApplied: an ingest entry applied in the current Ready, so the
 	// log is truncated right after it (worker only). Waiting for the next
 	// tick is not enough: a follower that quiesced in the same Ready (its

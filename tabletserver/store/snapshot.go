@@ -258,6 +258,7 @@ func (s *Store) writeSST(path string, fill func(w *sstable.Writer) (int, error))
 // SST that replaces the replica's raft state, so data and state change in
 // one atomic step. Worker only.
 func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
+	r.awaitIngest()
 	idx := snap.Metadata.Index
 	dataPath, ok := r.inboundSnapshot[idx]
 	if !ok {

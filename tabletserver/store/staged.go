@@ -51,15 +51,75 @@ func (st *ingestState) keptPath(sum []byte) string {
 	return filepath.Join(st.dir, hex.EncodeToString(sum)+".ingested")
 }
 
-// blockedApply is a replica stopped at a by-reference ingest entry whose
-// file it lacks. Worker-owned (replica.blocked).
+// blockedApply is a replica stopped at a by-reference ingest entry: its
+// file is missing (the replica fetches it) or the engine is ingesting it
+// off the worker (ingestAsync). Worker-owned (replica.blocked).
 type blockedApply struct {
 	index    uint64
 	checksum []byte
 	size     uint64
 	// held are the committed entries from the blocked one on, to apply
-	// once the file is here.
+	// once the file is here (or ingested).
 	held []raftpb.Entry
+	// ingesting is closed when the ingest in flight ends, started when it
+	// began; nil while the file is missing.
+	ingesting chan struct{}
+	started   time.Time
+}
+
+// ingestAsync ingests entry e's staged file at path off the worker (the
+// hash and the engine's ingest take tens of milliseconds, and the worker
+// serves every tablet of the store). Until it ends the replica applies
+// nothing more: it holds its later committed entries, as while a file is
+// missing, but it goes on serving (its state is simply the one before the
+// entry, and nothing the entry or later ones wrote has been acknowledged).
+// Then the worker applies the entry again (applyIngest finds r.ingested)
+// and the held ones. Worker only.
+func (r *replica) ingestAsync(e raftpb.Entry, c *raftcmdpb.IngestSSTCommand, path string) {
+	done := make(chan struct{})
+	r.blocked = &blockedApply{index: e.Index, checksum: c.Checksum, size: c.Size, ingesting: done, started: r.s.opts.Clock.Now()}
+	s, index := r.s, e.Index
+	var failure func(r *replica) // what the worker must do when it failed
+	task := func(context.Context) {
+		ok := s.ingestStaged(r, index, c, path, func(what string, err error) {
+			failure = func(r *replica) { r.s.fatal(what, err, r) }
+		})
+		close(done)
+		r.enqueueAdmin(func(r *replica) {
+			if failure != nil {
+				failure(r)
+			}
+			r.ingestEnded(index, ok)
+		})
+	}
+	if err := s.stopper.RunAsyncTask(context.Background(), "store.ingest", task); err != nil {
+		close(done) // the store is stopping: the entry applies after a restart
+	}
+}
+
+// awaitIngest waits for the replica's ingest in flight, if any: a
+// snapshot or the replica's removal must not meet the engine ingesting
+// a file into the tablet's range. Worker only.
+func (r *replica) awaitIngest() {
+	if bl := r.blocked; bl != nil && bl.ingesting != nil {
+		<-bl.ingesting
+	}
+}
+
+// ingestEnded applies the entry whose file ingestAsync ingested (ok) or
+// found gone (the entry applies again and fetches it), and the entries
+// held meanwhile. Worker only (an admin function).
+func (r *replica) ingestEnded(index uint64, ok bool) {
+	bl := r.blocked
+	if bl == nil || bl.ingesting == nil || bl.index != index {
+		return // a snapshot caught the replica up meanwhile
+	}
+	r.blocked = nil
+	if ok {
+		r.ingested = index
+	}
+	r.s.metrics.ingestApply.Observe(r.s.opts.Clock.Now().Sub(bl.started).Seconds())
+	r.applyHeld(bl.held)
 }
 
 // blockApply stops the replica's apply at entry e (whose staged file is
@@ -142,7 +202,7 @@ func (r *replica) holdEntries(ents []raftpb.Entry) {
 // Worker only (an admin function).
 func (r *replica) resumeApply() {
 	bl := r.blocked
-	if bl == nil || r.raw == nil {
+	if bl == nil || bl.ingesting != nil || r.raw == nil {
 		return
 	}
 	if _, err := r.s.fs.Stat(r.s.ingest.path(bl.checksum)); err != nil {
@@ -154,9 +214,15 @@ func (r *replica) resumeApply() {
 	r.mu.applyBlocked = false
 	r.mu.Unlock()
 	r.log.Info("staged SST fetched; applying resumes", "index", bl.index, "held_entries", len(bl.held))
+	r.applyHeld(bl.held)
+}
+
+// applyHeld applies entries held while the replica was blocked. Worker
+// only.
+func (r *replica) applyHeld(held []raftpb.Entry) {
 	b := r.s.db.NewIndexedBatch()
 	defer b.Close()
-	post := r.applyEntries(b, bl.held, nil)
+	post := r.applyEntries(b, held, nil)
 	if err := r.s.commitApplyBatch(b, nil, post); err != nil {
 		r.s.fatal("commit apply batch", err, r)
 	}
