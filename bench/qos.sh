@@ -11,10 +11,15 @@
 #   backup  during a full `shale backup` of usertable to file://;
 #   drain   during `shale ctl drain ID` until that store (the one holding
 #           the most replicas) holds none (rebalancing snapshots).
-# It prints one row per mode and phase: read and update p99 (µs) and how
-# long the background work took, and leaves every output under OUT. The
-# issue's bar: with admission on, the p99 during each background phase
-# stays within 1.5x of quiet while the background work still finishes.
+# Each background phase follows a quiet window of its own (quiet before
+# import, quiet-b before backup, quiet-d before drain): the quiet p99 of
+# one cluster moves by up to 2x between windows minutes apart on this
+# 2-core machine, so a phase is compared with the window just before it.
+# It prints one row per mode and phase: read and update p99 (µs), the read
+# p99 as a multiple of the preceding quiet window's, and how long the
+# background work took, and leaves every output under OUT. The issue's
+# bar: with admission on, the p99 during each background phase stays
+# within 1.5x of quiet while the background work still finishes.
 #
 # Usage: bench/qos.sh
 # Environment (defaults in brackets):
@@ -107,9 +112,23 @@ p99() { # FILE OP: the operation's p99 in µs from a YCSB summary
 	sed -n "s/^\[$2\], 99thPercentileLatency(us), //p" "$1" | head -1
 }
 
-row() { # MODE PHASE SECONDS
-	local f="$OUT/fg-$1-$2.txt"
-	printf "%-5s %-7s %12s %14s %12s\n" "$1" "$2" "$(p99 "$f" READ)" "$(p99 "$f" UPDATE)" "$3" | tee -a "$OUT/summary.txt"
+quiet_p99="" # read p99 of the last quiet window
+
+row() { # MODE PHASE SECONDS: a background phase's row, with its ratio to quiet_p99
+	local f="$OUT/fg-$1-$2.txt" ratio="-"
+	local read; read="$(p99 "$f" READ)"
+	if [[ "$3" != - && -n "$quiet_p99" && -n "$read" ]]; then
+		ratio="$(echo "scale=2; $read / $quiet_p99" | bc)"
+	fi
+	printf "%-5s %-7s %12s %14s %8s %12s\n" "$1" "$2" "$read" "$(p99 "$f" UPDATE)" "$ratio" "$3" | tee -a "$OUT/summary.txt"
+}
+
+quiet() { # MODE NAME: a quiet window of DURATION; its read p99 becomes quiet_p99
+	log "admission $1: $2"
+	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
+		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$1-$2.txt" 2>"$OUT/fg-$1-$2.log"
+	row "$1" "$2" -
+	quiet_p99="$(p99 "$OUT/fg-$1-$2.txt" READ)"
 }
 
 busiest() { # the ID of the store holding the most replicas (IDs are allocated)
@@ -128,14 +147,14 @@ log "generating $IMPORT_RECORDS records to import"
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %12s\n" mode phase "read p99 µs" "update p99 µs" "background s" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %8s %12s\n" mode phase "read p99 µs" "update p99 µs" "x quiet" "background s" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"
 	"$SHALE" bench ycsb load "${ycsb_flags[@]}" --pd "$PD" --threads 64 \
 		>"$OUT/load-$mode.txt" 2>"$OUT/load-$mode.log"
 
-	run_flags=()
+	run_flags=() quiet_p99=""
 	if [[ "$LOAD" != 1 ]]; then
 		log "admission $mode: peak (unthrottled)"
 		"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
@@ -147,10 +166,7 @@ for mode in $MODES; do
 		log "admission $mode: foreground at $target ops/s ($LOAD of $peak)"
 	fi
 
-	log "admission $mode: quiet"
-	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
-		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-quiet.txt" 2>"$OUT/fg-$mode-quiet.log"
-	row "$mode" quiet -
+	quiet "$mode" quiet
 
 	log "admission $mode: import"
 	"$SHALE" table --pd "$PD" --timeout 120s create "import_$mode" f:maxversions=1 >/dev/null
@@ -162,6 +178,7 @@ for mode in $MODES; do
 	fg_stop
 	row "$mode" import "$(echo "$t1 - $t0" | bc)"
 
+	quiet "$mode" quiet-b
 	log "admission $mode: backup"
 	fg_start "$mode-backup"
 	t0=$(now)
@@ -170,6 +187,7 @@ for mode in $MODES; do
 	fg_stop
 	row "$mode" backup "$(echo "$t1 - $t0" | bc)"
 
+	quiet "$mode" quiet-d
 	victim=$(busiest)
 	log "admission $mode: drain store $victim"
 	fg_start "$mode-drain"
