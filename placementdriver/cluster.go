@@ -430,18 +430,17 @@ func (c *cluster) tabletInfo(id uint64) *pdpb.TabletInfo {
 func (c *cluster) putTablet(r *pdpb.TabletReport, now time.Time) (*schedule.Tablet, bool, []uint64) {
 	id := r.Tablet.TabletId
 	// Load-based split needs the load sustained for split-qps-window.
+	// hotSince is updated only once the report is taken (a stale leader's
+	// stats count for nothing).
 	hot := 0
-	if st := r.Stats; st != nil && st.ReadQps+st.WriteQps > c.config.SplitQPS {
-		since, ok := c.hotSince[id]
-		if !ok {
-			since = now
-			c.hotSince[id] = now
-		}
-		if now.Sub(since) >= c.config.SplitQPSWindow {
-			hot = c.coord.Config.SplitHotReports
-		}
-	} else {
-		delete(c.hotSince, id)
+	st := r.Stats
+	isHot := st != nil && st.ReadQps+st.WriteQps > c.config.SplitQPS
+	hotStart, ok := c.hotSince[id]
+	if !ok {
+		hotStart = now
+	}
+	if isHot && now.Sub(hotStart) >= c.config.SplitQPSWindow {
+		hot = c.coord.Config.SplitHotReports
 	}
 	t := schedule.TabletFromProto(r, hot)
 	old := c.infos[id]
@@ -450,9 +449,17 @@ func (c *cluster) putTablet(r *pdpb.TabletReport, now time.Time) (*schedule.Tabl
 		since = now
 	}
 	t.RangeAge = now.Sub(since)
+	// Stale: an older epoch, or a leader with an older raft term (see
+	// schedule.Cluster.PutTablet). The term is kept in the view's tablet,
+	// so it goes with the tablet when a split or merge replaces it.
 	removed, err := c.view.PutTablet(t)
 	if err != nil {
-		return nil, false, nil // stale
+		return nil, false, nil
+	}
+	if isHot {
+		c.hotSince[id] = hotStart
+	} else {
+		delete(c.hotSince, id)
 	}
 	c.rangeSince[id] = since
 	changed := old == nil || newer(r.Tablet, old.Tablet)

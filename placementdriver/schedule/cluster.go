@@ -164,6 +164,21 @@ func (c *Cluster) TabletForKey(key []byte) *Tablet {
 	return nil
 }
 
+// staleLeader reports whether t, at the same epoch as old, comes from a
+// leader that raft has already replaced: a lower term, or the same term from
+// another store (raft elects one leader per term; the first report wins).
+// A deposed leader that is quiesced may not hear of the new term for a
+// while and keeps reporting; taking each report would flip the leader.
+// Term 0 is unknown (an older store, a split report's hint): it is taken as
+// before and clears the held term. A newer epoch is always taken (terms only
+// grow, and a split or merge must go through).
+func staleLeader(t, old *Tablet) bool {
+	if t.Term == 0 || old.Term == 0 || t.Version != old.Version || t.ConfVersion != old.ConfVersion {
+		return false
+	}
+	return t.Term < old.Term || (t.Term == old.Term && t.LeaderStoreID != old.LeaderStoreID)
+}
+
 // Neighbours returns the tablets immediately before and after t in key
 // order that are adjacent to it (left.EndKey == t.StartKey, t.EndKey ==
 // right.StartKey), or nil where there is a gap or an end of the key space.
@@ -184,13 +199,17 @@ func (c *Cluster) Neighbours(t *Tablet) (left, right *Tablet) {
 // PutTablet adds or replaces a tablet (by ID), keeping every index current.
 // Tablets overlapping the new range are removed and returned (the left
 // half's report after a split, the absorbed tablet after a merge). A report
-// with an older epoch than the known tablet, or overlapping a tablet with a
-// newer Version, is refused with ErrStaleTablet. Cost: O(log n) when the key
-// range is unchanged, O(n) memmove when tablets are inserted or removed.
+// with an older epoch than the known tablet, overlapping a tablet with a
+// newer Version, or from a stale leader (staleLeader) is refused with
+// ErrStaleTablet. Cost: O(log n) when the key range is unchanged, O(n)
+// memmove when tablets are inserted or removed.
 func (c *Cluster) PutTablet(t *Tablet) (removed []*Tablet, err error) {
 	if old, ok := c.tablets[t.ID]; ok {
 		if t.Version < old.Version || t.ConfVersion < old.ConfVersion {
 			return nil, fmt.Errorf("%w: tablet %d epoch %d/%d < %d/%d", ErrStaleTablet, t.ID, t.Version, t.ConfVersion, old.Version, old.ConfVersion)
+		}
+		if staleLeader(t, old) {
+			return nil, fmt.Errorf("%w: tablet %d leader on store %d at term %d, store %d reported term %d", ErrStaleTablet, t.ID, old.LeaderStoreID, old.Term, t.LeaderStoreID, t.Term)
 		}
 		if bytes.Equal(old.StartKey, t.StartKey) && bytes.Equal(old.EndKey, t.EndKey) {
 			i := c.searchStart(t.StartKey)

@@ -105,6 +105,7 @@ type Tablet struct {
 	Version, ConfVersion uint64
 	Replicas             []Replica
 	LeaderStoreID        uint64
+	Term                 uint64 // the leader's raft term; 0: unknown (see Cluster.PutTablet)
 	Size, Keys           uint64
 	ReadQPS, WriteQPS    float64
 	// HotReports is the number of consecutive reports in which
@@ -142,6 +143,7 @@ func TabletFromProto(r *pdpb.TabletReport, hotReports int) *Tablet {
 		Version:         d.GetEpoch().GetVersion(),
 		ConfVersion:     d.GetEpoch().GetConfVersion(),
 		LeaderStoreID:   r.GetLeaderStoreId(),
+		Term:            r.GetTerm(),
 		HotReports:      hotReports,
 		DownReplicas:    r.GetDownReplicaIds(),
 		PendingReplicas: r.GetPendingReplicaIds(),

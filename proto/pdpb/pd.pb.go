@@ -1010,7 +1010,12 @@ type TabletReport struct {
 	// the repair checker replaces them.
 	BadReplicaIds []uint64 `protobuf:"varint,6,rep,packed,name=bad_replica_ids,json=badReplicaIds,proto3" json:"bad_replica_ids,omitempty"`
 	// The last consistency check found no majority: a person decides.
-	Inconsistent  bool `protobuf:"varint,7,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
+	Inconsistent bool `protobuf:"varint,7,opt,name=inconsistent,proto3" json:"inconsistent,omitempty"`
+	// The reporting leader's raft term. PD ignores a report with a lower term
+	// than the one it holds for the tablet (a stale leader); 0 means unknown
+	// (an older store, or a leader hint such as a split report) and is taken
+	// as before.
+	Term          uint64 `protobuf:"varint,8,opt,name=term,proto3" json:"term,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1092,6 +1097,13 @@ func (x *TabletReport) GetInconsistent() bool {
 		return x.Inconsistent
 	}
 	return false
+}
+
+func (x *TabletReport) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
 }
 
 type TabletHeartbeatRequest struct {
@@ -6474,7 +6486,7 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\twrite_qps\x18\x04 \x01(\x01R\bwriteQps\x12+\n" +
 	"\x12read_bytes_per_sec\x18\x05 \x01(\x01R\x0freadBytesPerSec\x12-\n" +
 	"\x13write_bytes_per_sec\x18\x06 \x01(\x01R\x10writeBytesPerSec\x12$\n" +
-	"\x0eload_split_key\x18\a \x01(\fR\floadSplitKey\"\xbf\x02\n" +
+	"\x0eload_split_key\x18\a \x01(\fR\floadSplitKey\"\xd3\x02\n" +
 	"\fTabletReport\x124\n" +
 	"\x06tablet\x18\x01 \x01(\v2\x1c.shale.meta.TabletDescriptorR\x06tablet\x12&\n" +
 	"\x0fleader_store_id\x18\x02 \x01(\x04R\rleaderStoreId\x12+\n" +
@@ -6482,7 +6494,8 @@ const file_pdpb_pd_proto_rawDesc = "" +
 	"\x10down_replica_ids\x18\x04 \x03(\x04R\x0edownReplicaIds\x12.\n" +
 	"\x13pending_replica_ids\x18\x05 \x03(\x04R\x11pendingReplicaIds\x12&\n" +
 	"\x0fbad_replica_ids\x18\x06 \x03(\x04R\rbadReplicaIds\x12\"\n" +
-	"\finconsistent\x18\a \x01(\bR\finconsistent\"\x8f\x01\n" +
+	"\finconsistent\x18\a \x01(\bR\finconsistent\x12\x12\n" +
+	"\x04term\x18\b \x01(\x04R\x04term\"\x8f\x01\n" +
 	"\x16TabletHeartbeatRequest\x12(\n" +
 	"\x06header\x18\x01 \x01(\v2\x10.shale.pd.HeaderR\x06header\x12\x19\n" +
 	"\bstore_id\x18\x02 \x01(\x04R\astoreId\x120\n" +

@@ -56,7 +56,8 @@ func (r *splitReporter) report(ctx context.Context, tablets []*metapb.TabletDesc
 	for _, d := range tablets {
 		// This store led the parent and its replicas of the new tablets
 		// campaign at once (store.initSplitReplica): it is the best
-		// leader hint until their own heartbeats.
+		// leader hint until their own heartbeats. No term: the new
+		// tablets' leaders are not known here, and PD takes term 0 as is.
 		req.Reports = append(req.Reports, &pdpb.TabletReport{Tablet: d, LeaderStoreId: r.storeID})
 	}
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)

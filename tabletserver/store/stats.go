@@ -101,7 +101,7 @@ func (s *Store) LeaderReports() []*pdpb.TabletReport {
 	var out []*pdpb.TabletReport
 	for _, r := range reps {
 		r.mu.Lock()
-		desc, lead, destroyed := r.mu.desc, r.mu.isLeader, r.mu.destroyed
+		desc, lead, destroyed, term := r.mu.desc, r.mu.isLeader, r.mu.destroyed, r.mu.term
 		r.mu.Unlock()
 		if desc == nil || !lead || destroyed {
 			continue
@@ -113,7 +113,9 @@ func (s *Store) LeaderReports() []*pdpb.TabletReport {
 		}
 		st.ApproximateSize += r.load.unflushedBytes(s.flushEpoch.Load())
 		bad, inconsistent := r.healthReport(desc)
-		out = append(out, &pdpb.TabletReport{Tablet: desc, LeaderStoreId: s.opts.StoreID, Stats: st, BadReplicaIds: bad, Inconsistent: inconsistent})
+		// The term lets PD ignore this report if a newer leader already
+		// reported (a quiesced old leader may not know it was deposed).
+		out = append(out, &pdpb.TabletReport{Tablet: desc, LeaderStoreId: s.opts.StoreID, Term: term, Stats: st, BadReplicaIds: bad, Inconsistent: inconsistent})
 	}
 	return out
 }

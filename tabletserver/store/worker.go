@@ -751,6 +751,7 @@ func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	if ss != nil || (hs.Term != 0 && hs.Term != r.mu.term) {
 		r.mu.lease.invalidate(r.s.opts.Clock.Now())
 	}
+	wasLeader := r.mu.isLeader
 	if ss != nil {
 		r.mu.leaderID = ss.Lead
 		r.mu.isLeader = ss.RaftState == raft.StateLeader
@@ -758,12 +759,20 @@ func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	if hs.Term != 0 {
 		r.mu.term = hs.Term
 	}
-	isLeader := r.mu.isLeader
+	isLeader, term, lead := r.mu.isLeader, r.mu.term, r.mu.leaderID
 	var err error
 	if !isLeader {
 		err = r.leaderErrorLocked()
 	}
 	r.mu.Unlock()
+	// With the term, so an operator can match it to what PD was told.
+	if isLeader != wasLeader {
+		if isLeader {
+			r.log.Info("replica became leader", "term", term)
+		} else {
+			r.log.Info("replica is no longer leader", "term", term, "leader_replica", lead)
+		}
+	}
 	if !isLeader && len(r.readBatches) > 0 {
 		for ctx, batch := range r.readBatches {
 			for _, rd := range batch.reads {

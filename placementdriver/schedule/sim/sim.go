@@ -235,6 +235,9 @@ func (s *Sim) apply(cmd *pdpb.TabletCommand) {
 	case *pdpb.TabletCommand_TransferLeader_:
 		if r, ok := t.ReplicaOn(c.TransferLeader.GetToStoreId()); ok && !r.Learner {
 			t.LeaderStoreID = r.StoreID
+			if t.Term != 0 {
+				t.Term++ // the new leader campaigns at the next term
+			}
 		}
 		s.Applied["transfer-leader"]++
 	case *pdpb.TabletCommand_ChangeReplicas_:
