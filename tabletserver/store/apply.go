@@ -169,6 +169,7 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
+		r.gcDebt.Add(uint64(len(e.Data)))
 	}
 	if p := r.takeProposal(cmd.ProposalId, cmd.Proposer); p != nil {
 		// Committed: a quorum acknowledged it after it was proposed.

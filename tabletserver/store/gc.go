@@ -52,6 +52,10 @@ func (s *Store) startGC(ctx context.Context) error {
 			if !lead {
 				continue
 			}
+			if r.gcDeferred(s) {
+				s.metrics.gcDeferred.Inc()
+				continue
+			}
 			if _, err := s.GCTablet(ctx, r.tabletID); err != nil {
 				r.log.Debug("version gc failed", "err", err)
 			}
@@ -81,6 +85,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 			return 0, nil // not known yet: collect nothing
 		}
 	}
+	debt := int64(r.gcDebt.Load()) // before the snapshot: later writes count for the next pass
 	snap, desc, err := s.pinnedRead(r, nil, 0)
 	if err != nil {
 		return 0, err
@@ -90,7 +95,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	if err := getProto(snap, keys.AppliedStateKey(r.tabletID), &applied); err != nil {
 		return 0, err
 	}
-	if m := r.gcClean.Load(); m != nil && m.stillClean(s, applied.Index, safePoint) {
+	if m := r.gcMark.Load(); m != nil && m.stillClean(s, applied.Index, safePoint) {
 		s.metrics.gcSkipped.Inc()
 		return 0, nil
 	}
@@ -108,7 +113,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	// pass may skip the tablet (gcskip.go).
 	pacer := s.newScanPacer(ctx, admission.GC)
 	defer func() { s.metrics.gcScannedBytes.Add(float64(pacer.read)) }()
-	mark := &gcMark{index: applied.Index, safePoint: safePoint}
+	mark := &gcMark{index: applied.Index, safePoint: safePoint, debt: debt}
 	var (
 		garbage [][]byte
 		// maskedBy, parallel to garbage: why each key is garbage
@@ -300,8 +305,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	if err := flush(); err != nil {
 		return deleted, err
 	}
-	if deleted == 0 {
-		r.gcClean.Store(mark)
-	}
+	mark.clean, mark.scanned = deleted == 0, pacer.read
+	r.gcMark.Store(mark)
 	return deleted, nil
 }

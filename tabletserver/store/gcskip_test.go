@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -131,4 +132,72 @@ func TestGCNeverSkipsAgingFamilies(t *testing.T) {
 	e.expect("still fresh, but aging", 0, false)
 	e.skew.Store(int64(2 * time.Minute))
 	e.expect("two minutes later", 1, false)
+}
+
+// putValue writes value into row's fam:q.
+func (e *gcSkipEnv) putValue(row, fam, value string) {
+	e.t.Helper()
+	err := e.c.Call(e.ctx, 1, func(cl kvpb.TabletClient) error {
+		_, err := cl.MutateRow(e.ctx, &kvpb.MutateRowRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: 9, RowKey: []byte(row),
+			Mutations: []*kvpb.Mutation{storetest.SetCell(fam, "q", value)}})
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// The GC queue leaves a tablet for a later round while the bytes written
+// to it since its last pass are under a tenth of what that pass read
+// (and under 64 KiB), for at most 10 rounds; never a tablet no pass has
+// read, nor one whose schema changed.
+func TestGCQueueDefersTabletsWithLittleWritten(t *testing.T) {
+	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}}})
+	deferred := func() bool { return e.c.Nodes[e.c.WaitLeader(1)].Store.GCDeferForTest(1) }
+	kib := strings.Repeat("x", 1024)
+	for i := range 200 {
+		e.putValue(fmt.Sprintf("r%03d", i), "v", kib)
+	}
+	if deferred() {
+		t.Fatal("deferred a tablet no pass has read")
+	}
+	e.expect("first pass", 0, false)
+	if !deferred() {
+		t.Fatal("not deferred with nothing written since the pass")
+	}
+	for i := range 10 {
+		e.putValue(fmt.Sprintf("r%03d", i), "v", "small")
+	}
+	if !deferred() {
+		t.Fatal("not deferred after 10 small writes (10 garbage versions in 200 KiB)")
+	}
+	for i := range 100 {
+		e.putValue(fmt.Sprintf("r%03d", i), "v", kib)
+	}
+	if deferred() {
+		t.Fatal("deferred after 100 KiB written to a tablet of 200 KiB")
+	}
+	e.expect("pass after the writes", 10*2+90, false)
+
+	// A deferral is bounded: garbage no write pays for waits 10 rounds.
+	e.putValue("r150", "v", "small")
+	rounds := 0
+	for deferred() {
+		if rounds++; rounds > 100 {
+			t.Fatal("deferred for 100 rounds")
+		}
+	}
+	if rounds != 10 {
+		t.Fatalf("deferred for %d rounds, want 10", rounds)
+	}
+	e.expect("after the deferral", 1, false)
+
+	// A schema change may make garbage without a write: no deferral.
+	if !deferred() {
+		t.Fatal("not deferred right after a pass")
+	}
+	e.c.PutSchema(&metapb.TableSchema{TableId: 9, Name: "gc", Version: 2, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}, {Name: "w"}}})
+	if deferred() {
+		t.Fatal("deferred after a schema change")
+	}
 }

@@ -158,3 +158,13 @@ func (s *Store) LocalRowsForTest(tabletID uint64) ([]string, error) {
 	}
 	return out, it.Error()
 }
+
+// GCDeferForTest is one round of the GC queue's choice for the tablet:
+// whether it would leave the tablet for a later round (gcskip.go).
+func (s *Store) GCDeferForTest(tabletID uint64) bool {
+	r, err := s.replicaForRequest(tabletID)
+	if err != nil {
+		panic(err)
+	}
+	return r.gcDeferred(s)
+}

@@ -42,6 +42,7 @@ type storeMetrics struct {
 	gcDedup         prometheus.Counter
 	gcScannedBytes  prometheus.Counter
 	gcSkipped       prometheus.Counter
+	gcDeferred      prometheus.Counter
 	sentMessagesVec *prometheus.CounterVec
 	sentBytesVec    *prometheus.CounterVec
 	// peers caches the per-destination-store handles. Worker only.
@@ -98,6 +99,7 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		gcDedup:         c("gc_deleted_dedup_records_total", "Expired request-ID (exactly-once) records deleted by garbage collection."),
 		gcScannedBytes:  c("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class)."),
 		gcSkipped:       c("gc_skipped_tablets_total", "Garbage collection passes skipped because nothing could have made garbage in the tablet since its last clean pass."),
+		gcDeferred:      c("gc_deferred_tablets_total", "Tablets the GC queue left for a later round: too little written since their last pass to be worth reading them whole."),
 		sentMessagesVec: cv("raft_sent_messages_total", "Raft messages sent, by destination store (snapshots not included)."),
 		sentBytesVec:    cv("raft_sent_bytes_total", "Bytes of raft messages sent, by destination store (snapshots not included)."),
 		peers:           map[uint64]peerCounters{},

@@ -74,9 +74,12 @@ type replica struct {
 	installMu sync.RWMutex
 
 	load loadStats
-	// gcClean is left by a version-GC pass that found no garbage; the
-	// next pass skips the tablet while it still holds (gcskip.go).
-	gcClean atomic.Pointer[gcMark]
+	// gcMark is left by the last whole version-GC pass; the queue and
+	// the next pass use it to skip the tablet (gcskip.go).
+	gcMark atomic.Pointer[gcMark]
+	// gcDebt counts the bytes of applied writes and ingests, which may
+	// have made older versions garbage (gcskip.go). Written by the worker.
+	gcDebt atomic.Uint64
 	// lastMessage is when the worker last stepped a raft message into this
 	// replica (unix nanoseconds); replica GC leaves alone an uninitialized
 	// replica that still hears from its group.
