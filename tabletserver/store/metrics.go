@@ -29,6 +29,7 @@ type storeMetrics struct {
 	enospc           prometheus.Counter
 	stagedMissing    prometheus.Counter
 	ingestApply      prometheus.Observer
+	snapshotInstall  prometheus.Observer
 	stagedFetched    prometheus.Counter
 
 	readyPass       prometheus.Observer
@@ -88,6 +89,7 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		enospc:           c("enospc_errors_total", "File writes of the store or its engine that failed with ENOSPC (each is retried once after the ballast is released)."),
 
 		ingestApply:     h("ingest_apply_seconds", "Time a replica took to ingest a staged SST off the raft worker (checksum, engine ingest, marker); the tablet's later entries wait meanwhile, other tablets do not.", metrics.DiskBuckets),
+		snapshotInstall: h("snapshot_install_seconds", "Time the raft worker spent installing one received snapshot (writing its raft state, the engine's ingest); every tablet of the store waits meanwhile.", metrics.DiskBuckets),
 		readyPass:       h("raft_ready_pass_seconds", "Time of one Ready-loop pass that had work: append, fsync, send, apply.", metrics.DiskBuckets),
 		logSync:         h("raft_log_sync_seconds", "Time to commit one raft log batch with fsync.", metrics.DiskBuckets),
 		proposalCommit:  h("raft_proposal_commit_seconds", "Time from handing a command to raft on the leader to seeing it committed.", metrics.RPCBuckets),

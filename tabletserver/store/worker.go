@@ -214,9 +214,11 @@ func (s *Store) processReady(ticked bool) {
 	sync := false
 	for _, rr := range readies {
 		if !raft.IsEmptySnap(rr.rd.Snapshot) {
+			start := time.Now()
 			if err := rr.r.installSnapshot(rr.rd.Snapshot, rr.rd.HardState); err != nil {
 				s.fatal("install snapshot", err, rr.r)
 			}
+			s.metrics.snapshotInstall.Observe(time.Since(start).Seconds())
 		}
 		if err := rr.r.storage.AppendToBatch(b, rr.rd.HardState, rr.rd.Entries); err != nil {
 			s.fatal("append raft entries", err, rr.r)
