@@ -699,3 +699,32 @@ func TestSchedulingLagMustPersistToCutRates(t *testing.T) {
 	lag(true)
 	require.Equal(t, before/2, rate())
 }
+
+// A background class that has not paced for idleRestart restarts from its
+// floor: the rate it reached while idle says nothing about what its own
+// work does to the foreground. Admission off keeps the fixed ceiling.
+func TestBackgroundRateRestartsAfterIdle(t *testing.T) {
+	ctx := context.Background()
+	classes := map[string]ClassSettings{"export": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1}}
+	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: classes})
+	rate := func() float64 { return h.c.State().Rates["export"] }
+	require.Equal(t, float64(100<<20), rate(), "an unused class sits at its ceiling")
+	require.NoError(t, h.c.Pace(ctx, Export, 1024))
+	require.Equal(t, float64(1<<20), rate(), "its first chunk starts it from the floor")
+
+	h.sched.Store(int64(500 * time.Microsecond))
+	h.c.Tick()
+	h.c.Tick()
+	grown := float64(1<<20) + 0.2*float64(100<<20)
+	require.InDelta(t, grown, rate(), 1, "then it climbs while the foreground is healthy")
+	h.clock.Step(time.Second)
+	require.NoError(t, h.c.Pace(ctx, Export, 1024))
+	require.InDelta(t, grown, rate(), 1, "paced again within idleRestart: it goes on")
+	h.clock.Step(idleRestart + time.Millisecond)
+	require.NoError(t, h.c.Pace(ctx, Export, 1024))
+	require.Equal(t, float64(1<<20), rate(), "after an idle period it starts over")
+
+	off := newHarness(t, Settings{Disabled: true, Classes: classes})
+	require.NoError(t, off.c.Pace(ctx, Export, 1024))
+	require.Equal(t, float64(100<<20), off.c.State().Rates["export"], "admission off: the fixed ceiling")
+}
