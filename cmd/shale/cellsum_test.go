@@ -131,6 +131,9 @@ func TestCellChecksumRefusesFlippedWrite(t *testing.T) {
 // tablet: the report of the bad replica reaches the consistency checker.
 // Without the checksums the caller would get the flipped value.
 func TestCellChecksumReadServedElsewhere(t *testing.T) {
+	// Parallel: its own in-process cluster, and it mostly waits (on PD
+	// and the stores), using little CPU.
+	t.Parallel()
 	// Its own cluster: it corrupts what the tablet's leader answers, which
 	// must stay the leader (on the shared cluster PD moves leaders).
 	c, storeByID := startedStores(t, 3, nil)

@@ -79,6 +79,9 @@ func usersTable(t *testing.T, ctx context.Context, c *testcluster.Cluster, split
 // tablets. The snapshot that rebuilds it is itself corrupted on the
 // receiver's disk first: the receiver refuses it, and the retry succeeds.
 func TestCorruptSSTReplicaRebuilt(t *testing.T) {
+	// Not parallel: its reads must reach the leader whose SSTs it
+	// corrupted; run beside the other parallel tests it failed once with
+	// "no read reached the corrupt files" (likely the leader moved first).
 	corrupt := &corruptor{sst: map[string]bool{}}
 	c, storeByID := startedStores(t, 4, func(i int, o *store.Options) {
 		o.FS = faultfs.Wrap(vfs.Default, corrupt)
@@ -262,6 +265,9 @@ func (w *walFlip) Corrupt(op faultfs.Op) int {
 // Before, the node failed to start (and a supervisor restarted it into
 // the same failure).
 func TestWALCorruptionStoreRetiredAndRebuilt(t *testing.T) {
+	// Parallel: its own in-process cluster, and it mostly waits (on PD
+	// and the stores), using little CPU.
+	t.Parallel()
 	flip := &walFlip{}
 	c, storeByID := startedStores(t, 4, func(i int, o *store.Options) {
 		o.FS = faultfs.Wrap(vfs.Default, flip)
@@ -343,6 +349,9 @@ func TestWALCorruptionStoreRetiredAndRebuilt(t *testing.T) {
 // every acknowledged write, before and during the failure, reads back.
 // Before, the store stayed failed until the process was restarted.
 func TestFailedDiskStoreReopens(t *testing.T) {
+	// Parallel: its own in-process cluster, and it mostly waits (on PD
+	// and the stores), using little CPU.
+	t.Parallel()
 	var failDir atomic.Value // string: writes under it fail while set
 	failDir.Store("")
 	c, storeByID := startedStores(t, 3, func(i int, o *store.Options) {

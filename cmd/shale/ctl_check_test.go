@@ -52,6 +52,9 @@ func startedStores(t testing.TB, n int, tweak func(i int, o *store.Options)) (*t
 // on the fourth store while its store keeps serving its other tablet; no
 // acknowledged write is lost, and the next check agrees.
 func TestCtlCheckRebuildsDivergentReplica(t *testing.T) {
+	// Parallel: its own in-process cluster, and it mostly waits (on PD
+	// and the stores), using little CPU.
+	t.Parallel()
 	c, storeByID := startedStores(t, 4, nil)
 	pd := strings.Join(c.PDEndpoints(), ",")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

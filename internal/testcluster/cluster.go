@@ -235,9 +235,17 @@ func (c *Cluster) StopStore(i int) {
 
 // Close stops everything.
 func (c *Cluster) Close() {
+	// The stores stop together: a store stopped alone waits its whole
+	// ShutdownTimeout for the raft streams its running peers keep open.
+	var wg sync.WaitGroup
 	for i := range c.Stores {
-		c.StopStore(i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.StopStore(i)
+		}()
 	}
+	wg.Wait()
 	for name := range c.PDPeers {
 		c.StopPD(name)
 	}

@@ -76,6 +76,9 @@ func (l *boundedListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
+		if tc, ok := c.(*net.TCPConn); ok && l.opts.sendBuffer > 0 {
+			_ = tc.SetWriteBuffer(l.opts.sendBuffer)
+		}
 		return &boundedConn{Conn: c, l: l}, nil
 	}
 }

@@ -250,9 +250,11 @@ func TestContainerElementsBounded(t *testing.T) {
 // the replies is cut off once a reply has waited FrameTimeout to be taken
 // (the replies fill the socket buffers first), with the limit in the log.
 func TestUnreadRepliesCutOff(t *testing.T) {
-	srv, logs := limitGateway(t, thriftgw.Options{IdleTimeout: time.Minute, FrameTimeout: 500 * time.Millisecond})
-	// A small receive buffer, set before the handshake so the window
-	// stays small: fewer replies fill it.
+	// A small send buffer on the gateway's side and a small receive
+	// buffer on the client's (set before the handshake so the window
+	// stays small): a few hundred replies fill them, not the ~100,000 the
+	// kernel's defaults hold (14 s of requests under -race).
+	srv, logs := limitGateway(t, thriftgw.WithSendBufferForTest(thriftgw.Options{IdleTimeout: time.Minute, FrameTimeout: 500 * time.Millisecond}, 4096))
 	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
 		var serr error
 		err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })

@@ -97,6 +97,13 @@ type Options struct {
 	// Default: a new registry with the Go and process collectors. Pass
 	// the one given to the kvclient to export both.
 	Registry *prometheus.Registry
+
+	// sendBuffer, when positive, is the accepted connections' socket send
+	// buffer (SO_SNDBUF) in bytes. Tests only (export_test.go): a small
+	// one makes a client that takes no replies fill the buffers after a
+	// few hundred replies rather than the ~100,000 the kernel's default
+	// holds.
+	sendBuffer int
 }
 
 // EnsureDefaults returns a copy of o with zero (or negative) fields set to
