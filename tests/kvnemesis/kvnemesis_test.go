@@ -66,9 +66,6 @@ func loadConfig(t *testing.T) config {
 }
 
 func TestKVNemesis(t *testing.T) {
-	// Parallel with TestSnapshotReadsUnderFaults: each runs for a fixed
-	// time and, under -race, keeps about 0.7 of the 2 cores busy.
-	t.Parallel()
 	cfg := loadConfig(t)
 	t.Logf("kvnemesis: seed %d, %v of operations, clock jumps %v", cfg.seed, cfg.duration, cfg.clocks)
 	rng := rand.New(rand.NewPCG(cfg.seed, 0x6b766e656d657369))

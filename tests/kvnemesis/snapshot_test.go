@@ -81,7 +81,6 @@ func (m *snapModel) count(k string) {
 }
 
 func TestSnapshotReadsUnderFaults(t *testing.T) {
-	t.Parallel() // see TestKVNemesis
 	seed := testutils.Seed(t)
 	duration := 20 * time.Second
 	t.Logf("snapshot reads: seed %d, %v", seed, duration)
