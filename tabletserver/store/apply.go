@@ -169,7 +169,13 @@ func (r *replica) applyCommand(b *pebble.Batch, e raftpb.Entry, post []func()) [
 	if ev.wrote {
 		r.applied.MaxTimestamp = ts
 		r.load.addUnflushed(r.s.flushEpoch.Load(), uint64(len(e.Data)))
-		r.gcDebt.Add(uint64(len(e.Data)))
+		if cmd.GetIngestSst() == nil {
+			// Ingests are not counted: an import mostly fills empty
+			// ranges, and counting it had GC reread every imported
+			// tablet each round of the import to find nothing
+			// (gcskip.go).
+			r.gcDebt.Add(uint64(len(e.Data)))
+		}
 	}
 	if p := r.takeProposal(cmd.ProposalId, cmd.Proposer); p != nil {
 		// Committed: a quorum acknowledged it after it was proposed.

@@ -700,7 +700,6 @@ func (r *replica) applyIngest(b *pebble.Batch, e raftpb.Entry, cmd *raftcmdpb.Ra
 func (r *replica) noteIngested(e raftpb.Entry, c *raftcmdpb.IngestSSTCommand, byRef bool) {
 	r.ingestLogBytes += uint64(len(c.Data))
 	r.ingestApplied = true
-	r.gcDebt.Add(c.Size) // imported cells may overwrite older ones
 	r.log.Info("SST ingested", "index", e.Index, "keys", c.KeyCount, "bytes", c.Size, "by_reference", byRef)
 }
 

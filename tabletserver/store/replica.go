@@ -77,7 +77,7 @@ type replica struct {
 	// gcMark is left by the last whole version-GC pass; the queue and
 	// the next pass use it to skip the tablet (gcskip.go).
 	gcMark atomic.Pointer[gcMark]
-	// gcDebt counts the bytes of applied writes and ingests, which may
+	// gcDebt counts the bytes of applied writes (not ingests), which may
 	// have made older versions garbage (gcskip.go). Written by the worker.
 	gcDebt atomic.Uint64
 	// lastMessage is when the worker last stepped a raft message into this
