@@ -42,6 +42,18 @@ func (r termReporter) want(leader, size uint64) {
 	require.Equal(r.t, size, resp.Tablet.Stats.GetApproximateSize(), "size")
 }
 
+// step is one report (from store, at term, with size) and PD's leader
+// and size after it.
+type step struct{ store, term, size, leader, wantSize uint64 }
+
+func (r termReporter) run(steps []step) {
+	r.t.Helper()
+	for _, st := range steps {
+		r.report(st.store, st.term, st.size)
+		r.want(st.leader, st.wantSize)
+	}
+}
+
 func startTermPD(t *testing.T) (*pdCluster, termReporter) {
 	c := startPD(t, 1, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -58,27 +70,23 @@ func startTermPD(t *testing.T) (*pdCluster, termReporter) {
 func TestLeaderReportWithOlderTermIgnored(t *testing.T) {
 	c, r := startTermPD(t)
 	a, b, third := r.stores[0], r.stores[1], r.stores[2]
-	r.report(a, 5, 100)
-	r.want(a, 100)
-	r.report(b, 4, 200)
-	r.want(a, 100)
-	r.report(b, 6, 300)
-	r.want(b, 300)
-	r.report(a, 5, 400)
-	r.want(b, 300)
-	r.report(a, 6, 500)
-	r.want(b, 300)
-	r.report(b, 6, 600)
-	r.want(b, 600)
+	r.run([]step{
+		{a, 5, 100, a, 100},
+		{b, 4, 200, a, 100}, // older term: stale
+		{b, 6, 300, b, 300}, // newer term wins
+		{a, 5, 400, b, 300},
+		{a, 6, 500, b, 300}, // same term, another store: the first keeps it
+		{b, 6, 600, b, 600},
+	})
 
 	c.stop("pd1")
 	c.start("pd1", nil)
 	r.cl = c.client()
 	c.leader(r.ctx, r.cl)
-	r.report(third, 2, 700)
-	r.want(third, 700)
-	r.report(b, 1, 800)
-	r.want(third, 700)
+	r.run([]step{
+		{third, 2, 700, third, 700}, // a restarted PD holds no term
+		{b, 1, 800, third, 700},
+	})
 }
 
 // Rolling upgrade: a store that does not send a term (0) is taken as
@@ -86,14 +94,11 @@ func TestLeaderReportWithOlderTermIgnored(t *testing.T) {
 func TestLeaderReportWithoutTermTaken(t *testing.T) {
 	_, r := startTermPD(t)
 	a, b := r.stores[0], r.stores[1]
-	r.report(a, 0, 100)
-	r.want(a, 100)
-	r.report(b, 0, 200)
-	r.want(b, 200)
-	r.report(a, 5, 300)
-	r.want(a, 300)
-	r.report(b, 0, 400)
-	r.want(b, 400)
-	r.report(a, 3, 500)
-	r.want(a, 500)
+	r.run([]step{
+		{a, 0, 100, a, 100},
+		{b, 0, 200, b, 200},
+		{a, 5, 300, a, 300},
+		{b, 0, 400, b, 400}, // term 0 is taken and clears the held term
+		{a, 3, 500, a, 500},
+	})
 }
