@@ -39,6 +39,8 @@
 #   BG_NICE [0]  run the import and backup client processes at this nice
 #                level (19 models clients on other machines: their own CPU
 #                then barely competes with the stores on this one)
+#   SHALE [bin/shale, built first]  the binary to run: another build's, to
+#             compare two builds side by side (MODES=on SHALE=/tmp/a ...)
 # Quick check: RECORDS=20000 IMPORT_RECORDS=20000 DURATION=10s bench/qos.sh
 set -euo pipefail
 
@@ -51,7 +53,7 @@ MODES="${MODES:-off on}"
 DATA="${DATA:-/var/tmp}"
 BG_NICE="${BG_NICE:-0}"
 LOAD="${LOAD:-1}"
-SHALE="$ROOT/bin/shale"
+SHALE="${SHALE:-$ROOT/bin/shale}"
 OUT="$(mktemp -d "$DATA/shale-qos-bench.XXXXXX")"
 CLIENT="$(mktemp -d "${CLIENT_DIR:-$OUT}/shale-qos-client.XXXXXX")"
 PG_PID="" FG_PID=""
@@ -139,8 +141,10 @@ drained() { # STORE: the store holds no replica
 	"$SHALE" ctl --pd "$PD" stores | awk -v id="$1" '$1 == id { exit ($5 == 0 ? 0 : 1) }'
 }
 
-log "building bin/shale"
-make -C "$ROOT" -s build
+if [[ "$SHALE" == "$ROOT/bin/shale" ]]; then
+	log "building bin/shale"
+	make -C "$ROOT" -s build
+fi
 
 log "generating $IMPORT_RECORDS records to import"
 (cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$CLIENT/ycsb.csv"

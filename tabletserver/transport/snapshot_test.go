@@ -416,3 +416,44 @@ func TestCloseStopsGoroutines(t *testing.T) {
 		return nil
 	})
 }
+
+// With Pace set, a store paces the snapshots it receives as well as those
+// it sends, so all the peers streaming to it share its one budget; a
+// receiver whose budget refuses ends the stream, and the sender sees it.
+func TestSnapshotReceiverPaces(t *testing.T) {
+	res := newTestResolver()
+	var sent, received atomic.Int64
+	n1 := startNode(t, 1, res, Options{Pace: func(_ context.Context, n int) error { sent.Add(int64(n)); return nil }})
+	var refuse atomic.Bool
+	n2 := startNode(t, 2, res, Options{Pace: func(_ context.Context, n int) error {
+		if refuse.Load() {
+			return context.DeadlineExceeded // as a rate wait that would outlast the deadline
+		}
+		received.Add(int64(n))
+		return nil
+	}})
+	n2.h.setSnapshot(func(_ context.Context, _ *transportpb.SnapshotHeader, next func() ([]byte, []byte, error)) error {
+		for {
+			if _, _, err := next(); err != nil {
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				return err
+			}
+		}
+	})
+	rng := rand.New(rand.NewSource(1))
+	var pairs []kv
+	for i := range 32 { // 2 MiB of incompressible values: 8 chunks
+		v := make([]byte, 64<<10)
+		rng.Read(v)
+		pairs = append(pairs, kv{[]byte{byte(i)}, v})
+	}
+	require.NoError(t, n1.tr.SendSnapshot(context.Background(), 2, header(5), emitAll(pairs)))
+	require.Greater(t, sent.Load(), int64(2<<20), "the sender paced every byte it sent")
+	require.Equal(t, sent.Load(), received.Load(), "the receiver paced every byte it received")
+
+	refuse.Store(true)
+	err := n1.tr.SendSnapshot(context.Background(), 2, header(6), emitAll(pairs))
+	require.Equal(t, codes.DeadlineExceeded, status.Code(err), "the receiver's refusal reaches the sender: %v", err)
+}
