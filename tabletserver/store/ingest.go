@@ -445,12 +445,12 @@ func (s *Store) readStaged(path string, req *kvpb.IngestSSTRequest) ([]byte, err
 	if _, err := io.ReadFull(f, data); err != nil {
 		return nil, err
 	}
-	if got := s.sumYielding(sha256.New(), data); !bytes.Equal(got, req.Checksum) {
+	if got := sha256.Sum256(data); !bytes.Equal(got[:], req.Checksum) {
 		// Damaged on this disk since it was verified on arrival. Removed,
 		// so that the importer's next upload (its answer to DataLoss)
 		// stages it afresh.
 		_ = s.fs.Remove(path)
-		return nil, errSSTChecksum(req.Checksum, got)
+		return nil, errSSTChecksum(req.Checksum, got[:])
 	}
 	return data, nil
 }
@@ -479,7 +479,7 @@ func (s *Store) verifyStaged(path string, sum []byte) error {
 	}
 	defer f.Close()
 	h := sha256.New()
-	if err := s.hashYielding(h, f); err != nil {
+	if _, err := io.Copy(h, f); err != nil {
 		return err
 	}
 	if got := h.Sum(nil); !bytes.Equal(got, sum) {
@@ -533,12 +533,7 @@ func (s *Store) validateSST(data []byte, req *kvpb.IngestSSTRequest, desc *metap
 	var prev []byte
 	var n uint64
 	var dec keys.CellDecoder // the cells of a row share its decoded parts
-	sinceYield := 0
 	for kv := it.First(); kv != nil; kv = it.Next() {
-		if sinceYield += len(kv.K.UserKey) + int(kv.V.Len()); sinceYield >= yieldEvery {
-			s.cpuYield() // see cpuyield.go
-			sinceYield = 0
-		}
 		if kv.Kind() != pebble.InternalKeyKindSet {
 			return errBadSST("key %x is a %s; only SETs may be ingested", kv.K.UserKey, kv.Kind())
 		}

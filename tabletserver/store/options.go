@@ -274,9 +274,6 @@ type TestingKnobs struct {
 	// installs a snapshot of the tablet, after the engine ingested it and
 	// before the replica's new state is published.
 	WhileInstallingSnapshot func(tabletID uint64)
-	// OnCPUYield, if set, runs each time a long background loop yields
-	// the processor (cpuyield.go).
-	OnCPUYield func()
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

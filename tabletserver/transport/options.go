@@ -43,10 +43,8 @@ type Options struct {
 	// limit.
 	SnapshotBytesPerSec int64
 	// Pace, if set, paces outgoing snapshot bytes instead of the
-	// transport's own limiter, and incoming ones too: the store's
-	// admission controller, whose snapshot rate adapts to the foreground
-	// (internal/admission). One budget then covers the store's snapshot
-	// IO, however many peers stream to it at once.
+	// transport's own limiter: the store's admission controller, whose
+	// snapshot rate adapts to the foreground (internal/admission).
 	Pace func(ctx context.Context, n int) error
 	// SnapshotChunkBytes is the number of uncompressed bytes per snapshot
 	// chunk (key/value records may span chunks). 0 or negative means

@@ -82,10 +82,7 @@ func (s *server) Snapshot(stream grpc.ClientStreamingServer[transportpb.Snapshot
 	if err := who.checkStore(first.Header.FromStore); err != nil {
 		return err
 	}
-	r := &snapReader{recv: stream.Recv, pace: func(n int) error { return s.t.paceReceived(ctx, n) }}
-	if err := r.pace(len(first.Data)); err != nil {
-		return err
-	}
+	r := &snapReader{recv: stream.Recv}
 	if err := r.load(first); err != nil {
 		return err
 	}
@@ -104,8 +101,6 @@ func (s *server) Snapshot(stream grpc.ClientStreamingServer[transportpb.Snapshot
 // snapReader decodes the pair stream spread over verified chunks.
 type snapReader struct {
 	recv func() (*transportpb.SnapshotChunk, error)
-	// pace admits a received chunk's bytes before it is decoded.
-	pace func(n int) error
 	// buf is the unread part of the current chunk. Decoded chunks are never
 	// reused, so slices of them can be handed to the Handler.
 	buf []byte
@@ -156,9 +151,6 @@ func (r *snapReader) fill() error {
 		}
 		if c.Header != nil {
 			return status.Errorf(codes.InvalidArgument, "transport: snapshot chunk %d repeats the header", r.chunks)
-		}
-		if err := r.pace(len(c.Data)); err != nil {
-			return err
 		}
 		if err := r.load(c); err != nil {
 			return err

@@ -143,21 +143,6 @@ func (w *chunkWriter) send(data []byte, final bool) {
 	w.header = nil
 }
 
-// paceReceived blocks until n more bytes of an incoming snapshot may be
-// taken in: Options.Pace, the store's own snapshot budget, which every
-// sender streaming to this store shares (as TiKV's receiving side limits
-// snapshot IO). Without Pace, incoming snapshots are not limited: the
-// transport's own limiter is for what it sends.
-func (t *Transport) paceReceived(ctx context.Context, n int) error {
-	if t.opts.Pace == nil {
-		return nil
-	}
-	if err := t.opts.Pace(ctx, n); err != nil {
-		return status.FromContextError(err).Err()
-	}
-	return nil
-}
-
 // waitRate blocks until n bytes may be sent under the snapshot rate limit.
 func (t *Transport) waitRate(ctx context.Context, n int) error {
 	if t.opts.Pace != nil {
