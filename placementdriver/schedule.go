@@ -215,7 +215,7 @@ func (c *cluster) addOperator(ctx context.Context, req *pdpb.AddOperatorRequest)
 		if s := c.view.Store(x.Move.ToStore); s == nil || s.State != schedule.StoreUp {
 			return nil, status.Errorf(codes.FailedPrecondition, "store %d is not up", x.Move.ToStore)
 		}
-		op = schedule.NewMoveOperator(c.view, t, &c.ids, schedule.KindAdmin, x.Move.FromStore, x.Move.ToStore)
+		op = c.adminMove(t, x.Move.FromStore, x.Move.ToStore)
 	default:
 		return nil, status.Error(codes.InvalidArgument, "no operator given")
 	}
@@ -223,6 +223,28 @@ func (c *cluster) addOperator(ctx context.Context, req *pdpb.AddOperatorRequest)
 		return nil, status.Errorf(codes.FailedPrecondition, "tablet %d: %v", t.ID, err)
 	}
 	return operatorInfo(op), nil
+}
+
+// adminMove plans an administrator's replica move from store from to
+// store to, and plans it again if it ends stale: admitting it cancelled
+// the tablet's running operator, whose step in flight may still land and
+// make the plan stale (a learner on to, which PD then removes as a
+// stray). The request stands until the move can be planned afresh.
+func (c *cluster) adminMove(t *schedule.Tablet, from, to uint64) *schedule.Operator {
+	op := schedule.NewMoveOperator(c.view, t, &c.ids, schedule.KindAdmin, from, to)
+	if op == nil {
+		return nil
+	}
+	op.Replan = func(t *schedule.Tablet) *schedule.Operator {
+		if !t.HasStore(from) || t.HasStore(to) || t.Joint {
+			return nil // not now (a stray learner on to, a change under way) or no longer
+		}
+		if s := c.view.Store(to); s == nil || s.State != schedule.StoreUp {
+			return nil
+		}
+		return schedule.NewMoveOperator(c.view, t, &c.ids, schedule.KindAdmin, from, to)
+	}
+	return op
 }
 
 // drainStore marks a store Offline: its replicas move elsewhere, then it

@@ -75,7 +75,22 @@ type Controller struct {
 	// the time of the current round (Expire).
 	leaderMoved map[uint64]leaderMove
 	now         time.Time
+	// replan holds, per tablet, the request of a replannable operator
+	// that ended stale, until it is planned again or lapses.
+	replan map[uint64]pendingReplan
 }
+
+// pendingReplan is a stale operator's request waiting to be planned again
+// (Operator.Replan).
+type pendingReplan struct {
+	replan  func(*Tablet) *Operator
+	replans int       // including this one
+	until   time.Time // the request lapses then
+}
+
+// maxReplans bounds how often one request is planned again: a tablet
+// whose membership keeps changing under it gets no endless retries.
+const maxReplans = 3
 
 var _ OperatorView = (*Controller)(nil)
 
@@ -88,6 +103,7 @@ func NewController(cfg Config) *Controller {
 		snapshots:   map[uint64]int{},
 		influence:   map[uint64]Influence{},
 		leaderMoved: map[uint64]leaderMove{},
+		replan:      map[uint64]pendingReplan{},
 	}
 }
 
@@ -218,6 +234,9 @@ func (c *Controller) AddOperator(op *Operator, now time.Time) error {
 	op.current, op.status = 0, OpRunning
 	c.running[op.ID] = op
 	c.byTablet[op.TabletID] = op
+	if op.Kind == KindAdmin {
+		delete(c.replan, op.TabletID) // a newer request replaces a pending one
+	}
 	for _, id := range op.Related {
 		c.byTablet[id] = op
 	}
@@ -265,7 +284,9 @@ func (c *Controller) account(s Step, sign int) {
 func (c *Controller) Dispatch(t *Tablet, now time.Time) *pdpb.TabletCommand {
 	op, ok := c.byTablet[t.ID]
 	if !ok {
-		return nil
+		if op = c.replanned(t, now); op == nil {
+			return nil
+		}
 	}
 	if op.TabletID != t.ID {
 		// A related tablet (the right side of a merge): it only has to keep
@@ -297,7 +318,7 @@ func (c *Controller) Dispatch(t *Tablet, now time.Time) *pdpb.TabletCommand {
 	}
 	step := op.Steps[op.current]
 	if t.Version != op.OriginVersion || t.ConfVersion > want+step.confChanges() || t.ConfVersion < op.OriginConfVersion {
-		c.end(op, OpStale, now)
+		c.endStale(op, now)
 		return nil
 	}
 	if t.ConfVersion > want && !t.Joint && !confApplied(step, t) {
@@ -305,7 +326,7 @@ func (c *Controller) Dispatch(t *Tablet, now time.Time) *pdpb.TabletCommand {
 		// (typically a learner left by an earlier operator on the very store
 		// this step targets, which the plan did not see yet). The step can
 		// never finish; waiting would hold the tablet until the timeout.
-		c.end(op, OpStale, now)
+		c.endStale(op, now)
 		return nil
 	}
 	if t.Joint || t.ConfVersion != want {
@@ -335,6 +356,11 @@ func (c *Controller) Expire(now time.Time) []*Operator {
 			delete(c.leaderMoved, id)
 		}
 	}
+	for id, p := range c.replan {
+		if now.After(p.until) {
+			delete(c.replan, id) // its tablet stopped reporting (merged away, say)
+		}
+	}
 	var out []*Operator
 	for _, op := range c.Operators() {
 		if c.expire(op, now) {
@@ -346,6 +372,7 @@ func (c *Controller) Expire(now time.Time) []*Operator {
 
 // Cancel stops the tablet's operator; it reports whether there was one.
 func (c *Controller) Cancel(tabletID uint64, now time.Time) bool {
+	delete(c.replan, tabletID)
 	op, ok := c.byTablet[tabletID]
 	if ok {
 		c.end(op, OpCancelled, now)
@@ -373,6 +400,39 @@ func (c *Controller) end(op *Operator, status OpStatus, now time.Time) {
 		c.ended = append(c.ended[:0], c.ended[len(c.ended)/2:]...)
 	}
 	c.ended = append(c.ended, op)
+}
+
+// endStale ends op as stale and keeps its request for replanning when it
+// has one (Operator.Replan).
+func (c *Controller) endStale(op *Operator, now time.Time) {
+	c.end(op, OpStale, now)
+	if op.Replan != nil && op.replans < maxReplans {
+		c.replan[op.TabletID] = pendingReplan{replan: op.Replan, replans: op.replans + 1, until: op.Created.Add(op.Timeout)}
+	}
+}
+
+// replanned plans the tablet's pending request again from t and starts
+// the operator, or returns nil (nothing pending, not plannable yet, or
+// refused: the request lapses past its time).
+func (c *Controller) replanned(t *Tablet, now time.Time) *Operator {
+	p, ok := c.replan[t.ID]
+	if !ok {
+		return nil
+	}
+	if now.After(p.until) {
+		delete(c.replan, t.ID)
+		return nil
+	}
+	op := p.replan(t)
+	if op == nil {
+		return nil
+	}
+	op.Replan, op.replans = p.replan, p.replans
+	if err := c.AddOperator(op, now); err != nil {
+		return nil
+	}
+	delete(c.replan, t.ID)
+	return op
 }
 
 // SetStoreLimits sets per-store snapshot limits that override

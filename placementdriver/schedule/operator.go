@@ -90,8 +90,18 @@ type Operator struct {
 	// command with the epoch the steps imply, so the leader refuses a
 	// command planned against a membership that no longer exists.
 	OriginVersion, OriginConfVersion uint64
+	// Replan, if set, plans the operator again from the tablet t once it
+	// has ended stale: an administrator's request (move this replica)
+	// still stands when a change it was not planned for got in first,
+	// typically the in-flight step of the operator it replaced. It returns
+	// nil while the request cannot be planned (the target still holds
+	// that operator's learner, say); the Controller tries again on the
+	// tablet's later reports, within the operator's timeout and at most
+	// maxReplans times.
+	Replan func(t *Tablet) *Operator
 
 	// Controller-owned state.
+	replans int // how many times the request behind this operator was replanned
 	current int
 	status  OpStatus
 	ended   time.Time

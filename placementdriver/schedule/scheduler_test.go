@@ -444,6 +444,82 @@ func TestControllerAddLearnerConflict(t *testing.T) {
 	require.Nil(t, f.ctl.Operator(1))
 }
 
+// An administrator's move that replaced a running operator can end stale
+// when that operator's step in flight lands after all (its learner on the
+// very store the move targets). The request stands: once PD removed the
+// stray learner, the move is planned again from the tablet as it is then
+// and runs. (The nemesis saw `shale ctl move` come to nothing this way,
+// the membership back where it started.) A request that keeps meeting
+// changes it did not plan for is replanned at most maxReplans times.
+func TestControllerReplansStaleAdminMove(t *testing.T) {
+	cfg := testConfig()
+	stores := []*Store{store(1, "z1"), store(2, "z2"), store(3, "z3"), store(4, "z3")}
+	tab := tablet(1, "a", "b", 1, 2, 3)
+	tab.ConfVersion = 1
+	f := newFixture(cfg, stores, tab)
+	balance := NewMoveOperator(f.c, tab, f.alloc, KindBalanceTablet, 3, 4)
+	require.NoError(t, f.ctl.AddOperator(balance, t0))
+	require.NotNil(t, f.ctl.Dispatch(tab, t0.Add(time.Second)), "the balance move sends its learner to store 4")
+
+	replan := func(t *Tablet) *Operator {
+		if !t.HasStore(1) || t.HasStore(4) {
+			return nil
+		}
+		return NewMoveOperator(f.c, t, f.alloc, KindAdmin, 1, 4)
+	}
+	admin := NewMoveOperator(f.c, tab, f.alloc, KindAdmin, 1, 4)
+	admin.Replan = replan
+	require.NoError(t, f.ctl.AddOperator(admin, t0.Add(2*time.Second)))
+	require.Equal(t, OpCancelled, balance.Status(), "the admin move replaces it")
+
+	// The balance move's learner lands anyway: the admin move is stale,
+	// and it cannot be planned again while the stray learner is there.
+	stray := tab.Clone()
+	stray.Replicas = append(stray.Replicas, Replica{ID: balance.Steps[0].(AddLearner).ReplicaID, StoreID: 4, Learner: true})
+	stray.ConfVersion = 2
+	require.Nil(t, f.ctl.Dispatch(stray, t0.Add(3*time.Second)))
+	require.Equal(t, OpStale, admin.Status())
+	require.Nil(t, f.ctl.Operator(1))
+	require.Nil(t, f.ctl.Dispatch(stray, t0.Add(4*time.Second)), "not plannable with a learner on the target")
+
+	// The stray learner removed: the move is planned from this membership.
+	back := tab.Clone()
+	back.ConfVersion = 3
+	cmd := f.ctl.Dispatch(back, t0.Add(5*time.Second))
+	require.NotNil(t, cmd, "the replanned move's first command")
+	again := f.ctl.Operator(1)
+	require.NotNil(t, again)
+	require.Equal(t, KindAdmin, again.Kind)
+	require.Equal(t, uint64(3), again.OriginConfVersion)
+	require.Equal(t, admin.Desc, again.Desc, "the same move")
+
+	// Every later plan goes stale too: after maxReplans the request lapses.
+	cur := back
+	for i := 2; i <= maxReplans+1; i++ {
+		op := f.ctl.Operator(1)
+		require.NotNil(t, op, "replan %d", i-1)
+		moved := cur.Clone()
+		moved.ConfVersion += 2 // two changes the plan does not explain
+		require.Nil(t, f.ctl.Dispatch(moved, t0.Add(time.Duration(5+2*i)*time.Second)))
+		require.Equal(t, OpStale, op.Status())
+		f.ctl.Dispatch(moved, t0.Add(time.Duration(6+2*i)*time.Second))
+		cur = moved
+	}
+	require.Nil(t, f.ctl.Operator(1), "no fourth plan")
+
+	// A pending request lapses at its operator's timeout.
+	tab2 := tablet(2, "b", "c", 1, 2, 3)
+	mv := NewMoveOperator(f.c, tab2, f.alloc, KindAdmin, 1, 4)
+	mv.Replan = replan
+	require.NoError(t, f.ctl.AddOperator(mv, t0))
+	late := tab2.Clone()
+	late.ConfVersion += 2
+	require.Nil(t, f.ctl.Dispatch(late, t0.Add(time.Second)))
+	require.Equal(t, OpStale, mv.Status())
+	require.Nil(t, f.ctl.Dispatch(late, t0.Add(mv.Timeout+time.Second)))
+	require.Nil(t, f.ctl.Operator(2), "lapsed")
+}
+
 // A tablet in joint consensus gets no repair or tidying: its four voters are
 // a transient state the leader leaves by itself.
 func TestReplicaCheckerWaitsOutJointState(t *testing.T) {
