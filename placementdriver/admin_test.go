@@ -2,6 +2,7 @@ package placementdriver_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/placementdriver"
+	"github.com/shaledb/shale/placementdriver/pdclient"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/proto/pdpb"
 )
@@ -124,4 +126,62 @@ func TestAdminRPCs(t *testing.T) {
 	}
 	_, err = cl.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: 2, Op: &pdpb.AddOperatorRequest_SplitKey{SplitKey: []byte("n")}})
 	require.NoError(t, err)
+}
+
+// reportTablet1 reports tablet 1 over the whole key space, led by the
+// first of voters, with a learner on learnerStore unless it is 0.
+func reportTablet1(ctx context.Context, t *testing.T, cl *pdclient.Client, conf uint64, voters []uint64, learnerStore uint64) {
+	t.Helper()
+	d := &metapb.TabletDescriptor{TabletId: 1, Epoch: &metapb.Epoch{Version: 1, ConfVersion: conf}}
+	for i, id := range voters {
+		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: uint64(100 + i), StoreId: id})
+	}
+	if learnerStore != 0 {
+		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: 999, StoreId: learnerStore, Role: metapb.ReplicaRole_LEARNER})
+	}
+	_, err := cl.TabletHeartbeat(ctx, &pdpb.TabletHeartbeatRequest{StoreId: voters[0], Reports: []*pdpb.TabletReport{{
+		Tablet: d, LeaderStoreId: voters[0], Stats: &pdpb.TabletStats{ApproximateSize: 4096, ApproximateKeys: 10},
+	}}})
+	require.NoError(t, err)
+}
+
+// `shale ctl move` stands when its operator ends stale: here a learner
+// that another operator left on the target lands first (conf version 2),
+// and once it is gone (3) PD plans the move again (the e2e nemesis saw
+// the move come to nothing before).
+func TestAdminMoveReplannedAfterStale(t *testing.T) {
+	c, urls := startPDWithHTTP(t, 1)
+	waitHTTPLeader(t, urls)
+	ctx := context.Background()
+	cl := c.client()
+	stores := httpRegisterStores(ctx, t, cl, 4)
+	for _, s := range []string{"balance-leader", "balance-tablet", "hot"} {
+		_, err := cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: s, PauseMs: time.Hour.Milliseconds()})
+		require.NoError(t, err)
+	}
+	voters := stores[:3]
+	reportTablet1(ctx, t, cl, 1, voters, 0)
+	want := fmt.Sprintf("move replica from store %d to store %d", voters[1], stores[3])
+	op, err := cl.AddOperator(ctx, &pdpb.AddOperatorRequest{TabletId: 1, Op: &pdpb.AddOperatorRequest_Move{Move: &pdpb.AddOperatorRequest_MoveReplica{FromStore: voters[1], ToStore: stores[3]}}})
+	require.NoError(t, err)
+	require.Equal(t, want, op.Operator.GetDescription())
+
+	moveRunning := func() error {
+		ops, err := cl.ListOperators(ctx, &pdpb.ListOperatorsRequest{})
+		if err != nil {
+			return err
+		}
+		for _, o := range ops.Operators {
+			if o.TabletId == 1 && o.GetDescription() == want {
+				return nil
+			}
+		}
+		return fmt.Errorf("no move running for tablet 1: %v", ops.Operators)
+	}
+	reportTablet1(ctx, t, cl, 2, voters, stores[3])
+	require.Error(t, moveRunning(), "stale: somebody else's learner is on the target")
+	testutils.SucceedsSoon(t, func() error {
+		reportTablet1(ctx, t, cl, 3, voters, 0) // the stray learner removed
+		return moveRunning()
+	})
 }
