@@ -18,15 +18,22 @@ import (
 	"github.com/shaledb/shale/proto/pdpb"
 )
 
+// startAdminPD starts a one-member PD with its HTTP API and registers n
+// stores.
+func startAdminPD(ctx context.Context, t *testing.T, n int) (*pdCluster, map[string]string, *pdclient.Client, []uint64) {
+	t.Helper()
+	c, urls := startPDWithHTTP(t, 1)
+	waitHTTPLeader(t, urls)
+	cl := c.client()
+	return c, urls, cl, httpRegisterStores(ctx, t, cl, n)
+}
+
 // Store labels and limits set over gRPC are persisted (they survive a
 // leader restart) and labels survive the store registering again without
 // any; schedulers pause and resume; an operator can be removed.
 func TestAdminRPCs(t *testing.T) {
-	c, urls := startPDWithHTTP(t, 1)
-	waitHTTPLeader(t, urls)
 	ctx := context.Background()
-	cl := c.client()
-	stores := httpRegisterStores(ctx, t, cl, 3)
+	c, urls, cl, stores := startAdminPD(ctx, t, 3)
 
 	_, err := cl.SetStoreLabels(ctx, &pdpb.SetStoreLabelsRequest{StoreId: stores[0], Labels: map[string]string{"zone": "", "rack": "r1"}})
 	require.NoError(t, err)
@@ -128,33 +135,13 @@ func TestAdminRPCs(t *testing.T) {
 	require.NoError(t, err)
 }
 
-// reportTablet1 reports tablet 1 over the whole key space, led by the
-// first of voters, with a learner on learnerStore unless it is 0.
-func reportTablet1(ctx context.Context, t *testing.T, cl *pdclient.Client, conf uint64, voters []uint64, learnerStore uint64) {
-	t.Helper()
-	d := &metapb.TabletDescriptor{TabletId: 1, Epoch: &metapb.Epoch{Version: 1, ConfVersion: conf}}
-	for i, id := range voters {
-		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: uint64(100 + i), StoreId: id})
-	}
-	if learnerStore != 0 {
-		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: 999, StoreId: learnerStore, Role: metapb.ReplicaRole_LEARNER})
-	}
-	_, err := cl.TabletHeartbeat(ctx, &pdpb.TabletHeartbeatRequest{StoreId: voters[0], Reports: []*pdpb.TabletReport{{
-		Tablet: d, LeaderStoreId: voters[0], Stats: &pdpb.TabletStats{ApproximateSize: 4096, ApproximateKeys: 10},
-	}}})
-	require.NoError(t, err)
-}
-
 // `shale ctl move` stands when its operator ends stale: here a learner
 // that another operator left on the target lands first (conf version 2),
 // and once it is gone (3) PD plans the move again (the e2e nemesis saw
 // the move come to nothing before).
 func TestAdminMoveReplannedAfterStale(t *testing.T) {
-	c, urls := startPDWithHTTP(t, 1)
-	waitHTTPLeader(t, urls)
 	ctx := context.Background()
-	cl := c.client()
-	stores := httpRegisterStores(ctx, t, cl, 4)
+	_, _, cl, stores := startAdminPD(ctx, t, 4)
 	for _, s := range []string{"balance-leader", "balance-tablet", "hot"} {
 		_, err := cl.PauseScheduler(ctx, &pdpb.PauseSchedulerRequest{Name: s, PauseMs: time.Hour.Milliseconds()})
 		require.NoError(t, err)

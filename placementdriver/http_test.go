@@ -123,12 +123,22 @@ func httpRegisterStores(ctx context.Context, t *testing.T, cl *pdclient.Client, 
 // replica on every store, led by the first.
 func httpReportTablet(ctx context.Context, t *testing.T, cl *pdclient.Client, stores []uint64) {
 	t.Helper()
-	d := &metapb.TabletDescriptor{TabletId: 1, Epoch: &metapb.Epoch{Version: 1, ConfVersion: 1}}
-	for i, id := range stores {
+	reportTablet1(ctx, t, cl, 1, stores, 0)
+}
+
+// reportTablet1 reports tablet 1 over the whole key space, led by the
+// first of voters, with a learner on learnerStore unless it is 0.
+func reportTablet1(ctx context.Context, t *testing.T, cl *pdclient.Client, conf uint64, voters []uint64, learnerStore uint64) {
+	t.Helper()
+	d := &metapb.TabletDescriptor{TabletId: 1, Epoch: &metapb.Epoch{Version: 1, ConfVersion: conf}}
+	for i, id := range voters {
 		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: uint64(100 + i), StoreId: id})
 	}
-	_, err := cl.TabletHeartbeat(ctx, &pdpb.TabletHeartbeatRequest{StoreId: stores[0], Reports: []*pdpb.TabletReport{{
-		Tablet: d, LeaderStoreId: stores[0], Stats: &pdpb.TabletStats{ApproximateSize: 4096, ApproximateKeys: 10},
+	if learnerStore != 0 {
+		d.Replicas = append(d.Replicas, &metapb.Replica{ReplicaId: 999, StoreId: learnerStore, Role: metapb.ReplicaRole_LEARNER})
+	}
+	_, err := cl.TabletHeartbeat(ctx, &pdpb.TabletHeartbeatRequest{StoreId: voters[0], Reports: []*pdpb.TabletReport{{
+		Tablet: d, LeaderStoreId: voters[0], Stats: &pdpb.TabletStats{ApproximateSize: 4096, ApproximateKeys: 10},
 	}}})
 	require.NoError(t, err)
 }
