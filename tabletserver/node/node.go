@@ -119,7 +119,7 @@ func run(ctx context.Context, o Options) error {
 		}
 		defer cl.Close()
 		pdc, o.StoreID = cl, id.StoreID
-		resolver = &pdResolver{cl: cl, m: map[uint64]resolved{}}
+		resolver = newPDResolver(cl)
 	}
 	log := o.Logger.With("store", o.StoreID)
 	grpcLis, err := listen("--addr", o.Addr)

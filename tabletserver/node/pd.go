@@ -101,40 +101,81 @@ func joinCluster(ctx context.Context, o Options) (*pdclient.Client, identity, er
 }
 
 // pdResolver finds store addresses through the placement driver, caching
-// them for a short while.
+// them for a short while. The transport invalidates an address it cannot
+// reach: a store restarted on another port would otherwise be dialled at
+// its old one for the cache's whole lifetime (a restarted playground's
+// stores, started one after another, each cached the others' addresses
+// from before the restart and could not form quorums for 10 s).
 type pdResolver struct {
-	cl *pdclient.Client
-	mu sync.Mutex
-	m  map[uint64]resolved
+	lookup func(ctx context.Context, storeID uint64) (string, error)
+	mu     sync.Mutex
+	m      map[uint64]resolved
 }
 
 type resolved struct {
-	addr string
-	at   time.Time
+	addr  string
+	at    time.Time
+	stale bool // the transport could not reach addr
 }
 
-const resolveTTL = 10 * time.Second
+const (
+	resolveTTL = 10 * time.Second
+	// minRefresh bounds the lookups an unreachable store costs: the
+	// transport invalidates on every failed connection attempt, and a
+	// store that is down (not moved) would otherwise cost a PD request
+	// per reconnect backoff.
+	minRefresh = time.Second
+)
+
+func newPDResolver(cl *pdclient.Client) *pdResolver {
+	return &pdResolver{m: map[uint64]resolved{}, lookup: func(ctx context.Context, storeID uint64) (string, error) {
+		resp, err := cl.GetStore(ctx, &pdpb.GetStoreRequest{StoreId: storeID})
+		if err != nil {
+			return "", err
+		}
+		return resp.Store.Store.Address, nil
+	}}
+}
 
 func (r *pdResolver) Resolve(storeID uint64) (string, error) {
 	r.mu.Lock()
 	e, ok := r.m[storeID]
 	r.mu.Unlock()
-	if ok && time.Since(e.at) < resolveTTL {
+	age := time.Since(e.at)
+	if ok && age < resolveTTL && (!e.stale || age < minRefresh) {
 		return e.addr, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
-	resp, err := r.cl.GetStore(ctx, &pdpb.GetStoreRequest{StoreId: storeID})
+	addr, err := r.lookup(ctx, storeID)
 	if err != nil {
-		if ok {
-			return e.addr, nil // stale beats nothing
+		if !ok {
+			return "", err
 		}
-		return "", err
+		// Stale beats nothing. Count the attempt as a lookup, so a PD
+		// that cannot answer is asked again only after minRefresh (or
+		// resolveTTL), not on every connection attempt.
+		e.at = time.Now()
+		r.mu.Lock()
+		r.m[storeID] = e
+		r.mu.Unlock()
+		return e.addr, nil
 	}
 	r.mu.Lock()
-	r.m[storeID] = resolved{addr: resp.Store.Store.Address, at: time.Now()}
+	r.m[storeID] = resolved{addr: addr, at: time.Now()}
 	r.mu.Unlock()
-	return resp.Store.Store.Address, nil
+	return addr, nil
+}
+
+// Invalidate marks storeID's address as unreachable: the next Resolve at
+// least minRefresh after the last lookup asks the PD again.
+func (r *pdResolver) Invalidate(storeID uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e, ok := r.m[storeID]; ok {
+		e.stale = true
+		r.m[storeID] = e
+	}
 }
 
 // pdLoop heartbeats the placement driver and carries out its commands.

@@ -165,7 +165,9 @@ func testLogger(t *testing.T) *slog.Logger {
 func startNode(t *testing.T, id uint64, res *testResolver, opts Options) *testNode {
 	t.Helper()
 	opts.StoreID = id
-	opts.Resolver = res
+	if opts.Resolver == nil {
+		opts.Resolver = res
+	}
 	if opts.Logger == nil {
 		opts.Logger = testLogger(t)
 	}

@@ -222,6 +222,7 @@ func (p *peer) run(ctx context.Context) {
 			p.log.Debug("raft transport to store still failing", "err", err)
 		}
 		p.t.handler.ReportUnreachable(p.to)
+		p.t.invalidate(p.to)
 		_ = bo.Wait(ctx, 0) // ctx ended: the loop returns
 	}
 

@@ -3,6 +3,7 @@ package transport
 import (
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -291,4 +292,56 @@ func TestControlLaneCarriesRaftBusy(t *testing.T) {
 			require.False(t, b.ControlLane || b.RaftBusy, "data-lane batch: %v", b)
 		}
 	}
+}
+
+// cachingResolver answers from a cache that keeps an address until the
+// transport invalidates it, as the tablet server's PD resolver does.
+type cachingResolver struct {
+	*testResolver
+	mu          sync.Mutex
+	cached      map[uint64]string
+	invalidated int
+}
+
+func (r *cachingResolver) Resolve(id uint64) (string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if a, ok := r.cached[id]; ok {
+		return a, nil
+	}
+	a, err := r.testResolver.Resolve(id)
+	if err == nil {
+		r.cached[id] = a
+	}
+	return a, err
+}
+
+func (r *cachingResolver) Invalidate(id uint64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	delete(r.cached, id)
+	r.invalidated++
+}
+
+// TestSendReresolvesUnreachableStore: a store restarted on another
+// address is reached there although the resolver had cached the old one.
+// The transport invalidates the address it cannot reach; before, it kept
+// dialling the old one for the cache's lifetime.
+func TestSendReresolvesUnreachableStore(t *testing.T) {
+	res := &cachingResolver{testResolver: newTestResolver(), cached: map[uint64]string{}}
+	n1 := startNode(t, 1, res.testResolver, Options{Resolver: res})
+	n2 := startNode(t, 2, res.testResolver, Options{})
+	// Store 2's old address, where nothing listens any more.
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	res.cached[2] = lis.Addr().String()
+	require.NoError(t, lis.Close())
+
+	testutils.SucceedsSoon(t, func() error {
+		n1.tr.Send(2, []*transportpb.RaftMessage{msg(1, 1, 2, 0)})
+		return n2.h.expect(1)
+	})
+	res.mu.Lock()
+	defer res.mu.Unlock()
+	require.Positive(t, res.invalidated)
 }

@@ -22,6 +22,15 @@ type Resolver interface {
 	Resolve(storeID uint64) (addr string, err error)
 }
 
+// A CachingResolver's answers can go stale: a store restarts on another
+// address. The transport calls Invalidate when it cannot reach a store, so
+// a later Resolve asks again rather than keep the old address for the
+// cache's lifetime.
+type CachingResolver interface {
+	Resolver
+	Invalidate(storeID uint64)
+}
+
 // Handler is the receiving side of a Transport, implemented by the store.
 type Handler interface {
 	// HandleRaftBatch receives every inbound batch (an empty batch is a
@@ -140,6 +149,14 @@ func (t *Transport) Close() {
 // Conn returns the client connection to storeID (the peer's gRPC server,
 // which also serves its Tablet API), shared with the raft traffic.
 func (t *Transport) Conn(storeID uint64) (*grpc.ClientConn, error) { return t.conn(storeID) }
+
+// invalidate tells a caching resolver that storeID was not reachable at
+// the address it gave.
+func (t *Transport) invalidate(storeID uint64) {
+	if c, ok := t.opts.Resolver.(CachingResolver); ok {
+		c.Invalidate(storeID)
+	}
+}
 
 // conn returns the client connection to storeID, creating it or replacing
 // it if the store's address changed.
