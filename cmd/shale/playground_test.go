@@ -48,9 +48,9 @@ const playgroundBackstop = 10 * time.Minute
 // address, SIGTERM stops it cleanly, and it starts again on its kept data
 // directory.
 func TestPlaygroundThreePDMembers(t *testing.T) {
-	// Not parallel: run beside the other playground tests it failed once
-	// on the fresh clone (the restarted playground's tablet server refused
-	// connections for the kv command's whole timeout; not yet explained).
+	// The restart below is where the stores once kept dialling each
+	// other's addresses from before it, for 10 s (docs/decisions.md, "A
+	// store re-resolves a peer's address it cannot reach").
 	dir := filepath.Join(t.TempDir(), "data")
 	logPath := filepath.Join(t.TempDir(), "playground.log")
 	p, eps := startPlayground(t, logPath, "--pd-members", "3", "--stores", "3", "--data-dir", dir)
