@@ -116,6 +116,10 @@ type resolved struct {
 	addr  string
 	at    time.Time
 	stale bool // the transport could not reach addr
+	// refresh is how long after at an invalidated address is looked up
+	// again: minRefresh, doubling (up to resolveTTL) while PD keeps giving
+	// the same unreachable address.
+	refresh time.Duration
 }
 
 const (
@@ -123,7 +127,7 @@ const (
 	// minRefresh bounds the lookups an unreachable store costs: the
 	// transport invalidates on every failed connection attempt, and a
 	// store that is down (not moved) would otherwise cost a PD request
-	// per reconnect backoff.
+	// per reconnect backoff, from every store with a replica beside it.
 	minRefresh = time.Second
 )
 
@@ -142,7 +146,7 @@ func (r *pdResolver) Resolve(storeID uint64) (string, error) {
 	e, ok := r.m[storeID]
 	r.mu.Unlock()
 	age := time.Since(e.at)
-	if ok && age < resolveTTL && (!e.stale || age < minRefresh) {
+	if ok && age < resolveTTL && (!e.stale || age < max(e.refresh, minRefresh)) {
 		return e.addr, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -153,22 +157,25 @@ func (r *pdResolver) Resolve(storeID uint64) (string, error) {
 			return "", err
 		}
 		// Stale beats nothing. Count the attempt as a lookup, so a PD
-		// that cannot answer is asked again only after minRefresh (or
-		// resolveTTL), not on every connection attempt.
-		e.at = time.Now()
-		r.mu.Lock()
-		r.m[storeID] = e
-		r.mu.Unlock()
-		return e.addr, nil
+		// that cannot answer is not asked on every connection attempt.
+		addr = e.addr
+	}
+	next := resolved{addr: addr, at: time.Now()}
+	if ok && e.stale && addr == e.addr {
+		// Unreachable where PD still says it is: the store is down, not
+		// moved (or has not registered its new address yet). Should it
+		// stay unreachable, ask less often.
+		next.refresh = min(2*max(e.refresh, minRefresh/2), resolveTTL)
 	}
 	r.mu.Lock()
-	r.m[storeID] = resolved{addr: addr, at: time.Now()}
+	r.m[storeID] = next
 	r.mu.Unlock()
 	return addr, nil
 }
 
 // Invalidate marks storeID's address as unreachable: the next Resolve at
-// least minRefresh after the last lookup asks the PD again.
+// least minRefresh (more while the address stays unreachable) after the
+// last lookup asks the PD again.
 func (r *pdResolver) Invalidate(storeID uint64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()

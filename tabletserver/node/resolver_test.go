@@ -78,9 +78,51 @@ func TestPDResolverInvalidate(t *testing.T) {
 	require.Equal(t, 3, d.lookups)
 	require.Equal(t, "new:2", resolve(), "the failed lookup counts: not asked again at once")
 	require.Equal(t, 3, d.lookups)
+	r.Invalidate(2)
 	age(2, minRefresh)
 	require.Equal(t, "new:2", resolve())
-	require.Equal(t, 4, d.lookups, "still invalid: asked again after minRefresh")
+	require.Equal(t, 4, d.lookups, "invalidated again: asked again")
 	_, err := r.Resolve(3)
 	require.ErrorContains(t, err, "pd unavailable", "an unknown store with no PD answer is an error")
+}
+
+// TestPDResolverBacksOffForADownStore: a store that is down, not moved,
+// is looked up at most once per resolveTTL in the end, however often the
+// transport finds it unreachable; a lookup that finds it moved starts
+// over at minRefresh.
+func TestPDResolverBacksOffForADownStore(t *testing.T) {
+	d := &fakeDirectory{addr: map[uint64]string{2: "a:1"}}
+	r := &pdResolver{lookup: d.lookup, m: map[uint64]resolved{}}
+	_, err := r.Resolve(2)
+	require.NoError(t, err)
+	var waits []time.Duration
+	for range 6 {
+		r.Invalidate(2)
+		// Step time forward until the resolver asks the PD again.
+		before, waited := d.lookups, time.Duration(0)
+		for d.lookups == before {
+			r.mu.Lock()
+			e := r.m[2]
+			e.at = e.at.Add(-minRefresh / 2)
+			r.m[2] = e
+			r.mu.Unlock()
+			waited += minRefresh / 2
+			_, err := r.Resolve(2)
+			require.NoError(t, err)
+		}
+		waits = append(waits, waited)
+	}
+	require.Equal(t, []time.Duration{minRefresh, minRefresh, 2 * minRefresh, 4 * minRefresh, 8 * minRefresh, resolveTTL}, waits)
+
+	d.set(2, "b:2") // moved: found at the next lookup, and the wait starts over
+	r.Invalidate(2)
+	r.mu.Lock()
+	e := r.m[2]
+	e.at = e.at.Add(-resolveTTL)
+	r.m[2] = e
+	r.mu.Unlock()
+	a, err := r.Resolve(2)
+	require.NoError(t, err)
+	require.Equal(t, "b:2", a)
+	require.Zero(t, r.m[2].refresh)
 }
