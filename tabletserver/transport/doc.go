@@ -26,8 +26,10 @@
 // When a message cannot be delivered (the queue overflowed, the destination
 // could not be resolved or dialed, or the stream broke), the transport drops
 // it and calls Handler.ReportUnreachable for the destination, from the
-// destination's goroutine and never from inside Send. The goroutine then
-// re-opens the stream with capped exponential backoff. An empty Send is a
+// destination's goroutine and never from inside Send. It also tells a
+// CachingResolver the destination's address failed, so a store restarted
+// on another address is found there. The goroutine then re-opens the
+// stream with capped exponential backoff. An empty Send is a
 // store-level liveness ping: the receiver sees an empty batch (or a
 // non-empty one, if messages were queued at the same time).
 // Every control-lane batch is marked control_lane and carries
