@@ -117,7 +117,7 @@ type resolved struct {
 	at    time.Time
 	stale bool // the transport could not reach addr
 	// refresh is how long after at an invalidated address is looked up
-	// again: minRefresh, doubling (up to resolveTTL) while PD keeps giving
+	// again: minRefresh, doubling up to resolveTTL while PD keeps giving
 	// the same unreachable address.
 	refresh time.Duration
 }
@@ -146,7 +146,7 @@ func (r *pdResolver) Resolve(storeID uint64) (string, error) {
 	e, ok := r.m[storeID]
 	r.mu.Unlock()
 	age := time.Since(e.at)
-	if ok && age < resolveTTL && (!e.stale || age < max(e.refresh, minRefresh)) {
+	if ok && age < resolveTTL && (!e.stale || age < e.refresh) {
 		return e.addr, nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
@@ -165,8 +165,9 @@ func (r *pdResolver) Resolve(storeID uint64) (string, error) {
 		// Unreachable where PD still says it is: the store is down, not
 		// moved (or has not registered its new address yet). Should it
 		// stay unreachable, ask less often.
-		next.refresh = min(2*max(e.refresh, minRefresh/2), resolveTTL)
+		next.refresh = min(2*e.refresh, resolveTTL)
 	}
+	next.refresh = max(next.refresh, minRefresh)
 	r.mu.Lock()
 	r.m[storeID] = next
 	r.mu.Unlock()

@@ -34,19 +34,22 @@ func (d *fakeDirectory) set(id uint64, addr string) {
 	d.addr[id] = addr
 }
 
+// ageEntry moves the resolver's last lookup of id back by d.
+func ageEntry(r *pdResolver, id uint64, d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e := r.m[id]
+	e.at = e.at.Add(-d)
+	r.m[id] = e
+}
+
 // TestPDResolverInvalidate: an address the transport could not reach is
 // looked up again (at most once per minRefresh), where before it was kept
 // for resolveTTL; a PD that cannot answer leaves the old address in use.
 func TestPDResolverInvalidate(t *testing.T) {
 	d := &fakeDirectory{addr: map[uint64]string{2: "old:1"}}
 	r := &pdResolver{lookup: d.lookup, m: map[uint64]resolved{}}
-	age := func(id uint64, by time.Duration) {
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		e := r.m[id]
-		e.at = e.at.Add(-by)
-		r.m[id] = e
-	}
+	age := func(id uint64, by time.Duration) { ageEntry(r, id, by) }
 	resolve := func() string {
 		t.Helper()
 		a, err := r.Resolve(2)
@@ -81,7 +84,10 @@ func TestPDResolverInvalidate(t *testing.T) {
 	r.Invalidate(2)
 	age(2, minRefresh)
 	require.Equal(t, "new:2", resolve())
-	require.Equal(t, 4, d.lookups, "invalidated again: asked again")
+	require.Equal(t, 3, d.lookups, "still unreachable, no new answer: the wait doubled")
+	age(2, minRefresh)
+	require.Equal(t, "new:2", resolve())
+	require.Equal(t, 4, d.lookups, "asked again after twice minRefresh")
 	_, err := r.Resolve(3)
 	require.ErrorContains(t, err, "pd unavailable", "an unknown store with no PD answer is an error")
 }
@@ -101,28 +107,20 @@ func TestPDResolverBacksOffForADownStore(t *testing.T) {
 		// Step time forward until the resolver asks the PD again.
 		before, waited := d.lookups, time.Duration(0)
 		for d.lookups == before {
-			r.mu.Lock()
-			e := r.m[2]
-			e.at = e.at.Add(-minRefresh / 2)
-			r.m[2] = e
-			r.mu.Unlock()
+			ageEntry(r, 2, minRefresh/2)
 			waited += minRefresh / 2
 			_, err := r.Resolve(2)
 			require.NoError(t, err)
 		}
 		waits = append(waits, waited)
 	}
-	require.Equal(t, []time.Duration{minRefresh, minRefresh, 2 * minRefresh, 4 * minRefresh, 8 * minRefresh, resolveTTL}, waits)
+	require.Equal(t, []time.Duration{minRefresh, 2 * minRefresh, 4 * minRefresh, 8 * minRefresh, resolveTTL, resolveTTL}, waits)
 
 	d.set(2, "b:2") // moved: found at the next lookup, and the wait starts over
 	r.Invalidate(2)
-	r.mu.Lock()
-	e := r.m[2]
-	e.at = e.at.Add(-resolveTTL)
-	r.m[2] = e
-	r.mu.Unlock()
+	ageEntry(r, 2, resolveTTL)
 	a, err := r.Resolve(2)
 	require.NoError(t, err)
 	require.Equal(t, "b:2", a)
-	require.Zero(t, r.m[2].refresh)
+	require.Equal(t, minRefresh, r.m[2].refresh)
 }
