@@ -336,6 +336,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 			TLS:               l.tls.nodeTLS(),
 		}
 		o.Store.Admission.Disabled = l.admissionOff
+		o.Store.StoresInProcess = len(l.stores) // one CPU, one scheduler for all of them
 		healthz = append(healthz, o.HTTPAddr)
 		g.Go(func() error { return node.Run(gctx, o) })
 	}

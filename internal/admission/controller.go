@@ -172,7 +172,7 @@ func (c *Controller) setRateLocked(cl Class, r float64) {
 		r = c.ceilingLocked(cl)
 	} else {
 		cs := c.mu.s.Classes[cl.String()]
-		r = min(max(r, cs.floor()), cs.ceiling())
+		r = min(max(r, cs.floor(c.o.SharedBy)), cs.ceiling())
 	}
 	c.mu.rates[cl] = r
 	c.lims[cl].SetLimit(limitOf(r))
@@ -522,7 +522,8 @@ const schedLagCutAfter = 2
 
 // adjustRatesLocked is the background classes' AIMD step: the rates halve
 // when the foreground suffers, hold for a single interval of scheduling
-// lag, and otherwise grow by Weight×IncreaseFraction of their ceiling.
+// lag, and otherwise grow by Weight×IncreaseFraction of their ceiling
+// (divided among the stores sharing the process: Options.SharedBy).
 func (c *Controller) adjustRatesLocked(sched time.Duration, slowDisk bool) {
 	s := c.mu.s
 	if sched > s.SchedLatencyTarget {
@@ -538,7 +539,7 @@ func (c *Controller) adjustRatesLocked(sched time.Duration, slowDisk bool) {
 		case cut:
 			r /= 2
 		case c.mu.schedLagRun == 0:
-			r += cs.ceiling() * s.IncreaseFraction * cs.weight()
+			r += cs.ceiling() * s.IncreaseFraction * cs.weight() / float64(max(c.o.SharedBy, 1))
 		}
 		c.setRateLocked(cl, r)
 	}
@@ -571,6 +572,8 @@ type State struct {
 	SlowLogSyncFrac float64            `json:"slow_log_sync_fraction"`
 	SchedLatencyP99 string             `json:"sched_latency_p99"`
 	Rates           map[string]float64 `json:"background_bytes_per_sec"`
+	// SharedBy is Options.SharedBy: the stores sharing the process's CPU.
+	SharedBy int `json:"shared_by"`
 }
 
 // State returns the controller's state.
@@ -580,7 +583,7 @@ func (c *Controller) State() State {
 	st := State{
 		Settings: c.mu.s, Slots: c.mu.slots, SlotsUsed: c.mu.used, Queued: c.mu.queue.Len(),
 		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SlowLogSyncFrac: c.mu.slowSyncFrac, SchedLatencyP99: c.mu.sched.String(),
-		Rates: map[string]float64{},
+		Rates: map[string]float64{}, SharedBy: max(c.o.SharedBy, 1),
 	}
 	st.Settings.Classes = maps.Clone(st.Settings.Classes)
 	for cl := Class(1); cl < NumClasses; cl++ {

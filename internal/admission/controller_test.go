@@ -32,10 +32,15 @@ type harness struct {
 }
 
 func newHarness(t *testing.T, s Settings) *harness {
+	return newSharedHarness(t, s, 0)
+}
+
+// newSharedHarness is newHarness for one of sharedBy stores in a process.
+func newSharedHarness(t *testing.T, s Settings, sharedBy int) *harness {
 	h := &harness{clock: testingclock.NewFakeClock(time.Unix(1e9, 0)), reg: prometheus.NewRegistry()}
 	h.eng.Store(&EngineStats{})
 	c, err := New(Options{
-		Settings: s, Clock: h.clock, Registry: h.reg, Interval: 250 * time.Millisecond,
+		Settings: s, Clock: h.clock, Registry: h.reg, Interval: 250 * time.Millisecond, SharedBy: sharedBy,
 		SchedLatency: func() time.Duration { return time.Duration(h.sched.Load()) },
 		Engine:       func() EngineStats { return *h.eng.Load() },
 	})
@@ -664,6 +669,42 @@ func TestDefaultRatesFloorLowAndClimbSlowly(t *testing.T) {
 		h.c.Tick()
 	}
 	require.Equal(t, float64(256<<20), rate(), "back at the ceiling after about ten healthy seconds")
+}
+
+// Four stores in one process read one scheduling latency, so they cut and
+// climb together: each takes a quarter of the additive step and of the
+// default floor, and together they move as one store alone does. The
+// 1 MiB/s minimum and an operator's explicit floor stay per store.
+func TestStoresSharingAProcessClimbAsOne(t *testing.T) {
+	classes := map[string]ClassSettings{
+		"ingest":   {MaxBytesPerSec: 256 << 20, Weight: 2},
+		"snapshot": {MaxBytesPerSec: 32 << 20, Weight: 4},
+		"export":   {MaxBytesPerSec: 256 << 20, MinBytesPerSec: 8 << 20, Weight: 1},
+	}
+	alone, shared := newHarness(t, Settings{Classes: classes}), newSharedHarness(t, Settings{Classes: classes}, 4)
+	require.Equal(t, 4, shared.c.State().SharedBy)
+	require.Equal(t, 1, alone.c.State().SharedBy)
+	rate := func(h *harness, cl Class) float64 { return h.c.State().Rates[cl.String()] }
+	for _, h := range []*harness{alone, shared} {
+		h.sched.Store(int64(50 * time.Millisecond)) // CPU overloaded
+		for i := 0; i < 20; i++ {
+			h.c.Tick()
+		}
+	}
+	require.Equal(t, float64(4<<20), rate(alone, Ingest))
+	require.Equal(t, float64(1<<20), rate(shared, Ingest), "a quarter of the default floor")
+	require.Equal(t, float64(1<<20), rate(shared, Snapshot), "never below 1 MiB/s")
+	require.Equal(t, float64(8<<20), rate(shared, Export), "an explicit floor is the operator's, per store")
+	for _, h := range []*harness{alone, shared} {
+		h.sched.Store(int64(time.Millisecond)) // healthy again
+		h.c.Tick()
+	}
+	require.Equal(t, float64(4<<20+8<<20), rate(alone, Ingest), "weight × ceiling/64")
+	require.Equal(t, float64(1<<20+2<<20), rate(shared, Ingest), "a quarter of the step")
+	for i := 0; i < 200; i++ {
+		shared.c.Tick()
+	}
+	require.Equal(t, float64(256<<20), rate(shared, Ingest), "the ceiling stays per store")
 }
 
 // Scheduling lag in single intervals, as a busy machine shows it without

@@ -145,6 +145,13 @@ type Options struct {
 	Engine func() EngineStats
 	// Registry gets the metrics. nil: not registered.
 	Registry prometheus.Registerer
+	// SharedBy is how many controllers (stores) share this process's CPU,
+	// as the playground's do; 0 or 1: alone. They all read the one
+	// process's scheduling latency and so cut and climb together: each
+	// takes 1/SharedBy of a class's additive step and of its default
+	// floor (never below 1 MiB/s), so that together they climb and settle
+	// as one store does (docs/qos.md, "Several stores in one process").
+	SharedBy int
 }
 
 // DefaultClassSettings are the background classes' defaults; a store
@@ -238,12 +245,14 @@ func (cs ClassSettings) ceiling() float64 {
 	return float64(cs.MaxBytesPerSec)
 }
 
-// floor is the class's adaptive floor in bytes per second.
-func (cs ClassSettings) floor() float64 {
+// floor is the class's adaptive floor in bytes per second, for one of
+// sharedBy stores in a process (an explicit MinBytesPerSec is not
+// divided: it is the operator's per-store floor).
+func (cs ClassSettings) floor(sharedBy int) float64 {
 	if cs.MinBytesPerSec > 0 {
 		return min(float64(cs.MinBytesPerSec), cs.ceiling())
 	}
-	return min(max(cs.ceiling()/64, 1<<20), cs.ceiling())
+	return min(max(cs.ceiling()/64/float64(max(sharedBy, 1)), 1<<20), cs.ceiling())
 }
 
 func (cs ClassSettings) weight() float64 {

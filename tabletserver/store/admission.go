@@ -43,7 +43,7 @@ func (s *Store) newAdmission() (*admission.Controller, error) {
 		classes[name] = cs
 	}
 	set.Classes = classes
-	return admission.New(admission.Options{Settings: set, Engine: s.engineStats, Registry: s.opts.Registry})
+	return admission.New(admission.Options{Settings: set, Engine: s.engineStats, Registry: s.opts.Registry, SharedBy: s.opts.StoresInProcess})
 }
 
 // startAdmission runs the controller's adjustments on real time (they

@@ -86,6 +86,10 @@ type Options struct {
 	// them. Admission.Disabled (`--admission=off`) restores fixed rates
 	// and unlimited foreground admission.
 	Admission admission.Settings
+	// StoresInProcess is how many stores this process runs (the
+	// playground runs several); their admission controllers share its CPU
+	// (admission.Options.SharedBy). 0 or 1: this store alone.
+	StoresInProcess int
 	// GCSafePoint returns the cluster's GC safe point (gc.go): version GC
 	// never removes a version at or above it, and does nothing while it
 	// returns 0 (not known yet). nil: no bound (a store without a PD).
