@@ -15,9 +15,9 @@
 # import, quiet-b before backup, quiet-d before drain): the quiet p99 of
 # one cluster moves by up to 2x between windows minutes apart on this
 # 2-core machine, so a phase is compared with the window just before it.
-# It prints one row per mode and phase: read and update p99 (µs), the read
-# p99 as a multiple of the preceding quiet window's, and how long the
-# background work took, and leaves every output under OUT. The issue's
+# It prints one row per mode and phase: read and update p99 (µs), each as
+# a multiple of the preceding quiet window's (read x, upd x), and how long
+# the background work took, and leaves every output under OUT. The issue's
 # bar: with admission on, the p99 during each background phase stays
 # within 1.5x of quiet while the background work still finishes.
 #
@@ -114,23 +114,27 @@ p99() { # FILE OP: the operation's p99 in µs from a YCSB summary
 	sed -n "s/^\[$2\], 99thPercentileLatency(us), //p" "$1" | head -1
 }
 
-quiet_p99="" # read p99 of the last quiet window
+quiet_p99="" quiet_upd="" # read and update p99 of the last quiet window
 
-row() { # MODE PHASE SECONDS: a background phase's row, with its ratio to quiet_p99
-	local f="$OUT/fg-$1-$2.txt" ratio="-"
-	local read; read="$(p99 "$f" READ)"
-	if [[ "$3" != - && -n "$quiet_p99" && -n "$read" ]]; then
-		ratio="$(echo "scale=2; $read / $quiet_p99" | bc)"
-	fi
-	printf "%-5s %-7s %12s %14s %8s %12s\n" "$1" "$2" "$read" "$(p99 "$f" UPDATE)" "$ratio" "$3" | tee -a "$OUT/summary.txt"
+ratio() { # VALUE BASE: VALUE/BASE to two places, or - without both
+	if [[ -n "$1" && -n "$2" ]]; then echo "scale=2; $1 / $2" | bc; else echo -; fi
 }
 
-quiet() { # MODE NAME: a quiet window of DURATION; its read p99 becomes quiet_p99
+row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratios to the last quiet window
+	local f="$OUT/fg-$1-$2.txt" rx="-" ux="-"
+	local read upd; read="$(p99 "$f" READ)" upd="$(p99 "$f" UPDATE)"
+	if [[ "$3" != - ]]; then
+		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
+	fi
+	printf "%-5s %-7s %12s %14s %7s %7s %12s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" | tee -a "$OUT/summary.txt"
+}
+
+quiet() { # MODE NAME: a quiet window of DURATION; its p99s become quiet_p99 and quiet_upd
 	log "admission $1: $2"
 	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$1-$2.txt" 2>"$OUT/fg-$1-$2.log"
 	row "$1" "$2" -
-	quiet_p99="$(p99 "$OUT/fg-$1-$2.txt" READ)"
+	quiet_p99="$(p99 "$OUT/fg-$1-$2.txt" READ)" quiet_upd="$(p99 "$OUT/fg-$1-$2.txt" UPDATE)"
 }
 
 busiest() { # the ID of the store holding the most replicas (IDs are allocated)
@@ -151,14 +155,14 @@ log "generating $IMPORT_RECORDS records to import"
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %8s %12s\n" mode phase "read p99 µs" "update p99 µs" "x quiet" "background s" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"
 	"$SHALE" bench ycsb load "${ycsb_flags[@]}" --pd "$PD" --threads 64 \
 		>"$OUT/load-$mode.txt" 2>"$OUT/load-$mode.log"
 
-	run_flags=() quiet_p99=""
+	run_flags=() quiet_p99="" quiet_upd=""
 	if [[ "$LOAD" != 1 ]]; then
 		log "admission $mode: peak (unthrottled)"
 		"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \

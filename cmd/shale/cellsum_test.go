@@ -172,8 +172,8 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 	// PD may move the tablet's leader between the lookup and the reads
 	// (it failed once that way: every read went to the new leader and none
 	// was corrupted), so a round corrupts what the store the client routes
-	// to answers, and is repeated until one of its answers was corrupted.
-	testutils.SucceedsSoon(t, func() error {
+	// to answers; it is repeated until one of its answers was corrupted.
+	corruptedRound := func() error {
 		loc, err := users.Locate(ctx, []byte("r00"), true)
 		if err != nil {
 			return err
@@ -184,6 +184,7 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 		flip.mu.Lock()
 		flip.readsFrom = loc.LeaderAddr
 		flip.mu.Unlock()
+		before := flip.readFlips.Load()
 		for row, v := range want {
 			r, err := users.Get(ctx, []byte(row))
 			require.NoError(t, err, row)
@@ -191,15 +192,19 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 			require.True(t, ok, row)
 			require.Equal(t, v, string(got), row)
 		}
-		if flip.readFlips.Load() == 0 {
+		if flip.readFlips.Load() == before {
 			return fmt.Errorf("no answer of store %d (%s) was corrupted: the leader moved", loc.LeaderStoreID, loc.LeaderAddr)
 		}
 		return nil
-	})
+	}
+	testutils.SucceedsSoon(t, corruptedRound)
 	require.Positive(t, counterValue(t, reg, "shale_kvclient_cell_checksum_mismatches_total"))
 	// The report reached the leader: it ran a check (periodic checks are
 	// off), which found the replicas consistent (the flip was on the way).
-	// The store that served the read again notes why.
+	// The store that served the read again notes why. A report can be
+	// lost (the leader moved, or a follower knew no leader yet); as a
+	// client that keeps reading would, the wait corrupts more reads, and
+	// the stores ask for a check again.
 	testutils.SucceedsSoon(t, func() error {
 		for _, s := range holders {
 			if rep := s.LastCheck(loc.TabletID); rep != nil {
@@ -209,7 +214,12 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 				return nil
 			}
 		}
-		return fmt.Errorf("no check of tablet %d yet", loc.TabletID)
+		var events strings.Builder
+		for _, s := range holders {
+			events.WriteString(s.TabletEvents(loc.TabletID))
+		}
+		_ = corruptedRound()
+		return fmt.Errorf("no check of tablet %d yet; its events:\n%s", loc.TabletID, events.String())
 	})
 	var events strings.Builder
 	for _, s := range holders {

@@ -94,6 +94,13 @@ func (sp *suspects) due(tablet uint64, now time.Time) bool {
 	return true
 }
 
+// forget drops tablet's last ask: the check it asked for did not run.
+func (sp *suspects) forget(tablet uint64) {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	delete(sp.last, tablet)
+}
+
 // noteSuspectRead handles a read that names a store whose answer to it
 // failed its cell checksums at the client (0: none).
 func (s *Store) noteSuspectRead(tabletID, suspect uint64) {
@@ -134,6 +141,10 @@ func (s *Store) noteSuspect(tabletID uint64, why string) {
 			err = fmt.Errorf("no leader known")
 		}
 		if err != nil {
+			// Lost (no leader known, the leader moved, the report did not
+			// arrive): the next client report asks again at once rather
+			// than suspectInterval later.
+			s.suspects.forget(tabletID)
 			s.log.Warn("could not have a suspect tablet checked", "tablet", tabletID, "why", why, "err", err)
 		}
 	})

@@ -2,6 +2,7 @@ package store
 
 import (
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -44,4 +45,18 @@ func TestApplyRefusesBadCellChecksum(t *testing.T) {
 	_, err = ev.mutateRow(&kvpb.MutateRowRequest{TableId: 1, RowKey: row, Mutations: []*kvpb.Mutation{set("a", "va", ok)}})
 	require.NoError(t, err)
 	require.EqualValues(t, 1, b.Count())
+}
+
+// Clients' reports ask for at most one check of a tablet per
+// suspectInterval, unless the check they asked for did not run (forget):
+// then the next report asks again at once.
+func TestSuspectReportsAskOncePerIntervalUnlessLost(t *testing.T) {
+	var sp suspects
+	now := time.Unix(1e9, 0)
+	require.True(t, sp.due(7, now))
+	require.False(t, sp.due(7, now.Add(suspectInterval/2)), "one check per interval")
+	require.True(t, sp.due(8, now), "per tablet")
+	sp.forget(7)
+	require.True(t, sp.due(7, now.Add(suspectInterval/2)), "a lost ask is asked again")
+	require.True(t, sp.due(8, now.Add(suspectInterval)), "and the interval passes")
 }
