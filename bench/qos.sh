@@ -117,7 +117,7 @@ p99() { # FILE OP: the operation's p99 in µs from a YCSB summary
 quiet_p99="" quiet_upd="" # read and update p99 of the last quiet window
 
 ratio() { # VALUE BASE: VALUE/BASE to two places, or - without both
-	if [[ -n "$1" && -n "$2" ]]; then echo "scale=2; $1 / $2" | bc; else echo -; fi
+	if [[ -n "$1" && -n "$2" ]]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo -; fi
 }
 
 row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratios to the last quiet window

@@ -34,6 +34,9 @@
 //     makes an interval unhealthy too: the store reports each raft-log
 //     fsync (ObserveLogSync), and too large a smoothed fraction of slow
 //     ones cuts the rates (not the foreground's slots or tokens).
+//     Stores that share one process (Options.SharedBy) read the same
+//     scheduling latency and move in step, so each takes its share of
+//     the additive step and of the default floor.
 //
 // Tick runs the controllers once (every Interval, from the store's
 // Stopper); its inputs are injected (Options.SchedLatency, Options.Engine,
