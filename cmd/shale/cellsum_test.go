@@ -205,6 +205,13 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 	// lost (the leader moved, or a follower knew no leader yet); as a
 	// client that keeps reading would, the wait corrupts more reads, and
 	// the stores ask for a check again.
+	tabletEvents := func() string {
+		var events strings.Builder
+		for _, s := range holders {
+			events.WriteString(s.TabletEvents(loc.TabletID))
+		}
+		return events.String()
+	}
 	testutils.SucceedsSoon(t, func() error {
 		for _, s := range holders {
 			if rep := s.LastCheck(loc.TabletID); rep != nil {
@@ -214,18 +221,10 @@ func TestCellChecksumReadServedElsewhere(t *testing.T) {
 				return nil
 			}
 		}
-		var events strings.Builder
-		for _, s := range holders {
-			events.WriteString(s.TabletEvents(loc.TabletID))
-		}
 		_ = corruptedRound()
-		return fmt.Errorf("no check of tablet %d yet; its events:\n%s", loc.TabletID, events.String())
+		return fmt.Errorf("no check of tablet %d yet; its events:\n%s", loc.TabletID, tabletEvents())
 	})
-	var events strings.Builder
-	for _, s := range holders {
-		events.WriteString(s.TabletEvents(loc.TabletID))
-	}
-	require.Contains(t, events.String(), "failed its cell checksums")
+	require.Contains(t, tabletEvents(), "failed its cell checksums")
 }
 
 // counterValue is the value of a counter without labels in reg.

@@ -87,6 +87,7 @@ func New(o Options) (*Controller, error) {
 	if o.SchedLatency == nil {
 		o.SchedLatency = NewSchedSampler().P99
 	}
+	o.SharedBy = max(o.SharedBy, 1)
 	s, err := merge(Settings{Classes: DefaultClassSettings()}, o.Settings)
 	if err != nil {
 		return nil, err
@@ -539,7 +540,7 @@ func (c *Controller) adjustRatesLocked(sched time.Duration, slowDisk bool) {
 		case cut:
 			r /= 2
 		case c.mu.schedLagRun == 0:
-			r += cs.ceiling() * s.IncreaseFraction * cs.weight() / float64(max(c.o.SharedBy, 1))
+			r += cs.ceiling() * s.IncreaseFraction * cs.weight() / float64(c.o.SharedBy)
 		}
 		c.setRateLocked(cl, r)
 	}
@@ -583,7 +584,7 @@ func (c *Controller) State() State {
 	st := State{
 		Settings: c.mu.s, Slots: c.mu.slots, SlotsUsed: c.mu.used, Queued: c.mu.queue.Len(),
 		WriteTokens: finite(c.mu.writeTokens), L0OverloadScore: c.mu.l0Score, SlowLogSyncFrac: c.mu.slowSyncFrac, SchedLatencyP99: c.mu.sched.String(),
-		Rates: map[string]float64{}, SharedBy: max(c.o.SharedBy, 1),
+		Rates: map[string]float64{}, SharedBy: c.o.SharedBy,
 	}
 	st.Settings.Classes = maps.Clone(st.Settings.Classes)
 	for cl := Class(1); cl < NumClasses; cl++ {

@@ -246,13 +246,13 @@ func (cs ClassSettings) ceiling() float64 {
 }
 
 // floor is the class's adaptive floor in bytes per second, for one of
-// sharedBy stores in a process (an explicit MinBytesPerSec is not
-// divided: it is the operator's per-store floor).
+// sharedBy (at least 1) stores in a process (an explicit MinBytesPerSec
+// is not divided: it is the operator's per-store floor).
 func (cs ClassSettings) floor(sharedBy int) float64 {
 	if cs.MinBytesPerSec > 0 {
 		return min(float64(cs.MinBytesPerSec), cs.ceiling())
 	}
-	return min(max(cs.ceiling()/64/float64(max(sharedBy, 1)), 1<<20), cs.ceiling())
+	return min(max(cs.ceiling()/64/float64(sharedBy), 1<<20), cs.ceiling())
 }
 
 func (cs ClassSettings) weight() float64 {
