@@ -16,8 +16,11 @@
 # one cluster moves by up to 2x between windows minutes apart on this
 # 2-core machine, so a phase is compared with the window just before it.
 # It prints one row per mode and phase: read and update p99 (µs), each as
-# a multiple of the preceding quiet window's (read x, upd x), and how long
-# the background work took, and leaves every output under OUT. The issue's
+# a multiple of the preceding quiet window's (read x, upd x), how long
+# the background work took, and the memtable flushes of all stores during
+# the window (all of them, and those an overlapping ingest forced:
+# shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), and
+# leaves every output under OUT. The issue's
 # bar: with admission on, the p99 during each background phase stays
 # within 1.5x of quiet while the background work still finishes.
 #
@@ -25,6 +28,7 @@
 # Environment (defaults in brackets):
 #   RECORDS [200000]  IMPORT_RECORDS [1000000]  THREADS [16]  DURATION [60s]
 #   MODES ["off on"]  DATA parent of the work directory [/var/tmp]
+#   PHASES ["import backup drain"]  the background phases to run, in order
 #   KEEP_DATA=1 keep the clusters' data directories
 #   LOAD [1]  foreground load as a fraction of the cluster's measured peak:
 #             below 1, each mode first runs YCSB A unthrottled for DURATION
@@ -50,6 +54,7 @@ IMPORT_RECORDS="${IMPORT_RECORDS:-1000000}"
 THREADS="${THREADS:-16}"
 DURATION="${DURATION:-60s}"
 MODES="${MODES:-off on}"
+PHASES="${PHASES:-import backup drain}"
 DATA="${DATA:-/var/tmp}"
 BG_NICE="${BG_NICE:-0}"
 LOAD="${LOAD:-1}"
@@ -57,6 +62,7 @@ SHALE="${SHALE:-$ROOT/bin/shale}"
 OUT="$(mktemp -d "$DATA/shale-qos-bench.XXXXXX")"
 CLIENT="$(mktemp -d "${CLIENT_DIR:-$OUT}/shale-qos-client.XXXXXX")"
 PG_PID="" FG_PID=""
+METRICS=() # the stores' /metrics URLs, from the playground's output
 
 cleanup() {
 	for p in "$FG_PID" "$PG_PID"; do
@@ -89,6 +95,7 @@ start_cluster() { # MODE
 		sleep 0.5 # polling the playground's output for its ready line
 	done
 	[[ -n "$PD" ]] || { echo "qos: the cluster did not start" >&2; exit 1; }
+	mapfile -t METRICS < <(sed -n 's/^tablet: .*(metrics \(.*\))$/\1/p' "$OUT/playground-$1.out")
 }
 
 stop_cluster() {
@@ -97,7 +104,26 @@ stop_cluster() {
 	PG_PID=""
 }
 
+flushes() { # the stores' memtable flushes so far: "all ingest"
+	local u
+	for u in "${METRICS[@]}"; do
+		curl -fsS "$u" || { echo "qos: cannot scrape $u" >&2; exit 1; }
+	done | awk '$1 == "shale_pebble_flushes_total" { t += $2 }
+		$1 == "shale_pebble_ingest_flushes_total" { i += $2 }
+		END { printf "%d %d\n", t, i }'
+}
+
+flushes0="0 0" # flushes() when the current window started
+
+flush_delta() { # the flushes since flushes0: "all/ingest"
+	local a0 i0 a1 i1
+	read -r a0 i0 <<<"$flushes0"
+	read -r a1 i1 <<<"$(flushes)"
+	echo "$((a1 - a0))/$((i1 - i0))"
+}
+
 fg_start() { # NAME: YCSB A in the background until fg_stop
+	flushes0="$(flushes)"
 	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration 24h >"$OUT/fg-$1.txt" 2>"$OUT/fg-$1.log" &
 	FG_PID=$!
@@ -126,11 +152,12 @@ row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratio
 	if [[ "$3" != - ]]; then
 		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
 	fi
-	printf "%-5s %-7s %12s %14s %7s %7s %12s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" | tee -a "$OUT/summary.txt"
+	printf "%-5s %-7s %12s %14s %7s %7s %12s %9s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" | tee -a "$OUT/summary.txt"
 }
 
 quiet() { # MODE NAME: a quiet window of DURATION; its p99s become quiet_p99 and quiet_upd
 	log "admission $1: $2"
+	flushes0="$(flushes)"
 	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$1-$2.txt" 2>"$OUT/fg-$1-$2.log"
 	row "$1" "$2" -
@@ -150,12 +177,59 @@ if [[ "$SHALE" == "$ROOT/bin/shale" ]]; then
 	make -C "$ROOT" -s build
 fi
 
-log "generating $IMPORT_RECORDS records to import"
-(cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$CLIENT/ycsb.csv"
+phase_import() { # MODE
+	quiet "$1" quiet
+	log "admission $1: import"
+	"$SHALE" table --pd "$PD" --timeout 120s create "import_$1" f:maxversions=1 >/dev/null
+	fg_start "$1-import"
+	t0=$(now)
+	nice -n "$BG_NICE" "$SHALE" import --pd "$PD" --table "import_$1" --raw --header --row-key key --map "$MAP" \
+		--work-dir "$CLIENT/import-$1" --progress none "$CLIENT/ycsb.csv" >"$OUT/import-$1.txt"
+	t1=$(now)
+	fg_stop
+	row "$1" import "$(echo "$t1 - $t0" | bc)"
+}
+
+phase_backup() { # MODE
+	quiet "$1" quiet-b
+	log "admission $1: backup"
+	fg_start "$1-backup"
+	t0=$(now)
+	nice -n "$BG_NICE" "$SHALE" backup --pd "$PD" --to "file://$CLIENT/backup-$1" --table usertable --progress none >"$OUT/backup-$1.txt"
+	t1=$(now)
+	fg_stop
+	row "$1" backup "$(echo "$t1 - $t0" | bc)"
+}
+
+phase_drain() { # MODE
+	quiet "$1" quiet-d
+	victim=$(busiest)
+	log "admission $1: drain store $victim"
+	fg_start "$1-drain"
+	t0=$(now)
+	"$SHALE" ctl --pd "$PD" drain "$victim" >/dev/null
+	until drained "$victim"; do
+		sleep 1 # polling PD's view of the store
+	done
+	t1=$(now)
+	fg_stop
+	row "$1" drain "$(echo "$t1 - $t0" | bc)"
+}
+
+for phase in $PHASES; do
+	case "$phase" in
+	import | backup | drain) ;;
+	*) echo "qos: unknown phase $phase (import, backup, drain)" >&2; exit 2 ;;
+	esac
+done
+if [[ " $PHASES " == *" import "* ]]; then
+	log "generating $IMPORT_RECORDS records to import"
+	(cd "$ROOT" && go run ./bench/importgen -records "$IMPORT_RECORDS") >"$CLIENT/ycsb.csv"
+fi
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %7s %7s %12s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s %9s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"
@@ -165,6 +239,7 @@ for mode in $MODES; do
 	run_flags=() quiet_p99="" quiet_upd=""
 	if [[ "$LOAD" != 1 ]]; then
 		log "admission $mode: peak (unthrottled)"
+		flushes0="$(flushes)"
 		"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
 			-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-peak.txt" 2>"$OUT/fg-$mode-peak.log"
 		peak="$(sed -n 's/^\[OVERALL\], Throughput(ops\/sec), //p' "$OUT/fg-$mode-peak.txt")"
@@ -173,40 +248,9 @@ for mode in $MODES; do
 		row "$mode" peak "${peak%.*} ops/s"
 		log "admission $mode: foreground at $target ops/s ($LOAD of $peak)"
 	fi
-
-	quiet "$mode" quiet
-
-	log "admission $mode: import"
-	"$SHALE" table --pd "$PD" --timeout 120s create "import_$mode" f:maxversions=1 >/dev/null
-	fg_start "$mode-import"
-	t0=$(now)
-	nice -n "$BG_NICE" "$SHALE" import --pd "$PD" --table "import_$mode" --raw --header --row-key key --map "$MAP" \
-		--work-dir "$CLIENT/import-$mode" --progress none "$CLIENT/ycsb.csv" >"$OUT/import-$mode.txt"
-	t1=$(now)
-	fg_stop
-	row "$mode" import "$(echo "$t1 - $t0" | bc)"
-
-	quiet "$mode" quiet-b
-	log "admission $mode: backup"
-	fg_start "$mode-backup"
-	t0=$(now)
-	nice -n "$BG_NICE" "$SHALE" backup --pd "$PD" --to "file://$CLIENT/backup-$mode" --table usertable --progress none >"$OUT/backup-$mode.txt"
-	t1=$(now)
-	fg_stop
-	row "$mode" backup "$(echo "$t1 - $t0" | bc)"
-
-	quiet "$mode" quiet-d
-	victim=$(busiest)
-	log "admission $mode: drain store $victim"
-	fg_start "$mode-drain"
-	t0=$(now)
-	"$SHALE" ctl --pd "$PD" drain "$victim" >/dev/null
-	until drained "$victim"; do
-		sleep 1 # polling PD's view of the store
+	for phase in $PHASES; do
+		"phase_$phase" "$mode"
 	done
-	t1=$(now)
-	fg_stop
-	row "$mode" drain "$(echo "$t1 - $t0" | bc)"
 	stop_cluster
 done
 echo "outputs: $OUT"

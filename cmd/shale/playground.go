@@ -382,7 +382,7 @@ func runPlayground(cmd *cobra.Command, dir string, l playgroundLayout, sql *shel
 	fmt.Fprintf(out, "http: %s%s/pd/api/v1/stores\n", scheme, leaderHTTP)
 	fmt.Fprintf(out, "console: %s%s/console/\n", scheme, leaderHTTP)
 	for _, s := range l.stores {
-		fmt.Fprintf(out, "tablet: %s\n", s[0])
+		fmt.Fprintf(out, "tablet: %s (metrics %s%s/metrics)\n", s[0], scheme, s[1])
 	}
 	if mysqlLine != "" {
 		fmt.Fprintln(out, mysqlLine)

@@ -22,6 +22,7 @@ type collector struct {
 	diskFull, storageFailed, ballast      *prometheus.Desc
 	l0Files, l0Sublevels, debt, readAmp   *prometheus.Desc
 	cacheHits, cacheMisses, walFsync      *prometheus.Desc
+	flushes, ingestFlushes, flushedBytes  *prometheus.Desc
 }
 
 func newCollector(s *Store) *collector {
@@ -48,13 +49,17 @@ func newCollector(s *Store) *collector {
 		cacheHits:      d("pebble", "block_cache_hits_total", "Block cache hits."),
 		cacheMisses:    d("pebble", "block_cache_misses_total", "Block cache misses."),
 		walFsync:       d("pebble", "wal_fsync_seconds", "Latency of the engine's WAL fsyncs (Pebble's histogram, re-bucketed)."),
+		flushes:        d("pebble", "flushes_total", "Memtable flushes of the engine, whatever started them."),
+		ingestFlushes:  d("pebble", "ingest_flushes_total", "Flushes that carried ingested sstables: an ingest overlapped the memtable, so the memtable was flushed early."),
+		flushedBytes:   d("pebble", "flushed_bytes_total", "Bytes of sstables written by memtable flushes."),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.tablets, c.leaders, c.quiescent, c.active, c.pendingChanges,
 		c.diskCapacity, c.diskAvailable, c.diskUsed, c.l0Files, c.l0Sublevels, c.debt, c.readAmp,
-		c.cacheHits, c.cacheMisses, c.walFsync, c.diskFull, c.storageFailed, c.ballast} {
+		c.cacheHits, c.cacheMisses, c.walFsync, c.diskFull, c.storageFailed, c.ballast,
+		c.flushes, c.ingestFlushes, c.flushedBytes} {
 		ch <- d
 	}
 }
@@ -112,6 +117,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.readAmp, float64(m.ReadAmp()))
 	counter(c.cacheHits, float64(m.BlockCache.Hits))
 	counter(c.cacheMisses, float64(m.BlockCache.Misses))
+	counter(c.flushes, float64(m.Flush.Count))
+	counter(c.ingestFlushes, float64(m.Flush.AsIngestCount))
+	counter(c.flushedBytes, float64(m.Levels[0].TableBytesFlushed))
 	if h := walFsyncHistogram(c.walFsync, m); h != nil {
 		ch <- h
 	}
