@@ -44,6 +44,9 @@
 //
 //	0x01 store-local:   0x01 'i'                     store ident
 //	                    0x01 's' BE8(tableID)        table schema
+//	                    0x01 'p' BE8(tabletID) BE8(installID) suffix
+//	                                                 a snapshot install's raft
+//	                                                 state, until moved under 0x02
 //	0x02 tablet-local:  0x02 BE8(tabletID) 'a'       applied state
 //	                    0x02 BE8(tabletID) 'd'       tablet descriptor
 //	                    0x02 BE8(tabletID) 'h'       raft HardState

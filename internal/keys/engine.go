@@ -15,9 +15,10 @@ const (
 
 // Store-local suffixes (the byte after regionStore).
 const (
-	storeIdentSuffix  byte = 'i'
-	tableSchemaSuffix byte = 's'
-	dataFormatSuffix  byte = 'f'
+	storeIdentSuffix    byte = 'i'
+	tableSchemaSuffix   byte = 's'
+	dataFormatSuffix    byte = 'f'
+	snapshotStateSuffix byte = 'p'
 )
 
 // Tablet-local suffixes: the byte after 0x02 | BE8(tabletID), as returned by
@@ -36,6 +37,8 @@ const (
 	tabletKeyLen    = tabletPrefixLen + 1 // ... | suffix
 	raftLogKeyLen   = tabletKeyLen + 8    // ... 'l' | BE8(index)
 	schemaKeyLen    = 2 + 8               // 0x01 's' | BE8(tableID)
+	// 0x01 'p' | BE8(tabletID) | BE8(installID) | suffix
+	snapshotStateKeyLen = 2 + 8 + 8 + 1
 )
 
 // StoreIdentKey returns the key of the store's identity record.
@@ -66,6 +69,46 @@ func DecodeTableSchemaKey(key []byte) (tableID uint64, err error) {
 		return 0, fmt.Errorf("%w: not a table schema key: %x", ErrCorruptKey, key)
 	}
 	return binary.BigEndian.Uint64(key[2:]), nil
+}
+
+// SnapshotStatePrefix returns 0x01 'p', the prefix of every snapshot state
+// key (SnapshotStateKey).
+func SnapshotStatePrefix() []byte {
+	return []byte{regionStore, snapshotStateSuffix}
+}
+
+// SnapshotStateKey returns the key under which one snapshot install
+// (installID, unique on the store) carries the tablet-local record suffix
+// (applied state, descriptor, hard state or truncated state) until the
+// store moves it to its tablet-local key. The key is new to the engine,
+// so an SST holding it never overlaps the memtable.
+func SnapshotStateKey(tabletID, installID uint64, suffix byte) []byte {
+	dst := append(make([]byte, 0, snapshotStateKeyLen), regionStore, snapshotStateSuffix)
+	dst = binary.BigEndian.AppendUint64(dst, tabletID)
+	return append(binary.BigEndian.AppendUint64(dst, installID), suffix)
+}
+
+// SnapshotStateInstallPrefix returns the prefix of the snapshot state keys
+// of one install.
+func SnapshotStateInstallPrefix(tabletID, installID uint64) []byte {
+	k := SnapshotStateKey(tabletID, installID, 0)
+	return k[:len(k)-1]
+}
+
+// DecodeSnapshotStateKey decodes a key produced by SnapshotStateKey and
+// returns the tablet-local key the record belongs under, or an error
+// wrapping ErrCorruptKey.
+func DecodeSnapshotStateKey(key []byte) (tabletID, installID uint64, local []byte, err error) {
+	if len(key) != snapshotStateKeyLen || key[0] != regionStore || key[1] != snapshotStateSuffix {
+		return 0, 0, nil, fmt.Errorf("%w: not a snapshot state key: %x", ErrCorruptKey, key)
+	}
+	tabletID, installID = binary.BigEndian.Uint64(key[2:]), binary.BigEndian.Uint64(key[10:])
+	switch suffix := key[18]; suffix {
+	case SuffixAppliedState, SuffixDescriptor, SuffixRaftHardState, SuffixRaftTruncatedState:
+		return tabletID, installID, tabletLocalKey(tabletID, suffix), nil
+	default:
+		return 0, 0, nil, fmt.Errorf("%w: unknown snapshot state suffix 0x%02x in %x", ErrCorruptKey, suffix, key)
+	}
 }
 
 // TabletLocalPrefix returns 0x02 | BE8(tabletID), the prefix of every

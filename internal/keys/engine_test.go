@@ -25,6 +25,33 @@ func TestStoreLocalKeys(t *testing.T) {
 	}
 }
 
+func TestSnapshotStateKeys(t *testing.T) {
+	k := SnapshotStateKey(0x0A0B, 7, SuffixRaftHardState)
+	require.Equal(t, []byte{0x01, 'p', 0, 0, 0, 0, 0, 0, 0x0A, 0x0B, 0, 0, 0, 0, 0, 0, 0, 7, 'h'}, k)
+	require.True(t, bytes.HasPrefix(k, SnapshotStateInstallPrefix(0x0A0B, 7)))
+	require.True(t, bytes.HasPrefix(k, SnapshotStatePrefix()))
+	require.False(t, bytes.HasPrefix(SnapshotStateKey(0x0A0B, 8, SuffixRaftHardState), SnapshotStateInstallPrefix(0x0A0B, 7)))
+	// The region sorts apart from the schemas the store loads at open.
+	require.False(t, bytes.HasPrefix(k, TableSchemaPrefix()))
+
+	for _, suffix := range []byte{SuffixAppliedState, SuffixDescriptor, SuffixRaftHardState, SuffixRaftTruncatedState} {
+		tablet, install, local, err := DecodeSnapshotStateKey(SnapshotStateKey(3, 9, suffix))
+		require.NoError(t, err)
+		require.Equal(t, uint64(3), tablet)
+		require.Equal(t, uint64(9), install)
+		gotTablet, gotSuffix, err := DecodeTabletLocalKey(local)
+		require.NoError(t, err)
+		require.Equal(t, uint64(3), gotTablet)
+		require.Equal(t, suffix, gotSuffix)
+	}
+	// The raft log and the tombstone never travel in a snapshot's state.
+	for _, bad := range [][]byte{nil, SnapshotStatePrefix(), SnapshotStateInstallPrefix(3, 9), k[:len(k)-2], append(k, 0),
+		SnapshotStateKey(3, 9, SuffixRaftLog), SnapshotStateKey(3, 9, SuffixTombstone), TableSchemaKey(1), RaftHardStateKey(3)} {
+		_, _, _, err := DecodeSnapshotStateKey(bad)
+		require.ErrorIs(t, err, ErrCorruptKey, "%x", bad)
+	}
+}
+
 func TestTabletLocalKeys(t *testing.T) {
 	const id = 0x0A0B
 	prefix := []byte{0x02, 0, 0, 0, 0, 0, 0, 0x0A, 0x0B}
@@ -160,6 +187,7 @@ func TestDataSpan(t *testing.T) {
 func TestRegionsDoNotOverlap(t *testing.T) {
 	sorted := [][]byte{
 		StoreIdentKey(),
+		SnapshotStateKey(math.MaxUint64, math.MaxUint64, SuffixRaftTruncatedState),
 		TableSchemaKey(math.MaxUint64),
 		TabletLocalPrefix(0),
 		AppliedStateKey(1),

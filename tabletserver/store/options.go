@@ -276,8 +276,10 @@ type TestingKnobs struct {
 	WhileIngesting func(tabletID uint64)
 	// WhileInstallingSnapshot, if set, runs on the raft worker as it
 	// installs a snapshot of the tablet, after the engine ingested it and
-	// before the replica's new state is published.
-	WhileInstallingSnapshot func(tabletID uint64)
+	// before the replica's raft state moves to its tablet-local keys and
+	// is published. An error stops the install there (the store fails,
+	// as a crash at that point would).
+	WhileInstallingSnapshot func(tabletID uint64) error
 }
 
 // EnsureDefaults returns o with every zero field set to its default.

@@ -255,8 +255,15 @@ func (s *Store) writeSST(path string, fill func(w *sstable.Writer) (int, error))
 }
 
 // installSnapshot ingests a received snapshot's SST together with a second
-// SST that replaces the replica's raft state, so data and state change in
-// one atomic step. Worker only.
+// SST that carries the replica's new raft state, so data and state arrive
+// in one atomic step, and then moves that state under the tablet's local
+// keys (foldSnapshotState). Worker only.
+//
+// The state SST holds keys no earlier write used (SnapshotStateKey with a
+// fresh install ID), not the tablet's local keys: those are in the
+// memtable (the replica wrote its hard state when it first heard from the
+// leader), and an ingest that overlaps the memtable makes Pebble flush it,
+// a write burst per install on the disk the raft log syncs to.
 func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) error {
 	r.awaitIngest()
 	idx := snap.Metadata.Index
@@ -279,53 +286,25 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 	if hs.Term >= cur.Term {
 		newHS.Vote = hs.Vote
 	}
-	hsBytes, err := newHS.Marshal()
-	if err != nil {
-		return err
-	}
-	tr := &raftcmdpb.TruncatedState{Index: idx, Term: snap.Metadata.Term}
-	localPath := dataPath + ".local"
-	prefix := keys.TabletLocalPrefix(r.tabletID)
-	_, err = r.s.writeSST(localPath, func(w *sstable.Writer) (int, error) {
-		if err := w.DeleteRange(prefix, keys.PrefixEnd(prefix)); err != nil {
-			return 0, err
-		}
-		// Keys in suffix order: 'a' applied, 'd' descriptor, 'h' hard
-		// state, 't' truncated state.
-		for _, kv := range []struct {
-			k []byte
-			m proto.Message
-		}{
-			{keys.AppliedStateKey(r.tabletID), sd.Applied},
-			{keys.DescriptorKey(r.tabletID), sd.Tablet},
-		} {
-			v, err := proto.Marshal(kv.m)
-			if err != nil {
-				return 0, err
-			}
-			if err := w.Set(kv.k, v); err != nil {
-				return 0, err
-			}
-		}
-		if err := w.Set(keys.RaftHardStateKey(r.tabletID), hsBytes); err != nil {
-			return 0, err
-		}
-		v, err := proto.Marshal(tr)
-		if err != nil {
-			return 0, err
-		}
-		return 0, w.Set(keys.RaftTruncatedStateKey(r.tabletID), v)
+	install := r.s.nextID.Add(1)
+	statePath := dataPath + ".state"
+	_, err := r.s.writeSST(statePath, func(w *sstable.Writer) (int, error) {
+		return 0, writeSnapshotState(w, r.tabletID, install, &sd, newHS, &raftcmdpb.TruncatedState{Index: idx, Term: snap.Metadata.Term})
 	})
 	if err != nil {
 		return err
 	}
 	// The replica's own lock, not the store's applyMu: reads of other
-	// tablets go on while Pebble ingests (and may flush its memtable).
+	// tablets go on while Pebble ingests (a memtable flush if the data
+	// overlaps what this store wrote lately: rare).
 	// The worker installs, so no apply batch commits meanwhile.
 	r.installMu.Lock()
-	err = r.s.db.Ingest(context.Background(), []string{localPath, dataPath})
+	err = r.s.db.Ingest(context.Background(), []string{statePath, dataPath})
 	if k := r.s.opts.Knobs; err == nil && k != nil && k.WhileInstallingSnapshot != nil {
-		k.WhileInstallingSnapshot(r.tabletID)
+		err = k.WhileInstallingSnapshot(r.tabletID)
+	}
+	if err == nil {
+		err = r.s.foldSnapshotState(keys.SnapshotStateInstallPrefix(r.tabletID, install))
 	}
 	if err == nil {
 		// The whole applied state, as written above: a snapshot of a tablet
@@ -352,7 +331,7 @@ func (r *replica) installSnapshot(snap raftpb.Snapshot, hs raftpb.HardState) err
 		r.publishHealth()
 	}
 	r.installMu.Unlock()
-	_ = r.s.fs.Remove(localPath)
+	_ = r.s.fs.Remove(statePath)
 	_ = r.s.fs.Remove(dataPath)
 	if err == nil {
 		r.unblockBySnapshot(idx)
@@ -399,4 +378,88 @@ func (r *replica) maybeTruncateLog() {
 	if target >= r.applied.Index {
 		r.ingestLogBytes = 0
 	}
+}
+
+// writeSnapshotState writes one install's raft state under its snapshot
+// state keys, in key order: 'a' applied, 'd' descriptor, 'h' hard state,
+// 't' truncated state.
+func writeSnapshotState(w *sstable.Writer, tabletID, install uint64, sd *raftcmdpb.SnapshotData, hs raftpb.HardState, tr *raftcmdpb.TruncatedState) error {
+	applied, err := proto.Marshal(sd.Applied)
+	if err != nil {
+		return err
+	}
+	desc, err := proto.Marshal(sd.Tablet)
+	if err != nil {
+		return err
+	}
+	hard, err := hs.Marshal()
+	if err != nil {
+		return err
+	}
+	truncated, err := proto.Marshal(tr)
+	if err != nil {
+		return err
+	}
+	for _, rec := range []struct {
+		suffix byte
+		v      []byte
+	}{
+		{keys.SuffixAppliedState, applied},
+		{keys.SuffixDescriptor, desc},
+		{keys.SuffixRaftHardState, hard},
+		{keys.SuffixRaftTruncatedState, truncated},
+	} {
+		if err := w.Set(keys.SnapshotStateKey(tabletID, install, rec.suffix), rec.v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// foldSnapshotState moves every snapshot state under prefix to its
+// tablet's local keys, replacing all of that tablet's local state (its
+// old raft log, hard state and tombstone included), and deletes it: one
+// batch, after the install's ingest, and at Open for an install a crash
+// interrupted in between.
+//
+// The batch is not synced. Until it is durable the ingested state is, and
+// a crash before that folds it again at Open; the WAL is written in order,
+// so no later write of the tablet survives a crash that loses the fold.
+func (s *Store) foldSnapshotState(prefix []byte) error {
+	iter, err := s.db.NewIter(&pebble.IterOptions{LowerBound: prefix, UpperBound: keys.PrefixEnd(prefix)})
+	if err != nil {
+		return err
+	}
+	defer iter.Close()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var last [2]uint64 // tablet and install of the previous key
+	for iter.First(); iter.Valid(); iter.Next() {
+		tablet, install, local, err := keys.DecodeSnapshotStateKey(iter.Key())
+		if err != nil {
+			return err
+		}
+		if last != [2]uint64{tablet, install} {
+			// A later install of the same tablet, if a crash left two,
+			// replaces the earlier one: its range deletion comes later.
+			local := keys.TabletLocalPrefix(tablet)
+			if err := b.DeleteRange(local, keys.PrefixEnd(local), nil); err != nil {
+				return err
+			}
+			last = [2]uint64{tablet, install}
+		}
+		if err := b.Set(local, iter.Value(), nil); err != nil {
+			return err
+		}
+	}
+	if err := iter.Error(); err != nil {
+		return err
+	}
+	if b.Empty() {
+		return nil
+	}
+	if err := b.DeleteRange(prefix, keys.PrefixEnd(prefix), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.NoSync)
 }

@@ -29,7 +29,7 @@ func TestReadsGoOnWhileInstallingSnapshot(t *testing.T) {
 	tab := storetest.TestTable.TableId
 	// readDuring runs on store 3's raft worker inside the install: a
 	// local read of tablet 1, which store 3 already holds, must finish.
-	readDuring := func(tabletID uint64) {
+	readDuring := func(tabletID uint64) error {
 		mu.Lock()
 		s := target
 		mu.Unlock()
@@ -54,6 +54,7 @@ func TestReadsGoOnWhileInstallingSnapshot(t *testing.T) {
 		if problem != "" {
 			blocked = append(blocked, problem)
 		}
+		return nil
 	}
 	c := storetest.Start(t, 3, func(o *store.Options) {
 		if o.StoreID != 3 {

@@ -193,6 +193,13 @@ func Open(opts Options) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	// A crash between a snapshot's ingest and the move of its raft state
+	// left that state under its snapshot state keys: move it before any
+	// replica is loaded.
+	if err := s.foldSnapshotState(keys.SnapshotStatePrefix()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: finish an interrupted snapshot install: %w", err)
+	}
 	if err := fs.RemoveAll(s.snapshotDir()); err != nil && !os.IsNotExist(err) {
 		db.Close()
 		return nil, err
