@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -27,6 +29,9 @@ func startPlayground(t *testing.T, logPath string, args ...string) (*proctest.Pr
 	eps := map[string]string{}
 	for _, m := range regexp.MustCompile(`(?m)^(pd|thrift|thrift1|http|console|data|mysql): (\S+)`).FindAllStringSubmatch(out, -1) {
 		eps[m[1]] = m[2]
+	}
+	if m := regexp.MustCompile(`(?m)^tablet: (\S+) \(metrics (\S+)\)$`).FindStringSubmatch(out); m != nil {
+		eps["tablet"], eps["tablet-metrics"] = m[1], m[2] // the first store's
 	}
 	if m := regexp.MustCompile(`(?m)^(INSECURE|secure):`).FindStringSubmatch(out); m != nil {
 		eps["mode"] = m[1]
@@ -163,5 +168,14 @@ func TestPlaygroundOneStore(t *testing.T) {
 	out, err := runShale(t, "kv", "--pd", eps["pd"], "get", "k")
 	require.NoError(t, err)
 	require.Equal(t, "v\n", out)
+	// The store's line names its metrics page (bench/qos.sh counts the
+	// engine's flushes there).
+	resp, err := http.Get(eps["tablet-metrics"])
+	require.NoError(t, err, "tablet metrics %q", eps["tablet-metrics"])
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, string(body), "shale_pebble_flushes_total ")
 	require.Equal(t, 0, p.Signal(syscall.SIGTERM, 30*time.Second), "SIGTERM: want a clean exit")
 }

@@ -318,12 +318,25 @@ func (p *pdLoop) execute(ctx context.Context, cmd *pdpb.TabletCommand) {
 		cctx, cancel := context.WithTimeout(ctx, time.Minute)
 		defer cancel()
 		if err := p.apply(cctx, cmd); err != nil && ctx.Err() == nil {
-			p.log.Warn("placement command failed", "tablet", cmd.TabletId, "cmd", fmt.Sprintf("%T", cmd.Cmd), "err", err)
+			p.log.Log(ctx, commandFailureLevel(err), "placement command failed", "tablet", cmd.TabletId, "cmd", fmt.Sprintf("%T", cmd.Cmd), "err", err)
 		}
 	})
 	if err != nil {
 		done() // shutting down
 	}
+}
+
+// commandFailureLevel is the log level of a failed placement command. A
+// store that answers "not yet" (ResourceExhausted: a learner still
+// receiving its snapshot, a transfer target not caught up) is expected
+// while a replica moves, and PD sends the command again with the tablet's
+// next heartbeat: a drain of one store logged about 500 of them a minute
+// as warnings.
+func commandFailureLevel(err error) slog.Level {
+	if status.Code(err) == codes.ResourceExhausted {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 
 func (p *pdLoop) apply(ctx context.Context, cmd *pdpb.TabletCommand) error {
