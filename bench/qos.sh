@@ -20,7 +20,10 @@
 # the background work took, and the memtable flushes of all stores during
 # the window (all of them, and those an overlapping ingest forced:
 # shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), and
-# leaves every output under OUT. The issue's
+# leaves every output under OUT. A quiet window also follows the last
+# phase (quiet-e), and after each phase's row comes a row "PHASE<" with
+# its multiples against the quiet window after it: the quiet p99 drifts
+# by 2-3x on a shared machine, and the two rows bracket a phase. The issue's
 # bar: with admission on, the p99 during each background phase stays
 # within 1.5x of quiet while the background work still finishes.
 #
@@ -141,6 +144,7 @@ p99() { # FILE OP: the operation's p99 in µs from a YCSB summary
 }
 
 quiet_p99="" quiet_upd="" # read and update p99 of the last quiet window
+last_phase="" # the last background phase's "NAME READ UPDATE", until the next quiet window
 
 ratio() { # VALUE BASE: VALUE/BASE to two places, or - without both
 	if [[ -n "$1" && -n "$2" ]]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo -; fi
@@ -151,6 +155,7 @@ row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratio
 	local read upd; read="$(p99 "$f" READ)" upd="$(p99 "$f" UPDATE)"
 	if [[ "$3" != - ]]; then
 		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
+		last_phase="$2 $read $upd"
 	fi
 	printf "%-5s %-7s %12s %14s %7s %7s %12s %9s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" | tee -a "$OUT/summary.txt"
 }
@@ -162,6 +167,15 @@ quiet() { # MODE NAME: a quiet window of DURATION; its p99s become quiet_p99 and
 		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$1-$2.txt" 2>"$OUT/fg-$1-$2.log"
 	row "$1" "$2" -
 	quiet_p99="$(p99 "$OUT/fg-$1-$2.txt" READ)" quiet_upd="$(p99 "$OUT/fg-$1-$2.txt" UPDATE)"
+	if [[ -n "$last_phase" ]]; then
+		# The phase just before, against this window after it: the
+		# quiet p99 drifts, so a phase is bracketed by two baselines.
+		local name read upd
+		read -r name read upd <<<"$last_phase"
+		printf "%-5s %-7s %12s %14s %7s %7s\n" "$1" "$name<" "" "" \
+			"$(ratio "$read" "$quiet_p99")" "$(ratio "$upd" "$quiet_upd")" | tee -a "$OUT/summary.txt"
+		last_phase=""
+	fi
 }
 
 busiest() { # the ID of the store holding the most replicas (IDs are allocated)
@@ -246,11 +260,13 @@ for mode in $MODES; do
 		target="$(echo "$peak * $LOAD" | bc | cut -d. -f1)"
 		run_flags=(-p "target=$target")
 		row "$mode" peak "${peak%.*} ops/s"
+		last_phase="" # the peak is not a background phase
 		log "admission $mode: foreground at $target ops/s ($LOAD of $peak)"
 	fi
 	for phase in $PHASES; do
 		"phase_$phase" "$mode"
 	done
+	quiet "$mode" quiet-e
 	stop_cluster
 done
 echo "outputs: $OUT"
