@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/shaledb/shale/internal/keys"
 	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -60,31 +59,17 @@ func TestReadsGoOnWhileInstallingSnapshot(t *testing.T) {
 		if o.StoreID != 3 {
 			return
 		}
-		o.Knobs = &store.TestingKnobs{WhileInstallingSnapshot: readDuring, Started: func(s *store.Store) {
+		o.Knobs.WhileInstallingSnapshot = readDuring
+		o.Knobs.Started = func(s *store.Store) {
 			mu.Lock()
 			defer mu.Unlock()
 			target = s
-		}}
+		}
 	})
-	c.PutSchema(storetest.TestTable)
-	c.Bootstrap(1, keys.RowKey(tab, []byte("b")), keys.RowKey(tab, []byte("m")), 1, 2, 3)
-	c.Bootstrap(2, keys.RowKey(tab, []byte("m")), keys.RowKey(tab, []byte("z")), 1, 2)
 	ctx := ctxT(t, 60*time.Second)
-	if err := c.Put(ctx, 1, "c", "v1"); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Put(ctx, 2, "p", "v2"); err != nil {
-		t.Fatal(err)
-	}
-	testutils.SucceedsSoon(t, func() error { // store 3 has applied tablet 1's write
-		_, err := target.ReadLocal(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: tab, RowKey: []byte("c")})
-		return err
-	})
-	// Store 3 joins tablet 2 as a learner: it gets the tablet by snapshot.
-	testutils.SucceedsSoon(t, func() error {
-		return c.Call(ctx, 2, func(cl kvpb.TabletClient) error {
-			_, err := cl.ChangeReplicas(ctx, &kvpb.ChangeReplicasRequest{Header: &kvpb.RequestHeader{TabletId: 2},
-				Changes: []*kvpb.ReplicaChange{{Type: kvpb.ReplicaChange_ADD_LEARNER, StoreId: 3, ReplicaId: 3}}})
+	snapshotToStore3(t, ctx, c, func() {
+		testutils.SucceedsSoon(t, func() error { // the read readDuring makes works before the install
+			_, err := target.ReadLocal(ctx, &kvpb.GetRequest{Header: &kvpb.RequestHeader{TabletId: 1}, TableId: tab, RowKey: []byte("c")})
 			return err
 		})
 	})
