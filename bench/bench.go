@@ -146,6 +146,9 @@ func Run(ctx context.Context, o Options) (*ycsb.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cs, ok := d.(interface{ ClientStats() string }); ok {
+		fmt.Fprintf(o.Status, "client: %s\n", cs.ClientStats())
+	}
 	for _, op := range res.Ops {
 		if op.FirstError != "" {
 			fmt.Fprintf(o.Status, "first %s error: %s\n", op.Name, op.FirstError)

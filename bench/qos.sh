@@ -19,8 +19,9 @@
 # a multiple of the preceding quiet window's (read x, upd x), how long
 # the background work took, and the memtable flushes of all stores during
 # the window (all of them, and those an overlapping ingest forced:
-# shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), and
-# leaves every output under OUT. A quiet window also follows the last
+# shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), the
+# foreground client's retries (NotLeader, stale routes, ServerBusy: the
+# "client:" line of its log), and leaves every output under OUT. A quiet window also follows the last
 # phase (quiet-e), and after each phase's row comes a row "PHASE<" with
 # its multiples against the quiet window after it: the quiet p99 drifts
 # by 2-3x on a shared machine, and the two rows bracket a phase. The issue's
@@ -157,7 +158,11 @@ row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratio
 		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
 		last_phase="$2 $read $upd"
 	fi
-	printf "%-5s %-7s %12s %14s %7s %7s %12s %9s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" | tee -a "$OUT/summary.txt"
+	printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %8s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" "$(retries "$OUT/fg-$1-$2.log")" | tee -a "$OUT/summary.txt"
+}
+
+retries() { # LOG: the foreground client's retries (all reasons) from its "client:" line
+	sed -n 's/^client: retries \([^,]*\),.*/\1/p' "$1" | tr ' ' '\n' | awk -F= '{ n += $2 } END { print n + 0 }'
 }
 
 quiet() { # MODE NAME: a quiet window of DURATION; its p99s become quiet_p99 and quiet_upd
@@ -243,7 +248,7 @@ fi
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %7s %7s %12s %9s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "retries" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"

@@ -75,6 +75,10 @@ func loadAndRun(t *testing.T, tg target, table string) {
 	requireNoFailures(t, res, &status)
 	require.Equal(t, int64(500), returns(res, ycsb.OpInsert, ycsb.StatusOK))
 	require.Contains(t, status.String(), fmt.Sprintf("seed %d", seed))
+	if tg.name == "shale" {
+		// The client's own counts: a new client looked every tablet up.
+		require.Regexp(t, `client: retries ambiguous=\d+ backoff=\d+ fail=\d+ refresh-route=\d+ retry-elsewhere=\d+, route cache misses [1-9]\d*\n`, status.String())
+	}
 
 	out.Reset()
 	status.Reset()

@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shaledb/shale/bench/ycsb"
 	"github.com/shaledb/shale/kvclient"
@@ -21,6 +24,8 @@ type Shale struct {
 	// staleness > 0: reads and scans read as of that long ago from any
 	// replica (shale.readstaleness).
 	staleness time.Duration
+	// metrics holds the client's own metrics (ClientStats).
+	metrics *prometheus.Registry
 }
 
 var _ ycsb.Driver = (*Shale)(nil)
@@ -42,7 +47,8 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 	if err != nil {
 		return nil, err
 	}
-	c, err := kvclient.Open(ctx, kvclient.Options{PD: cfg.PD, TLS: cfg.TLS})
+	reg := prometheus.NewRegistry()
+	c, err := kvclient.Open(ctx, kvclient.Options{PD: cfg.PD, TLS: cfg.TLS, Registry: reg})
 	if err != nil {
 		return nil, fmt.Errorf("connect to placement driver %v: %w", cfg.PD, err)
 	}
@@ -51,7 +57,39 @@ func OpenShale(ctx context.Context, cfg Config) (*Shale, error) {
 		c.Close()
 		return nil, err
 	}
-	return &Shale{c: c, t: t, family: family, staleness: staleness}, nil
+	return &Shale{c: c, t: t, family: family, staleness: staleness, metrics: reg}, nil
+}
+
+// ClientStats sums up what the client did besides answering: its
+// retries by the action the error called for, and its routing cache
+// misses (kvclient's metrics, docs/metrics.md). A latency tail that comes
+// with retries was spent on routing (leaders moving, tablets splitting),
+// not in the stores' queues.
+func (s *Shale) ClientStats() string {
+	families, err := s.metrics.Gather()
+	if err != nil {
+		return "metrics unavailable: " + err.Error()
+	}
+	var retries []string
+	var misses float64
+	for _, f := range families {
+		switch f.GetName() {
+		case "shale_kvclient_retries_total":
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "reason" {
+						retries = append(retries, fmt.Sprintf("%s=%.0f", l.GetValue(), m.GetCounter().GetValue()))
+					}
+				}
+			}
+		case "shale_kvclient_route_cache_misses_total":
+			for _, m := range f.GetMetric() {
+				misses += m.GetCounter().GetValue()
+			}
+		}
+	}
+	slices.Sort(retries)
+	return fmt.Sprintf("retries %s, route cache misses %.0f", strings.Join(retries, " "), misses)
 }
 
 func ensureShaleTable(ctx context.Context, c *kvclient.Client, name, family string, tablets int) (*kvclient.Table, error) {
