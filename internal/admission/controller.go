@@ -513,7 +513,7 @@ func (c *Controller) Tick() {
 }
 
 // schedLagCutAfter is how many intervals in a row the scheduling latency
-// must be over its target before it cuts the background rates. One
+// must be over its background target before it cuts the background rates. One
 // interval's p99 is a noisy signal: on a busy 2-core machine it was over
 // 5ms in 30% of the quiet intervals, and halving on each of them held the
 // rates near their floors with no foreground gain (docs/performance.md,
@@ -527,7 +527,7 @@ const schedLagCutAfter = 2
 // (divided among the stores sharing the process: Options.SharedBy).
 func (c *Controller) adjustRatesLocked(sched time.Duration, slowDisk bool) {
 	s := c.mu.s
-	if sched > s.SchedLatencyTarget {
+	if sched > s.BackgroundSchedLatencyTarget {
 		c.mu.schedLagRun++
 	} else {
 		c.mu.schedLagRun = 0

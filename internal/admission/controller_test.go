@@ -355,7 +355,7 @@ func TestWriteTokensFollowL0(t *testing.T) {
 // Weight×IncreaseFraction of the ceiling per healthy one; a higher weight
 // climbs faster.
 func TestBackgroundRatesAIMD(t *testing.T) {
-	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
+	h := newHarness(t, Settings{BackgroundSchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
 		"snapshot": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 2},
 		"ingest":   {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1},
 	}})
@@ -637,8 +637,9 @@ func TestSettingsJSON(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &back))
 	require.Equal(t, s, back)
 
-	require.NoError(t, json.Unmarshal([]byte(`{"sched_latency_target": 2000000, "max_background_wait": "2s"}`), &back))
+	require.NoError(t, json.Unmarshal([]byte(`{"sched_latency_target": 2000000, "background_sched_latency_target": "1ms", "max_background_wait": "2s"}`), &back))
 	require.Equal(t, 2*time.Millisecond, back.SchedLatencyTarget)
+	require.Equal(t, time.Millisecond, back.BackgroundSchedLatencyTarget)
 	require.Equal(t, 2*time.Second, back.MaxBackgroundWait)
 	require.ErrorContains(t, json.Unmarshal([]byte(`{"max_queue_wiat": "1s"}`), &back), "unknown field")
 	require.Error(t, json.Unmarshal([]byte(`{"max_queue_wait": "soon"}`), &back))
@@ -707,13 +708,42 @@ func TestStoresSharingAProcessClimbAsOne(t *testing.T) {
 	require.Equal(t, float64(256<<20), rate(shared, Ingest), "the ceiling stays per store")
 }
 
+// Background work is elastic: its rates are cut at a lower scheduling
+// latency than the one that shrinks the foreground's slots. Between the
+// two targets the foreground keeps its slots while the background yields.
+func TestBackgroundYieldsBeforeForegroundShrinks(t *testing.T) {
+	h := newHarness(t, Settings{MinSlots: 4, MaxSlots: 64, Classes: map[string]ClassSettings{
+		"snapshot": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1},
+	}})
+	st := h.c.State()
+	require.Equal(t, 5*time.Millisecond, st.Settings.SchedLatencyTarget)
+	require.Equal(t, 2*time.Millisecond, st.Settings.BackgroundSchedLatencyTarget)
+	slots := st.Slots
+	tks := h.admitN(t, slots, 0) // our own requests fill the slots
+	defer func() {
+		for _, tk := range tks {
+			tk.Release()
+		}
+	}()
+	h.sched.Store(int64(3 * time.Millisecond))
+	h.c.Tick()
+	h.c.Tick()
+	st = h.c.State()
+	require.Equal(t, float64(50<<20), st.Rates["snapshot"], "3ms for two intervals: over the background target, the rate halves")
+	require.GreaterOrEqual(t, st.Slots, slots, "under the foreground target: the slots do not shrink")
+
+	h.sched.Store(int64(6 * time.Millisecond))
+	h.c.Tick()
+	require.Less(t, h.c.State().Slots, st.Slots, "over both targets: the slots shrink too")
+}
+
 // Scheduling lag in single intervals, as a busy machine shows it without
 // any background work, does not cut the rates: they hold through each
 // lagging interval and grow in the others. Lag that persists cuts them.
 // (Foreground queueing cuts them in its first interval:
 // TestBackgroundRatesAIMD.)
 func TestSchedulingLagMustPersistToCutRates(t *testing.T) {
-	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
+	h := newHarness(t, Settings{BackgroundSchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: map[string]ClassSettings{
 		"export": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1},
 	}})
 	rate := func() float64 { return h.c.State().Rates["export"] }
@@ -747,7 +777,7 @@ func TestSchedulingLagMustPersistToCutRates(t *testing.T) {
 func TestBackgroundRateRestartsAfterIdle(t *testing.T) {
 	ctx := context.Background()
 	classes := map[string]ClassSettings{"export": {MaxBytesPerSec: 100 << 20, MinBytesPerSec: 1 << 20, Weight: 1}}
-	h := newHarness(t, Settings{SchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: classes})
+	h := newHarness(t, Settings{BackgroundSchedLatencyTarget: time.Millisecond, IncreaseFraction: 0.1, Classes: classes})
 	rate := func() float64 { return h.c.State().Rates["export"] }
 	require.Equal(t, float64(100<<20), rate(), "an unused class sits at its ceiling")
 	require.NoError(t, h.c.Pace(ctx, Export, 1024))

@@ -29,8 +29,10 @@
 //     follows the foreground's health (AIMD): the rate grows by
 //     Weight×IncreaseFraction of its ceiling every healthy interval and
 //     halves every unhealthy one, never below its floor. Scheduling lag
-//     (one interval's p99, a noisy signal) must last two intervals in a
-//     row to cut; a single lagging interval holds the rates. A slow disk
+//     (one interval's p99 over BackgroundSchedLatencyTarget, lower than
+//     the foreground's target: background work is elastic, as in
+//     CockroachDB) must last two intervals in a row to cut; a single
+//     lagging interval holds the rates. A slow disk
 //     makes an interval unhealthy too: the store reports each raft-log
 //     fsync (ObserveLogSync), and too large a smoothed fraction of slow
 //     ones cuts the rates (not the foreground's slots or tokens).

@@ -40,19 +40,21 @@ type settingsFields Settings
 
 type settingsJSON struct {
 	*settingsFields
-	SchedLatencyTarget *jsonDuration `json:"sched_latency_target"`
-	MaxQueueWait       *jsonDuration `json:"max_queue_wait"`
-	MaxBackgroundWait  *jsonDuration `json:"max_background_wait"`
-	LogSyncThreshold   *jsonDuration `json:"log_sync_latency_threshold"`
+	SchedLatencyTarget           *jsonDuration `json:"sched_latency_target"`
+	BackgroundSchedLatencyTarget *jsonDuration `json:"background_sched_latency_target"`
+	MaxQueueWait                 *jsonDuration `json:"max_queue_wait"`
+	MaxBackgroundWait            *jsonDuration `json:"max_background_wait"`
+	LogSyncThreshold             *jsonDuration `json:"log_sync_latency_threshold"`
 }
 
 func (s *Settings) json() settingsJSON {
 	return settingsJSON{
-		settingsFields:     (*settingsFields)(s),
-		SchedLatencyTarget: (*jsonDuration)(&s.SchedLatencyTarget),
-		MaxQueueWait:       (*jsonDuration)(&s.MaxQueueWait),
-		MaxBackgroundWait:  (*jsonDuration)(&s.MaxBackgroundWait),
-		LogSyncThreshold:   (*jsonDuration)(&s.LogSyncLatencyThreshold),
+		settingsFields:               (*settingsFields)(s),
+		SchedLatencyTarget:           (*jsonDuration)(&s.SchedLatencyTarget),
+		BackgroundSchedLatencyTarget: (*jsonDuration)(&s.BackgroundSchedLatencyTarget),
+		MaxQueueWait:                 (*jsonDuration)(&s.MaxQueueWait),
+		MaxBackgroundWait:            (*jsonDuration)(&s.MaxBackgroundWait),
+		LogSyncThreshold:             (*jsonDuration)(&s.LogSyncLatencyThreshold),
 	}
 }
 

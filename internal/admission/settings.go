@@ -83,8 +83,17 @@ type Settings struct {
 	// package).
 	Disabled bool `json:"disabled"`
 	// SchedLatencyTarget is the p99 Go scheduling latency above which the
-	// node counts as CPU-overloaded. Default 5ms.
+	// node counts as CPU-overloaded: the foreground's CPU slots shrink.
+	// Default 5ms.
 	SchedLatencyTarget time.Duration `json:"sched_latency_target"`
+	// BackgroundSchedLatencyTarget is the p99 Go scheduling latency above
+	// which the background rates are cut (when it lasts two intervals).
+	// It is lower than SchedLatencyTarget because background work is
+	// elastic: it should use only the CPU the foreground leaves idle, and
+	// a foreground that already queues for the processor is past that
+	// point (CockroachDB's elastic CPU controller aims at 1ms). Default
+	// 2ms.
+	BackgroundSchedLatencyTarget time.Duration `json:"background_sched_latency_target"`
 	// MinSlots and MaxSlots bound the foreground CPU slots (in-flight
 	// requests). A slot is held while a request runs, raft commit
 	// included, so there are many per core. Defaults 16 and 512 per
@@ -171,6 +180,9 @@ func (s Settings) withDefaults() Settings {
 	procs := runtime.GOMAXPROCS(0)
 	if s.SchedLatencyTarget <= 0 {
 		s.SchedLatencyTarget = 5 * time.Millisecond
+	}
+	if s.BackgroundSchedLatencyTarget <= 0 {
+		s.BackgroundSchedLatencyTarget = 2 * time.Millisecond
 	}
 	if s.MinSlots <= 0 {
 		s.MinSlots = 16 * procs
