@@ -19,8 +19,10 @@
 # a multiple of the preceding quiet window's (read x, upd x), how long
 # the background work took, and the memtable flushes of all stores during
 # the window (all of them, and those an overlapping ingest forced:
-# shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), the
-# foreground client's retries (NotLeader, stale routes, ServerBusy: the
+# shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), the MiB
+# version GC read (shale_store_gc_scanned_bytes_total: GC runs in every
+# window, quiet ones included, and its first pass over a new table reads
+# it whole), the foreground client's retries (NotLeader, stale routes, ServerBusy: the
 # "client:" line of its log), and leaves every output under OUT. A quiet window also follows the last
 # phase (quiet-e), and after each phase's row comes a row "PHASE<" with
 # its multiples against the quiet window after it: the quiet p99 drifts
@@ -108,22 +110,23 @@ stop_cluster() {
 	PG_PID=""
 }
 
-flushes() { # the stores' memtable flushes so far: "all ingest"
+flushes() { # the stores' memtable flushes and GC-scanned bytes so far: "all ingest gc"
 	local u
 	for u in "${METRICS[@]}"; do
 		curl -fsS "$u" || { echo "qos: cannot scrape $u" >&2; exit 1; }
 	done | awk '$1 == "shale_pebble_flushes_total" { t += $2 }
 		$1 == "shale_pebble_ingest_flushes_total" { i += $2 }
-		END { printf "%d %d\n", t, i }'
+		$1 == "shale_store_gc_scanned_bytes_total" { g += $2 }
+		END { printf "%d %d %.0f\n", t, i, g }'
 }
 
-flushes0="0 0" # flushes() when the current window started
+flushes0="0 0 0" # flushes() when the current window started
 
-flush_delta() { # the flushes since flushes0: "all/ingest"
-	local a0 i0 a1 i1
-	read -r a0 i0 <<<"$flushes0"
-	read -r a1 i1 <<<"$(flushes)"
-	echo "$((a1 - a0))/$((i1 - i0))"
+flush_delta() { # the flushes since flushes0 and the MiB GC read: "all/ingest GC"
+	local a0 i0 g0 a1 i1 g1
+	read -r a0 i0 g0 <<<"$flushes0"
+	read -r a1 i1 g1 <<<"$(flushes)"
+	printf "%9s %7d" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))"
 }
 
 fg_start() { # NAME: YCSB A in the background until fg_stop
@@ -158,7 +161,7 @@ row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratio
 		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
 		last_phase="$2 $read $upd"
 	fi
-	printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %8s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" "$(retries "$OUT/fg-$1-$2.log")" | tee -a "$OUT/summary.txt"
+	printf "%-5s %-7s %12s %14s %7s %7s %12s %s %8s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" "$(retries "$OUT/fg-$1-$2.log")" | tee -a "$OUT/summary.txt"
 }
 
 retries() { # LOG: the foreground client's retries (all reasons) from its "client:" line
@@ -248,7 +251,7 @@ fi
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "retries" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %7s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "GC MiB" "retries" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"
