@@ -21,9 +21,10 @@
 # the window (all of them, and those an overlapping ingest forced:
 # shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), the MiB
 # version GC read (shale_store_gc_scanned_bytes_total: GC runs in every
-# window, quiet ones included, and its first pass over a new table reads
-# it whole), the foreground client's retries (NotLeader, stale routes, ServerBusy: the
-# "client:" line of its log), and leaves every output under OUT. A quiet window also follows the last
+# window, quiet ones included), the foreground client's retries
+# (NotLeader, stale routes, ServerBusy: the "client:" line of its log,
+# without the ambiguous ones, which its stop causes),
+# and leaves every output under OUT. A quiet window also follows the last
 # phase (quiet-e), and after each phase's row comes a row "PHASE<" with
 # its multiples against the quiet window after it: the quiet p99 drifts
 # by 2-3x on a shared machine, and the two rows bracket a phase. The issue's
@@ -110,7 +111,7 @@ stop_cluster() {
 	PG_PID=""
 }
 
-flushes() { # the stores' memtable flushes and GC-scanned bytes so far: "all ingest gc"
+store_counts() { # the stores' memtable flushes and GC-scanned bytes so far: "all ingest gc"
 	local u
 	for u in "${METRICS[@]}"; do
 		curl -fsS "$u" || { echo "qos: cannot scrape $u" >&2; exit 1; }
@@ -120,17 +121,17 @@ flushes() { # the stores' memtable flushes and GC-scanned bytes so far: "all ing
 		END { printf "%d %d %.0f\n", t, i, g }'
 }
 
-flushes0="0 0 0" # flushes() when the current window started
+counts0="0 0 0" # store_counts when the current window started
 
-flush_delta() { # the flushes since flushes0 and the MiB GC read: "all/ingest GC"
+store_delta() { # the flushes since counts0, "all/ingest", and the MiB GC read
 	local a0 i0 g0 a1 i1 g1
-	read -r a0 i0 g0 <<<"$flushes0"
-	read -r a1 i1 g1 <<<"$(flushes)"
+	read -r a0 i0 g0 <<<"$counts0"
+	read -r a1 i1 g1 <<<"$(store_counts)"
 	printf "%9s %7d" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))"
 }
 
 fg_start() { # NAME: YCSB A in the background until fg_stop
-	flushes0="$(flushes)"
+	counts0="$(store_counts)"
 	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration 24h >"$OUT/fg-$1.txt" 2>"$OUT/fg-$1.log" &
 	FG_PID=$!
@@ -161,16 +162,18 @@ row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratio
 		rx="$(ratio "$read" "$quiet_p99")" ux="$(ratio "$upd" "$quiet_upd")"
 		last_phase="$2 $read $upd"
 	fi
-	printf "%-5s %-7s %12s %14s %7s %7s %12s %s %8s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(flush_delta)" "$(retries "$OUT/fg-$1-$2.log")" | tee -a "$OUT/summary.txt"
+	printf "%-5s %-7s %12s %14s %7s %7s %12s %s %8s\n" "$1" "$2" "$read" "$upd" "$rx" "$ux" "$3" "$(store_delta)" "$(retries "$OUT/fg-$1-$2.log")" | tee -a "$OUT/summary.txt"
 }
 
-retries() { # LOG: the foreground client's retries (all reasons) from its "client:" line
-	sed -n 's/^client: retries \([^,]*\),.*/\1/p' "$1" | tr ' ' '\n' | awk -F= '{ n += $2 } END { print n + 0 }'
+retries() { # LOG: the foreground client's retries from its "client:" line,
+	# but for "ambiguous": stopping the client cancels the operations in
+	# flight, and each of those counts as one
+	sed -n 's/^client: retries \([^,]*\),.*/\1/p' "$1" | tr ' ' '\n' | awk -F= '$1 != "ambiguous" { n += $2 } END { print n + 0 }'
 }
 
 quiet() { # MODE NAME: a quiet window of DURATION; its p99s become quiet_p99 and quiet_upd
 	log "admission $1: $2"
-	flushes0="$(flushes)"
+	counts0="$(store_counts)"
 	"$SHALE" bench ycsb run "${ycsb_flags[@]}" "${run_flags[@]}" --pd "$PD" --threads "$THREADS" \
 		-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$1-$2.txt" 2>"$OUT/fg-$1-$2.log"
 	row "$1" "$2" -
@@ -261,7 +264,7 @@ for mode in $MODES; do
 	run_flags=() quiet_p99="" quiet_upd=""
 	if [[ "$LOAD" != 1 ]]; then
 		log "admission $mode: peak (unthrottled)"
-		flushes0="$(flushes)"
+		counts0="$(store_counts)"
 		"$SHALE" bench ycsb run "${ycsb_flags[@]}" --pd "$PD" --threads "$THREADS" \
 			-p operationcount=0 --duration "$DURATION" >"$OUT/fg-$mode-peak.txt" 2>"$OUT/fg-$mode-peak.log"
 		peak="$(sed -n 's/^\[OVERALL\], Throughput(ops\/sec), //p' "$OUT/fg-$mode-peak.txt")"
