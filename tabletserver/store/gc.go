@@ -52,11 +52,12 @@ func (s *Store) startGC(ctx context.Context) error {
 			if !lead {
 				continue
 			}
-			if r.gcDeferred(s) {
+			why := r.gcDue(s)
+			if why == "" {
 				s.metrics.gcDeferred.Inc()
 				continue
 			}
-			if _, err := s.GCTablet(ctx, r.tabletID); err != nil {
+			if _, err := s.gcTablet(ctx, r.tabletID, why); err != nil {
 				r.log.Debug("version gc failed", "err", err)
 			}
 			if ctx.Err() != nil {
@@ -69,6 +70,11 @@ func (s *Store) startGC(ctx context.Context) error {
 // GCTablet collects garbage versions of one tablet this store leads and
 // returns how many cell versions it deleted.
 func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
+	return s.gcTablet(ctx, tabletID, gcWhyManual)
+}
+
+// gcTablet is GCTablet; why says what asked for the pass (gcDue).
+func (s *Store) gcTablet(ctx context.Context, tabletID uint64, why string) (int, error) {
 	if err := s.enter(); err != nil {
 		return 0, err
 	}
@@ -112,7 +118,7 @@ func (s *Store) GCTablet(ctx context.Context, tabletID uint64) (int, error) {
 	// and deletes nothing), and what it sees decides whether the next
 	// pass may skip the tablet (gcskip.go).
 	pacer := s.newScanPacer(ctx, admission.GC)
-	defer func() { s.metrics.gcScannedBytes.Add(float64(pacer.read)) }()
+	defer func() { s.metrics.gcScannedBytes.WithLabelValues(why).Add(float64(pacer.read)) }()
 	mark := &gcMark{index: applied.Index, safePoint: safePoint, debt: debt}
 	var (
 		garbage [][]byte

@@ -17,7 +17,7 @@ import (
 //
 //   - Clean (GCTablet): a pass that deleted nothing is not repeated while
 //     nothing could have made garbage since (stillClean, below).
-//   - Deferred (the queue only; gcDeferred): a tablet is left for a later
+//   - Deferred (the queue only; gcDue): a tablet is left for a later
 //     round while the bytes written to it since its last pass (gcDebt;
 //     ingests are not counted, see below) are
 //     under a tenth of what that pass read, so a pass reads at most about
@@ -110,16 +110,31 @@ const (
 	gcMaxDefer = 10
 )
 
-// gcDeferred reports whether the GC queue may leave r's tablet for a later
-// round (see the top of this file), and counts the round if so.
-func (r *replica) gcDeferred(s *Store) bool {
+// Why the queue reads a tablet whole (the reason label of
+// shale_store_gc_scanned_bytes_total).
+const (
+	gcWhyUnmarked = "unmarked" // no mark: new, restarted, split, or newly led here
+	gcWhyPolicy   = "policy"   // a schema changed or unknown, or a family ages by time
+	gcWhyWritten  = "written"  // written enough since the last pass
+	gcWhyOverdue  = "overdue"  // deferred gcMaxDefer rounds
+	gcWhyManual   = "manual"   // GCTablet called directly (an operator, a test)
+)
+
+// gcDue reports why the GC queue should pass over r's tablet this round,
+// or "" when it may leave the tablet for a later round (see the top of
+// this file), and then counts the round.
+func (r *replica) gcDue(s *Store) string {
 	m := r.gcMark.Load()
-	if m == nil || m.unsure || m.ages || !m.schemasCurrent(s) {
-		return false
-	}
-	if m.deferred.Load() >= gcMaxDefer || int64(r.gcDebt.Load())-m.debt >= max(m.scanned/gcScanPerDebt, gcMinDebt) {
-		return false
+	switch {
+	case m == nil:
+		return gcWhyUnmarked
+	case m.unsure || m.ages || !m.schemasCurrent(s):
+		return gcWhyPolicy
+	case int64(r.gcDebt.Load())-m.debt >= max(m.scanned/gcScanPerDebt, gcMinDebt):
+		return gcWhyWritten
+	case m.deferred.Load() >= gcMaxDefer:
+		return gcWhyOverdue
 	}
 	m.deferred.Add(1)
-	return true
+	return ""
 }

@@ -150,39 +150,37 @@ func (e *gcSkipEnv) putValue(row, fam, value string) {
 // The GC queue leaves a tablet for a later round while the bytes written
 // to it since its last pass are under a tenth of what that pass read
 // (and under 64 KiB), for at most 10 rounds; never a tablet no pass has
-// read, nor one whose schema changed.
+// read, nor one whose schema changed. It names why it reads one whole.
 func TestGCQueueDefersTabletsWithLittleWritten(t *testing.T) {
 	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}}})
-	deferred := func() bool { return e.c.Nodes[e.c.WaitLeader(1)].Store.GCDeferForTest(1) }
+	due := func() string { return e.c.Nodes[e.c.WaitLeader(1)].Store.GCDueForTest(1) }
+	expectDue := func(when, want string) {
+		t.Helper()
+		if got := due(); got != want {
+			t.Fatalf("%s: the queue's choice is %q, want %q (\"\": deferred)", when, got, want)
+		}
+	}
 	kib := strings.Repeat("x", 1024)
 	for i := range 200 {
 		e.putValue(fmt.Sprintf("r%03d", i), "v", kib)
 	}
-	if deferred() {
-		t.Fatal("deferred a tablet no pass has read")
-	}
+	expectDue("no pass yet", "unmarked")
 	e.expect("first pass", 0, false)
-	if !deferred() {
-		t.Fatal("not deferred with nothing written since the pass")
-	}
+	expectDue("nothing written since the pass", "")
 	for i := range 10 {
 		e.putValue(fmt.Sprintf("r%03d", i), "v", "small")
 	}
-	if !deferred() {
-		t.Fatal("not deferred after 10 small writes (10 garbage versions in 200 KiB)")
-	}
+	expectDue("10 small writes (10 garbage versions in 200 KiB)", "")
 	for i := range 100 {
 		e.putValue(fmt.Sprintf("r%03d", i), "v", kib)
 	}
-	if deferred() {
-		t.Fatal("deferred after 100 KiB written to a tablet of 200 KiB")
-	}
+	expectDue("100 KiB written to a tablet of 200 KiB", "written")
 	e.expect("pass after the writes", 10*2+90, false)
 
 	// A deferral is bounded: garbage no write pays for waits 10 rounds.
 	e.putValue("r150", "v", "small")
 	rounds := 0
-	for deferred() {
+	for due() == "" {
 		if rounds++; rounds > 100 {
 			t.Fatal("deferred for 100 rounds")
 		}
@@ -190,14 +188,11 @@ func TestGCQueueDefersTabletsWithLittleWritten(t *testing.T) {
 	if rounds != 10 {
 		t.Fatalf("deferred for %d rounds, want 10", rounds)
 	}
+	expectDue("after 10 rounds", "overdue")
 	e.expect("after the deferral", 1, false)
 
 	// A schema change may make garbage without a write: no deferral.
-	if !deferred() {
-		t.Fatal("not deferred right after a pass")
-	}
+	expectDue("right after a pass", "")
 	e.c.PutSchema(&metapb.TableSchema{TableId: 9, Name: "gc", Version: 2, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}, {Name: "w"}}})
-	if deferred() {
-		t.Fatal("deferred after a schema change")
-	}
+	expectDue("after a schema change", "policy")
 }

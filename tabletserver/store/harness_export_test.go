@@ -159,12 +159,12 @@ func (s *Store) LocalRowsForTest(tabletID uint64) ([]string, error) {
 	return out, it.Error()
 }
 
-// GCDeferForTest is one round of the GC queue's choice for the tablet:
-// whether it would leave the tablet for a later round (gcskip.go).
-func (s *Store) GCDeferForTest(tabletID uint64) bool {
+// GCDueForTest is one round of the GC queue's choice for the tablet: why
+// it would read the tablet whole, "" to leave it for a later round.
+func (s *Store) GCDueForTest(tabletID uint64) string {
 	r, err := s.replicaForRequest(tabletID)
 	if err != nil {
 		panic(err)
 	}
-	return r.gcDeferred(s)
+	return r.gcDue(s)
 }

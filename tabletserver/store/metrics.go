@@ -22,6 +22,7 @@ type storeMetrics struct {
 	closedWaits      prometheus.Counter
 	closeProposals   prometheus.Counter
 	snapshotsSent    prometheus.Counter
+	leadershipsWon   prometheus.Counter
 	snapshotsApplied prometheus.Counter
 	clockRefused     prometheus.Counter
 	diskFullRefused  prometheus.Counter
@@ -41,7 +42,7 @@ type storeMetrics struct {
 	snapRecvBytes   prometheus.Counter
 	gcVersions      prometheus.Counter
 	gcDedup         prometheus.Counter
-	gcScannedBytes  prometheus.Counter
+	gcScannedBytes  *prometheus.CounterVec
 	gcSkipped       prometheus.Counter
 	gcDeferred      prometheus.Counter
 	sentMessagesVec *prometheus.CounterVec
@@ -63,12 +64,13 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		reg.MustRegister(o)
 		return o
 	}
-	cv := func(name, help string) *prometheus.CounterVec {
-		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shale", Subsystem: "store", Name: name, Help: help}, []string{"to_store"})
+	cvl := func(name, help, label string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "shale", Subsystem: "store", Name: name, Help: help}, []string{label})
 		reg.MustRegister(v)
 		return v
 	}
-	return &storeMetrics{
+	cv := func(name, help string) *prometheus.CounterVec { return cvl(name, help, "to_store") }
+	m := &storeMetrics{
 		readyIterations:  c("raft_ready_iterations_total", "Iterations of the raft Ready loop that had work."),
 		raftSyncs:        c("raft_log_syncs_total", "Fsyncs of the raft log (one per Ready iteration at most: group commit)."),
 		entriesAppended:  c("raft_entries_appended_total", "Raft entries written to the log."),
@@ -80,6 +82,7 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		closedWaits:      c("closed_timestamp_waits_total", "Reads at a timestamp that waited for the tablet to close it."),
 		closeProposals:   c("close_proposals_total", "Raft commands proposed only to advance a tablet's closed timestamp."),
 		snapshotsSent:    c("snapshots_sent_total", "Raft snapshots streamed to other stores."),
+		leadershipsWon:   c("raft_leaderships_won_total", "Times a replica on this store became its tablet's raft leader (elections and transfers). A steady rate while nothing is moved or fails is leadership churn."),
 		snapshotsApplied: c("snapshots_applied_total", "Raft snapshots ingested."),
 		clockRefused:     c("clock_updates_refused_total", "Applied timestamps the store's clock did not take in: more than MaxClockOffset ahead of its wall clock."),
 		diskFullRefused:  c("disk_full_refused_writes_total", "Client writes, uploads and snapshots refused because the store's disk is full."),
@@ -99,13 +102,17 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		snapRecvBytes:   c("snapshots_received_bytes_total", "Key and value bytes of raft snapshots received from other stores."),
 		gcVersions:      c("gc_deleted_versions_total", "Cell versions deleted by MVCC garbage collection (max versions, max age)."),
 		gcDedup:         c("gc_deleted_dedup_records_total", "Expired request-ID (exactly-once) records deleted by garbage collection."),
-		gcScannedBytes:  c("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class)."),
+		gcScannedBytes:  cvl("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class), by why the tablet was read: unmarked (no earlier pass here), written, overdue, policy (schema or max age), manual.", "reason"),
 		gcSkipped:       c("gc_skipped_tablets_total", "Garbage collection passes skipped because nothing could have made garbage in the tablet since its last clean pass."),
 		gcDeferred:      c("gc_deferred_tablets_total", "Tablets the GC queue left for a later round: too little written since their last pass to be worth reading them whole."),
 		sentMessagesVec: cv("raft_sent_messages_total", "Raft messages sent, by destination store (snapshots not included)."),
 		sentBytesVec:    cv("raft_sent_bytes_total", "Bytes of raft messages sent, by destination store (snapshots not included)."),
 		peers:           map[uint64]peerCounters{},
 	}
+	for _, why := range []string{gcWhyUnmarked, gcWhyPolicy, gcWhyWritten, gcWhyOverdue, gcWhyManual} {
+		m.gcScannedBytes.WithLabelValues(why) // exported from the start
+	}
+	return m
 }
 
 // peer returns the counters of one destination store, creating them on
@@ -145,5 +152,5 @@ func (s *Store) GCDeleted() (versions, dedupRecords float64) {
 // GCPasses returns the bytes garbage collection passes have read so far
 // and how many passes skipped a clean tablet.
 func (s *Store) GCPasses() (scannedBytes, skipped float64) {
-	return counterValue(s.metrics.gcScannedBytes), counterValue(s.metrics.gcSkipped)
+	return counterSum(s.metrics.gcScannedBytes), counterValue(s.metrics.gcSkipped)
 }
