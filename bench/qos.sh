@@ -21,7 +21,9 @@
 # the window (all of them, and those an overlapping ingest forced:
 # shale_pebble_flushes_total, shale_pebble_ingest_flushes_total), the MiB
 # version GC read (shale_store_gc_scanned_bytes_total: GC runs in every
-# window, quiet ones included), the foreground client's retries
+# window, quiet ones included), the leaderships the stores' replicas won
+# (shale_store_raft_leaderships_won_total: transfers and elections), the
+# foreground client's retries
 # (NotLeader, stale routes, ServerBusy: the "client:" line of its log,
 # without the ambiguous ones, which its stop causes),
 # and leaves every output under OUT. A quiet window also follows the last
@@ -111,23 +113,24 @@ stop_cluster() {
 	PG_PID=""
 }
 
-store_counts() { # the stores' memtable flushes and GC-scanned bytes so far: "all ingest gc"
+store_counts() { # the stores' memtable flushes, GC-scanned bytes and leaderships won so far: "all ingest gc leaders"
 	local u
 	for u in "${METRICS[@]}"; do
 		curl -fsS "$u" || { echo "qos: cannot scrape $u" >&2; exit 1; }
 	done | awk '$1 == "shale_pebble_flushes_total" { t += $2 }
 		$1 == "shale_pebble_ingest_flushes_total" { i += $2 }
-		$1 == "shale_store_gc_scanned_bytes_total" { g += $2 }
-		END { printf "%d %d %.0f\n", t, i, g }'
+		$1 ~ /^shale_store_gc_scanned_bytes_total({|$)/ { g += $2 }
+		$1 == "shale_store_raft_leaderships_won_total" { l += $2 }
+		END { printf "%d %d %.0f %d\n", t, i, g, l }'
 }
 
-counts0="0 0 0" # store_counts when the current window started
+counts0="0 0 0 0" # store_counts when the current window started
 
-store_delta() { # the flushes since counts0, "all/ingest", and the MiB GC read
-	local a0 i0 g0 a1 i1 g1
-	read -r a0 i0 g0 <<<"$counts0"
-	read -r a1 i1 g1 <<<"$(store_counts)"
-	printf "%9s %7d" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))"
+store_delta() { # since counts0: the flushes, "all/ingest", the MiB GC read, the leaderships won
+	local a0 i0 g0 l0 a1 i1 g1 l1
+	read -r a0 i0 g0 l0 <<<"$counts0"
+	read -r a1 i1 g1 l1 <<<"$(store_counts)"
+	printf "%9s %7d %7d" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))" "$((l1 - l0))"
 }
 
 fg_start() { # NAME: YCSB A in the background until fg_stop
@@ -254,7 +257,7 @@ fi
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %7s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "GC MiB" "retries" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %7s %7s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "GC MiB" "leaders" "retries" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"

@@ -349,21 +349,40 @@ func (r *replica) failAllWaiters(propErr, err error) {
 }
 
 // runOnWorker runs f on the raft worker with the replica's RawNode and waits
-// for it.
+// for it. A quiesced group wakes: f may give raft work.
 func (r *replica) runOnWorker(ctx context.Context, f func(*replica) error) error {
+	return r.onWorker(ctx, true, f)
+}
+
+// checkOnWorker is runOnWorker for a check that reads the replica (or
+// destroys it) and gives raft nothing to do: a quiesced group stays
+// asleep. Waking one for a look would set its followers' raft clocks
+// going while their leader sleeps; when two followers of a group wake
+// together (the replica-GC round of each store checks every follower),
+// they elect a new leader an election timeout later, for nothing.
+func (r *replica) checkOnWorker(ctx context.Context, f func(*replica) error) error {
+	return r.onWorker(ctx, false, f)
+}
+
+func (r *replica) onWorker(ctx context.Context, wake bool, f func(*replica) error) error {
 	done := make(chan error, 1)
 	r.mu.Lock()
 	if r.mu.destroyed {
 		r.mu.Unlock()
 		return errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
 	}
-	r.mu.inbox.admin = append(r.mu.inbox.admin, func(r *replica) {
+	run := func(r *replica) {
 		if r.raw == nil {
 			done <- errs.TabletNotFound(r.tabletID, r.s.opts.StoreID)
 			return
 		}
 		done <- f(r)
-	})
+	}
+	if wake {
+		r.mu.inbox.admin = append(r.mu.inbox.admin, run)
+	} else {
+		r.mu.inbox.checks = append(r.mu.inbox.checks, run)
+	}
 	r.mu.Unlock()
 	r.s.enqueue(r.tabletID)
 	select {

@@ -137,6 +137,8 @@ type inbox struct {
 	props []*proposal
 	reads []*readRequest
 	admin []func(*replica)
+	// checks are admin work that wakes no quiesced group (checkOnWorker).
+	checks []func(*replica)
 }
 
 type inboundMsg struct {
@@ -145,7 +147,7 @@ type inboundMsg struct {
 }
 
 func (b *inbox) empty() bool {
-	return len(b.msgs) == 0 && len(b.props) == 0 && len(b.reads) == 0 && len(b.admin) == 0
+	return len(b.msgs) == 0 && len(b.props) == 0 && len(b.reads) == 0 && len(b.admin) == 0 && len(b.checks) == 0
 }
 
 // setReplicaID changes the ID of an uninitialized replica that a split or

@@ -27,7 +27,7 @@ func (s *Store) DestroyIfRemoved(ctx context.Context, current *metapb.TabletDesc
 		return false, nil
 	}
 	destroyed := false
-	err := r.runOnWorker(ctx, func(r *replica) error {
+	err := r.checkOnWorker(ctx, func(r *replica) error {
 		local := r.mu.desc
 		listed := replicaOnStore(current, s.opts.StoreID)
 		if listed != nil && listed.ReplicaId <= r.replicaID {
@@ -191,7 +191,7 @@ func (s *Store) mayStillAbsorb(r *replica, newer *metapb.TabletDescriptor, excep
 // on the worker so that nothing applies in between.
 func (s *Store) destroySuperseded(ctx context.Context, r *replica, newer *metapb.TabletDescriptor) (bool, error) {
 	destroyed := false
-	err := r.runOnWorker(ctx, func(r *replica) error {
+	err := r.checkOnWorker(ctx, func(r *replica) error {
 		local := r.descriptor()
 		if local == nil || !supersedes(newer, local) {
 			return nil

@@ -394,6 +394,9 @@ func (r *replica) drainInbox() {
 		r.idleTicks = 0
 		f(r)
 	}
+	for _, f := range in.checks {
+		f(r)
+	}
 }
 
 // tick advances the group's logical clock, unless hold, and considers
@@ -771,6 +774,7 @@ func (r *replica) updateLeadership(ss *raft.SoftState, hs raftpb.HardState) {
 	if isLeader != wasLeader {
 		if isLeader {
 			r.log.Info("replica became leader", "term", term)
+			r.s.metrics.leadershipsWon.Inc()
 		} else {
 			r.log.Info("replica is no longer leader", "term", term, "leader_replica", lead)
 		}
