@@ -120,6 +120,8 @@ const (
 	gcWhyManual   = "manual"   // GCTablet called directly (an operator, a test)
 )
 
+var gcWhys = []string{gcWhyUnmarked, gcWhyPolicy, gcWhyWritten, gcWhyOverdue, gcWhyManual}
+
 // gcDue reports why the GC queue should pass over r's tablet this round,
 // or "" when it may leave the tablet for a later round (see the top of
 // this file), and then counts the round.

@@ -90,17 +90,3 @@ func counterValue(c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
-
-// counterSum is the sum of a counter vector's children.
-func counterSum(v *prometheus.CounterVec) float64 {
-	ch := make(chan prometheus.Metric, 16)
-	go func() { v.Collect(ch); close(ch) }()
-	var sum float64
-	for c := range ch {
-		var m dto.Metric
-		if c.Write(&m) == nil {
-			sum += m.GetCounter().GetValue()
-		}
-	}
-	return sum
-}

@@ -109,7 +109,7 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		sentBytesVec:    cv("raft_sent_bytes_total", "Bytes of raft messages sent, by destination store (snapshots not included)."),
 		peers:           map[uint64]peerCounters{},
 	}
-	for _, why := range []string{gcWhyUnmarked, gcWhyPolicy, gcWhyWritten, gcWhyOverdue, gcWhyManual} {
+	for _, why := range gcWhys {
 		m.gcScannedBytes.WithLabelValues(why) // exported from the start
 	}
 	return m
@@ -152,5 +152,8 @@ func (s *Store) GCDeleted() (versions, dedupRecords float64) {
 // GCPasses returns the bytes garbage collection passes have read so far
 // and how many passes skipped a clean tablet.
 func (s *Store) GCPasses() (scannedBytes, skipped float64) {
-	return counterSum(s.metrics.gcScannedBytes), counterValue(s.metrics.gcSkipped)
+	for _, why := range gcWhys {
+		scannedBytes += counterValue(s.metrics.gcScannedBytes.WithLabelValues(why))
+	}
+	return scannedBytes, counterValue(s.metrics.gcSkipped)
 }
