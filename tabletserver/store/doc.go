@@ -31,7 +31,8 @@
 // There is no goroutine per tablet. A leader whose followers have everything
 // stops ticking ("quiesces") after QuiesceAfterTicks and tells its followers
 // to stop too; only awake replicas are ticked. Any proposal or message wakes
-// a replica. Stores ping each other once per heartbeat interval; when a store
+// a replica; a check that only looks at one (checkOnWorker) does not, or
+// two followers woken together would elect a new leader. Stores ping each other once per heartbeat interval; when a store
 // goes silent for an election timeout, replicas that were quiesced under a
 // leader on it wake up and elect a new one.
 //
