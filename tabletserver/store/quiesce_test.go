@@ -6,16 +6,13 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/testutils"
+	"github.com/shaledb/shale/tabletserver/storetest"
 )
 
-// An idle (quiesced) tablet whose leader's store dies elects a new leader:
-// the surviving stores notice the silence and wake the tablet.
-func TestQuiescedTabletElectsAfterLeaderStoreDies(t *testing.T) {
-	c, tab := startTablet(t, 3)
-	ctx := ctxT(t, 30*time.Second)
-	if err := c.Put(ctx, tab, "r", "v"); err != nil {
-		t.Fatal(err)
-	}
+// waitQuiesced waits until every replica of tab is quiesced and returns
+// the tablet's term.
+func waitQuiesced(t *testing.T, c *storetest.Cluster, tab uint64) (term uint64) {
+	t.Helper()
 	testutils.SucceedsSoon(t, func() error {
 		for id, n := range c.Nodes {
 			st, err := n.Store.TabletStatus(tab)
@@ -25,9 +22,22 @@ func TestQuiescedTabletElectsAfterLeaderStoreDies(t *testing.T) {
 			if !st.Quiesced {
 				return fmt.Errorf("store %d not quiesced", id)
 			}
+			term = st.Term
 		}
 		return nil
 	})
+	return term
+}
+
+// An idle (quiesced) tablet whose leader's store dies elects a new leader:
+// the surviving stores notice the silence and wake the tablet.
+func TestQuiescedTabletElectsAfterLeaderStoreDies(t *testing.T) {
+	c, tab := startTablet(t, 3)
+	ctx := ctxT(t, 30*time.Second)
+	if err := c.Put(ctx, tab, "r", "v"); err != nil {
+		t.Fatal(err)
+	}
+	waitQuiesced(t, c, tab)
 	old := c.Leader(tab)
 	c.Stop(old)
 	start := time.Now()
@@ -55,20 +65,7 @@ func TestReplicaGCCheckLeavesQuiescedTabletAsleep(t *testing.T) {
 	if err := c.Put(ctx, tab, "r", "v"); err != nil {
 		t.Fatal(err)
 	}
-	var term uint64
-	testutils.SucceedsSoon(t, func() error {
-		for id, n := range c.Nodes {
-			st, err := n.Store.TabletStatus(tab)
-			if err != nil {
-				return err
-			}
-			if !st.Quiesced {
-				return fmt.Errorf("store %d not quiesced", id)
-			}
-			term = st.Term
-		}
-		return nil
-	})
+	term := waitQuiesced(t, c, tab)
 	leader := c.Leader(tab)
 	for id, n := range c.Nodes {
 		if id == leader {
