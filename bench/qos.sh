@@ -23,6 +23,10 @@
 # version GC read (shale_store_gc_scanned_bytes_total: GC runs in every
 # window, quiet ones included), the leaderships the stores' replicas won
 # (shale_store_raft_leaderships_won_total: transfers and elections), the
+# mean raft-log sync of the stores (sync ms: shale_store_raft_log_sync_seconds)
+# and the share of the machine's CPU time its hypervisor stole (steal%,
+# /proc/stat): both move with the machine's neighbours, and a window's
+# p99 follows them (docs/performance.md, session 21), the
 # foreground client's retries
 # (NotLeader, stale routes, ServerBusy: the "client:" line of its log,
 # without the ambiguous ones, which its stop causes),
@@ -113,24 +117,37 @@ stop_cluster() {
 	PG_PID=""
 }
 
-store_counts() { # the stores' memtable flushes, GC-scanned bytes and leaderships won so far: "all ingest gc leaders"
+store_counts() { # so far: the stores' memtable flushes, GC-scanned bytes,
+	# leaderships won, raft-log syncs (seconds, count), and this machine's
+	# CPU ticks (stolen by the hypervisor, all):
+	# "all ingest gc leaders syncsum synccount steal ticks"
 	local u
 	for u in "${METRICS[@]}"; do
 		curl -fsS "$u" || { echo "qos: cannot scrape $u" >&2; exit 1; }
-	done | awk '$1 == "shale_pebble_flushes_total" { t += $2 }
+	done | awk -v cpu="$(head -1 /proc/stat)" '$1 == "shale_pebble_flushes_total" { t += $2 }
 		$1 == "shale_pebble_ingest_flushes_total" { i += $2 }
 		$1 ~ /^shale_store_gc_scanned_bytes_total({|$)/ { g += $2 }
 		$1 == "shale_store_raft_leaderships_won_total" { l += $2 }
-		END { printf "%d %d %.0f %d\n", t, i, g, l }'
+		$1 == "shale_store_raft_log_sync_seconds_sum" { ss += $2 }
+		$1 == "shale_store_raft_log_sync_seconds_count" { sc += $2 }
+		END {
+			n = split(cpu, c, " ") # cpu user nice system idle iowait irq softirq steal ...
+			for (k = 2; k <= n; k++) ticks += c[k]
+			printf "%d %d %.0f %d %.6f %d %d %d\n", t, i, g, l, ss, sc, c[9], ticks
+		}'
 }
 
-counts0="0 0 0 0" # store_counts when the current window started
+counts0="0 0 0 0 0 0 0 0" # store_counts when the current window started
 
-store_delta() { # since counts0: the flushes, "all/ingest", the MiB GC read, the leaderships won
-	local a0 i0 g0 l0 a1 i1 g1 l1
-	read -r a0 i0 g0 l0 <<<"$counts0"
-	read -r a1 i1 g1 l1 <<<"$(store_counts)"
-	printf "%9s %7d %7d" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))" "$((l1 - l0))"
+store_delta() { # since counts0: the flushes, "all/ingest", the MiB GC read,
+	# the leaderships won, the mean raft-log sync in ms, and the share of
+	# this machine's CPU time the hypervisor stole (%)
+	local a0 i0 g0 l0 s0 n0 st0 tk0 a1 i1 g1 l1 s1 n1 st1 tk1
+	read -r a0 i0 g0 l0 s0 n0 st0 tk0 <<<"$counts0"
+	read -r a1 i1 g1 l1 s1 n1 st1 tk1 <<<"$(store_counts)"
+	printf "%9s %7d %7d %7s %6s" "$((a1 - a0))/$((i1 - i0))" "$(((g1 - g0) >> 20))" "$((l1 - l0))" \
+		"$(ratio "$(echo "1000 * ($s1 - $s0)" | bc)" "$((n1 - n0))")" \
+		"$(ratio "$((100 * (st1 - st0)))" "$((tk1 - tk0))")"
 }
 
 fg_start() { # NAME: YCSB A in the background until fg_stop
@@ -155,7 +172,7 @@ quiet_p99="" quiet_upd="" # read and update p99 of the last quiet window
 last_phase="" # the last background phase's "NAME READ UPDATE", until the next quiet window
 
 ratio() { # VALUE BASE: VALUE/BASE to two places, or - without both
-	if [[ -n "$1" && -n "$2" ]]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo -; fi
+	if [[ -n "$1" && -n "$2" && "$2" != 0 ]]; then printf "%.2f" "$(echo "scale=4; $1 / $2" | bc)"; else echo -; fi
 }
 
 row() { # MODE PHASE SECONDS: a phase's row; a background phase's with its ratios to the last quiet window
@@ -257,7 +274,7 @@ fi
 MAP=$(for i in $(seq 0 9); do printf 'field%d=f:field%d,' "$i" "$i"; done)
 MAP=${MAP%,}
 
-printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %7s %7s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "GC MiB" "leaders" "retries" | tee "$OUT/summary.txt"
+printf "%-5s %-7s %12s %14s %7s %7s %12s %9s %7s %7s %7s %6s %8s\n" mode phase "read p99 µs" "update p99 µs" "read x" "upd x" "background s" "flushes" "GC MiB" "leaders" "sync ms" "steal%" "retries" | tee "$OUT/summary.txt"
 for mode in $MODES; do
 	log "admission $mode: starting a 4-store cluster"
 	start_cluster "$mode"

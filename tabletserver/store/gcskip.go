@@ -27,11 +27,15 @@ import (
 //     garbage that no write announces waits: versions the safe point has
 //     since passed, expired request-ID records. Not for a table whose
 //     schema changed or that ages its cells by time (every round, as
-//     before), nor for a replica with no mark (new, restarted, split).
+//     before).
 //     An import mostly fills empty ranges: counted, it had every imported
 //     tablet reread each round of the import (9% of the store's CPU during
 //     one) to find nothing. The garbage of an import over existing cells
 //     waits for the gcMaxDefer bound, or for writes.
+//   - Provisional (the queue only): a replica that leads without a mark
+//     (newly led here, new from a split, restarted) gets one that counts
+//     every byte written since the replica started, and is deferred by
+//     the rule above against gcMinDebt (provisionalGCMark).
 //
 // Garbage appears only when
 //
@@ -58,6 +62,8 @@ type gcMark struct {
 	// aboveSafePoint: the pass kept versions at or above safePoint, which
 	// a later safe point may make garbage.
 	aboveSafePoint bool
+	// provisional: no pass left this mark (provisionalGCMark).
+	provisional bool
 	// ages: the tablet holds a family with a max age.
 	ages bool
 	// unsure: the pass met a table or family without a schema here.
@@ -113,7 +119,7 @@ const (
 // Why the queue reads a tablet whole (the reason label of
 // shale_store_gc_scanned_bytes_total).
 const (
-	gcWhyUnmarked = "unmarked" // no mark: new, restarted, split, or newly led here
+	gcWhyUnmarked = "unmarked" // no pass here yet (new, restarted, split, newly led), and written since the replica started
 	gcWhyPolicy   = "policy"   // a schema changed or unknown, or a family ages by time
 	gcWhyWritten  = "written"  // written enough since the last pass
 	gcWhyOverdue  = "overdue"  // deferred gcMaxDefer rounds
@@ -122,17 +128,35 @@ const (
 
 var gcWhys = []string{gcWhyUnmarked, gcWhyPolicy, gcWhyWritten, gcWhyOverdue, gcWhyManual}
 
+// provisionalGCMark is the mark a replica that leads without one gets
+// from the queue: debt zero, so every byte of writes the replica applied
+// since it started counts against gcMinDebt. A mark is its leader's
+// alone (a pass's result is not replicated), so without this every
+// leader that PD's balancer or an import's scatter moved read its tablet
+// whole at once: during a 1 GiB import, ~50 leader moves had GC read
+// ~560 MiB of tablets filled by ingests, which make no garbage. What it
+// does not know (garbage the old leader left, a schema change, a family
+// that ages) waits at most gcMaxDefer of this replica's rounds as leader,
+// or until gcMinDebt is written. GC only reclaims space (reads hide
+// garbage already), so a deferral costs disk, never a wrong answer.
+func provisionalGCMark() *gcMark { return &gcMark{provisional: true} }
+
 // gcDue reports why the GC queue should pass over r's tablet this round,
 // or "" when it may leave the tablet for a later round (see the top of
 // this file), and then counts the round.
 func (r *replica) gcDue(s *Store) string {
 	m := r.gcMark.Load()
+	if m == nil {
+		r.gcMark.CompareAndSwap(nil, provisionalGCMark())
+		m = r.gcMark.Load()
+	}
 	switch {
-	case m == nil:
-		return gcWhyUnmarked
-	case m.unsure || m.ages || !m.schemasCurrent(s):
+	case !m.provisional && (m.unsure || m.ages || !m.schemasCurrent(s)):
 		return gcWhyPolicy
 	case int64(r.gcDebt.Load())-m.debt >= max(m.scanned/gcScanPerDebt, gcMinDebt):
+		if m.provisional {
+			return gcWhyUnmarked
+		}
 		return gcWhyWritten
 	case m.deferred.Load() >= gcMaxDefer:
 		return gcWhyOverdue

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shaledb/shale/internal/keys"
+	"github.com/shaledb/shale/internal/testutils"
 	"github.com/shaledb/shale/proto/kvpb"
 	"github.com/shaledb/shale/proto/metapb"
 	"github.com/shaledb/shale/tabletserver/store"
@@ -195,4 +196,58 @@ func TestGCQueueDefersTabletsWithLittleWritten(t *testing.T) {
 	expectDue("right after a pass", "")
 	e.c.PutSchema(&metapb.TableSchema{TableId: 9, Name: "gc", Version: 2, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}, {Name: "w"}}})
 	expectDue("after a schema change", "policy")
+}
+
+// A replica that leads without a mark of its own (a new leader, a new
+// tablet) is not read whole at once unless 64 KiB were written since it
+// started: what little garbage it may hold waits at most 10 rounds.
+func TestGCQueueDefersNewLeaderWithLittleWritten(t *testing.T) {
+	e := newGCSkipEnv(t, &metapb.TableSchema{TableId: 9, Name: "gc", Version: 1, Families: []*metapb.FamilySchema{{Name: "v", MaxVersions: 1}}})
+	dueOn := func(id uint64) string { return e.c.Nodes[id].Store.GCDueForTest(1) }
+	for i := range 10 {
+		e.putValue(fmt.Sprintf("r%03d", i), "v", "small")
+	}
+	e.putValue("r000", "v", "small") // one garbage version
+	first := e.c.WaitLeader(1)
+	rounds := 0
+	for dueOn(first) == "" {
+		if rounds++; rounds > 100 {
+			t.Fatal("deferred for 100 rounds")
+		}
+	}
+	if rounds != 10 {
+		t.Fatalf("a new tablet with 11 small writes was deferred for %d rounds, want 10", rounds)
+	}
+	if got := dueOn(first); got != "overdue" {
+		t.Fatalf("after 10 rounds: the queue's choice is %q, want \"overdue\"", got)
+	}
+	e.expect("the overdue pass", 1, false)
+
+	// Leadership moves to a replica that never passed over the tablet.
+	var next uint64
+	for _, id := range []uint64{1, 2, 3} {
+		if id != first {
+			next = id
+			break
+		}
+	}
+	if err := e.c.Nodes[first].Store.TransferLeadershipFromForTest(e.ctx, 1, next); err != nil {
+		t.Fatal(err)
+	}
+	testutils.SucceedsSoon(t, func() error {
+		if got := e.c.WaitLeader(1); got != next {
+			return fmt.Errorf("leader is store %d, want %d", got, next)
+		}
+		return nil
+	})
+	if got := dueOn(next); got != "" {
+		t.Fatalf("new leader, little written: the queue's choice is %q, want it deferred", got)
+	}
+	kib := strings.Repeat("x", 1024)
+	for i := range 70 {
+		e.putValue(fmt.Sprintf("r%03d", i), "v", kib)
+	}
+	if got := dueOn(next); got != "unmarked" {
+		t.Fatalf("new leader after 70 KiB of writes: the queue's choice is %q, want \"unmarked\"", got)
+	}
 }
