@@ -102,7 +102,7 @@ func newMetrics(reg prometheus.Registerer) *storeMetrics {
 		snapRecvBytes:   c("snapshots_received_bytes_total", "Key and value bytes of raft snapshots received from other stores."),
 		gcVersions:      c("gc_deleted_versions_total", "Cell versions deleted by MVCC garbage collection (max versions, max age)."),
 		gcDedup:         c("gc_deleted_dedup_records_total", "Expired request-ID (exactly-once) records deleted by garbage collection."),
-		gcScannedBytes:  cvl("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class), by why the tablet was read: unmarked (no earlier pass here), written, overdue, policy (schema or max age), manual.", "reason"),
+		gcScannedBytes:  cvl("gc_scanned_bytes_total", "Bytes of keys and values garbage collection passes read (paced in the gc admission class), by why the tablet was read: unmarked (no earlier pass on this replica, and 64 KiB written since it started), written, overdue, policy (schema or max age), manual.", "reason"),
 		gcSkipped:       c("gc_skipped_tablets_total", "Garbage collection passes skipped because nothing could have made garbage in the tablet since its last clean pass."),
 		gcDeferred:      c("gc_deferred_tablets_total", "Tablets the GC queue left for a later round: too little written since their last pass to be worth reading them whole."),
 		sentMessagesVec: cv("raft_sent_messages_total", "Raft messages sent, by destination store (snapshots not included)."),
