@@ -56,6 +56,9 @@
 #   BG_NICE [0]  run the import and backup client processes at this nice
 #                level (19 models clients on other machines: their own CPU
 #                then barely competes with the stores on this one)
+#   ADMISSION_JSON  admission settings to PUT on every store once the
+#             cluster is up (docs/qos.md, "Settings"; fields left out take
+#             their defaults), e.g. '{"log_sync_latency_threshold": "2ms"}'
 #   SHALE [bin/shale, built first]  the binary to run: another build's, to
 #             compare two builds side by side (MODES=on SHALE=/tmp/a ...)
 # Quick check: RECORDS=20000 IMPORT_RECORDS=20000 DURATION=10s bench/qos.sh
@@ -109,6 +112,13 @@ start_cluster() { # MODE
 	done
 	[[ -n "$PD" ]] || { echo "qos: the cluster did not start" >&2; exit 1; }
 	mapfile -t METRICS < <(sed -n 's/^tablet: .*(metrics \(.*\))$/\1/p' "$OUT/playground-$1.out")
+	if [[ -n "${ADMISSION_JSON:-}" ]]; then
+		local u
+		for u in "${METRICS[@]}"; do
+			curl -fsS -X PUT "${u%/metrics}/admission" -d "$ADMISSION_JSON" >/dev/null ||
+				{ echo "qos: PUT /admission failed on ${u%/metrics}" >&2; exit 1; }
+		done
+	fi
 }
 
 stop_cluster() {
