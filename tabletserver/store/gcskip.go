@@ -151,7 +151,7 @@ func (r *replica) gcDue(s *Store) string {
 		m = r.gcMark.Load()
 	}
 	switch {
-	case !m.provisional && (m.unsure || m.ages || !m.schemasCurrent(s)):
+	case m.unsure || m.ages || !m.schemasCurrent(s): // never for a provisional mark: it saw nothing
 		return gcWhyPolicy
 	case int64(r.gcDebt.Load())-m.debt >= max(m.scanned/gcScanPerDebt, gcMinDebt):
 		if m.provisional {
